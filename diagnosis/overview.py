@@ -1,0 +1,249 @@
+"""First diagnosis of a territory: needs, offer per facility type, crow-fly proximity.
+
+One core path on arrays (a k-d tree per facility type in EPSG:2154) with a thin
+GeoDataFrame front, :func:`compute_overview`, whose result :class:`Overview` holds
+everything the map, the tables, the CLI and the reports need.
+
+See Also
+--------
+guides/indicateurs.md : definition, formula and source of every indicator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from diagnosis.errors import InputError, MissingDataError
+from diagnosis.schema import FACILITY_COLUMNS, FACILITY_TYPES, NEEDS_NUMERIC, Territory
+from diagnosis.settings import DEFAULT_THRESHOLD_M, METRIC_CRS, WGS84
+
+#: Facility types analysed for proximity (town halls are hosts and partners, not services).
+ANALYSED_TYPES: tuple[str, ...] = tuple(t for t in FACILITY_TYPES if t != "mairie")
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Result of :func:`compute_overview` (read-only).
+
+    Attributes
+    ----------
+    territory
+        The territory diagnosed.
+    layers
+        ``communes``: the territory's communes (EPSG:4326) with needs and, per type ``t``,
+        ``n_t`` (facilities in the commune), ``places_t`` (known places, NaN if none
+        known), ``dist_m_t`` (crow-fly metres from the town hall to the nearest facility
+        of the type, searched across the territory's border), ``within_t`` (bool);
+        ``facilities``: facilities located in the territory's communes;
+        ``facilities_nearby``: facilities outside it that are the nearest of their type
+        for at least one commune.
+    summary
+        JSON-ready figures (see :func:`compute_overview`).
+    params
+        The parameters used.
+    """
+
+    territory: Territory
+    layers: Mapping[str, gpd.GeoDataFrame]
+    summary: Mapping[str, Any]
+    params: Mapping[str, Any]
+
+
+def origin_points(communes: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    """Town hall of each commune (``townhall_lon``/``townhall_lat``), else a point inside it.
+
+    Returned in EPSG:4326, indexed like ``communes``.
+    """
+    fallback = communes.geometry.to_crs(METRIC_CRS).representative_point().to_crs(WGS84)
+    if {"townhall_lon", "townhall_lat"} <= set(communes.columns):
+        lon = pd.to_numeric(communes["townhall_lon"], errors="coerce")
+        lat = pd.to_numeric(communes["townhall_lat"], errors="coerce")
+        th = gpd.GeoSeries(gpd.points_from_xy(lon, lat), index=communes.index, crs=WGS84)
+        return th.where(lon.notna() & lat.notna(), fallback)
+    return fallback
+
+
+def nearest_distances(origins_xy: np.ndarray, targets_xy: np.ndarray) -> tuple[np.ndarray,
+                                                                               np.ndarray]:
+    """Crow-fly distance (same unit as the input) and index of the nearest target.
+
+    Parameters
+    ----------
+    origins_xy, targets_xy
+        Arrays of shape (n, 2) and (m, 2) in a metric CRS.
+
+    Returns
+    -------
+    distances, indices
+        ``inf`` and ``-1`` for every origin when there is no target.
+
+    Examples
+    --------
+    >>> d, i = nearest_distances(np.array([[0.0, 0.0], [10.0, 0.0]]),
+    ...                          np.array([[3.0, 4.0], [10.0, 1.0]]))
+    >>> d.tolist(), i.tolist()
+    ([5.0, 1.0], [0, 1])
+    """
+    origins_xy = np.asarray(origins_xy, dtype=float).reshape(-1, 2)
+    targets_xy = np.asarray(targets_xy, dtype=float).reshape(-1, 2)
+    if len(targets_xy) == 0:
+        return np.full(len(origins_xy), np.inf), np.full(len(origins_xy), -1)
+    dist, idx = cKDTree(targets_xy).query(origins_xy, k=1)
+    return np.asarray(dist, dtype=float), np.asarray(idx, dtype=int)
+
+
+def compute_overview(
+    territory: Territory,
+    communes: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    *,
+    threshold_m: float = DEFAULT_THRESHOLD_M,
+    types: Iterable[str] = ANALYSED_TYPES,
+    sources: Sequence[Mapping[str, str]] = (),
+    births_col: str = "births_2024",
+) -> Overview:
+    """Diagnose a territory: needs, offer per type, distance to the nearest facility.
+
+    Parameters
+    ----------
+    territory
+        The territory (its ``communes`` select rows of ``communes``).
+    communes
+        Loaded communes (at least the territory's; neighbours are context) with
+        ``code_insee``, need columns, polygons and, preferably, the town hall position.
+    facilities
+        Loaded facilities in the schema; those outside the territory count as
+        "nearest" for border communes.
+    threshold_m
+        Crow-fly distance under which a commune's births count as within reach.
+    types
+        Facility types to analyse.
+    sources
+        Source records (``key``, ``title``, ``vintage``, ``licence``, ``attribution``)
+        listed in the summary.
+    births_col
+        Column of births used for the shares.
+
+    Returns
+    -------
+    Overview
+        ``summary`` holds ``territory`` (kind, code, name), ``n_communes``,
+        ``n_communes_missing`` (communes of the territory with no loaded data),
+        ``births_2024``, ``population_2022``, ``under3_estimate`` (labelled estimate),
+        ``facilities`` (per type: ``count``, ``places_known``, ``with_capacity``,
+        ``at_commune_precision``), ``births_within_threshold`` (per type: ``births``,
+        ``share``), ``communes_without`` (per type: INSEE codes with none in the
+        commune), ``threshold_m`` and ``sources``.
+
+    Raises
+    ------
+    MissingDataError
+        No commune of the territory is in ``communes``.
+    InputError
+        Bad parameters or columns.
+    """
+    if not np.isfinite(threshold_m) or threshold_m <= 0:
+        raise InputError(f"threshold_m={threshold_m!r} must be a positive number of metres")
+    types = tuple(types)
+    unknown = [t for t in types if t not in FACILITY_TYPES]
+    if unknown:
+        raise InputError(f"types={unknown!r} are not facility types; use {sorted(FACILITY_TYPES)}")
+    for col in ("code_insee", births_col):
+        if col not in communes.columns:
+            raise InputError(f"communes lacks column {col!r}; found {list(communes.columns)}")
+    missing_cols = [c for c in FACILITY_COLUMNS if c not in facilities.columns]
+    if missing_cols:
+        raise InputError(f"facilities lacks schema columns {missing_cols}")
+
+    wanted = set(territory.communes)
+    com = communes.loc[communes["code_insee"].isin(wanted)].copy()
+    missing = sorted(wanted - set(com["code_insee"]))
+    if com.empty:
+        raise MissingDataError(
+            f"{territory.label}: aucune commune du territoire n'a de données chargées "
+            f"(contours, INSEE). Données manquantes pour les départements "
+            f"{', '.join(territory.departements)}."
+        )
+    com = com.to_crs(WGS84).sort_values("code_insee").reset_index(drop=True)
+    fac = facilities.to_crs(WGS84).reset_index(drop=True)
+    origins = origin_points(com).to_crs(METRIC_CRS)
+    oxy = np.column_stack([origins.x.to_numpy(), origins.y.to_numpy()])
+    fac_m = fac.geometry.to_crs(METRIC_CRS)
+    fxy = np.column_stack([fac_m.x.to_numpy(), fac_m.y.to_numpy()])
+    in_territory = fac["code_insee"].isin(wanted).to_numpy()
+    births = pd.to_numeric(com[births_col], errors="coerce").fillna(0.0).to_numpy()
+    total_births = float(births.sum())
+
+    nearby_idx: set[int] = set()
+    per_type: dict[str, Any] = {}
+    within: dict[str, Any] = {}
+    without: dict[str, list[str]] = {}
+    new_cols: dict[str, Any] = {}
+    for t in types:
+        mask = fac["type"].eq(t).to_numpy()
+        sel = np.flatnonzero(mask)
+        dist, idx = nearest_distances(oxy, fxy[sel])
+        if len(sel):
+            nearby_idx.update(int(sel[i]) for i in idx if not in_territory[sel[i]])
+        local = fac.loc[mask & in_territory]
+        counts = local.groupby("code_insee").size()
+        places = local.groupby("code_insee")["capacity"].sum(min_count=1)
+        new_cols[f"n_{t}"] = com["code_insee"].map(counts).fillna(0).astype(int)
+        new_cols[f"places_{t}"] = com["code_insee"].map(places).astype("float64")
+        new_cols[f"dist_m_{t}"] = dist
+        ok = dist <= threshold_m
+        new_cols[f"within_{t}"] = ok
+        per_type[t] = {
+            "count": int(len(local)),
+            "places_known": float(local["capacity"].sum(min_count=1))
+            if local["capacity"].notna().any() else None,
+            "with_capacity": int(local["capacity"].notna().sum()),
+            "at_commune_precision": int(local["position_precision"].eq("commune").sum()),
+        }
+        b = float(births[ok].sum())
+        within[t] = {"births": b, "share": b / total_births if total_births > 0 else None}
+        without[t] = com.loc[new_cols[f"n_{t}"].eq(0).to_numpy(), "code_insee"].tolist()
+    com = pd.concat([com, pd.DataFrame(new_cols, index=com.index)], axis=1)
+    com = gpd.GeoDataFrame(com, geometry="geometry", crs=WGS84)
+
+    def _sum(col: str) -> float | None:
+        if col not in com:
+            return None
+        v = pd.to_numeric(com[col], errors="coerce")
+        return float(v.sum()) if v.notna().any() else None
+
+    summary = {
+        "territory": {"kind": territory.kind, "code": territory.code, "name": territory.name},
+        "n_communes": int(len(com)),
+        "n_communes_missing": len(missing),
+        "communes_missing": missing,
+        "births_2024": _sum(births_col),
+        "population_2022": _sum("population_2022"),
+        "births_mean_2016_2021": _sum("births_mean_2016_2021"),
+        "under3_estimate": _sum("under3_estimate"),
+        "under3_estimate_label": "estimation : 3 × naissances 2024 (pas un comptage)",
+        "facilities": per_type,
+        "births_within_threshold": within,
+        "communes_without": without,
+        "threshold_m": float(threshold_m),
+        "distance_method": "crow_fly",
+        "facilities_outside_used": len(nearby_idx),
+        "sources": [dict(s) for s in sources],
+    }
+    layers = {
+        "communes": com,
+        "facilities": fac.loc[in_territory].reset_index(drop=True),
+        "facilities_nearby": fac.loc[sorted(nearby_idx)].reset_index(drop=True),
+    }
+    params = {"threshold_m": float(threshold_m), "types": types, "births_col": births_col,
+              "need_columns": [c for c in NEEDS_NUMERIC if c in com]}
+    return Overview(territory, MappingProxyType(layers), MappingProxyType(summary),
+                    MappingProxyType(params))

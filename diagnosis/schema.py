@@ -1,0 +1,273 @@
+"""The one schema of Maillage: facility types, facility columns, commune needs, territories.
+
+Every loader in :mod:`data_sources` returns facilities with exactly
+:data:`FACILITY_COLUMNS` (validated by :func:`validate_facilities`) and communes
+with :data:`NEEDS_COLUMNS`; every analysis in :mod:`diagnosis` reads them.
+
+Facilities
+----------
+============== ======== ==========================================================
+column         dtype    meaning
+============== ======== ==========================================================
+facility_id    str      unique id within a table: ``"<source>:<source_id>"``
+type           str      one of :data:`FACILITY_TYPES`
+subtype        str      for ``eaje`` one of :data:`EAJE_SUBTYPES`; else empty or free
+name           str      name as published
+address        str      street address (may be empty)
+postcode       str      5-character postcode (may be empty)
+code_insee     str      INSEE commune code, 5 characters (``"44129"``, ``"2A004"``)
+capacity       float    places (EAJE, MAM) or beds; NaN when unknown, never 0 for unknown
+operator       str      gestionnaire
+phone          str
+email          str
+website        str
+source         str      source key in the registry (``demo_directory``, ``user:file.csv``…)
+source_id      str      the facility's id in its source (or the row number)
+source_date    str      date or vintage of the source row (ISO, may be partial: ``2024``)
+position_precision str  ``address`` | ``street`` | ``commune`` (see :data:`PRECISIONS`)
+geometry       Point    WGS84 (EPSG:4326)
+============== ======== ==========================================================
+
+Communes (needs)
+----------------
+See :data:`NEEDS_COLUMNS`: one row per commune, keyed by ``code_insee`` (str).
+Missing values (statistical secret, not published) are NaN, never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from diagnosis.errors import InputError
+from diagnosis.settings import WGS84
+
+#: Facility types with their French label (singular, plural).
+FACILITY_TYPES: dict[str, tuple[str, str]] = {
+    "pmi": ("Centre de PMI", "Centres de PMI"),
+    "eaje": ("Crèche (EAJE)", "Crèches (EAJE)"),
+    "mam": ("Maison d'assistants maternels (MAM)", "MAM"),
+    "laep": ("Lieu d'accueil enfants-parents (LAEP)", "LAEP"),
+    "rpe": ("Relais petite enfance (RPE)", "Relais petite enfance"),
+    "centre_social": ("Centre social", "Centres sociaux"),
+    "evs": ("Espace de vie sociale (EVS)", "Espaces de vie sociale"),
+    "maternite": ("Maternité", "Maternités"),
+    "sage_femme": ("Sage-femme", "Sages-femmes"),
+    "mairie": ("Mairie", "Mairies"),
+    "maison_1000_jours": ("Maison des 1000 premiers jours", "Maisons des 1000 premiers jours"),
+}
+
+#: EAJE subtypes with their French label.
+EAJE_SUBTYPES: dict[str, str] = {
+    "multi_accueil": "Multi-accueil",
+    "creche_collective": "Crèche collective",
+    "micro_creche": "Micro-crèche",
+    "halte_garderie": "Halte-garderie",
+    "creche_familiale": "Crèche familiale",
+    "creche_parentale": "Crèche parentale",
+}
+
+#: How precisely a facility is placed, best first, with its French label.
+PRECISIONS: dict[str, str] = {
+    "address": "à l'adresse",
+    "street": "à la rue",
+    "commune": "à la mairie de la commune (position approximative)",
+}
+
+#: Facility columns, in order, with their pandas dtype (geometry last).
+FACILITY_DTYPES: dict[str, str] = {
+    "facility_id": "str",
+    "type": "str",
+    "subtype": "str",
+    "name": "str",
+    "address": "str",
+    "postcode": "str",
+    "code_insee": "str",
+    "capacity": "float64",
+    "operator": "str",
+    "phone": "str",
+    "email": "str",
+    "website": "str",
+    "source": "str",
+    "source_id": "str",
+    "source_date": "str",
+    "position_precision": "str",
+}
+FACILITY_COLUMNS: tuple[str, ...] = (*FACILITY_DTYPES, "geometry")
+#: Optional text columns kept after the schema columns when a source provides them.
+FACILITY_OPTIONAL_COLUMNS: tuple[str, ...] = ("notes", "source_url")
+
+#: Commune need columns (one row per commune) with their French label.
+NEEDS_COLUMNS: dict[str, str] = {
+    "code_insee": "Code INSEE",
+    "name": "Commune",
+    "epci_code": "EPCI (SIREN)",
+    "epci_name": "EPCI",
+    "dep_code": "Département",
+    "births_2024": "Naissances 2024 (domiciliées)",
+    "births_mean_2016_2021": "Naissances par an, moyenne 2016-2021",
+    "population_2022": "Population 2022",
+    "area_km2": "Superficie (km²)",
+    "density_per_km2": "Densité (hab./km²)",
+    "median_income_2021": "Revenu disponible médian 2021 (€/UC)",
+    "poverty_rate_2021": "Taux de pauvreté 2021 (%)",
+    "families_2022": "Familles avec enfant(s) 2022",
+    "single_parent_families_2022": "Familles monoparentales 2022",
+    "single_parent_share_2022": "Familles monoparentales parmi les familles avec enfant(s) (%)",
+    "under3_estimate": "Enfants de moins de 3 ans (estimation : 3 × naissances 2024)",
+}
+#: Need columns that are numeric (float64, NaN when missing or secret).
+NEEDS_NUMERIC: tuple[str, ...] = tuple(
+    c for c in NEEDS_COLUMNS if c not in {"code_insee", "name", "epci_code", "epci_name", "dep_code"}
+)
+
+_INSEE_RE = r"^(?:\d{5}|2[AB]\d{3})$"
+
+
+def facility_label(facility_type: str, *, plural: bool = False) -> str:
+    """Return the French label of a facility type.
+
+    Examples
+    --------
+    >>> facility_label("laep")
+    "Lieu d'accueil enfants-parents (LAEP)"
+    >>> facility_label("pmi", plural=True)
+    'Centres de PMI'
+    """
+    try:
+        singular, many = FACILITY_TYPES[facility_type]
+    except KeyError:
+        raise InputError(
+            f"facility_type={facility_type!r} is not a facility type; "
+            f"use one of {sorted(FACILITY_TYPES)}"
+        ) from None
+    return many if plural else singular
+
+
+def empty_facilities() -> gpd.GeoDataFrame:
+    """Return an empty facility table with the schema's columns, dtypes and CRS."""
+    data = {c: pd.Series([], dtype="float64" if d == "float64" else object)
+            for c, d in FACILITY_DTYPES.items()}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
+
+
+def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFrame:
+    """Check a facility table against the schema and return it normalised.
+
+    Parameters
+    ----------
+    gdf
+        Facilities with at least :data:`FACILITY_COLUMNS`.
+    source
+        Where the table comes from, named in error messages.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns in schema order (then :data:`FACILITY_OPTIONAL_COLUMNS` when present),
+        text columns as ``str`` (empty string for missing),
+        ``capacity`` as float, CRS EPSG:4326.
+
+    Raises
+    ------
+    InputError
+        Missing columns, unknown types or subtypes, bad INSEE codes, bad precisions,
+        missing geometries or duplicate ``facility_id`` (the message names the
+        source, the column and the first offending rows).
+    """
+    missing = [c for c in FACILITY_COLUMNS if c not in gdf.columns]
+    if missing:
+        raise InputError(
+            f"{source}: facility table lacks columns {missing}; found {list(gdf.columns)}. "
+            "Build it with the loaders of data_sources or add these columns."
+        )
+    if gdf.crs is None:
+        raise InputError(f"{source}: facility table has no CRS; set one (EPSG:4326 expected).")
+    extra = [c for c in FACILITY_OPTIONAL_COLUMNS if c in gdf.columns]
+    out = gdf.loc[:, [*FACILITY_COLUMNS, *extra]].copy()
+    if out.crs is not None and not out.crs.equals(WGS84):
+        out = out.to_crs(WGS84)
+    for col, dtype in {**FACILITY_DTYPES, **dict.fromkeys(extra, "str")}.items():
+        if dtype == "float64":
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+        else:
+            out[col] = out[col].map(_as_text).astype(object)
+
+    def _bad(mask: pd.Series, what: str, allowed: object) -> None:
+        if mask.any():
+            rows = out.index[mask.to_numpy()][:5].tolist()
+            vals = out.loc[mask, what].head(5).tolist() if what in out else []
+            raise InputError(
+                f"{source}: column {what!r} has invalid values {vals!r} at rows {rows}; "
+                f"allowed: {allowed}"
+            )
+
+    _bad(~out["type"].isin(FACILITY_TYPES), "type", sorted(FACILITY_TYPES))
+    eaje = out["type"].eq("eaje") & out["subtype"].ne("")
+    _bad(eaje & ~out["subtype"].isin(EAJE_SUBTYPES), "subtype", sorted(EAJE_SUBTYPES))
+    _bad(~out["code_insee"].str.match(_INSEE_RE), "code_insee",
+         "a 5-character INSEE code as text, e.g. '44129' or '2A004'")
+    _bad(~out["position_precision"].isin(PRECISIONS), "position_precision", list(PRECISIONS))
+    _bad(out["facility_id"].eq(""), "facility_id", "a non-empty id")
+    _bad(out["facility_id"].duplicated(keep=False), "facility_id", "unique ids")
+    geom_bad = out.geometry.isna() | out.geometry.is_empty | (out.geom_type != "Point")
+    if geom_bad.any():
+        rows = out.index[geom_bad.to_numpy()][:5].tolist()
+        raise InputError(
+            f"{source}: rows {rows} have no point geometry; place them (geocode or town hall) "
+            "or report them as rejected before validation."
+        )
+    cap = out["capacity"]
+    _bad(cap.lt(0) | ~np.isfinite(cap.fillna(0)), "capacity", "a number of places >= 0 or empty")
+    return out.reset_index(drop=True)
+
+
+def _as_text(value: object) -> str:
+    """Normalise a cell to text: missing values become ``""``; floats like 44.0 lose '.0'."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if np.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))
+    if value is pd.NA or value is pd.NaT:
+        return ""
+    return str(value).strip()
+
+
+@dataclass(frozen=True)
+class Territory:
+    """A French territory: a commune, an EPCI or a département.
+
+    Attributes
+    ----------
+    kind
+        ``"commune"``, ``"epci"`` or ``"departement"``.
+    code
+        INSEE code (commune), SIREN (EPCI) or département code, as text.
+    name
+        Official name (COG 2026).
+    communes
+        INSEE codes of its current communes, sorted.
+    departements
+        Codes of the départements it touches (an EPCI may straddle two).
+    note
+        A French remark on how the query was resolved (former code, commune déléguée).
+    """
+
+    kind: str
+    code: str
+    name: str
+    communes: tuple[str, ...]
+    departements: tuple[str, ...] = field(default=())
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        """French label, e.g. ``"EPCI CC du Pays de Pontchâteau… (200000438)"``."""
+        kinds = {"commune": "Commune", "epci": "EPCI", "departement": "Département"}
+        return f"{kinds.get(self.kind, self.kind)} {self.name} ({self.code})"
