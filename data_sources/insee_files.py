@@ -81,12 +81,13 @@ def _read_insee_csv(text: str, *, file: str, wanted: dict[str, str]) -> pd.DataF
 
 
 def parse_comparateur(text: str, *, file: str = "comparateur") -> pd.DataFrame:
-    """Parse an INSEE *comparateur de territoires* CSV (``;``, decimal comma, ``s`` = secret).
+    r"""Parse an INSEE *comparateur de territoires* CSV (``;``, decimal comma, ``s`` = secret).
 
     Examples
     --------
-    >>> t = "CODGEO;P22_POP;SUPERF;NAISD24;NAIS1621;MED21;TP6021\\n44001;2052;61.76;23;130;20750;13,0"
-    >>> parse_comparateur(t + "\\n44002;4121;14.58;29;315;24830;s").poverty_rate_2021.tolist()
+    >>> t = "CODGEO;P22_POP;SUPERF;NAISD24;NAIS1621;MED21;TP6021\n"
+    >>> t += "44001;2052;61.76;23;130;20750;13,0\n44002;4121;14.58;29;315;24830;s"
+    >>> parse_comparateur(t).poverty_rate_2021.tolist()
     [13.0, nan]
     """
     return _read_insee_csv(text, file=file, wanted=COMPARATEUR_COLUMNS)
@@ -113,11 +114,13 @@ def load_insee_files(comparateur: str | Path, dossier_complet: str | Path) -> pd
     paths = {"comparateur": Path(comparateur), "dossier": Path(dossier_complet)}
     for p in paths.values():
         if not p.is_file():
-            raise InputError(f"{p}: file not found; give the path of the CSV downloaded from insee.fr")
-    comp = parse_comparateur(decode_text(paths["comparateur"].read_bytes(), file=str(comparateur)),
-                             file=str(comparateur))
-    doss = parse_dossier_complet(decode_text(paths["dossier"].read_bytes(), file=str(dossier_complet)),
-                                 file=str(dossier_complet))
+            raise InputError(
+                f"{p}: file not found; give the path of the CSV downloaded from insee.fr")
+    comp_name, doss_name = str(comparateur), str(dossier_complet)
+    comp = parse_comparateur(decode_text(paths["comparateur"].read_bytes(), file=comp_name),
+                             file=comp_name)
+    doss = parse_dossier_complet(decode_text(paths["dossier"].read_bytes(), file=doss_name),
+                                 file=doss_name)
     only = set(comp["code_insee"]) ^ set(doss["code_insee"])
     if only:
         raise InputError(

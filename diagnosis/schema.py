@@ -120,9 +120,8 @@ NEEDS_COLUMNS: dict[str, str] = {
     "under3_estimate": "Enfants de moins de 3 ans (estimation : 3 × naissances 2024)",
 }
 #: Need columns that are numeric (float64, NaN when missing or secret).
-NEEDS_NUMERIC: tuple[str, ...] = tuple(
-    c for c in NEEDS_COLUMNS if c not in {"code_insee", "name", "epci_code", "epci_name", "dep_code"}
-)
+_NEEDS_TEXT = {"code_insee", "name", "epci_code", "epci_name", "dep_code"}
+NEEDS_NUMERIC: tuple[str, ...] = tuple(c for c in NEEDS_COLUMNS if c not in _NEEDS_TEXT)
 
 _INSEE_RE = r"^(?:\d{5}|2[AB]\d{3})$"
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-
 import sys
 from pathlib import Path
 
@@ -204,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"communes: {len(communes)}, facilities: {len(facilities)}, "
           f"unplaced directory rows: {len(unplaced)}")
     for u in unplaced:
-        print(f"  not placed: {u['file']} line {u['line']} ({u['type']}) {u['name']}: {u['reason']}")
+        print(f"  not placed: {u['file']} line {u['line']} ({u['type']}) {u['name']}: "
+              f"{u['reason']}")
     return 0
 
 

@@ -1,0 +1,102 @@
+"""First diagnosis on a hand-checkable grid: three 10 km square communes in a row."""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import Point, box
+
+from diagnosis.errors import InputError, MissingDataError
+from diagnosis.overview import compute_overview, nearest_distances
+from diagnosis.schema import Territory, empty_facilities, validate_facilities
+from diagnosis.settings import METRIC_CRS
+
+X0, Y0 = 300_000.0, 6_700_000.0  # Lambert-93, near Nantes
+
+
+def _communes() -> gpd.GeoDataFrame:
+    polys = [box(X0 + i * 10_000, Y0, X0 + (i + 1) * 10_000, Y0 + 10_000) for i in range(3)]
+    halls = gpd.GeoSeries([Point(X0 + i * 10_000 + 5_000, Y0 + 5_000) for i in range(3)],
+                          crs=METRIC_CRS).to_crs("EPSG:4326")
+    gdf = gpd.GeoDataFrame({
+        "code_insee": ["44001", "44002", "44003"],
+        "name": ["A", "B", "C"],
+        "births_2024": [100.0, 50.0, 10.0],
+        "population_2022": [5000.0, 2000.0, 500.0],
+        "under3_estimate": [300.0, 150.0, 30.0],
+        "townhall_lon": halls.x.to_numpy(), "townhall_lat": halls.y.to_numpy(),
+    }, geometry=polys, crs=METRIC_CRS).to_crs("EPSG:4326")
+    return gdf
+
+
+def _facilities(rows) -> gpd.GeoDataFrame:
+    recs = []
+    for i, (typ, code, x, y, cap) in enumerate(rows):
+        recs.append({"facility_id": f"t:{i}", "type": typ, "subtype": "", "name": f"F{i}",
+                     "address": "", "postcode": "", "code_insee": code, "capacity": cap,
+                     "operator": "", "phone": "", "email": "", "website": "", "source": "t",
+                     "source_id": str(i), "source_date": "2024", "position_precision": "address",
+                     "geometry": Point(x, y)})
+    gdf = gpd.GeoDataFrame(recs, geometry="geometry", crs=METRIC_CRS).to_crs("EPSG:4326")
+    return validate_facilities(gdf, source="test")
+
+
+def test_nearest_with_no_target_is_infinite():
+    d, i = nearest_distances(np.zeros((2, 2)), np.empty((0, 2)))
+    assert np.isinf(d).all() and (i == -1).all()
+
+
+def test_counts_distances_and_births_within_threshold():
+    com = _communes()
+    fac = _facilities([
+        ("pmi", "44001", X0 + 5_000, Y0 + 5_000, np.nan),       # at A's town hall
+        ("eaje", "44001", X0 + 5_000, Y0 + 8_000, 20.0),        # 3 km north of A's hall
+        ("eaje", "44001", X0 + 5_000, Y0 + 2_000, np.nan),      # capacity unknown
+        ("eaje", "44004", X0 + 35_000, Y0 + 5_000, 12.0),       # outside: 10 km east of C
+    ])
+    terr = Territory("epci", "200000000", "T", ("44001", "44002", "44003"), ("44",))
+    ov = compute_overview(terr, com, fac, threshold_m=6_000, types=("pmi", "eaje"))
+    c = ov.layers["communes"].set_index("code_insee")
+    assert c["n_eaje"].tolist() == [2, 0, 0]
+    assert c.loc["44001", "places_eaje"] == 20.0 and math.isnan(c.loc["44002", "places_eaje"])
+    assert c["dist_m_pmi"].round(3).tolist() == [0.0, 10_000.0, 20_000.0]
+    # C's nearest crèche is across the border (10 km), B's is A's (10 km - 3 km: sqrt(1e8+9e6))
+    assert c.loc["44003", "dist_m_eaje"] == pytest.approx(10_000.0, abs=1e-3)
+    assert c.loc["44002", "dist_m_eaje"] == pytest.approx(math.hypot(10_000, 3_000), abs=1e-3)
+    s = ov.summary
+    assert s["n_communes"] == 3 and s["births_2024"] == 160.0
+    assert s["facilities"]["eaje"] == {"count": 2, "places_known": 20.0, "with_capacity": 1,
+                                       "at_commune_precision": 0}
+    assert s["births_within_threshold"]["pmi"] == {"births": 100.0, "share": 100 / 160}
+    assert s["communes_without"]["pmi"] == ["44002", "44003"]
+    assert len(ov.layers["facilities"]) == 3
+    assert ov.layers["facilities_nearby"]["code_insee"].tolist() == ["44004"]
+    with pytest.raises(TypeError):
+        ov.layers["communes"] = None  # read-only result
+
+
+def test_missing_type_gives_infinite_distance_and_zero_share():
+    ov = compute_overview(Territory("commune", "44001", "A", ("44001",)), _communes(),
+                          empty_facilities(), types=("laep",))
+    assert np.isinf(ov.layers["communes"]["dist_m_laep"]).all()
+    assert ov.summary["births_within_threshold"]["laep"]["share"] == 0.0
+
+
+def test_partial_and_missing_territories():
+    part = Territory("epci", "1", "P", ("44001", "49001"), ("44", "49"))
+    ov = compute_overview(part, _communes(), empty_facilities())
+    assert ov.summary["communes_missing"] == ["49001"]
+    with pytest.raises(MissingDataError, match="49"):
+        compute_overview(Territory("departement", "49", "Maine-et-Loire", ("49001",), ("49",)),
+                         _communes(), empty_facilities())
+
+
+def test_bad_parameters():
+    terr = Territory("commune", "44001", "A", ("44001",))
+    with pytest.raises(InputError, match="threshold_m"):
+        compute_overview(terr, _communes(), empty_facilities(), threshold_m=-1)
+    with pytest.raises(InputError, match="creche"):
+        compute_overview(terr, _communes(), empty_facilities(), types=("creche",))
