@@ -1,0 +1,725 @@
+"""The only module of Maillage that talks to the network.
+
+One :class:`requests_cache.CachedSession` is built once (:func:`get_session`) with:
+
+- a persistent SQLite cache in the user cache folder (``platformdirs``; override with
+  the environment variable ``MAILLAGE_CACHE_DIR`` or :func:`configure`) that keeps good
+  answers only (HTTP 200) and serves an expired copy when the network fails;
+- urllib3 :class:`~urllib3.util.retry.Retry` with exponential backoff on 429, 500, 502,
+  503 and 504, honouring ``Retry-After``;
+- a (connect, read) timeout on every call and a user agent naming the project;
+- per-host rate limits (``api.insee.fr``: 30 requests per minute, the documented
+  anonymous quota of the Melodi API, see the R package ``melodi`` README), applied to
+  network calls only (cache hits are free);
+- an offline mode (:func:`configure` ``offline=True`` or ``MAILLAGE_OFFLINE=1``) that
+  serves the cache only and raises :class:`~diagnosis.errors.SourceError` naming the
+  source and the URL when a copy is missing.
+
+Loaders call :func:`fetch_json`, :func:`fetch_text`, :func:`fetch_bytes`, :func:`post_bytes`
+or :func:`stream_lines`. They detect an HTML error page where JSON or CSV was expected, and
+when the body fails to parse (truncated transfer, corrupt cache entry) they drop the cached
+copy and fetch once again before giving up with a :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import requests_cache
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from diagnosis.errors import SourceError
+
+logger = logging.getLogger(__name__)
+
+#: User agent sent with every request.
+USER_AGENT = "Maillage/0.1 (+https://github.com/maillage/maillage) diagnostic territorial"
+#: HTTP statuses retried with backoff.
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+#: Requests per second allowed for each host (network calls only).
+DEFAULT_RATE_LIMITS: dict[str, float] = {"api.insee.fr": 30 / 60}
+#: Default (connect, read) timeout in seconds.
+DEFAULT_TIMEOUT_S: tuple[float, float] = (10.0, 120.0)
+#: How long a cached answer stays fresh (public statistics change yearly at most).
+DEFAULT_EXPIRE_AFTER_S = 30 * 24 * 3600
+#: Shorter freshness for catalogue listings that point to the newest files.
+_URLS_EXPIRE_AFTER: dict[str | re.Pattern[str], int | float | str | None] = {
+    "www.data.gouv.fr/api/1/datasets": 24 * 3600,
+}
+
+Params = Mapping[str, Any] | list[tuple[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Settings of the HTTP layer (see :func:`configure`)."""
+
+    cache_dir: Path
+    offline: bool = False
+    backoff_factor: float = 1.0
+    max_retries: int = 4
+    timeout_s: tuple[float, float] = DEFAULT_TIMEOUT_S
+    rate_limits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    expire_after_s: int = DEFAULT_EXPIRE_AFTER_S
+
+
+def default_cache_dir() -> Path:
+    """Return the cache folder: ``$MAILLAGE_CACHE_DIR``, else the user cache dir.
+
+    Uses ``platformdirs`` when installed, else ``~/.cache/maillage/http``.
+    """
+    env = os.environ.get("MAILLAGE_CACHE_DIR", "").strip()
+    if env:
+        return Path(env).expanduser()
+    try:
+        import platformdirs
+    except ImportError:  # pragma: no cover - platformdirs ships with pip and requests-cache
+        return Path.home() / ".cache" / "maillage" / "http"
+    return Path(platformdirs.user_cache_dir("maillage")) / "http"
+
+
+def _env_offline() -> bool:
+    return os.environ.get("MAILLAGE_OFFLINE", "").strip().lower() in {"1", "true", "yes", "oui"}
+
+
+_lock = threading.RLock()
+_config: HttpConfig | None = None
+_session: requests_cache.CachedSession | None = None
+
+
+def get_config() -> HttpConfig:
+    """Return the current settings (built from the environment on first use)."""
+    global _config
+    with _lock:
+        if _config is None:
+            _config = HttpConfig(cache_dir=default_cache_dir(), offline=_env_offline())
+        return _config
+
+
+def configure(
+    *,
+    cache_dir: str | Path | None = None,
+    offline: bool | None = None,
+    backoff_factor: float | None = None,
+    max_retries: int | None = None,
+    timeout_s: tuple[float, float] | None = None,
+    rate_limits: Mapping[str, float] | None = None,
+    expire_after_s: int | None = None,
+) -> HttpConfig:
+    """Change the settings of the HTTP layer; the session is rebuilt on next use.
+
+    Parameters
+    ----------
+    cache_dir
+        Folder of the HTTP cache and of downloaded files.
+    offline
+        Serve the cache only; a missing copy raises :class:`SourceError`.
+    backoff_factor
+        urllib3 backoff factor in seconds (0 in tests).
+    max_retries
+        Retries on connection errors and on :data:`RETRY_STATUSES`.
+    timeout_s
+        (connect, read) timeout in seconds for every call.
+    rate_limits
+        Requests per second per host name (an empty mapping disables limits).
+    expire_after_s
+        Freshness of cached answers in seconds.
+
+    Returns
+    -------
+    HttpConfig
+        The new settings.
+    """
+    global _config, _session
+    with _lock:
+        cfg = get_config()
+        changes: dict[str, Any] = {}
+        if cache_dir is not None:
+            changes["cache_dir"] = Path(cache_dir).expanduser()
+        if offline is not None:
+            changes["offline"] = bool(offline)
+        if backoff_factor is not None:
+            if backoff_factor < 0:
+                raise ValueError(f"backoff_factor={backoff_factor!r} must be >= 0")
+            changes["backoff_factor"] = float(backoff_factor)
+        if max_retries is not None:
+            if max_retries < 0:
+                raise ValueError(f"max_retries={max_retries!r} must be >= 0")
+            changes["max_retries"] = int(max_retries)
+        if timeout_s is not None:
+            changes["timeout_s"] = (float(timeout_s[0]), float(timeout_s[1]))
+        if rate_limits is not None:
+            changes["rate_limits"] = {k: float(v) for k, v in rate_limits.items()}
+        if expire_after_s is not None:
+            changes["expire_after_s"] = int(expire_after_s)
+        _config = replace(cfg, **changes)
+        if _session is not None:
+            _session.close()
+        _session = None
+        _limiter.reset()
+        return _config
+
+
+def reset() -> None:
+    """Forget the settings and the session (next use rebuilds them from the environment)."""
+    global _config, _session
+    with _lock:
+        if _session is not None:
+            _session.close()
+        _session = None
+        _config = None
+        _limiter.reset()
+
+
+# --- rate limiting --------------------------------------------------------------------
+
+
+class HostRateLimiter:
+    """Space the requests to each host by ``1 / rate`` seconds (``time.monotonic``).
+
+    Parameters
+    ----------
+    clock, sleep
+        Injected for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._next: dict[str, float] = {}
+        self._mutex = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget the last call times."""
+        with self._mutex:
+            self._next.clear()
+
+    def wait(self, host: str, rate_per_s: float | None) -> float:
+        """Block until a request to ``host`` is allowed; return the seconds waited."""
+        if not rate_per_s or rate_per_s <= 0:
+            return 0.0
+        interval = 1.0 / rate_per_s
+        with self._mutex:
+            now = self._clock()
+            slot = max(now, self._next.get(host, now))
+            self._next[host] = slot + interval
+        delay = slot - now
+        if delay > 0:
+            logger.debug("rate limit: waiting %.2f s before calling %s", delay, host)
+            self._sleep(delay)
+        return max(delay, 0.0)
+
+
+_limiter = HostRateLimiter()
+
+
+class _LimitedAdapter(HTTPAdapter):
+    """HTTP adapter that applies the per-host rate limit to real network calls."""
+
+    def __init__(self, *, rate_limits: Mapping[str, float], **kwargs: Any) -> None:
+        self._rate_limits = dict(rate_limits)
+        super().__init__(**kwargs)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        host = urlsplit(request.url or "").hostname or ""
+        _limiter.wait(host, self._rate_limits.get(host))
+        return super().send(request, *args, **kwargs)
+
+
+def build_retry(cfg: HttpConfig) -> Retry:
+    """Return the urllib3 retry policy for ``cfg`` (backoff, statuses, ``Retry-After``)."""
+    return Retry(
+        total=cfg.max_retries,
+        connect=cfg.max_retries,
+        read=cfg.max_retries,
+        status=cfg.max_retries,
+        backoff_factor=cfg.backoff_factor,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "HEAD", "POST"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def get_session() -> requests_cache.CachedSession:
+    """Return the process-wide cached session, building it on first use."""
+    global _session
+    with _lock:
+        if _session is not None:
+            return _session
+        cfg = get_config()
+        cfg.cache_dir.mkdir(parents=True, exist_ok=True)
+        session = requests_cache.CachedSession(
+            cache_name=str(cfg.cache_dir / "http_cache"),
+            backend="sqlite",
+            expire_after=cfg.expire_after_s,
+            urls_expire_after=dict(_URLS_EXPIRE_AFTER),
+            allowable_codes=(200,),
+            allowable_methods=("GET", "HEAD", "POST"),
+            stale_if_error=True,
+        )
+        adapter = _LimitedAdapter(rate_limits=cfg.rate_limits, max_retries=build_retry(cfg))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers["User-Agent"] = USER_AGENT
+        _session = session
+        logger.debug("HTTP cache in %s (offline=%s)", cfg.cache_dir, cfg.offline)
+        return session
+
+
+# --- requests ------------------------------------------------------------------------
+
+
+def _describe(url: str, params: Params) -> str:
+    if not params:
+        return url
+    req = requests.Request("GET", url, params=params).prepare()
+    return req.url or url
+
+
+def _request(
+    method: str,
+    url: str,
+    *,
+    source: str,
+    params: Params = None,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    offline: bool,
+    force_refresh: bool = False,
+    stream: bool = False,
+) -> requests.Response:
+    cfg = get_config()
+    session = get_session()
+    full = _describe(url, params)
+    try:
+        resp = session.request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=dict(headers or {}),
+            timeout=cfg.timeout_s,
+            only_if_cached=offline,
+            force_refresh=force_refresh and not offline,
+            stream=stream,
+        )
+    except requests.Timeout as exc:
+        raise SourceError(
+            f"{source}: no answer from {full} within {cfg.timeout_s} s (timeout: {exc}); "
+            "retry later, or work offline from the cache or the demo territory."
+        ) from exc
+    except requests.exceptions.RetryError as exc:
+        raise SourceError(
+            f"{source}: {full} kept failing after {cfg.max_retries} retries ({exc}); "
+            "retry later, or work offline from the cache or the demo territory."
+        ) from exc
+    except requests.RequestException as exc:
+        raise SourceError(
+            f"{source}: cannot reach {full} ({type(exc).__name__}: {exc}); check the internet "
+            "connection, or work offline from the cache or the demo territory."
+        ) from exc
+    from_cache = bool(getattr(resp, "from_cache", False))
+    if offline and (not from_cache or resp.status_code == 504):
+        raise SourceError(
+            f"{source}: offline mode and no cached copy of {full}; connect to the internet "
+            "once to fetch it, or use the demo territory."
+        )
+    if resp.status_code != 200:
+        snippet = (resp.text or "")[:200].replace("\n", " ")
+        hint = {
+            401: "the service needs an access token",
+            403: "access refused (token or quota)",
+            404: "the resource does not exist (changed URL or identifier?)",
+            429: "too many requests: wait a minute and retry",
+        }.get(resp.status_code, "retry later")
+        raise SourceError(
+            f"{source}: HTTP {resp.status_code} from {full}: {snippet!r}; {hint}."
+        )
+    logger.debug("%s %s -> 200 (%s)", method, full, "cache" if from_cache else "network")
+    return resp
+
+
+def _forget(resp: requests.Response) -> None:
+    """Delete the cached copy of ``resp`` (if any)."""
+    try:
+        get_session().cache.delete(requests=[resp.request])
+    except Exception as exc:  # pragma: no cover - best effort on a broken cache
+        logger.warning("could not delete a cached entry for %s: %s", resp.url, exc)
+
+
+def _looks_like_html(resp: requests.Response, body: bytes) -> bool:
+    ctype = resp.headers.get("Content-Type", "").lower()
+    head = body[:512].lstrip().lower()
+    return "text/html" in ctype or head.startswith((b"<!doctype html", b"<html", b"<"))
+
+
+def _check_length(resp: requests.Response, body: bytes) -> None:
+    declared = resp.headers.get("Content-Length")
+    encoded = resp.headers.get("Content-Encoding", "").lower()
+    if declared and declared.isdigit() and not encoded and int(declared) != len(body):
+        raise ValueError(f"truncated body: {len(body)} bytes received, {declared} announced")
+
+
+def decode_text(body: bytes, *, encodings: tuple[str, ...] = ("utf-8-sig", "cp1252")) -> str:
+    """Decode bytes with the first encoding that works (UTF-8, then Windows-1252).
+
+    Examples
+    --------
+    >>> decode_text("Crèche".encode("cp1252"))
+    'Crèche'
+    """
+    last: UnicodeDecodeError | None = None
+    for enc in encodings:
+        try:
+            return body.decode(enc)
+        except UnicodeDecodeError as exc:
+            last = exc
+    raise ValueError(f"cannot decode the body with {encodings}: {last}")
+
+
+def _fetch(
+    method: str,
+    url: str,
+    *,
+    source: str,
+    kind: str,
+    params: Params,
+    data: bytes | None,
+    headers: Mapping[str, str] | None,
+    offline: bool | None,
+    refresh: bool,
+    convert: Callable[[bytes], Any],
+    check: Callable[[Any], object] | None,
+) -> Any:
+    off = get_config().offline if offline is None else offline
+    full = _describe(url, params)
+    for attempt in (1, 2):
+        resp = _request(
+            method, url, source=source, params=params, data=data, headers=headers,
+            offline=off, force_refresh=refresh or attempt == 2,
+        )
+        body = resp.content or b""
+        try:
+            if kind in {"json", "csv"} and _looks_like_html(resp, body):
+                raise ValueError(
+                    f"an HTML page came back where {kind.upper()} was expected "
+                    f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
+                    f"starts with {body[:60]!r})"
+                )
+            _check_length(resp, body)
+            value = convert(body)
+            if check is not None:
+                check(value)
+            return value
+        except (ValueError, KeyError, TypeError) as exc:
+            _forget(resp)
+            if off:
+                raise SourceError(
+                    f"{source}: the cached copy of {full} is unusable ({exc}) and offline mode "
+                    "forbids fetching it again; connect to the internet and retry."
+                ) from exc
+            if attempt == 2:
+                raise SourceError(
+                    f"{source}: unusable answer from {full} ({exc}), twice; the service may be "
+                    "down or its format changed; retry later or report it."
+                ) from exc
+            logger.warning("%s: unusable answer from %s (%s); fetching it again", source, full, exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def fetch_json(
+    url: str,
+    *,
+    source: str,
+    params: Params = None,
+    headers: Mapping[str, str] | None = None,
+    offline: bool | None = None,
+    refresh: bool = False,
+    check: Callable[[Any], object] | None = None,
+) -> Any:
+    """GET a JSON document (cached), refetching once when it fails to parse or ``check``.
+
+    Parameters
+    ----------
+    url
+        Address without query string (pass ``params`` instead).
+    source
+        Registry key of the source, named in error messages.
+    params
+        Query parameters (mapping or list of pairs for repeated keys).
+    headers
+        Extra headers (e.g. ``Authorization``; never cached as part of the key).
+    offline
+        Override the configured offline mode for this call.
+    refresh
+        Ignore the cached copy and fetch again.
+    check
+        Called with the parsed value; raise ``ValueError`` to reject it (the cached copy
+        is then dropped and the URL fetched once again).
+
+    Returns
+    -------
+    Any
+        The parsed JSON.
+
+    Raises
+    ------
+    SourceError
+        Timeout, unreachable host, HTTP error, HTML page, unusable body, or offline mode
+        without a cached copy; the message names the source and the URL.
+    """
+    hdrs = {"Accept": "application/json", **dict(headers or {})}
+    return _fetch(
+        "GET", url, source=source, kind="json", params=params, data=None, headers=hdrs,
+        offline=offline, refresh=refresh, convert=lambda b: json.loads(decode_text(b)),
+        check=check,
+    )
+
+
+def fetch_text(
+    url: str,
+    *,
+    source: str,
+    params: Params = None,
+    headers: Mapping[str, str] | None = None,
+    offline: bool | None = None,
+    refresh: bool = False,
+    expect: str = "csv",
+    check: Callable[[str], object] | None = None,
+) -> str:
+    """GET a text document (CSV by default), decoded UTF-8 then Windows-1252.
+
+    ``expect="csv"`` rejects HTML pages; ``expect="text"`` accepts any text. See
+    :func:`fetch_json` for the other parameters and the errors raised.
+    """
+    return _fetch(
+        "GET", url, source=source, kind=expect, params=params, data=None, headers=headers,
+        offline=offline, refresh=refresh, convert=decode_text, check=check,
+    )
+
+
+def fetch_bytes(
+    url: str,
+    *,
+    source: str,
+    params: Params = None,
+    headers: Mapping[str, str] | None = None,
+    offline: bool | None = None,
+    refresh: bool = False,
+    expect: str = "bytes",
+    check: Callable[[bytes], object] | None = None,
+) -> bytes:
+    """GET raw bytes (cached); ``expect="json"`` or ``"csv"`` rejects HTML pages.
+
+    See :func:`fetch_json` for the parameters and the errors raised.
+    """
+    return _fetch(
+        "GET", url, source=source, kind=expect, params=params, data=None, headers=headers,
+        offline=offline, refresh=refresh, convert=bytes, check=check,
+    )
+
+
+_BOUNDARY = "maillage-form-boundary-7c1f0e"
+
+
+def encode_multipart(
+    fields: list[tuple[str, str]], files: list[tuple[str, str, bytes, str]]
+) -> tuple[bytes, str]:
+    """Encode a multipart form with a fixed boundary, so identical posts share a cache key.
+
+    Parameters
+    ----------
+    fields
+        ``(name, value)`` pairs (a name may repeat, e.g. ``columns``).
+    files
+        ``(name, filename, content, content_type)`` tuples.
+
+    Returns
+    -------
+    tuple of (bytes, str)
+        The body and its ``Content-Type`` header.
+    """
+    parts: list[bytes] = []
+    for name, value in fields:
+        parts.append(
+            f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
+    for name, filename, content, ctype in files:
+        parts.append(
+            f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: {ctype}\r\n\r\n'.encode()
+            + content + b"\r\n"
+        )
+    parts.append(f"--{_BOUNDARY}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={_BOUNDARY}"
+
+
+def post_multipart_text(
+    url: str,
+    *,
+    source: str,
+    fields: list[tuple[str, str]],
+    files: list[tuple[str, str, bytes, str]],
+    offline: bool | None = None,
+    refresh: bool = False,
+    expect: str = "csv",
+    check: Callable[[str], object] | None = None,
+) -> str:
+    """POST a multipart form (cached by body) and return the decoded text answer.
+
+    Used by the BAN batch geocoder. See :func:`fetch_json` for the errors raised.
+    """
+    body, ctype = encode_multipart(fields, files)
+    return _fetch(
+        "POST", url, source=source, kind=expect, params=None, data=body,
+        headers={"Content-Type": ctype}, offline=offline, refresh=refresh,
+        convert=decode_text, check=check,
+    )
+
+
+# --- large files --------------------------------------------------------------------
+
+
+def download_path(url: str) -> Path:
+    """Return where :func:`download_file` stores ``url`` in the cache folder."""
+    digest = hashlib.sha1(url.encode()).hexdigest()[:16]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", urlsplit(url).path.rsplit("/", 1)[-1])[:80]
+    return get_config().cache_dir / "files" / f"{digest}-{name or 'download'}"
+
+
+def download_file(
+    url: str,
+    *,
+    source: str,
+    offline: bool | None = None,
+    refresh: bool = False,
+    chunk_bytes: int = 1 << 20,
+) -> Path:
+    """Download a large file to the cache folder atomically and return its path.
+
+    The body is streamed to a temporary file, checked against ``Content-Length``
+    (a truncated transfer raises :class:`SourceError`) and renamed into place, so a
+    crash never leaves a half file behind. In offline mode the stored copy is used.
+    """
+    off = get_config().offline if offline is None else offline
+    path = download_path(url)
+    if path.exists() and (off or not refresh):
+        return path
+    if off:
+        raise SourceError(
+            f"{source}: offline mode and no downloaded copy of {url}; connect to the "
+            "internet once to fetch it, or use the demo territory."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".part{os.getpid()}")
+    session = get_session()
+    cfg = get_config()
+    try:
+        with session.cache_disabled():
+            resp = session.get(url, timeout=cfg.timeout_s, stream=True)
+            if resp.status_code != 200:
+                raise SourceError(f"{source}: HTTP {resp.status_code} from {url}; retry later.")
+            size = 0
+            with tmp.open("wb") as fh:
+                for chunk in resp.iter_content(chunk_bytes):
+                    fh.write(chunk)
+                    size += len(chunk)
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and not resp.headers.get("Content-Encoding") and (
+                int(declared) != size
+            ):
+                raise SourceError(
+                    f"{source}: truncated download of {url}: {size} bytes received, "
+                    f"{declared} announced; retry later."
+                )
+        os.replace(tmp, path)
+    except requests.Timeout as exc:
+        raise SourceError(
+            f"{source}: no answer from {url} within {cfg.timeout_s} s (timeout); retry later."
+        ) from exc
+    except requests.RequestException as exc:
+        raise SourceError(
+            f"{source}: download of {url} failed ({type(exc).__name__}: {exc}); retry later, "
+            "or work offline from the cache or the demo territory."
+        ) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    logger.info("%s: downloaded %s (%d bytes)", source, url, path.stat().st_size)
+    return path
+
+
+def forget_download(url: str) -> None:
+    """Delete the stored copy of a large file (e.g. after a parse failure)."""
+    download_path(url).unlink(missing_ok=True)
+
+
+def _decode_line(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def iter_file_lines(path: Path) -> Iterator[str]:
+    """Yield the lines of a file without their end of line, decoded line by line.
+
+    Each line is decoded as UTF-8 and, if that fails, as Windows-1252: FINESS files
+    were cp1252 before being UTF-8, and some mix both.
+    """
+    with path.open("rb") as fh:
+        first = True
+        for raw in fh:
+            if first and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            first = False
+            yield _decode_line(raw).rstrip("\r\n")
+
+
+def stream_lines(
+    url: str,
+    *,
+    source: str,
+    offline: bool | None = None,
+    refresh: bool = False,
+) -> Iterator[str]:
+    """Download ``url`` (once, atomically) and yield its decoded lines one by one.
+
+    Callers that find the content unusable should call :func:`forget_download` and
+    call again with ``refresh=True`` (see :func:`data_sources.finess.fetch_finess`).
+    """
+    path = download_file(url, source=source, offline=offline, refresh=refresh)
+    check_not_html(path, url=url, source=source)
+    yield from iter_file_lines(path)
+
+
+def check_not_html(path: Path, *, url: str, source: str) -> None:
+    """Raise :class:`SourceError` (and drop the copy) when a downloaded file is an HTML page."""
+    with path.open("rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        forget_download(url)
+        raise SourceError(
+            f"{source}: an HTML page came back from {url} where a data file was expected; "
+            "the service may be down, retry later."
+        )

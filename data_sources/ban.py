@@ -1,0 +1,301 @@
+"""Address geocoding with the Base Adresse Nationale (API Adresse).
+
+Verified shapes (adresse.data.gouv.fr/api-doc/adresse, as quoted in stored public docs):
+
+- ``GET https://api-adresse.data.gouv.fr/search/?q=…&citycode=…&limit=1`` answers a
+  GeoJSON FeatureCollection; each feature has ``geometry.coordinates`` ``[lon, lat]``
+  and ``properties`` ``label``, ``score`` (0-1), ``type`` (``housenumber`` | ``street`` |
+  ``locality`` | ``municipality``), ``citycode``, ``postcode``, ``city``.
+- ``POST https://api-adresse.data.gouv.fr/search/csv/`` with a multipart form: ``data``
+  (the CSV file), ``columns`` (repeated: columns joined into the query), ``citycode`` and
+  ``postcode`` (names of filter columns). The answer is the CSV with added columns
+  ``latitude``, ``longitude``, ``result_label``, ``result_score``, ``result_type``,
+  ``result_citycode``… (and ``result_status``).
+
+Precision: ``housenumber`` → ``address``; ``street`` / ``locality`` → ``street``;
+``municipality`` → ``commune``; a score below ``min_score`` → ``commune`` with a warning
+(the point is kept only if it lies in the requested commune, else the town hall given by
+the caller is used, else the row is rejected).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from data_sources import _http
+from data_sources.merge import facility_frame
+from data_sources.registry import SourceInfo, register
+from diagnosis.errors import InputError, SourceError
+from diagnosis.schema import FACILITY_DTYPES, validate_facilities
+
+logger = logging.getLogger(__name__)
+
+BAN_URL = "https://api-adresse.data.gouv.fr"
+#: Below this score the match is not trusted beyond the commune.
+DEFAULT_MIN_SCORE = 0.5
+RESULT_COLUMNS = ("latitude", "longitude", "result_score", "result_type", "result_citycode")
+_TYPE_PRECISION = {
+    "housenumber": "address",
+    "street": "street",
+    "locality": "street",
+    "municipality": "commune",
+}
+
+BAN = register(SourceInfo(
+    key="ban",
+    title="Base Adresse Nationale — API Adresse (géocodage)",
+    url=f"{BAN_URL}/search/",
+    licence="Licence Ouverte 2.0",
+    attribution="Base Adresse Nationale (IGN, DINUM) — API Adresse",
+    vintage="en continu",
+    crs="EPSG:4326",
+    columns=RESULT_COLUMNS,
+))
+
+
+def precision_from_result(result_type: str, score: float, *, min_score: float) -> str:
+    """Map a BAN result type and score to a position precision (``""`` if unusable).
+
+    Examples
+    --------
+    >>> precision_from_result("housenumber", 0.92, min_score=0.5)
+    'address'
+    >>> precision_from_result("housenumber", 0.31, min_score=0.5)
+    'commune'
+    >>> precision_from_result("", float("nan"), min_score=0.5)
+    ''
+    """
+    if not result_type or not np.isfinite(score):
+        return ""
+    if score < min_score:
+        return "commune"
+    return _TYPE_PRECISION.get(result_type, "commune")
+
+
+# --- single --------------------------------------------------------------------------
+
+
+def fetch_search(
+    q: str,
+    *,
+    citycode: str | None = None,
+    postcode: str | None = None,
+    limit: int = 1,
+    offline: bool | None = None,
+) -> dict[str, Any]:
+    """GET ``/search/`` for one address and return the FeatureCollection."""
+    if len(q.strip()) < 3:
+        raise InputError(f"q={q!r}: the BAN needs at least 3 characters to search")
+    params: dict[str, Any] = {"q": q.strip(), "limit": limit}
+    if citycode:
+        params["citycode"] = citycode
+    if postcode:
+        params["postcode"] = postcode
+    doc: dict[str, Any] = _http.fetch_json(
+        f"{BAN_URL}/search/", source=BAN.key, params=params, offline=offline,
+        check=lambda d: d["features"],
+    )
+    return doc
+
+
+def parse_search(doc: Mapping[str, Any], *, min_score: float = DEFAULT_MIN_SCORE) -> dict[str, Any]:
+    """Return the best feature as ``lon, lat, score, type, citycode, label, precision``.
+
+    An empty result gives ``precision == ""`` and NaN coordinates.
+    """
+    feats = doc.get("features") or []
+    if not feats:
+        return {"lon": np.nan, "lat": np.nan, "score": np.nan, "type": "", "citycode": "",
+                "label": "", "precision": ""}
+    f = feats[0]
+    props = f.get("properties") or {}
+    lon, lat = (f.get("geometry") or {}).get("coordinates", [np.nan, np.nan])[:2]
+    score = float(props.get("score", np.nan))
+    rtype = str(props.get("type", ""))
+    return {
+        "lon": float(lon), "lat": float(lat), "score": score, "type": rtype,
+        "citycode": str(props.get("citycode", "")), "label": str(props.get("label", "")),
+        "precision": precision_from_result(rtype, score, min_score=min_score),
+    }
+
+
+def geocode_one(
+    q: str,
+    *,
+    citycode: str | None = None,
+    postcode: str | None = None,
+    min_score: float = DEFAULT_MIN_SCORE,
+    offline: bool | None = None,
+) -> dict[str, Any]:
+    """Geocode one address (see :func:`parse_search` for the result)."""
+    result = parse_search(
+        fetch_search(q, citycode=citycode, postcode=postcode, offline=offline),
+        min_score=min_score,
+    )
+    if result["precision"] == "commune" and result["type"] != "municipality":
+        logger.warning("ban: low score %.2f for %r: placed to the commune only", result["score"], q)
+    return result
+
+
+# --- batch ---------------------------------------------------------------------------
+
+
+def build_batch_csv(addresses: pd.DataFrame) -> bytes:
+    """Write the request CSV (``rid;address;postcode;citycode``), UTF-8."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=";", lineterminator="\n")
+    writer.writerow(["rid", "address", "postcode", "citycode"])
+    for rid, row in addresses.iterrows():
+        writer.writerow([rid, row.get("address", ""), row.get("postcode", ""),
+                         row.get("citycode", "")])
+    return buf.getvalue().encode("utf-8")
+
+
+def parse_batch_csv(text: str, *, min_score: float = DEFAULT_MIN_SCORE) -> pd.DataFrame:
+    """Parse the ``/search/csv/`` answer into ``rid, lon, lat, score, type, citycode, precision``.
+
+    Raises
+    ------
+    ValueError
+        When the answer lacks the result columns (changed format or truncated body).
+    """
+    first = text.splitlines()[0] if text else ""
+    sep = ";" if first.count(";") >= first.count(",") else ","
+    df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    missing = [c for c in ("rid", *RESULT_COLUMNS) if c not in df.columns]
+    if missing:
+        raise ValueError(f"BAN CSV answer lacks columns {missing}; found {list(df.columns)}")
+    out = pd.DataFrame({
+        "rid": df["rid"],
+        "lon": pd.to_numeric(df["longitude"], errors="coerce"),
+        "lat": pd.to_numeric(df["latitude"], errors="coerce"),
+        "score": pd.to_numeric(df["result_score"], errors="coerce"),
+        "type": df["result_type"],
+        "citycode": df["result_citycode"],
+    })
+    out["precision"] = [
+        precision_from_result(t, s, min_score=min_score)
+        for t, s in zip(out["type"], out["score"].fillna(np.nan), strict=True)
+    ]
+    return out
+
+
+def geocode_batch(
+    addresses: pd.DataFrame,
+    *,
+    min_score: float = DEFAULT_MIN_SCORE,
+    chunk_rows: int = 5000,
+    offline: bool | None = None,
+) -> pd.DataFrame:
+    """Geocode many addresses with ``POST /search/csv/`` (filtered by citycode/postcode).
+
+    Parameters
+    ----------
+    addresses
+        Columns ``address`` and optionally ``postcode`` and ``citycode``; its index
+        identifies the rows in the result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``addresses``: ``lon, lat, score, type, citycode, precision``.
+    """
+    if "address" not in addresses.columns:
+        raise InputError(
+            f"addresses lacks column 'address'; found {list(addresses.columns)}"
+        )
+    frame = addresses.copy()
+    for col in ("postcode", "citycode"):
+        if col not in frame.columns:
+            frame[col] = ""
+    frame.index = frame.index.map(str)
+    parts = []
+    for start in range(0, len(frame), chunk_rows):
+        chunk = frame.iloc[start:start + chunk_rows]
+        body = build_batch_csv(chunk)
+        fields = [("columns", "address"), ("postcode", "postcode"), ("citycode", "citycode")]
+        text = _http.post_multipart_text(
+            f"{BAN_URL}/search/csv/", source=BAN.key, fields=fields,
+            files=[("data", "adresses.csv", body, "text/csv")], offline=offline,
+            check=lambda t: parse_batch_csv(t, min_score=min_score),
+        )
+        parts.append(parse_batch_csv(text, min_score=min_score))
+    if not parts:
+        return pd.DataFrame(columns=["lon", "lat", "score", "type", "citycode", "precision"])
+    res = pd.concat(parts, ignore_index=True).set_index("rid")
+    return res.reindex(frame.index)
+
+
+def place_facilities(
+    rows: pd.DataFrame,
+    *,
+    town_halls: gpd.GeoDataFrame | None = None,
+    min_score: float = DEFAULT_MIN_SCORE,
+    offline: bool | None = None,
+) -> gpd.GeoDataFrame:
+    """Place address-only facility rows (schema columns without geometry) with the BAN.
+
+    Rows whose match is poor are placed to the commune: at the BAN point when it lies in
+    the row's commune, else at the town hall of ``town_halls`` (``code_insee`` + point),
+    else they are rejected and listed in ``attrs["rejected"]`` (never placed elsewhere).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Validated facility table; ``attrs["warnings"]`` lists the rows placed to the commune.
+    """
+    if rows.empty:
+        return validate_facilities(facility_frame([]), source=BAN.key)
+    missing = [c for c in FACILITY_DTYPES if c not in rows.columns and c != "facility_id"]
+    if missing:
+        raise InputError(f"rows lack facility columns {missing}; found {list(rows.columns)}")
+    frame = rows.reset_index(drop=True)
+    query = pd.DataFrame({
+        "address": frame["address"].fillna(""),
+        "postcode": frame["postcode"].fillna(""),
+        "citycode": frame["code_insee"].fillna(""),
+    })
+    try:
+        res = geocode_batch(query, min_score=min_score, offline=offline)
+    except SourceError:
+        raise
+    halls: dict[str, tuple[float, float]] = {}
+    if town_halls is not None and not town_halls.empty:
+        th = town_halls.to_crs("EPSG:4326")
+        halls = {str(c): (g.x, g.y) for c, g in zip(th["code_insee"], th.geometry, strict=True)}
+    records: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for i, row in frame.iterrows():
+        r = res.loc[str(i)]
+        rec: dict[str, Any] = {str(k): v for k, v in row.items()}
+        prec = r["precision"]
+        in_commune = not row["code_insee"] or r["citycode"] == row["code_insee"]
+        if prec in {"address", "street"} and in_commune:
+            rec.update(lon=r["lon"], lat=r["lat"], position_precision=prec)
+        elif prec and in_commune:
+            rec.update(lon=r["lon"], lat=r["lat"], position_precision="commune")
+            warnings.append(f"{row['source']}:{row['source_id']} placé à la commune "
+                            f"(score {r['score']:.2f})")
+        elif row["code_insee"] in halls:
+            lon, lat = halls[row["code_insee"]]
+            rec.update(lon=lon, lat=lat, position_precision="commune")
+            warnings.append(f"{row['source']}:{row['source_id']} placé à la mairie")
+        else:
+            rejected.append(rec)
+            continue
+        records.append(rec)
+    out = validate_facilities(facility_frame(records), source=BAN.key)
+    out.attrs["rejected"] = pd.DataFrame(rejected)
+    out.attrs["warnings"] = warnings
+    for w in warnings:
+        logger.warning("ban: %s", w)
+    return out

@@ -1,0 +1,204 @@
+"""Childcare coverage rates of the CNAF (data.caf.fr, Opendatasoft Explore API v2.1).
+
+The coverage rate (*taux de couverture*) is the number of formal childcare places per 100
+children under 3. The CNAF publishes aggregates, not facility lists.
+
+Verified shapes (Opendatasoft Explore v2.1 documentation, and stored third-party code that
+reads these datasets):
+
+- ``GET https://data.caf.fr/api/explore/v2.1/catalog/datasets/{id}/records`` with
+  ``limit`` (at most 100), ``offset``, ``where``, ``refine``, ``order_by``; the answer is
+  ``{"total_count": n, "results": [{field: value, …}]}``; ``offset + limit`` may not
+  exceed 10,000 (then use ``/exports/csv``).
+- ``txcouv_pe_com``: ``annee`` (int), ``numcom``, ``nomcom``, ``numdep``, global rate
+  ``txcouv_com`` (and components ``txcouv_eaje_com``…); published only for communes of
+  more than 10,000 inhabitants.
+- ``txcouv_pe_epci``: ``annee``, ``numepci``, ``nomepci``, ``numdep``, ``txcouv_epci``; one
+  row ``numepci="XX"`` (communes outside any EPCI) is a placeholder and is dropped.
+
+Output of :func:`load_coverage`: a tidy table ``level`` (``commune`` | ``epci``), ``code``
+(str), ``name``, ``year`` (int), ``rate`` (float, places per 100 children under 3; NaN
+when not published, never 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_sources import _http
+from data_sources.registry import SourceInfo, register
+from diagnosis.errors import InputError, SourceError
+from diagnosis.schema import Territory
+
+logger = logging.getLogger(__name__)
+
+BASE_URL = "https://data.caf.fr/api/explore/v2.1/catalog/datasets"
+PAGE_LIMIT = 100
+MAX_OFFSET = 10_000
+COVERAGE_COLUMNS = ("level", "code", "name", "year", "rate")
+
+#: level -> (dataset id, code field, name field, rate field)
+DATASETS: dict[str, tuple[str, str, str, str]] = {
+    "commune": ("txcouv_pe_com", "numcom", "nomcom", "txcouv_com"),
+    "epci": ("txcouv_pe_epci", "numepci", "nomepci", "txcouv_epci"),
+}
+
+CAF = register(SourceInfo(
+    key="caf_txcouv",
+    title="CNAF — taux de couverture de l'accueil du jeune enfant (commune, EPCI)",
+    url="https://data.caf.fr/explore/dataset/txcouv_pe_com/",
+    licence="Licence Ouverte 2.0",
+    attribution="Cnaf, data.caf.fr — taux de couverture d'accueil du jeune enfant",
+    vintage="dernière année publiée (champ annee)",
+    columns=("annee", "numcom", "nomcom", "txcouv_com", "numepci", "nomepci", "txcouv_epci"),
+    notes=(
+        "Places pour 100 enfants de moins de 3 ans ; communes de plus de 10 000 habitants "
+        "seulement ; un taux peut dépasser 100."
+    ),
+))
+
+
+def fetch_records(
+    dataset: str,
+    *,
+    where: str | None = None,
+    refine: Iterable[str] = (),
+    offline: bool | None = None,
+    refresh: bool = False,
+) -> list[dict[str, Any]]:
+    """Fetch all records of a data.caf.fr dataset, 100 per page (``limit``/``offset``)."""
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        params: list[tuple[str, Any]] = [("limit", PAGE_LIMIT), ("offset", offset)]
+        if where:
+            params.append(("where", where))
+        params.extend(("refine", r) for r in refine)
+        doc = _http.fetch_json(
+            f"{BASE_URL}/{dataset}/records", source=CAF.key, params=params, offline=offline,
+            refresh=refresh, check=_check_records,
+        )
+        batch = doc["results"]
+        rows.extend(batch)
+        total = int(doc.get("total_count", len(rows)))
+        offset += PAGE_LIMIT
+        if not batch or len(rows) >= total:
+            break
+        if offset + PAGE_LIMIT > MAX_OFFSET:
+            raise SourceError(
+                f"{CAF.key}: {total} records in {dataset!r} with where={where!r}; the records "
+                "API stops at 10,000: narrow the filter."
+            )
+    return rows
+
+
+def _check_records(doc: Any) -> None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise ValueError("not an Opendatasoft records answer (no 'results' list)")
+
+
+def parse_coverage(records: list[dict[str, Any]], *, level: str) -> pd.DataFrame:
+    """Turn records of one level into the tidy coverage table (pure).
+
+    Raises
+    ------
+    SourceError
+        When records lack the expected fields (the message names them).
+    """
+    if level not in DATASETS:
+        raise InputError(f"level={level!r}; use one of {sorted(DATASETS)}")
+    dataset, code_f, name_f, rate_f = DATASETS[level]
+    if not records:
+        return pd.DataFrame(columns=list(COVERAGE_COLUMNS))
+    fields = set().union(*(r.keys() for r in records))
+    missing = [f for f in ("annee", code_f, rate_f) if f not in fields]
+    if missing:
+        raise SourceError(
+            f"{CAF.key}: dataset {dataset!r} lacks fields {missing}; found {sorted(fields)}. "
+            "The CNAF changed the format: update data_sources/caf.py."
+        )
+    out = []
+    for r in records:
+        code = str(r.get(code_f) or "").strip()
+        name = str(r.get(name_f) or "").strip()
+        if not code or re.fullmatch(r"X+", code.upper()) or re.fullmatch(r"X+", name.upper()):
+            continue  # placeholder row for communes outside any EPCI
+        year_m = re.match(r"(\d{4})", str(r.get("annee") or ""))
+        rate = r.get(rate_f)
+        try:
+            value = float(str(rate).replace(",", ".")) if rate not in (None, "") else np.nan
+        except ValueError:
+            value = np.nan
+        if level == "commune" and code.isdigit():
+            code = code.zfill(5)
+        out.append({"level": level, "code": code, "name": name,
+                    "year": int(year_m.group(1)) if year_m else -1, "rate": value})
+    df = pd.DataFrame(out, columns=list(COVERAGE_COLUMNS))
+    df["year"] = df["year"].astype("int64")
+    df["rate"] = df["rate"].astype("float64")
+    return df
+
+
+def validate_coverage(df: pd.DataFrame) -> pd.DataFrame:
+    """Check years, rates (>= 0, may exceed 100) and duplicates."""
+    if (df["year"] < 2000).any():
+        raise SourceError(f"{CAF.key}: unreadable years {df.loc[df['year'] < 2000, 'year']!r}")
+    if (df["rate"] < 0).any():
+        raise SourceError(f"{CAF.key}: negative rates at codes {df.loc[df['rate'] < 0, 'code']}")
+    dup = df.duplicated(["level", "code", "year"])
+    if dup.any():
+        raise SourceError(
+            f"{CAF.key}: duplicate rows for {df.loc[dup, ['code', 'year']].head().values.tolist()}"
+        )
+    return df.sort_values(["level", "code", "year"]).reset_index(drop=True)
+
+
+def load_coverage(
+    area: Territory,
+    *,
+    levels: Iterable[str] = ("commune", "epci"),
+    epci_codes: Iterable[str] = (),
+    offline: bool | None = None,
+    refresh: bool = False,
+) -> pd.DataFrame:
+    """Load the coverage rates of the communes (and EPCI) of ``area``, all published years.
+
+    Parameters
+    ----------
+    area
+        Territory; its départements select the records (``refine=numdep:…``), its
+        communes and ``epci_codes`` (or ``area.code`` for an EPCI) filter them.
+    levels
+        ``"commune"`` and/or ``"epci"``.
+    epci_codes
+        SIREN of the EPCI to keep (default: the territory itself when it is an EPCI,
+        else every EPCI of its départements).
+    """
+    deps = area.departements or tuple(sorted({c[:3] if c.startswith("97") else c[:2]
+                                              for c in area.communes}))
+    frames = []
+    for level in levels:
+        if level not in DATASETS:
+            raise InputError(f"levels contains {level!r}; use {sorted(DATASETS)}")
+        dataset = DATASETS[level][0]
+        records: list[dict[str, Any]] = []
+        for dep in deps:
+            records += fetch_records(dataset, refine=[f'numdep:"{dep}"'], offline=offline,
+                                     refresh=refresh)
+        df = parse_coverage(records, level=level)
+        if level == "commune":
+            df = df[df["code"].isin(set(area.communes))]
+        else:
+            wanted = set(epci_codes) or ({area.code} if area.kind == "epci" else set())
+            if wanted:
+                df = df[df["code"].isin(wanted)]
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=list(COVERAGE_COLUMNS))
+    return validate_coverage(out)

@@ -1,0 +1,121 @@
+"""Tests of data_sources.caf.
+
+Payloads (tests/data/caf/) are hand-made in the Opendatasoft Explore v2.1 ``records`` shape
+(``total_count`` + ``results``) with the field names of the CNAF datasets (``annee``,
+``numcom``/``nomcom``/``txcouv_com``, ``numepci``/``nomepci``/``txcouv_epci``, ``numdep``) as
+read by stored third-party code; rates are invented, the ``XX`` placeholder row mirrors the
+one that code documents. The commune dataset is split on two pages (page size forced to 2
+in the test) to exercise ``limit``/``offset`` paging.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from data_sources import _http, caf
+from diagnosis.errors import SourceError
+from diagnosis.schema import Territory
+
+DATA = Path(__file__).parent / "data" / "caf"
+COM_URL = f"{caf.BASE_URL}/txcouv_pe_com/records"
+EPCI_URL = f"{caf.BASE_URL}/txcouv_pe_epci/records"
+EPCI = Territory("epci", "200000438", "CC du Pays de Pontchâteau St-Gildas-des-Bois",
+                 ("44129", "44161"), ("44",))
+
+
+def load(name):
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def http_sandbox(tmp_path, monkeypatch):
+    _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
+                    max_retries=1, rate_limits={}, timeout_s=(1.0, 2.0))
+    monkeypatch.setattr(caf, "PAGE_LIMIT", 2)
+    yield
+    _http.reset()
+
+
+def mock_ok():
+    responses.get(COM_URL, json=load("txcouv_pe_com_page1.json"),
+                  match=[matchers.query_param_matcher({"offset": "0"}, strict_match=False)])
+    responses.get(COM_URL, json=load("txcouv_pe_com_page2.json"),
+                  match=[matchers.query_param_matcher({"offset": "2"}, strict_match=False)])
+    responses.get(EPCI_URL, json=load("txcouv_pe_epci.json"))
+
+
+@responses.activate
+def test_load_coverage_tidy_table():
+    mock_ok()
+    df = caf.load_coverage(EPCI)
+    assert list(df.columns) == list(caf.COVERAGE_COLUMNS)
+    com = df[df["level"] == "commune"]
+    assert com[["code", "year", "rate"]].values.tolist() == [["44129", 2022, 58.3],
+                                                             ["44129", 2023, 60.1]]
+    epci = df[df["level"] == "epci"].set_index("year")
+    assert epci.loc[2023, "rate"] == 63.4 and epci.loc[2023, "code"] == "200000438"
+    assert math.isnan(epci.loc[2022, "rate"])  # not published: NaN, not 0
+    first = responses.calls[0].request.url
+    assert "refine=numdep%3A%2244%22" in first and "limit=2" in first
+
+
+def test_placeholder_rows_are_dropped():
+    df = caf.parse_coverage(load("txcouv_pe_epci.json")["results"], level="epci")
+    assert "XX" not in set(df["code"]) and len(df) == 3
+
+
+def test_changed_fields_are_named():
+    recs = [{"annee": 2023, "code_commune": "44129", "taux": 60.1}]
+    with pytest.raises(SourceError, match=r"lacks fields \['numcom', 'txcouv_com'\]"):
+        caf.parse_coverage(recs, level="commune")
+
+
+@responses.activate
+def test_empty_result():
+    responses.get(COM_URL, json={"total_count": 0, "results": []})
+    df = caf.load_coverage(EPCI, levels=["commune"])
+    assert df.empty and list(df.columns) == list(caf.COVERAGE_COLUMNS)
+
+
+@responses.activate
+def test_faults():
+    responses.get(COM_URL, body=requests.exceptions.ConnectTimeout("t"))
+    with pytest.raises(SourceError, match=r"caf_txcouv: no answer from https://data.caf.fr"):
+        caf.load_coverage(EPCI, levels=["commune"])
+    responses.replace(responses.GET, COM_URL, status=500)
+    with pytest.raises(SourceError, match="HTTP 500"):
+        caf.load_coverage(EPCI, levels=["commune"])
+    responses.replace(responses.GET, COM_URL, body="<html>Maintenance</html>",
+                      content_type="text/html")
+    with pytest.raises(SourceError, match=r"caf_txcouv: .*txcouv_pe_com.*HTML"):
+        caf.load_coverage(EPCI, levels=["commune"])
+
+
+@responses.activate
+def test_429_and_truncated_then_ok():
+    responses.get(EPCI_URL, status=429, headers={"Retry-After": "0"})
+    responses.get(EPCI_URL, body=json.dumps(load("txcouv_pe_epci.json"))[:90],
+                  content_type="application/json")
+    responses.get(EPCI_URL, json=load("txcouv_pe_epci.json"))
+    df = caf.load_coverage(EPCI, levels=["epci"])
+    assert len(df) == 2
+
+
+def test_offline_without_cache():
+    _http.configure(offline=True)
+    with pytest.raises(SourceError, match=r"caf_txcouv: offline mode"):
+        caf.load_coverage(EPCI)
+
+
+@pytest.mark.network
+def test_live_caf():
+    _http.reset()
+    df = caf.load_coverage(EPCI)
+    assert (df["level"] == "epci").any()
