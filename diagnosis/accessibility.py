@@ -1,0 +1,708 @@
+"""Accessibility of facilities from communes: nearest time, counts within reach, E2SFCA.
+
+A matrix core (numpy) and a thin GeoDataFrame front, after PySAL ``access``:
+
+- :func:`compute_e2sfca` takes a travel-time matrix (origins × facilities, minutes),
+  a demand vector and a supply vector, and returns the enhanced two-step floating
+  catchment area score of every origin. It matches
+  ``access.Access.enhanced_two_stage_fca`` (tested to 1e-9).
+- :func:`minutes_to_nearest`, :func:`count_reachable` and :func:`births_within_share`
+  are the simple per-origin indicators.
+- :func:`compute_access_indicators` puts it all in one tidy table keyed by
+  ``code_insee``, with a per-type summary.
+- :func:`compute_travel_times_by_type` builds the matrices it needs from a road graph,
+  or as the crow flies when there is none.
+
+See Also
+--------
+guides/accessibilite.md : the method guide (in French).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from diagnosis.errors import InputError
+from diagnosis.schema import FACILITY_TYPES, facility_label
+from diagnosis.settings import METRIC_CRS
+from diagnosis.travel_times import (
+    DEFAULT_MAX_SNAP_M,
+    DETOUR_FACTOR,
+    RoadGraph,
+    TravelTimes,
+    compute_travel_times,
+    crow_fly_travel_times,
+)
+
+#: Default accessibility threshold (minutes): "within reach" means at most this long.
+#: A convention for everyday early-childhood services, to be set by the user.
+DEFAULT_MAX_MINUTES = 20.0
+
+#: Weights of the original E2SFCA (Luo & Qi 2009) for three equal time bands.
+LUO_QI_WEIGHTS: tuple[float, float, float] = (1.0, 0.68, 0.22)
+
+
+# --------------------------------------------------------------------------------------
+# Decay functions
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decay:
+    """A distance-decay weight: minutes -> weight, 0 beyond ``max_minutes``.
+
+    Build it with :func:`step_decay` or :func:`gaussian_decay`; call it on an array of
+    minutes.
+
+    Attributes
+    ----------
+    kind
+        ``"step"`` or ``"gaussian"``.
+    max_minutes
+        Weight is 0 above this.
+    bounds, weights
+        Step bands: weight ``weights[i]`` for minutes in ``(bounds[i-1], bounds[i]]``.
+    sigma_minutes
+        Width of the Gaussian.
+    """
+
+    kind: str
+    max_minutes: float
+    bounds: tuple[float, ...] = ()
+    weights: tuple[float, ...] = ()
+    sigma_minutes: float = float("nan")
+
+    def __call__(self, minutes: Any) -> np.ndarray:
+        """Weights of ``minutes`` (array-like)."""
+        t = np.asarray(minutes, dtype=float)
+        if self.kind == "step":
+            # Band index = number of bounds below t (one comparison pass per band: faster
+            # than a search for a few bands); past the last bound, or NaN, the weight is 0.
+            idx = np.zeros(t.shape, dtype=np.intp)
+            for bound in self.bounds:
+                idx += ~(t <= bound)
+            return np.append(np.asarray(self.weights, dtype=float), 0.0)[idx]
+        w = np.exp(-t * t / (2.0 * self.sigma_minutes**2))
+        return np.where(t <= self.max_minutes, w, 0.0)
+
+    @property
+    def label(self) -> str:
+        """French description, for reports.
+
+        Examples
+        --------
+        >>> step_decay(30).label
+        'paliers : ≤ 10 min × 1 ; ≤ 20 min × 0,68 ; ≤ 30 min × 0,22'
+        >>> gaussian_decay(20).label
+        'gaussienne : exp(-t² / (2 × 10²)), nulle au-delà de 20 min'
+        """
+        if self.kind == "step":
+            parts = [f"≤ {_fr(b)} min × {_fr(w)}" for b, w in zip(self.bounds, self.weights,
+                                                                   strict=True)]
+            return "paliers : " + " ; ".join(parts)
+        return (f"gaussienne : exp(-t² / (2 × {_fr(self.sigma_minutes)}²)), "
+                f"nulle au-delà de {_fr(self.max_minutes)} min")
+
+
+def step_decay(max_minutes: float, *, steps: Mapping[float, float] | None = None) -> Decay:
+    """Step decay; by default the Luo & Qi (2009) bands on thirds of ``max_minutes``.
+
+    Same rule as ``access.weights.step_fn``: the weight of ``t`` is the weight of the
+    first band whose upper bound is ``>= t``; 0 beyond the last band.
+
+    Parameters
+    ----------
+    max_minutes
+        Catchment size. Default bands: ``max/3 -> 1``, ``2·max/3 -> 0.68``,
+        ``max -> 0.22``.
+    steps
+        Custom bands ``{upper bound in minutes: weight}``; bounds must lie in
+        ``(0, max_minutes]`` and weights in ``[0, 1]``.
+
+    Returns
+    -------
+    Decay
+
+    Examples
+    --------
+    >>> f = step_decay(30)
+    >>> f([0, 10, 15, 20, 30, 31, np.inf, np.nan]).tolist()
+    [1.0, 1.0, 0.68, 0.68, 0.22, 0.0, 0.0, 0.0]
+    >>> step_decay(20, steps={20: 1.0})([5, 20, 20.5]).tolist()
+    [1.0, 1.0, 0.0]
+    """
+    top = _positive(max_minutes, "max_minutes")
+    if steps is None:
+        steps = {top / 3: LUO_QI_WEIGHTS[0], 2 * top / 3: LUO_QI_WEIGHTS[1],
+                 top: LUO_QI_WEIGHTS[2]}
+    if not steps:
+        raise InputError("steps is empty; give at least one {upper_minutes: weight} band")
+    items = sorted((float(k), float(v)) for k, v in steps.items())
+    for bound, weight in items:
+        if not (0 < bound <= top):
+            raise InputError(
+                f"steps bound {bound!r} is outside (0, max_minutes={top!r}]; "
+                "bands must end within the catchment"
+            )
+        if not (0 <= weight <= 1):
+            raise InputError(f"steps weight {weight!r} (band <= {bound!r} min) must be in [0, 1]")
+    return Decay(kind="step", max_minutes=top, bounds=tuple(b for b, _ in items),
+                 weights=tuple(w for _, w in items))
+
+
+def gaussian_decay(max_minutes: float, *, sigma_minutes: float | None = None) -> Decay:
+    """Gaussian decay ``exp(-t² / (2σ²))``, cut to 0 beyond ``max_minutes``.
+
+    The same formula as ``access.weights.gaussian`` (no normalisation, weight 1 at 0).
+
+    Parameters
+    ----------
+    max_minutes
+        Catchment size.
+    sigma_minutes
+        Width σ; default ``max_minutes / 2`` (weight e⁻² ≈ 0.14 at the edge).
+
+    Returns
+    -------
+    Decay
+
+    Examples
+    --------
+    >>> f = gaussian_decay(30, sigma_minutes=10)
+    >>> f([0, 10, 20, 40]).tolist()
+    [1.0, 0.6065306597126334, 0.1353352832366127, 0.0]
+    """
+    top = _positive(max_minutes, "max_minutes")
+    sigma = top / 2 if sigma_minutes is None else _positive(sigma_minutes, "sigma_minutes")
+    return Decay(kind="gaussian", max_minutes=top, sigma_minutes=sigma)
+
+
+# --------------------------------------------------------------------------------------
+# Matrix core
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class E2SFCAResult:
+    """Enhanced two-step floating catchment area scores.
+
+    Attributes
+    ----------
+    access
+        Per origin: ``A_i = Σ_j R_j · w(t_ij)`` over facilities within ``max_minutes``;
+        0 when no facility with capacity is within reach.
+    facility_ratio
+        Per facility: ``R_j = S_j / Σ_i D_i · w(t_ij)`` (supply per weighted demand);
+        NaN for facilities without capacity or without demand in their catchment.
+    catchment_demand
+        Per facility: ``Σ_i D_i · w(t_ij)`` (0 for excluded facilities).
+    n_facilities_without_capacity
+        Facilities whose supply is NaN (unknown): excluded, never counted as 0 places.
+    n_facilities_without_demand
+        Facilities with capacity but no weighted demand in reach: they serve no one
+        in the territory and add nothing to any origin.
+    n_origins_without_access
+        Origins whose score is 0.
+    params
+        ``max_minutes``, decay description.
+    """
+
+    access: np.ndarray
+    facility_ratio: np.ndarray
+    catchment_demand: np.ndarray
+    n_facilities_without_capacity: int
+    n_facilities_without_demand: int
+    n_origins_without_access: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def compute_e2sfca(
+    travel_minutes: np.ndarray | TravelTimes,
+    demand: Any,
+    supply: Any,
+    *,
+    max_minutes: float,
+    decay: Decay | None = None,
+) -> E2SFCAResult:
+    """Enhanced two-step floating catchment area (E2SFCA) on a travel-time matrix.
+
+    Step 1: every facility ``j`` gets ``R_j = S_j / Σ_i D_i · w(t_ij)`` over origins
+    with ``t_ij <= max_minutes``. Step 2: every origin gets ``A_i = Σ_j R_j · w(t_ij)``.
+
+    Parameters
+    ----------
+    travel_minutes
+        ``(n_origins, n_facilities)`` minutes (``np.inf`` = out of reach), or a
+        :class:`~diagnosis.travel_times.TravelTimes`.
+    demand
+        ``(n_origins,)`` demand (e.g. births), finite and >= 0.
+    supply
+        ``(n_facilities,)`` capacity (places), >= 0; NaN = unknown, excluded.
+    max_minutes
+        Catchment size.
+    decay
+        Weight of a time; default :func:`step_decay` ``(max_minutes)`` (Luo & Qi bands,
+        the default of ``access``).
+
+    Returns
+    -------
+    E2SFCAResult
+
+    Raises
+    ------
+    InputError
+        Mismatched shapes, NaN travel times, negative or missing demand, negative
+        supply, non-positive ``max_minutes``.
+
+    Examples
+    --------
+    Two villages of 10 and 30 births, one crèche of 20 places 5 minutes from both:
+
+    >>> r = compute_e2sfca(np.array([[5.0], [5.0]]), [10, 30], [20.0], max_minutes=30)
+    >>> r.access.tolist(), r.facility_ratio.tolist()
+    ([0.5, 0.5], [0.5])
+    """
+    minutes = _as_minutes(travel_minutes, check_values=False)
+    n, m = minutes.shape
+    dem = _as_vector(demand, "demand", n)
+    if np.isnan(dem).any() or (dem < 0).any():
+        bad = np.flatnonzero(np.isnan(dem) | (dem < 0))[:5].tolist()
+        raise InputError(
+            f"demand must be >= 0 and known; rows {bad} hold {dem[bad].tolist()!r}. "
+            "Drop those origins or fill their demand explicitly."
+        )
+    sup = _as_vector(supply, "supply", m)
+    if (sup < 0).any():
+        bad = np.flatnonzero(sup < 0)[:5].tolist()
+        raise InputError(f"supply must be >= 0 (or NaN if unknown); rows {bad} hold "
+                         f"{sup[bad].tolist()!r}")
+    top = _positive(max_minutes, "max_minutes")
+    weight = step_decay(top) if decay is None else decay
+
+    has_cap = ~np.isnan(sup)
+    # One pass over the matrix: cells within the catchment, plus NaN cells (not > top)
+    # so that the value checks below only look at the few selected cells.
+    flat = np.flatnonzero(~(minutes > top))
+    values = minutes.ravel()[flat]
+    _check_minutes(values)
+    rows, cols = np.divmod(flat, m)
+    if not has_cap.all():
+        keep = has_cap[cols]
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+    w = weight(values)
+    catchment = np.bincount(cols, weights=dem[rows] * w, minlength=m)
+    served = has_cap & (catchment > 0)
+    ratio = np.full(m, np.nan)
+    ratio[served] = sup[served] / catchment[served]
+    contrib = w * np.where(served, ratio, 0.0)[cols]
+    access = np.bincount(rows, weights=contrib, minlength=n)
+    return E2SFCAResult(
+        access=access,
+        facility_ratio=ratio,
+        catchment_demand=catchment,
+        n_facilities_without_capacity=int((~has_cap).sum()),
+        n_facilities_without_demand=int((has_cap & ~served).sum()),
+        n_origins_without_access=int((access == 0).sum()),
+        params={"max_minutes": top, "decay": weight.label},
+    )
+
+
+def minutes_to_nearest(travel_minutes: np.ndarray | TravelTimes) -> np.ndarray:
+    """Minutes from each origin to its nearest facility (``np.inf`` if none in reach).
+
+    Examples
+    --------
+    >>> minutes_to_nearest(np.array([[12.0, 7.0], [np.inf, np.inf]])).tolist()
+    [7.0, inf]
+    """
+    minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
+    if minutes.shape[1] == 0:
+        return np.full(minutes.shape[0], np.inf)
+    return minutes.min(axis=1)
+
+
+def count_reachable(travel_minutes: np.ndarray | TravelTimes, *, max_minutes: float) -> np.ndarray:
+    """Number of facilities within ``max_minutes`` of each origin.
+
+    Examples
+    --------
+    >>> count_reachable(np.array([[12.0, 7.0, 30.0], [np.inf, 20.0, 25.0]]),
+    ...                 max_minutes=20).tolist()
+    [2, 1]
+    """
+    minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
+    top = _positive(max_minutes, "max_minutes")
+    return (minutes <= top).sum(axis=1).astype(np.int64)
+
+
+def births_within_share(nearest_minutes: Any, births: Any, *, max_minutes: float) -> float:
+    """Share of births in origins whose nearest facility is within ``max_minutes``.
+
+    Origins with unknown births (NaN) are left out of both sums. Returns NaN when no
+    births are known.
+
+    Examples
+    --------
+    >>> births_within_share([5.0, 25.0, np.inf], [30, 10, 60], max_minutes=20)
+    0.3
+    """
+    near = np.asarray(nearest_minutes, dtype=float)
+    b = _as_vector(births, "births", near.shape[0])
+    top = _positive(max_minutes, "max_minutes")
+    known = ~np.isnan(b)
+    total = float(b[known].sum())
+    if total <= 0:
+        return float("nan")
+    return float(b[known & (near <= top)].sum()) / total
+
+
+# --------------------------------------------------------------------------------------
+# GeoDataFrame front
+# --------------------------------------------------------------------------------------
+
+
+def commune_points_xy(communes_gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """One point per commune in EPSG:2154 (its point, or a point inside its polygon).
+
+    Polygons are represented by ``representative_point()`` (always inside the commune,
+    not necessarily where people live): pass town-hall points when you have them.
+    """
+    if not isinstance(communes_gdf, gpd.GeoDataFrame) or communes_gdf.crs is None:
+        raise InputError("communes_gdf must be a GeoDataFrame with a CRS (EPSG:4326 or 2154)")
+    if len(communes_gdf) == 0:
+        raise InputError("communes_gdf is empty; select at least one commune")
+    geom = communes_gdf.geometry.to_crs(METRIC_CRS)
+    if geom.isna().any() or geom.is_empty.any():
+        rows = communes_gdf.index[(geom.isna() | geom.is_empty).to_numpy()][:5].tolist()
+        raise InputError(f"communes_gdf rows {rows} have no geometry; add their outline or point")
+    pts = geom.where(geom.geom_type == "Point", geom.representative_point())
+    return np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
+
+
+def facility_points_xy(facilities_gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """Facility points in EPSG:2154, shape ``(n, 2)`` (may be empty)."""
+    if len(facilities_gdf) == 0:
+        return np.empty((0, 2))
+    if facilities_gdf.crs is None:
+        raise InputError("facilities_gdf has no CRS; set one (EPSG:4326 expected)")
+    pts = facilities_gdf.geometry.to_crs(METRIC_CRS)
+    return np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
+
+
+def compute_travel_times_by_type(
+    communes_gdf: gpd.GeoDataFrame,
+    facilities_gdf: gpd.GeoDataFrame,
+    *,
+    max_minutes: float,
+    graph: RoadGraph | None = None,
+    facility_types: Sequence[str] | None = None,
+    mode: str | None = None,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    speed_kmh: float | None = None,
+    detour_factor: float = DETOUR_FACTOR,
+) -> dict[str, TravelTimes]:
+    """Travel-time matrices from communes to the facilities of each type.
+
+    Parameters
+    ----------
+    communes_gdf
+        Communes (polygons or points), the rows of every matrix.
+    facilities_gdf
+        Facilities in the schema; the columns of type ``t`` are
+        ``facilities_gdf[facilities_gdf["type"] == t]`` in table order.
+    max_minutes
+        Routing cutoff; use at least the accessibility threshold (a larger cutoff
+        tells how far beyond the threshold the nearest facility is).
+    graph
+        Road graph; None gives crow-fly estimates (labelled ``engine="crow_fly"``).
+    facility_types
+        Types to compute; default: the types present in ``facilities_gdf``. Types with
+        no facility are skipped (see :func:`compute_access_indicators`).
+    mode
+        Crow-fly mode (``"drive"``/``"walk"``); with a graph, the graph's mode is used.
+    max_snap_m, speed_kmh, detour_factor
+        Passed to :func:`~diagnosis.travel_times.compute_travel_times` or
+        :func:`~diagnosis.travel_times.crow_fly_travel_times`.
+
+    Returns
+    -------
+    dict of str to TravelTimes
+    """
+    origins = commune_points_xy(communes_gdf)
+    if "type" not in facilities_gdf.columns:
+        raise InputError("facilities_gdf lacks the 'type' column; validate it with the schema")
+    types = _types(facilities_gdf, facility_types)
+    out: dict[str, TravelTimes] = {}
+    for ftype in types:
+        sub = facilities_gdf[facilities_gdf["type"] == ftype]
+        if len(sub) == 0:
+            continue
+        dest = facility_points_xy(sub)
+        if graph is None:
+            out[ftype] = crow_fly_travel_times(origins, dest, detour_factor=detour_factor,
+                                               speed_kmh=speed_kmh, mode=mode or "drive",
+                                               max_minutes=max_minutes)
+        else:
+            out[ftype] = compute_travel_times(graph, origins, dest, max_minutes=max_minutes,
+                                              max_snap_m=max_snap_m)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class AccessIndicators:
+    """Accessibility of every commune to every facility type.
+
+    Attributes
+    ----------
+    table
+        One row per commune, keyed by ``code_insee`` (same order as the input), with
+        ``births`` (the births column used), ``origin_snap_m``, ``origin_flagged`` and
+        for each type ``t``: ``minutes_nearest_<t>`` (``inf`` beyond the routing cutoff
+        or unreachable), ``reachable_<t>`` (facilities within ``max_minutes``) and
+        ``e2sfca_<t>`` (places per weighted annual birth; NaN when no facility of the
+        type has a known capacity).
+    summary
+        One row per type: engine, counts of facilities, of facilities without capacity
+        or too far from the road network, births within reach and their share, pairs
+        beyond the cutoff / disconnected / flagged.
+    params
+        ``max_minutes``, ``births_col``, decay, types.
+    """
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def compute_access_indicators(
+    communes_gdf: pd.DataFrame,
+    facilities_gdf: gpd.GeoDataFrame,
+    travel_times_by_type: Mapping[str, TravelTimes],
+    *,
+    births_col: str = "births_2024",
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+    decay: Decay | None = None,
+    facility_types: Sequence[str] | None = None,
+) -> AccessIndicators:
+    """Nearest time, facilities within reach and E2SFCA per commune and facility type.
+
+    Parameters
+    ----------
+    communes_gdf
+        Communes with ``code_insee`` and ``births_col`` (rows in the order of the
+        travel-time matrices).
+    facilities_gdf
+        Facilities in the schema (``type``, ``capacity``); the columns of the matrix of
+        type ``t`` are its rows of that type, in order.
+    travel_times_by_type
+        Type -> :class:`~diagnosis.travel_times.TravelTimes`, e.g. from
+        :func:`compute_travel_times_by_type`, computed with a cutoff >= ``max_minutes``.
+    births_col
+        Demand column (annual births). Communes with unknown births get indicators but
+        add no demand to the E2SFCA; they are counted in the summary.
+    max_minutes
+        Accessibility threshold.
+    decay
+        E2SFCA decay; default :func:`step_decay` ``(max_minutes)``.
+    facility_types
+        Types to report; default the keys of ``travel_times_by_type``. A listed type
+        with no facility at all gets ``inf`` / 0 / NaN (a gap, not an error).
+
+    Returns
+    -------
+    AccessIndicators
+
+    Raises
+    ------
+    InputError
+        Missing columns, a matrix whose shape does not match the communes and the
+        facilities of its type, a matrix computed with a cutoff below ``max_minutes``.
+    """
+    for col in ("code_insee", births_col):
+        if col not in communes_gdf.columns:
+            raise InputError(
+                f"communes_gdf lacks column {col!r}; found {list(communes_gdf.columns)}"
+            )
+    if len(communes_gdf) == 0:
+        raise InputError("communes_gdf is empty; select at least one commune")
+    for col in ("type", "capacity"):
+        if col not in facilities_gdf.columns:
+            raise InputError(f"facilities_gdf lacks column {col!r}; validate it with the schema")
+    top = _positive(max_minutes, "max_minutes")
+    weight = step_decay(top) if decay is None else decay
+    types = list(travel_times_by_type) if facility_types is None else list(facility_types)
+    if not types:
+        raise InputError("no facility type to report: travel_times_by_type is empty and "
+                         "facility_types is not given")
+    births = pd.to_numeric(communes_gdf[births_col], errors="coerce").to_numpy(dtype=float)
+    n = births.shape[0]
+    for ftype in types:
+        if ftype not in FACILITY_TYPES:
+            raise InputError(f"facility type {ftype!r} is unknown; use one of "
+                             f"{sorted(FACILITY_TYPES)}")
+        n_fac = int((facilities_gdf["type"] == ftype).sum())
+        tt = travel_times_by_type.get(ftype)
+        if tt is None and n_fac:
+            raise InputError(
+                f"travel_times_by_type has no matrix for type {ftype!r} although "
+                f"facilities_gdf holds {n_fac} such facilities; compute it first"
+            )
+        if tt is not None and tt.shape != (n, n_fac):
+            raise InputError(
+                f"travel_times_by_type[{ftype!r}] has shape {tt.shape!r}; expected "
+                f"({n} communes, {n_fac} facilities of type {ftype!r}). Compute it "
+                "from the same communes and facilities, in the same order."
+            )
+        if tt is not None and tt.max_minutes is not None and tt.max_minutes < top:
+            raise InputError(
+                f"travel_times_by_type[{ftype!r}] was computed with a cutoff of "
+                f"{tt.max_minutes!r} min, below max_minutes={top!r}; recompute it with "
+                "a cutoff >= max_minutes"
+            )
+    births_known = ~np.isnan(births)
+    demand = np.where(births_known, births, 0.0)
+
+    table = pd.DataFrame({
+        "code_insee": communes_gdf["code_insee"].astype(str).to_numpy(),
+    })
+    if "name" in communes_gdf.columns:
+        table["name"] = communes_gdf["name"].to_numpy()
+    table["births"] = births
+    first = next((travel_times_by_type[t] for t in types if t in travel_times_by_type), None)
+    table["origin_snap_m"] = first.origin_snap_m if first is not None else np.nan
+    table["origin_flagged"] = first.origin_flagged if first is not None else False
+
+    summary_rows = []
+    for ftype in types:
+        sub = facilities_gdf[facilities_gdf["type"] == ftype]
+        capacity = pd.to_numeric(sub["capacity"], errors="coerce").to_numpy(dtype=float)
+        tt = travel_times_by_type.get(ftype)
+        if tt is None:
+            nearest = np.full(n, np.inf)
+            reach = np.zeros(n, dtype=np.int64)
+            e2 = np.full(n, np.nan)
+            counts: dict[str, Any] = {"engine": "", "mode": "", "n_facilities_flagged": 0,
+                                      "n_pairs_beyond_cutoff": 0, "n_pairs_disconnected": 0,
+                                      "n_pairs_flagged": 0}
+            n_no_cap, n_no_dem = 0, 0
+        else:
+            nearest = minutes_to_nearest(tt)
+            reach = count_reachable(tt, max_minutes=top)
+            if len(sub) and (~np.isnan(capacity)).any():
+                res = compute_e2sfca(tt, demand, capacity, max_minutes=top, decay=weight)
+                e2 = res.access
+                n_no_cap, n_no_dem = res.n_facilities_without_capacity, \
+                    res.n_facilities_without_demand
+            else:
+                e2 = np.full(n, np.nan)
+                n_no_cap, n_no_dem = int(np.isnan(capacity).sum()), 0
+            counts = {"engine": tt.engine, "mode": tt.mode,
+                      "n_facilities_flagged": int(tt.destination_flagged.sum()),
+                      "n_pairs_beyond_cutoff": tt.n_beyond_cutoff,
+                      "n_pairs_disconnected": tt.n_disconnected,
+                      "n_pairs_flagged": tt.n_flagged_pairs}
+        table[f"minutes_nearest_{ftype}"] = nearest
+        table[f"reachable_{ftype}"] = reach
+        table[f"e2sfca_{ftype}"] = e2
+        within = births_known & (nearest <= top)
+        summary_rows.append({
+            "type": ftype,
+            "label": facility_label(ftype, plural=True),
+            **counts,
+            "n_facilities": int(len(sub)),
+            "n_facilities_without_capacity": n_no_cap,
+            "n_facilities_without_demand": n_no_dem,
+            "births_total": float(births[births_known].sum()),
+            "births_within": float(births[within].sum()),
+            "share_births_within": births_within_share(nearest, births, max_minutes=top),
+            "n_communes_beyond": int((nearest > top).sum()),
+            "n_communes_births_missing": int((~births_known).sum()),
+        })
+    return AccessIndicators(
+        table=table,
+        summary=pd.DataFrame(summary_rows),
+        params={"max_minutes": top, "births_col": births_col, "decay": weight.label,
+                "facility_types": tuple(types)},
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def _types(facilities_gdf: pd.DataFrame, facility_types: Sequence[str] | None) -> list[str]:
+    if facility_types is None:
+        present = set(facilities_gdf["type"].astype(str))
+        return [t for t in FACILITY_TYPES if t in present]
+    unknown = [t for t in facility_types if t not in FACILITY_TYPES]
+    if unknown:
+        raise InputError(f"facility_types={unknown!r} are unknown; use some of "
+                         f"{sorted(FACILITY_TYPES)}")
+    return list(facility_types)
+
+
+def _as_minutes(
+    values: Any, *, allow_empty_columns: bool = False, check_values: bool = True
+) -> np.ndarray:
+    """Return a 2-D float matrix of minutes or raise naming ``travel_minutes``.
+
+    With ``check_values=False`` the caller checks NaN and negative values itself.
+    """
+    arr = values.minutes if isinstance(values, TravelTimes) else values
+    try:
+        minutes = np.asarray(arr, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"travel_minutes must be a 2-D array of minutes; got {arr!r}") from None
+    if minutes.ndim != 2:
+        raise InputError(f"travel_minutes must be 2-D (origins × facilities); got shape "
+                         f"{minutes.shape!r}")
+    if minutes.shape[0] == 0 or (minutes.shape[1] == 0 and not allow_empty_columns):
+        raise InputError(f"travel_minutes is empty (shape {minutes.shape!r}); give at least "
+                         "one origin and one facility")
+    if check_values:
+        _check_minutes(minutes)
+    return np.ascontiguousarray(minutes)
+
+
+def _check_minutes(minutes: np.ndarray) -> None:
+    """Raise naming ``travel_minutes`` if it holds NaN or negative times."""
+    if not (minutes >= 0).all():  # one pass catches NaN and negative times
+        if np.isnan(minutes).any():
+            raise InputError("travel_minutes holds NaN; use np.inf for pairs out of reach")
+        raise InputError(f"travel_minutes holds negative times (min {np.min(minutes)!r}); "
+                         "times must be >= 0")
+
+
+def _as_vector(values: Any, name: str, length: int) -> np.ndarray:
+    """Return a 1-D float vector of ``length`` or raise naming ``name``."""
+    try:
+        vec = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numbers; got {values!r}") from None
+    if vec.shape != (length,):
+        raise InputError(f"{name} must have {length} values (one per row/column of "
+                         f"travel_minutes); got shape {vec.shape!r}")
+    return vec
+
+
+def _positive(value: Any, name: str) -> float:
+    """Return ``value`` as a finite float > 0 or raise naming ``name``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a positive number; got {value!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise InputError(f"{name} must be a positive finite number of minutes; got {value!r}")
+    return v
+
+
+def _fr(value: float) -> str:
+    """Short French number: ``0.68 -> '0,68'``, ``10.0 -> '10'``."""
+    return f"{value:.4g}".replace(".", ",")

@@ -1,0 +1,176 @@
+"""Tests of diagnosis.gaps on a hand-made four-commune territory.
+
+The accessibility result is built by hand (an AccessIndicators with chosen minutes), so
+every white zone, factor and contribution can be checked on paper.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import box
+
+from diagnosis.accessibility import AccessIndicators
+from diagnosis.errors import InputError
+from diagnosis.gaps import (
+    DEFAULT_PRIORITY_WEIGHTS,
+    INCOME_COL,
+    POVERTY_COL,
+    PRIORITY_FACTORS,
+    SINGLE_PARENT_COL,
+    compute_gaps,
+    compute_priority,
+    find_white_zones,
+    percentile_rank,
+    priority_weights,
+)
+from diagnosis.schema import NEEDS_COLUMNS
+
+CODES = ["44001", "44002", "44003", "44004"]
+
+
+@pytest.fixture
+def access():
+    table = pd.DataFrame({
+        "code_insee": CODES,
+        "name": ["A", "B", "C", "D"],
+        "births": [200.0, 50.0, 100.0, np.nan],
+        "minutes_nearest_pmi": [5.0, 25.0, np.inf, 10.0],
+        "minutes_nearest_laep": [np.inf, np.inf, 40.0, 20.0],
+    })
+    return AccessIndicators(table=table, summary=pd.DataFrame(),
+                            params={"max_minutes": 20.0, "facility_types": ("pmi", "laep"),
+                                    "births_col": "births_2024"})
+
+
+@pytest.fixture
+def communes():
+    return pd.DataFrame({
+        "code_insee": CODES,
+        POVERTY_COL: [10.0, np.nan, 20.0, np.nan],   # B and D under statistical secret
+        INCOME_COL: [22_000.0, 18_000.0, 20_000.0, np.nan],
+        SINGLE_PARENT_COL: [15.0, 25.0, 20.0, 10.0],
+    })
+
+
+def test_need_columns_come_from_the_schema():
+    for col in (POVERTY_COL, INCOME_COL, SINGLE_PARENT_COL, "births_2024"):
+        assert col in NEEDS_COLUMNS
+
+
+def test_white_zones_by_hand(access):
+    white, summary = find_white_zones(access)
+    pmi = white[white["type"] == "pmi"]
+    assert pmi["code_insee"].tolist() == ["44002", "44003"]  # 25 min and unreachable
+    laep = white[white["type"] == "laep"]
+    assert laep["code_insee"].tolist() == ["44001", "44002", "44003"]  # D at 20 is within
+    s = summary.set_index("type")
+    assert s.loc["pmi", "births_white"] == 150.0
+    assert s.loc["pmi", "births_total"] == 350.0
+    assert s.loc["pmi", "share_births_white"] == pytest.approx(150 / 350)
+    assert s.loc["laep", "births_white"] == 350.0
+    assert s.loc["laep", "n_communes_white"] == 3
+    assert s.loc["pmi", "n_white_births_missing"] == 0
+    # A stricter threshold moves D (10 min to a PMI) in for PMI at 5 min.
+    white5, _ = find_white_zones(access, max_minutes=5, facility_types=["pmi"])
+    assert white5["code_insee"].tolist() == ["44002", "44003", "44004"]
+
+
+def test_priority_factors_contributions_and_fallbacks_by_hand(access, communes):
+    out, missing = compute_priority(communes, access)
+    assert missing == []
+    row = out.set_index("code_insee")
+    # births: share of the largest (200); D unknown.
+    assert row.loc["44001", "factor_births"] == 1.0
+    assert row.loc["44002", "factor_births"] == 0.25
+    assert np.isnan(row.loc["44004", "factor_births"])
+    # poverty: rank of the rate among A (10) and C (20) -> 0 and 1;
+    # B is under secret: rank of the inverse income among A, B, C (22k, 18k, 20k) -> 1.
+    assert row.loc["44001", "factor_poverty"] == 0.0
+    assert row.loc["44003", "factor_poverty"] == 1.0
+    assert row.loc["44002", "factor_poverty"] == 1.0
+    assert row.loc["44002", "poverty_basis"] == "median_income"
+    assert row.loc["44001", "poverty_basis"] == "poverty_rate"
+    # D: no rate and no income -> missing, never 0.
+    assert np.isnan(row.loc["44004", "factor_poverty"])
+    assert row.loc["44004", "poverty_basis"] == "missing"
+    assert row.loc["44004", "missing_factors"] == "births,poverty"
+    # access: mean over PMI and LAEP of min(minutes / 20, 1).
+    assert row.loc["44001", "factor_access"] == pytest.approx((5 / 20 + 1) / 2)
+    assert row.loc["44004", "factor_access"] == pytest.approx((10 / 20 + 20 / 20) / 2)
+    assert row.loc["44001", "deficit_pmi"] == 0.25
+    # contributions add up to the score; D re-weighted over its two known factors.
+    contrib = row[[f"contrib_{k}" for k in PRIORITY_FACTORS]]
+    np.testing.assert_allclose(contrib.sum(axis=1, skipna=True), row["score"])
+    w = DEFAULT_PRIORITY_WEIGHTS
+    sp_rank_d = 0.0  # D has the lowest single-parent share (10)
+    expected_d = 100 * (w["single_parent"] * sp_rank_d + w["access"] * 0.75) / (
+        w["single_parent"] + w["access"])
+    assert row.loc["44004", "score"] == pytest.approx(expected_d)
+    expected_a = 100 * (w["births"] * 1 + w["poverty"] * 0 + w["single_parent"] * (1 / 3)
+                        + w["access"] * 0.625)
+    assert row.loc["44001", "score"] == pytest.approx(expected_a)
+    # Ranking: sorted by score, rank 1 first.
+    assert out["rank"].tolist() == sorted(out["rank"].tolist())
+    assert out["score"].is_monotonic_decreasing
+    assert out.loc[0, "rank"] == 1
+
+
+def test_weights_change_the_ranking(access, communes):
+    births_only, _ = compute_priority(communes, access, weights={
+        "births": 1, "poverty": 0, "single_parent": 0, "access": 0})
+    assert births_only["code_insee"].tolist()[:3] == ["44001", "44003", "44002"]
+    access_only, _ = compute_priority(communes, access, weights={
+        "births": 0, "poverty": 0, "single_parent": 0, "access": 1})
+    # B (PMI at 25 min, no LAEP) and C (no PMI, LAEP at 40 min): deficit 1 for both
+    # types -> score 100, tied at rank 1 (ties broken by code in the display order).
+    assert access_only["code_insee"].tolist()[:2] == ["44002", "44003"]
+    assert access_only["score"].tolist()[:2] == [100.0, 100.0]
+    assert access_only["rank"].tolist()[:3] == [1, 1, 3]
+    # D has no known births: with births as the only weighted factor it cannot be scored.
+    assert births_only["code_insee"].iloc[-1] == "44004"
+    assert np.isnan(births_only["score"].iloc[-1]) and pd.isna(births_only["rank"].iloc[-1])
+
+
+def test_missing_need_columns_are_reported_not_zero(access):
+    only_codes = pd.DataFrame({"code_insee": CODES})
+    out, missing = compute_priority(only_codes, access)
+    assert missing == [POVERTY_COL, INCOME_COL, SINGLE_PARENT_COL]
+    assert out["factor_poverty"].isna().all() and out["factor_single_parent"].isna().all()
+    assert (out["poverty_basis"] == "missing").all()
+
+
+def test_compute_gaps_carries_geometry_and_params(access, communes):
+    geo = gpd.GeoDataFrame(communes, geometry=[box(i, 0, i + 1, 1) for i in range(4)],
+                           crs="EPSG:2154")
+    res = compute_gaps(geo, access, weights={"births": 2})
+    assert isinstance(res.layers["priority"], gpd.GeoDataFrame)
+    assert isinstance(res.layers["white_zones"], gpd.GeoDataFrame)
+    assert res.layers["priority"].crs == geo.crs
+    assert res.params["weights"] == priority_weights({"births": 2})
+    assert sum(res.params["weights"].values()) == pytest.approx(1.0)
+    assert res.params["facility_types"] == ("pmi", "laep")
+    assert set(res.summary["type"]) == {"pmi", "laep"}
+
+
+def test_bad_arguments(access, communes):
+    with pytest.raises(InputError, match="unknown factors"):
+        priority_weights({"distance": 1})
+    with pytest.raises(InputError, match="sum to 0"):
+        priority_weights({k: 0 for k in PRIORITY_FACTORS})
+    with pytest.raises(InputError, match=">= 0"):
+        priority_weights({"births": -1})
+    with pytest.raises(InputError, match="not in the accessibility table"):
+        find_white_zones(access, facility_types=["rpe"])
+    with pytest.raises(InputError, match="max_minutes"):
+        find_white_zones(access, max_minutes=-3)
+    dup = pd.concat([communes, communes.iloc[[0]]])
+    with pytest.raises(InputError, match="duplicate code_insee"):
+        compute_priority(dup, access)
+
+
+def test_percentile_rank_ignores_missing_values():
+    r = percentile_rank([3.0, np.nan, 1.0, 2.0])
+    assert r[0] == 1.0 and r[2] == 0.0 and r[3] == 0.5 and np.isnan(r[1])
