@@ -1,0 +1,338 @@
+"""Comparing territories side by side (for the federation and for the report's context).
+
+:func:`compare_territories` turns a list of :class:`~diagnosis.overview.Overview`
+results into one tidy table, one row per territory, each row a pure function of that
+territory's own diagnosis (:func:`comparison_row`). :func:`split_territory` lists the
+EPCIs or communes of a territory from the COG tables, flagging EPCIs that straddle a
+département border. :func:`build_comparison_chart` (Altair, for the app) and
+:func:`render_comparison_chart` (matplotlib PNG, for the PDF) draw one indicator.
+
+Columns of the comparison table
+-------------------------------
+``code``, ``name``, ``kind``, ``threshold_m``, ``n_communes`` (communes with loaded
+data), ``n_communes_total`` (communes of the territory in the COG),
+``n_communes_missing``, ``coverage_partial`` (some communes have no loaded data:
+figures cover only the others), ``coverage_note`` (French), ``births_2024``,
+``births_mean_2016_2021``, ``population_2022``, ``under3_estimate`` (3 × births 2024,
+an estimate), per analysed type ``t``: ``n_<t>`` (facilities in the territory),
+``places_<t>`` (known places, NaN when none known), ``births_within_<t>``,
+``share_within_<t>`` (share of births 2024 of communes whose town hall is within the
+threshold of a facility of the type, crow-fly), ``communes_without_<t>``; then
+``priority_score`` and ``cohort_capacity`` (NaN unless given through ``extras``) and the
+rankings ``rank_births_2024`` (1 = most births), ``rank_share_within_<t>`` (1 = lowest
+share: least served) and ``rank_priority_score`` (1 = highest score).
+
+See Also
+--------
+guides/indicateurs.md : definition of every indicator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from diagnosis.errors import InputError
+from diagnosis.overview import ANALYSED_TYPES, Overview
+from diagnosis.schema import FACILITY_TYPES, Territory, facility_label
+from diagnosis.territory import CogTables, resolve_territory
+
+#: Columns filled from ``extras`` when other modules computed them (NaN otherwise).
+EXTRA_COLUMNS: tuple[str, ...] = ("priority_score", "cohort_capacity")
+
+#: French labels of the comparison metrics that are not per type.
+METRIC_LABELS: dict[str, str] = {
+    "births_2024": "Naissances 2024",
+    "births_mean_2016_2021": "Naissances par an (moyenne 2016-2021)",
+    "population_2022": "Population 2022",
+    "under3_estimate": "Moins de 3 ans (estimation : 3 × naissances 2024)",
+    "n_communes": "Communes avec données",
+    "priority_score": "Score de priorité",
+    "cohort_capacity": "Capacité en groupes de pairs",
+}
+
+#: How a territory can be split for a comparison.
+SPLITS: tuple[str, ...] = ("epci", "commune")
+
+
+def metric_label(metric: str) -> str:
+    """French label of a comparison column (per-type columns included).
+
+    Examples
+    --------
+    >>> metric_label("share_within_eaje")
+    'Part des naissances à portée : Crèches (EAJE)'
+    >>> metric_label("births_2024")
+    'Naissances 2024'
+    """
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    prefixes = {
+        "share_within_": "Part des naissances à portée : ",
+        "births_within_": "Naissances à portée : ",
+        "communes_without_": "Communes sans : ",
+        "places_": "Places connues : ",
+        "n_": "Nombre : ",
+    }
+    for prefix, text in prefixes.items():
+        t = metric.removeprefix(prefix)
+        if metric.startswith(prefix) and t in FACILITY_TYPES:
+            return text + facility_label(t, plural=True)
+    return metric
+
+
+def _departement_of(code_insee: str) -> str:
+    return code_insee[:3] if code_insee.startswith("97") else code_insee[:2]
+
+
+def comparison_row(overview: Overview, *,
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the comparison table: figures of one territory's own diagnosis.
+
+    Parameters
+    ----------
+    overview
+        The territory's diagnosis (:func:`diagnosis.overview.compute_overview`).
+    extra
+        Optional figures computed elsewhere (``priority_score``, ``cohort_capacity``).
+
+    Returns
+    -------
+    dict
+        See the module's column list (rankings excluded: they need all rows).
+    """
+    s = overview.summary
+    t = overview.territory
+    missing = list(s.get("communes_missing", []))
+    deps = sorted({_departement_of(c) for c in missing})
+    note = ""
+    if missing:
+        note = (f"{len(missing)} commune(s) sur {len(t.communes)} sans données chargées "
+                f"(département(s) {', '.join(deps)}) : chiffres partiels")
+
+    def num(v: Any) -> float:
+        return float("nan") if v is None else float(v)
+
+    row: dict[str, Any] = {
+        "code": t.code, "name": t.name, "kind": t.kind,
+        "threshold_m": float(s["threshold_m"]),
+        "n_communes": int(s["n_communes"]),
+        "n_communes_total": len(t.communes),
+        "n_communes_missing": int(s.get("n_communes_missing", len(missing))),
+        "coverage_partial": bool(missing),
+        "coverage_note": note,
+        "births_2024": num(s.get("births_2024")),
+        "births_mean_2016_2021": num(s.get("births_mean_2016_2021")),
+        "population_2022": num(s.get("population_2022")),
+        "under3_estimate": num(s.get("under3_estimate")),
+    }
+    for typ, fac in s["facilities"].items():
+        w = s["births_within_threshold"][typ]
+        row[f"n_{typ}"] = int(fac["count"])
+        row[f"places_{typ}"] = num(fac["places_known"])
+        row[f"births_within_{typ}"] = float(w["births"])
+        row[f"share_within_{typ}"] = num(w["share"])
+        row[f"communes_without_{typ}"] = len(s["communes_without"][typ])
+    for col in EXTRA_COLUMNS:
+        row[col] = num((extra or {}).get(col))
+    return row
+
+
+def _rank(values: pd.Series, *, ascending: bool) -> pd.Series:
+    return values.rank(method="min", ascending=ascending, na_option="keep").astype("Int64")
+
+
+def compare_territories(
+    overviews: Iterable[Overview],
+    *,
+    extras: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Compare territories: one row per diagnosis, with rankings.
+
+    Parameters
+    ----------
+    overviews
+        Diagnoses computed with the same threshold.
+    extras
+        Territory code -> ``{"priority_score": …, "cohort_capacity": …}`` when the
+        gaps and cohorts analyses were run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns listed in the module docstring, rows in the input order.
+
+    Raises
+    ------
+    InputError
+        No overview, duplicated territory codes or different thresholds.
+    """
+    ovs = list(overviews)
+    if not ovs:
+        raise InputError("overviews is empty; give at least one territory's diagnosis")
+    rows = [comparison_row(o, extra=(extras or {}).get(o.territory.code)) for o in ovs]
+    df = pd.DataFrame(rows)
+    dup = df["code"][df["code"].duplicated()].tolist()
+    if dup:
+        raise InputError(f"overviews holds territories {dup!r} twice; give each once")
+    thresholds = sorted(set(df["threshold_m"]))
+    if len(thresholds) > 1:
+        raise InputError(
+            f"overviews were computed with different thresholds {thresholds!r} m; compute "
+            "them all with the same threshold_m to compare them"
+        )
+    types = [t for t in ANALYSED_TYPES if f"n_{t}" in df] + \
+        [t for t in FACILITY_TYPES if t not in ANALYSED_TYPES and f"n_{t}" in df]
+    for t in types:
+        for prefix in ("n_", "communes_without_"):
+            df[f"{prefix}{t}"] = df[f"{prefix}{t}"].fillna(0).astype(int)
+    df["rank_births_2024"] = _rank(df["births_2024"], ascending=False)
+    for t in types:
+        df[f"rank_share_within_{t}"] = _rank(df[f"share_within_{t}"], ascending=True)
+    df["rank_priority_score"] = _rank(df["priority_score"], ascending=False)
+    return df
+
+
+def split_territory(territory: Territory, cog: CogTables, *, by: str) -> list[Territory]:
+    """The EPCIs or communes of a territory, each resolved as a full territory.
+
+    Parameters
+    ----------
+    territory
+        A département, an EPCI or a commune.
+    cog
+        COG tables (:func:`data_sources.cog.load_cog`).
+    by
+        ``"epci"``: the EPCIs of the territory's communes (an EPCI that straddles a
+        département border is returned whole, with all its communes: its diagnosis then
+        flags the communes without loaded data); ``"commune"``: its communes.
+
+    Returns
+    -------
+    list of Territory
+        Sorted by code.
+
+    Raises
+    ------
+    InputError
+        Unknown ``by``.
+    """
+    if by not in SPLITS:
+        raise InputError(f"by={by!r} is not a split; use one of {list(SPLITS)}")
+    if by == "commune":
+        return [resolve_territory(c, cog) for c in sorted(territory.communes)]
+    com = cog.communes
+    rows = com.loc[com["kind"].eq("commune") & com["code"].isin(territory.communes)]
+    codes = sorted(c for c in set(rows["epci_code"].astype(str)) if c and c != "nan")
+    return [resolve_territory(c, cog) for c in codes]
+
+
+def _check_metric(df: pd.DataFrame, metric: str) -> None:
+    if metric not in df.columns:
+        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+        raise InputError(f"metric={metric!r} is not a column of the comparison; use one of "
+                         f"{numeric}")
+
+
+def build_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
+                           highlight: str | None = None) -> Any:
+    """Horizontal bar chart (Altair) of one metric, territories sorted by value.
+
+    Bars of territories with partial data coverage are drawn lighter; the territory
+    ``highlight`` (a code) in another colour. Returns an ``altair.Chart``.
+    """
+    import altair as alt
+
+    _check_metric(df, metric)
+    label = metric_label(metric)
+    data = df.loc[:, ["code", "name", metric, "coverage_partial", "coverage_note"]].copy()
+    data["statut"] = np.where(data["code"].eq(highlight or ""), "territoire étudié",
+                              np.where(data["coverage_partial"], "couverture partielle",
+                                       "couverture complète"))
+    is_share = metric.startswith("share_within_")
+    axis = alt.Axis(format="%") if is_share else alt.Axis(format=",.0f")
+    return alt.Chart(data).mark_bar().encode(
+        x=alt.X(f"{metric}:Q", title=label, axis=axis),
+        y=alt.Y("name:N", sort="-x", title=None),
+        color=alt.Color("statut:N", title="Statut", scale=alt.Scale(
+            domain=["territoire étudié", "couverture complète", "couverture partielle"],
+            range=["#D55E00", "#0072B2", "#9ECAE1"])),
+        tooltip=[alt.Tooltip("name:N", title="Territoire"),
+                 alt.Tooltip("code:N", title="Code"),
+                 alt.Tooltip(f"{metric}:Q", title=label, format=".0%" if is_share else ",.0f"),
+                 alt.Tooltip("coverage_note:N", title="Couverture")],
+    ).properties(title=label)
+
+
+def render_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
+                            highlight: str | None = None, title: str | None = None,
+                            attribution: str = "", fmt: str = "png") -> bytes:
+    """Static horizontal bar chart (PNG, or JPEG with ``fmt="jpeg"``) of one metric."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    from diagnosis.static_maps import save_figure
+
+    _check_metric(df, metric)
+    data = df.sort_values(metric, ascending=True, na_position="first")
+    n = len(data)
+    fig = Figure(figsize=(6.7, max(2.0, 0.8 + 0.22 * n)), dpi=150)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.42, 0.12 if n > 6 else 0.2, 0.54, 0.78 if n > 6 else 0.65))
+    values = pd.to_numeric(data[metric], errors="coerce").to_numpy(dtype=float)
+    is_share = metric.startswith("share_within_")
+    shown = values * 100 if is_share else values
+    colors = ["#D55E00" if c == highlight else ("#9ECAE1" if p else "#0072B2")
+              for c, p in zip(data["code"], data["coverage_partial"], strict=True)]
+    hatches = ["///" if p else "" for p in data["coverage_partial"]]
+    bars = ax.barh(range(n), np.nan_to_num(shown), color=colors)
+    for bar, hatch in zip(bars, hatches, strict=True):
+        bar.set_hatch(hatch)
+    names = [str(x) if len(str(x)) <= 45 else str(x)[:44] + "…" for x in data["name"]]
+    ax.set_yticks(range(n), labels=names, fontsize=6.5)
+    ax.tick_params(axis="x", labelsize=6.5)
+    ax.set_xlabel(metric_label(metric) + (" (%)" if is_share else ""), fontsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for i, v in enumerate(shown):
+        text = "n.d." if not np.isfinite(v) else (f"{v:.0f} %" if is_share
+                                                  else f"{v:,.0f}".replace(",", "\u202f"))
+        ax.text(np.nan_to_num(v), i, " " + text, va="center", fontsize=6)
+    handles = [Patch(facecolor="#0072B2", label="couverture complète")]
+    if data["coverage_partial"].any():
+        handles.append(Patch(facecolor="#9ECAE1", hatch="///",
+                             label="couverture partielle (communes sans données)"))
+    if highlight is not None and data["code"].eq(highlight).any():
+        handles.insert(0, Patch(facecolor="#D55E00", label="territoire étudié"))
+    fig.legend(handles=handles, loc="lower right", fontsize=6, frameon=False, ncols=3)
+    fig.suptitle(title or metric_label(metric), x=0.01, ha="left", fontsize=9,
+                 fontweight="bold")
+    if attribution:
+        fig.text(0.01, 0.005, attribution[:200], fontsize=5, color="#333333")
+    return save_figure(fig, fmt=fmt, dpi=150)
+
+
+def comparison_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The comparison as JSON-ready records (NaN → ``None``, numpy scalars → Python)."""
+    out: list[dict[str, Any]] = []
+    for rec in df.to_dict(orient="records"):
+        clean: dict[str, Any] = {}
+        for k, v in rec.items():
+            if v is None or v is pd.NA or (isinstance(v, float) and not np.isfinite(v)):
+                clean[str(k)] = None
+            elif isinstance(v, np.generic):
+                clean[str(k)] = v.item()
+            else:
+                clean[str(k)] = v
+        out.append(clean)
+    return out
+
+
+def summary_columns(types: Sequence[str] = ("pmi", "eaje", "laep", "rpe")) -> list[str]:
+    """A compact column selection for printed tables."""
+    return ["code", "name", "n_communes", "births_2024", "under3_estimate",
+            *[f"share_within_{t}" for t in types], "coverage_partial"]

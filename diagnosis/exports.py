@@ -1,0 +1,715 @@
+"""Exports for consultants: GeoPackage for QGIS, CSV for French Excel, a diagnosis file.
+
+Layers (French names, ASCII snake_case columns documented in French in the
+``dictionnaire`` table of every export):
+
+===================================== ======================================================
+``communes_indicateurs``              communes of the territory, needs and proximity per type
+``structures_<type>``                 facilities of the territory, one layer per type
+                                      (``structures_pmi``, ``structures_creches``…), written
+                                      even when empty (none known is a finding)
+``structures_voisines``               facilities outside the territory that are the nearest
+                                      of their type for at least one commune
+``accessibilite``, ``manques``,       results of the other analyses when they were run
+``sites_recommandes``, ``partenaires``,
+``groupes_de_pairs``, ``zones_de_desserte``
+``dictionnaire``                      non-spatial: layer, column, French description, unit
+``sources``                           non-spatial: sources with vintage, licence, attribution
+``metadonnees``                       non-spatial: territory, parameters, CRS, date
+===================================== ======================================================
+
+CRS: the GeoPackage is written in **EPSG:4326** (WGS84), which QGIS reprojects on the
+fly and which works for every French territory, overseas included; distances in the
+tables are metres computed in EPSG:2154 (Lambert-93). CSV files are ``;``-separated,
+UTF-8 with BOM, decimal comma (what French Excel opens directly); booleans are written
+``oui``/``non``; points get ``lon``/``lat`` columns, polygons are left out (use the
+GeoPackage).
+
+Every file is written to a temporary file in the target folder, then renamed: an
+interrupted export never leaves a half-written file.
+
+A diagnosis file (JSON, :func:`build_diagnosis_record`) keeps the territory, the
+parameters, the data ledger (sources with vintages, data files and imported files
+with their SHA-256) and the summary, so the same diagnosis can be run again and checked
+(``python -m diagnosis rerun FILE.json``, :func:`compare_ledgers`,
+:func:`compare_summaries`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from diagnosis.errors import InputError
+from diagnosis.overview import Overview
+from diagnosis.schema import FACILITY_COLUMNS, FACILITY_TYPES, NEEDS_COLUMNS, facility_label
+from diagnosis.settings import WGS84
+
+#: CRS of the GeoPackage layers.
+EXPORT_CRS = WGS84
+#: Format name and version of the diagnosis file.
+DIAGNOSIS_FORMAT = "maillage-diagnostic"
+DIAGNOSIS_VERSION = 1
+
+#: Layer name of each facility type.
+TYPE_LAYERS: dict[str, str] = {
+    "pmi": "structures_pmi",
+    "eaje": "structures_creches",
+    "mam": "structures_mam",
+    "laep": "structures_laep",
+    "rpe": "structures_rpe",
+    "centre_social": "structures_centres_sociaux",
+    "evs": "structures_evs",
+    "maternite": "structures_maternites",
+    "sage_femme": "structures_sages_femmes",
+    "mairie": "structures_mairies",
+    "maison_1000_jours": "structures_maisons_1000_jours",
+}
+#: Layer name of each optional result (argument of :func:`build_export_layers`).
+OPTIONAL_LAYERS: dict[str, str] = {
+    "access": "accessibilite",
+    "gaps": "manques",
+    "siting": "sites_recommandes",
+    "partners": "partenaires",
+    "cohorts": "groupes_de_pairs",
+    "catchments": "zones_de_desserte",
+}
+_META_LAYERS = ("dictionnaire", "sources", "metadonnees")
+#: French suffix of the tables of an optional result (its ``layers`` keys and attributes).
+_KEY_NAMES: dict[str, str] = {
+    "summary": "synthese", "table": "communes", "white_zones": "zones_blanches",
+    "priority": "priorites", "sites": "", "demand": "demande", "scenarios": "scenarios",
+    "institutions": "institutions", "near_site": "autour_du_site",
+}
+
+#: French description and unit of the fixed columns (per-type columns are generated).
+_FACILITY_DOC: dict[str, tuple[str, str]] = {
+    "facility_id": ("Identifiant de la structure : « source:identifiant dans la source »", ""),
+    "type": ("Type de structure (code)", ""),
+    "subtype": ("Sous-type (crèches : multi-accueil, micro-crèche…)", ""),
+    "name": ("Nom publié", ""),
+    "address": ("Adresse", ""),
+    "postcode": ("Code postal", ""),
+    "code_insee": ("Code INSEE de la commune (texte, 5 caractères)", ""),
+    "capacity": ("Nombre de places (vide = inconnu, jamais 0 pour inconnu)", "places"),
+    "operator": ("Gestionnaire", ""),
+    "phone": ("Téléphone", ""),
+    "email": ("Courriel", ""),
+    "website": ("Site web", ""),
+    "source": ("Clé de la source (voir la table sources)", ""),
+    "source_id": ("Identifiant de la ligne dans sa source", ""),
+    "source_date": ("Date ou millésime de la ligne dans sa source", ""),
+    "position_precision": ("Précision de la position : address (adresse), street (rue), "
+                           "commune (mairie de la commune : approximative)", ""),
+    "notes": ("Remarques de la source (fiabilité, ancienneté)", ""),
+    "source_url": ("Page web d'où vient la ligne", ""),
+    "lon": ("Longitude (WGS84)", "degrés"),
+    "lat": ("Latitude (WGS84)", "degrés"),
+    "geometry": ("Géométrie (GeoPackage seulement ; EPSG:4326)", ""),
+}
+_COMMUNE_DOC: dict[str, tuple[str, str]] = {
+    **{k: (v, "") for k, v in NEEDS_COLUMNS.items()},
+    "births_2024": ("Naissances domiciliées en 2024 (état civil, NAISD24)", "naissances"),
+    "births_2016_2021": ("Naissances cumulées 2016-2021 (NAIS1621)", "naissances"),
+    "births_mean_2016_2021": ("Naissances par an, moyenne 2016-2021 (NAIS1621 / 6)",
+                              "naissances/an"),
+    "population_2022": ("Population municipale 2022 (P22_POP)", "habitants"),
+    "area_km2": ("Superficie (SUPERF)", "km²"),
+    "density_per_km2": ("Densité : population 2022 / superficie", "hab./km²"),
+    "median_income_2021": ("Revenu disponible médian par unité de consommation 2021 (MED21)",
+                           "€"),
+    "poverty_rate_2021": ("Taux de pauvreté au seuil de 60 % 2021 (TP6021) ; vide = secret "
+                          "statistique", "%"),
+    "single_parent_families_2022": ("Familles monoparentales 2022 (C22_FAMMONO)", "familles"),
+    "couples_with_children_2022": ("Couples avec enfant(s) 2022 (C22_COUPAENF)", "familles"),
+    "families_2022": ("Familles avec enfant(s) : C22_COUPAENF + C22_FAMMONO", "familles"),
+    "family_households_2022": ("Ménages familiaux 2022 (C22_MENFAM)", "ménages"),
+    "population_0014_2022": ("Population de 0 à 14 ans 2022 (P22_POP0014)", "habitants"),
+    "single_parent_share_2022": ("Part des familles monoparentales : C22_FAMMONO / "
+                                 "(C22_COUPAENF + C22_FAMMONO) × 100", "%"),
+    "under3_estimate": ("Enfants de moins de 3 ans, ESTIMATION : 3 × naissances 2024 "
+                        "(pas un comptage)", "enfants"),
+    "townhall_lon": ("Longitude de la mairie (point de départ des distances)", "degrés"),
+    "townhall_lat": ("Latitude de la mairie (point de départ des distances)", "degrés"),
+    "geometry": ("Contour de la commune (GeoPackage seulement ; EPSG:4326)", ""),
+}
+_META_DOC: dict[str, dict[str, tuple[str, str]]] = {
+    "dictionnaire": {"couche": ("Nom de la couche ou table", ""),
+                     "colonne": ("Nom de la colonne", ""),
+                     "description": ("Définition en français", ""),
+                     "unite": ("Unité", "")},
+    "sources": {"key": ("Clé de la source", ""), "title": ("Titre", ""),
+                "vintage": ("Millésime", ""), "licence": ("Licence", ""),
+                "attribution": ("Mention à citer", ""), "url": ("Adresse", ""),
+                "crs": ("Système de coordonnées des données brutes", ""),
+                "notes": ("Remarques", "")},
+    "metadonnees": {"cle": ("Paramètre", ""), "valeur": ("Valeur", "")},
+}
+
+
+# --------------------------------------------------------------------------------------
+# Column documentation
+# --------------------------------------------------------------------------------------
+
+
+def describe_column(layer: str, column: str) -> tuple[str, str]:
+    """French description and unit of a column of an export layer.
+
+    Examples
+    --------
+    >>> describe_column("communes_indicateurs", "dist_m_pmi")[1]
+    'm'
+    >>> describe_column("structures_pmi", "capacity")[1]
+    'places'
+    """
+    if layer in _META_DOC:
+        return _META_DOC[layer].get(column, (column, ""))
+    if layer == "communes_indicateurs":
+        if column in _COMMUNE_DOC:
+            return _COMMUNE_DOC[column]
+        per_type = {
+            "n_": ("Nombre de structures « {} » dans la commune", "structures"),
+            "places_": ("Places connues « {} » dans la commune (vide = aucune connue)",
+                        "places"),
+            "dist_m_": ("Distance à vol d'oiseau de la mairie à la structure « {} » la plus "
+                        "proche, cherchée aussi hors du territoire (vide = aucune chargée)",
+                        "m"),
+            "within_": ("La structure « {} » la plus proche est à moins du seuil "
+                        "(voir metadonnees : threshold_m)", "oui/non"),
+        }
+        for prefix, (text, unit) in per_type.items():
+            t = column.removeprefix(prefix)
+            if column.startswith(prefix) and t in FACILITY_TYPES:
+                return text.format(facility_label(t)), unit
+    if column in _FACILITY_DOC:
+        return _FACILITY_DOC[column]
+    if column in _COMMUNE_DOC:
+        return _COMMUNE_DOC[column]
+    return ("Colonne produite par l'analyse (voir guides/)", "")
+
+
+def column_dictionary(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ``dictionnaire`` table: one row per (layer, column) of ``layers`` and itself."""
+    rows = []
+    for name, df in layers.items():
+        for col in df.columns:
+            desc, unit = describe_column(name, str(col))
+            rows.append({"couche": name, "colonne": str(col), "description": desc,
+                         "unite": unit})
+    for col in ("couche", "colonne", "description", "unite"):
+        desc, unit = describe_column("dictionnaire", col)
+        rows.append({"couche": "dictionnaire", "colonne": col, "description": desc,
+                     "unite": unit})
+    return pd.DataFrame(rows, columns=["couche", "colonne", "description", "unite"])
+
+
+# --------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------
+
+
+def _finite(df: pd.DataFrame) -> pd.DataFrame:
+    """Replace ±inf (no facility of a type) by NaN: empty in QGIS and Excel."""
+    out = df.copy()
+    for c in out.columns:
+        if c != "geometry" and pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].replace([np.inf, -np.inf], np.nan)
+    return out
+
+
+def _facility_layer(fac: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    cols = [c for c in FACILITY_COLUMNS if c in fac] + \
+        [c for c in ("notes", "source_url") if c in fac]
+    return gpd.GeoDataFrame(fac.loc[:, cols].reset_index(drop=True), geometry="geometry",
+                            crs=fac.crs).to_crs(EXPORT_CRS)
+
+
+def result_frames(result: Any) -> dict[str, pd.DataFrame]:
+    """Tables held by an analysis result (``layers``, else ``table``/``summary``/…).
+
+    A DataFrame is returned as itself (key ``""``); a plain mapping of scalars becomes a
+    two-column table.
+    """
+    if isinstance(result, pd.DataFrame):
+        return {"": result}
+    to_frame = getattr(result, "to_frame", None)
+    if callable(to_frame):
+        frame = to_frame()
+        if isinstance(frame, pd.DataFrame):
+            return {"": frame}
+    frames: dict[str, pd.DataFrame] = {}
+    layers = getattr(result, "layers", None)
+    if isinstance(layers, Mapping):
+        frames.update({str(k): v for k, v in layers.items() if isinstance(v, pd.DataFrame)})
+    for attr in ("summary", "table", "sites", "scenarios"):
+        v = getattr(result, attr, None)
+        if isinstance(v, pd.DataFrame) and attr not in frames:
+            frames[attr] = v
+        elif isinstance(v, Mapping) and attr == "summary":
+            scalars = {k: x for k, x in v.items() if isinstance(x, str | int | float | bool)}
+            if scalars:
+                frames[attr] = pd.DataFrame({"indicateur": list(scalars),
+                                             "valeur": list(scalars.values())})
+    if isinstance(result, Mapping) and not frames:
+        scalars = {k: x for k, x in result.items() if isinstance(x, str | int | float | bool)}
+        frames[""] = pd.DataFrame({"indicateur": list(scalars), "valeur": list(scalars.values())})
+    return frames
+
+
+
+def _with_commune_geometry(df: pd.DataFrame, communes: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Give a non-spatial per-commune table the commune polygons (joined on code_insee)."""
+    if isinstance(df, gpd.GeoDataFrame) or "code_insee" not in df.columns:
+        return df
+    geo = communes.loc[:, ["code_insee", "geometry"]].drop_duplicates("code_insee")
+    if not df["code_insee"].astype(str).isin(set(geo["code_insee"])).all():
+        return df
+    merged = df.assign(code_insee=df["code_insee"].astype(str)).merge(geo, on="code_insee",
+                                                                       how="left")
+    return gpd.GeoDataFrame(merged, geometry="geometry", crs=communes.crs)
+
+
+def build_export_layers(
+    overview: Overview,
+    *,
+    access: Any = None,
+    gaps: Any = None,
+    siting: Any = None,
+    partners: Any = None,
+    cohorts: Any = None,
+    catchments: Any = None,
+    sources: Sequence[Mapping[str, Any]] | None = None,
+    created: dt.datetime | None = None,
+) -> dict[str, pd.DataFrame]:
+    """All export layers of a diagnosis, named in French, ready for QGIS or Excel.
+
+    Parameters
+    ----------
+    overview
+        The diagnosis.
+    access, gaps, siting, partners, cohorts, catchments
+        Optional results of the other analyses (objects with ``layers``, or ``table`` /
+        ``summary`` DataFrames); written when given, under the names of
+        :data:`OPTIONAL_LAYERS`.
+    sources
+        Source records; default those of the overview's summary.
+    created
+        Date written in ``metadonnees`` (default: now).
+
+    Returns
+    -------
+    dict
+        Layer name -> GeoDataFrame (EPSG:4326) or DataFrame (non-spatial tables), with
+        ``dictionnaire``, ``sources`` and ``metadonnees`` last.
+    """
+    layers: dict[str, pd.DataFrame] = {}
+    com = overview.layers["communes"]
+    layers["communes_indicateurs"] = _finite(com.to_crs(EXPORT_CRS).reset_index(drop=True))
+    fac = overview.layers["facilities"]
+    for typ, name in TYPE_LAYERS.items():
+        layers[name] = _facility_layer(fac.loc[fac["type"].eq(typ)])
+    layers["structures_voisines"] = _facility_layer(overview.layers["facilities_nearby"])
+    optional = {"access": access, "gaps": gaps, "siting": siting, "partners": partners,
+                "cohorts": cohorts, "catchments": catchments}
+    for arg, result in optional.items():
+        if result is None:
+            continue
+        for key, frame in result_frames(result).items():
+            suffix = _KEY_NAMES.get(key, key)
+            name = OPTIONAL_LAYERS[arg] + (f"_{suffix}" if suffix else "")
+            frame = _with_commune_geometry(frame.reset_index(drop=True), com)
+            if isinstance(frame, gpd.GeoDataFrame) and frame.crs is not None:
+                frame = frame.to_crs(EXPORT_CRS)
+            layers[name] = _finite(frame)
+    src = list(overview.summary.get("sources", [])) if sources is None else list(sources)
+    src_cols = list(_META_DOC["sources"])
+    layers["sources"] = pd.DataFrame([{c: str(s.get(c, "")) for c in src_cols} for s in src],
+                                     columns=src_cols)
+    when = created or dt.datetime.now().replace(microsecond=0)
+    t = overview.territory
+    meta = {
+        "territoire": t.label,
+        "territoire_type": t.kind,
+        "territoire_code": t.code,
+        "communes": str(len(com)),
+        "communes_sans_donnees": ", ".join(overview.summary.get("communes_missing", [])),
+        "threshold_m": f"{overview.params['threshold_m']:g}",
+        "methode_distance": "à vol d'oiseau depuis la mairie, en Lambert-93 (EPSG:2154)",
+        "crs": EXPORT_CRS,
+        "date": when.isoformat(),
+        "outil": "Maillage",
+    }
+    layers["metadonnees"] = pd.DataFrame({"cle": list(meta), "valeur": list(meta.values())})
+    layers["dictionnaire"] = column_dictionary(layers)
+    order = [k for k in layers if k not in _META_LAYERS] + list(_META_LAYERS)
+    return {k: layers[k] for k in order}
+
+
+# --------------------------------------------------------------------------------------
+# Safe writing
+# --------------------------------------------------------------------------------------
+
+
+def check_writable(path: str | Path, *, option: str = "--out") -> Path:
+    """Check that a file can be created at ``path`` (its folder exists and is writable).
+
+    Raises
+    ------
+    InputError
+        The folder is missing or not writable, or ``path`` is a folder; the message
+        names the option and the path.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {str(p)!r} is a folder; give a file name inside it")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{option} {str(p)!r}: the folder {str(folder)!r} does not exist; "
+                         "create it or choose another path")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".check", dir=folder)
+    except OSError as exc:
+        raise InputError(f"{option} {str(p)!r}: cannot write in {str(folder)!r} "
+                         f"({exc.strerror}); choose a writable folder") from None
+    os.close(fd)
+    os.unlink(tmp)
+    if p.exists() and not os.access(p, os.W_OK):
+        raise InputError(f"{option} {str(p)!r} exists and is read-only; remove it or choose "
+                         "another name")
+    return p
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path, *, option: str) -> Any:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
+    check_writable(path, option=option)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    os.unlink(tmp)  # pyogrio wants to create the file itself
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, *, option: str = "--out") -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    p = Path(path)
+    try:
+        with _atomic_path(p, option=option) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise InputError(f"{option} {str(p)!r}: writing failed ({exc.strerror}); "
+                         "check the free space and the permissions") from None
+    return p
+
+
+def _gpkg_frame(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for c in out.columns:
+        if c == "geometry":
+            continue
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+            out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float)
+                                                                and math.isnan(v)) else str(v))
+    return out
+
+
+def export_geopackage(layers: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
+    """Write the layers to one GeoPackage (atomic: temporary file then rename).
+
+    Spatial layers keep their geometry type even when empty (``Point`` for facility
+    layers); non-spatial tables are written as GeoPackage attribute tables.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    import pyogrio
+
+    p = Path(path)
+    if p.suffix.lower() != ".gpkg":
+        raise InputError(f"--out {str(p)!r} must end with .gpkg (GeoPackage)")
+    if not layers:
+        raise InputError("layers is empty; nothing to export")
+    try:
+        with _atomic_path(p, option="--out") as tmp:
+            for name, df in layers.items():
+                frame = _gpkg_frame(df)
+                if isinstance(df, gpd.GeoDataFrame):
+                    gtypes = set(df.geom_type.dropna())
+                    gtype = gtypes.pop() if len(gtypes) == 1 else ("Point" if not gtypes
+                                                                   else "Unknown")
+                    if gtype == "Polygon":
+                        gtype = "MultiPolygon"
+                        geoms = gpd.GeoSeries([_to_multi(g) for g in df.geometry],
+                                              index=frame.index, crs=df.crs)
+                        frame = gpd.GeoDataFrame(frame.drop(columns=df.geometry.name),
+                                                 geometry=geoms, crs=df.crs)
+                    pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG",
+                                            geometry_type=gtype, promote_to_multi=None)
+                else:
+                    pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG")
+    except OSError as exc:
+        raise InputError(f"--out {str(p)!r}: writing failed ({exc}); check the free space "
+                         "and the permissions") from None
+    return p
+
+
+def _to_multi(geom: Any) -> Any:
+    from shapely.geometry import MultiPolygon
+
+    return MultiPolygon([geom]) if geom is not None and geom.geom_type == "Polygon" else geom
+
+
+def csv_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A layer as a CSV-ready table: points as lon/lat, polygons dropped, oui/non booleans."""
+    out = pd.DataFrame(df.drop(columns="geometry")) if "geometry" in df.columns else df.copy()
+    if isinstance(df, gpd.GeoDataFrame) and len(df) and "geometry" in df.columns:
+        geom = df.geometry.to_crs(WGS84) if df.crs is not None else df.geometry
+        if set(geom.geom_type.dropna()) == {"Point"}:
+            out["lon"] = geom.x.round(6).to_numpy()
+            out["lat"] = geom.y.round(6).to_numpy()
+    elif isinstance(df, gpd.GeoDataFrame) and "geometry" in df.columns and \
+            "facility_id" in df.columns:
+        out["lon"] = pd.Series(dtype="float64")
+        out["lat"] = pd.Series(dtype="float64")
+    for c in out.columns:
+        if pd.api.types.is_bool_dtype(out[c]):
+            out[c] = out[c].map({True: "oui", False: "non"})
+    return out
+
+
+def export_csv_tables(layers: Mapping[str, pd.DataFrame], directory: str | Path) -> list[Path]:
+    """Write one CSV per layer into ``directory`` (created if missing; atomic per file).
+
+    ``;``-separated, UTF-8 with BOM, decimal comma: French Excel opens them directly.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in layer order.
+    """
+    d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise InputError(f"--csv-dir {str(d)!r} is a file; give a folder")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--csv-dir {str(d)!r}: cannot create the folder ({exc.strerror}); "
+                         "choose a writable place") from None
+    written = []
+    for name, df in layers.items():
+        text = csv_frame(df).to_csv(sep=";", decimal=",", index=False, lineterminator="\r\n")
+        written.append(write_bytes_atomic(d / f"{name}.csv", text.encode("utf-8-sig"),
+                                          option="--csv-dir"))
+    return written
+
+
+def read_csv_table(path: str | Path) -> pd.DataFrame:
+    """Read back a CSV written by :func:`export_csv_tables` (codes stay text)."""
+    text_cols = {"code_insee", "code", "epci_code", "dep_code", "postcode", "source_id",
+                 "facility_id", "phone", "territoire_code", "valeur"}
+    df = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig",
+                     dtype={c: str for c in text_cols}, keep_default_na=False,
+                     na_values=[""])
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any() and \
+                set(df[c].dropna().unique()) <= {"oui", "non"}:
+            df[c] = df[c].map({"oui": True, "non": False})
+    return df
+
+
+# --------------------------------------------------------------------------------------
+# Diagnosis file (data ledger)
+# --------------------------------------------------------------------------------------
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def json_ready(obj: Any) -> Any:
+    """Make a value JSON-safe: NaN/inf → ``None``, numpy → Python, tuples → lists."""
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def build_diagnosis_record(
+    overview: Overview,
+    *,
+    query: str,
+    sources: Sequence[Mapping[str, Any]],
+    data_files: Mapping[str, str] = {},  # noqa: B006 - read-only default
+    imports: Sequence[Mapping[str, Any]] = (),
+    origin: str = "",
+    created: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The diagnosis file: what was asked, with what data, and what came out.
+
+    Parameters
+    ----------
+    overview
+        The diagnosis.
+    query
+        The territory as the user typed it.
+    sources
+        Source records (with ``vintage``).
+    data_files
+        Base data files used (path relative to the project -> SHA-256).
+    imports
+        Imported facility files: ``file`` (path), ``name``, ``sha256`` and counts.
+    origin
+        Where the base data came from (``demo``, ``store``).
+    created
+        Timestamp (default: now).
+
+    Returns
+    -------
+    dict
+        JSON-ready record with ``format``, ``version``, ``created``, ``territory``,
+        ``params``, ``ledger`` (``origin``, ``sources``, ``data_files``, ``imports``) and
+        ``summary``.
+    """
+    t = overview.territory
+    summary = {k: v for k, v in overview.summary.items() if k != "sources"}
+    return json_ready({
+        "format": DIAGNOSIS_FORMAT,
+        "version": DIAGNOSIS_VERSION,
+        "created": (created or dt.datetime.now().replace(microsecond=0)).isoformat(),
+        "territory": {"query": query, "kind": t.kind, "code": t.code, "name": t.name},
+        "params": {"threshold_m": overview.params["threshold_m"],
+                   "types": list(overview.params["types"]),
+                   "births_col": overview.params["births_col"]},
+        "ledger": {
+            "origin": origin,
+            "sources": [{k: str(s.get(k, "")) for k in ("key", "title", "vintage", "licence",
+                                                         "attribution")} for s in sources],
+            "data_files": dict(data_files),
+            "imports": [dict(i) for i in imports],
+        },
+        "summary": summary,
+    })
+
+
+def write_diagnosis_file(record: Mapping[str, Any], path: str | Path) -> Path:
+    """Write a diagnosis record as indented UTF-8 JSON (atomic)."""
+    text = json.dumps(json_ready(record), ensure_ascii=False, indent=2) + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"), option="--diagnosis-file")
+
+
+def read_diagnosis_file(path: str | Path) -> dict[str, Any]:
+    """Read and check a diagnosis file.
+
+    Raises
+    ------
+    InputError
+        Missing file, not JSON, or not a Maillage diagnosis file of a known version.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"diagnosis file {str(p)!r} not found; give the path of the JSON "
+                         "written by `python -m diagnosis export --diagnosis-file`")
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"diagnosis file {str(p)!r} is not valid UTF-8 JSON ({exc}); "
+                         "write it again with `export --diagnosis-file`") from None
+    if not isinstance(rec, dict) or rec.get("format") != DIAGNOSIS_FORMAT:
+        raise InputError(f"{str(p)!r} is not a Maillage diagnosis file (format="
+                         f"{rec.get('format') if isinstance(rec, dict) else None!r}; expected "
+                         f"{DIAGNOSIS_FORMAT!r})")
+    if rec.get("version") != DIAGNOSIS_VERSION:
+        raise InputError(f"{str(p)!r}: version={rec.get('version')!r} is not supported "
+                         f"(expected {DIAGNOSIS_VERSION}); update Maillage")
+    for key in ("territory", "params", "ledger", "summary"):
+        if not isinstance(rec.get(key), dict):
+            raise InputError(f"{str(p)!r}: the {key!r} part is missing or malformed")
+    return rec
+
+
+def compare_ledgers(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """French messages for every difference between two data ledgers (empty: same data)."""
+    msgs: list[str] = []
+    if old.get("origin") != new.get("origin"):
+        msgs.append(f"Origine des données : {old.get('origin')!r} → {new.get('origin')!r}.")
+    of, nf = dict(old.get("data_files", {})), dict(new.get("data_files", {}))
+    for name in sorted(set(of) | set(nf)):
+        if name not in nf:
+            msgs.append(f"Fichier de données {name} absent aujourd'hui.")
+        elif name not in of:
+            msgs.append(f"Fichier de données {name} nouveau (absent du diagnostic d'origine).")
+        elif of[name] != nf[name]:
+            msgs.append(f"Fichier de données {name} modifié (empreinte SHA-256 différente).")
+    oi = {i.get("file") or i.get("name"): i for i in old.get("imports", [])}
+    ni = {i.get("file") or i.get("name"): i for i in new.get("imports", [])}
+    for name in sorted(set(oi) | set(ni), key=str):
+        if name not in ni:
+            msgs.append(f"Fichier importé {name} absent aujourd'hui.")
+        elif name not in oi:
+            msgs.append(f"Fichier importé {name} nouveau.")
+        elif oi[name].get("sha256") != ni[name].get("sha256"):
+            msgs.append(f"Fichier importé {name} modifié depuis le diagnostic "
+                        "(empreinte SHA-256 différente).")
+    ov = {s.get("key"): s.get("vintage") for s in old.get("sources", [])}
+    nv = {s.get("key"): s.get("vintage") for s in new.get("sources", [])}
+    for key in sorted(set(ov) | set(nv), key=str):
+        if ov.get(key) != nv.get(key):
+            msgs.append(f"Source {key} : millésime {ov.get(key)!r} → {nv.get(key)!r}.")
+    return msgs
+
+
+def compare_summaries(old: Mapping[str, Any], new: Mapping[str, Any], *,
+                      rel_tol: float = 1e-9, path: str = "") -> list[str]:
+    """Differences between two diagnosis summaries, as ``"clé : ancien → nouveau"`` lines.
+
+    Examples
+    --------
+    >>> compare_summaries({"a": 1.0, "b": {"c": [1, 2]}}, {"a": 1.0, "b": {"c": [1, 3]}})
+    ['b.c : [1, 2] → [1, 3]']
+    """
+    out: list[str] = []
+    keys = sorted(set(old) | set(new), key=str)
+    for k in keys:
+        name = f"{path}.{k}" if path else str(k)
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out.extend(compare_summaries(a, b, rel_tol=rel_tol, path=name))
+        elif isinstance(a, int | float) and isinstance(b, int | float) and \
+                not isinstance(a, bool) and not isinstance(b, bool):
+            if not math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12):
+                out.append(f"{name} : {a!r} → {b!r}")
+        elif a != b:
+            out.append(f"{name} : {a!r} → {b!r}")
+    return out

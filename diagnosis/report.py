@@ -1,0 +1,1378 @@
+"""The diagnosis report: HTML through Jinja2 (autoescape on), PDF through WeasyPrint.
+
+The report is a pure function of results: :func:`render_report_html` and
+:func:`render_report` take an :class:`~diagnosis.overview.Overview` and, optionally, the
+results of the other analyses (accessibility, gaps, siting, partners, cohorts,
+comparison). A part whose result is missing is printed as « Non calculé » with the
+reason: the PDF never pretends to be complete. :func:`build_report_pdf` is the single
+entry point of the command line and of the app.
+
+Parts: cover (territory, date, author), key findings on one page, territory, needs
+(map and table per commune), offer per facility type (maps), accessibility and gaps,
+recommended sites and scenarios (and the site studied), partner directory, peer-group
+cohorts, comparison with neighbouring territories, method, sources (vintages,
+licences), limits, and the guides in annex. Every page carries the data attribution
+and its number.
+
+Optional results are read by shape, so the modules written later plug in without a
+change here: an object with ``layers`` (mapping of tables) or ``table`` / ``summary``
+DataFrames (or a DataFrame, or a mapping of figures) is printed as tables; point
+layers are mapped.
+
+See Also
+--------
+guides/diagnostic.md : the diagnosis step by step.
+guides/lecture-des-cartes.md : how to read the maps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from diagnosis.errors import InputError
+from diagnosis.exports import result_frames
+from diagnosis.overview import Overview, origin_points
+from diagnosis.schema import FACILITY_TYPES, NEEDS_COLUMNS, PRECISIONS, facility_label
+from diagnosis.settings import METRIC_CRS
+from diagnosis.static_maps import (
+    attribution_text,
+    format_length_fr,
+    image_data_uri,
+    render_choropleth_map,
+    render_facility_map,
+    render_points_map,
+    render_territory_map,
+)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+#: Folder of the method guides (Markdown, French), beside the package.
+GUIDES_DIR = Path(__file__).resolve().parents[1] / "guides"
+#: Guides printed in annex of the report (others are listed).
+ANNEX_GUIDES: tuple[str, ...] = ("indicateurs.md", "lecture-des-cartes.md")
+#: Titles of the guides listed in the method part.
+GUIDES: dict[str, str] = {
+    "diagnostic.md": "le diagnostic pas à pas (méthode des Maisons des 1000 premiers jours)",
+    "indicateurs.md": "définition, formule et source de chaque indicateur",
+    "lecture-des-cartes.md": "comment lire chaque carte",
+    "accessibilite.md": "temps de trajet et accessibilité",
+    "implantation.md": "choisir le lieu de la Maison",
+    "partenaires.md": "les partenaires du maillage territorial",
+    "limites.md": "les limites des données",
+}
+#: Format of the images embedded in the PDF (JPEG: WeasyPrint embeds it without re-encoding).
+IMAGE_FORMAT = "jpeg"
+#: Most town halls listed in the partner directory (the export holds them all).
+MAX_DIRECTORY_TOWN_HALLS = 60
+#: Most rows printed for a table built from an optional result.
+MAX_GENERIC_ROWS = 25
+_KIND_LABELS = {"commune": "Commune", "epci": "Intercommunalité (EPCI)",
+                "departement": "Département"}
+_NA = "—"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ReportMeta:
+    """What the report says about itself.
+
+    Attributes
+    ----------
+    author
+        Author printed on the cover (may be empty).
+    created
+        Date of the report (default: today).
+    sources
+        Source records (``key``, ``title``, ``vintage``, ``licence``, ``attribution``,
+        ``url``); default: those of the overview's summary.
+    notices
+        French notices to print on the cover and in the limits (demo, partial data…).
+    imports
+        One French line per imported file (what was accepted, rejected).
+    origin
+        ``"demo"`` or ``"store"`` (where the base data came from).
+    title
+        Title of the document.
+    """
+
+    author: str = ""
+    created: dt.date | None = None
+    sources: tuple[Mapping[str, Any], ...] = ()
+    notices: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
+    origin: str = ""
+    title: str = "Diagnostic territorial"
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site studied for the Maison (``--site``): a facility or a point.
+
+    Attributes
+    ----------
+    site_id
+        Identifier as given (``facility_id``).
+    name, facility_type, code_insee
+        What the site is and where.
+    geometry
+        Point, EPSG:4326.
+    """
+
+    site_id: str
+    name: str
+    facility_type: str
+    code_insee: str
+    geometry: Any
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------
+# French formatting
+# --------------------------------------------------------------------------------------
+
+
+def fr_number(value: Any, *, decimals: int = 0) -> str:
+    r"""French number: narrow no-break space for thousands, decimal comma, ``—`` if missing.
+
+    Examples
+    --------
+    >>> fr_number(14582), fr_number(2.456, decimals=1), fr_number(float("nan"))
+    ('14\u202f582', '2,5', '—')
+    """
+    if value is None or value is pd.NA:
+        return _NA
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(v):
+        return _NA
+    if math.isinf(v):
+        return "∞"
+    text = f"{v:,.{decimals}f}"
+    return text.replace(",", "\u202f").replace(".", ",")
+
+
+def fr_percent(share: Any, *, decimals: int = 0) -> str:
+    r"""A share (0–1) as a French percentage.
+
+    Examples
+    --------
+    >>> fr_percent(0.2408), fr_percent(None)
+    ('24\xa0%', '—')
+    """
+    if share is None or (isinstance(share, float) and math.isnan(share)):
+        return _NA
+    return f"{fr_number(100 * float(share), decimals=decimals)}\u00a0%"
+
+
+def _fr_km(metres: float) -> str:
+    if not np.isfinite(metres):
+        return _NA
+    return f"{fr_number(metres / 1000, decimals=1)}\u00a0km"
+
+
+# --------------------------------------------------------------------------------------
+# Tables and sections (plain dicts for the template)
+# --------------------------------------------------------------------------------------
+
+
+def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "",
+           numeric: Sequence[bool] | None = None, total: Sequence[Any] | None = None,
+           note: str = "", small: bool = False,
+           widths: Sequence[float] | None = None) -> dict[str, Any]:
+    """A table for the template; ``widths`` (percent) switch to the fast fixed layout."""
+    if widths is not None and len(widths) != len(columns):
+        raise InputError(f"widths={list(widths)!r} must have one value per column {columns!r}")
+    return {
+        "widths": list(widths) if widths is not None else None,
+        "title": title,
+        "columns": list(columns),
+        "rows": [[str(c) for c in r] for r in rows],
+        "numeric": list(numeric) if numeric is not None else [False] * len(columns),
+        "total": [str(c) for c in total] if total is not None else None,
+        "note": note,
+        "css_class": " ".join(c for c in ("small" if small else "",
+                                          "fixed" if widths is not None else "") if c),
+    }
+
+
+def _section(*, computed: bool, reason: str = "", paragraphs: Sequence[str] = (),
+             tables: Sequence[dict[str, Any]] = (), figures: Sequence[dict[str, str]] = (),
+             **extra: Any) -> dict[str, Any]:
+    return {"computed": computed, "reason": reason, "paragraphs": list(paragraphs),
+            "tables": list(tables), "figures": list(figures), **extra}
+
+
+def _figure(image: bytes, caption: str) -> dict[str, str]:
+    return {"uri": image_data_uri(image, fmt=IMAGE_FORMAT), "caption": caption}
+
+
+_COLUMN_LABELS: dict[str, str] = {
+    **NEEDS_COLUMNS,
+    "type": "Type", "label": "Type", "name": "Nom", "facility_id": "Identifiant",
+    "engine": "Moteur", "mode": "Mode", "n_facilities": "Structures",
+    "births_within": "Naissances à portée", "share_births_within": "Part à portée",
+    "births_total": "Naissances", "n_communes_beyond": "Communes hors de portée",
+    "priority_score": "Score de priorité", "rank": "Rang", "births": "Naissances",
+    "minutes": "Minutes", "covered_births": "Naissances couvertes", "k": "Sites",
+    "objective": "Objectif", "status": "Statut", "capacity": "Places",
+    "phone": "Téléphone", "email": "Courriel", "website": "Site web",
+    "address": "Adresse", "commune": "Commune", "groups": "Groupes",
+}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "oui" if value else "non"
+    if isinstance(value, int | np.integer):
+        return fr_number(value)
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return _NA
+        return fr_number(v, decimals=0 if abs(v) >= 100 or v.is_integer() else 2)
+    if value is None or value is pd.NA:
+        return _NA
+    text = str(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _frame_table(df: pd.DataFrame, *, title: str = "") -> dict[str, Any]:
+    data = pd.DataFrame(df.drop(columns="geometry")) if "geometry" in df.columns else df
+    cols = list(data.columns)[:9]
+    rows = [[_cell(v) for v in r] for r in data.loc[:, cols].head(MAX_GENERIC_ROWS)
+            .itertuples(index=False, name=None)]
+    numeric = [pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(
+        data[c]) for c in cols]
+    note = ""
+    if len(data) > MAX_GENERIC_ROWS or len(data.columns) > len(cols):
+        note = (f"{len(data)} ligne(s) et {len(data.columns)} colonne(s) au total : "
+                "voir l'export (GeoPackage ou CSV) pour le détail.")
+    return _table([_COLUMN_LABELS.get(str(c), str(c)) for c in cols], rows, title=title,
+                  numeric=numeric, note=note, small=True, widths=[100 / len(cols)] * len(cols))
+
+
+def _params_paragraph(result: Any) -> list[str]:
+    params = getattr(result, "params", None)
+    if not isinstance(params, Mapping) or not params:
+        return []
+    items = [f"{k} = {v}" for k, v in params.items() if isinstance(v, str | int | float | bool)]
+    return [f"Paramètres : {', '.join(items)}."] if items else []
+
+
+def _generic_section(result: Any, *, reason_missing: str, communes: gpd.GeoDataFrame,
+                     context: gpd.GeoDataFrame | None, attribution: str,
+                     map_title: str = "", titles: Mapping[str, str] | None = None,
+                     ) -> dict[str, Any]:
+    if result is None:
+        return _section(computed=False, reason=reason_missing)
+    tables, figures = [], []
+    for key, frame in result_frames(result).items():
+        if isinstance(frame, gpd.GeoDataFrame) and len(frame) and frame.crs is not None and \
+                set(frame.geom_type.dropna()) == {"Point"} and map_title:
+            label_col = "name" if "name" in frame else None
+            figures.append(_figure(render_points_map(
+                communes, frame, title=map_title, attribution=attribution, label_col=label_col,
+                legend_label=map_title, context=context, fmt=IMAGE_FORMAT), map_title))
+        tables.append(_frame_table(frame, title=(titles or {}).get(key, "")))
+    return _section(computed=True, paragraphs=_params_paragraph(result), tables=tables,
+                    figures=figures)
+
+
+_FACTOR_LABELS = {"births": "naissances", "poverty": "pauvreté",
+                  "single_parent": "familles monoparentales", "access": "éloignement"}
+_ENGINE_LABELS = {"crow_fly": "vol d'oiseau", "road": "réseau routier"}
+
+
+def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None,
+                  attribution: str, reason_missing: str) -> dict[str, Any]:
+    layers = getattr(gaps, "layers", None)
+    summary = getattr(gaps, "summary", None)
+    priority = layers.get("priority") if isinstance(layers, Mapping) else None
+    if gaps is None or not isinstance(priority, pd.DataFrame) or "score" not in priority:
+        return _generic_section(gaps, reason_missing=reason_missing, communes=communes,
+                                context=context, attribution=attribution)
+    params = getattr(gaps, "params", {}) or {}
+    paras = []
+    weights = params.get("weights")
+    if isinstance(weights, Mapping):
+        paras.append("Score de priorité (0–100) : naissances, pauvreté, familles "
+                     "monoparentales et éloignement des services, pondérés "
+                     + ", ".join(f"{_FACTOR_LABELS.get(k, k)} {fr_number(100 * float(v))} %"
+                                 for k, v in weights.items())
+                     + f" ; seuil {fr_number(params.get('max_minutes'))} minutes. Un facteur "
+                     "inconnu est écarté et les autres re-pondérés (jamais compté 0).")
+    tables, figures = [], []
+    if isinstance(summary, pd.DataFrame) and {"label", "n_communes_white"} <= set(summary):
+        rows = [[r["label"], fr_number(r["n_communes_white"]), fr_number(r["births_white"]),
+                 fr_percent(r["share_births_white"])] for r in summary.to_dict("records")]
+        tables.append(_table(["Type", "Communes hors de portée", "Naissances hors de portée",
+                              "Part"], rows, numeric=[False, True, True, True],
+                             title="Zones blanches par type de structure",
+                             widths=[40, 20, 20, 20]))
+    geo = communes.merge(priority[["code_insee", "score"]], on="code_insee", how="left")
+    figures.append(_figure(render_choropleth_map(
+        geo, "score", title="Score de priorité des communes (0–100)",
+        legend_title="Score de priorité", attribution=attribution, context=context,
+        cmap="Reds", fmt=IMAGE_FORMAT),
+        "Score de priorité : plus il est élevé, plus la commune cumule besoins et éloignement "
+        "des services."))
+    contrib = [c for c in priority.columns if c.startswith("contrib_")]
+    top = priority.sort_values("score", ascending=False).head(15)
+    rows = [[fr_number(r.get("rank")), r.get("name", r["code_insee"]), fr_number(r.get("births")),
+             fr_number(r["score"], decimals=1),
+             *[fr_number(r[c], decimals=1) for c in contrib]] for r in top.to_dict("records")]
+    labels = {"contrib_births": "dont naissances", "contrib_poverty": "dont pauvreté",
+              "contrib_single_parent": "dont monoparentalité",
+              "contrib_access": "dont éloignement"}
+    cols = ["Rang", "Commune", "Naissances", "Score", *[labels.get(c, c) for c in contrib]]
+    tables.append(_table(cols, rows, numeric=[True, False, True, True, *[True] * len(contrib)],
+                         title="Communes prioritaires (15 premières)", small=True,
+                         widths=[7, 25, 11, 11, *[46 / max(len(contrib), 1)] * len(contrib)]))
+    return _section(computed=True, paragraphs=paras, tables=tables, figures=figures)
+
+
+def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
+                    communes: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None,
+                    attribution: str, reason_missing: str) -> dict[str, Any]:
+    layers = getattr(siting, "layers", None)
+    sites = layers.get("sites") if isinstance(layers, Mapping) else None
+    if siting is None or not isinstance(sites, gpd.GeoDataFrame):
+        return _generic_section(siting, reason_missing=reason_missing, communes=communes,
+                                context=context, attribution=attribution,
+                                map_title="Sites recommandés")
+    summary = getattr(siting, "summary", {}) or {}
+    paras = [str(summary["message"])] if summary.get("message") else []
+    paras.append("Temps de trajet estimés : voir la partie 5 et le guide « implantation ». "
+                 "Ces recommandations sont une aide à la discussion avec les partenaires, pas "
+                 "une décision.")
+    figures, tables = [], []
+    recommended = sites.loc[sites["status"].eq("recommandé")] if "status" in sites else sites
+    if len(recommended):
+        figures.append(_figure(render_points_map(
+            communes, recommended, title="Sites recommandés", attribution=attribution,
+            label_col="rank" if "rank" in recommended else None,
+            legend_label="Sites recommandés (rang)", context=context, fmt=IMAGE_FORMAT),
+            "Sites recommandés pour accueillir la Maison (scénario principal)."))
+        rows = []
+        for r in recommended.to_dict("records"):
+            rows.append([fr_number(r.get("rank")), r.get("name", ""), r.get("type_label", ""),
+                         fr_number(r.get("births_covered")), fr_number(r.get("births_new")),
+                         r.get("explanation", "")])
+        tables.append(_table(["Rang", "Site", "Type", "Naissances à portée",
+                              "dont nouvelles", "Pourquoi"], rows,
+                             numeric=[True, False, False, True, True, False], small=True,
+                             widths=[6, 20, 14, 10, 10, 40], title="Sites recommandés"))
+    if isinstance(scenarios, pd.DataFrame) and len(scenarios):
+        cols = list(scenarios.columns)
+        rows = [[str(idx), *[_cell(v) for v in row]] for idx, row in
+                zip(scenarios.index, scenarios.itertuples(index=False, name=None), strict=True)]
+        tables.append(_table(["Indicateur", *[str(c) for c in cols]], rows,
+                             numeric=[False, *[True] * len(cols)], small=True,
+                             title="Scénarios comparés",
+                             widths=[100 - 16 * len(cols), *[16] * len(cols)]
+                             if len(cols) <= 4 else None))
+    return _section(computed=True, paragraphs=paras, tables=tables, figures=figures)
+
+
+def _partners_section(partners: Any, *, reason_missing: str) -> dict[str, Any]:
+    layers = getattr(partners, "layers", None)
+    if partners is None or not isinstance(layers, Mapping):
+        return _section(computed=partners is not None, reason=reason_missing,
+                        tables=[_frame_table(f, title=k) for k, f in
+                                result_frames(partners).items()] if partners is not None
+                        else [])
+    tables = []
+    inst = layers.get("institutions")
+    if isinstance(inst, pd.DataFrame) and len(inst):
+        records = inst.to_dict("records")
+        towns = [r for r in records if r.get("role") == "Commune"]
+        if len(towns) > MAX_DIRECTORY_TOWN_HALLS:
+            records = [r for r in records if r.get("role") != "Commune"]
+            records.append({"role": "Communes", "organisation": f"{len(towns)} mairies",
+                            "description": "Locaux possibles, CCAS, relais d'information "
+                                           "auprès des familles : liste complète dans "
+                                           "l'annuaire ci-dessous et dans l'export.",
+                            "contact_status": towns[0].get("contact_status", "")})
+        rows = [[r.get("role", ""), r.get("organisation", ""), r.get("description", ""),
+                 r.get("contact_status", "")] for r in records]
+        tables.append(_table(["Rôle", "Organisation", "Pourquoi la rencontrer", "Statut"],
+                             rows, small=True, widths=[16, 24, 48, 12],
+                             title="Institutions à rencontrer",
+                             note="Coordonnées à chercher dans les annuaires officiels : "
+                                  "Maillage n'en invente aucune."))
+    near = layers.get("near_site")
+    if isinstance(near, pd.DataFrame):
+        radius = (getattr(partners, "params", {}) or {}).get("radius_m")
+        rows = [[r.get("type_label", ""), r.get("name", ""),
+                 _fr_km(float(r.get("distance_m", np.nan))),
+                 " · ".join(str(r[k]) for k in ("phone", "email", "website") if r.get(k))
+                 or _NA] for r in near.to_dict("records")]
+        tables.append(_table(["Type", "Structure", "Distance", "Contact"], rows, small=True,
+                             widths=[20, 40, 12, 28],
+                             title="Structures proches du site étudié"
+                                   + (f" (à {_fr_km(float(radius))} ou moins, à vol d'oiseau)"
+                                      if radius else ""),
+                             note="" if rows else "Aucune structure chargée à cette distance."))
+    return _section(computed=True, tables=tables)
+
+
+def _cohorts_section(cohorts: Any, *, reason_missing: str) -> dict[str, Any]:
+    if cohorts is None or not hasattr(cohorts, "to_frame"):
+        return _generic_section(cohorts, reason_missing=reason_missing,
+                                communes=gpd.GeoDataFrame(), context=None, attribution="")
+    frame = cohorts.to_frame()
+    rows = [[str(r[0]), fr_number(r[1], decimals=1)] for r in
+            frame.itertuples(index=False, name=None)]
+    params = getattr(cohorts, "params", {}) or {}
+    paras = ["Pour l'ensemble des naissances 2024 du territoire, avec un taux de participation "
+             f"supposé de {fr_percent(params.get('uptake_rate'))} des familles (hypothèse à "
+             "discuter avec les partenaires) et des groupes de "
+             f"{fr_number(params.get('group_size'))} familles."]
+    paras += [str(w) for w in getattr(cohorts, "warnings", ())]
+    return _section(computed=True, paragraphs=paras, tables=[_table(
+        ["Indicateur", "Valeur"], rows, numeric=[False, True], widths=[70, 30],
+        title="Groupes de pairs possibles")])
+
+
+def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:
+    if access is None:
+        return _section(computed=False, reason=(
+            "Les temps de trajet par la route et l'indicateur d'accessibilité (E2SFCA) n'ont "
+            "pas été calculés pour ce rapport. Les distances à vol d'oiseau de la partie 4 "
+            f"(seuil {threshold_label}) en donnent une première idée, sans tenir compte du "
+            "réseau routier ni des transports."))
+    summary = getattr(access, "summary", None)
+    if isinstance(summary, pd.DataFrame) and {"type", "share_births_within"} <= set(summary):
+        params = getattr(access, "params", {}) or {}
+        mins = params.get("max_minutes")
+        rows = []
+        for r in summary.to_dict("records"):
+            engine = str(r.get("engine", "") or "")
+            typ = str(r["type"])
+            rows.append([facility_label(typ, plural=True) if typ in FACILITY_TYPES else typ,
+                         _ENGINE_LABELS.get(engine, engine) or _NA,
+                         fr_number(r.get("n_facilities", np.nan)),
+                         fr_number(r.get("births_within", np.nan)),
+                         fr_percent(r["share_births_within"]),
+                         fr_number(r.get("n_communes_beyond", np.nan))])
+        engines = {str(e) for e in summary.get("engine", pd.Series(dtype=str)) if e}
+        para = [f"Seuil d'accessibilité : {fr_number(mins)} minutes." if mins is not None
+                else ""]
+        if engines == {"crow_fly"}:
+            para.append("Temps estimés à partir des distances à vol d'oiseau (aucun réseau "
+                        "routier chargé) : une approximation.")
+        return _section(computed=True, paragraphs=[p for p in para if p], tables=[_table(
+            ["Type", "Temps calculés", "Structures prises en compte", "Naissances à portée",
+             "Part à portée",
+             "Communes hors de portée"], rows, numeric=[False, False, True, True, True, True],
+            title="Accessibilité par type de structure", widths=[26, 14, 14, 16, 14, 16])])
+    return _section(computed=True, paragraphs=_params_paragraph(access),
+                    tables=[_frame_table(f, title=k) for k, f in result_frames(access).items()])
+
+
+# --------------------------------------------------------------------------------------
+# Parts of the report
+# --------------------------------------------------------------------------------------
+
+
+def _names(communes: pd.DataFrame) -> dict[str, str]:
+    if "name" not in communes:
+        return {c: c for c in communes["code_insee"]}
+    return dict(zip(communes["code_insee"], communes["name"], strict=True))
+
+
+def _types(overview: Overview) -> list[str]:
+    return [t for t in overview.params.get("types", ()) if t in overview.summary["facilities"]]
+
+
+def _loaded_anywhere(overview: Overview, typ: str) -> bool:
+    """Whether any facility of the type was loaded (a finite distance exists)."""
+    col = f"dist_m_{typ}"
+    com = overview.layers["communes"]
+    return bool(col in com and np.isfinite(com[col].to_numpy(dtype=float)).any())
+
+
+def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[str, str]],
+                                                                     dict[str, Any],
+                                                                     list[str]]:
+    s = overview.summary
+    n = int(s["n_communes"])
+    cards = [
+        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"},
+        {"value": fr_number(s.get("births_mean_2016_2021")),
+         "label": "naissances par an en moyenne 2016-2021"},
+        {"value": "≈ " + fr_number(s.get("under3_estimate")),
+         "label": "enfants de moins de 3 ans — ESTIMATION (3 × naissances 2024), pas un "
+                  "comptage"},
+        {"value": fr_number(s.get("population_2022")), "label": "habitants en 2022"},
+        {"value": fr_number(n), "label": "communes" + (
+            f" (+ {s['n_communes_missing']} sans données)" if s.get("n_communes_missing")
+            else "")},
+        {"value": threshold_label, "label": "seuil de proximité (à vol d'oiseau depuis la "
+                                            "mairie)"},
+    ]
+    rows, findings = [], []
+    names = _names(overview.layers["communes"])
+    absent, unknown, partial = [], [], []
+    for t in _types(overview):
+        f = s["facilities"][t]
+        w = s["births_within_threshold"][t]
+        without = s["communes_without"][t]
+        loaded = _loaded_anywhere(overview, t)
+        share = fr_percent(w["share"]) if loaded else "non renseigné"
+        rows.append([facility_label(t, plural=True), fr_number(f["count"]),
+                     fr_number(f["places_known"]), f"{len(without)} / {n}",
+                     fr_number(w["births"]) if loaded else _NA, share])
+        if not loaded:
+            unknown.append(facility_label(t, plural=True))
+        elif f["count"] == 0:
+            absent.append(f"{facility_label(t, plural=True)} ({fr_percent(w['share'])})")
+        elif len(without) and n > 1:
+            listed = ", ".join(names.get(c, c) for c in without[:4])
+            more = f" et {len(without) - 4} autres" if len(without) > 4 else ""
+            partial.append(f"{facility_label(t, plural=True)} : {f['count']} dans le "
+                           f"territoire, {len(without)} commune(s) sur {n} sans ({listed}{more})"
+                           f", {fr_percent(w['share'])} des naissances à portée.")
+    if absent:
+        findings.append("Aucune structure dans le territoire : " + ", ".join(absent) +
+                        f" — entre parenthèses, la part des naissances 2024 à {threshold_label} "
+                        "ou moins d'une structure voisine.")
+    findings.extend(partial[:5])
+    if len(partial) > 5:
+        findings.append(f"… et {len(partial) - 5} autre(s) type(s) : voir la partie 4.")
+    if unknown:
+        findings.append("Offre inconnue (aucune structure chargée, ni dans le territoire ni "
+                        "autour ; pas forcément absente) : " + ", ".join(unknown) + ".")
+    approx = sum(int(s["facilities"][t]["at_commune_precision"]) for t in _types(overview))
+    total = sum(int(s["facilities"][t]["count"]) for t in _types(overview))
+    if approx:
+        findings.append(f"{approx} structure(s) sur {total} sont placées à la mairie de leur "
+                        "commune (position approximative) : les distances sont indicatives.")
+    if s.get("n_communes_missing"):
+        findings.append(f"{s['n_communes_missing']} commune(s) du territoire n'ont pas de "
+                        "données chargées : les chiffres ne couvrent que les autres.")
+    table = _table(["Type de structure", "Dans le territoire", "Places connues",
+                    "Communes sans", f"Naissances à ≤ {threshold_label}", "Part des naissances"],
+                   rows, numeric=[False, True, True, True, True, True],
+                   title="Offre et proximité par type de structure",
+                   widths=[30, 13, 13, 13, 16, 15],
+                   note=("« Places connues » : somme des capacités publiées (— : aucune "
+                         "connue). « Communes sans » : communes sans structure du type sur "
+                         "leur sol. Naissances à portée : naissances 2024 des communes dont "
+                         f"la mairie est à {threshold_label} ou moins (à vol d'oiseau) d'une "
+                         "structure du type, dans ou hors du territoire."))
+    return cards, table, findings
+
+
+def _needs_table(com: pd.DataFrame) -> dict[str, Any]:
+    cols = [("name", "Commune", None), ("code_insee", "Code", None),
+            ("births_2024", "Naiss. 2024", 0), ("births_mean_2016_2021", "Moy. 2016-21", 1),
+            ("under3_estimate", "< 3 ans (est.)", 0), ("population_2022", "Pop. 2022", 0),
+            ("density_per_km2", "Densité", 0), ("median_income_2021", "Revenu médian", 0),
+            ("poverty_rate_2021", "Pauvreté %", 1),
+            ("single_parent_share_2022", "Monoparentales %", 1)]
+    cols = [c for c in cols if c[0] in com]
+    data = com.sort_values("births_2024", ascending=False, na_position="last")
+    rows = []
+    for r in data.itertuples(index=False):
+        rows.append([getattr(r, c) if d is None else fr_number(getattr(r, c), decimals=d)
+                     for c, _, d in cols])
+
+    def tot(col: str) -> str:
+        v = pd.to_numeric(com[col], errors="coerce")
+        return fr_number(v.sum()) if v.notna().any() else _NA
+
+    total: list[str] = []
+    for c, _, _ in cols:
+        if c == "name":
+            total.append("Territoire")
+        elif c in ("births_2024", "births_mean_2016_2021", "under3_estimate",
+                   "population_2022"):
+            total.append(tot(c))
+        elif c == "density_per_km2" and {"population_2022", "area_km2"} <= set(com):
+            area = pd.to_numeric(com["area_km2"], errors="coerce").sum()
+            total.append(fr_number(pd.to_numeric(com["population_2022"]).sum() / area)
+                         if area > 0 else _NA)
+        elif c == "single_parent_share_2022" and \
+                {"single_parent_families_2022", "families_2022"} <= set(com):
+            fam = pd.to_numeric(com["families_2022"], errors="coerce").sum()
+            mono = pd.to_numeric(com["single_parent_families_2022"], errors="coerce").sum()
+            total.append(fr_number(100 * mono / fam, decimals=1) if fam > 0 else _NA)
+        else:
+            total.append("")
+    width = {"name": 17, "code_insee": 7, "population_2022": 9, "median_income_2021": 9,
+             "single_parent_share_2022": 10}
+    raw = [width.get(c[0], 8) for c in cols]
+    return _table([c[1] for c in cols], rows, numeric=[c[2] is not None for c in cols],
+                  widths=[100 * w / sum(raw) for w in raw],
+                  total=total, small=True, title="Besoins par commune (par naissances 2024)",
+                  note=("— : donnée manquante (secret statistique pour le taux de pauvreté des "
+                        "petites communes : jamais remplacé par 0). « < 3 ans (est.) » est une "
+                        "estimation (3 × naissances 2024). Revenu médian : revenu disponible "
+                        "par unité de consommation 2021 (€). Le total ne fait pas la moyenne "
+                        "des revenus ni des taux de pauvreté, qui ne s'additionnent pas."))
+
+
+def _context_part(overview: Overview, context: gpd.GeoDataFrame | None,
+                  attribution: str) -> dict[str, Any]:
+    com = overview.layers["communes"]
+    s = overview.summary
+    area = pd.to_numeric(com.get("area_km2"), errors="coerce").sum() if "area_km2" in com \
+        else float("nan")
+    pop = s.get("population_2022")
+    paras = [f"{overview.territory.label} : {len(com)} commune(s), "
+             f"{fr_number(pop)} habitants en 2022, {fr_number(area)} km², soit "
+             f"{fr_number(pop / area if pop and area else float('nan'))} habitants par km²."]
+    if "epci_name" in com and overview.territory.kind == "departement":
+        paras.append(f"{com['epci_name'].nunique()} intercommunalités (EPCI) ont des communes "
+                     "dans le territoire.")
+    inc = pd.to_numeric(com.get("median_income_2021"), errors="coerce") \
+        if "median_income_2021" in com else pd.Series(dtype=float)
+    if inc.notna().any():
+        paras.append(f"Revenu disponible médian 2021 par commune : de {fr_number(inc.min())} € "
+                     f"à {fr_number(inc.max())} € par unité de consommation.")
+    pov = pd.to_numeric(com.get("poverty_rate_2021"), errors="coerce") \
+        if "poverty_rate_2021" in com else pd.Series(dtype=float)
+    if len(pov):
+        paras.append(f"Taux de pauvreté 2021 publié pour {int(pov.notna().sum())} commune(s) "
+                     f"sur {len(pov)} (les autres sont sous secret statistique)"
+                     + (f", de {fr_number(pov.min(), decimals=1)} % à "
+                        f"{fr_number(pov.max(), decimals=1)} %." if pov.notna().any() else "."))
+    fig = _figure(render_territory_map(com, title=f"{overview.territory.name} : communes",
+                                       attribution=attribution, context=context, fmt=IMAGE_FORMAT),
+                  "Les communes du territoire et leurs voisines.")
+    return _section(computed=True, paragraphs=paras, figures=[fig])
+
+
+def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
+                attribution: str) -> dict[str, Any]:
+    com = overview.layers["communes"]
+    figures = [_figure(render_choropleth_map(
+        com, "births_2024", title="Naissances domiciliées en 2024 par commune",
+        legend_title="Naissances 2024", attribution=attribution, context=context, fmt=IMAGE_FORMAT),
+        "Naissances 2024 par commune (classes par quantiles). Source : Insee, état civil.")]
+    if "poverty_rate_2021" in com and pd.to_numeric(com["poverty_rate_2021"],
+                                                    errors="coerce").notna().any():
+        figures.append(_figure(render_choropleth_map(
+            com, "poverty_rate_2021", title="Taux de pauvreté 2021 (%)",
+            legend_title="Taux de pauvreté (%)", attribution=attribution, context=context,
+            cmap="Oranges", missing_label="secret statistique", fmt=IMAGE_FORMAT),
+            "Taux de pauvreté au seuil de 60 % (Filosofi 2021) ; hachures : secret "
+            "statistique, jamais 0."))
+    paras = ["Les naissances 2024 sont les naissances domiciliées (enfants dont la mère "
+             "réside dans la commune). Les enfants de moins de 3 ans sont estimés à "
+             "3 × naissances 2024 : une estimation, pas un comptage."]
+    return _section(computed=True, paragraphs=paras, figures=figures,
+                    tables=[_needs_table(com)])
+
+
+def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attribution: str,
+                threshold_label: str) -> list[dict[str, Any]]:
+    com = overview.layers["communes"]
+    fac = overview.layers["facilities"]
+    near = overview.layers["facilities_nearby"]
+    names = _names(com)
+    halls = origin_points(com)
+    n = len(com)
+    out: list[dict[str, Any]] = []
+    for t in _types(overview):
+        s = overview.summary
+        f = s["facilities"][t]
+        w = s["births_within_threshold"][t]
+        label = facility_label(t, plural=True)
+        mine = fac.loc[fac["type"].eq(t)]
+        theirs = near.loc[near["type"].eq(t)]
+        loaded = _loaded_anywhere(overview, t)
+        paras, figures, tables = [], [], []
+        if not loaded:
+            paras.append("Aucune structure de ce type n'est chargée, ni dans le territoire ni "
+                         "autour : l'offre est inconnue (importez un fichier de structures).")
+            out.append({"label": label, "paragraphs": paras, "figures": [], "tables": []})
+            continue
+        dist = com[f"dist_m_{t}"].to_numpy(dtype=float)
+        paras.append(
+            f"{f['count']} dans le territoire"
+            + (f" ({fr_number(f['places_known'])} places connues pour {f['with_capacity']})"
+               if f["places_known"] is not None else "")
+            + f" ; {len(s['communes_without'][t])} commune(s) sur {n} sans structure du type ; "
+            f"{fr_percent(w['share'])} des naissances 2024 à {threshold_label} ou moins ; "
+            f"distance médiane de la mairie à la plus proche : {_fr_km(float(np.median(dist)))}"
+            f", la plus grande : {_fr_km(float(np.max(dist)))}.")
+        figures.append(_figure(render_facility_map(
+            com, fac, facility_type=t, threshold_m=float(overview.params["threshold_m"]),
+            title=label, attribution=attribution, nearby=near, context=context,
+            town_halls=halls, fmt=IMAGE_FORMAT),
+            f"{label} : structures et communes à {threshold_label} ou moins (à vol d'oiseau "
+            "depuis la mairie)."))
+        rows: list[list[str]] = []
+        for where, df in (("territoire", mine), ("voisine (hors territoire)", theirs)):
+            for r in df.to_dict("records"):
+                code, prec = str(r["code_insee"]), str(r["position_precision"])
+                rows.append([str(r["name"]), names.get(code, code), where,
+                             PRECISIONS.get(prec, prec)])
+        if rows:
+            tables.append(_table(["Nom", "Commune", "Où", "Position"], rows[:40], small=True,
+                                 widths=[42, 20, 16, 22],
+                                 note=(f"{len(rows)} structures au total : voir l'annuaire "
+                                       "(partie 7) et l'export.") if len(rows) > 40 else ""))
+        out.append({"label": label, "paragraphs": paras, "figures": figures, "tables": tables})
+    return out
+
+
+def _directory(overview: Overview) -> list[dict[str, Any]]:
+    fac = overview.layers["facilities"]
+    near = overview.layers["facilities_nearby"]
+    names = _names(overview.layers["communes"])
+    groups: list[dict[str, Any]] = []
+    order = [t for t in FACILITY_TYPES if t != "mairie"] + ["mairie"]
+
+    def rows_of(df: pd.DataFrame) -> list[list[str]]:
+        rows = []
+        for r in df.sort_values(["code_insee", "name"]).to_dict("records"):
+            contact = " · ".join(str(r[k]) for k in ("phone", "email", "website") if r[k])
+            src = f"{r['source']} ({r['source_date']})" if r["source_date"] else r["source"]
+            address = " ".join(str(r[k]) for k in ("address", "postcode") if r[k])
+            rows.append([str(r["name"]), names.get(str(r["code_insee"]), str(r["code_insee"])),
+                         address or _NA, contact or _NA, str(src)])
+        return rows
+
+    cols = ["Nom", "Commune", "Adresse", "Contact", "Source (date)"]
+    widths = [28, 14, 20, 22, 16]
+    for t in order:
+        sub = fac.loc[fac["type"].eq(t)]
+        if len(sub):
+            label = facility_label(t, plural=True)
+            note = ""
+            if t == "mairie":
+                label += " (communes, CCAS)"
+                if len(sub) > MAX_DIRECTORY_TOWN_HALLS:
+                    note = (f"{len(sub)} mairies : les {MAX_DIRECTORY_TOWN_HALLS} premières par "
+                            "code INSEE sont listées ; la liste complète est dans l'export "
+                            "(couche structures_mairies).")
+                    sub = sub.sort_values("code_insee").head(MAX_DIRECTORY_TOWN_HALLS)
+            groups.append({"label": f"{label} ({len(fac.loc[fac['type'].eq(t)])})",
+                           "table": _table(cols, rows_of(sub), small=True, widths=widths,
+                                           note=note)})
+    if len(near):
+        near_rows = rows_of(near)
+        for row, typ in zip(near_rows, near.sort_values(["code_insee", "name"])["type"],
+                            strict=True):
+            row[0] = f"{row[0]} — {facility_label(typ)}"
+        groups.append({"label": f"Structures voisines, hors du territoire ({len(near)})",
+                       "table": _table(cols, near_rows, small=True, widths=widths,
+                                       note="Les plus proches de leur type pour au moins une "
+                                            "commune du territoire.")})
+    return groups
+
+
+def _site_part(site: Site, overview: Overview, siting: Any,
+               threshold_label: str) -> dict[str, Any]:
+    com = overview.layers["communes"]
+    th = origin_points(com).to_crs(METRIC_CRS)
+    pt = gpd.GeoSeries([site.geometry], crs="EPSG:4326").to_crs(METRIC_CRS).iloc[0]
+    d = th.distance(pt).to_numpy()
+    near = d <= float(overview.params["threshold_m"])
+    births = pd.to_numeric(com["births_2024"], errors="coerce").fillna(0).to_numpy()
+    total = births.sum()
+    names = _names(com)
+    kind = facility_label(site.facility_type) if site.facility_type in FACILITY_TYPES \
+        else site.facility_type
+    paras = [f"{site.name} ({kind}, {names.get(site.code_insee, site.code_insee)} ; "
+             f"identifiant {site.site_id})."]
+    paras.append(f"À vol d'oiseau, {int(near.sum())} commune(s) du territoire ont leur mairie à "
+                 f"{threshold_label} ou moins de ce site : {fr_number(births[near].sum())} "
+                 "naissances 2024, soit "
+                 f"{fr_percent(births[near].sum() / total if total else None)} des naissances "
+                 "du territoire.")
+    rows = [[names.get(c, c), _fr_km(float(x)), fr_number(b)] for c, x, b in
+            sorted(zip(com["code_insee"], d, births, strict=True), key=lambda z: z[1])]
+    table = _table(["Commune", "Distance de la mairie au site", "Naissances 2024"], rows,
+                   numeric=[False, True, True], small=True, widths=[50, 25, 25])
+    layers = getattr(siting, "layers", None)
+    sites = layers.get("sites") if isinstance(layers, Mapping) else None
+    if isinstance(sites, pd.DataFrame) and "facility_id" in sites:
+        hit = sites.loc[sites["facility_id"].astype(str).eq(site.site_id)]
+        if len(hit) and "status" in hit and hit["status"].iloc[0] == "recommandé":
+            paras.append(f"Ce site fait partie des sites recommandés du scénario principal "
+                         f"(rang {fr_number(hit['rank'].iloc[0])}) : voir ci-dessous.")
+        else:
+            paras.append("Ce site ne fait pas partie des sites recommandés du scénario "
+                         "principal : comparez-le aux sites recommandés ci-dessous.")
+    if siting is None:
+        return _section(computed=False, name=site.name, reason=(
+            "L'analyse d'implantation de ce site (temps de trajet, comparaison avec les autres "
+            "sites possibles) n'a pas été calculée : seules les distances à vol d'oiseau "
+            "ci-dessous sont données."), paragraphs=paras, tables=[table])
+    return _section(computed=True, name=site.name, paragraphs=paras, tables=[table])
+
+
+def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
+                     attribution: str) -> dict[str, Any]:
+    if comparison is None or len(comparison) == 0:
+        return _section(computed=False, reason=(
+            "La comparaison avec d'autres territoires n'a pas été demandée pour ce rapport "
+            "(commande « compare » pour la produire)."))
+    from diagnosis.comparison import render_comparison_chart
+
+    code = overview.territory.code
+    kinds = {"epci": "intercommunalités (EPCI)", "commune": "communes",
+             "departement": "départements"}
+    kind = kinds.get(str(comparison["kind"].iloc[0]), "territoires")
+    if comparison["code"].eq(code).any():
+        paras = [f"Le territoire (en orange) parmi {len(comparison) - 1} autres {kind} "
+                 "voisines, chacune avec son propre diagnostic, mêmes paramètres."]
+    else:
+        paras = [f"Les {len(comparison)} {kind} du territoire, chacune avec son propre "
+                 "diagnostic, mêmes paramètres."]
+    figures = [_figure(render_comparison_chart(comparison, metric="births_2024",
+                                               highlight=code, attribution=attribution,
+                                               fmt=IMAGE_FORMAT),
+                       "Naissances domiciliées en 2024 par territoire.")]
+    key_type = next((t for t in ("eaje", "pmi", "laep") if f"share_within_{t}" in comparison
+                     and comparison[f"n_{t}"].sum() > 0), None)
+    if key_type:
+        figures.append(_figure(render_comparison_chart(
+            comparison, metric=f"share_within_{key_type}", highlight=code,
+            attribution=attribution, fmt=IMAGE_FORMAT),
+            f"Part des naissances 2024 à portée : {facility_label(key_type, plural=True)}."))
+    types = [t for t in ("pmi", "eaje", "laep", "rpe") if f"share_within_{t}" in comparison]
+    rows = []
+    for r in comparison.sort_values("births_2024", ascending=False).to_dict("records"):
+        rows.append([("▶ " if r["code"] == code else "") + str(r["name"]),
+                     fr_number(r["n_communes"]), fr_number(r["births_2024"]),
+                     *[fr_percent(r[f"share_within_{t}"]) for t in types],
+                     "partielle" if r["coverage_partial"] else "complète"])
+    table = _table(["Territoire", "Communes", "Naissances 2024",
+                    *[f"À portée : {facility_label(t, plural=True)}" for t in types],
+                    "Couverture"], rows, numeric=[False, True, True, *[True] * len(types), False],
+                   small=True, widths=[100 - 10 * (3 + len(types)), 10, 10,
+                                       *[10] * len(types), 10],
+                   note=("Couverture partielle : des communes du territoire "
+                                     "(dans un autre département) n'ont pas de données "
+                                     "chargées ; ses chiffres ne portent que sur les autres."))
+    return _section(computed=True, paragraphs=paras, figures=figures, tables=[table])
+
+
+@lru_cache(maxsize=8)
+def _guide_html(name: str) -> str | None:
+    path = GUIDES_DIR / name
+    if not path.is_file():
+        return None
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return md.render(path.read_text(encoding="utf-8"))
+
+
+def _method_part(threshold_label: str, annex: Sequence[str]) -> dict[str, Any]:
+    from markupsafe import Markup
+
+    paras = [
+        "Ce diagnostic suit la démarche des Maisons des 1000 premiers jours : repérer où "
+        "naissent les enfants et où vivent les familles, recenser l'offre de la petite "
+        "enfance et de la parentalité, mesurer qui en est proche, repérer les communes qui "
+        "en manquent, puis choisir un lieu d'accueil et les partenaires du maillage.",
+        "Besoins : données Insee par commune (naissances domiciliées 2024, moyenne 2016-2021, "
+        "population 2022, revenus et pauvreté 2021, familles 2022). Offre : structures "
+        "chargées (sources en partie 11), comptées dans leur commune. Proximité : distance "
+        "à vol d'oiseau, en Lambert-93, de la mairie de chaque commune à la structure la plus "
+        f"proche de chaque type, cherchée aussi hors du territoire ; seuil {threshold_label}.",
+        "Les guides de méthode (dossier guides/ du projet, et dans l'application) détaillent "
+        "chaque étape :",
+    ]
+    guides = []
+    for name in annex:
+        html = _guide_html(name)
+        if html is not None:
+            guides.append({"name": name, "html": Markup(html)})
+    listed = [f"guides/{k} — {v}" + (" (en annexe)" if any(g["name"] == k for g in guides)
+                                     else "") for k, v in GUIDES.items()]
+    return {"paragraphs": paras, "guide_list": listed, "guides": guides}
+
+
+def _limits_part(overview: Overview, notices: Sequence[str]) -> dict[str, Any]:
+    s = overview.summary
+    items = list(notices)
+    items.append("Les distances sont à vol d'oiseau depuis la mairie de chaque commune : un "
+                 "trajet réel est plus long, et une commune étendue a des habitants plus "
+                 "loin que sa mairie.")
+    items.append("Les enfants de moins de 3 ans sont estimés (3 × naissances 2024) : aucune "
+                 "source communale ne les compte directement.")
+    if s.get("n_communes_missing"):
+        items.append(f"{s['n_communes_missing']} commune(s) du territoire sans données "
+                     f"chargées ({', '.join(s.get('communes_missing', [])[:10])}) : "
+                     "diagnostic partiel.")
+    unknown = [facility_label(t, plural=True) for t in _types(overview)
+               if not _loaded_anywhere(overview, t)]
+    if unknown:
+        items.append("Types sans aucune structure chargée (offre inconnue, pas forcément "
+                      f"absente) : {', '.join(unknown)}.")
+    rows = []
+    for t in _types(overview):
+        f = s["facilities"][t]
+        if f["count"]:
+            rows.append([facility_label(t, plural=True), fr_number(f["count"]),
+                         fr_number(f["at_commune_precision"]), fr_number(f["with_capacity"])])
+    tables = []
+    if rows:
+        tables.append(_table(["Type", "Structures", "dont placées à la mairie (approx.)",
+                              "dont capacité connue"], rows, numeric=[False, True, True, True],
+                             widths=[40, 20, 20, 20],
+                             title="Précision des positions et des capacités"))
+    items.append("Voir guides/limites.md pour le détail des limites des données.")
+    return {"points": items, "tables": tables}
+
+
+def _sources_table(sources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    rows = [[s.get("title", s.get("key", "")), s.get("vintage", "") or _NA,
+             s.get("licence", "") or _NA, s.get("attribution", "") or _NA,
+             s.get("url", "") or _NA] for s in sources]
+    return _table(["Source", "Millésime", "Licence", "Mention", "Adresse"], rows, small=True,
+                  widths=[26, 14, 14, 24, 22])
+
+
+# --------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------
+
+
+def _template() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=False)
+    return env.get_template("report.html.j2")
+
+
+def render_report_html(
+    overview: Overview,
+    *,
+    access: Any = None,
+    gaps: Any = None,
+    siting: Any = None,
+    scenarios: pd.DataFrame | None = None,
+    partners: Any = None,
+    cohorts: Any = None,
+    comparison: pd.DataFrame | None = None,
+    site: Site | None = None,
+    context: gpd.GeoDataFrame | None = None,
+    meta: ReportMeta | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """Render the diagnosis report as one self-contained HTML document (French).
+
+    Parameters
+    ----------
+    overview
+        The diagnosis (:func:`diagnosis.overview.compute_overview`).
+    access, gaps, siting, partners, cohorts
+        Results of the other analyses, or ``None`` (the part says « Non calculé »).
+    scenarios
+        Siting scenarios side by side (:func:`diagnosis.siting.compare_scenarios`).
+    comparison
+        A comparison table (:func:`diagnosis.comparison.compare_territories`) including
+        the territory, or ``None``.
+    site
+        A site studied for the Maison (``--site``), or ``None``.
+    context
+        Communes drawn in grey around the territory on the maps (e.g. all loaded ones).
+    meta
+        Author, date, sources, notices, imports.
+    progress
+        Called with the name of each step (for a progress bar).
+
+    Returns
+    -------
+    str
+        HTML with the CSS and the maps (PNG data URIs) inlined.
+    """
+    if not isinstance(overview, Overview):
+        raise InputError(f"overview must be an Overview (from compute_overview), got "
+                         f"{type(overview).__name__!r}")
+    meta = meta or ReportMeta()
+    step = progress or (lambda _name: None)
+    s = overview.summary
+    sources = list(meta.sources) or list(s.get("sources", []))
+    attribution = attribution_text(sources) or "Sources : voir la partie « Sources »"
+    threshold_label = format_length_fr(float(overview.params["threshold_m"])) \
+        .replace(" ", "\u00a0")
+    t = overview.territory
+    created = meta.created or dt.date.today()
+    com = overview.layers["communes"]
+
+    step("synthèse")
+    cards, offer_table, findings = _key_findings(overview, threshold_label)
+    step("cartes du territoire et des besoins")
+    context_part = _context_part(overview, context, attribution)
+    needs = _needs_part(overview, context, attribution)
+    step("cartes de l'offre")
+    offer = _offer_part(overview, context, attribution, threshold_label)
+    step("accessibilité, implantation, partenaires")
+    origin_labels = {"demo": "données de démonstration embarquées (Loire-Atlantique)",
+                     "store": "données téléchargées des sources publiques"}
+    ctx = {
+        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
+        "title": meta.title,
+        "territory": {"label": t.label, "name": t.name, "code": t.code,
+                      "kind_label": _KIND_LABELS.get(t.kind, t.kind),
+                      "n_communes": s["n_communes"], "note": t.note},
+        "meta": {"author": meta.author, "date": created.strftime("%d/%m/%Y"),
+                 "date_iso": created.isoformat(),
+                 "origin_label": origin_labels.get(meta.origin, meta.origin or "non précisé")},
+        "params": {"threshold": threshold_label},
+        "header": f"Maillage — {meta.title} — {t.label} — {created.strftime('%d/%m/%Y')}",
+        "footer": attribution,
+        "notices": list(meta.notices),
+        "cards": cards,
+        "offer_table": offer_table,
+        "findings": findings,
+        "context": context_part,
+        "needs": needs,
+        "offer": offer,
+        "access": _access_section(access, threshold_label=threshold_label),
+        "gaps": _gaps_section(gaps, reason_missing=(
+            "Le score de priorité des communes (besoins rapportés à l'offre accessible) n'a "
+            "pas été calculé pour ce rapport. Les parties 3 et 4 donnent les besoins et les "
+            "communes sans structure."), communes=com, context=context,
+            attribution=attribution),
+        "siting": _siting_section(siting, scenarios, reason_missing=(
+            "Les sites recommandés et le tableau de scénarios (combien de naissances chaque "
+            "choix de lieu met à portée) n'ont pas été calculés pour ce rapport."),
+            communes=com, context=context, attribution=attribution),
+        "site": _site_part(site, overview, siting, threshold_label) if site else None,
+        "partners": _partners_section(partners, reason_missing=(
+            "La sélection des partenaires à rencontrer en priorité n'a pas été calculée : "
+            "l'annuaire ci-dessous liste toutes les structures connues.")),
+        "directory": _directory(overview),
+        "cohorts": _cohorts_section(cohorts, reason_missing=(
+            "Le nombre de groupes de pairs possibles n'a pas été calculé pour ce rapport : "
+            "il dépend de la part des familles qui rejoindraient un groupe, une hypothèse à "
+            "fixer avec les partenaires (option --uptake-rate, par exemple 0,2).")),
+        "comparison": _comparison_part(comparison, overview, attribution),
+        "method": _method_part(threshold_label, ANNEX_GUIDES),
+        "sources_table": _sources_table(sources),
+        "imports": list(meta.imports),
+        "limits": _limits_part(overview, meta.notices),
+    }
+    step("mise en page HTML")
+    return str(_template().render(**ctx))
+
+
+def _pdf_from_html(html: str) -> bytes:
+    try:
+        import weasyprint
+    except ImportError as exc:  # pragma: no cover - weasyprint is in requirements.txt
+        raise ImportError("The PDF report needs WeasyPrint: pip install weasyprint "
+                          "(and a font, e.g. Debian's fonts-dejavu-core)") from exc
+    return bytes(weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf())
+
+
+def render_report(
+    overview: Overview,
+    *,
+    access: Any = None,
+    gaps: Any = None,
+    siting: Any = None,
+    scenarios: pd.DataFrame | None = None,
+    partners: Any = None,
+    cohorts: Any = None,
+    comparison: pd.DataFrame | None = None,
+    site: Site | None = None,
+    context: gpd.GeoDataFrame | None = None,
+    meta: ReportMeta | None = None,
+    progress: Progress | None = None,
+) -> bytes:
+    """Render the diagnosis report as PDF bytes (see :func:`render_report_html`)."""
+    html = render_report_html(overview, access=access, gaps=gaps, siting=siting,
+                              scenarios=scenarios, partners=partners, cohorts=cohorts,
+                              comparison=comparison,
+                              site=site, context=context, meta=meta, progress=progress)
+    if progress:
+        progress("mise en page PDF")
+    return _pdf_from_html(html)
+
+
+def build_report_pdf(
+    overview: Overview,
+    *,
+    sources: Sequence[Mapping[str, Any]],
+    notices: Sequence[str] = (),
+    author: str = "",
+    imports: Sequence[str] = (),
+    origin: str = "",
+    created: dt.date | None = None,
+    context: gpd.GeoDataFrame | None = None,
+    access: Any = None,
+    gaps: Any = None,
+    siting: Any = None,
+    scenarios: pd.DataFrame | None = None,
+    partners: Any = None,
+    cohorts: Any = None,
+    comparison: pd.DataFrame | None = None,
+    site: Site | None = None,
+    progress: Progress | None = None,
+) -> bytes:
+    """The one call the app and the command line make to get the PDF report.
+
+    Parameters
+    ----------
+    overview
+        The diagnosis.
+    sources, notices, imports, origin
+        From the workspace (``Workspace.sources``, ``Workspace.notices``, one French line
+        per import report, ``Workspace.origin``).
+    author, created
+        Printed on the cover.
+    context
+        Communes drawn around the territory (``Workspace.communes``).
+    access, gaps, siting, scenarios, partners, cohorts, comparison, site
+        Optional results (see :func:`render_report_html`, and
+        :func:`compute_report_analyses` to compute those that exist).
+    progress
+        Called with each step's name.
+
+    Returns
+    -------
+    bytes
+        The PDF.
+
+    Examples
+    --------
+    In the app::
+
+        pdf = build_report_pdf(ov, sources=ws.sources, notices=ws.notices,
+                               context=ws.communes, author=name)
+        st.download_button("Rapport PDF", pdf, file_name="diagnostic.pdf")
+    """
+    meta = ReportMeta(author=author, created=created, sources=tuple(sources),
+                      notices=tuple(notices), imports=tuple(imports), origin=origin)
+    return render_report(overview, access=access, gaps=gaps, siting=siting,
+                         scenarios=scenarios, partners=partners,
+                         cohorts=cohorts, comparison=comparison, site=site, context=context,
+                         meta=meta, progress=progress)
+
+
+def count_pdf_pages(pdf: bytes) -> int:
+    """Number of pages of a PDF (reads it with pypdf)."""
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+# --------------------------------------------------------------------------------------
+# The optional analyses the report can hold (computed when their modules exist)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportAnalyses:
+    """Results of the optional analyses, for :func:`build_report_pdf`.
+
+    Attributes
+    ----------
+    access, gaps, siting
+        Results (``None`` when not computed).
+    scenarios
+        Siting scenarios side by side (``None`` when not computed).
+    partners
+        :class:`PartnerTables` (institutions to meet; facilities near the site studied).
+    cohorts
+        A cohort plan for the territory's births (needs an uptake rate).
+    notes
+        French notes: how each was computed, or why it was not.
+    """
+
+    access: Any = None
+    gaps: Any = None
+    siting: Any = None
+    scenarios: pd.DataFrame | None = None
+    partners: Any = None
+    cohorts: Any = None
+    notes: tuple[str, ...] = ()
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`build_report_pdf` / :func:`render_report`."""
+        return {"access": self.access, "gaps": self.gaps, "siting": self.siting,
+                "scenarios": self.scenarios, "partners": self.partners,
+                "cohorts": self.cohorts}
+
+
+def compute_report_analyses(
+    overview: Overview,
+    facilities: gpd.GeoDataFrame,
+    *,
+    max_minutes: float | None = None,
+    scenario_ks: Sequence[int] = (1, 2, 3),
+    site: Site | None = None,
+    uptake_rate: float | None = None,
+) -> ReportAnalyses:
+    """Compute the accessibility, gaps and siting parts with crow-fly travel times.
+
+    Each analysis runs only when its module is present (they are developed separately);
+    a missing module leaves its part « Non calculé ». No road graph is used: times are
+    crow-fly estimates (labelled so in the report).
+
+    Parameters
+    ----------
+    overview
+        The diagnosis.
+    facilities
+        All loaded facilities (also outside the territory, for border communes).
+    max_minutes
+        Accessibility and siting threshold; default the accessibility module's default.
+    scenario_ks
+        Numbers of new sites of the siting scenarios compared.
+    site
+        A site studied: its nearby facilities (within the proximity threshold, crow-fly)
+        are listed as partners.
+    uptake_rate
+        Share of families expected to join a peer group, in (0, 1]; without it the
+        cohort plan is not computed (no default is assumed).
+
+    Returns
+    -------
+    ReportAnalyses
+    """
+    partners, partner_notes = _partner_tables(overview, facilities, site)
+    cohorts, cohort_notes = _cohort_plan(overview, uptake_rate)
+    base = _access_gaps_siting(overview, facilities, max_minutes=max_minutes,
+                               scenario_ks=scenario_ks)
+    return ReportAnalyses(access=base.access, gaps=base.gaps, siting=base.siting,
+                          scenarios=base.scenarios, partners=partners, cohorts=cohorts,
+                          notes=base.notes + partner_notes + cohort_notes)
+
+
+@dataclass(frozen=True)
+class PartnerTables:
+    """Partner tables for the report.
+
+    Attributes
+    ----------
+    layers
+        ``institutions`` (to meet) and, with a site, ``near_site`` (facilities within
+        reach of it).
+    params
+        ``radius_m`` of the search around the site.
+    """
+
+    layers: Mapping[str, pd.DataFrame]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _partner_tables(overview: Overview, facilities: gpd.GeoDataFrame,
+                    site: Site | None) -> tuple[PartnerTables | None, tuple[str, ...]]:
+    try:
+        from diagnosis import partners as prt
+    except ImportError:
+        return None, ("Module des partenaires absent : sélection non calculée.",)
+    com = overview.layers["communes"]
+    t = overview.territory
+    deps = sorted(set(com["dep_code"].astype(str))) if "dep_code" in com else \
+        list(t.departements)
+    epci = None
+    if t.kind == "epci":
+        epci = t.name
+    elif "epci_name" in com and com["epci_name"].nunique() == 1:
+        epci = str(com["epci_name"].iloc[0])
+    layers: dict[str, pd.DataFrame] = {}
+    if deps:
+        layers["institutions"] = prt.institutional_partners(t.name, deps[0], com, epci)
+    radius = float(overview.params["threshold_m"])
+    if site is not None:
+        pt = gpd.GeoDataFrame({"facility_id": [site.site_id]}, geometry=[site.geometry],
+                              crs="EPSG:4326")
+        layers["near_site"] = prt.find_partners(pt, facilities, radius_m=radius)
+    if not layers:
+        return None, ()
+    return PartnerTables(layers, {"radius_m": radius}), ()
+
+
+def _cohort_plan(overview: Overview, uptake_rate: float | None) -> tuple[Any, tuple[str, ...]]:
+    if uptake_rate is None:
+        return None, ()
+    try:
+        from diagnosis.cohorts import compute_cohorts
+    except ImportError:
+        return None, ("Module des cohortes absent : groupes de pairs non calculés.",)
+    births = overview.summary.get("births_2024")
+    if births is None:
+        return None, ("Naissances 2024 inconnues : groupes de pairs non calculés.",)
+    return compute_cohorts(float(births), uptake_rate=uptake_rate), ()
+
+
+def _access_gaps_siting(
+    overview: Overview,
+    facilities: gpd.GeoDataFrame,
+    *,
+    max_minutes: float | None,
+    scenario_ks: Sequence[int],
+) -> ReportAnalyses:
+    notes: list[str] = []
+    try:
+        from diagnosis import accessibility as acc
+    except ImportError:
+        return ReportAnalyses(notes=("Module d'accessibilité absent : parties 5 et 6 non "
+                                     "calculées.",))
+    top = float(max_minutes if max_minutes is not None else acc.DEFAULT_MAX_MINUTES)
+    com = overview.layers["communes"]
+    origins = gpd.GeoDataFrame(pd.DataFrame(com.drop(columns="geometry")),
+                               geometry=origin_points(com).to_numpy(), crs=com.crs)
+    types = [t for t in _types(overview) if _loaded_anywhere(overview, t)]
+    fac = facilities.loc[facilities["type"].isin(types)].reset_index(drop=True)
+    access = gaps = siting = scenarios = None
+    if types:
+        tt = acc.compute_travel_times_by_type(origins, fac, max_minutes=top,
+                                              facility_types=types)
+        access = acc.compute_access_indicators(origins, fac, tt, max_minutes=top,
+                                               facility_types=types)
+        notes.append(f"Accessibilité : temps estimés à vol d'oiseau (seuil {fr_number(top)} "
+                     "min), faute de réseau routier chargé.")
+        try:
+            from diagnosis.gaps import compute_gaps
+        except ImportError:
+            notes.append("Module des manques absent : score de priorité non calculé.")
+        else:
+            gaps = compute_gaps(com, access)
+    try:
+        from diagnosis import siting as sit
+        from diagnosis.travel_times import crow_fly_travel_times
+    except ImportError:
+        notes.append("Module d'implantation absent : sites recommandés non calculés.")
+        return ReportAnalyses(access=access, gaps=gaps, notes=tuple(notes))
+    hosts = overview.layers["facilities"]
+    hosts = hosts.loc[hosts["type"].isin(sit.HOST_TYPES + (sit.EXISTING_TYPE,))]
+    if len(hosts) == 0:
+        notes.append("Aucun lieu d'accueil possible chargé : sites recommandés non calculés.")
+        return ReportAnalyses(access=access, gaps=gaps, notes=tuple(notes))
+    cand = sit.build_candidates(hosts.reset_index(drop=True))
+    demand = sit.compute_need_weights(origins)
+    pts_c = cand.geometry.to_crs(METRIC_CRS)
+    pts_d = gpd.GeoSeries(demand.geometry, crs=com.crs).to_crs(METRIC_CRS)
+    minutes = crow_fly_travel_times(np.column_stack([pts_d.x, pts_d.y]),
+                                    np.column_stack([pts_c.x, pts_c.y]))
+    n_free = int((cand["type"] != sit.EXISTING_TYPE).sum())
+    results = [sit.find_host_sites(demand, cand, minutes, k=k, max_minutes=top)
+               for k in scenario_ks if 1 <= k <= n_free]
+    if results:
+        siting = results[0]
+        scenarios = sit.compare_scenarios(results)
+        notes.append(f"Implantation : {len(results)} scénario(s), temps estimés à vol "
+                     "d'oiseau.")
+    else:
+        notes.append("Aucun lieu d'accueil possible en plus des Maisons existantes : "
+                     "sites recommandés non calculés.")
+    return ReportAnalyses(access=access, gaps=gaps, siting=siting, scenarios=scenarios,
+                          notes=tuple(notes))

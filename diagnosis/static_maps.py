@@ -1,0 +1,652 @@
+"""Static maps for the PDF report: matplotlib (Agg) on commune outlines, in EPSG:2154.
+
+Every map is drawn on its own :class:`matplotlib.figure.Figure` (no pyplot, no global
+state, no tile download), in Lambert-93 metres so that the scale bar is exact, and
+carries a legend, a scale bar, a north arrow (rotated to true north: grid north differs
+from it by the meridian convergence) and the data attribution. Renderers return PNG
+bytes; :func:`png_data_uri` embeds them in HTML.
+
+Polygons are converted to matplotlib paths once per table (:func:`polygon_paths`) and
+drawn as one :class:`~matplotlib.collections.PathCollection`, which is several times
+faster than drawing each polygon.
+
+See Also
+--------
+guides/lecture-des-cartes.md : how to read each map (in French).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrow, Patch, Rectangle
+from matplotlib.path import Path as MplPath
+from pyproj import Transformer
+from shapely.geometry.polygon import orient
+
+from diagnosis.errors import InputError
+from diagnosis.schema import FACILITY_TYPES, facility_label
+from diagnosis.settings import METRIC_CRS, WGS84
+
+#: Figure size (inches) of a full-width map in the A4 report.
+MAP_SIZE_IN: tuple[float, float] = (6.7, 5.0)
+#: Resolution of the PNG maps (dots per inch).
+MAP_DPI = 150
+#: Image formats the renderers can return.
+IMAGE_FORMATS: tuple[str, ...] = ("png", "jpeg")
+#: Colour of each facility type on maps (colour-blind-safe palette, Okabe–Ito based).
+TYPE_COLORS: dict[str, str] = {
+    "pmi": "#D55E00",
+    "eaje": "#0072B2",
+    "mam": "#56B4E9",
+    "laep": "#009E73",
+    "rpe": "#E69F00",
+    "centre_social": "#CC79A7",
+    "evs": "#882255",
+    "maternite": "#000000",
+    "sage_femme": "#999933",
+    "mairie": "#555555",
+    "maison_1000_jours": "#AA0000",
+}
+_WITHIN_COLOR = "#CDEBC5"
+_BEYOND_COLOR = "#F9D5B8"
+_MISSING_COLOR = "#E0E0E0"
+_CONTEXT_FACE = "#F4F4F4"
+_CONTEXT_EDGE = "#BBBBBB"
+_EDGE = "#4D4D4D"
+
+
+# --------------------------------------------------------------------------------------
+# Small helpers (pure)
+# --------------------------------------------------------------------------------------
+
+
+def nice_scale_length(span_m: float, *, fraction: float = 0.25) -> float:
+    """Longest "round" length (1, 2 or 5 × 10^n metres) not above ``fraction × span_m``.
+
+    Parameters
+    ----------
+    span_m
+        Width of the map in metres.
+    fraction
+        Largest share of the width the scale bar may take.
+
+    Examples
+    --------
+    >>> nice_scale_length(40_000)
+    10000.0
+    >>> nice_scale_length(7_300)
+    1000.0
+    >>> nice_scale_length(130_000)
+    20000.0
+    """
+    if not math.isfinite(span_m) or span_m <= 0:
+        raise InputError(f"span_m={span_m!r} must be a positive number of metres")
+    target = span_m * fraction
+    power = 10.0 ** math.floor(math.log10(target))
+    for step in (5.0, 2.0, 1.0):
+        if step * power <= target:
+            return step * power
+    return power  # pragma: no cover - unreachable: 1 × power <= target by construction
+
+
+def format_length_fr(length_m: float) -> str:
+    """French label of a length: ``"500 m"``, ``"2 km"``, ``"2,5 km"``.
+
+    Examples
+    --------
+    >>> format_length_fr(500), format_length_fr(20_000), format_length_fr(2_500)
+    ('500 m', '20 km', '2,5 km')
+    """
+    if length_m < 1000:
+        return f"{length_m:g} m"
+    return f"{length_m / 1000:g} km".replace(".", ",")
+
+
+def grid_convergence_deg(x: float, y: float, *, crs: str = METRIC_CRS) -> float:
+    """Angle (degrees, counter-clockwise) from grid north to true north at ``(x, y)``.
+
+    Examples
+    --------
+    >>> abs(round(grid_convergence_deg(700_000, 6_600_000), 3))  # on the Lambert-93 meridian
+    0.0
+    >>> grid_convergence_deg(300_000, 6_700_000) < 0  # west of it: leans right (clockwise)
+    True
+    """
+    to_geo = Transformer.from_crs(crs, WGS84, always_xy=True)
+    to_map = Transformer.from_crs(WGS84, crs, always_xy=True)
+    lon, lat = to_geo.transform(x, y)
+    x2, y2 = to_map.transform(lon, min(lat + 0.05, 89.9))
+    return math.degrees(math.atan2(-(x2 - x), y2 - y))
+
+
+def png_data_uri(png: bytes) -> str:
+    """Return a ``data:image/png;base64,…`` URI for an ``<img src>``."""
+    return image_data_uri(png, fmt="png")
+
+
+def image_data_uri(data: bytes, *, fmt: str = "png") -> str:
+    """Return a ``data:image/<fmt>;base64,…`` URI for an ``<img src>``."""
+    if fmt not in IMAGE_FORMATS:
+        raise InputError(f"fmt={fmt!r} is not an image format; use one of {list(IMAGE_FORMATS)}")
+    return f"data:image/{fmt};base64," + base64.b64encode(data).decode("ascii")
+
+
+def polygon_paths(geoms: gpd.GeoSeries) -> list[MplPath]:
+    """Convert (multi)polygons to matplotlib compound paths (holes kept empty), in order.
+
+    Empty or missing geometries give an empty path.
+    """
+    paths: list[MplPath] = []
+    for geom in geoms:
+        if geom is None or geom.is_empty:
+            paths.append(MplPath(np.empty((0, 2))))
+            continue
+        parts = shapely.get_parts(geom) if geom.geom_type.startswith("Multi") else [geom]
+        ring_paths = []
+        for poly in parts:
+            if poly.geom_type != "Polygon":
+                continue
+            # Exterior counter-clockwise, holes clockwise: matplotlib fills with the
+            # non-zero winding rule, so holes stay empty only with opposite orientations.
+            poly = orient(poly, sign=1.0)
+            for ring in (poly.exterior, *poly.interiors):
+                xy = np.asarray(ring.coords)[:, :2]
+                codes = np.full(len(xy), MplPath.LINETO, dtype=np.uint8)
+                codes[0] = MplPath.MOVETO
+                codes[-1] = MplPath.CLOSEPOLY
+                ring_paths.append(MplPath(xy, codes))
+        paths.append(MplPath.make_compound_path(*ring_paths) if ring_paths
+                     else MplPath(np.empty((0, 2))))
+    return paths
+
+
+# --------------------------------------------------------------------------------------
+# Map furniture
+# --------------------------------------------------------------------------------------
+
+
+def add_scale_bar(ax: Axes, *, length_m: float | None = None) -> float:
+    """Draw a two-segment black/white scale bar in the lower left corner.
+
+    The axes must be in metres (EPSG:2154). Returns the length drawn (metres).
+    """
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    span = x1 - x0
+    length = nice_scale_length(span) if length_m is None else float(length_m)
+    height = (y1 - y0) * 0.012
+    left = x0 + span * 0.04
+    bottom = y0 + (y1 - y0) * 0.05
+    half = length / 2
+    ax.add_patch(Rectangle((left - span * 0.012, bottom - height * 1.6), length + span * 0.05,
+                           height * 5.2, facecolor="white", edgecolor="none", alpha=0.8,
+                           zorder=9))
+    for i, color in enumerate(("black", "white")):
+        ax.add_patch(Rectangle((left + i * half, bottom), half, height, facecolor=color,
+                               edgecolor="black", linewidth=0.6, zorder=10))
+    for pos, text in ((left, "0"), (left + length, format_length_fr(length))):
+        ax.text(pos, bottom + height * 1.5, text, ha="center", va="bottom", fontsize=6.5,
+                zorder=10)
+    return length
+
+
+def add_north_arrow(ax: Axes, *, rotation_deg: float = 0.0) -> None:
+    """Draw a north arrow in the upper right corner, rotated by ``rotation_deg``."""
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    w, h = x1 - x0, y1 - y0
+    size = min(w, h) * 0.07
+    cx, cy = x1 - w * 0.05, y1 - h * 0.14
+    theta = math.radians(rotation_deg)
+    dx, dy = -math.sin(theta) * size, math.cos(theta) * size
+    ax.add_patch(FancyArrow(cx - dx / 2, cy - dy / 2, dx, dy, width=size * 0.12,
+                            head_width=size * 0.45, head_length=size * 0.45,
+                            length_includes_head=True, color="black", zorder=10))
+    ax.text(cx + dx * 0.75, cy + dy * 0.75, "N", ha="center", va="bottom", fontsize=8,
+            fontweight="bold", zorder=10)
+
+
+def add_attribution(fig: Figure, text: str) -> None:
+    """Write the data attribution under the map, in small type."""
+    fig.text(0.01, 0.005, textwrap.fill(text, width=175), ha="left", va="bottom", fontsize=5.5,
+             color="#333333")
+
+
+# --------------------------------------------------------------------------------------
+# Map frame
+# --------------------------------------------------------------------------------------
+
+
+def _metric(gdf: gpd.GeoDataFrame | gpd.GeoSeries, name: str) -> Any:
+    if gdf.crs is None:
+        raise InputError(f"{name} has no CRS; set one (EPSG:4326 expected)")
+    return gdf.to_crs(METRIC_CRS)
+
+
+def _new_map(title: str, *, size_in: tuple[float, float] = MAP_SIZE_IN) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=size_in, dpi=MAP_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.01, 0.07, 0.64, 0.85))
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    fig.suptitle(title, x=0.01, y=0.985, ha="left", va="top", fontsize=9.5, fontweight="bold")
+    return fig, ax
+
+
+def _set_extent(ax: Axes, bounds: Sequence[float], *, pad: float = 0.04) -> None:
+    minx, miny, maxx, maxy = bounds
+    w, h = max(maxx - minx, 1000.0), max(maxy - miny, 1000.0)
+    # Keep the axes' aspect (equal) while filling the frame.
+    fig = cast(Figure, ax.figure)
+    box_w = ax.get_position().width * fig.get_figwidth()
+    box_h = ax.get_position().height * fig.get_figheight()
+    ratio = box_h / box_w
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    w, h = w * (1 + 2 * pad), h * (1 + 2 * pad)
+    if h / w > ratio:
+        w = h / ratio
+    else:
+        h = w * ratio
+    ax.set_xlim(cx - w / 2, cx + w / 2)
+    ax.set_ylim(cy - h / 2, cy + h / 2)
+
+
+def _draw_polygons(ax: Axes, paths: list[MplPath], *, facecolors: Any, edgecolor: str = _EDGE,
+                   linewidth: float = 0.4, zorder: float = 1, hatch: str | None = None) -> None:
+    coll = PathCollection(paths, facecolors=facecolors, edgecolors=edgecolor,
+                          linewidths=linewidth, zorder=zorder)
+    if hatch:
+        coll.set_hatch(hatch)
+    ax.add_collection(coll)
+
+
+def _draw_context(ax: Axes, context: gpd.GeoDataFrame | None, bounds: Sequence[float]) -> None:
+    if context is None or len(context) == 0:
+        return
+    ctx = context.cx[bounds[0]:bounds[2], bounds[1]:bounds[3]]
+    if len(ctx):
+        _draw_polygons(ax, polygon_paths(ctx.geometry), facecolors=_CONTEXT_FACE,
+                       edgecolor=_CONTEXT_EDGE, linewidth=0.3, zorder=0)
+
+
+def save_figure(fig: Figure, *, fmt: str = "png", dpi: int = MAP_DPI) -> bytes:
+    """Encode a figure as PNG (default) or JPEG (``fmt="jpeg"``: faster to embed in a PDF)."""
+    if fmt not in IMAGE_FORMATS:
+        raise InputError(f"fmt={fmt!r} is not an image format; use one of {list(IMAGE_FORMATS)}")
+    buf = io.BytesIO()
+    if fmt == "png":
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    else:
+        fig.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": 90})
+    return buf.getvalue()
+
+
+def _finish(fig: Figure, ax: Axes, handles: list[Any], *, legend_title: str,
+            attribution: str, note: str = "", fmt: str = "png") -> bytes:
+    """Add the legend, scale bar, north arrow, attribution; return the encoded image."""
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    add_scale_bar(ax)
+    add_north_arrow(ax, rotation_deg=grid_convergence_deg((x0 + x1) / 2, (y0 + y1) / 2))
+    if handles:
+        leg = fig.legend(handles=handles, title=legend_title, loc="upper left",
+                         bbox_to_anchor=(0.67, 0.92), fontsize=6.5, title_fontsize=7,
+                         frameon=False, alignment="left")
+        leg.get_title().set_fontweight("bold")
+    if note:
+        fig.text(0.67, 0.08, textwrap.fill(note, width=48), ha="left", va="bottom",
+                 fontsize=6, color="#333333")
+    add_attribution(fig, attribution)
+    return save_figure(fig, fmt=fmt)
+
+
+def _bounds(gdf: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
+    minx, miny, maxx, maxy = (float(v) for v in gdf.total_bounds)
+    return minx, miny, maxx, maxy
+
+
+def _union_bounds(a: Sequence[float], pts: gpd.GeoSeries | None) -> tuple[float, ...]:
+    if pts is None or len(pts) == 0:
+        return tuple(a)
+    b = pts.total_bounds
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+# --------------------------------------------------------------------------------------
+# Renderers
+# --------------------------------------------------------------------------------------
+
+
+def render_territory_map(
+    communes: gpd.GeoDataFrame,
+    *,
+    title: str,
+    attribution: str,
+    context: gpd.GeoDataFrame | None = None,
+    name_col: str = "name",
+    max_labels: int = 40,
+    fmt: str = "png",
+) -> bytes:
+    """Map of the territory's communes over their neighbours, names written when few.
+
+    Parameters
+    ----------
+    communes
+        The territory's communes (polygons, any CRS).
+    title, attribution
+        Title and attribution printed on the map.
+    context
+        Neighbouring communes drawn in grey (e.g. all loaded communes).
+    name_col
+        Column of commune names.
+    max_labels
+        Names are written when the territory has at most this many communes.
+
+    Returns
+    -------
+    bytes
+        A PNG image (JPEG with ``fmt="jpeg"``).
+    """
+    com = _metric(communes, "communes")
+    fig, ax = _new_map(title)
+    bounds = _bounds(com)
+    _set_extent(ax, bounds, pad=0.08)
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    if context is not None:
+        _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
+    _draw_polygons(ax, polygon_paths(com.geometry), facecolors="#DCE9F5", zorder=1)
+    if len(com) <= max_labels and name_col in com:
+        pts = com.geometry.representative_point()
+        for p, name in zip(pts, com[name_col], strict=True):
+            ax.text(p.x, p.y, str(name), ha="center", va="center", fontsize=5.5, zorder=5,
+                    color="#1A1A1A")
+    handles = [Patch(facecolor="#DCE9F5", edgecolor=_EDGE, label="Communes du territoire")]
+    if context is not None:
+        handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
+                             label="Communes voisines"))
+    return _finish(fig, ax, handles, legend_title="Légende", attribution=attribution, fmt=fmt)
+
+
+def class_breaks(values: np.ndarray, *, n_classes: int = 5) -> np.ndarray:
+    """Class limits (quantiles, rounded, unique) for a choropleth; ``len = classes + 1``.
+
+    Examples
+    --------
+    >>> class_breaks(np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10]), n_classes=2).tolist()
+    [1.0, 5.5, 10.0]
+    >>> class_breaks(np.arange(0.0, 101.0), n_classes=4).tolist()
+    [0.0, 25.0, 50.0, 75.0, 100.0]
+    >>> class_breaks(np.array([4.0, 4.0, 4.0])).tolist()
+    [4.0, 4.0]
+    """
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return np.array([0.0, 0.0])
+    qs = np.quantile(v, np.linspace(0, 1, n_classes + 1))
+    span = float(v.max() - v.min())
+    decimals = 0 if span >= 20 else (1 if span >= 2 else 2)
+    scale = 10.0 ** decimals
+    qs = np.round(qs, decimals)
+    qs[0] = math.floor(float(v.min()) * scale) / scale
+    qs[-1] = math.ceil(float(v.max()) * scale) / scale
+    out = np.unique(qs)
+    return out if out.size > 1 else np.array([out[0], out[0]])
+
+
+def _fr_num(x: float) -> str:
+    if float(x).is_integer():
+        return f"{x:,.0f}".replace(",", "\u202f")
+    return f"{x:,.2f}".rstrip("0").rstrip(".").replace(",", "\u202f").replace(".", ",")
+
+
+def render_choropleth_map(
+    communes: gpd.GeoDataFrame,
+    column: str,
+    *,
+    title: str,
+    legend_title: str,
+    attribution: str,
+    context: gpd.GeoDataFrame | None = None,
+    cmap: str = "Blues",
+    n_classes: int = 5,
+    missing_label: str = "donnée manquante",
+    note: str = "",
+    fmt: str = "png",
+) -> bytes:
+    """Choropleth of one numeric commune column in quantile classes.
+
+    Missing values (NaN: statistical secret, not published) are drawn hatched grey and
+    listed in the legend, never coloured as 0.
+
+    Returns
+    -------
+    bytes
+        A PNG image (JPEG with ``fmt="jpeg"``).
+    """
+    if column not in communes.columns:
+        raise InputError(f"column={column!r} is not in communes; found {list(communes.columns)}")
+    from matplotlib import colormaps
+
+    com = _metric(communes, "communes")
+    values = pd.to_numeric(com[column], errors="coerce").to_numpy(dtype=float)
+    breaks = class_breaks(values, n_classes=n_classes)
+    n_cls = max(len(breaks) - 1, 1)
+    colors = colormaps[cmap](np.linspace(0.2, 0.9, n_cls))
+    cls = np.clip(np.searchsorted(breaks, values, side="right") - 1, 0, n_cls - 1)
+    faces = np.array([to_rgba(_MISSING_COLOR) if not np.isfinite(v) else colors[c]
+                      for v, c in zip(values, cls, strict=True)]).reshape(-1, 4)
+    fig, ax = _new_map(title)
+    bounds = _bounds(com)
+    _set_extent(ax, bounds)
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    if context is not None:
+        _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
+    paths = polygon_paths(com.geometry)
+    _draw_polygons(ax, paths, facecolors=faces, zorder=1)
+    miss = ~np.isfinite(values)
+    if miss.any():
+        _draw_polygons(ax, [p for p, m in zip(paths, miss, strict=True) if m],
+                       facecolors="none", edgecolor="#888888", linewidth=0.0, zorder=2,
+                       hatch="////")
+    handles: list[Any] = []
+    if n_cls == 1 and breaks[0] == breaks[-1]:
+        handles.append(Patch(facecolor=colors[0], edgecolor=_EDGE, label=_fr_num(breaks[0])))
+    else:
+        for i in range(n_cls):
+            handles.append(Patch(facecolor=colors[i], edgecolor=_EDGE,
+                                 label=f"{_fr_num(breaks[i])} – {_fr_num(breaks[i + 1])}"))
+    if miss.any():
+        handles.append(Patch(facecolor=_MISSING_COLOR, edgecolor=_EDGE, hatch="////",
+                             label=f"{missing_label} ({int(miss.sum())})"))
+    if context is not None:
+        handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
+                             label="hors territoire"))
+    return _finish(fig, ax, handles, legend_title=legend_title, attribution=attribution,
+                   note=note, fmt=fmt)
+
+
+def render_facility_map(
+    communes: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    *,
+    facility_type: str,
+    threshold_m: float,
+    title: str,
+    attribution: str,
+    nearby: gpd.GeoDataFrame | None = None,
+    context: gpd.GeoDataFrame | None = None,
+    within_col: str | None = None,
+    town_halls: gpd.GeoSeries | None = None,
+    fmt: str = "png",
+) -> bytes:
+    """Offer of one facility type: facilities, and communes within the threshold.
+
+    Parameters
+    ----------
+    communes
+        The territory's communes; ``within_col`` (default ``within_<type>``) says
+        whether the town hall is within ``threshold_m`` of a facility of the type.
+    facilities
+        Facilities of the territory (only rows of ``facility_type`` are drawn).
+    facility_type
+        Type drawn.
+    threshold_m
+        Threshold used for ``within_col`` (shown in the legend).
+    title, attribution
+        Printed on the map.
+    nearby
+        Facilities outside the territory used as the nearest for some commune (drawn
+        hollow; the map extent grows to include them).
+    context
+        Neighbouring communes drawn in grey.
+    within_col
+        Boolean column of ``communes``.
+    town_halls
+        Points from which distances are measured (drawn as small dots).
+
+    Returns
+    -------
+    bytes
+        A PNG image (JPEG with ``fmt="jpeg"``).
+    """
+    if facility_type not in FACILITY_TYPES:
+        raise InputError(f"facility_type={facility_type!r} is not a facility type; use one of "
+                         f"{sorted(FACILITY_TYPES)}")
+    col = within_col or f"within_{facility_type}"
+    com = _metric(communes, "communes")
+    fac = _metric(facilities.loc[facilities["type"].eq(facility_type)], "facilities")
+    near = None
+    if nearby is not None and len(nearby):
+        near = _metric(nearby.loc[nearby["type"].eq(facility_type)], "nearby")
+    fig, ax = _new_map(title)
+    bounds = _union_bounds(_bounds(com), near.geometry if near is not None else None)
+    _set_extent(ax, bounds)
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    if context is not None:
+        _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
+    within = com[col].fillna(False).astype(bool).to_numpy() if col in com else \
+        np.zeros(len(com), dtype=bool)
+    faces = [_WITHIN_COLOR if w else _BEYOND_COLOR for w in within]
+    _draw_polygons(ax, polygon_paths(com.geometry), facecolors=faces, zorder=1)
+    km = format_length_fr(threshold_m)
+    handles: list[Any] = [
+        Patch(facecolor=_WITHIN_COLOR, edgecolor=_EDGE,
+              label=f"mairie à {km} ou moins ({int(within.sum())})"),
+        Patch(facecolor=_BEYOND_COLOR, edgecolor=_EDGE,
+              label=f"mairie à plus de {km} ({int((~within).sum())})"),
+    ]
+    if town_halls is not None and len(town_halls):
+        th = _metric(town_halls, "town_halls")
+        ax.scatter(th.x, th.y, s=3, color="#333333", zorder=3, linewidths=0)
+        handles.append(Line2D([], [], marker="o", color="#333333", linestyle="none",
+                              markersize=2, label="mairie (départ des distances)"))
+    color = TYPE_COLORS.get(facility_type, "#000000")
+    label = facility_label(facility_type, plural=True)
+    if len(fac):
+        approx = fac["position_precision"].eq("commune").to_numpy() \
+            if "position_precision" in fac else np.zeros(len(fac), dtype=bool)
+        ax.scatter(fac.geometry.x[~approx], fac.geometry.y[~approx], s=28, color=color,
+                   edgecolors="white", linewidths=0.6, zorder=6, marker="o")
+        ax.scatter(fac.geometry.x[approx], fac.geometry.y[approx], s=28, color=color,
+                   edgecolors="white", linewidths=0.6, zorder=6, marker="D")
+        handles.append(Line2D([], [], marker="o", color=color, linestyle="none",
+                              markersize=5, label=f"{label} du territoire ({len(fac)})"))
+        if approx.any():
+            handles.append(Line2D([], [], marker="D", color=color, linestyle="none",
+                                  markersize=4.5,
+                                  label=f"dont position approximative ({int(approx.sum())})"))
+    if near is not None and len(near):
+        ax.scatter(near.geometry.x, near.geometry.y, s=28, facecolors="white",
+                   edgecolors=color, linewidths=1.2, zorder=6)
+        handles.append(Line2D([], [], marker="o", markerfacecolor="white",
+                              markeredgecolor=color, color="none", markersize=5,
+                              label=f"{label} voisines les plus proches ({len(near)})"))
+    if context is not None:
+        handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
+                             label="hors territoire"))
+    note = "Distances à vol d'oiseau depuis la mairie de chaque commune."
+    return _finish(fig, ax, handles, legend_title=label, attribution=attribution, note=note,
+                   fmt=fmt)
+
+
+def render_points_map(
+    communes: gpd.GeoDataFrame,
+    points: gpd.GeoDataFrame,
+    *,
+    title: str,
+    attribution: str,
+    label_col: str | None = None,
+    legend_label: str = "Sites",
+    context: gpd.GeoDataFrame | None = None,
+    color: str = "#AA0000",
+    fmt: str = "png",
+) -> bytes:
+    """Points (e.g. recommended sites) over the territory's communes, optionally labelled.
+
+    Returns
+    -------
+    bytes
+        A PNG image (JPEG with ``fmt="jpeg"``).
+    """
+    com = _metric(communes, "communes")
+    pts = _metric(points, "points")
+    fig, ax = _new_map(title)
+    _set_extent(ax, _union_bounds(_bounds(com), pts.geometry))
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    if context is not None:
+        _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
+    _draw_polygons(ax, polygon_paths(com.geometry), facecolors="#DCE9F5", zorder=1)
+    ax.scatter(pts.geometry.x, pts.geometry.y, s=180, color=color, edgecolors="white",
+               linewidths=0.8, zorder=6, marker="*")
+    if label_col and label_col in pts:
+        for x, y, text in zip(pts.geometry.x, pts.geometry.y, pts[label_col], strict=True):
+            ax.annotate(str(text), (x, y), xytext=(5, 5), textcoords="offset points",
+                        fontsize=7, fontweight="bold", zorder=7,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                              "alpha": 0.8})
+    handles: list[Any] = [
+        Patch(facecolor="#DCE9F5", edgecolor=_EDGE, label="Communes du territoire"),
+        Line2D([], [], marker="*", color=color, linestyle="none", markersize=8,
+               label=f"{legend_label} ({len(pts)})"),
+    ]
+    return _finish(fig, ax, handles, legend_title="Légende", attribution=attribution, fmt=fmt)
+
+
+def attribution_text(sources: Sequence[Mapping[str, Any]], *,
+                     keys: Sequence[str] | None = None) -> str:
+    """Join the attributions of sources (unique, in order), restricted to ``keys`` if given.
+
+    Examples
+    --------
+    >>> attribution_text([{"key": "a", "attribution": "IGN"}, {"key": "b", "attribution": "Insee"},
+    ...                   {"key": "c", "attribution": "IGN"}])
+    'Sources : IGN · Insee'
+    """
+    seen: dict[str, None] = {}
+    for s in sources:
+        if keys is not None and s.get("key") not in keys:
+            continue
+        text = str(s.get("attribution", "")).strip()
+        if text:
+            seen.setdefault(text, None)
+    return ("Sources : " + " · ".join(seen)) if seen else ""

@@ -1,0 +1,281 @@
+"""Exports: GeoPackage layers read back, CSV round trip, safe writing, diagnosis file.
+
+Data: the embedded demo (EPCI 200000438, 9 communes) and, for the import ledger, a
+three-line CSV written by the test itself (`_user_csv`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+
+from diagnosis import exports as ex
+from diagnosis.__main__ import main
+from diagnosis.errors import InputError
+from diagnosis.overview import compute_overview
+
+
+@pytest.fixture(scope="module")
+def overview():
+    from data_sources.workspace import load_workspace
+
+    ws = load_workspace("200000438")
+    return compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+
+
+@pytest.fixture(scope="module")
+def layers(overview):
+    return ex.build_export_layers(overview)
+
+
+def test_layer_names_are_french_and_complete(layers):
+    names = list(layers)
+    assert names[0] == "communes_indicateurs"
+    assert {"structures_pmi", "structures_creches", "structures_mam", "structures_mairies",
+            "structures_voisines"} <= set(names)
+    assert names[-3:] == ["dictionnaire", "sources", "metadonnees"]
+    assert all(n.isascii() and n == n.lower() for n in names)
+    assert len(layers["communes_indicateurs"]) == 9
+    assert len(layers["structures_mairies"]) == 9 and len(layers["structures_mam"]) == 1
+    assert len(layers["structures_pmi"]) == 0  # none known in the demo: still a layer
+
+
+def test_dictionary_documents_every_column_in_french(layers):
+    d = layers["dictionnaire"]
+    documented = set(zip(d["couche"], d["colonne"], strict=True))
+    for name, df in layers.items():
+        for col in df.columns:
+            assert (name, col) in documented, (name, col)
+    dist = d.loc[(d["couche"] == "communes_indicateurs") & (d["colonne"] == "dist_m_pmi")]
+    assert dist["unite"].item() == "m" and "vol d'oiseau" in dist["description"].item()
+    est = d.loc[(d["couche"] == "communes_indicateurs") & (d["colonne"] == "under3_estimate")]
+    assert "ESTIMATION" in est["description"].item()
+
+
+def test_geopackage_layers_read_back(layers, tmp_path):
+    path = ex.export_geopackage(layers, tmp_path / "diag.gpkg")
+    listed = {name: gtype for name, gtype in pyogrio.list_layers(path)}
+    assert list(listed) == list(layers)
+    assert listed["communes_indicateurs"] == "MultiPolygon"
+    assert listed["structures_pmi"] == "Point" and listed["structures_mam"] == "Point"
+    assert listed["dictionnaire"] is None and listed["metadonnees"] is None
+    com = pyogrio.read_dataframe(path, layer="communes_indicateurs")
+    assert com.crs.to_epsg() == 4326
+    src = layers["communes_indicateurs"]
+    assert com["code_insee"].tolist() == src["code_insee"].tolist()
+    assert com["births_2024"].tolist() == src["births_2024"].tolist()
+    assert com["within_mam"].tolist() == src["within_mam"].tolist()
+    # no facility of the type loaded: the distance is empty, never infinite
+    assert com["dist_m_sage_femme"].isna().all()
+    np.testing.assert_allclose(com["dist_m_mam"], src["dist_m_mam"])
+    mam = pyogrio.read_dataframe(path, layer="structures_mam")
+    assert mam["name"].tolist() == layers["structures_mam"]["name"].tolist()
+    assert mam["position_precision"].tolist() == ["commune"]
+    meta = pyogrio.read_dataframe(path, layer="metadonnees")
+    assert dict(zip(meta["cle"], meta["valeur"], strict=True))["crs"] == "EPSG:4326"
+
+
+def test_csv_round_trip_for_french_excel(layers, tmp_path):
+    files = ex.export_csv_tables(layers, tmp_path / "csv")
+    assert [f.name for f in files] == [f"{n}.csv" for n in layers]
+    raw = (tmp_path / "csv" / "communes_indicateurs.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
+    header = raw[3:].split(b"\r\n")[0].decode()
+    assert header.split(";")[0] == "code_insee" and "," not in header
+    assert "Drefféac" in raw.decode("utf-8-sig")
+    for name, df in layers.items():
+        back = ex.read_csv_table(tmp_path / "csv" / f"{name}.csv")
+        expected = ex.csv_frame(df)
+        assert list(back.columns) == list(expected.columns), name
+        assert len(back) == len(expected)
+        for col in expected.columns:
+            a, b = expected[col], back[col]
+            if pd.api.types.is_numeric_dtype(a) and not pd.api.types.is_bool_dtype(a):
+                np.testing.assert_allclose(b.to_numpy(dtype=float), a.to_numpy(dtype=float),
+                                           rtol=1e-9, err_msg=f"{name}.{col}")
+            elif set(a.dropna().unique()) <= {"oui", "non"} and len(a.dropna()):
+                assert b.tolist() == a.map({"oui": True, "non": False}).tolist()
+            else:
+                assert _text(b) == _text(a), f"{name}.{col}"
+    mam = ex.read_csv_table(tmp_path / "csv" / "structures_mam.csv")
+    assert {"lon", "lat"} <= set(mam.columns) and mam["lat"].between(47, 48).all()
+
+
+def _text(values: pd.Series) -> list[str]:
+    return ["" if pd.isna(v) else str(v) for v in values]
+
+
+def test_decimal_comma_in_csv(layers, tmp_path):
+    ex.export_csv_tables({"communes_indicateurs": layers["communes_indicateurs"]}, tmp_path)
+    text = (tmp_path / "communes_indicateurs.csv").read_text(encoding="utf-8-sig")
+    first = dict(zip(text.splitlines()[0].split(";"), text.splitlines()[1].split(";"),
+                     strict=True))
+    assert "," in first["density_per_km2"] and "." not in first["density_per_km2"]
+
+
+def test_gpkg_needs_the_extension(layers, tmp_path):
+    with pytest.raises(InputError, match=r"\.gpkg"):
+        ex.export_geopackage(layers, tmp_path / "diag.shp")
+
+
+def test_nothing_half_written_when_writing_fails(layers, tmp_path, monkeypatch):
+    real = pyogrio.write_dataframe
+    calls = []
+
+    def failing(df, path, **kw):
+        calls.append(kw["layer"])
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(df, path, **kw)
+
+    monkeypatch.setattr(pyogrio, "write_dataframe", failing)
+    target = tmp_path / "diag.gpkg"
+    with pytest.raises(InputError, match="writing failed"):
+        ex.export_geopackage(layers, target)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+
+
+def test_existing_file_is_replaced_only_when_complete(layers, tmp_path, monkeypatch):
+    target = tmp_path / "diag.gpkg"
+    target.write_bytes(b"previous version")
+
+    def failing(*a, **kw):
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(pyogrio, "write_dataframe", failing)
+    with pytest.raises(InputError):
+        ex.export_geopackage(layers, target)
+    assert target.read_bytes() == b"previous version"
+
+
+def test_check_writable_messages(tmp_path):
+    with pytest.raises(InputError, match=r"--out .*does not exist"):
+        ex.check_writable(tmp_path / "missing" / "x.gpkg")
+    with pytest.raises(InputError, match="is a folder"):
+        ex.check_writable(tmp_path)
+    assert ex.check_writable(tmp_path / "ok.gpkg") == tmp_path / "ok.gpkg"
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing behind
+
+
+def test_summary_comparison_and_ledger_comparison():
+    assert ex.compare_summaries({"a": 1.0, "b": {"c": 2}}, {"a": 1.0, "b": {"c": 2}}) == []
+    assert ex.compare_summaries({"a": 1.0}, {"a": 1.5}) == ["a : 1.0 → 1.5"]
+    old = {"origin": "demo", "data_files": {"f": "1"}, "sources": [{"key": "k", "vintage": "1"}],
+           "imports": [{"file": "/x.csv", "sha256": "a"}]}
+    new = json.loads(json.dumps(old))
+    assert ex.compare_ledgers(old, new) == []
+    new["imports"][0]["sha256"] = "b"
+    new["sources"][0]["vintage"] = "2"
+    msgs = ex.compare_ledgers(old, new)
+    assert any("/x.csv" in m and "modifié" in m for m in msgs)
+    assert any("millésime" in m for m in msgs)
+
+
+# --- Command line -----------------------------------------------------------------------
+
+
+def _user_csv(path: Path, places: int = 12) -> Path:
+    path.write_text(
+        "nom;type;code_insee;lat;lon;places\n"
+        f"Micro-crèche Les Lutins;micro-crèche;44129;47.4381;-2.0893;{places}\n"
+        "LAEP La Passerelle;laep;44129;47.4352;-2.0921;\n", encoding="utf-8")
+    return path
+
+
+def test_cli_export_all_outputs_then_rerun(tmp_path, capsys):
+    csv = _user_csv(tmp_path / "mes_structures.csv")
+    gpkg, diag = tmp_path / "d.gpkg", tmp_path / "d.json"
+    assert main(["export", "--territory", "200000438", "--facilities", str(csv),
+                 "--out", str(gpkg), "--csv-dir", str(tmp_path / "csv"),
+                 "--diagnosis-file", str(diag)]) == 0
+    out = capsys.readouterr().out
+    assert "GeoPackage écrit" in out and "Fichier de diagnostic écrit" in out
+    names = [n for n, _ in pyogrio.list_layers(gpkg)]
+    assert "structures_laep" in names
+    assert len(pyogrio.read_dataframe(gpkg, layer="structures_laep")) == 1  # the import
+    assert (tmp_path / "csv" / "structures_creches.csv").is_file()
+
+    rec = json.loads(diag.read_text(encoding="utf-8"))
+    assert rec["format"] == "maillage-diagnostic" and rec["territory"]["code"] == "200000438"
+    assert rec["params"]["threshold_m"] == 5000.0
+    imp = rec["ledger"]["imports"][0]
+    assert imp["name"] == "mes_structures.csv" and imp["accepted"] == 2
+    assert imp["sha256"] == ex.file_sha256(csv)
+    assert any(k.endswith("communes_44.parquet") for k in rec["ledger"]["data_files"])
+    keys = [s["key"] for s in rec["ledger"]["sources"]]
+    assert "user:mes_structures.csv" in keys and "insee_comparateur" in keys
+    assert all(s["vintage"] for s in rec["ledger"]["sources"] if not s["key"].startswith("user"))
+    assert rec["summary"]["births_2024"] == 353.0
+
+    assert main(["rerun", str(diag), "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "Données : identiques" in out and "Résultats : identiques" in out
+
+    _user_csv(csv, places=40)  # the imported file changes after the diagnosis
+    assert main(["rerun", str(diag)]) == 0
+    captured = capsys.readouterr()
+    assert "mes_structures.csv modifié" in captured.err
+    assert "places_known" in captured.out  # 12 → 40 places of crèches
+    assert main(["rerun", str(diag), "--strict"]) == 1
+
+
+def test_cli_export_with_analyses_adds_their_layers(tmp_path, capsys):
+    gpkg = tmp_path / "d.gpkg"
+    assert main(["export", "--territory", "200000438", "--out", str(gpkg),
+                 "--uptake-rate", "0.2"]) == 0
+    names = [n for n, _ in pyogrio.list_layers(gpkg)]
+    for layer in ("accessibilite_communes", "manques_priorites", "sites_recommandes",
+                  "partenaires_institutions", "groupes_de_pairs"):
+        assert layer in names, layer
+    sites = pyogrio.read_dataframe(gpkg, layer="sites_recommandes")
+    assert sites.crs.to_epsg() == 4326 and len(sites) >= 1
+    prio = pyogrio.read_dataframe(gpkg, layer="manques_priorites")
+    assert sorted(prio["code_insee"]) == sorted(
+        pyogrio.read_dataframe(gpkg, layer="communes_indicateurs")["code_insee"])
+    d = pyogrio.read_dataframe(gpkg, layer="dictionnaire")
+    assert set(names) - {"dictionnaire"} <= set(d["couche"])
+
+
+def test_cli_rerun_bad_files(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    assert main(["rerun", str(bad)]) == 2
+    assert "not valid UTF-8 JSON" in capsys.readouterr().err
+    bad.write_text(json.dumps({"format": "other"}), encoding="utf-8")
+    assert main(["rerun", str(bad)]) == 2
+    assert "not a Maillage diagnosis file" in capsys.readouterr().err
+    assert main(["rerun", str(tmp_path / "absent.json")]) == 2
+
+
+def test_cli_rerun_missing_imported_file(tmp_path, capsys):
+    csv = _user_csv(tmp_path / "s.csv")
+    diag = tmp_path / "d.json"
+    assert main(["export", "--territory", "200000438", "--facilities", str(csv),
+                 "--diagnosis-file", str(diag), "--no-analyses"]) == 0
+    os.remove(csv)
+    assert main(["rerun", str(diag)]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_cli_export_errors_exit_2_and_write_nothing(tmp_path, capsys):
+    assert main(["export", "--territory", "200000438"]) == 2
+    assert "--out FILE.gpkg" in capsys.readouterr().err
+    target = tmp_path / "nope" / "d.gpkg"
+    assert main(["export", "--territory", "200000438", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and str(target) in err
+    assert main(["export", "--territory", "200000438", "--out", str(tmp_path / "d.txt")]) == 2
+    assert ".gpkg" in capsys.readouterr().err
+    assert main(["export", "--territory", "Pontchatau", "--out",
+                 str(tmp_path / "d.gpkg")]) == 2
+    assert "Pontchâteau (44)" in capsys.readouterr().err
+    assert main(["export", "--territory", "13055", "--out", str(tmp_path / "d.gpkg")]) == 2
+    assert "données ne sont pas" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
