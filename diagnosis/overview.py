@@ -22,7 +22,14 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
-from diagnosis.schema import FACILITY_COLUMNS, FACILITY_TYPES, NEEDS_NUMERIC, Territory
+from diagnosis.schema import (
+    FACILITY_COLUMNS,
+    FACILITY_TYPES,
+    NEEDS_COLUMNS,
+    NEEDS_NUMERIC,
+    Territory,
+    facility_label,
+)
 from diagnosis.settings import DEFAULT_THRESHOLD_M, METRIC_CRS, WGS84
 
 #: Facility types analysed for proximity (town halls are hosts and partners, not services).
@@ -247,3 +254,71 @@ def compute_overview(
               "need_columns": [c for c in NEEDS_NUMERIC if c in com]}
     return Overview(territory, MappingProxyType(layers), MappingProxyType(summary),
                     MappingProxyType(params))
+
+
+#: Commune columns left out of :func:`commune_table` (constant within most territories).
+_TABLE_SKIP = ("epci_code", "dep_code")
+
+
+def commune_table(overview: Overview) -> pd.DataFrame:
+    """One row per commune with French column labels, for display and export.
+
+    Parameters
+    ----------
+    overview
+        A result of :func:`compute_overview`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The need columns present (labels of :data:`~diagnosis.schema.NEEDS_COLUMNS`;
+        the EPCI name only for a département), then, per analysed type with at least one
+        facility loaded, the crow-fly distance in km (1 decimal) from the town hall to the
+        nearest facility of the type. Missing values stay NaN.
+    """
+    com = overview.layers["communes"]
+    skip = set(_TABLE_SKIP) | ({"epci_name"} if overview.territory.kind != "departement"
+                               else set())
+    cols = [c for c in NEEDS_COLUMNS if c in com.columns and c not in skip]
+    out = pd.DataFrame(com[cols]).copy()
+    for c in cols:
+        if c in NEEDS_NUMERIC:
+            out[c] = pd.to_numeric(out[c], errors="coerce").round(1)
+    out = out.rename(columns=NEEDS_COLUMNS)
+    for t in overview.params["types"]:
+        if f"dist_m_{t}" not in com.columns:
+            continue
+        dist = pd.to_numeric(com[f"dist_m_{t}"], errors="coerce")
+        if not np.isfinite(dist).any():
+            continue
+        km = (dist / 1000.0).where(np.isfinite(dist)).round(1)
+        out[f"Distance (km) : {facility_label(t, plural=True)}"] = km.to_numpy()
+    return out.reset_index(drop=True)
+
+
+def offer_table(overview: Overview) -> pd.DataFrame:
+    """Offer and crow-fly proximity per analysed facility type, with French labels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per type: ``Type``, ``Structures dans le territoire``, ``Places connues``
+        (NaN when none known), ``Naissances à portée`` (births 2024 of communes whose
+        town hall is within the threshold), ``Part des naissances (%)`` and ``Communes
+        sans structure``.
+    """
+    s = overview.summary
+    rows = []
+    for t in overview.params["types"]:
+        fac = s["facilities"][t]
+        within = s["births_within_threshold"][t]
+        share = within["share"]
+        rows.append({
+            "Type": facility_label(t, plural=True),
+            "Structures dans le territoire": fac["count"],
+            "Places connues": np.nan if fac["places_known"] is None else fac["places_known"],
+            "Naissances à portée": within["births"],
+            "Part des naissances (%)": np.nan if share is None else round(100 * share, 1),
+            "Communes sans structure": len(s["communes_without"][t]),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,83 @@
+"""Page « Importer des structures »: the user's own facility files and their import report."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import FILES_KEY, _cached, current_selection, files_key, md_escape
+from diagnosis.errors import MaillageError, MissingDataError
+
+
+def _store_uploads() -> None:
+    """Keep the uploaded files in the session (the uploader forgets them on page change)."""
+    uploads = st.session_state.get("upload_files") or []
+    st.session_state[FILES_KEY] = [(f.name, f.getvalue()) for f in uploads]
+
+
+def _forget_files() -> None:
+    st.session_state[FILES_KEY] = []
+
+
+st.title("Importer des structures")
+st.markdown(
+    "Ajoutez vos propres listes de structures (crèches, MAM, PMI, LAEP, relais, centres "
+    "sociaux…) : un tableau fait à la main, un export de la CAF, du Département ou de la "
+    "FINESS. Formats : **CSV** (séparateur `;` ou `,`), **GeoJSON**, **GeoPackage**.\n\n"
+    "Colonnes reconnues (noms libres, accents et majuscules indifférents) : nom, type, "
+    "adresse, code postal, code INSEE ou commune, latitude/longitude (ou X/Y en "
+    "Lambert-93), capacité ou places, gestionnaire, téléphone, courriel, site. Les lignes "
+    "sans coordonnées sont placées à la mairie de leur commune (position approximative). "
+    "Rien n'est écarté en silence : chaque ligne rejetée est listée avec son motif."
+)
+st.file_uploader("Fichiers de structures", type=["csv", "txt", "tsv", "geojson", "json", "gpkg"],
+                 accept_multiple_files=True, key="upload_files", on_change=_store_uploads)
+
+sel = current_selection()
+if not sel.files:
+    st.info("Aucun fichier importé pour l'instant : le diagnostic utilise les données "
+            "chargées seules.")
+    st.stop()
+
+kept = []
+for name, data in sel.files:
+    single = ((name, data),)
+    try:
+        ws = _cached.workspace(sel.code, files_key(single), single)
+    except MissingDataError as exc:
+        st.warning(f"Import impossible pour ce territoire : {md_escape(exc)}")
+        st.stop()
+    except MaillageError as exc:
+        st.error(f"Le fichier « {md_escape(name)} » n'a pas pu être importé et n'est pas "
+                 f"utilisé : {md_escape(exc)}")
+        continue
+    kept.append((name, data))
+    report = ws.imports[0]
+    with st.container(border=True):
+        st.subheader(report.file)
+        st.write(report.summary_fr())
+        c = st.columns(4)
+        c[0].metric("Lignes lues", report.rows_read)
+        c[1].metric("Acceptées", report.accepted)
+        c[2].metric("Rejetées", len(report.rejected))
+        c[3].metric("Doublons signalés", len(report.duplicates))
+        for warning in report.warnings:
+            st.warning(md_escape(warning))
+        details = report.to_frame()
+        if len(details):
+            st.markdown("**Lignes rejetées, doublons et corrections** (numéro de ligne du "
+                        "fichier)")
+            st.dataframe(details, hide_index=True, key=f"import_report_{name}")
+        st.caption(
+            f"Encodage : {md_escape(report.encoding or '—')} · système de coordonnées : "
+            f"{md_escape(report.crs_detected or 'aucune coordonnée')} · colonnes utilisées : "
+            + (", ".join(f"{md_escape(k)} ← « {md_escape(v)} »"
+                         for k, v in report.column_mapping.items()) or "—")
+        )
+
+if len(kept) != len(sel.files):
+    st.session_state[FILES_KEY] = kept
+if kept:
+    st.success(f"{len(kept)} fichier(s) utilisé(s) par le diagnostic : les structures "
+               "acceptées apparaissent sur la carte et dans les chiffres de la page "
+               "« Territoire ».")
+st.button("Retirer les fichiers importés", key="forget_files", on_click=_forget_files)

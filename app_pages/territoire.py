@@ -1,0 +1,96 @@
+"""Page « Territoire »: key figures, the map, offer and proximity, indicators per commune."""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit_folium import st_folium
+
+from app_pages import _cached, current_selection, md_escape
+from diagnosis.errors import MaillageError, MissingDataError
+from diagnosis.maps import build_overview_map
+from diagnosis.overview import commune_table, offer_table
+from diagnosis.schema import facility_label
+from diagnosis.settings import DEFAULT_THRESHOLD_M
+
+KINDS = {"commune": "Commune", "epci": "Intercommunalité", "departement": "Département"}
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}".replace(",", "\u202f")
+
+
+sel = current_selection()
+try:
+    ws = _cached.workspace(sel.code, sel.files_key, sel.files)
+except MissingDataError as exc:
+    st.title("Diagnostic du territoire")
+    st.warning(md_escape(exc))
+    st.stop()
+except MaillageError as exc:
+    st.title("Diagnostic du territoire")
+    st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(exc)}")
+    st.stop()
+
+t = ws.territory
+st.title(t.name)
+st.caption(f"{KINDS.get(t.kind, t.kind)} · code {t.code} · premier diagnostic : besoins, "
+           "offre et proximité")
+if t.note:
+    st.info(md_escape(t.note))
+st.info("\n".join(f"- {md_escape(n)}" for n in ws.notices), icon=":material/info:")
+for report in ws.imports:
+    st.success(f"Fichier importé « {md_escape(report.file)} » : {md_escape(report.summary_fr())}"
+               ". Détail sur la page « Importer des structures ».")
+
+DEFAULT_KM = DEFAULT_THRESHOLD_M / 1000
+threshold_km = float(st.session_state.get("threshold_km", DEFAULT_KM))  # slider further down
+try:
+    ov = _cached.overview(sel.code, sel.files_key, threshold_km * 1000, sel.files)
+except MaillageError as exc:
+    st.error(f"Le diagnostic n'a pas pu être calculé : {md_escape(exc)}")
+    st.stop()
+s = ov.summary
+if s["n_communes_missing"]:
+    st.warning(f"{s['n_communes_missing']} commune(s) du territoire sans données chargées : "
+               "le diagnostic est partiel.")
+
+cols = st.columns(4)
+cols[0].metric("Communes", s["n_communes"])
+cols[1].metric("Naissances 2024", _number(s["births_2024"]),
+               help="Naissances domiciliées en 2024 (INSEE, état civil).")
+cols[2].metric("Moins de 3 ans (estimation)", _number(s["under3_estimate"]),
+               help=f"Estimation, pas un comptage : {s['under3_estimate_label']}.")
+cols[3].metric("Population 2022", _number(s["population_2022"]))
+
+fmap = build_overview_map(ov)
+st_folium(fmap, returned_objects=[], key="territory_map", height=620, use_container_width=True)
+st.caption("Sources : " + " ; ".join(
+    f"{md_escape(src['title'])} ({md_escape(src['vintage'])}, {md_escape(src['licence'])})"
+    for src in ws.sources
+) + ". Détail sur la page « Sources et limites ».")
+
+st.subheader("Structures dans le territoire")
+types = list(ov.params["types"])
+for start in range(0, len(types), 5):
+    row = st.columns(5)
+    for col, ftype in zip(row, types[start:start + 5], strict=False):
+        fac = s["facilities"][ftype]
+        col.metric(facility_label(ftype, plural=True), fac["count"],
+                   help=(f"Places connues : {_number(fac['places_known'])} ; placées à la "
+                         f"mairie (position approximative) : {fac['at_commune_precision']}."))
+
+st.subheader("Offre et proximité")
+st.slider("Distance jugée « à portée » (km à vol d'oiseau depuis la mairie)", min_value=1.0,
+          max_value=30.0, value=DEFAULT_KM, step=0.5, format="%.1f km", key="threshold_km")
+st.dataframe(offer_table(ov), hide_index=True, key="offer_table", placeholder="—")
+st.caption(f"Naissances à portée : naissances 2024 des communes dont la mairie est à moins de "
+           f"{threshold_km:g} km à vol d'oiseau d'une structure du type. « — » : inconnu.")
+
+st.subheader("Indicateurs par commune")
+table = commune_table(ov)
+st.dataframe(table, hide_index=True, key="commune_table", placeholder="non diffusé")
+st.download_button("Télécharger le tableau (CSV)", key="download_communes",
+                   data=table.to_csv(index=False, sep=";", decimal=",").encode("utf-8-sig"),
+                   file_name=f"maillage_communes_{t.code}.csv", mime="text/csv")

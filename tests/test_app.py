@@ -1,0 +1,187 @@
+"""Tests of the Streamlit app's logic with ``streamlit.testing.v1.AppTest`` (no browser).
+
+Expected figures come from the embedded demo tables (data_sources/demo), not from
+constants. ``tests/data/app/structures_pontchateau.csv`` was written by hand: four rows in
+Pontchâteau (44129): a multi-accueil with coordinates, a PMI and a LAEP without
+coordinates (placed at the town hall; the LAEP's name is ``<script>alert(1)</script>``)
+and a row without a type (rejected).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from data_sources import demo
+from data_sources.cog import resolve
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+CSV = Path(__file__).resolve().parent / "data" / "app" / "structures_pontchateau.csv"
+TIMEOUT = 90
+
+
+def _births(codes: tuple[str, ...]) -> int:
+    com = demo.load_demo_communes()
+    return int(com.loc[com["code_insee"].isin(codes), "births_2024"].sum())
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _int(text: str) -> int:
+    return int(text.replace("\u202f", "").replace(" ", ""))
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run(timeout=TIMEOUT)
+    _no_exception(at)
+    return at
+
+
+def test_default_run_shows_demo_epci(app):
+    epci = resolve("200000438")
+    m = _metrics(app)
+    assert _int(m["Communes"]) == len(epci.communes) == 9
+    assert _int(m["Naissances 2024"]) == _births(epci.communes) == 353
+    assert _int(m["Moins de 3 ans (estimation)"]) == 3 * _births(epci.communes)
+    assert app.title[0].value == epci.name
+    assert any("démonstration" in i.value for i in app.info)
+    assert [s.value for s in app.selectbox] == ["44", "200000438", ""]
+    assert len(app.dataframe) == 2  # offer per type, indicators per commune
+    communes_table = app.dataframe[1].value
+    assert len(communes_table) == 9 and "Naissances 2024 (domiciliées)" in communes_table
+
+
+def test_threshold_slider_recomputes_the_offer_table(app):
+    from data_sources.workspace import load_workspace
+    from diagnosis.overview import compute_overview, offer_table
+
+    ws = load_workspace("200000438")
+    app.slider(key="threshold_km").set_value(12.5).run(timeout=TIMEOUT)
+    _no_exception(app)
+    expected = offer_table(compute_overview(ws.territory, ws.communes, ws.facilities,
+                                            threshold_m=12_500, sources=ws.sources))
+    shown = app.dataframe[0].value
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected, check_dtype=False)
+    default = offer_table(compute_overview(ws.territory, ws.communes, ws.facilities,
+                                           sources=ws.sources))
+    assert (expected["Naissances à portée"] > default["Naissances à portée"]).any()
+
+
+def test_switch_territory_with_the_selectboxes(app):
+    app.selectbox(key="picker_commune").select("44129").run(timeout=TIMEOUT)
+    _no_exception(app)
+    m = _metrics(app)
+    assert _int(m["Communes"]) == 1
+    assert _int(m["Naissances 2024"]) == _births(("44129",))
+    assert app.title[0].value == "Pontchâteau"
+
+    app.selectbox(key="picker_epci").select("").run(timeout=TIMEOUT)
+    _no_exception(app)
+    dep = resolve("44")
+    assert app.selectbox(key="picker_commune").value == ""
+    assert _int(_metrics(app)["Communes"]) == len(dep.communes)
+    assert _int(_metrics(app)["Naissances 2024"]) == _births(dep.communes)
+
+
+def test_search_by_name_and_code(app):
+    app.text_input(key="picker_search").input("saint gildas des bois").run(timeout=TIMEOUT)
+    _no_exception(app)
+    target = resolve("Saint-Gildas-des-Bois")
+    assert app.selectbox(key="picker_commune").value == target.code
+    assert _int(_metrics(app)["Naissances 2024"]) == _births(target.communes)
+    assert any("Territoire choisi" in s.value for s in app.success)
+
+    app.text_input(key="picker_search").input("200000438").run(timeout=TIMEOUT)
+    assert app.selectbox(key="picker_epci").value == "200000438"
+    assert app.selectbox(key="picker_commune").value == ""
+
+
+def test_unknown_territory_shows_closest_names(app):
+    app.text_input(key="picker_search").input("Pontchatoe").run(timeout=TIMEOUT)
+    _no_exception(app)
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1
+    assert "Pontchatoe" in errors[0] and "Pontchâteau" in errors[0]
+    assert "Noms les plus proches" in errors[0]
+    # the previous territory stays on screen
+    assert _int(_metrics(app)["Communes"]) == 9
+
+
+def test_ambiguous_name_asks_for_the_code(app):
+    app.text_input(key="picker_search").input("Sainte-Marie").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert any("Plusieurs territoires" in e.value and "974" in e.value for e in app.error)
+
+
+def test_territory_without_loaded_data_explains_what_is_missing(app):
+    app.selectbox(key="picker_dep").select("35").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert app.selectbox(key="picker_epci").value == ""
+    warnings = [w.value for w in app.warning]
+    assert any("ne sont pas chargées" in w and "35" in w for w in warnings), warnings
+    assert not app.metric
+
+
+def test_upload_page_reports_and_feeds_the_diagnosis(app):
+    epci = resolve("200000438")
+    before = _int(_metrics(app)["Centres de PMI"])
+    app.switch_page("app_pages/import_fichier.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert app.title[0].value == "Importer des structures"
+    app.file_uploader(key="upload_files").set_value(
+        (CSV.name, CSV.read_bytes(), "text/csv")).run(timeout=TIMEOUT)
+    _no_exception(app)
+    m = _metrics(app)
+    rows = CSV.read_text(encoding="utf-8").strip().splitlines()[1:]
+    assert _int(m["Lignes lues"]) == len(rows)
+    assert _int(m["Rejetées"]) == sum(1 for r in rows if r.split(";")[1] == "")
+    assert _int(m["Acceptées"]) == len(rows) - _int(m["Rejetées"])
+    report = app.dataframe[0].value
+    assert isinstance(report, pd.DataFrame)
+    assert "type manquant" in " ".join(report["motif"])
+    assert [name for name, _ in app.session_state["facility_files"]] == [CSV.name]
+
+    app.switch_page("app_pages/territoire.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    m = _metrics(app)
+    assert _int(m["Centres de PMI"]) == before + 1
+    assert _int(m["Communes"]) == len(epci.communes)
+    assert any(CSV.name in s.value.replace("\\", "") for s in app.success)  # Markdown-escaped
+
+
+def test_unreadable_upload_is_an_error_not_a_traceback(app):
+    app.switch_page("app_pages/import_fichier.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_files").set_value(
+        ("vide.csv", b"", "text/csv")).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert any("vide.csv" in e.value.replace("\\", "") for e in app.error)
+    assert app.session_state["facility_files"] == []
+    app.switch_page("app_pages/territoire.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert _int(_metrics(app)["Communes"]) == 9
+
+
+def test_sources_page_lists_sources_and_unplaced_rows(app):
+    app.switch_page("app_pages/sources.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    text = " ".join(md.value for md in app.markdown)
+    for title in ("Code officiel géographique 2026", "Admin Express", "comparateur"):
+        assert title in text
+    assert "Licence Ouverte 2.0" in text
+    unplaced = demo.demo_manifest()["unplaced"]
+    assert len(app.dataframe) == 1
+    table = app.dataframe[0].value
+    assert len(table) == len(unplaced)
+    assert set(table["Nom"]) == {u["name"] for u in unplaced}

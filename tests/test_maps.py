@@ -1,0 +1,287 @@
+"""Tests of diagnosis.maps: render the folium map to HTML and check what a person sees.
+
+Fixtures are hand-made: three 2 km × 2 km square communes side by side (EPSG:2154,
+near Nantes); the territory holds the first two. Facilities carry HTML-looking values
+in every text field to check that popups and tooltips escape them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import Point, box
+
+from diagnosis.errors import InputError
+from diagnosis.maps import (
+    FACILITY_STYLES,
+    _spread_coincident,
+    build_overview_map,
+    class_breaks,
+    default_attribution,
+)
+from diagnosis.overview import compute_overview
+from diagnosis.schema import FACILITY_DTYPES, FACILITY_TYPES, Territory, validate_facilities
+from diagnosis.settings import METRIC_CRS, WGS84
+
+X0, Y0 = 355_000.0, 6_690_000.0  # Lambert-93, near Nantes
+SOURCES = (
+    {"key": "demo_directory", "title": "Annuaire <i>partiel</i>", "vintage": "2025",
+     "licence": "Licence Ouverte 2.0", "attribution": "IGN, INSEE — Admin Express"},
+    {"key": "insee", "title": "INSEE", "vintage": "2025", "licence": "Licence Ouverte 2.0",
+     "attribution": "Source : Insee"},
+)
+TERRITORY = Territory("epci", "200000001", "CC de Test", ("44001", "44002"), ("44",))
+
+
+def _communes() -> gpd.GeoDataFrame:
+    squares = [box(X0 + 2000 * i, Y0, X0 + 2000 * (i + 1), Y0 + 2000) for i in range(3)]
+    gdf = gpd.GeoDataFrame({
+        "code_insee": ["44001", "44002", "44003"],
+        "name": ["Alpha", "Béta", "Gamma"],
+        "births_2024": [10.0, np.nan, 40.0],
+        "population_2022": [1000.0, 2000.0, 3000.0],
+        "under3_estimate": [30.0, np.nan, 120.0],
+    }, geometry=squares, crs=METRIC_CRS)
+    halls = gpd.GeoSeries([Point(X0 + 1000 + 2000 * i, Y0 + 1000) for i in range(3)],
+                          crs=METRIC_CRS).to_crs(WGS84)
+    gdf["townhall_lon"] = halls.x.to_numpy()
+    gdf["townhall_lat"] = halls.y.to_numpy()
+    return gdf.to_crs(WGS84)
+
+
+def _facility(fid: str, ftype: str, code: str, x: float, y: float, **extra: object) -> dict:
+    row: dict[str, object] = {c: "" for c in FACILITY_DTYPES}
+    row.update(facility_id=fid, type=ftype, code_insee=code, capacity=np.nan,
+               source="demo_directory", source_id=fid, position_precision="address",
+               geometry=Point(x, y))
+    row.update(extra)
+    return row
+
+
+def _facilities() -> gpd.GeoDataFrame:
+    rows = [
+        _facility("f1", "pmi", "44001", X0 + 500, Y0 + 500,
+                  name="<script>alert(1)</script>", address="<b>1 rue</b>",
+                  operator="<i>op</i>", phone="<u>02</u>", email="<em>a@b.fr</em>",
+                  website="javascript:alert('site')", notes="<img src=x onerror=alert(2)>",
+                  source_date="<2024>", capacity=12.0),
+        _facility("f2", "eaje", "44002", X0 + 3000, Y0 + 1000, name="Crèche Béta",
+                  website="https://example.org/creche?a=1&b=2", subtype="micro_creche"),
+        _facility("f3", "eaje", "44002", X0 + 3000, Y0 + 1000, name="Crèche jumelle"),
+        _facility("f4", "pmi", "44003", X0 + 5000, Y0 + 1000, name="PMI de Gamma",
+                  position_precision="commune"),
+        _facility("h1", "mairie", "44001", X0 + 1000, Y0 + 1000, name="Mairie d'Alpha"),
+        _facility("h2", "mairie", "44002", X0 + 3000, Y0 + 1000, name="Mairie de Béta"),
+    ]
+    gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=METRIC_CRS)
+    return validate_facilities(gdf.to_crs(WGS84), source="test")
+
+
+@pytest.fixture(scope="module")
+def overview():
+    return compute_overview(TERRITORY, _communes(), _facilities(), threshold_m=3000,
+                            sources=SOURCES)
+
+
+@pytest.fixture(scope="module")
+def rendered(overview) -> tuple[folium.Map, str]:
+    m = build_overview_map(overview)
+    return m, m.get_root().render()
+
+
+def _groups(m: folium.Map) -> dict[str, folium.FeatureGroup]:
+    return {c.layer_name: c for c in m._children.values() if isinstance(c, folium.FeatureGroup)}
+
+
+def _js(text: str) -> str:
+    """How Jinja's ``tojson`` writes a string inside the page (HTML-safe JSON)."""
+    return (json.dumps(text).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026").replace("'", "\\u0027"))
+
+
+def _geojson_strings(m: folium.Map) -> list[str]:
+    """Every tooltip and popup string of every GeoJSON layer of the map."""
+    out = []
+    for group in _groups(m).values():
+        for child in group._children.values():
+            if isinstance(child, folium.GeoJson):
+                for feat in child.data.get("features", []):
+                    out += [str(v) for v in feat.get("properties", {}).values()]
+    return out
+
+
+def test_legend_in_french_with_types_and_classes(rendered):
+    html = rendered[1].replace("<\\/", "</")  # the legend sits in a JS string
+    assert "Légende" in html
+    assert "Naissances 2024 (domiciliées)</b> par commune" in html
+    assert "Centres de PMI : 1 (+1 hors territoire)" in html
+    assert "Crèches (EAJE) : 2" in html
+    assert "non diffusé (secret statistique)" in html  # Béta's births are NaN
+    assert "Mairies (2) : masquées" in html
+    assert "symbole pâle : hors du territoire" in html
+
+
+def test_one_layer_per_type_with_fixed_colours(rendered):
+    m, html = rendered
+    names = set(_groups(m))
+    assert "Centres de PMI (1 + 1 hors territoire)" in names
+    assert "Crèches (EAJE) (2)" in names
+    assert "Mairies (2)" in names
+    assert not any(n.startswith("MAM") for n in names)  # no MAM in the data: no layer
+    for name in ("Centres de PMI (1 + 1 hors territoire)", "Crèches (EAJE) (2)",
+                 "Mairies (2)", "Contour du territoire"):
+        assert _js(name) in html, name  # listed in the layer control
+    assert FACILITY_STYLES["pmi"]["color"] in html and FACILITY_STYLES["eaje"]["color"] in html
+    assert len({s["color"] for s in FACILITY_STYLES.values()}) == len(FACILITY_STYLES)
+    assert set(FACILITY_STYLES) == set(FACILITY_TYPES)
+    assert '"preferCanvas": true' in html
+
+
+def test_popups_escape_every_data_value(rendered):
+    m, html = rendered
+    raw = ["<script>alert(1)</script>", "<b>1 rue</b>", "<i>op</i>", "<u>02</u>",
+           "<em>a@b.fr</em>", "<img src=x onerror=alert(2)>", "<2024>", "Annuaire <i>"]
+    for bad in raw:
+        assert bad not in html, bad
+        assert _js(bad)[1:-1] not in html, bad  # nor as JSON, which innerHTML would parse
+    strings = " ".join(_geojson_strings(m))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in strings
+    assert "&lt;img src=x onerror=alert(2)&gt;" in strings
+    assert "Annuaire &lt;i&gt;partiel&lt;/i&gt;" in strings  # source title
+    assert "(&lt;2024&gt;)" in strings  # source date
+    assert "à l&#x27;adresse" in strings or "à l'adresse" in strings  # precision label
+    # A javascript: URL is shown as text, never as a link; an https link is kept, escaped.
+    assert 'href="javascript' not in strings
+    assert 'href="https://example.org/creche?a=1&amp;b=2"' in strings
+    assert "Micro-crèche" in strings
+
+
+def test_nearby_facilities_drawn_lighter(rendered):
+    m, _ = rendered
+    pmi = _groups(m)["Centres de PMI (1 + 1 hors territoire)"]
+    layers = [c for c in pmi._children.values() if isinstance(c, folium.GeoJson)]
+    opacity = {}
+    for layer in layers:
+        popups = [f["properties"]["popup"] for f in layer.data["features"]]
+        outside = all("Hors du territoire" in p for p in popups)
+        opacity[outside] = layer.marker.options["fillOpacity"]
+    assert set(opacity) == {True, False}
+    assert opacity[True] < opacity[False]
+
+
+def test_town_halls_hidden_by_default_and_toggleable(overview, rendered):
+    m, html = rendered
+    halls = _groups(m)["Mairies (2)"]
+    assert halls.show is False
+    map_name = m.get_name()
+    assert f"{halls.get_name()}.addTo({map_name})" not in html
+    pmi = _groups(m)["Centres de PMI (1 + 1 hors territoire)"]
+    assert f"{pmi.get_name()}.addTo({map_name})" in html
+
+    shown = build_overview_map(overview, show_town_halls=True)
+    shown_html = shown.get_root().render()
+    halls = _groups(shown)["Mairies (2)"]
+    assert f"{halls.get_name()}.addTo({shown.get_name()})" in shown_html
+    assert "Mairies (2) : affichées" in shown_html.replace("<\\/", "</")
+
+
+def test_attribution_in_control_and_legend(rendered):
+    _, html = rendered
+    expected = "IGN, INSEE — Admin Express | Source : Insee"
+    assert default_attribution(SOURCES) == expected
+    assert f"attributionControl.addAttribution({json.dumps(expected, ensure_ascii=False)})" in html
+    assert f"Sources : {expected}" in html
+    assert "OpenStreetMap" in html
+
+
+def test_custom_attribution_and_type_filter(overview):
+    m = build_overview_map(overview, facility_types=["eaje"], attribution="Mon <b>atlas</b>")
+    html = m.get_root().render()
+    names = set(_groups(m))
+    assert "Crèches (EAJE) (2)" in names
+    assert not any(n.startswith("Centres de PMI") for n in names)
+    assert "Mon &lt;b&gt;atlas&lt;/b&gt;" in html and "Mon <b>atlas" not in html
+
+
+def test_only_leaflet_assets_no_jquery(rendered):
+    _, html = rendered
+    scripts = re.findall(r'<script src="([^"]+)"', html)
+    assert scripts and all("leaflet" in s for s in scripts), scripts
+    assert "$(`" not in html  # folium popups built with jQuery would need it
+
+
+def test_bad_arguments(overview):
+    with pytest.raises(InputError, match="value_col='nope'"):
+        build_overview_map(overview, value_col="nope")
+    with pytest.raises(InputError, match="creche"):
+        build_overview_map(overview, facility_types=["creche"])
+
+
+def test_coincident_points_are_spread():
+    pts = gpd.GeoDataFrame({"n": [1, 2, 3]},
+                           geometry=[Point(X0, Y0), Point(X0, Y0), Point(X0 + 500, Y0)],
+                           crs=METRIC_CRS).to_crs(WGS84)
+    moved = _spread_coincident(pts, radius_m=100).to_crs(METRIC_CRS)
+    d01 = moved.geometry.iloc[0].distance(moved.geometry.iloc[1])
+    assert d01 == pytest.approx(200.0, abs=0.5)  # opposite ends of a 100 m circle
+    assert moved.geometry.iloc[2].distance(Point(X0 + 500, Y0)) < 1e-6
+
+
+def test_class_breaks_split_values():
+    values = [1, 2, 3, 10, 20, 30, 100, 200, 300, 400]
+    breaks = class_breaks(values, n_classes=5)
+    assert breaks == sorted(breaks) and len(breaks) == 4
+    counts = np.bincount(np.searchsorted(breaks, values, side="right"), minlength=5)
+    assert counts.tolist() == [2, 2, 2, 2, 2]
+
+
+def test_whole_demo_departement_is_fast():
+    from data_sources.workspace import load_workspace
+
+    ws = load_workspace("44")
+    ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+    start = time.perf_counter()
+    m = build_overview_map(ov)
+    html = m.get_root().render()
+    elapsed = time.perf_counter() - start
+    drawn = sum(len(c.data["features"]) for g in _groups(m).values()
+                for c in g._children.values()
+                if isinstance(c, folium.GeoJson) and c.marker is not None)
+    assert drawn == len(ov.layers["facilities"]) + len(ov.layers["facilities_nearby"])
+    assert len(ov.layers["communes"]) == 207
+    assert elapsed < 5.0, f"building and rendering the 44 map took {elapsed:.1f} s"
+    assert len(html) < 3_000_000
+
+
+def test_commune_table_french_labels_and_km(overview):
+    from diagnosis.overview import commune_table
+
+    table = commune_table(overview)
+    assert table["Code INSEE"].tolist() == ["44001", "44002"]
+    assert "EPCI" not in table  # constant within an EPCI
+    # Alpha's town hall (X0+1000, Y0+1000) -> PMI f1 (X0+500, Y0+500): 707 m;
+    # Béta's -> PMI f4 in Gamma (X0+5000, Y0+1000): 2000 m (nearer than f1: 2550 m).
+    assert table["Distance (km) : Centres de PMI"].tolist() == [0.7, 2.0]
+    assert table["Distance (km) : Crèches (EAJE)"].tolist() == [2.0, 0.0]
+    assert not any("MAM" in c for c in table.columns)  # no MAM loaded anywhere
+    assert table["Naissances 2024 (domiciliées)"].isna().tolist() == [False, True]
+
+
+def test_offer_table_counts_and_shares(overview):
+    from diagnosis.overview import offer_table
+
+    table = offer_table(overview).set_index("Type")
+    pmi, eaje = table.loc["Centres de PMI"], table.loc["Crèches (EAJE)"]
+    assert pmi["Structures dans le territoire"] == 1 and eaje["Structures dans le territoire"] == 2
+    assert pmi["Places connues"] == 12.0 and np.isnan(eaje["Places connues"])
+    # threshold 3 km: Alpha (10 births) reaches both types; Béta's births are unknown.
+    assert pmi["Naissances à portée"] == 10.0 and pmi["Part des naissances (%)"] == 100.0
+    assert pmi["Communes sans structure"] == 1 and eaje["Communes sans structure"] == 1
+    assert table.loc["MAM", "Structures dans le territoire"] == 0
