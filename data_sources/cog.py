@@ -35,3 +35,10 @@ def load_cog() -> CogTables:
 def resolve(query: str) -> Territory:
     """Resolve a commune, EPCI or département by code or name (see :func:`resolve_territory`)."""
     return resolve_territory(query, load_cog())
+
+
+def departement_name(code: str) -> str | None:
+    """Name of a département from its code (``"44"`` -> ``"Loire-Atlantique"``), or None."""
+    dep = load_cog().departements
+    hit = dep.loc[dep["code"].astype(str).eq(str(code)), "name"]
+    return str(hit.iloc[0]) if len(hit) else None

@@ -251,6 +251,60 @@ def read_road_graph(path: str | Path) -> RoadGraph:
 # --------------------------------------------------------------------------------------
 
 
+def road_graph_for(
+    communes: gpd.GeoDataFrame,
+    *,
+    mode: str,
+    road_graph_file: str | Path | None = None,
+    buffer_m: float = 5_000.0,
+) -> tuple[RoadGraph | None, str]:
+    """The road graph to use for a territory, or None with the French reason why not.
+
+    Used by the command line and the app (``--mode`` / ``--road-graph``): ``mode="crow"``
+    asks for crow-fly estimates; ``"drive"``/``"walk"`` read ``road_graph_file`` (an OSM
+    XML extract ``.osm`` or a graph saved as ``.npz``) when given, else the cached or
+    downloaded graph of the communes' outline widened by ``buffer_m``. A graph that cannot
+    be had (offline without cache, Overpass down) is not an error: the caller falls back
+    to crow-fly times, and the returned note says why.
+
+    Returns
+    -------
+    graph, note
+        The graph (None for crow-fly) and a French note ("" when the graph is used).
+
+    Raises
+    ------
+    InputError
+        Unknown mode; ``road_graph_file`` missing or unreadable (a file the user named
+        must not be silently replaced by an estimate).
+    """
+    if mode == "crow":
+        return None, ""
+    if mode not in MODES:
+        raise InputError(f"mode={mode!r} is not a travel mode; use crow or one of {MODES}")
+    if road_graph_file is not None:
+        path = Path(road_graph_file)
+        if path.suffix.lower() == ".npz":
+            if not path.is_file():
+                raise InputError(f"--road-graph {str(path)!r} is not a file")
+            graph = read_road_graph(path)
+            if graph.mode != mode:
+                raise InputError(f"--road-graph {str(path)!r} is a {graph.mode!r} graph; "
+                                 f"use --mode {graph.mode} or another file")
+            return graph, ""
+        try:
+            return road_graph_from_osm_file(path, mode=mode), ""
+        except SourceError as exc:
+            raise InputError(f"--road-graph {str(path)!r}: {exc}") from exc
+    outline = communes.to_crs(WGS84).union_all()
+    try:
+        return load_road_graph(outline, mode=mode, buffer_m=buffer_m), ""
+    except SourceError as exc:
+        return None, (f"Réseau routier OpenStreetMap indisponible ({exc}) : temps estimés "
+                      "à vol d'oiseau.")
+
+
+
 def load_road_graph(
     polygon_wgs84: BaseGeometry,
     *,

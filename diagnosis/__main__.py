@@ -7,6 +7,12 @@ Commands
 --------
 summary
     Needs, offer and crow-fly proximity of a territory (JSON or table).
+access
+    Travel time to each type of service, zones blanches, ranked priority communes.
+site
+    Recommended host sites for the Maison, explained, scenarios, peer-group cohorts.
+partners
+    Partners within reach of a site and institutions to meet (JSON, CSV or table).
 report
     The PDF diagnosis report (``--out FILE.pdf``, ``--author``, ``--site``).
 export
@@ -51,8 +57,68 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
                    help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
     s.add_argument("--format", choices=("json", "table"), default="table")
+    _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
     return ap
+
+
+def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
+    from diagnosis.accessibility import DEFAULT_MAX_MINUTES
+
+    p.add_argument("--mode", choices=("drive", "walk", "crow"), default=default_mode,
+                   help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
+                        "à pied (walk), ou estimation à vol d'oiseau (crow) ; sans réseau "
+                        "disponible, estimation à vol d'oiseau signalée (défaut %(default)s)")
+    p.add_argument("--road-graph", metavar="FILE",
+                   help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
+                        "enregistré (.npz)")
+    p.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
+                   help="seuil de temps de trajet T (minutes, défaut %(default)s)")
+
+
+def _add_analysis_parsers(sub: Any) -> None:
+    """Parsers of ``access``, ``site`` and ``partners``."""
+    from diagnosis.cohorts import DEFAULT_UPTAKE_RATE
+    from diagnosis.siting import HOST_TYPES, OBJECTIVES
+
+    a = sub.add_parser("access", help="temps d'accès aux services, zones blanches et "
+                                      "communes prioritaires")
+    _add_common(a)
+    _add_travel(a, default_mode="drive")
+    a.add_argument("--format", choices=("json", "table"), default="table")
+    a.add_argument("--types", nargs="+", metavar="TYPE",
+                   help="types de structures (défaut : tous ceux chargés, sauf mairie)")
+    a.add_argument("--weights", metavar="births=0.35,poverty=0.2,...",
+                   help="poids du score de priorité (births, poverty, single_parent, access)")
+    a.add_argument("--top", type=int, default=15,
+                   help="communes prioritaires affichées en tableau (défaut %(default)s)")
+
+    st = sub.add_parser("site", help="où implanter la Maison : sites recommandés expliqués")
+    _add_common(st)
+    _add_travel(st, default_mode="drive")
+    st.add_argument("--k", type=int, default=1, help="nombre de nouveaux sites (défaut 1)")
+    st.add_argument("--format", choices=("json", "table"), default="table")
+    st.add_argument("--host-types", nargs="+", default=list(HOST_TYPES), metavar="TYPE",
+                    help="types de lieux pouvant accueillir la Maison (défaut : "
+                         + " ".join(HOST_TYPES) + ")")
+    st.add_argument("--point", action="append", default=[], metavar="LON,LAT",
+                    help="lieu proposé (longitude,latitude en degrés ; écrire --point=-2.09,47.44 "
+                         "quand la longitude est négative) ; répétable")
+    st.add_argument("--objective", choices=OBJECTIVES, default="max_covering",
+                    help="couverture maximale (défaut) ou p-médiane (temps total minimal)")
+    st.add_argument("--scenarios", nargs="+", type=int, metavar="K",
+                    help="comparer aussi ces nombres de sites (ex. 1 2 3)")
+    st.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
+                    help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
+                         "(hypothèse ; défaut %(default)s)")
+
+    pa = sub.add_parser("partners", help="partenaires à portée d'un site (maillage territorial)")
+    _add_common(pa)
+    _add_travel(pa, default_mode="drive")
+    pa.add_argument("--site", required=True, metavar="SITE_ID",
+                    help="identifiant (facility_id) ou nom exact du lieu étudié")
+    pa.add_argument("--format", choices=("json", "csv", "table"), default="table")
+    pa.add_argument("--out", metavar="FILE", help="écrire dans un fichier plutôt qu'à l'écran")
 
 
 def _clean(obj: Any) -> Any:
@@ -133,6 +199,358 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 # ======================================================================================
+# Analyses: access (accessibility and gaps), site (where to open), partners (maillage)
+# ======================================================================================
+
+
+def _parse_weights(text: str | None) -> dict[str, float] | None:
+    from diagnosis.errors import InputError
+
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        try:
+            out[key.strip()] = float(value.replace(" ", ""))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InputError(f"--weights {text!r}: write factor=number pairs separated by "
+                             "commas, e.g. births=0.4,poverty=0.2,single_parent=0.1,access=0.3")
+    return out
+
+
+def _parse_points(points: Sequence[str]) -> Any:
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from diagnosis.errors import InputError
+    from diagnosis.settings import WGS84
+
+    if not points:
+        return None
+    geoms = []
+    for text in points:
+        try:
+            lon, lat = (float(v) for v in text.split(","))
+        except ValueError:
+            raise InputError(f"--point {text!r}: give longitude,latitude in degrees, e.g. "
+                             "--point -2.15,47.43") from None
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees")
+        geoms.append(Point(lon, lat))
+    return gpd.GeoDataFrame({"name": [f"Site proposé {i}" for i in range(1, len(geoms) + 1)]},
+                            geometry=geoms, crs=WGS84)
+
+
+def _emit(args: argparse.Namespace, text: str, *, encoding: str = "utf-8") -> None:
+    from diagnosis.exports import write_bytes_atomic
+
+    if getattr(args, "out", None):
+        write_bytes_atomic(args.out, text.encode(encoding), option="--out")
+        print(f"Écrit : {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _records(df: Any, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    from diagnosis.exports import json_ready
+
+    frame = df if columns is None else df.loc[:, [c for c in columns if c in df.columns]]
+    frame = frame.drop(columns=[c for c in ("geometry",) if c in frame.columns])
+    return [json_ready(r) for r in frame.to_dict("records")]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=130)
+
+
+def _fr(value: Any, decimals: int = 0) -> str:
+    from diagnosis.report import fr_number
+
+    return fr_number(value, decimals=decimals)
+
+
+def cmd_access(args: argparse.Namespace) -> int:
+    """Run ``access``: time to services, zones blanches and ranked priority communes."""
+    from diagnosis.analyses import compute_access
+    from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
+    from diagnosis.report import fr_percent
+    from diagnosis.schema import FACILITY_TYPES
+
+    with _Steps("Accessibilité", total=3) as step:
+        step("chargement des données")
+        ws, ov = _load_for_analysis(args)
+        step("réseau routier")
+        travel = _travel(args, ws)
+        step("temps de trajet et manques")
+        types = args.types or [t for t in FACILITY_TYPES if t != "mairie"]
+        res = compute_access(ov, ws.facilities, travel=travel, max_minutes=args.max_minutes,
+                             weights=_parse_weights(args.weights), types=types)
+    prio = res.gaps.layers["priority"]
+    kinds = list(res.access.params["facility_types"])
+    com_cols = ["rank", "code_insee", "name", "score",
+                *[f"contrib_{k}" for k in PRIORITY_FACTORS], "poverty_basis",
+                "missing_factors"]
+    acc = res.access.table.set_index("code_insee")
+    communes = []
+    for rec in _records(prio, com_cols):
+        row = acc.loc[rec["code_insee"]]
+        rec["births"] = _records_value(row["births"])
+        rec["minutes_nearest"] = {t: _records_value(row[f"minutes_nearest_{t}"]) for t in kinds}
+        rec["reachable"] = {t: int(row[f"reachable_{t}"]) for t in kinds}
+        communes.append(rec)
+    data = {
+        "territory": {"code": ws.territory.code, "name": ws.territory.name,
+                      "kind": ws.territory.kind},
+        "params": res.params,
+        "types": _records(res.access.summary),
+        "white_zones": _records(res.gaps.summary),
+        "communes": communes,
+        "notes": [*res.notes, *ws.notices],
+        "sources": list(ws.sources),
+    }
+    if args.format == "json":
+        _emit(args, json.dumps(_clean(data), ensure_ascii=False, indent=2) + "\n")
+        return 0
+    from rich.table import Table
+
+    con = _console()
+    t = ws.territory
+    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(args.max_minutes)} min"
+              f" — {travel.label}")
+    tab = Table(title="Accès aux services, par type")
+    for col in ("Type", "Structures", "Sans capacité", "Naissances à portée", "Part",
+                "Communes hors de portée"):
+        tab.add_column(col, justify="left" if col == "Type" else "right")
+    for r in res.access.summary.to_dict("records"):
+        tab.add_row(str(r["label"]), str(r["n_facilities"]),
+                    str(r["n_facilities_without_capacity"]), _fr(r["births_within"]),
+                    fr_percent(r["share_births_within"]), str(r["n_communes_beyond"]))
+    con.print(tab)
+    w = res.gaps.params["weights"]
+    tab = Table(title=f"Communes prioritaires ({min(args.top, len(prio))} premières sur "
+                      f"{len(prio)}) : score 0-100 et part de chaque facteur")
+    tab.add_column("Rang", justify="right")
+    tab.add_column("Commune")
+    tab.add_column("Score", justify="right")
+    for k in PRIORITY_FACTORS:
+        tab.add_column(f"{FACTOR_LABELS[k]} (poids {fr_percent(w[k])})", justify="right")
+    for r in prio.head(args.top).to_dict("records"):
+        tab.add_row(str(r["rank"]), str(r["name"]), _fr(r["score"], 1),
+                    *[_fr(r[f"contrib_{k}"], 1) for k in PRIORITY_FACTORS])
+    con.print(tab)
+    for n in (*res.notes, *ws.notices):
+        con.print(f"[yellow]! {n}[/yellow]")
+    return 0
+
+
+def _records_value(v: Any) -> Any:
+    import math
+
+    f = float(v)
+    return None if math.isnan(f) else (f if math.isfinite(f) else "inf")
+
+
+def _load_for_analysis(args: argparse.Namespace) -> tuple[Any, Any]:
+    from data_sources.workspace import load_workspace
+    from diagnosis.overview import compute_overview
+
+    ws = load_workspace(args.territory, facility_files=args.facilities)
+    ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+    return ws, ov
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """Run ``site``: recommended host sites, explained, and the peer groups they allow."""
+    from diagnosis.analyses import (
+        compute_site_catchment,
+        compute_site_cohorts,
+        compute_siting,
+        find_site,
+    )
+    from diagnosis.cohorts import compute_cohorts
+
+    compute_cohorts(1.0, uptake_rate=args.uptake_rate)  # reject a bad rate before any work
+    ks = [args.k, *[k for k in (args.scenarios or []) if k != args.k]]
+    with _Steps("Implantation", total=4) as step:
+        step("chargement des données")
+        ws, ov = _load_for_analysis(args)
+        step("réseau routier")
+        travel = _travel(args, ws)
+        step("optimisation")
+        sc = compute_siting(ov, ws.facilities, k_values=ks, travel=travel,
+                            max_minutes=args.max_minutes, host_types=args.host_types,
+                            user_points=_parse_points(args.point), objective=args.objective)
+        step("groupes de pairs")
+        main = sc.main
+        rec = main.sites.loc[main.sites["status"] == "recommandé"]
+        cohorts = []
+        for r in rec.to_dict("records"):
+            if str(r["type"]) == "user_site":
+                from diagnosis.analyses import Site
+
+                site = Site(site_id=str(r["facility_id"]), name=str(r["name"]),
+                            facility_type="user_site", code_insee="", geometry=r["geometry"])
+            else:
+                site = find_site(ov.layers["facilities"], str(r["facility_id"]))
+            catch = compute_site_catchment(ov, ws.communes, site, travel=travel,
+                                           max_minutes=args.max_minutes)
+            plan = compute_site_cohorts(catch, uptake_rate=args.uptake_rate)
+            cohorts.append({"site_id": site.site_id, "site_name": site.name,
+                            "catchment_communes": catch.communes["code_insee"].tolist(),
+                            **{k: v for k, v in plan.__dict__.items() if k != "params"},
+                            "params": dict(plan.params)})
+    site_cols = ["rank", "status", "facility_id", "name", "type", "type_label", "address",
+                 "code_insee", "births_covered", "births_new", "need_covered",
+                 "need_exclusive", "single_parent_families", "births_poverty",
+                 "minutes_nearest_pmi", "minutes_nearest_maternite", "partners_within",
+                 "runner_up_id", "runner_up_name", "advantage", "explanation"]
+    data = {
+        "territory": {"code": ws.territory.code, "name": ws.territory.name,
+                      "kind": ws.territory.kind},
+        "params": {**{k: v for k, v in main.params.items()}, "engine": travel.engine,
+                   "travel_label": travel.label, "uptake_rate": args.uptake_rate},
+        "summary": {k: v for k, v in main.summary.items()},
+        "sites": _records(main.sites, site_cols),
+        "cohorts": cohorts,
+        "scenarios": _scenario_records(sc.table) if len(ks) > 1 else [],
+        "notes": [*sc.notes, *ws.notices],
+    }
+    if args.format == "json":
+        from diagnosis.exports import json_ready
+
+        _emit(args, json.dumps(_clean(json_ready(data)), ensure_ascii=False, indent=2) + "\n")
+        return 0
+    _print_site_table(ws, main, sc, cohorts, travel, args)
+    return 0
+
+
+def _scenario_records(table: Any) -> list[dict[str, Any]]:
+    from diagnosis.exports import json_ready
+
+    return [json_ready({"scenario": c, **{str(i): v for i, v in table[c].items()}})
+            for c in table.columns]
+
+
+def _print_site_table(ws: Any, main: Any, sc: Any, cohorts: list[dict[str, Any]],
+                      travel: Any, args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    con = _console()
+    t = ws.territory
+    s = main.summary
+    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — {args.k} nouveau(x) site(s), "
+              f"seuil {_fr(args.max_minutes)} min — {travel.label}")
+    con.print(str(s.get("message", "")))
+    tab = Table(title="Sites recommandés")
+    for col in ("Rang", "Site (identifiant)", "Type", "Naissances à portée", "dont nouvelles",
+                "PMI (min)", "Maternité (min)", "Partenaires à portée"):
+        tab.add_column(col, justify="left" if col in ("Site (identifiant)", "Type") else "right")
+    for r in main.sites.to_dict("records"):
+        label = f"{r['name']} ({r['facility_id']})"
+        if r["status"] != "recommandé":
+            label += " — existant"
+        tab.add_row(_fr(r.get("rank")), label, str(r.get("type_label", "")),
+                    _fr(r.get("births_covered")), _fr(r.get("births_new")),
+                    _fr(r.get("minutes_nearest_pmi")), _fr(r.get("minutes_nearest_maternite")),
+                    _fr(r.get("partners_within")))
+    con.print(tab)
+    for r in main.sites.loc[main.sites["status"] == "recommandé"].to_dict("records"):
+        con.print(f"[bold]{r['name']}[/bold] : {r['explanation']}")
+    for c in cohorts:
+        con.print(f"[bold]Groupes de pairs autour de {c['site_name']}[/bold] "
+                  f"({c['params'].get('scope', '')}, participation supposée "
+                  f"{_fr(100 * c['params']['uptake_rate'])} %) : "
+                  f"{_fr(c['groups_per_year'], 1)} groupe(s) de {c['params']['group_size']} "
+                  f"familles par an, {_fr(c['months_to_fill_group'], 1)} mois pour en réunir "
+                  f"un, {_fr(c['facilitator_hours_per_month'], 1)} h d'animation par mois.")
+        for w in c["warnings"]:
+            con.print(f"[yellow]! {w}[/yellow]")
+    if len(sc.results) > 1:
+        tab = Table(title="Scénarios comparés")
+        tab.add_column("Indicateur")
+        for col in sc.table.columns:
+            tab.add_column(str(col), justify="right")
+        for idx, row in sc.table.iterrows():
+            tab.add_row(str(idx), *[_fr(v, 1) if isinstance(v, float) else str(v)
+                                    for v in row])
+        con.print(tab)
+    for n in (*sc.notes, *ws.notices):
+        con.print(f"[yellow]! {n}[/yellow]")
+
+
+def cmd_partners(args: argparse.Namespace) -> int:
+    """Run ``partners``: structures within reach of a site, and institutions to meet."""
+    import pandas as pd
+
+    from data_sources.cog import departement_name
+    from diagnosis.analyses import compute_partners, find_site
+    from diagnosis.partners import export_partners_csv
+
+    ws, ov = _load_for_analysis(args)
+    site = find_site(ws.facilities, args.site)
+    travel = _travel(args, ws)
+    t = ws.territory
+    res = compute_partners(ov, ws.facilities, site, travel=travel, max_minutes=args.max_minutes,
+                           dep_name=departement_name(t.departements[0])
+                           if t.departements else None)
+    near = res.layers["near_site"]
+    inst = res.layers.get("institutions", pd.DataFrame())
+    if args.format == "csv":
+        both = pd.concat([near.assign(group="structure à portée"),
+                          inst.rename(columns={"organisation": "name", "role": "type_label"})
+                          .assign(group="institution")], ignore_index=True)
+        cols = ["group", *[c for c in both.columns if c != "group"]]
+        data = export_partners_csv(both[cols])
+        if args.out:
+            from diagnosis.exports import write_bytes_atomic
+
+            write_bytes_atomic(args.out, data, option="--out")
+            print(f"Écrit : {args.out} ({len(near)} structures, {len(inst)} institutions)",
+                  file=sys.stderr)
+        else:
+            sys.stdout.buffer.write(data)
+        return 0
+    if args.format == "json":
+        data_json = {"territory": {"code": t.code, "name": t.name},
+                     "site": {"facility_id": site.site_id, "name": site.name,
+                              "type": site.facility_type, "code_insee": site.code_insee,
+                              **dict(site.details)},
+                     "params": dict(res.params),
+                     "partners": _records(near), "institutions": _records(inst),
+                     "notes": [f"Temps de trajet : {travel.label}.",
+                               *([travel.note] if travel.note else []), *ws.notices]}
+        _emit(args, json.dumps(_clean(data_json), ensure_ascii=False, indent=2) + "\n")
+        return 0
+    from rich.table import Table
+
+    con = _console()
+    con.print(f"[bold]Partenaires de {site.name}[/bold] ({site.site_id}) à {_fr(args.max_minutes)}"
+              f" min ou moins — {travel.label}")
+    tab = Table()
+    for col in ("Type", "Structure", "Adresse", "Temps (min)", "Distance (km)", "Contact"):
+        tab.add_column(col, justify="right" if "(" in col else "left")
+    for r in near.to_dict("records"):
+        contact = " · ".join(str(r[k]) for k in ("phone", "email", "website") if r.get(k))
+        tab.add_row(str(r["type_label"]), str(r["name"]), str(r["address"]),
+                    _fr(r["minutes"]), _fr(r["distance_m"] / 1000, 1), contact or "—")
+    con.print(tab)
+    tab = Table(title="Institutions à rencontrer (coordonnées à vérifier)")
+    for col in ("Rôle", "Organisation", "Pourquoi"):
+        tab.add_column(col)
+    for r in inst.to_dict("records"):
+        tab.add_row(str(r["role"]), str(r["organisation"]), str(r["description"]))
+    con.print(tab)
+    if travel.note:
+        con.print(f"[yellow]! {travel.note}[/yellow]")
+    return 0
+
+
+# ======================================================================================
 # Consultant and federation deliverables: report (PDF), export (GeoPackage, CSV and a
 # diagnosis file), compare (territories side by side), rerun (a diagnosis file).
 # ======================================================================================
@@ -140,6 +558,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def _add_deliverable_parsers(sub: Any) -> None:
     """Parsers of ``report``, ``export``, ``compare`` and ``rerun``."""
+    from diagnosis.cohorts import DEFAULT_UPTAKE_RATE
+
     r = sub.add_parser("report", help="rapport PDF du diagnostic")
     _add_common(r)
     r.add_argument("--out", required=True, metavar="FILE.pdf", help="fichier PDF à écrire")
@@ -149,12 +569,10 @@ def _add_deliverable_parsers(sub: Any) -> None:
                         "d'une structure chargée")
     r.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
                    help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
-    r.add_argument("--max-minutes", type=float, default=None,
-                   help="seuil d'accessibilité et d'implantation (minutes ; défaut du module "
-                        "d'accessibilité)")
-    r.add_argument("--uptake-rate", type=float, default=None, metavar="SHARE",
-                   help="part des familles qui rejoindraient un groupe de pairs (0-1) : "
-                        "sans elle, les groupes de pairs ne sont pas calculés")
+    _add_travel(r, default_mode="crow")
+    r.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
+                   help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
+                        "(hypothèse ; défaut %(default)s)")
     r.add_argument("--no-analyses", action="store_true",
                    help="ne pas calculer accessibilité, manques, implantation, partenaires "
                         "et groupes de pairs")
@@ -170,10 +588,10 @@ def _add_deliverable_parsers(sub: Any) -> None:
                         "pour le relancer avec `rerun`")
     e.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
                    help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
-    e.add_argument("--max-minutes", type=float, default=None,
-                   help="seuil d'accessibilité et d'implantation (minutes)")
-    e.add_argument("--uptake-rate", type=float, default=None, metavar="SHARE",
-                   help="part des familles qui rejoindraient un groupe de pairs (0-1)")
+    _add_travel(e, default_mode="crow")
+    e.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
+                   help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
+                        "(hypothèse ; défaut %(default)s)")
     e.add_argument("--no-analyses", action="store_true",
                    help="ne pas calculer accessibilité, manques, implantation, partenaires "
                         "et groupes de pairs")
@@ -233,41 +651,38 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     return ws, ov
 
 
+def _travel(args: argparse.Namespace, ws: Any) -> Any:
+    """How travel times are computed for ``--mode`` / ``--road-graph``."""
+    from data_sources.osm import road_graph_for
+    from diagnosis.analyses import Travel
+
+    mode = getattr(args, "mode", "crow")
+    own = ws.communes.loc[ws.communes["code_insee"].isin(ws.territory.communes)]
+    graph, note = road_graph_for(own, mode=mode,
+                                 road_graph_file=getattr(args, "road_graph", None))
+    return Travel(graph=graph, mode="drive" if mode == "crow" else mode, note=note)
+
+
 def _analyses(args: argparse.Namespace, ws: Any, ov: Any, site: Any = None) -> Any:
-    from diagnosis.report import ReportAnalyses, compute_report_analyses
+    from data_sources.cog import departement_name
+    from diagnosis.analyses import Analyses, compute_analyses
 
     if args.no_analyses:
-        return ReportAnalyses(notes=("Accessibilité, manques, implantation, partenaires et "
-                                     "groupes de pairs non demandés (--no-analyses).",))
-    return compute_report_analyses(ov, ws.facilities, max_minutes=args.max_minutes,
-                                   site=site, uptake_rate=args.uptake_rate)
+        return Analyses(notes=("Accessibilité, manques, implantation, partenaires et "
+                               "groupes de pairs non demandés (--no-analyses).",))
+    t = ws.territory
+    return compute_analyses(ov, ws.facilities, context=ws.communes, travel=_travel(args, ws),
+                            max_minutes=args.max_minutes, site=site,
+                            uptake_rate=args.uptake_rate,
+                            dep_name=departement_name(t.departements[0])
+                            if t.departements else None)
 
 
 def _find_site(ws: Any, query: str) -> Any:
     """The facility named by ``--site`` (facility_id, or exact name, accent-blind)."""
-    import difflib
+    from diagnosis.analyses import find_site
 
-    from diagnosis.errors import InputError
-    from diagnosis.report import Site
-    from diagnosis.territory import normalize_name
-
-    fac = ws.facilities
-    hit = fac.loc[fac["facility_id"].eq(query)]
-    if hit.empty:
-        hit = fac.loc[fac["name"].map(normalize_name).eq(normalize_name(query))]
-    if len(hit) != 1:
-        if len(hit) > 1:
-            ids = ", ".join(f"{r.facility_id} ({r.name})" for r in hit.head(5).itertuples())
-            raise InputError(f"--site {query!r} names {len(hit)} facilities: {ids}; give the "
-                             "facility_id")
-        pool = list(fac["facility_id"]) + list(fac["name"])
-        close = difflib.get_close_matches(query, pool, n=5, cutoff=0.5)
-        raise InputError(f"--site {query!r} is not a loaded facility (facility_id or exact "
-                         f"name); closest: {close or 'none'}. List them with "
-                         "`python -m diagnosis export --csv-dir DIR`.")
-    r = hit.iloc[0]
-    return Site(site_id=r["facility_id"], name=r["name"], facility_type=r["type"],
-                code_insee=r["code_insee"], geometry=r.geometry)
+    return find_site(ws.facilities, query)
 
 
 def _compare_overviews(territories: Sequence[Any], ws: Any, *,
@@ -559,7 +974,8 @@ DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": c
                         "rerun": cmd_rerun}
 
 
-COMMANDS = {"summary": cmd_summary}
+COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
+            "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
 
 

@@ -38,6 +38,11 @@ from diagnosis.errors import InputError
 #: conception; the 9th ends at birth).
 PREGNANCY_MONTHS = 9
 
+#: Default share of the catchment's families expected to join a peer group: a working
+#: assumption (no national uptake figure exists yet for the Maisons des 1000 premiers
+#: jours), always shown as such and adjustable in the app and the CLI.
+DEFAULT_UPTAKE_RATE = 0.15
+
 
 @dataclass(frozen=True)
 class CohortPlan:

@@ -31,7 +31,7 @@ import datetime as dt
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from diagnosis.analyses import Site
 from diagnosis.errors import InputError
 from diagnosis.exports import result_frames
 from diagnosis.overview import Overview, origin_points
@@ -113,28 +114,6 @@ class ReportMeta:
     imports: tuple[str, ...] = ()
     origin: str = ""
     title: str = "Diagnostic territorial"
-
-
-@dataclass(frozen=True)
-class Site:
-    """A site studied for the Maison (``--site``): a facility or a point.
-
-    Attributes
-    ----------
-    site_id
-        Identifier as given (``facility_id``).
-    name, facility_type, code_insee
-        What the site is and where.
-    geometry
-        Point, EPSG:4326.
-    """
-
-    site_id: str
-    name: str
-    facility_type: str
-    code_insee: str
-    geometry: Any
-    details: Mapping[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------
@@ -415,16 +394,27 @@ def _partners_section(partners: Any, *, reason_missing: str) -> dict[str, Any]:
                                   "Maillage n'en invente aucune."))
     near = layers.get("near_site")
     if isinstance(near, pd.DataFrame):
-        radius = (getattr(partners, "params", {}) or {}).get("radius_m")
+        pp = getattr(partners, "params", {}) or {}
+        radius = pp.get("radius_m")
+        top = pp.get("max_minutes")
         rows = [[r.get("type_label", ""), r.get("name", ""),
-                 _fr_km(float(r.get("distance_m", np.nan))),
+                 (f"{fr_number(r['minutes'])} min" if top and pd.notna(r.get("minutes"))
+                  else _fr_km(float(r.get("distance_m", np.nan)))),
                  " · ".join(str(r[k]) for k in ("phone", "email", "website") if r.get(k))
                  or _NA] for r in near.to_dict("records")]
-        tables.append(_table(["Type", "Structure", "Distance", "Contact"], rows, small=True,
+        if top:
+            within = (f" (à {fr_number(top)} min ou moins ; "
+                      f"{pp.get('travel_label', '')})")
+        elif radius:
+            within = f" (à {_fr_km(float(radius))} ou moins, à vol d'oiseau)"
+        else:
+            within = ""
+        site_name = pp.get("site_name")
+        tables.append(_table(["Type", "Structure", "Temps ou distance" if top else "Distance",
+                              "Contact"], rows, small=True,
                              widths=[20, 40, 12, 28],
-                             title="Structures proches du site étudié"
-                                   + (f" (à {_fr_km(float(radius))} ou moins, à vol d'oiseau)"
-                                      if radius else ""),
+                             title=(f"Partenaires à portée de « {site_name} »" if site_name
+                                    else "Structures proches du site étudié") + within,
                              note="" if rows else "Aucune structure chargée à cette distance."))
     return _section(computed=True, tables=tables)
 
@@ -437,7 +427,8 @@ def _cohorts_section(cohorts: Any, *, reason_missing: str) -> dict[str, Any]:
     rows = [[str(r[0]), fr_number(r[1], decimals=1)] for r in
             frame.itertuples(index=False, name=None)]
     params = getattr(cohorts, "params", {}) or {}
-    paras = ["Pour l'ensemble des naissances 2024 du territoire, avec un taux de participation "
+    scope = str(params.get("scope") or "naissances 2024 de tout le territoire")
+    paras = [f"Pour les {scope}, avec un taux de participation "
              f"supposé de {fr_percent(params.get('uptake_rate'))} des familles (hypothèse à "
              "discuter avec les partenaires) et des groupes de "
              f"{fr_number(params.get('group_size'))} familles."]
@@ -1170,209 +1161,3 @@ def count_pdf_pages(pdf: bytes) -> int:
     from pypdf import PdfReader
 
     return len(PdfReader(io.BytesIO(pdf)).pages)
-
-
-# --------------------------------------------------------------------------------------
-# The optional analyses the report can hold (computed when their modules exist)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReportAnalyses:
-    """Results of the optional analyses, for :func:`build_report_pdf`.
-
-    Attributes
-    ----------
-    access, gaps, siting
-        Results (``None`` when not computed).
-    scenarios
-        Siting scenarios side by side (``None`` when not computed).
-    partners
-        :class:`PartnerTables` (institutions to meet; facilities near the site studied).
-    cohorts
-        A cohort plan for the territory's births (needs an uptake rate).
-    notes
-        French notes: how each was computed, or why it was not.
-    """
-
-    access: Any = None
-    gaps: Any = None
-    siting: Any = None
-    scenarios: pd.DataFrame | None = None
-    partners: Any = None
-    cohorts: Any = None
-    notes: tuple[str, ...] = ()
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`build_report_pdf` / :func:`render_report`."""
-        return {"access": self.access, "gaps": self.gaps, "siting": self.siting,
-                "scenarios": self.scenarios, "partners": self.partners,
-                "cohorts": self.cohorts}
-
-
-def compute_report_analyses(
-    overview: Overview,
-    facilities: gpd.GeoDataFrame,
-    *,
-    max_minutes: float | None = None,
-    scenario_ks: Sequence[int] = (1, 2, 3),
-    site: Site | None = None,
-    uptake_rate: float | None = None,
-) -> ReportAnalyses:
-    """Compute the accessibility, gaps and siting parts with crow-fly travel times.
-
-    Each analysis runs only when its module is present (they are developed separately);
-    a missing module leaves its part « Non calculé ». No road graph is used: times are
-    crow-fly estimates (labelled so in the report).
-
-    Parameters
-    ----------
-    overview
-        The diagnosis.
-    facilities
-        All loaded facilities (also outside the territory, for border communes).
-    max_minutes
-        Accessibility and siting threshold; default the accessibility module's default.
-    scenario_ks
-        Numbers of new sites of the siting scenarios compared.
-    site
-        A site studied: its nearby facilities (within the proximity threshold, crow-fly)
-        are listed as partners.
-    uptake_rate
-        Share of families expected to join a peer group, in (0, 1]; without it the
-        cohort plan is not computed (no default is assumed).
-
-    Returns
-    -------
-    ReportAnalyses
-    """
-    partners, partner_notes = _partner_tables(overview, facilities, site)
-    cohorts, cohort_notes = _cohort_plan(overview, uptake_rate)
-    base = _access_gaps_siting(overview, facilities, max_minutes=max_minutes,
-                               scenario_ks=scenario_ks)
-    return ReportAnalyses(access=base.access, gaps=base.gaps, siting=base.siting,
-                          scenarios=base.scenarios, partners=partners, cohorts=cohorts,
-                          notes=base.notes + partner_notes + cohort_notes)
-
-
-@dataclass(frozen=True)
-class PartnerTables:
-    """Partner tables for the report.
-
-    Attributes
-    ----------
-    layers
-        ``institutions`` (to meet) and, with a site, ``near_site`` (facilities within
-        reach of it).
-    params
-        ``radius_m`` of the search around the site.
-    """
-
-    layers: Mapping[str, pd.DataFrame]
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _partner_tables(overview: Overview, facilities: gpd.GeoDataFrame,
-                    site: Site | None) -> tuple[PartnerTables | None, tuple[str, ...]]:
-    try:
-        from diagnosis import partners as prt
-    except ImportError:
-        return None, ("Module des partenaires absent : sélection non calculée.",)
-    com = overview.layers["communes"]
-    t = overview.territory
-    deps = sorted(set(com["dep_code"].astype(str))) if "dep_code" in com else \
-        list(t.departements)
-    epci = None
-    if t.kind == "epci":
-        epci = t.name
-    elif "epci_name" in com and com["epci_name"].nunique() == 1:
-        epci = str(com["epci_name"].iloc[0])
-    layers: dict[str, pd.DataFrame] = {}
-    if deps:
-        layers["institutions"] = prt.institutional_partners(t.name, deps[0], com, epci)
-    radius = float(overview.params["threshold_m"])
-    if site is not None:
-        pt = gpd.GeoDataFrame({"facility_id": [site.site_id]}, geometry=[site.geometry],
-                              crs="EPSG:4326")
-        layers["near_site"] = prt.find_partners(pt, facilities, radius_m=radius)
-    if not layers:
-        return None, ()
-    return PartnerTables(layers, {"radius_m": radius}), ()
-
-
-def _cohort_plan(overview: Overview, uptake_rate: float | None) -> tuple[Any, tuple[str, ...]]:
-    if uptake_rate is None:
-        return None, ()
-    try:
-        from diagnosis.cohorts import compute_cohorts
-    except ImportError:
-        return None, ("Module des cohortes absent : groupes de pairs non calculés.",)
-    births = overview.summary.get("births_2024")
-    if births is None:
-        return None, ("Naissances 2024 inconnues : groupes de pairs non calculés.",)
-    return compute_cohorts(float(births), uptake_rate=uptake_rate), ()
-
-
-def _access_gaps_siting(
-    overview: Overview,
-    facilities: gpd.GeoDataFrame,
-    *,
-    max_minutes: float | None,
-    scenario_ks: Sequence[int],
-) -> ReportAnalyses:
-    notes: list[str] = []
-    try:
-        from diagnosis import accessibility as acc
-    except ImportError:
-        return ReportAnalyses(notes=("Module d'accessibilité absent : parties 5 et 6 non "
-                                     "calculées.",))
-    top = float(max_minutes if max_minutes is not None else acc.DEFAULT_MAX_MINUTES)
-    com = overview.layers["communes"]
-    origins = gpd.GeoDataFrame(pd.DataFrame(com.drop(columns="geometry")),
-                               geometry=origin_points(com).to_numpy(), crs=com.crs)
-    types = [t for t in _types(overview) if _loaded_anywhere(overview, t)]
-    fac = facilities.loc[facilities["type"].isin(types)].reset_index(drop=True)
-    access = gaps = siting = scenarios = None
-    if types:
-        tt = acc.compute_travel_times_by_type(origins, fac, max_minutes=top,
-                                              facility_types=types)
-        access = acc.compute_access_indicators(origins, fac, tt, max_minutes=top,
-                                               facility_types=types)
-        notes.append(f"Accessibilité : temps estimés à vol d'oiseau (seuil {fr_number(top)} "
-                     "min), faute de réseau routier chargé.")
-        try:
-            from diagnosis.gaps import compute_gaps
-        except ImportError:
-            notes.append("Module des manques absent : score de priorité non calculé.")
-        else:
-            gaps = compute_gaps(com, access)
-    try:
-        from diagnosis import siting as sit
-        from diagnosis.travel_times import crow_fly_travel_times
-    except ImportError:
-        notes.append("Module d'implantation absent : sites recommandés non calculés.")
-        return ReportAnalyses(access=access, gaps=gaps, notes=tuple(notes))
-    hosts = overview.layers["facilities"]
-    hosts = hosts.loc[hosts["type"].isin(sit.HOST_TYPES + (sit.EXISTING_TYPE,))]
-    if len(hosts) == 0:
-        notes.append("Aucun lieu d'accueil possible chargé : sites recommandés non calculés.")
-        return ReportAnalyses(access=access, gaps=gaps, notes=tuple(notes))
-    cand = sit.build_candidates(hosts.reset_index(drop=True))
-    demand = sit.compute_need_weights(origins)
-    pts_c = cand.geometry.to_crs(METRIC_CRS)
-    pts_d = gpd.GeoSeries(demand.geometry, crs=com.crs).to_crs(METRIC_CRS)
-    minutes = crow_fly_travel_times(np.column_stack([pts_d.x, pts_d.y]),
-                                    np.column_stack([pts_c.x, pts_c.y]))
-    n_free = int((cand["type"] != sit.EXISTING_TYPE).sum())
-    results = [sit.find_host_sites(demand, cand, minutes, k=k, max_minutes=top)
-               for k in scenario_ks if 1 <= k <= n_free]
-    if results:
-        siting = results[0]
-        scenarios = sit.compare_scenarios(results)
-        notes.append(f"Implantation : {len(results)} scénario(s), temps estimés à vol "
-                     "d'oiseau.")
-    else:
-        notes.append("Aucun lieu d'accueil possible en plus des Maisons existantes : "
-                     "sites recommandés non calculés.")
-    return ReportAnalyses(access=access, gaps=gaps, siting=siting, scenarios=scenarios,
-                          notes=tuple(notes))

@@ -1661,7 +1661,8 @@ def _fr(value: float, digits: int | None = None) -> str:
         return "–"
     if digits is None:
         digits = 0 if float(value).is_integer() else 1
-    text = f"{float(value):,.{digits}f}"
+    # round first, then add 0.0 so that a tiny negative prints "0", never "-0"
+    text = f"{round(float(value), digits) + 0.0:,.{digits}f}"
     return text.replace(",", "\u00a0").replace(".", ",")
 
 

@@ -52,3 +52,100 @@ def test_python_m_diagnosis_runs():
                           "--format", "json"], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out)["n_communes"] == 1
+
+
+# --- access, site, partners ---------------------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty cache: drive/walk modes must fall back to crow-fly."""
+    from data_sources import _http
+
+    monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
+    monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
+    _http.reset()
+    yield
+    _http.reset()
+
+
+def test_access_demo_epci_json(capsys, offline):
+    d = _json(capsys, "access", "--territory", "200000438", "--max-minutes", "15",
+              "--format", "json")
+    assert d["territory"]["code"] == "200000438"
+    assert d["params"]["engine"] == "crow_fly" and d["params"]["max_minutes"] == 15
+    assert any("vol d'oiseau" in n for n in d["notes"])  # the estimate is labelled
+    assert any("indisponible" in n for n in d["notes"])  # and says why no road graph
+    assert len(d["communes"]) == 9 and [c["rank"] for c in d["communes"]][0] == 1
+    first = d["communes"][0]
+    total = sum(v for k, v in first.items() if k.startswith("contrib_"))
+    assert total == pytest.approx(first["score"])
+    mam = next(t for t in d["types"] if t["type"] == "mam")
+    assert 0 <= mam["share_births_within"] <= 1 and mam["engine"] == "crow_fly"
+
+
+def test_access_weights_change_the_ranking_and_bad_weights_exit_2(capsys, offline):
+    d = _json(capsys, "access", "--territory", "200000438", "--mode", "crow", "--format",
+              "json", "--weights", "births=1,poverty=0,single_parent=0,access=0")
+    births = [c["births"] for c in d["communes"]]
+    assert births == sorted(births, reverse=True)  # births alone: biggest commune first
+    assert main(["access", "--territory", "200000438", "--weights", "births:1"]) == 2
+    assert "--weights" in capsys.readouterr().err
+
+
+def test_access_table_is_french(capsys, offline):
+    assert main(["access", "--territory", "200000438", "--mode", "crow"]) == 0
+    out = capsys.readouterr().out
+    assert "Communes prioritaires" in out and "vol d'oiseau" in out
+
+
+def test_access_on_a_road_graph_file_flags_points_far_from_it(capsys, offline):
+    """The tiny hand-written graph lies far from Loire-Atlantique: every commune is flagged."""
+    graph = REPO / "tests" / "data" / "osm" / "tiny_roads.osm"
+    d = _json(capsys, "access", "--territory", "200000438", "--road-graph", str(graph),
+              "--mode", "drive", "--format", "json")
+    assert d["params"]["engine"] == "road_network"
+    assert all(t["n_communes_beyond"] == 9 for t in d["types"])
+    assert all(c["minutes_nearest"]["mam"] == "inf" for c in d["communes"])
+
+
+def test_site_demo_epci_k1(capsys, offline):
+    d = _json(capsys, "site", "--territory", "200000438", "--k", "1", "--format", "json")
+    rec = [s for s in d["sites"] if s["status"] == "recommandé"]
+    assert len(rec) == 1 and rec[0]["explanation"].startswith("Couvre ")
+    assert d["summary"]["status"] == "optimal"
+    assert d["cohorts"][0]["site_id"] == rec[0]["facility_id"]
+    assert d["cohorts"][0]["groups_per_year"] > 0
+    assert d["params"]["uptake_rate"] == 0.15 and d["params"]["engine"] == "crow_fly"
+
+
+def test_site_scenarios_points_and_bad_input(capsys, offline):
+    d = _json(capsys, "site", "--territory", "200000438", "--mode", "crow", "--k", "1",
+              "--scenarios", "2", "--point=-2.0893,47.4381", "--format", "json")
+    assert [s["scenario"] for s in d["scenarios"]] == ["1 site, 20 min", "2 sites, 20 min"]
+    for argv, msg in [
+        (["--k", "999"], "larger than"),
+        (["--point", "2.35,48.85"], "inside"),
+        (["--point", "abc"], "longitude,latitude"),
+        (["--uptake-rate", "1.5"], "uptake_rate"),
+        (["--host-types", "maternite"], "no candidate"),
+    ]:
+        assert main(["site", "--territory", "200000438", "--mode", "crow", *argv]) == 2
+        assert msg in capsys.readouterr().err
+
+
+def test_partners_json_and_csv(capsys, offline, tmp_path):
+    d = _json(capsys, "partners", "--territory", "200000438", "--site",
+              "annuaire_mairies:44129", "--format", "json", "--max-minutes", "15")
+    assert d["site"]["name"] == "Mairie de Pontchâteau"
+    assert d["partners"] and all(p["minutes"] <= 15 for p in d["partners"])
+    assert "annuaire_mairies:44129" not in {p["facility_id"] for p in d["partners"]}
+    assert any("CAF" in i["organisation"] for i in d["institutions"])
+    out = tmp_path / "partenaires.csv"
+    assert main(["partners", "--territory", "200000438", "--site", "Mairie de Pontchateau",
+                 "--format", "csv", "--out", str(out)]) == 0
+    text = out.read_bytes().decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("group;type;type_label;name")
+    assert "institution" in text and "Mairie de Crossac" in text
+    assert main(["partners", "--territory", "200000438", "--site", "nope"]) == 2
+    assert "not a loaded facility" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from pypdf import PdfReader
 
 from diagnosis import report as rp
 from diagnosis.__main__ import main
+from diagnosis.analyses import compute_analyses
 from diagnosis.overview import compute_overview
 
 AUTHOR = "Jeanne <b>Martin</b> & Cie"
@@ -156,7 +157,7 @@ def test_optional_results_replace_non_calcule(overview):
 
 
 def test_report_analyses_use_the_modules_present(ws, overview):
-    an = rp.compute_report_analyses(overview, ws.facilities)
+    an = compute_analyses(overview, ws.facilities)
     assert an.access is not None and an.gaps is not None and an.siting is not None
     html = rp.render_report_html(overview, **an.as_kwargs())
     access = html[html.index('id="accessibilite"'):html.index('id="implantation"')]
@@ -166,11 +167,13 @@ def test_report_analyses_use_the_modules_present(ws, overview):
     assert "vol d&#39;oiseau" in access  # crow-fly estimates say so
 
 
-def test_cohorts_need_an_uptake_rate(ws, overview):
-    assert rp.compute_report_analyses(overview, ws.facilities).cohorts is None
-    an = rp.compute_report_analyses(overview, ws.facilities, uptake_rate=0.2)
-    # 353 births a year, 20 % of families: 70.6 families a year, 7.06 groups of 10
-    assert an.cohorts.families_per_year == pytest.approx(353 * 0.2)
+def test_cohorts_follow_the_uptake_rate(ws, overview):
+    assert compute_analyses(overview, ws.facilities, uptake_rate=None).cohorts is None
+    an = compute_analyses(overview, ws.facilities, uptake_rate=0.2, context=ws.communes)
+    # the cohorts count the births of the first recommended site's catchment
+    assert an.catchment is not None
+    assert an.cohorts.births_per_year == pytest.approx(an.catchment.births_per_year)
+    assert an.cohorts.families_per_year == pytest.approx(an.catchment.births_per_year * 0.2)
     html = rp.render_report_html(overview, cohorts=an.cohorts, partners=an.partners)
     section = html[html.index('id="cohortes"'):html.index('id="comparaison"')]
     assert "Non calculé" not in section and "Groupes pouvant démarrer par an" in section
@@ -203,7 +206,7 @@ def test_cli_report_with_site_comparison_and_import(tmp_path, capsys):
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
     assert "Crèche <i>Les Lutins</i> & Cie" in text  # escaped, printed as typed
     assert "Site étudié : Mairie de Pontchâteau" in text
-    assert "Structures proches du site étudié" in text
+    assert "Partenaires à portée de « Mairie de Pontchâteau »" in text
     assert "Fichier importé" in text or "structures.csv" in text
     comparison = text[text.index("9. Comparaison"):text.index("10. Méthode")]
     assert "Non calculé" not in comparison

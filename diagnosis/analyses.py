@@ -1,0 +1,802 @@
+"""The analyses of a diagnosis wired together: access, gaps, siting, partners, cohorts.
+
+The command line (``python -m diagnosis access|site|partners|report|export``) and the
+app compute the same things from the same inputs; this module is that shared wiring, so
+that a number on the screen, in the PDF and in the terminal is always the same number.
+
+Inputs are an :class:`~diagnosis.overview.Overview` (the territory's communes and
+facilities), every loaded facility (also across the border: a family in a border
+commune uses the services next door) and a :class:`Travel` (a road graph, or none for
+the labelled crow-fly estimate). Nothing here loads data: the composition roots load
+the road graph (:mod:`data_sources.osm`) and pass it in.
+
+See Also
+--------
+guides/accessibilite.md, guides/implantation.md : the methods, in French.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse.csgraph import dijkstra
+
+from diagnosis import siting as sit
+from diagnosis.accessibility import (
+    DEFAULT_MAX_MINUTES,
+    AccessIndicators,
+    commune_points_xy,
+    compute_access_indicators,
+    compute_travel_times_by_type,
+    facility_points_xy,
+)
+from diagnosis.cohorts import DEFAULT_UPTAKE_RATE, CohortPlan, compute_cohorts
+from diagnosis.errors import InputError
+from diagnosis.gaps import GapsResult, compute_gaps
+from diagnosis.overview import Overview, origin_points
+from diagnosis.partners import find_partners, institutional_partners
+from diagnosis.schema import FACILITY_TYPES
+from diagnosis.settings import METRIC_CRS, WGS84
+from diagnosis.territory import normalize_name
+from diagnosis.travel_times import (
+    DETOUR_FACTOR,
+    ENGINE_LABELS,
+    ENGINE_ROAD,
+    MODE_LABELS,
+    MODES,
+    RoadGraph,
+    TravelTimes,
+    compute_travel_times,
+    crow_fly_travel_times,
+    default_speed_kmh,
+    snap_points,
+)
+
+#: Types whose time from a recommended site is reported (the Maison's first partners).
+SITE_NEIGHBOUR_TYPES: tuple[str, ...] = ("pmi", "maternite")
+#: Travel times are routed up to this multiple of the threshold T: "minutes to the
+#: nearest" then says how far beyond T a gap lies (infinite only beyond it).
+ROUTING_CUTOFF_FACTOR = 2.0
+
+
+# --------------------------------------------------------------------------------------
+# How travel times are obtained
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Travel:
+    """How travel times are computed: on a road graph, or estimated crow-fly.
+
+    Attributes
+    ----------
+    graph
+        Road graph (:func:`data_sources.osm.load_road_graph`), or None for the crow-fly
+        estimate (distance × :data:`~diagnosis.travel_times.DETOUR_FACTOR` at the mode's
+        speed), which every output labels as such.
+    mode
+        ``"drive"`` or ``"walk"`` (with a graph, the graph's own mode).
+    note
+        French note shown with the results (e.g. why no road graph is used).
+
+    Examples
+    --------
+    >>> Travel().label
+    "estimation à vol d'oiseau, en voiture (40 km/h, détour × 1,3)"
+    """
+
+    graph: RoadGraph | None = None
+    mode: str = "drive"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        """Check the mode and take the graph's own."""
+        if self.graph is not None:
+            object.__setattr__(self, "mode", self.graph.mode)
+        if self.mode not in MODES:
+            raise InputError(f"mode={self.mode!r} is not a travel mode; use one of {MODES}")
+
+    @property
+    def engine(self) -> str:
+        """``"road_network"`` or ``"crow_fly"``."""
+        return "road_network" if self.graph is not None else "crow_fly"
+
+    @property
+    def label(self) -> str:
+        """French description of the times, for legends, tables and reports."""
+        if self.graph is None:
+            return crow_fly_travel_times(np.zeros((1, 2)), np.zeros((1, 2)),
+                                         mode=self.mode).label
+        return f"{ENGINE_LABELS[ENGINE_ROAD]}, {MODE_LABELS[self.mode]}"
+
+    def times(self, origins_xy: np.ndarray, destinations_xy: np.ndarray, *,
+              max_minutes: float) -> TravelTimes:
+        """Travel minutes from origins to destinations (x/y in EPSG:2154), with a cutoff."""
+        if self.graph is None:
+            return crow_fly_travel_times(origins_xy, destinations_xy, mode=self.mode,
+                                         max_minutes=max_minutes)
+        return compute_travel_times(self.graph, origins_xy, destinations_xy,
+                                    max_minutes=max_minutes)
+
+
+def demand_points(overview: Overview) -> gpd.GeoDataFrame:
+    """The territory's communes as points (town halls), with their needs, in EPSG:4326.
+
+    Families are counted where their commune's town hall is: the commune-level
+    approximation the needs data allows (see guides/limites.md).
+    """
+    com = overview.layers["communes"]
+    return gpd.GeoDataFrame(pd.DataFrame(com.drop(columns=com.geometry.name)),
+                            geometry=origin_points(com).to_numpy(), crs=WGS84)
+
+
+def _loaded_types(overview: Overview, facilities: pd.DataFrame,
+                  types: Sequence[str] | None) -> list[str]:
+    wanted = list(overview.params.get("types", ())) if types is None else list(types)
+    bad = [t for t in wanted if t not in FACILITY_TYPES]
+    if bad:
+        raise InputError(f"types holds unknown facility types {bad!r}; use some of "
+                         f"{list(FACILITY_TYPES)}")
+    present = set(facilities["type"].astype(str))
+    return [t for t in wanted if t in present and t != "mairie"]
+
+
+# --------------------------------------------------------------------------------------
+# Accessibility and gaps
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class AccessResult:
+    """Accessibility and gaps of a territory.
+
+    Attributes
+    ----------
+    access
+        Per commune and type: minutes to the nearest, reachable count, E2SFCA.
+    gaps
+        Zones blanches and the priority ranking (with each factor's contribution).
+    travel
+        How the times were obtained.
+    notes
+        French notes (travel-time method, types without any facility...).
+    """
+
+    access: AccessIndicators
+    gaps: GapsResult
+    travel: Travel
+    notes: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameters: threshold, engine, mode, weights, types."""
+        return {"max_minutes": self.access.params["max_minutes"],
+                "engine": self.travel.engine, "mode": self.travel.mode,
+                "travel_label": self.travel.label,
+                "weights": dict(self.gaps.params["weights"]),
+                "facility_types": list(self.access.params["facility_types"])}
+
+
+def compute_access(
+    overview: Overview,
+    facilities: gpd.GeoDataFrame,
+    *,
+    travel: Travel | None = None,
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+    weights: Mapping[str, float] | None = None,
+    types: Sequence[str] | None = None,
+) -> AccessResult:
+    """Time to each type of service, E2SFCA, zones blanches and priority score per commune.
+
+    Parameters
+    ----------
+    overview
+        The diagnosis of the territory (its communes are the origins, from their town
+        halls).
+    facilities
+        Every loaded facility (those outside the territory count: border communes).
+    travel
+        Road graph or crow-fly (default: crow-fly by car, labelled).
+    max_minutes
+        Accessibility threshold T (minutes).
+    weights
+        Priority-score weights (see :func:`diagnosis.gaps.priority_weights`).
+    types
+        Facility types (default: the overview's, minus ``mairie``, among those loaded).
+
+    Returns
+    -------
+    AccessResult
+
+    Raises
+    ------
+    InputError
+        No facility of any requested type is loaded; bad threshold or weights.
+    """
+    travel = travel or Travel()
+    kinds = _loaded_types(overview, facilities, types)
+    if not kinds:
+        raise InputError(
+            f"no facility of the types {list(types or overview.params.get('types', ()))!r} "
+            "is loaded; import a facility file (--facilities) or choose other types"
+        )
+    origins = demand_points(overview)
+    fac = facilities.loc[facilities["type"].isin(kinds)].reset_index(drop=True)
+    # route beyond T so that "minutes to the nearest" also says how far a gap is
+    tt = compute_travel_times_by_type(origins, fac, max_minutes=ROUTING_CUTOFF_FACTOR * max_minutes,
+                                      graph=travel.graph, facility_types=kinds,
+                                      mode=travel.mode)
+    access = compute_access_indicators(origins, fac, tt, max_minutes=max_minutes,
+                                       facility_types=kinds)
+    gaps = compute_gaps(overview.layers["communes"], access, weights=weights)
+    notes = [f"Temps de trajet : {travel.label}."]
+    if travel.graph is None:
+        notes.append("Sans réseau routier chargé, les temps sont estimés à vol d'oiseau "
+                     "(distance × facteur de détour, à vitesse moyenne constante).")
+    if travel.note:
+        notes.append(travel.note)
+    missing = [t for t in (types or ()) if t not in kinds]
+    if missing:
+        notes.append("Aucune structure chargée pour : " + ", ".join(missing) + ".")
+    return AccessResult(access=access, gaps=gaps, travel=travel, notes=tuple(notes))
+
+
+def compute_catchment(
+    site: Any,
+    *,
+    travel: Travel | None = None,
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+    resolution_m: float = 250.0,
+) -> gpd.GeoDataFrame:
+    """The area reachable from a site within ``max_minutes`` (its isochrone), EPSG:4326.
+
+    On a road graph: the network nodes reached within the time, each widened by
+    ``resolution_m`` and merged (the area around the streets one can reach). Crow-fly:
+    the disc of radius ``max_minutes × speed / detour factor``.
+
+    Parameters
+    ----------
+    site
+        A point (shapely, EPSG:4326) or a one-row GeoDataFrame/GeoSeries with a CRS.
+    travel, max_minutes
+        As in :func:`compute_access`.
+    resolution_m
+        Width added around reached nodes (road graph only).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row: ``max_minutes``, ``engine``, ``label`` and the polygon.
+
+    Examples
+    --------
+    >>> from shapely.geometry import Point
+    >>> c = compute_catchment(Point(-2.15, 47.43), max_minutes=6)
+    >>> round(float(c.to_crs(METRIC_CRS).area.iloc[0]) / 1e6)  # disc of 3.08 km
+    30
+    """
+    travel = travel or Travel()
+    if not (np.isfinite(max_minutes) and max_minutes > 0):
+        raise InputError(f"max_minutes={max_minutes!r} must be a number of minutes > 0")
+    pt = _metric_point(site)
+    if travel.graph is None:
+        speed = default_speed_kmh(travel.mode)
+        radius = max_minutes * speed * 1000 / 60 / DETOUR_FACTOR
+        geom = pt.buffer(radius, quad_segs=32)
+    else:
+        g = travel.graph
+        snapped = snap_points(g, np.array([[pt.x, pt.y]]))
+        if bool(snapped.flagged[0]):
+            raise InputError(
+                f"the site is {snapped.distance_m[0]:.0f} m from the nearest road of the "
+                "graph: no isochrone; check its position or use crow-fly times"
+            )
+        secs = dijkstra(g.travel_time_s, directed=True, indices=int(snapped.node[0]),
+                        limit=max_minutes * 60)
+        reached = np.isfinite(secs)
+        pts = shapely.points(g.x[reached], g.y[reached])
+        geom = shapely.union_all(shapely.buffer(pts, resolution_m, quad_segs=4))
+    out = gpd.GeoDataFrame({"max_minutes": [float(max_minutes)], "engine": [travel.engine],
+                            "label": [travel.label]}, geometry=[geom], crs=METRIC_CRS)
+    return out.to_crs(WGS84)
+
+
+def _metric_point(site: Any) -> Any:
+    if isinstance(site, gpd.GeoDataFrame | gpd.GeoSeries):
+        if site.crs is None or len(site) != 1:
+            raise InputError("site must be one row with a CRS")
+        geo = site.geometry if isinstance(site, gpd.GeoDataFrame) else site
+        return geo.to_crs(METRIC_CRS).iloc[0]
+    if isinstance(site, Site):
+        site = site.geometry
+    if getattr(site, "geom_type", None) != "Point":
+        raise InputError(f"site must be a point (EPSG:4326); got {type(site).__name__}")
+    return gpd.GeoSeries([site], crs=WGS84).to_crs(METRIC_CRS).iloc[0]
+
+
+# --------------------------------------------------------------------------------------
+# Sites studied and recommended
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site studied for the Maison: a loaded facility or a point.
+
+    Attributes
+    ----------
+    site_id
+        Identifier (``facility_id``).
+    name, facility_type, code_insee
+        What the site is and where.
+    geometry
+        Point, EPSG:4326.
+    details
+        Other fields to print (address, operator...).
+    """
+
+    site_id: str
+    name: str
+    facility_type: str
+    code_insee: str
+    geometry: Any
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+def find_site(facilities: gpd.GeoDataFrame, query: str, *, option: str = "--site") -> Site:
+    """The facility named by ``query``: its ``facility_id``, or its exact name (accent-blind).
+
+    Raises
+    ------
+    InputError
+        No such facility (with the closest ids and names), or a name shared by several.
+    """
+    fac = facilities
+    hit = fac.loc[fac["facility_id"].astype(str).eq(str(query))]
+    if hit.empty:
+        hit = fac.loc[fac["name"].astype(str).map(normalize_name).eq(normalize_name(query))]
+    if len(hit) > 1:
+        ids = ", ".join(f"{r.facility_id} ({r.name})" for r in hit.head(5).itertuples())
+        raise InputError(f"{option} {query!r} names {len(hit)} facilities: {ids}; give the "
+                         "facility_id")
+    if hit.empty:
+        pool = [str(v) for v in fac["facility_id"]] + [str(v) for v in fac["name"]]
+        close = difflib.get_close_matches(str(query), pool, n=5, cutoff=0.5)
+        raise InputError(f"{option} {query!r} is not a loaded facility (facility_id or exact "
+                         f"name); closest: {close or 'none'}. List candidate sites with "
+                         "`python -m diagnosis site --territory CODE`.")
+    r = hit.iloc[0]
+    details = {k: str(r[k]) for k in ("address", "postcode", "operator", "phone", "email")
+               if k in r.index and isinstance(r[k], str) and r[k]}
+    geom = gpd.GeoSeries([r.geometry], crs=fac.crs).to_crs(WGS84).iloc[0]
+    return Site(site_id=str(r["facility_id"]), name=str(r["name"]),
+                facility_type=str(r["type"]), code_insee=str(r["code_insee"]),
+                geometry=geom, details=details)
+
+
+@dataclass(frozen=True, eq=False)
+class SitingScenarios:
+    """Siting scenarios of a territory.
+
+    Attributes
+    ----------
+    results
+        One :class:`~diagnosis.siting.SitingResult` per scenario (the first is the main
+        one); the sites layer also holds ``minutes_nearest_pmi``,
+        ``minutes_nearest_maternite`` and ``partners_within``.
+    table
+        Scenarios side by side (:func:`diagnosis.siting.compare_scenarios`).
+    travel
+        How the times were obtained.
+    notes
+        French notes.
+    """
+
+    results: tuple[sit.SitingResult, ...]
+    table: pd.DataFrame
+    travel: Travel
+    notes: tuple[str, ...] = ()
+
+    @property
+    def main(self) -> sit.SitingResult:
+        """The first scenario."""
+        return self.results[0]
+
+
+def compute_siting(
+    overview: Overview,
+    facilities: gpd.GeoDataFrame,
+    *,
+    k_values: Sequence[int] = (1,),
+    travel: Travel | None = None,
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+    host_types: Sequence[str] = sit.HOST_TYPES,
+    user_points: gpd.GeoDataFrame | None = None,
+    objective: str = "max_covering",
+    need_weights: Mapping[str, float] | None = None,
+) -> SitingScenarios:
+    """Recommend host sites for ``k`` new Maisons, one scenario per ``k``, explained.
+
+    Candidates are the territory's facilities of ``host_types`` (existing Maisons are
+    kept open) and the user's points; demand is the territory's communes weighted by
+    need (:func:`diagnosis.siting.compute_need_weights`).
+
+    Parameters
+    ----------
+    overview, facilities
+        The diagnosis and every loaded facility (partners and services across the
+        border count for the explanations).
+    k_values
+        Number of new sites of each scenario.
+    travel, max_minutes
+        Travel times and the service standard T.
+    host_types
+        Facility types that may host a Maison.
+    user_points
+        Points proposed by the user (EPSG:4326, optional ``name``), inside the territory.
+    objective
+        ``"max_covering"`` or ``"p_median"``.
+    need_weights
+        Coefficients of poverty and single parents in the need weight.
+
+    Returns
+    -------
+    SitingScenarios
+
+    Raises
+    ------
+    InputError
+        No candidate, ``k`` larger than the candidates, a user point outside the
+        territory, bad parameters (the message says which).
+    """
+    travel = travel or Travel()
+    ks = [int(k) for k in k_values]
+    if not ks:
+        raise InputError("k_values is empty; give at least one number of sites")
+    com = overview.layers["communes"]
+    hosts = overview.layers["facilities"]
+    territory = gpd.GeoDataFrame(geometry=[com.to_crs(WGS84).union_all()], crs=WGS84)
+    cand = sit.build_candidates(hosts.reset_index(drop=True), host_types=host_types,
+                                user_points=user_points,
+                                territory=territory if user_points is not None else None)
+    n_free = int((cand["candidate_kind"] != "existing").sum())
+    too_big = [k for k in ks if k > n_free]
+    if too_big:
+        raise InputError(f"k={too_big[0]} is larger than the {n_free} candidate sites of "
+                         f"types {list(host_types)}; choose k <= {n_free} or widen the "
+                         "host types")
+    demand = sit.compute_need_weights(demand_points(overview), weights=need_weights)
+    tt = travel.times(commune_points_xy(demand), facility_points_xy(cand),
+                      max_minutes=max_minutes if objective == "max_covering" else 10 * max_minutes)
+    results = []
+    for k in ks:
+        res = sit.find_host_sites(demand, cand, tt, k=k, max_minutes=max_minutes,
+                                  objective=objective, host_types=host_types,
+                                  label=f"{k} site{'s' if k > 1 else ''}, {max_minutes:g} min")
+        results.append(_with_neighbours(res, facilities, travel, max_minutes))
+    notes = [f"Temps de trajet : {travel.label}."]
+    if travel.note:
+        notes.append(travel.note)
+    return SitingScenarios(results=tuple(results), table=sit.compare_scenarios(results),
+                           travel=travel, notes=tuple(notes))
+
+
+def _with_neighbours(res: sit.SitingResult, facilities: gpd.GeoDataFrame, travel: Travel,
+                     max_minutes: float) -> sit.SitingResult:
+    """Add time to the nearest PMI and maternité and partners within reach to the sites."""
+    sites = res.sites.copy()
+    if len(sites) == 0:
+        return res
+    xy = facility_points_xy(sites)
+    for typ in SITE_NEIGHBOUR_TYPES:
+        sub = facilities.loc[facilities["type"] == typ]
+        col = f"minutes_nearest_{typ}"
+        if len(sub) == 0:
+            sites[col] = np.nan
+            continue
+        t = travel.times(xy, facility_points_xy(sub), max_minutes=6 * max_minutes).minutes
+        near = t.min(axis=1)
+        sites[col] = np.where(np.isfinite(near), near, np.nan)
+    partners = facilities.loc[facilities["type"] != "mairie"]
+    t = travel.times(xy, facility_points_xy(partners), max_minutes=max_minutes).minutes
+    ids = partners["facility_id"].astype(str).to_numpy()
+    own = sites["facility_id"].astype(str).to_numpy()[:, None]
+    sites["partners_within"] = ((t <= max_minutes) & (ids[None, :] != own)).sum(axis=1)
+    layers = dict(res.layers)
+    layers["sites"] = sites
+    return replace(res, layers=layers)
+
+
+# --------------------------------------------------------------------------------------
+# Partners and cohorts of a site
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PartnerTables:
+    """The maillage of a site: structures within reach and institutions to meet.
+
+    Attributes
+    ----------
+    layers
+        ``"near_site"`` (facilities within reach of the site, by type, with contacts and
+        minutes or distance; only with a site) and ``"institutions"`` (to contact).
+    params
+        ``max_minutes``, ``engine``, ``travel_label``, ``site_id``, ``site_name``.
+    """
+
+    layers: Mapping[str, pd.DataFrame]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def compute_partners(
+    overview: Overview,
+    facilities: gpd.GeoDataFrame,
+    site: Site | None = None,
+    *,
+    travel: Travel | None = None,
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+    dep_name: str | None = None,
+    types: Sequence[str] | None = None,
+) -> PartnerTables:
+    """Partners of a site within ``max_minutes``, plus the territory's institutions.
+
+    Parameters
+    ----------
+    overview, facilities
+        The diagnosis and every loaded facility.
+    site
+        The site studied (:func:`find_site`); without one, only the institutions.
+    travel, max_minutes
+        Travel times and the reach T.
+    dep_name
+        Name of the département, for the institutions' labels.
+    types
+        Partner types to keep (default: all).
+
+    Returns
+    -------
+    PartnerTables
+    """
+    travel = travel or Travel()
+    t = overview.territory
+    com = overview.layers["communes"]
+    own = com.loc[com["code_insee"].isin(t.communes)] if "code_insee" in com else com
+    deps = list(t.departements) or sorted(set(com.get("dep_code", pd.Series(dtype=str))))
+    epci = t.name if t.kind == "epci" else None
+    if epci is None and "epci_name" in own and own["epci_name"].nunique() == 1:
+        epci = str(own["epci_name"].iloc[0])
+    layers: dict[str, pd.DataFrame] = {}
+    if deps:
+        layers["institutions"] = institutional_partners(t.name, deps[0], own, epci,
+                                                        dep_name=dep_name)
+    params: dict[str, Any] = {"max_minutes": float(max_minutes), "engine": travel.engine,
+                              "travel_label": travel.label}
+    if site is not None:
+        fac = facilities.reset_index(drop=True)
+        xy = facility_points_xy(gpd.GeoDataFrame(geometry=[site.geometry], crs=WGS84))
+        minutes = travel.times(xy, facility_points_xy(fac), max_minutes=max_minutes)
+        point = gpd.GeoDataFrame({"facility_id": [site.site_id]}, geometry=[site.geometry],
+                                 crs=WGS84)
+        layers["near_site"] = find_partners(point, fac, minutes, max_minutes=max_minutes,
+                                            types=types)
+        params.update(site_id=site.site_id, site_name=site.name)
+    return PartnerTables(layers=layers, params=params)
+
+
+@dataclass(frozen=True, eq=False)
+class Catchment:
+    """The communes whose town hall lies within reach of a site, and their births."""
+
+    communes: pd.DataFrame
+    births_per_year: float
+    years: Mapping[str, float]
+    area: gpd.GeoDataFrame
+
+
+def compute_site_catchment(
+    overview: Overview,
+    context: gpd.GeoDataFrame,
+    site: Site,
+    *,
+    travel: Travel | None = None,
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+) -> Catchment:
+    """Communes (of the territory or next door) within ``max_minutes`` of the site.
+
+    Parameters
+    ----------
+    overview
+        The diagnosis (its births column).
+    context
+        Every loaded commune (a catchment may cross the territory's border).
+    site, travel, max_minutes
+        The site, how times are computed and the reach T.
+    """
+    travel = travel or Travel()
+    births_col = str(overview.params.get("births_col", "births_2024"))
+    pts = gpd.GeoDataFrame(pd.DataFrame(context.drop(columns=context.geometry.name)),
+                           geometry=origin_points(context).to_numpy(), crs=WGS84)
+    xy_site = facility_points_xy(gpd.GeoDataFrame(geometry=[site.geometry], crs=WGS84))
+    minutes = travel.times(commune_points_xy(pts), xy_site, max_minutes=max_minutes).minutes[:, 0]
+    inside = minutes <= max_minutes
+    cols = [c for c in ("code_insee", "name", births_col, "births_mean_2016_2021")
+            if c in pts.columns]
+    sel = pd.DataFrame(pts.loc[inside, cols]).assign(minutes=minutes[inside])
+    sel = sel.sort_values("minutes", kind="stable").reset_index(drop=True)
+    if births_col not in sel.columns:
+        raise InputError(f"context lacks the births column {births_col!r}; load the needs of "
+                         "the communes")
+    births = pd.to_numeric(sel[births_col], errors="coerce")
+    years = {births_col: float(births.sum(min_count=1)) if len(sel) else 0.0}
+    if "births_mean_2016_2021" in sel:
+        years["births_mean_2016_2021"] = float(
+            pd.to_numeric(sel["births_mean_2016_2021"], errors="coerce").sum(min_count=1)
+            if len(sel) else 0.0)
+    total = years[births_col]
+    area = compute_catchment(site.geometry, travel=travel, max_minutes=max_minutes)
+    return Catchment(communes=sel, births_per_year=0.0 if np.isnan(total) else total,
+                     years=years, area=area)
+
+
+def compute_site_cohorts(catchment: Catchment, *,
+                         uptake_rate: float = DEFAULT_UPTAKE_RATE,
+                         **options: Any) -> CohortPlan:
+    """Peer groups the catchment of a site can fill (see :func:`compute_cohorts`).
+
+    The plan's ``params["scope"]`` says in French which births were counted.
+    """
+    plan = compute_cohorts(catchment.births_per_year, uptake_rate=uptake_rate, **options)
+    scope = (f"naissances 2024 des {len(catchment.communes)} communes dont la mairie est à "
+             f"{_fr_num(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site")
+    return replace(plan, params={**plan.params, "scope": scope})
+
+
+def _fr_num(x: float) -> str:
+    return f"{x:g}".replace(".", ",")
+
+
+def _fr_pct(share: float) -> str:
+    return f"{_fr_num(round(100 * share, 1))} %"
+
+
+# --------------------------------------------------------------------------------------
+# Everything at once (the report and the export)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Analyses:
+    """All analyses of a diagnosis (``None`` where not computed, with a note why).
+
+    Attributes
+    ----------
+    access, gaps
+        Accessibility and gaps.
+    siting, scenarios
+        The main siting scenario and the scenario table.
+    partners
+        :class:`PartnerTables`.
+    cohorts
+        Peer groups of the site studied (its catchment) or of the first recommended site.
+    catchment
+        The catchment the cohorts were computed on.
+    notes
+        French notes: how each part was computed, or why it was not.
+    """
+
+    access: AccessIndicators | None = None
+    gaps: GapsResult | None = None
+    siting: sit.SitingResult | None = None
+    scenarios: pd.DataFrame | None = None
+    partners: PartnerTables | None = None
+    cohorts: CohortPlan | None = None
+    catchment: Catchment | None = None
+    notes: tuple[str, ...] = ()
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`diagnosis.report.build_report_pdf`."""
+        return {"access": self.access, "gaps": self.gaps, "siting": self.siting,
+                "scenarios": self.scenarios, "partners": self.partners,
+                "cohorts": self.cohorts}
+
+
+def compute_analyses(
+    overview: Overview,
+    facilities: gpd.GeoDataFrame,
+    *,
+    context: gpd.GeoDataFrame | None = None,
+    travel: Travel | None = None,
+    max_minutes: float | None = None,
+    scenario_ks: Sequence[int] = (1, 2, 3),
+    site: Site | None = None,
+    uptake_rate: float | None = DEFAULT_UPTAKE_RATE,
+    dep_name: str | None = None,
+) -> Analyses:
+    """Accessibility, gaps, siting scenarios, partners and cohorts of a territory.
+
+    A part that cannot be computed (no facility of any type, no candidate host, no
+    birth) is left ``None`` with a French note saying why; the others go on.
+
+    Parameters
+    ----------
+    overview, facilities
+        The diagnosis and every loaded facility.
+    context
+        Every loaded commune (for a catchment across the border); default the
+        overview's communes.
+    travel
+        Road graph or crow-fly (default).
+    max_minutes
+        Threshold T of accessibility, siting, partners and catchment (default
+        :data:`~diagnosis.accessibility.DEFAULT_MAX_MINUTES`).
+    scenario_ks
+        Numbers of new sites of the siting scenarios compared.
+    site
+        A site studied: its partners and cohorts; default the first recommended site.
+    uptake_rate
+        Share of families expected to join a peer group, in (0, 1] (an assumption);
+        ``None`` leaves the cohorts out.
+    dep_name
+        Name of the département, for the institutions.
+    """
+    travel = travel or Travel()
+    top = float(DEFAULT_MAX_MINUTES if max_minutes is None else max_minutes)
+    notes: list[str] = []
+    access = gaps = siting = scenarios = None
+    try:
+        acc = compute_access(overview, facilities, travel=travel, max_minutes=top)
+        access, gaps = acc.access, acc.gaps
+        notes += list(acc.notes)
+    except InputError as exc:
+        notes.append(f"Accessibilité non calculée : {exc}")
+    n_free = int(overview.layers["facilities"]["type"].isin(sit.HOST_TYPES).sum())
+    ks = [k for k in scenario_ks if 1 <= k <= n_free]
+    if ks:
+        try:
+            sc = compute_siting(overview, facilities, k_values=ks, travel=travel,
+                                max_minutes=top)
+            siting, scenarios = sc.main, sc.table
+            notes.append(f"Implantation : {len(ks)} scénario(s) ({travel.label}).")
+        except InputError as exc:
+            notes.append(f"Implantation non calculée : {exc}")
+    else:
+        notes.append("Aucun lieu d'accueil possible chargé : sites recommandés non calculés.")
+    studied = site
+    if studied is None and siting is not None:
+        rec = siting.sites.loc[siting.sites["status"] != "existant"]
+        if len(rec):
+            studied = find_site(overview.layers["facilities"], str(rec["facility_id"].iloc[0]))
+    partners = compute_partners(overview, facilities, studied, travel=travel,
+                                max_minutes=top, dep_name=dep_name)
+    cohorts = catchment = None
+    if uptake_rate is not None:
+        if studied is not None:
+            catchment = compute_site_catchment(overview, context if context is not None
+                                               else overview.layers["communes"], studied,
+                                               travel=travel, max_minutes=top)
+            cohorts = compute_site_cohorts(catchment, uptake_rate=uptake_rate)
+            notes.append(f"Groupes de pairs : naissances des {len(catchment.communes)} "
+                         f"communes à moins de {top:g} min de « {studied.name} », taux de "
+                         f"participation supposé {_fr_pct(uptake_rate)} (hypothèse).")
+        else:
+            births = overview.summary.get("births_2024")
+            if births is None:
+                notes.append("Naissances inconnues : groupes de pairs non calculés.")
+            else:
+                cohorts = compute_cohorts(float(births), uptake_rate=uptake_rate)
+                cohorts = replace(cohorts, params={
+                    **cohorts.params, "scope": "naissances 2024 de tout le territoire"})
+                notes.append("Groupes de pairs : naissances de tout le territoire (aucun "
+                             "site étudié), participation supposée "
+                             f"{_fr_pct(uptake_rate)} (hypothèse).")
+    return Analyses(access=access, gaps=gaps, siting=siting, scenarios=scenarios,
+                    partners=partners, cohorts=cohorts, catchment=catchment,
+                    notes=tuple(notes))
