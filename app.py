@@ -6,6 +6,7 @@ The page router and the shared frame only: page settings, the sidebar territory 
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 import streamlit as st
@@ -18,9 +19,13 @@ from app_pages import (
     md_escape,
 )
 from diagnosis.errors import InputError
+from diagnosis.maps import set_asset_base_url
 
 st.set_page_config(page_title="Maillage — diagnostic territorial", page_icon=":material/hub:",
                    layout="wide", initial_sidebar_state="expanded")
+# Maps load Leaflet from static/vendor/ (served at app/static/), not from a CDN: offline-proof.
+set_asset_base_url(posixpath.join("/", st.get_option("server.baseUrlPath"), "app/static/vendor")
+                   if st.get_option("server.enableStaticServing") else None)
 
 _KINDS = {"commune": "commune", "epci": "intercommunalité", "departement": "département"}
 

@@ -9,6 +9,11 @@ Markers are canvas circle markers inside one GeoJSON layer per type, so a whole
 département stays fast to build and to pan. Every data value shown in a popup or a
 tooltip is HTML-escaped.
 
+Offline: folium points the page at CDNs for Leaflet. :func:`set_asset_base_url` (called
+once by the app) makes every ``build_*_map`` (decorated with ``@_map_builder``) load the
+copies vendored in ``static/vendor/`` instead (:func:`use_local_assets`), so the communes
+and markers draw with no internet; only the background tiles then stay blank.
+
 See Also
 --------
 guides/indicateurs.md : definition and source of every indicator.
@@ -16,17 +21,20 @@ guides/indicateurs.md : definition and source of every indicator.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
+import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ParamSpec
 
 import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from branca.element import MacroElement
+from branca.colormap import ColorMap
+from branca.element import Element, MacroElement
 from jinja2 import Template
 from shapely.geometry import mapping
 
@@ -59,11 +67,150 @@ FACILITY_STYLES: dict[str, dict[str, Any]] = {
 CHOROPLETH_COLORS: tuple[str, ...] = ("#f2f0f7", "#dadaeb", "#bcbddc", "#9e9ac8", "#756bb1")
 MISSING_COLOR = "#d9d9d9"
 
+#: folium's CDN address of each script and stylesheet our maps load, and the path of its
+#: vendored copy under the app's asset folder (``static/vendor/``, re-created by
+#: ``static/vendor/fetch.sh``). A map asking for an address missing here still loads it
+#: from the CDN (with a warning in the log): vendor it too.
+LOCAL_ASSETS: dict[str, str] = {
+    "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js": "leaflet-1.9.3/leaflet.js",
+    "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css": "leaflet-1.9.3/leaflet.css",
+}
+# What streamlit-folium adds by itself for a branca colour map (not rewritable: avoid them).
+_COLORMAP_JS = ("https://d3js.org/d3.v4.min.js",
+                "https://cdnjs.cloudflare.com/ajax/libs/d3/3.5.5/d3.min.js")
+
+logger = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+# Set once by the app (set_asset_base_url); None: folium's CDN addresses.
+_asset_base_url: str | None = None
+
 _OSM_ATTRIBUTION = (
     '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 )
 _FACILITY_PANE = "maillage_structures"
 _FONT = "font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 11.5px;"
+
+
+def set_asset_base_url(base_url: str | None) -> None:
+    """Make every map built from now on load Leaflet from ``base_url``, not from a CDN.
+
+    The app calls it once with the address where Streamlit serves ``static/vendor/``
+    (``/app/static/vendor/``); every ``build_*_map`` then applies :func:`use_local_assets`.
+
+    Parameters
+    ----------
+    base_url
+        URL (absolute, or root-relative like ``"/app/static/vendor/"``) of the folder
+        holding the :data:`LOCAL_ASSETS` files; ``None`` goes back to folium's CDNs.
+    """
+    global _asset_base_url
+    if base_url is not None and not base_url.strip():
+        raise InputError(f"base_url={base_url!r} is empty; give the URL of the folder that "
+                         "serves static/vendor/ (e.g. '/app/static/vendor/') or None")
+    _asset_base_url = base_url
+
+
+def _asset_elements(m: Element) -> Iterator[Element]:
+    """``m`` and every element under it (the ones with scripts are what st_folium reads)."""
+    yield m
+    for child in m._children.values():
+        yield from _asset_elements(child)
+
+
+def use_local_assets(m: folium.Map, base_url: str) -> folium.Map:
+    """Point the scripts and stylesheets of ``m`` and its plugins at local copies.
+
+    Every address of :data:`LOCAL_ASSETS` in an element's ``default_js`` or
+    ``default_css`` becomes ``base_url`` + its vendored path. Streamlit serves the copies
+    (``server.enableStaticServing``): the browser caches them and leaflet.css finds its
+    images beside it. Inlining them instead would not work through streamlit-folium, which
+    drops the inline scripts of the page header and loads only the script addresses.
+
+    Parameters
+    ----------
+    m
+        The map, changed in place (element attributes only: folium's classes are left
+        alone, so other maps keep their CDN addresses).
+    base_url
+        URL of the folder holding the vendored files, see :func:`set_asset_base_url`.
+
+    Returns
+    -------
+    folium.Map
+        ``m`` itself.
+
+    Examples
+    --------
+    >>> m = use_local_assets(_leaflet_map(), "/app/static/vendor/")
+    >>> m.default_js
+    [('leaflet', '/app/static/vendor/leaflet-1.9.3/leaflet.js')]
+    >>> m.default_css
+    [('leaflet_css', '/app/static/vendor/leaflet-1.9.3/leaflet.css')]
+    """
+    prefix = base_url.rstrip("/") + "/"
+    for elem in _asset_elements(m):
+        for attr in ("default_js", "default_css"):
+            links = getattr(elem, attr, None)
+            if links:
+                # A new list on the element: folium's class defaults stay intact.
+                setattr(elem, attr, [(name, prefix + LOCAL_ASSETS[url] if url in LOCAL_ASSETS
+                                      else url) for name, url in links])
+    for url in find_external_assets(m):
+        logger.warning("the map still loads %s from the internet (blank map offline): vendor "
+                       "it in static/vendor/fetch.sh and diagnosis.maps.LOCAL_ASSETS", url)
+    return m
+
+
+def _is_external(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://", "//"))
+
+
+def find_external_assets(m: folium.Map) -> list[str]:
+    """Scripts and stylesheets of ``m`` that a browser would fetch from the internet.
+
+    Covers what streamlit-folium loads: the ``default_js`` / ``default_css`` of the map
+    and of every element under it, and d3 for a branca colour map. Tiles are not counted.
+
+    Examples
+    --------
+    >>> len(find_external_assets(folium.Map(tiles=None)))  # Leaflet, jQuery, Bootstrap...
+    10
+    >>> find_external_assets(use_local_assets(_leaflet_map(), "/app/static/vendor"))
+    []
+    """
+    found: list[str] = []
+    for elem in _asset_elements(m):
+        if isinstance(elem, ColorMap):
+            found += _COLORMAP_JS
+        for attr in ("default_js", "default_css"):
+            found += [url for _, url in getattr(elem, attr, None) or () if _is_external(url)]
+    return list(dict.fromkeys(found))
+
+
+def _leaflet_map(**kwargs: Any) -> folium.Map:
+    """A ``folium.Map`` without tiles that loads Leaflet only.
+
+    folium also asks for jQuery, Bootstrap and icon fonts, which only ``folium.Popup``,
+    ``folium.Icon`` markers and glyphicons use. Our popups are GeoJSON popups and our
+    markers circles, so Leaflet is enough, and it is the only library vendored: start
+    every map here. (streamlit-folium loads the scripts one after the other and gives up
+    at the first that fails: one unreachable script leaves the whole map blank.)
+    """
+    m = folium.Map(tiles=None, **kwargs)
+    m.default_js = [(n, u) for n, u in m.default_js if n.startswith("leaflet")]
+    m.default_css = [(n, u) for n, u in m.default_css if n.startswith("leaflet")]
+    return m
+
+
+def _map_builder(build: Callable[_P, folium.Map]) -> Callable[_P, folium.Map]:
+    """Decorate every ``build_*_map``: local scripts once :func:`set_asset_base_url` is set."""
+    @functools.wraps(build)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> folium.Map:
+        m = build(*args, **kwargs)
+        if _asset_base_url is not None:
+            use_local_assets(m, _asset_base_url)
+        return m
+    return wrapper
 
 
 def _esc(value: object) -> str:
@@ -431,6 +578,7 @@ def _legend_html(*, value_label: str, class_labels: Sequence[str], colors: Seque
     return "".join(parts)
 
 
+@_map_builder
 def build_overview_map(
     overview: Any,
     *,
@@ -494,12 +642,8 @@ def build_overview_map(
 
     communes = communes.to_crs(WGS84)
     west, south, east, north = communes.total_bounds
-    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=10,
-                   tiles=None, prefer_canvas=True, control_scale=True)
-    # Popups here are GeoJSON popups (no jQuery) and markers are circles (no icon fonts):
-    # Leaflet alone is enough, which keeps the map working with fewer outside scripts.
-    m.default_js = [(n, u) for n, u in m.default_js if n.startswith("leaflet")]
-    m.default_css = [(n, u) for n, u in m.default_css if n.startswith("leaflet")]
+    m = _leaflet_map(location=[(south + north) / 2, (west + east) / 2], zoom_start=10,
+                     prefer_canvas=True, control_scale=True)
     if tiles:
         folium.TileLayer(tiles, name="Fond OpenStreetMap", attr=_OSM_ATTRIBUTION,
                          control=False).add_to(m)

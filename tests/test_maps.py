@@ -7,9 +7,12 @@ in every text field to check that popups and tooltips escape them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
+import tomllib
+from pathlib import Path
 
 import folium
 import geopandas as gpd
@@ -18,18 +21,24 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point, box
 
+from diagnosis import maps
 from diagnosis.errors import InputError
 from diagnosis.maps import (
     FACILITY_STYLES,
+    LOCAL_ASSETS,
     _spread_coincident,
     build_overview_map,
     class_breaks,
     default_attribution,
+    find_external_assets,
+    set_asset_base_url,
 )
 from diagnosis.overview import compute_overview
 from diagnosis.schema import FACILITY_DTYPES, FACILITY_TYPES, Territory, validate_facilities
 from diagnosis.settings import METRIC_CRS, WGS84
 
+REPO = Path(__file__).resolve().parents[1]
+VENDOR = REPO / "static" / "vendor"
 X0, Y0 = 355_000.0, 6_690_000.0  # Lambert-93, near Nantes
 SOURCES = (
     {"key": "demo_directory", "title": "Annuaire <i>partiel</i>", "vintage": "2025",
@@ -82,6 +91,15 @@ def _facilities() -> gpd.GeoDataFrame:
     ]
     gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=METRIC_CRS)
     return validate_facilities(gdf.to_crs(WGS84), source="test")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cdn_assets():
+    """Maps as outside the app: app.py (run by test_app's AppTest) turns local assets on."""
+    saved = maps._asset_base_url
+    set_asset_base_url(None)
+    yield
+    set_asset_base_url(saved)
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +233,74 @@ def test_only_leaflet_assets_no_jquery(rendered):
     scripts = re.findall(r'<script src="([^"]+)"', html)
     assert scripts and all("leaflet" in s for s in scripts), scripts
     assert "$(`" not in html  # folium popups built with jQuery would need it
+
+
+def _asset_links(html: str) -> list[str]:
+    """Addresses of the page's script and stylesheet tags."""
+    return (re.findall(r'<script\b[^>]*\bsrc="([^"]+)"', html)
+            + re.findall(r'<link\b[^>]*\bhref="([^"]+)"', html))
+
+
+def test_local_assets_leave_no_external_script_or_stylesheet(overview, monkeypatch):
+    monkeypatch.setattr(maps, "_asset_base_url", None)
+    set_asset_base_url("/base/app/static/vendor/")
+    m = build_overview_map(overview)
+    html = m.get_root().render()
+    links = _asset_links(html)
+    assert sorted(links) == ["/base/app/static/vendor/leaflet-1.9.3/leaflet.css",
+                             "/base/app/static/vendor/leaflet-1.9.3/leaflet.js"]
+    assert not [u for u in links if re.match(r"(https?:)?//", u, flags=re.IGNORECASE)]
+    assert find_external_assets(m) == []
+    # what streamlit-folium reads: the default_js / default_css of every element
+    assert dict(m.default_js)["leaflet"] == "/base/app/static/vendor/leaflet-1.9.3/leaflet.js"
+    # folium's class defaults untouched: a plain folium map still uses the CDN
+    assert dict(folium.Map.default_js)["leaflet"].startswith("https://cdn.jsdelivr.net/")
+
+
+def test_cdn_assets_outside_the_app(rendered):
+    _, html = rendered
+    assert sorted(_asset_links(html)) == sorted(LOCAL_ASSETS)
+
+
+def test_unvendored_plugin_asset_is_reported(caplog):
+    from folium.plugins import MarkerCluster
+
+    m = maps._leaflet_map()
+    MarkerCluster().add_to(m)
+    maps.use_local_assets(m, "/app/static/vendor")
+    assert any("leaflet.markercluster" in u for u in find_external_assets(m))
+    assert "leaflet.markercluster.js from the internet" in caplog.text
+    assert not any("leaflet@" in u for u in find_external_assets(m))
+
+
+def test_every_map_builder_gets_local_assets():
+    builders = {n: f for n, f in vars(maps).items() if re.fullmatch(r"build_\w+_map", n)}
+    assert "build_overview_map" in builders
+    undecorated = [n for n, f in builders.items() if not hasattr(f, "__wrapped__")]
+    assert not undecorated, f"decorate {undecorated} with @_map_builder (offline assets)"
+
+
+def test_empty_asset_base_url_is_refused(monkeypatch):
+    monkeypatch.setattr(maps, "_asset_base_url", None)
+    with pytest.raises(InputError, match="base_url=' '"):
+        set_asset_base_url(" ")
+
+
+def test_vendored_assets_are_complete_and_unchanged():
+    # folium asks for the vendored Leaflet (a folium upgrade changes the addresses)
+    assert set(dict(folium.Map.default_js + folium.Map.default_css).values()) >= set(LOCAL_ASSETS)
+    sums = dict(line.split()[::-1] for line in (VENDOR / "SHA256SUMS").read_text().splitlines())
+    for path, digest in sums.items():
+        assert hashlib.sha256((VENDOR / path).read_bytes()).hexdigest() == digest, path
+    assert set(LOCAL_ASSETS.values()) <= set(sums)
+    for css in (p for p in LOCAL_ASSETS.values() if p.endswith(".css")):
+        for url in re.findall(r"url\(([^)]+)\)", (VENDOR / css).read_text()):
+            if not url.startswith(("data:", "#")):  # "#default#VML": old IE behaviour
+                assert (VENDOR / css).parent.joinpath(url.strip("'\"")).is_file(), url
+    assert (VENDOR / "leaflet-1.9.3" / "LICENSE").is_file()
+    assert sum(f.stat().st_size for f in VENDOR.rglob("*") if f.is_file()) < 2_000_000
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableStaticServing"] is True  # serves static/ at app/static/
 
 
 def test_bad_arguments(overview):
