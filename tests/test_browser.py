@@ -1,15 +1,13 @@
 """What a person sees: the app in a real headless Chromium (Playwright), offline.
 
 Starts ``streamlit run app.py`` on a free local port, opens the default page (the demo
-EPCI) and checks that the folium map (inside the streamlit-folium iframe) shows its
-Leaflet container, legend and attribution, and that the page shows the key figures and
-the sources. A screenshot is saved under pytest's tmp path.
+EPCI) and checks that the folium map (inside the streamlit-folium iframe) draws its
+communes and facility markers, with its legend and attribution, and that the page shows
+the key figures and the sources. A screenshot is saved under pytest's tmp path.
 
-The machine has no internet: the map's Leaflet script and stylesheet, which the page asks
-from a CDN, are served from ``tests/data/browser/leaflet-1.9.3/`` (``leaflet.js``,
-``leaflet.css`` and the layer control icons of Leaflet 1.9.3's ``dist`` folder,
-BSD-2-Clause, unpacked from the npm package ``leaflet@1.9.3``; see LICENSE there).
-Every other outside request (map tiles…) is refused, as offline.
+Every request that does not go to the local server is refused, as on a machine with no
+internet: the map must load Leaflet from the app itself (``static/vendor/``, see
+``diagnosis.maps.use_local_assets``); only the background tiles stay blank.
 
 Skipped when ``/usr/bin/chromium`` is absent, except on CI (env ``CI`` set): then it fails.
 """
@@ -21,17 +19,16 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import folium
 import pytest
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-LEAFLET_DIR = Path(__file__).resolve().parent / "data" / "browser" / "leaflet-1.9.3"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
@@ -49,14 +46,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _leaflet_dist_url() -> str:
-    """The CDN folder of the Leaflet version folium asks for (must be the vendored one)."""
-    js = dict(folium.Map.default_js)["leaflet"]
-    if "leaflet@1.9.3/dist/" not in js:
-        pytest.fail(f"folium now loads {js!r}: vendor that Leaflet version in {LEAFLET_DIR.parent}")
-    return js.rsplit("/", 1)[0] + "/"
 
 
 @pytest.fixture(scope="module")
@@ -98,28 +87,51 @@ def server(tmp_path_factory):
         log.close()
 
 
-def test_default_page_shows_map_legend_and_figures(server, tmp_path):
+# In the map's frame: the Leaflet layers drawn (projected for the current view) and, per
+# canvas, how many pixels are painted. Tiles are blocked, so painted pixels are vectors.
+DRAWN_JS = """() => {
+    const out = {polygons: 0, circles: 0, painted: []};
+    if (!window.L || !window.map) { return out; }
+    window.map.eachLayer((layer) => {
+        if (layer instanceof L.Polygon && layer._parts && layer._parts.length) {
+            out.polygons += 1;
+        } else if (layer instanceof L.CircleMarker && layer._point) {
+            out.circles += 1;
+        }
+    });
+    for (const c of document.querySelectorAll(".leaflet-container canvas")) {
+        const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < data.length; i += 4) { if (data[i]) { n += 1; } }
+        out.painted.push(n);
+    }
+    return out;
+}"""
+
+
+def test_default_page_draws_map_offline_with_legend_and_figures(server, tmp_path):
     from playwright.sync_api import Route, expect, sync_playwright
 
-    dist = _leaflet_dist_url()
-    types = {".js": "application/javascript", ".css": "text/css", ".png": "image/png"}
+    blocked: list[tuple[str, str, str]] = []  # resource type, URL, URL of the frame
+    loaded: list[str] = []
 
-    def route(r: Route) -> None:
-        url = r.request.url
-        local = LEAFLET_DIR / url.removeprefix(dist) if url.startswith(dist) else None
-        if url.startswith(server):
+    def offline(r: Route) -> None:
+        host = urllib.parse.urlsplit(r.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
             r.continue_()
-        elif local is not None and local.is_file():
-            r.fulfill(status=200, body=local.read_bytes(), content_type=types[local.suffix])
         else:
-            r.abort()
+            blocked.append((r.request.resource_type, r.request.url, r.request.frame.url))
+            r.abort("internetdisconnected")
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                     args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1800}, locale="fr-FR")
-            page.route("**/*", route)
+            context = browser.new_context(viewport={"width": 1440, "height": 1800},
+                                          locale="fr-FR")
+            context.route("**/*", offline)
+            page = context.new_page()
+            page.on("requestfinished", lambda req: loaded.append(req.url))
             page.goto(server, wait_until="domcontentloaded", timeout=60_000)
             main = page.locator("section.stMain, [data-testid='stMain']").first
             expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
@@ -138,8 +150,28 @@ def test_default_page_shows_map_legend_and_figures(server, tmp_path):
             expect(legend).to_contain_text("Mairies (9) : masquées")
             expect(frame.locator(".leaflet-control-attribution")).to_contain_text("IGN")
             expect(frame.locator(".leaflet-control-layers")).to_contain_text("Mairies (9)")
-            # one drawing canvas for the communes and one for the facilities' pane
-            assert frame.locator("canvas").count() >= 2
+
+            # The vector layers are drawn: the 9 communes, facility circles, and paint on
+            # both canvases (communes in the overlay pane, facilities in their own pane).
+            map_frame = next(f for f in page.frames if "streamlit_folium" in f.url)
+            map_frame.wait_for_function(
+                f"(() => {{ const d = ({DRAWN_JS})(); return d.polygons >= 9 && "
+                "d.circles > 0 && d.painted.length >= 2 && d.painted.every((n) => n > 50); })",
+                timeout=30_000)
+            drawn = map_frame.evaluate(DRAWN_JS)
+            assert drawn["polygons"] == 9, drawn
+            assert drawn["circles"] > 0, drawn
+
+            # Leaflet came from the app; the map asked nothing but tiles from outside, and
+            # the page no script, stylesheet or font (its favicon, from page_icon, may be).
+            assert any(u.startswith(server) and u.endswith("/app/static/vendor/leaflet-1.9.3/"
+                                                           "leaflet.js") for u in loaded), loaded
+            assert any(u.endswith("/leaflet-1.9.3/leaflet.css") for u in loaded), loaded
+            needed = [(kind, url) for kind, url, frame_url in blocked
+                      if "tile.openstreetmap.org" not in url
+                      and ("streamlit_folium" in frame_url
+                           or kind in ("script", "stylesheet", "font", "fetch", "xhr"))]
+            assert not needed, blocked
 
             expect(page.get_by_text("Sources : Code officiel géographique 2026")).to_be_visible()
             page.wait_for_timeout(500)
