@@ -19,8 +19,9 @@ import pandas as pd
 from data_sources import demo
 from data_sources.cog import resolve
 from data_sources.registry import get_source
-from diagnosis.errors import MissingDataError
-from diagnosis.schema import Territory, validate_facilities
+from data_sources.store import LedgerEntry, StoredTerritory, read_store
+from diagnosis.errors import MissingDataError, SourceError
+from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import WGS84
 
 
@@ -75,8 +76,14 @@ def load_workspace(
     *,
     facility_files: Iterable[str | Path | tuple[str, bytes]] = (),
     extra_facilities: Sequence[gpd.GeoDataFrame] = (),
+    use_store: bool = True,
 ) -> Workspace:
     """Resolve a territory and load its data.
+
+    The local store written by ``python -m data_sources fetch`` is used when it holds
+    data for the territory (``origin="store"``, sources and vintages from its ledger,
+    a notice per source whose last update failed); the embedded demo otherwise
+    (``origin="demo"``).
 
     Parameters
     ----------
@@ -86,6 +93,8 @@ def load_workspace(
         User files to import (paths, or ``(file_name, bytes)`` pairs from an upload).
     extra_facilities
         Facility tables already in the schema (e.g. from the live loaders).
+    use_store
+        Read the local store (:mod:`data_sources.store`); ``False`` forces the demo.
 
     Returns
     -------
@@ -100,40 +109,22 @@ def load_workspace(
         message says which data is missing and how to get it.
     """
     territory = query if isinstance(query, Territory) else resolve(query)
-    communes = demo.load_demo_communes()
-    loaded = set(communes["code_insee"])
-    missing = [c for c in territory.communes if c not in loaded]
-    if len(missing) == len(territory.communes):
-        deps = ", ".join(territory.departements)
-        raise MissingDataError(
-            f"{territory.label} est bien un territoire français, mais ses données ne sont pas "
-            f"chargées (département(s) {deps}) : contours des communes, données INSEE "
-            "(naissances, population, revenus, familles) et structures de la petite enfance "
-            "manquent. La démo embarquée couvre la Loire-Atlantique (44). Pour ce territoire : "
-            f"`python -m data_sources fetch --territory {territory.code}` (avec internet), "
-            "ou importez les fichiers INSEE et vos fichiers de structures."
-        )
-    facilities = demo.load_demo_facilities()
-    keys = list(demo.DEMO_SOURCES)
-    notices = [
-        "Données de démonstration : Loire-Atlantique (44), INSEE édition 2025 (naissances "
-        "2024, population 2022, revenus 2021), annuaire partiel des structures compilé à la "
-        "main : l'offre affichée est très incomplète.",
-        "Les structures de l'annuaire sont placées à la mairie de leur commune (position "
-        "approximative) ; les distances sont à vol d'oiseau depuis la mairie.",
-        "Les enfants de moins de 3 ans sont une estimation (3 × naissances 2024), pas un "
-        "comptage.",
-    ]
-    unplaced = demo.demo_manifest().get("unplaced", [])
-    if unplaced:
-        names = "; ".join(f"{u['name']} ({u['reason']})" for u in unplaced)
-        notices.append(f"{len(unplaced)} ligne(s) de l'annuaire non placée(s) : {names}.")
-    if missing:
-        notices.append(
-            f"{len(missing)} commune(s) du territoire sans données chargées "
-            f"({', '.join(missing[:10])}{'…' if len(missing) > 10 else ''}) : "
-            "le diagnostic est partiel."
-        )
+    stored = None
+    store_notices: list[str] = []
+    if use_store:
+        try:
+            stored = read_store(territory)
+        except SourceError as exc:
+            store_notices.append(
+                f"Le stock local de ce territoire est illisible ({exc}) : il est ignoré."
+            )
+    if stored is not None and stored.has_data:
+        communes, facilities, records, notices, origin = _from_store(territory, stored)
+    else:
+        communes, facilities, records, notices = _from_demo(territory)
+        origin = "demo"
+    notices = store_notices + notices
+    keys: list[str] = []
     tables = [facilities]
     reports = []
     if facility_files:
@@ -155,6 +146,142 @@ def load_workspace(
         merged = pd.concat([t for t in tables if len(t)], ignore_index=True)
         facilities = validate_facilities(gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84),
                                          source="workspace")
-    sources = tuple(_source_record(k) for k in dict.fromkeys(keys))
+    known = {r["key"] for r in records}
+    sources = tuple(records) + tuple(
+        _source_record(k) for k in dict.fromkeys(keys) if k not in known)
     return Workspace(territory, communes, facilities, sources, tuple(reports), tuple(notices),
-                     origin="demo")
+                     origin=origin)
+
+
+def _missing_data_error(territory: Territory, failed: Sequence[str] = ()) -> MissingDataError:
+    deps = ", ".join(territory.departements)
+    tried = (f" La dernière mise à jour a échoué pour : {', '.join(failed)}."
+             if failed else "")
+    return MissingDataError(
+        f"{territory.label} est bien un territoire français, mais ses données ne sont pas "
+        f"chargées (département(s) {deps}) : contours des communes, données INSEE "
+        "(naissances, population, revenus, familles) et structures de la petite enfance "
+        f"manquent.{tried} La démo embarquée couvre la Loire-Atlantique (44). Pour ce "
+        f"territoire : `python -m data_sources fetch --territory {territory.code}` (avec "
+        "internet), ou importez les fichiers INSEE et vos fichiers de structures."
+    )
+
+
+def _partial_notice(missing: Sequence[str]) -> str:
+    return (
+        f"{len(missing)} commune(s) du territoire sans données chargées "
+        f"({', '.join(missing[:10])}{'…' if len(missing) > 10 else ''}) : "
+        "le diagnostic est partiel."
+    )
+
+
+def _from_demo(
+    territory: Territory,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str]]:
+    """Communes, facilities, source records and notices of the embedded demo."""
+    communes = demo.load_demo_communes()
+    loaded = set(communes["code_insee"])
+    missing = [c for c in territory.communes if c not in loaded]
+    if len(missing) == len(territory.communes):
+        raise _missing_data_error(territory)
+    facilities = demo.load_demo_facilities()
+    notices = list(_DEMO_NOTICES)
+    unplaced = demo.demo_manifest().get("unplaced", [])
+    if unplaced:
+        names = "; ".join(f"{u['name']} ({u['reason']})" for u in unplaced)
+        notices.append(f"{len(unplaced)} ligne(s) de l'annuaire non placée(s) : {names}.")
+    if missing:
+        notices.append(_partial_notice(missing))
+    return communes, facilities, [_source_record(k) for k in demo.DEMO_SOURCES], notices
+
+
+_DEMO_NOTICES = (
+    "Données de démonstration : Loire-Atlantique (44), INSEE édition 2025 (naissances "
+    "2024, population 2022, revenus 2021), annuaire partiel des structures compilé à la "
+    "main : l'offre affichée est très incomplète.",
+    "Les structures de l'annuaire sont placées à la mairie de leur commune (position "
+    "approximative) ; les distances sont à vol d'oiseau depuis la mairie.",
+    "Les enfants de moins de 3 ans sont une estimation (3 × naissances 2024), pas un "
+    "comptage.",
+)
+#: Ledger sources whose data make the communes layer, and the facility layer.
+_COMMUNE_SOURCES = ("geo_api_communes", "insee_melodi")
+_FACILITY_SOURCES = ("finess", "bpe", "osm", "data_inclusion", "ban")
+
+
+def _ledger_record(entry: LedgerEntry) -> dict[str, str]:
+    rec = _source_record(entry.source)
+    date = entry.fetched_at[:10]
+    vintage = entry.vintage or rec["vintage"]
+    rec["vintage"] = f"{vintage} (téléchargé le {date})" if date else vintage
+    rec["fetched_at"] = entry.fetched_at
+    return rec
+
+
+def _from_store(
+    territory: Territory, stored: StoredTerritory
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
+    """Communes, facilities, source records, notices and origin from the local store."""
+    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline"}]
+    in_demo = set(demo.load_demo_communes()["code_insee"])
+    covered = any(c in in_demo for c in territory.communes)
+    keys: list[str] = ["cog2026"]
+    used: list[str] = []
+    notices = [
+        f"Données téléchargées depuis les sources publiques et gardées dans le stock local "
+        f"(mise à jour du {stored.written_at[:10]}) ; le tableau des sources donne le "
+        "millésime et la date de chaque source."
+    ]
+    if stored.communes is not None:
+        communes = stored.communes
+        used.extend(_COMMUNE_SOURCES)
+        notices.append(
+            "Les enfants de moins de 3 ans sont une estimation (3 × naissances 2024), pas "
+            "un comptage ; les valeurs non publiées par l'INSEE restent vides."
+        )
+    elif covered:
+        communes = demo.load_demo_communes()
+        keys.extend(k for k in demo.DEMO_SOURCES if k != "demo_directory")
+        notices.append(
+            "Contours et besoins des communes : données de démonstration (Loire-Atlantique, "
+            "INSEE édition 2025), faute de mise à jour réussie des sources INSEE ; les "
+            "enfants de moins de 3 ans sont une estimation (3 × naissances 2024)."
+        )
+    else:
+        raise _missing_data_error(territory, [e.title for e in failed])
+    loaded = set(communes["code_insee"])
+    missing = [c for c in territory.communes if c not in loaded]
+    if len(missing) == len(territory.communes):
+        raise _missing_data_error(territory, [e.title for e in failed])
+    if missing:
+        notices.append(_partial_notice(missing))
+    if stored.facilities is not None:
+        facilities = stored.facilities
+        used.extend(_FACILITY_SOURCES)
+        halls = demo.load_demo_facilities()
+        halls = halls.loc[halls["type"].eq("mairie")
+                          & halls["code_insee"].isin(territory.communes)]
+        if len(halls):
+            facilities = validate_facilities(
+                gpd.GeoDataFrame(pd.concat([facilities, halls], ignore_index=True),
+                                 geometry="geometry", crs=WGS84), source="store+mairies")
+            keys.append("annuaire_mairies")
+        notices.append(
+            "Structures : celles des sources téléchargées pour les communes du territoire "
+            "seulement (une structure voisine, hors du territoire, n'est pas comptée) ; "
+            "chacune est placée selon sa source (adresse, rue ou mairie) et les distances "
+            "sont à vol d'oiseau depuis la mairie de chaque commune."
+        )
+    else:
+        facilities = empty_facilities()
+        notices.append(
+            "Aucune structure n'a pu être téléchargée : importez vos fichiers de structures "
+            "ou relancez la mise à jour."
+        )
+    for e in failed:
+        if e.source in used or e.source in _COMMUNE_SOURCES:
+            notices.append(f"Mise à jour en échec : {e.error}")
+    records = [_source_record(k) for k in keys]
+    records += [_ledger_record(e) for e in stored.ledger
+                if e.source in used and e.has_data]
+    return communes, facilities, records, notices, "store"

@@ -20,3 +20,21 @@ def require_shared(relative: str) -> Path:
             pytest.fail(msg + " (CI is set: the shared data must be present)")
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_store(tmp_path_factory):
+    """Point the local store at an empty folder: no test reads the user's real store.
+
+    Set in ``os.environ`` so subprocesses (CLI tests) inherit it; tests that need a
+    store of their own override it with ``monkeypatch.setenv``.
+    """
+    from data_sources.store import STORE_ENV
+
+    before = os.environ.get(STORE_ENV)
+    os.environ[STORE_ENV] = str(tmp_path_factory.mktemp("store"))
+    yield
+    if before is None:
+        os.environ.pop(STORE_ENV, None)
+    else:
+        os.environ[STORE_ENV] = before

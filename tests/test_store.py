@@ -1,0 +1,500 @@
+"""Tests of data_sources.store, data_sources.fetch and the store side of the workspace.
+
+No network: the loaders are replaced by functions returning small hand-made tables (the
+contours are the demo's polygons of the CC du Pays de Pontchâteau Saint-Gildas-des-Bois,
+200000438), or run for real offline against an empty HTTP cache, or (one test) read the
+hand-written payloads of tests/data through ``responses``. The store and the HTTP cache
+live in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import responses
+from geopandas.testing import assert_geodataframe_equal
+from responses import matchers
+
+from data_sources import (
+    _http,
+    ban,
+    boundaries,
+    bpe,
+    caf,
+    demo,
+    fetch,
+    finess,
+    inclusion,
+    insee_melodi,
+    osm,
+    store,
+)
+from data_sources.cog import resolve
+from data_sources.merge import facility_frame
+from data_sources.workspace import load_workspace
+from diagnosis.errors import InputError, SourceError
+from diagnosis.schema import NEEDS_COLUMNS, validate_facilities
+
+EPCI = "200000438"
+DATA = Path(__file__).parent / "data"
+ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+@pytest.fixture
+def area():
+    return resolve(EPCI)
+
+
+@pytest.fixture(autouse=True)
+def sandbox(tmp_path, monkeypatch):
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
+    _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
+                    max_retries=0, rate_limits={}, timeout_s=(1.0, 2.0))
+    yield tmp_path / "store"
+    _http.reset()
+
+
+def contours(area):
+    com = demo.load_demo_communes()
+    com = com.loc[com["code_insee"].isin(area.communes),
+                  ["code_insee", "name", "epci_code", "dep_code", "geometry"]]
+    return gpd.GeoDataFrame(com.reset_index(drop=True), geometry="geometry", crs="EPSG:4326")
+
+
+def needs(area):
+    """Births 2024 = 10 per commune, population 1000, families 100 of which 25 single."""
+    n = len(area.communes)
+    df = pd.DataFrame({"code_insee": list(area.communes), "births_2024": [10.0] * n,
+                       "population_2022": [1000.0] * n, "families_2022": [100.0] * n,
+                       "single_parent_families_2022": [25.0] * n,
+                       "median_income_2021": [21000.0] * n,
+                       "poverty_rate_2021": [float("nan")] * n})
+    df.attrs["failures"] = {}
+    return df
+
+
+def facilities(source, rows, *, unplaced=()):
+    """A validated facility table from (id, type, name, code_insee, lon, lat) rows."""
+    recs = [{"type": t, "name": name, "code_insee": code, "source": source, "source_id": sid,
+             "source_date": "2025-06-01", "position_precision": "address", "lon": lon,
+             "lat": lat} for sid, t, name, code, lon, lat in rows]
+    gdf = validate_facilities(facility_frame(recs), source=source)
+    gdf.attrs["unplaced"] = pd.DataFrame([
+        {"type": t, "subtype": "", "name": name, "address": "1 rue de la Mairie",
+         "postcode": "44160", "code_insee": code, "source": source, "source_id": sid,
+         "source_date": "2025-06-01", "position_precision": ""}
+        for sid, t, name, code in unplaced])
+    return gdf
+
+
+PONT = ("44129", -2.0877, 47.4376)  # Pontchâteau, near the town hall
+
+
+@pytest.fixture
+def loaders(monkeypatch, area):
+    """Replace every loader by a small table; returns a dict to make sources fail."""
+    fail: dict[str, BaseException] = {}
+
+    def maybe(key, value):
+        if key in fail:
+            raise fail[key]
+        return value
+
+    monkeypatch.setattr(boundaries, "load_communes",
+                        lambda **kw: maybe("geo_api_communes", contours(area)))
+    monkeypatch.setattr(insee_melodi, "load_insee_needs",
+                        lambda a, **kw: maybe("insee_melodi", needs(a)))
+
+    def load_finess(a, **kw):
+        gdf = facilities("finess", [("440001", "pmi", "Centre médico-social PMI", *PONT)],
+                         unplaced=[("440002", "pmi", "PMI de Saint-Gildas", "44161")])
+        gdf.attrs["extraction_date"] = "2025-11-20"
+        return maybe("finess", gdf)
+
+    monkeypatch.setattr(finess, "load_finess", load_finess)
+    # The same PMI seen by the BPE 30 m away: merged with the FINESS row.
+    monkeypatch.setattr(bpe, "load_bpe", lambda a, **kw: maybe("bpe", facilities(
+        "bpe", [("2024-D233-L2", "pmi", "PMI Centre médico-social", "44129",
+                 PONT[1] + 0.0003, PONT[2])])))
+    monkeypatch.setattr(osm, "load_osm_facilities", lambda poly, **kw: maybe("osm", facilities(
+        "osm", [("node/1", "eaje", "Multi-accueil Les Lutins", "44129", -2.09, 47.44)])))
+    monkeypatch.setattr(caf, "load_coverage", lambda a, **kw: maybe("caf_txcouv", pd.DataFrame(
+        {"level": ["epci"], "code": [EPCI], "name": ["CC"], "year": [2022], "rate": [55.5]})))
+    monkeypatch.setattr(inclusion, "load_inclusion", lambda a, **kw: maybe(
+        "data_inclusion", facilities("data_inclusion", [])))
+
+    def place(rows, *, town_halls=None, offline=None, **kw):
+        if "ban" in fail:
+            raise fail["ban"]
+        recs = [dict(r, lon=-2.04, lat=47.52, position_precision="street")
+                for r in rows.to_dict("records")]
+        return validate_facilities(facility_frame(recs), source="ban")
+
+    monkeypatch.setattr(ban, "place_facilities", place)
+    return fail
+
+
+def by_key(result):
+    return {o.key: o for o in result.outcomes}
+
+
+# --- store ----------------------------------------------------------------------------------
+
+
+def test_doctests():
+    assert doctest.testmod(store).failed == 0
+
+
+def test_store_dir_from_env_or_user_data_dir(monkeypatch, sandbox, area):
+    assert store.default_store_dir() == sandbox
+    assert store.store_path(area) == sandbox / "epci-200000438"
+    assert store.store_path("Pontchâteau").name == "commune-44129"
+    monkeypatch.delenv(store.STORE_ENV)
+    default = store.default_store_dir()
+    assert default.parts[-2:] == ("maillage", "store")
+    package = Path(store.__file__).resolve().parents[1]
+    assert package not in default.resolve().parents
+
+
+def test_nothing_stored_reads_none(area):
+    assert store.read_store(area) is None
+
+
+def _ledger():
+    return [store.LedgerEntry("finess", "FINESS", "https://example.test/finess",
+                              vintage="2025-11-20", fetched_at="2026-01-02T03:04:05Z",
+                              attempted_at="2026-01-02T03:04:05Z", rows_kept=2,
+                              rows_rejected=1),
+            store.LedgerEntry("bpe", "BPE", "https://example.test/bpe",
+                              attempted_at="2026-01-02T03:04:05Z", status="failed",
+                              error="BPE [bpe] : échec")]
+
+
+def test_round_trip(area):
+    com = fetch.compose_communes(area, contours(area), needs(area))
+    fac = facilities("finess", [("1", "pmi", "PMI", *PONT)])
+    cov = pd.DataFrame({"level": ["epci"], "code": [EPCI], "year": [2022], "rate": [55.5]})
+    snap = store.write_store(area, ledger=_ledger(), communes=com, facilities=fac,
+                             source_layers={"finess": fac, "caf_txcouv": cov})
+    assert snap.parent == store.store_path(area)
+    got = store.read_store(area, with_source_layers=True)
+    assert got is not None and got.path == snap and got.has_data
+    assert_geodataframe_equal(got.facilities, fac)
+    assert_geodataframe_equal(got.communes, com, check_dtype=False)
+    assert got.communes["code_insee"].map(type).eq(str).all()
+    assert got.ledger == tuple(_ledger())
+    assert got.entry("bpe").status == "failed" and got.entry("osm") is None
+    assert_geodataframe_equal(validate_facilities(got.source_layers["finess"], source="t"), fac)
+    pd.testing.assert_frame_equal(got.source_layers["caf_txcouv"], cov)
+    meta = json.loads((snap / "ledger.json").read_text(encoding="utf-8"))
+    assert meta["territory"] == {"kind": "epci", "code": EPCI, "name": area.name}
+    assert [r["source"] for r in meta["sources"]] == ["finess", "bpe"]
+    assert gpd.read_parquet(snap / "facilities.parquet").crs.to_epsg() == 4326  # GeoParquet
+
+
+def test_failed_write_keeps_previous_data(area, monkeypatch):
+    fac = facilities("finess", [("1", "pmi", "PMI", *PONT)])
+    first = store.write_store(area, ledger=_ledger(), facilities=fac)
+    calls = []
+
+    def broken(frame, path):
+        calls.append(path.name)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "_write_table", broken)
+    other = facilities("osm", [("node/9", "eaje", "Crèche", *PONT)])
+    with pytest.raises(OSError, match="disk full"):
+        store.write_store(area, ledger=[], facilities=other)
+    assert calls == ["facilities.parquet"]
+    got = store.read_store(area)
+    assert got.path == first
+    assert_geodataframe_equal(got.facilities, fac)
+    assert sorted(p.name for p in store.store_path(area).iterdir()) == ["CURRENT", first.name]
+
+
+def test_new_write_replaces_and_keeps_one_previous_snapshot(area):
+    fac = facilities("finess", [("1", "pmi", "PMI", *PONT)])
+    snaps = [store.write_store(area, ledger=[], facilities=fac) for _ in range(3)]
+    assert store.read_store(area).path == snaps[-1]
+    assert {p.name for p in store.store_path(area).glob("snap-*")} == {snaps[1].name,
+                                                                       snaps[2].name}
+
+
+def test_write_refuses_a_bad_layer_and_writes_nothing(area):
+    bad = contours(area)  # no needs columns
+    with pytest.raises(InputError, match="communes lack columns"):
+        store.write_store(area, ledger=[], communes=bad)
+    assert store.read_store(area) is None
+
+
+def test_unreadable_store_names_the_folder(area):
+    fac = facilities("finess", [("1", "pmi", "PMI", *PONT)])
+    snap = store.write_store(area, ledger=[], facilities=fac)
+    (snap / "ledger.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(SourceError, match=r"unreadable .*delete the folder .*epci-200000438"):
+        store.read_store(area)
+    (store.store_path(area) / "CURRENT").write_text("../../etc", encoding="utf-8")
+    with pytest.raises(SourceError, match="not a snapshot"):
+        store.read_store(area)
+
+
+def test_ledger_entry_checks_status():
+    with pytest.raises(InputError, match="status='stale'"):
+        store.LedgerEntry("bpe", "BPE", "u", status="stale")
+
+
+# --- composition ----------------------------------------------------------------------------
+
+
+def test_compose_communes_has_the_needs_columns(area):
+    com = fetch.compose_communes(area, contours(area), needs(area))
+    assert list(com.columns[:len(NEEDS_COLUMNS)]) == list(NEEDS_COLUMNS)
+    assert len(com) == 9 and com.crs.to_epsg() == 4326
+    row = com.set_index("code_insee").loc["44129"]
+    assert row["under3_estimate"] == 30.0  # 3 x births 2024
+    assert row["single_parent_share_2022"] == 25.0
+    assert row["density_per_km2"] == pytest.approx(1000.0 / row["area_km2"])
+    demo_row = demo.load_demo_communes().set_index("code_insee").loc["44129"]
+    assert row["area_km2"] == pytest.approx(demo_row["area_km2"], rel=0.05)
+    assert (row["townhall_lon"], row["townhall_lat"]) == (demo_row["townhall_lon"],
+                                                          demo_row["townhall_lat"])
+    assert row["epci_name"].startswith("CC du Pays de Pontchâteau")
+    assert math.isnan(row["poverty_rate_2021"])  # secret stays NaN, never 0
+    assert math.isnan(row["births_mean_2016_2021"])  # not published in this table
+
+
+# --- fetch --------------------------------------------------------------------------------
+
+
+def test_fetch_writes_store_ledger_and_merges(area, loaders):
+    events = []
+    result = fetch.fetch_territory(EPCI, progress=events.append)
+    out = by_key(result)
+    assert [o.key for o in result.outcomes] == list(fetch.LIVE_SOURCES)
+    assert all(o.ok for k, o in out.items() if k != "ban") and out["ban"].ok
+    assert len(events) == 2 * len(fetch.LIVE_SOURCES)
+    assert [e.outcome is None for e in events[:2]] == [True, False]
+    assert out["finess"].rows_kept == 2 and out["finess"].rows_rejected == 0  # 1 via BAN
+    assert out["ban"].rows_kept == 1 and out["finess"].vintage == "2025-11-20"
+    assert result.communes_stored and result.facilities_stored and result.usable
+    got = store.read_store(area, with_source_layers=True)
+    assert len(got.communes) == 9
+    fac = got.facilities
+    merged = fac.loc[fac["source"].eq("finess+bpe")]
+    assert len(merged) == 1  # FINESS and BPE saw the same PMI
+    assert len(fac) == 3  # merged PMI, PMI placed by the BAN, the crèche from OSM
+    assert fac.loc[fac["source_id"].eq("440002"), "position_precision"].item() == "street"
+    ledger = {e.source: e for e in got.ledger}
+    assert set(ledger) == set(fetch.LIVE_SOURCES)
+    for e in ledger.values():
+        assert ISO_UTC.match(e.fetched_at) and e.status == "ok" and not e.error
+    assert ledger["caf_txcouv"].vintage == "2022" and ledger["bpe"].rows_kept == 1
+    assert ledger["finess"].url == finess.FINESS.url
+    assert set(got.source_layers) == set(fetch.LIVE_SOURCES) - {"ban"}
+
+
+def test_one_source_failing_does_not_block_the_others(area, loaders):
+    loaders["finess"] = RuntimeError("boom")
+    loaders["data_inclusion"] = SourceError(
+        "data_inclusion: the data·inclusion API needs an access token; ask for one")
+    result = fetch.fetch_territory(area)
+    out = by_key(result)
+    assert out["finess"].status == "failed"
+    assert "FINESS" in out["finess"].message and finess.FINESS.url in out["finess"].message
+    assert "erreur inattendue" in out["finess"].message
+    assert "jeton" in out["data_inclusion"].message
+    assert inclusion.TOKEN_ENV in out["data_inclusion"].message
+    assert {k for k, o in out.items() if o.ok} == {"geo_api_communes", "insee_melodi", "bpe",
+                                                   "osm", "caf_txcouv"}
+    assert out["ban"].status == "skipped"  # the only address-only row was FINESS's
+    got = store.read_store(area)
+    assert set(got.facilities["source"]) == {"bpe", "osm"}
+    ledger = {e.source: e for e in got.ledger}
+    assert ledger["finess"].status == "failed" and ledger["finess"].fetched_at == ""
+    assert "FINESS" in ledger["finess"].error and ledger["bpe"].status == "ok"
+
+
+def test_failed_source_keeps_the_data_of_an_earlier_fetch(area, loaders):
+    first = fetch.fetch_territory(area)
+    before = store.read_store(area)
+    loaders["finess"] = SourceError(f"finess: HTTP 503 from {finess.DATASET_API_URL}: ''")
+    second = fetch.fetch_territory(area)
+    out = by_key(second)
+    assert out["finess"].status == "failed" and out["finess"].kept_previous
+    assert "Données précédentes" in out["finess"].message
+    after = store.read_store(area)
+    assert after.path != before.path and first.snapshot == before.path
+    assert set(after.facilities["source"]) == set(before.facilities["source"])
+    e_before, e_after = before.entry("finess"), after.entry("finess")
+    assert e_after.status == "failed" and e_after.fetched_at == e_before.fetched_at
+    assert e_after.vintage == "2025-11-20" and e_after.rows_kept == e_before.rows_kept
+    assert "HTTP 503" in e_after.error and e_after.attempted_at >= e_before.attempted_at
+
+
+def test_only_selected_sources_run_and_others_keep_their_rows(area, loaders):
+    fetch.fetch_territory(area)
+    before = store.read_store(area)
+    result = fetch.fetch_territory(area, sources=["bpe"])
+    assert [o.key for o in result.outcomes] == ["bpe"]
+    after = store.read_store(area)
+    assert after.entry("finess") == before.entry("finess")
+    assert after.entry("bpe").fetched_at >= before.entry("bpe").fetched_at
+    assert len(after.facilities) == len(before.facilities)
+    with pytest.raises(ValueError, match="live sources"):
+        fetch.fetch_territory(area, sources=["cog2026"])
+
+
+def test_needs_failing_for_a_demo_territory_keeps_the_demo_communes(area, loaders):
+    loaders["insee_melodi"] = SourceError("insee_melodi: HTTP 500 from https://api.insee.fr/x")
+    result = fetch.fetch_territory(area)
+    assert not result.communes_stored and result.facilities_stored and result.usable
+    got = store.read_store(area)
+    assert got.communes is None and got.facilities is not None
+    ws = load_workspace(EPCI)
+    assert ws.origin == "store"
+    assert len(ws.communes) == len(demo.load_demo_communes())  # the demo's communes
+    assert any("démonstration" in n for n in ws.notices)
+    assert any("Mise à jour en échec" in n and "api.insee.fr" in n for n in ws.notices)
+    keys = [s["key"] for s in ws.sources]
+    assert "insee_comparateur" in keys and "finess" in keys and "insee_melodi" not in keys
+
+
+def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(area):
+    result = fetch.fetch_territory(area, offline=True)
+    assert _http.get_config().offline is False  # restored
+    out = by_key(result)
+    for key in fetch.LIVE_SOURCES[:-1]:
+        assert out[key].status == "missing-offline", (key, out[key].message)
+        assert "hors ligne" in out[key].message and "http" in out[key].message
+    assert "geo.api.gouv.fr" in out["geo_api_communes"].message
+    assert "api.insee.fr" in out["insee_melodi"].message
+    assert "BPE24.zip" in out["bpe"].message
+    assert out["ban"].status == "skipped"
+    assert result.snapshot is None and result.usable and result.demo_covers
+    assert not store.store_path(area).exists()
+    ws = load_workspace(EPCI)
+    assert ws.origin == "demo" and len(ws.communes) == len(demo.load_demo_communes())
+
+
+def test_offline_after_a_good_fetch_loses_nothing(area, loaders, monkeypatch):
+    fetch.fetch_territory(area)
+    before = store.read_store(area)
+    root = store.default_store_dir()
+    monkeypatch.undo()  # the real loaders again, offline against an empty cache
+    monkeypatch.setenv(store.STORE_ENV, str(root))
+    result = fetch.fetch_territory(area, offline=True)
+    assert all(o.status in {"missing-offline", "skipped"} for o in result.outcomes)
+    after = store.read_store(area)
+    assert_geodataframe_equal(after.facilities, before.facilities)
+    assert_geodataframe_equal(after.communes, before.communes)
+    for e in after.ledger:
+        if e.source != "ban":
+            assert e.status == "missing-offline" and e.fetched_at == before.entry(
+                e.source).fetched_at
+
+
+def test_outside_the_demo_nothing_usable_when_everything_fails():
+    result = fetch.fetch_territory("13055", offline=True)
+    assert not result.usable and not result.demo_covers and result.snapshot is None
+
+
+# --- workspace ------------------------------------------------------------------------------
+
+
+def test_workspace_uses_the_store_when_present(area, loaders):
+    loaders["data_inclusion"] = SourceError(
+        "data_inclusion: offline mode and no cached copy of https://api.data.inclusion.gouv.fr/x;")
+    fetch.fetch_territory(area)
+    ws = load_workspace(EPCI)
+    assert ws.origin == "store"
+    assert sorted(ws.communes["code_insee"]) == sorted(area.communes)
+    assert int(ws.communes["births_2024"].sum()) == 90
+    assert {"finess+bpe", "osm", "annuaire_mairies"} <= set(ws.facilities["source"])
+    src = {s["key"]: s for s in ws.sources}
+    assert {"cog2026", "geo_api_communes", "insee_melodi", "finess", "bpe", "osm"} <= set(src)
+    assert "data_inclusion" not in src
+    assert src["finess"]["vintage"].startswith("2025-11-20 (téléchargé le ")
+    assert ISO_UTC.match(src["bpe"]["fetched_at"])
+    assert any("data·inclusion" in n and "hors ligne" in n for n in ws.notices)
+    assert not any("Données de démonstration" in n for n in ws.notices)
+    demo_ws = load_workspace(EPCI, use_store=False)
+    assert demo_ws.origin == "demo" and len(demo_ws.communes) == 207
+
+
+def test_workspace_with_an_unreadable_store_falls_back_to_the_demo(area, loaders):
+    result = fetch.fetch_territory(area)
+    (result.snapshot / "ledger.json").write_text("[]", encoding="utf-8")
+    ws = load_workspace(EPCI)
+    assert ws.origin == "demo"
+    assert any("illisible" in n for n in ws.notices)
+
+
+def test_workspace_outside_the_demo_reads_the_store(monkeypatch):
+    other = resolve("13055")
+    monkeypatch.setattr(boundaries, "load_communes", lambda **kw: _square(other))
+    monkeypatch.setattr(insee_melodi, "load_insee_needs", lambda a, **kw: needs(a))
+    result = fetch.fetch_territory(other, sources=["geo_api_communes", "insee_melodi"])
+    assert result.communes_stored and result.usable and not result.demo_covers
+    ws = load_workspace("13055")
+    assert ws.origin == "store" and list(ws.communes["code_insee"]) == ["13055"]
+    assert len(ws.facilities) == 0
+    assert any("Aucune structure" in n for n in ws.notices)
+
+
+def _square(area):
+    from shapely.geometry import box
+
+    return gpd.GeoDataFrame({"code_insee": list(area.communes), "name": [area.name],
+                             "epci_code": ["200054807"], "dep_code": ["13"]},
+                            geometry=[box(5.3, 43.2, 5.5, 43.4)], crs="EPSG:4326")
+
+
+# --- real parsers on stored payloads --------------------------------------------------------
+
+
+@responses.activate
+def test_contours_and_melodi_through_the_real_loaders(area):
+    def load(name):
+        return json.loads((DATA / name).read_text(encoding="utf-8"))
+
+    responses.get(f"{boundaries.GEO_API_URL}/epcis/{EPCI}/communes",
+                  json=load("boundaries/geoapi_epci_200000438.geojson"))
+    url = "https://api.insee.fr/melodi/data/"
+    births = url + "DS_ETAT_CIVIL_NAIS_COMMUNES"
+    responses.get(births, json=load("melodi/births_page2.json"),
+                  match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
+    responses.get(births, json=load("melodi/births_page1.json"),
+                  match=[matchers.query_param_matcher({"EC_MEASURE": "LVB"},
+                                                      strict_match=False)])
+    for ds, name in (("DS_RP_POPULATION_PRINC", "population"),
+                     ("DS_RP_TD_POPULATION_AGESEX_PRINC", "agesex"),
+                     ("DS_FILOSOFI_CC", "filosofi"), ("DS_RP_FAMILLE_COMP", "famille")):
+        responses.get(url + ds, json=load(f"melodi/{name}.json"))
+    result = fetch.fetch_territory(area, sources=["geo_api_communes", "insee_melodi"])
+    out = by_key(result)
+    assert out["geo_api_communes"].ok and out["geo_api_communes"].rows_kept == 2
+    assert "7 commune(s) sans contour" in out["geo_api_communes"].message
+    assert out["insee_melodi"].ok and "naissances" in out["insee_melodi"].vintage
+    com = store.read_store(area).communes
+    assert list(com["code_insee"]) == ["44129", "44161"]
+    expected = im_births_2024()
+    assert com.set_index("code_insee")["births_2024"].to_dict() == pytest.approx(
+        expected, nan_ok=True)
+    ws = load_workspace(EPCI)
+    assert ws.origin == "store" and any("sans données chargées" in n for n in ws.notices)
+
+
+def im_births_2024():
+    """Births 2024 of the stored Melodi payloads, through the real parser."""
+    obs = []
+    for name in ("births_page1.json", "births_page2.json"):
+        obs += json.loads((DATA / "melodi" / name).read_text(encoding="utf-8"))["observations"]
+    wide = insee_melodi.parse_series(obs, insee_melodi.SERIES["births"])
+    return wide.set_index("code_insee")["births_2024"].to_dict()
