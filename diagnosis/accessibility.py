@@ -28,7 +28,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from diagnosis.errors import InputError
+from diagnosis.errors import InputError, check_positive
 from diagnosis.schema import FACILITY_TYPES, facility_label
 from diagnosis.settings import METRIC_CRS
 from diagnosis.travel_times import (
@@ -137,7 +137,7 @@ def step_decay(max_minutes: float, *, steps: Mapping[float, float] | None = None
     >>> step_decay(20, steps={20: 1.0})([5, 20, 20.5]).tolist()
     [1.0, 1.0, 0.0]
     """
-    top = _positive(max_minutes, "max_minutes")
+    top = check_positive(max_minutes, "max_minutes")
     if steps is None:
         steps = {top / 3: LUO_QI_WEIGHTS[0], 2 * top / 3: LUO_QI_WEIGHTS[1],
                  top: LUO_QI_WEIGHTS[2]}
@@ -178,8 +178,8 @@ def gaussian_decay(max_minutes: float, *, sigma_minutes: float | None = None) ->
     >>> f([0, 10, 20, 40]).tolist()
     [1.0, 0.6065306597126334, 0.1353352832366127, 0.0]
     """
-    top = _positive(max_minutes, "max_minutes")
-    sigma = top / 2 if sigma_minutes is None else _positive(sigma_minutes, "sigma_minutes")
+    top = check_positive(max_minutes, "max_minutes")
+    sigma = top / 2 if sigma_minutes is None else check_positive(sigma_minutes, "sigma_minutes")
     return Decay(kind="gaussian", max_minutes=top, sigma_minutes=sigma)
 
 
@@ -282,7 +282,7 @@ def compute_e2sfca(
         bad = np.flatnonzero(sup < 0)[:5].tolist()
         raise InputError(f"supply must be >= 0 (or NaN if unknown); rows {bad} hold "
                          f"{sup[bad].tolist()!r}")
-    top = _positive(max_minutes, "max_minutes")
+    top = check_positive(max_minutes, "max_minutes")
     weight = step_decay(top) if decay is None else decay
 
     has_cap = ~np.isnan(sup)
@@ -337,7 +337,7 @@ def count_reachable(travel_minutes: np.ndarray | TravelTimes, *, max_minutes: fl
     [2, 1]
     """
     minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
-    top = _positive(max_minutes, "max_minutes")
+    top = check_positive(max_minutes, "max_minutes")
     return (minutes <= top).sum(axis=1).astype(np.int64)
 
 
@@ -354,7 +354,7 @@ def births_within_share(nearest_minutes: Any, births: Any, *, max_minutes: float
     """
     near = np.asarray(nearest_minutes, dtype=float)
     b = _as_vector(births, "births", near.shape[0])
-    top = _positive(max_minutes, "max_minutes")
+    top = check_positive(max_minutes, "max_minutes")
     known = ~np.isnan(b)
     total = float(b[known].sum())
     if total <= 0:
@@ -534,7 +534,7 @@ def compute_access_indicators(
     for col in ("type", "capacity"):
         if col not in facilities_gdf.columns:
             raise InputError(f"facilities_gdf lacks column {col!r}; validate it with the schema")
-    top = _positive(max_minutes, "max_minutes")
+    top = check_positive(max_minutes, "max_minutes")
     weight = step_decay(top) if decay is None else decay
     types = list(travel_times_by_type) if facility_types is None else list(facility_types)
     if not types:
@@ -692,15 +692,6 @@ def _as_vector(values: Any, name: str, length: int) -> np.ndarray:
     return vec
 
 
-def _positive(value: Any, name: str) -> float:
-    """Return ``value`` as a finite float > 0 or raise naming ``name``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive number; got {value!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise InputError(f"{name} must be a positive finite number of minutes; got {value!r}")
-    return v
 
 
 def _fr(value: float) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class MaillageError(Exception):
     """Base class of every error Maillage raises on purpose."""
@@ -17,3 +19,24 @@ class SourceError(MaillageError, RuntimeError):
 
 class MissingDataError(MaillageError, LookupError):
     """The territory resolves, but the data it needs is not loaded."""
+
+
+def check_positive(value: object, name: str) -> float:
+    """Return ``value`` as a finite float > 0, or raise :class:`InputError` naming ``name``.
+
+    Examples
+    --------
+    >>> check_positive("20", "max_minutes")
+    20.0
+    >>> check_positive(0, "max_minutes")
+    Traceback (most recent call last):
+    ...
+    diagnosis.errors.InputError: max_minutes must be a positive finite number; got 0
+    """
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a positive number; got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise InputError(f"{name} must be a positive finite number; got {value!r}")
+    return v

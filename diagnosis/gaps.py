@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from diagnosis.accessibility import AccessIndicators
-from diagnosis.errors import InputError
+from diagnosis.errors import InputError, check_positive
 from diagnosis.schema import facility_label
 
 #: Need columns read by the score (names from :data:`diagnosis.schema.NEEDS_COLUMNS`).
@@ -151,7 +151,7 @@ def access_deficit(minutes_nearest: Any, *, max_minutes: float) -> np.ndarray:
     >>> access_deficit([0.0, 10.0, 30.0, np.inf], max_minutes=20).tolist()
     [0.0, 0.5, 1.0, 1.0]
     """
-    top = _positive(max_minutes, "max_minutes")
+    top = check_positive(max_minutes, "max_minutes")
     t = np.asarray(minutes_nearest, dtype=float)
     if np.isnan(t).any():
         raise InputError("minutes_nearest holds NaN; use np.inf for unreachable communes")
@@ -212,7 +212,7 @@ def find_white_zones(
         per-type summary (``n_communes``, ``n_communes_white``, ``births_white``,
         ``births_total``, ``share_births_white``, ``n_white_births_missing``).
     """
-    top = _positive(access.params["max_minutes"] if max_minutes is None else max_minutes,
+    top = check_positive(access.params["max_minutes"] if max_minutes is None else max_minutes,
                     "max_minutes")
     types = _access_types(access, facility_types)
     table = access.table
@@ -282,7 +282,7 @@ def compute_priority(
         absent from ``communes``.
     """
     w = priority_weights(weights)
-    top = _positive(access.params["max_minutes"] if max_minutes is None else max_minutes,
+    top = check_positive(access.params["max_minutes"] if max_minutes is None else max_minutes,
                     "max_minutes")
     types = _access_types(access, facility_types)
     if "code_insee" not in communes.columns:
@@ -403,11 +403,3 @@ def _access_types(access: AccessIndicators, facility_types: Sequence[str] | None
     return types
 
 
-def _positive(value: Any, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive number; got {value!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise InputError(f"{name} must be a positive finite number; got {value!r}")
-    return v

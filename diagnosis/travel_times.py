@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
-from diagnosis.errors import InputError
+from diagnosis.errors import InputError, check_positive
 from diagnosis.settings import METRIC_CRS
 
 logger = logging.getLogger(__name__)
@@ -424,7 +424,7 @@ def snap_points(
     ([10.0, 4900.0], [False, True])
     """
     xy = _as_xy(xy_2154, "xy_2154")
-    limit = _positive(max_snap_m, "max_snap_m")
+    limit = check_positive(max_snap_m, "max_snap_m")
     dist, node = graph.node_tree.query(xy, k=1)
     dist = np.asarray(dist, dtype=float)
     node = np.asarray(node, dtype=np.int64)
@@ -580,7 +580,7 @@ def compute_travel_times(
     """
     o_xy = _as_xy(origins_xy, "origins_xy")
     d_xy = _as_xy(destinations_xy, "destinations_xy")
-    cutoff = _positive(max_minutes, "max_minutes")
+    cutoff = check_positive(max_minutes, "max_minutes")
     so = snap_points(graph, o_xy, max_snap_m=max_snap_m)
     sd = snap_points(graph, d_xy, max_snap_m=max_snap_m)
     ok_o = ~so.flagged
@@ -725,7 +725,7 @@ def compute_nearest_minutes(
     (1.0, inf)
     """
     o_xy = _as_xy(origins_xy, "origins_xy")
-    cutoff = _positive(max_minutes, "max_minutes")
+    cutoff = check_positive(max_minutes, "max_minutes")
     if not destinations_xy_by_type:
         raise InputError("destinations_xy_by_type is empty; give at least one facility type")
     so = snap_points(graph, o_xy, max_snap_m=max_snap_m)
@@ -823,14 +823,14 @@ def crow_fly_travel_times(
     """
     o_xy = _as_xy(origins_xy, "origins_xy")
     d_xy = _as_xy(destinations_xy, "destinations_xy")
-    speed = default_speed_kmh(mode) if speed_kmh is None else _positive(speed_kmh, "speed_kmh")
-    detour = _positive(detour_factor, "detour_factor")
+    speed = default_speed_kmh(mode) if speed_kmh is None else check_positive(speed_kmh, "speed_kmh")
+    detour = check_positive(detour_factor, "detour_factor")
     if detour < 1:
         raise InputError(
             f"detour_factor={detour_factor!r} is below 1: a road is never shorter than "
             "the straight line; use a value >= 1 (1.3 is typical)"
         )
-    cutoff = None if max_minutes is None else _positive(max_minutes, "max_minutes")
+    cutoff = None if max_minutes is None else check_positive(max_minutes, "max_minutes")
     dist = np.hypot(o_xy[:, 0, None] - d_xy[None, :, 0], o_xy[:, 1, None] - d_xy[None, :, 1])
     minutes = dist * detour / (speed * 1000.0 / 60.0)
     n_beyond = 0
@@ -878,9 +878,9 @@ def crow_fly_nearest_minutes(
     o_xy = _as_xy(origins_xy, "origins_xy")
     if not destinations_xy_by_type:
         raise InputError("destinations_xy_by_type is empty; give at least one facility type")
-    speed = default_speed_kmh(mode) if speed_kmh is None else _positive(speed_kmh, "speed_kmh")
-    detour = _positive(detour_factor, "detour_factor")
-    cutoff = None if max_minutes is None else _positive(max_minutes, "max_minutes")
+    speed = default_speed_kmh(mode) if speed_kmh is None else check_positive(speed_kmh, "speed_kmh")
+    detour = check_positive(detour_factor, "detour_factor")
+    cutoff = None if max_minutes is None else check_positive(max_minutes, "max_minutes")
     out: dict[str, np.ndarray] = {}
     for ftype, pts in destinations_xy_by_type.items():
         d_xy = _as_xy(pts, f"destinations_xy_by_type[{ftype!r}]", allow_empty=True)
@@ -932,15 +932,6 @@ def _as_xy(values: Any, name: str, *, allow_empty: bool = False) -> np.ndarray:
     return arr
 
 
-def _positive(value: Any, name: str) -> float:
-    """Return ``value`` as a finite float > 0 or raise naming ``name``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive number; got {value!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise InputError(f"{name} must be a positive finite number; got {value!r}")
-    return v
 
 
 def _fr_number(value: float) -> str:
