@@ -599,6 +599,7 @@ class Catchment:
     births_per_year: float
     years: Mapping[str, float]
     area: gpd.GeoDataFrame
+    site_name: str = ""
 
 
 def compute_site_catchment(
@@ -643,7 +644,7 @@ def compute_site_catchment(
     total = years[births_col]
     area = compute_catchment(site.geometry, travel=travel, max_minutes=max_minutes)
     return Catchment(communes=sel, births_per_year=0.0 if np.isnan(total) else total,
-                     years=years, area=area)
+                     years=years, area=area, site_name=site.name)
 
 
 def compute_site_cohorts(catchment: Catchment, *,
@@ -655,7 +656,8 @@ def compute_site_cohorts(catchment: Catchment, *,
     """
     plan = compute_cohorts(catchment.births_per_year, uptake_rate=uptake_rate, **options)
     scope = (f"naissances 2024 des {len(catchment.communes)} communes dont la mairie est à "
-             f"{_fr_num(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site")
+             f"{_fr_num(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site"
+             + (f" « {catchment.site_name} »" if catchment.site_name else ""))
     return replace(plan, params={**plan.params, "scope": scope})
 
 
