@@ -8,13 +8,17 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from app_pages import FileList, FilesKey
 from data_sources import demo
 from data_sources.cog import load_cog, resolve
+from data_sources.fetch import FetchProgress, FetchResult, fetch_territory
+from data_sources.store import ledger_table, read_store
 from data_sources.workspace import Workspace, load_workspace
 from diagnosis.overview import Overview, compute_overview
 from diagnosis.schema import Territory
@@ -82,3 +86,40 @@ def overview(code: str, files_key: FilesKey, threshold_m: float, _files: FileLis
 def demo_manifest() -> dict[str, Any]:
     """The embedded demo's build manifest (rows not placed, inputs, totals)."""
     return demo.demo_manifest()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def store_ledger(code: str) -> pd.DataFrame | None:
+    """The freshness ledger of the territory's local store (French headers), or ``None``."""
+    stored = read_store(resolve(code))
+    return ledger_table(stored.ledger) if stored is not None else None
+
+
+#: Wrappers over static data (COG, demo manifest): kept when the local store changes.
+_STATIC_WRAPPERS = frozenset({"departement_options", "epci_options", "commune_options",
+                              "commune_epci", "territory", "demo_manifest"})
+
+
+def clear_territory_data() -> None:
+    """Clear every cache wrapper of this module that depends on the territory's data.
+
+    Every ``st.cache_*`` wrapper here except :data:`_STATIC_WRAPPERS` (so wrappers added
+    later are cleared too): workspaces, overviews, analyses, the ledger.
+    """
+    for name, obj in list(globals().items()):
+        if name in _STATIC_WRAPPERS or getattr(obj, "__module__", "") != __name__:
+            continue
+        clear = getattr(obj, "clear", None)
+        if callable(clear):
+            clear()
+
+
+def update_territory(code: str, *, on_progress: Callable[[FetchProgress], None]) -> FetchResult:
+    """Fetch the territory's live sources into the local store, then clear the data caches.
+
+    Not a cache itself: a failed source keeps the previous data (see
+    :func:`data_sources.fetch.fetch_territory`).
+    """
+    result = fetch_territory(resolve(code), progress=on_progress)
+    clear_territory_data()
+    return result

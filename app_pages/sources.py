@@ -5,7 +5,52 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _cached, current_selection, md_escape
+from data_sources.fetch import FetchProgress
 from diagnosis.errors import MaillageError
+
+FETCH_REPORT_KEY = "fetch_report"
+
+
+def _render_update(code: str) -> None:
+    """The « Mettre à jour les données » action, its last report and the ledger."""
+    st.header("Mettre à jour les données")
+    st.write(
+        "Télécharge les sources publiques du territoire (contours, INSEE, FINESS, BPE, "
+        "OpenStreetMap, CAF, data·inclusion, géocodage BAN) et les garde sur cet "
+        "ordinateur. Une source en échec ne bloque pas les autres et garde les données "
+        "précédentes."
+    )
+    if st.button("Mettre à jour les données", key="fetch_update", icon=":material/sync:"):
+        bar = st.progress(0.0, text="Préparation…")
+
+        def on_progress(ev: FetchProgress) -> None:
+            done = ev.index + (0 if ev.outcome is None else 1)
+            bar.progress(done / ev.total, text=f"{ev.title} ({done}/{ev.total})")
+
+        result = _cached.update_territory(code, on_progress=on_progress)
+        st.session_state[FETCH_REPORT_KEY] = {
+            "code": code,
+            "ok": [o.title for o in result.outcomes if o.ok],
+            "failed": [o.message for o in result.failed],
+            "written": result.snapshot is not None,
+            "demo": result.demo_covers and not result.communes_stored,
+        }
+        st.rerun()
+    report = st.session_state.get(FETCH_REPORT_KEY)
+    if report and report["code"] == code:
+        if report["ok"]:
+            st.success("Mises à jour : " + md_escape(", ".join(report["ok"])) + ".")
+        for message in report["failed"]:
+            st.warning(md_escape(message))
+        if not report["written"]:
+            st.warning("Aucune source n'a répondu : les données déjà chargées sont conservées.")
+        if report["demo"]:
+            st.info("La démo embarquée reste utilisée pour les communes de ce territoire.")
+    ledger = _cached.store_ledger(code)
+    if ledger is not None:
+        st.subheader("Fraîcheur des données du stock local")
+        st.dataframe(ledger, hide_index=True, key="store_ledger")
+
 
 st.title("Sources et limites")
 sel = current_selection()
@@ -27,6 +72,8 @@ st.markdown(
     "- **Structures** : seules celles des sources chargées et des fichiers importés sont "
     "comptées ; une commune « sans structure » peut en avoir une qui manque aux données."
 )
+
+_render_update(ws.territory.code)
 
 st.header("Sources utilisées")
 for src in ws.sources:

@@ -195,7 +195,7 @@ class _Run:
     """State shared by the runners of one fetch."""
 
     area: Territory
-    offline: bool
+    offline: bool | None  # None: the HTTP layer's setting (MAILLAGE_OFFLINE)
     previous: StoredTerritory | None
     fresh: dict[str, _Loaded] = field(default_factory=dict)
 
@@ -484,6 +484,7 @@ def fetch_territory(
         keep what the store already holds for them.
     offline
         Use the HTTP cache only: a source without a cached copy ends ``missing-offline``.
+        ``False`` keeps the HTTP layer's setting (``MAILLAGE_OFFLINE``).
     progress
         Called with a :class:`FetchProgress` when each source starts and ends.
     root
@@ -514,7 +515,7 @@ def fetch_territory(
     except SourceError as exc:
         logger.warning("%s; it will be replaced", exc)
         previous = None
-    run = _Run(area, offline, previous)
+    run = _Run(area, True if offline else None, previous)
     attempted_at = utc_now()
     statuses: dict[str, tuple[str, str]] = {}
     total = len(selected)

@@ -1,0 +1,182 @@
+"""Command line of the data sources: ``python -m data_sources fetch``.
+
+``python -m data_sources fetch --territory CODE [--source NAME ...] [--offline]`` fetches
+the live sources of a territory into the local store (:mod:`data_sources.store`), shows
+a progress bar per source, and ends with a table of the sources (ok / failed and why).
+
+Exit status:
+
+- ``0``: something useful stands for the territory: communes stored by this or an
+  earlier fetch, or the embedded demo covers it (even when every source failed);
+- ``1``: nothing usable for the territory (no stored communes, outside the demo);
+- ``2``: bad usage (unknown territory or option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from data_sources.fetch import LIVE_SOURCES, FetchProgress, FetchResult, fetch_territory
+from data_sources.store import STATUSES, STORE_ENV, default_store_dir
+from diagnosis.errors import InputError
+
+_EPILOG = f"""\
+Sources : {', '.join(LIVE_SOURCES)}.
+
+Le stock local est dans {default_store_dir()} (variable {STORE_ENV} pour le changer) ;
+le cache HTTP suit MAILLAGE_CACHE_DIR. Une source en échec ne bloque pas les autres et
+garde les données d'une mise à jour précédente.
+
+Code de sortie : 0 quand des données utilisables existent pour le territoire (stock local
+ou démo embarquée), 1 quand rien n'est utilisable, 2 en cas d'erreur d'usage.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (French help)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m data_sources",
+        description="Télécharger les données publiques d'un territoire dans le stock local.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE")
+    fetch = sub.add_parser(
+        "fetch", help="mettre à jour les données d'un territoire",
+        description="Télécharger les sources en ligne d'un territoire (contours, INSEE, "
+                    "FINESS, BPE, OpenStreetMap, CAF, data·inclusion, géocodage BAN) et les "
+                    "enregistrer dans le stock local.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fetch.add_argument("--territory", required=True, metavar="CODE",
+                       help="code commune INSEE, SIREN d'EPCI, code de département ou nom")
+    fetch.add_argument("--source", action="extend", nargs="+", choices=LIVE_SOURCES,
+                       metavar="NOM", dest="sources",
+                       help="ne mettre à jour que ces sources (répétable) ; par défaut "
+                            "toutes : " + ", ".join(LIVE_SOURCES))
+    fetch.add_argument("--offline", action="store_true",
+                       help="hors ligne : n'utiliser que le cache HTTP local")
+    return parser
+
+
+class _Bars:
+    """One progress bar per source (rich) on a terminal, plain lines otherwise."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.live = self.console.is_terminal
+        self.tasks: dict[str, Any] = {}
+        self.progress: Any = None
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                     BarColumn(), TimeElapsedColumn(), console=self.console)
+
+    def __enter__(self) -> _Bars:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, event: FetchProgress) -> None:
+        head = f"[{event.index + 1}/{event.total}] {event.title}"
+        if self.progress is not None:
+            if event.outcome is None:
+                self.tasks[event.key] = self.progress.add_task(head, total=1)
+            else:
+                mark = "ok" if event.outcome.ok else STATUSES[event.outcome.status]
+                self.progress.update(self.tasks[event.key], completed=1,
+                                     description=f"{head} : {mark}")
+            return
+        if event.outcome is None:
+            print(f"{head}…", file=sys.stderr, flush=True)
+        else:
+            print(f"{head} : {STATUSES[event.outcome.status]}", file=sys.stderr, flush=True)
+
+
+def print_summary(result: FetchResult) -> None:
+    """The table of sources, the reasons of failures and what stays usable (stdout)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=110)
+    table = Table(title=f"Sources de {result.territory.label}")
+    for col in ("Source", "État", "Lignes gardées", "Rejetées", "Millésime"):
+        table.add_column(col, overflow="fold")
+    for o in result.outcomes:
+        table.add_row(o.key, STATUSES[o.status], str(o.rows_kept), str(o.rows_rejected),
+                      o.vintage or "—")
+    console.print(table)
+    failed = result.failed
+    if failed:
+        print(f"\n{len(failed)} source(s) en échec :")
+        for o in failed:
+            print(f"  - {o.message}")
+    notes = [o for o in result.outcomes if not o.failed and o.message]
+    for o in notes:
+        print(f"  Remarque, {o.title} : {o.message}")
+    print()
+    if result.snapshot is not None:
+        print(f"Données enregistrées dans {result.snapshot.parent}.")
+    else:
+        print("Rien n'a été enregistré : aucune source n'a répondu.")
+    if result.communes_stored:
+        print("Le diagnostic de ce territoire utilisera le stock local.")
+    elif result.demo_covers:
+        print("La démo embarquée (Loire-Atlantique) reste utilisable pour ce territoire : "
+              "le diagnostic s'appuie sur ses communes et ses besoins"
+              + (", avec les structures téléchargées." if result.facilities_stored else "."))
+    else:
+        print("Aucune donnée utilisable pour ce territoire : sans les contours des communes et "
+              "les données INSEE, le diagnostic n'est pas possible. Réessayez avec internet.")
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Run ``fetch``; see the module docstring for the exit status."""
+    from data_sources.cog import resolve
+
+    try:
+        territory = resolve(args.territory)
+    except InputError as exc:
+        print(f"Territoire introuvable : « {args.territory} ». Détail : {exc}", file=sys.stderr)
+        return 2
+    selected = args.sources or list(LIVE_SOURCES)
+    print(f"Mise à jour de {territory.label} : {len(selected)} source(s)"
+          f"{' (hors ligne)' if args.offline else ''}.", file=sys.stderr)
+    with _Bars() as bars:
+        result = fetch_territory(territory, sources=selected, offline=args.offline,
+                                 progress=bars)
+    print_summary(result)
+    return 0 if result.usable else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "fetch":
+        return cmd_fetch(args)
+    parser.error(f"commande inconnue : {args.command}")  # pragma: no cover
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
