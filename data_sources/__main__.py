@@ -132,10 +132,13 @@ def print_summary(result: FetchResult) -> None:
     for o in notes:
         print(f"  Remarque, {o.title} : {o.message}")
     print()
-    if result.snapshot is not None:
+    if result.snapshot is None:
+        print("Rien n'a été enregistré : aucune source n'a répondu.")
+    elif any(o.ok for o in result.outcomes):
         print(f"Données enregistrées dans {result.snapshot.parent}.")
     else:
-        print("Rien n'a été enregistré : aucune source n'a répondu.")
+        print(f"Aucune source n'a répondu : les données déjà enregistrées dans "
+              f"{result.snapshot.parent} sont conservées (registre mis à jour).")
     if result.communes_stored:
         print("Le diagnostic de ce territoire utilisera le stock local.")
     elif result.demo_covers:

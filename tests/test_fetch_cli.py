@@ -196,3 +196,18 @@ def test_app_update_uses_the_store_and_shows_the_ledger(dirs, clean_caches, monk
     text = " ".join(md.value for md in at.markdown)
     assert "téléchargé le" in text  # vintages from the ledger
     assert any("Mise à jour en échec" in i.value for i in at.info)
+
+
+def test_offline_rerun_after_a_fetch_says_stored_data_is_kept(dirs, capsys, monkeypatch):
+    _fake_loaders(monkeypatch)
+    assert main(["fetch", "--territory", EPCI]) == 0
+    capsys.readouterr()
+    monkeypatch.undo()
+    monkeypatch.setenv(store.STORE_ENV, str(dirs / "store"))
+    monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(dirs / "cache"))
+    _http.reset()
+    assert main(["fetch", "--territory", EPCI, "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "déjà enregistrées" in out and "sont conservées" in out
+    assert "utilisera le stock local" in out
+    assert store.read_store(EPCI).entry("bpe").status == "missing-offline"
