@@ -716,3 +716,532 @@ def build_overview_map(
     m.fit_bounds([[south, west], [north, east]], padding_top_left=(310, 20),
                  padding_bottom_right=(20, 20))
     return m
+
+
+# ======================================================================================
+# Maps of the analyses: priority score, time to services, siting, partner network
+# ======================================================================================
+
+#: Colours of the priority score classes (0-20 ... 80-100), light to dark.
+PRIORITY_COLORS: tuple[str, ...] = ("#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15")
+#: Colours of the time classes: within a third, two thirds, the threshold, beyond it.
+ACCESS_COLORS: tuple[str, ...] = ("#1a9850", "#a6d96a", "#fee08b", "#d73027")
+#: Colour of catchment areas (isochrones) and of recommended / proposed sites.
+CATCHMENT_COLOR = "#2b6cb0"
+RECOMMENDED_COLOR = "#ffd700"
+USER_SITE_COLOR = "#7b3294"
+NEUTRAL_COLOR = "#f0f0f0"
+
+
+def _num(value: Any) -> float:
+    """A number from a table cell (NaN when missing or not a number)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _analysis_map(frame: gpd.GeoDataFrame, tiles: str | None) -> tuple[folium.Map, list[float]]:
+    """An empty map centred on ``frame`` (EPSG:4326) and its bounds (west, south, east, north)."""
+    west, south, east, north = (float(v) for v in frame.to_crs(WGS84).total_bounds)
+    m = _leaflet_map(location=[(south + north) / 2, (west + east) / 2], zoom_start=10,
+                     prefer_canvas=True, control_scale=True)
+    if tiles:
+        folium.TileLayer(tiles, name="Fond OpenStreetMap", attr=_OSM_ATTRIBUTION,
+                         control=False).add_to(m)
+    return m, [west, south, east, north]
+
+
+def _fit(m: folium.Map, bounds: Sequence[float]) -> None:
+    west, south, east, north = bounds
+    m.fit_bounds([[south, west], [north, east]], padding_top_left=(310, 20),
+                 padding_bottom_right=(20, 20))
+
+
+def _fill_layer(communes: gpd.GeoDataFrame, fills: Sequence[str], tooltips: Sequence[str],
+                name: str) -> folium.FeatureGroup:
+    """Communes filled with ``fills`` (one colour each), an HTML tooltip each (escaped)."""
+    features = [{"type": "Feature", "geometry": mapping(geom),
+                 "properties": {"fill": fill, "tooltip": tip}}
+                for geom, fill, tip in zip(communes.to_crs(WGS84).geometry, fills, tooltips,
+                                           strict=True) if geom is not None]
+    group = folium.FeatureGroup(name=name, show=True)
+    folium.GeoJson({"type": "FeatureCollection", "features": features},
+                   style_function=_commune_style,
+                   tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
+                   control=False).add_to(group)
+    return group
+
+
+def _catchment_style(feature: Mapping[str, Any]) -> dict[str, Any]:
+    return {"color": CATCHMENT_COLOR, "weight": 2.5, "dashArray": "6 4",
+            "fillColor": CATCHMENT_COLOR, "fillOpacity": 0.12}
+
+
+def _add_catchments(m: folium.Map, catchments: gpd.GeoDataFrame | None, *,
+                    names: Sequence[str] = ()) -> int:
+    """Draw isochrones (one row each, from :func:`diagnosis.analyses.compute_catchment`)."""
+    if catchments is None or len(catchments) == 0:
+        return 0
+    areas = catchments.to_crs(WGS84)
+    features = []
+    for i, row in enumerate(areas.to_dict("records")):
+        name = names[i] if i < len(names) else str(row.get("name", "") or "")
+        minutes = _num(row.get("max_minutes"))
+        tip = f"Zone à {_fmt_number(minutes)} min ou moins" if np.isfinite(minutes) \
+            else "Zone desservie"
+        if name:
+            tip += f" de « {_esc(name)} »"
+        if _esc(row.get("label")):
+            tip += f"<br><small>{_esc(row.get('label'))}</small>"
+        features.append({"type": "Feature", "geometry": mapping(row["geometry"]),
+                          "properties": {"tooltip": tip}})
+    group = folium.FeatureGroup(name="Zone desservie (isochrone)", show=True)
+    folium.GeoJson({"type": "FeatureCollection", "features": features},
+                   style_function=_catchment_style,
+                   tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
+                   control=False).add_to(group)
+    group.add_to(m)
+    return len(features)
+
+
+def _site_markers(points: Sequence[tuple[float, float, str]], *, color: str, radius: int,
+                  name: str) -> folium.FeatureGroup:
+    """Big circle markers (lon, lat, HTML tooltip already escaped) in their own group."""
+    features = [{"type": "Feature",
+                 "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
+                 "properties": {"tooltip": tip}} for x, y, tip in points]
+    marker = folium.CircleMarker(radius=radius, color="#222222", weight=2.5, fill=True,
+                                 fill_color=color, fill_opacity=0.95)
+    marker.options["pane"] = _FACILITY_PANE
+    group = folium.FeatureGroup(name=name, show=True)
+    folium.GeoJson({"type": "FeatureCollection", "features": features}, marker=marker,
+                   tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
+                   control=False).add_to(group)
+    return group
+
+
+def _analysis_legend(title: str, items: Sequence[tuple[str, str, str]], *,
+                     notes: Sequence[str] = (), attribution: str = "") -> str:
+    """French HTML legend of an analysis map; every label and note is escaped here.
+
+    ``items`` are (kind, colour, label), kind one of ``swatch``, ``dot``, ``line``, ``area``.
+    """
+    def symbol(kind: str, color: str) -> str:
+        if kind == "dot":
+            return (f'<span style="display:inline-block;width:11px;height:11px;'
+                    f'border-radius:50%;background:{color};border:1.5px solid #222;'
+                    'margin-right:6px;vertical-align:middle"></span>')
+        if kind == "line":
+            return (f'<span style="display:inline-block;width:18px;border-top:3px solid '
+                    f'{color};margin-right:6px;vertical-align:middle"></span>')
+        if kind == "area":
+            return (f'<span style="display:inline-block;width:14px;height:10px;'
+                    f'background:{color}33;border:2px dashed {color};margin-right:6px;'
+                    'vertical-align:middle"></span>')
+        return (f'<span style="display:inline-block;width:14px;height:10px;background:{color};'
+                'border:1px solid #6a6a6a;margin-right:6px;vertical-align:middle"></span>')
+
+    parts = [f'<div style="{_FONT}background:rgba(255,255,255,0.92);padding:8px 10px;'
+             'border-radius:6px;box-shadow:0 1px 4px rgba(0,0,0,0.35);max-width:300px;'
+             'max-height:62vh;overflow-y:auto;line-height:1.4">',
+             '<details open><summary style="font-weight:bold;font-size:13px;cursor:pointer;'
+             'margin-bottom:4px">Légende</summary>',
+             f"<div><b>{_esc(title)}</b></div>"]
+    parts += [f"<div>{symbol(kind, color)}{_esc(label)}</div>" for kind, color, label in items]
+    parts += [f'<div style="margin-top:4px;font-size:10.5px">{_esc(n)}</div>' for n in notes]
+    if attribution:
+        parts.append('<div style="margin-top:6px;font-size:10.5px;color:#444">Sources : '
+                     f"{_esc(attribution)}</div>")
+    parts.append("</details></div>")
+    return "".join(parts)
+
+
+def _finish(m: folium.Map, bounds: Sequence[float], legend: str, attribution: str) -> folium.Map:
+    folium.LayerControl(collapsed=True, position="topright").add_to(m)
+    _Legend(legend).add_to(m)
+    if attribution:
+        _Attribution(attribution).add_to(m)
+    _fit(m, bounds)
+    return m
+
+
+def _catchment_items(n: int, label: str = "") -> list[tuple[str, str, str]]:
+    if not n:
+        return []
+    return [("area", CATCHMENT_COLOR, "Zone desservie (isochrone)"
+             + (f" de « {label} »" if label else ""))]
+
+
+@_map_builder
+def build_priority_map(
+    gaps: Any,
+    *,
+    catchment: gpd.GeoDataFrame | None = None,
+    catchment_label: str = "",
+    attribution: str = "",
+    tiles: str | None = "OpenStreetMap",
+) -> folium.Map:
+    """Choropleth of the priority score of the communes, with each factor in the tooltip.
+
+    Parameters
+    ----------
+    gaps
+        A :class:`~diagnosis.gaps.GapsResult` whose ``layers["priority"]`` has a geometry
+        (:func:`diagnosis.analyses.compute_access` gives one).
+    catchment
+        Optional isochrone of a site (:func:`diagnosis.analyses.compute_catchment`).
+    catchment_label
+        Name of that site, for the legend and the tooltip.
+    attribution
+        Data sources shown in the attribution control and the legend.
+    tiles
+        Background tiles (``None`` for none).
+
+    Returns
+    -------
+    folium.Map
+        Classes of 20 points (0-20 ... 80-100), French legend, escaped tooltips.
+
+    Raises
+    ------
+    InputError
+        The priority layer has no geometry.
+    """
+    from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
+
+    prio = gaps.layers["priority"]
+    if not isinstance(prio, gpd.GeoDataFrame) or prio.crs is None:
+        raise InputError("gaps.layers['priority'] has no geometry with a CRS; compute the "
+                         "gaps from communes with their polygons (compute_access does)")
+    prio = prio.to_crs(WGS84)
+    m, bounds = _analysis_map(prio, tiles)
+    scores = pd.to_numeric(prio["score"], errors="coerce").to_numpy(dtype=float)
+    fills, tips = [], []
+    for row, score in zip(prio.to_dict("records"), scores, strict=True):
+        k = -1 if not np.isfinite(score) else min(int(score // 20), 4)
+        fills.append(MISSING_COLOR if k < 0 else PRIORITY_COLORS[k])
+        tip = [f"<b>{_esc(row.get('name'))}</b> ({_esc(row.get('code_insee'))})",
+               f"Rang {_esc(row.get('rank'))} — score {_fmt_number(score, decimals=1)} / 100"]
+        tip += [f"{_esc(FACTOR_LABELS[f])} : "
+                f"{_fmt_number(_num(row.get(f'contrib_{f}')), decimals=1)}"
+                for f in PRIORITY_FACTORS if f"contrib_{f}" in row]
+        tips.append("<br>".join(tip))
+    _fill_layer(prio, fills, tips, "Score de priorité par commune").add_to(m)
+    n = _add_catchments(m, catchment, names=[catchment_label])
+    items = [("swatch", c, f"{20 * i} à {20 * (i + 1)}") for i, c in enumerate(PRIORITY_COLORS)]
+    if not np.isfinite(scores).all():
+        items.append(("swatch", MISSING_COLOR, "non calculé"))
+    items += _catchment_items(n, catchment_label)
+    notes = ["Score de 0 à 100 : naissances, pauvreté, familles monoparentales et "
+             "éloignement des services, pondérés (détail au survol)."]
+    legend = _analysis_legend("Score de priorité (0 à 100) par commune", items, notes=notes,
+                              attribution=attribution)
+    return _finish(m, bounds, legend, attribution)
+
+
+def access_classes(max_minutes: float) -> list[tuple[float, str]]:
+    """Upper bounds and French labels of the time classes for a threshold T.
+
+    Examples
+    --------
+    >>> [label for _, label in access_classes(20)]
+    ['moins de 7 min', '7 à 13 min', '13 à 20 min', 'plus de 20 min (hors de portée)']
+    """
+    t = float(max_minutes)
+    a, b = t / 3, 2 * t / 3
+    return [(a, f"moins de {_fmt_number(a)} min"),
+            (b, f"{_fmt_number(a)} à {_fmt_number(b)} min"),
+            (t, f"{_fmt_number(b)} à {_fmt_number(t)} min"),
+            (math.inf, f"plus de {_fmt_number(t)} min (hors de portée)")]
+
+
+@_map_builder
+def build_access_map(
+    access: Any,
+    communes: gpd.GeoDataFrame,
+    facility_type: str,
+    *,
+    facilities: gpd.GeoDataFrame | None = None,
+    catchment: gpd.GeoDataFrame | None = None,
+    catchment_label: str = "",
+    travel_label: str = "",
+    attribution: str = "",
+    tiles: str | None = "OpenStreetMap",
+) -> folium.Map:
+    """Choropleth of the minutes from each commune to the nearest facility of one type.
+
+    Parameters
+    ----------
+    access
+        An :class:`~diagnosis.accessibility.AccessIndicators` (its ``table`` holds
+        ``minutes_nearest_<type>``; ``params["max_minutes"]`` is the threshold T).
+    communes
+        The territory's communes (``code_insee`` and polygons, with a CRS).
+    facility_type
+        The type mapped (a column ``minutes_nearest_<type>`` of the table).
+    facilities
+        Optional facilities; those of ``facility_type`` are drawn as markers.
+    catchment, catchment_label
+        Optional isochrone of a site, and the site's name.
+    travel_label
+        How the times were obtained (``Travel.label``), printed in the legend; default
+        from the engine of ``access.summary``.
+    attribution, tiles
+        As in :func:`build_priority_map`.
+
+    Returns
+    -------
+    folium.Map
+        Classes relative to T (:func:`access_classes`), French legend with the travel
+        time method, escaped tooltips.
+
+    Raises
+    ------
+    InputError
+        ``facility_type`` not in the access table.
+    """
+    col = f"minutes_nearest_{facility_type}"
+    table = access.table
+    if col not in table.columns:
+        kinds = [c.removeprefix("minutes_nearest_") for c in table.columns
+                 if c.startswith("minutes_nearest_")]
+        raise InputError(f"facility_type={facility_type!r} was not analysed; use one of {kinds}")
+    t = float(access.params["max_minutes"])
+    com = communes.to_crs(WGS84).merge(
+        pd.DataFrame(table.loc[:, ["code_insee", col]]), on="code_insee", how="inner")
+    m, bounds = _analysis_map(com if len(com) else communes, tiles)
+    classes = access_classes(t)
+    label = facility_label(facility_type) if facility_type in FACILITY_TYPES else facility_type
+    fills, tips = [], []
+    for row in com.to_dict("records"):
+        minutes = _num(row.get(col))
+        if np.isnan(minutes):
+            fills.append(MISSING_COLOR)
+            text = "non calculé"
+        else:
+            # below T/3, below 2T/3, up to T included, beyond T
+            k = 2 if minutes == t else next(i for i, (hi, _) in enumerate(classes)
+                                            if minutes < hi or i == len(classes) - 1)
+            fills.append(ACCESS_COLORS[k])
+            text = (f"{_fmt_number(minutes)} min" if np.isfinite(minutes)
+                    else f"plus de {_fmt_number(t)} min")
+        tips.append(f"<b>{_esc(row.get('name'))}</b> ({_esc(row.get('code_insee'))})<br>"
+                    f"{_esc(label)} la plus proche : {text}")
+    _fill_layer(com, fills, tips, f"Temps jusqu'à : {label}").add_to(m)
+    n = _add_catchments(m, catchment, names=[catchment_label])
+    items = [("swatch", c, lab) for c, (_, lab) in zip(ACCESS_COLORS, classes, strict=True)]
+    if facilities is not None:
+        of_type = facilities.loc[facilities["type"].eq(facility_type)]
+        if len(of_type):
+            folium.map.CustomPane(_FACILITY_PANE, z_index=450).add_to(m)
+            group = folium.FeatureGroup(name=f"{facility_label(facility_type, plural=True)}"
+                                        if facility_type in FACILITY_TYPES else facility_type)
+            _point_layer(_spread_coincident(of_type.to_crs(WGS84)), facility_type,
+                         source_titles={}, outside=False, pane=_FACILITY_PANE).add_to(group)
+            group.add_to(m)
+            color = FACILITY_STYLES.get(facility_type, {"color": "#444444"})["color"]
+            items.append(("dot", color, f"{label} ({len(of_type)})"))
+    items += _catchment_items(n, catchment_label)
+    notes = [f"Temps de trajet : {travel_label or _engine_note(access)}."]
+    legend = _analysis_legend(f"Temps jusqu'à : {label} (la plus proche)", items,
+                              notes=notes, attribution=attribution)
+    return _finish(m, bounds, legend, attribution)
+
+
+def _engine_note(access: Any) -> str:
+    engine = ""
+    summary = getattr(access, "summary", None)
+    if summary is not None and "engine" in summary and len(summary):
+        engine = str(summary["engine"].iloc[0])
+    return ("estimation à vol d'oiseau (distance × facteur de détour)" if engine == "crow_fly"
+            else "réseau routier OpenStreetMap")
+
+
+@_map_builder
+def build_siting_map(
+    result: Any | None,
+    *,
+    communes: gpd.GeoDataFrame | None = None,
+    catchments: gpd.GeoDataFrame | None = None,
+    user_points: Sequence[tuple[float, float]] = (),
+    attribution: str = "",
+    tiles: str | None = "OpenStreetMap",
+) -> folium.Map:
+    """Recommended sites, existing Maisons, their catchments and the communes reached.
+
+    Parameters
+    ----------
+    result
+        A :class:`~diagnosis.siting.SitingResult` (its ``sites`` layer, and its
+        ``demand`` layer with ``code_insee`` and ``covered_after``), or None to draw
+        the communes and the proposed points only (before a run, or after bad input).
+    communes
+        The territory's communes (polygons): filled by whether a site is within reach.
+    catchments
+        Isochrones of the sites (one row each, with a ``name`` column).
+    user_points
+        Sites proposed by the user, (longitude, latitude), numbered from 1.
+    attribution, tiles
+        As in :func:`build_priority_map`.
+
+    Returns
+    -------
+    folium.Map
+    """
+    sites = (result.sites.to_crs(WGS84) if len(result.sites) else result.sites) \
+        if result is not None else gpd.GeoDataFrame({"status": []}, geometry=[], crs=WGS84)
+    frames = [f for f in (communes, sites) if f is not None and len(f)]
+    if not frames:
+        raise InputError("nothing to draw: the result has no site and no communes were given")
+    m, bounds = _analysis_map(frames[0], tiles)
+    items: list[tuple[str, str, str]] = []
+    if communes is not None and len(communes):
+        demand = result.demand if result is not None else pd.DataFrame()
+        covered = dict(zip(demand["code_insee"].astype(str),
+                           demand.get("covered_after", pd.Series(False, index=demand.index))
+                           .astype(bool), strict=True)) if "code_insee" in demand else {}
+        minutes = {str(c): _num(v) for c, v in zip(demand["code_insee"], demand["minutes_to_site"],
+                                                   strict=True)} \
+            if "minutes_to_site" in demand and "code_insee" in demand else {}
+        fills, tips = [], []
+        for row in communes.to_crs(WGS84).to_dict("records"):
+            code = str(row.get("code_insee"))
+            ok = covered.get(code)
+            fills.append(NEUTRAL_COLOR if ok is None else ("#c7e9c0" if ok else "#fdd0a2"))
+            tip = f"<b>{_esc(row.get('name'))}</b> ({_esc(code)})<br>"
+            tip += ("un site à portée" if ok else "aucun site à portée") if ok is not None \
+                else "hors de l'analyse"
+            if code in minutes and np.isfinite(minutes[code]):
+                tip += f" ({_fmt_number(float(minutes[code]))} min)"
+            tips.append(tip)
+        _fill_layer(communes, fills, tips, "Communes à portée").add_to(m)
+        if covered:
+            items += [("swatch", "#c7e9c0", "commune avec un site à portée"),
+                      ("swatch", "#fdd0a2", "commune sans site à portée")]
+        else:
+            items.append(("swatch", NEUTRAL_COLOR, "commune du territoire"))
+    names = [str(v) for v in catchments["name"]] if catchments is not None and \
+        "name" in catchments else []
+    n = _add_catchments(m, catchments, names=names)
+    items += [("area", CATCHMENT_COLOR, "Zone desservie par un site recommandé")] if n else []
+    folium.map.CustomPane(_FACILITY_PANE, z_index=450).add_to(m)
+    if len(user_points):
+        pts = [(lon, lat, f"<b>Site proposé n°{i}</b><br><small>{lat:.5f}, {lon:.5f}</small>")
+               for i, (lon, lat) in enumerate(user_points, start=1)]
+        _site_markers(pts, color=USER_SITE_COLOR, radius=8, name="Sites proposés").add_to(m)
+        items.append(("dot", USER_SITE_COLOR, f"Site proposé ({len(user_points)})"))
+    for status, color, radius, label in (("existant", FACILITY_STYLES["maison_1000_jours"]
+                                          ["color"], 9, "Maison existante"),
+                                         ("recommandé", RECOMMENDED_COLOR, 12, "Site recommandé")):
+        part = sites.loc[sites["status"].eq(status)] if len(sites) else sites
+        if not len(part):
+            continue
+        pts = []
+        for row in part.to_dict("records"):
+            geom = row["geometry"]
+            tip = f"<b>{_esc(row.get('name'))}</b><br>{_esc(row.get('type_label'))}"
+            if status == "recommandé":
+                tip += (f"<br>Rang {_esc(row.get('rank'))} — naissances à portée : "
+                        f"{_fmt_number(_num(row.get('births_covered')))}")
+            pts.append((float(geom.x), float(geom.y), tip))
+        _site_markers(pts, color=color, radius=radius, name=f"{label}s").add_to(m)
+        items.append(("dot", color, f"{label} ({len(part)})"))
+    notes = ["Cliquez sur la carte pour proposer un site."]
+    legend = _analysis_legend("Implantation de la Maison", items, notes=notes,
+                              attribution=attribution)
+    return _finish(m, bounds, legend, attribution)
+
+
+def _line_style(feature: Mapping[str, Any]) -> dict[str, Any]:
+    return {"color": feature["properties"]["color"], "weight": 3, "opacity": 0.85}
+
+
+@_map_builder
+def build_partner_network_map(
+    site: Any,
+    partners: pd.DataFrame,
+    facilities: gpd.GeoDataFrame,
+    *,
+    catchment: gpd.GeoDataFrame | None = None,
+    attribution: str = "",
+    tiles: str | None = "OpenStreetMap",
+) -> folium.Map:
+    """The site in the centre, a line to each partner within reach, coloured by type.
+
+    Parameters
+    ----------
+    site
+        The site studied: a :class:`~diagnosis.analyses.Site` (``name``, ``geometry``
+        in EPSG:4326).
+    partners
+        Partners within reach (:func:`diagnosis.partners.find_partners`: ``facility_id``,
+        ``type``, ``name``, ``minutes``, ``distance_m``).
+    facilities
+        Facilities with their positions (``facility_id``, geometry), to place the partners.
+    catchment
+        Optional isochrone of the site.
+    attribution, tiles
+        As in :func:`build_priority_map`.
+
+    Returns
+    -------
+    folium.Map
+    """
+    geom = site.geometry
+    fac = facilities.to_crs(WGS84)
+    pos = dict(zip(fac["facility_id"].astype(str), fac.geometry, strict=True))
+    features: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    xs, ys = [float(geom.x)], [float(geom.y)]
+    for row in partners.to_dict("records"):
+        p = pos.get(str(row.get("facility_id")))
+        if p is None or p.is_empty:
+            continue
+        ftype = str(row.get("type", ""))
+        color = FACILITY_STYLES.get(ftype, {"color": "#444444"})["color"]
+        counts[ftype] = counts.get(ftype, 0) + 1
+        minutes = _num(row.get("minutes"))
+        dist = _num(row.get("distance_m")) / 1000
+        label = facility_label(ftype) if ftype in FACILITY_TYPES else ftype
+        tip = (f"<b>{_esc(row.get('name'))}</b><br>{_esc(label)}<br>"
+               + (f"{_fmt_number(minutes)} min — " if np.isfinite(minutes) else "")
+               + f"{_fmt_number(dist, decimals=1)} km à vol d'oiseau")
+        features.append({"type": "Feature", "properties": {"color": color, "tooltip": tip},
+                         "geometry": {"type": "LineString", "coordinates": [
+                             [round(float(geom.x), 6), round(float(geom.y), 6)],
+                             [round(float(p.x), 6), round(float(p.y), 6)]]}})
+        xs.append(float(p.x))
+        ys.append(float(p.y))
+    frame = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xs, ys), crs=WGS84)
+    if catchment is not None and len(catchment):
+        frame = pd.concat([frame, catchment.to_crs(WGS84)[["geometry"]]], ignore_index=True)
+    m, bounds = _analysis_map(gpd.GeoDataFrame(frame, geometry="geometry", crs=WGS84), tiles)
+    n = _add_catchments(m, catchment, names=[str(site.name)])
+    # The pane first: the markers of the group below are drawn in it.
+    folium.map.CustomPane(_FACILITY_PANE, z_index=450).add_to(m)
+    group = folium.FeatureGroup(name=f"Partenaires à portée ({len(features)})", show=True)
+    if features:
+        folium.GeoJson({"type": "FeatureCollection", "features": features},
+                       style_function=_line_style,
+                       tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
+                       control=False).add_to(group)
+    group.add_to(m)
+    drawn = fac.loc[fac["facility_id"].astype(str).isin(
+        [str(r) for r in partners.get("facility_id", [])])]
+    for ftype in [t for t in FACILITY_TYPES if t in counts] + \
+            [t for t in counts if t not in FACILITY_TYPES]:
+        _point_layer(drawn.loc[drawn["type"].eq(ftype)], ftype, source_titles={},
+                     outside=False, pane=_FACILITY_PANE).add_to(group)
+    _site_markers([(float(geom.x), float(geom.y),
+                    f"<b>{_esc(site.name)}</b><br>Site étudié pour la Maison")],
+                  color=RECOMMENDED_COLOR, radius=12, name="Site étudié").add_to(m)
+    items = [("dot", RECOMMENDED_COLOR, f"Site étudié : {site.name}")]
+    items += [("line", FACILITY_STYLES.get(t, {"color": "#444444"})["color"],
+               f"{facility_label(t, plural=True) if t in FACILITY_TYPES else t} : {c}")
+              for t, c in counts.items()]
+    if not counts:
+        items.append(("swatch", MISSING_COLOR, "aucun partenaire à portée"))
+    items += _catchment_items(n)
+    legend = _analysis_legend("Réseau de partenaires du site", items, attribution=attribution)
+    return _finish(m, bounds, legend, attribution)

@@ -371,3 +371,151 @@ def test_offer_table_counts_and_shares(overview):
     assert pmi["Naissances à portée"] == 10.0 and pmi["Part des naissances (%)"] == 100.0
     assert pmi["Communes sans structure"] == 1 and eaje["Communes sans structure"] == 1
     assert table.loc["MAM", "Structures dans le territoire"] == 0
+
+
+# --------------------------------------------------------------------------------------
+# Maps of the analyses (priority, access, siting, partner network)
+# --------------------------------------------------------------------------------------
+
+SCRIPT = "<script>x</script>"
+
+
+def _analysis_facilities() -> gpd.GeoDataFrame:
+    """The fixture's facilities plus a relais named like a script, the only host of its type."""
+    extra = _facility("r1", "rpe", "44002", X0 + 3300, Y0 + 1400, name=SCRIPT,
+                      phone="<b>02</b>")
+    rows = pd.concat([_facilities().to_crs(METRIC_CRS),
+                      gpd.GeoDataFrame(pd.DataFrame([extra]), geometry="geometry",
+                                       crs=METRIC_CRS)], ignore_index=True)
+    return validate_facilities(gpd.GeoDataFrame(rows, geometry="geometry", crs=METRIC_CRS)
+                               .to_crs(WGS84), source="test")
+
+
+@pytest.fixture(scope="module")
+def analysis_overview():
+    com = _communes()
+    com.loc[0, "name"] = "<b>Alpha</b>"
+    com.loc[1, "births_2024"] = 20.0  # siting needs every commune's births
+    return compute_overview(TERRITORY, com, _analysis_facilities(), threshold_m=3000,
+                            sources=SOURCES)
+
+
+@pytest.fixture(scope="module")
+def access_result(analysis_overview):
+    from diagnosis.analyses import compute_access
+
+    return compute_access(analysis_overview, _analysis_facilities(), max_minutes=10)
+
+
+def _text(m: folium.Map) -> str:
+    """What the map says (HTML entities decoded: for text checks, not escaping checks)."""
+    import html as html_lib
+
+    return html_lib.unescape(m.get_root().render().replace("<\\/", "</"))
+
+
+def _assert_escaped(m: folium.Map, raw: str, escaped: str) -> None:
+    html = m.get_root().render()
+    assert raw not in html and _js(raw)[1:-1] not in html
+    assert escaped in " ".join(_geojson_strings(m)) + html
+
+
+def test_priority_map_legend_tooltips_and_catchment(access_result):
+    from diagnosis.analyses import compute_catchment
+    from diagnosis.maps import PRIORITY_COLORS, build_priority_map
+
+    area = compute_catchment(Point(-1.55, 47.2), max_minutes=5)
+    m = build_priority_map(access_result.gaps, catchment=area, catchment_label="Crèche <i>",
+                           attribution="IGN <b>")
+    html = _text(m)
+    assert "Score de priorité (0 à 100) par commune" in html
+    for label in ("0 à 20", "20 à 40", "40 à 60", "60 à 80", "80 à 100"):
+        assert label in html
+    assert "Zone desservie (isochrone) de « Crèche <i> »" in html
+    _assert_escaped(m, "Crèche <i>", "Crèche &lt;i&gt;")
+    _assert_escaped(m, "IGN <b>", "IGN &lt;b&gt;")
+    tips = " ".join(_geojson_strings(m))
+    assert "Rang 1 — score" in tips and "Éloignement des services" in tips
+    _assert_escaped(m, "<b>Alpha</b>", "&lt;b&gt;Alpha&lt;/b&gt;")
+    top = access_result.gaps.layers["priority"].iloc[0]
+    assert PRIORITY_COLORS[min(int(top["score"] // 20), 4)] in html
+    bare = access_result.gaps.layers["priority"].drop(columns="geometry")
+    with pytest.raises(InputError, match="no geometry"):
+        build_priority_map(type("G", (), {"layers": {"priority": pd.DataFrame(bare)}})())
+
+
+def test_access_map_classes_relative_to_threshold(access_result, analysis_overview):
+    from diagnosis.maps import ACCESS_COLORS, access_classes, build_access_map
+
+    assert [lab for _, lab in access_classes(10)] == [
+        "moins de 3 min", "3 à 7 min", "7 à 10 min", "plus de 10 min (hors de portée)"]
+    m = build_access_map(access_result.access, analysis_overview.layers["communes"], "pmi",
+                         facilities=_analysis_facilities(),
+                         travel_label=access_result.travel.label)
+    html = _text(m)
+    assert "Temps jusqu'à : Centre de PMI (la plus proche)" in html
+    assert "Temps de trajet : estimation à vol d'oiseau" in html
+    assert "Centre de PMI (2)" in html  # both PMIs drawn as markers
+    # Alpha holds a PMI (1.4 min): first class; Béta 3.9 min: second class.
+    fills = [f["properties"]["fill"] for f in _geojson_features(m) if "fill" in f["properties"]]
+    assert fills.count(ACCESS_COLORS[0]) == 1 and fills.count(ACCESS_COLORS[1]) == 1
+    _assert_escaped(m, "<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;")
+    with pytest.raises(InputError, match="was not analysed"):
+        build_access_map(access_result.access, analysis_overview.layers["communes"], "laep")
+
+
+def test_siting_map_sites_catchments_and_user_points(analysis_overview):
+    from diagnosis.analyses import compute_catchment, compute_siting
+    from diagnosis.maps import build_siting_map
+
+    sc = compute_siting(analysis_overview, _analysis_facilities(), k_values=[1],
+                        max_minutes=10, host_types=["rpe"],
+                        need_weights={"poverty": 0, "single_parent": 0})
+    assert sc.main.sites["name"].tolist() == [SCRIPT]
+    site = sc.main.sites.geometry.iloc[0]
+    area = compute_catchment(site, max_minutes=10).assign(name=SCRIPT)
+    m = build_siting_map(sc.main, communes=analysis_overview.layers["communes"],
+                         catchments=area, user_points=[(-1.55, 47.2)])
+    html = _text(m)
+    for text in ("Implantation de la Maison", "Site recommandé (1)", "Site proposé (1)",
+                 "Zone desservie par un site recommandé", "commune avec un site à portée"):
+        assert text in html, text
+    _assert_escaped(m, SCRIPT, "&lt;script&gt;x&lt;/script&gt;")
+    empty = _text(build_siting_map(None, communes=analysis_overview.layers["communes"]))
+    assert "commune du territoire" in empty and "Site recommandé" not in empty
+
+
+def test_partner_network_map_lines_by_type(analysis_overview):
+    from diagnosis.analyses import compute_partners, find_site
+    from diagnosis.maps import build_partner_network_map
+
+    fac = _analysis_facilities()
+    site = find_site(fac, "f2")
+    near = compute_partners(analysis_overview, fac, site, max_minutes=10).layers["near_site"]
+    assert SCRIPT in near["name"].tolist()
+    m = build_partner_network_map(site, near, fac, attribution="IGN")
+    html = _text(m)
+    assert "Réseau de partenaires du site" in html
+    assert "Relais petite enfance : 1" in html
+    assert f"Site étudié : {site.name}" in html
+    lines = [f for f in _geojson_features(m) if f["geometry"]["type"] == "LineString"]
+    assert len(lines) == len(near)
+    rpe = next(f for f in lines if "x&lt;/script&gt;" in f["properties"]["tooltip"])
+    assert rpe["properties"]["color"] == FACILITY_STYLES["rpe"]["color"]
+    assert rpe["geometry"]["coordinates"][0] == [round(site.geometry.x, 6),
+                                                 round(site.geometry.y, 6)]
+    _assert_escaped(m, SCRIPT, "&lt;script&gt;x&lt;/script&gt;")
+    assert "&lt;b&gt;02&lt;/b&gt;" in " ".join(_geojson_strings(m))  # popup of the marker
+
+
+def _geojson_features(m: folium.Map) -> list[dict]:
+    out = []
+
+    def walk(elem):
+        if isinstance(elem, folium.GeoJson):
+            out.extend(elem.data.get("features", []))
+        for child in elem._children.values():
+            walk(child)
+
+    walk(m)
+    return out
