@@ -8,20 +8,57 @@ them.
 
 from __future__ import annotations
 
+import io
+import tempfile
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 import streamlit as st
+from shapely.geometry import Point
 
 from app_pages import FileList, FilesKey
 from data_sources import demo
-from data_sources.cog import load_cog, resolve
+from data_sources.cog import departement_name, load_cog, resolve
 from data_sources.fetch import FetchProgress, FetchResult, fetch_territory
+from data_sources.osm import road_graph_for
 from data_sources.store import ledger_table, read_store
 from data_sources.workspace import Workspace, load_workspace
+from diagnosis.analyses import (
+    AccessResult,
+    Analyses,
+    PartnerTables,
+    Site,
+    SitingScenarios,
+    Travel,
+    compute_access,
+    compute_analyses,
+    compute_catchment,
+    compute_partners,
+    compute_site_catchment,
+    compute_site_cohorts,
+    compute_siting,
+    find_site,
+)
+from diagnosis.cohorts import CohortPlan
+from diagnosis.comparison import compare_territories, split_territory
+from diagnosis.errors import MissingDataError
+from diagnosis.exports import build_export_layers, export_csv_tables, export_geopackage
 from diagnosis.overview import Overview, compute_overview
+from diagnosis.presentation import (
+    SiteChoice,
+    facility_options,
+    host_options,
+    recommended_sites,
+    siting_input_problems,
+)
 from diagnosis.schema import Territory
+from diagnosis.settings import DEFAULT_THRESHOLD_M, WGS84
+from diagnosis.siting import USER_SITE_TYPE
 
 
 @st.cache_data(show_spinner=False)
@@ -80,6 +117,270 @@ def overview(code: str, files_key: FilesKey, threshold_m: float, _files: FileLis
     ws = workspace(code, files_key, _files)
     return compute_overview(ws.territory, ws.communes, ws.facilities,
                             threshold_m=threshold_m, sources=ws.sources)
+
+
+# --------------------------------------------------------------------------------------
+# Analyses (pages Besoins et lacunes, Implantation, Partenaires, Rapport et exports).
+# Travel times come from ``travel(code, files_key, mode)``, never passed as an argument
+# (a road graph is not hashable cheaply). Sites are ``SiteKey`` tuples.
+# --------------------------------------------------------------------------------------
+
+#: A site as a hashable cache key: (site_id, name, longitude, latitude). Ids starting with
+#: ``user:`` are points proposed by the user; the others are loaded facilities.
+SiteKey = tuple[str, str, float, float]
+USER_SITE_PREFIX = "user:"
+
+
+def _loaded(code: str, files_key: FilesKey, files: FileList) -> tuple[Workspace, Overview]:
+    """Workspace and overview at the default threshold (as the command line computes)."""
+    return (workspace(code, files_key, files),
+            overview(code, files_key, DEFAULT_THRESHOLD_M, files))
+
+
+@st.cache_resource(show_spinner=False, ttl=3600, max_entries=8)
+def travel(code: str, files_key: FilesKey, mode: str, _files: FileList) -> Travel:
+    """How travel times are computed: ``"crow"``, or the ``"drive"``/``"walk"`` road graph.
+
+    Without a road graph (offline, Overpass down) the crow-fly estimate is used and
+    ``Travel.note`` says why; kept an hour, so a later try can succeed.
+    """
+    ws = workspace(code, files_key, _files)
+    own = ws.communes.loc[ws.communes["code_insee"].isin(ws.territory.communes)]
+    graph, note = road_graph_for(own, mode=mode)
+    return Travel(graph=graph, mode="drive" if mode == "crow" else mode, note=note)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def analysed_types(code: str, files_key: FilesKey, _files: FileList) -> list[str]:
+    """Facility types with at least one loaded facility (town halls apart), schema order."""
+    ws, ov = _loaded(code, files_key, _files)
+    present = set(ws.facilities["type"].astype(str))
+    return [t for t in ov.params.get("types", ()) if t in present and t != "mairie"]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def facility_choices(code: str, files_key: FilesKey, host_only: bool,
+                     _files: FileList) -> dict[str, str]:
+    """The territory's facilities (or host facilities only): facility_id -> label."""
+    _, ov = _loaded(code, files_key, _files)
+    return host_options(ov) if host_only else facility_options(ov)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def facility_site(code: str, files_key: FilesKey, facility_id: str,
+                  _files: FileList) -> SiteKey:
+    """The :data:`SiteKey` of a loaded facility."""
+    site = find_site(workspace(code, files_key, _files).facilities, facility_id)
+    return (site.site_id, site.name, float(site.geometry.x), float(site.geometry.y))
+
+
+def resolve_site(code: str, files_key: FilesKey, key: SiteKey, files: FileList) -> Site:
+    """The :class:`~diagnosis.analyses.Site` of a key: a loaded facility or a user point."""
+    site_id, name, lon, lat = key
+    if site_id.startswith(USER_SITE_PREFIX):
+        return Site(site_id=site_id, name=name, facility_type=USER_SITE_TYPE, code_insee="",
+                    geometry=Point(lon, lat))
+    return find_site(workspace(code, files_key, files).facilities, site_id)
+
+
+@st.cache_resource(show_spinner="Calcul des temps d'accès et des manques…", max_entries=32)
+def access(code: str, files_key: FilesKey, mode: str, max_minutes: float,
+           weights: tuple[tuple[str, float], ...], types: tuple[str, ...],
+           _files: FileList) -> AccessResult:
+    """Accessibility, zones blanches and priority (see :func:`compute_access`)."""
+    ws, ov = _loaded(code, files_key, _files)
+    return compute_access(ov, ws.facilities, travel=travel(code, files_key, mode, _files),
+                          max_minutes=max_minutes, weights=dict(weights), types=list(types))
+
+
+@st.cache_resource(show_spinner="Calcul de la zone desservie…", max_entries=64)
+def catchment(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
+              _files: FileList) -> gpd.GeoDataFrame:
+    """Isochrone of a site (see :func:`compute_catchment`), with its ``name``."""
+    area = compute_catchment(Point(site[2], site[3]),
+                             travel=travel(code, files_key, mode, _files),
+                             max_minutes=max_minutes)
+    return area.assign(site_id=site[0], name=site[1])
+
+
+@dataclass(frozen=True, eq=False)
+class SitingRun:
+    """Siting scenarios with the recommended sites of the main one and their catchments."""
+
+    scenarios: SitingScenarios
+    sites: tuple[SiteChoice, ...]
+    catchments: gpd.GeoDataFrame
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def siting_problems(code: str, files_key: FilesKey, k_values: tuple[int, ...],
+                    host_types: tuple[str, ...], points: tuple[tuple[float, float], ...],
+                    _files: FileList) -> list[str]:
+    """French messages for siting inputs that cannot work (see :func:`siting_input_problems`)."""
+    _, ov = _loaded(code, files_key, _files)
+    return siting_input_problems(ov, k_values=k_values, host_types=host_types,
+                                 user_points=points)
+
+
+@st.cache_resource(show_spinner="Recherche des meilleurs sites…", max_entries=32)
+def siting(code: str, files_key: FilesKey, mode: str, max_minutes: float,
+           k_values: tuple[int, ...], host_types: tuple[str, ...], objective: str,
+           points: tuple[tuple[float, float], ...], _files: FileList) -> SitingRun:
+    """Siting scenarios (see :func:`compute_siting`); ``points`` are (lon, lat) proposals."""
+    ws, ov = _loaded(code, files_key, _files)
+    how = travel(code, files_key, mode, _files)
+    user = gpd.GeoDataFrame(
+        {"name": [f"Site proposé n°{i}" for i in range(1, len(points) + 1)]},
+        geometry=[Point(lon, lat) for lon, lat in points], crs=WGS84) if points else None
+    sc = compute_siting(ov, ws.facilities, k_values=k_values, travel=how,
+                        max_minutes=max_minutes, host_types=host_types, user_points=user,
+                        objective=objective)
+    sites = tuple(recommended_sites(sc.main))
+    areas = [compute_catchment(Point(s.lon, s.lat), travel=how, max_minutes=max_minutes)
+             .assign(site_id=s.site_id, name=s.name) for s in sites]
+    empty = gpd.GeoDataFrame({"site_id": [], "name": []}, geometry=[], crs=WGS84)
+    return SitingRun(sc, sites, gpd.GeoDataFrame(pd.concat(areas, ignore_index=True),
+                                                 crs=WGS84) if areas else empty)
+
+
+@st.cache_resource(show_spinner="Calcul des groupes de pairs…", max_entries=64)
+def cohorts(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
+            uptake_rate: float, group_size: int, birth_window_months: float,
+            _files: FileList) -> CohortPlan:
+    """Peer groups the catchment of a site can fill (see :func:`compute_site_cohorts`)."""
+    ws, ov = _loaded(code, files_key, _files)
+    catch = compute_site_catchment(ov, ws.communes, resolve_site(code, files_key, site, _files),
+                                   travel=travel(code, files_key, mode, _files),
+                                   max_minutes=max_minutes)
+    return compute_site_cohorts(catch, uptake_rate=uptake_rate, group_size=group_size,
+                                birth_window_months=birth_window_months)
+
+
+def _dep_name(ws: Workspace) -> str | None:
+    deps = ws.territory.departements
+    return departement_name(deps[0]) if deps else None
+
+
+@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def partners(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
+             _files: FileList) -> PartnerTables:
+    """Partners within reach of a site and institutions (see :func:`compute_partners`)."""
+    ws, ov = _loaded(code, files_key, _files)
+    return compute_partners(ov, ws.facilities, resolve_site(code, files_key, site, _files),
+                            travel=travel(code, files_key, mode, _files),
+                            max_minutes=max_minutes, dep_name=_dep_name(ws))
+
+
+@st.cache_resource(show_spinner="Calcul des analyses du rapport…", max_entries=8)
+def analyses(code: str, files_key: FilesKey, mode: str, max_minutes: float,
+             site: SiteKey | None, uptake_rate: float | None, _files: FileList) -> Analyses:
+    """Every analysis of the report and the exports (see :func:`compute_analyses`)."""
+    ws, ov = _loaded(code, files_key, _files)
+    studied = resolve_site(code, files_key, site, _files) if site else None
+    return compute_analyses(ov, ws.facilities, context=ws.communes,
+                            travel=travel(code, files_key, mode, _files),
+                            max_minutes=max_minutes, site=studied, uptake_rate=uptake_rate,
+                            dep_name=_dep_name(ws))
+
+
+def _overviews(territories: list[Territory], ws: Workspace) -> tuple[list[Overview], list[str]]:
+    """Overviews of ``territories`` on the workspace's data; skipped ones with a reason."""
+    overviews, skipped = [], []
+    for t in territories:
+        try:
+            overviews.append(compute_overview(t, ws.communes, ws.facilities,
+                                              threshold_m=DEFAULT_THRESHOLD_M,
+                                              sources=ws.sources))
+        except MissingDataError:
+            skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
+    return overviews, skipped
+
+
+@st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)
+def comparison(code: str, files_key: FilesKey, by: str,
+               _files: FileList) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
+    """The territory's EPCIs or communes compared (as ``python -m diagnosis compare --by``)."""
+    ws = workspace(code, files_key, _files)
+    children = split_territory(ws.territory, load_cog(), by=by)
+    overviews, skipped = _overviews(children, ws)
+    return (compare_territories(overviews) if overviews else None), tuple(skipped)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def neighbour_comparison(code: str, files_key: FilesKey, _files: FileList) -> pd.DataFrame | None:
+    """The territory among its peers, for the report (as ``python -m diagnosis report``).
+
+    An EPCI among the EPCIs of its département(s), a commune among the communes of its
+    EPCI, a département through its EPCIs; None when there is no peer with data.
+    """
+    ws, ov = _loaded(code, files_key, _files)
+    t, cog = ws.territory, load_cog()
+    if t.kind == "commune":
+        epci = commune_epci(t.code)
+        if not epci:
+            return None
+        peers = split_territory(resolve(epci), cog, by="commune")
+    else:
+        peers = []
+        for dep in t.departements:
+            peers += split_territory(resolve(dep), cog, by="epci")
+        peers = list({p.code: p for p in peers}.values())
+    overviews, _ = _overviews([p for p in peers if p.code != t.code], ws)
+    if not overviews:
+        return None
+    return compare_territories(overviews if t.kind == "departement" else [ov, *overviews])
+
+
+def report_pdf(code: str, files_key: FilesKey, files: FileList, *, author: str, mode: str,
+               max_minutes: float, site: SiteKey | None, uptake_rate: float | None,
+               progress: Callable[[str], None] | None = None) -> bytes:
+    """The PDF report (as ``python -m diagnosis report``), from the cached analyses.
+
+    Not cached itself: it reports its steps to ``progress`` (a page's progress bar).
+    """
+    from diagnosis.report import build_report_pdf  # heavy (WeasyPrint): on demand
+
+    ws, ov = _loaded(code, files_key, files)
+    step = progress or (lambda _name: None)
+    step("accessibilité, manques, implantation")
+    res = analyses(code, files_key, mode, max_minutes, site, uptake_rate, files)
+    step("comparaison avec les territoires voisins")
+    peers = neighbour_comparison(code, files_key, files)
+    return build_report_pdf(
+        ov, sources=ws.sources, notices=ws.notices, author=author,
+        imports=[r.summary_fr() for r in ws.imports], origin=ws.origin, context=ws.communes,
+        comparison=peers, site=resolve_site(code, files_key, site, files) if site else None,
+        progress=step, **res.as_kwargs())
+
+
+def _export_layers(code: str, files_key: FilesKey, mode: str, max_minutes: float,
+                   uptake_rate: float | None, files: FileList) -> dict[str, pd.DataFrame]:
+    ws, ov = _loaded(code, files_key, files)
+    res = analyses(code, files_key, mode, max_minutes, None, uptake_rate, files)
+    return build_export_layers(ov, access=res.access, gaps=res.gaps, siting=res.siting,
+                               partners=res.partners, cohorts=res.cohorts, sources=ws.sources)
+
+
+@st.cache_data(show_spinner="Préparation du GeoPackage…", max_entries=8)
+def geopackage(code: str, files_key: FilesKey, mode: str, max_minutes: float,
+               uptake_rate: float | None, _files: FileList) -> bytes:
+    """The export layers as GeoPackage bytes (written in a temporary folder, then read)."""
+    layers = _export_layers(code, files_key, mode, max_minutes, uptake_rate, _files)
+    with tempfile.TemporaryDirectory(prefix="maillage_") as tmp:
+        return export_geopackage(layers, Path(tmp) / "diagnostic.gpkg").read_bytes()
+
+
+@st.cache_data(show_spinner="Préparation des tableaux CSV…", max_entries=8)
+def csv_zip(code: str, files_key: FilesKey, mode: str, max_minutes: float,
+            uptake_rate: float | None, _files: FileList) -> bytes:
+    """The export layers as one CSV per layer (French Excel), zipped in memory."""
+    layers = _export_layers(code, files_key, mode, max_minutes, uptake_rate, _files)
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="maillage_") as tmp, \
+            zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in export_csv_tables(layers, tmp):
+            archive.write(path, arcname=path.name)
+    return buffer.getvalue()
 
 
 @st.cache_data(show_spinner=False)

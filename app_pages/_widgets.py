@@ -1,0 +1,91 @@
+"""Widgets shared by the analysis pages: travel mode and threshold T, errors, notes.
+
+The threshold and the travel mode chosen on one page are kept (in session keys that are
+not widget keys, which Streamlit drops on a page change) and offered on the next page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import streamlit as st
+
+from app_pages import Selection, _cached, md_escape
+from diagnosis.accessibility import DEFAULT_MAX_MINUTES
+from diagnosis.analyses import Travel
+from diagnosis.errors import MaillageError, MissingDataError
+
+#: Travel modes offered, with their French label.
+MODES: dict[str, str] = {
+    "crow": "À vol d'oiseau (estimation)",
+    "drive": "Réseau routier en voiture (OpenStreetMap)",
+    "walk": "Réseau routier à pied (OpenStreetMap)",
+}
+SHARED_MINUTES = "analysis_max_minutes"
+SHARED_MODE = "analysis_mode"
+#: The recommended sites of the Implantation page's last run (for Partenaires, Rapport).
+LAST_SITES_KEY = "implantation_last_sites"
+
+
+def _share(widget_key: str, shared_key: str) -> None:
+    st.session_state[shared_key] = st.session_state[widget_key]
+
+
+def travel_inputs(prefix: str) -> tuple[str, float]:
+    """The travel mode and threshold T widgets (keys ``<prefix>_mode``, ``<prefix>_minutes``)."""
+    left, right = st.columns(2)
+    mode_key, minutes_key = f"{prefix}_mode", f"{prefix}_minutes"
+    mode = left.selectbox(
+        "Temps de trajet", options=list(MODES), format_func=MODES.__getitem__,
+        index=list(MODES).index(st.session_state.get(SHARED_MODE, "crow")), key=mode_key,
+        on_change=_share, args=(mode_key, SHARED_MODE),
+        help="À vol d'oiseau : distance × facteur de détour à vitesse moyenne, une "
+             "estimation. Réseau routier : OpenStreetMap, téléchargé à la première "
+             "utilisation (plus long), sinon estimation à vol d'oiseau signalée.")
+    minutes = right.slider(
+        "Temps de trajet maximal T (minutes)", min_value=5, max_value=60, step=1,
+        value=int(st.session_state.get(SHARED_MINUTES, DEFAULT_MAX_MINUTES)), key=minutes_key,
+        on_change=_share, args=(minutes_key, SHARED_MINUTES), format="%d min")
+    return str(mode), float(minutes)
+
+
+def load_travel(sel: Selection, mode: str) -> Travel:
+    """The cached travel times of the mode; a warning when the road graph is unavailable."""
+    if mode == "crow":
+        how = _cached.travel(sel.code, sel.files_key, mode, sel.files)
+    else:
+        with st.spinner("Chargement du réseau routier OpenStreetMap (la première fois, cela "
+                        "peut prendre une minute)…"):
+            how = _cached.travel(sel.code, sel.files_key, mode, sel.files)
+    if how.note:
+        st.warning(md_escape(how.note), icon=":material/warning:")
+    if how.graph is None:
+        st.info(f"Temps de trajet : {md_escape(how.label)}. Une estimation, pas un "
+                "itinéraire.", icon=":material/info:")
+    return how
+
+
+def require_data(sel: Selection, title: str) -> None:
+    """Show the page title; stop with a French message when the territory has no data."""
+    st.title(title)
+    try:
+        ws = _cached.workspace(sel.code, sel.files_key, sel.files)
+    except MissingDataError as exc:
+        st.warning(md_escape(exc))
+        st.stop()
+    except MaillageError as exc:
+        st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(exc)}")
+        st.stop()
+    st.caption(f"{md_escape(ws.territory.label)} · {len(ws.territory.communes)} commune(s)")
+
+
+def show_notes(notes: Iterable[str]) -> None:
+    """French notes of an analysis, as one info box."""
+    items = [str(n) for n in notes if str(n).strip()]
+    if items:
+        st.info("\n".join(f"- {md_escape(n)}" for n in items), icon=":material/info:")
+
+
+def error_box(what: str, exc: Exception) -> None:
+    """A French error for a refused input (no traceback), with the technical detail."""
+    st.error(f"{what} Détail : {md_escape(exc)}", icon=":material/error:")
