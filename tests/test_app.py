@@ -185,3 +185,158 @@ def test_sources_page_lists_sources_and_unplaced_rows(app):
     table = app.dataframe[0].value
     assert len(table) == len(unplaced)
     assert set(table["Nom"]) == {u["name"] for u in unplaced}
+
+
+# --------------------------------------------------------------------------------------
+# Analysis pages: the same numbers as diagnosis.analyses (the command line's wiring)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_analyses():
+    from data_sources.workspace import load_workspace
+    from diagnosis.analyses import compute_access, compute_siting
+    from diagnosis.overview import compute_overview
+
+    ws = load_workspace("200000438")
+    ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+    return {"ws": ws, "ov": ov,
+            "access": compute_access(ov, ws.facilities, max_minutes=20),
+            "siting": compute_siting(ov, ws.facilities, k_values=[1, 2, 3], max_minutes=20)}
+
+
+def _frame(at: AppTest, *columns: str) -> pd.DataFrame:
+    """The first table shown that has all these columns (dataframes have no test key)."""
+    for d in at.dataframe:
+        if all(c in d.value.columns for c in columns):
+            return d.value
+    raise AssertionError(f"no table with columns {columns}: "
+                         f"{[list(d.value.columns) for d in at.dataframe]}")
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [i.value for i in at.info] + \
+        [c.value for c in at.caption]
+    return " ".join(parts).replace("\\", "")
+
+
+def test_besoins_page_ranks_the_nine_communes(app, demo_analyses):
+    app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert app.title[0].value == "Besoins et lacunes"
+    table = _frame(app, "Score (0-100)")
+    prio = demo_analyses["access"].gaps.layers["priority"]
+    assert len(table) == 9
+    assert table["Commune"].tolist() == prio.sort_values("rank")["name"].tolist()
+    assert table["Score (0-100)"].tolist() == prio.sort_values("rank")["score"].round(1).tolist()
+    summary = _frame(app, "Part des naissances à portée (%)")
+    assert summary["Type"].tolist() == demo_analyses["access"].access.summary["label"].tolist()
+    assert "estimation à vol d'oiseau" in _texts(app)  # crow-fly label always visible
+
+    # no weight at all: a French error, not a traceback
+    for k in ("births", "poverty", "single_parent", "access"):
+        app.slider(key=f"besoins_weight_{k}").set_value(0.0)
+    app.run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert any("tous les poids à zéro" in e.value for e in app.error)
+
+
+def test_implantation_page_recommends_a_site(app, demo_analyses):
+    app.switch_page("app_pages/implantation.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    main = demo_analyses["siting"].main
+    name = main.sites.loc[main.sites["status"] == "recommandé", "name"].iloc[0]
+    assert app.number_input(key="implantation_k").value == 1
+    assert any(name in m.value.replace("\\", "") for m in app.markdown)
+    assert _frame(app, "dont nouvellement à portée").loc[0, "Site"] == name
+    scenarios = _frame(app, "Indicateur", "1 site, 20 min")
+    assert list(scenarios.columns[1:]) == list(demo_analyses["siting"].table.columns)
+    labels = {m.label: m.value for m in app.metric}
+    assert "Groupes pouvant démarrer par an" in labels
+    assert app.session_state["implantation_last_sites"][0][1] == name
+    assert "hypothèse" in app.slider(key="implantation_uptake").label
+
+    # the uptake slider changes the cohorts
+    before = labels["Groupes pouvant démarrer par an"]
+    app.slider(key="implantation_uptake").set_value(30).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert {m.label: m.value for m in app.metric}["Groupes pouvant démarrer par an"] != before
+
+
+def test_implantation_bad_input_is_a_french_error(app):
+    app.switch_page("app_pages/implantation.py").run(timeout=TIMEOUT)
+    app.multiselect(key="implantation_hosts").set_value(["evs"])
+    app.multiselect(key="implantation_scenarios").set_value([])
+    app.number_input(key="implantation_k").set_value(3).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert any("n'a que 1 lieu candidat" in e.value for e in app.error)
+    assert not app.dataframe  # no result shown
+
+    app.number_input(key="implantation_k").set_value(1)
+    app.session_state["implantation_points"] = [(-1.55, 47.21)]  # Nantes: outside the EPCI
+    app.run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert any("en dehors du territoire" in e.value for e in app.error)
+
+    app.session_state["implantation_points"] = [(-2.12, 47.44)]  # inside, near Pontchâteau
+    app.number_input(key="implantation_k").set_value(2).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert not app.error
+    sites = _frame(app, "dont nouvellement à portée")
+    assert "Site proposé n°1" in sites["Site"].tolist()
+    remove = app.button(key="implantation_remove_0")
+    remove.click().run(timeout=TIMEOUT)
+    assert app.session_state["implantation_points"] == []
+
+
+def test_partenaires_page_lists_partners_of_the_recommended_site(app, demo_analyses):
+    app.switch_page("app_pages/implantation.py").run(timeout=TIMEOUT)
+    app.switch_page("app_pages/partenaires.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    main = demo_analyses["siting"].main
+    first = main.sites.loc[main.sites["status"] == "recommandé", "facility_id"].iloc[0]
+    assert app.selectbox(key="partenaires_site").value == first
+    tables = [d.value for d in app.dataframe if "Structure" in d.value.columns]
+    assert tables and all(len(t) for t in tables)
+    from diagnosis.analyses import compute_partners, find_site
+
+    ws, ov = demo_analyses["ws"], demo_analyses["ov"]
+    near = compute_partners(ov, ws.facilities, find_site(ws.facilities, first),
+                            max_minutes=20).layers["near_site"]
+    assert sum(len(t) for t in tables) == len(near)
+    # the siting page's count leaves town halls out
+    assert int((near["type"] != "mairie").sum()) == int(
+        main.sites.loc[main.sites["facility_id"] == first, "partners_within"].iloc[0])
+    inst = _frame(app, "Organisation")
+    assert "Caisse d'allocations familiales" in " ".join(inst["Organisation"])
+    assert app.get("download_button")
+
+
+def test_rapport_page_generates_pdf_exports_and_comparison(app):
+    app.switch_page("app_pages/rapport.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    comparison = _frame(app, "Couverture des données")
+    assert len(comparison) == 9 and "Naissances 2024" in comparison
+    assert app.get("arrow_vega_lite_chart") or app.get("vega_lite_chart")
+    app.text_input(key="rapport_author").input("Cabinet <Test>")
+    app.button(key="rapport_generate").click().run(timeout=TIMEOUT)
+    _no_exception(app)
+    pdf = app.session_state["rapport_pdf"]["pdf"]
+    assert pdf.startswith(b"%PDF")
+    app.button(key="rapport_prepare_exports").click().run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert len(app.get("download_button")) == 3  # PDF, GeoPackage, CSV
+
+
+def test_cached_exports_are_geopackage_and_csv_zip():
+    import io
+    import zipfile
+
+    from app_pages import _cached
+
+    gpkg = _cached.geopackage("200000438", (), "crow", 20.0, 0.15, ())
+    assert gpkg.startswith(b"SQLite format 3")
+    names = zipfile.ZipFile(io.BytesIO(_cached.csv_zip("200000438", (), "crow", 20.0, 0.15,
+                                                       ()))).namelist()
+    assert "communes_indicateurs.csv" in names and "sources.csv" in names
+    assert not list(REPO.glob("*.gpkg")) and not list(REPO.glob("maillage_*"))

@@ -1,0 +1,99 @@
+"""Page « Besoins et lacunes »: time to services, zones blanches and priority communes."""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit_folium import st_folium
+
+from app_pages import _cached, current_selection
+from app_pages._widgets import error_box, load_travel, require_data, show_notes, travel_inputs
+from diagnosis.errors import InputError
+from diagnosis.gaps import DEFAULT_PRIORITY_WEIGHTS, FACTOR_LABELS, PRIORITY_FACTORS
+from diagnosis.maps import build_access_map, build_priority_map, default_attribution
+from diagnosis.presentation import access_summary_table, priority_table, white_zone_table
+from diagnosis.schema import facility_label
+
+MAP_KINDS = {"priority": "Score de priorité", "access": "Temps jusqu'au service le plus proche"}
+
+sel = current_selection()
+require_data(sel, "Besoins et lacunes")
+st.markdown(
+    "Où les familles sont-elles loin des services de la petite enfance ? Pour chaque "
+    "commune (depuis sa mairie) : le temps jusqu'à la structure la plus proche de chaque "
+    "type, les **zones blanches** (aucune structure à moins de T minutes) et un **score de "
+    "priorité** de 0 à 100 qui combine naissances, pauvreté, familles monoparentales et "
+    "éloignement des services."
+)
+
+mode, max_minutes = travel_inputs("besoins")
+all_types = _cached.analysed_types(sel.code, sel.files_key, sel.files)
+types = st.multiselect("Types de structures analysés", options=all_types, default=all_types,
+                       format_func=facility_label, key="besoins_types")
+with st.expander("Poids du score de priorité", icon=":material/tune:"):
+    cols = st.columns(len(PRIORITY_FACTORS))
+    weights = tuple(
+        (k, float(col.slider(FACTOR_LABELS[k], min_value=0.0, max_value=1.0, step=0.05,
+                             value=float(DEFAULT_PRIORITY_WEIGHTS[k]), key=f"besoins_weight_{k}")))
+        for k, col in zip(PRIORITY_FACTORS, cols, strict=True))
+    st.caption("Les poids sont ramenés à une somme de 100 %. Les valeurs par défaut sont une "
+               "convention (priorité aux naissances et à l'éloignement), à discuter avec les "
+               "partenaires du projet.")
+if not types:
+    st.warning("Choisissez au moins un type de structure à analyser.")
+    st.stop()
+
+travel = load_travel(sel, mode)
+try:
+    res = _cached.access(sel.code, sel.files_key, mode, max_minutes, weights, tuple(types),
+                         sel.files)
+except InputError as exc:
+    error_box("L'analyse n'a pas pu être faite avec ces paramètres (tous les poids à zéro, ou "
+              "aucune structure des types choisis n'est chargée).", exc)
+    st.stop()
+ws = _cached.workspace(sel.code, sel.files_key, sel.files)
+
+st.subheader("Carte")
+left, middle, right = st.columns(3)
+kind = left.radio("Carte affichée", options=list(MAP_KINDS), format_func=MAP_KINDS.__getitem__,
+                  key="besoins_map_kind")
+ftype = middle.selectbox("Type de structure (carte des temps)",
+                         options=list(res.access.params["facility_types"]),
+                         format_func=facility_label, key="besoins_map_type",
+                         disabled=kind != "access")
+choices = _cached.facility_choices(sel.code, sel.files_key, False, sel.files)
+site_id = right.selectbox("Zone desservie par une structure", options=["", *choices],
+                          format_func=lambda i: choices.get(i, "— aucune —"),
+                          key="besoins_catchment_site",
+                          help="Dessine la zone atteinte en T minutes depuis la structure "
+                               "(isochrone).")
+area, area_label = None, ""
+if site_id:
+    site = _cached.facility_site(sel.code, sel.files_key, site_id, sel.files)
+    area = _cached.catchment(sel.code, sel.files_key, mode, max_minutes, site, sel.files)
+    area_label = site[1]
+attribution = default_attribution(ws.sources)
+if kind == "priority":
+    fmap = build_priority_map(res.gaps, catchment=area, catchment_label=area_label,
+                              attribution=attribution)
+else:
+    fmap = build_access_map(res.access, res.gaps.layers["priority"], ftype,
+                            facilities=ws.facilities, catchment=area,
+                            catchment_label=area_label, travel_label=res.travel.label,
+                            attribution=attribution)
+st_folium(fmap, returned_objects=[], key="besoins_map", height=560, use_container_width=True)
+
+st.subheader("Communes prioritaires")
+st.caption("Score de 0 à 100 = somme des contributions des quatre facteurs : chaque facteur "
+           "est ramené entre 0 et 1 (1 = la commune la plus concernée du territoire), puis "
+           "multiplié par son poids × 100. Les colonnes de facteurs expliquent donc le score.")
+st.dataframe(priority_table(res.gaps), hide_index=True, key="besoins_priority_table",
+             placeholder="—")
+
+st.subheader("Accès aux services, par type")
+st.caption(f"À portée : structure du type à {max_minutes:g} minutes ou moins de la mairie.")
+st.dataframe(access_summary_table(res.access), hide_index=True, key="besoins_access_table",
+             placeholder="—")
+st.subheader("Zones blanches")
+st.dataframe(white_zone_table(res.gaps), hide_index=True, key="besoins_white_table",
+             placeholder="—")
+show_notes([*res.notes, *ws.notices])
