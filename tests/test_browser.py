@@ -180,3 +180,49 @@ def test_default_page_draws_map_offline_with_legend_and_figures(server, tmp_path
             assert shot.stat().st_size > 20_000
         finally:
             browser.close()
+
+
+def test_implantation_page_shows_a_recommended_site(server, tmp_path):
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    from data_sources.workspace import load_workspace
+    from diagnosis.analyses import compute_siting
+    from diagnosis.overview import compute_overview
+
+    ws = load_workspace("200000438")
+    ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+    main = compute_siting(ov, ws.facilities, k_values=[1], max_minutes=20).main
+    name = str(main.sites.loc[main.sites["status"] == "recommandé", "name"].iloc[0])
+
+    def offline(r: Route) -> None:
+        host = urllib.parse.urlsplit(r.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            r.abort("internetdisconnected")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1800},
+                                          locale="fr-FR")
+            context.route("**/*", offline)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server}/implantation", wait_until="domcontentloaded", timeout=60_000)
+            main_area = page.locator("section.stMain, [data-testid='stMain']").first
+            expect(main_area.get_by_role("heading", name="Implantation de la Maison")) \
+                .to_be_visible(timeout=90_000)
+            expect(main_area.get_by_role("heading", name="Sites recommandés")).to_be_visible(
+                timeout=60_000)
+            expect(main_area.get_by_text(name, exact=False).first).to_be_visible()
+            frame = page.frame_locator("iframe[title*='streamlit_folium']").first
+            legend = frame.locator(".maillage-legend")
+            expect(legend).to_contain_text("Site recommandé (1)", timeout=60_000)
+            expect(legend).to_contain_text("Zone desservie par un site recommandé")
+            page.screenshot(path=str(tmp_path / "implantation.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
