@@ -27,7 +27,14 @@ from data_sources.cog import departement_name, load_cog, resolve
 from data_sources.fetch import FetchProgress, FetchResult, fetch_territory
 from data_sources.osm import road_graph_for
 from data_sources.store import ledger_table, read_store
-from data_sources.workspace import Workspace, load_workspace
+from data_sources.workspace import (
+    Workspace,
+    compare_overviews,
+    load_workspace,
+)
+from data_sources.workspace import (
+    neighbour_comparison as _neighbour_comparison,
+)
 from diagnosis.analyses import (
     AccessResult,
     Analyses,
@@ -46,7 +53,6 @@ from diagnosis.analyses import (
 )
 from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import compare_territories, split_territory
-from diagnosis.errors import MissingDataError
 from diagnosis.exports import build_export_layers, export_csv_tables, export_geopackage
 from diagnosis.overview import Overview, compute_overview
 from diagnosis.presentation import (
@@ -283,26 +289,13 @@ def analyses(code: str, files_key: FilesKey, mode: str, max_minutes: float,
                             dep_name=_dep_name(ws))
 
 
-def _overviews(territories: list[Territory], ws: Workspace) -> tuple[list[Overview], list[str]]:
-    """Overviews of ``territories`` on the workspace's data; skipped ones with a reason."""
-    overviews, skipped = [], []
-    for t in territories:
-        try:
-            overviews.append(compute_overview(t, ws.communes, ws.facilities,
-                                              threshold_m=DEFAULT_THRESHOLD_M,
-                                              sources=ws.sources))
-        except MissingDataError:
-            skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
-    return overviews, skipped
-
-
 @st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)
 def comparison(code: str, files_key: FilesKey, by: str,
                _files: FileList) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
     """The territory's EPCIs or communes compared (as ``python -m diagnosis compare --by``)."""
     ws = workspace(code, files_key, _files)
     children = split_territory(ws.territory, load_cog(), by=by)
-    overviews, skipped = _overviews(children, ws)
+    overviews, skipped = compare_overviews(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
     return (compare_territories(overviews) if overviews else None), tuple(skipped)
 
 
@@ -314,21 +307,7 @@ def neighbour_comparison(code: str, files_key: FilesKey, _files: FileList) -> pd
     EPCI, a département through its EPCIs; None when there is no peer with data.
     """
     ws, ov = _loaded(code, files_key, _files)
-    t, cog = ws.territory, load_cog()
-    if t.kind == "commune":
-        epci = commune_epci(t.code)
-        if not epci:
-            return None
-        peers = split_territory(resolve(epci), cog, by="commune")
-    else:
-        peers = []
-        for dep in t.departements:
-            peers += split_territory(resolve(dep), cog, by="epci")
-        peers = list({p.code: p for p in peers}.values())
-    overviews, _ = _overviews([p for p in peers if p.code != t.code], ws)
-    if not overviews:
-        return None
-    return compare_territories(overviews if t.kind == "departement" else [ov, *overviews])
+    return _neighbour_comparison(ws, ov, threshold_m=DEFAULT_THRESHOLD_M)
 
 
 def report_pdf(code: str, files_key: FilesKey, files: FileList, *, author: str, mode: str,

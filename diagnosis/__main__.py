@@ -490,6 +490,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
     from data_sources.cog import departement_name
     from diagnosis.analyses import compute_partners, find_site
     from diagnosis.partners import export_partners_csv
+    from diagnosis.presentation import partners_export_frame
 
     ws, ov = _load_for_analysis(args)
     site = find_site(ws.facilities, args.site)
@@ -501,11 +502,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
     near = res.layers["near_site"]
     inst = res.layers.get("institutions", pd.DataFrame())
     if args.format == "csv":
-        both = pd.concat([near.assign(group="structure à portée"),
-                          inst.rename(columns={"organisation": "name", "role": "type_label"})
-                          .assign(group="institution")], ignore_index=True)
-        cols = ["group", *[c for c in both.columns if c != "group"]]
-        data = export_partners_csv(both[cols])
+        data = export_partners_csv(partners_export_frame(res.layers))
         if args.out:
             from diagnosis.exports import write_bytes_atomic
 
@@ -685,57 +682,11 @@ def _find_site(ws: Any, query: str) -> Any:
     return find_site(ws.facilities, query)
 
 
-def _compare_overviews(territories: Sequence[Any], ws: Any, *,
-                       threshold_m: float) -> tuple[list[Any], list[str]]:
-    """Overviews of ``territories`` on the workspace's data; skipped ones with a reason."""
-    from diagnosis.errors import MissingDataError
-    from diagnosis.overview import compute_overview
-
-    overviews, skipped = [], []
-    for t in territories:
-        try:
-            overviews.append(compute_overview(t, ws.communes, ws.facilities,
-                                              threshold_m=threshold_m, sources=ws.sources))
-        except MissingDataError:
-            skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
-    return overviews, skipped
-
-
-def _neighbour_comparison(ws: Any, ov: Any, *, threshold_m: float) -> Any:
-    """Comparison of the territory with its peers (None when there is none).
-
-    An EPCI among the EPCIs of its département(s), a commune among the communes of its
-    EPCI; a département through its EPCIs.
-    """
-    from data_sources.cog import load_cog, resolve
-    from diagnosis.comparison import compare_territories, split_territory
-
-    t = ws.territory
-    cog = load_cog()
-    if t.kind == "commune":
-        row = cog.communes.loc[cog.communes["code"].eq(t.code) &
-                               cog.communes["kind"].eq("commune")]
-        epci = str(row["epci_code"].iloc[0]) if len(row) else ""
-        if not epci or epci == "nan":
-            return None
-        peers = split_territory(resolve(epci), cog, by="commune")
-    else:
-        peers = []
-        for dep in t.departements:
-            peers += split_territory(resolve(dep), cog, by="epci")
-        peers = list({p.code: p for p in peers}.values())
-    peers = [p for p in peers if p.code != t.code]
-    overviews, _ = _compare_overviews(peers, ws, threshold_m=threshold_m)
-    if not overviews:
-        return None
-    # a département is compared through its EPCIs; a commune or an EPCI among its peers
-    return compare_territories(overviews if t.kind == "departement" else [ov, *overviews])
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     """Run ``report``: the PDF diagnosis report."""
     import time
 
+    from data_sources.workspace import neighbour_comparison
     from diagnosis.exports import check_writable, write_bytes_atomic
     from diagnosis.report import build_report_pdf, count_pdf_pages
 
@@ -749,7 +700,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         analyses = _analyses(args, ws, ov, site)
         step("comparaison avec les territoires voisins")
         comparison = None if args.no_comparison else \
-            _neighbour_comparison(ws, ov, threshold_m=args.threshold_m)
+            neighbour_comparison(ws, ov, threshold_m=args.threshold_m)
         pdf = build_report_pdf(
             ov, sources=ws.sources, notices=ws.notices, author=args.author,
             imports=[r.summary_fr() for r in ws.imports], origin=ws.origin,
@@ -844,7 +795,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run ``compare``: one row per territory, each equal to its own diagnosis."""
     from data_sources.cog import load_cog
-    from data_sources.workspace import load_workspace
+    from data_sources.workspace import compare_overviews, load_workspace
     from diagnosis.comparison import (
         compare_territories,
         comparison_records,
@@ -864,13 +815,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
             except MissingDataError as exc:
                 skipped.append(str(exc))
                 continue
-            part, sk = _compare_overviews([ws.territory], ws, threshold_m=args.threshold_m)
+            part, sk = compare_overviews([ws.territory], ws, threshold_m=args.threshold_m)
             overviews += part
             skipped += sk
     else:
         ws = load_workspace(args.territory, facility_files=args.facilities)
         children = split_territory(ws.territory, load_cog(), by=args.by)
-        overviews, skipped = _compare_overviews(children, ws, threshold_m=args.threshold_m)
+        overviews, skipped = compare_overviews(children, ws, threshold_m=args.threshold_m)
     if not overviews:
         raise MissingDataError("aucun territoire à comparer n'a de données chargées : "
                                + " ; ".join(skipped))
