@@ -288,6 +288,31 @@ def get_session() -> requests_cache.CachedSession:
 # --- requests ------------------------------------------------------------------------
 
 
+def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
+    """Check, fast and without the cache, that a host answers at all (any HTTP status).
+
+    For the libraries that do their own HTTP (osmnx): a machine without internet must
+    learn it in a moment, not after their own retry pauses.
+
+    Raises
+    ------
+    SourceError
+        Offline mode, or no answer (DNS, refused connection, timeout); the message names
+        the source and the URL.
+    """
+    if get_config().offline:
+        raise SourceError(f"{source}: Maillage is offline and {url} cannot be reached; "
+                          "go online, or work from the cache or the demo territory")
+    try:
+        requests.head(url, timeout=timeout_s, headers={"User-Agent": USER_AGENT},
+                      allow_redirects=False)
+    except requests.RequestException as exc:
+        raise SourceError(
+            f"{source}: {url} does not answer ({type(exc).__name__}); check the internet "
+            "connection and retry later, or work from the cache or the demo territory"
+        ) from exc
+
+
 def _describe(url: str, params: Params) -> str:
     if not params:
         return url

@@ -351,6 +351,7 @@ def load_road_graph(
             "offline; go online once or use crow-fly times"
         )
     ox = _ox()
+    _http.probe(f"{ox.settings.overpass_url}/status", source="osm")
     try:
         graph_nx = ox.graph_from_polygon(polygon, network_type=mode, retain_all=False,
                                          simplify=True)
@@ -713,6 +714,7 @@ def load_osm_facilities(
 def _fetch_features(polygon: BaseGeometry) -> gpd.GeoDataFrame:
     """Query Overpass and keep the tag columns the parser reads, as text."""
     ox = _ox()
+    _http.probe(f"{ox.settings.overpass_url}/status", source="osm")
     try:
         raw = ox.features_from_polygon(polygon, tags=OSM_FACILITY_TAGS)
     except ox._errors.InsufficientResponseError:

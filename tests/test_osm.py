@@ -62,6 +62,9 @@ def node_xy(*ids: int) -> np.ndarray:
     return np.column_stack([x, y])
 
 
+REAL_PROBE = _http.probe
+
+
 @pytest.fixture(autouse=True)
 def _tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(osm, "cache_dir", lambda: tmp_path / "osm")
@@ -69,6 +72,8 @@ def _tmp_cache(tmp_path, monkeypatch):
     for name in ("cache_folder", "use_cache", "http_user_agent", "log_console",
                  "requests_timeout"):
         monkeypatch.setattr(ox.settings, name, getattr(ox.settings, name))
+    # Overpass calls are replaced below; the reachability probe is tested on its own.
+    monkeypatch.setattr(_http, "probe", lambda url, **kwargs: None)
 
 
 # --- road graphs from an OSM file --------------------------------------------------------
@@ -339,3 +344,27 @@ def test_osm_source_is_registered_with_odbl_attribution():
     info = get_source("osm")
     assert info.licence == "ODbL 1.0"
     assert info.attribution == "© les contributeurs d'OpenStreetMap"
+
+
+def test_unreachable_overpass_fails_fast_without_osmnx_pauses(monkeypatch):
+    """No internet: a SourceError at once (osmnx alone would wait 60 s before failing)."""
+    import time
+
+    import requests
+    import responses
+
+    from tests.test_analyses import _communes
+
+    monkeypatch.setattr(_http, "probe", REAL_PROBE)
+    called = []
+    monkeypatch.setattr(ox, "graph_from_polygon", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(osm, "cache_dir", lambda: Path("/nonexistent-maillage-cache"))
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.HEAD, f"{ox.settings.overpass_url}/status",
+                 body=requests.ConnectionError("Name or service not known"))
+        start = time.perf_counter()
+        with pytest.raises(SourceError, match="does not answer"):
+            osm.load_road_graph(tiny_polygon(), mode="drive")
+        graph, note = osm.road_graph_for(_communes(), mode="walk")
+        assert time.perf_counter() - start < 5
+    assert called == [] and graph is None and "vol d'oiseau" in note
