@@ -131,13 +131,14 @@ def load_workspace(
         from data_sources.user_file import load_facility_file
 
         halls = town_halls(communes)
-        for f in facility_files:
+        seen: set[str] = set(facilities["facility_id"].astype(str))
+        for i, f in enumerate(facility_files, start=1):
             if isinstance(f, tuple):
                 result = load_facility_file(f[1], name=f[0], town_halls=halls)
             else:
                 result = load_facility_file(f, town_halls=halls)
             reports.append(result.report)
-            tables.append(result.facilities)
+            tables.append(_distinct_ids(result.facilities, seen, i))
             keys.extend(sorted(set(result.facilities["source"])))
     tables.extend(extra_facilities)
     for t in extra_facilities:
@@ -151,6 +152,20 @@ def load_workspace(
         _source_record(k) for k in dict.fromkeys(keys) if k not in known)
     return Workspace(territory, communes, facilities, sources, tuple(reports), tuple(notices),
                      origin=origin)
+
+
+def _distinct_ids(fac: gpd.GeoDataFrame, seen: set[str], nth: int) -> gpd.GeoDataFrame:
+    """Keep facility ids unique across imported files (two files may share a name).
+
+    A file whose ids collide with ids already loaded gets them suffixed with its rank
+    among the imported files (``user:structures:3`` -> ``user:structures#2:3``).
+    """
+    ids = fac["facility_id"].astype(str)
+    if len(fac) and ids.isin(seen).any():
+        ids = ids.str.replace(r"^(user:[^:]*)", rf"\g<1>#{nth}", regex=True)
+        fac = fac.assign(facility_id=ids.to_numpy())
+    seen.update(ids)
+    return fac
 
 
 def _missing_data_error(territory: Territory, failed: Sequence[str] = ()) -> MissingDataError:
