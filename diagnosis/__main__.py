@@ -108,6 +108,9 @@ def _add_analysis_parsers(sub: Any) -> None:
                     help="couverture maximale (défaut) ou p-médiane (temps total minimal)")
     st.add_argument("--scenarios", nargs="+", type=int, metavar="K",
                     help="comparer aussi ces nombres de sites (ex. 1 2 3)")
+    st.add_argument("--scenario-minutes", nargs="+", type=float, default=[], metavar="T",
+                    help="comparer aussi ces seuils de temps (minutes, ex. 15 30) : un "
+                         "scénario par seuil et par nombre de sites")
     st.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
                     help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
                          "(hypothèse ; défaut %(default)s)")
@@ -383,7 +386,8 @@ def cmd_site(args: argparse.Namespace) -> int:
         travel = _travel(args, ws)
         step("optimisation")
         sc = compute_siting(ov, ws.facilities, k_values=ks, travel=travel,
-                            max_minutes=args.max_minutes, host_types=args.host_types,
+                            max_minutes=args.max_minutes,
+                            other_minutes=args.scenario_minutes, host_types=args.host_types,
                             user_points=_parse_points(args.point), objective=args.objective)
         step("groupes de pairs")
         main = sc.main
@@ -417,7 +421,7 @@ def cmd_site(args: argparse.Namespace) -> int:
         "summary": {k: v for k, v in main.summary.items()},
         "sites": _records(main.sites, site_cols),
         "cohorts": cohorts,
-        "scenarios": _scenario_records(sc.table) if len(ks) > 1 else [],
+        "scenarios": _scenario_records(sc.table) if len(sc.results) > 1 else [],
         "notes": [*sc.notes, *ws.notices],
     }
     if args.format == "json":

@@ -38,7 +38,7 @@ from diagnosis.accessibility import (
     facility_points_xy,
 )
 from diagnosis.cohorts import DEFAULT_UPTAKE_RATE, CohortPlan, compute_cohorts
-from diagnosis.errors import InputError
+from diagnosis.errors import InputError, check_positive
 from diagnosis.gaps import GapsResult, compute_gaps
 from diagnosis.overview import Overview, origin_points
 from diagnosis.partners import find_partners, institutional_partners
@@ -417,6 +417,7 @@ def compute_siting(
     k_values: Sequence[int] = (1,),
     travel: Travel | None = None,
     max_minutes: float = DEFAULT_MAX_MINUTES,
+    other_minutes: Sequence[float] = (),
     host_types: Sequence[str] = sit.HOST_TYPES,
     user_points: gpd.GeoDataFrame | None = None,
     objective: str = "max_covering",
@@ -436,7 +437,9 @@ def compute_siting(
     k_values
         Number of new sites of each scenario.
     travel, max_minutes
-        Travel times and the service standard T.
+        Travel times and the service standard T (of the first, main scenarios).
+    other_minutes
+        Other service standards to compare: one scenario per (T, k), the main T first.
     host_types
         Facility types that may host a Maison.
     user_points
@@ -472,15 +475,19 @@ def compute_siting(
         raise InputError(f"k={too_big[0]} is larger than the {n_free} candidate sites of "
                          f"types {list(host_types)}; choose k <= {n_free} or widen the "
                          "host types")
+    tops = list(dict.fromkeys([float(max_minutes), *[float(t) for t in other_minutes]]))
+    for t in tops:
+        check_positive(t, "max_minutes")
     demand = sit.compute_need_weights(demand_points(overview), weights=need_weights)
-    tt = travel.times(commune_points_xy(demand), facility_points_xy(cand),
-                      max_minutes=max_minutes if objective == "max_covering" else 10 * max_minutes)
+    cutoff = max(tops) if objective == "max_covering" else 10 * max(tops)
+    tt = travel.times(commune_points_xy(demand), facility_points_xy(cand), max_minutes=cutoff)
     results = []
-    for k in ks:
-        res = sit.find_host_sites(demand, cand, tt, k=k, max_minutes=max_minutes,
-                                  objective=objective, host_types=host_types,
-                                  label=f"{k} site{'s' if k > 1 else ''}, {max_minutes:g} min")
-        results.append(_with_neighbours(res, facilities, travel, max_minutes))
+    for top in tops:
+        for k in ks:
+            res = sit.find_host_sites(demand, cand, tt, k=k, max_minutes=top,
+                                      objective=objective, host_types=host_types,
+                                      label=f"{k} site{'s' if k > 1 else ''}, {top:g} min")
+            results.append(_with_neighbours(res, facilities, travel, top))
     notes = [f"Temps de trajet : {travel.label}."]
     if travel.note:
         notes.append(travel.note)

@@ -123,6 +123,11 @@ def test_site_scenarios_points_and_bad_input(capsys, offline):
     d = _json(capsys, "site", "--territory", "200000438", "--mode", "crow", "--k", "1",
               "--scenarios", "2", "--point=-2.0893,47.4381", "--format", "json")
     assert [s["scenario"] for s in d["scenarios"]] == ["1 site, 20 min", "2 sites, 20 min"]
+    d = _json(capsys, "site", "--territory", "200000438", "--mode", "crow",
+              "--scenario-minutes", "10", "--format", "json")
+    assert [s["scenario"] for s in d["scenarios"]] == ["1 site, 20 min", "1 site, 10 min"]
+    covered = [s["Naissances couvertes après"] for s in d["scenarios"]]
+    assert covered[0] >= covered[1]  # a shorter reach never covers more
     for argv, msg in [
         (["--k", "999"], "larger than"),
         (["--point", "2.35,48.85"], "inside"),
