@@ -326,7 +326,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(args.max_minutes)} min"
               f" — {travel.label}")
     tab = Table(title="Accès aux services, par type")
-    for col in ("Type", "Structures", "Sans capacité", "Naissances à portée", "Part",
+    for col in ("Type", "Structures chargées", "Sans capacité", "Naissances à portée", "Part",
                 "Communes hors de portée"):
         tab.add_column(col, justify="left" if col == "Type" else "right")
     for r in res.access.summary.to_dict("records"):

@@ -94,7 +94,7 @@ def access_summary_table(access: AccessIndicators) -> pd.DataFrame:
     s = access.summary
     return pd.DataFrame({
         "Type": s["label"].astype(str).to_numpy(),
-        "Structures": pd.to_numeric(s["n_facilities"]).to_numpy(),
+        "Structures chargées (y c. hors territoire)": pd.to_numeric(s["n_facilities"]).to_numpy(),
         "Sans capacité connue": pd.to_numeric(s["n_facilities_without_capacity"]).to_numpy(),
         "Naissances à portée": _round(s["births_within"], 0).to_numpy(),
         "Part des naissances à portée (%)":

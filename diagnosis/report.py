@@ -201,7 +201,7 @@ def _figure(image: bytes, caption: str) -> dict[str, str]:
 _COLUMN_LABELS: dict[str, str] = {
     **NEEDS_COLUMNS,
     "type": "Type", "label": "Type", "name": "Nom", "facility_id": "Identifiant",
-    "engine": "Moteur", "mode": "Mode", "n_facilities": "Structures",
+    "engine": "Moteur", "mode": "Mode", "n_facilities": "Structures chargées",
     "births_within": "Naissances à portée", "share_births_within": "Part à portée",
     "births_total": "Naissances", "n_communes_beyond": "Communes hors de portée",
     "priority_score": "Score de priorité", "rank": "Rang", "births": "Naissances",
