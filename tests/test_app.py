@@ -340,3 +340,14 @@ def test_cached_exports_are_geopackage_and_csv_zip():
                                                        ()))).namelist()
     assert "communes_indicateurs.csv" in names and "sources.csv" in names
     assert not list(REPO.glob("*.gpkg")) and not list(REPO.glob("maillage_*"))
+
+
+@pytest.mark.parametrize("page", ["besoins", "implantation", "partenaires", "rapport",
+                                  "sources"])
+def test_every_page_explains_a_territory_without_data(app, page):
+    """A territory outside the demo (Ille-et-Vilaine) never ends in a traceback."""
+    app.selectbox(key="picker_dep").select("35").run(timeout=TIMEOUT)
+    app.switch_page(f"app_pages/{page}.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    shown = " ".join(m.value for m in [*app.warning, *app.error, *app.info])
+    assert "35" in shown and ("chargées" in shown or "fetch" in shown), shown
