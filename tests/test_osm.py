@@ -368,3 +368,16 @@ def test_unreachable_overpass_fails_fast_without_osmnx_pauses(monkeypatch):
         graph, note = osm.road_graph_for(_communes(), mode="walk")
         assert time.perf_counter() - start < 5
     assert called == [] and graph is None and "vol d'oiseau" in note
+
+
+@pytest.mark.network
+def test_live_overpass_road_graph_and_facilities(monkeypatch):
+    """Live: a small piece of Pontchâteau from Overpass (road graph and facilities)."""
+    monkeypatch.setattr(_http, "probe", REAL_PROBE)
+    _http.reset()
+    area = box(-2.095, 47.430, -2.080, 47.442)
+    graph = osm.load_road_graph(area, mode="drive")
+    assert graph.n_nodes > 20 and graph.mode == "drive"
+    fac = osm.load_osm_facilities(area)
+    assert {"facility_id", "type", "source"} <= set(fac.columns)
+    assert (fac["source"] == "osm").all()
