@@ -343,6 +343,26 @@ def read_store(
     )
 
 
+def read_source_layer(stored: StoredTerritory, key: str) -> pd.DataFrame | None:
+    """What source ``key`` gave in a stored snapshot (``None`` when it gave nothing).
+
+    Raises
+    ------
+    SourceError
+        The table exists but is unreadable (the message names the file).
+    """
+    if key in stored.source_layers:
+        return stored.source_layers[key]
+    path = stored.path / "sources" / f"{key}.parquet"
+    if not path.is_file():
+        return None
+    try:
+        return _read_table(path)
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"store: {str(path)!r} is unreadable ({exc}); fetch the source "
+                          "again (python -m data_sources fetch --source ...)") from exc
+
+
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
     out = frame.copy()
     out.attrs = {}  # attrs may hold tables (unplaced rows): not serialisable, not data

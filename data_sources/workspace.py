@@ -17,12 +17,15 @@ import geopandas as gpd
 import pandas as pd
 
 from data_sources import demo
+from data_sources.caf import CAF
 from data_sources.cog import resolve
 from data_sources.registry import get_source
-from data_sources.store import LedgerEntry, StoredTerritory, read_store
+from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
 from diagnosis.errors import MissingDataError, SourceError
 from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import WGS84
+
+CAF_KEY = CAF.key
 
 
 @dataclass(frozen=True)
@@ -297,9 +300,48 @@ def _from_store(
         if e.source in used or e.source in _COMMUNE_SOURCES:
             notices.append(f"Mise à jour en échec : {e.error}")
     records = [_source_record(k) for k in keys]
+    coverage = read_source_layer(stored, CAF_KEY)
+    if coverage is not None and len(coverage):
+        communes = with_caf_coverage(communes, coverage)
+        used.append(CAF_KEY)
     records += [_ledger_record(e) for e in stored.ledger
                 if e.source in used and e.has_data]
     return communes, facilities, records, notices, "store"
+
+
+def with_caf_coverage(communes: gpd.GeoDataFrame, coverage: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Add the CNAF childcare coverage rates (latest year) to the communes.
+
+    ``caf_coverage_rate`` is the commune's own rate (published for communes of more than
+    10,000 inhabitants only: NaN elsewhere, never 0), ``caf_coverage_rate_epci`` the rate
+    of the commune's EPCI, ``caf_coverage_year`` the year of the rates used.
+
+    Parameters
+    ----------
+    communes
+        Communes with ``code_insee`` (and ``epci_code`` for the EPCI rate).
+    coverage
+        :func:`data_sources.caf.load_coverage` output: ``level``, ``code``, ``year``,
+        ``rate``.
+    """
+    out = communes.copy()
+    cov = coverage.dropna(subset=["rate"])
+    for col in ("caf_coverage_rate", "caf_coverage_rate_epci", "caf_coverage_year"):
+        out[col] = float("nan")
+    if cov.empty:
+        return out
+    year = int(cov["year"].max())
+    latest = cov.loc[cov["year"] == year]
+    com = latest.loc[latest["level"] == "commune"].drop_duplicates("code", keep="last")
+    out["caf_coverage_rate"] = out["code_insee"].astype(str).map(
+        com.set_index("code")["rate"]).astype(float)
+    if "epci_code" in out.columns:
+        epci = latest.loc[latest["level"] == "epci"].drop_duplicates("code", keep="last")
+        out["caf_coverage_rate_epci"] = out["epci_code"].astype(str).map(
+            epci.set_index("code")["rate"]).astype(float)
+    known = out[["caf_coverage_rate", "caf_coverage_rate_epci"]].notna().any(axis=1)
+    out.loc[known, "caf_coverage_year"] = float(year)
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -54,7 +54,13 @@ import pandas as pd
 
 from diagnosis.errors import InputError
 from diagnosis.overview import Overview
-from diagnosis.schema import FACILITY_COLUMNS, FACILITY_TYPES, NEEDS_COLUMNS, facility_label
+from diagnosis.schema import (
+    FACILITY_COLUMNS,
+    FACILITY_TYPES,
+    NEEDS_COLUMNS,
+    OPTIONAL_COMMUNE_COLUMNS,
+    facility_label,
+)
 from diagnosis.settings import WGS84
 
 #: CRS of the GeoPackage layers.
@@ -121,6 +127,7 @@ _FACILITY_DOC: dict[str, tuple[str, str]] = {
 }
 _COMMUNE_DOC: dict[str, tuple[str, str]] = {
     **{k: (v, "") for k, v in NEEDS_COLUMNS.items()},
+    **{k: (v, "") for k, v in OPTIONAL_COMMUNE_COLUMNS.items()},
     "births_2024": ("Naissances domiciliées en 2024 (état civil, NAISD24)", "naissances"),
     "births_2016_2021": ("Naissances cumulées 2016-2021 (NAIS1621)", "naissances"),
     "births_mean_2016_2021": ("Naissances par an, moyenne 2016-2021 (NAIS1621 / 6)",

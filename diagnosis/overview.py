@@ -27,6 +27,7 @@ from diagnosis.schema import (
     FACILITY_TYPES,
     NEEDS_COLUMNS,
     NEEDS_NUMERIC,
+    OPTIONAL_COMMUNE_COLUMNS,
     Territory,
     facility_label,
 )
@@ -279,12 +280,13 @@ def commune_table(overview: Overview) -> pd.DataFrame:
     com = overview.layers["communes"]
     skip = set(_TABLE_SKIP) | ({"epci_name"} if overview.territory.kind != "departement"
                                else set())
-    cols = [c for c in NEEDS_COLUMNS if c in com.columns and c not in skip]
+    labels = {**NEEDS_COLUMNS, **OPTIONAL_COMMUNE_COLUMNS}
+    cols = [c for c in labels if c in com.columns and c not in skip]
     out = pd.DataFrame(com[cols]).copy()
     for c in cols:
-        if c in NEEDS_NUMERIC:
+        if c in NEEDS_NUMERIC or c in OPTIONAL_COMMUNE_COLUMNS:
             out[c] = pd.to_numeric(out[c], errors="coerce").round(1)
-    out = out.rename(columns=NEEDS_COLUMNS)
+    out = out.rename(columns=labels)
     for t in overview.params["types"]:
         if f"dist_m_{t}" not in com.columns:
             continue

@@ -574,7 +574,9 @@ def _needs_table(com: pd.DataFrame) -> dict[str, Any]:
             ("under3_estimate", "< 3 ans (est.)", 0), ("population_2022", "Pop. 2022", 0),
             ("density_per_km2", "Densité", 0), ("median_income_2021", "Revenu médian", 0),
             ("poverty_rate_2021", "Pauvreté %", 1),
-            ("single_parent_share_2022", "Monoparentales %", 1)]
+            ("single_parent_share_2022", "Monoparentales %", 1),
+            ("caf_coverage_rate", "Couv. CAF", 0),
+            ("caf_coverage_rate_epci", "Couv. CAF EPCI", 0)]
     cols = [c for c in cols if c[0] in com]
     data = com.sort_values("births_2024", ascending=False, na_position="last")
     rows = []
@@ -614,7 +616,10 @@ def _needs_table(com: pd.DataFrame) -> dict[str, Any]:
                         "petites communes : jamais remplacé par 0). « < 3 ans (est.) » est une "
                         "estimation (3 × naissances 2024). Revenu médian : revenu disponible "
                         "par unité de consommation 2021 (€). Le total ne fait pas la moyenne "
-                        "des revenus ni des taux de pauvreté, qui ne s'additionnent pas."))
+                        "des revenus ni des taux de pauvreté, qui ne s'additionnent pas."
+                        + (" Couv. CAF : places d'accueil du jeune enfant pour 100 enfants de "
+                           "moins de 3 ans (Cnaf, publié pour les communes de plus de 10 000 "
+                           "habitants et pour l'EPCI)." if "caf_coverage_rate" in com else "")))
 
 
 def _context_part(overview: Overview, context: gpd.GeoDataFrame | None,

@@ -119,6 +119,16 @@ NEEDS_COLUMNS: dict[str, str] = {
     "single_parent_share_2022": "Familles monoparentales parmi les familles avec enfant(s) (%)",
     "under3_estimate": "Enfants de moins de 3 ans (estimation : 3 × naissances 2024)",
 }
+#: Optional commune columns, present when their source is loaded (the CNAF publishes its
+#: coverage rate only for communes of more than 10,000 inhabitants: the EPCI's rate is
+#: given to every commune of the EPCI beside it).
+OPTIONAL_COMMUNE_COLUMNS: dict[str, str] = {
+    "caf_coverage_rate": "Taux de couverture d'accueil du jeune enfant de la commune "
+                         "(CAF, places pour 100 enfants de moins de 3 ans)",
+    "caf_coverage_rate_epci": "Taux de couverture d'accueil du jeune enfant de l'EPCI "
+                              "(CAF, places pour 100 enfants de moins de 3 ans)",
+    "caf_coverage_year": "Année du taux de couverture CAF",
+}
 #: Need columns that are numeric (float64, NaN when missing or secret).
 _NEEDS_TEXT = {"code_insee", "name", "epci_code", "epci_name", "dep_code"}
 NEEDS_NUMERIC: tuple[str, ...] = tuple(c for c in NEEDS_COLUMNS if c not in _NEEDS_TEXT)

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import responses
@@ -426,6 +427,40 @@ def test_workspace_uses_the_store_when_present(area, loaders):
     assert not any("Données de démonstration" in n for n in ws.notices)
     demo_ws = load_workspace(EPCI, use_store=False)
     assert demo_ws.origin == "demo" and len(demo_ws.communes) == 207
+    assert "caf_coverage_rate_epci" not in demo_ws.communes  # no CAF data in the demo
+
+
+def test_workspace_carries_the_caf_coverage_rates(area, loaders):
+    from diagnosis.overview import commune_table, compute_overview
+
+    fetch.fetch_territory(area)
+    ws = load_workspace(EPCI)
+    com = ws.communes
+    assert com["caf_coverage_rate_epci"].eq(55.5).all()  # the EPCI's rate, every commune
+    assert com["caf_coverage_rate"].isna().all()  # no commune rate published: NaN, not 0
+    assert com["caf_coverage_year"].eq(2022).all()
+    assert "caf_txcouv" in {s["key"] for s in ws.sources}
+    table = commune_table(compute_overview(ws.territory, ws.communes, ws.facilities))
+    label = [c for c in table.columns if c.startswith("Taux de couverture") and "EPCI" in c]
+    assert len(label) == 1 and table[label[0]].eq(55.5).all()
+
+
+def test_caf_commune_rates_use_the_latest_year():
+    from shapely.geometry import Point
+
+    from data_sources.workspace import with_caf_coverage
+
+    com = gpd.GeoDataFrame({"code_insee": ["44109", "44129"], "epci_code": ["244400404", ""]},
+                           geometry=[Point(0, 0), Point(1, 1)], crs="EPSG:4326")
+    cov = pd.DataFrame({"level": ["commune", "commune", "epci"],
+                        "code": ["44109", "44109", "244400404"],
+                        "name": ["Nantes", "Nantes", "Nantes Métropole"],
+                        "year": [2021, 2022, 2022], "rate": [60.0, 62.5, 58.0]})
+    out = with_caf_coverage(com, cov)
+    assert out["caf_coverage_rate"].tolist()[0] == 62.5
+    assert out["caf_coverage_rate_epci"].tolist()[0] == 58.0
+    assert np.isnan(out["caf_coverage_rate"].tolist()[1])
+    assert np.isnan(out["caf_coverage_year"].tolist()[1])
 
 
 def test_workspace_with_an_unreadable_store_falls_back_to_the_demo(area, loaders):
