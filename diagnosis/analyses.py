@@ -221,6 +221,7 @@ def compute_access(
         No facility of any requested type is loaded; bad threshold or weights.
     """
     travel = travel or Travel()
+    max_minutes = check_positive(max_minutes, "max_minutes")
     kinds = _loaded_types(overview, facilities, types)
     if not kinds:
         raise InputError(

@@ -80,6 +80,8 @@ def test_access_with_no_facility_of_the_types_is_a_clear_error(grid):
     _, fac, ov = grid
     with pytest.raises(InputError, match="no facility of the types"):
         compute_access(ov, fac, types=["laep"])
+    with pytest.raises(InputError, match="max_minutes .* got -5"):  # as typed, not doubled
+        compute_access(ov, fac, max_minutes=-5)
 
 
 def test_crow_fly_catchment_is_a_disc_of_the_reach():
