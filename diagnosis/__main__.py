@@ -45,6 +45,25 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="fichier de structures à importer (CSV, GeoJSON, GeoPackage); répétable")
 
 
+def _add_threshold(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
+                   help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
+
+
+def _add_uptake(p: argparse.ArgumentParser) -> None:
+    from diagnosis.cohorts import DEFAULT_UPTAKE_RATE
+
+    p.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
+                   help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
+                        "(hypothèse ; défaut %(default)s)")
+
+
+def _add_no_analyses(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-analyses", action="store_true",
+                   help="ne pas calculer accessibilité, manques, implantation, partenaires "
+                        "et groupes de pairs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m diagnosis``."""
     ap = argparse.ArgumentParser(
@@ -54,8 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("summary", help="besoins, offre et proximité d'un territoire")
     _add_common(s)
-    s.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
-                   help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
+    _add_threshold(s)
     s.add_argument("--format", choices=("json", "table"), default="table")
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
@@ -78,7 +96,6 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
 
 def _add_analysis_parsers(sub: Any) -> None:
     """Parsers of ``access``, ``site`` and ``partners``."""
-    from diagnosis.cohorts import DEFAULT_UPTAKE_RATE
     from diagnosis.siting import HOST_TYPES, OBJECTIVES
 
     a = sub.add_parser("access", help="temps d'accès aux services, zones blanches et "
@@ -111,9 +128,7 @@ def _add_analysis_parsers(sub: Any) -> None:
     st.add_argument("--scenario-minutes", nargs="+", type=float, default=[], metavar="T",
                     help="comparer aussi ces seuils de temps (minutes, ex. 15 30) : un "
                          "scénario par seuil et par nombre de sites")
-    st.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
-                    help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
-                         "(hypothèse ; défaut %(default)s)")
+    _add_uptake(st)
 
     pa = sub.add_parser("partners", help="partenaires à portée d'un site (maillage territorial)")
     _add_common(pa)
@@ -559,8 +574,6 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
 def _add_deliverable_parsers(sub: Any) -> None:
     """Parsers of ``report``, ``export``, ``compare`` and ``rerun``."""
-    from diagnosis.cohorts import DEFAULT_UPTAKE_RATE
-
     r = sub.add_parser("report", help="rapport PDF du diagnostic")
     _add_common(r)
     r.add_argument("--out", required=True, metavar="FILE.pdf", help="fichier PDF à écrire")
@@ -568,15 +581,10 @@ def _add_deliverable_parsers(sub: Any) -> None:
     r.add_argument("--site", metavar="SITE_ID",
                    help="lieu étudié pour la Maison : identifiant (facility_id) ou nom exact "
                         "d'une structure chargée")
-    r.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
-                   help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
+    _add_threshold(r)
     _add_travel(r, default_mode="crow")
-    r.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
-                   help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
-                        "(hypothèse ; défaut %(default)s)")
-    r.add_argument("--no-analyses", action="store_true",
-                   help="ne pas calculer accessibilité, manques, implantation, partenaires "
-                        "et groupes de pairs")
+    _add_uptake(r)
+    _add_no_analyses(r)
     r.add_argument("--no-comparison", action="store_true",
                    help="ne pas comparer le territoire à ses voisins")
 
@@ -587,15 +595,10 @@ def _add_deliverable_parsers(sub: Any) -> None:
     e.add_argument("--diagnosis-file", metavar="FILE.json",
                    help="fichier de diagnostic (paramètres, sources, empreintes des fichiers) "
                         "pour le relancer avec `rerun`")
-    e.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
-                   help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
+    _add_threshold(e)
     _add_travel(e, default_mode="crow")
-    e.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
-                   help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
-                        "(hypothèse ; défaut %(default)s)")
-    e.add_argument("--no-analyses", action="store_true",
-                   help="ne pas calculer accessibilité, manques, implantation, partenaires "
-                        "et groupes de pairs")
+    _add_uptake(e)
+    _add_no_analyses(e)
 
     c = sub.add_parser("compare", help="comparer des territoires (une ligne par territoire)")
     which = c.add_mutually_exclusive_group(required=True)
@@ -607,8 +610,7 @@ def _add_deliverable_parsers(sub: Any) -> None:
                    help="découpage de --territory : ses EPCI ou ses communes (défaut epci)")
     c.add_argument("--facilities", action="append", default=[], metavar="FILE",
                    help="fichier de structures à importer ; répétable")
-    c.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
-                   help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
+    _add_threshold(c)
     c.add_argument("--format", choices=("table", "json", "csv"), default="table")
     c.add_argument("--out", metavar="FILE", help="écrire dans un fichier plutôt qu'à l'écran")
 
