@@ -33,6 +33,7 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from branca import element as branca_element
 from branca.colormap import ColorMap
 from branca.element import Element, MacroElement
 from jinja2 import Template
@@ -203,21 +204,101 @@ def _leaflet_map(**kwargs: Any) -> folium.Map:
 
 
 def _map_builder(build: Callable[_P, folium.Map]) -> Callable[_P, folium.Map]:
-    """Decorate every ``build_*_map``: local scripts once :func:`set_asset_base_url` is set."""
+    """Decorate every ``build_*_map``: template syntax neutralised, local scripts if set.
+
+    Every map goes through :func:`neutralise_template_syntax` before it is returned, so no
+    text of a source or a user file can become Jinja source when folium renders the page.
+    """
     @functools.wraps(build)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> folium.Map:
         m = build(*args, **kwargs)
+        neutralise_template_syntax(m)
         if _asset_base_url is not None:
             use_local_assets(m, _asset_base_url)
         return m
     return wrapper
 
 
+#: Characters that open Jinja syntax (``{{``, ``{%``, ``{#``) and their HTML entities.
+_BRACE_ENTITIES = str.maketrans({"{": "&#123;", "}": "&#125;"})
+#: The same characters as JavaScript escapes (for text inside a JS string literal).
+_BRACE_JS_ESCAPES = str.maketrans({"{": "\\u007b", "}": "\\u007d"})
+
+
 def _esc(value: object) -> str:
-    """HTML-escape a data value (missing values become ``""``)."""
+    """HTML-escape a data value (missing values become ``""``), braces included.
+
+    branca renders each element's script, then feeds the output to Jinja again as
+    template source when the page is rendered: a ``{{ … }}`` in a facility name would run
+    on the server. Braces become HTML entities, which the browser shows as ``{`` ``}``.
+
+    Examples
+    --------
+    >>> _esc("Crèche {{ 7*7 }} <b>")
+    'Crèche &#123;&#123; 7*7 &#125;&#125; &lt;b&gt;'
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return html.escape(str(value).strip(), quote=True)
+    return html.escape(str(value).strip(), quote=True).translate(_BRACE_ENTITIES)
+
+
+def _neutral_html(text: str) -> str:
+    """``text`` (already HTML, e.g. a tooltip we built) with braces as HTML entities."""
+    return text.translate(_BRACE_ENTITIES)
+
+
+def _neutralise_value(value: Any) -> Any:
+    """Braces of every string in a JSON-like value replaced by HTML entities."""
+    if isinstance(value, str):
+        return _neutral_html(value)
+    if isinstance(value, dict):
+        return {k: _neutralise_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_neutralise_value(v) for v in value]
+    return value
+
+
+def neutralise_template_syntax(m: Element) -> Element:
+    """Make every text a map displays inert as Jinja source (in place; returns ``m``).
+
+    folium (through branca) renders each element's script and then renders that output
+    again as a Jinja template when the page is built, in the app too (``st_folium``).
+    Text from a source or a user file that reaches the page (GeoJSON properties, layer
+    names, tooltips, popups) would then run as template code. This walks the whole
+    element tree and encodes ``{`` and ``}`` in those texts as HTML entities: every such
+    text is shown as HTML by Leaflet, so the person reading the map still sees the braces.
+
+    Parameters
+    ----------
+    m
+        A folium map (or any branca element) about to be rendered.
+
+    Returns
+    -------
+    branca.element.Element
+        ``m`` itself.
+
+    Examples
+    --------
+    >>> m = folium.Map(tiles=None)
+    >>> _ = folium.FeatureGroup(name="{{ 7*7 }}").add_to(m)
+    >>> _ = neutralise_template_syntax(m)
+    >>> "49" in m.get_root().render()
+    False
+    """
+    for el in _asset_elements(m):
+        if isinstance(el, folium.GeoJson) and isinstance(el.data, dict):
+            el.data = _neutralise_value(el.data)
+        name = getattr(el, "layer_name", None)
+        if isinstance(name, str):
+            setattr(el, "layer_name", _neutral_html(name))  # noqa: B010 (any layer class)
+        for attr in ("text", "html"):  # folium.Tooltip, folium.Popup/branca Html
+            value = getattr(el, attr, None)
+            if isinstance(value, str):
+                setattr(el, attr, _neutral_html(value))
+        if isinstance(el, branca_element.Html) and isinstance(el.data, str):
+            el.data = _neutral_html(el.data)
+    return m
 
 
 def _fmt_number(value: float | None, *, decimals: int = 0) -> str:
@@ -368,8 +449,17 @@ class _Attribution(MacroElement):
 
 
 def _js_string(text: str) -> str:
-    """A JavaScript string literal safe inside a ``<script>`` element (keeps accents)."""
-    out = json.dumps(text, ensure_ascii=False)
+    r"""A JavaScript string literal safe inside a ``<script>`` and as Jinja source.
+
+    Keeps accents; ``</``, line separators and braces (``{{`` would be Jinja syntax when
+    branca re-renders the script) are escaped.
+
+    Examples
+    --------
+    >>> _js_string("a {{ b }} </script>")
+    '"a \\u007b\\u007b b \\u007d\\u007d <\\/script>"'
+    """
+    out = json.dumps(text, ensure_ascii=False).translate(_BRACE_JS_ESCAPES)
     return out.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 

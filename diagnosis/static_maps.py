@@ -225,7 +225,7 @@ def add_north_arrow(ax: Axes, *, rotation_deg: float = 0.0) -> None:
 def add_attribution(fig: Figure, text: str) -> None:
     """Write the data attribution under the map, in small type."""
     fig.text(0.01, 0.005, textwrap.fill(text, width=175), ha="left", va="bottom", fontsize=5.5,
-             color="#333333")
+             color="#333333", parse_math=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def _finish(fig: Figure, ax: Axes, handles: list[Any], *, legend_title: str,
         leg.get_title().set_fontweight("bold")
     if note:
         fig.text(0.67, 0.08, textwrap.fill(note, width=48), ha="left", va="bottom",
-                 fontsize=6, color="#333333")
+                 fontsize=6, color="#333333", parse_math=False)
     add_attribution(fig, attribution)
     return save_figure(fig, fmt=fmt)
 
@@ -376,7 +376,7 @@ def render_territory_map(
         pts = com.geometry.representative_point()
         for p, name in zip(pts, com[name_col], strict=True):
             ax.text(p.x, p.y, str(name), ha="center", va="center", fontsize=5.5, zorder=5,
-                    color="#1A1A1A")
+                    color="#1A1A1A", parse_math=False)  # a "$" in a name is not TeX
     handles = [Patch(facecolor="#DCE9F5", edgecolor=_EDGE, label="Communes du territoire")]
     if context is not None:
         handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
@@ -621,7 +621,7 @@ def render_points_map(
     if label_col and label_col in pts:
         for x, y, text in zip(pts.geometry.x, pts.geometry.y, pts[label_col], strict=True):
             ax.annotate(str(text), (x, y), xytext=(5, 5), textcoords="offset points",
-                        fontsize=7, fontweight="bold", zorder=7,
+                        fontsize=7, fontweight="bold", zorder=7, parse_math=False,
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                               "alpha": 0.8})
     handles: list[Any] = [

@@ -351,3 +351,29 @@ def test_every_page_explains_a_territory_without_data(app, page):
     _no_exception(app)
     shown = " ".join(m.value for m in [*app.warning, *app.error, *app.info])
     assert "35" in shown and ("chargées" in shown or "fetch" in shown), shown
+
+
+HOSTILE_CSV = (
+    "nom;type;adresse;code_insee;latitude;longitude\n"
+    "Crèche {{ lipsum.__globals__.os.popen('id').read() }};crèche;{% endfor %};44129;"
+    "47.4380;-2.0870\n"
+    "LAEP {{ 'MAILLAGE' ~ 'PWNED' }};LAEP;{{;44129;47.4390;-2.0880\n"
+    "Relais {# ;relais petite enfance;}};44129;47.4370;-2.0890\n"
+)
+
+
+def test_hostile_names_uploaded_render_as_text_on_every_map_page(app):
+    """Security (issue 11.1): template syntax in an uploaded name runs nowhere and crashes
+    no page; st_folium renders the whole map in the app, as the user's browser gets it."""
+    app.switch_page("app_pages/import_fichier.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_files").set_value(
+        ("structures_hostiles.csv", HOSTILE_CSV.encode("utf-8"), "text/csv")).run(
+        timeout=TIMEOUT)
+    _no_exception(app)
+    assert _int(_metrics(app)["Acceptées"]) == 3
+    for page in ("territoire", "besoins", "implantation", "partenaires"):
+        app.switch_page(f"app_pages/{page}.py").run(timeout=TIMEOUT)
+        _no_exception(app)
+        shown = " ".join(str(e.value) for e in app.markdown) + " ".join(
+            str(e.value) for e in app.error)
+        assert "MAILLAGEPWNED" not in shown and "uid=" not in shown
