@@ -12,7 +12,7 @@ import io
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,13 @@ from shapely.geometry import Point
 
 from app_pages import FileList, FilesKey
 from data_sources import demo
-from data_sources.cog import departement_name, load_cog, resolve
+from data_sources.cog import load_cog, resolve
 from data_sources.fetch import FetchProgress, FetchResult, fetch_territory
-from data_sources.osm import road_graph_for
 from data_sources.store import ledger_table, read_store
 from data_sources.workspace import (
     Workspace,
     compare_overviews,
+    load_travel,
     load_workspace,
 )
 from data_sources.workspace import (
@@ -37,24 +37,28 @@ from data_sources.workspace import (
 )
 from diagnosis.analyses import (
     AccessResult,
-    Analyses,
     PartnerTables,
     Site,
     SitingScenarios,
     Travel,
-    compute_access,
-    compute_analyses,
-    compute_catchment,
-    compute_partners,
-    compute_site_catchment,
-    compute_site_cohorts,
-    compute_siting,
     find_site,
 )
 from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import compare_territories, split_territory
-from diagnosis.exports import build_export_layers, export_csv_tables, export_geopackage
+from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
 from diagnosis.overview import Overview, compute_overview
+from diagnosis.pipeline import (
+    Diagnosis,
+    DiagnosisParams,
+    catchments_layer,
+    diagnose_access,
+    diagnose_partners,
+    diagnose_siting,
+    recommended,
+    run_diagnosis,
+    site_area,
+    site_catchments,
+)
 from diagnosis.presentation import (
     SiteChoice,
     facility_options,
@@ -63,7 +67,7 @@ from diagnosis.presentation import (
     siting_input_problems,
 )
 from diagnosis.schema import Territory
-from diagnosis.settings import DEFAULT_THRESHOLD_M, WGS84
+from diagnosis.settings import DEFAULT_THRESHOLD_M
 from diagnosis.siting import USER_SITE_TYPE
 
 
@@ -127,8 +131,9 @@ def overview(code: str, files_key: FilesKey, threshold_m: float, _files: FileLis
 
 # --------------------------------------------------------------------------------------
 # Analyses (pages Besoins et lacunes, Implantation, Partenaires, Rapport et exports).
-# Travel times come from ``travel(code, files_key, mode)``, never passed as an argument
-# (a road graph is not hashable cheaply). Sites are ``SiteKey`` tuples.
+# Every wrapper calls one step of diagnosis.pipeline, as the command line does. Travel
+# times come from ``travel(code, files_key, mode)``, never passed as an argument (a road
+# graph is not hashable cheaply). Sites are ``SiteKey`` tuples.
 # --------------------------------------------------------------------------------------
 
 #: A site as a hashable cache key: (site_id, name, longitude, latitude). Ids starting with
@@ -143,6 +148,10 @@ def _loaded(code: str, files_key: FilesKey, files: FileList) -> tuple[Workspace,
             overview(code, files_key, DEFAULT_THRESHOLD_M, files))
 
 
+def _params(code: str, mode: str, max_minutes: float, **options: Any) -> DiagnosisParams:
+    return DiagnosisParams(territory=code, mode=mode, max_minutes=max_minutes, **options)
+
+
 @st.cache_resource(show_spinner=False, ttl=3600, max_entries=8)
 def travel(code: str, files_key: FilesKey, mode: str, _files: FileList) -> Travel:
     """How travel times are computed: ``"crow"``, or the ``"drive"``/``"walk"`` road graph.
@@ -150,10 +159,7 @@ def travel(code: str, files_key: FilesKey, mode: str, _files: FileList) -> Trave
     Without a road graph (offline, Overpass down) the crow-fly estimate is used and
     ``Travel.note`` says why; kept an hour, so a later try can succeed.
     """
-    ws = workspace(code, files_key, _files)
-    own = ws.communes.loc[ws.communes["code_insee"].isin(ws.territory.communes)]
-    graph, note = road_graph_for(own, mode=mode)
-    return Travel(graph=graph, mode="drive" if mode == "crow" else mode, note=note)
+    return load_travel(workspace(code, files_key, _files), mode)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -193,20 +199,18 @@ def resolve_site(code: str, files_key: FilesKey, key: SiteKey, files: FileList) 
 def access(code: str, files_key: FilesKey, mode: str, max_minutes: float,
            weights: tuple[tuple[str, float], ...], types: tuple[str, ...],
            _files: FileList) -> AccessResult:
-    """Accessibility, zones blanches and priority (see :func:`compute_access`)."""
+    """Accessibility, zones blanches and priority (:func:`diagnose_access`)."""
     ws, ov = _loaded(code, files_key, _files)
-    return compute_access(ov, ws.facilities, travel=travel(code, files_key, mode, _files),
-                          max_minutes=max_minutes, weights=dict(weights), types=list(types))
+    params = _params(code, mode, max_minutes, weights=weights or None, types=types or None)
+    return diagnose_access(ws, params, overview=ov, travel=travel(code, files_key, mode, _files))
 
 
 @st.cache_resource(show_spinner="Calcul de la zone desservie…", max_entries=64)
 def catchment(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
               _files: FileList) -> gpd.GeoDataFrame:
-    """Isochrone of a site (see :func:`compute_catchment`), with its ``name``."""
-    area = compute_catchment(Point(site[2], site[3]),
-                             travel=travel(code, files_key, mode, _files),
-                             max_minutes=max_minutes)
-    return area.assign(site_id=site[0], name=site[1])
+    """Isochrone of a site (:func:`site_area`), with its ``site_id`` and ``name``."""
+    return site_area(resolve_site(code, files_key, site, _files), _params(code, mode, max_minutes),
+                     travel(code, files_key, mode, _files))
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,61 +236,53 @@ def siting_problems(code: str, files_key: FilesKey, k_values: tuple[int, ...],
 def siting(code: str, files_key: FilesKey, mode: str, max_minutes: float,
            k_values: tuple[int, ...], host_types: tuple[str, ...], objective: str,
            points: tuple[tuple[float, float], ...], _files: FileList) -> SitingRun:
-    """Siting scenarios (see :func:`compute_siting`); ``points`` are (lon, lat) proposals."""
+    """Siting scenarios (:func:`diagnose_siting`); ``points`` are (lon, lat) proposals."""
     ws, ov = _loaded(code, files_key, _files)
     how = travel(code, files_key, mode, _files)
-    user = gpd.GeoDataFrame(
-        {"name": [f"Site proposé n°{i}" for i in range(1, len(points) + 1)]},
-        geometry=[Point(lon, lat) for lon, lat in points], crs=WGS84) if points else None
-    sc = compute_siting(ov, ws.facilities, k_values=k_values, travel=how,
-                        max_minutes=max_minutes, host_types=host_types, user_points=user,
-                        objective=objective)
-    sites = tuple(recommended_sites(sc.main))
-    areas = [compute_catchment(Point(s.lon, s.lat), travel=how, max_minutes=max_minutes)
-             .assign(site_id=s.site_id, name=s.name) for s in sites]
-    empty = gpd.GeoDataFrame({"site_id": [], "name": []}, geometry=[], crs=WGS84)
-    return SitingRun(sc, sites, gpd.GeoDataFrame(pd.concat(areas, ignore_index=True),
-                                                 crs=WGS84) if areas else empty)
+    params = _params(code, mode, max_minutes, k=k_values[0], scenarios=tuple(k_values[1:]),
+                     host_types=host_types, objective=objective, user_sites=points,
+                     uptake_rate=None)
+    sc = diagnose_siting(ws, params, overview=ov, travel=how)
+    areas = catchments_layer(site_catchments(ws, params, overview=ov, travel=how,
+                                             sites=recommended(sc, ws.facilities)))
+    return SitingRun(sc, tuple(recommended_sites(sc.main)), areas)
 
 
 @st.cache_resource(show_spinner="Calcul des groupes de pairs…", max_entries=64)
 def cohorts(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
             uptake_rate: float, group_size: int, birth_window_months: float,
             _files: FileList) -> CohortPlan:
-    """Peer groups the catchment of a site can fill (see :func:`compute_site_cohorts`)."""
+    """Peer groups the catchment of a site can fill (:func:`site_catchments`)."""
     ws, ov = _loaded(code, files_key, _files)
-    catch = compute_site_catchment(ov, ws.communes, resolve_site(code, files_key, site, _files),
-                                   travel=travel(code, files_key, mode, _files),
-                                   max_minutes=max_minutes)
-    return compute_site_cohorts(catch, uptake_rate=uptake_rate, group_size=group_size,
-                                birth_window_months=birth_window_months)
-
-
-def _dep_name(ws: Workspace) -> str | None:
-    deps = ws.territory.departements
-    return departement_name(deps[0]) if deps else None
+    params = _params(code, mode, max_minutes, uptake_rate=uptake_rate, group_size=group_size,
+                     birth_window_months=birth_window_months)
+    (one,) = site_catchments(ws, params, overview=ov,
+                             travel=travel(code, files_key, mode, _files),
+                             sites=[resolve_site(code, files_key, site, _files)])
+    assert one.cohorts is not None  # an uptake rate is set
+    return one.cohorts
 
 
 @st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
 def partners(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
              _files: FileList) -> PartnerTables:
-    """Partners within reach of a site and institutions (see :func:`compute_partners`)."""
+    """Partners within reach of a site and institutions (:func:`diagnose_partners`)."""
     ws, ov = _loaded(code, files_key, _files)
-    return compute_partners(ov, ws.facilities, resolve_site(code, files_key, site, _files),
-                            travel=travel(code, files_key, mode, _files),
-                            max_minutes=max_minutes, dep_name=_dep_name(ws))
+    return diagnose_partners(ws, _params(code, mode, max_minutes), overview=ov,
+                             travel=travel(code, files_key, mode, _files),
+                             site=resolve_site(code, files_key, site, _files))
 
 
 @st.cache_resource(show_spinner="Calcul des analyses du rapport…", max_entries=8)
-def analyses(code: str, files_key: FilesKey, mode: str, max_minutes: float,
-             site: SiteKey | None, uptake_rate: float | None, _files: FileList) -> Analyses:
-    """Every analysis of the report and the exports (see :func:`compute_analyses`)."""
+def diagnosis(code: str, files_key: FilesKey, mode: str, max_minutes: float,
+              site: SiteKey | None, uptake_rate: float | None, _files: FileList) -> Diagnosis:
+    """The whole diagnosis of the report and the exports (:func:`run_diagnosis`)."""
     ws, ov = _loaded(code, files_key, _files)
-    studied = resolve_site(code, files_key, site, _files) if site else None
-    return compute_analyses(ov, ws.facilities, context=ws.communes,
-                            travel=travel(code, files_key, mode, _files),
-                            max_minutes=max_minutes, site=studied, uptake_rate=uptake_rate,
-                            dep_name=_dep_name(ws))
+    params = _params(code, mode, max_minutes, uptake_rate=uptake_rate,
+                     site=site[0] if site and not site[0].startswith(USER_SITE_PREFIX)
+                     else None)
+    return run_diagnosis(ws, params, travel=travel(code, files_key, mode, _files),
+                         overview=ov)
 
 
 @st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)
@@ -313,31 +309,24 @@ def neighbour_comparison(code: str, files_key: FilesKey, _files: FileList) -> pd
 def report_pdf(code: str, files_key: FilesKey, files: FileList, *, author: str, mode: str,
                max_minutes: float, site: SiteKey | None, uptake_rate: float | None,
                progress: Callable[[str], None] | None = None) -> bytes:
-    """The PDF report (as ``python -m diagnosis report``), from the cached analyses.
+    """The PDF report (as ``python -m diagnosis report``), from the cached diagnosis.
 
     Not cached itself: it reports its steps to ``progress`` (a page's progress bar).
     """
-    from diagnosis.report import build_report_pdf  # heavy (WeasyPrint): on demand
+    from diagnosis.report import build_diagnosis_pdf  # heavy (WeasyPrint): on demand
 
-    ws, ov = _loaded(code, files_key, files)
     step = progress or (lambda _name: None)
     step("accessibilité, manques, implantation")
-    res = analyses(code, files_key, mode, max_minutes, site, uptake_rate, files)
+    diag = diagnosis(code, files_key, mode, max_minutes, site, uptake_rate, files)
     step("comparaison avec les territoires voisins")
-    peers = neighbour_comparison(code, files_key, files)
-    return build_report_pdf(
-        ov, sources=ws.sources, notices=ws.notices, author=author,
-        imports=[r.summary_fr() for r in ws.imports], origin=ws.origin, context=ws.communes,
-        comparison=peers, site=resolve_site(code, files_key, site, files) if site else None,
-        progress=step, **res.as_kwargs())
+    diag = replace(diag, comparison=neighbour_comparison(code, files_key, files))
+    return build_diagnosis_pdf(diag, author=author, progress=step)
 
 
 def _export_layers(code: str, files_key: FilesKey, mode: str, max_minutes: float,
                    uptake_rate: float | None, files: FileList) -> dict[str, pd.DataFrame]:
-    ws, ov = _loaded(code, files_key, files)
-    res = analyses(code, files_key, mode, max_minutes, None, uptake_rate, files)
-    return build_export_layers(ov, access=res.access, gaps=res.gaps, siting=res.siting,
-                               partners=res.partners, cohorts=res.cohorts, sources=ws.sources)
+    return diagnosis_export_layers(diagnosis(code, files_key, mode, max_minutes, None,
+                                             uptake_rate, files))
 
 
 @st.cache_data(show_spinner="Préparation du GeoPackage…", max_entries=8)

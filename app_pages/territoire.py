@@ -6,6 +6,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from app_pages import _cached, current_selection, md_escape
+from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError, MissingDataError
 from diagnosis.maps import build_overview_map
 from diagnosis.overview import commune_table, offer_table
@@ -92,5 +93,5 @@ st.subheader("Indicateurs par commune")
 table = commune_table(ov)
 st.dataframe(table, hide_index=True, key="commune_table", placeholder="non diffusé")
 st.download_button("Télécharger le tableau (CSV)", key="download_communes",
-                   data=table.to_csv(index=False, sep=";", decimal=",").encode("utf-8-sig"),
+                   data=french_csv_bytes(table),
                    file_name=f"maillage_communes_{t.code}.csv", mime="text/csv")

@@ -50,6 +50,24 @@ class SourceInfo:
 
 SOURCES: dict[str, SourceInfo] = {}
 
+#: Modules whose import registers live sources (each calls :func:`register` at import).
+#: :func:`get_source` imports them all before it says a key is unknown, so the registry
+#: is complete whatever the caller imported (tests check that no module is missing).
+PROVIDER_MODULES: tuple[str, ...] = (
+    "data_sources.boundaries", "data_sources.insee_melodi", "data_sources.finess",
+    "data_sources.bpe", "data_sources.osm", "data_sources.caf", "data_sources.inclusion",
+    "data_sources.ban",
+)
+
+
+def load_all_sources() -> dict[str, SourceInfo]:
+    """Import every provider module, then return the whole registry."""
+    import importlib
+
+    for name in PROVIDER_MODULES:
+        importlib.import_module(name)
+    return SOURCES
+
 
 def register(info: SourceInfo) -> SourceInfo:
     """Add a source to the registry (a key may be registered once)."""
@@ -62,6 +80,8 @@ def register(info: SourceInfo) -> SourceInfo:
 def get_source(key: str) -> SourceInfo:
     """Return a registered source; user files get a generated entry."""
     if key in SOURCES:
+        return SOURCES[key]
+    if not key.startswith("user:") and key in load_all_sources():
         return SOURCES[key]
     if key.startswith("user:"):
         name = key.removeprefix("user:")

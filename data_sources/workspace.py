@@ -1,4 +1,4 @@
-"""The wiring shared by the app and the command line: a territory and its loaded data.
+"""Loading shared by the app and the command line: a territory, its data, travel times.
 
 :func:`load_workspace` resolves the territory, loads communes and facilities (the
 local store written by ``python -m data_sources fetch`` when present, the embedded
@@ -18,9 +18,10 @@ import pandas as pd
 
 from data_sources import demo
 from data_sources.caf import CAF
-from data_sources.cog import resolve
+from data_sources.cog import departement_name, resolve
 from data_sources.registry import get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
+from diagnosis.analyses import Travel
 from diagnosis.errors import MissingDataError, SourceError
 from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import WGS84
@@ -50,6 +51,8 @@ class Workspace:
         French notices to display: demo data, partial coverage, estimates.
     origin
         ``"demo"`` or ``"store"``.
+
+    A workspace is the :class:`diagnosis.pipeline.DiagnosisInputs` of a diagnosis.
     """
 
     territory: Territory
@@ -59,6 +62,32 @@ class Workspace:
     imports: tuple[Any, ...]
     notices: tuple[str, ...]
     origin: str
+
+    @property
+    def dep_name(self) -> str | None:
+        """Name of the territory's first département (for the institutions), if any."""
+        deps = self.territory.departements
+        return departement_name(deps[0]) if deps else None
+
+    @property
+    def own_communes(self) -> gpd.GeoDataFrame:
+        """The territory's own communes (without the neighbours loaded for context)."""
+        return self.communes.loc[self.communes["code_insee"].isin(self.territory.communes)]
+
+
+def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None = None
+                ) -> Travel:
+    """How travel times are computed for ``mode`` (``"drive"``, ``"walk"`` or ``"crow"``).
+
+    The one place where a road graph is loaded (for the app and the command line): the
+    OpenStreetMap graph around the territory's communes, or ``road_graph_file``; without
+    one (offline, Overpass down, ``"crow"``), the labelled crow-fly estimate, and
+    ``Travel.note`` says why.
+    """
+    from data_sources.osm import road_graph_for
+
+    graph, note = road_graph_for(ws.own_communes, mode=mode, road_graph_file=road_graph_file)
+    return Travel(graph=graph, mode="drive" if mode == "crow" else mode, note=note)
 
 
 def town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

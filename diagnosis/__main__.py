@@ -201,12 +201,11 @@ def _print_table(data: dict[str, Any]) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """Run ``summary``."""
-    from data_sources.workspace import load_workspace
-    from diagnosis.overview import compute_overview
+    from diagnosis.pipeline import diagnose_overview
 
-    ws = load_workspace(args.territory, facility_files=args.facilities)
-    ov = compute_overview(ws.territory, ws.communes, ws.facilities,
-                          threshold_m=args.threshold_m, sources=ws.sources)
+    params = _params(args)
+    ws = _workspace(args)
+    ov = diagnose_overview(ws, params)
     data = _summary_json(ws, ov)
     if args.format == "json":
         json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
@@ -239,27 +238,23 @@ def _parse_weights(text: str | None) -> dict[str, float] | None:
     return out
 
 
-def _parse_points(points: Sequence[str]) -> Any:
-    import geopandas as gpd
-    from shapely.geometry import Point
-
+def _parse_points(points: Sequence[str]) -> tuple[tuple[float, float], ...]:
+    """``--point lon,lat`` options as (longitude, latitude) pairs."""
     from diagnosis.errors import InputError
-    from diagnosis.settings import WGS84
 
-    if not points:
-        return None
-    geoms = []
+    out = []
     for text in points:
         try:
             lon, lat = (float(v) for v in text.split(","))
         except ValueError:
             raise InputError(f"--point {text!r}: give longitude,latitude in degrees, e.g. "
-                             "--point -2.15,47.43") from None
+                             "--point -2.15,47.43", argument="--point", value=text,
+                             hint="-2.15,47.43") from None
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees")
-        geoms.append(Point(lon, lat))
-    return gpd.GeoDataFrame({"name": [f"Site proposé {i}" for i in range(1, len(geoms) + 1)]},
-                            geometry=geoms, crs=WGS84)
+            raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees",
+                             argument="--point", value=text, hint="-2.15,47.43")
+        out.append((lon, lat))
+    return tuple(out)
 
 
 def _emit(args: argparse.Namespace, text: str, *, encoding: str = "utf-8") -> None:
@@ -294,20 +289,18 @@ def _fr(value: Any, decimals: int = 0) -> str:
 
 def cmd_access(args: argparse.Namespace) -> int:
     """Run ``access``: time to services, zones blanches and ranked priority communes."""
-    from diagnosis.analyses import compute_access
     from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
+    from diagnosis.pipeline import diagnose_access, diagnose_overview
     from diagnosis.report import fr_percent
-    from diagnosis.schema import FACILITY_TYPES
 
+    params = _params(args)
     with _Steps("Accessibilité", total=3) as step:
         step("chargement des données")
-        ws, ov = _load_for_analysis(args)
+        ws = _workspace(args)
         step("réseau routier")
-        travel = _travel(args, ws)
+        travel = _travel(args, ws, params)
         step("temps de trajet et manques")
-        types = args.types or [t for t in FACILITY_TYPES if t != "mairie"]
-        res = compute_access(ov, ws.facilities, travel=travel, max_minutes=args.max_minutes,
-                             weights=_parse_weights(args.weights), types=types)
+        res = diagnose_access(ws, params, overview=diagnose_overview(ws, params), travel=travel)
     prio = res.gaps.layers["priority"]
     kinds = list(res.access.params["facility_types"])
     com_cols = ["rank", "code_insee", "name", "score",
@@ -373,56 +366,35 @@ def _records_value(v: Any) -> Any:
     return None if math.isnan(f) else (f if math.isfinite(f) else "inf")
 
 
-def _load_for_analysis(args: argparse.Namespace) -> tuple[Any, Any]:
-    from data_sources.workspace import load_workspace
-    from diagnosis.overview import compute_overview
-
-    ws = load_workspace(args.territory, facility_files=args.facilities)
-    ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
-    return ws, ov
-
-
 def cmd_site(args: argparse.Namespace) -> int:
     """Run ``site``: recommended host sites, explained, and the peer groups they allow."""
-    from diagnosis.analyses import (
-        compute_site_catchment,
-        compute_site_cohorts,
-        compute_siting,
-        find_site,
+    from diagnosis.pipeline import (
+        diagnose_overview,
+        diagnose_siting,
+        recommended,
+        site_catchments,
     )
-    from diagnosis.cohorts import compute_cohorts
 
-    compute_cohorts(1.0, uptake_rate=args.uptake_rate)  # reject a bad rate before any work
-    ks = [args.k, *[k for k in (args.scenarios or []) if k != args.k]]
+    params = _params(args)  # a bad option stops before any work
     with _Steps("Implantation", total=4) as step:
         step("chargement des données")
-        ws, ov = _load_for_analysis(args)
+        ws = _workspace(args)
+        ov = diagnose_overview(ws, params)
         step("réseau routier")
-        travel = _travel(args, ws)
+        travel = _travel(args, ws, params)
         step("optimisation")
-        sc = compute_siting(ov, ws.facilities, k_values=ks, travel=travel,
-                            max_minutes=args.max_minutes,
-                            other_minutes=args.scenario_minutes, host_types=args.host_types,
-                            user_points=_parse_points(args.point), objective=args.objective)
+        sc = diagnose_siting(ws, params, overview=ov, travel=travel)
         step("groupes de pairs")
         main = sc.main
-        rec = main.sites.loc[main.sites["status"] == "recommandé"]
         cohorts = []
-        for r in rec.to_dict("records"):
-            if str(r["type"]) == "user_site":
-                from diagnosis.analyses import Site
-
-                site = Site(site_id=str(r["facility_id"]), name=str(r["name"]),
-                            facility_type="user_site", code_insee="", geometry=r["geometry"])
-            else:
-                site = find_site(ov.layers["facilities"], str(r["facility_id"]))
-            catch = compute_site_catchment(ov, ws.communes, site, travel=travel,
-                                           max_minutes=args.max_minutes)
-            plan = compute_site_cohorts(catch, uptake_rate=args.uptake_rate)
-            cohorts.append({"site_id": site.site_id, "site_name": site.name,
-                            "catchment_communes": catch.communes["code_insee"].tolist(),
-                            **{k: v for k, v in plan.__dict__.items() if k != "params"},
-                            "params": dict(plan.params)})
+        for c in site_catchments(ws, params, overview=ov, travel=travel,
+                                 sites=recommended(sc, ws.facilities)):
+            plan = c.cohorts
+            cohorts.append({"site_id": c.site.site_id, "site_name": c.site.name,
+                            "catchment_communes": c.catchment.communes["code_insee"].tolist(),
+                            **({k: v for k, v in plan.__dict__.items() if k != "params"}
+                               if plan else {}),
+                            "params": dict(plan.params) if plan else {}})
     site_cols = ["rank", "status", "facility_id", "name", "type", "type_label", "address",
                  "code_insee", "births_covered", "births_new", "need_covered",
                  "need_exclusive", "single_parent_families", "births_poverty",
@@ -506,18 +478,18 @@ def cmd_partners(args: argparse.Namespace) -> int:
     """Run ``partners``: structures within reach of a site, and institutions to meet."""
     import pandas as pd
 
-    from data_sources.cog import departement_name
-    from diagnosis.analyses import compute_partners, find_site
     from diagnosis.partners import export_partners_csv
+    from diagnosis.pipeline import diagnose_overview, diagnose_partners, studied_site
     from diagnosis.presentation import partners_export_frame
 
-    ws, ov = _load_for_analysis(args)
-    site = find_site(ws.facilities, args.site)
-    travel = _travel(args, ws)
+    params = _params(args)
+    ws = _workspace(args)
+    site = studied_site(ws, params, None)
+    assert site is not None  # --site is required
+    travel = _travel(args, ws, params)
     t = ws.territory
-    res = compute_partners(ov, ws.facilities, site, travel=travel, max_minutes=args.max_minutes,
-                           dep_name=departement_name(t.departements[0])
-                           if t.departements else None)
+    res = diagnose_partners(ws, params, overview=diagnose_overview(ws, params), travel=travel,
+                            site=site)
     near = res.layers["near_site"]
     inst = res.layers.get("institutions", pd.DataFrame())
     if args.format == "csv":
@@ -643,82 +615,91 @@ class _Steps:
         self._progress.update(self._task, description=name, advance=1)
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Workspace and overview of ``--territory`` (shared by report and export)."""
+def _params(args: argparse.Namespace) -> Any:
+    """The :class:`~diagnosis.pipeline.DiagnosisParams` of a command's options."""
+    from diagnosis.pipeline import DiagnosisParams
+
+    kw: dict[str, Any] = {"territory": args.territory}
+    for opt in ("mode", "max_minutes", "threshold_m", "uptake_rate", "k", "objective",
+                "site"):
+        value = getattr(args, opt, None)
+        if value is not None:
+            kw[opt] = value
+    if getattr(args, "host_types", None):
+        kw["host_types"] = tuple(args.host_types)
+    if getattr(args, "types", None):
+        kw["types"] = tuple(args.types)
+    if getattr(args, "scenarios", None):
+        kw["scenarios"] = tuple(args.scenarios)
+    if getattr(args, "scenario_minutes", None):
+        kw["scenario_minutes"] = tuple(args.scenario_minutes)
+    if getattr(args, "weights", None):
+        kw["weights"] = _parse_weights(args.weights)
+    if getattr(args, "point", None):
+        kw["user_sites"] = _parse_points(args.point)
+    if getattr(args, "no_analyses", False):
+        kw["uptake_rate"] = None
+    return DiagnosisParams(**kw)
+
+
+def _workspace(args: argparse.Namespace) -> Any:
+    """The territory of ``--territory`` with its data and the ``--facilities`` files."""
     from data_sources.workspace import load_workspace
-    from diagnosis.overview import compute_overview
 
-    ws = load_workspace(args.territory, facility_files=args.facilities)
-    ov = compute_overview(ws.territory, ws.communes, ws.facilities,
-                          threshold_m=args.threshold_m, sources=ws.sources)
-    return ws, ov
+    return load_workspace(args.territory, facility_files=args.facilities)
 
 
-def _travel(args: argparse.Namespace, ws: Any) -> Any:
+def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
     """How travel times are computed for ``--mode`` / ``--road-graph``."""
-    from data_sources.osm import road_graph_for
+    from data_sources.workspace import load_travel
+
+    return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None))
+
+
+def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
+    """The whole diagnosis of ``--territory`` (report and export)."""
     from diagnosis.analyses import Travel
+    from diagnosis.pipeline import PARTS, run_diagnosis
 
-    mode = getattr(args, "mode", "crow")
-    own = ws.communes.loc[ws.communes["code_insee"].isin(ws.territory.communes)]
-    graph, note = road_graph_for(own, mode=mode,
-                                 road_graph_file=getattr(args, "road_graph", None))
-    return Travel(graph=graph, mode="drive" if mode == "crow" else mode, note=note)
-
-
-def _analyses(args: argparse.Namespace, ws: Any, ov: Any, site: Any = None) -> Any:
-    from data_sources.cog import departement_name
-    from diagnosis.analyses import Analyses, compute_analyses
-
+    params = _params(args)
+    ws = _workspace(args)
     if args.no_analyses:
-        return Analyses(notes=("Accessibilité, manques, implantation, partenaires et "
-                               "groupes de pairs non demandés (--no-analyses).",))
-    t = ws.territory
-    return compute_analyses(ov, ws.facilities, context=ws.communes, travel=_travel(args, ws),
-                            max_minutes=args.max_minutes, site=site,
-                            uptake_rate=args.uptake_rate,
-                            dep_name=departement_name(t.departements[0])
-                            if t.departements else None)
+        diag = run_diagnosis(ws, params, travel=Travel(mode=params.engine_mode),
+                             parts=("overview",), progress=step)
+        from dataclasses import replace
 
-
-def _find_site(ws: Any, query: str) -> Any:
-    """The facility named by ``--site`` (facility_id, or exact name, accent-blind)."""
-    from diagnosis.analyses import find_site
-
-    return find_site(ws.facilities, query)
+        return replace(diag, notes=("Accessibilité, manques, implantation, partenaires et "
+                                    "groupes de pairs non demandés (--no-analyses).",))
+    return run_diagnosis(ws, params, travel=_travel(args, ws, params), parts=PARTS,
+                         progress=step)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Run ``report``: the PDF diagnosis report."""
     import time
+    from dataclasses import replace
 
     from data_sources.workspace import neighbour_comparison
     from diagnosis.exports import check_writable, write_bytes_atomic
-    from diagnosis.report import build_report_pdf, count_pdf_pages
+    from diagnosis.report import build_diagnosis_pdf, count_pdf_pages
 
     start = time.perf_counter()
     out = check_writable(args.out, option="--out")
-    with _Steps("Rapport", total=10) as step:
+    with _Steps("Rapport", total=14) as step:
         step("chargement des données")
-        ws, ov = _load(args)
-        site = _find_site(ws, args.site) if args.site else None
-        step("accessibilité, manques, implantation")
-        analyses = _analyses(args, ws, ov, site)
+        diag = _diagnosis(args, step)
         step("comparaison avec les territoires voisins")
-        comparison = None if args.no_comparison else \
-            neighbour_comparison(ws, ov, threshold_m=args.threshold_m)
-        pdf = build_report_pdf(
-            ov, sources=ws.sources, notices=ws.notices, author=args.author,
-            imports=[r.summary_fr() for r in ws.imports], origin=ws.origin,
-            context=ws.communes, comparison=comparison, site=site, progress=step,
-            **analyses.as_kwargs())
+        if not args.no_comparison:
+            diag = replace(diag, comparison=neighbour_comparison(
+                diag.inputs, diag.overview, threshold_m=diag.params.threshold_m))
+        pdf = build_diagnosis_pdf(diag, author=args.author, progress=step)
         step("écriture du fichier")
         write_bytes_atomic(out, pdf, option="--out")
     pages = count_pdf_pages(pdf)
     print(f"Rapport écrit : {out} ({pages} pages, {time.perf_counter() - start:.1f} s)")
-    for note in analyses.notes:
+    for note in diag.notes:
         print(f"  {note}", file=sys.stderr)
-    if args.site and analyses.siting is None:
+    if args.site and diag.siting is None:
         print(f"  Site {args.site} : analyse d'implantation non calculée (distances à vol "
               "d'oiseau seulement).", file=sys.stderr)
     return 0
@@ -760,8 +741,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from diagnosis.errors import InputError
     from diagnosis.exports import (
         build_diagnosis_record,
-        build_export_layers,
         check_writable,
+        diagnosis_export_layers,
         export_csv_tables,
         export_geopackage,
         write_diagnosis_file,
@@ -776,11 +757,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_writable(args.out, option="--out")
     if args.diagnosis_file:
         check_writable(args.diagnosis_file, option="--diagnosis-file")
-    ws, ov = _load(args)
-    analyses = _analyses(args, ws, ov)
-    layers = build_export_layers(ov, access=analyses.access, gaps=analyses.gaps,
-                                 siting=analyses.siting, partners=analyses.partners,
-                                 cohorts=analyses.cohorts, sources=ws.sources)
+    diag = _diagnosis(args)
+    ws, ov = diag.inputs, diag.overview
+    layers = diagnosis_export_layers(diag)
     if args.out:
         export_geopackage(layers, args.out)
         print(f"GeoPackage écrit : {args.out} ({len(layers)} couches, EPSG:4326)")
@@ -793,7 +772,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             imports=_imports_ledger(args.facilities, ws.imports), origin=ws.origin)
         write_diagnosis_file(record, args.diagnosis_file)
         print(f"Fichier de diagnostic écrit : {args.diagnosis_file}")
-    for note in analyses.notes:
+    for note in diag.notes:
         print(f"  {note}", file=sys.stderr)
     return 0
 
@@ -837,7 +816,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(comparison_records(df), ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
-        text = df.to_csv(sep=";", decimal=",", index=False, lineterminator="\n")
+        from diagnosis.csvfile import french_csv_text
+
+        text = french_csv_text(df, lineterminator="\n")
     else:
         text = _comparison_table(df.loc[:, summary_columns()])
     if args.out:

@@ -30,25 +30,31 @@ from scipy.sparse.csgraph import dijkstra
 
 from diagnosis import siting as sit
 from diagnosis.accessibility import (
-    DEFAULT_MAX_MINUTES,
     AccessIndicators,
     commune_points_xy,
     compute_access_indicators,
     compute_travel_times_by_type,
     facility_points_xy,
 )
-from diagnosis.cohorts import DEFAULT_UPTAKE_RATE, CohortPlan, compute_cohorts
+from diagnosis.cohorts import CohortPlan, compute_cohorts
 from diagnosis.errors import InputError, check_positive
+from diagnosis.formatting import fr_decimal
 from diagnosis.gaps import GapsResult, compute_gaps
 from diagnosis.overview import Overview, origin_points
 from diagnosis.partners import find_partners, institutional_partners
-from diagnosis.schema import FACILITY_TYPES
-from diagnosis.settings import METRIC_CRS, WGS84
+from diagnosis.schema import ENGINE_CROW_FLY, ENGINE_ROAD, FACILITY_TYPES
+from diagnosis.settings import (
+    DEFAULT_MAX_MINUTES,
+    DEFAULT_UPTAKE_RATE,
+    FAR_CUTOFF_FACTOR,
+    METRIC_CRS,
+    ROUTING_CUTOFF_FACTOR,
+    WGS84,
+)
 from diagnosis.territory import normalize_name
 from diagnosis.travel_times import (
     DETOUR_FACTOR,
     ENGINE_LABELS,
-    ENGINE_ROAD,
     MODE_LABELS,
     MODES,
     RoadGraph,
@@ -61,9 +67,6 @@ from diagnosis.travel_times import (
 
 #: Types whose time from a recommended site is reported (the Maison's first partners).
 SITE_NEIGHBOUR_TYPES: tuple[str, ...] = ("pmi", "maternite")
-#: Travel times are routed up to this multiple of the threshold T: "minutes to the
-#: nearest" then says how far beyond T a gap lies (infinite only beyond it).
-ROUTING_CUTOFF_FACTOR = 2.0
 
 
 # --------------------------------------------------------------------------------------
@@ -105,8 +108,8 @@ class Travel:
 
     @property
     def engine(self) -> str:
-        """``"road_network"`` or ``"crow_fly"``."""
-        return "road_network" if self.graph is not None else "crow_fly"
+        """:data:`~diagnosis.schema.ENGINE_ROAD` or :data:`~diagnosis.schema.ENGINE_CROW_FLY`."""
+        return ENGINE_ROAD if self.graph is not None else ENGINE_CROW_FLY
 
     @property
     def label(self) -> str:
@@ -284,8 +287,7 @@ def compute_catchment(
     30
     """
     travel = travel or Travel()
-    if not (np.isfinite(max_minutes) and max_minutes > 0):
-        raise InputError(f"max_minutes={max_minutes!r} must be a number of minutes > 0")
+    max_minutes = check_positive(max_minutes, "max_minutes")
     pt = _metric_point(site)
     if travel.graph is None:
         speed = default_speed_kmh(travel.mode)
@@ -480,7 +482,7 @@ def compute_siting(
     for t in tops:
         check_positive(t, "max_minutes")
     demand = sit.compute_need_weights(demand_points(overview), weights=need_weights)
-    cutoff = max(tops) if objective == "max_covering" else 10 * max(tops)
+    cutoff = max(tops) if objective == "max_covering" else FAR_CUTOFF_FACTOR * max(tops)
     tt = travel.times(commune_points_xy(demand), facility_points_xy(cand), max_minutes=cutoff)
     results = []
     for top in tops:
@@ -509,7 +511,8 @@ def _with_neighbours(res: sit.SitingResult, facilities: gpd.GeoDataFrame, travel
         if len(sub) == 0:
             sites[col] = np.nan
             continue
-        t = travel.times(xy, facility_points_xy(sub), max_minutes=6 * max_minutes).minutes
+        t = travel.times(xy, facility_points_xy(sub),
+                         max_minutes=FAR_CUTOFF_FACTOR * max_minutes).minutes
         near = t.min(axis=1)
         sites[col] = np.where(np.isfinite(near), near, np.nan)
     partners = facilities.loc[facilities["type"] != "mairie"]
@@ -664,149 +667,6 @@ def compute_site_cohorts(catchment: Catchment, *,
     """
     plan = compute_cohorts(catchment.births_per_year, uptake_rate=uptake_rate, **options)
     scope = (f"naissances 2024 des {len(catchment.communes)} communes dont la mairie est à "
-             f"{_fr_num(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site"
+             f"{fr_decimal(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site"
              + (f" « {catchment.site_name} »" if catchment.site_name else ""))
     return replace(plan, params={**plan.params, "scope": scope})
-
-
-def _fr_num(x: float) -> str:
-    return f"{x:g}".replace(".", ",")
-
-
-def _fr_pct(share: float) -> str:
-    return f"{_fr_num(round(100 * share, 1))} %"
-
-
-# --------------------------------------------------------------------------------------
-# Everything at once (the report and the export)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Analyses:
-    """All analyses of a diagnosis (``None`` where not computed, with a note why).
-
-    Attributes
-    ----------
-    access, gaps
-        Accessibility and gaps.
-    siting, scenarios
-        The main siting scenario and the scenario table.
-    partners
-        :class:`PartnerTables`.
-    cohorts
-        Peer groups of the site studied (its catchment) or of the first recommended site.
-    catchment
-        The catchment the cohorts were computed on.
-    notes
-        French notes: how each part was computed, or why it was not.
-    """
-
-    access: AccessIndicators | None = None
-    gaps: GapsResult | None = None
-    siting: sit.SitingResult | None = None
-    scenarios: pd.DataFrame | None = None
-    partners: PartnerTables | None = None
-    cohorts: CohortPlan | None = None
-    catchment: Catchment | None = None
-    notes: tuple[str, ...] = ()
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`diagnosis.report.build_report_pdf`."""
-        return {"access": self.access, "gaps": self.gaps, "siting": self.siting,
-                "scenarios": self.scenarios, "partners": self.partners,
-                "cohorts": self.cohorts}
-
-
-def compute_analyses(
-    overview: Overview,
-    facilities: gpd.GeoDataFrame,
-    *,
-    context: gpd.GeoDataFrame | None = None,
-    travel: Travel | None = None,
-    max_minutes: float | None = None,
-    scenario_ks: Sequence[int] = (1, 2, 3),
-    site: Site | None = None,
-    uptake_rate: float | None = DEFAULT_UPTAKE_RATE,
-    dep_name: str | None = None,
-) -> Analyses:
-    """Accessibility, gaps, siting scenarios, partners and cohorts of a territory.
-
-    A part that cannot be computed (no facility of any type, no candidate host, no
-    birth) is left ``None`` with a French note saying why; the others go on.
-
-    Parameters
-    ----------
-    overview, facilities
-        The diagnosis and every loaded facility.
-    context
-        Every loaded commune (for a catchment across the border); default the
-        overview's communes.
-    travel
-        Road graph or crow-fly (default).
-    max_minutes
-        Threshold T of accessibility, siting, partners and catchment (default
-        :data:`~diagnosis.accessibility.DEFAULT_MAX_MINUTES`).
-    scenario_ks
-        Numbers of new sites of the siting scenarios compared.
-    site
-        A site studied: its partners and cohorts; default the first recommended site.
-    uptake_rate
-        Share of families expected to join a peer group, in (0, 1] (an assumption);
-        ``None`` leaves the cohorts out.
-    dep_name
-        Name of the département, for the institutions.
-    """
-    travel = travel or Travel()
-    top = float(DEFAULT_MAX_MINUTES if max_minutes is None else max_minutes)
-    notes: list[str] = []
-    access = gaps = siting = scenarios = None
-    try:
-        acc = compute_access(overview, facilities, travel=travel, max_minutes=top)
-        access, gaps = acc.access, acc.gaps
-        notes += list(acc.notes)
-    except InputError as exc:
-        notes.append(f"Accessibilité non calculée : {exc}")
-    n_free = int(overview.layers["facilities"]["type"].isin(sit.HOST_TYPES).sum())
-    ks = [k for k in scenario_ks if 1 <= k <= n_free]
-    if ks:
-        try:
-            sc = compute_siting(overview, facilities, k_values=ks, travel=travel,
-                                max_minutes=top)
-            siting, scenarios = sc.main, sc.table
-            notes.append(f"Implantation : {len(ks)} scénario(s) ({travel.label}).")
-        except InputError as exc:
-            notes.append(f"Implantation non calculée : {exc}")
-    else:
-        notes.append("Aucun lieu d'accueil possible chargé : sites recommandés non calculés.")
-    studied = site
-    if studied is None and siting is not None:
-        rec = siting.sites.loc[siting.sites["status"] != "existant"]
-        if len(rec):
-            studied = find_site(overview.layers["facilities"], str(rec["facility_id"].iloc[0]))
-    partners = compute_partners(overview, facilities, studied, travel=travel,
-                                max_minutes=top, dep_name=dep_name)
-    cohorts = catchment = None
-    if uptake_rate is not None:
-        if studied is not None:
-            catchment = compute_site_catchment(overview, context if context is not None
-                                               else overview.layers["communes"], studied,
-                                               travel=travel, max_minutes=top)
-            cohorts = compute_site_cohorts(catchment, uptake_rate=uptake_rate)
-            notes.append(f"Groupes de pairs : naissances des {len(catchment.communes)} "
-                         f"communes à moins de {top:g} min de « {studied.name} », taux de "
-                         f"participation supposé {_fr_pct(uptake_rate)} (hypothèse).")
-        else:
-            births = overview.summary.get("births_2024")
-            if births is None:
-                notes.append("Naissances inconnues : groupes de pairs non calculés.")
-            else:
-                cohorts = compute_cohorts(float(births), uptake_rate=uptake_rate)
-                cohorts = replace(cohorts, params={
-                    **cohorts.params, "scope": "naissances 2024 de tout le territoire"})
-                notes.append("Groupes de pairs : naissances de tout le territoire (aucun "
-                             "site étudié), participation supposée "
-                             f"{_fr_pct(uptake_rate)} (hypothèse).")
-    return Analyses(access=access, gaps=gaps, siting=siting, scenarios=scenarios,
-                    partners=partners, cohorts=cohorts, catchment=catchment,
-                    notes=tuple(notes))

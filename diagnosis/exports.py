@@ -52,8 +52,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import InputError
 from diagnosis.overview import Overview
+from diagnosis.pipeline import Diagnosis
 from diagnosis.schema import (
     FACILITY_COLUMNS,
     FACILITY_TYPES,
@@ -524,8 +526,7 @@ def export_csv_tables(layers: Mapping[str, pd.DataFrame], directory: str | Path)
                          "choose a writable place") from None
     written = []
     for name, df in layers.items():
-        text = csv_frame(df).to_csv(sep=";", decimal=",", index=False, lineterminator="\r\n")
-        written.append(write_bytes_atomic(d / f"{name}.csv", text.encode("utf-8-sig"),
+        written.append(write_bytes_atomic(d / f"{name}.csv", french_csv_bytes(csv_frame(df)),
                                           option="--csv-dir"))
     return written
 
@@ -720,3 +721,21 @@ def compare_summaries(old: Mapping[str, Any], new: Mapping[str, Any], *,
         elif a != b:
             out.append(f"{name} : {a!r} → {b!r}")
     return out
+
+
+def diagnosis_export_layers(diagnosis: Diagnosis, *,
+                            created: dt.datetime | None = None) -> dict[str, pd.DataFrame]:
+    """Every export layer of a :class:`~diagnosis.pipeline.Diagnosis` (one mapping).
+
+    The GeoPackage and the CSV tables of the app and the command line both come from
+    here, with the ``zones_de_desserte`` of the recommended sites.
+    """
+    d = diagnosis
+    acc = d.access
+    catchments = d.catchments
+    return build_export_layers(d.overview, access=acc.access if acc else None,
+                               gaps=acc.gaps if acc else None,
+                               siting=d.siting.main if d.siting else None,
+                               partners=d.partners, cohorts=d.cohorts,
+                               catchments=catchments if len(catchments) else None,
+                               sources=list(d.inputs.sources), created=created)

@@ -42,6 +42,7 @@ import pandas as pd
 
 from diagnosis.accessibility import AccessIndicators
 from diagnosis.errors import InputError, check_positive
+from diagnosis.needs import impute_poverty_rate
 from diagnosis.schema import facility_label
 
 #: Need columns read by the score (names from :data:`diagnosis.schema.NEEDS_COLUMNS`).
@@ -73,9 +74,13 @@ FACTOR_LABELS: dict[str, str] = {
 #: What the poverty factor was computed from, with its French label.
 POVERTY_BASIS_LABELS: dict[str, str] = {
     "poverty_rate": "taux de pauvreté 2021",
-    "median_income": "revenu médian 2021 (taux de pauvreté sous secret statistique)",
+    "median_income": "estimé d'après le revenu médian 2021 (taux sous secret statistique)",
+    "territory_mean": "moyenne des communes publiées (taux et revenu sous secret)",
     "missing": "non disponible (facteur écarté, autres facteurs re-pondérés)",
 }
+#: :func:`diagnosis.needs.impute_poverty_rate` source -> ``poverty_basis`` key.
+_POVERTY_BASIS = {"published": "poverty_rate", "median_income": "median_income",
+                  "territory_mean": "territory_mean", "missing": "missing"}
 
 
 # --------------------------------------------------------------------------------------
@@ -305,15 +310,15 @@ def compute_priority(
     # Factors.
     factors: dict[str, np.ndarray] = {}
     factors["births"] = share_of_max(out["births"])
-    poverty = out[POVERTY_COL].to_numpy(dtype=float)
-    income = out[INCOME_COL].to_numpy(dtype=float)
-    pov_rank = percentile_rank(poverty)
-    inc_rank = percentile_rank(-income)
-    has_pov = ~np.isnan(poverty)
-    has_inc = ~np.isnan(income)
-    factors["poverty"] = np.where(has_pov, pov_rank, np.where(has_inc, inc_rank, np.nan))
-    out["poverty_basis"] = np.where(has_pov, "poverty_rate",
-                                    np.where(has_inc, "median_income", "missing"))
+    # the poverty rate imputed as for siting (one method: diagnosis.needs)
+    pop = (pd.to_numeric(communes["population_2022"], errors="coerce").set_axis(codes)
+           .reindex(out["code_insee"]).to_numpy(dtype=float)
+           if "population_2022" in communes.columns else np.full(len(out), np.nan))
+    used, basis = impute_poverty_rate(out[POVERTY_COL], out[INCOME_COL],
+                                      pd.Series(pop, index=out.index))
+    factors["poverty"] = percentile_rank(used.to_numpy(dtype=float))
+    out["poverty_rate_used"] = used.to_numpy(dtype=float)
+    out["poverty_basis"] = basis.map(_POVERTY_BASIS).to_numpy()
     factors["single_parent"] = percentile_rank(out[SINGLE_PARENT_COL])
     deficits = []
     for ftype in types:

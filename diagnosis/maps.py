@@ -40,6 +40,7 @@ from jinja2 import Template
 from shapely.geometry import mapping
 
 from diagnosis.errors import InputError
+from diagnosis.formatting import fr_number
 from diagnosis.schema import (
     EAJE_SUBTYPES,
     FACILITY_TYPES,
@@ -281,9 +282,9 @@ def neutralise_template_syntax(m: Element) -> Element:
     Examples
     --------
     >>> m = folium.Map(tiles=None)
-    >>> _ = folium.FeatureGroup(name="{{ 7*7 }}").add_to(m)
+    >>> _ = folium.FeatureGroup(name="{{ 'AB' ~ 'CD' }}").add_to(m)
     >>> _ = neutralise_template_syntax(m)
-    >>> "49" in m.get_root().render()
+    >>> "ABCD" in m.get_root().render()
     False
     """
     for el in _asset_elements(m):
@@ -302,21 +303,14 @@ def neutralise_template_syntax(m: Element) -> Element:
 
 
 def _fmt_number(value: float | None, *, decimals: int = 0) -> str:
-    r"""Format a number the French way (thin space thousands, comma decimals).
+    r"""French number (:func:`diagnosis.formatting.fr_number`; ``—`` when unknown).
 
     Examples
     --------
-    >>> _fmt_number(1059.0)
-    '1\u202f059'
-    >>> _fmt_number(2.25, decimals=1)
-    '2,2'
-    >>> _fmt_number(float("nan"))
-    'non diffusé'
+    >>> _fmt_number(1059.0), _fmt_number(2.25, decimals=1), _fmt_number(float("nan"))
+    ('1\u202f059', '2,2', '—')
     """
-    if value is None or not np.isfinite(value):
-        return "non diffusé"
-    text = f"{value:,.{decimals}f}"
-    return text.replace(",", "\u202f").replace(".", ",")
+    return fr_number(value, decimals=decimals)
 
 
 def class_breaks(values: Iterable[float], *, n_classes: int = 5) -> list[float]:
@@ -641,7 +635,8 @@ def _legend_html(*, value_label: str, class_labels: Sequence[str], colors: Seque
     parts += [f"<div>{swatch(c)}{_esc(lab)}</div>" for c, lab in zip(colors, class_labels,
                                                                      strict=True)]
     if has_missing:
-        parts.append(f"<div>{swatch(MISSING_COLOR)}non diffusé (secret statistique)</div>")
+        parts.append(f"<div>{swatch(MISSING_COLOR)}non connu ou non diffusé (secret "
+                         "statistique)</div>")
     parts.append('<div><span style="display:inline-block;width:14px;border-top:3px solid #222;'
                  'margin-right:6px;vertical-align:middle"></span>Contour du territoire</div>')
     parts.append('<div style="margin-top:6px"><b>Structures</b> (positions : voir la fiche)</div>')

@@ -88,3 +88,64 @@ def compute_needs(base: pd.DataFrame) -> pd.DataFrame:
         if c not in out:
             out[c] = ""
     return out
+
+
+#: Fewest communes publishing both a poverty rate and a median income to fit the one
+#: from the other.
+MIN_COMMUNES_FOR_POVERTY_FIT = 5
+
+
+def impute_poverty_rate(rate: pd.Series, income: pd.Series, population: pd.Series, *,
+                        min_fit: int = MIN_COMMUNES_FOR_POVERTY_FIT
+                        ) -> tuple[pd.Series, pd.Series]:
+    """The poverty rate of every commune, published or estimated, and where it comes from.
+
+    The one imputation of the project (siting and the priority score both use it). INSEE
+    does not publish the rate of small communes (statistical secret): it is estimated from
+    the commune's median income by a linear fit over the communes publishing both (when at
+    least ``min_fit`` do and the fit slopes down), else the population-weighted mean of the
+    published rates. Where neither can be had, the rate stays missing (``"missing"``).
+
+    Parameters
+    ----------
+    rate, income, population
+        Poverty rate (%), median income (€) and population, one value per commune.
+    min_fit
+        Fewest communes with both values needed for the fit.
+
+    Returns
+    -------
+    (pandas.Series, pandas.Series)
+        The rate used (%) and its source: ``"published"``, ``"median_income"``,
+        ``"territory_mean"`` or ``"missing"``.
+
+    Examples
+    --------
+    >>> r, s = impute_poverty_rate(pd.Series([20.0, np.nan]), pd.Series([18000.0, np.nan]),
+    ...                            pd.Series([5000.0, 800.0]))
+    >>> r.tolist(), s.tolist()
+    ([20.0, 20.0], ['published', 'territory_mean'])
+    """
+    rate = pd.to_numeric(rate, errors="coerce").astype("float64")
+    income = pd.to_numeric(income, errors="coerce").astype("float64")
+    population = pd.to_numeric(population, errors="coerce").astype("float64")
+    known = rate.notna()
+    used = rate.copy()
+    source = pd.Series(np.where(known, "published", "missing"), index=rate.index, dtype=object)
+    both = known & income.notna()
+    fit_ok = False
+    slope = intercept = 0.0
+    if int(both.sum()) >= min_fit and income[both].nunique() > 1:
+        slope, intercept = np.polyfit(income[both].to_numpy(), rate[both].to_numpy(), 1)
+        fit_ok = bool(slope < 0)
+    by_income = ~known & income.notna() & fit_ok
+    used[by_income] = np.clip(intercept + slope * income[by_income], 0.0, 100.0)
+    source[by_income] = "median_income"
+    rest = used.isna()
+    if rest.any() and known.any():
+        wts = population[known].where(population[known] > 0)
+        mean = float(np.average(rate[known], weights=wts)) if wts.notna().all() else \
+            float(rate[known].mean())
+        used[rest] = mean
+        source[rest] = "territory_mean"
+    return used, source

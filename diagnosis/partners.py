@@ -14,7 +14,6 @@ guides/implantation.md : the partner checklist of the maillage territorial (in F
 
 from __future__ import annotations
 
-import codecs
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +24,7 @@ import pandas as pd
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import InputError
 from diagnosis.schema import FACILITY_TYPES
 from diagnosis.settings import METRIC_CRS
@@ -382,5 +382,4 @@ def export_partners_csv(df: pd.DataFrame) -> bytes:
     """
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"df must be a DataFrame; got {type(df).__name__}")
-    text = df.to_csv(sep=";", index=False, decimal=",", lineterminator="\r\n")
-    return codecs.BOM_UTF8 + text.encode("utf-8")
+    return french_csv_bytes(df)

@@ -40,11 +40,20 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from diagnosis.analyses import Site
+from diagnosis.analyses import Catchment, Site
 from diagnosis.errors import InputError
 from diagnosis.exports import result_frames
+from diagnosis.formatting import UNKNOWN, fr_number, fr_percent
 from diagnosis.overview import Overview, origin_points
-from diagnosis.schema import FACILITY_TYPES, NEEDS_COLUMNS, PRECISIONS, facility_label
+from diagnosis.pipeline import Diagnosis
+from diagnosis.schema import (
+    ENGINE_CROW_FLY,
+    ENGINE_SHORT_LABELS,
+    FACILITY_TYPES,
+    NEEDS_COLUMNS,
+    PRECISIONS,
+    facility_label,
+)
 from diagnosis.settings import METRIC_CRS
 from diagnosis.static_maps import (
     attribution_text,
@@ -79,7 +88,7 @@ MAX_DIRECTORY_TOWN_HALLS = 60
 MAX_GENERIC_ROWS = 25
 _KIND_LABELS = {"commune": "Commune", "epci": "Intercommunalité (EPCI)",
                 "departement": "Département"}
-_NA = "—"
+_NA = UNKNOWN
 
 Progress = Callable[[str], None]
 
@@ -119,41 +128,6 @@ class ReportMeta:
 # --------------------------------------------------------------------------------------
 # French formatting
 # --------------------------------------------------------------------------------------
-
-
-def fr_number(value: Any, *, decimals: int = 0) -> str:
-    r"""French number: narrow no-break space for thousands, decimal comma, ``—`` if missing.
-
-    Examples
-    --------
-    >>> fr_number(14582), fr_number(2.456, decimals=1), fr_number(float("nan"))
-    ('14\u202f582', '2,5', '—')
-    """
-    if value is None or value is pd.NA:
-        return _NA
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(v):
-        return _NA
-    if math.isinf(v):
-        return "∞"
-    text = f"{v:,.{decimals}f}"
-    return text.replace(",", "\u202f").replace(".", ",")
-
-
-def fr_percent(share: Any, *, decimals: int = 0) -> str:
-    r"""A share (0–1) as a French percentage.
-
-    Examples
-    --------
-    >>> fr_percent(0.2408), fr_percent(None)
-    ('24\xa0%', '—')
-    """
-    if share is None or (isinstance(share, float) and math.isnan(share)):
-        return _NA
-    return f"{fr_number(100 * float(share), decimals=decimals)}\u00a0%"
 
 
 def _fr_km(metres: float) -> str:
@@ -272,7 +246,6 @@ def _generic_section(result: Any, *, reason_missing: str, communes: gpd.GeoDataF
 
 _FACTOR_LABELS = {"births": "naissances", "poverty": "pauvreté",
                   "single_parent": "familles monoparentales", "access": "éloignement"}
-_ENGINE_LABELS = {"crow_fly": "vol d'oiseau", "road": "réseau routier"}
 
 
 def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None,
@@ -454,7 +427,7 @@ def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:
             engine = str(r.get("engine", "") or "")
             typ = str(r["type"])
             rows.append([facility_label(typ, plural=True) if typ in FACILITY_TYPES else typ,
-                         _ENGINE_LABELS.get(engine, engine) or _NA,
+                         ENGINE_SHORT_LABELS.get(engine, engine) or _NA,
                          fr_number(r.get("n_facilities", np.nan)),
                          fr_number(r.get("births_within", np.nan)),
                          fr_percent(r["share_births_within"]),
@@ -462,7 +435,7 @@ def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:
         engines = {str(e) for e in summary.get("engine", pd.Series(dtype=str)) if e}
         para = [f"Seuil d'accessibilité : {fr_number(mins)} minutes." if mins is not None
                 else ""]
-        if engines == {"crow_fly"}:
+        if engines == {ENGINE_CROW_FLY}:
             para.append("Temps estimés à partir des distances à vol d'oiseau (aucun réseau "
                         "routier chargé) : une approximation.")
         return _section(computed=True, paragraphs=[p for p in para if p], tables=[_table(
@@ -774,29 +747,48 @@ def _directory(overview: Overview) -> list[dict[str, Any]]:
     return groups
 
 
-def _site_part(site: Site, overview: Overview, siting: Any,
-               threshold_label: str) -> dict[str, Any]:
+def _site_part(site: Site, overview: Overview, siting: Any, threshold_label: str,
+               catchment: Catchment | None = None) -> dict[str, Any]:
     com = overview.layers["communes"]
-    th = origin_points(com).to_crs(METRIC_CRS)
-    pt = gpd.GeoSeries([site.geometry], crs="EPSG:4326").to_crs(METRIC_CRS).iloc[0]
-    d = th.distance(pt).to_numpy()
-    near = d <= float(overview.params["threshold_m"])
-    births = pd.to_numeric(com["births_2024"], errors="coerce").fillna(0).to_numpy()
+    births_col = str(overview.params.get("births_col", "births_2024"))
+    births = pd.to_numeric(com[births_col], errors="coerce").fillna(0).to_numpy()
     total = births.sum()
     names = _names(com)
     kind = facility_label(site.facility_type) if site.facility_type in FACILITY_TYPES \
         else site.facility_type
     paras = [f"{site.name} ({kind}, {names.get(site.code_insee, site.code_insee)} ; "
              f"identifiant {site.site_id})."]
-    paras.append(f"À vol d'oiseau, {int(near.sum())} commune(s) du territoire ont leur mairie à "
-                 f"{threshold_label} ou moins de ce site : {fr_number(births[near].sum())} "
-                 "naissances 2024, soit "
-                 f"{fr_percent(births[near].sum() / total if total else None)} des naissances "
-                 "du territoire.")
-    rows = [[names.get(c, c), _fr_km(float(x)), fr_number(b)] for c, x, b in
-            sorted(zip(com["code_insee"], d, births, strict=True), key=lambda z: z[1])]
-    table = _table(["Commune", "Distance de la mairie au site", "Naissances 2024"], rows,
-                   numeric=[False, True, True], small=True, widths=[50, 25, 25])
+    if catchment is not None:
+        top = float(catchment.area["max_minutes"].iloc[0])
+        label = str(catchment.area["label"].iloc[0])
+        sel = catchment.communes
+        own = sel["code_insee"].isin(overview.territory.communes)
+        in_births = float(pd.to_numeric(sel.loc[own, births_col], errors="coerce").sum())
+        paras.append(
+            f"Zone desservie : {len(sel)} commune(s) ont leur mairie à {fr_number(top)} min ou "
+            f"moins de ce site ({label}), dont {int(own.sum())} du territoire : "
+            f"{fr_number(catchment.births_per_year)} naissances 2024 en tout, dont "
+            f"{fr_number(in_births)} dans le territoire, soit "
+            f"{fr_percent(in_births / total if total else None)} de ses naissances. Les "
+            "groupes de pairs ci-dessous sont calculés sur cette même zone.")
+        rows = [[str(r.get("name", r["code_insee"])), f"{fr_number(r['minutes'])} min",
+                 fr_number(r.get(births_col))] for r in sel.to_dict("records")]
+        table = _table(["Commune", "Temps de la mairie au site", "Naissances 2024"], rows,
+                       numeric=[False, True, True], small=True, widths=[50, 25, 25])
+    else:
+        th = origin_points(com).to_crs(METRIC_CRS)
+        pt = gpd.GeoSeries([site.geometry], crs="EPSG:4326").to_crs(METRIC_CRS).iloc[0]
+        d = th.distance(pt).to_numpy()
+        near = d <= float(overview.params["threshold_m"])
+        paras.append(f"À vol d'oiseau, {int(near.sum())} commune(s) du territoire ont leur "
+                     f"mairie à {threshold_label} ou moins de ce site : "
+                     f"{fr_number(births[near].sum())} naissances 2024, soit "
+                     f"{fr_percent(births[near].sum() / total if total else None)} des "
+                     "naissances du territoire (temps de trajet non calculés).")
+        rows = [[names.get(c, c), _fr_km(float(x)), fr_number(b)] for c, x, b in
+                sorted(zip(com["code_insee"], d, births, strict=True), key=lambda z: z[1])]
+        table = _table(["Commune", "Distance de la mairie au site", "Naissances 2024"], rows,
+                       numeric=[False, True, True], small=True, widths=[50, 25, 25])
     layers = getattr(siting, "layers", None)
     sites = layers.get("sites") if isinstance(layers, Mapping) else None
     if isinstance(sites, pd.DataFrame) and "facility_id" in sites:
@@ -967,6 +959,7 @@ def render_report_html(
     context: gpd.GeoDataFrame | None = None,
     meta: ReportMeta | None = None,
     progress: Progress | None = None,
+    catchment: Catchment | None = None,
 ) -> str:
     """Render the diagnosis report as one self-contained HTML document (French).
 
@@ -989,6 +982,10 @@ def render_report_html(
         Author, date, sources, notices, imports.
     progress
         Called with the name of each step (for a progress bar).
+    catchment
+        The catchment of ``site`` (communes within T): the site section and the cohorts
+        then speak of the same communes. Without it, the site section gives crow-fly
+        distances only, and says so.
 
     Returns
     -------
@@ -1048,7 +1045,8 @@ def render_report_html(
             "Les sites recommandés et le tableau de scénarios (combien de naissances chaque "
             "choix de lieu met à portée) n'ont pas été calculés pour ce rapport."),
             communes=com, context=context, attribution=attribution),
-        "site": _site_part(site, overview, siting, threshold_label) if site else None,
+        "site": (_site_part(site, overview, siting, threshold_label, catchment)
+                 if site else None),
         "partners": _partners_section(partners, reason_missing=(
             "La sélection des partenaires à rencontrer en priorité n'a pas été calculée : "
             "l'annuaire ci-dessous liste toutes les structures connues.")),
@@ -1090,12 +1088,13 @@ def render_report(
     context: gpd.GeoDataFrame | None = None,
     meta: ReportMeta | None = None,
     progress: Progress | None = None,
+    catchment: Catchment | None = None,
 ) -> bytes:
     """Render the diagnosis report as PDF bytes (see :func:`render_report_html`)."""
     html = render_report_html(overview, access=access, gaps=gaps, siting=siting,
                               scenarios=scenarios, partners=partners, cohorts=cohorts,
-                              comparison=comparison,
-                              site=site, context=context, meta=meta, progress=progress)
+                              comparison=comparison, site=site, context=context, meta=meta,
+                              progress=progress, catchment=catchment)
     if progress:
         progress("mise en page PDF")
     return _pdf_from_html(html)
@@ -1166,3 +1165,48 @@ def count_pdf_pages(pdf: bytes) -> int:
     from pypdf import PdfReader
 
     return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
+                            created: dt.date | None = None) -> dict[str, Any]:
+    """The renderer's arguments for a :class:`~diagnosis.pipeline.Diagnosis` (one mapping)."""
+    d = diagnosis
+    acc = d.access
+    meta = ReportMeta(author=author, created=created, sources=tuple(d.inputs.sources),
+                      notices=tuple(d.inputs.notices),
+                      imports=tuple(r.summary_fr() for r in d.inputs.imports),
+                      origin=d.inputs.origin)
+    return {"access": acc.access if acc else None, "gaps": acc.gaps if acc else None,
+            "siting": d.siting.main if d.siting else None,
+            "scenarios": d.siting.table if d.siting else None,
+            "partners": d.partners, "cohorts": d.cohorts, "comparison": d.comparison,
+            "site": d.site if d.params.site else None, "catchment": d.catchment,
+            "context": d.inputs.communes, "meta": meta}
+
+
+def render_diagnosis_html(diagnosis: Diagnosis, *, author: str = "",
+                          created: dt.date | None = None,
+                          progress: Progress | None = None) -> str:
+    """The report of a diagnosis as HTML (see :func:`render_report_html`)."""
+    return render_report_html(diagnosis.overview, progress=progress,
+                              **diagnosis_report_kwargs(diagnosis, author=author,
+                                                        created=created))
+
+
+def build_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
+                        created: dt.date | None = None,
+                        progress: Progress | None = None) -> bytes:
+    """The PDF report of a diagnosis: the one call the app and the command line make.
+
+    Parameters
+    ----------
+    diagnosis
+        :func:`diagnosis.pipeline.run_diagnosis`'s result (with its ``comparison`` set by
+        the caller when peers are compared).
+    author, created
+        Printed on the cover.
+    progress
+        Called with each step's name.
+    """
+    return render_report(diagnosis.overview, progress=progress,
+                         **diagnosis_report_kwargs(diagnosis, author=author, created=created))

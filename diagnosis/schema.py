@@ -133,6 +133,16 @@ OPTIONAL_COMMUNE_COLUMNS: dict[str, str] = {
 _NEEDS_TEXT = {"code_insee", "name", "epci_code", "epci_name", "dep_code"}
 NEEDS_NUMERIC: tuple[str, ...] = tuple(c for c in NEEDS_COLUMNS if c not in _NEEDS_TEXT)
 
+#: Travel-time engines: a road graph (OpenStreetMap) or the crow-fly estimate.
+ENGINE_ROAD = "road_network"
+ENGINE_CROW_FLY = "crow_fly"
+#: Short French labels of the engines (tables, report parameters).
+ENGINE_SHORT_LABELS: dict[str, str] = {ENGINE_ROAD: "réseau routier",
+                                       ENGINE_CROW_FLY: "vol d'oiseau"}
+#: French labels of the travel modes a user chooses.
+TRAVEL_MODE_LABELS: dict[str, str] = {"drive": "en voiture", "walk": "à pied",
+                                      "crow": "à vol d'oiseau (estimation)"}
+
 _INSEE_RE = r"^(?:\d{5}|2[AB]\d{3})$"
 
 

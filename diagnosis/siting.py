@@ -45,6 +45,7 @@ import pandas as pd
 from scipy import sparse
 
 from diagnosis.errors import InputError
+from diagnosis.needs import impute_poverty_rate
 from diagnosis.schema import FACILITY_COLUMNS, FACILITY_TYPES
 from diagnosis.settings import METRIC_CRS, WGS84
 
@@ -1182,37 +1183,23 @@ def _row_labels(df: pd.DataFrame, mask: pd.Series) -> list[str]:
 
 def _poverty_used(rate: pd.Series, income: pd.Series, pop: pd.Series, *,
                   min_fit: int) -> tuple[pd.Series, pd.Series]:
-    known = rate.notna()
-    if not known.any() and not income.notna().any():
+    """The imputed poverty rate (:func:`diagnosis.needs.impute_poverty_rate`).
+
+    Raises an error naming the option when no commune gives any poverty information.
+    """
+    if not rate.notna().any() and not income.notna().any():
         raise InputError(
             "no commune of the table publishes a poverty rate or a median income; "
             "pass weights={'poverty': 0} to leave poverty out of the need weight"
         )
-    used = rate.copy()
-    source = pd.Series(np.where(known, "published", ""), index=rate.index, dtype=object)
-    both = known & income.notna()
-    fit_ok = False
-    slope = intercept = 0.0
-    if int(both.sum()) >= min_fit and income[both].nunique() > 1:
-        slope, intercept = np.polyfit(income[both].to_numpy(), rate[both].to_numpy(), 1)
-        fit_ok = bool(slope < 0)
-    by_income = ~known & income.notna() & fit_ok
-    used[by_income] = np.clip(intercept + slope * income[by_income], 0.0, 100.0)
-    source[by_income] = "median_income"
-    rest = used.isna()
-    if rest.any():
-        if not known.any():
-            raise InputError(
-                "poverty rates are secret in every commune of the table and too few "
-                "communes publish both a rate and a median income to estimate them; pass "
-                "weights={'poverty': 0} or add neighbouring communes"
-            )
-        wts = pop[known].where(pop[known] > 0)
-        mean = float(np.average(rate[known], weights=wts)) if wts.notna().all() else \
-            float(rate[known].mean())
-        used[rest] = mean
-        source[rest] = "territory_mean"
-    return used.astype("float64"), source
+    used, source = impute_poverty_rate(rate, income, pop, min_fit=min_fit)
+    if used.isna().any():
+        raise InputError(
+            "poverty rates are secret in every commune of the table and too few "
+            "communes publish both a rate and a median income to estimate them; pass "
+            "weights={'poverty': 0} or add neighbouring communes"
+        )
+    return used, source
 
 
 def _single_parent_used(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

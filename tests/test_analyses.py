@@ -16,7 +16,6 @@ from diagnosis.analyses import (
     Site,
     Travel,
     compute_access,
-    compute_analyses,
     compute_catchment,
     compute_partners,
     compute_site_catchment,
@@ -138,11 +137,12 @@ def test_partners_and_cohorts_of_a_site(grid):
         find_site(fac, "F33")
 
 
-def test_compute_analyses_on_the_demo_epci():
+def test_run_diagnosis_on_the_demo_epci():
+    from diagnosis.pipeline import DiagnosisParams, run_diagnosis
+
     ws = load_workspace("200000438")
-    ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
-    an = compute_analyses(ov, ws.facilities, context=ws.communes)
-    assert an.access is not None and len(an.gaps.layers["priority"]) == 9
+    an = run_diagnosis(ws, DiagnosisParams(territory="200000438"), travel=Travel())
+    assert an.access is not None and len(an.access.gaps.layers["priority"]) == 9
     assert an.siting is not None and an.cohorts is not None
     assert an.catchment is not None and an.catchment.births_per_year > 0
     assert "near_site" in an.partners.layers

@@ -86,17 +86,17 @@ def test_priority_factors_contributions_and_fallbacks_by_hand(access, communes):
     assert row.loc["44001", "factor_births"] == 1.0
     assert row.loc["44002", "factor_births"] == 0.25
     assert np.isnan(row.loc["44004", "factor_births"])
-    # poverty: rank of the rate among A (10) and C (20) -> 0 and 1;
-    # B is under secret: rank of the inverse income among A, B, C (22k, 18k, 20k) -> 1.
+    # poverty: the rate imputed as for siting (diagnosis.needs.impute_poverty_rate): two
+    # communes publish both rate and income, too few for a fit, so B and D (secret) get
+    # the mean of the published rates (15); ranks among 10, 15, 20, 15 -> 0, .5, 1, .5.
     assert row.loc["44001", "factor_poverty"] == 0.0
     assert row.loc["44003", "factor_poverty"] == 1.0
-    assert row.loc["44002", "factor_poverty"] == 1.0
-    assert row.loc["44002", "poverty_basis"] == "median_income"
+    assert row.loc["44002", "factor_poverty"] == 0.5
+    assert row.loc["44002", "poverty_rate_used"] == 15.0
+    assert row.loc["44002", "poverty_basis"] == "territory_mean"
     assert row.loc["44001", "poverty_basis"] == "poverty_rate"
-    # D: no rate and no income -> missing, never 0.
-    assert np.isnan(row.loc["44004", "factor_poverty"])
-    assert row.loc["44004", "poverty_basis"] == "missing"
-    assert row.loc["44004", "missing_factors"] == "births,poverty"
+    assert row.loc["44004", "poverty_basis"] == "territory_mean"
+    assert row.loc["44004", "missing_factors"] == "births"
     # access: mean over PMI and LAEP of min(minutes / 20, 1).
     assert row.loc["44001", "factor_access"] == pytest.approx((5 / 20 + 1) / 2)
     assert row.loc["44004", "factor_access"] == pytest.approx((10 / 20 + 20 / 20) / 2)
@@ -106,8 +106,8 @@ def test_priority_factors_contributions_and_fallbacks_by_hand(access, communes):
     np.testing.assert_allclose(contrib.sum(axis=1, skipna=True), row["score"])
     w = DEFAULT_PRIORITY_WEIGHTS
     sp_rank_d = 0.0  # D has the lowest single-parent share (10)
-    expected_d = 100 * (w["single_parent"] * sp_rank_d + w["access"] * 0.75) / (
-        w["single_parent"] + w["access"])
+    expected_d = 100 * (w["poverty"] * 0.5 + w["single_parent"] * sp_rank_d
+                        + w["access"] * 0.75) / (w["poverty"] + w["single_parent"] + w["access"])
     assert row.loc["44004", "score"] == pytest.approx(expected_d)
     expected_a = 100 * (w["births"] * 1 + w["poverty"] * 0 + w["single_parent"] * (1 / 3)
                         + w["access"] * 0.625)

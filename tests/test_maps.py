@@ -141,7 +141,7 @@ def test_legend_in_french_with_types_and_classes(rendered):
     assert "Naissances 2024 (domiciliées)</b> par commune" in html
     assert "Centres de PMI : 1 (+1 hors territoire)" in html
     assert "Crèches (EAJE) : 2" in html
-    assert "non diffusé (secret statistique)" in html  # Béta's births are NaN
+    assert "non connu ou non diffusé (secret statistique)" in html  # Béta's births are NaN
     assert "Mairies (2) : masquées" in html
     assert "symbole pâle : hors du territoire" in html
 

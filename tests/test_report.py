@@ -18,8 +18,9 @@ from pypdf import PdfReader
 
 from diagnosis import report as rp
 from diagnosis.__main__ import main
-from diagnosis.analyses import compute_analyses
+from diagnosis.analyses import Travel
 from diagnosis.overview import compute_overview
+from diagnosis.pipeline import DiagnosisParams, run_diagnosis
 
 AUTHOR = "Jeanne <b>Martin</b> & Cie"
 
@@ -156,10 +157,15 @@ def test_optional_results_replace_non_calcule(overview):
     assert "Le FIL" in section and "families_per_group = 10" in section
 
 
+def _diagnosis(ws, overview, **params):
+    return run_diagnosis(ws, DiagnosisParams(territory=ws.territory.code, **params),
+                         travel=Travel(), overview=overview)
+
+
 def test_report_analyses_use_the_modules_present(ws, overview):
-    an = compute_analyses(overview, ws.facilities)
-    assert an.access is not None and an.gaps is not None and an.siting is not None
-    html = rp.render_report_html(overview, **an.as_kwargs())
+    an = _diagnosis(ws, overview)
+    assert an.access is not None and an.siting is not None
+    html = rp.render_diagnosis_html(an)
     access = html[html.index('id="accessibilite"'):html.index('id="implantation"')]
     siting = html[html.index('id="implantation"'):html.index('id="partenaires"')]
     assert "Non calculé" not in access and "Non calculé" not in siting
@@ -168,8 +174,8 @@ def test_report_analyses_use_the_modules_present(ws, overview):
 
 
 def test_cohorts_follow_the_uptake_rate(ws, overview):
-    assert compute_analyses(overview, ws.facilities, uptake_rate=None).cohorts is None
-    an = compute_analyses(overview, ws.facilities, uptake_rate=0.2, context=ws.communes)
+    assert _diagnosis(ws, overview, uptake_rate=None).cohorts is None
+    an = _diagnosis(ws, overview, uptake_rate=0.2)
     # the cohorts count the births of the first recommended site's catchment
     assert an.catchment is not None
     assert an.cohorts.births_per_year == pytest.approx(an.catchment.births_per_year)
@@ -214,11 +220,12 @@ def test_cli_report_with_site_comparison_and_import(tmp_path, capsys):
 
 
 def test_site_by_id_or_accent_blind_name(ws):
-    from diagnosis.__main__ import _find_site
+    from diagnosis.pipeline import DiagnosisParams, studied_site
 
-    by_name = _find_site(ws, "mairie de pontchateau")
+    by_name = studied_site(ws, DiagnosisParams(site="mairie de pontchateau"), None)
     assert by_name.site_id == "annuaire_mairies:44129" and by_name.code_insee == "44129"
-    assert _find_site(ws, "annuaire_mairies:44129").name == "Mairie de Pontchâteau"
+    assert studied_site(ws, DiagnosisParams(site="annuaire_mairies:44129"),
+                        None).name == "Mairie de Pontchâteau"
 
 
 def test_cli_report_unknown_site_lists_closest(tmp_path, capsys):

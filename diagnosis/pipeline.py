@@ -1,0 +1,560 @@
+"""The diagnosis pipeline: loaded data and parameters in, one typed :class:`Diagnosis` out.
+
+This is *the* place where a diagnosis is wired. The app (``app_pages/_cached.py``) and
+the command line (``python -m diagnosis``) call these functions; the maps, the PDF, the
+exports and the comparison read a :class:`Diagnosis`. A number on the screen, in the
+terminal, in the PDF and in the GeoPackage is therefore one number, computed once.
+
+Steps, each in one function (a page that needs one part computes only that part):
+
+=====================  ====================================================================
+:func:`diagnose_overview`   needs and offer of the territory (crow-fly proximity)
+:func:`diagnose_access`     travel time to each type, E2SFCA, zones blanches, priority
+:func:`diagnose_siting`     siting scenarios, recommended sites
+:func:`site_catchments`     catchment (communes within T, isochrone) and peer groups of sites
+:func:`studied_site`        the site whose partners and cohorts are reported
+:func:`diagnose_partners`   partners within reach of that site, institutions to meet
+:func:`run_diagnosis`       all of the above, in order, with progress
+=====================  ====================================================================
+
+Nothing here loads data: the composition roots load a territory (anything shaped like
+:class:`DiagnosisInputs`, e.g. :class:`data_sources.workspace.Workspace`) and the travel
+engine (:func:`data_sources.workspace.load_travel`) and pass them in.
+
+See Also
+--------
+guides/diagnostic.md : the steps of a diagnosis, in French.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import geopandas as gpd
+import pandas as pd
+from shapely.geometry import Point
+
+from diagnosis import siting as sit
+from diagnosis.analyses import (
+    AccessResult,
+    Catchment,
+    PartnerTables,
+    Site,
+    SitingScenarios,
+    Travel,
+    compute_access,
+    compute_catchment,
+    compute_partners,
+    compute_site_catchment,
+    compute_site_cohorts,
+    compute_siting,
+    find_site,
+)
+from diagnosis.cohorts import CohortPlan, compute_cohorts
+from diagnosis.errors import InputError, check_positive
+from diagnosis.formatting import fr_percent
+from diagnosis.overview import Overview, compute_overview
+from diagnosis.schema import FACILITY_TYPES, Territory
+from diagnosis.settings import (
+    DEFAULT_BIRTH_WINDOW_MONTHS,
+    DEFAULT_GROUP_SIZE,
+    DEFAULT_K,
+    DEFAULT_MAX_MINUTES,
+    DEFAULT_MODE,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_THRESHOLD_M,
+    DEFAULT_UPTAKE_RATE,
+    TRAVEL_MODES,
+    USER_SITE_LABEL,
+    WGS84,
+)
+
+#: Parts of a diagnosis, in the order :func:`run_diagnosis` computes them.
+PARTS: tuple[str, ...] = ("overview", "access", "siting", "partners", "cohorts")
+
+Progress = Callable[[str], None]
+
+
+class DiagnosisInputs(Protocol):
+    """What a composition root loads for a territory (``Workspace`` has these fields)."""
+
+    @property
+    def territory(self) -> Territory:
+        """The territory diagnosed."""
+
+    @property
+    def communes(self) -> gpd.GeoDataFrame:
+        """The territory's communes and their neighbours, with needs and town halls."""
+
+    @property
+    def facilities(self) -> gpd.GeoDataFrame:
+        """Every loaded facility (across the border too)."""
+
+    @property
+    def sources(self) -> Sequence[Mapping[str, str]]:
+        """Source records (key, title, vintage, licence, attribution…)."""
+
+    @property
+    def notices(self) -> Sequence[str]:
+        """French notices a user must see (demo data, partial coverage…)."""
+
+    @property
+    def imports(self) -> Sequence[Any]:
+        """Import reports of the user's files (with ``summary_fr()``)."""
+
+    @property
+    def origin(self) -> str:
+        """``"demo"`` or ``"store"``."""
+
+    @property
+    def dep_name(self) -> str | None:
+        """Name of the territory's (first) département, for the institutions."""
+
+
+def _pairs(value: Mapping[str, float] | Sequence[tuple[str, float]] | None
+           ) -> tuple[tuple[str, float], ...] | None:
+    if value is None:
+        return None
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple((str(k), float(v)) for k, v in items)
+
+
+@dataclass(frozen=True)
+class DiagnosisParams:
+    """Every option of a diagnosis, validated once; defaults from :mod:`diagnosis.settings`.
+
+    Hashable, so the app can cache on it.
+
+    Attributes
+    ----------
+    territory
+        The territory as the user typed it (code or name), recorded with the results.
+    mode
+        ``"drive"``, ``"walk"`` (road graph) or ``"crow"`` (crow-fly estimate).
+    max_minutes
+        Travel-time standard T (minutes): access, siting, partners, catchments.
+    threshold_m
+        Crow-fly radius (metres) of the overview's "births within reach".
+    weights
+        Priority-score weights (``births``, ``poverty``, ``single_parent``, ``access``);
+        ``None``: the defaults of :mod:`diagnosis.gaps`.
+    need_weights
+        Coefficients of poverty and single parents in the siting need weight.
+    uptake_rate
+        Share of families expected to join a peer group (an assumption); ``None`` leaves
+        the cohorts out.
+    host_types
+        Facility types that may host a Maison.
+    k, scenarios, scenario_minutes
+        New sites of the main scenario; other numbers of sites and other standards T
+        compared.
+    objective
+        ``"max_covering"`` or ``"p_median"``.
+    user_sites
+        Points proposed by the user, (longitude, latitude) in degrees.
+    site
+        The site studied (``facility_id`` or exact name); ``None``: the first recommended.
+    types
+        Facility types analysed (``None``: all loaded ones, town halls apart).
+    group_size, birth_window_months
+        Families per peer group, and the months within which its babies are born.
+
+    Examples
+    --------
+    >>> DiagnosisParams(territory="200000438").k_values
+    (1,)
+    >>> DiagnosisParams(max_minutes=0)
+    Traceback (most recent call last):
+    ...
+    diagnosis.errors.InputError: max_minutes must be a positive finite number; got 0
+    """
+
+    territory: str = ""
+    mode: str = DEFAULT_MODE
+    max_minutes: float = DEFAULT_MAX_MINUTES
+    threshold_m: float = DEFAULT_THRESHOLD_M
+    weights: tuple[tuple[str, float], ...] | None = None
+    need_weights: tuple[tuple[str, float], ...] | None = None
+    uptake_rate: float | None = DEFAULT_UPTAKE_RATE
+    host_types: tuple[str, ...] = sit.HOST_TYPES
+    k: int = DEFAULT_K
+    scenarios: tuple[int, ...] = ()
+    scenario_minutes: tuple[float, ...] = ()
+    objective: str = DEFAULT_OBJECTIVE
+    user_sites: tuple[tuple[float, float], ...] = ()
+    site: str | None = None
+    types: tuple[str, ...] | None = None
+    group_size: int = DEFAULT_GROUP_SIZE
+    birth_window_months: float = DEFAULT_BIRTH_WINDOW_MONTHS
+
+    def __post_init__(self) -> None:
+        """Validate every option once (the messages name the option)."""
+        if self.mode not in TRAVEL_MODES:
+            raise InputError(f"mode={self.mode!r} is not a travel mode; use one of "
+                             f"{TRAVEL_MODES}", argument="mode", value=self.mode,
+                             candidates=TRAVEL_MODES)
+        object.__setattr__(self, "max_minutes", check_positive(self.max_minutes,
+                                                               "max_minutes"))
+        object.__setattr__(self, "threshold_m", check_positive(self.threshold_m,
+                                                               "threshold_m"))
+        object.__setattr__(self, "scenario_minutes", tuple(
+            check_positive(t, "scenario_minutes") for t in self.scenario_minutes))
+        object.__setattr__(self, "weights", _pairs(self.weights))
+        object.__setattr__(self, "need_weights", _pairs(self.need_weights))
+        if self.uptake_rate is not None:
+            rate = float(self.uptake_rate)
+            if not 0 < rate <= 1:
+                raise InputError(f"uptake_rate={self.uptake_rate!r} must be a share in ]0, 1] "
+                                 "(e.g. 0.15 for 15 %)", argument="uptake_rate",
+                                 value=self.uptake_rate, hint="0.15")
+            object.__setattr__(self, "uptake_rate", rate)
+        for k in (self.k, *self.scenarios):
+            if int(k) != k or k < 1:
+                raise InputError(f"k={k!r} must be a whole number of sites >= 1",
+                                 argument="k", value=k)
+        if self.objective not in sit.OBJECTIVES:
+            raise InputError(f"objective={self.objective!r} is not one of {sit.OBJECTIVES}",
+                             argument="objective", value=self.objective,
+                             candidates=sit.OBJECTIVES)
+        known = (*FACILITY_TYPES, sit.USER_SITE_TYPE)
+        bad = [t for t in (*self.host_types, *(self.types or ())) if t not in known]
+        if bad:
+            raise InputError(f"{bad!r} are not facility types; use some of "
+                             f"{list(FACILITY_TYPES)}", argument="types", value=bad,
+                             candidates=tuple(FACILITY_TYPES))
+        for lon, lat in self.user_sites:
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                raise InputError(f"user site ({lon!r}, {lat!r}) is not a longitude, latitude "
+                                 "pair in degrees", argument="user_sites", value=(lon, lat))
+
+    @property
+    def k_values(self) -> tuple[int, ...]:
+        """Numbers of sites of the scenarios: ``k`` first, then the others."""
+        return tuple(dict.fromkeys([int(self.k), *(int(k) for k in self.scenarios)]))
+
+    @property
+    def engine_mode(self) -> str:
+        """The travel mode of the engine (``"crow"`` estimates car trips)."""
+        return "drive" if self.mode == "crow" else self.mode
+
+
+# --------------------------------------------------------------------------------------
+# Sites
+# --------------------------------------------------------------------------------------
+
+
+def user_site_points(points: Sequence[tuple[float, float]]) -> gpd.GeoDataFrame | None:
+    """The user's proposed sites as points named « Site proposé n°i » (EPSG:4326)."""
+    if not points:
+        return None
+    return gpd.GeoDataFrame(
+        {"name": [USER_SITE_LABEL.format(n=i) for i in range(1, len(points) + 1)]},
+        geometry=[Point(lon, lat) for lon, lat in points], crs=WGS84)
+
+
+def site_of(row: Mapping[str, Any], facilities: gpd.GeoDataFrame) -> Site:
+    """The :class:`Site` of a sites-layer row: a loaded facility or a user's point."""
+    if str(row.get("type")) == sit.USER_SITE_TYPE:
+        geom = row["geometry"]
+        return Site(site_id=str(row["facility_id"]), name=str(row["name"]),
+                    facility_type=sit.USER_SITE_TYPE, code_insee=str(row.get("code_insee", "")
+                                                                    or ""),
+                    geometry=geom)
+    return find_site(facilities, str(row["facility_id"]))
+
+
+def recommended(siting: SitingScenarios | None, facilities: gpd.GeoDataFrame
+                ) -> tuple[Site, ...]:
+    """The recommended sites of the main scenario, in rank order."""
+    if siting is None:
+        return ()
+    sites = siting.main.sites
+    rec = sites.loc[sites["status"] == "recommandé"]
+    if "rank" in rec:
+        rec = rec.sort_values("rank", kind="stable")
+    rec = rec.to_crs(WGS84) if isinstance(rec, gpd.GeoDataFrame) and rec.crs else rec
+    return tuple(site_of(r, facilities) for r in rec.to_dict("records"))
+
+
+# --------------------------------------------------------------------------------------
+# Parts
+# --------------------------------------------------------------------------------------
+
+
+def diagnose_overview(inputs: DiagnosisInputs, params: DiagnosisParams) -> Overview:
+    """Needs and offer of the territory (:func:`diagnosis.overview.compute_overview`)."""
+    return compute_overview(inputs.territory, inputs.communes, inputs.facilities,
+                            threshold_m=params.threshold_m, sources=list(inputs.sources))
+
+
+def diagnose_access(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
+                    travel: Travel) -> AccessResult:
+    """Travel times, E2SFCA, zones blanches and priority (:func:`compute_access`)."""
+    types = list(params.types) if params.types else [t for t in FACILITY_TYPES
+                                                     if t != "mairie"]
+    return compute_access(overview, inputs.facilities, travel=travel,
+                          max_minutes=params.max_minutes,
+                          weights=dict(params.weights) if params.weights else None,
+                          types=types)
+
+
+def diagnose_siting(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
+                    travel: Travel) -> SitingScenarios:
+    """Siting scenarios of the territory (:func:`compute_siting`), the main one first."""
+    return compute_siting(overview, inputs.facilities, k_values=params.k_values, travel=travel,
+                          max_minutes=params.max_minutes,
+                          other_minutes=params.scenario_minutes,
+                          host_types=params.host_types,
+                          user_points=user_site_points(params.user_sites),
+                          objective=params.objective,
+                          need_weights=dict(params.need_weights) if params.need_weights
+                          else None)
+
+
+@dataclass(frozen=True, eq=False)
+class SiteCatchment:
+    """One site's catchment and the peer groups it allows (one computation, every output).
+
+    Attributes
+    ----------
+    site
+        The site.
+    catchment
+        Communes whose town hall is within T of the site (also across the border), their
+        births and the isochrone.
+    cohorts
+        Peer groups the catchment fills (``None`` when no uptake rate is set).
+    """
+
+    site: Site
+    catchment: Catchment
+    cohorts: CohortPlan | None
+
+
+def site_catchments(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
+                    travel: Travel, sites: Sequence[Site]) -> tuple[SiteCatchment, ...]:
+    """Catchment and cohorts of each site (the one loop over sites of the code base)."""
+    out = []
+    for site in sites:
+        catch = compute_site_catchment(overview, inputs.communes, site, travel=travel,
+                                       max_minutes=params.max_minutes)
+        plan = (compute_site_cohorts(catch, uptake_rate=params.uptake_rate,
+                                     group_size=params.group_size,
+                                     birth_window_months=params.birth_window_months)
+                if params.uptake_rate is not None else None)
+        out.append(SiteCatchment(site=site, catchment=catch, cohorts=plan))
+    return tuple(out)
+
+
+def studied_site(inputs: DiagnosisInputs, params: DiagnosisParams,
+                 siting: SitingScenarios | None) -> Site | None:
+    """The site whose partners and cohorts are reported.
+
+    ``params.site`` when given, else the first recommended site of the main scenario, else
+    none.
+    """
+    if params.site:
+        return find_site(inputs.facilities, params.site)
+    first = recommended(siting, inputs.facilities)
+    return first[0] if first else None
+
+
+def diagnose_partners(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
+                      travel: Travel, site: Site | None) -> PartnerTables:
+    """Partners within T of the site and the institutions to meet."""
+    return compute_partners(overview, inputs.facilities, site, travel=travel,
+                            max_minutes=params.max_minutes, dep_name=inputs.dep_name)
+
+
+def territory_cohorts(overview: Overview, params: DiagnosisParams) -> CohortPlan | None:
+    """Peer groups of the whole territory (when no site is studied)."""
+    births = overview.summary.get("births_2024")
+    if params.uptake_rate is None or births is None:
+        return None
+    plan = compute_cohorts(float(births), uptake_rate=params.uptake_rate,
+                           group_size=params.group_size,
+                           birth_window_months=params.birth_window_months)
+    return replace(plan, params={**plan.params, "scope": "naissances 2024 de tout le territoire"})
+
+
+def catchments_layer(catchments: Sequence[SiteCatchment]) -> gpd.GeoDataFrame:
+    """Isochrones of sites as one layer (``site_id``, ``name``, ``max_minutes``…)."""
+    areas = [c.catchment.area.assign(site_id=c.site.site_id, name=c.site.name)
+             for c in catchments]
+    if not areas:
+        return gpd.GeoDataFrame({"site_id": [], "name": []}, geometry=[], crs=WGS84)
+    return gpd.GeoDataFrame(pd.concat(areas, ignore_index=True), crs=WGS84)
+
+
+def site_area(site: Site, params: DiagnosisParams, travel: Travel) -> gpd.GeoDataFrame:
+    """The isochrone of one site (for a map), with its ``site_id`` and ``name``."""
+    return compute_catchment(site.geometry, travel=travel, max_minutes=params.max_minutes
+                             ).assign(site_id=site.site_id, name=site.name)
+
+
+# --------------------------------------------------------------------------------------
+# The whole diagnosis
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Diagnosis:
+    """A territory's diagnosis: every result, computed once, with how it was computed.
+
+    A part left ``None`` was not asked for or could not be computed; ``notes`` says why
+    in French.
+
+    Attributes
+    ----------
+    params
+        The parameters.
+    inputs
+        The loaded data (territory, communes, facilities, sources, notices, imports).
+    travel
+        How travel times were obtained (road graph or labelled crow-fly estimate).
+    overview
+        Needs and offer.
+    access
+        Accessibility and gaps.
+    siting
+        Siting scenarios (the main one first).
+    recommended
+        Catchment and cohorts of each recommended site of the main scenario.
+    site
+        The site studied (partners and cohorts), if any.
+    partners
+        Partners of the site studied and institutions.
+    catchment
+        Catchment of the site studied: the same one in every section of the report.
+    cohorts
+        Peer groups of the site studied (or of the whole territory without a site).
+    comparison
+        The territory among its peers (set by the composition root, which loads them).
+    notes
+        French notes: how each part was computed, or why not.
+    """
+
+    params: DiagnosisParams
+    inputs: DiagnosisInputs
+    travel: Travel
+    overview: Overview
+    access: AccessResult | None = None
+    siting: SitingScenarios | None = None
+    recommended: tuple[SiteCatchment, ...] = ()
+    site: Site | None = None
+    partners: PartnerTables | None = None
+    catchment: Catchment | None = None
+    cohorts: CohortPlan | None = None
+    comparison: pd.DataFrame | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def territory(self) -> Territory:
+        """The territory diagnosed."""
+        return self.inputs.territory
+
+    @property
+    def catchments(self) -> gpd.GeoDataFrame:
+        """Isochrones of the recommended sites (the ``zones_de_desserte`` layer)."""
+        return catchments_layer(self.recommended)
+
+
+def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: Travel,
+                  parts: Sequence[str] = PARTS, progress: Progress | None = None,
+                  overview: Overview | None = None) -> Diagnosis:
+    """Compute the diagnosis of a territory: overview, access, siting, partners, cohorts.
+
+    A part that cannot be computed (no facility of any type, no candidate host, no
+    birth) is left ``None`` with a French note saying why; the others go on.
+
+    Parameters
+    ----------
+    inputs
+        The loaded territory (e.g. :class:`data_sources.workspace.Workspace`).
+    params
+        The options.
+    travel
+        How travel times are computed (:func:`data_sources.workspace.load_travel`).
+    parts
+        Parts to compute among :data:`PARTS` (``"overview"`` always is).
+    progress
+        Called with the French name of each step.
+    overview
+        An overview already computed with the same inputs and parameters (the app's cache).
+
+    Returns
+    -------
+    Diagnosis
+    """
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise InputError(f"parts={unknown!r} are not parts of a diagnosis; use some of "
+                         f"{PARTS}", argument="parts", value=unknown, candidates=PARTS)
+    step = progress or (lambda _name: None)
+    notes: list[str] = []
+    step("besoins et offre")
+    ov = overview if overview is not None else diagnose_overview(inputs, params)
+    access = siting = None
+    if "access" in parts:
+        step("temps d'accès et manques")
+        try:
+            access = diagnose_access(inputs, params, overview=ov, travel=travel)
+            notes += list(access.notes)
+        except InputError as exc:
+            notes.append(f"Accessibilité non calculée : {exc.fr}")
+    if "siting" in parts:
+        step("implantation")
+        n_free = int(ov.layers["facilities"]["type"].isin(params.host_types).sum()) + len(
+            params.user_sites)
+        ks = [k for k in params.k_values if k <= n_free]
+        if ks:
+            try:
+                siting = diagnose_siting(inputs, replace(params, k=ks[0],
+                                                         scenarios=tuple(ks[1:])),
+                                         overview=ov, travel=travel)
+                notes.append(f"Implantation : {len(siting.results)} scénario(s) "
+                             f"({travel.label}).")
+            except InputError as exc:
+                notes.append(f"Implantation non calculée : {exc.fr}")
+        else:
+            notes.append("Aucun lieu d'accueil possible chargé : sites recommandés non "
+                         "calculés.")
+    rec = recommended(siting, inputs.facilities)
+    site = studied_site(inputs, params, siting) if ("partners" in parts or "cohorts" in parts
+                                                    or params.site) else None
+    partners = catchment = cohorts = None
+    if "partners" in parts:
+        step("partenaires")
+        partners = diagnose_partners(inputs, params, overview=ov, travel=travel, site=site)
+    by_site: tuple[SiteCatchment, ...] = ()
+    if "cohorts" in parts or "siting" in parts:
+        step("zones desservies et groupes de pairs")
+        wanted = list(rec)
+        if site is not None and site.site_id not in {s.site_id for s in rec}:
+            wanted.append(site)
+        computed = site_catchments(inputs, params, overview=ov, travel=travel, sites=wanted)
+        by_site = tuple(c for c in computed if c.site.site_id in {s.site_id for s in rec})
+        mine = next((c for c in computed if site is not None
+                     and c.site.site_id == site.site_id), None)
+        if mine is not None:
+            catchment, cohorts = mine.catchment, mine.cohorts
+            if cohorts is not None and params.uptake_rate is not None:
+                notes.append(f"Groupes de pairs : naissances des {len(catchment.communes)} "
+                             f"communes à moins de {params.max_minutes:g} min de "
+                             f"« {site.name if site else ''} », taux de participation supposé "
+                             f"{fr_percent(params.uptake_rate)} (hypothèse).")
+        elif "cohorts" in parts:
+            cohorts = territory_cohorts(ov, params)
+            if params.uptake_rate is None:
+                pass
+            elif cohorts is None:
+                notes.append("Naissances inconnues : groupes de pairs non calculés.")
+            else:
+                notes.append("Groupes de pairs : naissances de tout le territoire (aucun "
+                             "site étudié), participation supposée "
+                             f"{fr_percent(params.uptake_rate)} (hypothèse).")
+    return Diagnosis(params=params, inputs=inputs, travel=travel, overview=ov, access=access,
+                     siting=siting, recommended=by_site, site=site, partners=partners,
+                     catchment=catchment, cohorts=cohorts, notes=tuple(notes))
