@@ -491,7 +491,7 @@ def compute_siting(
                                       objective=objective, host_types=host_types,
                                       label=f"{k} site{'s' if k > 1 else ''}, {top:g} min")
             results.append(_with_neighbours(res, facilities, travel, top))
-    notes = [f"Temps de trajet : {travel.label}."]
+    notes = [f"Temps de trajet : {travel.label}.", *demand.attrs.get("need_notices", ())]
     if travel.note:
         notes.append(travel.note)
     return SitingScenarios(results=tuple(results), table=sit.compare_scenarios(results),

@@ -1027,6 +1027,9 @@ POVERTY_SOURCES: dict[str, str] = {
     "median_income": "estimé d'après le revenu médian (taux sous secret statistique)",
     "territory_mean": "moyenne des communes publiées (taux et revenu sous secret)",
 }
+#: French names of the factors of the need weight (for notices).
+NEED_FACTOR_LABELS: dict[str, str] = {"poverty": "taux de pauvreté",
+                                      "single_parent": "part des familles monoparentales"}
 #: Where the single-parent share used for a commune comes from (French labels).
 SINGLE_PARENT_SOURCES: dict[str, str] = {
     "published": "publié (recensement 2022)",
@@ -1135,28 +1138,37 @@ def compute_need_weights(
     out["births_used"] = births.astype("float64")
 
     pop = _num(out, "population_2022")
+    dropped: list[str] = []
+    rate = pd.Series(0.0, index=out.index)
+    source = pd.Series("", index=out.index, dtype=object)
     if coef["poverty"] > 0:
-        if "poverty_rate_2021" not in out.columns:
-            raise InputError(
-                "communes lacks 'poverty_rate_2021'; add it (INSEE Filosofi) or pass "
-                "weights={'poverty': 0}"
-            )
-        rate, source = _poverty_used(_num(out, "poverty_rate_2021"),
-                                     _num(out, "median_income_2021"), pop,
-                                     min_fit=min_communes_for_fit)
-    else:
-        rate = pd.Series(0.0, index=out.index)
-        source = pd.Series("", index=out.index, dtype=object)
+        try:
+            rate, source = _poverty_used(_num(out, "poverty_rate_2021"),
+                                         _num(out, "median_income_2021"), pop,
+                                         min_fit=min_communes_for_fit)
+        except InputError:
+            coef["poverty"] = 0.0
+            dropped.append(NEED_FACTOR_LABELS["poverty"])
+            rate = pd.Series(0.0, index=out.index)
     out["poverty_rate_used"] = rate
     out["poverty_rate_source"] = source
 
+    share = pd.Series(0.0, index=out.index)
+    sp_source = pd.Series("", index=out.index, dtype=object)
     if coef["single_parent"] > 0:
-        share, sp_source = _single_parent_used(out)
-    else:
-        share = pd.Series(0.0, index=out.index)
-        sp_source = pd.Series("", index=out.index, dtype=object)
+        try:
+            share, sp_source = _single_parent_used(out)
+        except InputError:
+            coef["single_parent"] = 0.0
+            dropped.append(NEED_FACTOR_LABELS["single_parent"])
     out["single_parent_share_used"] = share
     out["single_parent_share_source"] = sp_source
+    # Siting never fails on a missing factor: the factor is left out, and said so.
+    out.attrs["need_notices"] = tuple(
+        f"{label.capitalize()} : aucune donnée chargée pour les communes du territoire ; ce "
+        "facteur est laissé de côté dans le poids des besoins (les naissances et les autres "
+        "facteurs comptent seuls)." for label in dropped)
+    out.attrs["need_coefficients"] = dict(coef)
     out["need_weight"] = out["births_used"] * (
         1.0 + coef["poverty"] * out["poverty_rate_used"] / 100.0
         + coef["single_parent"] * out["single_parent_share_used"] / 100.0
@@ -1662,8 +1674,10 @@ def _type_label(t: str) -> str:
 def _optional_sum(demand: pd.DataFrame, col: str, mask: np.ndarray) -> float:
     if col not in demand.columns:
         return math.nan
-    vals = pd.to_numeric(demand[col], errors="coerce").to_numpy(dtype=np.float64)
-    return float(np.nansum(vals[mask]))
+    vals = pd.to_numeric(demand[col], errors="coerce").to_numpy(dtype=np.float64)[mask]
+    if not np.isfinite(vals).any():
+        return math.nan  # unknown, not 0
+    return float(np.nansum(vals))
 
 
 def _poverty_births(demand: pd.DataFrame, births: np.ndarray) -> np.ndarray | None:

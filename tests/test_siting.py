@@ -341,10 +341,20 @@ def test_need_weights_bad_input(kwargs, match):
         compute_need_weights(_communes(), **kwargs)
 
 
-def test_need_weights_all_secret_raises_with_advice():
+def test_need_weights_without_a_factor_leave_it_out_and_say_so():
+    """Siting never fails on a missing factor (issue 13.5): it is dropped, with a notice."""
     c = _communes().assign(poverty_rate_2021=np.nan, median_income_2021=np.nan)
-    with pytest.raises(InputError, match="weights=\\{'poverty': 0\\}"):
-        compute_need_weights(c)
+    out = compute_need_weights(c)
+    assert out.attrs["need_coefficients"]["poverty"] == 0.0
+    (notice,) = out.attrs["need_notices"]
+    assert notice.startswith("Taux de pauvreté : aucune donnée chargée")
+    # the need weight then counts births and single parents only
+    np.testing.assert_allclose(out["need_weight"], out["births_used"] * (
+        1 + out["single_parent_share_used"] / 100))
+    both = compute_need_weights(c.drop(columns=["single_parent_share_2022"], errors="ignore")
+                                .assign(single_parent_families_2022=np.nan))
+    assert len(both.attrs["need_notices"]) == 2
+    np.testing.assert_allclose(both["need_weight"], both["births_used"])
 
 
 # --------------------------------------------------------------------------------------
