@@ -48,7 +48,7 @@ from diagnosis.schema import (
     PRECISIONS,
     facility_label,
 )
-from diagnosis.settings import METRIC_CRS, WGS84
+from diagnosis.settings import METRIC_CRS, USER_SITE_LABEL, WGS84
 
 #: Fixed style per facility type: marker colour and radius (pixels).
 FACILITY_STYLES: dict[str, dict[str, Any]] = {
@@ -1212,7 +1212,8 @@ def build_siting_map(
     items += [("area", CATCHMENT_COLOR, "Zone desservie par un site recommandé")] if n else []
     folium.map.CustomPane(_FACILITY_PANE, z_index=450).add_to(m)
     if len(user_points):
-        pts = [(lon, lat, f"<b>Site proposé n°{i}</b><br><small>{lat:.5f}, {lon:.5f}</small>")
+        pts = [(lon, lat, f"<b>{USER_SITE_LABEL.format(n=i)}</b><br>"
+                          f"<small>{lat:.5f}, {lon:.5f}</small>")
                for i, (lon, lat) in enumerate(user_points, start=1)]
         _site_markers(pts, color=USER_SITE_COLOR, radius=8, name="Sites proposés").add_to(m)
         items.append(("dot", USER_SITE_COLOR, f"Site proposé ({len(user_points)})"))

@@ -26,7 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import InputError
-from diagnosis.schema import FACILITY_TYPES
+from diagnosis.schema import FACILITY_TYPES, USER_SITE_TYPE_LABEL
 from diagnosis.settings import METRIC_CRS
 
 #: Columns of :func:`find_partners`, in order.
@@ -43,7 +43,7 @@ INSTITUTION_COLUMNS: tuple[str, ...] = (
 #: Status given to every institutional row: the user has to find and check the contact.
 TO_CONTACT = "à contacter"
 
-_USER_SITE_LABEL = "Site proposé"
+_USER_SITE_LABEL = USER_SITE_TYPE_LABEL
 
 
 def find_partners(

@@ -133,6 +133,9 @@ OPTIONAL_COMMUNE_COLUMNS: dict[str, str] = {
 _NEEDS_TEXT = {"code_insee", "name", "epci_code", "epci_name", "dep_code"}
 NEEDS_NUMERIC: tuple[str, ...] = tuple(c for c in NEEDS_COLUMNS if c not in _NEEDS_TEXT)
 
+#: French label of a site the user proposes (as a type; its name is settings.USER_SITE_LABEL).
+USER_SITE_TYPE_LABEL = "Site proposé"
+
 #: Travel-time engines: a road graph (OpenStreetMap) or the crow-fly estimate.
 ENGINE_ROAD = "road_network"
 ENGINE_CROW_FLY = "crow_fly"

@@ -234,7 +234,7 @@ def test_time_limit_is_reported_not_called_optimal():
 
 
 def test_auto_falls_back_to_greedy_beyond_the_size_limit(monkeypatch):
-    monkeypatch.setattr(siting, "AUTO_EXACT_MAX_NONZEROS", 0)
+    monkeypatch.setattr("diagnosis.siting.covering.AUTO_EXACT_MAX_NONZEROS", 0)
     r = solve_max_covering(TRAP, TRAP_W, 2, method="auto")
     assert r.method == "greedy" and r.status == "heuristic"
 
@@ -280,7 +280,7 @@ def test_p_median_exact_equals_spopt(seed):
 
 
 def test_p_median_exact_refuses_large_instances(monkeypatch):
-    monkeypatch.setattr(siting, "P_MEDIAN_EXACT_MAX_PAIRS", 3)
+    monkeypatch.setattr("diagnosis.siting.p_median.P_MEDIAN_EXACT_MAX_PAIRS", 3)
     d = np.ones((3, 3))
     with pytest.raises(InputError, match="method='greedy'"):
         solve_p_median(d, [1.0, 1.0, 1.0], 1, method="exact")
