@@ -154,3 +154,24 @@ def test_partners_json_and_csv(capsys, offline, tmp_path):
     assert "institution" in text and "Mairie de Crossac" in text
     assert main(["partners", "--territory", "200000438", "--site", "nope"]) == 2
     assert "not a loaded facility" in capsys.readouterr().err
+
+
+def test_cli_runs_from_any_folder_and_as_maillage(tmp_path):
+    """The README's install (``pip install -e .``) makes the CLI work outside the repo."""
+    import os
+    import shutil
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "diagnosis", "summary", "--territory",
+                           "44129", "--format", "json"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert '"code": "44129"' in proc.stdout
+    exe = shutil.which("maillage")
+    if exe is None:
+        assert not os.environ.get("CI"), "the maillage command is not installed (pip install -e .)"
+        pytest.skip("maillage is not installed here: run `pip install -e .`")
+    proc = subprocess.run([exe, "summary", "--territory", "44129"], capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Pontchâteau" in proc.stdout
