@@ -60,6 +60,28 @@ PROVIDER_MODULES: tuple[str, ...] = (
 )
 
 
+#: Facility types each source lists *exhaustively* for a territory it was loaded for: only
+#: then may a diagnosis say "aucune" for that type (unknown is not none). A partial
+#: directory, OpenStreetMap or a user's file covers nothing fully.
+COVERAGE: dict[str, tuple[str, ...]] = {
+    "finess": ("pmi",),
+    "bpe": ("eaje", "laep", "rpe", "centre_social", "maternite", "sage_femme", "mairie"),
+    "annuaire_mairies": ("mairie",),
+    "annuaire": ("pmi", "mairie"),
+}
+
+
+def covered_types(key: str) -> tuple[str, ...]:
+    """Facility types the source ``key`` lists exhaustively (see :data:`COVERAGE`).
+
+    Examples
+    --------
+    >>> covered_types("finess"), covered_types("osm"), covered_types("user:x.csv")
+    (('pmi',), (), ())
+    """
+    return COVERAGE.get(key, ())
+
+
 def load_all_sources() -> dict[str, SourceInfo]:
     """Import every provider module, then return the whole registry."""
     import importlib

@@ -19,7 +19,7 @@ import pandas as pd
 from data_sources import demo
 from data_sources.caf import CAF
 from data_sources.cog import departement_name, resolve
-from data_sources.registry import get_source
+from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
 from diagnosis.analyses import Travel
 from diagnosis.errors import MissingDataError, SourceError
@@ -100,7 +100,9 @@ def town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _source_record(key: str) -> dict[str, str]:
     info = asdict(get_source(key))
     info.pop("columns", None)
-    return {k: str(v) for k, v in info.items()}
+    record = {k: str(v) for k, v in info.items()}
+    record["covers"] = ",".join(covered_types(key))
+    return record
 
 
 def load_workspace(

@@ -1112,7 +1112,7 @@ def build_access_map(
             text = (f"{_fmt_number(minutes)} min" if np.isfinite(minutes)
                     else f"plus de {_fmt_number(t)} min")
         tips.append(f"<b>{_esc(row.get('name'))}</b> ({_esc(row.get('code_insee'))})<br>"
-                    f"{_esc(label)} la plus proche : {text}")
+                    f"{_esc(label)} la plus proche connue : {text}")
     _fill_layer(com, fills, tips, f"Temps jusqu'à : {label}").add_to(m)
     n = _add_catchments(m, catchment, names=[catchment_label])
     items = [("swatch", c, lab) for c, (_, lab) in zip(ACCESS_COLORS, classes, strict=True)]

@@ -245,6 +245,7 @@ def compute_overview(
         "distance_method": "crow_fly",
         "facilities_outside_used": len(nearby_idx),
         "sources": [dict(s) for s in sources],
+        "coverage": facility_coverage(sources, fac, list(per_type)),
     }
     layers = {
         "communes": com,
@@ -298,6 +299,41 @@ def commune_table(overview: Overview) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+#: How completely the loaded sources know the offer of a type (French labels).
+COVERAGE_LABELS: dict[str, str] = {
+    "complete": "complète",
+    "partial": "partielle",
+    "unknown": "inconnue",
+}
+
+
+def facility_coverage(sources: Sequence[Mapping[str, str]], facilities: pd.DataFrame,
+                      types: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """What the loaded sources say of each type's offer: complete, partial or unknown.
+
+    A type is ``"complete"`` when a loaded source lists it exhaustively (its record's
+    ``covers`` field, e.g. FINESS for PMI): only then may "aucune" be said. Otherwise it
+    is ``"partial"`` when some facilities of the type are loaded (a partial directory,
+    OpenStreetMap, a user's file), ``"unknown"`` when none is.
+
+    Examples
+    --------
+    >>> fac = pd.DataFrame({"type": ["eaje"]})
+    >>> c = facility_coverage([{"key": "finess", "title": "FINESS", "covers": "pmi"}], fac,
+    ...                       ["pmi", "eaje", "laep"])
+    >>> {t: v["status"] for t, v in c.items()}
+    {'pmi': 'complete', 'eaje': 'partial', 'laep': 'unknown'}
+    """
+    present = set(facilities["type"].astype(str)) if "type" in facilities else set()
+    out: dict[str, dict[str, Any]] = {}
+    for t in types:
+        titles = [str(s.get("title", s.get("key", ""))) for s in sources
+                  if t in str(s.get("covers", "")).split(",")]
+        status = "complete" if titles else ("partial" if t in present else "unknown")
+        out[t] = {"status": status, "sources": titles, "label": COVERAGE_LABELS[status]}
+    return out
+
+
 def offer_table(overview: Overview) -> pd.DataFrame:
     """Offer and crow-fly proximity per analysed facility type, with French labels.
 
@@ -322,5 +358,6 @@ def offer_table(overview: Overview) -> pd.DataFrame:
             "Naissances à portée": within["births"],
             "Part des naissances (%)": np.nan if share is None else round(100 * share, 1),
             "Communes sans structure": len(s["communes_without"][t]),
+            "Offre connue": s.get("coverage", {}).get(t, {}).get("label", "inconnue"),
         })
     return pd.DataFrame(rows)

@@ -188,8 +188,8 @@ def sites_table(result: SitingResult) -> pd.DataFrame:
         "Type": col("type_label").fillna("").astype(str).to_numpy(),
         "Naissances à portée": _round(col("births_covered"), 0).to_numpy(),
         "dont nouvellement à portée": _round(col("births_new"), 0).to_numpy(),
-        "PMI la plus proche (min)": _round(col("minutes_nearest_pmi"), 0).to_numpy(),
-        "Maternité la plus proche (min)": _round(col("minutes_nearest_maternite"), 0).to_numpy(),
+        "PMI la plus proche connue (min)": _round(col("minutes_nearest_pmi"), 0).to_numpy(),
+        "Maternité la plus proche connue (min)": _round(col("minutes_nearest_maternite"), 0).to_numpy(),
         "Partenaires à portée": _round(col("partners_within"), 0).to_numpy(),
     })
 

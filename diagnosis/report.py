@@ -490,20 +490,24 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
     ]
     rows, findings = [], []
     names = _names(overview.layers["communes"])
-    absent, unknown, partial = [], [], []
+    absent, unknown, partial, not_found = [], [], [], []
+    coverage = s.get("coverage", {})
     for t in _types(overview):
         f = s["facilities"][t]
         w = s["births_within_threshold"][t]
         without = s["communes_without"][t]
         loaded = _loaded_anywhere(overview, t)
+        complete = coverage.get(t, {}).get("status") == "complete"
         share = fr_percent(w["share"]) if loaded else "non renseigné"
         rows.append([facility_label(t, plural=True), fr_number(f["count"]),
                      fr_number(f["places_known"]), f"{len(without)} / {n}",
                      fr_number(w["births"]) if loaded else _NA, share])
-        if not loaded:
+        if not loaded and not complete:
             unknown.append(facility_label(t, plural=True))
-        elif f["count"] == 0:
+        elif f["count"] == 0 and complete:
             absent.append(f"{facility_label(t, plural=True)} ({fr_percent(w['share'])})")
+        elif f["count"] == 0:
+            not_found.append(facility_label(t, plural=True))
         elif len(without) and n > 1:
             listed = ", ".join(names.get(c, c) for c in without[:4])
             more = f" et {len(without) - 4} autres" if len(without) > 4 else ""
@@ -511,12 +515,19 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
                            f"territoire, {len(without)} commune(s) sur {n} sans ({listed}{more})"
                            f", {fr_percent(w['share'])} des naissances à portée.")
     if absent:
-        findings.append("Aucune structure dans le territoire : " + ", ".join(absent) +
+        findings.append("Aucune structure dans le territoire (selon les sources qui les "
+                        "recensent toutes) : " + ", ".join(absent) +
                         f" — entre parenthèses, la part des naissances 2024 à {threshold_label} "
                         "ou moins d'une structure voisine.")
     findings.extend(partial[:5])
     if len(partial) > 5:
         findings.append(f"… et {len(partial) - 5} autre(s) type(s) : voir la partie 4.")
+    if not_found:
+        findings.append("Offre non connue dans le territoire (aucune source chargée ne les "
+                        "recense toutes ; les données chargées n'en placent aucune ici, ce qui "
+                        "ne veut pas dire qu'il n'y en a pas) : " + ", ".join(not_found)
+                        + ". Importez un fichier de structures ou mettez à jour les sources "
+                        "(FINESS pour les PMI, BPE pour les crèches, relais, LAEP…).")
     if unknown:
         findings.append("Offre inconnue (aucune structure chargée, ni dans le territoire ni "
                         "autour ; pas forcément absente) : " + ", ".join(unknown) + ".")
