@@ -189,7 +189,8 @@ def sites_table(result: SitingResult) -> pd.DataFrame:
         "Naissances à portée": _round(col("births_covered"), 0).to_numpy(),
         "dont nouvellement à portée": _round(col("births_new"), 0).to_numpy(),
         "PMI la plus proche connue (min)": _round(col("minutes_nearest_pmi"), 0).to_numpy(),
-        "Maternité la plus proche connue (min)": _round(col("minutes_nearest_maternite"), 0).to_numpy(),
+        "Maternité la plus proche connue (min)": _round(col("minutes_nearest_maternite"),
+                                                        0).to_numpy(),
         "Partenaires à portée": _round(col("partners_within"), 0).to_numpy(),
     })
 
