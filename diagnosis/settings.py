@@ -30,3 +30,13 @@ FRANCE_OVERSEAS_BBOXES = {
 
 #: Two facilities of the same type closer than this (metres) with similar names are duplicates.
 DUPLICATE_DISTANCE_M = 50.0
+
+# --- Peer groups: one Maison's capacity (see diagnosis/cohorts.py) ----------------------
+
+#: Peer groups one facilitator runs at the same time. The federation's model (Ensemble pour
+#: la Petite Enfance) says a trained facilitator runs "only a few groups at a time", beside
+#: the maillage territorial, professional watch and evaluation; 3 is a working assumption
+#: drawn from that statement, not a measured figure: change it with ``groups_per_facilitator``.
+DEFAULT_GROUPS_PER_FACILITATOR = 3
+#: Facilitators of one Maison (one trained facilitator by default; change with ``facilitators``).
+DEFAULT_FACILITATORS_PER_MAISON = 1
