@@ -40,3 +40,37 @@ DUPLICATE_DISTANCE_M = 50.0
 DEFAULT_GROUPS_PER_FACILITATOR = 3
 #: Facilitators of one Maison (one trained facilitator by default; change with ``facilitators``).
 DEFAULT_FACILITATORS_PER_MAISON = 1
+
+# --- Calibrated crow-fly travel times (see diagnosis/crowfly.py) ------------------------
+# minutes = access_min + distance_km x detour / speed_kmh x 60. Fitted by least squares
+# (robust soft_l1 loss, access >= 0, detour >= 1; seed 0, rounded) on routed times between
+# the nodes of the real OSM extract of Toulouse Compans-Caffarelli (drive and walk graphs,
+# project speeds); the measured errors are in guides/accessibilite.md. A dense urban
+# extract of about 1.4 x 1 km: re-calibrate on your own graph with
+# diagnosis.crowfly.calibrate_on_graph when you have one.
+
+#: Fixed access term of a car trip (minutes): getting to and from the road network.
+CROWFLY_DRIVE_ACCESS_MIN = 0.1
+#: Road distance / straight-line distance for car trips, with the car speed below.
+CROWFLY_DRIVE_DETOUR = 1.5
+#: Average car speed (km/h) of the crow-fly model (the project's door-to-door value).
+CROWFLY_DRIVE_SPEED_KMH = 40.0
+#: Fixed access term of a walk (minutes).
+CROWFLY_WALK_ACCESS_MIN = 0.9
+#: Path length / straight-line distance for walks.
+CROWFLY_WALK_DETOUR = 1.19
+#: Walking speed (km/h) of the crow-fly model.
+CROWFLY_WALK_SPEED_KMH = 4.5
+
+# --- Default travel mode from the territory's density (see diagnosis.crowfly) -----------
+
+#: Population per km² above which a commune counts as dense: the density of the 1 km² cells
+#: of INSEE's and Eurostat's "centres urbains" (grille communale de densité).
+DENSE_POPULATION_PER_KM2 = 1_500.0
+#: Share of the territory's population living in dense communes above which walking is the
+#: default mode.
+DENSE_POPULATION_SHARE = 0.5
+#: Default threshold (minutes) of the walking mode chosen for dense territories.
+DEFAULT_WALK_MAX_MINUTES = 15.0
+#: Default threshold (minutes) of the car mode chosen for rural territories.
+DEFAULT_DRIVE_MAX_MINUTES = 20.0
