@@ -204,3 +204,11 @@ def test_national_archive_layout_zip_holding_a_7z(tmp_path, area):
     assert out.is_file() and len(filosofi.load_filosofi(area, path=out)) == 6
     with pytest.raises(SourceError, match="no carreaux_200m_mart.gpkg"):
         filosofi.extract_filosofi_gpkg(nat, territory="mart")
+
+
+@pytest.mark.network
+def test_live_archive_holds_the_expected_geopackage(area):
+    pytest.importorskip("py7zr", reason="py7zr (optional) reads the .7z inside INSEE's zip")
+    _http.reset()
+    cells = filosofi.load_filosofi(area)
+    assert len(cells) > 0 and cells["ind_0_3"].notna().all()

@@ -174,3 +174,21 @@ def test_census_download_failure_is_a_source_error():
     responses.get(iris.CENSUS_URL, status=503)
     with pytest.raises(SourceError, match="insee_rp_iris_population"):
         iris.fetch_iris_census()
+
+
+@pytest.mark.network
+def test_live_iris_layer_has_the_expected_attributes():
+    _http.reset()
+    doc = iris.fetch_iris_contours("44")
+    props = doc["features"][0]["properties"]
+    assert {"code_iris", "code_insee", "nom_iris", "type_iris"} <= set(props)
+    gdf = iris.validate_iris_contours(iris.parse_iris_contours(doc), source="live")
+    assert gdf["code_insee"].eq("44109").sum() > 50  # Nantes is split into many IRIS
+
+
+@pytest.mark.network
+def test_live_census_base_has_the_expected_columns():
+    _http.reset()
+    text = iris.read_census_bytes(iris.fetch_iris_census().read_bytes(), file="live")
+    df = iris.validate_iris_census(iris.parse_iris_census(text, dep_code="44"), file="live")
+    assert df["census_year"].iloc[0] == 2021 and df["pop_0_2"].notna().mean() > 0.9
