@@ -401,6 +401,8 @@ def default_mode_for(
     area_km2_col: str | None = None,
     dense_per_km2: float = settings.DENSE_POPULATION_PER_KM2,
     dense_share: float = settings.DENSE_POPULATION_SHARE,
+    density_grid_col: str | None = None,
+    dense_levels: tuple[int, ...] = (1,),
 ) -> tuple[str, float, str]:
     """Default travel mode and threshold of a territory, with a French reason.
 
@@ -426,6 +428,13 @@ def default_mode_for(
         Density (inhabitants per km²) from which a commune is dense.
     dense_share
         Share of the population in dense communes from which walking is the default.
+    density_grid_col
+        Column of INSEE's grille communale de densité (levels 1-7 or 1-4); when given, a
+        commune is dense when its level is in ``dense_levels`` (1: "grands centres
+        urbains" / "communes densément peuplées") instead of by its mean density, and
+        no area is needed.
+    dense_levels
+        Levels of the density grid counted as dense.
 
     Returns
     -------
@@ -447,6 +456,9 @@ def default_mode_for(
             f"{list(communes.columns)!r}"
         )
     pop = pd.to_numeric(communes[population_col], errors="coerce").to_numpy(dtype=np.float64)
+    if density_grid_col is not None:
+        return _mode_from_grid(communes, pop, density_grid_col=density_grid_col,
+                               dense_levels=dense_levels, dense_share=dense_share)
     if area_km2_col is not None:
         if area_km2_col not in communes.columns:
             raise InputError(f"communes has no column area_km2_col={area_km2_col!r}")
@@ -472,6 +484,35 @@ def default_mode_for(
     head = (f"{_fr(round(share * 100))} % de la population vit dans des communes denses "
             f"(au moins {_thousands(dense_per_km2)} habitants par km², seuil des centres "
             "urbains de la grille de densité Insee/Eurostat)")
+    if share >= dense_share:
+        return ("walk", walk,
+                f"{head} : seuil par défaut de {_fr(walk)} minutes à pied, modifiable.{tail}")
+    return ("drive", drive,
+            f"{head} : territoire peu dense, seuil par défaut de {_fr(drive)} minutes en "
+            f"voiture, modifiable.{tail}")
+
+
+def _mode_from_grid(communes: pd.DataFrame, pop: np.ndarray, *, density_grid_col: str,
+                    dense_levels: tuple[int, ...], dense_share: float) -> tuple[str, float, str]:
+    if density_grid_col not in communes.columns:
+        raise InputError(f"communes has no column density_grid_col={density_grid_col!r}")
+    level = pd.to_numeric(communes[density_grid_col], errors="coerce").to_numpy(
+        dtype=np.float64)
+    known = np.isfinite(pop) & (pop >= 0) & np.isfinite(level)
+    drive = settings.DEFAULT_DRIVE_MAX_MINUTES
+    walk = settings.DEFAULT_WALK_MAX_MINUTES
+    if not known.any() or pop[known].sum() <= 0:
+        return ("drive", drive,
+                "Population ou niveau de densité des communes non connus : mode par défaut "
+                f"en voiture, {_fr(drive)} minutes (à changer selon le territoire).")
+    dense = known & np.isin(level, np.asarray(dense_levels, dtype=np.float64))
+    share = float(pop[dense].sum() / pop[known].sum())
+    unknown = int((~known).sum())
+    tail = (f" {unknown} commune(s) sans population ou niveau de densité connu ne sont pas "
+            "comptées." if unknown else "")
+    head = (f"{_fr(round(share * 100))} % de la population vit dans des communes denses "
+            f"(grille communale de densité de l'Insee, niveau "
+            f"{', '.join(str(v) for v in dense_levels)})")
     if share >= dense_share:
         return ("walk", walk,
                 f"{head} : seuil par défaut de {_fr(walk)} minutes à pied, modifiable.{tail}")

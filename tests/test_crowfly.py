@@ -239,3 +239,16 @@ def test_default_mode_names_the_missing_column():
         default_mode_for(pd.DataFrame({"x": [1]}), population_col="pop")
     with pytest.raises(InputError, match="polygons or area_km2_col"):
         default_mode_for(pd.DataFrame({"population": [1]}))
+
+
+def test_density_grid_levels_decide_when_given():
+    t = pd.DataFrame({"population": [300_000, 20_000, 5_000], "grille": [1, 4, 6]})
+    mode, minutes, why = default_mode_for(t, density_grid_col="grille")
+    assert (mode, minutes) == ("walk", settings.DEFAULT_WALK_MAX_MINUTES)
+    assert "grille communale de densité" in why and "92 %" in why
+    t["grille"] = [2, 4, np.nan]
+    mode, _, why = default_mode_for(t, density_grid_col="grille")
+    assert mode == "drive" and "1 commune(s) sans population ou niveau" in why
+    assert default_mode_for(t, density_grid_col="grille", dense_levels=(1, 2))[0] == "walk"
+    with pytest.raises(InputError, match="density_grid_col='grid'"):
+        default_mode_for(t, density_grid_col="grid")
