@@ -35,7 +35,13 @@ from scipy.spatial import cKDTree
 
 from diagnosis import settings
 from diagnosis.errors import InputError
-from diagnosis.travel_times import MODES, RoadGraph, compute_travel_times
+from diagnosis.travel_times import (
+    DETOUR_FACTOR,
+    MODES,
+    RoadGraph,
+    compute_travel_times,
+    default_speed_kmh,
+)
 
 #: French labels of the modes.
 _MODE_FR = {"drive": "en voiture", "walk": "à pied"}
@@ -129,16 +135,19 @@ def default_crow_fly_model(mode: str) -> CrowFlyModel:
     raise InputError(f"mode={mode!r} is not a travel mode; use one of {MODES}")
 
 
-def factor_only_model(mode: str, *, detour: float = 1.3,
+def factor_only_model(mode: str, *, detour: float = DETOUR_FACTOR,
                       speed_kmh: float | None = None) -> CrowFlyModel:
     """The plain estimate ``distance x factor / speed`` (no access term), for comparison.
+
+    Defaults are those of :func:`diagnosis.travel_times.crow_fly_travel_times` (detour
+    :data:`~diagnosis.travel_times.DETOUR_FACTOR`, the mode's default speed).
 
     Examples
     --------
     >>> factor_only_model("drive").access_min
     0.0
     """
-    speed = default_crow_fly_model(mode).speed_kmh if speed_kmh is None else speed_kmh
+    speed = default_speed_kmh(mode) if speed_kmh is None else speed_kmh
     return CrowFlyModel(mode, 0.0, detour, speed)
 
 
@@ -263,7 +272,7 @@ def calibrate_on_graph(
     min_distance_m: float = 50.0,
     max_minutes: float = 120.0,
     seed: int = 0,
-    factor_only_detour: float = 1.3,
+    factor_only_detour: float = DETOUR_FACTOR,
     speed_kmh: float | None = None,
     loss: str = "soft_l1",
 ) -> CrowFlyCalibration:
