@@ -7,7 +7,9 @@ loaded by public projects with ``COPY … DELIMITER ',' CSV HEADER ENCODING 'LAT
 ``CRS3035RES200mN{y}E{x}`` (EPSG:3035, south-west corner) and one cell whose
 ``lcog_geo`` names two communes. The archive layout (a zip holding one ``.7z`` with
 ``carreaux_200m_met.gpkg`` …) is the one public loaders of
-``Filosofi2019_carreaux_200m_gpkg.zip`` extract with ``py7zr``.
+``Filosofi2019_carreaux_200m_gpkg.zip`` extract with ``py7zr`` (public code found by
+exact-string search on ``Filosofi2019_carreaux_200m`` and ``idcar_1km,idcar_nat,i_est_200``;
+the index named no repository).
 """
 
 from __future__ import annotations

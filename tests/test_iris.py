@@ -10,7 +10,9 @@ Payloads in tests/data/iris/, hand-made in the real shapes (values invented):
 - ``base-ic-evol-struct-pop-2021_extract.csv``: the header layout of INSEE's
   ``base-ic-evol-struct-pop-2021.CSV`` (``IRIS;REG;DEP;UU2020;COM;LIBCOM;TRIRIS;GRD_QUART;
   LIBIRIS;TYP_IRIS;MODIF_IRIS;LAB_IRIS;P21_POP;P21_POP0002;…``, as loaded by public
-  projects into tables ``insee_iris_2021``), ``;``-separated, one row with decimal commas.
+  projects into tables ``insee_iris_2021``; ``;``-separated with decimal points as read by
+  gordesch/diag ``source/demographie.R`` with ``read_delim(delim = ";")``), plus one row
+  with decimal commas to test the tolerant parser.
 """
 
 from __future__ import annotations
