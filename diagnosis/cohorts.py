@@ -17,6 +17,15 @@ The arithmetic (all rates per month, steady state)::
     facilitator hours      concurrent x sessions_per_month
                            x (session_hours + prep) x facilitators_per_session
 
+These figures are the catchment's *potential*. One Maison can only run what its
+facilitators can hold at once (a capacity, not a property of the catchment)::
+
+    capacity (at once)     facilitators x groups_per_facilitator
+    capacity (per year)    capacity x 12 / group duration           (Little's law)
+    groups a year          min(potential, capacity)
+    binds                  "capacite" when the capacity is below the potential,
+                           else "potentiel"
+
 See Also
 --------
 guides/implantation.md : cohort arithmetic and its assumptions (in French).
@@ -33,10 +42,15 @@ import numpy as np
 import pandas as pd
 
 from diagnosis.errors import InputError
+from diagnosis.settings import DEFAULT_FACILITATORS_PER_MAISON, DEFAULT_GROUPS_PER_FACILITATOR
 
 #: Months of pregnancy counted by the prenatal start month (the 1st month starts at
 #: conception; the 9th ends at birth).
 PREGNANCY_MONTHS = 9
+
+#: Values of :attr:`CohortPlan.binding`: what limits the groups a Maison runs.
+BINDING_POTENTIAL = "potentiel"
+BINDING_CAPACITY = "capacite"
 
 #: Default share of the catchment's families expected to join a peer group: a working
 #: assumption (no national uptake figure exists yet for the Maisons des 1000 premiers
@@ -78,7 +92,30 @@ class CohortPlan:
     concurrent_groups
         Groups running at the same time in steady state (mean).
     facilitator_hours_per_month
-        Facilitation hours (sessions and their preparation) per month in steady state.
+        Facilitation hours (sessions and their preparation) per month in steady state,
+        for the whole potential of the catchment.
+    capacity_concurrent_groups
+        Groups one Maison can run at the same time (``facilitators x
+        groups_per_facilitator``).
+    capacity_groups_per_year
+        Groups that capacity lets start per year (``capacity x 12 / group duration``).
+    maison_groups_per_year
+        Groups the Maison can really start per year: ``min(groups_per_year,
+        capacity_groups_per_year)``.
+    maison_concurrent_groups
+        Groups the Maison runs at once in steady state: ``min(concurrent_groups,
+        capacity_concurrent_groups)``.
+    maison_families_per_year
+        Families the Maison's groups take in per year (``maison_groups_per_year x
+        group_size``).
+    maison_facilitator_hours_per_month
+        Facilitation hours per month for the groups the Maison really runs.
+    binding
+        :data:`BINDING_CAPACITY` when the Maison's capacity is below the catchment's
+        potential (the catchment could fill more groups than the Maison can hold),
+        else :data:`BINDING_POTENTIAL`.
+    binding_text
+        A French sentence saying which of the two binds, with the figures.
     warnings
         French warnings for the user (empty when the plan is comfortable).
     params
@@ -99,6 +136,14 @@ class CohortPlan:
     group_duration_months: float
     concurrent_groups: float
     facilitator_hours_per_month: float
+    capacity_concurrent_groups: float = math.inf
+    capacity_groups_per_year: float = math.inf
+    maison_groups_per_year: float = 0.0
+    maison_concurrent_groups: float = 0.0
+    maison_families_per_year: float = 0.0
+    maison_facilitator_hours_per_month: float = 0.0
+    binding: str = BINDING_POTENTIAL
+    binding_text: str = ""
     warnings: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -123,6 +168,11 @@ class CohortPlan:
             ("Durée d'un groupe (mois)", self.group_duration_months),
             ("Groupes simultanés (régime établi)", self.concurrent_groups),
             ("Heures d'animation par mois", self.facilitator_hours_per_month),
+            ("Groupes simultanés possibles pour une Maison", self.capacity_concurrent_groups),
+            ("Groupes par an possibles pour une Maison", self.capacity_groups_per_year),
+            ("Groupes par an réellement animés par la Maison", self.maison_groups_per_year),
+            ("Familles accueillies par an par la Maison", self.maison_families_per_year),
+            ("Heures d'animation par mois (Maison)", self.maison_facilitator_hours_per_month),
         ]
         return pd.DataFrame(rows, columns=["Indicateur", "Valeur"])
 
@@ -139,6 +189,8 @@ def compute_cohorts(
     programme_months: float = 12.0,
     facilitator_prep_hours_per_session: float = 0.5,
     facilitators_per_session: int = 1,
+    facilitators: int = DEFAULT_FACILITATORS_PER_MAISON,
+    groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR,
 ) -> CohortPlan:
     """Plan peer groups from the births of a catchment.
 
@@ -170,6 +222,14 @@ def compute_cohorts(
         Preparation, travel and follow-up per session (hours), an assumption to adjust.
     facilitators_per_session
         Facilitators present at each session (co-facilitation: 2).
+    facilitators
+        Trained facilitators of the Maison (default
+        :data:`~diagnosis.settings.DEFAULT_FACILITATORS_PER_MAISON`).
+    groups_per_facilitator
+        Groups one facilitator runs at the same time (default
+        :data:`~diagnosis.settings.DEFAULT_GROUPS_PER_FACILITATOR`, a working assumption
+        drawn from the federation's "a few groups at a time"). With co-facilitation
+        (``facilitators_per_session=2``) each group takes two facilitators' slots.
 
     Returns
     -------
@@ -200,6 +260,16 @@ def compute_cohorts(
     >>> print(p.warnings[0])  # doctest: +ELLIPSIS
     Avec 2,5 familles par mois, réunir un groupe de 10 familles prend 4 mois...
 
+    One facilitator holding 3 groups at once can start 3 x 12 / 18 = 2 groups a year,
+    fewer than the 3 the catchment could fill: the Maison's capacity binds.
+
+    >>> p.capacity_concurrent_groups, p.capacity_groups_per_year, p.maison_groups_per_year
+    (3.0, 2.0, 2.0)
+    >>> p.binding, p.maison_families_per_year
+    ('capacite', 20.0)
+    >>> compute_cohorts(120, uptake_rate=0.25, facilitators=2).binding
+    'potentiel'
+
     A series of yearly births uses its mean:
 
     >>> compute_cohorts([110, 130, 120], uptake_rate=0.5).births_per_year
@@ -223,6 +293,10 @@ def compute_cohorts(
             facilitators_per_session, (int, np.integer)) or facilitators_per_session < 1:
         raise InputError(f"facilitators_per_session={facilitators_per_session!r} must be a "
                          "whole number >= 1")
+    for name, value in (("facilitators", facilitators),
+                        ("groups_per_facilitator", groups_per_facilitator)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{name}={value!r} must be a whole number >= 1")
     _positive(birth_window_months, "birth_window_months")
     _positive(sessions_per_month, "sessions_per_month")
     _positive(session_hours, "session_hours")
@@ -251,6 +325,18 @@ def compute_cohorts(
     hours = concurrent * sessions_per_month * (
         session_hours + facilitator_prep_hours_per_session) * facilitators_per_session
     fills = to_fill <= birth_window_months
+    # Each group takes facilitators_per_session of the Maison's facilitator slots.
+    cap_now = float(facilitators * groups_per_facilitator) / facilitators_per_session
+    cap_year = cap_now * 12.0 / duration
+    binding = BINDING_CAPACITY if cap_year < groups_year else BINDING_POTENTIAL
+    maison_year = min(groups_year, cap_year)
+    maison_now = min(concurrent, cap_now)
+    maison_hours = maison_now * sessions_per_month * (
+        session_hours + facilitator_prep_hours_per_session) * facilitators_per_session
+    binding_text = _binding_sentence(
+        binding, groups_year=groups_year, cap_year=cap_year, cap_now=cap_now,
+        facilitators=int(facilitators), to_fill=to_fill,
+    )
 
     warnings: list[str] = []
     if fam_month <= 0:
@@ -280,6 +366,11 @@ def compute_cohorts(
         group_size_within_window=float(min(group_size, fam_window)),
         prenatal_months=prenatal, group_duration_months=duration,
         concurrent_groups=concurrent, facilitator_hours_per_month=hours,
+        capacity_concurrent_groups=cap_now, capacity_groups_per_year=cap_year,
+        maison_groups_per_year=maison_year, maison_concurrent_groups=maison_now,
+        maison_families_per_year=maison_year * group_size,
+        maison_facilitator_hours_per_month=maison_hours,
+        binding=binding, binding_text=binding_text,
         warnings=tuple(warnings),
         params={
             "uptake_rate": uptake, "group_size": int(group_size),
@@ -289,7 +380,30 @@ def compute_cohorts(
             "session_hours": float(session_hours), "programme_months": float(programme_months),
             "facilitator_prep_hours_per_session": float(facilitator_prep_hours_per_session),
             "facilitators_per_session": int(facilitators_per_session),
+            "facilitators": int(facilitators),
+            "groups_per_facilitator": int(groups_per_facilitator),
         },
+    )
+
+
+def _binding_sentence(binding: str, *, groups_year: float, cap_year: float, cap_now: float,
+                      facilitators: int, to_fill: float) -> str:
+    """French sentence saying whether the catchment or the Maison limits the groups."""
+    who = "une animatrice ou un animateur" if facilitators == 1 else \
+        f"{facilitators} animatrices ou animateurs"
+    fill = "" if math.isinf(to_fill) else f" ; un groupe se remplit en {_fr(to_fill)} mois"
+    if binding == BINDING_CAPACITY:
+        return (
+            f"La capacité de la Maison limite les groupes : la zone desservie pourrait en "
+            f"remplir {_fr(groups_year)} par an, mais {who} ne peu"
+            f"{'t' if facilitators == 1 else 'vent'} en mener que {_fr(cap_now)} à la fois, "
+            f"soit {_fr(cap_year)} nouveaux groupes par an{fill}. Pour servir toute la zone : "
+            "plus d'animation, ou plusieurs Maisons."
+        )
+    return (
+        f"Les naissances de la zone desservie limitent les groupes : {_fr(groups_year)} "
+        f"groupes par an, sous la capacité de la Maison ({_fr(cap_year)} par an, "
+        f"{_fr(cap_now)} à la fois avec {who}){fill}."
     )
 
 

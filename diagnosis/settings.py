@@ -63,3 +63,48 @@ USER_SITE_LABEL = "Site proposé n°{n}"
 DEFAULT_GROUP_SIZE = 10
 #: Babies of one group are born within this many months (babies of the same age).
 DEFAULT_BIRTH_WINDOW_MONTHS = 3.0
+
+# --- Peer groups: one Maison's capacity (see diagnosis/cohorts.py) ----------------------
+
+#: Peer groups one facilitator runs at the same time. The federation's model (Ensemble pour
+#: la Petite Enfance) says a trained facilitator runs "only a few groups at a time", beside
+#: the maillage territorial, professional watch and evaluation; 3 is a working assumption
+#: drawn from that statement, not a measured figure: change it with ``groups_per_facilitator``.
+DEFAULT_GROUPS_PER_FACILITATOR = 3
+#: Facilitators of one Maison (one trained facilitator by default; change with ``facilitators``).
+DEFAULT_FACILITATORS_PER_MAISON = 1
+
+# --- Crow-fly travel times with an access term (see diagnosis/crowfly.py) ---------------
+# minutes = access_min + distance_km x detour / speed_kmh x 60. The shipped defaults come
+# from the literature, not from a fit on test data: a car trip's terminal time (walking
+# to and from the car, parking: 1-5 min by area type in NCHRP Report 716, "Travel Demand
+# Forecasting: Parameters and Techniques", 2012; the low end here) and the detour factor
+# of large road networks (about 1.3, Wang, Bette, Schreckenberg & Guhr, npj Complexity
+# 2024). Where a road graph is loaded, diagnosis.crowfly.calibrate_on_graph fits the two
+# terms on it; guides/accessibilite.md gives the error of both against routed times.
+
+#: Fixed access term of a car trip (minutes): getting to and from the road network.
+CROWFLY_DRIVE_ACCESS_MIN = 1.0
+#: Road distance / straight-line distance for car trips, with the car speed below.
+CROWFLY_DRIVE_DETOUR = 1.3
+#: Average car speed (km/h) of the crow-fly model (the project's door-to-door value).
+CROWFLY_DRIVE_SPEED_KMH = 40.0
+#: Fixed access term of a walk (minutes): none, a walk starts at the door.
+CROWFLY_WALK_ACCESS_MIN = 0.0
+#: Path length / straight-line distance for walks (the same network factor).
+CROWFLY_WALK_DETOUR = 1.3
+#: Walking speed (km/h) of the crow-fly model.
+CROWFLY_WALK_SPEED_KMH = 4.5
+
+# --- Default travel mode from the territory's density (see diagnosis.crowfly) -----------
+
+#: Population per km² above which a commune counts as dense: the density of the 1 km² cells
+#: of INSEE's and Eurostat's "centres urbains" (grille communale de densité).
+DENSE_POPULATION_PER_KM2 = 1_500.0
+#: Share of the territory's population living in dense communes above which walking is the
+#: default mode.
+DENSE_POPULATION_SHARE = 0.5
+#: Default threshold (minutes) of the walking mode chosen for dense territories.
+DEFAULT_WALK_MAX_MINUTES = 15.0
+#: Default threshold (minutes) of the car mode chosen for rural territories.
+DEFAULT_DRIVE_MAX_MINUTES = 20.0

@@ -98,3 +98,76 @@ def test_plan_is_frozen_and_tabulates():
     t = p.to_frame()
     assert list(t.columns) == ["Indicateur", "Valeur"]
     assert t.set_index("Indicateur").loc["Heures d'animation par mois", "Valeur"] == 18.0
+
+
+# --- one Maison's capacity vs the catchment's potential --------------------------------
+
+
+def test_dense_catchment_is_bounded_by_one_maisons_capacity():
+    # a dense urban catchment: 2,400 births/yr, 15 % join -> 30 families/month,
+    # 36 groups could start a year; one facilitator holding 3 groups of 18 months
+    # starts 3 x 12 / 18 = 2 a year
+    p = compute_cohorts(2400, uptake_rate=0.15)
+    assert p.groups_per_year == pytest.approx(36.0)
+    assert (p.capacity_concurrent_groups, p.capacity_groups_per_year) == (3.0, 2.0)
+    assert p.maison_groups_per_year == 2.0 and p.maison_concurrent_groups == 3.0
+    assert p.maison_families_per_year == 20.0
+    # 3 groups x 2 sessions x (1.5 + 0.5) h
+    assert p.maison_facilitator_hours_per_month == 12.0
+    assert p.binding == "capacite"
+    assert "capacité de la Maison limite" in p.binding_text
+    assert "36" in p.binding_text and "3 à la fois" in p.binding_text
+    assert p.maison_groups_per_year < p.groups_per_year
+
+
+def test_small_catchment_is_bounded_by_its_births():
+    p = compute_cohorts(24, uptake_rate=0.25)  # 0.6 groups a year < 2
+    assert p.binding == "potentiel"
+    assert p.maison_groups_per_year == pytest.approx(0.6)
+    assert p.maison_concurrent_groups == pytest.approx(p.concurrent_groups)
+    assert p.maison_facilitator_hours_per_month == pytest.approx(p.facilitator_hours_per_month)
+    assert "naissances de la zone desservie limitent" in p.binding_text
+    assert "se remplit en 20 mois" in p.binding_text
+
+
+def test_capacity_options_scale_the_maison():
+    # 2 facilitators x 4 groups = 8 at once -> 8 x 12 / 18 = 5.33 a year
+    p = compute_cohorts(2400, uptake_rate=0.15, facilitators=2, groups_per_facilitator=4)
+    assert p.capacity_concurrent_groups == 8.0
+    assert p.capacity_groups_per_year == pytest.approx(16 / 3)
+    assert "2 animatrices ou animateurs" in p.binding_text
+    assert p.params["facilitators"] == 2 and p.params["groups_per_facilitator"] == 4
+    # co-facilitation: each group takes two slots
+    q = compute_cohorts(2400, uptake_rate=0.15, facilitators=2, groups_per_facilitator=4,
+                        facilitators_per_session=2)
+    assert q.capacity_concurrent_groups == 4.0
+
+
+def test_default_capacity_comes_from_settings():
+    from diagnosis import settings
+
+    p = compute_cohorts(2400, uptake_rate=0.15)
+    assert p.capacity_concurrent_groups == (
+        settings.DEFAULT_FACILITATORS_PER_MAISON * settings.DEFAULT_GROUPS_PER_FACILITATOR)
+
+
+def test_zero_births_binds_on_the_catchment():
+    p = compute_cohorts(0, uptake_rate=0.3)
+    assert p.binding == "potentiel" and p.maison_groups_per_year == 0.0
+    assert "se remplit" not in p.binding_text
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"facilitators": 0}, "facilitators=0"), ({"groups_per_facilitator": 1.5}, "1.5"),
+    ({"groups_per_facilitator": True}, "groups_per_facilitator=True"),
+])
+def test_bad_capacity_options_raise(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        compute_cohorts(120, uptake_rate=0.25, **kwargs)
+
+
+def test_table_holds_potential_and_capacity_rows():
+    t = compute_cohorts(2400, uptake_rate=0.15).to_frame().set_index("Indicateur")["Valeur"]
+    assert t["Groupes pouvant démarrer par an"] == pytest.approx(36.0)
+    assert t["Groupes par an réellement animés par la Maison"] == 2.0
+    assert t["Mois pour réunir un groupe"] == pytest.approx(10 / 30)
