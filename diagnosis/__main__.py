@@ -51,11 +51,21 @@ def _add_threshold(p: argparse.ArgumentParser) -> None:
 
 
 def _add_uptake(p: argparse.ArgumentParser) -> None:
-    from diagnosis.cohorts import DEFAULT_UPTAKE_RATE
+    from diagnosis.settings import (
+        DEFAULT_FACILITATORS_PER_MAISON,
+        DEFAULT_GROUPS_PER_FACILITATOR,
+        DEFAULT_UPTAKE_RATE,
+    )
 
     p.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
                    help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
                         "(hypothèse ; défaut %(default)s)")
+    p.add_argument("--facilitators", type=int, default=DEFAULT_FACILITATORS_PER_MAISON,
+                   metavar="N", help="facilitateurs formés de la Maison (défaut %(default)s)")
+    p.add_argument("--groups-per-facilitator", type=int,
+                   default=DEFAULT_GROUPS_PER_FACILITATOR, metavar="N",
+                   help="groupes qu'un facilitateur anime en même temps (hypothèse ; défaut "
+                        "%(default)s)")
 
 
 def _add_no_analyses(p: argparse.ArgumentParser) -> None:
@@ -128,6 +138,9 @@ def _add_analysis_parsers(sub: Any) -> None:
     st.add_argument("--scenario-minutes", nargs="+", type=float, default=[], metavar="T",
                     help="comparer aussi ces seuils de temps (minutes, ex. 15 30) : un "
                          "scénario par seuil et par nombre de sites")
+    st.add_argument("--need-weights", metavar="poverty=1,single_parent=1",
+                    help="coefficients de la pauvreté et des familles monoparentales dans le "
+                         "poids des besoins (0 pour laisser un facteur de côté ; défaut 1 et 1)")
     _add_uptake(st)
 
     pa = sub.add_parser("partners", help="partenaires à portée d'un site (maillage territorial)")
@@ -220,7 +233,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 # ======================================================================================
 
 
-def _parse_weights(text: str | None) -> dict[str, float] | None:
+def _parse_weights(text: str | None, *, option: str = "--weights"
+                   ) -> dict[str, float] | None:
     from diagnosis.errors import InputError
 
     if not text:
@@ -233,8 +247,12 @@ def _parse_weights(text: str | None) -> dict[str, float] | None:
         except ValueError:
             sep = ""
         if not sep:
-            raise InputError(f"--weights {text!r}: write factor=number pairs separated by "
-                             "commas, e.g. births=0.4,poverty=0.2,single_parent=0.1,access=0.3")
+            raise InputError(f"{option} {text!r}: write factor=number pairs separated by "
+                             "commas, e.g. births=0.4,poverty=0.2,single_parent=0.1,access=0.3",
+                             argument=option, value=text,
+                             fr=f"{option} « {text} » : écrivez des paires facteur=nombre "
+                                "séparées par des virgules, par exemple poverty=1,"
+                                "single_parent=0")
     return out
 
 
@@ -635,6 +653,11 @@ def _params(args: argparse.Namespace) -> Any:
         kw["scenario_minutes"] = tuple(args.scenario_minutes)
     if getattr(args, "weights", None):
         kw["weights"] = _parse_weights(args.weights)
+    if getattr(args, "need_weights", None):
+        kw["need_weights"] = _parse_weights(args.need_weights, option="--need-weights")
+    for opt in ("facilitators", "groups_per_facilitator"):
+        if getattr(args, opt, None) is not None:
+            kw[opt] = getattr(args, opt)
     if getattr(args, "point", None):
         kw["user_sites"] = _parse_points(args.point)
     if getattr(args, "no_analyses", False):
@@ -923,7 +946,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except MaillageError as exc:
-        print(f"erreur : {exc}", file=sys.stderr)
+        print(f"erreur : {exc.fr}", file=sys.stderr)
         return 2
 
 

@@ -31,6 +31,8 @@ class MaillageError(Exception):
     >>> e = InputError("k=0 must be >= 1", argument="k", value=0, hint="1")
     >>> e.argument, e.value, str(e)
     ('k', 0, 'k=0 must be >= 1')
+    >>> e.fr
+    'valeur invalide pour k : 0 (exemple : 1). Détail : k=0 must be >= 1'
     """
 
     def __init__(self, message: str = "", *, argument: str | None = None,
@@ -55,7 +57,7 @@ class MaillageError(Exception):
             text += " ; valeurs possibles : " + ", ".join(str(c) for c in self.candidates[:10])
         if self.hint:
             text += f" (exemple : {self.hint})"
-        return text
+        return f"{text}. Détail : {self}"
 
 
 class InputError(MaillageError, ValueError):

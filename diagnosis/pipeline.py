@@ -59,7 +59,9 @@ from diagnosis.overview import Overview, compute_overview
 from diagnosis.schema import FACILITY_TYPES, Territory
 from diagnosis.settings import (
     DEFAULT_BIRTH_WINDOW_MONTHS,
+    DEFAULT_FACILITATORS_PER_MAISON,
     DEFAULT_GROUP_SIZE,
+    DEFAULT_GROUPS_PER_FACILITATOR,
     DEFAULT_K,
     DEFAULT_MAX_MINUTES,
     DEFAULT_MODE,
@@ -160,6 +162,9 @@ class DiagnosisParams:
         Facility types analysed (``None``: all loaded ones, town halls apart).
     group_size, birth_window_months
         Families per peer group, and the months within which its babies are born.
+    facilitators, groups_per_facilitator
+        One Maison's capacity: trained facilitators, and groups each runs at once (an
+        assumption, see :mod:`diagnosis.cohorts`).
 
     Examples
     --------
@@ -188,6 +193,8 @@ class DiagnosisParams:
     types: tuple[str, ...] | None = None
     group_size: int = DEFAULT_GROUP_SIZE
     birth_window_months: float = DEFAULT_BIRTH_WINDOW_MONTHS
+    facilitators: int = DEFAULT_FACILITATORS_PER_MAISON
+    groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR
 
     def __post_init__(self) -> None:
         """Validate every option once (the messages name the option)."""
@@ -341,8 +348,7 @@ def site_catchments(inputs: DiagnosisInputs, params: DiagnosisParams, *, overvie
         catch = compute_site_catchment(overview, inputs.communes, site, travel=travel,
                                        max_minutes=params.max_minutes)
         plan = (compute_site_cohorts(catch, uptake_rate=params.uptake_rate,
-                                     group_size=params.group_size,
-                                     birth_window_months=params.birth_window_months)
+                                     **_cohort_options(params))
                 if params.uptake_rate is not None else None)
         out.append(SiteCatchment(site=site, catchment=catch, cohorts=plan))
     return tuple(out)
@@ -368,14 +374,19 @@ def diagnose_partners(inputs: DiagnosisInputs, params: DiagnosisParams, *, overv
                             max_minutes=params.max_minutes, dep_name=inputs.dep_name)
 
 
+def _cohort_options(params: DiagnosisParams) -> dict[str, Any]:
+    return {"group_size": params.group_size, "birth_window_months": params.birth_window_months,
+            "facilitators": params.facilitators,
+            "groups_per_facilitator": params.groups_per_facilitator}
+
+
 def territory_cohorts(overview: Overview, params: DiagnosisParams) -> CohortPlan | None:
     """Peer groups of the whole territory (when no site is studied)."""
     births = overview.summary.get("births_2024")
     if params.uptake_rate is None or births is None:
         return None
     plan = compute_cohorts(float(births), uptake_rate=params.uptake_rate,
-                           group_size=params.group_size,
-                           birth_window_months=params.birth_window_months)
+                           **_cohort_options(params))
     return replace(plan, params={**plan.params, "scope": "naissances 2024 de tout le territoire"})
 
 
