@@ -372,6 +372,7 @@ def export_partners_csv(df: pd.DataFrame) -> bytes:
 
     Examples
     --------
+    >>> import codecs
     >>> b = export_partners_csv(pd.DataFrame({"name": ["Crèche"], "distance_m": [1.5]}))
     >>> b.startswith(codecs.BOM_UTF8), b.decode("utf-8-sig").splitlines()
     (True, ['name;distance_m', 'Crèche;1,5'])
