@@ -211,7 +211,7 @@ def test_failed_write_keeps_previous_data(area, monkeypatch):
 
     monkeypatch.setattr(store, "_write_table", broken)
     other = facilities("osm", [("node/9", "eaje", "Crèche", *PONT)])
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(store.StoreWriteError, match="impossible d'écrire"):
         store.write_store(area, ledger=[], facilities=other)
     assert calls == ["facilities.parquet"]
     got = store.read_store(area)
