@@ -431,7 +431,11 @@ def refreshing(active: bool = True) -> Iterator[None]:
         _state.refreshed = before
 
 
-def _must_refresh(key: str) -> bool:
+def refresh_requested(key: str) -> bool:
+    """Whether ``key`` (a URL, a cache file) must be fetched again now.
+
+    True the first time ``key`` is asked for inside a :func:`refreshing` block.
+    """
     done: set[str] | None = getattr(_state, "refreshed", None)
     if done is None or key in done:
         return False
@@ -705,7 +709,8 @@ def _fetch(
     cfg = get_config()
     off = cfg.offline if offline is None else offline
     full = _describe(url, params)
-    refresh = _must_refresh(f"{method} {full} {hashlib.sha1(data or b'').hexdigest()}") or refresh
+    body_id = hashlib.sha1(data or b"").hexdigest()
+    refresh = refresh_requested(f"{method} {full} {body_id}") or refresh
     for attempt in (1, 2):
         resp = _request(
             method, url, source=source, params=params, data=data, headers=headers,
@@ -943,7 +948,7 @@ def download_file(
     cfg = get_config()
     off = cfg.offline if offline is None else offline
     path = download_path(url)
-    refresh = _must_refresh(f"FILE {url}") or refresh
+    refresh = refresh_requested(f"FILE {url}") or refresh
     stale = False
     if path.exists():
         age_s = time.time() - path.stat().st_mtime

@@ -85,6 +85,11 @@ assert all(k in SOURCES for k in LIVE_SOURCES)
 #: A refresh giving fewer rows than this share of the rows held is "suspect": the held
 #: rows are kept unless the user accepts the new answer (``accept_suspect``).
 SUSPECT_MIN_SHARE = 0.5
+#: Overall deadline of one source, in seconds (every retry and pause included).
+SOURCE_DEADLINE_S: dict[str, float] = {
+    finess.FINESS.key: 900.0, bpe.BPE.key: 900.0, osm.OSM.key: 900.0, ban.BAN.key: 900.0,
+}
+DEFAULT_SOURCE_DEADLINE_S = 600.0
 
 _URL_RE = re.compile(r"https?://[^\s;'\"]+")
 _OFFLINE_RE = re.compile(
@@ -202,6 +207,7 @@ class _Loaded:
     vintage: str = ""
     unplaced: pd.DataFrame | None = None
     note: str = ""
+    data_date: str = ""  # oldest date of the data served (cache entry, file), for the ledger
 
 
 @dataclass
@@ -440,6 +446,17 @@ def _reason_fr(key: str, exc: BaseException) -> tuple[str, str]:
             f"{who} : mode hors ligne et aucune copie locale de {url} ; connectez-vous à "
             "internet une fois pour la télécharger."
         )
+    if "truncated" in text:
+        return "failed", (
+            f"{who} : réponse tronquée depuis {url} (transfert interrompu, deux fois) ; la "
+            "connexion ou le service est instable, réessayez plus tard. Ce n'est pas une "
+            f"absence d'internet. Détail : {text}"
+        )
+    if "overall deadline" in text:
+        return "failed", (
+            f"{who} : délai global dépassé pour {url} ; le service est trop lent, réessayez "
+            f"plus tard. Détail : {text}"
+        )
     if "access token" in text:
         return "failed", (
             f"{who} : {url} demande un jeton d'accès ; demandez-le sur data.gouv.fr "
@@ -593,10 +610,15 @@ def _fetch_locked(
         for i, key in enumerate(selected):
             report(i, key, None)
             try:
-                if key == ban.BAN.key:
-                    statuses[key], placed_by_ban, ban_counts = _run_ban(run, unplaced_in)
-                else:
-                    loaded = _RUNNERS[key](run)
+                with _http.source_deadline(SOURCE_DEADLINE_S.get(key, DEFAULT_SOURCE_DEADLINE_S),
+                                           source=key), _http.data_dates() as dates:
+                    loaded: _Loaded | None = None
+                    if key == ban.BAN.key:
+                        statuses[key], placed_by_ban, ban_counts = _run_ban(run, unplaced_in)
+                    else:
+                        loaded = _RUNNERS[key](run)
+                if loaded is not None:
+                    loaded.data_date = dates[0] if dates else ""
                     loaded.layer = loaded.layer.copy()
                     loaded.layer.attrs = {}  # tables in attrs break pd.concat (merge)
                     odd = None if accept_suspect else _suspect(run, key, loaded)
@@ -714,7 +736,8 @@ def _ledger(run: _Run, outcomes: Iterable[SourceOutcome], attempted_at: str) -> 
                 rows.append(previous)
             continue
         o = done[key]
-        fetched_at = attempted_at if o.ok else (
+        dated = run.fresh[key].data_date if o.ok and key in run.fresh else ""
+        fetched_at = (min(dated, attempted_at) if dated else attempted_at) if o.ok else (
             previous.fetched_at if o.kept_previous and previous is not None else "")
         rows.append(LedgerEntry(
             source=key, title=o.title, url=o.url, vintage=o.vintage, fetched_at=fetched_at,
