@@ -692,6 +692,14 @@ def decode_text(body: bytes, *, encodings: tuple[str, ...] = ("utf-8-sig", "cp12
     raise ValueError(f"cannot decode the body with {encodings}: {last}")
 
 
+def _cache_key(method: str, url: str, params: Params, data: bytes | None,
+               headers: Mapping[str, str] | None) -> str:
+    session = get_session()
+    prepared = session.prepare_request(requests.Request(
+        method, url, params=params, data=data, headers=dict(headers or {})))
+    return str(session.cache.create_key(prepared))
+
+
 def _fetch(
     method: str,
     url: str,
@@ -711,58 +719,79 @@ def _fetch(
     full = _describe(url, params)
     body_id = hashlib.sha1(data or b"").hexdigest()
     refresh = refresh_requested(f"{method} {full} {body_id}") or refresh
+    key = _cache_key(method, url, params, data, headers)
+    try:  # the copy held before this call: a bad new answer must not replace it
+        kept = get_session().cache.get_response(key)
+    except Exception:  # pragma: no cover - a broken cache entry
+        kept = None
+
+    def accept(resp: Any, body: bytes) -> Any:
+        if kind in {"json", "csv"} and _looks_like_html(resp, body):
+            raise ValueError(
+                f"an HTML page came back where {kind.upper()} was expected "
+                f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
+                f"starts with {body[:60]!r})"
+            )
+        _check_length(resp, body)
+        value = convert(body)
+        if check is not None:
+            check(value)
+        return value
+
+    def fall_back(exc: Exception, message: str) -> Any:
+        """Serve the copy held before, if still good; else raise ``message``."""
+        if kept is not None:
+            try:
+                value = accept(kept, kept.content or b"")
+            except (ValueError, KeyError, TypeError):
+                pass
+            else:
+                logger.warning("%s: %s; the copy cached on %s is used", source, message,
+                               kept.created_at)
+                with contextlib.suppress(Exception):
+                    get_session().cache.save_response(kept, key, kept.expires)
+                note_data_date(kept.created_at)
+                return value
+        raise SourceError(message) from exc
+
     for attempt in (1, 2):
         resp = _request(
             method, url, source=source, params=params, data=data, headers=headers,
             offline=off, force_refresh=refresh or attempt == 2, stream=True,
         )
+        from_cache = bool(getattr(resp, "from_cache", False))
         left = _check_deadline(source, full)
         try:
             body = _read_body(resp, source=source, full=full, max_bytes=cfg.max_body_bytes,
                               deadline_s=min(cfg.body_deadline_s, left or cfg.body_deadline_s))
-        except TruncatedError as exc:
-            if attempt == 2 or off:
-                raise SourceError(
-                    f"{source}: {exc} from {full}, twice; the transfer was cut (the network "
-                    "or the service is unstable), retry later."
-                ) from exc
-            logger.warning("%s: %s from %s; fetching it again", source, exc, full)
-            continue
-        try:
-            if kind in {"json", "csv"} and _looks_like_html(resp, body):
-                raise ValueError(
-                    f"an HTML page came back where {kind.upper()} was expected "
-                    f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
-                    f"starts with {body[:60]!r})"
-                )
-            _check_length(resp, body)
-            value = convert(body)
-            if check is not None:
-                check(value)
-            if getattr(resp, "from_cache", False):
-                note_data_date(getattr(resp, "created_at", None))
-            else:
-                _save(resp)
-                note_data_date(None)
-            return value
+            value = accept(resp, body)
         except (ValueError, KeyError, TypeError) as exc:
-            _forget(resp)
-            if isinstance(exc, TruncatedError) and attempt == 2:
-                raise SourceError(
-                    f"{source}: {exc} from {full}, twice; the transfer was cut (the network "
-                    "or the service is unstable), retry later."
-                ) from exc
+            if from_cache:
+                _forget(resp)
+                if getattr(resp, "created_at", 0) == getattr(kept, "created_at", None):
+                    kept = None
+            truncated = isinstance(exc, TruncatedError)
             if off:
                 raise SourceError(
                     f"{source}: the cached copy of {full} is unusable ({exc}) and offline mode "
                     "forbids fetching it again; connect to the internet and retry."
                 ) from exc
             if attempt == 2:
-                raise SourceError(
-                    f"{source}: unusable answer from {full} ({exc}), twice; the service may be "
-                    "down or its format changed; retry later or report it."
-                ) from exc
+                if truncated:
+                    return fall_back(exc, (
+                        f"{source}: {exc} from {full}, twice; the transfer was cut (the "
+                        "network or the service is unstable), retry later."))
+                return fall_back(exc, (
+                    f"{source}: unusable answer from {full} ({exc}), twice; the service may "
+                    "be down or its format changed; retry later or report it."))
             logger.warning("%s: unusable answer from %s (%s); fetching it again", source, full, exc)
+            continue
+        if from_cache:
+            note_data_date(getattr(resp, "created_at", None))
+        else:
+            _save(resp)
+            note_data_date(None)
+        return value
     raise AssertionError("unreachable")  # pragma: no cover
 
 
