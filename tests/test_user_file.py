@@ -563,7 +563,14 @@ def test_report_to_frame_when_all_is_well():
 
 
 def test_docstring_examples():
-    failures, tried = doctest.testmod(user_file, optionflags=doctest.NORMALIZE_WHITESPACE)
+    import importlib
+    import pkgutil
+
+    tried = failures = 0
+    for info in pkgutil.iter_modules(user_file.__path__):
+        module = importlib.import_module(f"data_sources.user_file.{info.name}")
+        f, t = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        tried, failures = tried + t, failures + f
     assert tried > 0 and failures == 0
 
 
