@@ -290,8 +290,11 @@ def test_geopackage_with_several_layers(tmp_path):
                          geometry=[Point(-1.55, 47.21)], crs="EPSG:4326").to_file(
             path, layer=layer, driver="GPKG")
     res = load_facility_file(path, cog=COG)
-    assert res.facilities["name"].tolist() == ["Crèche A"]
-    assert any("2 couches" in w and "« creches »" in w for w in res.report.warnings)
+    # every layer is read (issue 11: the second one was silently dropped), and said so
+    assert sorted(res.facilities["name"]) == ["Crèche A", "Relais B"]
+    assert res.report.rows_read == 2 and res.report.accepted == 2
+    assert any("2 couche(s) lue(s) sur 2" in w and "« creches » (1)" in w
+               and "« autres » (1)" in w for w in res.report.warnings)
 
 
 # --------------------------------------------------------------------------- coordinates

@@ -61,16 +61,10 @@ def find_duplicates(
         idx = np.asarray(group, dtype=np.int64)
         if len(idx) < 2:
             continue
-        for start in range(1, len(idx), 1000):  # chunks bound memory for huge groups
-            later = idx[start:start + 1000]
-            d = _haversine_m(lon[later][:, None], lat[later][:, None],
-                             lon[idx][None, :], lat[idx][None, :])
-            earlier = np.arange(len(idx))[None, :] < np.arange(start, start + len(later))[:, None]
-            near = (d <= distance_m) & earlier
-            for k in np.flatnonzero(near.any(axis=1)):
-                first = int(near[k].argmax())
-                found[int(later[k])] = (int(idx[first]),
-                                        f"même type et même nom, à {d[k, first]:.0f} m")
+        for later, first in _earliest_near(lon[idx], lat[idx], distance_m):
+            i, j = int(idx[later]), int(idx[first])
+            d = float(_haversine_m(lon[i], lat[i], lon[j], lat[j]))
+            found[i] = (j, f"même type et même nom, à {d:.0f} m")
     with_id = frame[frame["id"].ne("")]
     for _, id_group in with_id.groupby(["type", "id"], sort=False).indices.items():
         positions = with_id.index.to_numpy()[np.asarray(id_group)]
@@ -89,10 +83,53 @@ def find_duplicates(
     })
 
 
+def _earliest_near(
+    lon: np.ndarray, lat: np.ndarray, distance_m: float
+) -> list[tuple[int, int]]:
+    """For each point, the first earlier point within ``distance_m`` (radians in).
+
+    Near-linear: identical positions are grouped first (a shared placeholder position,
+    such as a town hall, costs nothing), then a k-d tree on the unit sphere finds the
+    neighbours of each distinct position. The earliest point near ``j`` is the smallest
+    index among the positions near ``j``'s position, when it is smaller than ``j``.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(later, first)`` index pairs into the arrays, ``first < later``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lon = np.radians([-2.0, -2.0001, 5.0, -2.0])
+    >>> lat = np.radians([47.0, 47.0, 45.0, 47.0])
+    >>> _earliest_near(lon, lat, 50.0)
+    [(1, 0), (3, 0)]
+    """
+    from scipy.spatial import cKDTree
+
+    xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    uniq, inverse = np.unique(np.round(xyz, 12), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    first_of = np.full(len(uniq), len(lon), dtype=np.int64)
+    np.minimum.at(first_of, inverse, np.arange(len(lon)))
+    radius = 2.0 * np.sin(min(distance_m / _EARTH_M, np.pi) / 2.0) * (1 + 1e-9)
+    tree = cKDTree(uniq)
+    earliest = np.empty(len(uniq), dtype=np.int64)
+    for u, near in enumerate(tree.query_ball_point(uniq, r=radius)):
+        earliest[u] = first_of[near].min()
+    cand = earliest[inverse]
+    later = np.flatnonzero(cand < np.arange(len(lon)))
+    return [(int(k), int(cand[k])) for k in later]
+
+
+_EARTH_M = 6_371_008.8
+
+
 def _haversine_m(
     lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
 ) -> np.ndarray:
     """Great-circle distance in metres between broadcastable arrays of points (radians in)."""
     a = (np.sin((lat2 - lat1) / 2) ** 2
          + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * 6_371_008.8 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return 2 * _EARTH_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))

@@ -104,6 +104,7 @@ def parse_facilities(
     log = _Log()
     log.warnings.extend(raw.warnings)
     log.reject([r for r in raw.malformed], lambda r: raw.malformed[r])
+    log.note(list(raw.notes), lambda r: raw.notes[r])
 
     types, subtypes = _parse_types(col("type"), col("subtype"), log, columns=columns,
                                    default_type=default_type, file_name=file_name,

@@ -83,6 +83,63 @@ class ImportReport:
         out["ligne"] = out["ligne"].astype("int64")
         return out.sort_values("ligne", kind="stable").reset_index(drop=True)
 
+    @property
+    def flagged(self) -> int:
+        """Accepted rows that carry a note or a duplicate flag (to check by hand)."""
+        rows = set(self.notes["row"].tolist()) | set(self.duplicates["row"].tolist())
+        return len(rows)
+
+    def cli_lines(self, max_rows: int = 10) -> list[str]:
+        """Short French lines for a terminal: counts, warnings, first rejections.
+
+        Parameters
+        ----------
+        max_rows
+            Rejected rows listed at most (the others are counted).
+
+        Returns
+        -------
+        list of str
+            The summary line (rows read = accepted + rejected, with the flagged rows
+            among the accepted), one line per warning, then the first rejection reasons.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> rep = ImportReport(
+        ...     file="creches.csv", rows_read=3, accepted=2,
+        ...     rejected=pd.DataFrame({"row": [3], "name": ["X"], "reason": ["pas de nom"]}),
+        ...     duplicates=_empty_table(["row", "name", "duplicate_of_row", "reason"]),
+        ...     warnings=("1 ligne vide ignorée",), column_mapping={}, crs_detected="",
+        ...     encoding="UTF-8")
+        >>> for line in rep.cli_lines():
+        ...     print(line)
+        creches.csv : 3 lignes lues = 2 acceptées (dont 0 à vérifier) + 1 rejetée.
+          Attention : 1 ligne vide ignorée
+          Rejetée, ligne 3 (X) : pas de nom
+        """
+        n_rej = len(self.rejected)
+        lines = [
+            f"{self.file} : {_plural(self.rows_read, 'ligne lue', 'lignes lues')} = "
+            f"{_plural(self.accepted, 'acceptée', 'acceptées')} (dont {self.flagged} à "
+            f"vérifier) + {_plural(n_rej, 'rejetée', 'rejetées')}."
+        ]
+        lines += [f"  Attention : {_short(w)}" for w in self.warnings]
+        limit = max(int(max_rows), 0)
+        head = self.rejected.head(limit)
+        for row, raw_name, reason in zip(head["row"].tolist(), head["name"].tolist(),
+                                         head["reason"].tolist(), strict=True):
+            name = f" ({_short(str(raw_name), 60)})" if str(raw_name) else ""
+            lines.append(f"  Rejetée, ligne {row}{name} : {_short(str(reason))}")
+        if n_rej > limit:
+            more = _plural(n_rej - limit, "autre ligne rejetée", "autres lignes rejetées")
+            lines.append(f"  … et {more} (voir le rapport d'import complet).")
+        if len(self.duplicates):
+            dup = _plural(len(self.duplicates), "doublon probable signalé",
+                          "doublons probables signalés")
+            lines.append(f"  {dup} (gardés).")
+        return lines
+
     def summary_fr(self) -> str:
         """Return one French sentence, e.g. ``"286 lignes lues, 280 acceptées, …"``."""
         n_rej, n_dup = len(self.rejected), len(self.duplicates)
@@ -106,6 +163,18 @@ class ImportResult:
 
     facilities: gpd.GeoDataFrame
     report: ImportReport
+
+
+def _short(text: str, limit: int = 200) -> str:
+    r"""One line of at most ``limit`` characters (a long name or reason is cut).
+
+    Examples
+    --------
+    >>> _short("a\nb" + "c" * 300, 10)
+    'a bcccccc…'
+    """
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def _plural(n: int, one: str, many: str) -> str:
