@@ -786,3 +786,31 @@ def test_refresh_ignores_cached_answers(area, loaders, monkeypatch):
     fetch.fetch_territory(area, sources=["caf_txcouv"])
     fetch.fetch_territory(area, sources=["caf_txcouv"], refresh=True)
     assert flags == [False, True]
+
+
+def test_ledger_dates_the_data_served_not_the_attempt(area, loaders, monkeypatch):
+    def load_caf(a, **kw):
+        _http.note_data_date("2026-01-02T03:04:05Z")  # as a cached answer of that day does
+        return pd.DataFrame({"level": ["epci"], "code": [EPCI], "name": ["CC"],
+                             "year": [2022], "rate": [55.5]})
+
+    monkeypatch.setattr(caf, "load_coverage", load_caf)
+    fetch.fetch_territory(area)
+    got = store.read_store(area)
+    assert got.entry("caf_txcouv").fetched_at == "2026-01-02T03:04:05Z"
+    assert got.entry("bpe").fetched_at == got.entry("bpe").attempted_at  # nothing noted
+
+
+def test_each_source_has_an_overall_deadline(area, loaders, monkeypatch):
+    def slow_caf(a, **kw):
+        time.sleep(0.3)
+        return _http.fetch_json("http://127.0.0.1:9/never", source="caf_txcouv")
+
+    monkeypatch.setattr(caf, "load_coverage", slow_caf)
+    monkeypatch.setitem(fetch.SOURCE_DEADLINE_S, "caf_txcouv", 0.2)
+    start = time.monotonic()
+    out = by_key(fetch.fetch_territory(area))
+    assert time.monotonic() - start < 20
+    assert out["caf_txcouv"].status == "failed"
+    assert "délai global dépassé" in out["caf_txcouv"].message
+    assert out["bpe"].ok  # the others run
