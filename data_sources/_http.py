@@ -1055,6 +1055,14 @@ def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
                     f"{source}: truncated download of {url}: {size} bytes received, "
                     f"{declared} announced; retry later."
                 )
+        with tmp.open("rb") as fh:
+            head = fh.read(512).lstrip().lower()
+        if head.startswith((b"<!doctype html", b"<html")) and not url.lower().endswith(
+                (".html", ".htm")):
+            raise SourceError(  # checked before the copy held is replaced
+                f"{source}: an HTML page came back from {url} where a data file was "
+                "expected; the service may be down, retry later."
+            )
         os.replace(tmp, path)
     except requests.Timeout as exc:
         raise SourceError(

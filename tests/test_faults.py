@@ -123,9 +123,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"no")
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # a client that hung up: expected
+        pass
+
+
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv = _Server(("127.0.0.1", 0), _Handler)
     srv.hits, srv.mode, srv.lock = {}, {}, threading.Lock()
     srv.daemon_threads = True
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -309,3 +314,28 @@ def test_osmnx_overpass_429_retries_are_bounded(server, monkeypatch, tmp_path):
         osm._fetch_features(box(-2.10, 47.43, -2.08, 47.44), refresh=True)
     assert time.monotonic() - start < 10
     assert server.hits["/api/interpreter"] == osm.OVERPASS_MAX_RETRIES + 1
+
+
+def test_html_page_does_not_replace_a_stale_downloaded_file(server, monkeypatch):
+    url = server.base + "/file.csv"
+    path = _http.download_file(url, source="demo")
+    good = path.read_text()
+    old = time.time() - 40 * 24 * 3600
+    os.utime(path, (old, old))
+
+    real = _Handler.do_GET
+
+    def html(self):
+        if self.path == "/file.csv":
+            self._count()
+            self._send(200, b"<!DOCTYPE html><html>Maintenance</html>",
+                       {"Content-Type": "text/html"})
+        else:
+            real(self)
+
+    monkeypatch.setattr(_Handler, "do_GET", html)
+    assert _http.download_file(url, source="demo") == path
+    assert path.read_text() == good  # the stale good copy, not the maintenance page
+    with pytest.raises(SourceError, match="HTML page"), _http.refreshing():
+        _http.download_file(url, source="demo")
+    assert path.read_text() == good
