@@ -1012,8 +1012,27 @@ def _iter_raw(resp: requests.Response, chunk_bytes: int) -> Iterator[bytes]:
         yield chunk
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _clean_parts(path: Path) -> None:
+    """Delete the ``.part<pid>`` files that killed downloads left beside ``path``."""
+    for part in path.parent.glob(path.name + ".part*"):
+        pid = part.name.rsplit(".part", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
 def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_parts(path)
     tmp = path.with_name(path.name + f".part{os.getpid()}")
     session = get_session()
     cfg = get_config()

@@ -339,3 +339,21 @@ def test_html_page_does_not_replace_a_stale_downloaded_file(server, monkeypatch)
     with pytest.raises(SourceError, match="HTML page"), _http.refreshing():
         _http.download_file(url, source="demo")
     assert path.read_text() == good
+
+
+def test_part_files_of_killed_downloads_are_cleaned(server):
+    import subprocess
+    import sys
+
+    url = server.base + "/file.csv"
+    target = _http.download_path(url)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    left = target.with_name(target.name + f".part{int(dead.stdout)}")  # its process is gone
+    left.write_bytes(b"a;b\n1;")
+    alive = target.with_name(target.name + f".part{os.getppid()}")  # another live download
+    alive.write_bytes(b"a;b\n")
+    _http.download_file(url, source="demo")
+    assert not left.exists() and alive.exists()
+    alive.unlink()
