@@ -9,7 +9,14 @@ Exit status:
 - ``0``: something useful stands for the territory: communes stored by this or an
   earlier fetch, or the embedded demo covers it (even when every source failed);
 - ``1``: nothing usable for the territory (no stored communes, outside the demo);
-- ``2``: bad usage (unknown territory or option).
+- ``2``: bad usage (unknown territory or option);
+- ``3``: the store could not be written: another fetch of the same territory is running
+  (the second one waits 5 s at most, then stops), or the disk refused the write (the
+  stored data stays intact).
+
+``--refresh`` ignores the HTTP cache and the downloaded files of the selected sources.
+A refresh that gives fewer than half the rows held for a source keeps the held rows and
+marks the source « suspect »; ``--accept-suspect`` keeps the new answer instead.
 """
 
 from __future__ import annotations
@@ -21,7 +28,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from data_sources.fetch import LIVE_SOURCES, FetchProgress, FetchResult, fetch_territory
-from data_sources.store import STATUSES, STORE_ENV, default_store_dir
+from data_sources.store import (
+    STATUSES,
+    STORE_ENV,
+    StoreBusyError,
+    StoreWriteError,
+    default_store_dir,
+)
 from diagnosis.errors import InputError
 
 _EPILOG = f"""\
@@ -31,8 +44,13 @@ Le stock local est dans {default_store_dir()} (variable {STORE_ENV} pour le chan
 le cache HTTP suit MAILLAGE_CACHE_DIR. Une source en échec ne bloque pas les autres et
 garde les données d'une mise à jour précédente.
 
+Une réponse qui perd plus de la moitié des lignes déjà enregistrées d'une source (réponse
+vide, tronquée, page de maintenance) est marquée « suspect » : les lignes enregistrées
+sont gardées, sauf avec --accept-suspect.
+
 Code de sortie : 0 quand des données utilisables existent pour le territoire (stock local
-ou démo embarquée), 1 quand rien n'est utilisable, 2 en cas d'erreur d'usage.
+ou démo embarquée), 1 quand rien n'est utilisable, 2 en cas d'erreur d'usage, 3 quand le
+stock n'a pas pu être écrit (autre mise à jour en cours, disque plein).
 """
 
 
@@ -58,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "toutes : " + ", ".join(LIVE_SOURCES))
     fetch.add_argument("--offline", action="store_true",
                        help="hors ligne : n'utiliser que le cache HTTP local")
+    fetch.add_argument("--refresh", action="store_true",
+                       help="ignorer le cache HTTP et les fichiers déjà téléchargés des "
+                            "sources choisies : tout télécharger à nouveau")
+    fetch.add_argument("--accept-suspect", action="store_true",
+                       help="garder une réponse même si elle perd plus de la moitié des "
+                            "lignes déjà enregistrées (baisse réelle confirmée)")
     return parser
 
 
@@ -128,7 +152,13 @@ def print_summary(result: FetchResult) -> None:
         print(f"\n{len(failed)} source(s) en échec :")
         for o in failed:
             print(f"  - {o.message}")
-    notes = [o for o in result.outcomes if not o.failed and o.message]
+    suspect = result.suspect
+    if suspect:
+        print(f"\n{len(suspect)} source(s) suspecte(s), données enregistrées gardées :")
+        for o in suspect:
+            print(f"  - {o.title} : {o.message}")
+    notes = [o for o in result.outcomes
+             if not o.failed and o.status != "suspect" and o.message]
     for o in notes:
         print(f"  Remarque, {o.title} : {o.message}")
     print()
@@ -162,9 +192,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     selected = args.sources or list(LIVE_SOURCES)
     print(f"Mise à jour de {territory.label} : {len(selected)} source(s)"
           f"{' (hors ligne)' if args.offline else ''}.", file=sys.stderr)
-    with _Bars() as bars:
-        result = fetch_territory(territory, sources=selected, offline=args.offline,
-                                 progress=bars)
+    try:
+        with _Bars() as bars:
+            result = fetch_territory(territory, sources=selected, offline=args.offline,
+                                     progress=bars, refresh=args.refresh,
+                                     accept_suspect=args.accept_suspect)
+    except (StoreBusyError, StoreWriteError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
     print_summary(result)
     return 0 if result.usable else 1
 

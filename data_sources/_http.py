@@ -15,6 +15,26 @@ One :class:`requests_cache.CachedSession` is built once (:func:`get_session`) wi
   serves the cache only and raises :class:`~diagnosis.errors.SourceError` naming the
   source and the URL when a copy is missing.
 
+Limits, so that no fetch waits or grows without bound:
+
+- ``Retry-After`` is obeyed up to ``max_retry_after_s`` (60 s) only (:class:`CappedRetry`);
+  a hung read is retried once at most;
+- a body is read in pieces against a wall-clock deadline (``body_deadline_s``, 300 s): a
+  server that trickles bytes ends in a timeout, not a wait without end;
+- a body larger than ``max_body_bytes`` (256 MiB; downloaded files ``max_download_bytes``,
+  2 GiB) is refused while it streams, before it fills the memory or the disk;
+- :func:`source_deadline` gives one source an overall deadline shared by all its calls.
+
+A transfer that ends before its ``Content-Length`` (or that the server breaks) is fetched
+once more, then reported as *truncated*, not as a missing connection.
+
+Validation before caching: a new answer is written to the HTTP cache only after it has
+been read whole, parsed and accepted by the caller's ``check`` (:func:`_fetch`); an answer
+that fails never reaches the cache. :func:`refreshing` makes every call of a block fetch
+its URL again once (``python -m data_sources fetch --refresh``). Downloaded files expire
+like cached answers (``expire_after_s``, by file age); :func:`data_dates` collects the
+dates of the data served (cache entry or file date), for the ledger.
+
 Loaders call :func:`fetch_json`, :func:`fetch_text`, :func:`fetch_bytes`, :func:`post_bytes`
 or :func:`stream_lines`. They detect an HTML error page where JSON or CSV was expected, and
 when the body fails to parse (truncated transfer, corrupt cache entry) they drop the cached
@@ -23,6 +43,8 @@ copy and fetch once again before giving up with a :class:`SourceError`.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -39,6 +61,8 @@ from urllib.parse import urlsplit
 import requests
 import requests_cache
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from diagnosis.errors import SourceError
@@ -60,7 +84,20 @@ _URLS_EXPIRE_AFTER: dict[str | re.Pattern[str], int | float | str | None] = {
     "www.data.gouv.fr/api/1/datasets": 24 * 3600,
 }
 
+#: Longest ``Retry-After`` obeyed, in seconds (a server asking for an hour gets a minute).
+DEFAULT_MAX_RETRY_AFTER_S = 60.0
+#: Largest body read in memory (JSON, CSV answers).
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+#: Largest file downloaded to the cache folder (FINESS, BPE…).
+DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024
+#: Wall-clock limit to read one body, in seconds (a trickling server is cut).
+DEFAULT_BODY_DEADLINE_S = 300.0
+
 Params = Mapping[str, Any] | list[tuple[str, Any]] | None
+
+
+class TruncatedError(ValueError):
+    """A transfer ended before the whole body came (Content-Length, broken stream)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +111,10 @@ class HttpConfig:
     timeout_s: tuple[float, float] = DEFAULT_TIMEOUT_S
     rate_limits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     expire_after_s: int = DEFAULT_EXPIRE_AFTER_S
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+    body_deadline_s: float = DEFAULT_BODY_DEADLINE_S
 
 
 def default_cache_dir() -> Path:
@@ -118,6 +159,10 @@ def configure(
     timeout_s: tuple[float, float] | None = None,
     rate_limits: Mapping[str, float] | None = None,
     expire_after_s: int | None = None,
+    max_retry_after_s: float | None = None,
+    max_body_bytes: int | None = None,
+    max_download_bytes: int | None = None,
+    body_deadline_s: float | None = None,
 ) -> HttpConfig:
     """Change the settings of the HTTP layer; the session is rebuilt on next use.
 
@@ -136,7 +181,13 @@ def configure(
     rate_limits
         Requests per second per host name (an empty mapping disables limits).
     expire_after_s
-        Freshness of cached answers in seconds.
+        Freshness of cached answers and downloaded files in seconds.
+    max_retry_after_s
+        Longest ``Retry-After`` obeyed, in seconds.
+    max_body_bytes, max_download_bytes
+        Largest body read in memory / file downloaded; larger ones are refused.
+    body_deadline_s
+        Wall-clock limit to read one body, in seconds.
 
     Returns
     -------
@@ -165,6 +216,16 @@ def configure(
             changes["rate_limits"] = {k: float(v) for k, v in rate_limits.items()}
         if expire_after_s is not None:
             changes["expire_after_s"] = int(expire_after_s)
+        for name, value in (("max_retry_after_s", max_retry_after_s),
+                            ("max_body_bytes", max_body_bytes),
+                            ("max_download_bytes", max_download_bytes),
+                            ("body_deadline_s", body_deadline_s)):
+            if value is not None:
+                if value <= 0 and name != "max_retry_after_s":
+                    raise ValueError(f"{name}={value!r} must be > 0")
+                if value < 0:
+                    raise ValueError(f"{name}={value!r} must be >= 0")
+                changes[name] = type(getattr(cfg, name))(value)
         _config = replace(cfg, **changes)
         if _session is not None:
             _session.close()
@@ -244,12 +305,47 @@ class _LimitedAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+class CappedRetry(Retry):
+    """urllib3 :class:`Retry` that obeys ``Retry-After`` up to :attr:`max_retry_after_s`.
+
+    Examples
+    --------
+    >>> r = CappedRetry(total=1, max_retry_after_s=60)
+    >>> r.parse_retry_after("3600")
+    60.0
+    >>> r.new(total=0).max_retry_after_s
+    60.0
+    """
+
+    def __init__(self, *args: Any, max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
+                 **kwargs: Any) -> None:
+        self.max_retry_after_s = float(max_retry_after_s)
+        super().__init__(*args, **kwargs)
+
+    def new(self, **kw: Any) -> CappedRetry:
+        """Copy with changes, keeping the cap (urllib3 calls it at every retry)."""
+        out = super().new(**kw)
+        out.max_retry_after_s = self.max_retry_after_s
+        return out
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """Seconds to wait, capped at :attr:`max_retry_after_s`."""
+        wanted = super().parse_retry_after(retry_after)
+        if wanted > self.max_retry_after_s:
+            logger.warning("Retry-After %s s capped at %s s", wanted, self.max_retry_after_s)
+        return min(wanted, self.max_retry_after_s)
+
+
 def build_retry(cfg: HttpConfig) -> Retry:
-    """Return the urllib3 retry policy for ``cfg`` (backoff, statuses, ``Retry-After``)."""
-    return Retry(
+    """Return the urllib3 retry policy for ``cfg`` (backoff, statuses, capped ``Retry-After``).
+
+    A read timeout is retried once at most: a hung URL costs two timeouts, not five.
+    """
+    return CappedRetry(
+        max_retry_after_s=cfg.max_retry_after_s,
         total=cfg.max_retries,
         connect=cfg.max_retries,
-        read=cfg.max_retries,
+        read=min(cfg.max_retries, 1),
         status=cfg.max_retries,
         backoff_factor=cfg.backoff_factor,
         status_forcelist=RETRY_STATUSES,
@@ -275,6 +371,7 @@ def get_session() -> requests_cache.CachedSession:
             allowable_codes=(200,),
             allowable_methods=("GET", "HEAD", "POST"),
             stale_if_error=True,
+            filter_fn=_cache_filter,
         )
         adapter = _LimitedAdapter(rate_limits=cfg.rate_limits, max_retries=build_retry(cfg))
         session.mount("https://", adapter)
@@ -283,6 +380,171 @@ def get_session() -> requests_cache.CachedSession:
         _session = session
         logger.debug("HTTP cache in %s (offline=%s)", cfg.cache_dir, cfg.offline)
         return session
+
+
+def _cache_filter(response: requests.Response) -> bool:
+    """requests-cache filter: only answers already cached are kept automatically.
+
+    New answers are saved by :func:`_save` once read whole and validated.
+    """
+    return bool(getattr(response, "from_cache", False))
+
+
+def _expires_for(url: str) -> dt.datetime:
+    cfg = get_config()
+    seconds: float = cfg.expire_after_s
+    for pattern, value in _URLS_EXPIRE_AFTER.items():
+        if isinstance(pattern, str) and pattern in url and isinstance(value, int | float):
+            seconds = value
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=seconds)
+
+
+def _save(resp: requests.Response) -> None:
+    """Write a validated network answer to the HTTP cache."""
+    if getattr(resp, "from_cache", False) or resp.request is None:
+        return
+    try:
+        session = get_session()
+        session.cache.save_response(resp, session.cache.create_key(resp.request),
+                                    _expires_for(resp.url or ""))
+    except Exception as exc:  # pragma: no cover - a full disk must not lose the answer
+        logger.warning("could not cache the answer of %s: %s", resp.url, exc)
+
+
+# --- refresh, deadlines and data dates --------------------------------------------------
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def refreshing(active: bool = True) -> Iterator[None]:
+    """Within the block, fetch each URL again once (cached answers and files ignored).
+
+    Used by ``python -m data_sources fetch --refresh``: each URL is fetched from the
+    network the first time it is asked for in the block, then served as usual.
+    """
+    before = getattr(_state, "refreshed", None)
+    _state.refreshed = set() if active else None
+    try:
+        yield
+    finally:
+        _state.refreshed = before
+
+
+def refresh_requested(key: str) -> bool:
+    """Whether ``key`` (a URL, a cache file) must be fetched again now.
+
+    True the first time ``key`` is asked for inside a :func:`refreshing` block.
+    """
+    done: set[str] | None = getattr(_state, "refreshed", None)
+    if done is None or key in done:
+        return False
+    done.add(key)
+    return True
+
+
+@contextlib.contextmanager
+def source_deadline(seconds: float, *, source: str) -> Iterator[None]:
+    """Give every call of the block one overall deadline (``seconds`` from now).
+
+    A call started after the deadline, or a body still streaming then, raises
+    :class:`SourceError` naming the source.
+    """
+    before = getattr(_state, "deadline", None)
+    _state.deadline = (time.monotonic() + float(seconds), float(seconds), source)
+    try:
+        yield
+    finally:
+        _state.deadline = before
+
+
+def _check_deadline(source: str, full: str) -> float | None:
+    """Seconds left before the source's deadline (``None``: no deadline)."""
+    dl = getattr(_state, "deadline", None)
+    if dl is None:
+        return None
+    left = dl[0] - time.monotonic()
+    if left <= 0:
+        raise SourceError(
+            f"{source}: overall deadline of {dl[1]:g} s for {dl[2]} exceeded before {full} "
+            "answered; the service is too slow, retry later."
+        )
+    return left
+
+
+@contextlib.contextmanager
+def data_dates() -> Iterator[list[str]]:
+    """Collect the UTC ISO dates of the data served in the block (oldest first on exit).
+
+    A network answer is dated now, a cached one by its cache date, a downloaded file by
+    its file date: :mod:`data_sources.fetch` writes the oldest to the ledger.
+    """
+    before = getattr(_state, "dates", None)
+    dates: list[str] = []
+    _state.dates = dates
+    try:
+        yield dates
+    finally:
+        dates.sort()
+        _state.dates = before
+
+
+def note_data_date(when: dt.datetime | str | None) -> None:
+    """Record the date of data served (see :func:`data_dates`); ``None`` means now."""
+    dates = getattr(_state, "dates", None)
+    if dates is None:
+        return
+    if isinstance(when, str):
+        dates.append(when)
+        return
+    moment = when or dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    dates.append(moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _read_body(resp: requests.Response, *, source: str, full: str, max_bytes: int,
+               deadline_s: float) -> bytes:
+    """Read a streamed body with a size cap and a wall-clock deadline."""
+    if getattr(resp, "from_cache", False) or resp.raw is None:
+        return resp.content or b""
+    limit = time.monotonic() + deadline_s
+    parts: list[bytes] = []
+    size = 0
+    raw = resp.raw
+    try:
+        while True:
+            chunk = raw.read1(65536, decode_content=True) if hasattr(raw, "read1") else \
+                raw.read(65536, decode_content=True)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                resp.close()
+                raise SourceError(
+                    f"{source}: the answer of {full} exceeds {max_bytes} bytes; refused (the "
+                    "service sent far more than expected, retry later or report it)."
+                )
+            if time.monotonic() > limit:
+                resp.close()
+                raise SourceError(
+                    f"{source}: {full} sent its answer too slowly ({size} bytes in "
+                    f"{deadline_s:g} s, timeout); retry later."
+                )
+    except (ReadTimeoutError, TimeoutError) as exc:
+        raise SourceError(
+            f"{source}: no answer from {full} within the read timeout (timeout while "
+            f"reading, {size} bytes received); retry later."
+        ) from exc
+    except (ProtocolError, Urllib3Error, requests.exceptions.ChunkedEncodingError) as exc:
+        raise TruncatedError(
+            f"truncated transfer: the connection broke after {size} bytes ({exc})"
+        ) from exc
+    body = b"".join(parts)
+    resp._content = body
+    resp._content_consumed = True  # type: ignore[attr-defined]
+    return body
 
 
 # --- requests ------------------------------------------------------------------------
@@ -335,6 +597,9 @@ def _request(
     cfg = get_config()
     session = get_session()
     full = _describe(url, params)
+    left = _check_deadline(source, full)
+    timeout = cfg.timeout_s if left is None else (min(cfg.timeout_s[0], left),
+                                                  min(cfg.timeout_s[1], left))
     try:
         resp = session.request(
             method,
@@ -342,7 +607,7 @@ def _request(
             params=params,
             data=data,
             headers=dict(headers or {}),
-            timeout=cfg.timeout_s,
+            timeout=timeout,
             only_if_cached=offline,
             force_refresh=force_refresh and not offline,
             stream=stream,
@@ -369,7 +634,12 @@ def _request(
             "once to fetch it, or use the demo territory."
         )
     if resp.status_code != 200:
-        snippet = (resp.text or "")[:200].replace("\n", " ")
+        try:
+            snippet = _read_body(resp, source=source, full=full, max_bytes=4096,
+                                 deadline_s=5)[:200].decode("utf-8", "replace")
+        except (SourceError, ValueError):
+            snippet = ""
+        snippet = snippet.replace("\n", " ")
         hint = {
             401: "the service needs an access token",
             403: "access refused (token or quota)",
@@ -401,7 +671,8 @@ def _check_length(resp: requests.Response, body: bytes) -> None:
     declared = resp.headers.get("Content-Length")
     encoded = resp.headers.get("Content-Encoding", "").lower()
     if declared and declared.isdigit() and not encoded and int(declared) != len(body):
-        raise ValueError(f"truncated body: {len(body)} bytes received, {declared} announced")
+        raise TruncatedError(
+            f"truncated transfer: {len(body)} bytes received, {declared} announced")
 
 
 def decode_text(body: bytes, *, encodings: tuple[str, ...] = ("utf-8-sig", "cp1252")) -> str:
@@ -421,6 +692,14 @@ def decode_text(body: bytes, *, encodings: tuple[str, ...] = ("utf-8-sig", "cp12
     raise ValueError(f"cannot decode the body with {encodings}: {last}")
 
 
+def _cache_key(method: str, url: str, params: Params, data: bytes | None,
+               headers: Mapping[str, str] | None) -> str:
+    session = get_session()
+    prepared = session.prepare_request(requests.Request(
+        method, url, params=params, data=data, headers=dict(headers or {})))
+    return str(session.cache.create_key(prepared))
+
+
 def _fetch(
     method: str,
     url: str,
@@ -435,39 +714,84 @@ def _fetch(
     convert: Callable[[bytes], Any],
     check: Callable[[Any], object] | None,
 ) -> Any:
-    off = get_config().offline if offline is None else offline
+    cfg = get_config()
+    off = cfg.offline if offline is None else offline
     full = _describe(url, params)
+    body_id = hashlib.sha1(data or b"").hexdigest()
+    refresh = refresh_requested(f"{method} {full} {body_id}") or refresh
+    key = _cache_key(method, url, params, data, headers)
+    try:  # the copy held before this call: a bad new answer must not replace it
+        kept = get_session().cache.get_response(key)
+    except Exception:  # pragma: no cover - a broken cache entry
+        kept = None
+
+    def accept(resp: Any, body: bytes) -> Any:
+        if kind in {"json", "csv"} and _looks_like_html(resp, body):
+            raise ValueError(
+                f"an HTML page came back where {kind.upper()} was expected "
+                f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
+                f"starts with {body[:60]!r})"
+            )
+        _check_length(resp, body)
+        value = convert(body)
+        if check is not None:
+            check(value)
+        return value
+
+    def fall_back(exc: Exception, message: str) -> Any:
+        """Serve the copy held before, if still good; else raise ``message``."""
+        if kept is not None:
+            try:
+                value = accept(kept, kept.content or b"")
+            except (ValueError, KeyError, TypeError):
+                pass
+            else:
+                logger.warning("%s: %s; the copy cached on %s is used", source, message,
+                               kept.created_at)
+                with contextlib.suppress(Exception):
+                    get_session().cache.save_response(kept, key, kept.expires)
+                note_data_date(kept.created_at)
+                return value
+        raise SourceError(message) from exc
+
     for attempt in (1, 2):
         resp = _request(
             method, url, source=source, params=params, data=data, headers=headers,
-            offline=off, force_refresh=refresh or attempt == 2,
+            offline=off, force_refresh=refresh or attempt == 2, stream=True,
         )
-        body = resp.content or b""
+        from_cache = bool(getattr(resp, "from_cache", False))
+        left = _check_deadline(source, full)
         try:
-            if kind in {"json", "csv"} and _looks_like_html(resp, body):
-                raise ValueError(
-                    f"an HTML page came back where {kind.upper()} was expected "
-                    f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
-                    f"starts with {body[:60]!r})"
-                )
-            _check_length(resp, body)
-            value = convert(body)
-            if check is not None:
-                check(value)
-            return value
+            body = _read_body(resp, source=source, full=full, max_bytes=cfg.max_body_bytes,
+                              deadline_s=min(cfg.body_deadline_s, left or cfg.body_deadline_s))
+            value = accept(resp, body)
         except (ValueError, KeyError, TypeError) as exc:
-            _forget(resp)
+            if from_cache:
+                _forget(resp)
+                if getattr(resp, "created_at", 0) == getattr(kept, "created_at", None):
+                    kept = None
+            truncated = isinstance(exc, TruncatedError)
             if off:
                 raise SourceError(
                     f"{source}: the cached copy of {full} is unusable ({exc}) and offline mode "
                     "forbids fetching it again; connect to the internet and retry."
                 ) from exc
             if attempt == 2:
-                raise SourceError(
-                    f"{source}: unusable answer from {full} ({exc}), twice; the service may be "
-                    "down or its format changed; retry later or report it."
-                ) from exc
+                if truncated:
+                    return fall_back(exc, (
+                        f"{source}: {exc} from {full}, twice; the transfer was cut (the "
+                        "network or the service is unstable), retry later."))
+                return fall_back(exc, (
+                    f"{source}: unusable answer from {full} ({exc}), twice; the service may "
+                    "be down or its format changed; retry later or report it."))
             logger.warning("%s: unusable answer from %s (%s); fetching it again", source, full, exc)
+            continue
+        if from_cache:
+            note_data_date(getattr(resp, "created_at", None))
+        else:
+            _save(resp)
+            note_data_date(None)
+        return value
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -643,33 +967,106 @@ def download_file(
     """Download a large file to the cache folder atomically and return its path.
 
     The body is streamed to a temporary file, checked against ``Content-Length``
-    (a truncated transfer raises :class:`SourceError`) and renamed into place, so a
-    crash never leaves a half file behind. In offline mode the stored copy is used.
+    (a truncated transfer raises :class:`SourceError`), against
+    ``max_download_bytes`` and the body deadline, and renamed into place, so a crash
+    never leaves a half file behind. In offline mode the stored copy is used.
+
+    A stored copy older than ``expire_after_s`` is downloaded again when online; if that
+    fails, the old copy is used (with a warning), as for cached answers.
     """
-    off = get_config().offline if offline is None else offline
+    cfg = get_config()
+    off = cfg.offline if offline is None else offline
     path = download_path(url)
-    if path.exists() and (off or not refresh):
-        return path
+    refresh = refresh_requested(f"FILE {url}") or refresh
+    stale = False
+    if path.exists():
+        age_s = time.time() - path.stat().st_mtime
+        stale = age_s > cfg.expire_after_s
+        if off or not (refresh or stale):
+            note_data_date(dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC))
+            return path
     if off:
         raise SourceError(
             f"{source}: offline mode and no downloaded copy of {url}; connect to the "
             "internet once to fetch it, or use the demo territory."
         )
+    try:
+        _download(url, path, source=source, chunk_bytes=chunk_bytes)
+    except SourceError as exc:
+        if stale and not refresh and path.exists():
+            logger.warning("%s: %s; the expired copy %s is used", source, exc, path)
+            note_data_date(dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC))
+            return path
+        raise
+    note_data_date(None)
+    return path
+
+
+def _iter_raw(resp: requests.Response, chunk_bytes: int) -> Iterator[bytes]:
+    """Yield what the socket gives (``read1``), so a slow body can be timed."""
+    raw = resp.raw
+    while True:
+        chunk = raw.read1(chunk_bytes, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _clean_parts(path: Path) -> None:
+    """Delete the ``.part<pid>`` files that killed downloads left beside ``path``."""
+    for part in path.parent.glob(path.name + ".part*"):
+        pid = part.name.rsplit(".part", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_parts(path)
     tmp = path.with_name(path.name + f".part{os.getpid()}")
     session = get_session()
     cfg = get_config()
+    left = _check_deadline(source, url)
+    deadline_s = min(cfg.body_deadline_s, left) if left is not None else cfg.body_deadline_s
+    timeout = cfg.timeout_s if left is None else (min(cfg.timeout_s[0], left),
+                                                  min(cfg.timeout_s[1], left))
     try:
         with session.cache_disabled():
-            resp = session.get(url, timeout=cfg.timeout_s, stream=True)
+            resp = session.get(url, timeout=timeout, stream=True)
             if resp.status_code != 200:
                 raise SourceError(f"{source}: HTTP {resp.status_code} from {url}; retry later.")
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > cfg.max_download_bytes:
+                raise SourceError(
+                    f"{source}: {url} announces {declared} bytes, more than the limit of "
+                    f"{cfg.max_download_bytes}; refused, report it."
+                )
             size = 0
+            limit = time.monotonic() + deadline_s
             with tmp.open("wb") as fh:
-                for chunk in resp.iter_content(chunk_bytes):
+                for chunk in _iter_raw(resp, chunk_bytes):
                     fh.write(chunk)
                     size += len(chunk)
-            declared = resp.headers.get("Content-Length", "")
+                    if size > cfg.max_download_bytes:
+                        raise SourceError(
+                            f"{source}: download of {url} exceeds {cfg.max_download_bytes} "
+                            "bytes; refused, report it."
+                        )
+                    if time.monotonic() > limit:
+                        raise SourceError(
+                            f"{source}: {url} sends too slowly ({size} bytes in "
+                            f"{deadline_s:g} s, timeout); retry later."
+                        )
             if declared.isdigit() and not resp.headers.get("Content-Encoding") and (
                 int(declared) != size
             ):
@@ -677,21 +1074,42 @@ def download_file(
                     f"{source}: truncated download of {url}: {size} bytes received, "
                     f"{declared} announced; retry later."
                 )
+        with tmp.open("rb") as fh:
+            head = fh.read(512).lstrip().lower()
+        if head.startswith((b"<!doctype html", b"<html")) and not url.lower().endswith(
+                (".html", ".htm")):
+            raise SourceError(  # checked before the copy held is replaced
+                f"{source}: an HTML page came back from {url} where a data file was "
+                "expected; the service may be down, retry later."
+            )
         os.replace(tmp, path)
     except requests.Timeout as exc:
         raise SourceError(
             f"{source}: no answer from {url} within {cfg.timeout_s} s (timeout); retry later."
+        ) from exc
+    except (ReadTimeoutError, TimeoutError) as exc:
+        raise SourceError(
+            f"{source}: no answer from {url} within {cfg.timeout_s} s while downloading "
+            "(timeout); retry later."
+        ) from exc
+    except (requests.exceptions.ChunkedEncodingError, ProtocolError) as exc:
+        raise SourceError(
+            f"{source}: truncated download of {url}: the transfer was cut ({exc}); retry later."
         ) from exc
     except requests.RequestException as exc:
         raise SourceError(
             f"{source}: download of {url} failed ({type(exc).__name__}: {exc}); retry later, "
             "or work offline from the cache or the demo territory."
         ) from exc
+    except OSError as exc:
+        raise SourceError(
+            f"{source}: cannot write the download of {url} to {str(path.parent)!r} "
+            f"({exc.strerror or exc}); free some disk space and retry."
+        ) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
     logger.info("%s: downloaded %s (%d bytes)", source, url, path.stat().st_size)
-    return path
 
 
 def forget_download(url: str) -> None:

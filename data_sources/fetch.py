@@ -51,9 +51,11 @@ from data_sources.cog import load_cog, resolve
 from data_sources.merge import merge_facilities
 from data_sources.registry import SOURCES, get_source
 from data_sources.store import (
+    LOCK_TIMEOUT_S,
     LedgerEntry,
     StoredTerritory,
     read_store,
+    store_lock,
     utc_now,
     write_store,
 )
@@ -80,6 +82,14 @@ FACILITY_SOURCES: tuple[str, ...] = (
     finess.FINESS.key, bpe.BPE.key, osm.OSM.key, inclusion.INCLUSION.key,
 )
 assert all(k in SOURCES for k in LIVE_SOURCES)
+#: A refresh giving fewer rows than this share of the rows held is "suspect": the held
+#: rows are kept unless the user accepts the new answer (``accept_suspect``).
+SUSPECT_MIN_SHARE = 0.5
+#: Overall deadline of one source, in seconds (every retry and pause included).
+SOURCE_DEADLINE_S: dict[str, float] = {
+    finess.FINESS.key: 900.0, bpe.BPE.key: 900.0, osm.OSM.key: 900.0, ban.BAN.key: 900.0,
+}
+DEFAULT_SOURCE_DEADLINE_S = 600.0
 
 _URL_RE = re.compile(r"https?://[^\s;'\"]+")
 _OFFLINE_RE = re.compile(
@@ -97,7 +107,8 @@ class SourceOutcome:
     key, title, url
         Registry key, French title and URL of the source.
     status
-        ``"ok"``, ``"failed"``, ``"missing-offline"`` or ``"skipped"`` (nothing to do).
+        ``"ok"``, ``"failed"``, ``"missing-offline"``, ``"skipped"`` (nothing to do) or
+        ``"suspect"`` (far fewer rows than held: the held rows were kept).
     message
         French reason of a failure or a skip; a remark when ``ok`` (partial data).
     rows_kept, rows_rejected
@@ -105,7 +116,9 @@ class SourceOutcome:
     vintage
         Vintage of the data fetched.
     kept_previous
-        The source failed but data of an earlier fetch stays in the store.
+        The source failed or was suspect, and data of an earlier fetch stays in the store.
+    rows_received
+        Rows the refused answer gave (``"suspect"`` only).
     """
 
     key: str
@@ -117,6 +130,7 @@ class SourceOutcome:
     rows_rejected: int = 0
     vintage: str = ""
     kept_previous: bool = False
+    rows_received: int = 0
 
     @property
     def ok(self) -> bool:
@@ -175,6 +189,11 @@ class FetchResult:
         return tuple(o for o in self.outcomes if o.failed)
 
     @property
+    def suspect(self) -> tuple[SourceOutcome, ...]:
+        """The sources whose answer was refused as suspect (held rows kept)."""
+        return tuple(o for o in self.outcomes if o.status == "suspect")
+
+    @property
     def usable(self) -> bool:
         """Whether a diagnosis can run: stored communes, or the demo covers the territory."""
         return self.communes_stored or self.demo_covers
@@ -188,6 +207,7 @@ class _Loaded:
     vintage: str = ""
     unplaced: pd.DataFrame | None = None
     note: str = ""
+    data_date: str = ""  # oldest date of the data served (cache entry, file), for the ledger
 
 
 @dataclass
@@ -426,6 +446,17 @@ def _reason_fr(key: str, exc: BaseException) -> tuple[str, str]:
             f"{who} : mode hors ligne et aucune copie locale de {url} ; connectez-vous à "
             "internet une fois pour la télécharger."
         )
+    if "truncated" in text:
+        return "failed", (
+            f"{who} : réponse tronquée depuis {url} (transfert interrompu, deux fois) ; la "
+            "connexion ou le service est instable, réessayez plus tard. Ce n'est pas une "
+            f"absence d'internet. Détail : {text}"
+        )
+    if "overall deadline" in text:
+        return "failed", (
+            f"{who} : délai global dépassé pour {url} ; le service est trop lent, réessayez "
+            f"plus tard. Détail : {text}"
+        )
     if "access token" in text:
         return "failed", (
             f"{who} : {url} demande un jeton d'accès ; demandez-le sur data.gouv.fr "
@@ -472,6 +503,9 @@ def fetch_territory(
     offline: bool = False,
     progress: ProgressCallback | None = None,
     root: str | Path | None = None,
+    refresh: bool = False,
+    accept_suspect: bool = False,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> FetchResult:
     """Fetch the live sources of a territory into the local store.
 
@@ -489,6 +523,16 @@ def fetch_territory(
         Called with a :class:`FetchProgress` when each source starts and ends.
     root
         Store root (default :func:`data_sources.store.default_store_dir`).
+    refresh
+        Ignore the HTTP cache and the downloaded files of the selected sources: fetch
+        them again from the network (:func:`data_sources._http.refreshing`).
+    accept_suspect
+        Keep a new answer even when it has fewer than :data:`SUSPECT_MIN_SHARE` of the
+        rows held (an empty or truncated answer, a maintenance page…). By default such
+        an answer is refused: the held rows stay, the source is marked ``"suspect"``
+        with both counts.
+    lock_timeout_s
+        Seconds to wait when another process fetches the same territory.
 
     Returns
     -------
@@ -502,6 +546,10 @@ def fetch_territory(
         Unknown territory.
     ValueError
         ``sources`` names a source that is not live.
+    data_sources.store.StoreBusyError
+        Another process is fetching the same territory (nothing was done).
+    data_sources.store.StoreWriteError
+        The disk refused the write; the stored data is intact.
 
     Examples
     --------
@@ -510,6 +558,36 @@ def fetch_territory(
     """
     area = territory if isinstance(territory, Territory) else resolve(territory)
     selected = _check_sources(sources)
+    with store_lock(area, root=root, timeout_s=lock_timeout_s), \
+            _http.refreshing(refresh):
+        return _fetch_locked(area, selected, offline=offline, progress=progress, root=root,
+                             accept_suspect=accept_suspect)
+
+
+def _suspect(run: _Run, key: str, loaded: _Loaded) -> tuple[str, str] | None:
+    """Status of a new answer that lost most of the rows held, else ``None``."""
+    prev = run.previous.source_layers.get(key) if run.previous is not None else None
+    if prev is None or len(prev) == 0:
+        return None
+    new, held = len(loaded.layer), len(prev)
+    if new >= SUSPECT_MIN_SHARE * held:
+        return None
+    return "suspect", (
+        f"réponse suspecte : {new} ligne(s) reçue(s) contre {held} enregistrée(s) ; "
+        "réponse vide, tronquée ou page de maintenance ? Les données enregistrées sont "
+        "gardées. Si la baisse est réelle, relancez avec --accept-suspect."
+    )
+
+
+def _fetch_locked(
+    area: Territory,
+    selected: tuple[str, ...],
+    *,
+    offline: bool,
+    progress: ProgressCallback | None,
+    root: str | Path | None,
+    accept_suspect: bool,
+) -> FetchResult:
     try:
         previous = read_store(area, root=root, with_source_layers=True)
     except SourceError as exc:
@@ -525,27 +603,39 @@ def fetch_territory(
             progress(FetchProgress(key, get_source(key).title, i, total, outcome))
 
     unplaced_in: dict[str, pd.DataFrame] = {}
+    received: dict[str, int] = {}
     placed_by_ban: dict[str, pd.DataFrame] = {}
     ban_counts = (0, 0)
     with _offline_mode(offline):
         for i, key in enumerate(selected):
             report(i, key, None)
             try:
-                if key == ban.BAN.key:
-                    statuses[key], placed_by_ban, ban_counts = _run_ban(run, unplaced_in)
-                else:
-                    loaded = _RUNNERS[key](run)
+                with _http.source_deadline(SOURCE_DEADLINE_S.get(key, DEFAULT_SOURCE_DEADLINE_S),
+                                           source=key), _http.data_dates() as dates:
+                    loaded: _Loaded | None = None
+                    if key == ban.BAN.key:
+                        statuses[key], placed_by_ban, ban_counts = _run_ban(run, unplaced_in)
+                    else:
+                        loaded = _RUNNERS[key](run)
+                if loaded is not None:
+                    loaded.data_date = dates[0] if dates else ""
                     loaded.layer = loaded.layer.copy()
                     loaded.layer.attrs = {}  # tables in attrs break pd.concat (merge)
-                    run.fresh[key] = loaded
-                    if loaded.unplaced is not None:
-                        unplaced_in[key] = loaded.unplaced
-                    statuses[key] = ("ok", loaded.note)
+                    odd = None if accept_suspect else _suspect(run, key, loaded)
+                    if odd is not None:
+                        received[key] = len(loaded.layer)
+                        statuses[key] = odd
+                        logger.warning("%s: %s", key, odd[1])
+                    else:
+                        run.fresh[key] = loaded
+                        if loaded.unplaced is not None:
+                            unplaced_in[key] = loaded.unplaced
+                        statuses[key] = ("ok", loaded.note)
             except Exception as exc:  # one source never blocks the others
                 statuses[key] = _reason_fr(key, exc)
                 logger.warning("%s", statuses[key][1])
             report(i, key, _outcome(key, run, statuses[key], unplaced_in, placed_by_ban,
-                                    ban_counts, final=False))
+                                    ban_counts, final=False, received=received))
 
     # BAN-placed rows join their source's table.
     for key, rows in placed_by_ban.items():
@@ -554,7 +644,7 @@ def fetch_territory(
             run.fresh[key].layer = validate_facilities(
                 gpd.GeoDataFrame(both, geometry="geometry", crs=WGS84), source=key)
     outcomes = tuple(_outcome(k, run, statuses[k], unplaced_in, placed_by_ban, ban_counts,
-                              final=True) for k in selected)
+                              final=True, received=received) for k in selected)
 
     covers = demo_covers(area)
     contours = run.layer(boundaries.GEO_API.key)
@@ -610,6 +700,7 @@ def _outcome(
     ban_counts: tuple[int, int],
     *,
     final: bool,
+    received: Mapping[str, int],
 ) -> SourceOutcome:
     info = get_source(key)
     state, message = status
@@ -624,13 +715,15 @@ def _outcome(
         kept = len(loaded.layer)
         rejected = len(unplaced_in.get(key, ())) - n_placed
     previous = run.previous.entry(key) if run.previous is not None else None
-    kept_previous = bool(state in {"failed", "missing-offline"} and previous is not None
-                         and run.previous is not None and key in run.previous.source_layers)
+    kept_previous = bool(state in {"failed", "missing-offline", "suspect"}
+                         and previous is not None and run.previous is not None
+                         and key in run.previous.source_layers)
     if kept_previous and previous is not None:
-        message += f" Données précédentes du {previous.fetched_at[:10]} conservées."
+        if state != "suspect":
+            message += f" Données précédentes du {previous.fetched_at[:10]} conservées."
         kept, rejected, vintage = previous.rows_kept, previous.rows_rejected, previous.vintage
     return SourceOutcome(key, info.title, info.url, state, message.strip(), int(kept),
-                         int(rejected), vintage, kept_previous)
+                         int(rejected), vintage, kept_previous, int(received.get(key, 0)))
 
 
 def _ledger(run: _Run, outcomes: Iterable[SourceOutcome], attempted_at: str) -> list[LedgerEntry]:
@@ -643,12 +736,13 @@ def _ledger(run: _Run, outcomes: Iterable[SourceOutcome], attempted_at: str) -> 
                 rows.append(previous)
             continue
         o = done[key]
-        fetched_at = attempted_at if o.ok else (
+        dated = run.fresh[key].data_date if o.ok and key in run.fresh else ""
+        fetched_at = (min(dated, attempted_at) if dated else attempted_at) if o.ok else (
             previous.fetched_at if o.kept_previous and previous is not None else "")
         rows.append(LedgerEntry(
             source=key, title=o.title, url=o.url, vintage=o.vintage, fetched_at=fetched_at,
             attempted_at=attempted_at, status=o.status, rows_kept=o.rows_kept,
             rows_rejected=o.rows_rejected, error=o.message if o.failed else "",
-            note="" if o.failed else o.message,
+            note="" if o.failed else o.message, rows_received=o.rows_received,
         ))
     return rows

@@ -21,14 +21,17 @@ guides/accessibilite.md : the method guide (in French).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import os
 import re
 import tempfile
+import threading
+import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +164,40 @@ def _ox() -> Any:
     ox.settings.use_cache = True
     ox.settings.http_user_agent = _http.USER_AGENT
     ox.settings.log_console = False
-    ox.settings.requests_timeout = 180
+    ox.settings.requests_timeout = OVERPASS_TIMEOUT_S
+    # osmnx retries an Overpass 429/504 after 55 s, without end: a response hook (passed
+    # through its requests_kwargs setting) stops after OVERPASS_MAX_RETRIES of them.
+    ox.settings.requests_kwargs = {"hooks": {"response": [_overpass_guard]}}
     return ox
+
+
+#: Seconds osmnx waits for Overpass (``settings.requests_timeout``).
+OVERPASS_TIMEOUT_S = 180
+#: Overpass 429/504 answers osmnx may retry (it pauses 55 s before each) in one query.
+OVERPASS_MAX_RETRIES = 2
+_guard = threading.local()
+
+
+@contextlib.contextmanager
+def _overpass_budget() -> Iterator[None]:
+    """Count the Overpass 429/504 answers of one query (see :func:`_overpass_guard`)."""
+    _guard.busy = 0
+    try:
+        yield
+    finally:
+        _guard.busy = 0
+
+
+def _overpass_guard(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """Requests hook: stop osmnx after :data:`OVERPASS_MAX_RETRIES` 429/504 answers."""
+    if getattr(response, "status_code", 200) in {429, 504}:
+        _guard.busy = getattr(_guard, "busy", 0) + 1
+        if _guard.busy > OVERPASS_MAX_RETRIES:
+            raise SourceError(
+                f"osm: Overpass answered HTTP {response.status_code} (busy) "
+                f"{_guard.busy} times to {getattr(response, 'url', '?')}; retry later"
+            )
+    return response
 
 
 def _area_key(polygon: BaseGeometry, *parts: object) -> str:
@@ -353,8 +388,9 @@ def load_road_graph(
     ox = _ox()
     _http.probe(f"{ox.settings.overpass_url}/status", source="osm")
     try:
-        graph_nx = ox.graph_from_polygon(polygon, network_type=mode, retain_all=False,
-                                         simplify=True)
+        with _overpass_budget():
+            graph_nx = ox.graph_from_polygon(polygon, network_type=mode, retain_all=False,
+                                             simplify=True)
     except Exception as exc:  # osmnx raises requests, Overpass and "empty" errors
         raise SourceError(
             f"osm: could not download the {mode} road network from Overpass ({exc!r}); "
@@ -696,35 +732,59 @@ def load_osm_facilities(
     """
     polygon = _check_polygon(polygon_wgs84, buffer_m)
     path = cache_dir() / "features" / f"{_area_key(polygon, OSM_FACILITY_TAGS)}.parquet"
-    if path.exists() and not refresh:
+    cfg = _http.get_config()
+    refresh = _http.refresh_requested(f"OSM {path}") or refresh
+    stale = path.exists() and time.time() - path.stat().st_mtime > cfg.expire_after_s
+    if path.exists() and (cfg.offline or not (refresh or stale)):
         raw = gpd.read_parquet(path)
     else:
-        if _http.get_config().offline:
+        if cfg.offline:
             raise SourceError(
                 f"osm: no cached facilities for this territory ({path}) and Maillage is "
                 "offline; go online once or import the facilities from a file"
             )
-        raw = _fetch_features(polygon)
-        _atomic_write(path, lambda tmp: raw.to_parquet(tmp))
+        try:
+            raw = _fetch_features(polygon, refresh=refresh or stale)
+        except SourceError as exc:
+            if not (stale and not refresh):
+                raise
+            logger.warning("%s; the expired copy %s is used", exc, path)
+            raw = gpd.read_parquet(path)
+        else:
+            if len(raw):  # an empty answer (Overpass down, maintenance) is asked again
+                _atomic_write(path, lambda tmp: raw.to_parquet(tmp))
     fetched = str(raw["_fetched_on"].iloc[0]) if len(raw) else ""
+    _http.note_data_date(f"{fetched}T00:00:00Z" if fetched else
+                         dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+                         if path.exists() else None)
     raw = raw.set_index(["element", "id"]).drop(columns=["_fetched_on"])
     return parse_osm_features(raw, communes=communes, source_date=fetched)
 
 
-def _fetch_features(polygon: BaseGeometry) -> gpd.GeoDataFrame:
-    """Query Overpass and keep the tag columns the parser reads, as text."""
+def _fetch_features(polygon: BaseGeometry, *, refresh: bool = False) -> gpd.GeoDataFrame:
+    """Query Overpass and keep the tag columns the parser reads, as text.
+
+    ``refresh`` bypasses osmnx's own response cache for this query.
+    """
     ox = _ox()
     _http.probe(f"{ox.settings.overpass_url}/status", source="osm")
+    use_cache = ox.settings.use_cache
     try:
-        raw = ox.features_from_polygon(polygon, tags=OSM_FACILITY_TAGS)
+        ox.settings.use_cache = use_cache and not refresh
+        with _overpass_budget():
+            raw = ox.features_from_polygon(polygon, tags=OSM_FACILITY_TAGS)
     except ox._errors.InsufficientResponseError:
         raw = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
         raw.index = pd.MultiIndex.from_arrays([[], []], names=["element", "id"])
+    except SourceError:
+        raise
     except Exception as exc:  # requests and Overpass errors
         raise SourceError(
             f"osm: could not download facilities from Overpass ({exc!r}); check the "
             "connection and retry later"
         ) from exc
+    finally:
+        ox.settings.use_cache = use_cache
     keep = pd.DataFrame(index=raw.index)
     for col in _TAG_COLUMNS:
         keep[col] = (raw[col].map(lambda v: "" if v is None or _is_nan(v) else str(v))

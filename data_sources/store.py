@@ -19,6 +19,17 @@ Writes are atomic: a new snapshot folder is filled completely, then ``CURRENT`` 
 replaced by :func:`os.replace`; only then are snapshots older than the previous one
 removed. A crash or an error while writing leaves the stored data as it was.
 
+One writer at a time: :func:`store_lock` takes an exclusive lock on
+``<root>/.<kind>-<code>.lock``
+(``fcntl.flock``, released by the system when the process dies, so a killed fetch never
+leaves a stale lock). :func:`data_sources.fetch.fetch_territory` holds it from reading
+the previous snapshot to writing the new one; :func:`write_store` takes it when its caller
+does not hold it. A second writer waits at most ``timeout_s`` (default
+:data:`LOCK_TIMEOUT_S`, 5 s) and then gets a :class:`StoreBusyError` in French naming the
+folder and the process holding the lock: it never deletes a snapshot another process is
+writing. Under the lock, snapshot folders and ``CURRENT.*.tmp`` files left by a killed
+write (neither current nor the previous snapshot) are removed before writing.
+
 The ledger has one row per source (:class:`LedgerEntry`): source key, URL, vintage,
 ``fetched_at`` (UTC ISO time of the data held), ``attempted_at`` (last attempt), rows kept
 and rejected, status (:data:`STATUSES`) and the French error message of a failure.
@@ -26,14 +37,18 @@ and rejected, status (:data:`STATUSES`) and the French error message of a failur
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -58,7 +73,11 @@ STATUSES: dict[str, str] = {
     "failed": "échec",
     "missing-offline": "hors ligne, sans copie",
     "skipped": "rien à faire",
+    "suspect": "suspect, données précédentes gardées",
 }
+#: Seconds a second writer waits for the lock of a territory before giving up.
+LOCK_TIMEOUT_S = 5.0
+_LOCK_NAME = ".lock"
 _SNAPSHOT_RE = re.compile(r"^snap-[0-9TZ]+-[0-9a-f]+$")
 _KEY_RE = re.compile(r"^[a-z0-9_]+$")
 
@@ -77,6 +96,146 @@ def default_store_dir() -> Path:
     except ImportError:  # pragma: no cover - platformdirs ships with pip and requests-cache
         return Path.home() / ".local" / "share" / "maillage" / "store"
     return Path(platformdirs.user_data_dir("maillage")) / "store"
+
+
+class StoreBusyError(SourceError):
+    """Another process is writing the same territory of the store (the lock is held)."""
+
+
+class StoreWriteError(SourceError):
+    """The disk refused a store write (full disk, read-only folder…); nothing changed."""
+
+
+_held_lock = threading.local()
+
+
+def _held() -> dict[str, int]:
+    if not hasattr(_held_lock, "paths"):
+        _held_lock.paths = {}
+    paths: dict[str, int] = _held_lock.paths
+    return paths
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def store_lock(
+    territory: Territory | str,
+    *,
+    root: str | Path | None = None,
+    timeout_s: float = LOCK_TIMEOUT_S,
+) -> Iterator[Path]:
+    """Hold the write lock of a territory's store folder (one writer at a time).
+
+    Re-entrant within a thread. The lock is an ``flock`` on ``<root>/.<kind>-<code>.lock``:
+    the system drops it when the holding process dies.
+
+    Parameters
+    ----------
+    territory
+        Resolved territory, or a code or name to resolve.
+    root
+        Store root (default :func:`default_store_dir`).
+    timeout_s
+        Seconds to wait for another writer to finish (0: do not wait).
+
+    Yields
+    ------
+    pathlib.Path
+        The territory folder (created if needed).
+
+    Raises
+    ------
+    StoreBusyError
+        Another process still holds the lock after ``timeout_s`` seconds.
+    """
+    folder = store_path(territory, root=root)
+    key = str(folder.absolute())
+    held = _held()
+    if key in held:
+        held[key] += 1
+        try:
+            yield folder
+        finally:
+            held[key] -= 1
+        return
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        key = str(folder.absolute())
+        fd = os.open(folder.parent / f".{folder.name}{_LOCK_NAME}", os.O_RDWR | os.O_CREAT,
+                     0o644)
+    except OSError as exc:
+        raise StoreWriteError(_write_error_fr(folder, exc)) from exc
+    try:
+        deadline = time.monotonic() + max(float(timeout_s), 0.0)
+        while not _try_lock(fd):
+            if time.monotonic() >= deadline:
+                try:
+                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                except OSError:  # pragma: no cover - unreadable lock file
+                    holder = ""
+                who = f" (processus {holder})" if holder.isdigit() else ""
+                raise StoreBusyError(
+                    f"Stock local : une autre mise à jour de ce territoire est en cours"
+                    f"{who} dans {str(folder)!r} ; attendez qu'elle se termine puis "
+                    f"relancez (attente maximale : {timeout_s:g} s)."
+                )
+            time.sleep(0.05)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except OSError:  # pragma: no cover - the pid is informative only
+            pass
+        held[key] = 1
+        try:
+            yield folder
+        finally:
+            del held[key]
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_error_fr(where: Path, exc: OSError) -> str:
+    reason = {
+        errno.ENOSPC: "le disque est plein",
+        errno.EDQUOT: "le quota de disque est dépassé",
+        errno.EACCES: "l'écriture est refusée (droits)",
+        errno.EROFS: "le disque est en lecture seule",
+    }.get(exc.errno or 0, f"erreur système {exc.errno} : {exc.strerror or exc}")
+    return (
+        f"Stock local : impossible d'écrire dans {str(where)!r} ({reason}). Les données "
+        "déjà enregistrées sont intactes ; libérez de la place ou choisissez un autre "
+        f"dossier (variable {STORE_ENV}) puis relancez."
+    )
 
 
 def _territory(territory: Territory | str) -> Territory:
@@ -136,6 +295,9 @@ class LedgerEntry:
         Outcome of the last attempt, a key of :data:`STATUSES`.
     rows_kept, rows_rejected
         Rows held in the store for this source, and rows dropped (no usable position…).
+    rows_received
+        Rows the last attempt gave when it was refused as ``"suspect"`` (far fewer rows
+        than held: the held rows were kept); 0 otherwise.
     error
         French message of the last failure (empty unless ``status`` is ``"failed"`` or
         ``"missing-offline"``).
@@ -154,6 +316,7 @@ class LedgerEntry:
     rows_rejected: int = 0
     error: str = ""
     note: str = ""
+    rows_received: int = 0
 
     def __post_init__(self) -> None:
         """Check the status and the source key."""
@@ -174,7 +337,7 @@ class LedgerEntry:
         """Build an entry from a JSON row (unknown keys ignored)."""
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in row.items() if k in names}
-        for k in ("rows_kept", "rows_rejected"):
+        for k in ("rows_kept", "rows_rejected", "rows_received"):
             values[k] = int(values.get(k) or 0)
         return cls(**values)
 
@@ -190,6 +353,7 @@ LEDGER_LABELS: dict[str, str] = {
     "attempted_at": "Dernière tentative (UTC)",
     "rows_kept": "Lignes gardées",
     "rows_rejected": "Lignes rejetées",
+    "rows_received": "Lignes reçues (suspect)",
     "error": "Motif de l'échec",
     "note": "Remarque",
     "url": "Adresse",
@@ -377,6 +541,7 @@ def write_store(
     facilities: gpd.GeoDataFrame | None = None,
     source_layers: Mapping[str, pd.DataFrame] | None = None,
     root: str | Path | None = None,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> Path:
     """Write a new snapshot of a territory atomically and make it the current one.
 
@@ -395,6 +560,8 @@ def write_store(
         Each source's own table, by registry key.
     root
         Store root (default :func:`default_store_dir`).
+    lock_timeout_s
+        Seconds to wait when another process writes the same territory.
 
     Returns
     -------
@@ -405,8 +572,10 @@ def write_store(
     ------
     diagnosis.errors.InputError
         A layer breaks the schema (nothing is written).
-    OSError
-        The disk refused the write; the previous snapshot stays current.
+    StoreWriteError
+        The disk refused the write (French message); the previous snapshot stays current.
+    StoreBusyError
+        Another process holds the lock of the territory.
     """
     entries = tuple(ledger)
     com = _check_communes(communes, where="write_store") if communes is not None else None
@@ -415,10 +584,36 @@ def write_store(
     for key in layers:
         if not _KEY_RE.match(key):
             raise InputError(f"source_layers has key {key!r}; use registry keys")
-    folder = store_path(territory, root=root)
-    folder.mkdir(parents=True, exist_ok=True)
+    with store_lock(territory, root=root, timeout_s=lock_timeout_s) as folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            snap = _write_snapshot(folder, territory, entries, com, fac, layers)
+        except OSError as exc:
+            raise StoreWriteError(_write_error_fr(folder, exc)) from exc
+    logger.info("store: %s written (%s)", snap, territory.label)
+    return snap
+
+
+def _clean_leftovers(folder: Path, keep: set[str]) -> None:
+    """Remove what a killed write left (call under the lock only)."""
+    for t in folder.glob("CURRENT.*.tmp"):
+        t.unlink(missing_ok=True)
+    for old in folder.glob("snap-*"):
+        if old.name not in keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_snapshot(
+    folder: Path,
+    territory: Territory,
+    entries: tuple[LedgerEntry, ...],
+    com: gpd.GeoDataFrame | None,
+    fac: gpd.GeoDataFrame | None,
+    layers: dict[str, pd.DataFrame],
+) -> Path:
     previous = (folder / "CURRENT").read_text(encoding="utf-8").strip() if (
         folder / "CURRENT").is_file() else ""
+    _clean_leftovers(folder, {previous})
     written_at = utc_now()
     stamp = written_at.replace("-", "").replace(":", "")
     snap = folder / f"snap-{stamp}-{secrets.token_hex(4)}"
@@ -453,10 +648,7 @@ def write_store(
         for t in folder.glob("CURRENT.*.tmp"):
             t.unlink(missing_ok=True)
         raise
-    for old in folder.glob("snap-*"):
-        if old.name not in {snap.name, previous} and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-    logger.info("store: %s written (%s)", snap, territory.label)
+    _clean_leftovers(folder, {snap.name, previous})
     return snap
 
 

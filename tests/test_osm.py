@@ -70,7 +70,7 @@ def _tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(osm, "cache_dir", lambda: tmp_path / "osm")
     # osm._ox() sets these osmnx globals: restore them after each test.
     for name in ("cache_folder", "use_cache", "http_user_agent", "log_console",
-                 "requests_timeout"):
+                 "requests_timeout", "requests_kwargs"):
         monkeypatch.setattr(ox.settings, name, getattr(ox.settings, name))
     # Overpass calls are replaced below; the reachability probe is tested on its own.
     monkeypatch.setattr(_http, "probe", lambda url, **kwargs: None)
@@ -338,6 +338,70 @@ def test_load_osm_facilities_when_nothing_is_mapped(monkeypatch):
     monkeypatch.setattr(ox, "features_from_polygon", nothing)
     empty = osm.load_osm_facilities(box(-1.8, 47.1, -1.5, 47.4))
     assert len(empty) == 0 and list(empty.columns) == list(FACILITY_COLUMNS)
+
+
+def test_cached_features_expire_refresh_and_date_the_ledger(monkeypatch, tmp_path):
+    import os
+    import time
+
+    calls, use_cache = [], []
+
+    def fake_features(polygon, tags):
+        calls.append(tags)
+        use_cache.append(ox.settings.use_cache)
+        if fail:
+            raise RuntimeError("Overpass down")
+        return osmnx_like_features()
+
+    fail = False
+    monkeypatch.setattr(ox, "features_from_polygon", fake_features)
+    area = box(-1.8, 47.1, -1.5, 47.4)
+    with _http.data_dates() as dates:
+        osm.load_osm_facilities(area)
+    assert len(calls) == 1 and dates == [time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())]
+    cached = next((tmp_path / "osm" / "features").glob("*.parquet"))
+    old = time.time() - 40 * 24 * 3600
+    os.utime(cached, (old, old))
+    osm.load_osm_facilities(area)
+    assert len(calls) == 2  # expired after 30 days: asked again
+    os.utime(cached, (old, old))
+    fail = True
+    assert len(osm.load_osm_facilities(area)) > 0  # Overpass down: the expired copy
+    fail = False
+    with _http.refreshing():
+        osm.load_osm_facilities(area)
+        osm.load_osm_facilities(area)
+    assert len(calls) == 4 and use_cache[-1] is False  # once, past osmnx's own cache too
+    assert ox.settings.use_cache is True
+
+
+def test_empty_overpass_answer_is_not_cached(monkeypatch):
+    calls = []
+
+    def nothing(polygon, tags):
+        calls.append(1)
+        raise ox._errors.InsufficientResponseError("No matching features")
+
+    monkeypatch.setattr(ox, "features_from_polygon", nothing)
+    osm.load_osm_facilities(box(-1.8, 47.1, -1.5, 47.4))
+    osm.load_osm_facilities(box(-1.8, 47.1, -1.5, 47.4))
+    assert len(calls) == 2  # a maintenance or empty answer is not kept for 30 days
+
+
+def test_osmnx_retries_are_bounded_through_its_settings():
+    osm._ox()
+    hooks = ox.settings.requests_kwargs["hooks"]["response"]
+    assert hooks == [osm._overpass_guard]
+
+    class Busy:
+        status_code = 429
+        url = "https://overpass/interpreter"
+
+    with osm._overpass_budget():
+        for _ in range(osm.OVERPASS_MAX_RETRIES):
+            osm._overpass_guard(Busy())
+        with pytest.raises(SourceError, match="HTTP 429"):
+            osm._overpass_guard(Busy())
 
 
 def test_osm_source_is_registered_with_odbl_attribution():

@@ -12,7 +12,9 @@ from __future__ import annotations
 import doctest
 import json
 import math
+import os
 import re
+import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -211,7 +213,7 @@ def test_failed_write_keeps_previous_data(area, monkeypatch):
 
     monkeypatch.setattr(store, "_write_table", broken)
     other = facilities("osm", [("node/9", "eaje", "Crèche", *PONT)])
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(store.StoreWriteError, match="impossible d'écrire"):
         store.write_store(area, ledger=[], facilities=other)
     assert calls == ["facilities.parquet"]
     got = store.read_store(area)
@@ -533,3 +535,282 @@ def im_births_2024():
         obs += json.loads((DATA / "melodi" / name).read_text(encoding="utf-8"))["observations"]
     wide = insee_melodi.parse_series(obs, insee_melodi.SERIES["births"])
     return wide.set_index("code_insee")["births_2024"].to_dict()
+
+
+# --- one writer at a time, killed writes, disk full, suspect refreshes (issue 11) -------------
+
+_HOLD = """
+import sys, time
+from data_sources import store
+with store.store_lock(sys.argv[1], root=sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[3]))
+"""
+
+_WRITER = """
+import sys
+import geopandas as gpd
+from data_sources import store
+from data_sources.cog import resolve
+from data_sources.merge import facility_frame
+from diagnosis.schema import validate_facilities
+area = resolve(sys.argv[1])
+recs = [{"type": "pmi", "name": "PMI " + sys.argv[3], "code_insee": "44129",
+         "source": "finess", "source_id": sys.argv[3], "source_date": "2025-06-01",
+         "position_precision": "address", "lon": -2.0877, "lat": 47.4376}]
+fac = validate_facilities(facility_frame(recs), source="finess")
+for _ in range(int(sys.argv[4])):
+    store.write_store(area, ledger=[], facilities=fac, root=sys.argv[2], lock_timeout_s=60)
+print("done", flush=True)
+"""
+
+_SLOW_WRITER = """
+import sys, time
+from data_sources import store
+from data_sources.cog import resolve
+from data_sources.merge import facility_frame
+from diagnosis.schema import validate_facilities
+area = resolve(sys.argv[1])
+recs = [{"type": "pmi", "name": "PMI", "code_insee": "44129", "source": "finess",
+         "source_id": "9", "source_date": "2025-06-01", "position_precision": "address",
+         "lon": -2.0877, "lat": 47.4376}]
+fac = validate_facilities(facility_frame(recs), source="finess")
+real = store._write_table
+def slow(frame, path):
+    real(frame, path)
+    print("writing", flush=True)
+    time.sleep(60)
+store._write_table = slow
+store.write_store(area, ledger=[], facilities=fac, root=sys.argv[2])
+"""
+
+
+def _python(code, *args):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(proc):
+    proc.kill()
+    proc.communicate()
+
+
+def test_second_writer_gets_a_french_message_while_another_process_holds_the_lock(
+        area, sandbox, loaders):
+    holder = _python(_HOLD, EPCI, sandbox, 30)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with pytest.raises(store.StoreBusyError) as info:
+            fetch.fetch_territory(area, lock_timeout_s=0.5)
+        assert time.monotonic() - start < 5
+        msg = str(info.value)
+        assert "une autre mise à jour de ce territoire est en cours" in msg
+        assert f"processus {holder.pid}" in msg and str(store.store_path(area)) in msg
+        assert store.read_store(area) is None  # nothing written, nothing deleted
+        fac = facilities("finess", [("1", "pmi", "PMI", *PONT)])
+        with pytest.raises(store.StoreBusyError):
+            store.write_store(area, ledger=[], facilities=fac, lock_timeout_s=0)
+    finally:
+        _stop(holder)
+    # the lock dies with its process: the next fetch runs
+    assert fetch.fetch_territory(area, lock_timeout_s=5).snapshot is not None
+
+
+def test_cli_second_fetch_exits_3_with_a_french_message(area, sandbox):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    holder = _python(_HOLD, EPCI, sandbox, 60)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        env = dict(os.environ, MAILLAGE_STORE_DIR=str(sandbox),
+                   MAILLAGE_CACHE_DIR=str(sandbox.parent / "cache"), MAILLAGE_OFFLINE="")
+        proc = subprocess.run([sys.executable, "-m", "data_sources", "fetch", "--territory",
+                               EPCI, "--offline"], capture_output=True, text=True, cwd=REPO,
+                              env=env, timeout=120)
+    finally:
+        _stop(holder)
+    assert proc.returncode == 3, proc.stderr
+    assert "une autre mise à jour de ce territoire est en cours" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_two_writer_processes_never_corrupt_the_store(area, sandbox):
+    procs = [_python(_WRITER, EPCI, sandbox, sid, 4) for sid in ("A", "B")]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0 and out.strip() == "done", err
+    got = store.read_store(area)
+    assert got.facilities["source_id"].tolist() in (["A"], ["B"])
+    snaps = {p.name for p in store.store_path(area).glob("snap-*")}
+    assert got.path.name in snaps and len(snaps) <= 2
+    assert not list(store.store_path(area).glob("CURRENT.*.tmp"))
+
+
+def test_killed_write_leaves_a_readable_store_and_is_cleaned(area, sandbox):
+    import signal
+
+    fac = facilities("finess", [("1", "pmi", "PMI", *PONT)])
+    first = store.write_store(area, ledger=_ledger(), facilities=fac)
+    writer = _python(_SLOW_WRITER, EPCI, sandbox)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.communicate()
+    folder = store.store_path(area)
+    (folder / "CURRENT.dead.tmp").write_text("snap-x\n")
+    leftovers = {p.name for p in folder.glob("snap-*")} - {first.name}
+    assert len(leftovers) == 1  # the half snapshot of the killed process
+    assert store.read_store(area).path == first  # still readable, unchanged
+    second = store.write_store(area, ledger=_ledger(), facilities=fac, lock_timeout_s=5)
+    assert {p.name for p in folder.glob("snap-*")} == {first.name, second.name}
+    assert not list(folder.glob("CURRENT.*.tmp"))
+
+
+def test_disk_full_gives_a_french_message_and_keeps_the_previous_files(area, monkeypatch):
+    import errno
+
+    fac = facilities("finess", [("1", "pmi", "PMI", *PONT)])
+    first = store.write_store(area, ledger=_ledger(), facilities=fac)
+    before = sorted(p.name for p in store.store_path(area).rglob("*"))
+
+    def full(frame, path):
+        with open(path, "wb") as fh:
+            fh.write(b"PAR1")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(store, "_write_table", full)
+    with pytest.raises(store.StoreWriteError) as info:
+        store.write_store(area, ledger=[], facilities=fac)
+    msg = str(info.value)
+    assert "le disque est plein" in msg and "données déjà enregistrées sont intactes" in msg
+    assert str(store.store_path(area)) in msg
+    assert sorted(p.name for p in store.store_path(area).rglob("*")) == before
+    assert_geodataframe_equal(store.read_store(area).facilities, fac)
+    assert store.read_store(area).path == first
+
+
+def test_cli_disk_full_exits_3_without_traceback(area, monkeypatch, capsys):
+    import errno
+
+    from data_sources import __main__ as cli
+
+    def full(*a, **kw):
+        raise store.StoreWriteError(store._write_error_fr(
+            store.store_path(area), OSError(errno.ENOSPC, "No space left on device")))
+
+    monkeypatch.setattr(cli, "fetch_territory", full)
+    assert cli.main(["fetch", "--territory", EPCI, "--offline"]) == 3
+    assert "le disque est plein" in capsys.readouterr().err
+
+
+def _big_finess(n):
+    rows = [(f"44{i:04d}", "pmi", f"PMI {i}", "44129", PONT[1] + i * 1e-4, PONT[2])
+            for i in range(n)]
+    gdf = facilities("finess", rows)
+    gdf.attrs["extraction_date"] = "2025-11-20"
+    return gdf
+
+
+def test_refresh_losing_most_rows_is_suspect_and_keeps_the_held_rows(area, loaders,
+                                                                     monkeypatch):
+    monkeypatch.setattr(finess, "load_finess", lambda a, **kw: _big_finess(10))
+    fetch.fetch_territory(area)
+    before = store.read_store(area, with_source_layers=True)
+    assert len(before.source_layers["finess"]) == 10
+    monkeypatch.setattr(finess, "load_finess", lambda a, **kw: _big_finess(3))  # cut file
+    result = fetch.fetch_territory(area)
+    out = by_key(result)
+    assert out["finess"].status == "suspect" and out["finess"].kept_previous
+    assert out["finess"].rows_received == 3 and out["finess"].rows_kept == 10
+    assert "3 ligne(s) reçue(s) contre 10 enregistrée(s)" in out["finess"].message
+    assert "--accept-suspect" in out["finess"].message
+    assert result.suspect == (out["finess"],) and not result.failed
+    after = store.read_store(area, with_source_layers=True)
+    assert len(after.source_layers["finess"]) == 10
+    e = after.entry("finess")
+    assert e.status == "suspect" and e.rows_kept == 10 and e.rows_received == 3
+    assert e.fetched_at == before.entry("finess").fetched_at
+    table = store.ledger_table(after.ledger).set_index("Source")
+    assert table.loc[e.title, "État"] == "suspect, données précédentes gardées"
+    assert table.loc[e.title, "Lignes reçues (suspect)"] == 3
+    # the user confirms: the new answer replaces the held rows
+    confirmed = fetch.fetch_territory(area, accept_suspect=True)
+    assert by_key(confirmed)["finess"].status == "ok"
+    assert len(store.read_store(area, with_source_layers=True).source_layers["finess"]) == 3
+
+
+def test_empty_answer_does_not_replace_good_rows(area, loaders, monkeypatch):
+    fetch.fetch_territory(area)
+    monkeypatch.setattr(osm, "load_osm_facilities",
+                        lambda poly, **kw: facilities("osm", []))  # Overpass empty result
+    result = fetch.fetch_territory(area)
+    assert by_key(result)["osm"].status == "suspect"
+    got = store.read_store(area)
+    assert "osm" in set(got.facilities["source"])
+
+
+def test_cli_refresh_and_accept_suspect_reach_the_fetch(area, monkeypatch, capsys):
+    from data_sources import __main__ as cli
+
+    seen = {}
+
+    def fake(territory, **kw):
+        seen.update(kw)
+        raise store.StoreBusyError("Stock local : une autre mise à jour de ce territoire "
+                                   "est en cours")
+
+    monkeypatch.setattr(cli, "fetch_territory", fake)
+    assert cli.main(["fetch", "--territory", EPCI, "--refresh", "--accept-suspect"]) == 3
+    assert seen["refresh"] is True and seen["accept_suspect"] is True
+    assert cli.main(["fetch", "--territory", EPCI]) == 3
+    assert seen["refresh"] is False and seen["accept_suspect"] is False
+
+
+def test_refresh_ignores_cached_answers(area, loaders, monkeypatch):
+    flags = []
+
+    def load_caf(a, **kw):
+        flags.append(_http.refresh_requested("caf-url"))
+        return pd.DataFrame({"level": ["epci"], "code": [EPCI], "name": ["CC"],
+                             "year": [2022], "rate": [55.5]})
+
+    monkeypatch.setattr(caf, "load_coverage", load_caf)
+    fetch.fetch_territory(area, sources=["caf_txcouv"])
+    fetch.fetch_territory(area, sources=["caf_txcouv"], refresh=True)
+    assert flags == [False, True]
+
+
+def test_ledger_dates_the_data_served_not_the_attempt(area, loaders, monkeypatch):
+    def load_caf(a, **kw):
+        _http.note_data_date("2026-01-02T03:04:05Z")  # as a cached answer of that day does
+        return pd.DataFrame({"level": ["epci"], "code": [EPCI], "name": ["CC"],
+                             "year": [2022], "rate": [55.5]})
+
+    monkeypatch.setattr(caf, "load_coverage", load_caf)
+    fetch.fetch_territory(area)
+    got = store.read_store(area)
+    assert got.entry("caf_txcouv").fetched_at == "2026-01-02T03:04:05Z"
+    assert got.entry("bpe").fetched_at == got.entry("bpe").attempted_at  # nothing noted
+
+
+def test_each_source_has_an_overall_deadline(area, loaders, monkeypatch):
+    def slow_caf(a, **kw):
+        time.sleep(0.3)
+        return _http.fetch_json("http://127.0.0.1:9/never", source="caf_txcouv")
+
+    monkeypatch.setattr(caf, "load_coverage", slow_caf)
+    monkeypatch.setitem(fetch.SOURCE_DEADLINE_S, "caf_txcouv", 0.2)
+    start = time.monotonic()
+    out = by_key(fetch.fetch_territory(area))
+    assert time.monotonic() - start < 20
+    assert out["caf_txcouv"].status == "failed"
+    assert "délai global dépassé" in out["caf_txcouv"].message
+    assert out["bpe"].ok  # the others run

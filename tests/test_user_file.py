@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import doctest
 import io
+import json
 import math
 
 import geopandas as gpd
@@ -290,8 +291,11 @@ def test_geopackage_with_several_layers(tmp_path):
                          geometry=[Point(-1.55, 47.21)], crs="EPSG:4326").to_file(
             path, layer=layer, driver="GPKG")
     res = load_facility_file(path, cog=COG)
-    assert res.facilities["name"].tolist() == ["Crèche A"]
-    assert any("2 couches" in w and "« creches »" in w for w in res.report.warnings)
+    # every layer is read (issue 11: the second one was silently dropped), and said so
+    assert sorted(res.facilities["name"]) == ["Crèche A", "Relais B"]
+    assert res.report.rows_read == 2 and res.report.accepted == 2
+    assert any("2 couche(s) lue(s) sur 2" in w and "« creches » (1)" in w
+               and "« autres » (1)" in w for w in res.report.warnings)
 
 
 # --------------------------------------------------------------------------- coordinates
@@ -563,7 +567,14 @@ def test_report_to_frame_when_all_is_well():
 
 
 def test_docstring_examples():
-    failures, tried = doctest.testmod(user_file, optionflags=doctest.NORMALIZE_WHITESPACE)
+    import importlib
+    import pkgutil
+
+    tried = failures = 0
+    for info in pkgutil.iter_modules(user_file.__path__):
+        module = importlib.import_module(f"data_sources.user_file.{info.name}")
+        f, t = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        tried, failures = tried + t, failures + f
     assert tried > 0 and failures == 0
 
 
@@ -629,3 +640,169 @@ def test_real_nantes_eaje_mam_2025():
     assert all(p.equals(nantes_hall) for p in at_hall.geometry)
     assert rep.notes["row"].tolist() == [72, 106]
     assert rep.duplicates.empty  # the 4 "Nos Petits Pouces" are at 4 different addresses
+
+
+# --------------------------------------------------------------------------- faults (issue 11)
+# Python's csv module limits a field to 131,072 characters (csv.field_size_limit()) and
+# joins lines inside an unclosed quote (CPython Modules/_csv.c); GDAL's GeoJSON driver warns
+# "Non closed ring detected" and GEOS then refuses the whole layer (pyogrio raw.read).
+
+HEAD = "nom;type;code_insee;lat;lon\n"
+
+
+def _rows(names):
+    return "".join(f"{n};crèche;44109;47.2{i};-1.5{i}\n" for i, n in enumerate(names))
+
+
+def _invariant(rep):
+    assert rep.rows_read == rep.accepted + len(rep.rejected)
+    assert rep.flagged <= rep.accepted
+
+
+def test_stray_quote_is_read_line_by_line_and_flagged():
+    body = (HEAD + "Crèche A;crèche;44109;47.20;-1.50\n"
+            '"Crèche B;crèche;44109;47.21;-1.51\n'  # opens a quote, never closed here
+            "Crèche C;crèche;44109;47.22;-1.52\n"
+            'Crèche "D";crèche;44109;47.23;-1.53\n'  # the csv reader closes it here
+            "Crèche E;crèche;44109;47.24;-1.54\n")
+    res = load_facility_file(body.encode(), name="quote.csv")
+    rep = res.report
+    assert rep.rows_read == 5 and rep.accepted == 5  # not 3 rows, one of them 3 lines long
+    assert res.facilities["name"].tolist() == ["Crèche A", '"Crèche B', "Crèche C",
+                                               'Crèche "D"', "Crèche E"]
+    notes = rep.notes.set_index("row")["note"]
+    assert sorted(notes.index) == [3, 5]  # the two lines with a quote, to check by hand
+    assert "guillemet isolé : les lignes 3 à 5 se lisaient comme une seule" in notes[3]
+    assert any("guillemet isolé" in w for w in rep.warnings)
+    assert rep.flagged == 2
+    _invariant(rep)
+
+
+def test_real_multiline_value_stays_one_row_with_a_note():
+    body = HEAD.replace("\n", ";adresse\n") + \
+        'Crèche A;crèche;44109;47.21;-1.55;"12 rue X\nBP 5"\nCrèche B;crèche;44109;47.3;-1.6;y\n'
+    rep = load_facility_file(body.encode(), name="multi.csv").report
+    assert rep.rows_read == 2 and rep.accepted == 2
+    assert "valeur sur plusieurs lignes (lignes 2 à 3)" in rep.notes["note"].iloc[0]
+
+
+def test_field_over_the_csv_limit_rejects_that_row_only():
+    big = "B" * 140_000
+    body = HEAD + _rows(["Crèche A"]) + f"{big};crèche;44109;47.22;-1.52\n" + \
+        _rows(["Crèche C"]).replace("47.2", "47.4")
+    rep = load_facility_file(body.encode(), name="long.csv").report
+    assert rep.rows_read == 3 and rep.accepted == 2 and rep.rejected["row"].tolist() == [3]
+    assert "dépasse 131\u202f072 caractères" in rep.rejected["reason"].iloc[0]
+    _invariant(rep)
+
+
+def test_one_windows_1252_line_in_a_utf8_file_is_decoded_alone_and_flagged():
+    names = [f"Crèche Éveil {i}" for i in range(9)]
+    lines = [f"{n};crèche;44109;47.2{i};-1.5{i}\n" for i, n in enumerate(names)]
+    data = HEAD.encode() + b"".join(
+        ln.encode("cp1252") if i == 4 else ln.encode("utf-8") for i, ln in enumerate(lines))
+    res = load_facility_file(data, name="mixed.csv")
+    rep = res.report
+    assert rep.accepted == 9 and rep.rejected.empty  # not 8 of 9 rejected
+    assert res.facilities["name"].tolist() == names  # the accents of every row are right
+    assert rep.encoding == "UTF-8 (1 ligne en Windows-1252)"
+    assert rep.notes.set_index("row").loc[6, "note"].startswith("ligne en Windows-1252")
+    assert any("Windows-1252" in w for w in rep.warnings)
+
+
+def test_whole_windows_1252_file_is_still_read_as_such():
+    data = (HEAD + _rows(["Crèche Éveil"])).encode("cp1252")
+    rep = load_facility_file(data, name="cp.csv").report
+    assert rep.encoding == "cp1252" and rep.accepted == 1 and rep.notes.empty
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_text_not_binary(codec):
+    data = (HEAD + _rows(["Crèche Éveil", "Relais"])).encode(codec)
+    res = load_facility_file(data, name="u16.csv")
+    assert res.report.encoding == "UTF-16 (sans BOM)"
+    assert res.facilities["name"].tolist() == ["Crèche Éveil", "Relais"]
+
+
+def test_real_binary_is_still_refused():
+    with pytest.raises(InputError, match="binary data"):
+        load_facility_file(bytes(range(256)) * 4, name="bin.csv")
+
+
+def test_unclosed_ring_rejects_that_feature_only():
+    feats = [
+        {"type": "Feature", "properties": {"nom": "Crèche A", "type": "crèche",
+                                           "code_insee": "44109"},
+         "geometry": {"type": "Point", "coordinates": [-1.55, 47.21]}},
+        {"type": "Feature", "properties": {"nom": "Crèche B", "type": "crèche",
+                                           "code_insee": "44109"},
+         "geometry": {"type": "Polygon",
+                      "coordinates": [[[-1.55, 47.21], [-1.54, 47.21], [-1.54, 47.22]]]}},
+        {"type": "Feature", "properties": {"nom": "Crèche C", "type": "crèche",
+                                           "code_insee": "44109"},
+         "geometry": {"type": "Point", "coordinates": [-1.56, 47.23]}},
+    ]
+    data = json.dumps({"type": "FeatureCollection", "features": feats}).encode()
+    res = load_facility_file(data, name="ring.geojson")
+    rep = res.report
+    assert res.facilities["name"].tolist() == ["Crèche A", "Crèche C"]
+    assert rep.rows_read == 3 and rep.rejected["row"].tolist() == [2]
+    assert rep.rejected["name"].tolist() == ["Crèche B"]
+    assert "l'anneau n'est pas fermé" in rep.rejected["reason"].iloc[0]
+    _invariant(rep)
+
+
+def test_duplicate_detection_matches_brute_force():
+    rng = np.random.default_rng(3)
+    n = 400
+    lon = -1.55 + rng.normal(0, 0.0008, n)  # a dense cluster: many pairs within 50 m
+    lat = 47.21 + rng.normal(0, 0.0005, n)
+    lon[::7] = lon[0]  # shared positions (a placeholder position)
+    lat[::7] = lat[0]
+    fac = gpd.GeoDataFrame({"type": ["eaje"] * n, "name": ["Crèche sans nom"] * n},
+                           geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+    got = find_duplicates(fac, distance_m=50)
+    geod = pyproj.Geod(ellps="sphere")
+    expected = {}
+    for j in range(n):
+        for i in range(j):
+            d = geod.inv(lon[j], lat[j], lon[i], lat[i])[2]
+            if d <= 50 * 6_371_008.8 / 6_370_997.0 - 1e-6:
+                expected[j + 1] = i + 1
+                break
+    # rows within a micrometre of the threshold are left out of the comparison
+    got_map = dict(zip(got["row"], got["duplicate_of_row"], strict=True))
+    assert {k: v for k, v in got_map.items() if k in expected} == expected
+    assert len(got_map) == len(expected)
+
+
+def test_many_unnamed_rows_import_in_near_linear_time():
+    import time
+
+    n = 30_000
+    rng = np.random.default_rng(0)
+    lon, lat = rng.uniform(-2.5, -1.5, n), rng.uniform(47.0, 47.6, n)
+    body = HEAD + "".join(f";crèche;44109;{b:.6f};{a:.6f}\n" for a, b in zip(lon, lat,
+                                                                            strict=True))
+    start = time.perf_counter()
+    rep = load_facility_file(body.encode(), name="unnamed.csv").report
+    elapsed = time.perf_counter() - start
+    assert rep.accepted == n and len(rep.duplicates) > 0
+    assert elapsed < 30, f"{n} unnamed rows took {elapsed:.1f} s (was quadratic: ~130 s)"
+
+
+def test_cli_lines_give_counts_warnings_and_first_reasons():
+    body = HEAD + _rows(["Crèche A"]) + "".join(
+        f"Sans position {i};crèche;;;\n" for i in range(12)) + "\n"
+    rep = load_facility_file(body.encode(), name="cli.csv").report
+    lines = rep.cli_lines(max_rows=3)
+    assert lines[0] == ("cli.csv : 13 lignes lues = 1 acceptée (dont 0 à vérifier) + "
+                        "12 rejetées.")
+    rejected = [ln for ln in lines if ln.startswith("  Rejetée, ligne")]
+    assert len(rejected) == 3 and "(Sans position 0)" in rejected[0]
+    assert "ni coordonnées ni code commune" in rejected[0]
+    assert lines[-1] == "  … et 9 autres lignes rejetées (voir le rapport d'import complet)."
+    assert all(len(ln) < 300 for ln in lines)
+    warned = load_facility_file(body.encode(), name="cli.csv", default_type=None).report
+    assert [ln for ln in warned.cli_lines() if ln.startswith("  Attention")] == [
+        f"  Attention : {w}" for w in warned.warnings]

@@ -1,0 +1,135 @@
+"""Probable duplicates among the imported facilities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from data_sources.user_file.columns import _fold, _map_unique
+from data_sources.user_file.report import _empty_table
+from diagnosis.settings import (
+    DUPLICATE_DISTANCE_M,
+)
+
+
+def find_duplicates(
+    facilities: gpd.GeoDataFrame,
+    *,
+    rows: Sequence[int] | None = None,
+    file_ids: Sequence[str] | None = None,
+    distance_m: float = DUPLICATE_DISTANCE_M,
+) -> pd.DataFrame:
+    """Flag probable duplicates: same type and same name nearby, or same source id.
+
+    Names are compared folded (no accents, case or punctuation); distances are
+    great-circle metres between WGS84 points (valid overseas too). Each duplicate points
+    to the first row of its group; nothing is removed.
+
+    Parameters
+    ----------
+    facilities
+        Schema facilities (``type``, ``name``, geometry in EPSG:4326).
+    rows
+        Row number of each facility as the user sees it (default: 1, 2, …).
+    file_ids
+        The file's own id of each facility (``""`` when none); equal non-empty ids of the
+        same type are duplicates whatever the distance.
+    distance_m
+        Largest distance between two same-named facilities to call them duplicates.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``row``, ``name``, ``duplicate_of_row``, ``reason`` (French).
+    """
+    cols = ["row", "name", "duplicate_of_row", "reason"]
+    n = len(facilities)
+    if n == 0:
+        return _empty_table(cols)
+    rows_arr = np.asarray(rows if rows is not None else range(1, n + 1), dtype=np.int64)
+    ids = list(file_ids) if file_ids is not None else [""] * n
+    lon = np.radians(facilities.geometry.x.to_numpy(dtype=float))
+    lat = np.radians(facilities.geometry.y.to_numpy(dtype=float))
+    types = facilities["type"].astype(str).to_numpy()
+    keys = _map_unique(facilities["name"], lambda s: _fold(s, " ")).to_numpy()
+    found: dict[int, tuple[int, str]] = {}
+    frame = pd.DataFrame({"type": types, "key": keys, "id": ids})
+    for _, group in frame.groupby(["type", "key"], sort=False).indices.items():
+        idx = np.asarray(group, dtype=np.int64)
+        if len(idx) < 2:
+            continue
+        for later, first in _earliest_near(lon[idx], lat[idx], distance_m):
+            i, j = int(idx[later]), int(idx[first])
+            d = float(_haversine_m(lon[i], lat[i], lon[j], lat[j]))
+            found[i] = (j, f"même type et même nom, à {d:.0f} m")
+    with_id = frame[frame["id"].ne("")]
+    for _, id_group in with_id.groupby(["type", "id"], sort=False).indices.items():
+        positions = with_id.index.to_numpy()[np.asarray(id_group)]
+        for j in positions[1:].tolist():
+            reason = f"même type et même identifiant {ids[j]!r}"
+            if j in found:
+                reason = f"{reason} ; {found[j][1]}"
+            found[j] = (int(positions[0]), reason)
+    order = sorted(found)
+    all_names = facilities["name"].to_numpy(dtype=object)
+    return pd.DataFrame({
+        "row": pd.Series(rows_arr[order], dtype="int64"),
+        "name": pd.Series(all_names[order], dtype=object),
+        "duplicate_of_row": pd.Series(rows_arr[[found[j][0] for j in order]], dtype="int64"),
+        "reason": pd.Series([found[j][1] for j in order], dtype=object),
+    })
+
+
+def _earliest_near(
+    lon: np.ndarray, lat: np.ndarray, distance_m: float
+) -> list[tuple[int, int]]:
+    """For each point, the first earlier point within ``distance_m`` (radians in).
+
+    Near-linear: identical positions are grouped first (a shared placeholder position,
+    such as a town hall, costs nothing), then a k-d tree on the unit sphere finds the
+    neighbours of each distinct position. The earliest point near ``j`` is the smallest
+    index among the positions near ``j``'s position, when it is smaller than ``j``.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(later, first)`` index pairs into the arrays, ``first < later``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lon = np.radians([-2.0, -2.0001, 5.0, -2.0])
+    >>> lat = np.radians([47.0, 47.0, 45.0, 47.0])
+    >>> _earliest_near(lon, lat, 50.0)
+    [(1, 0), (3, 0)]
+    """
+    from scipy.spatial import cKDTree
+
+    xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    uniq, inverse = np.unique(np.round(xyz, 12), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    first_of = np.full(len(uniq), len(lon), dtype=np.int64)
+    np.minimum.at(first_of, inverse, np.arange(len(lon)))
+    radius = 2.0 * np.sin(min(distance_m / _EARTH_M, np.pi) / 2.0) * (1 + 1e-9)
+    tree = cKDTree(uniq)
+    earliest = np.empty(len(uniq), dtype=np.int64)
+    for u, near in enumerate(tree.query_ball_point(uniq, r=radius)):
+        earliest[u] = first_of[near].min()
+    cand = earliest[inverse]
+    later = np.flatnonzero(cand < np.arange(len(lon)))
+    return [(int(k), int(cand[k])) for k in later]
+
+
+_EARTH_M = 6_371_008.8
+
+
+def _haversine_m(
+    lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
+) -> np.ndarray:
+    """Great-circle distance in metres between broadcastable arrays of points (radians in)."""
+    a = (np.sin((lat2 - lat1) / 2) ** 2
+         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
+    return 2 * _EARTH_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))

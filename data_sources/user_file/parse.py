@@ -1,0 +1,323 @@
+"""Turn a raw table into schema facilities and an import report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from data_sources.user_file.columns import COLUMN_ALIASES, _fold, _map_unique
+from data_sources.user_file.communes import (
+    _codes_from_cog,
+    _codes_from_polygons,
+    _cog_index,
+    _parse_codes,
+    _parse_postcodes,
+    _point_table,
+)
+from data_sources.user_file.duplicates import find_duplicates
+from data_sources.user_file.positions import _crs_summary, _parse_positions, _to_float
+from data_sources.user_file.read import RawTable
+from data_sources.user_file.report import ImportReport, _Log, _plural, _rows_text
+from data_sources.user_file.types import _type_text, map_type
+from diagnosis.errors import InputError
+from diagnosis.schema import (
+    FACILITY_TYPES,
+    empty_facilities,
+    facility_label,
+    validate_facilities,
+)
+from diagnosis.settings import (
+    DUPLICATE_DISTANCE_M,
+    WGS84,
+)
+
+#: How a geocoder's result type or a quality column maps to ``position_precision``.
+_PRECISION_VALUES: dict[str, str] = {
+    "address": "address", "adresse": "address", "housenumber": "address", "numero": "address",
+    "bonne": "address", "rooftop": "address",
+    "street": "street", "rue": "street", "voie": "street", "locality": "street",
+    "lieu_dit": "street", "acceptable": "street",
+    "commune": "commune", "municipality": "commune", "mairie": "commune", "city": "commune",
+    "mauvaise": "commune",
+}
+
+
+def parse_facilities(
+    raw: RawTable,
+    columns: Mapping[str, str],
+    *,
+    file_name: str,
+    default_type: str | None = None,
+    town_halls: gpd.GeoDataFrame | None = None,
+    communes: gpd.GeoDataFrame | None = None,
+    cog: pd.DataFrame | None = None,
+    source_date: str = "",
+    insee_fallbacks: Sequence[str] = (),
+    distance_m: float = DUPLICATE_DISTANCE_M,
+) -> tuple[gpd.GeoDataFrame, ImportReport]:
+    """Turn a raw table into schema facilities and an import report.
+
+    Parameters
+    ----------
+    raw
+        The table from :func:`read_table`.
+    columns
+        Column key -> file column, from :func:`detect_columns`.
+    file_name
+        Name of the file: ``source = "user:<file_name>"`` and
+        ``facility_id = "user:<stem>:<id or row>"``.
+    default_type, town_halls, communes, cog, source_date
+        See :func:`load_facility_file` (``cog=None`` here means no COG lookups).
+    insee_fallbacks
+        Other commune-code columns read, in order, where ``columns["code_insee"]`` is
+        empty (see :func:`insee_fallback_columns`).
+    distance_m
+        Two rows of the same type with the same name closer than this are duplicates.
+
+    Returns
+    -------
+    facilities, report
+        Facilities validated by :func:`diagnosis.schema.validate_facilities` (in file
+        order) and the :class:`ImportReport`.
+
+    Raises
+    ------
+    InputError
+        No type column and no ``default_type``; an unknown ``default_type``; bad
+        ``town_halls``/``communes``/``cog`` tables.
+    """
+    frame = raw.frame
+    rows = np.asarray(frame.index, dtype=np.int64)
+    n = len(rows)
+    stem = Path(file_name).stem
+
+    def col(key: str) -> pd.Series:
+        if key in columns:
+            return frame[columns[key]].astype(str).str.strip()
+        return pd.Series([""] * n, index=frame.index, dtype=object)
+
+    names = col("name")
+    log = _Log()
+    log.warnings.extend(raw.warnings)
+    log.reject([r for r in raw.malformed], lambda r: raw.malformed[r])
+    log.note(list(raw.notes), lambda r: raw.notes[r])
+
+    types, subtypes = _parse_types(col("type"), col("subtype"), log, columns=columns,
+                                   default_type=default_type, file_name=file_name,
+                                   file_columns=list(frame.columns))
+    unnamed = names.eq("") & types.ne("")
+    if unnamed.any():  # keep the facility: a missing name does not make it disappear
+        names = names.where(~unnamed, types.map(
+            lambda t: f"{facility_label(t)} sans nom" if t else ""))
+        log.warnings.append(f"nom absent, remplacé par « <type> sans nom » : "
+                            f"{_rows_text(names.index[unnamed.to_numpy()])}")
+        log.note(names.index[unnamed.to_numpy()], "nom absent dans le fichier")
+
+    # --- coordinates
+    lon, lat, precise, crs_used = _parse_positions(raw, columns, col, log)
+
+    # --- commune codes
+    cog_index = _cog_index(cog) if cog is not None else None
+    postcodes = _parse_postcodes(col("postcode"), col("address"), log)
+    codes = _parse_codes(frame, columns, insee_fallbacks, log)
+    missing_code = codes.eq("").to_numpy()
+    if communes is not None and (missing_code & precise).any():
+        codes = _codes_from_polygons(codes, lon, lat, missing_code & precise, communes, log)
+        missing_code = codes.eq("").to_numpy()
+    if cog_index is not None:
+        codes = _codes_from_cog(codes, postcodes, col("commune"), col("address"), cog_index, log)
+        missing_code = codes.eq("").to_numpy()
+
+    # --- placement at the town hall for rows without coordinates
+    precision = _parse_precision(col("precision")) if "precision" in columns else \
+        pd.Series(["address"] * n, index=frame.index, dtype=object)
+    at_hall = ~precise
+    placed_hall = np.zeros(n, dtype=bool)
+    halls = _point_table(town_halls, arg="town_halls", points=True) if town_halls is not None \
+        else None
+    hall_xy = ({c: (p.x, p.y) for c, p in zip(halls["code_insee"], halls.geometry, strict=True)}
+               if halls is not None else {})
+    outside = np.isin(rows, list(log.outside))
+    for i in np.flatnonzero(at_hall & ~outside):
+        row, code, postcode = int(rows[i]), codes.iloc[i], postcodes.iloc[i]
+        if not code and postcode:
+            log.reject([row], f"ni coordonnées ni code commune, et le code postal {postcode} ne "
+                              "désigne pas une seule commune : ajoutez lat/lon ou le code INSEE")
+        elif not code:
+            log.reject([row], "ni coordonnées ni code commune : ajoutez lat/lon ou un code "
+                              "INSEE de commune")
+        elif halls is None:
+            log.reject([row], f"pas de coordonnées ; commune {code} connue mais aucune liste de "
+                              "mairies fournie pour l'y placer")
+        elif code not in hall_xy:
+            log.reject([row], f"pas de coordonnées et commune {code} absente de la liste des "
+                              "mairies")
+        else:
+            lon[i], lat[i] = hall_xy[code]
+            placed_hall[i] = True
+    precision = precision.where(~placed_hall, "commune")
+    accepted_rows = set(rows.tolist()) - set(log.reasons)
+    hall_ok = [int(r) for r, p in zip(rows, placed_hall, strict=True)
+               if p and int(r) in accepted_rows]
+    if hall_ok:
+        log.note(hall_ok, "placée à la mairie de sa commune (position approximative)")
+        where = "ligne placée à la mairie de sa", "lignes placées à la mairie de leur"
+        log.warnings.append(f"{_plural(len(hall_ok), *where)} commune (position approximative)")
+    log.reject(rows[precise & missing_code],
+               "code commune absent ou invalide : ajoutez une colonne code_insee (ou code "
+               "postal), ou fournissez les contours des communes")
+
+    # --- other fields
+    capacity = _parse_capacity(col("capacity"), log)
+    ids = col("id")
+    source_ids = ids.where(ids.ne(""), pd.Series([str(r) for r in rows], index=frame.index))
+    keep = np.asarray([int(r) not in log.reasons for r in rows])
+    facility_ids = _unique_ids([f"user:{stem}:{s}" for s in source_ids[keep]],
+                               rows[keep].tolist())
+    table = pd.DataFrame({
+        "facility_id": facility_ids,
+        "type": types[keep].to_numpy(),
+        "subtype": subtypes[keep].to_numpy(),
+        "name": names[keep].to_numpy(),
+        "address": col("address")[keep].to_numpy(),
+        "postcode": postcodes[keep].to_numpy(),
+        "code_insee": codes[keep].to_numpy(),
+        "capacity": capacity[keep],
+        "operator": col("operator")[keep].to_numpy(),
+        "phone": col("phone")[keep].to_numpy(),
+        "email": col("email")[keep].to_numpy(),
+        "website": col("website")[keep].to_numpy(),
+        "source": f"user:{file_name}",
+        "source_id": source_ids[keep].to_numpy(),
+        "source_date": source_date,
+        "position_precision": precision[keep].to_numpy(),
+    })
+    if keep.any():
+        gdf = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(lon[keep], lat[keep]), crs=WGS84)
+        facilities = validate_facilities(gdf, source=f"user:{file_name}")
+    else:
+        facilities = empty_facilities()
+    kept_rows = rows[keep]
+    duplicates = find_duplicates(facilities, rows=kept_rows,
+                                 file_ids=ids[keep].tolist(), distance_m=distance_m)
+
+    rej_rows = sorted(log.reasons)
+    rejected = pd.DataFrame({
+        "row": pd.Series(rej_rows, dtype="int64"),
+        "name": pd.Series(names.reindex(rej_rows).to_numpy(), dtype=object),
+        "reason": pd.Series([" ; ".join(log.reasons[r]) for r in rej_rows], dtype=object),
+    })
+    note_rows = sorted(r for r in log.notes if r not in log.reasons)
+    notes = pd.DataFrame({
+        "row": pd.Series(note_rows, dtype="int64"),
+        "name": pd.Series(names.reindex(note_rows).to_numpy(), dtype=object),
+        "note": pd.Series([" ; ".join(log.notes[r]) for r in note_rows], dtype=object),
+    })
+    crs_text = _crs_summary(crs_used[precise], raw.crs)
+    report = ImportReport(
+        file=file_name, rows_read=n, accepted=len(facilities), rejected=rejected,
+        duplicates=duplicates, warnings=tuple(log.warnings), column_mapping=dict(columns),
+        crs_detected=crs_text, encoding=raw.encoding, notes=notes,
+    )
+    return facilities, report
+
+
+def _unique_ids(ids: list[str], rows: list[int]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for fid, row in zip(ids, rows, strict=True):
+        if fid in seen:
+            fid = f"{fid}:ligne{row}"
+        seen.add(fid)
+        out.append(fid)
+    return out
+
+
+def _parse_types(
+    values: pd.Series, sub_values: pd.Series, log: _Log, *, columns: Mapping[str, str],
+    default_type: str | None, file_name: str, file_columns: Sequence[str],
+) -> tuple[pd.Series, pd.Series]:
+    default: tuple[str, str] | None = None
+    if default_type is not None:
+        mapped = map_type(default_type)
+        if mapped is None:
+            raise InputError(f"default_type={default_type!r} is not a facility type; use one of "
+                             f"{sorted(FACILITY_TYPES)} or a label such as 'micro-crèche'")
+        default = mapped[0], mapped[1]
+    if "type" not in columns and default is None:
+        raise InputError(
+            f"{file_name}: no type column found; columns found: {list(file_columns)}; "
+            f"expected one of {list(COLUMN_ALIASES['type'][:6])}…; pass default_type='eaje' "
+            f"(or another type among {sorted(FACILITY_TYPES)}) or mapping={{'type': '<column>'}}"
+        )
+    if "type" not in columns:
+        assert default is not None
+        log.warnings.append(f"pas de colonne de type : toutes les lignes reçoivent le type "
+                            f"« {_type_text(*default)} »")
+    uniques = {v: map_type(v) for v in pd.unique(values)}
+    type_out = pd.Series("", index=values.index, dtype=object)
+    sub_out = pd.Series("", index=values.index, dtype=object)
+    for value, mapped in uniques.items():
+        mask = values.eq(value)
+        rows = values.index[mask.to_numpy()]
+        if mapped is not None:
+            type_out[mask], sub_out[mask] = mapped[0], mapped[1]
+            if mapped[2]:
+                log.warnings.append(
+                    f"type « {value} » ({_plural(len(rows), 'ligne', 'lignes')}) interprété "
+                    f"comme {_type_text(mapped[0], mapped[1])}")
+        elif default is not None:
+            type_out[mask], sub_out[mask] = default
+            if "type" in columns:
+                what = f"type « {value} »" if value else "type vide"
+                log.warnings.append(
+                    f"{what} ({_plural(len(rows), 'ligne', 'lignes')}) remplacé par le type "
+                    f"par défaut « {_type_text(*default)} »")
+        elif value == "":
+            log.reject(rows, "type manquant")
+        else:
+            log.reject(rows, f"type inconnu : {value!r} (types reconnus : crèche, multi-accueil, "
+                             "micro-crèche, MAM, RPE, LAEP, PMI, centre social, EVS, maternité, "
+                             "sage-femme, mairie, codes BPE D502…, FINESS 223)")
+    # explicit subtypes
+    is_eaje = type_out.eq("eaje")
+    unknown_sub: list[int] = []
+    for value in pd.unique(sub_values[sub_values.ne("")]):
+        mask = sub_values.eq(value)
+        mapped = map_type(value)
+        eaje_mask = mask & is_eaje
+        if mapped is not None and mapped[0] == "eaje" and mapped[1]:
+            sub_out[eaje_mask] = mapped[1]
+        elif eaje_mask.any() and not (mapped is not None and mapped[0] == "eaje"):
+            unknown_sub += values.index[eaje_mask.to_numpy()].tolist()
+        other = mask & ~is_eaje
+        sub_out[other] = value  # free text for other types
+    if unknown_sub:
+        log.warnings.append(f"sous-type de crèche non reconnu, laissé tel que déduit du type : "
+                            f"{_rows_text(unknown_sub)}")
+    return type_out, sub_out
+
+
+def _parse_precision(values: pd.Series) -> pd.Series:
+    return _map_unique(values, lambda v: _PRECISION_VALUES.get(_fold(v), "address"))
+
+
+def _parse_capacity(values: pd.Series, log: _Log) -> np.ndarray:
+    num, unreadable = _to_float(values.str.replace(r"\s*places?\s*$", "", regex=True,
+                                                   case=False))
+    rows = values.index
+    if unreadable.any():
+        log.warnings.append(f"capacité illisible laissée vide : {_rows_text(rows[unreadable])}")
+        log.note(rows[unreadable], lambda r: f"capacité illisible ({values[r]!r}) laissée vide")
+    with np.errstate(invalid="ignore"):
+        zero_or_neg = num <= 0
+    if zero_or_neg.any():
+        log.warnings.append(f"capacité nulle ou négative considérée comme inconnue : "
+                            f"{_rows_text(rows[zero_or_neg])}")
+        log.note(rows[zero_or_neg], lambda r: f"capacité {values[r]!r} considérée comme inconnue")
+        num = np.where(zero_or_neg, np.nan, num)
+    return num

@@ -1,0 +1,230 @@
+"""Coordinates of the imported rows: columns, CRS detection, checks and conversion."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyproj
+
+from data_sources.user_file.read import RawTable
+from data_sources.user_file.report import _Log, _plural, _rows_text
+from diagnosis.settings import (
+    FRANCE_METRO_BBOX,
+    FRANCE_OVERSEAS_BBOXES,
+    WGS84,
+)
+
+_CRS_LABELS = {"EPSG:4326": "WGS84 (EPSG:4326)", "EPSG:2154": "Lambert-93 (EPSG:2154)",
+               "EPSG:27572": "Lambert II étendu (EPSG:27572)"}
+
+
+def _in_france(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """True where (lon, lat) falls in metropolitan France or an overseas département."""
+    ok = np.zeros(len(lon), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for x0, y0, x1, y1 in (FRANCE_METRO_BBOX, *FRANCE_OVERSEAS_BBOXES.values()):
+            ok |= (lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)
+    return ok
+
+
+def _transform(crs: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if crs == WGS84:
+        return a.astype(float), b.astype(float)
+    transformer = pyproj.Transformer.from_crs(crs, WGS84, always_xy=True)
+    lon, lat = transformer.transform(a, b, errcheck=False)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+def _is_geographic(crs: str) -> bool:
+    try:
+        return bool(pyproj.CRS.from_user_input(crs).is_geographic)
+    except pyproj.exceptions.CRSError:
+        return False
+
+
+def locate_points(
+    c1: np.ndarray, c2: np.ndarray, declared: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Turn raw coordinate pairs into WGS84 points in France, detecting CRS and swaps.
+
+    Each row is tried in its declared CRS when it is projected; otherwise in WGS84 when
+    both values look like degrees, else in Lambert-93 (EPSG:2154) then Lambert II étendu
+    (EPSG:27572). A pair that falls in France only once swapped is swapped.
+
+    Parameters
+    ----------
+    c1, c2
+        Easting/longitude and northing/latitude as floats (NaN when missing).
+    declared
+        Per row, a CRS as text (``"EPSG:2154"``) or ``""`` when unknown.
+
+    Returns
+    -------
+    lon, lat, crs, swapped
+        WGS84 coordinates (NaN where not located), the CRS used per row (``""`` where not
+        located) and whether the pair was swapped.
+
+    Examples
+    --------
+    >>> lon, lat, crs, swapped = locate_points(np.array([47.2, 700000.0]),
+    ...                                        np.array([-1.55, 6600000.0]))
+    >>> lon.round(3).tolist(), lat.round(3).tolist(), crs.tolist(), swapped.tolist()
+    ([-1.55, 3.0], [47.2, 46.5], ['EPSG:4326', 'EPSG:2154'], [True, False])
+    """
+    c1 = np.asarray(c1, dtype=float)
+    c2 = np.asarray(c2, dtype=float)
+    n = len(c1)
+    decl = np.asarray(list(declared) if declared is not None else [""] * n, dtype=object)
+    lon, lat = np.full(n, np.nan), np.full(n, np.nan)
+    used = np.full(n, "", dtype=object)
+    swapped = np.zeros(n, dtype=bool)
+    todo = np.isfinite(c1) & np.isfinite(c2)
+    projected = {d for d in set(decl[todo].tolist()) if d and not _is_geographic(d)}
+    with np.errstate(invalid="ignore"):
+        degrees = (np.abs(c1) <= 180) & (np.abs(c2) <= 180)
+    trials: list[tuple[str, np.ndarray]] = [(d, decl == d) for d in sorted(projected)]
+    free = ~np.isin(decl, list(projected)) if projected else np.ones(n, dtype=bool)
+    trials += [(WGS84, free & degrees), ("EPSG:2154", free & ~degrees),
+               ("EPSG:27572", free & ~degrees)]
+    for crs, eligible in trials:
+        for swap in (False, True):
+            rows = todo & eligible
+            if not rows.any():
+                continue
+            a, b = (c2[rows], c1[rows]) if swap else (c1[rows], c2[rows])
+            x, y = _transform(crs, a, b)
+            ok = _in_france(x, y)
+            idx = np.flatnonzero(rows)[ok]
+            lon[idx], lat[idx], used[idx], swapped[idx] = x[ok], y[ok], crs, swap
+            todo[idx] = False
+    return lon, lat, used, swapped
+
+
+def _to_float(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Parse numbers written with a decimal comma or point; also return the unreadable mask.
+
+    ``"47,2184"`` and ``"47.2184"`` read 47.2184; ``"1 234,5"`` and ``"1.234,5"`` read
+    1234.5; empty cells are NaN (not unreadable).
+    """
+    plain = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+    if (np.isfinite(plain) | values.eq("").to_numpy()).all():  # common case: nothing to fix
+        return plain, np.zeros(len(plain), dtype=bool)
+    text = values.astype(str).str.replace(r"[\s\u00a0\u202f]", "", regex=True)
+    both = text.str.contains(",") & text.str.contains(r"\.")
+    comma_last = text.str.rfind(",") > text.str.rfind(".")
+    text = text.mask(both & comma_last, text.str.replace(".", "", regex=False))
+    text = text.mask(both & ~comma_last, text.str.replace(",", "", regex=False))
+    text = text.str.replace(",", ".", regex=False)
+    num = pd.to_numeric(text, errors="coerce").astype(float).to_numpy()
+    unreadable = (text.ne("") & np.isnan(num)).to_numpy()
+    return num, unreadable
+
+
+def _declared_crs(values: pd.Series) -> tuple[list[str], list[int]]:
+    """Per row, the CRS named by an EPSG column (``""`` when empty or unknown)."""
+    out: list[str] = []
+    bad: list[int] = []
+    cache: dict[str, str] = {}
+    for row, value in values.items():
+        text = str(value).strip()
+        if text not in cache:
+            digits = re.search(r"\d{4,6}", text)
+            crs = ""
+            if digits:
+                try:
+                    crs = pyproj.CRS.from_epsg(int(digits.group())).to_string()
+                except pyproj.exceptions.CRSError:
+                    crs = ""
+            cache[text] = crs
+        if text and not cache[text]:
+            bad.append(int(str(row)))
+        out.append(cache[text])
+    return out, bad
+
+
+def _crs_summary(used: np.ndarray, declared: str) -> str:
+    counts = pd.Series(used[used != ""], dtype=object).value_counts()
+    if counts.empty:
+        return declared
+    return " + ".join(str(c) for c in counts.index)
+
+
+def _parse_positions(
+    raw: RawTable, columns: Mapping[str, str], col: Callable[[str], pd.Series], log: _Log,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinates of every row: lon, lat, located mask, CRS used (rejects outside France)."""
+    frame = raw.frame
+    rows = np.asarray(frame.index, dtype=np.int64)
+    n = len(rows)
+    c1, c2 = np.full(n, np.nan), np.full(n, np.nan)
+    unreadable = np.zeros(n, dtype=bool)
+    origin = np.full(n, "", dtype=object)  # which pair of columns (or geometry) was read
+    for kx, ky in (("x", "y"), ("lon", "lat")):  # lat/lon wins over x/y where both are given
+        if kx in columns and ky in columns:
+            a, bad_a = _to_float(col(kx))
+            b, bad_b = _to_float(col(ky))
+            has = np.isfinite(a) & np.isfinite(b)
+            c1, c2 = np.where(has, a, c1), np.where(has, b, c2)
+            unreadable |= (bad_a | bad_b) & ~has
+            origin[has] = kx
+    declared = [""] * n
+    if "epsg" in columns:
+        declared, bad = _declared_crs(col("epsg"))
+        if bad:
+            log.warnings.append(f"code EPSG non reconnu, CRS déduit des valeurs : "
+                                f"{_rows_text(bad)}")
+    if raw.geometry is not None:
+        geom = raw.geometry
+        present = (geom.notna() & ~geom.is_empty).to_numpy()
+        not_point = present & (geom.geom_type != "Point").to_numpy()
+        if not_point.any():
+            kinds = sorted(set(geom[not_point].geom_type))
+            geom = geom.copy()
+            geom[not_point] = geom[not_point].representative_point()
+            what = ("géométrie non ponctuelle remplacée",
+                    "géométries non ponctuelles remplacées")
+            log.warnings.append(
+                f"{_plural(int(not_point.sum()), *what)} par un point intérieur "
+                f"({', '.join(kinds)}) : {_rows_text(rows[not_point])}")
+            log.note(rows[not_point], "géométrie remplacée par un point intérieur")
+        gx = np.where(present, geom.x.where(present, np.nan).to_numpy(dtype=float), np.nan) \
+            if present.any() else np.full(n, np.nan)
+        gy = np.where(present, geom.y.where(present, np.nan).to_numpy(dtype=float), np.nan) \
+            if present.any() else np.full(n, np.nan)
+        c1, c2 = np.where(present, gx, c1), np.where(present, gy, c2)
+        unreadable &= ~present
+        origin[present] = "geometry"
+        declared = [raw.crs if p else d for p, d in zip(present, declared, strict=True)]
+    zero = (c1 == 0) & (c2 == 0)
+    if zero.any():
+        c1[zero] = c2[zero] = np.nan
+        log.warnings.append(f"coordonnées (0, 0) traitées comme absentes : "
+                            f"{_rows_text(rows[zero])}")
+    if unreadable.any():
+        log.warnings.append(f"coordonnées illisibles, traitées comme absentes : "
+                            f"{_rows_text(rows[unreadable])}")
+        log.note(rows[unreadable], "coordonnées illisibles ignorées")
+    lon, lat, crs_used, swapped = locate_points(c1, c2, declared)
+    given = np.isfinite(c1) & np.isfinite(c2)
+    outside = given & (crs_used == "")
+    log.outside = set(rows[outside].tolist())
+    for i in np.flatnonzero(outside):
+        if origin[i] == "geometry":
+            shown = f"x={c1[i]}, y={c2[i]}"
+        else:
+            kx, ky = ("x", "y") if origin[i] == "x" else ("lon", "lat")
+            shown = (f"{columns[kx]}={frame[columns[kx]].iloc[i]}, "
+                     f"{columns[ky]}={frame[columns[ky]].iloc[i]}")
+        log.reject([int(rows[i])], f"coordonnées hors de France ({shown})")
+    if swapped.any():
+        log.warnings.append(f"lat/lon inversées détectées {_rows_text(rows[swapped])} : corrigées")
+        log.note(rows[swapped], "lat/lon inversées : corrigées")
+    for crs in ("EPSG:2154", "EPSG:27572"):
+        conv = crs_used == crs
+        if conv.any() and raw.crs != crs:
+            log.warnings.append(f"coordonnées en {_CRS_LABELS[crs]} converties en WGS84 "
+                                f"({_plural(int(conv.sum()), 'ligne', 'lignes')})")
+    return lon, lat, crs_used != "", crs_used

@@ -1,0 +1,474 @@
+"""Read a facility file's bytes as a table of text cells (CSV, GeoJSON, GeoPackage)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import tempfile
+import warnings as warnings_module
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from data_sources.user_file._decode import _decode
+from data_sources.user_file.report import _plural, _rows_text
+from diagnosis.errors import InputError
+
+#: File extensions read as CSV text and as vector files (pyogrio).
+CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
+
+
+GEO_EXTENSIONS = (".geojson", ".json", ".gpkg")
+
+
+#: Separators tried on CSV files, in order of preference when equally plausible.
+CSV_SEPARATORS = (";", ",", "\t")
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A file read as a table of text cells, before any interpretation.
+
+    Attributes
+    ----------
+    frame
+        One column per file column, cells as ``str`` (``""`` when empty); the index is
+        the row number as the user sees it (CSV line, or feature rank for vector files).
+    encoding
+        Text encoding detected.
+    separator
+        CSV separator (``""`` for vector files).
+    geometry
+        Geometries of a vector file (same index as ``frame``), else ``None``.
+    crs
+        CRS of ``geometry`` as text (``"EPSG:4326"``), ``""`` when none.
+    malformed
+        Rows that could not be split into the header's columns -> French reason.
+    notes
+        Rows read but flagged (stray quote, Windows-1252 line…) -> French note.
+    warnings
+        French notes about the reading itself (blank lines, renamed columns, layers).
+    """
+
+    frame: pd.DataFrame
+    encoding: str
+    separator: str = ""
+    geometry: gpd.GeoSeries | None = None
+    crs: str = ""
+    malformed: Mapping[int, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    notes: Mapping[int, str] = field(default_factory=dict)
+
+
+def _read_source(source: Any, *, name: str | None) -> tuple[bytes, str]:
+    """Return the bytes and the file name of a path, bytes or file-like ``source``."""
+    if isinstance(source, str | Path):
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read the facility file {str(path)!r}: {exc}; "
+                             "check the path") from exc
+        return data, name or path.name
+    if isinstance(source, bytes | bytearray | memoryview):
+        if not name:
+            raise InputError("load_facility_file got bytes without name=; pass the file "
+                             "name too (e.g. name='creches.csv'), its extension picks the reader")
+        return bytes(source), name
+    if hasattr(source, "getvalue") or hasattr(source, "read"):
+        data = source.getvalue() if hasattr(source, "getvalue") else source.read()
+        file_name = name or Path(str(getattr(source, "name", "") or "")).name
+        if not file_name:
+            raise InputError("load_facility_file got a file object without a name; "
+                             "pass name='<file name with extension>'")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        return bytes(data), file_name
+    raise InputError(f"source={source!r} is not a path, bytes or a file object; "
+                     "pass the path of a CSV, GeoJSON or GeoPackage file")
+
+
+def read_table(data: bytes, *, file_name: str) -> RawTable:
+    """Read a CSV, GeoJSON or GeoPackage file's bytes as a table of text cells.
+
+    Parameters
+    ----------
+    data
+        The file's bytes.
+    file_name
+        Its name; the extension chooses the reader and the name appears in errors.
+
+    Returns
+    -------
+    RawTable
+        Cells as text, indexed by the row number a user sees.
+
+    Raises
+    ------
+    InputError
+        Unsupported extension, empty file, undecodable bytes, a single column (wrong
+        separator) or an unreadable vector file.
+    """
+    ext = Path(file_name).suffix.lower()
+    if ext in CSV_EXTENSIONS:
+        return _read_csv(data, file_name=file_name)
+    if ext in GEO_EXTENSIONS:
+        return _read_vector(data, file_name=file_name)
+    hint = " (export the sheet as CSV from your spreadsheet)" if ext in {
+        ".xls", ".xlsx", ".ods"} else ""
+    raise InputError(
+        f"{file_name!r}: unsupported extension {ext!r}{hint}; use a CSV "
+        f"({', '.join(CSV_EXTENSIONS)}), a GeoJSON ({', '.join(GEO_EXTENSIONS[:2])}) "
+        "or a GeoPackage (.gpkg) file"
+    )
+
+
+def _sniff_separator(lines: Sequence[str]) -> tuple[str, int]:
+    """Return the separator whose split is widest and most consistent, and its width."""
+    best: tuple[tuple[bool, bool, int, float], str, int] | None = None
+    for sep in CSV_SEPARATORS:
+        try:
+            rows = [r for r in csv.reader(lines, delimiter=sep) if any(c.strip() for c in r)]
+        except csv.Error:  # a field over the size limit: judge on the other lines
+            rows = [r for r in csv.reader([ln for ln in lines if len(ln) < 100_000],
+                                          delimiter=sep) if any(c.strip() for c in r)]
+        if not rows:
+            continue
+        width = len(rows[0])
+        consistent = sum(len(r) == width for r in rows) / len(rows)
+        score = (width >= 2, consistent >= 0.9, width, consistent)
+        if best is None or score > best[0]:
+            best = (score, sep, width)
+    if best is None:
+        return CSV_SEPARATORS[0], 0
+    return best[1], best[2]
+
+
+def _read_csv(data: bytes, *, file_name: str) -> RawTable:
+    decoded = _decode(data, file_name=file_name)
+    text, encoding = decoded.text, decoded.encoding
+    if not text.strip():
+        raise InputError(f"{file_name!r} is empty; export the facility list again with a "
+                         "header line (nom, type, adresse, code_insee or lat/lon…) and its rows")
+    lines = text.splitlines(keepends=True)
+    skip_first = 0
+    forced = re.fullmatch(r"\s*sep=(.)\s*", lines[0]) if lines else None
+    if forced:  # Excel's "sep=;" hint line
+        sep, skip_first = forced.group(1), 1
+        width = len(next(csv.reader([lines[1]], delimiter=sep))) if len(lines) > 1 else 0
+    else:
+        sample = [ln for ln in lines[:60] if ln.strip()]
+        sep, width = _sniff_separator(sample)
+    if width < 2:
+        first = next((ln.strip() for ln in lines[skip_first:] if ln.strip()), "")
+        raise InputError(
+            f"{file_name!r}: only one column found in the header {first[:120]!r}: the "
+            "separator is probably not ';', ',' or a tab; save the file as CSV with one of "
+            "these separators (and at least a name column and a location column)"
+        )
+    body = "".join(lines[skip_first:])
+    phys = io.StringIO(body, newline="").readlines()  # the lines as the csv reader counts them
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=sep)
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    row_numbers: list[int] = []
+    spans: list[tuple[int, int]] = []
+    malformed: dict[int, str] = {}
+    notes: dict[int, str] = {}
+    blank_rows = 0
+    titles: list[int] = []
+    stray: list[int] = []
+    prev_line = skip_first
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            start_line, prev_line = prev_line + 1, reader.line_num + skip_first
+            if header is None:
+                raise InputError(f"{file_name!r}: CSV syntax error near line {start_line}: "
+                                 f"{exc}; check the quotes around values") from exc
+            if "field limit" in str(exc):
+                limit = f"{csv.field_size_limit():,}".replace(",", "\u202f")
+                reason = (f"une valeur dépasse {limit} caractères (texte collé par erreur ou "
+                          "guillemet non fermé ?) : ligne ignorée")
+            else:
+                reason = f"ligne CSV illisible ({exc}) : vérifiez les guillemets"
+            records.append([])
+            row_numbers.append(start_line)
+            spans.append((start_line, prev_line))
+            malformed[start_line] = reason
+            continue
+        start_line, prev_line = prev_line + 1, reader.line_num + skip_first
+        cells = [c.replace("\u00a0", " ").strip() for c in record]
+        if not any(cells):
+            if record and header is not None:
+                blank_rows += 1  # a row of separators only (spreadsheet leftovers)
+            continue
+        if header is None:
+            if sum(bool(c) for c in cells) < 2 and len(titles) < 5:
+                titles.append(start_line)  # a title above the header ("Liste des…;;;")
+                continue
+            header = cells
+            continue
+        if prev_line > start_line:  # one record over several lines: a stray quote?
+            span = phys[start_line - skip_first - 1:prev_line - skip_first]
+            split = _split_lines(span, sep, width=len(header))
+            if split is not None:
+                for k, line_cells in enumerate(split):
+                    if not any(line_cells):
+                        continue
+                    number = start_line + k
+                    records.append(line_cells)
+                    row_numbers.append(number)
+                    spans.append((number, number))
+                    if '"' in span[k]:
+                        stray.append(number)
+                        notes[number] = (
+                            f"guillemet isolé : les lignes {start_line} à {prev_line} se "
+                            "lisaient comme une seule, elles sont lues une par une ; vérifiez "
+                            "cette valeur")
+                continue
+            notes[start_line] = (f"valeur sur plusieurs lignes (lignes {start_line} à "
+                                 f"{prev_line}) : vérifiez les guillemets")
+        records.append(cells)
+        row_numbers.append(start_line)
+        spans.append((start_line, prev_line))
+    if header is None:
+        raise InputError(f"{file_name!r}: no header line with at least two column names; "
+                         "the first line must name the columns (nom, type, adresse…)")
+    warnings: list[str] = []
+    if titles:
+        warnings.append(f"{_rows_text(titles)} avant l'en-tête ignorée(s) (titre)")
+    names = _unique_headers(header, warnings)
+    width = len(names)
+    rows: list[list[str]] = []
+    for number, cells in zip(row_numbers, records, strict=True):
+        if len(cells) > width and any(cells[width:]):
+            malformed[number] = (
+                f"{len(cells)} valeurs pour {width} colonnes : un séparateur « {_sep_label(sep)} » "
+                "dans une valeur sans guillemets ?")
+        cells = (cells + [""] * width)[:width]
+        rows.append(cells)
+    if not rows:
+        raise InputError(f"{file_name!r} has a header ({', '.join(names[:8])}) but no data rows; "
+                         "add one row per facility")
+    frame = pd.DataFrame(rows, columns=names, index=pd.Index(row_numbers, name="row"), dtype=object)
+    # drop unnamed trailing columns that hold nothing (spreadsheet leftovers)
+    empty_unnamed = [c for c, h in zip(names, header, strict=True)
+                     if not h and not frame[c].astype(bool).any()]
+    frame = frame.drop(columns=empty_unnamed)
+    if blank_rows:
+        warnings.append(f"{_plural(blank_rows, 'ligne vide ignorée', 'lignes vides ignorées')}")
+    if stray:
+        warnings.append(f"guillemet isolé : {_rows_text(stray)} lue(s) une par une (elles se "
+                        "lisaient comme une seule ligne)")
+    if decoded.cp1252_lines:
+        bad = set(decoded.cp1252_lines)
+        flagged = [row for row, (a, b) in zip(row_numbers, spans, strict=True)
+                   if any(line in bad for line in range(a, b + 1))]
+        for row in flagged:
+            notes[row] = "ligne en Windows-1252 dans un fichier UTF-8 : vérifiez les accents"
+        if flagged:
+            warnings.append(f"{_rows_text(flagged)} en Windows-1252 dans un fichier UTF-8 "
+                            "(décodée(s) à part, accents à vérifier)")
+    return RawTable(frame=frame, encoding=encoding, separator=sep, malformed=malformed,
+                    warnings=tuple(warnings), notes=notes)
+
+
+def _split_lines(lines: Sequence[str], sep: str, *, width: int) -> list[list[str]] | None:
+    r"""Cells of each line read alone, when every non-blank line has ``width`` cells.
+
+    A stray quote makes the csv reader join lines into one record; read alone, each line
+    of such a record has the header's width. A genuine value over several lines (an
+    address with a line break) does not, and ``None`` is returned.
+
+    Examples
+    --------
+    >>> _split_lines(['A "x;eaje;44129\n', 'B;eaje;44130\n'], ";", width=3)
+    [['A "x', 'eaje', '44129'], ['B', 'eaje', '44130']]
+    >>> _split_lines(['A;"12 rue X\n', 'BP 5";44129\n'], ";", width=3) is None
+    True
+    """
+    out: list[list[str]] = []
+    for line in lines:
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            out.append([])
+            continue
+        cells = [c.replace("\u00a0", " ").strip()
+                 for c in next(csv.reader([text], delimiter=sep, quoting=csv.QUOTE_NONE))]
+        if len(cells) > width and not any(cells[width:]):
+            cells = cells[:width]
+        if len(cells) != width:
+            return None
+        out.append(cells)
+    return out
+
+
+def _sep_label(sep: str) -> str:
+    return "tabulation" if sep == "\t" else sep
+
+
+def _unique_headers(header: Sequence[str], warnings: list[str]) -> list[str]:
+    names: list[str] = []
+    for i, h in enumerate(header):
+        name = h or f"colonne_{i + 1}"
+        if name in names:
+            k = 2
+            while f"{name}.{k}" in names:
+                k += 1
+            warnings.append(f"colonne « {name} » en double : la suivante est lue comme "
+                            f"« {name}.{k} »")
+            name = f"{name}.{k}"
+        names.append(name)
+    return names
+
+
+def _read_vector(data: bytes, *, file_name: str) -> RawTable:
+    import pyogrio  # local: the CSV path does not need GDAL
+
+    if not data.strip():
+        raise InputError(f"{file_name!r} is empty; export the layer again")
+    warnings: list[str] = []
+    malformed: dict[int, str] = {}
+    layers: Any = []
+    spatial: list[str] = []
+    # GDAL wants a real file name with the right extension (a GeoPackage read from memory
+    # warns about its "non conformant file extension"): go through a temporary file.
+    with tempfile.TemporaryDirectory(prefix="maillage_import_") as tmp:
+        path = Path(tmp) / f"upload{Path(file_name).suffix.lower()}"
+        path.write_bytes(data)
+        try:
+            layers = pyogrio.list_layers(path)
+            spatial = [str(n) for n, kind in layers if kind]
+            names = spatial or [str(layers[0][0])]
+            parts = []
+            for layer in names:
+                with warnings_module.catch_warnings():
+                    # GDAL warns, then GEOS fails, on an unclosed ring: the GeoJSON is then
+                    # read feature by feature below (the warning would only be noise)
+                    warnings_module.simplefilter("ignore", RuntimeWarning)
+                    parts.append(pyogrio.read_dataframe(path, layer=layer if len(layers) > 1
+                                                        else None))
+        except Exception as exc:  # pyogrio raises DataSourceError and friends
+            fallback = _read_geojson_features(data) if path.suffix in {".geojson", ".json"} \
+                else None
+            if fallback is None:
+                raise InputError(f"{file_name!r}: cannot read it as GeoJSON/GeoPackage ({exc}); "
+                                 "check the file or export it again") from exc
+            parts, malformed = [fallback[0]], fallback[1]
+            names = ["features"]
+            if malformed:
+                warnings.append(f"{_plural(len(malformed), 'objet illisible', 'objets illisibles')}"
+                                f" ({_rows_text(sorted(malformed))}) : rejeté(s), les autres "
+                                "sont lus")
+    if len(layers) > 1:
+        counts = ", ".join(f"« {n} » ({len(g)})" for n, g in zip(names, parts, strict=True))
+        skipped = [str(n) for n, kind in layers if not kind]
+        warnings.append(f"{len(names)} couche(s) lue(s) sur {len(layers)} : {counts}"
+                        + (f" ; tables sans géométrie ignorées : {', '.join(skipped)}"
+                           if skipped and spatial else ""))
+    if len(parts) > 1:
+        crs = next((g.crs for g in parts if getattr(g, "crs", None) is not None), None)
+        parts = [g.to_crs(crs) if crs is not None and g.crs is not None else g for g in parts]
+        gdf = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry=parts[0].geometry.name,
+                               crs=crs)
+    else:
+        gdf = parts[0]
+    if len(gdf) == 0:
+        raise InputError(f"{file_name!r} holds no feature; export the layer with its objects")
+    index = pd.Index(gdf.attrs.get("ranks", range(1, len(gdf) + 1)), name="row")
+    geometry: gpd.GeoSeries | None = None
+    crs = ""
+    if isinstance(gdf, gpd.GeoDataFrame) and gdf.geometry.name in gdf.columns:
+        geometry = gpd.GeoSeries(gdf.geometry.to_numpy(), index=index, crs=gdf.crs)
+        crs = gdf.crs.to_string() if gdf.crs is not None else ""
+        attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    else:
+        attrs = pd.DataFrame(gdf)
+    frame = pd.DataFrame({c: [_cell_text(v) for v in attrs[c]] for c in attrs.columns},
+                         index=index, dtype=object)
+    frame.columns = [str(c) for c in frame.columns]
+    return RawTable(frame=frame, encoding="UTF-8", geometry=geometry, crs=crs,
+                    warnings=tuple(warnings), malformed=malformed)
+
+
+def _open_ring(geom: Any) -> str:
+    """Describe the first unclosed ring of a GeoJSON (Multi)Polygon, ``""`` when none.
+
+    Examples
+    --------
+    >>> _open_ring({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1]]]})
+    'premier point [0, 0], dernier [1, 1]'
+    >>> _open_ring({"type": "Point", "coordinates": [0, 0]})
+    ''
+    """
+    if not isinstance(geom, dict):
+        return ""
+    kind, coords = geom.get("type"), geom.get("coordinates")
+    polygons = [coords] if kind == "Polygon" else coords if kind == "MultiPolygon" else []
+    for polygon in polygons or []:
+        for ring in polygon or []:
+            if ring and list(ring[0]) != list(ring[-1]):
+                return f"premier point {list(ring[0])}, dernier {list(ring[-1])}"
+    return ""
+
+
+def _read_geojson_features(data: bytes) -> tuple[gpd.GeoDataFrame, dict[int, str]] | None:
+    """Read a GeoJSON feature by feature; a feature with a bad geometry is set aside.
+
+    Returns ``None`` when the text is not a GeoJSON FeatureCollection.
+    """
+    import shapely.geometry
+
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
+        return None
+    props: list[dict[str, Any]] = []
+    geoms: list[Any] = []
+    bad: dict[int, str] = {}
+    for rank, feature in enumerate(doc["features"], start=1):
+        feature = feature if isinstance(feature, dict) else {}
+        shape = None
+        try:
+            geom = feature.get("geometry")
+            open_ring = _open_ring(geom)
+            if open_ring:
+                bad[rank] = (f"polygone dont l'anneau n'est pas fermé ({open_ring}) : objet "
+                             "ignoré ; corrigez sa géométrie ou donnez lat/lon")
+            elif geom:
+                shape = shapely.geometry.shape(geom)
+        except Exception as exc:  # shapely raises GEOSException, ValueError, KeyError…
+            bad[rank] = f"géométrie illisible ({exc}) : objet ignoré"
+        props.append({str(k): v for k, v in (feature.get("properties") or {}).items()})
+        geoms.append(shape)
+    if not props:
+        return None
+    gdf = gpd.GeoDataFrame(pd.DataFrame(props), geometry=geoms, crs="EPSG:4326")
+    return gdf, bad
+
+
+def _cell_text(value: object) -> str:
+    """Cell -> text: missing is ``""``, 44140.0 is ``"44140"``, other floats keep repr."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float | np.floating):
+        if np.isnan(value):
+            return ""
+        number = float(value)
+        if number.is_integer() and abs(number) < 1e15:
+            return str(int(number))
+        return repr(number)
+    return str(value).replace("\u00a0", " ").strip()
