@@ -669,7 +669,11 @@ def _workspace(args: argparse.Namespace) -> Any:
     """The territory of ``--territory`` with its data and the ``--facilities`` files."""
     from data_sources.workspace import load_workspace
 
-    return load_workspace(args.territory, facility_files=args.facilities)
+    ws = load_workspace(args.territory, facility_files=args.facilities)
+    for report in ws.imports:  # what was accepted, flagged, rejected, and why: briefly
+        for line in report.cli_lines():
+            print(f"  {line}", file=sys.stderr)
+    return ws
 
 
 def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:

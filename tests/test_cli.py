@@ -175,3 +175,14 @@ def test_cli_runs_from_any_folder_and_as_maillage(tmp_path):
                           text=True, cwd=tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Pontchâteau" in proc.stdout
+
+
+def test_cli_prints_import_warnings_and_rejections(tmp_path, capsys):
+    """Issue 11.7: the CLI says briefly what an imported file lost, and why."""
+    f = tmp_path / "structures.csv"
+    f.write_text("nom;type;code_insee\nCrèche A;crèche;44129\nSans type;;44129\n",
+                 encoding="utf-8")
+    assert main(["summary", "--territory", "44129", "--facilities", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert "structures.csv : 2 lignes lues = 1 acceptée" in err
+    assert "type" in err.split("structures.csv", 1)[1]
