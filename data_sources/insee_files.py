@@ -263,6 +263,35 @@ def looks_like_insee_file(columns: Sequence[str]) -> bool:
     return (has_code and hits >= 1) or hits >= 3
 
 
+def check_not_insee_file(columns: Sequence[str], *, file_name: str) -> None:
+    """Refuse an INSEE file handed as a facility list, saying where it goes.
+
+    For the facility importer (:mod:`data_sources.user_file`): call it on the header
+    of a file given to ``--facilities`` or to the facility upload.
+
+    Raises
+    ------
+    InputError
+        When :func:`looks_like_insee_file` recognises the header.
+
+    Examples
+    --------
+    >>> check_not_insee_file(["nom", "type", "adresse"], file_name="liste.csv")
+    >>> try:
+    ...     check_not_insee_file(["CODGEO", "P22_POP", "NAISD24"], file_name="base.csv")
+    ... except InputError as exc:
+    ...     print(str(exc)[:64])
+    base.csv est un fichier INSEE (comparateur de territoires ou dos
+    """
+    if looks_like_insee_file(columns):
+        raise InputError(
+            f"{file_name} est un fichier INSEE (comparateur de territoires ou dossier "
+            f"complet), pas une liste d'équipements : donnez-le avec --insee {file_name} "
+            "(ou le dépôt « fichiers INSEE » de la page Territoire), et gardez --facilities "
+            "pour la liste des lieux."
+        )
+
+
 def _name_and_bytes(source: object, i: int) -> tuple[str, bytes]:
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], bytes):
         return str(source[0]), source[1]
@@ -321,16 +350,17 @@ def _read_user_file(name: str, raw: bytes) -> _FileTable:
     if not text.strip():
         raise InputError(f"{name} : le fichier est vide ; téléchargez de nouveau le CSV "
                          "sur insee.fr")
-    lines = text.splitlines()
     # Some exports put title lines above the header: the header is the first line
     # holding CODGEO (within the first 20 lines).
-    head_at = next((i for i, ln in enumerate(lines[:20])
+    first_lines = text[:200_000].splitlines()[:20]
+    head_at = next((i for i, ln in enumerate(first_lines)
                     if re.search(r"(?:^|[;,\t\"])CODGEO(?:[;,\t\"]|$)", ln, re.IGNORECASE)),
                    0)
-    header_line = lines[head_at]
+    while head_at < len(first_lines) - 1 and not first_lines[head_at].strip():
+        head_at += 1
+    header_line = first_lines[head_at]
     sep = max((";", ",", "\t"), key=header_line.count)
-    rows = list(csv.reader(io.StringIO("\n".join(lines[head_at:])), delimiter=sep))
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in next(csv.reader([header_line], delimiter=sep))]
     code_col = next((j for j, h in enumerate(header) if _CODGEO.match(h)), None)
     found: dict[str, tuple[int, int, int | None]] = {}  # column -> (index, year, start)
     for j, h in enumerate(header):
@@ -354,33 +384,43 @@ def _read_user_file(name: str, raw: bytes) -> _FileTable:
             f"INSEE ({', '.join(header[j] for j, _, _ in found.values())}) mais aucune ne "
             "nomme la commune"
         )
-    body = rows[1:]
-    first_line = head_at + 2
-    codes, line_no, ok = [], [], []
-    for i, r in enumerate(body):
-        if not any(c.strip() for c in r):
-            continue
-        codes.append(r[code_col].strip().strip('"').upper() if code_col < len(r) else "")
-        line_no.append(first_line + i)
-        ok.append(i)
+    # Only the columns used are read (a whole dossier complet has ~2,000 columns).
+    body_text = "\n".join(text.splitlines()[head_at:])
+    wanted = sorted({code_col, *(j for j, _y, _s in found.values())})
+    try:
+        df = pd.read_csv(io.StringIO(body_text), sep=sep, dtype=str, keep_default_na=False,
+                         usecols=wanted, skip_blank_lines=False, header=0,
+                         names=list(range(len(header))), engine="c")
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{name} : CSV illisible ({exc}) ; téléchargez de nouveau le "
+                         "fichier sur insee.fr") from exc
+    df = df.fillna("")  # short rows
+    df.index = df.index + head_at + 2  # file line numbers (header is line head_at + 1)
+    df = df.loc[df.apply(lambda col: col.str.strip().ne("")).any(axis=1)]
+    codes = df[code_col].str.strip().str.strip('"').str.upper().tolist()
+    line_no = df.index.tolist()
     values: dict[str, np.ndarray] = {}
     for col, (j, _year, _start) in found.items():
-        arr = np.full(len(ok), np.nan)
-        for k, i in enumerate(ok):
-            r = body[i]
-            cell = r[j] if j < len(r) else ""
-            v = _parse_number(cell)
-            if v is None:
-                raise InputError(
-                    f"{name} : ligne {line_no[k]}, colonne {header[j]!r} : {cell!r} n'est pas "
-                    "un nombre ; attendu un nombre, « s » (secret statistique) ou une case vide"
-                )
-            if v < 0:
-                raise InputError(
-                    f"{name} : ligne {line_no[k]}, colonne {header[j]!r} : {cell!r} est négatif"
-                )
-            arr[k] = v
-        values[col] = arr
+        cells = df[j]
+        v = (cells.str.strip().str.replace("\u00a0", "", regex=False)
+             .str.replace("\u202f", "", regex=False).str.replace(" ", "", regex=False))
+        missing = v.str.casefold().isin(MISSING_CELLS)
+        v = v.where(v.str.contains(".", regex=False), v.str.replace(",", ".", regex=False))
+        num = pd.to_numeric(v.where(~missing), errors="coerce")
+        bad = num.isna() & ~missing
+        if bad.any():
+            line = bad.idxmax()
+            raise InputError(
+                f"{name} : ligne {line}, colonne {header[j]!r} : {cells[line]!r} n'est pas "
+                "un nombre ; attendu un nombre, « s » (secret statistique) ou une case vide"
+            )
+        neg = num < 0
+        if neg.any():
+            line = neg.idxmax()
+            raise InputError(
+                f"{name} : ligne {line}, colonne {header[j]!r} : {cells[line]!r} est négatif"
+            )
+        values[col] = num.to_numpy(dtype="float64")
     codes = [c.zfill(5) if c.isdigit() and len(c) == 4 else c for c in codes]
     family = {"single_parent_families_2022", "couples_with_children_2022"}
     comp = {"births_2024", "median_income_2021", "poverty_rate_2021", "area_km2"}

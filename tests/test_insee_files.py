@@ -247,3 +247,21 @@ def test_real_loire_atlantique_files_through_read_insee_files():
     pd.testing.assert_series_equal(merged["births_2024"], merged["births_2024_old"],
                                    check_names=False)
     assert whole["poverty_rate_2021"].isna().sum() == 97
+
+
+def test_line_numbers_count_blank_lines_and_short_rows_are_missing():
+    text = COMP_26.replace("\n26281;", "\n\n26281;").replace("19480", "x")
+    with pytest.raises(InputError, match=r"ligne 4, colonne 'MED21' : 'x'"):
+        read_insee_files([("c.csv", text.encode())], territory_codes=_territory())
+    short = "CODGEO;P22_POP;NAISD24\n26362;64726\n26281;33467;330\n"
+    df = read_insee_files([("s.csv", short.encode())], territory_codes=_territory()).communes
+    df = df.set_index("code_insee")
+    assert math.isnan(df.loc["26362", "births_2024"]) and df.loc["26281", "births_2024"] == 330
+
+
+def test_an_insee_file_given_as_facilities_is_sent_to_insee():
+    from data_sources.insee_files import check_not_insee_file
+
+    with pytest.raises(InputError, match=r"comparateur_26\.csv est un fichier INSEE.*--insee"):
+        check_not_insee_file(COMP_26.splitlines()[0].split(";"), file_name="comparateur_26.csv")
+    check_not_insee_file(["nom", "type", "adresse", "commune"], file_name="lieux.csv")

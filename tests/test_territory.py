@@ -138,24 +138,6 @@ def test_custom_territory_across_two_departements():
     assert t.departements == ("07", "26")
 
 
-def test_communes_file_one_code_per_line_and_csv(tmp_path):
-    from data_sources.cog import read_communes_file, territory_from_communes_file
-
-    p = tmp_path / "plaine.txt"
-    p.write_text("# Plaine Commune\n93066\n93001\n\n", encoding="utf-8")
-    t = territory_from_communes_file(p)
-    assert (t.name, t.communes) == ("plaine", ("93001", "93066"))
-    csv = "nom;Code INSEE\nValence;26362\nAnnonay;7010\n".encode("cp1252")
-    assert read_communes_file(csv, file="c.csv") == ["26362", "07010"]
-    assert read_communes_file(b"code_insee\n2a004\n") == ["2A004"]
-    with pytest.raises(InputError, match=r"c\.csv : ligne 3, 'Annonay'"):
-        read_communes_file(b"code,nom\n26362,Valence\nAnnonay,x\n", file="c.csv")
-    with pytest.raises(InputError, match="aucune colonne de code"):
-        read_communes_file(b"nom;pop\nValence;1\n", file="c.csv")
-    with pytest.raises(InputError, match="introuvable"):
-        read_communes_file(tmp_path / "absent.txt")
-
-
 def test_drawn_area_gives_the_communes_it_covers_like_the_list():
     import shapely
 
