@@ -1,39 +1,58 @@
-"""The Code officiel géographique 2026, shipped compactly in ``data_sources/demo/``.
+"""The Code officiel géographique 2026, shipped compactly in the package.
 
-Any French commune, EPCI or département resolves from these tables, whether or not
-its data is loaded.
+Any French commune, EPCI, département or région resolves from these tables, whether or
+not its data is loaded (communes, EPCI, départements: ``data_sources/demo/``; régions:
+``data_sources/national/``). Custom territories (a named list of communes, a communes
+file) resolve here too.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
+from diagnosis.errors import InputError
 from diagnosis.schema import Territory
-from diagnosis.territory import CogTables, normalize_name, resolve_territory
+from diagnosis.territory import CogTables, custom_territory, normalize_name, resolve_territory
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
+NATIONAL_DIR = Path(__file__).resolve().parent / "national"
+#: Column names taken as the commune code in a communes file (normalised, see
+#: :func:`diagnosis.territory.normalize_name`).
+CODE_COLUMNS = ("code insee", "code_insee", "codgeo", "code commune", "code", "insee",
+                "depcom", "com", "code commune insee")
+_CODE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
 def load_cog() -> CogTables:
-    """Load the shipped COG 2026 tables (communes, EPCI, départements), once per process."""
+    """Load the shipped COG 2026 tables (communes, EPCI, départements, régions), once."""
     com = pd.read_parquet(DEMO_DIR / "cog2026_communes.parquet")
     epci = pd.read_parquet(DEMO_DIR / "cog2026_epci.parquet")
     dep = pd.read_parquet(DEMO_DIR / "cog2026_departements.parquet")
-    for df in (com, epci, dep):
+    reg_file = NATIONAL_DIR / "cog2026_regions.parquet"
+    reg = pd.read_parquet(reg_file) if reg_file.is_file() else None
+    for df in (com, epci, dep, reg):
+        if df is None:
+            continue
         for c in df.columns:
             if df[c].dtype != "float64":
                 df[c] = df[c].astype(object)
     com["key"] = com["name"].map(normalize_name)
     epci["key"] = epci["name"].map(normalize_name)
-    return CogTables(communes=com, epci=epci, departements=dep)
+    return CogTables(communes=com, epci=epci, departements=dep, regions=reg)
 
 
 def resolve(query: str) -> Territory:
-    """Resolve a commune, EPCI or département by code or name (see :func:`resolve_territory`)."""
+    """Resolve a commune, EPCI, département, région or ``"Name=code,…"`` list.
+
+    See :func:`diagnosis.territory.resolve_territory`.
+    """
     return resolve_territory(query, load_cog())
 
 
@@ -42,3 +61,99 @@ def departement_name(code: str) -> str | None:
     dep = load_cog().departements
     hit = dep.loc[dep["code"].astype(str).eq(str(code)), "name"]
     return str(hit.iloc[0]) if len(hit) else None
+
+
+def read_communes_file(source: str | Path | bytes, *, file: str | None = None) -> list[str]:
+    """Read the commune codes of a communes file.
+
+    Parameters
+    ----------
+    source
+        A path, or the file's bytes (an upload). Either one code per line (blank
+        lines and lines starting with ``#`` skipped), or a CSV (``;``, ``,`` or tab)
+        whose header has a code column (:data:`CODE_COLUMNS`: ``code_insee``,
+        ``CODGEO``, ``code``…). UTF-8 or Windows-1252.
+    file
+        Name used in messages (default: the path, or ``"fichier de communes"``).
+
+    Returns
+    -------
+    list of str
+        The codes in file order (upper case, a leading zero restored when a
+        spreadsheet dropped it: ``1001`` -> ``"01001"``).
+
+    Raises
+    ------
+    InputError
+        Missing or empty file, no code column, or cells that are not commune codes
+        (the message names the file, the line and the value).
+    """
+    if isinstance(source, bytes):
+        raw, name = source, file or "fichier de communes"
+    else:
+        path = Path(source)
+        name = file or str(path)
+        if not path.is_file():
+            raise InputError(f"{name} : fichier introuvable ; donnez le chemin du fichier "
+                             "de communes (un code INSEE par ligne, ou un CSV avec une "
+                             "colonne code_insee)")
+        raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise InputError(f"{name} : le fichier est vide ; mettez un code INSEE par ligne")
+    head = lines[0]
+    seps = [s for s in (";", ",", "\t") if s in head]
+    first_cell = re.split(r"[;,\t]", head)[0].strip().strip('"')
+    codes: list[tuple[int, str]] = []
+    if seps and not _CODE_RE.match(_pad(first_cell)):
+        sep = max(seps, key=head.count)
+        rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep))
+        header = [normalize_name(h) for h in rows[0]]
+        col = next((header.index(normalize_name(c)) for c in CODE_COLUMNS
+                    if normalize_name(c) in header), None)
+        if col is None:
+            raise InputError(
+                f"{name} : aucune colonne de code commune dans l'en-tête {rows[0]!r} ; "
+                "nommez-la code_insee (ou CODGEO)"
+            )
+        codes = [(i + 2, r[col].strip() if col < len(r) else "") for i, r in
+                 enumerate(rows[1:])]
+    elif not seps and not _CODE_RE.match(_pad(first_cell)) and len(lines) > 1:
+        # one column with a header line (e.g. "code_insee")
+        codes = [(i + 2, ln.strip().strip('"')) for i, ln in enumerate(lines[1:])]
+        if normalize_name(first_cell) not in {normalize_name(c) for c in CODE_COLUMNS}:
+            codes = [(1, first_cell), *codes]
+    else:
+        codes = [(i + 1, re.split(r"[;,\t]", ln)[0].strip().strip('"'))
+                 for i, ln in enumerate(lines)]
+    out: list[str] = []
+    for line, value in codes:
+        code = _pad(value)
+        if not _CODE_RE.match(code):
+            raise InputError(
+                f"{name} : ligne {line}, {value!r} n'est pas un code commune INSEE "
+                "(5 caractères, par exemple 26362 ou 2A004)"
+            )
+        out.append(code.upper())
+    return out
+
+
+def _pad(value: str) -> str:
+    v = value.strip().strip('"')
+    return v.zfill(5) if v.isdigit() and len(v) == 4 else v
+
+
+def territory_from_communes_file(
+    source: str | Path | bytes, *, name: str | None = None, file: str | None = None
+) -> Territory:
+    """A custom territory from a communes file (see :func:`read_communes_file`).
+
+    ``name`` defaults to the file name without its extension.
+    """
+    label = name or (Path(file or str(source)).stem if not isinstance(source, bytes)
+                     else Path(file or "territoire").stem)
+    return custom_territory(label, read_communes_file(source, file=file), load_cog())

@@ -4,16 +4,32 @@ These are the files a consultant downloads from insee.fr for any territory; the
 embedded demo is built from the same files. Parsing is pure (text in, table out):
 ``s`` (statistical secret) and empty cells stay missing (NaN), never 0.
 
-Read with :func:`load_insee_files`; the columns produced are the base columns of
-:data:`diagnosis.schema.NEEDS_COLUMNS` (derived ones come from
-:func:`diagnosis.needs.compute_needs`).
+:func:`read_insee_files` is the entry for files a user gives (any edition, alone or
+together, whole or an extract, for a territory): columns are recognised by pattern
+(:data:`INDICATORS`: ``P21_POP``/``P22_POP``/``P23_POP``, ``NAISD23``/``NAISD24``/
+``NAISD25``, ``MED21``…), the newest year a file holds is used and carried as data
+(``<column>_year``), while the output column names stay those of
+:data:`diagnosis.schema.NEEDS_COLUMNS` for compatibility (``births_2024`` holds the
+births of the file's newest year, ``births_2024_year`` says which). The derived
+columns come from :func:`diagnosis.needs.compute_needs`.
+
+:func:`load_insee_files` (both files of the same edition, the demo build) is kept.
+
+Formats checked against the shipped files of ``../shared/data/ship/loire-atlantique``
+(comparateur 2025 edition, dossier complet subset) and public code reading INSEE bases
+(``P21_POP0002`` … in the census population bases by commune and IRIS).
 """
 
 from __future__ import annotations
 
+import csv
 import io
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from diagnosis.errors import InputError
@@ -128,3 +144,521 @@ def load_insee_files(comparateur: str | Path, dossier_complet: str | Path) -> pd
             f"(e.g. {sorted(only)[:5]}); download both files for the same territory"
         )
     return comp.merge(doss, on="code_insee", how="inner", validate="one_to_one")
+
+
+# --------------------------------------------------------------------------------------
+# Files from the user: any edition, one or both kinds, for a territory
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """An indicator recognised in INSEE files by the pattern of its column name.
+
+    Attributes
+    ----------
+    column
+        Output column (the historical name of :data:`diagnosis.schema.NEEDS_COLUMNS`
+        or of the base columns of :func:`diagnosis.needs.compute_needs`).
+    pattern
+        Regular expression matched against the whole column name; group ``y`` is the
+        two-digit year (group ``a`` the first year of a cumulated period).
+    label
+        French label, for notices and the list of missing indicators.
+    additive
+        Whether values of merged former communes add up (counts, areas); medians and
+        rates do not, they stay missing for a merged commune.
+    """
+
+    column: str
+    pattern: re.Pattern[str]
+    label: str
+    additive: bool = True
+
+
+def _ind(column: str, pattern: str, label: str, *, additive: bool = True) -> Indicator:
+    return Indicator(column, re.compile(pattern, re.IGNORECASE), label, additive)
+
+
+#: Indicators read from INSEE files (comparateur de territoires, dossier complet, bases
+#: of the census by age), in output order.
+INDICATORS: tuple[Indicator, ...] = (
+    _ind("population_2022", r"P(?P<y>\d\d)_POP", "population municipale"),
+    _ind("births_2024", r"NAISD(?P<y>\d\d)", "naissances domiciliées de l'année"),
+    _ind("births_2016_2021", r"NAIS(?P<a>\d\d)(?P<y>\d\d)",
+         "naissances cumulées sur six ans"),
+    _ind("area_km2", r"SUPERF", "superficie"),
+    _ind("median_income_2021", r"MED(?P<y>\d\d)", "revenu disponible médian",
+         additive=False),
+    _ind("poverty_rate_2021", r"TP60(?P<y>\d\d)", "taux de pauvreté", additive=False),
+    _ind("single_parent_families_2022", r"C(?P<y>\d\d)_FAMMONO", "familles monoparentales"),
+    _ind("couples_with_children_2022", r"C(?P<y>\d\d)_COUPAENF",
+         "couples avec enfant(s)"),
+    _ind("family_households_2022", r"C(?P<y>\d\d)_MENFAM", "ménages avec famille"),
+    _ind("population_0014_2022", r"P(?P<y>\d\d)_POP0014", "population de 0 à 14 ans"),
+    _ind("under3_census", r"P(?P<y>\d\d)_POP0002",
+         "enfants de moins de 3 ans (recensement)"),
+)
+#: Cells read as missing (statistical secret, not available), case-blind.
+MISSING_CELLS = frozenset({"", "s", "nd", "n.d.", "nc", "na", "n/a", "secret", "-", "null"})
+_CODGEO = re.compile(r"^(?:CODGEO|CODE_?GEO|CODE)$", re.IGNORECASE)
+_COMMUNE_CODE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
+
+
+@dataclass(frozen=True)
+class InseeImport:
+    """What INSEE files gave for a territory.
+
+    Attributes
+    ----------
+    communes
+        One row per commune of the territory (``code_insee``, sorted), with a column
+        per indicator of :data:`INDICATORS` (float64, NaN when missing: secret, not in
+        the files, not combinable) and ``<column>_year`` (Int64: the year of the value
+        used; no year column for ``area_km2``). A commune no file covers has a row of
+        NaN and is listed in :attr:`communes_missing`.
+    years
+        Indicator column -> newest year found in the files (absent: no file has it).
+    missing_indicators
+        French labels of the indicators no file gives (the diagnosis runs without
+        them, and says so).
+    notices
+        French notices: rows ignored (outside the territory, not a commune), former
+        communes merged, files that disagree and which value wins, rescaled periods.
+    files
+        One line per file read: name, kind (``comparateur de territoires``,
+        ``dossier complet`` or ``fichier INSEE``), indicators found with their column.
+    communes_missing
+        Codes of the territory's communes no file covers.
+    rows_outside
+        Rows ignored because their commune lies outside the territory (all files).
+    """
+
+    communes: pd.DataFrame
+    years: dict[str, int]
+    missing_indicators: tuple[str, ...]
+    notices: tuple[str, ...]
+    files: tuple[str, ...]
+    communes_missing: tuple[str, ...] = ()
+    rows_outside: int = 0
+    columns_used: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def looks_like_insee_file(columns: Sequence[str]) -> bool:
+    """Whether a table's header is that of an INSEE comparateur / dossier complet file.
+
+    A ``CODGEO`` column and at least one indicator of :data:`INDICATORS`, or at least
+    three such indicators.
+
+    Examples
+    --------
+    >>> looks_like_insee_file(["CODGEO", "P22_POP", "NAISD24", "MED21"])
+    True
+    >>> looks_like_insee_file(["nom", "adresse", "code_insee", "type"])
+    False
+    """
+    names = [str(c).strip() for c in columns]
+    hits = sum(any(ind.pattern.fullmatch(n) for ind in INDICATORS) for n in names)
+    has_code = any(n.upper() == "CODGEO" for n in names)
+    return (has_code and hits >= 1) or hits >= 3
+
+
+def check_not_insee_file(columns: Sequence[str], *, file_name: str) -> None:
+    """Refuse an INSEE file handed as a facility list, saying where it goes.
+
+    For the facility importer (:mod:`data_sources.user_file`): call it on the header
+    of a file given to ``--facilities`` or to the facility upload.
+
+    Raises
+    ------
+    InputError
+        When :func:`looks_like_insee_file` recognises the header.
+
+    Examples
+    --------
+    >>> check_not_insee_file(["nom", "type", "adresse"], file_name="liste.csv")
+    >>> try:
+    ...     check_not_insee_file(["CODGEO", "P22_POP", "NAISD24"], file_name="base.csv")
+    ... except InputError as exc:
+    ...     print(str(exc)[:64])
+    base.csv est un fichier INSEE (comparateur de territoires ou dos
+    """
+    if looks_like_insee_file(columns):
+        raise InputError(
+            f"{file_name} est un fichier INSEE (comparateur de territoires ou dossier "
+            f"complet), pas une liste d'équipements : donnez-le avec --insee {file_name} "
+            "(ou le dépôt « fichiers INSEE » de la page Territoire), et gardez --facilities "
+            "pour la liste des lieux."
+        )
+
+
+def _name_and_bytes(source: object, i: int) -> tuple[str, bytes]:
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], bytes):
+        return str(source[0]), source[1]
+    if isinstance(source, bytes):
+        return f"fichier INSEE n° {i + 1}", source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(
+                f"{path} : fichier introuvable ; donnez le chemin du CSV téléchargé sur "
+                "insee.fr (comparateur de territoires ou dossier complet)"
+            )
+        return str(path), path.read_bytes()
+    raise InputError(
+        f"paths_or_bytes[{i}]={type(source).__name__} : donnez un chemin, des octets ou "
+        "un couple (nom, octets)"
+    )
+
+
+def _decode_fr(raw: bytes, *, file: str) -> str:
+    for enc in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{file} : ni UTF-8 ni Windows-1252 ; enregistrez le fichier en UTF-8")
+
+
+@dataclass
+class _FileTable:
+    name: str
+    kind: str
+    codes: list[str]
+    lines: list[int]
+    values: dict[str, np.ndarray]  # indicator column -> float values
+    years: dict[str, int]
+    used: dict[str, str]  # indicator column -> file column
+    span: dict[str, int] = field(default_factory=dict)
+
+
+def _parse_number(cell: str) -> float | None:
+    """A number, NaN for a missing cell, or None when the cell is not a number."""
+    v = cell.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    if v.casefold() in MISSING_CELLS:
+        return float("nan")
+    if "," in v and "." not in v:
+        v = v.replace(",", ".")
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def _read_user_file(name: str, raw: bytes) -> _FileTable:
+    text = _decode_fr(raw, file=name)
+    if not text.strip():
+        raise InputError(f"{name} : le fichier est vide ; téléchargez de nouveau le CSV "
+                         "sur insee.fr")
+    # Some exports put title lines above the header: the header is the first line
+    # holding CODGEO (within the first 20 lines).
+    first_lines = text[:200_000].splitlines()[:20]
+    head_at = next((i for i, ln in enumerate(first_lines)
+                    if re.search(r"(?:^|[;,\t\"])CODGEO(?:[;,\t\"]|$)", ln, re.IGNORECASE)),
+                   0)
+    while head_at < len(first_lines) - 1 and not first_lines[head_at].strip():
+        head_at += 1
+    header_line = first_lines[head_at]
+    sep = max((";", ",", "\t"), key=header_line.count)
+    header = [h.strip() for h in next(csv.reader([header_line], delimiter=sep))]
+    code_col = next((j for j, h in enumerate(header) if _CODGEO.match(h)), None)
+    found: dict[str, tuple[int, int, int | None]] = {}  # column -> (index, year, start)
+    for j, h in enumerate(header):
+        for ind in INDICATORS:
+            m = ind.pattern.fullmatch(h)
+            if not m:
+                continue
+            year = 2000 + int(m.group("y")) if "y" in m.groupdict() else 0
+            start = 2000 + int(m.group("a")) if "a" in m.groupdict() else None
+            if ind.column not in found or year > found[ind.column][1]:
+                found[ind.column] = (j, year, start)
+    if not found:
+        raise InputError(
+            f"{name} : aucune colonne INSEE reconnue (en-tête : {', '.join(header[:10])}…) ; "
+            "donnez le CSV du comparateur de territoires ou du dossier complet (colonnes "
+            "CODGEO, P22_POP, NAISD24, MED21, C22_FAMMONO…)"
+        )
+    if code_col is None:
+        raise InputError(
+            f"{name} : pas de colonne CODGEO (code commune) ; le fichier a des colonnes "
+            f"INSEE ({', '.join(header[j] for j, _, _ in found.values())}) mais aucune ne "
+            "nomme la commune"
+        )
+    # Only the columns used are read (a whole dossier complet has ~2,000 columns).
+    body_text = "\n".join(text.splitlines()[head_at:])
+    wanted = sorted({code_col, *(j for j, _y, _s in found.values())})
+    try:
+        df = pd.read_csv(io.StringIO(body_text), sep=sep, dtype=str, keep_default_na=False,
+                         usecols=wanted, skip_blank_lines=False, header=0,
+                         names=list(range(len(header))), engine="c")
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{name} : CSV illisible ({exc}) ; téléchargez de nouveau le "
+                         "fichier sur insee.fr") from exc
+    df = df.fillna("")  # short rows
+    df.index = df.index + head_at + 2  # file line numbers (header is line head_at + 1)
+    df = df.loc[df.apply(lambda col: col.str.strip().ne("")).any(axis=1)]
+    codes = df[code_col].str.strip().str.strip('"').str.upper().tolist()
+    line_no = df.index.tolist()
+    values: dict[str, np.ndarray] = {}
+    for col, (j, _year, _start) in found.items():
+        cells = df[j]
+        v = (cells.str.strip().str.replace("\u00a0", "", regex=False)
+             .str.replace("\u202f", "", regex=False).str.replace(" ", "", regex=False))
+        missing = v.str.casefold().isin(MISSING_CELLS)
+        v = v.where(v.str.contains(".", regex=False), v.str.replace(",", ".", regex=False))
+        num = pd.to_numeric(v.where(~missing), errors="coerce")
+        bad = num.isna() & ~missing
+        if bad.any():
+            line = bad.idxmax()
+            raise InputError(
+                f"{name} : ligne {line}, colonne {header[j]!r} : {cells[line]!r} n'est pas "
+                "un nombre ; attendu un nombre, « s » (secret statistique) ou une case vide"
+            )
+        neg = num < 0
+        if neg.any():
+            line = neg.idxmax()
+            raise InputError(
+                f"{name} : ligne {line}, colonne {header[j]!r} : {cells[line]!r} est négatif"
+            )
+        values[col] = num.to_numpy(dtype="float64")
+    codes = [c.zfill(5) if c.isdigit() and len(c) == 4 else c for c in codes]
+    family = {"single_parent_families_2022", "couples_with_children_2022"}
+    comp = {"births_2024", "median_income_2021", "poverty_rate_2021", "area_km2"}
+    kind = ("dossier complet" if family & set(found) and comp & set(found) else
+            "dossier complet (extrait)" if family & set(found) else
+            "comparateur de territoires" if comp & set(found) else "fichier INSEE")
+    span = {c: y - s + 1 for c, (_j, y, s) in found.items() if s is not None}
+    return _FileTable(name=name, kind=kind, codes=codes, lines=line_no, values=values,
+                      years={c: y for c, (_j, y, _s) in found.items() if y},
+                      used={c: header[j] for c, (j, _y, _s) in found.items()}, span=span)
+
+
+def _dep_of(code: str) -> str:
+    return code[:3] if code.startswith("97") else code[:2]
+
+
+def read_insee_files(
+    paths_or_bytes: Sequence[str | Path | bytes | tuple[str, bytes]],
+    *,
+    territory_codes: Collection[str],
+    cog: object | None = None,
+) -> InseeImport:
+    r"""Read INSEE files a user gives, for the communes of a territory.
+
+    Parameters
+    ----------
+    paths_or_bytes
+        One or more files: paths, bytes, or ``(name, bytes)`` (an upload). Each is a
+        *comparateur de territoires* CSV or a *dossier complet* CSV (whole or an
+        extract), of any edition; ``;``, ``,`` or tab separated, UTF-8 or
+        Windows-1252, decimal comma or point; ``s``, ``nd`` and empty cells are
+        missing (NaN), never 0.
+    territory_codes
+        Current INSEE codes (COG 2026) of the territory's communes.
+    cog
+        :class:`diagnosis.territory.CogTables` used to map former communes to current
+        ones (default: the shipped COG 2026, :func:`data_sources.cog.load_cog`).
+
+    Returns
+    -------
+    InseeImport
+        See :class:`InseeImport`. How values are combined:
+
+        - the newest year wins: a file with ``P23_POP`` beats one with ``P22_POP``;
+          at equal year the file given first wins where both have a value, and a
+          notice names the files, the column and how many communes disagree; a
+          commune the winning file leaves missing takes the other file's value
+          (with its own year);
+        - rows of former communes (merged since the file's edition) and of municipal
+          arrondissements go to their current commune: counts (population, births,
+          families, area) are added when every part is known, medians and rates
+          stay missing (they do not add up); in an edition older than the merger the
+          row of the current code (the former chef-lieu) is one of the parts; the
+          rows of arrondissements are ignored when the file has the commune's row;
+        - a cumulated birth count over another span than six years is rescaled to
+          six years (the needs use ``births_2016_2021 / 6``), with a notice.
+
+    Raises
+    ------
+    InputError
+        A missing, empty or undecodable file; no recognisable INSEE column; no
+        CODGEO column; a cell that is not a number (file, line, column named); a file
+        with no commune of the territory (it names the file's départements); a code
+        given twice in one file.
+
+    Examples
+    --------
+    >>> comp = b"CODGEO;P22_POP;NAISD24;MED21;TP6021\n26362;64726;720;19960;s\n"
+    >>> imp = read_insee_files([("c.csv", comp)], territory_codes=["26362", "26281"])
+    >>> imp.communes[["code_insee", "births_2024", "births_2024_year"]].values.tolist()
+    [['26281', nan, <NA>], ['26362', 720.0, 2024]]
+    >>> imp.missing_indicators[:2]
+    ('naissances cumulées sur six ans', 'superficie')
+    """
+    if isinstance(paths_or_bytes, (str, bytes, Path)) or not len(paths_or_bytes):
+        raise InputError(
+            "paths_or_bytes : donnez une liste d'un ou plusieurs fichiers INSEE "
+            "(comparateur de territoires, dossier complet)"
+        )
+    territory = sorted({str(c).strip().upper() for c in territory_codes})
+    if not territory:
+        raise InputError("territory_codes est vide : résolvez d'abord le territoire")
+    if cog is None:
+        from data_sources.cog import load_cog
+
+        cog = load_cog()
+    from diagnosis.territory import CogTables, current_commune
+
+    if not isinstance(cog, CogTables):
+        raise InputError(f"cog={type(cog).__name__} : attendu diagnosis.territory.CogTables")
+    in_territory = set(territory)
+    com = cog.communes
+    current_codes = set(com.loc[com["kind"] == "commune", "code"])
+    names = com.loc[com["kind"] == "commune"].set_index("code")["name"]
+    arrondissements = set(com.loc[com["kind"] == "arrondissement", "code"])
+    tables = [_read_user_file(*_name_and_bytes(src, i)) for i, src in enumerate(paths_or_bytes)]
+    notices: list[str] = []
+    per_file: list[pd.DataFrame] = []
+    rows_outside = 0
+    for t in tables:
+        seen: dict[str, int] = {}
+        for code, line in zip(t.codes, t.lines, strict=True):
+            if code in seen and _COMMUNE_CODE.match(code):
+                raise InputError(
+                    f"{t.name} : le code commune {code!r} apparaît deux fois (lignes "
+                    f"{seen[code]} et {line}) ; gardez une seule ligne par commune"
+                )
+            seen.setdefault(code, line)
+        target: list[str | None] = []
+        not_commune = unknown = outside = 0
+        for code in t.codes:
+            if not _COMMUNE_CODE.match(code):
+                not_commune += 1
+                target.append(None)
+                continue
+            cur = code if code in current_codes else None
+            if cur is None:
+                hit = current_commune(code, cog)
+                cur = hit[0] if hit else None
+                if cur is None:
+                    unknown += 1
+                    target.append(None)
+                    continue
+            if cur not in in_territory:
+                outside += 1
+                target.append(None)
+                continue
+            target.append(cur)
+        rows_outside += outside
+        kept = sum(x is not None for x in target)
+        if kept == 0:
+            deps = sorted({_dep_of(c) for c in t.codes if _COMMUNE_CODE.match(c)})
+            tdeps = sorted({_dep_of(c) for c in territory})
+            raise InputError(
+                f"{t.name} : aucune commune du territoire dans ce fichier (il couvre le(s) "
+                f"département(s) {', '.join(deps) or 'aucun'}, le territoire le(s) "
+                f"département(s) {', '.join(tdeps)}) ; téléchargez le fichier du bon "
+                "territoire sur insee.fr"
+            )
+        if outside:
+            notices.append(f"{t.name} : {outside} ligne(s) de communes hors du territoire "
+                           "ignorée(s).")
+        if not_commune:
+            notices.append(f"{t.name} : {not_commune} ligne(s) qui ne sont pas des communes "
+                           "(totaux, autres niveaux) ignorée(s).")
+        if unknown:
+            notices.append(f"{t.name} : {unknown} ligne(s) de codes inconnus du COG 2026 "
+                           "ignorée(s).")
+        frame = pd.DataFrame({"code_raw": t.codes, "code_insee": target, **t.values})
+        frame = frame.loc[frame["code_insee"].notna()]
+        own = frame["code_raw"] == frame["code_insee"]
+        parts = frame.loc[~own]
+        own_rows = frame.loc[own].set_index("code_insee")
+        combined = [frame.loc[own & ~frame["code_insee"].isin(parts["code_insee"])]]
+        for cur, group in parts.groupby("code_insee"):
+            label = f"{names.get(cur, cur)} ({cur})"
+            olds = ", ".join(group["code_raw"])
+            if cur in own_rows.index and group["code_raw"].isin(arrondissements).all():
+                # Paris, Lyon, Marseille: the commune's row already holds its arrondissements
+                notices.append(f"{t.name} : les lignes des arrondissements {olds} sont "
+                               f"ignorées : le fichier a aussi la ligne de {label}.")
+                combined.append(own_rows.loc[[cur]].reset_index())
+                continue
+            if cur in own_rows.index:  # an edition older than the merger: add the parts
+                group = pd.concat([own_rows.loc[[cur]].reset_index(), group])
+            row: dict[str, object] = {"code_raw": cur, "code_insee": cur}
+            for ind in INDICATORS:
+                if ind.column not in t.values:
+                    continue
+                vals = group[ind.column]
+                row[ind.column] = (float(vals.sum()) if ind.additive and vals.notna().all()
+                                   else float("nan"))
+            combined.append(pd.DataFrame([row]))
+            notices.append(
+                f"{t.name} : {', '.join(group['code_raw'])} regroupé(s) dans la commune "
+                f"actuelle {label} (COG 2026) : effectifs additionnés (inconnus si une "
+                "partie est inconnue) ; revenu médian et taux de pauvreté laissés inconnus "
+                "(ils ne s'additionnent pas).")
+        frame = pd.concat(combined, ignore_index=True).drop(columns="code_raw")
+        for col, n in t.span.items():
+            if n != 6 and n > 0:
+                frame[col] = frame[col] * 6.0 / n
+                notices.append(f"{t.name} : {t.used[col]} couvre {n} ans ; ramené à six ans "
+                               "pour la moyenne annuelle.")
+        frame = frame.set_index("code_insee")
+        per_file.append(frame)
+    out = pd.DataFrame(index=pd.Index(territory, name="code_insee"))
+    years: dict[str, int] = {}
+    used: dict[str, dict[str, str]] = {}
+    for ind in INDICATORS:
+        have = [(k, t) for k, t in enumerate(tables) if ind.column in t.values]
+        if not have:
+            out[ind.column] = np.nan
+            if ind.column != "area_km2":
+                out[ind.column + "_year"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
+            continue
+        # newest year first; at equal year the file given first
+        have.sort(key=lambda kt: (-kt[1].years.get(ind.column, 0), kt[0]))
+        value = pd.Series(np.nan, index=out.index)
+        year = pd.Series(pd.NA, index=out.index, dtype="Int64")
+        for rank, (k, t) in enumerate(have):
+            v = per_file[k][ind.column].reindex(out.index)
+            y = t.years.get(ind.column)
+            if rank:
+                win, wt = have[0][1], have[0][1]
+                both = value.notna() & v.notna()
+                differ = both & ((value - v).abs() > np.maximum(0.5, 0.001 * value.abs()))
+                wy, ty = wt.years.get(ind.column, 0), t.years.get(ind.column, 0)
+                if differ.any():
+                    why = (f"plus récent ({wy} contre {ty})" if wy > ty else
+                           "à millésime égal, le premier fichier donné l'emporte")
+                    ex = differ[differ].index[0]
+                    notices.append(
+                        f"{ind.label} : {win.name} ({win.used[ind.column]}) et {t.name} "
+                        f"({t.used[ind.column]}) diffèrent pour {int(differ.sum())} commune(s) "
+                        f"(par exemple {names.get(ex, ex)} : {value[ex]:g} contre {v[ex]:g}) ; "
+                        f"{win.name} l'emporte : {why}.")
+            fill = value.isna() & v.notna()
+            value[fill] = v[fill]
+            if y:
+                year[fill] = y
+        out[ind.column] = value.astype("float64")
+        if ind.column != "area_km2":
+            out[ind.column + "_year"] = year
+        newest = have[0][1].years.get(ind.column)
+        if newest:
+            years[ind.column] = newest
+        used[ind.column] = {t.name: t.used[ind.column] for _k, t in have}
+    covered = set().union(*(set(f.index) for f in per_file))
+    missing_communes = tuple(c for c in territory if c not in covered)
+    if missing_communes:
+        sample = ", ".join(f"{names.get(c, c)} ({c})" for c in missing_communes[:5])
+        notices.append(f"{len(missing_communes)} commune(s) du territoire absente(s) des "
+                       f"fichiers INSEE : {sample}{'…' if len(missing_communes) > 5 else ''} ; "
+                       "leurs indicateurs restent inconnus.")
+    missing = tuple(ind.label for ind in INDICATORS
+                    if not any(ind.column in t.values for t in tables))
+    files = tuple(f"{t.name} : {t.kind} ({', '.join(t.used.values())})" for t in tables)
+    return InseeImport(communes=out.reset_index(), years=years, missing_indicators=missing,
+                       notices=tuple(notices), files=files, communes_missing=missing_communes,
+                       rows_outside=rows_outside, columns_used=used)

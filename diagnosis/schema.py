@@ -263,22 +263,25 @@ def _as_text(value: object) -> str:
 
 @dataclass(frozen=True)
 class Territory:
-    """A French territory: a commune, an EPCI or a département.
+    """A French territory: a commune, an EPCI, a département, a région or a custom list.
 
     Attributes
     ----------
     kind
-        ``"commune"``, ``"epci"`` or ``"departement"``.
+        ``"commune"``, ``"epci"``, ``"departement"``, ``"region"`` or ``"custom"``
+        (a named list of communes, or the communes of an area drawn on a map).
     code
-        INSEE code (commune), SIREN (EPCI) or département code, as text.
+        INSEE code (commune), SIREN (EPCI), département or région code, as text; for
+        a custom territory a code derived from its communes (``"c1a2b…"``).
     name
-        Official name (COG 2026).
+        Official name (COG 2026), or the name given to a custom territory.
     communes
         INSEE codes of its current communes, sorted.
     departements
         Codes of the départements it touches (an EPCI may straddle two).
     note
-        A French remark on how the query was resolved (former code, commune déléguée).
+        French remarks on how the query was resolved (former code, commune déléguée),
+        one per line.
     """
 
     kind: str
@@ -291,5 +294,13 @@ class Territory:
     @property
     def label(self) -> str:
         """French label, e.g. ``"EPCI CC du Pays de Pontchâteau… (200000438)"``."""
-        kinds = {"commune": "Commune", "epci": "EPCI", "departement": "Département"}
+        kinds = {"commune": "Commune", "epci": "EPCI", "departement": "Département",
+                 "region": "Région"}
+        if self.kind == "custom":
+            return f"Territoire {self.name} ({len(self.communes)} communes)"
         return f"{kinds.get(self.kind, self.kind)} {self.name} ({self.code})"
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """The remarks of :attr:`note`, one per item (empty when none)."""
+        return tuple(line for line in self.note.splitlines() if line.strip())

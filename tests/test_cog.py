@@ -1,0 +1,55 @@
+"""The shipped COG 2026 tables and communes files (data_sources.cog).
+
+The COG tables come from @etalab/decoupage-administratif 6.0.0 (fields as
+geo.api.gouv.fr: ``anciensCodes``, ``chefLieu``, ``membres``), see
+``data_sources/demo/build_demo.py``; the régions from ``data_sources/national``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from data_sources.cog import (
+    load_cog,
+    read_communes_file,
+    resolve,
+    territory_from_communes_file,
+)
+from diagnosis.errors import InputError
+
+
+def test_cog_has_the_18_regions_and_their_communes():
+    cog = load_cog()
+    assert cog.regions is not None and len(cog.regions) == 18
+    assert set(cog.regions["code"]) == set(
+        cog.communes.loc[cog.communes["kind"] == "commune", "region_code"]
+    ) - {"975", "977", "978", "984", "986", "987", "988", "989"}
+    assert sum(len(resolve(f"région {c}").communes) for c in cog.regions["code"]) == 34875
+
+
+def test_communes_file_one_code_per_line_and_csv(tmp_path):
+    p = tmp_path / "plaine.txt"
+    p.write_text("# Plaine Commune\n93066\n93001\n\n", encoding="utf-8")
+    t = territory_from_communes_file(p)
+    assert (t.name, t.communes) == ("plaine", ("93001", "93066"))
+    csv = "nom;Code INSEE\nValence;26362\nAnnonay;7010\n".encode("cp1252")
+    assert read_communes_file(csv, file="c.csv") == ["26362", "07010"]
+    assert read_communes_file(b"code_insee\n2a004\n") == ["2A004"]
+    with pytest.raises(InputError, match=r"c\.csv : ligne 3, 'Annonay'"):
+        read_communes_file(b"code,nom\n26362,Valence\nAnnonay,x\n", file="c.csv")
+    with pytest.raises(InputError, match="aucune colonne de code"):
+        read_communes_file(b"nom;pop\nValence;1\n", file="c.csv")
+    with pytest.raises(InputError, match="introuvable"):
+        read_communes_file(tmp_path / "absent.txt")
+
+
+
+def test_communes_file_with_unknown_codes_names_them(tmp_path):
+    p = tmp_path / "ept.csv"
+    p.write_text("code_insee\n93066\n93998\n", encoding="utf-8")
+    with pytest.raises(InputError, match="93998"):
+        territory_from_communes_file(p, name="Plaine Commune")
+    ok = tmp_path / "ok.csv"
+    ok.write_text("code_insee\n93066\n93001\n", encoding="utf-8")
+    t = territory_from_communes_file(ok, name="Plaine Commune")
+    assert t == resolve("Plaine Commune=93001,93066")
