@@ -575,7 +575,8 @@ def read_insee_files(
         parts = frame.loc[~own]
         own_rows = frame.loc[own].set_index("code_insee")
         combined = [frame.loc[own & ~frame["code_insee"].isin(parts["code_insee"])]]
-        for cur, group in parts.groupby("code_insee"):
+        for key, group in parts.groupby("code_insee"):
+            cur = str(key)
             label = f"{names.get(cur, cur)} ({cur})"
             olds = ", ".join(group["code_raw"])
             if cur in own_rows.index and group["code_raw"].isin(arrondissements).all():

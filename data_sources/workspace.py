@@ -91,10 +91,14 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
 
 
 def town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Town hall points (``code_insee``, geometry) from the communes table."""
-    pts = gpd.points_from_xy(communes["townhall_lon"], communes["townhall_lat"])
+    """Reference point of each commune (``code_insee``, geometry).
+
+    Its town hall, else a point inside the commune (:func:`diagnosis.overview.origin_points`).
+    """
+    from diagnosis.overview import origin_points
+
     return gpd.GeoDataFrame({"code_insee": communes["code_insee"].to_numpy()},
-                            geometry=pts, crs=WGS84)
+                            geometry=origin_points(communes).to_numpy(), crs=WGS84)
 
 
 def _source_record(key: str) -> dict[str, str]:
@@ -109,6 +113,7 @@ def load_workspace(
     query: str | Territory,
     *,
     facility_files: Iterable[str | Path | tuple[str, bytes]] = (),
+    insee_files: Sequence[str | Path | tuple[str, bytes]] = (),
     extra_facilities: Sequence[gpd.GeoDataFrame] = (),
     use_store: bool = True,
 ) -> Workspace:
@@ -125,6 +130,11 @@ def load_workspace(
         Code or name of a commune, EPCI or département, or a resolved territory.
     facility_files
         User files to import (paths, or ``(file_name, bytes)`` pairs from an upload).
+    insee_files
+        INSEE *comparateur de territoires* and/or *dossier complet* CSVs the user
+        downloaded (:func:`data_sources.insee_files.read_insee_files`): with the shipped
+        national geography, any French territory is diagnosed offline; over the demo or
+        the store, their figures replace the loaded ones (a notice says so).
     extra_facilities
         Facility tables already in the schema (e.g. from the live loaders).
     use_store
@@ -154,10 +164,18 @@ def load_workspace(
             )
     if stored is not None and stored.has_data:
         communes, facilities, records, notices, origin = _from_store(territory, stored)
+    elif insee_files and not _in_demo(territory):
+        communes, facilities, records, notices, origin = _from_insee_files(territory,
+                                                                           insee_files)
+        insee_files = ()
     else:
         communes, facilities, records, notices = _from_demo(territory)
         origin = "demo"
-    notices = store_notices + notices
+    if insee_files:  # the user's INSEE files over the demo or the store
+        communes, more_records, more = _with_insee_files(territory, communes, insee_files)
+        records += more_records
+        notices += more
+    notices = store_notices + list(territory.notices) + notices
     keys: list[str] = []
     tables = [facilities]
     reports = []
@@ -188,6 +206,98 @@ def load_workspace(
                      origin=origin)
 
 
+def _in_demo(territory: Territory) -> bool:
+    codes = set(demo.load_demo_communes()["code_insee"])
+    return any(c in codes for c in territory.communes)
+
+
+def _context_territory(territory: Territory) -> Territory:
+    """The territory's départements as one territory (neighbours across the border).
+
+    INSEE files and the national geography are read for all of them.
+    """
+    from data_sources.national import load_national_communes
+
+    deps = tuple(territory.departements)
+    geo = load_national_communes(departements=deps)
+    codes = tuple(dict.fromkeys([*territory.communes, *geo["code_insee"].astype(str)]))
+    return Territory("custom", "contexte", f"Départements {', '.join(deps)}", codes, deps)
+
+
+def _insee_notices(imp: Any) -> list[str]:
+    out = [f"Fichier INSEE lu : {line}" for line in imp.files]
+    out += list(imp.notices)
+    if imp.missing_indicators:
+        out.append("Indicateurs absents des fichiers INSEE donnés (non connus, pas nuls) : "
+                   + ", ".join(imp.missing_indicators) + ".")
+    return out
+
+
+def _from_insee_files(
+    territory: Territory, files: Sequence[str | Path | tuple[str, bytes]]
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
+    """Communes from the shipped national geography and the user's INSEE files."""
+    from data_sources.assemble import communes_from_insee
+    from data_sources.insee_files import read_insee_files
+
+    context = _context_territory(territory)
+    imp = read_insee_files(list(files), territory_codes=context.communes)
+    communes = communes_from_insee(context, imp)
+    known = communes.loc[communes["code_insee"].isin(territory.communes)]
+    if "births_2024" not in known or known["births_2024"].isna().all():
+        raise MissingDataError(
+            f"{territory.label} : les fichiers INSEE donnés n'ont les naissances d'aucune "
+            "commune du territoire (colonne NAISDxx) ; donnez le fichier du « comparateur "
+            "de territoires » de son département.",
+            argument="--insee", value=[str(f if not isinstance(f, tuple) else f[0])
+                                       for f in files])
+    notices = [
+        "Contours des communes : géographie nationale livrée avec Maillage (IGN, INSEE — "
+        "Admin Express généralisé, COG 2026) ; besoins : vos fichiers INSEE.",
+        *_insee_notices(imp),
+    ]
+    if "under3_census" not in communes or communes["under3_census"].isna().all():
+        notices.append("Les enfants de moins de 3 ans sont une estimation (3 × naissances), "
+                       "pas un comptage.")
+    if (communes.get("point_kind", pd.Series(dtype=str)) == "centre de la commune").any():
+        notices.append("Certaines communes sont représentées par un point à l'intérieur de la "
+                       "commune (« centre de la commune »), leur mairie connue étant mal placée "
+                       "ou inconnue.")
+    notices.append("Aucune structure n'est chargée pour ce territoire hors de vos fichiers : "
+                   "importez-les (--facilities) ou mettez à jour les sources.")
+    records = [_source_record(k) for k in ("cog2026", "ign_admin_express",
+                                           "insee_comparateur")]
+    return communes, empty_facilities(), records, notices, "fichiers"
+
+
+def _with_insee_files(territory: Territory, communes: gpd.GeoDataFrame,
+                      files: Sequence[str | Path | tuple[str, bytes]]
+                      ) -> tuple[gpd.GeoDataFrame, list[dict[str, str]], list[str]]:
+    """The loaded communes with the needs of the user's INSEE files where they give them."""
+    from data_sources.insee_files import read_insee_files
+    from diagnosis.needs import compute_needs
+
+    imp = read_insee_files(list(files), territory_codes=list(communes["code_insee"]))
+    new = imp.communes.set_index("code_insee")
+    out = communes.copy()
+    idx = out["code_insee"].map(lambda c: c in new.index)
+    replaced = 0
+    for col in new.columns:
+        vals = out.loc[idx, "code_insee"].map(new[col])
+        if col not in out:
+            out[col] = pd.Series(pd.NA if str(new[col].dtype) == "Int64" else float("nan"),
+                                 index=out.index, dtype=new[col].dtype)
+        has = vals.notna()
+        replaced = max(replaced, int(has.sum()))
+        out.loc[vals.index[has], col] = vals[has]
+    base = pd.DataFrame(out.drop(columns=out.geometry.name))
+    needs = compute_needs(base)
+    out = gpd.GeoDataFrame(needs, geometry=out.geometry.to_numpy(), crs=out.crs)
+    notices = [f"Vos fichiers INSEE remplacent les chiffres chargés pour {replaced} commune(s) "
+               "(la valeur la plus récente de vos fichiers l'emporte).", *_insee_notices(imp)]
+    return out, [_source_record("insee_comparateur")], notices
+
+
 def _distinct_ids(fac: gpd.GeoDataFrame, seen: set[str], nth: int) -> gpd.GeoDataFrame:
     """Keep facility ids unique across imported files (two files may share a name).
 
@@ -208,11 +318,14 @@ def _missing_data_error(territory: Territory, failed: Sequence[str] = ()) -> Mis
              if failed else "")
     return MissingDataError(
         f"{territory.label} est bien un territoire français, mais ses données ne sont pas "
-        f"chargées (département(s) {deps}) : contours des communes, données INSEE "
-        "(naissances, population, revenus, familles) et structures de la petite enfance "
-        f"manquent.{tried} La démo embarquée couvre la Loire-Atlantique (44). Pour ce "
-        f"territoire : `python -m data_sources fetch --territory {territory.code}` (avec "
-        "internet), ou importez les fichiers INSEE et vos fichiers de structures."
+        f"chargées (département(s) {deps}) : les contours des communes sont livrés avec "
+        "Maillage, il manque les données INSEE (naissances, population, revenus, familles) "
+        f"et les structures de la petite enfance.{tried} Sans internet : donnez le fichier "
+        "du « comparateur de territoires » de l'INSEE de son département (option "
+        "`--insee FICHIER.csv`, ou « Fichiers INSEE » dans l'application) et vos fichiers "
+        "de structures (`--facilities`). Avec internet : "
+        f"`python -m data_sources fetch --territory {territory.code}`.",
+        argument="--insee", hint="--insee comparateur_26.csv"
     )
 
 

@@ -39,10 +39,23 @@ from diagnosis.settings import DEFAULT_THRESHOLD_M
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--territory", required=True, metavar="CODE_OR_NAME",
-                   help="commune (code INSEE), EPCI (SIREN), département (code) ou nom")
+    p.add_argument("--territory", metavar="CODE_OR_NAME",
+                   help="commune (code INSEE), EPCI (SIREN), département (code), région "
+                        "(« région 52 »), nom, ou liste nommée « Nom=code,code,… » ; avec "
+                        "--communes-file : le nom du territoire")
+    p.add_argument("--communes-file", metavar="FILE",
+                   help="territoire sur mesure : fichier des codes INSEE de ses communes (un "
+                        "par ligne, ou un CSV avec une colonne de codes)")
+    _add_data_files(p)
+
+
+def _add_data_files(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facilities", action="append", default=[], metavar="FILE",
                    help="fichier de structures à importer (CSV, GeoJSON, GeoPackage); répétable")
+    p.add_argument("--insee", action="append", default=[], metavar="FILE",
+                   help="fichier INSEE du « comparateur de territoires » ou du « dossier "
+                        "complet » (CSV, toute édition) ; répétable. Avec la géographie "
+                        "livrée, diagnostic de tout territoire français sans internet")
 
 
 def _add_threshold(p: argparse.ArgumentParser) -> None:
@@ -598,8 +611,7 @@ def _add_deliverable_parsers(sub: Any) -> None:
                        help="liste de territoires à comparer")
     c.add_argument("--by", choices=SPLITS, default="epci",
                    help="découpage de --territory : ses EPCI ou ses communes (défaut epci)")
-    c.add_argument("--facilities", action="append", default=[], metavar="FILE",
-                   help="fichier de structures à importer ; répétable")
+    _add_data_files(c)
     _add_threshold(c)
     c.add_argument("--format", choices=("table", "json", "csv"), default="table")
     c.add_argument("--out", metavar="FILE", help="écrire dans un fichier plutôt qu'à l'écran")
@@ -637,7 +649,8 @@ def _params(args: argparse.Namespace) -> Any:
     """The :class:`~diagnosis.pipeline.DiagnosisParams` of a command's options."""
     from diagnosis.pipeline import DiagnosisParams
 
-    kw: dict[str, Any] = {"territory": args.territory}
+    kw: dict[str, Any] = {"territory": args.territory or getattr(args, "communes_file", "")
+                          or ""}
     for opt in ("mode", "max_minutes", "threshold_m", "uptake_rate", "k", "objective",
                 "site"):
         value = getattr(args, opt, None)
@@ -665,11 +678,28 @@ def _params(args: argparse.Namespace) -> Any:
     return DiagnosisParams(**kw)
 
 
+def _territory(args: argparse.Namespace) -> Any:
+    """``--territory`` resolved, or the custom territory of ``--communes-file``."""
+    from data_sources.cog import resolve, territory_from_communes_file
+    from diagnosis.errors import InputError
+
+    if getattr(args, "communes_file", None):
+        return territory_from_communes_file(args.communes_file, name=args.territory)
+    if not args.territory:
+        raise InputError("--territory or --communes-file is required", argument="--territory",
+                         fr="indiquez le territoire : --territory CODE_OU_NOM, ou "
+                            "--communes-file FICHIER pour un territoire sur mesure")
+    return resolve(args.territory)
+
+
 def _workspace(args: argparse.Namespace) -> Any:
     """The territory of ``--territory`` with its data and the ``--facilities`` files."""
     from data_sources.workspace import load_workspace
 
-    ws = load_workspace(args.territory, facility_files=args.facilities)
+    ws = load_workspace(_territory(args), facility_files=args.facilities,
+                        insee_files=getattr(args, "insee", []))
+    for notice in ws.territory.notices:  # an old commune code resolved, never silently
+        print(f"  {notice}", file=sys.stderr)
     for report in ws.imports:  # what was accepted, flagged, rejected, and why: briefly
         for line in report.cli_lines():
             print(f"  {line}", file=sys.stderr)
@@ -823,7 +853,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.territories:
         for q in args.territories:
             try:
-                ws = load_workspace(q, facility_files=args.facilities)
+                ws = load_workspace(q, facility_files=args.facilities, insee_files=args.insee)
             except MissingDataError as exc:
                 skipped.append(str(exc))
                 continue
@@ -831,7 +861,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             overviews += part
             skipped += sk
     else:
-        ws = load_workspace(args.territory, facility_files=args.facilities)
+        ws = load_workspace(args.territory, facility_files=args.facilities,
+                            insee_files=args.insee)
         children = split_territory(ws.territory, load_cog(), by=args.by)
         overviews, skipped = compare_overviews(children, ws, threshold_m=args.threshold_m)
     if not overviews:

@@ -68,9 +68,17 @@ class Overview:
 def origin_points(communes: gpd.GeoDataFrame) -> gpd.GeoSeries:
     """Town hall of each commune (``townhall_lon``/``townhall_lat``), else a point inside it.
 
-    Returned in EPSG:4326, indexed like ``communes``.
+    The point inside is ``point_lon``/``point_lat`` when the communes carry it (the shipped
+    national geography: a point inside the full-resolution commune, labelled « centre de
+    la commune »), else a point inside the polygon. Returned in EPSG:4326, indexed like
+    ``communes``.
     """
     fallback = communes.geometry.to_crs(METRIC_CRS).representative_point().to_crs(WGS84)
+    if {"point_lon", "point_lat"} <= set(communes.columns):
+        plon = pd.to_numeric(communes["point_lon"], errors="coerce")
+        plat = pd.to_numeric(communes["point_lat"], errors="coerce")
+        inside = gpd.GeoSeries(gpd.points_from_xy(plon, plat), index=communes.index, crs=WGS84)
+        fallback = inside.where(plon.notna() & plat.notna(), fallback)
     if {"townhall_lon", "townhall_lat"} <= set(communes.columns):
         lon = pd.to_numeric(communes["townhall_lon"], errors="coerce")
         lat = pd.to_numeric(communes["townhall_lat"], errors="coerce")

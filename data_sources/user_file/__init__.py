@@ -116,6 +116,9 @@ def load_facility_file(
     """
     data, file_name = _read_source(source, name=name)
     raw = read_table(data, file_name=file_name)
+    from data_sources.insee_files import check_not_insee_file
+
+    check_not_insee_file(list(raw.frame.columns), file_name=file_name)  # it goes to --insee
     columns = detect_columns(list(raw.frame.columns), mapping, file_name=file_name,
                              has_geometry=raw.geometry is not None)
     fallbacks = () if mapping and "code_insee" in mapping else insee_fallback_columns(
