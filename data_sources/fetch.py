@@ -37,6 +37,7 @@ import pandas as pd
 
 from data_sources import (
     _http,
+    annuaire,
     ban,
     boundaries,
     bpe,
@@ -73,11 +74,13 @@ LIVE_SOURCES: tuple[str, ...] = (
     osm.OSM.key,
     caf.CAF.key,
     inclusion.INCLUSION.key,
+    annuaire.ANNUAIRE.key,
     ban.BAN.key,
 )
 #: Live sources that give facilities.
 FACILITY_SOURCES: tuple[str, ...] = (
     finess.FINESS.key, bpe.BPE.key, osm.OSM.key, inclusion.INCLUSION.key,
+    annuaire.ANNUAIRE.key,
 )
 assert all(k in SOURCES for k in LIVE_SOURCES)
 
@@ -315,6 +318,11 @@ def _run_inclusion(run: _Run) -> _Loaded:
                    unplaced=_unplaced(gdf))
 
 
+def _run_annuaire(run: _Run) -> _Loaded:
+    gdf = annuaire.load_annuaire(run.area, offline=run.offline)
+    return _Loaded(gdf, vintage=str(gdf.attrs.get("vintage", "")), unplaced=_unplaced(gdf))
+
+
 _RUNNERS: dict[str, Callable[[_Run], _Loaded]] = {
     boundaries.GEO_API.key: _run_boundaries,
     insee_melodi.MELODI.key: _run_melodi,
@@ -323,6 +331,7 @@ _RUNNERS: dict[str, Callable[[_Run], _Loaded]] = {
     osm.OSM.key: _run_osm,
     caf.CAF.key: _run_caf,
     inclusion.INCLUSION.key: _run_inclusion,
+    annuaire.ANNUAIRE.key: _run_annuaire,
 }
 
 

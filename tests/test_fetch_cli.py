@@ -50,15 +50,16 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(tmp_path)
     proc = run_cli("--territory", EPCI, "--offline", env_dirs=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "7 source(s) en échec" in out
+    assert "8 source(s) en échec" in out
     urls = {
         "geo_api_communes": "https://geo.api.gouv.fr/epcis/200000438/communes",
         "insee_melodi": "https://api.insee.fr/melodi/data/",
         "finess": "https://www.data.gouv.fr/api/1/datasets/finess-extraction",
-        "bpe": "https://www.insee.fr/fr/statistiques/fichier/8217525/BPE24.zip",
+        "bpe": "https://www.insee.fr/fr/statistiques/fichier/8217525/BPE25.zip",
         "osm": "https://www.openstreetmap.org",
         "caf_txcouv": "https://data.caf.fr/api/explore/v2.1/catalog/datasets/txcouv_pe_com",
         "data_inclusion": "https://api.data.inclusion.gouv.fr/api/v1/structures",
+        "annuaire": "https://api-lannuaire.service-public.fr/api/explore/v2.1/catalog/",
     }
     lines = [ln for ln in out.splitlines() if ln.startswith("  - ")]
     assert len(lines) == len(urls)
@@ -69,7 +70,7 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(tmp_path)
     assert "Rien n'a été enregistré" in out
     assert not (tmp_path / "store" / "epci-200000438").exists()
     # one progress line per source start and end (stderr is not a terminal here)
-    assert proc.stderr.count("[1/8]") == 2 and "[8/8] Base Adresse Nationale" in proc.stderr
+    assert proc.stderr.count("[1/9]") == 2 and "[9/9] Géocodage de la Géoplateforme" in proc.stderr
 
 
 def test_outside_the_demo_with_nothing_usable_exits_1(tmp_path):
@@ -108,7 +109,7 @@ def test_source_option_selects_and_repeats(dirs, capsys):
 
 
 def _fake_loaders(monkeypatch, *, fail=()):
-    from data_sources import bpe, caf, finess, inclusion, insee_melodi, osm
+    from data_sources import annuaire, bpe, caf, finess, inclusion, insee_melodi, osm
 
     area = resolve(EPCI)
     com = demo.load_demo_communes()
@@ -134,6 +135,7 @@ def _fake_loaders(monkeypatch, *, fail=()):
     monkeypatch.setattr(caf, "load_coverage", lambda a, **kw: pd.DataFrame(
         {"level": [], "code": [], "name": [], "year": [], "rate": []}))
     monkeypatch.setattr(inclusion, "load_inclusion", lambda a, **kw: table("x").iloc[0:0])
+    monkeypatch.setattr(annuaire, "load_annuaire", lambda a, **kw: table("annuaire").iloc[0:0])
 
 
 def test_summary_table_after_a_partial_fetch(dirs, capsys, monkeypatch):
