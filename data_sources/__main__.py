@@ -26,7 +26,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from data_sources.fetch import LIVE_SOURCES, FetchProgress, FetchResult, fetch_territory
+from data_sources.fetch import (
+    LIVE_SOURCES,
+    PROBE_URLS,
+    FetchProgress,
+    FetchResult,
+    detect_offline,
+    fetch_territory,
+)
 from data_sources.store import STATUSES, STORE_ENV, default_store_dir
 from diagnosis.errors import InputError
 
@@ -187,10 +194,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         print(f"Territoire introuvable : « {args.territory} ». Détail : {exc}", file=sys.stderr)
         return 2
     selected = args.sources or list(LIVE_SOURCES)
+    offline = bool(args.offline)
+    if not offline and detect_offline():
+        hosts = ", ".join(u.removeprefix("https://") for u in PROBE_URLS)
+        print(f"Pas de connexion internet : aucun de ces sites ne répond ({hosts}). La mise à "
+              "jour se fait hors ligne, depuis le cache local.", file=sys.stderr)
+        offline = True
     print(f"Mise à jour de {territory.label} : {len(selected)} source(s)"
-          f"{' (hors ligne)' if args.offline else ''}.", file=sys.stderr)
+          f"{' (hors ligne)' if offline else ''}.", file=sys.stderr)
     with _Bars() as bars:
-        result = fetch_territory(territory, sources=selected, offline=args.offline,
+        result = fetch_territory(territory, sources=selected, offline=offline,
                                  progress=bars)
     print_summary(result)
     return 0 if result.usable else 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -32,6 +33,8 @@ TIMEOUT = 90
 
 @pytest.fixture
 def dirs(tmp_path, monkeypatch):
+    # no network in tests: the online probe of the CLI answers "online" unless a test says
+    monkeypatch.setattr("data_sources.__main__.detect_offline", lambda **kw: False)
     monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
     monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
     _http.reset()
@@ -213,3 +216,48 @@ def test_offline_rerun_after_a_fetch_says_stored_data_is_kept(dirs, capsys, monk
     assert "déjà enregistrées" in out and "sont conservées" in out
     assert "utilisera le stock local" in out
     assert store.read_store(EPCI).entry("bpe").status == "missing-offline"
+
+
+def test_offline_is_detected_once_in_parallel_and_fast(monkeypatch):
+    calls = []
+
+    def dead(url, *, source, timeout_s):
+        calls.append(url)
+        time.sleep(0.3)  # a host that does not answer within its timeout
+        raise SourceError(f"{source}: {url} does not answer (ConnectTimeout)")
+
+    monkeypatch.setattr(_http, "probe", dead)
+    start = time.monotonic()
+    assert fetch.detect_offline(timeout_s=0.3) is True
+    assert time.monotonic() - start < 0.8  # probed in parallel, not one after the other
+    assert sorted(calls) == sorted(fetch.PROBE_URLS)
+    monkeypatch.setattr(_http, "probe", lambda url, **kw: None)
+    assert fetch.detect_offline() is False
+
+
+def test_offline_mode_counts_as_offline_without_probing(monkeypatch):
+    monkeypatch.setattr(_http, "probe", lambda *a, **kw: pytest.fail("probed"))
+    _http.configure(offline=True)
+    try:
+        assert fetch.detect_offline() is True
+    finally:
+        _http.reset()
+
+
+def test_cli_without_network_switches_to_offline_at_once(dirs, capsys, monkeypatch):
+    monkeypatch.setattr("data_sources.__main__.detect_offline", lambda **kw: True)
+    import data_sources.__main__ as cli
+
+    seen = []
+
+    def spy(territory, **kw):
+        seen.append(kw["offline"])
+        return fetch.fetch_territory(territory, **kw)
+
+    monkeypatch.setattr(cli, "fetch_territory", spy)
+    start = time.monotonic()
+    assert main(["fetch", "--territory", EPCI]) == 0
+    assert time.monotonic() - start < 60
+    err = capsys.readouterr().err
+    assert "Pas de connexion internet" in err and "(hors ligne)" in err
+    assert seen == [True]
