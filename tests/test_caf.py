@@ -155,3 +155,5 @@ def test_live_caf():
     _http.reset()
     df = caf.load_coverage(EPCI)
     assert (df["level"] == "epci").any()
+    assert df.attrs["notes"] == []  # the _hist twins answered
+    assert df.loc[df["level"] == "epci", "year"].nunique() >= 3

@@ -228,3 +228,4 @@ def test_live_finess_resolves_and_parses():
     assert "cs1100507" in url and len(stamp) == 8
     gdf = finess.load_finess(EPCI)
     assert (gdf["type"] == "pmi").all()
+    assert set(gdf["position_precision"]) <= {"address", "street", "commune"}

@@ -295,3 +295,12 @@ def test_cli_scrape_refused_page_and_bad_type(tmp_path, capsys):
     assert "captcha" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
     assert main(["scrape", PAGE, "--type", "piscine", "--delay", "0"]) == 2
+
+
+@pytest.mark.network
+def test_live_robots_of_a_public_site():
+    """robots.txt of a real public site is read and honoured (no page is scraped)."""
+    _http.reset()
+    pol = scrape.Politeness(delay_s=1.0)
+    robots = pol.robots("https://www.service-public.fr/", offline=False)
+    assert isinstance(robots.can_fetch(_http.USER_AGENT, "https://www.service-public.fr/"), bool)
