@@ -304,3 +304,30 @@ def test_live_robots_of_a_public_site():
     pol = scrape.Politeness(delay_s=1.0)
     robots = pol.robots("https://www.service-public.fr/", offline=False)
     assert isinstance(robots.can_fetch(_http.USER_AGENT, "https://www.service-public.fr/"), bool)
+
+
+# --- the app's import page -----------------------------------------------------------
+
+
+@responses.activate
+def test_import_page_reads_a_directory_page():
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    responses.get(ROBOTS, status=404)
+    responses.get(PAGE, body=page("interco_rpe_laep.html"), content_type="text/html")
+    responses.add_callback(responses.POST, GEOCODER, callback=geocoder_answer)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
+    at.run(timeout=90)
+    at.switch_page("app_pages/import_fichier.py").run(timeout=90)
+    assert not at.exception
+    at.text_input(key="scrape_url").set_value(PAGE)
+    at.selectbox(key="scrape_type").set_value("rpe")
+    at.button(key="scrape_run").click().run(timeout=90)
+    assert not at.exception, [e.value for e in at.exception]
+    files = at.session_state["facility_files"]
+    assert len(files) == 1 and files[0][0].startswith("page_")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Acceptées"] == "4"  # the Nantes antenna is outside the territory
+    assert any("4 structure(s) trouvée(s)" in i.value.replace("\\", "") for i in at.info)
