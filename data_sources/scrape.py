@@ -202,10 +202,18 @@ class Politeness:
     def _read_robots(self, root: str, *, offline: bool | None) -> robotparser.RobotFileParser:
         parser = robotparser.RobotFileParser(root + "/robots.txt")
         status, text = _get(root + "/robots.txt", politeness=self, offline=offline)
-        if status in (401, 403):
-            parser.disallow_all = True
-        elif status >= 400 or status == 0:
+        if status == 0:
+            # offline without a stored robots.txt: no request reaches the site anyway, and
+            # only a page stored earlier (when robots.txt allowed it) can be read
             parser.allow_all = True
+            return parser
+        if status >= 500:
+            raise SourceError(f"{SCRAPE.key}: {root}/robots.txt ne répond pas (HTTP {status}) : "
+                              "sans lui, Maillage ne lit pas le site ; réessayez plus tard.")
+        if status in (401, 403):
+            parser.disallow_all = True  # as urllib.robotparser does
+        elif status >= 400:
+            parser.allow_all = True  # no robots.txt: no rule
         else:
             parser.parse(text.splitlines())
         return parser
@@ -468,7 +476,9 @@ def refusal_reason(status: int, html: str) -> str:
         return f"accès refusé (HTTP {status})"
     if status == 429:
         return "trop de requêtes (HTTP 429) : le site demande d'attendre"
-    if status >= 400 or status == 0:
+    if status == 0:
+        return "hors ligne et aucune copie locale de la page"
+    if status >= 400:
         return f"la page ne répond pas normalement (HTTP {status})"
     soup = BeautifulSoup(html, "html.parser")
     if _CAPTCHA_RE.search(" ".join(str(t) for t in soup.find_all(["form", "div", "iframe",

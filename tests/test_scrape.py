@@ -201,6 +201,16 @@ def test_robots_for_our_agent_and_missing_robots():
 
 
 @responses.activate
+def test_robots_unavailable_or_offline_stops():
+    responses.get(ROBOTS, status=503)
+    with pytest.raises(SourceError, match=r"robots.txt ne répond pas \(HTTP 503\)"):
+        scrape.scrape_directory(PAGE, facility_type="rpe", politeness=fast())
+    with pytest.raises(SourceError, match="hors ligne et aucune copie locale de la page"):
+        scrape.scrape_directory("https://jamais-lu.example.fr/p", facility_type="rpe",
+                                offline=True, politeness=fast())
+
+
+@responses.activate
 @pytest.mark.parametrize(("body", "status", "why"), [
     ("captcha.html", 200, "captcha"), ("login.html", 200, "connexion"), (None, 403, "403")])
 def test_never_gets_around_a_captcha_or_a_login(body, status, why):
