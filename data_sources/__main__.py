@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser(
         "fetch", help="mettre à jour les données d'un territoire",
         description="Télécharger les sources en ligne d'un territoire (contours, INSEE, "
-                    "FINESS, BPE, OpenStreetMap, CAF, data·inclusion, géocodage BAN) et les "
-                    "enregistrer dans le stock local.",
+                    "FINESS, BPE, OpenStreetMap, CAF, data·inclusion, annuaire de "
+                    "l'administration, géocodage de la Géoplateforme) et les enregistrer dans "
+                    "le stock local. Sans connexion internet (vérifiée en quelques secondes "
+                    "au départ), la mise à jour se fait depuis le cache.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fetch.add_argument("--territory", required=True, metavar="CODE",
