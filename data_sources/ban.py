@@ -87,6 +87,9 @@ _ARRONDISSEMENTS = (
 )
 
 
+_CITY_CODES = frozenset(city for _, _, city in _ARRONDISSEMENTS)
+
+
 def commune_code(code: str) -> str:
     """Return the commune code of an INSEE code, mapping arrondissements to their city.
 
@@ -318,7 +321,10 @@ def place_facilities(
     query = pd.DataFrame({
         "address": frame["address"].fillna(""),
         "postcode": frame["postcode"].fillna(""),
-        "citycode": frame["code_insee"].fillna(""),
+        # the geocoder knows Paris, Lyon and Marseille addresses by arrondissement: a
+        # filter on the city's code would match nothing, the postcode filters instead
+        "citycode": frame["code_insee"].fillna("").map(
+            lambda c: "" if str(c) in _CITY_CODES else c),
     })
     try:
         res = geocode_batch(query, min_score=min_score, offline=offline)

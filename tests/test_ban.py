@@ -162,6 +162,8 @@ def test_arrondissement_codes_count_as_the_commune():
     gdf = ban.place_facilities(frame)
     got = gdf.set_index("source_id")["position_precision"].to_dict()
     assert got == {"p": "address", "l": "address"}
+    sent = responses.calls[0].request.body.decode("utf-8")
+    assert ";75015;\n" in sent and "75056" not in sent  # filtered by postcode only
     assert gdf.attrs["warnings"] == [] and gdf.attrs["rejected"].empty
 
 
