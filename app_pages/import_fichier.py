@@ -6,6 +6,7 @@ import streamlit as st
 
 from app_pages import FILES_KEY, _cached, current_selection, files_key, md_escape
 from diagnosis.errors import MaillageError, MissingDataError
+from diagnosis.schema import FACILITY_TYPES
 
 
 def _store_uploads() -> None:
@@ -16,6 +17,27 @@ def _store_uploads() -> None:
 
 def _forget_files() -> None:
     st.session_state[FILES_KEY] = []
+
+
+def _scrape_page() -> None:
+    """Read a directory page (polite scraper) and add its entries as an imported file."""
+    from data_sources import scrape
+    from data_sources.cog import resolve
+
+    url = (st.session_state.get("scrape_url") or "").strip()
+    try:
+        result = scrape.scrape_directory(url, facility_type=st.session_state["scrape_type"],
+                                         territory=resolve(current_selection().code))
+    except MaillageError as exc:
+        st.session_state["scrape_message"] = f"Page non lue : {exc}"
+        return
+    if result.rows.empty:
+        st.session_state["scrape_message"] = "Aucune structure trouvée sur cette page."
+        return
+    name = f"page_{result.fetched_on}_{len(st.session_state.get(FILES_KEY) or [])}.csv"
+    data = scrape.write_facility_csv(result.rows).encode("utf-8")
+    st.session_state[FILES_KEY] = [*(st.session_state.get(FILES_KEY) or []), (name, data)]
+    st.session_state["scrape_message"] = " ".join(scrape.iter_summary(result))
 
 
 st.title("Importer des structures")
@@ -31,6 +53,17 @@ st.markdown(
 )
 st.file_uploader("Fichiers de structures", type=["csv", "txt", "tsv", "geojson", "json", "gpkg"],
                  accept_multiple_files=True, key="upload_files", on_change=_store_uploads)
+
+with st.expander("Lire une page d'annuaire (liste de PMI, de relais, de centres sociaux…)"):
+    st.caption("La page est lue poliment (robots.txt respecté, une requête à la fois, jamais "
+               "de captcha ni de connexion contournés) ; les structures trouvées sont "
+               "importées ci-dessous comme un fichier, à relire.")
+    st.text_input("Adresse de la page", key="scrape_url")
+    st.selectbox("Type des structures de la page", list(FACILITY_TYPES), key="scrape_type",
+                 format_func=lambda t: FACILITY_TYPES[t][1])
+    st.button("Lire la page", key="scrape_run", on_click=_scrape_page)
+    if st.session_state.get("scrape_message"):
+        st.info(md_escape(st.session_state["scrape_message"]))
 
 sel = current_selection()
 if not sel.files:

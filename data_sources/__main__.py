@@ -1,8 +1,13 @@
-"""Command line of the data sources: ``python -m data_sources fetch``.
+"""Command line of the data sources: ``python -m data_sources fetch`` and ``scrape``.
 
 ``python -m data_sources fetch --territory CODE [--source NAME ...] [--offline]`` fetches
 the live sources of a territory into the local store (:mod:`data_sources.store`), shows
 a progress bar per source, and ends with a table of the sources (ok / failed and why).
+
+``python -m data_sources scrape URL --type TYPE [--territory X] [--out FILE]`` reads one
+directory page politely (:mod:`data_sources.scrape`) and writes a facility file in the
+import format, to review and import; exit status 0 when entries were found, 1 when
+none (or the page may not be read), 2 on bad usage.
 
 Exit status:
 
@@ -23,11 +28,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from data_sources.fetch import LIVE_SOURCES, FetchProgress, FetchResult, fetch_territory
+from data_sources.fetch import (
+    LIVE_SOURCES,
+    PROBE_URLS,
+    FetchProgress,
+    FetchResult,
+    detect_offline,
+    fetch_territory,
+)
 from data_sources.store import (
     STATUSES,
     STORE_ENV,
@@ -64,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser(
         "fetch", help="mettre à jour les données d'un territoire",
         description="Télécharger les sources en ligne d'un territoire (contours, INSEE, "
-                    "FINESS, BPE, OpenStreetMap, CAF, data·inclusion, géocodage BAN) et les "
-                    "enregistrer dans le stock local.",
+                    "FINESS, BPE, OpenStreetMap, CAF, data·inclusion, annuaire de "
+                    "l'administration, géocodage de la Géoplateforme) et les enregistrer dans "
+                    "le stock local. Sans connexion internet (vérifiée en quelques secondes "
+                    "au départ), la mise à jour se fait depuis le cache.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fetch.add_argument("--territory", required=True, metavar="CODE",
@@ -82,6 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--accept-suspect", action="store_true",
                        help="garder une réponse même si elle perd plus de la moitié des "
                             "lignes déjà enregistrées (baisse réelle confirmée)")
+    scrape = sub.add_parser(
+        "scrape", help="extraire les structures d'une page d'annuaire",
+        description="Lire une page d'annuaire (liste de consultations de PMI, page RPE et "
+                    "LAEP d'une intercommunalité, liste de centres sociaux…) et écrire un "
+                    "fichier de structures au format d'import, à relire avant de l'importer. "
+                    "Le robots.txt du site est respecté, une seule requête à la fois par "
+                    "site, avec une pause ; captchas et connexions ne sont jamais contournés.",
+    )
+    scrape.add_argument("url", metavar="URL", help="adresse de la page (http ou https)")
+    scrape.add_argument("--type", required=True, metavar="TYPE", dest="facility_type",
+                        help="type des structures de la page (pmi, eaje, mam, laep, rpe, "
+                             "centre_social, evs, maternite, sage_femme, mairie…)")
+    scrape.add_argument("--territory", metavar="CODE",
+                        help="ne garder que les structures de ce territoire (commune, EPCI, "
+                             "département)")
+    scrape.add_argument("--out", metavar="FICHIER",
+                        help="fichier CSV écrit (par défaut structures_<site>_<date>.csv)")
+    scrape.add_argument("--delay", type=float, default=2.0, metavar="SECONDES",
+                        dest="delay_s", help="pause entre deux requêtes au même site (2 s)")
+    scrape.add_argument("--offline", action="store_true",
+                        help="hors ligne : page lue depuis le cache, sans géocodage")
     return parser
 
 
@@ -190,11 +226,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         print(f"Territoire introuvable : « {args.territory} ». Détail : {exc}", file=sys.stderr)
         return 2
     selected = args.sources or list(LIVE_SOURCES)
+    offline = bool(args.offline)
+    if not offline and detect_offline():
+        hosts = ", ".join(u.removeprefix("https://") for u in PROBE_URLS)
+        print(f"Pas de connexion internet : aucun de ces sites ne répond ({hosts}). La mise à "
+              "jour se fait hors ligne, depuis le cache local.", file=sys.stderr)
+        offline = True
     print(f"Mise à jour de {territory.label} : {len(selected)} source(s)"
-          f"{' (hors ligne)' if args.offline else ''}.", file=sys.stderr)
+          f"{' (hors ligne)' if offline else ''}.", file=sys.stderr)
     try:
         with _Bars() as bars:
-            result = fetch_territory(territory, sources=selected, offline=args.offline,
+            result = fetch_territory(territory, sources=selected, offline=offline,
                                      progress=bars, refresh=args.refresh,
                                      accept_suspect=args.accept_suspect)
     except (StoreBusyError, StoreWriteError) as exc:
@@ -204,6 +246,49 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0 if result.usable else 1
 
 
+def cmd_scrape(args: argparse.Namespace) -> int:
+    """Run ``scrape``; see the module docstring for the exit status."""
+    import datetime as dt
+    from urllib.parse import urlsplit
+
+    from data_sources import scrape
+    from data_sources.cog import resolve
+    from diagnosis.errors import SourceError
+
+    territory = None
+    if args.territory:
+        try:
+            territory = resolve(args.territory)
+        except InputError as exc:
+            print(f"Territoire introuvable : « {args.territory} ». Détail : {exc}",
+                  file=sys.stderr)
+            return 2
+    if args.delay_s < 0:
+        print(f"--delay {args.delay_s} : la pause doit être positive.", file=sys.stderr)
+        return 2
+    try:
+        result = scrape.scrape_directory(args.url, facility_type=args.facility_type,
+                                         territory=territory, delay_s=args.delay_s,
+                                         offline=True if args.offline else None)
+    except InputError as exc:
+        print(f"Usage : {exc}", file=sys.stderr)
+        return 2
+    except SourceError as exc:
+        print(str(exc).removeprefix(f"{scrape.SCRAPE.key}: "), file=sys.stderr)
+        return 1
+    host = re.sub(r"[^A-Za-z0-9.-]+", "_", urlsplit(args.url).netloc)
+    out = args.out or f"structures_{host}_{dt.date.today().isoformat()}.csv"
+    for line in scrape.iter_summary(result):
+        print(line, file=sys.stderr)
+    if result.rows.empty:
+        print("Aucune structure trouvée : rien n'est écrit.", file=sys.stderr)
+        return 1
+    scrape.write_facility_csv(result.rows, out)
+    print(f"Fichier écrit : {out} ({len(result.rows)} ligne(s)). Relisez-le puis importez-le "
+          "(page « Importer un fichier » de l'application).")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
@@ -211,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "fetch":
         return cmd_fetch(args)
+    if args.command == "scrape":
+        return cmd_scrape(args)
     parser.error(f"commande inconnue : {args.command}")  # pragma: no cover
     return 2  # pragma: no cover
 

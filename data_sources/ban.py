@@ -1,16 +1,27 @@
-"""Address geocoding with the Base Adresse Nationale (API Adresse).
+"""Address geocoding of the Base Adresse Nationale through the IGN Géoplateforme.
 
-Verified shapes (adresse.data.gouv.fr/api-doc/adresse, as quoted in stored public docs):
+``api-adresse.data.gouv.fr`` was retired on 31 January 2026 (datagouv/explore.data.gouv.fr
+PR #213; BaseAdresseNationale/adresse.data.gouv.fr issues #2342, #2344): the same service
+now answers at ``https://data.geopf.fr/geocodage`` with the same fields and result columns.
+The source key stays ``ban`` (``python -m data_sources fetch --source ban``).
 
-- ``GET https://api-adresse.data.gouv.fr/search/?q=…&citycode=…&limit=1`` answers a
+- ``GET https://data.geopf.fr/geocodage/search?q=…&citycode=…&limit=1`` answers a
   GeoJSON FeatureCollection; each feature has ``geometry.coordinates`` ``[lon, lat]``
   and ``properties`` ``label``, ``score`` (0-1), ``type`` (``housenumber`` | ``street`` |
   ``locality`` | ``municipality``), ``citycode``, ``postcode``, ``city``.
-- ``POST https://api-adresse.data.gouv.fr/search/csv/`` with a multipart form: ``data``
+- ``POST https://data.geopf.fr/geocodage/search/csv`` with a multipart form: ``data``
   (the CSV file), ``columns`` (repeated: columns joined into the query), ``citycode`` and
   ``postcode`` (names of filter columns). The answer is the CSV with added columns
   ``latitude``, ``longitude``, ``result_label``, ``result_score``, ``result_type``,
   ``result_citycode``… (and ``result_status``).
+
+Limits of the Géoplateforme: 50 requests per second, and one CSV batch at a time per
+client: single searches are spaced by :data:`SEARCH_RATE_PER_S` and batches run one after
+the other (a process-wide lock).
+
+In Paris, Lyon and Marseille ``result_citycode`` is the *arrondissement* code (751xx,
+6938x, 132xx): :func:`commune_code` maps it to the commune (75056, 69123, 13055) before
+checking that a match lies "in the commune".
 
 Precision: ``housenumber`` → ``address``; ``street`` / ``locality`` → ``street``;
 ``municipality`` → ``commune``; a score below ``min_score`` → ``commune`` with a warning
@@ -23,6 +34,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +50,12 @@ from diagnosis.schema import FACILITY_DTYPES, validate_facilities
 
 logger = logging.getLogger(__name__)
 
-BAN_URL = "https://api-adresse.data.gouv.fr"
+#: Géoplateforme geocoder (successor of api-adresse.data.gouv.fr).
+GEOCODER_URL = "https://data.geopf.fr/geocodage"
+SEARCH_URL = f"{GEOCODER_URL}/search"
+CSV_URL = f"{GEOCODER_URL}/search/csv"
+#: Documented limit of the Géoplateforme geocoder.
+SEARCH_RATE_PER_S = 50.0
 #: Below this score the match is not trusted beyond the commune.
 DEFAULT_MIN_SCORE = 0.5
 RESULT_COLUMNS = ("latitude", "longitude", "result_score", "result_type", "result_citycode")
@@ -51,14 +68,45 @@ _TYPE_PRECISION = {
 
 BAN = register(SourceInfo(
     key="ban",
-    title="Base Adresse Nationale — API Adresse (géocodage)",
-    url=f"{BAN_URL}/search/",
+    title="Géocodage de la Géoplateforme (IGN, Base Adresse Nationale)",
+    url=SEARCH_URL,
     licence="Licence Ouverte 2.0",
-    attribution="Base Adresse Nationale (IGN, DINUM) — API Adresse",
+    attribution="IGN, Géoplateforme — service de géocodage (Base Adresse Nationale)",
     vintage="en continu",
     crs="EPSG:4326",
     columns=RESULT_COLUMNS,
 ))
+
+_search_limiter = _http.HostRateLimiter()
+_batch_lock = threading.Lock()
+#: Arrondissement code ranges of the three cities, and their commune code.
+_ARRONDISSEMENTS = (
+    (75101, 75120, "75056"),  # Paris
+    (69381, 69389, "69123"),  # Lyon
+    (13201, 13216, "13055"),  # Marseille
+)
+
+
+_CITY_CODES = frozenset(city for _, _, city in _ARRONDISSEMENTS)
+
+
+def commune_code(code: str) -> str:
+    """Return the commune code of an INSEE code, mapping arrondissements to their city.
+
+    Examples
+    --------
+    >>> commune_code("75115"), commune_code("69383"), commune_code("13208")
+    ('75056', '69123', '13055')
+    >>> commune_code("44129"), commune_code("2A004"), commune_code("")
+    ('44129', '2A004', '')
+    """
+    text = str(code).strip()
+    if text.isdigit() and len(text) == 5:
+        n = int(text)
+        for low, high, city in _ARRONDISSEMENTS:
+            if low <= n <= high:
+                return city
+    return text
 
 
 def precision_from_result(result_type: str, score: float, *, min_score: float) -> str:
@@ -91,16 +139,20 @@ def fetch_search(
     limit: int = 1,
     offline: bool | None = None,
 ) -> dict[str, Any]:
-    """GET ``/search/`` for one address and return the FeatureCollection."""
+    """GET ``/search`` for one address and return the FeatureCollection.
+
+    Calls are spaced to stay under :data:`SEARCH_RATE_PER_S`.
+    """
     if len(q.strip()) < 3:
-        raise InputError(f"q={q!r}: the BAN needs at least 3 characters to search")
+        raise InputError(f"q={q!r}: the geocoder needs at least 3 characters to search")
     params: dict[str, Any] = {"q": q.strip(), "limit": limit}
     if citycode:
         params["citycode"] = citycode
     if postcode:
         params["postcode"] = postcode
+    _search_limiter.wait("data.geopf.fr", SEARCH_RATE_PER_S)
     doc: dict[str, Any] = _http.fetch_json(
-        f"{BAN_URL}/search/", source=BAN.key, params=params, offline=offline,
+        SEARCH_URL, source=BAN.key, params=params, offline=offline,
         check=lambda d: d["features"],
     )
     return doc
@@ -109,6 +161,7 @@ def fetch_search(
 def parse_search(doc: Mapping[str, Any], *, min_score: float = DEFAULT_MIN_SCORE) -> dict[str, Any]:
     """Return the best feature as ``lon, lat, score, type, citycode, label, precision``.
 
+    ``citycode`` is the commune code (arrondissements mapped by :func:`commune_code`).
     An empty result gives ``precision == ""`` and NaN coordinates.
     """
     feats = doc.get("features") or []
@@ -122,7 +175,8 @@ def parse_search(doc: Mapping[str, Any], *, min_score: float = DEFAULT_MIN_SCORE
     rtype = str(props.get("type", ""))
     return {
         "lon": float(lon), "lat": float(lat), "score": score, "type": rtype,
-        "citycode": str(props.get("citycode", "")), "label": str(props.get("label", "")),
+        "citycode": commune_code(str(props.get("citycode", ""))),
+        "label": str(props.get("label", "")),
         "precision": precision_from_result(rtype, score, min_score=min_score),
     }
 
@@ -160,7 +214,10 @@ def build_batch_csv(addresses: pd.DataFrame) -> bytes:
 
 
 def parse_batch_csv(text: str, *, min_score: float = DEFAULT_MIN_SCORE) -> pd.DataFrame:
-    """Parse the ``/search/csv/`` answer into ``rid, lon, lat, score, type, citycode, precision``.
+    """Parse the ``/search/csv`` answer into ``rid, lon, lat, score, type, citycode, precision``.
+
+    ``citycode`` is the commune code: arrondissements of Paris, Lyon and Marseille are
+    mapped to their city (:func:`commune_code`).
 
     Raises
     ------
@@ -172,14 +229,14 @@ def parse_batch_csv(text: str, *, min_score: float = DEFAULT_MIN_SCORE) -> pd.Da
     df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     missing = [c for c in ("rid", *RESULT_COLUMNS) if c not in df.columns]
     if missing:
-        raise ValueError(f"BAN CSV answer lacks columns {missing}; found {list(df.columns)}")
+        raise ValueError(f"geocoder CSV answer lacks columns {missing}; found {list(df.columns)}")
     out = pd.DataFrame({
         "rid": df["rid"],
         "lon": pd.to_numeric(df["longitude"], errors="coerce"),
         "lat": pd.to_numeric(df["latitude"], errors="coerce"),
         "score": pd.to_numeric(df["result_score"], errors="coerce"),
         "type": df["result_type"],
-        "citycode": df["result_citycode"],
+        "citycode": df["result_citycode"].map(commune_code),
     })
     out["precision"] = [
         precision_from_result(t, s, min_score=min_score)
@@ -195,7 +252,9 @@ def geocode_batch(
     chunk_rows: int = 5000,
     offline: bool | None = None,
 ) -> pd.DataFrame:
-    """Geocode many addresses with ``POST /search/csv/`` (filtered by citycode/postcode).
+    """Geocode many addresses with ``POST /search/csv`` (filtered by citycode/postcode).
+
+    Batches are sent one at a time (the Géoplateforme allows one CSV batch per client).
 
     Parameters
     ----------
@@ -222,11 +281,12 @@ def geocode_batch(
         chunk = frame.iloc[start:start + chunk_rows]
         body = build_batch_csv(chunk)
         fields = [("columns", "address"), ("postcode", "postcode"), ("citycode", "citycode")]
-        text = _http.post_multipart_text(
-            f"{BAN_URL}/search/csv/", source=BAN.key, fields=fields,
-            files=[("data", "adresses.csv", body, "text/csv")], offline=offline,
-            check=lambda t: parse_batch_csv(t, min_score=min_score),
-        )
+        with _batch_lock:
+            text = _http.post_multipart_text(
+                CSV_URL, source=BAN.key, fields=fields,
+                files=[("data", "adresses.csv", body, "text/csv")], offline=offline,
+                check=lambda t: parse_batch_csv(t, min_score=min_score),
+            )
         parts.append(parse_batch_csv(text, min_score=min_score))
     if not parts:
         return pd.DataFrame(columns=["lon", "lat", "score", "type", "citycode", "precision"])
@@ -241,7 +301,7 @@ def place_facilities(
     min_score: float = DEFAULT_MIN_SCORE,
     offline: bool | None = None,
 ) -> gpd.GeoDataFrame:
-    """Place address-only facility rows (schema columns without geometry) with the BAN.
+    """Place address-only facility rows (schema columns without geometry) by geocoding.
 
     Rows whose match is poor are placed to the commune: at the BAN point when it lies in
     the row's commune, else at the town hall of ``town_halls`` (``code_insee`` + point),
@@ -261,7 +321,10 @@ def place_facilities(
     query = pd.DataFrame({
         "address": frame["address"].fillna(""),
         "postcode": frame["postcode"].fillna(""),
-        "citycode": frame["code_insee"].fillna(""),
+        # the geocoder knows Paris, Lyon and Marseille addresses by arrondissement: a
+        # filter on the city's code would match nothing, the postcode filters instead
+        "citycode": frame["code_insee"].fillna("").map(
+            lambda c: "" if str(c) in _CITY_CODES else c),
     })
     try:
         res = geocode_batch(query, min_score=min_score, offline=offline)
@@ -278,7 +341,7 @@ def place_facilities(
         r = res.loc[str(i)]
         rec: dict[str, Any] = {str(k): v for k, v in row.items()}
         prec = r["precision"]
-        in_commune = not row["code_insee"] or r["citycode"] == row["code_insee"]
+        in_commune = not row["code_insee"] or r["citycode"] == commune_code(row["code_insee"])
         if prec in {"address", "street"} and in_commune:
             rec.update(lon=r["lon"], lat=r["lat"], position_precision=prec)
         elif prec and in_commune:

@@ -15,7 +15,9 @@ Verified shapes (stored public code, 2025-2026):
   The attribute names of ``ADMINEXPRESS-COG-CARTO.LATEST:commune`` differ between Admin
   Express editions (``insee_com``/``nom``/``insee_dep``/``siren_epci`` in 2.x,
   ``code_insee``/``nom_officiel``/``code_insee_du_departement``/``codes_siren_des_epci`` in
-  3.x): the parser accepts both. Verify with a live check (``pytest -m network``).
+  3.x): the parser accepts both. The ``LATEST`` layer serves the 3.x names, so the
+  département filter is ``CQL_FILTER=code_insee_du_departement='44'`` (``insee_dep`` matches
+  nothing there). Verify with a live check (``pytest -m network``).
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ GEO_API_URL = "https://geo.api.gouv.fr"
 WFS_URL = "https://data.geopf.fr/wfs/ows"
 WFS_COMMUNES = "ADMINEXPRESS-COG-CARTO.LATEST:commune"
 WFS_IRIS = "STATISTICALUNITS.IRIS:contours_iris"
-#: Attribute holding the département code in the WFS commune layer (verify with a live check).
-WFS_DEP_FIELD = "insee_dep"
+#: Attribute holding the département code in the WFS commune layer (Admin Express 3.x names,
+#: as served by ``ADMINEXPRESS-COG-CARTO.LATEST:commune`` today).
+WFS_DEP_FIELD = "code_insee_du_departement"
 #: Attribute holding the commune code in the WFS IRIS layer (verify with a live check).
 WFS_IRIS_COMMUNE_FIELD = "code_insee"
 GEO_API_FIELDS = "nom,code,codeEpci,codeDepartement"
@@ -80,7 +83,8 @@ IGN_WFS = register(SourceInfo(
     attribution="IGN — Admin Express COG carto ; IGN, INSEE — Contours IRIS",
     vintage="dernière édition (LATEST)",
     crs=WGS84,
-    columns=("insee_com | code_insee", "nom | nom_officiel", "insee_dep", "siren_epci"),
+    columns=("insee_com | code_insee", "nom | nom_officiel",
+             "code_insee_du_departement | insee_dep", "codes_siren_des_epci | siren_epci"),
     notes="Noms d'attributs variables selon l'édition : à vérifier par un test en ligne.",
 ))
 

@@ -1,20 +1,29 @@
 """Facilities from the INSEE *Base permanente des équipements* (BPE), geolocated file.
 
-Source: the yearly national zip ``https://www.insee.fr/fr/statistiques/fichier/8217525/
-BPE<yy>.zip`` (one ``;``-separated CSV; URL pattern seen in stored third-party code for
-BPE23, BPE24 and BPE25). Columns used: ``TYPEQU``, ``DEPCOM``, ``DEP``, ``LAMBERT_X``,
-``LAMBERT_Y``, ``EPSG`` (overseas UTM; absent in old vintages: then by département),
-``LONGITUDE``/``LATITUDE`` when present, ``QUALITE_XY`` (``Bonne`` | ``Acceptable`` |
-``Mauvaise`` | ``Non géolocalisé``), and in recent vintages ``NOMRS``, ``CNOMRS``,
-``NUMVOIE``, ``TYPVOIE``, ``LIBVOIE``, ``CODPOS``, ``SIRET``, ``CAPACITE``.
+Edition discovery (no edition is hard-coded): INSEE's own data.gouv.fr entry
+(dataset ``548acaf2c751df1eac4120e7``) points to the current edition's landing page on
+insee.fr; that page, or one of the sub-pages it lists (``/fr/statistiques/NNN?sommaire=``),
+links the zip ``/fr/statistiques/fichier/NNN/BPE<yy>.zip``: the newest ``yy`` wins
+(:func:`discover_edition`). The edition's own TYPEQU list is
+``https://www.insee.fr/fr/metadonnees/source/fichier/TYPEQU_<year>.csv``. Evidence:
+mml-studio/surplomb ``src/data/amenitiesFeed.js`` (BPE25, measured 2026-09).
 
-TYPEQU mapping (``data_sources/nomenclatures/bpe_typequ_diagnostic_1000j.csv``):
-D502 → ``eaje``; D509 → ``eaje``/``micro_creche`` from the 2024 vintage on (code seen in a
-third-party 2025 mapping only: verify); D503 → ``laep``; D504 → ``rpe``; D506 →
-``centre_social``; D107 → ``maternite``; A129 → ``mairie``. Midwives are mapped **by label**
-(``sage-femme``) because the D2xx codes were renumbered in recent vintages: pass the
-vintage's own nomenclature (``typequ``, ``libelle``) to :func:`bpe_type_mapping`.
-PMI centres have no BPE code (use FINESS).
+The current file (BPE 2024 and 2025 editions): ``;``-separated, **every field quoted**;
+missing values are the strings ``_Z`` (sans objet) and ``_U`` (indéterminé), never blanks:
+they are read as missing and never reach a name or an address. Columns used: ``TYPEQU``,
+``DEPCOM``, ``DEP``, ``LAMBERT_X``, ``LAMBERT_Y``, ``EPSG``, ``LONGITUDE``/``LATITUDE``,
+``QUALITE_XY`` (letter codes ``B`` bonne, ``A`` acceptable, ``M`` mauvaise; old vintages
+spell the words), ``QUALITE_GEOLOC`` (``11`` street sure + number found → ``address``;
+``12``, ``21``, ``22`` → ``street``; ``33`` a random point in the commune → ``commune``),
+``NOMRS``, ``CNOMRS``, ``NUMVOIE``, ``TYPVOIE``, ``LIBVOIE``, ``CODPOS``, ``CAPACITE``.
+Rows without coordinates (all of Mayotte's in BPE25) are returned as unplaced.
+
+TYPEQU mapping: stable codes D502 → ``eaje``, D503 → ``laep``, D504 → ``rpe``, D506 →
+``centre_social``, A129 → ``mairie``; D509 → ``eaje``/``micro_creche`` from 2024 on. The
+health codes were renumbered in 2024: midwives (``sage-femme``) and maternities
+(``maternité``) are mapped **by label** from the edition's own TYPEQU list; without that
+list an edition from 2024 on has no midwife or maternity type (said in ``attrs["notes"]``),
+never the pre-2024 codes. PMI centres have no BPE code (use FINESS).
 """
 
 from __future__ import annotations
@@ -45,30 +54,50 @@ logger = logging.getLogger(__name__)
 
 NOMENCLATURE_PATH = Path(__file__).with_name("nomenclatures") / "bpe_typequ_diagnostic_1000j.csv"
 BPE_URL_TEMPLATE = "https://www.insee.fr/fr/statistiques/fichier/8217525/BPE{yy:02d}.zip"
-DEFAULT_VINTAGE = 2024
+#: INSEE's data.gouv.fr entry for the BPE: its resource is the current landing page.
+BPE_DATASET_API = "https://www.data.gouv.fr/api/1/datasets/548acaf2c751df1eac4120e7/"
+#: Landing page of the 2025 edition, where discovery starts when data.gouv.fr fails.
+BPE_LANDING_URL = "https://www.insee.fr/fr/statistiques/8217537"
+TYPEQU_URL_TEMPLATE = "https://www.insee.fr/fr/metadonnees/source/fichier/TYPEQU_{year}.csv"
+#: Edition used when discovery finds nothing (newest edition known to this code).
+KNOWN_EDITION = 2025
+#: Kept for callers: the default is now the discovered edition (``vintage=None``).
+DEFAULT_VINTAGE = KNOWN_EDITION
+#: First edition with the renumbered health codes.
+RENUMBERED_FROM = 2024
+#: BPE's missing-value sentinels.
+MISSING_VALUES = frozenset({"_Z", "_U"})
 
-#: Codes whose meaning is stable across vintages.
+#: Codes whose meaning is stable across vintages (not health codes).
 FIXED_CODES: dict[str, tuple[str, str]] = {
     "D502": ("eaje", ""),
     "D503": ("laep", ""),
     "D504": ("rpe", ""),
     "D506": ("centre_social", ""),
-    "D107": ("maternite", ""),
     "A129": ("mairie", ""),
 }
+#: Pre-2024 health codes (shipped nomenclature); never applied to later editions.
+OLD_HEALTH_CODES: dict[str, tuple[str, str]] = {"D107": ("maternite", "")}
 #: Codes that exist from a vintage on (verify with a live check against the vintage used).
 VINTAGE_CODES: dict[str, tuple[int, tuple[str, str]]] = {
     "D509": (2024, ("eaje", "micro_creche")),
 }
 #: Label patterns (accent/case-blind) mapped to a type, for renumbered codes.
 LABEL_TYPES: tuple[tuple[str, tuple[str, str]], ...] = (
-    (r"\bsage[- ]?femme", ("sage_femme", "")),
+    (r"\bsages?[- ]?femmes?\b", ("sage_femme", "")),
+    (r"\bmaternites?\b", ("maternite", "")),
 )
+#: Types that only the edition's label list can give from 2024 on.
+LABEL_ONLY_TYPES = ("sage_femme", "maternite")
 REQUIRED_COLUMNS = ("TYPEQU", "DEPCOM")
+#: ``QUALITE_XY``: letter codes (2024+) and the words of older vintages.
 QUALITY = {
+    "b": "address", "a": "street", "m": "commune",
     "bonne": "address", "acceptable": "street", "mauvaise": "commune",
-    "1": "address", "2": "street", "3": "commune",  # numeric variant: verify
 }
+#: ``QUALITE_GEOLOC`` modalities (BPE25_anonymisee_varmod.csv, as quoted by surplomb).
+GEOLOC_QUALITY = {"11": "address", "12": "street", "21": "street", "22": "street",
+                  "33": "commune"}
 DEFAULT_EPSG_BY_DEP = {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}
 
 BPE = register(SourceInfo(
@@ -77,10 +106,10 @@ BPE = register(SourceInfo(
     url="https://www.insee.fr/fr/statistiques/8217525",
     licence="Licence Ouverte 2.0",
     attribution="Source : Insee, Base permanente des équipements",
-    vintage=str(DEFAULT_VINTAGE),
+    vintage="édition la plus récente publiée (découverte à chaque mise à jour)",
     crs="EPSG:2154 (métropole) ; UTM des DROM (colonne EPSG)",
-    columns=(*REQUIRED_COLUMNS, "LAMBERT_X", "LAMBERT_Y", "QUALITE_XY", "EPSG", "NOMRS",
-             "CAPACITE"),
+    columns=(*REQUIRED_COLUMNS, "LAMBERT_X", "LAMBERT_Y", "LONGITUDE", "LATITUDE",
+             "QUALITE_XY", "QUALITE_GEOLOC", "EPSG", "NOMRS", "CAPACITE"),
     notes="Les PMI n'ont pas de code BPE ; les crèches de la BPE n'ont pas toujours de nom.",
 ))
 
@@ -89,16 +118,43 @@ def _plain(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
-def read_nomenclature(path: str | Path = NOMENCLATURE_PATH) -> dict[str, str]:
-    """Read a TYPEQU nomenclature (columns ``typequ`` and ``libelle``, ``;``)."""
-    df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
-    cols = {c.lower(): c for c in df.columns}
-    if "typequ" not in cols or "libelle" not in cols:
-        raise InputError(
-            f"nomenclature {str(path)!r} lacks columns 'typequ' and 'libelle'; "
-            f"found {list(df.columns)}"
+_CODE_COLUMNS = ("typequ", "cod_mod", "code")
+_LABEL_COLUMNS = ("libelle", "lib_mod", "libelle_typequ", "lib_typequ", "libequip")
+
+
+def parse_nomenclature(text: str, *, name: str = "TYPEQU") -> dict[str, str]:
+    r"""Parse a TYPEQU list (``;`` or ``,``, quoted or not) into code → label.
+
+    Accepts the column names ``TYPEQU``/``COD_MOD``/``CODE`` and
+    ``LIBELLE``/``LIB_MOD``/``LIBELLE_TYPEQU`` (any case).
+
+    Examples
+    --------
+    >>> parse_nomenclature('"TYPEQU";"LIBELLE"\n"D502";"Crèche"\n')
+    {'D502': 'Crèche'}
+    """
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines:
+        raise ValueError(f"{name}: empty TYPEQU list")
+    sep = ";" if lines[0].count(";") >= lines[0].count(",") else ","
+    df = pd.read_csv(io.StringIO("\n".join(lines)), sep=sep, dtype=str, keep_default_na=False)
+    cols = {c.strip().lower(): c for c in df.columns}
+    code = next((cols[c] for c in _CODE_COLUMNS if c in cols), None)
+    label = next((cols[c] for c in _LABEL_COLUMNS if c in cols), None)
+    if code is None or label is None:
+        raise ValueError(
+            f"{name} lacks a code column {list(_CODE_COLUMNS)} and a label column "
+            f"{list(_LABEL_COLUMNS)}; found {list(df.columns)}"
         )
-    return dict(zip(df[cols["typequ"]].str.strip().str.upper(), df[cols["libelle"]], strict=True))
+    return dict(zip(df[code].str.strip().str.upper(), df[label].str.strip(), strict=True))
+
+
+def read_nomenclature(path: str | Path = NOMENCLATURE_PATH) -> dict[str, str]:
+    """Read a TYPEQU nomenclature file (see :func:`parse_nomenclature`)."""
+    try:
+        return parse_nomenclature(Path(path).read_text(encoding="utf-8"), name=str(path))
+    except ValueError as exc:
+        raise InputError(f"nomenclature {str(path)!r}: {exc}") from exc
 
 
 def bpe_type_mapping(
@@ -106,19 +162,39 @@ def bpe_type_mapping(
 ) -> dict[str, tuple[str, str]]:
     """Return TYPEQU → (facility type, subtype) for a BPE vintage.
 
+    Parameters
+    ----------
+    vintage
+        Edition year.
+    nomenclature
+        The edition's own TYPEQU list (code → label). Without it, editions before 2024
+        use the shipped (pre-renumbering) list and later editions get no midwife or
+        maternity code at all.
+
     Examples
     --------
-    >>> m = bpe_type_mapping(2024)
-    >>> m["D502"], m["D509"], m["D231"]
-    (('eaje', ''), ('eaje', 'micro_creche'), ('sage_femme', ''))
-    >>> "D509" in bpe_type_mapping(2021)
+    >>> m = bpe_type_mapping(2021)
+    >>> m["D502"], m["D107"], m["D231"]
+    (('eaje', ''), ('maternite', ''), ('sage_femme', ''))
+    >>> "D509" in m
+    False
+    >>> m = bpe_type_mapping(2025, {"D2A1": "Sage-femme", "D1B2": "Maternité"})
+    >>> m["D509"], m["D2A1"], m["D1B2"], "D231" in m, "D107" in m
+    (('eaje', 'micro_creche'), ('sage_femme', ''), ('maternite', ''), False, False)
+    >>> "D231" in bpe_type_mapping(2025)
     False
     """
     mapping = dict(FIXED_CODES)
     for code, (since, target) in VINTAGE_CODES.items():
         if vintage >= since:
             mapping[code] = target
-    labels = read_nomenclature() if nomenclature is None else dict(nomenclature)
+    if nomenclature is not None:
+        labels = dict(nomenclature)
+    elif vintage < RENUMBERED_FROM:
+        labels = read_nomenclature()
+        mapping.update(OLD_HEALTH_CODES)
+    else:
+        labels = {}
     for code, label in labels.items():
         for pattern, target in LABEL_TYPES:
             if re.search(pattern, _plain(label)):
@@ -130,12 +206,83 @@ def bpe_type_mapping(
 
 
 def bpe_url(vintage: int) -> str:
-    """Return the URL of the geolocated BPE zip of a vintage (pattern: verify when new)."""
+    """Return the usual URL of the geolocated BPE zip of a vintage (prefer discovery)."""
     return BPE_URL_TEMPLATE.format(yy=vintage % 100)
 
 
+_ZIP_RE = re.compile(r"/fr/statistiques/fichier/(\d+)/BPE(\d{2})\.zip")
+_SUBPAGE_RE = re.compile(r'href="(?:https://www\.insee\.fr)?/fr/statistiques/(\d+)\?sommaire=\d+"')
+
+
+def editions_in_html(html: str) -> list[tuple[int, str]]:
+    """Return the ``(year, url)`` of every ``BPE<yy>.zip`` linked in an insee.fr page.
+
+    Examples
+    --------
+    >>> editions_in_html('<a href="/fr/statistiques/fichier/8217525/BPE25.zip">zip</a>')
+    [(2025, 'https://www.insee.fr/fr/statistiques/fichier/8217525/BPE25.zip')]
+    """
+    found = {(2000 + int(m.group(2)),
+              f"https://www.insee.fr/fr/statistiques/fichier/{m.group(1)}/BPE{m.group(2)}.zip")
+             for m in _ZIP_RE.finditer(html)}
+    return sorted(found)
+
+
+def subpages_in_html(html: str) -> list[str]:
+    """Return the URLs of the sub-pages listed by an edition's landing page."""
+    ids = dict.fromkeys(m.group(1) for m in _SUBPAGE_RE.finditer(html))
+    return [f"https://www.insee.fr/fr/statistiques/{i}" for i in ids]
+
+
+def discover_edition(*, offline: bool | None = None, max_pages: int = 8) -> tuple[int, str]:
+    """Find the newest BPE edition: ``(year, zip URL)``.
+
+    data.gouv.fr dataset → landing page → its sub-pages, stopping at the first page
+    that links a ``BPE<yy>.zip``.
+
+    Raises
+    ------
+    SourceError
+        When no page links a BPE zip (the message names the pages read).
+    """
+    landing = BPE_LANDING_URL
+    try:
+        doc = _http.fetch_json(BPE_DATASET_API, source=BPE.key, offline=offline)
+        urls = [str(r.get("url", "")) for r in doc.get("resources") or []]
+        landing = next((u for u in urls if re.match(r"https://www\.insee\.fr/fr/statistiques/"
+                                                    r"\d+", u)), BPE_LANDING_URL)
+    except SourceError as exc:
+        logger.warning("bpe: %s; starting from %s", exc, BPE_LANDING_URL)
+    read: list[str] = []
+    pending = [landing]
+    found: list[tuple[int, str]] = []
+    while pending and len(read) < max_pages:
+        page = pending.pop(0)
+        read.append(page)
+        html = _http.fetch_text(page, source=BPE.key, offline=offline, expect="text")
+        found = editions_in_html(html)
+        if found:
+            break
+        if page == landing:
+            pending.extend(p for p in subpages_in_html(html) if p not in read)
+    if not found:
+        raise SourceError(
+            f"{BPE.key}: no BPE<yy>.zip linked from {read}; the INSEE pages changed: "
+            "update data_sources/bpe.py or pass url=."
+        )
+    return found[-1]
+
+
+def fetch_typequ(vintage: int, *, offline: bool | None = None) -> dict[str, str]:
+    """Download and parse the TYPEQU list of an edition (code → label)."""
+    url = TYPEQU_URL_TEMPLATE.format(year=vintage)
+    text = _http.fetch_text(url, source=BPE.key, offline=offline,
+                            check=lambda t: parse_nomenclature(t, name=url))
+    return parse_nomenclature(text, name=url)
+
+
 def fetch_bpe(
-    vintage: int = DEFAULT_VINTAGE, *, url: str | None = None, offline: bool | None = None,
+    vintage: int = KNOWN_EDITION, *, url: str | None = None, offline: bool | None = None,
     refresh: bool = False,
 ) -> Path:
     """Download (once, atomically) the BPE file of ``vintage`` and return its path."""
@@ -234,7 +381,10 @@ def parse_bpe(
 
     def get(row: list[str], name: str) -> str:
         i = pos.get(name)
-        return row[i].strip() if i is not None and i < len(row) else ""
+        value = row[i].strip() if i is not None and i < len(row) else ""
+        return "" if value in MISSING_VALUES else value
+
+    has_quality = "QUALITE_XY" in header or "QUALITE_GEOLOC" in header
 
     placed: list[dict[str, Any]] = []
     unplaced: list[dict[str, Any]] = []
@@ -264,7 +414,7 @@ def parse_bpe(
             "source_date": get(row, "AN") or str(vintage),
         }
         quality = _plain(get(row, "QUALITE_XY"))
-        precision = QUALITY.get(quality, "")
+        precision = GEOLOC_QUALITY.get(get(row, "QUALITE_GEOLOC"), "") or QUALITY.get(quality, "")
         lon = lat = np.nan
         if has_lonlat:
             lon, lat = _num(get(row, "LONGITUDE")), _num(get(row, "LATITUDE"))
@@ -276,12 +426,13 @@ def parse_bpe(
                 epsg = int(float(epsg_txt)) if epsg_txt.replace(".", "").isdigit() else (
                     DEFAULT_EPSG_BY_DEP.get(dep, 2154))
                 lon, lat = _to_wgs84(x, y, epsg)
-        if not np.isfinite([lon, lat]).all() or not precision or "non" in quality:
-            if np.isfinite([lon, lat]).all() and not quality:
-                precision = "address"  # no quality column: trust the coordinates
-            else:
-                unplaced.append(rec)
-                continue
+        if not np.isfinite([lon, lat]).all() or quality.startswith("non"):
+            unplaced.append(rec)
+            continue
+        if not precision:
+            # No quality column at all (old extracts): trust the coordinates; a quality
+            # the file leaves undetermined (_U, _Z) is not trusted beyond the commune.
+            precision = "commune" if has_quality else "address"
         rec.update(lon=lon, lat=lat, position_precision=precision)
         placed.append(rec)
     return facility_frame(placed), pd.DataFrame(unplaced)
@@ -298,7 +449,7 @@ def validate_bpe(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def load_bpe(
     area: Territory,
     *,
-    vintage: int = DEFAULT_VINTAGE,
+    vintage: int | None = None,
     url: str | None = None,
     nomenclature: Mapping[str, str] | None = None,
     offline: bool | None = None,
@@ -306,13 +457,52 @@ def load_bpe(
 ) -> gpd.GeoDataFrame:
     """Load the BPE facilities of ``area`` (types of :func:`bpe_type_mapping`).
 
-    The unplaced rows are in ``attrs["unplaced"]`` (geocode them with
-    :func:`data_sources.ban.place_facilities` if needed).
+    Parameters
+    ----------
+    vintage
+        Edition year; ``None`` discovers the newest one (:func:`discover_edition`).
+    url
+        Zip URL (default: the discovered one, or the usual pattern for ``vintage``).
+    nomenclature
+        The edition's TYPEQU list; default: :func:`fetch_typequ` for the edition.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Validated facility table. ``attrs["vintage"]`` is the edition read,
+        ``attrs["url"]`` the file, ``attrs["notes"]`` French remarks (types that could
+        not be mapped), ``attrs["unplaced"]`` the rows without coordinates (geocode
+        them with :func:`data_sources.ban.place_facilities` if needed).
     """
+    notes: list[str] = []
+    if vintage is None and url is None:
+        try:
+            vintage, url = discover_edition(offline=offline)
+        except SourceError as exc:
+            vintage = KNOWN_EDITION
+            logger.warning("bpe: %s; using the %d edition", exc, vintage)
+            notes.append(f"édition la plus récente introuvable, BPE {vintage} utilisée")
+    if vintage is None:
+        match = re.search(r"BPE(\d{2})\.zip", url or "")
+        vintage = 2000 + int(match.group(1)) if match else KNOWN_EDITION
     the_url = url or bpe_url(vintage)
-    path = fetch_bpe(vintage, url=url, offline=offline, refresh=refresh)
-    _http.check_not_html(path, url=the_url, source=BPE.key)
+    if nomenclature is None:
+        try:
+            nomenclature = fetch_typequ(vintage, offline=offline)
+        except SourceError as exc:
+            logger.warning("bpe: TYPEQU list of %d unavailable (%s)", vintage, exc)
+            if vintage >= RENUMBERED_FROM:
+                notes.append(
+                    f"liste TYPEQU {vintage} indisponible : sages-femmes et maternités de la "
+                    "BPE non chargées (non connues, pas absentes)"
+                )
     mapping = bpe_type_mapping(vintage, nomenclature)
+    missing_types = [t for t in LABEL_ONLY_TYPES
+                     if t not in {v[0] for v in mapping.values()}]
+    if nomenclature is not None and missing_types:
+        notes.append(f"aucun code de la liste TYPEQU {vintage} pour : {', '.join(missing_types)}")
+    path = fetch_bpe(vintage, url=the_url, offline=offline, refresh=refresh)
+    _http.check_not_html(path, url=the_url, source=BPE.key)
     try:
         placed, unplaced = parse_bpe(iter_bpe_lines(path), vintage=vintage, mapping=mapping,
                                      communes=area.communes)
@@ -320,7 +510,7 @@ def load_bpe(
         _http.forget_download(the_url)
         if offline or _http.get_config().offline:
             raise SourceError(f"{BPE.key}: stored copy of {the_url} is unusable ({exc}).") from exc
-        path = fetch_bpe(vintage, url=url, refresh=True)
+        path = fetch_bpe(vintage, url=the_url, refresh=True)
         try:
             placed, unplaced = parse_bpe(iter_bpe_lines(path), vintage=vintage,
                                          mapping=mapping, communes=area.communes)
@@ -328,10 +518,7 @@ def load_bpe(
             raise SourceError(f"{BPE.key}: {the_url} is unusable twice ({exc2}).") from exc2
     out = validate_bpe(gpd.GeoDataFrame(placed, geometry="geometry", crs=WGS84))
     out.attrs["unplaced"] = unplaced
+    out.attrs["vintage"] = vintage
+    out.attrs["url"] = the_url
+    out.attrs["notes"] = notes
     return out
-
-
-def parse_bpe_bytes(data: bytes, **kwargs: Any) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """Parse BPE CSV bytes (UTF-8 or Windows-1252), a convenience for small extracts."""
-    text = _http.decode_text(data)
-    return parse_bpe(io.StringIO(text).read().splitlines(), **kwargs)

@@ -15,6 +15,10 @@ reads these datasets):
   more than 10,000 inhabitants.
 - ``txcouv_pe_epci``: ``annee``, ``numepci``, ``nomepci``, ``numdep``, ``txcouv_epci``; one
   row ``numepci="XX"`` (communes outside any EPCI) is a placeholder and is dropped.
+- Earlier years are in the ``_hist`` twin datasets (``txcouv_pe_com_hist``,
+  ``txcouv_pe_epci_hist``: the pair ``txcouv_pe_dep`` / ``txcouv_pe_dep_hist`` is read this
+  way in stored third-party code), same fields; ``annee`` may come as a number or a string
+  (``2019``, ``"2019"``, ``2019.0``). A year present in both keeps the current dataset's row.
 
 Output of :func:`load_coverage`: a tidy table ``level`` (``commune`` | ``epci``), ``code``
 (str), ``name``, ``year`` (int), ``rate`` (float, places per 100 children under 3; NaN
@@ -43,6 +47,8 @@ PAGE_LIMIT = 100
 MAX_OFFSET = 10_000
 COVERAGE_COLUMNS = ("level", "code", "name", "year", "rate")
 
+#: Suffix of the twin datasets holding the earlier years.
+HIST_SUFFIX = "_hist"
 #: level -> (dataset id, code field, name field, rate field)
 DATASETS: dict[str, tuple[str, str, str, str]] = {
     "commune": ("txcouv_pe_com", "numcom", "nomcom", "txcouv_com"),
@@ -129,7 +135,7 @@ def parse_coverage(records: list[dict[str, Any]], *, level: str) -> pd.DataFrame
         name = str(r.get(name_f) or "").strip()
         if not code or re.fullmatch(r"X+", code.upper()) or re.fullmatch(r"X+", name.upper()):
             continue  # placeholder row for communes outside any EPCI
-        year_m = re.match(r"(\d{4})", str(r.get("annee") or ""))
+        year_m = re.match(r"\s*(\d{4})(?:\.0+)?\b", str(r.get("annee") or ""))
         rate = r.get(rate_f)
         try:
             value = float(str(rate).replace(",", ".")) if rate not in (None, "") else np.nan
@@ -164,6 +170,7 @@ def load_coverage(
     *,
     levels: Iterable[str] = ("commune", "epci"),
     epci_codes: Iterable[str] = (),
+    with_history: bool = True,
     offline: bool | None = None,
     refresh: bool = False,
 ) -> pd.DataFrame:
@@ -179,10 +186,14 @@ def load_coverage(
     epci_codes
         SIREN of the EPCI to keep (default: the territory itself when it is an EPCI,
         else every EPCI of its départements).
+    with_history
+        Also read the ``_hist`` twin datasets (earlier years). When they fail, the current
+        years are kept and ``attrs["notes"]`` says so.
     """
     deps = area.departements or tuple(sorted({c[:3] if c.startswith("97") else c[:2]
                                               for c in area.communes}))
     frames = []
+    notes: list[str] = []
     for level in levels:
         if level not in DATASETS:
             raise InputError(f"levels contains {level!r}; use {sorted(DATASETS)}")
@@ -192,6 +203,20 @@ def load_coverage(
             records += fetch_records(dataset, refine=[f'numdep:"{dep}"'], offline=offline,
                                      refresh=refresh)
         df = parse_coverage(records, level=level)
+        if with_history:
+            hist: list[dict[str, Any]] = []
+            try:
+                for dep in deps:
+                    hist += fetch_records(dataset + HIST_SUFFIX, refine=[f'numdep:"{dep}"'],
+                                          offline=offline, refresh=refresh)
+            except SourceError as exc:
+                logger.warning("%s", exc)
+                notes.append(f"années antérieures ({dataset}{HIST_SUFFIX}) indisponibles")
+            else:
+                old = parse_coverage(hist, level=level)
+                old = old[~old.set_index(["code", "year"]).index.isin(
+                    df.set_index(["code", "year"]).index)]
+                df = pd.concat([d for d in (df, old) if len(d)] or [df], ignore_index=True)
         if level == "commune":
             df = df[df["code"].isin(set(area.communes))]
         else:
@@ -201,4 +226,6 @@ def load_coverage(
         frames.append(df)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=list(COVERAGE_COLUMNS))
-    return validate_coverage(out)
+    out = validate_coverage(out)
+    out.attrs["notes"] = notes
+    return out

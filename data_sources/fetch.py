@@ -37,6 +37,7 @@ import pandas as pd
 
 from data_sources import (
     _http,
+    annuaire,
     ban,
     boundaries,
     bpe,
@@ -75,11 +76,13 @@ LIVE_SOURCES: tuple[str, ...] = (
     osm.OSM.key,
     caf.CAF.key,
     inclusion.INCLUSION.key,
+    annuaire.ANNUAIRE.key,
     ban.BAN.key,
 )
 #: Live sources that give facilities.
 FACILITY_SOURCES: tuple[str, ...] = (
     finess.FINESS.key, bpe.BPE.key, osm.OSM.key, inclusion.INCLUSION.key,
+    annuaire.ANNUAIRE.key,
 )
 assert all(k in SOURCES for k in LIVE_SOURCES)
 #: A refresh giving fewer rows than this share of the rows held is "suspect": the held
@@ -90,6 +93,12 @@ SOURCE_DEADLINE_S: dict[str, float] = {
     finess.FINESS.key: 900.0, bpe.BPE.key: 900.0, osm.OSM.key: 900.0, ban.BAN.key: 900.0,
 }
 DEFAULT_SOURCE_DEADLINE_S = 600.0
+
+#: Hosts probed to tell, in seconds and once for a whole fetch, whether the machine is online.
+PROBE_URLS: tuple[str, ...] = (
+    "https://geo.api.gouv.fr", "https://data.geopf.fr", "https://www.data.gouv.fr",
+)
+PROBE_TIMEOUT_S = 4.0
 
 _URL_RE = re.compile(r"https?://[^\s;'\"]+")
 _OFFLINE_RE = re.compile(
@@ -335,6 +344,11 @@ def _run_inclusion(run: _Run) -> _Loaded:
                    unplaced=_unplaced(gdf))
 
 
+def _run_annuaire(run: _Run) -> _Loaded:
+    gdf = annuaire.load_annuaire(run.area, offline=run.offline)
+    return _Loaded(gdf, vintage=str(gdf.attrs.get("vintage", "")), unplaced=_unplaced(gdf))
+
+
 _RUNNERS: dict[str, Callable[[_Run], _Loaded]] = {
     boundaries.GEO_API.key: _run_boundaries,
     insee_melodi.MELODI.key: _run_melodi,
@@ -343,6 +357,7 @@ _RUNNERS: dict[str, Callable[[_Run], _Loaded]] = {
     osm.OSM.key: _run_osm,
     caf.CAF.key: _run_caf,
     inclusion.INCLUSION.key: _run_inclusion,
+    annuaire.ANNUAIRE.key: _run_annuaire,
 }
 
 
@@ -494,6 +509,36 @@ def _check_sources(sources: Iterable[str] | None) -> tuple[str, ...]:
 
 
 # --- the fetch ----------------------------------------------------------------------------
+
+
+def detect_offline(
+    *, urls: Iterable[str] = PROBE_URLS, timeout_s: float = PROBE_TIMEOUT_S
+) -> bool:
+    """Whether none of ``urls`` answers (probed in parallel: at most ``timeout_s`` seconds).
+
+    Call it once before a fetch: offline, every source then reads the cache at once
+    instead of waiting for its own timeouts and retries. The HTTP layer's offline mode
+    (``MAILLAGE_OFFLINE``) counts as offline without probing.
+    """
+    if _http.get_config().offline:
+        return True
+    targets = list(urls)
+    if not targets:
+        return False
+
+    def answers(url: str) -> bool:
+        try:
+            _http.probe(url, source="reseau", timeout_s=timeout_s)
+        except SourceError as exc:
+            logger.info("probe: %s", exc)
+            return False
+        return True
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        return not any(pool.map(answers, targets))
+
 
 
 def fetch_territory(

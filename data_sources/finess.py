@@ -237,17 +237,27 @@ def crs_of(source: str, dep: str) -> int:
 def precision_of(source: str) -> str:
     """Map a geolocalisation source string to a position precision.
 
-    The third comma field is the geocoder's score (0-100): 80 or more → ``address``,
-    50-79 → ``street``, below 50 → ``commune``; no score → ``address`` (FINESS places
-    establishments at their address). These thresholds are a documented heuristic;
-    verify with a live check.
+    The fields are rank, provider, score, geocoder, CRS. The score (third field, 0-100):
+    80 or more → ``address``, 50-79 → ``street``, below 50 → ``commune``. A position
+    geocoded against the IGN commune database (geocoder ``ADMIN-EXPRESS-<year>``, score
+    ``.``) is the commune's centroid → ``commune`` (measured over the whole file by
+    mml-studio/surplomb ``src/data/amenitiesFeed.js``: the rows without a numeric score are
+    exactly the ADMIN-EXPRESS and MAPS ones, and ADMIN-EXPRESS rows of one commune share
+    one coordinate). Any other row without a score → ``commune`` too; a source string
+    without a score field at all (old files) → ``address``.
 
     Examples
     --------
     >>> precision_of("1,ATLASANTE,96,BAN,EPSG:2154"), precision_of("1,ATLASANTE,62,BAN")
     ('address', 'street')
+    >>> precision_of("1,ATLASANTE,.,ADMIN-EXPRESS-2023,EPSG:2154 RGF93 / Lambert-93")
+    'commune'
     """
     fields = [f.strip() for f in source.split(",")]
+    if len(fields) > 3 and fields[3].upper().startswith("ADMIN-EXPRESS"):
+        return "commune"
+    if len(fields) > 2 and not re.fullmatch(r"\d+(?:\.\d+)?", fields[2]):
+        return "commune"
     if len(fields) > 2 and fields[2].isdigit():
         score = int(fields[2])
         if score >= 80:

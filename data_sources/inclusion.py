@@ -10,21 +10,31 @@ consolidates several producers). Verified in its public code (gip-inclusion/data
   *API data·inclusion*); set it with the ``MAILLAGE_DATA_INCLUSION_TOKEN`` environment
   variable or the ``token`` argument;
 - query parameters ``code_departement``, ``code_commune``, ``sources``, ``page`` (from 1)
-  and ``size`` (default 5,000, at most 10,000);
+  and ``size`` (default 5,000, at most 10,000); ``/services`` also takes ``thematiques``;
 - pages are ``{"items": [...], "total": n, "page": p, "size": k, "pages": m}``;
 - structure fields (schema v1): ``id``, ``source``, ``nom``, ``date_maj``, ``commune``,
   ``code_postal``, ``code_insee``, ``adresse``, ``complement_adresse``, ``longitude``,
-  ``latitude``, ``telephone``, ``courriel``, ``site_web``, ``reseaux_porteurs`` (list); schema
-  v0 had ``typologie`` (``CS`` centre social, ``CSC``, ``EVS``, ``MQ`` maison de quartier,
-  ``AVIP`` crèche à vocation d'insertion professionnelle…): both are read.
+  ``latitude``, ``telephone``, ``courriel``, ``site_web``, ``lien_source``,
+  ``reseaux_porteurs`` (list). API v0 was dropped in April 2026 and with it the structure
+  ``typologie``: it is not read any more.
 
-Mapping to facility types (first rule that matches; names are compared accent- and
-case-blind): names saying *lieu d'accueil enfants-parents* / LAEP → ``laep``; *relais
-petite enfance* / RPE / RAM → ``rpe``; *protection maternelle* / PMI → ``pmi``; *maison des
-1000 premiers jours* → ``maison_1000_jours``; typologie CS/CSC/MQ or réseau ``fcsf`` or a
-name *centre social / socio-culturel* → ``centre_social``; typologie EVS or *espace de vie
-sociale* → ``evs``; typologie AVIP, réseau ``creches-avip`` or a crèche-like name → ``eaje``.
-Other structures are not relevant to a diagnosis of the first 1000 days and are dropped.
+The crèches of monenfant.fr (CNAF) come through data·inclusion, which has the right to
+collect them (pipeline ``import_monenfant``, dbt model ``int_monenfant__structures``):
+``source == "monenfant"``, ``reseaux_porteurs == ["caf"]``, ``lien_source`` =
+``https://monenfant.fr/que-recherchez-vous/<nom>/<type de structure>/<id>`` (older rows:
+``…/mode-d-accueil/<id>``); their services carry the thematique
+``famille--garde-denfants``. They become ``eaje`` (subtype from the type in the link:
+micro-crèche, multi-accueil, halte-garderie, crèche familiale or parentale) or ``mam``
+(maison d'assistants maternels); a monenfant row whose link names no known type stays an
+``eaje`` without subtype (the feed holds childcare structures only).
+
+Mapping of the other structures (first rule that matches; names are compared accent- and
+case-blind): *lieu d'accueil enfants-parents* / LAEP → ``laep``; *relais petite enfance* /
+RPE / RAM → ``rpe``; *protection maternelle* / PMI → ``pmi``; *maison des 1000 premiers
+jours* → ``maison_1000_jours``; réseau ``fcsf`` or *centre social / socio-culturel* →
+``centre_social``; *espace de vie sociale* → ``evs``; réseau ``creches-avip``, a crèche-like
+name or a service of thematique ``famille--garde-denfants`` → ``eaje``. Other structures
+are not relevant to a diagnosis of the first 1000 days and are dropped.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import pandas as pd
 from data_sources import _http
 from data_sources.merge import facility_frame
 from data_sources.registry import SourceInfo, register
-from diagnosis.errors import SourceError
+from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import Territory, validate_facilities
 from diagnosis.settings import WGS84
 
@@ -52,6 +62,10 @@ logger = logging.getLogger(__name__)
 BASE_URL = "https://api.data.inclusion.gouv.fr/api/v1"
 TOKEN_ENV = "MAILLAGE_DATA_INCLUSION_TOKEN"
 PAGE_SIZE = 5000
+MAX_PAGE_SIZE = 10_000
+#: Thematique of childcare services (monenfant.fr crèches among others).
+CHILDCARE_THEMATIQUE = "famille--garde-denfants"
+MONENFANT = "monenfant"
 REQUIRED_FIELDS = ("id", "nom", "latitude", "longitude", "code_insee")
 
 #: (regex on the normalised name, (type, subtype)) — specific names first.
@@ -69,14 +83,17 @@ NAME_RULES: tuple[tuple[str, tuple[str, str]], ...] = (
     (r"espace de vie sociale|\bevs\b", ("evs", "")),
     (r"\bcreche\b", ("eaje", "")),
 )
-#: schema v0 ``typologie`` codes.
-TYPOLOGIES: dict[str, tuple[str, str]] = {
-    "CS": ("centre_social", ""),
-    "CSC": ("centre_social", ""),
-    "MQ": ("centre_social", "maison_de_quartier"),
-    "EVS": ("evs", ""),
-    "AVIP": ("eaje", ""),
-}
+#: Structure types named in a monenfant.fr link (normalised), specific first.
+MONENFANT_TYPES: tuple[tuple[str, tuple[str, str]], ...] = (
+    (r"maisons? d assistant|\bmam\b", ("mam", "")),
+    (r"micro creche", ("eaje", "micro_creche")),
+    (r"multi accueil", ("eaje", "multi_accueil")),
+    (r"halte garderie", ("eaje", "halte_garderie")),
+    (r"creche familiale", ("eaje", "creche_familiale")),
+    (r"creche parentale", ("eaje", "creche_parentale")),
+    (r"creche|jardin d enfants|accueil collectif|etablissement d accueil|\beaje\b",
+     ("eaje", "")),
+)
 #: schema v1 ``reseaux_porteurs`` values.
 RESEAUX: dict[str, tuple[str, str]] = {
     "fcsf": ("centre_social", ""),
@@ -91,8 +108,10 @@ INCLUSION = register(SourceInfo(
     attribution="data·inclusion (GIP Plateforme de l'inclusion) et ses producteurs",
     vintage="en continu (champ date_maj)",
     crs=WGS84,
-    columns=REQUIRED_FIELDS + ("source", "date_maj", "adresse", "typologie | reseaux_porteurs"),
-    notes="Accès par jeton ; seules les structures liées à la parentalité sont gardées.",
+    columns=REQUIRED_FIELDS + ("source", "date_maj", "adresse", "reseaux_porteurs",
+                               "lien_source"),
+    notes=("Accès par jeton ; seules les structures liées à la parentalité sont gardées ; "
+           "les crèches et MAM de monenfant.fr (CAF) arrivent par cette source."),
 ))
 
 
@@ -101,31 +120,87 @@ def _plain(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text).strip()
 
 
-def classify(structure: Mapping[str, Any]) -> tuple[str, str] | None:
+def is_monenfant(structure: Mapping[str, Any]) -> bool:
+    """Whether a structure is a monenfant.fr childcare structure (CNAF).
+
+    Examples
+    --------
+    >>> is_monenfant({"source": "monenfant", "reseaux_porteurs": ["caf"]})
+    True
+    >>> is_monenfant({"source": "dora", "reseaux_porteurs": ["caf"],
+    ...               "lien_source": "https://dora.inclusion.beta.gouv.fr/structures/x"})
+    False
+    """
+    if str(structure.get("source") or "").strip().lower() == MONENFANT:
+        return True
+    reseaux = {str(r).lower() for r in structure.get("reseaux_porteurs") or []}
+    return "caf" in reseaux and "monenfant.fr" in str(structure.get("lien_source") or "")
+
+
+def monenfant_type(structure: Mapping[str, Any]) -> tuple[str, str]:
+    """Type of a monenfant.fr structure, from the structure type named in its link.
+
+    Examples
+    --------
+    >>> base = "https://monenfant.fr/que-recherchez-vous/"
+    >>> monenfant_type({"lien_source": base + "les-lutins/micro-creche/123"})
+    ('eaje', 'micro_creche')
+    >>> monenfant_type({"lien_source": base + "a-petits-pas/maison-d-assistants-maternels/9"})
+    ('mam', '')
+    >>> monenfant_type({"lien_source": base + "mode-d-accueil/456", "nom": "Les Lutins"})
+    ('eaje', '')
+    """
+    link = str(structure.get("lien_source") or "")
+    parts = [p for p in link.split("que-recherchez-vous/", 1)[-1].split("/") if p]
+    candidates = []
+    if len(parts) >= 3:
+        candidates.append(_plain(parts[-2]))  # <name>/<type>/<id>
+    candidates.append(_plain(" ".join(parts[:-1]) if parts else ""))
+    candidates.append(_plain(structure.get("nom") or ""))
+    for text in candidates:
+        for pattern, target in MONENFANT_TYPES:
+            if re.search(pattern, text):
+                return target
+    return ("eaje", "")
+
+
+def classify(
+    structure: Mapping[str, Any], *, childcare: bool = False
+) -> tuple[str, str] | None:
     """Return (type, subtype) for a structure, or ``None`` when not parenting-related.
+
+    ``childcare``: the structure offers a service of thematique
+    :data:`CHILDCARE_THEMATIQUE`.
 
     Examples
     --------
     >>> classify({"nom": "LAEP La Courte Échelle"})
     ('laep', '')
-    >>> classify({"nom": "Association Les Amis", "typologie": "CS"})
+    >>> classify({"nom": "Association Les Amis", "reseaux_porteurs": ["fcsf"]})
     ('centre_social', '')
     >>> classify({"nom": "Mission locale"}) is None
     True
+    >>> classify({"nom": "Les P'tits Loups", "source": "monenfant",
+    ...           "lien_source": "https://monenfant.fr/que-recherchez-vous/x/creche/1"})
+    ('eaje', '')
     """
+    if is_monenfant(structure):
+        return monenfant_type(structure)
     name = _plain(structure.get("nom") or "")
     for pattern, target in NAME_RULES[:4]:
         if re.search(pattern, name):
             return target
-    typ = str(structure.get("typologie") or "").strip().upper()
-    if typ in TYPOLOGIES:
-        return TYPOLOGIES[typ]
     for reseau in structure.get("reseaux_porteurs") or []:
         if str(reseau) in RESEAUX:
             return RESEAUX[str(reseau)]
     for pattern, target in NAME_RULES[4:]:
         if re.search(pattern, name):
             return target
+    if childcare:
+        for pattern, target in MONENFANT_TYPES:
+            if re.search(pattern, name):
+                return target
+        return ("eaje", "")
     return None
 
 
@@ -149,14 +224,68 @@ def fetch_structures(
     offline: bool | None = None,
     refresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """Fetch every structure of a département, page by page."""
+    """Fetch every structure of a département, page by page (``/api/v1/structures``)."""
+    return _fetch_pages("structures", {"code_departement": dep_code}, token=token,
+                        page_size=page_size, max_pages=max_pages, offline=offline,
+                        refresh=refresh)
+
+
+def fetch_services(
+    *,
+    dep_code: str,
+    thematique: str = CHILDCARE_THEMATIQUE,
+    token: str | None = None,
+    page_size: int = PAGE_SIZE,
+    max_pages: int = 100,
+    offline: bool | None = None,
+    refresh: bool = False,
+) -> list[dict[str, Any]]:
+    """Fetch the services of a thematique in a département (``/api/v1/services``)."""
+    return _fetch_pages("services", {"code_departement": dep_code, "thematiques": thematique},
+                        token=token, page_size=page_size, max_pages=max_pages,
+                        offline=offline, refresh=refresh)
+
+
+def childcare_structure_ids(services: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Structure ids of services (both ``<id>`` and ``<source>--<id>`` forms).
+
+    Examples
+    --------
+    >>> sorted(childcare_structure_ids([{"source": "monenfant", "structure_id": "12"}]))
+    ['12', 'monenfant--12']
+    """
+    ids: set[str] = set()
+    for s in services:
+        sid = str(s.get("structure_id") or "").strip()
+        if not sid:
+            continue
+        ids.add(sid)
+        src = str(s.get("source") or "").strip()
+        if src and not sid.startswith(f"{src}--"):
+            ids.add(f"{src}--{sid}")
+    return ids
+
+
+def _fetch_pages(
+    route: str,
+    params: Mapping[str, str],
+    *,
+    token: str | None,
+    page_size: int,
+    max_pages: int,
+    offline: bool | None,
+    refresh: bool,
+) -> list[dict[str, Any]]:
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InputError(f"page_size={page_size!r}: the API accepts 1 to {MAX_PAGE_SIZE}")
+    dep_code = params.get("code_departement", "")
     off = _http.get_config().offline if offline is None else offline
     headers = {} if off else {"Authorization": f"Bearer {_token(token)}"}
     items: list[dict[str, Any]] = []
     for page in range(1, max_pages + 1):
         doc = _http.fetch_json(
-            f"{BASE_URL}/structures", source=INCLUSION.key,
-            params={"code_departement": dep_code, "page": page, "size": page_size},
+            f"{BASE_URL}/{route}", source=INCLUSION.key,
+            params={**params, "page": page, "size": page_size},
             headers=headers, offline=offline, refresh=refresh, check=_check_page,
         )
         items.extend(doc["items"])
@@ -174,8 +303,13 @@ def _check_page(doc: Any) -> None:
         raise ValueError("not a data·inclusion page (no 'items' list)")
 
 
-def parse_structures(items: Iterable[Mapping[str, Any]]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+def parse_structures(
+    items: Iterable[Mapping[str, Any]], *, childcare_ids: Iterable[str] = ()
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Turn API structures into a facility table (relevant ones) and unplaced rows (pure).
+
+    ``childcare_ids``: ids of structures offering a childcare service
+    (:func:`childcare_structure_ids`).
 
     Raises
     ------
@@ -191,9 +325,10 @@ def parse_structures(items: Iterable[Mapping[str, Any]]) -> tuple[gpd.GeoDataFra
                 f"{INCLUSION.key}: structures lack fields {missing}; found {sorted(fields)}. "
                 "The API changed: update data_sources/inclusion.py."
             )
+    childcare = set(childcare_ids)
     placed, unplaced = [], []
     for it in items:
-        target = classify(it)
+        target = classify(it, childcare=str(it.get("id")) in childcare)
         if target is None:
             continue
         address = ", ".join(str(it.get(k) or "").strip()
@@ -237,9 +372,18 @@ def load_inclusion(
     deps = area.departements or tuple(sorted({c[:3] if c.startswith("97") else c[:2]
                                               for c in area.communes}))
     items: list[dict[str, Any]] = []
+    services: list[dict[str, Any]] = []
+    notes: list[str] = []
     for dep in deps:
         items += fetch_structures(dep_code=dep, token=token, offline=offline, refresh=refresh)
-    placed, unplaced = parse_structures(items)
+        try:
+            services += fetch_services(dep_code=dep, token=token, offline=offline,
+                                       refresh=refresh)
+        except SourceError as exc:
+            logger.warning("data_inclusion: childcare services unavailable (%s)", exc)
+            notes.append("services de garde d'enfants indisponibles : seules les crèches "
+                         "reconnues par leur nom ou par monenfant.fr sont gardées")
+    placed, unplaced = parse_structures(items, childcare_ids=childcare_structure_ids(services))
     keep = set(area.communes)
     placed = placed[placed["code_insee"].isin(keep)]
     placed = placed.drop_duplicates("facility_id")
@@ -247,4 +391,5 @@ def load_inclusion(
                               source=INCLUSION.key)
     out.attrs["unplaced"] = unplaced[unplaced["code_insee"].isin(keep)] if len(unplaced) else (
         unplaced)
+    out.attrs["notes"] = notes
     return out

@@ -22,22 +22,34 @@ Dimension codes (from stored third-party code reading the same datasets; **verif
 live check**, ``pytest -m network``):
 
 - births ``DS_ETAT_CIVIL_NAIS_COMMUNES``: ``EC_MEASURE=LVB`` (live births), yearly;
-- population ``DS_RP_POPULATION_PRINC``: ``RP_MEASURE=POP``, ``SEX=_T``, ``AGE=_T`` (its age
-  bands start at ``Y_LT15``: there is no 0-2 band in it);
-- 0-2 year olds ``DS_RP_TD_POPULATION_AGESEX_PRINC`` (single years ``Y0``…``Y99``,
-  ``Y_GE100``; some extracts carry ``Y0T2``): ``under3_count`` = Y0+Y1+Y2 (or Y0T2), a
-  **real census count**, not an estimate;
+- population ``DS_RP_POPULATION_PRINC``: ``RP_MEASURE=POP``, ``SEX=_T``, ``AGE=_T``;
+- children under 3, ``DS_RP_POPULATION_PRINC`` with ``AGE=Y0T2``: a **real census count**
+  (``under3_census``), to use instead of the 3 × births estimate;
+- (optional, not loaded by default) ``DS_RP_TD_POPULATION_AGESEX_PRINC`` single years
+  ``Y0``…``Y2``: ``under3_count``;
 - Filosofi ``DS_FILOSOFI_CC``: ``FILOSOFI_MEASURE=MED_SL`` (median standard of living, €)
   and ``PR_MD60`` (poverty rate at 60 %, %);
 - families ``DS_RP_FAMILLE_COMP``: ``TFN`` family type (``11`` father alone, ``12`` mother
   alone with children, ``22`` couple with children), ``NCH=_T``.
 
-Output of :func:`load_insee_needs`: one row per commune keyed by ``code_insee`` (str) with
-columns named as in :data:`diagnosis.schema.NEEDS_COLUMNS` where they match
-(``births_2024``, ``births_mean_2016_2021``, ``population_2022``, ``median_income_2021``,
-``poverty_rate_2021``, ``families_2022``, ``single_parent_families_2022``…), one column per
-published year (``births_2019``…), plus ``under3_count`` (latest census year, its year in
-``under3_year``). Secret or missing values are NaN, never 0.
+Years: census datasets now serve ``TIME_PERIOD`` 2023 (and 2012, 2017) and
+``DS_FILOSOFI_CC`` the 2023 edition (new method, not comparable with 2021). Each series is
+read at the **latest year it serves** and that year is carried as data.
+
+Output of :func:`load_insee_needs`: one row per commune keyed by ``code_insee`` (str):
+
+- one column per published year (``births_2019``…, ``population_2023``…);
+- the needs columns of :data:`diagnosis.schema.NEEDS_COLUMNS`, kept under their historical
+  names for compatibility (``births_2024``, ``population_2022``, ``median_income_2021``,
+  ``poverty_rate_2021``, ``families_2022``, ``single_parent_families_2022``) but **filled
+  from the latest year served** (see :data:`LATEST_COLUMNS`), with a ``*_year`` column
+  saying which year it really is (``births_year``, ``population_year``, ``income_year``,
+  ``poverty_year``, ``families_year``, ``single_parent_families_year``);
+- ``under3_census`` and ``under3_census_year`` (census count of children under 3);
+- ``births_mean_2016_2021``.
+
+Secret (``CONF_STATUS=C``) or missing values are NaN, never 0. Evidence for the answer
+shape: the recorded answers of cbobinec/melodi ``tests/fixtures/*.yml``.
 """
 
 from __future__ import annotations
@@ -99,6 +111,11 @@ SERIES: dict[str, MelodiSeries] = {
         {"RP_MEASURE": "POP", "SEX": "_T", "AGE": "_T"},
         {"RP_MEASURE": ("POP",), "SEX": ("_T",), "AGE": ("_T",)},
     ),
+    "under3_census": MelodiSeries(
+        "under3_census", "DS_RP_POPULATION_PRINC",
+        {"RP_MEASURE": "POP", "SEX": "_T", "AGE": "Y0T2"},
+        {"RP_MEASURE": ("POP",), "SEX": ("_T",), "AGE": ("Y0T2",)},
+    ),
     "under3": MelodiSeries(
         "under3_count", "DS_RP_TD_POPULATION_AGESEX_PRINC", {"SEX": "_T"},
         {"SEX": ("_T",), "AGE": ("Y0", "Y1", "Y2")},
@@ -121,7 +138,18 @@ SERIES: dict[str, MelodiSeries] = {
         {"NCH": ("_T",), "TFN": ("11", "12", "22")},
     ),
 }
-DEFAULT_SERIES = tuple(SERIES)
+#: Series loaded by default (the single-year age dataset is optional).
+DEFAULT_SERIES = tuple(k for k in SERIES if k != "under3")
+#: Needs column (historical name) → (series prefix, column holding the year it is from).
+LATEST_COLUMNS: dict[str, tuple[str, str]] = {
+    "births_2024": ("births", "births_year"),
+    "population_2022": ("population", "population_year"),
+    "median_income_2021": ("median_income", "income_year"),
+    "poverty_rate_2021": ("poverty_rate", "poverty_year"),
+    "families_2022": ("families", "families_year"),
+    "single_parent_families_2022": ("single_parent_families", "single_parent_families_year"),
+    "under3_census": ("under3_census", "under3_census_year"),
+}
 
 MELODI = register(SourceInfo(
     key="insee_melodi",
@@ -131,7 +159,9 @@ MELODI = register(SourceInfo(
     attribution="Source : Insee (API Melodi) — état civil, recensement de la population, Filosofi",
     vintage="dernières années publiées (TIME_PERIOD)",
     columns=("GEO", "TIME_PERIOD", "OBS_VALUE"),
-    notes="Valeurs sous secret statistique laissées vides (jamais 0).",
+    notes=("Valeurs sous secret statistique laissées vides (jamais 0). Chaque indicateur est "
+           "lu à la dernière année publiée, indiquée dans les colonnes *_year ; Filosofi 2023 "
+           "(nouvelle méthode) n'est pas comparable à Filosofi 2021."),
 ))
 
 
@@ -291,9 +321,36 @@ def parse_series(observations: Sequence[Mapping[str, Any]], series: MelodiSeries
     return wide.reset_index()
 
 
+def latest_year(wide: pd.DataFrame, prefix: str) -> int | None:
+    """Return the latest year of ``<prefix>_<year>`` columns holding at least one value.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"population_2017": [1.0], "population_2023": [2.0],
+    ...                    "population_2024": [np.nan]})
+    >>> latest_year(df, "population"), latest_year(df, "births")
+    (2023, None)
+    """
+    pattern = re.compile(rf"{re.escape(prefix)}_(\d{{4}})")
+    years = [int(m.group(1)) for c in wide.columns if (m := pattern.fullmatch(str(c)))
+             and pd.to_numeric(wide[c], errors="coerce").notna().any()]
+    return max(years) if years else None
+
+
 def finish_needs(wide: pd.DataFrame) -> pd.DataFrame:
-    """Add derived columns: ``births_mean_2016_2021``, ``under3_count``/``under3_year``."""
+    """Add the latest-year needs columns with their ``*_year``, and derived columns.
+
+    See :data:`LATEST_COLUMNS`; also ``births_mean_2016_2021`` and, when the optional
+    single-year series is loaded, ``under3_count``/``under3_year``.
+    """
     out = wide.copy()
+    latest = {col: (prefix, year_col, latest_year(wide, prefix))
+              for col, (prefix, year_col) in LATEST_COLUMNS.items()}
+    for col, (prefix, year_col, year) in latest.items():
+        if year is None:
+            continue
+        out[col] = wide[f"{prefix}_{year}"]
+        out[year_col] = float(year)
     births = [f"births_{y}" for y in range(2016, 2022)]
     if all(c in out.columns for c in births):
         out["births_mean_2016_2021"] = out[births].mean(axis=1, skipna=False)

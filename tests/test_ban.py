@@ -1,11 +1,16 @@
-"""Tests of data_sources.ban.
+"""Tests of data_sources.ban (the Géoplateforme geocoder).
 
+The endpoints follow the retirement of api-adresse.data.gouv.fr (datagouv/
+explore.data.gouv.fr PR #213; BaseAdresseNationale/adresse.data.gouv.fr issues #2342,
+#2344): ``https://data.geopf.fr/geocodage/search`` and ``/search/csv``, same fields.
 Payloads (tests/data/ban/) are hand-made in the documented API Adresse shapes:
 ``search_housenumber.json`` / ``search_empty.json`` (GeoJSON FeatureCollection with
 ``properties.score``, ``type``, ``citycode``…) and ``search_csv_answer.csv`` (the input CSV
 plus ``latitude``, ``longitude``, ``result_label``, ``result_score``, ``result_type``,
 ``result_citycode``… and ``result_status``), as listed in adresse.data.gouv.fr/api-doc.
 Scores and points are invented (Pontchâteau, Saint-Gildas-des-Bois, Herbignac).
+``search_csv_paris_lyon.csv`` is the same CSV answer shape for addresses in Paris and
+Lyon, where ``result_citycode`` is the arrondissement code (75115, 69383).
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from diagnosis.errors import SourceError
 from diagnosis.schema import FACILITY_COLUMNS
 
 DATA = Path(__file__).parent / "data" / "ban"
-CSV_URL = f"{ban.BAN_URL}/search/csv/"
-SEARCH_URL = f"{ban.BAN_URL}/search/"
+CSV_URL = "https://data.geopf.fr/geocodage/search/csv"
+SEARCH_URL = "https://data.geopf.fr/geocodage/search"
 CSV_ANSWER = (DATA / "search_csv_answer.csv").read_text(encoding="utf-8")
 
 
@@ -135,6 +140,71 @@ def test_429_truncated_then_ok_and_cp1252():
 def test_empty_input():
     gdf = ban.place_facilities(rows().iloc[0:0])
     assert gdf.empty and list(gdf.columns) == list(FACILITY_COLUMNS)
+
+
+def test_endpoints_are_the_geoplateforme():
+    assert ban.SEARCH_URL == SEARCH_URL and ban.CSV_URL == CSV_URL
+    assert "api-adresse" not in ban.BAN.url
+    assert ban.BAN.key == "ban" and "Géoplateforme" in ban.BAN.title
+
+
+@responses.activate
+def test_arrondissement_codes_count_as_the_commune():
+    responses.post(CSV_URL, body=(DATA / "search_csv_paris_lyon.csv").read_text("utf-8"),
+                   content_type="text/csv")
+    base = rows().iloc[0].to_dict()
+    frame = pd.DataFrame([
+        {**base, "name": "PMI Paris 15", "address": "95 RUE DE LA CROIX NIVERT",
+         "postcode": "75015", "code_insee": "75056", "source_id": "p"},
+        {**base, "name": "PMI Lyon 3", "address": "18 RUE PAUL BERT", "postcode": "69003",
+         "code_insee": "69123", "source_id": "l"},
+    ])
+    gdf = ban.place_facilities(frame)
+    got = gdf.set_index("source_id")["position_precision"].to_dict()
+    assert got == {"p": "address", "l": "address"}
+    sent = responses.calls[0].request.body.decode("utf-8")
+    assert ";75015;\n" in sent and "75056" not in sent  # filtered by postcode only
+    assert gdf.attrs["warnings"] == [] and gdf.attrs["rejected"].empty
+
+
+@responses.activate
+def test_single_search_maps_arrondissement():
+    doc = json.loads((DATA / "search_housenumber.json").read_text())
+    doc["features"][0]["properties"]["citycode"] = "13208"
+    responses.get(SEARCH_URL, json=doc)
+    assert ban.geocode_one("1 rue de Rome, Marseille")["citycode"] == "13055"
+
+
+def test_search_is_rate_limited(monkeypatch):
+    waits = []
+    monkeypatch.setattr(ban._search_limiter, "wait",
+                        lambda host, rate: waits.append((host, rate)) or 0.0)
+    with responses.RequestsMock() as rsps:
+        rsps.get(SEARCH_URL, json=json.loads((DATA / "search_empty.json").read_text()))
+        ban.geocode_one("zzz zzz")
+    assert waits == [("data.geopf.fr", 50.0)]
+
+
+def test_batches_run_one_at_a_time(monkeypatch):
+    active, peak = [0], [0]
+
+    def post(*args, **kwargs):
+        active[0] += 1
+        peak[0] = max(peak[0], active[0])
+        import time
+        time.sleep(0.05)
+        active[0] -= 1
+        return CSV_ANSWER
+
+    monkeypatch.setattr(_http, "post_multipart_text", post)
+    import threading
+    query = pd.DataFrame({"address": ["a"] * 4, "postcode": [""] * 4, "citycode": [""] * 4})
+    threads = [threading.Thread(target=ban.geocode_batch, args=(query,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1
 
 
 @pytest.mark.network

@@ -76,8 +76,9 @@ def test_exactly_one_selector():
 
 @responses.activate
 def test_wfs_paging_and_axis_order():
-    p1 = matchers.query_param_matcher({"STARTINDEX": "0"}, strict_match=False)
-    p2 = matchers.query_param_matcher({"STARTINDEX": "2"}, strict_match=False)
+    dep = {"CQL_FILTER": "code_insee_du_departement='44'"}
+    p1 = matchers.query_param_matcher({"STARTINDEX": "0", **dep}, strict_match=False)
+    p2 = matchers.query_param_matcher({"STARTINDEX": "2", **dep}, strict_match=False)
     responses.get(boundaries.WFS_URL, json=load("wfs_communes_page1.json"), match=[p1])
     responses.get(boundaries.WFS_URL, json=load("wfs_communes_page2.json"), match=[p2])
     gdf = boundaries.load_communes_wfs("44", page_size=2)
@@ -85,7 +86,7 @@ def test_wfs_paging_and_axis_order():
     assert set(gdf["epci_code"]) == {"200000438"}
     # latitude-first answer was swapped back to lon/lat
     assert gdf.geometry.iloc[1].bounds == pytest.approx((-2.07, 47.43, -2.05, 47.45))
-    assert "CQL_FILTER=insee_dep%3D%2744%27" in responses.calls[0].request.url
+    assert "CQL_FILTER=code_insee_du_departement%3D%2744%27" in responses.calls[0].request.url
     assert len(responses.calls) == 2
 
 

@@ -8,6 +8,19 @@ Payloads (tests/data/bpe/), hand-written to the documented BPE geolocated format
   Saint-Gildas-des-Bois (-2.0385, 47.5236), Nantes (-1.5536, 47.2184) and Saint-Denis de
   La Réunion (55.4504, -20.8789).
 - ``bpe21_old_cp1252.csv``: old-vintage header (no name, no EPSG column), Windows-1252.
+- ``bpe25_quoted_sample.csv``: the current layout as described, from the live BPE25 file,
+  by mml-studio/surplomb ``src/data/amenitiesFeed.js`` (every field quoted; ``_Z``/``_U``
+  missing values; ``QUALITE_XY`` letters; ``QUALITE_GEOLOC`` 11/12/21/22/33;
+  ``LONGITUDE``/``LATITUDE``; a Mayotte row without coordinates but ``EPSG=4471``).
+  Written by hand (a script writing quoted rows); equipments invented.
+- ``TYPEQU_2025_sample.csv``: an extract of an edition's TYPEQU list, hand-written. The
+  renumbered codes of midwives and maternities (``D2S1``, ``D1M7``) are **invented**: the
+  real list was not available offline, and the point is that labels, not codes, decide
+  (``D231`` is given another meaning on purpose).
+- ``datagouv_dataset.json``, ``landing_8217537.html``, ``subpage_8217525.html``: the
+  discovery chain as surplomb describes it (data.gouv.fr dataset
+  ``548acaf2c751df1eac4120e7`` → landing page → sub-pages → ``BPE25.zip``), reduced to
+  the parts read.
 
 The zip served by the mocked INSEE URL is built in the tests from ``bpe24_sample.csv``.
 """
@@ -30,7 +43,14 @@ from diagnosis.schema import FACILITY_COLUMNS, Territory
 
 DATA = Path(__file__).parent / "data" / "bpe"
 SAMPLE = (DATA / "bpe24_sample.csv").read_text(encoding="utf-8")
+CURRENT = (DATA / "bpe25_quoted_sample.csv").read_text(encoding="utf-8")
+TYPEQU25 = (DATA / "TYPEQU_2025_sample.csv").read_text(encoding="utf-8")
 URL = bpe.bpe_url(2024)
+URL25 = "https://www.insee.fr/fr/statistiques/fichier/8217525/BPE25.zip"
+TYPEQU_URL = "https://www.insee.fr/fr/metadonnees/source/fichier/TYPEQU_2025.csv"
+#: The codes of the 2024 sample, as its own list would name them.
+NOMENCLATURE_24 = {"D502": "EAJE", "D509": "Micro-crèche", "D503": "LAEP", "D504": "RPE",
+                   "D506": "Centre social", "D231": "Sage-femme", "A129": "Mairie"}
 EPCI = Territory("epci", "200000438", "CC du Pays de Pontchâteau St-Gildas-des-Bois",
                  ("44050", "44053", "44068", "44098", "44129", "44152", "44161", "44189",
                   "44196"), ("44",))
@@ -67,8 +87,91 @@ def test_mapping_is_vintage_aware_and_label_based():
     assert bpe.bpe_type_mapping(2023).get("D509") is None
 
 
+def test_renumbered_health_codes_are_not_guessed():
+    # Today's code mapped D231 to midwives and D107 to maternities in every edition.
+    m = bpe.bpe_type_mapping(2025)
+    assert "D231" not in m and "D107" not in m
+    m = bpe.bpe_type_mapping(2025, bpe.parse_nomenclature(TYPEQU25))
+    assert m["D2S1"] == ("sage_femme", "") and m["D1M7"] == ("maternite", "")
+    assert "D231" not in m  # "Infirmier" in this edition
+
+
+def test_current_layout_quoted_sentinels_and_geoloc():
+    mapping = bpe.bpe_type_mapping(2025, bpe.parse_nomenclature(TYPEQU25))
+    placed, unplaced = bpe.parse_bpe(CURRENT.splitlines(), vintage=2025, mapping=mapping)
+    got = placed.set_index("type")
+    assert set(got.index) == {"eaje", "laep", "rpe", "sage_femme", "maternite", "mairie"}
+    # _Z / _U never reach a name or an address
+    assert not placed["name"].str.contains("_Z|_U").any()
+    assert not placed["address"].str.contains("_Z|_U").any()
+    assert got.loc["laep", "name"] == "" and got.loc["laep", "address"] == ""
+    assert got.loc["rpe", "name"] == ""
+    assert placed.loc[placed["subtype"] == "micro_creche", "name"].item() == (
+        "MICRO-CRÈCHE LES LUCIOLES")
+    eaje = placed[(placed["type"] == "eaje") & (placed["subtype"] == "")].iloc[0]
+    assert eaje["address"] == "12 RUE DES ECOLES" and eaje["capacity"] == 24.0
+    # precision from QUALITE_GEOLOC, else the QUALITE_XY letter, else commune
+    assert eaje["position_precision"] == "address"  # 11
+    assert placed.loc[placed["subtype"] == "micro_creche", "position_precision"].item() == (
+        "street")  # 12
+    assert got.loc["sage_femme", "position_precision"] == "street"  # 21
+    assert got.loc["maternite", "position_precision"] == "street"  # 22
+    assert got.loc["laep", "position_precision"] == "commune"  # 33: random in the commune
+    assert got.loc["mairie", "position_precision"] == "address"  # _Z geoloc, XY "B"
+    assert got.loc["rpe", "position_precision"] == "commune"  # _U / _Z: not trusted
+    assert np.isnan(got.loc["laep", "capacity"])  # "_Z" capacity is unknown, not 0
+    assert got.loc["laep"].geometry.x == pytest.approx(-2.0601)
+    # Mayotte: no coordinates at all -> unplaced, never at (0, 0)
+    assert unplaced["code_insee"].tolist() == ["97611"]
+
+
+def test_editions_found_in_pages():
+    html = (DATA / "subpage_8217525.html").read_text("utf-8")
+    assert bpe.editions_in_html(html)[-1] == (2025, URL25)
+    landing = (DATA / "landing_8217537.html").read_text("utf-8")
+    assert bpe.editions_in_html(landing) == []
+    assert bpe.subpages_in_html(landing)[0] == "https://www.insee.fr/fr/statistiques/8217525"
+
+
+def _discovery(rsps):
+    rsps.get(bpe.BPE_DATASET_API, body=(DATA / "datagouv_dataset.json").read_bytes(),
+             content_type="application/json")
+    rsps.get("https://www.insee.fr/fr/statistiques/8217537",
+             body=(DATA / "landing_8217537.html").read_bytes(), content_type="text/html")
+    rsps.get("https://www.insee.fr/fr/statistiques/8217525",
+             body=(DATA / "subpage_8217525.html").read_bytes(), content_type="text/html")
+
+
+@responses.activate
+def test_load_discovers_the_newest_edition_and_its_typequ():
+    _discovery(responses)
+    responses.get(TYPEQU_URL, body=TYPEQU25, content_type="text/csv")
+    responses.get(URL25, body=zipped(CURRENT), content_type="application/zip")
+    gdf = bpe.load_bpe(EPCI)
+    assert gdf.attrs["vintage"] == 2025 and gdf.attrs["url"] == URL25
+    assert {"eaje", "laep", "rpe", "sage_femme", "maternite", "mairie"} == set(gdf["type"])
+    assert gdf.attrs["notes"] == []
+    assert set(gdf["source_date"]) == {"2025"}
+
+
+@responses.activate
+def test_without_the_edition_list_midwives_are_unknown_not_misread():
+    _discovery(responses)
+    responses.get(TYPEQU_URL, status=404)
+    responses.get(URL25, body=zipped(CURRENT), content_type="application/zip")
+    gdf = bpe.load_bpe(EPCI)
+    assert "sage_femme" not in set(gdf["type"]) and "maternite" not in set(gdf["type"])
+    assert "INFIRMIER LIBERAL" not in set(gdf["name"])
+    assert "sages-femmes et maternités" in gdf.attrs["notes"][0]
+
+
+def test_dead_bytes_parser_is_gone():
+    assert not hasattr(bpe, "parse_bpe_bytes")
+
+
 def test_parse_all_rows():
-    placed, unplaced = bpe.parse_bpe(SAMPLE.splitlines(), vintage=2024)
+    mapping = bpe.bpe_type_mapping(2024, NOMENCLATURE_24)
+    placed, unplaced = bpe.parse_bpe(SAMPLE.splitlines(), vintage=2024, mapping=mapping)
     by_type = placed.groupby("type").size().to_dict()
     assert by_type == {"centre_social": 1, "eaje": 3, "laep": 1, "mairie": 1, "sage_femme": 1}
     assert unplaced["type"].tolist() == ["rpe"]
@@ -101,7 +204,7 @@ def test_old_vintage_cp1252_without_epsg(tmp_path):
 @responses.activate
 def test_load_bpe_clips_to_area():
     responses.get(URL, body=zipped(SAMPLE), content_type="application/zip")
-    gdf = bpe.load_bpe(EPCI, vintage=2024)
+    gdf = bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)
     assert list(gdf.columns) == list(FACILITY_COLUMNS)
     assert set(gdf["code_insee"]) == {"44129", "44161"}
     assert len(gdf) == 5 and len(gdf.attrs["unplaced"]) == 1
@@ -111,7 +214,7 @@ def test_load_bpe_clips_to_area():
 @responses.activate
 def test_load_bpe_cp1252_zip():
     responses.get(URL, body=zipped(SAMPLE, "cp1252"), content_type="application/zip")
-    gdf = bpe.load_bpe(EPCI, vintage=2024)
+    gdf = bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)
     assert "MICRO-CRÈCHE LES LUCIOLES" in set(gdf["name"])
 
 
@@ -121,14 +224,14 @@ def test_changed_columns_are_named():
                .replace("LONGITUDE", "LON"))
     responses.get(URL, body=zipped(changed), content_type="application/zip")
     with pytest.raises(SourceError, match=r"lacks columns \['TYPEQU', 'LAMBERT_X/LAMBERT_Y"):
-        bpe.load_bpe(EPCI, vintage=2024)
+        bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)
 
 
 @responses.activate
 def test_empty_result():
     header = SAMPLE.splitlines()[0] + "\n"
     responses.get(URL, body=zipped(header), content_type="application/zip")
-    gdf = bpe.load_bpe(EPCI, vintage=2024)
+    gdf = bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)
     assert gdf.empty and list(gdf.columns) == list(FACILITY_COLUMNS)
 
 
@@ -137,7 +240,7 @@ def test_truncated_zip_is_downloaded_again():
     good = zipped(SAMPLE)
     responses.get(URL, body=good[: len(good) // 2], content_type="application/zip")
     responses.get(URL, body=good, content_type="application/zip")
-    assert len(bpe.load_bpe(EPCI, vintage=2024)) == 5
+    assert len(bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)) == 5
     assert len(responses.calls) == 2
 
 
@@ -145,31 +248,35 @@ def test_truncated_zip_is_downloaded_again():
 def test_timeout_500_and_html():
     responses.get(URL, body=requests.exceptions.ReadTimeout("slow"))
     with pytest.raises(SourceError, match=r"bpe: no answer from .*BPE24.zip"):
-        bpe.load_bpe(EPCI, vintage=2024)
+        bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)
     responses.replace(responses.GET, URL, status=500)
     with pytest.raises(SourceError, match=r"bpe: .*500"):
-        bpe.load_bpe(EPCI, vintage=2024)
+        bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)
     responses.replace(responses.GET, URL, body="<html>Indisponible</html>",
                       content_type="text/html")
     with pytest.raises(SourceError, match=r"bpe: an HTML page came back from .*BPE24.zip"):
-        bpe.load_bpe(EPCI, vintage=2024)
+        bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)
 
 
 @responses.activate
 def test_429_then_ok():
     responses.get(URL, status=429, headers={"Retry-After": "0"})
     responses.get(URL, body=zipped(SAMPLE), content_type="application/zip")
-    assert len(bpe.load_bpe(EPCI, vintage=2024)) == 5
+    assert len(bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)) == 5
 
 
 def test_offline_without_copy():
     _http.configure(offline=True)
     with pytest.raises(SourceError, match=r"bpe: offline mode .*BPE24.zip"):
-        bpe.load_bpe(EPCI, vintage=2024)
+        bpe.load_bpe(EPCI, vintage=2024, nomenclature=NOMENCLATURE_24)
 
 
 @pytest.mark.network
-def test_live_bpe_2024():
+def test_live_bpe_newest():
     _http.reset()
-    gdf = bpe.load_bpe(EPCI, vintage=2024)
+    year, url = bpe.discover_edition()
+    assert year >= 2025 and url.endswith(f"BPE{year % 100:02d}.zip")
+    labels = bpe.fetch_typequ(year)
+    assert any("sage" in v.lower() for v in labels.values())
+    gdf = bpe.load_bpe(EPCI)
     assert {"eaje", "mairie"} <= set(gdf["type"])

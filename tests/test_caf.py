@@ -5,7 +5,10 @@ Payloads (tests/data/caf/) are hand-made in the Opendatasoft Explore v2.1 ``reco
 ``numcom``/``nomcom``/``txcouv_com``, ``numepci``/``nomepci``/``txcouv_epci``, ``numdep``) as
 read by stored third-party code; rates are invented, the ``XX`` placeholder row mirrors the
 one that code documents. The commune dataset is split on two pages (page size forced to 2
-in the test) to exercise ``limit``/``offset`` paging.
+in the test) to exercise ``limit``/``offset`` paging. ``*_hist.json`` are the ``_hist`` twin
+datasets of earlier years (the ``txcouv_pe_dep`` / ``txcouv_pe_dep_hist`` pair appears in
+stored third-party R code), with ``annee`` as a string, an integer and a float; one
+history row repeats a current year with another value (the current one must win).
 """
 
 from __future__ import annotations
@@ -49,6 +52,39 @@ def mock_ok():
     responses.get(COM_URL, json=load("txcouv_pe_com_page2.json"),
                   match=[matchers.query_param_matcher({"offset": "2"}, strict_match=False)])
     responses.get(EPCI_URL, json=load("txcouv_pe_epci.json"))
+
+
+@responses.activate
+def test_history_datasets_bring_earlier_years():
+    mock_ok()
+    responses.get(f"{caf.BASE_URL}/txcouv_pe_com_hist/records",
+                  json=load("txcouv_pe_com_hist.json"))
+    responses.get(f"{caf.BASE_URL}/txcouv_pe_epci_hist/records",
+                  json=load("txcouv_pe_epci_hist.json"))
+    df = caf.load_coverage(EPCI)
+    com = df[(df["level"] == "commune") & (df["code"] == "44129")]
+    assert com["year"].tolist() == [2020, 2021, 2022, 2023]
+    rates = com.set_index("year")["rate"].to_dict()
+    assert (rates[2020], rates[2021], rates[2022]) == (53.0, 55.1, 58.3)
+    epci = df[df["level"] == "epci"]
+    assert {2019, 2020} <= set(epci["year"])
+    assert df.attrs["notes"] == []
+
+
+@responses.activate
+def test_history_failure_keeps_current_years():
+    mock_ok()
+    responses.get(f"{caf.BASE_URL}/txcouv_pe_com_hist/records", status=404)
+    responses.get(f"{caf.BASE_URL}/txcouv_pe_epci_hist/records", status=404)
+    df = caf.load_coverage(EPCI)
+    assert 2022 in set(df["year"]) and len(df.attrs["notes"]) == 2
+
+
+def test_year_as_number_or_string():
+    recs = [{"annee": v, "numcom": 44129, "nomcom": "P", "txcouv_com": 1.0}
+            for v in (2019, "2020", 2021.0)]
+    df = caf.parse_coverage(recs, level="commune")
+    assert df["year"].tolist() == [2019, 2020, 2021] and set(df["code"]) == {"44129"}
 
 
 @responses.activate
@@ -119,3 +155,5 @@ def test_live_caf():
     _http.reset()
     df = caf.load_coverage(EPCI)
     assert (df["level"] == "epci").any()
+    assert df.attrs["notes"] == []  # the _hist twins answered
+    assert df.loc[df["level"] == "epci", "year"].nunique() >= 3

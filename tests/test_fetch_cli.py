@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -32,6 +33,8 @@ TIMEOUT = 90
 
 @pytest.fixture
 def dirs(tmp_path, monkeypatch):
+    # no network in tests: the online probe of the CLI answers "online" unless a test says
+    monkeypatch.setattr("data_sources.__main__.detect_offline", lambda **kw: False)
     monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
     monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
     _http.reset()
@@ -50,15 +53,16 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(tmp_path)
     proc = run_cli("--territory", EPCI, "--offline", env_dirs=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "7 source(s) en échec" in out
+    assert "8 source(s) en échec" in out
     urls = {
         "geo_api_communes": "https://geo.api.gouv.fr/epcis/200000438/communes",
         "insee_melodi": "https://api.insee.fr/melodi/data/",
         "finess": "https://www.data.gouv.fr/api/1/datasets/finess-extraction",
-        "bpe": "https://www.insee.fr/fr/statistiques/fichier/8217525/BPE24.zip",
+        "bpe": "https://www.insee.fr/fr/statistiques/fichier/8217525/BPE25.zip",
         "osm": "https://www.openstreetmap.org",
         "caf_txcouv": "https://data.caf.fr/api/explore/v2.1/catalog/datasets/txcouv_pe_com",
         "data_inclusion": "https://api.data.inclusion.gouv.fr/api/v1/structures",
+        "annuaire": "https://api-lannuaire.service-public.fr/api/explore/v2.1/catalog/",
     }
     lines = [ln for ln in out.splitlines() if ln.startswith("  - ")]
     assert len(lines) == len(urls)
@@ -69,7 +73,7 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(tmp_path)
     assert "Rien n'a été enregistré" in out
     assert not (tmp_path / "store" / "epci-200000438").exists()
     # one progress line per source start and end (stderr is not a terminal here)
-    assert proc.stderr.count("[1/8]") == 2 and "[8/8] Base Adresse Nationale" in proc.stderr
+    assert proc.stderr.count("[1/9]") == 2 and "[9/9] Géocodage de la Géoplateforme" in proc.stderr
 
 
 def test_outside_the_demo_with_nothing_usable_exits_1(tmp_path):
@@ -108,7 +112,7 @@ def test_source_option_selects_and_repeats(dirs, capsys):
 
 
 def _fake_loaders(monkeypatch, *, fail=()):
-    from data_sources import bpe, caf, finess, inclusion, insee_melodi, osm
+    from data_sources import annuaire, bpe, caf, finess, inclusion, insee_melodi, osm
 
     area = resolve(EPCI)
     com = demo.load_demo_communes()
@@ -134,6 +138,7 @@ def _fake_loaders(monkeypatch, *, fail=()):
     monkeypatch.setattr(caf, "load_coverage", lambda a, **kw: pd.DataFrame(
         {"level": [], "code": [], "name": [], "year": [], "rate": []}))
     monkeypatch.setattr(inclusion, "load_inclusion", lambda a, **kw: table("x").iloc[0:0])
+    monkeypatch.setattr(annuaire, "load_annuaire", lambda a, **kw: table("annuaire").iloc[0:0])
 
 
 def test_summary_table_after_a_partial_fetch(dirs, capsys, monkeypatch):
@@ -211,3 +216,48 @@ def test_offline_rerun_after_a_fetch_says_stored_data_is_kept(dirs, capsys, monk
     assert "déjà enregistrées" in out and "sont conservées" in out
     assert "utilisera le stock local" in out
     assert store.read_store(EPCI).entry("bpe").status == "missing-offline"
+
+
+def test_offline_is_detected_once_in_parallel_and_fast(monkeypatch):
+    calls = []
+
+    def dead(url, *, source, timeout_s):
+        calls.append(url)
+        time.sleep(0.3)  # a host that does not answer within its timeout
+        raise SourceError(f"{source}: {url} does not answer (ConnectTimeout)")
+
+    monkeypatch.setattr(_http, "probe", dead)
+    start = time.monotonic()
+    assert fetch.detect_offline(timeout_s=0.3) is True
+    assert time.monotonic() - start < 0.8  # probed in parallel, not one after the other
+    assert sorted(calls) == sorted(fetch.PROBE_URLS)
+    monkeypatch.setattr(_http, "probe", lambda url, **kw: None)
+    assert fetch.detect_offline() is False
+
+
+def test_offline_mode_counts_as_offline_without_probing(monkeypatch):
+    monkeypatch.setattr(_http, "probe", lambda *a, **kw: pytest.fail("probed"))
+    _http.configure(offline=True)
+    try:
+        assert fetch.detect_offline() is True
+    finally:
+        _http.reset()
+
+
+def test_cli_without_network_switches_to_offline_at_once(dirs, capsys, monkeypatch):
+    monkeypatch.setattr("data_sources.__main__.detect_offline", lambda **kw: True)
+    import data_sources.__main__ as cli
+
+    seen = []
+
+    def spy(territory, **kw):
+        seen.append(kw["offline"])
+        return fetch.fetch_territory(territory, **kw)
+
+    monkeypatch.setattr(cli, "fetch_territory", spy)
+    start = time.monotonic()
+    assert main(["fetch", "--territory", EPCI]) == 0
+    assert time.monotonic() - start < 60
+    err = capsys.readouterr().err
+    assert "Pas de connexion internet" in err and "(hors ligne)" in err
+    assert seen == [True]

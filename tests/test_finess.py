@@ -9,6 +9,10 @@ Payloads (tests/data/finess/):
   from the WGS84 points named in the tests (Pontchâteau town hall -2.0586, 47.4386;
   Saint-Gildas-des-Bois -2.0385, 47.5236; Basse-Terre -61.7261, 15.9958; Ajaccio 8.7369,
   41.9192).
+- The commune-centroid variant (``test_admin_express_centroid_is_commune``) rewrites one
+  geolocalisation source of the sample as ``1,ATLASANTE,.,ADMIN-EXPRESS-2023,EPSG:2154 …``,
+  the form measured in the live file by mml-studio/surplomb ``src/data/amenitiesFeed.js``
+  (score ``.``, geocoder ``ADMIN-EXPRESS-2023``).
 - ``dataset.json``: hand-written data.gouv.fr dataset record (``resources`` with ``url``,
   ``title``, ``format``, ``last_modified``), shaped as the API answer.
 """
@@ -99,6 +103,17 @@ def test_build_facilities_places_and_converts():
     # Herbignac has no geolocalisation line
     assert unplaced["source_id"].tolist() == ["440000052"]
     assert unplaced["code_insee"].tolist() == ["44072"]
+
+
+def test_admin_express_centroid_is_commune():
+    text = SAMPLE.replace(
+        "440000011;318996.5;6716458.1;1,ATLASANTE,96,BAN,",
+        "440000011;318996.5;6716458.1;1,ATLASANTE,.,ADMIN-EXPRESS-2023,")
+    assert text != SAMPLE
+    placed, _ = finess.build_finess_facilities(finess.parse_finess(text.splitlines()))
+    row = placed.set_index("source_id").loc["440000011"]
+    assert row["position_precision"] == "commune"
+    assert row.geometry.x == pytest.approx(-2.0586, abs=1e-5)  # the point stays, labelled
 
 
 @responses.activate
@@ -213,3 +228,4 @@ def test_live_finess_resolves_and_parses():
     assert "cs1100507" in url and len(stamp) == 8
     gdf = finess.load_finess(EPCI)
     assert (gdf["type"] == "pmi").all()
+    assert set(gdf["position_precision"]) <= {"address", "street", "commune"}

@@ -5,6 +5,13 @@ v1 (``items``/``total``/``page``/``size``/``pages``, from ``api/utils/pagination
 structure fields of schema v1 (``id``, ``source``, ``nom``, ``date_maj``, ``code_insee``,
 ``adresse``, ``longitude``, ``latitude``, ``reseaux_porteurs``…) as published in the
 gip-inclusion repositories; names and places are invented.
+
+``structures_monenfant.json`` and ``services_garde_denfants.json`` follow the monenfant.fr
+rows as data·inclusion builds them (gip-inclusion/data-inclusion
+``pipeline/dbt/models/intermediate/sources/monenfant/int_monenfant__structures.sql``:
+``source`` "monenfant", ``id`` "monenfant--<id>", ``reseaux_porteurs`` ["caf"],
+``lien_source`` ``https://monenfant.fr/que-recherchez-vous/<name>/<type>/<id>``; services
+``thematiques`` ["famille--garde-denfants"] from ``int_monenfant__services.sql``), hand-made.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ import responses
 from responses import matchers
 
 from data_sources import _http, inclusion
-from diagnosis.errors import SourceError
+from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import FACILITY_COLUMNS, Territory
 
 DATA = Path(__file__).parent / "data" / "inclusion"
 URL = f"{inclusion.BASE_URL}/structures"
+SERVICES_URL = f"{inclusion.BASE_URL}/services"
 EPCI = Territory("epci", "200000438", "CC du Pays de Pontchâteau St-Gildas-des-Bois",
                  ("44129", "44161"), ("44",))
 
@@ -123,9 +131,53 @@ def test_offline_after_one_load(monkeypatch):
     assert len(inclusion.load_inclusion(EPCI)) == 3
 
 
+@responses.activate
+def test_monenfant_creches_become_eaje_and_mam():
+    responses.get(URL, json=load("structures_monenfant.json"),
+                  match=[matchers.query_param_matcher(
+                      {"code_departement": "44", "page": "1", "size": "5000"})])
+    responses.get(SERVICES_URL, json=load("services_garde_denfants.json"),
+                  match=[matchers.query_param_matcher(
+                      {"code_departement": "44", "thematiques": "famille--garde-denfants",
+                       "page": "1", "size": "5000"}),
+                         matchers.header_matcher({"Authorization": "Bearer test-token"})])
+    gdf = inclusion.load_inclusion(EPCI).set_index("source_id")
+    got = {k: (r["type"], r["subtype"]) for k, r in gdf.iterrows()}
+    assert got == {
+        "monenfant--120011": ("eaje", "micro_creche"),
+        "monenfant--120012": ("mam", ""),
+        "monenfant--120013": ("eaje", "multi_accueil"),
+        "dora--7": ("eaje", ""),  # known as childcare by its service only
+    }
+    assert gdf.loc["monenfant--120013", "position_precision"] == "commune"  # no address
+    assert gdf.loc["monenfant--120011", "position_precision"] == "address"
+    assert gdf.attrs["notes"] == []
+    assert "typologie" not in json.dumps(load("structures_monenfant.json"))
+
+
+@responses.activate
+def test_without_services_monenfant_rows_are_still_kept():
+    responses.get(URL, json=load("structures_monenfant.json"))
+    responses.get(SERVICES_URL, status=503)
+    gdf = inclusion.load_inclusion(EPCI)
+    assert set(gdf["source_id"]) == {"monenfant--120011", "monenfant--120012",
+                                     "monenfant--120013"}
+    assert "services de garde" in gdf.attrs["notes"][0]
+
+
+def test_v0_typologie_is_not_read():
+    assert inclusion.classify({"nom": "Association Les Amis", "typologie": "CS"}) is None
+
+
+def test_page_size_is_bounded():
+    with pytest.raises(InputError, match=r"page_size=20000"):
+        inclusion.fetch_structures(dep_code="44", page_size=20000)
+
+
 @pytest.mark.network
 def test_live_inclusion():
     _http.reset()
     gdf = inclusion.load_inclusion(EPCI)
-    assert gdf["type"].isin(["laep", "centre_social", "evs", "rpe", "pmi", "eaje",
+    assert gdf["type"].isin(["laep", "centre_social", "evs", "rpe", "pmi", "eaje", "mam",
                              "maison_1000_jours"]).all()
+    assert (gdf["operator"] == "monenfant").any()

@@ -9,6 +9,13 @@ without vintage (``COM-44129``, population.json), secret values as an empty meas
 (births 44161 in 2024, ages of 44161, poverty rate of 44161 with ``CONF_STATUS`` C), and a
 second page through ``paging.next`` (births_page2.json). The dimension codes (LVB, MED_SL,
 PR_MD60, Y0…, TFN) come from stored third-party code; the live checks verify them.
+
+Today's answers (``*_2023.json``), hand-made in the shape of the real recorded answers of
+cbobinec/melodi ``tests/fixtures/get_local_data_by_com_popref.yml`` (``GEO`` like
+``2024-COM-44120``, several ``TIME_PERIOD`` in one answer, ``measures.OBS_VALUE_NIVEAU``):
+census ``TIME_PERIOD`` 2012, 2017 and 2023, ``AGE=Y0T2`` in ``DS_RP_POPULATION_PRINC``,
+Filosofi 2023, and ``CONF_STATUS`` ``C`` on a value that is present (it must not be used).
+Numbers are invented.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ def mock_all():
     responses.get(births, json=load("births_page1.json"),
                   match=[matchers.query_param_matcher(
                       {"GEO": "EPCI-200000438*COM", "EC_MEASURE": "LVB"}, strict_match=False)])
+    responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("under3_y0t2_2023.json"),
+                  match=[matchers.query_param_matcher({"AGE": "Y0T2"}, strict_match=False)])
     responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("population.json"))
     responses.get(URL + "DS_RP_TD_POPULATION_AGESEX_PRINC", json=load("agesex.json"))
     responses.get(URL + "DS_FILOSOFI_CC", json=load("filosofi.json"))
@@ -95,7 +104,8 @@ def test_flat_records_variant():
 @responses.activate
 def test_load_needs_wide_table():
     mock_all()
-    df = im.load_insee_needs(EPCI).set_index("code_insee")
+    df = im.load_insee_needs(EPCI, series=[*im.DEFAULT_SERIES, "under3"]).set_index(
+        "code_insee")
     for col in ("births_2024", "births_mean_2016_2021", "population_2022",
                 "median_income_2021", "poverty_rate_2021", "families_2022",
                 "single_parent_families_2022"):
@@ -112,9 +122,63 @@ def test_load_needs_wide_table():
     assert df.loc["44129", "single_parent_families_2022"] == 61 + 402
     assert df.loc["44129", "families_2022"] == 61 + 402 + 1290
     assert df.index.tolist() == ["44129", "44161"]
-    # births on two pages, population, ages, Filosofi twice (one query per measure),
-    # families once (single-parent and all families share one query)
-    assert len(responses.calls) == 2 + 1 + 1 + 2 + 1
+    assert df.loc["44129", "population_year"] == 2022 and df.loc["44129", "births_year"] == 2024
+    # births on two pages, population, under 3 (census), ages, Filosofi twice (one query
+    # per measure), families once (single-parent and all families share one query)
+    assert len(responses.calls) == 2 + 1 + 1 + 1 + 2 + 1
+
+
+def mock_today():
+    births = URL + "DS_ETAT_CIVIL_NAIS_COMMUNES"
+    responses.get(births, json=load("births_page2.json"),
+                  match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
+    responses.get(births, json=load("births_page1.json"))
+    responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("under3_y0t2_2023.json"),
+                  match=[matchers.query_param_matcher({"AGE": "Y0T2"}, strict_match=False)])
+    responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("population_2023.json"))
+    responses.get(URL + "DS_FILOSOFI_CC", json=load("filosofi_2023_med.json"),
+                  match=[matchers.query_param_matcher({"FILOSOFI_MEASURE": "MED_SL"},
+                                                      strict_match=False)])
+    responses.get(URL + "DS_FILOSOFI_CC", json=load("filosofi_2023_pov.json"))
+    responses.get(URL + "DS_RP_FAMILLE_COMP", json=load("famille_2023.json"))
+
+
+@responses.activate
+def test_today_latest_years_fill_the_needs_columns_with_their_year():
+    mock_today()
+    df = im.load_insee_needs(EPCI).set_index("code_insee")
+    # historical names, filled from the latest year served (today's code left them empty)
+    assert df.loc["44129", "population_2022"] == 11402
+    assert df.loc["44129", "population_year"] == 2023
+    assert df.loc["44129", "median_income_2021"] == 24310
+    assert df.loc["44129", "income_year"] == 2023
+    assert df.loc["44129", "poverty_rate_2021"] == pytest.approx(10.1)
+    assert df.loc["44129", "poverty_year"] == 2023
+    assert df.loc["44129", "families_2022"] == 64 + 410 + 1301
+    assert df.loc["44129", "single_parent_families_2022"] == 64 + 410
+    assert df.loc["44129", "families_year"] == 2023
+    assert df.loc["44129", "births_2024"] == 117 and df.loc["44129", "births_year"] == 2024
+    # the census count of children under 3, with its year; secret stays missing
+    assert df.loc["44129", "under3_census"] == 356
+    assert df.loc["44129", "under3_census_year"] == 2023
+    assert math.isnan(df.loc["44161", "under3_census"])
+    # CONF_STATUS C: the value sent is not used
+    assert math.isnan(df.loc["44161", "poverty_rate_2021"])
+    # the history stays available by year
+    assert df.loc["44129", "population_2012"] == 10123
+    for col in ("births_2024", "population_2022", "median_income_2021", "poverty_rate_2021",
+                "families_2022", "single_parent_families_2022"):
+        assert df[col].notna().any(), col
+
+
+def test_latest_year_skips_years_without_any_value():
+    obs = load("under3_y0t2_2023.json")["observations"]
+    for o in obs:
+        if o["dimensions"]["TIME_PERIOD"] == "2023":
+            o["measures"] = {}
+    wide = im.finish_needs(im.parse_series(obs, im.SERIES["under3_census"]))
+    assert wide["under3_census_year"].tolist() == [2017.0, 2017.0]
+    assert wide["under3_census"].tolist() == [391.0, 118.0]
 
 
 @responses.activate
@@ -198,5 +262,6 @@ def test_live_melodi_codes():
     _http.reset()
     df = im.load_insee_needs(EPCI, errors="collect")
     assert df.attrs["failures"] == {}
-    assert df["births_2024"].notna().any()
-    assert df["under3_count"].gt(0).all()
+    assert df["births_2024"].notna().any() and df["births_year"].min() >= 2024
+    assert df["population_year"].min() >= 2023 and df["population_2022"].notna().all()
+    assert df["under3_census"].gt(0).all() and df["under3_census_year"].min() >= 2023

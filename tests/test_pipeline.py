@@ -236,3 +236,28 @@ def test_overview_of_the_pipeline_equals_the_summary_command(ws, demo_env):
     proc = _cli(["summary", "--territory", EPCI, "--format", "json"], demo_env)
     data = json.loads(proc.stdout)
     assert data["births_2024"] == pytest.approx(ov.summary["births_2024"])
+
+
+def test_every_module_that_registers_a_source_is_a_provider_module():
+    """The registry completes itself: get_source imports PROVIDER_MODULES (issue 10.4)."""
+    import re
+
+    from data_sources.registry import PROVIDER_MODULES
+
+    found = set()
+    for path in (REPO / "data_sources").rglob("*.py"):
+        if path.name == "registry.py":
+            continue
+        if re.search(r"^\w+ = register\(", path.read_text(encoding="utf-8"), flags=re.M):
+            found.add("data_sources." + ".".join(path.relative_to(REPO / "data_sources")
+                                                 .with_suffix("").parts))
+    assert found and found <= set(PROVIDER_MODULES), sorted(found - set(PROVIDER_MODULES))
+
+
+def test_registry_is_complete_in_a_fresh_process():
+    code = ("from data_sources.registry import get_source; "
+            "print(get_source('geo_api_communes').key, get_source('annuaire').key)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["geo_api_communes", "annuaire"]

@@ -27,6 +27,7 @@ from responses import matchers
 
 from data_sources import (
     _http,
+    annuaire,
     ban,
     boundaries,
     bpe,
@@ -132,6 +133,8 @@ def loaders(monkeypatch, area):
         {"level": ["epci"], "code": [EPCI], "name": ["CC"], "year": [2022], "rate": [55.5]})))
     monkeypatch.setattr(inclusion, "load_inclusion", lambda a, **kw: maybe(
         "data_inclusion", facilities("data_inclusion", [])))
+    monkeypatch.setattr(annuaire, "load_annuaire", lambda a, **kw: maybe(
+        "annuaire", facilities("annuaire", [])))
 
     def place(rows, *, town_halls=None, offline=None, **kw):
         if "ban" in fail:
@@ -315,7 +318,7 @@ def test_one_source_failing_does_not_block_the_others(area, loaders):
     assert "jeton" in out["data_inclusion"].message
     assert inclusion.TOKEN_ENV in out["data_inclusion"].message
     assert {k for k, o in out.items() if o.ok} == {"geo_api_communes", "insee_melodi", "bpe",
-                                                   "osm", "caf_txcouv"}
+                                                   "osm", "caf_txcouv", "annuaire"}
     assert out["ban"].status == "skipped"  # the only address-only row was FINESS's
     got = store.read_store(area)
     assert set(got.facilities["source"]) == {"bpe", "osm"}
@@ -378,7 +381,7 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(area):
         assert "hors ligne" in out[key].message and "http" in out[key].message
     assert "geo.api.gouv.fr" in out["geo_api_communes"].message
     assert "api.insee.fr" in out["insee_melodi"].message
-    assert "BPE24.zip" in out["bpe"].message
+    assert "BPE25.zip" in out["bpe"].message
     assert out["ban"].status == "skipped"
     assert result.snapshot is None and result.usable and result.demo_covers
     assert not store.store_path(area).exists()

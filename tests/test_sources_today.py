@@ -1,0 +1,158 @@
+"""A whole fetch of a territory on recorded responses of every source in today's formats.
+
+Every answer is one of the payloads of the source tests, in the formats the sources
+serve today (see the docstrings of tests/test_ban.py, test_bpe.py, test_insee_melodi.py,
+test_inclusion.py, test_finess.py, test_caf.py, test_boundaries.py and
+test_annuaire.py for where each shape was checked). OpenStreetMap goes through osmnx's
+own HTTP and is replaced by an empty table. The fetch must store facilities of every
+type these answers hold, each with the right precision, and needs with no empty column
+that a source served, the year of each indicator carried as data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import responses
+from responses import matchers
+
+from data_sources import _http, bpe, fetch, inclusion, osm, store
+from data_sources.cog import resolve
+from data_sources.merge import facility_frame
+from diagnosis.schema import validate_facilities
+
+DATA = Path(__file__).parent / "data"
+EPCI = resolve("200000438")
+MELODI = "https://api.insee.fr/melodi/data/"
+CAF = "https://data.caf.fr/api/explore/v2.1/catalog/datasets/"
+
+
+def text(rel: str) -> str:
+    return (DATA / rel).read_text(encoding="utf-8")
+
+
+def js(rel: str):
+    return json.loads(text(rel))
+
+
+def zipped(body: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("BPE25.csv", body.encode("utf-8"))
+    return buf.getvalue()
+
+
+def geocoder(request):
+    body = request.body.decode("utf-8")
+    lines = body.split('filename="adresses.csv"')[1].split("\r\n\r\n", 1)[1].split(
+        "\r\n--")[0].strip().splitlines()
+    out = ["rid;address;postcode;citycode;latitude;longitude;result_score;result_type;"
+           "result_citycode;result_status"]
+    for line in lines[1:]:
+        rid, address, postcode, citycode = line.split(";")
+        out.append(f"{rid};{address};{postcode};{citycode};47.45;-2.05;0.62;street;"
+                   f"{citycode};ok")
+    return 200, {"Content-Type": "text/csv"}, "\n".join(out)
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv(inclusion.TOKEN_ENV, "test-token")
+    _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
+                    max_retries=1, rate_limits={}, timeout_s=(1.0, 2.0))
+    monkeypatch.setattr(osm, "load_osm_facilities", lambda poly, **kw: validate_facilities(
+        facility_frame([]), source="osm"))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        # boundaries (geo.api.gouv.fr)
+        rsps.get("https://geo.api.gouv.fr/epcis/200000438/communes",
+                 json=js("boundaries/geoapi_epci_200000438.geojson"))
+        # Melodi, today's years
+        births = MELODI + "DS_ETAT_CIVIL_NAIS_COMMUNES"
+        rsps.get(births, json=js("melodi/births_page2.json"),
+                 match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
+        rsps.get(births, json=js("melodi/births_page1.json"))
+        rsps.get(MELODI + "DS_RP_POPULATION_PRINC", json=js("melodi/under3_y0t2_2023.json"),
+                 match=[matchers.query_param_matcher({"AGE": "Y0T2"}, strict_match=False)])
+        rsps.get(MELODI + "DS_RP_POPULATION_PRINC", json=js("melodi/population_2023.json"))
+        rsps.get(MELODI + "DS_FILOSOFI_CC", json=js("melodi/filosofi_2023_med.json"),
+                 match=[matchers.query_param_matcher({"FILOSOFI_MEASURE": "MED_SL"},
+                                                     strict_match=False)])
+        rsps.get(MELODI + "DS_FILOSOFI_CC", json=js("melodi/filosofi_2023_pov.json"))
+        rsps.get(MELODI + "DS_RP_FAMILLE_COMP", json=js("melodi/famille_2023.json"))
+        # FINESS, one PMI geocoded to its commune's centroid (ADMIN-EXPRESS, score ".")
+        dataset = js("finess/dataset.json")
+        rsps.get("https://www.data.gouv.fr/api/1/datasets/"
+                 "finess-extraction-du-fichier-des-etablissements/", json=dataset)
+        stock = text("finess/etalab-cs1100507-stock-sample.csv").replace(
+            "440000029;321110.5;6725784.8;1,ATLASANTE,62,IGN,BD_ADRESSE,V2.2,LAMBERT_93",
+            "440000029;321110.5;6725784.8;1,ATLASANTE,.,ADMIN-EXPRESS-2023,EPSG:2154 RGF93")
+        rsps.get(dataset["resources"][2]["url"], body=stock.encode("utf-8"),
+                 content_type="text/csv")
+        # BPE: discovery, the edition's TYPEQU list, the quoted 2025 file
+        rsps.get(bpe.BPE_DATASET_API, body=(DATA / "bpe/datagouv_dataset.json").read_bytes(),
+                 content_type="application/json")
+        rsps.get("https://www.insee.fr/fr/statistiques/8217537",
+                 body=text("bpe/landing_8217537.html"), content_type="text/html")
+        rsps.get("https://www.insee.fr/fr/statistiques/8217525",
+                 body=text("bpe/subpage_8217525.html"), content_type="text/html")
+        rsps.get("https://www.insee.fr/fr/metadonnees/source/fichier/TYPEQU_2025.csv",
+                 body=text("bpe/TYPEQU_2025_sample.csv"), content_type="text/csv")
+        rsps.get("https://www.insee.fr/fr/statistiques/fichier/8217525/BPE25.zip",
+                 body=zipped(text("bpe/bpe25_quoted_sample.csv")),
+                 content_type="application/zip")
+        # CAF, current and _hist datasets
+        rsps.get(CAF + "txcouv_pe_com/records", json=js("caf/txcouv_pe_com_page1.json"),
+                 match=[matchers.query_param_matcher({"offset": "0"}, strict_match=False)])
+        rsps.get(CAF + "txcouv_pe_com/records", json=js("caf/txcouv_pe_com_page2.json"))
+        rsps.get(CAF + "txcouv_pe_epci/records", json=js("caf/txcouv_pe_epci.json"))
+        rsps.get(CAF + "txcouv_pe_com_hist/records", json=js("caf/txcouv_pe_com_hist.json"))
+        rsps.get(CAF + "txcouv_pe_epci_hist/records", json=js("caf/txcouv_pe_epci_hist.json"))
+        # data·inclusion v1 with monenfant.fr crèches
+        rsps.get(f"{inclusion.BASE_URL}/structures",
+                 json=js("inclusion/structures_monenfant.json"))
+        rsps.get(f"{inclusion.BASE_URL}/services",
+                 json=js("inclusion/services_garde_denfants.json"))
+        # annuaire de l'administration
+        rsps.get("https://api-lannuaire.service-public.fr/api/explore/v2.1/catalog/datasets/"
+                 "api-lannuaire-administration/exports/json", json=js("annuaire/export_44.json"))
+        # Géoplateforme geocoder for the rows without a position
+        rsps.add_callback(responses.POST, "https://data.geopf.fr/geocodage/search/csv",
+                          callback=geocoder)
+        yield tmp_path
+    _http.reset()
+
+
+def test_fetch_in_todays_formats_stores_every_type_with_its_precision(recorded):
+    result = fetch.fetch_territory(EPCI, root=recorded / "store")
+    status = {o.key: o.status for o in result.outcomes}
+    assert all(s == "ok" for k, s in status.items() if k != "ban"), result.outcomes
+    assert status["ban"] == "ok"
+    got = store.read_store(EPCI, root=recorded / "store")
+    fac = got.facilities
+    types = set(fac["type"])
+    assert {"pmi", "eaje", "mam", "laep", "rpe", "sage_femme", "maternite", "mairie"} <= types
+    by_id = fac.assign(sid=fac["facility_id"]).set_index("sid")
+    # FINESS centroid -> commune; BPE random point in the commune (33) -> commune
+    finess_row = fac[fac["source"].str.contains("finess") & fac["name"].str.contains("GILDAS")]
+    assert set(finess_row["position_precision"]) == {"commune"}
+    laep = fac[(fac["type"] == "laep") & fac["source"].str.contains("bpe")]
+    assert set(laep["position_precision"]) == {"commune"}
+    # monenfant.fr crèches and MAM arrive through data·inclusion
+    assert {"eaje", "mam"} <= set(fac.loc[fac["source"].str.contains("data_inclusion"), "type"])
+    assert not fac["name"].str.contains("_Z|_U").any()
+    assert len(by_id) == len(fac)
+    # needs: no column a source served is empty, each with its year
+    com = got.communes
+    for col in ("births_2024", "population_2022", "median_income_2021", "poverty_rate_2021",
+                "families_2022", "single_parent_families_2022", "under3_census"):
+        assert com[col].notna().any(), col
+    row = com.set_index("code_insee").loc["44129"]
+    assert row["population_year"] == 2023 and row["income_year"] == 2023
+    assert row["under3_census"] == 356 and row["under3_census_year"] == 2023
+    ledger = {e.source: e for e in got.ledger}
+    assert "population 2023" in ledger["insee_melodi"].vintage
+    assert ledger["annuaire"].vintage.startswith("mise à jour jusqu'au")
