@@ -61,6 +61,7 @@ from data_sources.store import (
     write_store,
 )
 from diagnosis.errors import SourceError
+from diagnosis.needs import under3_children
 from diagnosis.schema import FACILITY_DTYPES, NEEDS_COLUMNS, Territory, validate_facilities
 from diagnosis.settings import METRIC_CRS, WGS84
 
@@ -436,12 +437,13 @@ def compose_communes(
     fam = pd.to_numeric(com["families_2022"], errors="coerce")
     single = pd.to_numeric(com["single_parent_families_2022"], errors="coerce")
     com["single_parent_share_2022"] = 100.0 * single / fam.where(fam > 0)
-    com["under3_estimate"] = 3.0 * pd.to_numeric(com["births_2024"], errors="coerce")
+    com["under3_estimate"], com["under3_basis"] = under3_children(com)
     first = [*NEEDS_COLUMNS, "townhall_lon", "townhall_lat"]
     rest = [c for c in com.columns if c not in first and c != "geometry"]
     out = com[[*first, *rest, "geometry"]].sort_values("code_insee").reset_index(drop=True)
     for col in out.columns:
-        if col not in {"code_insee", "name", "epci_code", "epci_name", "dep_code", "geometry"}:
+        if col not in {"code_insee", "name", "epci_code", "epci_name", "dep_code", "geometry",
+                       "under3_basis"}:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     return gpd.GeoDataFrame(out, geometry="geometry", crs=WGS84)
 

@@ -79,7 +79,9 @@ def compute_needs(base: pd.DataFrame) -> pd.DataFrame:
     out["single_parent_share_2022"] = (
         100.0 * num["single_parent_families_2022"] / families.where(families > 0)
     )
-    out["under3_estimate"] = UNDER3_YEARS * num["births_2024"]
+    under3, basis = under3_children(out)
+    out["under3_estimate"] = under3
+    out["under3_basis"] = basis
     for c in NEEDS_NUMERIC:
         if c not in out:
             out[c] = np.nan
@@ -88,6 +90,64 @@ def compute_needs(base: pd.DataFrame) -> pd.DataFrame:
         if c not in out:
             out[c] = ""
     return out
+
+
+#: Columns that may hold a census count of children under 3 (newest first) and its year.
+UNDER3_CENSUS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("under3_census", "under3_census_year"), ("under3_count", "under3_year"))
+
+
+def under3_children(communes: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Children under 3 per commune: a census count where one is loaded, else 3 × births.
+
+    The count comes from ``under3_census`` (INSEE files ``P21_POP0002``…, Melodi
+    ``AGE=Y0T2``) or ``under3_count``, with its year; elsewhere the estimate
+    ``3 × births_2024`` is used. The second series says which, in French, per commune.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"births_2024": [10.0, 20.0], "under3_census": [33.0, None],
+    ...                   "under3_census_year": [2022, None]})
+    >>> n, basis = under3_children(c)
+    >>> n.tolist(), basis.tolist()
+    ([33.0, 60.0], ['recensement 2022', 'estimation : 3 × naissances'])
+    """
+    births = pd.to_numeric(communes.get("births_2024", pd.Series(np.nan, index=communes.index)),
+                           errors="coerce").astype("float64")
+    value = UNDER3_YEARS * births
+    basis = pd.Series(np.where(births.notna(), "estimation : 3 × naissances", ""),
+                      index=communes.index, dtype=object)
+    for col, year_col in reversed(UNDER3_CENSUS_COLUMNS):
+        if col not in communes.columns:
+            continue
+        count = pd.to_numeric(communes[col], errors="coerce").astype("float64")
+        known = count.notna()
+        years = (pd.to_numeric(communes[year_col], errors="coerce")
+                 if year_col in communes.columns else pd.Series(np.nan, index=communes.index))
+        value = value.where(~known, count)
+        basis = basis.where(~known, years.map(
+            lambda y: f"recensement {int(y)}" if pd.notna(y) else "recensement"))
+    return value, basis
+
+
+def under3_label(basis: pd.Series) -> str:
+    """French label of a territory's under-3 figure from the per-commune bases.
+
+    Examples
+    --------
+    >>> under3_label(pd.Series(["recensement 2022", "recensement 2022"]))
+    'recensement 2022 (comptage)'
+    >>> under3_label(pd.Series(["recensement 2022", "estimation : 3 × naissances"]))
+    'recensement 2022 pour 1 commune(s), estimation 3 × naissances pour 1 (mélange)'
+    """
+    b = basis.astype(str)
+    census = b[b.str.startswith("recensement")]
+    if len(census) and len(census) == len(b):
+        return f"{census.mode().iloc[0]} (comptage)"
+    if len(census):
+        return (f"{census.mode().iloc[0]} pour {len(census)} commune(s), estimation 3 × "
+                f"naissances pour {len(b) - len(census)} (mélange)")
+    return "estimation : 3 × naissances 2024 (pas un comptage)"
 
 
 #: Fewest communes publishing both a poverty rate and a median income to fit the one

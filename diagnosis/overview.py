@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
+from diagnosis.needs import under3_label
 from diagnosis.schema import (
     FACILITY_COLUMNS,
     FACILITY_TYPES,
@@ -245,7 +246,8 @@ def compute_overview(
         "population_2022": _sum("population_2022"),
         "births_mean_2016_2021": _sum("births_mean_2016_2021"),
         "under3_estimate": _sum("under3_estimate"),
-        "under3_estimate_label": "estimation : 3 × naissances 2024 (pas un comptage)",
+        "under3_estimate_label": under3_label(com["under3_basis"]) if "under3_basis" in com
+        else "estimation : 3 × naissances 2024 (pas un comptage)",
         "facilities": per_type,
         "births_within_threshold": within,
         "communes_without": without,

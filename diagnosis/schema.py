@@ -117,7 +117,7 @@ NEEDS_COLUMNS: dict[str, str] = {
     "families_2022": "Familles avec enfant(s) 2022",
     "single_parent_families_2022": "Familles monoparentales 2022",
     "single_parent_share_2022": "Familles monoparentales parmi les familles avec enfant(s) (%)",
-    "under3_estimate": "Enfants de moins de 3 ans (estimation : 3 × naissances 2024)",
+    "under3_estimate": "Enfants de moins de 3 ans (recensement, sinon estimation 3 × naissances)",
 }
 #: Optional commune columns, present when their source is loaded (the CNAF publishes its
 #: coverage rate only for communes of more than 10,000 inhabitants: the EPCI's rate is
