@@ -399,6 +399,16 @@ def _expires_for(url: str) -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=seconds)
 
 
+def save_validated(resp: requests.Response) -> None:
+    """Keep an answer its caller read whole and checked (e.g. a directory page) in the cache.
+
+    Answers are never cached automatically (:func:`_cache_filter`): a caller that talks to
+    the session itself saves what it validated with this.
+    """
+    if isinstance(resp, requests.Response):
+        _save(resp)
+
+
 def _save(resp: requests.Response) -> None:
     """Write a validated network answer to the HTTP cache."""
     if getattr(resp, "from_cache", False) or resp.request is None:

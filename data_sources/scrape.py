@@ -240,6 +240,8 @@ def _get(url: str, *, politeness: Politeness, offline: bool | None) -> tuple[int
             ) from exc
     if off and resp.status_code == 504:
         return 0, ""
+    if resp.status_code == 200 and resp.content:
+        _http.save_validated(resp)  # read whole: kept for offline re-reads
     return resp.status_code, _http.decode_text(resp.content or b"")
 
 

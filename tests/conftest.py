@@ -38,3 +38,18 @@ def _isolated_store(tmp_path_factory):
         os.environ.pop(STORE_ENV, None)
     else:
         os.environ[STORE_ENV] = before
+
+
+@pytest.fixture
+def http_sandbox(tmp_path):
+    """The HTTP layer of a loader test: its own cache in ``tmp_path``, online (the tests
+    mock every answer with ``responses`` or a local server), no backoff, one retry,
+    short timeouts; reset afterwards. Loader tests use it with
+    ``pytestmark = pytest.mark.usefixtures("http_sandbox")``.
+    """
+    from data_sources import _http
+
+    _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
+                    max_retries=1, rate_limits={}, timeout_s=(1.0, 2.0))
+    yield
+    _http.reset()

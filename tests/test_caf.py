@@ -38,12 +38,8 @@ def load(name):
 
 
 @pytest.fixture(autouse=True)
-def http_sandbox(tmp_path, monkeypatch):
-    _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
-                    max_retries=1, rate_limits={}, timeout_s=(1.0, 2.0))
+def _small_pages(http_sandbox, monkeypatch):
     monkeypatch.setattr(caf, "PAGE_LIMIT", 2)
-    yield
-    _http.reset()
 
 
 def mock_ok():

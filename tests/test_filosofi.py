@@ -33,12 +33,7 @@ from diagnosis.errors import InputError, SourceError
 CSV = Path(__file__).parent / "data" / "filosofi" / "carreaux_200m_extract.csv"
 
 
-@pytest.fixture(autouse=True)
-def http_sandbox(tmp_path):
-    _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
-                    max_retries=1, rate_limits={}, timeout_s=(1.0, 2.0))
-    yield
-    _http.reset()
+pytestmark = pytest.mark.usefixtures("http_sandbox")
 
 
 @pytest.fixture()

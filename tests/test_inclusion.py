@@ -41,12 +41,8 @@ def load(name):
 
 
 @pytest.fixture(autouse=True)
-def http_sandbox(tmp_path, monkeypatch):
-    _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
-                    max_retries=1, rate_limits={}, timeout_s=(1.0, 2.0))
+def _token(http_sandbox, monkeypatch):
     monkeypatch.setenv(inclusion.TOKEN_ENV, "test-token")
-    yield
-    _http.reset()
 
 
 def mock_ok():

@@ -50,12 +50,7 @@ def page(name: str) -> str:
     return (DATA / name).read_text(encoding="utf-8")
 
 
-@pytest.fixture(autouse=True)
-def http_sandbox(tmp_path):
-    _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
-                    max_retries=1, rate_limits={}, timeout_s=(1.0, 2.0))
-    yield
-    _http.reset()
+pytestmark = pytest.mark.usefixtures("http_sandbox")
 
 
 def fast() -> scrape.Politeness:
