@@ -27,6 +27,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from diagnosis.errors import InputError, check_positive
 from diagnosis.schema import FACILITY_TYPES, facility_label
@@ -223,23 +224,26 @@ class E2SFCAResult:
 
 
 def compute_e2sfca(
-    travel_minutes: np.ndarray | TravelTimes,
+    travel_minutes: Any,
     demand: Any,
     supply: Any,
     *,
     max_minutes: float,
     decay: Decay | None = None,
 ) -> E2SFCAResult:
-    """Enhanced two-step floating catchment area (E2SFCA) on a travel-time matrix.
+    """Enhanced two-step floating catchment area (E2SFCA) on travel-time pairs.
 
     Step 1: every facility ``j`` gets ``R_j = S_j / Σ_i D_i · w(t_ij)`` over origins
     with ``t_ij <= max_minutes``. Step 2: every origin gets ``A_i = Σ_j R_j · w(t_ij)``.
+    The work and the memory are proportional to the pairs within ``max_minutes``.
 
     Parameters
     ----------
     travel_minutes
-        ``(n_origins, n_facilities)`` minutes (``np.inf`` = out of reach), or a
-        :class:`~diagnosis.travel_times.TravelTimes`.
+        ``(n_origins, n_facilities)`` minutes: a dense array (``np.inf`` = out of
+        reach), a scipy.sparse matrix or array whose **stored** entries are the pairs
+        within reach (absent = out of reach; a 0-minute pair must be a stored zero), or
+        a :class:`~diagnosis.travel_times.TravelTimes` (its sparse ``within`` pairs).
     demand
         ``(n_origins,)`` demand (e.g. births), finite and >= 0.
     supply
@@ -267,9 +271,16 @@ def compute_e2sfca(
     >>> r = compute_e2sfca(np.array([[5.0], [5.0]]), [10, 30], [20.0], max_minutes=30)
     >>> r.access.tolist(), r.facility_ratio.tolist()
     ([0.5, 0.5], [0.5])
+
+    The same pairs as a sparse matrix:
+
+    >>> import scipy.sparse as sp
+    >>> pairs = sp.csr_array((np.array([5.0, 5.0]), ([0, 1], [0, 0])), shape=(2, 1))
+    >>> compute_e2sfca(pairs, [10, 30], [20.0], max_minutes=30).access.tolist()
+    [0.5, 0.5]
     """
-    minutes = _as_minutes(travel_minutes, check_values=False)
-    n, m = minutes.shape
+    top = check_positive(max_minutes, "max_minutes")
+    (n, m), rows, cols, values = _pairs_within(travel_minutes, top)
     dem = _as_vector(demand, "demand", n)
     if np.isnan(dem).any() or (dem < 0).any():
         bad = np.flatnonzero(np.isnan(dem) | (dem < 0))[:5].tolist()
@@ -282,16 +293,9 @@ def compute_e2sfca(
         bad = np.flatnonzero(sup < 0)[:5].tolist()
         raise InputError(f"supply must be >= 0 (or NaN if unknown); rows {bad} hold "
                          f"{sup[bad].tolist()!r}")
-    top = check_positive(max_minutes, "max_minutes")
     weight = step_decay(top) if decay is None else decay
 
     has_cap = ~np.isnan(sup)
-    # One pass over the matrix: cells within the catchment, plus NaN cells (not > top)
-    # so that the value checks below only look at the few selected cells.
-    flat = np.flatnonzero(~(minutes > top))
-    values = minutes.ravel()[flat]
-    _check_minutes(values)
-    rows, cols = np.divmod(flat, m)
     if not has_cap.all():
         keep = has_cap[cols]
         rows, cols, values = rows[keep], cols[keep], values[keep]
@@ -313,22 +317,39 @@ def compute_e2sfca(
     )
 
 
-def minutes_to_nearest(travel_minutes: np.ndarray | TravelTimes) -> np.ndarray:
+def minutes_to_nearest(travel_minutes: Any) -> np.ndarray:
     """Minutes from each origin to its nearest facility (``np.inf`` if none in reach).
+
+    A :class:`~diagnosis.travel_times.TravelTimes` gives its ``nearest_minutes`` (k-d
+    tree or multi-source Dijkstra); a sparse matrix the smallest stored entry of each
+    row; a dense array the row minimum.
 
     Examples
     --------
     >>> minutes_to_nearest(np.array([[12.0, 7.0], [np.inf, np.inf]])).tolist()
     [7.0, inf]
+    >>> import scipy.sparse as sp
+    >>> minutes_to_nearest(sp.csr_array((np.array([0.0]), ([1], [0])), shape=(2, 2))).tolist()
+    [inf, 0.0]
     """
+    if isinstance(travel_minutes, TravelTimes):
+        return np.asarray(travel_minutes.nearest_minutes, dtype=float).copy()
+    if sp.issparse(travel_minutes):
+        (n, _), rows, _, values = _sparse_pairs(travel_minutes, allow_empty_columns=True)
+        nearest = np.full(n, np.inf)
+        np.minimum.at(nearest, rows, values)
+        return nearest
     minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     if minutes.shape[1] == 0:
         return np.full(minutes.shape[0], np.inf)
     return minutes.min(axis=1)
 
 
-def count_reachable(travel_minutes: np.ndarray | TravelTimes, *, max_minutes: float) -> np.ndarray:
+def count_reachable(travel_minutes: Any, *, max_minutes: float) -> np.ndarray:
     """Number of facilities within ``max_minutes`` of each origin.
+
+    Counted on the pairs within reach for sparse inputs and
+    :class:`~diagnosis.travel_times.TravelTimes`.
 
     Examples
     --------
@@ -336,8 +357,11 @@ def count_reachable(travel_minutes: np.ndarray | TravelTimes, *, max_minutes: fl
     ...                 max_minutes=20).tolist()
     [2, 1]
     """
-    minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     top = check_positive(max_minutes, "max_minutes")
+    if isinstance(travel_minutes, TravelTimes) or sp.issparse(travel_minutes):
+        (n, _), rows, _, _ = _pairs_within(travel_minutes, top, allow_empty_columns=True)
+        return np.bincount(rows, minlength=n).astype(np.int64)
+    minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     return (minutes <= top).sum(axis=1).astype(np.int64)
 
 
@@ -651,7 +675,7 @@ def _types(facilities_gdf: pd.DataFrame, facility_types: Sequence[str] | None) -
 def _as_minutes(
     values: Any, *, allow_empty_columns: bool = False, check_values: bool = True
 ) -> np.ndarray:
-    """Return a 2-D float matrix of minutes or raise naming ``travel_minutes``.
+    """Return a 2-D dense float matrix of minutes or raise naming ``travel_minutes``.
 
     With ``check_values=False`` the caller checks NaN and negative values itself.
     """
@@ -660,15 +684,54 @@ def _as_minutes(
         minutes = np.asarray(arr, dtype=float)
     except (TypeError, ValueError):
         raise InputError(f"travel_minutes must be a 2-D array of minutes; got {arr!r}") from None
-    if minutes.ndim != 2:
-        raise InputError(f"travel_minutes must be 2-D (origins × facilities); got shape "
-                         f"{minutes.shape!r}")
-    if minutes.shape[0] == 0 or (minutes.shape[1] == 0 and not allow_empty_columns):
-        raise InputError(f"travel_minutes is empty (shape {minutes.shape!r}); give at least "
-                         "one origin and one facility")
+    _check_shape(minutes.shape, allow_empty_columns)
     if check_values:
         _check_minutes(minutes)
     return np.ascontiguousarray(minutes)
+
+
+def _check_shape(shape: tuple[int, ...], allow_empty_columns: bool) -> None:
+    if len(shape) != 2:
+        raise InputError(f"travel_minutes must be 2-D (origins × facilities); got shape "
+                         f"{shape!r}")
+    if shape[0] == 0 or (shape[1] == 0 and not allow_empty_columns):
+        raise InputError(f"travel_minutes is empty (shape {shape!r}); give at least "
+                         "one origin and one facility")
+
+
+def _sparse_pairs(
+    matrix: Any, *, allow_empty_columns: bool = False
+) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray]:
+    """Stored entries of a sparse matrix as ``(shape, rows, cols, minutes)``, checked."""
+    coo = sp.coo_array(matrix)
+    shape = (int(coo.shape[0]), int(coo.shape[1]))
+    _check_shape(shape, allow_empty_columns)
+    values = np.asarray(coo.data, dtype=float)
+    _check_minutes(values)
+    return shape, np.asarray(coo.row, dtype=np.int64), np.asarray(coo.col, dtype=np.int64), \
+        values
+
+
+def _pairs_within(
+    travel_minutes: Any, top: float, *, allow_empty_columns: bool = False
+) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs with ``t <= top`` as ``(shape, rows, cols, minutes)`` from any accepted input."""
+    source = travel_minutes.within if isinstance(travel_minutes, TravelTimes) \
+        else travel_minutes
+    if sp.issparse(source):
+        shape, rows, cols, values = _sparse_pairs(source,
+                                                  allow_empty_columns=allow_empty_columns)
+        keep = values <= top
+        return shape, rows[keep], cols[keep], values[keep]
+    minutes = _as_minutes(source, allow_empty_columns=allow_empty_columns, check_values=False)
+    n, m = minutes.shape
+    # One pass over the matrix: cells within the catchment, plus NaN cells (not > top)
+    # so that the value check only looks at the few selected cells.
+    flat = np.flatnonzero(~(minutes > top))
+    values = minutes.ravel()[flat]
+    _check_minutes(values)
+    rows, cols = np.divmod(flat, m)
+    return (n, m), rows, cols, values
 
 
 def _check_minutes(minutes: np.ndarray) -> None:
