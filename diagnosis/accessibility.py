@@ -20,7 +20,7 @@ guides/accessibilite.md : the method guide (in French).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,9 @@ from diagnosis.travel_times import (
 #: Default accessibility threshold (minutes): "within reach" means at most this long.
 #: A convention for everyday early-childhood services, to be set by the user.
 DEFAULT_MAX_MINUTES = 20.0
+
+#: Stored pairs handled at once by the sparse E2SFCA (bounds its temporaries: ~40 B each).
+_BLOCK_PAIRS = 4_000_000
 
 #: Weights of the original E2SFCA (Luo & Qi 2009) for three equal time bands.
 LUO_QI_WEIGHTS: tuple[float, float, float] = (1.0, 0.68, 0.22)
@@ -280,7 +283,7 @@ def compute_e2sfca(
     [0.5, 0.5]
     """
     top = check_positive(max_minutes, "max_minutes")
-    (n, m), rows, cols, values = _pairs_within(travel_minutes, top)
+    (n, m), blocks = _pair_blocks(travel_minutes, top)
     dem = _as_vector(demand, "demand", n)
     if np.isnan(dem).any() or (dem < 0).any():
         bad = np.flatnonzero(np.isnan(dem) | (dem < 0))[:5].tolist()
@@ -296,16 +299,20 @@ def compute_e2sfca(
     weight = step_decay(top) if decay is None else decay
 
     has_cap = ~np.isnan(sup)
-    if not has_cap.all():
+    # Two passes over blocks of pairs (one block for a dense matrix; blocks of at most
+    # _BLOCK_PAIRS stored pairs for a sparse one, so temporaries stay small).
+    catchment = np.zeros(m)
+    for rows, cols, values in blocks():
         keep = has_cap[cols]
         rows, cols, values = rows[keep], cols[keep], values[keep]
-    w = weight(values)
-    catchment = np.bincount(cols, weights=dem[rows] * w, minlength=m)
+        catchment += np.bincount(cols, weights=dem[rows] * weight(values), minlength=m)
     served = has_cap & (catchment > 0)
     ratio = np.full(m, np.nan)
     ratio[served] = sup[served] / catchment[served]
-    contrib = w * np.where(served, ratio, 0.0)[cols]
-    access = np.bincount(rows, weights=contrib, minlength=n)
+    ratio_or_zero = np.where(served, ratio, 0.0)
+    access = np.zeros(n)
+    for rows, cols, values in blocks():
+        access += np.bincount(rows, weights=weight(values) * ratio_or_zero[cols], minlength=n)
     return E2SFCAResult(
         access=access,
         facility_ratio=ratio,
@@ -710,6 +717,45 @@ def _sparse_pairs(
     _check_minutes(values)
     return shape, np.asarray(coo.row, dtype=np.int64), np.asarray(coo.col, dtype=np.int64), \
         values
+
+
+def _pair_blocks(
+    travel_minutes: Any, top: float
+) -> tuple[tuple[int, int], Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
+    """Shape and a re-iterable source of ``(rows, cols, minutes)`` blocks with ``t <= top``.
+
+    A sparse input is walked in row blocks of at most :data:`_BLOCK_PAIRS` stored pairs
+    (checked once, up front); a dense one gives a single block.
+    """
+    source = travel_minutes.within if isinstance(travel_minutes, TravelTimes) \
+        else travel_minutes
+    if not sp.issparse(source):
+        shape, rows, cols, values = _pairs_within(source, top)
+        return shape, lambda: iter([(rows, cols, values)])
+    csr = sp.csr_array(source)
+    shape = (int(csr.shape[0]), int(csr.shape[1]))
+    _check_shape(shape, False)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    data = np.asarray(csr.data, dtype=float)
+    _check_minutes(data)
+    indptr = np.asarray(csr.indptr, dtype=np.int64)
+    indices = csr.indices
+    # Row boundaries of blocks of about _BLOCK_PAIRS pairs.
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], _BLOCK_PAIRS), side="right") - 1
+    bounds = np.unique(np.r_[cuts, shape[0]])
+
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True):
+            lo, hi = indptr[r0], indptr[r1]
+            rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(indptr[r0:r1 + 1]))
+            cols = np.asarray(indices[lo:hi], dtype=np.int64)
+            values = data[lo:hi]
+            keep = values <= top
+            yield rows[keep], cols[keep], values[keep]
+
+    return shape, blocks
 
 
 def _pairs_within(

@@ -162,6 +162,20 @@ def test_e2sfca_on_sparse_pairs_equals_dense_and_access(seed):
         count_reachable(minutes, max_minutes=20).tolist()
 
 
+def test_sparse_e2sfca_in_small_blocks_equals_one_block(monkeypatch):
+    import diagnosis.accessibility as acc
+
+    minutes, demand, supply = random_instance(6, n=300, m=20)
+    minutes[:10] = np.inf  # leading rows with no pair
+    pairs = _as_sparse(minutes)
+    whole = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    monkeypatch.setattr(acc, "_BLOCK_PAIRS", 7)
+    blocked = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    np.testing.assert_allclose(blocked.access, whole.access, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(blocked.catchment_demand, whole.catchment_demand, rtol=1e-12)
+    assert (blocked.access[:10] == 0).all() and blocked.n_origins_without_access >= 10
+
+
 def test_sparse_inputs_are_checked():
     with pytest.raises(InputError, match="NaN"):
         compute_e2sfca(sp.csr_array(np.array([[np.nan, 1.0]])), [1.0], [1.0, 1.0],
