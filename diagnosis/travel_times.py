@@ -592,6 +592,25 @@ def pairs_to_csr(
     )
 
 
+def _stack_rows(parts: list[sp.csr_array], n_cols: int) -> sp.csr_array:
+    """Stack CSR row blocks (stored zeros kept), in order."""
+    if len(parts) == 1:
+        return parts[0]
+    nnz = sum(int(p.nnz) for p in parts)
+    n_rows = sum(int(p.shape[0]) for p in parts)
+    index_dtype = np.int32 if max(n_cols, nnz) < 2**31 - 1 else np.int64
+    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+    row = offset = 0
+    for p in parts:
+        k = int(p.shape[0])
+        indptr[row + 1:row + k + 1] = np.asarray(p.indptr[1:], dtype=np.int64) + offset
+        row += k
+        offset += int(p.nnz)
+    data = np.concatenate([p.data for p in parts])
+    indices = np.concatenate([np.asarray(p.indices, dtype=index_dtype) for p in parts])
+    return sp.csr_array((data, indices, indptr), shape=(n_rows, n_cols))
+
+
 def sparse_to_dense_minutes(within: Any) -> np.ndarray:
     """Dense minutes from a sparse matrix of pairs within reach (absent = ``np.inf``).
 
@@ -859,23 +878,38 @@ def crow_fly_travel_times(
     metres_per_minute = speed * 1000.0 / 60.0
     n_o, n_d = o_xy.shape[0], d_xy.shape[0]
     d_tree = cKDTree(d_xy)
-    if cutoff is None:
-        rows = np.repeat(np.arange(n_o, dtype=np.int64), n_d)
-        cols = np.tile(np.arange(n_d, dtype=np.int64), n_o)
-        bound = np.inf
-    else:
+    bound = np.inf
+    if cutoff is not None:
         # Radius search slightly beyond the cutoff; the cutoff itself is applied below
         # on the exact formula, so a pair on the boundary is decided as before.
-        radius_m = cutoff * metres_per_minute / detour * (1.0 + 1e-9)
-        pairs = cKDTree(o_xy).sparse_distance_matrix(d_tree, radius_m, output_type="ndarray")
-        rows = pairs["i"].astype(np.int64)
-        cols = pairs["j"].astype(np.int64)
-        bound = radius_m
-    minutes = _crow_minutes(o_xy[rows], d_xy[cols], detour, metres_per_minute)
-    if cutoff is not None:
-        keep = ~(minutes > cutoff)
-        rows, cols, minutes = rows[keep], cols[keep], minutes[keep]
-    within = pairs_to_csr(rows, cols, minutes, (n_o, n_d))
+        bound = cutoff * metres_per_minute / detour * (1.0 + 1e-9)
+    # Origins in chunks of about _CHUNK_CELLS pairs (the first chunk assumes every pair
+    # is within reach, the next ones follow the density seen so far): temporaries stay
+    # small and the result is stacked row block by row block (12 bytes per stored pair).
+    step = max(1, _CHUNK_CELLS // max(n_d, 1))
+    parts = []
+    start = seen_pairs = 0
+    while start < n_o:
+        o_part = o_xy[start:start + step]
+        start += o_part.shape[0]
+        if cutoff is None:
+            rows = np.repeat(np.arange(o_part.shape[0], dtype=np.int64), n_d)
+            cols = np.tile(np.arange(n_d, dtype=np.int64), o_part.shape[0])
+        else:
+            pairs = cKDTree(o_part).sparse_distance_matrix(d_tree, bound,
+                                                           output_type="ndarray")
+            rows = pairs["i"].astype(np.int64)
+            cols = pairs["j"].astype(np.int64)
+            del pairs
+        minutes = _crow_minutes(o_part[rows], d_xy[cols], detour, metres_per_minute)
+        if cutoff is not None:
+            keep = ~(minutes > cutoff)
+            rows, cols, minutes = rows[keep], cols[keep], minutes[keep]
+        parts.append(pairs_to_csr(rows, cols, minutes, (o_part.shape[0], n_d)))
+        seen_pairs += rows.size
+        per_origin = max(seen_pairs / start, 1.0)
+        step = max(1, min(int(_CHUNK_CELLS / per_origin), 8 * step))
+    within = _stack_rows(parts, n_d)
 
     _, idx = d_tree.query(o_xy, k=1, distance_upper_bound=bound)
     idx = np.asarray(idx, dtype=np.int64)

@@ -311,8 +311,13 @@ def _dense_crow_fly(o, d, *, detour, speed, cutoff):
     return minutes
 
 
+@pytest.mark.parametrize("chunk_cells", [None, 1_000])
 @pytest.mark.parametrize("mode", ["drive", "walk"])
-def test_crow_fly_sparse_equals_dense_formula(mode):
+def test_crow_fly_sparse_equals_dense_formula(mode, chunk_cells, monkeypatch):
+    import diagnosis.travel_times as tt_mod
+
+    if chunk_cells is not None:  # origins in many small chunks, stacked row-wise
+        monkeypatch.setattr(tt_mod, "_CHUNK_CELLS", chunk_cells)
     rng = np.random.default_rng(3)
     o = rng.uniform(0, 60_000, (400, 2))
     d = np.vstack([rng.uniform(0, 60_000, (150, 2)), o[:5]])  # 5 facilities at origins
