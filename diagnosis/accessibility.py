@@ -2,16 +2,18 @@
 
 A matrix core (numpy) and a thin GeoDataFrame front, after PySAL ``access``:
 
-- :func:`compute_e2sfca` takes a travel-time matrix (origins × facilities, minutes),
-  a demand vector and a supply vector, and returns the enhanced two-step floating
-  catchment area score of every origin. It matches
-  ``access.Access.enhanced_two_stage_fca`` (tested to 1e-9).
+- :func:`compute_e2sfca` takes travel times (origins × facilities, minutes) as the
+  sparse pairs within reach (a scipy.sparse matrix or a
+  :class:`~diagnosis.travel_times.TravelTimes`) or a dense matrix, a demand vector and
+  a supply vector, and returns the enhanced two-step floating catchment area score of
+  every origin. It matches ``access.Access.enhanced_two_stage_fca`` (tested to 1e-9);
+  work and memory follow the pairs within reach, not origins × facilities.
 - :func:`minutes_to_nearest`, :func:`count_reachable` and :func:`births_within_share`
   are the simple per-origin indicators.
 - :func:`compute_access_indicators` puts it all in one tidy table keyed by
   ``code_insee``, with a per-type summary.
-- :func:`compute_travel_times_by_type` builds the matrices it needs from a road graph,
-  or as the crow flies when there is none.
+- :func:`compute_travel_times_by_type` builds the sparse travel times it needs from a
+  road graph, or as the crow flies when there is none.
 
 See Also
 --------
