@@ -19,8 +19,28 @@ Timed on the same minutes matrix, median of ``--repeats`` runs each:
   then ``.solve(pulp.PULP_CBC_CMD(msg=False))``;
 - ours, greedy (lazy greedy + swap, 4 starts), compared with our optimum.
 
+Then, unless ``--no-sweep``:
+
+- the same comparison for every ``p = 1..10`` (one run each; spopt's CBC gets
+  ``--cbc-time-limit`` seconds, flagged when reached, since PuLP then still says
+  "Optimal"), reporting the *worst* ratio over p, not one instance;
+- 10,000 demand points x 1,000 candidates (a 90 km square, same shape of instance):
+  our exact path for every p = 1..10, its slowest time and status. spopt is run there
+  only with ``--big-peer`` (its PuLP model of 10 M coverage cells takes minutes to
+  build, beyond this bench's 2-minute budget);
+- the p-median at 2,000 x 300 for p = 1..10: :func:`diagnosis.pmedian.solve_p_median_fast`
+  (greedy + fast interchange + iterated local search) against the greedy + swap of
+  :func:`diagnosis.siting.solve_p_median`, each gap measured against the Lagrangian
+  lower bound (:func:`diagnosis.pmedian.p_median_lower_bound`, a proof) and against the
+  best of 20 random-start local searches (best known). The target: within 1 % of the
+  optimum in under 0.5 s.
+
 The last line is ``RESULT ratio=<spopt time / our time> objective_gap=<relative
-difference to spopt> greedy_ratio=<greedy objective / optimum>``.
+difference to spopt> greedy_ratio=<greedy objective / optimum>`` followed by the sweep
+keys ``worst_ratio``, ``worst_ratio_p``, ``sweep_max_objective_gap``, ``big_worst_s``,
+``big_worst_p``, ``big_statuses``, ``pmedian_worst_s``, ``pmedian_worst_gap_bound``,
+``pmedian_worst_gap_best_known``, ``siting_pmedian_worst_s``,
+``siting_pmedian_worst_gap_best_known``.
 """
 
 from __future__ import annotations
@@ -38,14 +58,17 @@ from spopt.locate import MCLP
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from diagnosis.siting import solve_max_covering  # noqa: E402
+from diagnosis.pmedian import p_median_lower_bound, solve_p_median_fast  # noqa: E402
+from diagnosis.siting import solve_max_covering, solve_p_median  # noqa: E402
 
 N_DEMAND, N_CANDIDATES, SIDE_M = 2_000, 300, 40_000.0
 SPEED_KMH, DETOUR = 40.0, 1.3
 
 
-def make_instance(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_instance(seed: int, n_demand: int = N_DEMAND, n_candidates: int = N_CANDIDATES,
+                  side_m: float = SIDE_M) -> tuple[np.ndarray, np.ndarray]:
     """Return (minutes (demand x candidates), births per demand point)."""
+    N_DEMAND, N_CANDIDATES, SIDE_M = n_demand, n_candidates, side_m  # noqa: N806
     rng = np.random.default_rng(seed)
     towns = rng.uniform(0.1 * SIDE_M, 0.9 * SIDE_M, (12, 2))
     size = rng.pareto(1.5, 12) + 1.0
@@ -72,11 +95,12 @@ def run_ours(minutes: np.ndarray, births: np.ndarray, k: int, t: float, method: 
     return time.perf_counter() - t0, res
 
 
-def run_spopt(minutes: np.ndarray, births: np.ndarray, k: int, t: float):
+def run_spopt(minutes: np.ndarray, births: np.ndarray, k: int, t: float,
+              time_limit_s: float | None = None):
     t0 = time.perf_counter()
     model = MCLP.from_cost_matrix(minutes, births, service_radius=t, p_facilities=k)
     t_build = time.perf_counter() - t0
-    model = model.solve(pulp.PULP_CBC_CMD(msg=False), results=False)
+    model = model.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s), results=False)
     elapsed = time.perf_counter() - t0
     chosen = np.array([j for j, v in enumerate(model.fac_vars) if v.value() > 0.5])
     return elapsed, t_build, float(pulp.value(model.problem.objective)), chosen, \
@@ -89,6 +113,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--max-minutes", type=float, default=15.0)
+    parser.add_argument("--no-sweep", action="store_true", help="only the k instance")
+    parser.add_argument("--cbc-time-limit", type=float, default=20.0)
+    parser.add_argument("--big-peer", action="store_true",
+                        help="also run spopt at 10,000 x 1,000 (minutes)")
     args = parser.parse_args()
     k, t = args.k, args.max_minutes
 
@@ -132,8 +160,73 @@ def main() -> None:
     ratio = statistics.median(sp_t) / statistics.median(ours_t)
     objective_gap = abs(ours.objective - sp_obj) / abs(sp_obj)
     greedy_ratio = greedy.objective / ours.objective
-    print(f"RESULT ratio={ratio:.2f} objective_gap={objective_gap:.3g} "
-          f"greedy_ratio={greedy_ratio:.4f}")
+    line = (f"RESULT ratio={ratio:.2f} objective_gap={objective_gap:.3g} "
+            f"greedy_ratio={greedy_ratio:.4f}")
+    if not args.no_sweep:
+        line += " " + sweep(args, minutes, births, t)
+    print(line)
+
+
+def sweep(args, minutes: np.ndarray, births: np.ndarray, t: float) -> str:
+    """p = 1..10 at 2,000 x 300, 10,000 x 1,000, and the p-median; returns RESULT keys."""
+    ps = range(1, 11)
+    coverage = minutes <= t
+    ratios, gaps = {}, []
+    for p in ps:
+        ours_s, ours = run_ours(minutes, births, p, t, "exact")
+        sp_s, _, sp_obj, sp_sel, _ = run_spopt(minutes, births, p, t, args.cbc_time_limit)
+        sp_check = float(births[coverage[:, sp_sel].any(axis=1)].sum())
+        capped = sp_s >= args.cbc_time_limit
+        ratios[p] = sp_s / ours_s
+        gaps.append(abs(ours.objective - sp_check) / sp_check)
+        print(f"p={p:2d}: ours {ours_s:.3f} s ({ours.status}, gap {ours.gap:.1e}) | spopt "
+              f"{sp_s:.3f} s{' (CBC time limit reached)' if capped else ''} | ratio "
+              f"{ratios[p]:.1f} | objectives {ours.objective:.0f} / {sp_check:.0f}")
+    worst_p = min(ratios, key=lambda p: ratios[p])
+    print(f"worst ratio over p = 1..10: {ratios[worst_p]:.2f} at p = {worst_p}")
+
+    big_m, big_b = make_instance(args.seed + 1, 10_000, 1_000, 90_000.0)
+    big_times, statuses = {}, []
+    for p in ps:
+        el, res = run_ours(big_m, big_b, p, t, "exact")
+        big_times[p] = el
+        statuses.append(res.status)
+        extra = ""
+        if args.big_peer:
+            sp_s, *_ = run_spopt(big_m, big_b, p, t, args.cbc_time_limit)
+            extra = f" | spopt {sp_s:.1f} s, ratio {sp_s / el:.1f}"
+        print(f"10,000 x 1,000 p={p:2d}: ours {el:.3f} s ({res.status}, reduced "
+              f"{res.reduced_shape}){extra}")
+    big_p = max(big_times, key=lambda p: big_times[p])
+    del big_m
+
+    rng = np.random.default_rng(0)
+    pm_s, pm_gap_lb, pm_gap_best, old_s, old_gap = [], [], [], [], []
+    for p in ps:
+        c0 = time.process_time()
+        fast = solve_p_median_fast(minutes, births, p)
+        pm_s.append(time.process_time() - c0)
+        c0 = time.process_time()
+        old = solve_p_median(minutes, births, p, method="greedy")
+        old_s.append(time.process_time() - c0)
+        best = min(fast.objective, old.objective, *(
+            solve_p_median_fast(minutes, births, p, n_restarts=0,
+                                initial=rng.choice(minutes.shape[1], p, replace=False)
+                                ).objective for _ in range(20)))
+        lb = p_median_lower_bound(minutes, births, p, upper_bound=best)
+        pm_gap_lb.append((fast.objective - lb) / fast.objective)
+        pm_gap_best.append((fast.objective - best) / best)
+        old_gap.append((old.objective - best) / best)
+        print(f"p-median p={p:2d}: fast {pm_s[-1]:.3f} s CPU, {pm_gap_best[-1]:.3%} above the "
+              f"best known, {pm_gap_lb[-1]:.3%} above the Lagrangian bound | siting greedy "
+              f"{old_s[-1]:.3f} s, {old_gap[-1]:.3%} above the best known")
+    return (f"worst_ratio={ratios[worst_p]:.2f} worst_ratio_p={worst_p} "
+            f"sweep_max_objective_gap={max(gaps):.3g} big_worst_s={big_times[big_p]:.3f} "
+            f"big_worst_p={big_p} big_statuses={','.join(sorted(set(statuses)))} "
+            f"pmedian_worst_s={max(pm_s):.3f} pmedian_worst_gap_bound={max(pm_gap_lb):.4f} "
+            f"pmedian_worst_gap_best_known={max(pm_gap_best):.4f} "
+            f"siting_pmedian_worst_s={max(old_s):.3f} "
+            f"siting_pmedian_worst_gap_best_known={max(old_gap):.4f}")
 
 
 if __name__ == "__main__":

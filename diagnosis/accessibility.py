@@ -2,16 +2,18 @@
 
 A matrix core (numpy) and a thin GeoDataFrame front, after PySAL ``access``:
 
-- :func:`compute_e2sfca` takes a travel-time matrix (origins × facilities, minutes),
-  a demand vector and a supply vector, and returns the enhanced two-step floating
-  catchment area score of every origin. It matches
-  ``access.Access.enhanced_two_stage_fca`` (tested to 1e-9).
+- :func:`compute_e2sfca` takes travel times (origins × facilities, minutes) as the
+  sparse pairs within reach (a scipy.sparse matrix or a
+  :class:`~diagnosis.travel_times.TravelTimes`) or a dense matrix, a demand vector and
+  a supply vector, and returns the enhanced two-step floating catchment area score of
+  every origin. It matches ``access.Access.enhanced_two_stage_fca`` (tested to 1e-9);
+  work and memory follow the pairs within reach, not origins × facilities.
 - :func:`minutes_to_nearest`, :func:`count_reachable` and :func:`births_within_share`
   are the simple per-origin indicators.
 - :func:`compute_access_indicators` puts it all in one tidy table keyed by
   ``code_insee``, with a per-type summary.
-- :func:`compute_travel_times_by_type` builds the matrices it needs from a road graph,
-  or as the crow flies when there is none.
+- :func:`compute_travel_times_by_type` builds the sparse travel times it needs from a
+  road graph, or as the crow flies when there is none.
 
 See Also
 --------
@@ -20,13 +22,14 @@ guides/accessibilite.md : the method guide (in French).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from diagnosis.errors import InputError, check_positive
 from diagnosis.schema import FACILITY_TYPES, facility_label
@@ -43,6 +46,9 @@ from diagnosis.travel_times import (
 #: Default accessibility threshold (minutes): "within reach" means at most this long.
 #: A convention for everyday early-childhood services, to be set by the user.
 DEFAULT_MAX_MINUTES = 20.0
+
+#: Stored pairs handled at once by the sparse E2SFCA (bounds its temporaries: ~40 B each).
+_BLOCK_PAIRS = 4_000_000
 
 #: Weights of the original E2SFCA (Luo & Qi 2009) for three equal time bands.
 LUO_QI_WEIGHTS: tuple[float, float, float] = (1.0, 0.68, 0.22)
@@ -223,23 +229,26 @@ class E2SFCAResult:
 
 
 def compute_e2sfca(
-    travel_minutes: np.ndarray | TravelTimes,
+    travel_minutes: Any,
     demand: Any,
     supply: Any,
     *,
     max_minutes: float,
     decay: Decay | None = None,
 ) -> E2SFCAResult:
-    """Enhanced two-step floating catchment area (E2SFCA) on a travel-time matrix.
+    """Enhanced two-step floating catchment area (E2SFCA) on travel-time pairs.
 
     Step 1: every facility ``j`` gets ``R_j = S_j / Σ_i D_i · w(t_ij)`` over origins
     with ``t_ij <= max_minutes``. Step 2: every origin gets ``A_i = Σ_j R_j · w(t_ij)``.
+    The work and the memory are proportional to the pairs within ``max_minutes``.
 
     Parameters
     ----------
     travel_minutes
-        ``(n_origins, n_facilities)`` minutes (``np.inf`` = out of reach), or a
-        :class:`~diagnosis.travel_times.TravelTimes`.
+        ``(n_origins, n_facilities)`` minutes: a dense array (``np.inf`` = out of
+        reach), a scipy.sparse matrix or array whose **stored** entries are the pairs
+        within reach (absent = out of reach; a 0-minute pair must be a stored zero), or
+        a :class:`~diagnosis.travel_times.TravelTimes` (its sparse ``within`` pairs).
     demand
         ``(n_origins,)`` demand (e.g. births), finite and >= 0.
     supply
@@ -267,9 +276,16 @@ def compute_e2sfca(
     >>> r = compute_e2sfca(np.array([[5.0], [5.0]]), [10, 30], [20.0], max_minutes=30)
     >>> r.access.tolist(), r.facility_ratio.tolist()
     ([0.5, 0.5], [0.5])
+
+    The same pairs as a sparse matrix:
+
+    >>> import scipy.sparse as sp
+    >>> pairs = sp.csr_array((np.array([5.0, 5.0]), ([0, 1], [0, 0])), shape=(2, 1))
+    >>> compute_e2sfca(pairs, [10, 30], [20.0], max_minutes=30).access.tolist()
+    [0.5, 0.5]
     """
-    minutes = _as_minutes(travel_minutes, check_values=False)
-    n, m = minutes.shape
+    top = check_positive(max_minutes, "max_minutes")
+    (n, m), blocks = _pair_blocks(travel_minutes, top)
     dem = _as_vector(demand, "demand", n)
     if np.isnan(dem).any() or (dem < 0).any():
         bad = np.flatnonzero(np.isnan(dem) | (dem < 0))[:5].tolist()
@@ -282,26 +298,23 @@ def compute_e2sfca(
         bad = np.flatnonzero(sup < 0)[:5].tolist()
         raise InputError(f"supply must be >= 0 (or NaN if unknown); rows {bad} hold "
                          f"{sup[bad].tolist()!r}")
-    top = check_positive(max_minutes, "max_minutes")
     weight = step_decay(top) if decay is None else decay
 
     has_cap = ~np.isnan(sup)
-    # One pass over the matrix: cells within the catchment, plus NaN cells (not > top)
-    # so that the value checks below only look at the few selected cells.
-    flat = np.flatnonzero(~(minutes > top))
-    values = minutes.ravel()[flat]
-    _check_minutes(values)
-    rows, cols = np.divmod(flat, m)
-    if not has_cap.all():
+    # Two passes over blocks of pairs (one block for a dense matrix; blocks of at most
+    # _BLOCK_PAIRS stored pairs for a sparse one, so temporaries stay small).
+    catchment = np.zeros(m)
+    for rows, cols, values in blocks():
         keep = has_cap[cols]
         rows, cols, values = rows[keep], cols[keep], values[keep]
-    w = weight(values)
-    catchment = np.bincount(cols, weights=dem[rows] * w, minlength=m)
+        catchment += np.bincount(cols, weights=dem[rows] * weight(values), minlength=m)
     served = has_cap & (catchment > 0)
     ratio = np.full(m, np.nan)
     ratio[served] = sup[served] / catchment[served]
-    contrib = w * np.where(served, ratio, 0.0)[cols]
-    access = np.bincount(rows, weights=contrib, minlength=n)
+    ratio_or_zero = np.where(served, ratio, 0.0)
+    access = np.zeros(n)
+    for rows, cols, values in blocks():
+        access += np.bincount(rows, weights=weight(values) * ratio_or_zero[cols], minlength=n)
     return E2SFCAResult(
         access=access,
         facility_ratio=ratio,
@@ -313,22 +326,39 @@ def compute_e2sfca(
     )
 
 
-def minutes_to_nearest(travel_minutes: np.ndarray | TravelTimes) -> np.ndarray:
+def minutes_to_nearest(travel_minutes: Any) -> np.ndarray:
     """Minutes from each origin to its nearest facility (``np.inf`` if none in reach).
+
+    A :class:`~diagnosis.travel_times.TravelTimes` gives its ``nearest_minutes`` (k-d
+    tree or multi-source Dijkstra); a sparse matrix the smallest stored entry of each
+    row; a dense array the row minimum.
 
     Examples
     --------
     >>> minutes_to_nearest(np.array([[12.0, 7.0], [np.inf, np.inf]])).tolist()
     [7.0, inf]
+    >>> import scipy.sparse as sp
+    >>> minutes_to_nearest(sp.csr_array((np.array([0.0]), ([1], [0])), shape=(2, 2))).tolist()
+    [inf, 0.0]
     """
+    if isinstance(travel_minutes, TravelTimes):
+        return np.asarray(travel_minutes.nearest_minutes, dtype=float).copy()
+    if sp.issparse(travel_minutes):
+        (n, _), rows, _, values = _sparse_pairs(travel_minutes, allow_empty_columns=True)
+        nearest = np.full(n, np.inf)
+        np.minimum.at(nearest, rows, values)
+        return nearest
     minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     if minutes.shape[1] == 0:
         return np.full(minutes.shape[0], np.inf)
     return minutes.min(axis=1)
 
 
-def count_reachable(travel_minutes: np.ndarray | TravelTimes, *, max_minutes: float) -> np.ndarray:
+def count_reachable(travel_minutes: Any, *, max_minutes: float) -> np.ndarray:
     """Number of facilities within ``max_minutes`` of each origin.
+
+    Counted on the pairs within reach for sparse inputs and
+    :class:`~diagnosis.travel_times.TravelTimes`.
 
     Examples
     --------
@@ -336,8 +366,11 @@ def count_reachable(travel_minutes: np.ndarray | TravelTimes, *, max_minutes: fl
     ...                 max_minutes=20).tolist()
     [2, 1]
     """
-    minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     top = check_positive(max_minutes, "max_minutes")
+    if isinstance(travel_minutes, TravelTimes) or sp.issparse(travel_minutes):
+        (n, _), rows, _, _ = _pairs_within(travel_minutes, top, allow_empty_columns=True)
+        return np.bincount(rows, minlength=n).astype(np.int64)
+    minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     return (minutes <= top).sum(axis=1).astype(np.int64)
 
 
@@ -651,7 +684,7 @@ def _types(facilities_gdf: pd.DataFrame, facility_types: Sequence[str] | None) -
 def _as_minutes(
     values: Any, *, allow_empty_columns: bool = False, check_values: bool = True
 ) -> np.ndarray:
-    """Return a 2-D float matrix of minutes or raise naming ``travel_minutes``.
+    """Return a 2-D dense float matrix of minutes or raise naming ``travel_minutes``.
 
     With ``check_values=False`` the caller checks NaN and negative values itself.
     """
@@ -660,15 +693,93 @@ def _as_minutes(
         minutes = np.asarray(arr, dtype=float)
     except (TypeError, ValueError):
         raise InputError(f"travel_minutes must be a 2-D array of minutes; got {arr!r}") from None
-    if minutes.ndim != 2:
-        raise InputError(f"travel_minutes must be 2-D (origins × facilities); got shape "
-                         f"{minutes.shape!r}")
-    if minutes.shape[0] == 0 or (minutes.shape[1] == 0 and not allow_empty_columns):
-        raise InputError(f"travel_minutes is empty (shape {minutes.shape!r}); give at least "
-                         "one origin and one facility")
+    _check_shape(minutes.shape, allow_empty_columns)
     if check_values:
         _check_minutes(minutes)
     return np.ascontiguousarray(minutes)
+
+
+def _check_shape(shape: tuple[int, ...], allow_empty_columns: bool) -> None:
+    if len(shape) != 2:
+        raise InputError(f"travel_minutes must be 2-D (origins × facilities); got shape "
+                         f"{shape!r}")
+    if shape[0] == 0 or (shape[1] == 0 and not allow_empty_columns):
+        raise InputError(f"travel_minutes is empty (shape {shape!r}); give at least "
+                         "one origin and one facility")
+
+
+def _sparse_pairs(
+    matrix: Any, *, allow_empty_columns: bool = False
+) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray]:
+    """Stored entries of a sparse matrix as ``(shape, rows, cols, minutes)``, checked."""
+    coo = sp.coo_array(matrix)
+    shape = (int(coo.shape[0]), int(coo.shape[1]))
+    _check_shape(shape, allow_empty_columns)
+    values = np.asarray(coo.data, dtype=float)
+    _check_minutes(values)
+    return shape, np.asarray(coo.row, dtype=np.int64), np.asarray(coo.col, dtype=np.int64), \
+        values
+
+
+def _pair_blocks(
+    travel_minutes: Any, top: float
+) -> tuple[tuple[int, int], Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
+    """Shape and a re-iterable source of ``(rows, cols, minutes)`` blocks with ``t <= top``.
+
+    A sparse input is walked in row blocks of at most :data:`_BLOCK_PAIRS` stored pairs
+    (checked once, up front); a dense one gives a single block.
+    """
+    source = travel_minutes.within if isinstance(travel_minutes, TravelTimes) \
+        else travel_minutes
+    if not sp.issparse(source):
+        shape, rows, cols, values = _pairs_within(source, top)
+        return shape, lambda: iter([(rows, cols, values)])
+    csr = sp.csr_array(source)
+    shape = (int(csr.shape[0]), int(csr.shape[1]))
+    _check_shape(shape, False)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    data = np.asarray(csr.data, dtype=float)
+    _check_minutes(data)
+    indptr = np.asarray(csr.indptr, dtype=np.int64)
+    indices = csr.indices
+    # Row boundaries of blocks of about _BLOCK_PAIRS pairs.
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], _BLOCK_PAIRS), side="right") - 1
+    bounds = np.unique(np.r_[cuts, shape[0]])
+
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True):
+            lo, hi = indptr[r0], indptr[r1]
+            rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(indptr[r0:r1 + 1]))
+            cols = np.asarray(indices[lo:hi], dtype=np.int64)
+            values = data[lo:hi]
+            keep = values <= top
+            yield rows[keep], cols[keep], values[keep]
+
+    return shape, blocks
+
+
+def _pairs_within(
+    travel_minutes: Any, top: float, *, allow_empty_columns: bool = False
+) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs with ``t <= top`` as ``(shape, rows, cols, minutes)`` from any accepted input."""
+    source = travel_minutes.within if isinstance(travel_minutes, TravelTimes) \
+        else travel_minutes
+    if sp.issparse(source):
+        shape, rows, cols, values = _sparse_pairs(source,
+                                                  allow_empty_columns=allow_empty_columns)
+        keep = values <= top
+        return shape, rows[keep], cols[keep], values[keep]
+    minutes = _as_minutes(source, allow_empty_columns=allow_empty_columns, check_values=False)
+    n, m = minutes.shape
+    # One pass over the matrix: cells within the catchment, plus NaN cells (not > top)
+    # so that the value check only looks at the few selected cells.
+    flat = np.flatnonzero(~(minutes > top))
+    values = minutes.ravel()[flat]
+    _check_minutes(values)
+    rows, cols = np.divmod(flat, m)
+    return (n, m), rows, cols, values
 
 
 def _check_minutes(minutes: np.ndarray) -> None:

@@ -441,19 +441,29 @@ def snap_points(
 
 
 # --------------------------------------------------------------------------------------
-# Travel-time matrices
+# Travel times: sparse pairs within the cutoff, plus the nearest destination
 # --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
 class TravelTimes:
-    """Travel times from origins (rows) to destinations (columns), in minutes.
+    """Travel times from origins (rows) to destinations (columns), in minutes, sparse.
+
+    Only the pairs within the cutoff are stored, so memory grows with the pairs within
+    reach, not with origins × destinations. Without a cutoff (crow-fly with
+    ``max_minutes=None``) every pair is stored.
 
     Attributes
     ----------
-    minutes
-        ``(n_origins, n_destinations)`` float array; ``np.inf`` beyond the cutoff, when
-        unreachable, or when either point is flagged as too far from the network.
+    within
+        ``(n_origins, n_destinations)`` CSR matrix of minutes. A stored entry is a pair
+        within reach, **including stored zeros** (a destination at the origin's own
+        point takes 0 minutes); an absent entry is out of reach: beyond the cutoff,
+        unreachable, or either point flagged as too far from the network.
+    nearest_minutes
+        ``(n_origins,)`` minutes to the nearest destination (``np.inf`` when none is
+        within reach), from a k-d tree query (crow-fly) or a multi-source Dijkstra
+        (road), not from the pairs.
     origin_snap_m, destination_snap_m
         Distance from each point to its network node (0 for crow-fly). This walk to the
         network is *not* added to the times.
@@ -477,7 +487,8 @@ class TravelTimes:
         Other parameters (snap limit, speed and detour factor for crow-fly…).
     """
 
-    minutes: np.ndarray
+    within: sp.csr_array
+    nearest_minutes: np.ndarray
     origin_snap_m: np.ndarray
     destination_snap_m: np.ndarray
     origin_flagged: np.ndarray
@@ -490,10 +501,33 @@ class TravelTimes:
     max_minutes: float | None
     params: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        n_o, n_d = self.within.shape
+        if self.nearest_minutes.shape != (n_o,):
+            raise InputError(
+                f"nearest_minutes must have one value per origin ({n_o}); got shape "
+                f"{self.nearest_minutes.shape!r}"
+            )
+
     @property
     def shape(self) -> tuple[int, int]:
         """``(n_origins, n_destinations)``."""
-        return (int(self.minutes.shape[0]), int(self.minutes.shape[1]))
+        return (int(self.within.shape[0]), int(self.within.shape[1]))
+
+    @property
+    def n_pairs_within(self) -> int:
+        """Number of stored pairs (within reach)."""
+        return int(self.within.nnz)
+
+    @property
+    def minutes(self) -> np.ndarray:
+        """Dense ``(n_origins, n_destinations)`` minutes, ``np.inf`` where out of reach.
+
+        Built on each access from :attr:`within`: costs 8 bytes per origin × destination
+        pair, so use it only for small matrices (one site, a few facilities); the
+        accessibility core works on :attr:`within`.
+        """
+        return sparse_to_dense_minutes(self.within)
 
     @property
     def n_unreachable(self) -> int:
@@ -519,6 +553,7 @@ class TravelTimes:
             "max_minutes": self.max_minutes,
             "n_origins": self.shape[0],
             "n_destinations": self.shape[1],
+            "n_pairs_within": self.n_pairs_within,
             "n_origins_flagged": int(self.origin_flagged.sum()),
             "n_destinations_flagged": int(self.destination_flagged.sum()),
             "n_pairs_beyond_cutoff": self.n_beyond_cutoff,
@@ -526,6 +561,92 @@ class TravelTimes:
             "n_pairs_flagged": self.n_flagged_pairs,
             **dict(self.params),
         }
+
+
+def pairs_to_csr(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_array:
+    """CSR matrix of ``values`` at ``(rows, cols)``, keeping stored zeros.
+
+    scipy's constructors may drop or sum entries; this one sorts the pairs and builds
+    the CSR arrays directly, so a 0-minute pair stays a stored (reachable) entry.
+    Pairs must be unique.
+
+    Examples
+    --------
+    >>> m = pairs_to_csr(np.array([1, 0]), np.array([0, 1]), np.array([0.0, 2.5]), (2, 2))
+    >>> m.nnz, m.toarray().tolist()
+    (2, [[0.0, 2.5], [0.0, 0.0]])
+    """
+    n_rows, n_cols = int(shape[0]), int(shape[1])
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    index_dtype = np.int32 if max(n_cols, rows.size) < 2**31 - 1 else np.int64
+    return sp.csr_array(
+        (values[order], cols[order].astype(index_dtype), indptr.astype(index_dtype)),
+        shape=(n_rows, n_cols),
+    )
+
+
+def _stack_rows(parts: list[sp.csr_array], n_cols: int) -> sp.csr_array:
+    """Stack CSR row blocks (stored zeros kept), in order."""
+    if len(parts) == 1:
+        return parts[0]
+    nnz = sum(int(p.nnz) for p in parts)
+    n_rows = sum(int(p.shape[0]) for p in parts)
+    index_dtype = np.int32 if max(n_cols, nnz) < 2**31 - 1 else np.int64
+    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+    row = offset = 0
+    for p in parts:
+        k = int(p.shape[0])
+        indptr[row + 1:row + k + 1] = np.asarray(p.indptr[1:], dtype=np.int64) + offset
+        row += k
+        offset += int(p.nnz)
+    data = np.concatenate([p.data for p in parts])
+    indices = np.concatenate([np.asarray(p.indices, dtype=index_dtype) for p in parts])
+    return sp.csr_array((data, indices, indptr), shape=(n_rows, n_cols))
+
+
+def sparse_to_dense_minutes(within: Any) -> np.ndarray:
+    """Dense minutes from a sparse matrix of pairs within reach (absent = ``np.inf``).
+
+    Examples
+    --------
+    >>> m = pairs_to_csr(np.array([0]), np.array([1]), np.array([0.0]), (1, 2))
+    >>> sparse_to_dense_minutes(m).tolist()
+    [[inf, 0.0]]
+    """
+    coo = sp.coo_array(within)
+    out = np.full(coo.shape, np.inf)
+    out[coo.row, coo.col] = coo.data
+    return out
+
+
+def _expand_groups(
+    key: np.ndarray, inv: np.ndarray, n_groups: int, *others: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Replace each group index in ``key`` by every member of that group.
+
+    ``inv[p]`` is the group of member ``p``; the arrays in ``others`` are repeated
+    alongside. Returns ``(members, *others)``.
+
+    Examples
+    --------
+    >>> _expand_groups(np.array([1, 0]), np.array([0, 1, 1]), 2, np.array([7.0, 8.0]))
+    (array([1, 2, 0]), array([7., 7., 8.]))
+    """
+    order = np.argsort(inv, kind="stable")
+    counts = np.bincount(inv, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rep = counts[key]
+    total = int(rep.sum())
+    offsets = np.arange(total) - np.repeat(np.cumsum(rep) - rep, rep)
+    members = order[np.repeat(starts[key], rep) + offsets]
+    return (members, *(np.repeat(o, rep) for o in others))
 
 
 def compute_travel_times(
@@ -536,12 +657,14 @@ def compute_travel_times(
     max_minutes: float,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
 ) -> TravelTimes:
-    """Travel times on the road graph from every origin to every destination.
+    """Travel times on the road graph between origins and destinations within a cutoff.
 
     Dijkstra runs with a cutoff from the smaller side: from the destinations on the
     reversed graph when there are fewer destination nodes (giving the time *from* each
     origin *to* each destination on a directed graph), otherwise from the origins.
-    Only the columns of the other side's nodes are kept, chunk by chunk.
+    Sources go in chunks; of each chunk only the pairs within the cutoff are kept, so
+    memory grows with the pairs within reach. The time to the nearest destination comes
+    from one multi-source Dijkstra (``min_only=True``) on the reversed graph.
 
     Parameters
     ----------
@@ -550,9 +673,9 @@ def compute_travel_times(
     origins_xy, destinations_xy
         ``(n, 2)`` arrays of x/y in metres, EPSG:2154.
     max_minutes
-        Cutoff; times above it are ``np.inf``.
+        Cutoff; pairs above it are not stored (``np.inf`` in :attr:`TravelTimes.minutes`).
     max_snap_m
-        Points farther than this from every node are flagged and get ``np.inf``.
+        Points farther than this from every node are flagged and get no time.
 
     Returns
     -------
@@ -572,8 +695,8 @@ def compute_travel_times(
     ...                            [0.0, 0.0, 0.0], mode="drive")
     >>> tt = compute_travel_times(g, np.array([[0.0, 0.0], [2000.0, 0.0]]),
     ...                           np.array([[2000.0, 0.0]]), max_minutes=10)
-    >>> tt.minutes.tolist()
-    [[2.0], [0.0]]
+    >>> tt.minutes.tolist(), tt.n_pairs_within, tt.nearest_minutes.tolist()
+    ([[2.0], [0.0]], 2, [2.0, 0.0])
     >>> compute_travel_times(g, np.array([[2000.0, 0.0]]), np.array([[0.0, 0.0]]),
     ...                      max_minutes=10).minutes.tolist()
     [[inf]]
@@ -587,43 +710,51 @@ def compute_travel_times(
     ok_d = ~sd.flagged
     o_nodes, o_inv = np.unique(so.node[ok_o], return_inverse=True)
     d_nodes, d_inv = np.unique(sd.node[ok_d], return_inverse=True)
+    o_inv, d_inv = o_inv.ravel(), d_inv.ravel()
     limit_s = cutoff * 60.0
 
     n_o, n_d = o_xy.shape[0], d_xy.shape[0]
+    nearest = np.full(n_o, np.inf)
     n_beyond = n_disconnected = 0
     if o_nodes.size and d_nodes.size:
         if d_nodes.size < o_nodes.size:
-            block = _dijkstra_columns(graph.reversed_travel_time_s, d_nodes, o_nodes, limit_s).T
+            d_pos, o_pos, secs = _dijkstra_pairs(graph.reversed_travel_time_s, d_nodes,
+                                                 o_nodes, limit_s)
             direction = "destinations_to_origins_on_reversed_graph"
         else:
-            block = _dijkstra_columns(graph.travel_time_s, o_nodes, d_nodes, limit_s)
+            o_pos, d_pos, secs = _dijkstra_pairs(graph.travel_time_s, o_nodes, d_nodes,
+                                                 limit_s)
             direction = "origins_to_destinations"
-        block = block / 60.0
-        # Counts on the block of distinct nodes, weighted by how many points share each.
-        weight_o = np.bincount(o_inv.ravel(), minlength=o_nodes.size).astype(float)
-        weight_d = np.bincount(d_inv.ravel(), minlength=d_nodes.size).astype(float)
+        # Pairs of distinct nodes -> pairs of points (several points may share a node).
+        o_pt, d_pos, secs = _expand_groups(o_pos, o_inv, o_nodes.size, d_pos, secs)
+        d_pt, o_pt, secs = _expand_groups(d_pos, d_inv, d_nodes.size, o_pt, secs)
+        rows = np.flatnonzero(ok_o)[o_pt]
+        cols = np.flatnonzero(ok_d)[d_pt]
+        within = pairs_to_csr(rows, cols, secs / 60.0, (n_o, n_d))
+        # Pairs in different weakly connected parts can never be joined.
         comp = graph.weak_components
-        unreached = np.isinf(block)
-        apart = unreached & (comp[o_nodes][:, None] != comp[d_nodes][None, :])
-        n_unreached = int(round(weight_o @ unreached @ weight_d))
-        n_disconnected = int(round(weight_o @ apart @ weight_d))
-        n_beyond = n_unreached - n_disconnected
-        valid = np.take(np.take(block, o_inv.ravel(), axis=0), d_inv.ravel(), axis=1)
-        if ok_o.all() and ok_d.all():
-            minutes = valid
-        else:
-            minutes = np.full((n_o, n_d), np.inf)
-            minutes[np.ix_(np.flatnonzero(ok_o), np.flatnonzero(ok_d))] = valid
+        n_comp = int(comp.max()) + 1
+        per_o = np.bincount(comp[so.node[ok_o]], minlength=n_comp).astype(np.int64)
+        per_d = np.bincount(comp[sd.node[ok_d]], minlength=n_comp).astype(np.int64)
+        total = int(ok_o.sum()) * int(ok_d.sum())
+        n_disconnected = total - int(per_o @ per_d)
+        n_beyond = total - within.nnz - n_disconnected
+        dist = dijkstra(graph.reversed_travel_time_s, directed=True, indices=d_nodes,
+                        limit=limit_s, min_only=True)
+        nearest[ok_o] = np.asarray(dist)[so.node[ok_o]] / 60.0
     else:
         direction = "none"
-        minutes = np.full((n_o, n_d), np.inf)
+        within = pairs_to_csr(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0),
+                              (n_o, n_d))
     n_flagged_pairs = n_o * n_d - int(ok_o.sum()) * int(ok_d.sum())
     logger.debug(
-        "travel times %s x %s (%s): %d beyond cutoff, %d disconnected, %d flagged",
-        n_o, n_d, direction, n_beyond, n_disconnected, n_flagged_pairs,
+        "travel times %s x %s (%s): %d within, %d beyond cutoff, %d disconnected, "
+        "%d flagged", n_o, n_d, direction, within.nnz, n_beyond, n_disconnected,
+        n_flagged_pairs,
     )
     return TravelTimes(
-        minutes=minutes,
+        within=within,
+        nearest_minutes=nearest,
         origin_snap_m=so.distance_m,
         destination_snap_m=sd.distance_m,
         origin_flagged=so.flagged,
@@ -638,123 +769,26 @@ def compute_travel_times(
     )
 
 
-def _dijkstra_columns(
+def _dijkstra_pairs(
     matrix: sp.csr_array, sources: np.ndarray, targets: np.ndarray, limit_s: float
-) -> np.ndarray:
-    """Shortest times from ``sources`` to ``targets`` (``len(sources) x len(targets)``).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(source position, target position, seconds)`` within ``limit_s``.
 
     Runs Dijkstra in chunks of sources so that no more than ``_CHUNK_CELLS`` node-wide
-    cells exist at once, and keeps only the target columns.
+    cells exist at once, and keeps only the finite times to the target nodes.
     """
     n = matrix.shape[0]
     chunk = max(1, _CHUNK_CELLS // max(n, 1))
-    out = np.empty((sources.size, targets.size))
+    src_parts, tgt_parts, sec_parts = [], [], []
     for start in range(0, sources.size, chunk):
         part = sources[start:start + chunk]
         dist = dijkstra(matrix, directed=True, indices=part, limit=limit_s)
-        out[start:start + part.size] = dist[:, targets]
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class NearestMinutes:
-    """Time from each origin to the nearest destination of each type.
-
-    Attributes
-    ----------
-    minutes
-        Facility type -> ``(n_origins,)`` minutes to the nearest one (``np.inf`` beyond
-        the cutoff, unreachable, flagged origin, or no usable facility of that type).
-    origin_snap_m, origin_flagged
-        Snap distances and flags of the origins (zeros / False for crow-fly).
-    destinations_flagged
-        Facility type -> number of its facilities too far from the network (ignored).
-    engine, mode, max_minutes, params
-        As in :class:`TravelTimes`.
-    """
-
-    minutes: Mapping[str, np.ndarray]
-    origin_snap_m: np.ndarray
-    origin_flagged: np.ndarray
-    destinations_flagged: Mapping[str, int]
-    engine: str
-    mode: str
-    max_minutes: float | None
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-def compute_nearest_minutes(
-    graph: RoadGraph,
-    origins_xy: np.ndarray,
-    destinations_xy_by_type: Mapping[str, np.ndarray],
-    *,
-    max_minutes: float,
-    max_snap_m: float = DEFAULT_MAX_SNAP_M,
-) -> NearestMinutes:
-    """Time from every origin to the nearest facility of each type, on the road graph.
-
-    One multi-source Dijkstra per type (``min_only=True`` on the reversed graph), so the
-    cost does not grow with the number of facilities. A type with no facility (an empty
-    array) gives ``np.inf`` everywhere.
-
-    Parameters
-    ----------
-    graph
-        The road graph.
-    origins_xy
-        ``(n, 2)`` x/y in metres, EPSG:2154.
-    destinations_xy_by_type
-        Facility type -> ``(m, 2)`` x/y in metres (``m`` may be 0).
-    max_minutes
-        Cutoff.
-    max_snap_m
-        Snap limit for origins and facilities.
-
-    Returns
-    -------
-    NearestMinutes
-
-    Examples
-    --------
-    >>> g = road_graph_from_arrays([0, 1, 1, 2], [1, 0, 2, 1], [60.0, 60.0, 120.0, 120.0],
-    ...                            [0.0, 1000.0, 2000.0], [0.0, 0.0, 0.0], mode="drive")
-    >>> r = compute_nearest_minutes(g, np.array([[0.0, 0.0]]),
-    ...                             {"pmi": np.array([[1000.0, 0.0], [2000.0, 0.0]]),
-    ...                              "laep": np.empty((0, 2))}, max_minutes=30)
-    >>> float(r.minutes["pmi"][0]), float(r.minutes["laep"][0])
-    (1.0, inf)
-    """
-    o_xy = _as_xy(origins_xy, "origins_xy")
-    cutoff = check_positive(max_minutes, "max_minutes")
-    if not destinations_xy_by_type:
-        raise InputError("destinations_xy_by_type is empty; give at least one facility type")
-    so = snap_points(graph, o_xy, max_snap_m=max_snap_m)
-    out: dict[str, np.ndarray] = {}
-    flagged: dict[str, int] = {}
-    for ftype, pts in destinations_xy_by_type.items():
-        d_xy = _as_xy(pts, f"destinations_xy_by_type[{ftype!r}]", allow_empty=True)
-        minutes = np.full(o_xy.shape[0], np.inf)
-        flagged[ftype] = 0
-        if d_xy.shape[0]:
-            sd = snap_points(graph, d_xy, max_snap_m=max_snap_m)
-            flagged[ftype] = int(sd.flagged.sum())
-            nodes = np.unique(sd.node[~sd.flagged])
-            if nodes.size:
-                dist = dijkstra(graph.reversed_travel_time_s, directed=True, indices=nodes,
-                                limit=cutoff * 60.0, min_only=True)
-                minutes = np.asarray(dist)[so.node] / 60.0
-                minutes[so.flagged] = np.inf
-        out[ftype] = minutes
-    return NearestMinutes(
-        minutes=out,
-        origin_snap_m=so.distance_m,
-        origin_flagged=so.flagged,
-        destinations_flagged=flagged,
-        engine=ENGINE_ROAD,
-        mode=graph.mode,
-        max_minutes=cutoff,
-        params={"max_snap_m": so.max_snap_m},
-    )
+        block = np.asarray(dist)[:, targets]
+        s_idx, t_idx = np.nonzero(np.isfinite(block))
+        src_parts.append(s_idx + start)
+        tgt_parts.append(t_idx)
+        sec_parts.append(block[s_idx, t_idx])
+    return (np.concatenate(src_parts), np.concatenate(tgt_parts), np.concatenate(sec_parts))
 
 
 # --------------------------------------------------------------------------------------
@@ -790,6 +824,10 @@ def crow_fly_travel_times(
 
     ``minutes = distance_m × detour_factor / (speed_kmh × 1000 / 60)``.
 
+    With a cutoff, the pairs come from a k-d tree radius search
+    (``cKDTree.sparse_distance_matrix`` with ``max_distance``), so only the pairs within
+    reach are ever held; the nearest destination comes from a k-d tree query.
+
     Parameters
     ----------
     origins_xy, destinations_xy
@@ -804,8 +842,9 @@ def crow_fly_travel_times(
     mode
         ``"drive"`` or ``"walk"``; chooses the default speed and labels the result.
     max_minutes
-        Optional cutoff; times above it become ``np.inf`` (counted in
-        ``n_beyond_cutoff``).
+        Optional cutoff; pairs above it are not stored (counted in
+        ``n_beyond_cutoff``). Without one, every pair is stored: give a cutoff for
+        large inputs.
 
     Returns
     -------
@@ -820,6 +859,11 @@ def crow_fly_travel_times(
     ...                            speed_kmh=39.0)
     >>> round(float(tt.minutes[0, 0]), 9), tt.engine
     (2.0, 'crow_fly')
+    >>> tt = crow_fly_travel_times(np.array([[0.0, 0.0]]),
+    ...                            np.array([[1000.0, 0.0], [9000.0, 0.0]]),
+    ...                            speed_kmh=39.0, max_minutes=5)
+    >>> tt.n_pairs_within, tt.n_beyond_cutoff, round(float(tt.nearest_minutes[0]), 9)
+    (1, 1, 2.0)
     """
     o_xy = _as_xy(origins_xy, "origins_xy")
     d_xy = _as_xy(destinations_xy, "destinations_xy")
@@ -831,20 +875,57 @@ def crow_fly_travel_times(
             "the straight line; use a value >= 1 (1.3 is typical)"
         )
     cutoff = None if max_minutes is None else check_positive(max_minutes, "max_minutes")
-    dist = np.hypot(o_xy[:, 0, None] - d_xy[None, :, 0], o_xy[:, 1, None] - d_xy[None, :, 1])
-    minutes = dist * detour / (speed * 1000.0 / 60.0)
-    n_beyond = 0
+    metres_per_minute = speed * 1000.0 / 60.0
+    n_o, n_d = o_xy.shape[0], d_xy.shape[0]
+    d_tree = cKDTree(d_xy)
+    bound = np.inf
     if cutoff is not None:
-        beyond = minutes > cutoff
-        n_beyond = int(beyond.sum())
-        minutes[beyond] = np.inf
+        # Radius search slightly beyond the cutoff; the cutoff itself is applied below
+        # on the exact formula, so a pair on the boundary is decided as before.
+        bound = cutoff * metres_per_minute / detour * (1.0 + 1e-9)
+    # Origins in chunks of about _CHUNK_CELLS pairs (the first chunk assumes every pair
+    # is within reach, the next ones follow the density seen so far): temporaries stay
+    # small and the result is stacked row block by row block (12 bytes per stored pair).
+    step = max(1, _CHUNK_CELLS // max(n_d, 1))
+    parts = []
+    start = seen_pairs = 0
+    while start < n_o:
+        o_part = o_xy[start:start + step]
+        start += o_part.shape[0]
+        if cutoff is None:
+            rows = np.repeat(np.arange(o_part.shape[0], dtype=np.int64), n_d)
+            cols = np.tile(np.arange(n_d, dtype=np.int64), o_part.shape[0])
+        else:
+            pairs = cKDTree(o_part).sparse_distance_matrix(d_tree, bound,
+                                                           output_type="ndarray")
+            rows = pairs["i"].astype(np.int64)
+            cols = pairs["j"].astype(np.int64)
+            del pairs
+        minutes = _crow_minutes(o_part[rows], d_xy[cols], detour, metres_per_minute)
+        if cutoff is not None:
+            keep = ~(minutes > cutoff)
+            rows, cols, minutes = rows[keep], cols[keep], minutes[keep]
+        parts.append(pairs_to_csr(rows, cols, minutes, (o_part.shape[0], n_d)))
+        seen_pairs += rows.size
+        per_origin = max(seen_pairs / start, 1.0)
+        step = max(1, min(int(_CHUNK_CELLS / per_origin), 8 * step))
+    within = _stack_rows(parts, n_d)
+
+    _, idx = d_tree.query(o_xy, k=1, distance_upper_bound=bound)
+    idx = np.asarray(idx, dtype=np.int64)
+    found = idx < n_d
+    nearest = np.full(n_o, np.inf)
+    nearest[found] = _crow_minutes(o_xy[found], d_xy[idx[found]], detour, metres_per_minute)
+    if cutoff is not None:
+        nearest[nearest > cutoff] = np.inf
     return TravelTimes(
-        minutes=minutes,
-        origin_snap_m=np.zeros(o_xy.shape[0]),
-        destination_snap_m=np.zeros(d_xy.shape[0]),
-        origin_flagged=np.zeros(o_xy.shape[0], dtype=bool),
-        destination_flagged=np.zeros(d_xy.shape[0], dtype=bool),
-        n_beyond_cutoff=n_beyond,
+        within=within,
+        nearest_minutes=nearest,
+        origin_snap_m=np.zeros(n_o),
+        destination_snap_m=np.zeros(n_d),
+        origin_flagged=np.zeros(n_o, dtype=bool),
+        destination_flagged=np.zeros(n_d, dtype=bool),
+        n_beyond_cutoff=n_o * n_d - within.nnz,
         n_disconnected=0,
         n_flagged_pairs=0,
         engine=ENGINE_CROW_FLY,
@@ -854,54 +935,12 @@ def crow_fly_travel_times(
     )
 
 
-def crow_fly_nearest_minutes(
-    origins_xy: np.ndarray,
-    destinations_xy_by_type: Mapping[str, np.ndarray],
-    *,
-    detour_factor: float = DETOUR_FACTOR,
-    speed_kmh: float | None = None,
-    mode: str = "drive",
-    max_minutes: float | None = None,
-) -> NearestMinutes:
-    """Crow-fly estimate of the time to the nearest facility of each type (k-d tree).
-
-    Same formula and defaults as :func:`crow_fly_travel_times`.
-
-    Examples
-    --------
-    >>> r = crow_fly_nearest_minutes(np.array([[0.0, 0.0]]),
-    ...                              {"pmi": np.array([[3000.0, 0.0], [1000.0, 0.0]])},
-    ...                              speed_kmh=39.0)
-    >>> round(float(r.minutes["pmi"][0]), 9)
-    2.0
-    """
-    o_xy = _as_xy(origins_xy, "origins_xy")
-    if not destinations_xy_by_type:
-        raise InputError("destinations_xy_by_type is empty; give at least one facility type")
-    speed = default_speed_kmh(mode) if speed_kmh is None else check_positive(speed_kmh, "speed_kmh")
-    detour = check_positive(detour_factor, "detour_factor")
-    cutoff = None if max_minutes is None else check_positive(max_minutes, "max_minutes")
-    out: dict[str, np.ndarray] = {}
-    for ftype, pts in destinations_xy_by_type.items():
-        d_xy = _as_xy(pts, f"destinations_xy_by_type[{ftype!r}]", allow_empty=True)
-        if d_xy.shape[0] == 0:
-            out[ftype] = np.full(o_xy.shape[0], np.inf)
-            continue
-        dist, _ = cKDTree(d_xy).query(o_xy, k=1)
-        minutes = np.asarray(dist, dtype=float) * detour / (speed * 1000.0 / 60.0)
-        if cutoff is not None:
-            minutes[minutes > cutoff] = np.inf
-        out[ftype] = minutes
-    return NearestMinutes(
-        minutes=out,
-        origin_snap_m=np.zeros(o_xy.shape[0]),
-        origin_flagged=np.zeros(o_xy.shape[0], dtype=bool),
-        destinations_flagged={t: 0 for t in out},
-        engine=ENGINE_CROW_FLY,
-        mode=mode,
-        max_minutes=cutoff,
-        params={"speed_kmh": speed, "detour_factor": detour},
-    )
+def _crow_minutes(
+    a_xy: np.ndarray, b_xy: np.ndarray, detour: float, metres_per_minute: float
+) -> np.ndarray:
+    """Crow-fly minutes between paired rows of ``a_xy`` and ``b_xy`` (the one formula)."""
+    dist = np.hypot(a_xy[:, 0] - b_xy[:, 0], a_xy[:, 1] - b_xy[:, 1])
+    return dist * detour / metres_per_minute
 
 
 # --------------------------------------------------------------------------------------

@@ -1,6 +1,11 @@
 """Tests of diagnosis.accessibility: hand-checked E2SFCA, PySAL ``access`` as an oracle,
 per-origin indicators and the GeoDataFrame front on a tiny territory.
 
+The sparse path (scipy.sparse pairs within reach, ``TravelTimes.within``) is checked
+against the dense path and ``access`` on the same pairs; ``access`` itself takes the pairs
+as a long cost table (pysal/access ``access/access.py``, ``Access(cost_df=...)``), the
+same layout as a COO matrix.
+
 pandas 3.1 compat for ``access`` (test-only): ``access`` calls
 ``set_index(..., inplace=True)`` when given index *column names*, which pandas 3.1
 deprecates (a warning, an error under our ``filterwarnings = error``); we give it frames
@@ -13,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from shapely.geometry import Point
 
 from diagnosis.accessibility import (
@@ -124,6 +130,77 @@ def test_e2sfca_matches_pysal_access(kind, seed):
     assert np.isfinite(ref).all()
     np.testing.assert_allclose(ours.access, ref, rtol=0, atol=1e-9)
     assert np.max(np.abs(ours.access - ref)) <= 1e-9
+
+
+def _as_sparse(minutes):
+    """Finite cells of a dense matrix as stored entries (zeros kept)."""
+    i, j = np.nonzero(np.isfinite(minutes))
+    return sp.csr_array((minutes[i, j], (i, j)), shape=minutes.shape)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_e2sfca_on_sparse_pairs_equals_dense_and_access(seed):
+    from access import weights
+
+    minutes, demand, supply = random_instance(seed)
+    minutes[0, :3] = 0.0  # zero-minute pairs must count as within reach
+    supply[5] = np.nan
+    pairs = _as_sparse(minutes)
+    assert pairs.nnz == int(np.isfinite(minutes).sum())
+    dense = compute_e2sfca(minutes, demand, supply, max_minutes=30)
+    ours = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    np.testing.assert_array_equal(ours.access, dense.access)
+    np.testing.assert_array_equal(ours.catchment_demand, dense.catchment_demand)
+    assert ours.n_facilities_without_capacity == 1
+    keep = ~np.isnan(supply)
+    ref = access_e2sfca(minutes[:, keep], demand, supply[keep], 30,
+                        weights.step_fn({10: 1, 20: 0.68, 30: 0.22}))
+    found = ~np.isnan(ref)
+    np.testing.assert_allclose(ours.access[found], ref[found], rtol=0, atol=1e-9)
+    assert minutes_to_nearest(pairs).tolist() == minutes_to_nearest(minutes).tolist()
+    assert count_reachable(pairs, max_minutes=20).tolist() == \
+        count_reachable(minutes, max_minutes=20).tolist()
+
+
+def test_sparse_e2sfca_in_small_blocks_equals_one_block(monkeypatch):
+    import diagnosis.accessibility as acc
+
+    minutes, demand, supply = random_instance(6, n=300, m=20)
+    minutes[:10] = np.inf  # leading rows with no pair
+    pairs = _as_sparse(minutes)
+    whole = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    monkeypatch.setattr(acc, "_BLOCK_PAIRS", 7)
+    blocked = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    np.testing.assert_allclose(blocked.access, whole.access, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(blocked.catchment_demand, whole.catchment_demand, rtol=1e-12)
+    assert (blocked.access[:10] == 0).all() and blocked.n_origins_without_access >= 10
+
+
+def test_sparse_inputs_are_checked():
+    with pytest.raises(InputError, match="NaN"):
+        compute_e2sfca(sp.csr_array(np.array([[np.nan, 1.0]])), [1.0], [1.0, 1.0],
+                       max_minutes=30)
+    with pytest.raises(InputError, match="supply must have 2 values"):
+        compute_e2sfca(sp.csr_array(np.array([[2.0, 1.0]])), [1.0], [1.0], max_minutes=30)
+    with pytest.raises(InputError, match="negative"):
+        count_reachable(sp.csr_array(np.array([[-2.0, 1.0]])), max_minutes=30)
+
+
+def test_travel_times_front_uses_the_sparse_pairs_and_the_nearest_vector():
+    rng = np.random.default_rng(8)
+    origins = rng.uniform(0, 100_000, (600, 2))
+    fac = rng.uniform(0, 100_000, (90, 2))
+    tt = crow_fly_travel_times(origins, fac, max_minutes=30)
+    assert tt.n_pairs_within < 0.5 * 600 * 90  # stored: only the pairs within reach
+    dense = tt.minutes
+    demand = rng.integers(0, 50, 600).astype(float)
+    supply = rng.integers(5, 40, 90).astype(float)
+    a = compute_e2sfca(tt, demand, supply, max_minutes=20)
+    b = compute_e2sfca(dense, demand, supply, max_minutes=20)
+    np.testing.assert_allclose(a.access, b.access, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(minutes_to_nearest(tt), dense.min(axis=1))
+    np.testing.assert_array_equal(count_reachable(tt, max_minutes=20),
+                                  (dense <= 20).sum(axis=1))
 
 
 def test_origins_out_of_reach_get_zero_where_access_has_nothing():

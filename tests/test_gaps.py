@@ -174,3 +174,88 @@ def test_bad_arguments(access, communes):
 def test_percentile_rank_ignores_missing_values():
     r = percentile_rank([3.0, np.nan, 1.0, 2.0])
     assert r[0] == 1.0 and r[2] == 0.0 and r[3] == 0.5 and np.isnan(r[1])
+
+
+# --- national scale on the shipped communes ----------------------------------------------
+
+
+def _national_communes():
+    """Every current commune of France at its town hall (shipped national geography,
+    ``ship/national/communes.csv.lzma``, read as its README says), with synthetic births
+    and needs: a synthetic national INSEE file built from the shipped communes."""
+    import lzma
+
+    import shapely
+
+    from tests.conftest import require_shared
+
+    path = require_shared("ship/national/communes.csv.lzma")
+    df = pd.read_csv(lzma.open(path, "rt"), dtype=str, keep_default_na=False,
+                     na_values=[r"\N"], usecols=["code", "type", "mairie_localisation"])
+    df = df[(df["type"] == "COM") & df["mairie_localisation"].fillna("").ne("")]
+    pts = shapely.from_wkb([bytes.fromhex(h) for h in df["mairie_localisation"]])
+    df = df[~shapely.is_empty(pts)]
+    pts = pts[~shapely.is_empty(pts)]
+    rng = np.random.default_rng(44)
+    n = len(df)
+    births = rng.poisson(12.0, n).astype(float)
+    births[rng.random(n) < 0.02] = np.nan  # unknown stays unknown
+    return gpd.GeoDataFrame({
+        "code_insee": df["code"].to_numpy(), "name": df["code"].to_numpy(),
+        "births_2024": births,
+        POVERTY_COL: np.where(rng.random(n) < 0.3, np.nan, rng.uniform(3, 35, n)),
+        INCOME_COL: rng.uniform(17_000, 32_000, n),
+        SINGLE_PARENT_COL: rng.uniform(0.05, 0.35, n),
+    }, geometry=pts, crs="EPSG:4326").to_crs("EPSG:2154")
+
+
+def test_national_crow_fly_run_is_sparse_and_matches_a_departement_run():
+    import time
+    import tracemalloc
+
+    from diagnosis.accessibility import (
+        compute_access_indicators,
+        compute_travel_times_by_type,
+    )
+
+    communes = _national_communes()
+    assert len(communes) > 34_000
+    rng = np.random.default_rng(15)
+    n_fac = 12_000
+    where = rng.choice(len(communes), n_fac)
+    xy = np.column_stack([communes.geometry.x, communes.geometry.y])[where]
+    xy += rng.uniform(-2_000, 2_000, xy.shape)
+    types = rng.choice(["eaje", "pmi", "rpe"], n_fac)
+    facilities = gpd.GeoDataFrame(
+        {"type": types, "capacity": np.where(types == "eaje", 20.0, np.nan)},
+        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs="EPSG:2154")
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    tt = compute_travel_times_by_type(communes, facilities, max_minutes=40)
+    access = compute_access_indicators(communes, facilities, tt, max_minutes=20)
+    gaps = compute_gaps(communes, access)
+    seconds = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    dense_bytes = 8 * len(communes) * n_fac
+    assert peak < dense_bytes / 4, f"peak {peak / 1e6:.0f} MB"  # a dense run needs 3.3 GB
+    assert seconds < 60
+    assert sum(t.n_pairs_within for t in tt.values()) < 0.02 * len(communes) * n_fac
+
+    # The same functions on one département's communes give the same nearest times,
+    # counts and zones blanches (E2SFCA differs at the border by design: the national
+    # run also counts the neighbours' families in a facility's catchment).
+    dep = communes[communes["code_insee"].str.startswith("44")].reset_index(drop=True)
+    dep_tt = compute_travel_times_by_type(dep, facilities, max_minutes=40)
+    dep_access = compute_access_indicators(dep, facilities, dep_tt, max_minutes=20)
+    national = access.table.set_index("code_insee").loc[dep["code_insee"]].reset_index()
+    for ftype in ("eaje", "pmi", "rpe"):
+        for col in (f"minutes_nearest_{ftype}", f"reachable_{ftype}"):
+            np.testing.assert_array_equal(national[col].to_numpy(),
+                                          dep_access.table[col].to_numpy())
+    white = gaps.layers["white_zones"]
+    dep_white, _ = find_white_zones(dep_access)
+    assert sorted(zip(dep_white["code_insee"], dep_white["type"], strict=True)) == sorted(
+        (c, t) for c, t in zip(white["code_insee"], white["type"], strict=True)
+        if c.startswith("44"))

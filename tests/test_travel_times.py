@@ -19,9 +19,7 @@ from diagnosis.travel_times import (
     ENGINE_CROW_FLY,
     ENGINE_ROAD,
     WALK_SPEED_KMH,
-    compute_nearest_minutes,
     compute_travel_times,
-    crow_fly_nearest_minutes,
     crow_fly_travel_times,
     road_graph_from_arrays,
     road_graph_from_networkx,
@@ -241,18 +239,39 @@ def test_matches_networkx_on_random_directed_graphs():
 
 
 def test_nearest_minutes_equals_min_of_matrix():
+    """The multi-source Dijkstra nearest agrees with the row minimum of the pairs."""
     g, _, x, y = random_graph(300, seed=5)
     rng = np.random.default_rng(5)
     origins = np.column_stack([x, y])[:50] + rng.normal(0, 20, (50, 2))
-    by_type = {"pmi": np.column_stack([x, y])[rng.choice(300, 5)],
-               "eaje": np.column_stack([x, y])[rng.choice(300, 12)],
-               "laep": np.empty((0, 2))}
-    near = compute_nearest_minutes(g, origins, by_type, max_minutes=20)
-    for ftype in ("pmi", "eaje"):
-        full = compute_travel_times(g, origins, by_type[ftype], max_minutes=20).minutes
-        np.testing.assert_allclose(near.minutes[ftype], full.min(axis=1), rtol=1e-12)
-    assert np.isinf(near.minutes["laep"]).all()
-    assert near.engine == ENGINE_ROAD
+    for n_dest in (5, 12, 80):
+        dest = np.column_stack([x, y])[rng.choice(300, n_dest)]
+        tt = compute_travel_times(g, origins, dest, max_minutes=20)
+        np.testing.assert_allclose(tt.nearest_minutes, tt.minutes.min(axis=1), rtol=1e-12)
+        assert tt.engine == ENGINE_ROAD
+
+
+def test_road_pairs_are_sparse_and_match_networkx_with_shared_nodes():
+    """Only pairs within the cutoff are stored; points sharing a node all get them."""
+    g, nxg, x, y = random_graph(200, seed=11)
+    xy = np.column_stack([x, y])
+    # Several origins and destinations on the same nodes (exercise the expansion).
+    origins = xy[[0, 0, 3, 7, 7, 7, 50]]
+    dest = xy[[3, 3, 0, 120, 199]]
+    tt = compute_travel_times(g, origins, dest, max_minutes=4)
+    dense = tt.minutes
+    assert tt.n_pairs_within == int(np.isfinite(dense).sum()) < dense.size
+    o_ids = g.osm_ids[snap_points(g, origins).node].tolist()
+    d_ids = g.osm_ids[snap_points(g, dest).node].tolist()
+    for i, o in enumerate(o_ids):
+        lengths = nx.single_source_dijkstra_path_length(nxg, o, weight="weight")
+        for j, d in enumerate(d_ids):
+            ref = lengths.get(d, np.inf) / 60.0
+            expected = ref if ref <= 4 else np.inf
+            assert dense[i, j] == pytest.approx(expected, rel=1e-12, abs=0)
+    # a 0-minute pair (same node) is a stored entry, not a missing one
+    assert o_ids[2] == d_ids[0]
+    assert dense[2, 0] == 0.0 and tt.within[2, 0] == 0.0 and tt.within.has_canonical_format
+    assert tt.n_beyond_cutoff + tt.n_pairs_within == dense.size
 
 
 # --- crow-fly -------------------------------------------------------------------------
@@ -277,9 +296,40 @@ def test_crow_fly_cutoff_and_nearest():
     tt = crow_fly_travel_times(o, d, speed_kmh=39.0, detour_factor=1.3, max_minutes=5)
     assert tt.minutes[0, 0] == pytest.approx(2.0)
     assert np.isinf(tt.minutes[0, 1]) and tt.n_beyond_cutoff == 2
-    near = crow_fly_nearest_minutes(o, {"pmi": d}, speed_kmh=39.0)
-    np.testing.assert_allclose(near.minutes["pmi"], [2.0, 2.0])
-    assert near.engine == ENGINE_CROW_FLY
+    np.testing.assert_allclose(tt.nearest_minutes, [2.0, 2.0])
+    assert tt.n_pairs_within == 2 and tt.within.nnz == 2
+    unlimited = crow_fly_travel_times(o, d, speed_kmh=39.0)
+    assert unlimited.n_pairs_within == 4 and unlimited.n_beyond_cutoff == 0
+    np.testing.assert_allclose(unlimited.nearest_minutes, [2.0, 2.0])
+
+
+def _dense_crow_fly(o, d, *, detour, speed, cutoff):
+    """The former dense formula, kept here as the oracle of the sparse path."""
+    dist = np.hypot(o[:, 0, None] - d[None, :, 0], o[:, 1, None] - d[None, :, 1])
+    minutes = dist * detour / (speed * 1000.0 / 60.0)
+    minutes[minutes > cutoff] = np.inf
+    return minutes
+
+
+@pytest.mark.parametrize("chunk_cells", [None, 1_000])
+@pytest.mark.parametrize("mode", ["drive", "walk"])
+def test_crow_fly_sparse_equals_dense_formula(mode, chunk_cells, monkeypatch):
+    import diagnosis.travel_times as tt_mod
+
+    if chunk_cells is not None:  # origins in many small chunks, stacked row-wise
+        monkeypatch.setattr(tt_mod, "_CHUNK_CELLS", chunk_cells)
+    rng = np.random.default_rng(3)
+    o = rng.uniform(0, 60_000, (400, 2))
+    d = np.vstack([rng.uniform(0, 60_000, (150, 2)), o[:5]])  # 5 facilities at origins
+    cutoff = 25.0 if mode == "drive" else 90.0
+    speed = 40.0 if mode == "drive" else WALK_SPEED_KMH
+    tt = crow_fly_travel_times(o, d, mode=mode, max_minutes=cutoff)
+    ref = _dense_crow_fly(o, d, detour=DETOUR_FACTOR, speed=speed, cutoff=cutoff)
+    np.testing.assert_array_equal(tt.minutes, ref)  # same formula, same floats
+    np.testing.assert_array_equal(tt.nearest_minutes, ref.min(axis=1))
+    assert tt.n_pairs_within == int(np.isfinite(ref).sum()) < ref.size / 4
+    assert tt.n_beyond_cutoff == int(np.isinf(ref).sum())
+    assert (tt.within[np.arange(5), 150 + np.arange(5)] == 0).all()  # stored zeros
 
 
 # --- argument errors ---------------------------------------------------------------------
@@ -307,5 +357,3 @@ def test_bad_points_raise_naming_the_argument():
         crow_fly_travel_times(pts(0), pts(1), detour_factor=0.8)
     with pytest.raises(InputError, match="speed_kmh"):
         crow_fly_travel_times(pts(0), pts(1), speed_kmh=0)
-    with pytest.raises(InputError, match="destinations_xy_by_type"):
-        compute_nearest_minutes(g, pts(0), {}, max_minutes=10)
