@@ -439,6 +439,7 @@ def compute_travel_times_by_type(
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
     speed_kmh: float | None = None,
     detour_factor: float = DETOUR_FACTOR,
+    access_min: float = 0.0,
 ) -> dict[str, TravelTimes]:
     """Travel-time matrices from communes to the facilities of each type.
 
@@ -459,7 +460,7 @@ def compute_travel_times_by_type(
         no facility are skipped (see :func:`compute_access_indicators`).
     mode
         Crow-fly mode (``"drive"``/``"walk"``); with a graph, the graph's mode is used.
-    max_snap_m, speed_kmh, detour_factor
+    max_snap_m, speed_kmh, detour_factor, access_min
         Passed to :func:`~diagnosis.travel_times.compute_travel_times` or
         :func:`~diagnosis.travel_times.crow_fly_travel_times`.
 
@@ -480,7 +481,7 @@ def compute_travel_times_by_type(
         if graph is None:
             out[ftype] = crow_fly_travel_times(origins, dest, detour_factor=detour_factor,
                                                speed_kmh=speed_kmh, mode=mode or "drive",
-                                               max_minutes=max_minutes)
+                                               max_minutes=max_minutes, access_min=access_min)
         else:
             out[ftype] = compute_travel_times(graph, origins, dest, max_minutes=max_minutes,
                                               max_snap_m=max_snap_m)

@@ -37,6 +37,7 @@ from diagnosis.accessibility import (
     facility_points_xy,
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
+from diagnosis.crowfly import CrowFlyModel, default_crow_fly_model
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_decimal
 from diagnosis.gaps import GapsResult, compute_gaps
@@ -53,7 +54,6 @@ from diagnosis.settings import (
 )
 from diagnosis.territory import normalize_name
 from diagnosis.travel_times import (
-    DETOUR_FACTOR,
     ENGINE_LABELS,
     MODE_LABELS,
     MODES,
@@ -61,7 +61,6 @@ from diagnosis.travel_times import (
     TravelTimes,
     compute_travel_times,
     crow_fly_travel_times,
-    default_speed_kmh,
     snap_points,
 )
 
@@ -91,7 +90,7 @@ class Travel:
 
     Examples
     --------
-    >>> Travel().label.endswith("en voiture (40 km/h, détour × 1,3)")
+    >>> Travel().label.endswith("en voiture (1 min d'accès + 40 km/h, détour × 1,3)")
     True
     """
 
@@ -112,19 +111,29 @@ class Travel:
         return ENGINE_ROAD if self.graph is not None else ENGINE_CROW_FLY
 
     @property
+    def crow_fly(self) -> CrowFlyModel:
+        """The crow-fly model of the mode (access term + detour, :mod:`diagnosis.crowfly`)."""
+        return default_crow_fly_model(self.mode)
+
+    @property
     def label(self) -> str:
         """French description of the times, for legends, tables and reports."""
         if self.graph is None:
             return crow_fly_travel_times(np.zeros((1, 2)), np.zeros((1, 2)),
-                                         mode=self.mode).label
+                                         **self._crow_options()).label
         return f"{ENGINE_LABELS[ENGINE_ROAD]}, {MODE_LABELS[self.mode]}"
+
+    def _crow_options(self) -> dict[str, Any]:
+        m = self.crow_fly
+        return {"mode": self.mode, "detour_factor": m.detour, "speed_kmh": m.speed_kmh,
+                "access_min": m.access_min}
 
     def times(self, origins_xy: np.ndarray, destinations_xy: np.ndarray, *,
               max_minutes: float) -> TravelTimes:
         """Travel minutes from origins to destinations (x/y in EPSG:2154), with a cutoff."""
         if self.graph is None:
-            return crow_fly_travel_times(origins_xy, destinations_xy, mode=self.mode,
-                                         max_minutes=max_minutes)
+            return crow_fly_travel_times(origins_xy, destinations_xy, max_minutes=max_minutes,
+                                         **self._crow_options())
         return compute_travel_times(self.graph, origins_xy, destinations_xy,
                                     max_minutes=max_minutes)
 
@@ -234,9 +243,11 @@ def compute_access(
     origins = demand_points(overview)
     fac = facilities.loc[facilities["type"].isin(kinds)].reset_index(drop=True)
     # route beyond T so that "minutes to the nearest" also says how far a gap is
+    m = travel.crow_fly
     tt = compute_travel_times_by_type(origins, fac, max_minutes=ROUTING_CUTOFF_FACTOR * max_minutes,
                                       graph=travel.graph, facility_types=kinds,
-                                      mode=travel.mode)
+                                      mode=travel.mode, speed_kmh=m.speed_kmh,
+                                      detour_factor=m.detour, access_min=m.access_min)
     access = compute_access_indicators(origins, fac, tt, max_minutes=max_minutes,
                                        facility_types=kinds)
     gaps = compute_gaps(overview.layers["communes"], access, weights=weights)
@@ -263,7 +274,7 @@ def compute_catchment(
 
     On a road graph: the network nodes reached within the time, each widened by
     ``resolution_m`` and merged (the area around the streets one can reach). Crow-fly:
-    the disc of radius ``max_minutes × speed / detour factor``.
+    the disc reached by the crow-fly model: ``(max_minutes - access) × speed / detour``.
 
     Parameters
     ----------
@@ -283,16 +294,15 @@ def compute_catchment(
     --------
     >>> from shapely.geometry import Point
     >>> c = compute_catchment(Point(-2.15, 47.43), max_minutes=6)
-    >>> round(float(c.to_crs(METRIC_CRS).area.iloc[0]) / 1e6)  # disc of 3.08 km
-    30
+    >>> round(float(c.to_crs(METRIC_CRS).area.iloc[0]) / 1e6)  # (6 - 1) min: disc of 2.56 km
+    21
     """
     travel = travel or Travel()
     max_minutes = check_positive(max_minutes, "max_minutes")
     pt = _metric_point(site)
     if travel.graph is None:
-        speed = default_speed_kmh(travel.mode)
-        radius = max_minutes * speed * 1000 / 60 / DETOUR_FACTOR
-        geom = pt.buffer(radius, quad_segs=32)
+        radius = travel.crow_fly.max_distance_m(max_minutes)
+        geom = pt.buffer(max(radius, 1.0), quad_segs=32)
     else:
         g = travel.graph
         snapped = snap_points(g, np.array([[pt.x, pt.y]]))

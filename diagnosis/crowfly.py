@@ -109,8 +109,8 @@ class CrowFlyModel:
 
         Examples
         --------
-        >>> print(default_crow_fly_model("walk").label())  # doctest: +ELLIPSIS
-        estimation à vol d'oiseau à pied : 0,9 min d'accès + distance × 1,19 à 4,5 km/h
+        >>> print(default_crow_fly_model("drive").label())  # doctest: +ELLIPSIS
+        estimation à vol d'oiseau en voiture : 1 min d'accès + distance × 1,3 à 40 km/h
         """
         return (
             f"estimation à vol d'oiseau {_MODE_FR[self.mode]} : {_fr(self.access_min)} min "

@@ -542,7 +542,9 @@ class TravelTimes:
         if self.engine == ENGINE_CROW_FLY:
             speed = float(self.params.get("speed_kmh", np.nan))
             detour = float(self.params.get("detour_factor", np.nan))
-            text += f" ({_fr_number(speed)} km/h, détour × {_fr_number(detour)})"
+            access = float(self.params.get("access_min", 0.0))
+            text += (f" ({_fr_number(access)} min d'accès + " if access else " (") + (
+                f"{_fr_number(speed)} km/h, détour × {_fr_number(detour)})")
         return text
 
     def summary(self) -> dict[str, Any]:
@@ -819,10 +821,12 @@ def crow_fly_travel_times(
     speed_kmh: float | None = None,
     mode: str = "drive",
     max_minutes: float | None = None,
+    access_min: float = 0.0,
 ) -> TravelTimes:
     """Estimate travel times from straight-line distances.
 
-    ``minutes = distance_m × detour_factor / (speed_kmh × 1000 / 60)``.
+    ``minutes = access_min + distance_m × detour_factor / (speed_kmh × 1000 / 60)``
+    (0 for two points at the same place).
 
     With a cutoff, the pairs come from a k-d tree radius search
     (``cKDTree.sparse_distance_matrix`` with ``max_distance``), so only the pairs within
@@ -845,6 +849,9 @@ def crow_fly_travel_times(
         Optional cutoff; pairs above it are not stored (counted in
         ``n_beyond_cutoff``). Without one, every pair is stored: give a cutoff for
         large inputs.
+    access_min
+        Fixed access term of every trip (minutes, >= 0): reaching and leaving the
+        network (see :mod:`diagnosis.crowfly`, which calibrates it).
 
     Returns
     -------
@@ -875,6 +882,10 @@ def crow_fly_travel_times(
             "the straight line; use a value >= 1 (1.3 is typical)"
         )
     cutoff = None if max_minutes is None else check_positive(max_minutes, "max_minutes")
+    access = float(access_min)
+    if not (np.isfinite(access) and access >= 0):
+        raise InputError(f"access_min={access_min!r} must be a number of minutes >= 0",
+                         argument="access_min", value=access_min)
     metres_per_minute = speed * 1000.0 / 60.0
     n_o, n_d = o_xy.shape[0], d_xy.shape[0]
     d_tree = cKDTree(d_xy)
@@ -882,7 +893,7 @@ def crow_fly_travel_times(
     if cutoff is not None:
         # Radius search slightly beyond the cutoff; the cutoff itself is applied below
         # on the exact formula, so a pair on the boundary is decided as before.
-        bound = cutoff * metres_per_minute / detour * (1.0 + 1e-9)
+        bound = max(cutoff - access, 0.0) * metres_per_minute / detour * (1.0 + 1e-9)
     # Origins in chunks of about _CHUNK_CELLS pairs (the first chunk assumes every pair
     # is within reach, the next ones follow the density seen so far): temporaries stay
     # small and the result is stacked row block by row block (12 bytes per stored pair).
@@ -901,7 +912,7 @@ def crow_fly_travel_times(
             rows = pairs["i"].astype(np.int64)
             cols = pairs["j"].astype(np.int64)
             del pairs
-        minutes = _crow_minutes(o_part[rows], d_xy[cols], detour, metres_per_minute)
+        minutes = _crow_minutes(o_part[rows], d_xy[cols], detour, metres_per_minute, access)
         if cutoff is not None:
             keep = ~(minutes > cutoff)
             rows, cols, minutes = rows[keep], cols[keep], minutes[keep]
@@ -915,7 +926,8 @@ def crow_fly_travel_times(
     idx = np.asarray(idx, dtype=np.int64)
     found = idx < n_d
     nearest = np.full(n_o, np.inf)
-    nearest[found] = _crow_minutes(o_xy[found], d_xy[idx[found]], detour, metres_per_minute)
+    nearest[found] = _crow_minutes(o_xy[found], d_xy[idx[found]], detour, metres_per_minute,
+                                   access)
     if cutoff is not None:
         nearest[nearest > cutoff] = np.inf
     return TravelTimes(
@@ -931,16 +943,20 @@ def crow_fly_travel_times(
         engine=ENGINE_CROW_FLY,
         mode=mode,
         max_minutes=cutoff,
-        params={"speed_kmh": speed, "detour_factor": detour},
+        params={"speed_kmh": speed, "detour_factor": detour, "access_min": access},
     )
 
 
 def _crow_minutes(
-    a_xy: np.ndarray, b_xy: np.ndarray, detour: float, metres_per_minute: float
+    a_xy: np.ndarray, b_xy: np.ndarray, detour: float, metres_per_minute: float,
+    access_min: float = 0.0,
 ) -> np.ndarray:
     """Crow-fly minutes between paired rows of ``a_xy`` and ``b_xy`` (the one formula)."""
     dist = np.hypot(a_xy[:, 0] - b_xy[:, 0], a_xy[:, 1] - b_xy[:, 1])
-    return dist * detour / metres_per_minute
+    minutes = dist * detour / metres_per_minute
+    if access_min:
+        minutes = np.where(dist > 0, minutes + access_min, 0.0)
+    return minutes
 
 
 # --------------------------------------------------------------------------------------

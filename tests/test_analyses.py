@@ -26,7 +26,7 @@ from diagnosis.analyses import (
 from diagnosis.errors import InputError
 from diagnosis.overview import compute_overview
 from diagnosis.schema import Territory
-from diagnosis.settings import METRIC_CRS
+from diagnosis.settings import CROWFLY_DRIVE_ACCESS_MIN, METRIC_CRS
 from diagnosis.travel_times import DETOUR_FACTOR, DRIVE_SPEED_KMH
 from tests.conftest import require_shared
 from tests.test_overview import X0, Y0, _communes, _facilities
@@ -54,14 +54,17 @@ def grid():
 
 
 def _minutes(km: float) -> float:
-    return km * 1000 * DETOUR_FACTOR / (DRIVE_SPEED_KMH * 1000 / 60)
+    """The crow-fly model by hand: access term + distance x detour at the car speed."""
+    trip = km * 1000 * DETOUR_FACTOR / (DRIVE_SPEED_KMH * 1000 / 60)
+    return CROWFLY_DRIVE_ACCESS_MIN + trip if km > 0 else 0.0
 
 
 def test_crow_fly_access_matches_hand_computation(grid):
     com, fac, ov = grid
-    res = compute_access(ov, fac, max_minutes=20)
+    res = compute_access(ov, fac, max_minutes=21)
     t = res.access.table.set_index("code_insee")
-    # A -> PMI at its hall: 0; B -> 10 km; C -> 20 km (39 min, beyond 20 min)
+    # A -> PMI at its hall: 0; B -> 10 km (20.5 min); C -> 20 km (40 min, beyond 21 min;
+    # routed up to 2 x 21 = 42 min, so its distance is still known)
     assert t.loc["44001", "minutes_nearest_pmi"] == pytest.approx(0)
     assert t.loc["44002", "minutes_nearest_pmi"] == pytest.approx(_minutes(10))
     assert t.loc["44003", "minutes_nearest_pmi"] == pytest.approx(_minutes(20))
@@ -85,19 +88,19 @@ def test_access_with_no_facility_of_the_types_is_a_clear_error(grid):
 
 def test_crow_fly_catchment_is_a_disc_of_the_reach():
     c = compute_catchment(Point(-1.55, 47.22), max_minutes=15)
-    radius_m = 15 * DRIVE_SPEED_KMH * 1000 / 60 / DETOUR_FACTOR
+    radius_m = (15 - CROWFLY_DRIVE_ACCESS_MIN) * DRIVE_SPEED_KMH * 1000 / 60 / DETOUR_FACTOR
     assert c.to_crs(METRIC_CRS).area.iloc[0] == pytest.approx(np.pi * radius_m**2, rel=2e-3)
     assert c["engine"].iloc[0] == "crow_fly"
 
 
 def test_siting_explains_and_adds_neighbours(grid):
     com, fac, ov = grid
-    sc = compute_siting(ov, fac, k_values=(1, 2), max_minutes=20)
-    assert len(sc.results) == 2 and list(sc.table.columns) == ["1 site, 20 min",
-                                                               "2 sites, 20 min"]
+    sc = compute_siting(ov, fac, k_values=(1, 2), max_minutes=21)
+    assert len(sc.results) == 2 and list(sc.table.columns) == ["1 site, 21 min",
+                                                               "2 sites, 21 min"]
     sites = sc.main.sites
     rec = sites.loc[sites["status"] == "recommandé"].iloc[0]
-    # the middle town hall reaches all three halls within 20 min (10 km = 19.5 min)
+    # the middle town hall reaches all three halls within 21 min (10 km = 1 + 19.5 min)
     assert rec["name"] == "F3" and rec["births_covered"] == pytest.approx(160)
     assert rec["minutes_nearest_pmi"] == pytest.approx(_minutes(10))
     assert np.isnan(rec["minutes_nearest_maternite"])  # none loaded: unknown, not 0
@@ -120,13 +123,13 @@ def test_partners_and_cohorts_of_a_site(grid):
     com, fac, ov = grid
     site = find_site(fac, "F3")
     assert isinstance(site, Site) and site.site_id == "t:3"
-    p = compute_partners(ov, fac, site, max_minutes=20, dep_name="Loire-Atlantique")
+    p = compute_partners(ov, fac, site, max_minutes=21, dep_name="Loire-Atlantique")
     near = p.layers["near_site"]
     assert "t:3" not in set(near["facility_id"])  # a site is not its own partner
     assert set(near["type"]) == {"pmi", "eaje", "mairie"}
-    assert (near["minutes"] <= 20).all()
+    assert (near["minutes"] <= 21).all()
     assert "Loire-Atlantique" in " ".join(p.layers["institutions"]["organisation"])
-    catch = compute_site_catchment(ov, com, site, max_minutes=20)
+    catch = compute_site_catchment(ov, com, site, max_minutes=21)
     assert catch.births_per_year == pytest.approx(160)
     plan = compute_site_cohorts(catch, uptake_rate=0.25)
     assert plan.groups_per_year == pytest.approx(160 * 0.25 / 10)

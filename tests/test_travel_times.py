@@ -283,7 +283,14 @@ def test_crow_fly_by_hand_with_documented_defaults():
     assert DETOUR_FACTOR == 1.3 and DRIVE_SPEED_KMH == 40.0
     assert tt.minutes[0, 0] == pytest.approx(5.0 * 1.3 / 40.0 * 60.0)
     assert tt.engine == ENGINE_CROW_FLY
-    assert tt.params == {"speed_kmh": 40.0, "detour_factor": 1.3}
+    assert tt.params == {"speed_kmh": 40.0, "detour_factor": 1.3, "access_min": 0.0}
+    with_access = crow_fly_travel_times(np.array([[0.0, 0.0], [3000.0, 4000.0]]),
+                                        np.array([[3000.0, 4000.0]]), access_min=1.0,
+                                        max_minutes=10.0)
+    # 1 min of access + 9.75 min = 10.75 min, beyond the 10-min cutoff; at the facility: 0
+    np.testing.assert_allclose(with_access.minutes[:, 0], [np.inf, 0.0])
+    assert with_access.nearest_minutes[0] == np.inf
+    assert "1 min d'accès" in with_access.label
     assert "vol d'oiseau" in tt.label and "40 km/h" in tt.label and "1,3" in tt.label
     walk = crow_fly_travel_times(np.array([[0.0, 0.0]]), np.array([[3000.0, 4000.0]]),
                                  mode="walk")
