@@ -521,9 +521,8 @@ def _with_neighbours(res: sit.SitingResult, facilities: gpd.GeoDataFrame, travel
         if len(sub) == 0:
             sites[col] = np.nan
             continue
-        t = travel.times(xy, facility_points_xy(sub),
-                         max_minutes=FAR_CUTOFF_FACTOR * max_minutes).minutes
-        near = t.min(axis=1)
+        near = travel.times(xy, facility_points_xy(sub),
+                            max_minutes=FAR_CUTOFF_FACTOR * max_minutes).nearest_minutes
         sites[col] = np.where(np.isfinite(near), near, np.nan)
     partners = facilities.loc[facilities["type"] != "mairie"]
     t = travel.times(xy, facility_points_xy(partners), max_minutes=max_minutes).minutes

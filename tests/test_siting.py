@@ -512,3 +512,31 @@ def test_compare_scenarios_side_by_side():
     assert t.loc["Statut", "1 site, 15 min"] == "optimum prouvé"
     with pytest.raises(InputError):
         compare_scenarios([])
+
+
+def test_sparse_travel_times_give_the_dense_answer():
+    """Issue 15.1: maximal covering reads the sparse pairs within reach, never a dense
+    demand x candidates matrix, and recommends exactly what the dense matrix does."""
+    from diagnosis.siting.scenario import _SparseMinutes
+    from diagnosis.travel_times import crow_fly_travel_times
+
+    rng = np.random.default_rng(3)
+    dem_xy = rng.uniform(0, 30_000, (60, 2))
+    cand_xy = rng.uniform(0, 30_000, (25, 2))
+    dem = gpd.GeoDataFrame({"code_insee": [f"44{i:03d}" for i in range(60)],
+                            "births_2024": rng.integers(1, 40, 60).astype(float),
+                            "need_weight": rng.uniform(1, 50, 60)},
+                           geometry=gpd.points_from_xy(dem_xy[:, 0], dem_xy[:, 1]),
+                           crs="EPSG:2154").to_crs(WGS84)
+    cand = gpd.GeoDataFrame({"facility_id": [f"c{i}" for i in range(25)],
+                             "type": ["pmi"] * 25, "name": [f"C{i}" for i in range(25)]},
+                            geometry=gpd.points_from_xy(cand_xy[:, 0], cand_xy[:, 1]),
+                            crs="EPSG:2154").to_crs(WGS84)
+    tt = crow_fly_travel_times(dem_xy, cand_xy, max_minutes=15)
+    assert tt.within.nnz < 60 * 25  # only the pairs within reach are held
+    a = find_host_sites(dem, cand, tt, k=3, max_minutes=12)
+    b = find_host_sites(dem, cand, tt.minutes, k=3, max_minutes=12)
+    assert a.sites["facility_id"].tolist() == b.sites["facility_id"].tolist()
+    assert a.summary["births_covered_after"] == b.summary["births_covered_after"]
+    m = _SparseMinutes(tt.within.tocsc())
+    np.testing.assert_array_equal(m[:, [0, 3]], tt.minutes[:, [0, 3]])

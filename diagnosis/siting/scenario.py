@@ -220,7 +220,15 @@ def find_host_sites(
         if col not in candidates.columns:
             raise InputError(f"candidates lacks column {col!r}; build them with "
                              "build_candidates")
-    minutes = _align_minutes(travel_minutes, demand, candidates, demand_id_col)
+    within: Any = getattr(travel_minutes, "within", None)
+    sparse_path = (objective == "max_covering" and sparse.issparse(within)
+                   and not isinstance(travel_minutes, pd.DataFrame))
+    if sparse_path and within.shape != (len(demand), len(candidates)):
+        raise InputError(f"travel_minutes has shape {within.shape!r} but demand x candidates "
+                         f"is {(len(demand), len(candidates))!r}; compute it for these rows, "
+                         "in this order")
+    minutes = None if sparse_path else _align_minutes(travel_minutes, demand, candidates,
+                                                      demand_id_col)
 
     ids = candidates["facility_id"].astype(str).to_numpy()
     types = candidates["type"].astype(str).to_numpy()
@@ -245,9 +253,15 @@ def find_host_sites(
         )
     pool = np.flatnonzero(pool_mask)
     fixed_local = np.flatnonzero(is_fixed[pool])
-    d = minutes[:, pool]
     k_checked, _ = _check_k_fixed(k, fixed_local, pool.size)
-    cov = sparse.csc_matrix(d <= max_minutes)
+    d: Any
+    if minutes is None:  # sparse all the way: only the pairs within reach are held
+        assert within is not None
+        d = _SparseMinutes(sparse.csc_matrix(within)[:, pool])
+        cov = d.coverage(max_minutes)
+    else:
+        d = minutes[:, pool]
+        cov = sparse.csc_matrix(d <= max_minutes)
     fixed_cov = np.asarray(cov[:, fixed_local].sum(axis=1)).ravel() > 0 if fixed_local.size \
         else np.zeros(len(demand), dtype=bool)
     before = fixed_cov.copy()
@@ -286,6 +300,33 @@ def _ids(df: pd.DataFrame, id_col: str, mask: np.ndarray) -> list[str]:
     if id_col in df.columns:
         return [str(v) for v in df.loc[mask, id_col].head(5)]
     return [str(v) for v in df.index[mask][:5]]
+
+
+class _SparseMinutes:
+    """Travel minutes held as the sparse pairs within reach (absent pair: unreachable).
+
+    Enough of a matrix for maximal covering: the coverage matrix, and dense blocks of the
+    few columns of the open sites (``d[:, cols]``) for the explanations.
+    """
+
+    def __init__(self, within: sparse.csc_matrix) -> None:
+        self.within = within
+        self.shape = within.shape
+
+    def coverage(self, max_minutes: float) -> sparse.csc_matrix:
+        """Boolean coverage: the stored pairs at ``max_minutes`` or less (zeros included)."""
+        cov = self.within.copy()
+        cov.data = cov.data <= max_minutes
+        cov.eliminate_zeros()
+        return sparse.csc_matrix(cov, dtype=bool)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key
+        block = self.within[:, cols]
+        dense = np.full(block.shape, np.inf)
+        coo = block.tocoo()
+        dense[coo.row, coo.col] = coo.data  # explicit zeros are real 0-minute pairs
+        return dense[rows]
 
 
 def _align_minutes(travel_minutes: Any, demand: pd.DataFrame, candidates: pd.DataFrame,
