@@ -207,8 +207,9 @@ def load_workspace(
 
 
 def _in_demo(territory: Territory) -> bool:
+    """Whether every commune of the territory is in the embedded demo (Loire-Atlantique)."""
     codes = set(demo.load_demo_communes()["code_insee"])
-    return any(c in codes for c in territory.communes)
+    return all(c in codes for c in territory.communes)
 
 
 def _context_territory(territory: Territory) -> Territory:
@@ -243,6 +244,11 @@ def _from_insee_files(
     context = _context_territory(territory)
     imp = read_insee_files(list(files), territory_codes=context.communes)
     communes = communes_from_insee(context, imp)
+    unplaced = communes.geometry.isna() | communes.geometry.is_empty
+    if "point_lon" in communes:
+        unplaced &= communes["point_lon"].isna()
+    lost = communes.loc[unplaced, "code_insee"].tolist()
+    communes = communes.loc[~unplaced].reset_index(drop=True)
     known = communes.loc[communes["code_insee"].isin(territory.communes)]
     if "births_2024" not in known or known["births_2024"].isna().all():
         raise MissingDataError(
@@ -256,6 +262,11 @@ def _from_insee_files(
         "Admin Express généralisé, COG 2026) ; besoins : vos fichiers INSEE.",
         *_insee_notices(imp),
     ]
+    mine = [c for c in lost if c in set(territory.communes)]
+    if mine:
+        notices.append(f"{len(mine)} commune(s) sans contour ni point dans la géographie "
+                       f"livrée ({', '.join(mine[:10])}) : elles ne sont pas placées et "
+                       "restent hors du diagnostic.")
     if "under3_census" not in communes or communes["under3_census"].isna().all():
         notices.append("Les enfants de moins de 3 ans sont une estimation (3 × naissances), "
                        "pas un comptage.")

@@ -55,7 +55,7 @@ METRIC_LABELS: dict[str, str] = {
 }
 
 #: How a territory can be split for a comparison.
-SPLITS: tuple[str, ...] = ("epci", "commune")
+SPLITS: tuple[str, ...] = ("epci", "commune", "departement", "region")
 
 
 def metric_label(metric: str) -> str:
@@ -208,7 +208,8 @@ def split_territory(territory: Territory, cog: CogTables, *, by: str) -> list[Te
     by
         ``"epci"``: the EPCIs of the territory's communes (an EPCI that straddles a
         département border is returned whole, with all its communes: its diagnosis then
-        flags the communes without loaded data); ``"commune"``: its communes.
+        flags the communes without loaded data); ``"commune"``: its communes;
+        ``"departement"``, ``"region"``: its départements or régions (the national view).
 
     Returns
     -------
@@ -226,6 +227,11 @@ def split_territory(territory: Territory, cog: CogTables, *, by: str) -> list[Te
         return [resolve_territory(c, cog) for c in sorted(territory.communes)]
     com = cog.communes
     rows = com.loc[com["kind"].eq("commune") & com["code"].isin(territory.communes)]
+    if by == "departement":
+        return [resolve_territory(d, cog) for d in sorted(set(rows["dep_code"].astype(str)))]
+    if by == "region":
+        codes = sorted(c for c in set(rows["region_code"].astype(str)) if c and c != "nan")
+        return [resolve_territory(f"région {c}", cog) for c in codes]
     codes = sorted(c for c in set(rows["epci_code"].astype(str)) if c and c != "nan")
     return [resolve_territory(c, cog) for c in codes]
 

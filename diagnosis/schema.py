@@ -295,7 +295,7 @@ class Territory:
     def label(self) -> str:
         """French label, e.g. ``"EPCI CC du Pays de Pontchâteau… (200000438)"``."""
         kinds = {"commune": "Commune", "epci": "EPCI", "departement": "Département",
-                 "region": "Région"}
+                 "region": "Région", "pays": "Pays"}
         if self.kind == "custom":
             return f"Territoire {self.name} ({len(self.communes)} communes)"
         return f"{kinds.get(self.kind, self.kind)} {self.name} ({self.code})"

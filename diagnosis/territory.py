@@ -117,6 +117,8 @@ def resolve_territory(query: str, cog: CogTables) -> Territory:
     if "=" in q:
         name, _, codes = q.partition("=")
         return custom_territory(name, re.split(r"[,;\s]+", codes), cog)
+    if normalize_name(q) in {"fr", "france", "france entiere"}:
+        return france(cog)
     region = _REGION_RE.match(q)
     if region:
         return _region(region.group("code"), cog)
@@ -133,6 +135,26 @@ def resolve_territory(query: str, cog: CogTables) -> Territory:
             "characters), an INSEE commune code (5) or an EPCI SIREN (9)"
         )
     return _by_name(q, cog)
+
+
+def france(cog: CogTables) -> Territory:
+    """All current communes of France (mainland and overseas départements): ``FR``.
+
+    Examples
+    --------
+    >>> from data_sources.cog import load_cog
+    >>> t = france(load_cog())
+    >>> t.kind, t.code, len(t.departements)
+    ('pays', 'FR', 101)
+    """
+    com = cog.communes
+    dep = com["dep_code"].astype(str)
+    # the 101 départements; the collectivités d'outre-mer (975, 977, 978, 98x) are not
+    # départements and have no commune polygons in the shipped geography
+    in_deps = (dep.str.len() == 2) | dep.isin(("971", "972", "973", "974", "976"))
+    members = com.loc[com["kind"].eq("commune") & in_deps]
+    deps = tuple(sorted(members["dep_code"].astype(str).unique()))
+    return Territory("pays", "FR", "France", tuple(sorted(members["code"])), deps)
 
 
 def _departement(code: str, cog: CogTables) -> Territory:
