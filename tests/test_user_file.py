@@ -218,16 +218,16 @@ def test_bytes_and_uploaded_file_objects():
 
 
 def test_malformed_row_is_rejected_with_its_line():
-    text = ("nom,type,code_insee,lat,lon\nA,crèche,44129,47.2,-1.5\n"
-            "B, la suite,crèche,44129,47.3,-1.6\n")
+    text = ("nom,type,code_insee,lat,lon\nA,crèche,44190,47.2,-1.5\n"
+            "B, la suite,crèche,44209,47.3,-1.6\n")
     rep = load_facility_file(text.encode(), name="f.csv", cog=COG).report
     assert rep.accepted == 1
     assert "6 valeurs pour 5 colonnes" in rejected_reason(rep, 3)
 
 
 def test_blank_lines_keep_line_numbers():
-    text = ("nom;type;code_insee;lat;lon\n\nA;crèche;44129;47.2;-1.5\n;;;;\n"
-            "B;garage;44129;47.3;-1.6\n")
+    text = ("nom;type;code_insee;lat;lon\n\nA;crèche;44190;47.2;-1.5\n;;;;\n"
+            "B;garage;44209;47.3;-1.6\n")
     rep = load_facility_file(text.encode(), name="f.csv", cog=COG).report
     assert rep.rows_read == 2
     assert rep.rejected["row"].tolist() == [5]
@@ -382,7 +382,7 @@ def test_vector_file_polygons_and_missing_geometry():
 
 def test_geopackage_in_lambert93(tmp_path):
     gdf = gpd.GeoDataFrame(
-        {"nom_structure": ["Crèche origine"], "typequ": ["D502"], "depcom": ["44109"]},
+        {"nom_structure": ["Crèche origine"], "typequ": ["D502"], "depcom": ["03238"]},
         geometry=[Point(700000, 6600000)], crs="EPSG:2154")
     path = tmp_path / "export.gpkg"
     gdf.to_file(path, driver="GPKG")
@@ -603,8 +603,13 @@ def test_real_eaje_44_2018():
         "multi_accueil": 146, "creche_collective": 50, "micro_creche": 42, "halte_garderie": 40,
         "creche_familiale": 8}
     assert sum("interprété" in w for w in rep.warnings) == 2
-    # geocode_type: 202 housenumber -> address; 83 street + 1 locality -> street
-    assert fac["position_precision"].value_counts().to_dict() == {"address": 202, "street": 84}
+    # geocode_type: 202 housenumber -> address; 83 street + 1 locality -> street; but 3
+    # "street" points lie 77 to 11,593 km from their declared commune (issue 13.6): they
+    # are placed at that commune's town hall (precision commune) and flagged, not lost
+    assert fac["position_precision"].value_counts().to_dict() == {"address": 202, "street": 81,
+                                                                  "commune": 3}
+    far = rep.notes.loc[rep.notes["note"].str.contains("km de la commune déclarée"), "row"]
+    assert sorted(far) == [27, 49, 126]
     assert fac["code_insee"].str.fullmatch(r"\d{5}").all()
     # 3 points fall outside the département's polygons (no code_insee_pip): the newest
     # source code is used, e.g. Chéméré's 2018 code 44040 is replaced by 44005 (2025)
@@ -680,7 +685,7 @@ def test_stray_quote_is_read_line_by_line_and_flagged():
 
 def test_real_multiline_value_stays_one_row_with_a_note():
     body = HEAD.replace("\n", ";adresse\n") + \
-        'Crèche A;crèche;44109;47.21;-1.55;"12 rue X\nBP 5"\nCrèche B;crèche;44109;47.3;-1.6;y\n'
+        'Crèche A;crèche;44109;47.21;-1.55;"12 rue X\nBP 5"\nCrèche B;crèche;44209;47.3;-1.6;y\n'
     rep = load_facility_file(body.encode(), name="multi.csv").report
     assert rep.rows_read == 2 and rep.accepted == 2
     assert "valeur sur plusieurs lignes (lignes 2 à 3)" in rep.notes["note"].iloc[0]
@@ -689,7 +694,7 @@ def test_real_multiline_value_stays_one_row_with_a_note():
 def test_field_over_the_csv_limit_rejects_that_row_only():
     big = "B" * 140_000
     body = HEAD + _rows(["Crèche A"]) + f"{big};crèche;44109;47.22;-1.52\n" + \
-        _rows(["Crèche C"]).replace("47.2", "47.4")
+        _rows(["Crèche C"]).replace("47.2", "47.23")
     rep = load_facility_file(body.encode(), name="long.csv").report
     assert rep.rows_read == 3 and rep.accepted == 2 and rep.rejected["row"].tolist() == [3]
     assert "dépasse 131\u202f072 caractères" in rep.rejected["reason"].iloc[0]
@@ -781,7 +786,7 @@ def test_many_unnamed_rows_import_in_near_linear_time():
 
     n = 30_000
     rng = np.random.default_rng(0)
-    lon, lat = rng.uniform(-2.5, -1.5, n), rng.uniform(47.0, 47.6, n)
+    lon, lat = rng.uniform(-1.60, -1.50, n), rng.uniform(47.19, 47.25, n)  # in Nantes
     body = HEAD + "".join(f";crèche;44109;{b:.6f};{a:.6f}\n" for a, b in zip(lon, lat,
                                                                             strict=True))
     start = time.perf_counter()
@@ -806,3 +811,34 @@ def test_cli_lines_give_counts_warnings_and_first_reasons():
     warned = load_facility_file(body.encode(), name="cli.csv", default_type=None).report
     assert [ln for ln in warned.cli_lines() if ln.startswith("  Attention")] == [
         f"  Attention : {w}" for w in warned.warnings]
+
+
+def test_positions_are_checked_against_the_declared_commune(tmp_path):
+    """Issue 13.6: a longitude that lost its minus sign (2.0876 for -2.0876, 300 km east of
+    Pontchâteau) is caught, fixed and flagged; a swap too; a point far from its commune
+    with no fix is rejected; a good point is kept as is."""
+    from data_sources.user_file import load_facility_file
+
+    text = ("nom;type;code_insee;latitude;longitude\n"
+            "Bonne;crèche;44129;47.4376;-2.0876\n"
+            "Signe perdu;crèche;44129;47.4376;2.0876\n"
+            "Inversée;crèche;44129;-2.0876;47.4376\n"
+            "Ailleurs;crèche;44129;43.6045;1.4440\n")
+    f = tmp_path / "positions.csv"
+    f.write_text(text, encoding="utf-8")
+    rejected = load_facility_file(f).report  # no town halls to fall back on
+    assert rejected.rows_read == 4 and rejected.accepted == 3 and len(rejected.rejected) == 1
+    res = load_facility_file(f, town_halls=HALLS)
+    rep = res.report
+    assert rep.rows_read == 4 and rep.accepted == 4 and len(rep.rejected) == 0
+    far = res.facilities.set_index("name").loc["Ailleurs"]
+    assert far["position_precision"] == "commune"  # at Pontchâteau's town hall, flagged
+    assert (far.geometry.x, far.geometry.y) == pytest.approx(PONTCHATEAU_HALL)
+    assert "km de la commune déclarée 44129" in " ".join(rep.notes["note"])
+    fac = res.facilities.set_index("name")
+    for name in ("Bonne", "Signe perdu", "Inversée"):
+        assert fac.loc[name].geometry.x == pytest.approx(-2.0876, abs=1e-6)
+        assert fac.loc[name].geometry.y == pytest.approx(47.4376, abs=1e-6)
+    notes = " ".join(rep.notes["note"])
+    assert "signe moins perdu" in notes and "inversées" in notes
+    assert any("à vérifier" in w for w in rep.warnings)

@@ -19,7 +19,12 @@ from data_sources.user_file.communes import (
     _point_table,
 )
 from data_sources.user_file.duplicates import find_duplicates
-from data_sources.user_file.positions import _crs_summary, _parse_positions, _to_float
+from data_sources.user_file.positions import (
+    _crs_summary,
+    _parse_positions,
+    _to_float,
+    check_declared_communes,
+)
 from data_sources.user_file.read import RawTable
 from data_sources.user_file.report import ImportReport, _Log, _plural, _rows_text
 from data_sources.user_file.types import _type_text, map_type
@@ -131,6 +136,14 @@ def parse_facilities(
     if cog_index is not None:
         codes = _codes_from_cog(codes, postcodes, col("commune"), col("address"), cog_index, log)
         missing_code = codes.eq("").to_numpy()
+
+    # --- positions checked against the declared commune (a lost minus sign, a swap…)
+    declared = precise & ~missing_code & ~np.isin(rows, list(log.outside))
+    if declared.any():
+        lon, lat, misplaced = check_declared_communes(lon, lat, codes, declared, rows, log)
+        if misplaced.any():  # placed at their commune's town hall below (or rejected)
+            precise = precise & ~misplaced
+            lon[misplaced] = lat[misplaced] = np.nan
 
     # --- placement at the town hall for rows without coordinates
     precision = _parse_precision(col("precision")) if "precision" in columns else \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -228,3 +229,105 @@ def _parse_positions(
             log.warnings.append(f"coordonnées en {_CRS_LABELS[crs]} converties en WGS84 "
                                 f"({_plural(int(conv.sum()), 'ligne', 'lignes')})")
     return lon, lat, crs_used != "", crs_used
+
+
+#: A point farther than this (metres) from the polygon of its declared commune is suspect
+#: (the shipped polygons are generalised to about 250 m; a facility sits in its commune).
+DECLARED_COMMUNE_TOLERANCE_M = 2_000.0
+
+
+def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
+                            mask: np.ndarray, rows: np.ndarray, log: Any
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check each point against the polygon of the commune its row declares.
+
+    A point within :data:`DECLARED_COMMUNE_TOLERANCE_M` of its commune is kept. Otherwise
+    the usual slips are tried: a lost minus sign on the longitude (``2.05`` for
+    ``-2.05``, 300 km away in Loire-Atlantique), then swapped latitude/longitude; a fix
+    that lands in the commune is applied and the row flagged with it (« à vérifier »);
+    without one, the row is marked misplaced: the caller places it at its commune's town
+    hall (commune precision, flagged with the distance) or rejects it. Never silently
+    accepted.
+
+    Parameters
+    ----------
+    lon, lat
+        WGS84 coordinates of every row (modified copies are returned).
+    codes
+        Declared INSEE code of every row.
+    mask
+        Rows to check (coordinates from the file and a declared code).
+    rows, log
+        File row numbers and the import log (notes and rejections).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        The longitudes and latitudes, fixed where a slip was found, and the rows still
+        misplaced (far from their commune, no fix).
+    """
+    import geopandas as gpd
+    from shapely import distance as shp_distance
+    from shapely import points as shp_points
+
+    from data_sources.national import load_national_communes
+    from diagnosis.settings import METRIC_CRS
+
+    lon, lat = lon.copy(), lat.copy()
+    idx = np.flatnonzero(mask)
+    wanted = sorted(set(codes.iloc[idx]))
+    deps = sorted({c[:3] if c.startswith("97") else c[:2] for c in wanted})
+    geo = load_national_communes(departements=deps)
+    geo = geo.loc[geo["code_insee"].isin(wanted) & geo.geometry.notna()]
+    none = np.zeros(lon.shape[0], dtype=bool)
+    if geo.empty:
+        return lon, lat, none
+    polys = dict(zip(geo["code_insee"], geo.to_crs(METRIC_CRS).geometry, strict=True))
+
+    def metres(x: np.ndarray, y: np.ndarray, code_list: list[str]) -> np.ndarray:
+        pts = gpd.GeoSeries(shp_points(x, y), crs="EPSG:4326").to_crs(METRIC_CRS)
+        return np.array([shp_distance(p, polys[c]) if c in polys else 0.0
+                         for p, c in zip(pts, code_list, strict=True)])
+
+    code_list = [str(codes.iloc[i]) for i in idx]
+    dist = metres(lon[idx], lat[idx], code_list)
+    far = dist > DECLARED_COMMUNE_TOLERANCE_M
+    if not far.any():
+        return lon, lat, none
+    bad = idx[far]
+    bad_codes = [code_list[j] for j in np.flatnonzero(far)]
+    fixes = (("signe moins perdu sur la longitude", -lon[bad], lat[bad]),
+             ("latitude et longitude inversées", lat[bad], lon[bad]),
+             ("signe moins perdu et coordonnées inversées", -lat[bad], lon[bad]))
+    done = np.zeros(bad.size, dtype=bool)
+    for label, x, y in fixes:
+        ok = ~done & _in_france(x, y)
+        if not ok.any():
+            continue
+        d2 = np.full(bad.size, np.inf)
+        d2[ok] = metres(x[ok], y[ok], [c for c, k in zip(bad_codes, ok, strict=True) if k])
+        good = ok & (d2 <= DECLARED_COMMUNE_TOLERANCE_M)
+        for j in np.flatnonzero(good):
+            i = bad[j]
+            log.note([int(rows[i])],
+                     f"position corrigée ({label}) : {lat[i]:.5f}, {lon[i]:.5f} → "
+                     f"{y[j]:.5f}, {x[j]:.5f}, dans la commune déclarée {bad_codes[j]} ; à "
+                     "vérifier")
+            lon[i], lat[i] = x[j], y[j]
+        done |= good
+    misplaced = np.zeros(lon.shape[0], dtype=bool)
+    for j in np.flatnonzero(~done):
+        i = bad[j]
+        km = dist[np.flatnonzero(far)[j]] / 1000
+        misplaced[i] = True
+        log.note([int(rows[i])],
+                 f"coordonnées à {km:.0f} km de la commune déclarée {bad_codes[j]} : "
+                 "placée à la mairie de cette commune (position approximative) ; à vérifier")
+    if done.any():
+        log.warnings.append(f"{int(done.sum())} position(s) corrigée(s) d'après la commune "
+                            "déclarée (signe moins perdu ou lat/lon inversées) : à vérifier")
+    if misplaced.any():
+        log.warnings.append(f"{int(misplaced.sum())} position(s) loin de leur commune déclarée, "
+                            "sans correction évidente : placée(s) à la mairie de la commune "
+                            "(à défaut, rejetée(s)) ; à vérifier")
+    return lon, lat, misplaced
