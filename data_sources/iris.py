@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from shapely.geometry import shape
 
@@ -389,8 +390,8 @@ def _numbers(values: pd.Series, *, file: str, column: str) -> pd.Series:
     num = pd.to_numeric(clean.where(~blank), errors="coerce")
     bad = num.isna() & ~blank
     if bad.any():
-        i = bad.idxmax()
+        pos = int(np.argmax(bad.to_numpy()))
         raise SourceError(
-            f"{file}: line {int(i) + 2}, column {column!r}: {values[i]!r} is not a number"
+            f"{file}: line {pos + 2}, column {column!r}: {values.iloc[pos]!r} is not a number"
         )
     return num.astype("float64")

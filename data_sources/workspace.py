@@ -62,6 +62,8 @@ class Workspace:
     imports: tuple[Any, ...]
     notices: tuple[str, ...]
     origin: str
+    iris: gpd.GeoDataFrame | None = None
+    grid: gpd.GeoDataFrame | None = None
 
     @property
     def dep_name(self) -> str | None:
@@ -114,6 +116,8 @@ def load_workspace(
     *,
     facility_files: Iterable[str | Path | tuple[str, bytes]] = (),
     insee_files: Sequence[str | Path | tuple[str, bytes]] = (),
+    iris_files: tuple[str | Path, str | Path] | None = None,
+    grid_file: str | Path | None = None,
     extra_facilities: Sequence[gpd.GeoDataFrame] = (),
     use_store: bool = True,
 ) -> Workspace:
@@ -135,6 +139,13 @@ def load_workspace(
         downloaded (:func:`data_sources.insee_files.read_insee_files`): with the shipped
         national geography, any French territory is diagnosed offline; over the demo or
         the store, their figures replace the loaded ones (a notice says so).
+    iris_files
+        ``(contours, census)``: the IRIS contours (IGN Contours IRIS, GeoPackage or
+        GeoJSON) and INSEE's census base by IRIS (CSV or its zip): demand below the
+        commune (:mod:`data_sources.iris`).
+    grid_file
+        INSEE Filosofi 200 m cells (GeoPackage, CSV or zip) of the territory: demand on
+        the grid (:mod:`data_sources.filosofi`).
     extra_facilities
         Facility tables already in the schema (e.g. from the live loaders).
     use_store
@@ -199,11 +210,27 @@ def load_workspace(
         merged = pd.concat([t for t in tables if len(t)], ignore_index=True)
         facilities = validate_facilities(gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84),
                                          source="workspace")
+    iris = grid = None
+    if iris_files is not None:
+        from data_sources.iris import load_iris_population
+
+        parts = [load_iris_population(dep, contours_path=iris_files[0],
+                                      census_path=iris_files[1])
+                 for dep in territory.departements]
+        iris = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+        iris = iris.loc[iris["code_insee"].isin(set(communes["code_insee"]))]
+        notices = [*notices, *(n for p in parts for n in p.attrs.get("notes", ()))]
+        keys.extend(["ign_contours_iris", "insee_rp_iris_population"])
+    if grid_file is not None:
+        from data_sources.filosofi import load_filosofi
+
+        grid = load_filosofi(communes, path=grid_file)
+        keys.append("insee_filosofi_2019_200m")
     known = {r["key"] for r in records}
     sources = tuple(records) + tuple(
         _source_record(k) for k in dict.fromkeys(keys) if k not in known)
     return Workspace(territory, communes, facilities, sources, tuple(reports), tuple(notices),
-                     origin=origin)
+                     origin=origin, iris=iris, grid=grid)
 
 
 def _in_demo(territory: Territory) -> bool:

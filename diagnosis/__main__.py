@@ -52,6 +52,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _add_data_files(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facilities", action="append", default=[], metavar="FILE",
                    help="fichier de structures à importer (CSV, GeoJSON, GeoPackage); répétable")
+    p.add_argument("--iris", nargs=2, metavar=("CONTOURS", "RECENSEMENT"),
+                   help="demande à l'IRIS : contours IRIS (IGN, GeoPackage ou GeoJSON) et base "
+                        "INSEE du recensement par IRIS (CSV ou zip)")
+    p.add_argument("--grid", metavar="FILE",
+                   help="demande sur les carreaux de 200 m (INSEE Filosofi : GeoPackage, CSV "
+                        "ou zip)")
     p.add_argument("--insee", action="append", default=[], metavar="FILE",
                    help="fichier INSEE du « comparateur de territoires » ou du « dossier "
                         "complet » (CSV, toute édition) ; répétable. Avec la géographie "
@@ -321,7 +327,7 @@ def _fr(value: Any, decimals: int = 0) -> str:
 def cmd_access(args: argparse.Namespace) -> int:
     """Run ``access``: time to services, zones blanches and ranked priority communes."""
     from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
-    from diagnosis.pipeline import diagnose_access, diagnose_overview
+    from diagnosis.pipeline import diagnose_access, diagnose_demand, diagnose_overview
     from diagnosis.report import fr_percent
 
     params = _params(args)
@@ -331,7 +337,9 @@ def cmd_access(args: argparse.Namespace) -> int:
         step("réseau routier")
         travel = _travel(args, ws, params)
         step("temps de trajet et manques")
-        res = diagnose_access(ws, params, overview=diagnose_overview(ws, params), travel=travel)
+        ov = diagnose_overview(ws, params)
+        res = diagnose_access(ws, params, overview=ov, travel=travel,
+                              demand=diagnose_demand(ws, ov))
     prio = res.gaps.layers["priority"]
     kinds = list(res.access.params["facility_types"])
     com_cols = ["rank", "code_insee", "name", "score",
@@ -400,6 +408,7 @@ def _records_value(v: Any) -> Any:
 def cmd_site(args: argparse.Namespace) -> int:
     """Run ``site``: recommended host sites, explained, and the peer groups they allow."""
     from diagnosis.pipeline import (
+        diagnose_demand,
         diagnose_overview,
         diagnose_siting,
         recommended,
@@ -414,7 +423,8 @@ def cmd_site(args: argparse.Namespace) -> int:
         step("réseau routier")
         travel = _travel(args, ws, params)
         step("optimisation")
-        sc = diagnose_siting(ws, params, overview=ov, travel=travel)
+        sc = diagnose_siting(ws, params, overview=ov, travel=travel,
+                             demand=diagnose_demand(ws, ov))
         step("groupes de pairs")
         main = sc.main
         cohorts = []
@@ -697,7 +707,9 @@ def _workspace(args: argparse.Namespace) -> Any:
     from data_sources.workspace import load_workspace
 
     ws = load_workspace(_territory(args), facility_files=args.facilities,
-                        insee_files=getattr(args, "insee", []))
+                        insee_files=getattr(args, "insee", []),
+                        iris_files=tuple(args.iris) if getattr(args, "iris", None) else None,
+                        grid_file=getattr(args, "grid", None))
     for notice in ws.territory.notices:  # an old commune code resolved, never silently
         print(f"  {notice}", file=sys.stderr)
     for report in ws.imports:  # what was accepted, flagged, rejected, and why: briefly

@@ -506,12 +506,17 @@ class AccessIndicators:
         or too far from the road network, births within reach and their share, pairs
         beyond the cutoff / disconnected / flagged.
     params
-        ``max_minutes``, ``births_col``, decay, types.
+        ``max_minutes``, ``births_col``, decay, types (and ``demand_level``).
+    origins
+        With demand below the commune (IRIS, 200 m cells): the same indicators per origin
+        (``origin_id``, ``code_insee``, ``level``…), from which ``table`` aggregates each
+        commune; ``None`` when the communes are the origins.
     """
 
     table: pd.DataFrame
     summary: pd.DataFrame
     params: Mapping[str, Any] = field(default_factory=dict)
+    origins: pd.DataFrame | None = None
 
 
 def compute_access_indicators(
@@ -809,3 +814,53 @@ def _as_vector(values: Any, name: str, length: int) -> np.ndarray:
 def _fr(value: float) -> str:
     """Short French number: ``0.68 -> '0,68'``, ``10.0 -> '10'``."""
     return f"{value:.4g}".replace(".", ",")
+
+
+def aggregate_to_communes(origins: pd.DataFrame, facility_types: Sequence[str], *,
+                          max_minutes: float) -> pd.DataFrame:
+    """Commune rows of an origin-level access table (demand below the commune).
+
+    Per commune: ``births`` summed; for each type, ``minutes_nearest_<t>`` the
+    births-weighted mean over its origins of the time to the nearest (capped at twice
+    the routing cutoff, so one unreachable block does not make the commune infinite,
+    and infinite only when every origin is), ``reachable_<t>`` the most reachable from
+    one of its origins, ``e2sfca_<t>`` births-weighted, and ``share_within_<t>`` the
+    share of its births within ``max_minutes`` (what sub-commune demand adds).
+
+    Examples
+    --------
+    >>> o = pd.DataFrame({"code_insee": ["1", "1"], "births": [30.0, 10.0],
+    ...                   "minutes_nearest_pmi": [5.0, 45.0], "reachable_pmi": [2, 0],
+    ...                   "e2sfca_pmi": [0.5, 0.1]})
+    >>> t = aggregate_to_communes(o, ["pmi"], max_minutes=20)
+    >>> float(t["minutes_nearest_pmi"].iloc[0]), float(t["share_within_pmi"].iloc[0])
+    (15.0, 0.75)
+    """
+    w = pd.to_numeric(origins["births"], errors="coerce").fillna(0.0)
+    w = w.where(w.groupby(origins["code_insee"]).transform("sum") > 0, 1.0)
+    g = origins.assign(_w=w)
+    out = g.groupby("code_insee", sort=False).agg(
+        births=("births", lambda v: v.sum(min_count=1)))
+    if "name" in origins:
+        out["name"] = g.groupby("code_insee", sort=False)["name"].first()
+    cap = 4.0 * max_minutes
+    for t in facility_types:
+        m = pd.to_numeric(g[f"minutes_nearest_{t}"], errors="coerce")
+        finite = np.isfinite(m)
+        capped = m.where(finite, cap)
+        mean = (capped * g["_w"]).groupby(g["code_insee"], sort=False).sum() / \
+            g["_w"].groupby(g["code_insee"], sort=False).sum()
+        any_finite = finite.groupby(g["code_insee"], sort=False).any()
+        out[f"minutes_nearest_{t}"] = mean.where(any_finite, np.inf)
+        out[f"reachable_{t}"] = g.groupby("code_insee", sort=False)[f"reachable_{t}"].max()
+        e2 = pd.to_numeric(g[f"e2sfca_{t}"], errors="coerce")
+        has = e2.notna()
+        num = (e2.fillna(0) * g["_w"]).groupby(g["code_insee"], sort=False).sum()
+        den = (g["_w"] * has).groupby(g["code_insee"], sort=False).sum()
+        out[f"e2sfca_{t}"] = (num / den.where(den > 0)).astype(float)
+        within = (m <= max_minutes) & finite
+        b = pd.to_numeric(g["births"], errors="coerce")
+        share = (b * within).groupby(g["code_insee"], sort=False).sum(min_count=1) / \
+            b.groupby(g["code_insee"], sort=False).sum(min_count=1)
+        out[f"share_within_{t}"] = share
+    return out.reset_index()

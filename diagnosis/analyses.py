@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import dijkstra
 from diagnosis import siting as sit
 from diagnosis.accessibility import (
     AccessIndicators,
+    aggregate_to_communes,
     commune_points_xy,
     compute_access_indicators,
     compute_travel_times_by_type,
@@ -38,6 +39,7 @@ from diagnosis.accessibility import (
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
 from diagnosis.crowfly import CrowFlyModel, default_crow_fly_model
+from diagnosis.demand import DemandPoints
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_decimal
 from diagnosis.gaps import GapsResult, compute_gaps
@@ -149,6 +151,24 @@ def demand_points(overview: Overview) -> gpd.GeoDataFrame:
                             geometry=origin_points(com).to_numpy(), crs=WGS84)
 
 
+def _fine_demand(overview: Overview, demand: DemandPoints) -> gpd.GeoDataFrame:
+    """Sub-commune demand points with their commune's needs (births spread), EPSG:4326."""
+    com = pd.DataFrame(overview.layers["communes"].drop(columns="geometry"))
+    pts = demand.points.to_crs(WGS84)
+    base = pd.DataFrame({"origin_id": pts["origin_id"].astype(str).to_numpy(),
+                         "code_insee": pts["code_insee"].astype(str).to_numpy(),
+                         "_births": pd.to_numeric(pts["births"], errors="coerce").to_numpy(),
+                         "_share": pd.to_numeric(pts["share_population"],
+                                                 errors="coerce").to_numpy()})
+    out = base.merge(com, on="code_insee", how="left", validate="many_to_one")
+    out["births_2024"] = out["_births"]
+    for col in ("births_mean_2016_2021", "single_parent_families_2022", "families_2022"):
+        if col in out:  # counts are spread like the population; rates stay the commune's
+            out[col] = pd.to_numeric(out[col], errors="coerce") * out["_share"].fillna(1.0)
+    out = out.drop(columns=["_births", "_share"])
+    return gpd.GeoDataFrame(out, geometry=pts.geometry.to_numpy(), crs=WGS84)
+
+
 def _loaded_types(overview: Overview, facilities: pd.DataFrame,
                   types: Sequence[str] | None) -> list[str]:
     wanted = list(overview.params.get("types", ())) if types is None else list(types)
@@ -204,6 +224,7 @@ def compute_access(
     max_minutes: float = DEFAULT_MAX_MINUTES,
     weights: Mapping[str, float] | None = None,
     types: Sequence[str] | None = None,
+    demand: DemandPoints | None = None,
 ) -> AccessResult:
     """Time to each type of service, E2SFCA, zones blanches and priority score per commune.
 
@@ -222,6 +243,11 @@ def compute_access(
         Priority-score weights (see :func:`diagnosis.gaps.priority_weights`).
     types
         Facility types (default: the overview's, minus ``mairie``, among those loaded).
+    demand
+        Demand points below the commune (:func:`diagnosis.demand.compute_demand_points`):
+        times are computed from each IRIS or 200 m cell, the commune table aggregates
+        them (:func:`~diagnosis.accessibility.aggregate_to_communes`) and
+        ``access.origins`` keeps them; default: one point per commune (its town hall).
 
     Returns
     -------
@@ -240,7 +266,21 @@ def compute_access(
             f"no facility of the types {list(types or overview.params.get('types', ()))!r} "
             "is loaded; import a facility file (--facilities) or choose other types"
         )
-    origins = demand_points(overview)
+    fine = demand is not None and demand.level != "commune"
+    if fine:
+        assert demand is not None
+        pts = demand.points.to_crs(WGS84)
+        names = overview.layers["communes"].set_index("code_insee")["name"] \
+            if "name" in overview.layers["communes"] else None
+        origins = gpd.GeoDataFrame(
+            {"code_insee": pts["origin_id"].astype(str).to_numpy(),
+             "commune": pts["code_insee"].astype(str).to_numpy(),
+             "births_2024": pd.to_numeric(pts["births"], errors="coerce").to_numpy()},
+            geometry=pts.geometry.to_numpy(), crs=WGS84)
+        if names is not None:
+            origins["name"] = origins["commune"].map(names).to_numpy()
+    else:
+        origins = demand_points(overview)
     fac = facilities.loc[facilities["type"].isin(kinds)].reset_index(drop=True)
     # route beyond T so that "minutes to the nearest" also says how far a gap is
     m = travel.crow_fly
@@ -250,8 +290,22 @@ def compute_access(
                                       detour_factor=m.detour, access_min=m.access_min)
     access = compute_access_indicators(origins, fac, tt, max_minutes=max_minutes,
                                        facility_types=kinds)
+    if fine:
+        assert demand is not None
+        per_origin = access.table.rename(columns={"code_insee": "origin_id"}).assign(
+            code_insee=origins["commune"].to_numpy(),
+            level=demand.points["level"].to_numpy())
+        table = aggregate_to_communes(per_origin, kinds, max_minutes=max_minutes)
+        access = replace(access, table=table, origins=per_origin,
+                         params={**access.params, "demand_level": demand.level_label})
     gaps = compute_gaps(overview.layers["communes"], access, weights=weights)
     notes = [f"Temps de trajet : {travel.label}."]
+    if fine:
+        assert demand is not None
+        notes.append(f"Demande : {demand.level_label} (naissances de chaque commune "
+                     "réparties selon la part de ses jeunes enfants : une estimation) ; le "
+                     "tableau par commune agrège ces points.")
+        notes.extend(demand.notes)
     if travel.graph is None:
         notes.append("Sans réseau routier chargé, les temps sont estimés à vol d'oiseau "
                      "(distance × facteur de détour, à vitesse moyenne constante).")
@@ -435,6 +489,7 @@ def compute_siting(
     user_points: gpd.GeoDataFrame | None = None,
     objective: str = "max_covering",
     need_weights: Mapping[str, float] | None = None,
+    demand: DemandPoints | None = None,
 ) -> SitingScenarios:
     """Recommend host sites for ``k`` new Maisons, one scenario per ``k``, explained.
 
@@ -461,6 +516,10 @@ def compute_siting(
         ``"max_covering"`` or ``"p_median"``.
     need_weights
         Coefficients of poverty and single parents in the need weight.
+    demand
+        Demand points below the commune (IRIS, 200 m cells): each one is a demand point
+        with its share of the commune's births and the commune's need rates, so that a
+        site inside a city is chosen for the blocks it reaches; default: the communes.
 
     Returns
     -------
@@ -491,17 +550,21 @@ def compute_siting(
     tops = list(dict.fromkeys([float(max_minutes), *[float(t) for t in other_minutes]]))
     for t in tops:
         check_positive(t, "max_minutes")
-    demand = sit.compute_need_weights(demand_points(overview), weights=need_weights)
+    points = demand_points(overview) if demand is None or demand.level == "commune" else \
+        _fine_demand(overview, demand)
+    need = sit.compute_need_weights(points, weights=need_weights)
     cutoff = max(tops) if objective == "max_covering" else FAR_CUTOFF_FACTOR * max(tops)
-    tt = travel.times(commune_points_xy(demand), facility_points_xy(cand), max_minutes=cutoff)
+    tt = travel.times(commune_points_xy(need), facility_points_xy(cand), max_minutes=cutoff)
     results = []
     for top in tops:
         for k in ks:
-            res = sit.find_host_sites(demand, cand, tt, k=k, max_minutes=top,
+            res = sit.find_host_sites(need, cand, tt, k=k, max_minutes=top,
                                       objective=objective, host_types=host_types,
                                       label=f"{k} site{'s' if k > 1 else ''}, {top:g} min")
             results.append(_with_neighbours(res, facilities, travel, top))
-    notes = [f"Temps de trajet : {travel.label}.", *demand.attrs.get("need_notices", ())]
+    notes = [f"Temps de trajet : {travel.label}.", *need.attrs.get("need_notices", ())]
+    if demand is not None and demand.level != "commune":
+        notes.append(f"Demande : {demand.level_label} (naissances réparties, estimation).")
     if travel.note:
         notes.append(travel.note)
     return SitingScenarios(results=tuple(results), table=sit.compare_scenarios(results),

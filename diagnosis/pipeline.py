@@ -53,6 +53,7 @@ from diagnosis.analyses import (
     find_site,
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
+from diagnosis.demand import DemandPoints, compute_demand_points
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_percent
 from diagnosis.overview import Overview, compute_overview
@@ -296,19 +297,33 @@ def diagnose_overview(inputs: DiagnosisInputs, params: DiagnosisParams) -> Overv
                             threshold_m=params.threshold_m, sources=list(inputs.sources))
 
 
+def diagnose_demand(inputs: DiagnosisInputs, overview: Overview) -> DemandPoints | None:
+    """Demand below the commune when IRIS or 200 m cells are loaded, else ``None``.
+
+    The finest level loaded wins (cells, then IRIS); communes the finer layer does not
+    cover keep their commune point (:func:`diagnosis.demand.compute_demand_points`).
+    """
+    iris = getattr(inputs, "iris", None)
+    grid = getattr(inputs, "grid", None)
+    if iris is None and grid is None:
+        return None
+    com = overview.layers["communes"]
+    return compute_demand_points(com, iris=iris, grid=grid)
+
+
 def diagnose_access(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
-                    travel: Travel) -> AccessResult:
+                    travel: Travel, demand: DemandPoints | None = None) -> AccessResult:
     """Travel times, E2SFCA, zones blanches and priority (:func:`compute_access`)."""
     types = list(params.types) if params.types else [t for t in FACILITY_TYPES
                                                      if t != "mairie"]
     return compute_access(overview, inputs.facilities, travel=travel,
                           max_minutes=params.max_minutes,
                           weights=dict(params.weights) if params.weights else None,
-                          types=types)
+                          types=types, demand=demand)
 
 
 def diagnose_siting(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
-                    travel: Travel) -> SitingScenarios:
+                    travel: Travel, demand: DemandPoints | None = None) -> SitingScenarios:
     """Siting scenarios of the territory (:func:`compute_siting`), the main one first."""
     return compute_siting(overview, inputs.facilities, k_values=params.k_values, travel=travel,
                           max_minutes=params.max_minutes,
@@ -317,7 +332,7 @@ def diagnose_siting(inputs: DiagnosisInputs, params: DiagnosisParams, *, overvie
                           user_points=user_site_points(params.user_sites),
                           objective=params.objective,
                           need_weights=dict(params.need_weights) if params.need_weights
-                          else None)
+                          else None, demand=demand)
 
 
 @dataclass(frozen=True, eq=False)
@@ -443,6 +458,9 @@ class Diagnosis:
         Peer groups of the site studied (or of the whole territory without a site).
     comparison
         The territory among its peers (set by the composition root, which loads them).
+    demand
+        Demand points below the commune (IRIS, 200 m cells) when loaded, else ``None``
+        (one point per commune).
     notes
         French notes: how each part was computed, or why not.
     """
@@ -460,6 +478,7 @@ class Diagnosis:
     cohorts: CohortPlan | None = None
     comparison: pd.DataFrame | None = None
     notes: tuple[str, ...] = field(default=())
+    demand: DemandPoints | None = None
 
     @property
     def territory(self) -> Territory:
@@ -507,11 +526,12 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
     notes: list[str] = []
     step("besoins et offre")
     ov = overview if overview is not None else diagnose_overview(inputs, params)
+    demand = diagnose_demand(inputs, ov)
     access = siting = None
     if "access" in parts:
         step("temps d'accès et manques")
         try:
-            access = diagnose_access(inputs, params, overview=ov, travel=travel)
+            access = diagnose_access(inputs, params, overview=ov, travel=travel, demand=demand)
             notes += list(access.notes)
         except InputError as exc:
             notes.append(f"Accessibilité non calculée : {exc.fr}")
@@ -524,7 +544,7 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
             try:
                 siting = diagnose_siting(inputs, replace(params, k=ks[0],
                                                          scenarios=tuple(ks[1:])),
-                                         overview=ov, travel=travel)
+                                         overview=ov, travel=travel, demand=demand)
                 notes.append(f"Implantation : {len(siting.results)} scénario(s) "
                              f"({travel.label}).")
             except InputError as exc:
@@ -568,4 +588,4 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                              f"{fr_percent(params.uptake_rate)} (hypothèse).")
     return Diagnosis(params=params, inputs=inputs, travel=travel, overview=ov, access=access,
                      siting=siting, recommended=by_site, site=site, partners=partners,
-                     catchment=catchment, cohorts=cohorts, notes=tuple(notes))
+                     catchment=catchment, cohorts=cohorts, notes=tuple(notes), demand=demand)
