@@ -67,10 +67,10 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 IMAGE_FORMAT = "jpeg"
 #: Most town halls listed in the partner directory (the export holds them all).
 MAX_DIRECTORY_TOWN_HALLS = 60
+#: Most town halls listed one by one among the institutions of the contact sheet.
+MAX_CONTACT_TOWN_HALLS = 3
 #: Most communes in a table of the body; the full table goes to the annex.
 MAX_INLINE_COMMUNES = 15
-#: Most structures per type listed in the offer table of the body (the annex lists all).
-MAX_DIRECTORY_ROWS_BODY = 12
 #: Most rows printed for a table built from an optional result.
 MAX_GENERIC_ROWS = 25
 _KIND_LABELS = {"commune": "Commune", "epci": "Intercommunalité (EPCI)",
@@ -316,7 +316,7 @@ def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
                              widths=[6, 20, 14, 10, 10, 40], title="Sites recommandés"))
     if isinstance(scenarios, pd.DataFrame) and len(scenarios):
         cols = list(scenarios.columns)
-        rows = [[str(idx), *[_cell(v) for v in row]] for idx, row in
+        rows = [[str(idx), *[_shorten(_cell(v), 60) for v in row]] for idx, row in
                 zip(scenarios.index, scenarios.itertuples(index=False, name=None), strict=True)]
         tables.append(_table(["Indicateur", *[str(c) for c in cols]], rows,
                              numeric=[False, *[True] * len(cols)], small=True,
@@ -338,12 +338,13 @@ def _partners_section(partners: Any, *, reason_missing: str) -> dict[str, Any]:
     if isinstance(inst, pd.DataFrame) and len(inst):
         records = inst.to_dict("records")
         towns = [r for r in records if r.get("role") == "Commune"]
-        if len(towns) > MAX_DIRECTORY_TOWN_HALLS:
+        if len(towns) > MAX_CONTACT_TOWN_HALLS:
             records = [r for r in records if r.get("role") != "Commune"]
             records.append({"role": "Communes", "organisation": f"{len(towns)} mairies",
                             "description": "Locaux possibles, CCAS, relais d'information "
-                                           "auprès des familles : liste complète dans "
-                                           "l'annuaire ci-dessous et dans l'export.",
+                                           "auprès des familles : coordonnées ci-dessous "
+                                           "(partenaires à portée) et dans l'annuaire en "
+                                           "annexe.",
                             "contact_status": towns[0].get("contact_status", "")})
         rows = [[r.get("role", ""), r.get("organisation", ""), r.get("description", ""),
                  " · ".join(str(r[k]) for k in ("phone", "email", "website") if r.get(k))
