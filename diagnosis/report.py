@@ -255,12 +255,9 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
                      "inconnu est écarté et les autres re-pondérés (jamais compté 0).")
     tables, figures = [], []
     if isinstance(summary, pd.DataFrame) and {"label", "n_communes_white"} <= set(summary):
-        rows = [[r["label"], fr_number(r["n_communes_white"]), fr_number(r["births_white"]),
-                 fr_percent(r["share_births_white"])] for r in summary.to_dict("records")]
-        tables.append(_table(["Type", "Communes hors de portée", "Naissances hors de portée",
-                              "Part"], rows, numeric=[False, True, True, True],
-                             title="Zones blanches par type de structure",
-                             widths=[40, 20, 20, 20]))
+        paras.append("Zones blanches (communes dont la structure la plus proche d'un type est "
+                     "au-delà du seuil) : colonne « Communes hors de portée » du tableau "
+                     "d'accessibilité ; le détail par commune est dans l'export.")
     geo = communes.merge(priority[["code_insee", "score"]], on="code_insee", how="left")
     figures.append(_figure(render_choropleth_map(
         geo, "score", title="Score de priorité des communes (0–100)",
@@ -269,7 +266,7 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
         "Score de priorité : plus il est élevé, plus la commune cumule besoins et éloignement "
         "des services."))
     contrib = [c for c in priority.columns if c.startswith("contrib_")]
-    top = priority.sort_values("score", ascending=False).head(15)
+    top = priority.sort_values("score", ascending=False).head(10)
     rows = [[fr_number(r.get("rank")), r.get("name", r["code_insee"]), fr_number(r.get("births")),
              fr_number(r["score"], decimals=1),
              *[fr_number(r[c], decimals=1) for c in contrib]] for r in top.to_dict("records")]
@@ -278,9 +275,12 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
               "contrib_access": "dont éloignement"}
     cols = ["Rang", "Commune", "Naissances", "Score", *[labels.get(c, c) for c in contrib]]
     tables.append(_table(cols, rows, numeric=[True, False, True, True, *[True] * len(contrib)],
-                         title="Communes prioritaires (15 premières)", small=True,
+                         title="Communes prioritaires (10 premières)", small=True,
                          widths=[7, 25, 11, 11, *[46 / max(len(contrib), 1)] * len(contrib)]))
     return _section(computed=True, paragraphs=paras, tables=tables, figures=figures)
+
+
+_SCENARIO_ROWS_LEFT_OUT = ("Sites recommandés", "Temps de calcul (s)")
 
 
 def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
@@ -315,6 +315,9 @@ def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
                              numeric=[True, False, False, True, True, False], small=True,
                              widths=[6, 20, 14, 10, 10, 40], title="Sites recommandés"))
     if isinstance(scenarios, pd.DataFrame) and len(scenarios):
+        # the sites are named in the table above; the computing time is for the app
+        scenarios = scenarios.drop(index=[i for i in _SCENARIO_ROWS_LEFT_OUT
+                                          if i in scenarios.index])
         cols = list(scenarios.columns)
         rows = [[str(idx), *[_shorten(_cell(v), 60) for v in row]] for idx, row in
                 zip(scenarios.index, scenarios.itertuples(index=False, name=None), strict=True)]
