@@ -691,7 +691,11 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
                                 + (f" — {contact}" if contact else ""))
         near = p_layers.get("near_site")
         if isinstance(near, pd.DataFrame) and len(near):
-            for r in near.head(2).to_dict("records"):
+            # the two nearest structures, then the town hall nearest to the site
+            is_hall = near["type"].eq("mairie") if "type" in near else \
+                pd.Series(False, index=near.index)
+            picked = pd.concat([near.loc[~is_hall].head(2), near.loc[is_hall].head(1)])
+            for r in picked.to_dict("records"):
                 contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
                 contacts.append(_shorten(str(r["name"]), 70)
                                 + (f" — {contact}" if contact else ""))
@@ -1027,14 +1031,16 @@ def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
     from diagnosis.comparison import render_comparison_chart
 
     code = overview.territory.code
-    kinds = {"epci": "intercommunalités (EPCI)", "commune": "communes",
-             "departement": "départements"}
-    kind = kinds.get(str(comparison["kind"].iloc[0]), "territoires")
+    # (plural noun, feminine?) of each kind of territory: the adjectives agree with it
+    kinds = {"epci": ("intercommunalités (EPCI)", True), "commune": ("communes", True),
+             "departement": ("départements", False)}
+    kind, fem = kinds.get(str(comparison["kind"].iloc[0]), ("territoires", False))
+    near, each = ("voisines", "chacune") if fem else ("voisins", "chacun")
     if comparison["code"].eq(code).any():
         paras = [f"Le territoire (en orange) parmi {len(comparison) - 1} autres {kind} "
-                 "voisines, chacune avec son propre diagnostic, mêmes paramètres."]
+                 f"{near}, {each} avec son propre diagnostic, mêmes paramètres."]
     else:
-        paras = [f"Les {len(comparison)} {kind} du territoire, chacune avec son propre "
+        paras = [f"Les {len(comparison)} {kind} du territoire, {each} avec son propre "
                  "diagnostic, mêmes paramètres."]
     figures = []
     key_type = next((t for t in ("eaje", "pmi", "laep") if f"share_within_{t}" in comparison

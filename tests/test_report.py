@@ -260,3 +260,40 @@ def test_cli_report_unwritable_output_fails_before_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--out" in err and "does not exist" in err
     assert not out.parent.exists()
+
+
+def test_synthesis_says_aucune_only_with_a_covering_source(ws):
+    """Unknown is not none: the demo covers no type fully; a FINESS record covers the PMI."""
+    bare = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+    text = " ".join(rp._synthesis(bare, access=None, gaps=None, siting=None, partners=None,
+                                  cohorts=None, threshold_label="5 km")["findings"])
+    assert "Aucune structure" not in text and "Offre non connue" in text
+    assert "Centres de PMI" in text  # among the types not known
+    fac = ws.facilities.loc[ws.facilities["type"] != "pmi"]
+    sources = [*ws.sources, {"key": "finess", "title": "FINESS", "covers": "pmi"}]
+    covered = compute_overview(ws.territory, ws.communes, fac, sources=sources)
+    findings = rp._synthesis(covered, access=None, gaps=None, siting=None, partners=None,
+                             cohorts=None, threshold_label="5 km")["findings"]
+    absent = next(f for f in findings if f.startswith("Aucune structure"))
+    assert "Centres de PMI" in absent
+    unknown = next(f for f in findings if f.startswith("Offre non connue"))
+    assert "Centres de PMI" not in unknown
+
+
+def test_synthesis_of_a_full_diagnosis_names_sites_partners_and_capacity(ws, overview):
+    d = _diagnosis(ws, overview)
+    syn = rp._synthesis(overview, access=d.access.access, gaps=d.access.gaps,
+                        siting=d.siting.main, partners=d.partners, cohorts=d.cohorts,
+                        threshold_label="5 km")
+    assert 3 <= len(syn["findings"]) <= 5
+    assert syn["sites"] and syn["sites"][0]["name"].startswith("Le FIL")
+    assert any("Caisse d'allocations familiales" in c for c in syn["contacts"])
+    assert any("02 40" in c for c in syn["contacts"])  # a phone from the town-hall directory
+    text = " ".join(syn["findings"])
+    # potential of the catchment against one Maison's capacity, both printed
+    assert fr(d.cohorts.groups_per_year) in text and fr(d.cohorts.maison_groups_per_year) in text
+    assert len(syn["cards"]) == 5
+
+
+def fr(value):
+    return rp.fr_number(value, decimals=1)
