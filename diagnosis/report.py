@@ -294,7 +294,7 @@ def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
                                 map_title="Sites recommandés")
     summary = getattr(siting, "summary", {}) or {}
     paras = [str(summary["message"])] if summary.get("message") else []
-    paras.append("Temps de trajet estimés : voir la partie 5 et le guide « implantation ». "
+    paras.append("Temps de trajet : voir la partie 4 ; méthode en partie 9. "
                  "Ces recommandations sont une aide à la discussion avec les partenaires, pas "
                  "une décision.")
     figures, tables = [], []
@@ -430,7 +430,7 @@ def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:
     if access is None:
         return _section(computed=False, reason=(
             "Les temps de trajet par la route et l'indicateur d'accessibilité (E2SFCA) n'ont "
-            "pas été calculés pour ce rapport. Les distances à vol d'oiseau de la partie 4 "
+            "pas été calculés pour ce rapport. Les distances à vol d'oiseau de la partie 3 "
             f"(seuil {threshold_label}) en donnent une première idée, sans tenir compte du "
             "réseau routier ni des transports."))
     summary = getattr(access, "summary", None)
@@ -536,7 +536,7 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
                         "ou moins d'une structure voisine.")
     findings.extend(partial[:5])
     if len(partial) > 5:
-        findings.append(f"… et {len(partial) - 5} autre(s) type(s) : voir la partie 4.")
+        findings.append(f"… et {len(partial) - 5} autre(s) type(s) : voir la partie 3.")
     if not_found:
         findings.append("Offre non connue dans le territoire (aucune source chargée ne les "
                         "recense toutes ; les données chargées n'en placent aucune ici, ce qui "
