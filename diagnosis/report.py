@@ -7,12 +7,16 @@ comparison). A part whose result is missing is printed as « Non calculé » wit
 reason: the PDF never pretends to be complete. :func:`build_report_pdf` is the single
 entry point of the command line and of the app.
 
-Parts: cover (territory, date, author), key findings on one page, territory, needs
-(map and table per commune), offer per facility type (maps), accessibility and gaps,
-recommended sites and scenarios (and the site studied), partner directory, peer-group
-cohorts, comparison with neighbouring territories, method, sources (vintages,
-licences), limits, and the guides in annex. Every page carries the data attribution
-and its number.
+Parts (about a dozen pages for an EPCI): 1. a one-page synthesis (the territory in five
+figures, three to five findings, the recommended sites and why, the first partners to
+meet, what to do next, what the data cannot say); 2. territory and needs (maps, table per
+commune); 3. the offer (one table, one map); 4. access and gaps; 5. siting (recommended
+sites, scenarios, the site studied); 6. partners (contact sheet); 7. peer groups
+(the catchment's potential against one Maison's capacity); 8. comparison with
+neighbouring territories; 9. method (the substance of the guides, with this report's
+parameters), sources and limits; annexes: the needs of every commune when there are
+many, and the directory of known structures. Every page carries the data attribution
+and its number. The PDF names no file of the code: the guides' content is in part 9.
 
 Optional results are read by shape, so the modules written later plug in without a
 change here: an object with ``layers`` (mapping of tables) or ``table`` / ``summary``
@@ -23,6 +27,7 @@ See Also
 --------
 guides/diagnostic.md : the diagnosis step by step.
 guides/lecture-des-cartes.md : how to read the maps.
+tests/test_pdf_layout.py : no overlapping word, nothing off the page, on every page.
 """
 
 from __future__ import annotations
