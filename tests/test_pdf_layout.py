@@ -3,10 +3,11 @@
 Both reports of the command line are checked, on every page: the EPCI of the demo
 (``report --territory 200000438``) and the whole département (``--territory 44``).
 
-Word boxes come from poppler's ``pdftotext -bbox-layout`` (XHTML with one ``<page
-width height>`` per page and one ``<word xMin yMin xMax yMax>`` per word; format read
-from poppler's ``utils/HtmlOutputDev``/``TextOutputDev`` as used by pdftotext and from
-its output here). A table header cut by its cell (« Dans le territoi|Places connues »)
+Word boxes come from poppler's ``pdftotext -bbox-layout``: XHTML ``<doc>`` with one
+``<page width height>`` per page (the media box, in points), then ``<flow>``,
+``<block>``, ``<line>`` and one ``<word xMin yMin xMax yMax>`` per word, y growing
+downwards (format checked in poppler's ``utils/pdftotext.cc``, functions
+``printDocBBox`` and ``printLine``, and on the output of the installed pdftotext). A table header cut by its cell (« Dans le territoi|Places connues »)
 or a row printed over another shows as two words whose boxes intersect; a word running
 out of its last column shows outside the text area of the page. Text drawn inside the
 map images is not text for pdftotext: the map legends are checked in
