@@ -1337,7 +1337,30 @@ def render_report_html(
         "limits": _limits_part(overview, meta.notices),
     }
     step("mise en page HTML")
-    return str(_template().render(**ctx))
+    return french_spacing(str(_template().render(**ctx)))
+
+
+#: French typography: a no-break space inside guillemets (a line never starts with »).
+_FRENCH_SPACES = (("« ", "«\u00a0"), (" »", "\u00a0»"))
+
+
+def french_spacing(html: str) -> str:
+    r"""No line break after « or before » in the body of the report.
+
+    Only the text after ``<body>`` is touched (the stylesheet is left as it is); the
+    characters replaced never occur inside our markup.
+
+    Examples
+    --------
+    >>> french_spacing("<style>a « b</style><body>Voir « ici » : oui</body>")
+    '<style>a « b</style><body>Voir «\xa0ici\xa0» : oui</body>'
+    """
+    head, sep, body = html.partition("<body>")
+    if not sep:
+        return html
+    for a, b in _FRENCH_SPACES:
+        body = body.replace(a, b)
+    return head + sep + body
 
 
 def _pdf_from_html(html: str) -> bytes:

@@ -7,8 +7,10 @@ Word boxes come from poppler's ``pdftotext -bbox-layout``: XHTML ``<doc>`` with 
 ``<page width height>`` per page (the media box, in points), then ``<flow>``,
 ``<block>``, ``<line>`` and one ``<word xMin yMin xMax yMax>`` per word, y growing
 downwards (format checked in poppler's ``utils/pdftotext.cc``, functions
-``printDocBBox`` and ``printLine``, and on the output of the installed pdftotext). A table header cut by its cell (« Dans le territoi|Places connues »)
-or a row printed over another shows as two words whose boxes intersect; a word running
+``printDocBBox`` and ``printLine``, and on the output of the installed pdftotext).
+
+A table header cut by its cell (« Dans le territoi|Places connues ») or a row printed
+over another shows as two words whose boxes intersect; a word running
 out of its last column shows outside the text area of the page. Text drawn inside the
 map images is not text for pdftotext: the map legends are checked in
 ``test_static_maps.py`` (wrapped labels).

@@ -219,7 +219,7 @@ def test_cli_report_with_site_comparison_and_import(tmp_path, capsys):
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
     assert "Crèche <i>Les Lutins</i> & Cie" in text  # escaped, printed as typed
     assert "Site étudié : Mairie de Pontchâteau" in text
-    assert "Partenaires à portée de « Mairie de Pontchâteau »" in text
+    assert "Partenaires à portée de « Mairie de Pontchâteau »" in _plain(text)
     assert "Fichier importé" in text or "structures.csv" in text
     comparison = text[text.index("8. Comparaison"):text.index("9. Méthode")]
     assert "Non calculé" not in comparison
