@@ -1,7 +1,8 @@
 """Exports for consultants: GeoPackage for QGIS, CSV for French Excel, a diagnosis file.
 
-Layers (French names, ASCII snake_case columns documented in French in the
-``dictionnaire`` table of every export):
+Layers (French names; French column labels and values rounded to their meaning in the
+files, by :mod:`diagnosis.export_columns`; every column defined, with its unit, source and
+year, in the ``dictionnaire`` table of every export):
 
 ===================================== ======================================================
 ``communes_indicateurs``              communes of the territory, needs and proximity per type
@@ -13,7 +14,8 @@ Layers (French names, ASCII snake_case columns documented in French in the
 ``accessibilite``, ``manques``,       results of the other analyses when they were run
 ``sites_recommandes``, ``partenaires``,
 ``groupes_de_pairs``, ``zones_de_desserte``
-``dictionnaire``                      non-spatial: layer, column, French description, unit
+``dictionnaire``                      non-spatial: layer, column (label and code),
+                                      definition, unit, source, year
 ``sources``                           non-spatial: sources with vintage, licence, attribution
 ``metadonnees``                       non-spatial: territory, parameters, CRS, date
 ===================================== ======================================================
@@ -54,14 +56,11 @@ import pandas as pd
 
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import InputError
+from diagnosis.export_columns import column_spec, french_label, french_layer
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
 from diagnosis.schema import (
     FACILITY_COLUMNS,
-    FACILITY_TYPES,
-    NEEDS_COLUMNS,
-    OPTIONAL_COMMUNE_COLUMNS,
-    facility_label,
 )
 from diagnosis.settings import WGS84
 
@@ -102,69 +101,20 @@ _KEY_NAMES: dict[str, str] = {
     "institutions": "institutions", "near_site": "autour_du_site",
 }
 
-#: French description and unit of the fixed columns (per-type columns are generated).
-_FACILITY_DOC: dict[str, tuple[str, str]] = {
-    "facility_id": ("Identifiant de la structure : « source:identifiant dans la source »", ""),
-    "type": ("Type de structure (code)", ""),
-    "subtype": ("Sous-type (crèches : multi-accueil, micro-crèche…)", ""),
-    "name": ("Nom publié", ""),
-    "address": ("Adresse", ""),
-    "postcode": ("Code postal", ""),
-    "code_insee": ("Code INSEE de la commune (texte, 5 caractères)", ""),
-    "capacity": ("Nombre de places (vide = inconnu, jamais 0 pour inconnu)", "places"),
-    "operator": ("Gestionnaire", ""),
-    "phone": ("Téléphone", ""),
-    "email": ("Courriel", ""),
-    "website": ("Site web", ""),
-    "source": ("Clé de la source (voir la table sources)", ""),
-    "source_id": ("Identifiant de la ligne dans sa source", ""),
-    "source_date": ("Date ou millésime de la ligne dans sa source", ""),
-    "position_precision": ("Précision de la position : address (adresse), street (rue), "
-                           "commune (mairie de la commune : approximative)", ""),
-    "notes": ("Remarques de la source (fiabilité, ancienneté)", ""),
-    "source_url": ("Page web d'où vient la ligne", ""),
-    "lon": ("Longitude (WGS84)", "degrés"),
-    "lat": ("Latitude (WGS84)", "degrés"),
-    "geometry": ("Géométrie (GeoPackage seulement ; EPSG:4326)", ""),
-}
-_COMMUNE_DOC: dict[str, tuple[str, str]] = {
-    **{k: (v, "") for k, v in NEEDS_COLUMNS.items()},
-    **{k: (v, "") for k, v in OPTIONAL_COMMUNE_COLUMNS.items()},
-    "births_2024": ("Naissances domiciliées en 2024 (état civil, NAISD24)", "naissances"),
-    "births_2016_2021": ("Naissances cumulées 2016-2021 (NAIS1621)", "naissances"),
-    "births_mean_2016_2021": ("Naissances par an, moyenne 2016-2021 (NAIS1621 / 6)",
-                              "naissances/an"),
-    "population_2022": ("Population municipale 2022 (P22_POP)", "habitants"),
-    "area_km2": ("Superficie (SUPERF)", "km²"),
-    "density_per_km2": ("Densité : population 2022 / superficie", "hab./km²"),
-    "median_income_2021": ("Revenu disponible médian par unité de consommation 2021 (MED21)",
-                           "€"),
-    "poverty_rate_2021": ("Taux de pauvreté au seuil de 60 % 2021 (TP6021) ; vide = secret "
-                          "statistique", "%"),
-    "single_parent_families_2022": ("Familles monoparentales 2022 (C22_FAMMONO)", "familles"),
-    "couples_with_children_2022": ("Couples avec enfant(s) 2022 (C22_COUPAENF)", "familles"),
-    "families_2022": ("Familles avec enfant(s) : C22_COUPAENF + C22_FAMMONO", "familles"),
-    "family_households_2022": ("Ménages familiaux 2022 (C22_MENFAM)", "ménages"),
-    "population_0014_2022": ("Population de 0 à 14 ans 2022 (P22_POP0014)", "habitants"),
-    "single_parent_share_2022": ("Part des familles monoparentales : C22_FAMMONO / "
-                                 "(C22_COUPAENF + C22_FAMMONO) × 100", "%"),
-    "under3_estimate": ("Enfants de moins de 3 ans, ESTIMATION : 3 × naissances 2024 "
-                        "(pas un comptage)", "enfants"),
-    "townhall_lon": ("Longitude de la mairie (point de départ des distances)", "degrés"),
-    "townhall_lat": ("Latitude de la mairie (point de départ des distances)", "degrés"),
-    "geometry": ("Contour de la commune (GeoPackage seulement ; EPSG:4326)", ""),
-}
-_META_DOC: dict[str, dict[str, tuple[str, str]]] = {
-    "dictionnaire": {"couche": ("Nom de la couche ou table", ""),
-                     "colonne": ("Nom de la colonne", ""),
-                     "description": ("Définition en français", ""),
-                     "unite": ("Unité", "")},
-    "sources": {"key": ("Clé de la source", ""), "title": ("Titre", ""),
-                "vintage": ("Millésime", ""), "licence": ("Licence", ""),
-                "attribution": ("Mention à citer", ""), "url": ("Adresse", ""),
-                "crs": ("Système de coordonnées des données brutes", ""),
-                "notes": ("Remarques", "")},
-    "metadonnees": {"cle": ("Paramètre", ""), "valeur": ("Valeur", "")},
+#: Columns of the ``sources`` table (codes; French labels in the files).
+SOURCE_COLUMNS: tuple[str, ...] = ("key", "title", "vintage", "licence", "attribution", "url",
+                                   "crs", "notes")
+#: Columns of the ``dictionnaire`` table (already French).
+DICTIONARY_COLUMNS: tuple[str, ...] = ("couche", "colonne", "code", "description", "unite",
+                                       "source", "annee")
+_DICTIONARY_DOC: dict[str, tuple[str, str]] = {
+    "couche": ("Nom de la couche (GeoPackage) ou du fichier CSV", ""),
+    "colonne": ("Nom de la colonne dans le fichier", ""),
+    "code": ("Nom technique de la colonne (analyses, ligne de commande)", ""),
+    "description": ("Définition en français", ""),
+    "unite": ("Unité des valeurs", ""),
+    "source": ("Source des valeurs", ""),
+    "annee": ("Année ou période des valeurs", ""),
 }
 
 
@@ -174,7 +124,7 @@ _META_DOC: dict[str, dict[str, tuple[str, str]]] = {
 
 
 def describe_column(layer: str, column: str) -> tuple[str, str]:
-    """French description and unit of a column of an export layer.
+    """French description and unit of a column (by code) of an export layer.
 
     Examples
     --------
@@ -183,45 +133,45 @@ def describe_column(layer: str, column: str) -> tuple[str, str]:
     >>> describe_column("structures_pmi", "capacity")[1]
     'places'
     """
-    if layer in _META_DOC:
-        return _META_DOC[layer].get(column, (column, ""))
-    if layer == "communes_indicateurs":
-        if column in _COMMUNE_DOC:
-            return _COMMUNE_DOC[column]
-        per_type = {
-            "n_": ("Nombre de structures « {} » dans la commune", "structures"),
-            "places_": ("Places connues « {} » dans la commune (vide = aucune connue)",
-                        "places"),
-            "dist_m_": ("Distance à vol d'oiseau de la mairie à la structure « {} » la plus "
-                        "proche, cherchée aussi hors du territoire (vide = aucune chargée)",
-                        "m"),
-            "within_": ("La structure « {} » la plus proche est à moins du seuil "
-                        "(voir metadonnees : threshold_m)", "oui/non"),
-        }
-        for prefix, (text, unit) in per_type.items():
-            t = column.removeprefix(prefix)
-            if column.startswith(prefix) and t in FACILITY_TYPES:
-                return text.format(facility_label(t)), unit
-    if column in _FACILITY_DOC:
-        return _FACILITY_DOC[column]
-    if column in _COMMUNE_DOC:
-        return _COMMUNE_DOC[column]
-    return ("Colonne produite par l'analyse (voir guides/)", "")
+    if layer == "dictionnaire" and column in _DICTIONARY_DOC:
+        return _DICTIONARY_DOC[column]
+    spec = column_spec(layer, column)
+    return spec.description, spec.unit
 
 
-def column_dictionary(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The ``dictionnaire`` table: one row per (layer, column) of ``layers`` and itself."""
+def column_dictionary(layers: Mapping[str, pd.DataFrame], *, year: str = "") -> pd.DataFrame:
+    """The ``dictionnaire`` table: one row per (layer, column) of ``layers`` and itself.
+
+    ``colonne`` is the French label written in the files, ``code`` the analysis' name;
+    point layers get the ``lon``/``lat`` columns of their CSV file.
+    """
     rows = []
     for name, df in layers.items():
-        for col in df.columns:
-            desc, unit = describe_column(name, str(col))
-            rows.append({"couche": name, "colonne": str(col), "description": desc,
-                         "unite": unit})
-    for col in ("couche", "colonne", "description", "unite"):
-        desc, unit = describe_column("dictionnaire", col)
-        rows.append({"couche": "dictionnaire", "colonne": col, "description": desc,
-                     "unite": unit})
-    return pd.DataFrame(rows, columns=["couche", "colonne", "description", "unite"])
+        cols = [str(c) for c in df.columns]
+        if isinstance(df, gpd.GeoDataFrame) and "facility_id" in cols or (
+                isinstance(df, gpd.GeoDataFrame) and len(df)
+                and set(df.geom_type.dropna()) == {"Point"}):
+            cols = [*cols, "lon", "lat"]
+        for col in cols:
+            spec = column_spec(name, col, year=year)
+            desc = spec.description + (" (CSV seulement)" if col in ("lon", "lat") else "")
+            rows.append({"couche": name, "colonne": french_label(name, col, cols),
+                         "code": col, "description": desc, "unite": spec.unit,
+                         "source": spec.source, "annee": spec.year})
+    for col in DICTIONARY_COLUMNS:
+        desc, unit = _DICTIONARY_DOC[col]
+        rows.append({"couche": "dictionnaire", "colonne": col, "code": col,
+                     "description": desc, "unite": unit, "source": "Maillage", "annee": ""})
+    return pd.DataFrame(rows, columns=list(DICTIONARY_COLUMNS))
+
+
+def french_layers(layers: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The layers as written in the files: French labels, French values, rounded values.
+
+    The ``dictionnaire`` is already French and is kept as it is.
+    """
+    return {name: df if name == "dictionnaire" else french_layer(name, df)
+            for name, df in layers.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -343,25 +293,27 @@ def build_export_layers(
                 frame = frame.to_crs(EXPORT_CRS)
             layers[name] = _finite(frame)
     src = list(overview.summary.get("sources", [])) if sources is None else list(sources)
-    src_cols = list(_META_DOC["sources"])
+    src_cols = list(SOURCE_COLUMNS)
     layers["sources"] = pd.DataFrame([{c: str(s.get(c, "")) for c in src_cols} for s in src],
                                      columns=src_cols)
     when = created or dt.datetime.now().replace(microsecond=0)
     t = overview.territory
+    kinds = {"commune": "commune", "epci": "intercommunalité (EPCI)",
+             "departement": "département"}
     meta = {
         "territoire": t.label,
-        "territoire_type": t.kind,
-        "territoire_code": t.code,
+        "type de territoire": kinds.get(t.kind, t.kind),
+        "code du territoire": t.code,
         "communes": str(len(com)),
-        "communes_sans_donnees": ", ".join(overview.summary.get("communes_missing", [])),
-        "threshold_m": f"{overview.params['threshold_m']:g}",
-        "methode_distance": "à vol d'oiseau depuis la mairie, en Lambert-93 (EPSG:2154)",
-        "crs": EXPORT_CRS,
+        "communes sans données": ", ".join(overview.summary.get("communes_missing", [])),
+        "seuil de distance (m)": f"{overview.params['threshold_m']:g}",
+        "méthode de distance": "à vol d'oiseau depuis la mairie, en Lambert-93 (EPSG:2154)",
+        "système de coordonnées": EXPORT_CRS,
         "date": when.isoformat(),
         "outil": "Maillage",
     }
     layers["metadonnees"] = pd.DataFrame({"cle": list(meta), "valeur": list(meta.values())})
-    layers["dictionnaire"] = column_dictionary(layers)
+    layers["dictionnaire"] = column_dictionary(layers, year=str(when.year))
     order = [k for k in layers if k not in _META_LAYERS] + list(_META_LAYERS)
     return {k: layers[k] for k in order}
 
@@ -460,7 +412,8 @@ def export_geopackage(layers: Mapping[str, pd.DataFrame], path: str | Path) -> P
         raise InputError("layers is empty; nothing to export")
     try:
         with _atomic_path(p, option="--out") as tmp:
-            for name, df in layers.items():
+            for name, coded in layers.items():
+                df = coded if name == "dictionnaire" else french_layer(name, coded)
                 frame = _gpkg_frame(df)
                 if isinstance(df, gpd.GeoDataFrame):
                     gtypes = set(df.geom_type.dropna())
@@ -526,15 +479,19 @@ def export_csv_tables(layers: Mapping[str, pd.DataFrame], directory: str | Path)
                          "choose a writable place") from None
     written = []
     for name, df in layers.items():
-        written.append(write_bytes_atomic(d / f"{name}.csv", french_csv_bytes(csv_frame(df)),
+        frame = csv_frame(df)
+        if name != "dictionnaire":
+            frame = french_layer(name, frame)
+        written.append(write_bytes_atomic(d / f"{name}.csv", french_csv_bytes(frame),
                                           option="--csv-dir"))
     return written
 
 
 def read_csv_table(path: str | Path) -> pd.DataFrame:
     """Read back a CSV written by :func:`export_csv_tables` (codes stay text)."""
-    text_cols = {"code_insee", "code", "epci_code", "dep_code", "postcode", "source_id",
-                 "facility_id", "phone", "territoire_code", "valeur"}
+    text_cols = {"Code INSEE", "code", "EPCI (SIREN)", "Département", "Code postal",
+                 "Identifiant dans la source", "Identifiant", "Téléphone", "Paramètre",
+                 "Site suivant : identifiant", "Site : identifiant", "annee"}
     df = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig",
                      dtype={c: str for c in text_cols}, keep_default_na=False,
                      na_values=[""])

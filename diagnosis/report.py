@@ -7,12 +7,16 @@ comparison). A part whose result is missing is printed as « Non calculé » wit
 reason: the PDF never pretends to be complete. :func:`build_report_pdf` is the single
 entry point of the command line and of the app.
 
-Parts: cover (territory, date, author), key findings on one page, territory, needs
-(map and table per commune), offer per facility type (maps), accessibility and gaps,
-recommended sites and scenarios (and the site studied), partner directory, peer-group
-cohorts, comparison with neighbouring territories, method, sources (vintages,
-licences), limits, and the guides in annex. Every page carries the data attribution
-and its number.
+Parts (about a dozen pages for an EPCI): 1. a one-page synthesis (the territory in five
+figures, three to five findings, the recommended sites and why, the first partners to
+meet, what to do next, what the data cannot say); 2. territory and needs (maps, table per
+commune); 3. the offer (one table, one map); 4. access and gaps; 5. siting (recommended
+sites, scenarios, the site studied); 6. partners (contact sheet); 7. peer groups
+(the catchment's potential against one Maison's capacity); 8. comparison with
+neighbouring territories; 9. method (the substance of the guides, with this report's
+parameters), sources and limits; annexes: the needs of every commune when there are
+many, and the directory of known structures. Every page carries the data attribution
+and its number. The PDF names no file of the code: the guides' content is in part 9.
 
 Optional results are read by shape, so the modules written later plug in without a
 change here: an object with ``layers`` (mapping of tables) or ``table`` / ``summary``
@@ -23,6 +27,7 @@ See Also
 --------
 guides/diagnostic.md : the diagnosis step by step.
 guides/lecture-des-cartes.md : how to read the maps.
+tests/test_pdf_layout.py : no overlapping word, nothing off the page, on every page.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +55,6 @@ from diagnosis.schema import (
     ENGINE_SHORT_LABELS,
     FACILITY_TYPES,
     NEEDS_COLUMNS,
-    PRECISIONS,
     facility_label,
 )
 from diagnosis.settings import METRIC_CRS
@@ -60,30 +63,19 @@ from diagnosis.static_maps import (
     format_length_fr,
     image_data_uri,
     render_choropleth_map,
-    render_facility_map,
+    render_offer_map,
     render_points_map,
-    render_territory_map,
 )
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-#: Folder of the method guides (Markdown, French), beside the package.
-GUIDES_DIR = Path(__file__).resolve().parents[1] / "guides"
-#: Guides printed in annex of the report (others are listed).
-ANNEX_GUIDES: tuple[str, ...] = ("indicateurs.md", "lecture-des-cartes.md")
-#: Titles of the guides listed in the method part.
-GUIDES: dict[str, str] = {
-    "diagnostic.md": "le diagnostic pas à pas (méthode des Maisons des 1000 premiers jours)",
-    "indicateurs.md": "définition, formule et source de chaque indicateur",
-    "lecture-des-cartes.md": "comment lire chaque carte",
-    "accessibilite.md": "temps de trajet et accessibilité",
-    "implantation.md": "choisir le lieu de la Maison",
-    "partenaires.md": "les partenaires du maillage territorial",
-    "limites.md": "les limites des données",
-}
 #: Format of the images embedded in the PDF (JPEG: WeasyPrint embeds it without re-encoding).
 IMAGE_FORMAT = "jpeg"
 #: Most town halls listed in the partner directory (the export holds them all).
 MAX_DIRECTORY_TOWN_HALLS = 60
+#: Most town halls listed one by one among the institutions of the contact sheet.
+MAX_CONTACT_TOWN_HALLS = 3
+#: Most communes in a table of the body; the full table goes to the annex.
+MAX_INLINE_COMMUNES = 15
 #: Most rows printed for a table built from an optional result.
 MAX_GENERIC_ROWS = 25
 _KIND_LABELS = {"commune": "Commune", "epci": "Intercommunalité (EPCI)",
@@ -268,12 +260,9 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
                      "inconnu est écarté et les autres re-pondérés (jamais compté 0).")
     tables, figures = [], []
     if isinstance(summary, pd.DataFrame) and {"label", "n_communes_white"} <= set(summary):
-        rows = [[r["label"], fr_number(r["n_communes_white"]), fr_number(r["births_white"]),
-                 fr_percent(r["share_births_white"])] for r in summary.to_dict("records")]
-        tables.append(_table(["Type", "Communes hors de portée", "Naissances hors de portée",
-                              "Part"], rows, numeric=[False, True, True, True],
-                             title="Zones blanches par type de structure",
-                             widths=[40, 20, 20, 20]))
+        paras.append("Zones blanches (communes dont la structure la plus proche d'un type est "
+                     "au-delà du seuil) : colonne « Communes hors de portée » du tableau "
+                     "d'accessibilité ; le détail par commune est dans l'export.")
     geo = communes.merge(priority[["code_insee", "score"]], on="code_insee", how="left")
     figures.append(_figure(render_choropleth_map(
         geo, "score", title="Score de priorité des communes (0–100)",
@@ -282,7 +271,7 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
         "Score de priorité : plus il est élevé, plus la commune cumule besoins et éloignement "
         "des services."))
     contrib = [c for c in priority.columns if c.startswith("contrib_")]
-    top = priority.sort_values("score", ascending=False).head(15)
+    top = priority.sort_values("score", ascending=False).head(10)
     rows = [[fr_number(r.get("rank")), r.get("name", r["code_insee"]), fr_number(r.get("births")),
              fr_number(r["score"], decimals=1),
              *[fr_number(r[c], decimals=1) for c in contrib]] for r in top.to_dict("records")]
@@ -291,9 +280,12 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
               "contrib_access": "dont éloignement"}
     cols = ["Rang", "Commune", "Naissances", "Score", *[labels.get(c, c) for c in contrib]]
     tables.append(_table(cols, rows, numeric=[True, False, True, True, *[True] * len(contrib)],
-                         title="Communes prioritaires (15 premières)", small=True,
+                         title="Communes prioritaires (10 premières)", small=True,
                          widths=[7, 25, 11, 11, *[46 / max(len(contrib), 1)] * len(contrib)]))
     return _section(computed=True, paragraphs=paras, tables=tables, figures=figures)
+
+
+_SCENARIO_ROWS_LEFT_OUT = ("Sites recommandés", "Temps de calcul (s)")
 
 
 def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
@@ -307,7 +299,7 @@ def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
                                 map_title="Sites recommandés")
     summary = getattr(siting, "summary", {}) or {}
     paras = [str(summary["message"])] if summary.get("message") else []
-    paras.append("Temps de trajet estimés : voir la partie 5 et le guide « implantation ». "
+    paras.append("Temps de trajet : voir la partie 4 ; méthode en partie 9. "
                  "Ces recommandations sont une aide à la discussion avec les partenaires, pas "
                  "une décision.")
     figures, tables = [], []
@@ -328,8 +320,11 @@ def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
                              numeric=[True, False, False, True, True, False], small=True,
                              widths=[6, 20, 14, 10, 10, 40], title="Sites recommandés"))
     if isinstance(scenarios, pd.DataFrame) and len(scenarios):
+        # the sites are named in the table above; the computing time is for the app
+        scenarios = scenarios.drop(index=[i for i in _SCENARIO_ROWS_LEFT_OUT
+                                          if i in scenarios.index])
         cols = list(scenarios.columns)
-        rows = [[str(idx), *[_cell(v) for v in row]] for idx, row in
+        rows = [[str(idx), *[_shorten(_cell(v), 60) for v in row]] for idx, row in
                 zip(scenarios.index, scenarios.itertuples(index=False, name=None), strict=True)]
         tables.append(_table(["Indicateur", *[str(c) for c in cols]], rows,
                              numeric=[False, *[True] * len(cols)], small=True,
@@ -351,17 +346,19 @@ def _partners_section(partners: Any, *, reason_missing: str) -> dict[str, Any]:
     if isinstance(inst, pd.DataFrame) and len(inst):
         records = inst.to_dict("records")
         towns = [r for r in records if r.get("role") == "Commune"]
-        if len(towns) > MAX_DIRECTORY_TOWN_HALLS:
+        if len(towns) > MAX_CONTACT_TOWN_HALLS:
             records = [r for r in records if r.get("role") != "Commune"]
             records.append({"role": "Communes", "organisation": f"{len(towns)} mairies",
                             "description": "Locaux possibles, CCAS, relais d'information "
-                                           "auprès des familles : liste complète dans "
-                                           "l'annuaire ci-dessous et dans l'export.",
+                                           "auprès des familles : coordonnées ci-dessous "
+                                           "(partenaires à portée) et dans l'annuaire en "
+                                           "annexe.",
                             "contact_status": towns[0].get("contact_status", "")})
         rows = [[r.get("role", ""), r.get("organisation", ""), r.get("description", ""),
-                 r.get("contact_status", "")] for r in records]
-        tables.append(_table(["Rôle", "Organisation", "Pourquoi la rencontrer", "Statut"],
-                             rows, small=True, widths=[16, 24, 48, 12],
+                 " · ".join(str(r[k]) for k in ("phone", "email", "website") if r.get(k))
+                 or "à chercher"] for r in records]
+        tables.append(_table(["Rôle", "Organisation", "Pourquoi la rencontrer", "Contact"],
+                             rows, small=True, widths=[15, 23, 40, 22],
                              title="Institutions à rencontrer",
                              note="Coordonnées à chercher dans les annuaires officiels : "
                                   "Maillage n'en invente aucune."))
@@ -396,26 +393,49 @@ def _cohorts_section(cohorts: Any, *, reason_missing: str) -> dict[str, Any]:
     if cohorts is None or not hasattr(cohorts, "to_frame"):
         return _generic_section(cohorts, reason_missing=reason_missing,
                                 communes=gpd.GeoDataFrame(), context=None, attribution="")
-    frame = cohorts.to_frame()
-    rows = [[str(r[0]), fr_number(r[1], decimals=1)] for r in
-            frame.itertuples(index=False, name=None)]
     params = getattr(cohorts, "params", {}) or {}
     scope = str(params.get("scope") or "naissances 2024 de tout le territoire")
     paras = [f"Pour les {scope}, avec un taux de participation "
              f"supposé de {fr_percent(params.get('uptake_rate'))} des familles (hypothèse à "
              "discuter avec les partenaires) et des groupes de "
              f"{fr_number(params.get('group_size'))} familles."]
+    text = str(getattr(cohorts, "binding_text", "") or "")
+    if text:
+        paras.append(text)
     paras += [str(w) for w in getattr(cohorts, "warnings", ())]
-    return _section(computed=True, paragraphs=paras, tables=[_table(
-        ["Indicateur", "Valeur"], rows, numeric=[False, True], widths=[70, 30],
-        title="Groupes de pairs possibles")])
+    c = cohorts
+
+    def one(v: Any) -> str:
+        return fr_number(v, decimals=1)
+
+    rows = [
+        ["Naissances par an de la zone", fr_number(c.births_per_year), "", ""],
+        ["Familles participantes par an", fr_number(c.families_per_year),
+         fr_number(getattr(c, "maison_families_per_year", np.nan)), "familles"],
+        ["Groupes pouvant démarrer par an", one(c.groups_per_year),
+         one(getattr(c, "maison_groups_per_year", np.nan)), "groupes"],
+        ["Groupes en cours en même temps", one(c.concurrent_groups),
+         one(getattr(c, "maison_concurrent_groups", np.nan)), "groupes"],
+        ["Heures d'animation par mois", fr_number(c.facilitator_hours_per_month),
+         fr_number(getattr(c, "maison_facilitator_hours_per_month", np.nan)), "heures"],
+        ["Mois pour réunir un groupe", one(c.months_to_fill_group), "", "mois"],
+        ["Durée d'un groupe", fr_number(c.group_duration_months), "", "mois"],
+    ]
+    table = _table(["Indicateur", "Potentiel de la zone", "Une Maison (capacité)", "Unité"],
+                   rows, numeric=[False, True, True, False], widths=[46, 20, 20, 14],
+                   title="Groupes de pairs : potentiel de la zone et capacité d'une Maison",
+                   note=(f"Capacité d'une Maison : {fr_number(params.get('facilitators'))} "
+                         "animatrice(s) ou animateur(s) formé(s), "
+                         f"{fr_number(params.get('groups_per_facilitator'))} groupes à la "
+                         "fois chacun (hypothèses réglables)."))
+    return _section(computed=True, paragraphs=paras, tables=[table])
 
 
 def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:
     if access is None:
         return _section(computed=False, reason=(
             "Les temps de trajet par la route et l'indicateur d'accessibilité (E2SFCA) n'ont "
-            "pas été calculés pour ce rapport. Les distances à vol d'oiseau de la partie 4 "
+            "pas été calculés pour ce rapport. Les distances à vol d'oiseau de la partie 3 "
             f"(seuil {threshold_label}) en donnent une première idée, sans tenir compte du "
             "réseau routier ni des transports."))
     summary = getattr(access, "summary", None)
@@ -521,7 +541,7 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
                         "ou moins d'une structure voisine.")
     findings.extend(partial[:5])
     if len(partial) > 5:
-        findings.append(f"… et {len(partial) - 5} autre(s) type(s) : voir la partie 4.")
+        findings.append(f"… et {len(partial) - 5} autre(s) type(s) : voir la partie 3.")
     if not_found:
         findings.append("Offre non connue dans le territoire (aucune source chargée ne les "
                         "recense toutes ; les données chargées n'en placent aucune ici, ce qui "
@@ -552,17 +572,185 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
     return cards, table, findings
 
 
-def _needs_table(com: pd.DataFrame) -> dict[str, Any]:
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary under ``limit`` characters (with « … »)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + "…"
+
+
+def _share_of(summary: pd.DataFrame, typ: str) -> float | None:
+    row = summary.loc[summary["type"].eq(typ)]
+    if len(row) == 0 or not float(row["n_facilities"].iloc[0] or 0):
+        return None
+    v = row["share_births_within"].iloc[0]
+    return None if pd.isna(v) else float(v)
+
+
+def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partners: Any,
+               cohorts: Any, threshold_label: str) -> dict[str, Any]:
+    """Page 1: the territory in five figures, findings, sites, partners, next steps, limits."""
+    s = overview.summary
+    com = overview.layers["communes"]
+    n = int(s["n_communes"])
+    fam = pd.to_numeric(com.get("families_2022"), errors="coerce") \
+        if "families_2022" in com else pd.Series(dtype=float)
+    mono = pd.to_numeric(com.get("single_parent_families_2022"), errors="coerce") \
+        if "single_parent_families_2022" in com else pd.Series(dtype=float)
+    mono_share = float(mono.sum() / fam.sum()) if fam.notna().any() and fam.sum() > 0 \
+        and mono.notna().any() else None
+    cards = [
+        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"},
+        {"value": "≈ " + fr_number(s.get("under3_estimate")),
+         "label": "enfants de moins de 3 ans (ESTIMATION : 3 × naissances 2024)"},
+        {"value": fr_number(s.get("population_2022")), "label": "habitants en 2022"},
+        {"value": fr_number(n), "label": "communes" + (
+            f" (+ {s['n_communes_missing']} sans données)" if s.get("n_communes_missing")
+            else "")},
+        {"value": fr_percent(mono_share, decimals=1),
+         "label": "de familles monoparentales parmi les familles avec enfant(s) (2022)"},
+    ]
+    findings: list[str] = []
+    b24, bmean = s.get("births_2024"), s.get("births_mean_2016_2021")
+    if b24 is not None and bmean:
+        change = float(b24) / float(bmean) - 1
+        trend = ("stables" if abs(change) < 0.03 else
+                 f"en baisse de {fr_percent(-change)}" if change < 0 else
+                 f"en hausse de {fr_percent(change)}")
+        findings.append(f"{fr_number(b24)} naissances en 2024, {trend} par rapport à la "
+                        f"moyenne 2016-2021 ({fr_number(bmean)} par an).")
+    coverage = s.get("coverage", {})
+    present, absent, unknown = [], [], []
+    for t in _types(overview):
+        if t == "mairie":
+            continue
+        count = int(s["facilities"][t]["count"])
+        status = coverage.get(t, {}).get("status")
+        if count:
+            present.append(f"{fr_number(count)} "
+                           f"{_lower_first(facility_label(t, plural=count > 1))}")
+        elif status == "complete":
+            absent.append(facility_label(t, plural=True))
+        else:
+            unknown.append(facility_label(t, plural=True))
+    if present:
+        findings.append("Structures connues dans le territoire : " + ", ".join(present) + ".")
+    if absent:
+        findings.append("Aucune structure dans le territoire, selon les sources qui les "
+                        "recensent toutes : " + ", ".join(absent) + ".")
+    if unknown:
+        findings.append("Offre non connue (aucune source complète chargée : ce n'est pas "
+                        "une absence) : " + ", ".join(unknown) + ".")
+    acc_summary = getattr(access, "summary", None)
+    if isinstance(acc_summary, pd.DataFrame) and {"type", "share_births_within",
+                                                  "n_facilities"} <= set(acc_summary):
+        minutes = (getattr(access, "params", {}) or {}).get("max_minutes")
+        parts = []
+        for t in ("pmi", "eaje", "laep", "rpe", "maternite"):
+            share = _share_of(acc_summary, t)
+            if share is not None:
+                parts.append(f"{fr_percent(share)} pour les "
+                             f"{_lower_first(facility_label(t, plural=True))}")
+        engines = set(acc_summary.get("engine", pd.Series(dtype=str)).dropna())
+        how = " (temps estimés à vol d'oiseau)" if engines == {ENGINE_CROW_FLY} else ""
+        if parts and minutes is not None:
+            findings.append(f"Part des naissances à {fr_number(minutes)} min ou moins d'une "
+                            f"structure connue{how} : " + ", ".join(parts[:4]) + ".")
+    prio = (getattr(gaps, "layers", None) or {}).get("priority") \
+        if isinstance(getattr(gaps, "layers", None), Mapping) else None
+    if isinstance(prio, pd.DataFrame) and "score" in prio and len(prio) > 1:
+        top = prio.sort_values("score", ascending=False).head(3)
+        tops = [str(r.get("name", r["code_insee"])) for r in top.to_dict("records")]
+        findings.append("Communes les plus prioritaires (besoins et éloignement des "
+                        "services) : " + ", ".join(tops) + ".")
+    if cohorts is not None and hasattr(cohorts, "maison_groups_per_year"):
+        findings.append(
+            f"Groupes de pairs : la zone desservie pourrait en remplir "
+            f"{fr_number(cohorts.groups_per_year, decimals=1)} par an ; une Maison en anime "
+            f"{fr_number(cohorts.maison_groups_per_year, decimals=1)} par an "
+            + ("(sa capacité limite)." if getattr(cohorts, "binding", "") == "capacite"
+               else "(les naissances limitent)."))
+    if len(findings) > 5:
+        findings = findings[:4] + findings[-1:]
+    sites: list[dict[str, str]] = []
+    layers = getattr(siting, "layers", None)
+    table = layers.get("sites") if isinstance(layers, Mapping) else None
+    commune_names = _names(com)
+    if isinstance(table, pd.DataFrame) and len(table):
+        rec = table.loc[table["status"].eq("recommandé")] if "status" in table else table
+        for r in rec.head(3).to_dict("records"):
+            code = str(r.get("code_insee", ""))
+            sites.append({"name": _shorten(str(r.get("name", "")), 90),
+                          "where": f"{r.get('type_label', '')}, {commune_names.get(code, code)}",
+                          "why": _shorten(str(r.get("explanation", "")), 230)})
+    contacts = []
+    p_layers = getattr(partners, "layers", None)
+    if isinstance(p_layers, Mapping):
+        inst = p_layers.get("institutions")
+        if isinstance(inst, pd.DataFrame):
+            for r in inst.loc[inst["role"].ne("Commune")].head(4).to_dict("records"):
+                contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
+                contacts.append(_shorten(f"{r['organisation']} ({str(r['role']).lower()})", 95)
+                                + (f" — {contact}" if contact else ""))
+        near = p_layers.get("near_site")
+        if isinstance(near, pd.DataFrame) and len(near):
+            # the two nearest structures, then the town hall nearest to the site
+            is_hall = near["type"].eq("mairie") if "type" in near else \
+                pd.Series(False, index=near.index)
+            picked = pd.concat([near.loc[~is_hall].head(2), near.loc[is_hall].head(1)])
+            for r in picked.to_dict("records"):
+                contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
+                contacts.append(_shorten(str(r["name"]), 70)
+                                + (f" — {contact}" if contact else ""))
+    next_steps = [
+        "Présenter ce diagnostic au comité de pilotage (CAF, Département et PMI, "
+        "intercommunalité, communes) et fixer ensemble le seuil de temps et la part des "
+        "familles attendue dans les groupes.",
+        "Rencontrer les partenaires de la fiche contacts (partie 6) ; compléter l'offre "
+        "partielle ou non connue avec eux, puis relancer le diagnostic.",
+    ]
+    if sites:
+        next_steps.append("Visiter le ou les sites recommandés : locaux, accès, horaires, "
+                          "accord du gestionnaire.")
+    next_steps.append("Phase suivante de l'accompagnement : cadrage du projet et formation "
+                      "de l'animatrice ou de l'animateur des groupes.")
+    cannot = []
+    engines = set(acc_summary.get("engine", pd.Series(dtype=str)).dropna()) \
+        if isinstance(acc_summary, pd.DataFrame) else set()
+    if engines == {ENGINE_CROW_FLY} or access is None:
+        cannot.append("Les temps de trajet réels : ils sont estimés à vol d'oiseau, sans "
+                      "réseau routier ni transports en commun.")
+    else:
+        cannot.append("Les trajets en transports en commun : les temps sont calculés sur le "
+                      "réseau routier.")
+    cannot.append("Le nombre exact d'enfants de moins de 3 ans (estimé) ni les places "
+                  "réellement libres en crèche.")
+    if unknown:
+        cannot.append("L'absence d'un type dont l'offre est partielle ou non connue.")
+    if cohorts is not None:
+        cannot.append("La part des familles qui rejoindront un groupe : "
+                      f"{fr_percent((getattr(cohorts, 'params', {}) or {}).get('uptake_rate'))}"
+                      " est une hypothèse.")
+    return {"cards": cards, "findings": findings, "sites": sites, "contacts": contacts,
+            "next_steps": next_steps, "cannot": cannot,
+            "siting_computed": siting is not None, "partners_computed": partners is not None}
+
+
+def _needs_table(com: pd.DataFrame, *, limit: int | None = None) -> dict[str, Any]:
     cols = [("name", "Commune", None), ("code_insee", "Code", None),
             ("births_2024", "Naiss. 2024", 0), ("births_mean_2016_2021", "Moy. 2016-21", 1),
             ("under3_estimate", "< 3 ans (est.)", 0), ("population_2022", "Pop. 2022", 0),
             ("density_per_km2", "Densité", 0), ("median_income_2021", "Revenu médian", 0),
             ("poverty_rate_2021", "Pauvreté %", 1),
-            ("single_parent_share_2022", "Monoparentales %", 1),
+            ("single_parent_share_2022", "Familles mono\u00adparentales %", 1),
             ("caf_coverage_rate", "Couv. CAF", 0),
             ("caf_coverage_rate_epci", "Couv. CAF EPCI", 0)]
     cols = [c for c in cols if c[0] in com]
     data = com.sort_values("births_2024", ascending=False, na_position="last")
+    if limit is not None:
+        data = data.head(limit)
     rows = []
     for r in data.itertuples(index=False):
         rows.append([getattr(r, c) if d is None else fr_number(getattr(r, c), decimals=d)
@@ -606,8 +794,9 @@ def _needs_table(com: pd.DataFrame) -> dict[str, Any]:
                            "habitants et pour l'EPCI)." if "caf_coverage_rate" in com else "")))
 
 
-def _context_part(overview: Overview, context: gpd.GeoDataFrame | None,
-                  attribution: str) -> dict[str, Any]:
+def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
+                attribution: str) -> dict[str, Any]:
+    """Territory and needs: figures, the births and poverty maps, the table per commune."""
     com = overview.layers["communes"]
     s = overview.summary
     area = pd.to_numeric(com.get("area_km2"), errors="coerce").sum() if "area_km2" in com \
@@ -615,101 +804,121 @@ def _context_part(overview: Overview, context: gpd.GeoDataFrame | None,
     pop = s.get("population_2022")
     paras = [f"{overview.territory.label} : {len(com)} commune(s), "
              f"{fr_number(pop)} habitants en 2022, {fr_number(area)} km², soit "
-             f"{fr_number(pop / area if pop and area else float('nan'))} habitants par km²."]
+             f"{fr_number(pop / area if pop and area else float('nan'))} habitants par km² ; "
+             f"{fr_number(s.get('births_2024'))} naissances domiciliées en 2024 (enfants dont "
+             "la mère réside dans la commune), "
+             f"{fr_number(s.get('births_mean_2016_2021'))} par an en moyenne de 2016 à 2021."]
     if "epci_name" in com and overview.territory.kind == "departement":
         paras.append(f"{com['epci_name'].nunique()} intercommunalités (EPCI) ont des communes "
                      "dans le territoire.")
-    inc = pd.to_numeric(com.get("median_income_2021"), errors="coerce") \
+    inc = pd.to_numeric(com["median_income_2021"], errors="coerce") \
         if "median_income_2021" in com else pd.Series(dtype=float)
-    if inc.notna().any():
-        paras.append(f"Revenu disponible médian 2021 par commune : de {fr_number(inc.min())} € "
-                     f"à {fr_number(inc.max())} € par unité de consommation.")
-    pov = pd.to_numeric(com.get("poverty_rate_2021"), errors="coerce") \
+    pov = pd.to_numeric(com["poverty_rate_2021"], errors="coerce") \
         if "poverty_rate_2021" in com else pd.Series(dtype=float)
+    social = []
+    if inc.notna().any():
+        social.append(f"revenu disponible médian 2021 de {fr_number(inc.min())} € à "
+                      f"{fr_number(inc.max())} € par unité de consommation selon la commune")
     if len(pov):
-        paras.append(f"Taux de pauvreté 2021 publié pour {int(pov.notna().sum())} commune(s) "
-                     f"sur {len(pov)} (les autres sont sous secret statistique)"
-                     + (f", de {fr_number(pov.min(), decimals=1)} % à "
-                        f"{fr_number(pov.max(), decimals=1)} %." if pov.notna().any() else "."))
-    fig = _figure(render_territory_map(com, title=f"{overview.territory.name} : communes",
-                                       attribution=attribution, context=context, fmt=IMAGE_FORMAT),
-                  "Les communes du territoire et leurs voisines.")
-    return _section(computed=True, paragraphs=paras, figures=[fig])
-
-
-def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
-                attribution: str) -> dict[str, Any]:
-    com = overview.layers["communes"]
+        social.append(f"taux de pauvreté 2021 publié pour {int(pov.notna().sum())} commune(s) "
+                      f"sur {len(pov)} (les autres sont sous secret statistique, jamais "
+                      "comptées 0)"
+                      + (f", de {fr_number(pov.min(), decimals=1)} % à "
+                         f"{fr_number(pov.max(), decimals=1)} %" if pov.notna().any() else ""))
+    if social:
+        paras.append(_capitalize(" ; ".join(social)) + ".")
+    paras.append("Les enfants de moins de 3 ans sont estimés à 3 × naissances 2024 : une "
+                 "estimation, pas un comptage.")
     figures = [_figure(render_choropleth_map(
         com, "births_2024", title="Naissances domiciliées en 2024 par commune",
-        legend_title="Naissances 2024", attribution=attribution, context=context, fmt=IMAGE_FORMAT),
+        legend_title="Naissances 2024", attribution=attribution, context=context,
+        fmt=IMAGE_FORMAT),
         "Naissances 2024 par commune (classes par quantiles). Source : Insee, état civil.")]
-    if "poverty_rate_2021" in com and pd.to_numeric(com["poverty_rate_2021"],
-                                                    errors="coerce").notna().any():
+    if pov.notna().any():
         figures.append(_figure(render_choropleth_map(
             com, "poverty_rate_2021", title="Taux de pauvreté 2021 (%)",
             legend_title="Taux de pauvreté (%)", attribution=attribution, context=context,
             cmap="Oranges", missing_label="secret statistique", fmt=IMAGE_FORMAT),
             "Taux de pauvreté au seuil de 60 % (Filosofi 2021) ; hachures : secret "
             "statistique, jamais 0."))
-    paras = ["Les naissances 2024 sont les naissances domiciliées (enfants dont la mère "
-             "réside dans la commune). Les enfants de moins de 3 ans sont estimés à "
-             "3 × naissances 2024 : une estimation, pas un comptage."]
-    return _section(computed=True, paragraphs=paras, figures=figures,
-                    tables=[_needs_table(com)])
+    full = _needs_table(com)
+    if len(com) <= MAX_INLINE_COMMUNES:
+        return _section(computed=True, paragraphs=paras, figures=figures, tables=[full],
+                        annex=None)
+    top = _needs_table(com, limit=MAX_INLINE_COMMUNES)
+    top["title"] = f"Besoins : les {MAX_INLINE_COMMUNES} communes aux naissances les plus " \
+                   "nombreuses"
+    top["note"] = f"Les {len(com)} communes sont en annexe A ; {top['note']}"
+    return _section(computed=True, paragraphs=paras, figures=figures, tables=[top],
+                    annex=full)
+
+
+def _lower_first(label: str) -> str:
+    """A label inside a sentence: « Crèches (EAJE) » → « crèches (EAJE) », « MAM » kept.
+
+    Examples
+    --------
+    >>> _lower_first("Centres de PMI"), _lower_first("MAM"), _lower_first("LAEP")
+    ('centres de PMI', 'MAM', 'LAEP')
+    """
+    word = label.split(" ", 1)[0]
+    return label if word.isupper() else label[:1].lower() + label[1:]
+
+
+def _capitalize(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
 
 
 def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attribution: str,
-                threshold_label: str) -> list[dict[str, Any]]:
+                threshold_label: str) -> dict[str, Any]:
+    """The offer: one table of every type, one map of every structure of the territory."""
     com = overview.layers["communes"]
     fac = overview.layers["facilities"]
-    near = overview.layers["facilities_nearby"]
-    names = _names(com)
-    halls = origin_points(com)
+    s = overview.summary
     n = len(com)
-    out: list[dict[str, Any]] = []
+    coverage = s.get("coverage", {})
+    rows = []
     for t in _types(overview):
-        s = overview.summary
         f = s["facilities"][t]
         w = s["births_within_threshold"][t]
-        label = facility_label(t, plural=True)
-        mine = fac.loc[fac["type"].eq(t)]
-        theirs = near.loc[near["type"].eq(t)]
         loaded = _loaded_anywhere(overview, t)
-        paras, figures, tables = [], [], []
-        if not loaded:
-            paras.append("Aucune structure de ce type n'est chargée, ni dans le territoire ni "
-                         "autour : l'offre est inconnue (importez un fichier de structures).")
-            out.append({"label": label, "paragraphs": paras, "figures": [], "tables": []})
-            continue
-        dist = com[f"dist_m_{t}"].to_numpy(dtype=float)
-        paras.append(
-            f"{f['count']} dans le territoire"
-            + (f" ({fr_number(f['places_known'])} places connues pour {f['with_capacity']})"
-               if f["places_known"] is not None else "")
-            + f" ; {len(s['communes_without'][t])} commune(s) sur {n} sans structure du type ; "
-            f"{fr_percent(w['share'])} des naissances 2024 à {threshold_label} ou moins ; "
-            f"distance médiane de la mairie à la plus proche : {_fr_km(float(np.median(dist)))}"
-            f", la plus grande : {_fr_km(float(np.max(dist)))}.")
-        figures.append(_figure(render_facility_map(
-            com, fac, facility_type=t, threshold_m=float(overview.params["threshold_m"]),
-            title=label, attribution=attribution, nearby=near, context=context,
-            town_halls=halls, fmt=IMAGE_FORMAT),
-            f"{label} : structures et communes à {threshold_label} ou moins (à vol d'oiseau "
-            "depuis la mairie)."))
-        rows: list[list[str]] = []
-        for where, df in (("territoire", mine), ("voisine (hors territoire)", theirs)):
-            for r in df.to_dict("records"):
-                code, prec = str(r["code_insee"]), str(r["position_precision"])
-                rows.append([str(r["name"]), names.get(code, code), where,
-                             PRECISIONS.get(prec, prec)])
-        if rows:
-            tables.append(_table(["Nom", "Commune", "Où", "Position"], rows[:40], small=True,
-                                 widths=[42, 20, 16, 22],
-                                 note=(f"{len(rows)} structures au total : voir l'annuaire "
-                                       "(partie 7) et l'export.") if len(rows) > 40 else ""))
-        out.append({"label": label, "paragraphs": paras, "figures": figures, "tables": tables})
-    return out
+        dist = com[f"dist_m_{t}"].to_numpy(dtype=float) if f"dist_m_{t}" in com else \
+            np.array([np.nan])
+        status = coverage.get(t, {}).get("label") or ("connue" if t == "mairie" else _NA)
+        rows.append([facility_label(t, plural=True), fr_number(f["count"]),
+                     fr_number(f["places_known"]), f"{len(s['communes_without'][t])} / {n}",
+                     fr_percent(w["share"]) if loaded else _NA,
+                     _fr_km(float(np.median(dist))) if loaded else _NA, str(status)])
+    table = _table(["Type de structure", "Dans le territoire", "Places connues",
+                    "Communes sans", f"Naissances à {threshold_label} ou moins",
+                    "Distance médiane", "Offre connue"], rows,
+                   numeric=[False, True, True, True, True, True, False],
+                   title="Offre et proximité par type de structure",
+                   widths=[27, 11, 11, 11, 14, 12, 14],
+                   note=("« Places connues » : somme des capacités publiées (— : aucune "
+                         "connue). « Communes sans » : communes sans structure du type sur "
+                         "leur sol. Naissances à portée : part des naissances 2024 des "
+                         f"communes dont la mairie est à {threshold_label} ou moins (à vol "
+                         "d'oiseau) d'une structure du type, dans ou hors du territoire. "
+                         "Distance médiane : de la mairie à la structure la plus proche. "
+                         "« Offre connue » : complète quand une source qui recense tout le "
+                         "type est chargée, partielle sinon, inconnue sans aucune donnée "
+                         "(une offre partielle ou inconnue n'est pas une absence)."))
+    types = [t for t in _types(overview) if t != "mairie"]
+    figures = []
+    if len(fac.loc[fac["type"].isin(types)]):
+        figures.append(_figure(render_offer_map(
+            com, fac, types=types, title="Les structures connues du territoire",
+            attribution=attribution, context=context, fmt=IMAGE_FORMAT),
+            "Structures chargées, par type (les mairies ne sont pas dessinées). Une "
+            "structure placée à la mairie de sa commune a une position approximative."))
+    paras = [f"Pour chaque type : les structures connues du territoire, et la proximité "
+             f"des communes (mairie à {threshold_label} ou moins d'une structure du type, "
+             "à vol d'oiseau, dans ou hors du territoire). La liste des structures, avec "
+             "leurs coordonnées, est en annexe."]
+    return _section(computed=True, paragraphs=paras, figures=figures, tables=[table])
+
 
 
 def _directory(overview: Overview) -> list[dict[str, Any]]:
@@ -827,19 +1036,18 @@ def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
     from diagnosis.comparison import render_comparison_chart
 
     code = overview.territory.code
-    kinds = {"epci": "intercommunalités (EPCI)", "commune": "communes",
-             "departement": "départements"}
-    kind = kinds.get(str(comparison["kind"].iloc[0]), "territoires")
+    # (plural noun, feminine?) of each kind of territory: the adjectives agree with it
+    kinds = {"epci": ("intercommunalités (EPCI)", True), "commune": ("communes", True),
+             "departement": ("départements", False)}
+    kind, fem = kinds.get(str(comparison["kind"].iloc[0]), ("territoires", False))
+    near, each = ("voisines", "chacune") if fem else ("voisins", "chacun")
     if comparison["code"].eq(code).any():
         paras = [f"Le territoire (en orange) parmi {len(comparison) - 1} autres {kind} "
-                 "voisines, chacune avec son propre diagnostic, mêmes paramètres."]
+                 f"{near}, {each} avec son propre diagnostic, mêmes paramètres."]
     else:
-        paras = [f"Les {len(comparison)} {kind} du territoire, chacune avec son propre "
+        paras = [f"Les {len(comparison)} {kind} du territoire, {each} avec son propre "
                  "diagnostic, mêmes paramètres."]
-    figures = [_figure(render_comparison_chart(comparison, metric="births_2024",
-                                               highlight=code, attribution=attribution,
-                                               fmt=IMAGE_FORMAT),
-                       "Naissances domiciliées en 2024 par territoire.")]
+    figures = []
     key_type = next((t for t in ("eaje", "pmi", "laep") if f"share_within_{t}" in comparison
                      and comparison[f"n_{t}"].sum() > 0), None)
     if key_type:
@@ -865,41 +1073,100 @@ def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
     return _section(computed=True, paragraphs=paras, figures=figures, tables=[table])
 
 
-@lru_cache(maxsize=8)
-def _guide_html(name: str) -> str | None:
-    path = GUIDES_DIR / name
-    if not path.is_file():
-        return None
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    return md.render(path.read_text(encoding="utf-8"))
-
-
-def _method_part(threshold_label: str, annex: Sequence[str]) -> dict[str, Any]:
-    from markupsafe import Markup
-
-    paras = [
-        "Ce diagnostic suit la démarche des Maisons des 1000 premiers jours : repérer où "
-        "naissent les enfants et où vivent les familles, recenser l'offre de la petite "
-        "enfance et de la parentalité, mesurer qui en est proche, repérer les communes qui "
-        "en manquent, puis choisir un lieu d'accueil et les partenaires du maillage.",
-        "Besoins : données Insee par commune (naissances domiciliées 2024, moyenne 2016-2021, "
-        "population 2022, revenus et pauvreté 2021, familles 2022). Offre : structures "
-        "chargées (sources en partie 11), comptées dans leur commune. Proximité : distance "
-        "à vol d'oiseau, en Lambert-93, de la mairie de chaque commune à la structure la plus "
-        f"proche de chaque type, cherchée aussi hors du territoire ; seuil {threshold_label}.",
-        "Les guides de méthode (dossier guides/ du projet, et dans l'application) détaillent "
-        "chaque étape :",
+def _method_part(threshold_label: str, *, access: Any = None, gaps: Any = None,
+                 siting: Any = None, cohorts: Any = None) -> list[dict[str, Any]]:
+    """The method annex: the substance of the method guides, with this report's values."""
+    ap = getattr(access, "params", {}) or {}
+    minutes = ap.get("max_minutes")
+    t_label = f"{fr_number(minutes)} minutes" if minutes is not None else "T minutes"
+    gp = getattr(gaps, "params", {}) or {}
+    weights = gp.get("weights") if isinstance(gp.get("weights"), Mapping) else None
+    cp = getattr(cohorts, "params", {}) or {}
+    w_text = (", ".join(f"{_FACTOR_LABELS.get(k, k)} {fr_number(100 * float(v))} %"
+                        for k, v in weights.items()) if weights else
+              "naissances 35 %, pauvreté 20 %, familles monoparentales 15 %, éloignement 30 %")
+    return [
+        {"title": "La démarche", "paragraphs": [
+            "Ce diagnostic suit la première phase de l'accompagnement des Maisons des 1000 "
+            "premiers jours proposé par la fédération Ensemble pour la Petite Enfance : "
+            "diagnostic territorial de la petite enfance et de la parentalité, et "
+            "construction du maillage territorial (le réseau des partenaires). Il repère où "
+            "naissent les enfants et où vivent les familles, recense l'offre, mesure qui en "
+            "est proche, repère les communes qui en manquent, puis propose un lieu "
+            "d'accueil, les partenaires à rencontrer et le nombre de groupes de pairs "
+            "possibles."]},
+        {"title": "Les besoins (indicateurs Insee par commune)", "paragraphs": [
+            "Naissances domiciliées 2024 (état civil, NAISD24) ; moyenne annuelle 2016-2021 "
+            "(NAIS1621 / 6) ; population municipale 2022 (P22_POP) ; superficie (SUPERF) et "
+            "densité (P22_POP / SUPERF) ; revenu disponible médian par unité de "
+            "consommation 2021 (MED21) ; taux de pauvreté au seuil de 60 % 2021 (TP6021), "
+            "non publié pour les petites communes (secret statistique : laissé vide, jamais "
+            "0) ; familles monoparentales 2022 (C22_FAMMONO) et leur part parmi les familles "
+            "avec enfant(s) (C22_FAMMONO / (C22_COUPAENF + C22_FAMMONO)).",
+            "Enfants de moins de 3 ans : aucune source communale ne les compte ; ils sont "
+            "estimés à 3 × NAISD24, et toujours présentés comme une estimation.",
+            "Totaux du territoire : les effectifs s'additionnent ; la densité et les parts "
+            "sont recalculées sur les totaux ; revenus et taux de pauvreté ne sont ni "
+            "additionnés ni moyennés."]},
+        {"title": "L'offre et la proximité", "paragraphs": [
+            "Les structures viennent des sources listées plus bas ; chacune garde sa source, "
+            "sa date et la précision de sa position (adresse, rue, ou mairie de la commune "
+            "quand seule la commune est connue). Une offre est dite « complète » seulement "
+            "quand une source qui recense tout le type est chargée : sinon, ne pas trouver "
+            "de structure ne prouve pas qu'il n'y en a pas.",
+            "Proximité : distance à vol d'oiseau, en Lambert-93, de la mairie de chaque "
+            "commune à la structure la plus proche de chaque type, cherchée aussi hors du "
+            f"territoire ; une commune est « à portée » sous {threshold_label}."]},
+        {"title": "Accessibilité et manques", "paragraphs": [
+            "Temps de trajet de la mairie de chaque commune à chaque structure : sur le "
+            "réseau routier OpenStreetMap quand il est chargé, sinon estimés à vol d'oiseau "
+            "(distance × facteur de détour, à vitesse moyenne constante) — le rapport dit "
+            f"lequel. Seuil d'accessibilité : {t_label} (une convention à choisir avec les "
+            "partenaires, pas une norme).",
+            "Indice E2SFCA (Luo et Qi, 2009) : places accessibles par naissance annuelle, "
+            "en tenant compte de la concurrence entre communes et d'une pondération "
+            "décroissante avec le temps ; une structure dont la capacité n'est pas publiée "
+            "est écartée du calcul, jamais comptée 0 place.",
+            "Zone blanche : commune dont la structure la plus proche d'un type est au-delà "
+            "du seuil. Score de priorité (0 à 100) : somme pondérée de quatre facteurs "
+            f"ramenés entre 0 et 1 ({w_text}) ; un facteur inconnu est écarté et les autres "
+            "re-pondérés ; pour une commune sous secret statistique, le revenu médian "
+            "remplace le taux de pauvreté. Les poids sont une convention à discuter."]},
+        {"title": "Où implanter la Maison", "paragraphs": [
+            "Couverture maximale (Church et ReVelle, 1974) : avec k nouveaux lieux choisis "
+            "parmi les lieux d'accueil possibles (PMI, crèches, relais, centres sociaux, "
+            "LAEP, mairies…), mettre le plus de besoin à portée d'une Maison ; le besoin "
+            "d'une commune pondère ses naissances par la pauvreté et la monoparentalité. "
+            "Le problème est résolu exactement (solveur HiGHS) quand il est petit, sinon "
+            "par une méthode gloutonne améliorée, dont l'écart à l'optimum est donné. "
+            "Chaque site recommandé est expliqué (besoin couvert, nouvelles naissances à "
+            "portée, site suivant et écart). Une recommandation est une aide à la "
+            "discussion, pas une décision."]},
+        {"title": "Les groupes de pairs", "paragraphs": [
+            "Un groupe réunit une dizaine de familles dont les bébés ont le même âge, "
+            "1 h 30 deux fois par mois pendant un an. À partir des naissances de la zone "
+            "desservie et de la part des familles qui rejoindraient un groupe (hypothèse : "
+            f"{fr_percent(cp.get('uptake_rate')) if cp else 'à fixer'}), on calcule les "
+            "familles par mois, le temps pour réunir un groupe, les groupes pouvant démarrer "
+            "chaque année et, par la loi de Little, les groupes menés en même temps. Ce "
+            "potentiel est comparé à la capacité d'une Maison (animatrices ou animateurs "
+            "formés × groupes menés à la fois par chacun) : la plus petite des deux limite "
+            "les groupes réellement animés."]},
+        {"title": "Les partenaires", "paragraphs": [
+            "Le maillage territorial réunit santé de la mère et de l'enfant (PMI, "
+            "maternités, sages-femmes, médecins), institutions (CAF, Département, ARS, "
+            "intercommunalité, communes et CCAS), accueil du jeune enfant et parentalité "
+            "(crèches, assistantes maternelles et MAM, relais petite enfance, LAEP), vie "
+            "sociale (centres sociaux, espaces de vie sociale, associations, "
+            "médiathèques). Les coordonnées imprimées viennent des sources citées : "
+            "vérifiez-les avant tout contact ; Maillage n'en invente aucune."]},
+        {"title": "Lire les cartes", "paragraphs": [
+            "Les cartes sont en Lambert-93, avec une échelle en kilomètres et le nord "
+            "géographique. Les communes voisines hors du territoire sont en gris. Les "
+            "classes des cartes par commune sont des quantiles ; une commune hachurée a "
+            "une donnée manquante ou secrète, jamais comptée 0."]},
     ]
-    guides = []
-    for name in annex:
-        html = _guide_html(name)
-        if html is not None:
-            guides.append({"name": name, "html": Markup(html)})
-    listed = [f"guides/{k} — {v}" + (" (en annexe)" if any(g["name"] == k for g in guides)
-                                     else "") for k, v in GUIDES.items()]
-    return {"paragraphs": paras, "guide_list": listed, "guides": guides}
+
 
 
 def _limits_part(overview: Overview, notices: Sequence[str]) -> dict[str, Any]:
@@ -931,7 +1198,6 @@ def _limits_part(overview: Overview, notices: Sequence[str]) -> dict[str, Any]:
                               "dont capacité connue"], rows, numeric=[False, True, True, True],
                              widths=[40, 20, 20, 20],
                              title="Précision des positions et des capacités"))
-    items.append("Voir guides/limites.md pour le détail des limites des données.")
     return {"points": items, "tables": tables}
 
 
@@ -1018,9 +1284,9 @@ def render_report_html(
     com = overview.layers["communes"]
 
     step("synthèse")
-    cards, offer_table, findings = _key_findings(overview, threshold_label)
+    synthesis = _synthesis(overview, access=access, gaps=gaps, siting=siting,
+                           partners=partners, cohorts=cohorts, threshold_label=threshold_label)
     step("cartes du territoire et des besoins")
-    context_part = _context_part(overview, context, attribution)
     needs = _needs_part(overview, context, attribution)
     step("cartes de l'offre")
     offer = _offer_part(overview, context, attribution, threshold_label)
@@ -1040,16 +1306,13 @@ def render_report_html(
         "header": f"Maillage — {meta.title} — {t.label} — {created.strftime('%d/%m/%Y')}",
         "footer": attribution,
         "notices": list(meta.notices),
-        "cards": cards,
-        "offer_table": offer_table,
-        "findings": findings,
-        "context": context_part,
+        "synthesis": synthesis,
         "needs": needs,
         "offer": offer,
         "access": _access_section(access, threshold_label=threshold_label),
         "gaps": _gaps_section(gaps, reason_missing=(
             "Le score de priorité des communes (besoins rapportés à l'offre accessible) n'a "
-            "pas été calculé pour ce rapport. Les parties 3 et 4 donnent les besoins et les "
+            "pas été calculé pour ce rapport. Les parties 2 et 3 donnent les besoins et les "
             "communes sans structure."), communes=com, context=context,
             attribution=attribution),
         "siting": _siting_section(siting, scenarios, reason_missing=(
@@ -1060,20 +1323,44 @@ def render_report_html(
                  if site else None),
         "partners": _partners_section(partners, reason_missing=(
             "La sélection des partenaires à rencontrer en priorité n'a pas été calculée : "
-            "l'annuaire ci-dessous liste toutes les structures connues.")),
+            "l'annuaire en annexe liste toutes les structures connues.")),
         "directory": _directory(overview),
         "cohorts": _cohorts_section(cohorts, reason_missing=(
             "Le nombre de groupes de pairs possibles n'a pas été calculé pour ce rapport : "
             "il dépend de la part des familles qui rejoindraient un groupe, une hypothèse à "
             "fixer avec les partenaires (option --uptake-rate, par exemple 0,2).")),
         "comparison": _comparison_part(comparison, overview, attribution),
-        "method": _method_part(threshold_label, ANNEX_GUIDES),
+        "method": _method_part(threshold_label, access=access, gaps=gaps, siting=siting,
+                               cohorts=cohorts),
         "sources_table": _sources_table(sources),
         "imports": list(meta.imports),
         "limits": _limits_part(overview, meta.notices),
     }
     step("mise en page HTML")
-    return str(_template().render(**ctx))
+    return french_spacing(str(_template().render(**ctx)))
+
+
+#: French typography: a no-break space inside guillemets (a line never starts with »).
+_FRENCH_SPACES = (("« ", "«\u00a0"), (" »", "\u00a0»"))
+
+
+def french_spacing(html: str) -> str:
+    r"""No line break after « or before » in the body of the report.
+
+    Only the text after ``<body>`` is touched (the stylesheet is left as it is); the
+    characters replaced never occur inside our markup.
+
+    Examples
+    --------
+    >>> french_spacing("<style>a « b</style><body>Voir « ici » : oui</body>")
+    '<style>a « b</style><body>Voir «\xa0ici\xa0» : oui</body>'
+    """
+    head, sep, body = html.partition("<body>")
+    if not sep:
+        return html
+    for a, b in _FRENCH_SPACES:
+        body = body.replace(a, b)
+    return head + sep + body
 
 
 def _pdf_from_html(html: str) -> bytes:

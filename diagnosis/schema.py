@@ -45,20 +45,38 @@ import pandas as pd
 from diagnosis.errors import InputError
 from diagnosis.settings import WGS84
 
-#: Facility types with their French label (singular, plural).
-FACILITY_TYPES: dict[str, tuple[str, str]] = {
-    "pmi": ("Centre de PMI", "Centres de PMI"),
-    "eaje": ("Crèche (EAJE)", "Crèches (EAJE)"),
-    "mam": ("Maison d'assistants maternels (MAM)", "MAM"),
-    "laep": ("Lieu d'accueil enfants-parents (LAEP)", "LAEP"),
-    "rpe": ("Relais petite enfance (RPE)", "Relais petite enfance"),
-    "centre_social": ("Centre social", "Centres sociaux"),
-    "evs": ("Espace de vie sociale (EVS)", "Espaces de vie sociale"),
-    "maternite": ("Maternité", "Maternités"),
-    "sage_femme": ("Sage-femme", "Sages-femmes"),
-    "mairie": ("Mairie", "Mairies"),
-    "maison_1000_jours": ("Maison des 1000 premiers jours", "Maisons des 1000 premiers jours"),
+
+@dataclass(frozen=True)
+class FacilityType:
+    """French wording of a facility type: labels and the grammatical gender of the noun.
+
+    ``gender`` is ``"m"`` or ``"f"``: adjectives agree with it (« Centres sociaux
+    voisins », « Maternités voisines »), see :func:`facility_agree`.
+    """
+
+    label: str
+    plural: str
+    gender: str
+
+
+#: The facility type table: label (singular), plural and gender of each type.
+FACILITY_TYPE_TABLE: dict[str, FacilityType] = {
+    "pmi": FacilityType("Centre de PMI", "Centres de PMI", "m"),
+    "eaje": FacilityType("Crèche (EAJE)", "Crèches (EAJE)", "f"),
+    "mam": FacilityType("Maison d'assistants maternels (MAM)", "MAM", "f"),
+    "laep": FacilityType("Lieu d'accueil enfants-parents (LAEP)", "LAEP", "m"),
+    "rpe": FacilityType("Relais petite enfance (RPE)", "Relais petite enfance", "m"),
+    "centre_social": FacilityType("Centre social", "Centres sociaux", "m"),
+    "evs": FacilityType("Espace de vie sociale (EVS)", "Espaces de vie sociale", "m"),
+    "maternite": FacilityType("Maternité", "Maternités", "f"),
+    "sage_femme": FacilityType("Sage-femme", "Sages-femmes", "f"),
+    "mairie": FacilityType("Mairie", "Mairies", "f"),
+    "maison_1000_jours": FacilityType("Maison des 1000 premiers jours",
+                                      "Maisons des 1000 premiers jours", "f"),
 }
+#: Facility types with their French label (singular, plural), from the table above.
+FACILITY_TYPES: dict[str, tuple[str, str]] = {
+    k: (v.label, v.plural) for k, v in FACILITY_TYPE_TABLE.items()}
 
 #: EAJE subtypes with their French label.
 EAJE_SUBTYPES: dict[str, str] = {
@@ -167,6 +185,34 @@ def facility_label(facility_type: str, *, plural: bool = False) -> str:
             f"use one of {sorted(FACILITY_TYPES)}"
         ) from None
     return many if plural else singular
+
+
+def facility_agree(facility_type: str, masculine: str, *, feminine: str | None = None,
+                   plural: bool = False) -> str:
+    """An adjective agreeing with the gender (and number) of a facility type's noun.
+
+    ``feminine`` defaults to ``masculine + "e"``; the plural adds an ``s`` (give
+    irregular forms already in the plural with ``plural=False``).
+
+    Examples
+    --------
+    >>> facility_agree("centre_social", "voisin", plural=True)
+    'voisins'
+    >>> facility_agree("maternite", "voisin", plural=True)
+    'voisines'
+    >>> facility_agree("laep", "le plus proche", feminine="la plus proche")
+    'le plus proche'
+    """
+    try:
+        gender = FACILITY_TYPE_TABLE[facility_type].gender
+    except KeyError:
+        raise InputError(
+            f"facility_type={facility_type!r} is not a facility type; "
+            f"use one of {sorted(FACILITY_TYPES)}"
+        ) from None
+    word = masculine if gender == "m" else (feminine if feminine is not None
+                                            else masculine + "e")
+    return word + "s" if plural and not word.endswith(("s", "x")) else word
 
 
 def empty_facilities() -> gpd.GeoDataFrame:

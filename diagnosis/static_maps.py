@@ -40,13 +40,17 @@ from pyproj import Transformer
 from shapely.geometry.polygon import orient
 
 from diagnosis.errors import InputError
-from diagnosis.schema import FACILITY_TYPES, facility_label
+from diagnosis.schema import FACILITY_TYPES, facility_agree, facility_label
 from diagnosis.settings import METRIC_CRS, WGS84
 
 #: Figure size (inches) of a full-width map in the A4 report.
 MAP_SIZE_IN: tuple[float, float] = (6.7, 5.0)
 #: Resolution of the PNG maps (dots per inch).
-MAP_DPI = 150
+MAP_DPI = 110
+#: Longest legend line (characters) before it wraps: the legend column is ~2 inches wide.
+LEGEND_WRAP = 34
+#: Most commune names written on a map; beyond, the most populated ones are named.
+MAX_NAMES = 40
 #: Image formats the renderers can return.
 IMAGE_FORMATS: tuple[str, ...] = ("png", "jpeg")
 #: Colour of each facility type on maps (colour-blind-safe palette, Okabe–Ito based).
@@ -304,6 +308,8 @@ def _finish(fig: Figure, ax: Axes, handles: list[Any], *, legend_title: str,
     y0, y1 = ax.get_ylim()
     add_scale_bar(ax)
     add_north_arrow(ax, rotation_deg=grid_convergence_deg((x0 + x1) / 2, (y0 + y1) / 2))
+    for h in handles:
+        h.set_label(textwrap.fill(str(h.get_label()), width=LEGEND_WRAP))
     if handles:
         leg = fig.legend(handles=handles, title=legend_title, loc="upper left",
                          bbox_to_anchor=(0.67, 0.92), fontsize=6.5, title_fontsize=7,
@@ -314,6 +320,32 @@ def _finish(fig: Figure, ax: Axes, handles: list[Any], *, legend_title: str,
                  fontsize=6, color="#333333", parse_math=False)
     add_attribution(fig, attribution)
     return save_figure(fig, fmt=fmt)
+
+
+def label_communes(ax: Axes, communes: gpd.GeoDataFrame, *, name_col: str = "name",
+                   max_labels: int = MAX_NAMES, rank_col: str = "population_2022") -> int:
+    """Write commune names (white halo) at a point inside each polygon; return how many.
+
+    With more than ``max_labels`` communes, only the ``max_labels // 2`` largest by
+    ``rank_col`` are named (when the column exists; else none).
+    """
+    from matplotlib import patheffects
+
+    if name_col not in communes or len(communes) == 0:
+        return 0
+    com = communes
+    if len(com) > max_labels:
+        if rank_col not in com:
+            return 0
+        order = pd.to_numeric(com[rank_col], errors="coerce").fillna(-1)
+        com = com.loc[order.sort_values(ascending=False).index[: max_labels // 2]]
+    size = 5.5 if len(com) <= 15 else 4.8
+    halo = [patheffects.withStroke(linewidth=1.6, foreground="white")]
+    pts = com.geometry.representative_point()
+    for p, name in zip(pts, com[name_col], strict=True):
+        ax.text(p.x, p.y, str(name), ha="center", va="center", fontsize=size, zorder=8,
+                color="#1A1A1A", parse_math=False, path_effects=halo)
+    return len(com)
 
 
 def _bounds(gdf: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
@@ -372,11 +404,7 @@ def render_territory_map(
     if context is not None:
         _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
     _draw_polygons(ax, polygon_paths(com.geometry), facecolors="#DCE9F5", zorder=1)
-    if len(com) <= max_labels and name_col in com:
-        pts = com.geometry.representative_point()
-        for p, name in zip(pts, com[name_col], strict=True):
-            ax.text(p.x, p.y, str(name), ha="center", va="center", fontsize=5.5, zorder=5,
-                    color="#1A1A1A", parse_math=False)  # a "$" in a name is not TeX
+    label_communes(ax, com, name_col=name_col, max_labels=max_labels)
     handles = [Patch(facecolor="#DCE9F5", edgecolor=_EDGE, label="Communes du territoire")]
     if context is not None:
         handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
@@ -466,6 +494,7 @@ def render_choropleth_map(
         _draw_polygons(ax, [p for p, m in zip(paths, miss, strict=True) if m],
                        facecolors="none", edgecolor="#888888", linewidth=0.0, zorder=2,
                        hatch="////")
+    label_communes(ax, com)
     handles: list[Any] = []
     if n_cls == 1 and breaks[0] == breaks[-1]:
         handles.append(Patch(facecolor=colors[0], edgecolor=_EDGE, label=_fr_num(breaks[0])))
@@ -547,6 +576,7 @@ def render_facility_map(
         np.zeros(len(com), dtype=bool)
     faces = [_WITHIN_COLOR if w else _BEYOND_COLOR for w in within]
     _draw_polygons(ax, polygon_paths(com.geometry), facecolors=faces, zorder=1)
+    label_communes(ax, com)
     km = format_length_fr(threshold_m)
     handles: list[Any] = [
         Patch(facecolor=_WITHIN_COLOR, edgecolor=_EDGE,
@@ -577,9 +607,10 @@ def render_facility_map(
     if near is not None and len(near):
         ax.scatter(near.geometry.x, near.geometry.y, s=28, facecolors="white",
                    edgecolors=color, linewidths=1.2, zorder=6)
+        nearest = facility_agree(facility_type, "voisin", plural=True)
         handles.append(Line2D([], [], marker="o", markerfacecolor="white",
                               markeredgecolor=color, color="none", markersize=5,
-                              label=f"{label} voisines les plus proches ({len(near)})"))
+                              label=f"{label} {nearest} les plus proches ({len(near)})"))
     if context is not None:
         handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
                              label="hors territoire"))
@@ -616,6 +647,7 @@ def render_points_map(
     if context is not None:
         _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
     _draw_polygons(ax, polygon_paths(com.geometry), facecolors="#DCE9F5", zorder=1)
+    label_communes(ax, com)
     ax.scatter(pts.geometry.x, pts.geometry.y, s=180, color=color, edgecolors="white",
                linewidths=0.8, zorder=6, marker="*")
     if label_col and label_col in pts:
@@ -630,6 +662,58 @@ def render_points_map(
                label=f"{legend_label} ({len(pts)})"),
     ]
     return _finish(fig, ax, handles, legend_title="Légende", attribution=attribution, fmt=fmt)
+
+
+def render_offer_map(
+    communes: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    *,
+    types: Sequence[str],
+    title: str,
+    attribution: str,
+    context: gpd.GeoDataFrame | None = None,
+    fmt: str = "png",
+) -> bytes:
+    """Every facility of ``types`` on one map, one colour per type, communes named.
+
+    One map of the whole offer keeps the report short; the per-type figures are in its
+    tables (and the app draws one map per type).
+
+    Returns
+    -------
+    bytes
+        A PNG image (JPEG with ``fmt="jpeg"``).
+    """
+    unknown = [t for t in types if t not in FACILITY_TYPES]
+    if unknown:
+        raise InputError(f"types={unknown!r} are not facility types; use some of "
+                         f"{sorted(FACILITY_TYPES)}")
+    com = _metric(communes, "communes")
+    fac = _metric(facilities.loc[facilities["type"].isin(list(types))], "facilities")
+    fig, ax = _new_map(title)
+    _set_extent(ax, _bounds(com))
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    if context is not None:
+        _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
+    _draw_polygons(ax, polygon_paths(com.geometry), facecolors="#F7F7F2", zorder=1)
+    label_communes(ax, com)
+    handles: list[Any] = []
+    for t in types:
+        sub = fac.loc[fac["type"].eq(t)]
+        if len(sub) == 0:
+            continue
+        color = TYPE_COLORS.get(t, "#000000")
+        ax.scatter(sub.geometry.x, sub.geometry.y, s=22, color=color, edgecolors="white",
+                   linewidths=0.5, zorder=6)
+        handles.append(Line2D([], [], marker="o", color=color, linestyle="none",
+                              markersize=4.5, label=f"{facility_label(t, plural=True)} "
+                                                     f"({len(sub)})"))
+    if context is not None:
+        handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
+                             label="hors territoire"))
+    return _finish(fig, ax, handles, legend_title="Structures du territoire",
+                   attribution=attribution, fmt=fmt)
 
 
 def attribution_text(sources: Sequence[Mapping[str, Any]], *,

@@ -6,8 +6,10 @@ three-line CSV written by the test itself (`_user_csv`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,19 +48,36 @@ def test_layer_names_are_french_and_complete(layers):
     assert len(layers["structures_pmi"]) == 0  # none known in the demo: still a layer
 
 
-def test_dictionary_documents_every_column_in_french(layers):
+def test_dictionary_documents_every_column_with_unit_source_and_year(layers):
     d = layers["dictionnaire"]
-    documented = set(zip(d["couche"], d["colonne"], strict=True))
+    assert list(d.columns) == ["couche", "colonne", "code", "description", "unite", "source",
+                               "annee"]
+    documented = set(zip(d["couche"], d["code"], strict=True))
     for name, df in layers.items():
         for col in df.columns:
             assert (name, col) in documented, (name, col)
-    dist = d.loc[(d["couche"] == "communes_indicateurs") & (d["colonne"] == "dist_m_pmi")]
-    assert dist["unite"].item() == "m" and "vol d'oiseau" in dist["description"].item()
-    est = d.loc[(d["couche"] == "communes_indicateurs") & (d["colonne"] == "under3_estimate")]
-    assert "ESTIMATION" in est["description"].item()
+    row = d.set_index(["couche", "code"])
+    dist = row.loc[("communes_indicateurs", "dist_m_pmi")]
+    assert dist["unite"] == "m" and "vol d'oiseau" in dist["description"]
+    assert dist["colonne"] == "Centres de PMI : distance à la plus proche (m)"
+    births = row.loc[("communes_indicateurs", "births_2024")]
+    assert (births["colonne"], births["unite"], births["annee"]) == \
+        ("Naissances 2024", "naissances", "2024")
+    assert "état civil" in births["source"]
+    assert "Filosofi" in row.loc[("communes_indicateurs", "poverty_rate_2021"), "source"]
+    est = row.loc[("communes_indicateurs", "under3_estimate")]
+    assert "ESTIMATION" in est["description"]
+    # every data column of the communes has a source; computed ones the diagnosis' year
+    com = d.loc[d["couche"].eq("communes_indicateurs") & d["code"].ne("geometry")]
+    assert com["source"].ne("").all()
+    assert row.loc[("communes_indicateurs", "n_mam"), "annee"] == str(dt.date.today().year)
+    # labels are unique within a layer (a spreadsheet column is found by its name)
+    assert not d.duplicated(["couche", "colonne"]).any()
+    com_codes = d.loc[d["couche"].eq("communes_indicateurs")]
+    assert (com_codes["colonne"] == com_codes["code"]).sum() == 1  # only « geometry »
 
 
-def test_geopackage_layers_read_back(layers, tmp_path):
+def test_geopackage_layers_read_back_in_french(layers, tmp_path):
     path = ex.export_geopackage(layers, tmp_path / "diag.gpkg")
     listed = {name: gtype for name, gtype in pyogrio.list_layers(path)}
     assert list(listed) == list(layers)
@@ -68,30 +87,40 @@ def test_geopackage_layers_read_back(layers, tmp_path):
     com = pyogrio.read_dataframe(path, layer="communes_indicateurs")
     assert com.crs.to_epsg() == 4326
     src = layers["communes_indicateurs"]
-    assert com["code_insee"].tolist() == src["code_insee"].tolist()
-    assert com["births_2024"].tolist() == src["births_2024"].tolist()
-    assert com["within_mam"].tolist() == src["within_mam"].tolist()
-    # no facility of the type loaded: the distance is empty, never infinite
-    assert com["dist_m_sage_femme"].isna().all()
-    np.testing.assert_allclose(com["dist_m_mam"], src["dist_m_mam"])
+    assert com["Code INSEE"].tolist() == src["code_insee"].tolist()
+    assert com["Naissances 2024"].tolist() == src["births_2024"].tolist()
+    assert com["MAM : à portée"].tolist() == src["within_mam"].tolist()
+    # no facility of the type loaded: the distance is empty, never infinite nor 0
+    assert com["Sages-femmes : distance à la plus proche (m)"].isna().all()
+    np.testing.assert_array_equal(com["MAM : distance à la plus proche (m)"],
+                                  src["dist_m_mam"].round(0))
+    dictionary = pyogrio.read_dataframe(path, layer="dictionnaire")
+    written = set(dictionary.loc[dictionary["couche"].eq("communes_indicateurs"),
+                                 "colonne"]) - {"geometry"}
+    assert set(com.columns) - {"geometry"} == written
     mam = pyogrio.read_dataframe(path, layer="structures_mam")
-    assert mam["name"].tolist() == layers["structures_mam"]["name"].tolist()
-    assert mam["position_precision"].tolist() == ["commune"]
+    assert mam["Nom"].tolist() == layers["structures_mam"]["name"].tolist()
+    assert mam["Précision de la position"].tolist() == ["commune"]
     meta = pyogrio.read_dataframe(path, layer="metadonnees")
-    assert dict(zip(meta["cle"], meta["valeur"], strict=True))["crs"] == "EPSG:4326"
+    assert dict(zip(meta["Paramètre"], meta["Valeur"], strict=True))[
+        "système de coordonnées"] == "EPSG:4326"
 
 
 def test_csv_round_trip_for_french_excel(layers, tmp_path):
+    from diagnosis.export_columns import french_layer
+
     files = ex.export_csv_tables(layers, tmp_path / "csv")
     assert [f.name for f in files] == [f"{n}.csv" for n in layers]
     raw = (tmp_path / "csv" / "communes_indicateurs.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
     header = raw[3:].split(b"\r\n")[0].decode()
-    assert header.split(";")[0] == "code_insee" and "," not in header
+    assert header.split(";")[:3] == ["Code INSEE", "Commune", "Mairie : longitude"]
     assert "Drefféac" in raw.decode("utf-8-sig")
     for name, df in layers.items():
         back = ex.read_csv_table(tmp_path / "csv" / f"{name}.csv")
         expected = ex.csv_frame(df)
+        if name != "dictionnaire":
+            expected = french_layer(name, expected)
         assert list(back.columns) == list(expected.columns), name
         assert len(back) == len(expected)
         for col in expected.columns:
@@ -104,19 +133,67 @@ def test_csv_round_trip_for_french_excel(layers, tmp_path):
             else:
                 assert _text(b) == _text(a), f"{name}.{col}"
     mam = ex.read_csv_table(tmp_path / "csv" / "structures_mam.csv")
-    assert {"lon", "lat"} <= set(mam.columns) and mam["lat"].between(47, 48).all()
+    assert {"Longitude", "Latitude"} <= set(mam.columns) and mam["Latitude"].between(47, 48).all()
 
 
 def _text(values: pd.Series) -> list[str]:
     return ["" if pd.isna(v) else str(v) for v in values]
 
 
-def test_decimal_comma_in_csv(layers, tmp_path):
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    head = lines[0].split(";")
+    return [dict(zip(head, line.split(";"), strict=True)) for line in lines[1:]]
+
+
+def test_values_are_rounded_to_their_meaning_with_a_decimal_comma(layers, tmp_path):
     ex.export_csv_tables({"communes_indicateurs": layers["communes_indicateurs"]}, tmp_path)
-    text = (tmp_path / "communes_indicateurs.csv").read_text(encoding="utf-8-sig")
-    first = dict(zip(text.splitlines()[0].split(";"), text.splitlines()[1].split(";"),
-                     strict=True))
-    assert "," in first["density_per_km2"] and "." not in first["density_per_km2"]
+    first = _csv_rows(tmp_path / "communes_indicateurs.csv")[0]
+    density = first["Densité 2022 (hab./km²)"]
+    assert re.fullmatch(r"\d+,\d", density)  # decimal comma, one decimal
+    assert re.fullmatch(r"\d+", first["Naissances 2024"])  # births in units, no « ,0 »
+    assert re.fullmatch(r"\d+", first["Familles monoparentales 2022"])
+    assert re.fullmatch(r"\d+", first["MAM : distance à la plus proche (m)"])
+    assert first["Sages-femmes : distance à la plus proche (m)"] == ""  # unknown stays empty
+    assert first["MAM : à portée"] in {"oui", "non"}
+
+
+def test_analysis_layers_round_minutes_shares_and_families(tmp_path):
+    from diagnosis.export_columns import french_layer
+
+    table = pd.DataFrame({"code_insee": ["44129", "44013"], "name": ["=HYPERLINK(1)", "B"],
+                          "births": [84.0739007018663, np.nan],
+                          "minutes_nearest_pmi": [18.849380290153643, np.inf],
+                          "share_births_within": [0.87535411, 0.0],
+                          "score": [65.23456, 12.0]})
+    out = french_layer("accessibilite_communes", table)
+    assert list(out.columns) == ["Code INSEE", "Commune", "Naissances",
+                                 "Centres de PMI : temps à la plus proche (min)",
+                                 "Part des naissances à portée (%)",
+                                 "Score de priorité (0-100)"]
+    assert out["Naissances"].tolist()[0] == 84 and pd.isna(out["Naissances"].tolist()[1])
+    assert out["Centres de PMI : temps à la plus proche (min)"].tolist()[0] == 18.8
+    assert pd.isna(out["Centres de PMI : temps à la plus proche (min)"].iloc[1])
+    assert out["Part des naissances à portée (%)"].tolist() == [87.5, 0.0]
+    ex.export_csv_tables({"accessibilite_communes": table}, tmp_path)
+    rows = _csv_rows(tmp_path / "accessibilite_communes.csv")
+    assert rows[0]["Naissances"] == "84" and rows[1]["Naissances"] == ""
+    assert rows[0]["Centres de PMI : temps à la plus proche (min)"] == "18,8"
+    assert rows[0]["Part des naissances à portée (%)"] == "87,5"
+    assert rows[0]["Commune"] == "'=HYPERLINK(1)"  # a formula is neutralised
+
+
+def test_readme_lists_every_export_layer():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Couches exportées"):]
+    section = section[:section.index("\n\n", section.index("`dictionnaire`"))]
+    listed = set(re.findall(r"`([a-z0-9_*]+)`", section))
+    expected = {"communes_indicateurs", "structures_voisines", *ex.TYPE_LAYERS.values(),
+                *ex.OPTIONAL_LAYERS.values(), "dictionnaire", "sources", "metadonnees"}
+    assert expected <= listed, expected - listed
+    extra = {n for n in listed - expected
+             if n != "structures_*" and not n.startswith(tuple(ex.OPTIONAL_LAYERS.values()))}
+    assert extra == set(), extra
 
 
 def test_gpkg_needs_the_extension(layers, tmp_path):
@@ -237,8 +314,8 @@ def test_cli_export_with_analyses_adds_their_layers(tmp_path, capsys):
     sites = pyogrio.read_dataframe(gpkg, layer="sites_recommandes")
     assert sites.crs.to_epsg() == 4326 and len(sites) >= 1
     prio = pyogrio.read_dataframe(gpkg, layer="manques_priorites")
-    assert sorted(prio["code_insee"]) == sorted(
-        pyogrio.read_dataframe(gpkg, layer="communes_indicateurs")["code_insee"])
+    assert sorted(prio["Code INSEE"]) == sorted(
+        pyogrio.read_dataframe(gpkg, layer="communes_indicateurs")["Code INSEE"])
     d = pyogrio.read_dataframe(gpkg, layer="dictionnaire")
     assert set(names) - {"dictionnaire"} <= set(d["couche"])
 

@@ -171,3 +171,33 @@ def test_format_length_fr():
     assert sm.format_length_fr(500) == "500 m"
     assert sm.format_length_fr(2_500) == "2,5 km"
     assert not math.isnan(sm.nice_scale_length(123_456.0))
+
+
+def test_long_legend_labels_wrap_and_nearby_labels_agree_in_gender(monkeypatch):
+    """Bug: « …voisines les plus p » was cut, and « Centres sociaux voisines » was wrong."""
+    import geopandas as gpd
+    from shapely.geometry import Point, box
+
+    captured = {}
+    real = sm._finish
+
+    def spy(fig, ax, handles, **kw):
+        out = real(fig, ax, handles, **kw)
+        captured["labels"] = [h.get_label() for h in handles]
+        return out
+
+    monkeypatch.setattr(sm, "_finish", spy)
+    communes = gpd.GeoDataFrame({"code_insee": ["44001"], "name": ["Alpha"],
+                                 "within_centre_social": [True]},
+                                geometry=[box(-2.0, 47.0, -1.9, 47.1)], crs="EPSG:4326")
+    fac = gpd.GeoDataFrame({"type": ["centre_social"], "position_precision": ["address"]},
+                           geometry=[Point(-1.95, 47.05)], crs="EPSG:4326")
+    near = gpd.GeoDataFrame({"type": ["centre_social"]}, geometry=[Point(-1.8, 47.05)],
+                            crs="EPSG:4326")
+    sm.render_facility_map(communes, fac, facility_type="centre_social", threshold_m=5000,
+                           title="t", attribution="IGN", nearby=near)
+    labels = captured["labels"]
+    joined = " ".join(x.replace("\n", " ") for x in labels)
+    assert "Centres sociaux voisins les plus proches (1)" in joined
+    assert "voisines" not in joined
+    assert all(len(line) <= sm.LEGEND_WRAP for x in labels for line in x.split("\n"))
