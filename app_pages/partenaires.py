@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit_folium import st_folium
 
-from app_pages import _cached, current_selection, md_escape
+from app_pages import CHOOSE, _cached, current_selection, md_escape
 from app_pages._widgets import (
     LAST_SITES_KEY,
     error_box,
     load_travel,
     require_data,
+    show_map,
     travel_inputs,
 )
 from diagnosis.errors import MaillageError
@@ -33,7 +33,7 @@ if not options:
                "(page « Importer des structures ») ou proposez un site (page « Implantation »).")
     st.stop()
 chosen = st.selectbox(
-    "Site étudié", options=options, key="partenaires_site",
+    "Site étudié", options=options, placeholder=CHOOSE, key="partenaires_site",
     format_func=lambda i: (f"{recommended[i][1]} — site recommandé (page « Implantation »)"
                            if i in recommended else hosts.get(i, i)),
     help="Par défaut, le premier site recommandé lors du dernier calcul de la page "
@@ -52,10 +52,10 @@ ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 site = _cached.resolve_site(sel.code, sel.files_key, site_key, sel.files)
 near = res.layers["near_site"]
 
-fmap = build_partner_network_map(site, near, ws.facilities, catchment=area,
-                                 attribution=default_attribution(ws.sources))
-st_folium(fmap, returned_objects=[], key="partenaires_map", height=520,
-          use_container_width=True)
+show_map(("partenaires", sel.code, sel.files_key, mode, max_minutes, site_key),
+         lambda: build_partner_network_map(site, near, ws.facilities, catchment=area,
+                                           attribution=default_attribution(ws.sources)),
+         key="partenaires_map", height=520)
 
 st.subheader(f"Structures à {max_minutes:g} minutes ou moins ({len(near)})")
 st.caption(f"Temps de trajet : {md_escape(res.params['travel_label'])}. Distance à vol "
