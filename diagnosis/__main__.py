@@ -108,7 +108,8 @@ class FrenchArgumentParser(argparse.ArgumentParser):
     class), so they are French too.
     """
 
-    def __init__(self, *args: Any, add_help: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        add_help = bool(kwargs.pop("add_help", True))
         kwargs.setdefault("formatter_class", FrenchHelpFormatter)
         super().__init__(*args, add_help=False, **kwargs)
         self._positionals.title = "arguments positionnels"
