@@ -108,10 +108,10 @@ class FrenchArgumentParser(argparse.ArgumentParser):
     class), so they are French too.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, prog: str | None = None, **kwargs: Any) -> None:
         add_help = bool(kwargs.pop("add_help", True))
         kwargs.setdefault("formatter_class", FrenchHelpFormatter)
-        super().__init__(*args, add_help=False, **kwargs)
+        super().__init__(prog, add_help=False, **kwargs)
         self._positionals.title = "arguments positionnels"
         self._optionals.title = "options"
         if add_help:
