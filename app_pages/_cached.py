@@ -50,6 +50,7 @@ from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import compare_territories, split_territory
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
 from diagnosis.overview import Overview, compute_overview
+from diagnosis.partners import export_partners_csv
 from diagnosis.pipeline import (
     Diagnosis,
     DiagnosisParams,
@@ -66,6 +67,9 @@ from diagnosis.presentation import (
     SiteChoice,
     facility_options,
     host_options,
+    institutions_table,
+    partner_groups,
+    partners_export_frame,
     recommended_sites,
     siting_input_problems,
 )
@@ -274,6 +278,29 @@ def partners(code: str, files_key: FilesKey, mode: str, max_minutes: float, site
     return diagnose_partners(ws, _params(code, mode, max_minutes), overview=ov,
                              travel=travel(code, files_key, mode, _files),
                              site=resolve_site(code, files_key, site, _files))
+
+
+@dataclass(frozen=True, eq=False)
+class PartnerView:
+    """What the Partenaires page shows of a site's partners, prepared once per site."""
+
+    site: Site
+    near: gpd.GeoDataFrame
+    groups: dict[str, pd.DataFrame]
+    institutions: pd.DataFrame
+    csv: bytes
+
+
+@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def partner_view(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
+                 _files: FileList) -> PartnerView:
+    """The tables and the CSV file of :func:`partners` (not rebuilt on each rerun)."""
+    res = partners(code, files_key, mode, max_minutes, site, _files)
+    near = res.layers["near_site"]
+    return PartnerView(site=resolve_site(code, files_key, site, _files), near=near,
+                       groups=partner_groups(near),
+                       institutions=institutions_table(res.layers.get("institutions")),
+                       csv=export_partners_csv(partners_export_frame(res.layers)))
 
 
 @st.cache_resource(show_spinner="Calcul des analyses du rapport…", max_entries=8)

@@ -65,7 +65,11 @@ cols[2].metric("Moins de 3 ans (estimation)", _number(s["under3_estimate"]),
                help=f"Estimation, pas un comptage : {s['under3_estimate_label']}.")
 cols[3].metric("Population 2022", _number(s["population_2022"]))
 
-show_map(("overview", sel.code, sel.files_key, threshold_km), lambda: build_overview_map(ov),
+# The map does not depend on the « à portée » distance: drawn from the default overview, so
+# moving the slider does not rebuild it.
+show_map(("overview", sel.code, sel.files_key),
+         lambda: build_overview_map(_cached.overview(sel.code, sel.files_key,
+                                                     DEFAULT_THRESHOLD_M, sel.files)),
          key="territory_map", height=620)
 st.caption("Sources : " + " ; ".join(
     f"{md_escape(src['title'])} ({md_escape(src['vintage'])}, {md_escape(src['licence'])})"

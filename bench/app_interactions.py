@@ -7,12 +7,14 @@ Run from the repository root (Debian's chromium and Playwright installed)::
 Starts ``streamlit run app.py`` on a free local port (every request to another host is
 refused, as offline), picks the territory (default: the demo département, 44) by the
 sidebar search, then visits every page once to warm the caches (the "first load", not
-timed as an interaction). Then each interaction is timed from the action (a click, a key
-press) to the page being idle again: the app's script run is over (``stApp``'s
-``data-test-script-state`` went from ``running`` back to ``notRunning``) and the browser
-has painted two more frames. Interactions: page changes, a territory change (the EPCI,
-then back to the whole département), the threshold sliders, a map type change, a click on
-the Implantation map and adding the clicked point as a proposed site.
+timed as an interaction). Then each interaction is timed from the action to the page
+being idle again: the app's script run is over (Streamlit's ``script_finished`` message
+arrived on the websocket) and the browser has painted two more frames; the time the run
+ended is printed too. The action starts at its first input event in the page
+(``pointerdown``/``keydown``, in the map's frame too), not when Playwright starts waiting
+for the element to be actionable. Interactions: page changes, a territory change (an
+EPCI, then back to the whole département), the sliders, a map type change, a click on the
+Implantation map and adding the clicked point as a proposed site.
 
 Prints one line per interaction (``<name> <seconds>``) and a last line
 ``RESULT max_s=<slowest> median_s=<median> n=<count>``. Not part of pytest.
@@ -38,24 +40,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 
-# Counts the script runs that finished (state back to notRunning after running).
-_WATCH_JS = """() => {
-    if (window.__maillageRuns !== undefined) { return; }
-    window.__maillageRuns = 0;
-    const app = document.querySelector("[data-testid='stApp']");
-    let last = app.getAttribute("data-test-script-state");
-    new MutationObserver(() => {
-        const now = app.getAttribute("data-test-script-state");
-        if (now === "notRunning" && last !== "notRunning") { window.__maillageRuns += 1; }
-        last = now;
-    }).observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+_FRAMES_JS = """() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(
+    () => r(performance.timeOrigin + performance.now()))))"""
+# In every frame (the maps' iframes too, same origin): the epoch time (ms) of each input
+# event that starts an action, collected in the top window.
+_INPUTS_JS = """for (const type of ["pointerdown", "keydown"]) {
+    addEventListener(type, (e) => {
+        try {
+            const top = window.top;
+            (top.__maillageInputs = top.__maillageInputs || []).push(
+                performance.timeOrigin + e.timeStamp);
+        } catch (err) { /* another origin: not ours */ }
+    }, true);
 }"""
-_IDLE_JS = """(before) => {
-    const app = document.querySelector("[data-testid='stApp']");
-    return window.__maillageRuns > before
-        && app.getAttribute("data-test-script-state") === "notRunning";
-}"""
-_FRAMES_JS = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
 def _free_port() -> int:
@@ -86,21 +83,58 @@ def _start_server(port: int) -> subprocess.Popen[bytes]:
 
 
 class Driver:
-    """Actions on the app page, each waited until the app is idle again."""
+    """Actions on the app page, each waited until the app is idle again.
+
+    The end of a script run is read from the app's own websocket: Streamlit sends a
+    ``ForwardMsg`` whose ``script_finished`` says the run is over (parsed with Streamlit's
+    protobuf classes), then the page is given two animation frames to paint.
+    """
 
     def __init__(self, page: Any) -> None:
         self.page = page
+        self.finished = 0
+        self.finished_at = 0.0  # epoch seconds
+        page.on("websocket", lambda ws: ws.on("framereceived", self._on_frame))
 
-    def idle_after(self, action: Callable[[], None], *, timeout_s: float = 180) -> float:
-        """Seconds from ``action`` to the end of the script run it caused (plus 2 frames)."""
-        self.page.evaluate(_WATCH_JS)
-        before = self.page.evaluate("() => window.__maillageRuns")
-        start = time.perf_counter()
+    def _on_frame(self, payload: Any) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if not isinstance(payload, bytes):
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(payload)
+        except Exception:  # noqa: BLE001 - not a ForwardMsg: not ours to judge
+            return
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished in (
+                ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY):
+            self.finished += 1
+            self.finished_at = time.time()
+
+    def wait_finished(self, before: int, *, timeout_s: float = 180) -> None:
+        deadline = time.perf_counter() + timeout_s
+        while self.finished <= before:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"no script run finished within {timeout_s:g} s")
+            self.page.wait_for_timeout(5)  # lets Playwright deliver the websocket events
+
+    def idle_after(self, action: Callable[[], None], *,
+                   timeout_s: float = 180) -> tuple[float, float]:
+        """Seconds from the action to the end of its script run, and to the page painted.
+
+        The action starts at its first input event in the page (``pointerdown`` of a
+        click, ``keydown`` of a key), not when Playwright starts looking for the element.
+        """
+        before = self.finished
+        self.page.evaluate("() => { window.__maillageInputs = []; }")
+        start = time.time()
         action()
-        self.page.wait_for_function(_IDLE_JS, arg=before, timeout=timeout_s * 1000,
-                                    polling="raf")
-        self.page.evaluate(_FRAMES_JS)
-        return time.perf_counter() - start
+        self.wait_finished(before, timeout_s=timeout_s)
+        painted = self.page.evaluate(_FRAMES_JS) / 1000
+        inputs = self.page.evaluate("() => window.__maillageInputs || []")
+        if inputs:
+            start = min(inputs) / 1000
+        return self.finished_at - start, painted - start
 
     def main(self) -> Any:
         return self.page.locator("[data-testid='stMain']")
@@ -149,6 +183,7 @@ class Driver:
 
 
 def run(territory: str, port: int, only: str | None) -> list[tuple[str, float]]:
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import Route, sync_playwright
 
     def offline(r: Route) -> None:
@@ -166,17 +201,23 @@ def run(territory: str, port: int, only: str | None) -> list[tuple[str, float]]:
             context = browser.new_context(viewport={"width": 1440, "height": 1800},
                                           locale="fr-FR")
             context.route("**/*", offline)
+            context.add_init_script(_INPUTS_JS)
             page = context.new_page()
             page.set_default_timeout(180_000)
-            page.goto(url, wait_until="domcontentloaded")
-            page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
-            page.wait_for_selector("[data-testid='stMetric']")
             d = Driver(page)
+            page.goto(url, wait_until="domcontentloaded")
+            d.wait_finished(0)
+            page.wait_for_selector("[data-testid='stMetric']")
+            page.set_default_timeout(20_000)  # to find a widget; script runs wait longer
 
             def timed(name: str, action: Callable[[], None], *, warm: bool = False) -> None:
-                seconds = d.idle_after(action)
+                try:
+                    run_s, seconds = d.idle_after(action)
+                except (PlaywrightError, TimeoutError) as exc:  # e.g. a widget absent here
+                    print(f"{name} skipped: {str(exc).splitlines()[0]}", flush=True)
+                    return
                 label = f"first:{name}" if warm else name
-                print(f"{label} {seconds:.3f}", flush=True)
+                print(f"{label} {seconds:.3f} (script run over at {run_s:.3f})", flush=True)
                 if not warm and (only is None or only in name):
                     results.append((name, seconds))
 

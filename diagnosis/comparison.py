@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from diagnosis.errors import InputError
-from diagnosis.formatting import fr_number, fr_percent
 from diagnosis.overview import ANALYSED_TYPES, Overview
 from diagnosis.schema import FACILITY_TYPES, Territory, facility_label
 from diagnosis.territory import CogTables, resolve_territory
@@ -238,10 +237,11 @@ def _check_metric(df: pd.DataFrame, metric: str) -> None:
                          f"{numeric}")
 
 
-#: Vega expressions turning English-formatted axis labels French: thousands separated by a
-#: narrow no-break space ("1,000" -> "1 000"), a space before "%" ("50%" -> "50 %").
-_FR_NUMBER_LABEL = "replace(datum.label, regexp(',', 'g'), '\u202f')"
-_FR_PERCENT_LABEL = "replace(datum.label, '%', '\u202f%')"
+#: d3-format's French locale (Vega-Lite ``config.locale.number``): "1 000", "2,5", "50 %",
+#: where Vega's default is English ("1,000", "50%"). Thousands: narrow no-break space.
+FRENCH_NUMBER_LOCALE: dict[str, Any] = {"decimal": ",", "thousands": "\u202f",
+                                        "grouping": [3], "currency": ["", "\u00a0€"],
+                                        "percent": "\u202f%"}
 
 
 def build_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
@@ -260,11 +260,7 @@ def build_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
                               np.where(data["coverage_partial"], "couverture partielle",
                                        "couverture complète"))
     is_share = metric.startswith("share_within_")
-    # Vega formats in English ("1,000", "50%"): axis labels get French separators by
-    # labelExpr, tooltips a pre-formatted French text.
-    axis = (alt.Axis(format=".0%", labelExpr=_FR_PERCENT_LABEL) if is_share
-            else alt.Axis(format=",.0f", labelExpr=_FR_NUMBER_LABEL))
-    data["valeur"] = [fr_percent(v) if is_share else fr_number(v) for v in data[metric]]
+    axis = alt.Axis(format=".0%") if is_share else alt.Axis(format=",.0f")
     return alt.Chart(data).mark_bar().encode(
         x=alt.X(f"{metric}:Q", title=label, axis=axis),
         y=alt.Y("name:N", sort="-x", title=None),
@@ -273,9 +269,10 @@ def build_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
             range=["#D55E00", "#0072B2", "#9ECAE1"])),
         tooltip=[alt.Tooltip("name:N", title="Territoire"),
                  alt.Tooltip("code:N", title="Code"),
-                 alt.Tooltip("valeur:N", title=label),
+                 alt.Tooltip(f"{metric}:Q", title=label, format=".0%" if is_share else ",.0f"),
                  alt.Tooltip("coverage_note:N", title="Couverture")],
-    ).properties(title=label)
+    ).properties(title=label, usermeta={"embedOptions": {"renderer": "svg"}}).configure(
+        locale=alt.Locale(number=alt.NumberLocale(**FRENCH_NUMBER_LOCALE)))
 
 
 def render_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
