@@ -12,6 +12,7 @@ import re
 import streamlit as st
 
 from app_pages import (
+    CHOOSE,
     DEFAULT_DEPARTEMENT,
     DEFAULT_TERRITORY,
     TERRITORY_KEY,
@@ -26,6 +27,28 @@ st.set_page_config(page_title="Maillage — diagnostic territorial", page_icon="
 # Maps load Leaflet from static/vendor/ (served at app/static/), not from a CDN: offline-proof.
 set_asset_base_url(posixpath.join("/", st.get_option("server.baseUrlPath"), "app/static/vendor")
                    if st.get_option("server.enableStaticServing") else None)
+
+#: Streamlit has no locale: the file uploader's English strings ("Upload", "50MB per file",
+#: "Drag and drop files here") are hidden and French text is shown instead by CSS, on the
+#: data-testids Streamlit 1.67 renders (checked by tests/test_browser.py).
+FRENCH_UI_CSS = """<style>
+[data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p {
+  display: none;
+}
+[data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"]::after {
+  content: "Parcourir les fichiers";
+}
+[data-testid="stFileUploaderDropzoneInstructions"] > div > span { display: none; }
+[data-testid="stFileUploaderDropzoneInstructions"] > div::after {
+  content: "Glissez-déposez vos fichiers ici · 50 Mo au plus par fichier";
+  font-size: 0.875rem;
+}
+[data-testid="stFileUploaderDropzone"] > div:not([data-testid]) { font-size: 0; }
+[data-testid="stFileUploaderDropzone"] > div:not([data-testid])::after {
+  content: "Déposez les fichiers ici"; font-size: 1rem;
+}
+</style>"""
+st.html(FRENCH_UI_CSS)
 
 _KINDS = {"commune": "commune", "epci": "intercommunalité", "departement": "département"}
 
@@ -97,21 +120,22 @@ def territory_picker() -> str:
         st.subheader("Territoire")
         deps = _cached.departement_options()
         st.selectbox("Département", options=list(deps), format_func=lambda c: deps.get(c, c),
-                     key="picker_dep", on_change=_on_departement)
+                     placeholder=CHOOSE, key="picker_dep", on_change=_on_departement)
         dep = st.session_state["picker_dep"]
         epcis = _cached.epci_options(dep)
         if st.session_state["picker_epci"] not in epcis:
             st.session_state["picker_epci"] = ""
         st.selectbox("Intercommunalité (EPCI)", options=["", *epcis],
                      format_func=lambda c: epcis.get(c, "— tout le département —"),
-                     key="picker_epci", on_change=_on_epci)
+                     placeholder=CHOOSE, key="picker_epci", on_change=_on_epci)
         epci = st.session_state["picker_epci"]
         communes = _cached.commune_options(dep, epci)
         if st.session_state["picker_commune"] not in communes:
             st.session_state["picker_commune"] = ""
         whole = "— toute l'intercommunalité —" if epci else "— tout le département —"
         st.selectbox("Commune", options=["", *communes],
-                     format_func=lambda c: communes.get(c, whole), key="picker_commune",
+                     format_func=lambda c: communes.get(c, whole),
+                     placeholder=CHOOSE, key="picker_commune",
                      on_change=_on_commune)
         st.text_input("Rechercher un nom ou un code", key="picker_search",
                       on_change=_on_search,

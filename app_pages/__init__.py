@@ -20,6 +20,10 @@ DEFAULT_DEPARTEMENT = "44"
 TERRITORY_KEY = "territory_code"
 FILES_KEY = "facility_files"
 
+#: Placeholders of empty select boxes (Streamlit's own are "Choose an option"/"Choose options").
+CHOOSE = "Choisissez une option"
+CHOOSE_MANY = "Choisissez une ou plusieurs options"
+
 FileList = tuple[tuple[str, bytes], ...]
 FilesKey = tuple[tuple[str, str], ...]
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import folium
 import geopandas as gpd
 import pandas as pd
 import streamlit as st
+import streamlit_folium
 from shapely.geometry import Point
 
 from app_pages import FileList, FilesKey
@@ -47,6 +50,7 @@ from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import compare_territories, split_territory
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
 from diagnosis.overview import Overview, compute_overview
+from diagnosis.partners import export_partners_csv
 from diagnosis.pipeline import (
     Diagnosis,
     DiagnosisParams,
@@ -63,6 +67,9 @@ from diagnosis.presentation import (
     SiteChoice,
     facility_options,
     host_options,
+    institutions_table,
+    partner_groups,
+    partners_export_frame,
     recommended_sites,
     siting_input_problems,
 )
@@ -273,6 +280,29 @@ def partners(code: str, files_key: FilesKey, mode: str, max_minutes: float, site
                              site=resolve_site(code, files_key, site, _files))
 
 
+@dataclass(frozen=True, eq=False)
+class PartnerView:
+    """What the Partenaires page shows of a site's partners, prepared once per site."""
+
+    site: Site
+    near: gpd.GeoDataFrame
+    groups: dict[str, pd.DataFrame]
+    institutions: pd.DataFrame
+    csv: bytes
+
+
+@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def partner_view(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
+                 _files: FileList) -> PartnerView:
+    """The tables and the CSV file of :func:`partners` (not rebuilt on each rerun)."""
+    res = partners(code, files_key, mode, max_minutes, site, _files)
+    near = res.layers["near_site"]
+    return PartnerView(site=resolve_site(code, files_key, site, _files), near=near,
+                       groups=partner_groups(near),
+                       institutions=institutions_table(res.layers.get("institutions")),
+                       csv=export_partners_csv(partners_export_frame(res.layers)))
+
+
 @st.cache_resource(show_spinner="Calcul des analyses du rapport…", max_entries=8)
 def diagnosis(code: str, files_key: FilesKey, mode: str, max_minutes: float,
               site: SiteKey | None, uptake_rate: float | None, _files: FileList) -> Diagnosis:
@@ -349,6 +379,39 @@ def csv_zip(code: str, files_key: FilesKey, mode: str, max_minutes: float,
         for path in export_csv_tables(layers, tmp):
             archive.write(path, arcname=path.name)
     return buffer.getvalue()
+
+
+#: streamlit-folium's own component (its ``st_folium`` ends by calling it).
+FOLIUM_COMPONENT = streamlit_folium._component_func
+_CAPTURE_LOCK = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False, max_entries=48)
+def map_component_args(cache_key: Hashable, key: str, height: int,
+                        returned_objects: tuple[str, ...],
+                        _build: Callable[[], folium.Map]) -> dict[str, Any]:
+    """Build the map and the arguments ``st_folium`` gives its component, once per inputs.
+
+    Building a département's map and turning it into Leaflet script costs ~0.7 s; the
+    component's arguments are a pure function of the map, so they are kept. They are
+    obtained from ``st_folium`` itself (its component is swapped for a recorder under a
+    lock; only :func:`show_map` calls ``st_folium``), not re-implemented.
+    """
+    fmap = _build()
+    recorded: dict[str, Any] = {}
+
+    def record(**kwargs: Any) -> None:
+        recorded.update(kwargs)
+
+    with _CAPTURE_LOCK:
+        streamlit_folium._component_func = record
+        try:
+            streamlit_folium.st_folium(fmap, key=key, height=height, use_container_width=True,
+                                       returned_objects=list(returned_objects))
+        finally:
+            streamlit_folium._component_func = FOLIUM_COMPONENT
+    recorded.pop("on_change", None)
+    return recorded
 
 
 @st.cache_data(show_spinner=False)

@@ -6,11 +6,13 @@ not widget keys, which Streamlit drops on a page change) and offered on the next
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
 
+import folium
 import streamlit as st
 
-from app_pages import Selection, _cached, md_escape
+from app_pages import CHOOSE, Selection, _cached, md_escape
 from diagnosis.accessibility import DEFAULT_MAX_MINUTES
 from diagnosis.analyses import Travel
 from diagnosis.errors import MaillageError, MissingDataError
@@ -37,7 +39,8 @@ def travel_inputs(prefix: str) -> tuple[str, float]:
     mode_key, minutes_key = f"{prefix}_mode", f"{prefix}_minutes"
     mode = left.selectbox(
         "Temps de trajet", options=list(MODES), format_func=MODES.__getitem__,
-        index=list(MODES).index(st.session_state.get(SHARED_MODE, "crow")), key=mode_key,
+        index=list(MODES).index(st.session_state.get(SHARED_MODE, "crow")),
+        placeholder=CHOOSE, key=mode_key,
         on_change=_share, args=(mode_key, SHARED_MODE),
         help="À vol d'oiseau : distance × facteur de détour à vitesse moyenne, une "
              "estimation. Réseau routier : OpenStreetMap, téléchargé à la première "
@@ -89,3 +92,20 @@ def show_notes(notes: Iterable[str]) -> None:
 def error_box(what: str, exc: Exception) -> None:
     """A French error for a refused input (no traceback), with the technical detail."""
     st.error(f"{what} Détail : {md_escape(exc)}", icon=":material/error:")
+
+
+
+def show_map(cache_key: Hashable, build: Callable[[], folium.Map], *, key: str, height: int,
+             returned_objects: tuple[str, ...] = ()) -> Any:
+    """Show a folium map as ``st_folium`` does, rebuilt only when ``cache_key`` changes.
+
+    ``cache_key`` must hold every input of ``build`` (territory, files, parameters).
+    Returns the component's value (the ``returned_objects`` of the last interaction).
+    """
+    args = _cached.map_component_args(cache_key, key, height, tuple(returned_objects), build)
+    hash_key = args["key"]
+
+    def _on_change() -> None:
+        st.session_state[key] = st.session_state.get(hash_key, {})
+
+    return _cached.FOLIUM_COMPONENT(**args, on_change=_on_change)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import folium
 import streamlit as st
-from streamlit_folium import st_folium
 
-from app_pages import _cached, current_selection
-from app_pages._widgets import error_box, load_travel, require_data, show_notes, travel_inputs
+from app_pages import CHOOSE, CHOOSE_MANY, _cached, current_selection
+from app_pages._widgets import (
+    error_box,
+    load_travel,
+    require_data,
+    show_map,
+    show_notes,
+    travel_inputs,
+)
 from diagnosis.errors import InputError
 from diagnosis.gaps import DEFAULT_PRIORITY_WEIGHTS, FACTOR_LABELS, PRIORITY_FACTORS
 from diagnosis.maps import build_access_map, build_priority_map, default_attribution
@@ -28,7 +35,7 @@ st.markdown(
 mode, max_minutes = travel_inputs("besoins")
 all_types = _cached.analysed_types(sel.code, sel.files_key, sel.files)
 types = st.multiselect("Types de structures analysés", options=all_types, default=all_types,
-                       format_func=facility_label, key="besoins_types")
+                       format_func=facility_label, placeholder=CHOOSE_MANY, key="besoins_types")
 with st.expander("Poids du score de priorité", icon=":material/tune:"):
     cols = st.columns(len(PRIORITY_FACTORS))
     weights = tuple(
@@ -58,12 +65,12 @@ kind = left.radio("Carte affichée", options=list(MAP_KINDS), format_func=MAP_KI
                   key="besoins_map_kind")
 ftype = middle.selectbox("Type de structure (carte des temps)",
                          options=list(res.access.params["facility_types"]),
-                         format_func=facility_label, key="besoins_map_type",
+                         format_func=facility_label, placeholder=CHOOSE, key="besoins_map_type",
                          disabled=kind != "access")
 choices = _cached.facility_choices(sel.code, sel.files_key, False, sel.files)
 site_id = right.selectbox("Zone desservie par une structure", options=["", *choices],
                           format_func=lambda i: choices.get(i, "— aucune —"),
-                          key="besoins_catchment_site",
+                          placeholder=CHOOSE, key="besoins_catchment_site",
                           help="Dessine la zone atteinte en T minutes depuis la structure "
                                "(isochrone).")
 area, area_label = None, ""
@@ -72,15 +79,21 @@ if site_id:
     area = _cached.catchment(sel.code, sel.files_key, mode, max_minutes, site, sel.files)
     area_label = site[1]
 attribution = default_attribution(ws.sources)
-if kind == "priority":
-    fmap = build_priority_map(res.gaps, catchment=area, catchment_label=area_label,
-                              attribution=attribution)
-else:
-    fmap = build_access_map(res.access, res.gaps.layers["priority"], ftype,
+
+
+def _build_map() -> folium.Map:
+    if kind == "priority":
+        return build_priority_map(res.gaps, catchment=area, catchment_label=area_label,
+                                  attribution=attribution)
+    return build_access_map(res.access, res.gaps.layers["priority"], ftype,
                             facilities=ws.facilities, catchment=area,
                             catchment_label=area_label, travel_label=res.travel.label,
                             attribution=attribution)
-st_folium(fmap, returned_objects=[], key="besoins_map", height=560, use_container_width=True)
+
+
+show_map(("besoins", sel.code, sel.files_key, mode, max_minutes, weights, tuple(types), kind,
+          ftype if kind == "access" else None, site_id), _build_map, key="besoins_map",
+         height=560)
 
 st.subheader("Communes prioritaires")
 st.caption("Score de 0 à 100 = somme des contributions des quatre facteurs : chaque facteur "

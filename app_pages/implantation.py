@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit_folium import st_folium
 
-from app_pages import _cached, current_selection, md_escape
+from app_pages import CHOOSE, CHOOSE_MANY, _cached, current_selection, md_escape
 from app_pages._widgets import (
     LAST_SITES_KEY,
     error_box,
     load_travel,
     require_data,
+    show_map,
     show_notes,
     travel_inputs,
 )
@@ -59,10 +59,10 @@ n_hosts = len(_cached.facility_choices(sel.code, sel.files_key, True, sel.files)
 left, right = st.columns(2)
 hosts = left.multiselect("Lieux pouvant accueillir la Maison", options=list(HOST_TYPES),
                          default=list(HOST_TYPES), format_func=facility_label,
-                         key="implantation_hosts")
+                         placeholder=CHOOSE_MANY, key="implantation_hosts")
 scenarios = right.multiselect("Scénarios à comparer (nombre de sites)", options=range(1, 6),
                               default=[v for v in (2, 3) if v <= n_hosts + len(points)],
-                              key="implantation_scenarios")
+                              placeholder=CHOOSE_MANY, key="implantation_scenarios")
 ks = tuple(dict.fromkeys([k, *sorted(scenarios)]))
 
 run = None
@@ -79,11 +79,14 @@ if not problems:
 
 ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 ov = _cached.overview(sel.code, sel.files_key, DEFAULT_THRESHOLD_M, sel.files)
-fmap = build_siting_map(run.scenarios.main if run else None, communes=ov.layers["communes"],
-                        catchments=run.catchments if run else None, user_points=points,
-                        attribution=default_attribution(ws.sources))
-clicked = (st_folium(fmap, returned_objects=["last_clicked"], key="implantation_map",
-                     height=520, use_container_width=True) or {}).get("last_clicked")
+clicked = (show_map(
+    ("implantation", sel.code, sel.files_key, mode, max_minutes, ks, tuple(hosts), objective,
+     points, run is None),
+    lambda: build_siting_map(run.scenarios.main if run else None, communes=ov.layers["communes"],
+                             catchments=run.catchments if run else None, user_points=points,
+                             attribution=default_attribution(ws.sources)),
+    key="implantation_map", height=520, returned_objects=("last_clicked",)) or {}
+).get("last_clicked")
 if clicked:
     lon, lat = float(clicked["lng"]), float(clicked["lat"])
     st.caption(f"Point cliqué : longitude {lon:.5f}, latitude {lat:.5f}")
@@ -120,7 +123,8 @@ st.dataframe(scenario_table(run.scenarios.table), hide_index=True,
 st.subheader("Groupes de pairs autour d'un site")
 if not run.sites:
     st.stop()
-index = st.selectbox("Site", options=range(len(run.sites)), key="implantation_cohort_site",
+index = st.selectbox("Site", options=range(len(run.sites)),
+                     placeholder=CHOOSE, key="implantation_cohort_site",
                      format_func=lambda i: run.sites[i].name)
 row = st.columns(3)
 uptake = row[0].slider("Participation des familles (hypothèse, %)", min_value=1, max_value=100,

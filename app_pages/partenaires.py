@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit_folium import st_folium
 
-from app_pages import _cached, current_selection, md_escape
+from app_pages import CHOOSE, _cached, current_selection, md_escape
 from app_pages._widgets import (
     LAST_SITES_KEY,
     error_box,
     load_travel,
     require_data,
+    show_map,
     travel_inputs,
 )
 from diagnosis.errors import MaillageError
 from diagnosis.maps import build_partner_network_map, default_attribution
-from diagnosis.partners import export_partners_csv
-from diagnosis.presentation import institutions_table, partner_groups, partners_export_frame
 
 sel = current_selection()
 require_data(sel, "Partenaires")
@@ -33,7 +31,7 @@ if not options:
                "(page « Importer des structures ») ou proposez un site (page « Implantation »).")
     st.stop()
 chosen = st.selectbox(
-    "Site étudié", options=options, key="partenaires_site",
+    "Site étudié", options=options, placeholder=CHOOSE, key="partenaires_site",
     format_func=lambda i: (f"{recommended[i][1]} — site recommandé (page « Implantation »)"
                            if i in recommended else hosts.get(i, i)),
     help="Par défaut, le premier site recommandé lors du dernier calcul de la page "
@@ -41,39 +39,36 @@ chosen = st.selectbox(
 site_key = recommended.get(chosen) or _cached.facility_site(sel.code, sel.files_key, chosen,
                                                             sel.files)
 
-load_travel(sel, mode)
+travel_label = load_travel(sel, mode).label
 try:
-    res = _cached.partners(sel.code, sel.files_key, mode, max_minutes, site_key, sel.files)
+    view = _cached.partner_view(sel.code, sel.files_key, mode, max_minutes, site_key, sel.files)
     area = _cached.catchment(sel.code, sel.files_key, mode, max_minutes, site_key, sel.files)
 except MaillageError as exc:
     error_box("Les partenaires n'ont pas pu être calculés pour ce site.", exc)
     st.stop()
 ws = _cached.workspace(sel.code, sel.files_key, sel.files)
-site = _cached.resolve_site(sel.code, sel.files_key, site_key, sel.files)
-near = res.layers["near_site"]
+near = view.near
 
-fmap = build_partner_network_map(site, near, ws.facilities, catchment=area,
-                                 attribution=default_attribution(ws.sources))
-st_folium(fmap, returned_objects=[], key="partenaires_map", height=520,
-          use_container_width=True)
+show_map(("partenaires", sel.code, sel.files_key, mode, max_minutes, site_key),
+         lambda: build_partner_network_map(view.site, near, ws.facilities, catchment=area,
+                                           attribution=default_attribution(ws.sources)),
+         key="partenaires_map", height=520)
 
 st.subheader(f"Structures à {max_minutes:g} minutes ou moins ({len(near)})")
-st.caption(f"Temps de trajet : {md_escape(res.params['travel_label'])}. Distance à vol "
+st.caption(f"Temps de trajet : {md_escape(travel_label)}. Distance à vol "
            "d'oiseau. Coordonnées telles que publiées par les sources (vides si inconnues).")
-groups = partner_groups(near)
-if not groups:
+if not view.groups:
     st.info("Aucune structure chargée à portée de ce site : augmentez le temps de trajet "
             "maximal ou importez vos structures.")
-for i, (label, table) in enumerate(groups.items()):
+for i, (label, table) in enumerate(view.groups.items()):
     st.markdown(f"**{md_escape(label)}** ({len(table)})")
     st.dataframe(table, hide_index=True, key=f"partenaires_table_{i}", placeholder="—")
 
 st.subheader("Institutions à rencontrer")
 st.caption("Rôle de chaque institution dans le projet ; les coordonnées sont à trouver et à "
            "vérifier.")
-st.dataframe(institutions_table(res.layers.get("institutions")),
-             hide_index=True, key="partenaires_institutions", placeholder="—")
+st.dataframe(view.institutions, hide_index=True, key="partenaires_institutions",
+             placeholder="—")
 st.download_button("Télécharger les partenaires (CSV)", key="partenaires_csv",
-                   data=export_partners_csv(partners_export_frame(res.layers)),
-                   file_name=f"maillage_partenaires_{sel.code}.csv", mime="text/csv",
-                   icon=":material/download:")
+                   data=view.csv, file_name=f"maillage_partenaires_{sel.code}.csv",
+                   mime="text/csv", icon=":material/download:")

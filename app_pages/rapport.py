@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import _cached, current_selection, md_escape
+from app_pages import CHOOSE, _cached, current_selection, md_escape
 from app_pages._widgets import LAST_SITES_KEY, error_box, load_travel, require_data, travel_inputs
 from diagnosis.cohorts import DEFAULT_UPTAKE_RATE
 from diagnosis.comparison import build_comparison_chart
@@ -12,7 +12,7 @@ from diagnosis.errors import MaillageError
 from diagnosis.presentation import comparison_metrics, comparison_table
 
 REPORT_KEY = "rapport_pdf"
-EXPORTS_KEY = "rapport_exports"
+EXPORTS_KEY = "rapport_exports", CHOOSE
 SPLITS = {"epci": "ses intercommunalités (EPCI)", "commune": "ses communes"}
 #: Steps the report announces (see diagnosis.report.render_report), for the progress bar.
 REPORT_STEPS = 8
@@ -38,7 +38,7 @@ site_id = st.selectbox(
     options=["", *recommended, *[h for h in hosts if h not in recommended]],
     format_func=lambda i: ("— aucun : le premier site recommandé —" if not i else
                            f"{recommended[i][1]} — site recommandé" if i in recommended
-                           else hosts.get(i, i)), key="rapport_site")
+                           else hosts.get(i, i)), placeholder=CHOOSE, key="rapport_site")
 site = (recommended.get(site_id) or _cached.facility_site(sel.code, sel.files_key, site_id,
                                                           sel.files)) if site_id else None
 load_travel(sel, mode)
@@ -111,7 +111,7 @@ if table is None:
     st.stop()
 metrics = comparison_metrics(table)
 metric = st.selectbox("Indicateur", options=list(metrics), format_func=metrics.__getitem__,
-                      key="rapport_compare_metric")
+                      placeholder=CHOOSE, key="rapport_compare_metric")
 st.altair_chart(build_comparison_chart(table, metric=metric, highlight=sel.code),
                 width="stretch", key="rapport_compare_chart")
 st.dataframe(comparison_table(table), hide_index=True, key="rapport_compare_table",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit_folium import st_folium
 
 from app_pages import _cached, current_selection, md_escape
+from app_pages._widgets import show_map
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError, MissingDataError
 from diagnosis.maps import build_overview_map
@@ -65,8 +65,12 @@ cols[2].metric("Moins de 3 ans (estimation)", _number(s["under3_estimate"]),
                help=f"Estimation, pas un comptage : {s['under3_estimate_label']}.")
 cols[3].metric("Population 2022", _number(s["population_2022"]))
 
-fmap = build_overview_map(ov)
-st_folium(fmap, returned_objects=[], key="territory_map", height=620, use_container_width=True)
+# The map does not depend on the « à portée » distance: drawn from the default overview, so
+# moving the slider does not rebuild it.
+show_map(("overview", sel.code, sel.files_key),
+         lambda: build_overview_map(_cached.overview(sel.code, sel.files_key,
+                                                     DEFAULT_THRESHOLD_M, sel.files)),
+         key="territory_map", height=620)
 st.caption("Sources : " + " ; ".join(
     f"{md_escape(src['title'])} ({md_escape(src['vintage'])}, {md_escape(src['licence'])})"
     for src in ws.sources

@@ -243,6 +243,13 @@ def _check_metric(df: pd.DataFrame, metric: str) -> None:
                          f"{numeric}")
 
 
+#: d3-format's French locale (Vega-Lite ``config.locale.number``): "1 000", "2,5", "50 %",
+#: where Vega's default is English ("1,000", "50%"). Thousands: narrow no-break space.
+FRENCH_NUMBER_LOCALE: dict[str, Any] = {"decimal": ",", "thousands": "\u202f",
+                                        "grouping": [3], "currency": ["", "\u00a0€"],
+                                        "percent": "\u202f%"}
+
+
 def build_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
                            highlight: str | None = None) -> Any:
     """Horizontal bar chart (Altair) of one metric, territories sorted by value.
@@ -259,7 +266,7 @@ def build_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
                               np.where(data["coverage_partial"], "couverture partielle",
                                        "couverture complète"))
     is_share = metric.startswith("share_within_")
-    axis = alt.Axis(format="%") if is_share else alt.Axis(format=",.0f")
+    axis = alt.Axis(format=".0%") if is_share else alt.Axis(format=",.0f")
     return alt.Chart(data).mark_bar().encode(
         x=alt.X(f"{metric}:Q", title=label, axis=axis),
         y=alt.Y("name:N", sort="-x", title=None),
@@ -270,7 +277,8 @@ def build_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
                  alt.Tooltip("code:N", title="Code"),
                  alt.Tooltip(f"{metric}:Q", title=label, format=".0%" if is_share else ",.0f"),
                  alt.Tooltip("coverage_note:N", title="Couverture")],
-    ).properties(title=label)
+    ).properties(title=label, usermeta={"embedOptions": {"renderer": "svg"}}).configure(
+        locale=alt.Locale(number=alt.NumberLocale(**FRENCH_NUMBER_LOCALE)))
 
 
 def render_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",

@@ -192,13 +192,18 @@ def find_external_assets(m: folium.Map) -> list[str]:
 def _leaflet_map(**kwargs: Any) -> folium.Map:
     """A ``folium.Map`` without tiles that loads Leaflet only.
 
+    ``control_scale=True`` adds a metric scale bar (m, km), never miles.
+
     folium also asks for jQuery, Bootstrap and icon fonts, which only ``folium.Popup``,
     ``folium.Icon`` markers and glyphicons use. Our popups are GeoJSON popups and our
     markers circles, so Leaflet is enough, and it is the only library vendored: start
     every map here. (streamlit-folium loads the scripts one after the other and gives up
     at the first that fails: one unreachable script leaves the whole map blank.)
     """
+    metric_scale = bool(kwargs.pop("control_scale", False))
     m = folium.Map(tiles=None, **kwargs)
+    if metric_scale:
+        _MetricScale().add_to(m)
     m.default_js = [(n, u) for n, u in m.default_js if n.startswith("leaflet")]
     m.default_css = [(n, u) for n, u in m.default_css if n.startswith("leaflet")]
     return m
@@ -422,6 +427,23 @@ class _Legend(MacroElement):
         self._name = "MaillageLegend"
         self.legend_html = legend_html
         self.html_js = _js_string(legend_html)
+
+
+class _MetricScale(MacroElement):
+    """Leaflet's scale bar in metres and kilometres only (folium's draws miles too)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        L.control.scale({metric: true, imperial: false, maxWidth: 150})
+            .addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "MaillageScale"
 
 
 class _Attribution(MacroElement):

@@ -186,3 +186,64 @@ def test_cli_prints_import_warnings_and_rejections(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "structures.csv : 2 lignes lues = 1 acceptée" in err
     assert "type" in err.split("structures.csv", 1)[1]
+
+
+# --- argparse in French (help, usage, errors) ------------------------------------------
+# The English templates translated are those of CPython's Lib/argparse.py (3.11), the
+# version installed here; an unknown message is kept as is (tested below).
+
+
+def _argparse_exit(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_help_is_french(capsys):
+    code, out, _ = _argparse_exit(capsys, "--help")
+    assert code == 0
+    assert out.startswith("utilisation : python -m diagnosis")
+    assert "afficher cette aide et quitter" in out and "commandes" in out
+    assert "usage:" not in out and "show this help message" not in out
+    code, out, _ = _argparse_exit(capsys, "site", "-h")
+    assert code == 0 and "utilisation : python -m diagnosis site" in out
+    assert "options:" in out and "positional arguments" not in out
+    assert "nombre de nouveaux sites" in out
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (("partners", "--territory", "44"), "python -m diagnosis partners : erreur : arguments "
+                                        "obligatoires manquants : --site"),
+    ((), "python -m diagnosis : erreur : arguments obligatoires manquants : COMMANDE"),
+    (("summary", "--territory", "44", "--format", "xml"),
+     "argument --format : choix invalide : 'xml' (choisir parmi 'json', 'table')"),
+    (("nope",), "argument COMMANDE : choix invalide : 'nope' (choisir parmi 'summary'"),
+    (("site", "--territory", "44", "--k", "deux"),
+     "argument --k : valeur invalide (nombre entier) : 'deux'"),
+    (("access", "--territory", "44", "--max-minutes", "x"),
+     "argument --max-minutes : valeur invalide (nombre décimal) : 'x'"),
+    (("summary", "--territory"), "argument --territory : une valeur attendue"),
+    (("summary", "--territory", "44", "--bogus"), "arguments non reconnus : --bogus"),
+])
+def test_argparse_errors_are_french(capsys, argv, expected):
+    code, _, err = _argparse_exit(capsys, *argv)
+    assert code == 2
+    assert err.startswith("utilisation : python -m diagnosis")
+    assert expected in err
+    for english in ("usage:", "error:", "required", "invalid choice", "expected one",
+                    "unrecognized"):
+        assert english not in err
+
+
+def test_unknown_argparse_message_is_kept():
+    from diagnosis.__main__ import french_argparse_message
+
+    assert french_argparse_message("something new") == "something new"
+    assert french_argparse_message("argument -x: something new") == "argument -x : something new"
+
+
+def test_a_missing_territory_is_said_in_french(capsys):
+    assert main(["summary"]) == 2
+    err = capsys.readouterr().err
+    assert "indiquez le territoire : --territory CODE_OU_NOM" in err

@@ -108,6 +108,10 @@ def test_charts():
     assert spec["mark"]["type"] == "bar"
     assert spec["encoding"]["x"]["field"] == "share_within_eaje"
     assert spec["encoding"]["x"]["title"] == metric_label("share_within_eaje")
+    # French numbers ("1 000", "50 %"), drawn as SVG (text a browser test can read).
+    assert spec["config"]["locale"]["number"]["thousands"] == "\u202f"
+    assert spec["config"]["locale"]["number"]["decimal"] == ","
+    assert spec["usermeta"]["embedOptions"]["renderer"] == "svg"
     png = render_comparison_chart(df, metric="births_2024", highlight="200000001")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InputError, match="metric='nope'"):

@@ -1,0 +1,289 @@
+"""Benchmark: how fast the app answers a person, in a real headless Chromium.
+
+Run from the repository root (Debian's chromium and Playwright installed)::
+
+    python bench/app_interactions.py [--territory 44] [--port 0] [--only NAME]
+
+Starts ``streamlit run app.py`` on a free local port (every request to another host is
+refused, as offline), picks the territory (default: the demo département, 44) by the
+sidebar search, then visits every page once to warm the caches (the "first load", not
+timed as an interaction). Then each interaction is timed from the action to the page
+being idle again: the app's script run is over (Streamlit's ``script_finished`` message
+arrived on the websocket) and the browser has painted two more frames; the time the run
+ended is printed too. The action starts at its first input event in the page
+(``pointerdown``/``keydown``, in the map's frame too), not when Playwright starts waiting
+for the element to be actionable. Interactions: page changes, a territory change (an
+EPCI, then back to the whole département), the sliders, a map type change, a click on the
+Implantation map and adding the clicked point as a proposed site.
+
+Prints one line per interaction (``<name> <seconds>``) and a last line
+``RESULT max_s=<slowest> median_s=<median> n=<count>``. Not part of pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+_FRAMES_JS = """() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(
+    () => r(performance.timeOrigin + performance.now()))))"""
+# In every frame (the maps' iframes too, same origin): the epoch time (ms) of each input
+# event that starts an action, collected in the top window.
+_INPUTS_JS = """for (const type of ["pointerdown", "keydown"]) {
+    addEventListener(type, (e) => {
+        try {
+            const top = window.top;
+            (top.__maillageInputs = top.__maillageInputs || []).push(
+                performance.timeOrigin + e.timeStamp);
+        } catch (err) { /* another origin: not ours */ }
+    }, true);
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"streamlit exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                        timeout=2) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("streamlit did not answer /_stcore/health within 60 s")
+
+
+class Driver:
+    """Actions on the app page, each waited until the app is idle again.
+
+    The end of a script run is read from the app's own websocket: Streamlit sends a
+    ``ForwardMsg`` whose ``script_finished`` says the run is over (parsed with Streamlit's
+    protobuf classes), then the page is given two animation frames to paint.
+    """
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.finished = 0
+        self.finished_at = 0.0  # epoch seconds
+        page.on("websocket", lambda ws: ws.on("framereceived", self._on_frame))
+
+    def _on_frame(self, payload: Any) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if not isinstance(payload, bytes):
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(payload)
+        except Exception:  # noqa: BLE001 - not a ForwardMsg: not ours to judge
+            return
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished in (
+                ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY):
+            self.finished += 1
+            self.finished_at = time.time()
+
+    def wait_finished(self, before: int, *, timeout_s: float = 180) -> None:
+        deadline = time.perf_counter() + timeout_s
+        while self.finished <= before:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"no script run finished within {timeout_s:g} s")
+            self.page.wait_for_timeout(5)  # lets Playwright deliver the websocket events
+
+    def idle_after(self, action: Callable[[], None], *,
+                   timeout_s: float = 180) -> tuple[float, float]:
+        """Seconds from the action to the end of its script run, and to the page painted.
+
+        The action starts at its first input event in the page (``pointerdown`` of a
+        click, ``keydown`` of a key), not when Playwright starts looking for the element.
+        """
+        before = self.finished
+        self.page.evaluate("() => { window.__maillageInputs = []; }")
+        start = time.time()
+        action()
+        self.wait_finished(before, timeout_s=timeout_s)
+        painted = self.page.evaluate(_FRAMES_JS) / 1000
+        inputs = self.page.evaluate("() => window.__maillageInputs || []")
+        if inputs:
+            start = min(inputs) / 1000
+        return self.finished_at - start, painted - start
+
+    def main(self) -> Any:
+        return self.page.locator("[data-testid='stMain']")
+
+    def nav(self, title: str) -> Callable[[], None]:
+        link = self.page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title)
+        return lambda: link.first.click()
+
+    def select(self, label: str, option: str, *, scope: Any = None) -> Callable[[], None]:
+        box = (scope or self.page).locator("[data-testid='stSelectbox']").filter(
+            has_text=label).first
+
+        def act() -> None:
+            box.locator("[role='combobox'], input").first.click()
+            self.page.locator("[role='option']").filter(has_text=option).first.click()
+        return act
+
+    def slider_key(self, label: str, key: str) -> Callable[[], None]:
+        thumb = self.main().get_by_role("slider", name=label).first
+
+        def act() -> None:
+            thumb.focus()
+            thumb.press(key)
+        return act
+
+    def map_click(self, x_frac: float, y_frac: float) -> Callable[[], None]:
+        frame = self.page.frame_locator("iframe[title*='streamlit_folium']").first
+        container = frame.locator(".leaflet-container").first
+
+        def act() -> None:
+            box = container.bounding_box()
+            assert box is not None, "the map is not drawn"
+            container.click(position={"x": box["width"] * x_frac, "y": box["height"] * y_frac})
+        return act
+
+    def button(self, name: str) -> Callable[[], None]:
+        return lambda: self.main().get_by_role("button", name=name).first.click()
+
+    def search(self, query: str) -> Callable[[], None]:
+        box = self.page.locator("[data-testid='stSidebar'] [data-testid='stTextInput'] input")
+
+        def act() -> None:
+            box.fill(query)
+            box.press("Enter")
+        return act
+
+
+def run(territory: str, port: int, only: str | None) -> list[tuple[str, float]]:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import Route, sync_playwright
+
+    def offline(r: Route) -> None:
+        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            r.abort("internetdisconnected")
+
+    url = f"http://127.0.0.1:{port}"
+    results: list[tuple[str, float]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1800},
+                                          locale="fr-FR")
+            context.route("**/*", offline)
+            context.add_init_script(_INPUTS_JS)
+            page = context.new_page()
+            page.set_default_timeout(180_000)
+            d = Driver(page)
+            page.goto(url, wait_until="domcontentloaded")
+            d.wait_finished(0)
+            page.wait_for_selector("[data-testid='stMetric']")
+            page.set_default_timeout(20_000)  # to find a widget; script runs wait longer
+
+            def timed(name: str, action: Callable[[], None], *, warm: bool = False) -> None:
+                try:
+                    run_s, seconds = d.idle_after(action)
+                except (PlaywrightError, TimeoutError) as exc:  # e.g. a widget absent here
+                    print(f"{name} skipped: {str(exc).splitlines()[0]}", flush=True)
+                    return
+                label = f"first:{name}" if warm else name
+                print(f"{label} {seconds:.3f} (script run over at {run_s:.3f})", flush=True)
+                if not warm and (only is None or only in name):
+                    results.append((name, seconds))
+
+            timed("territoire", d.search(territory), warm=True)
+            pages = ["Besoins et lacunes", "Implantation", "Partenaires", "Rapport et exports",
+                     "Importer des structures", "Sources et limites", "Territoire"]
+            for title in pages:  # first load of every page: caches warmed, not counted
+                timed(f"page:{title}", d.nav(title), warm=True)
+            for title in pages:
+                timed(f"page:{title}", d.nav(title))
+
+            # Territoire: the « à portée » distance slider, twice (a new value, then back).
+            timed("slider:distance+", d.slider_key("Distance jugée", "ArrowRight"))
+            timed("slider:distance-", d.slider_key("Distance jugée", "ArrowLeft"))
+
+            # Territory change: an EPCI of the département, then the whole département.
+            sidebar = page.locator("[data-testid='stSidebar']")
+            timed("territory:epci", d.select("Intercommunalité", "Pontchâteau", scope=sidebar))
+            timed("territory:departement", d.select("Intercommunalité", "tout le département",
+                                                    scope=sidebar))
+
+            timed("page:Besoins et lacunes", d.nav("Besoins et lacunes"))
+            timed("slider:T+", d.slider_key("Temps de trajet maximal", "ArrowRight"))
+            timed("slider:T-", d.slider_key("Temps de trajet maximal", "ArrowLeft"))
+            radios = d.main().locator("[data-testid='stRadio'] label")
+            timed("radio:access-map", lambda: radios.filter(
+                has_text="Temps jusqu'au service le plus proche").first.click())
+            timed("radio:priority-map", lambda: radios.filter(
+                has_text="Score de priorité").first.click())
+
+            timed("page:Implantation", d.nav("Implantation"))
+            page.frame_locator("iframe[title*='streamlit_folium']").first \
+                .locator(".leaflet-container").first.wait_for()
+            timed("map:click", d.map_click(0.45, 0.55))
+            timed("site:add", d.button("Ajouter ce point comme site proposé"))
+            timed("map:click2", d.map_click(0.6, 0.4))
+            timed("slider:uptake", d.slider_key("Participation des familles", "ArrowRight"))
+            timed("page:Partenaires", d.nav("Partenaires"))
+            timed("page:Territoire", d.nav("Territoire"))
+        finally:
+            browser.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--territory", default="44", help="code searched in the sidebar")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port")
+    parser.add_argument("--only", default=None, help="count only interactions with this text")
+    args = parser.parse_args(argv)
+    port = args.port or _free_port()
+    proc = _start_server(port)
+    try:
+        results = run(args.territory, port, args.only)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    times = [s for _, s in results]
+    slowest = max(results, key=lambda r: r[1])
+    print(f"RESULT max_s={max(times):.3f} median_s={statistics.median(times):.3f} "
+          f"n={len(times)} slowest={slowest[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
