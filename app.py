@@ -147,8 +147,9 @@ def territory_picker() -> str:
             level, text = message
             (st.error if level == "error" else st.success)(text)
         code = st.session_state["picker_commune"] or epci or dep
-        st.caption("Démo embarquée : Loire-Atlantique (44). Ailleurs, les données doivent "
-                   "d'abord être chargées (`python -m data_sources fetch`).")
+        st.caption("Démo embarquée : Loire-Atlantique (44). Ailleurs : vos fichiers INSEE "
+                   "(page « Fichiers INSEE ») et de structures, ou la mise à jour des "
+                   "sources (page « Sources et limites »).")
     return code
 
 
@@ -167,6 +168,10 @@ pages = [
             url_path="rapport"),
     st.Page("app_pages/import_fichier.py", title="Importer des structures",
             icon=":material/upload_file:", url_path="importer"),
+    st.Page("app_pages/insee.py", title="Fichiers INSEE", icon=":material/table_view:",
+            url_path="insee"),
+    st.Page("app_pages/federation.py", title="Vue nationale", icon=":material/public:",
+            url_path="national"),
     st.Page("app_pages/sources.py", title="Sources et limites", icon=":material/info:",
             url_path="sources"),
 ]

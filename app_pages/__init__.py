@@ -19,6 +19,8 @@ DEFAULT_DEPARTEMENT = "44"
 #: Session keys shared by the pages.
 TERRITORY_KEY = "territory_code"
 FILES_KEY = "facility_files"
+#: The user's INSEE files (comparateur de territoires, dossier complet), uploaded apart.
+INSEE_KEY = "insee_files"
 
 #: Placeholders of empty select boxes (Streamlit's own are "Choose an option"/"Choose options").
 CHOOSE = "Choisissez une option"
@@ -30,7 +32,11 @@ FilesKey = tuple[tuple[str, str], ...]
 
 @dataclass(frozen=True)
 class Selection:
-    """The territory code chosen in the sidebar and the user's imported files."""
+    """The territory code chosen in the sidebar and the user's imported files.
+
+    ``files`` holds the facility files then the INSEE files: the workspace tells them apart
+    by their header (:func:`data_sources.insee_files.looks_like_insee_file`).
+    """
 
     code: str
     files: FileList
@@ -45,7 +51,8 @@ def files_key(files: FileList) -> FilesKey:
 def current_selection() -> Selection:
     """Read the shared selection from the session (defaults: demo EPCI, no file)."""
     code = str(st.session_state.get(TERRITORY_KEY) or DEFAULT_TERRITORY)
-    files = tuple(st.session_state.get(FILES_KEY) or ())
+    files = tuple(st.session_state.get(FILES_KEY) or ()) + tuple(
+        st.session_state.get(INSEE_KEY) or ())
     return Selection(code, files, files_key(files))
 
 

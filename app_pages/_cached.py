@@ -124,8 +124,28 @@ def territory(query: str) -> Territory:
 
 @st.cache_resource(show_spinner="Chargement des données du territoire…", max_entries=8)
 def workspace(code: str, files_key: FilesKey, _files: FileList) -> Workspace:
-    """The territory's loaded data with the user's files (see :func:`load_workspace`)."""
-    return load_workspace(code, facility_files=list(_files))
+    """The territory's loaded data with the user's files (see :func:`load_workspace`).
+
+    INSEE files (recognised by their header) give the communes' needs; the others are
+    facility files.
+    """
+    insee, facilities = split_insee_files(_files)
+    return load_workspace(code, facility_files=facilities, insee_files=insee)
+
+
+def split_insee_files(files: FileList) -> tuple[list[tuple[str, bytes]],
+                                                list[tuple[str, bytes]]]:
+    """(INSEE files, facility files) among uploaded files, by the first line's columns."""
+    from data_sources.insee_files import looks_like_insee_file
+
+    insee, facilities = [], []
+    for name, data in files:
+        head = data[:4096].decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
+        sep = ";" if head and head[0].count(";") >= head[0].count(",") else ","
+        columns = [c.strip().strip('"') for c in head[0].split(sep)] if head else []
+        (insee if name.lower().endswith(".csv") and looks_like_insee_file(columns)
+         else facilities).append((name, data))
+    return insee, facilities
 
 
 @st.cache_resource(show_spinner="Calcul du diagnostic…", max_entries=16)
@@ -452,6 +472,58 @@ def update_territory(code: str, *, on_progress: Callable[[FetchProgress], None])
     Not a cache itself: a failed source keeps the previous data (see
     :func:`data_sources.fetch.fetch_territory`).
     """
-    result = fetch_territory(resolve(code), progress=on_progress)
+    from data_sources.fetch import detect_offline
+
+    offline = detect_offline()  # a few seconds at most, instead of minutes of timeouts
+    result = fetch_territory(resolve(code), progress=on_progress, offline=offline)
     clear_territory_data()
     return result
+
+
+# --------------------------------------------------------------------------------------
+# The federation's national view (page « Vue nationale »)
+# --------------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Diagnostic de toutes les communes de France…", max_entries=2)
+def national_overview(files_key: FilesKey, _files: FileList) -> Overview:
+    """The overview of every commune of France (needs from the user's national INSEE file)."""
+    ws = workspace("FR", files_key, _files)
+    return compute_overview(ws.territory, ws.communes, ws.facilities,
+                            threshold_m=DEFAULT_THRESHOLD_M, sources=ws.sources)
+
+
+@st.cache_data(show_spinner="Comparaison des territoires de France…", max_entries=8)
+def national_comparison(files_key: FilesKey, by: str,
+                        _files: FileList) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Départements, régions or EPCIs of France side by side (:func:`national_table`)."""
+    from diagnosis.federation import groups_of, national_table
+
+    ov = national_overview(files_key, _files)
+    com = ov.layers["communes"]
+    groups = groups_of(com, by)
+    cog = load_cog()
+    names = {"departement": dict(zip(cog.departements["code"], cog.departements["name"],
+                                     strict=True)),
+             "region": dict(zip(cog.regions["code"], cog.regions["name"], strict=True))
+             if cog.regions is not None else {},
+             "epci": dict(zip(cog.epci["code"], cog.epci["name"], strict=True))}[by]
+    table = national_table(ov, groups, names)
+    return table, tuple(ov.summary.get("communes_missing", ()))
+
+
+@st.cache_resource(show_spinner="Contours des territoires…", max_entries=3)
+def national_outlines(by: str) -> gpd.GeoDataFrame:
+    """Outlines of France's départements, régions or EPCIs (shipped geography)."""
+    from data_sources.national import load_national_communes
+    from diagnosis.federation import groups_of, territory_outlines
+
+    com = load_national_communes()
+    return territory_outlines(com, groups_of(com, by))
+
+
+def french_csv(df: pd.DataFrame) -> bytes:
+    """A table as CSV for French Excel (formulas neutralised)."""
+    from diagnosis.csvfile import french_csv_bytes
+
+    return french_csv_bytes(df)

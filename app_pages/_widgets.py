@@ -74,7 +74,14 @@ def require_data(sel: Selection, title: str) -> None:
     try:
         ws = _cached.workspace(sel.code, sel.files_key, sel.files)
     except MissingDataError as exc:
-        st.warning(md_escape(exc))
+        st.warning(md_escape(exc.fr))
+        st.markdown("**Charger les données de ce territoire :**")
+        st.page_link("app_pages/insee.py", label="Donner le fichier INSEE du comparateur de "
+                     "territoires (sans internet)", icon=":material/table_view:")
+        st.page_link("app_pages/import_fichier.py", label="Importer vos fichiers de structures",
+                     icon=":material/upload_file:")
+        st.page_link("app_pages/sources.py", label="Mettre à jour depuis les sources publiques "
+                     "(avec internet)", icon=":material/sync:")
         st.stop()
     except MaillageError as exc:
         st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(exc)}")

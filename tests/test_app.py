@@ -377,3 +377,58 @@ def test_hostile_names_uploaded_render_as_text_on_every_map_page(app):
         shown = " ".join(str(e.value) for e in app.markdown) + " ".join(
             str(e.value) for e in app.error)
         assert "MAILLAGEPWNED" not in shown and "uid=" not in shown
+
+
+def _drome_files():
+    """A comparateur-format file for Valence Romans Agglo and a facility list (see
+    tests/test_any_territory.py for how they are made)."""
+    from data_sources.national import load_national_communes
+    from tests.test_any_territory import EPCI as DROME
+    from tests.test_any_territory import _comparateur
+
+    epci = resolve(DROME)
+    codes = list(epci.communes)
+    insee = _comparateur(codes).encode("cp1252")
+    pts = load_national_communes(departements=["26"]).set_index("code_insee")
+    rows = ["nom;type;code_insee;latitude;longitude"]
+    for i, code in enumerate(codes[:8]):
+        p = pts.loc[code]
+        rows.append(f"Structure {i};{['pmi', 'crèche', 'relais petite enfance'][i % 3]};"
+                    f"{code};{float(p['point_lat']) + 0.002:.6f};{float(p['point_lon']):.6f}")
+    return DROME, insee, ("\n".join(rows) + "\n").encode("utf-8")
+
+
+def test_a_non_44_territory_from_uploaded_insee_and_facility_files(app):
+    """Issue 12: outside the demo every page says what to load and offers it; with the INSEE
+    comparateur file and a facility list uploaded, every page diagnoses the territory."""
+    drome, insee, facilities = _drome_files()
+    app.text_input(key="picker_search").input(drome).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert any("--insee" in w.value or "comparateur" in w.value for w in app.warning)
+    app.switch_page("app_pages/insee.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_insee").set_value(
+        ("comparateur_26.csv", insee, "text/csv")).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert any("fichier(s) INSEE pris en compte" in s.value for s in app.success)
+    app.switch_page("app_pages/import_fichier.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_files").set_value(
+        ("structures_26.csv", facilities, "text/csv")).run(timeout=TIMEOUT)
+    _no_exception(app)
+    for page in ("territoire", "besoins", "implantation", "partenaires", "rapport"):
+        app.switch_page(f"app_pages/{page}.py").run(timeout=TIMEOUT)
+        _no_exception(app)
+        assert not any("ne sont pas chargées" in w.value for w in app.warning), page
+    app.switch_page("app_pages/territoire.py").run(timeout=TIMEOUT)
+    assert _int(_metrics(app)["Communes"]) == len(resolve(drome).communes)
+
+
+def test_national_view_ranks_territories(app):
+    _, insee, facilities = _drome_files()
+    app.switch_page("app_pages/insee.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_insee").set_value(
+        ("comparateur_26.csv", insee, "text/csv")).run(timeout=TIMEOUT)
+    app.switch_page("app_pages/federation.py").run(timeout=180)
+    _no_exception(app)
+    ranking = next(d.value for d in app.dataframe if "Rang" in d.value.columns)
+    assert ranking["Code"].iloc[0] == "26"  # the only département with births in the file
+    assert "Naissances sans Maison à portée" in ranking.columns

@@ -1,0 +1,201 @@
+"""The federation's national view: territories of France side by side, and where to open next.
+
+One national overview (every commune, crow-fly proximity of every facility type, see
+:func:`diagnosis.overview.compute_overview`) is aggregated by département, région or
+EPCI: each row equals that territory's own overview, since a commune's distance to the
+nearest facility does not depend on the territory it is counted in. The ranking puts
+first the territories where births lie farthest from any existing Maison (type
+``maison_1000_jours``): where a new Maison would reach the most unserved births.
+
+See Also
+--------
+guides/diagnostic.md : the steps of a diagnosis, the federation's view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from diagnosis import maps
+from diagnosis.errors import InputError
+from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.overview import Overview
+from diagnosis.schema import FACILITY_TYPES, facility_label
+from diagnosis.settings import WGS84
+
+MAISON = "maison_1000_jours"
+#: Indicators of the national map and ranking (column -> French label).
+RANK_METRIC: dict[str, str] = {
+    "unserved_births": "Naissances sans Maison à portée",
+    "births_2024": "Naissances 2024",
+    "births_per_eaje": "Naissances par crèche (EAJE)",
+    "share_beyond_pmi": "Part des naissances loin d'une PMI",
+    "share_beyond_eaje": "Part des naissances loin d'une crèche",
+}
+
+
+def national_table(overview: Overview, groups: Mapping[str, str],
+                   names: Mapping[str, str]) -> pd.DataFrame:
+    """Aggregate a national overview's communes by territory.
+
+    Parameters
+    ----------
+    overview
+        The overview of all the communes (e.g. of ``--territory FR``).
+    groups
+        INSEE code -> territory code (département, région or EPCI SIREN).
+    names
+        Territory code -> name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per territory: ``code``, ``name``, ``n_communes``, ``births_2024``,
+        ``population_2022``, per type ``n_<t>``, ``births_within_<t>``,
+        ``share_within_<t>`` (of births whose town hall lies within the overview's
+        threshold of a facility of the type), ``unserved_births`` (births beyond the
+        threshold of every existing Maison; all births when none is loaded, which
+        ``maisons_loaded`` says), ``births_per_eaje`` and ``share_beyond_<t>``.
+
+    Examples
+    --------
+    >>> com = pd.DataFrame({"code_insee": ["1", "2", "3"], "births_2024": [10.0, 5.0, 1.0],
+    ...                     "within_pmi": [True, False, True], "n_pmi": [1, 0, 0]})
+    >>> ov = Overview.__new__(Overview)
+    >>> object.__setattr__(ov, "layers", {"communes": com})
+    >>> object.__setattr__(ov, "params", {"types": ("pmi",), "threshold_m": 5000.0})
+    >>> t = national_table(ov, {"1": "A", "2": "A", "3": "B"}, {"A": "Aa", "B": "Bb"})
+    >>> t[["code", "births_2024", "n_pmi", "share_within_pmi"]].values.tolist()
+    [['A', 15.0, 1, 0.6666666666666666], ['B', 1.0, 0, 1.0]]
+    """
+    com = pd.DataFrame(overview.layers["communes"])
+    com = com.assign(_group=com["code_insee"].astype(str).map(groups))
+    com = com.loc[com["_group"].notna()]
+    births = pd.to_numeric(com["births_2024"], errors="coerce")
+    g = com.groupby("_group", sort=True)
+    out = pd.DataFrame({"n_communes": g.size(),
+                        "births_2024": births.groupby(com["_group"]).sum(min_count=1)})
+    if "population_2022" in com:
+        out["population_2022"] = pd.to_numeric(com["population_2022"], errors="coerce") \
+            .groupby(com["_group"]).sum(min_count=1)
+    types = [t for t in overview.params.get("types", ()) if f"within_{t}" in com]
+    for t in types:
+        within = com[f"within_{t}"].astype(bool)
+        out[f"n_{t}"] = pd.to_numeric(com[f"n_{t}"], errors="coerce").groupby(
+            com["_group"]).sum().astype(int)
+        out[f"births_within_{t}"] = (births * within).groupby(com["_group"]).sum(min_count=1)
+        out[f"share_within_{t}"] = out[f"births_within_{t}"] / out["births_2024"].where(
+            out["births_2024"] > 0)
+        out[f"share_beyond_{t}"] = 1.0 - out[f"share_within_{t}"]
+    has_maisons = MAISON in types and int(out.get(f"n_{MAISON}", pd.Series(0)).sum()) > 0
+    out["maisons_loaded"] = has_maisons
+    out["unserved_births"] = (out["births_2024"] - out[f"births_within_{MAISON}"].fillna(0)
+                              if has_maisons else out["births_2024"])
+    if "n_eaje" in out:
+        out["births_per_eaje"] = out["births_2024"] / out["n_eaje"].where(out["n_eaje"] > 0)
+    out = out.reset_index().rename(columns={"_group": "code"})
+    out.insert(1, "name", out["code"].map(names).fillna(out["code"]))
+    return out
+
+
+def rank_territories(table: pd.DataFrame, *, top: int | None = None) -> pd.DataFrame:
+    """Territories where a new Maison would reach the most unserved births, French columns.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"code": ["A", "B"], "name": ["Aa", "Bb"], "n_communes": [2, 1],
+    ...                   "births_2024": [15.0, 30.0], "unserved_births": [15.0, 30.0],
+    ...                   "maisons_loaded": [False, False]})
+    >>> rank_territories(t)["Territoire"].tolist()
+    ['Bb', 'Aa']
+    """
+    if "unserved_births" not in table:
+        raise InputError("table lacks 'unserved_births'; build it with national_table")
+    t = table.sort_values(["unserved_births", "births_2024"], ascending=False,
+                          kind="stable").reset_index(drop=True)
+    if top is not None:
+        t = t.head(top)
+    out = pd.DataFrame({
+        "Rang": np.arange(1, len(t) + 1),
+        "Code": t["code"], "Territoire": t["name"], "Communes": t["n_communes"],
+        "Naissances 2024": t["births_2024"].round(0),
+        "Naissances sans Maison à portée": t["unserved_births"].round(0),
+    })
+    for typ in ("pmi", "eaje"):
+        col = f"share_within_{typ}"
+        if col in t:
+            out[f"Part à portée : {facility_label(typ, plural=True)} (%)"] = \
+                (100 * t[col]).round(1)
+    if not bool(t["maisons_loaded"].any()):
+        out["Remarque"] = "aucune Maison existante chargée : toutes les naissances comptées"
+    return out
+
+
+def territory_outlines(communes: gpd.GeoDataFrame, groups: Mapping[str, str]
+                       ) -> gpd.GeoDataFrame:
+    """Polygons of the territories (communes dissolved by ``groups``), EPSG:4326."""
+    com = communes.loc[communes.geometry.notna()].assign(
+        code=communes["code_insee"].astype(str).map(groups))
+    com = com.loc[com["code"].notna()]
+    return com[["code", "geometry"]].dissolve(by="code").reset_index().to_crs(WGS84)
+
+
+@maps._map_builder
+def build_federation_map(table: pd.DataFrame, outlines: gpd.GeoDataFrame, *,
+                         metric: str = "unserved_births", tiles: str | None = None
+                         ) -> folium.Map:
+    """Map of France's territories coloured by ``metric`` (a key of :data:`RANK_METRIC`).
+
+    Every text shown is escaped (:mod:`diagnosis.maps`), the legend is in French.
+    """
+    if metric not in RANK_METRIC or metric not in table:
+        raise InputError(f"metric={metric!r} is not an indicator of the table; use one of "
+                         f"{[m for m in RANK_METRIC if m in table]}")
+    frame = outlines.merge(table, on="code", how="left")
+    values = pd.to_numeric(frame[metric], errors="coerce").to_numpy(dtype=float)
+    breaks = maps.class_breaks(values[np.isfinite(values)]) if np.isfinite(values).any() \
+        else []
+    colors = maps._palette(len(breaks) + 1)
+    share = metric.startswith("share_")
+    fills, tips = [], []
+    for row, v in zip(frame.to_dict("records"), values, strict=True):
+        k = maps._class_of(v, breaks) if np.isfinite(v) else -1
+        fills.append(maps.MISSING_COLOR if k < 0 else colors[k])
+        shown = fr_percent(v, decimals=1) if share else fr_number(v)
+        tips.append(f"<b>{maps._esc(row.get('name'))}</b> ({maps._esc(row.get('code'))})<br>"
+                    f"{maps._esc(RANK_METRIC[metric])} : {maps._esc(shown)}<br>"
+                    f"Naissances 2024 : {maps._esc(fr_number(row.get('births_2024')))}")
+    m, bounds = maps._analysis_map(frame, tiles)
+    maps._fill_layer(frame, fills, tips, RANK_METRIC[metric]).add_to(m)
+    lows = [values[np.isfinite(values)].min() if np.isfinite(values).any() else np.nan,
+            *breaks]
+    items = [("swatch", c, f"à partir de {fr_percent(lo, decimals=0) if share else fr_number(lo)}")
+             for c, lo in zip(colors, lows, strict=False)]
+    items.append(("swatch", maps.MISSING_COLOR, "non connu"))
+    legend = maps._analysis_legend(RANK_METRIC[metric], items,
+                                   notes=["Naissances « à portée » : mairie de la commune à "
+                                          "la distance du diagnostic (à vol d'oiseau)."])
+    return maps._finish(m, bounds, legend, "IGN, INSEE — Admin Express ; Insee")
+
+
+def groups_of(communes: pd.DataFrame, by: str) -> dict[str, str]:
+    """INSEE code -> code of its département, région or EPCI (``by``)."""
+    col = {"departement": "dep_code", "region": "region_code", "epci": "epci_code"}.get(by)
+    if col is None:
+        raise InputError(f"by={by!r} is not a national split; use departement, region or "
+                         "epci")
+    if col not in communes:
+        raise InputError(f"communes lack {col!r}: they cannot be grouped by {by}")
+    codes = communes[col].astype(str)
+    ok = codes.ne("") & codes.ne("nan")
+    return dict(zip(communes.loc[ok, "code_insee"].astype(str), codes[ok], strict=True))
+
+
+def facility_types_present(table: pd.DataFrame) -> Sequence[str]:
+    """Facility types with a count column in a national table (schema order)."""
+    return [t for t in FACILITY_TYPES if f"n_{t}" in table]
