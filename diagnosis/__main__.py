@@ -841,6 +841,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     out = check_writable(args.out, option="--out")
+    existed = out.exists()
     with _Steps("Rapport", total=14) as step:
         step("chargement des données")
         diag = _diagnosis(args, step)
@@ -852,7 +853,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         step("écriture du fichier")
         write_bytes_atomic(out, pdf, option="--out")
     pages = count_pdf_pages(pdf)
-    print(f"Rapport écrit : {out} ({pages} pages, {time.perf_counter() - start:.1f} s)")
+    print(f"Rapport écrit : {out} ({pages} pages, {time.perf_counter() - start:.1f} s)"
+          + (" — il remplace le fichier qui existait" if existed else ""))
     for note in diag.notes:
         print(f"  {note}", file=sys.stderr)
     if args.site and diag.siting is None:
@@ -917,8 +919,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     ws, ov = diag.inputs, diag.overview
     layers = diagnosis_export_layers(diag)
     if args.out:
+        existed = Path(args.out).exists()
         export_geopackage(layers, args.out)
-        print(f"GeoPackage écrit : {args.out} ({len(layers)} couches, EPSG:4326)")
+        print(f"GeoPackage écrit : {args.out} ({len(layers)} couches, EPSG:4326)"
+              + (" — il remplace le fichier qui existait" if existed else ""))
     if args.csv_dir:
         files = export_csv_tables(layers, args.csv_dir)
         print(f"CSV écrits : {len(files)} fichiers dans {args.csv_dir}")

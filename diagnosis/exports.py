@@ -334,7 +334,14 @@ def check_writable(path: str | Path, *, option: str = "--out") -> Path:
     """
     p = Path(path)
     if p.is_dir():
-        raise InputError(f"{option} {str(p)!r} is a folder; give a file name inside it")
+        raise InputError(f"{option} {str(p)!r} is a folder; give a file name inside it",
+                         argument=option, value=str(p),
+                         fr=f"{option} « {p} » est un dossier : donnez un nom de fichier")
+    if p.exists() and not p.is_file():  # /dev/null, a FIFO, a socket: never replaced
+        raise InputError(f"{option} {str(p)!r} is not a regular file; give a file name",
+                         argument=option, value=str(p),
+                         fr=f"{option} « {p} » n'est pas un fichier ordinaire (périphérique, "
+                            "tube…) : Maillage ne le remplace pas ; donnez un nom de fichier")
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{option} {str(p)!r}: the folder {str(folder)!r} does not exist; "
@@ -377,7 +384,11 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, option: str = "--out") 
             tmp.write_bytes(data)
     except OSError as exc:
         raise InputError(f"{option} {str(p)!r}: writing failed ({exc.strerror}); "
-                         "check the free space and the permissions") from None
+                         "check the free space and the permissions", argument=option,
+                         value=str(p),
+                         fr=f"{option} « {p} » : l'écriture a échoué ({exc.strerror}) ; "
+                            "vérifiez la place libre et les droits. Le fichier précédent, "
+                            "s'il existait, est intact.") from None
     return p
 
 
@@ -404,6 +415,7 @@ def export_geopackage(layers: Mapping[str, pd.DataFrame], path: str | Path) -> P
         The file written.
     """
     import pyogrio
+    import pyogrio.errors
 
     p = Path(path)
     if p.suffix.lower() != ".gpkg":
@@ -429,9 +441,12 @@ def export_geopackage(layers: Mapping[str, pd.DataFrame], path: str | Path) -> P
                                             geometry_type=gtype, promote_to_multi=None)
                 else:
                     pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG")
-    except OSError as exc:
+    except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise InputError(f"--out {str(p)!r}: writing failed ({exc}); check the free space "
-                         "and the permissions") from None
+                         "and the permissions", argument="--out", value=str(p),
+                         fr=f"--out « {p} » : l'écriture a échoué ({exc}) ; vérifiez la place "
+                            "libre sur le disque et les droits. Le fichier précédent, s'il "
+                            "existait, est intact.") from None
     return p
 
 

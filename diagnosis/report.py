@@ -144,13 +144,29 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str 
         "widths": list(widths) if widths is not None else None,
         "title": title,
         "columns": list(columns),
-        "rows": [[str(c) for c in r] for r in rows],
+        "rows": [[_cell_text(c) for c in r] for r in rows],
         "numeric": list(numeric) if numeric is not None else [False] * len(columns),
         "total": [str(c) for c in total] if total is not None else None,
         "note": note,
         "css_class": " ".join(c for c in ("small" if small else "",
                                           "fixed" if widths is not None else "") if c),
     }
+
+
+#: Longest text a table cell shows (a 20,000-character name once made the PDF 50 pages).
+MAX_CELL_CHARS = 300
+
+
+def _cell_text(value: Any) -> str:
+    """A cell's text, cut to :data:`MAX_CELL_CHARS` with an ellipsis.
+
+    Examples
+    --------
+    >>> len(_cell_text("x" * 5000)), _cell_text("court")
+    (301, 'court')
+    """
+    text = str(value)
+    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS] + "…"
 
 
 def _section(*, computed: bool, reason: str = "", paragraphs: Sequence[str] = (),

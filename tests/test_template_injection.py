@@ -203,3 +203,27 @@ def test_pdf_maps_print_dollar_and_brace_names_as_text():
     communes = _communes("Saint-$\\frac{1}$-sur-{{ Mer }}").to_crs(METRIC_CRS)
     png = render_territory_map(communes, title="Territoire", attribution="IGN $x$")
     assert png.startswith(b"\x89PNG")
+
+
+def test_a_huge_name_is_cut_in_the_pdf_cells():
+    """Issue 11.9: a 20,000-character name made the PDF 50 pages; cells show 300 at most."""
+    from diagnosis.report import MAX_CELL_CHARS, render_report_html
+
+    name = "Crèche " + "x" * 20_000
+    ov = compute_overview(TERRITORY, _communes("Alpha"), _facilities((name,)),
+                          threshold_m=3000, sources=SOURCES)
+    page = render_report_html(ov)
+    assert "x" * (MAX_CELL_CHARS + 10) not in page
+    assert "Crèche xxx" in page
+
+
+def test_special_files_are_never_replaced(tmp_path):
+    """Issue 11.8: --out on a device or a FIFO is refused in French."""
+    import os
+
+    from diagnosis.__main__ import main
+
+    fifo = tmp_path / "tube.pdf"
+    os.mkfifo(fifo)
+    assert main(["report", "--territory", "44129", "--out", str(fifo)]) == 2
+    assert fifo.exists() and not fifo.is_file()
