@@ -105,9 +105,13 @@ _FIXED: dict[str, ColumnSpec] = {
     "single_parent_share_2022": _c("Part des familles monoparentales 2022 (%)",
                                    "C22_FAMMONO / (C22_COUPAENF + C22_FAMMONO) × 100", "%",
                                    _INSEE + ", recensement", "2022", "percent"),
-    "under3_estimate": _c("Enfants de moins de 3 ans (estimation)", "ESTIMATION : 3 × "
-                          "naissances 2024 (pas un comptage)", "enfants",
-                          _INSEE + ", état civil (estimation Maillage)", "2024", "count"),
+    "under3_estimate": _c("Enfants de moins de 3 ans", "Comptage du recensement quand un "
+                          "fichier le donne, sinon ESTIMATION : 3 × naissances 2024 (voir "
+                          "« Base des moins de 3 ans »)", "enfants",
+                          _INSEE + ", recensement ou état civil (estimation Maillage)", "",
+                          "count"),
+    "under3_basis": _c("Base des moins de 3 ans", "« recensement AAAA » (comptage) ou "
+                       "« estimation : 3 × naissances »", "", _INSEE, "", "text"),
     "caf_coverage_rate": _c("Taux de couverture CAF de la commune", "Places d'accueil du "
                             "jeune enfant pour 100 enfants de moins de 3 ans", "places/100",
                             "Cnaf", "", "decimal1"),
