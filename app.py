@@ -74,18 +74,26 @@ def _french_resolve_error(query: str, exc: InputError) -> str:
     return f"Territoire introuvable : « {shown} ». Détail : {md_escape(text)}"
 
 
+#: Session key of a territory that the selectboxes cannot show (a région, France, a list
+#: of communes or a drawn area, from the search box or the page « Territoire sur mesure »).
+CUSTOM_KEY = "picker_custom"
+
+
 def _on_departement() -> None:
+    st.session_state[CUSTOM_KEY] = None
     st.session_state["picker_epci"] = ""
     st.session_state["picker_commune"] = ""
     st.session_state["picker_message"] = None
 
 
 def _on_epci() -> None:
+    st.session_state[CUSTOM_KEY] = None
     st.session_state["picker_commune"] = ""
     st.session_state["picker_message"] = None
 
 
 def _on_commune() -> None:
+    st.session_state[CUSTOM_KEY] = None
     st.session_state["picker_message"] = None
 
 
@@ -99,6 +107,8 @@ def _on_search() -> None:
     except InputError as exc:
         st.session_state["picker_message"] = ("error", _french_resolve_error(query, exc))
         return
+    st.session_state[CUSTOM_KEY] = query if t.kind not in {"commune", "epci",
+                                                           "departement"} else None
     dep = t.departements[0] if t.departements else DEFAULT_DEPARTEMENT
     st.session_state["picker_dep"] = dep
     st.session_state["picker_epci"] = t.code if t.kind == "epci" else (
@@ -147,6 +157,16 @@ def territory_picker() -> str:
             level, text = message
             (st.error if level == "error" else st.success)(text)
         code = st.session_state["picker_commune"] or epci or dep
+        custom = st.session_state.get(CUSTOM_KEY)
+        if custom:
+            try:
+                chosen = _cached.territory(custom)
+            except InputError:
+                st.session_state[CUSTOM_KEY] = None
+            else:
+                st.info(f"Territoire sur mesure : {md_escape(chosen.label)} (changez de "
+                        "département, d'EPCI ou de commune pour revenir aux listes).")
+                code = custom
         st.caption("Démo embarquée : Loire-Atlantique (44). Ailleurs : vos fichiers INSEE "
                    "(page « Fichiers INSEE ») et de structures, ou la mise à jour des "
                    "sources (page « Sources et limites »).")
@@ -170,6 +190,8 @@ pages = [
             icon=":material/upload_file:", url_path="importer"),
     st.Page("app_pages/insee.py", title="Fichiers INSEE", icon=":material/table_view:",
             url_path="insee"),
+    st.Page("app_pages/zone.py", title="Territoire sur mesure", icon=":material/draw:",
+            url_path="zone"),
     st.Page("app_pages/federation.py", title="Vue nationale", icon=":material/public:",
             url_path="national"),
     st.Page("app_pages/sources.py", title="Sources et limites", icon=":material/info:",

@@ -527,3 +527,22 @@ def french_csv(df: pd.DataFrame) -> bytes:
     from diagnosis.csvfile import french_csv_bytes
 
     return french_csv_bytes(df)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def departement_geometry(dep_code: str) -> gpd.GeoDataFrame:
+    """The shipped commune polygons of a département (for the drawing map)."""
+    from data_sources.national import load_national_communes
+
+    return load_national_communes(departements=[dep_code])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def drawn_territory(name: str, polygon_wkt: str, dep_code: str) -> Territory:
+    """The communes a drawn polygon covers (:func:`territory_from_polygon`)."""
+    import shapely
+
+    from diagnosis.territory import territory_from_polygon
+
+    return territory_from_polygon(shapely.from_wkt(polygon_wkt),
+                                  departement_geometry(dep_code), name=name)

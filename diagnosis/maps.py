@@ -76,6 +76,10 @@ MISSING_COLOR = "#d9d9d9"
 LOCAL_ASSETS: dict[str, str] = {
     "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js": "leaflet-1.9.3/leaflet.js",
     "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css": "leaflet-1.9.3/leaflet.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.js":
+        "leaflet-draw-1.0.4/leaflet.draw.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.css":
+        "leaflet-draw-1.0.4/leaflet.draw.css",
 }
 # What streamlit-folium adds by itself for a branca colour map (not rewritable: avoid them).
 _COLORMAP_JS = ("https://d3js.org/d3.v4.min.js",
@@ -1353,3 +1357,28 @@ def build_partner_network_map(
     items += _catchment_items(n)
     legend = _analysis_legend("Réseau de partenaires du site", items, attribution=attribution)
     return _finish(m, bounds, legend, attribution)
+
+
+@_map_builder
+def build_draw_map(communes: gpd.GeoDataFrame, *, tiles: str | None = "OpenStreetMap"
+                   ) -> folium.Map:
+    """Map to draw a custom territory on: the communes' outlines and a drawing tool.
+
+    The polygon or rectangle drawn is read back by the app (``st_folium``'s
+    ``last_active_drawing``); :func:`diagnosis.territory.territory_from_polygon` turns it
+    into the communes it covers. Leaflet.draw is vendored like Leaflet (offline).
+    """
+    from folium.plugins import Draw
+
+    com = communes.to_crs(WGS84)
+    m, bounds = _analysis_map(com, tiles)
+    tips = [f"<b>{_esc(r.get('name'))}</b> ({_esc(r.get('code_insee'))})"
+            for r in com.to_dict("records")]
+    _fill_layer(com, ["#dadaeb"] * len(com), tips, "Communes").add_to(m)
+    Draw(export=False, position="topleft",
+         draw_options={"polyline": False, "circle": False, "circlemarker": False,
+                       "marker": False, "polygon": {"allowIntersection": False},
+                       "rectangle": True},
+         edit_options={"edit": False, "remove": True}).add_to(m)
+    _fit(m, bounds)
+    return m

@@ -432,3 +432,18 @@ def test_national_view_ranks_territories(app):
     ranking = next(d.value for d in app.dataframe if "Rang" in d.value.columns)
     assert ranking["Code"].iloc[0] == "26"  # the only département with births in the file
     assert "Naissances sans Maison à portée" in ranking.columns
+
+
+def test_a_custom_list_of_communes_is_diagnosed_on_every_page(app):
+    """Issue 12.3: a named list of communes chosen on « Territoire sur mesure »."""
+    app.switch_page("app_pages/zone.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    app.text_input(key="zone_name").input("Deux communes")
+    app.text_area(key="zone_codes").input("44129, 44154").run(timeout=TIMEOUT)
+    app.button(key="zone_list").click().run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert any("Deux communes" in s.value for s in app.success)
+    app.switch_page("app_pages/territoire.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert _int(_metrics(app)["Communes"]) == 2
+    assert _int(_metrics(app)["Naissances 2024"]) == _births(("44129", "44154"))

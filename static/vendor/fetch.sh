@@ -19,6 +19,16 @@ mkdir -p "leaflet-$version/images"
 cp "$tmp/package/LICENSE" "$tmp/package/dist/leaflet.js" "$tmp/package/dist/leaflet.css" \
    "leaflet-$version/"
 cp "$tmp/package/dist/images/"*.png "leaflet-$version/images/"
+# The drawing tool of the app's custom territory (folium's Draw plugin asks for
+# leaflet.draw 1.0.2 on cdnjs; the npm package 1.0.4 is its bug-fix release).
+draw=1.0.4
+(cd "$tmp" && npm pack --silent "leaflet-draw@$draw" >/dev/null && tar xzf "leaflet-draw-$draw.tgz")
+rm -rf "leaflet-draw-$draw"
+mkdir -p "leaflet-draw-$draw/images"
+cp "$tmp/package/dist/leaflet.draw.js" "$tmp/package/dist/leaflet.draw.css" \
+   "leaflet-draw-$draw/"  # MIT licence: see the header of leaflet.draw.js and package.json
+cp "$tmp/package/dist/images/"spritesheet* "leaflet-draw-$draw/images/"
 # Checked by tests/test_maps.py: a vendored file edited by hand fails the tests.
 sha256sum "leaflet-$version/LICENSE" "leaflet-$version/leaflet.js" \
-   "leaflet-$version/leaflet.css" "leaflet-$version/images/"*.png >SHA256SUMS
+   "leaflet-$version/leaflet.css" "leaflet-$version/images/"*.png \
+   "leaflet-draw-$draw/"*.js "leaflet-draw-$draw/"*.css "leaflet-draw-$draw/images/"* >SHA256SUMS
