@@ -578,3 +578,32 @@ def neighbour_comparison(ws: Workspace, overview: Any, *, threshold_m: float) ->
     if not overviews:
         return None
     return compare_territories(overviews if t.kind == "departement" else [overview, *overviews])
+
+
+class DepartementGraphLoader:
+    """Picklable loader of one département's road graph, for a Dask worker.
+
+    The graph covers the département's shipped commune polygons widened by
+    ``buffer_m`` (families near a border reach the next département's services), from
+    ``road_graph_file`` when given, else the OpenStreetMap cache or download
+    (:func:`data_sources.osm.road_graph_for`).
+    """
+
+    def __init__(self, mode: str, *, road_graph_file: str | None = None,
+                 buffer_m: float = 15_000.0) -> None:
+        self.mode = mode
+        self.road_graph_file = road_graph_file
+        self.buffer_m = buffer_m
+
+    def __call__(self, dep: str) -> Any:
+        """The road graph of département ``dep``; a SourceError when none can be had."""
+        from data_sources.national import load_national_communes
+        from data_sources.osm import road_graph_for
+
+        communes = load_national_communes(departements=[dep])
+        graph, note = road_graph_for(communes, mode=self.mode,
+                                     road_graph_file=self.road_graph_file,
+                                     buffer_m=self.buffer_m)
+        if graph is None:
+            raise SourceError(f"département {dep} : pas de réseau routier ({note})")
+        return graph

@@ -223,6 +223,14 @@ def _add_analysis_parsers(sub: Any) -> None:
                    help="types de structures (défaut : tous ceux chargés, sauf mairie)")
     a.add_argument("--weights", metavar="births=0.35,poverty=0.2,...",
                    help="poids du score de priorité (births, poverty, single_parent, access)")
+    a.add_argument("--distributed", action="store_true",
+                   help="réseau routier calculé département par département sur Dask "
+                        "(grands territoires : région, France)")
+    a.add_argument("--scheduler", metavar="tcp://HOTE:PORT",
+                   help="avec --distributed : un cluster Dask existant (défaut : un "
+                        "LocalCluster sur cette machine)")
+    a.add_argument("--workers", type=int, metavar="N",
+                   help="avec --distributed : nombre de workers du LocalCluster")
     a.add_argument("--top", type=int, default=15,
                    help="communes prioritaires affichées en tableau (défaut %(default)s)")
 
@@ -421,12 +429,17 @@ def cmd_access(args: argparse.Namespace) -> int:
     with _Steps("Accessibilité", total=3) as step:
         step("chargement des données")
         ws = _workspace(args)
-        step("réseau routier")
-        travel = _travel(args, ws, params)
-        step("temps de trajet et manques")
         ov = diagnose_overview(ws, params)
-        res = diagnose_access(ws, params, overview=ov, travel=travel,
-                              demand=diagnose_demand(ws, ov))
+        if args.distributed:
+            step("temps de trajet par département (Dask)")
+            res = _distributed_access(args, ws, params, ov)
+            travel = res.travel
+        else:
+            step("réseau routier")
+            travel = _travel(args, ws, params)
+            step("temps de trajet et manques")
+            res = diagnose_access(ws, params, overview=ov, travel=travel,
+                                  demand=diagnose_demand(ws, ov))
     prio = res.gaps.layers["priority"]
     kinds = list(res.access.params["facility_types"])
     com_cols = ["rank", "code_insee", "name", "score",
@@ -483,6 +496,27 @@ def cmd_access(args: argparse.Namespace) -> int:
     for n in (*res.notes, *ws.notices):
         con.print(f"[yellow]! {n}[/yellow]")
     return 0
+
+
+def _distributed_access(args: argparse.Namespace, ws: Any, params: Any, ov: Any) -> Any:
+    """``access --distributed``: one Dask task per département, progress on stderr."""
+    from data_sources.workspace import DepartementGraphLoader
+    from diagnosis.errors import InputError
+    from diagnosis.pipeline import diagnose_access_distributed
+
+    if params.mode == "crow":
+        raise InputError("--distributed routes on the road network: use --mode drive or walk",
+                         argument="--distributed",
+                         fr="--distributed calcule sur le réseau routier : choisissez "
+                            "--mode drive ou walk")
+
+    def progress(dep: str, done: int, total: int) -> None:
+        print(f"  département {dep} : fait ({done}/{total})", file=sys.stderr)
+
+    loader = DepartementGraphLoader(params.engine_mode, road_graph_file=args.road_graph)
+    return diagnose_access_distributed(ws, params, overview=ov, graph_loader=loader,
+                                       scheduler_address=args.scheduler,
+                                       n_workers=args.workers, progress=progress)
 
 
 def _records_value(v: Any) -> Any:

@@ -322,6 +322,44 @@ def diagnose_access(inputs: DiagnosisInputs, params: DiagnosisParams, *, overvie
                           types=types, demand=demand)
 
 
+def diagnose_access_distributed(inputs: DiagnosisInputs, params: DiagnosisParams, *,
+                                overview: Overview, graph_loader: Callable[[str], Any],
+                                scheduler_address: str | None = None,
+                                n_workers: int | None = None,
+                                progress: Callable[[str, int, int], None] | None = None
+                                ) -> AccessResult:
+    """Road-network access and gaps of many départements, one Dask task per département.
+
+    The same result as :func:`diagnose_access` on a road graph (the indicators are
+    computed once on the merged travel times, see :mod:`diagnosis.distributed`), on a
+    ``LocalCluster`` or the cluster at ``scheduler_address`` (``tcp://HOST:PORT``).
+    """
+    from diagnosis.analyses import demand_points
+    from diagnosis.distributed import compute_access_by_departement
+    from diagnosis.gaps import compute_gaps
+    from diagnosis.settings import ROUTING_CUTOFF_FACTOR
+    from diagnosis.travel_times import ENGINE_LABELS, MODE_LABELS
+
+    types = [t for t in (params.types or FACILITY_TYPES) if t != "mairie"
+             and t in set(inputs.facilities["type"].astype(str))]
+    if not types:
+        raise InputError("no facility of the types asked is loaded; import a facility file",
+                         argument="types", value=list(params.types or ()))
+    origins = demand_points(overview)
+    fac = inputs.facilities.loc[inputs.facilities["type"].isin(types)].reset_index(drop=True)
+    access = compute_access_by_departement(
+        origins, fac, graph_loader, max_minutes=params.max_minutes,
+        routing_max_minutes=ROUTING_CUTOFF_FACTOR * params.max_minutes, facility_types=types,
+        scheduler_address=scheduler_address, n_workers=n_workers, progress=progress)
+    gaps = compute_gaps(overview.layers["communes"], access,
+                        weights=dict(params.weights) if params.weights else None)
+    label = f"{ENGINE_LABELS['road_network']}, {MODE_LABELS.get(params.engine_mode, '')}"
+    return AccessResult(access=access, gaps=gaps, travel=Travel(mode=params.engine_mode,
+                                                                note="calcul réparti (Dask)"),
+                        notes=(f"Temps de trajet : {label}, un calcul par département "
+                               "(Dask).",))
+
+
 def diagnose_siting(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
                     travel: Travel, demand: DemandPoints | None = None) -> SitingScenarios:
     """Siting scenarios of the territory (:func:`compute_siting`), the main one first."""
