@@ -1,5 +1,9 @@
 """The only module of Maillage that talks to the network.
 
+Why one module of about 1,200 lines: by design (STYLE.md) every request, retry, cache
+write, size and deadline guard and download lives here, so that no loader can bypass
+them.
+
 One :class:`requests_cache.CachedSession` is built once (:func:`get_session`) with:
 
 - a persistent SQLite cache in the user cache folder (``platformdirs``; override with

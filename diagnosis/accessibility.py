@@ -1,5 +1,9 @@
 """Accessibility of facilities from communes: nearest time, counts within reach, E2SFCA.
 
+Why one module of about 850 lines: decay functions, E2SFCA on sparse pairs and the
+indicators per commune (and their aggregation from sub-commune origins) are one
+computation, read in that order.
+
 A matrix core (numpy) and a thin GeoDataFrame front, after PySAL ``access``:
 
 - :func:`compute_e2sfca` takes travel times (origins × facilities, minutes) as the

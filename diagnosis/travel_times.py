@@ -1,5 +1,9 @@
 """Travel times from communes to facilities, on a road graph or as the crow flies.
 
+Why one module of about 1,000 lines: the road graph, the snapping, the sparse pair
+container (:class:`TravelTimes`) and both engines share one data format and its
+invariants (cutoffs, explicit zeros, flagged points); splitting them would scatter it.
+
 One core path on matrices: a road network is a :class:`RoadGraph` (a CSR matrix of
 edge travel times in seconds, nodes renumbered along a Hilbert curve so that
 neighbouring nodes sit close in memory), points are snapped to its nodes with a
