@@ -552,6 +552,17 @@ def compute_siting(
         check_positive(t, "max_minutes")
     points = demand_points(overview) if demand is None or demand.level == "commune" else \
         _fine_demand(overview, demand)
+    known = pd.Series(False, index=points.index)
+    for col in ("births_2024", "births_mean_2016_2021"):
+        if col in points:
+            known |= pd.to_numeric(points[col], errors="coerce").notna()
+    unknown_births = sorted(set(points.loc[~known, "code_insee"].astype(str)))
+    if not known.any():
+        raise InputError("no commune of the territory has known births; load the needs "
+                         "(INSEE files or the fetch) before siting", argument="births_2024",
+                         fr="aucune commune du territoire n'a de naissances connues : "
+                            "chargez les données INSEE avant l'implantation")
+    points = points.loc[known]
     need = sit.compute_need_weights(points, weights=need_weights)
     cutoff = max(tops) if objective == "max_covering" else FAR_CUTOFF_FACTOR * max(tops)
     tt = travel.times(commune_points_xy(need), facility_points_xy(cand), max_minutes=cutoff)
@@ -563,6 +574,10 @@ def compute_siting(
                                       label=f"{k} site{'s' if k > 1 else ''}, {top:g} min")
             results.append(_with_neighbours(res, facilities, travel, top))
     notes = [f"Temps de trajet : {travel.label}.", *need.attrs.get("need_notices", ())]
+    if unknown_births:
+        notes.append(f"{len(unknown_births)} commune(s) sans naissances connues "
+                     f"({', '.join(unknown_births[:10])}) : laissées hors du calcul "
+                     "d'implantation (inconnu, pas zéro).")
     if demand is not None and demand.level != "commune":
         notes.append(f"Demande : {demand.level_label} (naissances réparties, estimation).")
     if travel.note:

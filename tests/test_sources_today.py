@@ -156,3 +156,36 @@ def test_fetch_in_todays_formats_stores_every_type_with_its_precision(recorded):
     ledger = {e.source: e for e in got.ledger}
     assert "population 2023" in ledger["insee_melodi"].vintage
     assert ledger["annuaire"].vintage.startswith("mise à jour jusqu'au")
+
+
+def test_every_cli_command_runs_on_the_store_fetched_from_todays_formats(recorded):
+    """Issue 10.6: every ``python -m diagnosis`` command, in a fresh process, on the store
+    this fetch wrote from recorded responses (the source registry completes itself)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    assert fetch.fetch_territory(EPCI, root=recorded / "store").usable
+    env = dict(os.environ, MAILLAGE_STORE_DIR=str(recorded / "store"),
+               MAILLAGE_CACHE_DIR=str(recorded / "cache"), MAILLAGE_OFFLINE="1")
+    out = recorded / "out"
+    out.mkdir()
+    for args in (["summary", "--format", "json"],
+                 ["access", "--mode", "crow", "--format", "json"],
+                 ["site", "--mode", "crow", "--format", "json"],
+                 ["partners", "--mode", "crow", "--format", "json", "--site",
+                  "annuaire_mairies:44129"],
+                 ["export", "--out", str(out / "d.gpkg"), "--csv-dir", str(out / "csv")],
+                 ["report", "--out", str(out / "r.pdf"), "--no-comparison"]):
+        proc = subprocess.run([sys.executable, "-m", "diagnosis", args[0], "--territory",
+                               EPCI.code, *args[1:]], capture_output=True, text=True,
+                              cwd=REPO, env=env, timeout=600)
+        assert proc.returncode == 0, (args[0], proc.stderr[-2000:])
+        assert "not registered" not in proc.stderr
+    summary = json.loads(subprocess.run(
+        [sys.executable, "-m", "diagnosis", "summary", "--territory", EPCI.code, "--format",
+         "json"], capture_output=True, text=True, cwd=REPO, env=env, timeout=600).stdout)
+    assert summary["facilities"]["pmi"]["count"] >= 1
+    assert "recensement 2023" in summary["under3_estimate_label"]
