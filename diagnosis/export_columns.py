@@ -286,6 +286,29 @@ VALUE_LABELS: dict[str, Mapping[str, str]] = {
     "engine": ENGINE_SHORT_LABELS,
     "mode": {k: v for k, v in TRAVEL_MODE_LABELS.items()},
     "position_precision": {"address": "adresse", "street": "rue", "commune": "commune"},
+    "poverty_basis": {"poverty_rate": "taux publié", "published": "taux publié",
+                      "median_income": "estimé depuis le revenu médian"},
+    "poverty_rate_source": {"poverty_rate": "taux publié", "published": "taux publié",
+                            "median_income": "estimé depuis le revenu médian"},
+    "single_parent_share_source": {"published": "part publiée"},
+    "indicateur": {
+        "births_total": "Naissances du territoire",
+        "births_covered_before": "Naissances à portée avant",
+        "births_covered_after": "Naissances à portée après",
+        "births_newly_covered": "Naissances nouvellement à portée",
+        "share_covered_before": "Part des naissances à portée avant (%)",
+        "share_covered_after": "Part des naissances à portée après (%)",
+        "need_total": "Besoin pondéré du territoire",
+        "need_covered_after": "Besoin pondéré couvert après",
+        "n_selected": "Sites retenus",
+        "status": "Statut (code)",
+        "status_label": "Statut",
+        "message": "Résumé",
+        "method": "Méthode (exact ou glouton)",
+        "gap": "Écart maximal à l'optimum (%)",
+        "runtime_s": "Temps de calcul (s)",
+        "objective": "Valeur de l'objectif",
+    },
 }
 
 
@@ -361,9 +384,49 @@ def round_values(values: pd.Series, kind: str) -> pd.Series:
     return v.round(decimals[kind])
 
 
+def _fr_cell(value: object) -> object:
+    """A number in a text column as French text (``309.0`` → ``309``, ``87.54`` → ``87,5``).
+
+    Examples
+    --------
+    >>> _fr_cell(309.0), _fr_cell(87.5354), _fr_cell("optimum"), _fr_cell(True)
+    ('309', '87,5', 'optimum', True)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer |
+                                                 np.floating):
+        return value
+    v = float(value)
+    if not np.isfinite(v):
+        return ""
+    return str(int(round(v))) if float(round(v, 1)).is_integer() else \
+        f"{v:.1f}".replace(".", ",")
+
+
+def _unknown_reach(df: pd.DataFrame) -> pd.DataFrame:
+    """« Within reach » is unknown, not « no », where no facility of the type is loaded.
+
+    ``within_<type>`` is empty wherever ``dist_m_<type>`` is (nothing loaded anywhere),
+    so that a spreadsheet never reads « non » for a type nobody knows.
+    """
+    for col in list(df.columns):
+        t = str(col).removeprefix("within_")
+        dist = f"dist_m_{t}"
+        if not str(col).startswith("within_") or dist not in df:
+            continue
+        unknown = pd.to_numeric(df[dist], errors="coerce").replace(
+            [np.inf, -np.inf], np.nan).isna()
+        if not unknown.any():
+            continue
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
+            df[col] = df[col].where(~unknown, "")  # CSV: already « oui »/« non »
+        else:
+            df[col] = df[col].astype("boolean").mask(unknown.to_numpy(), pd.NA)
+    return df
+
+
 def french_layer(layer: str, df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with French column labels, French values of coded columns, rounded values."""
-    out = df.copy()
+    out = _unknown_reach(df.copy())
     labels: dict[str, str] = {}
     used: set[str] = set()
     for col in out.columns:
@@ -371,8 +434,11 @@ def french_layer(layer: str, df: pd.DataFrame) -> pd.DataFrame:
             continue
         spec = column_spec(layer, str(col))
         out[col] = round_values(out[col], spec.kind)
-        if col in VALUE_LABELS and out[col].dtype == object:
+        text = out[col].dtype == object or pd.api.types.is_string_dtype(out[col])
+        if col in VALUE_LABELS and text:
             out[col] = out[col].map(lambda v, m=VALUE_LABELS[col]: m.get(v, v))
+        if out[col].dtype == object and spec.kind != "text":
+            out[col] = out[col].map(_fr_cell)  # numbers among text: written the French way
         label = spec.label if spec.label not in used else f"{spec.label} [{col}]"
         used.add(label)
         labels[str(col)] = label

@@ -605,6 +605,26 @@ def _share_of(summary: pd.DataFrame, typ: str) -> float | None:
     return None if pd.isna(v) else float(v)
 
 
+#: Order in which the structures near the site are proposed as first partners.
+_PARTNER_ORDER = ("pmi", "maternite", "sage_femme", "laep", "centre_social", "evs", "rpe",
+                  "eaje", "mam")
+
+
+def fr_short(value: Any) -> str:
+    """A figure for a sentence: one decimal unless it is a whole number.
+
+    Examples
+    --------
+    >>> fr_short(2.0), fr_short(6.06), fr_short(None)
+    ('2', '6,1', '—')
+    """
+    try:
+        v = round(float(value), 1)
+    except (TypeError, ValueError):
+        return _NA
+    return fr_number(v, decimals=0 if v.is_integer() else 1)
+
+
 def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partners: Any,
                cohorts: Any, threshold_label: str) -> dict[str, Any]:
     """Page 1: the territory in five figures, findings, sites, partners, next steps, limits."""
@@ -648,9 +668,9 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
             present.append(f"{fr_number(count)} "
                            f"{_lower_first(facility_label(t, plural=count > 1))}")
         elif status == "complete":
-            absent.append(facility_label(t, plural=True))
+            absent.append(_lower_first(facility_label(t, plural=True)))
         else:
-            unknown.append(facility_label(t, plural=True))
+            unknown.append(_lower_first(facility_label(t, plural=True)))
     if present:
         findings.append("Structures connues dans le territoire : " + ", ".join(present) + ".")
     if absent:
@@ -684,8 +704,8 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
     if cohorts is not None and hasattr(cohorts, "maison_groups_per_year"):
         findings.append(
             f"Groupes de pairs : la zone desservie pourrait en remplir "
-            f"{fr_number(cohorts.groups_per_year, decimals=1)} par an ; une Maison en anime "
-            f"{fr_number(cohorts.maison_groups_per_year, decimals=1)} par an "
+            f"{fr_short(cohorts.groups_per_year)} par an ; une Maison en anime "
+            f"{fr_short(cohorts.maison_groups_per_year)} par an "
             + ("(sa capacité limite)." if getattr(cohorts, "binding", "") == "capacite"
                else "(les naissances limitent)."))
     if len(findings) > 5:
@@ -715,7 +735,12 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
             # the two nearest structures, then the town hall nearest to the site
             is_hall = near["type"].eq("mairie") if "type" in near else \
                 pd.Series(False, index=near.index)
-            picked = pd.concat([near.loc[~is_hall].head(2), near.loc[is_hall].head(1)])
+            others = near.loc[~is_hall]
+            if "type" in others:  # health and parenting before childcare
+                rank = others["type"].map({t: i for i, t in enumerate(_PARTNER_ORDER)})
+                others = others.assign(_rank=rank.fillna(len(_PARTNER_ORDER))).sort_values(
+                    ["_rank", *(["minutes"] if "minutes" in others else [])], kind="stable")
+            picked = pd.concat([others.head(2), near.loc[is_hall].head(1)])
             for r in picked.to_dict("records"):
                 contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
                 contacts.append(_shorten(str(r["name"]), 70)

@@ -92,6 +92,7 @@ def test_geopackage_layers_read_back_in_french(layers, tmp_path):
     assert com["MAM : à portée"].tolist() == src["within_mam"].tolist()
     # no facility of the type loaded: the distance is empty, never infinite nor 0
     assert com["Sages-femmes : distance à la plus proche (m)"].isna().all()
+    assert com["Sages-femmes : à portée"].isna().all()  # unknown, not « non »
     np.testing.assert_array_equal(com["MAM : distance à la plus proche (m)"],
                                   src["dist_m_mam"].round(0))
     dictionary = pyogrio.read_dataframe(path, layer="dictionnaire")
@@ -156,6 +157,8 @@ def test_values_are_rounded_to_their_meaning_with_a_decimal_comma(layers, tmp_pa
     assert re.fullmatch(r"\d+", first["MAM : distance à la plus proche (m)"])
     assert first["Sages-femmes : distance à la plus proche (m)"] == ""  # unknown stays empty
     assert first["MAM : à portée"] in {"oui", "non"}
+    # no sage-femme loaded at all: « à portée » is unknown (empty), never « non »
+    assert first["Sages-femmes : à portée"] == ""
 
 
 def test_analysis_layers_round_minutes_shares_and_families(tmp_path):
@@ -356,3 +359,16 @@ def test_cli_export_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert main(["export", "--territory", "13055", "--out", str(tmp_path / "d.gpkg")]) == 2
     assert "données ne sont pas" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_summary_tables_in_french_with_french_numbers(tmp_path):
+    summary = pd.DataFrame({"indicateur": ["births_total", "share_covered_after",
+                                           "status_label", "engine_x"],
+                            "valeur": [353.0, 87.535411, "optimum prouvé", 2.26]})
+    ex.export_csv_tables({"sites_recommandes_synthese": summary}, tmp_path)
+    rows = _csv_rows(tmp_path / "sites_recommandes_synthese.csv")
+    assert [r["Indicateur"] for r in rows] == ["Naissances du territoire",
+                                               "Part des naissances à portée après (%)",
+                                               "Statut", "engine_x"]
+    # numbers among text are written the French way, not « 353.0 »
+    assert [r["Valeur"] for r in rows] == ["353", "87,5", "optimum prouvé", "2,3"]

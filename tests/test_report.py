@@ -268,16 +268,16 @@ def test_synthesis_says_aucune_only_with_a_covering_source(ws):
     text = " ".join(rp._synthesis(bare, access=None, gaps=None, siting=None, partners=None,
                                   cohorts=None, threshold_label="5 km")["findings"])
     assert "Aucune structure" not in text and "Offre non connue" in text
-    assert "Centres de PMI" in text  # among the types not known
+    assert "centres de PMI" in text  # among the types not known
     fac = ws.facilities.loc[ws.facilities["type"] != "pmi"]
     sources = [*ws.sources, {"key": "finess", "title": "FINESS", "covers": "pmi"}]
     covered = compute_overview(ws.territory, ws.communes, fac, sources=sources)
     findings = rp._synthesis(covered, access=None, gaps=None, siting=None, partners=None,
                              cohorts=None, threshold_label="5 km")["findings"]
     absent = next(f for f in findings if f.startswith("Aucune structure"))
-    assert "Centres de PMI" in absent
+    assert "centres de PMI" in absent
     unknown = next(f for f in findings if f.startswith("Offre non connue"))
-    assert "Centres de PMI" not in unknown
+    assert "centres de PMI" not in unknown
 
 
 def test_synthesis_of_a_full_diagnosis_names_sites_partners_and_capacity(ws, overview):
@@ -296,4 +296,4 @@ def test_synthesis_of_a_full_diagnosis_names_sites_partners_and_capacity(ws, ove
 
 
 def fr(value):
-    return rp.fr_number(value, decimals=1)
+    return rp.fr_short(value)
