@@ -58,7 +58,12 @@ def fast() -> scrape.Politeness:
 
 
 def geocoder_answer(request) -> tuple[int, dict[str, str], str]:
-    """Answer the batch geocoder for every row sent (scores and points invented)."""
+    """Answer the batch geocoder for every row sent: scores invented, points a few hundred
+    metres from the reference point of the commune sent (the shipped geography), as a
+    real geocoder answers inside the commune."""
+    from data_sources.national import load_national_communes
+
+    ref = load_national_communes(departements=["44"]).set_index("code_insee")
     body = request.body.decode("utf-8")
     lines = body.split("filename=\"adresses.csv\"")[1].split("\r\n\r\n", 1)[1].split(
         "\r\n--")[0].strip().splitlines()
@@ -66,7 +71,10 @@ def geocoder_answer(request) -> tuple[int, dict[str, str], str]:
            "result_citycode;result_status"]
     for i, line in enumerate(lines[1:]):
         rid, address, postcode, citycode = line.split(";")
-        out.append(f"{rid};{address};{postcode};{citycode};{47.40 + i / 100:.4f};-2.0500;"
+        lat = float(ref.loc[citycode, "point_lat"]) + i / 1000 if citycode in ref.index \
+            else 47.40 + i / 100
+        lon = float(ref.loc[citycode, "point_lon"]) if citycode in ref.index else -2.05
+        out.append(f"{rid};{address};{postcode};{citycode};{lat:.4f};{lon:.4f};"
                    f"0.91;housenumber;{citycode};ok")
     return 200, {"Content-Type": "text/csv"}, "\n".join(out)
 
