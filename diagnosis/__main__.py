@@ -445,10 +445,10 @@ def cmd_access(args: argparse.Namespace) -> int:
     com_cols = ["rank", "code_insee", "name", "score",
                 *[f"contrib_{k}" for k in PRIORITY_FACTORS], "poverty_basis",
                 "missing_factors"]
-    acc = res.access.table.set_index("code_insee")
+    acc = res.access.table.set_index("code_insee").to_dict("index")  # one lookup per row
     communes = []
     for rec in _records(prio, com_cols):
-        row = acc.loc[rec["code_insee"]]
+        row = acc[rec["code_insee"]]
         rec["births"] = _records_value(row["births"])
         rec["minutes_nearest"] = {t: _records_value(row[f"minutes_nearest_{t}"]) for t in kinds}
         rec["reachable"] = {t: int(row[f"reachable_{t}"]) for t in kinds}
@@ -464,7 +464,9 @@ def cmd_access(args: argparse.Namespace) -> int:
         "sources": list(ws.sources),
     }
     if args.format == "json":
-        _emit(args, json.dumps(_clean(data), ensure_ascii=False, indent=2) + "\n")
+        big = len(communes) > 2_000  # a national table: compact JSON (4 s less to write)
+        _emit(args, json.dumps(_clean(data), ensure_ascii=False,
+                               indent=None if big else 2) + "\n")
         return 0
     from rich.table import Table
 
