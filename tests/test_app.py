@@ -377,3 +377,39 @@ def test_hostile_names_uploaded_render_as_text_on_every_map_page(app):
         shown = " ".join(str(e.value) for e in app.markdown) + " ".join(
             str(e.value) for e in app.error)
         assert "MAILLAGEPWNED" not in shown and "uid=" not in shown
+
+
+@pytest.mark.parametrize("page", ["territoire", "besoins", "implantation", "partenaires",
+                                  "rapport"])
+def test_select_boxes_have_french_placeholders(app, page):
+    """Streamlit's own placeholder is "Choose an option" / "Choose options" (its utils.js)."""
+    from app_pages import CHOOSE, CHOOSE_MANY
+
+    app.switch_page(f"app_pages/{page}.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    boxes = [*app.selectbox, *app.multiselect]
+    assert len(boxes) >= 3  # the sidebar's three, and the page's own
+    assert all(b.proto.placeholder in (CHOOSE, CHOOSE_MANY) for b in boxes), \
+        [(b.label, b.proto.placeholder) for b in boxes]
+
+
+def test_maps_are_built_once_per_inputs(app, monkeypatch):
+    """A rerun with the same inputs reuses the map; a new input builds it again."""
+    from diagnosis import maps
+
+    calls: list[int] = []
+    original = maps.build_priority_map
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("diagnosis.maps.build_priority_map", counting)
+    app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    first = len(calls)
+    app.run(timeout=TIMEOUT)
+    assert len(calls) == first  # same inputs: nothing rebuilt
+    app.slider(key="besoins_minutes").set_value(23).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert len(calls) == first + 1
