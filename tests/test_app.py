@@ -413,3 +413,23 @@ def test_maps_are_built_once_per_inputs(app, monkeypatch):
     app.slider(key="besoins_minutes").set_value(23).run(timeout=TIMEOUT)
     _no_exception(app)
     assert len(calls) == first + 1
+
+
+def test_road_graph_unavailable_warning_is_french(app, monkeypatch, tmp_path):
+    """Offline with no cached graph: the warning is French, osm's English detail folded."""
+    from data_sources import _http
+
+    monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
+    monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
+    _http.reset()
+    try:
+        app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
+        app.selectbox(key="besoins_mode").set_value("walk").run(timeout=TIMEOUT)
+        _no_exception(app)
+        warnings = [w.value for w in app.warning]
+        assert any(w.startswith("Réseau routier OpenStreetMap indisponible (hors ligne")
+                   for w in warnings), warnings
+        assert not any("offline" in w or "could not" in w for w in warnings), warnings
+        assert any(e.label == "Détail technique" for e in app.expander)
+    finally:
+        _http.reset()
