@@ -43,9 +43,9 @@ FRENCH_UI_CSS = """<style>
   content: "Glissez-déposez vos fichiers ici · 50 Mo au plus par fichier";
   font-size: 0.875rem;
 }
-[data-testid="stFileUploaderDropzone"] > div:not([data-testid]) { font-size: 0; }
+[data-testid="stFileUploaderDropzone"] > div:not([data-testid]) > * { display: none; }
 [data-testid="stFileUploaderDropzone"] > div:not([data-testid])::after {
-  content: "Déposez les fichiers ici"; font-size: 1rem;
+  content: "Déposez les fichiers ici";
 }
 </style>"""
 st.html(FRENCH_UI_CSS)

@@ -48,8 +48,9 @@ from diagnosis.analyses import (
 )
 from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import compare_territories, split_territory
+from diagnosis.csvfile import french_csv_bytes
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
-from diagnosis.overview import Overview, compute_overview
+from diagnosis.overview import Overview, commune_table, compute_overview, offer_table
 from diagnosis.partners import export_partners_csv
 from diagnosis.pipeline import (
     Diagnosis,
@@ -65,13 +66,16 @@ from diagnosis.pipeline import (
 )
 from diagnosis.presentation import (
     SiteChoice,
+    access_summary_table,
     facility_options,
     host_options,
     institutions_table,
     partner_groups,
     partners_export_frame,
+    priority_table,
     recommended_sites,
     siting_input_problems,
+    white_zone_table,
 )
 from diagnosis.schema import Territory
 from diagnosis.settings import DEFAULT_THRESHOLD_M
@@ -156,6 +160,25 @@ def overview(code: str, files_key: FilesKey, threshold_m: float, _files: FileLis
                             threshold_m=threshold_m, sources=ws.sources)
 
 
+@dataclass(frozen=True, eq=False)
+class OverviewTables:
+    """The Territoire page's tables and the CSV file of the commune table."""
+
+    offer: pd.DataFrame
+    communes: pd.DataFrame
+    communes_csv: bytes
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def overview_tables(code: str, files_key: FilesKey, threshold_m: float,
+                    _files: FileList) -> OverviewTables:
+    """Offer and commune tables of :func:`overview` (built once, not on each rerun)."""
+    ov = overview(code, files_key, threshold_m, _files)
+    table = commune_table(ov)
+    return OverviewTables(offer=offer_table(ov), communes=table,
+                          communes_csv=french_csv_bytes(table))
+
+
 # --------------------------------------------------------------------------------------
 # Analyses (pages Besoins et lacunes, Implantation, Partenaires, Rapport et exports).
 # Every wrapper calls one step of diagnosis.pipeline, as the command line does. Travel
@@ -230,6 +253,26 @@ def access(code: str, files_key: FilesKey, mode: str, max_minutes: float,
     ws, ov = _loaded(code, files_key, _files)
     params = _params(code, mode, max_minutes, weights=weights or None, types=types or None)
     return diagnose_access(ws, params, overview=ov, travel=travel(code, files_key, mode, _files))
+
+
+@dataclass(frozen=True, eq=False)
+class AccessTables:
+    """The Besoins et lacunes page's tables."""
+
+    priority: pd.DataFrame
+    access: pd.DataFrame
+    white_zones: pd.DataFrame
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def access_tables(code: str, files_key: FilesKey, mode: str, max_minutes: float,
+                  weights: tuple[tuple[str, float], ...], types: tuple[str, ...],
+                  _files: FileList) -> AccessTables:
+    """Priority, access and zones blanches tables of :func:`access`."""
+    res = access(code, files_key, mode, max_minutes, weights, types, _files)
+    return AccessTables(priority=priority_table(res.gaps),
+                        access=access_summary_table(res.access),
+                        white_zones=white_zone_table(res.gaps))
 
 
 @st.cache_resource(show_spinner="Calcul de la zone desservie…", max_entries=64)

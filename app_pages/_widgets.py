@@ -60,7 +60,15 @@ def load_travel(sel: Selection, mode: str) -> Travel:
         with st.spinner("Chargement du réseau routier OpenStreetMap (la première fois, cela "
                         "peut prendre une minute)…"):
             how = _cached.travel(sel.code, sel.files_key, mode, sel.files)
-    if how.note:
+    if how.note and how.graph is None and mode != "crow":
+        # The note holds the download error as data_sources.osm words it (English, technical):
+        # a French sentence first, the detail folded away.
+        st.warning("Réseau routier OpenStreetMap indisponible (hors ligne, ou serveur "
+                   "Overpass injoignable) : les temps de trajet sont estimés à vol d'oiseau.",
+                   icon=":material/warning:")
+        with st.expander("Détail technique"):
+            st.caption(md_escape(how.note))
+    elif how.note:
         st.warning(md_escape(how.note), icon=":material/warning:")
     if how.graph is None:
         st.info(f"Temps de trajet : {md_escape(how.label)}. Une estimation, pas un "

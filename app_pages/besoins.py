@@ -17,7 +17,6 @@ from app_pages._widgets import (
 from diagnosis.errors import InputError
 from diagnosis.gaps import DEFAULT_PRIORITY_WEIGHTS, FACTOR_LABELS, PRIORITY_FACTORS
 from diagnosis.maps import build_access_map, build_priority_map, default_attribution
-from diagnosis.presentation import access_summary_table, priority_table, white_zone_table
 from diagnosis.schema import facility_label
 
 MAP_KINDS = {"priority": "Score de priorité", "access": "Temps jusqu'au service le plus proche"}
@@ -99,14 +98,16 @@ st.subheader("Communes prioritaires")
 st.caption("Score de 0 à 100 = somme des contributions des quatre facteurs : chaque facteur "
            "est ramené entre 0 et 1 (1 = la commune la plus concernée du territoire), puis "
            "multiplié par son poids × 100. Les colonnes de facteurs expliquent donc le score.")
-st.dataframe(priority_table(res.gaps), hide_index=True, key="besoins_priority_table",
+tables = _cached.access_tables(sel.code, sel.files_key, mode, max_minutes, weights, tuple(types),
+                               sel.files)
+st.dataframe(tables.priority, hide_index=True, key="besoins_priority_table",
              placeholder="—")
 
 st.subheader("Accès aux services, par type")
 st.caption(f"À portée : structure du type à {max_minutes:g} minutes ou moins de la mairie.")
-st.dataframe(access_summary_table(res.access), hide_index=True, key="besoins_access_table",
+st.dataframe(tables.access, hide_index=True, key="besoins_access_table",
              placeholder="—")
 st.subheader("Zones blanches")
-st.dataframe(white_zone_table(res.gaps), hide_index=True, key="besoins_white_table",
+st.dataframe(tables.white_zones, hide_index=True, key="besoins_white_table",
              placeholder="—")
 show_notes([*res.notes, *ws.notices])

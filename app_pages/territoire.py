@@ -6,10 +6,8 @@ import streamlit as st
 
 from app_pages import _cached, current_selection, md_escape
 from app_pages._widgets import show_map
-from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError, MissingDataError
 from diagnosis.maps import build_overview_map
-from diagnosis.overview import commune_table, offer_table
 from diagnosis.schema import facility_label
 from diagnosis.settings import DEFAULT_THRESHOLD_M
 
@@ -89,13 +87,13 @@ for start in range(0, len(types), 5):
 st.subheader("Offre et proximité")
 st.slider("Distance jugée « à portée » (km à vol d'oiseau depuis la mairie)", min_value=1.0,
           max_value=30.0, value=DEFAULT_KM, step=0.5, format="%.1f km", key="threshold_km")
-st.dataframe(offer_table(ov), hide_index=True, key="offer_table", placeholder="—")
+tables = _cached.overview_tables(sel.code, sel.files_key, threshold_km * 1000, sel.files)
+st.dataframe(tables.offer, hide_index=True, key="offer_table", placeholder="—")
 st.caption(f"Naissances à portée : naissances 2024 des communes dont la mairie est à moins de "
            f"{threshold_km:g} km à vol d'oiseau d'une structure du type. « — » : inconnu.")
 
 st.subheader("Indicateurs par commune")
-table = commune_table(ov)
-st.dataframe(table, hide_index=True, key="commune_table", placeholder="non diffusé")
+st.dataframe(tables.communes, hide_index=True, key="commune_table", placeholder="non diffusé")
 st.download_button("Télécharger le tableau (CSV)", key="download_communes",
-                   data=french_csv_bytes(table),
+                   data=tables.communes_csv,
                    file_name=f"maillage_communes_{t.code}.csv", mime="text/csv")

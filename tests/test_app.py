@@ -447,3 +447,59 @@ def test_a_custom_list_of_communes_is_diagnosed_on_every_page(app):
     _no_exception(app)
     assert _int(_metrics(app)["Communes"]) == 2
     assert _int(_metrics(app)["Naissances 2024"]) == _births(("44129", "44154"))
+
+
+@pytest.mark.parametrize("page", ["territoire", "besoins", "implantation", "partenaires",
+                                  "rapport"])
+def test_select_boxes_have_french_placeholders(app, page):
+    """Streamlit's own placeholder is "Choose an option" / "Choose options" (its utils.js)."""
+    from app_pages import CHOOSE, CHOOSE_MANY
+
+    app.switch_page(f"app_pages/{page}.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    boxes = [*app.selectbox, *app.multiselect]
+    assert len(boxes) >= 3  # the sidebar's three, and the page's own
+    assert all(b.proto.placeholder in (CHOOSE, CHOOSE_MANY) for b in boxes), \
+        [(b.label, b.proto.placeholder) for b in boxes]
+
+
+def test_maps_are_built_once_per_inputs(app, monkeypatch):
+    """A rerun with the same inputs reuses the map; a new input builds it again."""
+    from diagnosis import maps
+
+    calls: list[int] = []
+    original = maps.build_priority_map
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("diagnosis.maps.build_priority_map", counting)
+    app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    first = len(calls)
+    app.run(timeout=TIMEOUT)
+    assert len(calls) == first  # same inputs: nothing rebuilt
+    app.slider(key="besoins_minutes").set_value(23).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert len(calls) == first + 1
+
+
+def test_road_graph_unavailable_warning_is_french(app, monkeypatch, tmp_path):
+    """Offline with no cached graph: the warning is French, osm's English detail folded."""
+    from data_sources import _http
+
+    monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
+    monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
+    _http.reset()
+    try:
+        app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
+        app.selectbox(key="besoins_mode").set_value("walk").run(timeout=TIMEOUT)
+        _no_exception(app)
+        warnings = [w.value for w in app.warning]
+        assert any(w.startswith("Réseau routier OpenStreetMap indisponible (hors ligne")
+                   for w in warnings), warnings
+        assert not any("offline" in w or "could not" in w for w in warnings), warnings
+        assert any(e.label == "Détail technique" for e in app.expander)
+    finally:
+        _http.reset()

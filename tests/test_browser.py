@@ -226,3 +226,118 @@ def test_implantation_page_shows_a_recommended_site(server, tmp_path):
             assert not errors, errors
         finally:
             browser.close()
+
+
+# --- French everywhere: no English string of Streamlit, Leaflet or Vega on any page ----
+# What Streamlit 1.67 renders was read from its bundle (static/js/FileUploader.*.js:
+# "Upload", "<size> per file", "Drag and drop files here" while dragging; utils.*.js:
+# "Choose an option"); the uploader's French text is CSS ``::after`` content (app.py).
+
+ENGLISH = ("Upload", "Drag and drop", "Browse files", "Choose an option", "Choose options",
+           "per file", "No data", "No results", "No options to select")
+ENGLISH_PATTERNS = (r"\bLimit\b", r"\d\s*mi\b", r"\d\s*ft\b", r"\d,\d{3}\b", r"\d%")
+PAGES = [("Territoire", "CC du Pays de Pontchâteau"), ("Besoins et lacunes", "Besoins et lacunes"),
+         ("Implantation", "Implantation de la Maison"), ("Partenaires", "Partenaires"),
+         ("Rapport et exports", "Rapport et exports"),
+         ("Importer des structures", "Importer des structures"),
+         ("Sources et limites", "Sources et limites")]
+# Every visible text of a frame: innerText (not display:none), SVG text (Vega charts),
+# and the CSS generated content that the uploader shows.
+VISIBLE_TEXT_JS = """() => {
+    const parts = [document.body.innerText];
+    for (const t of document.querySelectorAll("svg text")) { parts.push(t.textContent); }
+    return parts.join("\\n");
+}"""
+
+
+def _english_in(text: str) -> list[str]:
+    import re
+
+    found = [s for s in ENGLISH if s in text]
+    found += [m.group(0) for p in ENGLISH_PATTERNS for m in re.finditer(p, text)]
+    return found
+
+
+def _idle(page) -> None:
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
+                           timeout=120_000)
+    page.wait_for_timeout(600)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
+                           timeout=120_000)
+
+
+def test_every_page_is_french(server, tmp_path):
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    def offline(r: Route) -> None:
+        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            r.abort("internetdisconnected")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1800},
+                                          locale="fr-FR")
+            context.route("**/*", offline)
+            page = context.new_page()
+            page.goto(server, wait_until="domcontentloaded", timeout=60_000)
+            main = page.locator("[data-testid='stMain']").first
+            expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
+                timeout=90_000)
+            english: dict[str, list[str]] = {}
+            scales: list[str] = []
+            for title, heading in PAGES:
+                page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title) \
+                    .first.click()
+                expect(main.get_by_role("heading", name=heading).first).to_be_visible(
+                    timeout=120_000)
+                _idle(page)
+                if title == "Rapport et exports":  # the chart's axes are SVG text, read
+                    axis = page.locator("[data-testid='stVegaLiteChart'] svg text")
+                    expect(axis.first).to_be_attached(timeout=30_000)
+                    assert axis.count() > 5
+                texts = [page.evaluate(VISIBLE_TEXT_JS)]
+                for frame in page.frames[1:]:
+                    if frame.is_detached():
+                        continue
+                    texts.append(frame.evaluate(VISIBLE_TEXT_JS))
+                    scales += frame.evaluate(
+                        "() => [...document.querySelectorAll('.leaflet-control-scale-line')]"
+                        ".map((e) => e.innerText)")
+                found = _english_in("\n".join(texts))
+                if found:
+                    english[title] = found
+                page.screenshot(path=str(tmp_path / f"{title}.png"), full_page=True)
+            assert not english, english
+            # Map pages show one metric scale bar each (m or km, never miles or feet).
+            assert len(scales) >= 4, scales
+            assert all(s.strip().endswith((" m", " km")) for s in scales), scales
+
+            # The uploader (last pages visited: « Importer des structures »): French text in
+            # place of Streamlit's, also while a file is dragged over it.
+            page.locator("[data-testid='stSidebarNav'] a").filter(
+                has_text="Importer des structures").first.click()
+            zone = page.locator("[data-testid='stFileUploaderDropzone']").first
+            expect(zone).to_be_visible(timeout=60_000)
+            after = zone.evaluate("""(z) => [...z.querySelectorAll("*")].map(
+                (e) => getComputedStyle(e, "::after").content).filter((c) => c !== "none")""")
+            assert '"Parcourir les fichiers"' in after, after
+            assert '"Déposez les fichiers ici"' not in after, after  # only while dragging
+            assert any("Glissez-déposez vos fichiers ici" in c for c in after), after
+            expect(zone.locator("button").first).to_be_visible()
+            zone.evaluate("""(z) => {
+                const dt = new DataTransfer();
+                dt.items.add(new File(["nom;type"], "a.csv", {type: "text/csv"}));
+                z.dispatchEvent(new DragEvent("dragenter", {dataTransfer: dt, bubbles: true}));
+                z.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true}));
+            }""")
+            page.wait_for_timeout(500)
+            dragging = zone.evaluate("""(z) => [...z.querySelectorAll("*")].map(
+                (e) => getComputedStyle(e, "::after").content).filter((c) => c !== "none")""")
+            assert '"Déposez les fichiers ici"' in dragging, dragging
+            assert not _english_in(zone.inner_text()), zone.inner_text()
+        finally:
+            browser.close()

@@ -535,3 +535,16 @@ def test_draw_map_loads_the_vendored_drawing_tool():
     assert not find_external_assets(m)
     html = m.get_root().render()
     assert "leaflet-draw-1.0.4/leaflet.draw.js" in html and "MAILLAGE" not in html
+
+
+def test_scale_bar_is_metric_only(rendered, overview):
+    """folium's ``control_scale`` writes ``L.control.scale()`` (metric and imperial): our maps
+    add Leaflet's scale with ``imperial: false`` instead (Leaflet 1.9 Control.Scale options)."""
+    from diagnosis.maps import build_siting_map
+
+    _, html = rendered
+    assert html.count("L.control.scale(") == 1
+    assert re.search(r"L\.control\.scale\(\{metric: true, imperial: false", html)
+    assert "L.control.scale()" not in html
+    siting = build_siting_map(None, communes=overview.layers["communes"]).get_root().render()
+    assert "imperial: false" in siting and "L.control.scale()" not in siting
