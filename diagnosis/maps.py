@@ -1359,6 +1359,68 @@ def build_partner_network_map(
     return _finish(m, bounds, legend, attribution)
 
 
+#: French texts of the drawing tool (Leaflet.draw's ``L.drawLocal``, the parts shown).
+DRAW_TEXTS_FR: dict[str, Any] = {
+    "draw": {
+        "toolbar": {
+            "actions": {"title": "Annuler le dessin", "text": "Annuler"},
+            "finish": {"title": "Terminer le dessin", "text": "Terminer"},
+            "undo": {"title": "Effacer le dernier point", "text": "Effacer le dernier point"},
+            "buttons": {"polygon": "Dessiner un polygone",
+                        "rectangle": "Dessiner un rectangle"},
+        },
+        "handlers": {
+            "polygon": {"tooltip": {"start": "Cliquez pour commencer la zone.",
+                                    "cont": "Cliquez pour continuer la zone.",
+                                    "end": "Cliquez sur le premier point pour fermer la "
+                                           "zone."}},
+            "polyline": {"error": "<strong>Erreur :</strong> les bords ne doivent pas se "
+                                  "croiser !"},
+            "rectangle": {"tooltip": {"start": "Cliquez et faites glisser pour dessiner."}},
+            "simpleshape": {"tooltip": {"end": "Relâchez pour terminer."}},
+        },
+    },
+    "edit": {
+        "toolbar": {
+            "actions": {"save": {"title": "Enregistrer", "text": "Enregistrer"},
+                        "cancel": {"title": "Annuler", "text": "Annuler"},
+                        "clearAll": {"title": "Tout effacer", "text": "Tout effacer"}},
+            "buttons": {"edit": "Modifier", "editDisabled": "Rien à modifier",
+                        "remove": "Effacer la zone", "removeDisabled": "Aucune zone à effacer"},
+        },
+        "handlers": {"remove": {"tooltip": {"text": "Cliquez sur la zone à effacer."}}},
+    },
+}
+
+
+class _DrawLocal(MacroElement):
+    """Put :data:`DRAW_TEXTS_FR` into Leaflet.draw's ``L.drawLocal`` (deep merge)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            function merge(a, b) { for (var k in b) {
+                if (typeof b[k] === "object" && a[k]) { merge(a[k], b[k]); } else { a[k] = b[k]; }
+            } }
+            if (window.L && L.drawLocal) { merge(L.drawLocal, {{ this.texts_js }}); }
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "MaillageDrawLocal"
+        self.texts_js = _js_value(DRAW_TEXTS_FR)
+
+
+def _js_value(value: Any) -> str:
+    """A JSON value safe inside a ``<script>`` and as Jinja source (like :func:`_js_string`)."""
+    out = json.dumps(value, ensure_ascii=False).translate(_BRACE_JS_ESCAPES)
+    return out.replace("</", "<\\/")
+
+
 @_map_builder
 def build_draw_map(communes: gpd.GeoDataFrame, *, tiles: str | None = "OpenStreetMap"
                    ) -> folium.Map:
@@ -1375,6 +1437,7 @@ def build_draw_map(communes: gpd.GeoDataFrame, *, tiles: str | None = "OpenStree
     tips = [f"<b>{_esc(r.get('name'))}</b> ({_esc(r.get('code_insee'))})"
             for r in com.to_dict("records")]
     _fill_layer(com, ["#dadaeb"] * len(com), tips, "Communes").add_to(m)
+    _DrawLocal().add_to(m)  # before the tool: its buttons read L.drawLocal when built
     Draw(export=False, position="topleft",
          draw_options={"polyline": False, "circle": False, "circlemarker": False,
                        "marker": False, "polygon": {"allowIntersection": False},
