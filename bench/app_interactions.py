@@ -251,10 +251,10 @@ def run(territory: str, port: int, only: str | None) -> list[tuple[str, float]]:
             timed("page:Implantation", d.nav("Implantation"))
             page.frame_locator("iframe[title*='streamlit_folium']").first \
                 .locator(".leaflet-container").first.wait_for()
+            timed("slider:uptake", d.slider_key("Participation des familles", "ArrowRight"))
             timed("map:click", d.map_click(0.45, 0.55))
             timed("site:add", d.button("Ajouter ce point comme site proposé"))
             timed("map:click2", d.map_click(0.6, 0.4))
-            timed("slider:uptake", d.slider_key("Participation des familles", "ArrowRight"))
             timed("page:Partenaires", d.nav("Partenaires"))
             timed("page:Territoire", d.nav("Territoire"))
         finally:

@@ -9,6 +9,14 @@ Every request that does not go to the local server is refused, as on a machine w
 internet: the map must load Leaflet from the app itself (``static/vendor/``, see
 ``diagnosis.maps.use_local_assets``); only the background tiles stay blank.
 
+A third test visits every page and fails on any English string of Streamlit, Leaflet or
+Vega. What they render was read from the installed sources: Streamlit 1.67's bundle
+(``streamlit/static/static/js/FileUploader.*.js``: "Upload", "<size> per file", "Drag and
+drop files here"; ``utils.*.js``: "Choose an option"; ``ArrowVegaLiteChart.*.js``: only
+``usermeta.embedOptions`` renderer/theme/padding reach vega-embed), folium 0.20's
+``folium.py`` (``control_scale`` writes a bare ``L.control.scale()``, miles included) and
+Leaflet 1.9's ``Control.Scale`` options (``metric``, ``imperial``).
+
 Skipped when ``/usr/bin/chromium`` is absent, except on CI (env ``CI`` set): then it fails.
 """
 

@@ -1,3 +1,11 @@
+"""The command line ``python -m diagnosis``: commands, outputs, errors, French argparse.
+
+The argparse messages translated are the English templates of CPython 3.11's
+``Lib/argparse.py`` (the ``_()`` calls: "usage: ", "the following arguments are
+required: %s", "invalid choice: %(value)r (choose from %(choices)s)", ...), read from the
+installed interpreter.
+"""
+
 from __future__ import annotations
 
 import json
