@@ -194,8 +194,8 @@ def _overpass_guard(response: Any, *args: Any, **kwargs: Any) -> Any:
         _guard.busy = getattr(_guard, "busy", 0) + 1
         if _guard.busy > OVERPASS_MAX_RETRIES:
             raise SourceError(
-                f"osm: Overpass answered HTTP {response.status_code} (busy) "
-                f"{_guard.busy} times to {getattr(response, 'url', '?')}; retry later"
+                f"osm : Overpass a répondu HTTP {response.status_code} (serveur occupé) "
+                f"{_guard.busy} fois à {getattr(response, 'url', '?')} ; réessayez plus tard"
             )
     return response
 
@@ -382,8 +382,9 @@ def load_road_graph(
         return read_road_graph(path)
     if _http.get_config().offline:
         raise SourceError(
-            f"osm: no cached {mode} road graph for this territory ({path}) and Maillage is "
-            "offline; go online once or use crow-fly times"
+            f"osm : pas de réseau routier ({mode}) en cache pour ce territoire ({path}) et "
+            "Maillage est hors ligne ; connectez-vous une fois, ou utilisez les temps à vol "
+            "d'oiseau"
         )
     ox = _ox()
     _http.probe(f"{ox.settings.overpass_url}/status", source="osm")
@@ -393,8 +394,9 @@ def load_road_graph(
                                              simplify=True)
     except Exception as exc:  # osmnx raises requests, Overpass and "empty" errors
         raise SourceError(
-            f"osm: could not download the {mode} road network from Overpass ({exc!r}); "
-            "check the connection and retry later, or use crow-fly times"
+            f"osm : le réseau routier ({mode}) n'a pas pu être téléchargé d'Overpass "
+            f"({exc!r}) ; vérifiez la connexion et réessayez, ou utilisez les temps à vol "
+            "d'oiseau"
         ) from exc
     graph = road_graph_from_networkx(_add_travel_times(graph_nx, mode), mode=mode)
     save_road_graph(graph, path)
@@ -740,8 +742,8 @@ def load_osm_facilities(
     else:
         if cfg.offline:
             raise SourceError(
-                f"osm: no cached facilities for this territory ({path}) and Maillage is "
-                "offline; go online once or import the facilities from a file"
+                f"osm : pas de structures en cache pour ce territoire ({path}) et Maillage est "
+                "hors ligne ; connectez-vous une fois, ou importez les structures d'un fichier"
             )
         try:
             raw = _fetch_features(polygon, refresh=refresh or stale)
@@ -780,8 +782,8 @@ def _fetch_features(polygon: BaseGeometry, *, refresh: bool = False) -> gpd.GeoD
         raise
     except Exception as exc:  # requests and Overpass errors
         raise SourceError(
-            f"osm: could not download facilities from Overpass ({exc!r}); check the "
-            "connection and retry later"
+            f"osm : les structures n'ont pas pu être téléchargées d'Overpass ({exc!r}) ; "
+            "vérifiez la connexion et réessayez plus tard"
         ) from exc
     finally:
         ox.settings.use_cache = use_cache

@@ -247,6 +247,8 @@ ENGLISH_PATTERNS = (r"\bLimit\b", r"\d\s*mi\b", r"\d\s*ft\b", r"\d,\d{3}\b", r"\
 PAGES = [("Territoire", "CC du Pays de Pontchâteau"), ("Besoins et lacunes", "Besoins et lacunes"),
          ("Implantation", "Implantation de la Maison"), ("Partenaires", "Partenaires"),
          ("Rapport et exports", "Rapport et exports"),
+         ("Fichiers INSEE", "Fichiers INSEE"),
+         ("Territoire sur mesure", "Territoire sur mesure"),
          ("Importer des structures", "Importer des structures"),
          ("Sources et limites", "Sources et limites")]
 # Every visible text of a frame: innerText (not display:none), SVG text (Vega charts),

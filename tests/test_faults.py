@@ -310,7 +310,7 @@ def test_osmnx_overpass_429_retries_are_bounded(server, monkeypatch, tmp_path):
     monkeypatch.setattr(ox.settings, "requests_kwargs", {})
     monkeypatch.setattr(ox._overpass.time, "sleep", lambda s: None)  # its 55 s pauses
     start = time.monotonic()
-    with pytest.raises(SourceError, match=r"osm: Overpass answered HTTP 429"):
+    with pytest.raises(SourceError, match=r"osm : Overpass a répondu HTTP 429"):
         osm._fetch_features(box(-2.10, 47.43, -2.08, 47.44), refresh=True)
     assert time.monotonic() - start < 10
     assert server.hits["/api/interpreter"] == osm.OVERPASS_MAX_RETRIES + 1

@@ -189,7 +189,7 @@ def test_load_road_graph_failures(monkeypatch):
         osm.load_road_graph(tiny_polygon(), mode="walk")
     monkeypatch.setattr(_http, "get_config",
                         lambda: _http.HttpConfig(cache_dir=Path("/nonexistent"), offline=True))
-    with pytest.raises(SourceError, match="offline"):
+    with pytest.raises(SourceError, match="hors ligne"):
         osm.load_road_graph(tiny_polygon(), mode="walk")
     with pytest.raises(InputError, match="polygon_wgs84"):
         osm.load_road_graph(Point(0, 47), mode="walk")
