@@ -1416,9 +1416,17 @@ class _DrawLocal(MacroElement):
 
 
 def _js_value(value: Any) -> str:
-    """A JSON value safe inside a ``<script>`` and as Jinja source (like :func:`_js_string`)."""
-    out = json.dumps(value, ensure_ascii=False).translate(_BRACE_JS_ESCAPES)
-    return out.replace("</", "<\\/")
+    r"""A JSON value as JavaScript, safe inside a ``<script>`` and as Jinja source.
+
+    The JSON travels as a string literal given to ``JSON.parse``: braces can then be
+    escaped (``\u007b`` is only valid inside a string), as :func:`_js_string` does.
+
+    Examples
+    --------
+    >>> print(_js_value({"a": "b"}))
+    JSON.parse("\u007b\"a\": \"b\"\u007d")
+    """
+    return f"JSON.parse({_js_string(json.dumps(value, ensure_ascii=False))})"
 
 
 @_map_builder

@@ -317,6 +317,8 @@ def test_every_page_is_french(server, tmp_path):
                     scales += frame.evaluate(
                         "() => [...document.querySelectorAll('.leaflet-control-scale-line')]"
                         ".map((e) => e.innerText)")
+                if title == "Territoire sur mesure":  # the drawing map really draws
+                    assert any("Dessiner un polygone" in t for t in texts), texts
                 found = _english_in("\n".join(texts))
                 if found:
                     english[title] = found
