@@ -45,4 +45,6 @@ st.dataframe(ranked, hide_index=True, key="national_ranking")
 st.download_button("Classement (CSV)", data=_cached.french_csv(ranked),
                    file_name=f"classement_{by}.csv", mime="text/csv", key="national_csv")
 if skipped:
-    st.caption(f"{len(skipped)} territoire(s) sans données chargées, écartés.")
+    st.caption(f"{len(skipped)} commune(s) de France sans données INSEE chargées : leurs "
+               "naissances sont inconnues (pas zéro) et les territoires qui les contiennent "
+               "sont incomplets.")

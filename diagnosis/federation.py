@@ -26,7 +26,7 @@ from diagnosis.errors import InputError
 from diagnosis.formatting import fr_number, fr_percent
 from diagnosis.overview import Overview
 from diagnosis.schema import FACILITY_TYPES, facility_label
-from diagnosis.settings import WGS84
+from diagnosis.settings import FRANCE_METRO_BBOX, WGS84
 
 MAISON = "maison_1000_jours"
 #: Indicators of the national map and ranking (column -> French label).
@@ -171,6 +171,9 @@ def build_federation_map(table: pd.DataFrame, outlines: gpd.GeoDataFrame, *,
                     f"{maps._esc(RANK_METRIC[metric])} : {maps._esc(shown)}<br>"
                     f"Naissances 2024 : {maps._esc(fr_number(row.get('births_2024')))}")
     m, bounds = maps._analysis_map(frame, tiles)
+    west, south, east, north = FRANCE_METRO_BBOX
+    if bounds[0] < west or bounds[2] > east:  # outre-mer included: open on the mainland
+        bounds = [west, south, east, north]
     maps._fill_layer(frame, fills, tips, RANK_METRIC[metric]).add_to(m)
     lows = [values[np.isfinite(values)].min() if np.isfinite(values).any() else np.nan,
             *breaks]
