@@ -474,6 +474,12 @@ def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:
         if engines == {ENGINE_CROW_FLY}:
             para.append("Temps estimés à partir des distances à vol d'oiseau (aucun réseau "
                         "routier chargé) : une approximation.")
+        level = params.get("demand_level")
+        para.append(f"Points de départ des familles : {level} (naissances de chaque commune "
+                    "réparties selon la part de ses jeunes enfants, une estimation) ; chaque "
+                    "commune agrège ses points." if level else
+                    "Points de départ des familles : la mairie de chaque commune (un point "
+                    "par commune : l'accès à l'intérieur d'une commune n'est pas mesuré).")
         return _section(computed=True, paragraphs=[p for p in para if p], tables=[_table(
             ["Type", "Temps calculés", "Structures prises en compte", "Naissances à portée",
              "Part à portée",

@@ -99,3 +99,16 @@ def test_siting_inside_a_city_follows_the_children(urban):
         if "status" in sites else []
     assert coarse_rec != ["t:2"]
     assert coarse.main.summary.get("births_covered_after", 0) == 0
+
+
+def test_the_report_says_which_demand_level_was_used(urban):
+    from diagnosis.report import render_report_html
+
+    ov, fac, demand = urban
+    fine = compute_access(ov, fac, travel=Travel(mode="walk"), max_minutes=60, types=["pmi"],
+                          demand=demand)
+    html = render_report_html(ov, access=fine.access, gaps=fine.gaps)
+    assert "Points de départ des familles : IRIS" in html
+    coarse = compute_access(ov, fac, travel=Travel(mode="walk"), max_minutes=60, types=["pmi"])
+    html = render_report_html(ov, access=coarse.access, gaps=coarse.gaps)
+    assert "la mairie de chaque commune" in html
