@@ -173,6 +173,9 @@ def load_workspace(
             store_notices.append(
                 f"Le stock local de ce territoire est illisible ({exc}) : il est ignoré."
             )
+    if use_store and (stored is None or not stored.has_data):
+        stored, assembled_notices = _assembled_store(territory)
+        store_notices += assembled_notices
     if stored is not None and stored.has_data:
         communes, facilities, records, notices, origin = _from_store(territory, stored)
     elif insee_files and not _in_demo(territory):
@@ -231,6 +234,34 @@ def load_workspace(
         _source_record(k) for k in dict.fromkeys(keys) if k not in known)
     return Workspace(territory, communes, facilities, sources, tuple(reports), tuple(notices),
                      origin=origin, iris=iris, grid=grid)
+
+
+def _assembled_store(territory: Territory) -> tuple[StoredTerritory | None, list[str]]:
+    """The territory from the store's département snapshots (one fetch serves them all).
+
+    A commune, EPCI or custom territory inside a fetched département, an EPCI across two
+    fetched départements: assembled by :func:`data_sources.assemble.assemble_territory`;
+    what is missing is named with the command that loads it.
+    """
+    from data_sources.assemble import assemble_territory
+
+    try:
+        got = assemble_territory(territory)
+    except (SourceError, MissingDataError):
+        return None, []
+    com = got.communes
+    if com is None or not com["code_insee"].isin(territory.communes).any():
+        return None, []
+    ledger = tuple({e.source: e for rows in got.ledgers.values() for e in rows}.values())
+    stored = StoredTerritory(path=got.snapshots[0] if got.snapshots else Path("."),
+                             territory={"kind": territory.kind, "code": territory.code,
+                                        "name": territory.name},
+                             written_at=max((e.fetched_at for e in ledger), default=""),
+                             communes=com.drop(columns=["in_territory"], errors="ignore"),
+                             facilities=got.facilities, ledger=ledger)
+    notices = [f"Données assemblées depuis le stock local des départements "
+               f"{', '.join(got.departements_loaded)}.", *got.missing]
+    return stored, notices
 
 
 def _in_demo(territory: Territory) -> bool:

@@ -131,3 +131,26 @@ def test_nothing_stored_names_every_departement(tmp_path):
                                                          "Département 26 (Drôme)"]
     with pytest.raises(InputError, match="aucune commune"):
         assemble_territory(Territory("custom", "c0", "vide", ()), root=tmp_path)
+
+
+def test_a_fetched_departement_serves_its_communes_in_the_workspace(tmp_path, monkeypatch):
+    """Issue 12.4: ``fetch --territory 44`` once; a commune inside is diagnosed from it."""
+    from data_sources import _http
+    from data_sources import store as store_mod
+    from data_sources.__main__ import main as fetch_main
+    from data_sources.workspace import load_workspace
+    from tests.test_fetch_cli import _fake_loaders
+
+    monkeypatch.setenv(store_mod.STORE_ENV, str(tmp_path / "store"))
+    monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
+    _http.reset()
+    try:
+        _fake_loaders(monkeypatch)
+        assert fetch_main(["fetch", "--territory", "44"]) == 0
+    finally:
+        _http.reset()
+    assert (tmp_path / "store" / "departement-44").is_dir()
+    ws = load_workspace("44129")
+    assert ws.origin == "store"
+    assert any("assemblées depuis le stock local des départements 44" in n for n in ws.notices)
+    assert set(ws.territory.communes) <= set(ws.communes["code_insee"])
