@@ -1,5 +1,9 @@
 """Command line of Maillage: ``python -m diagnosis <command> …``.
 
+Why one module of about 1,100 lines: the parsers (French argparse) and the French
+printing of each command's results; every computation is a call to
+:mod:`diagnosis.pipeline`.
+
 This module is a composition root: it may import :mod:`data_sources` (through the
 shared wiring :func:`data_sources.workspace.load_workspace`).
 

@@ -1,5 +1,9 @@
 """Folium maps of a diagnosis (no Streamlit here: the app only displays them).
 
+Why one module of about 1,400 lines: every builder shares the same escaping (no text
+becomes template source), legend, attribution and offline-asset machinery; a builder
+split off would have to import all of it back.
+
 :func:`build_overview_map` draws an :class:`~diagnosis.overview.Overview`: births per
 commune (choropleth), the territory's outline, one layer per facility type with a fixed
 colour (:data:`FACILITY_STYLES`), the nearest facilities outside the territory (paler),

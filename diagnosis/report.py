@@ -1,5 +1,9 @@
 """The diagnosis report: HTML through Jinja2 (autoescape on), PDF through WeasyPrint.
 
+Why one module of about 1,550 lines: it holds the report's sections in reading order
+(synthesis, needs, offer, access, siting, partners, peer groups, method, annexes), each
+a small function of the same results and table helpers.
+
 The report is a pure function of results: :func:`render_report_html` and
 :func:`render_report` take an :class:`~diagnosis.overview.Overview` and, optionally, the
 results of the other analyses (accessibility, gaps, siting, partners, cohorts,
