@@ -283,9 +283,17 @@ def _context_territory(territory: Territory) -> Territory:
     return Territory("custom", "contexte", f"Départements {', '.join(deps)}", codes, deps)
 
 
-def _insee_notices(imp: Any) -> list[str]:
+def _insee_notices(imp: Any, territory: Territory | None = None) -> list[str]:
     out = [f"Fichier INSEE lu : {line}" for line in imp.files]
-    out += list(imp.notices)
+    if territory is None:
+        out += list(imp.notices)
+    else:  # the files were read for the départements: speak of the territory's communes
+        out += [n for n in imp.notices if "commune(s) du territoire absente(s)" not in n]
+        mine = [c for c in imp.communes_missing if c in set(territory.communes)]
+        if mine:
+            out.append(f"{len(mine)} commune(s) du territoire absente(s) des fichiers INSEE "
+                       f"({', '.join(mine[:10])}{'…' if len(mine) > 10 else ''}) : leurs "
+                       "indicateurs restent inconnus.")
     if imp.missing_indicators:
         out.append("Indicateurs absents des fichiers INSEE donnés (non connus, pas nuls) : "
                    + ", ".join(imp.missing_indicators) + ".")
@@ -318,7 +326,7 @@ def _from_insee_files(
     notices = [
         "Contours des communes : géographie nationale livrée avec Maillage (IGN, INSEE — "
         "Admin Express généralisé, COG 2026) ; besoins : vos fichiers INSEE.",
-        *_insee_notices(imp),
+        *_insee_notices(imp, territory),
     ]
     mine = [c for c in lost if c in set(territory.communes)]
     if mine:

@@ -353,3 +353,59 @@ def test_every_page_is_french(server, tmp_path):
             assert not _english_in(zone.inner_text()), zone.inner_text()
         finally:
             browser.close()
+
+
+def test_a_non_44_territory_from_uploaded_files_in_the_browser(server, tmp_path):
+    """Issue 12: outside the demo, with no network, a consultant uploads the INSEE
+    comparateur file of the Drôme and a facility list, then sees the territory diagnosed."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    from tests.test_app import _drome_files
+
+    drome, insee, facilities = _drome_files()
+    (tmp_path / "comparateur_26.csv").write_bytes(insee)
+    (tmp_path / "structures_26.csv").write_bytes(facilities)
+
+    def offline(r: Route) -> None:
+        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            r.abort("internetdisconnected")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1600},
+                                          locale="fr-FR")
+            context.route("**/*", offline)
+            page = context.new_page()
+            page.goto(server, wait_until="domcontentloaded", timeout=60_000)
+            main = page.locator("[data-testid='stMain']").first
+            expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
+                timeout=90_000)
+            search = page.locator("[data-testid='stSidebar'] input[type='text']").last
+            search.fill(drome)
+            search.press("Enter")
+            _idle(page)
+            expect(main.get_by_text("comparateur de territoires").first).to_be_visible(
+                timeout=120_000)  # what to load, offered
+            for title, name in (("Fichiers INSEE", "comparateur_26.csv"),
+                                ("Importer des structures", "structures_26.csv")):
+                page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title) \
+                    .first.click()
+                _idle(page)
+                page.locator("input[type='file']").first.set_input_files(str(tmp_path / name))
+                _idle(page)
+            page.locator("[data-testid='stSidebarNav'] a").filter(has_text="Territoire") \
+                .first.click()
+            _idle(page)
+            expect(main.get_by_role("heading", name="Valence Romans Agglo")).to_be_visible(
+                timeout=180_000)
+            metrics = page.locator("[data-testid='stMetric']")
+            expect(metrics.filter(has_text="Communes").first).to_contain_text(
+                str(len(__import__("data_sources.cog", fromlist=["resolve"]).resolve(drome)
+                        .communes)))
+            page.screenshot(path=str(tmp_path / "drome.png"), full_page=True)
+        finally:
+            browser.close()
