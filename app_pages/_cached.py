@@ -49,6 +49,7 @@ from diagnosis.analyses import (
 from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import compare_territories, split_territory
 from diagnosis.csvfile import french_csv_bytes
+from diagnosis.errors import MaillageError
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
 from diagnosis.overview import Overview, commune_table, compute_overview, offer_table
 from diagnosis.partners import export_partners_csv
@@ -78,7 +79,7 @@ from diagnosis.presentation import (
     white_zone_table,
 )
 from diagnosis.schema import Territory
-from diagnosis.settings import DEFAULT_THRESHOLD_M
+from diagnosis.settings import DEFAULT_MAX_MINUTES, DEFAULT_THRESHOLD_M
 from diagnosis.siting import USER_SITE_TYPE
 
 
@@ -589,3 +590,22 @@ def drawn_territory(name: str, polygon_wkt: str, dep_code: str) -> Territory:
 
     return territory_from_polygon(shapely.from_wkt(polygon_wkt),
                                   departement_geometry(dep_code), name=name)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def default_travel(code: str, files_key: FilesKey, _files: FileList) -> tuple[str, int, str]:
+    """The mode and threshold proposed for the territory, from its density, with why.
+
+    Dense territories (most of the population in communes of 1,500 inhabitants per km²
+    or more) walk, 15 minutes; the others drive, 20 minutes, as the crow-fly estimate
+    until a road network is chosen (:func:`diagnosis.crowfly.default_mode_for`).
+    """
+    from diagnosis.crowfly import default_mode_for
+
+    try:
+        ws = workspace(code, files_key, _files)
+    except MaillageError:
+        return "crow", int(DEFAULT_MAX_MINUTES), "faute de données, voiture et 20 minutes."
+    mode, minutes, reason = default_mode_for(ws.own_communes,
+                                             population_col="population_2022")
+    return ("walk" if mode == "walk" else "crow"), int(minutes), reason

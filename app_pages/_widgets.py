@@ -12,8 +12,7 @@ from typing import Any
 import folium
 import streamlit as st
 
-from app_pages import CHOOSE, Selection, _cached, md_escape
-from diagnosis.accessibility import DEFAULT_MAX_MINUTES
+from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
 from diagnosis.analyses import Travel
 from diagnosis.errors import MaillageError, MissingDataError
 
@@ -35,11 +34,20 @@ def _share(widget_key: str, shared_key: str) -> None:
 
 def travel_inputs(prefix: str) -> tuple[str, float]:
     """The travel mode and threshold T widgets (keys ``<prefix>_mode``, ``<prefix>_minutes``)."""
+    sel = current_selection()
+    default_mode, default_minutes, reason = _cached.default_travel(sel.code, sel.files_key,
+                                                                   sel.files)
     left, right = st.columns(2)
     mode_key, minutes_key = f"{prefix}_mode", f"{prefix}_minutes"
+    # The user's choice (shared by the pages) wins; until then, the territory's defaults.
+    for key, shared, default in ((mode_key, SHARED_MODE, default_mode),
+                                 (minutes_key, SHARED_MINUTES, default_minutes)):
+        if shared in st.session_state:
+            st.session_state.setdefault(key, st.session_state[shared])
+        else:
+            st.session_state[key] = default
     mode = left.selectbox(
         "Temps de trajet", options=list(MODES), format_func=MODES.__getitem__,
-        index=list(MODES).index(st.session_state.get(SHARED_MODE, "crow")),
         placeholder=CHOOSE, key=mode_key,
         on_change=_share, args=(mode_key, SHARED_MODE),
         help="À vol d'oiseau : distance × facteur de détour à vitesse moyenne, une "
@@ -47,8 +55,10 @@ def travel_inputs(prefix: str) -> tuple[str, float]:
              "utilisation (plus long), sinon estimation à vol d'oiseau signalée.")
     minutes = right.slider(
         "Temps de trajet maximal T (minutes)", min_value=5, max_value=60, step=1,
-        value=int(st.session_state.get(SHARED_MINUTES, DEFAULT_MAX_MINUTES)), key=minutes_key,
+        key=minutes_key,
         on_change=_share, args=(minutes_key, SHARED_MINUTES), format="%d min")
+    if SHARED_MODE not in st.session_state and SHARED_MINUTES not in st.session_state:
+        st.caption(f"Valeurs proposées pour ce territoire : {md_escape(reason)}")
     return str(mode), float(minutes)
 
 

@@ -503,3 +503,17 @@ def test_road_graph_unavailable_warning_is_french(app, monkeypatch, tmp_path):
         assert any(e.label == "Détail technique" for e in app.expander)
     finally:
         _http.reset()
+
+
+def test_travel_defaults_fit_the_territory(app):
+    """Issue 13.3: walking 15 min where communes are dense (Nantes), car 20 min elsewhere;
+    shown and changeable."""
+    app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
+    assert app.selectbox(key="besoins_mode").value == "crow"
+    assert app.slider(key="besoins_minutes").value == 20
+    app.text_input(key="picker_search").input("44109").run(timeout=TIMEOUT)
+    app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert app.selectbox(key="besoins_mode").value == "walk"
+    assert app.slider(key="besoins_minutes").value == 15
+    assert any("communes denses" in c.value for c in app.caption)
