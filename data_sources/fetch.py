@@ -104,7 +104,8 @@ PROBE_TIMEOUT_S = 4.0
 _URL_RE = re.compile(r"https?://[^\s;'\"]+")
 _OFFLINE_RE = re.compile(
     r"offline mode and no (?:cached|downloaded) copy|Maillage is offline|offline mode "
-    r"forbids|and Maillage is offline", re.IGNORECASE,
+    r"forbids|and Maillage is offline|Maillage est hors ligne|mode hors ligne",
+    re.IGNORECASE,
 )
 
 
