@@ -307,7 +307,7 @@ def test_every_page_is_french(server, tmp_path):
                 _idle(page)
                 if title == "Rapport et exports":  # the chart's axes are SVG text, read
                     axis = page.locator("[data-testid='stVegaLiteChart'] svg text")
-                    expect(axis.first).to_be_attached(timeout=30_000)
+                    expect(axis.first).to_be_attached(timeout=120_000)
                     assert axis.count() > 5
                 texts = [page.evaluate(VISIBLE_TEXT_JS)]
                 for frame in page.frames[1:]:
@@ -384,9 +384,14 @@ def test_a_non_44_territory_from_uploaded_files_in_the_browser(server, tmp_path)
             main = page.locator("[data-testid='stMain']").first
             expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
                 timeout=90_000)
-            search = page.locator("[data-testid='stSidebar'] input[type='text']").last
+            search = page.get_by_placeholder("ex. Pontchâteau", exact=False).first
+            expect(search).to_be_visible(timeout=60_000)
+            search.click()
             search.fill(drome)
             search.press("Enter")
+            sidebar = page.locator("[data-testid='stSidebar']").first
+            expect(sidebar.get_by_text("Valence Romans Agglo").first).to_be_visible(
+                timeout=120_000)  # the territory is chosen before any upload
             _idle(page)
             expect(main.get_by_text("comparateur de territoires").first).to_be_visible(
                 timeout=120_000)  # what to load, offered
