@@ -13,6 +13,7 @@ import numpy as np
 from scipy import sparse
 
 from diagnosis.errors import InputError
+from diagnosis.pmedian import solve_p_median_fast
 from diagnosis.siting._common import (
     DEFAULT_TIME_LIMIT_S,
     P_MEDIAN_EXACT_MAX_PAIRS,
@@ -121,8 +122,11 @@ def solve_p_median(
     rows = np.flatnonzero(w > 0)
     dc = np.minimum(d[rows], penalty)
     wr = w[rows]
-    sel = _greedy_p_median(dc, wr, k, fixed_arr, penalty)
-    sel = _swap_p_median(dc, wr, sel, fixed_arr, penalty)
+    # greedy + fast vertex substitution with restarts (diagnosis.pmedian): within 0.04 %
+    # of the Lagrangian bound in 0.3 s at 2,000 x 300, p = 1..10 (bench/siting.py)
+    sel = np.asarray(solve_p_median_fast(dc, wr, k, fixed=fixed_arr,
+                                         unreachable_minutes=penalty).selected,
+                     dtype=np.int64)
     pairs = int((d[rows] < penalty).sum())
     run_exact = method == "exact" or (method == "auto" and pairs <= P_MEDIAN_EXACT_MAX_PAIRS)
     if method == "exact" and pairs > P_MEDIAN_EXACT_MAX_PAIRS:
@@ -170,25 +174,6 @@ def _column_costs(d: np.ndarray, w: np.ndarray, cur: np.ndarray,
     return out
 
 
-def _greedy_p_median(d: np.ndarray, w: np.ndarray, k: int, fixed: np.ndarray,
-                     penalty: float) -> np.ndarray:
-    n, m = d.shape
-    cur = np.full(n, penalty)
-    if fixed.size:
-        cur = np.minimum(cur, d[:, fixed].min(axis=1))
-    closed = np.ones(m, dtype=bool)
-    closed[fixed] = False
-    chosen: list[int] = []
-    for _ in range(k):
-        costs = _column_costs(d, w, cur)
-        costs[~closed] = np.inf
-        j = int(np.argmin(costs))
-        chosen.append(j)
-        closed[j] = False
-        cur = np.minimum(cur, d[:, j])
-    return np.sort(np.asarray(chosen, dtype=np.int64))
-
-
 def _p_median_swap_costs(d: np.ndarray, w: np.ndarray, sel: np.ndarray, fixed: np.ndarray,
                          penalty: float) -> np.ndarray:
     """Total cost after each (remove ``sel[r]``, add column ``c``) exchange.
@@ -212,24 +197,6 @@ def _p_median_swap_costs(d: np.ndarray, w: np.ndarray, sel: np.ndarray, fixed: n
     open_mask[open_] = True
     out[:, open_mask] = np.inf
     return out
-
-
-def _swap_p_median(d: np.ndarray, w: np.ndarray, sel: np.ndarray, fixed: np.ndarray,
-                   penalty: float, *, max_swaps: int = 1000) -> np.ndarray:
-    sel = np.sort(sel)
-    for _ in range(max_swaps):
-        if sel.size + fixed.size >= d.shape[1]:
-            break
-        open_ = np.union1d(fixed, sel).astype(np.int64)
-        current = float(w @ np.minimum(d[:, open_].min(axis=1), penalty))
-        costs = _p_median_swap_costs(d, w, sel, fixed, penalty)
-        flat = int(np.argmin(costs))
-        r, c = divmod(flat, costs.shape[1])
-        tol = 1e-9 * max(abs(current), 1.0)
-        if not costs[r, c] < current - tol:
-            break
-        sel = np.sort(np.append(np.delete(sel, r), c))
-    return sel
 
 
 def _exact_p_median(d: np.ndarray, w: np.ndarray, k: int, fixed: np.ndarray, penalty: float,
