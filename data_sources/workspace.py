@@ -342,7 +342,7 @@ def _from_insee_files(
                        "ou inconnue.")
     notices.append("Aucune structure n'est chargée pour ce territoire hors de vos fichiers : "
                    "importez-les (--facilities) ou mettez à jour les sources.")
-    records = [_source_record(k) for k in ("cog2026", "ign_admin_express",
+    records = [_source_record(k) for k in ("cog2026", "ign_admin_express_france",
                                            "insee_comparateur")]
     return communes, empty_facilities(), records, notices, "fichiers"
 
