@@ -80,9 +80,18 @@ for start in range(0, len(types), 5):
     row = st.columns(5)
     for col, ftype in zip(row, types[start:start + 5], strict=False):
         fac = s["facilities"][ftype]
+        known = s.get("coverage", {}).get(ftype, {}).get("label", "inconnue")
         col.metric(facility_label(ftype, plural=True), fac["count"],
-                   help=(f"Places connues : {_number(fac['places_known'])} ; placées à la "
-                         f"mairie (position approximative) : {fac['at_commune_precision']}."))
+                   help=(f"Offre connue : {known}. Places connues : "
+                         f"{_number(fac['places_known'])} ; placées à la mairie (position "
+                         f"approximative) : {fac['at_commune_precision']}."))
+partial = [facility_label(t, plural=True) for t in types
+           if s.get("coverage", {}).get(t, {}).get("status") != "complete"]
+if partial:
+    st.caption("Aucune source chargée ne recense entièrement : " + ", ".join(partial)
+               + ". Pour ces types, les nombres sont ceux des structures connues : un 0 veut "
+               "dire « aucune connue », pas « aucune » (importez vos fichiers ou mettez à "
+               "jour les sources).")
 
 st.subheader("Offre et proximité")
 st.slider("Distance jugée « à portée » (km à vol d'oiseau depuis la mairie)", min_value=1.0,
