@@ -204,7 +204,8 @@ def _folder_deps(folder: str, territory: Territory) -> Sequence[str]:
     return territory.departements  # the territory's own folder covers all of it
 
 
-def communes_from_insee(territory: Territory, insee: InseeImport) -> gpd.GeoDataFrame:
+def communes_from_insee(territory: Territory, insee: InseeImport, *,
+                        geography: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     """The communes table of a territory from the national geography and INSEE files.
 
     Parameters
@@ -213,6 +214,9 @@ def communes_from_insee(territory: Territory, insee: InseeImport) -> gpd.GeoData
         A resolved territory (its communes must all be current COG 2026 communes).
     insee
         What :func:`data_sources.insee_files.read_insee_files` gave for its communes.
+    geography
+        The shipped national communes of its départements when the caller already read
+        them (:func:`data_sources.national.load_national_communes`).
 
     Returns
     -------
@@ -231,7 +235,8 @@ def communes_from_insee(territory: Territory, insee: InseeImport) -> gpd.GeoData
     InputError
         Communes of the territory absent from the national geography.
     """
-    geo = load_national_communes(departements=territory.departements)
+    geo = geography if geography is not None else load_national_communes(
+        departements=territory.departements)
     geo = geo.loc[geo["code_insee"].isin(territory.communes)]
     absent = sorted(set(territory.communes) - set(geo["code_insee"]))
     if absent:

@@ -270,17 +270,18 @@ def _in_demo(territory: Territory) -> bool:
     return all(c in codes for c in territory.communes)
 
 
-def _context_territory(territory: Territory) -> Territory:
+def _context_territory(territory: Territory) -> tuple[Territory, gpd.GeoDataFrame]:
     """The territory's départements as one territory (neighbours across the border).
 
-    INSEE files and the national geography are read for all of them.
+    INSEE files and the national geography are read for all of them; the geography read
+    is returned with it, for the communes table.
     """
     from data_sources.national import load_national_communes
 
     deps = tuple(territory.departements)
     geo = load_national_communes(departements=deps)
     codes = tuple(dict.fromkeys([*territory.communes, *geo["code_insee"].astype(str)]))
-    return Territory("custom", "contexte", f"Départements {', '.join(deps)}", codes, deps)
+    return Territory("custom", "contexte", f"Départements {', '.join(deps)}", codes, deps), geo
 
 
 def _insee_notices(imp: Any, territory: Territory | None = None) -> list[str]:
@@ -307,9 +308,9 @@ def _from_insee_files(
     from data_sources.assemble import communes_from_insee
     from data_sources.insee_files import read_insee_files
 
-    context = _context_territory(territory)
+    context, geography = _context_territory(territory)
     imp = read_insee_files(list(files), territory_codes=context.communes)
-    communes = communes_from_insee(context, imp)
+    communes = communes_from_insee(context, imp, geography=geography)  # read once
     unplaced = communes.geometry.isna() | communes.geometry.is_empty
     if "point_lon" in communes:
         unplaced &= communes["point_lon"].isna()
