@@ -293,7 +293,8 @@ def _run_melodi(run: _Run) -> _Loaded:
         first = next(iter(failures.values()), "no value for any commune")
         raise SourceError(f"{first} ({len(failures)} series out of "
                           f"{len(insee_melodi.DEFAULT_SERIES)} failed)")
-    note = f"séries en échec : {', '.join(sorted(failures))}" if failures else ""
+    note = ("séries en échec : " + " ; ".join(f"{k} ({v})" for k, v in sorted(failures.items()))
+            if failures else "")
     return _Loaded(needs, vintage=_melodi_vintage(needs), note=note)
 
 
