@@ -119,7 +119,7 @@ def recorded(tmp_path, monkeypatch):
         rsps.get(f"{inclusion.BASE_URL}/services",
                  json=js("inclusion/services_garde_denfants.json"))
         # annuaire de l'administration
-        rsps.get("https://api-lannuaire.service-public.fr/api/explore/v2.1/catalog/datasets/"
+        rsps.get("https://api-lannuaire.service-public.gouv.fr/api/explore/v2.1/catalog/datasets/"
                  "api-lannuaire-administration/exports/json", json=js("annuaire/export_44.json"))
         # Géoplateforme geocoder for the rows without a position
         rsps.add_callback(responses.POST, "https://data.geopf.fr/geocodage/search/csv",
