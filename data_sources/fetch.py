@@ -311,7 +311,8 @@ def _run_finess(run: _Run) -> _Loaded:
 
 def _run_bpe(run: _Run) -> _Loaded:
     gdf = bpe.load_bpe(run.area, offline=run.offline)
-    return _Loaded(gdf, vintage=str(bpe.DEFAULT_VINTAGE), unplaced=_unplaced(gdf))
+    return _Loaded(gdf, vintage=str(gdf.attrs.get("vintage", bpe.DEFAULT_VINTAGE)),
+                   unplaced=_unplaced(gdf), note=" ; ".join(gdf.attrs.get("notes", [])))
 
 
 def _outline(run: _Run) -> gpd.GeoDataFrame:
