@@ -338,7 +338,8 @@ def _run_osm(run: _Run) -> _Loaded:
 def _run_caf(run: _Run) -> _Loaded:
     cov = caf.load_coverage(run.area, offline=run.offline)
     years = sorted(set(cov["year"].tolist()))
-    return _Loaded(cov, vintage=str(years[-1]) if years else "")
+    return _Loaded(cov, vintage=str(years[-1]) if years else "",
+                   note=" ; ".join(cov.attrs.get("notes", [])))
 
 
 def _run_inclusion(run: _Run) -> _Loaded:
