@@ -290,18 +290,18 @@ def aggregate_arrondissements(
                    coverage.loc[coverage["level"].eq("commune"), "year"], strict=True))
     rows, notes = [], []
     names = {"75056": "Paris", "69123": "Lyon", "13055": "Marseille"}
-    for (commune, year), g in arms.groupby([arms["code"].map(COMMUNE_OF_ARRONDISSEMENT),
-                                            "year"]):
+    for key, g in arms.groupby([arms["code"].map(COMMUNE_OF_ARRONDISSEMENT), "year"]):
+        commune, year = str(key[0]), int(str(key[1]))
         if (commune, year) in have:
             continue
         w = g["code"].map(weights)
         if w.notna().all() and float(w.sum()) > 0:
             rate = float((g["rate"] * w).sum() / w.sum())
             rows.append({"level": "commune", "code": commune, "name": names[commune].upper(),
-                         "year": int(year), "rate": rate})
+                         "year": year, "rate": rate})
             continue
         notes.append(
-            f"{names[commune]} : taux de couverture CAF {int(year)} publié par arrondissement "
+            f"{names[commune]} : taux de couverture CAF {year} publié par arrondissement "
             f"seulement ({len(g)} arrondissement(s), de {g['rate'].min():.1f} à "
             f"{g['rate'].max():.1f} places pour 100 enfants) ; sans le nombre d'enfants de "
             "chacun, pas de taux communal (non connu)."
