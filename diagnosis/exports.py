@@ -188,7 +188,8 @@ def _finite(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def known_offer_columns(communes: pd.DataFrame, summary: Mapping[str, Any]) -> pd.DataFrame:
+def known_offer_columns(communes: gpd.GeoDataFrame,
+                        summary: Mapping[str, Any]) -> gpd.GeoDataFrame:
     """Communes with ``n_<t>``/``within_<t>`` left empty where the offer is not known.
 
     A count of facilities of type ``t`` in a commune, or "no facility within reach", is a
