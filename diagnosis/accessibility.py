@@ -742,7 +742,7 @@ def _sparse_pairs(
 def _pairs_csr(travel_minutes: Any, top: float) -> sp.csr_array:
     """Travel-time pairs as a canonical CSR array of minutes, checked in one pass.
 
-    A sparse input (or a :class:`~diagnosis.travel_times.TravelTimes`) keeps its stored
+    A sparse input (or a :class:`~diagnosis.travel.TravelTimes`) keeps its stored
     pairs, those past ``top`` included (every decay weighs them 0); a dense one keeps the
     cells with ``t <= top``.
     """
