@@ -19,7 +19,7 @@ Run ``python bench/e2sfca.py`` (three instances, seeded) or ``--quick`` (small o
    pairs), not run on this shared 2-core machine.
 
 Births 0-300 per origin, 10-60 places per facility. Both sides get the same times:
-ours the sparse pairs of :func:`diagnosis.travel_times.crow_fly_travel_times` (what
+ours the sparse pairs of :func:`diagnosis.travel.crow_fly_travel_times` (what
 the project computes), ``access`` the long table of the same pairs (what a routed cost
 table holds). E2SFCA with a 30-minute catchment and the Luo & Qi step decay
 (1 / 0.68 / 0.22 on thirds), which is also ``access``'s default.
@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from diagnosis.accessibility import compute_e2sfca, step_decay  # noqa: E402
-from diagnosis.travel_times import crow_fly_travel_times  # noqa: E402
+from diagnosis.travel import crow_fly_travel_times  # noqa: E402
 
 
 def make_instance(n_origins: int, n_facilities: int, *, seed: int, side_m: float = 100_000.0,

@@ -8,7 +8,7 @@ A matrix core (numpy) and a thin GeoDataFrame front, after PySAL ``access``:
 
 - :func:`compute_e2sfca` takes travel times (origins × facilities, minutes) as the
   sparse pairs within reach (a scipy.sparse matrix or a
-  :class:`~diagnosis.travel_times.TravelTimes`) or a dense matrix, a demand vector and
+  :class:`~diagnosis.travel.TravelTimes`) or a dense matrix, a demand vector and
   a supply vector, and returns the enhanced two-step floating catchment area score of
   every origin. It matches ``access.Access.enhanced_two_stage_fca`` (tested to 1e-9);
   work and memory follow the pairs within reach, not origins × facilities.
@@ -16,8 +16,8 @@ A matrix core (numpy) and a thin GeoDataFrame front, after PySAL ``access``:
   are the simple per-origin indicators.
 - :func:`compute_access_indicators` puts it all in one tidy table keyed by
   ``code_insee``, with a per-type summary.
-- :func:`compute_travel_times_by_type` builds the sparse travel times it needs from a
-  road graph, or as the crow flies when there is none.
+- :func:`compute_travel_times_by_type` builds the sparse travel times it needs with a
+  travel engine (:mod:`diagnosis.travel`): a road graph, or as the crow flies.
 
 See Also
 --------
@@ -38,10 +38,11 @@ import scipy.sparse as sp
 from diagnosis.errors import InputError, check_positive
 from diagnosis.schema import FACILITY_TYPES, facility_label
 from diagnosis.settings import DEFAULT_MAX_MINUTES, METRIC_CRS
-from diagnosis.travel_times import (
+from diagnosis.travel import (
     DEFAULT_MAX_SNAP_M,
     DETOUR_FACTOR,
     RoadGraph,
+    TravelEngine,
     TravelTimes,
     compute_travel_times,
     crow_fly_travel_times,
@@ -250,7 +251,7 @@ def compute_e2sfca(
         ``(n_origins, n_facilities)`` minutes: a dense array (``np.inf`` = out of
         reach), a scipy.sparse matrix or array whose **stored** entries are the pairs
         within reach (absent = out of reach; a 0-minute pair must be a stored zero), or
-        a :class:`~diagnosis.travel_times.TravelTimes` (its sparse ``within`` pairs).
+        a :class:`~diagnosis.travel.TravelTimes` (its sparse ``within`` pairs).
     demand
         ``(n_origins,)`` demand (e.g. births), finite and >= 0.
     supply
@@ -328,7 +329,7 @@ def compute_e2sfca(
 def minutes_to_nearest(travel_minutes: Any) -> np.ndarray:
     """Minutes from each origin to its nearest facility (``np.inf`` if none in reach).
 
-    A :class:`~diagnosis.travel_times.TravelTimes` gives its ``nearest_minutes`` (k-d
+    A :class:`~diagnosis.travel.TravelTimes` gives its ``nearest_minutes`` (k-d
     tree or multi-source Dijkstra); a sparse matrix the smallest stored entry of each
     row; a dense array the row minimum.
 
@@ -357,7 +358,7 @@ def count_reachable(travel_minutes: Any, *, max_minutes: float) -> np.ndarray:
     """Number of facilities within ``max_minutes`` of each origin.
 
     Counted on the pairs within reach for sparse inputs and
-    :class:`~diagnosis.travel_times.TravelTimes`.
+    :class:`~diagnosis.travel.TravelTimes`.
 
     Examples
     --------
@@ -439,6 +440,7 @@ def compute_travel_times_by_type(
     speed_kmh: float | None = None,
     detour_factor: float = DETOUR_FACTOR,
     access_min: float = 0.0,
+    engine: TravelEngine | None = None,
 ) -> dict[str, TravelTimes]:
     """Travel-time matrices from communes to the facilities of each type.
 
@@ -460,8 +462,13 @@ def compute_travel_times_by_type(
     mode
         Crow-fly mode (``"drive"``/``"walk"``); with a graph, the graph's mode is used.
     max_snap_m, speed_kmh, detour_factor, access_min
-        Passed to :func:`~diagnosis.travel_times.compute_travel_times` or
-        :func:`~diagnosis.travel_times.crow_fly_travel_times`.
+        Passed to :func:`~diagnosis.travel.compute_travel_times` or
+        :func:`~diagnosis.travel.crow_fly_travel_times`.
+    engine
+        Any travel engine (:class:`~diagnosis.travel.TravelEngine`, e.g. a
+        :class:`~diagnosis.travel.Travel`); when given, it computes every matrix and
+        ``graph``, ``mode``, ``max_snap_m``, ``speed_kmh``, ``detour_factor`` and
+        ``access_min`` are not used.
 
     Returns
     -------
@@ -477,7 +484,9 @@ def compute_travel_times_by_type(
         if len(sub) == 0:
             continue
         dest = facility_points_xy(sub)
-        if graph is None:
+        if engine is not None:
+            out[ftype] = engine.times(origins, dest, max_minutes=max_minutes)
+        elif graph is None:
             out[ftype] = crow_fly_travel_times(origins, dest, detour_factor=detour_factor,
                                                speed_kmh=speed_kmh, mode=mode or "drive",
                                                max_minutes=max_minutes, access_min=access_min)
@@ -539,7 +548,7 @@ def compute_access_indicators(
         Facilities in the schema (``type``, ``capacity``); the columns of the matrix of
         type ``t`` are its rows of that type, in order.
     travel_times_by_type
-        Type -> :class:`~diagnosis.travel_times.TravelTimes`, e.g. from
+        Type -> :class:`~diagnosis.travel.TravelTimes`, e.g. from
         :func:`compute_travel_times_by_type`, computed with a cutoff >= ``max_minutes``.
     births_col
         Demand column (annual births). Communes with unknown births get indicators but
@@ -729,7 +738,7 @@ def _sparse_pairs(
 def _pairs_csr(travel_minutes: Any, top: float) -> sp.csr_array:
     """Travel-time pairs as a canonical CSR array of minutes, checked in one pass.
 
-    A sparse input (or a :class:`~diagnosis.travel_times.TravelTimes`) keeps its stored
+    A sparse input (or a :class:`~diagnosis.travel.TravelTimes`) keeps its stored
     pairs, those past ``top`` included (every decay weighs them 0); a dense one keeps the
     cells with ``t <= top``.
     """

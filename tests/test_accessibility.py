@@ -34,7 +34,7 @@ from diagnosis.accessibility import (
 )
 from diagnosis.errors import InputError
 from diagnosis.schema import FACILITY_DTYPES
-from diagnosis.travel_times import crow_fly_travel_times, road_graph_from_arrays
+from diagnosis.travel import crow_fly_travel_times, road_graph_from_arrays
 
 
 def access_e2sfca(minutes, demand, supply, max_minutes, weight_fn):
