@@ -819,8 +819,8 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
 
 def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
     """The whole diagnosis of ``--territory`` (report and export)."""
-    from diagnosis.analyses import Travel
     from diagnosis.pipeline import PARTS, run_diagnosis
+    from diagnosis.travel import Travel
 
     params = _params(args)
     ws = _workspace(args)
