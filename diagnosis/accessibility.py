@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from diagnosis.errors import InputError, check_positive
 from diagnosis.schema import FACILITY_TYPES, facility_label
-from diagnosis.settings import METRIC_CRS
+from diagnosis.settings import DEFAULT_MAX_MINUTES, METRIC_CRS
 from diagnosis.travel import (
     DEFAULT_MAX_SNAP_M,
     DETOUR_FACTOR,
@@ -47,10 +47,6 @@ from diagnosis.travel import (
     compute_travel_times,
     crow_fly_travel_times,
 )
-
-#: Default accessibility threshold (minutes): "within reach" means at most this long.
-#: A convention for everyday early-childhood services, to be set by the user.
-DEFAULT_MAX_MINUTES = 20.0
 
 #: Weights of the original E2SFCA (Luo & Qi 2009) for three equal time bands.
 LUO_QI_WEIGHTS: tuple[float, float, float] = (1.0, 0.68, 0.22)
