@@ -121,11 +121,7 @@ def int_at_least(low: int, *, high: int | None = None) -> Callable[[str], int]:
     argparse.ArgumentTypeError: « -3 » : un nombre entier d'au moins 1 est attendu
     """
     def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"« {text} » n'est pas un nombre entier") from None
+        value = int(text.strip())  # ValueError: argparse says « valeur invalide (nombre entier) »
         if value < low or (high is not None and value > high):
             bound = (f"entre {low} et {high}" if high is not None else f"d'au moins {low}")
             raise argparse.ArgumentTypeError(
@@ -150,10 +146,7 @@ def float_between(low: float, high: float, *, low_open: bool = True,
     argparse.ArgumentTypeError: « 1e9 » : un nombre plus grand que 0 et au plus 240 est attendu
     """
     def parse(text: str) -> float:
-        try:
-            value = float(text.strip().replace(",", "."))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"« {text} » n'est pas un nombre") from None
+        value = float(text.strip().replace(",", "."))  # ValueError: « valeur invalide »
         too_low = value <= low if low_open else value < low
         if not math.isfinite(value) or too_low or value > high:
             first = (f"plus grand que {_number_text(low)}" if low_open
