@@ -221,8 +221,9 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
     if isinstance(prio, pd.DataFrame) and "score" in prio and len(prio) > 1:
         top = prio.sort_values("score", ascending=False).head(3)
         tops = [str(r.get("name", r["code_insee"])) for r in top.to_dict("records")]
-        findings.append("Communes les plus prioritaires (besoins et éloignement des "
-                        "services) : " + ", ".join(tops) + ".")
+        findings.append("Communes les plus prioritaires (familles concernées : naissances "
+                        "pondérées par les besoins et l'éloignement des services) : "
+                        + ", ".join(tops) + ".")
     if cohorts is not None and hasattr(cohorts, "maison_groups_per_year"):
         findings.append(
             f"Groupes de pairs : la zone desservie pourrait en remplir "
