@@ -41,10 +41,8 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     FrenchHelpFormatter,
     french_argparse_message,
 )
-from diagnosis.comparison import SPLITS
 from diagnosis.errors import MaillageError
-from diagnosis.schema import facility_label
-from diagnosis.settings import DEFAULT_THRESHOLD_M
+from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -120,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    from diagnosis.accessibility import DEFAULT_MAX_MINUTES
+    from diagnosis.settings import DEFAULT_MAX_MINUTES
 
     p.add_argument("--mode", choices=("drive", "walk", "crow"), default=default_mode,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
@@ -135,7 +133,7 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
 
 def _add_analysis_parsers(sub: Any) -> None:
     """Parsers of ``access``, ``site`` and ``partners``."""
-    from diagnosis.siting import HOST_TYPES, OBJECTIVES
+    from diagnosis.settings import HOST_TYPES, OBJECTIVES
 
     a = sub.add_parser("access", help="temps d'accès aux services, zones blanches et "
                                       "communes prioritaires")
@@ -219,6 +217,7 @@ def _print_table(data: dict[str, Any]) -> None:
 
     from diagnosis.formatting import NOT_KNOWN_F, fr_known, fr_number, fr_out_of
     from diagnosis.overview import COVERAGE_LABELS
+    from diagnosis.schema import facility_label
 
     con = Console(width=110)
     t = data["territory"]
