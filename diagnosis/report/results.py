@@ -78,7 +78,7 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
     labels = {"poverty": "Pauvreté (× moy.)", "single_parent": "Monoparentalité (× moy.)",
               "access": "Éloignement (× moy.)"}
 
-    def estimated(r: Mapping[str, Any]) -> str:
+    def estimated(r: Mapping[Any, Any]) -> str:
         missing = [_FACTOR_LABELS.get(k, k) for k in str(r.get("missing_factors") or "")
                    .split(",") if k]
         est = "estimée" if str(r.get("estimated_factors") or "") else ""
