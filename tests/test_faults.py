@@ -144,7 +144,8 @@ def server():
 @pytest.fixture(autouse=True)
 def http_sandbox(tmp_path):
     _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
-                    max_retries=2, rate_limits={}, timeout_s=(2.0, 3.0))
+                    max_retries=2, rate_limits={}, timeout_s=(2.0, 3.0),
+                    allow_hosts=("127.0.0.1",))  # the local test server
     yield
     _http.reset()
 

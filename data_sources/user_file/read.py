@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from data_sources._budget import check_size, read_file_capped, read_stream_capped
 from data_sources.user_file._decode import _decode
 from data_sources.user_file.report import _plural, _rows_text
 from diagnosis.errors import InputError
@@ -26,6 +27,13 @@ CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
 
 
 GEO_EXTENSIONS = (".geojson", ".json", ".gpkg")
+
+
+#: Largest facility file imported (bytes): the app's upload limit too.
+MAX_IMPORT_BYTES = 50 * 2**20
+#: Most data rows (or features) imported from one file.
+MAX_IMPORT_ROWS = 100_000
+_WHAT = "fichier de structures"
 
 
 #: Separators tried on CSV files, in order of preference when equally plausible.
@@ -67,35 +75,40 @@ class RawTable:
     notes: Mapping[int, str] = field(default_factory=dict)
 
 
-def _read_source(source: Any, *, name: str | None) -> tuple[bytes, str]:
-    """Return the bytes and the file name of a path, bytes or file-like ``source``."""
+def _read_source(source: Any, *, name: str | None,
+                 max_bytes: int = MAX_IMPORT_BYTES) -> tuple[bytes, str]:
+    """Return the bytes and the file name of a path, bytes or file-like ``source``.
+
+    A path that is not a regular file (``/dev/zero``, a FIFO, a folder) and a file larger
+    than ``max_bytes`` are refused with a French message, before being read whole.
+    """
     if isinstance(source, str | Path):
         path = Path(source)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read the facility file {str(path)!r}: {exc}; "
-                             "check the path") from exc
-        return data, name or path.name
+        return read_file_capped(path, max_bytes=max_bytes, what=_WHAT), name or path.name
     if isinstance(source, bytes | bytearray | memoryview):
         if not name:
             raise InputError("load_facility_file got bytes without name=; pass the file "
                              "name too (e.g. name='creches.csv'), its extension picks the reader")
+        check_size(source, name=name, max_bytes=max_bytes, what=_WHAT)
         return bytes(source), name
     if hasattr(source, "getvalue") or hasattr(source, "read"):
-        data = source.getvalue() if hasattr(source, "getvalue") else source.read()
         file_name = name or Path(str(getattr(source, "name", "") or "")).name
         if not file_name:
             raise InputError("load_facility_file got a file object without a name; "
                              "pass name='<file name with extension>'")
-        if isinstance(data, str):
-            data = data.encode("utf-8")
+        if hasattr(source, "read"):
+            data = read_stream_capped(source, name=file_name, max_bytes=max_bytes, what=_WHAT)
+        else:
+            data = source.getvalue()
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            check_size(data, name=file_name, max_bytes=max_bytes, what=_WHAT)
         return bytes(data), file_name
     raise InputError(f"source={source!r} is not a path, bytes or a file object; "
                      "pass the path of a CSV, GeoJSON or GeoPackage file")
 
 
-def read_table(data: bytes, *, file_name: str) -> RawTable:
+def read_table(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -> RawTable:
     """Read a CSV, GeoJSON or GeoPackage file's bytes as a table of text cells.
 
     Parameters
@@ -104,6 +117,9 @@ def read_table(data: bytes, *, file_name: str) -> RawTable:
         The file's bytes.
     file_name
         Its name; the extension chooses the reader and the name appears in errors.
+    max_rows
+        Most data rows (CSV) or features (GeoJSON, GeoPackage) read; a larger file is
+        refused (French message) rather than cut.
 
     Returns
     -------
@@ -118,9 +134,9 @@ def read_table(data: bytes, *, file_name: str) -> RawTable:
     """
     ext = Path(file_name).suffix.lower()
     if ext in CSV_EXTENSIONS:
-        return _read_csv(data, file_name=file_name)
+        return _read_csv(data, file_name=file_name, max_rows=max_rows)
     if ext in GEO_EXTENSIONS:
-        return _read_vector(data, file_name=file_name)
+        return _read_vector(data, file_name=file_name, max_rows=max_rows)
     hint = " (export the sheet as CSV from your spreadsheet)" if ext in {
         ".xls", ".xlsx", ".ods"} else ""
     raise InputError(
@@ -151,7 +167,17 @@ def _sniff_separator(lines: Sequence[str]) -> tuple[str, int]:
     return best[1], best[2]
 
 
-def _read_csv(data: bytes, *, file_name: str) -> RawTable:
+def _too_many_rows(file_name: str, max_rows: int, *, unit: str = "lignes") -> InputError:
+    limit = f"{max_rows:,}".replace(",", "\u202f")
+    return InputError(
+        f"{file_name!r} has more than {max_rows} rows", argument="fichier de structures",
+        value=file_name,
+        fr=f"fichier de structures « {file_name} » refusé : plus de {limit} {unit} (au plus "
+           f"{limit} par fichier). Ne gardez que les structures du territoire étudié, ou "
+           "découpez le fichier en plusieurs")
+
+
+def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -> RawTable:
     decoded = _decode(data, file_name=file_name)
     text, encoding = decoded.text, decoded.encoding
     if not text.strip():
@@ -187,6 +213,8 @@ def _read_csv(data: bytes, *, file_name: str) -> RawTable:
     stray: list[int] = []
     prev_line = skip_first
     while True:
+        if len(records) > max_rows:
+            raise _too_many_rows(file_name, max_rows)
         try:
             record = next(reader)
         except StopIteration:
@@ -333,7 +361,7 @@ def _unique_headers(header: Sequence[str], warnings: list[str]) -> list[str]:
     return names
 
 
-def _read_vector(data: bytes, *, file_name: str) -> RawTable:
+def _read_vector(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -> RawTable:
     import pyogrio  # local: the CSV path does not need GDAL
 
     if not data.strip():
@@ -351,6 +379,10 @@ def _read_vector(data: bytes, *, file_name: str) -> RawTable:
             layers = pyogrio.list_layers(path)
             spatial = [str(n) for n, kind in layers if kind]
             names = spatial or [str(layers[0][0])]
+            features = sum(int(pyogrio.read_info(path, layer=layer).get("features") or 0)
+                           for layer in names)
+            if features > max_rows:
+                raise _too_many_rows(file_name, max_rows, unit="objets")
             parts = []
             for layer in names:
                 with warnings_module.catch_warnings():
@@ -359,9 +391,11 @@ def _read_vector(data: bytes, *, file_name: str) -> RawTable:
                     warnings_module.simplefilter("ignore", RuntimeWarning)
                     parts.append(pyogrio.read_dataframe(path, layer=layer if len(layers) > 1
                                                         else None))
+        except InputError:
+            raise
         except Exception as exc:  # pyogrio raises DataSourceError and friends
-            fallback = _read_geojson_features(data) if path.suffix in {".geojson", ".json"} \
-                else None
+            fallback = (_read_geojson_features(data, file_name=file_name, max_rows=max_rows)
+                        if path.suffix in {".geojson", ".json"} else None)
             if fallback is None:
                 raise InputError(f"{file_name!r}: cannot read it as GeoJSON/GeoPackage ({exc}); "
                                  "check the file or export it again") from exc
@@ -423,7 +457,9 @@ def _open_ring(geom: Any) -> str:
     return ""
 
 
-def _read_geojson_features(data: bytes) -> tuple[gpd.GeoDataFrame, dict[int, str]] | None:
+def _read_geojson_features(data: bytes, *, file_name: str = "",
+                           max_rows: int = MAX_IMPORT_ROWS,
+                           ) -> tuple[gpd.GeoDataFrame, dict[int, str]] | None:
     """Read a GeoJSON feature by feature; a feature with a bad geometry is set aside.
 
     Returns ``None`` when the text is not a GeoJSON FeatureCollection.
@@ -436,6 +472,8 @@ def _read_geojson_features(data: bytes) -> tuple[gpd.GeoDataFrame, dict[int, str
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
         return None
+    if len(doc["features"]) > max_rows:
+        raise _too_many_rows(file_name, max_rows, unit="objets")
     props: list[dict[str, Any]] = []
     geoms: list[Any] = []
     bad: dict[int, str] = {}
