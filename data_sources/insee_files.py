@@ -533,7 +533,7 @@ def _combine_former_communes(
                            f"ignorées : le fichier a aussi la ligne de {label}.")
             combined.append(own_rows.loc[[cur]].reset_index())
             continue
-        if has_own and _holds_merged_total(own_rows.loc[cur], group, pop_col,
+        if has_own and _holds_merged_total(own_rows.loc[[cur]].iloc[0], group, pop_col,
                                            reference_population.get(cur)):
             combined.append(own_rows.loc[[cur]].reset_index())
             notices.append(
