@@ -598,9 +598,9 @@ def default_travel(code: str, files_key: FilesKey, _files: FileList) -> tuple[st
 
     Dense territories (most of the population in communes of 1,500 inhabitants per km²
     or more) walk, 15 minutes; the others drive, 20 minutes, as the crow-fly estimate
-    until a road network is chosen (:func:`diagnosis.crowfly.default_mode_for`).
+    until a road network is chosen (:func:`diagnosis.travel.modes.default_mode_for`).
     """
-    from diagnosis.crowfly import default_mode_for
+    from diagnosis.travel import default_mode_for
 
     try:
         ws = workspace(code, files_key, _files)

@@ -13,8 +13,8 @@ import folium
 import streamlit as st
 
 from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
-from diagnosis.analyses import Travel
 from diagnosis.errors import MaillageError, MissingDataError
+from diagnosis.travel import Travel
 
 #: Travel modes offered, with their French label.
 MODES: dict[str, str] = {

@@ -39,6 +39,11 @@ its URL again once (``python -m data_sources fetch --refresh``). Downloaded file
 like cached answers (``expire_after_s``, by file age); :func:`data_dates` collects the
 dates of the data served (cache entry or file date), for the ledger.
 
+Outbound policy (:mod:`data_sources._outbound`): every request of the session, redirects
+included, is checked before it leaves (http(s) only, ports 80 and 443, no loopback,
+private, link-local or multicast address) and its connection is checked again on the
+address it reached; tests with a local server allow-list its host (``allow_hosts``).
+
 Loaders call :func:`fetch_json`, :func:`fetch_text`, :func:`fetch_bytes`, :func:`post_bytes`
 or :func:`stream_lines`. They detect an HTML error page where JSON or CSV was expected, and
 when the body fails to parse (truncated transfer, corrupt cache entry) they drop the cached
@@ -73,6 +78,12 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from data_sources._outbound import (
+    OutboundPolicy,
+    check_url,
+    guarded_pool_classes,
+    hosts_from_env,
+)
 from diagnosis.errors import SourceError
 
 logger = logging.getLogger(__name__)
@@ -126,6 +137,7 @@ class HttpConfig:
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+    policy: OutboundPolicy = field(default_factory=OutboundPolicy)
     body_deadline_s: float = DEFAULT_BODY_DEADLINE_S
     sqlite_timeout_s: float = DEFAULT_SQLITE_TIMEOUT_S
 
@@ -159,7 +171,8 @@ def get_config() -> HttpConfig:
     global _config
     with _lock:
         if _config is None:
-            _config = HttpConfig(cache_dir=default_cache_dir(), offline=_env_offline())
+            _config = HttpConfig(cache_dir=default_cache_dir(), offline=_env_offline(),
+                                 policy=OutboundPolicy(allow_hosts=hosts_from_env()))
         return _config
 
 
@@ -177,6 +190,8 @@ def configure(
     max_download_bytes: int | None = None,
     body_deadline_s: float | None = None,
     sqlite_timeout_s: float | None = None,
+    allow_hosts: tuple[str, ...] | frozenset[str] | None = None,
+    allowed_ports: tuple[int, ...] | frozenset[int] | None = None,
 ) -> HttpConfig:
     """Change the settings of the HTTP layer; the session is rebuilt on next use.
 
@@ -205,6 +220,11 @@ def configure(
     sqlite_timeout_s
         Longest wait for the SQLite lock of the HTTP cache, in seconds; past it the
         answer is not cached (:func:`cache_note` says why).
+    allow_hosts
+        Host names allowed whatever their address and port (tests with a local server);
+        replaces the list read from ``MAILLAGE_ALLOW_HOSTS``.
+    allowed_ports
+        Ports allowed for every other host (default 80 and 443).
 
     Returns
     -------
@@ -244,6 +264,14 @@ def configure(
                 if value < 0:
                     raise ValueError(f"{name}={value!r} must be >= 0")
                 changes[name] = type(getattr(cfg, name))(value)
+        if allow_hosts is not None or allowed_ports is not None:
+            policy = cfg.policy
+            if allow_hosts is not None:
+                policy = replace(policy, allow_hosts=frozenset(
+                    h.lower().strip("[]") for h in allow_hosts))
+            if allowed_ports is not None:
+                policy = replace(policy, allowed_ports=frozenset(int(p) for p in allowed_ports))
+            changes["policy"] = policy
         _config = replace(cfg, **changes)
         if _session is not None:
             _session.close()
@@ -313,13 +341,27 @@ _limiter = HostRateLimiter()
 
 
 class _LimitedAdapter(HTTPAdapter):
-    """HTTP adapter that applies the per-host rate limit to real network calls."""
+    """HTTP adapter of every network call: outbound policy, then per-host rate limit.
 
-    def __init__(self, *, rate_limits: Mapping[str, float], **kwargs: Any) -> None:
+    Each request (redirects included: requests sends them through the same adapter) is
+    checked by :func:`~data_sources._outbound.check_url`; its connections check the peer
+    address they reached (:func:`~data_sources._outbound.guarded_pool_classes`).
+    """
+
+    def __init__(self, *, rate_limits: Mapping[str, float],
+                 policy: OutboundPolicy | None = None, **kwargs: Any) -> None:
         self._rate_limits = dict(rate_limits)
+        self._policy = policy or OutboundPolicy()
         super().__init__(**kwargs)
 
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Build urllib3's pool manager with connections that check their peer."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = guarded_pool_classes(
+            self._policy.allow_hosts)
+
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        check_url(request.url or "", policy=self._policy)
         host = urlsplit(request.url or "").hostname or ""
         _limiter.wait(host, self._rate_limits.get(host))
         return super().send(request, *args, **kwargs)
@@ -411,7 +453,8 @@ def get_session() -> requests_cache.CachedSession:
             stale_if_error=False,  # a failed update falls back in _fetch, and says so
             filter_fn=_cache_filter,
         )
-        adapter = _LimitedAdapter(rate_limits=cfg.rate_limits, max_retries=build_retry(cfg))
+        adapter = _LimitedAdapter(rate_limits=cfg.rate_limits, policy=cfg.policy,
+                                  max_retries=build_retry(cfg))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers["User-Agent"] = USER_AGENT
@@ -999,6 +1042,7 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
     if get_config().offline:
         raise SourceError(f"{source}: Maillage is offline and {url} cannot be reached; "
                           "go online, or work from the cache or the demo territory")
+    check_url(url, policy=get_config().policy)
     try:
         requests.head(url, timeout=timeout_s, headers={"User-Agent": USER_AGENT},
                       allow_redirects=False)

@@ -97,7 +97,9 @@ def read_communes_file(source: str | Path | bytes, *, file: str | None = None) -
             raise InputError(f"{name} : fichier introuvable ; donnez le chemin du fichier "
                              "de communes (un code INSEE par ligne, ou un CSV avec une "
                              "colonne code_insee)")
-        raw = path.read_bytes()
+        from data_sources._budget import read_file_capped
+
+        raw = read_file_capped(path, what="fichier de communes")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -133,10 +133,14 @@ def load_insee_files(comparateur: str | Path, dossier_complet: str | Path) -> pd
             raise InputError(
                 f"{p}: file not found; give the path of the CSV downloaded from insee.fr")
     comp_name, doss_name = str(comparateur), str(dossier_complet)
-    comp = parse_comparateur(decode_text(paths["comparateur"].read_bytes(), file=comp_name),
-                             file=comp_name)
-    doss = parse_dossier_complet(decode_text(paths["dossier"].read_bytes(), file=doss_name),
-                                 file=doss_name)
+    from data_sources._budget import read_file_capped
+
+    comp = parse_comparateur(decode_text(read_file_capped(paths["comparateur"],
+                                                          what="fichier INSEE"),
+                                         file=comp_name), file=comp_name)
+    doss = parse_dossier_complet(decode_text(read_file_capped(paths["dossier"],
+                                                              what="fichier INSEE"),
+                                             file=doss_name), file=doss_name)
     only = set(comp["code_insee"]) ^ set(doss["code_insee"])
     if only:
         raise InputError(
@@ -304,7 +308,9 @@ def _name_and_bytes(source: object, i: int) -> tuple[str, bytes]:
                 f"{path} : fichier introuvable ; donnez le chemin du CSV téléchargé sur "
                 "insee.fr (comparateur de territoires ou dossier complet)"
             )
-        return str(path), path.read_bytes()
+        from data_sources._budget import read_file_capped
+
+        return str(path), read_file_capped(path, what="fichier INSEE")
     raise InputError(
         f"paths_or_bytes[{i}]={type(source).__name__} : donnez un chemin, des octets ou "
         "un couple (nom, octets)"

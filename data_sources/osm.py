@@ -3,7 +3,7 @@
 osmnx is used, not re-implemented; this module is the one place that configures it
 (cache folder under Maillage's cache, cache on, a user agent naming Maillage). osmnx
 talks to Overpass itself and keeps its own cache of responses; on top of it the
-converted :class:`~diagnosis.travel_times.RoadGraph` of each territory is cached as
+converted :class:`~diagnosis.travel.RoadGraph` of each territory is cached as
 ``.npz`` and the raw facility features as GeoParquet, so a second run needs neither the
 network nor networkx.
 
@@ -47,7 +47,7 @@ from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import FACILITY_DTYPES, validate_facilities
 from diagnosis.settings import METRIC_CRS, WGS84
-from diagnosis.travel_times import MODES, WALK_SPEED_KMH, RoadGraph, road_graph_from_networkx
+from diagnosis.travel import MODES, WALK_SPEED_KMH, RoadGraph, road_graph_from_networkx
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def load_road_graph(
     mode
         ``"drive"`` (osmnx network type "drive", speeds from ``maxspeed`` or
         :data:`FR_HIGHWAY_SPEEDS_KMH`) or ``"walk"`` (all ways a pedestrian may use,
-        both directions, :data:`~diagnosis.travel_times.WALK_SPEED_KMH`).
+        both directions, :data:`~diagnosis.travel.WALK_SPEED_KMH`).
     buffer_m
         Widen the outline by this many metres (trips and facilities across the border).
     refresh

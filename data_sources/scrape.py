@@ -55,7 +55,8 @@ from urllib.parse import urljoin, urlsplit
 import pandas as pd
 from bs4 import BeautifulSoup, Tag
 
-from data_sources import _http
+from data_sources import _http, _outbound
+from data_sources._outbound import BlockedURLError
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import FACILITY_TYPES, Territory
@@ -233,6 +234,8 @@ def _get(url: str, *, politeness: Politeness, offline: bool | None) -> tuple[int
         try:
             resp = session.get(url, timeout=_http.get_config().timeout_s, only_if_cached=off,
                                headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        except BlockedURLError:
+            raise  # its own French reason (a redirect to a private address…)
         except Exception as exc:  # requests and urllib3 errors alike
             raise SourceError(
                 f"{SCRAPE.key}: impossible de joindre {url} ({type(exc).__name__}) ; vérifiez "
@@ -593,6 +596,7 @@ def scrape_directory(
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InputError(f"URL {url!r} : une adresse http(s) complète est attendue")
     ftype = _check_type(facility_type)
+    _outbound.check_url(url, policy=_http.get_config().policy)  # before robots.txt
     pol = politeness or Politeness(delay_s=delay_s)
     robots = pol.robots(url, offline=offline)
     if not robots.can_fetch(_http.USER_AGENT, url):

@@ -21,10 +21,10 @@ from data_sources.caf import CAF
 from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
-from diagnosis.analyses import Travel
 from diagnosis.errors import MissingDataError, SourceError
 from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import WGS84
+from diagnosis.travel import Travel
 
 CAF_KEY = CAF.key
 

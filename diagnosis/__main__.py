@@ -217,29 +217,45 @@ def _print_table(data: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from diagnosis.formatting import NOT_KNOWN_F, fr_known, fr_number, fr_out_of
+    from diagnosis.overview import COVERAGE_LABELS
+
     con = Console(width=110)
     t = data["territory"]
     con.print(f"[bold]{t['name']}[/bold] ({t['kind']} {t['code']})")
     if t.get("note"):
         con.print(t["note"])
     births = data["births_2024"]
-    con.print(f"Communes : {data['n_communes']}   Naissances 2024 : "
-              f"{births:,.0f}".replace(",", " ") if births is not None else "")
+    n_total = int(data.get("n_communes_total", data["n_communes"]))
+    known = fr_out_of(int(data.get("n_communes_births_known", data["n_communes"])), n_total)
+    con.print(f"Communes : {n_total}   Naissances 2024 : "
+              + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
     if data["under3_estimate"] is not None:
-        con.print(f"Enfants de moins de 3 ans : {data['under3_estimate']:,.0f} "
-                  f"({data['under3_estimate_label']})".replace(",", " "))
+        con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
+                  f"({data['under3_estimate_label']})")
     tab = Table(title=f"Offre et proximité (≤ {data['threshold_m'] / 1000:g} km à vol d'oiseau "
                       "depuis la mairie)")
     for col in ("Type", "Structures", "Places connues", "Naissances à portée", "Part",
-                "Communes sans"):
-        tab.add_column(col, justify="left" if col == "Type" else "right")
+                "Communes sans", "Offre connue"):
+        tab.add_column(col, justify="left" if col in ("Type", "Offre connue") else "right")
+    n = int(data["n_communes"])
     for typ, f in data["facilities"].items():
         w = data["births_within_threshold"][typ]
-        share = "—" if w["share"] is None else f"{100 * w['share']:.0f} %"
-        places = "—" if f["places_known"] is None else f"{f['places_known']:.0f}"
-        tab.add_row(facility_label(typ, plural=True), str(f["count"]), places,
-                    f"{w['births']:.0f}", share, str(len(data["communes_without"][typ])))
+        status = str(f.get("status", w.get("status", "unknown")))
+        places = "—" if f["places_known"] is None else fr_number(f["places_known"])
+        tab.add_row(facility_label(typ, plural=True),
+                    fr_known(f["count"], status=status, feminine=True), places,
+                    fr_known(w["births"], status=status, feminine=True),
+                    fr_known(w["share"], status=status, percent=True, feminine=True),
+                    fr_known(len(data["communes_without"][typ]), status=status,
+                             bound="upper", total=n),
+                    COVERAGE_LABELS.get(status, status))
     con.print(tab)
+    if any(f.get("status") != "complete" for f in data["facilities"].values()):
+        con.print("« non connu(e) » : aucune source chargée ne recense ce type en entier et "
+                  "les données chargées n'en placent aucune ; « ≥ » : au moins, d'après les "
+                  "structures connues ; « ≤ » : au plus. Importez un fichier de structures ou "
+                  "mettez à jour les sources pour les connaître.")
     for imp in data.get("imports", []):
         con.print(f"Import {imp['file']} : {imp['summary']}")
     con.print("[bold]Sources[/bold]")
@@ -773,8 +789,8 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
 
 def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
     """The whole diagnosis of ``--territory`` (report and export)."""
-    from diagnosis.analyses import Travel
     from diagnosis.pipeline import PARTS, run_diagnosis
+    from diagnosis.travel import Travel
 
     params = _params(args)
     ws = _workspace(args)
@@ -940,7 +956,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         text = french_csv_text(df, lineterminator="\n")
     else:
-        text = _comparison_table(df.loc[:, summary_columns()])
+        text = _comparison_table(df.loc[:, summary_columns()], df)
     if args.out:
         data = text.encode("utf-8-sig" if args.format == "csv" else "utf-8")
         write_bytes_atomic(args.out, data, option="--out")
@@ -950,25 +966,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _comparison_table(df: Any) -> str:
+def _comparison_table(df: Any, full: Any) -> str:
+    """The printed comparison: columns of ``df``, statuses read from ``full``."""
     from rich.console import Console
     from rich.table import Table
 
     from diagnosis.comparison import metric_label
-    from diagnosis.report import fr_number, fr_percent
+    from diagnosis.formatting import fr_known, fr_number, fr_out_of
 
     tab = Table(title=f"Comparaison de {len(df)} territoires")
     for col in df.columns:
         tab.add_column(metric_label(col) if col not in ("code", "name") else
                        {"code": "Code", "name": "Territoire"}[col],
                        justify="left" if col in ("code", "name") else "right")
-    for rec in df.to_dict("records"):
+    for rec in full.loc[df.index].to_dict("records"):
         cells = []
-        for col, v in rec.items():
+        for col in df.columns:
+            v = rec[col]
             if col.startswith("share_within_"):
-                cells.append(fr_percent(v))
+                status = str(rec.get(f"offer_status_{col.removeprefix('share_within_')}",
+                                     "complete"))
+                cells.append(fr_known(v, status=status, percent=True, feminine=True))
             elif col == "coverage_partial":
-                cells.append("partielle" if v else "complète")
+                known = fr_out_of(int(rec.get("n_communes_births_known", rec["n_communes"])),
+                                  int(rec.get("n_communes_total", rec["n_communes"])))
+                cells.append(f"partielle{known}" if v else "complète")
             elif isinstance(v, float | int) and not isinstance(v, bool):
                 cells.append(fr_number(v))
             else:

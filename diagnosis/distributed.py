@@ -46,7 +46,7 @@ from diagnosis.accessibility import (
     facility_points_xy,
 )
 from diagnosis.errors import InputError, SourceError, check_positive
-from diagnosis.travel_times import (
+from diagnosis.travel import (
     DEFAULT_MAX_SNAP_M,
     ENGINE_ROAD,
     RoadGraph,
@@ -211,7 +211,7 @@ def compute_travel_times_by_departement(
     ------
     InputError
         Missing columns, a bad ``scheduler_address``, non-positive distances, a loader
-        that does not return a :class:`~diagnosis.travel_times.RoadGraph`.
+        that does not return a :class:`~diagnosis.travel.RoadGraph`.
     SourceError
         A task failed on a worker (the message names the département).
     ImportError

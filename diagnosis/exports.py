@@ -188,6 +188,28 @@ def _finite(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def known_offer_columns(communes: gpd.GeoDataFrame,
+                        summary: Mapping[str, Any]) -> gpd.GeoDataFrame:
+    """Communes with ``n_<t>``/``within_<t>`` left empty where the offer is not known.
+
+    A count of facilities of type ``t`` in a commune, or "no facility within reach", is a
+    fact only when a source listing the type completely was loaded; otherwise a 0 or a
+    ``False`` is not known and is left empty (NA), as in every other output
+    (:func:`diagnosis.formatting.fr_known`). Known positives are kept.
+    """
+    out = communes.copy()
+    for t, f in summary.get("facilities", {}).items():
+        if f.get("status", "complete") == "complete":
+            continue
+        if f"n_{t}" in out:
+            n = pd.to_numeric(out[f"n_{t}"], errors="coerce").astype("Int64")
+            out[f"n_{t}"] = n.mask(n.eq(0))
+        if f"within_{t}" in out:
+            w = out[f"within_{t}"].astype("boolean")
+            out[f"within_{t}"] = w.mask(~w.fillna(False))
+    return out
+
+
 def _facility_layer(fac: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     cols = [c for c in FACILITY_COLUMNS if c in fac] + \
         [c for c in ("notes", "source_url") if c in fac]
@@ -275,7 +297,8 @@ def build_export_layers(
     """
     layers: dict[str, pd.DataFrame] = {}
     com = overview.layers["communes"]
-    layers["communes_indicateurs"] = _finite(com.to_crs(EXPORT_CRS).reset_index(drop=True))
+    layers["communes_indicateurs"] = _finite(
+        known_offer_columns(com, overview.summary).to_crs(EXPORT_CRS).reset_index(drop=True))
     fac = overview.layers["facilities"]
     for typ, name in TYPE_LAYERS.items():
         layers[name] = _facility_layer(fac.loc[fac["type"].eq(typ)])

@@ -43,7 +43,6 @@ from diagnosis.analyses import (
     PartnerTables,
     Site,
     SitingScenarios,
-    Travel,
     compute_access,
     compute_catchment,
     compute_partners,
@@ -73,6 +72,7 @@ from diagnosis.settings import (
     USER_SITE_LABEL,
     WGS84,
 )
+from diagnosis.travel import Travel
 
 #: Parts of a diagnosis, in the order :func:`run_diagnosis` computes them.
 PARTS: tuple[str, ...] = ("overview", "access", "siting", "partners", "cohorts")
@@ -338,7 +338,7 @@ def diagnose_access_distributed(inputs: DiagnosisInputs, params: DiagnosisParams
     from diagnosis.distributed import compute_access_by_departement
     from diagnosis.gaps import compute_gaps
     from diagnosis.settings import ROUTING_CUTOFF_FACTOR
-    from diagnosis.travel_times import ENGINE_LABELS, MODE_LABELS
+    from diagnosis.travel import ENGINE_LABELS, MODE_LABELS
 
     types = [t for t in (params.types or FACILITY_TYPES) if t != "mairie"
              and t in set(inputs.facilities["type"].astype(str))]

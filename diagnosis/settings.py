@@ -74,13 +74,13 @@ DEFAULT_GROUPS_PER_FACILITATOR = 3
 #: Facilitators of one Maison (one trained facilitator by default; change with ``facilitators``).
 DEFAULT_FACILITATORS_PER_MAISON = 1
 
-# --- Crow-fly travel times with an access term (see diagnosis/crowfly.py) ---------------
+# --- Crow-fly travel times with an access term (see diagnosis/travel/crowfly.py) ---------------
 # minutes = access_min + distance_km x detour / speed_kmh x 60. The shipped defaults come
 # from the literature, not from a fit on test data: a car trip's terminal time (walking
 # to and from the car, parking: 1-5 min by area type in NCHRP Report 716, "Travel Demand
 # Forecasting: Parameters and Techniques", 2012; the low end here) and the detour factor
 # of large road networks (about 1.3, Wang, Bette, Schreckenberg & Guhr, npj Complexity
-# 2024). Where a road graph is loaded, diagnosis.crowfly.calibrate_on_graph fits the two
+# 2024). Where a road graph is loaded, diagnosis.travel.crowfly.calibrate_on_graph fits the two
 # terms on it; guides/accessibilite.md gives the error of both against routed times.
 
 #: Fixed access term of a car trip (minutes): getting to and from the road network.
@@ -96,7 +96,7 @@ CROWFLY_WALK_DETOUR = 1.3
 #: Walking speed (km/h) of the crow-fly model.
 CROWFLY_WALK_SPEED_KMH = 4.5
 
-# --- Default travel mode from the territory's density (see diagnosis.crowfly) -----------
+# --- Default travel mode from the territory's density (see diagnosis.travel.crowfly) -----------
 
 #: Population per km² above which a commune counts as dense: the density of the 1 km² cells
 #: of INSEE's and Eurostat's "centres urbains" (grille communale de densité).

@@ -144,7 +144,8 @@ def server():
 @pytest.fixture(autouse=True)
 def http_sandbox(tmp_path):
     _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
-                    max_retries=2, rate_limits={}, timeout_s=(2.0, 3.0))
+                    max_retries=2, rate_limits={}, timeout_s=(2.0, 3.0),
+                    allow_hosts=("127.0.0.1",))  # the local test server
     yield
     _http.reset()
 
@@ -369,11 +370,11 @@ import os, resource, signal, sys
 from data_sources import _http
 base, cache = sys.argv[1], sys.argv[2]
 _http.configure(cache_dir=cache, offline=False, backoff_factor=0, max_retries=0,
-                rate_limits={}, timeout_s=(2.0, 3.0))
+                rate_limits={}, timeout_s=(2.0, 3.0), allow_hosts=("127.0.0.1",))
 print("first", _http.fetch_json(base + "/good", source="demo")["ok"], flush=True)
 _http.reset()
 _http.configure(cache_dir=cache, offline=False, backoff_factor=0, max_retries=0,
-                rate_limits={}, timeout_s=(2.0, 3.0))
+                rate_limits={}, timeout_s=(2.0, 3.0), allow_hosts=("127.0.0.1",))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the disk takes nothing more
 print("refresh", _http.fetch_json(base + "/good", source="demo", refresh=True)["ok"],

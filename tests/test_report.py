@@ -18,9 +18,9 @@ from pypdf import PdfReader
 
 from diagnosis import report as rp
 from diagnosis.__main__ import main
-from diagnosis.analyses import Travel
 from diagnosis.overview import compute_overview
 from diagnosis.pipeline import DiagnosisParams, run_diagnosis
+from diagnosis.travel import Travel
 
 AUTHOR = "Jeanne <b>Martin</b> & Cie"
 

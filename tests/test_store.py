@@ -60,7 +60,8 @@ def area():
 def sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
     _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
-                    max_retries=0, rate_limits={}, timeout_s=(1.0, 2.0))
+                    max_retries=0, rate_limits={}, timeout_s=(1.0, 2.0),
+                    allow_hosts=("127.0.0.1",))  # the local test server
     yield tmp_path / "store"
     _http.reset()
 

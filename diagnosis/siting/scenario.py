@@ -111,7 +111,7 @@ def find_host_sites(
     travel_minutes
         Minutes from each demand point (rows) to each candidate (columns), ``np.inf`` when
         unreachable: a numpy array in the row orders of ``demand`` and ``candidates``, a
-        :class:`diagnosis.travel_times.TravelTimes`, or a DataFrame indexed by
+        :class:`diagnosis.travel.TravelTimes`, or a DataFrame indexed by
         ``demand[demand_id_col]`` with ``candidates["facility_id"]`` as columns.
     k
         Number of new sites to recommend (>= 1).
