@@ -462,7 +462,7 @@ def _from_store(
     territory: Territory, stored: StoredTerritory
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes, facilities, source records, notices and origin from the local store."""
-    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline"}]
+    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline", "timeout"}]
     in_demo = set(demo.load_demo_communes()["code_insee"])
     covered = any(c in in_demo for c in territory.communes)
     keys: list[str] = ["cog2026"]
