@@ -10,9 +10,11 @@ returns the entries it finds as rows of the facility import format, written by
 
 Politeness (see :class:`Politeness`):
 
-- robots.txt is read (``urllib.robotparser``) through the project's cached HTTP layer
-  and honoured for the project's user agent; a page it disallows is not fetched;
-- one request at a time per host, spaced by ``delay_s`` (default 2 s);
+- robots.txt is read (``urllib.robotparser``) afresh at each run (kept for that run
+  only: a ``Disallow`` added since the last run is honoured) and honoured for the
+  project's user agent; a page it disallows is not fetched;
+- one request at a time per host, spaced by ``delay_s`` (default 2 s), or by the
+  robots.txt ``Crawl-delay`` (or ``Request-rate``) when it asks for more, never less;
 - the project's session, cache and user agent (:mod:`data_sources._http`);
 - a captcha, a login form or an HTTP 401/403 stops the scraper: it never tries to get
   around them (monenfant.fr's crèches come through data·inclusion, which has the right
@@ -173,9 +175,15 @@ def find_address(text: str) -> dict[str, str] | None:
 
 @dataclass
 class Politeness:
-    """One request at a time per host, spaced by ``delay_s``; robots.txt honoured."""
+    """One request at a time per host, spaced by ``delay_s``; robots.txt honoured.
+
+    One instance is one run: robots.txt is read once per site by the instance (never
+    from an earlier run's cache), and the site's ``Crawl-delay`` raises the spacing of
+    its requests (never below ``delay_s``).
+    """
 
     delay_s: float = DEFAULT_DELAY_S
+    _host_delay_s: dict[str, float] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _limiter: _http.HostRateLimiter = field(default_factory=_http.HostRateLimiter)
     _robots: dict[str, robotparser.RobotFileParser] = field(default_factory=dict)
@@ -187,9 +195,14 @@ class Politeness:
         with self._guard:
             return self._locks.setdefault(host, threading.Lock())
 
+    def host_delay_s(self, host: str) -> float:
+        """Seconds between two requests to ``host``: ``delay_s`` or its Crawl-delay."""
+        return max(self.delay_s, self._host_delay_s.get(host, 0.0))
+
     def wait(self, host: str) -> float:
         """Wait for the host's next slot; return the seconds waited."""
-        return self._limiter.wait(host, 1.0 / self.delay_s if self.delay_s > 0 else None)
+        delay = self.host_delay_s(host)
+        return self._limiter.wait(host, 1.0 / delay if delay > 0 else None)
 
     def robots(self, url: str, *, offline: bool | None) -> robotparser.RobotFileParser:
         """The parsed robots.txt of ``url``'s site (fetched once, through the cache)."""
@@ -202,7 +215,7 @@ class Politeness:
 
     def _read_robots(self, root: str, *, offline: bool | None) -> robotparser.RobotFileParser:
         parser = robotparser.RobotFileParser(root + "/robots.txt")
-        status, text = _get(root + "/robots.txt", politeness=self, offline=offline)
+        status, text = _get(root + "/robots.txt", politeness=self, offline=offline, fresh=True)
         if status == 0:
             # offline without a stored robots.txt: no request reaches the site anyway, and
             # only a page stored earlier (when robots.txt allowed it) can be read
@@ -217,13 +230,30 @@ class Politeness:
             parser.allow_all = True  # no robots.txt: no rule
         else:
             parser.parse(text.splitlines())
+            self._crawl_delay(urlsplit(root).hostname or "", parser)
         return parser
 
+    def _crawl_delay(self, host: str, parser: robotparser.RobotFileParser) -> None:
+        delays = []
+        delay = parser.crawl_delay(_http.USER_AGENT)
+        if delay is not None:
+            delays.append(float(delay))
+        rate = parser.request_rate(_http.USER_AGENT)
+        if rate is not None and rate.requests > 0:
+            delays.append(rate.seconds / rate.requests)
+        if delays:
+            self._host_delay_s[host] = max(delays)
+            if max(delays) > self.delay_s:
+                logger.info("scrape: %s asks for %.1f s between requests (Crawl-delay)", host,
+                            max(delays))
 
-def _get(url: str, *, politeness: Politeness, offline: bool | None) -> tuple[int, str]:
+
+def _get(url: str, *, politeness: Politeness, offline: bool | None,
+         fresh: bool = False) -> tuple[int, str]:
     """GET through the project's cached session, one request at a time per host.
 
-    Returns ``(status, text)``; ``status`` 0 when nothing answered.
+    ``fresh``: online, ask the site again rather than a cached copy (robots.txt). Returns
+    ``(status, text)``; ``status`` 0 when nothing answered.
     """
     host = urlsplit(url).hostname or ""
     off = _http.get_config().offline if offline is None else offline
@@ -232,8 +262,10 @@ def _get(url: str, *, politeness: Politeness, offline: bool | None) -> tuple[int
         if not off:
             politeness.wait(host)
         try:
+            extra = {"force_refresh": True} if fresh and not off else {}
             resp = session.get(url, timeout=_http.get_config().timeout_s, only_if_cached=off,
-                               headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+                               headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+                               **extra)
         except BlockedURLError:
             raise  # its own French reason (a redirect to a private address…)
         except Exception as exc:  # requests and urllib3 errors alike

@@ -190,6 +190,51 @@ def test_robots_disallow_stops_before_the_page():
 
 
 @responses.activate
+def test_a_disallow_added_since_the_last_run_is_honoured():
+    """robots.txt is re-read at each run (the HTTP cache kept it 30 days before)."""
+    responses.get(ROBOTS, body="User-agent: *\nAllow: /\n", content_type="text/plain")
+    page_mock = responses.get(PAGE, body=page("interco_rpe_laep.html"),
+                              content_type="text/html")
+    first = scrape.scrape_directory(PAGE, facility_type="rpe", geocode=False,
+                                    politeness=fast())
+    assert len(first.rows) == 5 and page_mock.call_count == 1
+    responses.replace(responses.GET, ROBOTS, body="User-agent: *\nDisallow: /petite-enfance/\n",
+                      content_type="text/plain")
+    with pytest.raises(SourceError, match="robots.txt .* interdit"):
+        scrape.scrape_directory(PAGE, facility_type="rpe", geocode=False, politeness=fast())
+    assert page_mock.call_count == 1  # the page is not asked again
+    # within one run, robots.txt is read once per site
+    pol = fast()
+    responses.replace(responses.GET, ROBOTS, body="User-agent: *\nAllow: /\n",
+                      content_type="text/plain")
+    robots_calls = sum(c.request.url == ROBOTS for c in responses.calls)
+    for i in range(2):
+        scrape.scrape_directory(f"{PAGE}?p={i}", facility_type="rpe", geocode=False,
+                                politeness=pol)
+    assert sum(c.request.url == ROBOTS for c in responses.calls) == robots_calls + 1
+
+
+@responses.activate
+@pytest.mark.parametrize(("robots", "delay_s", "spacing_s"), [
+    ("User-agent: *\nCrawl-delay: 10\n", 2.0, 10.0),
+    ("User-agent: *\nCrawl-delay: 1\n", 2.0, 2.0),  # never below --delay
+    ("User-agent: Maillage\nRequest-rate: 1/30\n", 2.0, 30.0),
+    ("User-agent: *\nAllow: /\n", 3.0, 3.0),
+])
+def test_crawl_delay_is_honoured_never_below_the_delay(monkeypatch, robots, delay_s,
+                                                        spacing_s):
+    responses.get(ROBOTS, body=robots, content_type="text/plain")
+    responses.get(PAGE, body=page("interco_rpe_laep.html"), content_type="text/html")
+    pol = scrape.Politeness(delay_s=delay_s)
+    waits = []
+    monkeypatch.setattr(pol._limiter, "wait", lambda host, rate: waits.append(rate))
+    scrape.scrape_directory(PAGE, facility_type="rpe", geocode=False, politeness=pol)
+    # robots.txt at --delay (not yet known), then the page at the site's pace
+    assert waits == [pytest.approx(1 / delay_s), pytest.approx(1 / spacing_s)]
+    assert pol.host_delay_s("www.cc-paysdepontchateau.example.fr") == spacing_s
+
+
+@responses.activate
 def test_robots_for_our_agent_and_missing_robots():
     responses.get(ROBOTS, body="User-agent: Maillage\nDisallow: /\n\nUser-agent: *\nAllow: /\n",
                   content_type="text/plain")
