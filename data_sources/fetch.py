@@ -203,6 +203,10 @@ class FetchResult:
         Whether the embedded demo covers every commune of the territory.
     cache_note
         French note when the HTTP cache could not be written (full disk…), else empty.
+    merge_report
+        The structures seen by several sources and merged into one row
+        (:data:`data_sources.merge.MERGE_REPORT_COLUMNS`: ids, sources, names, distance),
+        or ``None`` when no facility was stored.
     """
 
     territory: Territory
@@ -212,6 +216,7 @@ class FetchResult:
     facilities_stored: bool
     demo_covers: bool
     cache_note: str = ""
+    merge_report: pd.DataFrame | None = None
 
     @property
     def failed(self) -> tuple[SourceOutcome, ...]:
@@ -940,7 +945,7 @@ def _fetch_locked(
                                     needs)
     fac_layers = [run.layer(k) for k in FACILITY_SOURCES]
     fac_present = [f for f in fac_layers if f is not None]
-    facilities = merge_facilities(fac_present)[0] if fac_present else None
+    facilities, merged = merge_facilities(fac_present) if fac_present else (None, None)
     layers = {k: v for k in LIVE_SOURCES if (v := run.layer(k)) is not None}
     ledger = _ledger(run, outcomes, attempted_at)
     snapshot = None
@@ -951,7 +956,7 @@ def _fetch_locked(
         drop_suspect(area, key, root=root)
     return FetchResult(area, outcomes, snapshot, communes_stored=communes is not None,
                        facilities_stored=facilities is not None, demo_covers=covers,
-                       cache_note=_http.cache_note())
+                       cache_note=_http.cache_note(), merge_report=merged)
 
 
 def _run_ban(
