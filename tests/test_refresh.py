@@ -47,6 +47,24 @@ def _rows(dataset: str, mode: str) -> list[dict]:
              "numdep": "44", "txcouv_epci": r} for y, r in ((2021, 48.0), (2022, 50.5))]
 
 
+def _melodi(dataset: str, mode: str, communes: tuple[str, ...]) -> list[dict]:
+    """Observations in the recorded Melodi shape: births 2023-2024 and population 2022."""
+    if dataset == "DS_ETAT_CIVIL_NAIS_COMMUNES":
+        if mode == "births_empty":
+            return []  # a valid answer with no observation
+        codes = communes[:1] if mode == "births_one" else communes
+        return [{"dimensions": {"GEO": f"2025-COM-{c}", "FREQ": "A", "TIME_PERIOD": str(y),
+                                "EC_MEASURE": "LVB"},
+                 "measures": {"OBS_VALUE_NIVEAU": {"value": 10.0 + i}}}
+                for i, c in enumerate(codes) for y in (2023, 2024)]
+    if dataset == "DS_RP_POPULATION_PRINC":
+        return [{"dimensions": {"GEO": f"2025-COM-{c}", "FREQ": "A", "TIME_PERIOD": "2022",
+                                "RP_MEASURE": "POP", "SEX": "_T", "AGE": "_T"},
+                 "measures": {"OBS_VALUE_NIVEAU": {"value": 1000.0 + i}}}
+                for i, c in enumerate(communes)]
+    return []
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -95,6 +113,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         parts = url.path.strip("/").split("/")
+        if url.path.startswith("/melodi/data/"):
+            body = json.dumps({"identifier": parts[-1], "paging": {},
+                               "observations": _melodi(parts[-1], mode,
+                                                       self.server.communes)}).encode()
+            self._send(200, body, {"Content-Type": "application/json"})
+            return
         if "records" in parts:
             dataset = parts[parts.index("records") - 1]
             rows = _rows(dataset, mode)
@@ -124,6 +148,7 @@ class _Server(ThreadingHTTPServer):
 def server(monkeypatch, tmp_path):
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.hits, srv.mode, srv.lock = [], "good", threading.Lock()
+    srv.communes = resolve(EPCI).communes
     srv.daemon_threads = True
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -255,6 +280,28 @@ def test_overall_deadline_ends_a_fetch_where_every_host_answers_429_for_an_hour(
     assert ledger is None or all(
         ledger.entry(k).status == "timeout" for k in keys if ledger.entry(k))
     assert len(server.hits) < 20  # a handful of calls, not an hour of retries
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("births_empty", "naissances 2024 : 0 contre 9"),  # Melodi observations: []
+    ("births_one", "naissances 2024 : 1 contre 9"),    # a series with fewer communes
+])
+def test_melodi_series_emptied_or_shrunk_is_suspect_and_the_held_values_stay(
+        server, area, mode, expected):
+    key = insee_melodi.MELODI.key
+    first = {o.key: o for o in fetch.fetch_territory(area, sources=[key]).outcomes}[key]
+    assert first.status == "ok", first.message
+    server.mode = mode  # population still complete: only the births series is lost
+    out = {o.key: o for o in fetch.fetch_territory(area, sources=[key],
+                                                    refresh=True).outcomes}[key]
+    assert out.status == "suspect" and expected in out.message, out.message
+    assert out.rows_received == 9 and out.rows_kept == 9  # rows alone would not tell
+    held = store.read_store(area, with_source_layers=True).source_layers[key]
+    assert held["births_2024"].notna().sum() == 9
+    kept = store.read_suspect(area, key)
+    births = kept[0].get("births_2024") if kept is not None else None
+    assert kept is not None and (0 if births is None else births.notna().sum()) == (
+        0 if mode == "births_empty" else 1)
 
 
 def test_cli_deadline_and_accept_suspect_reach_the_fetch(monkeypatch, capsys):
