@@ -27,14 +27,18 @@ import datetime as dt
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from data_sources import _http, caf, fetch, inclusion, insee_melodi, store
+from data_sources import _http, caf, fetch, finess, inclusion, insee_melodi, store
 from data_sources.cog import resolve
 
 EPCI = "200000438"
+#: The FINESS sample of tests/test_finess.py (data.gouv.fr ``etalab-cs1100507`` layout).
+FINESS_SAMPLE = (Path(__file__).parent / "data" / "finess"
+                 / "etalab-cs1100507-stock-sample.csv").read_bytes()
 
 
 def _rows(dataset: str, mode: str) -> list[dict]:
@@ -113,6 +117,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         parts = url.path.strip("/").split("/")
+        if url.path == "/finess/dataset":
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            body = json.dumps({"resources": [{
+                "title": "Extraction FINESS des établissements géolocalisés au 12/05/2026",
+                "url": f"{base}/finess/etalab-cs1100507-stock-20260512-0337.csv",
+                "filesize": len(FINESS_SAMPLE), "format": "csv"}]}).encode()
+            self._send(200, body, {"Content-Type": "application/json"})
+            return
+        if url.path.endswith("etalab-cs1100507-stock-20260512-0337.csv"):
+            if mode != "finess_cut":
+                self._send(200, FINESS_SAMPLE, {"Content-Type": "text/csv"})
+                return
+            # cut at a line boundary, no Content-Length: the end of the stream is the end
+            cut = b"".join(FINESS_SAMPLE.splitlines(keepends=True)[:10])
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(cut)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if url.path.startswith("/melodi/data/"):
             body = json.dumps({"identifier": parts[-1], "paging": {},
                                "observations": _melodi(parts[-1], mode,
@@ -157,6 +183,7 @@ def server(monkeypatch, tmp_path):
     monkeypatch.setattr(caf, "PAGE_LIMIT", 2)
     monkeypatch.setattr(insee_melodi, "MELODI_URL", base + "/melodi/data/{dataset}")
     monkeypatch.setattr(inclusion, "BASE_URL", base + "/api/v1")
+    monkeypatch.setattr(finess, "DATASET_API_URL", base + "/finess/dataset")
     monkeypatch.setenv(inclusion.TOKEN_ENV, "jeton-de-test")
     monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
     _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
@@ -262,6 +289,22 @@ def test_first_answer_short_of_its_total_count_is_partial_and_not_cached(server,
     hits = len(server.hits)
     _, again = _caf(area)
     assert again.status == "ok" and len(server.hits) > hits
+
+
+def test_finess_file_cut_at_a_line_boundary_is_partial_against_its_catalogue_size(
+        server, area):
+    server.mode = "finess_cut"  # no Content-Length: only data.gouv.fr's filesize tells
+    result = fetch.fetch_territory(area, sources=[finess.FINESS.key])
+    out = {o.key: o for o in result.outcomes}[finess.FINESS.key]
+    assert out.status == "partial", out.message
+    assert "annoncé(s) par le catalogue" in out.message
+    assert str(len(FINESS_SAMPLE)) in out.message
+    assert store.read_store(area).entry(finess.FINESS.key).status == "partial"
+    # not kept as the downloaded copy: the next fetch downloads it again, whole
+    server.mode = "good"
+    again = {o.key: o for o in fetch.fetch_territory(area, sources=[finess.FINESS.key])
+             .outcomes}[finess.FINESS.key]
+    assert again.status == "ok", again.message
 
 
 @pytest.mark.timeout(120)
