@@ -402,20 +402,27 @@ def custom_territory(name: str, codes: Iterable[str], cog: CogTables) -> Territo
     com = cog.communes
     names = com.loc[com["kind"] == "commune"].set_index("code")["name"]
     members: list[str] = []
+    seen: set[str] = set()
     notices: list[str] = []
     unknown: list[str] = []
     for code in given:
-        hit = current_commune(code, cog) if _COM_RE.match(code) else None
+        # one indexed lookup for a current commune; the COG table is searched only for a
+        # former code, a commune déléguée or an arrondissement (linear in the codes given)
+        if code in names.index:
+            hit: tuple[str, str] | None = (code, "")
+        else:
+            hit = current_commune(code, cog) if _COM_RE.match(code) else None
         if hit is None:
             unknown.append(code)
             continue
         current, notice = hit
         if notice:
             notices.append(notice)
-        if current in members:
+        if current in seen:
             notices.append(f"La commune {names.get(current, current)} ({current}) est "
                            "donnée plusieurs fois : elle compte une fois.")
             continue
+        seen.add(current)
         members.append(current)
     if unknown:
         raise InputError(

@@ -165,6 +165,28 @@ def test_drawn_area_gives_the_communes_it_covers_like_the_list():
         territory_from_polygon(shapely.Point(0, 0), sq)
 
 
+def test_custom_territory_looks_current_codes_up_once(monkeypatch):
+    # a custom territory of thousands of communes must not scan the COG table per code
+    # (it was quadratic: 88 s for 30 départements); only codes that are not current
+    # communes (former codes, déléguées, arrondissements) go through the slow search
+    import diagnosis.territory as territory
+
+    cog = load_cog()
+    com = cog.communes
+    current = com.loc[(com["kind"] == "commune") & com["dep_code"].isin(["44", "85"]),
+                      "code"].tolist()
+    calls: list[str] = []
+    real = territory.current_commune
+    monkeypatch.setattr(territory, "current_commune",
+                        lambda code, c: calls.append(code) or real(code, c))
+    # 44004 is a commune déléguée of 44163 (already in the list): counted once, noticed
+    t = territory.custom_territory("Deux départements", [*current, "44004"], cog)
+    assert set(t.communes) == set(current) and len(t.communes) == len(current)
+    assert t.departements == ("44", "85")
+    assert calls == ["44004"]
+    assert "déléguée" in t.note
+
+
 # --- établissements publics territoriaux (Grand Paris) and Métropole de Lyon -----------
 
 @pytest.mark.parametrize("query", ["Plaine Commune", "plaine commune", "200057867"])

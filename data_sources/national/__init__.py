@@ -156,7 +156,10 @@ def load_ept() -> pd.DataFrame:
 def ept_of_communes() -> pd.DataFrame:
     """The EPT of each of its communes: ``ept_code``, ``ept_name``, indexed by code."""
     ept = load_ept()
-    rows = [(c, r.code, r.name) for r in ept.itertuples() for c in r.communes]
+    rows = [(str(c), str(code), str(name))
+            for code, name, members in zip(ept["code"], ept["name"], ept["communes"],
+                                           strict=True)
+            for c in members]
     return pd.DataFrame(rows, columns=["code", "ept_code", "ept_name"]).set_index("code")
 
 

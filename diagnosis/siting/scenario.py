@@ -577,8 +577,7 @@ def _explained_result(demand: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, po
     # a site that adds no need within T to those ranked before it is not recommended
     # (covering: the solver may open it only to use up k)
     tol = 1e-9 * max(float(np.abs(w).sum()), 1.0)
-    useless = np.array([sol.problem == "max_covering" and x["need_marginal"] <= tol
-                        for x in records], dtype=bool)
+    useless = (need_gain <= tol) & (sol.problem == "max_covering")
     rec_rows = _site_rows(candidates, pool[sel], "recommandé")
     rec_rows.loc[useless, "status"] = NO_GAIN_STATUS
     for col in ("births_covered", "births_new", "need_covered", "need_exclusive",
