@@ -462,7 +462,7 @@ def _from_store(
     territory: Territory, stored: StoredTerritory
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes, facilities, source records, notices and origin from the local store."""
-    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline"}]
+    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline", "timeout"}]
     in_demo = set(demo.load_demo_communes()["code_insee"])
     covered = any(c in in_demo for c in territory.communes)
     keys: list[str] = ["cog2026"]
@@ -502,9 +502,10 @@ def _from_store(
         halls = halls.loc[halls["type"].eq("mairie")
                           & halls["code_insee"].isin(territory.communes)]
         if len(halls):
-            facilities = validate_facilities(
-                gpd.GeoDataFrame(pd.concat([facilities, halls], ignore_index=True),
-                                 geometry="geometry", crs=WGS84), source="store+mairies")
+            # the sources' own town halls (annuaire, BPE, OSM) and the demo's: one each
+            from data_sources.merge import merge_facilities
+
+            facilities = merge_facilities([facilities, halls])[0]
             keys.append("annuaire_mairies")
         notices.append(
             "Structures : celles des sources téléchargées pour les communes du territoire "
