@@ -260,7 +260,8 @@ def _print_table(data: dict[str, Any]) -> None:
     births = data["births_2024"]
     n_total = int(data.get("n_communes_total", data["n_communes"]))
     known = fr_out_of(int(data.get("n_communes_births_known", data["n_communes"])), n_total)
-    con.print(f"Communes : {n_total}   Naissances 2024 : "
+    births_year = (data.get("data_years") or {}).get("births_2024", 2024)
+    con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
@@ -466,13 +467,14 @@ def cmd_access(args: argparse.Namespace) -> int:
                     fr_known(r["n_communes_beyond"], status=status, bound="upper",
                              total=len(res.access.table)))
     con.print(tab)
-    _print_priority(con, res.gaps, top=args.top)
+    _print_priority(con, res.gaps, top=args.top,
+                    births_year=ov.summary.get("data_years", {}).get("births_2024", 2024))
     for n in (*res.notes, *ws.notices):
         con.print(f"[yellow]! {n}[/yellow]")
     return 0
 
 
-def _print_priority(con: Any, gaps: Any, *, top: int) -> None:
+def _print_priority(con: Any, gaps: Any, *, top: int, births_year: int = 2024) -> None:
     """The priority ranking: births, each factor's multiplier, the score, what is estimated."""
     from rich.table import Table
 
@@ -499,7 +501,7 @@ def _print_priority(con: Any, gaps: Any, *, top: int) -> None:
                     " ; ".join([s for s in (str(r.get("estimated_factors") or ""),) if s]
                                + missing) or "—")
     con.print(tab)
-    con.print("Score = naissances 2024 × moyenne pondérée des facteurs (poids : "
+    con.print(f"Score = naissances {births_year} × moyenne pondérée des facteurs (poids : "
               + ", ".join(f"{FACTOR_LABELS[k].lower()} {fr_percent(w[k])}"
                           for k in PRIORITY_FACTORS)
               + ") ; un facteur de 1 est la moyenne du territoire (pondérée par les "
