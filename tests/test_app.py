@@ -610,3 +610,33 @@ def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_pat
     assert meta["Poids du score de priorité"] == stated["Poids du score de priorité"]
     groups = pyogrio.read_dataframe(gpkg, layer="groupes_de_pairs")
     assert len(groups) and page_groups
+
+
+def test_an_imported_facility_chosen_as_studied_site_is_studied(app):
+    """Issue 19: a facility of the user's file (id ``user:<file>:<id>``) chosen as the site
+    studied is that facility in the report (not a bare point dropped for the first
+    recommended site), and the Partenaires page studies it too."""
+    from data_sources.workspace import load_workspace
+
+    ws = load_workspace("200000438", facility_files=[(CSV.name, CSV.read_bytes())])
+    imported = ws.facilities.loc[ws.facilities["source"].astype(str).str.startswith("user:")
+                                 & ws.facilities["type"].eq("eaje")]
+    (site_id,), (name,) = imported["facility_id"].tolist(), imported["name"].tolist()
+    assert site_id.startswith("user:")
+
+    app.switch_page("app_pages/import_fichier.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_files").set_value(
+        (CSV.name, CSV.read_bytes(), "text/csv")).run(timeout=TIMEOUT)
+    app.switch_page("app_pages/rapport.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    app.selectbox(key="rapport_site").set_value(site_id).run(timeout=TIMEOUT)
+    _no_exception(app)
+    stated = _frame(app, "Paramètre", "Valeur").set_index("Paramètre")["Valeur"]
+    assert stated["Site étudié"] == name
+    app.button(key="rapport_generate").click().run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert f"Site étudié : {name}" in _pdf_text(app.session_state["rapport_pdf"]["pdf"])
+
+    app.switch_page("app_pages/partenaires.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert app.selectbox(key="partenaires_site").value == site_id
