@@ -640,3 +640,24 @@ def test_an_imported_facility_chosen_as_studied_site_is_studied(app):
     app.switch_page("app_pages/partenaires.py").run(timeout=TIMEOUT)
     _no_exception(app)
     assert app.selectbox(key="partenaires_site").value == site_id
+
+
+def test_import_page_reports_a_file_on_a_territory_from_insee_files(app):
+    """Issue 19: on a territory loaded from INSEE files, « Importer des structures » reads
+    the facility file with them and shows its report (rows read, accepted, rejected)."""
+    drome, insee, facilities = _drome_files()
+    app.text_input(key="picker_search").input(drome).run(timeout=TIMEOUT)
+    app.switch_page("app_pages/insee.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_insee").set_value(
+        ("comparateur_26.csv", insee, "text/csv")).run(timeout=TIMEOUT)
+    app.switch_page("app_pages/import_fichier.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_files").set_value(
+        ("structures_26.csv", facilities, "text/csv")).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert not any("Import impossible" in w.value for w in app.warning)
+    rows = facilities.decode("utf-8").strip().splitlines()[1:]
+    m = _metrics(app)
+    assert _int(m["Lignes lues"]) == len(rows) == _int(m["Acceptées"])
+    assert "structures_26.csv" in [s.value for s in app.subheader]
+    assert "comparateur_26.csv" not in [s.value for s in app.subheader]  # not an import
+    assert any("1 fichier(s) utilisé(s)" in s.value for s in app.success)
