@@ -39,12 +39,17 @@ from typing import Any
 from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests)
     FrenchArgumentParser,
     FrenchHelpFormatter,
+    float_between,
     french_argparse_message,
+    int_at_least,
+    non_empty,
 )
-from diagnosis.comparison import SPLITS
 from diagnosis.errors import MaillageError
-from diagnosis.schema import facility_label
-from diagnosis.settings import DEFAULT_THRESHOLD_M
+from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
+
+#: Largest travel-time threshold accepted (minutes): beyond 4 hours, « à portée » means
+#: nothing for a family's weekly visit.
+MAX_MINUTES_LIMIT = 240.0
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -74,7 +79,8 @@ def _add_data_files(p: argparse.ArgumentParser) -> None:
 
 
 def _add_threshold(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
+    p.add_argument("--threshold-m", type=float_between(0, 200_000, unit="mètres"),
+                   default=DEFAULT_THRESHOLD_M,
                    help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
 
 
@@ -85,12 +91,14 @@ def _add_uptake(p: argparse.ArgumentParser) -> None:
         DEFAULT_UPTAKE_RATE,
     )
 
-    p.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
+    p.add_argument("--uptake-rate", type=float_between(0, 1), default=DEFAULT_UPTAKE_RATE,
+                   metavar="SHARE",
                    help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
                         "(hypothèse ; défaut %(default)s)")
-    p.add_argument("--facilitators", type=int, default=DEFAULT_FACILITATORS_PER_MAISON,
+    p.add_argument("--facilitators", type=int_at_least(1, high=1_000),
+                   default=DEFAULT_FACILITATORS_PER_MAISON,
                    metavar="N", help="facilitateurs formés de la Maison (défaut %(default)s)")
-    p.add_argument("--groups-per-facilitator", type=int,
+    p.add_argument("--groups-per-facilitator", type=int_at_least(1, high=100),
                    default=DEFAULT_GROUPS_PER_FACILITATOR, metavar="N",
                    help="groupes qu'un facilitateur anime en même temps (hypothèse ; défaut "
                         "%(default)s)")
@@ -120,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    from diagnosis.accessibility import DEFAULT_MAX_MINUTES
+    from diagnosis.settings import DEFAULT_MAX_MINUTES
 
     p.add_argument("--mode", choices=("drive", "walk", "crow"), default=default_mode,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
@@ -129,13 +137,14 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
     p.add_argument("--road-graph", metavar="FILE",
                    help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
                         "enregistré (.npz)")
-    p.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
+    p.add_argument("--max-minutes", type=float_between(0, MAX_MINUTES_LIMIT, unit="minutes"),
+                   default=DEFAULT_MAX_MINUTES,
                    help="seuil de temps de trajet T (minutes, défaut %(default)s)")
 
 
 def _add_analysis_parsers(sub: Any) -> None:
     """Parsers of ``access``, ``site`` and ``partners``."""
-    from diagnosis.siting import HOST_TYPES, OBJECTIVES
+    from diagnosis.settings import HOST_TYPES, OBJECTIVES
 
     a = sub.add_parser("access", help="temps d'accès aux services, zones blanches et "
                                       "communes prioritaires")
@@ -144,7 +153,7 @@ def _add_analysis_parsers(sub: Any) -> None:
     a.add_argument("--format", choices=("json", "table"), default="table")
     a.add_argument("--types", nargs="+", metavar="TYPE",
                    help="types de structures (défaut : tous ceux chargés, sauf mairie)")
-    a.add_argument("--weights", metavar="births=0.35,poverty=0.2,...",
+    a.add_argument("--weights", type=non_empty, metavar="births=0.35,poverty=0.2,...",
                    help="poids du score de priorité (births, poverty, single_parent, access)")
     a.add_argument("--distributed", action="store_true",
                    help="réseau routier calculé département par département sur Dask "
@@ -152,15 +161,16 @@ def _add_analysis_parsers(sub: Any) -> None:
     a.add_argument("--scheduler", metavar="tcp://HOTE:PORT",
                    help="avec --distributed : un cluster Dask existant (défaut : un "
                         "LocalCluster sur cette machine)")
-    a.add_argument("--workers", type=int, metavar="N",
+    a.add_argument("--workers", type=int_at_least(1, high=1_024), metavar="N",
                    help="avec --distributed : nombre de workers du LocalCluster")
-    a.add_argument("--top", type=int, default=15,
+    a.add_argument("--top", type=int_at_least(1), default=15,
                    help="communes prioritaires affichées en tableau (défaut %(default)s)")
 
     st = sub.add_parser("site", help="où implanter la Maison : sites recommandés expliqués")
     _add_common(st)
     _add_travel(st, default_mode="drive")
-    st.add_argument("--k", type=int, default=1, help="nombre de nouveaux sites (défaut 1)")
+    st.add_argument("--k", type=int_at_least(1, high=1_000), default=1,
+                    help="nombre de nouveaux sites (défaut 1)")
     st.add_argument("--format", choices=("json", "table"), default="table")
     st.add_argument("--host-types", nargs="+", default=list(HOST_TYPES), metavar="TYPE",
                     help="types de lieux pouvant accueillir la Maison (défaut : "
@@ -170,12 +180,14 @@ def _add_analysis_parsers(sub: Any) -> None:
                          "quand la longitude est négative) ; répétable")
     st.add_argument("--objective", choices=OBJECTIVES, default="max_covering",
                     help="couverture maximale (défaut) ou p-médiane (temps total minimal)")
-    st.add_argument("--scenarios", nargs="+", type=int, metavar="K",
+    st.add_argument("--scenarios", nargs="+", type=int_at_least(1, high=1_000), metavar="K",
                     help="comparer aussi ces nombres de sites (ex. 1 2 3)")
-    st.add_argument("--scenario-minutes", nargs="+", type=float, default=[], metavar="T",
+    st.add_argument("--scenario-minutes", nargs="+",
+                    type=float_between(0, MAX_MINUTES_LIMIT, unit="minutes"), default=[],
+                    metavar="T",
                     help="comparer aussi ces seuils de temps (minutes, ex. 15 30) : un "
                          "scénario par seuil et par nombre de sites")
-    st.add_argument("--need-weights", metavar="poverty=1,single_parent=1",
+    st.add_argument("--need-weights", type=non_empty, metavar="poverty=1,single_parent=1",
                     help="coefficients de la pauvreté et des familles monoparentales dans le "
                          "poids des besoins (0 pour laisser un facteur de côté ; défaut 1 et 1)")
     _add_uptake(st)
@@ -219,6 +231,7 @@ def _print_table(data: dict[str, Any]) -> None:
 
     from diagnosis.formatting import NOT_KNOWN_F, fr_known, fr_number, fr_out_of
     from diagnosis.overview import COVERAGE_LABELS
+    from diagnosis.schema import facility_label
 
     con = Console(width=110)
     t = data["territory"]
@@ -228,7 +241,8 @@ def _print_table(data: dict[str, Any]) -> None:
     births = data["births_2024"]
     n_total = int(data.get("n_communes_total", data["n_communes"]))
     known = fr_out_of(int(data.get("n_communes_births_known", data["n_communes"])), n_total)
-    con.print(f"Communes : {n_total}   Naissances 2024 : "
+    births_year = (data.get("data_years") or {}).get("births_2024", 2024)
+    con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
@@ -360,9 +374,9 @@ def _fr(value: Any, decimals: int = 0) -> str:
 
 def cmd_access(args: argparse.Namespace) -> int:
     """Run ``access``: time to services, zones blanches and ranked priority communes."""
-    from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
+    from diagnosis.formatting import fr_known
+    from diagnosis.gaps import PRIORITY_FACTORS
     from diagnosis.pipeline import diagnose_access, diagnose_demand, diagnose_overview
-    from diagnosis.report import fr_percent
 
     params = _params(args)
     with _Steps("Accessibilité", total=3) as step:
@@ -382,8 +396,9 @@ def cmd_access(args: argparse.Namespace) -> int:
     prio = res.gaps.layers["priority"]
     kinds = list(res.access.params["facility_types"])
     com_cols = ["rank", "code_insee", "name", "score",
+                *[f"factor_{k}" for k in PRIORITY_FACTORS],
                 *[f"contrib_{k}" for k in PRIORITY_FACTORS], "poverty_basis",
-                "missing_factors"]
+                "estimated_factors", "missing_factors"]
     acc = res.access.table.set_index("code_insee").to_dict("index")  # one lookup per row
     communes = []
     for rec in _records(prio, com_cols):
@@ -417,26 +432,56 @@ def cmd_access(args: argparse.Namespace) -> int:
     for col in ("Type", "Structures chargées", "Sans capacité", "Naissances à portée", "Part",
                 "Communes hors de portée"):
         tab.add_column(col, justify="left" if col == "Type" else "right")
+    coverage = ov.summary.get("coverage", {})
     for r in res.access.summary.to_dict("records"):
+        status = str(coverage.get(r["type"], {}).get("status", "unknown"))
         tab.add_row(str(r["label"]), str(r["n_facilities"]),
-                    str(r["n_facilities_without_capacity"]), _fr(r["births_within"]),
-                    fr_percent(r["share_births_within"]), str(r["n_communes_beyond"]))
+                    str(r["n_facilities_without_capacity"]),
+                    fr_known(r["births_within"], status=status, feminine=True),
+                    fr_known(r["share_births_within"], status=status, percent=True,
+                             feminine=True),
+                    fr_known(r["n_communes_beyond"], status=status, bound="upper",
+                             total=len(res.access.table)))
     con.print(tab)
-    w = res.gaps.params["weights"]
-    tab = Table(title=f"Communes prioritaires ({min(args.top, len(prio))} premières sur "
-                      f"{len(prio)}) : score 0-100 et part de chaque facteur")
-    tab.add_column("Rang", justify="right")
-    tab.add_column("Commune")
-    tab.add_column("Score", justify="right")
-    for k in PRIORITY_FACTORS:
-        tab.add_column(f"{FACTOR_LABELS[k]} (poids {fr_percent(w[k])})", justify="right")
-    for r in prio.head(args.top).to_dict("records"):
-        tab.add_row(str(r["rank"]), str(r["name"]), _fr(r["score"], 1),
-                    *[_fr(r[f"contrib_{k}"], 1) for k in PRIORITY_FACTORS])
-    con.print(tab)
+    _print_priority(con, res.gaps, top=args.top,
+                    births_year=ov.summary.get("data_years", {}).get("births_2024", 2024))
     for n in (*res.notes, *ws.notices):
         con.print(f"[yellow]! {n}[/yellow]")
     return 0
+
+
+def _print_priority(con: Any, gaps: Any, *, top: int, births_year: int = 2024) -> None:
+    """The priority ranking: births, each factor's multiplier, the score, what is estimated."""
+    from rich.table import Table
+
+    from diagnosis.formatting import fr_percent
+    from diagnosis.gaps import FACTOR_LABELS, MULTIPLIER_LABELS, PRIORITY_FACTORS, SCORE_LABEL
+
+    prio = gaps.layers["priority"]
+    w = gaps.params["weights"]
+    tab = Table(title=f"Communes prioritaires ({min(top, len(prio))} premières sur "
+                      f"{len(prio)}) : besoins en familles")
+    tab.add_column("Rang", justify="right")
+    tab.add_column("Commune")
+    for k in PRIORITY_FACTORS:
+        tab.add_column(MULTIPLIER_LABELS[k], justify="right")
+    tab.add_column(SCORE_LABEL, justify="right")
+    tab.add_column("Estimé ou manquant")
+    for r in prio.head(top).to_dict("records"):
+        missing = [FACTOR_LABELS[k].lower() + " inconnue" if k != "births"
+                   else "naissances inconnues"
+                   for k in str(r.get("missing_factors") or "").split(",") if k]
+        tab.add_row(_fr(r["rank"]), str(r["name"]), _fr(r["births"]),
+                    *[_fr(r[f"factor_{k}"], 2) for k in PRIORITY_FACTORS[1:]],
+                    _fr(r["score"], 1),
+                    " ; ".join([s for s in (str(r.get("estimated_factors") or ""),) if s]
+                               + missing) or "—")
+    con.print(tab)
+    con.print(f"Score = naissances {births_year} × moyenne pondérée des facteurs (poids : "
+              + ", ".join(f"{FACTOR_LABELS[k].lower()} {fr_percent(w[k])}"
+                          for k in PRIORITY_FACTORS)
+              + ") ; un facteur de 1 est la moyenne du territoire (pondérée par les "
+              "naissances), plafonné à 3. Une commune sans naissance a un score de 0.")
 
 
 def _distributed_access(args: argparse.Namespace, ws: Any, params: Any, ov: Any) -> Any:
@@ -1059,14 +1104,74 @@ COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
 COMMANDS.update(DELIVERABLE_COMMANDS)
 
 
+#: Suffix each output option must end with, per command (French name of the format).
+_OUT_SUFFIXES = {("report", "out"): (".pdf", "PDF"), ("export", "out"): (".gpkg", "GeoPackage"),
+                 ("export", "diagnosis_file"): (".json", "JSON")}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any computation, an output that cannot be written or would be lost.
+
+    Every ``--out``/``--diagnosis-file`` must be a regular file in an existing folder
+    (never a device such as ``/dev/null``, a FIFO or a folder) with the format's suffix;
+    ``--csv-dir`` must be a folder or a new name.
+    """
+    from pathlib import Path
+
+    from diagnosis.errors import InputError
+    from diagnosis.exports import check_writable
+
+    for dest in ("out", "diagnosis_file"):
+        value = getattr(args, dest, None)
+        if not value:
+            continue
+        option = "--" + dest.replace("_", "-")
+        check_writable(value, option=option)
+        suffix = _OUT_SUFFIXES.get((args.command, dest))
+        if suffix and Path(value).suffix.lower() != suffix[0]:
+            raise InputError(f"{option} {value!r} must end with {suffix[0]}", argument=option,
+                             value=value,
+                             fr=f"{option} « {value} » : le fichier écrit est un {suffix[1]}, "
+                                f"son nom doit finir par {suffix[0]} (par exemple "
+                                f"diagnostic{suffix[0]})")
+    csv_dir = getattr(args, "csv_dir", None)
+    if csv_dir:
+        d = Path(csv_dir)
+        if d.exists() and not d.is_dir():
+            raise InputError(f"--csv-dir {csv_dir!r} exists and is not a folder",
+                             argument="--csv-dir", value=csv_dir,
+                             fr=f"--csv-dir « {csv_dir} » existe et n'est pas un dossier : "
+                                "donnez un dossier (existant ou à créer)")
+        parent = d if d.is_dir() else d.parent
+        if not parent.is_dir():
+            raise InputError(f"--csv-dir {csv_dir!r}: {str(parent)!r} does not exist",
+                             argument="--csv-dir", value=csv_dir,
+                             fr=f"--csv-dir « {csv_dir} » : le dossier « {parent} » n'existe "
+                                "pas ; créez-le ou choisissez un autre chemin")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 on bad input, with a message on stderr)."""
+    """Entry point; returns the exit code (2 on bad input, with a message on stderr).
+
+    Every error reaches the user through :func:`diagnosis.errors.render_error` (French,
+    no traceback): 2 for a project error (bad input, missing data, failed source), 1 for
+    an operating-system error or a lack of memory.
+    """
+    from diagnosis.errors import render_error
+
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         return COMMANDS[args.command](args)
     except MaillageError as exc:
-        print(f"erreur : {exc.fr}", file=sys.stderr)
+        print(f"erreur : {render_error(exc)}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError) as exc:
+        print(f"erreur : {render_error(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"\n{render_error(exc)}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from diagnosis.demand import DemandPoints
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_decimal
 from diagnosis.gaps import GapsResult, compute_gaps
+from diagnosis.needs import year_of
 from diagnosis.overview import Overview, origin_points
 from diagnosis.partners import find_partners, institutional_partners
 from diagnosis.schema import ENGINE_CROW_FLY, FACILITY_TYPES
@@ -574,8 +575,12 @@ def compute_partners(
     own = com.loc[com["code_insee"].isin(t.communes)] if "code_insee" in com else com
     deps = list(t.departements) or sorted(set(com.get("dep_code", pd.Series(dtype=str))))
     epci = t.name if t.kind == "epci" else None
-    if epci is None and "epci_name" in own and own["epci_name"].nunique() == 1:
-        epci = str(own["epci_name"].iloc[0])
+    # The intercommunalité to meet: an EPT of the Grand Paris (``ept_name``), not the
+    # Métropole du Grand Paris, for its communes; else the EPCI.
+    for col in ("ept_name", "epci_name"):
+        names = own[col].fillna("").astype(str) if col in own else pd.Series(dtype=str)
+        if epci is None and len(names) and names.nunique() == 1 and names.iloc[0]:
+            epci = names.iloc[0]
     layers: dict[str, pd.DataFrame] = {}
     if deps:
         layers["institutions"] = institutional_partners(t.name, deps[0], own, epci,
@@ -603,6 +608,8 @@ class Catchment:
     years: Mapping[str, float]
     area: gpd.GeoDataFrame
     site_name: str = ""
+    #: Year of the births counted (from the INSEE files read, :func:`data_years`).
+    births_year: int = 2024
 
 
 def compute_site_catchment(
@@ -647,7 +654,8 @@ def compute_site_catchment(
     total = years[births_col]
     area = compute_catchment(site.geometry, travel=travel, max_minutes=max_minutes)
     return Catchment(communes=sel, births_per_year=0.0 if np.isnan(total) else total,
-                     years=years, area=area, site_name=site.name)
+                     years=years, area=area, site_name=site.name,
+                     births_year=year_of(overview.summary.get("data_years"), "births_2024"))
 
 
 def compute_site_cohorts(catchment: Catchment, *,
@@ -658,7 +666,8 @@ def compute_site_cohorts(catchment: Catchment, *,
     The plan's ``params["scope"]`` says in French which births were counted.
     """
     plan = compute_cohorts(catchment.births_per_year, uptake_rate=uptake_rate, **options)
-    scope = (f"naissances 2024 des {len(catchment.communes)} communes dont la mairie est à "
+    scope = (f"naissances {catchment.births_year} des {len(catchment.communes)} communes "
+             "dont la mairie est à "
              f"{fr_decimal(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site"
              + (f" « {catchment.site_name} »" if catchment.site_name else ""))
     return replace(plan, params={**plan.params, "scope": scope})

@@ -543,7 +543,9 @@ def territory_cohorts(overview: Overview, params: DiagnosisParams) -> CohortPlan
         return None
     plan = compute_cohorts(float(births), uptake_rate=params.uptake_rate,
                            **_cohort_options(params))
-    return replace(plan, params={**plan.params, "scope": "naissances 2024 de tout le territoire"})
+    year = (overview.summary.get("data_years") or {}).get("births_2024", 2024)
+    return replace(plan, params={**plan.params,
+                                 "scope": f"naissances {year} de tout le territoire"})
 
 
 def catchments_layer(catchments: Sequence[SiteCatchment]) -> gpd.GeoDataFrame:

@@ -153,7 +153,7 @@ def render_report_html(
             "fixer avec les partenaires (option --uptake-rate, par exemple 0,2).")),
         "comparison": _comparison_part(comparison, overview, attribution),
         "method": _method_part(threshold_label, access=access, gaps=gaps, siting=siting,
-                               cohorts=cohorts),
+                               cohorts=cohorts, years=overview.summary.get("data_years")),
         "sources_table": _sources_table(sources),
         "imports": list(meta.imports),
         "limits": _limits_part(overview, meta.notices),
