@@ -550,14 +550,14 @@ def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_pat
     weights and figures as the pages showed."""
     import pyogrio
 
-    from diagnosis.formatting import fr_number
-    from diagnosis.gaps import priority_weights
+    from diagnosis.formatting import fr_number, fr_percent
+    from diagnosis.gaps import SCORE_LABEL, priority_weights
 
     app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
     app.slider(key="besoins_weight_births").set_value(0.6).run(timeout=TIMEOUT)
     app.slider(key="besoins_weight_access").set_value(0.1).run(timeout=TIMEOUT)
     _no_exception(app)
-    page_priority = _frame(app, "Score (0-100)")
+    page_priority = _frame(app, SCORE_LABEL)
     app.switch_page("app_pages/implantation.py").run(timeout=TIMEOUT)
     _propose(app, -2.12, 47.44)
     app.number_input(key="implantation_k").set_value(2).run(timeout=TIMEOUT)
@@ -575,7 +575,7 @@ def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_pat
                                 "access": 0.1})
     assert stated["Nouveaux sites (k)"] == "2"
     assert stated["Sites proposés"] == "n°1 (-2.12000, 47.44000)"
-    assert f"naissances {100 * weights['births']:.0f} %" in stated["Poids du score de priorité"]
+    assert f"naissances {fr_percent(weights['births'])}" in stated["Poids du score de priorité"]
     assert stated["Site étudié"] == page_rec.sort_values("Rang")["Site"].iloc[0]
 
     app.button(key="rapport_generate").click().run(timeout=TIMEOUT)
@@ -602,7 +602,7 @@ def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_pat
         page_rec.sort_values("Rang")["Naissances à portée"].tolist()
     prio = pyogrio.read_dataframe(gpkg, layer="manques_priorites").set_index(
         column("manques_priorites", "name"))
-    shown = page_priority.set_index("Commune")["Score (0-100)"]
+    shown = page_priority.set_index("Commune")[SCORE_LABEL]
     assert prio.loc[shown.index, column("manques_priorites", "score")].round(1).tolist() == \
         shown.tolist()
     meta = pyogrio.read_dataframe(gpkg, layer="metadonnees")
