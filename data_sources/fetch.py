@@ -699,6 +699,14 @@ def _series_fr(name: str) -> str:
     m = re.fullmatch(r"(.+)_(\d{4})", name)
     if m and m.group(1) in _SERIES_LABELS_FR:
         return f"{_SERIES_LABELS_FR[m.group(1)]} {m.group(2)}"
+    m = re.fullmatch(r"births_mean_(\d{4})_(\d{4})", name)
+    if m:
+        return f"naissances, moyenne {m.group(1)}-{m.group(2)}"
+    m = re.fullmatch(r"(.+)_year", name)
+    if m:
+        label = _SERIES_LABELS_FR.get(m.group(1), _SERIES_LABELS_FR.get(
+            {"income": "median_income", "poverty": "poverty_rate"}.get(m.group(1), ""), ""))
+        return f"année des données ({label or m.group(1)})"
     return name
 
 

@@ -166,6 +166,10 @@ class DiagnosisParams:
     facilitators, groups_per_facilitator
         One Maison's capacity: trained facilitators, and groups each runs at once (an
         assumption, see :mod:`diagnosis.cohorts`).
+    travel_reason
+        Why ``mode`` and ``max_minutes`` are what they are when the density rule chose
+        them (:func:`diagnosis.travel.default_travel_for`), in French; ``""`` when the
+        user chose both. Stated in the CLI output and the report.
 
     Examples
     --------
@@ -196,6 +200,7 @@ class DiagnosisParams:
     birth_window_months: float = DEFAULT_BIRTH_WINDOW_MONTHS
     facilitators: int = DEFAULT_FACILITATORS_PER_MAISON
     groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR
+    travel_reason: str = ""
 
     def __post_init__(self) -> None:
         """Validate every option once (the messages name the option)."""

@@ -30,8 +30,9 @@ CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
 GEO_EXTENSIONS = (".geojson", ".json", ".gpkg")
 
 
-#: Largest facility file imported (bytes): the app's upload limit too.
-MAX_IMPORT_BYTES = 50 * 2**20
+#: Largest facility file imported (bytes): the app's upload limit too (below Streamlit's
+#: own ``maxUploadSize`` of 50 MB, so that the refusal is Maillage's, in French).
+MAX_IMPORT_BYTES = 40 * 2**20
 #: Most data rows (or features) imported from one file.
 MAX_IMPORT_ROWS = 100_000
 _WHAT = "fichier de structures"

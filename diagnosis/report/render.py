@@ -293,7 +293,8 @@ def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
     d = diagnosis
     acc = d.access
     meta = ReportMeta(author=author, created=created, sources=tuple(d.inputs.sources),
-                      notices=tuple(d.inputs.notices),
+                      notices=((d.params.travel_reason,) if d.params.travel_reason
+                               else ()) + tuple(d.inputs.notices),
                       imports=tuple(r.summary_fr() for r in d.inputs.imports),
                       origin=d.inputs.origin)
     return {"access": acc.access if acc else None, "gaps": acc.gaps if acc else None,
