@@ -275,10 +275,9 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     from shapely import distance as shp_distance
     from shapely import points as shp_points
 
+    from data_sources.cog import load_cog
     from data_sources.national import load_national_communes
     from diagnosis.settings import METRIC_CRS
-
-    from data_sources.cog import load_cog
     from diagnosis.territory import current_commune
 
     lon, lat = lon.copy(), lat.copy()
