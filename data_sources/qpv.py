@@ -154,9 +154,13 @@ def clip_qpv(gdf: gpd.GeoDataFrame, communes: Iterable[str]) -> gpd.GeoDataFrame
     return gdf[keep].reset_index(drop=True)
 
 
-def load_qpv(area: Territory, *, offline: bool | None = None,
+def load_qpv(area: Territory, *, fallback: bool = True, offline: bool | None = None,
              refresh: bool = False) -> gpd.GeoDataFrame:
     """QPV 2024 of the communes of ``area`` (outlines; the commune list as fallback).
+
+    ``fallback=False`` raises the download's :class:`SourceError` instead of reading the
+    shipped list (the fetch: a source that could not be read is a failure; the workspace
+    reads the list itself when no outline was stored).
 
     Returns
     -------
@@ -177,6 +181,8 @@ def load_qpv(area: Territory, *, offline: bool | None = None,
         out = clip_qpv(validate_qpv(parse_qpv(doc)), area.communes)
         basis = BASIS_OUTLINES
     except SourceError as exc:
+        if not fallback:
+            raise
         logger.warning("%s", exc)
         out = qpv_from_list(area.communes)
         basis = BASIS_LIST
