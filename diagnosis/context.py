@@ -128,12 +128,13 @@ class QpvSummary:
             return ["Aucun quartier prioritaire de la politique de la ville (QPV 2024) dans "
                     "le territoire."]
         out = []
-        for r in rows.itertuples(index=False):
-            text = (f"{r.name} compte {int(r.qpv_count)} QPV ({r.qpv_names})")
-            if self.children_basis and pd.notna(r.children_in_qpv):
-                text += (f" : environ {r.children_in_qpv:.0f} {self.children_basis} y vivent")
-                if pd.notna(r.children_share):
-                    text += f" ({100 * r.children_share:.0f} % de ceux de la commune)"
+        for r in rows.to_dict("records"):
+            text = f"{r['name']!s} compte {int(float(r['qpv_count']))} QPV ({r['qpv_names']!s})"
+            kids, share = float(r["children_in_qpv"]), float(r["children_share"])
+            if self.children_basis and np.isfinite(kids):
+                text += f" : environ {kids:.0f} {self.children_basis} y vivent"
+                if np.isfinite(share):
+                    text += f" ({100 * share:.0f} % de ceux de la commune)"
             out.append(text + ".")
         return out
 
@@ -229,13 +230,14 @@ def compute_caf_coverage(communes: pd.DataFrame) -> CafCoverage | None:
     """
     if "caf_coverage_rate" not in communes.columns:
         return None
-    years = pd.to_numeric(communes.get("caf_coverage_year"), errors="coerce").dropna()
+    nan = pd.Series(np.nan, index=communes.index)
+    years = pd.to_numeric(communes.get("caf_coverage_year", nan), errors="coerce").dropna()
     rate = pd.to_numeric(communes["caf_coverage_rate"], errors="coerce")
     by_commune = pd.DataFrame({"code_insee": communes["code_insee"].astype(str).to_numpy(),
                                "name": communes.get("name", communes["code_insee"]).to_numpy(),
                                "rate": rate.to_numpy()})
-    epci = pd.to_numeric(communes.get("caf_coverage_rate_epci"), errors="coerce")
-    epci_rate = float(epci.dropna().iloc[0]) if epci is not None and epci.notna().any() else None
+    epci = pd.to_numeric(communes.get("caf_coverage_rate_epci", nan), errors="coerce")
+    epci_rate = float(epci.dropna().iloc[0]) if epci.notna().any() else None
     return CafCoverage(int(years.max()) if len(years) else None,
                        by_commune.sort_values("code_insee").reset_index(drop=True), epci_rate)
 
