@@ -7,6 +7,16 @@ that came with an address but no position. Each source runs in its own ``try``: 
 failing never blocks the others, and its French reason (naming the source and the URL)
 goes to the result and to the ledger.
 
+Each source's answer is judged as a whole before it replaces anything (:func:`_judge`):
+an update that fell back to a copy held in the cache is « suspect » and says « copie du
+JJ/MM/AAAA gardée : la mise à jour a échoué (motif) »; an answer that loses rows, empties
+a series or has fewer communes than the snapshot held is « suspect » and kept apart for
+``--accept-suspect``; a first answer that contradicts its own metadata (``total_count``,
+a page cap, the territory's communes, the catalogue's file size) is « partiel ». Only an
+answer « à jour » reaches the HTTP cache (:func:`data_sources._http.deferred_cache`). The
+whole fetch has a deadline (``deadline_s``): sources stopped or not started by it are
+« non terminée ».
+
 Then the communes (contours + needs) are composed, the facilities of every source merged
 (:func:`data_sources.merge.merge_facilities`) and validated, and a new snapshot is written
 atomically (:func:`data_sources.store.write_store`). A source that fails keeps what an

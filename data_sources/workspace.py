@@ -525,6 +525,11 @@ def _from_store(
     for e in failed:
         if e.source in used or e.source in _COMMUNE_SOURCES:
             notices.append(f"Mise à jour en échec : {e.error}")
+    for e in stored.ledger:  # what was stored but is known to be incomplete or kept back
+        if e.status == "partial" and e.has_data:
+            notices.append(f"Données partielles — {e.title} : {e.note}")
+        elif e.status == "suspect" and e.has_data:
+            notices.append(f"Dernière mise à jour refusée — {e.title} : {e.note}")
     records = [_source_record(k) for k in keys]
     coverage = read_source_layer(stored, CAF_KEY)
     if coverage is not None and len(coverage):
