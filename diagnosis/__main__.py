@@ -41,6 +41,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     FrenchHelpFormatter,
     french_argparse_message,
 )
+from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.comparison import SPLITS
 from diagnosis.errors import MaillageError
 from diagnosis.schema import facility_label
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("json", "table"), default="table")
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
+    add_plan_parser(sub)
     return ap
 
 
@@ -1035,6 +1037,7 @@ DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": c
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
             "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
+COMMANDS["plan"] = cmd_plan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
