@@ -293,6 +293,8 @@ def compute_national_plan(
     selected, status, gap, how = _solve(a, w, new, fixed, method=method,
                                         time_limit_s=time_limit_s, pool_size=pool_size)
     order, gains, newly = _order_by_gain(a, w, before, selected)
+    useless = int((gains <= 0).sum())  # nothing left to reach: such a site is no answer
+    order, gains, newly = order[gains > 0], gains[gains > 0], newly[:int((gains > 0).sum())]
     curve_max = max(2 * new, new + 20) if curve_max is None else max(int(curve_max), new)
     after = before.copy()
     for rows in newly:
@@ -326,6 +328,9 @@ def compute_national_plan(
     existing = existing.drop(columns=["kind"]).reset_index(drop=True)
 
     notes = []
+    if useless:
+        notes.append(f"{order.size} nouvelle(s) Maison(s) seulement : au-delà, aucune famille "
+                     "de plus ne serait à portée (toutes les naissances connues le sont déjà).")
     unknown = int((~np.isfinite(com["births"])).sum())
     if unknown:
         notes.append(f"{unknown} commune(s) sans naissances connues : leurs familles ne sont "
