@@ -14,8 +14,7 @@ from app_pages import _cached, current_selection, files_key, md_escape
 from app_pages._widgets import french_table
 from diagnosis.errors import MaillageError
 from diagnosis.formatting import fr_number, fr_percent
-from diagnosis.plan_exports import plan_tables, render_curve_png, render_sites_png, \
-    summary_lines
+from diagnosis.plan_exports import plan_tables, render_curve_png, render_sites_png, summary_lines
 
 MODES = {"crow": "À vol d'oiseau en voiture (estimation)",
          "drive": "Réseau routier en voiture"}

@@ -39,7 +39,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(REPO))
 
 from diagnosis.distributed import compute_access_by_departement, dask_client  # noqa: E402
-from diagnosis.travel_times import road_graph_from_arrays  # noqa: E402
+from diagnosis.travel import road_graph_from_arrays  # noqa: E402
 
 SIDE_M = 40_000.0
 STEP_M = 250.0

@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from diagnosis.travel_times import (  # noqa: E402
+from diagnosis.travel import (  # noqa: E402
     RoadGraph,
     compute_travel_times,
     road_graph_from_arrays,

@@ -36,6 +36,12 @@ import pandas as pd
 import shapely
 
 from data_sources import _http
+from data_sources._budget import (
+    check_regular_file,
+    extract_zip_member,
+    read_file_capped,
+    read_zip_member,
+)
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
 from diagnosis.settings import WGS84
@@ -108,10 +114,11 @@ def extract_filosofi_gpkg(zip_path: str | Path, *, territory: str = "met") -> Pa
         inner = [n for n in names if n.lower().endswith(".7z")]
         direct = [n for n in names if n.endswith(member)]
         if direct:
-            tmp.write_bytes(zf.read(direct[0]))
+            extract_zip_member(zf, direct[0], tmp, archive=zpath.name)
         elif inner:
             py7zr = _py7zr()
-            seven = Path(zf.extract(inner[0], path=work))
+            seven = extract_zip_member(zf, inner[0], Path(work) / Path(inner[0]).name,
+                                       archive=zpath.name)
             with py7zr.SevenZipFile(seven, mode="r") as sz:
                 found = [n for n in sz.getnames() if n.endswith(member)]
                 if not found:
@@ -148,26 +155,32 @@ def read_filosofi_file(path: str | Path, *,
     ``area`` (polygons with a CRS) limits a GeoPackage read to the cells it touches
     (a spatial filter in the driver: the national file is not loaded whole).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"path={str(p)!r} is not a file; give a Filosofi GeoPackage or CSV")
+    p = check_regular_file(path, what="fichier de carreaux")
     suffix = p.suffix.lower()
     if suffix == ".zip":
-        with zipfile.ZipFile(p) as zf:
+        try:
+            zf = zipfile.ZipFile(p)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise InputError(f"{p.name}: not a readable zip ({exc})", argument="--grid",
+                             value=str(p),
+                             fr=f"fichier de carreaux « {p.name} » : archive zip illisible "
+                                f"({exc}) ; téléchargez-la de nouveau") from exc
+        with zf:
             names = [n for n in zf.namelist() if n.lower().endswith((".csv", ".gpkg"))]
             if not names:
                 raise SourceError(f"{p.name}: no CSV or GeoPackage inside "
                                   f"({zf.namelist()[:5]!r}); a .7z inside needs "
                                   "extract_filosofi_gpkg")
-            data = zf.read(names[0])
-        if names[0].lower().endswith(".csv"):
-            return _read_csv_bytes(data, file=f"{p.name}:{names[0]}")
-        inner = _http.get_config().cache_dir / "files" / f"{p.stem}-{Path(names[0]).name}"
-        inner.parent.mkdir(parents=True, exist_ok=True)
-        inner.write_bytes(data)
+            label = f"{p.name}:{names[0]}"
+            if names[0].lower().endswith(".csv"):
+                return _read_csv_bytes(read_zip_member(zf, names[0], archive=p.name),
+                                       file=label)
+            inner = _http.get_config().cache_dir / "files" / f"{p.stem}-{Path(names[0]).name}"
+            inner.parent.mkdir(parents=True, exist_ok=True)
+            extract_zip_member(zf, names[0], inner, archive=p.name)
         p, suffix = inner, ".gpkg"
     if suffix == ".csv":
-        return _read_csv_bytes(p.read_bytes(), file=p.name)
+        return _read_csv_bytes(read_file_capped(p, what="fichier de carreaux"), file=p.name)
     mask = None
     if area is not None:
         if area.crs is None:

@@ -23,10 +23,14 @@ live check**, ``pytest -m network``):
 
 - births ``DS_ETAT_CIVIL_NAIS_COMMUNES``: ``EC_MEASURE=LVB`` (live births), yearly;
 - population ``DS_RP_POPULATION_PRINC``: ``RP_MEASURE=POP``, ``SEX=_T``, ``AGE=_T``;
-- children under 3, ``DS_RP_POPULATION_PRINC`` with ``AGE=Y0T2``: a **real census count**
-  (``under3_census``), to use instead of the 3 × births estimate;
-- (optional, not loaded by default) ``DS_RP_TD_POPULATION_AGESEX_PRINC`` single years
-  ``Y0``…``Y2``: ``under3_count``;
+- children under 3, a **real census count** (``under3_census``), to use instead of the
+  3 × births estimate: the sum of the single ages ``Y0``, ``Y1`` and ``Y2`` of
+  ``DS_RP_TD_POPULATION_AGESEX_PRINC`` (``SEX=_T``). ``AGE=Y0T2`` does not exist in
+  ``DS_RP_POPULATION_PRINC`` (its AGE codes are broad bands: the filter answers 200 with
+  no observation); the code list ``CL_AGE`` (recorded in INSEE's R package ``melodi``,
+  ``tests/testthat/_vcr/get_code_list_age_fr.yml``) holds ``Y0``, ``Y1``, ``Y2`` and
+  ``Y_LT3`` (tried when the single ages are absent). The same answer also gives
+  ``under3_count`` (series ``under3``, same request);
 - Filosofi ``DS_FILOSOFI_CC``: ``FILOSOFI_MEASURE=MED_SL`` (median standard of living, €)
   and ``PR_MD60`` (poverty rate at 60 %, %);
 - families ``DS_RP_FAMILLE_COMP``: ``TFN`` family type (``11`` father alone, ``12`` mother
@@ -112,9 +116,9 @@ SERIES: dict[str, MelodiSeries] = {
         {"RP_MEASURE": ("POP",), "SEX": ("_T",), "AGE": ("_T",)},
     ),
     "under3_census": MelodiSeries(
-        "under3_census", "DS_RP_POPULATION_PRINC",
-        {"RP_MEASURE": "POP", "SEX": "_T", "AGE": "Y0T2"},
-        {"RP_MEASURE": ("POP",), "SEX": ("_T",), "AGE": ("Y0T2",)},
+        "under3_census", "DS_RP_TD_POPULATION_AGESEX_PRINC", {"SEX": "_T"},
+        {"SEX": ("_T",), "AGE": ("Y0", "Y1", "Y2")},
+        ({"SEX": ("_T",), "AGE": ("Y_LT3",)},),
     ),
     "under3": MelodiSeries(
         "under3_count", "DS_RP_TD_POPULATION_AGESEX_PRINC", {"SEX": "_T"},
@@ -201,22 +205,45 @@ def fetch_melodi(
     offline: bool | None = None,
     refresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """Fetch every observation of ``dataset`` for ``geo``, following ``paging.next``."""
+    """Fetch every observation of ``dataset`` for ``geo``, following ``paging.next``.
+
+    The observations received are counted: when an answer's ``paging.count`` (the total
+    with ``totalCount=true``, as read by INSEE's R package ``melodi``, ``R/get_data.R``;
+    at most the page's size otherwise) exceeds what came, or when ``max_pages`` stops the
+    loop, or when an empty page still points to a next one, what came is returned with a
+    « partiel » note
+    (:func:`data_sources._http.note_partial`), never as complete.
+    """
     url: str | None = MELODI_URL.format(dataset=dataset)
     params: list[tuple[str, Any]] | None = [("GEO", geo), *dict(query or {}).items(),
                                             ("maxResult", MAX_RESULT)]
     obs: list[dict[str, Any]] = []
+    total: int | None = None
     for _ in range(max_pages):
         assert url is not None
         doc = _http.fetch_json(url, source=MELODI.key, params=params, offline=offline,
                                refresh=refresh, check=_check_observations)
         obs.extend(doc["observations"])
         paging = doc.get("paging") or {}
+        count = paging.get("count") if isinstance(paging, dict) else None
+        if isinstance(count, int) and not isinstance(count, bool):
+            total = max(total or 0, count)  # a page's count never exceeds what came
         nxt = paging.get("next")
-        if not nxt or paging.get("isLast") is True or not doc["observations"]:
+        if not nxt or paging.get("isLast") is True:
+            break
+        if not doc["observations"]:
+            _http.note_partial(f"Melodi {dataset} : page vide avant la fin ({len(obs)} "
+                               "observation(s) reçue(s))")
             return obs
         url, params = str(nxt), None
-    raise SourceError(f"{MELODI.key}: more than {max_pages} pages for {dataset} {geo}.")
+    else:
+        _http.note_partial(f"Melodi {dataset} : arrêt après {max_pages} pages "
+                           f"({len(obs)} observation(s) reçue(s))")
+        return obs
+    if total is not None and len(obs) < total:
+        _http.note_partial(f"Melodi {dataset} : {len(obs)} observation(s) reçue(s) sur "
+                           f"{total} annoncée(s)")
+    return obs
 
 
 # --- parse -----------------------------------------------------------------------------
@@ -382,6 +409,25 @@ def validate_needs(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("code_insee").reset_index(drop=True)
 
 
+def check_answered(part: pd.DataFrame, series: MelodiSeries, area: Territory) -> None:
+    """Raise when ``part`` holds no value for any commune of ``area`` (French message).
+
+    An empty but valid answer (``observations: []``, a filter on a code the dataset does
+    not have, observations for other communes only) is a failure, never data: the
+    message names the dataset, the filters and the number of communes asked.
+    """
+    cols = [c for c in part.columns if c != "code_insee"]
+    mine = part.loc[part["code_insee"].isin(set(area.communes)), cols] if cols else part
+    if cols and len(mine) and mine.notna().any().any():
+        return
+    filters = ", ".join(f"{k}={v}" for k, v in series.query.items()) or "aucun filtre"
+    raise SourceError(
+        f"{MELODI.key} : {series.dataset} ({filters}) : aucune observation pour les "
+        f"{len(area.communes)} commune(s) de {area.label} (réponse vide ou codes changés) ; "
+        "la série est laissée vide, jamais à zéro."
+    )
+
+
 def load_insee_needs(
     area: Territory,
     *,
@@ -404,7 +450,9 @@ def load_insee_needs(
     errors
         ``"raise"``: the first failing series raises :class:`SourceError`;
         ``"collect"``: failing series are skipped and their messages stored in
-        ``attrs["failures"]`` (one failing dataset never blocks the others).
+        ``attrs["failures"]`` (one failing dataset never blocks the others). A series
+        whose answer holds no value for any commune of ``area`` fails too
+        (:func:`check_answered`).
 
     Returns
     -------
@@ -427,6 +475,7 @@ def load_insee_needs(
                 cache[ckey] = fetch_melodi(s.dataset, geo=geo, query=s.query, offline=offline,
                                            refresh=refresh)
             part = parse_series(cache[ckey], s)
+            check_answered(part, s, area)
         except SourceError as exc:
             if errors == "raise":
                 raise

@@ -206,7 +206,9 @@ def read_census_bytes(data: bytes, *, file: str) -> str:
                 members = [n for n in zf.namelist() if n.lower().endswith(".csv")]
                 if not members:
                     raise SourceError(f"{file}: the zip holds no CSV ({zf.namelist()!r})")
-                data = zf.read(members[0])
+                from data_sources._budget import read_zip_member
+
+                data = read_zip_member(zf, members[0], archive=file)
         except zipfile.BadZipFile as exc:
             raise SourceError(f"{file}: damaged zip file ({exc})") from exc
     return _http.decode_text(data)
@@ -368,7 +370,10 @@ def load_iris_population(
         offline=offline, refresh=refresh)
     if not path.is_file():
         raise InputError(f"census_path={str(path)!r} is not a file")
-    text = read_census_bytes(path.read_bytes(), file=path.name)
+    from data_sources._budget import read_file_capped
+
+    text = read_census_bytes(read_file_capped(path, what="fichier du recensement IRIS"),
+                             file=path.name)
     census = validate_iris_census(parse_iris_census(text, file=path.name, dep_code=dep_code),
                                   file=path.name)
     return join_iris(contours, census)

@@ -3,7 +3,7 @@
 osmnx is used, not re-implemented; this module is the one place that configures it
 (cache folder under Maillage's cache, cache on, a user agent naming Maillage). osmnx
 talks to Overpass itself and keeps its own cache of responses; on top of it the
-converted :class:`~diagnosis.travel_times.RoadGraph` of each territory is cached as
+converted :class:`~diagnosis.travel.RoadGraph` of each territory is cached as
 ``.npz`` and the raw facility features as GeoParquet, so a second run needs neither the
 network nor networkx.
 
@@ -47,7 +47,7 @@ from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import FACILITY_DTYPES, validate_facilities
 from diagnosis.settings import METRIC_CRS, WGS84
-from diagnosis.travel_times import MODES, WALK_SPEED_KMH, RoadGraph, road_graph_from_networkx
+from diagnosis.travel import MODES, WALK_SPEED_KMH, RoadGraph, road_graph_from_networkx
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +175,8 @@ def _ox() -> Any:
 OVERPASS_TIMEOUT_S = 180
 #: Overpass 429/504 answers osmnx may retry (it pauses 55 s before each) in one query.
 OVERPASS_MAX_RETRIES = 2
+#: Seconds osmnx pauses before retrying a 429/504 (``_overpass._overpass_request``).
+OVERPASS_RETRY_PAUSE_S = 55.0
 _guard = threading.local()
 
 
@@ -191,6 +193,15 @@ def _overpass_budget() -> Iterator[None]:
 def _overpass_guard(response: Any, *args: Any, **kwargs: Any) -> Any:
     """Requests hook: stop osmnx after :data:`OVERPASS_MAX_RETRIES` 429/504 answers."""
     if getattr(response, "status_code", 200) in {429, 504}:
+        left = _http.deadline_left()
+        if left is not None and left < OVERPASS_RETRY_PAUSE_S:  # no 55 s pause past it
+            with contextlib.suppress(Exception):
+                response.close()
+            raise SourceError(
+                f"osm : Overpass a répondu HTTP {response.status_code} (serveur occupé) à "
+                f"{getattr(response, 'url', '?')} and the overall deadline of the source "
+                "leaves no time for osmnx's pause before a retry; retry later."
+            )
         _guard.busy = getattr(_guard, "busy", 0) + 1
         if _guard.busy > OVERPASS_MAX_RETRIES:
             raise SourceError(
@@ -356,7 +367,7 @@ def load_road_graph(
     mode
         ``"drive"`` (osmnx network type "drive", speeds from ``maxspeed`` or
         :data:`FR_HIGHWAY_SPEEDS_KMH`) or ``"walk"`` (all ways a pedestrian may use,
-        both directions, :data:`~diagnosis.travel_times.WALK_SPEED_KMH`).
+        both directions, :data:`~diagnosis.travel.WALK_SPEED_KMH`).
     buffer_m
         Widen the outline by this many metres (trips and facilities across the border).
     refresh

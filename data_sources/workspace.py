@@ -21,10 +21,10 @@ from data_sources.caf import CAF
 from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
-from diagnosis.analyses import Travel
 from diagnosis.errors import MissingDataError, SourceError
 from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import WGS84
+from diagnosis.travel import Travel
 
 CAF_KEY = CAF.key
 
@@ -204,7 +204,10 @@ def load_workspace(
             else:
                 result = load_facility_file(f, town_halls=halls)
             reports.append(result.report)
-            tables.append(_distinct_ids(result.facilities, seen, i))
+            # a flagged duplicate is reported, and counted once everywhere
+            kept = result.facilities.loc[~result.facilities["facility_id"].astype(str).isin(
+                result.report.duplicate_ids)]
+            tables.append(_distinct_ids(kept, seen, i))
             keys.extend(sorted(set(result.facilities["source"])))
     tables.extend(extra_facilities)
     for t in extra_facilities:
@@ -307,7 +310,7 @@ def _from_insee_files(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes from the shipped national geography and the user's INSEE files."""
     from data_sources.assemble import communes_from_insee
-    from data_sources.insee_files import read_insee_files
+    from data_sources.insee_files import read_insee_files, source_fields
 
     context, geography = _context_territory(territory)
     imp = read_insee_files(list(files), territory_codes=context.communes)
@@ -344,8 +347,8 @@ def _from_insee_files(
                        "ou inconnue.")
     notices.append("Aucune structure n'est chargée pour ce territoire hors de vos fichiers : "
                    "importez-les (--facilities) ou mettez à jour les sources.")
-    records = [_source_record(k) for k in ("cog2026", "ign_admin_express_france",
-                                           "insee_comparateur")]
+    records = [_source_record(k) for k in ("cog2026", "ign_admin_express_france")]
+    records.append({**_source_record("insee_comparateur"), **source_fields(imp)})
     return communes, empty_facilities(), records, notices, "fichiers"
 
 
@@ -353,7 +356,7 @@ def _with_insee_files(territory: Territory, communes: gpd.GeoDataFrame,
                       files: Sequence[str | Path | tuple[str, bytes]]
                       ) -> tuple[gpd.GeoDataFrame, list[dict[str, str]], list[str]]:
     """The loaded communes with the needs of the user's INSEE files where they give them."""
-    from data_sources.insee_files import read_insee_files
+    from data_sources.insee_files import read_insee_files, source_fields
     from diagnosis.needs import compute_needs
 
     imp = read_insee_files(list(files), territory_codes=list(communes["code_insee"]))
@@ -374,7 +377,7 @@ def _with_insee_files(territory: Territory, communes: gpd.GeoDataFrame,
     out = gpd.GeoDataFrame(needs, geometry=out.geometry.to_numpy(), crs=out.crs)
     notices = [f"Vos fichiers INSEE remplacent les chiffres chargés pour {replaced} commune(s) "
                "(la valeur la plus récente de vos fichiers l'emporte).", *_insee_notices(imp)]
-    return out, [_source_record("insee_comparateur")], notices
+    return out, [{**_source_record("insee_comparateur"), **source_fields(imp)}], notices
 
 
 def _distinct_ids(fac: gpd.GeoDataFrame, seen: set[str], nth: int) -> gpd.GeoDataFrame:
@@ -463,7 +466,7 @@ def _from_store(
     territory: Territory, stored: StoredTerritory
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes, facilities, source records, notices and origin from the local store."""
-    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline"}]
+    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline", "timeout"}]
     in_demo = set(demo.load_demo_communes()["code_insee"])
     covered = any(c in in_demo for c in territory.communes)
     keys: list[str] = ["cog2026"]
@@ -503,9 +506,10 @@ def _from_store(
         halls = halls.loc[halls["type"].eq("mairie")
                           & halls["code_insee"].isin(territory.communes)]
         if len(halls):
-            facilities = validate_facilities(
-                gpd.GeoDataFrame(pd.concat([facilities, halls], ignore_index=True),
-                                 geometry="geometry", crs=WGS84), source="store+mairies")
+            # the sources' own town halls (annuaire, BPE, OSM) and the demo's: one each
+            from data_sources.merge import merge_facilities
+
+            facilities = merge_facilities([facilities, halls])[0]
             keys.append("annuaire_mairies")
         notices.append(
             "Structures : celles des sources téléchargées pour les communes du territoire "

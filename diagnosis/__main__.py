@@ -39,13 +39,18 @@ from typing import Any
 from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests)
     FrenchArgumentParser,
     FrenchHelpFormatter,
+    float_between,
     french_argparse_message,
+    int_at_least,
+    non_empty,
 )
 from diagnosis.cli_plan import add_plan_parser, cmd_plan
-from diagnosis.comparison import SPLITS
 from diagnosis.errors import MaillageError
-from diagnosis.schema import facility_label
-from diagnosis.settings import DEFAULT_THRESHOLD_M
+from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
+
+#: Largest travel-time threshold accepted (minutes): beyond 4 hours, « à portée » means
+#: nothing for a family's weekly visit.
+MAX_MINUTES_LIMIT = 240.0
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -75,7 +80,8 @@ def _add_data_files(p: argparse.ArgumentParser) -> None:
 
 
 def _add_threshold(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
+    p.add_argument("--threshold-m", type=float_between(0, 200_000, unit="mètres"),
+                   default=DEFAULT_THRESHOLD_M,
                    help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
 
 
@@ -86,12 +92,14 @@ def _add_uptake(p: argparse.ArgumentParser) -> None:
         DEFAULT_UPTAKE_RATE,
     )
 
-    p.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
+    p.add_argument("--uptake-rate", type=float_between(0, 1), default=DEFAULT_UPTAKE_RATE,
+                   metavar="SHARE",
                    help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
                         "(hypothèse ; défaut %(default)s)")
-    p.add_argument("--facilitators", type=int, default=DEFAULT_FACILITATORS_PER_MAISON,
+    p.add_argument("--facilitators", type=int_at_least(1, high=1_000),
+                   default=DEFAULT_FACILITATORS_PER_MAISON,
                    metavar="N", help="facilitateurs formés de la Maison (défaut %(default)s)")
-    p.add_argument("--groups-per-facilitator", type=int,
+    p.add_argument("--groups-per-facilitator", type=int_at_least(1, high=100),
                    default=DEFAULT_GROUPS_PER_FACILITATOR, metavar="N",
                    help="groupes qu'un facilitateur anime en même temps (hypothèse ; défaut "
                         "%(default)s)")
@@ -122,22 +130,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    from diagnosis.accessibility import DEFAULT_MAX_MINUTES
-
-    p.add_argument("--mode", choices=("drive", "walk", "crow"), default=default_mode,
+    p.set_defaults(car_mode=default_mode)
+    p.add_argument("--mode", choices=("drive", "walk", "crow"), default=None,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
                         "à pied (walk), ou estimation à vol d'oiseau (crow) ; sans réseau "
-                        "disponible, estimation à vol d'oiseau signalée (défaut %(default)s)")
+                        "disponible, estimation à vol d'oiseau signalée (défaut : walk si la "
+                        "plupart des habitants vivent dans des communes denses, sinon "
+                        f"{default_mode})")
     p.add_argument("--road-graph", metavar="FILE",
                    help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
                         "enregistré (.npz)")
-    p.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
-                   help="seuil de temps de trajet T (minutes, défaut %(default)s)")
+    p.add_argument("--max-minutes", type=float_between(0, MAX_MINUTES_LIMIT, unit="minutes"),
+                   default=None,
+                   help="seuil de temps de trajet T (minutes ; défaut 15 à pied, 20 en "
+                        "voiture)")
+
+
+def _travel_defaults(args: argparse.Namespace, params: Any, ws: Any) -> Any:
+    """``params`` with the mode and threshold the user left out, by the density rule.
+
+    The one rule of the app, the CLI and the report
+    (:func:`diagnosis.travel.default_travel_for`); the reason goes with the parameters.
+    """
+    from dataclasses import replace
+
+    from diagnosis.travel import default_travel_for
+
+    if not hasattr(args, "car_mode"):
+        return params
+    mode, minutes, why = default_travel_for(ws.own_communes, car_mode=args.car_mode,
+                                            mode=args.mode, max_minutes=args.max_minutes)
+    return replace(params, mode=mode, max_minutes=minutes, travel_reason=why)
 
 
 def _add_analysis_parsers(sub: Any) -> None:
     """Parsers of ``access``, ``site`` and ``partners``."""
-    from diagnosis.siting import HOST_TYPES, OBJECTIVES
+    from diagnosis.settings import HOST_TYPES, OBJECTIVES
 
     a = sub.add_parser("access", help="temps d'accès aux services, zones blanches et "
                                       "communes prioritaires")
@@ -146,7 +174,7 @@ def _add_analysis_parsers(sub: Any) -> None:
     a.add_argument("--format", choices=("json", "table"), default="table")
     a.add_argument("--types", nargs="+", metavar="TYPE",
                    help="types de structures (défaut : tous ceux chargés, sauf mairie)")
-    a.add_argument("--weights", metavar="births=0.35,poverty=0.2,...",
+    a.add_argument("--weights", type=non_empty, metavar="births=0.35,poverty=0.2,...",
                    help="poids du score de priorité (births, poverty, single_parent, access)")
     a.add_argument("--distributed", action="store_true",
                    help="réseau routier calculé département par département sur Dask "
@@ -154,15 +182,16 @@ def _add_analysis_parsers(sub: Any) -> None:
     a.add_argument("--scheduler", metavar="tcp://HOTE:PORT",
                    help="avec --distributed : un cluster Dask existant (défaut : un "
                         "LocalCluster sur cette machine)")
-    a.add_argument("--workers", type=int, metavar="N",
+    a.add_argument("--workers", type=int_at_least(1, high=1_024), metavar="N",
                    help="avec --distributed : nombre de workers du LocalCluster")
-    a.add_argument("--top", type=int, default=15,
+    a.add_argument("--top", type=int_at_least(1), default=15,
                    help="communes prioritaires affichées en tableau (défaut %(default)s)")
 
     st = sub.add_parser("site", help="où implanter la Maison : sites recommandés expliqués")
     _add_common(st)
     _add_travel(st, default_mode="drive")
-    st.add_argument("--k", type=int, default=1, help="nombre de nouveaux sites (défaut 1)")
+    st.add_argument("--k", type=int_at_least(1, high=1_000), default=1,
+                    help="nombre de nouveaux sites (défaut 1)")
     st.add_argument("--format", choices=("json", "table"), default="table")
     st.add_argument("--host-types", nargs="+", default=list(HOST_TYPES), metavar="TYPE",
                     help="types de lieux pouvant accueillir la Maison (défaut : "
@@ -172,12 +201,14 @@ def _add_analysis_parsers(sub: Any) -> None:
                          "quand la longitude est négative) ; répétable")
     st.add_argument("--objective", choices=OBJECTIVES, default="max_covering",
                     help="couverture maximale (défaut) ou p-médiane (temps total minimal)")
-    st.add_argument("--scenarios", nargs="+", type=int, metavar="K",
+    st.add_argument("--scenarios", nargs="+", type=int_at_least(1, high=1_000), metavar="K",
                     help="comparer aussi ces nombres de sites (ex. 1 2 3)")
-    st.add_argument("--scenario-minutes", nargs="+", type=float, default=[], metavar="T",
+    st.add_argument("--scenario-minutes", nargs="+",
+                    type=float_between(0, MAX_MINUTES_LIMIT, unit="minutes"), default=[],
+                    metavar="T",
                     help="comparer aussi ces seuils de temps (minutes, ex. 15 30) : un "
                          "scénario par seuil et par nombre de sites")
-    st.add_argument("--need-weights", metavar="poverty=1,single_parent=1",
+    st.add_argument("--need-weights", type=non_empty, metavar="poverty=1,single_parent=1",
                     help="coefficients de la pauvreté et des familles monoparentales dans le "
                          "poids des besoins (0 pour laisser un facteur de côté ; défaut 1 et 1)")
     _add_uptake(st)
@@ -219,29 +250,47 @@ def _print_table(data: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from diagnosis.formatting import NOT_KNOWN_F, fr_known, fr_number, fr_out_of
+    from diagnosis.overview import COVERAGE_LABELS
+    from diagnosis.schema import facility_label
+
     con = Console(width=110)
     t = data["territory"]
     con.print(f"[bold]{t['name']}[/bold] ({t['kind']} {t['code']})")
     if t.get("note"):
         con.print(t["note"])
     births = data["births_2024"]
-    con.print(f"Communes : {data['n_communes']}   Naissances 2024 : "
-              f"{births:,.0f}".replace(",", " ") if births is not None else "")
+    n_total = int(data.get("n_communes_total", data["n_communes"]))
+    known = fr_out_of(int(data.get("n_communes_births_known", data["n_communes"])), n_total)
+    births_year = (data.get("data_years") or {}).get("births_2024", 2024)
+    con.print(f"Communes : {n_total}   Naissances {births_year} : "
+              + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
     if data["under3_estimate"] is not None:
-        con.print(f"Enfants de moins de 3 ans : {data['under3_estimate']:,.0f} "
-                  f"({data['under3_estimate_label']})".replace(",", " "))
+        con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
+                  f"({data['under3_estimate_label']})")
     tab = Table(title=f"Offre et proximité (≤ {data['threshold_m'] / 1000:g} km à vol d'oiseau "
                       "depuis la mairie)")
     for col in ("Type", "Structures", "Places connues", "Naissances à portée", "Part",
-                "Communes sans"):
-        tab.add_column(col, justify="left" if col == "Type" else "right")
+                "Communes sans", "Offre connue"):
+        tab.add_column(col, justify="left" if col in ("Type", "Offre connue") else "right")
+    n = int(data["n_communes"])
     for typ, f in data["facilities"].items():
         w = data["births_within_threshold"][typ]
-        share = "—" if w["share"] is None else f"{100 * w['share']:.0f} %"
-        places = "—" if f["places_known"] is None else f"{f['places_known']:.0f}"
-        tab.add_row(facility_label(typ, plural=True), str(f["count"]), places,
-                    f"{w['births']:.0f}", share, str(len(data["communes_without"][typ])))
+        status = str(f.get("status", w.get("status", "unknown")))
+        places = "—" if f["places_known"] is None else fr_number(f["places_known"])
+        tab.add_row(facility_label(typ, plural=True),
+                    fr_known(f["count"], status=status, feminine=True), places,
+                    fr_known(w["births"], status=status, feminine=True),
+                    fr_known(w["share"], status=status, percent=True, feminine=True),
+                    fr_known(len(data["communes_without"][typ]), status=status,
+                             bound="upper", total=n),
+                    COVERAGE_LABELS.get(status, status))
     con.print(tab)
+    if any(f.get("status") != "complete" for f in data["facilities"].values()):
+        con.print("« non connu(e) » : aucune source chargée ne recense ce type en entier et "
+                  "les données chargées n'en placent aucune ; « ≥ » : au moins, d'après les "
+                  "structures connues ; « ≤ » : au plus. Importez un fichier de structures ou "
+                  "mettez à jour les sources pour les connaître.")
     for imp in data.get("imports", []):
         con.print(f"Import {imp['file']} : {imp['summary']}")
     con.print("[bold]Sources[/bold]")
@@ -306,10 +355,15 @@ def _parse_points(points: Sequence[str]) -> tuple[tuple[float, float], ...]:
         except ValueError:
             raise InputError(f"--point {text!r}: give longitude,latitude in degrees, e.g. "
                              "--point -2.15,47.43", argument="--point", value=text,
-                             hint="-2.15,47.43") from None
+                             hint="-2.15,47.43",
+                             fr=f"--point « {text} » : écrivez longitude,latitude en degrés, "
+                                "par exemple --point=-2.15,47.43") from None
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees",
-                             argument="--point", value=text, hint="-2.15,47.43")
+                             argument="--point", value=text, hint="-2.15,47.43",
+                             fr=f"--point « {text} » : longitude entre -180 et 180 et latitude "
+                                "entre -90 et 90 degrés attendues, par exemple "
+                                "--point=-2.15,47.43")
         out.append((lon, lat))
     return tuple(out)
 
@@ -346,14 +400,15 @@ def _fr(value: Any, decimals: int = 0) -> str:
 
 def cmd_access(args: argparse.Namespace) -> int:
     """Run ``access``: time to services, zones blanches and ranked priority communes."""
-    from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
+    from diagnosis.formatting import fr_known
+    from diagnosis.gaps import PRIORITY_FACTORS
     from diagnosis.pipeline import diagnose_access, diagnose_demand, diagnose_overview
-    from diagnosis.report import fr_percent
 
     params = _params(args)
     with _Steps("Accessibilité", total=3) as step:
         step("chargement des données")
         ws = _workspace(args)
+        params = _travel_defaults(args, params, ws)
         ov = diagnose_overview(ws, params)
         if args.distributed:
             step("temps de trajet par département (Dask)")
@@ -368,8 +423,9 @@ def cmd_access(args: argparse.Namespace) -> int:
     prio = res.gaps.layers["priority"]
     kinds = list(res.access.params["facility_types"])
     com_cols = ["rank", "code_insee", "name", "score",
+                *[f"factor_{k}" for k in PRIORITY_FACTORS],
                 *[f"contrib_{k}" for k in PRIORITY_FACTORS], "poverty_basis",
-                "missing_factors"]
+                "estimated_factors", "missing_factors"]
     acc = res.access.table.set_index("code_insee").to_dict("index")  # one lookup per row
     communes = []
     for rec in _records(prio, com_cols):
@@ -381,11 +437,13 @@ def cmd_access(args: argparse.Namespace) -> int:
     data = {
         "territory": {"code": ws.territory.code, "name": ws.territory.name,
                       "kind": ws.territory.kind},
-        "params": res.params,
+        "params": {**dict(res.params), "mode": params.mode,
+                   "travel_reason": params.travel_reason},
         "types": _records(res.access.summary),
         "white_zones": _records(res.gaps.summary),
         "communes": communes,
-        "notes": [*res.notes, *ws.notices],
+        "notes": [*([params.travel_reason] if params.travel_reason else []), *res.notes,
+                  *ws.notices],
         "sources": list(ws.sources),
     }
     if args.format == "json":
@@ -397,32 +455,64 @@ def cmd_access(args: argparse.Namespace) -> int:
 
     con = _console()
     t = ws.territory
-    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(args.max_minutes)} min"
+    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(params.max_minutes)} min"
               f" — {travel.label}")
+    if params.travel_reason:
+        con.print(params.travel_reason)
     tab = Table(title="Accès aux services, par type")
     for col in ("Type", "Structures chargées", "Sans capacité", "Naissances à portée", "Part",
                 "Communes hors de portée"):
         tab.add_column(col, justify="left" if col == "Type" else "right")
+    coverage = ov.summary.get("coverage", {})
     for r in res.access.summary.to_dict("records"):
+        status = str(coverage.get(r["type"], {}).get("status", "unknown"))
         tab.add_row(str(r["label"]), str(r["n_facilities"]),
-                    str(r["n_facilities_without_capacity"]), _fr(r["births_within"]),
-                    fr_percent(r["share_births_within"]), str(r["n_communes_beyond"]))
+                    str(r["n_facilities_without_capacity"]),
+                    fr_known(r["births_within"], status=status, feminine=True),
+                    fr_known(r["share_births_within"], status=status, percent=True,
+                             feminine=True),
+                    fr_known(r["n_communes_beyond"], status=status, bound="upper",
+                             total=len(res.access.table)))
     con.print(tab)
-    w = res.gaps.params["weights"]
-    tab = Table(title=f"Communes prioritaires ({min(args.top, len(prio))} premières sur "
-                      f"{len(prio)}) : score 0-100 et part de chaque facteur")
-    tab.add_column("Rang", justify="right")
-    tab.add_column("Commune")
-    tab.add_column("Score", justify="right")
-    for k in PRIORITY_FACTORS:
-        tab.add_column(f"{FACTOR_LABELS[k]} (poids {fr_percent(w[k])})", justify="right")
-    for r in prio.head(args.top).to_dict("records"):
-        tab.add_row(str(r["rank"]), str(r["name"]), _fr(r["score"], 1),
-                    *[_fr(r[f"contrib_{k}"], 1) for k in PRIORITY_FACTORS])
-    con.print(tab)
+    _print_priority(con, res.gaps, top=args.top,
+                    births_year=ov.summary.get("data_years", {}).get("births_2024", 2024))
     for n in (*res.notes, *ws.notices):
         con.print(f"[yellow]! {n}[/yellow]")
     return 0
+
+
+def _print_priority(con: Any, gaps: Any, *, top: int, births_year: int = 2024) -> None:
+    """The priority ranking: births, each factor's multiplier, the score, what is estimated."""
+    from rich.table import Table
+
+    from diagnosis.formatting import fr_percent
+    from diagnosis.gaps import FACTOR_LABELS, MULTIPLIER_LABELS, PRIORITY_FACTORS, SCORE_LABEL
+
+    prio = gaps.layers["priority"]
+    w = gaps.params["weights"]
+    tab = Table(title=f"Communes prioritaires ({min(top, len(prio))} premières sur "
+                      f"{len(prio)}) : besoins en familles")
+    tab.add_column("Rang", justify="right")
+    tab.add_column("Commune")
+    for k in PRIORITY_FACTORS:
+        tab.add_column(MULTIPLIER_LABELS[k], justify="right")
+    tab.add_column(SCORE_LABEL, justify="right")
+    tab.add_column("Estimé ou manquant")
+    for r in prio.head(top).to_dict("records"):
+        missing = [FACTOR_LABELS[k].lower() + " inconnue" if k != "births"
+                   else "naissances inconnues"
+                   for k in str(r.get("missing_factors") or "").split(",") if k]
+        tab.add_row(_fr(r["rank"]), str(r["name"]), _fr(r["births"]),
+                    *[_fr(r[f"factor_{k}"], 2) for k in PRIORITY_FACTORS[1:]],
+                    _fr(r["score"], 1),
+                    " ; ".join([s for s in (str(r.get("estimated_factors") or ""),) if s]
+                               + missing) or "—")
+    con.print(tab)
+    con.print(f"Score = naissances {births_year} × moyenne pondérée des facteurs (poids : "
+              + ", ".join(f"{FACTOR_LABELS[k].lower()} {fr_percent(w[k])}"
+                          for k in PRIORITY_FACTORS)
+              + ") ; un facteur de 1 est la moyenne du territoire (pondérée par les "
+              "naissances), plafonné à 3. Une commune sans naissance a un score de 0.")
 
 
 def _distributed_access(args: argparse.Namespace, ws: Any, params: Any, ov: Any) -> Any:
@@ -467,6 +557,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     with _Steps("Implantation", total=4) as step:
         step("chargement des données")
         ws = _workspace(args)
+        params = _travel_defaults(args, params, ws)
         ov = diagnose_overview(ws, params)
         step("réseau routier")
         travel = _travel(args, ws, params)
@@ -493,7 +584,8 @@ def cmd_site(args: argparse.Namespace) -> int:
         "territory": {"code": ws.territory.code, "name": ws.territory.name,
                       "kind": ws.territory.kind},
         "params": {**{k: v for k, v in main.params.items()}, "engine": travel.engine,
-                   "travel_label": travel.label, "uptake_rate": args.uptake_rate},
+                   "travel_label": travel.label, "uptake_rate": args.uptake_rate,
+                   "mode": params.mode, "travel_reason": params.travel_reason},
         "summary": {k: v for k, v in main.summary.items()},
         "sites": _records(main.sites, site_cols),
         "cohorts": cohorts,
@@ -505,7 +597,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
         _emit(args, json.dumps(_clean(json_ready(data)), ensure_ascii=False, indent=2) + "\n")
         return 0
-    _print_site_table(ws, main, sc, cohorts, travel, args)
+    _print_site_table(ws, main, sc, cohorts, travel, args, params)
     return 0
 
 
@@ -517,37 +609,47 @@ def _scenario_records(table: Any) -> list[dict[str, Any]]:
 
 
 def _print_site_table(ws: Any, main: Any, sc: Any, cohorts: list[dict[str, Any]],
-                      travel: Any, args: argparse.Namespace) -> None:
+                      travel: Any, args: argparse.Namespace, params: Any) -> None:
     from rich.table import Table
 
     con = _console()
     t = ws.territory
     s = main.summary
     con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — {args.k} nouveau(x) site(s), "
-              f"seuil {_fr(args.max_minutes)} min — {travel.label}")
+              f"seuil {_fr(params.max_minutes)} min — {travel.label}")
+    if params.travel_reason:
+        con.print(params.travel_reason)
     con.print(str(s.get("message", "")))
     tab = Table(title="Sites recommandés")
     for col in ("Rang", "Site (identifiant)", "Type", "Naissances à portée", "dont nouvelles",
-                "PMI (min)", "Maternité (min)", "Partenaires à portée"):
+                "Apport du site", "PMI (min)", "Maternité (min)", "Partenaires à portée"):
         tab.add_column(col, justify="left" if col in ("Site (identifiant)", "Type") else "right")
     for r in main.sites.to_dict("records"):
         label = f"{r['name']} ({r['facility_id']})"
         if r["status"] != "recommandé":
-            label += " — existant"
+            label += f" — {r['status']}"
+        gain = r.get("births_marginal")
         tab.add_row(_fr(r.get("rank")), label, str(r.get("type_label", "")),
                     _fr(r.get("births_covered")), _fr(r.get("births_new")),
+                    "—" if gain is None or gain != gain else f"+{_fr(gain)}",
                     _fr(r.get("minutes_nearest_pmi")), _fr(r.get("minutes_nearest_maternite")),
                     _fr(r.get("partners_within")))
     con.print(tab)
+    con.print("« Apport du site » : naissances à portée que le site ajoute aux sites mieux "
+              "classés (et aux Maisons existantes).")
     for r in main.sites.loc[main.sites["status"] == "recommandé"].to_dict("records"):
         con.print(f"[bold]{r['name']}[/bold] : {r['explanation']}")
     for c in cohorts:
+        if not c.get("params"):
+            continue
         con.print(f"[bold]Groupes de pairs autour de {c['site_name']}[/bold] "
                   f"({c['params'].get('scope', '')}, participation supposée "
-                  f"{_fr(100 * c['params']['uptake_rate'])} %) : "
-                  f"{_fr(c['groups_per_year'], 1)} groupe(s) de {c['params']['group_size']} "
-                  f"familles par an, {_fr(c['months_to_fill_group'], 1)} mois pour en réunir "
-                  f"un, {_fr(c['facilitator_hours_per_month'], 1)} h d'animation par mois.")
+                  f"{_fr(100 * c['params']['uptake_rate'])} %) : la Maison anime "
+                  f"{_fr(c['maison_groups_per_year'], 1)} groupe(s) de "
+                  f"{c['params']['group_size']} familles par an "
+                  f"({_fr(c['maison_families_per_year'])} familles), "
+                  f"{_fr(c['maison_facilitator_hours_per_month'], 1)} h d'animation par mois."
+                  f" {c.get('binding_text', '')}")
         for w in c["warnings"]:
             con.print(f"[yellow]! {w}[/yellow]")
     if len(sc.results) > 1:
@@ -573,6 +675,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
     params = _params(args)
     ws = _workspace(args)
+    params = _travel_defaults(args, params, ws)
     site = studied_site(ws, params, None)
     assert site is not None  # --site is required
     travel = _travel(args, ws, params)
@@ -600,14 +703,15 @@ def cmd_partners(args: argparse.Namespace) -> int:
                      "params": dict(res.params),
                      "partners": _records(near), "institutions": _records(inst),
                      "notes": [f"Temps de trajet : {travel.label}.",
+                               *([params.travel_reason] if params.travel_reason else []),
                                *([travel.note] if travel.note else []), *ws.notices]}
         _emit(args, json.dumps(_clean(data_json), ensure_ascii=False, indent=2) + "\n")
         return 0
     from rich.table import Table
 
     con = _console()
-    con.print(f"[bold]Partenaires de {site.name}[/bold] ({site.site_id}) à {_fr(args.max_minutes)}"
-              f" min ou moins — {travel.label}")
+    con.print(f"[bold]Partenaires de {site.name}[/bold] ({site.site_id}) à "
+              f"{_fr(params.max_minutes)} min ou moins — {travel.label}")
     tab = Table()
     for col in ("Type", "Structure", "Adresse", "Temps (min)", "Distance (km)", "Contact"):
         tab.add_column(col, justify="right" if "(" in col else "left")
@@ -775,11 +879,12 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
 
 def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
     """The whole diagnosis of ``--territory`` (report and export)."""
-    from diagnosis.analyses import Travel
     from diagnosis.pipeline import PARTS, run_diagnosis
+    from diagnosis.travel import Travel
 
     params = _params(args)
     ws = _workspace(args)
+    params = _travel_defaults(args, params, ws)
     if args.no_analyses:
         diag = run_diagnosis(ws, params, travel=Travel(mode=params.engine_mode),
                              parts=("overview",), progress=step)
@@ -869,7 +974,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not (args.out or args.csv_dir or args.diagnosis_file):
         raise InputError("export needs an output: --out FILE.gpkg, --csv-dir DIR and/or "
-                         "--diagnosis-file FILE.json")
+                         "--diagnosis-file FILE.json", argument="--out",
+                         fr="export : indiquez au moins une sortie : --out FICHIER.gpkg, "
+                            "--csv-dir DOSSIER ou --diagnosis-file FICHIER.json")
     if args.out:
         if Path(args.out).suffix.lower() != ".gpkg":
             raise InputError(f"--out {args.out!r} must end with .gpkg (GeoPackage)")
@@ -942,7 +1049,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         text = french_csv_text(df, lineterminator="\n")
     else:
-        text = _comparison_table(df.loc[:, summary_columns()])
+        text = _comparison_table(df.loc[:, summary_columns()], df)
     if args.out:
         data = text.encode("utf-8-sig" if args.format == "csv" else "utf-8")
         write_bytes_atomic(args.out, data, option="--out")
@@ -952,25 +1059,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _comparison_table(df: Any) -> str:
+def _comparison_table(df: Any, full: Any) -> str:
+    """The printed comparison: columns of ``df``, statuses read from ``full``."""
     from rich.console import Console
     from rich.table import Table
 
     from diagnosis.comparison import metric_label
-    from diagnosis.report import fr_number, fr_percent
+    from diagnosis.formatting import fr_known, fr_number, fr_out_of
 
     tab = Table(title=f"Comparaison de {len(df)} territoires")
     for col in df.columns:
         tab.add_column(metric_label(col) if col not in ("code", "name") else
                        {"code": "Code", "name": "Territoire"}[col],
                        justify="left" if col in ("code", "name") else "right")
-    for rec in df.to_dict("records"):
+    for rec in full.loc[df.index].to_dict("records"):
         cells = []
-        for col, v in rec.items():
+        for col in df.columns:
+            v = rec[col]
             if col.startswith("share_within_"):
-                cells.append(fr_percent(v))
+                status = str(rec.get(f"offer_status_{col.removeprefix('share_within_')}",
+                                     "complete"))
+                cells.append(fr_known(v, status=status, percent=True, feminine=True))
             elif col == "coverage_partial":
-                cells.append("partielle" if v else "complète")
+                known = fr_out_of(int(rec.get("n_communes_births_known", rec["n_communes"])),
+                                  int(rec.get("n_communes_total", rec["n_communes"])))
+                cells.append(f"partielle{known}" if v else "complète")
             elif isinstance(v, float | int) and not isinstance(v, bool):
                 cells.append(fr_number(v))
             else:
@@ -1000,7 +1113,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     lost = [f for f in files if not Path(f).is_file()]
     if lost:
         raise InputError(f"{args.file}: imported file(s) {lost!r} recorded in the diagnosis "
-                         "are missing; put them back at that path to re-run it")
+                         "are missing; put them back at that path to re-run it",
+                         argument="FILE.json", value=args.file,
+                         fr=f"« {args.file} » : fichier(s) importé(s) introuvable(s) : "
+                            + ", ".join(f"« {f} »" for f in lost)
+                            + " ; remettez-les à cet emplacement pour relancer le diagnostic")
     t = rec["territory"]
     ws = load_workspace(str(t["code"]), facility_files=files)
     p = rec["params"]
@@ -1040,14 +1157,74 @@ COMMANDS.update(DELIVERABLE_COMMANDS)
 COMMANDS["plan"] = cmd_plan
 
 
+#: Suffix each output option must end with, per command (French name of the format).
+_OUT_SUFFIXES = {("report", "out"): (".pdf", "PDF"), ("export", "out"): (".gpkg", "GeoPackage"),
+                 ("export", "diagnosis_file"): (".json", "JSON")}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any computation, an output that cannot be written or would be lost.
+
+    Every ``--out``/``--diagnosis-file`` must be a regular file in an existing folder
+    (never a device such as ``/dev/null``, a FIFO or a folder) with the format's suffix;
+    ``--csv-dir`` must be a folder or a new name.
+    """
+    from pathlib import Path
+
+    from diagnosis.errors import InputError
+    from diagnosis.exports import check_writable
+
+    for dest in ("out", "diagnosis_file"):
+        value = getattr(args, dest, None)
+        if not value:
+            continue
+        option = "--" + dest.replace("_", "-")
+        check_writable(value, option=option)
+        suffix = _OUT_SUFFIXES.get((args.command, dest))
+        if suffix and Path(value).suffix.lower() != suffix[0]:
+            raise InputError(f"{option} {value!r} must end with {suffix[0]}", argument=option,
+                             value=value,
+                             fr=f"{option} « {value} » : le fichier écrit est un {suffix[1]}, "
+                                f"son nom doit finir par {suffix[0]} (par exemple "
+                                f"diagnostic{suffix[0]})")
+    csv_dir = getattr(args, "csv_dir", None)
+    if csv_dir:
+        d = Path(csv_dir)
+        if d.exists() and not d.is_dir():
+            raise InputError(f"--csv-dir {csv_dir!r} exists and is not a folder",
+                             argument="--csv-dir", value=csv_dir,
+                             fr=f"--csv-dir « {csv_dir} » existe et n'est pas un dossier : "
+                                "donnez un dossier (existant ou à créer)")
+        parent = d if d.is_dir() else d.parent
+        if not parent.is_dir():
+            raise InputError(f"--csv-dir {csv_dir!r}: {str(parent)!r} does not exist",
+                             argument="--csv-dir", value=csv_dir,
+                             fr=f"--csv-dir « {csv_dir} » : le dossier « {parent} » n'existe "
+                                "pas ; créez-le ou choisissez un autre chemin")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 on bad input, with a message on stderr)."""
+    """Entry point; returns the exit code (2 on bad input, with a message on stderr).
+
+    Every error reaches the user through :func:`diagnosis.errors.render_error` (French,
+    no traceback): 2 for a project error (bad input, missing data, failed source), 1 for
+    an operating-system error or a lack of memory.
+    """
+    from diagnosis.errors import render_error
+
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         return COMMANDS[args.command](args)
     except MaillageError as exc:
-        print(f"erreur : {exc.fr}", file=sys.stderr)
+        print(f"erreur : {render_error(exc)}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError) as exc:
+        print(f"erreur : {render_error(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"\n{render_error(exc)}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ A matrix core (numpy) and a thin GeoDataFrame front, after PySAL ``access``:
 
 - :func:`compute_e2sfca` takes travel times (origins × facilities, minutes) as the
   sparse pairs within reach (a scipy.sparse matrix or a
-  :class:`~diagnosis.travel_times.TravelTimes`) or a dense matrix, a demand vector and
+  :class:`~diagnosis.travel.TravelTimes`) or a dense matrix, a demand vector and
   a supply vector, and returns the enhanced two-step floating catchment area score of
   every origin. It matches ``access.Access.enhanced_two_stage_fca`` (tested to 1e-9);
   work and memory follow the pairs within reach, not origins × facilities.
@@ -16,8 +16,8 @@ A matrix core (numpy) and a thin GeoDataFrame front, after PySAL ``access``:
   are the simple per-origin indicators.
 - :func:`compute_access_indicators` puts it all in one tidy table keyed by
   ``code_insee``, with a per-type summary.
-- :func:`compute_travel_times_by_type` builds the sparse travel times it needs from a
-  road graph, or as the crow flies when there is none.
+- :func:`compute_travel_times_by_type` builds the sparse travel times it needs with a
+  travel engine (:mod:`diagnosis.travel`): a road graph, or as the crow flies.
 
 See Also
 --------
@@ -26,7 +26,8 @@ guides/accessibilite.md : the method guide (in French).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,22 +38,19 @@ import scipy.sparse as sp
 
 from diagnosis.errors import InputError, check_positive
 from diagnosis.schema import FACILITY_TYPES, facility_label
-from diagnosis.settings import METRIC_CRS
-from diagnosis.travel_times import (
+from diagnosis.settings import DEFAULT_MAX_MINUTES, METRIC_CRS
+from diagnosis.travel import (
     DEFAULT_MAX_SNAP_M,
     DETOUR_FACTOR,
     RoadGraph,
+    TravelEngine,
     TravelTimes,
     compute_travel_times,
     crow_fly_travel_times,
 )
 
-#: Default accessibility threshold (minutes): "within reach" means at most this long.
-#: A convention for everyday early-childhood services, to be set by the user.
-DEFAULT_MAX_MINUTES = 20.0
-
-#: Stored pairs handled at once by the sparse E2SFCA (bounds its temporaries: ~40 B each).
-_BLOCK_PAIRS = 4_000_000
+#: Below this many stored pairs, E2SFCA sums with bincounts rather than sparse products.
+_SMALL_PAIRS = 50_000
 
 #: Weights of the original E2SFCA (Luo & Qi 2009) for three equal time bands.
 LUO_QI_WEIGHTS: tuple[float, float, float] = (1.0, 0.68, 0.22)
@@ -92,16 +90,21 @@ class Decay:
         """Weights of ``minutes`` (array-like)."""
         t = np.asarray(minutes, dtype=float)
         if self.kind == "step":
-            # Band index = number of bounds below t (one comparison pass per band: faster
-            # than a search for a few bands); past the last bound, or NaN, the weight is 0.
-            idx = np.zeros(t.shape, dtype=np.intp)
+            # Count the bounds at or above t (one comparison pass per band into a reused
+            # bool buffer, summed as bytes: faster than a search for a few bands), then
+            # one table lookup; past the last bound, or NaN, the count is 0 and so is the
+            # weight.
+            above = np.zeros(t.shape, dtype=np.uint8)
+            buf = np.empty(t.shape, dtype=bool)
             for bound in self.bounds:
-                idx += ~(t <= bound)
-            return np.append(np.asarray(self.weights, dtype=float), 0.0)[idx]
+                np.less_equal(t, bound, out=buf)
+                above += buf.view(np.uint8)
+            table = np.append(0.0, np.asarray(self.weights, dtype=float)[::-1])
+            return np.take(table, above.astype(np.intp))  # faster than table[above]
         w = np.exp(-t * t / (2.0 * self.sigma_minutes**2))
         return np.where(t <= self.max_minutes, w, 0.0)
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """French description, for reports.
 
@@ -252,7 +255,7 @@ def compute_e2sfca(
         ``(n_origins, n_facilities)`` minutes: a dense array (``np.inf`` = out of
         reach), a scipy.sparse matrix or array whose **stored** entries are the pairs
         within reach (absent = out of reach; a 0-minute pair must be a stored zero), or
-        a :class:`~diagnosis.travel_times.TravelTimes` (its sparse ``within`` pairs).
+        a :class:`~diagnosis.travel.TravelTimes` (its sparse ``within`` pairs).
     demand
         ``(n_origins,)`` demand (e.g. births), finite and >= 0.
     supply
@@ -289,7 +292,8 @@ def compute_e2sfca(
     [0.5, 0.5]
     """
     top = check_positive(max_minutes, "max_minutes")
-    (n, m), blocks = _pair_blocks(travel_minutes, top)
+    pairs = _pairs_csr(travel_minutes, top)
+    n, m = pairs.shape
     dem = _as_vector(demand, "demand", n)
     if np.isnan(dem).any() or (dem < 0).any():
         bad = np.flatnonzero(np.isnan(dem) | (dem < 0))[:5].tolist()
@@ -304,21 +308,28 @@ def compute_e2sfca(
                          f"{sup[bad].tolist()!r}")
     weight = step_decay(top) if decay is None else decay
 
+    # Weights once (0 beyond the catchment, so pairs past ``top`` add nothing), then two
+    # products: catchment demand per facility, access per origin. Sparse matrix-vector
+    # products for large instances; for small ones (a département's communes and one
+    # type) scipy's object set-up costs more than the sums, so plain bincounts serve.
+    w = weight(pairs.data)
     has_cap = ~np.isnan(sup)
-    # Two passes over blocks of pairs (one block for a dense matrix; blocks of at most
-    # _BLOCK_PAIRS stored pairs for a sparse one, so temporaries stay small).
-    catchment = np.zeros(m)
-    for rows, cols, values in blocks():
-        keep = has_cap[cols]
-        rows, cols, values = rows[keep], cols[keep], values[keep]
-        catchment += np.bincount(cols, weights=dem[rows] * weight(values), minlength=m)
+    small = pairs.nnz <= _SMALL_PAIRS
+    if small:
+        rows = np.repeat(np.arange(n), np.diff(pairs.indptr))
+        catchment = np.bincount(pairs.indices, weights=w * dem[rows], minlength=m)
+    else:
+        weights = sp.csr_array((w, pairs.indices, pairs.indptr), shape=pairs.shape)
+        catchment = np.asarray(weights.T @ dem, dtype=float)
+    catchment[~has_cap] = 0.0
     served = has_cap & (catchment > 0)
     ratio = np.full(m, np.nan)
     ratio[served] = sup[served] / catchment[served]
     ratio_or_zero = np.where(served, ratio, 0.0)
-    access = np.zeros(n)
-    for rows, cols, values in blocks():
-        access += np.bincount(rows, weights=weight(values) * ratio_or_zero[cols], minlength=n)
+    if small:
+        access = np.bincount(rows, weights=w * ratio_or_zero[pairs.indices], minlength=n)
+    else:
+        access = np.asarray(weights @ ratio_or_zero, dtype=float)
     return E2SFCAResult(
         access=access,
         facility_ratio=ratio,
@@ -333,7 +344,7 @@ def compute_e2sfca(
 def minutes_to_nearest(travel_minutes: Any) -> np.ndarray:
     """Minutes from each origin to its nearest facility (``np.inf`` if none in reach).
 
-    A :class:`~diagnosis.travel_times.TravelTimes` gives its ``nearest_minutes`` (k-d
+    A :class:`~diagnosis.travel.TravelTimes` gives its ``nearest_minutes`` (k-d
     tree or multi-source Dijkstra); a sparse matrix the smallest stored entry of each
     row; a dense array the row minimum.
 
@@ -362,7 +373,7 @@ def count_reachable(travel_minutes: Any, *, max_minutes: float) -> np.ndarray:
     """Number of facilities within ``max_minutes`` of each origin.
 
     Counted on the pairs within reach for sparse inputs and
-    :class:`~diagnosis.travel_times.TravelTimes`.
+    :class:`~diagnosis.travel.TravelTimes`.
 
     Examples
     --------
@@ -444,6 +455,7 @@ def compute_travel_times_by_type(
     speed_kmh: float | None = None,
     detour_factor: float = DETOUR_FACTOR,
     access_min: float = 0.0,
+    engine: TravelEngine | None = None,
 ) -> dict[str, TravelTimes]:
     """Travel-time matrices from communes to the facilities of each type.
 
@@ -465,8 +477,13 @@ def compute_travel_times_by_type(
     mode
         Crow-fly mode (``"drive"``/``"walk"``); with a graph, the graph's mode is used.
     max_snap_m, speed_kmh, detour_factor, access_min
-        Passed to :func:`~diagnosis.travel_times.compute_travel_times` or
-        :func:`~diagnosis.travel_times.crow_fly_travel_times`.
+        Passed to :func:`~diagnosis.travel.compute_travel_times` or
+        :func:`~diagnosis.travel.crow_fly_travel_times`.
+    engine
+        Any travel engine (:class:`~diagnosis.travel.TravelEngine`, e.g. a
+        :class:`~diagnosis.travel.Travel`); when given, it computes every matrix and
+        ``graph``, ``mode``, ``max_snap_m``, ``speed_kmh``, ``detour_factor`` and
+        ``access_min`` are not used.
 
     Returns
     -------
@@ -482,7 +499,9 @@ def compute_travel_times_by_type(
         if len(sub) == 0:
             continue
         dest = facility_points_xy(sub)
-        if graph is None:
+        if engine is not None:
+            out[ftype] = engine.times(origins, dest, max_minutes=max_minutes)
+        elif graph is None:
             out[ftype] = crow_fly_travel_times(origins, dest, detour_factor=detour_factor,
                                                speed_kmh=speed_kmh, mode=mode or "drive",
                                                max_minutes=max_minutes, access_min=access_min)
@@ -544,7 +563,7 @@ def compute_access_indicators(
         Facilities in the schema (``type``, ``capacity``); the columns of the matrix of
         type ``t`` are its rows of that type, in order.
     travel_times_by_type
-        Type -> :class:`~diagnosis.travel_times.TravelTimes`, e.g. from
+        Type -> :class:`~diagnosis.travel.TravelTimes`, e.g. from
         :func:`compute_travel_times_by_type`, computed with a cutoff >= ``max_minutes``.
     births_col
         Demand column (annual births). Communes with unknown births get indicators but
@@ -731,43 +750,28 @@ def _sparse_pairs(
         values
 
 
-def _pair_blocks(
-    travel_minutes: Any, top: float
-) -> tuple[tuple[int, int], Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
-    """Shape and a re-iterable source of ``(rows, cols, minutes)`` blocks with ``t <= top``.
+def _pairs_csr(travel_minutes: Any, top: float) -> sp.csr_array:
+    """Travel-time pairs as a canonical CSR array of minutes, checked in one pass.
 
-    A sparse input is walked in row blocks of at most :data:`_BLOCK_PAIRS` stored pairs
-    (checked once, up front); a dense one gives a single block.
+    A sparse input (or a :class:`~diagnosis.travel.TravelTimes`) keeps its stored
+    pairs, those past ``top`` included (every decay weighs them 0); a dense one keeps the
+    cells with ``t <= top``.
     """
     source = travel_minutes.within if isinstance(travel_minutes, TravelTimes) \
         else travel_minutes
     if not sp.issparse(source):
         shape, rows, cols, values = _pairs_within(source, top)
-        return shape, lambda: iter([(rows, cols, values)])
-    csr = sp.csr_array(source)
-    shape = (int(csr.shape[0]), int(csr.shape[1]))
-    _check_shape(shape, False)
+        return sp.csr_array((values, (rows, cols)), shape=shape)
+    csr = source if isinstance(source, sp.csr_array) else sp.csr_array(source)
+    _check_shape((int(csr.shape[0]), int(csr.shape[1])), False)
     if not csr.has_canonical_format:
         csr = csr.copy()
         csr.sum_duplicates()
-    data = np.asarray(csr.data, dtype=float)
-    _check_minutes(data)
-    indptr = np.asarray(csr.indptr, dtype=np.int64)
-    indices = csr.indices
-    # Row boundaries of blocks of about _BLOCK_PAIRS pairs.
-    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], _BLOCK_PAIRS), side="right") - 1
-    bounds = np.unique(np.r_[cuts, shape[0]])
-
-    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True):
-            lo, hi = indptr[r0], indptr[r1]
-            rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(indptr[r0:r1 + 1]))
-            cols = np.asarray(indices[lo:hi], dtype=np.int64)
-            values = data[lo:hi]
-            keep = values <= top
-            yield rows[keep], cols[keep], values[keep]
-
-    return shape, blocks
+    if csr.dtype != np.float64:
+        csr = csr.astype(float)
+    if csr.nnz and not csr.data.min() >= 0:  # one pass: NaN or negative times
+        _check_minutes(csr.data)
+    return csr
 
 
 def _pairs_within(

@@ -25,8 +25,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
-from scipy.sparse.csgraph import dijkstra
 
 from diagnosis import siting as sit
 from diagnosis.accessibility import (
@@ -38,14 +36,14 @@ from diagnosis.accessibility import (
     facility_points_xy,
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
-from diagnosis.crowfly import CrowFlyModel, default_crow_fly_model
 from diagnosis.demand import DemandPoints
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_decimal
 from diagnosis.gaps import GapsResult, compute_gaps
+from diagnosis.needs import year_of
 from diagnosis.overview import Overview, origin_points
 from diagnosis.partners import find_partners, institutional_partners
-from diagnosis.schema import ENGINE_CROW_FLY, ENGINE_ROAD, FACILITY_TYPES
+from diagnosis.schema import ENGINE_CROW_FLY, FACILITY_TYPES
 from diagnosis.settings import (
     DEFAULT_MAX_MINUTES,
     DEFAULT_UPTAKE_RATE,
@@ -55,16 +53,7 @@ from diagnosis.settings import (
     WGS84,
 )
 from diagnosis.territory import normalize_name
-from diagnosis.travel_times import (
-    ENGINE_LABELS,
-    MODE_LABELS,
-    MODES,
-    RoadGraph,
-    TravelTimes,
-    compute_travel_times,
-    crow_fly_travel_times,
-    snap_points,
-)
+from diagnosis.travel import Travel
 
 #: Types whose time from a recommended site is reported (the Maison's first partners).
 SITE_NEIGHBOUR_TYPES: tuple[str, ...] = ("pmi", "maternite")
@@ -73,71 +62,6 @@ SITE_NEIGHBOUR_TYPES: tuple[str, ...] = ("pmi", "maternite")
 # --------------------------------------------------------------------------------------
 # How travel times are obtained
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Travel:
-    """How travel times are computed: on a road graph, or estimated crow-fly.
-
-    Attributes
-    ----------
-    graph
-        Road graph (:func:`data_sources.osm.load_road_graph`), or None for the crow-fly
-        estimate (distance × :data:`~diagnosis.travel_times.DETOUR_FACTOR` at the mode's
-        speed), which every output labels as such.
-    mode
-        ``"drive"`` or ``"walk"`` (with a graph, the graph's own mode).
-    note
-        French note shown with the results (e.g. why no road graph is used).
-
-    Examples
-    --------
-    >>> Travel().label.endswith("en voiture (1 min d'accès + 40 km/h, détour × 1,3)")
-    True
-    """
-
-    graph: RoadGraph | None = None
-    mode: str = "drive"
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        """Check the mode and take the graph's own."""
-        if self.graph is not None:
-            object.__setattr__(self, "mode", self.graph.mode)
-        if self.mode not in MODES:
-            raise InputError(f"mode={self.mode!r} is not a travel mode; use one of {MODES}")
-
-    @property
-    def engine(self) -> str:
-        """:data:`~diagnosis.schema.ENGINE_ROAD` or :data:`~diagnosis.schema.ENGINE_CROW_FLY`."""
-        return ENGINE_ROAD if self.graph is not None else ENGINE_CROW_FLY
-
-    @property
-    def crow_fly(self) -> CrowFlyModel:
-        """The crow-fly model of the mode (access term + detour, :mod:`diagnosis.crowfly`)."""
-        return default_crow_fly_model(self.mode)
-
-    @property
-    def label(self) -> str:
-        """French description of the times, for legends, tables and reports."""
-        if self.graph is None:
-            return crow_fly_travel_times(np.zeros((1, 2)), np.zeros((1, 2)),
-                                         **self._crow_options()).label
-        return f"{ENGINE_LABELS[ENGINE_ROAD]}, {MODE_LABELS[self.mode]}"
-
-    def _crow_options(self) -> dict[str, Any]:
-        m = self.crow_fly
-        return {"mode": self.mode, "detour_factor": m.detour, "speed_kmh": m.speed_kmh,
-                "access_min": m.access_min}
-
-    def times(self, origins_xy: np.ndarray, destinations_xy: np.ndarray, *,
-              max_minutes: float) -> TravelTimes:
-        """Travel minutes from origins to destinations (x/y in EPSG:2154), with a cutoff."""
-        if self.graph is None:
-            return crow_fly_travel_times(origins_xy, destinations_xy, max_minutes=max_minutes,
-                                         **self._crow_options())
-        return compute_travel_times(self.graph, origins_xy, destinations_xy,
-                                    max_minutes=max_minutes)
 
 
 def demand_points(overview: Overview) -> gpd.GeoDataFrame:
@@ -283,11 +207,8 @@ def compute_access(
         origins = demand_points(overview)
     fac = facilities.loc[facilities["type"].isin(kinds)].reset_index(drop=True)
     # route beyond T so that "minutes to the nearest" also says how far a gap is
-    m = travel.crow_fly
     tt = compute_travel_times_by_type(origins, fac, max_minutes=ROUTING_CUTOFF_FACTOR * max_minutes,
-                                      graph=travel.graph, facility_types=kinds,
-                                      mode=travel.mode, speed_kmh=m.speed_kmh,
-                                      detour_factor=m.detour, access_min=m.access_min)
+                                      engine=travel, facility_types=kinds)
     access = compute_access_indicators(origins, fac, tt, max_minutes=max_minutes,
                                        facility_types=kinds)
     if fine:
@@ -306,7 +227,7 @@ def compute_access(
                      "réparties selon la part de ses jeunes enfants : une estimation) ; le "
                      "tableau par commune agrège ces points.")
         notes.extend(demand.notes)
-    if travel.graph is None:
+    if travel.engine == ENGINE_CROW_FLY:
         notes.append("Sans réseau routier chargé, les temps sont estimés à vol d'oiseau "
                      "(distance × facteur de détour, à vitesse moyenne constante).")
     if travel.note:
@@ -354,22 +275,7 @@ def compute_catchment(
     travel = travel or Travel()
     max_minutes = check_positive(max_minutes, "max_minutes")
     pt = _metric_point(site)
-    if travel.graph is None:
-        radius = travel.crow_fly.max_distance_m(max_minutes)
-        geom = pt.buffer(max(radius, 1.0), quad_segs=32)
-    else:
-        g = travel.graph
-        snapped = snap_points(g, np.array([[pt.x, pt.y]]))
-        if bool(snapped.flagged[0]):
-            raise InputError(
-                f"the site is {snapped.distance_m[0]:.0f} m from the nearest road of the "
-                "graph: no isochrone; check its position or use crow-fly times"
-            )
-        secs = dijkstra(g.travel_time_s, directed=True, indices=int(snapped.node[0]),
-                        limit=max_minutes * 60)
-        reached = np.isfinite(secs)
-        pts = shapely.points(g.x[reached], g.y[reached])
-        geom = shapely.union_all(shapely.buffer(pts, resolution_m, quad_segs=4))
+    geom = travel.isochrone((pt.x, pt.y), max_minutes=max_minutes, resolution_m=resolution_m)
     out = gpd.GeoDataFrame({"max_minutes": [float(max_minutes)], "engine": [travel.engine],
                             "label": [travel.label]}, geometry=[geom], crs=METRIC_CRS)
     return out.to_crs(WGS84)
@@ -669,8 +575,12 @@ def compute_partners(
     own = com.loc[com["code_insee"].isin(t.communes)] if "code_insee" in com else com
     deps = list(t.departements) or sorted(set(com.get("dep_code", pd.Series(dtype=str))))
     epci = t.name if t.kind == "epci" else None
-    if epci is None and "epci_name" in own and own["epci_name"].nunique() == 1:
-        epci = str(own["epci_name"].iloc[0])
+    # The intercommunalité to meet: an EPT of the Grand Paris (``ept_name``), not the
+    # Métropole du Grand Paris, for its communes; else the EPCI.
+    for col in ("ept_name", "epci_name"):
+        names = own[col].fillna("").astype(str) if col in own else pd.Series(dtype=str)
+        if epci is None and len(names) and names.nunique() == 1 and names.iloc[0]:
+            epci = names.iloc[0]
     layers: dict[str, pd.DataFrame] = {}
     if deps:
         layers["institutions"] = institutional_partners(t.name, deps[0], own, epci,
@@ -698,6 +608,8 @@ class Catchment:
     years: Mapping[str, float]
     area: gpd.GeoDataFrame
     site_name: str = ""
+    #: Year of the births counted (from the INSEE files read, :func:`data_years`).
+    births_year: int = 2024
 
 
 def compute_site_catchment(
@@ -742,7 +654,8 @@ def compute_site_catchment(
     total = years[births_col]
     area = compute_catchment(site.geometry, travel=travel, max_minutes=max_minutes)
     return Catchment(communes=sel, births_per_year=0.0 if np.isnan(total) else total,
-                     years=years, area=area, site_name=site.name)
+                     years=years, area=area, site_name=site.name,
+                     births_year=year_of(overview.summary.get("data_years"), "births_2024"))
 
 
 def compute_site_cohorts(catchment: Catchment, *,
@@ -753,7 +666,8 @@ def compute_site_cohorts(catchment: Catchment, *,
     The plan's ``params["scope"]`` says in French which births were counted.
     """
     plan = compute_cohorts(catchment.births_per_year, uptake_rate=uptake_rate, **options)
-    scope = (f"naissances 2024 des {len(catchment.communes)} communes dont la mairie est à "
+    scope = (f"naissances {catchment.births_year} des {len(catchment.communes)} communes "
+             "dont la mairie est à "
              f"{fr_decimal(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site"
              + (f" « {catchment.site_name} »" if catchment.site_name else ""))
     return replace(plan, params={**plan.params, "scope": scope})

@@ -11,13 +11,18 @@ Columns of the comparison table
 -------------------------------
 ``code``, ``name``, ``kind``, ``threshold_m``, ``n_communes`` (communes with loaded
 data), ``n_communes_total`` (communes of the territory in the COG),
-``n_communes_missing``, ``coverage_partial`` (some communes have no loaded data:
-figures cover only the others), ``coverage_note`` (French), ``births_2024``,
+``n_communes_missing``, ``n_communes_births_known``, ``coverage_partial`` (computed:
+some communes have no loaded data or no known births; figures cover only the others),
+``coverage_note`` (French), ``births_2024``,
 ``births_mean_2016_2021``, ``population_2022``, ``under3_estimate`` (3 × births 2024,
-an estimate), per analysed type ``t``: ``n_<t>`` (facilities in the territory),
+an estimate), per analysed type ``t``: ``n_<t>`` (facilities in the territory; empty
+when none is known and no source lists the type completely),
 ``places_<t>`` (known places, NaN when none known), ``births_within_<t>``,
 ``share_within_<t>`` (share of births 2024 of communes whose town hall is within the
-threshold of a facility of the type, crow-fly), ``communes_without_<t>``; then
+threshold of a facility of the type, crow-fly; NaN when not known, a lower bound when
+``offer_status_<t>`` is ``"partial"``), ``offer_status_<t>`` (``complete``,
+``partial`` or ``unknown``: :func:`diagnosis.overview.facility_coverage`),
+``communes_without_<t>``; then
 ``priority_score`` and ``cohort_capacity`` (NaN unless given through ``extras``) and the
 rankings ``rank_births_2024`` (1 = most births), ``rank_share_within_<t>`` (1 = lowest
 share: least served) and ``rank_priority_score`` (1 = highest score).
@@ -38,6 +43,7 @@ import pandas as pd
 from diagnosis.errors import InputError
 from diagnosis.overview import ANALYSED_TYPES, Overview
 from diagnosis.schema import FACILITY_TYPES, Territory, facility_label
+from diagnosis.settings import SPLITS
 from diagnosis.territory import CogTables, resolve_territory
 
 #: Columns filled from ``extras`` when other modules computed them (NaN otherwise).
@@ -52,10 +58,9 @@ METRIC_LABELS: dict[str, str] = {
     "n_communes": "Communes avec données",
     "priority_score": "Score de priorité",
     "cohort_capacity": "Capacité en groupes de pairs",
+    "coverage_partial": "Communes couvertes par les données",
 }
 
-#: How a territory can be split for a comparison.
-SPLITS: tuple[str, ...] = ("epci", "commune", "departement", "region")
 
 
 def metric_label(metric: str) -> str:
@@ -74,6 +79,7 @@ def metric_label(metric: str) -> str:
         "share_within_": "Part des naissances à portée : ",
         "births_within_": "Naissances à portée : ",
         "communes_without_": "Communes sans : ",
+        "offer_status_": "Offre connue : ",
         "places_": "Places connues : ",
         "n_": "Nombre : ",
     }
@@ -107,11 +113,16 @@ def comparison_row(overview: Overview, *,
     s = overview.summary
     t = overview.territory
     missing = list(s.get("communes_missing", []))
+    no_births = list(s.get("communes_births_unknown", []))
     deps = sorted({_departement_of(c) for c in missing})
-    note = ""
+    notes = []
     if missing:
-        note = (f"{len(missing)} commune(s) sur {len(t.communes)} sans données chargées "
-                f"(département(s) {', '.join(deps)}) : chiffres partiels")
+        notes.append(f"{len(missing)} commune(s) sur {len(t.communes)} sans données chargées "
+                     f"(département(s) {', '.join(deps)})")
+    if no_births:
+        notes.append(f"{len(no_births)} commune(s) sur {len(t.communes)} sans naissances "
+                     f"connues ({', '.join(no_births[:5])}{' …' if len(no_births) > 5 else ''})")
+    note = " ; ".join(notes) + " : chiffres partiels" if notes else ""
 
     def num(v: Any) -> float:
         return float("nan") if v is None else float(v)
@@ -122,7 +133,8 @@ def comparison_row(overview: Overview, *,
         "n_communes": int(s["n_communes"]),
         "n_communes_total": len(t.communes),
         "n_communes_missing": int(s.get("n_communes_missing", len(missing))),
-        "coverage_partial": bool(missing),
+        "n_communes_births_known": int(s.get("n_communes_births_known", s["n_communes"])),
+        "coverage_partial": bool(missing or no_births),
         "coverage_note": note,
         "births_2024": num(s.get("births_2024")),
         "births_mean_2016_2021": num(s.get("births_mean_2016_2021")),
@@ -131,10 +143,14 @@ def comparison_row(overview: Overview, *,
     }
     for typ, fac in s["facilities"].items():
         w = s["births_within_threshold"][typ]
-        row[f"n_{typ}"] = int(fac["count"])
+        status = str(w.get("status", fac.get("status", "unknown")))
+        # a count of 0 is a fact only with a source listing the type completely
+        row[f"n_{typ}"] = (int(fac["count"]) if fac["count"] or status == "complete"
+                           else None)
         row[f"places_{typ}"] = num(fac["places_known"])
-        row[f"births_within_{typ}"] = float(w["births"])
+        row[f"births_within_{typ}"] = num(w["births"])
         row[f"share_within_{typ}"] = num(w["share"])
+        row[f"offer_status_{typ}"] = status
         row[f"communes_without_{typ}"] = len(s["communes_without"][typ])
     for col in EXTRA_COLUMNS:
         row[col] = num((extra or {}).get(col))
@@ -187,8 +203,8 @@ def compare_territories(
     types = [t for t in ANALYSED_TYPES if f"n_{t}" in df] + \
         [t for t in FACILITY_TYPES if t not in ANALYSED_TYPES and f"n_{t}" in df]
     for t in types:
-        for prefix in ("n_", "communes_without_"):
-            df[f"{prefix}{t}"] = df[f"{prefix}{t}"].fillna(0).astype(int)
+        df[f"n_{t}"] = pd.to_numeric(df[f"n_{t}"], errors="coerce").astype("Int64")
+        df[f"communes_without_{t}"] = df[f"communes_without_{t}"].fillna(0).astype(int)
     df["rank_births_2024"] = _rank(df["births_2024"], ascending=False)
     for t in types:
         df[f"rank_share_within_{t}"] = _rank(df[f"share_within_{t}"], ascending=True)

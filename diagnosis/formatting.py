@@ -124,3 +124,83 @@ def fr_value(value: Any, *, secret: bool = False, decimals: int = 0) -> str:
     if _float(value) is None and not isinstance(value, str):
         return SECRET if secret else UNKNOWN
     return fr_number(value, decimals=decimals)
+
+
+#: What is printed for a count or share the loaded sources do not know (never 0).
+NOT_KNOWN = "non connu"
+NOT_KNOWN_F = "non connue"
+
+
+def fr_known(value: Any, *, status: str, bound: str = "lower", total: Any = None,
+             percent: bool = False, feminine: bool = False, decimals: int = 0) -> str:
+    r"""A count or share printed as far as the loaded sources know it.
+
+    One rule for every output: the figure is printed as is only when a source listing
+    the facility type completely was loaded (``status`` ``"complete"``). With a partial
+    source (``"partial"``) a count of known facilities is a lower bound (« ≥ 3 ») and a
+    count of communes *without* one an upper bound (``bound="upper"``: « ≤ 8 »); a
+    bound that says nothing (≥ 0, or ≤ all ``total`` communes) and an unknown
+    ``status`` give « non connu(e) ».
+
+    Parameters
+    ----------
+    value
+        The figure computed from the loaded data (``None``/NaN: not known).
+    status
+        ``"complete"``, ``"partial"`` or ``"unknown"`` (see
+        :func:`diagnosis.overview.facility_coverage`).
+    bound
+        ``"lower"`` (counts of what exists, births within reach) or ``"upper"``
+        (communes without).
+    total
+        For ``bound="upper"``: the largest possible value (the number of communes).
+    percent
+        ``value`` is a share (0-1) printed as a percentage.
+    feminine
+        « non connue » rather than « non connu ».
+    decimals
+        Decimals of the number.
+
+    Examples
+    --------
+    >>> fr_known(0, status="complete"), fr_known(0, status="unknown")
+    ('0', 'non connu')
+    >>> fr_known(3, status="partial"), fr_known(0, status="partial", feminine=True)
+    ('≥\xa03', 'non connue')
+    >>> fr_known(8, status="partial", bound="upper", total=9)
+    '≤\xa08'
+    >>> fr_known(9, status="partial", bound="upper", total=9)
+    'non connu'
+    >>> fr_known(0.24, status="partial", percent=True, feminine=True)
+    '≥\xa024\xa0%'
+    """
+    missing = NOT_KNOWN_F if feminine else NOT_KNOWN
+    v = _float(value)
+    if v is None or status not in ("complete", "partial"):
+        return missing
+
+    def text(x: float) -> str:
+        return fr_percent(x, decimals=decimals) if percent else fr_number(x, decimals=decimals)
+
+    if status == "complete":
+        return text(v)
+    if bound == "upper":
+        top = _float(total)
+        return missing if top is None or v >= top else f"≤\u00a0{text(v)}"
+    return f"≥\u00a0{text(v)}" if v > 0 else missing
+
+
+def fr_out_of(known: int, total: int) -> str:
+    """« sur N communes connues sur M » when a commune is missing, else ``""``.
+
+    Examples
+    --------
+    >>> fr_out_of(9, 9)
+    ''
+    >>> fr_out_of(8, 9)
+    ' (sur 8 communes connues sur 9)'
+    """
+    if known >= total:
+        return ""
+    return f" (sur {fr_number(known)} commune{'s' if known > 1 else ''} connue" \
+           f"{'s' if known > 1 else ''} sur {fr_number(total)})"

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
-from diagnosis.needs import under3_label
+from diagnosis.needs import data_years, under3_label
 from diagnosis.schema import (
     FACILITY_COLUMNS,
     FACILITY_TYPES,
@@ -155,10 +155,16 @@ def compute_overview(
         ``summary`` holds ``territory`` (kind, code, name), ``n_communes``,
         ``n_communes_missing`` (communes of the territory with no loaded data),
         ``births_2024``, ``population_2022``, ``under3_estimate`` (labelled estimate),
-        ``facilities`` (per type: ``count``, ``places_known``, ``with_capacity``,
-        ``at_commune_precision``), ``births_within_threshold`` (per type: ``births``,
-        ``share``), ``communes_without`` (per type: INSEE codes with none in the
-        commune), ``threshold_m`` and ``sources``.
+        ``n_communes_total`` (communes of the territory), ``n_communes_births_known`` and
+        ``communes_births_unknown`` (loaded communes whose births are not known: left
+        out of ``births_2024``, which is then a partial total),
+        ``facilities`` (per type: ``count`` of known facilities, ``places_known``,
+        ``with_capacity``, ``at_commune_precision``, ``status`` of the offer's coverage),
+        ``births_within_threshold`` (per type, :func:`births_within`: ``births``,
+        ``share`` — ``None`` when unknown —, ``status``, ``lower_bound``),
+        ``communes_without`` (per type: INSEE codes with no known facility in the
+        commune), ``coverage`` (:func:`facility_coverage`), ``threshold_m`` and
+        ``sources``.
 
     Raises
     ------
@@ -196,8 +202,11 @@ def compute_overview(
     fac_m = fac.geometry.to_crs(METRIC_CRS)
     fxy = np.column_stack([fac_m.x.to_numpy(), fac_m.y.to_numpy()])
     in_territory = fac["code_insee"].isin(wanted).to_numpy()
-    births = pd.to_numeric(com[births_col], errors="coerce").fillna(0.0).to_numpy()
+    births_raw = pd.to_numeric(com[births_col], errors="coerce")
+    births_unknown = com.loc[births_raw.isna().to_numpy(), "code_insee"].tolist()
+    births = births_raw.fillna(0.0).to_numpy()
     total_births = float(births.sum())
+    coverage = facility_coverage(sources, fac, list(types))
 
     nearby_idx: set[int] = set()
     per_type: dict[str, Any] = {}
@@ -225,8 +234,9 @@ def compute_overview(
             "with_capacity": int(local["capacity"].notna().sum()),
             "at_commune_precision": int(local["position_precision"].eq("commune").sum()),
         }
-        b = float(births[ok].sum())
-        within[t] = {"births": b, "share": b / total_births if total_births > 0 else None}
+        within[t] = births_within(float(births[ok].sum()), total_births,
+                                  status=coverage[t]["status"])
+        per_type[t]["status"] = coverage[t]["status"]
         without[t] = com.loc[new_cols[f"n_{t}"].eq(0).to_numpy(), "code_insee"].tolist()
     com = pd.concat([com, pd.DataFrame(new_cols, index=com.index)], axis=1)
     com = gpd.GeoDataFrame(com, geometry="geometry", crs=WGS84)
@@ -237,17 +247,25 @@ def compute_overview(
         v = pd.to_numeric(com[col], errors="coerce")
         return float(v.sum()) if v.notna().any() else None
 
+    years = data_years(com)
     summary = {
         "territory": {"kind": territory.kind, "code": territory.code, "name": territory.name},
         "n_communes": int(len(com)),
         "n_communes_missing": len(missing),
         "communes_missing": missing,
+        "n_communes_total": len(wanted),
+        "n_communes_births_known": int(len(com) - len(births_unknown)),
+        "communes_births_unknown": births_unknown,
         "births_2024": _sum(births_col),
         "population_2022": _sum("population_2022"),
         "births_mean_2016_2021": _sum("births_mean_2016_2021"),
         "under3_estimate": _sum("under3_estimate"),
-        "under3_estimate_label": under3_label(com["under3_basis"]) if "under3_basis" in com
-        else "estimation : 3 × naissances 2024 (pas un comptage)",
+        "under3_estimate_label": under3_label(com["under3_basis"],
+                                              births_year=years["births_2024"])
+        if "under3_basis" in com
+        else f"estimation : 3 × naissances {years['births_2024']} (pas un comptage)",
+        # the year of each INSEE figure, from the files read (labels print these)
+        "data_years": years,
         "facilities": per_type,
         "births_within_threshold": within,
         "communes_without": without,
@@ -255,7 +273,7 @@ def compute_overview(
         "distance_method": "crow_fly",
         "facilities_outside_used": len(nearby_idx),
         "sources": [dict(s) for s in sources],
-        "coverage": facility_coverage(sources, fac, list(per_type)),
+        "coverage": coverage,
     }
     layers = {
         "communes": com,
@@ -344,6 +362,30 @@ def facility_coverage(sources: Sequence[Mapping[str, str]], facilities: pd.DataF
     return out
 
 
+def births_within(births: float, total_births: float, *, status: str) -> dict[str, Any]:
+    """Births within reach of a type, as far as the loaded sources know them.
+
+    With a source listing the type completely (``status`` ``"complete"``) the figure is
+    exact. Otherwise only the facilities that are loaded count: a positive figure is a
+    lower bound (``lower_bound``), and a zero is not known (``None``), never 0.
+
+    Examples
+    --------
+    >>> births_within(0.0, 200.0, status="complete")
+    {'births': 0.0, 'share': 0.0, 'status': 'complete', 'lower_bound': False}
+    >>> births_within(50.0, 200.0, status="partial")
+    {'births': 50.0, 'share': 0.25, 'status': 'partial', 'lower_bound': True}
+    >>> births_within(0.0, 200.0, status="unknown")
+    {'births': None, 'share': None, 'status': 'unknown', 'lower_bound': False}
+    """
+    share = births / total_births if total_births > 0 else None
+    if status == "complete":
+        return {"births": births, "share": share, "status": status, "lower_bound": False}
+    if births > 0:
+        return {"births": births, "share": share, "status": status, "lower_bound": True}
+    return {"births": None, "share": None, "status": status, "lower_bound": False}
+
+
 def offer_table(overview: Overview) -> pd.DataFrame:
     """Offer and crow-fly proximity per analysed facility type, with French labels.
 
@@ -365,7 +407,7 @@ def offer_table(overview: Overview) -> pd.DataFrame:
             "Type": facility_label(t, plural=True),
             "Structures dans le territoire": fac["count"],
             "Places connues": np.nan if fac["places_known"] is None else fac["places_known"],
-            "Naissances à portée": within["births"],
+            "Naissances à portée": np.nan if within["births"] is None else within["births"],
             "Part des naissances (%)": np.nan if share is None else round(100 * share, 1),
             "Communes sans structure": len(s["communes_without"][t]),
             "Offre connue": s.get("coverage", {}).get(t, {}).get("label", "inconnue"),

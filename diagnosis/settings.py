@@ -60,6 +60,12 @@ ROUTING_CUTOFF_FACTOR = 2.0
 #: For "the nearest PMI / maternité wherever it is" and the p-median (every pair
 #: matters), times are routed up to this multiple of T.
 FAR_CUTOFF_FACTOR = 10.0
+#: Facility types that can host a Maison (the default candidate pool of siting).
+HOST_TYPES: tuple[str, ...] = ("pmi", "eaje", "rpe", "centre_social", "laep", "evs", "mairie")
+#: Siting objectives: maximal covering (births within T) or p-median (mean time).
+OBJECTIVES: tuple[str, ...] = ("max_covering", "p_median")
+#: How a territory can be split for a comparison.
+SPLITS: tuple[str, ...] = ("epci", "commune", "departement", "region")
 #: Share of families expected to join a peer group: an assumption, always labelled.
 DEFAULT_UPTAKE_RATE = 0.15
 #: New Maisons of the main siting scenario.
@@ -68,6 +74,9 @@ DEFAULT_K = 1
 DEFAULT_OBJECTIVE = "max_covering"
 #: Name given to the i-th point a user proposes as a site.
 USER_SITE_LABEL = "Site proposé n°{n}"
+#: Id of the i-th point a user proposes as a site (an imported facility is
+#: ``user:<file>:<id>``: the site resolver looks for loaded facilities first).
+USER_SITE_ID = "user:{n}"
 #: Families per peer group (a stable group of about ten families, MAISON_MODEL).
 DEFAULT_GROUP_SIZE = 10
 #: Babies of one group are born within this many months (babies of the same age).
@@ -83,13 +92,13 @@ DEFAULT_GROUPS_PER_FACILITATOR = 3
 #: Facilitators of one Maison (one trained facilitator by default; change with ``facilitators``).
 DEFAULT_FACILITATORS_PER_MAISON = 1
 
-# --- Crow-fly travel times with an access term (see diagnosis/crowfly.py) ---------------
+# --- Crow-fly travel times with an access term (see diagnosis/travel/crowfly.py) ---------------
 # minutes = access_min + distance_km x detour / speed_kmh x 60. The shipped defaults come
 # from the literature, not from a fit on test data: a car trip's terminal time (walking
 # to and from the car, parking: 1-5 min by area type in NCHRP Report 716, "Travel Demand
 # Forecasting: Parameters and Techniques", 2012; the low end here) and the detour factor
 # of large road networks (about 1.3, Wang, Bette, Schreckenberg & Guhr, npj Complexity
-# 2024). Where a road graph is loaded, diagnosis.crowfly.calibrate_on_graph fits the two
+# 2024). Where a road graph is loaded, diagnosis.travel.crowfly.calibrate_on_graph fits the two
 # terms on it; guides/accessibilite.md gives the error of both against routed times.
 
 #: Fixed access term of a car trip (minutes): getting to and from the road network.
@@ -105,7 +114,7 @@ CROWFLY_WALK_DETOUR = 1.3
 #: Walking speed (km/h) of the crow-fly model.
 CROWFLY_WALK_SPEED_KMH = 4.5
 
-# --- Default travel mode from the territory's density (see diagnosis.crowfly) -----------
+# --- Default travel mode from the territory's density (see diagnosis.travel.crowfly) -----------
 
 #: Population per km² above which a commune counts as dense: the density of the 1 km² cells
 #: of INSEE's and Eurostat's "centres urbains" (grille communale de densité).

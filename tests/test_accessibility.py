@@ -34,7 +34,7 @@ from diagnosis.accessibility import (
 )
 from diagnosis.errors import InputError
 from diagnosis.schema import FACILITY_DTYPES
-from diagnosis.travel_times import crow_fly_travel_times, road_graph_from_arrays
+from diagnosis.travel import crow_fly_travel_times, road_graph_from_arrays
 
 
 def access_e2sfca(minutes, demand, supply, max_minutes, weight_fn):
@@ -162,18 +162,39 @@ def test_e2sfca_on_sparse_pairs_equals_dense_and_access(seed):
         count_reachable(minutes, max_minutes=20).tolist()
 
 
-def test_sparse_e2sfca_in_small_blocks_equals_one_block(monkeypatch):
+def test_sparse_e2sfca_with_pairs_past_the_catchment_equals_dense():
+    # stored pairs beyond max_minutes (a 60-minute routing cutoff for a 30-minute
+    # catchment), leading rows without pairs, a non-canonical matrix (unsorted indices,
+    # int minutes): the weights-once products must give the dense answer
+    minutes, demand, supply = random_instance(6, n=300, m=20)
+    minutes[:10] = np.inf
+    dense = compute_e2sfca(minutes, demand, supply, max_minutes=30)
+    finite = np.where(np.isfinite(minutes), minutes, 0)
+    rows, cols = np.nonzero(np.isfinite(minutes))
+    order = np.random.default_rng(1).permutation(len(rows))
+    coo = sp.coo_array((finite[rows, cols][order], (rows[order], cols[order])),
+                       shape=minutes.shape)
+    assert (coo.data > 30).any()
+    for pairs in (coo, sp.csr_array(coo), sp.csr_array(coo).astype(np.float32)):
+        got = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+        np.testing.assert_allclose(got.access, dense.access, rtol=1e-6 if
+                                   pairs.dtype == np.float32 else 1e-12, atol=0)
+        np.testing.assert_allclose(got.catchment_demand, dense.catchment_demand, rtol=1e-6)
+        assert (got.access[:10] == 0).all() and got.n_origins_without_access >= 10
+
+
+def test_small_and_large_instances_take_the_same_answer(monkeypatch):
+    # below _SMALL_PAIRS the sums are bincounts, above sparse products: same numbers
     import diagnosis.accessibility as acc
 
-    minutes, demand, supply = random_instance(6, n=300, m=20)
-    minutes[:10] = np.inf  # leading rows with no pair
-    pairs = _as_sparse(minutes)
-    whole = compute_e2sfca(pairs, demand, supply, max_minutes=30)
-    monkeypatch.setattr(acc, "_BLOCK_PAIRS", 7)
-    blocked = compute_e2sfca(pairs, demand, supply, max_minutes=30)
-    np.testing.assert_allclose(blocked.access, whole.access, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(blocked.catchment_demand, whole.catchment_demand, rtol=1e-12)
-    assert (blocked.access[:10] == 0).all() and blocked.n_origins_without_access >= 10
+    minutes, demand, supply = random_instance(9, n=500, m=40)
+    supply[3] = np.nan
+    small = compute_e2sfca(minutes, demand, supply, max_minutes=30)
+    monkeypatch.setattr(acc, "_SMALL_PAIRS", 0)
+    large = compute_e2sfca(minutes, demand, supply, max_minutes=30)
+    np.testing.assert_allclose(large.access, small.access, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(large.catchment_demand, small.catchment_demand, rtol=1e-12)
+    np.testing.assert_array_equal(np.isnan(large.facility_ratio), np.isnan(small.facility_ratio))
 
 
 def test_sparse_inputs_are_checked():

@@ -14,7 +14,6 @@ from data_sources.osm import road_graph_for, road_graph_from_osm_file
 from data_sources.workspace import load_workspace
 from diagnosis.analyses import (
     Site,
-    Travel,
     compute_access,
     compute_catchment,
     compute_partners,
@@ -27,7 +26,7 @@ from diagnosis.errors import InputError
 from diagnosis.overview import compute_overview
 from diagnosis.schema import Territory
 from diagnosis.settings import CROWFLY_DRIVE_ACCESS_MIN, METRIC_CRS
-from diagnosis.travel_times import DETOUR_FACTOR, DRIVE_SPEED_KMH
+from diagnosis.travel import DETOUR_FACTOR, DRIVE_SPEED_KMH, Travel
 from tests.conftest import require_shared
 from tests.test_overview import X0, Y0, _communes, _facilities
 

@@ -1,4 +1,4 @@
-"""Tests of diagnosis.crowfly: the calibrated crow-fly model and the default travel mode.
+"""Tests of diagnosis.travel.crowfly: the calibrated crow-fly model and the default travel mode.
 
 The calibration test routes times on the real OSM extract of Toulouse Compans-Caffarelli
 (``../shared/data/test-only/osm/``, read by ``data_sources.osm.road_graph_from_osm_file``)
@@ -19,7 +19,8 @@ import pytest
 from shapely.geometry import box
 
 from diagnosis import settings
-from diagnosis.crowfly import (
+from diagnosis.errors import InputError
+from diagnosis.travel import (
     CrowFlyModel,
     calibrate_on_graph,
     crow_fly_errors,
@@ -28,9 +29,8 @@ from diagnosis.crowfly import (
     default_mode_for,
     factor_only_model,
     fit_crow_fly,
+    road_graph_from_arrays,
 )
-from diagnosis.errors import InputError
-from diagnosis.travel_times import road_graph_from_arrays
 from tests.conftest import require_shared
 
 TOULOUSE = "test-only/osm/toulouse_compans_caffarelli.osm"
@@ -156,7 +156,7 @@ def test_calibrated_beats_factor_alone_on_toulouse(toulouse_graphs, mode):
 
 @pytest.mark.parametrize("mode", ["drive", "walk"])
 def test_calibrating_on_the_loaded_graph_beats_the_shipped_defaults(toulouse_graphs, mode):
-    from diagnosis.travel_times import compute_travel_times
+    from diagnosis.travel import compute_travel_times
 
     g = toulouse_graphs[mode]
     xy = np.column_stack([g.x, g.y])

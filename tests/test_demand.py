@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point, box
 
-from diagnosis.crowfly import crow_fly_minutes_within, default_crow_fly_model
 from diagnosis.demand import DEMAND_COLUMNS, DemandPoints, compute_demand_points
 from diagnosis.errors import InputError
+from diagnosis.travel import crow_fly_minutes_within, default_crow_fly_model
 
 X0, Y0 = 350_000.0, 6_690_000.0
 

@@ -28,7 +28,7 @@ from diagnosis.distributed import (
     departement_of,
 )
 from diagnosis.errors import InputError
-from diagnosis.travel_times import road_graph_from_arrays
+from diagnosis.travel import road_graph_from_arrays
 
 pytest.importorskip("distributed")
 

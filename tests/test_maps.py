@@ -26,13 +26,14 @@ from diagnosis.errors import InputError
 from diagnosis.maps import (
     FACILITY_STYLES,
     LOCAL_ASSETS,
-    _spread_coincident,
+    _common,
     build_overview_map,
     class_breaks,
     default_attribution,
     find_external_assets,
     set_asset_base_url,
 )
+from diagnosis.maps._layers import _spread_coincident
 from diagnosis.overview import compute_overview
 from diagnosis.schema import FACILITY_DTYPES, FACILITY_TYPES, Territory, validate_facilities
 from diagnosis.settings import METRIC_CRS, WGS84
@@ -96,7 +97,7 @@ def _facilities() -> gpd.GeoDataFrame:
 @pytest.fixture(scope="module", autouse=True)
 def _cdn_assets():
     """Maps as outside the app: app.py (run by test_app's AppTest) turns local assets on."""
-    saved = maps._asset_base_url
+    saved = _common._asset_base_url
     set_asset_base_url(None)
     yield
     set_asset_base_url(saved)
@@ -242,7 +243,7 @@ def _asset_links(html: str) -> list[str]:
 
 
 def test_local_assets_leave_no_external_script_or_stylesheet(overview, monkeypatch):
-    monkeypatch.setattr(maps, "_asset_base_url", None)
+    monkeypatch.setattr(_common, "_asset_base_url", None)
     set_asset_base_url("/base/app/static/vendor/")
     m = build_overview_map(overview)
     html = m.get_root().render()
@@ -266,7 +267,7 @@ def test_cdn_assets_outside_the_app(rendered):
 def test_unvendored_plugin_asset_is_reported(caplog):
     from folium.plugins import MarkerCluster
 
-    m = maps._leaflet_map()
+    m = _common._leaflet_map()
     MarkerCluster().add_to(m)
     maps.use_local_assets(m, "/app/static/vendor")
     assert any("leaflet.markercluster" in u for u in find_external_assets(m))
@@ -282,7 +283,7 @@ def test_every_map_builder_gets_local_assets():
 
 
 def test_empty_asset_base_url_is_refused(monkeypatch):
-    monkeypatch.setattr(maps, "_asset_base_url", None)
+    monkeypatch.setattr(_common, "_asset_base_url", None)
     with pytest.raises(InputError, match="base_url=' '"):
         set_asset_base_url(" ")
 
@@ -434,9 +435,12 @@ def test_priority_map_legend_tooltips_and_catchment(access_result):
     m = build_priority_map(access_result.gaps, catchment=area, catchment_label="Crèche <i>",
                            attribution="IGN <b>")
     html = _text(m)
-    assert "Score de priorité (0 à 100) par commune" in html
-    for label in ("0 à 20", "20 à 40", "40 à 60", "60 à 80", "80 à 100"):
-        assert label in html
+    assert "Score de priorité par commune (naissances pondérées)" in html
+    assert "0 à 100" not in html  # the score is in weighted births, not 0-100
+    prio = access_result.gaps.layers["priority"]
+    top_score = float(prio["score"].max())
+    from diagnosis.formatting import fr_number
+    assert f"à {fr_number(top_score)}" in html  # the last class ends at the top score
     assert "Zone desservie (isochrone) de « Crèche <i> »" in html
     _assert_escaped(m, "Crèche <i>", "Crèche &lt;i&gt;")
     _assert_escaped(m, "IGN <b>", "IGN &lt;b&gt;")
@@ -444,7 +448,8 @@ def test_priority_map_legend_tooltips_and_catchment(access_result):
     assert "Rang 1 — score" in tips and "Éloignement des services" in tips
     _assert_escaped(m, "<b>Alpha</b>", "&lt;b&gt;Alpha&lt;/b&gt;")
     top = access_result.gaps.layers["priority"].iloc[0]
-    assert PRIORITY_COLORS[min(int(top["score"] // 20), 4)] in html
+    assert PRIORITY_COLORS[-1] in html  # the top commune is in the darkest class
+    assert top["score"] == top_score
     bare = access_result.gaps.layers["priority"].drop(columns="geometry")
     with pytest.raises(InputError, match="no geometry"):
         build_priority_map(type("G", (), {"layers": {"priority": pd.DataFrame(bare)}})())

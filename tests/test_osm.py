@@ -30,7 +30,7 @@ from data_sources import _http, osm
 from data_sources.registry import get_source
 from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import FACILITY_COLUMNS
-from diagnosis.travel_times import WALK_SPEED_KMH, compute_travel_times
+from diagnosis.travel import WALK_SPEED_KMH, compute_travel_times
 
 TINY = Path(__file__).parent / "data" / "osm" / "tiny_roads.osm"
 TEST_ONLY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "test-only"

@@ -69,8 +69,10 @@ def test_counts_distances_and_births_within_threshold():
     s = ov.summary
     assert s["n_communes"] == 3 and s["births_2024"] == 160.0
     assert s["facilities"]["eaje"] == {"count": 2, "places_known": 20.0, "with_capacity": 1,
-                                       "at_commune_precision": 0}
-    assert s["births_within_threshold"]["pmi"] == {"births": 100.0, "share": 100 / 160}
+                                       "at_commune_precision": 0, "status": "partial"}
+    # no source lists every PMI: the births within reach are a lower bound
+    assert s["births_within_threshold"]["pmi"] == {"births": 100.0, "share": 100 / 160,
+                                                   "status": "partial", "lower_bound": True}
     assert s["communes_without"]["pmi"] == ["44002", "44003"]
     assert len(ov.layers["facilities"]) == 3
     assert ov.layers["facilities_nearby"]["code_insee"].tolist() == ["44004"]
@@ -78,11 +80,15 @@ def test_counts_distances_and_births_within_threshold():
         ov.layers["communes"] = None  # read-only result
 
 
-def test_missing_type_gives_infinite_distance_and_zero_share():
+def test_missing_type_gives_infinite_distance_and_unknown_share():
     ov = compute_overview(Territory("commune", "44001", "A", ("44001",)), _communes(),
                           empty_facilities(), types=("laep",))
     assert np.isinf(ov.layers["communes"]["dist_m_laep"]).all()
-    assert ov.summary["births_within_threshold"]["laep"]["share"] == 0.0
+    assert ov.summary["births_within_threshold"]["laep"]["share"] is None  # not known
+    covered = compute_overview(Territory("commune", "44001", "A", ("44001",)), _communes(),
+                               empty_facilities(), types=("laep",),
+                               sources=[{"key": "s", "title": "S", "covers": "laep"}])
+    assert covered.summary["births_within_threshold"]["laep"]["share"] == 0.0
 
 
 def test_partial_and_missing_territories():

@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 
 from data_sources.workspace import load_workspace
-from diagnosis.analyses import Travel
 from diagnosis.errors import InputError
 from diagnosis.pipeline import (
     PARTS,
@@ -29,6 +28,7 @@ from diagnosis.pipeline import (
     diagnose_overview,
     run_diagnosis,
 )
+from diagnosis.travel import Travel
 from tests.conftest import REPO
 
 EPCI = "200000438"

@@ -518,7 +518,7 @@ def test_sparse_travel_times_give_the_dense_answer():
     """Issue 15.1: maximal covering reads the sparse pairs within reach, never a dense
     demand x candidates matrix, and recommends exactly what the dense matrix does."""
     from diagnosis.siting.scenario import _SparseMinutes
-    from diagnosis.travel_times import crow_fly_travel_times
+    from diagnosis.travel import crow_fly_travel_times
 
     rng = np.random.default_rng(3)
     dem_xy = rng.uniform(0, 30_000, (60, 2))

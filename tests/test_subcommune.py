@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from diagnosis.analyses import Travel, compute_access, compute_siting
+from diagnosis.analyses import compute_access, compute_siting
 from diagnosis.demand import compute_demand_points
 from diagnosis.overview import compute_overview
 from diagnosis.schema import Territory
 from diagnosis.settings import METRIC_CRS
+from diagnosis.travel import Travel
 from tests.test_overview import X0, Y0, _communes, _facilities
 
 TERRITORY = Territory("epci", "200000000", "T", ("44001", "44002", "44003"), ("44",))

@@ -1,4 +1,4 @@
-"""Tests of diagnosis.travel_times on hand-made graphs and against networkx.
+"""Tests of diagnosis.travel on hand-made graphs and against networkx.
 
 Graphs are built here from arrays: a line, a directed triangle, two separate pieces,
 a one-way dead end, and small random graphs whose shortest paths networkx gives
@@ -13,7 +13,7 @@ import pytest
 from pyproj import Transformer
 
 from diagnosis.errors import InputError
-from diagnosis.travel_times import (
+from diagnosis.travel import (
     DETOUR_FACTOR,
     DRIVE_SPEED_KMH,
     ENGINE_CROW_FLY,
@@ -321,7 +321,7 @@ def _dense_crow_fly(o, d, *, detour, speed, cutoff):
 @pytest.mark.parametrize("chunk_cells", [None, 1_000])
 @pytest.mark.parametrize("mode", ["drive", "walk"])
 def test_crow_fly_sparse_equals_dense_formula(mode, chunk_cells, monkeypatch):
-    import diagnosis.travel_times as tt_mod
+    import diagnosis.travel.crowfly as tt_mod
 
     if chunk_cells is not None:  # origins in many small chunks, stacked row-wise
         monkeypatch.setattr(tt_mod, "_CHUNK_CELLS", chunk_cells)

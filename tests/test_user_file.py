@@ -537,7 +537,6 @@ def test_precision_from_geocoder_type():
 @pytest.mark.parametrize(("name", "pattern"), [
     ("empty.csv", r"'empty\.csv' is empty"),
     ("header_only.csv", r"'header_only\.csv' has a header .* but no data rows"),
-    ("wrong_separator.csv", r"'wrong_separator\.csv': only one column .*'nom\|type\|lat\|lon'"),
     ("missing_location.csv",
      r"missing_location\.csv: no usable location column; columns found: \['nom', 'type', "
      r"'telephone'\]; expected lat \+ lon"),
@@ -550,7 +549,7 @@ def test_clear_errors_on_bad_files(name, pattern):
 
 def test_undecodable_and_unsupported_files():
     with pytest.raises(InputError, match=r"'bad\.csv': cannot decode .*UTF-8 or cp1252"):
-        load_facility_file(b"nom;type\n\x81\x8d\x8f;x\n", name="bad.csv")
+        load_facility_file(b"nom;type\n\x81\x81;x\n", name="bad.csv")
     with pytest.raises(InputError, match=r"'list\.xlsx': unsupported extension '\.xlsx' .*CSV"):
         load_facility_file(b"PK\x03\x04", name="list.xlsx")
     with pytest.raises(InputError, match=r"'broken\.geojson': cannot read"):
@@ -656,7 +655,8 @@ HEAD = "nom;type;code_insee;lat;lon\n"
 
 
 def _rows(names):
-    return "".join(f"{n};crèche;44109;47.2{i};-1.5{i}\n" for i, n in enumerate(names))
+    # positions inside Nantes (44109): a point away from its declared commune is flagged
+    return "".join(f"{n};crèche;44109;47.21{i};-1.55{i}\n" for i, n in enumerate(names))
 
 
 def _invariant(rep):
@@ -665,8 +665,8 @@ def _invariant(rep):
 
 
 def test_stray_quote_is_read_line_by_line_and_flagged():
-    body = (HEAD + "Crèche A;crèche;44109;47.20;-1.50\n"
-            '"Crèche B;crèche;44109;47.21;-1.51\n'  # opens a quote, never closed here
+    body = (HEAD + "Crèche A;crèche;44109;47.20;-1.55\n"
+            '"Crèche B;crèche;44109;47.21;-1.55\n'  # opens a quote, never closed here
             "Crèche C;crèche;44109;47.22;-1.52\n"
             'Crèche "D";crèche;44109;47.23;-1.53\n'  # the csv reader closes it here
             "Crèche E;crèche;44109;47.24;-1.54\n")
@@ -703,7 +703,7 @@ def test_field_over_the_csv_limit_rejects_that_row_only():
 
 def test_one_windows_1252_line_in_a_utf8_file_is_decoded_alone_and_flagged():
     names = [f"Crèche Éveil {i}" for i in range(9)]
-    lines = [f"{n};crèche;44109;47.2{i};-1.5{i}\n" for i, n in enumerate(names)]
+    lines = [f"{n};crèche;44109;47.21{i};-1.55{i}\n" for i, n in enumerate(names)]
     data = HEAD.encode() + b"".join(
         ln.encode("cp1252") if i == 4 else ln.encode("utf-8") for i, ln in enumerate(lines))
     res = load_facility_file(data, name="mixed.csv")
@@ -842,3 +842,154 @@ def test_positions_are_checked_against_the_declared_commune(tmp_path):
     notes = " ".join(rep.notes["note"])
     assert "signe moins perdu" in notes and "inversées" in notes
     assert any("à vérifier" in w for w in rep.warnings)
+
+
+# --- encodings and layouts met in real exports (issue 25 item 8) -------------------------
+
+_LAYOUT_HEAD = "nom;type;lat;lon;code_insee\n"
+_LAYOUT_ROWS = "Crèche Étoile;crèche;47.21;-1.55;44109\nMaison ç;mam;47.22;-1.56;44109\n"
+
+
+@pytest.mark.parametrize(("codec", "label"), [
+    ("utf-32", "UTF-32"),                       # with its byte-order mark
+    ("utf-32-le", "UTF-32 (sans BOM)"),
+    ("utf-32-be", "UTF-32 (sans BOM)"),
+    ("mac_roman", "Mac Roman"),                 # Excel for Mac « CSV (Macintosh) »
+])
+def test_wider_encodings_are_read(codec, label):
+    data = (_LAYOUT_HEAD + _LAYOUT_ROWS).encode(codec)
+    res = load_facility_file(data, name="export.csv", cog=COG)
+    assert res.report.encoding == label
+    assert res.facilities["name"].tolist() == ["Crèche Étoile", "Maison ç"]
+
+
+def test_windows_1252_is_not_taken_for_mac_roman():
+    res = load_facility_file((_LAYOUT_HEAD + _LAYOUT_ROWS).encode("cp1252"), name="w.csv",
+                             cog=COG)
+    assert res.report.encoding == "cp1252"
+    assert res.facilities["name"].tolist() == ["Crèche Étoile", "Maison ç"]
+
+
+def test_pipe_separator_file():
+    raw = read_table((DATA / "wrong_separator.csv").read_bytes(), file_name="w.csv")
+    assert raw.separator == "|" and list(raw.frame.columns) == ["nom", "type", "lat", "lon"]
+    assert raw.frame["nom"].tolist() == ["Crèche A", "Crèche B"]
+    inline = (_LAYOUT_HEAD + _LAYOUT_ROWS).replace(";", "|").encode()
+    assert load_facility_file(inline, name="p.csv", cog=COG).report.accepted == 2
+
+
+def test_two_title_lines_without_separators_above_the_header():
+    text = ("Liste des structures petite enfance du département\n"
+            "Mise à jour : mars 2024\n" + _LAYOUT_HEAD + _LAYOUT_ROWS)
+    res = load_facility_file(text.encode(), name="t.csv", cog=COG)
+    assert res.report.accepted == 2
+    assert any("lignes 1, 2 avant l'en-tête" in w for w in res.report.warnings)
+    # the rows keep the numbers of the file: header on line 3, data on lines 4 and 5
+    assert res.facilities["source_id"].tolist() == ["4", "5"]
+
+
+def test_headerless_file_with_a_mapping_by_number():
+    data = _LAYOUT_ROWS.encode()
+    with pytest.raises(InputError, match="no name column"):  # read with a header: refused
+        load_facility_file(data, name="sans_entete.csv", cog=COG)
+    res = load_facility_file(data, name="sans_entete.csv", cog=COG, header=False,
+                             mapping={"name": 1, "type": "2", "lat": 3, "lon": 4,
+                                      "code_insee": "colonne_5"})
+    assert res.report.rows_read == 2 and res.report.accepted == 2
+    assert res.facilities["source_id"].tolist() == ["1", "2"]  # line 1 is a row
+
+
+def test_nul_bytes_are_dropped_per_row_not_refusing_the_file():
+    data = (_LAYOUT_HEAD.encode() + b"Cr\x00eche A;cr\xc3\xa8che;47.21;-1.55;44109\n"
+            + b"Relais B;rpe;47.22;-1.56;44109\n" * 3)
+    res = load_facility_file(data, name="nul.csv", cog=COG)
+    assert res.report.accepted == 4
+    assert res.facilities["name"].iloc[0] == "Creche A"
+    notes = res.report.notes
+    assert notes.loc[notes["row"] == 2, "note"].str.contains("octet nul").all()
+    assert (notes["row"] == 2).sum() >= 1 and not (notes["row"] == 3).any()
+    assert any("octets nuls supprimés : ligne 2" in w for w in res.report.warnings)
+
+
+def test_unknown_commune_code_is_flagged():
+    text = (_LAYOUT_HEAD + "Crèche A;crèche;47.21;-1.55;44109\n"
+            "Crèche B;crèche;47.22;-1.56;44999\n" "PMI C;pmi;;;44999\n")
+    res = load_facility_file(text.encode(), name="u.csv", cog=COG, town_halls=HALLS)
+    rep = res.report
+    assert rep.rows_read == 3 and rep.accepted + len(rep.rejected) == 3
+    assert "inconnu du code officiel géographique" in " ".join(
+        rep.notes.loc[rep.notes["row"] == 3, "note"])
+    assert "code commune 44999 inconnu" in rejected_reason(rep, 4)
+    assert any("code commune inconnu (44999) : lignes 3, 4" in w for w in rep.warnings)
+    # a former (merged) commune's code is known, replaced, and not flagged as unknown
+    old = load_facility_file((_LAYOUT_HEAD + "Crèche D;crèche;47.05;-1.93;44040\n").encode(),
+                             name="o.csv", cog=COG).report
+    assert not any("inconnu" in w for w in old.warnings)
+
+
+# --- the bad-file corpus: each file is either accepted (nothing lost) or refused in French ---
+
+_H = _LAYOUT_HEAD
+_R = _LAYOUT_ROWS
+_GOOD_ROWS = 2
+
+#: Files a project holder may really give, wrongly or oddly saved: name -> bytes.
+BAD_FILES_REFUSED = {
+    "vide.csv": b"",
+    "blancs.csv": b"  \n\n \n",
+    "entete_seul.csv": _H.encode(),
+    "classeur.csv": b"PK\x03\x04\x14\x00\x06\x00" + bytes(200),
+    "ancien_excel.csv": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 4,
+    "binaire.csv": bytes(range(256)) * 8,
+    "une_colonne.csv": b"nom:type:lat:lon\nA:eaje:47.2:-1.5\n",
+    "sans_nom.csv": b"type;lat;lon;code_insee\neaje;47.21;-1.55;44109\n",
+    "sans_position.csv": b"nom;type;telephone\nA;eaje;0240000000\n",
+    "sans_type.csv": b"nom;lat;lon;code_insee\nA;47.21;-1.55;44109\n",
+    "rapport.pdf": b"%PDF-1.4\n",
+    "liste.xlsx": b"PK\x03\x04",
+    "casse.geojson": b'{"type": "FeatureCollection", "features": [',
+    "aucun_objet.geojson": b'{"type": "FeatureCollection", "features": []}',
+    "faux.gpkg": b"SQLite format 3\x00" + bytes(100),
+    "utf16_casse.csv": b"\xff\xfe" + "nom;type\n".encode("utf-16-le") + b"\x00\xd8",
+    "bom_casse.csv": b"\xef\xbb\xbf" + b"nom;type\n\xff\xfe\x81;x\n",
+    "indecodable.csv": b"nom;type\n\x81\x81;x\n",
+    "sans_entete.csv": _R.encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES_REFUSED))
+def test_bad_file_is_refused_in_french(name):
+    with pytest.raises(InputError) as err:
+        load_facility_file(BAD_FILES_REFUSED[name], name=name, cog=COG)
+    text = err.value.fr
+    assert name in text, text
+    for english in ("is not", "cannot", "no header", "has a header", "is empty", "unsupported",
+                    "holds", "columns found", "expected", "re-save", "check the"):
+        assert english not in text, text
+
+
+BAD_FILES_ACCEPTED = {
+    "utf32.csv": (_H + _R).encode("utf-32"),
+    "utf32_sans_bom.csv": (_H + _R).encode("utf-32-be"),
+    "utf16.csv": (_H + _R).encode("utf-16"),
+    "mac.csv": (_H + _R).encode("mac_roman"),
+    "windows.csv": (_H + _R).encode("cp1252"),
+    "bom.csv": b"\xef\xbb\xbf" + (_H + _R).encode(),
+    "excel_sep.csv": ("sep=;\n" + _H + _R).encode(),
+    "tabulations.tsv": (_H + _R).replace(";", "\t").encode(),
+    "virgules.csv": (_H + _R).replace(";", ",").encode(),
+    "barres.csv": (_H + _R).replace(";", "|").encode(),
+    "crlf.csv": (_H + _R).replace("\n", "\r\n").encode(),
+    "titres.csv": ("Liste des structures\nMise à jour : mars 2024\n" + _H + _R).encode(),
+    "colonnes_vides.csv": (_H.replace("\n", ";;\n") + _R.replace("\n", ";;\n")).encode(),
+    "octet_nul.csv": (_H + _R).encode().replace(b"Maison", b"Mai\x00son"),
+    "code_inconnu.csv": (_H + _R.replace("44109\nMaison", "44999\nMaison")).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES_ACCEPTED))
+def test_odd_but_usable_file_is_accepted_nothing_lost(name):
+    rep = load_facility_file(BAD_FILES_ACCEPTED[name], name=name, cog=COG).report
+    assert rep.rows_read == _GOOD_ROWS
+    assert rep.accepted + len(rep.rejected) == rep.rows_read
+    assert rep.accepted == _GOOD_ROWS, rep.rejected

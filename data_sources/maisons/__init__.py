@@ -104,9 +104,9 @@ def parse_known_maisons(text: str) -> pd.DataFrame:
 
     Examples
     --------
-    >>> t = ("nom,commune,departement,adresse,statut_date,porteur,source_url\\n"
-    ...      "M,Nice,06,,ouverte en 2023,Dép.,https://x\\n"
-    ...      "N,Grasse,6,,envisagée (2023),Dép.,https://y\\n")
+    >>> t = ("nom,commune,departement,adresse,statut_date,porteur,source_url\n"
+    ...      "M,Nice,06,,ouverte en 2023,Dép.,https://x\n"
+    ...      "N,Grasse,6,,envisagée (2023),Dép.,https://y\n")
     >>> parse_known_maisons(t)[["row", "departement", "status"]].values.tolist()
     [[1, '06', 'ouverte'], [2, '06', 'en projet']]
     """

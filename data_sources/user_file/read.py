@@ -8,6 +8,7 @@ import json
 import re
 import tempfile
 import warnings as warnings_module
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from data_sources.user_file._decode import _decode
+from data_sources._budget import check_size, read_file_capped, read_stream_capped
+from data_sources.user_file._decode import _about, _decode
 from data_sources.user_file.report import _plural, _rows_text
 from diagnosis.errors import InputError
 
@@ -28,8 +30,16 @@ CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
 GEO_EXTENSIONS = (".geojson", ".json", ".gpkg")
 
 
+#: Largest facility file imported (bytes): the app's upload limit too (below Streamlit's
+#: own ``maxUploadSize`` of 50 MB, so that the refusal is Maillage's, in French).
+MAX_IMPORT_BYTES = 40 * 2**20
+#: Most data rows (or features) imported from one file.
+MAX_IMPORT_ROWS = 100_000
+_WHAT = "fichier de structures"
+
+
 #: Separators tried on CSV files, in order of preference when equally plausible.
-CSV_SEPARATORS = (";", ",", "\t")
+CSV_SEPARATORS = (";", ",", "\t", "|")
 
 
 @dataclass(frozen=True)
@@ -67,35 +77,41 @@ class RawTable:
     notes: Mapping[int, str] = field(default_factory=dict)
 
 
-def _read_source(source: Any, *, name: str | None) -> tuple[bytes, str]:
-    """Return the bytes and the file name of a path, bytes or file-like ``source``."""
+def _read_source(source: Any, *, name: str | None,
+                 max_bytes: int = MAX_IMPORT_BYTES) -> tuple[bytes, str]:
+    """Return the bytes and the file name of a path, bytes or file-like ``source``.
+
+    A path that is not a regular file (``/dev/zero``, a FIFO, a folder) and a file larger
+    than ``max_bytes`` are refused with a French message, before being read whole.
+    """
     if isinstance(source, str | Path):
         path = Path(source)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read the facility file {str(path)!r}: {exc}; "
-                             "check the path") from exc
-        return data, name or path.name
+        return read_file_capped(path, max_bytes=max_bytes, what=_WHAT), name or path.name
     if isinstance(source, bytes | bytearray | memoryview):
         if not name:
             raise InputError("load_facility_file got bytes without name=; pass the file "
                              "name too (e.g. name='creches.csv'), its extension picks the reader")
+        check_size(source, name=name, max_bytes=max_bytes, what=_WHAT)
         return bytes(source), name
     if hasattr(source, "getvalue") or hasattr(source, "read"):
-        data = source.getvalue() if hasattr(source, "getvalue") else source.read()
         file_name = name or Path(str(getattr(source, "name", "") or "")).name
         if not file_name:
             raise InputError("load_facility_file got a file object without a name; "
                              "pass name='<file name with extension>'")
-        if isinstance(data, str):
-            data = data.encode("utf-8")
+        if hasattr(source, "read"):
+            data = read_stream_capped(source, name=file_name, max_bytes=max_bytes, what=_WHAT)
+        else:
+            data = source.getvalue()
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            check_size(data, name=file_name, max_bytes=max_bytes, what=_WHAT)
         return bytes(data), file_name
     raise InputError(f"source={source!r} is not a path, bytes or a file object; "
                      "pass the path of a CSV, GeoJSON or GeoPackage file")
 
 
-def read_table(data: bytes, *, file_name: str) -> RawTable:
+def read_table(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
+               header: bool = True) -> RawTable:
     """Read a CSV, GeoJSON or GeoPackage file's bytes as a table of text cells.
 
     Parameters
@@ -104,6 +120,12 @@ def read_table(data: bytes, *, file_name: str) -> RawTable:
         The file's bytes.
     file_name
         Its name; the extension chooses the reader and the name appears in errors.
+    max_rows
+        Most data rows (CSV) or features (GeoJSON, GeoPackage) read; a larger file is
+        refused (French message) rather than cut.
+    header
+        ``False`` for a CSV without a header line: every line is a row and the columns
+        are named ``colonne_1``, ``colonne_2``… (give a ``mapping`` to say which is which).
 
     Returns
     -------
@@ -118,15 +140,19 @@ def read_table(data: bytes, *, file_name: str) -> RawTable:
     """
     ext = Path(file_name).suffix.lower()
     if ext in CSV_EXTENSIONS:
-        return _read_csv(data, file_name=file_name)
+        return _read_csv(data, file_name=file_name, max_rows=max_rows, header=header)
     if ext in GEO_EXTENSIONS:
-        return _read_vector(data, file_name=file_name)
+        return _read_vector(data, file_name=file_name, max_rows=max_rows)
     hint = " (export the sheet as CSV from your spreadsheet)" if ext in {
         ".xls", ".xlsx", ".ods"} else ""
+    hint_fr = " (exportez la feuille en CSV depuis le tableur)" if hint else ""
     raise InputError(
         f"{file_name!r}: unsupported extension {ext!r}{hint}; use a CSV "
         f"({', '.join(CSV_EXTENSIONS)}), a GeoJSON ({', '.join(GEO_EXTENSIONS[:2])}) "
-        "or a GeoPackage (.gpkg) file"
+        "or a GeoPackage (.gpkg) file", **_about(file_name),
+        fr=f"« {file_name} » : extension « {ext} » non lue{hint_fr} ; donnez un fichier CSV "
+           f"({', '.join(CSV_EXTENSIONS)}), GeoJSON ({', '.join(GEO_EXTENSIONS[:2])}) ou "
+           "GeoPackage (.gpkg)"
     )
 
 
@@ -141,8 +167,11 @@ def _sniff_separator(lines: Sequence[str]) -> tuple[str, int]:
                                           delimiter=sep) if any(c.strip() for c in r)]
         if not rows:
             continue
-        width = len(rows[0])
-        consistent = sum(len(r) == width for r in rows) / len(rows)
+        # title lines above the header ("Liste des crèches", "Mise à jour : mars 2024")
+        # hold one value: judge the width on the lines holding two values or more
+        wide = [r for r in rows if sum(bool(c.strip()) for c in r) >= 2] or rows
+        width = Counter(len(r) for r in wide).most_common(1)[0][0]
+        consistent = sum(len(r) == width for r in wide) / len(wide)
         score = (width >= 2, consistent >= 0.9, width, consistent)
         if best is None or score > best[0]:
             best = (score, sep, width)
@@ -151,12 +180,27 @@ def _sniff_separator(lines: Sequence[str]) -> tuple[str, int]:
     return best[1], best[2]
 
 
-def _read_csv(data: bytes, *, file_name: str) -> RawTable:
+def _too_many_rows(file_name: str, max_rows: int, *, unit: str = "lignes") -> InputError:
+    limit = f"{max_rows:,}".replace(",", "\u202f")
+    return InputError(
+        f"{file_name!r} has more than {max_rows} rows", argument="fichier de structures",
+        value=file_name,
+        fr=f"fichier de structures « {file_name} » refusé : plus de {limit} {unit} (au plus "
+           f"{limit} par fichier). Ne gardez que les structures du territoire étudié, ou "
+           "découpez le fichier en plusieurs")
+
+
+def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
+              header: bool = True) -> RawTable:
     decoded = _decode(data, file_name=file_name)
     text, encoding = decoded.text, decoded.encoding
     if not text.strip():
         raise InputError(f"{file_name!r} is empty; export the facility list again with a "
-                         "header line (nom, type, adresse, code_insee or lat/lon…) and its rows")
+                         "header line (nom, type, adresse, code_insee or lat/lon…) and its rows",
+                         **_about(file_name),
+                         fr=f"« {file_name} » est vide : exportez de nouveau la liste, avec une "
+                            "ligne d'en-tête (nom, type, adresse, code_insee ou lat/lon…) et "
+                            "ses lignes")
     lines = text.splitlines(keepends=True)
     skip_first = 0
     forced = re.fullmatch(r"\s*sep=(.)\s*", lines[0]) if lines else None
@@ -171,12 +215,17 @@ def _read_csv(data: bytes, *, file_name: str) -> RawTable:
         raise InputError(
             f"{file_name!r}: only one column found in the header {first[:120]!r}: the "
             "separator is probably not ';', ',' or a tab; save the file as CSV with one of "
-            "these separators (and at least a name column and a location column)"
+            "these separators (and at least a name column and a location column)",
+            **_about(file_name),
+            fr=f"« {file_name} » : une seule colonne dans l'en-tête « {first[:120]} » : le "
+               "séparateur n'est ni « ; », ni « , », ni la tabulation, ni « | » ; enregistrez "
+               "le fichier en CSV avec l'un d'eux (et au moins une colonne de nom et une de "
+               "position)"
         )
     body = "".join(lines[skip_first:])
     phys = io.StringIO(body, newline="").readlines()  # the lines as the csv reader counts them
     reader = csv.reader(io.StringIO(body, newline=""), delimiter=sep)
-    header: list[str] | None = None
+    head: list[str] | None = None if header else [""] * width
     records: list[list[str]] = []
     row_numbers: list[int] = []
     spans: list[tuple[int, int]] = []
@@ -187,15 +236,20 @@ def _read_csv(data: bytes, *, file_name: str) -> RawTable:
     stray: list[int] = []
     prev_line = skip_first
     while True:
+        if len(records) > max_rows:
+            raise _too_many_rows(file_name, max_rows)
         try:
             record = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
             start_line, prev_line = prev_line + 1, reader.line_num + skip_first
-            if header is None:
+            if head is None:
                 raise InputError(f"{file_name!r}: CSV syntax error near line {start_line}: "
-                                 f"{exc}; check the quotes around values") from exc
+                                 f"{exc}; check the quotes around values", **_about(file_name),
+                                 fr=f"« {file_name} » : erreur de syntaxe CSV vers la ligne "
+                                    f"{start_line} : vérifiez les guillemets autour des "
+                                    "valeurs") from exc
             if "field limit" in str(exc):
                 limit = f"{csv.field_size_limit():,}".replace(",", "\u202f")
                 reason = (f"une valeur dépasse {limit} caractères (texte collé par erreur ou "
@@ -210,18 +264,18 @@ def _read_csv(data: bytes, *, file_name: str) -> RawTable:
         start_line, prev_line = prev_line + 1, reader.line_num + skip_first
         cells = [c.replace("\u00a0", " ").strip() for c in record]
         if not any(cells):
-            if record and header is not None:
+            if record and head is not None:
                 blank_rows += 1  # a row of separators only (spreadsheet leftovers)
             continue
-        if header is None:
+        if head is None:
             if sum(bool(c) for c in cells) < 2 and len(titles) < 5:
                 titles.append(start_line)  # a title above the header ("Liste des…;;;")
                 continue
-            header = cells
+            head = cells
             continue
         if prev_line > start_line:  # one record over several lines: a stray quote?
             span = phys[start_line - skip_first - 1:prev_line - skip_first]
-            split = _split_lines(span, sep, width=len(header))
+            split = _split_lines(span, sep, width=len(head))
             if split is not None:
                 for k, line_cells in enumerate(split):
                     if not any(line_cells):
@@ -242,13 +296,17 @@ def _read_csv(data: bytes, *, file_name: str) -> RawTable:
         records.append(cells)
         row_numbers.append(start_line)
         spans.append((start_line, prev_line))
-    if header is None:
+    if head is None:
         raise InputError(f"{file_name!r}: no header line with at least two column names; "
-                         "the first line must name the columns (nom, type, adresse…)")
+                         "the first line must name the columns (nom, type, adresse…)",
+                         **_about(file_name),
+                         fr=f"« {file_name} » : aucune ligne d'en-tête d'au moins deux noms de "
+                            "colonnes ; la première ligne doit nommer les colonnes (nom, type, "
+                            "adresse…)")
     warnings: list[str] = []
     if titles:
         warnings.append(f"{_rows_text(titles)} avant l'en-tête ignorée(s) (titre)")
-    names = _unique_headers(header, warnings)
+    names = _unique_headers(head, warnings)
     width = len(names)
     rows: list[list[str]] = []
     for number, cells in zip(row_numbers, records, strict=True):
@@ -260,10 +318,12 @@ def _read_csv(data: bytes, *, file_name: str) -> RawTable:
         rows.append(cells)
     if not rows:
         raise InputError(f"{file_name!r} has a header ({', '.join(names[:8])}) but no data rows; "
-                         "add one row per facility")
+                         "add one row per facility", **_about(file_name),
+                         fr=f"« {file_name} » a un en-tête ({', '.join(names[:8])}) mais aucune "
+                            "ligne de données : ajoutez une ligne par structure")
     frame = pd.DataFrame(rows, columns=names, index=pd.Index(row_numbers, name="row"), dtype=object)
     # drop unnamed trailing columns that hold nothing (spreadsheet leftovers)
-    empty_unnamed = [c for c, h in zip(names, header, strict=True)
+    empty_unnamed = [c for c, h in zip(names, head, strict=True)
                      if not h and not frame[c].astype(bool).any()]
     frame = frame.drop(columns=empty_unnamed)
     if blank_rows:
@@ -271,6 +331,14 @@ def _read_csv(data: bytes, *, file_name: str) -> RawTable:
     if stray:
         warnings.append(f"guillemet isolé : {_rows_text(stray)} lue(s) une par une (elles se "
                         "lisaient comme une seule ligne)")
+    if decoded.nul_lines:
+        bad = set(decoded.nul_lines)
+        flagged = [row for row, (a, b) in zip(row_numbers, spans, strict=True)
+                   if any(line in bad for line in range(a, b + 1))]
+        for row in flagged:
+            notes[row] = "octet nul (caractère invisible) supprimé dans cette ligne : vérifiez-la"
+        warnings.append(f"octets nuls supprimés : {_rows_text(decoded.nul_lines)} du fichier "
+                        "(les autres caractères sont gardés)")
     if decoded.cp1252_lines:
         bad = set(decoded.cp1252_lines)
         flagged = [row for row, (a, b) in zip(row_numbers, spans, strict=True)
@@ -315,7 +383,7 @@ def _split_lines(lines: Sequence[str], sep: str, *, width: int) -> list[list[str
 
 
 def _sep_label(sep: str) -> str:
-    return "tabulation" if sep == "\t" else sep
+    return "tabulation" if sep == "\t" else "barre verticale |" if sep == "|" else sep
 
 
 def _unique_headers(header: Sequence[str], warnings: list[str]) -> list[str]:
@@ -333,11 +401,12 @@ def _unique_headers(header: Sequence[str], warnings: list[str]) -> list[str]:
     return names
 
 
-def _read_vector(data: bytes, *, file_name: str) -> RawTable:
+def _read_vector(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -> RawTable:
     import pyogrio  # local: the CSV path does not need GDAL
 
     if not data.strip():
-        raise InputError(f"{file_name!r} is empty; export the layer again")
+        raise InputError(f"{file_name!r} is empty; export the layer again", **_about(file_name),
+                         fr=f"« {file_name} » est vide : exportez de nouveau la couche")
     warnings: list[str] = []
     malformed: dict[int, str] = {}
     layers: Any = []
@@ -348,9 +417,17 @@ def _read_vector(data: bytes, *, file_name: str) -> RawTable:
         path = Path(tmp) / f"upload{Path(file_name).suffix.lower()}"
         path.write_bytes(data)
         try:
-            layers = pyogrio.list_layers(path)
-            spatial = [str(n) for n, kind in layers if kind]
-            names = spatial or [str(layers[0][0])]
+            with warnings_module.catch_warnings():
+                # GDAL warns before failing on a file that is not a GeoPackage ("bad
+                # application_id"): the failure below says it in French
+                warnings_module.simplefilter("ignore", RuntimeWarning)
+                layers = pyogrio.list_layers(path)
+                spatial = [str(n) for n, kind in layers if kind]
+                names = spatial or [str(layers[0][0])]
+                features = sum(int(pyogrio.read_info(path, layer=layer).get("features") or 0)
+                               for layer in names)
+            if features > max_rows:
+                raise _too_many_rows(file_name, max_rows, unit="objets")
             parts = []
             for layer in names:
                 with warnings_module.catch_warnings():
@@ -359,12 +436,17 @@ def _read_vector(data: bytes, *, file_name: str) -> RawTable:
                     warnings_module.simplefilter("ignore", RuntimeWarning)
                     parts.append(pyogrio.read_dataframe(path, layer=layer if len(layers) > 1
                                                         else None))
+        except InputError:
+            raise
         except Exception as exc:  # pyogrio raises DataSourceError and friends
-            fallback = _read_geojson_features(data) if path.suffix in {".geojson", ".json"} \
-                else None
+            fallback = (_read_geojson_features(data, file_name=file_name, max_rows=max_rows)
+                        if path.suffix in {".geojson", ".json"} else None)
             if fallback is None:
                 raise InputError(f"{file_name!r}: cannot read it as GeoJSON/GeoPackage ({exc}); "
-                                 "check the file or export it again") from exc
+                                 "check the file or export it again", **_about(file_name),
+                                 fr=f"« {file_name} » ne se lit pas comme un GeoJSON ou un "
+                                    "GeoPackage : vérifiez le fichier ou exportez-le de "
+                                    "nouveau") from exc
             parts, malformed = [fallback[0]], fallback[1]
             names = ["features"]
             if malformed:
@@ -385,7 +467,10 @@ def _read_vector(data: bytes, *, file_name: str) -> RawTable:
     else:
         gdf = parts[0]
     if len(gdf) == 0:
-        raise InputError(f"{file_name!r} holds no feature; export the layer with its objects")
+        raise InputError(f"{file_name!r} holds no feature; export the layer with its objects",
+                         **_about(file_name),
+                         fr=f"« {file_name} » ne contient aucun objet : exportez la couche avec "
+                            "ses objets")
     index = pd.Index(gdf.attrs.get("ranks", range(1, len(gdf) + 1)), name="row")
     geometry: gpd.GeoSeries | None = None
     crs = ""
@@ -423,7 +508,9 @@ def _open_ring(geom: Any) -> str:
     return ""
 
 
-def _read_geojson_features(data: bytes) -> tuple[gpd.GeoDataFrame, dict[int, str]] | None:
+def _read_geojson_features(data: bytes, *, file_name: str = "",
+                           max_rows: int = MAX_IMPORT_ROWS,
+                           ) -> tuple[gpd.GeoDataFrame, dict[int, str]] | None:
     """Read a GeoJSON feature by feature; a feature with a bad geometry is set aside.
 
     Returns ``None`` when the text is not a GeoJSON FeatureCollection.
@@ -436,6 +523,8 @@ def _read_geojson_features(data: bytes) -> tuple[gpd.GeoDataFrame, dict[int, str
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
         return None
+    if len(doc["features"]) > max_rows:
+        raise _too_many_rows(file_name, max_rows, unit="objets")
     props: list[dict[str, Any]] = []
     geoms: list[Any] = []
     bad: dict[int, str] = {}

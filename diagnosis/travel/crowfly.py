@@ -1,4 +1,4 @@
-"""Calibrated crow-fly travel times, and the default travel mode of a territory.
+"""Crow-fly travel times: the plain estimate, the calibrated model and its calibration.
 
 Without a road graph, a travel time is estimated from the straight-line distance. The
 plain estimate ``distance x detour factor / speed`` underestimates short trips (getting to
@@ -12,8 +12,8 @@ and fits ``access_min`` (>= 0) and ``detour`` (>= 1) by bounded, robust least sq
 routes do not drag the fit) against routed times on a real road graph, for a fixed
 speed (the detour and the speed cannot be told apart from times alone).
 
-:func:`default_mode_for` picks walking thresholds where the territory's population
-lives in dense communes, and the car elsewhere.
+The plain estimate (:func:`crow_fly_travel_times`) is the engine used when no network
+is loaded; every result is labelled ``engine="crow_fly"``.
 
 See Also
 --------
@@ -26,25 +26,172 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
 from diagnosis import settings
-from diagnosis.errors import InputError
-from diagnosis.travel_times import (
+from diagnosis.errors import InputError, check_positive
+from diagnosis.schema import ENGINE_CROW_FLY
+from diagnosis.travel._common import CHUNK_CELLS, as_xy
+from diagnosis.travel.graph import RoadGraph
+from diagnosis.travel.modes import (
     DETOUR_FACTOR,
+    MODE_LABELS,
     MODES,
-    RoadGraph,
-    compute_travel_times,
     default_speed_kmh,
 )
+from diagnosis.travel.times import TravelTimes, compute_travel_times, pairs_to_csr, stack_rows
 
-#: French labels of the modes.
-_MODE_FR = {"drive": "en voiture", "walk": "à pied"}
+#: Chunk size of the crow-fly pairs (module attribute so tests can make it small).
+_CHUNK_CELLS = CHUNK_CELLS
+
+
+def crow_fly_travel_times(
+    origins_xy: np.ndarray,
+    destinations_xy: np.ndarray,
+    *,
+    detour_factor: float = DETOUR_FACTOR,
+    speed_kmh: float | None = None,
+    mode: str = "drive",
+    max_minutes: float | None = None,
+    access_min: float = 0.0,
+) -> TravelTimes:
+    """Estimate travel times from straight-line distances.
+
+    ``minutes = access_min + distance_m × detour_factor / (speed_kmh × 1000 / 60)``
+    (0 for two points at the same place).
+
+    With a cutoff, the pairs come from a k-d tree radius search
+    (``cKDTree.sparse_distance_matrix`` with ``max_distance``), so only the pairs within
+    reach are ever held; the nearest destination comes from a k-d tree query.
+
+    Parameters
+    ----------
+    origins_xy, destinations_xy
+        ``(n, 2)`` arrays of x/y in metres, EPSG:2154.
+    detour_factor
+        Road distance / straight-line distance; default :data:`DETOUR_FACTOR` (1.3,
+        the typical ratio measured on large road networks, see the constant).
+    speed_kmh
+        Average speed; default :data:`DRIVE_SPEED_KMH` (40 km/h, an assumption for
+        rural and peri-urban France) for ``mode="drive"``, :data:`WALK_SPEED_KMH`
+        (4.5 km/h) for ``mode="walk"``.
+    mode
+        ``"drive"`` or ``"walk"``; chooses the default speed and labels the result.
+    max_minutes
+        Optional cutoff; pairs above it are not stored (counted in
+        ``n_beyond_cutoff``). Without one, every pair is stored: give a cutoff for
+        large inputs.
+    access_min
+        Fixed access term of every trip (minutes, >= 0): reaching and leaving the
+        network (see :func:`calibrate_on_graph`, which calibrates it).
+
+    Returns
+    -------
+    TravelTimes
+        With ``engine="crow_fly"``, zero snap distances and no flags.
+
+    Examples
+    --------
+    1.3 km by road at 39 km/h is 2 minutes:
+
+    >>> tt = crow_fly_travel_times(np.array([[0.0, 0.0]]), np.array([[1000.0, 0.0]]),
+    ...                            speed_kmh=39.0)
+    >>> round(float(tt.minutes[0, 0]), 9), tt.engine
+    (2.0, 'crow_fly')
+    >>> tt = crow_fly_travel_times(np.array([[0.0, 0.0]]),
+    ...                            np.array([[1000.0, 0.0], [9000.0, 0.0]]),
+    ...                            speed_kmh=39.0, max_minutes=5)
+    >>> tt.n_pairs_within, tt.n_beyond_cutoff, round(float(tt.nearest_minutes[0]), 9)
+    (1, 1, 2.0)
+    """
+    o_xy = as_xy(origins_xy, "origins_xy")
+    d_xy = as_xy(destinations_xy, "destinations_xy")
+    speed = default_speed_kmh(mode) if speed_kmh is None else check_positive(speed_kmh, "speed_kmh")
+    detour = check_positive(detour_factor, "detour_factor")
+    if detour < 1:
+        raise InputError(
+            f"detour_factor={detour_factor!r} is below 1: a road is never shorter than "
+            "the straight line; use a value >= 1 (1.3 is typical)"
+        )
+    cutoff = None if max_minutes is None else check_positive(max_minutes, "max_minutes")
+    access = float(access_min)
+    if not (np.isfinite(access) and access >= 0):
+        raise InputError(f"access_min={access_min!r} must be a number of minutes >= 0",
+                         argument="access_min", value=access_min)
+    metres_per_minute = speed * 1000.0 / 60.0
+    n_o, n_d = o_xy.shape[0], d_xy.shape[0]
+    d_tree = cKDTree(d_xy)
+    bound = np.inf
+    if cutoff is not None:
+        # Radius search slightly beyond the cutoff; the cutoff itself is applied below
+        # on the exact formula, so a pair on the boundary is decided as before.
+        bound = max(cutoff - access, 0.0) * metres_per_minute / detour * (1.0 + 1e-9)
+    # Origins in chunks of about _CHUNK_CELLS pairs (the first chunk assumes every pair
+    # is within reach, the next ones follow the density seen so far): temporaries stay
+    # small and the result is stacked row block by row block (12 bytes per stored pair).
+    step = max(1, _CHUNK_CELLS // max(n_d, 1))
+    parts = []
+    start = seen_pairs = 0
+    while start < n_o:
+        o_part = o_xy[start:start + step]
+        start += o_part.shape[0]
+        if cutoff is None:
+            rows = np.repeat(np.arange(o_part.shape[0], dtype=np.int64), n_d)
+            cols = np.tile(np.arange(n_d, dtype=np.int64), o_part.shape[0])
+        else:
+            pairs = cKDTree(o_part).sparse_distance_matrix(d_tree, bound,
+                                                           output_type="ndarray")
+            rows = pairs["i"].astype(np.int64)
+            cols = pairs["j"].astype(np.int64)
+            del pairs
+        minutes = _crow_minutes(o_part[rows], d_xy[cols], detour, metres_per_minute, access)
+        if cutoff is not None:
+            keep = ~(minutes > cutoff)
+            rows, cols, minutes = rows[keep], cols[keep], minutes[keep]
+        parts.append(pairs_to_csr(rows, cols, minutes, (o_part.shape[0], n_d)))
+        seen_pairs += rows.size
+        per_origin = max(seen_pairs / start, 1.0)
+        step = max(1, min(int(_CHUNK_CELLS / per_origin), 8 * step))
+    within = stack_rows(parts, n_d)
+
+    _, idx = d_tree.query(o_xy, k=1, distance_upper_bound=bound)
+    idx = np.asarray(idx, dtype=np.int64)
+    found = idx < n_d
+    nearest = np.full(n_o, np.inf)
+    nearest[found] = _crow_minutes(o_xy[found], d_xy[idx[found]], detour, metres_per_minute,
+                                   access)
+    if cutoff is not None:
+        nearest[nearest > cutoff] = np.inf
+    return TravelTimes(
+        within=within,
+        nearest_minutes=nearest,
+        origin_snap_m=np.zeros(n_o),
+        destination_snap_m=np.zeros(n_d),
+        origin_flagged=np.zeros(n_o, dtype=bool),
+        destination_flagged=np.zeros(n_d, dtype=bool),
+        n_beyond_cutoff=n_o * n_d - within.nnz,
+        n_disconnected=0,
+        n_flagged_pairs=0,
+        engine=ENGINE_CROW_FLY,
+        mode=mode,
+        max_minutes=cutoff,
+        params={"speed_kmh": speed, "detour_factor": detour, "access_min": access},
+    )
+
+
+def _crow_minutes(
+    a_xy: np.ndarray, b_xy: np.ndarray, detour: float, metres_per_minute: float,
+    access_min: float = 0.0,
+) -> np.ndarray:
+    """Crow-fly minutes between paired rows of ``a_xy`` and ``b_xy`` (the one formula)."""
+    dist = np.hypot(a_xy[:, 0] - b_xy[:, 0], a_xy[:, 1] - b_xy[:, 1])
+    minutes = dist * detour / metres_per_minute
+    if access_min:
+        minutes = np.where(dist > 0, minutes + access_min, 0.0)
+    return minutes
 
 
 @dataclass(frozen=True)
@@ -113,7 +260,7 @@ class CrowFlyModel:
         estimation à vol d'oiseau en voiture : 1 min d'accès + distance × 1,3 à 40 km/h
         """
         return (
-            f"estimation à vol d'oiseau {_MODE_FR[self.mode]} : {_fr(self.access_min)} min "
+            f"estimation à vol d'oiseau {MODE_LABELS[self.mode]} : {_fr(self.access_min)} min "
             f"d'accès + distance × {_fr(self.detour)} à {_fr(self.speed_kmh)} km/h"
         )
 
@@ -139,8 +286,8 @@ def factor_only_model(mode: str, *, detour: float = DETOUR_FACTOR,
                       speed_kmh: float | None = None) -> CrowFlyModel:
     """The plain estimate ``distance x factor / speed`` (no access term), for comparison.
 
-    Defaults are those of :func:`diagnosis.travel_times.crow_fly_travel_times` (detour
-    :data:`~diagnosis.travel_times.DETOUR_FACTOR`, the mode's default speed).
+    Defaults are those of :func:`diagnosis.travel.crow_fly_travel_times` (detour
+    :data:`~diagnosis.travel.DETOUR_FACTOR`, the mode's default speed).
 
     Examples
     --------
@@ -279,7 +426,7 @@ def calibrate_on_graph(
     """Fit the crow-fly model to routed node-to-node times of a road graph.
 
     Up to ``max_nodes`` nodes of the graph are drawn (with ``seed``); the times between
-    every pair of them are routed with :func:`~diagnosis.travel_times.compute_travel_times`.
+    every pair of them are routed with :func:`~diagnosis.travel.compute_travel_times`.
     Origins are split in two halves: the model is fitted on the pairs of one half and its
     error measured on the other, against the factor-only estimate.
 
@@ -398,141 +545,6 @@ def crow_fly_minutes_within(
     return sp.csr_array(out)
 
 
-# --------------------------------------------------------------------------------------
-# Default mode of a territory
-# --------------------------------------------------------------------------------------
-
-
-def default_mode_for(
-    communes: gpd.GeoDataFrame | pd.DataFrame,
-    *,
-    population_col: str = "population",
-    area_km2_col: str | None = None,
-    dense_per_km2: float = settings.DENSE_POPULATION_PER_KM2,
-    dense_share: float = settings.DENSE_POPULATION_SHARE,
-    density_grid_col: str | None = None,
-    dense_levels: tuple[int, ...] = (1,),
-) -> tuple[str, float, str]:
-    """Default travel mode and threshold of a territory, with a French reason.
-
-    A commune is dense when its population per km² is at least ``dense_per_km2``
-    (1,500 by default: the density of the 1 km² cells of the "centres urbains" of
-    INSEE's and Eurostat's grille communale de densité; a commune's mean density is a
-    coarser measure). When at least ``dense_share`` of the territory's population lives
-    in dense communes, the default is walking (:data:`~diagnosis.settings.
-    DEFAULT_WALK_MAX_MINUTES`), otherwise the car (:data:`~diagnosis.settings.
-    DEFAULT_DRIVE_MAX_MINUTES`). Communes with an unknown population are left out and
-    said so; with no known population at all the car is kept, and the reason says why.
-
-    Parameters
-    ----------
-    communes
-        One row per commune, with a population column and either an area column or
-        polygons (areas are then measured in EPSG:2154).
-    population_col
-        Population column.
-    area_km2_col
-        Area column (km²); ``None``: from the polygons.
-    dense_per_km2
-        Density (inhabitants per km²) from which a commune is dense.
-    dense_share
-        Share of the population in dense communes from which walking is the default.
-    density_grid_col
-        Column of INSEE's grille communale de densité (levels 1-7 or 1-4); when given, a
-        commune is dense when its level is in ``dense_levels`` (1: "grands centres
-        urbains" / "communes densément peuplées") instead of by its mean density, and
-        no area is needed.
-    dense_levels
-        Levels of the density grid counted as dense.
-
-    Returns
-    -------
-    tuple[str, float, str]
-        ``(mode, max_minutes, reason)``.
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"population": [150_000, 3_000], "area_km2": [40.0, 30.0]})
-    >>> mode, minutes, why = default_mode_for(t, area_km2_col="area_km2")
-    >>> mode, minutes
-    ('walk', 15.0)
-    >>> print(why)  # doctest: +ELLIPSIS
-    98 % de la population vit dans des communes denses (au moins 1 500 habitants par km²...
-    """
-    if population_col not in communes.columns:
-        raise InputError(
-            f"communes has no column population_col={population_col!r}; columns are "
-            f"{list(communes.columns)!r}"
-        )
-    pop = pd.to_numeric(communes[population_col], errors="coerce").to_numpy(dtype=np.float64)
-    if density_grid_col is not None:
-        return _mode_from_grid(communes, pop, density_grid_col=density_grid_col,
-                               dense_levels=dense_levels, dense_share=dense_share)
-    if area_km2_col is not None:
-        if area_km2_col not in communes.columns:
-            raise InputError(f"communes has no column area_km2_col={area_km2_col!r}")
-        area = pd.to_numeric(communes[area_km2_col], errors="coerce").to_numpy(dtype=np.float64)
-    elif isinstance(communes, gpd.GeoDataFrame):
-        if communes.crs is None:
-            raise InputError("communes has no CRS: set it (e.g. EPSG:4326) to measure areas")
-        area = communes.geometry.to_crs(settings.METRIC_CRS).area.to_numpy() / 1e6
-    else:
-        raise InputError("communes needs polygons or area_km2_col to compute densities")
-    known = np.isfinite(pop) & (pop >= 0) & np.isfinite(area) & (area > 0)
-    drive = settings.DEFAULT_DRIVE_MAX_MINUTES
-    walk = settings.DEFAULT_WALK_MAX_MINUTES
-    if not known.any() or pop[known].sum() <= 0:
-        return ("drive", drive,
-                f"Population des communes non connue : mode par défaut en voiture, "
-                f"{_fr(drive)} minutes (à changer selon le territoire).")
-    dense = known & (pop / np.where(area > 0, area, np.nan) >= dense_per_km2)
-    share = float(pop[dense].sum() / pop[known].sum())
-    unknown = int((~known).sum())
-    tail = (f" {unknown} commune(s) sans population ou superficie connue ne sont pas "
-            "comptées." if unknown else "")
-    head = (f"{_fr(round(share * 100))} % de la population vit dans des communes denses "
-            f"(au moins {_thousands(dense_per_km2)} habitants par km², seuil des centres "
-            "urbains de la grille de densité Insee/Eurostat)")
-    if share >= dense_share:
-        return ("walk", walk,
-                f"{head} : seuil par défaut de {_fr(walk)} minutes à pied, modifiable.{tail}")
-    return ("drive", drive,
-            f"{head} : territoire peu dense, seuil par défaut de {_fr(drive)} minutes en "
-            f"voiture, modifiable.{tail}")
-
-
-def _mode_from_grid(communes: pd.DataFrame, pop: np.ndarray, *, density_grid_col: str,
-                    dense_levels: tuple[int, ...], dense_share: float) -> tuple[str, float, str]:
-    if density_grid_col not in communes.columns:
-        raise InputError(f"communes has no column density_grid_col={density_grid_col!r}")
-    level = pd.to_numeric(communes[density_grid_col], errors="coerce").to_numpy(
-        dtype=np.float64)
-    known = np.isfinite(pop) & (pop >= 0) & np.isfinite(level)
-    drive = settings.DEFAULT_DRIVE_MAX_MINUTES
-    walk = settings.DEFAULT_WALK_MAX_MINUTES
-    if not known.any() or pop[known].sum() <= 0:
-        return ("drive", drive,
-                "Population ou niveau de densité des communes non connus : mode par défaut "
-                f"en voiture, {_fr(drive)} minutes (à changer selon le territoire).")
-    dense = known & np.isin(level, np.asarray(dense_levels, dtype=np.float64))
-    share = float(pop[dense].sum() / pop[known].sum())
-    unknown = int((~known).sum())
-    tail = (f" {unknown} commune(s) sans population ou niveau de densité connu ne sont pas "
-            "comptées." if unknown else "")
-    head = (f"{_fr(round(share * 100))} % de la population vit dans des communes denses "
-            f"(grille communale de densité de l'Insee, niveau "
-            f"{', '.join(str(v) for v in dense_levels)})")
-    if share >= dense_share:
-        return ("walk", walk,
-                f"{head} : seuil par défaut de {_fr(walk)} minutes à pied, modifiable.{tail}")
-    return ("drive", drive,
-            f"{head} : territoire peu dense, seuil par défaut de {_fr(drive)} minutes en "
-            f"voiture, modifiable.{tail}")
-
-
-# --------------------------------------------------------------------------------------
-
-
 def _pairs(distance_m: Any, routed_minutes: Any) -> tuple[np.ndarray, np.ndarray]:
     d = np.asarray(distance_m, dtype=np.float64).ravel()
     t = np.asarray(routed_minutes, dtype=np.float64).ravel()
@@ -558,6 +570,3 @@ def _fr(value: float) -> str:
     """Short French number: ``1.16 -> '1,16'``, ``15.0 -> '15'``."""
     return f"{value:.3g}".replace(".", ",")
 
-
-def _thousands(value: float) -> str:
-    return f"{value:,.0f}".replace(",", "\u202f").replace("\u202f", " ")
