@@ -36,6 +36,9 @@ def edition_2024(tmp_path, monkeypatch):
                     "26086;Châtillon-en-Diois;755;36,5;31;6;19800;s\n"
                     "26001;Aix-en-Diois;198;12,1;9;2;s;s\n"
                     "26113;Die;4400;58,2;210;38;18900;17,5\n", encoding="cp1252")
+    (folder / "structures.csv").write_text(
+        "nom;type;code_insee;latitude;longitude\nCrèche de Die;crèche;26113;44.7536;5.3705\n",
+        encoding="utf-8")
     yield path, folder
     _http.reset()
 
@@ -60,6 +63,7 @@ def test_export_dictionary_and_columns_say_2022(tmp_path, edition_2024):
     path, folder = edition_2024
     out = tmp_path / "csv"
     assert main(["export", "--territory", TERRITORY, "--insee", str(path),
+                 "--facilities", str(folder / "structures.csv"),
                  "--out", str(tmp_path / "d.gpkg"), "--csv-dir", str(out)]) == 0
     text = (out / "dictionnaire.csv").read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
@@ -80,6 +84,7 @@ def test_pdf_says_habitants_en_2021_and_edition_2024(tmp_path, edition_2024):
     path, folder = edition_2024
     pdf = tmp_path / "r.pdf"
     assert main(["report", "--territory", TERRITORY, "--insee", str(path),
+                 "--facilities", str(folder / "structures.csv"),
                  "--out", str(pdf), "--no-comparison"]) == 0
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
     flat = " ".join(text.split())
@@ -88,4 +93,6 @@ def test_pdf_says_habitants_en_2021_and_edition_2024(tmp_path, edition_2024):
     assert "naissances domiciliées en 2024" not in flat
     assert "édition 2024" in flat and "édition 2025" not in flat
     assert "NAISD22" in flat and "NAISD24" not in flat
+    # the user's files are named, never their folders
+    assert "structures.csv" in flat and "comparateur_26_2024.csv" in flat
     assert "Mes documents" not in flat and str(tmp_path) not in flat
