@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
-from diagnosis.needs import data_years, under3_label
+from diagnosis.needs import data_years, dated_label, under3_label
 from diagnosis.schema import (
     FACILITY_COLUMNS,
     FACILITY_TYPES,
@@ -310,6 +310,8 @@ def commune_table(overview: Overview) -> pd.DataFrame:
     skip = set(_TABLE_SKIP) | ({"epci_name"} if overview.territory.kind != "departement"
                                else set())
     labels = {**NEEDS_COLUMNS, **OPTIONAL_COMMUNE_COLUMNS}
+    years = overview.summary.get("data_years") or data_years(com)
+    labels = {c: dated_label(c, label, years) for c, label in labels.items()}
     cols = [c for c in labels if c in com.columns and c not in skip]
     out = pd.DataFrame(com[cols]).copy()
     for c in cols:

@@ -96,3 +96,19 @@ def test_pdf_says_habitants_en_2021_and_edition_2024(tmp_path, edition_2024):
     # the user's files are named, never their folders
     assert "structures.csv" in flat and "comparateur_26_2024.csv" in flat
     assert "Mes documents" not in flat and str(tmp_path) not in flat
+
+
+def test_commune_table_of_the_app_labels_the_years_of_the_file(edition_2024):
+    from data_sources.cog import resolve
+    from data_sources.workspace import load_workspace
+    from diagnosis.overview import commune_table
+    from diagnosis.pipeline import DiagnosisParams, diagnose_overview
+
+    path, _folder = edition_2024
+    ws = load_workspace(resolve(TERRITORY), insee_files=[str(path)], use_store=False)
+    ov = diagnose_overview(ws, DiagnosisParams())
+    cols = list(commune_table(ov).columns)
+    assert any(c.startswith("Naissances 2022") for c in cols)
+    assert any(c.startswith("Population 2021") for c in cols)
+    assert not any("2024" in c for c in cols)
+    assert ov.summary["under3_estimate_label"].endswith("naissances 2022 (pas un comptage)")
