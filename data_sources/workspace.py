@@ -204,7 +204,10 @@ def load_workspace(
             else:
                 result = load_facility_file(f, town_halls=halls)
             reports.append(result.report)
-            tables.append(_distinct_ids(result.facilities, seen, i))
+            # a flagged duplicate is reported, and counted once everywhere
+            kept = result.facilities.loc[~result.facilities["facility_id"].astype(str).isin(
+                result.report.duplicate_ids)]
+            tables.append(_distinct_ids(kept, seen, i))
             keys.extend(sorted(set(result.facilities["source"])))
     tables.extend(extra_facilities)
     for t in extra_facilities:

@@ -60,6 +60,7 @@ from diagnosis.export_columns import column_spec, french_label, french_layer
 from diagnosis.needs import data_years
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
+from diagnosis.presentation import study_table
 from diagnosis.schema import (
     FACILITY_COLUMNS,
 )
@@ -748,14 +749,22 @@ def diagnosis_export_layers(diagnosis: Diagnosis, *,
     """Every export layer of a :class:`~diagnosis.pipeline.Diagnosis` (one mapping).
 
     The GeoPackage and the CSV tables of the app and the command line both come from
-    here, with the ``zones_de_desserte`` of the recommended sites.
+    here, with the ``zones_de_desserte`` of the recommended sites; the ``metadonnees``
+    layer also lists the study's parameters (:func:`diagnosis.presentation.study_table`),
+    those the PDF states.
     """
     d = diagnosis
     acc = d.access
     catchments = d.catchments
-    return build_export_layers(d.overview, access=acc.access if acc else None,
-                               gaps=acc.gaps if acc else None,
-                               siting=d.siting.main if d.siting else None,
-                               partners=d.partners, cohorts=d.cohorts,
-                               catchments=catchments if len(catchments) else None,
-                               sources=list(d.inputs.sources), created=created)
+    layers = build_export_layers(d.overview, access=acc.access if acc else None,
+                                 gaps=acc.gaps if acc else None,
+                                 siting=d.siting.main if d.siting else None,
+                                 partners=d.partners, cohorts=d.cohorts,
+                                 catchments=catchments if len(catchments) else None,
+                                 sources=list(d.inputs.sources), created=created)
+    study = study_table(d.params, site_name=d.site.name if d.site else None)
+    layers["metadonnees"] = pd.concat(
+        [layers["metadonnees"], pd.DataFrame({"cle": study["Paramètre"],
+                                              "valeur": study["Valeur"]})],
+        ignore_index=True)
+    return layers

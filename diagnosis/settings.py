@@ -65,6 +65,9 @@ DEFAULT_K = 1
 DEFAULT_OBJECTIVE = "max_covering"
 #: Name given to the i-th point a user proposes as a site.
 USER_SITE_LABEL = "Site proposé n°{n}"
+#: Id of the i-th point a user proposes as a site (an imported facility is
+#: ``user:<file>:<id>``: the site resolver looks for loaded facilities first).
+USER_SITE_ID = "user:{n}"
 #: Families per peer group (a stable group of about ten families, MAISON_MODEL).
 DEFAULT_GROUP_SIZE = 10
 #: Babies of one group are born within this many months (babies of the same age).
