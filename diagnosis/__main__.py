@@ -353,10 +353,15 @@ def _parse_points(points: Sequence[str]) -> tuple[tuple[float, float], ...]:
         except ValueError:
             raise InputError(f"--point {text!r}: give longitude,latitude in degrees, e.g. "
                              "--point -2.15,47.43", argument="--point", value=text,
-                             hint="-2.15,47.43") from None
+                             hint="-2.15,47.43",
+                             fr=f"--point « {text} » : écrivez longitude,latitude en degrés, "
+                                "par exemple --point=-2.15,47.43") from None
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees",
-                             argument="--point", value=text, hint="-2.15,47.43")
+                             argument="--point", value=text, hint="-2.15,47.43",
+                             fr=f"--point « {text} » : longitude entre -180 et 180 et latitude "
+                                "entre -90 et 90 degrés attendues, par exemple "
+                                "--point=-2.15,47.43")
         out.append((lon, lat))
     return tuple(out)
 
@@ -967,7 +972,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not (args.out or args.csv_dir or args.diagnosis_file):
         raise InputError("export needs an output: --out FILE.gpkg, --csv-dir DIR and/or "
-                         "--diagnosis-file FILE.json")
+                         "--diagnosis-file FILE.json", argument="--out",
+                         fr="export : indiquez au moins une sortie : --out FICHIER.gpkg, "
+                            "--csv-dir DOSSIER ou --diagnosis-file FICHIER.json")
     if args.out:
         if Path(args.out).suffix.lower() != ".gpkg":
             raise InputError(f"--out {args.out!r} must end with .gpkg (GeoPackage)")
@@ -1104,7 +1111,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     lost = [f for f in files if not Path(f).is_file()]
     if lost:
         raise InputError(f"{args.file}: imported file(s) {lost!r} recorded in the diagnosis "
-                         "are missing; put them back at that path to re-run it")
+                         "are missing; put them back at that path to re-run it",
+                         argument="FILE.json", value=args.file,
+                         fr=f"« {args.file} » : fichier(s) importé(s) introuvable(s) : "
+                            + ", ".join(f"« {f} »" for f in lost)
+                            + " ; remettez-les à cet emplacement pour relancer le diagnostic")
     t = rec["territory"]
     ws = load_workspace(str(t["code"]), facility_files=files)
     p = rec["params"]
