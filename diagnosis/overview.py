@@ -266,6 +266,11 @@ def compute_overview(
         else f"estimation : 3 × naissances {years['births_2024']} (pas un comptage)",
         # the year of each INSEE figure, from the files read (labels print these)
         "data_years": years,
+        # merged communes whose INSEE figures are the sum of the known parts only
+        # (a former commune missing from the file), with what they lack, in French
+        "communes_partial": {str(c): str(p) for c, p in zip(
+            com["code_insee"], com["insee_partial"], strict=True) if str(p or "")}
+        if "insee_partial" in com else {},
         "facilities": per_type,
         "births_within_threshold": within,
         "communes_without": without,

@@ -112,3 +112,23 @@ def test_commune_table_of_the_app_labels_the_years_of_the_file(edition_2024):
     assert any(c.startswith("Population 2021") for c in cols)
     assert not any("2024" in c for c in cols)
     assert ov.summary["under3_estimate_label"].endswith("naissances 2022 (pas un comptage)")
+
+
+def test_a_merged_commune_missing_a_part_is_said_in_the_cli_and_json(tmp_path, capsys,
+                                                                      monkeypatch):
+    # a 2024-edition extract (before Saint-Denis absorbed Pierrefitte-sur-Seine on
+    # 1 January 2025) whose Pierrefitte row has no births
+    monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
+    f = tmp_path / "comparateur_93_2024.csv"
+    f.write_text("CODGEO;P21_POP;NAISD22\n93001;87000;1450\n93066;113000;2000\n"
+                 "93059;30500;\n", encoding="utf-8")
+    args = ["summary", "--territory", "Plaine=93066,93001", "--insee", str(f)]
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Naissances 2022 : 3 450" in out  # 1,450 + 2,000: Saint-Denis is not blanked
+    assert "Commune 93066 : somme des seules parties connues" in out
+    assert "Pierrefitte-sur-Seine (93059)" in out
+    assert main([*args, "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["births_2024"] == 3450
+    assert list(d["communes_partial"]) == ["93066"]
