@@ -265,6 +265,9 @@ def _print_table(data: dict[str, Any]) -> None:
     births_year = (data.get("data_years") or {}).get("births_2024", 2024)
     con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
+    for code, lacking in (data.get("communes_partial") or {}).items():
+        con.print(f"Commune {code} : somme des seules parties connues ({lacking}) : un "
+                  "minimum.")
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
                   f"({data['under3_estimate_label']})")
