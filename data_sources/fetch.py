@@ -456,6 +456,12 @@ def compose_communes(
     epci = load_cog().epci
     names = dict(zip(epci["code"].astype(str), epci["name"].astype(str), strict=True))
     com["epci_name"] = com["epci_code"].map(lambda c: names.get(str(c), ""))
+    # the EPT of the Grand Paris: the « intercommunalité » of its communes (not the MGP)
+    from data_sources.national import ept_of_communes
+
+    ept = ept_of_communes()
+    com["ept_code"] = com["code_insee"].astype(str).map(ept["ept_code"]).fillna("")
+    com["ept_name"] = com["code_insee"].astype(str).map(ept["ept_name"]).fillna("")
     halls = demo.load_demo_communes().set_index("code_insee")[["townhall_lon", "townhall_lat"]]
     inside = com.geometry.to_crs(METRIC_CRS).representative_point().to_crs(WGS84)
     known = com["code_insee"].map(halls["townhall_lon"])

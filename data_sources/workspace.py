@@ -293,7 +293,8 @@ def _insee_notices(imp: Any, territory: Territory | None = None) -> list[str]:
         out += list(imp.notices)
     else:  # the files were read for the départements: speak of the territory's communes
         out += [n for n in imp.notices if "commune(s) du territoire absente(s)" not in n]
-        mine = [c for c in imp.communes_missing if c in set(territory.communes)]
+        own = set(territory.communes)  # once: France has 34,875 communes
+        mine = [c for c in imp.communes_missing if c in own]
         if mine:
             out.append(f"{len(mine)} commune(s) du territoire absente(s) des fichiers INSEE "
                        f"({', '.join(mine[:10])}{'…' if len(mine) > 10 else ''}) : leurs "

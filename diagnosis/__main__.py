@@ -44,6 +44,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     int_at_least,
     non_empty,
 )
+from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.errors import MaillageError
 from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("json", "table"), default="table")
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
+    add_plan_parser(sub)
     return ap
 
 
@@ -263,6 +265,9 @@ def _print_table(data: dict[str, Any]) -> None:
     births_year = (data.get("data_years") or {}).get("births_2024", 2024)
     con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
+    for code, lacking in (data.get("communes_partial") or {}).items():
+        con.print(f"Commune {code} : somme des seules parties connues ({lacking}) : un "
+                  "minimum.")
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
                   f"({data['under3_estimate_label']})")
@@ -1152,6 +1157,7 @@ DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": c
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
             "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
+COMMANDS["plan"] = cmd_plan
 
 
 #: Suffix each output option must end with, per command (French name of the format).
