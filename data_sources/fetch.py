@@ -673,6 +673,7 @@ def fetch_territory(
         accepted = frozenset(_check_sources(accept_suspect))
     if deadline_s is not None and not deadline_s > 0:
         raise ValueError(f"deadline_s={deadline_s!r} must be > 0 seconds (or None)")
+    _http.get_session()  # opens the cache: a full disk is found (write test) before any source
     with store_lock(area, root=root, timeout_s=lock_timeout_s), \
             _http.refreshing(refresh):
         return _fetch_locked(area, selected, offline=offline, progress=progress, root=root,
