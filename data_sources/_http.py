@@ -1480,6 +1480,7 @@ def download_file(
     target = path
     if pending is not None:  # kept only once the whole source is judged
         target = path.with_name(path.name + f".pending{os.getpid()}")
+        _clean_parts(path)
     try:
         _download(url, target, source=source, chunk_bytes=chunk_bytes)
     except SourceError as exc:
@@ -1517,11 +1518,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _clean_parts(path: Path) -> None:
-    """Delete the ``.part<pid>`` files that killed downloads left beside ``path``."""
-    for part in path.parent.glob(path.name + ".part*"):
-        pid = part.name.rsplit(".part", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            part.unlink(missing_ok=True)
+    """Delete the ``.part<pid>`` / ``.pending<pid>`` files killed downloads left by ``path``."""
+    for marker in (".part", ".pending"):
+        for part in path.parent.glob(path.name + marker + "*"):
+            pid = part.name.rsplit(marker, 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                part.unlink(missing_ok=True)
 
 
 def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
@@ -1642,15 +1644,34 @@ def stream_lines(
     source: str,
     offline: bool | None = None,
     refresh: bool = False,
+    announced_bytes: int | None = None,
 ) -> Iterator[str]:
     """Download ``url`` (once, atomically) and yield its decoded lines one by one.
 
     Callers that find the content unusable should call :func:`forget_download` and
     call again with ``refresh=True`` (see :func:`data_sources.finess.fetch_finess`).
+    ``announced_bytes`` is the size a catalogue gives for the file (data.gouv.fr's
+    ``filesize``): a smaller file is noted partial (:func:`check_announced_size`).
     """
     path = download_file(url, source=source, offline=offline, refresh=refresh)
     check_not_html(path, url=url, source=source)
+    check_announced_size(path, url=url, announced_bytes=announced_bytes)
     yield from iter_file_lines(path)
+
+
+def check_announced_size(path: Path, *, url: str, announced_bytes: int | None) -> None:
+    """Note « partiel » when a file is smaller than its catalogue announces.
+
+    A transfer cut at a line boundary by a server that sent no ``Content-Length`` still
+    parses; the size the catalogue records for the resource is the metadata it
+    contradicts. A larger file (a newer edition under the same address) is not noted.
+    """
+    if not announced_bytes or announced_bytes <= 0:
+        return
+    size = path.stat().st_size
+    if size < announced_bytes:
+        note_partial(f"fichier {url} de {size} octet(s) reçu(s), {announced_bytes} annoncé(s) "
+                     "par le catalogue (transfert coupé ?)")
 
 
 def check_not_html(path: Path, *, url: str, source: str) -> None:

@@ -317,6 +317,24 @@ def test_osmnx_overpass_429_retries_are_bounded(server, monkeypatch, tmp_path):
     assert server.hits["/api/interpreter"] == osm.OVERPASS_MAX_RETRIES + 1
 
 
+def test_osmnx_overpass_429_stops_at_the_source_deadline(server, monkeypatch):
+    """An Overpass 429 with too little time left ends at once, not after osmnx's 55 s."""
+    import osmnx as ox
+    from shapely.geometry import box
+
+    monkeypatch.setattr(ox.settings, "overpass_url", server.base + "/api")
+    monkeypatch.setattr(ox.settings, "overpass_rate_limit", False)
+    monkeypatch.setattr(ox.settings, "requests_kwargs", {})
+    pauses = []
+    monkeypatch.setattr(ox._overpass.time, "sleep", pauses.append)
+    with _http.source_deadline(30, source="osm"), pytest.raises(SourceError) as info:
+        osm._fetch_features(box(-2.10, 47.43, -2.08, 47.44), refresh=True)
+    assert "overall deadline" in str(info.value)
+    assert server.hits["/api/interpreter"] == 1 and not [p for p in pauses if p >= 50]
+    status, message = fetch._reason_fr("osm", info.value)
+    assert status == "failed" and "délai global dépassé" in message
+
+
 def test_html_page_does_not_replace_a_stale_downloaded_file(server, monkeypatch):
     url = server.base + "/file.csv"
     path = _http.download_file(url, source="demo")

@@ -27,14 +27,19 @@ import datetime as dt
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from data_sources import _http, caf, fetch, inclusion, insee_melodi, store
+from data_sources import _http, caf, fetch, finess, inclusion, insee_melodi, store
 from data_sources.cog import resolve
 
 EPCI = "200000438"
+#: The FINESS sample of tests/test_finess.py (data.gouv.fr ``etalab-cs1100507`` layout).
+INCLUSION_DATA = Path(__file__).parent / "data" / "inclusion"  # see tests/test_inclusion.py
+FINESS_SAMPLE = (Path(__file__).parent / "data" / "finess"
+                 / "etalab-cs1100507-stock-sample.csv").read_bytes()
 
 
 def _rows(dataset: str, mode: str) -> list[dict]:
@@ -45,6 +50,24 @@ def _rows(dataset: str, mode: str) -> list[dict]:
                  "txcouv_com": r} for y, r in ((2021, 51.5), (2022, 55.0))]
     return [{"annee": y, "numepci": EPCI, "nomepci": "CC du Pays de Pontchâteau",
              "numdep": "44", "txcouv_epci": r} for y, r in ((2021, 48.0), (2022, 50.5))]
+
+
+def _melodi(dataset: str, mode: str, communes: tuple[str, ...]) -> list[dict]:
+    """Observations in the recorded Melodi shape: births 2023-2024 and population 2022."""
+    if dataset == "DS_ETAT_CIVIL_NAIS_COMMUNES":
+        if mode == "births_empty":
+            return []  # a valid answer with no observation
+        codes = communes[:1] if mode == "births_one" else communes
+        return [{"dimensions": {"GEO": f"2025-COM-{c}", "FREQ": "A", "TIME_PERIOD": str(y),
+                                "EC_MEASURE": "LVB"},
+                 "measures": {"OBS_VALUE_NIVEAU": {"value": 10.0 + i}}}
+                for i, c in enumerate(codes) for y in (2023, 2024)]
+    if dataset == "DS_RP_POPULATION_PRINC":
+        return [{"dimensions": {"GEO": f"2025-COM-{c}", "FREQ": "A", "TIME_PERIOD": "2022",
+                                "RP_MEASURE": "POP", "SEX": "_T", "AGE": "_T"},
+                 "measures": {"OBS_VALUE_NIVEAU": {"value": 1000.0 + i}}}
+                for i, c in enumerate(communes)]
+    return []
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,6 +118,44 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         parts = url.path.strip("/").split("/")
+        if url.path == "/finess/dataset":
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            body = json.dumps({"resources": [{
+                "title": "Extraction FINESS des établissements géolocalisés au 12/05/2026",
+                "url": f"{base}/finess/etalab-cs1100507-stock-20260512-0337.csv",
+                "filesize": len(FINESS_SAMPLE), "format": "csv"}]}).encode()
+            self._send(200, body, {"Content-Type": "application/json"})
+            return
+        if url.path.endswith("etalab-cs1100507-stock-20260512-0337.csv"):
+            if mode != "finess_cut":
+                self._send(200, FINESS_SAMPLE, {"Content-Type": "text/csv"})
+                return
+            # cut at a line boundary, no Content-Length: the end of the stream is the end
+            cut = b"".join(FINESS_SAMPLE.splitlines(keepends=True)[:10])
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(cut)
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if url.path in {"/api/v1/structures", "/api/v1/services"}:
+            name = ("services_garde_denfants.json" if url.path.endswith("services")
+                    else "structures_monenfant.json")
+            doc = json.loads((INCLUSION_DATA / name).read_text(encoding="utf-8"))
+            if mode == "inclusion_short" and url.path.endswith("structures"):
+                page = int(query.get("page", ["1"])[0])
+                doc = {**doc, "total": len(doc["items"]) + 3, "pages": 2,
+                       "items": doc["items"] if page == 1 else []}
+            self._send(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
+            return
+        if url.path.startswith("/melodi/data/"):
+            body = json.dumps({"identifier": parts[-1], "paging": {},
+                               "observations": _melodi(parts[-1], mode,
+                                                       self.server.communes)}).encode()
+            self._send(200, body, {"Content-Type": "application/json"})
+            return
         if "records" in parts:
             dataset = parts[parts.index("records") - 1]
             rows = _rows(dataset, mode)
@@ -124,6 +185,7 @@ class _Server(ThreadingHTTPServer):
 def server(monkeypatch, tmp_path):
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.hits, srv.mode, srv.lock = [], "good", threading.Lock()
+    srv.communes = resolve(EPCI).communes
     srv.daemon_threads = True
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -132,6 +194,7 @@ def server(monkeypatch, tmp_path):
     monkeypatch.setattr(caf, "PAGE_LIMIT", 2)
     monkeypatch.setattr(insee_melodi, "MELODI_URL", base + "/melodi/data/{dataset}")
     monkeypatch.setattr(inclusion, "BASE_URL", base + "/api/v1")
+    monkeypatch.setattr(finess, "DATASET_API_URL", base + "/finess/dataset")
     monkeypatch.setenv(inclusion.TOKEN_ENV, "jeton-de-test")
     monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
     _http.configure(cache_dir=tmp_path / "cache", offline=False, backoff_factor=0,
@@ -224,6 +287,26 @@ def test_failed_refresh_says_which_copy_was_kept(server, area, mode, motive):
         "suspect, données précédentes gardées"]
 
 
+def test_inclusion_maintenance_page_keeps_the_copy_and_says_so(server, area):
+    key = inclusion.INCLUSION.key
+    first = {o.key: o for o in fetch.fetch_territory(area, sources=[key]).outcomes}[key]
+    assert first.status == "ok" and first.rows_kept == 4, first.message
+    server.mode = "html"  # data·inclusion's maintenance page, HTTP 200
+    out = {o.key: o for o in fetch.fetch_territory(area, sources=[key],
+                                                    refresh=True).outcomes}[key]
+    assert out.status == "suspect" and out.rows_kept == 4
+    assert (f"copie du {_today_fr()} gardée : la mise à jour a échoué (page HTML reçue au "
+            "lieu des données)") in out.message
+
+
+def test_inclusion_pages_short_of_their_total_are_partial(server, area):
+    server.mode = "inclusion_short"  # total 7 announced, the second page comes back empty
+    key = inclusion.INCLUSION.key
+    out = {o.key: o for o in fetch.fetch_territory(area, sources=[key]).outcomes}[key]
+    assert out.status == "partial", out.message
+    assert "4 ligne(s) reçue(s) sur 7 annoncée(s)" in out.message
+
+
 def test_first_answer_short_of_its_total_count_is_partial_and_not_cached(server, area):
     server.mode = "short"  # total_count 5, the second page comes back empty
     _, out = _caf(area)
@@ -237,6 +320,22 @@ def test_first_answer_short_of_its_total_count_is_partial_and_not_cached(server,
     hits = len(server.hits)
     _, again = _caf(area)
     assert again.status == "ok" and len(server.hits) > hits
+
+
+def test_finess_file_cut_at_a_line_boundary_is_partial_against_its_catalogue_size(
+        server, area):
+    server.mode = "finess_cut"  # no Content-Length: only data.gouv.fr's filesize tells
+    result = fetch.fetch_territory(area, sources=[finess.FINESS.key])
+    out = {o.key: o for o in result.outcomes}[finess.FINESS.key]
+    assert out.status == "partial", out.message
+    assert "annoncé(s) par le catalogue" in out.message
+    assert str(len(FINESS_SAMPLE)) in out.message
+    assert store.read_store(area).entry(finess.FINESS.key).status == "partial"
+    # not kept as the downloaded copy: the next fetch downloads it again, whole
+    server.mode = "good"
+    again = {o.key: o for o in fetch.fetch_territory(area, sources=[finess.FINESS.key])
+             .outcomes}[finess.FINESS.key]
+    assert again.status == "ok", again.message
 
 
 @pytest.mark.timeout(120)
@@ -255,6 +354,28 @@ def test_overall_deadline_ends_a_fetch_where_every_host_answers_429_for_an_hour(
     assert ledger is None or all(
         ledger.entry(k).status == "timeout" for k in keys if ledger.entry(k))
     assert len(server.hits) < 20  # a handful of calls, not an hour of retries
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("births_empty", "naissances 2024 : 0 contre 9"),  # Melodi observations: []
+    ("births_one", "naissances 2024 : 1 contre 9"),    # a series with fewer communes
+])
+def test_melodi_series_emptied_or_shrunk_is_suspect_and_the_held_values_stay(
+        server, area, mode, expected):
+    key = insee_melodi.MELODI.key
+    first = {o.key: o for o in fetch.fetch_territory(area, sources=[key]).outcomes}[key]
+    assert first.status == "ok", first.message
+    server.mode = mode  # population still complete: only the births series is lost
+    out = {o.key: o for o in fetch.fetch_territory(area, sources=[key],
+                                                    refresh=True).outcomes}[key]
+    assert out.status == "suspect" and expected in out.message, out.message
+    assert out.rows_received == 9 and out.rows_kept == 9  # rows alone would not tell
+    held = store.read_store(area, with_source_layers=True).source_layers[key]
+    assert held["births_2024"].notna().sum() == 9
+    kept = store.read_suspect(area, key)
+    births = kept[0].get("births_2024") if kept is not None else None
+    assert kept is not None and (0 if births is None else births.notna().sum()) == (
+        0 if mode == "births_empty" else 1)
 
 
 def test_cli_deadline_and_accept_suspect_reach_the_fetch(monkeypatch, capsys):
