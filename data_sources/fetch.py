@@ -7,6 +7,16 @@ that came with an address but no position. Each source runs in its own ``try``: 
 failing never blocks the others, and its French reason (naming the source and the URL)
 goes to the result and to the ledger.
 
+Each source's answer is judged as a whole before it replaces anything (:func:`_judge`):
+an update that fell back to a copy held in the cache is « suspect » and says « copie du
+JJ/MM/AAAA gardée : la mise à jour a échoué (motif) »; an answer that loses rows, empties
+a series or has fewer communes than the snapshot held is « suspect » and kept apart for
+``--accept-suspect``; a first answer that contradicts its own metadata (``total_count``,
+a page cap, the territory's communes, the catalogue's file size) is « partiel ». Only an
+answer « à jour » reaches the HTTP cache (:func:`data_sources._http.deferred_cache`). The
+whole fetch has a deadline (``deadline_s``): sources stopped or not started by it are
+« non terminée ».
+
 Then the communes (contours + needs) are composed, the facilities of every source merged
 (:func:`data_sources.merge.merge_facilities`) and validated, and a new snapshot is written
 atomically (:func:`data_sources.store.write_store`). A source that fails keeps what an
@@ -762,17 +772,20 @@ def _partial(run: _Run, key: str, loaded: _Loaded, notes: _http.UpdateNotes) -> 
     if key == insee_melodi.MELODI.key and wanted:
         layer = loaded.layer
         short = []
-        for col in sorted(layer.columns, reverse=True):  # newest years first
-            if re.fullmatch(r"(?:births|population)_\d{4}", col) and layer[col].notna().any():
-                have = set(layer.loc[layer[col].notna(), "code_insee"].astype(str))
-                missing = sorted(wanted - have)
-                if missing:
-                    short.append(f"{_series_fr(col)} : {len(wanted) - len(missing)} "
-                                 f"commune(s) sur {len(wanted)} (manquent "
-                                 f"{', '.join(missing[:5])}{'…' if len(missing) > 5 else ''})")
+        latest: dict[str, str] = {}  # newest year of each series (old ones: old borders)
+        for col in sorted(layer.columns):
+            m = re.fullmatch(r"(births|population)_\d{4}", col)
+            if m and layer[col].notna().any():
+                latest[m.group(1)] = col
+        for col in latest.values():
+            have = set(layer.loc[layer[col].notna(), "code_insee"].astype(str))
+            missing = sorted(wanted - have)
+            if missing:
+                short.append(f"{_series_fr(col)} : {len(wanted) - len(missing)} "
+                             f"commune(s) sur {len(wanted)} (manquent "
+                             f"{', '.join(missing[:5])}{'…' if len(missing) > 5 else ''})")
         if short:
-            reasons.append(" ; ".join(short[:3]) + (
-                f" ; et {len(short) - 3} autre(s) série(s)" if len(short) > 3 else ""))
+            reasons.append(" ; ".join(short))
     if key == boundaries.GEO_API.key and wanted:
         missing = sorted(wanted - set(loaded.layer["code_insee"].astype(str)))
         if missing:

@@ -44,6 +44,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     int_at_least,
     non_empty,
 )
+from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.errors import MaillageError
 from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("json", "table"), default="table")
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
+    add_plan_parser(sub)
     return ap
 
 
@@ -1155,6 +1157,7 @@ DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": c
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
             "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
+COMMANDS["plan"] = cmd_plan
 
 
 #: Suffix each output option must end with, per command (French name of the format).

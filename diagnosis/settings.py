@@ -10,6 +10,15 @@ from __future__ import annotations
 METRIC_CRS = "EPSG:2154"
 #: CRS of maps, GeoJSON and most open-data files.
 WGS84 = "EPSG:4326"
+#: Metric CRS of the overseas départements (local UTM zones), by département code; the
+#: same table as :data:`data_sources.national.METRIC_CRS_BY_DEP`.
+METRIC_CRS_OVERSEAS: dict[str, str] = {
+    "971": "EPSG:5490",  # RGAF09 / UTM 20N (Guadeloupe)
+    "972": "EPSG:5490",  # RGAF09 / UTM 20N (Martinique)
+    "973": "EPSG:2972",  # RGFG95 / UTM 22N (Guyane)
+    "974": "EPSG:2975",  # RGR92 / UTM 40S (La Réunion)
+    "976": "EPSG:4471",  # RGM04 / UTM 38S (Mayotte)
+}
 
 #: Default crow-fly threshold (metres) for "births within reach of a facility type".
 DEFAULT_THRESHOLD_M = 5_000.0
