@@ -239,6 +239,23 @@ def test_app_update_shows_a_suspect_answer_and_keeps_the_stored_rows(dirs, clean
     assert len(store.read_store(EPCI, with_source_layers=True).source_layers["finess"]) == 1
 
 
+def test_full_cache_disk_is_said_and_the_fetch_goes_on(dirs, capsys, monkeypatch):
+    import errno
+
+    _fake_loaders(monkeypatch)
+
+    def full(folder):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_http, "_probe_disk", full)  # the write test finds the disk full
+    _http.reset()
+    assert main(["fetch", "--territory", EPCI]) == 0
+    out = capsys.readouterr().out
+    assert "Cache HTTP non écrit (le disque est plein" in out
+    assert "la mise à jour continue sans garder les réponses en cache" in out
+    assert store.read_store(EPCI).entry("finess").status == "ok"  # the fetch went on
+
+
 def test_offline_rerun_after_a_fetch_says_stored_data_is_kept(dirs, capsys, monkeypatch):
     _fake_loaders(monkeypatch)
     assert main(["fetch", "--territory", EPCI]) == 0
