@@ -44,6 +44,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     int_at_least,
     non_empty,
 )
+from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.errors import MaillageError
 from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("json", "table"), default="table")
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
+    add_plan_parser(sub)
     return ap
 
 
@@ -263,6 +265,9 @@ def _print_table(data: dict[str, Any]) -> None:
     births_year = (data.get("data_years") or {}).get("births_2024", 2024)
     con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
+    for code, lacking in (data.get("communes_partial") or {}).items():
+        con.print(f"Commune {code} : somme des seules parties connues ({lacking}) : un "
+                  "minimum.")
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
                   f"({data['under3_estimate_label']})")
@@ -669,7 +674,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
     from diagnosis.partners import export_partners_csv
     from diagnosis.pipeline import diagnose_overview, diagnose_partners, studied_site
-    from diagnosis.presentation import partners_export_frame
+    from diagnosis.presentation import french_partners_table, partners_export_frame
 
     params = _params(args)
     ws = _workspace(args)
@@ -683,7 +688,9 @@ def cmd_partners(args: argparse.Namespace) -> int:
     near = res.layers["near_site"]
     inst = res.layers.get("institutions", pd.DataFrame())
     if args.format == "csv":
-        data = export_partners_csv(partners_export_frame(res.layers))
+        titles = {str(r.get("key", "")): str(r.get("title", "")) for r in ws.sources}
+        data = export_partners_csv(french_partners_table(partners_export_frame(res.layers),
+                                                         titles))
         if args.out:
             from diagnosis.exports import write_bytes_atomic
 
@@ -1043,13 +1050,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(comparison_records(df), ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
+        from diagnosis.comparison import french_comparison_table
         from diagnosis.csvfile import french_csv_text
 
-        text = french_csv_text(df, lineterminator="\n")
+        text = "\ufeff" + french_csv_text(french_comparison_table(df), lineterminator="\n")
     else:
         text = _comparison_table(df.loc[:, summary_columns()], df)
     if args.out:
-        data = text.encode("utf-8-sig" if args.format == "csv" else "utf-8")
+        data = text.encode("utf-8")  # the CSV text starts with its BOM
         write_bytes_atomic(args.out, data, option="--out")
         print(f"Comparaison écrite : {args.out} ({len(df)} territoires)")
     else:
@@ -1152,6 +1160,7 @@ DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": c
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
             "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
+COMMANDS["plan"] = cmd_plan
 
 
 #: Suffix each output option must end with, per command (French name of the format).
