@@ -95,9 +95,9 @@ if clicked:
               disabled=(round(lon, 6), round(lat, 6)) in points)
 with st.expander(f"Sites proposés ({len(points)})", expanded=bool(points)):
     for i, (lon, lat) in enumerate(points):
-        row = st.columns([4, 1])
-        row[0].write(f"Site proposé n°{i + 1} : longitude {lon:.5f}, latitude {lat:.5f}")
-        row[1].button("Retirer", key=f"implantation_remove_{i}", on_click=_remove_point,
+        line = st.columns([4, 1])
+        line[0].write(f"Site proposé n°{i + 1} : longitude {lon:.5f}, latitude {lat:.5f}")
+        line[1].button("Retirer", key=f"implantation_remove_{i}", on_click=_remove_point,
                       args=(i,))
     row = st.columns(3)
     lon_in = row[0].number_input("Longitude", value=None, format="%.5f", key="implantation_lon")
@@ -123,9 +123,12 @@ st.dataframe(scenario_table(run.scenarios.table), hide_index=True,
 st.subheader("Groupes de pairs autour d'un site")
 if not run.sites:
     st.stop()
-index = st.selectbox("Site", options=range(len(run.sites)),
+sites = run.sites
+index = st.selectbox("Site", options=list(range(len(sites))),
                      placeholder=CHOOSE, key="implantation_cohort_site",
-                     format_func=lambda i: run.sites[i].name)
+                     format_func=lambda i: sites[i].name)
+if index is None:
+    st.stop()
 row = st.columns(3)
 uptake = row[0].slider("Participation des familles (hypothèse, %)", min_value=1, max_value=100,
                        value=round(100 * DEFAULT_UPTAKE_RATE), key="implantation_uptake",
@@ -135,7 +138,7 @@ size = int(row[1].number_input("Familles par groupe", min_value=2, max_value=30,
                                key="implantation_group_size"))
 window = row[2].slider("Fenêtre de naissance (mois)", min_value=1, max_value=12, value=3,
                        key="implantation_window")
-plan = _cached.cohorts(sel.code, sel.files_key, mode, max_minutes, run.sites[index].key,
+plan = _cached.cohorts(sel.code, sel.files_key, mode, max_minutes, sites[index].key,
                        uptake / 100, size, float(window), sel.files)
 row = st.columns(3)
 row[0].metric("Groupes pouvant démarrer par an", fr_value(plan.groups_per_year))

@@ -12,7 +12,7 @@ from diagnosis.errors import MaillageError
 from diagnosis.presentation import comparison_metrics, comparison_table
 
 REPORT_KEY = "rapport_pdf"
-EXPORTS_KEY = "rapport_exports", CHOOSE
+EXPORTS_KEY = "rapport_exports"
 SPLITS = {"epci": "ses intercommunalités (EPCI)", "commune": "ses communes"}
 #: Steps the report announces (see diagnosis.report.render_report), for the progress bar.
 REPORT_STEPS = 8
