@@ -204,7 +204,10 @@ def load_workspace(
             else:
                 result = load_facility_file(f, town_halls=halls)
             reports.append(result.report)
-            tables.append(_distinct_ids(result.facilities, seen, i))
+            # a flagged duplicate is reported, and counted once everywhere
+            kept = result.facilities.loc[~result.facilities["facility_id"].astype(str).isin(
+                result.report.duplicate_ids)]
+            tables.append(_distinct_ids(kept, seen, i))
             keys.extend(sorted(set(result.facilities["source"])))
     tables.extend(extra_facilities)
     for t in extra_facilities:
@@ -290,7 +293,8 @@ def _insee_notices(imp: Any, territory: Territory | None = None) -> list[str]:
         out += list(imp.notices)
     else:  # the files were read for the départements: speak of the territory's communes
         out += [n for n in imp.notices if "commune(s) du territoire absente(s)" not in n]
-        mine = [c for c in imp.communes_missing if c in set(territory.communes)]
+        own = set(territory.communes)  # once: France has 34,875 communes
+        mine = [c for c in imp.communes_missing if c in own]
         if mine:
             out.append(f"{len(mine)} commune(s) du territoire absente(s) des fichiers INSEE "
                        f"({', '.join(mine[:10])}{'…' if len(mine) > 10 else ''}) : leurs "
@@ -306,7 +310,7 @@ def _from_insee_files(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes from the shipped national geography and the user's INSEE files."""
     from data_sources.assemble import communes_from_insee
-    from data_sources.insee_files import read_insee_files
+    from data_sources.insee_files import read_insee_files, source_fields
 
     context, geography = _context_territory(territory)
     imp = read_insee_files(list(files), territory_codes=context.communes)
@@ -343,8 +347,8 @@ def _from_insee_files(
                        "ou inconnue.")
     notices.append("Aucune structure n'est chargée pour ce territoire hors de vos fichiers : "
                    "importez-les (--facilities) ou mettez à jour les sources.")
-    records = [_source_record(k) for k in ("cog2026", "ign_admin_express_france",
-                                           "insee_comparateur")]
+    records = [_source_record(k) for k in ("cog2026", "ign_admin_express_france")]
+    records.append({**_source_record("insee_comparateur"), **source_fields(imp)})
     return communes, empty_facilities(), records, notices, "fichiers"
 
 
@@ -352,7 +356,7 @@ def _with_insee_files(territory: Territory, communes: gpd.GeoDataFrame,
                       files: Sequence[str | Path | tuple[str, bytes]]
                       ) -> tuple[gpd.GeoDataFrame, list[dict[str, str]], list[str]]:
     """The loaded communes with the needs of the user's INSEE files where they give them."""
-    from data_sources.insee_files import read_insee_files
+    from data_sources.insee_files import read_insee_files, source_fields
     from diagnosis.needs import compute_needs
 
     imp = read_insee_files(list(files), territory_codes=list(communes["code_insee"]))
@@ -373,7 +377,7 @@ def _with_insee_files(territory: Territory, communes: gpd.GeoDataFrame,
     out = gpd.GeoDataFrame(needs, geometry=out.geometry.to_numpy(), crs=out.crs)
     notices = [f"Vos fichiers INSEE remplacent les chiffres chargés pour {replaced} commune(s) "
                "(la valeur la plus récente de vos fichiers l'emporte).", *_insee_notices(imp)]
-    return out, [_source_record("insee_comparateur")], notices
+    return out, [{**_source_record("insee_comparateur"), **source_fields(imp)}], notices
 
 
 def _distinct_ids(fac: gpd.GeoDataFrame, seen: set[str], nth: int) -> gpd.GeoDataFrame:
@@ -462,7 +466,7 @@ def _from_store(
     territory: Territory, stored: StoredTerritory
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes, facilities, source records, notices and origin from the local store."""
-    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline"}]
+    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline", "timeout"}]
     in_demo = set(demo.load_demo_communes()["code_insee"])
     covered = any(c in in_demo for c in territory.communes)
     keys: list[str] = ["cog2026"]
@@ -522,6 +526,11 @@ def _from_store(
     for e in failed:
         if e.source in used or e.source in _COMMUNE_SOURCES:
             notices.append(f"Mise à jour en échec : {e.error}")
+    for e in stored.ledger:  # what was stored but is known to be incomplete or kept back
+        if e.status == "partial" and e.has_data:
+            notices.append(f"Données partielles — {e.title} : {e.note}")
+        elif e.status == "suspect" and e.has_data:
+            notices.append(f"Dernière mise à jour refusée — {e.title} : {e.note}")
     records = [_source_record(k) for k in keys]
     coverage = read_source_layer(stored, CAF_KEY)
     if coverage is not None and len(coverage):

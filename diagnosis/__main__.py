@@ -44,6 +44,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     int_at_least,
     non_empty,
 )
+from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.errors import MaillageError
 from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
 
@@ -124,22 +125,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("json", "table"), default="table")
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
+    add_plan_parser(sub)
     return ap
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    from diagnosis.settings import DEFAULT_MAX_MINUTES
-
-    p.add_argument("--mode", choices=("drive", "walk", "crow"), default=default_mode,
+    p.set_defaults(car_mode=default_mode)
+    p.add_argument("--mode", choices=("drive", "walk", "crow"), default=None,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
                         "à pied (walk), ou estimation à vol d'oiseau (crow) ; sans réseau "
-                        "disponible, estimation à vol d'oiseau signalée (défaut %(default)s)")
+                        "disponible, estimation à vol d'oiseau signalée (défaut : walk si la "
+                        "plupart des habitants vivent dans des communes denses, sinon "
+                        f"{default_mode})")
     p.add_argument("--road-graph", metavar="FILE",
                    help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
                         "enregistré (.npz)")
     p.add_argument("--max-minutes", type=float_between(0, MAX_MINUTES_LIMIT, unit="minutes"),
-                   default=DEFAULT_MAX_MINUTES,
-                   help="seuil de temps de trajet T (minutes, défaut %(default)s)")
+                   default=None,
+                   help="seuil de temps de trajet T (minutes ; défaut 15 à pied, 20 en "
+                        "voiture)")
+
+
+def _travel_defaults(args: argparse.Namespace, params: Any, ws: Any) -> Any:
+    """``params`` with the mode and threshold the user left out, by the density rule.
+
+    The one rule of the app, the CLI and the report
+    (:func:`diagnosis.travel.default_travel_for`); the reason goes with the parameters.
+    """
+    from dataclasses import replace
+
+    from diagnosis.travel import default_travel_for
+
+    if not hasattr(args, "car_mode"):
+        return params
+    mode, minutes, why = default_travel_for(ws.own_communes, car_mode=args.car_mode,
+                                            mode=args.mode, max_minutes=args.max_minutes)
+    return replace(params, mode=mode, max_minutes=minutes, travel_reason=why)
 
 
 def _add_analysis_parsers(sub: Any) -> None:
@@ -241,8 +262,12 @@ def _print_table(data: dict[str, Any]) -> None:
     births = data["births_2024"]
     n_total = int(data.get("n_communes_total", data["n_communes"]))
     known = fr_out_of(int(data.get("n_communes_births_known", data["n_communes"])), n_total)
-    con.print(f"Communes : {n_total}   Naissances 2024 : "
+    births_year = (data.get("data_years") or {}).get("births_2024", 2024)
+    con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
+    for code, lacking in (data.get("communes_partial") or {}).items():
+        con.print(f"Commune {code} : somme des seules parties connues ({lacking}) : un "
+                  "minimum.")
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
                   f"({data['under3_estimate_label']})")
@@ -333,10 +358,15 @@ def _parse_points(points: Sequence[str]) -> tuple[tuple[float, float], ...]:
         except ValueError:
             raise InputError(f"--point {text!r}: give longitude,latitude in degrees, e.g. "
                              "--point -2.15,47.43", argument="--point", value=text,
-                             hint="-2.15,47.43") from None
+                             hint="-2.15,47.43",
+                             fr=f"--point « {text} » : écrivez longitude,latitude en degrés, "
+                                "par exemple --point=-2.15,47.43") from None
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees",
-                             argument="--point", value=text, hint="-2.15,47.43")
+                             argument="--point", value=text, hint="-2.15,47.43",
+                             fr=f"--point « {text} » : longitude entre -180 et 180 et latitude "
+                                "entre -90 et 90 degrés attendues, par exemple "
+                                "--point=-2.15,47.43")
         out.append((lon, lat))
     return tuple(out)
 
@@ -381,6 +411,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     with _Steps("Accessibilité", total=3) as step:
         step("chargement des données")
         ws = _workspace(args)
+        params = _travel_defaults(args, params, ws)
         ov = diagnose_overview(ws, params)
         if args.distributed:
             step("temps de trajet par département (Dask)")
@@ -409,11 +440,13 @@ def cmd_access(args: argparse.Namespace) -> int:
     data = {
         "territory": {"code": ws.territory.code, "name": ws.territory.name,
                       "kind": ws.territory.kind},
-        "params": res.params,
+        "params": {**dict(res.params), "mode": params.mode,
+                   "travel_reason": params.travel_reason},
         "types": _records(res.access.summary),
         "white_zones": _records(res.gaps.summary),
         "communes": communes,
-        "notes": [*res.notes, *ws.notices],
+        "notes": [*([params.travel_reason] if params.travel_reason else []), *res.notes,
+                  *ws.notices],
         "sources": list(ws.sources),
     }
     if args.format == "json":
@@ -425,8 +458,10 @@ def cmd_access(args: argparse.Namespace) -> int:
 
     con = _console()
     t = ws.territory
-    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(args.max_minutes)} min"
+    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(params.max_minutes)} min"
               f" — {travel.label}")
+    if params.travel_reason:
+        con.print(params.travel_reason)
     tab = Table(title="Accès aux services, par type")
     for col in ("Type", "Structures chargées", "Sans capacité", "Naissances à portée", "Part",
                 "Communes hors de portée"):
@@ -442,13 +477,14 @@ def cmd_access(args: argparse.Namespace) -> int:
                     fr_known(r["n_communes_beyond"], status=status, bound="upper",
                              total=len(res.access.table)))
     con.print(tab)
-    _print_priority(con, res.gaps, top=args.top)
+    _print_priority(con, res.gaps, top=args.top,
+                    births_year=ov.summary.get("data_years", {}).get("births_2024", 2024))
     for n in (*res.notes, *ws.notices):
         con.print(f"[yellow]! {n}[/yellow]")
     return 0
 
 
-def _print_priority(con: Any, gaps: Any, *, top: int) -> None:
+def _print_priority(con: Any, gaps: Any, *, top: int, births_year: int = 2024) -> None:
     """The priority ranking: births, each factor's multiplier, the score, what is estimated."""
     from rich.table import Table
 
@@ -475,7 +511,7 @@ def _print_priority(con: Any, gaps: Any, *, top: int) -> None:
                     " ; ".join([s for s in (str(r.get("estimated_factors") or ""),) if s]
                                + missing) or "—")
     con.print(tab)
-    con.print("Score = naissances 2024 × moyenne pondérée des facteurs (poids : "
+    con.print(f"Score = naissances {births_year} × moyenne pondérée des facteurs (poids : "
               + ", ".join(f"{FACTOR_LABELS[k].lower()} {fr_percent(w[k])}"
                           for k in PRIORITY_FACTORS)
               + ") ; un facteur de 1 est la moyenne du territoire (pondérée par les "
@@ -524,6 +560,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     with _Steps("Implantation", total=4) as step:
         step("chargement des données")
         ws = _workspace(args)
+        params = _travel_defaults(args, params, ws)
         ov = diagnose_overview(ws, params)
         step("réseau routier")
         travel = _travel(args, ws, params)
@@ -550,7 +587,8 @@ def cmd_site(args: argparse.Namespace) -> int:
         "territory": {"code": ws.territory.code, "name": ws.territory.name,
                       "kind": ws.territory.kind},
         "params": {**{k: v for k, v in main.params.items()}, "engine": travel.engine,
-                   "travel_label": travel.label, "uptake_rate": args.uptake_rate},
+                   "travel_label": travel.label, "uptake_rate": args.uptake_rate,
+                   "mode": params.mode, "travel_reason": params.travel_reason},
         "summary": {k: v for k, v in main.summary.items()},
         "sites": _records(main.sites, site_cols),
         "cohorts": cohorts,
@@ -562,7 +600,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
         _emit(args, json.dumps(_clean(json_ready(data)), ensure_ascii=False, indent=2) + "\n")
         return 0
-    _print_site_table(ws, main, sc, cohorts, travel, args)
+    _print_site_table(ws, main, sc, cohorts, travel, args, params)
     return 0
 
 
@@ -574,37 +612,47 @@ def _scenario_records(table: Any) -> list[dict[str, Any]]:
 
 
 def _print_site_table(ws: Any, main: Any, sc: Any, cohorts: list[dict[str, Any]],
-                      travel: Any, args: argparse.Namespace) -> None:
+                      travel: Any, args: argparse.Namespace, params: Any) -> None:
     from rich.table import Table
 
     con = _console()
     t = ws.territory
     s = main.summary
     con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — {args.k} nouveau(x) site(s), "
-              f"seuil {_fr(args.max_minutes)} min — {travel.label}")
+              f"seuil {_fr(params.max_minutes)} min — {travel.label}")
+    if params.travel_reason:
+        con.print(params.travel_reason)
     con.print(str(s.get("message", "")))
     tab = Table(title="Sites recommandés")
     for col in ("Rang", "Site (identifiant)", "Type", "Naissances à portée", "dont nouvelles",
-                "PMI (min)", "Maternité (min)", "Partenaires à portée"):
+                "Apport du site", "PMI (min)", "Maternité (min)", "Partenaires à portée"):
         tab.add_column(col, justify="left" if col in ("Site (identifiant)", "Type") else "right")
     for r in main.sites.to_dict("records"):
         label = f"{r['name']} ({r['facility_id']})"
         if r["status"] != "recommandé":
-            label += " — existant"
+            label += f" — {r['status']}"
+        gain = r.get("births_marginal")
         tab.add_row(_fr(r.get("rank")), label, str(r.get("type_label", "")),
                     _fr(r.get("births_covered")), _fr(r.get("births_new")),
+                    "—" if gain is None or gain != gain else f"+{_fr(gain)}",
                     _fr(r.get("minutes_nearest_pmi")), _fr(r.get("minutes_nearest_maternite")),
                     _fr(r.get("partners_within")))
     con.print(tab)
+    con.print("« Apport du site » : naissances à portée que le site ajoute aux sites mieux "
+              "classés (et aux Maisons existantes).")
     for r in main.sites.loc[main.sites["status"] == "recommandé"].to_dict("records"):
         con.print(f"[bold]{r['name']}[/bold] : {r['explanation']}")
     for c in cohorts:
+        if not c.get("params"):
+            continue
         con.print(f"[bold]Groupes de pairs autour de {c['site_name']}[/bold] "
                   f"({c['params'].get('scope', '')}, participation supposée "
-                  f"{_fr(100 * c['params']['uptake_rate'])} %) : "
-                  f"{_fr(c['groups_per_year'], 1)} groupe(s) de {c['params']['group_size']} "
-                  f"familles par an, {_fr(c['months_to_fill_group'], 1)} mois pour en réunir "
-                  f"un, {_fr(c['facilitator_hours_per_month'], 1)} h d'animation par mois.")
+                  f"{_fr(100 * c['params']['uptake_rate'])} %) : la Maison anime "
+                  f"{_fr(c['maison_groups_per_year'], 1)} groupe(s) de "
+                  f"{c['params']['group_size']} familles par an "
+                  f"({_fr(c['maison_families_per_year'])} familles), "
+                  f"{_fr(c['maison_facilitator_hours_per_month'], 1)} h d'animation par mois."
+                  f" {c.get('binding_text', '')}")
         for w in c["warnings"]:
             con.print(f"[yellow]! {w}[/yellow]")
     if len(sc.results) > 1:
@@ -630,6 +678,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
     params = _params(args)
     ws = _workspace(args)
+    params = _travel_defaults(args, params, ws)
     site = studied_site(ws, params, None)
     assert site is not None  # --site is required
     travel = _travel(args, ws, params)
@@ -657,14 +706,15 @@ def cmd_partners(args: argparse.Namespace) -> int:
                      "params": dict(res.params),
                      "partners": _records(near), "institutions": _records(inst),
                      "notes": [f"Temps de trajet : {travel.label}.",
+                               *([params.travel_reason] if params.travel_reason else []),
                                *([travel.note] if travel.note else []), *ws.notices]}
         _emit(args, json.dumps(_clean(data_json), ensure_ascii=False, indent=2) + "\n")
         return 0
     from rich.table import Table
 
     con = _console()
-    con.print(f"[bold]Partenaires de {site.name}[/bold] ({site.site_id}) à {_fr(args.max_minutes)}"
-              f" min ou moins — {travel.label}")
+    con.print(f"[bold]Partenaires de {site.name}[/bold] ({site.site_id}) à "
+              f"{_fr(params.max_minutes)} min ou moins — {travel.label}")
     tab = Table()
     for col in ("Type", "Structure", "Adresse", "Temps (min)", "Distance (km)", "Contact"):
         tab.add_column(col, justify="right" if "(" in col else "left")
@@ -837,6 +887,7 @@ def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
 
     params = _params(args)
     ws = _workspace(args)
+    params = _travel_defaults(args, params, ws)
     if args.no_analyses:
         diag = run_diagnosis(ws, params, travel=Travel(mode=params.engine_mode),
                              parts=("overview",), progress=step)
@@ -926,7 +977,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not (args.out or args.csv_dir or args.diagnosis_file):
         raise InputError("export needs an output: --out FILE.gpkg, --csv-dir DIR and/or "
-                         "--diagnosis-file FILE.json")
+                         "--diagnosis-file FILE.json", argument="--out",
+                         fr="export : indiquez au moins une sortie : --out FICHIER.gpkg, "
+                            "--csv-dir DOSSIER ou --diagnosis-file FICHIER.json")
     if args.out:
         if Path(args.out).suffix.lower() != ".gpkg":
             raise InputError(f"--out {args.out!r} must end with .gpkg (GeoPackage)")
@@ -1063,7 +1116,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     lost = [f for f in files if not Path(f).is_file()]
     if lost:
         raise InputError(f"{args.file}: imported file(s) {lost!r} recorded in the diagnosis "
-                         "are missing; put them back at that path to re-run it")
+                         "are missing; put them back at that path to re-run it",
+                         argument="FILE.json", value=args.file,
+                         fr=f"« {args.file} » : fichier(s) importé(s) introuvable(s) : "
+                            + ", ".join(f"« {f} »" for f in lost)
+                            + " ; remettez-les à cet emplacement pour relancer le diagnostic")
     t = rec["territory"]
     ws = load_workspace(str(t["code"]), facility_files=files)
     p = rec["params"]
@@ -1100,6 +1157,7 @@ DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": c
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
             "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
+COMMANDS["plan"] = cmd_plan
 
 
 #: Suffix each output option must end with, per command (French name of the format).

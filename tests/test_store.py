@@ -520,9 +520,18 @@ def test_contours_and_melodi_through_the_real_loaders(area):
         responses.get(url + ds, json=load(f"melodi/{name}.json"))
     result = fetch.fetch_territory(area, sources=["geo_api_communes", "insee_melodi"])
     out = by_key(result)
-    assert out["geo_api_communes"].ok and out["geo_api_communes"].rows_kept == 2
-    assert "7 commune(s) sans contour" in out["geo_api_communes"].message
-    assert out["insee_melodi"].ok and "naissances" in out["insee_melodi"].vintage
+    # The recorded payloads cover 2 of the 9 communes: stored, but « partiel », not « à jour »
+    # (issue 25 item 4), and never cached.
+    geo = out["geo_api_communes"]
+    assert geo.status == "partial" and geo.rows_kept == 2
+    assert "contours : 2 commune(s) sur 9" in geo.message
+    assert "7 commune(s) sans contour" in geo.message
+    assert out["insee_melodi"].status == "partial"
+    assert "naissances 2024 : 1 commune(s) sur 9" in out["insee_melodi"].message
+    assert "naissances" in out["insee_melodi"].vintage
+    assert store.read_store(area).entry("insee_melodi").status == "partial"
+    assert not _http.get_session().cache.contains(url=f"{boundaries.GEO_API_URL}/epcis/"
+                                                      f"{EPCI}/communes")
     com = store.read_store(area).communes
     assert list(com["code_insee"]) == ["44129", "44161"]
     expected = im_births_2024()
@@ -818,3 +827,20 @@ def test_each_source_has_an_overall_deadline(area, loaders, monkeypatch):
     assert out["caf_txcouv"].status == "failed"
     assert "délai global dépassé" in out["caf_txcouv"].message
     assert out["bpe"].ok  # the others run
+
+
+def test_partial_source_is_stored_and_the_workspace_says_so(area, loaders, monkeypatch):
+    def load_caf(a, **kw):  # as caf.fetch_records does on a short page
+        _http.note_partial("CAF txcouv_pe_com : 100 ligne(s) reçue(s) sur 250 annoncée(s)")
+        return pd.DataFrame({"level": ["epci"], "code": [EPCI], "name": ["CC"],
+                             "year": [2022], "rate": [55.5]})
+
+    monkeypatch.setattr(caf, "load_coverage", load_caf)
+    out = by_key(fetch.fetch_territory(area))
+    assert out["caf_txcouv"].status == "partial" and out["caf_txcouv"].rows_kept == 1
+    assert out["bpe"].ok
+    entry = store.read_store(area).entry("caf_txcouv")
+    assert entry.status == "partial" and "250 annoncée(s)" in entry.note
+    ws = load_workspace(EPCI)
+    assert any(n.startswith("Données partielles — CNAF") and "250 annoncée(s)" in n
+               for n in ws.notices), ws.notices

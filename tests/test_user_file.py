@@ -655,7 +655,8 @@ HEAD = "nom;type;code_insee;lat;lon\n"
 
 
 def _rows(names):
-    return "".join(f"{n};crèche;44109;47.2{i};-1.5{i}\n" for i, n in enumerate(names))
+    # positions inside Nantes (44109): a point away from its declared commune is flagged
+    return "".join(f"{n};crèche;44109;47.21{i};-1.55{i}\n" for i, n in enumerate(names))
 
 
 def _invariant(rep):
@@ -664,8 +665,8 @@ def _invariant(rep):
 
 
 def test_stray_quote_is_read_line_by_line_and_flagged():
-    body = (HEAD + "Crèche A;crèche;44109;47.20;-1.50\n"
-            '"Crèche B;crèche;44109;47.21;-1.51\n'  # opens a quote, never closed here
+    body = (HEAD + "Crèche A;crèche;44109;47.20;-1.55\n"
+            '"Crèche B;crèche;44109;47.21;-1.55\n'  # opens a quote, never closed here
             "Crèche C;crèche;44109;47.22;-1.52\n"
             'Crèche "D";crèche;44109;47.23;-1.53\n'  # the csv reader closes it here
             "Crèche E;crèche;44109;47.24;-1.54\n")
@@ -702,7 +703,7 @@ def test_field_over_the_csv_limit_rejects_that_row_only():
 
 def test_one_windows_1252_line_in_a_utf8_file_is_decoded_alone_and_flagged():
     names = [f"Crèche Éveil {i}" for i in range(9)]
-    lines = [f"{n};crèche;44109;47.2{i};-1.5{i}\n" for i, n in enumerate(names)]
+    lines = [f"{n};crèche;44109;47.21{i};-1.55{i}\n" for i, n in enumerate(names)]
     data = HEAD.encode() + b"".join(
         ln.encode("cp1252") if i == 4 else ln.encode("utf-8") for i, ln in enumerate(lines))
     res = load_facility_file(data, name="mixed.csv")
@@ -924,3 +925,71 @@ def test_unknown_commune_code_is_flagged():
     old = load_facility_file((_LAYOUT_HEAD + "Crèche D;crèche;47.05;-1.93;44040\n").encode(),
                              name="o.csv", cog=COG).report
     assert not any("inconnu" in w for w in old.warnings)
+
+
+# --- the bad-file corpus: each file is either accepted (nothing lost) or refused in French ---
+
+_H = _LAYOUT_HEAD
+_R = _LAYOUT_ROWS
+_GOOD_ROWS = 2
+
+#: Files a project holder may really give, wrongly or oddly saved: name -> bytes.
+BAD_FILES_REFUSED = {
+    "vide.csv": b"",
+    "blancs.csv": b"  \n\n \n",
+    "entete_seul.csv": _H.encode(),
+    "classeur.csv": b"PK\x03\x04\x14\x00\x06\x00" + bytes(200),
+    "ancien_excel.csv": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 4,
+    "binaire.csv": bytes(range(256)) * 8,
+    "une_colonne.csv": b"nom:type:lat:lon\nA:eaje:47.2:-1.5\n",
+    "sans_nom.csv": b"type;lat;lon;code_insee\neaje;47.21;-1.55;44109\n",
+    "sans_position.csv": b"nom;type;telephone\nA;eaje;0240000000\n",
+    "sans_type.csv": b"nom;lat;lon;code_insee\nA;47.21;-1.55;44109\n",
+    "rapport.pdf": b"%PDF-1.4\n",
+    "liste.xlsx": b"PK\x03\x04",
+    "casse.geojson": b'{"type": "FeatureCollection", "features": [',
+    "aucun_objet.geojson": b'{"type": "FeatureCollection", "features": []}',
+    "faux.gpkg": b"SQLite format 3\x00" + bytes(100),
+    "utf16_casse.csv": b"\xff\xfe" + "nom;type\n".encode("utf-16-le") + b"\x00\xd8",
+    "bom_casse.csv": b"\xef\xbb\xbf" + b"nom;type\n\xff\xfe\x81;x\n",
+    "indecodable.csv": b"nom;type\n\x81\x81;x\n",
+    "sans_entete.csv": _R.encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES_REFUSED))
+def test_bad_file_is_refused_in_french(name):
+    with pytest.raises(InputError) as err:
+        load_facility_file(BAD_FILES_REFUSED[name], name=name, cog=COG)
+    text = err.value.fr
+    assert name in text, text
+    for english in ("is not", "cannot", "no header", "has a header", "is empty", "unsupported",
+                    "holds", "columns found", "expected", "re-save", "check the"):
+        assert english not in text, text
+
+
+BAD_FILES_ACCEPTED = {
+    "utf32.csv": (_H + _R).encode("utf-32"),
+    "utf32_sans_bom.csv": (_H + _R).encode("utf-32-be"),
+    "utf16.csv": (_H + _R).encode("utf-16"),
+    "mac.csv": (_H + _R).encode("mac_roman"),
+    "windows.csv": (_H + _R).encode("cp1252"),
+    "bom.csv": b"\xef\xbb\xbf" + (_H + _R).encode(),
+    "excel_sep.csv": ("sep=;\n" + _H + _R).encode(),
+    "tabulations.tsv": (_H + _R).replace(";", "\t").encode(),
+    "virgules.csv": (_H + _R).replace(";", ",").encode(),
+    "barres.csv": (_H + _R).replace(";", "|").encode(),
+    "crlf.csv": (_H + _R).replace("\n", "\r\n").encode(),
+    "titres.csv": ("Liste des structures\nMise à jour : mars 2024\n" + _H + _R).encode(),
+    "colonnes_vides.csv": (_H.replace("\n", ";;\n") + _R.replace("\n", ";;\n")).encode(),
+    "octet_nul.csv": (_H + _R).encode().replace(b"Maison", b"Mai\x00son"),
+    "code_inconnu.csv": (_H + _R.replace("44109\nMaison", "44999\nMaison")).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES_ACCEPTED))
+def test_odd_but_usable_file_is_accepted_nothing_lost(name):
+    rep = load_facility_file(BAD_FILES_ACCEPTED[name], name=name, cog=COG).report
+    assert rep.rows_read == _GOOD_ROWS
+    assert rep.accepted + len(rep.rejected) == rep.rows_read
+    assert rep.accepted == _GOOD_ROWS, rep.rejected

@@ -220,6 +220,9 @@ def parse_facilities(
     kept_rows = rows[keep]
     duplicates = find_duplicates(facilities, rows=kept_rows,
                                  file_ids=ids[keep].tolist(), distance_m=distance_m)
+    position = {int(r): i for i, r in enumerate(kept_rows)}
+    duplicate_ids = tuple(str(facilities["facility_id"].iloc[position[int(r)]])
+                          for r in duplicates["row"])
 
     rej_rows = sorted(log.reasons)
     rejected = pd.DataFrame({
@@ -238,6 +241,7 @@ def parse_facilities(
         file=file_name, rows_read=n, accepted=len(facilities), rejected=rejected,
         duplicates=duplicates, warnings=tuple(log.warnings), column_mapping=dict(columns),
         crs_detected=crs_text, encoding=raw.encoding, notes=notes,
+        duplicate_ids=duplicate_ids,
     )
     return facilities, report
 
@@ -262,13 +266,22 @@ def _parse_types(
         mapped = map_type(default_type)
         if mapped is None:
             raise InputError(f"default_type={default_type!r} is not a facility type; use one of "
-                             f"{sorted(FACILITY_TYPES)} or a label such as 'micro-crèche'")
+                             f"{sorted(FACILITY_TYPES)} or a label such as 'micro-crèche'",
+                             argument="type par défaut", value=default_type,
+                             candidates=sorted(FACILITY_TYPES),
+                             fr=f"type par défaut « {default_type} » inconnu : choisissez "
+                                f"parmi {', '.join(sorted(FACILITY_TYPES))} ou un libellé "
+                                "comme « micro-crèche »")
         default = mapped[0], mapped[1]
     if "type" not in columns and default is None:
         raise InputError(
             f"{file_name}: no type column found; columns found: {list(file_columns)}; "
             f"expected one of {list(COLUMN_ALIASES['type'][:6])}…; pass default_type='eaje' "
-            f"(or another type among {sorted(FACILITY_TYPES)}) or mapping={{'type': '<column>'}}"
+            f"(or another type among {sorted(FACILITY_TYPES)}) or mapping={{'type': '<column>'}}",
+            argument="fichier de structures", value=file_name,
+            fr=f"« {file_name} » : aucune colonne de type (crèche, PMI, RPE…) parmi les "
+               f"colonnes {', '.join(map(str, list(file_columns)[:12]))} ; ajoutez une "
+               "colonne « type » ou choisissez un type par défaut pour tout le fichier"
         )
     if "type" not in columns:
         assert default is not None
