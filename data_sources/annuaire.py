@@ -4,8 +4,12 @@ The annuaire lists PMI centres and CAF offices that FINESS misses, and gives the
 details (address, position, phone, e-mail, website, opening hours) of the partners of a
 Maison des 1000 premiers jours.
 
-API: Opendatasoft Explore v2.1 on ``https://api-lannuaire.service-public.fr``, dataset
-``api-lannuaire-administration``. One export per département (no paging limit)::
+API: Opendatasoft Explore v2.1, dataset ``api-lannuaire-administration``, served on two
+hosts: ``https://api-lannuaire.service-public.gouv.fr`` (the one recent client code calls)
+and ``https://api-lannuaire.service-public.fr`` (older code). :func:`fetch_annuaire` tries
+them in :data:`HOSTS` order, the host that answered last first, and falls back to the
+other on an error, an HTML page or a missing cached copy. One export per département (no
+paging limit)::
 
     GET /api/explore/v2.1/catalog/datasets/api-lannuaire-administration/exports/json
         ?where=startswith(code_insee_commune,"44")&select=…
@@ -20,8 +24,9 @@ JSON serialised in a string):
   service types (the annuaire's own codes, as listed for example by
   okfnfr/dada-france-authorities): ``pmi`` centre de protection maternelle et infantile,
   ``caf`` caisse d'allocations familiales, ``mairie`` (``mairie_com`` overseas), ``cg``
-  conseil départemental, ``ccas``, ``msa``, ``pif`` point info famille, ``cidf``, ``msap``
-  (France services), ``mission_locale``;
+  conseil départemental, ``ccas``, ``msa``, ``pif`` point info famille, ``cidf``,
+  ``france_services`` (today's code, queried as ``pivot like "france_services"`` by
+  recent client code; ``msap`` in older records, both kept), ``mission_locale``;
 - ``adresse``: ``[{"type_adresse": "Adresse", "numero_voie": "1 place …", "complement1",
   "code_postal", "nom_commune", "latitude": "48.89", "longitude": "2.20"}]`` (strings);
 - ``telephone`` / ``site_internet``: ``[{"valeur": …, "description"|"libelle": …}]``;
@@ -55,9 +60,15 @@ from diagnosis.settings import WGS84
 
 logger = logging.getLogger(__name__)
 
-BASE_URL = "https://api-lannuaire.service-public.fr/api/explore/v2.1"
+#: API hosts, in the order tried (the one in use today first).
+HOSTS: tuple[str, ...] = ("https://api-lannuaire.service-public.gouv.fr",
+                          "https://api-lannuaire.service-public.fr")
+EXPORT_PATH = "/api/explore/v2.1/catalog/datasets/{dataset}/exports/json"
 DATASET = "api-lannuaire-administration"
-EXPORT_URL = f"{BASE_URL}/catalog/datasets/{DATASET}/exports/json"
+BASE_URL = f"{HOSTS[0]}/api/explore/v2.1"
+EXPORT_URL = HOSTS[0] + EXPORT_PATH.format(dataset=DATASET)
+#: The host that answered last (tried first next time); process memory only.
+_answered: list[str] = []
 SELECT = ("id", "nom", "pivot", "code_insee_commune", "adresse", "telephone",
           "adresse_courriel", "site_internet", "plage_ouverture", "date_modification",
           "url_service_public")
@@ -75,6 +86,7 @@ PARTNER_TYPES: dict[str, str] = {
     "msa": "Mutualité sociale agricole (MSA)",
     "pif": "Point info famille",
     "cidf": "Centre d'information sur les droits des femmes et des familles (CIDFF)",
+    "france_services": "France services",
     "msap": "France services",
     "mission_locale": "Mission locale",
 }
@@ -210,9 +222,30 @@ def fetch_annuaire(
         raise SourceError(f"{ANNUAIRE.key}: dep_code={dep_code!r} is not a département code")
     params = {"where": f'startswith(code_insee_commune,"{dep_code}")',
               "select": ",".join(SELECT)}
-    doc = _http.fetch_json(EXPORT_URL, source=ANNUAIRE.key, params=params, offline=offline,
-                           refresh=refresh, check=_check_export)
-    return list(doc)
+    errors: list[str] = []
+    for host in host_order():
+        url = host + EXPORT_PATH.format(dataset=DATASET)
+        try:
+            doc = _http.fetch_json(url, source=ANNUAIRE.key, params=params, offline=offline,
+                                   refresh=refresh, check=_check_export)
+        except SourceError as exc:
+            logger.warning("annuaire: %s; trying the next host", exc)
+            errors.append(str(exc))
+            continue
+        _answered[:] = [host]
+        return list(doc)
+    raise SourceError(" ; ".join(errors))
+
+
+def host_order() -> list[str]:
+    """The API hosts in the order to try: the one that answered last, then :data:`HOSTS`.
+
+    Examples
+    --------
+    >>> host_order()[0] in HOSTS
+    True
+    """
+    return list(dict.fromkeys([*_answered, *HOSTS]))
 
 
 def _check_export(doc: Any) -> None:

@@ -19,7 +19,9 @@ spell the words), ``QUALITE_GEOLOC`` (``11`` street sure + number found → ``ad
 Rows without coordinates (all of Mayotte's in BPE25) are returned as unplaced.
 
 TYPEQU mapping: stable codes D502 → ``eaje``, D503 → ``laep``, D504 → ``rpe``, D506 →
-``centre_social``, A129 → ``mairie``; D509 → ``eaje``/``micro_creche`` from 2024 on. The
+``centre_social``, A129 → ``mairie``; D509 → ``eaje``/``micro_creche`` from 2024 on. Each
+is checked against the TYPEQU list of the edition downloaded (:func:`check_mapping`): a
+code missing or renamed there is reported in ``attrs["notes"]`` and not used. The
 health codes were renumbered in 2024: midwives (``sage-femme``) and maternities
 (``maternité``) are mapped **by label** from the edition's own TYPEQU list; without that
 list an edition from 2024 on has no midwife or maternity type (said in ``attrs["notes"]``),
@@ -81,6 +83,17 @@ OLD_HEALTH_CODES: dict[str, tuple[str, str]] = {"D107": ("maternite", "")}
 #: Codes that exist from a vintage on (verify with a live check against the vintage used).
 VINTAGE_CODES: dict[str, tuple[int, tuple[str, str]]] = {
     "D509": (2024, ("eaje", "micro_creche")),
+}
+#: What each stable code is called in an edition's TYPEQU list (patterns, accent- and
+#: case-blind). A code absent from the list downloaded, or called something else there,
+#: is not used; a code carrying the expected label is used instead when there is one.
+CODE_LABELS: dict[str, tuple[str, str]] = {
+    "D502": (r"accueil du jeune enfant|\beaje\b|\bcreches?\b", "accueil du jeune enfant"),
+    "D503": (r"enfants?[- ]parents?|\blaep\b", "lieu d'accueil enfants-parents"),
+    "D504": (r"\brelais\b|\brpe\b|\bram\b", "relais petite enfance"),
+    "D506": (r"centres? sociaux|centre social", "centre social"),
+    "D509": (r"micro[- ]?creches?", "micro-crèche"),
+    "A129": (r"\bmairies?\b", "mairie"),
 }
 #: Label patterns (accent/case-blind) mapped to a type, for renumbered codes.
 LABEL_TYPES: tuple[tuple[str, tuple[str, str]], ...] = (
@@ -200,6 +213,62 @@ def bpe_type_mapping(
             if re.search(pattern, _plain(label)):
                 mapping[code.strip().upper()] = target
     return mapping
+
+
+def check_mapping(
+    mapping: Mapping[str, tuple[str, str]], nomenclature: Mapping[str, str], *, vintage: int
+) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """Check the stable codes of ``mapping`` against an edition's own TYPEQU list.
+
+    Parameters
+    ----------
+    mapping
+        TYPEQU → (type, subtype), from :func:`bpe_type_mapping`.
+    nomenclature
+        The edition's TYPEQU list (code → label) actually downloaded.
+    vintage
+        Edition year (named in the notes).
+
+    Returns
+    -------
+    mapping : dict
+        The codes of :data:`CODE_LABELS` whose label in the list says what they are
+        mapped to; a code missing or renamed is dropped, and replaced by the one code of
+        the list carrying the expected label, if any.
+    notes : list of str
+        One French note per code missing, renamed or replaced.
+
+    Examples
+    --------
+    >>> m, notes = check_mapping({"D503": ("laep", ""), "D504": ("rpe", "")},
+    ...                          {"D504": "Relais petite enfance", "D5L3": "LAEP"},
+    ...                          vintage=2026)
+    >>> sorted(m), notes[0].startswith("code D503 (lieu d'accueil enfants-parents) absent")
+    (['D504', 'D5L3'], True)
+    """
+    out = dict(mapping)
+    notes: list[str] = []
+    labels = {str(k).strip().upper(): str(v) for k, v in nomenclature.items()}
+    for code, (pattern, what) in CODE_LABELS.items():
+        if code not in out:
+            continue
+        target = out[code]
+        label = labels.get(code)
+        if label is not None and re.search(pattern, _plain(label)):
+            continue
+        del out[code]
+        state = (f"absent de la liste TYPEQU {vintage}" if label is None else
+                 f"appelé « {label} » dans la liste TYPEQU {vintage}")
+        moved = [c for c, lab in labels.items() if c != code and c not in out
+                 and re.search(pattern, _plain(lab))]
+        if len(moved) == 1:
+            out[moved[0]] = target
+            notes.append(f"code {code} ({what}) {state} : code {moved[0]} "
+                         f"« {labels[moved[0]]} » utilisé à sa place")
+        else:
+            notes.append(f"code {code} ({what}) {state} : ces structures de la BPE ne sont "
+                         "pas chargées (non connues, pas absentes)")
+    return out, notes
 
 
 # --- fetch -----------------------------------------------------------------------------
@@ -497,6 +566,9 @@ def load_bpe(
                     "BPE non chargées (non connues, pas absentes)"
                 )
     mapping = bpe_type_mapping(vintage, nomenclature)
+    if nomenclature is not None:
+        mapping, code_notes = check_mapping(mapping, nomenclature, vintage=vintage)
+        notes.extend(code_notes)
     missing_types = [t for t in LABEL_ONLY_TYPES
                      if t not in {v[0] for v in mapping.values()}]
     if nomenclature is not None and missing_types:

@@ -20,16 +20,23 @@ reads these datasets):
   way in stored third-party code), same fields; ``annee`` may come as a number or a string
   (``2019``, ``"2019"``, ``2019.0``). A year present in both keeps the current dataset's row.
 
-Output of :func:`load_coverage`: a tidy table ``level`` (``commune`` | ``epci``), ``code``
-(str), ``name``, ``year`` (int), ``rate`` (float, places per 100 children under 3; NaN
-when not published, never 0).
+Output of :func:`load_coverage`: a tidy table ``level`` (``commune`` | ``arrondissement``
+| ``epci``), ``code`` (str), ``name``, ``year`` (int), ``rate`` (float, places per 100
+children under 3; NaN when not published, never 0).
+
+Paris, Lyon and Marseille: the commune dataset lists their municipal arrondissements
+(``75101``…``75120``, ``69381``…``69389``, ``13201``…``13216``), which no commune filter
+on ``75056``/``69123``/``13055`` matches. They are kept (level ``arrondissement``) and
+:func:`aggregate_arrondissements` gives the commune its figure: the arrondissements' rates
+weighted by their children under 3 when those are known, else no commune rate (unknown,
+never an unweighted mean) and a French note giving the range of the arrondissements.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -54,6 +61,16 @@ DATASETS: dict[str, tuple[str, str, str, str]] = {
     "commune": ("txcouv_pe_com", "numcom", "nomcom", "txcouv_com"),
     "epci": ("txcouv_pe_epci", "numepci", "nomepci", "txcouv_epci"),
 }
+
+#: Communes with municipal arrondissements (Paris, Lyon, Marseille) and their codes.
+PLM_ARRONDISSEMENTS: dict[str, tuple[str, ...]] = {
+    "75056": tuple(f"751{i:02d}" for i in range(1, 21)),
+    "69123": tuple(f"6938{i}" for i in range(1, 10)),
+    "13055": tuple(f"132{i:02d}" for i in range(1, 17)),
+}
+#: Arrondissement code -> its commune.
+COMMUNE_OF_ARRONDISSEMENT: dict[str, str] = {
+    a: c for c, arms in PLM_ARRONDISSEMENTS.items() for a in arms}
 
 CAF = register(SourceInfo(
     key="caf_txcouv",
@@ -218,7 +235,10 @@ def load_coverage(
                     df.set_index(["code", "year"]).index)]
                 df = pd.concat([d for d in (df, old) if len(d)] or [df], ignore_index=True)
         if level == "commune":
-            df = df[df["code"].isin(set(area.communes))]
+            arm = df["code"].map(COMMUNE_OF_ARRONDISSEMENT)
+            df = df[df["code"].isin(set(area.communes)) | arm.isin(set(area.communes))]
+            df = df.assign(level=np.where(df["code"].isin(COMMUNE_OF_ARRONDISSEMENT),
+                                          "arrondissement", "commune"))
         else:
             wanted = set(epci_codes) or ({area.code} if area.kind == "epci" else set())
             if wanted:
@@ -226,6 +246,69 @@ def load_coverage(
         frames.append(df)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=list(COVERAGE_COLUMNS))
-    out = validate_coverage(out)
-    out.attrs["notes"] = notes
+    out, plm_notes = aggregate_arrondissements(validate_coverage(out))
+    out.attrs["notes"] = notes + plm_notes
     return out
+
+
+def aggregate_arrondissements(
+    coverage: pd.DataFrame, *, children_under3: Mapping[str, float] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Give Paris, Lyon and Marseille a commune rate from their arrondissements' rows.
+
+    Parameters
+    ----------
+    coverage
+        Tidy coverage table (:data:`COVERAGE_COLUMNS`) holding ``arrondissement`` rows.
+    children_under3
+        Children under 3 per arrondissement code (the weights). Without a weight for
+        every arrondissement of a year, the commune gets no rate that year (unknown,
+        never an unweighted mean) and a note gives the arrondissements' range.
+
+    Returns
+    -------
+    coverage : pandas.DataFrame
+        The table with a ``commune`` row added per PLM commune and year that had none.
+    notes : list of str
+        French notes, one per commune and year left without a rate.
+
+    Examples
+    --------
+    >>> cov = pd.DataFrame({"level": ["arrondissement"] * 2, "code": ["69381", "69382"],
+    ...                     "name": ["LYON 1ER", "LYON 2E"], "year": [2023, 2023],
+    ...                     "rate": [60.0, 80.0]})
+    >>> out, notes = aggregate_arrondissements(cov, children_under3={"69381": 300.0,
+    ...                                                              "69382": 100.0})
+    >>> out.loc[out["level"] == "commune", ["code", "rate"]].values.tolist()
+    [['69123', 65.0]]
+    >>> aggregate_arrondissements(cov)[1][0][:60]
+    'Lyon : taux de couverture CAF 2023 publié par arrondissement'
+    """
+    weights = dict(children_under3 or {})
+    arms = coverage[coverage["level"].eq("arrondissement") & coverage["rate"].notna()]
+    have = set(zip(coverage.loc[coverage["level"].eq("commune"), "code"],
+                   coverage.loc[coverage["level"].eq("commune"), "year"], strict=True))
+    rows, notes = [], []
+    names = {"75056": "Paris", "69123": "Lyon", "13055": "Marseille"}
+    for key, g in arms.groupby([arms["code"].map(COMMUNE_OF_ARRONDISSEMENT), "year"]):
+        commune, year = str(key[0]), int(str(key[1]))
+        if (commune, year) in have:
+            continue
+        w = g["code"].map(weights)
+        if w.notna().all() and float(w.sum()) > 0:
+            rate = float((g["rate"] * w).sum() / w.sum())
+            rows.append({"level": "commune", "code": commune, "name": names[commune].upper(),
+                         "year": year, "rate": rate})
+            continue
+        notes.append(
+            f"{names[commune]} : taux de couverture CAF {year} publié par arrondissement "
+            f"seulement ({len(g)} arrondissement(s), de {g['rate'].min():.1f} à "
+            f"{g['rate'].max():.1f} places pour 100 enfants) ; sans le nombre d'enfants de "
+            "chacun, pas de taux communal (non connu)."
+        )
+    if not rows:
+        return coverage, notes
+    out = pd.concat([coverage, pd.DataFrame(rows, columns=list(COVERAGE_COLUMNS))],
+                    ignore_index=True)
+    out["year"] = out["year"].astype("int64")
+    return out.sort_values(["level", "code", "year"]).reset_index(drop=True), notes

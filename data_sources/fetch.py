@@ -293,7 +293,8 @@ def _run_melodi(run: _Run) -> _Loaded:
         first = next(iter(failures.values()), "no value for any commune")
         raise SourceError(f"{first} ({len(failures)} series out of "
                           f"{len(insee_melodi.DEFAULT_SERIES)} failed)")
-    note = f"séries en échec : {', '.join(sorted(failures))}" if failures else ""
+    note = ("séries en échec : " + " ; ".join(f"{k} ({v})" for k, v in sorted(failures.items()))
+            if failures else "")
     return _Loaded(needs, vintage=_melodi_vintage(needs), note=note)
 
 
@@ -310,7 +311,8 @@ def _run_finess(run: _Run) -> _Loaded:
 
 def _run_bpe(run: _Run) -> _Loaded:
     gdf = bpe.load_bpe(run.area, offline=run.offline)
-    return _Loaded(gdf, vintage=str(bpe.DEFAULT_VINTAGE), unplaced=_unplaced(gdf))
+    return _Loaded(gdf, vintage=str(gdf.attrs.get("vintage", bpe.DEFAULT_VINTAGE)),
+                   unplaced=_unplaced(gdf), note=" ; ".join(gdf.attrs.get("notes", [])))
 
 
 def _outline(run: _Run) -> gpd.GeoDataFrame:
@@ -336,7 +338,8 @@ def _run_osm(run: _Run) -> _Loaded:
 def _run_caf(run: _Run) -> _Loaded:
     cov = caf.load_coverage(run.area, offline=run.offline)
     years = sorted(set(cov["year"].tolist()))
-    return _Loaded(cov, vintage=str(years[-1]) if years else "")
+    return _Loaded(cov, vintage=str(years[-1]) if years else "",
+                   note=" ; ".join(cov.attrs.get("notes", [])))
 
 
 def _run_inclusion(run: _Run) -> _Loaded:

@@ -23,10 +23,14 @@ live check**, ``pytest -m network``):
 
 - births ``DS_ETAT_CIVIL_NAIS_COMMUNES``: ``EC_MEASURE=LVB`` (live births), yearly;
 - population ``DS_RP_POPULATION_PRINC``: ``RP_MEASURE=POP``, ``SEX=_T``, ``AGE=_T``;
-- children under 3, ``DS_RP_POPULATION_PRINC`` with ``AGE=Y0T2``: a **real census count**
-  (``under3_census``), to use instead of the 3 × births estimate;
-- (optional, not loaded by default) ``DS_RP_TD_POPULATION_AGESEX_PRINC`` single years
-  ``Y0``…``Y2``: ``under3_count``;
+- children under 3, a **real census count** (``under3_census``), to use instead of the
+  3 × births estimate: the sum of the single ages ``Y0``, ``Y1`` and ``Y2`` of
+  ``DS_RP_TD_POPULATION_AGESEX_PRINC`` (``SEX=_T``). ``AGE=Y0T2`` does not exist in
+  ``DS_RP_POPULATION_PRINC`` (its AGE codes are broad bands: the filter answers 200 with
+  no observation); the code list ``CL_AGE`` (recorded in INSEE's R package ``melodi``,
+  ``tests/testthat/_vcr/get_code_list_age_fr.yml``) holds ``Y0``, ``Y1``, ``Y2`` and
+  ``Y_LT3`` (tried when the single ages are absent). The same answer also gives
+  ``under3_count`` (series ``under3``, same request);
 - Filosofi ``DS_FILOSOFI_CC``: ``FILOSOFI_MEASURE=MED_SL`` (median standard of living, €)
   and ``PR_MD60`` (poverty rate at 60 %, %);
 - families ``DS_RP_FAMILLE_COMP``: ``TFN`` family type (``11`` father alone, ``12`` mother
@@ -112,9 +116,9 @@ SERIES: dict[str, MelodiSeries] = {
         {"RP_MEASURE": ("POP",), "SEX": ("_T",), "AGE": ("_T",)},
     ),
     "under3_census": MelodiSeries(
-        "under3_census", "DS_RP_POPULATION_PRINC",
-        {"RP_MEASURE": "POP", "SEX": "_T", "AGE": "Y0T2"},
-        {"RP_MEASURE": ("POP",), "SEX": ("_T",), "AGE": ("Y0T2",)},
+        "under3_census", "DS_RP_TD_POPULATION_AGESEX_PRINC", {"SEX": "_T"},
+        {"SEX": ("_T",), "AGE": ("Y0", "Y1", "Y2")},
+        ({"SEX": ("_T",), "AGE": ("Y_LT3",)},),
     ),
     "under3": MelodiSeries(
         "under3_count", "DS_RP_TD_POPULATION_AGESEX_PRINC", {"SEX": "_T"},
@@ -382,6 +386,25 @@ def validate_needs(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("code_insee").reset_index(drop=True)
 
 
+def check_answered(part: pd.DataFrame, series: MelodiSeries, area: Territory) -> None:
+    """Raise when ``part`` holds no value for any commune of ``area`` (French message).
+
+    An empty but valid answer (``observations: []``, a filter on a code the dataset does
+    not have, observations for other communes only) is a failure, never data: the
+    message names the dataset, the filters and the number of communes asked.
+    """
+    cols = [c for c in part.columns if c != "code_insee"]
+    mine = part.loc[part["code_insee"].isin(set(area.communes)), cols] if cols else part
+    if cols and len(mine) and mine.notna().any().any():
+        return
+    filters = ", ".join(f"{k}={v}" for k, v in series.query.items()) or "aucun filtre"
+    raise SourceError(
+        f"{MELODI.key} : {series.dataset} ({filters}) : aucune observation pour les "
+        f"{len(area.communes)} commune(s) de {area.label} (réponse vide ou codes changés) ; "
+        "la série est laissée vide, jamais à zéro."
+    )
+
+
 def load_insee_needs(
     area: Territory,
     *,
@@ -404,7 +427,9 @@ def load_insee_needs(
     errors
         ``"raise"``: the first failing series raises :class:`SourceError`;
         ``"collect"``: failing series are skipped and their messages stored in
-        ``attrs["failures"]`` (one failing dataset never blocks the others).
+        ``attrs["failures"]`` (one failing dataset never blocks the others). A series
+        whose answer holds no value for any commune of ``area`` fails too
+        (:func:`check_answered`).
 
     Returns
     -------
@@ -427,6 +452,7 @@ def load_insee_needs(
                 cache[ckey] = fetch_melodi(s.dataset, geo=geo, query=s.query, offline=offline,
                                            refresh=refresh)
             part = parse_series(cache[ckey], s)
+            check_answered(part, s, area)
         except SourceError as exc:
             if errors == "raise":
                 raise

@@ -41,10 +41,8 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     FrenchHelpFormatter,
     french_argparse_message,
 )
-from diagnosis.comparison import SPLITS
 from diagnosis.errors import MaillageError
-from diagnosis.schema import facility_label
-from diagnosis.settings import DEFAULT_THRESHOLD_M
+from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -120,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    from diagnosis.accessibility import DEFAULT_MAX_MINUTES
+    from diagnosis.settings import DEFAULT_MAX_MINUTES
 
     p.add_argument("--mode", choices=("drive", "walk", "crow"), default=default_mode,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
@@ -135,7 +133,7 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
 
 def _add_analysis_parsers(sub: Any) -> None:
     """Parsers of ``access``, ``site`` and ``partners``."""
-    from diagnosis.siting import HOST_TYPES, OBJECTIVES
+    from diagnosis.settings import HOST_TYPES, OBJECTIVES
 
     a = sub.add_parser("access", help="temps d'accès aux services, zones blanches et "
                                       "communes prioritaires")
@@ -219,6 +217,7 @@ def _print_table(data: dict[str, Any]) -> None:
 
     from diagnosis.formatting import NOT_KNOWN_F, fr_known, fr_number, fr_out_of
     from diagnosis.overview import COVERAGE_LABELS
+    from diagnosis.schema import facility_label
 
     con = Console(width=110)
     t = data["territory"]
@@ -360,9 +359,9 @@ def _fr(value: Any, decimals: int = 0) -> str:
 
 def cmd_access(args: argparse.Namespace) -> int:
     """Run ``access``: time to services, zones blanches and ranked priority communes."""
-    from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
+    from diagnosis.formatting import fr_known
+    from diagnosis.gaps import PRIORITY_FACTORS
     from diagnosis.pipeline import diagnose_access, diagnose_demand, diagnose_overview
-    from diagnosis.report import fr_percent
 
     params = _params(args)
     with _Steps("Accessibilité", total=3) as step:
@@ -382,8 +381,9 @@ def cmd_access(args: argparse.Namespace) -> int:
     prio = res.gaps.layers["priority"]
     kinds = list(res.access.params["facility_types"])
     com_cols = ["rank", "code_insee", "name", "score",
+                *[f"factor_{k}" for k in PRIORITY_FACTORS],
                 *[f"contrib_{k}" for k in PRIORITY_FACTORS], "poverty_basis",
-                "missing_factors"]
+                "estimated_factors", "missing_factors"]
     acc = res.access.table.set_index("code_insee").to_dict("index")  # one lookup per row
     communes = []
     for rec in _records(prio, com_cols):
@@ -417,26 +417,55 @@ def cmd_access(args: argparse.Namespace) -> int:
     for col in ("Type", "Structures chargées", "Sans capacité", "Naissances à portée", "Part",
                 "Communes hors de portée"):
         tab.add_column(col, justify="left" if col == "Type" else "right")
+    coverage = ov.summary.get("coverage", {})
     for r in res.access.summary.to_dict("records"):
+        status = str(coverage.get(r["type"], {}).get("status", "unknown"))
         tab.add_row(str(r["label"]), str(r["n_facilities"]),
-                    str(r["n_facilities_without_capacity"]), _fr(r["births_within"]),
-                    fr_percent(r["share_births_within"]), str(r["n_communes_beyond"]))
+                    str(r["n_facilities_without_capacity"]),
+                    fr_known(r["births_within"], status=status, feminine=True),
+                    fr_known(r["share_births_within"], status=status, percent=True,
+                             feminine=True),
+                    fr_known(r["n_communes_beyond"], status=status, bound="upper",
+                             total=len(res.access.table)))
     con.print(tab)
-    w = res.gaps.params["weights"]
-    tab = Table(title=f"Communes prioritaires ({min(args.top, len(prio))} premières sur "
-                      f"{len(prio)}) : score 0-100 et part de chaque facteur")
-    tab.add_column("Rang", justify="right")
-    tab.add_column("Commune")
-    tab.add_column("Score", justify="right")
-    for k in PRIORITY_FACTORS:
-        tab.add_column(f"{FACTOR_LABELS[k]} (poids {fr_percent(w[k])})", justify="right")
-    for r in prio.head(args.top).to_dict("records"):
-        tab.add_row(str(r["rank"]), str(r["name"]), _fr(r["score"], 1),
-                    *[_fr(r[f"contrib_{k}"], 1) for k in PRIORITY_FACTORS])
-    con.print(tab)
+    _print_priority(con, res.gaps, top=args.top)
     for n in (*res.notes, *ws.notices):
         con.print(f"[yellow]! {n}[/yellow]")
     return 0
+
+
+def _print_priority(con: Any, gaps: Any, *, top: int) -> None:
+    """The priority ranking: births, each factor's multiplier, the score, what is estimated."""
+    from rich.table import Table
+
+    from diagnosis.formatting import fr_percent
+    from diagnosis.gaps import FACTOR_LABELS, MULTIPLIER_LABELS, PRIORITY_FACTORS, SCORE_LABEL
+
+    prio = gaps.layers["priority"]
+    w = gaps.params["weights"]
+    tab = Table(title=f"Communes prioritaires ({min(top, len(prio))} premières sur "
+                      f"{len(prio)}) : besoins en familles")
+    tab.add_column("Rang", justify="right")
+    tab.add_column("Commune")
+    for k in PRIORITY_FACTORS:
+        tab.add_column(MULTIPLIER_LABELS[k], justify="right")
+    tab.add_column(SCORE_LABEL, justify="right")
+    tab.add_column("Estimé ou manquant")
+    for r in prio.head(top).to_dict("records"):
+        missing = [FACTOR_LABELS[k].lower() + " inconnue" if k != "births"
+                   else "naissances inconnues"
+                   for k in str(r.get("missing_factors") or "").split(",") if k]
+        tab.add_row(_fr(r["rank"]), str(r["name"]), _fr(r["births"]),
+                    *[_fr(r[f"factor_{k}"], 2) for k in PRIORITY_FACTORS[1:]],
+                    _fr(r["score"], 1),
+                    " ; ".join([s for s in (str(r.get("estimated_factors") or ""),) if s]
+                               + missing) or "—")
+    con.print(tab)
+    con.print("Score = naissances 2024 × moyenne pondérée des facteurs (poids : "
+              + ", ".join(f"{FACTOR_LABELS[k].lower()} {fr_percent(w[k])}"
+                          for k in PRIORITY_FACTORS)
+              + ") ; un facteur de 1 est la moyenne du territoire (pondérée par les "
+              "naissances), plafonné à 3. Une commune sans naissance a un score de 0.")
 
 
 def _distributed_access(args: argparse.Namespace, ws: Any, params: Any, ov: Any) -> Any:

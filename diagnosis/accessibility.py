@@ -26,6 +26,7 @@ guides/accessibilite.md : the method guide (in French).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ import scipy.sparse as sp
 
 from diagnosis.errors import InputError, check_positive
 from diagnosis.schema import FACILITY_TYPES, facility_label
-from diagnosis.settings import METRIC_CRS
+from diagnosis.settings import DEFAULT_MAX_MINUTES, METRIC_CRS
 from diagnosis.travel import (
     DEFAULT_MAX_SNAP_M,
     DETOUR_FACTOR,
@@ -48,9 +49,8 @@ from diagnosis.travel import (
     crow_fly_travel_times,
 )
 
-#: Default accessibility threshold (minutes): "within reach" means at most this long.
-#: A convention for everyday early-childhood services, to be set by the user.
-DEFAULT_MAX_MINUTES = 20.0
+#: Below this many stored pairs, E2SFCA sums with bincounts rather than sparse products.
+_SMALL_PAIRS = 50_000
 
 #: Weights of the original E2SFCA (Luo & Qi 2009) for three equal time bands.
 LUO_QI_WEIGHTS: tuple[float, float, float] = (1.0, 0.68, 0.22)
@@ -104,7 +104,7 @@ class Decay:
         w = np.exp(-t * t / (2.0 * self.sigma_minutes**2))
         return np.where(t <= self.max_minutes, w, 0.0)
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """French description, for reports.
 
@@ -309,16 +309,27 @@ def compute_e2sfca(
     weight = step_decay(top) if decay is None else decay
 
     # Weights once (0 beyond the catchment, so pairs past ``top`` add nothing), then two
-    # sparse matrix-vector products: catchment demand per facility, access per origin.
-    weights = sp.csr_array((weight(pairs.data), pairs.indices, pairs.indptr),
-                           shape=pairs.shape)
+    # products: catchment demand per facility, access per origin. Sparse matrix-vector
+    # products for large instances; for small ones (a département's communes and one
+    # type) scipy's object set-up costs more than the sums, so plain bincounts serve.
+    w = weight(pairs.data)
     has_cap = ~np.isnan(sup)
-    catchment = np.asarray(weights.T @ dem, dtype=float)
+    small = pairs.nnz <= _SMALL_PAIRS
+    if small:
+        rows = np.repeat(np.arange(n), np.diff(pairs.indptr))
+        catchment = np.bincount(pairs.indices, weights=w * dem[rows], minlength=m)
+    else:
+        weights = sp.csr_array((w, pairs.indices, pairs.indptr), shape=pairs.shape)
+        catchment = np.asarray(weights.T @ dem, dtype=float)
     catchment[~has_cap] = 0.0
     served = has_cap & (catchment > 0)
     ratio = np.full(m, np.nan)
     ratio[served] = sup[served] / catchment[served]
-    access = np.asarray(weights @ np.where(served, ratio, 0.0), dtype=float)
+    ratio_or_zero = np.where(served, ratio, 0.0)
+    if small:
+        access = np.bincount(rows, weights=w * ratio_or_zero[pairs.indices], minlength=n)
+    else:
+        access = np.asarray(weights @ ratio_or_zero, dtype=float)
     return E2SFCAResult(
         access=access,
         facility_ratio=ratio,
@@ -751,7 +762,7 @@ def _pairs_csr(travel_minutes: Any, top: float) -> sp.csr_array:
     if not sp.issparse(source):
         shape, rows, cols, values = _pairs_within(source, top)
         return sp.csr_array((values, (rows, cols)), shape=shape)
-    csr = sp.csr_array(source)
+    csr = source if isinstance(source, sp.csr_array) else sp.csr_array(source)
     _check_shape((int(csr.shape[0]), int(csr.shape[1])), False)
     if not csr.has_canonical_format:
         csr = csr.copy()

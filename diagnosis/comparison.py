@@ -43,6 +43,7 @@ import pandas as pd
 from diagnosis.errors import InputError
 from diagnosis.overview import ANALYSED_TYPES, Overview
 from diagnosis.schema import FACILITY_TYPES, Territory, facility_label
+from diagnosis.settings import SPLITS
 from diagnosis.territory import CogTables, resolve_territory
 
 #: Columns filled from ``extras`` when other modules computed them (NaN otherwise).
@@ -60,8 +61,6 @@ METRIC_LABELS: dict[str, str] = {
     "coverage_partial": "Communes couvertes par les données",
 }
 
-#: How a territory can be split for a comparison.
-SPLITS: tuple[str, ...] = ("epci", "commune", "departement", "region")
 
 
 def metric_label(metric: str) -> str:

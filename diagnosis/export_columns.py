@@ -191,7 +191,13 @@ _FIXED: dict[str, ColumnSpec] = {
     "poverty_basis": _c("Base du taux de pauvreté", source=_CALC),
     "poverty_rate_source": _c("Base du taux de pauvreté", source=_CALC),
     "missing_factors": _c("Facteurs inconnus (écartés)", source=_CALC),
-    "score": _c("Score de priorité (0-100)", unit="points", source=_CALC, kind="score"),
+    "score": _c("Score de priorité (naissances pondérées par les besoins)",
+                "Naissances 2024 × moyenne pondérée des facteurs (1 = moyenne du "
+                "territoire)", unit="naissances", source=_CALC, kind="score"),
+    "access_deficit": _c("Éloignement des services (0-1)", "Moyenne sur les types de "
+                         "min(temps à la plus proche / seuil, 1)", unit="0-1", source=_CALC,
+                         kind="ratio"),
+    "estimated_factors": _c("Facteurs estimés", source=_CALC),
     "rank": _c("Rang", source=_CALC, kind="count"),
     # siting
     "status": _c("Statut", source=_CALC),
@@ -322,7 +328,7 @@ def column_spec(layer: str, column: str, *, year: str = "") -> ColumnSpec:
     >>> column_spec("structures_mam", "name").label, column_spec("manques_priorites", "name").label
     ('Nom', 'Commune')
     >>> column_spec("manques_priorites", "contrib_poverty").label
-    'Contribution au score : pauvreté (points)'
+    'Part du score : pauvreté (naissances pondérées)'
     """
     if column == "name":
         label = "Nom" if layer.startswith(_NAMED_PLACES) and layer != \
@@ -347,8 +353,9 @@ def _pattern_spec(column: str) -> ColumnSpec:
             return ColumnSpec(tpl.label.format(lab), tpl.description.format(lab), tpl.unit,
                               tpl.source, tpl.year, tpl.kind)
     for prefix, label, unit, kind in (
-            ("factor_", "Facteur : {} (0-1)", "0-1", "ratio"),
-            ("contrib_", "Contribution au score : {} (points)", "points", "score")):
+            ("factor_", "Facteur : {} (× moyenne du territoire)", "multiplicateur", "ratio"),
+            ("contrib_", "Part du score : {} (naissances pondérées)", "naissances",
+             "score")):
         f = column.removeprefix(prefix)
         if column.startswith(prefix) and f in _FACTORS:
             return _c(label.format(_FACTORS[f]), unit=unit, source=_CALC, kind=kind)

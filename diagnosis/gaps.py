@@ -6,24 +6,34 @@ Both read the per-commune accessibility table of
 
 - A commune is in the *zone blanche* of a type when its nearest facility of that type
   is farther than ``max_minutes`` (or unreachable); its births are births out of reach.
-- The priority score (0–100) combines four normalised factors, each kept as its own
-  column with its weighted contribution, so that a reader can see *why* a commune
-  ranks high:
+- The priority score ranks the *need in families*: the births of the commune, weighted
+  by how much more (or less) than the territory's average its families face poverty,
+  single parenthood and distance to services. A commune of 22 inhabitants without
+  births scores 0, whatever its rates. Each factor is kept as its own column, so that
+  a reader can see *why* a commune ranks high:
 
   ================= =================================================================
-  factor            normalised value in [0, 1]
+  factor            multiplier ``m_k`` (1 = the territory's average)
   ================= =================================================================
-  ``births``        births / largest births of the territory (families concerned)
-  ``poverty``       percentile rank of the poverty rate; when the rate is under
-                    statistical secret, percentile rank of the *inverse* median income
-                    (never 0); ``poverty_basis`` says which was used
-  ``single_parent`` percentile rank of the single-parent family share
-  ``access``        mean over facility types of min(minutes to nearest / max_minutes, 1)
+  ``births``        1 (every birth counts)
+  ``poverty``       poverty rate / the territory's mean rate; when the rate is under
+                    statistical secret it is estimated (median income, else the mean
+                    of the published rates: :func:`diagnosis.needs.impute_poverty_rate`)
+                    and the commune's ``estimated_factors`` says so
+  ``single_parent`` single-parent family share / the territory's mean share
+  ``access``        access deficit (mean over facility types of min(minutes to the
+                    nearest / max_minutes, 1)) / the territory's mean deficit
   ================= =================================================================
 
-  ``score = 100 × Σ w_k f_k / Σ w_k`` over the factors known for the commune: a factor
-  that is unknown is left out and the others are re-weighted (listed in
-  ``missing_factors``), never counted as 0.
+  Means are weighted by births; a multiplier is capped at :data:`MULTIPLIER_CAP`; a
+  territory whose mean is 0 gives every commune 1.
+
+  ``score = births × Σ w_k m_k / Σ w_k`` over the factors known for the commune, in
+  *naissances pondérées par les besoins*: a commune whose factors are all at the
+  territory's average scores its births. ``contrib_<k> = births × w_k m_k / Σ w_k``
+  (they add up to the score). A factor that is unknown is left out and the others are
+  re-weighted (listed in ``missing_factors``), never counted as 0; a commune whose
+  births are unknown has no score (ranked last), never 0.
 
 See Also
 --------
@@ -63,6 +73,19 @@ DEFAULT_PRIORITY_WEIGHTS: Mapping[str, float] = {
     "access": 0.30,
 }
 
+#: Largest multiplier of a factor (times the territory's mean): a rate far above the
+#: mean (a small commune's 40 % poverty rate) weighs at most three times the average.
+MULTIPLIER_CAP = 3.0
+
+#: What the priority columns hold (French), for every table that prints them.
+SCORE_LABEL = "Score (naissances pondérées par les besoins)"
+MULTIPLIER_LABELS: dict[str, str] = {
+    "births": "Naissances 2024",
+    "poverty": "Pauvreté (× moyenne du territoire)",
+    "single_parent": "Familles monoparentales (× moyenne)",
+    "access": "Éloignement des services (× moyenne)",
+}
+
 #: French labels of the factors.
 FACTOR_LABELS: dict[str, str] = {
     "births": "Naissances",
@@ -77,6 +100,12 @@ POVERTY_BASIS_LABELS: dict[str, str] = {
     "median_income": "estimé d'après le revenu médian 2021 (taux sous secret statistique)",
     "territory_mean": "moyenne des communes publiées (taux et revenu sous secret)",
     "missing": "non disponible (facteur écarté, autres facteurs re-pondérés)",
+}
+#: What is estimated in a commune's factors (``estimated_factors``), in French.
+ESTIMATED_LABELS: dict[str, str] = {
+    "median_income": "pauvreté estimée d'après le revenu médian (taux sous secret)",
+    "territory_mean": "pauvreté estimée à la moyenne du territoire (taux et revenu sous "
+                      "secret)",
 }
 #: :func:`diagnosis.needs.impute_poverty_rate` source -> ``poverty_basis`` key.
 _POVERTY_BASIS = {"published": "poverty_rate", "median_income": "median_income",
@@ -148,6 +177,27 @@ def percentile_rank(values: Any) -> np.ndarray:
     return ((s.rank(method="average") - 1) / (n - 1)).to_numpy(dtype=float)
 
 
+def relative_to_mean(values: Any, births: Any, *, cap: float = MULTIPLIER_CAP) -> np.ndarray:
+    """Values divided by their births-weighted mean, capped (NaN kept; mean 0 gives 1).
+
+    Examples
+    --------
+    >>> relative_to_mean([10.0, 30.0, np.nan], [100.0, 100.0, 50.0]).tolist()
+    [0.5, 1.5, nan]
+    >>> relative_to_mean([0.0, 0.0], [10.0, 5.0]).tolist()
+    [1.0, 1.0]
+    >>> relative_to_mean([1.0, 40.0], [99.0, 1.0], cap=3.0).round(4).tolist()
+    [0.7194, 3.0]
+    """
+    v = np.asarray(values, dtype=float)
+    b = np.asarray(births, dtype=float)
+    ok = ~np.isnan(v) & ~np.isnan(b) & (b > 0)
+    mean = float((v[ok] * b[ok]).sum() / b[ok].sum()) if ok.any() else float("nan")
+    if not np.isfinite(mean) or mean <= 0:
+        return np.where(np.isnan(v), np.nan, 1.0)
+    return np.minimum(v / mean, cap)
+
+
 def access_deficit(minutes_nearest: Any, *, max_minutes: float) -> np.ndarray:
     """Distance to the nearest facility as a share of the threshold, capped at 1.
 
@@ -179,8 +229,10 @@ class GapsResult:
         ``name``, ``type``, ``type_label``, ``minutes_nearest``, ``births`` (plus
         ``geometry`` when the communes had one).
         ``"priority"``: one row per commune, best-ranked first: the need columns, the
-        per-type ``deficit_<type>``, the normalised ``factor_<k>``, the weighted
-        ``contrib_<k>`` (they add up to ``score``, 0–100), ``poverty_basis``,
+        per-type ``deficit_<type>`` and their mean ``access_deficit``, the multipliers
+        ``factor_<k>`` (1 = the territory's average), the weighted ``contrib_<k>`` (they
+        add up to ``score``, in births weighted by needs), ``poverty_basis``,
+        ``estimated_factors`` (French, empty when nothing is estimated),
         ``missing_factors`` and ``rank`` (1 = highest priority).
     summary
         One row per type: communes and births in the zone blanche, share of births.
@@ -307,43 +359,47 @@ def compute_priority(
     base["code_insee"] = base["code_insee"].astype(str)
     out = base.merge(needs, on="code_insee", how="left", validate="one_to_one")
 
-    # Factors.
-    factors: dict[str, np.ndarray] = {}
-    factors["births"] = share_of_max(out["births"])
+    # Factors: multipliers of the births, 1 = the territory's (births-weighted) average.
+    births = out["births"].to_numpy(dtype=float)
+    factors: dict[str, np.ndarray] = {"births": np.where(np.isnan(births), np.nan, 1.0)}
     # the poverty rate imputed as for siting (one method: diagnosis.needs)
     pop = (pd.to_numeric(communes["population_2022"], errors="coerce").set_axis(codes)
            .reindex(out["code_insee"]).to_numpy(dtype=float)
            if "population_2022" in communes.columns else np.full(len(out), np.nan))
     used, basis = impute_poverty_rate(out[POVERTY_COL], out[INCOME_COL],
                                       pd.Series(pop, index=out.index))
-    factors["poverty"] = percentile_rank(used.to_numpy(dtype=float))
+    factors["poverty"] = relative_to_mean(used.to_numpy(dtype=float), births)
     out["poverty_rate_used"] = used.to_numpy(dtype=float)
     out["poverty_basis"] = basis.map(_POVERTY_BASIS).to_numpy()
-    factors["single_parent"] = percentile_rank(out[SINGLE_PARENT_COL])
+    factors["single_parent"] = relative_to_mean(out[SINGLE_PARENT_COL], births)
     deficits = []
     for ftype in types:
         d = access_deficit(access.table[f"minutes_nearest_{ftype}"], max_minutes=top)
         out[f"deficit_{ftype}"] = d
         deficits.append(d)
-    factors["access"] = (np.mean(deficits, axis=0) if deficits
-                         else np.full(len(out), np.nan))
+    out["access_deficit"] = (np.mean(deficits, axis=0) if deficits
+                             else np.full(len(out), np.nan))
+    factors["access"] = relative_to_mean(out["access_deficit"], births)
 
-    # Weighted contributions over the factors known for each commune.
+    # Weighted contributions over the factors known for each commune, in weighted births.
     f = np.column_stack([factors[k] for k in PRIORITY_FACTORS])
     wv = np.array([w[k] for k in PRIORITY_FACTORS])
     known = ~np.isnan(f)
     denom = (known * wv).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        contrib = np.where(known, 100.0 * f * wv / denom[:, None], np.nan)
+        contrib = np.where(known, births[:, None] * f * wv / denom[:, None], np.nan)
     for i, k in enumerate(PRIORITY_FACTORS):
         out[f"factor_{k}"] = f[:, i]
     for i, k in enumerate(PRIORITY_FACTORS):
         out[f"contrib_{k}"] = contrib[:, i]
     out["missing_factors"] = [",".join(k for k, ok in zip(PRIORITY_FACTORS, row, strict=True)
                                        if not ok) for row in known]
-    out["score"] = np.where(denom > 0, np.nansum(contrib, axis=1), np.nan)
+    out["estimated_factors"] = [ESTIMATED_LABELS.get(str(b), "")
+                                for b in out["poverty_basis"]]
+    has_score = (denom > 0) & ~np.isnan(births)
+    out["score"] = np.where(has_score, np.nansum(contrib, axis=1), np.nan)
     out["rank"] = out["score"].rank(ascending=False, method="min").astype("Int64")
-    out = out.sort_values(["score", "code_insee"], ascending=[False, True],
+    out = out.sort_values(["score", "births", "code_insee"], ascending=[False, False, True],
                           na_position="last", kind="stable").reset_index(drop=True)
     return out, missing_cols
 

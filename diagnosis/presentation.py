@@ -24,7 +24,13 @@ import pandas as pd
 from diagnosis.accessibility import AccessIndicators
 from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import metric_label
-from diagnosis.gaps import FACTOR_LABELS, POVERTY_BASIS_LABELS, PRIORITY_FACTORS, GapsResult
+from diagnosis.gaps import (
+    FACTOR_LABELS,
+    MULTIPLIER_LABELS,
+    PRIORITY_FACTORS,
+    SCORE_LABEL,
+    GapsResult,
+)
 from diagnosis.overview import Overview
 from diagnosis.partners import INSTITUTION_COLUMNS
 from diagnosis.schema import FACILITY_TYPES, facility_label
@@ -44,49 +50,49 @@ def _round(values: Any, decimals: int) -> pd.Series:
     return s.where(np.isfinite(s)).round(decimals)
 
 
-def _pct(weight: float) -> str:
-    return f"{100 * weight:.0f} %"
-
-
 # --------------------------------------------------------------------------------------
 # Needs and gaps
 # --------------------------------------------------------------------------------------
 
 
 def priority_table(gaps: GapsResult) -> pd.DataFrame:
-    """The communes ranked by priority, with each factor's share of the score.
+    """The communes ranked by need in families, each factor's multiplier and the score.
 
-    The contributions add up to the score (0–100): factor (0–1) × weight × 100.
+    The score is in births weighted by needs (:mod:`diagnosis.gaps`): births × the
+    weighted mean of the factors' multipliers (1 = the territory's average). Each
+    column says what it holds; estimated or missing factors are named on the row.
 
     Examples
     --------
     >>> g = GapsResult(layers={"priority": pd.DataFrame({
-    ...     "rank": [2, 1], "name": ["B", "A"], "code_insee": ["2", "1"], "score": [40.0, 70.0],
-    ...     **{f"contrib_{k}": [10.0, 17.5] for k in PRIORITY_FACTORS},
-    ...     "poverty_basis": ["poverty_rate"] * 2, "missing_factors": ["", ""]})},
+    ...     "rank": [2, 1], "name": ["B", "A"], "code_insee": ["2", "1"],
+    ...     "births": [10.0, 40.0], "score": [9.0, 52.0],
+    ...     **{f"factor_{k}": [0.9, 1.3] for k in PRIORITY_FACTORS},
+    ...     "poverty_basis": ["poverty_rate"] * 2, "estimated_factors": ["", ""],
+    ...     "missing_factors": ["", ""]})},
     ...     summary=pd.DataFrame(), params={"weights": {"births": 0.35, "poverty": 0.2,
     ...                                                 "single_parent": 0.15, "access": 0.3}})
     >>> t = priority_table(g)
-    >>> t["Commune"].tolist(), t.columns[4]
-    (['A', 'B'], 'Naissances (poids 35 %)')
+    >>> t["Commune"].tolist(), t.columns[3], t.columns[-3]
+    (['A', 'B'], 'Naissances 2024', 'Score (naissances pondérées par les besoins)')
     """
     prio = gaps.layers["priority"]
-    weights = gaps.params.get("weights", {})
     out = pd.DataFrame({
-        "Rang": pd.to_numeric(prio["rank"]).astype("int64").to_numpy(),
+        "Rang": pd.to_numeric(prio["rank"]).astype("Int64").to_numpy(),
         "Commune": prio["name"].astype(str).to_numpy(),
         "Code INSEE": prio["code_insee"].astype(str).to_numpy(),
-        "Score (0-100)": _round(prio["score"], 1).to_numpy(),
     })
-    for k in PRIORITY_FACTORS:
-        label = FACTOR_LABELS[k] + (f" (poids {_pct(weights[k])})" if k in weights else "")
-        out[label] = _round(prio[f"contrib_{k}"], 1).to_numpy()
-    if "poverty_basis" in prio:
-        out["Pauvreté mesurée par"] = [POVERTY_BASIS_LABELS.get(str(v), str(v))
-                                       for v in prio["poverty_basis"]]
+    out[MULTIPLIER_LABELS["births"]] = _round(prio["births"], 0).to_numpy()
+    for k in PRIORITY_FACTORS[1:]:
+        out[MULTIPLIER_LABELS[k]] = _round(prio[f"factor_{k}"], 2).to_numpy()
+    out[SCORE_LABEL] = _round(prio["score"], 1).to_numpy()
+    if "estimated_factors" in prio:
+        out["Facteurs estimés"] = prio["estimated_factors"].fillna("").astype(str).to_numpy()
     if "missing_factors" in prio:
-        out["Facteurs manquants"] = prio["missing_factors"].fillna("").astype(str).to_numpy()
-    return out.sort_values("Rang", kind="stable").reset_index(drop=True)
+        out["Facteurs manquants"] = [
+            ", ".join(FACTOR_LABELS.get(k, k).lower() for k in str(v).split(",") if k)
+            for v in prio["missing_factors"].fillna("")]
+    return out.sort_values("Rang", kind="stable", na_position="last").reset_index(drop=True)
 
 
 def access_summary_table(access: AccessIndicators) -> pd.DataFrame:

@@ -51,6 +51,12 @@ ROUTING_CUTOFF_FACTOR = 2.0
 #: For "the nearest PMI / maternité wherever it is" and the p-median (every pair
 #: matters), times are routed up to this multiple of T.
 FAR_CUTOFF_FACTOR = 10.0
+#: Facility types that can host a Maison (the default candidate pool of siting).
+HOST_TYPES: tuple[str, ...] = ("pmi", "eaje", "rpe", "centre_social", "laep", "evs", "mairie")
+#: Siting objectives: maximal covering (births within T) or p-median (mean time).
+OBJECTIVES: tuple[str, ...] = ("max_covering", "p_median")
+#: How a territory can be split for a comparison.
+SPLITS: tuple[str, ...] = ("epci", "commune", "departement", "region")
 #: Share of families expected to join a peer group: an assumption, always labelled.
 DEFAULT_UPTAKE_RATE = 0.15
 #: New Maisons of the main siting scenario.

@@ -183,6 +183,20 @@ def test_sparse_e2sfca_with_pairs_past_the_catchment_equals_dense():
         assert (got.access[:10] == 0).all() and got.n_origins_without_access >= 10
 
 
+def test_small_and_large_instances_take_the_same_answer(monkeypatch):
+    # below _SMALL_PAIRS the sums are bincounts, above sparse products: same numbers
+    import diagnosis.accessibility as acc
+
+    minutes, demand, supply = random_instance(9, n=500, m=40)
+    supply[3] = np.nan
+    small = compute_e2sfca(minutes, demand, supply, max_minutes=30)
+    monkeypatch.setattr(acc, "_SMALL_PAIRS", 0)
+    large = compute_e2sfca(minutes, demand, supply, max_minutes=30)
+    np.testing.assert_allclose(large.access, small.access, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(large.catchment_demand, small.catchment_demand, rtol=1e-12)
+    np.testing.assert_array_equal(np.isnan(large.facility_ratio), np.isnan(small.facility_ratio))
+
+
 def test_sparse_inputs_are_checked():
     with pytest.raises(InputError, match="NaN"):
         compute_e2sfca(sp.csr_array(np.array([[np.nan, 1.0]])), [1.0], [1.0, 1.0],

@@ -9,7 +9,12 @@ reads it (fields ``id``, ``nom``, ``pivot`` with ``type_service_local``,
 ``date_modification`` "dd/mm/yyyy hh:mm:ss"); nested fields are given both as JSON inside
 strings and as lists, since both forms are read by that code. Service-type codes
 (``pmi``, ``caf``, ``mairie``, ``cg``…) are those listed by okfnfr/dada-france-authorities
-``README.md``. Services and places are invented.
+``README.md``; today's code of France services is ``france_services`` (the record
+``e51b-…``), as queried by recent client code (``pivot like "france_services"`` on
+``/exports/json``), not ``msap``. Hosts: recent client code calls
+``https://api-lannuaire.service-public.gouv.fr/api/explore/v2.1`` (``ANNUAIRE_BASE`` of a
+public MCP server's ``rechercherServiceLocal``), older code the ``.fr`` host: both are
+tried. Services and places are invented.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from diagnosis.schema import FACILITY_COLUMNS, Territory
 DATA = Path(__file__).parent / "data" / "annuaire"
 EPCI = Territory("epci", "200000438", "CC du Pays de Pontchâteau St-Gildas-des-Bois",
                  ("44129", "44161"), ("44",))
-URL = ("https://api-lannuaire.service-public.fr/api/explore/v2.1/catalog/datasets/"
+URL = ("https://api-lannuaire.service-public.gouv.fr/api/explore/v2.1/catalog/datasets/"
        "api-lannuaire-administration/exports/json")
+OLD_URL = ("https://api-lannuaire.service-public.fr/api/explore/v2.1/catalog/datasets/"
+           "api-lannuaire-administration/exports/json")
 
 
 def export():
@@ -40,6 +47,13 @@ def export():
 
 
 pytestmark = pytest.mark.usefixtures("http_sandbox")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hosts():
+    annuaire._answered.clear()
+    yield
+    annuaire._answered.clear()
 
 
 def test_doctests():
@@ -80,7 +94,7 @@ def test_load_pmi_and_mairies_with_contacts():
 def test_partners_hold_caf_offices_and_hours():
     responses.get(URL, json=export())
     partners = annuaire.load_annuaire_partners(EPCI)
-    assert set(partners["service_type"]) == {"pmi", "caf", "mairie", "cg"}
+    assert set(partners["service_type"]) == {"pmi", "caf", "mairie", "cg", "france_services"}
     assert "44109" not in set(partners["code_insee"])  # outside the territory
     assert "gendarmerie" not in set(partners["service_type"])
     caf = partners[partners["service_type"] == "caf"].iloc[0]
@@ -91,6 +105,46 @@ def test_partners_hold_caf_offices_and_hours():
                             "(Consultations sur rendez-vous)")
     both = partners[partners["source_id"] == "f3a7-pmi-stgildas"]
     assert sorted(both["service_type"]) == ["cg", "pmi"]
+
+
+@responses.activate
+def test_france_services_of_today_are_kept():
+    responses.get(URL, json=export())
+    partners = annuaire.load_annuaire_partners(EPCI)
+    fs = partners[partners["service_type"] == "france_services"]
+    assert fs["name"].tolist() == ["France services de Pontchâteau"]
+    assert fs["service_label"].tolist() == ["France services"]
+    assert fs["email"].tolist() == ["france-services@pontchateau.example"]
+
+
+@responses.activate
+def test_host_falls_back_then_is_remembered():
+    responses.get(URL, body=requests.exceptions.ConnectionError("no such host"))
+    responses.get(OLD_URL, json=export())
+    gdf = annuaire.load_annuaire(EPCI)
+    assert len(gdf) == 2
+    assert [c.request.url.split("?")[0] for c in responses.calls][-1] == OLD_URL
+    n = len(responses.calls)
+    annuaire.fetch_annuaire("44", refresh=True)
+    # the host that answered is asked first next time
+    assert responses.calls[n].request.url.split("?")[0] == OLD_URL
+
+
+@responses.activate
+def test_maintenance_page_on_one_host_falls_back_to_the_other():
+    responses.get(URL, body="<html>Maintenance</html>", content_type="text/html")
+    responses.get(OLD_URL, json=export())
+    assert len(annuaire.fetch_annuaire("44")) == len(export())
+
+
+@responses.activate
+def test_both_hosts_failing_names_both():
+    responses.get(URL, status=503)
+    responses.get(OLD_URL, status=503)
+    with pytest.raises(SourceError) as err:
+        annuaire.fetch_annuaire("44")
+    assert "service-public.gouv.fr" in str(err.value) and "service-public.fr/" in str(
+        err.value)
 
 
 def test_record_without_name_is_named():

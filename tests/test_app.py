@@ -224,11 +224,12 @@ def test_besoins_page_ranks_the_nine_communes(app, demo_analyses):
     app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
     _no_exception(app)
     assert app.title[0].value == "Besoins et lacunes"
-    table = _frame(app, "Score (0-100)")
+    score = "Score (naissances pondérées par les besoins)"
+    table = _frame(app, score)
     prio = demo_analyses["access"].gaps.layers["priority"]
     assert len(table) == 9
     assert table["Commune"].tolist() == prio.sort_values("rank")["name"].tolist()
-    assert table["Score (0-100)"].tolist() == prio.sort_values("rank")["score"].round(1).tolist()
+    assert table[score].tolist() == prio.sort_values("rank")["score"].round(1).tolist()
     summary = _frame(app, "Part des naissances à portée (%)")
     assert summary["Type"].tolist() == demo_analyses["access"].access.summary["label"].tolist()
     assert "estimation à vol d'oiseau" in _texts(app)  # crow-fly label always visible

@@ -17,6 +17,10 @@ Payloads (tests/data/bpe/), hand-written to the documented BPE geolocated format
   renumbered codes of midwives and maternities (``D2S1``, ``D1M7``) are **invented**: the
   real list was not available offline, and the point is that labels, not codes, decide
   (``D231`` is given another meaning on purpose).
+  A list of a later edition where ``D503`` is gone, ``D504`` means something else and
+  the LAEP moved to an invented code is derived from it in
+  ``test_codes_missing_or_renamed_in_the_edition_list_are_reported`` (D503, D504, D506
+  are the codes the issue names; their labels are those of the shipped nomenclature).
 - ``datagouv_dataset.json``, ``landing_8217537.html``, ``subpage_8217525.html``: the
   discovery chain as surplomb describes it (data.gouv.fr dataset
   ``548acaf2c751df1eac4120e7`` → landing page → sub-pages → ``BPE25.zip``), reduced to
@@ -147,6 +151,36 @@ def test_load_discovers_the_newest_edition_and_its_typequ():
     assert {"eaje", "laep", "rpe", "sage_femme", "maternite", "mairie"} == set(gdf["type"])
     assert gdf.attrs["notes"] == []
     assert set(gdf["source_date"]) == {"2025"}
+
+
+@responses.activate
+def test_codes_missing_or_renamed_in_the_edition_list_are_reported():
+    _discovery(responses)
+    edited = (TYPEQU25.replace('"D503";"Lieu d\'accueil enfants-parents (LAEP)"\n', "")
+              .replace('"D504";"Relais petite enfance (RPE)"',
+                       '"D504";"Structure d\'information jeunesse"')
+              .replace('"D506";"Centre social"\n', ""))
+    responses.get(TYPEQU_URL, body=edited, content_type="text/csv")
+    responses.get(URL25, body=zipped(CURRENT), content_type="application/zip")
+    gdf = bpe.load_bpe(EPCI)
+    notes = " | ".join(gdf.attrs["notes"])
+    assert "code D503 (lieu d'accueil enfants-parents) absent de la liste TYPEQU 2025" in notes
+    assert "code D504 (relais petite enfance) appelé « Structure d'information " in notes
+    assert "code D506 (centre social) absent" in notes
+    # the rows of a code the edition does not confirm get no type (never a wrong one)
+    assert not {"laep", "rpe"} & set(gdf["type"])
+    assert {"eaje", "mairie"} <= set(gdf["type"])
+
+
+def test_a_moved_code_is_found_by_its_label():
+    mapping = bpe.bpe_type_mapping(2026)
+    listed = {"D502": "Établissement d'accueil du jeune enfant (EAJE)", "A129": "Mairie",
+              "D5L3": "Lieu d'accueil enfants-parents (LAEP)", "D504": "Relais petite enfance"}
+    checked, notes = bpe.check_mapping(mapping, listed, vintage=2026)
+    assert checked["D5L3"] == ("laep", "") and "D503" not in checked
+    assert checked["D504"] == ("rpe", "")
+    assert any("code D5L3 « Lieu d'accueil enfants-parents (LAEP) » utilisé" in n
+               for n in notes)
 
 
 @responses.activate

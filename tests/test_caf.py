@@ -9,6 +9,10 @@ in the test) to exercise ``limit``/``offset`` paging. ``*_hist.json`` are the ``
 datasets of earlier years (the ``txcouv_pe_dep`` / ``txcouv_pe_dep_hist`` pair appears in
 stored third-party R code), with ``annee`` as a string, an integer and a float; one
 history row repeats a current year with another value (the current one must win).
+``txcouv_pe_com_75_partial.json``: Paris as the commune dataset lists it, by municipal
+arrondissement (``numcom`` 75101…, four of the twenty, invented rates), with no row for
+the commune 75056 (the CNAF publishes communes of 10,000+ inhabitants; the arrondissements
+are the units of Paris, Lyon and Marseille in INSEE's geography).
 """
 
 from __future__ import annotations
@@ -153,3 +157,32 @@ def test_live_caf():
     assert (df["level"] == "epci").any()
     assert df.attrs["notes"] == []  # the _hist twins answered
     assert df.loc[df["level"] == "epci", "year"].nunique() >= 3
+
+
+PARIS = Territory("commune", "75056", "Paris", ("75056",), ("75",))
+
+
+@responses.activate
+def test_arrondissements_of_paris_are_kept_and_say_why_no_commune_rate():
+    responses.get(COM_URL, json=load("txcouv_pe_com_75_partial.json"))
+    df = caf.load_coverage(PARIS, levels=["commune"], with_history=False)
+    arms = df[df["level"] == "arrondissement"]
+    assert sorted(arms["code"]) == ["75101", "75102", "75103", "75104"]
+    assert df[df["level"] == "commune"].empty  # no weights: unknown, not a plain mean
+    note = df.attrs["notes"][0]
+    assert note.startswith("Paris : taux de couverture CAF 2023 publié par arrondissement")
+    assert "de 58.4 à 70.2" in note
+
+
+def test_arrondissements_weighted_by_children_give_the_commune_rate():
+    cov = caf.parse_coverage(load("txcouv_pe_com_75_partial.json")["results"],
+                             level="commune")
+    cov["level"] = "arrondissement"
+    weights = {"75101": 100.0, "75102": 100.0, "75103": 200.0, "75104": 600.0}
+    out, notes = caf.aggregate_arrondissements(cov, children_under3=weights)
+    paris = out[(out["level"] == "commune") & (out["code"] == "75056")]
+    expected = (70.2 * 100 + 65.0 * 100 + 58.4 * 200 + 61.3 * 600) / 1000
+    assert paris["rate"].tolist() == [pytest.approx(expected)] and notes == []
+    # one weight missing: no rate rather than a wrong one
+    out, notes = caf.aggregate_arrondissements(cov, children_under3={"75101": 100.0})
+    assert out[out["level"] == "commune"].empty and len(notes) == 1

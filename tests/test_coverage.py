@@ -14,7 +14,7 @@ import pandas as pd
 from data_sources.registry import covered_types
 from data_sources.workspace import load_workspace
 from diagnosis.overview import compute_overview, facility_coverage, offer_table
-from diagnosis.report import _key_findings
+from diagnosis.report.synthesis import _key_findings
 
 
 def test_demo_synthesis_names_no_type_absent_without_a_covering_source():

@@ -62,7 +62,7 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(tmp_path)
         "osm": "https://www.openstreetmap.org",
         "caf_txcouv": "https://data.caf.fr/api/explore/v2.1/catalog/datasets/txcouv_pe_com",
         "data_inclusion": "https://api.data.inclusion.gouv.fr/api/v1/structures",
-        "annuaire": "https://api-lannuaire.service-public.fr/api/explore/v2.1/catalog/",
+        "annuaire": "https://api-lannuaire.service-public",
     }
     lines = [ln for ln in out.splitlines() if ln.startswith("  - ")]
     assert len(lines) == len(urls)

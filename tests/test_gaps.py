@@ -82,54 +82,78 @@ def test_priority_factors_contributions_and_fallbacks_by_hand(access, communes):
     out, missing = compute_priority(communes, access)
     assert missing == []
     row = out.set_index("code_insee")
-    # births: share of the largest (200); D unknown.
-    assert row.loc["44001", "factor_births"] == 1.0
-    assert row.loc["44002", "factor_births"] == 0.25
+    # births: every birth counts 1; D's births are unknown.
+    assert row.loc["44001", "factor_births"] == 1.0 == row.loc["44002", "factor_births"]
     assert np.isnan(row.loc["44004", "factor_births"])
     # poverty: the rate imputed as for siting (diagnosis.needs.impute_poverty_rate): two
     # communes publish both rate and income, too few for a fit, so B and D (secret) get
-    # the mean of the published rates (15); ranks among 10, 15, 20, 15 -> 0, .5, 1, .5.
-    assert row.loc["44001", "factor_poverty"] == 0.0
-    assert row.loc["44003", "factor_poverty"] == 1.0
-    assert row.loc["44002", "factor_poverty"] == 0.5
+    # the mean of the published rates (15); each rate over the births-weighted mean of
+    # A, B, C: (10 x 200 + 15 x 50 + 20 x 100) / 350 = 4750 / 350.
+    mean_p = 4750 / 350
+    assert row.loc["44001", "factor_poverty"] == pytest.approx(10 / mean_p)
+    assert row.loc["44003", "factor_poverty"] == pytest.approx(20 / mean_p)
     assert row.loc["44002", "poverty_rate_used"] == 15.0
     assert row.loc["44002", "poverty_basis"] == "territory_mean"
     assert row.loc["44001", "poverty_basis"] == "poverty_rate"
-    assert row.loc["44004", "poverty_basis"] == "territory_mean"
+    # the estimate is labelled on the commune's own row, not only in a footnote
+    assert "estimée" in row.loc["44002", "estimated_factors"]
+    assert row.loc["44001", "estimated_factors"] == ""
     assert row.loc["44004", "missing_factors"] == "births"
-    # access: mean over PMI and LAEP of min(minutes / 20, 1).
-    assert row.loc["44001", "factor_access"] == pytest.approx((5 / 20 + 1) / 2)
-    assert row.loc["44004", "factor_access"] == pytest.approx((10 / 20 + 20 / 20) / 2)
+    # single parents: (15 x 200 + 25 x 50 + 20 x 100) / 350 = 6250 / 350
+    mean_s = 6250 / 350
+    assert row.loc["44002", "factor_single_parent"] == pytest.approx(25 / mean_s)
+    # access: mean over PMI and LAEP of min(minutes / 20, 1): A .625, B 1, C 1, D .75;
+    # mean (.625 x 200 + 50 + 100) / 350 = 275 / 350.
+    assert row.loc["44001", "access_deficit"] == pytest.approx((5 / 20 + 1) / 2)
+    assert row.loc["44001", "factor_access"] == pytest.approx(0.625 / (275 / 350))
     assert row.loc["44001", "deficit_pmi"] == 0.25
-    # contributions add up to the score; D re-weighted over its two known factors.
+    # score in births weighted by needs: births x sum of w_k m_k; contributions add up.
     contrib = row[[f"contrib_{k}" for k in PRIORITY_FACTORS]]
-    np.testing.assert_allclose(contrib.sum(axis=1, skipna=True), row["score"])
+    np.testing.assert_allclose(contrib.sum(axis=1, skipna=True).iloc[:3],
+                               row["score"].iloc[:3])
     w = DEFAULT_PRIORITY_WEIGHTS
-    sp_rank_d = 0.0  # D has the lowest single-parent share (10)
-    expected_d = 100 * (w["poverty"] * 0.5 + w["single_parent"] * sp_rank_d
-                        + w["access"] * 0.75) / (w["poverty"] + w["single_parent"] + w["access"])
-    assert row.loc["44004", "score"] == pytest.approx(expected_d)
-    expected_a = 100 * (w["births"] * 1 + w["poverty"] * 0 + w["single_parent"] * (1 / 3)
-                        + w["access"] * 0.625)
+    expected_a = 200 * (w["births"] + w["poverty"] * 10 / mean_p
+                        + w["single_parent"] * 15 / mean_s + w["access"] * 0.625 / (275 / 350))
     assert row.loc["44001", "score"] == pytest.approx(expected_a)
-    # Ranking: sorted by score, rank 1 first.
-    assert out["rank"].tolist() == sorted(out["rank"].tolist())
-    assert out["score"].is_monotonic_decreasing
-    assert out.loc[0, "rank"] == 1
+    expected_b = 50 * (w["births"] + w["poverty"] * 15 / mean_p
+                       + w["single_parent"] * 25 / mean_s + w["access"] * 1 / (275 / 350))
+    assert row.loc["44002", "score"] == pytest.approx(expected_b)
+    # D: births unknown, no score (never 0), ranked last
+    assert np.isnan(row.loc["44004", "score"]) and pd.isna(row.loc["44004", "rank"])
+    assert out["code_insee"].tolist() == ["44001", "44003", "44002", "44004"]
+    assert out["rank"].tolist()[:3] == [1, 2, 3]
+
+
+def test_a_hamlet_without_births_is_not_a_priority(access, communes):
+    """A 22-inhabitant commune with 0 births, poor and far from everything, ranks last."""
+    tab = access.table.copy()
+    tab.loc[len(tab)] = {"code_insee": "44005", "name": "Hameau", "births": 0.0,
+                         "minutes_nearest_pmi": np.inf, "minutes_nearest_laep": np.inf}
+    acc = AccessIndicators(table=tab, summary=access.summary, params=access.params)
+    com = pd.concat([communes, pd.DataFrame({
+        "code_insee": ["44005"], POVERTY_COL: [35.0], INCOME_COL: [15_000.0],
+        SINGLE_PARENT_COL: [40.0]})], ignore_index=True)
+    out, _ = compute_priority(com, acc)
+    scored = out.loc[out["score"].notna()]
+    assert scored["code_insee"].iloc[-1] == "44005"
+    assert scored["score"].iloc[-1] == 0.0
+    # a commune with births ranks above it whatever its rates
+    assert out.set_index("code_insee").loc["44002", "rank"] == 3
 
 
 def test_weights_change_the_ranking(access, communes):
     births_only, _ = compute_priority(communes, access, weights={
         "births": 1, "poverty": 0, "single_parent": 0, "access": 0})
     assert births_only["code_insee"].tolist()[:3] == ["44001", "44003", "44002"]
-    access_only, _ = compute_priority(communes, access, weights={
-        "births": 0, "poverty": 0, "single_parent": 0, "access": 1})
-    # B (PMI at 25 min, no LAEP) and C (no PMI, LAEP at 40 min): deficit 1 for both
-    # types -> score 100, tied at rank 1 (ties broken by code in the display order).
-    assert access_only["code_insee"].tolist()[:2] == ["44002", "44003"]
-    assert access_only["score"].tolist()[:2] == [100.0, 100.0]
-    assert access_only["rank"].tolist()[:3] == [1, 1, 3]
-    # D has no known births: with births as the only weighted factor it cannot be scored.
+    assert births_only["score"].tolist()[:3] == [200.0, 100.0, 50.0]
+    poverty_only, _ = compute_priority(communes, access, weights={
+        "births": 0, "poverty": 1, "single_parent": 0, "access": 0})
+    # C has twice A's poverty rate: 100 births x 20 outweigh 200 births x 10? no: equal
+    # needs in families (2000 = 2000); B's 50 x 15 comes last.
+    p = poverty_only.set_index("code_insee")["score"]
+    assert p["44003"] == pytest.approx(p["44001"])
+    assert p["44002"] < p["44001"]
+    # D has no known births: it cannot be scored.
     assert births_only["code_insee"].iloc[-1] == "44004"
     assert np.isnan(births_only["score"].iloc[-1]) and pd.isna(births_only["rank"].iloc[-1])
 

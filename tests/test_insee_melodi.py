@@ -13,9 +13,18 @@ PR_MD60, Y0…, TFN) come from stored third-party code; the live checks verify t
 Today's answers (``*_2023.json``), hand-made in the shape of the real recorded answers of
 cbobinec/melodi ``tests/fixtures/get_local_data_by_com_popref.yml`` (``GEO`` like
 ``2024-COM-44120``, several ``TIME_PERIOD`` in one answer, ``measures.OBS_VALUE_NIVEAU``):
-census ``TIME_PERIOD`` 2012, 2017 and 2023, ``AGE=Y0T2`` in ``DS_RP_POPULATION_PRINC``,
+census ``TIME_PERIOD`` 2012, 2017 and 2023,
 Filosofi 2023, and ``CONF_STATUS`` ``C`` on a value that is present (it must not be used).
 Numbers are invented.
+
+The census count of children under 3 is the sum of the single ages ``Y0``, ``Y1``, ``Y2`` of
+``DS_RP_TD_POPULATION_AGESEX_PRINC`` (agesex_2023.json, SEX ``_T`` and ``M``, ages Y0-Y4,
+2017 and 2023): the age code list ``CL_AGE`` recorded by INSEE's R package
+(InseeFrLab/melodi ``tests/testthat/_vcr/get_code_list_age_fr.yml``) has ``Y0``, ``Y1``,
+``Y2`` and ``Y_LT3``, while ``DS_RP_POPULATION_PRINC`` answers ``AGE=Y0T2`` with no
+observation. An empty but valid answer (empty_y0t2.json) has the shape recorded in
+``tests/testthat/_vcr/get_data_popref_empty.yml`` (``"observations": []``,
+``paging.count`` 0).
 """
 
 from __future__ import annotations
@@ -55,7 +64,7 @@ def mock_all():
     responses.get(births, json=load("births_page1.json"),
                   match=[matchers.query_param_matcher(
                       {"GEO": "EPCI-200000438*COM", "EC_MEASURE": "LVB"}, strict_match=False)])
-    responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("under3_y0t2_2023.json"),
+    responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("empty_y0t2.json"),
                   match=[matchers.query_param_matcher({"AGE": "Y0T2"}, strict_match=False)])
     responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("population.json"))
     responses.get(URL + "DS_RP_TD_POPULATION_AGESEX_PRINC", json=load("agesex.json"))
@@ -118,9 +127,12 @@ def test_load_needs_wide_table():
     assert df.loc["44129", "families_2022"] == 61 + 402 + 1290
     assert df.index.tolist() == ["44129", "44161"]
     assert df.loc["44129", "population_year"] == 2022 and df.loc["44129", "births_year"] == 2024
-    # births on two pages, population, under 3 (census), ages, Filosofi twice (one query
-    # per measure), families once (single-parent and all families share one query)
-    assert len(responses.calls) == 2 + 1 + 1 + 1 + 2 + 1
+    # the census count comes from the single ages too
+    assert df.loc["44129", "under3_census"] == 377
+    # births on two pages, population, ages once (census count and under3 share one
+    # query), Filosofi twice (one query per measure), families once
+    assert len(responses.calls) == 2 + 1 + 1 + 2 + 1
+    assert not any("AGE=Y0T2" in c.request.url for c in responses.calls)
 
 
 def mock_today():
@@ -128,9 +140,11 @@ def mock_today():
     responses.get(births, json=load("births_page2.json"),
                   match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
     responses.get(births, json=load("births_page1.json"))
-    responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("under3_y0t2_2023.json"),
+    responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("empty_y0t2.json"),
                   match=[matchers.query_param_matcher({"AGE": "Y0T2"}, strict_match=False)])
     responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("population_2023.json"))
+    responses.get(URL + "DS_RP_TD_POPULATION_AGESEX_PRINC", json=load("agesex_2023.json"),
+                  match=[matchers.query_param_matcher({"SEX": "_T"}, strict_match=False)])
     responses.get(URL + "DS_FILOSOFI_CC", json=load("filosofi_2023_med.json"),
                   match=[matchers.query_param_matcher({"FILOSOFI_MEASURE": "MED_SL"},
                                                       strict_match=False)])
@@ -167,7 +181,7 @@ def test_today_latest_years_fill_the_needs_columns_with_their_year():
 
 
 def test_latest_year_skips_years_without_any_value():
-    obs = load("under3_y0t2_2023.json")["observations"]
+    obs = load("agesex_2023.json")["observations"]
     for o in obs:
         if o["dimensions"]["TIME_PERIOD"] == "2023":
             o["measures"] = {}
@@ -205,11 +219,40 @@ def test_missing_dimension_is_named():
 
 
 @responses.activate
-def test_empty_result_keeps_communes():
+def test_empty_result_keeps_communes_and_is_a_failure_in_french():
     responses.get(URL + "DS_FILOSOFI_CC", json={"observations": [], "paging": {}})
-    df = im.load_insee_needs(EPCI, series=["median_income"])
+    df = im.load_insee_needs(EPCI, series=["median_income"], errors="collect")
     assert df["code_insee"].tolist() == ["44129", "44161"]
     assert [c for c in df.columns if c.startswith("median")] == []
+    msg = df.attrs["failures"]["median_income"]
+    assert "aucune observation pour les 2 commune(s)" in msg and "DS_FILOSOFI_CC" in msg
+    with pytest.raises(SourceError, match="aucune observation"):
+        im.load_insee_needs(EPCI, series=["median_income"])
+
+
+@responses.activate
+def test_observations_for_other_communes_only_are_a_failure():
+    doc = load("agesex_2023.json")
+    for o in doc["observations"]:
+        o["dimensions"]["GEO"] = o["dimensions"]["GEO"].replace("44129", "44003").replace(
+            "44161", "44004")
+    responses.get(URL + "DS_RP_TD_POPULATION_AGESEX_PRINC", json=doc)
+    df = im.load_insee_needs(EPCI, series=["under3_census"], errors="collect")
+    assert "under3_census" in df.attrs["failures"]
+    assert "under3_census" not in df.columns
+
+
+@responses.activate
+def test_under3_census_is_read_from_single_ages_never_from_y0t2():
+    responses.get(URL + "DS_RP_POPULATION_PRINC", json=load("empty_y0t2.json"))
+    responses.get(URL + "DS_RP_TD_POPULATION_AGESEX_PRINC", json=load("agesex_2023.json"))
+    df = im.load_insee_needs(EPCI, series=["under3_census"]).set_index("code_insee")
+    assert df.loc["44129", "under3_census"] == 115 + 118 + 123  # SEX=M rows not added
+    assert df.loc["44129", "under3_census_year"] == 2023
+    assert math.isnan(df.loc["44161", "under3_census"])  # Y2 secret: never undercounted
+    assert df.loc["44161", "under3_census_2017"] == 38 + 39 + 41
+    assert [c.request.url.split("?")[0].rsplit("/", 1)[1] for c in responses.calls] == [
+        "DS_RP_TD_POPULATION_AGESEX_PRINC"]
 
 
 @responses.activate

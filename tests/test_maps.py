@@ -26,13 +26,14 @@ from diagnosis.errors import InputError
 from diagnosis.maps import (
     FACILITY_STYLES,
     LOCAL_ASSETS,
-    _spread_coincident,
+    _common,
     build_overview_map,
     class_breaks,
     default_attribution,
     find_external_assets,
     set_asset_base_url,
 )
+from diagnosis.maps._layers import _spread_coincident
 from diagnosis.overview import compute_overview
 from diagnosis.schema import FACILITY_DTYPES, FACILITY_TYPES, Territory, validate_facilities
 from diagnosis.settings import METRIC_CRS, WGS84
@@ -96,7 +97,7 @@ def _facilities() -> gpd.GeoDataFrame:
 @pytest.fixture(scope="module", autouse=True)
 def _cdn_assets():
     """Maps as outside the app: app.py (run by test_app's AppTest) turns local assets on."""
-    saved = maps._asset_base_url
+    saved = _common._asset_base_url
     set_asset_base_url(None)
     yield
     set_asset_base_url(saved)
@@ -242,7 +243,7 @@ def _asset_links(html: str) -> list[str]:
 
 
 def test_local_assets_leave_no_external_script_or_stylesheet(overview, monkeypatch):
-    monkeypatch.setattr(maps, "_asset_base_url", None)
+    monkeypatch.setattr(_common, "_asset_base_url", None)
     set_asset_base_url("/base/app/static/vendor/")
     m = build_overview_map(overview)
     html = m.get_root().render()
@@ -266,7 +267,7 @@ def test_cdn_assets_outside_the_app(rendered):
 def test_unvendored_plugin_asset_is_reported(caplog):
     from folium.plugins import MarkerCluster
 
-    m = maps._leaflet_map()
+    m = _common._leaflet_map()
     MarkerCluster().add_to(m)
     maps.use_local_assets(m, "/app/static/vendor")
     assert any("leaflet.markercluster" in u for u in find_external_assets(m))
@@ -282,7 +283,7 @@ def test_every_map_builder_gets_local_assets():
 
 
 def test_empty_asset_base_url_is_refused(monkeypatch):
-    monkeypatch.setattr(maps, "_asset_base_url", None)
+    monkeypatch.setattr(_common, "_asset_base_url", None)
     with pytest.raises(InputError, match="base_url=' '"):
         set_asset_base_url(" ")
 

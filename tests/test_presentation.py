@@ -56,14 +56,19 @@ def test_priority_table_explains_the_score(access):
     prio = access.gaps.layers["priority"]
     assert len(t) == len(prio) == 9
     assert t["Rang"].tolist() == list(range(1, 10))
-    contrib = [c for c in t.columns if "(poids" in c]
-    assert len(contrib) == len(PRIORITY_FACTORS)
-    assert contrib[0] == "Naissances (poids 35 %)"
-    # the contributions add up to the score (rounding to 0.1 apart)
-    assert np.allclose(t[contrib].sum(axis=1), t["Score (0-100)"], atol=0.3)
+    # every column says what it holds: births, multipliers, a score in weighted births
+    assert "Naissances 2024" in t.columns and not any("(poids" in c for c in t.columns)
+    score = "Score (naissances pondérées par les besoins)"
+    mult = [c for c in t.columns if "moyenne" in c]
+    assert len(mult) == len(PRIORITY_FACTORS) - 1
+    # score = births x weighted mean of the multipliers (1 for births)
+    w = access.gaps.params["weights"]
+    expected = t["Naissances 2024"] * (w["births"] + sum(
+        w[k] * t[c] for k, c in zip(PRIORITY_FACTORS[1:], mult, strict=True)))
+    assert np.allclose(expected, t[score], rtol=0.02)
     top = prio.loc[prio["rank"] == 1].iloc[0]
     assert t.loc[0, "Commune"] == top["name"]
-    assert t.loc[0, "Score (0-100)"] == round(float(top["score"]), 1)
+    assert t.loc[0, score] == round(float(top["score"]), 1)
 
 
 def test_access_and_white_zone_tables(access):

@@ -20,6 +20,7 @@ from diagnosis import report as rp
 from diagnosis.__main__ import main
 from diagnosis.overview import compute_overview
 from diagnosis.pipeline import DiagnosisParams, run_diagnosis
+from diagnosis.report import synthesis
 from diagnosis.travel import Travel
 
 AUTHOR = "Jeanne <b>Martin</b> & Cie"
@@ -265,14 +266,14 @@ def test_cli_report_unwritable_output_fails_before_work(tmp_path, capsys):
 def test_synthesis_says_aucune_only_with_a_covering_source(ws):
     """Unknown is not none: the demo covers no type fully; a FINESS record covers the PMI."""
     bare = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
-    text = " ".join(rp._synthesis(bare, access=None, gaps=None, siting=None, partners=None,
+    text = " ".join(synthesis._synthesis(bare, access=None, gaps=None, siting=None, partners=None,
                                   cohorts=None, threshold_label="5 km")["findings"])
     assert "Aucune structure" not in text and "Offre non connue" in text
     assert "centres de PMI" in text  # among the types not known
     fac = ws.facilities.loc[ws.facilities["type"] != "pmi"]
     sources = [*ws.sources, {"key": "finess", "title": "FINESS", "covers": "pmi"}]
     covered = compute_overview(ws.territory, ws.communes, fac, sources=sources)
-    findings = rp._synthesis(covered, access=None, gaps=None, siting=None, partners=None,
+    findings = synthesis._synthesis(covered, access=None, gaps=None, siting=None, partners=None,
                              cohorts=None, threshold_label="5 km")["findings"]
     absent = next(f for f in findings if f.startswith("Aucune structure"))
     assert "centres de PMI" in absent
@@ -282,7 +283,7 @@ def test_synthesis_says_aucune_only_with_a_covering_source(ws):
 
 def test_synthesis_of_a_full_diagnosis_names_sites_partners_and_capacity(ws, overview):
     d = _diagnosis(ws, overview)
-    syn = rp._synthesis(overview, access=d.access.access, gaps=d.access.gaps,
+    syn = synthesis._synthesis(overview, access=d.access.access, gaps=d.access.gaps,
                         siting=d.siting.main, partners=d.partners, cohorts=d.cohorts,
                         threshold_label="5 km")
     assert 3 <= len(syn["findings"]) <= 5

@@ -75,9 +75,11 @@ def recorded(tmp_path, monkeypatch):
         rsps.get(births, json=js("melodi/births_page2.json"),
                  match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
         rsps.get(births, json=js("melodi/births_page1.json"))
-        rsps.get(MELODI + "DS_RP_POPULATION_PRINC", json=js("melodi/under3_y0t2_2023.json"),
+        rsps.get(MELODI + "DS_RP_POPULATION_PRINC", json=js("melodi/empty_y0t2.json"),
                  match=[matchers.query_param_matcher({"AGE": "Y0T2"}, strict_match=False)])
         rsps.get(MELODI + "DS_RP_POPULATION_PRINC", json=js("melodi/population_2023.json"))
+        rsps.get(MELODI + "DS_RP_TD_POPULATION_AGESEX_PRINC",
+                 json=js("melodi/agesex_2023.json"))
         rsps.get(MELODI + "DS_FILOSOFI_CC", json=js("melodi/filosofi_2023_med.json"),
                  match=[matchers.query_param_matcher({"FILOSOFI_MEASURE": "MED_SL"},
                                                      strict_match=False)])
@@ -117,7 +119,7 @@ def recorded(tmp_path, monkeypatch):
         rsps.get(f"{inclusion.BASE_URL}/services",
                  json=js("inclusion/services_garde_denfants.json"))
         # annuaire de l'administration
-        rsps.get("https://api-lannuaire.service-public.fr/api/explore/v2.1/catalog/datasets/"
+        rsps.get("https://api-lannuaire.service-public.gouv.fr/api/explore/v2.1/catalog/datasets/"
                  "api-lannuaire-administration/exports/json", json=js("annuaire/export_44.json"))
         # Géoplateforme geocoder for the rows without a position
         rsps.add_callback(responses.POST, "https://data.geopf.fr/geocodage/search/csv",

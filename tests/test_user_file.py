@@ -537,7 +537,6 @@ def test_precision_from_geocoder_type():
 @pytest.mark.parametrize(("name", "pattern"), [
     ("empty.csv", r"'empty\.csv' is empty"),
     ("header_only.csv", r"'header_only\.csv' has a header .* but no data rows"),
-    ("wrong_separator.csv", r"'wrong_separator\.csv': only one column .*'nom\|type\|lat\|lon'"),
     ("missing_location.csv",
      r"missing_location\.csv: no usable location column; columns found: \['nom', 'type', "
      r"'telephone'\]; expected lat \+ lon"),
@@ -550,7 +549,7 @@ def test_clear_errors_on_bad_files(name, pattern):
 
 def test_undecodable_and_unsupported_files():
     with pytest.raises(InputError, match=r"'bad\.csv': cannot decode .*UTF-8 or cp1252"):
-        load_facility_file(b"nom;type\n\x81\x8d\x8f;x\n", name="bad.csv")
+        load_facility_file(b"nom;type\n\x81\x81;x\n", name="bad.csv")
     with pytest.raises(InputError, match=r"'list\.xlsx': unsupported extension '\.xlsx' .*CSV"):
         load_facility_file(b"PK\x03\x04", name="list.xlsx")
     with pytest.raises(InputError, match=r"'broken\.geojson': cannot read"):
@@ -842,3 +841,86 @@ def test_positions_are_checked_against_the_declared_commune(tmp_path):
     notes = " ".join(rep.notes["note"])
     assert "signe moins perdu" in notes and "inversées" in notes
     assert any("à vérifier" in w for w in rep.warnings)
+
+
+# --- encodings and layouts met in real exports (issue 25 item 8) -------------------------
+
+_LAYOUT_HEAD = "nom;type;lat;lon;code_insee\n"
+_LAYOUT_ROWS = "Crèche Étoile;crèche;47.21;-1.55;44109\nMaison ç;mam;47.22;-1.56;44109\n"
+
+
+@pytest.mark.parametrize(("codec", "label"), [
+    ("utf-32", "UTF-32"),                       # with its byte-order mark
+    ("utf-32-le", "UTF-32 (sans BOM)"),
+    ("utf-32-be", "UTF-32 (sans BOM)"),
+    ("mac_roman", "Mac Roman"),                 # Excel for Mac « CSV (Macintosh) »
+])
+def test_wider_encodings_are_read(codec, label):
+    data = (_LAYOUT_HEAD + _LAYOUT_ROWS).encode(codec)
+    res = load_facility_file(data, name="export.csv", cog=COG)
+    assert res.report.encoding == label
+    assert res.facilities["name"].tolist() == ["Crèche Étoile", "Maison ç"]
+
+
+def test_windows_1252_is_not_taken_for_mac_roman():
+    res = load_facility_file((_LAYOUT_HEAD + _LAYOUT_ROWS).encode("cp1252"), name="w.csv",
+                             cog=COG)
+    assert res.report.encoding == "cp1252"
+    assert res.facilities["name"].tolist() == ["Crèche Étoile", "Maison ç"]
+
+
+def test_pipe_separator_file():
+    raw = read_table((DATA / "wrong_separator.csv").read_bytes(), file_name="w.csv")
+    assert raw.separator == "|" and list(raw.frame.columns) == ["nom", "type", "lat", "lon"]
+    assert raw.frame["nom"].tolist() == ["Crèche A", "Crèche B"]
+    inline = (_LAYOUT_HEAD + _LAYOUT_ROWS).replace(";", "|").encode()
+    assert load_facility_file(inline, name="p.csv", cog=COG).report.accepted == 2
+
+
+def test_two_title_lines_without_separators_above_the_header():
+    text = ("Liste des structures petite enfance du département\n"
+            "Mise à jour : mars 2024\n" + _LAYOUT_HEAD + _LAYOUT_ROWS)
+    res = load_facility_file(text.encode(), name="t.csv", cog=COG)
+    assert res.report.accepted == 2
+    assert any("lignes 1, 2 avant l'en-tête" in w for w in res.report.warnings)
+    # the rows keep the numbers of the file: header on line 3, data on lines 4 and 5
+    assert res.facilities["source_id"].tolist() == ["4", "5"]
+
+
+def test_headerless_file_with_a_mapping_by_number():
+    data = _LAYOUT_ROWS.encode()
+    with pytest.raises(InputError, match="no name column"):  # read with a header: refused
+        load_facility_file(data, name="sans_entete.csv", cog=COG)
+    res = load_facility_file(data, name="sans_entete.csv", cog=COG, header=False,
+                             mapping={"name": 1, "type": "2", "lat": 3, "lon": 4,
+                                      "code_insee": "colonne_5"})
+    assert res.report.rows_read == 2 and res.report.accepted == 2
+    assert res.facilities["source_id"].tolist() == ["1", "2"]  # line 1 is a row
+
+
+def test_nul_bytes_are_dropped_per_row_not_refusing_the_file():
+    data = (_LAYOUT_HEAD.encode() + b"Cr\x00eche A;cr\xc3\xa8che;47.21;-1.55;44109\n"
+            + b"Relais B;rpe;47.22;-1.56;44109\n" * 3)
+    res = load_facility_file(data, name="nul.csv", cog=COG)
+    assert res.report.accepted == 4
+    assert res.facilities["name"].iloc[0] == "Creche A"
+    notes = res.report.notes
+    assert notes.loc[notes["row"] == 2, "note"].str.contains("octet nul").all()
+    assert (notes["row"] == 2).sum() >= 1 and not (notes["row"] == 3).any()
+    assert any("octets nuls supprimés : ligne 2" in w for w in res.report.warnings)
+
+
+def test_unknown_commune_code_is_flagged():
+    text = (_LAYOUT_HEAD + "Crèche A;crèche;47.21;-1.55;44109\n"
+            "Crèche B;crèche;47.22;-1.56;44999\n" "PMI C;pmi;;;44999\n")
+    res = load_facility_file(text.encode(), name="u.csv", cog=COG, town_halls=HALLS)
+    rep = res.report
+    assert rep.rows_read == 3 and rep.accepted + len(rep.rejected) == 3
+    assert "inconnu du code officiel géographique" in " ".join(
+        rep.notes.loc[rep.notes["row"] == 3, "note"])
+    assert "code commune 44999 inconnu" in rejected_reason(rep, 4)
+    assert any("code commune inconnu (44999) : lignes 3, 4" in w for w in rep.warnings)
+    # a former (merged) commune's code is known, replaced, and not flagged as unknown
+    old = load_facility_file((_LAYOUT_HEAD + "Crèche D;crèche;47.05;-1.93;44040\n").encode(),
+                             name="o.csv", cog=COG).report
+    assert not any("inconnu" in w for w in old.warnings)

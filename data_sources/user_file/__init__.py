@@ -66,6 +66,7 @@ def load_facility_file(
     communes: gpd.GeoDataFrame | None = None,
     cog: pd.DataFrame | None = None,
     source_date: str = "",
+    header: bool = True,
 ) -> ImportResult:
     """Import a user's facility file (CSV, GeoJSON or GeoPackage).
 
@@ -100,6 +101,10 @@ def load_facility_file(
         former (merged) communes. Defaults to the shipped COG 2026.
     source_date
         Date or vintage of the file (ISO, may be partial: ``"2024"``).
+    header
+        ``False`` for a CSV without a header line: the columns are then ``colonne_1``,
+        ``colonne_2``…, and ``mapping`` may name them by number (``{"name": 1,
+        "lat": 3, "lon": 4}``).
 
     Returns
     -------
@@ -115,7 +120,10 @@ def load_facility_file(
 
     """
     data, file_name = _read_source(source, name=name)
-    raw = read_table(data, file_name=file_name)
+    raw = read_table(data, file_name=file_name, header=header)
+    if not header and mapping:
+        mapping = {key: f"colonne_{int(col)}" if str(col).strip().isdigit() else str(col)
+                   for key, col in mapping.items()}
     from data_sources.insee_files import check_not_insee_file
 
     check_not_insee_file(list(raw.frame.columns), file_name=file_name)  # it goes to --insee

@@ -48,6 +48,7 @@ class _Cog:
     current: dict[str, str]               # code -> name of current communes
     former: dict[str, str]                # former (merged) code -> current code
     by_postcode: dict[str, tuple[str, ...]]
+    known: frozenset[str] = frozenset()   # every code of the table (arrondissements too)
 
 
 _COG_CACHE: dict[int, tuple[pd.DataFrame, _Cog]] = {}
@@ -85,7 +86,8 @@ def _build_cog_index(cog: pd.DataFrame) -> _Cog:
                 by_postcode.setdefault(pc, []).append(code)
         elif kind in ("deleguee", "associee") and parent and code not in current:
             former.setdefault(code, parent)
-    return _Cog(current, former, {k: tuple(v) for k, v in by_postcode.items()})
+    known = frozenset(table["code"]) | frozenset(former)
+    return _Cog(current, former, {k: tuple(v) for k, v in by_postcode.items()}, known)
 
 
 def _shipped_cog() -> pd.DataFrame | None:
@@ -211,6 +213,15 @@ def _codes_from_cog(
         log.warnings.append(
             f"code d'une ancienne commune remplacé par celui de la commune actuelle pour "
             f"{_plural(len(replaced_rows), 'ligne', 'lignes')} ({pairs})")
+    unknown = codes.ne("") & ~codes.isin(list(cog.known))
+    if unknown.any():
+        unknown_rows = [int(str(r)) for r in codes.index[unknown.to_numpy()]]
+        log.note(unknown_rows, lambda r: (
+            f"code commune {codes.loc[r]} inconnu du code officiel géographique (ni commune "
+            "actuelle ni ancienne) : vérifiez-le"))
+        shown = ", ".join(pd.unique(codes[unknown])[:5])
+        log.warnings.append(
+            f"code commune inconnu ({shown}) : {_rows_text(unknown_rows)} ; vérifiez ces codes")
     deduced: list[int] = []
     for row in codes.index[codes.eq("") & postcodes.ne("")]:
         pc = postcodes[row]

@@ -163,6 +163,9 @@ def parse_facilities(
         elif not code:
             log.reject([row], "ni coordonnées ni code commune : ajoutez lat/lon ou un code "
                               "INSEE de commune")
+        elif cog_index is not None and code not in cog_index.known:
+            log.reject([row], f"pas de coordonnées et code commune {code} inconnu : corrigez "
+                              "le code ou ajoutez lat/lon")
         elif halls is None:
             log.reject([row], f"pas de coordonnées ; commune {code} connue mais aucune liste de "
                               "mairies fournie pour l'y placer")

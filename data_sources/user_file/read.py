@@ -8,6 +8,7 @@ import json
 import re
 import tempfile
 import warnings as warnings_module
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ _WHAT = "fichier de structures"
 
 
 #: Separators tried on CSV files, in order of preference when equally plausible.
-CSV_SEPARATORS = (";", ",", "\t")
+CSV_SEPARATORS = (";", ",", "\t", "|")
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ def _read_source(source: Any, *, name: str | None,
                      "pass the path of a CSV, GeoJSON or GeoPackage file")
 
 
-def read_table(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -> RawTable:
+def read_table(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
+               header: bool = True) -> RawTable:
     """Read a CSV, GeoJSON or GeoPackage file's bytes as a table of text cells.
 
     Parameters
@@ -120,6 +122,9 @@ def read_table(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) 
     max_rows
         Most data rows (CSV) or features (GeoJSON, GeoPackage) read; a larger file is
         refused (French message) rather than cut.
+    header
+        ``False`` for a CSV without a header line: every line is a row and the columns
+        are named ``colonne_1``, ``colonne_2``… (give a ``mapping`` to say which is which).
 
     Returns
     -------
@@ -134,7 +139,7 @@ def read_table(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) 
     """
     ext = Path(file_name).suffix.lower()
     if ext in CSV_EXTENSIONS:
-        return _read_csv(data, file_name=file_name, max_rows=max_rows)
+        return _read_csv(data, file_name=file_name, max_rows=max_rows, header=header)
     if ext in GEO_EXTENSIONS:
         return _read_vector(data, file_name=file_name, max_rows=max_rows)
     hint = " (export the sheet as CSV from your spreadsheet)" if ext in {
@@ -157,8 +162,11 @@ def _sniff_separator(lines: Sequence[str]) -> tuple[str, int]:
                                           delimiter=sep) if any(c.strip() for c in r)]
         if not rows:
             continue
-        width = len(rows[0])
-        consistent = sum(len(r) == width for r in rows) / len(rows)
+        # title lines above the header ("Liste des crèches", "Mise à jour : mars 2024")
+        # hold one value: judge the width on the lines holding two values or more
+        wide = [r for r in rows if sum(bool(c.strip()) for c in r) >= 2] or rows
+        width = Counter(len(r) for r in wide).most_common(1)[0][0]
+        consistent = sum(len(r) == width for r in wide) / len(wide)
         score = (width >= 2, consistent >= 0.9, width, consistent)
         if best is None or score > best[0]:
             best = (score, sep, width)
@@ -177,7 +185,8 @@ def _too_many_rows(file_name: str, max_rows: int, *, unit: str = "lignes") -> In
            "découpez le fichier en plusieurs")
 
 
-def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -> RawTable:
+def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
+              header: bool = True) -> RawTable:
     decoded = _decode(data, file_name=file_name)
     text, encoding = decoded.text, decoded.encoding
     if not text.strip():
@@ -202,7 +211,7 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -
     body = "".join(lines[skip_first:])
     phys = io.StringIO(body, newline="").readlines()  # the lines as the csv reader counts them
     reader = csv.reader(io.StringIO(body, newline=""), delimiter=sep)
-    header: list[str] | None = None
+    head: list[str] | None = None if header else [""] * width
     records: list[list[str]] = []
     row_numbers: list[int] = []
     spans: list[tuple[int, int]] = []
@@ -221,7 +230,7 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -
             break
         except csv.Error as exc:
             start_line, prev_line = prev_line + 1, reader.line_num + skip_first
-            if header is None:
+            if head is None:
                 raise InputError(f"{file_name!r}: CSV syntax error near line {start_line}: "
                                  f"{exc}; check the quotes around values") from exc
             if "field limit" in str(exc):
@@ -238,18 +247,18 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -
         start_line, prev_line = prev_line + 1, reader.line_num + skip_first
         cells = [c.replace("\u00a0", " ").strip() for c in record]
         if not any(cells):
-            if record and header is not None:
+            if record and head is not None:
                 blank_rows += 1  # a row of separators only (spreadsheet leftovers)
             continue
-        if header is None:
+        if head is None:
             if sum(bool(c) for c in cells) < 2 and len(titles) < 5:
                 titles.append(start_line)  # a title above the header ("Liste des…;;;")
                 continue
-            header = cells
+            head = cells
             continue
         if prev_line > start_line:  # one record over several lines: a stray quote?
             span = phys[start_line - skip_first - 1:prev_line - skip_first]
-            split = _split_lines(span, sep, width=len(header))
+            split = _split_lines(span, sep, width=len(head))
             if split is not None:
                 for k, line_cells in enumerate(split):
                     if not any(line_cells):
@@ -270,13 +279,13 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -
         records.append(cells)
         row_numbers.append(start_line)
         spans.append((start_line, prev_line))
-    if header is None:
+    if head is None:
         raise InputError(f"{file_name!r}: no header line with at least two column names; "
                          "the first line must name the columns (nom, type, adresse…)")
     warnings: list[str] = []
     if titles:
         warnings.append(f"{_rows_text(titles)} avant l'en-tête ignorée(s) (titre)")
-    names = _unique_headers(header, warnings)
+    names = _unique_headers(head, warnings)
     width = len(names)
     rows: list[list[str]] = []
     for number, cells in zip(row_numbers, records, strict=True):
@@ -291,7 +300,7 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -
                          "add one row per facility")
     frame = pd.DataFrame(rows, columns=names, index=pd.Index(row_numbers, name="row"), dtype=object)
     # drop unnamed trailing columns that hold nothing (spreadsheet leftovers)
-    empty_unnamed = [c for c, h in zip(names, header, strict=True)
+    empty_unnamed = [c for c, h in zip(names, head, strict=True)
                      if not h and not frame[c].astype(bool).any()]
     frame = frame.drop(columns=empty_unnamed)
     if blank_rows:
@@ -299,6 +308,14 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS) -
     if stray:
         warnings.append(f"guillemet isolé : {_rows_text(stray)} lue(s) une par une (elles se "
                         "lisaient comme une seule ligne)")
+    if decoded.nul_lines:
+        bad = set(decoded.nul_lines)
+        flagged = [row for row, (a, b) in zip(row_numbers, spans, strict=True)
+                   if any(line in bad for line in range(a, b + 1))]
+        for row in flagged:
+            notes[row] = "octet nul (caractère invisible) supprimé dans cette ligne : vérifiez-la"
+        warnings.append(f"octets nuls supprimés : {_rows_text(decoded.nul_lines)} du fichier "
+                        "(les autres caractères sont gardés)")
     if decoded.cp1252_lines:
         bad = set(decoded.cp1252_lines)
         flagged = [row for row, (a, b) in zip(row_numbers, spans, strict=True)
@@ -343,7 +360,7 @@ def _split_lines(lines: Sequence[str], sep: str, *, width: int) -> list[list[str
 
 
 def _sep_label(sep: str) -> str:
-    return "tabulation" if sep == "\t" else sep
+    return "tabulation" if sep == "\t" else "barre verticale |" if sep == "|" else sep
 
 
 def _unique_headers(header: Sequence[str], warnings: list[str]) -> list[str]:

@@ -13,17 +13,14 @@ from scipy import sparse
 
 from diagnosis.errors import InputError
 from diagnosis.schema import USER_SITE_TYPE_LABEL
+from diagnosis.settings import HOST_TYPES, OBJECTIVES  # noqa: F401 (re-exported)
 
-#: Facility types that can host a Maison (the default candidate pool).
-HOST_TYPES: tuple[str, ...] = ("pmi", "eaje", "rpe", "centre_social", "laep", "evs", "mairie")
 #: ``type`` given to candidate points proposed by the user (not a facility type).
 USER_SITE_TYPE = "user_site"
 #: Facility type of the existing Maisons (candidates that are usually ``fixed``).
 EXISTING_TYPE = "maison_1000_jours"
 #: Solver methods accepted by :func:`solve_max_covering` and :func:`solve_p_median`.
 METHODS: tuple[str, ...] = ("exact", "greedy", "auto")
-#: Objectives accepted by :func:`find_host_sites`.
-OBJECTIVES: tuple[str, ...] = ("max_covering", "p_median")
 #: Default time limit (seconds) given to HiGHS.
 DEFAULT_TIME_LIMIT_S = 60.0
 #: ``method="auto"`` solves the covering exactly up to this many coverage pairs (non-zeros

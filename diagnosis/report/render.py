@@ -1,0 +1,332 @@
+"""The report's public API: HTML through Jinja2 (autoescape on), PDF through WeasyPrint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from diagnosis.analyses import Catchment, Site
+from diagnosis.errors import InputError
+from diagnosis.overview import Overview
+from diagnosis.pipeline import Diagnosis
+from diagnosis.report._base import _KIND_LABELS, TEMPLATES_DIR, Progress, ReportMeta
+from diagnosis.report.method import _limits_part, _method_part, _sources_table
+from diagnosis.report.results import (
+    _access_section,
+    _cohorts_section,
+    _gaps_section,
+    _partners_section,
+    _siting_section,
+)
+from diagnosis.report.site import _comparison_part, _site_part
+from diagnosis.report.synthesis import _synthesis
+from diagnosis.report.territory import _directory, _needs_part, _offer_part
+from diagnosis.static_maps import (
+    attribution_text,
+    format_length_fr,
+)
+
+# --------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------
+
+
+def _template() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=False)
+    return env.get_template("report.html.j2")
+
+
+def render_report_html(
+    overview: Overview,
+    *,
+    access: Any = None,
+    gaps: Any = None,
+    siting: Any = None,
+    scenarios: pd.DataFrame | None = None,
+    partners: Any = None,
+    cohorts: Any = None,
+    comparison: pd.DataFrame | None = None,
+    site: Site | None = None,
+    context: gpd.GeoDataFrame | None = None,
+    meta: ReportMeta | None = None,
+    progress: Progress | None = None,
+    catchment: Catchment | None = None,
+) -> str:
+    """Render the diagnosis report as one self-contained HTML document (French).
+
+    Parameters
+    ----------
+    overview
+        The diagnosis (:func:`diagnosis.overview.compute_overview`).
+    access, gaps, siting, partners, cohorts
+        Results of the other analyses, or ``None`` (the part says « Non calculé »).
+    scenarios
+        Siting scenarios side by side (:func:`diagnosis.siting.compare_scenarios`).
+    comparison
+        A comparison table (:func:`diagnosis.comparison.compare_territories`) including
+        the territory, or ``None``.
+    site
+        A site studied for the Maison (``--site``), or ``None``.
+    context
+        Communes drawn in grey around the territory on the maps (e.g. all loaded ones).
+    meta
+        Author, date, sources, notices, imports.
+    progress
+        Called with the name of each step (for a progress bar).
+    catchment
+        The catchment of ``site`` (communes within T): the site section and the cohorts
+        then speak of the same communes. Without it, the site section gives crow-fly
+        distances only, and says so.
+
+    Returns
+    -------
+    str
+        HTML with the CSS and the maps (PNG data URIs) inlined.
+    """
+    if not isinstance(overview, Overview):
+        raise InputError(f"overview must be an Overview (from compute_overview), got "
+                         f"{type(overview).__name__!r}")
+    meta = meta or ReportMeta()
+    step = progress or (lambda _name: None)
+    s = overview.summary
+    sources = list(meta.sources) or list(s.get("sources", []))
+    attribution = attribution_text(sources) or "Sources : voir la partie « Sources »"
+    threshold_label = format_length_fr(float(overview.params["threshold_m"])) \
+        .replace(" ", "\u00a0")
+    t = overview.territory
+    created = meta.created or dt.date.today()
+    com = overview.layers["communes"]
+
+    step("synthèse")
+    synthesis = _synthesis(overview, access=access, gaps=gaps, siting=siting,
+                           partners=partners, cohorts=cohorts, threshold_label=threshold_label)
+    step("cartes du territoire et des besoins")
+    needs = _needs_part(overview, context, attribution)
+    step("cartes de l'offre")
+    offer = _offer_part(overview, context, attribution, threshold_label)
+    step("accessibilité, implantation, partenaires")
+    origin_labels = {"demo": "données de démonstration embarquées (Loire-Atlantique)",
+                     "store": "données téléchargées des sources publiques"}
+    ctx = {
+        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
+        "title": meta.title,
+        "territory": {"label": t.label, "name": t.name, "code": t.code,
+                      "kind_label": _KIND_LABELS.get(t.kind, t.kind),
+                      "n_communes": s["n_communes"], "note": t.note},
+        "meta": {"author": meta.author, "date": created.strftime("%d/%m/%Y"),
+                 "date_iso": created.isoformat(),
+                 "origin_label": origin_labels.get(meta.origin, meta.origin or "non précisé")},
+        "params": {"threshold": threshold_label},
+        "header": f"Maillage — {meta.title} — {t.label} — {created.strftime('%d/%m/%Y')}",
+        "footer": attribution,
+        "notices": list(meta.notices),
+        "synthesis": synthesis,
+        "needs": needs,
+        "offer": offer,
+        "access": _access_section(access, threshold_label=threshold_label),
+        "gaps": _gaps_section(gaps, reason_missing=(
+            "Le score de priorité des communes (besoins rapportés à l'offre accessible) n'a "
+            "pas été calculé pour ce rapport. Les parties 2 et 3 donnent les besoins et les "
+            "communes sans structure."), communes=com, context=context,
+            attribution=attribution),
+        "siting": _siting_section(siting, scenarios, reason_missing=(
+            "Les sites recommandés et le tableau de scénarios (combien de naissances chaque "
+            "choix de lieu met à portée) n'ont pas été calculés pour ce rapport."),
+            communes=com, context=context, attribution=attribution),
+        "site": (_site_part(site, overview, siting, threshold_label, catchment)
+                 if site else None),
+        "partners": _partners_section(partners, reason_missing=(
+            "La sélection des partenaires à rencontrer en priorité n'a pas été calculée : "
+            "l'annuaire en annexe liste toutes les structures connues.")),
+        "directory": _directory(overview),
+        "cohorts": _cohorts_section(cohorts, reason_missing=(
+            "Le nombre de groupes de pairs possibles n'a pas été calculé pour ce rapport : "
+            "il dépend de la part des familles qui rejoindraient un groupe, une hypothèse à "
+            "fixer avec les partenaires (option --uptake-rate, par exemple 0,2).")),
+        "comparison": _comparison_part(comparison, overview, attribution),
+        "method": _method_part(threshold_label, access=access, gaps=gaps, siting=siting,
+                               cohorts=cohorts),
+        "sources_table": _sources_table(sources),
+        "imports": list(meta.imports),
+        "limits": _limits_part(overview, meta.notices),
+    }
+    step("mise en page HTML")
+    return french_spacing(str(_template().render(**ctx)))
+
+
+#: French typography: a no-break space inside guillemets (a line never starts with »).
+_FRENCH_SPACES = (("« ", "«\u00a0"), (" »", "\u00a0»"))
+
+
+def french_spacing(html: str) -> str:
+    r"""No line break after « or before » in the body of the report.
+
+    Only the text after ``<body>`` is touched (the stylesheet is left as it is); the
+    characters replaced never occur inside our markup.
+
+    Examples
+    --------
+    >>> french_spacing("<style>a « b</style><body>Voir « ici » : oui</body>")
+    '<style>a « b</style><body>Voir «\xa0ici\xa0» : oui</body>'
+    """
+    head, sep, body = html.partition("<body>")
+    if not sep:
+        return html
+    for a, b in _FRENCH_SPACES:
+        body = body.replace(a, b)
+    return head + sep + body
+
+
+def _pdf_from_html(html: str) -> bytes:
+    try:
+        import weasyprint
+    except ImportError as exc:  # pragma: no cover - weasyprint is in requirements.txt
+        raise ImportError("The PDF report needs WeasyPrint: pip install weasyprint "
+                          "(and a font, e.g. Debian's fonts-dejavu-core)") from exc
+    return bytes(weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf())
+
+
+def render_report(
+    overview: Overview,
+    *,
+    access: Any = None,
+    gaps: Any = None,
+    siting: Any = None,
+    scenarios: pd.DataFrame | None = None,
+    partners: Any = None,
+    cohorts: Any = None,
+    comparison: pd.DataFrame | None = None,
+    site: Site | None = None,
+    context: gpd.GeoDataFrame | None = None,
+    meta: ReportMeta | None = None,
+    progress: Progress | None = None,
+    catchment: Catchment | None = None,
+) -> bytes:
+    """Render the diagnosis report as PDF bytes (see :func:`render_report_html`)."""
+    html = render_report_html(overview, access=access, gaps=gaps, siting=siting,
+                              scenarios=scenarios, partners=partners, cohorts=cohorts,
+                              comparison=comparison, site=site, context=context, meta=meta,
+                              progress=progress, catchment=catchment)
+    if progress:
+        progress("mise en page PDF")
+    return _pdf_from_html(html)
+
+
+def build_report_pdf(
+    overview: Overview,
+    *,
+    sources: Sequence[Mapping[str, Any]],
+    notices: Sequence[str] = (),
+    author: str = "",
+    imports: Sequence[str] = (),
+    origin: str = "",
+    created: dt.date | None = None,
+    context: gpd.GeoDataFrame | None = None,
+    access: Any = None,
+    gaps: Any = None,
+    siting: Any = None,
+    scenarios: pd.DataFrame | None = None,
+    partners: Any = None,
+    cohorts: Any = None,
+    comparison: pd.DataFrame | None = None,
+    site: Site | None = None,
+    progress: Progress | None = None,
+) -> bytes:
+    """The one call the app and the command line make to get the PDF report.
+
+    Parameters
+    ----------
+    overview
+        The diagnosis.
+    sources, notices, imports, origin
+        From the workspace (``Workspace.sources``, ``Workspace.notices``, one French line
+        per import report, ``Workspace.origin``).
+    author, created
+        Printed on the cover.
+    context
+        Communes drawn around the territory (``Workspace.communes``).
+    access, gaps, siting, scenarios, partners, cohorts, comparison, site
+        Optional results (see :func:`render_report_html`, and
+        :func:`compute_report_analyses` to compute those that exist).
+    progress
+        Called with each step's name.
+
+    Returns
+    -------
+    bytes
+        The PDF.
+
+    Examples
+    --------
+    In the app::
+
+        pdf = build_report_pdf(ov, sources=ws.sources, notices=ws.notices,
+                               context=ws.communes, author=name)
+        st.download_button("Rapport PDF", pdf, file_name="diagnostic.pdf")
+    """
+    meta = ReportMeta(author=author, created=created, sources=tuple(sources),
+                      notices=tuple(notices), imports=tuple(imports), origin=origin)
+    return render_report(overview, access=access, gaps=gaps, siting=siting,
+                         scenarios=scenarios, partners=partners,
+                         cohorts=cohorts, comparison=comparison, site=site, context=context,
+                         meta=meta, progress=progress)
+
+
+def count_pdf_pages(pdf: bytes) -> int:
+    """Number of pages of a PDF (reads it with pypdf)."""
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
+                            created: dt.date | None = None) -> dict[str, Any]:
+    """The renderer's arguments for a :class:`~diagnosis.pipeline.Diagnosis` (one mapping)."""
+    d = diagnosis
+    acc = d.access
+    meta = ReportMeta(author=author, created=created, sources=tuple(d.inputs.sources),
+                      notices=tuple(d.inputs.notices),
+                      imports=tuple(r.summary_fr() for r in d.inputs.imports),
+                      origin=d.inputs.origin)
+    return {"access": acc.access if acc else None, "gaps": acc.gaps if acc else None,
+            "siting": d.siting.main if d.siting else None,
+            "scenarios": d.siting.table if d.siting else None,
+            "partners": d.partners, "cohorts": d.cohorts, "comparison": d.comparison,
+            "site": d.site if d.params.site else None, "catchment": d.catchment,
+            "context": d.inputs.communes, "meta": meta}
+
+
+def render_diagnosis_html(diagnosis: Diagnosis, *, author: str = "",
+                          created: dt.date | None = None,
+                          progress: Progress | None = None) -> str:
+    """The report of a diagnosis as HTML (see :func:`render_report_html`)."""
+    return render_report_html(diagnosis.overview, progress=progress,
+                              **diagnosis_report_kwargs(diagnosis, author=author,
+                                                        created=created))
+
+
+def build_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
+                        created: dt.date | None = None,
+                        progress: Progress | None = None) -> bytes:
+    """The PDF report of a diagnosis: the one call the app and the command line make.
+
+    Parameters
+    ----------
+    diagnosis
+        :func:`diagnosis.pipeline.run_diagnosis`'s result (with its ``comparison`` set by
+        the caller when peers are compared).
+    author, created
+        Printed on the cover.
+    progress
+        Called with each step's name.
+    """
+    return render_report(diagnosis.overview, progress=progress,
+                         **diagnosis_report_kwargs(diagnosis, author=author, created=created))

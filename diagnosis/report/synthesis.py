@@ -1,0 +1,301 @@
+"""The one-page synthesis: the territory in five figures, the findings, what to do next."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.overview import Overview
+from diagnosis.report._base import (
+    _NA,
+    _loaded_anywhere,
+    _lower_first,
+    _names,
+    _shorten,
+    _table,
+    _types,
+)
+from diagnosis.schema import (
+    ENGINE_CROW_FLY,
+    facility_label,
+)
+
+# --------------------------------------------------------------------------------------
+# Parts of the report
+# --------------------------------------------------------------------------------------
+
+
+
+
+
+
+
+
+def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[str, str]],
+                                                                     dict[str, Any],
+                                                                     list[str]]:
+    s = overview.summary
+    n = int(s["n_communes"])
+    cards = [
+        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"},
+        {"value": fr_number(s.get("births_mean_2016_2021")),
+         "label": "naissances par an en moyenne 2016-2021"},
+        {"value": "≈ " + fr_number(s.get("under3_estimate")),
+         "label": "enfants de moins de 3 ans — ESTIMATION (3 × naissances 2024), pas un "
+                  "comptage"},
+        {"value": fr_number(s.get("population_2022")), "label": "habitants en 2022"},
+        {"value": fr_number(n), "label": "communes" + (
+            f" (+ {s['n_communes_missing']} sans données)" if s.get("n_communes_missing")
+            else "")},
+        {"value": threshold_label, "label": "seuil de proximité (à vol d'oiseau depuis la "
+                                            "mairie)"},
+    ]
+    rows, findings = [], []
+    names = _names(overview.layers["communes"])
+    absent, unknown, partial, not_found = [], [], [], []
+    coverage = s.get("coverage", {})
+    for t in _types(overview):
+        f = s["facilities"][t]
+        w = s["births_within_threshold"][t]
+        without = s["communes_without"][t]
+        loaded = _loaded_anywhere(overview, t)
+        complete = coverage.get(t, {}).get("status") == "complete"
+        share = fr_percent(w["share"]) if loaded else "non renseigné"
+        rows.append([facility_label(t, plural=True), fr_number(f["count"]),
+                     fr_number(f["places_known"]), f"{len(without)} / {n}",
+                     fr_number(w["births"]) if loaded else _NA, share])
+        if not loaded and not complete:
+            unknown.append(facility_label(t, plural=True))
+        elif f["count"] == 0 and complete:
+            absent.append(f"{facility_label(t, plural=True)} ({fr_percent(w['share'])})")
+        elif f["count"] == 0:
+            not_found.append(facility_label(t, plural=True))
+        elif len(without) and n > 1:
+            listed = ", ".join(names.get(c, c) for c in without[:4])
+            more = f" et {len(without) - 4} autres" if len(without) > 4 else ""
+            partial.append(f"{facility_label(t, plural=True)} : {f['count']} dans le "
+                           f"territoire, {len(without)} commune(s) sur {n} sans ({listed}{more})"
+                           f", {fr_percent(w['share'])} des naissances à portée.")
+    if absent:
+        findings.append("Aucune structure dans le territoire (selon les sources qui les "
+                        "recensent toutes) : " + ", ".join(absent) +
+                        f" — entre parenthèses, la part des naissances 2024 à {threshold_label} "
+                        "ou moins d'une structure voisine.")
+    findings.extend(partial[:5])
+    if len(partial) > 5:
+        findings.append(f"… et {len(partial) - 5} autre(s) type(s) : voir la partie 3.")
+    if not_found:
+        findings.append("Offre non connue dans le territoire (aucune source chargée ne les "
+                        "recense toutes ; les données chargées n'en placent aucune ici, ce qui "
+                        "ne veut pas dire qu'il n'y en a pas) : " + ", ".join(not_found)
+                        + ". Importez un fichier de structures ou mettez à jour les sources "
+                        "(FINESS pour les PMI, BPE pour les crèches, relais, LAEP…).")
+    if unknown:
+        findings.append("Offre inconnue (aucune structure chargée, ni dans le territoire ni "
+                        "autour ; pas forcément absente) : " + ", ".join(unknown) + ".")
+    approx = sum(int(s["facilities"][t]["at_commune_precision"]) for t in _types(overview))
+    total = sum(int(s["facilities"][t]["count"]) for t in _types(overview))
+    if approx:
+        findings.append(f"{approx} structure(s) sur {total} sont placées à la mairie de leur "
+                        "commune (position approximative) : les distances sont indicatives.")
+    if s.get("n_communes_missing"):
+        findings.append(f"{s['n_communes_missing']} commune(s) du territoire n'ont pas de "
+                        "données chargées : les chiffres ne couvrent que les autres.")
+    table = _table(["Type de structure", "Dans le territoire", "Places connues",
+                    "Communes sans", f"Naissances à ≤ {threshold_label}", "Part des naissances"],
+                   rows, numeric=[False, True, True, True, True, True],
+                   title="Offre et proximité par type de structure",
+                   widths=[30, 13, 13, 13, 16, 15],
+                   note=("« Places connues » : somme des capacités publiées (— : aucune "
+                         "connue). « Communes sans » : communes sans structure du type sur "
+                         "leur sol. Naissances à portée : naissances 2024 des communes dont "
+                         f"la mairie est à {threshold_label} ou moins (à vol d'oiseau) d'une "
+                         "structure du type, dans ou hors du territoire."))
+    return cards, table, findings
+
+
+
+
+def _share_of(summary: pd.DataFrame, typ: str) -> float | None:
+    row = summary.loc[summary["type"].eq(typ)]
+    if len(row) == 0 or not float(row["n_facilities"].iloc[0] or 0):
+        return None
+    v = row["share_births_within"].iloc[0]
+    return None if pd.isna(v) else float(v)
+
+
+#: Order in which the structures near the site are proposed as first partners.
+_PARTNER_ORDER = ("pmi", "maternite", "sage_femme", "laep", "centre_social", "evs", "rpe",
+                  "eaje", "mam")
+
+
+def fr_short(value: Any) -> str:
+    """A figure for a sentence: one decimal unless it is a whole number.
+
+    Examples
+    --------
+    >>> fr_short(2.0), fr_short(6.06), fr_short(None)
+    ('2', '6,1', '—')
+    """
+    try:
+        v = round(float(value), 1)
+    except (TypeError, ValueError):
+        return _NA
+    return fr_number(v, decimals=0 if v.is_integer() else 1)
+
+
+def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partners: Any,
+               cohorts: Any, threshold_label: str) -> dict[str, Any]:
+    """Page 1: the territory in five figures, findings, sites, partners, next steps, limits."""
+    s = overview.summary
+    com = overview.layers["communes"]
+    n = int(s["n_communes"])
+    fam = pd.to_numeric(com.get("families_2022"), errors="coerce") \
+        if "families_2022" in com else pd.Series(dtype=float)
+    mono = pd.to_numeric(com.get("single_parent_families_2022"), errors="coerce") \
+        if "single_parent_families_2022" in com else pd.Series(dtype=float)
+    mono_share = float(mono.sum() / fam.sum()) if fam.notna().any() and fam.sum() > 0 \
+        and mono.notna().any() else None
+    cards = [
+        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"},
+        {"value": "≈ " + fr_number(s.get("under3_estimate")),
+         "label": "enfants de moins de 3 ans (ESTIMATION : 3 × naissances 2024)"},
+        {"value": fr_number(s.get("population_2022")), "label": "habitants en 2022"},
+        {"value": fr_number(n), "label": "communes" + (
+            f" (+ {s['n_communes_missing']} sans données)" if s.get("n_communes_missing")
+            else "")},
+        {"value": fr_percent(mono_share, decimals=1),
+         "label": "de familles monoparentales parmi les familles avec enfant(s) (2022)"},
+    ]
+    findings: list[str] = []
+    b24, bmean = s.get("births_2024"), s.get("births_mean_2016_2021")
+    if b24 is not None and bmean:
+        change = float(b24) / float(bmean) - 1
+        trend = ("stables" if abs(change) < 0.03 else
+                 f"en baisse de {fr_percent(-change)}" if change < 0 else
+                 f"en hausse de {fr_percent(change)}")
+        findings.append(f"{fr_number(b24)} naissances en 2024, {trend} par rapport à la "
+                        f"moyenne 2016-2021 ({fr_number(bmean)} par an).")
+    coverage = s.get("coverage", {})
+    present, absent, unknown = [], [], []
+    for t in _types(overview):
+        if t == "mairie":
+            continue
+        count = int(s["facilities"][t]["count"])
+        status = coverage.get(t, {}).get("status")
+        if count:
+            present.append(f"{fr_number(count)} "
+                           f"{_lower_first(facility_label(t, plural=count > 1))}")
+        elif status == "complete":
+            absent.append(_lower_first(facility_label(t, plural=True)))
+        else:
+            unknown.append(_lower_first(facility_label(t, plural=True)))
+    if present:
+        findings.append("Structures connues dans le territoire : " + ", ".join(present) + ".")
+    if absent:
+        findings.append("Aucune structure dans le territoire, selon les sources qui les "
+                        "recensent toutes : " + ", ".join(absent) + ".")
+    if unknown:
+        findings.append("Offre non connue (aucune source complète chargée : ce n'est pas "
+                        "une absence) : " + ", ".join(unknown) + ".")
+    acc_summary = getattr(access, "summary", None)
+    if isinstance(acc_summary, pd.DataFrame) and {"type", "share_births_within",
+                                                  "n_facilities"} <= set(acc_summary):
+        minutes = (getattr(access, "params", {}) or {}).get("max_minutes")
+        parts = []
+        for t in ("pmi", "eaje", "laep", "rpe", "maternite"):
+            share = _share_of(acc_summary, t)
+            if share is not None:
+                parts.append(f"{fr_percent(share)} pour les "
+                             f"{_lower_first(facility_label(t, plural=True))}")
+        engines = set(acc_summary.get("engine", pd.Series(dtype=str)).dropna())
+        how = " (temps estimés à vol d'oiseau)" if engines == {ENGINE_CROW_FLY} else ""
+        if parts and minutes is not None:
+            findings.append(f"Part des naissances à {fr_number(minutes)} min ou moins d'une "
+                            f"structure connue{how} : " + ", ".join(parts[:4]) + ".")
+    prio = (getattr(gaps, "layers", None) or {}).get("priority") \
+        if isinstance(getattr(gaps, "layers", None), Mapping) else None
+    if isinstance(prio, pd.DataFrame) and "score" in prio and len(prio) > 1:
+        top = prio.sort_values("score", ascending=False).head(3)
+        tops = [str(r.get("name", r["code_insee"])) for r in top.to_dict("records")]
+        findings.append("Communes les plus prioritaires (besoins et éloignement des "
+                        "services) : " + ", ".join(tops) + ".")
+    if cohorts is not None and hasattr(cohorts, "maison_groups_per_year"):
+        findings.append(
+            f"Groupes de pairs : la zone desservie pourrait en remplir "
+            f"{fr_short(cohorts.groups_per_year)} par an ; une Maison en anime "
+            f"{fr_short(cohorts.maison_groups_per_year)} par an "
+            + ("(sa capacité limite)." if getattr(cohorts, "binding", "") == "capacite"
+               else "(les naissances limitent)."))
+    if len(findings) > 5:
+        findings = findings[:4] + findings[-1:]
+    sites: list[dict[str, str]] = []
+    layers = getattr(siting, "layers", None)
+    table = layers.get("sites") if isinstance(layers, Mapping) else None
+    commune_names = _names(com)
+    if isinstance(table, pd.DataFrame) and len(table):
+        rec = table.loc[table["status"].eq("recommandé")] if "status" in table else table
+        for r in rec.head(3).to_dict("records"):
+            code = str(r.get("code_insee", ""))
+            sites.append({"name": _shorten(str(r.get("name", "")), 90),
+                          "where": f"{r.get('type_label', '')}, {commune_names.get(code, code)}",
+                          "why": _shorten(str(r.get("explanation", "")), 230)})
+    contacts = []
+    p_layers = getattr(partners, "layers", None)
+    if isinstance(p_layers, Mapping):
+        inst = p_layers.get("institutions")
+        if isinstance(inst, pd.DataFrame):
+            for r in inst.loc[inst["role"].ne("Commune")].head(4).to_dict("records"):
+                contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
+                contacts.append(_shorten(f"{r['organisation']} ({str(r['role']).lower()})", 95)
+                                + (f" — {contact}" if contact else ""))
+        near = p_layers.get("near_site")
+        if isinstance(near, pd.DataFrame) and len(near):
+            # the two nearest structures, then the town hall nearest to the site
+            is_hall = near["type"].eq("mairie") if "type" in near else \
+                pd.Series(False, index=near.index)
+            others = near.loc[~is_hall]
+            if "type" in others:  # health and parenting before childcare
+                rank = others["type"].map({t: i for i, t in enumerate(_PARTNER_ORDER)})
+                others = others.assign(_rank=rank.fillna(len(_PARTNER_ORDER))).sort_values(
+                    ["_rank", *(["minutes"] if "minutes" in others else [])], kind="stable")
+            picked = pd.concat([others.head(2), near.loc[is_hall].head(1)])
+            for r in picked.to_dict("records"):
+                contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
+                contacts.append(_shorten(str(r["name"]), 70)
+                                + (f" — {contact}" if contact else ""))
+    next_steps = [
+        "Présenter ce diagnostic au comité de pilotage (CAF, Département et PMI, "
+        "intercommunalité, communes) et fixer ensemble le seuil de temps et la part des "
+        "familles attendue dans les groupes.",
+        "Rencontrer les partenaires de la fiche contacts (partie 6) ; compléter l'offre "
+        "partielle ou non connue avec eux, puis relancer le diagnostic.",
+    ]
+    if sites:
+        next_steps.append("Visiter le ou les sites recommandés : locaux, accès, horaires, "
+                          "accord du gestionnaire.")
+    next_steps.append("Phase suivante de l'accompagnement : cadrage du projet et formation "
+                      "de l'animatrice ou de l'animateur des groupes.")
+    cannot = []
+    engines = set(acc_summary.get("engine", pd.Series(dtype=str)).dropna()) \
+        if isinstance(acc_summary, pd.DataFrame) else set()
+    if engines == {ENGINE_CROW_FLY} or access is None:
+        cannot.append("Les temps de trajet réels : ils sont estimés à vol d'oiseau, sans "
+                      "réseau routier ni transports en commun.")
+    else:
+        cannot.append("Les trajets en transports en commun : les temps sont calculés sur le "
+                      "réseau routier.")
+    cannot.append("Le nombre exact d'enfants de moins de 3 ans (estimé) ni les places "
+                  "réellement libres en crèche.")
+    if unknown:
+        cannot.append("L'absence d'un type dont l'offre est partielle ou non connue.")
+    if cohorts is not None:
+        cannot.append("La part des familles qui rejoindront un groupe : "
+                      f"{fr_percent((getattr(cohorts, 'params', {}) or {}).get('uptake_rate'))}"
+                      " est une hypothèse.")
+    return {"cards": cards, "findings": findings, "sites": sites, "contacts": contacts,
+            "next_steps": next_steps, "cannot": cannot,
+            "siting_computed": siting is not None, "partners_computed": partners is not None}

@@ -1,0 +1,42 @@
+"""Start-up cost of the command line: ``--help`` imports no heavy library.
+
+``python -m diagnosis --help`` (and each command's ``--help``) only builds the argparse
+parser: the analysis libraries (numpy, pandas, geopandas, scipy…), the road-network,
+plotting, PDF, distributed and app libraries are imported by the commands that use them.
+The assertion is on the set of imported modules, not on a time (no timed assertion).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+HEAVY = {"numpy", "pandas", "geopandas", "scipy", "shapely", "pyproj", "pyogrio", "osmnx",
+         "networkx", "matplotlib", "weasyprint", "dask", "distributed", "streamlit",
+         "folium", "branca", "requests", "requests_cache", "highspy", "rich", "sklearn",
+         "data_sources"}
+
+_PROBE = """
+import json, runpy, sys
+sys.argv = ["diagnosis", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("diagnosis", run_name="__main__")
+except SystemExit:
+    pass
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["summary", "--help"], ["site", "--help"],
+                                  ["compare", "--help"], []])
+def test_help_imports_no_heavy_library(argv):
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argv)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    modules = set(json.loads(out.stderr.strip().splitlines()[-1]))
+    assert "diagnosis" in modules
+    assert not HEAVY & modules, sorted(HEAVY & modules)
