@@ -179,6 +179,9 @@ class PreparedFeed:
 def read_gtfs(path: str | Path, *, name: str | None = None, licence: str = "") -> GtfsFeed:
     """Read a GTFS zip (or an unzipped folder) the user gives.
 
+    The network is named ``name``, else by its agencies (``agency.txt``), else by the
+    file.
+
     Raises
     ------
     InputError
@@ -191,8 +194,8 @@ def read_gtfs(path: str | Path, *, name: str | None = None, licence: str = "") -
                          value=str(p))
     if p.is_dir():
         files = {f.name: f.read_bytes() for f in p.iterdir() if f.suffix == ".txt"}
-        return parse_gtfs(files, name=name or p.name, source=str(p), licence=licence)
-    return parse_gtfs_zip(p.read_bytes(), name=name or p.stem, source=str(p), licence=licence)
+        return parse_gtfs(files, name=name or "", source=str(p), licence=licence)
+    return parse_gtfs_zip(p.read_bytes(), name=name or "", source=str(p), licence=licence)
 
 
 def parse_gtfs_zip(data: bytes, *, name: str, source: str, licence: str = "") -> GtfsFeed:
@@ -232,9 +235,11 @@ def parse_gtfs(files: Mapping[str, bytes], *, name: str, source: str,
                             skipinitialspace=True)
         frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
         tables[fname] = frame
-    agency = tables.get("agency.txt")
-    if agency is not None and "agency_name" in agency and len(agency) and name == "":
-        name = str(agency["agency_name"].iloc[0])
+    if not name:  # the agencies' names, else the file's
+        agency = tables.get("agency.txt")
+        names = [] if agency is None or "agency_name" not in agency else list(
+            dict.fromkeys(a.strip() for a in agency["agency_name"] if a.strip()))
+        name = " / ".join(names[:3]) or Path(source).stem
     return GtfsFeed(name=name, source=source, tables=tables, licence=licence)
 
 

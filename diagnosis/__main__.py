@@ -118,17 +118,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    from diagnosis.settings import DEFAULT_MAX_MINUTES
+    from diagnosis.settings import DEFAULT_DEPART, DEFAULT_MAX_MINUTES
 
-    p.add_argument("--mode", choices=("drive", "walk", "crow"), default=default_mode,
+    p.add_argument("--mode", choices=("drive", "walk", "crow", "poussette", "transit"),
+                   default=default_mode,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
-                        "à pied (walk), ou estimation à vol d'oiseau (crow) ; sans réseau "
-                        "disponible, estimation à vol d'oiseau signalée (défaut %(default)s)")
+                        "à pied (walk), estimation à vol d'oiseau (crow), à pied avec une "
+                        "poussette sans escaliers (poussette, avec --osm-pbf) ou en "
+                        "transports en commun à l'heure des groupes (transit, avec --gtfs et "
+                        "--osm-pbf) ; sans réseau disponible, estimation à vol d'oiseau "
+                        "signalée (défaut %(default)s)")
     p.add_argument("--road-graph", metavar="FILE",
                    help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
                         "enregistré (.npz)")
     p.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
                    help="seuil de temps de trajet T (minutes, défaut %(default)s)")
+    p.add_argument("--gtfs", action="append", default=[], metavar="FICHIER.zip",
+                   help="horaires GTFS d'un réseau de transport (répétable ; "
+                        "transport.data.gouv.fr) pour --mode transit")
+    p.add_argument("--osm-pbf", metavar="FICHIER.osm.pbf",
+                   help="extrait OpenStreetMap des rues (.osm.pbf) pour --mode poussette ou "
+                        "transit")
+    p.add_argument("--depart", default=DEFAULT_DEPART, metavar="HH:MM",
+                   help="heure de départ en transports en commun (défaut %(default)s)")
+    p.add_argument("--date", metavar="AAAA-MM-JJ", dest="study_date",
+                   help="jour étudié en transports en commun (défaut : le prochain mardi "
+                        "hors vacances scolaires)")
+    p.add_argument("--max-walk-minutes", type=float, default=None, metavar="MIN",
+                   help="marche au plus jusqu'à un arrêt, avec une poussette (défaut 15)")
+    p.add_argument("--max-transfers", type=int, default=None, metavar="N",
+                   help="correspondances au plus (défaut 2)")
 
 
 def _add_analysis_parsers(sub: Any) -> None:
@@ -400,7 +419,7 @@ def cmd_access(args: argparse.Namespace) -> int:
         "white_zones": _records(res.gaps.summary),
         "communes": communes,
         "notes": [*res.notes, *ws.notices],
-        "sources": list(ws.sources),
+        "sources": [*ws.sources, *map(dict, travel.sources)],
     }
     if args.format == "json":
         big = len(communes) > 2_000  # a national table: compact JSON (4 s less to write)
@@ -753,7 +772,7 @@ def _params(args: argparse.Namespace) -> Any:
     kw: dict[str, Any] = {"territory": args.territory or getattr(args, "communes_file", "")
                           or ""}
     for opt in ("mode", "max_minutes", "threshold_m", "uptake_rate", "k", "objective",
-                "site"):
+                "site", "depart", "study_date"):
         value = getattr(args, opt, None)
         if value is not None:
             kw[opt] = value
@@ -813,7 +832,12 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
     """How travel times are computed for ``--mode`` / ``--road-graph``."""
     from data_sources.workspace import load_travel
 
-    return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None))
+    return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None),
+                       gtfs_files=getattr(args, "gtfs", ()) or (),
+                       osm_pbf=getattr(args, "osm_pbf", None),
+                       day=params.transit_day(), depart_s=params.depart_s,
+                       max_walk_min=getattr(args, "max_walk_minutes", None),
+                       max_transfers=getattr(args, "max_transfers", None))
 
 
 def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:

@@ -28,6 +28,7 @@ guides/diagnostic.md : the steps of a diagnosis, in French.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -59,6 +60,7 @@ from diagnosis.overview import Overview, compute_overview
 from diagnosis.schema import FACILITY_TYPES, Territory
 from diagnosis.settings import (
     DEFAULT_BIRTH_WINDOW_MONTHS,
+    DEFAULT_DEPART,
     DEFAULT_FACILITATORS_PER_MAISON,
     DEFAULT_GROUP_SIZE,
     DEFAULT_GROUPS_PER_FACILITATOR,
@@ -166,6 +168,10 @@ class DiagnosisParams:
     facilitators, groups_per_facilitator
         One Maison's capacity: trained facilitators, and groups each runs at once (an
         assumption, see :mod:`diagnosis.cohorts`).
+    depart, study_date
+        Transit mode: departure hour (``"09:30"``) and date (ISO ``"2026-03-03"``;
+        ``""``: the next school-term Tuesday, :func:`diagnosis.travel.transit.
+        next_school_tuesday`).
 
     Examples
     --------
@@ -196,9 +202,16 @@ class DiagnosisParams:
     birth_window_months: float = DEFAULT_BIRTH_WINDOW_MONTHS
     facilitators: int = DEFAULT_FACILITATORS_PER_MAISON
     groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR
+    depart: str = DEFAULT_DEPART
+    study_date: str = ""
 
     def __post_init__(self) -> None:
         """Validate every option once (the messages name the option)."""
+        from diagnosis.travel.transit import parse_depart, parse_study_date
+
+        parse_depart(self.depart)
+        if self.study_date:
+            parse_study_date(self.study_date)
         if self.mode not in TRAVEL_MODES:
             raise InputError(f"mode={self.mode!r} is not a travel mode; use one of "
                              f"{TRAVEL_MODES}", argument="mode", value=self.mode,
@@ -246,6 +259,21 @@ class DiagnosisParams:
     def engine_mode(self) -> str:
         """The travel mode of the engine (``"crow"`` estimates car trips)."""
         return "drive" if self.mode == "crow" else self.mode
+
+    @property
+    def depart_s(self) -> int:
+        """Transit departure, seconds since midnight."""
+        from diagnosis.travel.transit import parse_depart
+
+        return parse_depart(self.depart)
+
+    def transit_day(self, today: dt.date | None = None) -> dt.date:
+        """Transit study date: :attr:`study_date`, else the next school-term Tuesday."""
+        from diagnosis.travel.transit import next_school_tuesday, parse_study_date
+
+        if self.study_date:
+            return parse_study_date(self.study_date)
+        return next_school_tuesday(today or dt.date.today())
 
 
 # --------------------------------------------------------------------------------------

@@ -36,13 +36,12 @@ from typing import Any
 import numpy as np
 
 from diagnosis.errors import InputError
+from diagnosis.schema import ENGINE_TRANSIT
 from diagnosis.travel._common import as_xy, fr_number
 from diagnosis.travel.isochrones import reached_area
 from diagnosis.travel.modes import POUSSETTE_SPEED_KMH
 from diagnosis.travel.times import TravelTimes, pairs_to_csr
 
-#: Engine name carried by transit results.
-ENGINE_TRANSIT = "transit"
 #: ferrobus's fixed walking speed (m/s).
 FERROBUS_WALK_MS = 1.4
 #: Default departure (seconds since midnight): 9 h 30, the hour of a morning group.
@@ -106,6 +105,24 @@ def parse_depart(text: str) -> int:
         raise InputError(f"heure de départ {text!r} illisible : écrivez par exemple 09:30",
                          argument="--depart", value=text)
     return int(m.group(1)) * 3600 + int(m.group(2) or 0) * 60
+
+
+def parse_study_date(text: str) -> dt.date:
+    """The study date of ``"2026-03-03"`` (or ``"03/03/2026"``); French error otherwise.
+
+    Examples
+    --------
+    >>> parse_study_date("2026-03-03"), parse_study_date("03/03/2026")
+    (datetime.date(2026, 3, 3), datetime.date(2026, 3, 3))
+    """
+    value = str(text).strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise InputError(f"date {text!r} illisible : écrivez par exemple 2026-03-03",
+                     argument="--date", value=text)
 
 
 def in_school_holidays(day: dt.date) -> bool:
