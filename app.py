@@ -57,16 +57,16 @@ def _french_resolve_error(query: str, exc: InputError) -> str:
     """A French message for an unknown or ambiguous territory, with the closest names."""
     text = str(exc)
     shown = md_escape(query)
-    close = re.search(r"closest names: (.*)$", text)
+    close = re.search(r"noms les plus proches : (.*)$", text)
     if close:
         names = close.group(1).strip()
-        if names == "none":
+        if names == "aucun":
             return (f"Aucun territoire ne correspond à « {shown} ». Essayez un code INSEE de "
                     "commune (5 caractères), un SIREN d'EPCI (9 chiffres) ou un code de "
                     "département.")
         hints = ", ".join(md_escape(n.strip()) for n in names.split(";"))
         return f"Aucun territoire ne s'appelle « {shown} ». Noms les plus proches : {hints}."
-    ambiguous = re.search(r"is ambiguous: (.*?)\. Give", text)
+    ambiguous = re.search(r"ambigu : (.*?)\. Donnez", text)
     if ambiguous:
         cands = ", ".join(md_escape(n.strip()) for n in ambiguous.group(1).split(";"))
         return (f"Plusieurs territoires s'appellent « {shown} » : {cands}. Précisez le code, "

@@ -95,8 +95,10 @@ def epci_options(dep_code: str) -> dict[str, str]:
     """EPCIs with at least one current commune in the département: SIREN -> name."""
     cog = load_cog()
     com = cog.communes
-    sirens = set(com.loc[(com["kind"] == "commune") & (com["dep_code"] == dep_code),
-                         "epci_code"].dropna()) - {""}
+    here = com.loc[(com["kind"] == "commune") & (com["dep_code"] == dep_code)]
+    sirens = set(here["epci_code"].dropna()) - {""}
+    if "ept_code" in here:  # the EPT of the Grand Paris are listed with the EPCIs
+        sirens |= set(here["ept_code"].dropna()) - {""}
     epci = cog.epci.loc[cog.epci["code"].isin(sirens)].sort_values("name")
     return {str(c): str(n) for c, n in zip(epci["code"], epci["name"], strict=True)}
 
@@ -107,7 +109,10 @@ def commune_options(dep_code: str, epci_code: str) -> dict[str, str]:
     com = load_cog().communes
     sel = com.loc[(com["kind"] == "commune") & (com["dep_code"] == dep_code)]
     if epci_code:
-        sel = sel.loc[sel["epci_code"] == epci_code]
+        member = sel["epci_code"] == epci_code
+        if "ept_code" in sel:
+            member |= sel["ept_code"] == epci_code
+        sel = sel.loc[member]
     sel = sel.sort_values("name")
     return {str(c): f"{n} ({c})" for c, n in zip(sel["code"], sel["name"], strict=True)}
 

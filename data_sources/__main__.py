@@ -48,7 +48,13 @@ from data_sources.store import (
     StoreWriteError,
     default_store_dir,
 )
-from diagnosis.errors import InputError
+from diagnosis.cli_french import (
+    FrenchArgumentParser,
+    FrenchRawDescriptionHelpFormatter,
+    float_between,
+    non_empty,
+)
+from diagnosis.errors import InputError, MaillageError, render_error
 
 _EPILOG = f"""\
 Sources : {', '.join(LIVE_SOURCES)}.
@@ -68,12 +74,13 @@ stock n'a pas pu être écrit (autre mise à jour en cours, disque plein).
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (French help)."""
-    parser = argparse.ArgumentParser(
+    """The argument parser (French help, usage and errors: :mod:`diagnosis.cli_french`)."""
+    parser = FrenchArgumentParser(
         prog="python -m data_sources",
         description="Télécharger les données publiques d'un territoire dans le stock local.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE",
+                                title="commandes")
     fetch = sub.add_parser(
         "fetch", help="mettre à jour les données d'un territoire",
         description="Télécharger les sources en ligne d'un territoire (contours, INSEE, "
@@ -81,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "l'administration, géocodage de la Géoplateforme) et les enregistrer dans "
                     "le stock local. Sans connexion internet (vérifiée en quelques secondes "
                     "au départ), la mise à jour se fait depuis le cache.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG, formatter_class=FrenchRawDescriptionHelpFormatter,
     )
-    fetch.add_argument("--territory", required=True, metavar="CODE",
+    fetch.add_argument("--territory", required=True, metavar="CODE", type=non_empty,
                        help="code commune INSEE, SIREN d'EPCI, code de département ou nom")
     fetch.add_argument("--source", action="extend", nargs="+", choices=LIVE_SOURCES,
                        metavar="NOM", dest="sources",
@@ -107,14 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scrape.add_argument("url", metavar="URL", help="adresse de la page (http ou https)")
     scrape.add_argument("--type", required=True, metavar="TYPE", dest="facility_type",
+                        type=non_empty,
                         help="type des structures de la page (pmi, eaje, mam, laep, rpe, "
                              "centre_social, evs, maternite, sage_femme, mairie…)")
-    scrape.add_argument("--territory", metavar="CODE",
+    scrape.add_argument("--territory", metavar="CODE", type=non_empty,
                         help="ne garder que les structures de ce territoire (commune, EPCI, "
                              "département)")
-    scrape.add_argument("--out", metavar="FICHIER",
+    scrape.add_argument("--out", metavar="FICHIER", type=non_empty,
                         help="fichier CSV écrit (par défaut structures_<site>_<date>.csv)")
-    scrape.add_argument("--delay", type=float, default=2.0, metavar="SECONDES",
+    scrape.add_argument("--delay", type=float_between(0, 600, low_open=False, unit="secondes"),
+                        default=2.0, metavar="SECONDES",
                         dest="delay_s", help="pause entre deux requêtes au même site (2 s)")
     scrape.add_argument("--offline", action="store_true",
                         help="hors ligne : page lue depuis le cache, sans géocodage")
@@ -223,7 +232,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     try:
         territory = resolve(args.territory)
     except InputError as exc:
-        print(f"Territoire introuvable : « {args.territory} ». Détail : {exc}", file=sys.stderr)
+        print(f"Territoire introuvable : « {args.territory} ». Détail : {render_error(exc)}",
+              file=sys.stderr)
         return 2
     selected = args.sources or list(LIVE_SOURCES)
     offline = bool(args.offline)
@@ -254,36 +264,40 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     from data_sources import scrape
     from data_sources.cog import resolve
     from diagnosis.errors import SourceError
+    from diagnosis.exports import check_writable, write_bytes_atomic
 
     territory = None
     if args.territory:
         try:
             territory = resolve(args.territory)
         except InputError as exc:
-            print(f"Territoire introuvable : « {args.territory} ». Détail : {exc}",
+            print(f"Territoire introuvable : « {args.territory} ». Détail : {render_error(exc)}",
                   file=sys.stderr)
             return 2
-    if args.delay_s < 0:
-        print(f"--delay {args.delay_s} : la pause doit être positive.", file=sys.stderr)
+    host = re.sub(r"[^A-Za-z0-9.-]+", "_", urlsplit(args.url).netloc)
+    out = args.out or f"structures_{host}_{dt.date.today().isoformat()}.csv"
+    try:  # before reading the page: a FIFO, a device or a folder is never written to
+        check_writable(out, option="--out")
+    except InputError as exc:
+        print(render_error(exc), file=sys.stderr)
         return 2
     try:
         result = scrape.scrape_directory(args.url, facility_type=args.facility_type,
                                          territory=territory, delay_s=args.delay_s,
                                          offline=True if args.offline else None)
     except InputError as exc:
-        print(f"Usage : {exc}", file=sys.stderr)
+        print(f"Usage : {render_error(exc)}", file=sys.stderr)
         return 2
     except SourceError as exc:
-        print(str(exc).removeprefix(f"{scrape.SCRAPE.key}: "), file=sys.stderr)
+        print(render_error(exc).removeprefix(f"{scrape.SCRAPE.key}: "), file=sys.stderr)
         return 1
-    host = re.sub(r"[^A-Za-z0-9.-]+", "_", urlsplit(args.url).netloc)
-    out = args.out or f"structures_{host}_{dt.date.today().isoformat()}.csv"
     for line in scrape.iter_summary(result):
         print(line, file=sys.stderr)
     if result.rows.empty:
         print("Aucune structure trouvée : rien n'est écrit.", file=sys.stderr)
         return 1
-    scrape.write_facility_csv(result.rows, out)
+    write_bytes_atomic(out, scrape.write_facility_csv(result.rows).encode("utf-8"),
+                       option="--out")
     print(f"Fichier écrit : {out} ({len(result.rows)} ligne(s)). Relisez-le puis importez-le "
           "(page « Importer un fichier » de l'application).")
     return 0
@@ -294,10 +308,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "fetch":
-        return cmd_fetch(args)
-    if args.command == "scrape":
-        return cmd_scrape(args)
+    try:
+        if args.command == "fetch":
+            return cmd_fetch(args)
+        if args.command == "scrape":
+            return cmd_scrape(args)
+    except MaillageError as exc:  # every error in French, rendered once, no traceback
+        print(f"erreur : {render_error(exc)}", file=sys.stderr)
+        return 2
+    except (OSError, MemoryError) as exc:
+        print(f"erreur : {render_error(exc)}", file=sys.stderr)
+        return 1
     parser.error(f"commande inconnue : {args.command}")  # pragma: no cover
     return 2  # pragma: no cover
 

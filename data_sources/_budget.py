@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import IO
 
-from diagnosis.errors import InputError
+from diagnosis.errors import InputError, _os_reason_fr
 
 #: Largest user file read into memory (a facility list, an INSEE file, a Filosofi CSV).
 MAX_FILE_BYTES = 256 * 2**20
@@ -70,7 +70,7 @@ def check_regular_file(path: str | Path, *, what: str = "fichier") -> Path:
         raise InputError(
             f"cannot read {str(p)!r}: it is not a file ({exc.strerror})", argument=what,
             value=str(p),
-            fr=f"{what} « {p} » illisible : {_strerror_fr(exc)} ; vérifiez le chemin") from None
+            fr=f"{what} « {p} » illisible : {_os_reason_fr(exc)} ; vérifiez le chemin") from None
     if stat.S_ISDIR(mode):
         raise InputError(f"{str(p)!r} is a folder, not a file", argument=what, value=str(p),
                          fr=f"{what} « {p} » est un dossier : donnez le chemin d'un fichier")
@@ -82,21 +82,6 @@ def check_regular_file(path: str | Path, *, what: str = "fichier") -> Path:
                          fr=f"{what} « {p} » est {kind}, pas un fichier ordinaire : Maillage "
                             "ne le lit pas ; donnez le chemin d'un fichier enregistré")
     return p
-
-
-def _strerror_fr(exc: OSError) -> str:
-    """A French reason for the common OS errors, else the system's own text."""
-    import errno
-
-    return {
-        errno.ENOENT: "fichier introuvable",
-        errno.EACCES: "accès refusé",
-        errno.EPERM: "opération non permise",
-        errno.EISDIR: "c'est un dossier",
-        errno.ENOTDIR: "un élément du chemin n'est pas un dossier",
-        errno.ENAMETOOLONG: "chemin trop long",
-        errno.ELOOP: "trop de liens symboliques",
-    }.get(exc.errno or 0, exc.strerror or str(exc))
 
 
 def read_file_capped(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES,
@@ -120,7 +105,7 @@ def read_file_capped(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES,
     except OSError as exc:
         raise InputError(f"cannot read {str(p)!r}: {exc.strerror}", argument=what,
                          value=str(p),
-                         fr=f"{what} « {p} » illisible : {_strerror_fr(exc)}") from None
+                         fr=f"{what} « {p} » illisible : {_os_reason_fr(exc)}") from None
     if len(data) > max_bytes:
         raise _too_large(p.name, len(data), max_bytes, what=what)
     return data

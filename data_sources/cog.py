@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from data_sources.national import ept_of_communes, load_ept
 from diagnosis.errors import InputError
 from diagnosis.schema import Territory
 from diagnosis.territory import CogTables, custom_territory, normalize_name, resolve_territory
@@ -43,6 +44,16 @@ def load_cog() -> CogTables:
         for c in df.columns:
             if df[c].dtype != "float64":
                 df[c] = df[c].astype(object)
+    # The 11 EPT of the Métropole du Grand Paris resolve like EPCIs (by name and SIREN)
+    # and are their communes' intercommunalité; the COG's EPCI list does not hold them.
+    ept = load_ept()
+    member = ept_of_communes()["ept_code"]
+    is_current = com["kind"] == "commune"
+    com["ept_code"] = com["code"].map(member).where(is_current, "").fillna("").astype(object)
+    pop = com.loc[is_current].groupby("ept_code")["population"].sum(min_count=1)
+    epci = pd.concat([epci, pd.DataFrame({
+        "code": ept["code"], "name": ept["name"], "kind": "EPT",
+        "population": ept["code"].map(pop).astype("float64")})], ignore_index=True)
     com["key"] = com["name"].map(normalize_name)
     epci["key"] = epci["name"].map(normalize_name)
     return CogTables(communes=com, epci=epci, departements=dep, regions=reg)

@@ -185,6 +185,10 @@ class FetchResult:
         Whether the store now holds communes / facilities for the territory.
     demo_covers
         Whether the embedded demo covers every commune of the territory.
+    merge_report
+        The structures seen by several sources and merged into one row
+        (:data:`data_sources.merge.MERGE_REPORT_COLUMNS`: ids, sources, names, distance),
+        or ``None`` when no facility was stored.
     """
 
     territory: Territory
@@ -193,6 +197,7 @@ class FetchResult:
     communes_stored: bool
     facilities_stored: bool
     demo_covers: bool
+    merge_report: pd.DataFrame | None = None
 
     @property
     def failed(self) -> tuple[SourceOutcome, ...]:
@@ -706,7 +711,7 @@ def _fetch_locked(
                                     needs)
     fac_layers = [run.layer(k) for k in FACILITY_SOURCES]
     fac_present = [f for f in fac_layers if f is not None]
-    facilities = merge_facilities(fac_present)[0] if fac_present else None
+    facilities, merged = merge_facilities(fac_present) if fac_present else (None, None)
     layers = {k: v for k in LIVE_SOURCES if (v := run.layer(k)) is not None}
     ledger = _ledger(run, outcomes, attempted_at)
     snapshot = None
@@ -714,7 +719,8 @@ def _fetch_locked(
         snapshot = write_store(area, ledger=ledger, communes=communes, facilities=facilities,
                                source_layers=layers, root=root)
     return FetchResult(area, outcomes, snapshot, communes_stored=communes is not None,
-                       facilities_stored=facilities is not None, demo_covers=covers)
+                       facilities_stored=facilities is not None, demo_covers=covers,
+                       merge_report=merged)
 
 
 def _run_ban(

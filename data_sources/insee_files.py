@@ -234,6 +234,12 @@ class InseeImport:
         ``dossier complet`` or ``fichier INSEE``), indicators found with their column.
     communes_missing
         Codes of the territory's communes no file covers.
+    communes_partial
+        Current communes whose value of an indicator is the sum of the known parts
+        only: code -> indicator column -> former codes whose part is missing (also in
+        the French text column ``insee_partial`` of :attr:`communes`).
+    editions
+        Edition of each file read (:func:`file_edition`), ``None`` when unknown.
     rows_outside
         Rows ignored because their commune lies outside the territory (all files).
     """
@@ -246,6 +252,8 @@ class InseeImport:
     communes_missing: tuple[str, ...] = ()
     rows_outside: int = 0
     columns_used: dict[str, dict[str, str]] = field(default_factory=dict)
+    communes_partial: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    editions: tuple[int | None, ...] = ()
 
 
 def looks_like_insee_file(columns: Sequence[str]) -> bool:
@@ -443,6 +451,140 @@ def _dep_of(code: str) -> str:
     return code[:3] if code.startswith("97") else code[:2]
 
 
+def file_edition(years: dict[str, int]) -> int | None:
+    """Edition of a comparateur / dossier complet file from the years of its columns.
+
+    The file of edition N holds the census of N - 3 (``P22_POP`` in 2025) and the
+    births of N - 1 (``NAISD24`` in 2025); ``None`` when neither is there.
+
+    Examples
+    --------
+    >>> file_edition({"population_2022": 2021, "births_2024": 2022})
+    2024
+    >>> file_edition({"births_2024": 2024}), file_edition({}) is None
+    (2025, True)
+    """
+    if years.get("population_2022"):
+        return years["population_2022"] + 3
+    if years.get("births_2024"):
+        return years["births_2024"] + 1
+    return None
+
+
+def describe_partial(columns: dict[str, tuple[str, ...]], *,
+                     names: pd.Series | dict[str, str] | None = None) -> str:
+    """French text of what a partial commune lacks: indicator, then the parts missing.
+
+    Examples
+    --------
+    >>> print(describe_partial({"births_2024": ("93059",)}, names={"93059": "Pierrefitte"}))
+    naissances domiciliées de l'année sans Pierrefitte (93059)
+    """
+    labels = {ind.column: ind.label for ind in INDICATORS}
+    get = (names.get if names is not None else (lambda c, d=None: d))
+    out = []
+    for col, parts in columns.items():
+        who = ", ".join(f"{get(p, p)} ({p})" if get(p, None) else p for p in parts)
+        out.append(f"{labels.get(col, col)} sans {who}")
+    return " ; ".join(out)
+
+
+def _combine_former_communes(
+    frame: pd.DataFrame,
+    table: _FileTable,
+    *,
+    names: pd.Series,
+    arrondissements: set[str],
+    reference_population: pd.Series,
+) -> tuple[list[pd.DataFrame], list[str], dict[str, dict[str, tuple[str, ...]]]]:
+    """Rows of former communes and arrondissements folded into their current commune.
+
+    Two forms of a file exist for a commune merged since (or about when) its edition:
+
+    - *merged totals on the new code*: the row of the current code already holds the
+      whole commune, and the former commune's row is empty or holds a few
+      indicators. The current code's row is used, the former rows are ignored (said).
+      The file is taken to be in this form when the former rows have no population,
+      or when the current row's population is nearer the COG 2026 legal population
+      of the commune than the sum of all rows is;
+    - *parts*: every former commune has its own row (an edition older than the
+      merger). Counts are added; a part missing for an indicator does not blank the
+      commune: the known parts are added and the missing parts are returned
+      (code -> column -> former codes). Medians and rates do not add up: they stay
+      missing unless only one row is known and it is the whole commune.
+    """
+    name = table.name
+    notices: list[str] = []
+    partial: dict[str, dict[str, tuple[str, ...]]] = {}
+    own = frame["code_raw"] == frame["code_insee"]
+    parts = frame.loc[~own]
+    own_rows = frame.loc[own].set_index("code_insee")
+    combined = [frame.loc[own & ~frame["code_insee"].isin(parts["code_insee"])]]
+    cols = [ind for ind in INDICATORS if ind.column in table.values]
+    pop_col = "population_2022" if "population_2022" in table.values else None
+    for key, group in parts.groupby("code_insee"):
+        cur = str(key)
+        label = f"{names.get(cur, cur)} ({cur})"
+        olds = ", ".join(group["code_raw"])
+        has_own = cur in own_rows.index
+        if has_own and group["code_raw"].isin(arrondissements).all():
+            # Paris, Lyon, Marseille: the commune's row already holds its arrondissements
+            notices.append(f"{name} : les lignes des arrondissements {olds} sont "
+                           f"ignorées : le fichier a aussi la ligne de {label}.")
+            combined.append(own_rows.loc[[cur]].reset_index())
+            continue
+        if has_own and _holds_merged_total(own_rows.loc[[cur]].iloc[0], group, pop_col,
+                                           reference_population.get(cur)):
+            combined.append(own_rows.loc[[cur]].reset_index())
+            notices.append(
+                f"{name} : le fichier donne déjà les chiffres de la commune actuelle "
+                f"{label} (COG 2026) sur son code ; ligne(s) de l'ancienne commune {olds}, "
+                "vide(s) ou partielle(s), ignorée(s).")
+            continue
+        rows = pd.concat([own_rows.loc[[cur]].reset_index(), group]) if has_own else group
+        row: dict[str, object] = {"code_raw": cur, "code_insee": cur}
+        lacking_by_col: dict[str, tuple[str, ...]] = {}
+        for ind in cols:
+            vals = rows[ind.column]
+            known = vals.notna()
+            if ind.additive and known.any():
+                row[ind.column] = float(vals[known].sum())
+                if not known.all():
+                    lacking_by_col[ind.column] = tuple(rows.loc[~known.to_numpy(), "code_raw"])
+            else:
+                row[ind.column] = float("nan")
+        combined.append(pd.DataFrame([row]))
+        parts_text = ", ".join(rows["code_raw"])
+        text = (f"{name} : {parts_text} regroupé(s) dans la commune actuelle {label} (COG "
+                "2026) : effectifs additionnés ; revenu médian et taux de pauvreté laissés "
+                "inconnus (ils ne s'additionnent pas)")
+        if lacking_by_col:
+            partial[cur] = lacking_by_col
+            text += " ; somme des seules parties connues : " + describe_partial(
+                lacking_by_col, names=names)
+        notices.append(text + ".")
+    return combined, notices, partial
+
+
+def _holds_merged_total(own: pd.Series, parts: pd.DataFrame, pop_col: str | None,
+                        reference: float | None) -> bool:
+    """Whether the current code's row already holds the merged commune's totals."""
+    if pop_col is None:
+        known = parts.drop(columns=["code_raw", "code_insee"]).notna().to_numpy()
+        return not known.any()
+    own_pop = own.get(pop_col)
+    part_pop = parts[pop_col]
+    if pd.isna(own_pop):
+        return False
+    if part_pop.isna().all():
+        return True
+    if reference is None or pd.isna(reference) or reference <= 0:
+        return False
+    whole = float(own_pop) + float(part_pop.sum())
+    return abs(float(own_pop) - reference) < abs(whole - reference)
+
+
+
 def read_insee_files(
     paths_or_bytes: Sequence[str | Path | bytes | tuple[str, bytes]],
     *,
@@ -475,12 +617,15 @@ def read_insee_files(
           notice names the files, the column and how many communes disagree; a
           commune the winning file leaves missing takes the other file's value
           (with its own year);
-        - rows of former communes (merged since the file's edition) and of municipal
-          arrondissements go to their current commune: counts (population, births,
-          families, area) are added when every part is known, medians and rates
-          stay missing (they do not add up); in an edition older than the merger the
-          row of the current code (the former chef-lieu) is one of the parts; the
-          rows of arrondissements are ignored when the file has the commune's row;
+        - rows of former communes and of municipal arrondissements go to their
+          current commune (:func:`_combine_former_communes`): where the file already
+          holds the merged totals on the current code, they are used and the former
+          rows (empty or partial) ignored; where it holds only the parts, counts
+          (population, births, families, area) are added, a part missing for an
+          indicator leaves the known parts' sum, listed in
+          :attr:`InseeImport.communes_partial` and the column ``insee_partial``;
+          medians and rates of parts stay missing (they do not add up); the rows of
+          arrondissements are ignored when the file has the commune's row;
         - a cumulated birth count over another span than six years is rescaled to
           six years (the needs use ``births_2016_2021 / 6``), with a notice.
 
@@ -521,7 +666,15 @@ def read_insee_files(
     com = cog.communes
     current_codes = set(com.loc[com["kind"] == "commune", "code"])
     names = com.loc[com["kind"] == "commune"].set_index("code")["name"]
+    # names of former communes too (communes déléguées / associées), for the notices
+    any_names = pd.concat([names, com.loc[com["kind"] != "commune"].drop_duplicates(
+        "code").set_index("code")["name"]])
+    any_names = any_names[~any_names.index.duplicated()]
     arrondissements = set(com.loc[com["kind"] == "arrondissement", "code"])
+    ref_pop = (pd.to_numeric(com.loc[com["kind"] == "commune"].set_index("code")["population"],
+                             errors="coerce")
+               if "population" in com else pd.Series(dtype="float64"))
+    partial_by_file: list[dict[str, dict[str, tuple[str, ...]]]] = []
     tables = [_read_user_file(*_name_and_bytes(src, i)) for i, src in enumerate(paths_or_bytes)]
     notices: list[str] = []
     per_file: list[pd.DataFrame] = []
@@ -577,35 +730,11 @@ def read_insee_files(
                            "ignorée(s).")
         frame = pd.DataFrame({"code_raw": t.codes, "code_insee": target, **t.values})
         frame = frame.loc[frame["code_insee"].notna()]
-        own = frame["code_raw"] == frame["code_insee"]
-        parts = frame.loc[~own]
-        own_rows = frame.loc[own].set_index("code_insee")
-        combined = [frame.loc[own & ~frame["code_insee"].isin(parts["code_insee"])]]
-        for key, group in parts.groupby("code_insee"):
-            cur = str(key)
-            label = f"{names.get(cur, cur)} ({cur})"
-            olds = ", ".join(group["code_raw"])
-            if cur in own_rows.index and group["code_raw"].isin(arrondissements).all():
-                # Paris, Lyon, Marseille: the commune's row already holds its arrondissements
-                notices.append(f"{t.name} : les lignes des arrondissements {olds} sont "
-                               f"ignorées : le fichier a aussi la ligne de {label}.")
-                combined.append(own_rows.loc[[cur]].reset_index())
-                continue
-            if cur in own_rows.index:  # an edition older than the merger: add the parts
-                group = pd.concat([own_rows.loc[[cur]].reset_index(), group])
-            row: dict[str, object] = {"code_raw": cur, "code_insee": cur}
-            for ind in INDICATORS:
-                if ind.column not in t.values:
-                    continue
-                vals = group[ind.column]
-                row[ind.column] = (float(vals.sum()) if ind.additive and vals.notna().all()
-                                   else float("nan"))
-            combined.append(pd.DataFrame([row]))
-            notices.append(
-                f"{t.name} : {', '.join(group['code_raw'])} regroupé(s) dans la commune "
-                f"actuelle {label} (COG 2026) : effectifs additionnés (inconnus si une "
-                "partie est inconnue) ; revenu médian et taux de pauvreté laissés inconnus "
-                "(ils ne s'additionnent pas).")
+        combined, merge_notices, file_partial = _combine_former_communes(
+            frame, t, names=any_names, arrondissements=arrondissements,
+            reference_population=ref_pop)
+        notices += merge_notices
+        partial_by_file.append(file_partial)
         frame = pd.concat(combined, ignore_index=True).drop(columns="code_raw")
         for col, n in t.span.items():
             if n != 6 and n > 0:
@@ -617,6 +746,7 @@ def read_insee_files(
     out = pd.DataFrame(index=pd.Index(territory, name="code_insee"))
     years: dict[str, int] = {}
     used: dict[str, dict[str, str]] = {}
+    partial: dict[str, dict[str, tuple[str, ...]]] = {}
     for ind in INDICATORS:
         have = [(k, t) for k, t in enumerate(tables) if ind.column in t.values]
         if not have:
@@ -647,6 +777,10 @@ def read_insee_files(
                         f"{win.name} l'emporte : {why}.")
             fill = value.isna() & v.notna()
             value[fill] = v[fill]
+            for code in fill[fill].index:  # the value used is the sum of known parts only
+                lacking = partial_by_file[k].get(str(code), {}).get(ind.column)
+                if lacking:
+                    partial.setdefault(str(code), {})[ind.column] = lacking
             if y:
                 year[fill] = y
         out[ind.column] = value.astype("float64")
@@ -663,9 +797,13 @@ def read_insee_files(
         notices.append(f"{len(missing_communes)} commune(s) du territoire absente(s) des "
                        f"fichiers INSEE : {sample}{'…' if len(missing_communes) > 5 else ''} ; "
                        "leurs indicateurs restent inconnus.")
+    out["insee_partial"] = pd.Series("", index=out.index, dtype=object)
+    for code, cols in partial.items():
+        out.loc[code, "insee_partial"] = describe_partial(cols, names=any_names)
     missing = tuple(ind.label for ind in INDICATORS
                     if not any(ind.column in t.values for t in tables))
     files = tuple(f"{t.name} : {t.kind} ({', '.join(t.used.values())})" for t in tables)
     return InseeImport(communes=out.reset_index(), years=years, missing_indicators=missing,
                        notices=tuple(notices), files=files, communes_missing=missing_communes,
-                       rows_outside=rows_outside, columns_used=used)
+                       rows_outside=rows_outside, columns_used=used, communes_partial=partial,
+                       editions=tuple(file_edition(t.years) for t in tables))

@@ -3,9 +3,15 @@
 The same crèche may come from FINESS, the BPE, OSM and a user file. :func:`merge_facilities`
 makes it one row when the rows have the same ``type``, lie within ``max_distance_m`` of each
 other (in EPSG:2154) and have similar normalised names (accents, case, punctuation and
-common words ignored; :mod:`difflib`, or ``rapidfuzz`` when installed). The merged row keeps
-every source's id and date (``source="finess+osm"``, ``source_id="finess:123|osm:node/4"``)
-and the best-placed position; a report says what was merged and why.
+common words ignored; :mod:`difflib`, or ``rapidfuzz`` when installed). A name whose words
+are all in the other one is the same name (« MAIRIE » of the BPE and « Mairie -
+Drefféac » of the annuaire, « CENTRE MEDICO-SOCIAL DE PONTCHATEAU » of FINESS and
+« Centre médico-social - PMI de Pontchâteau »); « hôtel de ville » reads « mairie ». A row
+placed only to its commune (``position_precision == "commune"``) merges with a row of the
+same commune, type and (non-generic) name however far its commune point lies. The merged
+row keeps every source's id and date (``source="finess+osm"``,
+``source_id="finess:123|osm:node/4"``) and the best-placed position; a report says what
+was merged and why (the names, the distance, the similarity).
 """
 
 from __future__ import annotations
@@ -48,7 +54,10 @@ STOPWORDS = frozenset(
 
 MERGE_REPORT_COLUMNS = (
     "facility_id", "type", "merged_ids", "sources", "max_distance_m", "min_name_similarity",
+    "names",
 )
+#: Phrases read as another word before comparing names.
+SYNONYMS: tuple[tuple[str, str], ...] = ((r"\bhotel de ville\b", "mairie"),)
 
 
 def facility_frame(records: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
@@ -90,6 +99,8 @@ def normalize_name(name: str) -> str:
     """
     text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
     text = re.sub(r"[^a-z0-9]+", " ", text.lower().replace("'", " "))
+    for pattern, word in SYNONYMS:
+        text = re.sub(pattern, word, text)
     return " ".join(w for w in text.split() if w not in STOPWORDS)
 
 
@@ -100,14 +111,22 @@ def name_score(a: str, b: str) -> float:
     and type then decide. Uses ``rapidfuzz.fuzz.token_sort_ratio`` when installed, else
     :class:`difflib.SequenceMatcher` on sorted tokens.
 
+    A name whose words all appear in the other one scores 1.0 (« MAIRIE » and « Mairie -
+    Drefféac »: the commune's name added by one source).
+
     Examples
     --------
     >>> name_score("Crèche Les Lutins", "CRECHE LES LUTINS")
     1.0
+    >>> name_score("MAIRIE", "Mairie - Drefféac"), name_score("Hôtel de ville", "MAIRIE")
+    (1.0, 1.0)
     """
     na, nb = normalize_name(a), normalize_name(b)
     if not na or not nb:
         return 1.0 if na == nb else 0.0
+    wa, wb = set(na.split()), set(nb.split())
+    if wa <= wb or wb <= wa:
+        return 1.0
     sa, sb = " ".join(sorted(na.split())), " ".join(sorted(nb.split()))
     try:
         from rapidfuzz import fuzz
@@ -117,6 +136,27 @@ def name_score(a: str, b: str) -> float:
 
 
 _PRECISION_RANK = {p: i for i, p in enumerate(PRECISIONS)}
+
+
+def _commune_pairs(allf: pd.DataFrame) -> np.ndarray:
+    """Pairs (i, j) of rows of one commune and type where one is placed to the commune only.
+
+    Such a row sits on the commune's point, however far the facility: distance says
+    nothing, so the pair is a candidate whenever both names are specific (not empty once
+    generic words are removed); the name test decides.
+    """
+    out: list[tuple[int, int]] = []
+    vague = allf["position_precision"].eq("commune").to_numpy()
+    if not vague.any():
+        return np.empty((0, 2), dtype=int)
+    named = allf["name"].map(lambda n: bool(normalize_name(n))).to_numpy()
+    for _, idx in allf.groupby(["code_insee", "type"]).indices.items():
+        for a in idx:
+            if not vague[a] or not named[a]:
+                continue
+            out.extend((int(min(a, b)), int(max(a, b))) for b in idx
+                       if b != a and named[b] and not (vague[b] and b < a))
+    return np.array(sorted(set(out)), dtype=int).reshape(-1, 2)
 
 
 def merge_facilities(
@@ -169,6 +209,7 @@ def merge_facilities(
     types = allf["type"].to_numpy()
     names = allf["name"].to_numpy()
     sources = allf["source"].to_numpy()
+    pairs = np.vstack([pairs.reshape(-1, 2), _commune_pairs(allf)])
     candidates: list[tuple[float, float, int, int]] = []
     for i, j in pairs:
         if types[i] != types[j] or sources[i] == sources[j]:
@@ -237,6 +278,8 @@ def merge_facilities(
             "sources": merged["source"],
             "max_distance_m": round(dmax, 1),
             "min_name_similarity": round(min(pair_sims), 3) if pair_sims else np.nan,
+            "names": " | ".join(f"{src} : {nm}" for src, nm in zip(
+                group["source"], group["name"], strict=True)),
         })
     out = gpd.GeoDataFrame(pd.DataFrame(rows, columns=list(FACILITY_COLUMNS)),
                            geometry="geometry", crs=WGS84)

@@ -10,9 +10,11 @@ returns the entries it finds as rows of the facility import format, written by
 
 Politeness (see :class:`Politeness`):
 
-- robots.txt is read (``urllib.robotparser``) through the project's cached HTTP layer
-  and honoured for the project's user agent; a page it disallows is not fetched;
-- one request at a time per host, spaced by ``delay_s`` (default 2 s);
+- robots.txt is read (``urllib.robotparser``) afresh at each run (kept for that run
+  only: a ``Disallow`` added since the last run is honoured) and honoured for the
+  project's user agent; a page it disallows is not fetched;
+- one request at a time per host, spaced by ``delay_s`` (default 2 s), or by the
+  robots.txt ``Crawl-delay`` (or ``Request-rate``) when it asks for more, never less;
 - the project's session, cache and user agent (:mod:`data_sources._http`);
 - a captcha, a login form or an HTTP 401/403 stops the scraper: it never tries to get
   around them (monenfant.fr's crèches come through data·inclusion, which has the right
@@ -25,7 +27,14 @@ What is extracted, in this order (an entry found twice is kept once):
 2. schema.org microdata (``itemscope`` + ``itemtype`` of the same types);
 3. hCard microformats (``vcard`` / ``h-card``);
 4. table rows and list items (and small blocks) holding a French address: a street
-   with its number, a postcode and a commune, and a phone number when present.
+   with its number, a postcode and a commune. A block is read with its whole card (the
+   largest element around it holding no other address), so the phone, the e-mail and
+   the website next to the address paragraph (« Adresse mail contact : … », « Site
+   internet : www… » as text or links) belong to it; section titles (« Informations
+   pratiques », « Fiche identité »… :data:`GENERIC_HEADINGS`) are never names.
+
+The organisation that publishes the page (a federation listing its centres:
+``og:site_name``, its schema.org home-page organisation) is not listed as a structure.
 
 Every row carries the page URL and the date of the visit as its source. When online,
 rows without coordinates are geocoded through the Géoplateforme
@@ -173,9 +182,15 @@ def find_address(text: str) -> dict[str, str] | None:
 
 @dataclass
 class Politeness:
-    """One request at a time per host, spaced by ``delay_s``; robots.txt honoured."""
+    """One request at a time per host, spaced by ``delay_s``; robots.txt honoured.
+
+    One instance is one run: robots.txt is read once per site by the instance (never
+    from an earlier run's cache), and the site's ``Crawl-delay`` raises the spacing of
+    its requests (never below ``delay_s``).
+    """
 
     delay_s: float = DEFAULT_DELAY_S
+    _host_delay_s: dict[str, float] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _limiter: _http.HostRateLimiter = field(default_factory=_http.HostRateLimiter)
     _robots: dict[str, robotparser.RobotFileParser] = field(default_factory=dict)
@@ -187,9 +202,14 @@ class Politeness:
         with self._guard:
             return self._locks.setdefault(host, threading.Lock())
 
+    def host_delay_s(self, host: str) -> float:
+        """Seconds between two requests to ``host``: ``delay_s`` or its Crawl-delay."""
+        return max(self.delay_s, self._host_delay_s.get(host, 0.0))
+
     def wait(self, host: str) -> float:
         """Wait for the host's next slot; return the seconds waited."""
-        return self._limiter.wait(host, 1.0 / self.delay_s if self.delay_s > 0 else None)
+        delay = self.host_delay_s(host)
+        return self._limiter.wait(host, 1.0 / delay if delay > 0 else None)
 
     def robots(self, url: str, *, offline: bool | None) -> robotparser.RobotFileParser:
         """The parsed robots.txt of ``url``'s site (fetched once, through the cache)."""
@@ -202,7 +222,7 @@ class Politeness:
 
     def _read_robots(self, root: str, *, offline: bool | None) -> robotparser.RobotFileParser:
         parser = robotparser.RobotFileParser(root + "/robots.txt")
-        status, text = _get(root + "/robots.txt", politeness=self, offline=offline)
+        status, text = _get(root + "/robots.txt", politeness=self, offline=offline, fresh=True)
         if status == 0:
             # offline without a stored robots.txt: no request reaches the site anyway, and
             # only a page stored earlier (when robots.txt allowed it) can be read
@@ -217,13 +237,30 @@ class Politeness:
             parser.allow_all = True  # no robots.txt: no rule
         else:
             parser.parse(text.splitlines())
+            self._crawl_delay(urlsplit(root).hostname or "", parser)
         return parser
 
+    def _crawl_delay(self, host: str, parser: robotparser.RobotFileParser) -> None:
+        delays = []
+        delay = parser.crawl_delay(_http.USER_AGENT)
+        if delay is not None:
+            delays.append(float(delay))
+        rate = parser.request_rate(_http.USER_AGENT)
+        if rate is not None and rate.requests > 0:
+            delays.append(rate.seconds / rate.requests)
+        if delays:
+            self._host_delay_s[host] = max(delays)
+            if max(delays) > self.delay_s:
+                logger.info("scrape: %s asks for %.1f s between requests (Crawl-delay)", host,
+                            max(delays))
 
-def _get(url: str, *, politeness: Politeness, offline: bool | None) -> tuple[int, str]:
+
+def _get(url: str, *, politeness: Politeness, offline: bool | None,
+         fresh: bool = False) -> tuple[int, str]:
     """GET through the project's cached session, one request at a time per host.
 
-    Returns ``(status, text)``; ``status`` 0 when nothing answered.
+    ``fresh``: online, ask the site again rather than a cached copy (robots.txt). Returns
+    ``(status, text)``; ``status`` 0 when nothing answered.
     """
     host = urlsplit(url).hostname or ""
     off = _http.get_config().offline if offline is None else offline
@@ -232,8 +269,10 @@ def _get(url: str, *, politeness: Politeness, offline: bool | None) -> tuple[int
         if not off:
             politeness.wait(host)
         try:
+            extra = {"force_refresh": True} if fresh and not off else {}
             resp = session.get(url, timeout=_http.get_config().timeout_s, only_if_cached=off,
-                               headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+                               headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+                               **extra)
         except BlockedURLError:
             raise  # its own French reason (a redirect to a private address…)
         except Exception as exc:  # requests and urllib3 errors alike
@@ -386,16 +425,101 @@ def extract_hcard(soup: BeautifulSoup) -> list[dict[str, str]]:
     return out
 
 
+#: Section headings of a structure's card that are never its name (folded, see _plain).
+GENERIC_HEADINGS = re.compile(
+    r"^(?:informations?(?: pratiques?| utiles?| sur la structure| generales?)?|"
+    r"fiche(?: identite| pratique)?|adresses?|coordonnees|contacts?|nous contacter|"
+    r"nous (?:trouver|joindre|ecrire)|horaires?(?: d ouverture)?|acces|plan d acces|"
+    r"telephone|courriel|e ?mail|mail|site(?: internet| web)?|historique|"
+    r"en savoir plus|presentation|description|localisation|ou nous trouver|infos?"
+    r"(?: pratiques?)?|mode de gestion|public(?:s)?(?: accueillis?)?|services?|"
+    r"activites?|missions?|accueil)$")
+_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6", "strong", "b", "th", "dt"]
+_URL_TEXT_RE = re.compile(r"(?<![@\w.])(?:https?://|www\.)[^\s<>\"',;]+", re.IGNORECASE)
+_SITE_LABEL_RE = re.compile(r"site(?:\s+(?:internet|web))?\s*:?\s*", re.IGNORECASE)
+_STOP_AT = frozenset({"body", "html", "main", "[document]"})
+
+
+def _is_generic(text: str) -> bool:
+    """Whether a heading is a section title (« Informations pratiques »), not a name.
+
+    Examples
+    --------
+    >>> _is_generic("Informations pratiques :"), _is_generic("Centre social Le Pont")
+    (True, False)
+    """
+    return bool(GENERIC_HEADINGS.match(_plain(text)))
+
+
+def _address_count(el: Tag) -> int:
+    return sum(1 for _ in _ADDRESS_RE.finditer(el.get_text("\n")))
+
+
+def _structure_block(block: Tag) -> Tag:
+    """The largest element around ``block`` that holds this one address and no other.
+
+    A card of a list (name heading, address, e-mail, website in sibling paragraphs)
+    is read whole, so contacts outside the address paragraph belong to their structure.
+    """
+    card = block
+    while isinstance(card.parent, Tag) and card.parent.name not in _STOP_AT \
+            and _address_count(card.parent) <= 1:
+        card = card.parent
+    return card
+
+
+def _name_of(card: Tag, block: Tag) -> str:
+    """The first heading of the card that is not a section title, else one before it."""
+    for el in card.find_all(_HEADINGS):
+        text = _text(el)
+        if text and not _is_generic(text) and not find_address(text):
+            return text
+    for el in card.find_all_previous(_HEADINGS, limit=6):
+        text = _text(el)
+        if not text or _is_generic(text) or find_address(text):
+            continue
+        if el.find_parent(lambda t: t is card) is None and _address_count_between(el, card):
+            break  # a heading of the previous structure
+        return text
+    return ""
+
+
+def _address_count_between(heading: Tag, card: Tag) -> bool:
+    """Whether another address sits between ``heading`` and ``card`` (another entry's)."""
+    between = []
+    for el in heading.find_all_next(string=True):
+        if el.find_parent(lambda t: t is card) is not None:
+            break
+        between.append(str(el))
+    return find_address("\n".join(between)) is not None
+
+
+def _website(card: Tag, text: str, base_url: str, method: str) -> str:
+    for a in card.find_all("a", href=True):
+        h = str(a["href"])
+        if h.startswith(("http://", "https://")) or (h.startswith("/") and method == "liste"):
+            return urljoin(base_url, h)
+    label = _SITE_LABEL_RE.search(text)
+    found = _URL_TEXT_RE.search(text, label.end() if label else 0) or _URL_TEXT_RE.search(text)
+    if not found:
+        return ""
+    url = found.group(0).rstrip(".)")
+    return url if url.lower().startswith("http") else "https://" + url
+
+
 def _block_entry(block: Tag, method: str, base_url: str) -> dict[str, str] | None:
     text = block.get_text("\n")
     addr = find_address(text)
     if addr is None:
         return None
-    heading = block.find(["h2", "h3", "h4", "h5", "strong", "b", "th", "dt"])
-    name = _text(heading) if isinstance(heading, Tag) else ""
-    if not name and method == "bloc":
-        prev = block.find_previous_sibling(["h2", "h3", "h4", "h5", "strong", "dt"])
-        name = _text(prev) if isinstance(prev, Tag) else ""
+    card = _structure_block(block) if method == "bloc" else block
+    card_text = card.get_text("\n")
+    name = _name_of(card, block) if method == "bloc" else ""
+    if not name and method != "bloc":
+        heading = block.find(_HEADINGS)
+        name = _text(heading) if isinstance(heading, Tag) else ""
+        if _is_generic(name):
+            name = ""
     if not name or find_address(name):
         lines = [_clean(s) for s in text.split("\n") if _clean(s)]
         before = text[: text.find(addr["street"])] if addr["street"] in text else ""
@@ -403,17 +527,14 @@ def _block_entry(block: Tag, method: str, base_url: str) -> dict[str, str] | Non
             lines[0] if lines else "")
         if find_address(name) or addr["street"] in name:
             name = _clean(name.split(addr["street"])[0]) if addr["street"] in name else ""
-    mail = block.find("a", href=re.compile(r"^mailto:", re.I))
-    email = str(mail["href"])[7:] if isinstance(mail, Tag) else (
-        (_EMAIL_RE.search(text) or [""])[0] if _EMAIL_RE.search(text) else "")
-    site = ""
-    for a in block.find_all("a", href=True):
-        h = str(a["href"])
-        if h.startswith(("http://", "https://")) or (h.startswith("/") and method == "liste"):
-            site = urljoin(base_url, h)
-            break
+    mail = card.find("a", href=re.compile(r"^mailto:", re.I))
+    found_mail = _EMAIL_RE.search(card_text)
+    email = str(mail["href"])[7:].split("?")[0] if isinstance(mail, Tag) else (
+        found_mail.group(0) if found_mail else "")
+    site = _website(card, card_text.replace(email, " ") if email else card_text, base_url,
+                    method)
     return {"nom": name.rstrip(" :"), "adresse": addr["street"], "code_postal": addr["postcode"],
-            "commune": addr["city"], "telephone": normalize_phone(text), "email": email,
+            "commune": addr["city"], "telephone": normalize_phone(card_text), "email": email,
             "site_web": site, "latitude": "", "longitude": "", "methode": method}
 
 
@@ -437,13 +558,54 @@ def extract_blocks(soup: BeautifulSoup, *, base_url: str = "") -> list[dict[str,
     return out
 
 
+def page_organisation(soup: BeautifulSoup, *, base_url: str = "") -> set[str]:
+    """Folded names of the organisation that publishes the page (never a structure).
+
+    Read from ``og:site_name`` / ``application-name``, the schema.org ``WebSite`` and its
+    ``publisher``, and any JSON-LD organisation whose ``url`` is the site's home page.
+    """
+    names: set[str] = set()
+    for key in ("og:site_name", "application-name"):
+        meta = soup.find("meta", attrs={"property": key}) or soup.find(
+            "meta", attrs={"name": key})
+        if isinstance(meta, Tag) and meta.get("content"):
+            names.add(_plain(str(meta["content"])))
+    home = urlsplit(base_url)
+    for script in soup.find_all("script", attrs={"type": re.compile("ld\\+json", re.I)}):
+        try:
+            doc = json.loads(script.string or script.get_text() or "null")
+        except ValueError:
+            continue
+        stack = [doc]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            stack.extend(v for k, v in node.items() if k in ("@graph", "publisher"))
+            types = _types(node.get("@type"))
+            url = urlsplit(str(_first(node.get("url")) or ""))
+            own_home = bool(url.netloc) and url.path in ("", "/") and (
+                url.netloc.removeprefix("www.") == home.netloc.removeprefix("www."))
+            if "WebSite" in types and isinstance(node.get("publisher"), dict):
+                names.add(_plain(str(_first(node["publisher"].get("name")) or "")))
+            if own_home and types & SCHEMA_TYPES:
+                names.add(_plain(str(_first(node.get("name")) or "")))
+    names.discard("")
+    return names
+
+
 def extract_entries(html: str, *, base_url: str = "") -> list[dict[str, str]]:
     """Every entry of a page, structured data first, duplicates removed (pure).
 
     Two entries are the same when their folded name and postcode match (or, without a
-    name, their address).
+    name, their address). The page's own organisation (:func:`page_organisation`) is
+    not an entry.
     """
     soup = BeautifulSoup(html, "html.parser")
+    own = page_organisation(soup, base_url=base_url)
     for tag in soup(["nav", "footer", "header", "form", "noscript", "style"]):
         tag.decompose()
     structured = extract_jsonld(soup) + extract_microdata(soup) + extract_hcard(soup)
@@ -465,6 +627,9 @@ def extract_entries(html: str, *, base_url: str = "") -> list[dict[str, str]]:
         if not e["nom"] and not e["adresse"]:
             continue
         name, place = _plain(e["nom"]), (_plain(e["adresse"]), e["code_postal"])
+        if name in own:
+            logger.info("scrape: %r publishes the page: not listed as a structure", e["nom"])
+            continue
         if name and (name, e["code_postal"]) in names:
             continue
         if place[0] and place in places and (not name or name in places[place]):

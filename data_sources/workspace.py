@@ -554,9 +554,10 @@ def _from_store(
         halls = halls.loc[halls["type"].eq("mairie")
                           & halls["code_insee"].isin(territory.communes)]
         if len(halls):
-            facilities = validate_facilities(
-                gpd.GeoDataFrame(pd.concat([facilities, halls], ignore_index=True),
-                                 geometry="geometry", crs=WGS84), source="store+mairies")
+            # the sources' own town halls (annuaire, BPE, OSM) and the demo's: one each
+            from data_sources.merge import merge_facilities
+
+            facilities = merge_facilities([facilities, halls])[0]
             keys.append("annuaire_mairies")
         notices.append(
             "Structures : celles des sources téléchargées pour les communes du territoire "

@@ -39,10 +39,17 @@ from typing import Any
 from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests)
     FrenchArgumentParser,
     FrenchHelpFormatter,
+    float_between,
     french_argparse_message,
+    int_at_least,
+    non_empty,
 )
 from diagnosis.errors import MaillageError
 from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
+
+#: Largest travel-time threshold accepted (minutes): beyond 4 hours, « à portée » means
+#: nothing for a family's weekly visit.
+MAX_MINUTES_LIMIT = 240.0
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -72,7 +79,8 @@ def _add_data_files(p: argparse.ArgumentParser) -> None:
 
 
 def _add_threshold(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold-m", type=float, default=DEFAULT_THRESHOLD_M,
+    p.add_argument("--threshold-m", type=float_between(0, 200_000, unit="mètres"),
+                   default=DEFAULT_THRESHOLD_M,
                    help="distance à vol d'oiseau jugée « à portée » (mètres, défaut %(default)s)")
 
 
@@ -83,12 +91,14 @@ def _add_uptake(p: argparse.ArgumentParser) -> None:
         DEFAULT_UPTAKE_RATE,
     )
 
-    p.add_argument("--uptake-rate", type=float, default=DEFAULT_UPTAKE_RATE, metavar="SHARE",
+    p.add_argument("--uptake-rate", type=float_between(0, 1), default=DEFAULT_UPTAKE_RATE,
+                   metavar="SHARE",
                    help="part des familles qui rejoindraient un groupe de pairs, dans ]0, 1] "
                         "(hypothèse ; défaut %(default)s)")
-    p.add_argument("--facilitators", type=int, default=DEFAULT_FACILITATORS_PER_MAISON,
+    p.add_argument("--facilitators", type=int_at_least(1, high=1_000),
+                   default=DEFAULT_FACILITATORS_PER_MAISON,
                    metavar="N", help="facilitateurs formés de la Maison (défaut %(default)s)")
-    p.add_argument("--groups-per-facilitator", type=int,
+    p.add_argument("--groups-per-facilitator", type=int_at_least(1, high=100),
                    default=DEFAULT_GROUPS_PER_FACILITATOR, metavar="N",
                    help="groupes qu'un facilitateur anime en même temps (hypothèse ; défaut "
                         "%(default)s)")
@@ -131,7 +141,8 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
     p.add_argument("--road-graph", metavar="FILE",
                    help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
                         "enregistré (.npz)")
-    p.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
+    p.add_argument("--max-minutes", type=float_between(0, MAX_MINUTES_LIMIT, unit="minutes"),
+                   default=DEFAULT_MAX_MINUTES,
                    help="seuil de temps de trajet T (minutes, défaut %(default)s)")
     p.add_argument("--gtfs", action="append", default=[], metavar="FICHIER.zip",
                    help="horaires GTFS d'un réseau de transport (répétable ; "
@@ -161,7 +172,7 @@ def _add_analysis_parsers(sub: Any) -> None:
     a.add_argument("--format", choices=("json", "table"), default="table")
     a.add_argument("--types", nargs="+", metavar="TYPE",
                    help="types de structures (défaut : tous ceux chargés, sauf mairie)")
-    a.add_argument("--weights", metavar="births=0.35,poverty=0.2,...",
+    a.add_argument("--weights", type=non_empty, metavar="births=0.35,poverty=0.2,...",
                    help="poids du score de priorité (births, poverty, single_parent, access)")
     a.add_argument("--distributed", action="store_true",
                    help="réseau routier calculé département par département sur Dask "
@@ -169,15 +180,16 @@ def _add_analysis_parsers(sub: Any) -> None:
     a.add_argument("--scheduler", metavar="tcp://HOTE:PORT",
                    help="avec --distributed : un cluster Dask existant (défaut : un "
                         "LocalCluster sur cette machine)")
-    a.add_argument("--workers", type=int, metavar="N",
+    a.add_argument("--workers", type=int_at_least(1, high=1_024), metavar="N",
                    help="avec --distributed : nombre de workers du LocalCluster")
-    a.add_argument("--top", type=int, default=15,
+    a.add_argument("--top", type=int_at_least(1), default=15,
                    help="communes prioritaires affichées en tableau (défaut %(default)s)")
 
     st = sub.add_parser("site", help="où implanter la Maison : sites recommandés expliqués")
     _add_common(st)
     _add_travel(st, default_mode="drive")
-    st.add_argument("--k", type=int, default=1, help="nombre de nouveaux sites (défaut 1)")
+    st.add_argument("--k", type=int_at_least(1, high=1_000), default=1,
+                    help="nombre de nouveaux sites (défaut 1)")
     st.add_argument("--format", choices=("json", "table"), default="table")
     st.add_argument("--host-types", nargs="+", default=list(HOST_TYPES), metavar="TYPE",
                     help="types de lieux pouvant accueillir la Maison (défaut : "
@@ -187,12 +199,14 @@ def _add_analysis_parsers(sub: Any) -> None:
                          "quand la longitude est négative) ; répétable")
     st.add_argument("--objective", choices=OBJECTIVES, default="max_covering",
                     help="couverture maximale (défaut) ou p-médiane (temps total minimal)")
-    st.add_argument("--scenarios", nargs="+", type=int, metavar="K",
+    st.add_argument("--scenarios", nargs="+", type=int_at_least(1, high=1_000), metavar="K",
                     help="comparer aussi ces nombres de sites (ex. 1 2 3)")
-    st.add_argument("--scenario-minutes", nargs="+", type=float, default=[], metavar="T",
+    st.add_argument("--scenario-minutes", nargs="+",
+                    type=float_between(0, MAX_MINUTES_LIMIT, unit="minutes"), default=[],
+                    metavar="T",
                     help="comparer aussi ces seuils de temps (minutes, ex. 15 30) : un "
                          "scénario par seuil et par nombre de sites")
-    st.add_argument("--need-weights", metavar="poverty=1,single_parent=1",
+    st.add_argument("--need-weights", type=non_empty, metavar="poverty=1,single_parent=1",
                     help="coefficients de la pauvreté et des familles monoparentales dans le "
                          "poids des besoins (0 pour laisser un facteur de côté ; défaut 1 et 1)")
     _add_uptake(st)
@@ -1112,14 +1126,74 @@ COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
 COMMANDS.update(DELIVERABLE_COMMANDS)
 
 
+#: Suffix each output option must end with, per command (French name of the format).
+_OUT_SUFFIXES = {("report", "out"): (".pdf", "PDF"), ("export", "out"): (".gpkg", "GeoPackage"),
+                 ("export", "diagnosis_file"): (".json", "JSON")}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any computation, an output that cannot be written or would be lost.
+
+    Every ``--out``/``--diagnosis-file`` must be a regular file in an existing folder
+    (never a device such as ``/dev/null``, a FIFO or a folder) with the format's suffix;
+    ``--csv-dir`` must be a folder or a new name.
+    """
+    from pathlib import Path
+
+    from diagnosis.errors import InputError
+    from diagnosis.exports import check_writable
+
+    for dest in ("out", "diagnosis_file"):
+        value = getattr(args, dest, None)
+        if not value:
+            continue
+        option = "--" + dest.replace("_", "-")
+        check_writable(value, option=option)
+        suffix = _OUT_SUFFIXES.get((args.command, dest))
+        if suffix and Path(value).suffix.lower() != suffix[0]:
+            raise InputError(f"{option} {value!r} must end with {suffix[0]}", argument=option,
+                             value=value,
+                             fr=f"{option} « {value} » : le fichier écrit est un {suffix[1]}, "
+                                f"son nom doit finir par {suffix[0]} (par exemple "
+                                f"diagnostic{suffix[0]})")
+    csv_dir = getattr(args, "csv_dir", None)
+    if csv_dir:
+        d = Path(csv_dir)
+        if d.exists() and not d.is_dir():
+            raise InputError(f"--csv-dir {csv_dir!r} exists and is not a folder",
+                             argument="--csv-dir", value=csv_dir,
+                             fr=f"--csv-dir « {csv_dir} » existe et n'est pas un dossier : "
+                                "donnez un dossier (existant ou à créer)")
+        parent = d if d.is_dir() else d.parent
+        if not parent.is_dir():
+            raise InputError(f"--csv-dir {csv_dir!r}: {str(parent)!r} does not exist",
+                             argument="--csv-dir", value=csv_dir,
+                             fr=f"--csv-dir « {csv_dir} » : le dossier « {parent} » n'existe "
+                                "pas ; créez-le ou choisissez un autre chemin")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 on bad input, with a message on stderr)."""
+    """Entry point; returns the exit code (2 on bad input, with a message on stderr).
+
+    Every error reaches the user through :func:`diagnosis.errors.render_error` (French,
+    no traceback): 2 for a project error (bad input, missing data, failed source), 1 for
+    an operating-system error or a lack of memory.
+    """
+    from diagnosis.errors import render_error
+
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         return COMMANDS[args.command](args)
     except MaillageError as exc:
-        print(f"erreur : {exc.fr}", file=sys.stderr)
+        print(f"erreur : {render_error(exc)}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError) as exc:
+        print(f"erreur : {render_error(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"\n{render_error(exc)}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -596,8 +596,12 @@ def compute_partners(
     own = com.loc[com["code_insee"].isin(t.communes)] if "code_insee" in com else com
     deps = list(t.departements) or sorted(set(com.get("dep_code", pd.Series(dtype=str))))
     epci = t.name if t.kind == "epci" else None
-    if epci is None and "epci_name" in own and own["epci_name"].nunique() == 1:
-        epci = str(own["epci_name"].iloc[0])
+    # The intercommunalité to meet: an EPT of the Grand Paris (``ept_name``), not the
+    # Métropole du Grand Paris, for its communes; else the EPCI.
+    for col in ("ept_name", "epci_name"):
+        names = own[col].fillna("").astype(str) if col in own else pd.Series(dtype=str)
+        if epci is None and len(names) and names.nunique() == 1 and names.iloc[0]:
+            epci = names.iloc[0]
     layers: dict[str, pd.DataFrame] = {}
     if deps:
         layers["institutions"] = institutional_partners(t.name, deps[0], own, epci,

@@ -8,8 +8,10 @@ are translated by pattern; an unknown message is kept as it is rather than lost.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 _ARGPARSE_FR: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -94,3 +96,82 @@ class FrenchArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog} : erreur : {french_argparse_message(message)}\n")
 
 
+
+
+class FrenchRawDescriptionHelpFormatter(FrenchHelpFormatter,
+                                        argparse.RawDescriptionHelpFormatter):
+    """French usage heading; description and epilog printed as written."""
+
+
+def _number_text(value: float) -> str:
+    """A bound as a French reader writes it (``0,5``, ``240``)."""
+    return f"{value:g}".replace(".", ",")
+
+
+def int_at_least(low: int, *, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in ``[low, high]``, refused in French.
+
+    Examples
+    --------
+    >>> int_at_least(1)("3")
+    3
+    >>> int_at_least(1)("-3")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: « -3 » : un nombre entier d'au moins 1 est attendu
+    """
+    def parse(text: str) -> int:
+        value = int(text.strip())  # ValueError: argparse says « valeur invalide (nombre entier) »
+        if value < low or (high is not None and value > high):
+            bound = (f"entre {low} et {high}" if high is not None else f"d'au moins {low}")
+            raise argparse.ArgumentTypeError(
+                f"« {text} » : un nombre entier {bound} est attendu")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def float_between(low: float, high: float, *, low_open: bool = True,
+                  unit: str = "") -> Callable[[str], float]:
+    """An argparse ``type``: a finite number in ``]low, high]`` (``[low, high]``), in French.
+
+    Examples
+    --------
+    >>> float_between(0, 240, unit="minutes")("20")
+    20.0
+    >>> float_between(0, 240)("1e9")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: « 1e9 » : un nombre plus grand que 0 et au plus 240 est attendu
+    """
+    def parse(text: str) -> float:
+        value = float(text.strip().replace(",", "."))  # ValueError: « valeur invalide »
+        too_low = value <= low if low_open else value < low
+        if not math.isfinite(value) or too_low or value > high:
+            first = (f"plus grand que {_number_text(low)}" if low_open
+                     else f"d'au moins {_number_text(low)}")
+            raise argparse.ArgumentTypeError(
+                f"« {text} » : un nombre {first} et au plus {_number_text(high)}"
+                f"{' ' + unit if unit else ''} est attendu")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def non_empty(text: str) -> str:
+    """An argparse ``type``: a value that is not empty or blank.
+
+    Examples
+    --------
+    >>> non_empty("births=1")
+    'births=1'
+    >>> non_empty("  ")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: valeur vide : donnez une valeur ou retirez l'option
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("valeur vide : donnez une valeur ou retirez l'option")
+    return text

@@ -322,7 +322,7 @@ def _import_distributed() -> Any:
 @contextlib.contextmanager
 def dask_client(
     *, scheduler_address: str | None = None, n_workers: int | None = None,
-    processes: bool = True,
+    processes: bool = True, connect_timeout_s: float = 5.0,
 ) -> Iterator[Any]:
     """A ``distributed.Client`` on ``scheduler_address`` or on a new local cluster.
 
@@ -333,15 +333,31 @@ def dask_client(
     ------
     InputError
         ``scheduler_address`` is not like ``"tcp://HOST:PORT"``.
+    SourceError
+        No scheduler answers at ``scheduler_address`` within ``connect_timeout_s``.
     """
     distributed = _import_distributed()
     if scheduler_address is not None:
         if not _SCHEDULER_RE.match(str(scheduler_address)):
             raise InputError(
                 f"scheduler_address={scheduler_address!r} is not a Dask scheduler address; "
-                "give it as 'tcp://HOST:PORT' (e.g. 'tcp://10.0.0.5:8786')"
-            )
-        with distributed.Client(scheduler_address) as client:
+                "give it as 'tcp://HOST:PORT' (e.g. 'tcp://10.0.0.5:8786')",
+                argument="--scheduler", value=scheduler_address,
+                fr=f"--scheduler « {scheduler_address} » n'est pas l'adresse d'un "
+                   "ordonnanceur Dask : écrivez tcp://HOTE:PORT (par exemple "
+                   "tcp://10.0.0.5:8786)")
+        try:
+            client = distributed.Client(scheduler_address, timeout=connect_timeout_s)
+        except (OSError, TimeoutError) as exc:
+            raise SourceError(
+                f"no Dask scheduler answers at {scheduler_address} within "
+                f"{connect_timeout_s:g} s ({exc})", argument="--scheduler",
+                value=scheduler_address,
+                fr=f"aucun ordonnanceur Dask ne répond à l'adresse {scheduler_address} "
+                   f"(attente de {connect_timeout_s:g} s) : vérifiez que le cluster est "
+                   "démarré et joignable, ou retirez --scheduler pour calculer sur cette "
+                   "machine") from None
+        with client:
             yield client
         return
     if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):

@@ -93,3 +93,55 @@ def check_positive(value: object, name: str) -> float:
         raise InputError(f"{name} must be a positive finite number; got {value!r}",
                          argument=name, value=value)
     return v
+
+
+def _os_reason_fr(exc: OSError) -> str:
+    """A French reason for the common operating-system errors, else the system's text."""
+    import errno
+
+    return {
+        errno.ENOENT: "fichier ou dossier introuvable",
+        errno.EACCES: "accès refusé",
+        errno.EPERM: "opération non permise",
+        errno.EISDIR: "c'est un dossier",
+        errno.ENOTDIR: "un élément du chemin n'est pas un dossier",
+        errno.ENOSPC: "plus de place sur le disque",
+        errno.EROFS: "disque en lecture seule",
+        errno.ECONNREFUSED: "connexion refusée",
+        errno.ETIMEDOUT: "délai d'attente dépassé",
+        errno.EHOSTUNREACH: "machine injoignable",
+        errno.ENAMETOOLONG: "chemin trop long",
+    }.get(exc.errno or 0, exc.strerror or str(exc) or type(exc).__name__)
+
+
+def render_error(exc: BaseException) -> str:
+    """The French text of an error shown to a user (both command lines and the app).
+
+    This is the one renderer of user-facing errors. A project error gives its French
+    message; operating-system errors, a lack of memory and an interruption are said in
+    French; anything else is named as unexpected, with its own text kept (nothing lost).
+
+    Examples
+    --------
+    >>> render_error(InputError("k=0", fr="k doit valoir au moins 1"))
+    'k doit valoir au moins 1'
+    >>> render_error(FileNotFoundError(2, "No such file or directory", "a.csv"))
+    'fichier « a.csv » : fichier ou dossier introuvable'
+    >>> render_error(MemoryError()).startswith("mémoire insuffisante")
+    True
+    >>> render_error(KeyError("x"))
+    "erreur inattendue (KeyError) : 'x'"
+    """
+    if isinstance(exc, MaillageError):
+        return exc.fr
+    if isinstance(exc, MemoryError):
+        return ("mémoire insuffisante pour cette opération : réduisez le territoire ou la "
+                "taille des fichiers")
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrompu à la demande de l'utilisateur"
+    if isinstance(exc, TimeoutError) and not exc.errno:
+        return f"délai d'attente dépassé{f' ({exc})' if str(exc) else ''}"
+    if isinstance(exc, OSError):
+        where = f"fichier « {exc.filename} » : " if exc.filename else ""
+        return f"{where}{_os_reason_fr(exc)}"
+    return f"erreur inattendue ({type(exc).__name__}) : {exc}"

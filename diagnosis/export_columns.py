@@ -73,6 +73,14 @@ _FIXED: dict[str, ColumnSpec] = {
                        "degrees"),
     "epci_code": _c("EPCI (SIREN)", "SIREN de l'intercommunalité", source=_COG, year="2026"),
     "epci_name": _c("EPCI", "Nom de l'intercommunalité", source=_COG, year="2026"),
+    "insee_partial": _c("Données INSEE partielles", "Indicateurs dont le fichier INSEE ne "
+                        "donne que la somme des parties connues (commune fusionnée dont "
+                        "une ancienne commune manque) ; vide quand tout est connu",
+                        source=_INSEE),
+    "ept_code": _c("EPT (SIREN)", "SIREN de l'établissement public territorial du Grand "
+                   "Paris (vide ailleurs)", source=_COG, year="2026"),
+    "ept_name": _c("EPT", "Nom de l'établissement public territorial du Grand Paris "
+                   "(vide ailleurs)", source=_COG, year="2026"),
     "dep_code": _c("Département", "Code du département", source=_COG, year="2026"),
     "population_2022": _c("Population 2022", "Population municipale (P22_POP)", "habitants",
                           _INSEE + ", recensement", "2022", "count"),

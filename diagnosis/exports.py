@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from diagnosis.csvfile import french_csv_bytes
-from diagnosis.errors import InputError
+from diagnosis.errors import InputError, _os_reason_fr
 from diagnosis.export_columns import column_spec, french_label, french_layer
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
@@ -368,17 +368,25 @@ def check_writable(path: str | Path, *, option: str = "--out") -> Path:
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{option} {str(p)!r}: the folder {str(folder)!r} does not exist; "
-                         "create it or choose another path")
+                         "create it or choose another path", argument=option, value=str(p),
+                         fr=f"{option} « {p} » : le dossier « {folder} » n'existe pas ; "
+                            "créez-le ou choisissez un autre chemin")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".check", dir=folder)
     except OSError as exc:
         raise InputError(f"{option} {str(p)!r}: cannot write in {str(folder)!r} "
-                         f"({exc.strerror}); choose a writable folder") from None
+                         f"({exc.strerror}); choose a writable folder", argument=option,
+                         value=str(p),
+                         fr=f"{option} « {p} » : impossible d'écrire dans « {folder} » "
+                            f"({_os_reason_fr(exc)}) ; choisissez un dossier où vous pouvez "
+                            "écrire") from None
     os.close(fd)
     os.unlink(tmp)
     if p.exists() and not os.access(p, os.W_OK):
         raise InputError(f"{option} {str(p)!r} exists and is read-only; remove it or choose "
-                         "another name")
+                         "another name", argument=option, value=str(p),
+                         fr=f"{option} « {p} » existe et est en lecture seule : supprimez-le "
+                            "ou choisissez un autre nom")
     return p
 
 

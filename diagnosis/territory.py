@@ -49,11 +49,13 @@ class CogTables:
     ----------
     communes
         Columns ``code, name, kind, dep_code, region_code, epci_code, parent_code,
-        former_codes, postcodes, population``; ``kind`` is ``commune`` (current),
-        ``deleguee``, ``associee`` or ``arrondissement``; ``parent_code`` the current
-        commune of the others.
+        former_codes, postcodes, population`` (and ``ept_code``: the établissement
+        public territorial of the Métropole du Grand Paris, empty elsewhere); ``kind``
+        is ``commune`` (current), ``deleguee``, ``associee`` or ``arrondissement``;
+        ``parent_code`` the current commune of the others.
     epci
-        Columns ``code, name, kind, population``.
+        Columns ``code, name, kind, population``; ``kind`` ``EPT`` for the 11
+        établissements publics territoriaux, which resolve like EPCIs.
     departements
         Columns ``code, name, region_code``.
     regions
@@ -113,7 +115,8 @@ def resolve_territory(query: str, cog: CogTables) -> Territory:
     """
     q = str(query).strip()
     if not q:
-        raise InputError("territory='' is empty; give a commune, EPCI or département code or name")
+        raise InputError("territoire vide : donnez le code ou le nom d'une commune, d'une "
+                         "intercommunalité ou d'un département")
     if "=" in q:
         name, _, codes = q.partition("=")
         return custom_territory(name, re.split(r"[,;\s]+", codes), cog)
@@ -131,8 +134,9 @@ def resolve_territory(query: str, cog: CogTables) -> Territory:
         return _epci(q, cog)
     if q.isdigit():
         raise InputError(
-            f"territory={query!r} is not a valid code: use a département code (2 or 3 "
-            "characters), an INSEE commune code (5) or an EPCI SIREN (9)"
+            f"territoire {query!r} : ce n'est pas un code valide ; donnez un code de "
+            "département (2 ou 3 caractères), un code commune INSEE (5) ou un SIREN "
+            "d'intercommunalité (9)"
         )
     return _by_name(q, cog)
 
@@ -161,8 +165,8 @@ def _departement(code: str, cog: CogTables) -> Territory:
     row = cog.departements.loc[cog.departements["code"] == code]
     if row.empty:
         raise InputError(
-            f"territory={code!r}: no département has this code in the COG 2026; "
-            f"known codes go from {cog.departements['code'].min()} to "
+            f"territoire {code!r} : aucun département n'a ce code dans le COG 2026 ; "
+            f"les codes connus vont de {cog.departements['code'].min()} à "
             f"{cog.departements['code'].max()}"
         )
     com = cog.communes
@@ -196,8 +200,8 @@ def _commune(code: str, cog: CogTables) -> Territory:
                          & com["former_codes"].str.split(" ").map(lambda cs: code in cs)]
         if former.empty:
             raise InputError(
-                f"territory={code!r}: no commune has this INSEE code in the COG 2026; "
-                "check the code (INSEE code, not the postcode)"
+                f"territoire {code!r} : aucune commune n'a ce code INSEE dans le COG "
+                "2026 ; vérifiez le code (code INSEE, pas le code postal)"
             )
         row = former.iloc[[0]]
         note = f"Le code {code} est un ancien code : commune actuelle {row['name'].iloc[0]}."
@@ -207,7 +211,8 @@ def _commune(code: str, cog: CogTables) -> Territory:
         child = row.iloc[0]
         parent = com.loc[(com["code"] == child["parent_code"]) & (com["kind"] == "commune")]
         if parent.empty:
-            raise InputError(f"territory={code!r}: {child['name']} has no current parent commune")
+            raise InputError(f"territoire {code!r} : {child['name']} n'a pas de commune "
+                             "actuelle de rattachement dans le COG 2026")
         kinds = {"deleguee": "une commune déléguée", "associee": "une commune associée",
                  "arrondissement": "un arrondissement municipal"}
         note = (f"{child['name']} ({code}) est {kinds.get(child['kind'], child['kind'])} "
@@ -222,11 +227,15 @@ def _epci(siren: str, cog: CogTables) -> Territory:
     row = cog.epci.loc[cog.epci["code"] == siren]
     if row.empty:
         raise InputError(
-            f"territory={siren!r}: no EPCI has this SIREN in the COG 2026; "
-            "check the SIREN (9 digits) or search by name"
+            f"territoire {siren!r} : aucune intercommunalité (EPCI, EPT du Grand Paris, "
+            "Métropole de Lyon) n'a ce SIREN dans le COG 2026 ; vérifiez le SIREN "
+            "(9 chiffres) ou cherchez par le nom"
         )
     com = cog.communes
-    members = com.loc[(com["kind"] == "commune") & (com["epci_code"] == siren)]
+    member = com["epci_code"] == siren
+    if "ept_code" in com:
+        member |= com["ept_code"] == siren
+    members = com.loc[(com["kind"] == "commune") & member]
     deps = tuple(sorted(members["dep_code"].unique()))
     return Territory("epci", siren, str(row["name"].iloc[0]),
                      tuple(sorted(members["code"])), deps)
@@ -250,10 +259,10 @@ def _by_name(query: str, cog: CogTables) -> Territory:
     if exact.empty:
         close = difflib.get_close_matches(key, names["key"].unique().tolist(), n=5, cutoff=0.6)
         hints = names.loc[names["key"].isin(close)].drop_duplicates("key")
-        hint = "; ".join(f"{r.label} ({r.code})" for r in hints.itertuples()) or "none"
+        hint = "; ".join(f"{r.label} ({r.code})" for r in hints.itertuples()) or "aucun"
         raise InputError(
-            f"territory={query!r} matches no commune, EPCI or département name; "
-            f"closest names: {hint}"
+            f"territoire {query!r} : aucune commune, intercommunalité ou département ne "
+            f"porte ce nom ; noms les plus proches : {hint}"
         )
     # Prefer current communes over former ones of the same name, départements over EPCIs.
     rank = {"departement": 0, "region": 0.5, "epci": 1, "commune": 2, "deleguee": 3,
@@ -263,8 +272,8 @@ def _by_name(query: str, cog: CogTables) -> Territory:
     if len(best) > 1:
         cands = "; ".join(f"{r.label} ({r.code})" for r in best.head(10).itertuples())
         raise InputError(
-            f"territory={query!r} is ambiguous: {cands}. Give the code, or the name with "
-            "its département, e.g. 'Sainte-Marie (974)'"
+            f"territoire {query!r} ambigu : {cands}. Donnez le code, ou le nom avec "
+            "son département, par exemple 'Sainte-Marie (974)'"
         )
     hit = best.iloc[0]
     if hit["kind"] == "departement":
@@ -393,20 +402,27 @@ def custom_territory(name: str, codes: Iterable[str], cog: CogTables) -> Territo
     com = cog.communes
     names = com.loc[com["kind"] == "commune"].set_index("code")["name"]
     members: list[str] = []
+    seen: set[str] = set()
     notices: list[str] = []
     unknown: list[str] = []
     for code in given:
-        hit = current_commune(code, cog) if _COM_RE.match(code) else None
+        # one indexed lookup for a current commune; the COG table is searched only for a
+        # former code, a commune déléguée or an arrondissement (linear in the codes given)
+        if code in names.index:
+            hit: tuple[str, str] | None = (code, "")
+        else:
+            hit = current_commune(code, cog) if _COM_RE.match(code) else None
         if hit is None:
             unknown.append(code)
             continue
         current, notice = hit
         if notice:
             notices.append(notice)
-        if current in members:
+        if current in seen:
             notices.append(f"La commune {names.get(current, current)} ({current}) est "
                            "donnée plusieurs fois : elle compte une fois.")
             continue
+        seen.add(current)
         members.append(current)
     if unknown:
         raise InputError(

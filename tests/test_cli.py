@@ -140,11 +140,14 @@ def test_site_scenarios_points_and_bad_input(capsys, offline):
         (["--k", "999"], "larger than"),
         (["--point", "2.35,48.85"], "inside"),
         (["--point", "abc"], "longitude,latitude"),
-        (["--uptake-rate", "1.5"], "uptake_rate"),
         (["--host-types", "maternite"], "no candidate"),
     ]:
         assert main(["site", "--territory", "200000438", "--mode", "crow", *argv]) == 2
         assert msg in capsys.readouterr().err
+    with pytest.raises(SystemExit) as out_of_range:  # refused by the parser, in French
+        main(["site", "--territory", "200000438", "--uptake-rate", "1.5"])
+    assert out_of_range.value.code == 2
+    assert "argument --uptake-rate : « 1.5 »" in capsys.readouterr().err
 
 
 def test_partners_json_and_csv(capsys, offline, tmp_path):

@@ -265,3 +265,64 @@ def test_an_insee_file_given_as_facilities_is_sent_to_insee():
     with pytest.raises(InputError, match=r"comparateur_26\.csv est un fichier INSEE.*--insee"):
         check_not_insee_file(COMP_26.splitlines()[0].split(";"), file_name="comparateur_26.csv")
     check_not_insee_file(["nom", "type", "adresse", "commune"], file_name="lieux.csv")
+
+
+# --- a commune merged on 1 January 2025: Saint-Denis (93066) absorbed Pierrefitte-sur-
+# Seine (93059). INSEE files come in two forms (comparateur de territoires layout, as
+# in ship/loire-atlantique/insee_comparateur_44.csv): the edition after the merger holds
+# the merged totals on 93066 and an empty or partial row for 93059; an edition before
+# it holds each part on its own row. Figures are made up, of the right size.
+PLAINE = ("93001", "93066")  # Aubervilliers, Saint-Denis
+
+
+def test_merged_totals_on_the_new_code_are_used_and_the_empty_former_row_ignored():
+    merged = ("CODGEO;LIBGEO;P22_POP;NAISD24;MED21;TP6021\n"
+              "93001;Aubervilliers;88000;1500;15000;37\n"
+              "93066;Saint-Denis;150000;2400;16500;31,5\n"
+              "93059;Pierrefitte-sur-Seine;;;;\n")
+    imp = read_insee_files([("comparateur_93.csv", merged.encode())], territory_codes=PLAINE)
+    df = imp.communes.set_index("code_insee")
+    # the empty part no longer blanks the town of 150,000
+    assert df.loc["93066", "births_2024"] == 2400
+    assert df.loc["93066", "population_2022"] == 150000
+    assert df.loc["93066", "poverty_rate_2021"] == 31.5  # the file gives it: not "secret"
+    assert imp.communes_partial == {} and (df["insee_partial"] == "").all()
+    assert any("déjà les chiffres" in n and "93059" in n for n in imp.notices)
+
+
+def test_a_former_row_with_a_few_indicators_is_not_added_to_the_merged_total():
+    merged = ("CODGEO;P22_POP;NAISD24;MED21\n93001;88000;1500;15000\n"
+              "93066;150000;2400;16500\n93059;;410;\n")
+    imp = read_insee_files([("c.csv", merged.encode())], territory_codes=PLAINE)
+    assert imp.communes.set_index("code_insee").loc["93066", "births_2024"] == 2400
+
+
+def test_parts_are_added_and_a_missing_part_is_said_not_blanking_the_whole():
+    # a 2024-edition file, before the merger: one row per part, Pierrefitte's births
+    # missing (an extract cut short)
+    parts = ("CODGEO;P21_POP;NAISD22;MED21\n93001;87000;1450;14800\n"
+             "93066;113000;2000;15500\n93059;30500;;17000\n")
+    imp = read_insee_files([("comparateur_2024.csv", parts.encode())], territory_codes=PLAINE)
+    df = imp.communes.set_index("code_insee")
+    assert df.loc["93066", "population_2022"] == 113000 + 30500
+    assert df.loc["93066", "births_2024"] == 2000  # the known part, not NaN
+    assert df.loc["93066", "births_2024_year"] == 2022
+    assert imp.communes_partial == {"93066": {"births_2024": ("93059",)}}
+    assert "Pierrefitte-sur-Seine (93059)" in df.loc["93066", "insee_partial"]
+    assert math.isnan(df.loc["93066", "median_income_2021"])  # medians do not add up
+    assert df.loc["93001", "insee_partial"] == ""
+    note = next(n for n in imp.notices if "regroupé" in n)
+    assert "somme des seules parties connues" in note and "93059" in note
+    assert imp.editions == (2024,)
+
+
+def test_a_part_missing_in_one_file_but_given_by_another_is_complete():
+    parts = "CODGEO;P21_POP;NAISD22\n93001;87000;1450\n93066;113000;2000\n93059;30500;\n"
+    other = "CODGEO;NAISD22\n93001;1450\n93066;2000\n93059;420\n"
+    imp = read_insee_files([("a.csv", parts.encode()), ("b.csv", other.encode())],
+                           territory_codes=PLAINE)
+    df = imp.communes.set_index("code_insee")
+    # a.csv wins (given first) but its value is partial; b.csv's complete sum is not
+    # taken over it: the partial flag stays with the value used
+    assert df.loc["93066", "births_2024"] == 2000
+    assert imp.communes_partial["93066"] == {"births_2024": ("93059",)}

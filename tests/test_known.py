@@ -109,3 +109,23 @@ def test_cli_summary_of_demo_epci_prints_no_zero_for_unknown_types(capsys):
     assert data["births_within_threshold"]["pmi"]["births"] is None
     assert data["births_within_threshold"]["pmi"]["share"] is None
     assert data["births_within_threshold"]["mam"]["lower_bound"] is True
+
+
+def test_pdf_comparison_prints_no_zero_percent_for_unknown():
+    from diagnosis.report.site import _comparison_part
+
+    ov = _overview()
+    other = compute_overview(Territory("epci", "200000009", "U", ("44002",), ("44",)),
+                             _communes(), _facilities([("eaje", "44001", X0 + 5_000,
+                                                        Y0 + 5_000)]),
+                             threshold_m=6_000, types=("pmi", "eaje", "laep"),
+                             sources=[FINESS])
+    part = _comparison_part(compare_territories([ov, other]), ov, attribution="test")
+    table = part["tables"][0]
+    col = table["columns"].index("À portée : LAEP")
+    cells = [r[col] for r in table["rows"]]
+    assert cells == ["non connue", "non connue"]  # no LAEP known anywhere: not « 0 % »
+    pmi = [r[table["columns"].index("À portée : Centres de PMI")] for r in table["rows"]]
+    assert pmi == ["0\u00a0%", "0\u00a0%"]  # FINESS lists every PMI: 0 % is a fact
+    cover = [r[-1] for r in table["rows"]]
+    assert "partielle (sur 2 communes connues sur 3)" in cover  # C's births unknown

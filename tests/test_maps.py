@@ -435,9 +435,12 @@ def test_priority_map_legend_tooltips_and_catchment(access_result):
     m = build_priority_map(access_result.gaps, catchment=area, catchment_label="Crèche <i>",
                            attribution="IGN <b>")
     html = _text(m)
-    assert "Score de priorité (0 à 100) par commune" in html
-    for label in ("0 à 20", "20 à 40", "40 à 60", "60 à 80", "80 à 100"):
-        assert label in html
+    assert "Score de priorité par commune (naissances pondérées)" in html
+    assert "0 à 100" not in html  # the score is in weighted births, not 0-100
+    prio = access_result.gaps.layers["priority"]
+    top_score = float(prio["score"].max())
+    from diagnosis.formatting import fr_number
+    assert f"à {fr_number(top_score)}" in html  # the last class ends at the top score
     assert "Zone desservie (isochrone) de « Crèche <i> »" in html
     _assert_escaped(m, "Crèche <i>", "Crèche &lt;i&gt;")
     _assert_escaped(m, "IGN <b>", "IGN &lt;b&gt;")
@@ -445,7 +448,8 @@ def test_priority_map_legend_tooltips_and_catchment(access_result):
     assert "Rang 1 — score" in tips and "Éloignement des services" in tips
     _assert_escaped(m, "<b>Alpha</b>", "&lt;b&gt;Alpha&lt;/b&gt;")
     top = access_result.gaps.layers["priority"].iloc[0]
-    assert PRIORITY_COLORS[min(int(top["score"] // 20), 4)] in html
+    assert PRIORITY_COLORS[-1] in html  # the top commune is in the darkest class
+    assert top["score"] == top_score
     bare = access_result.gaps.layers["priority"].drop(columns="geometry")
     with pytest.raises(InputError, match="no geometry"):
         build_priority_map(type("G", (), {"layers": {"priority": pd.DataFrame(bare)}})())

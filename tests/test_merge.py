@@ -92,3 +92,64 @@ def test_normalize_and_score():
     assert merge.normalize_name("Crèche « Les P'tits Loups »") == "p tits loups"
     assert merge.name_score("Multi-accueil Les Lutins", "CRECHE LES LUTINS") == 1.0
     assert merge.name_score("Les Lutins", "Les Farfadets") < 0.6
+
+
+def test_the_demo_town_halls_and_the_sources_ones_are_one_per_commune():
+    """Issue 21.3: « MAIRIE » (BPE A129, name only the word) and « Mairie - Drefféac »
+    (annuaire de l'administration, name + commune) 0.6 m from the demo's « Mairie de
+    Drefféac »: 16 town-hall rows for 9 communes became 16 rows in the store; one each."""
+    from data_sources.cog import resolve
+    from data_sources.demo import load_demo_facilities
+    from data_sources.workspace import load_workspace
+
+    epci = resolve("200000438")
+    demo = load_demo_facilities()
+    halls = demo[demo["type"].eq("mairie") & demo["code_insee"].isin(epci.communes)]
+    names = load_workspace(epci).communes.set_index("code_insee")["name"]
+    assert len(halls) == 9
+    annuaire, bpe = [], []
+    for k, (_, h) in enumerate(halls.iterrows()):
+        lon, lat = h.geometry.x, h.geometry.y
+        if k < 7:  # 0.6 m north: 0.0000054° of latitude
+            annuaire.append({"type": "mairie", "name": f"Mairie - {names[h['code_insee']]}",
+                             "code_insee": h["code_insee"], "source": "annuaire",
+                             "source_id": f"a{k}-mairie", "position_precision": "address",
+                             "lon": lon, "lat": lat + 0.0000054})
+        bpe.append({"type": "mairie", "name": "MAIRIE", "code_insee": h["code_insee"],
+                    "source": "bpe", "source_id": f"2025-A129-L{k}",
+                    "position_precision": "street", "lon": lon + 0.0002, "lat": lat})
+    tables = [halls, merge.facility_frame(annuaire), merge.facility_frame(bpe)]
+    assert sum(len(t) for t in tables) == 9 + 7 + 9
+    merged, report = merge.merge_facilities(tables)
+    assert len(merged) == 9 and sorted(merged["code_insee"]) == sorted(epci.communes)
+    dreffeac = merged[merged["code_insee"] == "44053"].iloc[0]
+    assert dreffeac["source"] == "annuaire_mairies+annuaire+bpe"
+    assert "annuaire:a" in dreffeac["source_id"] and "annuaire_mairies:44053" in dreffeac[
+        "source_id"]
+    assert "bpe:2025-A129-L" in dreffeac["source_id"]
+    assert dreffeac["position_precision"] == "address"
+    # the report names what was merged
+    assert len(report) == 9
+    assert report["names"].str.contains("bpe : MAIRIE").all()
+
+
+def test_a_pmi_placed_to_its_commune_merges_with_the_addressed_one():
+    finess = table("finess", [("pmi", "CENTRE MEDICO-SOCIAL DE PONTCHATEAU", "440000029",
+                                "2025-06-30", "commune", 0.02, 0.01, None, "")])  # ~1.9 km
+    annuaire = table("annuaire", [
+        ("pmi", "Centre médico-social - PMI de Pontchâteau", "a1f2-pmi", "2026-03-18",
+         "address", 0, 0, None, "02 40 00 00 11"),
+        ("pmi", "Permanence PMI de Saint-Gildas-des-Bois", "f3a7-pmi", "2026-03-18",
+         "address", 0.0, 0.085, None, ""),
+    ])
+    osm = table("osm", [("pmi", "PMI", "node/5", "2025", "commune", 0.02, 0.01, None, "")])
+    merged, report = merge.merge_facilities([finess, annuaire, osm])
+    pmi = merged[merged["source"] == "annuaire+finess"]
+    assert len(pmi) == 1
+    row = pmi.iloc[0]
+    assert row["source_id"] == "annuaire:a1f2-pmi|finess:440000029"
+    assert row["position_precision"] == "address" and row.geometry.y == pytest.approx(LAT)
+    # a generic name placed to the commune is never merged on the name alone
+    assert (merged["source"] == "osm").sum() == 1
+    assert len(merged) == 3
+    assert report.loc[0, "max_distance_m"] > 1000

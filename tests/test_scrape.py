@@ -16,6 +16,15 @@ copied), in the shapes real directory pages have:
 - ``federation_centres_sociaux.html``: a federation's list using schema.org microdata
   (``LocalBusiness`` with a nested ``PostalAddress`` and ``GeoCoordinates``), a classic
   hCard (``vcard``, ``fn org``, ``adr``…) and a microformats2 ``h-card``;
+- ``federation_liste_senacs.html``: a federation's list of eight centres sociaux laid out
+  like the SENACS observatory's public list (``senacs.fr/structure/csx``, read with the
+  search tool: per structure the section titles « Informations sur la structure »,
+  « Fiche identité », « Adresse », then the address paragraph, and **outside** it
+  « Adresse mail contact : … » and « Site internet : www… » as plain text, the SIRET, an
+  « Historique »), some e-mails as ``mailto:`` links, some sites as « Voir le site »
+  links, one card whose only headings are section titles; the federation itself
+  publishes the page (``og:site_name``, a schema.org ``NGO`` at the site's home page, and
+  an intro block with its own address). Names, addresses and contacts are invented;
 - ``captcha.html`` (reCAPTCHA form) and ``login.html`` (password form): pages that must
   not be read.
 
@@ -132,8 +141,41 @@ def test_microdata_and_hcards():
     assert got["Centre socioculturel de Savenay"]["adresse"] == "3 rue du Château"
 
 
+def test_contacts_outside_the_address_headings_and_the_page_owner():
+    """Issue 21.4: 0 of 8 e-mails and sites were found on such a list; the section
+    titles became names; the federation was listed as a centre social."""
+    entries = scrape.extract_entries(page("federation_liste_senacs.html"),
+                                     base_url="https://www.federation-csx44.example.fr/reseau")
+    rows = pd.DataFrame(entries)
+    assert len(rows) == 8
+    assert not rows["nom"].str.contains("Fédération").any()
+    assert not rows["nom"].map(scrape._is_generic).any()
+    assert rows["nom"].iloc[7] == "Centre social Mosaïque"  # its first address line
+    assert (rows["email"] != "").sum() == 8 and (rows["site_web"] != "").sum() == 8
+    assert (rows["telephone"] != "").sum() == 8
+    first = rows.set_index("nom").loc["CENTRE SOCIAL LE PONT DE PIERRE"]
+    assert first["email"] == "accueil@cs-pontdepierre.example.fr"
+    assert first["site_web"] == "https://www.cs-pontdepierre.example.fr"
+    assert first["telephone"] == "02 40 11 22 01"
+    fabrique = rows.set_index("nom").loc["ESPACE DE VIE SOCIALE LA FABRIQUE"]
+    assert fabrique["site_web"] == "https://lafabrique-missillac.example.fr/"
+    # each card keeps its own contacts (never the next card's)
+    assert rows["email"].is_unique and rows["site_web"].is_unique
+
+
+def test_page_organisation_names():
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page("federation_liste_senacs.html"), "html.parser")
+    assert scrape.page_organisation(soup, base_url="https://federation-csx44.example.fr/x") == {
+        "federation des centres sociaux de loire atlantique"}
+    # an organisation whose url is another site, or absent, is not the page's
+    soup = BeautifulSoup(page("departement_pmi_jsonld.html"), "html.parser")
+    assert scrape.page_organisation(soup, base_url="") == set()
+
+
 @pytest.mark.parametrize(("name", "words"), [("captcha.html", "captcha"),
-                                             ("login.html", "connexion")])
+                                              ("login.html", "connexion")])
 def test_captcha_and_login_are_refused(name, words):
     assert words in scrape.refusal_reason(200, page(name))
     assert scrape.refusal_reason(403, "") == "accès refusé (HTTP 403)"
@@ -187,6 +229,51 @@ def test_robots_disallow_stops_before_the_page():
     with pytest.raises(SourceError, match="robots.txt .* interdit"):
         scrape.scrape_directory(PAGE, facility_type="rpe", politeness=fast())
     assert page_mock.call_count == 0
+
+
+@responses.activate
+def test_a_disallow_added_since_the_last_run_is_honoured():
+    """robots.txt is re-read at each run (the HTTP cache kept it 30 days before)."""
+    responses.get(ROBOTS, body="User-agent: *\nAllow: /\n", content_type="text/plain")
+    page_mock = responses.get(PAGE, body=page("interco_rpe_laep.html"),
+                              content_type="text/html")
+    first = scrape.scrape_directory(PAGE, facility_type="rpe", geocode=False,
+                                    politeness=fast())
+    assert len(first.rows) == 5 and page_mock.call_count == 1
+    responses.replace(responses.GET, ROBOTS, body="User-agent: *\nDisallow: /petite-enfance/\n",
+                      content_type="text/plain")
+    with pytest.raises(SourceError, match="robots.txt .* interdit"):
+        scrape.scrape_directory(PAGE, facility_type="rpe", geocode=False, politeness=fast())
+    assert page_mock.call_count == 1  # the page is not asked again
+    # within one run, robots.txt is read once per site
+    pol = fast()
+    responses.replace(responses.GET, ROBOTS, body="User-agent: *\nAllow: /\n",
+                      content_type="text/plain")
+    robots_calls = sum(c.request.url == ROBOTS for c in responses.calls)
+    for i in range(2):
+        scrape.scrape_directory(f"{PAGE}?p={i}", facility_type="rpe", geocode=False,
+                                politeness=pol)
+    assert sum(c.request.url == ROBOTS for c in responses.calls) == robots_calls + 1
+
+
+@responses.activate
+@pytest.mark.parametrize(("robots", "delay_s", "spacing_s"), [
+    ("User-agent: *\nCrawl-delay: 10\n", 2.0, 10.0),
+    ("User-agent: *\nCrawl-delay: 1\n", 2.0, 2.0),  # never below --delay
+    ("User-agent: Maillage\nRequest-rate: 1/30\n", 2.0, 30.0),
+    ("User-agent: *\nAllow: /\n", 3.0, 3.0),
+])
+def test_crawl_delay_is_honoured_never_below_the_delay(monkeypatch, robots, delay_s,
+                                                        spacing_s):
+    responses.get(ROBOTS, body=robots, content_type="text/plain")
+    responses.get(PAGE, body=page("interco_rpe_laep.html"), content_type="text/html")
+    pol = scrape.Politeness(delay_s=delay_s)
+    waits = []
+    monkeypatch.setattr(pol._limiter, "wait", lambda host, rate: waits.append(rate))
+    scrape.scrape_directory(PAGE, facility_type="rpe", geocode=False, politeness=pol)
+    # robots.txt at --delay (not yet known), then the page at the site's pace
+    assert waits == [pytest.approx(1 / delay_s), pytest.approx(1 / spacing_s)]
+    assert pol.host_delay_s("www.cc-paysdepontchateau.example.fr") == spacing_s
 
 
 @responses.activate

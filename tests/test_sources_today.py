@@ -139,8 +139,11 @@ def test_fetch_in_todays_formats_stores_every_type_with_its_precision(recorded):
     assert {"pmi", "eaje", "mam", "laep", "rpe", "sage_femme", "maternite", "mairie"} <= types
     by_id = fac.assign(sid=fac["facility_id"]).set_index("sid")
     # FINESS centroid -> commune; BPE random point in the commune (33) -> commune
-    finess_row = fac[fac["source"].str.contains("finess") & fac["name"].str.contains("GILDAS")]
-    assert set(finess_row["position_precision"]) == {"commune"}
+    # (the FINESS PMI of Saint-Gildas, placed to its commune, is the annuaire's
+    # « Permanence PMI de Saint-Gildas-des-Bois »: one row, the better position kept)
+    finess_row = fac[fac["source_id"].str.contains("finess:440000029")]
+    assert len(finess_row) == 1 and "annuaire:f3a7" in finess_row["source_id"].iloc[0]
+    assert set(finess_row["position_precision"]) == {"street"}
     laep = fac[(fac["type"] == "laep") & fac["source"].str.contains("bpe")]
     assert set(laep["position_precision"]) == {"commune"}
     # monenfant.fr crèches and MAM arrive through data·inclusion
@@ -158,6 +161,11 @@ def test_fetch_in_todays_formats_stores_every_type_with_its_precision(recorded):
     ledger = {e.source: e for e in got.ledger}
     assert "population 2023" in ledger["insee_melodi"].vintage
     assert ledger["annuaire"].vintage.startswith("mise à jour jusqu'au")
+    # what was merged across sources is reported, with the names merged
+    rep = result.merge_report
+    assert rep is not None and "names" in rep.columns
+    gildas = rep[rep["merged_ids"].str.contains("finess:440000029")]
+    assert gildas["names"].str.contains("finess : PMI DE SAINT-GILDAS-DES-BOIS").all()
 
 
 def test_every_cli_command_runs_on_the_store_fetched_from_todays_formats(recorded):

@@ -60,25 +60,27 @@ def test_deleguee_and_former_codes_resolve_to_current_commune(tiny_cog):
 
 
 def test_ambiguous_name_lists_candidates(tiny_cog):
-    with pytest.raises(InputError, match=r"ambiguous.*30288.*44184"):
+    with pytest.raises(InputError, match=r"ambigu : .*30288.*44184.*Donnez le code"):
         resolve_territory("Saint-Nazaire", tiny_cog)
 
 
 def test_unknown_name_suggests_closest(tiny_cog):
-    with pytest.raises(InputError, match=r"closest names: .*Pontchâteau \(44\)"):
+    with pytest.raises(InputError, match=r"noms les plus proches : .*Pontchâteau \(44\)"):
         resolve_territory("Pontchatau", tiny_cog)
 
 
 @pytest.mark.parametrize("bad", ["", "99", "99999", "123456789", "1234"])
 def test_bad_codes_raise_input_error(tiny_cog, bad):
-    with pytest.raises(InputError, match="territory="):
+    with pytest.raises(InputError, match="^territoire ") as err:
         resolve_territory(bad, tiny_cog)
+    # the message is French: no English word of the old messages
+    assert not any(w in str(err.value) for w in ("no ", "give", "check", "is not"))
 
 
 def test_shipped_cog_resolves_any_french_territory():
     cog = load_cog()
     assert (cog.communes["kind"] == "commune").sum() == 34969
-    assert len(cog.epci) == 1255
+    assert len(cog.epci) == 1255 + 11  # EPCI of the COG + the 11 EPT of the Grand Paris
     t = resolve("200000438")
     assert len(t.communes) == 9 and t.departements == ("44",)
     assert len(resolve("44").communes) == 207
@@ -161,3 +163,89 @@ def test_drawn_area_gives_the_communes_it_covers_like_the_list():
         territory_from_polygon(shapely.box(5, 5, 6, 6), sq)
     with pytest.raises(InputError, match="polygone"):
         territory_from_polygon(shapely.Point(0, 0), sq)
+
+
+def test_custom_territory_looks_current_codes_up_once(monkeypatch):
+    # a custom territory of thousands of communes must not scan the COG table per code
+    # (it was quadratic: 88 s for 30 départements); only codes that are not current
+    # communes (former codes, déléguées, arrondissements) go through the slow search
+    import diagnosis.territory as territory
+
+    cog = load_cog()
+    com = cog.communes
+    current = com.loc[(com["kind"] == "commune") & com["dep_code"].isin(["44", "85"]),
+                      "code"].tolist()
+    calls: list[str] = []
+    real = territory.current_commune
+    monkeypatch.setattr(territory, "current_commune",
+                        lambda code, c: calls.append(code) or real(code, c))
+    # 44004 is a commune déléguée of 44163 (already in the list): counted once, noticed
+    t = territory.custom_territory("Deux départements", [*current, "44004"], cog)
+    assert set(t.communes) == set(current) and len(t.communes) == len(current)
+    assert t.departements == ("44", "85")
+    assert calls == ["44004"]
+    assert "déléguée" in t.note
+
+
+# --- établissements publics territoriaux (Grand Paris) and Métropole de Lyon -----------
+
+@pytest.mark.parametrize("query", ["Plaine Commune", "plaine commune", "200057867"])
+def test_an_ept_resolves_by_name_and_siren(query):
+    t = resolve(query)
+    assert t.kind == "epci" and t.code == "200057867" and t.name == "Plaine Commune"
+    # Saint-Denis holds Pierrefitte-sur-Seine since 2025: 8 communes, all of the 93
+    assert len(t.communes) == 8 and "93066" in t.communes and "93059" not in t.communes
+    assert t.departements == ("93",)
+
+
+def test_the_eleven_ept_cover_the_grand_paris_but_paris():
+    cog = load_cog()
+    ept = cog.epci.loc[cog.epci["kind"] == "EPT"]
+    assert len(ept) == 11 and ept["code"].is_unique
+    members = [set(resolve(s).communes) for s in ept["code"]]
+    union = set().union(*members)
+    assert sum(len(m) for m in members) == len(union)  # no commune in two EPT
+    mgp = set(resolve("200054781").communes)
+    assert union == mgp - {"75056"}
+    assert resolve("Est Ensemble").code == "200057875"
+    # Boucle Nord de Seine reaches into the Val-d'Oise (Argenteuil)
+    assert resolve("200057990").departements == ("92", "95")
+    # population: the sum of its communes' legal populations
+    pc = ept.set_index("code").loc["200057867", "population"]
+    com = cog.communes.set_index("code")
+    assert pc == com.loc[list(resolve("200057867").communes), "population"].sum() > 400_000
+
+
+def test_metropole_de_lyon_resolves_by_name_and_siren():
+    for q in ("Métropole de Lyon", "metropole de lyon", "200046977"):
+        t = resolve(q)
+        assert t.code == "200046977" and len(t.communes) == 58 and "69123" in t.communes
+
+
+def test_unknown_siren_error_is_french():
+    with pytest.raises(InputError, match=r"aucune intercommunalité .*SIREN.*COG 2026"):
+        resolve("200099999")
+
+
+@pytest.mark.parametrize(("query", "partner"), [
+    ("93066", "Plaine Commune"),  # a commune of an EPT
+    ("Montreuil (93)", "Est Ensemble"),
+    ("Plaine Commune", "Plaine Commune"),  # the EPT itself
+    ("69123", "Métropole de Lyon"),
+])
+def test_the_intercommunalite_to_meet_is_the_ept_not_the_grand_paris(tmp_path, query, partner):
+    from data_sources.workspace import load_workspace
+    from diagnosis.analyses import compute_partners
+    from diagnosis.pipeline import DiagnosisParams, diagnose_overview
+
+    t = resolve(query)
+    rows = ["CODGEO;LIBGEO;P22_POP;NAISD24"]
+    rows += [f"{c};Commune {c};20000;300" for c in t.communes]
+    csv = tmp_path / "comparateur.csv"
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    ws = load_workspace(t, insee_files=[str(csv)], use_store=False)
+    assert "ept_name" in ws.communes  # the shipped geography knows the EPT
+    ov = diagnose_overview(ws, DiagnosisParams())
+    inst = compute_partners(ov, ws.facilities).layers["institutions"]
+    interco = inst.loc[inst["role"] == "Intercommunalité", "organisation"].tolist()
+    assert interco == [partner]

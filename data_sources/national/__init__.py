@@ -10,8 +10,18 @@ outside any EPCI), ``epci_name``, ``dep_code``, ``region_code``, ``point_kind``
 (:data:`POINT_MAIRIE` or :data:`POINT_CENTRE`), ``point_lon``/``point_lat`` (the
 reference point: town hall, else a point inside the commune), ``townhall_lon``/
 ``townhall_lat`` (derived on load: the town hall, NaN when it lies outside its own
-commune or is unknown), ``geometry`` (polygon simplified to map scale, EPSG:4326; ``None`` for the
-few communes the source has no polygon for, listed in the manifest).
+commune or is unknown), ``ept_code``/``ept_name`` (derived on load: the établissement
+public territorial of the Métropole du Grand Paris, empty elsewhere), ``geometry``
+(polygon simplified to map scale, EPSG:4326; ``None`` for the few communes the source
+has no polygon for, listed in the manifest).
+
+``ept2026.csv``: the 11 établissements publics territoriaux (EPT) of the Métropole du
+Grand Paris (SIREN, number T2–T12, name, member communes as COG 2026 codes). They are
+not EPCI à fiscalité propre, so the COG's EPCI list (geo.api.gouv.fr,
+@etalab/decoupage-administratif) does not hold them; their perimeters are those of the
+décrets n° 2015-1655 to 2015-1665 of 11 December 2015, with Pierrefitte-sur-Seine inside
+Saint-Denis since 1 January 2025. The EPT are the « intercommunalité » of their
+communes for a Maison (petite enfance, action sociale), not the Métropole du Grand Paris.
 """
 
 from __future__ import annotations
@@ -31,6 +41,12 @@ from diagnosis.settings import METRIC_CRS
 NATIONAL_DIR = Path(__file__).resolve().parent
 COMMUNES_FILE = NATIONAL_DIR / "communes.parquet"
 REGIONS_FILE = NATIONAL_DIR / "cog2026_regions.parquet"
+EPT_FILE = NATIONAL_DIR / "ept2026.csv"
+#: SIREN of the Métropole du Grand Paris, the EPCI of the EPT's communes in the COG.
+MGP_SIREN = "200054781"
+#: Source of :data:`EPT_FILE`, for the sources list.
+EPT_SOURCE = ("Établissements publics territoriaux du Grand Paris : décrets n° 2015-1655 à "
+              "2015-1665 du 11 décembre 2015, communes du COG 2026")
 #: Attribution to show in map legends and PDF footers.
 ATTRIBUTION = "IGN, INSEE (Admin Express, Code officiel géographique 2026)"
 LICENCE = "Licence Ouverte 2.0 (Etalab)"
@@ -106,7 +122,45 @@ def load_national_communes(*, departements: Sequence[str] | None = None) -> gpd.
     hall = gdf["point_kind"].eq(POINT_MAIRIE)
     gdf["townhall_lon"] = gdf["point_lon"].where(hall).astype("float64")
     gdf["townhall_lat"] = gdf["point_lat"].where(hall).astype("float64")
+    ept = ept_of_communes()
+    gdf["ept_code"] = gdf["code_insee"].map(ept["ept_code"]).fillna("").astype(object)
+    gdf["ept_name"] = gdf["code_insee"].map(ept["ept_name"]).fillna("").astype(object)
     return gdf
+
+
+@lru_cache(maxsize=1)
+def load_ept() -> pd.DataFrame:
+    """The 11 EPT of the Métropole du Grand Paris (:data:`EPT_FILE`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``code`` (SIREN), ``number`` (``"T2"``…``"T12"``), ``name``, ``communes``
+        (tuple of COG 2026 codes); codes as text.
+
+    Examples
+    --------
+    >>> ept = load_ept()
+    >>> len(ept), ept.set_index("code").loc["200057867", "name"]
+    (11, 'Plaine Commune')
+    """
+    df = pd.read_csv(EPT_FILE, sep=";", dtype=str, keep_default_na=False)
+    return pd.DataFrame({
+        "code": df["siren"].astype(object), "number": df["numero"].astype(object),
+        "name": df["nom"].astype(object),
+        "communes": df["communes"].map(lambda s: tuple(s.split())),
+    })
+
+
+@lru_cache(maxsize=1)
+def ept_of_communes() -> pd.DataFrame:
+    """The EPT of each of its communes: ``ept_code``, ``ept_name``, indexed by code."""
+    ept = load_ept()
+    rows = [(str(c), str(code), str(name))
+            for code, name, members in zip(ept["code"], ept["name"], ept["communes"],
+                                           strict=True)
+            for c in members]
+    return pd.DataFrame(rows, columns=["code", "ept_code", "ept_name"]).set_index("code")
 
 
 @lru_cache(maxsize=1)

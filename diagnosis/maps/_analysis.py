@@ -28,7 +28,7 @@ from diagnosis.settings import WGS84
 # Maps of the analyses: priority score, time to services, siting, partner network
 # ======================================================================================
 
-#: Colours of the priority score classes (0-20 ... 80-100), light to dark.
+#: Colours of the priority score classes (five equal classes up to the top score).
 PRIORITY_COLORS: tuple[str, ...] = ("#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15")
 #: Colours of the time classes: within a third, two thirds, the threshold, beyond it.
 ACCESS_COLORS: tuple[str, ...] = ("#1a9850", "#a6d96a", "#fee08b", "#d73027")

@@ -52,7 +52,8 @@ def build_priority_map(
     Returns
     -------
     folium.Map
-        Classes of 20 points (0-20 ... 80-100), French legend, escaped tooltips.
+        Five classes of equal width from 0 to the highest score (births weighted by
+        needs), French legend, escaped tooltips.
 
     Raises
     ------
@@ -68,24 +69,42 @@ def build_priority_map(
     prio = prio.to_crs(WGS84)
     m, bounds = _analysis_map(prio, tiles)
     scores = pd.to_numeric(prio["score"], errors="coerce").to_numpy(dtype=float)
+    top = float(np.nanmax(scores)) if np.isfinite(scores).any() else 0.0
+    # five classes of equal width from 0 to the highest score (weighted births)
+    edges = np.linspace(0.0, top, len(PRIORITY_COLORS) + 1) if top > 0 else None
     fills, tips = [], []
     for row, score in zip(prio.to_dict("records"), scores, strict=True):
-        k = -1 if not np.isfinite(score) else min(int(score // 20), 4)
+        if not np.isfinite(score):
+            k = -1
+        elif edges is None:
+            k = 0
+        else:
+            k = min(int(np.searchsorted(edges, score, side="right")) - 1,
+                    len(PRIORITY_COLORS) - 1)
         fills.append(MISSING_COLOR if k < 0 else PRIORITY_COLORS[k])
         tip = [f"<b>{_esc(row.get('name'))}</b> ({_esc(row.get('code_insee'))})",
-               f"Rang {_esc(row.get('rank'))} — score {_fmt_number(score, decimals=1)} / 100"]
-        tip += [f"{_esc(FACTOR_LABELS[f])} : "
-                f"{_fmt_number(_num(row.get(f'contrib_{f}')), decimals=1)}"
-                for f in PRIORITY_FACTORS if f"contrib_{f}" in row]
+               f"Rang {_esc(row.get('rank'))} — score {_fmt_number(score, decimals=1)} "
+               "naissances pondérées",
+               f"Naissances 2024 : {_fmt_number(_num(row.get('births')))}"]
+        tip += [f"{_esc(FACTOR_LABELS[f])} : × "
+                f"{_fmt_number(_num(row.get(f'factor_{f}')), decimals=2)} la moyenne"
+                for f in PRIORITY_FACTORS[1:] if f"factor_{f}" in row]
+        if row.get("estimated_factors"):
+            tip.append(f"Estimé : {_esc(row.get('estimated_factors'))}")
         tips.append("<br>".join(tip))
     _fill_layer(prio, fills, tips, "Score de priorité par commune").add_to(m)
     n = _add_catchments(m, catchment, names=[catchment_label])
-    items = [("swatch", c, f"{20 * i} à {20 * (i + 1)}") for i, c in enumerate(PRIORITY_COLORS)]
+    if edges is None:
+        items = [("swatch", PRIORITY_COLORS[0], "0")]
+    else:
+        items = [("swatch", c, f"{_fmt_number(edges[i])} à {_fmt_number(edges[i + 1])}")
+                 for i, c in enumerate(PRIORITY_COLORS)]
     if not np.isfinite(scores).all():
-        items.append(("swatch", MISSING_COLOR, "non calculé"))
+        items.append(("swatch", MISSING_COLOR, "non calculé (naissances inconnues)"))
     items += _catchment_items(n, catchment_label)
-    notes = ["Score de 0 à 100 : naissances, pauvreté, familles monoparentales et "
-             "éloignement des services, pondérés (détail au survol)."]
-    legend = _analysis_legend("Score de priorité (0 à 100) par commune", items, notes=notes,
-                              attribution=attribution)
+    notes = ["Score en naissances pondérées : naissances 2024 × besoins (pauvreté, familles "
+             "monoparentales, éloignement des services ; 1 = moyenne du territoire). "
+             "Détail au survol."]
+    legend = _analysis_legend("Score de priorité par commune (naissances pondérées)", items,
+                              notes=notes, attribution=attribution)
     return _finish(m, bounds, legend, attribution)

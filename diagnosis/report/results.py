@@ -50,12 +50,17 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
     paras = []
     weights = params.get("weights")
     if isinstance(weights, Mapping):
-        paras.append("Score de priorité (0–100) : naissances, pauvreté, familles "
-                     "monoparentales et éloignement des services, pondérés "
+        paras.append("Score de priorité : les naissances 2024 de la commune, pondérées par "
+                     "ses besoins (pauvreté, familles monoparentales, éloignement des "
+                     "services, chacun rapporté à la moyenne du territoire : 1 = la "
+                     "moyenne), poids "
                      + ", ".join(f"{_FACTOR_LABELS.get(k, k)} {fr_number(100 * float(v))} %"
                                  for k, v in weights.items())
-                     + f" ; seuil {fr_number(params.get('max_minutes'))} minutes. Un facteur "
-                     "inconnu est écarté et les autres re-pondérés (jamais compté 0).")
+                     + f" ; seuil {fr_number(params.get('max_minutes'))} minutes. Il se lit "
+                     "en naissances pondérées : une commune dans la moyenne a pour score "
+                     "ses naissances, une commune sans naissance 0. Un facteur inconnu est "
+                     "écarté et les autres re-pondérés (jamais compté 0) ; un facteur estimé "
+                     "est signalé sur la ligne de la commune.")
     tables, figures = [], []
     if isinstance(summary, pd.DataFrame) and {"label", "n_communes_white"} <= set(summary):
         paras.append("Zones blanches (communes dont la structure la plus proche d'un type est "
@@ -63,23 +68,35 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
                      "d'accessibilité ; le détail par commune est dans l'export.")
     geo = communes.merge(priority[["code_insee", "score"]], on="code_insee", how="left")
     figures.append(_figure(render_choropleth_map(
-        geo, "score", title="Score de priorité des communes (0–100)",
-        legend_title="Score de priorité", attribution=attribution, context=context,
+        geo, "score", title="Score de priorité des communes (naissances pondérées)",
+        legend_title="Naissances pondérées", attribution=attribution, context=context,
         cmap="Reds", fmt=IMAGE_FORMAT),
-        "Score de priorité : plus il est élevé, plus la commune cumule besoins et éloignement "
-        "des services."))
-    contrib = [c for c in priority.columns if c.startswith("contrib_")]
-    top = priority.sort_values("score", ascending=False).head(10)
+        "Score de priorité : plus il est élevé, plus la commune compte de familles qui "
+        "cumulent besoins et éloignement des services."))
+    top = priority.sort_values("score", ascending=False, na_position="last").head(10)
+    factors = [k for k in ("poverty", "single_parent", "access") if f"factor_{k}" in priority]
+    labels = {"poverty": "Pauvreté (× moy.)", "single_parent": "Monoparentalité (× moy.)",
+              "access": "Éloignement (× moy.)"}
+
+    def estimated(r: Mapping[Any, Any]) -> str:
+        missing = [_FACTOR_LABELS.get(k, k) for k in str(r.get("missing_factors") or "")
+                   .split(",") if k]
+        est = "estimée" if str(r.get("estimated_factors") or "") else ""
+        parts = ([f"pauvreté {est}"] if est else []) + [f"{m} inconnu(e)" for m in missing]
+        return ", ".join(parts) or "—"
+
     rows = [[fr_number(r.get("rank")), r.get("name", r["code_insee"]), fr_number(r.get("births")),
-             fr_number(r["score"], decimals=1),
-             *[fr_number(r[c], decimals=1) for c in contrib]] for r in top.to_dict("records")]
-    labels = {"contrib_births": "dont naissances", "contrib_poverty": "dont pauvreté",
-              "contrib_single_parent": "dont monoparentalité",
-              "contrib_access": "dont éloignement"}
-    cols = ["Rang", "Commune", "Naissances", "Score", *[labels.get(c, c) for c in contrib]]
-    tables.append(_table(cols, rows, numeric=[True, False, True, True, *[True] * len(contrib)],
+             *[fr_number(r[f"factor_{k}"], decimals=2) for k in factors],
+             fr_number(r["score"], decimals=1), estimated(r)]
+            for r in top.to_dict("records")]
+    cols = ["Rang", "Commune", "Naissances 2024", *[labels[k] for k in factors],
+            "Score (naissances pondérées)", "Estimé ou inconnu"]
+    tables.append(_table(cols, rows,
+                         numeric=[True, False, True, *[True] * len(factors), True, False],
                          title="Communes prioritaires (10 premières)", small=True,
-                         widths=[7, 25, 11, 11, *[46 / max(len(contrib), 1)] * len(contrib)]))
+                         widths=[6, 20, 10, *[10] * len(factors), 12, 52 - 10 * len(factors)],
+                         note="« × moy. » : valeur de la commune rapportée à la moyenne du "
+                              "territoire (pondérée par les naissances), plafonnée à 3."))
     return _section(computed=True, paragraphs=paras, tables=tables, figures=figures)
 
 

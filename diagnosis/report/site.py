@@ -9,7 +9,7 @@ import geopandas as gpd
 import pandas as pd
 
 from diagnosis.analyses import Catchment, Site
-from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.formatting import fr_known, fr_number, fr_out_of, fr_percent
 from diagnosis.overview import Overview, origin_points
 from diagnosis.report._base import IMAGE_FORMAT, _figure, _fr_km, _names, _section, _table
 from diagnosis.schema import (
@@ -112,14 +112,21 @@ def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
     for r in comparison.sort_values("births_2024", ascending=False).to_dict("records"):
         rows.append([("▶ " if r["code"] == code else "") + str(r["name"]),
                      fr_number(r["n_communes"]), fr_number(r["births_2024"]),
-                     *[fr_percent(r[f"share_within_{t}"]) for t in types],
-                     "partielle" if r["coverage_partial"] else "complète"])
+                     *[fr_known(r[f"share_within_{t}"], percent=True, feminine=True,
+                                status=str(r.get(f"offer_status_{t}", "unknown")))
+                       for t in types],
+                     ("partielle" + fr_out_of(int(r.get("n_communes_births_known",
+                                                        r["n_communes"])),
+                                              int(r.get("n_communes_total", r["n_communes"]))))
+                     if r["coverage_partial"] else "complète"])
     table = _table(["Territoire", "Communes", "Naissances 2024",
                     *[f"À portée : {facility_label(t, plural=True)}" for t in types],
                     "Couverture"], rows, numeric=[False, True, True, *[True] * len(types), False],
                    small=True, widths=[100 - 10 * (3 + len(types)), 10, 10,
                                        *[10] * len(types), 10],
-                   note=("Couverture partielle : des communes du territoire "
-                                     "(dans un autre département) n'ont pas de données "
-                                     "chargées ; ses chiffres ne portent que sur les autres."))
+                   note=("Couverture partielle : des communes du territoire n'ont pas de "
+                         "données chargées ou pas de naissances connues ; ses chiffres ne "
+                         "portent que sur les autres. « ≥ » : au moins, d'après les structures "
+                         "connues ; « non connue » : aucune source chargée ne recense le type "
+                         "en entier et aucune structure connue n'est à portée."))
     return _section(computed=True, paragraphs=paras, figures=figures, tables=[table])

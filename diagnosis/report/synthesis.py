@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.formatting import fr_known, fr_number, fr_out_of, fr_percent
 from diagnosis.overview import Overview
 from diagnosis.report._base import (
     _NA,
@@ -40,7 +40,9 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
     s = overview.summary
     n = int(s["n_communes"])
     cards = [
-        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"},
+        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"
+         + fr_out_of(int(s.get("n_communes_births_known", n)),
+                     int(s.get("n_communes_total", n)))},
         {"value": fr_number(s.get("births_mean_2016_2021")),
          "label": "naissances par an en moyenne 2016-2021"},
         {"value": "≈ " + fr_number(s.get("under3_estimate")),
@@ -63,10 +65,13 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
         without = s["communes_without"][t]
         loaded = _loaded_anywhere(overview, t)
         complete = coverage.get(t, {}).get("status") == "complete"
-        share = fr_percent(w["share"]) if loaded else "non renseigné"
-        rows.append([facility_label(t, plural=True), fr_number(f["count"]),
-                     fr_number(f["places_known"]), f"{len(without)} / {n}",
-                     fr_number(w["births"]) if loaded else _NA, share])
+        st = str(f.get("status", "unknown"))
+        rows.append([facility_label(t, plural=True), fr_known(f["count"], status=st,
+                                                              feminine=True),
+                     fr_number(f["places_known"]),
+                     f"{fr_known(len(without), status=st, bound='upper', total=n)} / {n}",
+                     fr_known(w["births"], status=st, feminine=True),
+                     fr_known(w["share"], status=st, percent=True, feminine=True)])
         if not loaded and not complete:
             unknown.append(facility_label(t, plural=True))
         elif f["count"] == 0 and complete:
@@ -160,7 +165,9 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
     mono_share = float(mono.sum() / fam.sum()) if fam.notna().any() and fam.sum() > 0 \
         and mono.notna().any() else None
     cards = [
-        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"},
+        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"
+         + fr_out_of(int(s.get("n_communes_births_known", n)),
+                     int(s.get("n_communes_total", n)))},
         {"value": "≈ " + fr_number(s.get("under3_estimate")),
          "label": "enfants de moins de 3 ans (ESTIMATION : 3 × naissances 2024)"},
         {"value": fr_number(s.get("population_2022")), "label": "habitants en 2022"},
@@ -221,8 +228,9 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
     if isinstance(prio, pd.DataFrame) and "score" in prio and len(prio) > 1:
         top = prio.sort_values("score", ascending=False).head(3)
         tops = [str(r.get("name", r["code_insee"])) for r in top.to_dict("records")]
-        findings.append("Communes les plus prioritaires (besoins et éloignement des "
-                        "services) : " + ", ".join(tops) + ".")
+        findings.append("Communes les plus prioritaires (familles concernées : naissances "
+                        "pondérées par les besoins et l'éloignement des services) : "
+                        + ", ".join(tops) + ".")
     if cohorts is not None and hasattr(cohorts, "maison_groups_per_year"):
         findings.append(
             f"Groupes de pairs : la zone desservie pourrait en remplir "

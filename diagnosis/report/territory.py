@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.formatting import fr_known, fr_number
 from diagnosis.overview import Overview
 from diagnosis.report._base import (
     _NA,
@@ -170,9 +170,13 @@ def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attributio
         dist = com[f"dist_m_{t}"].to_numpy(dtype=float) if f"dist_m_{t}" in com else \
             np.array([np.nan])
         status = coverage.get(t, {}).get("label") or ("connue" if t == "mairie" else _NA)
-        rows.append([facility_label(t, plural=True), fr_number(f["count"]),
-                     fr_number(f["places_known"]), f"{len(s['communes_without'][t])} / {n}",
-                     fr_percent(w["share"]) if loaded else _NA,
+        st = str(f.get("status", "complete" if t == "mairie" else "unknown"))
+        rows.append([facility_label(t, plural=True),
+                     fr_known(f["count"], status=st, feminine=True),
+                     fr_number(f["places_known"]),
+                     fr_known(len(s["communes_without"][t]), status=st, bound="upper",
+                              total=n) + f" / {n}",
+                     fr_known(w["share"], status=st, percent=True, feminine=True),
                      _fr_km(float(np.median(dist))) if loaded else _NA, str(status)])
     table = _table(["Type de structure", "Dans le territoire", "Places connues",
                     "Communes sans", f"Naissances à {threshold_label} ou moins",
