@@ -724,6 +724,9 @@ def _add_deliverable_parsers(sub: Any) -> None:
     _add_no_analyses(r)
     r.add_argument("--no-comparison", action="store_true",
                    help="ne pas comparer le territoire à ses voisins")
+    r.add_argument("--compare-modes", action="store_true",
+                   help="comparer l'accès aux mêmes sites en voiture, à pied avec une "
+                        "poussette et en transports en commun (avec --gtfs et --osm-pbf)")
 
     e = sub.add_parser("export", help="GeoPackage (QGIS), CSV (Excel) et fichier de diagnostic")
     _add_common(e)
@@ -869,7 +872,18 @@ def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
         return replace(diag, notes=("Accessibilité, manques, implantation, partenaires et "
                                     "groupes de pairs non demandés (--no-analyses).",))
     return run_diagnosis(ws, params, travel=_travel(args, ws, params), parts=PARTS,
-                         progress=step)
+                         progress=step, compare=_compare_travels(args, ws, params))
+
+
+def _compare_travels(args: argparse.Namespace, ws: Any, params: Any) -> Any:
+    """Car, pushchair and transit engines for ``report --compare-modes`` (else None)."""
+    if not getattr(args, "compare_modes", False):
+        return None
+    from dataclasses import replace
+
+    return {label: _travel(args, ws, replace(params, mode=mode))
+            for label, mode in (("voiture", "drive"), ("poussette", "poussette"),
+                                ("transports en commun", "transit"))}
 
 
 def cmd_report(args: argparse.Namespace) -> int:

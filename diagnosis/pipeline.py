@@ -50,6 +50,7 @@ from diagnosis.analyses import (
     compute_site_catchment,
     compute_site_cohorts,
     compute_siting,
+    demand_points,
     find_site,
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
@@ -75,6 +76,7 @@ from diagnosis.settings import (
     WGS84,
 )
 from diagnosis.travel import Travel
+from diagnosis.travel.compare import ModeComparison, compare_modes
 
 #: Parts of a diagnosis, in the order :func:`run_diagnosis` computes them.
 PARTS: tuple[str, ...] = ("overview", "access", "siting", "partners", "cohorts")
@@ -527,6 +529,10 @@ class Diagnosis:
     demand
         Demand points below the commune (IRIS, 200 m cells) when loaded, else ``None``
         (one point per commune).
+    modes
+        Access to the studied and recommended sites by car, with a pushchair and by
+        transit (:func:`diagnosis.travel.compare.compare_modes`), when several travel
+        modes were given to :func:`run_diagnosis`.
     notes
         French notes: how each part was computed, or why not.
     """
@@ -545,6 +551,7 @@ class Diagnosis:
     comparison: pd.DataFrame | None = None
     notes: tuple[str, ...] = field(default=())
     demand: DemandPoints | None = None
+    modes: ModeComparison | None = None
 
     @property
     def territory(self) -> Territory:
@@ -559,7 +566,8 @@ class Diagnosis:
 
 def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: Travel,
                   parts: Sequence[str] = PARTS, progress: Progress | None = None,
-                  overview: Overview | None = None) -> Diagnosis:
+                  overview: Overview | None = None,
+                  compare: Mapping[str, Travel] | None = None) -> Diagnosis:
     """Compute the diagnosis of a territory: overview, access, siting, partners, cohorts.
 
     A part that cannot be computed (no facility of any type, no candidate host, no
@@ -579,6 +587,10 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
         Called with the French name of each step.
     overview
         An overview already computed with the same inputs and parameters (the app's cache).
+    compare
+        Mode label -> travel engine (car first): the studied and recommended sites are
+        also timed in each mode (:attr:`Diagnosis.modes`, « qui perd l'accès sans
+        voiture »).
 
     Returns
     -------
@@ -652,6 +664,30 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                 notes.append("Groupes de pairs : naissances de tout le territoire (aucun "
                              "site étudié), participation supposée "
                              f"{fr_percent(params.uptake_rate)} (hypothèse).")
+    modes = None
+    if compare:
+        step("comparaison des modes de déplacement")
+        modes = diagnose_modes(ov, [*rec, *([site] if site is not None else [])], compare,
+                               params=params, notes=notes)
     return Diagnosis(params=params, inputs=inputs, travel=travel, overview=ov, access=access,
                      siting=siting, recommended=by_site, site=site, partners=partners,
-                     catchment=catchment, cohorts=cohorts, notes=tuple(notes), demand=demand)
+                     catchment=catchment, cohorts=cohorts, notes=tuple(notes), demand=demand,
+                     modes=modes)
+
+
+def diagnose_modes(overview: Overview, sites: Sequence[Site], travels: Mapping[str, Travel],
+                   *, params: DiagnosisParams, notes: list[str]) -> ModeComparison | None:
+    """The sites timed in each mode from every commune (:func:`compare_modes`)."""
+    unique = list({s.site_id: s for s in sites}.values())
+    if not unique:
+        notes.append("Comparaison des modes non calculée : aucun site étudié ni recommandé.")
+        return None
+    pts = demand_points(overview)
+    gdf = gpd.GeoDataFrame({"site_id": [s.site_id for s in unique],
+                            "name": [s.name for s in unique]},
+                           geometry=[s.geometry for s in unique], crs=WGS84)
+    try:
+        return compare_modes(pts, gdf, travels, max_minutes=params.max_minutes)
+    except InputError as exc:
+        notes.append(f"Comparaison des modes non calculée : {exc.fr}")
+        return None

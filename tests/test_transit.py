@@ -256,25 +256,38 @@ def _fixture_gtfs(path, a, b):
     path.write_bytes(buf.getvalue())
 
 
-def test_access_transit_shows_a_zone_within_reach_by_car_and_not_by_bus(tmp_path, capsys,
-                                                                       monkeypatch):
+@pytest.fixture(scope="module")
+def territory_files(tmp_path_factory):
+    """Street grid and one bus line (Pontchâteau - Saint-Gildas-des-Bois) on the demo EPCI."""
     from data_sources.demo import load_demo_communes
-    from diagnosis.__main__ import main
     from diagnosis.overview import origin_points
 
+    folder = tmp_path_factory.mktemp("fixture")
+    com = load_demo_communes()
+    halls = origin_points(com.loc[com["code_insee"].isin(["44129", "44161"])]
+                          .set_index("code_insee"))
+    a, b = halls.loc["44129"], halls.loc["44161"]
+    pbf = folder / "rues.osm.pbf"
+    _fixture_pbf(pbf, (-2.28, 47.36, -1.84, 47.59))
+    gtfs = folder / "lila.zip"
+    _fixture_gtfs(gtfs, (a.x, a.y), (b.x, b.y))
+    return pbf, gtfs
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
     monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
     _http.reset()
-    com = load_demo_communes()
-    com = com.loc[com["code_insee"].isin(["44129", "44161", "44050", "44196", "44068",
-                                          "44098", "44053", "44152", "44189"])]
-    halls = origin_points(com.set_index("code_insee"))
-    a = halls.loc["44129"]  # Pontchâteau
-    b = halls.loc["44161"]  # Saint-Gildas-des-Bois
-    pbf = tmp_path / "rues.osm.pbf"
-    _fixture_pbf(pbf, (-2.28, 47.36, -1.84, 47.59))
-    gtfs = tmp_path / "lila.zip"
-    _fixture_gtfs(gtfs, (a.x, a.y), (b.x, b.y))
+    yield
+    _http.reset()
+
+
+def test_access_transit_shows_a_zone_within_reach_by_car_and_not_by_bus(
+        territory_files, offline_cache, capsys):
+    from diagnosis.__main__ import main
+
+    pbf, gtfs = territory_files
 
     def run(*extra):
         assert main(["access", "--territory", "200000438", "--max-minutes", "20",
@@ -284,7 +297,6 @@ def test_access_transit_shows_a_zone_within_reach_by_car_and_not_by_bus(tmp_path
     car = run("--mode", "crow")
     bus = run("--mode", "transit", "--gtfs", str(gtfs), "--osm-pbf", str(pbf),
               "--depart", "09:30", "--date", "2026-03-03")
-    _http.reset()
     by_car = {(c["code_insee"], t): n for c in car["communes"] for t, n in c["reachable"].items()}
     by_bus = {(c["code_insee"], t): n for c in bus["communes"] for t, n in c["reachable"].items()}
     lost = [c for c in by_car if by_car[c] > 0 and by_bus[c] == 0]
@@ -295,3 +307,31 @@ def test_access_transit_shows_a_zone_within_reach_by_car_and_not_by_bus(tmp_path
     assert "sans arrêt de transport en commun" in notes and "Crossac" in notes
     assert any(s.get("source") == "gtfs" and s.get("date_etude") == "mardi 3 mars 2026"
                for s in bus["sources"])
+
+
+def test_transit_without_timetables_says_what_to_download(offline_cache, capsys):
+    from diagnosis.__main__ import main
+
+    assert main(["access", "--territory", "200000438", "--mode", "transit"]) == 2
+    err = capsys.readouterr().err
+    assert "--gtfs" in err and "transport.data.gouv.fr" in err and "--osm-pbf" in err
+
+
+def test_report_compares_car_pushchair_and_transit_for_the_same_sites(
+        territory_files, offline_cache, tmp_path):
+    from pypdf import PdfReader
+
+    from diagnosis.__main__ import main
+
+    pbf, gtfs = territory_files
+    out = tmp_path / "rapport.pdf"
+    assert main(["report", "--territory", "200000438", "--out", str(out), "--no-comparison",
+                 "--compare-modes", "--gtfs", str(gtfs), "--osm-pbf", str(pbf),
+                 "--date", "2026-03-03", "--depart", "09:30"]) == 0
+    text = " ".join(p.extract_text() for p in PdfReader(out).pages)
+    text = " ".join(text.split())
+    assert "Accès aux mêmes sites selon le mode de déplacement" in text
+    assert "Qui perd l'accès sans voiture" in text
+    for mode in ("voiture", "poussette", "transports en commun"):
+        assert mode in text
+    assert "mardi 3 mars 2026" in text
