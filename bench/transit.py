@@ -93,7 +93,8 @@ def time_expanded(p: PreparedFeed, walk_s: float) -> tuple[sp.csr_array, dict, n
     # alight and board (same stop or a stop within the walk): next departure after t + walk
     stops = p.stops.set_index("stop_id")
     ids = [s for s in stops.index if s in deps]
-    xy = metric(stops.loc[ids, "stop_lon"].to_numpy(float), stops.loc[ids, "stop_lat"].to_numpy(float))
+    xy = metric(stops.loc[ids, "stop_lon"].to_numpy(float),
+                stops.loc[ids, "stop_lat"].to_numpy(float))
     tree = cKDTree(xy)
     pairs = tree.query_pairs(walk_s * WALK_MS / DETOUR, output_type="ndarray")
     near: dict[str, list[tuple[str, float]]] = {s: [(s, 0.0)] for s in ids}
