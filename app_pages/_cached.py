@@ -603,14 +603,14 @@ def default_travel(code: str, files_key: FilesKey, _files: FileList) -> tuple[st
 
     Dense territories (most of the population in communes of 1,500 inhabitants per km²
     or more) walk, 15 minutes; the others drive, 20 minutes, as the crow-fly estimate
-    until a road network is chosen (:func:`diagnosis.travel.modes.default_mode_for`).
+    until a road network is chosen: the one rule of the app, the CLI and the report
+    (:func:`diagnosis.travel.default_travel_for`).
     """
-    from diagnosis.travel import default_mode_for
+    from diagnosis.travel import default_travel_for
 
     try:
         ws = workspace(code, files_key, _files)
     except MaillageError:
         return "crow", int(DEFAULT_MAX_MINUTES), "faute de données, voiture et 20 minutes."
-    mode, minutes, reason = default_mode_for(ws.own_communes,
-                                             population_col="population_2022")
-    return ("walk" if mode == "walk" else "crow"), int(minutes), reason
+    mode, minutes, reason = default_travel_for(ws.own_communes, car_mode="crow")
+    return mode, int(minutes), reason

@@ -13,6 +13,7 @@ import folium
 import streamlit as st
 
 from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
+from app_pages._bounded import map_fits
 from diagnosis.errors import MaillageError, MissingDataError
 from diagnosis.travel import Travel
 
@@ -128,6 +129,8 @@ def show_map(cache_key: Hashable, build: Callable[[], folium.Map], *, key: str, 
     Returns the component's value (the ``returned_objects`` of the last interaction).
     """
     args = _cached.map_component_args(cache_key, key, height, tuple(returned_objects), build)
+    if not map_fits(args):  # never Streamlit's English « MessageSizeError »
+        return None
     hash_key = args["key"]
 
     def _on_change() -> None:

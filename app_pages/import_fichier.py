@@ -5,14 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import FILES_KEY, _cached, current_selection, files_key, md_escape
-from diagnosis.errors import MaillageError, MissingDataError
+from app_pages._bounded import keep_uploads, show_table
+from data_sources.user_file.read import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS
+from diagnosis.errors import MaillageError, MissingDataError, render_error
 from diagnosis.schema import FACILITY_TYPES
 
 
 def _store_uploads() -> None:
-    """Keep the uploaded files in the session (the uploader forgets them on page change)."""
-    uploads = st.session_state.get("upload_files") or []
-    st.session_state[FILES_KEY] = [(f.name, f.getvalue()) for f in uploads]
+    """Keep the uploaded files in the session (the uploader forgets them on page change);
+    a file over the size cap is refused in French, never read."""
+    kept, refused = keep_uploads(st.session_state.get("upload_files") or [],
+                                 what="fichier de structures")
+    st.session_state[FILES_KEY] = kept
+    st.session_state["upload_refused"] = refused
 
 
 def _forget_files() -> None:
@@ -29,7 +34,7 @@ def _scrape_page() -> None:
         result = scrape.scrape_directory(url, facility_type=st.session_state["scrape_type"],
                                          territory=resolve(current_selection().code))
     except MaillageError as exc:
-        st.session_state["scrape_message"] = f"Page non lue : {exc}"
+        st.session_state["scrape_message"] = f"Page non lue : {render_error(exc)}"
         return
     if result.rows.empty:
         st.session_state["scrape_message"] = "Aucune structure trouvée sur cette page."
@@ -53,6 +58,10 @@ st.markdown(
 )
 st.file_uploader("Fichiers de structures", type=["csv", "txt", "tsv", "geojson", "json", "gpkg"],
                  accept_multiple_files=True, key="upload_files", on_change=_store_uploads)
+st.caption(f"Au plus {MAX_IMPORT_BYTES // 2**20} Mo et {MAX_IMPORT_ROWS:,} lignes par fichier."
+           .replace(",", "\u202f"))
+for message in st.session_state.get("upload_refused") or []:
+    st.error(md_escape(message))
 
 with st.expander("Lire une page d'annuaire (liste de PMI, de relais, de centres sociaux…)"):
     st.caption("La page est lue poliment (robots.txt respecté, une requête à la fois, jamais "
@@ -77,11 +86,11 @@ for name, data in sel.files:
     try:
         ws = _cached.workspace(sel.code, files_key(single), single)
     except MissingDataError as exc:
-        st.warning(f"Import impossible pour ce territoire : {md_escape(exc)}")
+        st.warning(f"Import impossible pour ce territoire : {md_escape(render_error(exc))}")
         st.stop()
     except MaillageError as exc:
         st.error(f"Le fichier « {md_escape(name)} » n'a pas pu être importé et n'est pas "
-                 f"utilisé : {md_escape(exc)}")
+                 f"utilisé : {md_escape(render_error(exc))}")
         continue
     kept.append((name, data))
     report = ws.imports[0]
@@ -99,7 +108,7 @@ for name, data in sel.files:
         if len(details):
             st.markdown("**Lignes rejetées, doublons et corrections** (numéro de ligne du "
                         "fichier)")
-            st.dataframe(details, hide_index=True, key=f"import_report_{name}")
+            show_table(details, hide_index=True, key=f"import_report_{name}")
         st.caption(
             f"Encodage : {md_escape(report.encoding or '—')} · système de coordonnées : "
             f"{md_escape(report.crs_detected or 'aucune coordonnée')} · colonnes utilisées : "

@@ -5,12 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import INSEE_KEY, _cached, current_selection, md_escape
-from diagnosis.errors import MaillageError
+from app_pages._bounded import keep_uploads
+from data_sources.user_file.read import MAX_IMPORT_BYTES
+from diagnosis.errors import MaillageError, render_error
 
 
 def _store_insee() -> None:
-    uploads = st.session_state.get("upload_insee") or []
-    st.session_state[INSEE_KEY] = [(f.name, f.getvalue()) for f in uploads]
+    kept, refused = keep_uploads(st.session_state.get("upload_insee") or [],
+                                 what="fichier INSEE")
+    st.session_state[INSEE_KEY] = kept
+    st.session_state["insee_refused"] = refused
 
 
 st.title("Fichiers INSEE")
@@ -26,6 +30,9 @@ st.markdown(
 )
 st.file_uploader("Fichiers INSEE (CSV)", type=["csv"], accept_multiple_files=True,
                  key="upload_insee", on_change=_store_insee)
+st.caption(f"Au plus {MAX_IMPORT_BYTES // 2**20} Mo par fichier.")
+for message in st.session_state.get("insee_refused") or []:
+    st.error(md_escape(message))
 files = st.session_state.get(INSEE_KEY) or []
 if not files:
     st.info("Aucun fichier INSEE donné : le diagnostic utilise la démo ou le stock local.")
@@ -34,7 +41,7 @@ sel = current_selection()
 try:
     ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 except MaillageError as exc:
-    st.error(f"Fichiers INSEE refusés : {md_escape(exc.fr)}")
+    st.error(f"Fichiers INSEE refusés : {md_escape(render_error(exc))}")
     st.stop()
 read = [n for n in ws.notices if n.startswith("Fichier INSEE lu")]
 st.success(f"{len(files)} fichier(s) INSEE pris en compte pour {md_escape(ws.territory.label)}.")

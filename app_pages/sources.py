@@ -6,6 +6,7 @@ import streamlit as st
 
 from app_pages import _cached, current_selection, md_escape
 from data_sources.fetch import FetchProgress
+from data_sources.store import STATUSES
 from diagnosis.errors import MaillageError
 
 FETCH_REPORT_KEY = "fetch_report"
@@ -32,6 +33,9 @@ def _render_update(code: str) -> None:
             "code": code,
             "ok": [o.title for o in result.outcomes if o.ok],
             "failed": [o.message for o in result.failed],
+            "doubtful": [f"{o.title} ({STATUSES[o.status]}) : {o.message}"
+                         for o in result.outcomes if o.status in {"suspect", "partial"}],
+            "cache_note": result.cache_note,
             "written": result.snapshot is not None,
             "demo": result.demo_covers and not result.communes_stored,
         }
@@ -42,6 +46,10 @@ def _render_update(code: str) -> None:
             st.success("Mises à jour : " + md_escape(", ".join(report["ok"])) + ".")
         for message in report["failed"]:
             st.warning(md_escape(message))
+        for message in report.get("doubtful", ()):
+            st.warning(md_escape(message))
+        if report.get("cache_note"):
+            st.info(md_escape(report["cache_note"]))
         if not report["written"]:
             st.warning("Aucune source n'a répondu : les données déjà chargées sont conservées.")
         if report["demo"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _cached, current_selection, md_escape
+from app_pages._bounded import show_table
 from app_pages._widgets import show_map
 from diagnosis.errors import MaillageError, MissingDataError
 from diagnosis.maps import build_overview_map
@@ -102,7 +103,7 @@ st.caption(f"Naissances à portée : naissances 2024 des communes dont la mairie
            f"{threshold_km:g} km à vol d'oiseau d'une structure du type. « — » : inconnu.")
 
 st.subheader("Indicateurs par commune")
-st.dataframe(tables.communes, hide_index=True, key="commune_table", placeholder="non diffusé")
+show_table(tables.communes, hide_index=True, key="commune_table", placeholder="non diffusé")
 st.download_button("Télécharger le tableau (CSV)", key="download_communes",
                    data=tables.communes_csv,
                    file_name=f"maillage_communes_{t.code}.csv", mime="text/csv")

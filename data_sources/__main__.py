@@ -20,8 +20,11 @@ Exit status:
   stored data stays intact).
 
 ``--refresh`` ignores the HTTP cache and the downloaded files of the selected sources.
-A refresh that gives fewer than half the rows held for a source keeps the held rows and
-marks the source « suspect »; ``--accept-suspect`` keeps the new answer instead.
+A refresh that gives fewer than half the rows held for a source (or empties a series,
+loses communes, or falls back to a cached copy) keeps the held rows and marks the source
+« suspect »; the refused answer is kept apart and ``--accept-suspect [SOURCE ...]`` takes
+exactly that answer. ``--deadline-min`` bounds the whole fetch (default 45 minutes): the
+sources not finished then are « non terminée » in the ledger.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from data_sources.fetch import (
+    DEFAULT_FETCH_DEADLINE_S,
     LIVE_SOURCES,
     PROBE_URLS,
     FetchProgress,
@@ -101,9 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--refresh", action="store_true",
                        help="ignorer le cache HTTP et les fichiers déjà téléchargés des "
                             "sources choisies : tout télécharger à nouveau")
-    fetch.add_argument("--accept-suspect", action="store_true",
-                       help="garder une réponse même si elle perd plus de la moitié des "
-                            "lignes déjà enregistrées (baisse réelle confirmée)")
+    fetch.add_argument("--accept-suspect", nargs="*", choices=LIVE_SOURCES, metavar="NOM",
+                       default=None,
+                       help="prendre la réponse refusée comme « suspecte » par une mise à "
+                            "jour précédente et gardée à part (baisse réelle confirmée) : "
+                            "celle-là exactement, jamais une copie du cache ; pour les "
+                            "sources nommées, ou toutes si aucun nom")
+    fetch.add_argument("--deadline-min", type=float, metavar="MINUTES",
+                       default=DEFAULT_FETCH_DEADLINE_S / 60,
+                       help="délai global de la mise à jour, en minutes (défaut "
+                            f"{DEFAULT_FETCH_DEADLINE_S / 60:g}) : les sources non terminées "
+                            "sont arrêtées proprement et gardent leurs données précédentes")
     scrape = sub.add_parser(
         "scrape", help="extraire les structures d'une page d'annuaire",
         description="Lire une page d'annuaire (liste de consultations de PMI, page RPE et "
@@ -202,8 +214,15 @@ def print_summary(result: FetchResult) -> None:
         print(f"\n{len(suspect)} source(s) suspecte(s), données enregistrées gardées :")
         for o in suspect:
             print(f"  - {o.title} : {o.message}")
+    partial = result.partial
+    if partial:
+        print(f"\n{len(partial)} source(s) partielle(s), données reçues enregistrées :")
+        for o in partial:
+            print(f"  - {o.title} : {o.message}")
+    if result.cache_note:
+        print(f"\n{result.cache_note}")
     notes = [o for o in result.outcomes
-             if not o.failed and o.status != "suspect" and o.message]
+             if not o.failed and o.status not in {"suspect", "partial"} and o.message]
     for o in notes:
         print(f"  Remarque, {o.title} : {o.message}")
     print()
@@ -244,11 +263,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         offline = True
     print(f"Mise à jour de {territory.label} : {len(selected)} source(s)"
           f"{' (hors ligne)' if offline else ''}.", file=sys.stderr)
+    if not args.deadline_min > 0 or args.deadline_min != args.deadline_min:
+        print(f"--deadline-min {args.deadline_min:g} : le délai global doit être un nombre "
+              "de minutes positif.", file=sys.stderr)
+        return 2
+    accept: bool | list[str] = (False if args.accept_suspect is None
+                                else (args.accept_suspect or True))
     try:
         with _Bars() as bars:
             result = fetch_territory(territory, sources=selected, offline=offline,
                                      progress=bars, refresh=args.refresh,
-                                     accept_suspect=args.accept_suspect)
+                                     accept_suspect=accept,
+                                     deadline_s=args.deadline_min * 60)
     except (StoreBusyError, StoreWriteError) as exc:
         print(str(exc), file=sys.stderr)
         return 3

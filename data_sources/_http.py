@@ -54,11 +54,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -70,8 +72,10 @@ from urllib.parse import urlsplit
 import requests
 import requests_cache
 from requests.adapters import HTTPAdapter
+from requests_cache.backends.base import BaseCache
+from requests_cache.backends.sqlite import SQLiteCache, SQLiteDict
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from data_sources._outbound import (
@@ -107,6 +111,10 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024
 #: Wall-clock limit to read one body, in seconds (a trickling server is cut).
 DEFAULT_BODY_DEADLINE_S = 300.0
+#: Longest wait for the SQLite lock of the HTTP cache, in seconds (then: no caching).
+DEFAULT_SQLITE_TIMEOUT_S = 10.0
+#: Bytes written (then deleted) in the cache folder to check that the disk takes writes.
+DISK_PROBE_BYTES = 256 * 1024
 
 Params = Mapping[str, Any] | list[tuple[str, Any]] | None
 
@@ -131,6 +139,7 @@ class HttpConfig:
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
     policy: OutboundPolicy = field(default_factory=OutboundPolicy)
     body_deadline_s: float = DEFAULT_BODY_DEADLINE_S
+    sqlite_timeout_s: float = DEFAULT_SQLITE_TIMEOUT_S
 
 
 def default_cache_dir() -> Path:
@@ -180,6 +189,7 @@ def configure(
     max_body_bytes: int | None = None,
     max_download_bytes: int | None = None,
     body_deadline_s: float | None = None,
+    sqlite_timeout_s: float | None = None,
     allow_hosts: tuple[str, ...] | frozenset[str] | None = None,
     allowed_ports: tuple[int, ...] | frozenset[int] | None = None,
 ) -> HttpConfig:
@@ -207,6 +217,9 @@ def configure(
         Largest body read in memory / file downloaded; larger ones are refused.
     body_deadline_s
         Wall-clock limit to read one body, in seconds.
+    sqlite_timeout_s
+        Longest wait for the SQLite lock of the HTTP cache, in seconds; past it the
+        answer is not cached (:func:`cache_note` says why).
     allow_hosts
         Host names allowed whatever their address and port (tests with a local server);
         replaces the list read from ``MAILLAGE_ALLOW_HOSTS``.
@@ -243,7 +256,8 @@ def configure(
         for name, value in (("max_retry_after_s", max_retry_after_s),
                             ("max_body_bytes", max_body_bytes),
                             ("max_download_bytes", max_download_bytes),
-                            ("body_deadline_s", body_deadline_s)):
+                            ("body_deadline_s", body_deadline_s),
+                            ("sqlite_timeout_s", sqlite_timeout_s)):
             if value is not None:
                 if value <= 0 and name != "max_retry_after_s":
                     raise ValueError(f"{name}={value!r} must be > 0")
@@ -262,6 +276,7 @@ def configure(
         if _session is not None:
             _session.close()
         _session = None
+        _cache_off.clear()
         _limiter.reset()
         return _config
 
@@ -274,6 +289,7 @@ def reset() -> None:
             _session.close()
         _session = None
         _config = None
+        _cache_off.clear()
         _limiter.reset()
 
 
@@ -375,11 +391,31 @@ class CappedRetry(Retry):
         return out
 
     def parse_retry_after(self, retry_after: str) -> float:
-        """Seconds to wait, capped at :attr:`max_retry_after_s`."""
+        """Seconds to wait, capped at :attr:`max_retry_after_s` and the source's deadline."""
         wanted = super().parse_retry_after(retry_after)
         if wanted > self.max_retry_after_s:
             logger.warning("Retry-After %s s capped at %s s", wanted, self.max_retry_after_s)
-        return min(wanted, self.max_retry_after_s)
+        return _within_deadline(min(wanted, self.max_retry_after_s))
+
+    def get_backoff_time(self) -> float:
+        """Backoff pause, never past the source's deadline."""
+        return _within_deadline(super().get_backoff_time())
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  *args: Any, **kwargs: Any) -> CappedRetry:
+        """Count a retry; none once the source's deadline has passed (no wait without end)."""
+        out = super().increment(method, url, *args, **kwargs)
+        left = deadline_left()
+        if left is not None and left <= 0:
+            error = kwargs.get("error")
+            raise MaxRetryError(kwargs.get("_pool"), url or "",  # type: ignore[arg-type]
+                                error or Urllib3Error("overall deadline exceeded")) from error
+        return out
+
+
+def _within_deadline(wait_s: float) -> float:
+    left = deadline_left()
+    return wait_s if left is None else max(min(wait_s, left), 0.0)
 
 
 def build_retry(cfg: HttpConfig) -> Retry:
@@ -408,15 +444,13 @@ def get_session() -> requests_cache.CachedSession:
         if _session is not None:
             return _session
         cfg = get_config()
-        cfg.cache_dir.mkdir(parents=True, exist_ok=True)
         session = requests_cache.CachedSession(
-            cache_name=str(cfg.cache_dir / "http_cache"),
-            backend="sqlite",
+            backend=_open_cache(cfg),  # cfg.cache_dir / "http_cache.sqlite"
             expire_after=cfg.expire_after_s,
             urls_expire_after=dict(_URLS_EXPIRE_AFTER),
             allowable_codes=(200,),
             allowable_methods=("GET", "HEAD", "POST"),
-            stale_if_error=True,
+            stale_if_error=False,  # a failed update falls back in _fetch, and says so
             filter_fn=_cache_filter,
         )
         adapter = _LimitedAdapter(rate_limits=cfg.rate_limits, policy=cfg.policy,
@@ -430,11 +464,224 @@ def get_session() -> requests_cache.CachedSession:
 
 
 def _cache_filter(response: requests.Response) -> bool:
-    """requests-cache filter: only answers already cached are kept automatically.
+    """requests-cache filter: keep every entry (no automatic delete on a new answer).
 
-    New answers are saved by :func:`_save` once read whole and validated.
+    Nothing is written automatically either (:class:`_GuardedCache` writes only what
+    :func:`_save` asks for): a new answer reaches the cache once read whole and validated,
+    and the copy held stays until then.
     """
-    return bool(getattr(response, "from_cache", False))
+    return True
+
+
+# --- the cache on disk: bounded SQLite waits, full disk -----------------------------------
+
+
+class CacheWriteError(OSError):
+    """The HTTP cache refused a write (full disk, lock held too long, read-only file)."""
+
+
+_DISK_REASONS_FR: dict[int, str] = {
+    errno.ENOSPC: "le disque est plein",
+    errno.EDQUOT: "le quota de disque est dépassé",
+    errno.EFBIG: "le disque refuse l'écriture (taille de fichier permise atteinte)",
+    errno.EROFS: "le disque est en lecture seule",
+    errno.EACCES: "l'écriture est refusée (droits)",
+    errno.EPERM: "l'écriture est refusée (droits)",
+}
+_SQLITE_REASONS_FR: dict[str, str] = {
+    "SQLITE_FULL": "le disque est plein",
+    "SQLITE_READONLY": "le cache est en lecture seule",
+    "SQLITE_BUSY": "le cache est verrouillé par un autre processus",
+    "SQLITE_LOCKED": "le cache est verrouillé par un autre processus",
+    "SQLITE_CANTOPEN": "le fichier du cache ne peut pas être ouvert",
+    "SQLITE_IOERR": "le disque refuse l'écriture (plein ou limité)",
+}
+_cache_off: dict[str, str] = {}  # "reason": French reason once cache writes are off
+
+
+def _reason_fr(exc: BaseException) -> str:
+    """French reason of a refused cache write."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlite3.Error):
+            name = str(getattr(seen, "sqlite_errorname", ""))
+            for prefix, text in _SQLITE_REASONS_FR.items():
+                if name.startswith(prefix):
+                    return text
+            if "full" in str(seen).lower():
+                return "le disque est plein"
+            if "locked" in str(seen).lower():
+                return _SQLITE_REASONS_FR["SQLITE_BUSY"]
+            return f"erreur SQLite : {seen}"
+        if isinstance(seen, OSError) and seen.errno in _DISK_REASONS_FR:
+            return _DISK_REASONS_FR[seen.errno]
+        seen = seen.__cause__
+    return f"{type(exc).__name__} : {exc}"
+
+
+def _turn_cache_off(exc: BaseException) -> None:
+    """Stop writing to the HTTP cache for this process, once, with a warning."""
+    if "reason" in _cache_off:
+        return
+    reason = _reason_fr(exc)
+    _cache_off["reason"] = reason
+    logger.warning("HTTP cache: writes stopped (%s): %s", reason, exc)
+
+
+def cache_note() -> str:
+    """French note when the HTTP cache could not be written (empty when all is well).
+
+    Examples
+    --------
+    >>> reset(); cache_note()
+    ''
+    """
+    reason = _cache_off.get("reason")
+    if not reason:
+        return ""
+    return (
+        f"Cache HTTP non écrit ({reason}, dossier {str(get_config().cache_dir)!r}) : la "
+        "mise à jour continue sans garder les réponses en cache ; libérez de la place (ou "
+        "changez de dossier, variable MAILLAGE_CACHE_DIR) pour que les prochaines mises à "
+        "jour et le mode hors ligne puissent s'en servir."
+    )
+
+
+class _BoundedSQLiteDict(SQLiteDict):
+    """requests-cache's SQLite table with a bounded write lock.
+
+    The library waits for ``BEGIN IMMEDIATE`` in a loop without end and swallows the
+    errors of the write itself; on a full disk that loop spins or a delete fails with
+    ``UnboundLocalError``. Here the wait stops after ``timeout_s`` and a failed write
+    raises :class:`CacheWriteError`.
+    """
+
+    def __init__(self, *args: Any, timeout_s: float, **kwargs: Any) -> None:
+        self.timeout_s = float(timeout_s)
+        kwargs.setdefault("timeout", min(self.timeout_s, 2.0))  # sqlite3 busy wait, per try
+        super().__init__(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _acquire_sqlite_lock(self) -> Iterator[None]:
+        with self._lock:
+            con = self._connection
+            if con is None:  # pragma: no cover - connection() opens it first
+                raise CacheWriteError("the SQLite connection of the HTTP cache is closed")
+            deadline = time.monotonic() + self.timeout_s
+            pause = 0.001
+            while True:
+                try:
+                    con.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if con.in_transaction:  # a transaction left open by a failed write
+                        with contextlib.suppress(sqlite3.Error):
+                            con.rollback()
+                    if time.monotonic() >= deadline:
+                        raise CacheWriteError(
+                            f"HTTP cache {self.db_path}: no write lock within "
+                            f"{self.timeout_s:g} s ({exc})") from exc
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.1)
+            self._active_transaction = True
+            try:
+                yield
+                con.commit()
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    con.rollback()
+                raise CacheWriteError(f"HTTP cache {self.db_path}: write failed ({exc})") from exc
+            finally:
+                self._active_transaction = False
+
+
+class _GuardedCache(SQLiteCache):
+    """The SQLite cache of Maillage: bounded waits, explicit writes only, full disk survived.
+
+    - writes happen only inside :func:`_explicit_write` (never on requests-cache's own
+      initiative), so a new answer replaces the copy held only once validated;
+    - a refused write (full disk, lock held past ``timeout_s``) turns writes off for the
+      process (:func:`cache_note` says so in French) and the fetch goes on;
+    - a read that fails on a locked or broken database is a cache miss.
+    """
+
+    def __init__(self, db_path: str, *, timeout_s: float) -> None:
+        BaseCache.__init__(self, cache_name=db_path)
+        self.responses = _BoundedSQLiteDict(db_path, table_name="responses",
+                                            timeout_s=timeout_s)
+        self.redirects = _BoundedSQLiteDict(db_path, table_name="redirects",
+                                            lock=self.responses._lock, serializer=None,
+                                            timeout_s=timeout_s)
+
+    def save_response(self, response: Any, cache_key: str | None = None,
+                      expires: dt.datetime | None = None) -> None:
+        """Save only when asked by :func:`_save` and while writes are on."""
+        if not getattr(_state, "explicit_write", False) or "reason" in _cache_off:
+            return
+        try:
+            super().save_response(response, cache_key, expires)
+        except (CacheWriteError, sqlite3.Error, OSError) as exc:
+            _turn_cache_off(exc)
+
+    def delete(self, *keys: str, **kwargs: Any) -> None:
+        """Delete only when asked (a bad copy) and while writes are on."""
+        if not getattr(_state, "explicit_write", False) or "reason" in _cache_off:
+            return
+        try:
+            super().delete(*keys, **kwargs)
+        except (CacheWriteError, sqlite3.Error, OSError, UnboundLocalError) as exc:
+            _turn_cache_off(exc)
+
+    def get_response(self, key: str, default: Any = None) -> Any:
+        """A read that fails (locked past the timeout, broken file) is a miss."""
+        try:
+            return super().get_response(key, default)
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning("HTTP cache: read of %s failed (%s); treated as missing", key, exc)
+            return default
+
+
+@contextlib.contextmanager
+def _explicit_write() -> Iterator[None]:
+    before = getattr(_state, "explicit_write", False)
+    _state.explicit_write = True
+    try:
+        yield
+    finally:
+        _state.explicit_write = before
+
+
+def _probe_disk(folder: Path) -> None:
+    """Write then delete :data:`DISK_PROBE_BYTES` in ``folder``; raise ``OSError`` if refused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write-test-{os.getpid()}-{threading.get_ident()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            block = b"\0" * 65536
+            for _ in range(max(DISK_PROBE_BYTES // len(block), 1)):
+                os.write(fd, block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def _open_cache(cfg: HttpConfig) -> BaseCache:
+    """The cache backend: SQLite in the cache folder, read-only or in memory on a bad disk."""
+    try:
+        _probe_disk(cfg.cache_dir)
+    except OSError as exc:
+        _turn_cache_off(exc)
+    try:
+        return _GuardedCache(str(cfg.cache_dir / "http_cache"), timeout_s=cfg.sqlite_timeout_s)
+    except (CacheWriteError, sqlite3.Error, OSError) as exc:
+        _turn_cache_off(exc)
+        logger.warning("HTTP cache: %s unusable (%s); answers are kept in memory only",
+                       cfg.cache_dir, exc)
+        return BaseCache(cache_name="memory")
 
 
 def _expires_for(url: str) -> dt.datetime:
@@ -449,23 +696,33 @@ def _expires_for(url: str) -> dt.datetime:
 def save_validated(resp: requests.Response) -> None:
     """Keep an answer its caller read whole and checked (e.g. a directory page) in the cache.
 
-    Answers are never cached automatically (:func:`_cache_filter`): a caller that talks to
+    Answers are never cached automatically (:class:`_GuardedCache`): a caller that talks to
     the session itself saves what it validated with this.
     """
     if isinstance(resp, requests.Response):
         _save(resp)
 
 
+def _write_entry(key: str, resp: Any, expires: dt.datetime | None) -> None:
+    with _explicit_write():
+        get_session().cache.save_response(resp, key, expires)
+
+
 def _save(resp: requests.Response) -> None:
-    """Write a validated network answer to the HTTP cache."""
+    """Write a validated network answer to the HTTP cache (deferred inside a fetch).
+
+    Inside :func:`deferred_cache` the write waits until the caller judged the whole
+    source (a suspect or partial answer is then never cached).
+    """
     if getattr(resp, "from_cache", False) or resp.request is None:
         return
-    try:
-        session = get_session()
-        session.cache.save_response(resp, session.cache.create_key(resp.request),
-                                    _expires_for(resp.url or ""))
-    except Exception as exc:  # pragma: no cover - a full disk must not lose the answer
-        logger.warning("could not cache the answer of %s: %s", resp.url, exc)
+    key = get_session().cache.create_key(resp.request)
+    expires = _expires_for(resp.url or "")
+    pending: PendingWrites | None = getattr(_state, "pending", None)
+    if pending is not None:
+        pending.entries.append((key, resp, expires))
+        return
+    _write_entry(key, resp, expires)
 
 
 # --- refresh, deadlines and data dates --------------------------------------------------
@@ -527,6 +784,169 @@ def _check_deadline(source: str, full: str) -> float | None:
             "answered; the service is too slow, retry later."
         )
     return left
+
+
+@dataclass
+class PendingWrites:
+    """Cache writes held back until a whole source is judged (:func:`deferred_cache`).
+
+    Attributes
+    ----------
+    entries
+        ``(cache key, answer, expiry)`` of the validated answers waiting.
+    files
+        ``(pending path, final path)`` of downloaded files waiting.
+    """
+
+    entries: list[tuple[str, Any, dt.datetime | None]] = field(default_factory=list)
+    files: list[tuple[Path, Path]] = field(default_factory=list)
+    done: bool = False
+
+    def commit(self) -> None:
+        """Write the answers to the cache and move the files into place."""
+        if self.done:
+            return
+        self.done = True
+        for key, resp, expires in self.entries:
+            _write_entry(key, resp, expires)
+        for pending, final in self.files:
+            if pending.exists():
+                try:
+                    os.replace(pending, final)
+                except OSError as exc:
+                    logger.warning("could not keep the download %s: %s", final, exc)
+                    pending.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Forget the answers (the copies held before stay in the cache) and the files."""
+        if self.done:
+            return
+        self.done = True
+        for pending, _final in self.files:
+            pending.unlink(missing_ok=True)
+
+    def pending_file(self, final: Path) -> Path | None:
+        """The file downloaded in this block for ``final``, if any."""
+        for pending, dest in self.files:
+            if dest == final and pending.exists():
+                return pending
+        return None
+
+
+@contextlib.contextmanager
+def deferred_cache() -> Iterator[PendingWrites]:
+    """Hold back the cache writes of the block until the caller commits or discards them.
+
+    :mod:`data_sources.fetch` wraps each source in it: a source whose answer is judged
+    suspect or partial as a whole (fewer rows than held, fewer communes than the territory,
+    ``total_count`` not reached) leaves the cache as it was, so a later fetch never serves
+    that answer from the cache. Files downloaded in the block wait beside their final path.
+    The block's end discards what was neither committed nor discarded.
+    """
+    before = getattr(_state, "pending", None)
+    pending = PendingWrites()
+    _state.pending = pending
+    try:
+        yield pending
+    finally:
+        _state.pending = before
+        pending.discard()  # no-op once committed
+
+
+@dataclass
+class UpdateNotes:
+    """What an update did not get (:func:`update_notes`).
+
+    Attributes
+    ----------
+    fallbacks
+        ``(url, UTC ISO date of the copy kept, French motive)`` of each call whose update
+        failed and that served the copy held before.
+    partial
+        French notes of answers that contradict their own metadata (``total_count`` not
+        reached, a short page, a page cap).
+    """
+
+    fallbacks: list[tuple[str, str, str]] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def update_notes() -> Iterator[UpdateNotes]:
+    """Collect, for the block, the fallbacks to held copies and the partial answers."""
+    before = getattr(_state, "notes", None)
+    notes = UpdateNotes()
+    _state.notes = notes
+    try:
+        yield notes
+    finally:
+        _state.notes = before
+
+
+def _iso(when: dt.datetime | str | None) -> str:
+    if isinstance(when, str):
+        return when
+    moment = when or dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def motive_fr(exc: BaseException | str) -> str:
+    """Short French motive of a failed update, from the English message of the layer.
+
+    Examples
+    --------
+    >>> motive_fr("demo: HTTP 503 from https://x: 'down'; retry later.")
+    'réponse HTTP 503'
+    >>> motive_fr("an HTML page came back where JSON was expected")
+    'page HTML reçue au lieu des données'
+    """
+    text = str(exc)
+    low = text.lower()
+    m = re.search(r"HTTP (\d{3})", text)
+    if "html page" in low:
+        return "page HTML reçue au lieu des données"
+    if "truncated" in low:
+        return "transfert interrompu"
+    if "overall deadline" in low:
+        return "délai global dépassé"
+    if m:
+        return f"réponse HTTP {m.group(1)}"
+    if "timeout" in low or "too slowly" in low:
+        return "délai de réponse dépassé"
+    if "kept failing" in low:
+        return "le service refuse les requêtes (nouvelles tentatives épuisées)"
+    if "cannot reach" in low or "does not answer" in low:
+        return "service injoignable"
+    if "exceeds" in low:
+        return "réponse trop volumineuse"
+    return "réponse inutilisable"
+
+
+def note_fallback(url: str, when: dt.datetime | str | None, exc: BaseException | str) -> None:
+    """Record that an update of ``url`` failed and the copy of ``when`` was served."""
+    notes: UpdateNotes | None = getattr(_state, "notes", None)
+    if notes is not None:
+        notes.fallbacks.append((url, _iso(when), motive_fr(exc)))
+
+
+def note_partial(text_fr: str) -> None:
+    """Record (French) that an answer contradicts its own metadata: it is partial.
+
+    Paging loops call it when the rows received fall short of ``total_count``, when a
+    page is short before the end, or when a page cap stops them.
+    """
+    logger.warning("partial answer: %s", text_fr)
+    notes: UpdateNotes | None = getattr(_state, "notes", None)
+    if notes is not None:
+        notes.partial.append(text_fr)
+
+
+def deadline_left() -> float | None:
+    """Seconds left before the current source's deadline (``None``: no deadline)."""
+    dl = getattr(_state, "deadline", None)
+    return None if dl is None else dl[0] - time.monotonic()
 
 
 @contextlib.contextmanager
@@ -714,7 +1134,8 @@ def _request(
 def _forget(resp: requests.Response) -> None:
     """Delete the cached copy of ``resp`` (if any)."""
     try:
-        get_session().cache.delete(requests=[resp.request])
+        with _explicit_write():
+            get_session().cache.delete(requests=[resp.request])
     except Exception as exc:  # pragma: no cover - best effort on a broken cache
         logger.warning("could not delete a cached entry for %s: %s", resp.url, exc)
 
@@ -806,17 +1227,21 @@ def _fetch(
             else:
                 logger.warning("%s: %s; the copy cached on %s is used", source, message,
                                kept.created_at)
-                with contextlib.suppress(Exception):
-                    get_session().cache.save_response(kept, key, kept.expires)
                 note_data_date(kept.created_at)
+                note_fallback(full, kept.created_at, message)
                 return value
         raise SourceError(message) from exc
 
     for attempt in (1, 2):
-        resp = _request(
-            method, url, source=source, params=params, data=data, headers=headers,
-            offline=off, force_refresh=refresh or attempt == 2, stream=True,
-        )
+        try:
+            resp = _request(
+                method, url, source=source, params=params, data=data, headers=headers,
+                offline=off, force_refresh=refresh or attempt == 2, stream=True,
+            )
+        except SourceError as exc:  # no answer, an HTTP error: the copy held, said so
+            if off:
+                raise
+            return fall_back(exc, str(exc))
         from_cache = bool(getattr(resp, "from_cache", False))
         left = _check_deadline(source, full)
         try:
@@ -1035,6 +1460,10 @@ def download_file(
     cfg = get_config()
     off = cfg.offline if offline is None else offline
     path = download_path(url)
+    pending: PendingWrites | None = getattr(_state, "pending", None)
+    fresh = pending.pending_file(path) if pending is not None else None
+    if fresh is not None:  # downloaded earlier in this block, not yet kept
+        return fresh
     refresh = refresh_requested(f"FILE {url}") or refresh
     stale = False
     if path.exists():
@@ -1048,16 +1477,24 @@ def download_file(
             f"{source}: offline mode and no downloaded copy of {url}; connect to the "
             "internet once to fetch it, or use the demo territory."
         )
+    target = path
+    if pending is not None:  # kept only once the whole source is judged
+        target = path.with_name(path.name + f".pending{os.getpid()}")
+        _clean_parts(path)
     try:
-        _download(url, path, source=source, chunk_bytes=chunk_bytes)
+        _download(url, target, source=source, chunk_bytes=chunk_bytes)
     except SourceError as exc:
         if stale and not refresh and path.exists():
             logger.warning("%s: %s; the expired copy %s is used", source, exc, path)
-            note_data_date(dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC))
+            when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            note_data_date(when)
+            note_fallback(url, when, exc)
             return path
         raise
     note_data_date(None)
-    return path
+    if pending is not None:
+        pending.files.append((target, path))
+    return target
 
 
 def _iter_raw(resp: requests.Response, chunk_bytes: int) -> Iterator[bytes]:
@@ -1081,11 +1518,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _clean_parts(path: Path) -> None:
-    """Delete the ``.part<pid>`` files that killed downloads left beside ``path``."""
-    for part in path.parent.glob(path.name + ".part*"):
-        pid = part.name.rsplit(".part", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            part.unlink(missing_ok=True)
+    """Delete the ``.part<pid>`` / ``.pending<pid>`` files killed downloads left by ``path``."""
+    for marker in (".part", ".pending"):
+        for part in path.parent.glob(path.name + marker + "*"):
+            pid = part.name.rsplit(marker, 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                part.unlink(missing_ok=True)
 
 
 def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
@@ -1172,7 +1610,10 @@ def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
 
 def forget_download(url: str) -> None:
     """Delete the stored copy of a large file (e.g. after a parse failure)."""
-    download_path(url).unlink(missing_ok=True)
+    path = download_path(url)
+    path.unlink(missing_ok=True)
+    for part in path.parent.glob(path.name + ".pending*"):
+        part.unlink(missing_ok=True)
 
 
 def _decode_line(raw: bytes) -> str:
@@ -1203,15 +1644,34 @@ def stream_lines(
     source: str,
     offline: bool | None = None,
     refresh: bool = False,
+    announced_bytes: int | None = None,
 ) -> Iterator[str]:
     """Download ``url`` (once, atomically) and yield its decoded lines one by one.
 
     Callers that find the content unusable should call :func:`forget_download` and
     call again with ``refresh=True`` (see :func:`data_sources.finess.fetch_finess`).
+    ``announced_bytes`` is the size a catalogue gives for the file (data.gouv.fr's
+    ``filesize``): a smaller file is noted partial (:func:`check_announced_size`).
     """
     path = download_file(url, source=source, offline=offline, refresh=refresh)
     check_not_html(path, url=url, source=source)
+    check_announced_size(path, url=url, announced_bytes=announced_bytes)
     yield from iter_file_lines(path)
+
+
+def check_announced_size(path: Path, *, url: str, announced_bytes: int | None) -> None:
+    """Note « partiel » when a file is smaller than its catalogue announces.
+
+    A transfer cut at a line boundary by a server that sent no ``Content-Length`` still
+    parses; the size the catalogue records for the resource is the metadata it
+    contradicts. A larger file (a newer edition under the same address) is not noted.
+    """
+    if not announced_bytes or announced_bytes <= 0:
+        return
+    size = path.stat().st_size
+    if size < announced_bytes:
+        note_partial(f"fichier {url} de {size} octet(s) reçu(s), {announced_bytes} annoncé(s) "
+                     "par le catalogue (transfert coupé ?)")
 
 
 def check_not_html(path: Path, *, url: str, source: str) -> None:

@@ -95,9 +95,16 @@ def fetch_records(
     offline: bool | None = None,
     refresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """Fetch all records of a data.caf.fr dataset, 100 per page (``limit``/``offset``)."""
+    """Fetch all records of a data.caf.fr dataset, 100 per page (``limit``/``offset``).
+
+    The offset advances by the rows received, and the rows received are counted against
+    ``total_count``: a short page before the end, or the API's 10,000-record stop, ends
+    the loop with what came and a « partiel » note (:func:`data_sources._http.note_partial`),
+    never silently.
+    """
     rows: list[dict[str, Any]] = []
     offset = 0
+    total: int | None = None
     while True:
         params: list[tuple[str, Any]] = [("limit", PAGE_LIMIT), ("offset", offset)]
         if where:
@@ -109,15 +116,25 @@ def fetch_records(
         )
         batch = doc["results"]
         rows.extend(batch)
-        total = int(doc.get("total_count", len(rows)))
-        offset += PAGE_LIMIT
-        if not batch or len(rows) >= total:
+        offset += len(batch)
+        announced = doc.get("total_count")
+        if isinstance(announced, int) and not isinstance(announced, bool):
+            total = announced
+        if total is None:  # no count announced: stop at the first short page
+            if len(batch) < PAGE_LIMIT:
+                break
+            continue
+        if len(rows) >= total:
+            break
+        what = f"{dataset} ({', '.join(refine) or where or 'tout'})"
+        if not batch or len(batch) < PAGE_LIMIT:
+            _http.note_partial(f"CAF {what} : {len(rows)} ligne(s) reçue(s) sur {total} "
+                               "annoncée(s) (page incomplète)")
             break
         if offset + PAGE_LIMIT > MAX_OFFSET:
-            raise SourceError(
-                f"{CAF.key}: {total} records in {dataset!r} with where={where!r}; the records "
-                "API stops at 10,000: narrow the filter."
-            )
+            _http.note_partial(f"CAF {what} : {len(rows)} ligne(s) reçue(s) sur {total} "
+                               "annoncée(s) (l'API s'arrête à 10 000)")
+            break
     return rows
 
 

@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +56,13 @@ from data_sources.store import (
     LOCK_TIMEOUT_S,
     LedgerEntry,
     StoredTerritory,
+    drop_suspect,
     read_store,
+    read_suspect,
     store_lock,
     utc_now,
     write_store,
+    write_suspect,
 )
 from diagnosis.errors import SourceError
 from diagnosis.needs import under3_children
@@ -94,6 +98,11 @@ SOURCE_DEADLINE_S: dict[str, float] = {
     finess.FINESS.key: 900.0, bpe.BPE.key: 900.0, osm.OSM.key: 900.0, ban.BAN.key: 900.0,
 }
 DEFAULT_SOURCE_DEADLINE_S = 600.0
+#: Overall deadline of a whole fetch, in seconds (``python -m data_sources fetch
+#: --deadline-min``): sources not finished then are stopped and marked ``"timeout"``.
+DEFAULT_FETCH_DEADLINE_S = 45 * 60.0
+#: A facility type held with at least this many rows that comes back empty is suspect.
+SUSPECT_MIN_TYPE_ROWS = 4
 
 #: Hosts probed to tell, in seconds and once for a whole fetch, whether the machine is online.
 PROBE_URLS: tuple[str, ...] = (
@@ -118,8 +127,12 @@ class SourceOutcome:
     key, title, url
         Registry key, French title and URL of the source.
     status
-        ``"ok"``, ``"failed"``, ``"missing-offline"``, ``"skipped"`` (nothing to do) or
-        ``"suspect"`` (far fewer rows than held: the held rows were kept).
+        ``"ok"``, ``"failed"``, ``"missing-offline"``, ``"skipped"`` (nothing to do),
+        ``"suspect"`` (far fewer rows than held, an empty series, fewer communes, or an
+        update that failed and fell back to a copy: the held rows were kept),
+        ``"partial"`` (the answer contradicts its own metadata: ``total_count`` not
+        reached, a page cap, communes missing; stored, never cached) or ``"timeout"``
+        (stopped, or never started, by the overall deadline of the fetch).
     message
         French reason of a failure or a skip; a remark when ``ok`` (partial data).
     rows_kept, rows_rejected
@@ -130,6 +143,8 @@ class SourceOutcome:
         The source failed or was suspect, and data of an earlier fetch stays in the store.
     rows_received
         Rows the refused answer gave (``"suspect"`` only).
+    suspect_kept_apart
+        The refused answer is kept apart: ``--accept-suspect KEY`` takes it.
     """
 
     key: str
@@ -142,6 +157,7 @@ class SourceOutcome:
     vintage: str = ""
     kept_previous: bool = False
     rows_received: int = 0
+    suspect_kept_apart: bool = False
 
     @property
     def ok(self) -> bool:
@@ -150,8 +166,8 @@ class SourceOutcome:
 
     @property
     def failed(self) -> bool:
-        """Whether the source failed (online error or missing offline copy)."""
-        return self.status in {"failed", "missing-offline"}
+        """Whether the source failed (online error, missing offline copy, deadline)."""
+        return self.status in {"failed", "missing-offline", "timeout"}
 
 
 @dataclass(frozen=True)
@@ -185,6 +201,8 @@ class FetchResult:
         Whether the store now holds communes / facilities for the territory.
     demo_covers
         Whether the embedded demo covers every commune of the territory.
+    cache_note
+        French note when the HTTP cache could not be written (full disk…), else empty.
     merge_report
         The structures seen by several sources and merged into one row
         (:data:`data_sources.merge.MERGE_REPORT_COLUMNS`: ids, sources, names, distance),
@@ -197,6 +215,7 @@ class FetchResult:
     communes_stored: bool
     facilities_stored: bool
     demo_covers: bool
+    cache_note: str = ""
     merge_report: pd.DataFrame | None = None
 
     @property
@@ -208,6 +227,11 @@ class FetchResult:
     def suspect(self) -> tuple[SourceOutcome, ...]:
         """The sources whose answer was refused as suspect (held rows kept)."""
         return tuple(o for o in self.outcomes if o.status == "suspect")
+
+    @property
+    def partial(self) -> tuple[SourceOutcome, ...]:
+        """The sources whose answer was stored but is partial."""
+        return tuple(o for o in self.outcomes if o.status == "partial")
 
     @property
     def usable(self) -> bool:
@@ -560,10 +584,16 @@ def fetch_territory(
     progress: ProgressCallback | None = None,
     root: str | Path | None = None,
     refresh: bool = False,
-    accept_suspect: bool = False,
+    accept_suspect: bool | Iterable[str] = False,
     lock_timeout_s: float = LOCK_TIMEOUT_S,
+    deadline_s: float | None = DEFAULT_FETCH_DEADLINE_S,
 ) -> FetchResult:
     """Fetch the live sources of a territory into the local store.
+
+    Each source's answer is judged as a whole before it replaces anything (rows and
+    non-null counts per series against the stored snapshot, the territory's communes,
+    ``total_count`` of paged answers) and its HTTP answers reach the cache only when it
+    is « à jour » (:func:`data_sources._http.deferred_cache`).
 
     Parameters
     ----------
@@ -583,12 +613,16 @@ def fetch_territory(
         Ignore the HTTP cache and the downloaded files of the selected sources: fetch
         them again from the network (:func:`data_sources._http.refreshing`).
     accept_suspect
-        Keep a new answer even when it has fewer than :data:`SUSPECT_MIN_SHARE` of the
-        rows held (an empty or truncated answer, a maintenance page…). By default such
-        an answer is refused: the held rows stay, the source is marked ``"suspect"``
-        with both counts.
+        Registry keys (or ``True`` for every source) whose answer refused as
+        ``"suspect"`` by an earlier fetch, and kept apart, now replaces the held rows.
+        That very answer is taken, never one fetched or read from a cache again; a
+        source without such an answer runs as usual.
     lock_timeout_s
         Seconds to wait when another process fetches the same territory.
+    deadline_s
+        Overall deadline of the fetch, in seconds (``None``: none). A source still
+        running then is stopped, the sources not started are not run; both are
+        ``"timeout"`` in the ledger and keep their earlier data.
 
     Returns
     -------
@@ -601,7 +635,8 @@ def fetch_territory(
     diagnosis.errors.InputError
         Unknown territory.
     ValueError
-        ``sources`` names a source that is not live.
+        ``sources`` or ``accept_suspect`` names a source that is not live, or
+        ``deadline_s`` is not positive.
     data_sources.store.StoreBusyError
         Another process is fetching the same territory (nothing was done).
     data_sources.store.StoreWriteError
@@ -614,24 +649,184 @@ def fetch_territory(
     """
     area = territory if isinstance(territory, Territory) else resolve(territory)
     selected = _check_sources(sources)
+    if accept_suspect is True:
+        accepted = frozenset(selected)
+    elif accept_suspect is False:
+        accepted = frozenset()
+    else:
+        accepted = frozenset(_check_sources(accept_suspect))
+    if deadline_s is not None and not deadline_s > 0:
+        raise ValueError(f"deadline_s={deadline_s!r} must be > 0 seconds (or None)")
     with store_lock(area, root=root, timeout_s=lock_timeout_s), \
             _http.refreshing(refresh):
         return _fetch_locked(area, selected, offline=offline, progress=progress, root=root,
-                             accept_suspect=accept_suspect)
+                             accepted=accepted, deadline_s=deadline_s)
+
+
+def _fr_date(iso: str) -> str:
+    """``2026-12-03T…`` -> ``03/12/2026``."""
+    m = re.match(r"(\d{4})-(\d{2})-(\d{2})", iso)
+    return f"{m.group(3)}/{m.group(2)}/{m.group(1)}" if m else iso
+
+
+def _series_counts(key: str, layer: pd.DataFrame) -> dict[str, int]:
+    """Rows with a value per series of a source's table (what a refresh must not lose)."""
+    if len(layer) == 0:
+        return {}
+    if key == insee_melodi.MELODI.key:
+        cols = [c for c in layer.columns if c != "code_insee"
+                and pd.api.types.is_numeric_dtype(layer[c])]
+        return {c: int(layer[c].notna().sum()) for c in cols}
+    if key == boundaries.GEO_API.key:
+        return {"communes": int(layer["code_insee"].nunique())}
+    if key == caf.CAF.key and {"level", "year", "rate"} <= set(layer.columns):
+        rated = layer.loc[layer["rate"].notna()]
+        pairs = rated["level"].astype(str) + " " + rated["year"].astype(str)
+        return {str(k): int(n) for k, n in pairs.value_counts().items()}
+    if key in FACILITY_SOURCES and "type" in layer.columns:
+        return {f"type {t}": int(n) for t, n in layer["type"].value_counts().items()}
+    return {}
+
+
+_SERIES_LABELS_FR = {"births": "naissances", "population": "population",
+                     "median_income": "revenu médian", "poverty_rate": "taux de pauvreté",
+                     "families": "familles", "single_parent_families": "familles "
+                     "monoparentales", "under3_count": "moins de 3 ans",
+                     "under3_census": "moins de 3 ans"}
+
+
+def _series_fr(name: str) -> str:
+    m = re.fullmatch(r"(.+)_(\d{4})", name)
+    if m and m.group(1) in _SERIES_LABELS_FR:
+        return f"{_SERIES_LABELS_FR[m.group(1)]} {m.group(2)}"
+    m = re.fullmatch(r"births_mean_(\d{4})_(\d{4})", name)
+    if m:
+        return f"naissances, moyenne {m.group(1)}-{m.group(2)}"
+    m = re.fullmatch(r"(.+)_year", name)
+    if m:
+        label = _SERIES_LABELS_FR.get(m.group(1), _SERIES_LABELS_FR.get(
+            {"income": "median_income", "poverty": "poverty_rate"}.get(m.group(1), ""), ""))
+        return f"année des données ({label or m.group(1)})"
+    return name
 
 
 def _suspect(run: _Run, key: str, loaded: _Loaded) -> tuple[str, str] | None:
-    """Status of a new answer that lost most of the rows held, else ``None``."""
+    """Status of a new answer that loses data against the snapshot held, else ``None``.
+
+    Suspect: fewer than :data:`SUSPECT_MIN_SHARE` of the rows held; a series held with
+    values that comes back empty or missing; for the commune tables (Melodi, contours) a
+    series with fewer communes than held; a facility type held with at least
+    :data:`SUSPECT_MIN_TYPE_ROWS` rows that comes back empty. (A first answer is judged
+    by :func:`_partial` instead: births and population are published for every commune,
+    income and family figures may be secret for small ones, so they are not counted.)
+    """
     prev = run.previous.source_layers.get(key) if run.previous is not None else None
     if prev is None or len(prev) == 0:
         return None
     new, held = len(loaded.layer), len(prev)
-    if new >= SUSPECT_MIN_SHARE * held:
+    if new < SUSPECT_MIN_SHARE * held:
+        return "suspect", (
+            f"réponse suspecte : {new} ligne(s) reçue(s) contre {held} enregistrée(s) ; "
+            "réponse vide, tronquée ou page de maintenance ? Les données enregistrées sont "
+            f"gardées. Si la baisse est réelle, relancez avec --accept-suspect {key}."
+        )
+    before, after = _series_counts(key, prev), _series_counts(key, loaded.layer)
+    strict = key in {insee_melodi.MELODI.key, boundaries.GEO_API.key}
+    lost = []
+    for name, n_held in before.items():
+        n_new = after.get(name, 0)
+        floor = 1 if strict or key == caf.CAF.key else SUSPECT_MIN_TYPE_ROWS
+        if n_held >= floor and (n_new == 0 or (strict and n_new < n_held)):
+            lost.append(f"{_series_fr(name)} : {n_new} contre {n_held}")
+    if not lost:
         return None
+    unit = "commune(s) avec une valeur" if strict else "ligne(s)"
+    shown = " ; ".join(lost[:6]) + (f" ; et {len(lost) - 6} autre(s)" if len(lost) > 6 else "")
     return "suspect", (
-        f"réponse suspecte : {new} ligne(s) reçue(s) contre {held} enregistrée(s) ; "
-        "réponse vide, tronquée ou page de maintenance ? Les données enregistrées sont "
-        "gardées. Si la baisse est réelle, relancez avec --accept-suspect."
+        f"réponse suspecte : série(s) vide(s) ou réduite(s), en {unit} reçue(s) contre "
+        f"enregistrée(s) — {shown}. Les données enregistrées sont gardées. Si la baisse "
+        f"est réelle, relancez avec --accept-suspect {key}."
+    )
+
+
+def _partial(run: _Run, key: str, loaded: _Loaded, notes: _http.UpdateNotes) -> str:
+    """French reason why an answer is partial (its own metadata says more), else ``""``."""
+    reasons = list(dict.fromkeys(notes.partial))
+    wanted = set(run.area.communes)
+    if key == insee_melodi.MELODI.key and wanted:
+        layer = loaded.layer
+        short = []
+        for col in sorted(layer.columns, reverse=True):  # newest years first
+            if re.fullmatch(r"(?:births|population)_\d{4}", col) and layer[col].notna().any():
+                have = set(layer.loc[layer[col].notna(), "code_insee"].astype(str))
+                missing = sorted(wanted - have)
+                if missing:
+                    short.append(f"{_series_fr(col)} : {len(wanted) - len(missing)} "
+                                 f"commune(s) sur {len(wanted)} (manquent "
+                                 f"{', '.join(missing[:5])}{'…' if len(missing) > 5 else ''})")
+        if short:
+            reasons.append(" ; ".join(short[:3]) + (
+                f" ; et {len(short) - 3} autre(s) série(s)" if len(short) > 3 else ""))
+    if key == boundaries.GEO_API.key and wanted:
+        missing = sorted(wanted - set(loaded.layer["code_insee"].astype(str)))
+        if missing:
+            reasons.append(f"contours : {len(wanted) - len(missing)} commune(s) sur "
+                           f"{len(wanted)} (manquent {', '.join(missing[:5])}"
+                           f"{'…' if len(missing) > 5 else ''})")
+    return " ; ".join(reasons)
+
+
+def _fallback_message(notes: _http.UpdateNotes) -> str:
+    """« copie du JJ/MM/AAAA gardée : la mise à jour a échoué (motif) »."""
+    url, when, motive = min(notes.fallbacks, key=lambda f: f[1])
+    more = len(notes.fallbacks) - 1
+    return (
+        f"copie du {_fr_date(when)} gardée : la mise à jour a échoué ({motive})"
+        + (f" pour {url} et {more} autre(s) adresse(s)" if more else f" pour {url}")
+        + ". Réessayez plus tard."
+    )
+
+
+def _judge(
+    run: _Run, key: str, loaded: _Loaded, notes: _http.UpdateNotes, *, root: str | Path | None,
+    received_at: str,
+) -> tuple[str, str, bool]:
+    """(status, French message, whether the answer replaces the held rows)."""
+    held = run.previous is not None and len(run.previous.source_layers.get(key, ())) > 0
+    if notes.fallbacks:
+        message = _fallback_message(notes)
+        if held:
+            return "suspect", message + " Les données enregistrées sont gardées.", False
+        return "suspect", message, True  # nothing held: the copy is the best there is
+    odd = _suspect(run, key, loaded)
+    if odd is not None:
+        write_suspect(run.area, key, loaded.layer, unplaced=loaded.unplaced, root=root, meta={
+            "received_at": received_at, "rows_received": len(loaded.layer),
+            "rows_held": len(run.previous.source_layers[key]) if run.previous else 0,
+            "reason": odd[1], "vintage": loaded.vintage, "data_date": loaded.data_date,
+            "note": loaded.note,
+        })
+        return odd[0], odd[1], False
+    why = _partial(run, key, loaded, notes)
+    if why:
+        return "partial", (f"réponse partielle : {why}. Les données reçues sont enregistrées "
+                           "mais pas mises en cache ; relancez la mise à jour plus tard."
+                           + (f" {loaded.note}" if loaded.note else "")), True
+    return "ok", loaded.note, True
+
+
+def _accepted_answer(run: _Run, key: str, root: str | Path | None) -> _Loaded | None:
+    """The suspect answer of ``key`` kept apart by an earlier fetch, as this run's data."""
+    kept = read_suspect(run.area, key, root=root)
+    if kept is None:
+        return None
+    layer, unplaced, meta = kept
+    return _Loaded(
+        layer, vintage=str(meta.get("vintage", "")), unplaced=unplaced,
+        data_date=str(meta.get("data_date", "") or meta.get("received_at", "")),
+        note=(f"réponse suspecte du {_fr_date(str(meta.get('received_at', '')))} acceptée "
+              f"({meta.get('rows_received', len(layer))} ligne(s) contre "
+              f"{meta.get('rows_held', '?')} enregistrée(s)) à la demande (--accept-suspect)."),
     )
 
 
@@ -642,7 +837,8 @@ def _fetch_locked(
     offline: bool,
     progress: ProgressCallback | None,
     root: str | Path | None,
-    accept_suspect: bool,
+    accepted: frozenset[str],
+    deadline_s: float | None,
 ) -> FetchResult:
     try:
         previous = read_store(area, root=root, with_source_layers=True)
@@ -653,10 +849,22 @@ def _fetch_locked(
     attempted_at = utc_now()
     statuses: dict[str, tuple[str, str]] = {}
     total = len(selected)
+    end = None if deadline_s is None else time.monotonic() + deadline_s
+    apart: set[str] = set()  # suspect answers kept apart this run
+    taken: set[str] = set()  # suspect answers accepted this run (dropped once written)
 
     def report(i: int, key: str, outcome: SourceOutcome | None) -> None:
         if progress is not None:
             progress(FetchProgress(key, get_source(key).title, i, total, outcome))
+
+    def too_late(key: str, text: str) -> tuple[str, str]:
+        minutes = (deadline_s or 0) / 60
+        return "timeout", (
+            f"{get_source(key).title} [{key}] : {text} (délai global de la mise à jour : "
+            f"{minutes:g} min, option --deadline-min) ; les données précédentes restent. "
+            "Relancez la mise à jour de cette source plus tard (--source "
+            f"{key})."
+        )
 
     unplaced_in: dict[str, pd.DataFrame] = {}
     received: dict[str, int] = {}
@@ -665,33 +873,67 @@ def _fetch_locked(
     with _offline_mode(offline):
         for i, key in enumerate(selected):
             report(i, key, None)
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                statuses[key] = too_late(key, "pas lancée, le délai global est dépassé")
+                logger.warning("%s", statuses[key][1])
+                report(i, key, _outcome(key, run, statuses[key], unplaced_in, placed_by_ban,
+                                        ban_counts, final=False, received=received))
+                continue
+            own = SOURCE_DEADLINE_S.get(key, DEFAULT_SOURCE_DEADLINE_S)
+            bounded_by_overall = left is not None and left < own
             try:
-                with _http.source_deadline(SOURCE_DEADLINE_S.get(key, DEFAULT_SOURCE_DEADLINE_S),
-                                           source=key), _http.data_dates() as dates:
-                    loaded: _Loaded | None = None
-                    if key == ban.BAN.key:
-                        statuses[key], placed_by_ban, ban_counts = _run_ban(run, unplaced_in)
-                    else:
-                        loaded = _RUNNERS[key](run)
+                loaded: _Loaded | None = None
+                if key in accepted and key != ban.BAN.key:
+                    loaded = _accepted_answer(run, key, root)
                 if loaded is not None:
-                    loaded.data_date = dates[0] if dates else ""
+                    taken.add(key)
                     loaded.layer = loaded.layer.copy()
-                    loaded.layer.attrs = {}  # tables in attrs break pd.concat (merge)
-                    odd = None if accept_suspect else _suspect(run, key, loaded)
-                    if odd is not None:
-                        received[key] = len(loaded.layer)
-                        statuses[key] = odd
-                        logger.warning("%s: %s", key, odd[1])
-                    else:
-                        run.fresh[key] = loaded
-                        if loaded.unplaced is not None:
-                            unplaced_in[key] = loaded.unplaced
-                        statuses[key] = ("ok", loaded.note)
+                    loaded.layer.attrs = {}
+                    run.fresh[key] = loaded
+                    if loaded.unplaced is not None:
+                        unplaced_in[key] = loaded.unplaced
+                    statuses[key] = ("ok", loaded.note)
+                else:
+                    with _http.source_deadline(own if left is None else min(own, left),
+                                               source=key), \
+                            _http.data_dates() as dates, _http.update_notes() as notes, \
+                            _http.deferred_cache() as pending:
+                        if key == ban.BAN.key:
+                            statuses[key], placed_by_ban, ban_counts = _run_ban(run,
+                                                                                unplaced_in)
+                            pending.commit()
+                        else:
+                            loaded = _RUNNERS[key](run)
+                            loaded.data_date = dates[0] if dates else ""
+                            loaded.layer = loaded.layer.copy()
+                            loaded.layer.attrs = {}  # tables in attrs break pd.concat (merge)
+                            state, message, take = _judge(run, key, loaded, notes, root=root,
+                                                          received_at=attempted_at)
+                            if state == "ok":
+                                pending.commit()  # only a sound answer reaches the cache
+                                drop_suspect(area, key, root=root)
+                            else:
+                                pending.discard()
+                                logger.warning("%s: %s", key, message)
+                            if state == "suspect" and not take:
+                                received[key] = len(loaded.layer)
+                                apart.add(key)
+                            if take:
+                                run.fresh[key] = loaded
+                                if loaded.unplaced is not None:
+                                    unplaced_in[key] = loaded.unplaced
+                            statuses[key] = (state, message)
             except Exception as exc:  # one source never blocks the others
-                statuses[key] = _reason_fr(key, exc)
+                status = _reason_fr(key, exc)
+                if bounded_by_overall and "overall deadline" in str(exc) or (
+                        end is not None and time.monotonic() >= end
+                        and status[0] == "failed"):
+                    status = too_late(key, f"arrêtée avant la fin ({status[1]})")
+                statuses[key] = status
                 logger.warning("%s", statuses[key][1])
             report(i, key, _outcome(key, run, statuses[key], unplaced_in, placed_by_ban,
-                                    ban_counts, final=False, received=received))
+                                    ban_counts, final=False, received=received, apart=apart))
 
     # BAN-placed rows join their source's table.
     for key, rows in placed_by_ban.items():
@@ -700,7 +942,7 @@ def _fetch_locked(
             run.fresh[key].layer = validate_facilities(
                 gpd.GeoDataFrame(both, geometry="geometry", crs=WGS84), source=key)
     outcomes = tuple(_outcome(k, run, statuses[k], unplaced_in, placed_by_ban, ban_counts,
-                              final=True, received=received) for k in selected)
+                              final=True, received=received, apart=apart) for k in selected)
 
     covers = demo_covers(area)
     contours = run.layer(boundaries.GEO_API.key)
@@ -718,9 +960,11 @@ def _fetch_locked(
     if communes is not None or facilities is not None or layers:
         snapshot = write_store(area, ledger=ledger, communes=communes, facilities=facilities,
                                source_layers=layers, root=root)
+    for key in taken:  # accepted and written: the answer kept apart is spent
+        drop_suspect(area, key, root=root)
     return FetchResult(area, outcomes, snapshot, communes_stored=communes is not None,
                        facilities_stored=facilities is not None, demo_covers=covers,
-                       merge_report=merged)
+                       cache_note=_http.cache_note(), merge_report=merged)
 
 
 def _run_ban(
@@ -758,6 +1002,7 @@ def _outcome(
     *,
     final: bool,
     received: Mapping[str, int],
+    apart: set[str] | frozenset[str] = frozenset(),
 ) -> SourceOutcome:
     info = get_source(key)
     state, message = status
@@ -765,22 +1010,24 @@ def _outcome(
     vintage = ""
     if key == ban.BAN.key:
         kept, rejected = ban_counts
-    elif state == "ok":
+    elif key in run.fresh:  # this run's answer is stored (ok, partial, or the only copy)
         loaded = run.fresh[key]
         vintage = loaded.vintage
         n_placed = len(placed_by_ban.get(key, ())) if final else 0
         kept = len(loaded.layer)
         rejected = len(unplaced_in.get(key, ())) - n_placed
     previous = run.previous.entry(key) if run.previous is not None else None
-    kept_previous = bool(state in {"failed", "missing-offline", "suspect"}
+    kept_previous = bool(state in {"failed", "missing-offline", "suspect", "timeout"}
+                         and key not in run.fresh
                          and previous is not None and run.previous is not None
                          and key in run.previous.source_layers)
     if kept_previous and previous is not None:
         if state != "suspect":
-            message += f" Données précédentes du {previous.fetched_at[:10]} conservées."
+            message += f" Données précédentes du {_fr_date(previous.fetched_at)} conservées."
         kept, rejected, vintage = previous.rows_kept, previous.rows_rejected, previous.vintage
     return SourceOutcome(key, info.title, info.url, state, message.strip(), int(kept),
-                         int(rejected), vintage, kept_previous, int(received.get(key, 0)))
+                         int(rejected), vintage, kept_previous, int(received.get(key, 0)),
+                         suspect_kept_apart=key in apart)
 
 
 def _ledger(run: _Run, outcomes: Iterable[SourceOutcome], attempted_at: str) -> list[LedgerEntry]:
@@ -793,8 +1040,9 @@ def _ledger(run: _Run, outcomes: Iterable[SourceOutcome], attempted_at: str) -> 
                 rows.append(previous)
             continue
         o = done[key]
-        dated = run.fresh[key].data_date if o.ok and key in run.fresh else ""
-        fetched_at = (min(dated, attempted_at) if dated else attempted_at) if o.ok else (
+        stored_now = key in run.fresh or (key == ban.BAN.key and o.ok)
+        dated = run.fresh[key].data_date if key in run.fresh else ""
+        fetched_at = (min(dated, attempted_at) if dated else attempted_at) if stored_now else (
             previous.fetched_at if o.kept_previous and previous is not None else "")
         rows.append(LedgerEntry(
             source=key, title=o.title, url=o.url, vintage=o.vintage, fetched_at=fetched_at,

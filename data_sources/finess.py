@@ -136,9 +136,19 @@ def resolve_finess_url(
 def fetch_finess(
     *, offline: bool | None = None, refresh: bool = False
 ) -> tuple[str, Iterator[str]]:
-    """Resolve the newest stock file and return its URL and a line iterator (streamed)."""
-    url, _ = resolve_finess_url(offline=offline, refresh=refresh)
-    return url, _http.stream_lines(url, source=FINESS.key, offline=offline, refresh=refresh)
+    """Resolve the newest stock file and return its URL and a line iterator (streamed).
+
+    The file is checked against the size data.gouv.fr records for the resource
+    (``filesize``): a smaller file is « partiel » (:func:`data_sources._http.note_partial`).
+    """
+    dataset = _http.fetch_json(DATASET_API_URL, source=FINESS.key, offline=offline,
+                               refresh=refresh, check=lambda d: d["resources"])
+    url, _ = resolve_finess_url(dataset)
+    size = next((r.get("filesize") for r in dataset.get("resources", [])
+                 if str(r.get("url") or "") == url), None)
+    announced = size if isinstance(size, int) and not isinstance(size, bool) else None
+    return url, _http.stream_lines(url, source=FINESS.key, offline=offline, refresh=refresh,
+                                   announced_bytes=announced)
 
 
 # --- parse -----------------------------------------------------------------------------

@@ -282,6 +282,7 @@ def _fetch_pages(
     off = _http.get_config().offline if offline is None else offline
     headers = {} if off else {"Authorization": f"Bearer {_token(token)}"}
     items: list[dict[str, Any]] = []
+    total: int | None = None
     for page in range(1, max_pages + 1):
         doc = _http.fetch_json(
             f"{BASE_URL}/{route}", source=INCLUSION.key,
@@ -289,13 +290,22 @@ def _fetch_pages(
             headers=headers, offline=offline, refresh=refresh, check=_check_page,
         )
         items.extend(doc["items"])
+        announced = doc.get("total")
+        if isinstance(announced, int) and not isinstance(announced, bool):
+            total = announced
         pages = doc.get("pages")
-        if not doc["items"] or (isinstance(pages, int) and page >= pages):
-            return items
-    raise SourceError(
-        f"{INCLUSION.key}: more than {max_pages} pages for dep_code={dep_code!r}; "
-        "raise max_pages."
-    )
+        if not doc["items"] or (isinstance(pages, int) and page >= pages) or (
+                total is not None and len(items) >= total):
+            break
+    else:
+        _http.note_partial(f"data·inclusion {route} ({dep_code}) : arrêt après {max_pages} "
+                           f"pages, {len(items)} ligne(s) reçue(s)"
+                           + (f" sur {total} annoncée(s)" if total is not None else ""))
+        return items
+    if total is not None and len(items) < total:  # rows received are counted, not pages
+        _http.note_partial(f"data·inclusion {route} ({dep_code}) : {len(items)} ligne(s) "
+                           f"reçue(s) sur {total} annoncée(s)")
+    return items
 
 
 def _check_page(doc: Any) -> None:

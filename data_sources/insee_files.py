@@ -306,7 +306,7 @@ def check_not_insee_file(columns: Sequence[str], *, file_name: str) -> None:
 
 def _name_and_bytes(source: object, i: int) -> tuple[str, bytes]:
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], bytes):
-        return str(source[0]), source[1]
+        return Path(str(source[0])).name or str(source[0]), source[1]
     if isinstance(source, bytes):
         return f"fichier INSEE n° {i + 1}", source
     if isinstance(source, (str, Path)):
@@ -318,7 +318,8 @@ def _name_and_bytes(source: object, i: int) -> tuple[str, bytes]:
             )
         from data_sources._budget import read_file_capped
 
-        return str(path), read_file_capped(path, what="fichier INSEE")
+        # the file name only: no folder of the user's machine in any output
+        return path.name, read_file_capped(path, what="fichier INSEE")
     raise InputError(
         f"paths_or_bytes[{i}]={type(source).__name__} : donnez un chemin, des octets ou "
         "un couple (nom, octets)"
@@ -583,6 +584,42 @@ def _holds_merged_total(own: pd.Series, parts: pd.DataFrame, pop_col: str | None
     whole = float(own_pop) + float(part_pop.sum())
     return abs(float(own_pop) - reference) < abs(whole - reference)
 
+
+
+def source_fields(imp: InseeImport) -> dict[str, str]:
+    r"""Title, vintage and notes of the source record of the INSEE files a user gave.
+
+    The edition and the years come from the files' columns (:func:`file_edition`),
+    never from the 2025 edition the demo ships; files are named by their file name
+    only (never a folder of the user's machine).
+
+    Examples
+    --------
+    >>> b = b"CODGEO;P21_POP;NAISD22;MED20\n26362;64726;720;19960\n"
+    >>> f = source_fields(read_insee_files([("/home/moi/c.csv", b)],
+    ...                                    territory_codes=["26362"]))
+    >>> f["title"]
+    'INSEE, comparateur de territoires (édition 2024)'
+    >>> f["vintage"]
+    '2024 (naissances 2022, population 2021, Filosofi 2020)'
+    >>> f["notes"]
+    'Fichiers : c.csv'
+    """
+    editions = sorted({e for e in imp.editions if e})
+    edition = (f"édition {editions[-1]}" if len(editions) == 1 else
+               "éditions " + ", ".join(map(str, editions)) if editions else "édition inconnue")
+    y = imp.years
+    parts = [f"{label} {y[col]}" for col, label in (
+        ("births_2024", "naissances"), ("population_2022", "population"),
+        ("median_income_2021", "Filosofi"), ("single_parent_families_2022", "familles"))
+        if col in y]
+    if "median_income_2021" not in y and "poverty_rate_2021" in y:
+        parts.append(f"Filosofi {y['poverty_rate_2021']}")
+    vintage = (", ".join(map(str, editions)) or "inconnue") + (
+        f" ({', '.join(parts)})" if parts else "")
+    names = [f.split(" : ")[0] for f in imp.files]
+    return {"title": f"INSEE, comparateur de territoires ({edition})", "vintage": vintage,
+            "notes": "Fichiers : " + ", ".join(names)}
 
 
 def read_insee_files(

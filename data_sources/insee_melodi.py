@@ -205,22 +205,45 @@ def fetch_melodi(
     offline: bool | None = None,
     refresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """Fetch every observation of ``dataset`` for ``geo``, following ``paging.next``."""
+    """Fetch every observation of ``dataset`` for ``geo``, following ``paging.next``.
+
+    The observations received are counted: when an answer's ``paging.count`` (the total
+    with ``totalCount=true``, as read by INSEE's R package ``melodi``, ``R/get_data.R``;
+    at most the page's size otherwise) exceeds what came, or when ``max_pages`` stops the
+    loop, or when an empty page still points to a next one, what came is returned with a
+    « partiel » note
+    (:func:`data_sources._http.note_partial`), never as complete.
+    """
     url: str | None = MELODI_URL.format(dataset=dataset)
     params: list[tuple[str, Any]] | None = [("GEO", geo), *dict(query or {}).items(),
                                             ("maxResult", MAX_RESULT)]
     obs: list[dict[str, Any]] = []
+    total: int | None = None
     for _ in range(max_pages):
         assert url is not None
         doc = _http.fetch_json(url, source=MELODI.key, params=params, offline=offline,
                                refresh=refresh, check=_check_observations)
         obs.extend(doc["observations"])
         paging = doc.get("paging") or {}
+        count = paging.get("count") if isinstance(paging, dict) else None
+        if isinstance(count, int) and not isinstance(count, bool):
+            total = max(total or 0, count)  # a page's count never exceeds what came
         nxt = paging.get("next")
-        if not nxt or paging.get("isLast") is True or not doc["observations"]:
+        if not nxt or paging.get("isLast") is True:
+            break
+        if not doc["observations"]:
+            _http.note_partial(f"Melodi {dataset} : page vide avant la fin ({len(obs)} "
+                               "observation(s) reçue(s))")
             return obs
         url, params = str(nxt), None
-    raise SourceError(f"{MELODI.key}: more than {max_pages} pages for {dataset} {geo}.")
+    else:
+        _http.note_partial(f"Melodi {dataset} : arrêt après {max_pages} pages "
+                           f"({len(obs)} observation(s) reçue(s))")
+        return obs
+    if total is not None and len(obs) < total:
+        _http.note_partial(f"Melodi {dataset} : {len(obs)} observation(s) reçue(s) sur "
+                           f"{total} annoncée(s)")
+    return obs
 
 
 # --- parse -----------------------------------------------------------------------------

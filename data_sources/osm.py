@@ -175,6 +175,8 @@ def _ox() -> Any:
 OVERPASS_TIMEOUT_S = 180
 #: Overpass 429/504 answers osmnx may retry (it pauses 55 s before each) in one query.
 OVERPASS_MAX_RETRIES = 2
+#: Seconds osmnx pauses before retrying a 429/504 (``_overpass._overpass_request``).
+OVERPASS_RETRY_PAUSE_S = 55.0
 _guard = threading.local()
 
 
@@ -191,6 +193,15 @@ def _overpass_budget() -> Iterator[None]:
 def _overpass_guard(response: Any, *args: Any, **kwargs: Any) -> Any:
     """Requests hook: stop osmnx after :data:`OVERPASS_MAX_RETRIES` 429/504 answers."""
     if getattr(response, "status_code", 200) in {429, 504}:
+        left = _http.deadline_left()
+        if left is not None and left < OVERPASS_RETRY_PAUSE_S:  # no 55 s pause past it
+            with contextlib.suppress(Exception):
+                response.close()
+            raise SourceError(
+                f"osm : Overpass a répondu HTTP {response.status_code} (serveur occupé) à "
+                f"{getattr(response, 'url', '?')} and the overall deadline of the source "
+                "leaves no time for osmnx's pause before a retry; retry later."
+            )
         _guard.busy = getattr(_guard, "busy", 0) + 1
         if _guard.busy > OVERPASS_MAX_RETRIES:
             raise SourceError(

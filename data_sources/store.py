@@ -30,6 +30,10 @@ folder and the process holding the lock: it never deletes a snapshot another pro
 writing. Under the lock, snapshot folders and ``CURRENT.*.tmp`` files left by a killed
 write (neither current nor the previous snapshot) are removed before writing.
 
+A refresh refused as « suspect » is kept apart, beside the snapshots
+(``suspect/<key>.parquet`` and ``suspect/<key>.json``, :func:`write_suspect`), so that
+``--accept-suspect`` takes exactly that answer, never one read again from a cache.
+
 The ledger has one row per source (:class:`LedgerEntry`): source key, URL, vintage,
 ``fetched_at`` (UTC ISO time of the data held), ``attempted_at`` (last attempt), rows kept
 and rejected, status (:data:`STATUSES`) and the French error message of a failure.
@@ -74,6 +78,8 @@ STATUSES: dict[str, str] = {
     "missing-offline": "hors ligne, sans copie",
     "skipped": "rien à faire",
     "suspect": "suspect, données précédentes gardées",
+    "partial": "partiel",
+    "timeout": "non terminée (délai global dépassé)",
 }
 #: Seconds a second writer waits for the lock of a territory before giving up.
 LOCK_TIMEOUT_S = 5.0
@@ -297,10 +303,10 @@ class LedgerEntry:
         Rows held in the store for this source, and rows dropped (no usable position…).
     rows_received
         Rows the last attempt gave when it was refused as ``"suspect"`` (far fewer rows
-        than held: the held rows were kept); 0 otherwise.
+        than held, an empty series…: the held rows were kept); 0 otherwise.
     error
-        French message of the last failure (empty unless ``status`` is ``"failed"`` or
-        ``"missing-offline"``).
+        French message of the last failure (empty unless ``status`` is ``"failed"``,
+        ``"missing-offline"`` or ``"timeout"``).
     note
         French remark: partial data (some series failed), or why nothing was done.
     """
@@ -665,3 +671,105 @@ def ledger_table(ledger: Iterable[LedgerEntry]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
     df["status"] = df["status"].map(STATUSES)
     return df[list(LEDGER_LABELS)].rename(columns=LEDGER_LABELS)
+
+
+# --- suspect answers, kept apart ------------------------------------------------------------
+
+
+def _suspect_dir(territory: Territory | str, root: str | Path | None) -> Path:
+    return store_path(territory, root=root) / "suspect"
+
+
+def write_suspect(
+    territory: Territory,
+    key: str,
+    layer: pd.DataFrame,
+    *,
+    meta: Mapping[str, Any],
+    unplaced: pd.DataFrame | None = None,
+    root: str | Path | None = None,
+) -> Path:
+    """Keep apart an answer refused as suspect, for ``--accept-suspect`` to take later.
+
+    Parameters
+    ----------
+    territory
+        The resolved territory (call it under :func:`store_lock`).
+    key
+        Registry key of the source.
+    layer
+        The refused table.
+    meta
+        JSON-serialisable facts (``received_at``, ``rows_received``, ``rows_held``,
+        ``reason``, ``vintage``, ``data_date``…).
+    unplaced
+        Rows of the answer without a position (for the geocoder), if any.
+
+    Returns
+    -------
+    pathlib.Path
+        The table written (it replaces an older suspect answer of the same source).
+
+    Raises
+    ------
+    StoreWriteError
+        The disk refused the write (French message).
+    """
+    if not _KEY_RE.match(key):
+        raise InputError(f"key={key!r} is not a registry key")
+    folder = _suspect_dir(territory, root)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_hex(4)
+        tmp_table = folder / f".{key}.{token}.parquet"
+        _write_table(layer, tmp_table)
+        if unplaced is not None and len(unplaced):
+            tmp_unplaced = folder / f".{key}.{token}.unplaced.parquet"
+            _write_table(unplaced, tmp_unplaced)
+            os.replace(tmp_unplaced, folder / f"{key}.unplaced.parquet")
+        else:
+            (folder / f"{key}.unplaced.parquet").unlink(missing_ok=True)
+        os.replace(tmp_table, folder / f"{key}.parquet")
+        tmp_meta = folder / f".{key}.{token}.json"
+        tmp_meta.write_text(json.dumps(dict(meta), ensure_ascii=False, indent=2),
+                            encoding="utf-8")
+        os.replace(tmp_meta, folder / f"{key}.json")
+    except OSError as exc:
+        for t in folder.glob(f".{key}.*"):
+            t.unlink(missing_ok=True)
+        raise StoreWriteError(_write_error_fr(folder, exc)) from exc
+    return folder / f"{key}.parquet"
+
+
+def read_suspect(
+    territory: Territory | str, key: str, *, root: str | Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any]] | None:
+    """The suspect answer of ``key`` kept apart: (table, unplaced rows, facts), or ``None``.
+
+    Raises
+    ------
+    SourceError
+        The files exist but cannot be read (the message names them).
+    """
+    folder = _suspect_dir(territory, root)
+    table, facts = folder / f"{key}.parquet", folder / f"{key}.json"
+    if not (table.is_file() and facts.is_file()):
+        return None
+    try:
+        meta = json.loads(facts.read_text(encoding="utf-8"))
+        layer = _read_table(table)
+        extra = folder / f"{key}.unplaced.parquet"
+        unplaced = _read_table(extra) if extra.is_file() else None
+    except (OSError, ValueError) as exc:
+        raise SourceError(
+            f"store: the suspect answer {str(table)!r} is unreadable ({exc}); fetch the "
+            "source again (python -m data_sources fetch --source ...)."
+        ) from exc
+    return layer, unplaced, dict(meta) if isinstance(meta, dict) else {}
+
+
+def drop_suspect(territory: Territory | str, key: str, *, root: str | Path | None = None) -> None:
+    """Forget the suspect answer of ``key`` kept apart (accepted, or superseded)."""
+    folder = _suspect_dir(territory, root)
+    for name in (f"{key}.json", f"{key}.parquet", f"{key}.unplaced.parquet"):
+        (folder / name).unlink(missing_ok=True)

@@ -358,7 +358,7 @@ def _from_insee_files(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes from the shipped national geography and the user's INSEE files."""
     from data_sources.assemble import communes_from_insee
-    from data_sources.insee_files import read_insee_files
+    from data_sources.insee_files import read_insee_files, source_fields
 
     context, geography = _context_territory(territory)
     imp = read_insee_files(list(files), territory_codes=context.communes)
@@ -395,8 +395,8 @@ def _from_insee_files(
                        "ou inconnue.")
     notices.append("Aucune structure n'est chargée pour ce territoire hors de vos fichiers : "
                    "importez-les (--facilities) ou mettez à jour les sources.")
-    records = [_source_record(k) for k in ("cog2026", "ign_admin_express_france",
-                                           "insee_comparateur")]
+    records = [_source_record(k) for k in ("cog2026", "ign_admin_express_france")]
+    records.append({**_source_record("insee_comparateur"), **source_fields(imp)})
     return communes, empty_facilities(), records, notices, "fichiers"
 
 
@@ -404,7 +404,7 @@ def _with_insee_files(territory: Territory, communes: gpd.GeoDataFrame,
                       files: Sequence[str | Path | tuple[str, bytes]]
                       ) -> tuple[gpd.GeoDataFrame, list[dict[str, str]], list[str]]:
     """The loaded communes with the needs of the user's INSEE files where they give them."""
-    from data_sources.insee_files import read_insee_files
+    from data_sources.insee_files import read_insee_files, source_fields
     from diagnosis.needs import compute_needs
 
     imp = read_insee_files(list(files), territory_codes=list(communes["code_insee"]))
@@ -425,7 +425,7 @@ def _with_insee_files(territory: Territory, communes: gpd.GeoDataFrame,
     out = gpd.GeoDataFrame(needs, geometry=out.geometry.to_numpy(), crs=out.crs)
     notices = [f"Vos fichiers INSEE remplacent les chiffres chargés pour {replaced} commune(s) "
                "(la valeur la plus récente de vos fichiers l'emporte).", *_insee_notices(imp)]
-    return out, [_source_record("insee_comparateur")], notices
+    return out, [{**_source_record("insee_comparateur"), **source_fields(imp)}], notices
 
 
 def _distinct_ids(fac: gpd.GeoDataFrame, seen: set[str], nth: int) -> gpd.GeoDataFrame:
@@ -514,7 +514,7 @@ def _from_store(
     territory: Territory, stored: StoredTerritory
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes, facilities, source records, notices and origin from the local store."""
-    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline"}]
+    failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline", "timeout"}]
     in_demo = set(demo.load_demo_communes()["code_insee"])
     covered = any(c in in_demo for c in territory.communes)
     keys: list[str] = ["cog2026"]

@@ -128,22 +128,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
-    from diagnosis.settings import DEFAULT_DEPART, DEFAULT_MAX_MINUTES
+    from diagnosis.settings import DEFAULT_DEPART
 
+    p.set_defaults(car_mode=default_mode)
     p.add_argument("--mode", choices=("drive", "walk", "crow", "poussette", "transit"),
-                   default=default_mode,
+                   default=None,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
                         "à pied (walk), estimation à vol d'oiseau (crow), à pied avec une "
                         "poussette sans escaliers (poussette, avec --osm-pbf) ou en "
                         "transports en commun à l'heure des groupes (transit, avec --gtfs et "
                         "--osm-pbf) ; sans réseau disponible, estimation à vol d'oiseau "
-                        "signalée (défaut %(default)s)")
+                        "signalée (défaut : walk si la plupart des habitants vivent dans des "
+                        f"communes denses, sinon {default_mode})")
     p.add_argument("--road-graph", metavar="FILE",
                    help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
                         "enregistré (.npz)")
     p.add_argument("--max-minutes", type=float_between(0, MAX_MINUTES_LIMIT, unit="minutes"),
-                   default=DEFAULT_MAX_MINUTES,
-                   help="seuil de temps de trajet T (minutes, défaut %(default)s)")
+                   default=None,
+                   help="seuil de temps de trajet T (minutes ; défaut 15 à pied, 20 en "
+                        "voiture)")
     p.add_argument("--gtfs", action="append", default=[], metavar="FICHIER.zip",
                    help="horaires GTFS d'un réseau de transport (répétable ; "
                         "transport.data.gouv.fr) pour --mode transit")
@@ -159,6 +162,23 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
                    help="marche au plus jusqu'à un arrêt, avec une poussette (défaut 15)")
     p.add_argument("--max-transfers", type=int, default=None, metavar="N",
                    help="correspondances au plus (défaut 2)")
+
+
+def _travel_defaults(args: argparse.Namespace, params: Any, ws: Any) -> Any:
+    """``params`` with the mode and threshold the user left out, by the density rule.
+
+    The one rule of the app, the CLI and the report
+    (:func:`diagnosis.travel.default_travel_for`); the reason goes with the parameters.
+    """
+    from dataclasses import replace
+
+    from diagnosis.travel import default_travel_for
+
+    if not hasattr(args, "car_mode"):
+        return params
+    mode, minutes, why = default_travel_for(ws.own_communes, car_mode=args.car_mode,
+                                            mode=args.mode, max_minutes=args.max_minutes)
+    return replace(params, mode=mode, max_minutes=minutes, travel_reason=why)
 
 
 def _add_analysis_parsers(sub: Any) -> None:
@@ -260,7 +280,8 @@ def _print_table(data: dict[str, Any]) -> None:
     births = data["births_2024"]
     n_total = int(data.get("n_communes_total", data["n_communes"]))
     known = fr_out_of(int(data.get("n_communes_births_known", data["n_communes"])), n_total)
-    con.print(f"Communes : {n_total}   Naissances 2024 : "
+    births_year = (data.get("data_years") or {}).get("births_2024", 2024)
+    con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
@@ -400,6 +421,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     with _Steps("Accessibilité", total=3) as step:
         step("chargement des données")
         ws = _workspace(args)
+        params = _travel_defaults(args, params, ws)
         ov = diagnose_overview(ws, params)
         if args.distributed:
             step("temps de trajet par département (Dask)")
@@ -428,11 +450,13 @@ def cmd_access(args: argparse.Namespace) -> int:
     data = {
         "territory": {"code": ws.territory.code, "name": ws.territory.name,
                       "kind": ws.territory.kind},
-        "params": res.params,
+        "params": {**dict(res.params), "mode": params.mode,
+                   "travel_reason": params.travel_reason},
         "types": _records(res.access.summary),
         "white_zones": _records(res.gaps.summary),
         "communes": communes,
-        "notes": [*res.notes, *ws.notices],
+        "notes": [*([params.travel_reason] if params.travel_reason else []), *res.notes,
+                  *ws.notices],
         "sources": [*ws.sources, *map(dict, travel.sources)],
     }
     if args.format == "json":
@@ -444,8 +468,10 @@ def cmd_access(args: argparse.Namespace) -> int:
 
     con = _console()
     t = ws.territory
-    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(args.max_minutes)} min"
+    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(params.max_minutes)} min"
               f" — {travel.label}")
+    if params.travel_reason:
+        con.print(params.travel_reason)
     tab = Table(title="Accès aux services, par type")
     for col in ("Type", "Structures chargées", "Sans capacité", "Naissances à portée", "Part",
                 "Communes hors de portée"):
@@ -461,13 +487,14 @@ def cmd_access(args: argparse.Namespace) -> int:
                     fr_known(r["n_communes_beyond"], status=status, bound="upper",
                              total=len(res.access.table)))
     con.print(tab)
-    _print_priority(con, res.gaps, top=args.top)
+    _print_priority(con, res.gaps, top=args.top,
+                    births_year=ov.summary.get("data_years", {}).get("births_2024", 2024))
     for n in (*res.notes, *ws.notices):
         con.print(f"[yellow]! {n}[/yellow]")
     return 0
 
 
-def _print_priority(con: Any, gaps: Any, *, top: int) -> None:
+def _print_priority(con: Any, gaps: Any, *, top: int, births_year: int = 2024) -> None:
     """The priority ranking: births, each factor's multiplier, the score, what is estimated."""
     from rich.table import Table
 
@@ -494,7 +521,7 @@ def _print_priority(con: Any, gaps: Any, *, top: int) -> None:
                     " ; ".join([s for s in (str(r.get("estimated_factors") or ""),) if s]
                                + missing) or "—")
     con.print(tab)
-    con.print("Score = naissances 2024 × moyenne pondérée des facteurs (poids : "
+    con.print(f"Score = naissances {births_year} × moyenne pondérée des facteurs (poids : "
               + ", ".join(f"{FACTOR_LABELS[k].lower()} {fr_percent(w[k])}"
                           for k in PRIORITY_FACTORS)
               + ") ; un facteur de 1 est la moyenne du territoire (pondérée par les "
@@ -543,6 +570,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     with _Steps("Implantation", total=4) as step:
         step("chargement des données")
         ws = _workspace(args)
+        params = _travel_defaults(args, params, ws)
         ov = diagnose_overview(ws, params)
         step("réseau routier")
         travel = _travel(args, ws, params)
@@ -569,7 +597,8 @@ def cmd_site(args: argparse.Namespace) -> int:
         "territory": {"code": ws.territory.code, "name": ws.territory.name,
                       "kind": ws.territory.kind},
         "params": {**{k: v for k, v in main.params.items()}, "engine": travel.engine,
-                   "travel_label": travel.label, "uptake_rate": args.uptake_rate},
+                   "travel_label": travel.label, "uptake_rate": args.uptake_rate,
+                   "mode": params.mode, "travel_reason": params.travel_reason},
         "summary": {k: v for k, v in main.summary.items()},
         "sites": _records(main.sites, site_cols),
         "cohorts": cohorts,
@@ -581,7 +610,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
         _emit(args, json.dumps(_clean(json_ready(data)), ensure_ascii=False, indent=2) + "\n")
         return 0
-    _print_site_table(ws, main, sc, cohorts, travel, args)
+    _print_site_table(ws, main, sc, cohorts, travel, args, params)
     return 0
 
 
@@ -593,37 +622,47 @@ def _scenario_records(table: Any) -> list[dict[str, Any]]:
 
 
 def _print_site_table(ws: Any, main: Any, sc: Any, cohorts: list[dict[str, Any]],
-                      travel: Any, args: argparse.Namespace) -> None:
+                      travel: Any, args: argparse.Namespace, params: Any) -> None:
     from rich.table import Table
 
     con = _console()
     t = ws.territory
     s = main.summary
     con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — {args.k} nouveau(x) site(s), "
-              f"seuil {_fr(args.max_minutes)} min — {travel.label}")
+              f"seuil {_fr(params.max_minutes)} min — {travel.label}")
+    if params.travel_reason:
+        con.print(params.travel_reason)
     con.print(str(s.get("message", "")))
     tab = Table(title="Sites recommandés")
     for col in ("Rang", "Site (identifiant)", "Type", "Naissances à portée", "dont nouvelles",
-                "PMI (min)", "Maternité (min)", "Partenaires à portée"):
+                "Apport du site", "PMI (min)", "Maternité (min)", "Partenaires à portée"):
         tab.add_column(col, justify="left" if col in ("Site (identifiant)", "Type") else "right")
     for r in main.sites.to_dict("records"):
         label = f"{r['name']} ({r['facility_id']})"
         if r["status"] != "recommandé":
-            label += " — existant"
+            label += f" — {r['status']}"
+        gain = r.get("births_marginal")
         tab.add_row(_fr(r.get("rank")), label, str(r.get("type_label", "")),
                     _fr(r.get("births_covered")), _fr(r.get("births_new")),
+                    "—" if gain is None or gain != gain else f"+{_fr(gain)}",
                     _fr(r.get("minutes_nearest_pmi")), _fr(r.get("minutes_nearest_maternite")),
                     _fr(r.get("partners_within")))
     con.print(tab)
+    con.print("« Apport du site » : naissances à portée que le site ajoute aux sites mieux "
+              "classés (et aux Maisons existantes).")
     for r in main.sites.loc[main.sites["status"] == "recommandé"].to_dict("records"):
         con.print(f"[bold]{r['name']}[/bold] : {r['explanation']}")
     for c in cohorts:
+        if not c.get("params"):
+            continue
         con.print(f"[bold]Groupes de pairs autour de {c['site_name']}[/bold] "
                   f"({c['params'].get('scope', '')}, participation supposée "
-                  f"{_fr(100 * c['params']['uptake_rate'])} %) : "
-                  f"{_fr(c['groups_per_year'], 1)} groupe(s) de {c['params']['group_size']} "
-                  f"familles par an, {_fr(c['months_to_fill_group'], 1)} mois pour en réunir "
-                  f"un, {_fr(c['facilitator_hours_per_month'], 1)} h d'animation par mois.")
+                  f"{_fr(100 * c['params']['uptake_rate'])} %) : la Maison anime "
+                  f"{_fr(c['maison_groups_per_year'], 1)} groupe(s) de "
+                  f"{c['params']['group_size']} familles par an "
+                  f"({_fr(c['maison_families_per_year'])} familles), "
+                  f"{_fr(c['maison_facilitator_hours_per_month'], 1)} h d'animation par mois."
+                  f" {c.get('binding_text', '')}")
         for w in c["warnings"]:
             con.print(f"[yellow]! {w}[/yellow]")
     if len(sc.results) > 1:
@@ -649,6 +688,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
     params = _params(args)
     ws = _workspace(args)
+    params = _travel_defaults(args, params, ws)
     site = studied_site(ws, params, None)
     assert site is not None  # --site is required
     travel = _travel(args, ws, params)
@@ -676,14 +716,15 @@ def cmd_partners(args: argparse.Namespace) -> int:
                      "params": dict(res.params),
                      "partners": _records(near), "institutions": _records(inst),
                      "notes": [f"Temps de trajet : {travel.label}.",
+                               *([params.travel_reason] if params.travel_reason else []),
                                *([travel.note] if travel.note else []), *ws.notices]}
         _emit(args, json.dumps(_clean(data_json), ensure_ascii=False, indent=2) + "\n")
         return 0
     from rich.table import Table
 
     con = _console()
-    con.print(f"[bold]Partenaires de {site.name}[/bold] ({site.site_id}) à {_fr(args.max_minutes)}"
-              f" min ou moins — {travel.label}")
+    con.print(f"[bold]Partenaires de {site.name}[/bold] ({site.site_id}) à "
+              f"{_fr(params.max_minutes)} min ou moins — {travel.label}")
     tab = Table()
     for col in ("Type", "Structure", "Adresse", "Temps (min)", "Distance (km)", "Contact"):
         tab.add_column(col, justify="right" if "(" in col else "left")
@@ -864,6 +905,7 @@ def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
 
     params = _params(args)
     ws = _workspace(args)
+    params = _travel_defaults(args, params, ws)
     if args.no_analyses:
         diag = run_diagnosis(ws, params, travel=Travel(mode=params.engine_mode),
                              parts=("overview",), progress=step)

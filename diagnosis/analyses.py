@@ -40,6 +40,7 @@ from diagnosis.demand import DemandPoints
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_decimal
 from diagnosis.gaps import GapsResult, compute_gaps
+from diagnosis.needs import year_of
 from diagnosis.overview import Overview, origin_points
 from diagnosis.partners import find_partners, institutional_partners
 from diagnosis.schema import ENGINE_CROW_FLY, FACILITY_TYPES
@@ -629,6 +630,8 @@ class Catchment:
     years: Mapping[str, float]
     area: gpd.GeoDataFrame
     site_name: str = ""
+    #: Year of the births counted (from the INSEE files read, :func:`data_years`).
+    births_year: int = 2024
 
 
 def compute_site_catchment(
@@ -673,7 +676,8 @@ def compute_site_catchment(
     total = years[births_col]
     area = compute_catchment(site.geometry, travel=travel, max_minutes=max_minutes)
     return Catchment(communes=sel, births_per_year=0.0 if np.isnan(total) else total,
-                     years=years, area=area, site_name=site.name)
+                     years=years, area=area, site_name=site.name,
+                     births_year=year_of(overview.summary.get("data_years"), "births_2024"))
 
 
 def compute_site_cohorts(catchment: Catchment, *,
@@ -684,7 +688,8 @@ def compute_site_cohorts(catchment: Catchment, *,
     The plan's ``params["scope"]`` says in French which births were counted.
     """
     plan = compute_cohorts(catchment.births_per_year, uptake_rate=uptake_rate, **options)
-    scope = (f"naissances 2024 des {len(catchment.communes)} communes dont la mairie est à "
+    scope = (f"naissances {catchment.births_year} des {len(catchment.communes)} communes "
+             "dont la mairie est à "
              f"{fr_decimal(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site"
              + (f" « {catchment.site_name} »" if catchment.site_name else ""))
     return replace(plan, params={**plan.params, "scope": scope})

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from diagnosis.needs import DEFAULT_YEARS, DERIVED_FROM, year_of
 from diagnosis.schema import (
     ENGINE_SHORT_LABELS,
     FACILITY_TYPES,
@@ -326,10 +327,14 @@ VALUE_LABELS: dict[str, Mapping[str, str]] = {
 }
 
 
-def column_spec(layer: str, column: str, *, year: str = "") -> ColumnSpec:
+def column_spec(layer: str, column: str, *, year: str = "",
+                data_years: Mapping[str, int] | None = None) -> ColumnSpec:
     """The French label, definition, unit, source, year and rounding of a column.
 
-    ``year`` is printed for the columns computed by Maillage (the diagnosis' year).
+    ``year`` is printed for the columns computed by Maillage (the diagnosis' year);
+    ``data_years`` (:func:`diagnosis.needs.data_years`) gives the year of the INSEE
+    figures read, which replaces the 2025-edition year in the label, the INSEE column
+    names quoted and the year (``Naissances 2022``, ``NAISD22`` for a 2024-edition file).
 
     Examples
     --------
@@ -350,7 +355,48 @@ def column_spec(layer: str, column: str, *, year: str = "") -> ColumnSpec:
     if spec.source == _CALC and year and not spec.year:
         spec = ColumnSpec(spec.label, spec.description, spec.unit, spec.source, year,
                           spec.kind)
-    return spec
+    return _dated(spec, column, data_years)
+
+
+#: INSEE column names quoted in descriptions, by base column (``{y}``: two-digit year).
+_INSEE_TOKENS: dict[str, str] = {
+    "births_2024": "NAISD{y}", "population_2022": "P{y}_POP",
+    "median_income_2021": "MED{y}", "poverty_rate_2021": "TP60{y}",
+    "single_parent_families_2022": "C{y}_FAMMONO", "couples_with_children_2022": "C{y}_COUPAENF",
+    "family_households_2022": "C{y}_MENFAM", "population_0014_2022": "P{y}_POP0014",
+}
+
+
+def _dated(spec: ColumnSpec, column: str, data_years: Mapping[str, int] | None) -> ColumnSpec:
+    """The spec of an INSEE-based column with the year of the figures actually read.
+
+    Examples
+    --------
+    >>> s = column_spec("communes_indicateurs", "births_2024", data_years={"births_2024": 2022})
+    >>> s.label, s.year, "NAISD22" in s.description
+    ('Naissances 2022', '2022', True)
+    """
+    base = DERIVED_FROM.get(column, column)
+    if not data_years or base not in DEFAULT_YEARS:
+        return spec
+    old, new = DEFAULT_YEARS[base], year_of(dict(data_years), column)
+    if old == new:
+        return spec
+    label, desc = spec.label, spec.description
+    if base == "births_2016_2021":
+        pairs = [(f"{old - 5}-{old}", f"{new - 5}-{new}"),
+                 (f"NAIS{(old - 5) % 100:02d}{old % 100:02d}",
+                  f"NAIS{(new - 5) % 100:02d}{new % 100:02d}")]
+    else:
+        pairs = [(str(old), str(new))]
+        token = _INSEE_TOKENS.get(base)
+        if token:
+            pairs.insert(0, (token.format(y=f"{old % 100:02d}"),
+                             token.format(y=f"{new % 100:02d}")))
+    for a, b in pairs:
+        label, desc = label.replace(a, b), desc.replace(a, b)
+    year = str(new) if spec.year in ("", str(old)) else spec.year
+    return ColumnSpec(label, desc, spec.unit, spec.source, year, spec.kind)
 
 
 def _pattern_spec(column: str) -> ColumnSpec:
@@ -439,15 +485,19 @@ def _unknown_reach(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def french_layer(layer: str, df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with French column labels, French values of coded columns, rounded values."""
+def french_layer(layer: str, df: pd.DataFrame, *,
+                 data_years: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """``df`` with French column labels, French values of coded columns, rounded values.
+
+    ``data_years``: the years of the INSEE figures (see :func:`column_spec`).
+    """
     out = _unknown_reach(df.copy())
     labels: dict[str, str] = {}
     used: set[str] = set()
     for col in out.columns:
         if col == getattr(out, "_geometry_column_name", None) or col == "geometry":
             continue
-        spec = column_spec(layer, str(col))
+        spec = column_spec(layer, str(col), data_years=data_years)
         out[col] = round_values(out[col], spec.kind)
         text = out[col].dtype == object or pd.api.types.is_string_dtype(out[col])
         if col in VALUE_LABELS and text:
@@ -460,7 +510,8 @@ def french_layer(layer: str, df: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns=labels)
 
 
-def french_label(layer: str, column: str, columns: list[str]) -> str:
+def french_label(layer: str, column: str, columns: list[str], *,
+                 data_years: Mapping[str, int] | None = None) -> str:
     """The label :func:`french_layer` gives ``column`` among ``columns`` of ``layer``."""
     used: set[str] = set()
     for col in columns:
@@ -468,7 +519,7 @@ def french_label(layer: str, column: str, columns: list[str]) -> str:
             if col == column:
                 return col
             continue
-        spec = column_spec(layer, col)
+        spec = column_spec(layer, col, data_years=data_years)
         label = spec.label if spec.label not in used else f"{spec.label} [{col}]"
         used.add(label)
         if col == column:

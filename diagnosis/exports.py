@@ -57,6 +57,7 @@ import pandas as pd
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import InputError, _os_reason_fr
 from diagnosis.export_columns import column_spec, french_label, french_layer
+from diagnosis.needs import data_years
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
 from diagnosis.schema import (
@@ -139,12 +140,22 @@ def describe_column(layer: str, column: str) -> tuple[str, str]:
     return spec.description, spec.unit
 
 
-def column_dictionary(layers: Mapping[str, pd.DataFrame], *, year: str = "") -> pd.DataFrame:
+def layers_data_years(layers: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    """Years of the INSEE figures of an export, from its communes layer's year columns."""
+    com = layers.get("communes_indicateurs")
+    return data_years(com if com is not None else pd.DataFrame())
+
+
+def column_dictionary(layers: Mapping[str, pd.DataFrame], *, year: str = "",
+                      data_years: Mapping[str, int] | None = None) -> pd.DataFrame:
     """The ``dictionnaire`` table: one row per (layer, column) of ``layers`` and itself.
 
     ``colonne`` is the French label written in the files, ``code`` the analysis' name;
-    point layers get the ``lon``/``lat`` columns of their CSV file.
+    point layers get the ``lon``/``lat`` columns of their CSV file. ``data_years``: the
+    years of the INSEE figures (default: from the communes layer, see
+    :func:`layers_data_years`), in labels, descriptions and the ``annee`` column.
     """
+    years = dict(data_years) if data_years is not None else layers_data_years(layers)
     rows = []
     for name, df in layers.items():
         cols = [str(c) for c in df.columns]
@@ -153,9 +164,10 @@ def column_dictionary(layers: Mapping[str, pd.DataFrame], *, year: str = "") -> 
                 and set(df.geom_type.dropna()) == {"Point"}):
             cols = [*cols, "lon", "lat"]
         for col in cols:
-            spec = column_spec(name, col, year=year)
+            spec = column_spec(name, col, year=year, data_years=years)
             desc = spec.description + (" (CSV seulement)" if col in ("lon", "lat") else "")
-            rows.append({"couche": name, "colonne": french_label(name, col, cols),
+            rows.append({"couche": name, "colonne": french_label(name, col, cols,
+                                                                data_years=years),
                          "code": col, "description": desc, "unite": spec.unit,
                          "source": spec.source, "annee": spec.year})
     for col in DICTIONARY_COLUMNS:
@@ -170,7 +182,8 @@ def french_layers(layers: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]
 
     The ``dictionnaire`` is already French and is kept as it is.
     """
-    return {name: df if name == "dictionnaire" else french_layer(name, df)
+    years = layers_data_years(layers)
+    return {name: df if name == "dictionnaire" else french_layer(name, df, data_years=years)
             for name, df in layers.items()}
 
 
@@ -336,7 +349,8 @@ def build_export_layers(
         "outil": "Maillage",
     }
     layers["metadonnees"] = pd.DataFrame({"cle": list(meta), "valeur": list(meta.values())})
-    layers["dictionnaire"] = column_dictionary(layers, year=str(when.year))
+    layers["dictionnaire"] = column_dictionary(
+        layers, year=str(when.year), data_years=overview.summary.get("data_years"))
     order = [k for k in layers if k not in _META_LAYERS] + list(_META_LAYERS)
     return {k: layers[k] for k in order}
 
@@ -455,8 +469,10 @@ def export_geopackage(layers: Mapping[str, pd.DataFrame], path: str | Path) -> P
         raise InputError("layers is empty; nothing to export")
     try:
         with _atomic_path(p, option="--out") as tmp:
+            years = layers_data_years(layers)
             for name, coded in layers.items():
-                df = coded if name == "dictionnaire" else french_layer(name, coded)
+                df = coded if name == "dictionnaire" else french_layer(name, coded,
+                                                                       data_years=years)
                 frame = _gpkg_frame(df)
                 if isinstance(df, gpd.GeoDataFrame):
                     gtypes = set(df.geom_type.dropna())
@@ -524,10 +540,11 @@ def export_csv_tables(layers: Mapping[str, pd.DataFrame], directory: str | Path)
         raise InputError(f"--csv-dir {str(d)!r}: cannot create the folder ({exc.strerror}); "
                          "choose a writable place") from None
     written = []
+    years = layers_data_years(layers)
     for name, df in layers.items():
         frame = csv_frame(df)
         if name != "dictionnaire":
-            frame = french_layer(name, frame)
+            frame = french_layer(name, frame, data_years=years)
         written.append(write_bytes_atomic(d / f"{name}.csv", french_csv_bytes(frame),
                                           option="--csv-dir"))
     return written

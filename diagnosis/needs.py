@@ -18,6 +18,23 @@ from diagnosis.errors import InputError
 from diagnosis.schema import NEEDS_COLUMNS, NEEDS_NUMERIC
 from diagnosis.settings import UNDER3_YEARS
 
+#: Year of the values each INSEE-based column holds in the 2025 edition of the files (the
+#: column names are historical: ``births_2024`` holds the newest births of the file
+#: read). Files of another edition carry their year per commune in ``<column>_year``.
+DEFAULT_YEARS: dict[str, int] = {
+    "births_2024": 2024, "population_2022": 2022, "births_2016_2021": 2021,
+    "median_income_2021": 2021, "poverty_rate_2021": 2021,
+    "single_parent_families_2022": 2022, "couples_with_children_2022": 2022,
+    "family_households_2022": 2022, "population_0014_2022": 2022,
+}
+#: Columns derived from another column, whose year they take.
+DERIVED_FROM: dict[str, str] = {
+    "births_mean_2016_2021": "births_2016_2021", "density_per_km2": "population_2022",
+    "families_2022": "single_parent_families_2022",
+    "single_parent_share_2022": "single_parent_families_2022",
+    "under3_estimate": "births_2024",
+}
+
 _BASE = ("code_insee", "births_2024", "births_2016_2021", "population_2022", "area_km2",
          "median_income_2021", "poverty_rate_2021", "single_parent_families_2022",
          "couples_with_children_2022")
@@ -130,7 +147,7 @@ def under3_children(communes: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return value, basis
 
 
-def under3_label(basis: pd.Series) -> str:
+def under3_label(basis: pd.Series, *, births_year: int = 2024) -> str:
     """French label of a territory's under-3 figure from the per-commune bases.
 
     Examples
@@ -147,7 +164,7 @@ def under3_label(basis: pd.Series) -> str:
     if len(census):
         return (f"{census.mode().iloc[0]} pour {len(census)} commune(s), estimation 3 × "
                 f"naissances pour {len(b) - len(census)} (mélange)")
-    return "estimation : 3 × naissances 2024 (pas un comptage)"
+    return f"estimation : 3 × naissances {births_year} (pas un comptage)"
 
 
 #: Fewest communes publishing both a poverty rate and a median income to fit the one
@@ -209,3 +226,57 @@ def impute_poverty_rate(rate: pd.Series, income: pd.Series, population: pd.Serie
         used[rest] = mean
         source[rest] = "territory_mean"
     return used, source
+
+
+def data_years(communes: pd.DataFrame) -> dict[str, int]:
+    """The year of each INSEE-based column of a communes table.
+
+    The most frequent ``<column>_year`` (the newest on a tie) where the table has
+    one, else :data:`DEFAULT_YEARS`; derived columns (:data:`DERIVED_FROM`) take the
+    year of their source. Labels (CLI, PDF, exports, sources) print these years, not
+    the ones in the column names.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"births_2024_year": pd.array([2022, 2022, None], dtype="Int64"),
+    ...                   "population_2022_year": pd.array([2021, 2021, 2021], dtype="Int64")})
+    >>> y = data_years(c)
+    >>> y["births_2024"], y["population_2022"], y["density_per_km2"], y["median_income_2021"]
+    (2022, 2021, 2021, 2021)
+    """
+    years = dict(DEFAULT_YEARS)
+    for col in DEFAULT_YEARS:
+        ycol = f"{col}_year"
+        if ycol not in communes.columns:
+            continue
+        vals = pd.to_numeric(communes[ycol], errors="coerce").dropna().astype(int)
+        if len(vals):
+            counts = vals.value_counts()
+            years[col] = int(max(counts[counts == counts.max()].index))
+    for col, src in DERIVED_FROM.items():
+        years[col] = years[src]
+    return years
+
+
+def period_label(years: dict[str, int] | None, column: str = "births_2016_2021") -> str:
+    """The six-year period of cumulated births, ``"2016-2021"`` for the 2025 edition.
+
+    Examples
+    --------
+    >>> period_label({"births_2016_2021": 2020}), period_label(None)
+    ('2015-2020', '2016-2021')
+    """
+    end = (years or {}).get(column, DEFAULT_YEARS[column])
+    return f"{end - 5}-{end}"
+
+
+def year_of(years: dict[str, int] | None, column: str) -> int:
+    """The year of ``column`` in ``years`` (:func:`data_years`), else its default.
+
+    Examples
+    --------
+    >>> year_of({"births_2024": 2022}, "births_2024"), year_of(None, "population_2022")
+    (2022, 2022)
+    """
+    default = DEFAULT_YEARS.get(DERIVED_FROM.get(column, column), 0)
+    return int((years or {}).get(column, default))

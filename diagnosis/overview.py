@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
-from diagnosis.needs import under3_label
+from diagnosis.needs import data_years, under3_label
 from diagnosis.schema import (
     FACILITY_COLUMNS,
     FACILITY_TYPES,
@@ -247,6 +247,7 @@ def compute_overview(
         v = pd.to_numeric(com[col], errors="coerce")
         return float(v.sum()) if v.notna().any() else None
 
+    years = data_years(com)
     summary = {
         "territory": {"kind": territory.kind, "code": territory.code, "name": territory.name},
         "n_communes": int(len(com)),
@@ -259,8 +260,12 @@ def compute_overview(
         "population_2022": _sum("population_2022"),
         "births_mean_2016_2021": _sum("births_mean_2016_2021"),
         "under3_estimate": _sum("under3_estimate"),
-        "under3_estimate_label": under3_label(com["under3_basis"]) if "under3_basis" in com
-        else "estimation : 3 × naissances 2024 (pas un comptage)",
+        "under3_estimate_label": under3_label(com["under3_basis"],
+                                              births_year=years["births_2024"])
+        if "under3_basis" in com
+        else f"estimation : 3 × naissances {years['births_2024']} (pas un comptage)",
+        # the year of each INSEE figure, from the files read (labels print these)
+        "data_years": years,
         "facilities": per_type,
         "births_within_threshold": within,
         "communes_without": without,

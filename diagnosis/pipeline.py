@@ -174,6 +174,10 @@ class DiagnosisParams:
         Transit mode: departure hour (``"09:30"``) and date (ISO ``"2026-03-03"``;
         ``""``: the next school-term Tuesday, :func:`diagnosis.travel.transit.
         next_school_tuesday`).
+    travel_reason
+        Why ``mode`` and ``max_minutes`` are what they are when the density rule chose
+        them (:func:`diagnosis.travel.default_travel_for`), in French; ``""`` when the
+        user chose both. Stated in the CLI output and the report.
 
     Examples
     --------
@@ -206,6 +210,7 @@ class DiagnosisParams:
     groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR
     depart: str = DEFAULT_DEPART
     study_date: str = ""
+    travel_reason: str = ""
 
     def __post_init__(self) -> None:
         """Validate every option once (the messages name the option)."""
@@ -470,7 +475,9 @@ def territory_cohorts(overview: Overview, params: DiagnosisParams) -> CohortPlan
         return None
     plan = compute_cohorts(float(births), uptake_rate=params.uptake_rate,
                            **_cohort_options(params))
-    return replace(plan, params={**plan.params, "scope": "naissances 2024 de tout le territoire"})
+    year = (overview.summary.get("data_years") or {}).get("births_2024", 2024)
+    return replace(plan, params={**plan.params,
+                                 "scope": f"naissances {year} de tout le territoire"})
 
 
 def catchments_layer(catchments: Sequence[SiteCatchment]) -> gpd.GeoDataFrame:

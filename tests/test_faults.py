@@ -317,6 +317,24 @@ def test_osmnx_overpass_429_retries_are_bounded(server, monkeypatch, tmp_path):
     assert server.hits["/api/interpreter"] == osm.OVERPASS_MAX_RETRIES + 1
 
 
+def test_osmnx_overpass_429_stops_at_the_source_deadline(server, monkeypatch):
+    """An Overpass 429 with too little time left ends at once, not after osmnx's 55 s."""
+    import osmnx as ox
+    from shapely.geometry import box
+
+    monkeypatch.setattr(ox.settings, "overpass_url", server.base + "/api")
+    monkeypatch.setattr(ox.settings, "overpass_rate_limit", False)
+    monkeypatch.setattr(ox.settings, "requests_kwargs", {})
+    pauses = []
+    monkeypatch.setattr(ox._overpass.time, "sleep", pauses.append)
+    with _http.source_deadline(30, source="osm"), pytest.raises(SourceError) as info:
+        osm._fetch_features(box(-2.10, 47.43, -2.08, 47.44), refresh=True)
+    assert "overall deadline" in str(info.value)
+    assert server.hits["/api/interpreter"] == 1 and not [p for p in pauses if p >= 50]
+    status, message = fetch._reason_fr("osm", info.value)
+    assert status == "failed" and "délai global dépassé" in message
+
+
 def test_html_page_does_not_replace_a_stale_downloaded_file(server, monkeypatch):
     url = server.base + "/file.csv"
     path = _http.download_file(url, source="demo")
@@ -358,3 +376,97 @@ def test_part_files_of_killed_downloads_are_cleaned(server):
     _http.download_file(url, source="demo")
     assert not left.exists() and alive.exists()
     alive.unlink()
+
+
+# --- a full cache disk, a cache lock held too long (issue 25 item 3) ----------------------
+# requests-cache 1.3 (requests_cache/backends/sqlite.py, SQLiteDict._acquire_sqlite_lock)
+# loops on ``BEGIN IMMEDIATE`` without end and swallows the write's own error; on a full
+# disk its ``__delitem__`` then fails with UnboundLocalError (reproduced on a full tmpfs).
+
+_FULL_DISK_SCRIPT = r"""
+import os, resource, signal, sys
+from data_sources import _http
+base, cache = sys.argv[1], sys.argv[2]
+_http.configure(cache_dir=cache, offline=False, backoff_factor=0, max_retries=0,
+                rate_limits={}, timeout_s=(2.0, 3.0), allow_hosts=("127.0.0.1",))
+print("first", _http.fetch_json(base + "/good", source="demo")["ok"], flush=True)
+_http.reset()
+_http.configure(cache_dir=cache, offline=False, backoff_factor=0, max_retries=0,
+                rate_limits={}, timeout_s=(2.0, 3.0), allow_hosts=("127.0.0.1",))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the disk takes nothing more
+print("refresh", _http.fetch_json(base + "/good", source="demo", refresh=True)["ok"],
+      flush=True)
+print("new", _http.fetch_json(base + "/flaky-html", source="demo")["ok"], flush=True)
+print("NOTE", _http.cache_note(), flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_full_cache_disk_goes_on_without_caching_and_says_so(server, tmp_path):
+    import subprocess
+    import sys
+
+    _http.reset()
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_SCRIPT, server.base, str(tmp_path / "full")],
+        capture_output=True, text=True, env=env, timeout=100)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[:3] == ["first True", "refresh True", "new True"]
+    note = lines[3]
+    assert "Cache HTTP non écrit" in note and "sans garder les réponses en cache" in note
+    assert "disque" in note and str(tmp_path / "full") in note
+
+
+@pytest.mark.timeout(60)
+def test_cache_lock_held_elsewhere_is_a_bounded_wait(server, tmp_path):
+    import sqlite3
+
+    _http.configure(sqlite_timeout_s=0.3)
+    assert _http.fetch_json(server.base + "/good", source="demo")["ok"]  # cache made
+    other = sqlite3.connect(tmp_path / "cache" / "http_cache.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writes and never finishes
+    try:
+        value = _http.fetch_json(server.base + "/flaky-html", source="demo")
+    finally:
+        other.rollback()
+        other.close()
+    assert value["ok"] is True  # the answer is served, not lost
+    assert "verrouillé par un autre processus" in _http.cache_note()
+    assert not _http.get_session().cache.contains(url=server.base + "/flaky-html")
+
+
+def test_no_cache_note_when_the_disk_takes_writes(server):
+    assert _http.fetch_json(server.base + "/good", source="demo")["ok"]
+    assert _http.cache_note() == ""
+    assert _http.get_session().cache.contains(url=server.base + "/good")
+
+
+@pytest.mark.timeout(120)
+def test_really_full_disk_when_a_small_filesystem_can_be_mounted(server, tmp_path):
+    """The same on a real full tmpfs (needs the right to mount: skipped elsewhere)."""
+    import subprocess
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs is not allowed here")
+    try:
+        _http.configure(cache_dir=mnt / "cache")
+        assert _http.fetch_json(server.base + "/good", source="demo")["ok"]
+        _http.reset()
+        _http.configure(cache_dir=mnt / "cache", offline=False, backoff_factor=0,
+                        max_retries=0, rate_limits={}, timeout_s=(2.0, 3.0))
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError):
+            while True:
+                os.write(fd, b"x" * 4096)
+        os.close(fd)
+        assert _http.fetch_json(server.base + "/good", source="demo", refresh=True)["ok"]
+        assert "le disque est plein" in _http.cache_note()
+    finally:
+        _http.reset()
+        subprocess.run(["umount", str(mnt)], check=False)

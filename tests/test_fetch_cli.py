@@ -203,6 +203,26 @@ def test_app_update_uses_the_store_and_shows_the_ledger(dirs, clean_caches, monk
     assert any("Mise à jour en échec" in i.value for i in at.info)
 
 
+def test_app_update_shows_a_suspect_answer_and_keeps_the_stored_rows(dirs, clean_caches,
+                                                                     monkeypatch):
+    from data_sources import finess
+
+    _fake_loaders(monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run(timeout=TIMEOUT)
+    _sources_page(at)
+    at.button(key="fetch_update").click().run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    monkeypatch.setattr(finess, "load_finess", lambda a, **kw: validate_facilities(
+        facility_frame([]), source="finess"))  # an empty answer: suspect, not « à jour »
+    at.button(key="fetch_update").click().run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value.replace("\\", "") for w in at.warning]
+    assert any("suspect" in w and "0 ligne(s) reçue(s) contre 1" in w for w in warnings), (
+        warnings)
+    assert len(store.read_store(EPCI, with_source_layers=True).source_layers["finess"]) == 1
+
+
 def test_offline_rerun_after_a_fetch_says_stored_data_is_kept(dirs, capsys, monkeypatch):
     _fake_loaders(monkeypatch)
     assert main(["fetch", "--territory", EPCI]) == 0

@@ -924,3 +924,71 @@ def test_unknown_commune_code_is_flagged():
     old = load_facility_file((_LAYOUT_HEAD + "Crèche D;crèche;47.05;-1.93;44040\n").encode(),
                              name="o.csv", cog=COG).report
     assert not any("inconnu" in w for w in old.warnings)
+
+
+# --- the bad-file corpus: each file is either accepted (nothing lost) or refused in French ---
+
+_H = _LAYOUT_HEAD
+_R = _LAYOUT_ROWS
+_GOOD_ROWS = 2
+
+#: Files a project holder may really give, wrongly or oddly saved: name -> bytes.
+BAD_FILES_REFUSED = {
+    "vide.csv": b"",
+    "blancs.csv": b"  \n\n \n",
+    "entete_seul.csv": _H.encode(),
+    "classeur.csv": b"PK\x03\x04\x14\x00\x06\x00" + bytes(200),
+    "ancien_excel.csv": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 4,
+    "binaire.csv": bytes(range(256)) * 8,
+    "une_colonne.csv": b"nom:type:lat:lon\nA:eaje:47.2:-1.5\n",
+    "sans_nom.csv": b"type;lat;lon;code_insee\neaje;47.21;-1.55;44109\n",
+    "sans_position.csv": b"nom;type;telephone\nA;eaje;0240000000\n",
+    "sans_type.csv": b"nom;lat;lon;code_insee\nA;47.21;-1.55;44109\n",
+    "rapport.pdf": b"%PDF-1.4\n",
+    "liste.xlsx": b"PK\x03\x04",
+    "casse.geojson": b'{"type": "FeatureCollection", "features": [',
+    "aucun_objet.geojson": b'{"type": "FeatureCollection", "features": []}',
+    "faux.gpkg": b"SQLite format 3\x00" + bytes(100),
+    "utf16_casse.csv": b"\xff\xfe" + "nom;type\n".encode("utf-16-le") + b"\x00\xd8",
+    "bom_casse.csv": b"\xef\xbb\xbf" + b"nom;type\n\xff\xfe\x81;x\n",
+    "indecodable.csv": b"nom;type\n\x81\x81;x\n",
+    "sans_entete.csv": _R.encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES_REFUSED))
+def test_bad_file_is_refused_in_french(name):
+    with pytest.raises(InputError) as err:
+        load_facility_file(BAD_FILES_REFUSED[name], name=name, cog=COG)
+    text = err.value.fr
+    assert name in text, text
+    for english in ("is not", "cannot", "no header", "has a header", "is empty", "unsupported",
+                    "holds", "columns found", "expected", "re-save", "check the"):
+        assert english not in text, text
+
+
+BAD_FILES_ACCEPTED = {
+    "utf32.csv": (_H + _R).encode("utf-32"),
+    "utf32_sans_bom.csv": (_H + _R).encode("utf-32-be"),
+    "utf16.csv": (_H + _R).encode("utf-16"),
+    "mac.csv": (_H + _R).encode("mac_roman"),
+    "windows.csv": (_H + _R).encode("cp1252"),
+    "bom.csv": b"\xef\xbb\xbf" + (_H + _R).encode(),
+    "excel_sep.csv": ("sep=;\n" + _H + _R).encode(),
+    "tabulations.tsv": (_H + _R).replace(";", "\t").encode(),
+    "virgules.csv": (_H + _R).replace(";", ",").encode(),
+    "barres.csv": (_H + _R).replace(";", "|").encode(),
+    "crlf.csv": (_H + _R).replace("\n", "\r\n").encode(),
+    "titres.csv": ("Liste des structures\nMise à jour : mars 2024\n" + _H + _R).encode(),
+    "colonnes_vides.csv": (_H.replace("\n", ";;\n") + _R.replace("\n", ";;\n")).encode(),
+    "octet_nul.csv": (_H + _R).encode().replace(b"Maison", b"Mai\x00son"),
+    "code_inconnu.csv": (_H + _R.replace("44109\nMaison", "44999\nMaison")).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES_ACCEPTED))
+def test_odd_but_usable_file_is_accepted_nothing_lost(name):
+    rep = load_facility_file(BAD_FILES_ACCEPTED[name], name=name, cog=COG).report
+    assert rep.rows_read == _GOOD_ROWS
+    assert rep.accepted + len(rep.rejected) == rep.rows_read
+    assert rep.accepted == _GOOD_ROWS, rep.rejected

@@ -79,6 +79,11 @@ def _single_byte(data: bytes) -> Decoded | None:
     return None
 
 
+def _about(file_name: str) -> dict[str, str]:
+    """The structured fields of an import error: the file at fault."""
+    return {"argument": "fichier de structures", "value": file_name}
+
+
 def _utf16_without_bom(head: bytes) -> str:
     r"""``"utf-16-le"``/``"utf-16-be"`` when NUL bytes alternate like UTF-16 text, else ``""``.
 
@@ -195,7 +200,7 @@ def _decode(data: bytes, *, file_name: str) -> Decoded:
             except UnicodeDecodeError as exc:
                 raise InputError(
                     f"{file_name!r}: starts like UTF-32 but cannot be decoded ({exc})",
-                    argument="fichier de structures", value=file_name,
+                    **_about(file_name),
                     fr=f"« {file_name} » commence comme un texte UTF-32 mais ne se décode pas "
                        f"({exc.reason}, octet {exc.start}) : enregistrez-le en CSV UTF-8") from exc
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -203,20 +208,33 @@ def _decode(data: bytes, *, file_name: str) -> Decoded:
             return Decoded(data.decode("utf-16"), "UTF-16")
         except UnicodeDecodeError as exc:
             raise InputError(f"{file_name!r}: starts like UTF-16 but cannot be decoded ({exc}); "
-                             "re-save it as CSV UTF-8") from exc
+                             "re-save it as CSV UTF-8", **_about(file_name),
+                             fr=f"« {file_name} » commence comme un texte UTF-16 mais ne se "
+                                f"décode pas (octet {exc.start}) : enregistrez-le en CSV "
+                                "UTF-8") from exc
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             return Decoded(data[3:].decode("utf-8"), "UTF-8 (BOM)")
         except UnicodeDecodeError:
-            mixed = decode_lines(data[3:])
+            try:
+                mixed = decode_lines(data[3:])
+            except UnicodeDecodeError:  # bytes undefined in Windows-1252 too
+                mixed = Decoded("", "")
             if mixed.cp1252_lines:
                 return Decoded(mixed.text, mixed.encoding.replace("UTF-8", "UTF-8 (BOM)", 1),
                                mixed.cp1252_lines)
             raise InputError(f"{file_name!r}: has a UTF-8 mark but invalid UTF-8 bytes; "
-                             "re-save it as CSV UTF-8") from None
+                             "re-save it as CSV UTF-8", **_about(file_name),
+                             fr=f"« {file_name} » est marqué UTF-8 mais contient des octets "
+                                "invalides en UTF-8 : enregistrez-le de nouveau en CSV "
+                                "UTF-8") from None
     if data.startswith(b"PK\x03\x04"):
         raise InputError(f"{file_name!r} is a zip archive (an Excel .xlsx or .ods file?), not a "
-                         "CSV text file; export the sheet as CSV (UTF-8, ';' separator)")
+                         "CSV text file; export the sheet as CSV (UTF-8, ';' separator)",
+                         **_about(file_name),
+                         fr=f"« {file_name} » est une archive zip (un classeur Excel .xlsx ou "
+                            ".ods ?), pas un texte CSV : exportez la feuille en CSV (UTF-8, "
+                            "séparateur « ; »)")
     nul_lines: tuple[int, ...] = ()
     if b"\x00" in data:
         for detect, label in ((_utf32_without_bom, "UTF-32 (sans BOM)"),
@@ -230,7 +248,7 @@ def _decode(data: bytes, *, file_name: str) -> Decoded:
         if data.startswith(b"\xd0\xcf\x11\xe0") or _binary_controls(data) or _nul_everywhere(data):
             raise InputError(f"{file_name!r} holds binary data (NUL bytes), not CSV text; "
                              "export it as CSV (UTF-8, ';' separator)",
-                             argument="fichier de structures", value=file_name,
+                             **_about(file_name),
                              fr=f"« {file_name} » contient des données binaires (octets nuls), "
                                 "pas du texte CSV : exportez-le en CSV (UTF-8, séparateur « ; »)")
         data, nul_lines = _drop_nul(data)
@@ -282,5 +300,8 @@ def _decode_text(data: bytes, *, file_name: str) -> Decoded:
         raise InputError(
             f"{file_name!r}: cannot decode the text as UTF-8 or cp1252 (byte "
             f"{data[exc.start:exc.start + 1]!r} at offset {exc.start}); re-save the file as "
-            "CSV UTF-8"
+            "CSV UTF-8", **_about(file_name),
+            fr=f"« {file_name} » ne se lit ni en UTF-8, ni en Windows-1252, ni en Mac Roman "
+               f"(octet {data[exc.start:exc.start + 1]!r} à la position {exc.start}) : "
+               "enregistrez-le en CSV UTF-8"
         ) from exc

@@ -200,7 +200,12 @@ def detect_columns(
     if "name" not in found:
         raise InputError(
             f"{file_name}: no name column found; columns found: {columns}; expected one of "
-            f"{list(COLUMN_ALIASES['name'][:10])}… or pass mapping={{'name': '<column>'}}"
+            f"{list(COLUMN_ALIASES['name'][:10])}… or pass mapping={{'name': '<column>'}}",
+            argument="fichier de structures", value=file_name,
+            fr=f"« {file_name} » : aucune colonne de nom trouvée parmi les colonnes "
+               f"{_listing(columns)} ; nommez-la « nom » (ou nom_structure, raison_sociale, "
+               "libelle…). Sans ligne d'en-tête, le fichier doit être importé avec la "
+               "correspondance des colonnes"
         )
     located = (has_geometry or {"lat", "lon"} <= found.keys() or {"x", "y"} <= found.keys()
                or bool(found.keys() & {"code_insee", "postcode", "address"}))
@@ -209,7 +214,11 @@ def detect_columns(
             f"{file_name}: no usable location column; columns found: {columns}; expected "
             "lat + lon (WGS84), x + y / lambert_x + lambert_y (Lambert-93), a commune code "
             "(code_insee, depcom, codgeo…), a postcode or an address; or pass mapping="
-            "{'lat': ..., 'lon': ...}"
+            "{'lat': ..., 'lon': ...}",
+            argument="fichier de structures", value=file_name,
+            fr=f"« {file_name} » : aucune colonne de position parmi {_listing(columns)} ; il "
+               "faut latitude + longitude (WGS84), x + y (Lambert-93), un code commune "
+               "(code_insee, depcom, codgeo…), un code postal ou une adresse"
         )
     order = list(COLUMN_ALIASES)
     return dict(sorted(found.items(), key=lambda kv: order.index(kv[0])))
@@ -222,7 +231,22 @@ def _match_column(col: str, columns: Sequence[str], *, key: str, file_name: str)
     if len(matches) == 1:
         return matches[0]
     raise InputError(f"{file_name}: mapping[{key!r}] = {col!r} is not a column of the file; "
-                     f"columns found: {list(columns)}")
+                     f"columns found: {list(columns)}", argument="fichier de structures",
+                     value=file_name,
+                     fr=f"« {file_name} » : la colonne « {col} » indiquée pour {key} n'existe "
+                        f"pas ; colonnes du fichier : {_listing(columns)}")
+
+
+def _listing(columns: Sequence[str], limit: int = 12) -> str:
+    """Column names for a French message: quoted, the first ``limit`` ones.
+
+    Examples
+    --------
+    >>> _listing(["nom", "type"])
+    '« nom », « type »'
+    """
+    shown = ", ".join(f"« {c} »" for c in list(columns)[:limit])
+    return shown + (f" (+{len(columns) - limit})" if len(columns) > limit else "")
 
 
 def insee_fallback_columns(columns: Sequence[str], found: Mapping[str, str]) -> tuple[str, ...]:

@@ -262,13 +262,22 @@ def _parse_types(
         mapped = map_type(default_type)
         if mapped is None:
             raise InputError(f"default_type={default_type!r} is not a facility type; use one of "
-                             f"{sorted(FACILITY_TYPES)} or a label such as 'micro-crèche'")
+                             f"{sorted(FACILITY_TYPES)} or a label such as 'micro-crèche'",
+                             argument="type par défaut", value=default_type,
+                             candidates=sorted(FACILITY_TYPES),
+                             fr=f"type par défaut « {default_type} » inconnu : choisissez "
+                                f"parmi {', '.join(sorted(FACILITY_TYPES))} ou un libellé "
+                                "comme « micro-crèche »")
         default = mapped[0], mapped[1]
     if "type" not in columns and default is None:
         raise InputError(
             f"{file_name}: no type column found; columns found: {list(file_columns)}; "
             f"expected one of {list(COLUMN_ALIASES['type'][:6])}…; pass default_type='eaje' "
-            f"(or another type among {sorted(FACILITY_TYPES)}) or mapping={{'type': '<column>'}}"
+            f"(or another type among {sorted(FACILITY_TYPES)}) or mapping={{'type': '<column>'}}",
+            argument="fichier de structures", value=file_name,
+            fr=f"« {file_name} » : aucune colonne de type (crèche, PMI, RPE…) parmi les "
+               f"colonnes {', '.join(map(str, list(file_columns)[:12]))} ; ajoutez une "
+               "colonne « type » ou choisissez un type par défaut pour tout le fichier"
         )
     if "type" not in columns:
         assert default is not None

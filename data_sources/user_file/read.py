@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from data_sources._budget import check_size, read_file_capped, read_stream_capped
-from data_sources.user_file._decode import _decode
+from data_sources.user_file._decode import _about, _decode
 from data_sources.user_file.report import _plural, _rows_text
 from diagnosis.errors import InputError
 
@@ -30,8 +30,9 @@ CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
 GEO_EXTENSIONS = (".geojson", ".json", ".gpkg")
 
 
-#: Largest facility file imported (bytes): the app's upload limit too.
-MAX_IMPORT_BYTES = 50 * 2**20
+#: Largest facility file imported (bytes): the app's upload limit too (below Streamlit's
+#: own ``maxUploadSize`` of 50 MB, so that the refusal is Maillage's, in French).
+MAX_IMPORT_BYTES = 40 * 2**20
 #: Most data rows (or features) imported from one file.
 MAX_IMPORT_ROWS = 100_000
 _WHAT = "fichier de structures"
@@ -144,10 +145,14 @@ def read_table(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
         return _read_vector(data, file_name=file_name, max_rows=max_rows)
     hint = " (export the sheet as CSV from your spreadsheet)" if ext in {
         ".xls", ".xlsx", ".ods"} else ""
+    hint_fr = " (exportez la feuille en CSV depuis le tableur)" if hint else ""
     raise InputError(
         f"{file_name!r}: unsupported extension {ext!r}{hint}; use a CSV "
         f"({', '.join(CSV_EXTENSIONS)}), a GeoJSON ({', '.join(GEO_EXTENSIONS[:2])}) "
-        "or a GeoPackage (.gpkg) file"
+        "or a GeoPackage (.gpkg) file", **_about(file_name),
+        fr=f"« {file_name} » : extension « {ext} » non lue{hint_fr} ; donnez un fichier CSV "
+           f"({', '.join(CSV_EXTENSIONS)}), GeoJSON ({', '.join(GEO_EXTENSIONS[:2])}) ou "
+           "GeoPackage (.gpkg)"
     )
 
 
@@ -191,7 +196,11 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
     text, encoding = decoded.text, decoded.encoding
     if not text.strip():
         raise InputError(f"{file_name!r} is empty; export the facility list again with a "
-                         "header line (nom, type, adresse, code_insee or lat/lon…) and its rows")
+                         "header line (nom, type, adresse, code_insee or lat/lon…) and its rows",
+                         **_about(file_name),
+                         fr=f"« {file_name} » est vide : exportez de nouveau la liste, avec une "
+                            "ligne d'en-tête (nom, type, adresse, code_insee ou lat/lon…) et "
+                            "ses lignes")
     lines = text.splitlines(keepends=True)
     skip_first = 0
     forced = re.fullmatch(r"\s*sep=(.)\s*", lines[0]) if lines else None
@@ -206,7 +215,12 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
         raise InputError(
             f"{file_name!r}: only one column found in the header {first[:120]!r}: the "
             "separator is probably not ';', ',' or a tab; save the file as CSV with one of "
-            "these separators (and at least a name column and a location column)"
+            "these separators (and at least a name column and a location column)",
+            **_about(file_name),
+            fr=f"« {file_name} » : une seule colonne dans l'en-tête « {first[:120]} » : le "
+               "séparateur n'est ni « ; », ni « , », ni la tabulation, ni « | » ; enregistrez "
+               "le fichier en CSV avec l'un d'eux (et au moins une colonne de nom et une de "
+               "position)"
         )
     body = "".join(lines[skip_first:])
     phys = io.StringIO(body, newline="").readlines()  # the lines as the csv reader counts them
@@ -232,7 +246,10 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
             start_line, prev_line = prev_line + 1, reader.line_num + skip_first
             if head is None:
                 raise InputError(f"{file_name!r}: CSV syntax error near line {start_line}: "
-                                 f"{exc}; check the quotes around values") from exc
+                                 f"{exc}; check the quotes around values", **_about(file_name),
+                                 fr=f"« {file_name} » : erreur de syntaxe CSV vers la ligne "
+                                    f"{start_line} : vérifiez les guillemets autour des "
+                                    "valeurs") from exc
             if "field limit" in str(exc):
                 limit = f"{csv.field_size_limit():,}".replace(",", "\u202f")
                 reason = (f"une valeur dépasse {limit} caractères (texte collé par erreur ou "
@@ -281,7 +298,11 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
         spans.append((start_line, prev_line))
     if head is None:
         raise InputError(f"{file_name!r}: no header line with at least two column names; "
-                         "the first line must name the columns (nom, type, adresse…)")
+                         "the first line must name the columns (nom, type, adresse…)",
+                         **_about(file_name),
+                         fr=f"« {file_name} » : aucune ligne d'en-tête d'au moins deux noms de "
+                            "colonnes ; la première ligne doit nommer les colonnes (nom, type, "
+                            "adresse…)")
     warnings: list[str] = []
     if titles:
         warnings.append(f"{_rows_text(titles)} avant l'en-tête ignorée(s) (titre)")
@@ -297,7 +318,9 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
         rows.append(cells)
     if not rows:
         raise InputError(f"{file_name!r} has a header ({', '.join(names[:8])}) but no data rows; "
-                         "add one row per facility")
+                         "add one row per facility", **_about(file_name),
+                         fr=f"« {file_name} » a un en-tête ({', '.join(names[:8])}) mais aucune "
+                            "ligne de données : ajoutez une ligne par structure")
     frame = pd.DataFrame(rows, columns=names, index=pd.Index(row_numbers, name="row"), dtype=object)
     # drop unnamed trailing columns that hold nothing (spreadsheet leftovers)
     empty_unnamed = [c for c, h in zip(names, head, strict=True)
@@ -382,7 +405,8 @@ def _read_vector(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS
     import pyogrio  # local: the CSV path does not need GDAL
 
     if not data.strip():
-        raise InputError(f"{file_name!r} is empty; export the layer again")
+        raise InputError(f"{file_name!r} is empty; export the layer again", **_about(file_name),
+                         fr=f"« {file_name} » est vide : exportez de nouveau la couche")
     warnings: list[str] = []
     malformed: dict[int, str] = {}
     layers: Any = []
@@ -393,11 +417,15 @@ def _read_vector(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS
         path = Path(tmp) / f"upload{Path(file_name).suffix.lower()}"
         path.write_bytes(data)
         try:
-            layers = pyogrio.list_layers(path)
-            spatial = [str(n) for n, kind in layers if kind]
-            names = spatial or [str(layers[0][0])]
-            features = sum(int(pyogrio.read_info(path, layer=layer).get("features") or 0)
-                           for layer in names)
+            with warnings_module.catch_warnings():
+                # GDAL warns before failing on a file that is not a GeoPackage ("bad
+                # application_id"): the failure below says it in French
+                warnings_module.simplefilter("ignore", RuntimeWarning)
+                layers = pyogrio.list_layers(path)
+                spatial = [str(n) for n, kind in layers if kind]
+                names = spatial or [str(layers[0][0])]
+                features = sum(int(pyogrio.read_info(path, layer=layer).get("features") or 0)
+                               for layer in names)
             if features > max_rows:
                 raise _too_many_rows(file_name, max_rows, unit="objets")
             parts = []
@@ -415,7 +443,10 @@ def _read_vector(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS
                         if path.suffix in {".geojson", ".json"} else None)
             if fallback is None:
                 raise InputError(f"{file_name!r}: cannot read it as GeoJSON/GeoPackage ({exc}); "
-                                 "check the file or export it again") from exc
+                                 "check the file or export it again", **_about(file_name),
+                                 fr=f"« {file_name} » ne se lit pas comme un GeoJSON ou un "
+                                    "GeoPackage : vérifiez le fichier ou exportez-le de "
+                                    "nouveau") from exc
             parts, malformed = [fallback[0]], fallback[1]
             names = ["features"]
             if malformed:
@@ -436,7 +467,10 @@ def _read_vector(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS
     else:
         gdf = parts[0]
     if len(gdf) == 0:
-        raise InputError(f"{file_name!r} holds no feature; export the layer with its objects")
+        raise InputError(f"{file_name!r} holds no feature; export the layer with its objects",
+                         **_about(file_name),
+                         fr=f"« {file_name} » ne contient aucun objet : exportez la couche avec "
+                            "ses objets")
     index = pd.Index(gdf.attrs.get("ranks", range(1, len(gdf) + 1)), name="row")
     geometry: gpd.GeoSeries | None = None
     crs = ""

@@ -88,11 +88,52 @@ def _spread_coincident(points: gpd.GeoDataFrame, *, radius_m: float = 200.0) -> 
     return out
 
 
+#: Most points drawn per layer: the browser receives a bounded map (a 100,000-row upload
+#: would otherwise send ~50 MB of script); every point stays in the tables and exports.
+MAX_POINTS_PER_LAYER = 5_000
+
+
+def thinned(points: gpd.GeoDataFrame, *, max_points: int = MAX_POINTS_PER_LAYER
+            ) -> gpd.GeoDataFrame:
+    """At most ``max_points`` rows, evenly spread over the table's order (all when fewer).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> pts = gpd.GeoDataFrame({"n": range(10)}, geometry=gpd.points_from_xy(range(10),
+    ...                        range(10)), crs="EPSG:4326")
+    >>> thinned(pts, max_points=4)["n"].tolist()
+    [0, 3, 6, 9]
+    """
+    if len(points) <= max_points:
+        return points
+    keep = np.unique(np.linspace(0, len(points) - 1, max_points).round().astype(int))
+    return points.iloc[keep]
+
+
+def drawn_count_note(n_total: int, *, max_points: int = MAX_POINTS_PER_LAYER) -> str:
+    """`` — 5 000 dessinées`` when a layer of ``n_total`` points is thinned, else ``""``.
+
+    Examples
+    --------
+    >>> drawn_count_note(12_000)
+    ' — 5\u202f000 dessinées (carte allégée)'
+    >>> drawn_count_note(12)
+    ''
+    """
+    if n_total <= max_points:
+        return ""
+    return f" — {max_points:,} dessinées (carte allégée)".replace(",", "\u202f")
+
+
 def _points_geojson(facilities: gpd.GeoDataFrame, *, source_titles: Mapping[str, str],
                     outside: bool) -> dict[str, Any]:
-    """GeoJSON of facility points with only a ``tooltip`` and a ``popup`` property."""
+    """GeoJSON of facility points with only a ``tooltip`` and a ``popup`` property.
+
+    At most :data:`MAX_POINTS_PER_LAYER` points (:func:`thinned`).
+    """
     features = []
-    for row in facilities.to_dict("records"):
+    for row in thinned(facilities).to_dict("records"):
         geom = row.get("geometry")
         if geom is None or geom.is_empty:
             continue

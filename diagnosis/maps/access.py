@@ -29,7 +29,7 @@ from diagnosis.maps._common import (
     _fmt_number,
     _map_builder,
 )
-from diagnosis.maps._layers import _point_layer, _spread_coincident
+from diagnosis.maps._layers import _point_layer, _spread_coincident, drawn_count_note
 from diagnosis.schema import (
     FACILITY_TYPES,
     facility_label,
@@ -132,13 +132,15 @@ def build_access_map(
         of_type = facilities.loc[facilities["type"].eq(facility_type)]
         if len(of_type):
             folium.map.CustomPane(_FACILITY_PANE, z_index=450).add_to(m)
-            group = folium.FeatureGroup(name=f"{facility_label(facility_type, plural=True)}"
-                                        if facility_type in FACILITY_TYPES else facility_type)
+            group = folium.FeatureGroup(name=(f"{facility_label(facility_type, plural=True)}"
+                                              if facility_type in FACILITY_TYPES
+                                              else facility_type) + drawn_count_note(len(of_type)))
             _point_layer(_spread_coincident(of_type.to_crs(WGS84)), facility_type,
                          source_titles={}, outside=False, pane=_FACILITY_PANE).add_to(group)
             group.add_to(m)
             color = FACILITY_STYLES.get(facility_type, {"color": "#444444"})["color"]
-            items.append(("dot", color, f"{label} ({len(of_type)})"))
+            items.append(("dot", color, f"{label} ({len(of_type)}"
+                                        f"{drawn_count_note(len(of_type))})"))
     items += _catchment_items(n, catchment_label)
     notes = [f"Temps de trajet : {travel_label or _engine_note(access)}."]
     legend = _analysis_legend(f"Temps jusqu'à : {label} (la plus proche)", items,

@@ -32,6 +32,7 @@ from diagnosis.maps._layers import (
     _outline_style,
     _point_layer,
     _spread_coincident,
+    drawn_count_note,
 )
 from diagnosis.schema import (
     FACILITY_TYPES,
@@ -152,6 +153,7 @@ def build_overview_map(
         type_counts[t] = (int(len(inside)), int(len(outside)))
         name = f"{facility_label(t, plural=True)} ({len(inside)}"
         name += f" + {len(outside)} hors territoire)" if len(outside) else ")"
+        name += drawn_count_note(max(len(inside), len(outside)))
         group = folium.FeatureGroup(name=name, show=True)
         for part, is_out in ((outside, True), (inside, False)):
             if not part.empty:

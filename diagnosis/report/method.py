@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.needs import period_label, year_of
 from diagnosis.overview import Overview
 from diagnosis.report._base import _FACTOR_LABELS, _NA, _loaded_anywhere, _table, _types
 from diagnosis.schema import (
@@ -14,8 +15,21 @@ from diagnosis.schema import (
 
 
 def _method_part(threshold_label: str, *, access: Any = None, gaps: Any = None,
-                 siting: Any = None, cohorts: Any = None) -> list[dict[str, Any]]:
-    """The method annex: the substance of the method guides, with this report's values."""
+                 siting: Any = None, cohorts: Any = None,
+                 years: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+    """The method annex: the substance of the method guides, with this report's values.
+
+    ``years`` (:func:`diagnosis.needs.data_years`): the years of the INSEE figures, in
+    the labels and the column names quoted (``NAISD22`` for a 2024-edition file).
+    """
+    y = dict(years or {})
+    yb, yp = year_of(y, "births_2024"), year_of(y, "population_2022")
+    yi, yr = year_of(y, "median_income_2021"), year_of(y, "poverty_rate_2021")
+    yf = year_of(y, "single_parent_families_2022")
+    start, end = period_label(y).split("-")
+    nais = f"NAIS{start[2:]}{end[2:]}"
+    pop, fam, cpl = f"P{yp % 100:02d}_POP", f"C{yf % 100:02d}_FAMMONO", \
+        f"C{yf % 100:02d}_COUPAENF"
     ap = getattr(access, "params", {}) or {}
     minutes = ap.get("max_minutes")
     t_label = f"{fr_number(minutes)} minutes" if minutes is not None else "T minutes"
@@ -36,15 +50,17 @@ def _method_part(threshold_label: str, *, access: Any = None, gaps: Any = None,
             "d'accueil, les partenaires à rencontrer et le nombre de groupes de pairs "
             "possibles."]},
         {"title": "Les besoins (indicateurs Insee par commune)", "paragraphs": [
-            "Naissances domiciliées 2024 (état civil, NAISD24) ; moyenne annuelle 2016-2021 "
-            "(NAIS1621 / 6) ; population municipale 2022 (P22_POP) ; superficie (SUPERF) et "
-            "densité (P22_POP / SUPERF) ; revenu disponible médian par unité de "
-            "consommation 2021 (MED21) ; taux de pauvreté au seuil de 60 % 2021 (TP6021), "
-            "non publié pour les petites communes (secret statistique : laissé vide, jamais "
-            "0) ; familles monoparentales 2022 (C22_FAMMONO) et leur part parmi les familles "
-            "avec enfant(s) (C22_FAMMONO / (C22_COUPAENF + C22_FAMMONO)).",
+            f"Naissances domiciliées {yb} (état civil, NAISD{yb % 100:02d}) ; moyenne "
+            f"annuelle {start}-{end} ({nais} / 6) ; population municipale {yp} ({pop}) ; "
+            f"superficie (SUPERF) et densité ({pop} / SUPERF) ; revenu disponible médian "
+            f"par unité de consommation {yi} (MED{yi % 100:02d}) ; taux de pauvreté au "
+            f"seuil de 60 % {yr} (TP60{yr % 100:02d}), non publié pour les petites communes "
+            "(secret statistique : laissé vide, jamais 0) ; familles monoparentales "
+            f"{yf} ({fam}) et leur part parmi les familles avec enfant(s) ({fam} / ({cpl} "
+            f"+ {fam})).",
             "Enfants de moins de 3 ans : aucune source communale ne les compte ; ils sont "
-            "estimés à 3 × NAISD24, et toujours présentés comme une estimation.",
+            f"estimés à 3 × NAISD{yb % 100:02d}, et toujours présentés comme une "
+            "estimation.",
             "Totaux du territoire : les effectifs s'additionnent ; la densité et les parts "
             "sont recalculées sur les totaux ; revenus et taux de pauvreté ne sont ni "
             "additionnés ni moyennés."]},
@@ -115,7 +131,8 @@ def _limits_part(overview: Overview, notices: Sequence[str]) -> dict[str, Any]:
     items.append("Les distances sont à vol d'oiseau depuis la mairie de chaque commune : un "
                  "trajet réel est plus long, et une commune étendue a des habitants plus "
                  "loin que sa mairie.")
-    items.append("Les enfants de moins de 3 ans sont estimés (3 × naissances 2024) : aucune "
+    items.append("Les enfants de moins de 3 ans sont estimés (3 × naissances "
+                 f"{year_of(s.get('data_years'), 'births_2024')}) : aucune "
                  "source communale ne les compte directement.")
     if s.get("n_communes_missing"):
         items.append(f"{s['n_communes_missing']} commune(s) du territoire sans données "

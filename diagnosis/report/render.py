@@ -156,7 +156,7 @@ def render_report_html(
             "fixer avec les partenaires (option --uptake-rate, par exemple 0,2).")),
         "comparison": _comparison_part(comparison, overview, attribution),
         "method": _method_part(threshold_label, access=access, gaps=gaps, siting=siting,
-                               cohorts=cohorts),
+                               cohorts=cohorts, years=overview.summary.get("data_years")),
         "sources_table": _sources_table(sources),
         "imports": list(meta.imports),
         "limits": _limits_part(overview, meta.notices),
@@ -297,7 +297,8 @@ def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
     d = diagnosis
     acc = d.access
     meta = ReportMeta(author=author, created=created, sources=tuple(d.inputs.sources),
-                      notices=tuple(d.inputs.notices),
+                      notices=((d.params.travel_reason,) if d.params.travel_reason
+                               else ()) + tuple(d.inputs.notices),
                       imports=tuple(r.summary_fr() for r in d.inputs.imports),
                       origin=d.inputs.origin)
     return {"access": acc.access if acc else None, "gaps": acc.gaps if acc else None,

@@ -10,6 +10,7 @@ import pandas as pd
 
 from diagnosis.analyses import Catchment, Site
 from diagnosis.formatting import fr_known, fr_number, fr_out_of, fr_percent
+from diagnosis.needs import year_of
 from diagnosis.overview import Overview, origin_points
 from diagnosis.report._base import IMAGE_FORMAT, _figure, _fr_km, _names, _section, _table
 from diagnosis.schema import (
@@ -23,6 +24,7 @@ def _site_part(site: Site, overview: Overview, siting: Any, threshold_label: str
                catchment: Catchment | None = None) -> dict[str, Any]:
     com = overview.layers["communes"]
     births_col = str(overview.params.get("births_col", "births_2024"))
+    yb = year_of(overview.summary.get("data_years"), "births_2024")
     births = pd.to_numeric(com[births_col], errors="coerce").fillna(0).to_numpy()
     total = births.sum()
     names = _names(com)
@@ -39,13 +41,13 @@ def _site_part(site: Site, overview: Overview, siting: Any, threshold_label: str
         paras.append(
             f"Zone desservie : {len(sel)} commune(s) ont leur mairie à {fr_number(top)} min ou "
             f"moins de ce site ({label}), dont {int(own.sum())} du territoire : "
-            f"{fr_number(catchment.births_per_year)} naissances 2024 en tout, dont "
+            f"{fr_number(catchment.births_per_year)} naissances {yb} en tout, dont "
             f"{fr_number(in_births)} dans le territoire, soit "
             f"{fr_percent(in_births / total if total else None)} de ses naissances. Les "
             "groupes de pairs ci-dessous sont calculés sur cette même zone.")
         rows = [[str(r.get("name", r["code_insee"])), f"{fr_number(r['minutes'])} min",
                  fr_number(r.get(births_col))] for r in sel.to_dict("records")]
-        table = _table(["Commune", "Temps de la mairie au site", "Naissances 2024"], rows,
+        table = _table(["Commune", "Temps de la mairie au site", f"Naissances {yb}"], rows,
                        numeric=[False, True, True], small=True, widths=[50, 25, 25])
     else:
         th = origin_points(com).to_crs(METRIC_CRS)
@@ -54,12 +56,12 @@ def _site_part(site: Site, overview: Overview, siting: Any, threshold_label: str
         near = d <= float(overview.params["threshold_m"])
         paras.append(f"À vol d'oiseau, {int(near.sum())} commune(s) du territoire ont leur "
                      f"mairie à {threshold_label} ou moins de ce site : "
-                     f"{fr_number(births[near].sum())} naissances 2024, soit "
+                     f"{fr_number(births[near].sum())} naissances {yb}, soit "
                      f"{fr_percent(births[near].sum() / total if total else None)} des "
                      "naissances du territoire (temps de trajet non calculés).")
         rows = [[names.get(c, c), _fr_km(float(x)), fr_number(b)] for c, x, b in
                 sorted(zip(com["code_insee"], d, births, strict=True), key=lambda z: z[1])]
-        table = _table(["Commune", "Distance de la mairie au site", "Naissances 2024"], rows,
+        table = _table(["Commune", "Distance de la mairie au site", f"Naissances {yb}"], rows,
                        numeric=[False, True, True], small=True, widths=[50, 25, 25])
     layers = getattr(siting, "layers", None)
     sites = layers.get("sites") if isinstance(layers, Mapping) else None
@@ -88,6 +90,7 @@ def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
     from diagnosis.comparison import render_comparison_chart
 
     code = overview.territory.code
+    yb = year_of(overview.summary.get("data_years"), "births_2024")
     # (plural noun, feminine?) of each kind of territory: the adjectives agree with it
     kinds = {"epci": ("intercommunalités (EPCI)", True), "commune": ("communes", True),
              "departement": ("départements", False)}
@@ -106,7 +109,7 @@ def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
         figures.append(_figure(render_comparison_chart(
             comparison, metric=f"share_within_{key_type}", highlight=code,
             attribution=attribution, fmt=IMAGE_FORMAT),
-            f"Part des naissances 2024 à portée : {facility_label(key_type, plural=True)}."))
+            f"Part des naissances {yb} à portée : {facility_label(key_type, plural=True)}."))
     types = [t for t in ("pmi", "eaje", "laep", "rpe") if f"share_within_{t}" in comparison]
     rows = []
     for r in comparison.sort_values("births_2024", ascending=False).to_dict("records"):
@@ -119,7 +122,7 @@ def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
                                                         r["n_communes"])),
                                               int(r.get("n_communes_total", r["n_communes"]))))
                      if r["coverage_partial"] else "complète"])
-    table = _table(["Territoire", "Communes", "Naissances 2024",
+    table = _table(["Territoire", "Communes", f"Naissances {yb}",
                     *[f"À portée : {facility_label(t, plural=True)}" for t in types],
                     "Couverture"], rows, numeric=[False, True, True, *[True] * len(types), False],
                    small=True, widths=[100 - 10 * (3 + len(types)), 10, 10,

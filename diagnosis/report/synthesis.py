@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from diagnosis.formatting import fr_known, fr_number, fr_out_of, fr_percent
+from diagnosis.needs import period_label, year_of
 from diagnosis.overview import Overview
 from diagnosis.report._base import (
     _NA,
@@ -34,21 +35,29 @@ from diagnosis.schema import (
 
 
 
+def _years(summary: Any) -> tuple[int, int, str]:
+    """Years of the births, the population and the births period, from the files read."""
+    years = summary.get("data_years")
+    return (year_of(years, "births_2024"), year_of(years, "population_2022"),
+            period_label(years))
+
+
 def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[str, str]],
                                                                      dict[str, Any],
                                                                      list[str]]:
     s = overview.summary
+    yb, yp, period = _years(s)
     n = int(s["n_communes"])
     cards = [
-        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"
+        {"value": fr_number(s.get("births_2024")), "label": f"naissances domiciliées en {yb}"
          + fr_out_of(int(s.get("n_communes_births_known", n)),
                      int(s.get("n_communes_total", n)))},
         {"value": fr_number(s.get("births_mean_2016_2021")),
-         "label": "naissances par an en moyenne 2016-2021"},
+         "label": f"naissances par an en moyenne {period}"},
         {"value": "≈ " + fr_number(s.get("under3_estimate")),
-         "label": "enfants de moins de 3 ans — ESTIMATION (3 × naissances 2024), pas un "
+         "label": f"enfants de moins de 3 ans — ESTIMATION (3 × naissances {yb}), pas un "
                   "comptage"},
-        {"value": fr_number(s.get("population_2022")), "label": "habitants en 2022"},
+        {"value": fr_number(s.get("population_2022")), "label": f"habitants en {yp}"},
         {"value": fr_number(n), "label": "communes" + (
             f" (+ {s['n_communes_missing']} sans données)" if s.get("n_communes_missing")
             else "")},
@@ -87,7 +96,7 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
     if absent:
         findings.append("Aucune structure dans le territoire (selon les sources qui les "
                         "recensent toutes) : " + ", ".join(absent) +
-                        f" — entre parenthèses, la part des naissances 2024 à {threshold_label} "
+                        f" — entre parenthèses, la part des naissances {yb} à {threshold_label} "
                         "ou moins d'une structure voisine.")
     findings.extend(partial[:5])
     if len(partial) > 5:
@@ -116,7 +125,7 @@ def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[s
                    widths=[30, 13, 13, 13, 16, 15],
                    note=("« Places connues » : somme des capacités publiées (— : aucune "
                          "connue). « Communes sans » : communes sans structure du type sur "
-                         "leur sol. Naissances à portée : naissances 2024 des communes dont "
+                         f"leur sol. Naissances à portée : naissances {yb} des communes dont "
                          f"la mairie est à {threshold_label} ou moins (à vol d'oiseau) d'une "
                          "structure du type, dans ou hors du territoire."))
     return cards, table, findings
@@ -156,6 +165,8 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
                cohorts: Any, threshold_label: str) -> dict[str, Any]:
     """Page 1: the territory in five figures, findings, sites, partners, next steps, limits."""
     s = overview.summary
+    yb, yp, period = _years(s)
+    yf = year_of(s.get("data_years"), "single_parent_families_2022")
     com = overview.layers["communes"]
     n = int(s["n_communes"])
     fam = pd.to_numeric(com.get("families_2022"), errors="coerce") \
@@ -165,17 +176,17 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
     mono_share = float(mono.sum() / fam.sum()) if fam.notna().any() and fam.sum() > 0 \
         and mono.notna().any() else None
     cards = [
-        {"value": fr_number(s.get("births_2024")), "label": "naissances domiciliées en 2024"
+        {"value": fr_number(s.get("births_2024")), "label": f"naissances domiciliées en {yb}"
          + fr_out_of(int(s.get("n_communes_births_known", n)),
                      int(s.get("n_communes_total", n)))},
         {"value": "≈ " + fr_number(s.get("under3_estimate")),
-         "label": "enfants de moins de 3 ans (ESTIMATION : 3 × naissances 2024)"},
-        {"value": fr_number(s.get("population_2022")), "label": "habitants en 2022"},
+         "label": f"enfants de moins de 3 ans (ESTIMATION : 3 × naissances {yb})"},
+        {"value": fr_number(s.get("population_2022")), "label": f"habitants en {yp}"},
         {"value": fr_number(n), "label": "communes" + (
             f" (+ {s['n_communes_missing']} sans données)" if s.get("n_communes_missing")
             else "")},
         {"value": fr_percent(mono_share, decimals=1),
-         "label": "de familles monoparentales parmi les familles avec enfant(s) (2022)"},
+         "label": f"de familles monoparentales parmi les familles avec enfant(s) ({yf})"},
     ]
     findings: list[str] = []
     b24, bmean = s.get("births_2024"), s.get("births_mean_2016_2021")
@@ -184,8 +195,8 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
         trend = ("stables" if abs(change) < 0.03 else
                  f"en baisse de {fr_percent(-change)}" if change < 0 else
                  f"en hausse de {fr_percent(change)}")
-        findings.append(f"{fr_number(b24)} naissances en 2024, {trend} par rapport à la "
-                        f"moyenne 2016-2021 ({fr_number(bmean)} par an).")
+        findings.append(f"{fr_number(b24)} naissances en {yb}, {trend} par rapport à la "
+                        f"moyenne {period} ({fr_number(bmean)} par an).")
     coverage = s.get("coverage", {})
     present, absent, unknown = [], [], []
     for t in _types(overview):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from diagnosis.formatting import fr_known, fr_number
+from diagnosis.needs import data_years, period_label, year_of
 from diagnosis.overview import Overview
 from diagnosis.report._base import (
     _NA,
@@ -34,10 +35,16 @@ from diagnosis.static_maps import (
 )
 
 
-def _needs_table(com: pd.DataFrame, *, limit: int | None = None) -> dict[str, Any]:
+def _needs_table(com: pd.DataFrame, *, limit: int | None = None,
+                 years: dict[str, int] | None = None) -> dict[str, Any]:
+    years = years or data_years(com)
+    yb, yp = year_of(years, "births_2024"), year_of(years, "population_2022")
+    yi = year_of(years, "median_income_2021")
+    start, end = period_label(years).split("-")
     cols = [("name", "Commune", None), ("code_insee", "Code", None),
-            ("births_2024", "Naiss. 2024", 0), ("births_mean_2016_2021", "Moy. 2016-21", 1),
-            ("under3_estimate", "< 3 ans (est.)", 0), ("population_2022", "Pop. 2022", 0),
+            ("births_2024", f"Naiss. {yb}", 0),
+            ("births_mean_2016_2021", f"Moy. {start}-{end[2:]}", 1),
+            ("under3_estimate", "< 3 ans (est.)", 0), ("population_2022", f"Pop. {yp}", 0),
             ("density_per_km2", "Densité", 0), ("median_income_2021", "Revenu médian", 0),
             ("poverty_rate_2021", "Pauvreté %", 1),
             ("single_parent_share_2022", "Familles mono\u00adparentales %", 1),
@@ -79,11 +86,11 @@ def _needs_table(com: pd.DataFrame, *, limit: int | None = None) -> dict[str, An
     raw = [width.get(c[0], 8) for c in cols]
     return _table([c[1] for c in cols], rows, numeric=[c[2] is not None for c in cols],
                   widths=[100 * w / sum(raw) for w in raw],
-                  total=total, small=True, title="Besoins par commune (par naissances 2024)",
+                  total=total, small=True, title=f"Besoins par commune (par naissances {yb})",
                   note=("— : donnée manquante (secret statistique pour le taux de pauvreté des "
                         "petites communes : jamais remplacé par 0). « < 3 ans (est.) » est une "
-                        "estimation (3 × naissances 2024). Revenu médian : revenu disponible "
-                        "par unité de consommation 2021 (€). Le total ne fait pas la moyenne "
+                        f"estimation (3 × naissances {yb}). Revenu médian : revenu disponible "
+                        f"par unité de consommation {yi} (€). Le total ne fait pas la moyenne "
                         "des revenus ni des taux de pauvreté, qui ne s'additionnent pas."
                         + (" Couv. CAF : places d'accueil du jeune enfant pour 100 enfants de "
                            "moins de 3 ans (Cnaf, publié pour les communes de plus de 10 000 "
@@ -98,12 +105,16 @@ def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
     area = pd.to_numeric(com.get("area_km2"), errors="coerce").sum() if "area_km2" in com \
         else float("nan")
     pop = s.get("population_2022")
+    years = s.get("data_years")
+    yb, yp = year_of(years, "births_2024"), year_of(years, "population_2022")
+    yi, yr = year_of(years, "median_income_2021"), year_of(years, "poverty_rate_2021")
+    start, end = period_label(years).split("-")
     paras = [f"{overview.territory.label} : {len(com)} commune(s), "
-             f"{fr_number(pop)} habitants en 2022, {fr_number(area)} km², soit "
+             f"{fr_number(pop)} habitants en {yp}, {fr_number(area)} km², soit "
              f"{fr_number(pop / area if pop and area else float('nan'))} habitants par km² ; "
-             f"{fr_number(s.get('births_2024'))} naissances domiciliées en 2024 (enfants dont "
+             f"{fr_number(s.get('births_2024'))} naissances domiciliées en {yb} (enfants dont "
              "la mère réside dans la commune), "
-             f"{fr_number(s.get('births_mean_2016_2021'))} par an en moyenne de 2016 à 2021."]
+             f"{fr_number(s.get('births_mean_2016_2021'))} par an en moyenne de {start} à {end}."]
     if "epci_name" in com and overview.territory.kind == "departement":
         paras.append(f"{com['epci_name'].nunique()} intercommunalités (EPCI) ont des communes "
                      "dans le territoire.")
@@ -113,35 +124,35 @@ def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
         if "poverty_rate_2021" in com else pd.Series(dtype=float)
     social = []
     if inc.notna().any():
-        social.append(f"revenu disponible médian 2021 de {fr_number(inc.min())} € à "
+        social.append(f"revenu disponible médian {yi} de {fr_number(inc.min())} € à "
                       f"{fr_number(inc.max())} € par unité de consommation selon la commune")
     if len(pov):
-        social.append(f"taux de pauvreté 2021 publié pour {int(pov.notna().sum())} commune(s) "
+        social.append(f"taux de pauvreté {yr} publié pour {int(pov.notna().sum())} commune(s) "
                       f"sur {len(pov)} (les autres sont sous secret statistique, jamais "
                       "comptées 0)"
                       + (f", de {fr_number(pov.min(), decimals=1)} % à "
                          f"{fr_number(pov.max(), decimals=1)} %" if pov.notna().any() else ""))
     if social:
         paras.append(_capitalize(" ; ".join(social)) + ".")
-    paras.append("Les enfants de moins de 3 ans sont estimés à 3 × naissances 2024 : une "
+    paras.append(f"Les enfants de moins de 3 ans sont estimés à 3 × naissances {yb} : une "
                  "estimation, pas un comptage.")
     figures = [_figure(render_choropleth_map(
-        com, "births_2024", title="Naissances domiciliées en 2024 par commune",
-        legend_title="Naissances 2024", attribution=attribution, context=context,
+        com, "births_2024", title=f"Naissances domiciliées en {yb} par commune",
+        legend_title=f"Naissances {yb}", attribution=attribution, context=context,
         fmt=IMAGE_FORMAT),
-        "Naissances 2024 par commune (classes par quantiles). Source : Insee, état civil.")]
+        f"Naissances {yb} par commune (classes par quantiles). Source : Insee, état civil.")]
     if pov.notna().any():
         figures.append(_figure(render_choropleth_map(
-            com, "poverty_rate_2021", title="Taux de pauvreté 2021 (%)",
+            com, "poverty_rate_2021", title=f"Taux de pauvreté {yr} (%)",
             legend_title="Taux de pauvreté (%)", attribution=attribution, context=context,
             cmap="Oranges", missing_label="secret statistique", fmt=IMAGE_FORMAT),
-            "Taux de pauvreté au seuil de 60 % (Filosofi 2021) ; hachures : secret "
+            f"Taux de pauvreté au seuil de 60 % (Filosofi {yr}) ; hachures : secret "
             "statistique, jamais 0."))
-    full = _needs_table(com)
+    full = _needs_table(com, years=years)
     if len(com) <= MAX_INLINE_COMMUNES:
         return _section(computed=True, paragraphs=paras, figures=figures, tables=[full],
                         annex=None)
-    top = _needs_table(com, limit=MAX_INLINE_COMMUNES)
+    top = _needs_table(com, limit=MAX_INLINE_COMMUNES, years=years)
     top["title"] = f"Besoins : les {MAX_INLINE_COMMUNES} communes aux naissances les plus " \
                    "nombreuses"
     top["note"] = f"Les {len(com)} communes sont en annexe A ; {top['note']}"
@@ -186,7 +197,8 @@ def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attributio
                    widths=[27, 11, 11, 11, 14, 12, 14],
                    note=("« Places connues » : somme des capacités publiées (— : aucune "
                          "connue). « Communes sans » : communes sans structure du type sur "
-                         "leur sol. Naissances à portée : part des naissances 2024 des "
+                         f"leur sol. Naissances à portée : part des naissances "
+                         f"{year_of(s.get('data_years'), 'births_2024')} des "
                          f"communes dont la mairie est à {threshold_label} ou moins (à vol "
                          "d'oiseau) d'une structure du type, dans ou hors du territoire. "
                          "Distance médiane : de la mairie à la structure la plus proche. "

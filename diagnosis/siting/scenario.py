@@ -154,7 +154,12 @@ def find_host_sites(
         were dropped), ``single_parent_families`` and ``births_poverty`` (births x poverty
         rate; NaN when the columns are absent), ``runner_up_id``, ``runner_up_name``,
         ``advantage`` (covering: need covered lost by swapping the site for its best
-        replacement; p-median: weighted minutes gained), ``explanation`` (French).
+        replacement; p-median: weighted minutes gained), ``births_marginal`` and
+        ``need_marginal`` (births and need within ``max_minutes`` the site adds to the
+        sites ranked before it: ranks follow these marginal gains), ``explanation``
+        (French). A covering site that adds nothing has status
+        :data:`NO_GAIN_STATUS` (« sans apport »): it is listed, not recommended, and the
+        summary's message says so and suggests a shorter time or walking.
 
     Raises
     ------
@@ -366,6 +371,42 @@ def _align_minutes(travel_minutes: Any, demand: pd.DataFrame, candidates: pd.Dat
     return arr
 
 
+#: Status of a site the solver opened but that adds no need within T (not recommended).
+NO_GAIN_STATUS = "sans apport"
+
+
+def _marginal_gains(a: sparse.csc_matrix, w: np.ndarray, births: np.ndarray,
+                    sel: np.ndarray, fixed: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order the selected sites by marginal gain, each given those before it.
+
+    Starting from the reach of the fixed sites, the site adding the most need within T
+    comes first, then the one adding the most to both, and so on (ties: pool order).
+
+    Returns
+    -------
+    order, need_gain, births_gain
+        Per selected site (in ``sel`` order): its position (0 first), the need and the
+        births it adds to the sites before it.
+    """
+    covered = (np.asarray(a[:, fixed].sum(axis=1)).ravel() > 0 if len(fixed)
+               else np.zeros(a.shape[0], dtype=bool))
+    cols = [np.asarray(a[:, int(j)].toarray()).ravel() > 0 for j in sel]
+    order = np.zeros(len(sel), dtype=np.int64)
+    need_gain = np.zeros(len(sel))
+    births_gain = np.zeros(len(sel))
+    left = list(range(len(sel)))
+    for pos in range(len(sel)):
+        gains = [float(w[cols[i] & ~covered].sum()) for i in left]
+        best = left[int(np.argmax(gains))]
+        order[best] = pos
+        need_gain[best] = float(w[cols[best] & ~covered].sum())
+        births_gain[best] = float(births[cols[best] & ~covered].sum())
+        covered |= cols[best]
+        left.remove(best)
+    return order, need_gain, births_gain
+
+
 def _optional_sum(demand: pd.DataFrame, col: str, mask: np.ndarray) -> float:
     if col not in demand.columns:
         return math.nan
@@ -508,6 +549,7 @@ def _explained_result(demand: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, po
         adv = costs[np.arange(sel.size), best_c] - cur
     # differences below the rounding noise of the sums are ties
     adv = np.where(np.abs(adv) <= 1e-9 * max(float(np.abs(w).sum()), 1.0), 0.0, adv)
+    order, need_gain, births_gain = _marginal_gains(a, w, births, sel, fixed)
     records = []
     t = params["max_minutes"]
     for r, s in enumerate(sel):
@@ -526,16 +568,28 @@ def _explained_result(demand: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, po
             "runner_up_id": ids[best_c[r]] if has_alt else "",
             "runner_up_name": names[best_c[r]] if has_alt else "",
             "advantage": float(adv[r]) + 0.0 if has_alt else math.nan,  # no -0.0
+            "order": int(order[r]),
+            "births_marginal": float(births_gain[r]),
+            "need_marginal": float(need_gain[r]),
         }
         rec["explanation"] = _explain(rec, t, sol.problem)
         records.append(rec)
+    # a site that adds no need within T to those ranked before it is not recommended
+    # (covering: the solver may open it only to use up k)
+    tol = 1e-9 * max(float(np.abs(w).sum()), 1.0)
+    useless = (need_gain <= tol) & (sol.problem == "max_covering")
     rec_rows = _site_rows(candidates, pool[sel], "recommandé")
+    rec_rows.loc[useless, "status"] = NO_GAIN_STATUS
     for col in ("births_covered", "births_new", "need_covered", "need_exclusive",
                 "single_parent_families", "births_poverty", "runner_up_id",
-                "runner_up_name", "advantage", "explanation"):
+                "runner_up_name", "advantage", "births_marginal", "need_marginal",
+                "explanation", "order"):
         rec_rows[col] = [x[col] for x in records] if records else []
-    rec_rows = rec_rows.sort_values(["need_exclusive", "facility_id"],
-                                    ascending=[False, True], kind="stable")
+    for i in np.flatnonzero(useless):
+        rec_rows.loc[i, "explanation"] = (
+            f"N'ajoute aucune naissance à {_fr(t)} min ou moins aux sites mieux classés : "
+            "non recommandé.")
+    rec_rows = rec_rows.sort_values("order", kind="stable").drop(columns="order")
     rec_rows.insert(7, "rank", np.arange(1, len(rec_rows) + 1))
     fixed_rows = _site_rows(candidates, pool[fixed], "existant")
     for fr_i, s in enumerate(fixed):
@@ -550,12 +604,24 @@ def _explained_result(demand: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, po
     summary = _summary(dem, births, w, sites)
     status_label = STATUS_LABELS.get(sol.status, sol.status)
     newly = summary["births_newly_covered"]
+    n_useful = int(len(sel) - useless.sum())
+    summary["marginal_births"] = [float(x) for x in rec_rows["births_marginal"]]
+    summary["n_without_gain"] = int(useless.sum())
     message = (
-        f"{len(sel)} site(s) recommandé(s) ({status_label}) : "
+        f"{n_useful} site(s) recommandé(s) ({status_label}) : "
         f"{_fr(summary['births_covered_after'])} naissances par an à moins de {_fr(t)} min "
         f"d'une Maison ({_fr(summary['share_covered_after'], 1)} %), dont {_fr(newly)} "
         "nouvellement couvertes."
     )
+    if len(sel) > 1:
+        message += " Apport de chaque site, dans l'ordre : " + ", ".join(
+            f"+{_fr(b)}" for b in rec_rows["births_marginal"]) + " naissances à portée."
+    if useless.any():
+        message += (
+            f" {int(useless.sum())} site(s) de plus n'ajouteraient aucune naissance à "
+            f"{_fr(t)} min ou moins : {n_useful} site(s) suffisent à ce seuil, les autres ne "
+            "sont pas recommandés. Pour départager des sites proches, essayez un temps plus "
+            "court (ou, en voiture dans un territoire dense, la marche : 15 min à pied).")
     if sol.status in ("time_limit", "stopped"):
         message += (f" Le solveur s'est arrêté avant de prouver l'optimum : la solution est "
                     f"au plus à {_fr(100 * sol.gap, 2)} % de l'optimum.")

@@ -42,6 +42,7 @@ from diagnosis.travel.modes import (
     WALK_SPEED_KMH,
     default_mode_for,
     default_speed_kmh,
+    default_travel_for,
 )
 from diagnosis.travel.times import (
     TravelTimes,
@@ -56,7 +57,8 @@ __all__ = [
     "CrowFlyEngine", "CrowFlyModel", "RoadEngine", "RoadGraph", "Travel", "TravelEngine",
     "TravelTimes", "calibrate_on_graph", "compute_travel_times", "crow_fly_errors",
     "crow_fly_minutes_within", "crow_fly_travel_times", "default_crow_fly_model",
-    "default_mode_for", "default_speed_kmh", "factor_only_model", "fit_crow_fly",
+    "default_mode_for", "default_speed_kmh", "default_travel_for", "factor_only_model",
+    "fit_crow_fly",
     "pairs_to_csr", "road_graph_from_arrays", "road_graph_from_networkx", "snap_points",
     "sparse_to_dense_minutes",
 ]

@@ -164,6 +164,84 @@ def default_mode_for(
             f"voiture, modifiable.{tail}")
 
 
+def default_travel_for(
+    communes: gpd.GeoDataFrame | pd.DataFrame,
+    *,
+    car_mode: str = "drive",
+    mode: str | None = None,
+    max_minutes: float | None = None,
+    population_col: str = "population_2022",
+) -> tuple[str, float, str]:
+    """The travel mode and threshold of a study: the user's, else the density rule.
+
+    The one rule of the app, the command line and the report
+    (:func:`default_mode_for`): walking 15 minutes where most of the population lives
+    in dense communes, the car 20 minutes elsewhere. What the user chose is kept; only
+    what they left out is filled in, and the reason says why (``""`` when nothing was
+    filled in).
+
+    Parameters
+    ----------
+    communes
+        The territory's own communes (population and polygons or ``area_km2``).
+    car_mode
+        The car mode of the caller: ``"drive"`` (road graph) or ``"crow"`` (crow-fly
+        estimate, no download).
+    mode, max_minutes
+        The user's choices (``None``: not given).
+    population_col
+        Population column.
+
+    Returns
+    -------
+    tuple[str, float, str]
+        ``(mode, max_minutes, reason)``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"population_2022": [150_000, 3_000], "area_km2": [40.0, 30.0]})
+    >>> default_travel_for(t, car_mode="crow")[:2]
+    ('walk', 15.0)
+    >>> default_travel_for(t, car_mode="crow", mode="crow")[:2]
+    ('crow', 20.0)
+    >>> default_travel_for(t, mode="drive", max_minutes=10)
+    ('drive', 10.0, '')
+    """
+    if mode is not None and max_minutes is not None:
+        return mode, float(max_minutes), ""
+    if population_col in communes.columns:
+        area_col = "area_km2" if "area_km2" in communes.columns else None
+        if area_col is None and not isinstance(communes, gpd.GeoDataFrame):
+            dense_mode, dense_minutes, why = (
+                "drive", settings.DEFAULT_DRIVE_MAX_MINUTES,
+                "Superficie des communes non connue : mode par défaut en voiture, "
+                f"{_fr(settings.DEFAULT_DRIVE_MAX_MINUTES)} minutes.")
+        else:
+            dense_mode, dense_minutes, why = default_mode_for(
+                communes, population_col=population_col, area_km2_col=area_col)
+    else:
+        dense_mode, dense_minutes, why = (
+            "drive", settings.DEFAULT_DRIVE_MAX_MINUTES,
+            "Population des communes non connue : mode par défaut en voiture, "
+            f"{_fr(settings.DEFAULT_DRIVE_MAX_MINUTES)} minutes (à changer selon le "
+            "territoire).")
+    chosen = mode or ("walk" if dense_mode == "walk" else car_mode)
+    if max_minutes is not None:
+        minutes = float(max_minutes)
+    elif (chosen == "walk") == (dense_mode == "walk"):
+        minutes = float(dense_minutes)
+    else:
+        minutes = (settings.DEFAULT_WALK_MAX_MINUTES if chosen == "walk"
+                   else settings.DEFAULT_DRIVE_MAX_MINUTES)
+    label = MODE_LABELS.get("walk" if chosen == "walk" else "drive", chosen)
+    if mode is not None:  # only the threshold was left out: the mode's default
+        return chosen, minutes, f"Seuil par défaut {label} : {_fr(minutes)} minutes."
+    if max_minutes is not None:
+        return chosen, minutes, (f"Mode par défaut {label}, selon la densité du territoire "
+                                 f"(seuil choisi : {_fr(minutes)} minutes). {why}")
+    return chosen, minutes, f"Mode et seuil par défaut, selon la densité du territoire : {why}"
+
+
 def _mode_from_grid(communes: pd.DataFrame, pop: np.ndarray, *, density_grid_col: str,
                     dense_levels: tuple[int, ...], dense_share: float) -> tuple[str, float, str]:
     if density_grid_col not in communes.columns:
