@@ -22,7 +22,6 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 import streamlit_folium
-from shapely.geometry import Point
 
 from app_pages import FileList, FilesKey
 from data_sources import demo
@@ -40,13 +39,9 @@ from data_sources.workspace import (
 )
 from diagnosis.analyses import (
     AccessResult,
-    PartnerTables,
     Site,
     SitingScenarios,
-    Travel,
-    find_site,
 )
-from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import compare_territories, split_territory
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError
@@ -56,17 +51,16 @@ from diagnosis.partners import export_partners_csv
 from diagnosis.pipeline import (
     Diagnosis,
     DiagnosisParams,
-    catchments_layer,
-    diagnose_access,
-    diagnose_partners,
-    diagnose_siting,
-    recommended,
+    StepResult,
+    access_part,
+    diagnose_demand,
+    resolve_site,
     run_diagnosis,
     site_area,
-    site_catchments,
+    siting_part,
+    step_params,
 )
 from diagnosis.presentation import (
-    SiteChoice,
     access_summary_table,
     facility_options,
     host_options,
@@ -74,13 +68,12 @@ from diagnosis.presentation import (
     partner_groups,
     partners_export_frame,
     priority_table,
-    recommended_sites,
     siting_input_problems,
     white_zone_table,
 )
 from diagnosis.schema import Territory
 from diagnosis.settings import DEFAULT_MAX_MINUTES, DEFAULT_THRESHOLD_M
-from diagnosis.siting import USER_SITE_TYPE
+from diagnosis.travel import Travel
 
 
 @st.cache_data(show_spinner=False)
@@ -186,26 +179,18 @@ def overview_tables(code: str, files_key: FilesKey, threshold_m: float,
 
 
 # --------------------------------------------------------------------------------------
-# Analyses (pages Besoins et lacunes, Implantation, Partenaires, Rapport et exports).
-# Every wrapper calls one step of diagnosis.pipeline, as the command line does. Travel
-# times come from ``travel(code, files_key, mode)``, never passed as an argument (a road
-# graph is not hashable cheaply). Sites are ``SiteKey`` tuples.
+# The study's diagnosis (pages Besoins et lacunes, Implantation, Partenaires, Rapport).
+# A study is one DiagnosisParams (app_pages/_study.py); its steps are cached on the options
+# each reads (diagnosis.pipeline.step_params), and the one Diagnosis of the study holds the
+# very step results the pages showed. Travel times come from ``travel(code, files_key,
+# mode)``, never passed as an argument (a road graph is not hashable cheaply).
 # --------------------------------------------------------------------------------------
-
-#: A site as a hashable cache key: (site_id, name, longitude, latitude). Ids starting with
-#: ``user:`` are points proposed by the user; the others are loaded facilities.
-SiteKey = tuple[str, str, float, float]
-USER_SITE_PREFIX = "user:"
 
 
 def _loaded(code: str, files_key: FilesKey, files: FileList) -> tuple[Workspace, Overview]:
     """Workspace and overview at the default threshold (as the command line computes)."""
     return (workspace(code, files_key, files),
             overview(code, files_key, DEFAULT_THRESHOLD_M, files))
-
-
-def _params(code: str, mode: str, max_minutes: float, **options: Any) -> DiagnosisParams:
-    return DiagnosisParams(territory=code, mode=mode, max_minutes=max_minutes, **options)
 
 
 @st.cache_resource(show_spinner=False, ttl=3600, max_entries=8)
@@ -234,31 +219,35 @@ def facility_choices(code: str, files_key: FilesKey, host_only: bool,
     return host_options(ov) if host_only else facility_options(ov)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def facility_site(code: str, files_key: FilesKey, facility_id: str,
-                  _files: FileList) -> SiteKey:
-    """The :data:`SiteKey` of a loaded facility."""
-    site = find_site(workspace(code, files_key, _files).facilities, facility_id)
-    return (site.site_id, site.name, float(site.geometry.x), float(site.geometry.y))
-
-
-def resolve_site(code: str, files_key: FilesKey, key: SiteKey, files: FileList) -> Site:
-    """The :class:`~diagnosis.analyses.Site` of a key: a loaded facility or a user point."""
-    site_id, name, lon, lat = key
-    if site_id.startswith(USER_SITE_PREFIX):
-        return Site(site_id=site_id, name=name, facility_type=USER_SITE_TYPE, code_insee="",
-                    geometry=Point(lon, lat))
-    return find_site(workspace(code, files_key, files).facilities, site_id)
+def study_site(code: str, files_key: FilesKey, study: DiagnosisParams, site_id: str,
+               files: FileList) -> Site:
+    """The site ``site_id`` of the study (:func:`diagnosis.pipeline.resolve_site`)."""
+    return resolve_site(workspace(code, files_key, files).facilities, site_id,
+                        user_sites=study.user_sites)
 
 
 @st.cache_resource(show_spinner="Calcul des temps d'accès et des manques…", max_entries=32)
-def access(code: str, files_key: FilesKey, mode: str, max_minutes: float,
-           weights: tuple[tuple[str, float], ...], types: tuple[str, ...],
-           _files: FileList) -> AccessResult:
-    """Accessibility, zones blanches and priority (:func:`diagnose_access`)."""
+def _access_step(code: str, files_key: FilesKey, params: DiagnosisParams,
+                 _files: FileList) -> StepResult[AccessResult]:
     ws, ov = _loaded(code, files_key, _files)
-    params = _params(code, mode, max_minutes, weights=weights or None, types=types or None)
-    return diagnose_access(ws, params, overview=ov, travel=travel(code, files_key, mode, _files))
+    return access_part(ws, params, overview=ov, travel=travel(code, files_key, params.mode,
+                                                              _files),
+                       demand=diagnose_demand(ws, ov))
+
+
+def access(code: str, files_key: FilesKey, study: DiagnosisParams,
+           files: FileList) -> StepResult[AccessResult]:
+    """Accessibility, zones blanches and priority of the study (:func:`access_part`)."""
+    return _access_step(code, files_key, step_params(study, "access"), files)
+
+
+@st.cache_resource(show_spinner="Recherche des meilleurs sites…", max_entries=32)
+def _siting_step(code: str, files_key: FilesKey, params: DiagnosisParams,
+                 _files: FileList) -> StepResult[SitingScenarios]:
+    ws, ov = _loaded(code, files_key, _files)
+    return siting_part(ws, params, overview=ov, travel=travel(code, files_key, params.mode,
+                                                              _files),
+                       demand=diagnose_demand(ws, ov))
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,31 +260,27 @@ class AccessTables:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def access_tables(code: str, files_key: FilesKey, mode: str, max_minutes: float,
-                  weights: tuple[tuple[str, float], ...], types: tuple[str, ...],
+def access_tables(code: str, files_key: FilesKey, params: DiagnosisParams,
                   _files: FileList) -> AccessTables:
-    """Priority, access and zones blanches tables of :func:`access`."""
-    res = access(code, files_key, mode, max_minutes, weights, types, _files)
+    """Priority, access and zones blanches tables of :func:`access` (computed)."""
+    res = access(code, files_key, params, _files).value
+    assert res is not None  # the page shows the note instead
     return AccessTables(priority=priority_table(res.gaps),
                         access=access_summary_table(res.access),
                         white_zones=white_zone_table(res.gaps))
 
 
 @st.cache_resource(show_spinner="Calcul de la zone desservie…", max_entries=64)
-def catchment(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
-              _files: FileList) -> gpd.GeoDataFrame:
-    """Isochrone of a site (:func:`site_area`), with its ``site_id`` and ``name``."""
-    return site_area(resolve_site(code, files_key, site, _files), _params(code, mode, max_minutes),
-                     travel(code, files_key, mode, _files))
+def _catchment(code: str, files_key: FilesKey, params: DiagnosisParams, site_id: str,
+               _files: FileList) -> gpd.GeoDataFrame:
+    return site_area(study_site(code, files_key, params, site_id, _files), params,
+                     travel(code, files_key, params.mode, _files))
 
 
-@dataclass(frozen=True, eq=False)
-class SitingRun:
-    """Siting scenarios with the recommended sites of the main one and their catchments."""
-
-    scenarios: SitingScenarios
-    sites: tuple[SiteChoice, ...]
-    catchments: gpd.GeoDataFrame
+def catchment(code: str, files_key: FilesKey, study: DiagnosisParams, site_id: str,
+              files: FileList) -> gpd.GeoDataFrame:
+    """Isochrone of a site of the study (:func:`site_area`), with its ``site_id``, ``name``."""
+    return _catchment(code, files_key, step_params(study, "siting"), site_id, files)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -308,50 +293,24 @@ def siting_problems(code: str, files_key: FilesKey, k_values: tuple[int, ...],
                                  user_points=points)
 
 
-@st.cache_resource(show_spinner="Recherche des meilleurs sites…", max_entries=32)
-def siting(code: str, files_key: FilesKey, mode: str, max_minutes: float,
-           k_values: tuple[int, ...], host_types: tuple[str, ...], objective: str,
-           points: tuple[tuple[float, float], ...], _files: FileList) -> SitingRun:
-    """Siting scenarios (:func:`diagnose_siting`); ``points`` are (lon, lat) proposals."""
+@st.cache_resource(show_spinner="Calcul du diagnostic de l'étude…", max_entries=16)
+def diagnosis(code: str, files_key: FilesKey, study: DiagnosisParams,
+              _files: FileList) -> Diagnosis:
+    """The one diagnosis of the study: what the pages, the PDF and the exports show.
+
+    Its access and siting are the cached steps the pages Besoins and Implantation showed
+    (the very objects); the rest is computed by :func:`run_diagnosis`.
+    """
     ws, ov = _loaded(code, files_key, _files)
-    how = travel(code, files_key, mode, _files)
-    params = _params(code, mode, max_minutes, k=k_values[0], scenarios=tuple(k_values[1:]),
-                     host_types=host_types, objective=objective, user_sites=points,
-                     uptake_rate=None)
-    sc = diagnose_siting(ws, params, overview=ov, travel=how)
-    areas = catchments_layer(site_catchments(ws, params, overview=ov, travel=how,
-                                             sites=recommended(sc, ws.facilities)))
-    return SitingRun(sc, tuple(recommended_sites(sc.main)), areas)
-
-
-@st.cache_resource(show_spinner="Calcul des groupes de pairs…", max_entries=64)
-def cohorts(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
-            uptake_rate: float, group_size: int, birth_window_months: float,
-            _files: FileList) -> CohortPlan:
-    """Peer groups the catchment of a site can fill (:func:`site_catchments`)."""
-    ws, ov = _loaded(code, files_key, _files)
-    params = _params(code, mode, max_minutes, uptake_rate=uptake_rate, group_size=group_size,
-                     birth_window_months=birth_window_months)
-    (one,) = site_catchments(ws, params, overview=ov,
-                             travel=travel(code, files_key, mode, _files),
-                             sites=[resolve_site(code, files_key, site, _files)])
-    assert one.cohorts is not None  # an uptake rate is set
-    return one.cohorts
-
-
-@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
-def partners(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
-             _files: FileList) -> PartnerTables:
-    """Partners within reach of a site and institutions (:func:`diagnose_partners`)."""
-    ws, ov = _loaded(code, files_key, _files)
-    return diagnose_partners(ws, _params(code, mode, max_minutes), overview=ov,
-                             travel=travel(code, files_key, mode, _files),
-                             site=resolve_site(code, files_key, site, _files))
+    return run_diagnosis(
+        ws, study, travel=travel(code, files_key, study.mode, _files), overview=ov,
+        access_step=access(code, files_key, study, _files),
+        siting_step=_siting_step(code, files_key, step_params(study, "siting"), _files))
 
 
 @dataclass(frozen=True, eq=False)
 class PartnerView:
-    """What the Partenaires page shows of a site's partners, prepared once per site."""
+    """What the Partenaires page shows of a site's partners, prepared once per study."""
 
     site: Site
     near: gpd.GeoDataFrame
@@ -361,27 +320,17 @@ class PartnerView:
 
 
 @st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
-def partner_view(code: str, files_key: FilesKey, mode: str, max_minutes: float, site: SiteKey,
-                 _files: FileList) -> PartnerView:
-    """The tables and the CSV file of :func:`partners` (not rebuilt on each rerun)."""
-    res = partners(code, files_key, mode, max_minutes, site, _files)
-    near = res.layers["near_site"]
-    return PartnerView(site=resolve_site(code, files_key, site, _files), near=near,
-                       groups=partner_groups(near),
-                       institutions=institutions_table(res.layers.get("institutions")),
-                       csv=export_partners_csv(partners_export_frame(res.layers)))
-
-
-@st.cache_resource(show_spinner="Calcul des analyses du rapport…", max_entries=8)
-def diagnosis(code: str, files_key: FilesKey, mode: str, max_minutes: float,
-              site: SiteKey | None, uptake_rate: float | None, _files: FileList) -> Diagnosis:
-    """The whole diagnosis of the report and the exports (:func:`run_diagnosis`)."""
-    ws, ov = _loaded(code, files_key, _files)
-    params = _params(code, mode, max_minutes, uptake_rate=uptake_rate,
-                     site=site[0] if site and not site[0].startswith(USER_SITE_PREFIX)
-                     else None)
-    return run_diagnosis(ws, params, travel=travel(code, files_key, mode, _files),
-                         overview=ov)
+def partner_view(code: str, files_key: FilesKey, study: DiagnosisParams,
+                 _files: FileList) -> PartnerView | None:
+    """The tables and the CSV file of the study's partners (``None`` without a site)."""
+    diag = diagnosis(code, files_key, study, _files)
+    if diag.partners is None or diag.site is None:
+        return None
+    near = diag.partners.layers["near_site"]
+    return PartnerView(site=diag.site, near=near, groups=partner_groups(near),
+                       institutions=institutions_table(diag.partners.layers.get(
+                           "institutions")),
+                       csv=export_partners_csv(partners_export_frame(diag.partners.layers)))
 
 
 @st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)
@@ -405,10 +354,9 @@ def neighbour_comparison(code: str, files_key: FilesKey, _files: FileList) -> pd
     return _neighbour_comparison(ws, ov, threshold_m=DEFAULT_THRESHOLD_M)
 
 
-def report_pdf(code: str, files_key: FilesKey, files: FileList, *, author: str, mode: str,
-               max_minutes: float, site: SiteKey | None, uptake_rate: float | None,
-               progress: Callable[[str], None] | None = None) -> bytes:
-    """The PDF report (as ``python -m diagnosis report``), from the cached diagnosis.
+def report_pdf(code: str, files_key: FilesKey, files: FileList, study: DiagnosisParams, *,
+               author: str, progress: Callable[[str], None] | None = None) -> bytes:
+    """The PDF report of the study's diagnosis (as ``python -m diagnosis report``).
 
     Not cached itself: it reports its steps to ``progress`` (a page's progress bar).
     """
@@ -416,32 +364,25 @@ def report_pdf(code: str, files_key: FilesKey, files: FileList, *, author: str, 
 
     step = progress or (lambda _name: None)
     step("accessibilité, manques, implantation")
-    diag = diagnosis(code, files_key, mode, max_minutes, site, uptake_rate, files)
+    diag = diagnosis(code, files_key, study, files)
     step("comparaison avec les territoires voisins")
     diag = replace(diag, comparison=neighbour_comparison(code, files_key, files))
     return build_diagnosis_pdf(diag, author=author, progress=step)
 
 
-def _export_layers(code: str, files_key: FilesKey, mode: str, max_minutes: float,
-                   uptake_rate: float | None, files: FileList) -> dict[str, pd.DataFrame]:
-    return diagnosis_export_layers(diagnosis(code, files_key, mode, max_minutes, None,
-                                             uptake_rate, files))
-
-
 @st.cache_data(show_spinner="Préparation du GeoPackage…", max_entries=8)
-def geopackage(code: str, files_key: FilesKey, mode: str, max_minutes: float,
-               uptake_rate: float | None, _files: FileList) -> bytes:
-    """The export layers as GeoPackage bytes (written in a temporary folder, then read)."""
-    layers = _export_layers(code, files_key, mode, max_minutes, uptake_rate, _files)
+def geopackage(code: str, files_key: FilesKey, study: DiagnosisParams,
+               _files: FileList) -> bytes:
+    """The study's export layers as GeoPackage bytes (written in a temporary folder)."""
+    layers = diagnosis_export_layers(diagnosis(code, files_key, study, _files))
     with tempfile.TemporaryDirectory(prefix="maillage_") as tmp:
         return export_geopackage(layers, Path(tmp) / "diagnostic.gpkg").read_bytes()
 
 
 @st.cache_data(show_spinner="Préparation des tableaux CSV…", max_entries=8)
-def csv_zip(code: str, files_key: FilesKey, mode: str, max_minutes: float,
-            uptake_rate: float | None, _files: FileList) -> bytes:
-    """The export layers as one CSV per layer (French Excel), zipped in memory."""
-    layers = _export_layers(code, files_key, mode, max_minutes, uptake_rate, _files)
+def csv_zip(code: str, files_key: FilesKey, study: DiagnosisParams, _files: FileList) -> bytes:
+    """The study's export layers as one CSV per layer (French Excel), zipped in memory."""
+    layers = diagnosis_export_layers(diagnosis(code, files_key, study, _files))
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="maillage_") as tmp, \
             zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -614,3 +555,44 @@ def default_travel(code: str, files_key: FilesKey, _files: FileList) -> tuple[st
         return "crow", int(DEFAULT_MAX_MINUTES), "faute de données, voiture et 20 minutes."
     mode, minutes, reason = default_travel_for(ws.own_communes, car_mode="crow")
     return mode, int(minutes), reason
+
+
+@st.cache_resource(show_spinner="Plan national : couverture des naissances de France…",
+                   max_entries=4)
+def national_plan(files_key: FilesKey, maisons_key: FilesKey, known_maisons: bool,
+                  new: int, mode: str, max_minutes: float, per_departement: int,
+                  _files: FileList, _maisons: FileList
+                  ) -> tuple[Any, tuple[str, ...], int]:
+    """The federation's national plan (:func:`data_sources.national_plan.run_national_plan`).
+
+    Needs of every commune from the user's national INSEE file; existing Maisons from the
+    shipped list (``known_maisons``) and the federation's files (``_maisons``). Returns the
+    plan, the French notices and the number of communes of France.
+    """
+    from data_sources.national_plan import load_plan_inputs, run_national_plan
+
+    insee, facilities = split_insee_files(_files)
+    inputs = load_plan_inputs("FR", insee_files=insee, facility_files=facilities,
+                              maisons_files=list(_maisons), known_maisons=known_maisons,
+                              mode=mode)
+    plan = run_national_plan(inputs, new=new, max_minutes=max_minutes,
+                             per_departement=per_departement)
+    return plan, inputs.notices, len(inputs.workspace.territory.communes)
+
+
+@st.cache_data(show_spinner="Préparation des fichiers du plan…", max_entries=4)
+def national_plan_files(files_key: FilesKey, maisons_key: FilesKey, known_maisons: bool,
+                        new: int, mode: str, max_minutes: float, per_departement: int,
+                        _files: FileList, _maisons: FileList) -> dict[str, bytes]:
+    """The plan's downloads: CSV tables, GeoPackage and the short PDF."""
+    from diagnosis.plan_exports import export_plan_geopackage, plan_csv_bytes, render_plan_pdf
+
+    plan, notices, _ = national_plan(files_key, maisons_key, known_maisons, new, mode,
+                                  max_minutes, per_departement, _files, _maisons)
+    out = {f"{k}.csv": plan_csv_bytes(plan, k) for k in
+           ("plan_sites", "plan_departements", "plan_sites_departements", "plan_courbe")}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_plan_geopackage(plan, Path(tmp) / "plan_national.gpkg")
+        out["plan_national.gpkg"] = path.read_bytes()
+    out["plan_national.pdf"] = render_plan_pdf(plan, territory="France", notices=notices)
+    return out

@@ -1,7 +1,7 @@
 """Widgets shared by the analysis pages: travel mode and threshold T, errors, notes.
 
-The threshold and the travel mode chosen on one page are kept (in session keys that are
-not widget keys, which Streamlit drops on a page change) and offered on the next page.
+The threshold and the travel mode are options of the session's study
+(:mod:`app_pages._study`): chosen on one page, they are the study's on every page.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import streamlit as st
 
 from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
 from app_pages._bounded import map_fits
+from app_pages._study import bind, current_study
 from diagnosis.errors import MaillageError, MissingDataError
 from diagnosis.travel import Travel
 
@@ -23,44 +24,26 @@ MODES: dict[str, str] = {
     "drive": "Réseau routier en voiture (OpenStreetMap)",
     "walk": "Réseau routier à pied (OpenStreetMap)",
 }
-SHARED_MINUTES = "analysis_max_minutes"
-SHARED_MODE = "analysis_mode"
-#: The recommended sites of the Implantation page's last run (for Partenaires, Rapport).
-LAST_SITES_KEY = "implantation_last_sites"
-
-
-def _share(widget_key: str, shared_key: str) -> None:
-    st.session_state[shared_key] = st.session_state[widget_key]
-
-
 def travel_inputs(prefix: str) -> tuple[str, float]:
-    """The travel mode and threshold T widgets (keys ``<prefix>_mode``, ``<prefix>_minutes``)."""
+    """The travel mode and threshold T widgets of the study (``<prefix>_mode``, ``_minutes``)."""
     sel = current_selection()
+    study = current_study(sel)
     default_mode, default_minutes, reason = _cached.default_travel(sel.code, sel.files_key,
                                                                    sel.files)
     left, right = st.columns(2)
-    mode_key, minutes_key = f"{prefix}_mode", f"{prefix}_minutes"
-    # The user's choice (shared by the pages) wins; until then, the territory's defaults.
-    for key, shared, default in ((mode_key, SHARED_MODE, default_mode),
-                                 (minutes_key, SHARED_MINUTES, default_minutes)):
-        if shared in st.session_state:
-            st.session_state.setdefault(key, st.session_state[shared])
-        else:
-            st.session_state[key] = default
-    mode = left.selectbox(
+    left.selectbox(
         "Temps de trajet", options=list(MODES), format_func=MODES.__getitem__,
-        placeholder=CHOOSE, key=mode_key,
-        on_change=_share, args=(mode_key, SHARED_MODE),
+        placeholder=CHOOSE, **bind(f"{prefix}_mode", "mode", study.mode, str),
         help="À vol d'oiseau : distance × facteur de détour à vitesse moyenne, une "
              "estimation. Réseau routier : OpenStreetMap, téléchargé à la première "
              "utilisation (plus long), sinon estimation à vol d'oiseau signalée.")
-    minutes = right.slider(
+    right.slider(
         "Temps de trajet maximal T (minutes)", min_value=5, max_value=60, step=1,
-        key=minutes_key,
-        on_change=_share, args=(minutes_key, SHARED_MINUTES), format="%d min")
-    if SHARED_MODE not in st.session_state and SHARED_MINUTES not in st.session_state:
+        format="%d min", **bind(f"{prefix}_minutes", "max_minutes", int(study.max_minutes),
+                                float))
+    if (study.mode, study.max_minutes) == (default_mode, float(default_minutes)):
         st.caption(f"Valeurs proposées pour ce territoire : {md_escape(reason)}")
-    return str(mode), float(minutes)
+    return study.mode, study.max_minutes
 
 
 def load_travel(sel: Selection, mode: str) -> Travel:
@@ -137,3 +120,30 @@ def show_map(cache_key: Hashable, build: Callable[[], folium.Map], *, key: str, 
         st.session_state[key] = st.session_state.get(hash_key, {})
 
     return _cached.FOLIUM_COMPONENT(**args, on_change=_on_change)
+
+
+def french_table(df: Any, *, key: str, decimals: dict[str, int] | None = None,
+                 height: int | None = None) -> None:
+    """A table with French numbers (narrow no-break space for thousands, decimal comma).
+
+    Numbers are shown as French text (Streamlit has no locale); missing values as « — ».
+    """
+    import pandas as pd
+
+    from diagnosis.formatting import fr_number
+
+    shown = pd.DataFrame(df).copy()
+    for col in shown.columns:
+        values = shown[col]
+        if pd.api.types.is_bool_dtype(values):
+            shown[col] = values.map({True: "oui", False: "non"})
+        elif pd.api.types.is_numeric_dtype(values):
+            d = (decimals or {}).get(str(col))
+            if d is None:
+                finite = pd.to_numeric(values, errors="coerce").dropna()
+                d = 0 if (finite == finite.round(0)).all() else 1
+            shown[col] = values.map(lambda v, d=d: fr_number(v, decimals=d))
+    kwargs: dict[str, Any] = {"hide_index": True, "key": key, "width": "stretch"}
+    if height is not None:
+        kwargs["height"] = height
+    st.dataframe(shown, **kwargs)

@@ -6,6 +6,7 @@ import folium
 import streamlit as st
 
 from app_pages import CHOOSE, CHOOSE_MANY, _cached, current_selection
+from app_pages._study import bind, bind_weight, current_study, show_study_error
 from app_pages._widgets import (
     error_box,
     load_travel,
@@ -14,9 +15,11 @@ from app_pages._widgets import (
     show_notes,
     travel_inputs,
 )
+from diagnosis.analyses import AccessResult
 from diagnosis.errors import InputError
-from diagnosis.gaps import DEFAULT_PRIORITY_WEIGHTS, FACTOR_LABELS, PRIORITY_FACTORS
+from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
 from diagnosis.maps import build_access_map, build_priority_map, default_attribution
+from diagnosis.pipeline import step_params
 from diagnosis.schema import facility_label
 
 MAP_KINDS = {"priority": "Score de priorité", "access": "Temps jusqu'au service le plus proche"}
@@ -32,30 +35,35 @@ st.markdown(
 )
 
 mode, max_minutes = travel_inputs("besoins")
+study = current_study(sel)
 all_types = _cached.analysed_types(sel.code, sel.files_key, sel.files)
-types = st.multiselect("Types de structures analysés", options=all_types, default=all_types,
-                       format_func=facility_label, placeholder=CHOOSE_MANY, key="besoins_types")
+chosen = [t for t in (study.types if study.types is not None else all_types) if t in all_types]
+st.multiselect("Types de structures analysés", options=all_types, format_func=facility_label,
+               placeholder=CHOOSE_MANY,
+               **bind("besoins_types", "types", chosen,
+                      lambda v: None if list(v) == list(all_types) else tuple(v)))
 with st.expander("Poids du score de priorité", icon=":material/tune:"):
     cols = st.columns(len(PRIORITY_FACTORS))
-    weights = tuple(
-        (k, float(col.slider(FACTOR_LABELS[k], min_value=0.0, max_value=1.0, step=0.05,
-                             value=float(DEFAULT_PRIORITY_WEIGHTS[k]), key=f"besoins_weight_{k}")))
-        for k, col in zip(PRIORITY_FACTORS, cols, strict=True))
+    for k, col in zip(PRIORITY_FACTORS, cols, strict=True):
+        col.slider(FACTOR_LABELS[k], min_value=0.0, max_value=1.0, step=0.05,
+                   **bind_weight(f"besoins_weight_{k}", k, study))
     st.caption("Les poids sont ramenés à une somme de 100 %. Les valeurs par défaut sont une "
                "convention (priorité aux naissances et à l'éloignement), à discuter avec les "
-               "partenaires du projet.")
-if not types:
+               "partenaires du projet. Ils valent pour tout le diagnostic : rapport PDF et "
+               "exports compris.")
+show_study_error()
+if not chosen:
     st.warning("Choisissez au moins un type de structure à analyser.")
     st.stop()
 
 travel = load_travel(sel, mode)
-try:
-    res = _cached.access(sel.code, sel.files_key, mode, max_minutes, weights, tuple(types),
-                         sel.files)
-except InputError as exc:
+step = _cached.access(sel.code, sel.files_key, study, sel.files)
+if step.value is None:
     error_box("L'analyse n'a pas pu être faite avec ces paramètres (tous les poids à zéro, ou "
-              "aucune structure des types choisis n'est chargée).", exc)
+              "aucune structure des types choisis n'est chargée).",
+              InputError(" ".join(step.notes)))
     st.stop()
+res: AccessResult = step.value
 ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 
 st.subheader("Carte")
@@ -74,9 +82,8 @@ site_id = right.selectbox("Zone desservie par une structure", options=["", *choi
                                "(isochrone).")
 area, area_label = None, ""
 if site_id:
-    site = _cached.facility_site(sel.code, sel.files_key, site_id, sel.files)
-    area = _cached.catchment(sel.code, sel.files_key, mode, max_minutes, site, sel.files)
-    area_label = site[1]
+    area = _cached.catchment(sel.code, sel.files_key, study, site_id, sel.files)
+    area_label = _cached.study_site(sel.code, sel.files_key, study, site_id, sel.files).name
 attribution = default_attribution(ws.sources)
 
 
@@ -90,7 +97,7 @@ def _build_map() -> folium.Map:
                             attribution=attribution)
 
 
-show_map(("besoins", sel.code, sel.files_key, mode, max_minutes, weights, tuple(types), kind,
+show_map(("besoins", sel.code, sel.files_key, step_params(study, "access"), kind,
           ftype if kind == "access" else None, site_id), _build_map, key="besoins_map",
          height=560)
 
@@ -98,8 +105,7 @@ st.subheader("Communes prioritaires")
 st.caption("Score de 0 à 100 = somme des contributions des quatre facteurs : chaque facteur "
            "est ramené entre 0 et 1 (1 = la commune la plus concernée du territoire), puis "
            "multiplié par son poids × 100. Les colonnes de facteurs expliquent donc le score.")
-tables = _cached.access_tables(sel.code, sel.files_key, mode, max_minutes, weights, tuple(types),
-                               sel.files)
+tables = _cached.access_tables(sel.code, sel.files_key, study, sel.files)
 st.dataframe(tables.priority, hide_index=True, key="besoins_priority_table",
              placeholder="—")
 

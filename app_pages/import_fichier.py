@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import FILES_KEY, _cached, current_selection, files_key, md_escape
+from app_pages import FILES_KEY, INSEE_KEY, _cached, current_selection, files_key, md_escape
 from app_pages._bounded import keep_uploads, show_table
 from data_sources.user_file.read import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS
 from diagnosis.errors import MaillageError, MissingDataError, render_error
@@ -75,14 +75,17 @@ with st.expander("Lire une page d'annuaire (liste de PMI, de relais, de centres 
         st.info(md_escape(st.session_state["scrape_message"]))
 
 sel = current_selection()
-if not sel.files:
+uploaded = tuple(st.session_state.get(FILES_KEY) or ())
+#: The INSEE files given on « Fichiers INSEE »: a territory outside the demo needs them.
+insee = tuple(st.session_state.get(INSEE_KEY) or ())
+if not uploaded:
     st.info("Aucun fichier importé pour l'instant : le diagnostic utilise les données "
             "chargées seules.")
     st.stop()
 
 kept = []
-for name, data in sel.files:
-    single = ((name, data),)
+for name, data in uploaded:
+    single = ((name, data), *insee)
     try:
         ws = _cached.workspace(sel.code, files_key(single), single)
     except MissingDataError as exc:
@@ -116,7 +119,7 @@ for name, data in sel.files:
                          for k, v in report.column_mapping.items()) or "—")
         )
 
-if len(kept) != len(sel.files):
+if len(kept) != len(uploaded):
     st.session_state[FILES_KEY] = kept
 if kept:
     st.success(f"{len(kept)} fichier(s) utilisé(s) par le diagnostic : les structures "

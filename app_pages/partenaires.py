@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import CHOOSE, _cached, current_selection, md_escape
+from app_pages._cached import PartnerView
+from app_pages._study import bind, current_study
 from app_pages._widgets import (
-    LAST_SITES_KEY,
     error_box,
     load_travel,
     require_data,
@@ -15,6 +16,7 @@ from app_pages._widgets import (
 )
 from diagnosis.errors import MaillageError
 from diagnosis.maps import build_partner_network_map, default_attribution
+from diagnosis.settings import USER_SITE_ID, USER_SITE_LABEL
 
 sel = current_selection()
 require_data(sel, "Partenaires")
@@ -23,34 +25,41 @@ st.markdown("Avec qui construire le maillage autour de la Maison ? Les structure
             "coordonnées publiées, et les institutions du territoire à rencontrer.")
 
 mode, max_minutes = travel_inputs("partenaires")
-recommended = {str(k[0]): tuple(k) for k in st.session_state.get(LAST_SITES_KEY, [])}
+study = current_study(sel)
 hosts = _cached.facility_choices(sel.code, sel.files_key, True, sel.files)
-options = [*recommended, *[h for h in hosts if h not in recommended]]
-if not options:
-    st.warning("Aucun lieu d'accueil possible dans ce territoire : importez vos structures "
-               "(page « Importer des structures ») ou proposez un site (page « Implantation »).")
-    st.stop()
-chosen = st.selectbox(
-    "Site étudié", options=options, placeholder=CHOOSE, key="partenaires_site",
-    format_func=lambda i: (f"{recommended[i][1]} — site recommandé (page « Implantation »)"
-                           if i in recommended else hosts.get(i, i)),
-    help="Par défaut, le premier site recommandé lors du dernier calcul de la page "
-         "« Implantation » ; sinon une structure du territoire pouvant accueillir la Maison.")
-site_key = recommended.get(chosen) or _cached.facility_site(sel.code, sel.files_key, chosen,
-                                                            sel.files)
-
 travel_label = load_travel(sel, mode).label
 try:
-    view = _cached.partner_view(sel.code, sel.files_key, mode, max_minutes, site_key, sel.files)
-    area = _cached.catchment(sel.code, sel.files_key, mode, max_minutes, site_key, sel.files)
+    diag = _cached.diagnosis(sel.code, sel.files_key, study, sel.files)
+    view = _cached.partner_view(sel.code, sel.files_key, study, sel.files)
 except MaillageError as exc:
     error_box("Les partenaires n'ont pas pu être calculés pour ce site.", exc)
     st.stop()
+recommended = {c.site.site_id: c.site.name for c in diag.recommended}
+proposed = {USER_SITE_ID.format(n=i): USER_SITE_LABEL.format(n=i)
+            for i in range(1, len(study.user_sites) + 1)}
+options = [*recommended, *[h for h in hosts if h not in recommended],
+           *[p for p in proposed if p not in recommended]]
+if view is None or not options:
+    st.warning("Aucun lieu d'accueil possible dans ce territoire : importez vos structures "
+               "(page « Importer des structures ») ou proposez un site (page « Implantation »).")
+    st.stop()
+first = next(iter(recommended.values()), "")
+st.selectbox(
+    "Site étudié", options=["", *options], placeholder=CHOOSE,
+    format_func=lambda i: (f"— le premier site recommandé : {first} —" if not i else
+                           f"{recommended[i]} — site recommandé (page « Implantation »)"
+                           if i in recommended else hosts.get(i) or proposed.get(i, i)),
+    help="Le site étudié vaut pour tout le diagnostic : groupes de pairs, rapport et "
+         "exports. Par défaut, le premier site recommandé (page « Implantation »).",
+    **bind("partenaires_site", "site", study.site if study.site in options else "",
+           lambda v: v or None))
+area = diag.catchment.area if diag.catchment is not None else None
 ws = _cached.workspace(sel.code, sel.files_key, sel.files)
+shown: PartnerView = view
 near = view.near
 
-show_map(("partenaires", sel.code, sel.files_key, mode, max_minutes, site_key),
-         lambda: build_partner_network_map(view.site, near, ws.facilities, catchment=area,
+show_map(("partenaires", sel.code, sel.files_key, study),
+         lambda: build_partner_network_map(shown.site, near, ws.facilities, catchment=area,
                                            attribution=default_attribution(ws.sources)),
          key="partenaires_map", height=520)
 

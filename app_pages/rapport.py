@@ -5,14 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import CHOOSE, _cached, current_selection, md_escape
-from app_pages._widgets import LAST_SITES_KEY, error_box, load_travel, require_data, travel_inputs
-from diagnosis.cohorts import DEFAULT_UPTAKE_RATE
+from app_pages._study import bind, bind_weight, current_study, show_study_error
+from app_pages._widgets import error_box, load_travel, require_data, travel_inputs
 from diagnosis.comparison import build_comparison_chart
 from diagnosis.errors import MaillageError
-from diagnosis.presentation import comparison_metrics, comparison_table
+from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
+from diagnosis.presentation import comparison_metrics, comparison_table, study_table
+from diagnosis.settings import DEFAULT_UPTAKE_RATE, USER_SITE_ID, USER_SITE_LABEL
 
 REPORT_KEY = "rapport_pdf"
-EXPORTS_KEY = "rapport_exports", CHOOSE
+EXPORTS_KEY = "rapport_exports"
 SPLITS = {"epci": "ses intercommunalités (EPCI)", "commune": "ses communes"}
 #: Steps the report announces (see diagnosis.report.render_report), for the progress bar.
 REPORT_STEPS = 8
@@ -25,26 +27,50 @@ st.markdown("Le diagnostic complet en **PDF** (à imprimer ou à joindre à un d
             "territoires pour la fédération. Rien n'est écrit sur le serveur : tout se "
             "télécharge.")
 
+st.subheader("Paramètres de l'étude")
+st.caption("Le rapport et les fichiers de données sont le diagnostic de ces paramètres, ceux "
+           "que vous avez choisis sur les pages « Besoins et lacunes », « Implantation » et "
+           "« Partenaires » : changez-les ici ou sur ces pages, ils valent partout.")
 mode, max_minutes = travel_inputs("rapport")
+study = current_study(sel)
 left, right = st.columns(2)
-author = left.text_input("Auteur (imprimé en couverture)", key="rapport_author")
-uptake = right.slider("Participation des familles aux groupes de pairs (hypothèse, %)",
-                      min_value=1, max_value=100, value=round(100 * DEFAULT_UPTAKE_RATE),
-                      key="rapport_uptake")
-recommended = {str(k[0]): tuple(k) for k in st.session_state.get(LAST_SITES_KEY, [])}
-hosts = _cached.facility_choices(sel.code, sel.files_key, True, sel.files)
-site_id = st.selectbox(
-    "Site étudié pour la Maison (facultatif)",
-    options=["", *recommended, *[h for h in hosts if h not in recommended]],
-    format_func=lambda i: ("— aucun : le premier site recommandé —" if not i else
-                           f"{recommended[i][1]} — site recommandé" if i in recommended
-                           else hosts.get(i, i)), placeholder=CHOOSE, key="rapport_site")
-site = (recommended.get(site_id) or _cached.facility_site(sel.code, sel.files_key, site_id,
-                                                          sel.files)) if site_id else None
+left.number_input("Nombre de nouveaux sites (k)", min_value=1, max_value=10, step=1,
+                  **bind("rapport_k", "k", int(study.k), int))
+right.slider("Participation des familles aux groupes de pairs (hypothèse, %)", min_value=1,
+             max_value=100, **bind("rapport_uptake", "uptake_rate",
+                                   round(100 * (study.uptake_rate or DEFAULT_UPTAKE_RATE)),
+                                   lambda v: v / 100))
+with st.expander("Poids du score de priorité", icon=":material/tune:"):
+    cols = st.columns(len(PRIORITY_FACTORS))
+    for factor, col in zip(PRIORITY_FACTORS, cols, strict=True):
+        col.slider(FACTOR_LABELS[factor], min_value=0.0, max_value=1.0, step=0.05,
+                   **bind_weight(f"rapport_weight_{factor}", factor, study))
+show_study_error()
 load_travel(sel, mode)
+try:
+    diag = _cached.diagnosis(sel.code, sel.files_key, study, sel.files)
+except MaillageError as exc:
+    error_box("Le diagnostic de ces paramètres n'a pas pu être calculé.", exc)
+    st.stop()
+recommended = {c.site.site_id: c.site.name for c in diag.recommended}
+hosts = _cached.facility_choices(sel.code, sel.files_key, True, sel.files)
+proposed = {USER_SITE_ID.format(n=i): USER_SITE_LABEL.format(n=i)
+            for i in range(1, len(study.user_sites) + 1)}
+options = ["", *recommended, *[h for h in hosts if h not in recommended],
+           *[p for p in proposed if p not in recommended]]
+st.selectbox(
+    "Site étudié pour la Maison", options=options, placeholder=CHOOSE,
+    format_func=lambda i: ("— le premier site recommandé —" if not i else
+                           f"{recommended[i]} — site recommandé" if i in recommended
+                           else hosts.get(i) or proposed.get(i, i)),
+    **bind("rapport_site", "site", study.site if study.site in options else "",
+           lambda v: v or None))
+st.dataframe(study_table(study, site_name=diag.site.name if diag.site else None),
+             hide_index=True, key="rapport_study_table")
 
 st.subheader("Rapport PDF")
-params = (sel.code, sel.files_key, mode, max_minutes, site, uptake, author)
+author = st.text_input("Auteur (imprimé en couverture)", key="rapport_author")
+params = (sel.code, sel.files_key, study, author)
 if st.button("Générer le rapport PDF", key="rapport_generate", type="primary",
              icon=":material/picture_as_pdf:"):
     bar = st.progress(0.0, text="Préparation du rapport…")
@@ -55,9 +81,8 @@ if st.button("Générer le rapport PDF", key="rapport_generate", type="primary",
         bar.progress(min(len(done) / REPORT_STEPS, 0.95), text=f"{name.capitalize()}…")
 
     try:
-        pdf = _cached.report_pdf(sel.code, sel.files_key, sel.files, author=author, mode=mode,
-                                 max_minutes=max_minutes, site=site,
-                                 uptake_rate=uptake / 100, progress=_step)
+        pdf = _cached.report_pdf(sel.code, sel.files_key, sel.files, study, author=author,
+                                 progress=_step)
     except MaillageError as exc:
         bar.empty()
         error_box("Le rapport n'a pas pu être produit.", exc)
@@ -77,26 +102,28 @@ st.caption("Toutes les couches (communes et indicateurs, structures par type, ac
            "sites recommandés, partenaires, groupes de pairs) avec un dictionnaire des "
            "colonnes et les sources. GeoPackage en EPSG:4326 ; CSV séparés par « ; », "
            "décimales à virgule.")
-export_params = (sel.code, sel.files_key, mode, max_minutes, uptake)
+export_params = (sel.code, sel.files_key, study)
 if st.button("Préparer les fichiers de données", key="rapport_prepare_exports",
              icon=":material/database:"):
-    st.session_state[EXPORTS_KEY] = export_params
-if st.session_state.get(EXPORTS_KEY) == export_params:
     try:
-        gpkg = _cached.geopackage(sel.code, sel.files_key, mode, max_minutes, uptake / 100,
-                                  sel.files)
-        csvs = _cached.csv_zip(sel.code, sel.files_key, mode, max_minutes, uptake / 100,
-                               sel.files)
+        st.session_state[EXPORTS_KEY] = {
+            "params": export_params,
+            "gpkg": _cached.geopackage(sel.code, sel.files_key, study, sel.files),
+            "csv": _cached.csv_zip(sel.code, sel.files_key, study, sel.files)}
     except MaillageError as exc:
         error_box("Les fichiers de données n'ont pas pu être produits.", exc)
-    else:
-        left, right = st.columns(2)
-        left.download_button("GeoPackage (QGIS)", data=gpkg, key="rapport_gpkg",
-                             file_name=f"maillage_{sel.code}.gpkg",
-                             mime="application/geopackage+sqlite3", icon=":material/download:")
-        right.download_button("Tableaux CSV (zip)", data=csvs, key="rapport_csv",
-                              file_name=f"maillage_{sel.code}_csv.zip", mime="application/zip",
-                              icon=":material/download:")
+exports = st.session_state.get(EXPORTS_KEY)
+if exports and exports["params"] == export_params:
+    left, right = st.columns(2)
+    left.download_button("GeoPackage (QGIS)", data=exports["gpkg"], key="rapport_gpkg",
+                         file_name=f"maillage_{sel.code}.gpkg",
+                         mime="application/geopackage+sqlite3", icon=":material/download:")
+    right.download_button("Tableaux CSV (zip)", data=exports["csv"], key="rapport_csv",
+                          file_name=f"maillage_{sel.code}_csv.zip", mime="application/zip",
+                          icon=":material/download:")
+elif exports:
+    st.caption("Les paramètres ont changé depuis les derniers fichiers : préparez-les à "
+               "nouveau.")
 
 st.subheader("Comparer des territoires")
 by = st.radio(f"Comparer les parties de « {md_escape(ws.territory.name)} » :",

@@ -19,7 +19,13 @@ import pandas as pd
 from data_sources.national import ept_of_communes, load_ept
 from diagnosis.errors import InputError
 from diagnosis.schema import Territory
-from diagnosis.territory import CogTables, custom_territory, normalize_name, resolve_territory
+from diagnosis.territory import (
+    CogTables,
+    custom_territory,
+    normalize_name,
+    resolve_territory,
+    spread_notices,
+)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 NATIONAL_DIR = Path(__file__).resolve().parent / "national"
@@ -62,9 +68,39 @@ def load_cog() -> CogTables:
 def resolve(query: str) -> Territory:
     """Resolve a commune, EPCI, département, région or ``"Name=code,…"`` list.
 
-    See :func:`diagnosis.territory.resolve_territory`.
+    See :func:`diagnosis.territory.resolve_territory`. A custom list also gets a
+    warning when it is wider than
+    :data:`~diagnosis.territory.MAX_CUSTOM_WIDTH_KM` (:func:`with_width_notice`).
     """
-    return resolve_territory(query, load_cog())
+    return with_width_notice(resolve_territory(query, load_cog()))
+
+
+def with_width_notice(territory: Territory) -> Territory:
+    """A custom territory with a French warning when it is too wide (shipped geography).
+
+    Across seas is already said by :func:`diagnosis.territory.custom_territory`; the
+    width needs the communes' reference points, read from the national geography.
+    """
+    if territory.kind != "custom" or len(territory.departements) == 0:
+        return territory
+    from dataclasses import replace
+
+    from data_sources.national import load_national_communes
+
+    geo = load_national_communes(departements=list(territory.departements))
+    geo = geo.loc[geo["code_insee"].isin(territory.communes)]
+    if len(geo) < 2:
+        return territory
+    import geopandas as gpd
+
+    pts = gpd.GeoSeries(gpd.points_from_xy(geo["point_lon"], geo["point_lat"]),
+                        crs="EPSG:4326").to_crs("EPSG:2154")
+    notes = [n for n in spread_notices(territory.departements,
+                                       points_xy_m=zip(pts.x, pts.y, strict=True))
+             if n not in territory.notices]
+    if not notes:
+        return territory
+    return replace(territory, note="\n".join([*territory.notices, *notes]))
 
 
 def departement_name(code: str) -> str | None:
@@ -104,7 +140,7 @@ def read_communes_file(source: str | Path | bytes, *, file: str | None = None) -
     else:
         path = Path(source)
         name = file or str(path)
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"{name} : fichier introuvable ; donnez le chemin du fichier "
                              "de communes (un code INSEE par ligne, ou un CSV avec une "
                              "colonne code_insee)")
@@ -169,4 +205,5 @@ def territory_from_communes_file(
     """
     label = name or (Path(file or str(source)).stem if not isinstance(source, bytes)
                      else Path(file or "territoire").stem)
-    return custom_territory(label, read_communes_file(source, file=file), load_cog())
+    return with_width_notice(custom_territory(label, read_communes_file(source, file=file),
+                                              load_cog()))

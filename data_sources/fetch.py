@@ -7,6 +7,16 @@ that came with an address but no position. Each source runs in its own ``try``: 
 failing never blocks the others, and its French reason (naming the source and the URL)
 goes to the result and to the ledger.
 
+Each source's answer is judged as a whole before it replaces anything (:func:`_judge`):
+an update that fell back to a copy held in the cache is « suspect » and says « copie du
+JJ/MM/AAAA gardée : la mise à jour a échoué (motif) »; an answer that loses rows, empties
+a series or has fewer communes than the snapshot held is « suspect » and kept apart for
+``--accept-suspect``; a first answer that contradicts its own metadata (``total_count``,
+a page cap, the territory's communes, the catalogue's file size) is « partiel ». Only an
+answer « à jour » reaches the HTTP cache (:func:`data_sources._http.deferred_cache`). The
+whole fetch has a deadline (``deadline_s``): sources stopped or not started by it are
+« non terminée ».
+
 Then the communes (contours + needs) are composed, the facilities of every source merged
 (:func:`data_sources.merge.merge_facilities`) and validated, and a new snapshot is written
 atomically (:func:`data_sources.store.write_store`). A source that fails keeps what an
@@ -446,6 +456,12 @@ def compose_communes(
     epci = load_cog().epci
     names = dict(zip(epci["code"].astype(str), epci["name"].astype(str), strict=True))
     com["epci_name"] = com["epci_code"].map(lambda c: names.get(str(c), ""))
+    # the EPT of the Grand Paris: the « intercommunalité » of its communes (not the MGP)
+    from data_sources.national import ept_of_communes
+
+    ept = ept_of_communes()
+    com["ept_code"] = com["code_insee"].astype(str).map(ept["ept_code"]).fillna("")
+    com["ept_name"] = com["code_insee"].astype(str).map(ept["ept_name"]).fillna("")
     halls = demo.load_demo_communes().set_index("code_insee")[["townhall_lon", "townhall_lat"]]
     inside = com.geometry.to_crs(METRIC_CRS).representative_point().to_crs(WGS84)
     known = com["code_insee"].map(halls["townhall_lon"])

@@ -256,7 +256,10 @@ def load_workspace(
             else:
                 result = load_facility_file(f, town_halls=halls)
             reports.append(result.report)
-            tables.append(_distinct_ids(result.facilities, seen, i))
+            # a flagged duplicate is reported, and counted once everywhere
+            kept = result.facilities.loc[~result.facilities["facility_id"].astype(str).isin(
+                result.report.duplicate_ids)]
+            tables.append(_distinct_ids(kept, seen, i))
             keys.extend(sorted(set(result.facilities["source"])))
     tables.extend(extra_facilities)
     for t in extra_facilities:
@@ -342,7 +345,8 @@ def _insee_notices(imp: Any, territory: Territory | None = None) -> list[str]:
         out += list(imp.notices)
     else:  # the files were read for the départements: speak of the territory's communes
         out += [n for n in imp.notices if "commune(s) du territoire absente(s)" not in n]
-        mine = [c for c in imp.communes_missing if c in set(territory.communes)]
+        own = set(territory.communes)  # once: France has 34,875 communes
+        mine = [c for c in imp.communes_missing if c in own]
         if mine:
             out.append(f"{len(mine)} commune(s) du territoire absente(s) des fichiers INSEE "
                        f"({', '.join(mine[:10])}{'…' if len(mine) > 10 else ''}) : leurs "
@@ -574,6 +578,11 @@ def _from_store(
     for e in failed:
         if e.source in used or e.source in _COMMUNE_SOURCES:
             notices.append(f"Mise à jour en échec : {e.error}")
+    for e in stored.ledger:  # what was stored but is known to be incomplete or kept back
+        if e.status == "partial" and e.has_data:
+            notices.append(f"Données partielles — {e.title} : {e.note}")
+        elif e.status == "suspect" and e.has_data:
+            notices.append(f"Dernière mise à jour refusée — {e.title} : {e.note}")
     records = [_source_record(k) for k in keys]
     coverage = read_source_layer(stored, CAF_KEY)
     if coverage is not None and len(coverage):

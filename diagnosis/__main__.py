@@ -44,6 +44,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     int_at_least,
     non_empty,
 )
+from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.errors import MaillageError
 from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("json", "table"), default="table")
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
+    add_plan_parser(sub)
     return ap
 
 
@@ -283,6 +285,9 @@ def _print_table(data: dict[str, Any]) -> None:
     births_year = (data.get("data_years") or {}).get("births_2024", 2024)
     con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
+    for code, lacking in (data.get("communes_partial") or {}).items():
+        con.print(f"Commune {code} : somme des seules parties connues ({lacking}) : un "
+                  "minimum.")
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
                   f"({data['under3_estimate_label']})")
@@ -373,10 +378,15 @@ def _parse_points(points: Sequence[str]) -> tuple[tuple[float, float], ...]:
         except ValueError:
             raise InputError(f"--point {text!r}: give longitude,latitude in degrees, e.g. "
                              "--point -2.15,47.43", argument="--point", value=text,
-                             hint="-2.15,47.43") from None
+                             hint="-2.15,47.43",
+                             fr=f"--point « {text} » : écrivez longitude,latitude en degrés, "
+                                "par exemple --point=-2.15,47.43") from None
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees",
-                             argument="--point", value=text, hint="-2.15,47.43")
+                             argument="--point", value=text, hint="-2.15,47.43",
+                             fr=f"--point « {text} » : longitude entre -180 et 180 et latitude "
+                                "entre -90 et 90 degrés attendues, par exemple "
+                                "--point=-2.15,47.43")
         out.append((lon, lat))
     return tuple(out)
 
@@ -1006,7 +1016,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not (args.out or args.csv_dir or args.diagnosis_file):
         raise InputError("export needs an output: --out FILE.gpkg, --csv-dir DIR and/or "
-                         "--diagnosis-file FILE.json")
+                         "--diagnosis-file FILE.json", argument="--out",
+                         fr="export : indiquez au moins une sortie : --out FICHIER.gpkg, "
+                            "--csv-dir DOSSIER ou --diagnosis-file FICHIER.json")
     if args.out:
         if Path(args.out).suffix.lower() != ".gpkg":
             raise InputError(f"--out {args.out!r} must end with .gpkg (GeoPackage)")
@@ -1143,7 +1155,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     lost = [f for f in files if not Path(f).is_file()]
     if lost:
         raise InputError(f"{args.file}: imported file(s) {lost!r} recorded in the diagnosis "
-                         "are missing; put them back at that path to re-run it")
+                         "are missing; put them back at that path to re-run it",
+                         argument="FILE.json", value=args.file,
+                         fr=f"« {args.file} » : fichier(s) importé(s) introuvable(s) : "
+                            + ", ".join(f"« {f} »" for f in lost)
+                            + " ; remettez-les à cet emplacement pour relancer le diagnostic")
     t = rec["territory"]
     ws = load_workspace(str(t["code"]), facility_files=files)
     p = rec["params"]
@@ -1180,6 +1196,7 @@ DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": c
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
             "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
+COMMANDS["plan"] = cmd_plan
 
 
 #: Suffix each output option must end with, per command (French name of the format).

@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import geopandas as gpd
 import pandas as pd
@@ -72,6 +72,7 @@ from diagnosis.settings import (
     DEFAULT_THRESHOLD_M,
     DEFAULT_UPTAKE_RATE,
     TRAVEL_MODES,
+    USER_SITE_ID,
     USER_SITE_LABEL,
     WGS84,
 )
@@ -82,6 +83,7 @@ from diagnosis.travel.compare import ModeComparison, compare_modes
 PARTS: tuple[str, ...] = ("overview", "access", "siting", "partners", "cohorts")
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 class DiagnosisInputs(Protocol):
@@ -283,6 +285,44 @@ class DiagnosisParams:
         return next_school_tuesday(today or dt.date.today())
 
 
+#: The options each cached step reads; :func:`step_params` keeps only these, so that two
+#: studies that agree on them share the step (the app's cache key).
+STEP_OPTIONS: dict[str, tuple[str, ...]] = {
+    "access": ("territory", "mode", "max_minutes", "threshold_m", "weights", "types",
+               "depart", "study_date"),
+    "siting": ("territory", "mode", "max_minutes", "threshold_m", "need_weights",
+               "host_types", "k", "scenarios", "scenario_minutes", "objective",
+               "user_sites", "depart", "study_date"),
+}
+
+
+def step_params(params: DiagnosisParams, step: str) -> DiagnosisParams:
+    """``params`` with only the options ``step`` reads, the others at their defaults.
+
+    Examples
+    --------
+    >>> a = DiagnosisParams(territory="200000438", k=2, uptake_rate=0.3)
+    >>> step_params(a, "siting") == step_params(DiagnosisParams(territory="200000438", k=2),
+    ...                                         "siting")
+    True
+    >>> step_params(a, "access") == step_params(a, "siting")
+    False
+    """
+    if step not in STEP_OPTIONS:
+        raise InputError(f"step={step!r} is not a cached step; use one of "
+                         f"{tuple(STEP_OPTIONS)}", argument="step", value=step,
+                         candidates=tuple(STEP_OPTIONS))
+    return DiagnosisParams(**{name: getattr(params, name) for name in STEP_OPTIONS[step]})
+
+
+@dataclass(frozen=True, eq=False)
+class StepResult(Generic[T]):
+    """One step's result (``None`` when it could not be computed) and its French notes."""
+
+    value: T | None
+    notes: tuple[str, ...] = ()
+
+
 # --------------------------------------------------------------------------------------
 # Sites
 # --------------------------------------------------------------------------------------
@@ -297,19 +337,47 @@ def user_site_points(points: Sequence[tuple[float, float]]) -> gpd.GeoDataFrame 
         geometry=[Point(lon, lat) for lon, lat in points], crs=WGS84)
 
 
-def site_of(row: Mapping[str, Any], facilities: gpd.GeoDataFrame) -> Site:
-    """The :class:`Site` of a sites-layer row: a loaded facility or a user's point."""
+def resolve_site(facilities: gpd.GeoDataFrame, query: str, *,
+                 user_sites: Sequence[tuple[float, float]] = (),
+                 option: str = "--site") -> Site:
+    """The one site resolver: a site is a loaded facility or a user's proposed point.
+
+    A loaded facility is looked for first (its ``facility_id`` or exact name, see
+    :func:`diagnosis.analyses.find_site`), so a facility imported from the user's file
+    (``user:<file>:<id>``) is that facility, never a bare point. Otherwise ``user:<n>``
+    names the n-th proposed point of ``user_sites`` (longitude, latitude).
+
+    Raises
+    ------
+    InputError
+        Neither a loaded facility nor a proposed point.
+    """
+    query = str(query)
+    try:
+        return find_site(facilities, query, option=option)
+    except InputError:
+        for n, (lon, lat) in enumerate(user_sites, start=1):
+            if query == USER_SITE_ID.format(n=n):
+                return Site(site_id=query, name=USER_SITE_LABEL.format(n=n),
+                            facility_type=sit.USER_SITE_TYPE, code_insee="",
+                            geometry=Point(lon, lat))
+        raise
+
+
+def site_of(row: Mapping[str, Any], facilities: gpd.GeoDataFrame,
+            user_sites: Sequence[tuple[float, float]] = ()) -> Site:
+    """The :class:`Site` of a sites-layer row (see :func:`resolve_site`)."""
     if str(row.get("type")) == sit.USER_SITE_TYPE:
         geom = row["geometry"]
         return Site(site_id=str(row["facility_id"]), name=str(row["name"]),
                     facility_type=sit.USER_SITE_TYPE, code_insee=str(row.get("code_insee", "")
                                                                     or ""),
                     geometry=geom)
-    return find_site(facilities, str(row["facility_id"]))
+    return resolve_site(facilities, str(row["facility_id"]), user_sites=user_sites)
 
 
-def recommended(siting: SitingScenarios | None, facilities: gpd.GeoDataFrame
-                ) -> tuple[Site, ...]:
+def recommended(siting: SitingScenarios | None, facilities: gpd.GeoDataFrame,
+                user_sites: Sequence[tuple[float, float]] = ()) -> tuple[Site, ...]:
     """The recommended sites of the main scenario, in rank order."""
     if siting is None:
         return ()
@@ -318,7 +386,7 @@ def recommended(siting: SitingScenarios | None, facilities: gpd.GeoDataFrame
     if "rank" in rec:
         rec = rec.sort_values("rank", kind="stable")
     rec = rec.to_crs(WGS84) if isinstance(rec, gpd.GeoDataFrame) and rec.crs else rec
-    return tuple(site_of(r, facilities) for r in rec.to_dict("records"))
+    return tuple(site_of(r, facilities, user_sites) for r in rec.to_dict("records"))
 
 
 # --------------------------------------------------------------------------------------
@@ -408,6 +476,41 @@ def diagnose_siting(inputs: DiagnosisInputs, params: DiagnosisParams, *, overvie
                           else None, demand=demand)
 
 
+def access_part(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
+                travel: Travel, demand: DemandPoints | None = None
+                ) -> StepResult[AccessResult]:
+    """The access step with its notes; ``None`` and a French note when it cannot run."""
+    try:
+        access = diagnose_access(inputs, params, overview=overview, travel=travel,
+                                 demand=demand)
+    except InputError as exc:
+        return StepResult(None, (f"Accessibilité non calculée : {exc.fr}",))
+    return StepResult(access, tuple(access.notes))
+
+
+def siting_part(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
+                travel: Travel, demand: DemandPoints | None = None
+                ) -> StepResult[SitingScenarios]:
+    """The siting step with its notes; ``None`` and a French note when it cannot run.
+
+    Scenarios with more sites than candidate places (host facilities and proposed
+    points) are left out.
+    """
+    n_free = int(overview.layers["facilities"]["type"].isin(params.host_types).sum()) + len(
+        params.user_sites)
+    ks = [k for k in params.k_values if k <= n_free]
+    if not ks:
+        return StepResult(None, ("Aucun lieu d'accueil possible chargé : sites recommandés "
+                                 "non calculés.",))
+    try:
+        siting = diagnose_siting(inputs, replace(params, k=ks[0], scenarios=tuple(ks[1:])),
+                                 overview=overview, travel=travel, demand=demand)
+    except InputError as exc:
+        return StepResult(None, (f"Implantation non calculée : {exc.fr}",))
+    return StepResult(siting, (f"Implantation : {len(siting.results)} scénario(s) "
+                               f"({travel.label}).",))
+
+
 @dataclass(frozen=True, eq=False)
 class SiteCatchment:
     """One site's catchment and the peer groups it allows (one computation, every output).
@@ -446,12 +549,13 @@ def studied_site(inputs: DiagnosisInputs, params: DiagnosisParams,
                  siting: SitingScenarios | None) -> Site | None:
     """The site whose partners and cohorts are reported.
 
-    ``params.site`` when given, else the first recommended site of the main scenario, else
-    none.
+    ``params.site`` when given (:func:`resolve_site`: a loaded facility, imported ones
+    included, or a proposed point), else the first recommended site of the main scenario,
+    else none.
     """
     if params.site:
-        return find_site(inputs.facilities, params.site)
-    first = recommended(siting, inputs.facilities)
+        return resolve_site(inputs.facilities, params.site, user_sites=params.user_sites)
+    first = recommended(siting, inputs.facilities, params.user_sites)
     return first[0] if first else None
 
 
@@ -574,6 +678,8 @@ class Diagnosis:
 def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: Travel,
                   parts: Sequence[str] = PARTS, progress: Progress | None = None,
                   overview: Overview | None = None,
+                  access_step: StepResult[AccessResult] | None = None,
+                  siting_step: StepResult[SitingScenarios] | None = None,
                   compare: Mapping[str, Travel] | None = None) -> Diagnosis:
     """Compute the diagnosis of a territory: overview, access, siting, partners, cohorts.
 
@@ -594,6 +700,10 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
         Called with the French name of each step.
     overview
         An overview already computed with the same inputs and parameters (the app's cache).
+    access_step, siting_step
+        The access and siting steps already computed with the same inputs and
+        parameters (:func:`access_part`, :func:`siting_part`: the app's cache), so the
+        diagnosis holds the very results the pages showed.
     compare
         Mode label -> travel engine (car first): the studied and recommended sites are
         also timed in each mode (:attr:`Diagnosis.modes`, « qui perd l'accès sans
@@ -615,29 +725,17 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
     access = siting = None
     if "access" in parts:
         step("temps d'accès et manques")
-        try:
-            access = diagnose_access(inputs, params, overview=ov, travel=travel, demand=demand)
-            notes += list(access.notes)
-        except InputError as exc:
-            notes.append(f"Accessibilité non calculée : {exc.fr}")
+        done_access = access_step if access_step is not None else access_part(
+            inputs, params, overview=ov, travel=travel, demand=demand)
+        access = done_access.value
+        notes += list(done_access.notes)
     if "siting" in parts:
         step("implantation")
-        n_free = int(ov.layers["facilities"]["type"].isin(params.host_types).sum()) + len(
-            params.user_sites)
-        ks = [k for k in params.k_values if k <= n_free]
-        if ks:
-            try:
-                siting = diagnose_siting(inputs, replace(params, k=ks[0],
-                                                         scenarios=tuple(ks[1:])),
-                                         overview=ov, travel=travel, demand=demand)
-                notes.append(f"Implantation : {len(siting.results)} scénario(s) "
-                             f"({travel.label}).")
-            except InputError as exc:
-                notes.append(f"Implantation non calculée : {exc.fr}")
-        else:
-            notes.append("Aucun lieu d'accueil possible chargé : sites recommandés non "
-                         "calculés.")
-    rec = recommended(siting, inputs.facilities)
+        done_siting = siting_step if siting_step is not None else siting_part(
+            inputs, params, overview=ov, travel=travel, demand=demand)
+        siting = done_siting.value
+        notes += list(done_siting.notes)
+    rec = recommended(siting, inputs.facilities, params.user_sites)
     site = studied_site(inputs, params, siting) if ("partners" in parts or "cohorts" in parts
                                                     or params.site) else None
     partners = catchment = cohorts = None

@@ -24,16 +24,19 @@ import pandas as pd
 from diagnosis.accessibility import AccessIndicators
 from diagnosis.cohorts import CohortPlan
 from diagnosis.comparison import metric_label
+from diagnosis.formatting import fr_percent
 from diagnosis.gaps import (
     FACTOR_LABELS,
     MULTIPLIER_LABELS,
     PRIORITY_FACTORS,
     SCORE_LABEL,
     GapsResult,
+    priority_weights,
 )
 from diagnosis.overview import Overview
 from diagnosis.partners import INSTITUTION_COLUMNS
-from diagnosis.schema import FACILITY_TYPES, facility_label
+from diagnosis.pipeline import DiagnosisParams
+from diagnosis.schema import FACILITY_TYPES, TRAVEL_MODE_LABELS, facility_label
 from diagnosis.settings import METRIC_CRS, WGS84
 from diagnosis.siting import HOST_TYPES, SitingResult
 
@@ -364,3 +367,44 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
         out["Couverture des données"] = np.where(df["coverage_partial"].astype(bool),
                                                  "partielle", "complète")
     return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------
+# The study
+# --------------------------------------------------------------------------------------
+
+
+def study_table(params: DiagnosisParams, *, site_name: str | None) -> pd.DataFrame:
+    """The options of a study in French, one row each (what the report will use).
+
+    Examples
+    --------
+    >>> t = study_table(DiagnosisParams(territory="200000438", k=2), site_name="Mairie")
+    >>> t.set_index("Paramètre").loc["Nouveaux sites (k)", "Valeur"]
+    '2'
+    """
+    weights = priority_weights(dict(params.weights) if params.weights else None)
+    types = ("tous les types chargés" if params.types is None else
+             ", ".join(facility_label(t, plural=True) for t in params.types) or "aucun")
+    points = "; ".join(f"n°{i} ({lon:.5f}, {lat:.5f})"
+                       for i, (lon, lat) in enumerate(params.user_sites, start=1))
+    rows = [
+        ("Territoire", params.territory),
+        ("Temps de trajet", TRAVEL_MODE_LABELS.get(params.mode, params.mode)),
+        ("Temps maximal T", f"{params.max_minutes:g} min"),
+        ("Poids du score de priorité", ", ".join(f"{FACTOR_LABELS[k].lower()} {fr_percent(v)}"
+                                                 for k, v in weights.items())),
+        ("Types de structures analysés", types),
+        ("Nouveaux sites (k)", str(params.k)),
+        ("Scénarios comparés", ", ".join(str(k) for k in params.k_values[1:]) or "aucun"),
+        ("Objectif", OBJECTIVE_LABELS.get(params.objective, params.objective)),
+        ("Lieux d'accueil possibles", ", ".join(facility_label(t, plural=True)
+                                                for t in params.host_types) or "aucun"),
+        ("Sites proposés", points or "aucun"),
+        ("Site étudié", site_name or "aucun"),
+        ("Participation aux groupes (hypothèse)",
+         fr_percent(params.uptake_rate) if params.uptake_rate is not None else "non calculée"),
+        ("Familles par groupe", str(params.group_size)),
+        ("Fenêtre de naissance", f"{params.birth_window_months:g} mois"),
+    ]
+    return pd.DataFrame(rows, columns=["Paramètre", "Valeur"])

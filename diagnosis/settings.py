@@ -10,6 +10,15 @@ from __future__ import annotations
 METRIC_CRS = "EPSG:2154"
 #: CRS of maps, GeoJSON and most open-data files.
 WGS84 = "EPSG:4326"
+#: Metric CRS of the overseas départements (local UTM zones), by département code; the
+#: same table as :data:`data_sources.national.METRIC_CRS_BY_DEP`.
+METRIC_CRS_OVERSEAS: dict[str, str] = {
+    "971": "EPSG:5490",  # RGAF09 / UTM 20N (Guadeloupe)
+    "972": "EPSG:5490",  # RGAF09 / UTM 20N (Martinique)
+    "973": "EPSG:2972",  # RGFG95 / UTM 22N (Guyane)
+    "974": "EPSG:2975",  # RGR92 / UTM 40S (La Réunion)
+    "976": "EPSG:4471",  # RGM04 / UTM 38S (Mayotte)
+}
 
 #: Default crow-fly threshold (metres) for "births within reach of a facility type".
 DEFAULT_THRESHOLD_M = 5_000.0
@@ -69,6 +78,9 @@ DEFAULT_K = 1
 DEFAULT_OBJECTIVE = "max_covering"
 #: Name given to the i-th point a user proposes as a site.
 USER_SITE_LABEL = "Site proposé n°{n}"
+#: Id of the i-th point a user proposes as a site (an imported facility is
+#: ``user:<file>:<id>``: the site resolver looks for loaded facilities first).
+USER_SITE_ID = "user:{n}"
 #: Families per peer group (a stable group of about ten families, MAISON_MODEL).
 DEFAULT_GROUP_SIZE = 10
 #: Babies of one group are born within this many months (babies of the same age).

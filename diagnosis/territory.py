@@ -309,6 +309,76 @@ def _name_index(cog: CogTables, communes: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+#: A custom territory wider than this (km, between its two farthest communes) gets a
+#: warning: a Maison serves families within reach, not a région.
+MAX_CUSTOM_WIDTH_KM = 200.0
+
+
+def _sea_group(dep: str) -> str:
+    if dep in ("2A", "2B"):
+        return "la Corse"
+    if dep.startswith("97"):
+        return {"971": "la Guadeloupe", "972": "la Martinique", "973": "la Guyane",
+                "974": "La Réunion", "976": "Mayotte"}.get(dep, f"l'outre-mer ({dep})")
+    return "la France continentale"
+
+
+def spread_notices(departements: Iterable[str], *,
+                   points_xy_m: Iterable[tuple[float, float]] | None = None) -> list[str]:
+    """French warnings for a custom territory across seas or too wide.
+
+    Parameters
+    ----------
+    departements
+        Département codes of its communes.
+    points_xy_m
+        Reference points of its communes in one metric CRS (Lambert-93), when known:
+        the width is the largest distance between two of them.
+
+    Returns
+    -------
+    list of str
+        One warning per problem (empty when none).
+
+    Examples
+    --------
+    >>> print(spread_notices(["974", "13", "2A"])[0][:88])
+    Ce territoire réunit des communes séparées par la mer (la France continentale, la Corse,
+    >>> print(spread_notices(["44"], points_xy_m=[(0, 0), (250_000, 0)])[0][:48])
+    Ce territoire s'étend sur 250 km, plus de 200 km
+    >>> spread_notices(["44", "49"], points_xy_m=[(0, 0), (50_000, 0)])
+    []
+    """
+    out: list[str] = []
+    deps = sorted({str(d) for d in departements},
+                  key=lambda d: (d.startswith("97"), d in ("2A", "2B"), d))
+    groups = list(dict.fromkeys(_sea_group(d) for d in deps))
+    if len(groups) > 1:
+        out.append("Ce territoire réunit des communes séparées par la mer ("
+                   + ", ".join(groups) + ") : les distances, les temps de trajet, la "
+                   "zone desservie et l'implantation n'ont pas de sens d'une rive à l'autre ; "
+                   "faites un diagnostic par territoire d'un seul tenant.")
+    pts = list(points_xy_m or [])
+    if len(groups) == 1 and len(pts) > 1:
+        import numpy as np
+        from scipy.spatial import ConvexHull, QhullError
+        from scipy.spatial.distance import pdist
+
+        xy = np.asarray(pts, dtype="float64")
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        try:
+            hull = xy[ConvexHull(xy).vertices] if len(xy) > 3 else xy
+        except QhullError:  # collinear points
+            hull = xy
+        width_km = float(pdist(hull).max()) / 1000 if len(hull) > 1 else 0.0
+        if width_km > MAX_CUSTOM_WIDTH_KM:
+            out.append(f"Ce territoire s'étend sur {width_km:.0f} km, plus de "
+                       f"{MAX_CUSTOM_WIDTH_KM:.0f} km d'une commune à l'autre : une Maison "
+                       "des 1000 premiers jours sert les familles à portée ; vérifiez la "
+                       "liste des communes ou découpez le territoire.")
+    return out
+
+
 def custom_code(communes: Iterable[str]) -> str:
     """Stable code of a custom territory: the same communes give the same code.
 
@@ -433,6 +503,7 @@ def custom_territory(name: str, codes: Iterable[str], cog: CogTables) -> Territo
     ordered = tuple(sorted(members))
     deps = tuple(sorted(set(com.loc[(com["kind"] == "commune") & com["code"].isin(ordered),
                                     "dep_code"])))
+    notices += spread_notices(deps)
     return Territory("custom", custom_code(ordered), label, ordered, deps,
                      note="\n".join(notices))
 
@@ -504,5 +575,7 @@ def territory_from_polygon(
         )
     codes = tuple(sorted(hit["code_insee"].astype(str)))
     deps = tuple(sorted(set(hit["dep_code"].astype(str))))
+    pts = hit.geometry.representative_point().to_crs("EPSG:2154")
+    notes = spread_notices(deps, points_xy_m=zip(pts.x, pts.y, strict=True))
     return Territory("custom", custom_code(codes), str(name).strip() or "Zone dessinée",
-                     codes, deps)
+                     codes, deps, note="\n".join(notes))

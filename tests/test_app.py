@@ -254,7 +254,7 @@ def test_implantation_page_recommends_a_site(app, demo_analyses):
     assert list(scenarios.columns[1:]) == list(demo_analyses["siting"].table.columns)
     labels = {m.label: m.value for m in app.metric}
     assert "Groupes pouvant démarrer par an" in labels
-    assert app.session_state["implantation_last_sites"][0][1] == name
+    assert app.selectbox(key="implantation_cohort_site").value == ""  # the first recommended
     assert "hypothèse" in app.slider(key="implantation_uptake").label
 
     # the uptake slider changes the cohorts
@@ -273,13 +273,13 @@ def test_implantation_bad_input_is_a_french_error(app):
     assert any("n'a que 1 lieu candidat" in e.value for e in app.error)
     assert not app.dataframe  # no result shown
 
-    app.number_input(key="implantation_k").set_value(1)
-    app.session_state["implantation_points"] = [(-1.55, 47.21)]  # Nantes: outside the EPCI
-    app.run(timeout=TIMEOUT)
+    app.number_input(key="implantation_k").set_value(1).run(timeout=TIMEOUT)
+    _propose(app, -1.55, 47.21)  # Nantes: outside the EPCI
     _no_exception(app)
     assert any("en dehors du territoire" in e.value for e in app.error)
+    app.button(key="implantation_remove_0").click().run(timeout=TIMEOUT)
 
-    app.session_state["implantation_points"] = [(-2.12, 47.44)]  # inside, near Pontchâteau
+    _propose(app, -2.12, 47.44)  # inside, near Pontchâteau
     app.number_input(key="implantation_k").set_value(2).run(timeout=TIMEOUT)
     _no_exception(app)
     assert not app.error
@@ -287,7 +287,14 @@ def test_implantation_bad_input_is_a_french_error(app):
     assert "Site proposé n°1" in sites["Site"].tolist()
     remove = app.button(key="implantation_remove_0")
     remove.click().run(timeout=TIMEOUT)
-    assert app.session_state["implantation_points"] == []
+    assert app.session_state["study"].user_sites == ()
+
+
+def _propose(at: AppTest, lon: float, lat: float) -> None:
+    """Type a proposed site's longitude and latitude on « Implantation » and add it."""
+    at.number_input(key="implantation_lon").set_value(lon)
+    at.number_input(key="implantation_lat").set_value(lat).run(timeout=TIMEOUT)
+    at.button(key="implantation_add_typed").click().run(timeout=TIMEOUT)
 
 
 def test_partenaires_page_lists_partners_of_the_recommended_site(app, demo_analyses):
@@ -296,7 +303,8 @@ def test_partenaires_page_lists_partners_of_the_recommended_site(app, demo_analy
     _no_exception(app)
     main = demo_analyses["siting"].main
     first = main.sites.loc[main.sites["status"] == "recommandé", "facility_id"].iloc[0]
-    assert app.selectbox(key="partenaires_site").value == first
+    assert app.selectbox(key="partenaires_site").value == ""  # the first recommended
+    assert app.session_state["study"].site is None
     tables = [d.value for d in app.dataframe if "Structure" in d.value.columns]
     assert tables and all(len(t) for t in tables)
     from diagnosis.analyses import compute_partners, find_site
@@ -334,10 +342,12 @@ def test_cached_exports_are_geopackage_and_csv_zip():
     import zipfile
 
     from app_pages import _cached
+    from diagnosis.pipeline import DiagnosisParams
 
-    gpkg = _cached.geopackage("200000438", (), "crow", 20.0, 0.15, ())
+    study = DiagnosisParams(territory="200000438", mode="crow", max_minutes=20.0)
+    gpkg = _cached.geopackage("200000438", (), study, ())
     assert gpkg.startswith(b"SQLite format 3")
-    names = zipfile.ZipFile(io.BytesIO(_cached.csv_zip("200000438", (), "crow", 20.0, 0.15,
+    names = zipfile.ZipFile(io.BytesIO(_cached.csv_zip("200000438", (), study,
                                                        ()))).namelist()
     assert "communes_indicateurs.csv" in names and "sources.csv" in names
     assert not list(REPO.glob("*.gpkg")) and not list(REPO.glob("maillage_*"))
@@ -518,3 +528,137 @@ def test_travel_defaults_fit_the_territory(app):
     assert app.selectbox(key="besoins_mode").value == "walk"
     assert app.slider(key="besoins_minutes").value == 15
     assert any("communes denses" in c.value for c in app.caption)
+
+
+def _french_column(layer: str, name: str) -> str:
+    from diagnosis.export_columns import french_layer
+
+    return str(french_layer(layer, pd.DataFrame(columns=[name])).columns[0])
+
+
+def _pdf_text(pdf: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_path):
+    """Issue 19: k = 2, priority weights and a proposed point set on the pages are the
+    study the report page states, and the PDF and the GeoPackage carry the same sites,
+    weights and figures as the pages showed."""
+    import pyogrio
+
+    from diagnosis.formatting import fr_number, fr_percent
+    from diagnosis.gaps import SCORE_LABEL, priority_weights
+
+    app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
+    app.slider(key="besoins_weight_births").set_value(0.6).run(timeout=TIMEOUT)
+    app.slider(key="besoins_weight_access").set_value(0.1).run(timeout=TIMEOUT)
+    _no_exception(app)
+    page_priority = _frame(app, SCORE_LABEL)
+    app.switch_page("app_pages/implantation.py").run(timeout=TIMEOUT)
+    _propose(app, -2.12, 47.44)
+    app.number_input(key="implantation_k").set_value(2).run(timeout=TIMEOUT)
+    _no_exception(app)
+    page_sites = _frame(app, "dont nouvellement à portée")
+    page_rec = page_sites.loc[page_sites["Statut"] == "recommandé"]
+    assert len(page_rec) == 2
+    page_groups = {m.label: m.value for m in app.metric}["Groupes pouvant démarrer par an"]
+
+    app.switch_page("app_pages/rapport.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert app.number_input(key="rapport_k").value == 2
+    stated = _frame(app, "Paramètre", "Valeur").set_index("Paramètre")["Valeur"]
+    weights = priority_weights({"births": 0.6, "poverty": 0.2, "single_parent": 0.15,
+                                "access": 0.1})
+    assert stated["Nouveaux sites (k)"] == "2"
+    assert stated["Sites proposés"] == "n°1 (-2.12000, 47.44000)"
+    assert f"naissances {fr_percent(weights['births'])}" in stated["Poids du score de priorité"]
+    assert stated["Site étudié"] == page_rec.sort_values("Rang")["Site"].iloc[0]
+
+    app.button(key="rapport_generate").click().run(timeout=TIMEOUT)
+    app.button(key="rapport_prepare_exports").click().run(timeout=TIMEOUT)
+    _no_exception(app)
+    text = _pdf_text(app.session_state["rapport_pdf"]["pdf"])
+    for name in page_rec["Site"]:
+        assert name in text
+    assert f"naissances {fr_number(100 * weights['births'])} %" in text
+    assert f"éloignement {fr_number(100 * weights['access'])} %" in text
+
+    gpkg = tmp_path / "study.gpkg"
+    gpkg.write_bytes(app.session_state["rapport_exports"]["gpkg"])
+
+    def column(layer: str, name: str) -> str:  # the GeoPackage's French column names
+        return _french_column(layer, name)
+
+    sites = pyogrio.read_dataframe(gpkg, layer="sites_recommandes")
+    rec = sites.loc[sites[column("sites_recommandes", "status")] == "recommandé"].sort_values(
+        column("sites_recommandes", "rank"))
+    assert rec[column("sites_recommandes", "name")].tolist() == \
+        page_rec.sort_values("Rang")["Site"].tolist()
+    assert rec[column("sites_recommandes", "births_covered")].round().tolist() == \
+        page_rec.sort_values("Rang")["Naissances à portée"].tolist()
+    prio = pyogrio.read_dataframe(gpkg, layer="manques_priorites").set_index(
+        column("manques_priorites", "name"))
+    shown = page_priority.set_index("Commune")[SCORE_LABEL]
+    assert prio.loc[shown.index, column("manques_priorites", "score")].round(1).tolist() == \
+        shown.tolist()
+    meta = pyogrio.read_dataframe(gpkg, layer="metadonnees")
+    meta = meta.set_index(column("metadonnees", "cle"))[column("metadonnees", "valeur")]
+    assert meta["Nouveaux sites (k)"] == "2"
+    assert meta["Poids du score de priorité"] == stated["Poids du score de priorité"]
+    groups = pyogrio.read_dataframe(gpkg, layer="groupes_de_pairs")
+    assert len(groups) and page_groups
+
+
+def test_an_imported_facility_chosen_as_studied_site_is_studied(app):
+    """Issue 19: a facility of the user's file (id ``user:<file>:<id>``) chosen as the site
+    studied is that facility in the report (not a bare point dropped for the first
+    recommended site), and the Partenaires page studies it too."""
+    from data_sources.workspace import load_workspace
+
+    ws = load_workspace("200000438", facility_files=[(CSV.name, CSV.read_bytes())])
+    imported = ws.facilities.loc[ws.facilities["source"].astype(str).str.startswith("user:")
+                                 & ws.facilities["type"].eq("eaje")]
+    (site_id,), (name,) = imported["facility_id"].tolist(), imported["name"].tolist()
+    assert site_id.startswith("user:")
+
+    app.switch_page("app_pages/import_fichier.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_files").set_value(
+        (CSV.name, CSV.read_bytes(), "text/csv")).run(timeout=TIMEOUT)
+    app.switch_page("app_pages/rapport.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    app.selectbox(key="rapport_site").set_value(site_id).run(timeout=TIMEOUT)
+    _no_exception(app)
+    stated = _frame(app, "Paramètre", "Valeur").set_index("Paramètre")["Valeur"]
+    assert stated["Site étudié"] == name
+    app.button(key="rapport_generate").click().run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert f"Site étudié : {name}" in _pdf_text(app.session_state["rapport_pdf"]["pdf"])
+
+    app.switch_page("app_pages/partenaires.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert app.selectbox(key="partenaires_site").value == site_id
+
+
+def test_import_page_reports_a_file_on_a_territory_from_insee_files(app):
+    """Issue 19: on a territory loaded from INSEE files, « Importer des structures » reads
+    the facility file with them and shows its report (rows read, accepted, rejected)."""
+    drome, insee, facilities = _drome_files()
+    app.text_input(key="picker_search").input(drome).run(timeout=TIMEOUT)
+    app.switch_page("app_pages/insee.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_insee").set_value(
+        ("comparateur_26.csv", insee, "text/csv")).run(timeout=TIMEOUT)
+    app.switch_page("app_pages/import_fichier.py").run(timeout=TIMEOUT)
+    app.file_uploader(key="upload_files").set_value(
+        ("structures_26.csv", facilities, "text/csv")).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert not any("Import impossible" in w.value for w in app.warning)
+    rows = facilities.decode("utf-8").strip().splitlines()[1:]
+    m = _metrics(app)
+    assert _int(m["Lignes lues"]) == len(rows) == _int(m["Acceptées"])
+    assert "structures_26.csv" in [s.value for s in app.subheader]
+    assert "comparateur_26.csv" not in [s.value for s in app.subheader]  # not an import
+    assert any("1 fichier(s) utilisé(s)" in s.value for s in app.success)

@@ -827,3 +827,20 @@ def test_each_source_has_an_overall_deadline(area, loaders, monkeypatch):
     assert out["caf_txcouv"].status == "failed"
     assert "délai global dépassé" in out["caf_txcouv"].message
     assert out["bpe"].ok  # the others run
+
+
+def test_partial_source_is_stored_and_the_workspace_says_so(area, loaders, monkeypatch):
+    def load_caf(a, **kw):  # as caf.fetch_records does on a short page
+        _http.note_partial("CAF txcouv_pe_com : 100 ligne(s) reçue(s) sur 250 annoncée(s)")
+        return pd.DataFrame({"level": ["epci"], "code": [EPCI], "name": ["CC"],
+                             "year": [2022], "rate": [55.5]})
+
+    monkeypatch.setattr(caf, "load_coverage", load_caf)
+    out = by_key(fetch.fetch_territory(area))
+    assert out["caf_txcouv"].status == "partial" and out["caf_txcouv"].rows_kept == 1
+    assert out["bpe"].ok
+    entry = store.read_store(area).entry("caf_txcouv")
+    assert entry.status == "partial" and "250 annoncée(s)" in entry.note
+    ws = load_workspace(EPCI)
+    assert any(n.startswith("Données partielles — CNAF") and "250 annoncée(s)" in n
+               for n in ws.notices), ws.notices

@@ -249,3 +249,39 @@ def test_the_intercommunalite_to_meet_is_the_ept_not_the_grand_paris(tmp_path, q
     inst = compute_partners(ov, ws.facilities).layers["institutions"]
     interco = inst.loc[inst["role"] == "Intercommunalité", "organisation"].tolist()
     assert interco == [partner]
+
+
+# --- custom territories across seas or too wide ----------------------------------------
+
+def test_a_custom_territory_across_seas_is_warned_in_french():
+    t = resolve("Mer=13055,2A004,97411")  # Marseille, Ajaccio, Saint-Denis (La Réunion)
+    assert t.communes == ("13055", "2A004", "97411")
+    warn = next(n for n in t.notices if "séparées par la mer" in n)
+    assert "la France continentale, la Corse, La Réunion" in warn
+
+
+def test_a_custom_territory_over_200_km_wide_is_warned(tmp_path):
+    t = resolve("Large=29019,67482")  # Brest and Strasbourg
+    warn = next(n for n in t.notices if "s'étend sur" in n)
+    km = int(warn.split("s'étend sur ")[1].split(" km")[0])
+    assert 850 < km < 950  # about 900 km as the crow flies
+    from data_sources.cog import territory_from_communes_file
+
+    f = tmp_path / "communes.txt"
+    f.write_text("29019\n67482\n", encoding="utf-8")
+    assert any("s'étend sur" in n for n in territory_from_communes_file(f).notices)
+
+
+def test_a_compact_custom_territory_has_no_warning():
+    assert resolve("Plaine Commune=93066,93001,93027").notices == ()
+
+
+def test_a_drawn_area_across_the_whole_mainland_is_warned():
+    import shapely
+
+    from data_sources.national import load_national_communes
+    from diagnosis.territory import territory_from_polygon
+
+    com = load_national_communes(departements=["29", "56", "22"])
+    t = territory_from_polygon(shapely.box(-4.6, 47.6, -2.0, 48.7), com)
+    assert any("s'étend sur" in n for n in t.notices)

@@ -655,7 +655,8 @@ HEAD = "nom;type;code_insee;lat;lon\n"
 
 
 def _rows(names):
-    return "".join(f"{n};crèche;44109;47.2{i};-1.5{i}\n" for i, n in enumerate(names))
+    # positions inside Nantes (44109): a point away from its declared commune is flagged
+    return "".join(f"{n};crèche;44109;47.21{i};-1.55{i}\n" for i, n in enumerate(names))
 
 
 def _invariant(rep):
@@ -664,8 +665,8 @@ def _invariant(rep):
 
 
 def test_stray_quote_is_read_line_by_line_and_flagged():
-    body = (HEAD + "Crèche A;crèche;44109;47.20;-1.50\n"
-            '"Crèche B;crèche;44109;47.21;-1.51\n'  # opens a quote, never closed here
+    body = (HEAD + "Crèche A;crèche;44109;47.20;-1.55\n"
+            '"Crèche B;crèche;44109;47.21;-1.55\n'  # opens a quote, never closed here
             "Crèche C;crèche;44109;47.22;-1.52\n"
             'Crèche "D";crèche;44109;47.23;-1.53\n'  # the csv reader closes it here
             "Crèche E;crèche;44109;47.24;-1.54\n")
@@ -702,7 +703,7 @@ def test_field_over_the_csv_limit_rejects_that_row_only():
 
 def test_one_windows_1252_line_in_a_utf8_file_is_decoded_alone_and_flagged():
     names = [f"Crèche Éveil {i}" for i in range(9)]
-    lines = [f"{n};crèche;44109;47.2{i};-1.5{i}\n" for i, n in enumerate(names)]
+    lines = [f"{n};crèche;44109;47.21{i};-1.55{i}\n" for i, n in enumerate(names)]
     data = HEAD.encode() + b"".join(
         ln.encode("cp1252") if i == 4 else ln.encode("utf-8") for i, ln in enumerate(lines))
     res = load_facility_file(data, name="mixed.csv")

@@ -220,6 +220,9 @@ def parse_facilities(
     kept_rows = rows[keep]
     duplicates = find_duplicates(facilities, rows=kept_rows,
                                  file_ids=ids[keep].tolist(), distance_m=distance_m)
+    position = {int(r): i for i, r in enumerate(kept_rows)}
+    duplicate_ids = tuple(str(facilities["facility_id"].iloc[position[int(r)]])
+                          for r in duplicates["row"])
 
     rej_rows = sorted(log.reasons)
     rejected = pd.DataFrame({
@@ -238,6 +241,7 @@ def parse_facilities(
         file=file_name, rows_read=n, accepted=len(facilities), rejected=rejected,
         duplicates=duplicates, warnings=tuple(log.warnings), column_mapping=dict(columns),
         crs_detected=crs_text, encoding=raw.encoding, notes=notes,
+        duplicate_ids=duplicate_ids,
     )
     return facilities, report
 

@@ -234,6 +234,11 @@ def _parse_positions(
 #: A point farther than this (metres) from the polygon of its declared commune is suspect
 #: (the shipped polygons are generalised to about 250 m; a facility sits in its commune).
 DECLARED_COMMUNE_TOLERANCE_M = 2_000.0
+#: A point farther than this (metres) outside its declared commune, but within
+#: :data:`DECLARED_COMMUNE_TOLERANCE_M`, is kept where it is and flagged « à vérifier »
+#: (e.g. coded with a Paris code but placed in a neighbouring commune); twice the
+#: generalisation of the shipped polygons.
+DECLARED_COMMUNE_FLAG_M = 500.0
 
 
 def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
@@ -270,12 +275,21 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     from shapely import distance as shp_distance
     from shapely import points as shp_points
 
+    from data_sources.cog import load_cog
     from data_sources.national import load_national_communes
     from diagnosis.settings import METRIC_CRS
+    from diagnosis.territory import current_commune
 
     lon, lat = lon.copy(), lat.copy()
     idx = np.flatnonzero(mask)
-    wanted = sorted(set(codes.iloc[idx]))
+    # an arrondissement (Paris 75101…, Lyon, Marseille), a commune déléguée or a former
+    # code is checked against its current commune's polygon, never skipped
+    cog = load_cog()
+    current: dict[str, str] = {}
+    for c in set(codes.iloc[idx].astype(str)):
+        hit = current_commune(c, cog)
+        current[c] = hit[0] if hit else c
+    wanted = sorted(set(current.values()))
     deps = sorted({c[:3] if c.startswith("97") else c[:2] for c in wanted})
     geo = load_national_communes(departements=deps)
     geo = geo.loc[geo["code_insee"].isin(wanted) & geo.geometry.notna()]
@@ -289,8 +303,20 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
         return np.array([shp_distance(p, polys[c]) if c in polys else 0.0
                          for p, c in zip(pts, code_list, strict=True)])
 
-    code_list = [str(codes.iloc[i]) for i in idx]
+    declared = [str(codes.iloc[i]) for i in idx]
+    code_list = [current[c] for c in declared]
     dist = metres(lon[idx], lat[idx], code_list)
+    near = (dist > DECLARED_COMMUNE_FLAG_M) & (dist <= DECLARED_COMMUNE_TOLERANCE_M)
+    for j in np.flatnonzero(near):
+        shown = declared[j] if declared[j] == code_list[j] else \
+            f"{declared[j]} (commune {code_list[j]})"
+        log.note([int(rows[idx[j]])],
+                 f"position à {dist[j]:.0f} m hors de la commune déclarée {shown} : gardée "
+                 "telle quelle ; à vérifier (code ou coordonnées)")
+    if near.any():
+        log.warnings.append(f"{int(near.sum())} position(s) à plus de "
+                            f"{DECLARED_COMMUNE_FLAG_M:.0f} m hors de leur commune déclarée : "
+                            "gardée(s), à vérifier")
     far = dist > DECLARED_COMMUNE_TOLERANCE_M
     if not far.any():
         return lon, lat, none

@@ -43,6 +43,9 @@ class ImportReport:
         Text encoding (``"UTF-8"``, ``"UTF-8 (BOM)"``, ``"cp1252"``…).
     notes
         Accepted rows that were corrected or approximated: ``row``, ``name``, ``note``.
+    duplicate_ids
+        ``facility_id`` of the flagged duplicates: reported, and counted once (the
+        workspace leaves them out of the facilities it analyses).
     """
 
     file: str
@@ -55,6 +58,7 @@ class ImportReport:
     crs_detected: str
     encoding: str
     notes: pd.DataFrame = field(default_factory=lambda: _empty_table(["row", "name", "note"]))
+    duplicate_ids: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
         """Return one table for display or export, with French column labels.
@@ -137,7 +141,7 @@ class ImportReport:
         if len(self.duplicates):
             dup = _plural(len(self.duplicates), "doublon probable signalé",
                           "doublons probables signalés")
-            lines.append(f"  {dup} (gardés).")
+            lines.append(f"  {dup} (comptés une fois).")
         return lines
 
     def summary_fr(self) -> str:

@@ -138,6 +138,12 @@ def _limits_part(overview: Overview, notices: Sequence[str]) -> dict[str, Any]:
         items.append(f"{s['n_communes_missing']} commune(s) du territoire sans données "
                      f"chargées ({', '.join(s.get('communes_missing', [])[:10])}) : "
                      "diagnostic partiel.")
+    partial = s.get("communes_partial") or {}
+    if partial:
+        items.append(f"{len(partial)} commune(s) fusionnée(s) dont le fichier INSEE ne donne "
+                     "que les parties connues : "
+                     + " ; ".join(f"{c} : {p}" for c, p in list(partial.items())[:5])
+                     + " — leurs totaux sont des minimums.")
     unknown = [facility_label(t, plural=True) for t in _types(overview)
                if not _loaded_anywhere(overview, t)]
     if unknown:

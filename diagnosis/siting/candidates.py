@@ -13,7 +13,7 @@ import pandas as pd
 
 from diagnosis.errors import InputError
 from diagnosis.schema import FACILITY_COLUMNS, FACILITY_TYPES
-from diagnosis.settings import METRIC_CRS, USER_SITE_LABEL, WGS84
+from diagnosis.settings import METRIC_CRS, USER_SITE_ID, USER_SITE_LABEL, WGS84
 from diagnosis.siting._common import EXISTING_TYPE, HOST_TYPES, USER_SITE_TYPE
 
 
@@ -133,7 +133,7 @@ def _user_candidates(points: gpd.GeoDataFrame | gpd.GeoSeries,
         )
     n = len(gdf)
     data = {c: [""] * n for c in FACILITY_COLUMNS if c != "geometry"}
-    data["facility_id"] = [f"user:{i + 1}" for i in range(n)]
+    data["facility_id"] = [USER_SITE_ID.format(n=i + 1) for i in range(n)]
     data["type"] = [USER_SITE_TYPE] * n
     data["name"] = names.tolist()
     data["source"] = ["user"] * n
