@@ -63,6 +63,7 @@ from diagnosis.pipeline import (
 from diagnosis.presentation import (
     access_summary_table,
     facility_options,
+    french_partners_table,
     host_options,
     institutions_table,
     partner_groups,
@@ -330,7 +331,10 @@ def partner_view(code: str, files_key: FilesKey, study: DiagnosisParams,
     return PartnerView(site=diag.site, near=near, groups=partner_groups(near),
                        institutions=institutions_table(diag.partners.layers.get(
                            "institutions")),
-                       csv=export_partners_csv(partners_export_frame(diag.partners.layers)))
+                       csv=export_partners_csv(french_partners_table(
+                           partners_export_frame(diag.partners.layers),
+                           {str(r.get("key", "")): str(r.get("title", ""))
+                            for r in diag.inputs.sources})))
 
 
 @st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)

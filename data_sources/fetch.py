@@ -772,17 +772,20 @@ def _partial(run: _Run, key: str, loaded: _Loaded, notes: _http.UpdateNotes) -> 
     if key == insee_melodi.MELODI.key and wanted:
         layer = loaded.layer
         short = []
-        for col in sorted(layer.columns, reverse=True):  # newest years first
-            if re.fullmatch(r"(?:births|population)_\d{4}", col) and layer[col].notna().any():
-                have = set(layer.loc[layer[col].notna(), "code_insee"].astype(str))
-                missing = sorted(wanted - have)
-                if missing:
-                    short.append(f"{_series_fr(col)} : {len(wanted) - len(missing)} "
-                                 f"commune(s) sur {len(wanted)} (manquent "
-                                 f"{', '.join(missing[:5])}{'…' if len(missing) > 5 else ''})")
+        latest: dict[str, str] = {}  # newest year of each series (old ones: old borders)
+        for col in sorted(layer.columns):
+            m = re.fullmatch(r"(births|population)_\d{4}", col)
+            if m and layer[col].notna().any():
+                latest[m.group(1)] = col
+        for col in latest.values():
+            have = set(layer.loc[layer[col].notna(), "code_insee"].astype(str))
+            missing = sorted(wanted - have)
+            if missing:
+                short.append(f"{_series_fr(col)} : {len(wanted) - len(missing)} "
+                             f"commune(s) sur {len(wanted)} (manquent "
+                             f"{', '.join(missing[:5])}{'…' if len(missing) > 5 else ''})")
         if short:
-            reasons.append(" ; ".join(short[:3]) + (
-                f" ; et {len(short) - 3} autre(s) série(s)" if len(short) > 3 else ""))
+            reasons.append(" ; ".join(short))
     if key == boundaries.GEO_API.key and wanted:
         missing = sorted(wanted - set(loaded.layer["code_insee"].astype(str)))
         if missing:

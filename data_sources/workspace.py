@@ -88,9 +88,12 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
     The one place where a road graph is loaded (for the app and the command line): the
     OpenStreetMap graph around the territory's communes, or ``road_graph_file``; without
     one (offline, Overpass down, ``"crow"``), the labelled crow-fly estimate, and
-    ``Travel.note`` says why. ``poussette`` walks on the extract ``osm_pbf`` without
-    steps (crow-fly at the pushchair's speed without one); ``transit`` needs the GTFS
-    zips ``gtfs_files``, the extract ``osm_pbf`` and the study date ``day``.
+    ``Travel.note`` says why: calibrated on a road graph where one exists (``"crow"``
+    with ``road_graph_file``, or the territory's graph in the cache), else the model of
+    the territory's density class (:func:`diagnosis.travel.crow_model_for`).
+    ``poussette`` walks on the extract ``osm_pbf`` without steps (crow-fly at the
+    pushchair's speed without one); ``transit`` needs the GTFS zips ``gtfs_files``, the
+    extract ``osm_pbf`` and the study date ``day``.
     """
     if mode == "transit":
         return _transit_travel(gtfs_files, osm_pbf, day=day, depart_s=depart_s,
@@ -104,10 +107,22 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
         return Travel(mode="poussette", note=(
             "Sans extrait OpenStreetMap (--osm-pbf), temps à pied avec une poussette "
             "estimés à vol d'oiseau."))
-    from data_sources.osm import road_graph_for
+    from data_sources.osm import cached_road_graph, road_graph_for
+    from diagnosis.travel import crow_model_for
 
     graph, note = road_graph_for(ws.own_communes, mode=mode, road_graph_file=road_graph_file)
-    return Travel(graph=graph, mode="drive" if mode == "crow" else mode, note=note)
+    engine_mode = "drive" if mode == "crow" else mode
+    if graph is not None:
+        return Travel(graph=graph, mode=engine_mode, note=note)
+    # crow-fly: calibrated on a road graph where one exists (the file named, or the
+    # territory's graph in the cache), else the model of the territory's density class
+    known = (road_graph_for(ws.own_communes, mode=engine_mode,
+                            road_graph_file=road_graph_file)[0]
+             if mode == "crow" and road_graph_file is not None
+             else cached_road_graph(ws.own_communes, mode=engine_mode))
+    model, why = crow_model_for(ws.own_communes, engine_mode, graph=known)
+    return Travel(mode=engine_mode, note=" ".join(t for t in (note, why) if t),
+                  crow_model=model)
 
 
 def _transit_travel(gtfs_files: Sequence[str | Path], osm_pbf: str | Path | None, *,

@@ -694,7 +694,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
     from diagnosis.partners import export_partners_csv
     from diagnosis.pipeline import diagnose_overview, diagnose_partners, studied_site
-    from diagnosis.presentation import partners_export_frame
+    from diagnosis.presentation import french_partners_table, partners_export_frame
 
     params = _params(args)
     ws = _workspace(args)
@@ -708,7 +708,9 @@ def cmd_partners(args: argparse.Namespace) -> int:
     near = res.layers["near_site"]
     inst = res.layers.get("institutions", pd.DataFrame())
     if args.format == "csv":
-        data = export_partners_csv(partners_export_frame(res.layers))
+        titles = {str(r.get("key", "")): str(r.get("title", "")) for r in ws.sources}
+        data = export_partners_csv(french_partners_table(partners_export_frame(res.layers),
+                                                         titles))
         if args.out:
             from diagnosis.exports import write_bytes_atomic
 
@@ -1087,13 +1089,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(comparison_records(df), ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
+        from diagnosis.comparison import french_comparison_table
         from diagnosis.csvfile import french_csv_text
 
-        text = french_csv_text(df, lineterminator="\n")
+        text = "\ufeff" + french_csv_text(french_comparison_table(df), lineterminator="\n")
     else:
         text = _comparison_table(df.loc[:, summary_columns()], df)
     if args.out:
-        data = text.encode("utf-8-sig" if args.format == "csv" else "utf-8")
+        data = text.encode("utf-8")  # the CSV text starts with its BOM
         write_bytes_atomic(args.out, data, option="--out")
         print(f"Comparaison écrite : {args.out} ({len(df)} territoires)")
     else:

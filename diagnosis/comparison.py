@@ -59,7 +59,20 @@ METRIC_LABELS: dict[str, str] = {
     "priority_score": "Score de priorité",
     "cohort_capacity": "Capacité en groupes de pairs",
     "coverage_partial": "Communes couvertes par les données",
+    "code": "Code",
+    "name": "Territoire",
+    "kind": "Type de territoire",
+    "threshold_m": "Distance « à portée » (m, à vol d'oiseau)",
+    "n_communes_total": "Communes du territoire",
+    "n_communes_missing": "Communes sans données",
+    "n_communes_births_known": "Communes aux naissances connues",
+    "coverage_note": "Remarque sur les données",
 }
+#: French words of the territory kinds.
+KIND_LABELS: dict[str, str] = {"commune": "commune", "epci": "intercommunalité",
+                               "departement": "département", "region": "région",
+                               "custom": "territoire sur mesure", "pays": "pays",
+                               "france": "pays"}
 
 
 
@@ -88,6 +101,53 @@ def metric_label(metric: str) -> str:
         if metric.startswith(prefix) and t in FACILITY_TYPES:
             return text + facility_label(t, plural=True)
     return metric
+
+
+def french_comparison_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The comparison for a spreadsheet: French headers, values rounded to their meaning.
+
+    Counts of births, people, places and communes to the unit; shares in % to the
+    tenth; ``coverage_partial`` and ``offer_status_<t>`` in words; ranks headed « Rang : ».
+    Unknown values stay empty (never 0, never ``False``).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"code": ["44"], "kind": ["departement"],
+    ...                   "births_mean_2016_2021": [388.33333333333337],
+    ...                   "share_within_eaje": [0.2407932], "coverage_partial": [False],
+    ...                   "offer_status_eaje": ["partial"], "rank_births_2024": [1]})
+    >>> french_comparison_table(t).iloc[0].astype(str).tolist()
+    ['44', 'département', '388', '24.1', 'complètes', 'partielle', '1']
+    """
+    from diagnosis.overview import COVERAGE_LABELS
+
+    out = pd.DataFrame(index=df.index)
+    for col in df.columns:
+        v = df[col]
+        if col == "kind":
+            out[col] = v.map(lambda k: KIND_LABELS.get(str(k), str(k)))
+        elif col == "coverage_partial":
+            out[col] = v.map({True: "partielles", False: "complètes"})
+        elif col.startswith("offer_status_"):
+            out[col] = v.map(lambda k: COVERAGE_LABELS.get(str(k), str(k)))
+        elif col.startswith("share_within_") or col.startswith("share_"):
+            out[col] = (100 * pd.to_numeric(v, errors="coerce")).round(1)
+        elif col in ("priority_score",):
+            out[col] = pd.to_numeric(v, errors="coerce").round(1)
+        elif pd.api.types.is_bool_dtype(v):
+            out[col] = v.map({True: "oui", False: "non"})
+        elif pd.api.types.is_numeric_dtype(v):
+            out[col] = pd.to_numeric(v, errors="coerce").round(0).astype("Int64")
+        else:
+            out[col] = v
+    labels = {}
+    for col in df.columns:
+        if col.startswith("rank_"):
+            labels[col] = "Rang : " + metric_label(col.removeprefix("rank_"))
+        else:
+            label = metric_label(col)
+            labels[col] = label + (" (%)" if col.startswith("share_") else "")
+    return out.rename(columns=labels)
 
 
 def _departement_of(code_insee: str) -> str:

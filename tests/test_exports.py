@@ -180,7 +180,7 @@ def test_analysis_layers_round_minutes_shares_and_families(tmp_path):
     assert list(out.columns) == ["Code INSEE", "Commune", "Naissances",
                                  "Centres de PMI : temps à la plus proche (min)",
                                  "Part des naissances à portée (%)",
-                                 "Score de priorité (0-100)"]
+                                 "Score de priorité (naissances pondérées par les besoins)"]
     assert out["Naissances"].tolist()[0] == 84 and pd.isna(out["Naissances"].tolist()[1])
     assert out["Centres de PMI : temps à la plus proche (min)"].tolist()[0] == 18.8
     assert pd.isna(out["Centres de PMI : temps à la plus proche (min)"].iloc[1])
