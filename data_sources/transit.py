@@ -24,11 +24,11 @@ from data_sources.gtfs import PreparedFeed, folder_name, prepare_feed, read_gtfs
 from data_sources.walknet import read_walk_ways, write_walk_pbf
 from diagnosis.errors import InputError
 from diagnosis.travel.graph import RoadGraph
+from diagnosis.travel.modes import POUSSETTE_SPEED_KMH
 from diagnosis.travel.poussette import PoussetteProfile, poussette_graph
 from diagnosis.travel.transit import (
     DEFAULT_MAX_TRANSFERS,
     DEFAULT_MAX_WALK_MIN,
-    POUSSETTE_SPEED_KMH,
     TransitEngine,
     build_transit_engine,
     walk_scale_for,

@@ -34,7 +34,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests)
     FrenchArgumentParser,
@@ -263,7 +263,7 @@ def _summary_json(ws: Any, ov: Any) -> dict[str, Any]:
          "summary": r.summary_fr()}
         for r in ws.imports
     ]
-    return out
+    return cast("dict[str, Any]", out)
 
 
 def _print_table(data: dict[str, Any]) -> None:
@@ -1109,12 +1109,13 @@ def _comparison_table(df: Any, full: Any) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    from diagnosis.comparison import metric_label
+    from diagnosis.comparison import comparison_years, metric_label
     from diagnosis.formatting import fr_known, fr_number, fr_out_of
 
     tab = Table(title=f"Comparaison de {len(df)} territoires")
+    years = comparison_years(full)
     for col in df.columns:
-        tab.add_column(metric_label(col) if col not in ("code", "name") else
+        tab.add_column(metric_label(col, years=years) if col not in ("code", "name") else
                        {"code": "Code", "name": "Territoire"}[col],
                        justify="left" if col in ("code", "name") else "right")
     for rec in full.loc[df.index].to_dict("records"):
