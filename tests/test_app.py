@@ -194,15 +194,18 @@ def test_sources_page_lists_sources_and_unplaced_rows(app):
 
 @pytest.fixture(scope="module")
 def demo_analyses():
-    from data_sources.workspace import load_workspace
+    from data_sources.workspace import load_travel, load_workspace
     from diagnosis.analyses import compute_access, compute_siting
     from diagnosis.overview import compute_overview
 
     ws = load_workspace("200000438")
     ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+    # the app's travel: crow-fly by car with the model of the territory's density class
+    travel = load_travel(ws, "crow")
     return {"ws": ws, "ov": ov,
-            "access": compute_access(ov, ws.facilities, max_minutes=20),
-            "siting": compute_siting(ov, ws.facilities, k_values=[1, 2, 3], max_minutes=20)}
+            "access": compute_access(ov, ws.facilities, max_minutes=20, travel=travel),
+            "siting": compute_siting(ov, ws.facilities, k_values=[1, 2, 3], max_minutes=20,
+                                     travel=travel)}
 
 
 def _frame(at: AppTest, *columns: str) -> pd.DataFrame:
