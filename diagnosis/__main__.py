@@ -34,7 +34,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests)
     FrenchArgumentParser,
@@ -243,7 +243,7 @@ def _summary_json(ws: Any, ov: Any) -> dict[str, Any]:
          "summary": r.summary_fr()}
         for r in ws.imports
     ]
-    return out
+    return cast("dict[str, Any]", out)
 
 
 def _print_table(data: dict[str, Any]) -> None:
@@ -674,7 +674,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
     from diagnosis.partners import export_partners_csv
     from diagnosis.pipeline import diagnose_overview, diagnose_partners, studied_site
-    from diagnosis.presentation import partners_export_frame
+    from diagnosis.presentation import french_partners_table, partners_export_frame
 
     params = _params(args)
     ws = _workspace(args)
@@ -688,7 +688,9 @@ def cmd_partners(args: argparse.Namespace) -> int:
     near = res.layers["near_site"]
     inst = res.layers.get("institutions", pd.DataFrame())
     if args.format == "csv":
-        data = export_partners_csv(partners_export_frame(res.layers))
+        titles = {str(r.get("key", "")): str(r.get("title", "")) for r in ws.sources}
+        data = export_partners_csv(french_partners_table(partners_export_frame(res.layers),
+                                                         titles))
         if args.out:
             from diagnosis.exports import write_bytes_atomic
 
@@ -1048,13 +1050,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(comparison_records(df), ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
+        from diagnosis.comparison import french_comparison_table
         from diagnosis.csvfile import french_csv_text
 
-        text = french_csv_text(df, lineterminator="\n")
+        text = "\ufeff" + french_csv_text(french_comparison_table(df), lineterminator="\n")
     else:
         text = _comparison_table(df.loc[:, summary_columns()], df)
     if args.out:
-        data = text.encode("utf-8-sig" if args.format == "csv" else "utf-8")
+        data = text.encode("utf-8")  # the CSV text starts with its BOM
         write_bytes_atomic(args.out, data, option="--out")
         print(f"Comparaison écrite : {args.out} ({len(df)} territoires)")
     else:
@@ -1067,12 +1070,13 @@ def _comparison_table(df: Any, full: Any) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    from diagnosis.comparison import metric_label
+    from diagnosis.comparison import comparison_years, metric_label
     from diagnosis.formatting import fr_known, fr_number, fr_out_of
 
     tab = Table(title=f"Comparaison de {len(df)} territoires")
+    years = comparison_years(full)
     for col in df.columns:
-        tab.add_column(metric_label(col) if col not in ("code", "name") else
+        tab.add_column(metric_label(col, years=years) if col not in ("code", "name") else
                        {"code": "Code", "name": "Territoire"}[col],
                        justify="left" if col in ("code", "name") else "right")
     for rec in full.loc[df.index].to_dict("records"):
