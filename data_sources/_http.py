@@ -708,6 +708,16 @@ def _write_entry(key: str, resp: Any, expires: dt.datetime | None) -> None:
         get_session().cache.save_response(resp, key, expires)
 
 
+def _save_revalidated(resp: Any, key: str) -> None:
+    """Keep a copy the server confirmed (HTTP 304) with a new expiry (deferred like _save)."""
+    expires = _expires_for(getattr(resp, "url", "") or "")
+    pending: PendingWrites | None = getattr(_state, "pending", None)
+    if pending is not None:
+        pending.entries.append((key, resp, expires))
+        return
+    _write_entry(key, resp, expires)
+
+
 def _save(resp: requests.Response) -> None:
     """Write a validated network answer to the HTTP cache (deferred inside a fetch).
 
@@ -1211,7 +1221,8 @@ def _fetch(
                 f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
                 f"starts with {body[:60]!r})"
             )
-        _check_length(resp, body)
+        if not getattr(resp, "from_cache", False):  # a 304 may merge "Content-Length: 0"
+            _check_length(resp, body)
         value = convert(body)
         if check is not None:
             check(value)
@@ -1271,6 +1282,8 @@ def _fetch(
             continue
         if from_cache:
             note_data_date(getattr(resp, "created_at", None))
+            if getattr(resp, "revalidated", False):  # a 304: the copy is fresh again
+                _save_revalidated(resp, key)
         else:
             _save(resp)
             note_data_date(None)
