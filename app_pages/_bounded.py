@@ -95,7 +95,7 @@ def french_number_columns(df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def show_table(df: pd.DataFrame, *, key: str, page_rows: int = TABLE_PAGE_ROWS,
+def show_table(df: pd.DataFrame | Any, *, key: str, page_rows: int = TABLE_PAGE_ROWS,
                **kwargs: Any) -> None:
     """``st.dataframe`` of at most ``page_rows`` rows, with a page number when longer.
 

@@ -8,7 +8,7 @@ from app_pages import _cached, current_selection, md_escape
 from app_pages._bounded import show_table
 from data_sources.fetch import FetchProgress
 from data_sources.store import STATUSES
-from diagnosis.errors import MaillageError
+from diagnosis.errors import MaillageError, render_error
 
 FETCH_REPORT_KEY = "fetch_report"
 
@@ -66,7 +66,7 @@ sel = current_selection()
 try:
     ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 except MaillageError as exc:
-    st.warning(md_escape(exc))
+    st.warning(md_escape(render_error(exc)))
     st.stop()
 
 st.header("Ce qu'il faut savoir avant de lire le diagnostic")

@@ -2,10 +2,11 @@
 
 :func:`fetch_territory` runs, in this order, the loaders of :data:`LIVE_SOURCES`:
 commune contours (geo.api.gouv.fr), INSEE Melodi needs, FINESS, BPE, OpenStreetMap
-facilities, CNAF coverage rates, data·inclusion, then the BAN geocoder for the rows
-that came with an address but no position. Each source runs in its own ``try``: one
-failing never blocks the others, and its French reason (naming the source and the URL)
-goes to the result and to the ledger.
+facilities, CNAF coverage rates, data·inclusion, the annuaire, the IRIS contours and
+their census figures (RP 2022), the Filosofi 2021 200 m cells, the QPV 2024, then the
+BAN geocoder for the rows that came with an address but no position. Each source runs
+in its own ``try``: one failing never blocks the others, and its French reason (naming
+the source and the URL) goes to the result and to the ledger.
 
 Each source's answer is judged as a whole before it replaces anything (:func:`_judge`):
 an update that fell back to a copy held in the cache is « suspect » and says « copie du
@@ -54,10 +55,13 @@ from data_sources import (
     bpe,
     caf,
     demo,
+    filosofi,
     finess,
     inclusion,
     insee_melodi,
+    iris,
     osm,
+    qpv,
 )
 from data_sources.cog import load_cog, resolve
 from data_sources.merge import merge_facilities
@@ -92,7 +96,15 @@ LIVE_SOURCES: tuple[str, ...] = (
     caf.CAF.key,
     inclusion.INCLUSION.key,
     annuaire.ANNUAIRE.key,
+    iris.IRIS_CONTOURS.key,
+    iris.IRIS_CENSUS.key,
+    filosofi.FILOSOFI_2021.key,
+    qpv.QPV.key,
     ban.BAN.key,
+)
+#: Live sources that give context below or beside the commune (IRIS, cells, QPV).
+CONTEXT_SOURCES: tuple[str, ...] = (
+    iris.IRIS_CONTOURS.key, iris.IRIS_CENSUS.key, filosofi.FILOSOFI_2021.key, qpv.QPV.key,
 )
 #: Live sources that give facilities.
 FACILITY_SOURCES: tuple[str, ...] = (
@@ -106,6 +118,7 @@ SUSPECT_MIN_SHARE = 0.5
 #: Overall deadline of one source, in seconds (every retry and pause included).
 SOURCE_DEADLINE_S: dict[str, float] = {
     finess.FINESS.key: 900.0, bpe.BPE.key: 900.0, osm.OSM.key: 900.0, ban.BAN.key: 900.0,
+    filosofi.FILOSOFI_2021.key: 1800.0,  # a national zip of about 294 MB, once
 }
 DEFAULT_SOURCE_DEADLINE_S = 600.0
 #: Overall deadline of a whole fetch, in seconds (``python -m data_sources fetch
@@ -393,6 +406,37 @@ def _run_annuaire(run: _Run) -> _Loaded:
     return _Loaded(gdf, vintage=str(gdf.attrs.get("vintage", "")), unplaced=_unplaced(gdf))
 
 
+def _run_iris_contours(run: _Run) -> _Loaded:
+    gdf = iris.load_iris_contours(run.area, offline=run.offline)
+    missing = sorted(set(run.area.communes) - set(gdf["code_insee"]))
+    note = f"{len(missing)} commune(s) sans IRIS : {', '.join(missing[:10])}" if missing else ""
+    return _Loaded(gdf, vintage="dernière édition (Géoplateforme, LATEST)", note=note)
+
+
+def _run_iris_census(run: _Run) -> _Loaded:
+    census = iris.load_iris_census(run.area, offline=run.offline)
+    years = sorted({int(y) for y in census["census_year"].dropna()})
+    return _Loaded(census, vintage=f"recensement {years[-1]}" if years else "")
+
+
+def _run_grid(run: _Run) -> _Loaded:
+    cells = filosofi.load_filosofi(_outline(run), offline=run.offline)
+    cells = cells[cells["code_insee"].isin(run.area.communes) | cells["code_insee"].eq("")]
+    imputed = pd.to_numeric(cells["imputed"], errors="coerce")
+    note = (f"{int((imputed == 1).sum())} carreau(x) sur {len(cells)} imputé(s) "
+            "(moins de 11 ménages : valeurs estimées)" if imputed.notna().any() else "")
+    return _Loaded(cells.reset_index(drop=True), vintage="Filosofi 2021", note=note)
+
+
+def _run_qpv(run: _Run) -> _Loaded:
+    gdf = qpv.load_qpv(run.area, fallback=False, offline=run.offline)
+    notes = list(gdf.attrs.get("notes", []))
+    if gdf.empty:
+        notes.insert(0, "aucun QPV dans le territoire")
+    return _Loaded(gdf, vintage="QPV 2024 (" + str(gdf.attrs.get("basis", "")) + ")",
+                   note=" ; ".join(notes))
+
+
 _RUNNERS: dict[str, Callable[[_Run], _Loaded]] = {
     boundaries.GEO_API.key: _run_boundaries,
     insee_melodi.MELODI.key: _run_melodi,
@@ -402,6 +446,10 @@ _RUNNERS: dict[str, Callable[[_Run], _Loaded]] = {
     caf.CAF.key: _run_caf,
     inclusion.INCLUSION.key: _run_inclusion,
     annuaire.ANNUAIRE.key: _run_annuaire,
+    iris.IRIS_CONTOURS.key: _run_iris_contours,
+    iris.IRIS_CENSUS.key: _run_iris_census,
+    filosofi.FILOSOFI_2021.key: _run_grid,
+    qpv.QPV.key: _run_qpv,
 }
 
 
@@ -673,6 +721,7 @@ def fetch_territory(
         accepted = frozenset(_check_sources(accept_suspect))
     if deadline_s is not None and not deadline_s > 0:
         raise ValueError(f"deadline_s={deadline_s!r} must be > 0 seconds (or None)")
+    _http.get_session()  # opens the cache: a full disk is found (write test) before any source
     with store_lock(area, root=root, timeout_s=lock_timeout_s), \
             _http.refreshing(refresh):
         return _fetch_locked(area, selected, offline=offline, progress=progress, root=root,

@@ -8,6 +8,7 @@ the notices a user must see (demo, partial, estimated data).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from data_sources.caf import CAF
 from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
-from diagnosis.errors import MissingDataError, SourceError
+from diagnosis.errors import InputError, MissingDataError, SourceError
 from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import WGS84
 from diagnosis.travel import Travel
@@ -51,6 +52,9 @@ class Workspace:
         French notices to display: demo data, partial coverage, estimates.
     origin
         ``"demo"`` or ``"store"``.
+    iris, grid, qpv
+        IRIS with population and children aged 0-2, Filosofi 200 m cells, QPV 2024
+        (from the store when fetched, or the user's files), else ``None`` (not loaded).
 
     A workspace is the :class:`diagnosis.pipeline.DiagnosisInputs` of a diagnosis.
     """
@@ -64,6 +68,7 @@ class Workspace:
     origin: str
     iris: gpd.GeoDataFrame | None = None
     grid: gpd.GeoDataFrame | None = None
+    qpv: gpd.GeoDataFrame | None = None
 
     @property
     def dep_name(self) -> str | None:
@@ -77,9 +82,12 @@ class Workspace:
         return self.communes.loc[self.communes["code_insee"].isin(self.territory.communes)]
 
 
-def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None = None
+def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None = None,
+                gtfs_files: Sequence[str | Path] = (), osm_pbf: str | Path | None = None,
+                day: dt.date | None = None, depart_s: int = 34_200,
+                max_walk_min: float | None = None, max_transfers: int | None = None
                 ) -> Travel:
-    """How travel times are computed for ``mode`` (``"drive"``, ``"walk"`` or ``"crow"``).
+    """How travel times are computed for ``mode`` (drive, walk, crow, poussette, transit).
 
     The one place where a road graph is loaded (for the app and the command line): the
     OpenStreetMap graph around the territory's communes, or ``road_graph_file``; without
@@ -87,7 +95,22 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
     ``Travel.note`` says why: calibrated on a road graph where one exists (``"crow"``
     with ``road_graph_file``, or the territory's graph in the cache), else the model of
     the territory's density class (:func:`diagnosis.travel.crow_model_for`).
+    ``poussette`` walks on the extract ``osm_pbf`` without steps (crow-fly at the
+    pushchair's speed without one); ``transit`` needs the GTFS zips ``gtfs_files``, the
+    extract ``osm_pbf`` and the study date ``day``.
     """
+    if mode == "transit":
+        return _transit_travel(gtfs_files, osm_pbf, day=day, depart_s=depart_s,
+                               max_walk_min=max_walk_min, max_transfers=max_transfers)
+    if mode == "poussette":
+        if osm_pbf:
+            from data_sources.transit import load_poussette_graph
+
+            return Travel(graph=load_poussette_graph(osm_pbf),
+                          note="Réseau piéton OpenStreetMap sans escaliers (poussette).")
+        return Travel(mode="poussette", note=(
+            "Sans extrait OpenStreetMap (--osm-pbf), temps à pied avec une poussette "
+            "estimés à vol d'oiseau."))
     from data_sources.osm import cached_road_graph, road_graph_for
     from diagnosis.travel import crow_model_for
 
@@ -104,6 +127,40 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
     model, why = crow_model_for(ws.own_communes, engine_mode, graph=known)
     return Travel(mode=engine_mode, note=" ".join(t for t in (note, why) if t),
                   crow_model=model)
+
+
+def _transit_travel(gtfs_files: Sequence[str | Path], osm_pbf: str | Path | None, *,
+                    day: dt.date | None, depart_s: int, max_walk_min: float | None,
+                    max_transfers: int | None) -> Travel:
+    """The transit engine of the user's GTFS zips and street extract."""
+    from data_sources.transit import prepare_transit
+    from diagnosis.travel.transit import (
+        DEFAULT_MAX_TRANSFERS,
+        DEFAULT_MAX_WALK_MIN,
+        french_date,
+        french_hour,
+        next_school_tuesday,
+    )
+
+    if not gtfs_files or not osm_pbf:
+        raise InputError(
+            "mode transit without timetables or street extract",
+            argument="--gtfs", value=list(map(str, gtfs_files)),
+            fr="le mode transports en commun (transit) a besoin des horaires GTFS du "
+               "territoire (--gtfs FICHIER.zip, sur transport.data.gouv.fr) et d'un extrait "
+               "OpenStreetMap des rues (--osm-pbf FICHIER.osm.pbf, par exemple l'extrait "
+               "régional de Geofabrik découpé au territoire)")
+    study_day = day or next_school_tuesday(dt.date.today())
+    inputs = prepare_transit(osm_pbf, list(gtfs_files), day=study_day, depart_s=depart_s,
+                             max_walk_min=max_walk_min or DEFAULT_MAX_WALK_MIN,
+                             max_transfers=DEFAULT_MAX_TRANSFERS if max_transfers is None
+                             else max_transfers)
+    nets = ", ".join(f"{f.feed.name} ({f.record()['vintage']})" for f in inputs.feeds)
+    note = (f"Transports en commun : réseaux {nets} ; horaires du {french_date(study_day)}, "
+            f"départ à {french_hour(depart_s)}.")
+    if inputs.notices:
+        note += " " + " ".join(inputs.notices)
+    return Travel(backend=inputs.engine, note=note, sources=tuple(inputs.records()))
 
 
 def town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -230,7 +287,16 @@ def load_workspace(
         merged = pd.concat([t for t in tables if len(t)], ignore_index=True)
         facilities = validate_facilities(gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84),
                                          source="workspace")
-    iris = grid = None
+    iris = grid = qpv = None
+    if stored is not None and stored.has_data and origin == "store":
+        iris, grid, qpv, more_records = _context_from_store(stored, communes)
+        records += more_records
+    if qpv is None:  # offline fallback: the shipped list of QPV per commune
+        from data_sources.qpv import QPV, qpv_from_list
+
+        qpv = qpv_from_list(territory.communes)
+        qpv.attrs["basis"] = "liste communale"
+        keys.append(QPV.key)
     if iris_files is not None:
         from data_sources.iris import load_iris_population
 
@@ -250,7 +316,48 @@ def load_workspace(
     sources = tuple(records) + tuple(
         _source_record(k) for k in dict.fromkeys(keys) if k not in known)
     return Workspace(territory, communes, facilities, sources, tuple(reports), tuple(notices),
-                     origin=origin, iris=iris, grid=grid)
+                     origin=origin, iris=iris, grid=grid, qpv=qpv)
+
+
+#: Store keys of the context layers: IRIS contours, IRIS census, 200 m cells, QPV.
+_IRIS_CONTOURS_KEY = "ign_contours_iris"
+_IRIS_CENSUS_KEY = "insee_rp_iris_population"
+_GRID_KEY = "insee_filosofi_2021_200m"
+_QPV_KEY = "anct_qpv_2024"
+
+
+def _context_from_store(
+    stored: StoredTerritory, communes: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None, gpd.GeoDataFrame | None,
+           list[dict[str, str]]]:
+    """The IRIS (contours joined with the census), 200 m cells and QPV a fetch stored."""
+    from data_sources.iris import join_iris
+
+    def layer(key: str) -> pd.DataFrame | None:
+        try:
+            return read_source_layer(stored, key)
+        except SourceError:
+            return None
+
+    used: list[str] = []
+    iris = grid = qpv = None
+    contours, census = layer(_IRIS_CONTOURS_KEY), layer(_IRIS_CENSUS_KEY)
+    if contours is not None and len(contours) and census is not None and len(census):
+        iris = join_iris(gpd.GeoDataFrame(contours, geometry="geometry", crs=WGS84),
+                         pd.DataFrame(census))
+        iris = iris.loc[iris["code_insee"].isin(set(communes["code_insee"]))]
+        used += [_IRIS_CONTOURS_KEY, _IRIS_CENSUS_KEY]
+    cells = layer(_GRID_KEY)
+    if cells is not None and len(cells):
+        grid = gpd.GeoDataFrame(cells, geometry="geometry", crs=WGS84)
+        used.append(_GRID_KEY)
+    found = layer(_QPV_KEY)
+    if found is not None:
+        qpv = gpd.GeoDataFrame(found, geometry="geometry", crs=WGS84)
+        qpv.attrs["basis"] = str(found["basis"].iloc[0]) if len(found) else "contours"
+        used.append(_QPV_KEY)
+    records = [_ledger_record(e) for e in stored.ledger if e.source in used and e.has_data]
+    return iris, grid, qpv, records
 
 
 def _assembled_store(territory: Territory) -> tuple[StoredTerritory | None, list[str]]:

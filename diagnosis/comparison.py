@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from diagnosis.errors import InputError
+from diagnosis.needs import dated_label, year_of
 from diagnosis.overview import ANALYSED_TYPES, Overview
 from diagnosis.schema import FACILITY_TYPES, Territory, facility_label
 from diagnosis.settings import SPLITS
@@ -59,6 +60,8 @@ METRIC_LABELS: dict[str, str] = {
     "priority_score": "Score de priorité",
     "cohort_capacity": "Capacité en groupes de pairs",
     "coverage_partial": "Communes couvertes par les données",
+    "births_year": "Année des naissances",
+    "population_year": "Année de la population",
     "code": "Code",
     "name": "Territoire",
     "kind": "Type de territoire",
@@ -76,18 +79,25 @@ KIND_LABELS: dict[str, str] = {"commune": "commune", "epci": "intercommunalité"
 
 
 
-def metric_label(metric: str) -> str:
+def metric_label(metric: str, *, years: dict[str, int] | None = None) -> str:
     """French label of a comparison column (per-type columns included).
+
+    ``years`` (:func:`diagnosis.needs.data_years`, or :func:`comparison_years`): the
+    years of the INSEE figures, printed instead of the 2025 edition's.
 
     Examples
     --------
     >>> metric_label("share_within_eaje")
     'Part des naissances à portée : Crèches (EAJE)'
-    >>> metric_label("births_2024")
-    'Naissances 2024'
+    >>> metric_label("births_2024"), metric_label("births_2024", years={"births_2024": 2022})
+    ('Naissances 2024', 'Naissances 2022')
     """
     if metric in METRIC_LABELS:
-        return METRIC_LABELS[metric]
+        label = dated_label(metric, METRIC_LABELS[metric], years)
+        if metric == "under3_estimate" and years:
+            label = label.replace("naissances 2024",
+                                  f"naissances {year_of(years, 'births_2024')}")
+        return label
     prefixes = {
         "share_within_": "Part des naissances à portée : ",
         "births_within_": "Naissances à portée : ",
@@ -141,11 +151,12 @@ def french_comparison_table(df: pd.DataFrame) -> pd.DataFrame:
         else:
             out[col] = v
     labels = {}
+    years = comparison_years(df)
     for col in df.columns:
         if col.startswith("rank_"):
-            labels[col] = "Rang : " + metric_label(col.removeprefix("rank_"))
+            labels[col] = "Rang : " + metric_label(col.removeprefix("rank_"), years=years)
         else:
-            label = metric_label(col)
+            label = metric_label(col, years=years)
             labels[col] = label + (" (%)" if col.startswith("share_") else "")
     return out.rename(columns=labels)
 
@@ -200,6 +211,9 @@ def comparison_row(overview: Overview, *,
         "births_mean_2016_2021": num(s.get("births_mean_2016_2021")),
         "population_2022": num(s.get("population_2022")),
         "under3_estimate": num(s.get("under3_estimate")),
+        # the years of the INSEE figures of this territory (files of any edition)
+        "births_year": year_of(s.get("data_years"), "births_2024"),
+        "population_year": year_of(s.get("data_years"), "population_2022"),
     }
     for typ, fac in s["facilities"].items():
         w = s["births_within_threshold"][typ]
@@ -215,6 +229,35 @@ def comparison_row(overview: Overview, *,
     for col in EXTRA_COLUMNS:
         row[col] = num((extra or {}).get(col))
     return row
+
+
+def comparison_years(df: pd.DataFrame) -> dict[str, int] | None:
+    """The years of a comparison's INSEE figures when every territory shares them.
+
+    Examples
+    --------
+    >>> comparison_years(pd.DataFrame({"births_year": [2022, 2022],
+    ...                                "population_year": [2021, 2021]}))["births_2024"]
+    2022
+    >>> comparison_years(pd.DataFrame({"births_year": [2022, 2024]})) is None
+    True
+    """
+    out: dict[str, int] = {}
+    for col, key in (("births_year", "births_2024"), ("population_year", "population_2022")):
+        if col not in df:
+            continue
+        vals = pd.to_numeric(df[col], errors="coerce").dropna().unique()
+        if len(vals) > 1:
+            return None
+        if len(vals):
+            out[key] = int(vals[0])
+    if not out:
+        return None
+    if "births_2024" in out:
+        out["under3_estimate"] = out["births_2024"]
+    if "population_2022" in out:
+        out["density_per_km2"] = out["population_2022"]
+    return out
 
 
 def _rank(values: pd.Series, *, ascending: bool) -> pd.Series:

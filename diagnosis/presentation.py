@@ -23,7 +23,7 @@ import pandas as pd
 
 from diagnosis.accessibility import AccessIndicators
 from diagnosis.cohorts import CohortPlan
-from diagnosis.comparison import metric_label
+from diagnosis.comparison import comparison_years, metric_label
 from diagnosis.formatting import fr_percent
 from diagnosis.gaps import (
     FACTOR_LABELS,
@@ -395,10 +395,12 @@ def french_partners_table(df: pd.DataFrame,
 
 def comparison_metrics(df: pd.DataFrame) -> dict[str, str]:
     """Numeric columns of a comparison worth charting -> French label (births first)."""
-    skip = {"threshold_m", "n_communes_total", "n_communes_missing"}
+    skip = {"threshold_m", "n_communes_total", "n_communes_missing", "births_year",
+            "population_year"}
     first = [c for c in ("births_2024", "under3_estimate") if c in df.columns]
     cols = [*first, *[c for c in df.columns if c not in first]]
-    return {c: metric_label(c) for c in cols
+    years = comparison_years(df)
+    return {c: metric_label(c, years=years) for c in cols
             if c not in skip and not c.startswith("rank_")
             and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
             and df[c].notna().any()}

@@ -34,10 +34,13 @@ from data_sources import (
     caf,
     demo,
     fetch,
+    filosofi,
     finess,
     inclusion,
     insee_melodi,
+    iris,
     osm,
+    qpv,
     store,
 )
 from data_sources.cog import resolve
@@ -136,6 +139,22 @@ def loaders(monkeypatch, area):
         "data_inclusion", facilities("data_inclusion", [])))
     monkeypatch.setattr(annuaire, "load_annuaire", lambda a, **kw: maybe(
         "annuaire", facilities("annuaire", [])))
+
+    # the context sources (IRIS, census by IRIS, 200 m cells, QPV): one row each, no QPV
+    iris_rows = contours(area).assign(code_iris=lambda d: d["code_insee"] + "0000",
+                                      nom_iris=lambda d: d["name"], type_iris="Z")
+    monkeypatch.setattr(iris, "load_iris_contours", lambda a, **kw: maybe(
+        "ign_contours_iris", iris_rows[list(iris.CONTOUR_COLUMNS)]))
+    monkeypatch.setattr(iris, "load_iris_census", lambda a, **kw: maybe(
+        "insee_rp_iris_population", pd.DataFrame(iris_rows.drop(columns="geometry")).assign(
+            population=1000.0, pop_0_2=30.0, census_year=2022)[list(iris.CENSUS_COLUMNS)]))
+    monkeypatch.setattr(filosofi, "load_filosofi", lambda a, **kw: maybe(
+        "insee_filosofi_2021_200m", filosofi.parse_filosofi(pd.DataFrame({
+            "idcar_200m": ["CRS3035RES200mN2700000E3470000"], "lcog_geo": ["44129"],
+            "ind": [100.0], "ind_0_3": [5.0], "men": [40.0], "men_pauv": [4.0],
+            "men_fmp": [3.0], "ind_snv": [1e6], "i_est_200": [0]}))))
+    monkeypatch.setattr(qpv, "load_qpv", lambda a, **kw: maybe(
+        "anct_qpv_2024", qpv.qpv_from_list(a.communes)))
 
     def place(rows, *, town_halls=None, offline=None, **kw):
         if "ban" in fail:
@@ -319,7 +338,8 @@ def test_one_source_failing_does_not_block_the_others(area, loaders):
     assert "jeton" in out["data_inclusion"].message
     assert inclusion.TOKEN_ENV in out["data_inclusion"].message
     assert {k for k, o in out.items() if o.ok} == {"geo_api_communes", "insee_melodi", "bpe",
-                                                   "osm", "caf_txcouv", "annuaire"}
+                                                   "osm", "caf_txcouv", "annuaire",
+                                                   *fetch.CONTEXT_SOURCES}
     assert out["ban"].status == "skipped"  # the only address-only row was FINESS's
     got = store.read_store(area)
     assert set(got.facilities["source"]) == {"bpe", "osm"}
