@@ -499,7 +499,9 @@ def national_comparison(files_key: FilesKey, by: str,
              if cog.regions is not None else {},
              "epci": dict(zip(cog.epci["code"], cog.epci["name"], strict=True))}[by]
     table = national_table(ov, groups, names)
-    return table, tuple(ov.summary.get("communes_missing", ()))
+    # communes absent from the geography, and communes whose births no file gave
+    return table, tuple(ov.summary.get("communes_missing", ())) + tuple(
+        ov.summary.get("communes_births_unknown", ()))
 
 
 @st.cache_resource(show_spinner="Contours des territoires…", max_entries=3)
