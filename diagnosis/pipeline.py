@@ -52,8 +52,9 @@ from diagnosis.analyses import (
     find_site,
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
+from diagnosis.comparison import compare_territories
 from diagnosis.demand import DemandPoints, compute_demand_points
-from diagnosis.errors import InputError, check_positive
+from diagnosis.errors import InputError, MissingDataError, check_positive
 from diagnosis.formatting import fr_percent
 from diagnosis.overview import Overview, compute_overview
 from diagnosis.schema import FACILITY_TYPES, Territory
@@ -566,6 +567,44 @@ def site_area(site: Site, params: DiagnosisParams, travel: Travel) -> gpd.GeoDat
     """The isochrone of one site (for a map), with its ``site_id`` and ``name``."""
     return compute_catchment(site.geometry, travel=travel, max_minutes=params.max_minutes
                              ).assign(site_id=site.site_id, name=site.name)
+
+
+# --------------------------------------------------------------------------------------
+# Comparisons: the territory's parts, or the territory among its peers
+# --------------------------------------------------------------------------------------
+
+
+def compare_overviews(territories: Sequence[Territory], inputs: DiagnosisInputs, *,
+                      threshold_m: float) -> tuple[list[Overview], list[str]]:
+    """Overviews of ``territories`` on the loaded data; skipped ones with a French reason.
+
+    Every territory is diagnosed exactly as on its own (same data, same threshold), so
+    a comparison row equals that territory's own diagnosis.
+    """
+    overviews, skipped = [], []
+    for t in territories:
+        try:
+            overviews.append(compute_overview(t, inputs.communes, inputs.facilities,
+                                              threshold_m=threshold_m,
+                                              sources=list(inputs.sources)))
+        except MissingDataError:
+            skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
+    return overviews, skipped
+
+
+def peer_comparison(inputs: DiagnosisInputs, overview: Overview, peers: Sequence[Territory],
+                    *, threshold_m: float) -> pd.DataFrame | None:
+    """The territory among its ``peers`` (its report's comparison); None without data.
+
+    ``peers`` come from the composition root (e.g.
+    :func:`data_sources.workspace.peer_territories`); a département is compared through
+    its parts only, the others with themselves first.
+    """
+    overviews, _ = compare_overviews(peers, inputs, threshold_m=threshold_m)
+    if not overviews:
+        return None
+    t = inputs.territory
+    return compare_territories(overviews if t.kind == "departement" else [overview, *overviews])
 
 
 # --------------------------------------------------------------------------------------

@@ -597,7 +597,7 @@ def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_pat
     for name in page_rec["Site"]:
         assert name in text
     assert f"naissances {fr_number(100 * weights['births'])} %" in text
-    assert f"éloignement {fr_number(100 * weights['access'])} %" in text
+    assert f"éloignement des services {fr_number(100 * weights['access'])} %" in text
 
     gpkg = tmp_path / "study.gpkg"
     gpkg.write_bytes(app.session_state["rapport_exports"]["gpkg"])
