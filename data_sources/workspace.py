@@ -293,7 +293,8 @@ def _insee_notices(imp: Any, territory: Territory | None = None) -> list[str]:
         out += list(imp.notices)
     else:  # the files were read for the départements: speak of the territory's communes
         out += [n for n in imp.notices if "commune(s) du territoire absente(s)" not in n]
-        mine = [c for c in imp.communes_missing if c in set(territory.communes)]
+        own = set(territory.communes)  # once: France has ~35,000 communes
+        mine = [c for c in imp.communes_missing if c in own]
         if mine:
             out.append(f"{len(mine)} commune(s) du territoire absente(s) des fichiers INSEE "
                        f"({', '.join(mine[:10])}{'…' if len(mine) > 10 else ''}) : leurs "
@@ -332,7 +333,8 @@ def _from_insee_files(
         "Admin Express généralisé, COG 2026) ; besoins : vos fichiers INSEE.",
         *_insee_notices(imp, territory),
     ]
-    mine = [c for c in lost if c in set(territory.communes)]
+    own = set(territory.communes)
+    mine = [c for c in lost if c in own]
     if mine:
         notices.append(f"{len(mine)} commune(s) sans contour ni point dans la géographie "
                        f"livrée ({', '.join(mine[:10])}) : elles ne sont pas placées et "
