@@ -194,6 +194,8 @@ pages = [
             url_path="zone"),
     st.Page("app_pages/federation.py", title="Vue nationale", icon=":material/public:",
             url_path="national"),
+    st.Page("app_pages/plan.py", title="Plan national", icon=":material/flag:",
+            url_path="plan"),
     st.Page("app_pages/sources.py", title="Sources et limites", icon=":material/info:",
             url_path="sources"),
 ]

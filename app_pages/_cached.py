@@ -62,6 +62,7 @@ from diagnosis.pipeline import (
 from diagnosis.presentation import (
     access_summary_table,
     facility_options,
+    french_partners_table,
     host_options,
     institutions_table,
     partner_groups,
@@ -329,7 +330,10 @@ def partner_view(code: str, files_key: FilesKey, study: DiagnosisParams,
     return PartnerView(site=diag.site, near=near, groups=partner_groups(near),
                        institutions=institutions_table(diag.partners.layers.get(
                            "institutions")),
-                       csv=export_partners_csv(partners_export_frame(diag.partners.layers)))
+                       csv=export_partners_csv(french_partners_table(
+                           partners_export_frame(diag.partners.layers),
+                           {str(r.get("key", "")): str(r.get("title", ""))
+                            for r in diag.inputs.sources})))
 
 
 @st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)
@@ -557,3 +561,44 @@ def default_travel(code: str, files_key: FilesKey, _files: FileList) -> tuple[st
         return "crow", int(DEFAULT_MAX_MINUTES), "faute de données, voiture et 20 minutes."
     mode, minutes, reason = default_travel_for(ws.own_communes, car_mode="crow")
     return mode, int(minutes), reason
+
+
+@st.cache_resource(show_spinner="Plan national : couverture des naissances de France…",
+                   max_entries=4)
+def national_plan(files_key: FilesKey, maisons_key: FilesKey, known_maisons: bool,
+                  new: int, mode: str, max_minutes: float, per_departement: int,
+                  _files: FileList, _maisons: FileList
+                  ) -> tuple[Any, tuple[str, ...], int]:
+    """The federation's national plan (:func:`data_sources.national_plan.run_national_plan`).
+
+    Needs of every commune from the user's national INSEE file; existing Maisons from the
+    shipped list (``known_maisons``) and the federation's files (``_maisons``). Returns the
+    plan, the French notices and the number of communes of France.
+    """
+    from data_sources.national_plan import load_plan_inputs, run_national_plan
+
+    insee, facilities = split_insee_files(_files)
+    inputs = load_plan_inputs("FR", insee_files=insee, facility_files=facilities,
+                              maisons_files=list(_maisons), known_maisons=known_maisons,
+                              mode=mode)
+    plan = run_national_plan(inputs, new=new, max_minutes=max_minutes,
+                             per_departement=per_departement)
+    return plan, inputs.notices, len(inputs.workspace.territory.communes)
+
+
+@st.cache_data(show_spinner="Préparation des fichiers du plan…", max_entries=4)
+def national_plan_files(files_key: FilesKey, maisons_key: FilesKey, known_maisons: bool,
+                        new: int, mode: str, max_minutes: float, per_departement: int,
+                        _files: FileList, _maisons: FileList) -> dict[str, bytes]:
+    """The plan's downloads: CSV tables, GeoPackage and the short PDF."""
+    from diagnosis.plan_exports import export_plan_geopackage, plan_csv_bytes, render_plan_pdf
+
+    plan, notices, _ = national_plan(files_key, maisons_key, known_maisons, new, mode,
+                                  max_minutes, per_departement, _files, _maisons)
+    out = {f"{k}.csv": plan_csv_bytes(plan, k) for k in
+           ("plan_sites", "plan_departements", "plan_sites_departements", "plan_courbe")}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_plan_geopackage(plan, Path(tmp) / "plan_national.gpkg")
+        out["plan_national.gpkg"] = path.read_bytes()
+    out["plan_national.pdf"] = render_plan_pdf(plan, territory="France", notices=notices)
+    return out

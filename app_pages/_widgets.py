@@ -117,3 +117,30 @@ def show_map(cache_key: Hashable, build: Callable[[], folium.Map], *, key: str, 
         st.session_state[key] = st.session_state.get(hash_key, {})
 
     return _cached.FOLIUM_COMPONENT(**args, on_change=_on_change)
+
+
+def french_table(df: Any, *, key: str, decimals: dict[str, int] | None = None,
+                 height: int | None = None) -> None:
+    """A table with French numbers (narrow no-break space for thousands, decimal comma).
+
+    Numbers are shown as French text (Streamlit has no locale); missing values as « — ».
+    """
+    import pandas as pd
+
+    from diagnosis.formatting import fr_number
+
+    shown = pd.DataFrame(df).copy()
+    for col in shown.columns:
+        values = shown[col]
+        if pd.api.types.is_bool_dtype(values):
+            shown[col] = values.map({True: "oui", False: "non"})
+        elif pd.api.types.is_numeric_dtype(values):
+            d = (decimals or {}).get(str(col))
+            if d is None:
+                finite = pd.to_numeric(values, errors="coerce").dropna()
+                d = 0 if (finite == finite.round(0)).all() else 1
+            shown[col] = values.map(lambda v, d=d: fr_number(v, decimals=d))
+    kwargs: dict[str, Any] = {"hide_index": True, "key": key, "width": "stretch"}
+    if height is not None:
+        kwargs["height"] = height
+    st.dataframe(shown, **kwargs)

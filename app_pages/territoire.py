@@ -56,13 +56,15 @@ if s["n_communes_missing"]:
     st.warning(f"{s['n_communes_missing']} commune(s) du territoire sans données chargées : "
                "le diagnostic est partiel.")
 
+years = s.get("data_years") or {}
+yb, yp = years.get("births_2024", 2024), years.get("population_2022", 2022)
 cols = st.columns(4)
 cols[0].metric("Communes", s["n_communes"])
-cols[1].metric("Naissances 2024", _number(s["births_2024"]),
-               help="Naissances domiciliées en 2024 (INSEE, état civil).")
+cols[1].metric(f"Naissances {yb}", _number(s["births_2024"]),
+               help=f"Naissances domiciliées en {yb} (INSEE, état civil).")
 cols[2].metric("Moins de 3 ans (estimation)", _number(s["under3_estimate"]),
                help=f"Estimation, pas un comptage : {s['under3_estimate_label']}.")
-cols[3].metric("Population 2022", _number(s["population_2022"]))
+cols[3].metric(f"Population {yp}", _number(s["population_2022"]))
 
 # The map does not depend on the « à portée » distance: drawn from the default overview, so
 # moving the slider does not rebuild it.
@@ -99,7 +101,7 @@ st.slider("Distance jugée « à portée » (km à vol d'oiseau depuis la mairie
           max_value=30.0, value=DEFAULT_KM, step=0.5, format="%.1f km", key="threshold_km")
 tables = _cached.overview_tables(sel.code, sel.files_key, threshold_km * 1000, sel.files)
 st.dataframe(tables.offer, hide_index=True, key="offer_table", placeholder="—")
-st.caption(f"Naissances à portée : naissances 2024 des communes dont la mairie est à moins de "
+st.caption(f"Naissances à portée : naissances {yb} des communes dont la mairie est à moins de "
            f"{threshold_km:g} km à vol d'oiseau d'une structure du type. « — » : inconnu.")
 
 st.subheader("Indicateurs par commune")

@@ -140,7 +140,7 @@ def read_communes_file(source: str | Path | bytes, *, file: str | None = None) -
     else:
         path = Path(source)
         name = file or str(path)
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"{name} : fichier introuvable ; donnez le chemin du fichier "
                              "de communes (un code INSEE par ligne, ou un CSV avec une "
                              "colonne code_insee)")

@@ -2,10 +2,21 @@
 
 :func:`fetch_territory` runs, in this order, the loaders of :data:`LIVE_SOURCES`:
 commune contours (geo.api.gouv.fr), INSEE Melodi needs, FINESS, BPE, OpenStreetMap
-facilities, CNAF coverage rates, data·inclusion, then the BAN geocoder for the rows
-that came with an address but no position. Each source runs in its own ``try``: one
-failing never blocks the others, and its French reason (naming the source and the URL)
-goes to the result and to the ledger.
+facilities, CNAF coverage rates, data·inclusion, the annuaire, the IRIS contours and
+their census figures (RP 2022), the Filosofi 2021 200 m cells, the QPV 2024, then the
+BAN geocoder for the rows that came with an address but no position. Each source runs
+in its own ``try``: one failing never blocks the others, and its French reason (naming
+the source and the URL) goes to the result and to the ledger.
+
+Each source's answer is judged as a whole before it replaces anything (:func:`_judge`):
+an update that fell back to a copy held in the cache is « suspect » and says « copie du
+JJ/MM/AAAA gardée : la mise à jour a échoué (motif) »; an answer that loses rows, empties
+a series or has fewer communes than the snapshot held is « suspect » and kept apart for
+``--accept-suspect``; a first answer that contradicts its own metadata (``total_count``,
+a page cap, the territory's communes, the catalogue's file size) is « partiel ». Only an
+answer « à jour » reaches the HTTP cache (:func:`data_sources._http.deferred_cache`). The
+whole fetch has a deadline (``deadline_s``): sources stopped or not started by it are
+« non terminée ».
 
 Then the communes (contours + needs) are composed, the facilities of every source merged
 (:func:`data_sources.merge.merge_facilities`) and validated, and a new snapshot is written
@@ -44,10 +55,13 @@ from data_sources import (
     bpe,
     caf,
     demo,
+    filosofi,
     finess,
     inclusion,
     insee_melodi,
+    iris,
     osm,
+    qpv,
 )
 from data_sources.cog import load_cog, resolve
 from data_sources.merge import merge_facilities
@@ -82,7 +96,15 @@ LIVE_SOURCES: tuple[str, ...] = (
     caf.CAF.key,
     inclusion.INCLUSION.key,
     annuaire.ANNUAIRE.key,
+    iris.IRIS_CONTOURS.key,
+    iris.IRIS_CENSUS.key,
+    filosofi.FILOSOFI_2021.key,
+    qpv.QPV.key,
     ban.BAN.key,
+)
+#: Live sources that give context below or beside the commune (IRIS, cells, QPV).
+CONTEXT_SOURCES: tuple[str, ...] = (
+    iris.IRIS_CONTOURS.key, iris.IRIS_CENSUS.key, filosofi.FILOSOFI_2021.key, qpv.QPV.key,
 )
 #: Live sources that give facilities.
 FACILITY_SOURCES: tuple[str, ...] = (
@@ -96,6 +118,7 @@ SUSPECT_MIN_SHARE = 0.5
 #: Overall deadline of one source, in seconds (every retry and pause included).
 SOURCE_DEADLINE_S: dict[str, float] = {
     finess.FINESS.key: 900.0, bpe.BPE.key: 900.0, osm.OSM.key: 900.0, ban.BAN.key: 900.0,
+    filosofi.FILOSOFI_2021.key: 1800.0,  # a national zip of about 294 MB, once
 }
 DEFAULT_SOURCE_DEADLINE_S = 600.0
 #: Overall deadline of a whole fetch, in seconds (``python -m data_sources fetch
@@ -383,6 +406,37 @@ def _run_annuaire(run: _Run) -> _Loaded:
     return _Loaded(gdf, vintage=str(gdf.attrs.get("vintage", "")), unplaced=_unplaced(gdf))
 
 
+def _run_iris_contours(run: _Run) -> _Loaded:
+    gdf = iris.load_iris_contours(run.area, offline=run.offline)
+    missing = sorted(set(run.area.communes) - set(gdf["code_insee"]))
+    note = f"{len(missing)} commune(s) sans IRIS : {', '.join(missing[:10])}" if missing else ""
+    return _Loaded(gdf, vintage="dernière édition (Géoplateforme, LATEST)", note=note)
+
+
+def _run_iris_census(run: _Run) -> _Loaded:
+    census = iris.load_iris_census(run.area, offline=run.offline)
+    years = sorted({int(y) for y in census["census_year"].dropna()})
+    return _Loaded(census, vintage=f"recensement {years[-1]}" if years else "")
+
+
+def _run_grid(run: _Run) -> _Loaded:
+    cells = filosofi.load_filosofi(_outline(run), offline=run.offline)
+    cells = cells[cells["code_insee"].isin(run.area.communes) | cells["code_insee"].eq("")]
+    imputed = pd.to_numeric(cells["imputed"], errors="coerce")
+    note = (f"{int((imputed == 1).sum())} carreau(x) sur {len(cells)} imputé(s) "
+            "(moins de 11 ménages : valeurs estimées)" if imputed.notna().any() else "")
+    return _Loaded(cells.reset_index(drop=True), vintage="Filosofi 2021", note=note)
+
+
+def _run_qpv(run: _Run) -> _Loaded:
+    gdf = qpv.load_qpv(run.area, fallback=False, offline=run.offline)
+    notes = list(gdf.attrs.get("notes", []))
+    if gdf.empty:
+        notes.insert(0, "aucun QPV dans le territoire")
+    return _Loaded(gdf, vintage="QPV 2024 (" + str(gdf.attrs.get("basis", "")) + ")",
+                   note=" ; ".join(notes))
+
+
 _RUNNERS: dict[str, Callable[[_Run], _Loaded]] = {
     boundaries.GEO_API.key: _run_boundaries,
     insee_melodi.MELODI.key: _run_melodi,
@@ -392,6 +446,10 @@ _RUNNERS: dict[str, Callable[[_Run], _Loaded]] = {
     caf.CAF.key: _run_caf,
     inclusion.INCLUSION.key: _run_inclusion,
     annuaire.ANNUAIRE.key: _run_annuaire,
+    iris.IRIS_CONTOURS.key: _run_iris_contours,
+    iris.IRIS_CENSUS.key: _run_iris_census,
+    filosofi.FILOSOFI_2021.key: _run_grid,
+    qpv.QPV.key: _run_qpv,
 }
 
 
@@ -446,6 +504,12 @@ def compose_communes(
     epci = load_cog().epci
     names = dict(zip(epci["code"].astype(str), epci["name"].astype(str), strict=True))
     com["epci_name"] = com["epci_code"].map(lambda c: names.get(str(c), ""))
+    # the EPT of the Grand Paris: the « intercommunalité » of its communes (not the MGP)
+    from data_sources.national import ept_of_communes
+
+    ept = ept_of_communes()
+    com["ept_code"] = com["code_insee"].astype(str).map(ept["ept_code"]).fillna("")
+    com["ept_name"] = com["code_insee"].astype(str).map(ept["ept_name"]).fillna("")
     halls = demo.load_demo_communes().set_index("code_insee")[["townhall_lon", "townhall_lat"]]
     inside = com.geometry.to_crs(METRIC_CRS).representative_point().to_crs(WGS84)
     known = com["code_insee"].map(halls["townhall_lon"])
@@ -657,6 +721,7 @@ def fetch_territory(
         accepted = frozenset(_check_sources(accept_suspect))
     if deadline_s is not None and not deadline_s > 0:
         raise ValueError(f"deadline_s={deadline_s!r} must be > 0 seconds (or None)")
+    _http.get_session()  # opens the cache: a full disk is found (write test) before any source
     with store_lock(area, root=root, timeout_s=lock_timeout_s), \
             _http.refreshing(refresh):
         return _fetch_locked(area, selected, offline=offline, progress=progress, root=root,
@@ -756,17 +821,20 @@ def _partial(run: _Run, key: str, loaded: _Loaded, notes: _http.UpdateNotes) -> 
     if key == insee_melodi.MELODI.key and wanted:
         layer = loaded.layer
         short = []
-        for col in sorted(layer.columns, reverse=True):  # newest years first
-            if re.fullmatch(r"(?:births|population)_\d{4}", col) and layer[col].notna().any():
-                have = set(layer.loc[layer[col].notna(), "code_insee"].astype(str))
-                missing = sorted(wanted - have)
-                if missing:
-                    short.append(f"{_series_fr(col)} : {len(wanted) - len(missing)} "
-                                 f"commune(s) sur {len(wanted)} (manquent "
-                                 f"{', '.join(missing[:5])}{'…' if len(missing) > 5 else ''})")
+        latest: dict[str, str] = {}  # newest year of each series (old ones: old borders)
+        for col in sorted(layer.columns):
+            m = re.fullmatch(r"(births|population)_\d{4}", col)
+            if m and layer[col].notna().any():
+                latest[m.group(1)] = col
+        for col in latest.values():
+            have = set(layer.loc[layer[col].notna(), "code_insee"].astype(str))
+            missing = sorted(wanted - have)
+            if missing:
+                short.append(f"{_series_fr(col)} : {len(wanted) - len(missing)} "
+                             f"commune(s) sur {len(wanted)} (manquent "
+                             f"{', '.join(missing[:5])}{'…' if len(missing) > 5 else ''})")
         if short:
-            reasons.append(" ; ".join(short[:3]) + (
-                f" ; et {len(short) - 3} autre(s) série(s)" if len(short) > 3 else ""))
+            reasons.append(" ; ".join(short))
     if key == boundaries.GEO_API.key and wanted:
         missing = sorted(wanted - set(loaded.layer["code_insee"].astype(str)))
         if missing:

@@ -51,6 +51,18 @@ logger = logging.getLogger(__name__)
 FILOSOFI_URL = (
     "https://www.insee.fr/fr/statistiques/fichier/7655475/Filosofi2019_carreaux_200m_gpkg.zip"
 )
+#: The 2021 edition (published 2026-02-16, page insee.fr/fr/statistiques/8735162): a zip of
+#: about 294 MB holding the GeoPackages directly (layers ``carreaux_200m_met``…, geometry
+#: in EPSG:2154), 34 columns as in 2019 without ``groupe``: ``idcar_200m``, ``idcar_1km``,
+#: ``idcar_nat``, ``i_est_200`` (1: values of an imputed cell, fewer than 11 households),
+#: ``i_est_1km``, ``lcog_geo``, ``ind``, ``men``…, ``ind_0_3`` (still there), ``ind_4_5``…
+#: (column list as loaded by public SQL and Python code reading the 2021 CSV twin
+#: ``Filosofi2021_carreaux_200m_csv.zip``).
+FILOSOFI_2021_URL = (
+    "https://www.insee.fr/fr/statistiques/fichier/8735162/Filosofi2021_carreaux_200m_gpkg.zip"
+)
+#: Flag of imputed cells, kept when present (``imputed`` column, 1.0 / 0.0).
+IMPUTED_COLUMN = "i_est_200"
 
 #: GeoPackage of each territory inside the national archive.
 GPKG_MEMBERS: dict[str, str] = {
@@ -62,7 +74,7 @@ GPKG_MEMBERS: dict[str, str] = {
 COUNT_COLUMNS: tuple[str, ...] = ("ind", "ind_0_3", "men", "men_pauv", "men_fmp", "ind_snv")
 #: Columns of :func:`parse_filosofi`.
 FILOSOFI_COLUMNS: tuple[str, ...] = ("idcar_200m", "code_insee", "lcog_geo", *COUNT_COLUMNS,
-                                     "geometry")
+                                     "imputed", "geometry")
 
 FILOSOFI = register(SourceInfo(
     key="insee_filosofi_2019_200m",
@@ -77,6 +89,21 @@ FILOSOFI = register(SourceInfo(
           "0 à 3 ans servent de clé de répartition des naissances, pas de comptage.",
 ))
 
+FILOSOFI_2021 = register(SourceInfo(
+    key="insee_filosofi_2021_200m",
+    title="Données carroyées à 200 m, Filosofi 2021 (Insee)",
+    url=FILOSOFI_2021_URL,
+    licence="Licence Ouverte 2.0",
+    attribution="Insee, Fichier localisé social et fiscal (Filosofi) 2021, données carroyées",
+    vintage="2021",
+    crs="EPSG:2154 (identifiants INSPIRE en EPSG:3035)",
+    columns=("idcar_200m", "i_est_200", "lcog_geo", "ind", "ind_0_3", "men", "men_pauv",
+             "men_fmp"),
+    notes="Valeurs lissées et estimées par carreau (secret statistique ; i_est_200 = 1 pour "
+          "un carreau imputé) ; les enfants de 0 à 3 ans servent de clé de répartition, pas "
+          "de comptage.",
+))
+
 _ID_RE = re.compile(r"^CRS(\d{4,5})RES(\d+)mN(\d+)E(\d+)$")
 
 
@@ -86,7 +113,8 @@ _ID_RE = re.compile(r"^CRS(\d{4,5})RES(\d+)mN(\d+)E(\d+)$")
 def fetch_filosofi(*, url: str = FILOSOFI_URL, offline: bool | None = None,
                    refresh: bool = False) -> Path:
     """Download the national zip to the cache (once) and return its path."""
-    return _http.download_file(url, source=FILOSOFI.key, offline=offline, refresh=refresh)
+    key = FILOSOFI_2021.key if url == FILOSOFI_2021_URL else FILOSOFI.key
+    return _http.download_file(url, source=key, offline=offline, refresh=refresh)
 
 
 def extract_filosofi_gpkg(zip_path: str | Path, *, territory: str = "met") -> Path:
@@ -265,6 +293,9 @@ def parse_filosofi(raw: pd.DataFrame, *, file: str = "Filosofi") -> gpd.GeoDataF
     }, index=df.index)
     for col in COUNT_COLUMNS:
         out[col] = _numbers(df[col], file=file, column=col)
+    # imputed cells (fewer than 11 households) are flagged by i_est_200; NaN: not said
+    out["imputed"] = (_numbers(df[IMPUTED_COLUMN], file=file, column=IMPUTED_COLUMN)
+                      if IMPUTED_COLUMN in df.columns else float("nan"))
     gdf = gpd.GeoDataFrame(out, geometry=geoms.to_crs(WGS84).to_numpy(), crs=WGS84)
     return gdf.loc[:, list(FILOSOFI_COLUMNS)].reset_index(drop=True)
 
@@ -301,6 +332,7 @@ def load_filosofi(
     *,
     path: str | Path | None = None,
     territory: str = "met",
+    url: str = FILOSOFI_2021_URL,
     offline: bool | None = None,
     refresh: bool = False,
 ) -> gpd.GeoDataFrame:
@@ -313,16 +345,19 @@ def load_filosofi(
         are kept.
     path
         A user's file (GeoPackage, CSV, or a zip of either); ``None``: INSEE's national
-        archive, downloaded once to the cache (~200 MB) and extracted (needs ``py7zr``).
+        archive at ``url`` (default the 2021 edition, ~294 MB), downloaded once to the
+        cache and its GeoPackage extracted (a 2019 archive holding a .7z needs ``py7zr``).
+    url
+        The national archive (:data:`FILOSOFI_2021_URL`, or :data:`FILOSOFI_URL` for 2019).
     territory
         Which GeoPackage of the archive: ``"met"``, ``"mart"`` or ``"reun"``.
     offline, refresh
         Cache behaviour (see :mod:`data_sources._http`).
     """
     if path is None:
-        src = extract_filosofi_gpkg(fetch_filosofi(offline=offline, refresh=refresh),
+        src = extract_filosofi_gpkg(fetch_filosofi(url=url, offline=offline, refresh=refresh),
                                     territory=territory)
-        name = FILOSOFI.key
+        name = FILOSOFI_2021.key if url == FILOSOFI_2021_URL else FILOSOFI.key
     else:
         src, name = Path(path), Path(path).name
     raw = read_filosofi_file(src, area=area)

@@ -38,6 +38,7 @@ from data_sources import _http
 from data_sources.boundaries import WFS_IRIS, WFS_URL, fetch_wfs
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
+from diagnosis.schema import Territory
 from diagnosis.settings import WGS84
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,15 @@ logger = logging.getLogger(__name__)
 #: Attribute of the WFS IRIS layer holding the commune code (filter by département).
 WFS_COMMUNE_FIELD = "code_insee"
 
-#: INSEE infra-communal census base, population by age, 2021 (geography 2023).
+#: INSEE infra-communal census base, population by age, RP 2022 (geography 2024; page
+#: insee.fr/fr/statistiques/8647014; one ``;`` CSV ``base-ic-evol-struct-pop-2022.CSV``
+#: with ``IRIS``, ``COM``, ``TYP_IRIS``, ``LAB_IRIS``, ``P22_POP``, ``P22_POP0002``…, as
+#: read by public R and Python code that downloads it).
 CENSUS_URL = (
+    "https://www.insee.fr/fr/statistiques/fichier/8647014/base-ic-evol-struct-pop-2022_csv.zip"
+)
+#: The 2021 edition (geography 2023), for files of that year.
+CENSUS_2021_URL = (
     "https://www.insee.fr/fr/statistiques/fichier/8268806/base-ic-evol-struct-pop-2021_csv.zip"
 )
 
@@ -84,9 +92,9 @@ IRIS_CENSUS = register(SourceInfo(
     title="Population par âge à l'IRIS (Insee, recensement, base infracommunale)",
     url=CENSUS_URL,
     licence="Licence Ouverte 2.0",
-    attribution="Insee, recensement de la population 2021, base infracommunale",
-    vintage="2021 (géographie 2023)",
-    columns=("IRIS", "COM", "LIBIRIS", "TYP_IRIS", "P21_POP", "P21_POP0002"),
+    attribution="Insee, recensement de la population 2022, base infracommunale",
+    vintage="2022 (géographie 2024) ; l'année est lue dans l'en-tête (P22_POP)",
+    columns=("IRIS", "COM", "LAB_IRIS", "TYP_IRIS", "P22_POP", "P22_POP0002"),
     notes="Effectifs pondérés (estimations) ; la géographie des IRIS peut différer de "
           "celle des contours les plus récents.",
 ))
@@ -400,3 +408,51 @@ def _numbers(values: pd.Series, *, file: str, column: str) -> pd.Series:
             f"{file}: line {pos + 2}, column {column!r}: {values.iloc[pos]!r} is not a number"
         )
     return num.astype("float64")
+
+
+def load_iris_contours(area: Territory, *, offline: bool | None = None,
+                       refresh: bool = False) -> gpd.GeoDataFrame:
+    """IRIS contours of the communes of ``area`` (one WFS query per département).
+
+    Raises
+    ------
+    SourceError
+        When none of the territory's communes has an IRIS in the answer.
+    """
+    parts = [validate_iris_contours(parse_iris_contours(
+        fetch_iris_contours(dep, offline=offline, refresh=refresh)), source=IRIS_CONTOURS.key)
+        for dep in _departements(area)]
+    gdf = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=WGS84)
+    gdf = gdf[gdf["code_insee"].isin(set(area.communes))].reset_index(drop=True)
+    if gdf.empty:
+        raise SourceError(f"{IRIS_CONTOURS.key}: no IRIS for the {len(area.communes)} "
+                          f"communes of {area.label} in the WFS answer.")
+    return gdf
+
+
+def load_iris_census(area: Territory, *, url: str = CENSUS_URL, offline: bool | None = None,
+                     refresh: bool = False) -> pd.DataFrame:
+    """Census figures (``CENSUS_COLUMNS``) of the IRIS of the communes of ``area``.
+
+    Raises
+    ------
+    SourceError
+        When the base holds no IRIS of the territory (wrong file, changed format).
+    """
+    from data_sources._budget import read_file_capped
+
+    path = fetch_iris_census(url=url, offline=offline, refresh=refresh)
+    _http.check_not_html(path, url=url, source=IRIS_CENSUS.key)
+    text = read_census_bytes(read_file_capped(path, what="fichier du recensement IRIS"),
+                             file=path.name)
+    census = validate_iris_census(parse_iris_census(text, file=path.name), file=path.name)
+    census = census[census["code_insee"].isin(set(area.communes))].reset_index(drop=True)
+    if census.empty:
+        raise SourceError(f"{IRIS_CENSUS.key}: {url} holds no IRIS of the "
+                          f"{len(area.communes)} communes of {area.label}.")
+    return census
+
+
+def _departements(area: Territory) -> tuple[str, ...]:
+    return area.departements or tuple(sorted({c[:3] if c.startswith("97") else c[:2]
+                                              for c in area.communes}))

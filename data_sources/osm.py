@@ -351,6 +351,16 @@ def road_graph_for(
 
 
 
+def cached_road_graph(communes: gpd.GeoDataFrame, *, mode: str,
+                      buffer_m: float = 5_000.0) -> RoadGraph | None:
+    """The road graph of the communes already in the cache, or None (never downloads)."""
+    if mode not in MODES:
+        return None
+    polygon = _check_polygon(communes.to_crs(WGS84).union_all(), buffer_m)
+    path = cache_dir() / "road_graphs" / f"{mode}-{_area_key(polygon, mode)}.npz"
+    return read_road_graph(path) if path.exists() else None
+
+
 def load_road_graph(
     polygon_wgs84: BaseGeometry,
     *,

@@ -51,6 +51,9 @@ class Workspace:
         French notices to display: demo data, partial coverage, estimates.
     origin
         ``"demo"`` or ``"store"``.
+    iris, grid, qpv
+        IRIS with population and children aged 0-2, Filosofi 200 m cells, QPV 2024
+        (from the store when fetched, or the user's files), else ``None`` (not loaded).
 
     A workspace is the :class:`diagnosis.pipeline.DiagnosisInputs` of a diagnosis.
     """
@@ -64,6 +67,7 @@ class Workspace:
     origin: str
     iris: gpd.GeoDataFrame | None = None
     grid: gpd.GeoDataFrame | None = None
+    qpv: gpd.GeoDataFrame | None = None
 
     @property
     def dep_name(self) -> str | None:
@@ -84,12 +88,26 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
     The one place where a road graph is loaded (for the app and the command line): the
     OpenStreetMap graph around the territory's communes, or ``road_graph_file``; without
     one (offline, Overpass down, ``"crow"``), the labelled crow-fly estimate, and
-    ``Travel.note`` says why.
+    ``Travel.note`` says why: calibrated on a road graph where one exists (``"crow"``
+    with ``road_graph_file``, or the territory's graph in the cache), else the model of
+    the territory's density class (:func:`diagnosis.travel.crow_model_for`).
     """
-    from data_sources.osm import road_graph_for
+    from data_sources.osm import cached_road_graph, road_graph_for
+    from diagnosis.travel import crow_model_for
 
     graph, note = road_graph_for(ws.own_communes, mode=mode, road_graph_file=road_graph_file)
-    return Travel(graph=graph, mode="drive" if mode == "crow" else mode, note=note)
+    engine_mode = "drive" if mode == "crow" else mode
+    if graph is not None:
+        return Travel(graph=graph, mode=engine_mode, note=note)
+    # crow-fly: calibrated on a road graph where one exists (the file named, or the
+    # territory's graph in the cache), else the model of the territory's density class
+    known = (road_graph_for(ws.own_communes, mode=engine_mode,
+                            road_graph_file=road_graph_file)[0]
+             if mode == "crow" and road_graph_file is not None
+             else cached_road_graph(ws.own_communes, mode=engine_mode))
+    model, why = crow_model_for(ws.own_communes, engine_mode, graph=known)
+    return Travel(mode=engine_mode, note=" ".join(t for t in (note, why) if t),
+                  crow_model=model)
 
 
 def town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -216,7 +234,16 @@ def load_workspace(
         merged = pd.concat([t for t in tables if len(t)], ignore_index=True)
         facilities = validate_facilities(gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84),
                                          source="workspace")
-    iris = grid = None
+    iris = grid = qpv = None
+    if stored is not None and stored.has_data and origin == "store":
+        iris, grid, qpv, more_records = _context_from_store(stored, communes)
+        records += more_records
+    if qpv is None:  # offline fallback: the shipped list of QPV per commune
+        from data_sources.qpv import QPV, qpv_from_list
+
+        qpv = qpv_from_list(territory.communes)
+        qpv.attrs["basis"] = "liste communale"
+        keys.append(QPV.key)
     if iris_files is not None:
         from data_sources.iris import load_iris_population
 
@@ -236,7 +263,48 @@ def load_workspace(
     sources = tuple(records) + tuple(
         _source_record(k) for k in dict.fromkeys(keys) if k not in known)
     return Workspace(territory, communes, facilities, sources, tuple(reports), tuple(notices),
-                     origin=origin, iris=iris, grid=grid)
+                     origin=origin, iris=iris, grid=grid, qpv=qpv)
+
+
+#: Store keys of the context layers: IRIS contours, IRIS census, 200 m cells, QPV.
+_IRIS_CONTOURS_KEY = "ign_contours_iris"
+_IRIS_CENSUS_KEY = "insee_rp_iris_population"
+_GRID_KEY = "insee_filosofi_2021_200m"
+_QPV_KEY = "anct_qpv_2024"
+
+
+def _context_from_store(
+    stored: StoredTerritory, communes: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None, gpd.GeoDataFrame | None,
+           list[dict[str, str]]]:
+    """The IRIS (contours joined with the census), 200 m cells and QPV a fetch stored."""
+    from data_sources.iris import join_iris
+
+    def layer(key: str) -> pd.DataFrame | None:
+        try:
+            return read_source_layer(stored, key)
+        except SourceError:
+            return None
+
+    used: list[str] = []
+    iris = grid = qpv = None
+    contours, census = layer(_IRIS_CONTOURS_KEY), layer(_IRIS_CENSUS_KEY)
+    if contours is not None and len(contours) and census is not None and len(census):
+        iris = join_iris(gpd.GeoDataFrame(contours, geometry="geometry", crs=WGS84),
+                         pd.DataFrame(census))
+        iris = iris.loc[iris["code_insee"].isin(set(communes["code_insee"]))]
+        used += [_IRIS_CONTOURS_KEY, _IRIS_CENSUS_KEY]
+    cells = layer(_GRID_KEY)
+    if cells is not None and len(cells):
+        grid = gpd.GeoDataFrame(cells, geometry="geometry", crs=WGS84)
+        used.append(_GRID_KEY)
+    found = layer(_QPV_KEY)
+    if found is not None:
+        qpv = gpd.GeoDataFrame(found, geometry="geometry", crs=WGS84)
+        qpv.attrs["basis"] = str(found["basis"].iloc[0]) if len(found) else "contours"
+        used.append(_QPV_KEY)
+    records = [_ledger_record(e) for e in stored.ledger if e.source in used and e.has_data]
+    return iris, grid, qpv, records
 
 
 def _assembled_store(territory: Territory) -> tuple[StoredTerritory | None, list[str]]:
@@ -293,7 +361,7 @@ def _insee_notices(imp: Any, territory: Territory | None = None) -> list[str]:
         out += list(imp.notices)
     else:  # the files were read for the départements: speak of the territory's communes
         out += [n for n in imp.notices if "commune(s) du territoire absente(s)" not in n]
-        own = set(territory.communes)  # once: France has ~35,000 communes
+        own = set(territory.communes)  # once: France has 34,875 communes
         mine = [c for c in imp.communes_missing if c in own]
         if mine:
             out.append(f"{len(mine)} commune(s) du territoire absente(s) des fichiers INSEE "
@@ -527,6 +595,11 @@ def _from_store(
     for e in failed:
         if e.source in used or e.source in _COMMUNE_SOURCES:
             notices.append(f"Mise à jour en échec : {e.error}")
+    for e in stored.ledger:  # what was stored but is known to be incomplete or kept back
+        if e.status == "partial" and e.has_data:
+            notices.append(f"Données partielles — {e.title} : {e.note}")
+        elif e.status == "suspect" and e.has_data:
+            notices.append(f"Dernière mise à jour refusée — {e.title} : {e.note}")
     records = [_source_record(k) for k in keys]
     coverage = read_source_layer(stored, CAF_KEY)
     if coverage is not None and len(coverage):

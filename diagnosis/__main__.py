@@ -44,6 +44,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
     int_at_least,
     non_empty,
 )
+from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.errors import MaillageError
 from diagnosis.settings import DEFAULT_K, DEFAULT_OBJECTIVE, DEFAULT_THRESHOLD_M, SPLITS
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("json", "table"), default="table")
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
+    add_plan_parser(sub)
     return ap
 
 
@@ -263,6 +265,9 @@ def _print_table(data: dict[str, Any]) -> None:
     births_year = (data.get("data_years") or {}).get("births_2024", 2024)
     con.print(f"Communes : {n_total}   Naissances {births_year} : "
               + (f"{fr_number(births)}{known}" if births is not None else NOT_KNOWN_F + "s"))
+    for code, lacking in (data.get("communes_partial") or {}).items():
+        con.print(f"Commune {code} : somme des seules parties connues ({lacking}) : un "
+                  "minimum.")
     if data["under3_estimate"] is not None:
         con.print(f"Enfants de moins de 3 ans : {fr_number(data['under3_estimate'])}{known} "
                   f"({data['under3_estimate_label']})")
@@ -353,10 +358,15 @@ def _parse_points(points: Sequence[str]) -> tuple[tuple[float, float], ...]:
         except ValueError:
             raise InputError(f"--point {text!r}: give longitude,latitude in degrees, e.g. "
                              "--point -2.15,47.43", argument="--point", value=text,
-                             hint="-2.15,47.43") from None
+                             hint="-2.15,47.43",
+                             fr=f"--point « {text} » : écrivez longitude,latitude en degrés, "
+                                "par exemple --point=-2.15,47.43") from None
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees",
-                             argument="--point", value=text, hint="-2.15,47.43")
+                             argument="--point", value=text, hint="-2.15,47.43",
+                             fr=f"--point « {text} » : longitude entre -180 et 180 et latitude "
+                                "entre -90 et 90 degrés attendues, par exemple "
+                                "--point=-2.15,47.43")
         out.append((lon, lat))
     return tuple(out)
 
@@ -664,7 +674,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
     from diagnosis.partners import export_partners_csv
     from diagnosis.pipeline import diagnose_overview, diagnose_partners, studied_site
-    from diagnosis.presentation import partners_export_frame
+    from diagnosis.presentation import french_partners_table, partners_export_frame
 
     params = _params(args)
     ws = _workspace(args)
@@ -678,7 +688,9 @@ def cmd_partners(args: argparse.Namespace) -> int:
     near = res.layers["near_site"]
     inst = res.layers.get("institutions", pd.DataFrame())
     if args.format == "csv":
-        data = export_partners_csv(partners_export_frame(res.layers))
+        titles = {str(r.get("key", "")): str(r.get("title", "")) for r in ws.sources}
+        data = export_partners_csv(french_partners_table(partners_export_frame(res.layers),
+                                                         titles))
         if args.out:
             from diagnosis.exports import write_bytes_atomic
 
@@ -969,7 +981,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not (args.out or args.csv_dir or args.diagnosis_file):
         raise InputError("export needs an output: --out FILE.gpkg, --csv-dir DIR and/or "
-                         "--diagnosis-file FILE.json")
+                         "--diagnosis-file FILE.json", argument="--out",
+                         fr="export : indiquez au moins une sortie : --out FICHIER.gpkg, "
+                            "--csv-dir DOSSIER ou --diagnosis-file FICHIER.json")
     if args.out:
         if Path(args.out).suffix.lower() != ".gpkg":
             raise InputError(f"--out {args.out!r} must end with .gpkg (GeoPackage)")
@@ -1039,13 +1053,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(comparison_records(df), ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
+        from diagnosis.comparison import french_comparison_table
         from diagnosis.csvfile import french_csv_text
 
-        text = french_csv_text(df, lineterminator="\n")
+        text = "\ufeff" + french_csv_text(french_comparison_table(df), lineterminator="\n")
     else:
         text = _comparison_table(df.loc[:, summary_columns()], df)
     if args.out:
-        data = text.encode("utf-8-sig" if args.format == "csv" else "utf-8")
+        data = text.encode("utf-8")  # the CSV text starts with its BOM
         write_bytes_atomic(args.out, data, option="--out")
         print(f"Comparaison écrite : {args.out} ({len(df)} territoires)")
     else:
@@ -1107,7 +1122,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     lost = [f for f in files if not Path(f).is_file()]
     if lost:
         raise InputError(f"{args.file}: imported file(s) {lost!r} recorded in the diagnosis "
-                         "are missing; put them back at that path to re-run it")
+                         "are missing; put them back at that path to re-run it",
+                         argument="FILE.json", value=args.file,
+                         fr=f"« {args.file} » : fichier(s) importé(s) introuvable(s) : "
+                            + ", ".join(f"« {f} »" for f in lost)
+                            + " ; remettez-les à cet emplacement pour relancer le diagnostic")
     t = rec["territory"]
     ws = load_workspace(str(t["code"]), facility_files=files)
     p = rec["params"]
@@ -1144,6 +1163,7 @@ DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": c
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
             "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
+COMMANDS["plan"] = cmd_plan
 
 
 #: Suffix each output option must end with, per command (French name of the format).

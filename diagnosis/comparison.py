@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from diagnosis.errors import InputError
+from diagnosis.needs import dated_label, year_of
 from diagnosis.overview import ANALYSED_TYPES, Overview
 from diagnosis.schema import FACILITY_TYPES, Territory, facility_label
 from diagnosis.settings import SPLITS
@@ -59,22 +60,42 @@ METRIC_LABELS: dict[str, str] = {
     "priority_score": "Score de priorité",
     "cohort_capacity": "Capacité en groupes de pairs",
     "coverage_partial": "Communes couvertes par les données",
+    "code": "Code",
+    "name": "Territoire",
+    "kind": "Type de territoire",
+    "threshold_m": "Distance « à portée » (m, à vol d'oiseau)",
+    "n_communes_total": "Communes du territoire",
+    "n_communes_missing": "Communes sans données",
+    "n_communes_births_known": "Communes aux naissances connues",
+    "coverage_note": "Remarque sur les données",
 }
+#: French words of the territory kinds.
+KIND_LABELS: dict[str, str] = {"commune": "commune", "epci": "intercommunalité",
+                               "departement": "département", "region": "région",
+                               "custom": "territoire sur mesure", "pays": "pays",
+                               "france": "pays"}
 
 
 
-def metric_label(metric: str) -> str:
+def metric_label(metric: str, *, years: dict[str, int] | None = None) -> str:
     """French label of a comparison column (per-type columns included).
+
+    ``years`` (:func:`diagnosis.needs.data_years`, or :func:`comparison_years`): the
+    years of the INSEE figures, printed instead of the 2025 edition's.
 
     Examples
     --------
     >>> metric_label("share_within_eaje")
     'Part des naissances à portée : Crèches (EAJE)'
-    >>> metric_label("births_2024")
-    'Naissances 2024'
+    >>> metric_label("births_2024"), metric_label("births_2024", years={"births_2024": 2022})
+    ('Naissances 2024', 'Naissances 2022')
     """
     if metric in METRIC_LABELS:
-        return METRIC_LABELS[metric]
+        label = dated_label(metric, METRIC_LABELS[metric], years)
+        if metric == "under3_estimate" and years:
+            label = label.replace("naissances 2024",
+                                  f"naissances {year_of(years, 'births_2024')}")
+        return label
     prefixes = {
         "share_within_": "Part des naissances à portée : ",
         "births_within_": "Naissances à portée : ",
@@ -88,6 +109,53 @@ def metric_label(metric: str) -> str:
         if metric.startswith(prefix) and t in FACILITY_TYPES:
             return text + facility_label(t, plural=True)
     return metric
+
+
+def french_comparison_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The comparison for a spreadsheet: French headers, values rounded to their meaning.
+
+    Counts of births, people, places and communes to the unit; shares in % to the
+    tenth; ``coverage_partial`` and ``offer_status_<t>`` in words; ranks headed « Rang : ».
+    Unknown values stay empty (never 0, never ``False``).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"code": ["44"], "kind": ["departement"],
+    ...                   "births_mean_2016_2021": [388.33333333333337],
+    ...                   "share_within_eaje": [0.2407932], "coverage_partial": [False],
+    ...                   "offer_status_eaje": ["partial"], "rank_births_2024": [1]})
+    >>> french_comparison_table(t).iloc[0].astype(str).tolist()
+    ['44', 'département', '388', '24.1', 'complètes', 'partielle', '1']
+    """
+    from diagnosis.overview import COVERAGE_LABELS
+
+    out = pd.DataFrame(index=df.index)
+    for col in df.columns:
+        v = df[col]
+        if col == "kind":
+            out[col] = v.map(lambda k: KIND_LABELS.get(str(k), str(k)))
+        elif col == "coverage_partial":
+            out[col] = v.map({True: "partielles", False: "complètes"})
+        elif col.startswith("offer_status_"):
+            out[col] = v.map(lambda k: COVERAGE_LABELS.get(str(k), str(k)))
+        elif col.startswith("share_within_") or col.startswith("share_"):
+            out[col] = (100 * pd.to_numeric(v, errors="coerce")).round(1)
+        elif col in ("priority_score",):
+            out[col] = pd.to_numeric(v, errors="coerce").round(1)
+        elif pd.api.types.is_bool_dtype(v):
+            out[col] = v.map({True: "oui", False: "non"})
+        elif pd.api.types.is_numeric_dtype(v):
+            out[col] = pd.to_numeric(v, errors="coerce").round(0).astype("Int64")
+        else:
+            out[col] = v
+    labels = {}
+    for col in df.columns:
+        if col.startswith("rank_"):
+            labels[col] = "Rang : " + metric_label(col.removeprefix("rank_"))
+        else:
+            label = metric_label(col)
+            labels[col] = label + (" (%)" if col.startswith("share_") else "")
+    return out.rename(columns=labels)
 
 
 def _departement_of(code_insee: str) -> str:
@@ -140,6 +208,9 @@ def comparison_row(overview: Overview, *,
         "births_mean_2016_2021": num(s.get("births_mean_2016_2021")),
         "population_2022": num(s.get("population_2022")),
         "under3_estimate": num(s.get("under3_estimate")),
+        # the years of the INSEE figures of this territory (files of any edition)
+        "births_year": year_of(s.get("data_years"), "births_2024"),
+        "population_year": year_of(s.get("data_years"), "population_2022"),
     }
     for typ, fac in s["facilities"].items():
         w = s["births_within_threshold"][typ]
@@ -155,6 +226,35 @@ def comparison_row(overview: Overview, *,
     for col in EXTRA_COLUMNS:
         row[col] = num((extra or {}).get(col))
     return row
+
+
+def comparison_years(df: pd.DataFrame) -> dict[str, int] | None:
+    """The years of a comparison's INSEE figures when every territory shares them.
+
+    Examples
+    --------
+    >>> comparison_years(pd.DataFrame({"births_year": [2022, 2022],
+    ...                                "population_year": [2021, 2021]}))["births_2024"]
+    2022
+    >>> comparison_years(pd.DataFrame({"births_year": [2022, 2024]})) is None
+    True
+    """
+    out: dict[str, int] = {}
+    for col, key in (("births_year", "births_2024"), ("population_year", "population_2022")):
+        if col not in df:
+            continue
+        vals = pd.to_numeric(df[col], errors="coerce").dropna().unique()
+        if len(vals) > 1:
+            return None
+        if len(vals):
+            out[key] = int(vals[0])
+    if not out:
+        return None
+    if "births_2024" in out:
+        out["under3_estimate"] = out["births_2024"]
+    if "population_2022" in out:
+        out["density_per_km2"] = out["population_2022"]
+    return out
 
 
 def _rank(values: pd.Series, *, ascending: bool) -> pd.Series:

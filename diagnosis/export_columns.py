@@ -74,6 +74,10 @@ _FIXED: dict[str, ColumnSpec] = {
                        "degrees"),
     "epci_code": _c("EPCI (SIREN)", "SIREN de l'intercommunalité", source=_COG, year="2026"),
     "epci_name": _c("EPCI", "Nom de l'intercommunalité", source=_COG, year="2026"),
+    "births_year": _c("Année des naissances", "Année des naissances domiciliées du fichier "
+                      "INSEE lu", source=_INSEE),
+    "population_year": _c("Année de la population", "Année du recensement du fichier INSEE "
+                          "lu", source=_INSEE),
     "insee_partial": _c("Données INSEE partielles", "Indicateurs dont le fichier INSEE ne "
                         "donne que la somme des parties connues (commune fusionnée dont "
                         "une ancienne commune manque) ; vide quand tout est connu",

@@ -534,12 +534,17 @@ def export_csv_tables(layers: Mapping[str, pd.DataFrame], directory: str | Path)
     """
     d = Path(directory)
     if d.exists() and not d.is_dir():
-        raise InputError(f"--csv-dir {str(d)!r} is a file; give a folder")
+        raise InputError(f"--csv-dir {str(d)!r} is a file; give a folder", argument="--csv-dir",
+                         value=str(d),
+                         fr=f"--csv-dir « {d} » est un fichier : donnez un dossier")
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--csv-dir {str(d)!r}: cannot create the folder ({exc.strerror}); "
-                         "choose a writable place") from None
+                         "choose a writable place", argument="--csv-dir", value=str(d),
+                         fr=f"--csv-dir « {d} » : impossible de créer le dossier "
+                            f"({_os_reason_fr(exc)}) ; choisissez un emplacement où vous "
+                            "pouvez écrire") from None
     written = []
     years = layers_data_years(layers)
     for name, df in layers.items():
@@ -658,6 +663,10 @@ def write_diagnosis_file(record: Mapping[str, Any], path: str | Path) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"), option="--diagnosis-file")
 
 
+#: Largest diagnosis file read (a national diagnosis file is a few MB).
+_MAX_DIAGNOSIS_FILE_BYTES = 64 * 2**20
+
+
 def read_diagnosis_file(path: str | Path) -> dict[str, Any]:
     """Read and check a diagnosis file.
 
@@ -669,22 +678,44 @@ def read_diagnosis_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"diagnosis file {str(p)!r} not found; give the path of the JSON "
-                         "written by `python -m diagnosis export --diagnosis-file`")
+                         "written by `python -m diagnosis export --diagnosis-file`",
+                         argument="FILE.json", value=str(p),
+                         fr=f"fichier de diagnostic « {p} » introuvable (ou pas un fichier "
+                            "ordinaire) : donnez le JSON écrit par « python -m diagnosis "
+                            "export --diagnosis-file »")
+    if p.stat().st_size > _MAX_DIAGNOSIS_FILE_BYTES:  # never read a huge file whole
+        raise InputError(f"diagnosis file {str(p)!r} is too large", argument="FILE.json",
+                         value=str(p),
+                         fr=f"fichier de diagnostic « {p} » trop volumineux (plus de "
+                            f"{_MAX_DIAGNOSIS_FILE_BYTES // 2**20} Mo) : ce n'est pas un "
+                            "fichier écrit par « export --diagnosis-file »")
     try:
         rec = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"diagnosis file {str(p)!r} is not valid UTF-8 JSON ({exc}); "
-                         "write it again with `export --diagnosis-file`") from None
+                         "write it again with `export --diagnosis-file`", argument="FILE.json",
+                         value=str(p),
+                         fr=f"fichier de diagnostic « {p} » illisible (pas du JSON UTF-8) : "
+                            "écrivez-le de nouveau avec « export --diagnosis-file »") from None
     if not isinstance(rec, dict) or rec.get("format") != DIAGNOSIS_FORMAT:
         raise InputError(f"{str(p)!r} is not a Maillage diagnosis file (format="
                          f"{rec.get('format') if isinstance(rec, dict) else None!r}; expected "
-                         f"{DIAGNOSIS_FORMAT!r})")
+                         f"{DIAGNOSIS_FORMAT!r})", argument="FILE.json", value=str(p),
+                         fr=f"« {p} » n'est pas un fichier de diagnostic Maillage (écrit par "
+                            "« export --diagnosis-file »)")
     if rec.get("version") != DIAGNOSIS_VERSION:
         raise InputError(f"{str(p)!r}: version={rec.get('version')!r} is not supported "
-                         f"(expected {DIAGNOSIS_VERSION}); update Maillage")
+                         f"(expected {DIAGNOSIS_VERSION}); update Maillage",
+                         argument="FILE.json", value=str(p),
+                         fr=f"« {p} » : version {rec.get('version')!r} du fichier de diagnostic "
+                            f"non prise en charge (attendue : {DIAGNOSIS_VERSION}) ; mettez "
+                            "Maillage à jour")
     for key in ("territory", "params", "ledger", "summary"):
         if not isinstance(rec.get(key), dict):
-            raise InputError(f"{str(p)!r}: the {key!r} part is missing or malformed")
+            raise InputError(f"{str(p)!r}: the {key!r} part is missing or malformed",
+                             argument="FILE.json", value=str(p),
+                             fr=f"« {p} » : la partie « {key} » du fichier de diagnostic "
+                                "manque ou est abîmée ; écrivez-le de nouveau")
     return rec
 
 

@@ -280,3 +280,25 @@ def year_of(years: dict[str, int] | None, column: str) -> int:
     """
     default = DEFAULT_YEARS.get(DERIVED_FROM.get(column, column), 0)
     return int((years or {}).get(column, default))
+
+
+def dated_label(column: str, label: str, years: dict[str, int] | None) -> str:
+    """``label`` of an INSEE-based column with the year of the figures read.
+
+    Examples
+    --------
+    >>> dated_label("births_2024", "Naissances 2024 (domiciliées)", {"births_2024": 2022})
+    'Naissances 2022 (domiciliées)'
+    >>> dated_label("births_mean_2016_2021", "Naissances moy. 2016-2021",
+    ...             {"births_2016_2021": 2020, "births_mean_2016_2021": 2020})
+    'Naissances moy. 2015-2020'
+    >>> dated_label("name", "Commune", {"births_2024": 2022})
+    'Commune'
+    """
+    base = DERIVED_FROM.get(column, column)
+    if not years or base not in DEFAULT_YEARS:
+        return label
+    old, new = DEFAULT_YEARS[base], year_of(years, column)
+    if base == "births_2016_2021":
+        return label.replace(f"{old - 5}-{old}", f"{new - 5}-{new}")
+    return label.replace(str(old), str(new))

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
-from diagnosis.needs import data_years, under3_label
+from diagnosis.needs import data_years, dated_label, under3_label
 from diagnosis.schema import (
     FACILITY_COLUMNS,
     FACILITY_TYPES,
@@ -266,6 +266,11 @@ def compute_overview(
         else f"estimation : 3 × naissances {years['births_2024']} (pas un comptage)",
         # the year of each INSEE figure, from the files read (labels print these)
         "data_years": years,
+        # merged communes whose INSEE figures are the sum of the known parts only
+        # (a former commune missing from the file), with what they lack, in French
+        "communes_partial": {str(c): str(p) for c, p in zip(
+            com["code_insee"], com["insee_partial"], strict=True) if str(p or "")}
+        if "insee_partial" in com else {},
         "facilities": per_type,
         "births_within_threshold": within,
         "communes_without": without,
@@ -310,6 +315,8 @@ def commune_table(overview: Overview) -> pd.DataFrame:
     skip = set(_TABLE_SKIP) | ({"epci_name"} if overview.territory.kind != "departement"
                                else set())
     labels = {**NEEDS_COLUMNS, **OPTIONAL_COMMUNE_COLUMNS}
+    years = overview.summary.get("data_years") or data_years(com)
+    labels = {c: dated_label(c, label, years) for c, label in labels.items()}
     cols = [c for c in labels if c in com.columns and c not in skip]
     out = pd.DataFrame(com[cols]).copy()
     for c in cols:

@@ -53,6 +53,7 @@ from diagnosis.analyses import (
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
 from diagnosis.comparison import compare_territories
+from diagnosis.context import TerritoryContext, compute_context
 from diagnosis.demand import DemandPoints, compute_demand_points
 from diagnosis.errors import InputError, MissingDataError, check_positive
 from diagnosis.formatting import fr_percent
@@ -370,6 +371,16 @@ def diagnose_overview(inputs: DiagnosisInputs, params: DiagnosisParams) -> Overv
                             threshold_m=params.threshold_m, sources=list(inputs.sources))
 
 
+def diagnose_context(inputs: DiagnosisInputs) -> TerritoryContext:
+    """Births trend, CAF coverage and QPV (:func:`diagnosis.context.compute_context`).
+
+    Reads the optional ``qpv``, ``grid`` and ``iris`` layers of the inputs when loaded.
+    """
+    return compute_context(inputs.territory, inputs.communes,
+                           qpv=getattr(inputs, "qpv", None), grid=getattr(inputs, "grid", None),
+                           iris=getattr(inputs, "iris", None))
+
+
 def diagnose_demand(inputs: DiagnosisInputs, overview: Overview) -> DemandPoints | None:
     """Demand below the commune when IRIS or 200 m cells are loaded, else ``None``.
 
@@ -645,6 +656,10 @@ class Diagnosis:
         Peer groups of the site studied (or of the whole territory without a site).
     comparison
         The territory among its peers (set by the composition root, which loads them).
+    context
+        Births over ten years with their trend, CAF coverage rates with their year, and
+        the quartiers prioritaires with the families living in them
+        (:class:`diagnosis.context.TerritoryContext`; :func:`diagnose_context`).
     demand
         Demand points below the commune (IRIS, 200 m cells) when loaded, else ``None``
         (one point per commune).
@@ -666,6 +681,7 @@ class Diagnosis:
     comparison: pd.DataFrame | None = None
     notes: tuple[str, ...] = field(default=())
     demand: DemandPoints | None = None
+    context: TerritoryContext | None = None
 
     @property
     def territory(self) -> Territory:
@@ -720,6 +736,7 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
     step("besoins et offre")
     ov = overview if overview is not None else diagnose_overview(inputs, params)
     demand = diagnose_demand(inputs, ov)
+    context = diagnose_context(inputs)
     access = siting = None
     if "access" in parts:
         step("temps d'accès et manques")
@@ -769,4 +786,5 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                              f"{fr_percent(params.uptake_rate)} (hypothèse).")
     return Diagnosis(params=params, inputs=inputs, travel=travel, overview=ov, access=access,
                      siting=siting, recommended=by_site, site=site, partners=partners,
-                     catchment=catchment, cohorts=cohorts, notes=tuple(notes), demand=demand)
+                     catchment=catchment, cohorts=cohorts, notes=tuple(notes), demand=demand,
+                     context=context)

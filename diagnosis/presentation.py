@@ -23,7 +23,7 @@ import pandas as pd
 
 from diagnosis.accessibility import AccessIndicators
 from diagnosis.cohorts import CohortPlan
-from diagnosis.comparison import metric_label
+from diagnosis.comparison import comparison_years, metric_label
 from diagnosis.formatting import fr_percent
 from diagnosis.gaps import (
     FACTOR_LABELS,
@@ -338,6 +338,56 @@ def partners_export_frame(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return both[["group", *[c for c in both.columns if c != "group"]]]
 
 
+#: French headers of the partners table (column code -> header); other columns are dropped.
+PARTNER_HEADERS: dict[str, str] = {
+    "group": "Groupe", "type_label": "Type", "name": "Nom", "address": "Adresse",
+    "postcode": "Code postal", "code_insee": "Code commune", "phone": "Téléphone",
+    "email": "Courriel", "website": "Site web", "minutes": "Temps de trajet (min)",
+    "distance_m": "Distance (m)", "source_title": "Source", "source_date": "Date de la source",
+    "position_precision": "Position", "description": "Rôle", "scope": "Périmètre",
+    "contact_status": "Contact",
+}
+
+
+def french_partners_table(df: pd.DataFrame,
+                          source_titles: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The partners table for a spreadsheet: French headers, rounded values, words.
+
+    Minutes to the tenth, metres to the metre, the position's precision in words, the
+    source by its title when ``source_titles`` names it (never an internal key alone).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"group": ["structure à portée"], "type": ["mam"],
+    ...                   "type_label": ["MAM"], "name": ["A"], "minutes": [19.849380],
+    ...                   "distance_m": [9666.3], "source": ["demo_directory"],
+    ...                   "position_precision": ["commune"]})
+    >>> r = french_partners_table(t, {"demo_directory": "Annuaire partiel"}).iloc[0]
+    >>> r.astype(str).tolist()[2:6]
+    ['A', '19.8', '9666', 'Annuaire partiel']
+    >>> r["Position"]
+    'à la mairie de la commune (position approximative)'
+    """
+    from diagnosis.schema import PRECISIONS
+
+    out = df.copy()
+    if "minutes" in out:
+        out["minutes"] = pd.to_numeric(out["minutes"], errors="coerce").round(1)
+    if "distance_m" in out:
+        out["distance_m"] = pd.to_numeric(out["distance_m"], errors="coerce").round(0) \
+            .astype("Int64")
+    if "position_precision" in out:
+        out["position_precision"] = out["position_precision"].map(
+            lambda v: PRECISIONS.get(str(v), "" if pd.isna(v) else str(v)))
+    if "source" in out:
+        titles = dict(source_titles or {})
+        out["source_title"] = out["source"].map(
+            lambda k: titles.get(str(k), "fichier importé" if str(k).startswith("user:")
+                                 else "" if pd.isna(k) else str(k)))
+    cols = [c for c in PARTNER_HEADERS if c in out.columns]
+    return out.loc[:, cols].rename(columns=PARTNER_HEADERS)
+
+
 # --------------------------------------------------------------------------------------
 # Comparison
 # --------------------------------------------------------------------------------------
@@ -345,10 +395,12 @@ def partners_export_frame(layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def comparison_metrics(df: pd.DataFrame) -> dict[str, str]:
     """Numeric columns of a comparison worth charting -> French label (births first)."""
-    skip = {"threshold_m", "n_communes_total", "n_communes_missing"}
+    skip = {"threshold_m", "n_communes_total", "n_communes_missing", "births_year",
+            "population_year"}
     first = [c for c in ("births_2024", "under3_estimate") if c in df.columns]
     cols = [*first, *[c for c in df.columns if c not in first]]
-    return {c: metric_label(c) for c in cols
+    years = comparison_years(df)
+    return {c: metric_label(c, years=years) for c in cols
             if c not in skip and not c.startswith("rank_")
             and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
             and df[c].notna().any()}

@@ -10,6 +10,15 @@ from __future__ import annotations
 METRIC_CRS = "EPSG:2154"
 #: CRS of maps, GeoJSON and most open-data files.
 WGS84 = "EPSG:4326"
+#: Metric CRS of the overseas départements (local UTM zones), by département code; the
+#: same table as :data:`data_sources.national.METRIC_CRS_BY_DEP`.
+METRIC_CRS_OVERSEAS: dict[str, str] = {
+    "971": "EPSG:5490",  # RGAF09 / UTM 20N (Guadeloupe)
+    "972": "EPSG:5490",  # RGAF09 / UTM 20N (Martinique)
+    "973": "EPSG:2972",  # RGFG95 / UTM 22N (Guyane)
+    "974": "EPSG:2975",  # RGR92 / UTM 40S (La Réunion)
+    "976": "EPSG:4471",  # RGM04 / UTM 38S (Mayotte)
+}
 
 #: Default crow-fly threshold (metres) for "births within reach of a facility type".
 DEFAULT_THRESHOLD_M = 5_000.0
@@ -98,6 +107,30 @@ CROWFLY_DRIVE_ACCESS_MIN = 1.0
 CROWFLY_DRIVE_DETOUR = 1.3
 #: Average car speed (km/h) of the crow-fly model (the project's door-to-door value).
 CROWFLY_DRIVE_SPEED_KMH = 40.0
+# --- Crow-fly car model by density class (diagnosis.travel.crowfly.class_crow_fly_model) ---
+# Chosen from published values, never fitted on test data: the access term and detour as
+# above; the speed of the roads that carry trips of a few km in each class under the
+# French speed limits (Code de la route: 50 km/h in built-up areas, 80 km/h on two-way
+# roads outside them since decree 2018-487), i.e. the speeds of
+# data_sources.osm.FR_HIGHWAY_SPEEDS_KMH the router uses: dense areas 50 km/h (the urban
+# arterials; issue 20 measured the single 40 km/h model 15-40 % too slow beyond 5 km on
+# real car minutes of a dense département, i.e. about 1.4-1.7 min/km, 46-56 km/h at a
+# detour of 1.3), intermediate areas 45 km/h (tertiary and secondary roads through
+# towns), rural areas 65 km/h (departmental roads, below 80 for bends and villages).
+# The error of each class against routed times is in guides/accessibilite.md.
+
+#: Density classes of the crow-fly car model, with the commune density (inhabitants per
+#: km²) from which a territory belongs to each (the thresholds of the 1 km² cells of the
+#: INSEE/Eurostat grille de densité: urban centres 1,500, urban clusters 300).
+CROWFLY_CLASS_MIN_DENSITY: dict[str, float] = {"dense": 1_500.0, "intermediate": 300.0,
+                                               "rural": 0.0}
+#: (access minutes, detour, speed km/h) of the car model per density class.
+CROWFLY_DRIVE_BY_CLASS: dict[str, tuple[float, float, float]] = {
+    "dense": (1.0, 1.3, 50.0),
+    "intermediate": (1.0, 1.3, 45.0),
+    "rural": (1.0, 1.3, 65.0),
+}
+
 #: Fixed access term of a walk (minutes): none, a walk starts at the door.
 CROWFLY_WALK_ACCESS_MIN = 0.0
 #: Path length / straight-line distance for walks (the same network factor).

@@ -161,7 +161,8 @@ def test_partners_json_and_csv(capsys, offline, tmp_path):
     assert main(["partners", "--territory", "200000438", "--site", "Mairie de Pontchateau",
                  "--format", "csv", "--out", str(out)]) == 0
     text = out.read_bytes().decode("utf-8-sig")
-    assert text.splitlines()[0].startswith("group;type;type_label;name")
+    assert text.splitlines()[0].startswith("Groupe;Type;Nom;Adresse")
+    assert "False" not in text and "demo_directory" not in text and "annuaire_mairies" not in text
     assert "institution" in text and "Mairie de Crossac" in text
     assert main(["partners", "--territory", "200000438", "--site", "nope"]) == 2
     assert "not a loaded facility" in capsys.readouterr().err

@@ -72,6 +72,14 @@ DIAGNOSIS_CASES = [
     (("partners", *T, "--site", "x", "--out", "/dev/null"), "n'est pas un fichier ordinaire"),
     (("compare", "--territory", "44", "--out", "/dev/zero"), "n'est pas un fichier ordinaire"),
     (("partners", *T, "--site", "x", "--out", "."), "est un dossier"),
+    (("summary", "--communes-file", "/dev/zero"), "est un périphérique"),
+    (("summary", *T, "--facilities", "/dev/zero"), "est un périphérique"),
+    (("summary", *T, "--grid", "/dev/zero"), "est un périphérique"),
+    (("rerun", "/dev/zero"), "fichier de diagnostic « /dev/zero » introuvable"),
+    (("rerun", str(Path(__file__))), "illisible (pas du JSON UTF-8)"),
+    (("site", *T, "--point", "abc"), "--point « abc » : écrivez longitude,latitude"),
+    (("site", *T, "--point=200,100"), "longitude entre -180 et 180"),
+    (("export", *T), "indiquez au moins une sortie"),
 ]
 
 

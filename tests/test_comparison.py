@@ -204,9 +204,14 @@ def test_cli_compare_by_commune_csv(capsys):
     assert main(["compare", "--territory", "200000438", "--by", "commune",
                  "--format", "csv"]) == 0
     text = capsys.readouterr().out
-    df = pd.read_csv(io.StringIO(text), sep=";", decimal=",", dtype={"code": str})
-    assert len(df) == 9 and df["births_2024"].sum() == 353
-    assert df["code"].str.len().eq(5).all()
+    assert text.startswith("\ufeff")  # Excel reads the accents
+    df = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), sep=";", decimal=",",
+                     dtype={"Code": str})
+    assert len(df) == 9 and df["Naissances 2024"].sum() == 353
+    assert df["Code"].str.len().eq(5).all()
+    assert "False" not in text and "True" not in text
+    assert not any(c.startswith(("births_", "share_", "n_")) for c in df.columns)
+    assert df["Naissances par an (moyenne 2016-2021)"].dtype.kind == "i"  # rounded
 
 
 def test_cli_compare_list_skips_territories_without_data(capsys):

@@ -36,6 +36,9 @@ def edition_2024(tmp_path, monkeypatch):
                     "26086;Châtillon-en-Diois;755;36,5;31;6;19800;s\n"
                     "26001;Aix-en-Diois;198;12,1;9;2;s;s\n"
                     "26113;Die;4400;58,2;210;38;18900;17,5\n", encoding="cp1252")
+    (folder / "structures.csv").write_text(
+        "nom;type;code_insee;latitude;longitude\nCrèche de Die;crèche;26113;44.7536;5.3705\n",
+        encoding="utf-8")
     yield path, folder
     _http.reset()
 
@@ -60,6 +63,7 @@ def test_export_dictionary_and_columns_say_2022(tmp_path, edition_2024):
     path, folder = edition_2024
     out = tmp_path / "csv"
     assert main(["export", "--territory", TERRITORY, "--insee", str(path),
+                 "--facilities", str(folder / "structures.csv"),
                  "--out", str(tmp_path / "d.gpkg"), "--csv-dir", str(out)]) == 0
     text = (out / "dictionnaire.csv").read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
@@ -80,6 +84,7 @@ def test_pdf_says_habitants_en_2021_and_edition_2024(tmp_path, edition_2024):
     path, folder = edition_2024
     pdf = tmp_path / "r.pdf"
     assert main(["report", "--territory", TERRITORY, "--insee", str(path),
+                 "--facilities", str(folder / "structures.csv"),
                  "--out", str(pdf), "--no-comparison"]) == 0
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
     flat = " ".join(text.split())
@@ -88,4 +93,53 @@ def test_pdf_says_habitants_en_2021_and_edition_2024(tmp_path, edition_2024):
     assert "naissances domiciliées en 2024" not in flat
     assert "édition 2024" in flat and "édition 2025" not in flat
     assert "NAISD22" in flat and "NAISD24" not in flat
+    # the user's files are named, never their folders
+    assert "structures.csv" in flat and "comparateur_26_2024.csv" in flat
     assert "Mes documents" not in flat and str(tmp_path) not in flat
+
+
+def test_commune_table_of_the_app_labels_the_years_of_the_file(edition_2024):
+    from data_sources.cog import resolve
+    from data_sources.workspace import load_workspace
+    from diagnosis.overview import commune_table
+    from diagnosis.pipeline import DiagnosisParams, diagnose_overview
+
+    path, _folder = edition_2024
+    ws = load_workspace(resolve(TERRITORY), insee_files=[str(path)], use_store=False)
+    ov = diagnose_overview(ws, DiagnosisParams())
+    cols = list(commune_table(ov).columns)
+    assert any(c.startswith("Naissances 2022") for c in cols)
+    assert any(c.startswith("Population 2021") for c in cols)
+    assert not any("2024" in c for c in cols)
+    assert ov.summary["under3_estimate_label"].endswith("naissances 2022 (pas un comptage)")
+    # the comparison of territories says the same years
+    import pandas as pd
+
+    from diagnosis.comparison import comparison_row
+    from diagnosis.presentation import comparison_metrics
+
+    df = pd.DataFrame([comparison_row(ov)])
+    assert (df["births_year"].iloc[0], df["population_year"].iloc[0]) == (2022, 2021)
+    labels = comparison_metrics(df)
+    assert labels["births_2024"] == "Naissances 2022"
+    assert labels["population_2022"] == "Population 2021"
+
+
+def test_a_merged_commune_missing_a_part_is_said_in_the_cli_and_json(tmp_path, capsys,
+                                                                      monkeypatch):
+    # a 2024-edition extract (before Saint-Denis absorbed Pierrefitte-sur-Seine on
+    # 1 January 2025) whose Pierrefitte row has no births
+    monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
+    f = tmp_path / "comparateur_93_2024.csv"
+    f.write_text("CODGEO;P21_POP;NAISD22\n93001;87000;1450\n93066;113000;2000\n"
+                 "93059;30500;\n", encoding="utf-8")
+    args = ["summary", "--territory", "Plaine=93066,93001", "--insee", str(f)]
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Naissances 2022 : 3 450" in out  # 1,450 + 2,000: Saint-Denis is not blanked
+    assert "Commune 93066 : somme des seules parties connues" in out
+    assert "Pierrefitte-sur-Seine (93059)" in out
+    assert main([*args, "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["births_2024"] == 3450
+    assert list(d["communes_partial"]) == ["93066"]

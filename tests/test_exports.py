@@ -180,7 +180,7 @@ def test_analysis_layers_round_minutes_shares_and_families(tmp_path):
     assert list(out.columns) == ["Code INSEE", "Commune", "Naissances",
                                  "Centres de PMI : temps à la plus proche (min)",
                                  "Part des naissances à portée (%)",
-                                 "Score de priorité (0-100)"]
+                                 "Score de priorité (naissances pondérées par les besoins)"]
     assert out["Naissances"].tolist()[0] == 84 and pd.isna(out["Naissances"].tolist()[1])
     assert out["Centres de PMI : temps à la plus proche (min)"].tolist()[0] == 18.8
     assert pd.isna(out["Centres de PMI : temps à la plus proche (min)"].iloc[1])
@@ -334,10 +334,10 @@ def test_cli_rerun_bad_files(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
     assert main(["rerun", str(bad)]) == 2
-    assert "not valid UTF-8 JSON" in capsys.readouterr().err
+    assert "illisible (pas du JSON UTF-8)" in capsys.readouterr().err
     bad.write_text(json.dumps({"format": "other"}), encoding="utf-8")
     assert main(["rerun", str(bad)]) == 2
-    assert "not a Maillage diagnosis file" in capsys.readouterr().err
+    assert "n'est pas un fichier de diagnostic Maillage" in capsys.readouterr().err
     assert main(["rerun", str(tmp_path / "absent.json")]) == 2
 
 
@@ -348,12 +348,12 @@ def test_cli_rerun_missing_imported_file(tmp_path, capsys):
                  "--diagnosis-file", str(diag), "--no-analyses"]) == 0
     os.remove(csv)
     assert main(["rerun", str(diag)]) == 2
-    assert "missing" in capsys.readouterr().err
+    assert "introuvable" in capsys.readouterr().err
 
 
 def test_cli_export_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert main(["export", "--territory", "200000438"]) == 2
-    assert "--out FILE.gpkg" in capsys.readouterr().err
+    assert "--out FICHIER.gpkg" in capsys.readouterr().err
     target = tmp_path / "nope" / "d.gpkg"
     assert main(["export", "--territory", "200000438", "--out", str(target)]) == 2
     err = capsys.readouterr().err

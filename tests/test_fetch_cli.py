@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 import streamlit as st
@@ -53,7 +54,7 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(tmp_path)
     proc = run_cli("--territory", EPCI, "--offline", env_dirs=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "8 source(s) en échec" in out
+    assert "12 source(s) en échec" in out
     urls = {
         "geo_api_communes": "https://geo.api.gouv.fr/epcis/200000438/communes",
         "insee_melodi": "https://api.insee.fr/melodi/data/",
@@ -63,6 +64,10 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(tmp_path)
         "caf_txcouv": "https://data.caf.fr/api/explore/v2.1/catalog/datasets/txcouv_pe_com",
         "data_inclusion": "https://api.data.inclusion.gouv.fr/api/v1/structures",
         "annuaire": "https://api-lannuaire.service-public",
+        "ign_contours_iris": "https://data.geopf.fr/wfs",
+        "insee_rp_iris_population": "https://www.insee.fr/fr/statistiques/fichier/8647014/",
+        "insee_filosofi_2021_200m": "https://www.insee.fr/fr/statistiques/fichier/8735162/",
+        "anct_qpv_2024": "https://static.data.gouv.fr/resources/quartiers-prioritaires",
     }
     lines = [ln for ln in out.splitlines() if ln.startswith("  - ")]
     assert len(lines) == len(urls)
@@ -73,7 +78,8 @@ def test_offline_with_empty_cache_names_each_source_and_keeps_the_demo(tmp_path)
     assert "Rien n'a été enregistré" in out
     assert not (tmp_path / "store" / "epci-200000438").exists()
     # one progress line per source start and end (stderr is not a terminal here)
-    assert proc.stderr.count("[1/9]") == 2 and "[9/9] Géocodage de la Géoplateforme" in proc.stderr
+    assert proc.stderr.count("[1/13]") == 2
+    assert "[13/13] Géocodage de la Géoplateforme" in proc.stderr
 
 
 def test_outside_the_demo_with_nothing_usable_exits_1(tmp_path):
@@ -139,6 +145,16 @@ def _fake_loaders(monkeypatch, *, fail=()):
         {"level": [], "code": [], "name": [], "year": [], "rate": []}))
     monkeypatch.setattr(inclusion, "load_inclusion", lambda a, **kw: table("x").iloc[0:0])
     monkeypatch.setattr(annuaire, "load_annuaire", lambda a, **kw: table("annuaire").iloc[0:0])
+    # the context sources (IRIS, census by IRIS, 200 m cells, QPV) answer empty-but-valid
+    from data_sources import filosofi, iris, qpv
+
+    monkeypatch.setattr(iris, "load_iris_contours", lambda a, **kw: gpd.GeoDataFrame(
+        columns=list(iris.CONTOUR_COLUMNS), geometry="geometry", crs="EPSG:4326"))
+    monkeypatch.setattr(iris, "load_iris_census", lambda a, **kw: pd.DataFrame(
+        columns=list(iris.CENSUS_COLUMNS)))
+    monkeypatch.setattr(filosofi, "load_filosofi", lambda a, **kw: gpd.GeoDataFrame(
+        columns=list(filosofi.FILOSOFI_COLUMNS), geometry="geometry", crs="EPSG:4326"))
+    monkeypatch.setattr(qpv, "load_qpv", lambda a, **kw: qpv.qpv_from_list(a.communes))
 
 
 def test_summary_table_after_a_partial_fetch(dirs, capsys, monkeypatch):
@@ -221,6 +237,23 @@ def test_app_update_shows_a_suspect_answer_and_keeps_the_stored_rows(dirs, clean
     assert any("suspect" in w and "0 ligne(s) reçue(s) contre 1" in w for w in warnings), (
         warnings)
     assert len(store.read_store(EPCI, with_source_layers=True).source_layers["finess"]) == 1
+
+
+def test_full_cache_disk_is_said_and_the_fetch_goes_on(dirs, capsys, monkeypatch):
+    import errno
+
+    _fake_loaders(monkeypatch)
+
+    def full(folder):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_http, "_probe_disk", full)  # the write test finds the disk full
+    _http.reset()
+    assert main(["fetch", "--territory", EPCI]) == 0
+    out = capsys.readouterr().out
+    assert "Cache HTTP non écrit (le disque est plein" in out
+    assert "la mise à jour continue sans garder les réponses en cache" in out
+    assert store.read_store(EPCI).entry("finess").status == "ok"  # the fetch went on
 
 
 def test_offline_rerun_after_a_fetch_says_stored_data_is_kept(dirs, capsys, monkeypatch):

@@ -37,6 +37,7 @@ from data_sources.cog import resolve
 
 EPCI = "200000438"
 #: The FINESS sample of tests/test_finess.py (data.gouv.fr ``etalab-cs1100507`` layout).
+INCLUSION_DATA = Path(__file__).parent / "data" / "inclusion"  # see tests/test_inclusion.py
 FINESS_SAMPLE = (Path(__file__).parent / "data" / "finess"
                  / "etalab-cs1100507-stock-sample.csv").read_bytes()
 
@@ -138,6 +139,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(cut)
             self.wfile.flush()
             self.close_connection = True
+            return
+        if url.path in {"/api/v1/structures", "/api/v1/services"}:
+            name = ("services_garde_denfants.json" if url.path.endswith("services")
+                    else "structures_monenfant.json")
+            doc = json.loads((INCLUSION_DATA / name).read_text(encoding="utf-8"))
+            if mode == "inclusion_short" and url.path.endswith("structures"):
+                page = int(query.get("page", ["1"])[0])
+                doc = {**doc, "total": len(doc["items"]) + 3, "pages": 2,
+                       "items": doc["items"] if page == 1 else []}
+            self._send(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
             return
         if url.path.startswith("/melodi/data/"):
             body = json.dumps({"identifier": parts[-1], "paging": {},
@@ -274,6 +285,26 @@ def test_failed_refresh_says_which_copy_was_kept(server, area, mode, motive):
     assert entry.status == "suspect" and expected in entry.note
     assert store.ledger_table([entry])["État"].tolist() == [
         "suspect, données précédentes gardées"]
+
+
+def test_inclusion_maintenance_page_keeps_the_copy_and_says_so(server, area):
+    key = inclusion.INCLUSION.key
+    first = {o.key: o for o in fetch.fetch_territory(area, sources=[key]).outcomes}[key]
+    assert first.status == "ok" and first.rows_kept == 4, first.message
+    server.mode = "html"  # data·inclusion's maintenance page, HTTP 200
+    out = {o.key: o for o in fetch.fetch_territory(area, sources=[key],
+                                                    refresh=True).outcomes}[key]
+    assert out.status == "suspect" and out.rows_kept == 4
+    assert (f"copie du {_today_fr()} gardée : la mise à jour a échoué (page HTML reçue au "
+            "lieu des données)") in out.message
+
+
+def test_inclusion_pages_short_of_their_total_are_partial(server, area):
+    server.mode = "inclusion_short"  # total 7 announced, the second page comes back empty
+    key = inclusion.INCLUSION.key
+    out = {o.key: o for o in fetch.fetch_territory(area, sources=[key]).outcomes}[key]
+    assert out.status == "partial", out.message
+    assert "4 ligne(s) reçue(s) sur 7 annoncée(s)" in out.message
 
 
 def test_first_answer_short_of_its_total_count_is_partial_and_not_cached(server, area):

@@ -34,10 +34,13 @@ from data_sources import (
     caf,
     demo,
     fetch,
+    filosofi,
     finess,
     inclusion,
     insee_melodi,
+    iris,
     osm,
+    qpv,
     store,
 )
 from data_sources.cog import resolve
@@ -136,6 +139,22 @@ def loaders(monkeypatch, area):
         "data_inclusion", facilities("data_inclusion", [])))
     monkeypatch.setattr(annuaire, "load_annuaire", lambda a, **kw: maybe(
         "annuaire", facilities("annuaire", [])))
+
+    # the context sources (IRIS, census by IRIS, 200 m cells, QPV): one row each, no QPV
+    iris_rows = contours(area).assign(code_iris=lambda d: d["code_insee"] + "0000",
+                                      nom_iris=lambda d: d["name"], type_iris="Z")
+    monkeypatch.setattr(iris, "load_iris_contours", lambda a, **kw: maybe(
+        "ign_contours_iris", iris_rows[list(iris.CONTOUR_COLUMNS)]))
+    monkeypatch.setattr(iris, "load_iris_census", lambda a, **kw: maybe(
+        "insee_rp_iris_population", pd.DataFrame(iris_rows.drop(columns="geometry")).assign(
+            population=1000.0, pop_0_2=30.0, census_year=2022)[list(iris.CENSUS_COLUMNS)]))
+    monkeypatch.setattr(filosofi, "load_filosofi", lambda a, **kw: maybe(
+        "insee_filosofi_2021_200m", filosofi.parse_filosofi(pd.DataFrame({
+            "idcar_200m": ["CRS3035RES200mN2700000E3470000"], "lcog_geo": ["44129"],
+            "ind": [100.0], "ind_0_3": [5.0], "men": [40.0], "men_pauv": [4.0],
+            "men_fmp": [3.0], "ind_snv": [1e6], "i_est_200": [0]}))))
+    monkeypatch.setattr(qpv, "load_qpv", lambda a, **kw: maybe(
+        "anct_qpv_2024", qpv.qpv_from_list(a.communes)))
 
     def place(rows, *, town_halls=None, offline=None, **kw):
         if "ban" in fail:
@@ -319,7 +338,8 @@ def test_one_source_failing_does_not_block_the_others(area, loaders):
     assert "jeton" in out["data_inclusion"].message
     assert inclusion.TOKEN_ENV in out["data_inclusion"].message
     assert {k for k, o in out.items() if o.ok} == {"geo_api_communes", "insee_melodi", "bpe",
-                                                   "osm", "caf_txcouv", "annuaire"}
+                                                   "osm", "caf_txcouv", "annuaire",
+                                                   *fetch.CONTEXT_SOURCES}
     assert out["ban"].status == "skipped"  # the only address-only row was FINESS's
     got = store.read_store(area)
     assert set(got.facilities["source"]) == {"bpe", "osm"}
@@ -827,3 +847,20 @@ def test_each_source_has_an_overall_deadline(area, loaders, monkeypatch):
     assert out["caf_txcouv"].status == "failed"
     assert "délai global dépassé" in out["caf_txcouv"].message
     assert out["bpe"].ok  # the others run
+
+
+def test_partial_source_is_stored_and_the_workspace_says_so(area, loaders, monkeypatch):
+    def load_caf(a, **kw):  # as caf.fetch_records does on a short page
+        _http.note_partial("CAF txcouv_pe_com : 100 ligne(s) reçue(s) sur 250 annoncée(s)")
+        return pd.DataFrame({"level": ["epci"], "code": [EPCI], "name": ["CC"],
+                             "year": [2022], "rate": [55.5]})
+
+    monkeypatch.setattr(caf, "load_coverage", load_caf)
+    out = by_key(fetch.fetch_territory(area))
+    assert out["caf_txcouv"].status == "partial" and out["caf_txcouv"].rows_kept == 1
+    assert out["bpe"].ok
+    entry = store.read_store(area).entry("caf_txcouv")
+    assert entry.status == "partial" and "250 annoncée(s)" in entry.note
+    ws = load_workspace(EPCI)
+    assert any(n.startswith("Données partielles — CNAF") and "250 annoncée(s)" in n
+               for n in ws.notices), ws.notices

@@ -84,10 +84,14 @@ def _method_part(threshold_label: str, *, access: Any = None, gaps: Any = None,
             "décroissante avec le temps ; une structure dont la capacité n'est pas publiée "
             "est écartée du calcul, jamais comptée 0 place.",
             "Zone blanche : commune dont la structure la plus proche d'un type est au-delà "
-            "du seuil. Score de priorité (0 à 100) : somme pondérée de quatre facteurs "
-            f"ramenés entre 0 et 1 ({w_text}) ; un facteur inconnu est écarté et les autres "
-            "re-pondérés ; pour une commune sous secret statistique, le revenu médian "
-            "remplace le taux de pauvreté. Les poids sont une convention à discuter."]},
+            "du seuil. Score de priorité, en naissances pondérées par les besoins : les "
+            "naissances de la commune × la moyenne pondérée de quatre multiplicateurs "
+            f"({w_text}) : 1 pour les naissances, et pour la pauvreté, la monoparentalité "
+            "et l'éloignement la valeur de la commune rapportée à la moyenne du territoire "
+            "(plafonnée à 3). Une commune sans naissance a un score de 0 ; un facteur "
+            "inconnu est écarté et les autres re-pondérés ; un taux de pauvreté sous "
+            "secret statistique est estimé (revenu médian) et signalé sur la ligne de la "
+            "commune. Les poids sont une convention à discuter."]},
         {"title": "Où implanter la Maison", "paragraphs": [
             "Couverture maximale (Church et ReVelle, 1974) : avec k nouveaux lieux choisis "
             "parmi les lieux d'accueil possibles (PMI, crèches, relais, centres sociaux, "
@@ -138,6 +142,12 @@ def _limits_part(overview: Overview, notices: Sequence[str]) -> dict[str, Any]:
         items.append(f"{s['n_communes_missing']} commune(s) du territoire sans données "
                      f"chargées ({', '.join(s.get('communes_missing', [])[:10])}) : "
                      "diagnostic partiel.")
+    partial = s.get("communes_partial") or {}
+    if partial:
+        items.append(f"{len(partial)} commune(s) fusionnée(s) dont le fichier INSEE ne donne "
+                     "que les parties connues : "
+                     + " ; ".join(f"{c} : {p}" for c, p in list(partial.items())[:5])
+                     + " — leurs totaux sont des minimums.")
     unknown = [facility_label(t, plural=True) for t in _types(overview)
                if not _loaded_anywhere(overview, t)]
     if unknown:

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 from diagnosis.schema import ENGINE_CROW_FLY, ENGINE_ROAD
 from diagnosis.travel.crowfly import (
+    DENSITY_CLASSES,
     CrowFlyModel,
     calibrate_on_graph,
+    class_crow_fly_model,
     crow_fly_errors,
+    crow_fly_errors_by_band,
     crow_fly_minutes_within,
     crow_fly_travel_times,
+    crow_model_for,
     default_crow_fly_model,
+    density_class_of,
     factor_only_model,
     fit_crow_fly,
+    routed_pairs,
 )
 from diagnosis.travel.engines import CrowFlyEngine, RoadEngine, Travel, TravelEngine
 from diagnosis.travel.graph import (
@@ -55,7 +61,9 @@ __all__ = [
     "DEFAULT_MAX_SNAP_M", "DETOUR_FACTOR", "DRIVE_SPEED_KMH", "ENGINE_CROW_FLY",
     "ENGINE_LABELS", "ENGINE_ROAD", "MODES", "MODE_LABELS", "WALK_SPEED_KMH",
     "CrowFlyEngine", "CrowFlyModel", "RoadEngine", "RoadGraph", "Travel", "TravelEngine",
-    "TravelTimes", "calibrate_on_graph", "compute_travel_times", "crow_fly_errors",
+    "DENSITY_CLASSES", "TravelTimes", "calibrate_on_graph", "class_crow_fly_model",
+    "crow_fly_errors_by_band", "crow_model_for", "density_class_of", "routed_pairs",
+    "compute_travel_times", "crow_fly_errors",
     "crow_fly_minutes_within", "crow_fly_travel_times", "default_crow_fly_model",
     "default_mode_for", "default_speed_kmh", "default_travel_for", "factor_only_model",
     "fit_crow_fly",

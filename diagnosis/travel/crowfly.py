@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
@@ -282,6 +283,117 @@ def default_crow_fly_model(mode: str) -> CrowFlyModel:
     raise InputError(f"mode={mode!r} is not a travel mode; use one of {MODES}")
 
 
+#: Density classes of the crow-fly car model, densest first.
+DENSITY_CLASSES: tuple[str, ...] = ("dense", "intermediate", "rural")
+#: French names of the density classes.
+DENSITY_CLASS_LABELS: dict[str, str] = {"dense": "urbain dense",
+                                        "intermediate": "intermédiaire", "rural": "rural"}
+
+
+def class_crow_fly_model(mode: str, density_class: str) -> CrowFlyModel:
+    """The shipped crow-fly model of a mode for a density class.
+
+    Cars go at the speed of the roads that carry most trips in the class
+    (:data:`~diagnosis.settings.CROWFLY_DRIVE_BY_CLASS`, published values); walking
+    does not depend on density.
+
+    Examples
+    --------
+    >>> [class_crow_fly_model("drive", c).speed_kmh for c in DENSITY_CLASSES]
+    [50.0, 45.0, 65.0]
+    >>> class_crow_fly_model("walk", "rural") == default_crow_fly_model("walk")
+    True
+    """
+    if density_class not in DENSITY_CLASSES:
+        raise InputError(f"density_class={density_class!r} is not one of {DENSITY_CLASSES}",
+                         argument="density_class", value=density_class)
+    if mode != "drive":
+        return default_crow_fly_model(mode)
+    access, detour, speed = settings.CROWFLY_DRIVE_BY_CLASS[density_class]
+    return CrowFlyModel("drive", access, detour, speed)
+
+
+def density_class_of(population: Any, area_km2: Any) -> str:
+    """Density class of a territory from its communes' population and area.
+
+    The class of the commune density (:data:`~diagnosis.settings.
+    CROWFLY_CLASS_MIN_DENSITY`) in which most of the territory's population lives;
+    communes with an unknown population or area are left out; none known: intermediate.
+
+    Examples
+    --------
+    >>> density_class_of([300_000, 5_000], [65.0, 20.0])
+    'dense'
+    >>> density_class_of([800, 1_200, 400], [20.0, 15.0, 30.0])
+    'rural'
+    """
+    pop = np.asarray(population, dtype=np.float64)
+    area = np.asarray(area_km2, dtype=np.float64)
+    ok = np.isfinite(pop) & np.isfinite(area) & (area > 0) & (pop >= 0)
+    if not ok.any() or pop[ok].sum() <= 0:
+        return "intermediate"
+    dens = pop[ok] / area[ok]
+    shares = {}
+    limits = settings.CROWFLY_CLASS_MIN_DENSITY
+    for i, c in enumerate(DENSITY_CLASSES):
+        upper = limits[DENSITY_CLASSES[i - 1]] if i else math.inf
+        shares[c] = float(pop[ok][(dens >= limits[c]) & (dens < upper)].sum())
+    return max(DENSITY_CLASSES, key=lambda c: shares[c])
+
+
+def crow_model_for(communes: Any, mode: str, *, graph: RoadGraph | None = None,
+                   population_col: str = "population_2022",
+                   max_nodes: int = 300) -> tuple[CrowFlyModel, str]:
+    """The crow-fly model of a territory, and a French sentence saying where it comes from.
+
+    Where a road graph of the mode exists, the model is calibrated on it
+    (:func:`calibrate_on_graph`, access term and slope, detour kept at
+    :data:`~diagnosis.settings.CROWFLY_DRIVE_DETOUR`); otherwise it is the shipped model
+    of the territory's density class (:func:`density_class_of`,
+    :func:`class_crow_fly_model`).
+
+    Parameters
+    ----------
+    communes
+        The territory's communes (population and polygons or ``area_km2``).
+    mode
+        ``"drive"`` or ``"walk"``.
+    graph
+        A road graph of the territory, if one was loaded.
+    population_col
+        Population column.
+    max_nodes
+        Nodes drawn from the graph for the calibration.
+    """
+    if graph is not None and graph.mode == mode:
+        try:
+            cal = calibrate_on_graph(graph, max_nodes=max_nodes, min_distance_m=100.0,
+                                     detour=settings.CROWFLY_DRIVE_DETOUR
+                                     if mode == "drive" else settings.CROWFLY_WALK_DETOUR)
+        except InputError:
+            pass  # too small a graph: the density class's model below
+        else:
+            m = cal.model
+            return m, (f"Temps à vol d'oiseau calibrés sur le réseau routier chargé : "
+                       f"{_fr(m.access_min)} min d'accès + {_fr(m.minutes_per_km)} min par km "
+                       f"(écart moyen {_fr(cal.errors.mae_min)} min sur des trajets tests).")
+    pop = pd.to_numeric(communes[population_col], errors="coerce") \
+        if population_col in communes.columns else pd.Series(np.nan, index=communes.index)
+    if "area_km2" in communes.columns:
+        area = pd.to_numeric(communes["area_km2"], errors="coerce").to_numpy(dtype=float)
+    elif getattr(communes, "crs", None) is not None:
+        area = communes.geometry.to_crs(settings.METRIC_CRS).area.to_numpy() / 1e6
+    else:
+        area = np.full(len(communes), np.nan)
+    cls = density_class_of(pop.to_numpy(dtype=float), area)
+    m = class_crow_fly_model(mode, cls)
+    if mode != "drive":
+        return m, ""
+    return m, (f"Modèle à vol d'oiseau des territoires de type « {DENSITY_CLASS_LABELS[cls]} » "
+               f"(selon la densité des communes) : {_fr(m.access_min)} min d'accès + distance "
+               f"× {_fr(m.detour)} à {_fr(m.speed_kmh)} km/h.")
+
+
 def factor_only_model(mode: str, *, detour: float = DETOUR_FACTOR,
                       speed_kmh: float | None = None) -> CrowFlyModel:
     """The plain estimate ``distance x factor / speed`` (no access term), for comparison.
@@ -339,7 +451,7 @@ def crow_fly_errors(model: CrowFlyModel, distance_m: np.ndarray,
 
 def fit_crow_fly(distance_m: np.ndarray, routed_minutes: np.ndarray, *, mode: str,
                  speed_kmh: float | None = None, loss: str = "soft_l1",
-                 loss_scale_min: float = 0.1) -> CrowFlyModel:
+                 loss_scale_min: float = 0.1, detour: float | None = None) -> CrowFlyModel:
     """Fit ``access_min`` and ``detour`` by bounded (robust) least squares.
 
     Parameters
@@ -357,6 +469,11 @@ def fit_crow_fly(distance_m: np.ndarray, routed_minutes: np.ndarray, *, mode: st
         ``"linear"`` (ordinary least squares).
     loss_scale_min
         Residual (minutes) where the robust loss starts to flatten.
+    detour
+        When given, the access term and the slope (minutes per straight-line km) are
+        fitted, the detour is kept at this value and the speed is read from the slope
+        (``speed = detour x 60 / slope``): the fit is then free of the speed's bound, so
+        fast rural roads are not forced to the mode's shipped speed.
 
     Returns
     -------
@@ -375,11 +492,27 @@ def fit_crow_fly(distance_m: np.ndarray, routed_minutes: np.ndarray, *, mode: st
     >>> m = fit_crow_fly(d, 2 + d / 1000 * 1.5 / 6 * 60, mode="walk", speed_kmh=6.0)
     >>> round(m.access_min, 4), round(m.detour, 4)
     (2.0, 1.5)
+
+    With the detour fixed, the slope is fitted and read as a speed (1 min per km at a
+    detour of 1.3: 78 km/h):
+
+    >>> m = fit_crow_fly(d, 0.5 + d / 1000, mode="drive", detour=1.3)
+    >>> round(m.access_min, 3), round(m.speed_kmh, 2)
+    (0.5, 78.0)
     """
-    speed = default_crow_fly_model(mode).speed_kmh if speed_kmh is None else float(speed_kmh)
     d, t = _pairs(distance_m, routed_minutes)
     if d.size < 2:
         raise InputError(f"fit_crow_fly needs at least 2 pairs with distance > 0; got {d.size}")
+    if detour is not None:  # access and slope fitted; the slope read as a speed
+        if not (math.isfinite(detour) and detour >= 1.0):
+            raise InputError(f"detour={detour!r} must be a finite number >= 1")
+        km = d / 1000.0
+        res = least_squares(lambda p: p[0] + km * p[1] - t, x0=[0.5, 1.5],
+                            bounds=([0.0, 1e-3], [np.inf, np.inf]), loss=loss,
+                            f_scale=loss_scale_min)
+        return CrowFlyModel(mode, float(res.x[0]), float(detour),
+                            float(detour) * 60.0 / float(res.x[1]))
+    speed = default_crow_fly_model(mode).speed_kmh if speed_kmh is None else float(speed_kmh)
     slope = d / 1000.0 / speed * 60.0
 
     def residuals(p: np.ndarray) -> np.ndarray:
@@ -422,6 +555,7 @@ def calibrate_on_graph(
     factor_only_detour: float = DETOUR_FACTOR,
     speed_kmh: float | None = None,
     loss: str = "soft_l1",
+    detour: float | None = None,
 ) -> CrowFlyCalibration:
     """Fit the crow-fly model to routed node-to-node times of a road graph.
 
@@ -448,6 +582,9 @@ def calibrate_on_graph(
         Speed of both models (default: the mode's shipped speed).
     loss
         Loss of the fit (see :func:`fit_crow_fly`).
+    detour
+        Fit the access term and the slope with this detour kept (see
+        :func:`fit_crow_fly`); ``None``: fit the detour at ``speed_kmh``.
 
     Returns
     -------
@@ -476,7 +613,7 @@ def calibrate_on_graph(
             f"than min_distance_m={min_distance_m!r} to calibrate on; use a larger graph"
         )
     model = fit_crow_fly(dist[fit_mask], tt.minutes[fit_mask], mode=graph.mode,
-                         speed_kmh=speed_kmh, loss=loss)
+                         speed_kmh=speed_kmh, loss=loss, detour=detour)
     base = factor_only_model(graph.mode, detour=factor_only_detour, speed_kmh=model.speed_kmh)
     return CrowFlyCalibration(
         model=model,
@@ -486,6 +623,84 @@ def calibrate_on_graph(
                 "n_fit_pairs": int(fit_mask.sum()), "factor_only_detour": factor_only_detour,
                 "loss": loss},
     )
+
+
+def routed_pairs(graph: RoadGraph, *, max_nodes: int = 400, min_distance_m: float = 50.0,
+                 max_minutes: float = 120.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Straight-line metres and routed minutes between nodes drawn from a road graph.
+
+    Up to ``max_nodes`` nodes are drawn with ``seed``; every ordered pair of them farther
+    apart than ``min_distance_m`` and reachable within ``max_minutes`` is returned.
+
+    Returns
+    -------
+    distance_m, routed_minutes
+        One value per pair, same order.
+    """
+    rng = np.random.default_rng(seed)
+    nodes = np.sort(rng.choice(graph.n_nodes, size=min(graph.n_nodes, max_nodes),
+                               replace=False))
+    xy = np.column_stack([graph.x[nodes], graph.y[nodes]])
+    tt = compute_travel_times(graph, xy, xy, max_minutes=max_minutes, max_snap_m=0.5)
+    dist = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    ok = np.isfinite(tt.minutes) & (dist >= min_distance_m)
+    return dist[ok], tt.minutes[ok]
+
+
+#: Straight-line distance bands (km) of the error tables (last band open-ended).
+DISTANCE_BANDS_KM: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, math.inf)
+
+
+def crow_fly_errors_by_band(model: CrowFlyModel, distance_m: Any, routed_minutes: Any, *,
+                            bands_km: tuple[float, ...] = DISTANCE_BANDS_KM,
+                            threshold_min: float | None = None) -> list[dict[str, Any]]:
+    """Errors of a model against routed times, by straight-line distance band.
+
+    Parameters
+    ----------
+    model
+        The crow-fly model.
+    distance_m, routed_minutes
+        Pairs (e.g. from :func:`routed_pairs`).
+    bands_km
+        Band edges in km, increasing.
+    threshold_min
+        A travel-time standard: each band also gives the share of pairs on which the
+        model and the routed time agree about « within the standard ».
+
+    Returns
+    -------
+    list of dict
+        One row per non-empty band: ``band`` (French), ``n_pairs``, ``mae_min``,
+        ``bias_min`` (> 0: overestimates), ``bias_pct`` (mean relative error, %),
+        ``agree_pct`` (when ``threshold_min`` is given).
+
+    Examples
+    --------
+    >>> m = CrowFlyModel("walk", 0.0, 1.0, 6.0)  # 10 min per km
+    >>> rows = crow_fly_errors_by_band(m, np.array([500.0, 1500.0]), np.array([4.0, 18.0]),
+    ...                                bands_km=(0.0, 1.0, 2.0))
+    >>> [(r["band"], r["bias_min"], r["bias_pct"]) for r in rows]
+    [('0 à 1 km', 1.0, 25.0), ('1 à 2 km', -3.0, -16.7)]
+    """
+    d, t = _pairs(distance_m, routed_minutes)
+    est = model.minutes(d)
+    rows = []
+    for lo, hi in zip(bands_km[:-1], bands_km[1:], strict=True):
+        sel = (d >= lo * 1000.0) & (d < hi * 1000.0) & (t > 0)
+        if not sel.any():
+            continue
+        err = est[sel] - t[sel]
+        band = (f"{_fr(lo)} à {_fr(hi)} km" if math.isfinite(hi) else f"{_fr(lo)} km et plus")
+        row = {"band": band, "n_pairs": int(sel.sum()),
+               "mae_min": round(float(np.abs(err).mean()), 2),
+               "bias_min": round(float(err.mean()), 2),
+               "bias_pct": round(float(100.0 * (err / t[sel]).mean()), 1)}
+        if threshold_min is not None:
+            row["agree_pct"] = round(float(100.0 * ((est[sel] <= threshold_min)
+                                                    == (t[sel] <= threshold_min)).mean()), 1)
+        rows.append(row)
+    return rows
 
 
 def crow_fly_minutes_within(

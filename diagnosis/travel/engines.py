@@ -170,6 +170,10 @@ class Travel:
         French note shown with the results (e.g. why no road graph is used).
     backend
         Any other :class:`TravelEngine` (it then takes precedence over ``graph``).
+    crow_model
+        The crow-fly model to use without a graph (the territory's density class, or a
+        calibration on a road graph: :func:`diagnosis.travel.crowfly.crow_model_for`);
+        ``None``: the mode's shipped default.
 
     Examples
     --------
@@ -183,6 +187,7 @@ class Travel:
     mode: str = "drive"
     note: str = ""
     backend: TravelEngine | None = None
+    crow_model: CrowFlyModel | None = None
 
     def __post_init__(self) -> None:
         """Check the mode and take the engine's own."""
@@ -211,7 +216,9 @@ class Travel:
 
     @property
     def crow_fly(self) -> CrowFlyModel:
-        """The crow-fly model of the mode (access term + detour)."""
+        """The crow-fly model: ``crow_model``, else the mode's shipped default."""
+        if self.crow_model is not None and self.crow_model.mode == self.mode:
+            return self.crow_model
         return default_crow_fly_model(self.mode)
 
     @property
