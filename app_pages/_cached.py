@@ -141,7 +141,8 @@ def split_insee_files(files: FileList) -> tuple[list[tuple[str, bytes]],
     """(INSEE files, facility files) among uploaded files, by the first line's columns."""
     from data_sources.insee_files import looks_like_insee_file
 
-    insee, facilities = [], []
+    insee: list[Any] = []
+    facilities: list[Any] = []
     for name, data in files:
         head = data[:4096].decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
         sep = ";" if head and head[0].count(";") >= head[0].count(",") else ","

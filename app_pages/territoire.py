@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages import _cached, current_selection, md_escape
 from app_pages._bounded import show_table
 from app_pages._widgets import show_map
-from diagnosis.errors import MaillageError, MissingDataError
+from diagnosis.errors import MaillageError, MissingDataError, render_error
 from diagnosis.maps import build_overview_map
 from diagnosis.schema import facility_label
 from diagnosis.settings import DEFAULT_THRESHOLD_M
@@ -26,11 +26,11 @@ try:
     ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 except MissingDataError as exc:
     st.title("Diagnostic du territoire")
-    st.warning(md_escape(exc))
+    st.warning(md_escape(render_error(exc)))
     st.stop()
 except MaillageError as exc:
     st.title("Diagnostic du territoire")
-    st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(exc)}")
+    st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(render_error(exc))}")
     st.stop()
 
 t = ws.territory
@@ -49,7 +49,7 @@ threshold_km = float(st.session_state.get("threshold_km", DEFAULT_KM))  # slider
 try:
     ov = _cached.overview(sel.code, sel.files_key, threshold_km * 1000, sel.files)
 except MaillageError as exc:
-    st.error(f"Le diagnostic n'a pas pu être calculé : {md_escape(exc)}")
+    st.error(f"Le diagnostic n'a pas pu être calculé : {md_escape(render_error(exc))}")
     st.stop()
 s = ov.summary
 if s["n_communes_missing"]:
