@@ -34,7 +34,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests)
     FrenchArgumentParser,
@@ -243,7 +243,7 @@ def _summary_json(ws: Any, ov: Any) -> dict[str, Any]:
          "summary": r.summary_fr()}
         for r in ws.imports
     ]
-    return out
+    return cast("dict[str, Any]", out)
 
 
 def _print_table(data: dict[str, Any]) -> None:

@@ -670,4 +670,17 @@ def compute_site_cohorts(catchment: Catchment, *,
              "dont la mairie est à "
              f"{fr_decimal(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site"
              + (f" « {catchment.site_name} »" if catchment.site_name else ""))
-    return replace(plan, params={**plan.params, "scope": scope})
+    # a commune of the zone whose births are not known is said, never counted as 0
+    births_col = next(iter(catchment.years), "")
+    unknown = (catchment.communes.loc[pd.to_numeric(catchment.communes[births_col],
+                                                    errors="coerce").isna()]
+               if births_col in catchment.communes else catchment.communes.iloc[:0])
+    warnings = plan.warnings
+    if len(unknown):
+        names = ", ".join(str(v) for v in unknown.get("name", unknown.get("code_insee",
+                                                                          pd.Series()))[:5])
+        scope += f", dont {len(unknown)} sans naissances connues"
+        warnings = (*warnings, f"{len(unknown)} commune(s) de la zone desservie sans "
+                               f"naissances connues ({names}) : non comptées, les groupes "
+                               "possibles sont un minimum.")
+    return replace(plan, params={**plan.params, "scope": scope}, warnings=tuple(warnings))

@@ -123,6 +123,12 @@ def test_commune_table_of_the_app_labels_the_years_of_the_file(edition_2024):
     labels = comparison_metrics(df)
     assert labels["births_2024"] == "Naissances 2022"
     assert labels["population_2022"] == "Population 2021"
+    # and the map of the territory
+    from diagnosis.maps import build_overview_map
+
+    html = build_overview_map(ov, tiles=None).get_root().render()
+    assert "Naissances 2022" in html and "Population 2021" in html
+    assert "Naissances 2024" not in html and "Population 2022" not in html
 
 
 def test_a_merged_commune_missing_a_part_is_said_in_the_cli_and_json(tmp_path, capsys,
