@@ -248,6 +248,30 @@ def _cohorts_section(cohorts: Any, *, reason_missing: str) -> dict[str, Any]:
     return _section(computed=True, paragraphs=paras, tables=[table])
 
 
+def _with_modes(section: dict[str, Any], modes: Any) -> dict[str, Any]:
+    """Add the car / pushchair / transit comparison of the same sites to a section."""
+    table = getattr(modes, "table", None)
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        return section
+    rows = [[str(r["site"]), str(r["mode"]), fr_number(r["births_within"]),
+             fr_percent(r["share_births_within"]), fr_number(r["communes_within"]),
+             str(r["communes_lost"]) or "aucune"] for r in table.to_dict("records")]
+    labels = "; ".join(f"{m} : {lab}" for m, lab in modes.labels.items())
+    out = dict(section)
+    out["computed"] = True
+    out["paragraphs"] = [*section.get("paragraphs", []), (
+        "Qui perd l'accès sans voiture ? Les mêmes sites, depuis la mairie de chaque "
+        f"commune, à {fr_number(modes.max_minutes)} minutes au plus en voiture, à pied avec "
+        "une poussette et en transports en commun. " + labels + ".")]
+    out["tables"] = [*section.get("tables", []), _table(
+        ["Site", "Mode", "Naissances à portée", "Part à portée", "Communes à portée",
+         "Communes à portée en voiture perdues"], rows,
+        numeric=[False, False, True, True, True, False],
+        title="Accès aux mêmes sites selon le mode de déplacement",
+        widths=[22, 14, 14, 12, 12, 26])]
+    return out
+
+
 def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:
     if access is None:
         return _section(computed=False, reason=(
