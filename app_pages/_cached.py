@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import folium
 import geopandas as gpd
@@ -142,7 +142,8 @@ def split_insee_files(files: FileList) -> tuple[list[tuple[str, bytes]],
     """(INSEE files, facility files) among uploaded files, by the first line's columns."""
     from data_sources.insee_files import looks_like_insee_file
 
-    insee, facilities = [], []
+    insee: list[Any] = []
+    facilities: list[Any] = []
     for name, data in files:
         head = data[:4096].decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
         sep = ";" if head and head[0].count(";") >= head[0].count(",") else ","
@@ -355,7 +356,8 @@ def neighbour_comparison(code: str, files_key: FilesKey, _files: FileList) -> pd
     EPCI, a département through its EPCIs; None when there is no peer with data.
     """
     ws, ov = _loaded(code, files_key, _files)
-    return _neighbour_comparison(ws, ov, threshold_m=DEFAULT_THRESHOLD_M)
+    return cast("pd.DataFrame | None",
+                _neighbour_comparison(ws, ov, threshold_m=DEFAULT_THRESHOLD_M))
 
 
 def report_pdf(code: str, files_key: FilesKey, files: FileList, study: DiagnosisParams, *,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import streamlit as st
 
@@ -65,10 +65,10 @@ def change_study(**changes: Any) -> DiagnosisParams:
         new = replace(study, **changes)
     except InputError as exc:
         st.session_state[STUDY_ERROR_KEY] = exc.fr
-        return study
+        return cast("DiagnosisParams", study)
     st.session_state[STUDY_ERROR_KEY] = None
     st.session_state[STUDY_KEY] = new
-    return new
+    return cast("DiagnosisParams", new)
 
 
 def _from_widget(key: str, option: str, convert: Callable[[Any], Any]) -> None:

@@ -15,7 +15,7 @@ import streamlit as st
 from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
 from app_pages._bounded import map_fits
 from app_pages._study import bind, current_study
-from diagnosis.errors import MaillageError, MissingDataError
+from diagnosis.errors import MaillageError, MissingDataError, render_error
 from diagnosis.travel import Travel
 
 #: Travel modes offered, with their French label.
@@ -76,7 +76,7 @@ def require_data(sel: Selection, title: str) -> None:
     try:
         ws = _cached.workspace(sel.code, sel.files_key, sel.files)
     except MissingDataError as exc:
-        st.warning(md_escape(exc.fr))
+        st.warning(md_escape(render_error(exc)))
         st.markdown("**Charger les données de ce territoire :**")
         st.page_link("app_pages/insee.py", label="Donner le fichier INSEE du comparateur de "
                      "territoires (sans internet)", icon=":material/table_view:")
@@ -86,7 +86,7 @@ def require_data(sel: Selection, title: str) -> None:
                      "(avec internet)", icon=":material/sync:")
         st.stop()
     except MaillageError as exc:
-        st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(exc)}")
+        st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(render_error(exc))}")
         st.stop()
     st.caption(f"{md_escape(ws.territory.label)} · {len(ws.territory.communes)} commune(s)")
 
@@ -100,7 +100,7 @@ def show_notes(notes: Iterable[str]) -> None:
 
 def error_box(what: str, exc: Exception) -> None:
     """A French error for a refused input (no traceback), with the technical detail."""
-    st.error(f"{what} Détail : {md_escape(exc)}", icon=":material/error:")
+    st.error(f"{what} Détail : {md_escape(render_error(exc))}", icon=":material/error:")
 
 
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app_pages import _cached, current_selection, md_escape
 from app_pages._widgets import show_map
-from diagnosis.errors import MaillageError
+from diagnosis.errors import MaillageError, render_error
 from diagnosis.federation import RANK_METRIC, build_federation_map, rank_territories
 
 BY = {"departement": "départements", "region": "régions", "epci": "intercommunalités (EPCI)"}
@@ -30,7 +30,7 @@ sel = current_selection()
 try:
     table, skipped = _cached.national_comparison(sel.files_key, by, sel.files)
 except MaillageError as exc:
-    st.warning(md_escape(exc.fr))
+    st.warning(md_escape(render_error(exc)))
     st.page_link("app_pages/insee.py", label="Donner le fichier national du comparateur de "
                  "territoires", icon=":material/table_view:")
     st.stop()

@@ -94,9 +94,9 @@ if clicked:
               disabled=(round(lon, POINT_DIGITS), round(lat, POINT_DIGITS)) in points)
 with st.expander(f"Sites proposés ({len(points)})", expanded=bool(points)):
     for i, (lon, lat) in enumerate(points):
-        row = st.columns([4, 1])
-        row[0].write(f"Site proposé n°{i + 1} : longitude {lon:.5f}, latitude {lat:.5f}")
-        row[1].button("Retirer", key=f"implantation_remove_{i}", on_click=remove_point,
+        line = st.columns([4, 1])
+        line[0].write(f"Site proposé n°{i + 1} : longitude {lon:.5f}, latitude {lat:.5f}")
+        line[1].button("Retirer", key=f"implantation_remove_{i}", on_click=remove_point,
                       args=(i,))
     row = st.columns(3)
     lon_in = row[0].number_input("Longitude", value=None, format="%.5f", key="implantation_lon")

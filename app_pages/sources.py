@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages import _cached, current_selection, md_escape
 from data_sources.fetch import FetchProgress
 from data_sources.store import STATUSES
-from diagnosis.errors import MaillageError
+from diagnosis.errors import MaillageError, render_error
 
 FETCH_REPORT_KEY = "fetch_report"
 
@@ -65,7 +65,7 @@ sel = current_selection()
 try:
     ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 except MaillageError as exc:
-    st.warning(md_escape(exc))
+    st.warning(md_escape(render_error(exc)))
     st.stop()
 
 st.header("Ce qu'il faut savoir avant de lire le diagnostic")

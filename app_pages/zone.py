@@ -13,7 +13,7 @@ from shapely.geometry import shape
 
 from app_pages import _cached, md_escape
 from app_pages._widgets import show_map
-from diagnosis.errors import MaillageError
+from diagnosis.errors import MaillageError, render_error
 from diagnosis.maps import build_draw_map
 
 #: The sidebar's custom-territory slot (see app.py).
@@ -31,7 +31,7 @@ if st.button("Choisir cette liste de communes", key="zone_list"):
     try:
         t = _cached.territory(query)
     except MaillageError as exc:
-        st.error(f"Liste refusée : {md_escape(exc.fr)}")
+        st.error(f"Liste refusée : {md_escape(render_error(exc))}")
     else:
         st.session_state[CUSTOM_KEY] = query
         st.success(f"Territoire choisi : {md_escape(t.label)}.")
@@ -51,7 +51,7 @@ if polygon and polygon.get("geometry"):
         t = _cached.drawn_territory(str(name or "Zone dessinée"),
                                     shape(polygon["geometry"]).wkt, dep)
     except MaillageError as exc:
-        st.error(f"Zone refusée : {md_escape(exc.fr)}")
+        st.error(f"Zone refusée : {md_escape(render_error(exc))}")
     else:
         st.write(f"{len(t.communes)} commune(s) dans la zone dessinée.")
         if st.button("Choisir la zone dessinée", key="zone_drawn"):

@@ -84,6 +84,21 @@ def check_regular_file(path: str | Path, *, what: str = "fichier") -> Path:
     return p
 
 
+def not_a_file_fr(path: str | Path, *, what: str = "fichier") -> str:
+    """Why ``path`` cannot be read as a file, in French (for a module's own refusal).
+
+    Examples
+    --------
+    >>> not_a_file_fr("/nonexistent/x.osm", what="--road-graph")[:48]
+    '--road-graph « /nonexistent/x.osm » illisible : '
+    """
+    try:
+        check_regular_file(path, what=what)
+    except InputError as exc:
+        return exc.fr
+    return f"{what} « {path} » illisible"
+
+
 def read_file_capped(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES,
                      what: str = "fichier") -> bytes:
     """Read a regular file, refusing it when it holds more than ``max_bytes``.

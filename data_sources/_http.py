@@ -66,7 +66,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -274,7 +274,7 @@ def configure(
             changes["policy"] = policy
         _config = replace(cfg, **changes)
         if _session is not None:
-            _session.close()
+            _session.close()  # type: ignore[no-untyped-call]
         _session = None
         _cache_off.clear()
         _limiter.reset()
@@ -286,7 +286,7 @@ def reset() -> None:
     global _config, _session
     with _lock:
         if _session is not None:
-            _session.close()
+            _session.close()  # type: ignore[no-untyped-call]
         _session = None
         _config = None
         _cache_off.clear()
@@ -708,6 +708,16 @@ def _write_entry(key: str, resp: Any, expires: dt.datetime | None) -> None:
         get_session().cache.save_response(resp, key, expires)
 
 
+def _save_revalidated(resp: Any, key: str) -> None:
+    """Keep a copy the server confirmed (HTTP 304) with a new expiry (deferred like _save)."""
+    expires = _expires_for(getattr(resp, "url", "") or "")
+    pending: PendingWrites | None = getattr(_state, "pending", None)
+    if pending is not None:
+        pending.entries.append((key, resp, expires))
+        return
+    _write_entry(key, resp, expires)
+
+
 def _save(resp: requests.Response) -> None:
     """Write a validated network answer to the HTTP cache (deferred inside a fetch).
 
@@ -783,7 +793,7 @@ def _check_deadline(source: str, full: str) -> float | None:
             f"{source}: overall deadline of {dl[1]:g} s for {dl[2]} exceeded before {full} "
             "answered; the service is too slow, retry later."
         )
-    return left
+    return cast("float | None", left)
 
 
 @dataclass
@@ -1211,7 +1221,8 @@ def _fetch(
                 f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
                 f"starts with {body[:60]!r})"
             )
-        _check_length(resp, body)
+        if not getattr(resp, "from_cache", False):  # a 304 may merge "Content-Length: 0"
+            _check_length(resp, body)
         value = convert(body)
         if check is not None:
             check(value)
@@ -1271,6 +1282,8 @@ def _fetch(
             continue
         if from_cache:
             note_data_date(getattr(resp, "created_at", None))
+            if getattr(resp, "revalidated", False):  # a 304: the copy is fresh again
+                _save_revalidated(resp, key)
         else:
             _save(resp)
             note_data_date(None)
@@ -1343,10 +1356,10 @@ def fetch_text(
     ``expect="csv"`` rejects HTML pages; ``expect="text"`` accepts any text. See
     :func:`fetch_json` for the other parameters and the errors raised.
     """
-    return _fetch(
+    return cast("str", _fetch(
         "GET", url, source=source, kind=expect, params=params, data=None, headers=headers,
         offline=offline, refresh=refresh, convert=decode_text, check=check,
-    )
+    ))
 
 
 def fetch_bytes(
@@ -1364,10 +1377,10 @@ def fetch_bytes(
 
     See :func:`fetch_json` for the parameters and the errors raised.
     """
-    return _fetch(
+    return cast("bytes", _fetch(
         "GET", url, source=source, kind=expect, params=params, data=None, headers=headers,
         offline=offline, refresh=refresh, convert=bytes, check=check,
-    )
+    ))
 
 
 _BOUNDARY = "maillage-form-boundary-7c1f0e"
@@ -1422,11 +1435,11 @@ def post_multipart_text(
     Used by the BAN batch geocoder. See :func:`fetch_json` for the errors raised.
     """
     body, ctype = encode_multipart(fields, files)
-    return _fetch(
+    return cast("str", _fetch(
         "POST", url, source=source, kind=expect, params=None, data=body,
         headers={"Content-Type": ctype}, offline=offline, refresh=refresh,
         convert=decode_text, check=check,
-    )
+    ))
 
 
 # --- large files --------------------------------------------------------------------

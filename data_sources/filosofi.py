@@ -28,7 +28,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -215,7 +215,7 @@ def read_filosofi_file(path: str | Path, *,
             raise InputError("area has no CRS: set it before cutting the grid")
         mask = gpd.GeoSeries([shapely.union_all(area.geometry.to_numpy())], crs=area.crs)
     try:
-        return gpd.read_file(p, mask=mask)
+        return cast("pd.DataFrame", gpd.read_file(p, mask=mask))
     except Exception as exc:  # driver errors are of many kinds
         raise SourceError(f"{p.name}: cannot read it as a GeoPackage ({exc})") from exc
 

@@ -129,7 +129,7 @@ def load_insee_files(comparateur: str | Path, dossier_complet: str | Path) -> pd
     """
     paths = {"comparateur": Path(comparateur), "dossier": Path(dossier_complet)}
     for p in paths.values():
-        if not p.is_file():
+        if not p.exists():
             raise InputError(
                 f"{p}: file not found; give the path of the CSV downloaded from insee.fr")
     comp_name, doss_name = str(comparateur), str(dossier_complet)
@@ -311,7 +311,7 @@ def _name_and_bytes(source: object, i: int) -> tuple[str, bytes]:
         return f"fichier INSEE n° {i + 1}", source
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise InputError(
                 f"{path} : fichier introuvable ; donnez le chemin du CSV téléchargé sur "
                 "insee.fr (comparateur de territoires ou dossier complet)"

@@ -35,6 +35,7 @@ import pandas as pd
 from shapely.geometry import shape
 
 from data_sources import _http
+from data_sources._budget import not_a_file_fr
 from data_sources.boundaries import WFS_IRIS, WFS_URL, fetch_wfs
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
@@ -149,7 +150,9 @@ def read_iris_contours_file(path: str | Path) -> gpd.GeoDataFrame:
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"path={str(p)!r} is not a file; give the IRIS contours file")
+        raise InputError(f"path={str(p)!r} is not a file; give the IRIS contours file",
+                         argument="--iris", value=str(p),
+                         fr=not_a_file_fr(p, what="contours IRIS"))
     try:
         raw = gpd.read_file(p)
     except Exception as exc:  # driver errors are of many kinds
@@ -377,7 +380,8 @@ def load_iris_population(
     path = Path(census_path) if census_path is not None else fetch_iris_census(
         offline=offline, refresh=refresh)
     if not path.is_file():
-        raise InputError(f"census_path={str(path)!r} is not a file")
+        raise InputError(f"census_path={str(path)!r} is not a file", argument="--iris",
+                         value=str(path), fr=not_a_file_fr(path, what="recensement IRIS"))
     from data_sources._budget import read_file_capped
 
     text = read_census_bytes(read_file_capped(path, what="fichier du recensement IRIS"),

@@ -13,18 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import pandas as pd
 
 from data_sources.maisons import MaisonsLoad, load_federation_maisons, load_known_maisons
 from data_sources.workspace import Workspace, load_travel, load_workspace
-from diagnosis.analyses import Travel
 from diagnosis.errors import InputError
 from diagnosis.plan import NationalPlan, compute_national_plan, plan_candidates
 from diagnosis.settings import WGS84
 from diagnosis.siting import HOST_TYPES
+from diagnosis.travel import Travel
 
 #: Travel modes of the plan: calibrated crow-fly driving estimate, or the road network.
 PLAN_MODES: tuple[str, ...] = ("crow", "drive")
@@ -122,7 +122,7 @@ def _geography(ws: Workspace) -> pd.DataFrame:
     """Communes with name, département and reference point, to place Maisons."""
     from data_sources.national import load_national_communes
 
-    return load_national_communes()
+    return cast("pd.DataFrame", load_national_communes())
 
 
 def _with_town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

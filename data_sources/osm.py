@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from shapely.geometry.base import BaseGeometry
 
 from data_sources import _http
+from data_sources._budget import not_a_file_fr
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import FACILITY_DTYPES, validate_facilities
@@ -332,7 +333,9 @@ def road_graph_for(
         path = Path(road_graph_file)
         if path.suffix.lower() == ".npz":
             if not path.is_file():
-                raise InputError(f"--road-graph {str(path)!r} is not a file")
+                raise InputError(f"--road-graph {str(path)!r} is not a file",
+                                 argument="--road-graph", value=str(path),
+                                 fr=not_a_file_fr(path, what="--road-graph"))
             graph = read_road_graph(path)
             if graph.mode != mode:
                 raise InputError(f"--road-graph {str(path)!r} is a {graph.mode!r} graph; "
@@ -456,7 +459,9 @@ def road_graph_from_osm_file(path: str | Path, *, mode: str = "drive") -> RoadGr
         raise InputError(f"mode={mode!r} is not a travel mode; use one of {MODES}")
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"path={str(path)!r} is not a file; give an OSM XML extract (.osm)")
+        raise InputError(f"path={str(path)!r} is not a file; give an OSM XML extract (.osm)",
+                         argument="--road-graph", value=str(path),
+                         fr=not_a_file_fr(path, what="--road-graph"))
     ox = _ox()
     try:
         graph_nx = ox.graph_from_xml(path, bidirectional=(mode == "walk"), simplify=False,

@@ -226,15 +226,15 @@ class Politeness:
         if status == 0:
             # offline without a stored robots.txt: no request reaches the site anyway, and
             # only a page stored earlier (when robots.txt allowed it) can be read
-            parser.allow_all = True
+            parser.allow_all = True  # type: ignore[attr-defined]  # not in typeshed
             return parser
         if status >= 500:
             raise SourceError(f"{SCRAPE.key}: {root}/robots.txt ne répond pas (HTTP {status}) : "
                               "sans lui, Maillage ne lit pas le site ; réessayez plus tard.")
         if status in (401, 403):
-            parser.disallow_all = True  # as urllib.robotparser does
+            parser.disallow_all = True  # type: ignore[attr-defined]  # as robotparser does
         elif status >= 400:
-            parser.allow_all = True  # no robots.txt: no rule
+            parser.allow_all = True  # type: ignore[attr-defined]  # no robots.txt: no rule
         else:
             parser.parse(text.splitlines())
             self._crawl_delay(urlsplit(root).hostname or "", parser)
@@ -350,7 +350,7 @@ def extract_jsonld(soup: BeautifulSoup) -> list[dict[str, str]]:
 
 def _microdata(scope: Tag) -> dict[str, Any]:
     props: dict[str, Any] = {}
-    for el in scope.find_all(attrs={"itemprop": True}):
+    for el in scope.find_all(None, {"itemprop": True}):
         owner = el.find_parent(attrs={"itemscope": True})
         if owner is not scope:
             continue
@@ -371,7 +371,7 @@ def _microdata(scope: Tag) -> dict[str, Any]:
 def extract_microdata(soup: BeautifulSoup) -> list[dict[str, str]]:
     """Entries of the schema.org microdata items of a page."""
     out = []
-    for scope in soup.find_all(attrs={"itemscope": True, "itemtype": True}):
+    for scope in soup.find_all(None, {"itemscope": True, "itemtype": True}):
         if not _types(str(scope["itemtype"]).split()) & SCHEMA_TYPES:
             continue
         if scope.find_parent(attrs={"itemprop": True, "itemscope": True}):
@@ -409,7 +409,10 @@ def extract_hcard(soup: BeautifulSoup) -> list[dict[str, str]]:
         tel = _cls(card, "tel", "p-tel")
         email = _cls(card, "email", "u-email")
         url = _cls(card, "url", "u-url")
-        href = lambda el: str(el.get("href", "")) if el is not None else ""  # noqa: E731
+
+        def href(el: Tag | None) -> str:
+            return str(el.get("href", "")) if el is not None else ""
+
         out.append({
             "nom": _text(_cls(card, "fn", "org", "p-name", "p-org")),
             "adresse": _text(_cls(card, "street-address", "p-street-address")),
@@ -609,7 +612,7 @@ def extract_entries(html: str, *, base_url: str = "") -> list[dict[str, str]]:
     for tag in soup(["nav", "footer", "header", "form", "noscript", "style"]):
         tag.decompose()
     structured = extract_jsonld(soup) + extract_microdata(soup) + extract_hcard(soup)
-    for tag in soup.find_all(attrs={"itemscope": True}):
+    for tag in soup.find_all(None, {"itemscope": True}):
         if getattr(tag, "attrs", None) is None:
             continue  # inside an item already removed
         if _types(str(tag.get("itemtype", "")).split()) & SCHEMA_TYPES:

@@ -55,7 +55,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import pandas as pd
@@ -429,7 +429,7 @@ def _current_snapshot(folder: Path) -> Path | None:
 def _read_table(path: Path) -> pd.DataFrame:
     meta = pq.read_schema(path).metadata or {}
     if b"geo" in meta:
-        return gpd.read_parquet(path)
+        return cast("pd.DataFrame", gpd.read_parquet(path))
     return pd.read_parquet(path)
 
 

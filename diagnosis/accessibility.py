@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -366,7 +366,7 @@ def minutes_to_nearest(travel_minutes: Any) -> np.ndarray:
     minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     if minutes.shape[1] == 0:
         return np.full(minutes.shape[0], np.inf)
-    return minutes.min(axis=1)
+    return cast("np.ndarray", minutes.min(axis=1))
 
 
 def count_reachable(travel_minutes: Any, *, max_minutes: float) -> np.ndarray:
@@ -386,7 +386,7 @@ def count_reachable(travel_minutes: Any, *, max_minutes: float) -> np.ndarray:
         (n, _), rows, _, _ = _pairs_within(travel_minutes, top, allow_empty_columns=True)
         return np.bincount(rows, minlength=n).astype(np.int64)
     minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
-    return (minutes <= top).sum(axis=1).astype(np.int64)
+    return cast("np.ndarray", (minutes <= top).sum(axis=1).astype(np.int64))
 
 
 def births_within_share(nearest_minutes: Any, births: Any, *, max_minutes: float) -> float:

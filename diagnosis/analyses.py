@@ -232,10 +232,32 @@ def compute_access(
                      "(distance × facteur de détour, à vitesse moyenne constante).")
     if travel.note:
         notes.append(travel.note)
+    notes.extend(stop_reach_notes(overview, travel))
     missing = [t for t in (types or ()) if t not in kinds]
     if missing:
         notes.append("Aucune structure chargée pour : " + ", ".join(missing) + ".")
     return AccessResult(access=access, gaps=gaps, travel=travel, notes=tuple(notes))
+
+
+def stop_reach_notes(overview: Overview, travel: Travel) -> list[str]:
+    """French note naming the communes with no stop within walking reach (transit only).
+
+    Checked from each commune's town hall; an empty list for engines without stops.
+    """
+    pts = demand_points(overview)
+    reach = travel.stop_access(commune_points_xy(pts))
+    if reach is None:
+        return []
+    walk = getattr(travel.engine_impl, "max_walk_min", None)
+    within = f"à moins de {fr_decimal(walk)} min à pied avec une poussette" if walk else \
+        "à portée de marche"
+    label = pts["name"] if "name" in pts else pts["code_insee"]
+    names = [str(n) for n in label[~reach]]
+    if not names:
+        return [f"Toutes les communes ont un arrêt de transport en commun {within} de la "
+                "mairie."]
+    return [f"{len(names)} commune(s) sans arrêt de transport en commun {within} de la "
+            f"mairie : {', '.join(names)}."]
 
 
 def compute_catchment(
@@ -670,4 +692,17 @@ def compute_site_cohorts(catchment: Catchment, *,
              "dont la mairie est à "
              f"{fr_decimal(float(catchment.area['max_minutes'].iloc[0]))} min ou moins du site"
              + (f" « {catchment.site_name} »" if catchment.site_name else ""))
-    return replace(plan, params={**plan.params, "scope": scope})
+    # a commune of the zone whose births are not known is said, never counted as 0
+    births_col = next(iter(catchment.years), "")
+    unknown = (catchment.communes.loc[pd.to_numeric(catchment.communes[births_col],
+                                                    errors="coerce").isna()]
+               if births_col in catchment.communes else catchment.communes.iloc[:0])
+    warnings = plan.warnings
+    if len(unknown):
+        names = ", ".join(str(v) for v in unknown.get("name", unknown.get("code_insee",
+                                                                          pd.Series()))[:5])
+        scope += f", dont {len(unknown)} sans naissances connues"
+        warnings = (*warnings, f"{len(unknown)} commune(s) de la zone desservie sans "
+                               f"naissances connues ({names}) : non comptées, les groupes "
+                               "possibles sont un minimum.")
+    return replace(plan, params={**plan.params, "scope": scope}, warnings=tuple(warnings))

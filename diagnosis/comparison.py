@@ -60,6 +60,8 @@ METRIC_LABELS: dict[str, str] = {
     "priority_score": "Score de priorité",
     "cohort_capacity": "Capacité en groupes de pairs",
     "coverage_partial": "Communes couvertes par les données",
+    "births_year": "Année des naissances",
+    "population_year": "Année de la population",
     "code": "Code",
     "name": "Territoire",
     "kind": "Type de territoire",
@@ -149,11 +151,12 @@ def french_comparison_table(df: pd.DataFrame) -> pd.DataFrame:
         else:
             out[col] = v
     labels = {}
+    years = comparison_years(df)
     for col in df.columns:
         if col.startswith("rank_"):
-            labels[col] = "Rang : " + metric_label(col.removeprefix("rank_"))
+            labels[col] = "Rang : " + metric_label(col.removeprefix("rank_"), years=years)
         else:
-            label = metric_label(col)
+            label = metric_label(col, years=years)
             labels[col] = label + (" (%)" if col.startswith("share_") else "")
     return out.rename(columns=labels)
 

@@ -248,7 +248,8 @@ def _in_polygons(points: gpd.GeoSeries, polygons: gpd.GeoDataFrame) -> pd.Series
     polys = polygons[["code_qp", "geometry"]].to_crs(METRIC_CRS)
     hit = gpd.sjoin(pts, polys, how="left", predicate="within")
     hit = hit[~hit.index.duplicated(keep="first")]
-    return hit["code_qp"].fillna("").reindex(range(len(pts)), fill_value="")
+    codes: pd.Series = hit["code_qp"].fillna("").reindex(range(len(pts)), fill_value="")
+    return codes
 
 
 def compute_qpv(

@@ -23,7 +23,7 @@ guides/accessibilite.md : demand points and their levels (in French).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -109,7 +109,7 @@ class DemandPoints:
         30.0
         """
         cols = ["births", "under3", "population"]
-        return self.points.groupby("code_insee")[cols].sum(min_count=1)
+        return cast("pd.DataFrame", self.points.groupby("code_insee")[cols].sum(min_count=1))
 
 
 def compute_demand_points(

@@ -48,7 +48,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -273,7 +273,7 @@ def _with_commune_geometry(df: pd.DataFrame, communes: gpd.GeoDataFrame) -> pd.D
         return df
     merged = df.assign(code_insee=df["code_insee"].astype(str)).merge(geo, on="code_insee",
                                                                        how="left")
-    return gpd.GeoDataFrame(merged, geometry="geometry", crs=communes.crs)
+    return cast("pd.DataFrame", gpd.GeoDataFrame(merged, geometry="geometry", crs=communes.crs))
 
 
 def build_export_layers(
@@ -638,7 +638,7 @@ def build_diagnosis_record(
     """
     t = overview.territory
     summary = {k: v for k, v in overview.summary.items() if k != "sources"}
-    return json_ready({
+    return cast("dict[str, Any]", json_ready({
         "format": DIAGNOSIS_FORMAT,
         "version": DIAGNOSIS_VERSION,
         "created": (created or dt.datetime.now().replace(microsecond=0)).isoformat(),
@@ -654,7 +654,7 @@ def build_diagnosis_record(
             "imports": [dict(i) for i in imports],
         },
         "summary": summary,
-    })
+    }))
 
 
 def write_diagnosis_file(record: Mapping[str, Any], path: str | Path) -> Path:

@@ -40,7 +40,6 @@ import pandas as pd
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from diagnosis.analyses import Travel
 from diagnosis.errors import InputError
 from diagnosis.formatting import fr_number
 from diagnosis.schema import facility_label
@@ -52,6 +51,7 @@ from diagnosis.settings import (
     WGS84,
 )
 from diagnosis.siting import HOST_TYPES, STATUS_LABELS, solve_max_covering
+from diagnosis.travel import Travel
 
 MAISON = "maison_1000_jours"
 #: Default number of new sites of each département's own answer.

@@ -14,7 +14,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -165,13 +165,13 @@ def plan_record(plan: NationalPlan, territory: str) -> dict[str, Any]:
         frame = pd.DataFrame(df).drop(columns="geometry", errors="ignore")
         return [json_ready(r) for r in frame.to_dict("records")]
 
-    return json_ready({
+    return cast("dict[str, Any]", json_ready({
         "territory": territory, "summary": plan.summary, "params": plan.params,
         "sites": recs(plan.layers["sites"]), "existing": recs(plan.layers["existing"]),
         "departements": recs(plan.layers["departements"]),
         "departement_sites": recs(plan.layers["departement_sites"]),
         "curve": recs(plan.layers["curve"]),
-    })
+    }))
 
 
 def summary_lines(plan: NationalPlan) -> list[str]:

@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -128,7 +129,7 @@ def _weighted_column_sums(w: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     Not through BLAS on purpose: on a busy machine OpenBLAS threads spin and cost
     several times the work (measured 10x at 2,000 x 300 with a load of 4 on 2 cores).
     """
-    return np.einsum("i,ij->j", w, matrix)
+    return cast("np.ndarray", np.einsum("i,ij->j", w, matrix))
 
 
 def _closed_mask(m: int, fixed: np.ndarray, selected: np.ndarray) -> np.ndarray:

@@ -119,6 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, f"a;b\n1;{n}\n".encode(), {"Content-Type": "text/csv"})
         elif path == "/good":
             self._send(200, good, {"Content-Type": "application/json"})
+        elif path == "/etag":
+            if self.headers.get("If-None-Match") == '"v1"':
+                self._send(304, b"", {"ETag": '"v1"'})
+            else:
+                self._send(200, good, {"Content-Type": "application/json", "ETag": '"v1"'})
         else:
             self._send(404, b"no")
 
@@ -470,3 +475,21 @@ def test_really_full_disk_when_a_small_filesystem_can_be_mounted(server, tmp_pat
     finally:
         _http.reset()
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_copy_confirmed_by_a_304_is_fresh_again(server):
+    """Writes are explicit now: a revalidated copy must still get its new expiry."""
+    url = server.base + "/etag"
+    _http.configure(expire_after_s=1)
+    assert _http.fetch_json(url, source="demo")["ok"]
+    time.sleep(1.1)  # the copy expires
+    _http.configure(expire_after_s=3600)
+    with _http.data_dates():
+        assert _http.fetch_json(url, source="demo")["ok"]  # 304: the copy is served
+    assert server.hits["/etag"] == 2
+    cached = _http.get_session().cache.get_response(
+        _http._cache_key("GET", url, None, None, {"Accept": "application/json"}))
+    assert cached is not None and not cached.is_expired
+    hits = server.hits["/etag"]
+    assert _http.fetch_json(url, source="demo")["ok"]
+    assert server.hits["/etag"] == hits  # fresh: no request

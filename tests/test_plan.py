@@ -16,11 +16,9 @@ import sys
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pytest
 from shapely.geometry import Point
 
-from diagnosis.analyses import Travel
 from diagnosis.errors import InputError
 from diagnosis.plan import compute_national_plan, dep_of, town_hall_candidates
 from diagnosis.plan_exports import (
@@ -149,8 +147,7 @@ def test_more_new_maisons_than_candidates_is_refused_in_french(grid):
 
 
 def test_known_maisons_are_placed_with_their_provenance():
-    from data_sources.maisons import load_known_maisons, parse_known_maisons, \
-        read_known_maisons
+    from data_sources.maisons import load_known_maisons, parse_known_maisons, read_known_maisons
     from data_sources.national import load_national_communes
 
     rows = parse_known_maisons(read_known_maisons())

@@ -228,7 +228,9 @@ def test_time_limit_is_reported_not_called_optimal():
     r = solve_max_covering(cov, w, 20, method="exact", time_limit_s=0.5)
     assert r.status == "time_limit"
     assert "time limit" in r.solver_status.lower()
-    assert r.gap > 0 and r.bound > r.objective
+    # a loaded machine may stop even before the LP bound is proved: then no bound is
+    # claimed (NaN), never a zero gap
+    assert (r.gap > 0 and r.bound > r.objective) or (math.isnan(r.gap) and math.isnan(r.bound))
     assert len(r.selected) == 20
     assert r.objective == pytest.approx(float(w[r.covered].sum()))
 

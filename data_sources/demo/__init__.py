@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 
@@ -47,4 +47,5 @@ def load_demo_facilities() -> gpd.GeoDataFrame:
 @lru_cache(maxsize=1)
 def demo_manifest() -> dict[str, Any]:
     """The build manifest: inputs and their hashes, row counts, rows not placed."""
-    return json.loads((DEMO_DIR / "manifest.json").read_text(encoding="utf-8"))
+    text = (DEMO_DIR / "manifest.json").read_text(encoding="utf-8")
+    return cast("dict[str, Any]", json.loads(text))

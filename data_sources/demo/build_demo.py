@@ -27,6 +27,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -106,7 +107,8 @@ def build_communes(ship: Path, cog: dict[str, pd.DataFrame]) -> gpd.GeoDataFrame
     return out.sort_values("code_insee").reset_index(drop=True)
 
 
-def build_facilities(ship: Path, communes: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list]:
+def build_facilities(ship: Path, communes: gpd.GeoDataFrame
+                     ) -> tuple[gpd.GeoDataFrame, list[dict[str, Any]]]:
     """Directory rows placed at their town hall, plus the town halls themselves."""
     la = ship / "loire-atlantique"
     townhall = communes.set_index("code_insee")[["townhall_lon", "townhall_lat", "name"]]
@@ -115,7 +117,7 @@ def build_facilities(ship: Path, communes: gpd.GeoDataFrame) -> tuple[gpd.GeoDat
     for fname in ("directory_44_parentalite_partial.csv", "directory_44_childcare_partial.csv"):
         df = pd.read_csv(la / fname, dtype=str, keep_default_na=False)
         for i, r in df.iterrows():
-            line = int(i) + 2  # header is line 1
+            line = int(str(i)) + 2  # header is line 1
             code = r.get("code_insee", "").strip()
             if not code and r.get("commune", "").strip():
                 code = by_name.get(normalize_name(r["commune"]), "")

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -123,7 +124,7 @@ def parse_known_maisons(text: str) -> pd.DataFrame:
     df.insert(0, "row", np.arange(1, len(df) + 1))
     df["status"] = np.where(df["statut_date"].str.contains(_PROJECT_WORDS), STATUS_PROJECT,
                             STATUS_OPEN)
-    return df
+    return cast("pd.DataFrame", df)
 
 
 def place_maisons(rows: pd.DataFrame, communes: pd.DataFrame, *,

@@ -30,7 +30,7 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import pandas as pd
@@ -182,4 +182,5 @@ def load_regions() -> pd.DataFrame:
 @lru_cache(maxsize=1)
 def national_manifest() -> dict[str, Any]:
     """The build manifest: inputs and hashes, sizes, attribution, checks made."""
-    return json.loads((NATIONAL_DIR / "manifest.json").read_text(encoding="utf-8"))
+    text = (NATIONAL_DIR / "manifest.json").read_text(encoding="utf-8")
+    return cast("dict[str, Any]", json.loads(text))

@@ -40,6 +40,7 @@ import json
 import lzma
 import sys
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -126,7 +127,7 @@ def fill_absorbed_parts(
     former: pd.Series | None = None,
     min_gap_m2: float = GAP_MIN_M2,
     touch_m: float = GAP_TOUCH_M,
-) -> tuple[gpd.GeoSeries, list[dict], list[dict]]:
+) -> tuple[gpd.GeoSeries, list[dict[str, Any]], list[dict[str, Any]]]:
     """Give each commune the gaps its absorbed communes left in the coverage.
 
     A commune that absorbed others after the polygons' vintage keeps its old polygon
@@ -182,7 +183,7 @@ def fill_absorbed_parts(
     holes = [shapely.Polygon(ring) for poly in getattr(whole, "geoms", [whole])
              for ring in poly.interiors]
     holes = [h for h in holes if h.area >= min_gap_m2]
-    given: list[dict] = []
+    given: list[dict[str, Any]] = []
     weak = (former.reindex(out.index).fillna("").astype(str) if former is not None
             else pd.Series("", index=out.index))
     for clue, parts in (("déléguée sans polygone", wanted), ("ancien code", weak)):
@@ -204,7 +205,7 @@ def fill_absorbed_parts(
                               "area_km2": round(gap.area / 1e6, 2)})
                 holes.remove(hole)
                 changed = True
-    left: list[dict] = []
+    left: list[dict[str, Any]] = []
     crs = out.crs
     for hole in holes:
         near = sorted(c for c in geoms.index if out[c] is not None
@@ -238,7 +239,8 @@ def _simplify(polys: gpd.GeoSeries, crs: str) -> gpd.GeoSeries:
     return gpd.GeoSeries(arr, index=polys.index, crs=WGS84)
 
 
-def build_communes(ship: Path, cog: dict[str, pd.DataFrame]) -> tuple[gpd.GeoDataFrame, dict]:
+def build_communes(ship: Path, cog: dict[str, pd.DataFrame]
+                   ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """The national commune table and the build checks (for the manifest)."""
     deps = cog["departements"]
     # The 101 départements (the COG also lists the collectivités d'outre-mer, which
@@ -261,8 +263,8 @@ def build_communes(ship: Path, cog: dict[str, pd.DataFrame]) -> tuple[gpd.GeoDat
     source_polys = gpd.GeoSeries(table["polygon"].to_numpy(), index=table.index, crs=WGS84)
     polys = source_polys.copy()
     shipped = gpd.GeoSeries([None] * len(table), index=table.index, crs=WGS84)
-    gaps_given: list[dict] = []
-    gaps_left: list[dict] = []
+    gaps_given: list[dict[str, Any]] = []
+    gaps_left: list[dict[str, Any]] = []
     # One coverage per metric CRS: all of mainland France (and Corsica) together, so
     # borders between départements stay shared; each overseas zone on its own.
     for crs, idx in table.groupby(table["dep_code"].map(metric_crs)).groups.items():
@@ -294,7 +296,7 @@ def build_communes(ship: Path, cog: dict[str, pd.DataFrame]) -> tuple[gpd.GeoDat
     kind = np.where(inside, POINT_MAIRIE, POINT_CENTRE)
     kind = np.where(point.isna(), "", kind)
     # How far outside are the town halls that were rejected (metres, metric CRS)?
-    far: list[dict] = []
+    far: list[dict[str, Any]] = []
     for i in table.index[has_hall & ~inside]:
         crs = metric_crs(str(table.at[i, "dep_code"]))
         p = gpd.GeoSeries([polys[i], hall[i]], crs=WGS84).to_crs(crs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -132,4 +133,4 @@ def _haversine_m(
     """Great-circle distance in metres between broadcastable arrays of points (radians in)."""
     a = (np.sin((lat2 - lat1) / 2) ** 2
          + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * _EARTH_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return cast("np.ndarray", 2 * _EARTH_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))

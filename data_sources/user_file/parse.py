@@ -221,8 +221,9 @@ def parse_facilities(
     duplicates = find_duplicates(facilities, rows=kept_rows,
                                  file_ids=ids[keep].tolist(), distance_m=distance_m)
     position = {int(r): i for i, r in enumerate(kept_rows)}
-    duplicate_ids = tuple(str(facilities["facility_id"].iloc[position[int(r)]])
-                          for r in duplicates["row"])
+    facility_ids_kept = facilities["facility_id"].to_numpy()  # one array, not a lookup per row
+    duplicate_ids = tuple(str(facility_ids_kept[position[int(r)]])
+                          for r in duplicates["row"].tolist())
 
     rej_rows = sorted(log.reasons)
     rejected = pd.DataFrame({

@@ -397,7 +397,7 @@ class _Legend(MacroElement):
     )
 
     def __init__(self, legend_html: str) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._name = "MaillageLegend"
         self.legend_html = legend_html
         self.html_js = _js_string(legend_html)
@@ -416,7 +416,7 @@ class _MetricScale(MacroElement):
     )
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._name = "MaillageScale"
 
 
@@ -432,7 +432,7 @@ class _Attribution(MacroElement):
     )
 
     def __init__(self, text: str) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._name = "MaillageAttribution"
         self.text = text
         self.text_js = _js_string(html.escape(text, quote=False))

@@ -65,7 +65,7 @@ class _DrawLocal(MacroElement):
     )
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._name = "MaillageDrawLocal"
         self.texts_js = _js_value(DRAW_TEXTS_FR)
 
@@ -101,7 +101,7 @@ def build_draw_map(communes: gpd.GeoDataFrame, *, tiles: str | None = "OpenStree
             for r in com.to_dict("records")]
     _fill_layer(com, ["#dadaeb"] * len(com), tips, "Communes").add_to(m)
     _DrawLocal().add_to(m)  # before the tool: its buttons read L.drawLocal when built
-    Draw(export=False, position="topleft",
+    Draw(export=False, position="topleft",  # type: ignore[no-untyped-call]
          draw_options={"polyline": False, "circle": False, "circlemarker": False,
                        "marker": False, "polygon": {"allowIntersection": False},
                        "rectangle": True},

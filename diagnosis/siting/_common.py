@@ -13,7 +13,8 @@ from scipy import sparse
 
 from diagnosis.errors import InputError
 from diagnosis.schema import USER_SITE_TYPE_LABEL
-from diagnosis.settings import HOST_TYPES, OBJECTIVES  # noqa: F401 (re-exported)
+from diagnosis.settings import HOST_TYPES as HOST_TYPES  # re-exported
+from diagnosis.settings import OBJECTIVES as OBJECTIVES  # re-exported
 
 #: ``type`` given to candidate points proposed by the user (not a facility type).
 USER_SITE_TYPE = "user_site"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -331,7 +331,7 @@ class _SparseMinutes:
         dense = np.full(block.shape, np.inf)
         coo = block.tocoo()
         dense[coo.row, coo.col] = coo.data  # explicit zeros are real 0-minute pairs
-        return dense[rows]
+        return cast("np.ndarray", dense[rows])
 
 
 def _align_minutes(travel_minutes: Any, demand: pd.DataFrame, candidates: pd.DataFrame,
@@ -420,7 +420,7 @@ def _poverty_births(demand: pd.DataFrame, births: np.ndarray) -> np.ndarray | No
     for col in ("poverty_rate_used", "poverty_rate_2021"):
         if col in demand.columns:
             rate = pd.to_numeric(demand[col], errors="coerce").to_numpy(dtype=np.float64)
-            return births * rate / 100.0
+            return cast("np.ndarray | None", births * rate / 100.0)
     return None
 
 

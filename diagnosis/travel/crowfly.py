@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ from diagnosis.travel.modes import (
     DETOUR_FACTOR,
     MODE_LABELS,
     MODES,
+    POUSSETTE_SPEED_KMH,
     default_speed_kmh,
 )
 from diagnosis.travel.times import TravelTimes, compute_travel_times, pairs_to_csr, stack_rows
@@ -192,7 +193,7 @@ def _crow_minutes(
     minutes = dist * detour / metres_per_minute
     if access_min:
         minutes = np.where(dist > 0, minutes + access_min, 0.0)
-    return minutes
+    return cast("np.ndarray", minutes)
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,9 @@ def default_crow_fly_model(mode: str) -> CrowFlyModel:
     if mode == "walk":
         return CrowFlyModel("walk", settings.CROWFLY_WALK_ACCESS_MIN,
                             settings.CROWFLY_WALK_DETOUR, settings.CROWFLY_WALK_SPEED_KMH)
+    if mode == "poussette":  # the walk model at the pushchair's speed
+        return CrowFlyModel("poussette", settings.CROWFLY_WALK_ACCESS_MIN,
+                            settings.CROWFLY_WALK_DETOUR, POUSSETTE_SPEED_KMH)
     raise InputError(f"mode={mode!r} is not a travel mode; use one of {MODES}")
 
 
@@ -516,7 +520,7 @@ def fit_crow_fly(distance_m: np.ndarray, routed_minutes: np.ndarray, *, mode: st
     slope = d / 1000.0 / speed * 60.0
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        return p[0] + slope * p[1] - t
+        return cast("np.ndarray", p[0] + slope * p[1] - t)
 
     res = least_squares(residuals, x0=[0.5, 1.3], bounds=([0.0, 1.0], [np.inf, np.inf]),
                         loss=loss, f_scale=loss_scale_min)
