@@ -130,13 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
+    from diagnosis.settings import DEFAULT_DEPART
+
     p.set_defaults(car_mode=default_mode)
-    p.add_argument("--mode", choices=("drive", "walk", "crow"), default=None,
+    p.add_argument("--mode", choices=("drive", "walk", "crow", "poussette", "transit"),
+                   default=None,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
-                        "à pied (walk), ou estimation à vol d'oiseau (crow) ; sans réseau "
-                        "disponible, estimation à vol d'oiseau signalée (défaut : walk si la "
-                        "plupart des habitants vivent dans des communes denses, sinon "
-                        f"{default_mode})")
+                        "à pied (walk), estimation à vol d'oiseau (crow), à pied avec une "
+                        "poussette sans escaliers (poussette, avec --osm-pbf) ou en "
+                        "transports en commun à l'heure des groupes (transit, avec --gtfs et "
+                        "--osm-pbf) ; sans réseau disponible, estimation à vol d'oiseau "
+                        "signalée (défaut : walk si la plupart des habitants vivent dans des "
+                        f"communes denses, sinon {default_mode})")
     p.add_argument("--road-graph", metavar="FILE",
                    help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
                         "enregistré (.npz)")
@@ -144,6 +149,21 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
                    default=None,
                    help="seuil de temps de trajet T (minutes ; défaut 15 à pied, 20 en "
                         "voiture)")
+    p.add_argument("--gtfs", action="append", default=[], metavar="FICHIER.zip",
+                   help="horaires GTFS d'un réseau de transport (répétable ; "
+                        "transport.data.gouv.fr) pour --mode transit")
+    p.add_argument("--osm-pbf", metavar="FICHIER.osm.pbf",
+                   help="extrait OpenStreetMap des rues (.osm.pbf) pour --mode poussette ou "
+                        "transit")
+    p.add_argument("--depart", default=DEFAULT_DEPART, metavar="HH:MM",
+                   help="heure de départ en transports en commun (défaut %(default)s)")
+    p.add_argument("--date", metavar="AAAA-MM-JJ", dest="study_date",
+                   help="jour étudié en transports en commun (défaut : le prochain mardi "
+                        "hors vacances scolaires)")
+    p.add_argument("--max-walk-minutes", type=float, default=None, metavar="MIN",
+                   help="marche au plus jusqu'à un arrêt, avec une poussette (défaut 15)")
+    p.add_argument("--max-transfers", type=int, default=None, metavar="N",
+                   help="correspondances au plus (défaut 2)")
 
 
 def _travel_defaults(args: argparse.Namespace, params: Any, ws: Any) -> Any:
@@ -447,7 +467,7 @@ def cmd_access(args: argparse.Namespace) -> int:
         "communes": communes,
         "notes": [*([params.travel_reason] if params.travel_reason else []), *res.notes,
                   *ws.notices],
-        "sources": list(ws.sources),
+        "sources": [*ws.sources, *map(dict, travel.sources)],
     }
     if args.format == "json":
         big = len(communes) > 2_000  # a national table: compact JSON (4 s less to write)
@@ -757,6 +777,9 @@ def _add_deliverable_parsers(sub: Any) -> None:
     _add_no_analyses(r)
     r.add_argument("--no-comparison", action="store_true",
                    help="ne pas comparer le territoire à ses voisins")
+    r.add_argument("--compare-modes", action="store_true",
+                   help="comparer l'accès aux mêmes sites en voiture, à pied avec une "
+                        "poussette et en transports en commun (avec --gtfs et --osm-pbf)")
 
     e = sub.add_parser("export", help="GeoPackage (QGIS), CSV (Excel) et fichier de diagnostic")
     _add_common(e)
@@ -819,7 +842,7 @@ def _params(args: argparse.Namespace) -> Any:
     kw: dict[str, Any] = {"territory": args.territory or getattr(args, "communes_file", "")
                           or ""}
     for opt in ("mode", "max_minutes", "threshold_m", "uptake_rate", "k", "objective",
-                "site"):
+                "site", "depart", "study_date"):
         value = getattr(args, opt, None)
         if value is not None:
             kw[opt] = value
@@ -879,7 +902,12 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
     """How travel times are computed for ``--mode`` / ``--road-graph``."""
     from data_sources.workspace import load_travel
 
-    return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None))
+    return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None),
+                       gtfs_files=getattr(args, "gtfs", ()) or (),
+                       osm_pbf=getattr(args, "osm_pbf", None),
+                       day=params.transit_day(), depart_s=params.depart_s,
+                       max_walk_min=getattr(args, "max_walk_minutes", None),
+                       max_transfers=getattr(args, "max_transfers", None))
 
 
 def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
@@ -898,7 +926,18 @@ def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
         return replace(diag, notes=("Accessibilité, manques, implantation, partenaires et "
                                     "groupes de pairs non demandés (--no-analyses).",))
     return run_diagnosis(ws, params, travel=_travel(args, ws, params), parts=PARTS,
-                         progress=step)
+                         progress=step, compare=_compare_travels(args, ws, params))
+
+
+def _compare_travels(args: argparse.Namespace, ws: Any, params: Any) -> Any:
+    """Car, pushchair and transit engines for ``report --compare-modes`` (else None)."""
+    if not getattr(args, "compare_modes", False):
+        return None
+    from dataclasses import replace
+
+    return {label: _travel(args, ws, replace(params, mode=mode))
+            for label, mode in (("voiture", "drive"), ("poussette", "poussette"),
+                                ("transports en commun", "transit"))}
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -232,10 +232,32 @@ def compute_access(
                      "(distance × facteur de détour, à vitesse moyenne constante).")
     if travel.note:
         notes.append(travel.note)
+    notes.extend(stop_reach_notes(overview, travel))
     missing = [t for t in (types or ()) if t not in kinds]
     if missing:
         notes.append("Aucune structure chargée pour : " + ", ".join(missing) + ".")
     return AccessResult(access=access, gaps=gaps, travel=travel, notes=tuple(notes))
+
+
+def stop_reach_notes(overview: Overview, travel: Travel) -> list[str]:
+    """French note naming the communes with no stop within walking reach (transit only).
+
+    Checked from each commune's town hall; an empty list for engines without stops.
+    """
+    pts = demand_points(overview)
+    reach = travel.stop_access(commune_points_xy(pts))
+    if reach is None:
+        return []
+    walk = getattr(travel.engine_impl, "max_walk_min", None)
+    within = f"à moins de {fr_decimal(walk)} min à pied avec une poussette" if walk else \
+        "à portée de marche"
+    label = pts["name"] if "name" in pts else pts["code_insee"]
+    names = [str(n) for n in label[~reach]]
+    if not names:
+        return [f"Toutes les communes ont un arrêt de transport en commun {within} de la "
+                "mairie."]
+    return [f"{len(names)} commune(s) sans arrêt de transport en commun {within} de la "
+            f"mairie : {', '.join(names)}."]
 
 
 def compute_catchment(

@@ -28,6 +28,7 @@ guides/diagnostic.md : the steps of a diagnosis, in French.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
@@ -49,6 +50,7 @@ from diagnosis.analyses import (
     compute_site_catchment,
     compute_site_cohorts,
     compute_siting,
+    demand_points,
     find_site,
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
@@ -60,6 +62,7 @@ from diagnosis.overview import Overview, compute_overview
 from diagnosis.schema import FACILITY_TYPES, Territory
 from diagnosis.settings import (
     DEFAULT_BIRTH_WINDOW_MONTHS,
+    DEFAULT_DEPART,
     DEFAULT_FACILITATORS_PER_MAISON,
     DEFAULT_GROUP_SIZE,
     DEFAULT_GROUPS_PER_FACILITATOR,
@@ -75,6 +78,7 @@ from diagnosis.settings import (
     WGS84,
 )
 from diagnosis.travel import Travel
+from diagnosis.travel.compare import ModeComparison, compare_modes
 
 #: Parts of a diagnosis, in the order :func:`run_diagnosis` computes them.
 PARTS: tuple[str, ...] = ("overview", "access", "siting", "partners", "cohorts")
@@ -169,6 +173,10 @@ class DiagnosisParams:
     facilitators, groups_per_facilitator
         One Maison's capacity: trained facilitators, and groups each runs at once (an
         assumption, see :mod:`diagnosis.cohorts`).
+    depart, study_date
+        Transit mode: departure hour (``"09:30"``) and date (ISO ``"2026-03-03"``;
+        ``""``: the next school-term Tuesday, :func:`diagnosis.travel.transit.
+        next_school_tuesday`).
     travel_reason
         Why ``mode`` and ``max_minutes`` are what they are when the density rule chose
         them (:func:`diagnosis.travel.default_travel_for`), in French; ``""`` when the
@@ -203,10 +211,17 @@ class DiagnosisParams:
     birth_window_months: float = DEFAULT_BIRTH_WINDOW_MONTHS
     facilitators: int = DEFAULT_FACILITATORS_PER_MAISON
     groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR
+    depart: str = DEFAULT_DEPART
+    study_date: str = ""
     travel_reason: str = ""
 
     def __post_init__(self) -> None:
         """Validate every option once (the messages name the option)."""
+        from diagnosis.travel.transit import parse_depart, parse_study_date
+
+        parse_depart(self.depart)
+        if self.study_date:
+            parse_study_date(self.study_date)
         if self.mode not in TRAVEL_MODES:
             raise InputError(f"mode={self.mode!r} is not a travel mode; use one of "
                              f"{TRAVEL_MODES}", argument="mode", value=self.mode,
@@ -255,14 +270,30 @@ class DiagnosisParams:
         """The travel mode of the engine (``"crow"`` estimates car trips)."""
         return "drive" if self.mode == "crow" else self.mode
 
+    @property
+    def depart_s(self) -> int:
+        """Transit departure, seconds since midnight."""
+        from diagnosis.travel.transit import parse_depart
+
+        return parse_depart(self.depart)
+
+    def transit_day(self, today: dt.date | None = None) -> dt.date:
+        """Transit study date: :attr:`study_date`, else the next school-term Tuesday."""
+        from diagnosis.travel.transit import next_school_tuesday, parse_study_date
+
+        if self.study_date:
+            return parse_study_date(self.study_date)
+        return next_school_tuesday(today or dt.date.today())
+
 
 #: The options each cached step reads; :func:`step_params` keeps only these, so that two
 #: studies that agree on them share the step (the app's cache key).
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
-    "access": ("territory", "mode", "max_minutes", "threshold_m", "weights", "types"),
+    "access": ("territory", "mode", "max_minutes", "threshold_m", "weights", "types",
+               "depart", "study_date"),
     "siting": ("territory", "mode", "max_minutes", "threshold_m", "need_weights",
                "host_types", "k", "scenarios", "scenario_minutes", "objective",
-               "user_sites"),
+               "user_sites", "depart", "study_date"),
 }
 
 
@@ -624,6 +655,10 @@ class Diagnosis:
     demand
         Demand points below the commune (IRIS, 200 m cells) when loaded, else ``None``
         (one point per commune).
+    modes
+        Access to the studied and recommended sites by car, with a pushchair and by
+        transit (:func:`diagnosis.travel.compare.compare_modes`), when several travel
+        modes were given to :func:`run_diagnosis`.
     notes
         French notes: how each part was computed, or why not.
     """
@@ -643,6 +678,7 @@ class Diagnosis:
     notes: tuple[str, ...] = field(default=())
     demand: DemandPoints | None = None
     context: TerritoryContext | None = None
+    modes: ModeComparison | None = None
 
     @property
     def territory(self) -> Territory:
@@ -659,7 +695,8 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                   parts: Sequence[str] = PARTS, progress: Progress | None = None,
                   overview: Overview | None = None,
                   access_step: StepResult[AccessResult] | None = None,
-                  siting_step: StepResult[SitingScenarios] | None = None) -> Diagnosis:
+                  siting_step: StepResult[SitingScenarios] | None = None,
+                  compare: Mapping[str, Travel] | None = None) -> Diagnosis:
     """Compute the diagnosis of a territory: overview, access, siting, partners, cohorts.
 
     A part that cannot be computed (no facility of any type, no candidate host, no
@@ -683,6 +720,10 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
         The access and siting steps already computed with the same inputs and
         parameters (:func:`access_part`, :func:`siting_part`: the app's cache), so the
         diagnosis holds the very results the pages showed.
+    compare
+        Mode label -> travel engine (car first): the studied and recommended sites are
+        also timed in each mode (:attr:`Diagnosis.modes`, « qui perd l'accès sans
+        voiture »).
 
     Returns
     -------
@@ -745,7 +786,30 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                 notes.append("Groupes de pairs : naissances de tout le territoire (aucun "
                              "site étudié), participation supposée "
                              f"{fr_percent(params.uptake_rate)} (hypothèse).")
+    modes = None
+    if compare:
+        step("comparaison des modes de déplacement")
+        modes = diagnose_modes(ov, [*rec, *([site] if site is not None else [])], compare,
+                               params=params, notes=notes)
     return Diagnosis(params=params, inputs=inputs, travel=travel, overview=ov, access=access,
                      siting=siting, recommended=by_site, site=site, partners=partners,
                      catchment=catchment, cohorts=cohorts, notes=tuple(notes), demand=demand,
-                     context=context)
+                     context=context, modes=modes)
+
+
+def diagnose_modes(overview: Overview, sites: Sequence[Site], travels: Mapping[str, Travel],
+                   *, params: DiagnosisParams, notes: list[str]) -> ModeComparison | None:
+    """The sites timed in each mode from every commune (:func:`compare_modes`)."""
+    unique = list({s.site_id: s for s in sites}.values())
+    if not unique:
+        notes.append("Comparaison des modes non calculée : aucun site étudié ni recommandé.")
+        return None
+    pts = demand_points(overview)
+    gdf = gpd.GeoDataFrame({"site_id": [s.site_id for s in unique],
+                            "name": [s.name for s in unique]},
+                           geometry=[s.geometry for s in unique], crs=WGS84)
+    try:
+        return compare_modes(pts, gdf, travels, max_minutes=params.max_minutes)
+    except InputError as exc:
+        notes.append(f"Comparaison des modes non calculée : {exc.fr}")
+        return None

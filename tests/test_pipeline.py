@@ -50,7 +50,12 @@ def test_params_are_validated_once_with_structured_errors():
     assert exc.value.argument == "max_minutes" and exc.value.value == -3
     with pytest.raises(InputError) as exc:
         DiagnosisParams(mode="bike")
-    assert exc.value.candidates == ("drive", "walk", "crow") and "bike" in exc.value.fr
+    assert exc.value.candidates == ("drive", "walk", "crow", "poussette", "transit")
+    assert "bike" in exc.value.fr
+    with pytest.raises(InputError, match="heure de départ .* illisible"):
+        DiagnosisParams(depart="9 heures et demie")
+    with pytest.raises(InputError, match="date .* illisible"):
+        DiagnosisParams(study_date="mardi prochain")
     with pytest.raises(InputError, match="uptake_rate"):
         DiagnosisParams(uptake_rate=1.5)
     with pytest.raises(InputError, match="k="):
