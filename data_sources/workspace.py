@@ -8,6 +8,7 @@ the notices a user must see (demo, partial, estimated data).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from data_sources.caf import CAF
 from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
-from diagnosis.errors import MissingDataError, SourceError
+from diagnosis.errors import InputError, MissingDataError, SourceError
 from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import WGS84
 from diagnosis.travel import Travel
@@ -81,9 +82,12 @@ class Workspace:
         return self.communes.loc[self.communes["code_insee"].isin(self.territory.communes)]
 
 
-def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None = None
+def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None = None,
+                gtfs_files: Sequence[str | Path] = (), osm_pbf: str | Path | None = None,
+                day: dt.date | None = None, depart_s: int = 34_200,
+                max_walk_min: float | None = None, max_transfers: int | None = None
                 ) -> Travel:
-    """How travel times are computed for ``mode`` (``"drive"``, ``"walk"`` or ``"crow"``).
+    """How travel times are computed for ``mode`` (drive, walk, crow, poussette, transit).
 
     The one place where a road graph is loaded (for the app and the command line): the
     OpenStreetMap graph around the territory's communes, or ``road_graph_file``; without
@@ -91,7 +95,22 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
     ``Travel.note`` says why: calibrated on a road graph where one exists (``"crow"``
     with ``road_graph_file``, or the territory's graph in the cache), else the model of
     the territory's density class (:func:`diagnosis.travel.crow_model_for`).
+    ``poussette`` walks on the extract ``osm_pbf`` without steps (crow-fly at the
+    pushchair's speed without one); ``transit`` needs the GTFS zips ``gtfs_files``, the
+    extract ``osm_pbf`` and the study date ``day``.
     """
+    if mode == "transit":
+        return _transit_travel(gtfs_files, osm_pbf, day=day, depart_s=depart_s,
+                               max_walk_min=max_walk_min, max_transfers=max_transfers)
+    if mode == "poussette":
+        if osm_pbf:
+            from data_sources.transit import load_poussette_graph
+
+            return Travel(graph=load_poussette_graph(osm_pbf),
+                          note="Réseau piéton OpenStreetMap sans escaliers (poussette).")
+        return Travel(mode="poussette", note=(
+            "Sans extrait OpenStreetMap (--osm-pbf), temps à pied avec une poussette "
+            "estimés à vol d'oiseau."))
     from data_sources.osm import cached_road_graph, road_graph_for
     from diagnosis.travel import crow_model_for
 
@@ -108,6 +127,40 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
     model, why = crow_model_for(ws.own_communes, engine_mode, graph=known)
     return Travel(mode=engine_mode, note=" ".join(t for t in (note, why) if t),
                   crow_model=model)
+
+
+def _transit_travel(gtfs_files: Sequence[str | Path], osm_pbf: str | Path | None, *,
+                    day: dt.date | None, depart_s: int, max_walk_min: float | None,
+                    max_transfers: int | None) -> Travel:
+    """The transit engine of the user's GTFS zips and street extract."""
+    from data_sources.transit import prepare_transit
+    from diagnosis.travel.transit import (
+        DEFAULT_MAX_TRANSFERS,
+        DEFAULT_MAX_WALK_MIN,
+        french_date,
+        french_hour,
+        next_school_tuesday,
+    )
+
+    if not gtfs_files or not osm_pbf:
+        raise InputError(
+            "mode transit without timetables or street extract",
+            argument="--gtfs", value=list(map(str, gtfs_files)),
+            fr="le mode transports en commun (transit) a besoin des horaires GTFS du "
+               "territoire (--gtfs FICHIER.zip, sur transport.data.gouv.fr) et d'un extrait "
+               "OpenStreetMap des rues (--osm-pbf FICHIER.osm.pbf, par exemple l'extrait "
+               "régional de Geofabrik découpé au territoire)")
+    study_day = day or next_school_tuesday(dt.date.today())
+    inputs = prepare_transit(osm_pbf, list(gtfs_files), day=study_day, depart_s=depart_s,
+                             max_walk_min=max_walk_min or DEFAULT_MAX_WALK_MIN,
+                             max_transfers=DEFAULT_MAX_TRANSFERS if max_transfers is None
+                             else max_transfers)
+    nets = ", ".join(f"{f.feed.name} ({f.record()['vintage']})" for f in inputs.feeds)
+    note = (f"Transports en commun : réseaux {nets} ; horaires du {french_date(study_day)}, "
+            f"départ à {french_hour(depart_s)}.")
+    if inputs.notices:
+        note += " " + " ".join(inputs.notices)
+    return Travel(backend=inputs.engine, note=note, sources=tuple(inputs.records()))
 
 
 def town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -401,7 +454,8 @@ def _from_insee_files(
         "Admin Express généralisé, COG 2026) ; besoins : vos fichiers INSEE.",
         *_insee_notices(imp, territory),
     ]
-    mine = [c for c in lost if c in set(territory.communes)]
+    own = set(territory.communes)
+    mine = [c for c in lost if c in own]
     if mine:
         notices.append(f"{len(mine)} commune(s) sans contour ni point dans la géographie "
                        f"livrée ({', '.join(mine[:10])}) : elles ne sont pas placées et "
@@ -475,7 +529,13 @@ def _missing_data_error(territory: Territory, failed: Sequence[str] = ()) -> Mis
         "`--insee FICHIER.csv`, ou « Fichiers INSEE » dans l'application) et vos fichiers "
         "de structures (`--facilities`). Avec internet : "
         f"`python -m data_sources fetch --territory {territory.code}`.",
-        argument="--insee", hint="--insee comparateur_26.csv"
+        argument="--insee", hint="--insee comparateur_26.csv",
+        fr=f"{territory.label} est bien un territoire français, mais ses données ne sont pas "
+           f"chargées (département(s) {deps}).{tried} Sans internet : donnez le fichier du "
+           "« comparateur de territoires » de l'INSEE de son département (--insee "
+           "FICHIER.csv) et vos fichiers de structures (--facilities FICHIER). Avec "
+           "internet : python -m data_sources fetch --territory "
+           f"{territory.code if territory.kind != 'custom' else ' '.join(territory.departements)}."
     )
 
 
@@ -649,53 +709,31 @@ def with_caf_coverage(communes: gpd.GeoDataFrame, coverage: pd.DataFrame) -> gpd
 # --------------------------------------------------------------------------------------
 
 
-def compare_overviews(territories: Sequence[Territory], ws: Workspace, *,
-                      threshold_m: float) -> tuple[list[Any], list[str]]:
-    """Overviews of ``territories`` on the workspace's data; skipped ones with a reason.
+def peer_territories(territory: Territory) -> list[Territory]:
+    """The peers a territory is compared with in its report (read from the COG).
 
-    Every territory is diagnosed exactly as on its own (same data, same threshold), so
-    a comparison row equals that territory's own diagnosis.
-    """
-    from diagnosis.overview import compute_overview
-
-    overviews, skipped = [], []
-    for t in territories:
-        try:
-            overviews.append(compute_overview(t, ws.communes, ws.facilities,
-                                              threshold_m=threshold_m, sources=ws.sources))
-        except MissingDataError:
-            skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
-    return overviews, skipped
-
-
-def neighbour_comparison(ws: Workspace, overview: Any, *, threshold_m: float) -> Any:
-    """The territory among its peers, for the report (None when no peer has data).
-
-    An EPCI among the EPCIs of its département(s), a commune among the communes of its
-    EPCI; a département through its EPCIs.
+    A commune among the communes of its EPCI, an EPCI among the EPCIs of its
+    département(s), a département through its EPCIs; the territory itself left out (the
+    comparison is computed by :func:`diagnosis.pipeline.peer_comparison`).
     """
     from data_sources.cog import load_cog
-    from diagnosis.comparison import compare_territories, split_territory
+    from diagnosis.comparison import split_territory
 
-    t = ws.territory
+    t = territory
     cog = load_cog()
     if t.kind == "commune":
         row = cog.communes.loc[cog.communes["code"].eq(t.code) &
                                cog.communes["kind"].eq("commune")]
         epci = row["epci_code"].iloc[0] if len(row) else ""
         if not isinstance(epci, str) or not epci:
-            return None
+            return []
         peers = split_territory(resolve(epci), cog, by="commune")
     else:
         peers = []
         for dep in t.departements:
             peers += split_territory(resolve(dep), cog, by="epci")
         peers = list({p.code: p for p in peers}.values())
-    peers = [p for p in peers if p.code != t.code]
-    overviews, _ = compare_overviews(peers, ws, threshold_m=threshold_m)
-    if not overviews:
-        return None
-    return compare_territories(overviews if t.kind == "departement" else [overview, *overviews])
+    return [p for p in peers if p.code != t.code]
 
 
 class DepartementGraphLoader:

@@ -46,7 +46,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
 )
 from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.errors import MaillageError
-from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
+from diagnosis.settings import DEFAULT_K, DEFAULT_OBJECTIVE, DEFAULT_THRESHOLD_M, SPLITS
 
 #: Largest travel-time threshold accepted (minutes): beyond 4 hours, « à portée » means
 #: nothing for a family's weekly visit.
@@ -130,13 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
+    from diagnosis.settings import DEFAULT_DEPART
+
     p.set_defaults(car_mode=default_mode)
-    p.add_argument("--mode", choices=("drive", "walk", "crow"), default=None,
+    p.add_argument("--mode", choices=("drive", "walk", "crow", "poussette", "transit"),
+                   default=None,
                    help="temps de trajet : réseau routier OpenStreetMap en voiture (drive) ou "
-                        "à pied (walk), ou estimation à vol d'oiseau (crow) ; sans réseau "
-                        "disponible, estimation à vol d'oiseau signalée (défaut : walk si la "
-                        "plupart des habitants vivent dans des communes denses, sinon "
-                        f"{default_mode})")
+                        "à pied (walk), estimation à vol d'oiseau (crow), à pied avec une "
+                        "poussette sans escaliers (poussette, avec --osm-pbf) ou en "
+                        "transports en commun à l'heure des groupes (transit, avec --gtfs et "
+                        "--osm-pbf) ; sans réseau disponible, estimation à vol d'oiseau "
+                        "signalée (défaut : walk si la plupart des habitants vivent dans des "
+                        f"communes denses, sinon {default_mode})")
     p.add_argument("--road-graph", metavar="FILE",
                    help="réseau routier à utiliser : extrait OpenStreetMap (.osm) ou graphe "
                         "enregistré (.npz)")
@@ -144,6 +149,21 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
                    default=None,
                    help="seuil de temps de trajet T (minutes ; défaut 15 à pied, 20 en "
                         "voiture)")
+    p.add_argument("--gtfs", action="append", default=[], metavar="FICHIER.zip",
+                   help="horaires GTFS d'un réseau de transport (répétable ; "
+                        "transport.data.gouv.fr) pour --mode transit")
+    p.add_argument("--osm-pbf", metavar="FICHIER.osm.pbf",
+                   help="extrait OpenStreetMap des rues (.osm.pbf) pour --mode poussette ou "
+                        "transit")
+    p.add_argument("--depart", default=DEFAULT_DEPART, metavar="HH:MM",
+                   help="heure de départ en transports en commun (défaut %(default)s)")
+    p.add_argument("--date", metavar="AAAA-MM-JJ", dest="study_date",
+                   help="jour étudié en transports en commun (défaut : le prochain mardi "
+                        "hors vacances scolaires)")
+    p.add_argument("--max-walk-minutes", type=float, default=None, metavar="MIN",
+                   help="marche au plus jusqu'à un arrêt, avec une poussette (défaut 15)")
+    p.add_argument("--max-transfers", type=int, default=None, metavar="N",
+                   help="correspondances au plus (défaut 2)")
 
 
 def _travel_defaults(args: argparse.Namespace, params: Any, ws: Any) -> Any:
@@ -190,8 +210,8 @@ def _add_analysis_parsers(sub: Any) -> None:
     st = sub.add_parser("site", help="où implanter la Maison : sites recommandés expliqués")
     _add_common(st)
     _add_travel(st, default_mode="drive")
-    st.add_argument("--k", type=int_at_least(1, high=1_000), default=1,
-                    help="nombre de nouveaux sites (défaut 1)")
+    st.add_argument("--k", type=int_at_least(1, high=1_000), default=DEFAULT_K,
+                    help="nombre de nouveaux sites (défaut %(default)s)")
     st.add_argument("--format", choices=("json", "table"), default="table")
     st.add_argument("--host-types", nargs="+", default=list(HOST_TYPES), metavar="TYPE",
                     help="types de lieux pouvant accueillir la Maison (défaut : "
@@ -199,7 +219,7 @@ def _add_analysis_parsers(sub: Any) -> None:
     st.add_argument("--point", action="append", default=[], metavar="LON,LAT",
                     help="lieu proposé (longitude,latitude en degrés ; écrire --point=-2.09,47.44 "
                          "quand la longitude est négative) ; répétable")
-    st.add_argument("--objective", choices=OBJECTIVES, default="max_covering",
+    st.add_argument("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
                     help="couverture maximale (défaut) ou p-médiane (temps total minimal)")
     st.add_argument("--scenarios", nargs="+", type=int_at_least(1, high=1_000), metavar="K",
                     help="comparer aussi ces nombres de sites (ex. 1 2 3)")
@@ -447,7 +467,7 @@ def cmd_access(args: argparse.Namespace) -> int:
         "communes": communes,
         "notes": [*([params.travel_reason] if params.travel_reason else []), *res.notes,
                   *ws.notices],
-        "sources": list(ws.sources),
+        "sources": [*ws.sources, *map(dict, travel.sources)],
     }
     if args.format == "json":
         big = len(communes) > 2_000  # a national table: compact JSON (4 s less to write)
@@ -757,6 +777,9 @@ def _add_deliverable_parsers(sub: Any) -> None:
     _add_no_analyses(r)
     r.add_argument("--no-comparison", action="store_true",
                    help="ne pas comparer le territoire à ses voisins")
+    r.add_argument("--compare-modes", action="store_true",
+                   help="comparer l'accès aux mêmes sites en voiture, à pied avec une "
+                        "poussette et en transports en commun (avec --gtfs et --osm-pbf)")
 
     e = sub.add_parser("export", help="GeoPackage (QGIS), CSV (Excel) et fichier de diagnostic")
     _add_common(e)
@@ -819,7 +842,7 @@ def _params(args: argparse.Namespace) -> Any:
     kw: dict[str, Any] = {"territory": args.territory or getattr(args, "communes_file", "")
                           or ""}
     for opt in ("mode", "max_minutes", "threshold_m", "uptake_rate", "k", "objective",
-                "site"):
+                "site", "depart", "study_date"):
         value = getattr(args, opt, None)
         if value is not None:
             kw[opt] = value
@@ -879,7 +902,12 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
     """How travel times are computed for ``--mode`` / ``--road-graph``."""
     from data_sources.workspace import load_travel
 
-    return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None))
+    return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None),
+                       gtfs_files=getattr(args, "gtfs", ()) or (),
+                       osm_pbf=getattr(args, "osm_pbf", None),
+                       day=params.transit_day(), depart_s=params.depart_s,
+                       max_walk_min=getattr(args, "max_walk_minutes", None),
+                       max_transfers=getattr(args, "max_transfers", None))
 
 
 def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
@@ -898,7 +926,18 @@ def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
         return replace(diag, notes=("Accessibilité, manques, implantation, partenaires et "
                                     "groupes de pairs non demandés (--no-analyses).",))
     return run_diagnosis(ws, params, travel=_travel(args, ws, params), parts=PARTS,
-                         progress=step)
+                         progress=step, compare=_compare_travels(args, ws, params))
+
+
+def _compare_travels(args: argparse.Namespace, ws: Any, params: Any) -> Any:
+    """Car, pushchair and transit engines for ``report --compare-modes`` (else None)."""
+    if not getattr(args, "compare_modes", False):
+        return None
+    from dataclasses import replace
+
+    return {label: _travel(args, ws, replace(params, mode=mode))
+            for label, mode in (("voiture", "drive"), ("poussette", "poussette"),
+                                ("transports en commun", "transit"))}
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -906,8 +945,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     import time
     from dataclasses import replace
 
-    from data_sources.workspace import neighbour_comparison
+    from data_sources.workspace import peer_territories
     from diagnosis.exports import check_writable, write_bytes_atomic
+    from diagnosis.pipeline import peer_comparison
     from diagnosis.report import build_diagnosis_pdf, count_pdf_pages
 
     start = time.perf_counter()
@@ -918,8 +958,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         diag = _diagnosis(args, step)
         step("comparaison avec les territoires voisins")
         if not args.no_comparison:
-            diag = replace(diag, comparison=neighbour_comparison(
-                diag.inputs, diag.overview, threshold_m=diag.params.threshold_m))
+            diag = replace(diag, comparison=peer_comparison(
+                diag.inputs, diag.overview, peer_territories(diag.territory),
+                threshold_m=diag.params.threshold_m))
         pdf = build_diagnosis_pdf(diag, author=args.author, progress=step)
         step("écriture du fichier")
         write_bytes_atomic(out, pdf, option="--out")
@@ -1013,7 +1054,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run ``compare``: one row per territory, each equal to its own diagnosis."""
     from data_sources.cog import load_cog
-    from data_sources.workspace import compare_overviews, load_workspace
+    from data_sources.workspace import load_workspace
     from diagnosis.comparison import (
         compare_territories,
         comparison_records,
@@ -1022,6 +1063,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     from diagnosis.errors import MissingDataError
     from diagnosis.exports import check_writable, write_bytes_atomic
+    from diagnosis.pipeline import compare_overviews
 
     if args.out:
         check_writable(args.out, option="--out")

@@ -28,6 +28,7 @@ guides/diagnostic.md : the steps of a diagnosis, in French.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
@@ -49,17 +50,20 @@ from diagnosis.analyses import (
     compute_site_catchment,
     compute_site_cohorts,
     compute_siting,
+    demand_points,
     find_site,
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
+from diagnosis.comparison import compare_territories
 from diagnosis.context import TerritoryContext, compute_context
 from diagnosis.demand import DemandPoints, compute_demand_points
-from diagnosis.errors import InputError, check_positive
+from diagnosis.errors import InputError, MissingDataError, check_positive
 from diagnosis.formatting import fr_percent
 from diagnosis.overview import Overview, compute_overview
 from diagnosis.schema import FACILITY_TYPES, Territory
 from diagnosis.settings import (
     DEFAULT_BIRTH_WINDOW_MONTHS,
+    DEFAULT_DEPART,
     DEFAULT_FACILITATORS_PER_MAISON,
     DEFAULT_GROUP_SIZE,
     DEFAULT_GROUPS_PER_FACILITATOR,
@@ -75,6 +79,7 @@ from diagnosis.settings import (
     WGS84,
 )
 from diagnosis.travel import Travel
+from diagnosis.travel.compare import ModeComparison, compare_modes
 
 #: Parts of a diagnosis, in the order :func:`run_diagnosis` computes them.
 PARTS: tuple[str, ...] = ("overview", "access", "siting", "partners", "cohorts")
@@ -169,6 +174,10 @@ class DiagnosisParams:
     facilitators, groups_per_facilitator
         One Maison's capacity: trained facilitators, and groups each runs at once (an
         assumption, see :mod:`diagnosis.cohorts`).
+    depart, study_date
+        Transit mode: departure hour (``"09:30"``) and date (ISO ``"2026-03-03"``;
+        ``""``: the next school-term Tuesday, :func:`diagnosis.travel.transit.
+        next_school_tuesday`).
     travel_reason
         Why ``mode`` and ``max_minutes`` are what they are when the density rule chose
         them (:func:`diagnosis.travel.default_travel_for`), in French; ``""`` when the
@@ -203,10 +212,17 @@ class DiagnosisParams:
     birth_window_months: float = DEFAULT_BIRTH_WINDOW_MONTHS
     facilitators: int = DEFAULT_FACILITATORS_PER_MAISON
     groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR
+    depart: str = DEFAULT_DEPART
+    study_date: str = ""
     travel_reason: str = ""
 
     def __post_init__(self) -> None:
         """Validate every option once (the messages name the option)."""
+        from diagnosis.travel.transit import parse_depart, parse_study_date
+
+        parse_depart(self.depart)
+        if self.study_date:
+            parse_study_date(self.study_date)
         if self.mode not in TRAVEL_MODES:
             raise InputError(f"mode={self.mode!r} is not a travel mode; use one of "
                              f"{TRAVEL_MODES}", argument="mode", value=self.mode,
@@ -255,14 +271,30 @@ class DiagnosisParams:
         """The travel mode of the engine (``"crow"`` estimates car trips)."""
         return "drive" if self.mode == "crow" else self.mode
 
+    @property
+    def depart_s(self) -> int:
+        """Transit departure, seconds since midnight."""
+        from diagnosis.travel.transit import parse_depart
+
+        return parse_depart(self.depart)
+
+    def transit_day(self, today: dt.date | None = None) -> dt.date:
+        """Transit study date: :attr:`study_date`, else the next school-term Tuesday."""
+        from diagnosis.travel.transit import next_school_tuesday, parse_study_date
+
+        if self.study_date:
+            return parse_study_date(self.study_date)
+        return next_school_tuesday(today or dt.date.today())
+
 
 #: The options each cached step reads; :func:`step_params` keeps only these, so that two
 #: studies that agree on them share the step (the app's cache key).
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
-    "access": ("territory", "mode", "max_minutes", "threshold_m", "weights", "types"),
+    "access": ("territory", "mode", "max_minutes", "threshold_m", "weights", "types",
+               "depart", "study_date"),
     "siting": ("territory", "mode", "max_minutes", "threshold_m", "need_weights",
                "host_types", "k", "scenarios", "scenario_minutes", "objective",
-               "user_sites"),
+               "user_sites", "depart", "study_date"),
 }
 
 
@@ -411,36 +443,36 @@ def diagnose_access_distributed(inputs: DiagnosisInputs, params: DiagnosisParams
                                 n_workers: int | None = None,
                                 progress: Callable[[str, int, int], None] | None = None
                                 ) -> AccessResult:
-    """Road-network access and gaps of many départements, one Dask task per département.
+    """The access step routed on road graphs, one Dask task per département.
 
-    The same result as :func:`diagnose_access` on a road graph (the indicators are
-    computed once on the merged travel times, see :mod:`diagnosis.distributed`), on a
-    ``LocalCluster`` or the cluster at ``scheduler_address`` (``tcp://HOST:PORT``).
+    One engine of :func:`diagnose_access`: the same demand points (communes, IRIS or 200 m
+    cells: :func:`diagnose_demand`), the same indicators, gaps and priority; only the
+    travel-time matrices are computed by département (:mod:`diagnosis.distributed`), on
+    a ``LocalCluster`` or the cluster at ``scheduler_address`` (``tcp://HOST:PORT``).
     """
-    from diagnosis.analyses import demand_points
-    from diagnosis.distributed import compute_access_by_departement
-    from diagnosis.gaps import compute_gaps
-    from diagnosis.settings import ROUTING_CUTOFF_FACTOR
+    from diagnosis.distributed import compute_travel_times_by_departement
     from diagnosis.travel import ENGINE_LABELS, MODE_LABELS
 
-    types = [t for t in (params.types or FACILITY_TYPES) if t != "mairie"
-             and t in set(inputs.facilities["type"].astype(str))]
-    if not types:
-        raise InputError("no facility of the types asked is loaded; import a facility file",
-                         argument="types", value=list(params.types or ()))
-    origins = demand_points(overview)
-    fac = inputs.facilities.loc[inputs.facilities["type"].isin(types)].reset_index(drop=True)
-    access = compute_access_by_departement(
-        origins, fac, graph_loader, max_minutes=params.max_minutes,
-        routing_max_minutes=ROUTING_CUTOFF_FACTOR * params.max_minutes, facility_types=types,
-        scheduler_address=scheduler_address, n_workers=n_workers, progress=progress)
-    gaps = compute_gaps(overview.layers["communes"], access,
-                        weights=dict(params.weights) if params.weights else None)
+    def by_departement(origins: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
+                       max_minutes: float, facility_types: Sequence[str]
+                       ) -> Mapping[str, Any]:
+        # an IRIS or a cell lies in the département of its commune
+        dep_col = "commune" if "commune" in origins else None
+        return compute_travel_times_by_departement(
+            origins, facilities, graph_loader, max_minutes=max_minutes,
+            departement_col=dep_col, facility_types=facility_types,
+            scheduler_address=scheduler_address, n_workers=n_workers, progress=progress)
+
     label = f"{ENGINE_LABELS['road_network']}, {MODE_LABELS.get(params.engine_mode, '')}"
-    return AccessResult(access=access, gaps=gaps, travel=Travel(mode=params.engine_mode,
-                                                                note="calcul réparti (Dask)"),
-                        notes=(f"Temps de trajet : {label}, un calcul par département "
-                               "(Dask).",))
+    travel = Travel(mode=params.engine_mode, note="calcul réparti (Dask)")
+    result = compute_access(overview, inputs.facilities, travel=travel,
+                            max_minutes=params.max_minutes,
+                            weights=dict(params.weights) if params.weights else None,
+                            types=list(params.types) if params.types else None,
+                            demand=diagnose_demand(inputs, overview),
+                            travel_times=by_departement)
+    return replace(result, notes=(f"Temps de trajet : {label}, un calcul par département "
+                                  "(Dask).", *result.notes[1:]))
 
 
 def diagnose_siting(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
@@ -580,6 +612,44 @@ def site_area(site: Site, params: DiagnosisParams, travel: Travel) -> gpd.GeoDat
 
 
 # --------------------------------------------------------------------------------------
+# Comparisons: the territory's parts, or the territory among its peers
+# --------------------------------------------------------------------------------------
+
+
+def compare_overviews(territories: Sequence[Territory], inputs: DiagnosisInputs, *,
+                      threshold_m: float) -> tuple[list[Overview], list[str]]:
+    """Overviews of ``territories`` on the loaded data; skipped ones with a French reason.
+
+    Every territory is diagnosed exactly as on its own (same data, same threshold), so
+    a comparison row equals that territory's own diagnosis.
+    """
+    overviews, skipped = [], []
+    for t in territories:
+        try:
+            overviews.append(compute_overview(t, inputs.communes, inputs.facilities,
+                                              threshold_m=threshold_m,
+                                              sources=list(inputs.sources)))
+        except MissingDataError:
+            skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
+    return overviews, skipped
+
+
+def peer_comparison(inputs: DiagnosisInputs, overview: Overview, peers: Sequence[Territory],
+                    *, threshold_m: float) -> pd.DataFrame | None:
+    """The territory among its ``peers`` (its report's comparison); None without data.
+
+    ``peers`` come from the composition root (e.g.
+    :func:`data_sources.workspace.peer_territories`); a département is compared through
+    its parts only, the others with themselves first.
+    """
+    overviews, _ = compare_overviews(peers, inputs, threshold_m=threshold_m)
+    if not overviews:
+        return None
+    t = inputs.territory
+    return compare_territories(overviews if t.kind == "departement" else [overview, *overviews])
+
+
+# --------------------------------------------------------------------------------------
 # The whole diagnosis
 # --------------------------------------------------------------------------------------
 
@@ -624,6 +694,10 @@ class Diagnosis:
     demand
         Demand points below the commune (IRIS, 200 m cells) when loaded, else ``None``
         (one point per commune).
+    modes
+        Access to the studied and recommended sites by car, with a pushchair and by
+        transit (:func:`diagnosis.travel.compare.compare_modes`), when several travel
+        modes were given to :func:`run_diagnosis`.
     notes
         French notes: how each part was computed, or why not.
     """
@@ -643,6 +717,7 @@ class Diagnosis:
     notes: tuple[str, ...] = field(default=())
     demand: DemandPoints | None = None
     context: TerritoryContext | None = None
+    modes: ModeComparison | None = None
 
     @property
     def territory(self) -> Territory:
@@ -659,7 +734,8 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                   parts: Sequence[str] = PARTS, progress: Progress | None = None,
                   overview: Overview | None = None,
                   access_step: StepResult[AccessResult] | None = None,
-                  siting_step: StepResult[SitingScenarios] | None = None) -> Diagnosis:
+                  siting_step: StepResult[SitingScenarios] | None = None,
+                  compare: Mapping[str, Travel] | None = None) -> Diagnosis:
     """Compute the diagnosis of a territory: overview, access, siting, partners, cohorts.
 
     A part that cannot be computed (no facility of any type, no candidate host, no
@@ -683,6 +759,10 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
         The access and siting steps already computed with the same inputs and
         parameters (:func:`access_part`, :func:`siting_part`: the app's cache), so the
         diagnosis holds the very results the pages showed.
+    compare
+        Mode label -> travel engine (car first): the studied and recommended sites are
+        also timed in each mode (:attr:`Diagnosis.modes`, « qui perd l'accès sans
+        voiture »).
 
     Returns
     -------
@@ -745,7 +825,30 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                 notes.append("Groupes de pairs : naissances de tout le territoire (aucun "
                              "site étudié), participation supposée "
                              f"{fr_percent(params.uptake_rate)} (hypothèse).")
+    modes = None
+    if compare:
+        step("comparaison des modes de déplacement")
+        modes = diagnose_modes(ov, [*rec, *([site] if site is not None else [])], compare,
+                               params=params, notes=notes)
     return Diagnosis(params=params, inputs=inputs, travel=travel, overview=ov, access=access,
                      siting=siting, recommended=by_site, site=site, partners=partners,
                      catchment=catchment, cohorts=cohorts, notes=tuple(notes), demand=demand,
-                     context=context)
+                     context=context, modes=modes)
+
+
+def diagnose_modes(overview: Overview, sites: Sequence[Site], travels: Mapping[str, Travel],
+                   *, params: DiagnosisParams, notes: list[str]) -> ModeComparison | None:
+    """The sites timed in each mode from every commune (:func:`compare_modes`)."""
+    unique = list({s.site_id: s for s in sites}.values())
+    if not unique:
+        notes.append("Comparaison des modes non calculée : aucun site étudié ni recommandé.")
+        return None
+    pts = demand_points(overview)
+    gdf = gpd.GeoDataFrame({"site_id": [s.site_id for s in unique],
+                            "name": [s.name for s in unique]},
+                           geometry=[s.geometry for s in unique], crs=WGS84)
+    try:
+        return compare_modes(pts, gdf, travels, max_minutes=params.max_minutes)
+    except InputError as exc:
+        notes.append(f"Comparaison des modes non calculée : {exc.fr}")
+        return None

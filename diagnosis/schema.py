@@ -157,12 +157,23 @@ USER_SITE_TYPE_LABEL = "Site proposé"
 #: Travel-time engines: a road graph (OpenStreetMap) or the crow-fly estimate.
 ENGINE_ROAD = "road_network"
 ENGINE_CROW_FLY = "crow_fly"
+#: Public transport (GTFS timetables, diagnosis.travel.transit).
+ENGINE_TRANSIT = "transit"
 #: Short French labels of the engines (tables, report parameters).
 ENGINE_SHORT_LABELS: dict[str, str] = {ENGINE_ROAD: "réseau routier",
-                                       ENGINE_CROW_FLY: "vol d'oiseau"}
+                                       ENGINE_CROW_FLY: "vol d'oiseau",
+                                       ENGINE_TRANSIT: "transports en commun (GTFS)"}
 #: French labels of the travel modes a user chooses.
 TRAVEL_MODE_LABELS: dict[str, str] = {"drive": "en voiture", "walk": "à pied",
+                                      "poussette": "à pied avec une poussette",
+                                      "transit": "en transports en commun",
                                       "crow": "à vol d'oiseau (estimation)"}
+#: French labels of the travel modes offered in a choice list (the app's pages).
+TRAVEL_MODE_CHOICES: dict[str, str] = {
+    "crow": "À vol d'oiseau (estimation)",
+    "drive": "Réseau routier en voiture (OpenStreetMap)",
+    "walk": "Réseau routier à pied (OpenStreetMap)",
+}
 
 _INSEE_RE = r"^(?:\d{5}|2[AB]\d{3})$"
 

@@ -44,8 +44,12 @@ DUPLICATE_DISTANCE_M = 50.0
 # Defaults of a diagnosis (diagnosis.pipeline.DiagnosisParams, the app and the CLI)
 # --------------------------------------------------------------------------------------
 
-#: Travel modes a user can choose: road graph by car or on foot, or the crow-fly estimate.
-TRAVEL_MODES: tuple[str, ...] = ("drive", "walk", "crow")
+#: Travel modes a user can choose: road graph by car or on foot, the crow-fly estimate,
+#: walking with a pushchair (OSM walk network without steps) and public transport (GTFS
+#: timetables at a departure hour, walking with a pushchair to and from the stops).
+TRAVEL_MODES: tuple[str, ...] = ("drive", "walk", "crow", "poussette", "transit")
+#: Departure hour of the transit mode (a morning group).
+DEFAULT_DEPART = "09:30"
 #: Default mode of the analysis commands and pages (access, site, partners): the road
 #: network, with a labelled crow-fly fallback when no graph can be loaded.
 DEFAULT_MODE = "drive"

@@ -194,15 +194,18 @@ def test_sources_page_lists_sources_and_unplaced_rows(app):
 
 @pytest.fixture(scope="module")
 def demo_analyses():
-    from data_sources.workspace import load_workspace
+    from data_sources.workspace import load_travel, load_workspace
     from diagnosis.analyses import compute_access, compute_siting
     from diagnosis.overview import compute_overview
 
     ws = load_workspace("200000438")
     ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
-    return {"ws": ws, "ov": ov,
-            "access": compute_access(ov, ws.facilities, max_minutes=20),
-            "siting": compute_siting(ov, ws.facilities, k_values=[1, 2, 3], max_minutes=20)}
+    # the app's travel: crow-fly by car with the model of the territory's density class
+    travel = load_travel(ws, "crow")
+    return {"ws": ws, "ov": ov, "travel": travel,
+            "access": compute_access(ov, ws.facilities, max_minutes=20, travel=travel),
+            "siting": compute_siting(ov, ws.facilities, k_values=[1, 2, 3], max_minutes=20,
+                                     travel=travel)}
 
 
 def _frame(at: AppTest, *columns: str) -> pd.DataFrame:
@@ -311,7 +314,7 @@ def test_partenaires_page_lists_partners_of_the_recommended_site(app, demo_analy
 
     ws, ov = demo_analyses["ws"], demo_analyses["ov"]
     near = compute_partners(ov, ws.facilities, find_site(ws.facilities, first),
-                            max_minutes=20).layers["near_site"]
+                            max_minutes=20, travel=demo_analyses["travel"]).layers["near_site"]
     assert sum(len(t) for t in tables) == len(near)
     # the siting page's count leaves town halls out
     assert int((near["type"] != "mairie").sum()) == int(
@@ -438,11 +441,23 @@ def test_national_view_ranks_territories(app):
     app.switch_page("app_pages/insee.py").run(timeout=TIMEOUT)
     app.file_uploader(key="upload_insee").set_value(
         ("comparateur_26.csv", insee, "text/csv")).run(timeout=TIMEOUT)
-    app.switch_page("app_pages/federation.py").run(timeout=180)
+    app.switch_page("app_pages/federation.py").run(timeout=600)
     _no_exception(app)
     ranking = next(d.value for d in app.dataframe if "Rang" in d.value.columns)
     assert ranking["Code"].iloc[0] == "26"  # the only département with births in the file
     assert "Naissances sans Maison à portée" in ranking.columns
+    # issue 19: a file covering part of one département shows only what is known
+    from tests.test_any_territory import EPCI
+
+    drome, france = resolve("26"), resolve("FR")
+    assert ranking["Code"].tolist() == ["26"]  # the others have no data: not ranked
+    assert ranking.loc[0, "Communes"] == len(drome.communes)
+    assert ranking.loc[0, "Couverture des données"] == \
+        f"partielle : {len(resolve(EPCI).communes)} commune(s) sur {len(drome.communes)}"
+    assert "None" not in ranking.astype(str).to_string()
+    without = len(france.communes) - len(resolve(EPCI).communes)
+    assert any(f"{without:,}".replace(",", "\u202f") + " commune(s) de France sans données"
+               in c.value for c in app.caption), [c.value for c in app.caption]
 
 
 def test_a_custom_list_of_communes_is_diagnosed_on_every_page(app):
@@ -553,6 +568,10 @@ def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_pat
     from diagnosis.formatting import fr_number, fr_percent
     from diagnosis.gaps import SCORE_LABEL, priority_weights
 
+    # at 20 min by car (the rural model) one site reaches every commune and a second one
+    # adds nothing, so is not recommended (issue 20): 10 min leaves room for two sites
+    app.switch_page("app_pages/implantation.py").run(timeout=TIMEOUT)
+    app.slider(key="implantation_minutes").set_value(10).run(timeout=TIMEOUT)
     app.switch_page("app_pages/besoins.py").run(timeout=TIMEOUT)
     app.slider(key="besoins_weight_births").set_value(0.6).run(timeout=TIMEOUT)
     app.slider(key="besoins_weight_access").set_value(0.1).run(timeout=TIMEOUT)
@@ -585,7 +604,7 @@ def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_pat
     for name in page_rec["Site"]:
         assert name in text
     assert f"naissances {fr_number(100 * weights['births'])} %" in text
-    assert f"éloignement {fr_number(100 * weights['access'])} %" in text
+    assert f"éloignement des services {fr_number(100 * weights['access'])} %" in text
 
     gpkg = tmp_path / "study.gpkg"
     gpkg.write_bytes(app.session_state["rapport_exports"]["gpkg"])

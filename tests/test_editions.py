@@ -93,6 +93,8 @@ def test_pdf_says_habitants_en_2021_and_edition_2024(tmp_path, edition_2024):
     assert "naissances domiciliées en 2024" not in flat
     assert "édition 2024" in flat and "édition 2025" not in flat
     assert "NAISD22" in flat and "NAISD24" not in flat
+    assert "naissances 2024" not in flat.lower() and "2016-2021" not in flat
+    assert "les naissances 2022 de la commune" in flat  # the priority ranking
     # the user's files are named, never their folders
     assert "structures.csv" in flat and "comparateur_26_2024.csv" in flat
     assert "Mes documents" not in flat and str(tmp_path) not in flat
@@ -123,6 +125,12 @@ def test_commune_table_of_the_app_labels_the_years_of_the_file(edition_2024):
     labels = comparison_metrics(df)
     assert labels["births_2024"] == "Naissances 2022"
     assert labels["population_2022"] == "Population 2021"
+    # and the map of the territory
+    from diagnosis.maps import build_overview_map
+
+    html = build_overview_map(ov, tiles=None).get_root().render()
+    assert "Naissances 2022" in html and "Population 2021" in html
+    assert "Naissances 2024" not in html and "Population 2022" not in html
 
 
 def test_a_merged_commune_missing_a_part_is_said_in_the_cli_and_json(tmp_path, capsys,

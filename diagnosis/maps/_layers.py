@@ -19,6 +19,7 @@ from diagnosis.maps._common import (
     _esc,
     _fmt_number,
 )
+from diagnosis.needs import data_years, year_of
 from diagnosis.schema import (
     EAJE_SUBTYPES,
     FACILITY_TYPES,
@@ -179,6 +180,7 @@ def _point_layer(facilities: gpd.GeoDataFrame, ftype: str, *,
 def _communes_geojson(communes: gpd.GeoDataFrame, value_col: str, colors: Sequence[str],
                       breaks: Sequence[float], value_label: str) -> dict[str, Any]:
     features = []
+    pop_label = f"Population {year_of(data_years(communes), 'population_2022')}"
     for row in communes.to_dict("records"):
         value = pd.to_numeric(row.get(value_col), errors="coerce")
         value = float(value) if value is not None and pd.notna(value) else float("nan")
@@ -189,7 +191,7 @@ def _communes_geojson(communes: gpd.GeoDataFrame, value_col: str, colors: Sequen
             tip.append("Enfants de moins de 3 ans (estimation) : "
                        + _fmt_number(pd.to_numeric(row.get("under3_estimate"), errors="coerce")))
         if "population_2022" in row and value_col != "population_2022":
-            tip.append("Population 2022 : "
+            tip.append(f"{pop_label} : "
                        + _fmt_number(pd.to_numeric(row.get("population_2022"), errors="coerce")))
         features.append({
             "type": "Feature",

@@ -34,6 +34,7 @@ from diagnosis.maps._layers import (
     _spread_coincident,
     drawn_count_note,
 )
+from diagnosis.needs import data_years, dated_label
 from diagnosis.schema import (
     FACILITY_TYPES,
     NEEDS_COLUMNS,
@@ -112,7 +113,8 @@ def build_overview_map(
         folium.TileLayer(tiles, name="Fond OpenStreetMap", attr=_OSM_ATTRIBUTION,
                          control=False).add_to(m)
 
-    value_label = NEEDS_COLUMNS.get(value_col, value_col)
+    value_label = dated_label(value_col, NEEDS_COLUMNS.get(value_col, value_col),
+                              data_years(communes))
     values = pd.to_numeric(communes[value_col], errors="coerce")
     breaks = class_breaks(values.to_numpy())
     colors = _palette(len(breaks) + 1)

@@ -22,6 +22,7 @@ from diagnosis.report.results import (
     _gaps_section,
     _partners_section,
     _siting_section,
+    _with_modes,
 )
 from diagnosis.report.site import _comparison_part, _site_part
 from diagnosis.report.synthesis import _synthesis
@@ -59,6 +60,7 @@ def render_report_html(
     meta: ReportMeta | None = None,
     progress: Progress | None = None,
     catchment: Catchment | None = None,
+    modes: Any = None,
 ) -> str:
     """Render the diagnosis report as one self-contained HTML document (French).
 
@@ -131,7 +133,8 @@ def render_report_html(
         "synthesis": synthesis,
         "needs": needs,
         "offer": offer,
-        "access": _access_section(access, threshold_label=threshold_label),
+        "access": _with_modes(_access_section(access, threshold_label=threshold_label),
+                              modes),
         "gaps": _gaps_section(gaps, reason_missing=(
             "Le score de priorité des communes (besoins rapportés à l'offre accessible) n'a "
             "pas été calculé pour ce rapport. Les parties 2 et 3 donnent les besoins et les "
@@ -209,12 +212,13 @@ def render_report(
     meta: ReportMeta | None = None,
     progress: Progress | None = None,
     catchment: Catchment | None = None,
+    modes: Any = None,
 ) -> bytes:
     """Render the diagnosis report as PDF bytes (see :func:`render_report_html`)."""
     html = render_report_html(overview, access=access, gaps=gaps, siting=siting,
                               scenarios=scenarios, partners=partners, cohorts=cohorts,
                               comparison=comparison, site=site, context=context, meta=meta,
-                              progress=progress, catchment=catchment)
+                              progress=progress, catchment=catchment, modes=modes)
     if progress:
         progress("mise en page PDF")
     return _pdf_from_html(html)
@@ -302,7 +306,7 @@ def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
             "scenarios": d.siting.table if d.siting else None,
             "partners": d.partners, "cohorts": d.cohorts, "comparison": d.comparison,
             "site": d.site if d.params.site else None, "catchment": d.catchment,
-            "context": d.inputs.communes, "meta": meta}
+            "context": d.inputs.communes, "meta": meta, "modes": d.modes}
 
 
 def render_diagnosis_html(diagnosis: Diagnosis, *, author: str = "",

@@ -11,6 +11,7 @@ import pandas as pd
 
 from diagnosis.exports import result_frames
 from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.needs import data_years, year_of
 from diagnosis.report._base import (
     _FACTOR_LABELS,
     _NA,
@@ -47,10 +48,11 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
         return _generic_section(gaps, reason_missing=reason_missing, communes=communes,
                                 context=context, attribution=attribution)
     params = getattr(gaps, "params", {}) or {}
+    yb = year_of(data_years(communes), "births_2024")
     paras = []
     weights = params.get("weights")
     if isinstance(weights, Mapping):
-        paras.append("Score de priorité : les naissances 2024 de la commune, pondérées par "
+        paras.append(f"Score de priorité : les naissances {yb} de la commune, pondérées par "
                      "ses besoins (pauvreté, familles monoparentales, éloignement des "
                      "services, chacun rapporté à la moyenne du territoire : 1 = la "
                      "moyenne), poids "
@@ -89,7 +91,7 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
              *[fr_number(r[f"factor_{k}"], decimals=2) for k in factors],
              fr_number(r["score"], decimals=1), estimated(r)]
             for r in top.to_dict("records")]
-    cols = ["Rang", "Commune", "Naissances 2024", *[labels[k] for k in factors],
+    cols = ["Rang", "Commune", f"Naissances {yb}", *[labels[k] for k in factors],
             "Score (naissances pondérées)", "Estimé ou inconnu"]
     tables.append(_table(cols, rows,
                          numeric=[True, False, True, *[True] * len(factors), True, False],
@@ -244,6 +246,30 @@ def _cohorts_section(cohorts: Any, *, reason_missing: str) -> dict[str, Any]:
                          f"{fr_number(params.get('groups_per_facilitator'))} groupes à la "
                          "fois chacun (hypothèses réglables)."))
     return _section(computed=True, paragraphs=paras, tables=[table])
+
+
+def _with_modes(section: dict[str, Any], modes: Any) -> dict[str, Any]:
+    """Add the car / pushchair / transit comparison of the same sites to a section."""
+    table = getattr(modes, "table", None)
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        return section
+    rows = [[str(r["site"]), str(r["mode"]), fr_number(r["births_within"]),
+             fr_percent(r["share_births_within"]), fr_number(r["communes_within"]),
+             str(r["communes_lost"]) or "aucune"] for r in table.to_dict("records")]
+    labels = "; ".join(f"{m} : {lab}" for m, lab in modes.labels.items())
+    out = dict(section)
+    out["computed"] = True
+    out["paragraphs"] = [*section.get("paragraphs", []), (
+        "Qui perd l'accès sans voiture ? Les mêmes sites, depuis la mairie de chaque "
+        f"commune, à {fr_number(modes.max_minutes)} minutes au plus en voiture, à pied avec "
+        "une poussette et en transports en commun. " + labels + ".")]
+    out["tables"] = [*section.get("tables", []), _table(
+        ["Site", "Mode", "Naissances à portée", "Part à portée", "Communes à portée",
+         "Communes à portée en voiture perdues"], rows,
+        numeric=[False, False, True, True, True, False],
+        title="Accès aux mêmes sites selon le mode de déplacement",
+        widths=[22, 14, 14, 12, 12, 26])]
+    return out
 
 
 def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from diagnosis.travel.modes import (
     DETOUR_FACTOR,
     MODE_LABELS,
     MODES,
+    POUSSETTE_SPEED_KMH,
     default_speed_kmh,
 )
 from diagnosis.travel.times import TravelTimes, compute_travel_times, pairs_to_csr, stack_rows
@@ -280,6 +281,9 @@ def default_crow_fly_model(mode: str) -> CrowFlyModel:
     if mode == "walk":
         return CrowFlyModel("walk", settings.CROWFLY_WALK_ACCESS_MIN,
                             settings.CROWFLY_WALK_DETOUR, settings.CROWFLY_WALK_SPEED_KMH)
+    if mode == "poussette":  # the walk model at the pushchair's speed
+        return CrowFlyModel("poussette", settings.CROWFLY_WALK_ACCESS_MIN,
+                            settings.CROWFLY_WALK_DETOUR, POUSSETTE_SPEED_KMH)
     raise InputError(f"mode={mode!r} is not a travel mode; use one of {MODES}")
 
 

@@ -17,6 +17,7 @@ the results.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -174,6 +175,9 @@ class Travel:
         The crow-fly model to use without a graph (the territory's density class, or a
         calibration on a road graph: :func:`diagnosis.travel.crowfly.crow_model_for`);
         ``None``: the mode's shipped default.
+    sources
+        Registry records of what the engine was built from (GTFS feeds and their dates,
+        street extract), for the list of sources of the outputs.
 
     Examples
     --------
@@ -188,6 +192,7 @@ class Travel:
     note: str = ""
     backend: TravelEngine | None = None
     crow_model: CrowFlyModel | None = None
+    sources: tuple[Mapping[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         """Check the mode and take the engine's own."""
@@ -230,6 +235,15 @@ class Travel:
               max_minutes: float) -> TravelTimes:
         """Travel minutes from origins to destinations (x/y in EPSG:2154), with a cutoff."""
         return self.engine_impl.times(origins_xy, destinations_xy, max_minutes=max_minutes)
+
+    def stop_access(self, xy: np.ndarray) -> np.ndarray | None:
+        """Whether each point has a public transport stop within walking reach.
+
+        None for engines without stops (road, crow-fly): unknown is not "no stop".
+        """
+        impl = self.engine_impl
+        check = getattr(impl, "stops_within_walk", None)
+        return None if check is None else np.asarray(check(xy), dtype=bool)
 
     def isochrone(self, point_xy: tuple[float, float], *, max_minutes: float,
                   resolution_m: float = 250.0) -> Any:

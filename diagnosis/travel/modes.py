@@ -12,15 +12,20 @@ import pandas as pd
 
 from diagnosis import settings
 from diagnosis.errors import InputError
-from diagnosis.schema import ENGINE_CROW_FLY, ENGINE_ROAD
+from diagnosis.schema import ENGINE_CROW_FLY, ENGINE_ROAD, TRAVEL_MODE_LABELS
 
-#: Travel modes a road graph can be built for.
-MODES: tuple[str, ...] = ("drive", "walk")
+#: Travel modes a road graph can be built for (``poussette``: walking with a pushchair,
+#: :mod:`diagnosis.travel.poussette`).
+MODES: tuple[str, ...] = ("drive", "walk", "poussette")
 
 #: Walking speed (km/h) used for walk graphs and the crow-fly walk estimate. A common
 #: planning value for adults (pedestrian speeds are usually quoted between 4 and 5 km/h);
 #: with a pram or a toddler it is lower: change it if your public walks slowly.
 WALK_SPEED_KMH = 4.5
+
+#: Walking speed with a pushchair (km/h): 1.0 m/s, a design value (sources in
+#: :mod:`diagnosis.travel.poussette`).
+POUSSETTE_SPEED_KMH = 3.6
 
 #: Average door-to-door driving speed (km/h) for the crow-fly estimate. An assumption for
 #: rural and peri-urban France (mix of departmental roads, village crossings and
@@ -37,7 +42,9 @@ ENGINE_LABELS: dict[str, str] = {
     ENGINE_ROAD: "temps de trajet sur le réseau routier OpenStreetMap",
     ENGINE_CROW_FLY: "estimation à vol d'oiseau (distance × facteur de détour, vitesse moyenne)",
 }
-MODE_LABELS: dict[str, str] = {"drive": "en voiture", "walk": "à pied"}
+#: French labels of the engine modes (the one list: :data:`diagnosis.schema.TRAVEL_MODE_LABELS`).
+MODE_LABELS: dict[str, str] = {m: TRAVEL_MODE_LABELS[m]
+                               for m in ("drive", "walk", "poussette", "transit")}
 
 
 def default_speed_kmh(mode: str) -> float:
@@ -45,11 +52,13 @@ def default_speed_kmh(mode: str) -> float:
 
     Examples
     --------
-    >>> default_speed_kmh("walk"), default_speed_kmh("drive")
-    (4.5, 40.0)
+    >>> default_speed_kmh("walk"), default_speed_kmh("drive"), default_speed_kmh("poussette")
+    (4.5, 40.0, 3.6)
     """
     if mode == "walk":
         return WALK_SPEED_KMH
+    if mode == "poussette":
+        return POUSSETTE_SPEED_KMH
     if mode == "drive":
         return DRIVE_SPEED_KMH
     raise InputError(f"mode={mode!r} is not a travel mode; use one of {MODES}")
