@@ -8,6 +8,7 @@ from app_pages import _cached, current_selection, md_escape
 from app_pages._bounded import show_table
 from app_pages._widgets import show_map
 from diagnosis.errors import MaillageError, MissingDataError, render_error
+from diagnosis.formatting import fr_out_of
 from diagnosis.maps import build_overview_map
 from diagnosis.schema import facility_label
 from diagnosis.settings import DEFAULT_THRESHOLD_M
@@ -55,6 +56,11 @@ s = ov.summary
 if s["n_communes_missing"]:
     st.warning(f"{s['n_communes_missing']} commune(s) du territoire sans données chargées : "
                "le diagnostic est partiel.")
+if s.get("communes_births_unknown"):
+    st.warning("Naissances et totaux des besoins" + fr_out_of(
+        int(s["n_communes_births_known"]), int(s["n_communes_total"]))
+        + " : sans naissances connues, " + md_escape(", ".join(s["communes_births_unknown"]))
+        + " (absentes du fichier INSEE chargé). Elles ne sont pas comptées comme 0.")
 
 years = s.get("data_years") or {}
 yb, yp = years.get("births_2024", 2024), years.get("population_2022", 2022)

@@ -93,6 +93,8 @@ def test_pdf_says_habitants_en_2021_and_edition_2024(tmp_path, edition_2024):
     assert "naissances domiciliées en 2024" not in flat
     assert "édition 2024" in flat and "édition 2025" not in flat
     assert "NAISD22" in flat and "NAISD24" not in flat
+    assert "naissances 2024" not in flat.lower() and "2016-2021" not in flat
+    assert "les naissances 2022 de la commune" in flat  # the priority ranking
     # the user's files are named, never their folders
     assert "structures.csv" in flat and "comparateur_26_2024.csv" in flat
     assert "Mes documents" not in flat and str(tmp_path) not in flat

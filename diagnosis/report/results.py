@@ -11,6 +11,7 @@ import pandas as pd
 
 from diagnosis.exports import result_frames
 from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.needs import data_years, year_of
 from diagnosis.report._base import (
     _FACTOR_LABELS,
     _NA,
@@ -47,10 +48,11 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
         return _generic_section(gaps, reason_missing=reason_missing, communes=communes,
                                 context=context, attribution=attribution)
     params = getattr(gaps, "params", {}) or {}
+    yb = year_of(data_years(communes), "births_2024")
     paras = []
     weights = params.get("weights")
     if isinstance(weights, Mapping):
-        paras.append("Score de priorité : les naissances 2024 de la commune, pondérées par "
+        paras.append(f"Score de priorité : les naissances {yb} de la commune, pondérées par "
                      "ses besoins (pauvreté, familles monoparentales, éloignement des "
                      "services, chacun rapporté à la moyenne du territoire : 1 = la "
                      "moyenne), poids "
@@ -89,7 +91,7 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
              *[fr_number(r[f"factor_{k}"], decimals=2) for k in factors],
              fr_number(r["score"], decimals=1), estimated(r)]
             for r in top.to_dict("records")]
-    cols = ["Rang", "Commune", "Naissances 2024", *[labels[k] for k in factors],
+    cols = ["Rang", "Commune", f"Naissances {yb}", *[labels[k] for k in factors],
             "Score (naissances pondérées)", "Estimé ou inconnu"]
     tables.append(_table(cols, rows,
                          numeric=[True, False, True, *[True] * len(factors), True, False],
