@@ -1477,6 +1477,9 @@ def download_file(
     fresh = pending.pending_file(path) if pending is not None else None
     if fresh is not None:  # downloaded earlier in this block, not yet kept
         return fresh
+    if ("reason" in _cache_off and _scratch_dirs and not path.exists()
+            and (_scratch_dirs[0] / path.name).exists()):
+        return _scratch_dirs[0] / path.name  # downloaded this run beside a full cache
     refresh = refresh_requested(f"FILE {url}") or refresh
     stale = False
     if path.exists():
@@ -1495,7 +1498,16 @@ def download_file(
         target = path.with_name(path.name + f".pending{os.getpid()}")
         _clean_parts(path)
     try:
-        _download(url, target, source=source, chunk_bytes=chunk_bytes)
+        try:
+            _download(url, target, source=source, chunk_bytes=chunk_bytes)
+        except DiskFullError as exc:  # the cache folder takes no more: elsewhere, this run
+            _turn_cache_off(exc.__cause__ or exc)
+            scratch = _scratch_path(path)
+            logger.warning("%s: %s; downloading to %s for this run only", source, exc,
+                           scratch)
+            _download(url, scratch, source=source, chunk_bytes=chunk_bytes)
+            note_data_date(None)
+            return scratch
     except SourceError as exc:
         if stale and not refresh and path.exists():
             logger.warning("%s: %s; the expired copy %s is used", source, exc, path)
@@ -1508,6 +1520,30 @@ def download_file(
     if pending is not None:
         pending.files.append((target, path))
     return target
+
+
+class DiskFullError(SourceError):
+    """The cache folder refused a download (full disk, quota, file size limit)."""
+
+
+_scratch_dirs: list[Path] = []
+
+
+def _scratch_path(path: Path) -> Path:
+    """Where a download goes when the cache folder is full: the system temp folder.
+
+    The folder is this process's own and is deleted when it ends; a second call for
+    the same file in the run gets the same path (:func:`download_file` reuses it).
+    """
+    if not _scratch_dirs:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="maillage-telechargements-"))
+        _scratch_dirs.append(folder)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return _scratch_dirs[0] / path.name
 
 
 def _iter_raw(resp: requests.Response, chunk_bytes: int) -> Iterator[bytes]:
@@ -1540,7 +1576,12 @@ def _clean_parts(path: Path) -> None:
 
 
 def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        kind = DiskFullError if exc.errno in _DISK_REASONS_FR else SourceError
+        raise kind(f"{source}: cannot create {str(path.parent)!r} for the download of {url} "
+                   f"({exc.strerror or exc}); free some disk space and retry.") from exc
     _clean_parts(path)
     tmp = path.with_name(path.name + f".part{os.getpid()}")
     session = get_session()
@@ -1611,7 +1652,8 @@ def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
             "or work offline from the cache or the demo territory."
         ) from exc
     except OSError as exc:
-        raise SourceError(
+        kind = DiskFullError if exc.errno in _DISK_REASONS_FR else SourceError
+        raise kind(
             f"{source}: cannot write the download of {url} to {str(path.parent)!r} "
             f"({exc.strerror or exc}); free some disk space and retry."
         ) from exc
