@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import folium
 import geopandas as gpd
@@ -30,12 +30,9 @@ from data_sources.fetch import FetchProgress, FetchResult, fetch_territory
 from data_sources.store import ledger_table, read_store
 from data_sources.workspace import (
     Workspace,
-    compare_overviews,
     load_travel,
     load_workspace,
-)
-from data_sources.workspace import (
-    neighbour_comparison as _neighbour_comparison,
+    peer_territories,
 )
 from diagnosis.analyses import (
     AccessResult,
@@ -53,7 +50,9 @@ from diagnosis.pipeline import (
     DiagnosisParams,
     StepResult,
     access_part,
+    compare_overviews,
     diagnose_demand,
+    peer_comparison,
     resolve_site,
     run_diagnosis,
     site_area,
@@ -356,8 +355,8 @@ def neighbour_comparison(code: str, files_key: FilesKey, _files: FileList) -> pd
     EPCI, a département through its EPCIs; None when there is no peer with data.
     """
     ws, ov = _loaded(code, files_key, _files)
-    return cast("pd.DataFrame | None",
-                _neighbour_comparison(ws, ov, threshold_m=DEFAULT_THRESHOLD_M))
+    return peer_comparison(ws, ov, peer_territories(ws.territory),
+                           threshold_m=DEFAULT_THRESHOLD_M)
 
 
 def report_pdf(code: str, files_key: FilesKey, files: FileList, study: DiagnosisParams, *,
@@ -505,7 +504,9 @@ def national_comparison(files_key: FilesKey, by: str,
              if cog.regions is not None else {},
              "epci": dict(zip(cog.epci["code"], cog.epci["name"], strict=True))}[by]
     table = national_table(ov, groups, names)
-    return table, tuple(ov.summary.get("communes_missing", ()))
+    # communes absent from the geography, and communes whose births no file gave
+    return table, tuple(ov.summary.get("communes_missing", ())) + tuple(
+        ov.summary.get("communes_births_unknown", ()))
 
 
 @st.cache_resource(show_spinner="Contours des territoires…", max_entries=3)

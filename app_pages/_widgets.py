@@ -16,14 +16,11 @@ from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
 from app_pages._bounded import map_fits
 from app_pages._study import bind, current_study
 from diagnosis.errors import MaillageError, MissingDataError, render_error
+from diagnosis.schema import TRAVEL_MODE_CHOICES
 from diagnosis.travel import Travel
 
 #: Travel modes offered, with their French label.
-MODES: dict[str, str] = {
-    "crow": "À vol d'oiseau (estimation)",
-    "drive": "Réseau routier en voiture (OpenStreetMap)",
-    "walk": "Réseau routier à pied (OpenStreetMap)",
-}
+MODES: dict[str, str] = TRAVEL_MODE_CHOICES
 def travel_inputs(prefix: str) -> tuple[str, float]:
     """The travel mode and threshold T widgets of the study (``<prefix>_mode``, ``_minutes``)."""
     sel = current_selection()
