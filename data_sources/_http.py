@@ -1051,7 +1051,9 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
     """
     if get_config().offline:
         raise SourceError(f"{source}: Maillage is offline and {url} cannot be reached; "
-                          "go online, or work from the cache or the demo territory")
+                          "go online, or work from the cache or the demo territory",
+                          fr=f"{source} : Maillage est hors ligne, {url} n'est pas joignable ; "
+                             "connectez-vous, ou travaillez sur le cache ou la démonstration")
     check_url(url, policy=get_config().policy)
     try:
         requests.head(url, timeout=timeout_s, headers={"User-Agent": USER_AGENT},
@@ -1059,7 +1061,9 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
     except requests.RequestException as exc:
         raise SourceError(
             f"{source}: {url} does not answer ({type(exc).__name__}); check the internet "
-            "connection and retry later, or work from the cache or the demo territory"
+            "connection and retry later, or work from the cache or the demo territory",
+            fr=f"{source} : {url} ne répond pas ; vérifiez la connexion à internet et "
+               "réessayez plus tard, ou travaillez sur le cache ou la démonstration"
         ) from exc
 
 
