@@ -106,20 +106,47 @@ def load_travel(sel: Selection, mode: str) -> Travel:
     return how
 
 
+def missing_data_screen(sel: Selection) -> None:
+    """What to give when the territory's data is not loaded: plain words and buttons.
+
+    No option name, no internal code: the files a person downloads or already has, and
+    the pages where to give them.
+    """
+    try:
+        t = _cached.territory(sel.code)
+        name = f"{t.name} ({t.code})" if t.kind != "custom" else \
+            f"{t.name} ({len(t.communes)} communes)"
+    except MaillageError:
+        name = "ce territoire"
+    st.warning(
+        f"Les données de **{md_escape(name)}** ne sont pas chargées : Maillage livre "
+        "les contours de toutes les communes de France, mais pas encore leurs naissances ni "
+        "leurs structures de la petite enfance. Donnez le fichier du comparateur de "
+        "territoires de l'INSEE et vos listes de structures (voir ci-dessous).",
+        icon=":material/info:")
+    st.markdown(
+        "**Pour faire le diagnostic sans internet, donnez :**\n\n"
+        "1. le fichier du **comparateur de territoires** de l'INSEE pour son département "
+        "(sur insee.fr : « Comparateur de territoires », téléchargement du département, "
+        "fichier CSV) : naissances, population, revenus ;\n"
+        "2. si vous en avez, **vos listes de structures** (crèches, PMI, relais petite "
+        "enfance, centres sociaux…), en tableur CSV ou en fichier cartographique.\n\n"
+        "Avec internet, Maillage peut aussi chercher lui-même les données publiques.")
+    st.page_link("app_pages/insee.py", label="Donner le fichier de l'INSEE",
+                 icon=":material/table_view:")
+    st.page_link("app_pages/import_fichier.py", label="Donner vos listes de structures",
+                 icon=":material/upload_file:")
+    st.page_link("app_pages/sources.py", label="Chercher les données publiques (avec "
+                 "internet)", icon=":material/sync:")
+
+
 def require_data(sel: Selection, title: str) -> None:
     """Show the page title; stop with a French message when the territory has no data."""
     st.title(title)
     try:
         ws = _cached.workspace(sel.code, sel.files_key, sel.files)
-    except MissingDataError as exc:
-        st.warning(md_escape(render_error(exc)))
-        st.markdown("**Charger les données de ce territoire :**")
-        st.page_link("app_pages/insee.py", label="Donner le fichier INSEE du comparateur de "
-                     "territoires (sans internet)", icon=":material/table_view:")
-        st.page_link("app_pages/import_fichier.py", label="Importer vos fichiers de structures",
-                     icon=":material/upload_file:")
-        st.page_link("app_pages/sources.py", label="Mettre à jour depuis les sources publiques "
-                     "(avec internet)", icon=":material/sync:")
+    except MissingDataError:
+        missing_data_screen(sel)
         st.stop()
     except MaillageError as exc:
         st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(render_error(exc))}")
@@ -158,28 +185,11 @@ def show_map(cache_key: Hashable, build: Callable[[], folium.Map], *, key: str, 
     return _cached.FOLIUM_COMPONENT(**args, on_change=_on_change)
 
 
-def french_table(df: Any, *, key: str, decimals: dict[str, int] | None = None,
-                 height: int | None = None) -> None:
-    """A table with French numbers (narrow no-break space for thousands, decimal comma).
+def french_table(df: Any, *, key: str, height: int | None = None) -> None:
+    """A table whose numbers a French browser shows the French way (see ``show_table``)."""
+    from app_pages._bounded import show_table
 
-    Numbers are shown as French text (Streamlit has no locale); missing values as « — ».
-    """
-    import pandas as pd
-
-    from diagnosis.formatting import fr_number
-
-    shown = pd.DataFrame(df).copy()
-    for col in shown.columns:
-        values = shown[col]
-        if pd.api.types.is_bool_dtype(values):
-            shown[col] = values.map({True: "oui", False: "non"})
-        elif pd.api.types.is_numeric_dtype(values):
-            d = (decimals or {}).get(str(col))
-            if d is None:
-                finite = pd.to_numeric(values, errors="coerce").dropna()
-                d = 0 if (finite == finite.round(0)).all() else 1
-            shown[col] = values.map(lambda v, d=d: fr_number(v, decimals=d))
-    kwargs: dict[str, Any] = {"hide_index": True, "key": key, "width": "stretch"}
+    kwargs: dict[str, Any] = {"hide_index": True, "width": "stretch"}
     if height is not None:
         kwargs["height"] = height
-    st.dataframe(shown, **kwargs)
+    show_table(df, key=key, **kwargs)
