@@ -25,7 +25,8 @@ from diagnosis.schema import Territory, validate_facilities
 from diagnosis.settings import METRIC_CRS
 
 X0, Y0 = 300_000.0, 6_700_000.0
-FINESS = {"key": "finess", "title": "FINESS", "covers": "pmi"}
+FINESS = {"key": "finess", "title": "FINESS", "covers": "pmi", "vintage": "2025",
+          "licence": "Licence Ouverte 2.0", "attribution": "DREES, FINESS"}
 TERR = Territory("epci", "200000000", "T", ("44001", "44002", "44003"), ("44",))
 
 
@@ -148,3 +149,17 @@ def test_peer_group_zone_says_communes_without_known_births():
     plan = compute_site_cohorts(catch, uptake_rate=0.2)
     assert "dont 1 sans naissances connues" in plan.params["scope"]
     assert any("C" in w and "minimum" in w for w in plan.warnings)
+
+
+def test_cli_summary_total_says_how_many_communes_it_covers(capsys):
+    from diagnosis.__main__ import _clean, _print_table
+
+    data = _clean(dict(_overview().summary))
+    data["notices"], data["territory"]["note"] = [], ""
+    _print_table(data)
+    out = capsys.readouterr().out
+    assert "Naissances 2024 : 150 (sur 2 communes connues sur 3)" in " ".join(out.split())
+    pmi = next(line for line in out.splitlines() if "Centres de PMI" in line)
+    assert [c.strip() for c in pmi.split("│")[2:-1]][0] == "0"  # FINESS: 0 is a fact
+    laep = next(line for line in out.splitlines() if "LAEP" in line)
+    assert "non connu" in laep and " 0 " not in laep
