@@ -78,9 +78,33 @@ def page_bounds(n_rows: int, page: int, *, page_rows: int = TABLE_PAGE_ROWS) -> 
     return (page - 1) * page_rows, min(page * page_rows, n_rows)
 
 
-def show_table(df: pd.DataFrame, *, key: str, page_rows: int = TABLE_PAGE_ROWS,
+def french_number_columns(df: pd.DataFrame) -> dict[str, Any]:
+    """Column settings that show every number column the French way.
+
+    Streamlit has no locale of its own: ``format="localized"`` formats numbers with the
+    reader's browser locale (a French browser shows « 11 249 » and « 29,2 »), while the
+    values stay numbers (sorting, the CSV download). Year and code columns keep their
+    digits.
+    """
+    out: dict[str, Any] = {}
+    for col in df.columns:
+        name = str(col)
+        if (pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
+                and not any(w in name.lower() for w in ("année", "code", "millésime", "siren"))):
+            out[name] = st.column_config.NumberColumn(format="localized")
+    return out
+
+
+def show_table(df: pd.DataFrame | Any, *, key: str, page_rows: int = TABLE_PAGE_ROWS,
                **kwargs: Any) -> None:
-    """``st.dataframe`` of at most ``page_rows`` rows, with a page number when longer."""
+    """``st.dataframe`` of at most ``page_rows`` rows, with a page number when longer.
+
+    Numbers are shown the French way in a French browser (:func:`french_number_columns`).
+    """
+    df = pd.DataFrame(df)
+    config = french_number_columns(df)
+    config.update(kwargs.pop("column_config", None) or {})
+    kwargs["column_config"] = config
     n = len(df)
     if n <= page_rows:
         st.dataframe(df, key=key, **kwargs)

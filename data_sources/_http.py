@@ -1051,7 +1051,9 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
     """
     if get_config().offline:
         raise SourceError(f"{source}: Maillage is offline and {url} cannot be reached; "
-                          "go online, or work from the cache or the demo territory")
+                          "go online, or work from the cache or the demo territory",
+                          fr=f"{source} : Maillage est hors ligne, {url} n'est pas joignable ; "
+                             "connectez-vous, ou travaillez sur le cache ou la démonstration")
     check_url(url, policy=get_config().policy)
     try:
         requests.head(url, timeout=timeout_s, headers={"User-Agent": USER_AGENT},
@@ -1059,7 +1061,9 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
     except requests.RequestException as exc:
         raise SourceError(
             f"{source}: {url} does not answer ({type(exc).__name__}); check the internet "
-            "connection and retry later, or work from the cache or the demo territory"
+            "connection and retry later, or work from the cache or the demo territory",
+            fr=f"{source} : {url} ne répond pas ; vérifiez la connexion à internet et "
+               "réessayez plus tard, ou travaillez sur le cache ou la démonstration"
         ) from exc
 
 
@@ -1495,7 +1499,7 @@ def download_file(
         )
     target = path
     if pending is not None:  # kept only once the whole source is judged
-        target = path.with_name(path.name + f".pending{os.getpid()}")
+        target = _pending_path(path, os.getpid())  # same suffix: readers go by it
         _clean_parts(path)
     try:
         try:
@@ -1568,11 +1572,19 @@ def _pid_alive(pid: int) -> bool:
 
 def _clean_parts(path: Path) -> None:
     """Delete the ``.part<pid>`` / ``.pending<pid>`` files killed downloads left by ``path``."""
-    for marker in (".part", ".pending"):
-        for part in path.parent.glob(path.name + marker + "*"):
-            pid = part.name.rsplit(marker, 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                part.unlink(missing_ok=True)
+    for part in path.parent.glob(path.name + ".part*"):
+        pid = part.name.rsplit(".part", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+    for part in path.parent.glob(_pending_path(path, "*").name):
+        pid = part.name[len(path.stem) + len(".pending"):len(part.name) - len(path.suffix)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _pending_path(path: Path, pid: int | str) -> Path:
+    """``x.zip`` -> ``x.pending<pid>.zip``: a download waiting for its source's verdict."""
+    return path.with_name(f"{path.stem}.pending{pid}{path.suffix}")
 
 
 def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
@@ -1667,7 +1679,7 @@ def forget_download(url: str) -> None:
     """Delete the stored copy of a large file (e.g. after a parse failure)."""
     path = download_path(url)
     path.unlink(missing_ok=True)
-    for part in path.parent.glob(path.name + ".pending*"):
+    for part in path.parent.glob(_pending_path(path, "*").name):
         part.unlink(missing_ok=True)
 
 

@@ -529,7 +529,13 @@ def _missing_data_error(territory: Territory, failed: Sequence[str] = ()) -> Mis
         "`--insee FICHIER.csv`, ou « Fichiers INSEE » dans l'application) et vos fichiers "
         "de structures (`--facilities`). Avec internet : "
         f"`python -m data_sources fetch --territory {territory.code}`.",
-        argument="--insee", hint="--insee comparateur_26.csv"
+        argument="--insee", hint="--insee comparateur_26.csv",
+        fr=f"{territory.label} est bien un territoire français, mais ses données ne sont pas "
+           f"chargées (département(s) {deps}).{tried} Sans internet : donnez le fichier du "
+           "« comparateur de territoires » de l'INSEE de son département (--insee "
+           "FICHIER.csv) et vos fichiers de structures (--facilities FICHIER). Avec "
+           "internet : python -m data_sources fetch --territory "
+           f"{territory.code if territory.kind != 'custom' else ' '.join(territory.departements)}."
     )
 
 

@@ -382,13 +382,21 @@ def find_site(facilities: gpd.GeoDataFrame, query: str, *, option: str = "--site
     if len(hit) > 1:
         ids = ", ".join(f"{r.facility_id} ({r.name})" for r in hit.head(5).itertuples())
         raise InputError(f"{option} {query!r} names {len(hit)} facilities: {ids}; give the "
-                         "facility_id")
+                         "facility_id", argument=option, value=query,
+                         fr=f"{option} « {query} » désigne {len(hit)} structures : {ids} ; "
+                            "donnez l'identifiant (facility_id) de l'une d'elles")
     if hit.empty:
         pool = [str(v) for v in fac["facility_id"]] + [str(v) for v in fac["name"]]
         close = difflib.get_close_matches(str(query), pool, n=5, cutoff=0.5)
         raise InputError(f"{option} {query!r} is not a loaded facility (facility_id or exact "
                          f"name); closest: {close or 'none'}. List candidate sites with "
-                         "`python -m diagnosis site --territory CODE`.")
+                         "`python -m diagnosis site --territory CODE`.", argument=option,
+                         value=query, candidates=close,
+                         fr=f"{option} « {query} » : aucune structure chargée ne porte cet "
+                            "identifiant ou ce nom exact"
+                            + (f" ; noms proches : {', '.join(close)}" if close else "")
+                            + ". La liste des lieux possibles : python -m diagnosis site "
+                              "--territory CODE.")
     r = hit.iloc[0]
     details = {k: str(r[k]) for k in ("address", "postcode", "operator", "phone", "email")
                if k in r.index and isinstance(r[k], str) and r[k]}

@@ -335,3 +335,37 @@ def test_report_compares_car_pushchair_and_transit_for_the_same_sites(
     for mode in ("voiture", "poussette", "transports en commun"):
         assert mode in text
     assert "mardi 3 mars 2026" in text
+
+
+def test_app_besoins_page_in_transit_loses_communes_reached_by_car(territory_files,
+                                                                   offline_cache):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    pbf, gtfs = territory_files
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"),
+                           default_timeout=120)
+    at.run(timeout=120)
+    at.switch_page("app_pages/besoins.py").run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+
+    def beyond() -> int:
+        for d in at.dataframe:
+            if "Communes hors de portée" in d.value.columns:
+                return int(d.value["Communes hors de portée"].sum())
+        raise AssertionError("no access table")
+
+    at.selectbox(key="besoins_mode").set_value("crow").run(timeout=120)
+    by_car = beyond()
+    at.selectbox(key="besoins_mode").set_value("transit").run(timeout=120)
+    at.text_input(key="besoins_osm_pbf").set_value(str(pbf)).run(timeout=120)
+    at.text_input(key="besoins_gtfs").set_value(str(gtfs)).run(timeout=120)
+    at.text_input(key="besoins_date").set_value("2026-03-03").run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    by_bus = beyond()
+    assert by_bus > by_car  # communes « à portée » by car are not by bus
+    texts = " ".join([m.value for m in at.markdown] + [i.value for i in at.info]
+                     + [c.value for c in at.caption]).replace("\\", "")
+    assert "Lila Test" in texts and "mardi 3 mars 2026" in texts
+    assert "sans arrêt de transport en commun" in texts
