@@ -639,6 +639,17 @@ def compare_overviews(territories: Sequence[Territory], inputs: DiagnosisInputs,
     return overviews, skipped
 
 
+def territory_comparison(territories: Sequence[Territory], inputs: DiagnosisInputs, *,
+                         threshold_m: float) -> tuple[pd.DataFrame | None, list[str]]:
+    """Territories side by side, and those skipped for lack of data.
+
+    One row per territory (see :func:`compare_overviews`); the table is None when no
+    territory has data.
+    """
+    overviews, skipped = compare_overviews(territories, inputs, threshold_m=threshold_m)
+    return (compare_territories(overviews) if overviews else None), skipped
+
+
 def peer_comparison(inputs: DiagnosisInputs, overview: Overview, peers: Sequence[Territory],
                     *, threshold_m: float) -> pd.DataFrame | None:
     """The territory among its ``peers`` (its report's comparison); None without data.
