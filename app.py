@@ -30,7 +30,10 @@ set_asset_base_url(posixpath.join("/", st.get_option("server.baseUrlPath"), "app
 
 #: Streamlit has no locale: the file uploader's English strings ("Upload", "50MB per file",
 #: "Drag and drop files here") are hidden and French text is shown instead by CSS, on the
-#: data-testids Streamlit 1.67 renders (checked by tests/test_browser.py).
+#: data-testids Streamlit 1.67 renders (checked by tests/test_browser.py). The input hint
+#: ("Press Enter to apply") reads in French; the tables' toolbar (English tooltips
+#: "Download as CSV", "Search", "Fullscreen") is hidden: each page offers its own French
+#: download buttons.
 FRENCH_UI_CSS = """<style>
 [data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p {
   display: none;
@@ -47,6 +50,9 @@ FRENCH_UI_CSS = """<style>
 [data-testid="stFileUploaderDropzone"] > div:not([data-testid])::after {
   content: "Déposez les fichiers ici";
 }
+[data-testid="InputInstructions"] > * { display: none; }
+[data-testid="InputInstructions"]::after { content: "Entrée pour valider"; }
+[data-testid="stElementToolbar"] { display: none; }
 </style>"""
 st.html(FRENCH_UI_CSS)
 

@@ -20,6 +20,8 @@ from diagnosis.errors import render_error
 
 #: Rows of a table sent to the browser at once.
 TABLE_PAGE_ROWS = 1_000
+#: Largest total of one session's uploads of a kind (two files at the per-file cap).
+MAX_UPLOAD_TOTAL_BYTES = 2 * MAX_IMPORT_BYTES
 #: Largest map (its Leaflet script and data) sent to the browser.
 MAX_MAP_BYTES = 40 * 2**20
 
@@ -29,26 +31,36 @@ def _mb(n: float) -> str:
 
 
 def keep_uploads(uploads: Iterable[Any], *, max_bytes: int = MAX_IMPORT_BYTES,
+                 max_total_bytes: int = MAX_UPLOAD_TOTAL_BYTES,
                  what: str = "fichier") -> tuple[list[tuple[str, bytes]], list[str]]:
-    """The (name, bytes) of the uploads within ``max_bytes``, and a French refusal for the rest.
+    """The (name, bytes) of the uploads within the caps, and a French refusal for the rest.
 
-    The size is read from the upload's ``size`` before its bytes are copied.
+    Each file holds at most ``max_bytes``, all kept files together ``max_total_bytes``
+    (files are kept in upload order). The size is read from the upload's ``size`` before
+    its bytes are copied.
     """
     from data_sources._budget import check_size
 
     kept: list[tuple[str, bytes]] = []
     refused: list[str] = []
+    total = 0
     for f in uploads:
         name = str(getattr(f, "name", "") or "fichier")
         size = int(getattr(f, "size", 0) or 0)
         try:
             if size > max_bytes:
                 raise _oversize(name, size, max_bytes, what=what)
+            if total + size > max_total_bytes:
+                refused.append(f"{what} « {name} » non chargé : les fichiers déposés dépassent "
+                               f"ensemble {_mb(max_total_bytes)} ; retirez-en un ou ne gardez "
+                               "que les lignes du territoire étudié")
+                continue
             data = f.getvalue()
             check_size(data, name=name, max_bytes=max_bytes, what=what)
         except Exception as exc:  # an InputError, or an upload that cannot be read
             refused.append(render_error(exc))
             continue
+        total += len(data)
         kept.append((name, data))
     return kept, refused
 
@@ -78,9 +90,33 @@ def page_bounds(n_rows: int, page: int, *, page_rows: int = TABLE_PAGE_ROWS) -> 
     return (page - 1) * page_rows, min(page * page_rows, n_rows)
 
 
-def show_table(df: pd.DataFrame, *, key: str, page_rows: int = TABLE_PAGE_ROWS,
+def french_number_columns(df: pd.DataFrame) -> dict[str, Any]:
+    """Column settings that show every number column the French way.
+
+    Streamlit has no locale of its own: ``format="localized"`` formats numbers with the
+    reader's browser locale (a French browser shows « 11 249 » and « 29,2 »), while the
+    values stay numbers (sorting, the CSV download). Year and code columns keep their
+    digits.
+    """
+    out: dict[str, Any] = {}
+    for col in df.columns:
+        name = str(col)
+        if (pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
+                and not any(w in name.lower() for w in ("année", "code", "millésime", "siren"))):
+            out[name] = st.column_config.NumberColumn(format="localized")
+    return out
+
+
+def show_table(df: pd.DataFrame | Any, *, key: str, page_rows: int = TABLE_PAGE_ROWS,
                **kwargs: Any) -> None:
-    """``st.dataframe`` of at most ``page_rows`` rows, with a page number when longer."""
+    """``st.dataframe`` of at most ``page_rows`` rows, with a page number when longer.
+
+    Numbers are shown the French way in a French browser (:func:`french_number_columns`).
+    """
+    df = pd.DataFrame(df)
+    config = french_number_columns(df)
+    config.update(kwargs.pop("column_config", None) or {})
+    kwargs["column_config"] = config
     n = len(df)
     if n <= page_rows:
         st.dataframe(df, key=key, **kwargs)

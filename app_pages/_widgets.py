@@ -16,14 +16,14 @@ from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
 from app_pages._bounded import map_fits
 from app_pages._study import bind, current_study
 from diagnosis.errors import MaillageError, MissingDataError, render_error
+from diagnosis.schema import TRAVEL_MODE_CHOICES
 from diagnosis.travel import Travel
+from diagnosis.travel.transit import french_date
 
 #: Travel modes offered, with their French label.
-MODES: dict[str, str] = {
-    "crow": "À vol d'oiseau (estimation)",
-    "drive": "Réseau routier en voiture (OpenStreetMap)",
-    "walk": "Réseau routier à pied (OpenStreetMap)",
-}
+MODES: dict[str, str] = TRAVEL_MODE_CHOICES
+
+
 def travel_inputs(prefix: str) -> tuple[str, float]:
     """The travel mode and threshold T widgets of the study (``<prefix>_mode``, ``_minutes``)."""
     sel = current_selection()
@@ -43,17 +43,53 @@ def travel_inputs(prefix: str) -> tuple[str, float]:
                                 float))
     if (study.mode, study.max_minutes) == (default_mode, float(default_minutes)):
         st.caption(f"Valeurs proposées pour ce territoire : {md_escape(reason)}")
+    if study.mode in ("poussette", "transit"):
+        _transit_inputs(prefix, study)
     return study.mode, study.max_minutes
+
+
+def _split_paths(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in str(text).replace("\n", ";").split(";") if p.strip())
+
+
+def _transit_inputs(prefix: str, study: Any) -> None:
+    """Files, date and hour of the pushchair and transit modes (options of the study)."""
+    st.caption("Guide : « Parents sans voiture » (guides/transports.md) — horaires GTFS sur "
+               "transport.data.gouv.fr, rues en extrait OpenStreetMap .osm.pbf.")
+    left, right = st.columns(2)
+    left.text_input("Extrait OpenStreetMap des rues (.osm.pbf, chemin sur cet ordinateur)",
+                    **bind(f"{prefix}_osm_pbf", "osm_pbf", study.osm_pbf, str))
+    if study.mode != "transit":
+        return
+    right.text_input("Horaires GTFS (.zip ; plusieurs fichiers séparés par « ; »)",
+                     **bind(f"{prefix}_gtfs", "gtfs_files", "; ".join(study.gtfs_files),
+                            _split_paths))
+    day = study.transit_day()
+    left.text_input("Jour étudié (AAAA-MM-JJ ; vide : prochain mardi hors vacances)",
+                    **bind(f"{prefix}_date", "study_date", study.study_date, str))
+    right.text_input("Heure de départ (HH:MM)",
+                     **bind(f"{prefix}_depart", "depart", study.depart, str))
+    st.caption(f"Horaires du {md_escape(french_date(day))}, départ à "
+               f"{md_escape(study.depart)}.")
 
 
 def load_travel(sel: Selection, mode: str) -> Travel:
     """The cached travel times of the mode; a warning when the road graph is unavailable."""
-    if mode == "crow":
-        how = _cached.travel(sel.code, sel.files_key, mode, sel.files)
-    else:
-        with st.spinner("Chargement du réseau routier OpenStreetMap (la première fois, cela "
-                        "peut prendre une minute)…"):
-            how = _cached.travel(sel.code, sel.files_key, mode, sel.files)
+    try:
+        key = _cached.transit_key(current_study(sel))
+        if mode == "crow":
+            how = _cached.travel(sel.code, sel.files_key, mode, sel.files, key)
+        else:
+            with st.spinner("Chargement du réseau (la première fois, cela peut prendre une "
+                            "minute)…"):
+                how = _cached.travel(sel.code, sel.files_key, mode, sel.files, key)
+    except MaillageError as exc:
+        st.warning(md_escape(render_error(exc)), icon=":material/warning:")
+        st.stop()
+    if how.engine == "transit" or mode == "poussette":
+        st.info(md_escape(f"Temps de trajet : {how.label}. {how.note}"),
+                icon=":material/info:")
+        return how
     if how.note and how.graph is None and mode != "crow":
         # The note holds the download error as data_sources.osm words it (English, technical):
         # a French sentence first, the detail folded away.
@@ -70,20 +106,47 @@ def load_travel(sel: Selection, mode: str) -> Travel:
     return how
 
 
+def missing_data_screen(sel: Selection) -> None:
+    """What to give when the territory's data is not loaded: plain words and buttons.
+
+    No option name, no internal code: the files a person downloads or already has, and
+    the pages where to give them.
+    """
+    try:
+        t = _cached.territory(sel.code)
+        name = f"{t.name} ({t.code})" if t.kind != "custom" else \
+            f"{t.name} ({len(t.communes)} communes)"
+    except MaillageError:
+        name = "ce territoire"
+    st.warning(
+        f"Les données de **{md_escape(name)}** ne sont pas chargées : Maillage livre "
+        "les contours de toutes les communes de France, mais pas encore leurs naissances ni "
+        "leurs structures de la petite enfance. Donnez le fichier du comparateur de "
+        "territoires de l'INSEE et vos listes de structures (voir ci-dessous).",
+        icon=":material/info:")
+    st.markdown(
+        "**Pour faire le diagnostic sans internet, donnez :**\n\n"
+        "1. le fichier du **comparateur de territoires** de l'INSEE pour son département "
+        "(sur insee.fr : « Comparateur de territoires », téléchargement du département, "
+        "fichier CSV) : naissances, population, revenus ;\n"
+        "2. si vous en avez, **vos listes de structures** (crèches, PMI, relais petite "
+        "enfance, centres sociaux…), en tableur CSV ou en fichier cartographique.\n\n"
+        "Avec internet, Maillage peut aussi chercher lui-même les données publiques.")
+    st.page_link("app_pages/insee.py", label="Donner le fichier de l'INSEE",
+                 icon=":material/table_view:")
+    st.page_link("app_pages/import_fichier.py", label="Donner vos listes de structures",
+                 icon=":material/upload_file:")
+    st.page_link("app_pages/sources.py", label="Chercher les données publiques (avec "
+                 "internet)", icon=":material/sync:")
+
+
 def require_data(sel: Selection, title: str) -> None:
     """Show the page title; stop with a French message when the territory has no data."""
     st.title(title)
     try:
         ws = _cached.workspace(sel.code, sel.files_key, sel.files)
-    except MissingDataError as exc:
-        st.warning(md_escape(render_error(exc)))
-        st.markdown("**Charger les données de ce territoire :**")
-        st.page_link("app_pages/insee.py", label="Donner le fichier INSEE du comparateur de "
-                     "territoires (sans internet)", icon=":material/table_view:")
-        st.page_link("app_pages/import_fichier.py", label="Importer vos fichiers de structures",
-                     icon=":material/upload_file:")
-        st.page_link("app_pages/sources.py", label="Mettre à jour depuis les sources publiques "
-                     "(avec internet)", icon=":material/sync:")
+    except MissingDataError:
+        missing_data_screen(sel)
         st.stop()
     except MaillageError as exc:
         st.error(f"Le diagnostic n'a pas pu être préparé : {md_escape(render_error(exc))}")
@@ -122,28 +185,11 @@ def show_map(cache_key: Hashable, build: Callable[[], folium.Map], *, key: str, 
     return _cached.FOLIUM_COMPONENT(**args, on_change=_on_change)
 
 
-def french_table(df: Any, *, key: str, decimals: dict[str, int] | None = None,
-                 height: int | None = None) -> None:
-    """A table with French numbers (narrow no-break space for thousands, decimal comma).
+def french_table(df: Any, *, key: str, height: int | None = None) -> None:
+    """A table whose numbers a French browser shows the French way (see ``show_table``)."""
+    from app_pages._bounded import show_table
 
-    Numbers are shown as French text (Streamlit has no locale); missing values as « — ».
-    """
-    import pandas as pd
-
-    from diagnosis.formatting import fr_number
-
-    shown = pd.DataFrame(df).copy()
-    for col in shown.columns:
-        values = shown[col]
-        if pd.api.types.is_bool_dtype(values):
-            shown[col] = values.map({True: "oui", False: "non"})
-        elif pd.api.types.is_numeric_dtype(values):
-            d = (decimals or {}).get(str(col))
-            if d is None:
-                finite = pd.to_numeric(values, errors="coerce").dropna()
-                d = 0 if (finite == finite.round(0)).all() else 1
-            shown[col] = values.map(lambda v, d=d: fr_number(v, decimals=d))
-    kwargs: dict[str, Any] = {"hide_index": True, "key": key, "width": "stretch"}
+    kwargs: dict[str, Any] = {"hide_index": True, "width": "stretch"}
     if height is not None:
         kwargs["height"] = height
-    st.dataframe(shown, **kwargs)
+    show_table(df, key=key, **kwargs)

@@ -6,6 +6,7 @@ import folium
 import streamlit as st
 
 from app_pages import CHOOSE, CHOOSE_MANY, _cached, current_selection
+from app_pages._bounded import show_table
 from app_pages._study import bind, bind_weight, current_study, show_study_error
 from app_pages._widgets import (
     error_box,
@@ -106,14 +107,14 @@ st.caption("Score de 0 à 100 = somme des contributions des quatre facteurs : ch
            "est ramené entre 0 et 1 (1 = la commune la plus concernée du territoire), puis "
            "multiplié par son poids × 100. Les colonnes de facteurs expliquent donc le score.")
 tables = _cached.access_tables(sel.code, sel.files_key, study, sel.files)
-st.dataframe(tables.priority, hide_index=True, key="besoins_priority_table",
+show_table(tables.priority, hide_index=True, key="besoins_priority_table",
              placeholder="—")
 
 st.subheader("Accès aux services, par type")
 st.caption(f"À portée : structure du type à {max_minutes:g} minutes ou moins de la mairie.")
-st.dataframe(tables.access, hide_index=True, key="besoins_access_table",
+show_table(tables.access, hide_index=True, key="besoins_access_table",
              placeholder="—")
 st.subheader("Zones blanches")
-st.dataframe(tables.white_zones, hide_index=True, key="besoins_white_table",
+show_table(tables.white_zones, hide_index=True, key="besoins_white_table",
              placeholder="—")
 show_notes([*res.notes, *ws.notices])

@@ -10,9 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _cached, current_selection, md_escape
+from app_pages._bounded import show_table
 from app_pages._widgets import show_map
 from diagnosis.errors import MaillageError, render_error
 from diagnosis.federation import RANK_METRIC, build_federation_map, rank_territories
+from diagnosis.formatting import fr_number
 
 BY = {"departement": "départements", "region": "régions", "epci": "intercommunalités (EPCI)"}
 
@@ -41,10 +43,13 @@ show_map(("national", sel.files_key, by, metric),
          key="national_map", height=560)
 st.subheader("Où une nouvelle Maison toucherait le plus de naissances non servies")
 ranked = rank_territories(table)
-st.dataframe(ranked, hide_index=True, key="national_ranking")
+show_table(ranked, hide_index=True, key="national_ranking")
 st.download_button("Classement (CSV)", data=_cached.french_csv(ranked),
                    file_name=f"classement_{by}.csv", mime="text/csv", key="national_csv")
+unknown = int((table["n_communes_births_known"] == 0).sum())
 if skipped:
-    st.caption(f"{len(skipped)} commune(s) de France sans données INSEE chargées : leurs "
-               "naissances sont inconnues (pas zéro) et les territoires qui les contiennent "
-               "sont incomplets.")
+    st.caption(f"{fr_number(len(skipped))} commune(s) de France sans données INSEE "
+               "chargées : leurs naissances sont inconnues (pas zéro) et les territoires qui "
+               "les contiennent sont incomplets (colonne « Couverture des données »)."
+               + (f" {fr_number(unknown)} {BY[by]} sans aucune donnée ne sont pas classés."
+                  if unknown else ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import CHOOSE, CHOOSE_MANY, _cached, current_selection, md_escape
+from app_pages._bounded import show_table
 from app_pages._study import (
     POINT_DIGITS,
     add_point,
@@ -117,9 +118,9 @@ for site in sites:
     with st.container(border=True):
         st.markdown(f"**{md_escape(site.name)}** — {md_escape(site.type_label)}")
         st.write(md_escape(site.explanation))
-st.dataframe(sites_table(main), hide_index=True, key="implantation_sites_table", placeholder="—")
+show_table(sites_table(main), hide_index=True, key="implantation_sites_table", placeholder="—")
 st.subheader("Scénarios comparés")
-st.dataframe(scenario_table(run.table), hide_index=True, key="implantation_scenarios_table")
+show_table(scenario_table(run.table), hide_index=True, key="implantation_scenarios_table")
 
 st.subheader("Groupes de pairs autour du site étudié")
 names = {s.site_id: s.name for s in sites}
@@ -157,5 +158,5 @@ st.caption(f"Calcul sur les {md_escape(plan.params.get('scope', ''))}, avec une 
            "avec les partenaires).")
 for warning in plan.warnings:
     st.warning(md_escape(warning))
-st.dataframe(cohort_table(plan), hide_index=True, key="implantation_cohort_table")
+show_table(cohort_table(plan), hide_index=True, key="implantation_cohort_table")
 show_notes([*run.notes, *ws.notices])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import CHOOSE, _cached, current_selection, md_escape
+from app_pages._bounded import show_table
 from app_pages._cached import PartnerView
 from app_pages._study import bind, current_study
 from app_pages._widgets import (
@@ -71,12 +72,12 @@ if not view.groups:
             "maximal ou importez vos structures.")
 for i, (label, table) in enumerate(view.groups.items()):
     st.markdown(f"**{md_escape(label)}** ({len(table)})")
-    st.dataframe(table, hide_index=True, key=f"partenaires_table_{i}", placeholder="—")
+    show_table(table, hide_index=True, key=f"partenaires_table_{i}", placeholder="—")
 
 st.subheader("Institutions à rencontrer")
 st.caption("Rôle de chaque institution dans le projet ; les coordonnées sont à trouver et à "
            "vérifier.")
-st.dataframe(view.institutions, hide_index=True, key="partenaires_institutions",
+show_table(view.institutions, hide_index=True, key="partenaires_institutions",
              placeholder="—")
 st.download_button("Télécharger les partenaires (CSV)", key="partenaires_csv",
                    data=view.csv, file_name=f"maillage_partenaires_{sel.code}.csv",

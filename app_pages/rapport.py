@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import CHOOSE, _cached, current_selection, md_escape
+from app_pages._bounded import show_table
 from app_pages._study import bind, bind_weight, current_study, show_study_error
 from app_pages._widgets import error_box, load_travel, require_data, travel_inputs
 from diagnosis.comparison import build_comparison_chart
@@ -65,7 +66,7 @@ st.selectbox(
                            else hosts.get(i) or proposed.get(i, i)),
     **bind("rapport_site", "site", study.site if study.site in options else "",
            lambda v: v or None))
-st.dataframe(study_table(study, site_name=diag.site.name if diag.site else None),
+show_table(study_table(study, site_name=diag.site.name if diag.site else None),
              hide_index=True, key="rapport_study_table")
 
 st.subheader("Rapport PDF")
@@ -141,7 +142,7 @@ metric = st.selectbox("Indicateur", options=list(metrics), format_func=metrics._
                       placeholder=CHOOSE, key="rapport_compare_metric")
 st.altair_chart(build_comparison_chart(table, metric=metric, highlight=sel.code),
                 width="stretch", key="rapport_compare_chart")
-st.dataframe(comparison_table(table), hide_index=True, key="rapport_compare_table",
+show_table(comparison_table(table), hide_index=True, key="rapport_compare_table",
              placeholder="—")
 st.caption("Chaque ligne est le diagnostic du territoire seul (distances à vol d'oiseau depuis "
            "la mairie). Couverture partielle : certaines communes n'ont pas de données "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _cached, current_selection, md_escape
+from app_pages._bounded import show_table
 from data_sources.fetch import FetchProgress
 from data_sources.store import STATUSES
 from diagnosis.errors import MaillageError, render_error
@@ -57,7 +58,7 @@ def _render_update(code: str) -> None:
     ledger = _cached.store_ledger(code)
     if ledger is not None:
         st.subheader("Fraîcheur des données du stock local")
-        st.dataframe(ledger, hide_index=True, key="store_ledger")
+        show_table(ledger, hide_index=True, key="store_ledger")
 
 
 st.title("Sources et limites")
@@ -99,7 +100,7 @@ unplaced = _cached.demo_manifest().get("unplaced", [])
 if ws.origin == "demo":
     st.header("Lignes de l'annuaire de démonstration non placées")
     if unplaced:
-        st.dataframe(
+        show_table(
             [{"Fichier": u.get("file", ""), "Ligne": u.get("line", ""),
               "Type": u.get("type", ""), "Nom": u.get("name", ""),
               "Motif": u.get("reason", "")} for u in unplaced],

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages import _cached, current_selection, md_escape
 from app_pages._bounded import show_table
-from app_pages._widgets import show_map
+from app_pages._widgets import missing_data_screen, show_map
 from diagnosis.errors import MaillageError, MissingDataError, render_error
 from diagnosis.formatting import fr_out_of
 from diagnosis.maps import build_overview_map
@@ -25,9 +25,9 @@ def _number(value: float | None) -> str:
 sel = current_selection()
 try:
     ws = _cached.workspace(sel.code, sel.files_key, sel.files)
-except MissingDataError as exc:
+except MissingDataError:
     st.title("Diagnostic du territoire")
-    st.warning(md_escape(render_error(exc)))
+    missing_data_screen(sel)
     st.stop()
 except MaillageError as exc:
     st.title("Diagnostic du territoire")
@@ -36,8 +36,9 @@ except MaillageError as exc:
 
 t = ws.territory
 st.title(t.name)
-st.caption(f"{KINDS.get(t.kind, t.kind)} · code {t.code} · premier diagnostic : besoins, "
-           "offre et proximité")
+st.caption((f"Territoire sur mesure · {len(t.communes)} communes" if t.kind == "custom" else
+            f"{KINDS.get(t.kind, t.kind)} · code {t.code}")
+           + " · premier diagnostic : besoins, offre et proximité")
 if t.note:
     st.info(md_escape(t.note))
 st.info("\n".join(f"- {md_escape(n)}" for n in ws.notices), icon=":material/info:")
@@ -106,7 +107,7 @@ st.subheader("Offre et proximité")
 st.slider("Distance jugée « à portée » (km à vol d'oiseau depuis la mairie)", min_value=1.0,
           max_value=30.0, value=DEFAULT_KM, step=0.5, format="%.1f km", key="threshold_km")
 tables = _cached.overview_tables(sel.code, sel.files_key, threshold_km * 1000, sel.files)
-st.dataframe(tables.offer, hide_index=True, key="offer_table", placeholder="—")
+show_table(tables.offer, hide_index=True, key="offer_table", placeholder="—")
 st.caption(f"Naissances à portée : naissances {yb} des communes dont la mairie est à moins de "
            f"{threshold_km:g} km à vol d'oiseau d'une structure du type. « — » : inconnu.")
 

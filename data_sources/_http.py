@@ -1051,7 +1051,9 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
     """
     if get_config().offline:
         raise SourceError(f"{source}: Maillage is offline and {url} cannot be reached; "
-                          "go online, or work from the cache or the demo territory")
+                          "go online, or work from the cache or the demo territory",
+                          fr=f"{source} : Maillage est hors ligne, {url} n'est pas joignable ; "
+                             "connectez-vous, ou travaillez sur le cache ou la démonstration")
     check_url(url, policy=get_config().policy)
     try:
         requests.head(url, timeout=timeout_s, headers={"User-Agent": USER_AGENT},
@@ -1059,7 +1061,9 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
     except requests.RequestException as exc:
         raise SourceError(
             f"{source}: {url} does not answer ({type(exc).__name__}); check the internet "
-            "connection and retry later, or work from the cache or the demo territory"
+            "connection and retry later, or work from the cache or the demo territory",
+            fr=f"{source} : {url} ne répond pas ; vérifiez la connexion à internet et "
+               "réessayez plus tard, ou travaillez sur le cache ou la démonstration"
         ) from exc
 
 
@@ -1477,6 +1481,9 @@ def download_file(
     fresh = pending.pending_file(path) if pending is not None else None
     if fresh is not None:  # downloaded earlier in this block, not yet kept
         return fresh
+    if ("reason" in _cache_off and _scratch_dirs and not path.exists()
+            and (_scratch_dirs[0] / path.name).exists()):
+        return _scratch_dirs[0] / path.name  # downloaded this run beside a full cache
     refresh = refresh_requested(f"FILE {url}") or refresh
     stale = False
     if path.exists():
@@ -1492,10 +1499,19 @@ def download_file(
         )
     target = path
     if pending is not None:  # kept only once the whole source is judged
-        target = path.with_name(path.name + f".pending{os.getpid()}")
+        target = _pending_path(path, os.getpid())  # same suffix: readers go by it
         _clean_parts(path)
     try:
-        _download(url, target, source=source, chunk_bytes=chunk_bytes)
+        try:
+            _download(url, target, source=source, chunk_bytes=chunk_bytes)
+        except DiskFullError as exc:  # the cache folder takes no more: elsewhere, this run
+            _turn_cache_off(exc.__cause__ or exc)
+            scratch = _scratch_path(path)
+            logger.warning("%s: %s; downloading to %s for this run only", source, exc,
+                           scratch)
+            _download(url, scratch, source=source, chunk_bytes=chunk_bytes)
+            note_data_date(None)
+            return scratch
     except SourceError as exc:
         if stale and not refresh and path.exists():
             logger.warning("%s: %s; the expired copy %s is used", source, exc, path)
@@ -1508,6 +1524,30 @@ def download_file(
     if pending is not None:
         pending.files.append((target, path))
     return target
+
+
+class DiskFullError(SourceError):
+    """The cache folder refused a download (full disk, quota, file size limit)."""
+
+
+_scratch_dirs: list[Path] = []
+
+
+def _scratch_path(path: Path) -> Path:
+    """Where a download goes when the cache folder is full: the system temp folder.
+
+    The folder is this process's own and is deleted when it ends; a second call for
+    the same file in the run gets the same path (:func:`download_file` reuses it).
+    """
+    if not _scratch_dirs:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="maillage-telechargements-"))
+        _scratch_dirs.append(folder)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return _scratch_dirs[0] / path.name
 
 
 def _iter_raw(resp: requests.Response, chunk_bytes: int) -> Iterator[bytes]:
@@ -1532,15 +1572,28 @@ def _pid_alive(pid: int) -> bool:
 
 def _clean_parts(path: Path) -> None:
     """Delete the ``.part<pid>`` / ``.pending<pid>`` files killed downloads left by ``path``."""
-    for marker in (".part", ".pending"):
-        for part in path.parent.glob(path.name + marker + "*"):
-            pid = part.name.rsplit(marker, 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                part.unlink(missing_ok=True)
+    for part in path.parent.glob(path.name + ".part*"):
+        pid = part.name.rsplit(".part", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+    for part in path.parent.glob(_pending_path(path, "*").name):
+        pid = part.name[len(path.stem) + len(".pending"):len(part.name) - len(path.suffix)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _pending_path(path: Path, pid: int | str) -> Path:
+    """``x.zip`` -> ``x.pending<pid>.zip``: a download waiting for its source's verdict."""
+    return path.with_name(f"{path.stem}.pending{pid}{path.suffix}")
 
 
 def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        kind = DiskFullError if exc.errno in _DISK_REASONS_FR else SourceError
+        raise kind(f"{source}: cannot create {str(path.parent)!r} for the download of {url} "
+                   f"({exc.strerror or exc}); free some disk space and retry.") from exc
     _clean_parts(path)
     tmp = path.with_name(path.name + f".part{os.getpid()}")
     session = get_session()
@@ -1611,7 +1664,8 @@ def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
             "or work offline from the cache or the demo territory."
         ) from exc
     except OSError as exc:
-        raise SourceError(
+        kind = DiskFullError if exc.errno in _DISK_REASONS_FR else SourceError
+        raise kind(
             f"{source}: cannot write the download of {url} to {str(path.parent)!r} "
             f"({exc.strerror or exc}); free some disk space and retry."
         ) from exc
@@ -1625,7 +1679,7 @@ def forget_download(url: str) -> None:
     """Delete the stored copy of a large file (e.g. after a parse failure)."""
     path = download_path(url)
     path.unlink(missing_ok=True)
-    for part in path.parent.glob(path.name + ".pending*"):
+    for part in path.parent.glob(_pending_path(path, "*").name):
         part.unlink(missing_ok=True)
 
 

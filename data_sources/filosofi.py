@@ -217,7 +217,9 @@ def read_filosofi_file(path: str | Path, *,
     try:
         return cast("pd.DataFrame", gpd.read_file(p, mask=mask))
     except Exception as exc:  # driver errors are of many kinds
-        raise SourceError(f"{p.name}: cannot read it as a GeoPackage ({exc})") from exc
+        raise SourceError(f"{p.name}: cannot read it as a GeoPackage ({exc})",
+                          fr=f"« {p.name} » : illisible comme GeoPackage ; vérifiez le "
+                             "fichier (carreaux Filosofi de l'INSEE)") from exc
 
 
 def _read_csv_bytes(data: bytes, *, file: str) -> pd.DataFrame:

@@ -156,7 +156,9 @@ def read_iris_contours_file(path: str | Path) -> gpd.GeoDataFrame:
     try:
         raw = gpd.read_file(p)
     except Exception as exc:  # driver errors are of many kinds
-        raise SourceError(f"{p.name}: cannot read it as a GIS file ({exc})") from exc
+        raise SourceError(f"{p.name}: cannot read it as a GIS file ({exc})",
+                          fr=f"« {p.name} » : illisible comme fichier géographique "
+                             "(GeoPackage, GeoJSON, Shapefile) ; vérifiez le fichier") from exc
     lower = {c.lower(): c for c in raw.columns}
     aliases = {"code_iris": ("code_iris",), "code_insee": ("code_insee", "insee_com"),
                "nom_iris": ("nom_iris",), "type_iris": ("type_iris", "typ_iris")}

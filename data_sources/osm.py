@@ -467,7 +467,9 @@ def road_graph_from_osm_file(path: str | Path, *, mode: str = "drive") -> RoadGr
         graph_nx = ox.graph_from_xml(path, bidirectional=(mode == "walk"), simplify=False,
                                      retain_all=True)
     except Exception as exc:  # malformed XML, wrong encoding
-        raise SourceError(f"{str(path)!r}: cannot read it as OSM XML ({exc!r})") from exc
+        raise SourceError(f"{str(path)!r}: cannot read it as OSM XML ({exc!r})",
+                          fr=f"« {path} » : illisible comme extrait OpenStreetMap (.osm, "
+                             "XML) ; vérifiez le fichier") from exc
     drop = [(u, v, k) for u, v, k, d in graph_nx.edges(keys=True, data=True)
             if not _way_allowed(d, mode)]
     graph_nx.remove_edges_from(drop)

@@ -454,7 +454,8 @@ def _from_insee_files(
         "Admin Express généralisé, COG 2026) ; besoins : vos fichiers INSEE.",
         *_insee_notices(imp, territory),
     ]
-    mine = [c for c in lost if c in set(territory.communes)]
+    own = set(territory.communes)
+    mine = [c for c in lost if c in own]
     if mine:
         notices.append(f"{len(mine)} commune(s) sans contour ni point dans la géographie "
                        f"livrée ({', '.join(mine[:10])}) : elles ne sont pas placées et "
@@ -528,7 +529,13 @@ def _missing_data_error(territory: Territory, failed: Sequence[str] = ()) -> Mis
         "`--insee FICHIER.csv`, ou « Fichiers INSEE » dans l'application) et vos fichiers "
         "de structures (`--facilities`). Avec internet : "
         f"`python -m data_sources fetch --territory {territory.code}`.",
-        argument="--insee", hint="--insee comparateur_26.csv"
+        argument="--insee", hint="--insee comparateur_26.csv",
+        fr=f"{territory.label} est bien un territoire français, mais ses données ne sont pas "
+           f"chargées (département(s) {deps}).{tried} Sans internet : donnez le fichier du "
+           "« comparateur de territoires » de l'INSEE de son département (--insee "
+           "FICHIER.csv) et vos fichiers de structures (--facilities FICHIER). Avec "
+           "internet : python -m data_sources fetch --territory "
+           f"{territory.code if territory.kind != 'custom' else ' '.join(territory.departements)}."
     )
 
 
@@ -702,53 +709,31 @@ def with_caf_coverage(communes: gpd.GeoDataFrame, coverage: pd.DataFrame) -> gpd
 # --------------------------------------------------------------------------------------
 
 
-def compare_overviews(territories: Sequence[Territory], ws: Workspace, *,
-                      threshold_m: float) -> tuple[list[Any], list[str]]:
-    """Overviews of ``territories`` on the workspace's data; skipped ones with a reason.
+def peer_territories(territory: Territory) -> list[Territory]:
+    """The peers a territory is compared with in its report (read from the COG).
 
-    Every territory is diagnosed exactly as on its own (same data, same threshold), so
-    a comparison row equals that territory's own diagnosis.
-    """
-    from diagnosis.overview import compute_overview
-
-    overviews, skipped = [], []
-    for t in territories:
-        try:
-            overviews.append(compute_overview(t, ws.communes, ws.facilities,
-                                              threshold_m=threshold_m, sources=ws.sources))
-        except MissingDataError:
-            skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
-    return overviews, skipped
-
-
-def neighbour_comparison(ws: Workspace, overview: Any, *, threshold_m: float) -> Any:
-    """The territory among its peers, for the report (None when no peer has data).
-
-    An EPCI among the EPCIs of its département(s), a commune among the communes of its
-    EPCI; a département through its EPCIs.
+    A commune among the communes of its EPCI, an EPCI among the EPCIs of its
+    département(s), a département through its EPCIs; the territory itself left out (the
+    comparison is computed by :func:`diagnosis.pipeline.peer_comparison`).
     """
     from data_sources.cog import load_cog
-    from diagnosis.comparison import compare_territories, split_territory
+    from diagnosis.comparison import split_territory
 
-    t = ws.territory
+    t = territory
     cog = load_cog()
     if t.kind == "commune":
         row = cog.communes.loc[cog.communes["code"].eq(t.code) &
                                cog.communes["kind"].eq("commune")]
         epci = row["epci_code"].iloc[0] if len(row) else ""
         if not isinstance(epci, str) or not epci:
-            return None
+            return []
         peers = split_territory(resolve(epci), cog, by="commune")
     else:
         peers = []
         for dep in t.departements:
             peers += split_territory(resolve(dep), cog, by="epci")
         peers = list({p.code: p for p in peers}.values())
-    peers = [p for p in peers if p.code != t.code]
-    overviews, _ = compare_overviews(peers, ws, threshold_m=threshold_m)
-    if not overviews:
-        return None
-    return compare_territories(overviews if t.kind == "departement" else [overview, *overviews])
+    return [p for p in peers if p.code != t.code]
 
 
 class DepartementGraphLoader:

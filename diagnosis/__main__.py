@@ -46,7 +46,7 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
 )
 from diagnosis.cli_plan import add_plan_parser, cmd_plan
 from diagnosis.errors import MaillageError
-from diagnosis.settings import DEFAULT_THRESHOLD_M, SPLITS
+from diagnosis.settings import DEFAULT_K, DEFAULT_OBJECTIVE, DEFAULT_THRESHOLD_M, SPLITS
 
 #: Largest travel-time threshold accepted (minutes): beyond 4 hours, « à portée » means
 #: nothing for a family's weekly visit.
@@ -210,8 +210,8 @@ def _add_analysis_parsers(sub: Any) -> None:
     st = sub.add_parser("site", help="où implanter la Maison : sites recommandés expliqués")
     _add_common(st)
     _add_travel(st, default_mode="drive")
-    st.add_argument("--k", type=int_at_least(1, high=1_000), default=1,
-                    help="nombre de nouveaux sites (défaut 1)")
+    st.add_argument("--k", type=int_at_least(1, high=1_000), default=DEFAULT_K,
+                    help="nombre de nouveaux sites (défaut %(default)s)")
     st.add_argument("--format", choices=("json", "table"), default="table")
     st.add_argument("--host-types", nargs="+", default=list(HOST_TYPES), metavar="TYPE",
                     help="types de lieux pouvant accueillir la Maison (défaut : "
@@ -219,7 +219,7 @@ def _add_analysis_parsers(sub: Any) -> None:
     st.add_argument("--point", action="append", default=[], metavar="LON,LAT",
                     help="lieu proposé (longitude,latitude en degrés ; écrire --point=-2.09,47.44 "
                          "quand la longitude est négative) ; répétable")
-    st.add_argument("--objective", choices=OBJECTIVES, default="max_covering",
+    st.add_argument("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
                     help="couverture maximale (défaut) ou p-médiane (temps total minimal)")
     st.add_argument("--scenarios", nargs="+", type=int_at_least(1, high=1_000), metavar="K",
                     help="comparer aussi ces nombres de sites (ex. 1 2 3)")
@@ -863,6 +863,10 @@ def _params(args: argparse.Namespace) -> Any:
             kw[opt] = getattr(args, opt)
     if getattr(args, "point", None):
         kw["user_sites"] = _parse_points(args.point)
+    if getattr(args, "gtfs", None):
+        kw["gtfs_files"] = tuple(str(g) for g in args.gtfs)
+    if getattr(args, "osm_pbf", None):
+        kw["osm_pbf"] = str(args.osm_pbf)
     if getattr(args, "no_analyses", False):
         kw["uptake_rate"] = None
     return DiagnosisParams(**kw)
@@ -903,8 +907,7 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
     from data_sources.workspace import load_travel
 
     return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None),
-                       gtfs_files=getattr(args, "gtfs", ()) or (),
-                       osm_pbf=getattr(args, "osm_pbf", None),
+                       gtfs_files=params.gtfs_files, osm_pbf=params.osm_pbf or None,
                        day=params.transit_day(), depart_s=params.depart_s,
                        max_walk_min=getattr(args, "max_walk_minutes", None),
                        max_transfers=getattr(args, "max_transfers", None))
@@ -945,8 +948,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     import time
     from dataclasses import replace
 
-    from data_sources.workspace import neighbour_comparison
+    from data_sources.workspace import peer_territories
     from diagnosis.exports import check_writable, write_bytes_atomic
+    from diagnosis.pipeline import peer_comparison
     from diagnosis.report import build_diagnosis_pdf, count_pdf_pages
 
     start = time.perf_counter()
@@ -957,8 +961,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         diag = _diagnosis(args, step)
         step("comparaison avec les territoires voisins")
         if not args.no_comparison:
-            diag = replace(diag, comparison=neighbour_comparison(
-                diag.inputs, diag.overview, threshold_m=diag.params.threshold_m))
+            diag = replace(diag, comparison=peer_comparison(
+                diag.inputs, diag.overview, peer_territories(diag.territory),
+                threshold_m=diag.params.threshold_m))
         pdf = build_diagnosis_pdf(diag, author=args.author, progress=step)
         step("écriture du fichier")
         write_bytes_atomic(out, pdf, option="--out")
@@ -1052,7 +1057,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run ``compare``: one row per territory, each equal to its own diagnosis."""
     from data_sources.cog import load_cog
-    from data_sources.workspace import compare_overviews, load_workspace
+    from data_sources.workspace import load_workspace
     from diagnosis.comparison import (
         compare_territories,
         comparison_records,
@@ -1061,6 +1066,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     from diagnosis.errors import MissingDataError
     from diagnosis.exports import check_writable, write_bytes_atomic
+    from diagnosis.pipeline import compare_overviews
 
     if args.out:
         check_writable(args.out, option="--out")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -53,7 +53,17 @@ from diagnosis.settings import (
     WGS84,
 )
 from diagnosis.territory import normalize_name
-from diagnosis.travel import Travel
+from diagnosis.travel import Travel, TravelTimes
+
+
+class TravelTimesEngine(Protocol):
+    """Matrices of travel times per facility type (origins × facilities of the type)."""
+
+    def __call__(self, origins: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
+                 max_minutes: float, facility_types: Sequence[str]
+                 ) -> Mapping[str, TravelTimes]:
+        """Return one matrix per type, routed up to ``max_minutes``."""
+
 
 #: Types whose time from a recommended site is reported (the Maison's first partners).
 SITE_NEIGHBOUR_TYPES: tuple[str, ...] = ("pmi", "maternite")
@@ -149,6 +159,7 @@ def compute_access(
     weights: Mapping[str, float] | None = None,
     types: Sequence[str] | None = None,
     demand: DemandPoints | None = None,
+    travel_times: TravelTimesEngine | None = None,
 ) -> AccessResult:
     """Time to each type of service, E2SFCA, zones blanches and priority score per commune.
 
@@ -172,6 +183,12 @@ def compute_access(
         times are computed from each IRIS or 200 m cell, the commune table aggregates
         them (:func:`~diagnosis.accessibility.aggregate_to_communes`) and
         ``access.origins`` keeps them; default: one point per commune (its town hall).
+    travel_times
+        How the matrices are computed, as
+        :func:`~diagnosis.accessibility.compute_travel_times_by_type` is called (the
+        default, with ``travel``): e.g. one Dask task per département
+        (:func:`diagnosis.pipeline.diagnose_access_distributed`). The same origins, the
+        same indicators: only the routing differs.
 
     Returns
     -------
@@ -207,8 +224,13 @@ def compute_access(
         origins = demand_points(overview)
     fac = facilities.loc[facilities["type"].isin(kinds)].reset_index(drop=True)
     # route beyond T so that "minutes to the nearest" also says how far a gap is
-    tt = compute_travel_times_by_type(origins, fac, max_minutes=ROUTING_CUTOFF_FACTOR * max_minutes,
-                                      engine=travel, facility_types=kinds)
+    if travel_times is None:
+        tt = compute_travel_times_by_type(origins, fac,
+                                          max_minutes=ROUTING_CUTOFF_FACTOR * max_minutes,
+                                          engine=travel, facility_types=kinds)
+    else:
+        tt = dict(travel_times(origins, fac, max_minutes=ROUTING_CUTOFF_FACTOR * max_minutes,
+                               facility_types=kinds))
     access = compute_access_indicators(origins, fac, tt, max_minutes=max_minutes,
                                        facility_types=kinds)
     if fine:
@@ -360,13 +382,21 @@ def find_site(facilities: gpd.GeoDataFrame, query: str, *, option: str = "--site
     if len(hit) > 1:
         ids = ", ".join(f"{r.facility_id} ({r.name})" for r in hit.head(5).itertuples())
         raise InputError(f"{option} {query!r} names {len(hit)} facilities: {ids}; give the "
-                         "facility_id")
+                         "facility_id", argument=option, value=query,
+                         fr=f"{option} « {query} » désigne {len(hit)} structures : {ids} ; "
+                            "donnez l'identifiant (facility_id) de l'une d'elles")
     if hit.empty:
         pool = [str(v) for v in fac["facility_id"]] + [str(v) for v in fac["name"]]
         close = difflib.get_close_matches(str(query), pool, n=5, cutoff=0.5)
         raise InputError(f"{option} {query!r} is not a loaded facility (facility_id or exact "
                          f"name); closest: {close or 'none'}. List candidate sites with "
-                         "`python -m diagnosis site --territory CODE`.")
+                         "`python -m diagnosis site --territory CODE`.", argument=option,
+                         value=query, candidates=close,
+                         fr=f"{option} « {query} » : aucune structure chargée ne porte cet "
+                            "identifiant ou ce nom exact"
+                            + (f" ; noms proches : {', '.join(close)}" if close else "")
+                            + ". La liste des lieux possibles : python -m diagnosis site "
+                              "--territory CODE.")
     r = hit.iloc[0]
     details = {k: str(r[k]) for k in ("address", "postcode", "operator", "phone", "email")
                if k in r.index and isinstance(r[k], str) and r[k]}

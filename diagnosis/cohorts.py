@@ -52,10 +52,6 @@ PREGNANCY_MONTHS = 9
 BINDING_POTENTIAL = "potentiel"
 BINDING_CAPACITY = "capacite"
 
-#: Default share of the catchment's families expected to join a peer group: a working
-#: assumption (no national uptake figure exists yet for the Maisons des 1000 premiers
-#: jours), always shown as such and adjustable in the app and the CLI.
-DEFAULT_UPTAKE_RATE = 0.15
 
 
 @dataclass(frozen=True)

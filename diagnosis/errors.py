@@ -88,10 +88,14 @@ def check_positive(value: object, name: str) -> float:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a positive number; got {value!r}",
-                         argument=name, value=value) from None
+                         argument=name, value=value,
+                         fr=f"{name} : « {value} » n'est pas un nombre ; donnez un nombre "
+                            "strictement positif") from None
     if not math.isfinite(v) or v <= 0:
         raise InputError(f"{name} must be a positive finite number; got {value!r}",
-                         argument=name, value=value)
+                         argument=name, value=value,
+                         fr=f"{name} : « {value} » ne convient pas ; donnez un nombre fini "
+                            "strictement positif")
     return v
 
 

@@ -55,7 +55,9 @@ def national_table(overview: Overview, groups: Mapping[str, str],
     Returns
     -------
     pandas.DataFrame
-        One row per territory: ``code``, ``name``, ``n_communes``, ``births_2024``,
+        One row per territory: ``code``, ``name``, ``n_communes``,
+        ``n_communes_births_known`` and ``coverage`` (their share: 1 complete, 0 no
+        data), ``births_2024`` (of the communes known; NaN when none is),
         ``population_2022``, per type ``n_<t>``, ``births_within_<t>``,
         ``share_within_<t>`` (of births whose town hall lies within the overview's
         threshold of a facility of the type), ``unserved_births`` (births beyond the
@@ -72,14 +74,21 @@ def national_table(overview: Overview, groups: Mapping[str, str],
     >>> t = national_table(ov, {"1": "A", "2": "A", "3": "B"}, {"A": "Aa", "B": "Bb"})
     >>> t[["code", "births_2024", "n_pmi", "share_within_pmi"]].values.tolist()
     [['A', 15.0, 1, 0.6666666666666666], ['B', 1.0, 0, 1.0]]
+    >>> t["coverage"].tolist()
+    [1.0, 1.0]
     """
     com = pd.DataFrame(overview.layers["communes"])
     com = com.assign(_group=com["code_insee"].astype(str).map(groups))
     com = com.loc[com["_group"].notna()]
     births = pd.to_numeric(com["births_2024"], errors="coerce")
     g = com.groupby("_group", sort=True)
+    # coverage is computed from what was loaded, never assumed: a commune whose births
+    # are unknown is counted apart, and a territory without any is unknown, not 0
     out = pd.DataFrame({"n_communes": g.size(),
+                        "n_communes_births_known": births.notna().groupby(
+                            com["_group"]).sum().astype(int),
                         "births_2024": births.groupby(com["_group"]).sum(min_count=1)})
+    out["coverage"] = out["n_communes_births_known"] / out["n_communes"]
     if "population_2022" in com:
         out["population_2022"] = pd.to_numeric(com["population_2022"], errors="coerce") \
             .groupby(com["_group"]).sum(min_count=1)
@@ -99,7 +108,7 @@ def national_table(overview: Overview, groups: Mapping[str, str],
     if "n_eaje" in out:
         out["births_per_eaje"] = out["births_2024"] / out["n_eaje"].where(out["n_eaje"] > 0)
     out = out.reset_index().rename(columns={"_group": "code"})
-    out.insert(1, "name", out["code"].map(names).fillna(out["code"]))
+    out.insert(1, "name", [names.get(c, c) for c in out["code"]])
     return out
 
 
@@ -116,6 +125,8 @@ def rank_territories(table: pd.DataFrame, *, top: int | None = None) -> pd.DataF
     """
     if "unserved_births" not in table:
         raise InputError("table lacks 'unserved_births'; build it with national_table")
+    if "n_communes_births_known" in table:  # only what is known is ranked
+        table = table.loc[table["n_communes_births_known"] > 0]
     t = table.sort_values(["unserved_births", "births_2024"], ascending=False,
                           kind="stable").reset_index(drop=True)
     if top is not None:
@@ -126,6 +137,11 @@ def rank_territories(table: pd.DataFrame, *, top: int | None = None) -> pd.DataF
         "Naissances 2024": t["births_2024"].round(0),
         "Naissances sans Maison à portée": t["unserved_births"].round(0),
     })
+    if "n_communes_births_known" in t:
+        out["Couverture des données"] = [
+            "complète" if known == n else f"partielle : {fr_number(known)} commune(s) sur "
+            f"{fr_number(n)}" for known, n in zip(t["n_communes_births_known"],
+                                                   t["n_communes"], strict=True)]
     for typ in ("pmi", "eaje"):
         col = f"share_within_{typ}"
         if col in t:
@@ -169,7 +185,8 @@ def build_federation_map(table: pd.DataFrame, outlines: gpd.GeoDataFrame, *,
         shown = fr_percent(v, decimals=1) if share else fr_number(v)
         tips.append(f"<b>{maps._esc(row.get('name'))}</b> ({maps._esc(row.get('code'))})<br>"
                     f"{maps._esc(RANK_METRIC[metric])} : {maps._esc(shown)}<br>"
-                    f"Naissances 2024 : {maps._esc(fr_number(row.get('births_2024')))}")
+                    f"Naissances 2024 : {maps._esc(fr_number(row.get('births_2024')))}"
+                    + _coverage_tip(row))
     m, bounds = maps._analysis_map(frame, tiles)
     west, south, east, north = FRANCE_METRO_BBOX
     if bounds[0] < west or bounds[2] > east:  # outre-mer included: open on the mainland
@@ -184,6 +201,16 @@ def build_federation_map(table: pd.DataFrame, outlines: gpd.GeoDataFrame, *,
                                    notes=["Naissances « à portée » : mairie de la commune à "
                                           "la distance du diagnostic (à vol d'oiseau)."])
     return maps._finish(m, bounds, legend, "IGN, INSEE — Admin Express ; Insee")
+
+
+def _coverage_tip(row: Mapping[str, object]) -> str:
+    """The tooltip's coverage line of a territory whose births are not all known."""
+    known, total = row.get("n_communes_births_known"), row.get("n_communes")
+    if not isinstance(known, int | float | np.number) or not isinstance(
+            total, int | float | np.number) or known == total or not np.isfinite(total):
+        return ""
+    return (f"<br>Données : {maps._esc(fr_number(known))} commune(s) sur "
+            f"{maps._esc(fr_number(total))} (chiffres partiels)")
 
 
 def groups_of(communes: pd.DataFrame, by: str) -> dict[str, str]:

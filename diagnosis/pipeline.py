@@ -54,9 +54,10 @@ from diagnosis.analyses import (
     find_site,
 )
 from diagnosis.cohorts import CohortPlan, compute_cohorts
+from diagnosis.comparison import compare_territories
 from diagnosis.context import TerritoryContext, compute_context
 from diagnosis.demand import DemandPoints, compute_demand_points
-from diagnosis.errors import InputError, check_positive
+from diagnosis.errors import InputError, MissingDataError, check_positive
 from diagnosis.formatting import fr_percent
 from diagnosis.overview import Overview, compute_overview
 from diagnosis.schema import FACILITY_TYPES, Territory
@@ -177,6 +178,9 @@ class DiagnosisParams:
         Transit mode: departure hour (``"09:30"``) and date (ISO ``"2026-03-03"``;
         ``""``: the next school-term Tuesday, :func:`diagnosis.travel.transit.
         next_school_tuesday`).
+    gtfs_files, osm_pbf
+        Transit and pushchair modes: the GTFS zips and the OpenStreetMap extract
+        (``.osm.pbf``) the user gave (paths).
     travel_reason
         Why ``mode`` and ``max_minutes`` are what they are when the density rule chose
         them (:func:`diagnosis.travel.default_travel_for`), in French; ``""`` when the
@@ -213,6 +217,8 @@ class DiagnosisParams:
     groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR
     depart: str = DEFAULT_DEPART
     study_date: str = ""
+    gtfs_files: tuple[str, ...] = ()
+    osm_pbf: str = ""
     travel_reason: str = ""
 
     def __post_init__(self) -> None:
@@ -290,10 +296,10 @@ class DiagnosisParams:
 #: studies that agree on them share the step (the app's cache key).
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "access": ("territory", "mode", "max_minutes", "threshold_m", "weights", "types",
-               "depart", "study_date"),
+               "depart", "study_date", "gtfs_files", "osm_pbf"),
     "siting": ("territory", "mode", "max_minutes", "threshold_m", "need_weights",
                "host_types", "k", "scenarios", "scenario_minutes", "objective",
-               "user_sites", "depart", "study_date"),
+               "user_sites", "depart", "study_date", "gtfs_files", "osm_pbf"),
 }
 
 
@@ -442,36 +448,36 @@ def diagnose_access_distributed(inputs: DiagnosisInputs, params: DiagnosisParams
                                 n_workers: int | None = None,
                                 progress: Callable[[str, int, int], None] | None = None
                                 ) -> AccessResult:
-    """Road-network access and gaps of many départements, one Dask task per département.
+    """The access step routed on road graphs, one Dask task per département.
 
-    The same result as :func:`diagnose_access` on a road graph (the indicators are
-    computed once on the merged travel times, see :mod:`diagnosis.distributed`), on a
-    ``LocalCluster`` or the cluster at ``scheduler_address`` (``tcp://HOST:PORT``).
+    One engine of :func:`diagnose_access`: the same demand points (communes, IRIS or 200 m
+    cells: :func:`diagnose_demand`), the same indicators, gaps and priority; only the
+    travel-time matrices are computed by département (:mod:`diagnosis.distributed`), on
+    a ``LocalCluster`` or the cluster at ``scheduler_address`` (``tcp://HOST:PORT``).
     """
-    from diagnosis.analyses import demand_points
-    from diagnosis.distributed import compute_access_by_departement
-    from diagnosis.gaps import compute_gaps
-    from diagnosis.settings import ROUTING_CUTOFF_FACTOR
+    from diagnosis.distributed import compute_travel_times_by_departement
     from diagnosis.travel import ENGINE_LABELS, MODE_LABELS
 
-    types = [t for t in (params.types or FACILITY_TYPES) if t != "mairie"
-             and t in set(inputs.facilities["type"].astype(str))]
-    if not types:
-        raise InputError("no facility of the types asked is loaded; import a facility file",
-                         argument="types", value=list(params.types or ()))
-    origins = demand_points(overview)
-    fac = inputs.facilities.loc[inputs.facilities["type"].isin(types)].reset_index(drop=True)
-    access = compute_access_by_departement(
-        origins, fac, graph_loader, max_minutes=params.max_minutes,
-        routing_max_minutes=ROUTING_CUTOFF_FACTOR * params.max_minutes, facility_types=types,
-        scheduler_address=scheduler_address, n_workers=n_workers, progress=progress)
-    gaps = compute_gaps(overview.layers["communes"], access,
-                        weights=dict(params.weights) if params.weights else None)
+    def by_departement(origins: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
+                       max_minutes: float, facility_types: Sequence[str]
+                       ) -> Mapping[str, Any]:
+        # an IRIS or a cell lies in the département of its commune
+        dep_col = "commune" if "commune" in origins else None
+        return compute_travel_times_by_departement(
+            origins, facilities, graph_loader, max_minutes=max_minutes,
+            departement_col=dep_col, facility_types=facility_types,
+            scheduler_address=scheduler_address, n_workers=n_workers, progress=progress)
+
     label = f"{ENGINE_LABELS['road_network']}, {MODE_LABELS.get(params.engine_mode, '')}"
-    return AccessResult(access=access, gaps=gaps, travel=Travel(mode=params.engine_mode,
-                                                                note="calcul réparti (Dask)"),
-                        notes=(f"Temps de trajet : {label}, un calcul par département "
-                               "(Dask).",))
+    travel = Travel(mode=params.engine_mode, note="calcul réparti (Dask)")
+    result = compute_access(overview, inputs.facilities, travel=travel,
+                            max_minutes=params.max_minutes,
+                            weights=dict(params.weights) if params.weights else None,
+                            types=list(params.types) if params.types else None,
+                            demand=diagnose_demand(inputs, overview),
+                            travel_times=by_departement)
+    return replace(result, notes=(f"Temps de trajet : {label}, un calcul par département "
+                                  "(Dask).", *result.notes[1:]))
 
 
 def diagnose_siting(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
@@ -608,6 +614,55 @@ def site_area(site: Site, params: DiagnosisParams, travel: Travel) -> gpd.GeoDat
     """The isochrone of one site (for a map), with its ``site_id`` and ``name``."""
     return compute_catchment(site.geometry, travel=travel, max_minutes=params.max_minutes
                              ).assign(site_id=site.site_id, name=site.name)
+
+
+# --------------------------------------------------------------------------------------
+# Comparisons: the territory's parts, or the territory among its peers
+# --------------------------------------------------------------------------------------
+
+
+def compare_overviews(territories: Sequence[Territory], inputs: DiagnosisInputs, *,
+                      threshold_m: float) -> tuple[list[Overview], list[str]]:
+    """Overviews of ``territories`` on the loaded data; skipped ones with a French reason.
+
+    Every territory is diagnosed exactly as on its own (same data, same threshold), so
+    a comparison row equals that territory's own diagnosis.
+    """
+    overviews, skipped = [], []
+    for t in territories:
+        try:
+            overviews.append(compute_overview(t, inputs.communes, inputs.facilities,
+                                              threshold_m=threshold_m,
+                                              sources=list(inputs.sources)))
+        except MissingDataError:
+            skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
+    return overviews, skipped
+
+
+def territory_comparison(territories: Sequence[Territory], inputs: DiagnosisInputs, *,
+                         threshold_m: float) -> tuple[pd.DataFrame | None, list[str]]:
+    """Territories side by side, and those skipped for lack of data.
+
+    One row per territory (see :func:`compare_overviews`); the table is None when no
+    territory has data.
+    """
+    overviews, skipped = compare_overviews(territories, inputs, threshold_m=threshold_m)
+    return (compare_territories(overviews) if overviews else None), skipped
+
+
+def peer_comparison(inputs: DiagnosisInputs, overview: Overview, peers: Sequence[Territory],
+                    *, threshold_m: float) -> pd.DataFrame | None:
+    """The territory among its ``peers`` (its report's comparison); None without data.
+
+    ``peers`` come from the composition root (e.g.
+    :func:`data_sources.workspace.peer_territories`); a département is compared through
+    its parts only, the others with themselves first.
+    """
+    overviews, _ = compare_overviews(peers, inputs, threshold_m=threshold_m)
+    if not overviews:
+        return None
+    t = inputs.territory
+    return compare_territories(overviews if t.kind == "departement" else [overview, *overviews])
 
 
 # --------------------------------------------------------------------------------------

@@ -168,6 +168,14 @@ TRAVEL_MODE_LABELS: dict[str, str] = {"drive": "en voiture", "walk": "à pied",
                                       "poussette": "à pied avec une poussette",
                                       "transit": "en transports en commun",
                                       "crow": "à vol d'oiseau (estimation)"}
+#: French labels of the travel modes offered in a choice list (the app's pages).
+TRAVEL_MODE_CHOICES: dict[str, str] = {
+    "crow": "À vol d'oiseau (estimation)",
+    "drive": "Réseau routier en voiture (OpenStreetMap)",
+    "walk": "Réseau routier à pied (OpenStreetMap)",
+    "poussette": "À pied avec une poussette (sans escaliers)",
+    "transit": "Transports en commun, à l'heure des groupes",
+}
 
 _INSEE_RE = r"^(?:\d{5}|2[AB]\d{3})$"
 

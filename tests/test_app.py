@@ -441,11 +441,23 @@ def test_national_view_ranks_territories(app):
     app.switch_page("app_pages/insee.py").run(timeout=TIMEOUT)
     app.file_uploader(key="upload_insee").set_value(
         ("comparateur_26.csv", insee, "text/csv")).run(timeout=TIMEOUT)
-    app.switch_page("app_pages/federation.py").run(timeout=180)
+    app.switch_page("app_pages/federation.py").run(timeout=600)
     _no_exception(app)
     ranking = next(d.value for d in app.dataframe if "Rang" in d.value.columns)
     assert ranking["Code"].iloc[0] == "26"  # the only département with births in the file
     assert "Naissances sans Maison à portée" in ranking.columns
+    # issue 19: a file covering part of one département shows only what is known
+    from tests.test_any_territory import EPCI
+
+    drome, france = resolve("26"), resolve("FR")
+    assert ranking["Code"].tolist() == ["26"]  # the others have no data: not ranked
+    assert ranking.loc[0, "Communes"] == len(drome.communes)
+    assert ranking.loc[0, "Couverture des données"] == \
+        f"partielle : {len(resolve(EPCI).communes)} commune(s) sur {len(drome.communes)}"
+    assert "None" not in ranking.astype(str).to_string()
+    without = len(france.communes) - len(resolve(EPCI).communes)
+    assert any(f"{without:,}".replace(",", "\u202f") + " commune(s) de France sans données"
+               in c.value for c in app.caption), [c.value for c in app.caption]
 
 
 def test_a_custom_list_of_communes_is_diagnosed_on_every_page(app):
@@ -592,7 +604,7 @@ def test_one_study_k_weights_and_point_reach_the_pdf_and_geopackage(app, tmp_pat
     for name in page_rec["Site"]:
         assert name in text
     assert f"naissances {fr_number(100 * weights['births'])} %" in text
-    assert f"éloignement {fr_number(100 * weights['access'])} %" in text
+    assert f"éloignement des services {fr_number(100 * weights['access'])} %" in text
 
     gpkg = tmp_path / "study.gpkg"
     gpkg.write_bytes(app.session_state["rapport_exports"]["gpkg"])

@@ -165,7 +165,7 @@ def test_partners_json_and_csv(capsys, offline, tmp_path):
     assert "False" not in text and "demo_directory" not in text and "annuaire_mairies" not in text
     assert "institution" in text and "Mairie de Crossac" in text
     assert main(["partners", "--territory", "200000438", "--site", "nope"]) == 2
-    assert "not a loaded facility" in capsys.readouterr().err
+    assert "aucune structure chargée" in capsys.readouterr().err
 
 
 def test_cli_runs_from_any_folder_and_as_maillage(tmp_path):

@@ -474,7 +474,7 @@ def test_really_full_disk_when_a_small_filesystem_can_be_mounted(server, tmp_pat
         assert "le disque est plein" in _http.cache_note()
     finally:
         _http.reset()
-        subprocess.run(["umount", str(mnt)], check=False)
+        subprocess.run(["umount", "-l", str(mnt)], check=False)  # lazy: a closed file may linger
 
 
 def test_copy_confirmed_by_a_304_is_fresh_again(server):
@@ -493,3 +493,65 @@ def test_copy_confirmed_by_a_304_is_fresh_again(server):
     hits = server.hits["/etag"]
     assert _http.fetch_json(url, source="demo")["ok"]
     assert server.hits["/etag"] == hits  # fresh: no request
+
+
+def test_download_beside_a_full_cache_folder_goes_on_for_this_run(server, monkeypatch):
+    """The cache folder refuses the file (ENOSPC): the run downloads it elsewhere, says so."""
+    import errno
+
+    real = _http._download
+    cache = _http.get_config().cache_dir
+
+    def full_cache(url, path, **kw):
+        if cache in path.parents:
+            raise _http.DiskFullError("demo: cannot write the download") from OSError(
+                errno.ENOSPC, "No space left on device")
+        return real(url, path, **kw)
+
+    monkeypatch.setattr(_http, "_download", full_cache)
+    url = server.base + "/file.csv"
+    path = _http.download_file(url, source="demo")
+    assert cache not in path.parents and path.read_text() == "a;b\n1;1\n"
+    assert "le disque est plein" in _http.cache_note()
+    assert _http.download_file(url, source="demo") == path  # reused in the run
+    assert server.hits["/file.csv"] == 1
+
+
+@pytest.mark.timeout(120)
+def test_download_on_a_really_full_cache_disk(server, tmp_path):
+    import subprocess
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs is not allowed here")
+    try:
+        _http.configure(cache_dir=mnt / "cache")
+        (mnt / "cache").mkdir()
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError):
+            while True:
+                os.write(fd, b"x" * 4096)
+        os.close(fd)
+        path = _http.download_file(server.base + "/file.csv", source="demo")
+        assert mnt not in path.parents and path.read_text().startswith("a;b\n")
+        assert "le disque est plein" in _http.cache_note()
+    finally:
+        _http.reset()
+        subprocess.run(["umount", "-l", str(mnt)], check=False)  # lazy: a closed file may linger
+
+
+def test_deferred_download_keeps_its_suffix_and_waits_for_the_verdict(server):
+    url = server.base + "/file.csv"
+    final = _http.download_path(url)
+    with _http.deferred_cache() as pending:
+        path = _http.download_file(url, source="demo")
+        assert path.suffix == ".csv" and path != final  # readers dispatch on the suffix
+        assert not final.exists()
+        pending.discard()  # judged suspect: nothing kept
+    assert not final.exists() and not path.exists()
+    with _http.deferred_cache() as pending:
+        path = _http.download_file(url, source="demo")
+        pending.commit()  # judged sound: kept as the cached copy
+    assert final.read_text() == "a;b\n1;2\n" and not path.exists()

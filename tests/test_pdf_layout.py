@@ -216,15 +216,16 @@ def test_epci_pdf_takes_less_than_ten_seconds():
     """The PDF of a diagnosis (maps, HTML, WeasyPrint layout) of the demo EPCI."""
     from dataclasses import replace
 
-    from data_sources.workspace import load_travel, load_workspace, neighbour_comparison
-    from diagnosis.pipeline import PARTS, DiagnosisParams, run_diagnosis
+    from data_sources.workspace import load_travel, load_workspace, peer_territories
+    from diagnosis.pipeline import PARTS, DiagnosisParams, peer_comparison, run_diagnosis
     from diagnosis.report import build_diagnosis_pdf
 
     ws = load_workspace("200000438")
     params = DiagnosisParams(territory="200000438")
     d = run_diagnosis(ws, params, travel=load_travel(ws, params.mode), parts=PARTS)
-    d = replace(d, comparison=neighbour_comparison(d.inputs, d.overview,
-                                                   threshold_m=params.threshold_m))
+    d = replace(d, comparison=peer_comparison(d.inputs, d.overview,
+                                              peer_territories(d.territory),
+                                              threshold_m=params.threshold_m))
     start = time.perf_counter()
     pdf = build_diagnosis_pdf(d)
     seconds = time.perf_counter() - start

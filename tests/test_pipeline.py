@@ -25,6 +25,7 @@ from diagnosis.errors import InputError
 from diagnosis.pipeline import (
     PARTS,
     DiagnosisParams,
+    StepResult,
     diagnose_overview,
     run_diagnosis,
 )
@@ -65,7 +66,51 @@ def test_params_are_validated_once_with_structured_errors():
     hash(p)  # the app caches on it
 
 
-def test_run_diagnosis_computes_each_part_once(diag):
+COUNTED = ("diagnose_overview", "diagnose_access", "diagnose_siting", "diagnose_partners",
+           "compute_site_catchment", "compute_site_cohorts")
+
+
+def _count_steps(monkeypatch) -> dict[str, int]:
+    """Wrap the pipeline's step functions with call counters (same results)."""
+    import diagnosis.pipeline as pl
+
+    calls = dict.fromkeys(COUNTED, 0)
+
+    def counter(name, original):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+        return counted
+
+    for name in COUNTED:
+        monkeypatch.setattr(pl, name, counter(name, getattr(pl, name)))
+    return calls
+
+
+def test_run_diagnosis_computes_each_part_once(ws, monkeypatch):
+    calls = _count_steps(monkeypatch)
+    d = run_diagnosis(ws, DiagnosisParams(territory=EPCI, mode="crow", k=2), travel=Travel())
+    n = len(d.recommended)
+    assert n == 2 and d.site is not None and d.site.site_id == d.recommended[0].site.site_id
+    # one catchment (and one cohort plan) per recommended site, the studied one included
+    assert calls == {"diagnose_overview": 1, "diagnose_access": 1, "diagnose_siting": 1,
+                     "diagnose_partners": 1, "compute_site_catchment": n,
+                     "compute_site_cohorts": n}
+
+
+def test_steps_given_by_the_app_are_not_computed_again(ws, diag, monkeypatch):
+    """The app's cached access and siting steps are the diagnosis's, not recomputed."""
+    calls = _count_steps(monkeypatch)
+    d = run_diagnosis(ws, diag.params, travel=Travel(), overview=diag.overview,
+                      access_step=StepResult(diag.access, ("note d'accès",)),
+                      siting_step=StepResult(diag.siting, ("note d'implantation",)))
+    assert d.access is diag.access and d.siting is diag.siting
+    assert calls["diagnose_overview"] == calls["diagnose_access"] == 0
+    assert calls["diagnose_siting"] == 0
+    assert {"note d'accès", "note d'implantation"} <= set(d.notes)
+
+
+def test_the_studied_site_shares_its_catchment_with_the_recommended(diag):
     assert diag.access is not None and diag.siting is not None
     assert diag.site is not None and diag.partners is not None
     # the studied site is the first recommended one, and its cohorts are those of its

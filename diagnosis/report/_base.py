@@ -19,6 +19,7 @@ import pandas as pd
 from diagnosis.errors import InputError
 from diagnosis.exports import result_frames
 from diagnosis.formatting import UNKNOWN, fr_number
+from diagnosis.gaps import FACTOR_LABELS
 from diagnosis.overview import Overview
 from diagnosis.schema import (
     NEEDS_COLUMNS,
@@ -255,5 +256,5 @@ def _capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-_FACTOR_LABELS = {"births": "naissances", "poverty": "pauvreté",
-                  "single_parent": "familles monoparentales", "access": "éloignement"}
+#: The priority factors inside a sentence (the one list: :data:`diagnosis.gaps.FACTOR_LABELS`).
+_FACTOR_LABELS = {k: v[:1].lower() + v[1:] for k, v in FACTOR_LABELS.items()}

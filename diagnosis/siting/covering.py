@@ -29,11 +29,19 @@ from diagnosis.siting._common import (
 )
 from diagnosis.siting._highs import _highs_outcome, _import_highspy, _run_highs
 
-
 #: Facility types that can host a Maison (the default candidate pool).
 # --------------------------------------------------------------------------------------
 # Maximal covering
 # --------------------------------------------------------------------------------------
+#: Random kicks of the iterated local search, per greedy start (see ``_kick_and_swap``).
+KICKS_PER_START = 25
+#: Kicks stop at this many coverage pairs visited (n_kicks x pairs), but never below KICKS_MIN.
+KICK_PAIR_BUDGET = 13_000_000
+KICKS_MIN = 10
+#: A kicked optimum this close to the best (share) becomes the next starting point.
+ACCEPT_SHARE = 0.005
+
+
 def solve_max_covering(
     coverage: sparse.spmatrix | sparse.sparray | np.ndarray,
     weights: np.ndarray | Sequence[float],
@@ -218,6 +226,51 @@ def _multistart_covering(a: sparse.csc_matrix, w: np.ndarray, k: int, fixed: np.
         obj = _covered_weight(a, w, np.union1d(sel, fixed))
         if obj > best_obj + tol:
             best, best_obj = sel, obj
+    # kicks cost a few swap passes each, O(coverage pairs): fewer on large instances
+    n_kicks = min(KICKS_PER_START * n_starts,
+                  max(KICKS_MIN, int(KICK_PAIR_BUDGET / max(a.nnz, 1))))
+    return _kick_and_swap(a, w, best, fixed, n_kicks=n_kicks)
+
+
+def _kick_and_swap(a: sparse.csc_matrix, w: np.ndarray, sel: np.ndarray, fixed: np.ndarray,
+                   *, n_kicks: int, seed: int = 0) -> np.ndarray:
+    """Iterated local search from a swap-optimum ``sel``; the best selection found.
+
+    Each kick closes 2-3 open sites at random, opens as many random others, restores a
+    swap-optimum, and keeps it when it covers more.
+
+    A swap pass stops at a local optimum; a kick leaves it for a neighbouring valley (the
+    classic perturbation of iterated local search, Lourenço, Martin & Stützle 2003). The
+    random generator is seeded, so the answer is the same at every run.
+    """
+    k = sel.size
+    m = a.shape[1]
+    if k < 2 or n_kicks <= 0 or k + fixed.size >= m:
+        return sel
+    rng = np.random.default_rng(seed)
+    tol = 1e-9 * max(float(w.sum()), 1.0)
+    best = sel
+    best_obj = _covered_weight(a, w, np.union1d(best, fixed))
+    closed = np.ones(m, dtype=bool)
+    closed[fixed] = False
+    cur = best
+    for i in range(n_kicks):
+        r = min(k, 2 + i % 2)
+        drop = rng.choice(k, r, replace=False)
+        keep = np.delete(cur, drop)
+        free = closed.copy()
+        free[cur] = False
+        pool = np.flatnonzero(free)
+        if pool.size < r:
+            break
+        add = rng.choice(pool, r, replace=False)
+        cand = _swap_covering(a, w, np.union1d(keep, add).astype(np.int64), fixed)
+        obj = _covered_weight(a, w, np.union1d(cand, fixed))
+        if obj > best_obj + tol:
+            best, best_obj = cand, obj
+        # walk on from a near-best optimum (within ACCEPT_SHARE of the best), else restart
+        # from the best: the search crosses plateaus instead of circling one valley
+        cur = cand if obj >= best_obj * (1.0 - ACCEPT_SHARE) else best
     return best
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from diagnosis import settings
 from diagnosis.errors import InputError
-from diagnosis.schema import ENGINE_CROW_FLY, ENGINE_ROAD
+from diagnosis.schema import ENGINE_CROW_FLY, ENGINE_ROAD, TRAVEL_MODE_LABELS
 
 #: Travel modes a road graph can be built for (``poussette``: walking with a pushchair,
 #: :mod:`diagnosis.travel.poussette`).
@@ -42,9 +42,9 @@ ENGINE_LABELS: dict[str, str] = {
     ENGINE_ROAD: "temps de trajet sur le réseau routier OpenStreetMap",
     ENGINE_CROW_FLY: "estimation à vol d'oiseau (distance × facteur de détour, vitesse moyenne)",
 }
-MODE_LABELS: dict[str, str] = {"drive": "en voiture", "walk": "à pied",
-                               "poussette": "à pied avec une poussette",
-                               "transit": "en transports en commun"}
+#: French labels of the engine modes (the one list: :data:`diagnosis.schema.TRAVEL_MODE_LABELS`).
+MODE_LABELS: dict[str, str] = {m: TRAVEL_MODE_LABELS[m]
+                               for m in ("drive", "walk", "poussette", "transit")}
 
 
 def default_speed_kmh(mode: str) -> float:
