@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import tempfile
 import threading
@@ -39,25 +40,26 @@ from diagnosis.analyses import (
     Site,
     SitingScenarios,
 )
-from diagnosis.comparison import compare_territories, split_territory
+from diagnosis.comparison import split_territory
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
-from diagnosis.overview import Overview, commune_table, compute_overview, offer_table
+from diagnosis.overview import Overview, commune_table, offer_table
 from diagnosis.partners import export_partners_csv
 from diagnosis.pipeline import (
     Diagnosis,
     DiagnosisParams,
     StepResult,
     access_part,
-    compare_overviews,
     diagnose_demand,
+    diagnose_overview,
     peer_comparison,
     resolve_site,
     run_diagnosis,
     site_area,
     siting_part,
     step_params,
+    territory_comparison,
 )
 from diagnosis.presentation import (
     access_summary_table,
@@ -74,6 +76,7 @@ from diagnosis.presentation import (
 from diagnosis.schema import Territory
 from diagnosis.settings import DEFAULT_MAX_MINUTES, DEFAULT_THRESHOLD_M
 from diagnosis.travel import Travel
+from diagnosis.travel.transit import parse_depart
 
 
 @st.cache_data(show_spinner=False)
@@ -154,10 +157,9 @@ def split_insee_files(files: FileList) -> tuple[list[tuple[str, bytes]],
 
 @st.cache_resource(show_spinner="Calcul du diagnostic…", max_entries=16)
 def overview(code: str, files_key: FilesKey, threshold_m: float, _files: FileList) -> Overview:
-    """The diagnosis overview of the territory (see :func:`compute_overview`)."""
+    """The diagnosis overview of the territory (the pipeline's :func:`diagnose_overview`)."""
     ws = workspace(code, files_key, _files)
-    return compute_overview(ws.territory, ws.communes, ws.facilities,
-                            threshold_m=threshold_m, sources=ws.sources)
+    return diagnose_overview(ws, DiagnosisParams(territory=code, threshold_m=threshold_m))
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,13 +196,35 @@ def _loaded(code: str, files_key: FilesKey, files: FileList) -> tuple[Workspace,
             overview(code, files_key, DEFAULT_THRESHOLD_M, files))
 
 
+#: What the transit and pushchair engines are built from: GTFS zips, street extract,
+#: study date (ISO) and departure hour (:func:`transit_key`).
+TransitKey = tuple[tuple[str, ...], str, str, str]
+
+
+def transit_key(params: DiagnosisParams) -> TransitKey:
+    """The options of a study the transit and pushchair engines read (a cache key)."""
+    if params.mode not in ("transit", "poussette"):
+        return ((), "", "", "")
+    day = params.transit_day().isoformat() if params.mode == "transit" else ""
+    return (tuple(params.gtfs_files), params.osm_pbf, day, params.depart)
+
+
 @st.cache_resource(show_spinner=False, ttl=3600, max_entries=8)
-def travel(code: str, files_key: FilesKey, mode: str, _files: FileList) -> Travel:
+def travel(code: str, files_key: FilesKey, mode: str, _files: FileList,
+           transit: TransitKey = ((), "", "", "")) -> Travel:
     """How travel times are computed: ``"crow"``, or the ``"drive"``/``"walk"`` road graph.
+
+    ``poussette`` and ``transit`` are built from ``transit`` (:func:`transit_key`).
 
     Without a road graph (offline, Overpass down) the crow-fly estimate is used and
     ``Travel.note`` says why; kept an hour, so a later try can succeed.
     """
+    gtfs, pbf, day, depart = transit
+    if mode in ("transit", "poussette"):
+        return load_travel(workspace(code, files_key, _files), mode, gtfs_files=gtfs,
+                           osm_pbf=pbf or None,
+                           day=dt.date.fromisoformat(day) if day else None,
+                           depart_s=parse_depart(depart))
     return load_travel(workspace(code, files_key, _files), mode)
 
 
@@ -232,7 +256,7 @@ def _access_step(code: str, files_key: FilesKey, params: DiagnosisParams,
                  _files: FileList) -> StepResult[AccessResult]:
     ws, ov = _loaded(code, files_key, _files)
     return access_part(ws, params, overview=ov, travel=travel(code, files_key, params.mode,
-                                                              _files),
+                                                              _files, transit_key(params)),
                        demand=diagnose_demand(ws, ov))
 
 
@@ -247,7 +271,7 @@ def _siting_step(code: str, files_key: FilesKey, params: DiagnosisParams,
                  _files: FileList) -> StepResult[SitingScenarios]:
     ws, ov = _loaded(code, files_key, _files)
     return siting_part(ws, params, overview=ov, travel=travel(code, files_key, params.mode,
-                                                              _files),
+                                                              _files, transit_key(params)),
                        demand=diagnose_demand(ws, ov))
 
 
@@ -275,7 +299,7 @@ def access_tables(code: str, files_key: FilesKey, params: DiagnosisParams,
 def _catchment(code: str, files_key: FilesKey, params: DiagnosisParams, site_id: str,
                _files: FileList) -> gpd.GeoDataFrame:
     return site_area(study_site(code, files_key, params, site_id, _files), params,
-                     travel(code, files_key, params.mode, _files))
+                     travel(code, files_key, params.mode, _files, transit_key(params)))
 
 
 def catchment(code: str, files_key: FilesKey, study: DiagnosisParams, site_id: str,
@@ -304,7 +328,8 @@ def diagnosis(code: str, files_key: FilesKey, study: DiagnosisParams,
     """
     ws, ov = _loaded(code, files_key, _files)
     return run_diagnosis(
-        ws, study, travel=travel(code, files_key, study.mode, _files), overview=ov,
+        ws, study, travel=travel(code, files_key, study.mode, _files, transit_key(study)),
+        overview=ov,
         access_step=access(code, files_key, study, _files),
         siting_step=_siting_step(code, files_key, step_params(study, "siting"), _files))
 
@@ -343,8 +368,8 @@ def comparison(code: str, files_key: FilesKey, by: str,
     """The territory's EPCIs or communes compared (as ``python -m diagnosis compare --by``)."""
     ws = workspace(code, files_key, _files)
     children = split_territory(ws.territory, load_cog(), by=by)
-    overviews, skipped = compare_overviews(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
-    return (compare_territories(overviews) if overviews else None), tuple(skipped)
+    table, skipped = territory_comparison(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
+    return table, tuple(skipped)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -484,8 +509,7 @@ def update_territory(code: str, *, on_progress: Callable[[FetchProgress], None])
 def national_overview(files_key: FilesKey, _files: FileList) -> Overview:
     """The overview of every commune of France (needs from the user's national INSEE file)."""
     ws = workspace("FR", files_key, _files)
-    return compute_overview(ws.territory, ws.communes, ws.facilities,
-                            threshold_m=DEFAULT_THRESHOLD_M, sources=ws.sources)
+    return diagnose_overview(ws, DiagnosisParams(territory="FR"))
 
 
 @st.cache_data(show_spinner="Comparaison des territoires de France…", max_entries=8)

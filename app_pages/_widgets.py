@@ -18,9 +18,12 @@ from app_pages._study import bind, current_study
 from diagnosis.errors import MaillageError, MissingDataError, render_error
 from diagnosis.schema import TRAVEL_MODE_CHOICES
 from diagnosis.travel import Travel
+from diagnosis.travel.transit import french_date
 
 #: Travel modes offered, with their French label.
 MODES: dict[str, str] = TRAVEL_MODE_CHOICES
+
+
 def travel_inputs(prefix: str) -> tuple[str, float]:
     """The travel mode and threshold T widgets of the study (``<prefix>_mode``, ``_minutes``)."""
     sel = current_selection()
@@ -40,17 +43,53 @@ def travel_inputs(prefix: str) -> tuple[str, float]:
                                 float))
     if (study.mode, study.max_minutes) == (default_mode, float(default_minutes)):
         st.caption(f"Valeurs proposées pour ce territoire : {md_escape(reason)}")
+    if study.mode in ("poussette", "transit"):
+        _transit_inputs(prefix, study)
     return study.mode, study.max_minutes
+
+
+def _split_paths(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in str(text).replace("\n", ";").split(";") if p.strip())
+
+
+def _transit_inputs(prefix: str, study: Any) -> None:
+    """Files, date and hour of the pushchair and transit modes (options of the study)."""
+    st.caption("Guide : « Parents sans voiture » (guides/transports.md) — horaires GTFS sur "
+               "transport.data.gouv.fr, rues en extrait OpenStreetMap .osm.pbf.")
+    left, right = st.columns(2)
+    left.text_input("Extrait OpenStreetMap des rues (.osm.pbf, chemin sur cet ordinateur)",
+                    **bind(f"{prefix}_osm_pbf", "osm_pbf", study.osm_pbf, str))
+    if study.mode != "transit":
+        return
+    right.text_input("Horaires GTFS (.zip ; plusieurs fichiers séparés par « ; »)",
+                     **bind(f"{prefix}_gtfs", "gtfs_files", "; ".join(study.gtfs_files),
+                            _split_paths))
+    day = study.transit_day()
+    left.text_input("Jour étudié (AAAA-MM-JJ ; vide : prochain mardi hors vacances)",
+                    **bind(f"{prefix}_date", "study_date", study.study_date, str))
+    right.text_input("Heure de départ (HH:MM)",
+                     **bind(f"{prefix}_depart", "depart", study.depart, str))
+    st.caption(f"Horaires du {md_escape(french_date(day))}, départ à "
+               f"{md_escape(study.depart)}.")
 
 
 def load_travel(sel: Selection, mode: str) -> Travel:
     """The cached travel times of the mode; a warning when the road graph is unavailable."""
-    if mode == "crow":
-        how = _cached.travel(sel.code, sel.files_key, mode, sel.files)
-    else:
-        with st.spinner("Chargement du réseau routier OpenStreetMap (la première fois, cela "
-                        "peut prendre une minute)…"):
-            how = _cached.travel(sel.code, sel.files_key, mode, sel.files)
+    try:
+        key = _cached.transit_key(current_study(sel))
+        if mode == "crow":
+            how = _cached.travel(sel.code, sel.files_key, mode, sel.files, key)
+        else:
+            with st.spinner("Chargement du réseau (la première fois, cela peut prendre une "
+                            "minute)…"):
+                how = _cached.travel(sel.code, sel.files_key, mode, sel.files, key)
+    except MaillageError as exc:
+        st.warning(md_escape(render_error(exc)), icon=":material/warning:")
+        st.stop()
+    if how.engine == "transit" or mode == "poussette":
+        st.info(md_escape(f"Temps de trajet : {how.label}. {how.note}"),
+                icon=":material/info:")
+        return how
     if how.note and how.graph is None and mode != "crow":
         # The note holds the download error as data_sources.osm words it (English, technical):
         # a French sentence first, the detail folded away.

@@ -1499,7 +1499,7 @@ def download_file(
         )
     target = path
     if pending is not None:  # kept only once the whole source is judged
-        target = path.with_name(path.name + f".pending{os.getpid()}")
+        target = _pending_path(path, os.getpid())  # same suffix: readers go by it
         _clean_parts(path)
     try:
         try:
@@ -1572,11 +1572,19 @@ def _pid_alive(pid: int) -> bool:
 
 def _clean_parts(path: Path) -> None:
     """Delete the ``.part<pid>`` / ``.pending<pid>`` files killed downloads left by ``path``."""
-    for marker in (".part", ".pending"):
-        for part in path.parent.glob(path.name + marker + "*"):
-            pid = part.name.rsplit(marker, 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                part.unlink(missing_ok=True)
+    for part in path.parent.glob(path.name + ".part*"):
+        pid = part.name.rsplit(".part", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+    for part in path.parent.glob(_pending_path(path, "*").name):
+        pid = part.name[len(path.stem) + len(".pending"):len(part.name) - len(path.suffix)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _pending_path(path: Path, pid: int | str) -> Path:
+    """``x.zip`` -> ``x.pending<pid>.zip``: a download waiting for its source's verdict."""
+    return path.with_name(f"{path.stem}.pending{pid}{path.suffix}")
 
 
 def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
@@ -1671,7 +1679,7 @@ def forget_download(url: str) -> None:
     """Delete the stored copy of a large file (e.g. after a parse failure)."""
     path = download_path(url)
     path.unlink(missing_ok=True)
-    for part in path.parent.glob(path.name + ".pending*"):
+    for part in path.parent.glob(_pending_path(path, "*").name):
         part.unlink(missing_ok=True)
 
 

@@ -863,6 +863,10 @@ def _params(args: argparse.Namespace) -> Any:
             kw[opt] = getattr(args, opt)
     if getattr(args, "point", None):
         kw["user_sites"] = _parse_points(args.point)
+    if getattr(args, "gtfs", None):
+        kw["gtfs_files"] = tuple(str(g) for g in args.gtfs)
+    if getattr(args, "osm_pbf", None):
+        kw["osm_pbf"] = str(args.osm_pbf)
     if getattr(args, "no_analyses", False):
         kw["uptake_rate"] = None
     return DiagnosisParams(**kw)
@@ -903,8 +907,7 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
     from data_sources.workspace import load_travel
 
     return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None),
-                       gtfs_files=getattr(args, "gtfs", ()) or (),
-                       osm_pbf=getattr(args, "osm_pbf", None),
+                       gtfs_files=params.gtfs_files, osm_pbf=params.osm_pbf or None,
                        day=params.transit_day(), depart_s=params.depart_s,
                        max_walk_min=getattr(args, "max_walk_minutes", None),
                        max_transfers=getattr(args, "max_transfers", None))

@@ -178,6 +178,9 @@ class DiagnosisParams:
         Transit mode: departure hour (``"09:30"``) and date (ISO ``"2026-03-03"``;
         ``""``: the next school-term Tuesday, :func:`diagnosis.travel.transit.
         next_school_tuesday`).
+    gtfs_files, osm_pbf
+        Transit and pushchair modes: the GTFS zips and the OpenStreetMap extract
+        (``.osm.pbf``) the user gave (paths).
     travel_reason
         Why ``mode`` and ``max_minutes`` are what they are when the density rule chose
         them (:func:`diagnosis.travel.default_travel_for`), in French; ``""`` when the
@@ -214,6 +217,8 @@ class DiagnosisParams:
     groups_per_facilitator: int = DEFAULT_GROUPS_PER_FACILITATOR
     depart: str = DEFAULT_DEPART
     study_date: str = ""
+    gtfs_files: tuple[str, ...] = ()
+    osm_pbf: str = ""
     travel_reason: str = ""
 
     def __post_init__(self) -> None:
@@ -291,10 +296,10 @@ class DiagnosisParams:
 #: studies that agree on them share the step (the app's cache key).
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "access": ("territory", "mode", "max_minutes", "threshold_m", "weights", "types",
-               "depart", "study_date"),
+               "depart", "study_date", "gtfs_files", "osm_pbf"),
     "siting": ("territory", "mode", "max_minutes", "threshold_m", "need_weights",
                "host_types", "k", "scenarios", "scenario_minutes", "objective",
-               "user_sites", "depart", "study_date"),
+               "user_sites", "depart", "study_date", "gtfs_files", "osm_pbf"),
 }
 
 
@@ -632,6 +637,17 @@ def compare_overviews(territories: Sequence[Territory], inputs: DiagnosisInputs,
         except MissingDataError:
             skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
     return overviews, skipped
+
+
+def territory_comparison(territories: Sequence[Territory], inputs: DiagnosisInputs, *,
+                         threshold_m: float) -> tuple[pd.DataFrame | None, list[str]]:
+    """Territories side by side, and those skipped for lack of data.
+
+    One row per territory (see :func:`compare_overviews`); the table is None when no
+    territory has data.
+    """
+    overviews, skipped = compare_overviews(territories, inputs, threshold_m=threshold_m)
+    return (compare_territories(overviews) if overviews else None), skipped
 
 
 def peer_comparison(inputs: DiagnosisInputs, overview: Overview, peers: Sequence[Territory],

@@ -173,6 +173,8 @@ TRAVEL_MODE_CHOICES: dict[str, str] = {
     "crow": "À vol d'oiseau (estimation)",
     "drive": "Réseau routier en voiture (OpenStreetMap)",
     "walk": "Réseau routier à pied (OpenStreetMap)",
+    "poussette": "À pied avec une poussette (sans escaliers)",
+    "transit": "Transports en commun, à l'heure des groupes",
 }
 
 _INSEE_RE = r"^(?:\d{5}|2[AB]\d{3})$"

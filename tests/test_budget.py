@@ -207,3 +207,20 @@ def test_hundred_thousand_unnamed_rows_on_five_positions_fit_in_memory(tmp_path)
     rows_read, accepted, rejected, duplicates = (int(v) for v in proc.stdout.split())
     assert rows_read == MAX_IMPORT_ROWS == accepted + rejected
     assert duplicates >= accepted - 5  # every row after the first at each position
+
+
+def test_a_line_of_millions_of_columns_is_refused_quickly_under_a_memory_limit(tmp_path):
+    """Two million separators on the header line (18 MB): refused before any split.
+
+    Before: the header's two million names were de-duplicated one by one (quadratic) and
+    the run never ended.
+    """
+    path = tmp_path / "large.csv"
+    path.write_text("nom;type;" + ";".join(f"c{i}" for i in range(2_000_000)) + "\n"
+                    + "A;eaje;" + ";" * 2_000_000 + "\n", encoding="utf-8")
+    proc = run_limited("-c", "import sys; from diagnosis.errors import InputError\n"
+                       "from data_sources.user_file import load_facility_file\n"
+                       "try:\n    load_facility_file(sys.argv[1])\n"
+                       "except InputError as e:\n    print(e.fr, file=sys.stderr); sys.exit(2)\n",
+                       str(path), timeout_s=120)
+    assert_french_refusal(proc, "large.csv", "la ligne 1 compte plus de 500 colonnes")

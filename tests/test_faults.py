@@ -540,3 +540,18 @@ def test_download_on_a_really_full_cache_disk(server, tmp_path):
     finally:
         _http.reset()
         subprocess.run(["umount", "-l", str(mnt)], check=False)  # lazy: a closed file may linger
+
+
+def test_deferred_download_keeps_its_suffix_and_waits_for_the_verdict(server):
+    url = server.base + "/file.csv"
+    final = _http.download_path(url)
+    with _http.deferred_cache() as pending:
+        path = _http.download_file(url, source="demo")
+        assert path.suffix == ".csv" and path != final  # readers dispatch on the suffix
+        assert not final.exists()
+        pending.discard()  # judged suspect: nothing kept
+    assert not final.exists() and not path.exists()
+    with _http.deferred_cache() as pending:
+        path = _http.download_file(url, source="demo")
+        pending.commit()  # judged sound: kept as the cached copy
+    assert final.read_text() == "a;b\n1;2\n" and not path.exists()

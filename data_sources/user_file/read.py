@@ -156,6 +156,32 @@ def read_table(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
     )
 
 
+#: Most columns (separators per line) read: a facility list has a few dozen at most.
+MAX_IMPORT_COLUMNS = 500
+
+
+def _check_width(lines: Sequence[str], seps: str, *, file_name: str,
+                 max_columns: int = MAX_IMPORT_COLUMNS) -> None:
+    """Refuse a file with a line of more than ``max_columns`` values (before splitting it).
+
+    Examples
+    --------
+    >>> _check_width(["a;b;c"], ";", file_name="f.csv", max_columns=3)
+    >>> _check_width(["a;b;c;d"], ";", file_name="f.csv", max_columns=3)
+    Traceback (most recent call last):
+    ...
+    diagnosis.errors.InputError: 'f.csv': line 1 has more than 3 columns
+    """
+    for number, line in enumerate(lines, start=1):
+        if len(line) > max_columns and max(line.count(s) for s in seps) >= max_columns:
+            raise InputError(
+                f"{file_name!r}: line {number} has more than {max_columns} columns",
+                **_about(file_name),
+                fr=f"« {file_name} » : la ligne {number} compte plus de {max_columns} "
+                   "colonnes ; ce n'est pas une liste de structures (au plus "
+                   f"{max_columns} colonnes) : vérifiez le séparateur ou exportez de nouveau")
+
+
 def _sniff_separator(lines: Sequence[str]) -> tuple[str, int]:
     """Return the separator whose split is widest and most consistent, and its width."""
     best: tuple[tuple[bool, bool, int, float], str, int] | None = None
@@ -209,7 +235,9 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
         width = len(next(csv.reader([lines[1]], delimiter=sep))) if len(lines) > 1 else 0
     else:
         sample = [ln for ln in lines[:60] if ln.strip()]
+        _check_width(sample, "".join(CSV_SEPARATORS), file_name=file_name)
         sep, width = _sniff_separator(sample)
+    _check_width(lines, sep, file_name=file_name)
     if width < 2:
         first = next((ln.strip() for ln in lines[skip_first:] if ln.strip()), "")
         raise InputError(
