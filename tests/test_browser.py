@@ -242,7 +242,11 @@ def test_implantation_page_shows_a_recommended_site(server, tmp_path):
 # "Choose an option"); the uploader's French text is CSS ``::after`` content (app.py).
 
 ENGLISH = ("Upload", "Drag and drop", "Browse files", "Choose an option", "Choose options",
-           "per file", "No data", "No results", "No options to select")
+           "per file", "No data", "No results", "No options to select",
+           # issue 24's leftovers: Streamlit's input hint and table toolbar, internal keys
+           "Press Enter", "Download as CSV", "Fullscreen", "Show/hide columns",
+           "sage_femme", "maison_1000_jours", "demo_directory", "custom · code",
+           "must be", "does not", "is not a", "cannot")
 ENGLISH_PATTERNS = (r"\bLimit\b", r"\d\s*mi\b", r"\d\s*ft\b", r"\d,\d{3}\b", r"\d%")
 PAGES = [("Territoire", "CC du Pays de Pontchâteau"), ("Besoins et lacunes", "Besoins et lacunes"),
          ("Implantation", "Implantation de la Maison"), ("Partenaires", "Partenaires"),
@@ -250,6 +254,7 @@ PAGES = [("Territoire", "CC du Pays de Pontchâteau"), ("Besoins et lacunes", "B
          ("Fichiers INSEE", "Fichiers INSEE"),
          ("Territoire sur mesure", "Territoire sur mesure"),
          ("Importer des structures", "Importer des structures"),
+         ("Vue nationale", "Vue nationale"), ("Plan national", "Plan national"),
          ("Sources et limites", "Sources et limites")]
 # Every visible text of a frame: innerText (not display:none), SVG text (Vega charts),
 # and the CSS generated content that the uploader shows.
@@ -324,6 +329,19 @@ def test_every_page_is_french(server, tmp_path):
                     english[title] = found
                 page.screenshot(path=str(tmp_path / f"{title}.png"), full_page=True)
             assert not english, english
+            # Typing in a text box: Streamlit's "Press Enter to apply" reads in French.
+            search = page.get_by_placeholder("ex. Pontchâteau", exact=False).first
+            search.click()
+            search.press_sequentially("Nan")
+            hint = page.locator("[data-testid='InputInstructions']").first
+            expect(hint).to_be_attached(timeout=10_000)
+            shown = hint.evaluate("""(h) => h.innerText + getComputedStyle(h, "::after")
+                .content""")
+            assert "Entrée pour valider" in shown and not _english_in(
+                hint.evaluate("(h) => h.innerText")), shown
+            search.fill("")
+            # Tables: no English toolbar (download, search, fullscreen) on any table.
+            assert page.locator("[data-testid='stElementToolbar']:visible").count() == 0
             # Map pages show one metric scale bar each (m or km, never miles or feet).
             assert len(scales) >= 4, scales
             assert all(s.strip().endswith((" m", " km")) for s in scales), scales
