@@ -259,7 +259,7 @@ def test_cli_report_unwritable_output_fails_before_work(tmp_path, capsys):
     out = tmp_path / "absent" / "r.pdf"
     assert main(["report", "--territory", "200000438", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "--out" in err and "does not exist" in err
+    assert "--out" in err and "n'existe pas" in err
     assert not out.parent.exists()
 
 
