@@ -40,25 +40,26 @@ from diagnosis.analyses import (
     Site,
     SitingScenarios,
 )
-from diagnosis.comparison import compare_territories, split_territory
+from diagnosis.comparison import split_territory
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
-from diagnosis.overview import Overview, commune_table, compute_overview, offer_table
+from diagnosis.overview import Overview, commune_table, offer_table
 from diagnosis.partners import export_partners_csv
 from diagnosis.pipeline import (
     Diagnosis,
     DiagnosisParams,
     StepResult,
     access_part,
-    compare_overviews,
     diagnose_demand,
+    diagnose_overview,
     peer_comparison,
     resolve_site,
     run_diagnosis,
     site_area,
     siting_part,
     step_params,
+    territory_comparison,
 )
 from diagnosis.presentation import (
     access_summary_table,
@@ -156,10 +157,9 @@ def split_insee_files(files: FileList) -> tuple[list[tuple[str, bytes]],
 
 @st.cache_resource(show_spinner="Calcul du diagnostic…", max_entries=16)
 def overview(code: str, files_key: FilesKey, threshold_m: float, _files: FileList) -> Overview:
-    """The diagnosis overview of the territory (see :func:`compute_overview`)."""
+    """The diagnosis overview of the territory (the pipeline's :func:`diagnose_overview`)."""
     ws = workspace(code, files_key, _files)
-    return compute_overview(ws.territory, ws.communes, ws.facilities,
-                            threshold_m=threshold_m, sources=ws.sources)
+    return diagnose_overview(ws, DiagnosisParams(territory=code, threshold_m=threshold_m))
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,8 +368,8 @@ def comparison(code: str, files_key: FilesKey, by: str,
     """The territory's EPCIs or communes compared (as ``python -m diagnosis compare --by``)."""
     ws = workspace(code, files_key, _files)
     children = split_territory(ws.territory, load_cog(), by=by)
-    overviews, skipped = compare_overviews(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
-    return (compare_territories(overviews) if overviews else None), tuple(skipped)
+    table, skipped = territory_comparison(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
+    return table, tuple(skipped)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -509,8 +509,7 @@ def update_territory(code: str, *, on_progress: Callable[[FetchProgress], None])
 def national_overview(files_key: FilesKey, _files: FileList) -> Overview:
     """The overview of every commune of France (needs from the user's national INSEE file)."""
     ws = workspace("FR", files_key, _files)
-    return compute_overview(ws.territory, ws.communes, ws.facilities,
-                            threshold_m=DEFAULT_THRESHOLD_M, sources=ws.sources)
+    return diagnose_overview(ws, DiagnosisParams(territory="FR"))
 
 
 @st.cache_data(show_spinner="Comparaison des territoires de France…", max_entries=8)

@@ -626,17 +626,35 @@ def compare_overviews(territories: Sequence[Territory], inputs: DiagnosisInputs,
     """Overviews of ``territories`` on the loaded data; skipped ones with a French reason.
 
     Every territory is diagnosed exactly as on its own (same data, same threshold), so
-    a comparison row equals that territory's own diagnosis.
+    a comparison row equals that territory's own diagnosis. A territory none of whose
+    communes has known births (e.g. outside a user's INSEE file) is skipped, not shown
+    with made-up or empty figures; a partly covered one is kept and says so.
     """
     overviews, skipped = [], []
     for t in territories:
         try:
-            overviews.append(compute_overview(t, inputs.communes, inputs.facilities,
-                                              threshold_m=threshold_m,
-                                              sources=list(inputs.sources)))
+            ov = compute_overview(t, inputs.communes, inputs.facilities,
+                                  threshold_m=threshold_m, sources=list(inputs.sources))
         except MissingDataError:
             skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
+            continue
+        if ov.summary.get("n_communes_births_known", 1) == 0:  # only what is known is shown
+            skipped.append(f"{t.label} : aucune naissance connue (les fichiers INSEE chargés "
+                           "ne couvrent aucune de ses communes), territoire écarté")
+            continue
+        overviews.append(ov)
     return overviews, skipped
+
+
+def territory_comparison(territories: Sequence[Territory], inputs: DiagnosisInputs, *,
+                         threshold_m: float) -> tuple[pd.DataFrame | None, list[str]]:
+    """Territories side by side, and those skipped for lack of data.
+
+    One row per territory (see :func:`compare_overviews`); the table is None when no
+    territory has data.
+    """
+    overviews, skipped = compare_overviews(territories, inputs, threshold_m=threshold_m)
+    return (compare_territories(overviews) if overviews else None), skipped
 
 
 def peer_comparison(inputs: DiagnosisInputs, overview: Overview, peers: Sequence[Territory],

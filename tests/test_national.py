@@ -233,7 +233,7 @@ def test_no_current_commune_misses_a_part_merged_since_the_polygons(france):
     holes = _coverage_holes_km2(france)
     silent = [h for h in holes if not listed.intersects(h.buffer(10)).any()]
     assert silent == [], [round(h.area / 1e6, 1) for h in silent]
-    assert len(holes) <= 6  # Llívia (Spain) and the few whose commune is not known
+    assert len(holes) == 1  # Llívia (Spain): every other gap went back to its commune
     llivia = shapely.Point(1.9739, 42.473)  # the Spanish enclave in Pyrénées-Orientales
     assert any(abs(g["lon"] - llivia.x) < 0.05 and abs(g["lat"] - llivia.y) < 0.05
                for g in checks["coverage_gaps_left"])
@@ -258,8 +258,13 @@ def test_every_commune_merged_since_the_polygons_is_handled(france):
     handled = ({g["code_insee"] for g in checks["absorbed_parts_filled"]}
                | {g["code_insee"] for g in checks["absorbed_parts_not_found"]})
     assert no_poly - own_missing <= handled
-    assert {"93066", "61275", "79307"} <= {g["code_insee"]
-                                           for g in checks["absorbed_parts_filled"]}
+    filled = {g["code_insee"]: g for g in checks["absorbed_parts_filled"]}
+    assert {"93066", "61275", "79307"} <= set(filled)
+    # mergers without commune déléguée are found by the former code the source removed
+    # (a gap in its row ids): Saillans took Véronne's gap, not Eygluy-Escoulin (whose
+    # former code is an old merger), Verdun-Ciel took Ciel's
+    assert filled["26289"]["clue"] == "ancien code retiré de la source"
+    assert "26128" not in filled and filled["71566"]["parts"] == "71131"
     # areas: a commune covers (up to the simplification) the polygons of its parts
     with_poly = parts.loc[parts["geometry"].notna()]
     part_area = gpd.GeoSeries(
@@ -271,3 +276,14 @@ def test_every_commune_merged_since_the_polygons_is_handled(france):
     area = shipped.to_crs(2154).area / 1e6
     short = (area < 0.97 * by_parent) & (by_parent - area > 0.5)
     assert not short.any(), by_parent[short].to_dict()
+
+
+def test_an_old_merger_does_not_take_a_hole_a_recent_one_borders():
+    # 01001 has an old former code (merged before the polygons), 01003 a recent one
+    # (its row was removed from the source): the hole between them is 01003's
+    polys = _squares(3, {1})
+    out, given, left = fill_absorbed_parts(
+        polys, pd.Series(dtype=str), former=pd.Series({"01001": "01900", "01003": "01002"}),
+        recent=pd.Series({"01003": "01002"}), min_gap_m2=0.1, touch_m=0.01)
+    assert left == [] and [g["code_insee"] for g in given] == ["01003"]
+    assert given[0]["clue"] == "ancien code retiré de la source"

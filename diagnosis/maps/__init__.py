@@ -64,6 +64,9 @@ from diagnosis.maps.draw import (
     DRAW_TEXTS_FR,
     build_draw_map,
 )
+from diagnosis.maps.modes import (
+    build_mode_minutes_map,
+)
 from diagnosis.maps.overview import (
     build_overview_map,
 )
@@ -78,6 +81,7 @@ from diagnosis.maps.siting import (
 )
 
 __all__ = [
+    "build_mode_minutes_map",
     "ACCESS_COLORS",
     "CATCHMENT_COLOR",
     "CHOROPLETH_COLORS",

@@ -41,11 +41,16 @@ class ModeComparison:
         Threshold.
     labels
         Mode -> French description of its engine (networks, date, hour…).
+    minutes
+        One row per commune, site and mode: ``code_insee``, ``name``, ``site_id``,
+        ``mode``, ``minutes`` (``inf`` beyond the threshold or out of reach), for the map
+        of minutes from the site (:func:`diagnosis.maps.build_mode_minutes_map`).
     """
 
     table: pd.DataFrame
     max_minutes: float
     labels: Mapping[str, str] = field(default_factory=dict)
+    minutes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def compare_modes(points: gpd.GeoDataFrame, sites: gpd.GeoDataFrame,
@@ -94,6 +99,9 @@ def compare_modes(points: gpd.GeoDataFrame, sites: gpd.GeoDataFrame,
     total = float(births[known].sum())
     names = p[name_col].astype(str).to_numpy()
     rows = []
+    per_commune = []
+    codes = (p["code_insee"].astype(str).to_numpy() if "code_insee" in p.columns
+             else np.arange(len(p)).astype(str))
     reference: np.ndarray | None = None
     for mode, travel in travels.items():
         minutes = travel.times(p_xy, s_xy, max_minutes=limit).minutes
@@ -101,6 +109,9 @@ def compare_modes(points: gpd.GeoDataFrame, sites: gpd.GeoDataFrame,
         if reference is None:
             reference = within
         for j in range(len(s)):
+            per_commune.append(pd.DataFrame({
+                "code_insee": codes, "name": names, "site_id": str(s["site_id"].iloc[j]),
+                "mode": mode, "minutes": minutes[:, j]}))
             w = within[:, j]
             lost = reference[:, j] & ~w
             b = float(births[w & known].sum())
@@ -110,4 +121,5 @@ def compare_modes(points: gpd.GeoDataFrame, sites: gpd.GeoDataFrame,
                          "communes_within": int(w.sum()),
                          "communes_lost": ", ".join(names[lost])})
     return ModeComparison(table=pd.DataFrame(rows, columns=list(COLUMNS)), max_minutes=limit,
-                          labels={m: t.label for m, t in travels.items()})
+                          labels={m: t.label for m, t in travels.items()},
+                          minutes=pd.concat(per_commune, ignore_index=True))
