@@ -20,6 +20,8 @@ from diagnosis.errors import render_error
 
 #: Rows of a table sent to the browser at once.
 TABLE_PAGE_ROWS = 1_000
+#: Largest total of one session's uploads of a kind (two files at the per-file cap).
+MAX_UPLOAD_TOTAL_BYTES = 2 * MAX_IMPORT_BYTES
 #: Largest map (its Leaflet script and data) sent to the browser.
 MAX_MAP_BYTES = 40 * 2**20
 
@@ -29,26 +31,36 @@ def _mb(n: float) -> str:
 
 
 def keep_uploads(uploads: Iterable[Any], *, max_bytes: int = MAX_IMPORT_BYTES,
+                 max_total_bytes: int = MAX_UPLOAD_TOTAL_BYTES,
                  what: str = "fichier") -> tuple[list[tuple[str, bytes]], list[str]]:
-    """The (name, bytes) of the uploads within ``max_bytes``, and a French refusal for the rest.
+    """The (name, bytes) of the uploads within the caps, and a French refusal for the rest.
 
-    The size is read from the upload's ``size`` before its bytes are copied.
+    Each file holds at most ``max_bytes``, all kept files together ``max_total_bytes``
+    (files are kept in upload order). The size is read from the upload's ``size`` before
+    its bytes are copied.
     """
     from data_sources._budget import check_size
 
     kept: list[tuple[str, bytes]] = []
     refused: list[str] = []
+    total = 0
     for f in uploads:
         name = str(getattr(f, "name", "") or "fichier")
         size = int(getattr(f, "size", 0) or 0)
         try:
             if size > max_bytes:
                 raise _oversize(name, size, max_bytes, what=what)
+            if total + size > max_total_bytes:
+                refused.append(f"{what} « {name} » non chargé : les fichiers déposés dépassent "
+                               f"ensemble {_mb(max_total_bytes)} ; retirez-en un ou ne gardez "
+                               "que les lignes du territoire étudié")
+                continue
             data = f.getvalue()
             check_size(data, name=name, max_bytes=max_bytes, what=what)
         except Exception as exc:  # an InputError, or an upload that cannot be read
             refused.append(render_error(exc))
             continue
+        total += len(data)
         kept.append((name, data))
     return kept, refused
 

@@ -20,6 +20,7 @@ from diagnosis.analyses import AccessResult
 from diagnosis.errors import InputError
 from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
 from diagnosis.maps import build_access_map, build_priority_map, default_attribution
+from diagnosis.needs import data_years
 from diagnosis.pipeline import step_params
 from diagnosis.schema import facility_label
 
@@ -91,7 +92,8 @@ attribution = default_attribution(ws.sources)
 def _build_map() -> folium.Map:
     if kind == "priority":
         return build_priority_map(res.gaps, catchment=area, catchment_label=area_label,
-                                  attribution=attribution)
+                                  attribution=attribution, births_year=data_years(
+                                      ws.communes)["births_2024"])
     return build_access_map(res.access, res.gaps.layers["priority"], ftype,
                             facilities=ws.facilities, catchment=area,
                             catchment_label=area_label, travel_label=res.travel.label,

@@ -205,6 +205,7 @@ def load_coverage(
     levels: Iterable[str] = ("commune", "epci"),
     epci_codes: Iterable[str] = (),
     with_history: bool = True,
+    children_under3: Mapping[str, float] | None = None,
     offline: bool | None = None,
     refresh: bool = False,
 ) -> pd.DataFrame:
@@ -223,6 +224,10 @@ def load_coverage(
     with_history
         Also read the ``_hist`` twin datasets (earlier years). When they fail, the current
         years are kept and ``attrs["notes"]`` says so.
+    children_under3
+        Children under 3 per arrondissement of Paris, Lyon, Marseille (e.g. from the IRIS
+        census, :func:`data_sources.iris.children_by_arrondissement`): the weights of
+        their commune's rate (:func:`aggregate_arrondissements`).
     """
     deps = area.departements or tuple(sorted({c[:3] if c.startswith("97") else c[:2]
                                               for c in area.communes}))
@@ -263,7 +268,8 @@ def load_coverage(
         frames.append(df)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=list(COVERAGE_COLUMNS))
-    out, plm_notes = aggregate_arrondissements(validate_coverage(out))
+    out, plm_notes = aggregate_arrondissements(validate_coverage(out),
+                                               children_under3=children_under3)
     out.attrs["notes"] = notes + plm_notes
     return out
 

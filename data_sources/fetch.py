@@ -93,11 +93,11 @@ LIVE_SOURCES: tuple[str, ...] = (
     finess.FINESS.key,
     bpe.BPE.key,
     osm.OSM.key,
-    caf.CAF.key,
     inclusion.INCLUSION.key,
     annuaire.ANNUAIRE.key,
     iris.IRIS_CONTOURS.key,
     iris.IRIS_CENSUS.key,
+    caf.CAF.key,  # after the census by IRIS: its children weigh the arrondissements' rates
     filosofi.FILOSOFI_2021.key,
     qpv.QPV.key,
     ban.BAN.key,
@@ -388,7 +388,9 @@ def _run_osm(run: _Run) -> _Loaded:
 
 
 def _run_caf(run: _Run) -> _Loaded:
-    cov = caf.load_coverage(run.area, offline=run.offline)
+    census = run.layer(iris.IRIS_CENSUS.key)  # weights of the arrondissements' rates
+    weights = iris.children_by_arrondissement(census) if census is not None else {}
+    cov = caf.load_coverage(run.area, children_under3=weights, offline=run.offline)
     years = sorted(set(cov["year"].tolist()))
     return _Loaded(cov, vintage=str(years[-1]) if years else "",
                    note=" ; ".join(cov.attrs.get("notes", [])))
@@ -805,11 +807,11 @@ def _suspect(run: _Run, key: str, loaded: _Loaded) -> tuple[str, str] | None:
             lost.append(f"{_series_fr(name)} : {n_new} contre {n_held}")
     if not lost:
         return None
-    unit = "commune(s) avec une valeur" if strict else "ligne(s)"
+    unit = "communes avec une valeur" if strict else "lignes"
     shown = " ; ".join(lost[:6]) + (f" ; et {len(lost) - 6} autre(s)" if len(lost) > 6 else "")
     return "suspect", (
-        f"réponse suspecte : série(s) vide(s) ou réduite(s), en {unit} reçue(s) contre "
-        f"enregistrée(s) — {shown}. Les données enregistrées sont gardées. Si la baisse "
+        f"réponse suspecte : série(s) vidée(s) ou réduite(s) ({unit}, reçues contre "
+        f"enregistrées) — {shown}. Les données enregistrées sont gardées. Si la baisse "
         f"est réelle, relancez avec --accept-suspect {key}."
     )
 

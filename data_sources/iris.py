@@ -429,6 +429,7 @@ def load_iris_contours(area: Territory, *, offline: bool | None = None,
         fetch_iris_contours(dep, offline=offline, refresh=refresh)), source=IRIS_CONTOURS.key)
         for dep in _departements(area)]
     gdf = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=WGS84)
+    gdf = to_communes(gdf)
     gdf = gdf[gdf["code_insee"].isin(set(area.communes))].reset_index(drop=True)
     if gdf.empty:
         raise SourceError(f"{IRIS_CONTOURS.key}: no IRIS for the {len(area.communes)} "
@@ -452,11 +453,43 @@ def load_iris_census(area: Territory, *, url: str = CENSUS_URL, offline: bool | 
     text = read_census_bytes(read_file_capped(path, what="fichier du recensement IRIS"),
                              file=path.name)
     census = validate_iris_census(parse_iris_census(text, file=path.name), file=path.name)
+    census = to_communes(census)
     census = census[census["code_insee"].isin(set(area.communes))].reset_index(drop=True)
     if census.empty:
         raise SourceError(f"{IRIS_CENSUS.key}: {url} holds no IRIS of the "
                           f"{len(area.communes)} communes of {area.label}.")
     return census
+
+
+def to_communes(table: pd.DataFrame) -> pd.DataFrame:
+    """Give the IRIS of Paris, Lyon and Marseille their commune, keeping the arrondissement.
+
+    Their ``code_insee`` is the arrondissement (``75112``): it becomes the commune
+    (``75056``) and the arrondissement moves to ``code_arm`` (``""`` elsewhere), so they
+    match the territory's communes.
+
+    Examples
+    --------
+    >>> to_communes(pd.DataFrame({"code_insee": ["75112", "44129"]})).values.tolist()
+    [['75056', '75112'], ['44129', '']]
+    """
+    from data_sources.caf import COMMUNE_OF_ARRONDISSEMENT
+
+    out = table.copy()
+    commune = out["code_insee"].map(COMMUNE_OF_ARRONDISSEMENT)
+    out["code_arm"] = out["code_insee"].where(commune.notna(), "")
+    out["code_insee"] = commune.fillna(out["code_insee"])
+    return out
+
+
+def children_by_arrondissement(census: pd.DataFrame) -> dict[str, float]:
+    """Children aged 0-2 per arrondissement (from ``code_arm``), the CAF rates' weights."""
+    if "code_arm" not in census.columns:
+        return {}
+    arm = census[census["code_arm"].astype(str) != ""]
+    sums = pd.to_numeric(arm["pop_0_2"], errors="coerce").groupby(arm["code_arm"]).sum(
+        min_count=1)
+    return {str(k): float(v) for k, v in sums.dropna().items()}
 
 
 def _departements(area: Territory) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ from diagnosis.gaps import GapsResult, compute_gaps
 from diagnosis.needs import year_of
 from diagnosis.overview import Overview, origin_points
 from diagnosis.partners import find_partners, institutional_partners
-from diagnosis.schema import ENGINE_CROW_FLY, FACILITY_TYPES
+from diagnosis.schema import ENGINE_CROW_FLY, FACILITY_TYPES, facility_label
 from diagnosis.settings import (
     DEFAULT_MAX_MINUTES,
     DEFAULT_UPTAKE_RATE,
@@ -257,7 +257,8 @@ def compute_access(
     notes.extend(stop_reach_notes(overview, travel))
     missing = [t for t in (types or ()) if t not in kinds]
     if missing:
-        notes.append("Aucune structure chargée pour : " + ", ".join(missing) + ".")
+        notes.append("Aucune structure chargée pour : "
+                     + ", ".join(facility_label(t, plural=True) for t in missing) + ".")
     return AccessResult(access=access, gaps=gaps, travel=travel, notes=tuple(notes))
 
 

@@ -69,6 +69,15 @@ def test_upload_over_the_cap_is_refused_in_french_before_reading():
     assert f"au plus {MAX_IMPORT_BYTES // 2**20} Mo" in refused[0]
 
 
+def test_uploads_over_the_total_cap_are_refused_in_upload_order():
+    files = [SimpleNamespace(name=f"f{i}.csv", size=40, getvalue=lambda: b"x" * 40)
+             for i in range(3)]
+    kept, refused = keep_uploads(files, max_bytes=50, max_total_bytes=100,
+                                 what="fichier de structures")
+    assert [name for name, _ in kept] == ["f0.csv", "f1.csv"]
+    assert len(refused) == 1 and "« f2.csv » non chargé" in refused[0]
+
+
 def test_page_bounds_cover_every_row_once():
     n = 2 * TABLE_PAGE_ROWS + 7
     pages = -(-n // TABLE_PAGE_ROWS)

@@ -242,7 +242,11 @@ def test_implantation_page_shows_a_recommended_site(server, tmp_path):
 # "Choose an option"); the uploader's French text is CSS ``::after`` content (app.py).
 
 ENGLISH = ("Upload", "Drag and drop", "Browse files", "Choose an option", "Choose options",
-           "per file", "No data", "No results", "No options to select")
+           "per file", "No data", "No results", "No options to select",
+           # issue 24's leftovers: Streamlit's input hint and table toolbar, internal keys
+           "Press Enter", "Download as CSV", "Fullscreen", "Show/hide columns",
+           "sage_femme", "maison_1000_jours", "demo_directory", "custom · code",
+           "must be", "does not", "is not a", "cannot")
 ENGLISH_PATTERNS = (r"\bLimit\b", r"\d\s*mi\b", r"\d\s*ft\b", r"\d,\d{3}\b", r"\d%")
 PAGES = [("Territoire", "CC du Pays de Pontchâteau"), ("Besoins et lacunes", "Besoins et lacunes"),
          ("Implantation", "Implantation de la Maison"), ("Partenaires", "Partenaires"),
@@ -250,6 +254,7 @@ PAGES = [("Territoire", "CC du Pays de Pontchâteau"), ("Besoins et lacunes", "B
          ("Fichiers INSEE", "Fichiers INSEE"),
          ("Territoire sur mesure", "Territoire sur mesure"),
          ("Importer des structures", "Importer des structures"),
+         ("Vue nationale", "Vue nationale"), ("Plan national", "Plan national"),
          ("Sources et limites", "Sources et limites")]
 # Every visible text of a frame: innerText (not display:none), SVG text (Vega charts),
 # and the CSS generated content that the uploader shows.
@@ -324,6 +329,19 @@ def test_every_page_is_french(server, tmp_path):
                     english[title] = found
                 page.screenshot(path=str(tmp_path / f"{title}.png"), full_page=True)
             assert not english, english
+            # Typing in a text box: Streamlit's "Press Enter to apply" reads in French.
+            search = page.get_by_placeholder("ex. Pontchâteau", exact=False).first
+            search.click()
+            search.press_sequentially("Nan")
+            hint = page.locator("[data-testid='InputInstructions']").first
+            expect(hint).to_be_attached(timeout=10_000)
+            shown = hint.evaluate("""(h) => h.innerText + getComputedStyle(h, "::after")
+                .content""")
+            assert "Entrée pour valider" in shown and not _english_in(
+                hint.evaluate("(h) => h.innerText")), shown
+            search.fill("")
+            # Tables: no English toolbar (download, search, fullscreen) on any table.
+            assert page.locator("[data-testid='stElementToolbar']:visible").count() == 0
             # Map pages show one metric scale bar each (m or km, never miles or feet).
             assert len(scales) >= 4, scales
             assert all(s.strip().endswith((" m", " km")) for s in scales), scales
@@ -414,3 +432,89 @@ def test_a_non_44_territory_from_uploaded_files_in_the_browser(server, tmp_path)
             page.screenshot(path=str(tmp_path / "drome.png"), full_page=True)
         finally:
             browser.close()
+
+
+#: Territories of the concurrent sessions (issue 25 item 7), one per browser context.
+SESSION_TERRITORIES = ("44129", "200067346", "44161", "44184")
+
+
+def test_concurrent_browser_sessions_keep_their_own_territory(server, tmp_path):
+    """Issue 25.7: four people at once (four browser contexts, each its own Streamlit
+    session, driven concurrently): each picks a territory, uploads its own facility file
+    and goes through two pages; none ends on another's territory or upload."""
+    import asyncio
+
+    from playwright.async_api import Route, async_playwright, expect
+
+    from data_sources.cog import resolve
+
+    async def offline(r: Route) -> None:
+        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            await r.continue_()
+        else:
+            await r.abort("internetdisconnected")
+
+    async def idle(page) -> None:
+        ready = "[data-testid='stApp'][data-test-script-state='notRunning']"
+        await page.wait_for_selector(ready, timeout=240_000)
+        await page.wait_for_timeout(600)
+        await page.wait_for_selector(ready, timeout=240_000)
+
+    async def session(browser, code: str) -> dict:
+        t = resolve(code)
+        upload = tmp_path / f"structures_{code}.csv"
+        upload.write_text(f"nom;type;code_insee\nCrèche {code};crèche;{sorted(t.communes)[0]}\n",
+                          encoding="utf-8")
+        context = await browser.new_context(viewport={"width": 1440, "height": 1600},
+                                            locale="fr-FR")
+        await context.route("**/*", offline)
+        page = await context.new_page()
+        await page.goto(server, wait_until="domcontentloaded", timeout=120_000)
+        main = page.locator("[data-testid='stMain']").first
+        await idle(page)
+        search = page.get_by_placeholder("ex. Pontchâteau", exact=False).first
+        await search.click()
+        await search.fill(code)
+        await search.press("Enter")
+        await idle(page)
+        await expect(main.get_by_role("heading", name=t.name)).to_be_visible(timeout=240_000)
+        nav = page.locator("[data-testid='stSidebarNav'] a")
+        await nav.filter(has_text="Importer des structures").first.click()
+        await idle(page)
+        await page.locator("input[type='file']").first.set_input_files(str(upload))
+        await idle(page)
+        await nav.filter(has_text="Besoins et lacunes").first.click()
+        await idle(page)
+        await nav.filter(has_text="Territoire").first.click()
+        await idle(page)
+        return {"page": page, "name": t.name, "communes": str(len(t.communes))}
+
+    async def run() -> list[tuple[str, str, str]]:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=CHROMIUM_ARGS)
+            try:
+                done = await asyncio.gather(*(session(browser, c) for c in SESSION_TERRITORIES))
+                seen = []
+                # every session read once all have acted (no reload: a reload is a new one)
+                for code, s in zip(SESSION_TERRITORIES, done, strict=True):
+                    page = s["page"]
+                    main = page.locator("[data-testid='stMain']").first
+                    await expect(main.get_by_role("heading", name=s["name"])).to_be_visible()
+                    communes = page.locator("[data-testid='stMetric']").filter(
+                        has_text="Communes").first
+                    await expect(communes).to_contain_text(s["communes"])
+                    await expect(main.get_by_text(f"structures_{code}.csv").first
+                                 ).to_be_visible()
+                    for other in SESSION_TERRITORIES:
+                        if other != code:
+                            assert await main.get_by_text(f"structures_{other}.csv").count() \
+                                == 0, (code, other)
+                    seen.append((code, s["name"], await main.locator("h1").first.inner_text()))
+                return seen
+            finally:
+                await browser.close()
+
+    seen = asyncio.run(run())
+    assert [(c, n) for c, n, _ in seen] == [(c, resolve(c).name) for c in SESSION_TERRITORIES]
+    assert all(n in h1 for _, n, h1 in seen), seen

@@ -21,6 +21,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 import responses
@@ -186,3 +187,25 @@ def test_arrondissements_weighted_by_children_give_the_commune_rate():
     # one weight missing: no rate rather than a wrong one
     out, notes = caf.aggregate_arrondissements(cov, children_under3={"75101": 100.0})
     assert out[out["level"] == "commune"].empty and len(notes) == 1
+
+
+@responses.activate
+def test_paris_gets_a_rate_weighted_by_the_census_children_of_its_arrondissements():
+    """The weights come from the census by IRIS, whose Paris IRIS carry the arrondissement
+    (``COM`` 75101…): :func:`data_sources.iris.to_communes` keeps it in ``code_arm``."""
+    from data_sources import iris
+
+    census = iris.to_communes(pd.DataFrame({
+        "code_iris": ["751010101", "751010102", "751020101", "751030101", "751040101"],
+        "code_insee": ["75101", "75101", "75102", "75103", "75104"],
+        "pop_0_2": [60.0, 40.0, 100.0, 200.0, 600.0]}))
+    assert set(census["code_insee"]) == {"75056"}
+    weights = iris.children_by_arrondissement(census)
+    assert weights == {"75101": 100.0, "75102": 100.0, "75103": 200.0, "75104": 600.0}
+    responses.get(COM_URL, json=load("txcouv_pe_com_75_partial.json"))
+    df = caf.load_coverage(PARIS, levels=["commune"], with_history=False,
+                           children_under3=weights)
+    paris = df[(df["level"] == "commune") & (df["code"] == "75056")]
+    assert paris["rate"].tolist() == [pytest.approx(
+        (70.2 * 100 + 65.0 * 100 + 58.4 * 200 + 61.3 * 600) / 1000)]
+    assert df.attrs["notes"] == []

@@ -553,3 +553,12 @@ def test_scale_bar_is_metric_only(rendered, overview):
     assert "L.control.scale()" not in html
     siting = build_siting_map(None, communes=overview.layers["communes"]).get_root().render()
     assert "imperial: false" in siting and "L.control.scale()" not in siting
+
+
+def test_priority_map_says_the_year_of_the_births_read(access_result):
+    from diagnosis.maps import build_priority_map
+
+    m = build_priority_map(access_result.gaps, births_year=2022)
+    tips = " ".join(_geojson_strings(m))
+    assert "Naissances 2022 :" in tips and "Naissances 2024" not in tips
+    assert "naissances 2022 × besoins" in _text(m)

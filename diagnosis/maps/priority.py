@@ -32,8 +32,11 @@ def build_priority_map(
     catchment_label: str = "",
     attribution: str = "",
     tiles: str | None = "OpenStreetMap",
+    births_year: int = 2024,
 ) -> folium.Map:
     """Choropleth of the priority score of the communes, with each factor in the tooltip.
+
+    ``births_year``: the year of the births read (``overview.summary["data_years"]``).
 
     Parameters
     ----------
@@ -85,7 +88,7 @@ def build_priority_map(
         tip = [f"<b>{_esc(row.get('name'))}</b> ({_esc(row.get('code_insee'))})",
                f"Rang {_esc(row.get('rank'))} — score {_fmt_number(score, decimals=1)} "
                "naissances pondérées",
-               f"Naissances 2024 : {_fmt_number(_num(row.get('births')))}"]
+               f"Naissances {births_year} : {_fmt_number(_num(row.get('births')))}"]
         tip += [f"{_esc(FACTOR_LABELS[f])} : × "
                 f"{_fmt_number(_num(row.get(f'factor_{f}')), decimals=2)} la moyenne"
                 for f in PRIORITY_FACTORS[1:] if f"factor_{f}" in row]
@@ -102,7 +105,8 @@ def build_priority_map(
     if not np.isfinite(scores).all():
         items.append(("swatch", MISSING_COLOR, "non calculé (naissances inconnues)"))
     items += _catchment_items(n, catchment_label)
-    notes = ["Score en naissances pondérées : naissances 2024 × besoins (pauvreté, familles "
+    notes = [f"Score en naissances pondérées : naissances {births_year} × besoins (pauvreté, "
+             "familles "
              "monoparentales, éloignement des services ; 1 = moyenne du territoire). "
              "Détail au survol."]
     legend = _analysis_legend("Score de priorité par commune (naissances pondérées)", items,
