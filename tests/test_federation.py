@@ -55,3 +55,19 @@ def test_a_partial_insee_file_gives_partial_territories_and_no_made_up_zero(part
         cov = ranked.set_index("Code").loc[code, "Couverture des données"]
         assert cov == f"partielle : {k} commune(s) sur {n}"
     assert np.isfinite(ranked["Naissances 2024"]).all()
+
+
+def test_the_national_ranking_says_the_year_of_the_births_read():
+    import pandas as pd
+
+    from diagnosis.overview import Overview
+
+    com = pd.DataFrame({"code_insee": ["1", "2"], "births_2024": [10.0, 5.0],
+                        "births_2024_year": pd.array([2022, 2022], dtype="Int64")})
+    ov = Overview.__new__(Overview)
+    object.__setattr__(ov, "layers", {"communes": com})
+    object.__setattr__(ov, "params", {"types": (), "threshold_m": 5000.0})
+    table = national_table(ov, {"1": "A", "2": "B"}, {"A": "Aa", "B": "Bb"})
+    assert set(table["births_year"]) == {2022}
+    ranked = rank_territories(table)
+    assert "Naissances 2022" in ranked.columns and "Naissances 2024" not in ranked.columns
