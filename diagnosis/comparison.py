@@ -467,5 +467,7 @@ def comparison_records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def summary_columns(types: Sequence[str] = ("pmi", "eaje", "laep", "rpe")) -> list[str]:
     """A compact column selection for printed tables."""
-    return ["code", "name", "n_communes", "births_2024", "under3_estimate",
+    # the territory's communes; how many have data is the coverage column's (a commune
+    # loaded without INSEE figures is not "with data")
+    return ["code", "name", "n_communes_total", "births_2024", "under3_estimate",
             *[f"share_within_{t}" for t in types], "coverage_partial"]

@@ -626,16 +626,23 @@ def compare_overviews(territories: Sequence[Territory], inputs: DiagnosisInputs,
     """Overviews of ``territories`` on the loaded data; skipped ones with a French reason.
 
     Every territory is diagnosed exactly as on its own (same data, same threshold), so
-    a comparison row equals that territory's own diagnosis.
+    a comparison row equals that territory's own diagnosis. A territory none of whose
+    communes has known births (e.g. outside a user's INSEE file) is skipped, not shown
+    with made-up or empty figures; a partly covered one is kept and says so.
     """
     overviews, skipped = [], []
     for t in territories:
         try:
-            overviews.append(compute_overview(t, inputs.communes, inputs.facilities,
-                                              threshold_m=threshold_m,
-                                              sources=list(inputs.sources)))
+            ov = compute_overview(t, inputs.communes, inputs.facilities,
+                                  threshold_m=threshold_m, sources=list(inputs.sources))
         except MissingDataError:
             skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
+            continue
+        if ov.summary.get("n_communes_births_known", 1) == 0:  # only what is known is shown
+            skipped.append(f"{t.label} : aucune naissance connue (les fichiers INSEE chargés "
+                           "ne couvrent aucune de ses communes), territoire écarté")
+            continue
+        overviews.append(ov)
     return overviews, skipped
 
 

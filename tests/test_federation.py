@@ -71,3 +71,26 @@ def test_the_national_ranking_says_the_year_of_the_births_read():
     assert set(table["births_year"]) == {2022}
     ranked = rank_territories(table)
     assert "Naissances 2022" in ranked.columns and "Naissances 2024" not in ranked.columns
+
+
+def test_compare_france_by_departement_shows_only_the_covered_one(tmp_path, capsys):
+    """Issue 19: ``compare --territory FR`` with a file covering 16 communes of the Drôme
+    lists the Drôme as partial (16 communes known of its total), and leaves out, with a
+    French reason, every département whose births are all unknown: none is « complète »."""
+    import json
+
+    from diagnosis.__main__ import main
+
+    drome = resolve("26")
+    f = tmp_path / "comparateur_partiel.csv"
+    f.write_text(_comparateur(sorted(drome.communes)[:N_KNOWN]), encoding="cp1252")
+    assert main(["compare", "--territory", "FR", "--by", "departement", "--insee", str(f),
+                 "--format", "json"]) == 0
+    out = capsys.readouterr()
+    rows = json.loads(out.out)
+    assert [r["code"] for r in rows] == ["26"]
+    (row,) = rows
+    assert row["n_communes_births_known"] == N_KNOWN
+    assert row["n_communes_total"] == len(drome.communes)
+    assert row["coverage_partial"] is True
+    assert out.err.count("aucune naissance connue") == len(resolve("FR").departements) - 1
