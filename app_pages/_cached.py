@@ -327,9 +327,17 @@ def diagnosis(code: str, files_key: FilesKey, study: DiagnosisParams,
     (the very objects); the rest is computed by :func:`run_diagnosis`.
     """
     ws, ov = _loaded(code, files_key, _files)
+    compare = None
+    if study.mode == "transit":  # who loses access without a car, for the same sites
+        pushchair = replace(study, mode="poussette")
+        compare = {"voiture": travel(code, files_key, "crow", _files),
+                   "poussette": travel(code, files_key, "poussette", _files,
+                                       transit_key(pushchair)),
+                   "transports en commun": travel(code, files_key, "transit", _files,
+                                                  transit_key(study))}
     return run_diagnosis(
         ws, study, travel=travel(code, files_key, study.mode, _files, transit_key(study)),
-        overview=ov,
+        overview=ov, compare=compare,
         access_step=access(code, files_key, study, _files),
         siting_step=_siting_step(code, files_key, step_params(study, "siting"), _files))
 

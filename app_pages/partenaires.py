@@ -16,7 +16,11 @@ from app_pages._widgets import (
     travel_inputs,
 )
 from diagnosis.errors import MaillageError
-from diagnosis.maps import build_partner_network_map, default_attribution
+from diagnosis.maps import (
+    build_mode_minutes_map,
+    build_partner_network_map,
+    default_attribution,
+)
 from diagnosis.settings import USER_SITE_ID, USER_SITE_LABEL
 
 sel = current_selection()
@@ -63,6 +67,19 @@ show_map(("partenaires", sel.code, sel.files_key, study),
          lambda: build_partner_network_map(shown.site, near, ws.facilities, catchment=area,
                                            attribution=default_attribution(ws.sources)),
          key="partenaires_map", height=520)
+
+if diag.modes is not None and diag.site is not None:
+    st.subheader("Sans voiture : minutes en transports en commun depuis le site")
+    show_map(("partenaires_modes", sel.code, sel.files_key, study),
+             lambda: build_mode_minutes_map(ws.own_communes, diag.modes, diag.site,
+                                            attribution=default_attribution(ws.sources)),
+             key="partenaires_modes_map", height=460)
+    mine = diag.modes.table.loc[diag.modes.table["site_id"] == diag.site.site_id]
+    show_table(mine[["mode", "births_within", "communes_within", "communes_lost"]].rename(
+        columns={"mode": "Mode", "births_within": "Naissances à portée",
+                 "communes_within": "Communes à portée",
+                 "communes_lost": "Communes à portée en voiture perdues"}),
+        hide_index=True, key="partenaires_modes_table", placeholder="—")
 
 st.subheader(f"Structures à {max_minutes:g} minutes ou moins ({len(near)})")
 st.caption(f"Temps de trajet : {md_escape(travel_label)}. Distance à vol "

@@ -228,8 +228,11 @@ def print_summary(result: FetchResult) -> None:
     print()
     if result.snapshot is None:
         print("Rien n'a été enregistré : aucune source n'a répondu.")
-    elif any(o.ok for o in result.outcomes):
+    elif any(o.ok or o.status == "partial" for o in result.outcomes):
         print(f"Données enregistrées dans {result.snapshot.parent}.")
+    elif result.suspect:
+        print(f"Aucune nouvelle réponse retenue : les données déjà enregistrées dans "
+              f"{result.snapshot.parent} sont conservées (registre mis à jour).")
     else:
         print(f"Aucune source n'a répondu : les données déjà enregistrées dans "
               f"{result.snapshot.parent} sont conservées (registre mis à jour).")

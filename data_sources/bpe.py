@@ -271,6 +271,39 @@ def check_mapping(
     return out, notes
 
 
+def uncovered_types(note: str) -> set[str]:
+    """Facility types a BPE load could not read, from its French notes (ledger ``note``).
+
+    A stable code missing or renamed in the edition's TYPEQU list, and not replaced by
+    another code (:func:`check_mapping`), leaves its type unknown: the BPE no longer
+    lists it exhaustively, so a diagnosis must not say « aucune ».
+
+    Examples
+    --------
+    >>> uncovered_types("code D506 (centre social) absent de la liste TYPEQU 2026 : ces "
+    ...                 "structures de la BPE ne sont pas chargées (non connues, pas absentes)")
+    {'centre_social'}
+    >>> uncovered_types("code D503 (lieu d'accueil enfants-parents) absent de la liste TYPEQU "
+    ...                 "2026 : code D5L3 « LAEP » utilisé à sa place")
+    set()
+    """
+    out: set[str] = set()
+    for part in re.split(r"\s;\s|\|", note or ""):
+        m = re.search(r"code ([A-Z]\d[\dA-Z]{2}) \(", part)
+        if m and "utilisé à sa place" not in part and m.group(1) in {**FIXED_CODES,
+                                                                     **dict.fromkeys(
+                                                                         VINTAGE_CODES)}:
+            code = m.group(1)
+            out.add(FIXED_CODES[code][0] if code in FIXED_CODES else
+                    VINTAGE_CODES[code][1][0])
+    if re.search(r"sages-femmes et maternités de la BPE non chargées", note or ""):
+        out |= set(LABEL_ONLY_TYPES)
+    m = re.search(r"aucun code de la liste TYPEQU \d{4} pour : ([a-z_, ]+)", note or "")
+    if m:
+        out |= {t.strip() for t in m.group(1).split(",") if t.strip()}
+    return out
+
+
 # --- fetch -----------------------------------------------------------------------------
 
 

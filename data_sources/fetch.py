@@ -807,11 +807,11 @@ def _suspect(run: _Run, key: str, loaded: _Loaded) -> tuple[str, str] | None:
             lost.append(f"{_series_fr(name)} : {n_new} contre {n_held}")
     if not lost:
         return None
-    unit = "commune(s) avec une valeur" if strict else "ligne(s)"
+    unit = "communes avec une valeur" if strict else "lignes"
     shown = " ; ".join(lost[:6]) + (f" ; et {len(lost) - 6} autre(s)" if len(lost) > 6 else "")
     return "suspect", (
-        f"réponse suspecte : série(s) vide(s) ou réduite(s), en {unit} reçue(s) contre "
-        f"enregistrée(s) — {shown}. Les données enregistrées sont gardées. Si la baisse "
+        f"réponse suspecte : série(s) vidée(s) ou réduite(s) ({unit}, reçues contre "
+        f"enregistrées) — {shown}. Les données enregistrées sont gardées. Si la baisse "
         f"est réelle, relancez avec --accept-suspect {key}."
     )
 

@@ -583,6 +583,12 @@ _FACILITY_SOURCES = ("finess", "bpe", "osm", "data_inclusion", "ban")
 
 def _ledger_record(entry: LedgerEntry) -> dict[str, str]:
     rec = _source_record(entry.source)
+    if entry.source == "bpe" and entry.note:
+        # a TYPEQU code missing from the edition read: its type is unknown, not « aucune »
+        from data_sources.bpe import uncovered_types
+
+        lost = uncovered_types(entry.note)
+        rec["covers"] = ",".join(t for t in rec["covers"].split(",") if t and t not in lost)
     date = entry.fetched_at[:10]
     vintage = entry.vintage or rec["vintage"]
     rec["vintage"] = f"{vintage} (téléchargé le {date})" if date else vintage

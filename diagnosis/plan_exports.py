@@ -312,6 +312,23 @@ img { width: 100%; } .small { font-size: 7.5pt; color: #555; }
 </body></html>"""
 
 
+#: Longest text a cell or note of the short PDF shows (names come from files and sources:
+#: a 20,000-character name would fill pages).
+MAX_PDF_TEXT_CHARS = 300
+
+
+def _cut(value: object) -> str:
+    """``value`` as text, cut to :data:`MAX_PDF_TEXT_CHARS` with an ellipsis.
+
+    Examples
+    --------
+    >>> len(_cut("x" * 5000)), _cut("Clisson")
+    (301, 'Clisson')
+    """
+    text = str(value)
+    return text if len(text) <= MAX_PDF_TEXT_CHARS else text[:MAX_PDF_TEXT_CHARS] + "…"
+
+
 def plan_html(plan: NationalPlan, *, territory: str, notices: Sequence[str] = (),
               communes_xy: np.ndarray | None = None) -> str:
     """The short report as HTML (every value escaped by Jinja2's autoescape)."""
@@ -325,18 +342,20 @@ def plan_html(plan: NationalPlan, *, territory: str, notices: Sequence[str] = ()
 
     dep = plan.layers["departements"]
     share = dep["births_served_before"] / dep["births"].where(dep["births"] > 0)
-    deps = [{"name": f"{r['dep_name']} ({r['dep_code']})", "births": fr_number(r["births"]),
+    deps = [{"name": _cut(f"{r['dep_name']} ({r['dep_code']})"),
+             "births": fr_number(r["births"]),
              "share": fr_percent(sh, decimals=1), "n_new": str(r["n_new_national"]),
-             "own": f"{r['own_sites'] or '—'} ({fr_number(r['own_families'])} familles)"}
+             "own": _cut(f"{r['own_sites'] or '—'}")
+             + f" ({fr_number(r['own_families'])} familles)"}
             for r, sh in zip(dep.to_dict("records"), share, strict=True)]
-    sites = [{"rank": r["rank"], "name": r["name"],
-              "dep": f"{r['dep_name']} ({r['dep_code']})",
-              "gain": fr_number(r["marginal_families"]), "why": r["explanation"]}
+    sites = [{"rank": r["rank"], "name": _cut(r["name"]),
+              "dep": _cut(f"{r['dep_name']} ({r['dep_code']})"),
+              "gain": fr_number(r["marginal_families"]), "why": _cut(r["explanation"])}
              for r in plan.sites.to_dict("records")]
-    return tpl.render(territory=territory, lines=summary_lines(plan),
+    return tpl.render(territory=_cut(territory), lines=summary_lines(plan),
                       curve=uri(render_curve_png(plan)),
                       map=uri(render_sites_png(plan, communes_xy)), sites=sites, deps=deps,
-                      notices=list(notices))
+                      notices=[_cut(n) for n in notices])
 
 
 def render_plan_pdf(plan: NationalPlan, *, territory: str, notices: Sequence[str] = (),

@@ -309,3 +309,21 @@ def test_live_bpe_newest():
     assert any("sage" in v.lower() for v in labels.values())
     gdf = bpe.load_bpe(EPCI)
     assert {"eaje", "mairie"} <= set(gdf["type"])
+
+
+def test_a_type_whose_code_is_missing_is_no_longer_covered_by_the_bpe():
+    """Unknown is not none: with D506 gone from the edition read, the BPE no longer lists
+    the centres sociaux exhaustively, so the source record stops claiming it does."""
+    from data_sources.store import LedgerEntry
+    from data_sources.workspace import _ledger_record
+
+    _, notes = bpe.check_mapping(bpe.bpe_type_mapping(2025),
+                                 bpe.parse_nomenclature(TYPEQU25.replace(
+                                     '"D506";"Centre social"\n', "")), vintage=2025)
+    note = " ; ".join(notes)
+    assert bpe.uncovered_types(note) == {"centre_social"}
+    entry = LedgerEntry("bpe", "BPE", bpe.BPE.url, vintage="2025", status="ok", note=note)
+    covers = _ledger_record(entry)["covers"].split(",")
+    assert "centre_social" not in covers and {"eaje", "laep", "rpe"} <= set(covers)
+    full = _ledger_record(LedgerEntry("bpe", "BPE", bpe.BPE.url, vintage="2025", status="ok"))
+    assert "centre_social" in full["covers"].split(",")

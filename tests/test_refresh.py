@@ -397,3 +397,18 @@ def test_cli_deadline_and_accept_suspect_reach_the_fetch(monkeypatch, capsys):
     assert seen["deadline_s"] == fetch.DEFAULT_FETCH_DEADLINE_S
     assert cli.main(["fetch", "--territory", EPCI, "--deadline-min", "0"]) == 2
     assert "délai global doit être un nombre de minutes positif" in capsys.readouterr().err
+
+
+def test_cli_summary_of_a_refused_refresh(server, area, monkeypatch, capsys):
+    from data_sources import __main__ as cli
+
+    monkeypatch.setattr(cli, "detect_offline", lambda **kw: False)
+    assert cli.main(["fetch", "--territory", EPCI, "--source", caf.CAF.key]) == 0
+    server.mode = "zero"
+    capsys.readouterr()
+    assert cli.main(["fetch", "--territory", EPCI, "--source", caf.CAF.key,
+                     "--refresh"]) == 0
+    out = capsys.readouterr().out
+    assert "1 source(s) suspecte(s), données enregistrées gardées" in out
+    assert f"relancez avec --accept-suspect {caf.CAF.key}" in out
+    assert "Aucune nouvelle réponse retenue" in out and "Aucune source n'a répondu" not in out

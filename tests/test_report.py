@@ -240,7 +240,7 @@ def test_cli_report_unknown_site_lists_closest(tmp_path, capsys):
     assert main(["report", "--territory", "200000438", "--out", str(tmp_path / "x.pdf"),
                  "--site", "mairie:99999"]) == 2
     err = capsys.readouterr().err
-    assert "--site 'mairie:99999'" in err and "closest" in err
+    assert "--site « mairie:99999 »" in err and "aucune structure chargée" in err
     assert not (tmp_path / "x.pdf").exists()
 
 
@@ -259,7 +259,7 @@ def test_cli_report_unwritable_output_fails_before_work(tmp_path, capsys):
     out = tmp_path / "absent" / "r.pdf"
     assert main(["report", "--territory", "200000438", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "--out" in err and "does not exist" in err
+    assert "--out" in err and "n'existe pas" in err
     assert not out.parent.exists()
 
 

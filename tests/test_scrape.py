@@ -431,3 +431,15 @@ def test_import_page_reads_a_directory_page():
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Acceptées"] == "4"  # the Nantes antenna is outside the territory
     assert any("4 structure(s) trouvée(s)" in i.value.replace("\\", "") for i in at.info)
+
+
+def test_card_contacts_are_data_never_code():
+    html = """<html><body><div class="structure"><h3>=cmd|' /C calc'!A0</h3>
+      <p>3 rue des Écoles<br>44160 Pontchâteau</p>
+      <p>Adresse mail contact : <a href="mailto:x@ex.fr?subject=<script>">x@ex.fr</a></p>
+      <p>Site internet : javascript:alert(1)</p></div></body></html>"""
+    (entry,) = scrape.extract_entries(html, base_url="https://fed.example.fr/")
+    assert entry["email"] == "x@ex.fr" and entry["site_web"] == ""
+    text = scrape.write_facility_csv(pd.DataFrame([{**{c: "" for c in scrape.CSV_COLUMNS},
+                                                    "nom": entry["nom"]}]))
+    assert "\n'=cmd|" in text

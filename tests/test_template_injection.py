@@ -15,7 +15,9 @@ Fixtures are hand-made: three 2 km squares near Nantes (Lambert-93).
 
 from __future__ import annotations
 
+import csv
 import html as html_lib
+import io
 import re
 from pathlib import Path
 
@@ -227,3 +229,188 @@ def test_special_files_are_never_replaced(tmp_path):
     os.mkfifo(fifo)
     assert main(["report", "--territory", "44129", "--out", str(fifo)]) == 2
     assert fifo.exists() and not fifo.is_file()
+
+
+# ======================================================================================
+# Outputs added since: the national plan, the minutes map of a mode, the report's
+# contacts and sources, the scraper's contact fields. Each string below goes through
+# every output; HTML must hold its escaped form (never the raw markup), the PDF its plain
+# text, a CSV cell starting with = + - @ a leading apostrophe, Jinja nothing to run.
+# ======================================================================================
+LONG_NAME = "Crèche " + "x" * 20_000
+BRIEF_HOSTILE = (
+    "{{ 7*7 }}",
+    "{% endfor %}",
+    "<script>alert(1)</script>",
+    "</script><img src=x onerror=alert(1)>",
+    "=1+1",
+    "+33 2",
+    "@SUM(A1)",
+    "$x^2$",
+    "[red]rouge[/red]",  # rich markup (the command line's tables)
+    LONG_NAME,
+)
+#: Raw markup that must never reach an HTML page unescaped.
+RAW_MARKUP = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "</script><img")
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def _decoded(page: str) -> str:
+    """``page`` with JSON ``\\uXXXX`` escapes decoded: what JavaScript gets as strings."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda c: chr(int(c.group(1), 16)), page)
+
+
+def _no_space(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _assert_html_escaped(page: str, strings: tuple[str, ...] = BRIEF_HOSTILE) -> None:
+    """No raw markup; each string shown as text (escaped form present)."""
+    decoded = _decoded(page)
+    for raw in RAW_MARKUP:
+        assert raw not in decoded, raw
+    assert EXECUTED not in decoded
+    for s in strings:
+        if s is LONG_NAME:
+            continue
+        escaped = html_lib.escape(s, quote=False)
+        shown = html_lib.unescape(decoded)
+        assert s in shown, s  # the reader sees the text
+        if escaped != s:
+            assert escaped in decoded or escaped.replace("{", "&#123;").replace(
+                "}", "&#125;") in decoded, escaped
+
+
+def _pdf_text(pdf: bytes) -> tuple[str, int]:
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    return "\n".join(p.extract_text() or "" for p in reader.pages), len(reader.pages)
+
+
+def _csv_rows(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
+
+
+def _assert_csv_neutral(rows: list[list[str]]) -> None:
+    for row in rows:
+        for cell in row:
+            if cell.startswith(FORMULA_START):
+                assert re.fullmatch(r"-?\d+(,\d+)?", cell), cell  # only plain numbers
+
+
+def _expected_cell(s: str) -> str:
+    return "'" + s if s.startswith(FORMULA_START) else s
+
+
+# --- the national plan ----------------------------------------------------------------
+def _plan_inputs() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """One cluster per hostile string, 40 km apart; an existing Maison beyond them."""
+    n = len(BRIEF_HOSTILE)
+    pts = gpd.GeoSeries([Point(X0 + 40_000 * i, Y0) for i in range(n + 1)],
+                        crs=METRIC_CRS).to_crs(WGS84)
+    codes = [f"44{i:03d}" for i in range(n + 1)]
+    communes = gpd.GeoDataFrame({
+        "code_insee": codes, "name": [*BRIEF_HOSTILE, "Ville d'une Maison"],
+        "dep_code": "44", "births_2024": [100.0 - i for i in range(n)] + [5.0],
+        "townhall_lon": pts.x, "townhall_lat": pts.y}, geometry=pts.to_numpy(), crs=WGS84)
+    candidates = gpd.GeoDataFrame({
+        "facility_id": [f"c{i}" for i in range(n)], "type": "pmi",
+        "name": list(BRIEF_HOSTILE), "code_insee": codes[:n]},
+        geometry=pts.to_numpy()[:n], crs=WGS84)
+    maisons = gpd.GeoDataFrame({
+        "facility_id": ["m1"], "type": "maison_1000_jours",
+        "name": ["=1+1 {{ 7*7 }} <script>alert(1)</script>"], "code_insee": [codes[n]]},
+        geometry=pts.to_numpy()[n:], crs=WGS84)
+    return communes, candidates, maisons
+
+
+@pytest.fixture(scope="module")
+def hostile_plan():
+    from diagnosis.plan import compute_national_plan
+
+    communes, candidates, maisons = _plan_inputs()
+    plan = compute_national_plan(communes, candidates, maisons, new=len(BRIEF_HOSTILE),
+                                 max_minutes=10, dep_names={"44": "Loire-{{ 7*7 }}"})
+    assert set(plan.sites["name"]) == set(BRIEF_HOSTILE)  # every string is a new Maison
+    return plan
+
+
+@pytest.mark.parametrize("table", ["plan_sites", "plan_departements",
+                                   "plan_sites_departements", "plan_courbe"])
+def test_plan_csv_cells_never_start_a_formula(hostile_plan, table):
+    from diagnosis.plan_exports import plan_csv_bytes
+
+    rows = _csv_rows(plan_csv_bytes(hostile_plan, table))
+    _assert_csv_neutral(rows)
+    header, body = rows[0], rows[1:]
+    if table == "plan_sites":
+        names = [r[header.index("Lieu d'accueil")] for r in body]
+        assert sorted(names) == sorted(_expected_cell(s) for s in BRIEF_HOSTILE)
+        why = [r[header.index("Pourquoi ce lieu")] for r in body]
+        assert "'=1+1 (" in "".join(w[:8] for w in why)  # starts with the site's name
+    if table == "plan_departements":
+        assert body[0][header.index("Département")] == "Loire-{{ 7*7 }}"
+
+
+def test_plan_csv_on_the_command_line_is_neutral(hostile_plan, capsys):
+    from diagnosis.csvfile import french_csv_text
+    from diagnosis.plan_exports import plan_tables
+
+    text = french_csv_text(plan_tables(hostile_plan)["plan_sites"])
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    _assert_csv_neutral(rows)
+    assert {r[1] for r in rows[1:]} == {_expected_cell(s) for s in BRIEF_HOSTILE}
+
+
+def test_plan_json_and_geopackage_keep_names_as_data(hostile_plan, tmp_path):
+    import json
+
+    from diagnosis.plan_exports import export_plan_geopackage, plan_record
+
+    record = json.loads(json.dumps(plan_record(hostile_plan, "France {{ 7*7 }}"),
+                                   ensure_ascii=False))
+    assert {s["name"] for s in record["sites"]} == set(BRIEF_HOSTILE)
+    path = export_plan_geopackage(hostile_plan, tmp_path / "plan.gpkg",
+                                  sources=[{"title": "=1+1", "attribution": "<b>x</b>"}])
+    sites = gpd.read_file(path, layer="plan_sites")
+    assert set(sites["Lieu d'accueil"]) == set(BRIEF_HOSTILE)  # unchanged: data, not text
+    existing = gpd.read_file(path, layer="maisons_existantes")
+    assert existing["Maison"].tolist() == ["=1+1 {{ 7*7 }} <script>alert(1)</script>"]
+
+
+def test_plan_html_escapes_every_name_and_cuts_a_huge_one(hostile_plan):
+    from diagnosis.plan_exports import plan_html
+    from diagnosis.report import MAX_CELL_CHARS
+
+    page = plan_html(hostile_plan, territory="<b>France</b> {{ 7*7 }}",
+                     notices=["</script><img src=x onerror=alert(1)>"])
+    _assert_html_escaped(page)
+    assert "&lt;b&gt;France&lt;/b&gt; {{ 7*7 }}" in page
+    assert "x" * (MAX_CELL_CHARS + 10) not in page  # a 20,000-character name is cut
+    assert "Crèche xxx" in page
+
+
+def test_plan_pdf_prints_hostile_names_as_text(hostile_plan):
+    from diagnosis.plan_exports import render_plan_pdf
+
+    pdf = render_plan_pdf(hostile_plan, territory="France $x^2$",
+                          notices=["<script>alert(1)</script>"])
+    assert pdf.startswith(b"%PDF")
+    text, pages = _pdf_text(pdf)
+    flat = _no_space(text)
+    for s in BRIEF_HOSTILE:
+        if s is not LONG_NAME:
+            assert _no_space(s) in flat, s
+    assert "Crèchexxx" in flat
+    assert pages <= 8  # the huge name does not spread over pages
+
+
+def test_plan_table_on_the_command_line_prints_markup_as_text(hostile_plan, capsys):
+    from diagnosis.cli_plan import _print_table
+
+    _print_table(hostile_plan, "France [bold]x[/bold]")
+    out = _no_space(capsys.readouterr().out)
+    for s in ("[red]rouge[/red]", "<script>alert(1)</script>", "{{7*7}}", "=1+1", "$x^2$"):
+        assert _no_space(s) in out, s
+    assert "France[bold]x[/bold]" in out

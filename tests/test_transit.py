@@ -369,6 +369,15 @@ def test_app_besoins_page_in_transit_loses_communes_reached_by_car(territory_fil
                      + [c.value for c in at.caption]).replace("\\", "")
     assert "Lila Test" in texts and "mardi 3 mars 2026" in texts
     assert "sans arrêt de transport en commun" in texts
+    # the partners page of the same study compares the modes for the studied site
+    at.switch_page("app_pages/partenaires.py").run(timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Sans voiture" in h.value for h in at.subheader)
+    modes = next(d.value for d in at.dataframe
+                 if "Communes à portée en voiture perdues" in d.value.columns)
+    assert modes["Mode"].tolist() == ["voiture", "poussette", "transports en commun"]
+    car, _, bus = modes["Communes à portée"].tolist()
+    assert bus < car
 
 
 def test_minutes_map_by_mode_escapes_names_and_classes_communes():
@@ -400,3 +409,18 @@ def test_minutes_map_by_mode_escapes_names_and_classes_communes():
     assert "Temps transports en commun depuis" in html
     assert "<img src=x" not in html and "{{7*7}}" not in html
     assert "transports en commun : " in html and "voiture : " in html  # every mode shown
+
+
+def test_siting_optimises_for_transit(territory_files, offline_cache, capsys):
+    from diagnosis.__main__ import main
+
+    pbf, gtfs = territory_files
+    assert main(["site", "--territory", "200000438", "--format", "json", "--max-minutes", "30",
+                 "--mode", "transit", "--gtfs", str(gtfs), "--osm-pbf", str(pbf),
+                 "--date", "2026-03-03"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    text = json.dumps(data, ensure_ascii=False)
+    assert "transports en commun (Lila Test)" in text and "mardi 3 mars 2026" in text
+    assert data["params"]["engine"] == "transit"
+    assert data["sites"][0]["code_insee"] in {"44129", "44161"}  # at an end of the bus line

@@ -15,6 +15,7 @@ from diagnosis.errors import InputError
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
 from diagnosis.report._base import _KIND_LABELS, TEMPLATES_DIR, Progress, ReportMeta
+from diagnosis.report.context import context_section
 from diagnosis.report.method import _limits_part, _method_part, _sources_table
 from diagnosis.report.results import (
     _access_section,
@@ -61,6 +62,7 @@ def render_report_html(
     progress: Progress | None = None,
     catchment: Catchment | None = None,
     modes: Any = None,
+    territory_context: Any = None,
 ) -> str:
     """Render the diagnosis report as one self-contained HTML document (French).
 
@@ -112,6 +114,7 @@ def render_report_html(
                            partners=partners, cohorts=cohorts, threshold_label=threshold_label)
     step("cartes du territoire et des besoins")
     needs = _needs_part(overview, context, attribution)
+    trends = context_section(territory_context)
     step("cartes de l'offre")
     offer = _offer_part(overview, context, attribution, threshold_label)
     step("accessibilité, implantation, partenaires")
@@ -132,6 +135,7 @@ def render_report_html(
         "notices": list(meta.notices),
         "synthesis": synthesis,
         "needs": needs,
+        "trends": trends,
         "offer": offer,
         "access": _with_modes(_access_section(access, threshold_label=threshold_label),
                               modes),
@@ -213,12 +217,14 @@ def render_report(
     progress: Progress | None = None,
     catchment: Catchment | None = None,
     modes: Any = None,
+    territory_context: Any = None,
 ) -> bytes:
     """Render the diagnosis report as PDF bytes (see :func:`render_report_html`)."""
     html = render_report_html(overview, access=access, gaps=gaps, siting=siting,
                               scenarios=scenarios, partners=partners, cohorts=cohorts,
                               comparison=comparison, site=site, context=context, meta=meta,
-                              progress=progress, catchment=catchment, modes=modes)
+                              progress=progress, catchment=catchment, modes=modes,
+                              territory_context=territory_context)
     if progress:
         progress("mise en page PDF")
     return _pdf_from_html(html)
@@ -306,7 +312,8 @@ def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
             "scenarios": d.siting.table if d.siting else None,
             "partners": d.partners, "cohorts": d.cohorts, "comparison": d.comparison,
             "site": d.site if d.params.site else None, "catchment": d.catchment,
-            "context": d.inputs.communes, "meta": meta, "modes": d.modes}
+            "context": d.inputs.communes, "meta": meta, "modes": d.modes,
+            "territory_context": getattr(d, "context", None)}
 
 
 def render_diagnosis_html(diagnosis: Diagnosis, *, author: str = "",
