@@ -515,6 +515,15 @@ def write_engine_feed(prepared: PreparedFeed, folder: str | Path, *,
     pd.DataFrame({"service_id": ["study_day"], **{d: ["1"] for d in _WEEKDAYS},
                   "start_date": [day], "end_date": [day]}).to_csv(out / "calendar.txt",
                                                                    index=False)
+    # optional files present and empty, so that the engine does not warn they are missing
+    (out / "calendar_dates.txt").write_text("service_id,date,exception_type\n",
+                                            encoding="utf-8")
+    (out / "transfers.txt").write_text("from_stop_id,to_stop_id,transfer_type\n",
+                                       encoding="utf-8")
+    pd.DataFrame({"feed_publisher_name": [" ".join(str(p.feed.name).split())],
+                  "feed_publisher_url": ["http://localhost"], "feed_lang": ["fr"],
+                  "feed_start_date": [day], "feed_end_date": [day]}).to_csv(
+        out / "feed_info.txt", index=False)
     return out
 
 

@@ -57,7 +57,7 @@ PROVIDER_MODULES: tuple[str, ...] = (
     "data_sources.boundaries", "data_sources.insee_melodi", "data_sources.finess",
     "data_sources.bpe", "data_sources.osm", "data_sources.caf", "data_sources.inclusion",
     "data_sources.ban", "data_sources.annuaire", "data_sources.scrape", "data_sources.iris",
-    "data_sources.filosofi", "data_sources.qpv", "data_sources.gtfs",
+    "data_sources.filosofi", "data_sources.qpv", "data_sources.gtfs", "data_sources.maisons",
 )
 
 

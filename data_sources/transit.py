@@ -59,7 +59,7 @@ def _cache_folder(osm_pbf: Path, gtfs: Sequence[Path], day: dt.date, speed: floa
     for p in (osm_pbf, *gtfs):
         st = p.stat()
         h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-    h.update(f"{day.isoformat()}|{speed}|v1".encode())
+    h.update(f"{day.isoformat()}|{speed}|v2".encode())
     return _http.get_config().cache_dir / "transit" / h.hexdigest()[:16]
 
 

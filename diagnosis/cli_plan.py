@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from diagnosis.plan import DEFAULT_PER_DEPARTEMENT
+from diagnosis.settings import DEFAULT_PER_DEPARTEMENT
 
 
 def add_plan_parser(sub: Any) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 from diagnosis import maps
 from diagnosis.errors import InputError
 from diagnosis.formatting import fr_number, fr_percent
+from diagnosis.needs import data_years, year_of
 from diagnosis.overview import Overview
 from diagnosis.schema import FACILITY_TYPES, facility_label
 from diagnosis.settings import FRANCE_METRO_BBOX, WGS84
@@ -109,7 +110,15 @@ def national_table(overview: Overview, groups: Mapping[str, str],
         out["births_per_eaje"] = out["births_2024"] / out["n_eaje"].where(out["n_eaje"] > 0)
     out = out.reset_index().rename(columns={"_group": "code"})
     out.insert(1, "name", [names.get(c, c) for c in out["code"]])
+    # the year of the births read (INSEE files of any edition), for the labels
+    out["births_year"] = year_of(data_years(com), "births_2024")
     return out
+
+
+def _births_label(table: pd.DataFrame) -> str:
+    years = pd.to_numeric(table.get("births_year", pd.Series(dtype=float)),
+                          errors="coerce").dropna().unique()
+    return f"Naissances {int(years[0])}" if len(years) == 1 else "Naissances 2024"
 
 
 def rank_territories(table: pd.DataFrame, *, top: int | None = None) -> pd.DataFrame:
@@ -134,7 +143,7 @@ def rank_territories(table: pd.DataFrame, *, top: int | None = None) -> pd.DataF
     out = pd.DataFrame({
         "Rang": np.arange(1, len(t) + 1),
         "Code": t["code"], "Territoire": t["name"], "Communes": t["n_communes"],
-        "Naissances 2024": t["births_2024"].round(0),
+        _births_label(t): t["births_2024"].round(0),
         "Naissances sans Maison à portée": t["unserved_births"].round(0),
     })
     if "n_communes_births_known" in t:
@@ -179,25 +188,27 @@ def build_federation_map(table: pd.DataFrame, outlines: gpd.GeoDataFrame, *,
     colors = maps._palette(len(breaks) + 1)
     share = metric.startswith("share_")
     fills, tips = [], []
+    births_label = _births_label(table)
+    metric_label = births_label if metric == "births_2024" else RANK_METRIC[metric]
     for row, v in zip(frame.to_dict("records"), values, strict=True):
         k = maps._class_of(v, breaks) if np.isfinite(v) else -1
         fills.append(maps.MISSING_COLOR if k < 0 else colors[k])
         shown = fr_percent(v, decimals=1) if share else fr_number(v)
         tips.append(f"<b>{maps._esc(row.get('name'))}</b> ({maps._esc(row.get('code'))})<br>"
-                    f"{maps._esc(RANK_METRIC[metric])} : {maps._esc(shown)}<br>"
-                    f"Naissances 2024 : {maps._esc(fr_number(row.get('births_2024')))}"
+                    f"{maps._esc(metric_label)} : {maps._esc(shown)}<br>"
+                    f"{births_label} : {maps._esc(fr_number(row.get('births_2024')))}"
                     + _coverage_tip(row))
     m, bounds = maps._analysis_map(frame, tiles)
     west, south, east, north = FRANCE_METRO_BBOX
     if bounds[0] < west or bounds[2] > east:  # outre-mer included: open on the mainland
         bounds = [west, south, east, north]
-    maps._fill_layer(frame, fills, tips, RANK_METRIC[metric]).add_to(m)
+    maps._fill_layer(frame, fills, tips, metric_label).add_to(m)
     lows = [values[np.isfinite(values)].min() if np.isfinite(values).any() else np.nan,
             *breaks]
     items = [("swatch", c, f"à partir de {fr_percent(lo, decimals=0) if share else fr_number(lo)}")
              for c, lo in zip(colors, lows, strict=False)]
     items.append(("swatch", maps.MISSING_COLOR, "non connu"))
-    legend = maps._analysis_legend(RANK_METRIC[metric], items,
+    legend = maps._analysis_legend(metric_label, items,
                                    notes=["Naissances « à portée » : mairie de la commune à "
                                           "la distance du diagnostic (à vol d'oiseau)."])
     return maps._finish(m, bounds, legend, "IGN, INSEE — Admin Express ; Insee")

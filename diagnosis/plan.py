@@ -45,6 +45,7 @@ from diagnosis.formatting import fr_number
 from diagnosis.schema import facility_label
 from diagnosis.settings import (
     DEFAULT_GROUP_SIZE,
+    DEFAULT_PER_DEPARTEMENT,
     DEFAULT_UPTAKE_RATE,
     METRIC_CRS,
     METRIC_CRS_OVERSEAS,
@@ -54,8 +55,6 @@ from diagnosis.siting import HOST_TYPES, STATUS_LABELS, solve_max_covering
 from diagnosis.travel import Travel
 
 MAISON = "maison_1000_jours"
-#: Default number of new sites of each département's own answer.
-DEFAULT_PER_DEPARTEMENT = 3
 #: Time limit (seconds) given to HiGHS for the national covering.
 DEFAULT_PLAN_TIME_LIMIT_S = 40.0
 #: ``method="auto"`` solves the whole covering exactly up to this many coverage pairs.

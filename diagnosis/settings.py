@@ -70,6 +70,8 @@ HOST_TYPES: tuple[str, ...] = ("pmi", "eaje", "rpe", "centre_social", "laep", "e
 OBJECTIVES: tuple[str, ...] = ("max_covering", "p_median")
 #: How a territory can be split for a comparison.
 SPLITS: tuple[str, ...] = ("epci", "commune", "departement", "region")
+#: National plan: default number of new sites of each département's own answer.
+DEFAULT_PER_DEPARTEMENT = 3
 #: Share of families expected to join a peer group: an assumption, always labelled.
 DEFAULT_UPTAKE_RATE = 0.15
 #: New Maisons of the main siting scenario.

@@ -57,6 +57,22 @@ def test_a_partial_insee_file_gives_partial_territories_and_no_made_up_zero(part
     assert np.isfinite(ranked["Naissances 2024"]).all()
 
 
+def test_the_national_ranking_says_the_year_of_the_births_read():
+    import pandas as pd
+
+    from diagnosis.overview import Overview
+
+    com = pd.DataFrame({"code_insee": ["1", "2"], "births_2024": [10.0, 5.0],
+                        "births_2024_year": pd.array([2022, 2022], dtype="Int64")})
+    ov = Overview.__new__(Overview)
+    object.__setattr__(ov, "layers", {"communes": com})
+    object.__setattr__(ov, "params", {"types": (), "threshold_m": 5000.0})
+    table = national_table(ov, {"1": "A", "2": "B"}, {"A": "Aa", "B": "Bb"})
+    assert set(table["births_year"]) == {2022}
+    ranked = rank_territories(table)
+    assert "Naissances 2022" in ranked.columns and "Naissances 2024" not in ranked.columns
+
+
 def test_compare_france_by_departement_shows_only_the_covered_one(tmp_path, capsys):
     """Issue 19: ``compare --territory FR`` with a file covering 16 communes of the Drôme
     lists the Drôme as partial (16 communes known of its total), and leaves out, with a

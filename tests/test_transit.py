@@ -137,7 +137,7 @@ def engine(zh):
 def _stop_pair():
     """Two stops served by one trip of the study day, 6 stops apart (from the GTFS)."""
     p = prepare_feed(read_gtfs(require_shared(f"{ZH}/gtfs_zhelez.zip")), DAY)
-    st = p.stop_times.sort_values(["trip_id", "stop_sequence"])
+    st = p.stop_times  # ordered by trip and numeric stop_sequence by the loader
     trip = st.loc[st["departure_s"] >= 9.5 * 3600, "trip_id"].iloc[0]
     seq = st.loc[st["trip_id"] == trip].reset_index(drop=True)
     x, y = seq.loc[1, "stop_id"], seq.loc[7, "stop_id"]
@@ -409,3 +409,18 @@ def test_minutes_map_by_mode_escapes_names_and_classes_communes():
     assert "Temps transports en commun depuis" in html
     assert "<img src=x" not in html and "{{7*7}}" not in html
     assert "transports en commun : " in html and "voiture : " in html  # every mode shown
+
+
+def test_siting_optimises_for_transit(territory_files, offline_cache, capsys):
+    from diagnosis.__main__ import main
+
+    pbf, gtfs = territory_files
+    assert main(["site", "--territory", "200000438", "--format", "json", "--max-minutes", "30",
+                 "--mode", "transit", "--gtfs", str(gtfs), "--osm-pbf", str(pbf),
+                 "--date", "2026-03-03"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    text = json.dumps(data, ensure_ascii=False)
+    assert "transports en commun (Lila Test)" in text and "mardi 3 mars 2026" in text
+    assert data["params"]["engine"] == "transit"
+    assert data["sites"][0]["code_insee"] in {"44129", "44161"}  # at an end of the bus line
