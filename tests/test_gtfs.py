@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import responses
 
 from data_sources.gtfs import (
     feeds_for_territory,
@@ -209,3 +210,38 @@ def test_rennes_2016_parsed():
     assert p.stop_times["arrival_s"].max() > 24 * 3600  # night buses past midnight kept
     with pytest.raises(SourceError, match="n'a pas d'horaires pour le mardi 3 mars 2026"):
         prepare_feed(f, TUESDAY)
+
+
+# --- the national access point through the HTTP layer (recorded answers) -------------
+
+
+@responses.activate
+def test_catalogue_fetched_cached_and_aom_of_a_commune(http_sandbox):
+    from data_sources import _http
+    from data_sources.gtfs import API_URL, fetch_aom_siren, fetch_catalogue
+
+    payload = (DATA / "tdg_datasets.json").read_text(encoding="utf-8")
+    responses.add(responses.GET, f"{API_URL}/datasets", body=payload,
+                  content_type="application/json")
+    # /api/aoms/:insee answers the AOM fields of AomController.by_insee
+    responses.add(responses.GET, f"{API_URL}/aoms/35238", json={
+        "nom": "Rennes Métropole", "insee_commune_principale": "35238",
+        "departement": "35", "forme_juridique": "Métropole", "siren": "243500139"})
+    cat = parse_catalogue(fetch_catalogue())
+    sirens = [fetch_aom_siren("35238")]
+    assert [c.title for c in feeds_for_territory(cat, ["35238"], aom_sirens=sirens)] == [
+        "Réseau urbain STAR"]
+    _http.configure(offline=True)
+    n = len(responses.calls)
+    assert len(parse_catalogue(fetch_catalogue())) == 3  # served from the cache
+    assert len(responses.calls) == n
+
+
+@responses.activate
+def test_catalogue_html_error_page_is_a_french_source_error(http_sandbox):
+    from data_sources.gtfs import API_URL, fetch_catalogue
+
+    responses.add(responses.GET, f"{API_URL}/datasets", body="<html>maintenance</html>",
+                  content_type="text/html", status=200)
+    with pytest.raises(SourceError):
+        fetch_catalogue()

@@ -311,3 +311,27 @@ def test_registry_is_complete_in_a_fresh_process():
                           cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["geo_api_communes", "annuaire"]
+
+
+def test_one_site_resolver_studies_an_imported_facility_or_a_proposed_point(tmp_path):
+    """Issue 19: a site is a loaded facility (an imported one too: ``user:<file>:<id>``,
+    never taken for a bare point) or a user's proposed point (``user:<n>``)."""
+    from diagnosis.pipeline import resolve_site
+
+    f = tmp_path / "structures.csv"
+    f.write_text("nom;type;code_insee;latitude;longitude\n"
+                 "Multi-accueil Les Petits Pas;multi-accueil;44129;47.4376;-2.0876\n",
+                 encoding="utf-8")
+    ws = load_workspace(EPCI, facility_files=[f])
+    imported = ws.facilities.loc[ws.facilities["source"].astype(str).str.startswith("user:")]
+    (fid,) = imported["facility_id"].tolist()
+    assert fid.startswith("user:")
+    point = (-2.12, 47.44)
+    for site, kind, name in ((fid, "eaje", "Multi-accueil Les Petits Pas"),
+                             ("user:1", "user_site", "Site proposé n°1")):
+        params = DiagnosisParams(territory=EPCI, mode="crow", user_sites=(point,), site=site)
+        d = run_diagnosis(ws, params, travel=Travel(), parts=("partners", "cohorts"))
+        assert (d.site.site_id, d.site.facility_type, d.site.name) == (site, kind, name)
+        assert d.partners is not None and d.catchment is not None
+    with pytest.raises(InputError, match="user:2"):
+        resolve_site(ws.facilities, "user:2", user_sites=(point,))

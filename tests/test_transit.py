@@ -137,7 +137,7 @@ def engine(zh):
 def _stop_pair():
     """Two stops served by one trip of the study day, 6 stops apart (from the GTFS)."""
     p = prepare_feed(read_gtfs(require_shared(f"{ZH}/gtfs_zhelez.zip")), DAY)
-    st = p.stop_times.sort_values(["trip_id", "stop_sequence"])
+    st = p.stop_times  # ordered by trip and numeric stop_sequence by the loader
     trip = st.loc[st["departure_s"] >= 9.5 * 3600, "trip_id"].iloc[0]
     seq = st.loc[st["trip_id"] == trip].reset_index(drop=True)
     x, y = seq.loc[1, "stop_id"], seq.loc[7, "stop_id"]
