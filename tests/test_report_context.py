@@ -54,3 +54,24 @@ def test_report_html_holds_the_part_and_escapes_names(context):
     assert "&lt;b&gt;Sainte&lt;/b&gt;" in html and "<b>Sainte</b>" not in html
     bare = render_report_html(ov)
     assert "Naissances sur dix ans : non connues" in bare
+
+
+def test_one_year_of_births_is_not_a_trend():
+    trend = compute_births_trend(pd.DataFrame({"code_insee": ["44129"], "name": ["P"],
+                                               "births_2024": [100.0]}))
+    s = context_section(TerritoryContext(births_trend=trend, caf_coverage=None, qpv=None))
+    assert "une seule année chargée (2024), tendance non connue" in s["paragraphs"][0]
+
+
+def test_annex_names_neighbour_communes_and_sources_by_title():
+    from data_sources.workspace import load_workspace
+    from diagnosis.overview import compute_overview
+    from diagnosis.report import ReportMeta, render_report_html
+
+    ws = load_workspace("200000438")
+    ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+    html = render_report_html(ov, context=ws.communes, meta=ReportMeta(sources=ws.sources))
+    annex = html.split('id="annexe-annuaire"', 1)[1]
+    assert "demo_directory" not in annex and "annuaire_mairies" not in annex
+    assert "Annuaire partiel des structures de Loire-Atlantique" in annex
+    assert "<td>44109</td>" not in annex and "Nantes" in annex

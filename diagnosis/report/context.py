@@ -50,6 +50,9 @@ def context_section(context: Any) -> dict[str, Any]:
     trend = getattr(context, "births_trend", None)
     if trend is None or not trend.years:
         paragraphs.append(f"Naissances sur dix ans : non connues ; {TO_LOAD['trend']}.")
+    elif len(trend.years) < 2:
+        paragraphs.append(f"Naissances sur dix ans : une seule année chargée "
+                          f"({trend.years[0]}), tendance non connue ; {TO_LOAD['trend']}.")
     else:
         change = (f"{fr_number(trend.change_pct, decimals=1)} %" if _known(trend.change_pct)
                   else "non connue")

@@ -153,7 +153,7 @@ def render_report_html(
         "partners": _partners_section(partners, reason_missing=(
             "La sélection des partenaires à rencontrer en priorité n'a pas été calculée : "
             "l'annuaire en annexe liste toutes les structures connues.")),
-        "directory": _directory(overview),
+        "directory": _directory(overview, sources=sources, context=context),
         "cohorts": _cohorts_section(cohorts, reason_missing=(
             "Le nombre de groupes de pairs possibles n'a pas été calculé pour ce rapport : "
             "il dépend de la part des familles qui rejoindraient un groupe, une hypothèse à "

@@ -103,6 +103,8 @@ def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoData
 
 
 _SCENARIO_ROWS_LEFT_OUT = ("Sites recommandés", "Temps de calcul (s)")
+#: Longest explanation of a site printed in full (a real one is under 600 characters).
+MAX_REASON_CHARS = 2_000
 
 
 def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
@@ -132,6 +134,15 @@ def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
             rows.append([fr_number(r.get("rank")), r.get("name", ""), r.get("type_label", ""),
                          fr_number(r.get("births_covered")), fr_number(r.get("births_new")),
                          r.get("explanation", "")])
+        # the reasons in full below the table (a table cell is cut at MAX_CELL_CHARS);
+        # bounded so that a hostile 20,000-character text cannot fill pages
+        for r in recommended.to_dict("records"):
+            why = str(r.get("explanation", "") or "")
+            if why:
+                paras.append(f"Pourquoi le site n° {fr_number(r.get('rank'))}, "
+                             f"{r.get('name', '')} : "
+                             + (why if len(why) <= MAX_REASON_CHARS
+                                else why[:MAX_REASON_CHARS] + " [texte tronqué]"))
         tables.append(_table(["Rang", "Site", "Type", "Naissances à portée",
                               "dont nouvelles", "Pourquoi"], rows,
                              numeric=[True, False, False, True, True, False], small=True,

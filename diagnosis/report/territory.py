@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -221,10 +222,27 @@ def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attributio
 
 
 
-def _directory(overview: Overview) -> list[dict[str, Any]]:
+def _directory(overview: Overview, *, sources: Sequence[Mapping[str, Any]] = (),
+               context: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """The annex directory: structures by type, communes by name, sources by title.
+
+    Neighbouring structures lie in communes outside the territory: ``context`` (all the
+    loaded communes) names them; a source is named by its title, never its key.
+    """
     fac = overview.layers["facilities"]
     near = overview.layers["facilities_nearby"]
-    names = _names(overview.layers["communes"])
+    names = {**(_names(context) if context is not None and "name" in context else {}),
+             **_names(overview.layers["communes"])}
+    titles = {str(s.get("key", "")): str(s.get("title", "")) for s in sources
+              if s.get("title")}
+
+    def source_label(key: Any) -> str:
+        key = str(key)
+        if key in titles:
+            return titles[key]
+        if key.startswith("user:"):
+            return f"Fichier importé : {key.removeprefix('user:')}"
+        return "source non précisée" if not key else key
     groups: list[dict[str, Any]] = []
     order = [t for t in FACILITY_TYPES if t != "mairie"] + ["mairie"]
 
@@ -232,7 +250,8 @@ def _directory(overview: Overview) -> list[dict[str, Any]]:
         rows = []
         for r in df.sort_values(["code_insee", "name"]).to_dict("records"):
             contact = " · ".join(str(r[k]) for k in ("phone", "email", "website") if r[k])
-            src = f"{r['source']} ({r['source_date']})" if r["source_date"] else r["source"]
+            src = source_label(r["source"]) + (f" ({r['source_date']})" if r["source_date"]
+                                               else "")
             address = " ".join(str(r[k]) for k in ("address", "postcode") if r[k])
             rows.append([str(r["name"]), names.get(str(r["code_insee"]), str(r["code_insee"])),
                          address or _NA, contact or _NA, str(src)])
