@@ -15,6 +15,7 @@ from diagnosis.errors import InputError
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
 from diagnosis.report._base import _KIND_LABELS, TEMPLATES_DIR, Progress, ReportMeta
+from diagnosis.report.action import action_section
 from diagnosis.report.context import context_section
 from diagnosis.report.method import _limits_part, _method_part, _sources_table
 from diagnosis.report.results import (
@@ -115,6 +116,8 @@ def render_report_html(
     step("cartes du territoire et des besoins")
     needs = _needs_part(overview, context, attribution)
     trends = context_section(territory_context)
+    actions = action_section(overview, partners=partners, siting=siting, cohorts=cohorts,
+                             territory_context=territory_context)
     step("cartes de l'offre")
     offer = _offer_part(overview, context, attribution, threshold_label)
     step("accessibilité, implantation, partenaires")
@@ -136,6 +139,7 @@ def render_report_html(
         "synthesis": synthesis,
         "needs": needs,
         "trends": trends,
+        "actions": actions,
         "offer": offer,
         "access": _with_modes(_access_section(access, threshold_label=threshold_label),
                               modes),
