@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_parsers(sub)
     _add_deliverable_parsers(sub)
     add_plan_parser(sub)
+    n = sub.add_parser("reseaux", help="horaires de transport en commun (GTFS) à télécharger "
+                                       "pour le territoire (transport.data.gouv.fr)")
+    _add_common(n)
+    n.add_argument("--format", choices=("json", "table"), default="table")
     return ap
 
 
@@ -1207,6 +1211,63 @@ COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
             "partners": cmd_partners}
 COMMANDS.update(DELIVERABLE_COMMANDS)
 COMMANDS["plan"] = cmd_plan
+
+
+def cmd_reseaux(args: argparse.Namespace) -> int:
+    """Run ``reseaux``: the GTFS feeds of the national access point covering the territory.
+
+    A feed covers the territory when its covered area lists one of its communes or is the
+    AOM (mobility authority) of one of them (``/api/aoms/{insee}``, at most 60 communes
+    asked, cached).
+    """
+    from data_sources.gtfs import (
+        feeds_for_territory,
+        fetch_aom_siren,
+        fetch_catalogue,
+        parse_catalogue,
+    )
+
+    ws = _workspace(args)
+    codes = list(ws.territory.communes)
+    sirens = {fetch_aom_siren(c) for c in codes[:60]}
+    feeds = feeds_for_territory(parse_catalogue(fetch_catalogue()), codes, aom_sirens=sirens)
+    rows = [{"reseau": f.title, "couverture": f"{f.covered_type} {f.covered_name}".strip(),
+             "debut": f.start.isoformat() if f.start else None,
+             "fin": f.end.isoformat() if f.end else None,
+             "licence": f.licence or None, "url": f.url} for f in feeds]
+    if args.format == "json":
+        _emit(args, json.dumps({"territory": ws.territory.code, "feeds": rows},
+                               ensure_ascii=False, indent=2) + "\n")
+        return 0
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = _console()
+    t = ws.territory
+    con.print(f"[bold]{escape(t.name)}[/bold] ({t.kind} {t.code}) — horaires GTFS à "
+              "télécharger (point d'accès national transport.data.gouv.fr)")
+    if len(codes) > 60:
+        con.print(f"[yellow]! Autorités organisatrices cherchées pour 60 communes sur "
+                  f"{len(codes)}.[/yellow]")
+    if not rows:
+        con.print("Aucun jeu GTFS trouvé dont la couverture touche le territoire : voyez les "
+                  "cars régionaux et le TER sur transport.data.gouv.fr.")
+        return 0
+    tab = Table()
+    for col in ("Réseau", "Couverture", "Horaires", "Licence", "Adresse"):
+        tab.add_column(col)
+    for r in rows:
+        dates = (f"du {r['debut']} au {r['fin']}" if r["debut"] and r["fin"]
+                 else "non indiquées")
+        tab.add_row(escape(str(r["reseau"])), escape(str(r["couverture"])), dates,
+                    escape(str(r["licence"] or "non indiquée")), escape(str(r["url"])))
+    con.print(tab)
+    con.print("Puis : --mode transit --gtfs FICHIER.zip (répétable) --osm-pbf RUES.osm.pbf "
+              "(guide guides/transports.md).")
+    return 0
+
+
+COMMANDS["reseaux"] = cmd_reseaux
 
 
 #: Suffix each output option must end with, per command (French name of the format).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -245,3 +246,20 @@ def test_catalogue_html_error_page_is_a_french_source_error(http_sandbox):
                   content_type="text/html", status=200)
     with pytest.raises(SourceError):
         fetch_catalogue()
+
+
+@responses.activate
+def test_cli_reseaux_lists_the_feeds_covering_the_territory(http_sandbox, capsys):
+    from data_sources.gtfs import API_URL
+    from diagnosis.__main__ import main
+
+    payload = json.loads((DATA / "tdg_datasets.json").read_text(encoding="utf-8"))
+    # the demo EPCI (Pontchâteau) added to the cities a dataset covers
+    payload[1]["covered_area"]["cities"].append({"name": "Pontchâteau", "insee": "44129"})
+    responses.add(responses.GET, f"{API_URL}/datasets", json=payload)
+    responses.add(responses.GET, re.compile(rf"{re.escape(API_URL)}/aoms/\d+"),
+                  json={"error": "No corresponding AOM found"}, status=404)
+    assert main(["reseaux", "--territory", "200000438", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [f["reseau"] for f in out["feeds"]] == ["Lignes de Vitré"]
+    assert out["feeds"][0]["debut"] == "2025-09-01"

@@ -414,3 +414,95 @@ def test_plan_table_on_the_command_line_prints_markup_as_text(hostile_plan, caps
     for s in ("[red]rouge[/red]", "<script>alert(1)</script>", "{{7*7}}", "=1+1", "$x^2$"):
         assert _no_space(s) in out, s
     assert "France[bold]x[/bold]" in out
+
+
+# --- every map, the minutes map of a mode included --------------------------------------
+def _mode_minutes_map(communes: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
+                      label: str) -> folium.Map:
+    """Minutes by transit from a studied site; GTFS feed names reach the engine labels."""
+    from diagnosis.analyses import find_site
+    from diagnosis.travel.compare import ModeComparison
+
+    site = find_site(facilities, str(facilities["facility_id"].iloc[1]))
+    codes = communes["code_insee"].astype(str).tolist()
+    minutes = pd.DataFrame({
+        "code_insee": codes * 2, "name": communes["name"].tolist() * 2,
+        "site_id": site.site_id, "mode": ["voiture"] * 3 + ["transports en commun"] * 3,
+        "minutes": [4.0, 8.0, 12.0, 9.0, np.inf, 25.0]})
+    modes = ModeComparison(pd.DataFrame(), 20.0, {"voiture": "Voiture",
+                                                  "transports en commun": f"Réseau {label}"},
+                           minutes)
+    return maps.build_mode_minutes_map(communes, modes, site, mode="transports en commun",
+                                       attribution=f"GTFS {label}")
+
+
+MAP_NAMES = ("overview", "priority", "access", "siting", "partners", "mode_minutes")
+
+
+@pytest.mark.parametrize("hostile", BRIEF_HOSTILE, ids=lambda s: s[:24])
+def test_brief_strings_in_every_map_are_escaped(hostile):
+    communes = _communes(hostile)
+    facilities = _facilities(tuple(hostile for _ in range(7)))
+    built = [*_every_map(communes, facilities, hostile),
+             _mode_minutes_map(communes, facilities, hostile)]
+    assert len(built) == len(MAP_NAMES)
+    for name, m in zip(MAP_NAMES, built, strict=True):
+        _assert_inert(m)
+        for page in _render_everywhere(m):
+            try:
+                _assert_html_escaped(page, (hostile,))
+            except AssertionError as exc:
+                raise AssertionError(f"map {name}: {exc}") from exc
+
+
+# --- the report: partners' contacts (annuaire, scraper), directory, sources -------------
+def _contact_facilities() -> gpd.GeoDataFrame:
+    """One structure per string, the string as its name, phone, e-mail and website."""
+    kinds = ("pmi", "eaje", "rpe", "laep", "centre_social", "mairie")
+    rows = []
+    for i, s in enumerate(BRIEF_HOSTILE):
+        row: dict[str, object] = {c: "" for c in FACILITY_DTYPES}
+        row.update(facility_id=f"h{i}", type=kinds[i % len(kinds)], code_insee="44001",
+                   capacity=np.nan, source=f"annuaire {s[:40]}", source_id=f"h{i}", name=s,
+                   address=s, phone=s, email=s, website=s, position_precision="address",
+                   geometry=Point(X0 + 300 + 150 * i, Y0 + 500 + 100 * i))
+        rows.append(row)
+    gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=METRIC_CRS)
+    return validate_facilities(gdf.to_crs(WGS84), source="test")
+
+
+@pytest.fixture(scope="module")
+def hostile_report_inputs():
+    from diagnosis.analyses import compute_partners, find_site
+
+    facilities = _contact_facilities()
+    sources = tuple({"key": f"s{i}", "title": s, "vintage": "2025", "licence": s,
+                     "attribution": s} for i, s in enumerate(BRIEF_HOSTILE))
+    ov = compute_overview(TERRITORY, _communes("Alpha"), facilities, threshold_m=3000,
+                          sources=sources)
+    site = find_site(facilities, "h0")
+    partners = compute_partners(ov, facilities, site, max_minutes=10)
+    assert set(partners.layers["near_site"]["name"]) >= set(BRIEF_HOSTILE) - {"{{ 7*7 }}"}
+    return ov, site, partners
+
+
+def test_report_html_escapes_contacts_directory_and_sources(hostile_report_inputs):
+    from diagnosis.report import MAX_CELL_CHARS, render_report_html
+
+    ov, site, partners = hostile_report_inputs
+    page = render_report_html(ov, partners=partners, site=site)
+    _assert_html_escaped(page)
+    assert "x" * (MAX_CELL_CHARS + 10) not in page  # huge name, e-mail, site: cut
+    assert "Crèche xxx" in page
+
+
+def test_report_pdf_prints_contacts_and_sources_as_text(hostile_report_inputs):
+    from diagnosis.report import render_report
+
+    ov, site, partners = hostile_report_inputs
+    text, _ = _pdf_text(render_report(ov, partners=partners, site=site))
+    flat = _no_space(text)
+    for s in BRIEF_HOSTILE:
+        if s is not LONG_NAME:
+            assert _no_space(s) in flat, s
+    assert "Crèchexxx" in flat

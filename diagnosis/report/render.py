@@ -14,7 +14,13 @@ from diagnosis.analyses import Catchment, Site
 from diagnosis.errors import InputError
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
-from diagnosis.report._base import _KIND_LABELS, TEMPLATES_DIR, Progress, ReportMeta
+from diagnosis.report._base import (
+    _KIND_LABELS,
+    TEMPLATES_DIR,
+    Progress,
+    ReportMeta,
+    _cell_text,
+)
 from diagnosis.report.action import action_section
 from diagnosis.report.context import context_section
 from diagnosis.report.method import _limits_part, _method_part, _sources_table
@@ -133,8 +139,10 @@ def render_report_html(
                  "date_iso": created.isoformat(),
                  "origin_label": origin_labels.get(meta.origin, meta.origin or "non précisé")},
         "params": {"threshold": threshold_label},
-        "header": f"Maillage — {meta.title} — {t.label} — {created.strftime('%d/%m/%Y')}",
-        "footer": attribution,
+        # repeated on every page: cut like a table cell (sources and labels are data)
+        "header": f"Maillage — {meta.title} — {_cell_text(t.label)} — "
+                  f"{created.strftime('%d/%m/%Y')}",
+        "footer": _cell_text(attribution),
         "notices": list(meta.notices),
         "synthesis": synthesis,
         "needs": needs,

@@ -270,7 +270,7 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
             for r in inst.loc[inst["role"].ne("Commune")].head(4).to_dict("records"):
                 contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
                 contacts.append(_shorten(f"{r['organisation']} ({str(r['role']).lower()})", 95)
-                                + (f" — {contact}" if contact else ""))
+                                + (f" — {_shorten(contact, 120)}" if contact else ""))
         near = p_layers.get("near_site")
         if isinstance(near, pd.DataFrame) and len(near):
             # the two nearest structures, then the town hall nearest to the site
@@ -285,7 +285,7 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
             for r in picked.to_dict("records"):
                 contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
                 contacts.append(_shorten(str(r["name"]), 70)
-                                + (f" — {contact}" if contact else ""))
+                                + (f" — {_shorten(contact, 120)}" if contact else ""))
     next_steps = [
         "Présenter ce diagnostic au comité de pilotage (CAF, Département et PMI, "
         "intercommunalité, communes) et fixer ensemble le seuil de temps et la part des "
