@@ -75,3 +75,26 @@ def test_annex_names_neighbour_communes_and_sources_by_title():
     assert "demo_directory" not in annex and "annuaire_mairies" not in annex
     assert "Annuaire partiel des structures de Loire-Atlantique" in annex
     assert "<td>44109</td>" not in annex and "Nantes" in annex
+
+
+def test_action_plan_names_unknown_data_and_the_recommended_site(context):
+    from types import SimpleNamespace
+
+    import geopandas as gpd
+
+    from data_sources.workspace import load_workspace
+    from diagnosis.overview import compute_overview
+    from diagnosis.report.action import action_section
+
+    ws = load_workspace("200000438")
+    ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
+    sites = gpd.GeoDataFrame({"name": ["Mairie de <i>X</i>"], "status": ["recommandé"]},
+                             geometry=gpd.points_from_xy([-2.1], [47.4]), crs="EPSG:4326")
+    rows = action_section(ov, siting=SimpleNamespace(layers={"sites": sites}),
+                          territory_context=context)["tables"][0]["rows"]
+    text = " ".join(" ".join(r) for r in rows)
+    assert "Visiter le site recommandé n° 1 : Mairie de <i>X</i>" in text  # escaped later
+    assert "quartiers prioritaires" in text  # QPV not loaded in this context
+    assert "naissances sur dix ans" not in text  # the trend is known here
+    bare = " ".join(" ".join(r) for r in action_section(ov)["tables"][0]["rows"])
+    assert "naissances sur dix ans" in bare and "taux de couverture CAF" in bare

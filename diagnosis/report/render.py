@@ -21,6 +21,7 @@ from diagnosis.report._base import (
     ReportMeta,
     _cell_text,
 )
+from diagnosis.report.action import action_section
 from diagnosis.report.context import context_section
 from diagnosis.report.method import _limits_part, _method_part, _sources_table
 from diagnosis.report.results import (
@@ -121,6 +122,8 @@ def render_report_html(
     step("cartes du territoire et des besoins")
     needs = _needs_part(overview, context, attribution)
     trends = context_section(territory_context)
+    actions = action_section(overview, partners=partners, siting=siting, cohorts=cohorts,
+                             territory_context=territory_context)
     step("cartes de l'offre")
     offer = _offer_part(overview, context, attribution, threshold_label)
     step("accessibilité, implantation, partenaires")
@@ -144,6 +147,7 @@ def render_report_html(
         "synthesis": synthesis,
         "needs": needs,
         "trends": trends,
+        "actions": actions,
         "offer": offer,
         "access": _with_modes(_access_section(access, threshold_label=threshold_label),
                               modes),
