@@ -98,7 +98,7 @@ for name, data in uploaded:
     kept.append((name, data))
     report = ws.imports[0]
     with st.container(border=True):
-        st.subheader(report.file)
+        st.subheader(md_escape(report.file))
         st.write(report.summary_fr())
         c = st.columns(4)
         c[0].metric("Lignes lues", report.rows_read)

@@ -296,7 +296,7 @@ def _assert_csv_neutral(rows: list[list[str]]) -> None:
     for row in rows:
         for cell in row:
             if cell.startswith(FORMULA_START):
-                assert re.fullmatch(r"-?\d+(,\d+)?", cell), cell  # only plain numbers
+                assert re.fullmatch(r"-?\d+([,.]\d+)?", cell), cell  # only plain numbers
 
 
 def _expected_cell(s: str) -> str:
@@ -506,3 +506,85 @@ def test_report_pdf_prints_contacts_and_sources_as_text(hostile_report_inputs):
         if s is not LONG_NAME:
             assert _no_space(s) in flat, s
     assert "Crèchexxx" in flat
+
+
+# --- the report: births over ten years, CAF coverage, QPV (names from INSEE, CNAF, ANCT) --
+def _hostile_context():
+    from diagnosis.context import compute_context
+
+    n = len(BRIEF_HOSTILE)
+    codes = [f"44{i:03d}" for i in range(1, n + 1)]
+    communes = pd.DataFrame({"code_insee": codes, "name": list(BRIEF_HOSTILE),
+                             "caf_coverage_rate": [55.0] * n, "caf_coverage_rate_epci": 60.0,
+                             "caf_coverage_year": 2023.0})
+    for year in range(2015, 2025):
+        communes[f"births_{year}"] = [10.0 + i + (year - 2015) for i in range(n)]
+    qpv = gpd.GeoDataFrame({"code_qp": [f"QN044{i:03d}" for i in range(n)],
+                            "lib_qp": list(BRIEF_HOSTILE), "communes": codes,
+                            "basis": "liste communale"},
+                           geometry=gpd.GeoSeries([None] * n, crs=WGS84), crs=WGS84)
+    territory = Territory("epci", "200000001", "CC de Test", tuple(codes), ("44",))
+    ctx = compute_context(territory, communes, qpv=qpv)
+    assert ctx.qpv is not None and ctx.caf_coverage is not None
+    return ctx
+
+
+def test_report_context_part_escapes_commune_and_qpv_names():
+    from diagnosis.report import MAX_CELL_CHARS, render_report, render_report_html
+
+    ctx = _hostile_context()
+    ov = compute_overview(TERRITORY, _communes("Alpha"), _facilities(("Crèche",)),
+                          threshold_m=3000, sources=SOURCES)
+    page = render_report_html(ov, territory_context=ctx)
+    _assert_html_escaped(page)
+    assert "x" * (MAX_CELL_CHARS + 10) not in page
+    text, _ = _pdf_text(render_report(ov, territory_context=ctx))
+    flat = _no_space(text)
+    for s in BRIEF_HOSTILE:
+        if s is not LONG_NAME:
+            assert _no_space(s) in flat, s
+
+
+# --- the scraper's contact fields, through its CSV and the importer ----------------------
+def test_scraped_contacts_are_neutral_in_the_csv_and_data_after_import(tmp_path: Path):
+    """E-mail, website and phone of a directory page: inert cells, unchanged on import."""
+    from data_sources import scrape
+    from data_sources.user_file import load_facility_file
+    from diagnosis.csvfile import french_csv_bytes
+    from diagnosis.exports import csv_frame
+
+    rows = []
+    for i, s in enumerate(BRIEF_HOSTILE):
+        row = {c: "" for c in scrape.CSV_COLUMNS}
+        row.update(nom=s, type="pmi", adresse=s, code_postal="44160", commune="Pontchâteau",
+                   code_insee="44129", telephone=s, email=s, site_web=s,
+                   latitude=f"47.4{i}", longitude="-2.09", position_precision="address",
+                   source_url="https://example.org/annuaire", source_date="2026-12-05",
+                   methode="jsonld")
+        rows.append(row)
+    path = tmp_path / "annuaire_{{ 7*7 }}.csv"
+    text = scrape.write_facility_csv(pd.DataFrame(rows), path)
+    cells = list(csv.reader(io.StringIO(text), delimiter=";"))
+    _assert_csv_neutral(cells)
+    header = cells[0]
+    for col in ("nom", "telephone", "email", "site_web", "adresse"):
+        assert [r[header.index(col)] for r in cells[1:]] == [_expected_cell(s)
+                                                              for s in BRIEF_HOSTILE]
+    result = load_facility_file(path)
+    fac = result.facilities
+    assert result.report.accepted == len(BRIEF_HOSTILE) and result.report.rejected.empty
+    for col in ("name", "email", "website", "address"):
+        assert fac[col].tolist() == list(BRIEF_HOSTILE), col  # the guard is not data
+    # written again (exports of the diagnosis): the guard comes back
+    again = _csv_rows(french_csv_bytes(csv_frame(pd.DataFrame(fac.drop(columns="geometry")))))
+    _assert_csv_neutral(again)
+    # and shown on the map as text
+    pts = gpd.GeoSeries([Point(X0 + 300 + 150 * i, Y0 + 500) for i in range(len(fac))],
+                        crs=METRIC_CRS).to_crs(WGS84)
+    fac = fac.set_geometry(pts.to_numpy()).assign(code_insee="44001")
+    ov = compute_overview(TERRITORY, _communes("Alpha"), fac, threshold_m=3000,
+                          sources=SOURCES)
+    m = maps.build_overview_map(ov)
+    _assert_inert(m)
+    for page in _render_everywhere(m):
+        _assert_html_escaped(page)

@@ -49,6 +49,8 @@ _PRECISION_VALUES: dict[str, str] = {
     "commune": "commune", "municipality": "commune", "mairie": "commune", "city": "commune",
     "mauvaise": "commune",
 }
+#: The leading apostrophe that keeps a formula-like cell as text (``'=1+1``, ``'@x``).
+_FORMULA_GUARD = r"^'(?=[=+\-@])"
 
 
 def parse_facilities(
@@ -102,7 +104,10 @@ def parse_facilities(
 
     def col(key: str) -> pd.Series:
         if key in columns:
-            return frame[columns[key]].astype(str).str.strip()
+            # "'=1+1": the apostrophe our CSV writers (and spreadsheets) put before a
+            # formula-like text is not part of the value; every export adds it back
+            return frame[columns[key]].astype(str).str.strip().str.replace(
+                _FORMULA_GUARD, "", n=1, regex=True)
         return pd.Series([""] * n, index=frame.index, dtype=object)
 
     names = col("name")

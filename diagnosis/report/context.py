@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from diagnosis.formatting import fr_number
-from diagnosis.report._base import _section, _table
+from diagnosis.report._base import _cell_text, _section, _table
 
 #: What to load for each finding (French).
 TO_LOAD = {
@@ -91,7 +91,9 @@ def context_section(context: Any) -> dict[str, Any]:
     if qpv is None or qpv.basis == "non chargé":
         paragraphs.append(f"Quartiers prioritaires (QPV) : non connus ; {TO_LOAD['qpv']}.")
     else:
-        paragraphs.append("Quartiers prioritaires (QPV) : " + " ".join(qpv.statements_fr))
+        # one sentence per commune, names from the sources: each cut like a table cell
+        paragraphs.append("Quartiers prioritaires (QPV) : "
+                          + " ".join(_cell_text(s) for s in qpv.statements_fr))
     for note in getattr(context, "notes", ()) or ():
-        paragraphs.append(str(note))
+        paragraphs.append(_cell_text(note))
     return _section(computed=True, paragraphs=paragraphs, tables=tables)
