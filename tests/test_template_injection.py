@@ -588,3 +588,42 @@ def test_scraped_contacts_are_neutral_in_the_csv_and_data_after_import(tmp_path:
     _assert_inert(m)
     for page in _render_everywhere(m):
         _assert_html_escaped(page)
+
+
+def test_federation_list_of_maisons_keeps_hostile_names_as_data(hostile_plan):
+    """The federation's list (plan page upload, ``plan --maisons``) into the plan's notices."""
+    from data_sources.maisons import load_federation_maisons
+    from data_sources.national import load_national_communes
+    from diagnosis.plan_exports import plan_html
+
+    lines = ["nom,commune,departement,adresse,statut_date,porteur,source_url"]
+    lines += [f'"{s}",Pontchâteau,44,,ouverte,"{s}",' for s in BRIEF_HOSTILE]
+    lines += [f'"{s}","{s}",44,,ouverte,Asso,' for s in BRIEF_HOSTILE]  # commune not found
+    res = load_federation_maisons(("fédération {{ 7*7 }}.csv", "\n".join(lines).encode()),
+                                  load_national_communes(departements=["44"]))
+    assert res.rows_read == 2 * len(BRIEF_HOSTILE)
+    assert len(res.maisons) + len(res.rejected) == res.rows_read  # nothing lost
+    assert res.maisons["name"].tolist() == list(BRIEF_HOSTILE)
+    assert res.rejected["nom"].tolist() == list(BRIEF_HOSTILE)
+    page = plan_html(hostile_plan, territory="France", notices=[res.summary_fr()])
+    _assert_html_escaped(page)
+    assert "x" * 310 not in page
+
+
+def test_import_page_shows_a_hostile_file_name_as_text():
+    """The heading of each imported file is Markdown: the file's name is escaped in it."""
+    from streamlit.testing.v1 import AppTest
+
+    from app_pages import md_escape
+    from tests.conftest import REPO
+
+    csv_file = Path(__file__).resolve().parent / "data" / "app" / "structures_pontchateau.csv"
+    name = "$x^2$ [clic](javascript:alert(1)) <b>{{ 7*7 }}</b>.csv"
+    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    app.run(timeout=120)
+    app.switch_page("app_pages/import_fichier.py").run(timeout=120)
+    app.file_uploader(key="upload_files").set_value(
+        (name, csv_file.read_bytes(), "text/csv")).run(timeout=120)
+    assert not app.exception, [e.value for e in app.exception]
+    headings = [h.value for h in app.subheader]
+    assert md_escape(name) in headings and name not in headings
