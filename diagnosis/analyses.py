@@ -42,7 +42,7 @@ from diagnosis.formatting import fr_decimal
 from diagnosis.gaps import GapsResult, compute_gaps
 from diagnosis.needs import year_of
 from diagnosis.overview import Overview, origin_points
-from diagnosis.partners import find_partners, institutional_partners
+from diagnosis.partners import find_partners, institutional_partners, with_directory_contacts
 from diagnosis.schema import ENGINE_CROW_FLY, FACILITY_TYPES, facility_label
 from diagnosis.settings import (
     DEFAULT_MAX_MINUTES,
@@ -636,8 +636,9 @@ def compute_partners(
             epci = names.iloc[0]
     layers: dict[str, pd.DataFrame] = {}
     if deps:
-        layers["institutions"] = institutional_partners(t.name, deps[0], own, epci,
-                                                        dep_name=dep_name)
+        layers["institutions"] = with_directory_contacts(
+            institutional_partners(t.name, deps[0], own, epci, dep_name=dep_name),
+            facilities)
     params: dict[str, Any] = {"max_minutes": float(max_minutes), "engine": travel.engine,
                               "travel_label": travel.label}
     if site is not None:

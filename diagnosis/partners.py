@@ -331,6 +331,51 @@ def institutional_partners(
     return out[list(INSTITUTION_COLUMNS)]
 
 
+#: ``contact_status`` of an institution whose contacts come from a loaded directory.
+FROM_DIRECTORY = "coordonnées de l'annuaire (à vérifier)"
+
+
+def with_directory_contacts(institutions: pd.DataFrame,
+                            facilities: pd.DataFrame) -> pd.DataFrame:
+    """Institutions with the phone, email and website a loaded directory gives them.
+
+    A town hall of the directory (type ``mairie``, e.g. the annuaire de l'administration)
+    whose name is the institution's (« Mairie de Crossac ») gives its contacts; the
+    institution's ``contact_status`` then says they come from the directory (to check).
+    Others stay « à contacter » with empty contacts: never invented.
+
+    Examples
+    --------
+    >>> inst = pd.DataFrame({"role": ["Commune", "Commune"],
+    ...     "organisation": ["Mairie de Crossac", "Mairie de Besné"],
+    ...     "phone": ["", ""], "email": ["", ""], "website": ["", ""],
+    ...     "contact_status": [TO_CONTACT, TO_CONTACT]})
+    >>> fac = pd.DataFrame({"type": ["mairie"], "name": ["Mairie de Crossac"],
+    ...     "phone": ["02 40 01 02 85"], "email": [""], "website": ["https://x.fr"]})
+    >>> out = with_directory_contacts(inst, fac)
+    >>> out["phone"].tolist(), out["contact_status"].tolist()[1]
+    (['02 40 01 02 85', ''], 'à contacter')
+    """
+    if not len(institutions) or not {"type", "name"} <= set(facilities.columns):
+        return institutions
+    halls = facilities.loc[facilities["type"].eq("mairie")]
+    halls = halls.loc[~halls["name"].duplicated(keep=False)].set_index("name")
+    out = institutions.copy()
+    for i, r in out.iterrows():
+        name = str(r["organisation"])
+        if r.get("role") != "Commune" or name not in halls.index:
+            continue
+        found = False
+        for col in ("phone", "email", "website"):
+            value = halls.at[name, col] if col in halls.columns else ""
+            if isinstance(value, str) and value.strip():
+                out.at[i, col] = value.strip()
+                found = True
+        if found:
+            out.at[i, "contact_status"] = FROM_DIRECTORY
+    return out
+
+
 def _of(name: str) -> str:
     """French "de" before a commune name, with elision and contraction.
 

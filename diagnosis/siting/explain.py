@@ -49,7 +49,7 @@ def _explain(rec: Mapping[str, Any], max_minutes: float, problem: str) -> str:
 
     parts = [
         f"Couvre {_fr(rec['births_covered'], 0)} naissances par an à {t} min ou moins, dont "
-        f"{_fr(rec['births_new'], 0)} hors de portée de l'offre existante",
+        f"{_fr(rec['births_new'], 0)} sans Maison à portée aujourd'hui",
         f"besoin pondéré couvert {need(rec['need_covered'])}, dont "
         f"{need(rec['need_exclusive'])} par ce seul site",
     ]
