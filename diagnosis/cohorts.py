@@ -345,7 +345,8 @@ def compute_cohorts(
             f"Avec {_fr(fam_month)} familles par mois, réunir un groupe de {group_size} "
             f"familles prend {_fr(to_fill)} mois, plus que la fenêtre de naissance de "
             f"{_fr(birth_window_months)} mois : la zone ne remplit pas un groupe dans ce "
-            f"délai. Pistes : des groupes plus petits (environ {max(1, round(fam_window))} familles), "
+            f"délai. Pistes : des groupes plus petits (environ "
+            f"{max(1, round(fam_window))} familles), "
             "une fenêtre plus large (bébés d'âges plus éloignés), une zone desservie plus "
             "grande ou une meilleure mobilisation des familles."
         )
