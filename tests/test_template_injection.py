@@ -627,3 +627,22 @@ def test_import_page_shows_a_hostile_file_name_as_text():
     assert not app.exception, [e.value for e in app.exception]
     headings = [h.value for h in app.subheader]
     assert md_escape(name) in headings and name not in headings
+
+
+def test_report_mode_comparison_escapes_sites_communes_and_feed_names():
+    """Car / pushchair / transit part: site and commune names, GTFS feed names in labels."""
+    from diagnosis.report import MAX_CELL_CHARS, render_report_html
+    from diagnosis.travel.compare import ModeComparison
+
+    n = len(BRIEF_HOSTILE)
+    table = pd.DataFrame({"site_id": [f"h{i}" for i in range(n)], "site": list(BRIEF_HOSTILE),
+                          "mode": "transports en commun", "label": list(BRIEF_HOSTILE),
+                          "births_within": 10.0, "share_births_within": 0.5,
+                          "communes_within": 2, "communes_lost": list(BRIEF_HOSTILE)})
+    modes = ModeComparison(table, 30.0, {"voiture": "Voiture",
+                                         "transports en commun": " / ".join(BRIEF_HOSTILE)})
+    ov = compute_overview(TERRITORY, _communes("Alpha"), _facilities(("Crèche",)),
+                          threshold_m=3000, sources=SOURCES)
+    page = render_report_html(ov, modes=modes)
+    _assert_html_escaped(page)
+    assert "x" * (MAX_CELL_CHARS + 10) not in page

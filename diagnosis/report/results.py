@@ -18,6 +18,7 @@ from diagnosis.report._base import (
     IMAGE_FORMAT,
     MAX_CONTACT_TOWN_HALLS,
     _cell,
+    _cell_text,
     _figure,
     _fr_km,
     _frame_table,
@@ -267,7 +268,8 @@ def _with_modes(section: dict[str, Any], modes: Any) -> dict[str, Any]:
     rows = [[str(r["site"]), str(r["mode"]), fr_number(r["births_within"]),
              fr_percent(r["share_births_within"]), fr_number(r["communes_within"]),
              str(r["communes_lost"]) or "aucune"] for r in table.to_dict("records")]
-    labels = "; ".join(f"{m} : {lab}" for m, lab in modes.labels.items())
+    # engine labels carry network names from the GTFS files: cut like table cells
+    labels = "; ".join(f"{m} : {_cell_text(lab)}" for m, lab in modes.labels.items())
     out = dict(section)
     out["computed"] = True
     out["paragraphs"] = [*section.get("paragraphs", []), (
