@@ -670,3 +670,19 @@ def test_partner_csv_cells_never_start_a_formula(hostile_report_inputs):
     cells = {c for r in rows[1:] for c in r}
     assert {_expected_cell(s) for s in BRIEF_HOSTILE[1:]} <= cells  # [0] is the site
     assert "'=1+1 {{ 7*7 }}" in cells  # the town hall's e-mail from the annuaire
+
+
+def test_plan_table_on_the_command_line_prints_no_terminal_sequence(hostile_plan, capsys):
+    """An ESC in a name (terminal control sequence) is printed as « ? »."""
+    from diagnosis.cli_plan import _print_table
+    from diagnosis.plan import NationalPlan
+
+    sites = hostile_plan.layers["sites"].copy()
+    sites["name"] = [f"Crèche \x1b[2J\x1b]0;titre\x07 {i}" for i in range(len(sites))]
+    sites["explanation"] = "Explication \x1b[31mrouge\x1b[0m"
+    plan = NationalPlan({**hostile_plan.layers, "sites": sites}, hostile_plan.summary,
+                        hostile_plan.params)
+    _print_table(plan, "France \x1b[5m")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "?[2J" in _no_space(out) and "France?[5m" in _no_space(out)
