@@ -270,6 +270,20 @@ def _summary_json(ws: Any, ov: Any) -> dict[str, Any]:
     return cast("dict[str, Any]", out)
 
 
+def _kind_fr(kind: str) -> str:
+    """French word of a territory kind (« intercommunalité », never ``epci``)."""
+    from diagnosis.comparison import KIND_LABELS
+
+    return KIND_LABELS.get(str(kind), str(kind))
+
+
+def _esc(text: Any) -> str:
+    """A data value printed through rich: its markup brackets shown as text."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def _print_table(data: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -280,7 +294,7 @@ def _print_table(data: dict[str, Any]) -> None:
 
     con = Console(width=110)
     t = data["territory"]
-    con.print(f"[bold]{t['name']}[/bold] ({t['kind']} {t['code']})")
+    con.print(f"[bold]{_esc(t['name'])}[/bold] ({_kind_fr(t['kind'])} {t['code']})")
     if t.get("note"):
         con.print(t["note"])
     births = data["births_2024"]
@@ -482,8 +496,8 @@ def cmd_access(args: argparse.Namespace) -> int:
 
     con = _console()
     t = ws.territory
-    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — seuil {_fr(params.max_minutes)} min"
-              f" — {travel.label}")
+    con.print(f"[bold]{_esc(t.name)}[/bold] ({_kind_fr(t.kind)} {t.code}) — seuil "
+              f"{_fr(params.max_minutes)} min — {travel.label}")
     if params.travel_reason:
         con.print(params.travel_reason)
     tab = Table(title="Accès aux services, par type")
@@ -642,7 +656,8 @@ def _print_site_table(ws: Any, main: Any, sc: Any, cohorts: list[dict[str, Any]]
     con = _console()
     t = ws.territory
     s = main.summary
-    con.print(f"[bold]{t.name}[/bold] ({t.kind} {t.code}) — {args.k} nouveau(x) site(s), "
+    con.print(f"[bold]{_esc(t.name)}[/bold] ({_kind_fr(t.kind)} {t.code}) — {args.k} "
+              "nouveau(x) site(s), "
               f"seuil {_fr(params.max_minutes)} min — {travel.label}")
     if params.travel_reason:
         con.print(params.travel_reason)
@@ -1244,7 +1259,7 @@ def cmd_reseaux(args: argparse.Namespace) -> int:
 
     con = _console()
     t = ws.territory
-    con.print(f"[bold]{escape(t.name)}[/bold] ({t.kind} {t.code}) — horaires GTFS à "
+    con.print(f"[bold]{escape(t.name)}[/bold] ({_kind_fr(t.kind)} {t.code}) — horaires GTFS à "
               "télécharger (point d'accès national transport.data.gouv.fr)")
     if len(codes) > 60:
         con.print(f"[yellow]! Autorités organisatrices cherchées pour 60 communes sur "

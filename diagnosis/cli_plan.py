@@ -9,10 +9,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
 from diagnosis.settings import DEFAULT_PER_DEPARTEMENT
+
+#: C0 and C1 control characters (ESC starts terminal sequences): never printed from data.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_text(value: object) -> str:
+    r"""``value`` as text a terminal prints as is: control characters become ``?``.
+
+    Names come from files and sources; an ESC in one would start a terminal sequence.
+
+    Examples
+    --------
+    >>> terminal_text("Crèche \x1b[2J")
+    'Crèche ?[2J'
+    """
+    return _CONTROL.sub("?", str(value))
 
 
 def add_plan_parser(sub: Any) -> None:
@@ -73,7 +90,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plan = run_national_plan(inputs, new=args.new, max_minutes=args.max_minutes,
                              per_departement=args.per_departement)
     for notice in inputs.notices:
-        print(f"  {notice}", file=sys.stderr)
+        print(f"  {terminal_text(notice)}", file=sys.stderr)
     if out is not None:
         _write(plan, inputs, out)
         return 0
@@ -129,19 +146,20 @@ def _print_table(plan: Any, label: str) -> None:
     from diagnosis.plan_exports import summary_lines
 
     con = Console(width=150)
-    con.print(Text(f"Plan national — {label}", style="bold"))
+    con.print(Text(terminal_text(f"Plan national — {label}"), style="bold"))
     for line in summary_lines(plan):
-        con.print(Text(line))
+        con.print(Text(terminal_text(line)))
     tab = Table(title="Nouvelles Maisons, dans l'ordre d'ouverture conseillé")
     for col in ("Rang", "Lieu", "Commune", "Département", "Familles en plus / an",
                 "Cumul", "Communes"):
         tab.add_column(col, justify="right" if col in ("Rang", "Familles en plus / an",
                                                        "Cumul", "Communes") else "left")
     for r in plan.sites.to_dict("records"):
-        tab.add_row(str(r["rank"]), Text(str(r["name"])), Text(str(r["commune"])),
-                    Text(f"{r['dep_name']} ({r['dep_code']})"),
+        tab.add_row(str(r["rank"]), Text(terminal_text(r["name"])),
+                    Text(terminal_text(r["commune"])),
+                    Text(terminal_text(f"{r['dep_name']} ({r['dep_code']})")),
                     fr_number(r["marginal_families"]), fr_number(r["cumulative_families"]),
                     str(r["n_communes"]))
     con.print(tab)
     for r in plan.sites.head(10).to_dict("records"):
-        con.print(Text(f"{r['rank']}. {r['explanation']}"))
+        con.print(Text(terminal_text(f"{r['rank']}. {r['explanation']}")))

@@ -347,7 +347,9 @@ def compute_national_plan(
         "families_new": float(gains.sum()),
         "n_new": int(order.size), "n_existing": n_existing, "n_candidates": n_free,
         "n_pairs": int(a.nnz), "status": status,
-        "status_label": STATUS_LABELS.get(status, status), "gap": gap, "method": how,
+        "status_label": ("optimum non prouvé sur l'ensemble des lieux"
+                         if status == "heuristic" else STATUS_LABELS.get(status, status)),
+        "gap": gap, "method": how,
         "stop_paying_at": stop_at, "min_families": min_families,
         "travel_label": travel.label, "runtime_s": time.perf_counter() - t0,
         "notes": notes,

@@ -74,3 +74,10 @@ def test_cli_error_paths_speak_french(case, files, capsys):
     assert code == 2, err
     assert err.strip(), "an error must say something"
     assert english_in(err) == [], err
+
+
+def test_cli_tables_name_territory_kinds_in_french(capsys):
+    assert main(["summary", "--territory", "200000438"]) == 0
+    out = capsys.readouterr().out
+    assert "(intercommunalité 200000438)" in out
+    assert not re.search(r"\b(epci|departement|custom)\b", out)

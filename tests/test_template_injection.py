@@ -467,6 +467,14 @@ def _contact_facilities() -> gpd.GeoDataFrame:
                    address=s, phone=s, email=s, website=s, position_precision="address",
                    geometry=Point(X0 + 300 + 150 * i, Y0 + 500 + 100 * i))
         rows.append(row)
+    # the annuaire's town hall of Alpha: its contacts go to the institutions' table
+    hall: dict[str, object] = {c: "" for c in FACILITY_DTYPES}
+    hall.update(facility_id="hall", type="mairie", code_insee="44001", capacity=np.nan,
+                source="annuaire", source_id="hall", name="Mairie d'Alpha",
+                phone="</script><img src=x onerror=alert(1)>", email="=1+1 {{ 7*7 }}",
+                website=LONG_NAME, position_precision="address",
+                geometry=Point(X0 + 1000, Y0 + 1000))
+    rows.append(hall)
     gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=METRIC_CRS)
     return validate_facilities(gdf.to_crs(WGS84), source="test")
 
@@ -483,6 +491,8 @@ def hostile_report_inputs():
     site = find_site(facilities, "h0")
     partners = compute_partners(ov, facilities, site, max_minutes=10)
     assert set(partners.layers["near_site"]["name"]) >= set(BRIEF_HOSTILE) - {"{{ 7*7 }}"}
+    inst = partners.layers["institutions"].set_index("organisation")
+    assert inst.at["Mairie d'Alpha", "email"] == "=1+1 {{ 7*7 }}"  # from the annuaire
     return ov, site, partners
 
 
@@ -646,3 +656,33 @@ def test_report_mode_comparison_escapes_sites_communes_and_feed_names():
     page = render_report_html(ov, modes=modes)
     _assert_html_escaped(page)
     assert "x" * (MAX_CELL_CHARS + 10) not in page
+
+
+def test_partner_csv_cells_never_start_a_formula(hostile_report_inputs):
+    """Partners and institutions (annuaire contacts) as CSV for Excel (app and CLI)."""
+    from diagnosis.partners import export_partners_csv
+    from diagnosis.presentation import french_partners_table, partners_export_frame
+
+    _, _, partners = hostile_report_inputs
+    rows = _csv_rows(export_partners_csv(french_partners_table(
+        partners_export_frame(partners.layers), {})))
+    _assert_csv_neutral(rows)
+    cells = {c for r in rows[1:] for c in r}
+    assert {_expected_cell(s) for s in BRIEF_HOSTILE[1:]} <= cells  # [0] is the site
+    assert "'=1+1 {{ 7*7 }}" in cells  # the town hall's e-mail from the annuaire
+
+
+def test_plan_table_on_the_command_line_prints_no_terminal_sequence(hostile_plan, capsys):
+    """An ESC in a name (terminal control sequence) is printed as « ? »."""
+    from diagnosis.cli_plan import _print_table
+    from diagnosis.plan import NationalPlan
+
+    sites = hostile_plan.layers["sites"].copy()
+    sites["name"] = [f"Crèche \x1b[2J\x1b]0;titre\x07 {i}" for i in range(len(sites))]
+    sites["explanation"] = "Explication \x1b[31mrouge\x1b[0m"
+    plan = NationalPlan({**hostile_plan.layers, "sites": sites}, hostile_plan.summary,
+                        hostile_plan.params)
+    _print_table(plan, "France \x1b[5m")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "?[2J" in _no_space(out) and "France?[5m" in _no_space(out)
