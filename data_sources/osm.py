@@ -770,8 +770,8 @@ def load_osm_facilities(
     else:
         if cfg.offline:
             raise SourceError(
-                f"osm : pas de structures en cache pour ce territoire ({path.name}) et Maillage est "
-                "hors ligne ; connectez-vous une fois, ou importez les structures d'un fichier"
+                f"osm : pas de structures en cache pour ce territoire ({path.name}) et Maillage "
+                "est hors ligne ; connectez-vous une fois, ou importez les structures d'un fichier"
             )
         try:
             raw = _fetch_features(polygon, refresh=refresh or stale)
