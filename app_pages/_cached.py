@@ -290,7 +290,11 @@ def access_tables(code: str, files_key: FilesKey, params: DiagnosisParams,
     """Priority, access and zones blanches tables of :func:`access` (computed)."""
     res = access(code, files_key, params, _files).value
     assert res is not None  # the page shows the note instead
-    return AccessTables(priority=priority_table(res.gaps),
+    from diagnosis.needs import data_years, year_of
+
+    births_year = year_of(data_years(workspace(code, files_key, _files).communes),
+                          "births_2024")
+    return AccessTables(priority=priority_table(res.gaps, births_year=births_year),
                         access=access_summary_table(res.access),
                         white_zones=white_zone_table(res.gaps))
 

@@ -536,7 +536,8 @@ def _print_priority(con: Any, gaps: Any, *, top: int, births_year: int = 2024) -
     tab.add_column("Rang", justify="right")
     tab.add_column("Commune")
     for k in PRIORITY_FACTORS:
-        tab.add_column(MULTIPLIER_LABELS[k], justify="right")
+        tab.add_column(f"Naissances {births_year}" if k == "births" else MULTIPLIER_LABELS[k],
+                       justify="right")
     tab.add_column(SCORE_LABEL, justify="right")
     tab.add_column("Estimé ou manquant")
     for r in prio.head(top).to_dict("records"):

@@ -58,7 +58,7 @@ def _round(values: Any, decimals: int) -> pd.Series:
 # --------------------------------------------------------------------------------------
 
 
-def priority_table(gaps: GapsResult) -> pd.DataFrame:
+def priority_table(gaps: GapsResult, *, births_year: int | None = None) -> pd.DataFrame:
     """The communes ranked by need in families, each factor's multiplier and the score.
 
     The score is in births weighted by needs (:mod:`diagnosis.gaps`): births × the
@@ -78,6 +78,9 @@ def priority_table(gaps: GapsResult) -> pd.DataFrame:
     >>> t = priority_table(g)
     >>> t["Commune"].tolist(), t.columns[3], t.columns[-3]
     (['A', 'B'], 'Naissances 2024', 'Score (naissances pondérées par les besoins)')
+    >>> priority_table(g, births_year=2022).columns[3]
+    'Naissances 2022'
+
     """
     prio = gaps.layers["priority"]
     out = pd.DataFrame({
@@ -85,7 +88,9 @@ def priority_table(gaps: GapsResult) -> pd.DataFrame:
         "Commune": prio["name"].astype(str).to_numpy(),
         "Code INSEE": prio["code_insee"].astype(str).to_numpy(),
     })
-    out[MULTIPLIER_LABELS["births"]] = _round(prio["births"], 0).to_numpy()
+    births_label = (MULTIPLIER_LABELS["births"] if births_year is None
+                    else f"Naissances {births_year}")  # the year of the figures read
+    out[births_label] = _round(prio["births"], 0).to_numpy()
     for k in PRIORITY_FACTORS[1:]:
         out[MULTIPLIER_LABELS[k]] = _round(prio[f"factor_{k}"], 2).to_numpy()
     out[SCORE_LABEL] = _round(prio["score"], 1).to_numpy()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from pypdf import PdfReader
@@ -98,6 +99,9 @@ def test_pdf_says_habitants_en_2021_and_edition_2024(tmp_path, edition_2024):
     # the user's files are named, never their folders
     assert "structures.csv" in flat and "comparateur_26_2024.csv" in flat
     assert "Mes documents" not in flat and str(tmp_path) not in flat
+    # a custom territory's internal code (a hash) is never printed (issue 24)
+    assert "Territoire sur mesure" in flat and "custom" not in flat.lower()
+    assert not re.search(r"\bc[0-9a-f]{12}\b", flat)
 
 
 def test_commune_table_of_the_app_labels_the_years_of_the_file(edition_2024):

@@ -41,7 +41,8 @@ MAX_INLINE_COMMUNES = 15
 #: Most rows printed for a table built from an optional result.
 MAX_GENERIC_ROWS = 25
 _KIND_LABELS = {"commune": "Commune", "epci": "Intercommunalité (EPCI)",
-                "departement": "Département"}
+                "departement": "Département", "region": "Région", "pays": "France",
+                "custom": "Territoire sur mesure"}
 _NA = UNKNOWN
 
 Progress = Callable[[str], None]

@@ -18,7 +18,7 @@ from diagnosis.report._base import _cell_text, _section, _table
 #: What to load for each finding (French).
 TO_LOAD = {
     "trend": "donnez un fichier INSEE des naissances par commune sur plusieurs années "
-             "(état civil, NAISD15 à NAISD24) ou mettez à jour les sources",
+             "(état civil, séries NAISD de dix éditions) ou mettez à jour les sources",
     "caf": "mettez à jour les sources avec internet (data.caf.fr, taux de couverture de "
            "l'accueil du jeune enfant)",
     "qpv": "mettez à jour les sources (quartiers prioritaires 2024, ANCT)",

@@ -133,7 +133,9 @@ def render_report_html(
         "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
         "title": meta.title,
         "territory": {"label": t.label, "name": t.name, "code": t.code,
-                      "kind_label": _KIND_LABELS.get(t.kind, t.kind),
+                      "kind_label": _KIND_LABELS.get(t.kind, "Territoire"),
+                      # a custom territory's code is an internal hash: never printed
+                      "show_code": t.kind != "custom",
                       "n_communes": s["n_communes"], "note": t.note},
         "meta": {"author": meta.author, "date": created.strftime("%d/%m/%Y"),
                  "date_iso": created.isoformat(),
