@@ -406,7 +406,7 @@ def load_road_graph(
         return read_road_graph(path)
     if _http.get_config().offline:
         raise SourceError(
-            f"osm : pas de réseau routier ({mode}) en cache pour ce territoire ({path}) et "
+            f"osm : pas de réseau routier ({mode}) en cache pour ce territoire ({path.name}) et "
             "Maillage est hors ligne ; connectez-vous une fois, ou utilisez les temps à vol "
             "d'oiseau"
         )
@@ -770,8 +770,8 @@ def load_osm_facilities(
     else:
         if cfg.offline:
             raise SourceError(
-                f"osm : pas de structures en cache pour ce territoire ({path}) et Maillage est "
-                "hors ligne ; connectez-vous une fois, ou importez les structures d'un fichier"
+                f"osm : pas de structures en cache pour ce territoire ({path.name}) et Maillage "
+                "est hors ligne ; connectez-vous une fois, ou importez les structures d'un fichier"
             )
         try:
             raw = _fetch_features(polygon, refresh=refresh or stale)

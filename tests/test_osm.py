@@ -445,3 +445,24 @@ def test_live_overpass_road_graph_and_facilities(monkeypatch):
     fac = osm.load_osm_facilities(area)
     assert {"facility_id", "type", "source"} <= set(fac.columns)
     assert (fac["source"] == "osm").all()
+
+
+def test_offline_notes_name_no_folder_of_the_machine(tmp_path):
+    # issue 20 item 7: no absolute path of the user's machine in any output; the offline
+    # notes used to print the cache file's full path (/home/…/.cache/maillage/…)
+    from shapely.geometry import box
+
+    from data_sources import _http, osm
+    from diagnosis.errors import SourceError
+
+    folder = tmp_path / "Mes documents" / "cache privé"
+    _http.configure(cache_dir=folder, offline=True)
+    try:
+        area = box(-2.2, 47.35, -2.0, 47.45)
+        with pytest.raises(SourceError) as err:
+            osm.load_road_graph(area, mode="drive")
+        text = str(err.value)
+        assert "hors ligne" in text
+        assert str(tmp_path) not in text and "Mes documents" not in text, text
+    finally:
+        _http.reset()
