@@ -571,14 +571,16 @@ def _trees(site_xy: np.ndarray, sites: gpd.GeoDataFrame,
 
 
 def _nearest_existing(j: int, sites: gpd.GeoDataFrame, site_xy: np.ndarray,
-                      trees: Mapping[str, tuple[cKDTree, np.ndarray]]) -> str:
+                      trees: Mapping[str, tuple[cKDTree, np.ndarray]],
+                      names: Mapping[str, str] | None = None) -> str:
     c = metric_crs_of(sites["dep_code"].iat[j])
     if c not in trees:
         return "aucune Maison connue dans la même zone (métropole ou département d'outre-mer)"
     tree, idx = trees[c]
     d, k = tree.query(site_xy[j])
     m = sites.iloc[idx[int(k)]]
-    return (f"Maison connue la plus proche : {m['name']} ({m['code_insee']}), à "
+    where = (names or {}).get(str(m["code_insee"]), str(m["code_insee"]))
+    return (f"Maison connue la plus proche : {m['name']} ({where}), à "
             f"{fr_number(d / 1000)} km à vol d'oiseau")
 
 
@@ -595,7 +597,8 @@ def _explain(j: int, gain: float, rows: np.ndarray, com: gpd.GeoDataFrame,
         big = int(np.nanargmax(np.nan_to_num(births, nan=-1.0)))
         text += (f", dont {names[int(rows[big])]} "
                  f"({fr_number(births[big])} naissances)")
-    return text + ". " + _nearest_existing(j, sites, site_xy, trees) + "."
+    return text + ". " + _nearest_existing(j, sites, site_xy, trees,
+                                           com.attrs.get("names")) + "."
 
 
 def _site_rows(sites: gpd.GeoDataFrame, order: np.ndarray, gains: np.ndarray,

@@ -281,7 +281,8 @@ def render_sites_png(plan: NationalPlan, communes_xy: np.ndarray | None = None, 
 _PDF_TEMPLATE = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
 <style>
 @page { size: A4; margin: 15mm 14mm 16mm 14mm;
-  @bottom-center { content: "Maillage — plan national — page " counter(page); font-size: 8pt; }}
+  @bottom-center { content: "Maillage — plan national — page " counter(page); font-size: 8pt;
+    font-family: "DejaVu Sans", sans-serif; }}
 body { font-family: "DejaVu Sans", sans-serif; font-size: 9pt; color: #222; }
 h1 { font-size: 16pt; margin: 0 0 4mm 0; } h2 { font-size: 12pt; margin: 5mm 0 2mm 0; }
 table { border-collapse: collapse; width: 100%; font-size: 7.5pt; }

@@ -89,7 +89,7 @@ def test_existing_fixed_and_gains_in_opening_order(grid):
     # 30 families a year is less than a peer group's 67: the 2nd Maison stops paying
     assert s["stop_paying_at"] == 2
     assert "C2 (100 naissances)" in sites["explanation"].iat[0]
-    assert "m1" in sites["explanation"].iat[0] and "40 km" in sites["explanation"].iat[0]
+    assert "m1 (C0)" in sites["explanation"].iat[0] and "40 km" in sites["explanation"].iat[0]
 
 
 def test_without_existing_maison_everything_counts(grid):
