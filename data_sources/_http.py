@@ -79,6 +79,7 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from data_sources._outbound import (
+    BlockedURLError,
     OutboundPolicy,
     check_url,
     guarded_pool_classes,
@@ -1254,8 +1255,8 @@ def _fetch(
                 offline=off, force_refresh=refresh or attempt == 2, stream=True,
             )
         except SourceError as exc:  # no answer, an HTTP error: the copy held, said so
-            if off:
-                raise
+            if off or isinstance(exc, BlockedURLError):
+                raise  # a refused address is never answered from a copy either
             return fall_back(exc, str(exc))
         from_cache = bool(getattr(resp, "from_cache", False))
         left = _check_deadline(source, full)
@@ -1513,7 +1514,7 @@ def download_file(
             note_data_date(None)
             return scratch
     except SourceError as exc:
-        if stale and not refresh and path.exists():
+        if stale and not refresh and path.exists() and not isinstance(exc, BlockedURLError):
             logger.warning("%s: %s; the expired copy %s is used", source, exc, path)
             when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
             note_data_date(when)
