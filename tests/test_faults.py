@@ -464,7 +464,8 @@ def test_really_full_disk_when_a_small_filesystem_can_be_mounted(server, tmp_pat
         assert _http.fetch_json(server.base + "/good", source="demo")["ok"]
         _http.reset()
         _http.configure(cache_dir=mnt / "cache", offline=False, backoff_factor=0,
-                        max_retries=0, rate_limits={}, timeout_s=(2.0, 3.0))
+                        max_retries=0, rate_limits={}, timeout_s=(2.0, 3.0),
+                        allow_hosts=("127.0.0.1",))  # the local test server
         fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
         with pytest.raises(OSError):
             while True:
