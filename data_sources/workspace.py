@@ -9,6 +9,7 @@ the notices a user must see (demo, partial, estimated data).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -174,6 +175,27 @@ def town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                             geometry=origin_points(communes).to_numpy(), crs=WGS84)
 
 
+def import_town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Reference points a user's facility file is checked and placed against.
+
+    Every commune of France (the shipped geography), the territory's own points taking
+    precedence for its communes: a row of the file gets the same verdict and position
+    whatever territory is studied, so a département's figures equal the same communes'
+    in a national run (one study, one truth).
+    """
+    own = town_halls(communes)
+    national = _national_town_halls()
+    rest = national.loc[~national["code_insee"].isin(own["code_insee"])]
+    return gpd.GeoDataFrame(pd.concat([own, rest], ignore_index=True), crs=WGS84)
+
+
+@functools.lru_cache(maxsize=1)
+def _national_town_halls() -> gpd.GeoDataFrame:
+    from data_sources.national import load_national_communes
+
+    return town_halls(load_national_communes())
+
+
 def _source_record(key: str) -> dict[str, str]:
     info = asdict(get_source(key))
     info.pop("columns", None)
@@ -267,7 +289,7 @@ def load_workspace(
     if facility_files:
         from data_sources.user_file import load_facility_file
 
-        halls = town_halls(communes)
+        halls = import_town_halls(communes)
         seen: set[str] = set(facilities["facility_id"].astype(str))
         for i, f in enumerate(facility_files, start=1):
             if isinstance(f, tuple):

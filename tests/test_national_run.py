@@ -58,7 +58,7 @@ def national(tmp_path_factory):
 def _access(territory, root, env):
     args = [sys.executable, "-m", "diagnosis", "access", "--territory", territory, "--mode",
             "crow", "--insee", str(root / "insee_fr.csv"), "--facilities",
-            str(root / "fac_fr.csv"), "--format", "json"]
+            str(root / "fac_fr.csv"), "--format", "json", "--max-minutes", "20"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env,
@@ -78,8 +78,13 @@ def test_national_crow_fly_run_in_memory_and_equal_to_a_departement(national):
     dep, _, _ = _access("26", root, env)
     mine = {c["code_insee"]: c for c in fr["communes"] if c["code_insee"].startswith("26")}
     assert len(mine) == len(dep["communes"])
+    # The crow-fly model is the one of the studied territory's density class (issue 20):
+    # the times of a national run equal a département's run only under the same model,
+    # which both outputs name; the births are the same whatever the model.
+    same_model = fr["params"]["travel_label"] == dep["params"]["travel_label"]
     for c in dep["communes"]:
         n = mine[c["code_insee"]]
         assert n["births"] == c["births"]
-        assert n["minutes_nearest"] == pytest.approx(c["minutes_nearest"])
-        assert n["reachable"] == c["reachable"]
+        if same_model:
+            assert n["minutes_nearest"] == pytest.approx(c["minutes_nearest"]), c["code_insee"]
+            assert n["reachable"] == c["reachable"], c["code_insee"]
