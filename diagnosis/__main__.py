@@ -1,8 +1,10 @@
 """Command line of Maillage: ``python -m diagnosis <command> …``.
 
-Why one module of about 1,050 lines: one parser and one French printing function per
-command (the French argparse layer is :mod:`diagnosis.cli_french`); every computation
-is a call to :mod:`diagnosis.pipeline`.
+The analysis commands and their French printing live here; the parser is
+:mod:`diagnosis.cli_parser` (French argparse: :mod:`diagnosis.cli_french`), the pieces every
+command shares (parameters, loading, output) :mod:`diagnosis.cli_common`, the deliverables
+(report, export, compare, rerun) :mod:`diagnosis.cli_deliverables` and the national plan
+:mod:`diagnosis.cli_plan`. Every computation is a call to :mod:`diagnosis.pipeline`.
 
 This module is a composition root: it may import :mod:`data_sources` (through the
 shared wiring :func:`data_sources.workspace.load_workspace`).
@@ -36,6 +38,25 @@ import sys
 from collections.abc import Sequence
 from typing import Any, cast
 
+from diagnosis.cli_common import (  # noqa: F401 (_clean: tests)
+    _clean,
+    _console,
+    _diagnosis,
+    _emit,
+    _esc,
+    _fr,
+    _kind_fr,
+    _params,
+    _parse_points,
+    _parse_weights,
+    _records,
+    _Steps,
+    _territory,
+    _travel,
+    _travel_defaults,
+    _workspace,
+)
+from diagnosis.cli_deliverables import DELIVERABLE_COMMANDS
 from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests)
     FrenchArgumentParser,
     FrenchHelpFormatter,
@@ -47,36 +68,6 @@ from diagnosis.cli_french import (  # noqa: F401 (french_argparse_message: tests
 from diagnosis.cli_parser import MAX_MINUTES_LIMIT, build_parser  # noqa: F401 (tests, API)
 from diagnosis.cli_plan import cmd_plan
 from diagnosis.errors import MaillageError
-
-
-def _travel_defaults(args: argparse.Namespace, params: Any, ws: Any) -> Any:
-    """``params`` with the mode and threshold the user left out, by the density rule.
-
-    The one rule of the app, the CLI and the report
-    (:func:`diagnosis.travel.default_travel_for`); the reason goes with the parameters.
-    """
-    from dataclasses import replace
-
-    from diagnosis.travel import default_travel_for
-
-    if not hasattr(args, "car_mode"):
-        return params
-    mode, minutes, why = default_travel_for(ws.own_communes, car_mode=args.car_mode,
-                                            mode=args.mode, max_minutes=args.max_minutes)
-    return replace(params, mode=mode, max_minutes=minutes, travel_reason=why)
-
-
-
-
-def _clean(obj: Any) -> Any:
-    """Make a summary JSON-safe (NaN → null)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def _summary_json(ws: Any, ov: Any) -> dict[str, Any]:
@@ -92,18 +83,8 @@ def _summary_json(ws: Any, ov: Any) -> dict[str, Any]:
     return cast("dict[str, Any]", out)
 
 
-def _kind_fr(kind: str) -> str:
-    """French word of a territory kind (« intercommunalité », never ``epci``)."""
-    from diagnosis.comparison import KIND_LABELS
-
-    return KIND_LABELS.get(str(kind), str(kind))
 
 
-def _esc(text: Any) -> str:
-    """A data value printed through rich: its markup brackets shown as text."""
-    from rich.markup import escape
-
-    return escape(str(text))
 
 
 def _print_table(data: dict[str, Any]) -> None:
@@ -184,81 +165,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
 # ======================================================================================
 
 
-def _parse_weights(text: str | None, *, option: str = "--weights"
-                   ) -> dict[str, float] | None:
-    from diagnosis.errors import InputError
-
-    if not text:
-        return None
-    out: dict[str, float] = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        try:
-            out[key.strip()] = float(value.replace(" ", ""))
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise InputError(f"{option} {text!r}: write factor=number pairs separated by "
-                             "commas, e.g. births=0.4,poverty=0.2,single_parent=0.1,access=0.3",
-                             argument=option, value=text,
-                             fr=f"{option} « {text} » : écrivez des paires facteur=nombre "
-                                "séparées par des virgules, par exemple poverty=1,"
-                                "single_parent=0")
-    return out
 
 
-def _parse_points(points: Sequence[str]) -> tuple[tuple[float, float], ...]:
-    """``--point lon,lat`` options as (longitude, latitude) pairs."""
-    from diagnosis.errors import InputError
-
-    out = []
-    for text in points:
-        try:
-            lon, lat = (float(v) for v in text.split(","))
-        except ValueError:
-            raise InputError(f"--point {text!r}: give longitude,latitude in degrees, e.g. "
-                             "--point -2.15,47.43", argument="--point", value=text,
-                             hint="-2.15,47.43",
-                             fr=f"--point « {text} » : écrivez longitude,latitude en degrés, "
-                                "par exemple --point=-2.15,47.43") from None
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise InputError(f"--point {text!r} is not a longitude,latitude pair in degrees",
-                             argument="--point", value=text, hint="-2.15,47.43",
-                             fr=f"--point « {text} » : longitude entre -180 et 180 et latitude "
-                                "entre -90 et 90 degrés attendues, par exemple "
-                                "--point=-2.15,47.43")
-        out.append((lon, lat))
-    return tuple(out)
 
 
-def _emit(args: argparse.Namespace, text: str, *, encoding: str = "utf-8") -> None:
-    from diagnosis.exports import write_bytes_atomic
-
-    if getattr(args, "out", None):
-        write_bytes_atomic(args.out, text.encode(encoding), option="--out")
-        print(f"Écrit : {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
 
 
-def _records(df: Any, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    from diagnosis.exports import json_ready
-
-    frame = df if columns is None else df.loc[:, [c for c in columns if c in df.columns]]
-    frame = frame.drop(columns=[c for c in ("geometry",) if c in frame.columns])
-    return [json_ready(r) for r in frame.to_dict("records")]
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(width=130)
 
 
-def _fr(value: Any, decimals: int = 0) -> str:
-    from diagnosis.report import fr_number
-
-    return fr_number(value, decimals=decimals)
 
 
 def cmd_access(args: argparse.Namespace) -> int:
@@ -401,7 +317,6 @@ def _distributed_access(args: argparse.Namespace, ws: Any, params: Any, ov: Any)
 
 
 def _records_value(v: Any) -> Any:
-    import math
 
     f = float(v)
     return None if math.isnan(f) else (f if math.isfinite(f) else "inf")
@@ -606,395 +521,34 @@ def cmd_partners(args: argparse.Namespace) -> int:
 
 
 
-class _Steps:
-    """A rich progress bar on stderr, advanced by name."""
-
-    def __init__(self, title: str, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  TimeElapsedColumn(), console=Console(stderr=True),
-                                  transient=True)
-        self._task = self._progress.add_task(title, total=total)
-
-    def __enter__(self) -> _Steps:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(None, None, None)
-
-    def __call__(self, name: str) -> None:
-        self._progress.update(self._task, description=name, advance=1)
 
 
-def _params(args: argparse.Namespace) -> Any:
-    """The :class:`~diagnosis.pipeline.DiagnosisParams` of a command's options."""
-    from diagnosis.pipeline import DiagnosisParams
-
-    kw: dict[str, Any] = {"territory": args.territory or getattr(args, "communes_file", "")
-                          or ""}
-    for opt in ("mode", "max_minutes", "threshold_m", "uptake_rate", "k", "objective",
-                "site", "depart", "study_date"):
-        value = getattr(args, opt, None)
-        if value is not None:
-            kw[opt] = value
-    if getattr(args, "host_types", None):
-        kw["host_types"] = tuple(args.host_types)
-    if getattr(args, "types", None):
-        kw["types"] = tuple(args.types)
-    if getattr(args, "scenarios", None):
-        kw["scenarios"] = tuple(args.scenarios)
-    if getattr(args, "scenario_minutes", None):
-        kw["scenario_minutes"] = tuple(args.scenario_minutes)
-    if getattr(args, "weights", None):
-        kw["weights"] = _parse_weights(args.weights)
-    if getattr(args, "need_weights", None):
-        kw["need_weights"] = _parse_weights(args.need_weights, option="--need-weights")
-    for opt in ("facilitators", "groups_per_facilitator"):
-        if getattr(args, opt, None) is not None:
-            kw[opt] = getattr(args, opt)
-    if getattr(args, "point", None):
-        kw["user_sites"] = _parse_points(args.point)
-    if getattr(args, "gtfs", None):
-        kw["gtfs_files"] = tuple(str(g) for g in args.gtfs)
-    if getattr(args, "osm_pbf", None):
-        kw["osm_pbf"] = str(args.osm_pbf)
-    if getattr(args, "no_analyses", False):
-        kw["uptake_rate"] = None
-    return DiagnosisParams(**kw)
 
 
-def _territory(args: argparse.Namespace) -> Any:
-    """``--territory`` resolved, or the custom territory of ``--communes-file``."""
-    from data_sources.cog import resolve, territory_from_communes_file
-    from diagnosis.errors import InputError
-
-    if getattr(args, "communes_file", None):
-        return territory_from_communes_file(args.communes_file, name=args.territory)
-    if not args.territory:
-        raise InputError("--territory or --communes-file is required", argument="--territory",
-                         fr="indiquez le territoire : --territory CODE_OU_NOM, ou "
-                            "--communes-file FICHIER pour un territoire sur mesure")
-    return resolve(args.territory)
 
 
-def _workspace(args: argparse.Namespace) -> Any:
-    """The territory of ``--territory`` with its data and the ``--facilities`` files."""
-    from data_sources.workspace import load_workspace
-
-    ws = load_workspace(_territory(args), facility_files=args.facilities,
-                        insee_files=getattr(args, "insee", []),
-                        iris_files=tuple(args.iris) if getattr(args, "iris", None) else None,
-                        grid_file=getattr(args, "grid", None))
-    for notice in ws.territory.notices:  # an old commune code resolved, never silently
-        print(f"  {notice}", file=sys.stderr)
-    for report in ws.imports:  # what was accepted, flagged, rejected, and why: briefly
-        for line in report.cli_lines():
-            print(f"  {line}", file=sys.stderr)
-    return ws
 
 
-def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
-    """How travel times are computed for ``--mode`` / ``--road-graph``."""
-    from data_sources.workspace import load_travel
-
-    return load_travel(ws, params.mode, road_graph_file=getattr(args, "road_graph", None),
-                       gtfs_files=params.gtfs_files, osm_pbf=params.osm_pbf or None,
-                       day=params.transit_day(), depart_s=params.depart_s,
-                       max_walk_min=getattr(args, "max_walk_minutes", None),
-                       max_transfers=getattr(args, "max_transfers", None))
 
 
-def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
-    """The whole diagnosis of ``--territory`` (report and export)."""
-    from diagnosis.pipeline import PARTS, run_diagnosis
-    from diagnosis.travel import Travel
-
-    params = _params(args)
-    ws = _workspace(args)
-    params = _travel_defaults(args, params, ws)
-    if args.no_analyses:
-        diag = run_diagnosis(ws, params, travel=Travel(mode=params.engine_mode),
-                             parts=("overview",), progress=step)
-        from dataclasses import replace
-
-        return replace(diag, notes=("Accessibilité, manques, implantation, partenaires et "
-                                    "groupes de pairs non demandés (--no-analyses).",))
-    return run_diagnosis(ws, params, travel=_travel(args, ws, params), parts=PARTS,
-                         progress=step, compare=_compare_travels(args, ws, params))
 
 
-def _compare_travels(args: argparse.Namespace, ws: Any, params: Any) -> Any:
-    """Car, pushchair and transit engines for ``report --compare-modes`` (else None)."""
-    if not getattr(args, "compare_modes", False):
-        return None
-    from dataclasses import replace
-
-    return {label: _travel(args, ws, replace(params, mode=mode))
-            for label, mode in (("voiture", "drive"), ("poussette", "poussette"),
-                                ("transports en commun", "transit"))}
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Run ``report``: the PDF diagnosis report."""
-    import time
-    from dataclasses import replace
-
-    from data_sources.workspace import peer_territories
-    from diagnosis.exports import check_writable, write_bytes_atomic
-    from diagnosis.pipeline import peer_comparison
-    from diagnosis.report import build_diagnosis_pdf, count_pdf_pages
-
-    start = time.perf_counter()
-    out = check_writable(args.out, option="--out")
-    existed = out.exists()
-    with _Steps("Rapport", total=14) as step:
-        step("chargement des données")
-        diag = _diagnosis(args, step)
-        step("comparaison avec les territoires voisins")
-        if not args.no_comparison:
-            diag = replace(diag, comparison=peer_comparison(
-                diag.inputs, diag.overview, peer_territories(diag.territory),
-                threshold_m=diag.params.threshold_m))
-        pdf = build_diagnosis_pdf(diag, author=args.author, progress=step)
-        step("écriture du fichier")
-        write_bytes_atomic(out, pdf, option="--out")
-    pages = count_pdf_pages(pdf)
-    print(f"Rapport écrit : {out} ({pages} pages, {time.perf_counter() - start:.1f} s)"
-          + (" — il remplace le fichier qui existait" if existed else ""))
-    for note in diag.notes:
-        print(f"  {note}", file=sys.stderr)
-    if args.site and diag.siting is None:
-        print(f"  Site {args.site} : analyse d'implantation non calculée (distances à vol "
-              "d'oiseau seulement).", file=sys.stderr)
-    return 0
 
 
-def _data_files(ws: Any) -> dict[str, str]:
-    """SHA-256 of the base data files of the workspace (the embedded demo)."""
-    from pathlib import Path
-
-    from data_sources import demo
-    from diagnosis.exports import file_sha256
-
-    if ws.origin != "demo":
-        return {}
-    root = Path(demo.DEMO_DIR).parents[1]
-    files = sorted(Path(demo.DEMO_DIR).glob("*.parquet")) + [Path(demo.DEMO_DIR) /
-                                                             "manifest.json"]
-    return {str(p.relative_to(root)): file_sha256(p) for p in files if p.is_file()}
 
 
-def _imports_ledger(files: Sequence[str], reports: Sequence[Any]) -> list[dict[str, Any]]:
-    from pathlib import Path
-
-    from diagnosis.exports import file_sha256
-
-    out = []
-    for f, rep in zip(files, reports, strict=True):
-        p = Path(f).resolve()
-        out.append({"file": str(p), "name": p.name, "sha256": file_sha256(p),
-                    "rows_read": rep.rows_read, "accepted": rep.accepted,
-                    "rejected": int(len(rep.rejected))})
-    return out
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    """Run ``export``: GeoPackage, CSV tables and the diagnosis file."""
-    from pathlib import Path
-
-    from diagnosis.errors import InputError
-    from diagnosis.exports import (
-        build_diagnosis_record,
-        check_writable,
-        diagnosis_export_layers,
-        export_csv_tables,
-        export_geopackage,
-        write_diagnosis_file,
-    )
-
-    if not (args.out or args.csv_dir or args.diagnosis_file):
-        raise InputError("export needs an output: --out FILE.gpkg, --csv-dir DIR and/or "
-                         "--diagnosis-file FILE.json", argument="--out",
-                         fr="export : indiquez au moins une sortie : --out FICHIER.gpkg, "
-                            "--csv-dir DOSSIER ou --diagnosis-file FICHIER.json")
-    if args.out:
-        if Path(args.out).suffix.lower() != ".gpkg":
-            raise InputError(f"--out {args.out!r} must end with .gpkg (GeoPackage)")
-        check_writable(args.out, option="--out")
-    if args.diagnosis_file:
-        check_writable(args.diagnosis_file, option="--diagnosis-file")
-    diag = _diagnosis(args)
-    ws, ov = diag.inputs, diag.overview
-    layers = diagnosis_export_layers(diag)
-    if args.out:
-        existed = Path(args.out).exists()
-        export_geopackage(layers, args.out)
-        print(f"GeoPackage écrit : {args.out} ({len(layers)} couches, EPSG:4326)"
-              + (" — il remplace le fichier qui existait" if existed else ""))
-    if args.csv_dir:
-        files = export_csv_tables(layers, args.csv_dir)
-        print(f"CSV écrits : {len(files)} fichiers dans {args.csv_dir}")
-    if args.diagnosis_file:
-        record = build_diagnosis_record(
-            ov, query=args.territory, sources=ws.sources, data_files=_data_files(ws),
-            imports=_imports_ledger(args.facilities, ws.imports), origin=ws.origin)
-        write_diagnosis_file(record, args.diagnosis_file)
-        print(f"Fichier de diagnostic écrit : {args.diagnosis_file}")
-    for note in diag.notes:
-        print(f"  {note}", file=sys.stderr)
-    return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    """Run ``compare``: one row per territory, each equal to its own diagnosis."""
-    from data_sources.cog import load_cog
-    from data_sources.workspace import load_workspace
-    from diagnosis.comparison import (
-        compare_territories,
-        comparison_records,
-        split_territory,
-        summary_columns,
-    )
-    from diagnosis.errors import MissingDataError
-    from diagnosis.exports import check_writable, write_bytes_atomic
-    from diagnosis.pipeline import compare_overviews
-
-    if args.out:
-        check_writable(args.out, option="--out")
-    overviews, skipped = [], []
-    if args.territories:
-        for q in args.territories:
-            try:
-                ws = load_workspace(q, facility_files=args.facilities, insee_files=args.insee)
-            except MissingDataError as exc:
-                skipped.append(str(exc))
-                continue
-            part, sk = compare_overviews([ws.territory], ws, threshold_m=args.threshold_m)
-            overviews += part
-            skipped += sk
-    else:
-        ws = load_workspace(args.territory, facility_files=args.facilities,
-                            insee_files=args.insee)
-        children = split_territory(ws.territory, load_cog(), by=args.by)
-        overviews, skipped = compare_overviews(children, ws, threshold_m=args.threshold_m)
-    if not overviews:
-        raise MissingDataError("aucun territoire à comparer n'a de données chargées : "
-                               + " ; ".join(skipped))
-    df = compare_territories(overviews)
-    for s in skipped:
-        print(f"attention : {s}", file=sys.stderr)
-    if args.format == "json":
-        text = json.dumps(comparison_records(df), ensure_ascii=False, indent=2) + "\n"
-    elif args.format == "csv":
-        from diagnosis.comparison import french_comparison_table
-        from diagnosis.csvfile import french_csv_text
-
-        text = "\ufeff" + french_csv_text(french_comparison_table(df), lineterminator="\n")
-    else:
-        text = _comparison_table(df.loc[:, summary_columns()], df)
-    if args.out:
-        data = text.encode("utf-8")  # the CSV text starts with its BOM
-        write_bytes_atomic(args.out, data, option="--out")
-        print(f"Comparaison écrite : {args.out} ({len(df)} territoires)")
-    else:
-        sys.stdout.write(text)
-    return 0
 
 
-def _comparison_table(df: Any, full: Any) -> str:
-    """The printed comparison: columns of ``df``, statuses read from ``full``."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from diagnosis.comparison import comparison_years, metric_label
-    from diagnosis.formatting import fr_known, fr_number, fr_out_of
-
-    tab = Table(title=f"Comparaison de {len(df)} territoires")
-    years = comparison_years(full)
-    for col in df.columns:
-        tab.add_column(metric_label(col, years=years) if col not in ("code", "name") else
-                       {"code": "Code", "name": "Territoire"}[col],
-                       justify="left" if col in ("code", "name") else "right")
-    for rec in full.loc[df.index].to_dict("records"):
-        cells = []
-        for col in df.columns:
-            v = rec[col]
-            if col.startswith("share_within_"):
-                status = str(rec.get(f"offer_status_{col.removeprefix('share_within_')}",
-                                     "complete"))
-                cells.append(fr_known(v, status=status, percent=True, feminine=True))
-            elif col == "coverage_partial":
-                known = fr_out_of(int(rec.get("n_communes_births_known", rec["n_communes"])),
-                                  int(rec.get("n_communes_total", rec["n_communes"])))
-                cells.append(f"partielle{known}" if v else "complète")
-            elif isinstance(v, float | int) and not isinstance(v, bool):
-                cells.append(fr_number(v))
-            else:
-                cells.append(str(v))
-        tab.add_row(*cells)
-    con = Console(width=160, record=True, file=__import__("io").StringIO())
-    con.print(tab)
-    return con.export_text()
 
 
-def cmd_rerun(args: argparse.Namespace) -> int:
-    """Run ``rerun``: re-run a diagnosis file and check its data ledger and results."""
-    from pathlib import Path
-
-    from data_sources.workspace import load_workspace
-    from diagnosis.errors import InputError
-    from diagnosis.exports import (
-        build_diagnosis_record,
-        compare_ledgers,
-        compare_summaries,
-        read_diagnosis_file,
-    )
-    from diagnosis.overview import compute_overview
-
-    rec = read_diagnosis_file(args.file)
-    files = [str(i.get("file", "")) for i in rec["ledger"].get("imports", [])]
-    lost = [f for f in files if not Path(f).is_file()]
-    if lost:
-        raise InputError(f"{args.file}: imported file(s) {lost!r} recorded in the diagnosis "
-                         "are missing; put them back at that path to re-run it",
-                         argument="FILE.json", value=args.file,
-                         fr=f"« {args.file} » : fichier(s) importé(s) introuvable(s) : "
-                            + ", ".join(f"« {f} »" for f in lost)
-                            + " ; remettez-les à cet emplacement pour relancer le diagnostic")
-    t = rec["territory"]
-    ws = load_workspace(str(t["code"]), facility_files=files)
-    p = rec["params"]
-    ov = compute_overview(ws.territory, ws.communes, ws.facilities,
-                          threshold_m=float(p["threshold_m"]), types=tuple(p["types"]),
-                          births_col=str(p.get("births_col", "births_2024")),
-                          sources=ws.sources)
-    new = build_diagnosis_record(ov, query=str(t.get("query", t["code"])), sources=ws.sources,
-                                 data_files=_data_files(ws),
-                                 imports=_imports_ledger(files, ws.imports), origin=ws.origin)
-    data_changes = compare_ledgers(rec["ledger"], new["ledger"])
-    result_changes = compare_summaries(rec["summary"], new["summary"])
-    print(f"Diagnostic du {rec.get('created', '?')} : {t.get('name')} ({t.get('code')}), "
-          f"seuil {float(p['threshold_m']):g} m")
-    if data_changes:
-        print("ATTENTION : les données ont changé depuis ce diagnostic :", file=sys.stderr)
-        for m in data_changes:
-            print(f"  - {m}", file=sys.stderr)
-    else:
-        print("Données : identiques (mêmes empreintes SHA-256, mêmes millésimes).")
-    if result_changes:
-        print(f"Résultats : {len(result_changes)} différence(s) :")
-        for m in result_changes[:50]:
-            print(f"  - {m}")
-    else:
-        print("Résultats : identiques.")
-    return 1 if args.strict and (data_changes or result_changes) else 0
 
 
-DELIVERABLE_COMMANDS = {"report": cmd_report, "export": cmd_export, "compare": cmd_compare,
-                        "rerun": cmd_rerun}
 
 
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
