@@ -34,7 +34,9 @@ set_asset_base_url(posixpath.join("/", st.get_option("server.baseUrlPath"), "app
 #: data-testids Streamlit 1.67 renders (checked by tests/test_browser.py). The input hint
 #: ("Press Enter to apply") reads in French; the tables' toolbar (English tooltips
 #: "Download as CSV", "Search", "Fullscreen") is hidden: each page offers its own French
-#: download buttons.
+#: download buttons. A file the browser refuses (over ``server.maxUploadSize``, or of a
+#: type the uploader does not accept) keeps its chip, with a French reason in place of
+#: "File must be 50.0MB or smaller." and no English tooltip on hover.
 FRENCH_UI_CSS = """<style>
 [data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p {
   display: none;
@@ -47,9 +49,25 @@ FRENCH_UI_CSS = """<style>
   content: "Glissez-déposez vos fichiers ici · 50 Mo au plus par fichier";
   font-size: 0.875rem;
 }
-[data-testid="stFileUploaderDropzone"] > div:not([data-testid]) > * { display: none; }
-[data-testid="stFileUploaderDropzone"] > div:not([data-testid])::after {
+[data-testid="stFileUploaderDropzone"] > div:not([data-testid]) > :not([data-testid]) {
+  display: none;
+}
+[data-testid="stFileUploaderDropzone"] > div:not([data-testid]):not(:has([data-testid]))::after {
   content: "Déposez les fichiers ici";
+}
+[data-testid="stFileChipName"] + div { display: none; }
+[data-testid="stFileChip"][aria-invalid="true"] [data-testid="stFileChipName"]::after {
+  content: "refusé : plus de 50 Mo, ou format non accepté";
+  display: block; font-size: 0.75rem; color: #b3261e;
+}
+[data-testid="stFileChip"][aria-invalid="true"] > span[role="alert"] { font-size: 0; }
+[data-testid="stFileChip"][aria-invalid="true"] > span[role="alert"]::after {
+  content: "Fichier refusé : plus de 50 Mo, ou format non accepté.";
+  font-size: 0.875rem;
+}
+[data-testid="stTooltipErrorHoverTarget"] { pointer-events: none; }
+[data-testid="stTooltipErrorHoverTarget"] [data-testid="stFileChipDeleteBtn"] {
+  pointer-events: auto;
 }
 [data-testid="InputInstructions"] > * { display: none; }
 [data-testid="InputInstructions"]::after { content: "Entrée pour valider"; }
