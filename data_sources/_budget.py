@@ -255,3 +255,81 @@ def extract_zip_member(zf: zipfile.ZipFile, member: str | zipfile.ZipInfo, targe
         part.unlink(missing_ok=True)
         raise
     return target
+
+
+def extract_7z_member(seven: Path, member: str, target: Path, *, archive: str,
+                      max_bytes: int = MAX_EXTRACT_BYTES,
+                      max_ratio: float = MAX_ZIP_RATIO) -> Path:
+    """Write one member of a 7z archive to ``target`` under a size and a ratio cap.
+
+    The sizes the archive declares are checked first; the bytes really decompressed are
+    counted as they are written (py7zr's writer factory), so a member that grows past
+    ``max_bytes`` or ``max_ratio`` times the archive's own size is stopped at once. The
+    member goes to ``target.part`` first and is renamed once complete.
+    """
+    import py7zr
+    from py7zr.io import Py7zIO, WriterFactory
+
+    label = f"{archive}:{member}"
+    packed = seven.stat().st_size
+    part = target.with_name(target.name + ".part")
+
+    class _Capped(Py7zIO):
+        def __init__(self, sink: IO[bytes]) -> None:
+            self.sink, self.total = sink, 0
+
+        def write(self, s: bytes | bytearray) -> int:
+            self.total += len(s)
+            if self.total > max_bytes:
+                raise _too_large(label, self.total, max_bytes, what="membre de l'archive")
+            if self.total > _RATIO_FLOOR_BYTES and self.total > max_ratio * max(packed, 1):
+                raise _bomb(label, self.total, packed, max_ratio)
+            return self.sink.write(s)
+
+        def read(self, size: int | None = None) -> bytes:
+            return b""
+
+        def seek(self, offset: int, whence: int = 0) -> int:
+            return self.sink.seek(offset, whence)
+
+        def flush(self) -> None:
+            self.sink.flush()
+
+        def size(self) -> int:
+            return self.total
+
+    class _Factory(WriterFactory):
+        def __init__(self, sink: IO[bytes]) -> None:
+            self.sink = sink
+
+        def create(self, filename: str) -> Py7zIO:
+            return _Capped(self.sink)
+
+    try:
+        with py7zr.SevenZipFile(seven, mode="r") as sz:
+            declared = {i.filename: i.uncompressed for i in sz.list()}
+            if member not in declared:
+                raise InputError(f"{archive}: no member {member!r}", argument="archive",
+                                 value=archive, candidates=sorted(declared)[:10],
+                                 fr=f"archive « {archive} » : pas de fichier « {member} »")
+            size = int(declared[member] or 0)
+            if size > max_bytes:
+                raise _too_large(label, size, max_bytes, what="membre de l'archive")
+            if size > _RATIO_FLOOR_BYTES and size > max_ratio * max(packed, 1):
+                raise _bomb(label, size, packed, max_ratio)
+            with part.open("wb") as sink:
+                sz.extract(targets=[member], factory=_Factory(sink))
+        part.replace(target)
+    except InputError:
+        part.unlink(missing_ok=True)
+        raise
+    except (py7zr.Bad7zFile, py7zr.DecompressionError, EOFError, ValueError) as exc:
+        part.unlink(missing_ok=True)
+        raise InputError(f"{label!r}: cannot decompress ({exc})", argument="archive",
+                         value=label,
+                         fr=f"archive « {label} » illisible ({exc}) : téléchargez-la de "
+                            "nouveau ou donnez le fichier décompressé") from exc
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return target

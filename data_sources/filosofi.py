@@ -37,7 +37,9 @@ import shapely
 
 from data_sources import _http
 from data_sources._budget import (
+    MAX_EXTRACT_BYTES,
     check_regular_file,
+    extract_7z_member,
     extract_zip_member,
     read_file_capped,
     read_zip_member,
@@ -117,10 +119,13 @@ def fetch_filosofi(*, url: str = FILOSOFI_URL, offline: bool | None = None,
     return _http.download_file(url, source=key, offline=offline, refresh=refresh)
 
 
-def extract_filosofi_gpkg(zip_path: str | Path, *, territory: str = "met") -> Path:
+def extract_filosofi_gpkg(zip_path: str | Path, *, territory: str = "met",
+                          max_extract_bytes: int = MAX_EXTRACT_BYTES) -> Path:
     """Extract one territory's GeoPackage from the national archive (zip holding a .7z).
 
-    The GeoPackage is written once beside the zip and reused.
+    The GeoPackage is written once beside the zip and reused. Every step is capped (size
+    and compression ratio, see :mod:`data_sources._budget`): a bomb hidden in the inner
+    ``.7z`` is stopped, not written out.
 
     Raises
     ------
@@ -142,18 +147,18 @@ def extract_filosofi_gpkg(zip_path: str | Path, *, territory: str = "met") -> Pa
         inner = [n for n in names if n.lower().endswith(".7z")]
         direct = [n for n in names if n.endswith(member)]
         if direct:
-            extract_zip_member(zf, direct[0], tmp, archive=zpath.name)
+            extract_zip_member(zf, direct[0], tmp, archive=zpath.name,
+                               max_bytes=max_extract_bytes)
         elif inner:
             py7zr = _py7zr()
             seven = extract_zip_member(zf, inner[0], Path(work) / Path(inner[0]).name,
-                                       archive=zpath.name)
+                                       archive=zpath.name, max_bytes=max_extract_bytes)
             with py7zr.SevenZipFile(seven, mode="r") as sz:
                 found = [n for n in sz.getnames() if n.endswith(member)]
-                if not found:
-                    raise SourceError(f"{zpath.name}: the archive holds no {member} "
-                                      f"({sz.getnames()!r})")
-                sz.extract(path=work, targets=found)
-            Path(work, found[0]).replace(tmp)
+            if not found:
+                raise SourceError(f"{zpath.name}: the archive holds no {member}")
+            extract_7z_member(seven, found[0], tmp, archive=f"{zpath.name}:{inner[0]}",
+                              max_bytes=max_extract_bytes)
         else:
             raise SourceError(f"{zpath.name}: neither a .7z nor a GeoPackage inside "
                               f"({names[:5]!r})")

@@ -59,6 +59,7 @@ from diagnosis.context import TerritoryContext, compute_context
 from diagnosis.demand import DemandPoints, compute_demand_points
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_percent
+from diagnosis.offer_levels import OfferLevels, compute_offer_levels
 from diagnosis.overview import Overview, compute_overview, compute_overviews
 from diagnosis.schema import FACILITY_TYPES, Territory
 from diagnosis.settings import (
@@ -417,6 +418,19 @@ def diagnose_context(inputs: DiagnosisInputs) -> TerritoryContext:
                            iris=getattr(inputs, "iris", None))
 
 
+def diagnose_offer_levels(inputs: DiagnosisInputs, overview: Overview,
+                          context: TerritoryContext | None) -> OfferLevels:
+    """The offer by type against the département and France, from every loaded commune.
+
+    See :func:`diagnosis.offer_levels.compute_offer_levels`.
+    """
+    types = [t for t in overview.summary["facilities"] if t != "mairie"]
+    return compute_offer_levels(inputs.territory, inputs.communes, inputs.facilities,
+                                types=types, coverage=overview.summary.get("coverage", {}),
+                                caf=context.caf_coverage if context is not None else None,
+                                departement_name=getattr(inputs, "dep_name", None))
+
+
 def diagnose_demand(inputs: DiagnosisInputs, overview: Overview) -> DemandPoints | None:
     """Demand below the commune when IRIS or 200 m cells are loaded, else ``None``.
 
@@ -714,6 +728,9 @@ class Diagnosis:
         Births over ten years with their trend, CAF coverage rates with their year, and
         the quartiers prioritaires with the families living in them
         (:class:`diagnosis.context.TerritoryContext`; :func:`diagnose_context`).
+    offer_levels
+        The offer by type with its places per 100 children under 3 and the CAF coverage
+        rate, for the territory, its département and France (:func:`diagnose_offer_levels`).
     demand
         Demand points below the commune (IRIS, 200 m cells) when loaded, else ``None``
         (one point per commune).
@@ -741,6 +758,7 @@ class Diagnosis:
     demand: DemandPoints | None = None
     context: TerritoryContext | None = None
     modes: ModeComparison | None = None
+    offer_levels: OfferLevels | None = None
 
     @property
     def territory(self) -> Territory:
@@ -801,6 +819,7 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
     ov = overview if overview is not None else diagnose_overview(inputs, params)
     demand = diagnose_demand(inputs, ov)
     context = diagnose_context(inputs)
+    offer_levels = diagnose_offer_levels(inputs, ov, context)
     access = siting = None
     if "access" in parts:
         step("temps d'accès et manques")
@@ -856,7 +875,7 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
     return Diagnosis(params=params, inputs=inputs, travel=travel, overview=ov, access=access,
                      siting=siting, recommended=by_site, site=site, partners=partners,
                      catchment=catchment, cohorts=cohorts, notes=tuple(notes), demand=demand,
-                     context=context, modes=modes)
+                     context=context, modes=modes, offer_levels=offer_levels)
 
 
 def diagnose_modes(overview: Overview, sites: Sequence[Site], travels: Mapping[str, Travel],

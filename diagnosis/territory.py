@@ -32,6 +32,17 @@ from shapely.geometry.base import BaseGeometry
 from diagnosis.errors import InputError
 from diagnosis.schema import Territory
 
+
+class UnknownTerritoryError(InputError):
+    """No commune, EPCI or département has this name.
+
+    ``candidates`` holds the closest labels (``"Pontchâteau (44129)"``), possibly none.
+    """
+
+
+class AmbiguousTerritoryError(InputError):
+    """Several territories of the same rank have this name; ``candidates`` holds them."""
+
 _DEP_RE = re.compile(r"^(?:\d{2}|2[AB]|97\d)$")
 _COM_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
 _SIREN_RE = re.compile(r"^\d{9}$")
@@ -287,10 +298,17 @@ def _by_name(query: str, cog: CogTables) -> Territory:
     if exact.empty:
         close = difflib.get_close_matches(key, names["key"].unique().tolist(), n=5, cutoff=0.6)
         hints = names.loc[names["key"].isin(close)].drop_duplicates("key")
-        hint = "; ".join(f"{r.label} ({r.code})" for r in hints.itertuples()) or "aucun"
-        raise InputError(
+        labels = [f"{r.label} ({r.code})" for r in hints.itertuples()]
+        hint = "; ".join(labels) or "aucun"
+        fr = (f"aucun territoire ne s'appelle « {query} » ; noms les plus proches : "
+              f"{', '.join(labels)}" if labels else
+              f"aucun territoire ne correspond à « {query} » : essayez un code INSEE de "
+              "commune (5 caractères), un SIREN d'EPCI (9 chiffres) ou un code de "
+              "département")
+        raise UnknownTerritoryError(
             f"territoire {query!r} : aucune commune, intercommunalité ou département ne "
-            f"porte ce nom ; noms les plus proches : {hint}"
+            f"porte ce nom ; noms les plus proches : {hint}",
+            argument="territoire", value=query, candidates=labels, fr=fr,
         )
     # Prefer current communes over former ones of the same name, départements over EPCIs.
     rank = {"departement": 0, "region": 0.5, "epci": 1, "commune": 2, "deleguee": 3,
@@ -298,10 +316,15 @@ def _by_name(query: str, cog: CogTables) -> Territory:
     exact = exact.assign(_r=exact["kind"].map(rank)).sort_values(["_r", "code"])
     best = exact.loc[exact["_r"] == exact["_r"].iloc[0]]
     if len(best) > 1:
-        cands = "; ".join(f"{r.label} ({r.code})" for r in best.head(10).itertuples())
-        raise InputError(
-            f"territoire {query!r} ambigu : {cands}. Donnez le code, ou le nom avec "
-            "son département, par exemple 'Sainte-Marie (974)'"
+        labels = [f"{r.label} ({r.code})" for r in best.head(10).itertuples()]
+        raise AmbiguousTerritoryError(
+            f"territoire {query!r} ambigu : {'; '.join(labels)}. Donnez le code, ou le nom "
+            "avec son département, par exemple 'Sainte-Marie (974)'",
+            argument="territoire", value=query, candidates=labels,
+            hint="Sainte-Marie (974)",
+            fr=(f"plusieurs territoires s'appellent « {query} » : {', '.join(labels)}. "
+                "Précisez le code, ou le nom avec son département, par exemple "
+                "« Sainte-Marie (974) »"),
         )
     hit = best.iloc[0]
     if hit["kind"] == "departement":

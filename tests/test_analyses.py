@@ -160,9 +160,9 @@ def test_road_graph_for_crow_and_bad_file(tmp_path):
 
 
 def test_road_graph_unavailable_offline_falls_back_with_a_note(monkeypatch, tmp_path):
-    from data_sources import _http
+    from data_sources import _http_session
 
-    monkeypatch.setattr(_http, "_config", None)
+    monkeypatch.setattr(_http_session, "_config", None)  # the settings held by the session
     monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
     monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path))
     graph, note = road_graph_for(_communes(), mode="drive")

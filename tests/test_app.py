@@ -29,6 +29,16 @@ def _births(codes: tuple[str, ...]) -> int:
     return int(com.loc[com["code_insee"].isin(codes), "births_2024"].sum())
 
 
+PICKER_LABELS = {"dep": "Département", "epci": "Intercommunalité (EPCI)", "commune": "Commune"}
+
+
+def _picker(at: AppTest, level: str):
+    """The sidebar's département, EPCI or commune list (its key changes with each choice)."""
+    boxes = [b for b in at.sidebar.selectbox if b.label == PICKER_LABELS[level]]
+    assert len(boxes) == 1, [b.label for b in at.sidebar.selectbox]
+    return boxes[0]
+
+
 def _metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -80,17 +90,17 @@ def test_threshold_slider_recomputes_the_offer_table(app):
 
 
 def test_switch_territory_with_the_selectboxes(app):
-    app.selectbox(key="picker_commune").select("44129").run(timeout=TIMEOUT)
+    _picker(app, "commune").select("44129").run(timeout=TIMEOUT)
     _no_exception(app)
     m = _metrics(app)
     assert _int(m["Communes"]) == 1
     assert _int(m["Naissances 2024"]) == _births(("44129",))
     assert app.title[0].value == "Pontchâteau"
 
-    app.selectbox(key="picker_epci").select("").run(timeout=TIMEOUT)
+    _picker(app, "epci").select("").run(timeout=TIMEOUT)
     _no_exception(app)
     dep = resolve("44")
-    assert app.selectbox(key="picker_commune").value == ""
+    assert _picker(app, "commune").value == ""
     assert _int(_metrics(app)["Communes"]) == len(dep.communes)
     assert _int(_metrics(app)["Naissances 2024"]) == _births(dep.communes)
 
@@ -99,13 +109,37 @@ def test_search_by_name_and_code(app):
     app.text_input(key="picker_search").input("saint gildas des bois").run(timeout=TIMEOUT)
     _no_exception(app)
     target = resolve("Saint-Gildas-des-Bois")
-    assert app.selectbox(key="picker_commune").value == target.code
+    assert _picker(app, "commune").value == target.code
     assert _int(_metrics(app)["Naissances 2024"]) == _births(target.communes)
     assert any("Territoire choisi" in s.value for s in app.success)
 
     app.text_input(key="picker_search").input("200000438").run(timeout=TIMEOUT)
-    assert app.selectbox(key="picker_epci").value == "200000438"
-    assert app.selectbox(key="picker_commune").value == ""
+    assert _picker(app, "epci").value == "200000438"
+    assert _picker(app, "commune").value == ""
+
+
+def test_a_list_whose_browser_state_is_lost_keeps_the_territory(app):
+    """Issue 25.7: a selectbox whose state the browser lost comes back at its default
+    index and sends that value. Before, the default was the first option, so the session
+    moved to « 01 — Ain »; the default is now the session's own choice."""
+    app.text_input(key="picker_search").input("saint gildas des bois").run(timeout=TIMEOUT)
+    target = resolve("Saint-Gildas-des-Bois")
+    chosen = [_picker(app, lv).value for lv in ("dep", "epci", "commune")]
+    assert chosen[0] == "44" and chosen[1] == "200000438" and chosen[2] == target.code
+    from app_pages import _cached
+
+    raw = {"dep": list(_cached.departement_options()),
+           "epci": ["", *_cached.epci_options("44")],
+           "commune": ["", *_cached.commune_options("44", "200000438")]}
+    for level in ("dep", "epci", "commune"):
+        box = _picker(app, level)
+        shown = box.options[box.proto.default]  # what a browser that lost the state shows
+        (value,) = [v for v in raw[level] if box.format_func(v) == shown]
+        box.set_value(value).run(timeout=TIMEOUT)  # and sends back
+        _no_exception(app)
+        assert [_picker(app, lv).value for lv in ("dep", "epci", "commune")] == chosen
+        assert app.title[0].value == target.name
+    assert _int(_metrics(app)["Naissances 2024"]) == _births(target.communes)
 
 
 def test_unknown_territory_shows_closest_names(app):
@@ -126,9 +160,9 @@ def test_ambiguous_name_asks_for_the_code(app):
 
 
 def test_territory_without_loaded_data_explains_what_is_missing(app):
-    app.selectbox(key="picker_dep").select("35").run(timeout=TIMEOUT)
+    _picker(app, "dep").select("35").run(timeout=TIMEOUT)
     _no_exception(app)
-    assert app.selectbox(key="picker_epci").value == ""
+    assert _picker(app, "epci").value == ""
     warnings = [w.value for w in app.warning]
     assert any("ne sont pas chargées" in w and "35" in w for w in warnings), warnings
     assert not app.metric
@@ -360,7 +394,7 @@ def test_cached_exports_are_geopackage_and_csv_zip():
                                   "sources"])
 def test_every_page_explains_a_territory_without_data(app, page):
     """A territory outside the demo (Ille-et-Vilaine) never ends in a traceback."""
-    app.selectbox(key="picker_dep").select("35").run(timeout=TIMEOUT)
+    _picker(app, "dep").select("35").run(timeout=TIMEOUT)
     app.switch_page(f"app_pages/{page}.py").run(timeout=TIMEOUT)
     _no_exception(app)
     shown = " ".join(m.value for m in [*app.warning, *app.error, *app.info])

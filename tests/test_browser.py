@@ -369,6 +369,28 @@ def test_every_page_is_french(server, tmp_path):
                 (e) => getComputedStyle(e, "::after").content).filter((c) => c !== "none")""")
             assert '"Déposez les fichiers ici"' in dragging, dragging
             assert not _english_in(zone.inner_text()), zone.inner_text()
+            zone.evaluate("""(z) => z.dispatchEvent(new DragEvent("dragleave",
+                {dataTransfer: new DataTransfer(), bubbles: true}))""")
+            # A file over the server's 50 MB limit is refused by the browser: its chip stays
+            # visible with a French reason, and Streamlit's English tooltip never shows.
+            big = tmp_path / "tres_gros.csv"
+            with big.open("wb") as f:
+                f.write(b"nom;type\n")
+                f.truncate(51 * 2**20)
+            page.locator("input[type='file']").first.set_input_files(str(big))
+            chip = zone.locator("[data-testid='stFileChip'][aria-invalid='true']").first
+            expect(chip).to_be_visible(timeout=30_000)
+            reason = chip.locator("[data-testid='stFileChipName']").evaluate(
+                "(n) => n.innerText + getComputedStyle(n, '::after').content")
+            assert "tres_gros.csv" in reason and "refusé : plus de 50 Mo" in reason, reason
+            assert "Déposez les fichiers ici" not in zone.evaluate(
+                """(z) => [...z.querySelectorAll("*")].map(
+                (e) => getComputedStyle(e, "::after").content).join(" ")""")
+            box = chip.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_timeout(1_000)
+            tips = page.locator("[data-testid^='stTooltip'][data-testid$='Content']:visible")
+            assert not any(_english_in(t) or "File must" in t for t in tips.all_inner_texts())
         finally:
             browser.close()
 

@@ -224,3 +224,60 @@ def test_a_line_of_millions_of_columns_is_refused_quickly_under_a_memory_limit(t
                        "except InputError as e:\n    print(e.fr, file=sys.stderr); sys.exit(2)\n",
                        str(path), timeout_s=120)
     assert_french_refusal(proc, "large.csv", "la ligne 1 compte plus de 500 colonnes")
+
+
+def _national_grid_zip(tmp_path: Path, payload: bytes, *, name: str) -> Path:
+    """A zip laid out like INSEE's ``Filosofi2019_carreaux_200m_gpkg.zip``: one ``.7z``
+    holding ``carreaux_200m_met.gpkg`` (see ``data_sources/filosofi.py``)."""
+    py7zr = pytest.importorskip("py7zr")
+    seven = tmp_path / "Filosofi2019_carreaux_200m_gpkg.7z"
+    with py7zr.SevenZipFile(seven, "w") as sz:
+        sz.writestr(payload, "carreaux_200m_met.gpkg")
+    out = tmp_path / name
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        zf.write(seven, seven.name)
+    seven.unlink()
+    return out
+
+
+def test_a_bomb_inside_the_inner_7z_is_stopped_in_french(tmp_path):
+    """Issue 25.2: the .7z inside Filosofi's national zip was extracted uncapped. 64 MB of
+    zeros pack into a few kB: refused on its ratio, nothing left behind."""
+    from data_sources.filosofi import extract_filosofi_gpkg
+
+    archive = _national_grid_zip(tmp_path, bytes(64 * 2**20), name="bomb.zip")
+    assert archive.stat().st_size < 1 * 2**20
+    with pytest.raises(InputError) as err:
+        extract_filosofi_gpkg(archive)
+    assert "refusée" in err.value.fr and "rapport" in err.value.fr, err.value.fr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.zip"]
+
+
+def test_an_inner_7z_member_over_the_size_cap_is_stopped(tmp_path):
+    from data_sources.filosofi import extract_filosofi_gpkg
+
+    archive = _national_grid_zip(tmp_path, os.urandom(3 * 2**20), name="big.zip")
+    with pytest.raises(InputError) as err:
+        extract_filosofi_gpkg(archive, max_extract_bytes=2 * 2**20)
+    assert "trop volumineux" in err.value.fr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zip"]
+
+
+def test_a_genuine_inner_7z_grid_is_extracted_and_read(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from data_sources.filosofi import extract_filosofi_gpkg, read_filosofi_file
+
+    cells = gpd.GeoDataFrame(
+        {"idcar_200m": [f"CRS3035RES200mN2680000E35{i:02d}00" for i in range(0, 40, 2)],
+         "ind": [float(i) for i in range(20)], "men": [1.0] * 20},
+        geometry=[box(3_500_000 + 200 * i, 2_680_000, 3_500_200 + 200 * i, 2_680_200)
+                  for i in range(20)], crs="EPSG:3035")
+    gpkg = tmp_path / "cells.gpkg"
+    cells.to_file(gpkg, driver="GPKG")
+    archive = _national_grid_zip(tmp_path, gpkg.read_bytes(), name="grid.zip")
+    gpkg.unlink()
+    out = extract_filosofi_gpkg(archive)
+    assert out.name.endswith("carreaux_200m_met.gpkg")
+    assert len(read_filosofi_file(out)) == 20

@@ -500,7 +500,9 @@ def test_download_beside_a_full_cache_folder_goes_on_for_this_run(server, monkey
     """The cache folder refuses the file (ENOSPC): the run downloads it elsewhere, says so."""
     import errno
 
-    real = _http._download
+    from data_sources import _http_download
+
+    real = _http_download._download
     cache = _http.get_config().cache_dir
 
     def full_cache(url, path, **kw):
@@ -509,7 +511,7 @@ def test_download_beside_a_full_cache_folder_goes_on_for_this_run(server, monkey
                 errno.ENOSPC, "No space left on device")
         return real(url, path, **kw)
 
-    monkeypatch.setattr(_http, "_download", full_cache)
+    monkeypatch.setattr(_http_download, "_download", full_cache)  # where download_file looks
     url = server.base + "/file.csv"
     path = _http.download_file(url, source="demo")
     assert cache not in path.parents and path.read_text() == "a;b\n1;1\n"

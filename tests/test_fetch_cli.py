@@ -247,7 +247,9 @@ def test_full_cache_disk_is_said_and_the_fetch_goes_on(dirs, capsys, monkeypatch
     def full(folder):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_http, "_probe_disk", full)  # the write test finds the disk full
+    from data_sources import _http_cache
+
+    monkeypatch.setattr(_http_cache, "_probe_disk", full)  # the write test finds the disk full
     _http.reset()
     assert main(["fetch", "--territory", EPCI]) == 0
     out = capsys.readouterr().out

@@ -27,7 +27,18 @@ def http_sandbox(tmp_path):
 
 
 def test_doctests():
-    assert doctest.testmod(_http).failed == 0
+    from data_sources import (
+        _http_adapter,
+        _http_cache,
+        _http_config,
+        _http_download,
+        _http_notes,
+        _http_session,
+    )
+
+    for module in (_http, _http_adapter, _http_cache, _http_config, _http_download,
+                   _http_notes, _http_session):
+        assert doctest.testmod(module).failed == 0, module.__name__
 
 
 @responses.activate

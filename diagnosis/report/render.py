@@ -24,6 +24,7 @@ from diagnosis.report._base import (
 from diagnosis.report.action import action_section
 from diagnosis.report.context import context_section
 from diagnosis.report.method import _limits_part, _method_part, _sources_table
+from diagnosis.report.offer import offer_levels_part
 from diagnosis.report.results import (
     _access_section,
     _cohorts_section,
@@ -70,6 +71,7 @@ def render_report_html(
     catchment: Catchment | None = None,
     modes: Any = None,
     territory_context: Any = None,
+    offer_levels: Any = None,
 ) -> str:
     """Render the diagnosis report as one self-contained HTML document (French).
 
@@ -126,6 +128,9 @@ def render_report_html(
                              territory_context=territory_context)
     step("cartes de l'offre")
     offer = _offer_part(overview, context, attribution, threshold_label)
+    by_level = offer_levels_part(offer_levels)
+    offer = {**offer, "tables": [*offer["tables"], *by_level["tables"]],
+             "after": by_level["after"]}
     step("accessibilité, implantation, partenaires")
     origin_labels = {"demo": "données de démonstration embarquées (Loire-Atlantique)",
                      "store": "données téléchargées des sources publiques"}
@@ -232,13 +237,15 @@ def render_report(
     catchment: Catchment | None = None,
     modes: Any = None,
     territory_context: Any = None,
+    offer_levels: Any = None,
 ) -> bytes:
     """Render the diagnosis report as PDF bytes (see :func:`render_report_html`)."""
     html = render_report_html(overview, access=access, gaps=gaps, siting=siting,
                               scenarios=scenarios, partners=partners, cohorts=cohorts,
                               comparison=comparison, site=site, context=context, meta=meta,
                               progress=progress, catchment=catchment, modes=modes,
-                              territory_context=territory_context)
+                              territory_context=territory_context,
+                              offer_levels=offer_levels)
     if progress:
         progress("mise en page PDF")
     return _pdf_from_html(html)
@@ -327,7 +334,8 @@ def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
             "partners": d.partners, "cohorts": d.cohorts, "comparison": d.comparison,
             "site": d.site if d.params.site else None, "catchment": d.catchment,
             "context": d.inputs.communes, "meta": meta, "modes": d.modes,
-            "territory_context": getattr(d, "context", None)}
+            "territory_context": getattr(d, "context", None),
+            "offer_levels": getattr(d, "offer_levels", None)}
 
 
 def render_diagnosis_html(diagnosis: Diagnosis, *, author: str = "",
