@@ -39,7 +39,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -686,11 +686,9 @@ def _fetch_locked(
         previous = None
     run = _Run(area, True if offline else None, previous)
     attempted_at = utc_now()
-    statuses: dict[str, tuple[str, str]] = {}
+    tally = _Tally()
     total = len(selected)
     end = None if deadline_s is None else time.monotonic() + deadline_s
-    apart: set[str] = set()  # suspect answers kept apart this run
-    taken: set[str] = set()  # suspect answers accepted this run (dropped once written)
 
     def report(i: int, key: str, outcome: SourceOutcome | None) -> None:
         if progress is not None:
@@ -705,19 +703,14 @@ def _fetch_locked(
             f"{key})."
         )
 
-    unplaced_in: dict[str, pd.DataFrame] = {}
-    received: dict[str, int] = {}
-    placed_by_ban: dict[str, pd.DataFrame] = {}
-    ban_counts = (0, 0)
     with _offline_mode(offline):
         for i, key in enumerate(selected):
             report(i, key, None)
             left = None if end is None else end - time.monotonic()
             if left is not None and left <= 0:
-                statuses[key] = too_late(key, "pas lancée, le délai global est dépassé")
-                logger.warning("%s", statuses[key][1])
-                report(i, key, _outcome(key, run, statuses[key], unplaced_in, placed_by_ban,
-                                        ban_counts, final=False, received=received))
+                tally.statuses[key] = too_late(key, "pas lancée, le délai global est dépassé")
+                logger.warning("%s", tally.statuses[key][1])
+                report(i, key, tally.outcome(key, run, final=False))
                 continue
             own = SOURCE_DEADLINE_S.get(key, DEFAULT_SOURCE_DEADLINE_S)
             bounded_by_overall = left is not None and left < own
@@ -726,62 +719,91 @@ def _fetch_locked(
                 if key in accepted and key != ban.BAN.key:
                     loaded = _accepted_answer(run, key, root)
                 if loaded is not None:
-                    taken.add(key)
+                    tally.taken.add(key)
                     loaded.layer = loaded.layer.copy()
                     loaded.layer.attrs = {}
-                    run.fresh[key] = loaded
-                    if loaded.unplaced is not None:
-                        unplaced_in[key] = loaded.unplaced
-                    statuses[key] = ("ok", loaded.note)
+                    tally.keep(run, key, loaded, ("ok", loaded.note))
                 else:
-                    with _http.source_deadline(own if left is None else min(own, left),
-                                               source=key), \
-                            _http.data_dates() as dates, _http.update_notes() as notes, \
-                            _http.deferred_cache() as pending:
-                        if key == ban.BAN.key:
-                            statuses[key], placed_by_ban, ban_counts = _run_ban(run,
-                                                                                unplaced_in)
-                            pending.commit()
-                        else:
-                            loaded = _RUNNERS[key](run)
-                            loaded.data_date = dates[0] if dates else ""
-                            loaded.layer = loaded.layer.copy()
-                            loaded.layer.attrs = {}  # tables in attrs break pd.concat (merge)
-                            state, message, take = _judge(run, key, loaded, notes, root=root,
-                                                          received_at=attempted_at)
-                            if state == "ok":
-                                pending.commit()  # only a sound answer reaches the cache
-                                drop_suspect(area, key, root=root)
-                            else:
-                                pending.discard()
-                                logger.warning("%s: %s", key, message)
-                            if state == "suspect" and not take:
-                                received[key] = len(loaded.layer)
-                                apart.add(key)
-                            if take:
-                                run.fresh[key] = loaded
-                                if loaded.unplaced is not None:
-                                    unplaced_in[key] = loaded.unplaced
-                            statuses[key] = (state, message)
+                    _fetch_source(run, key, tally, seconds=own if left is None else min(own, left),
+                                  root=root, received_at=attempted_at)
             except Exception as exc:  # one source never blocks the others
                 status = _reason_fr(key, exc)
                 if bounded_by_overall and "overall deadline" in str(exc) or (
                         end is not None and time.monotonic() >= end
                         and status[0] == "failed"):
                     status = too_late(key, f"arrêtée avant la fin ({status[1]})")
-                statuses[key] = status
-                logger.warning("%s", statuses[key][1])
-            report(i, key, _outcome(key, run, statuses[key], unplaced_in, placed_by_ban,
-                                    ban_counts, final=False, received=received, apart=apart))
+                tally.statuses[key] = status
+                logger.warning("%s", tally.statuses[key][1])
+            report(i, key, tally.outcome(key, run, final=False))
+    return _store_run(run, selected, tally, attempted_at=attempted_at, root=root)
 
+
+@dataclass
+class _Tally:
+    """What a fetch run gathered so far, source by source (see :func:`_fetch_locked`)."""
+
+    statuses: dict[str, tuple[str, str]] = field(default_factory=dict)
+    unplaced_in: dict[str, pd.DataFrame] = field(default_factory=dict)
+    received: dict[str, int] = field(default_factory=dict)
+    placed_by_ban: dict[str, pd.DataFrame] = field(default_factory=dict)
+    ban_counts: tuple[int, int] = (0, 0)
+    apart: set[str] = field(default_factory=set)  # suspect answers kept apart this run
+    taken: set[str] = field(default_factory=set)  # suspect answers accepted this run
+
+    def keep(self, run: _Run, key: str, loaded: _Loaded, status: tuple[str, str]) -> None:
+        """Take ``loaded`` as this run's data for ``key``."""
+        run.fresh[key] = loaded
+        if loaded.unplaced is not None:
+            self.unplaced_in[key] = loaded.unplaced
+        self.statuses[key] = status
+
+    def outcome(self, key: str, run: _Run, *, final: bool) -> SourceOutcome:
+        """The outcome of ``key`` so far (``final``: once the run is over)."""
+        return _outcome(key, run, self.statuses[key], self.unplaced_in, self.placed_by_ban,
+                        self.ban_counts, final=final, received=self.received, apart=self.apart)
+
+
+def _fetch_source(run: _Run, key: str, tally: _Tally, *, seconds: float,
+                  root: str | Path | None, received_at: str) -> None:
+    """Fetch one source within ``seconds``, judge its answer, cache it only if sound."""
+    with _http.source_deadline(seconds, source=key), _http.data_dates() as dates, \
+            _http.update_notes() as notes, _http.deferred_cache() as pending:
+        if key == ban.BAN.key:
+            tally.statuses[key], tally.placed_by_ban, tally.ban_counts = _run_ban(
+                run, tally.unplaced_in)
+            pending.commit()
+            return
+        loaded = _RUNNERS[key](run)
+        loaded.data_date = dates[0] if dates else ""
+        loaded.layer = loaded.layer.copy()
+        loaded.layer.attrs = {}  # tables in attrs break pd.concat (merge)
+        state, message, take = _judge(run, key, loaded, notes, root=root,
+                                      received_at=received_at)
+        if state == "ok":
+            pending.commit()  # only a sound answer reaches the cache
+            drop_suspect(run.area, key, root=root)
+        else:
+            pending.discard()
+            logger.warning("%s: %s", key, message)
+        if state == "suspect" and not take:
+            tally.received[key] = len(loaded.layer)
+            tally.apart.add(key)
+        if take:
+            tally.keep(run, key, loaded, (state, message))
+        tally.statuses[key] = (state, message)
+
+
+def _store_run(run: _Run, selected: tuple[str, ...], tally: _Tally, *, attempted_at: str,
+               root: str | Path | None) -> FetchResult:
+    """Write what the run got (communes, merged facilities, layers, ledger) to the store."""
+    area = run.area
     # BAN-placed rows join their source's table.
-    for key, rows in placed_by_ban.items():
+    for key, rows in tally.placed_by_ban.items():
         if key in run.fresh and len(rows):
             both = pd.concat([run.fresh[key].layer, rows], ignore_index=True)
             run.fresh[key].layer = validate_facilities(
                 gpd.GeoDataFrame(both, geometry="geometry", crs=WGS84), source=key)
-    outcomes = tuple(_outcome(k, run, statuses[k], unplaced_in, placed_by_ban, ban_counts,
-                              final=True, received=received, apart=apart) for k in selected)
+    outcomes = tuple(tally.outcome(k, run, final=True) for k in selected)
 
     covers = demo_covers(area)
     contours = run.layer(boundaries.GEO_API.key)
@@ -799,13 +821,11 @@ def _fetch_locked(
     if communes is not None or facilities is not None or layers:
         snapshot = write_store(area, ledger=ledger, communes=communes, facilities=facilities,
                                source_layers=layers, root=root)
-    for key in taken:  # accepted and written: the answer kept apart is spent
+    for key in tally.taken:  # accepted and written: the answer kept apart is spent
         drop_suspect(area, key, root=root)
     return FetchResult(area, outcomes, snapshot, communes_stored=communes is not None,
                        facilities_stored=facilities is not None, demo_covers=covers,
                        cache_note=_http.cache_note(), merge_report=merged)
-
-
 
 
 def _outcome(

@@ -13,7 +13,8 @@ together, whole or an extract, for a territory): columns are recognised by patte
 births of the file's newest year, ``births_2024_year`` says which). The derived
 columns come from :func:`diagnosis.needs.compute_needs`.
 
-:func:`load_insee_files` (both files of the same edition, the demo build) is kept.
+:func:`parse_comparateur` and :func:`parse_dossier_complet` (both files of the same
+edition) build the embedded demo (:mod:`data_sources.demo.build_demo`).
 
 Formats checked against the shipped files of ``../shared/data/ship/loire-atlantique``
 (comparateur 2025 edition, dossier complet subset) and public code reading INSEE bases
@@ -112,42 +113,6 @@ def parse_comparateur(text: str, *, file: str = "comparateur") -> pd.DataFrame:
 def parse_dossier_complet(text: str, *, file: str = "dossier complet") -> pd.DataFrame:
     """Parse the INSEE *dossier complet* CSV (family columns of census 2022)."""
     return _read_insee_csv(text, file=file, wanted=DOSSIER_COLUMNS)
-
-
-def load_insee_files(comparateur: str | Path, dossier_complet: str | Path) -> pd.DataFrame:
-    """Read both INSEE files from disk and join them on the commune code.
-
-    Parameters
-    ----------
-    comparateur, dossier_complet
-        Paths to the CSVs downloaded from insee.fr.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per commune: ``code_insee`` plus the base need columns.
-    """
-    paths = {"comparateur": Path(comparateur), "dossier": Path(dossier_complet)}
-    for p in paths.values():
-        if not p.exists():
-            raise InputError(
-                f"{p}: file not found; give the path of the CSV downloaded from insee.fr")
-    comp_name, doss_name = str(comparateur), str(dossier_complet)
-    from data_sources._budget import read_file_capped
-
-    comp = parse_comparateur(decode_text(read_file_capped(paths["comparateur"],
-                                                          what="fichier INSEE"),
-                                         file=comp_name), file=comp_name)
-    doss = parse_dossier_complet(decode_text(read_file_capped(paths["dossier"],
-                                                              what="fichier INSEE"),
-                                             file=doss_name), file=doss_name)
-    only = set(comp["code_insee"]) ^ set(doss["code_insee"])
-    if only:
-        raise InputError(
-            f"{comparateur} and {dossier_complet} cover different communes "
-            f"(e.g. {sorted(only)[:5]}); download both files for the same territory"
-        )
-    return comp.merge(doss, on="code_insee", how="inner", validate="one_to_one")
 
 
 # --------------------------------------------------------------------------------------
@@ -691,94 +656,17 @@ def read_insee_files(
     territory = sorted({str(c).strip().upper() for c in territory_codes})
     if not territory:
         raise InputError("territory_codes est vide : résolvez d'abord le territoire")
-    if cog is None:
-        from data_sources.cog import load_cog
-
-        cog = load_cog()
-    from diagnosis.territory import CogTables, current_commune
-
-    if not isinstance(cog, CogTables):
-        raise InputError(f"cog={type(cog).__name__} : attendu diagnosis.territory.CogTables")
-    in_territory = set(territory)
-    com = cog.communes
-    current_codes = set(com.loc[com["kind"] == "commune", "code"])
-    names = com.loc[com["kind"] == "commune"].set_index("code")["name"]
-    # names of former communes too (communes déléguées / associées), for the notices
-    any_names = pd.concat([names, com.loc[com["kind"] != "commune"].drop_duplicates(
-        "code").set_index("code")["name"]])
-    any_names = any_names[~any_names.index.duplicated()]
-    arrondissements = set(com.loc[com["kind"] == "arrondissement", "code"])
-    ref_pop = (pd.to_numeric(com.loc[com["kind"] == "commune"].set_index("code")["population"],
-                             errors="coerce")
-               if "population" in com else pd.Series(dtype="float64"))
-    partial_by_file: list[dict[str, dict[str, tuple[str, ...]]]] = []
+    ctx = _communes_context(cog)
     tables = [_read_user_file(*_name_and_bytes(src, i)) for i, src in enumerate(paths_or_bytes)]
     notices: list[str] = []
     per_file: list[pd.DataFrame] = []
+    partial_by_file: list[dict[str, dict[str, tuple[str, ...]]]] = []
     rows_outside = 0
     for t in tables:
-        seen: dict[str, int] = {}
-        for code, line in zip(t.codes, t.lines, strict=True):
-            if code in seen and _COMMUNE_CODE.match(code):
-                raise InputError(
-                    f"{t.name} : le code commune {code!r} apparaît deux fois (lignes "
-                    f"{seen[code]} et {line}) ; gardez une seule ligne par commune"
-                )
-            seen.setdefault(code, line)
-        target: list[str | None] = []
-        not_commune = unknown = outside = 0
-        for code in t.codes:
-            if not _COMMUNE_CODE.match(code):
-                not_commune += 1
-                target.append(None)
-                continue
-            cur = code if code in current_codes else None
-            if cur is None:
-                hit = current_commune(code, cog)
-                cur = hit[0] if hit else None
-                if cur is None:
-                    unknown += 1
-                    target.append(None)
-                    continue
-            if cur not in in_territory:
-                outside += 1
-                target.append(None)
-                continue
-            target.append(cur)
+        frame, file_partial, outside = _territory_rows(t, ctx, territory=territory,
+                                                       notices=notices)
         rows_outside += outside
-        kept = sum(x is not None for x in target)
-        if kept == 0:
-            deps = sorted({_dep_of(c) for c in t.codes if _COMMUNE_CODE.match(c)})
-            tdeps = sorted({_dep_of(c) for c in territory})
-            raise InputError(
-                f"{t.name} : aucune commune du territoire dans ce fichier (il couvre le(s) "
-                f"département(s) {', '.join(deps) or 'aucun'}, le territoire le(s) "
-                f"département(s) {', '.join(tdeps)}) ; téléchargez le fichier du bon "
-                "territoire sur insee.fr"
-            )
-        if outside:
-            notices.append(f"{t.name} : {outside} ligne(s) de communes hors du territoire "
-                           "ignorée(s).")
-        if not_commune:
-            notices.append(f"{t.name} : {not_commune} ligne(s) qui ne sont pas des communes "
-                           "(totaux, autres niveaux) ignorée(s).")
-        if unknown:
-            notices.append(f"{t.name} : {unknown} ligne(s) de codes inconnus du COG 2026 "
-                           "ignorée(s).")
-        frame = pd.DataFrame({"code_raw": t.codes, "code_insee": target, **t.values})
-        frame = frame.loc[frame["code_insee"].notna()]
-        combined, merge_notices, file_partial = _combine_former_communes(
-            frame, t, names=any_names, arrondissements=arrondissements,
-            reference_population=ref_pop)
-        notices += merge_notices
         partial_by_file.append(file_partial)
-        frame = pd.concat(combined, ignore_index=True).drop(columns="code_raw")
-        for col, n in t.span.items():
-            if n != 6 and n > 0:
-                frame[col] = frame[col] * 6.0 / n
-                notices.append(f"{t.name} : {t.used[col]} couvre {n} ans ; ramené à six ans "
-                               "pour la moyenne annuelle.")
-        frame = frame.set_index("code_insee")
         per_file.append(frame)
     out = pd.DataFrame(index=pd.Index(territory, name="code_insee"))
     years: dict[str, int] = {}
@@ -793,33 +681,8 @@ def read_insee_files(
             continue
         # newest year first; at equal year the file given first
         have.sort(key=lambda kt: (-kt[1].years.get(ind.column, 0), kt[0]))
-        value = pd.Series(np.nan, index=out.index)
-        year = pd.Series(pd.NA, index=out.index, dtype="Int64")
-        for rank, (k, t) in enumerate(have):
-            v = per_file[k][ind.column].reindex(out.index)
-            y = t.years.get(ind.column)
-            if rank:
-                win, wt = have[0][1], have[0][1]
-                both = value.notna() & v.notna()
-                differ = both & ((value - v).abs() > np.maximum(0.5, 0.001 * value.abs()))
-                wy, ty = wt.years.get(ind.column, 0), t.years.get(ind.column, 0)
-                if differ.any():
-                    why = (f"plus récent ({wy} contre {ty})" if wy > ty else
-                           "à millésime égal, le premier fichier donné l'emporte")
-                    ex = differ[differ].index[0]
-                    notices.append(
-                        f"{ind.label} : {win.name} ({win.used[ind.column]}) et {t.name} "
-                        f"({t.used[ind.column]}) diffèrent pour {int(differ.sum())} commune(s) "
-                        f"(par exemple {names.get(ex, ex)} : {value[ex]:g} contre {v[ex]:g}) ; "
-                        f"{win.name} l'emporte : {why}.")
-            fill = value.isna() & v.notna()
-            value[fill] = v[fill]
-            for code in fill[fill].index:  # the value used is the sum of known parts only
-                lacking = partial_by_file[k].get(str(code), {}).get(ind.column)
-                if lacking:
-                    partial.setdefault(str(code), {})[ind.column] = lacking
-            if y:
-                year[fill] = y
+        value, year = _combine_indicator(ind, have, per_file, partial_by_file, out.index,
+                                         names=ctx.names, notices=notices, partial=partial)
         out[ind.column] = value.astype("float64")
         if ind.column != "area_km2":
             out[ind.column + "_year"] = year
@@ -830,13 +693,13 @@ def read_insee_files(
     covered = set().union(*(set(f.index) for f in per_file))
     missing_communes = tuple(c for c in territory if c not in covered)
     if missing_communes:
-        sample = ", ".join(f"{names.get(c, c)} ({c})" for c in missing_communes[:5])
+        sample = ", ".join(f"{ctx.names.get(c, c)} ({c})" for c in missing_communes[:5])
         notices.append(f"{len(missing_communes)} commune(s) du territoire absente(s) des "
                        f"fichiers INSEE : {sample}{'…' if len(missing_communes) > 5 else ''} ; "
                        "leurs indicateurs restent inconnus.")
     out["insee_partial"] = pd.Series("", index=out.index, dtype=object)
     for code, cols in partial.items():
-        out.loc[code, "insee_partial"] = describe_partial(cols, names=any_names)
+        out.loc[code, "insee_partial"] = describe_partial(cols, names=ctx.any_names)
     missing = tuple(ind.label for ind in INDICATORS
                     if not any(ind.column in t.values for t in tables))
     files = tuple(f"{t.name} : {t.kind} ({', '.join(t.used.values())})" for t in tables)
@@ -844,3 +707,161 @@ def read_insee_files(
                        notices=tuple(notices), files=files, communes_missing=missing_communes,
                        rows_outside=rows_outside, columns_used=used, communes_partial=partial,
                        editions=tuple(file_edition(t.years) for t in tables))
+
+
+@dataclass(frozen=True)
+class _CommunesContext:
+    """What the COG says about the communes, for mapping and naming a file's rows."""
+
+    cog: object  # diagnosis.territory.CogTables (imported lazily)
+    current_codes: frozenset[str]
+    names: pd.Series  # current communes' names by code
+    any_names: pd.Series  # current and former communes' names by code
+    arrondissements: frozenset[str]
+    reference_population: pd.Series
+
+
+def _communes_context(cog: object | None) -> _CommunesContext:
+    if cog is None:
+        from data_sources.cog import load_cog
+
+        cog = load_cog()
+    from diagnosis.territory import CogTables
+
+    if not isinstance(cog, CogTables):
+        raise InputError(f"cog={type(cog).__name__} : attendu diagnosis.territory.CogTables")
+    com = cog.communes
+    names = com.loc[com["kind"] == "commune"].set_index("code")["name"]
+    # names of former communes too (communes déléguées / associées), for the notices
+    any_names = pd.concat([names, com.loc[com["kind"] != "commune"].drop_duplicates(
+        "code").set_index("code")["name"]])
+    ref_pop = (pd.to_numeric(com.loc[com["kind"] == "commune"].set_index("code")["population"],
+                             errors="coerce")
+               if "population" in com else pd.Series(dtype="float64"))
+    return _CommunesContext(
+        cog=cog, current_codes=frozenset(com.loc[com["kind"] == "commune", "code"]),
+        names=names, any_names=any_names[~any_names.index.duplicated()],
+        arrondissements=frozenset(com.loc[com["kind"] == "arrondissement", "code"]),
+        reference_population=ref_pop)
+
+
+def _current_codes(t: _FileTable, ctx: _CommunesContext, *, territory: Collection[str],
+                   notices: list[str]) -> tuple[list[str | None], int]:
+    """The territory's current commune of each row of ``t`` (``None``: ignored, noted).
+
+    Returns the codes and the number of rows of communes outside the territory.
+    """
+    from diagnosis.territory import CogTables, current_commune
+
+    assert isinstance(ctx.cog, CogTables)
+    seen: dict[str, int] = {}
+    for code, line in zip(t.codes, t.lines, strict=True):
+        if code in seen and _COMMUNE_CODE.match(code):
+            raise InputError(
+                f"{t.name} : le code commune {code!r} apparaît deux fois (lignes "
+                f"{seen[code]} et {line}) ; gardez une seule ligne par commune"
+            )
+        seen.setdefault(code, line)
+    target: list[str | None] = []
+    not_commune = unknown = outside = 0
+    for code in t.codes:
+        if not _COMMUNE_CODE.match(code):
+            not_commune += 1
+            target.append(None)
+            continue
+        cur = code if code in ctx.current_codes else None
+        if cur is None:
+            hit = current_commune(code, ctx.cog)
+            cur = hit[0] if hit else None
+            if cur is None:
+                unknown += 1
+                target.append(None)
+                continue
+        if cur not in territory:
+            outside += 1
+            target.append(None)
+            continue
+        target.append(cur)
+    if not any(x is not None for x in target):
+        deps = sorted({_dep_of(c) for c in t.codes if _COMMUNE_CODE.match(c)})
+        tdeps = sorted({_dep_of(c) for c in territory})
+        raise InputError(
+            f"{t.name} : aucune commune du territoire dans ce fichier (il couvre le(s) "
+            f"département(s) {', '.join(deps) or 'aucun'}, le territoire le(s) "
+            f"département(s) {', '.join(tdeps)}) ; téléchargez le fichier du bon "
+            "territoire sur insee.fr"
+        )
+    if outside:
+        notices.append(f"{t.name} : {outside} ligne(s) de communes hors du territoire "
+                       "ignorée(s).")
+    if not_commune:
+        notices.append(f"{t.name} : {not_commune} ligne(s) qui ne sont pas des communes "
+                       "(totaux, autres niveaux) ignorée(s).")
+    if unknown:
+        notices.append(f"{t.name} : {unknown} ligne(s) de codes inconnus du COG 2026 "
+                       "ignorée(s).")
+    return target, outside
+
+
+def _territory_rows(
+    t: _FileTable, ctx: _CommunesContext, *, territory: Collection[str], notices: list[str],
+) -> tuple[pd.DataFrame, dict[str, dict[str, tuple[str, ...]]], int]:
+    """One file's values by current commune of the territory, former communes combined.
+
+    Returns the frame (indexed by ``code_insee``), the partial sums by commune and
+    indicator, and the number of rows outside the territory.
+    """
+    target, outside = _current_codes(t, ctx, territory=set(territory), notices=notices)
+    frame = pd.DataFrame({"code_raw": t.codes, "code_insee": target, **t.values})
+    frame = frame.loc[frame["code_insee"].notna()]
+    combined, merge_notices, file_partial = _combine_former_communes(
+        frame, t, names=ctx.any_names, arrondissements=set(ctx.arrondissements),
+        reference_population=ctx.reference_population)
+    notices += merge_notices
+    frame = pd.concat(combined, ignore_index=True).drop(columns="code_raw")
+    for col, n in t.span.items():
+        if n != 6 and n > 0:
+            frame[col] = frame[col] * 6.0 / n
+            notices.append(f"{t.name} : {t.used[col]} couvre {n} ans ; ramené à six ans "
+                           "pour la moyenne annuelle.")
+    return frame.set_index("code_insee"), file_partial, outside
+
+
+def _combine_indicator(
+    ind: Indicator, have: Sequence[tuple[int, _FileTable]], per_file: Sequence[pd.DataFrame],
+    partial_by_file: Sequence[dict[str, dict[str, tuple[str, ...]]]], index: pd.Index, *,
+    names: pd.Series, notices: list[str], partial: dict[str, dict[str, tuple[str, ...]]],
+) -> tuple[pd.Series, pd.Series]:
+    """One indicator's values and years, from the files that hold it (best file first).
+
+    A commune the first file leaves missing takes the next file's value; disagreements
+    are noted; partial sums are recorded in ``partial``.
+    """
+    value = pd.Series(np.nan, index=index)
+    year = pd.Series(pd.NA, index=index, dtype="Int64")
+    for rank, (k, t) in enumerate(have):
+        v = per_file[k][ind.column].reindex(index)
+        y = t.years.get(ind.column)
+        if rank:
+            win = have[0][1]
+            both = value.notna() & v.notna()
+            differ = both & ((value - v).abs() > np.maximum(0.5, 0.001 * value.abs()))
+            wy, ty = win.years.get(ind.column, 0), t.years.get(ind.column, 0)
+            if differ.any():
+                why = (f"plus récent ({wy} contre {ty})" if wy > ty else
+                       "à millésime égal, le premier fichier donné l'emporte")
+                ex = differ[differ].index[0]
+                notices.append(
+                    f"{ind.label} : {win.name} ({win.used[ind.column]}) et {t.name} "
+                    f"({t.used[ind.column]}) diffèrent pour {int(differ.sum())} commune(s) "
+                    f"(par exemple {names.get(ex, ex)} : {value[ex]:g} contre {v[ex]:g}) ; "
+                    f"{win.name} l'emporte : {why}.")
+        fill = value.isna() & v.notna()
+        value[fill] = v[fill]
+        for code in fill[fill].index:  # the value used is the sum of known parts only
+            lacking = partial_by_file[k].get(str(code), {}).get(ind.column)
+            if lacking:
+                partial.setdefault(str(code), {})[ind.column] = lacking
+        if y:
+            year[fill] = y
+    return value, year

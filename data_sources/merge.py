@@ -244,28 +244,8 @@ def merge_facilities(
         if len(idx) == 1:
             rows.append(allf.iloc[idx[0]].to_dict())
             continue
-        group = allf.iloc[idx]
-        rank = group["position_precision"].map(_PRECISION_RANK).fillna(len(PRECISIONS))
-        order = np.argsort(rank.to_numpy(), kind="stable")
-        group = group.iloc[order]
-        best = group.iloc[0].to_dict()
-        merged = dict(best)
-        for col, dtype in FACILITY_DTYPES.items():
-            if col in {"facility_id", "source", "source_id", "source_date"}:
-                continue
-            if dtype == "float64":
-                vals = group[col].dropna()
-                merged[col] = float(vals.iloc[0]) if len(vals) else np.nan
-            elif not merged[col]:
-                vals = [v for v in group[col] if v]
-                merged[col] = vals[0] if vals else ""
-        merged["source"] = "+".join(dict.fromkeys(group["source"]))
-        merged["source_id"] = "|".join(f"{s}:{i}" for s, i in zip(group["source"],
-                                                                 group["source_id"], strict=True))
-        merged["source_date"] = "|".join(
-            f"{s}:{d}" for s, d in zip(group["source"], group["source_date"], strict=True) if d
-        )
-        merged["facility_id"] = "merged:" + "|".join(group["facility_id"])
+        group = _best_placed_first(allf.iloc[idx])
+        merged = _merged_row(group)
         rows.append(merged)
         pts = xy[idx]
         dmax = float(np.max(np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))))
@@ -287,3 +267,36 @@ def merge_facilities(
     rep = pd.DataFrame(report, columns=list(MERGE_REPORT_COLUMNS))
     logger.info("merge_facilities: %d rows in, %d out, %d merged groups", n, len(out), len(rep))
     return out, rep
+
+
+def _best_placed_first(group: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The rows of ``group`` by placement precision, best first (stable)."""
+    rank = group["position_precision"].map(_PRECISION_RANK).fillna(len(PRECISIONS))
+    return group.iloc[np.argsort(rank.to_numpy(), kind="stable")]
+
+
+def _merged_row(group: gpd.GeoDataFrame) -> dict[str, Any]:
+    """One row for a group of the same facility (best placed first): the first's, completed.
+
+    Name, address and position come from the best-placed member, other fields from the
+    first member that has them; ``source``, ``source_id``, ``source_date`` and
+    ``facility_id`` join the members'.
+    """
+    merged: dict[str, Any] = group.iloc[0].to_dict()
+    for col, dtype in FACILITY_DTYPES.items():
+        if col in {"facility_id", "source", "source_id", "source_date"}:
+            continue
+        if dtype == "float64":
+            vals = group[col].dropna()
+            merged[col] = float(vals.iloc[0]) if len(vals) else np.nan
+        elif not merged[col]:
+            vals = [v for v in group[col] if v]
+            merged[col] = vals[0] if vals else ""
+    merged["source"] = "+".join(dict.fromkeys(group["source"]))
+    merged["source_id"] = "|".join(f"{s}:{i}" for s, i in zip(group["source"],
+                                                             group["source_id"], strict=True))
+    merged["source_date"] = "|".join(
+        f"{s}:{d}" for s, d in zip(group["source"], group["source_date"], strict=True) if d
+    )
+    merged["facility_id"] = "merged:" + "|".join(group["facility_id"])
+    return merged

@@ -173,18 +173,8 @@ def compute_overview(
     InputError
         Bad parameters or columns.
     """
-    if not np.isfinite(threshold_m) or threshold_m <= 0:
-        raise InputError(f"threshold_m={threshold_m!r} must be a positive number of metres")
-    types = tuple(types)
-    unknown = [t for t in types if t not in FACILITY_TYPES]
-    if unknown:
-        raise InputError(f"types={unknown!r} are not facility types; use {sorted(FACILITY_TYPES)}")
-    for col in ("code_insee", births_col):
-        if col not in communes.columns:
-            raise InputError(f"communes lacks column {col!r}; found {list(communes.columns)}")
-    missing_cols = [c for c in FACILITY_COLUMNS if c not in facilities.columns]
-    if missing_cols:
-        raise InputError(f"facilities lacks schema columns {missing_cols}")
+    types = _check_inputs(communes, facilities, threshold_m=threshold_m, types=types,
+                          births_col=births_col)
 
     wanted = set(territory.communes)
     com = communes.loc[communes["code_insee"].isin(wanted)].copy()
@@ -241,13 +231,6 @@ def compute_overview(
     com = pd.concat([com, pd.DataFrame(new_cols, index=com.index)], axis=1)
     com = gpd.GeoDataFrame(com, geometry="geometry", crs=WGS84)
 
-    def _sum(col: str) -> float | None:
-        if col not in com:
-            return None
-        v = pd.to_numeric(com[col], errors="coerce")
-        return float(v.sum()) if v.notna().any() else None
-
-    years = data_years(com)
     summary = {
         "territory": {"kind": territory.kind, "code": territory.code, "name": territory.name},
         "n_communes": int(len(com)),
@@ -256,21 +239,7 @@ def compute_overview(
         "n_communes_total": len(wanted),
         "n_communes_births_known": int(len(com) - len(births_unknown)),
         "communes_births_unknown": births_unknown,
-        "births_2024": _sum(births_col),
-        "population_2022": _sum("population_2022"),
-        "births_mean_2016_2021": _sum("births_mean_2016_2021"),
-        "under3_estimate": _sum("under3_estimate"),
-        "under3_estimate_label": under3_label(com["under3_basis"],
-                                              births_year=years["births_2024"])
-        if "under3_basis" in com
-        else f"estimation : 3 × naissances {years['births_2024']} (pas un comptage)",
-        # the year of each INSEE figure, from the files read (labels print these)
-        "data_years": years,
-        # merged communes whose INSEE figures are the sum of the known parts only
-        # (a former commune missing from the file), with what they lack, in French
-        "communes_partial": {str(c): str(p) for c, p in zip(
-            com["code_insee"], com["insee_partial"], strict=True) if str(p or "")}
-        if "insee_partial" in com else {},
+        **_need_totals(com, births_col=births_col),
         "facilities": per_type,
         "births_within_threshold": within,
         "communes_without": without,
@@ -289,6 +258,53 @@ def compute_overview(
               "need_columns": [c for c in NEEDS_NUMERIC if c in com]}
     return Overview(territory, MappingProxyType(layers), MappingProxyType(summary),
                     MappingProxyType(params))
+
+
+def _check_inputs(communes: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
+                  threshold_m: float, types: Iterable[str], births_col: str) -> tuple[str, ...]:
+    """Raise on a bad parameter or a missing column of :func:`compute_overview`."""
+    if not np.isfinite(threshold_m) or threshold_m <= 0:
+        raise InputError(f"threshold_m={threshold_m!r} must be a positive number of metres")
+    types = tuple(types)
+    unknown = [t for t in types if t not in FACILITY_TYPES]
+    if unknown:
+        raise InputError(f"types={unknown!r} are not facility types; use {sorted(FACILITY_TYPES)}")
+    for col in ("code_insee", births_col):
+        if col not in communes.columns:
+            raise InputError(f"communes lacks column {col!r}; found {list(communes.columns)}")
+    missing_cols = [c for c in FACILITY_COLUMNS if c not in facilities.columns]
+    if missing_cols:
+        raise InputError(f"facilities lacks schema columns {missing_cols}")
+    return types
+
+
+def _need_totals(com: pd.DataFrame, *, births_col: str) -> dict[str, Any]:
+    """The territory's need totals (``None`` when unknown), their years, partial communes."""
+
+    def _sum(col: str) -> float | None:
+        if col not in com:
+            return None
+        v = pd.to_numeric(com[col], errors="coerce")
+        return float(v.sum()) if v.notna().any() else None
+
+    years = data_years(com)
+    return {
+        "births_2024": _sum(births_col),
+        "population_2022": _sum("population_2022"),
+        "births_mean_2016_2021": _sum("births_mean_2016_2021"),
+        "under3_estimate": _sum("under3_estimate"),
+        "under3_estimate_label": under3_label(com["under3_basis"],
+                                              births_year=years["births_2024"])
+        if "under3_basis" in com
+        else f"estimation : 3 × naissances {years['births_2024']} (pas un comptage)",
+        # the year of each INSEE figure, from the files read (labels print these)
+        "data_years": years,
+        # merged communes whose INSEE figures are the sum of the known parts only
+        # (a former commune missing from the file), with what they lack, in French
+        "communes_partial": {str(c): str(p) for c, p in zip(
+            com["code_insee"], com["insee_partial"], strict=True) if str(p or "")}
+        if "insee_partial" in com else {},
+    }
 
 
 #: Commune columns left out of :func:`commune_table` (constant within most territories).

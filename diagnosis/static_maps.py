@@ -51,6 +51,14 @@ MAP_DPI = 110
 LEGEND_WRAP = 34
 #: Most commune names written on a map; beyond, the most populated ones are named.
 MAX_NAMES = 40
+#: ``gid`` of the texts a map may move or leave out to avoid overlaps (lowest priority
+#: last): names of points (sites) first, then commune names.
+POINT_LABEL_GID = "point-label"
+COMMUNE_LABEL_GID = "commune-label"
+#: ``gid`` of the map furniture (scale bar, north arrow): fixed, labels avoid it.
+FURNITURE_GID = "furniture"
+#: Pixels kept between two labels (the white halo around the letters).
+LABEL_GAP_PX = 1.5
 #: Image formats the renderers can return.
 IMAGE_FORMATS: tuple[str, ...] = ("png", "jpeg")
 #: Colour of each facility type on maps (colour-blind-safe palette, Okabe–Ito based).
@@ -200,13 +208,13 @@ def add_scale_bar(ax: Axes, *, length_m: float | None = None) -> float:
     half = length / 2
     ax.add_patch(Rectangle((left - span * 0.012, bottom - height * 1.6), length + span * 0.05,
                            height * 5.2, facecolor="white", edgecolor="none", alpha=0.8,
-                           zorder=9))
+                           zorder=9, gid=FURNITURE_GID))
     for i, color in enumerate(("black", "white")):
         ax.add_patch(Rectangle((left + i * half, bottom), half, height, facecolor=color,
                                edgecolor="black", linewidth=0.6, zorder=10))
     for pos, text in ((left, "0"), (left + length, format_length_fr(length))):
         ax.text(pos, bottom + height * 1.5, text, ha="center", va="bottom", fontsize=6.5,
-                zorder=10)
+                zorder=10, gid=FURNITURE_GID)
     return length
 
 
@@ -221,9 +229,10 @@ def add_north_arrow(ax: Axes, *, rotation_deg: float = 0.0) -> None:
     dx, dy = -math.sin(theta) * size, math.cos(theta) * size
     ax.add_patch(FancyArrow(cx - dx / 2, cy - dy / 2, dx, dy, width=size * 0.12,
                             head_width=size * 0.45, head_length=size * 0.45,
-                            length_includes_head=True, color="black", zorder=10))
+                            length_includes_head=True, color="black", zorder=10,
+                            gid=FURNITURE_GID))
     ax.text(cx + dx * 0.75, cy + dy * 0.75, "N", ha="center", va="bottom", fontsize=8,
-            fontweight="bold", zorder=10)
+            fontweight="bold", zorder=10, gid=FURNITURE_GID)
 
 
 def add_attribution(fig: Figure, text: str) -> None:
@@ -308,6 +317,10 @@ def _finish(fig: Figure, ax: Axes, handles: list[Any], *, legend_title: str,
     y0, y1 = ax.get_ylim()
     add_scale_bar(ax)
     add_north_arrow(ax, rotation_deg=grid_convergence_deg((x0 + x1) / 2, (y0 + y1) / 2))
+    hidden = declutter_labels(ax)
+    if hidden:
+        note = (note + " " if note else "") + (
+            f"{hidden} libellé(s) masqué(s) pour éviter les chevauchements.")
     for h in handles:
         h.set_label(textwrap.fill(str(h.get_label()), width=LEGEND_WRAP))
     if handles:
@@ -327,25 +340,157 @@ def label_communes(ax: Axes, communes: gpd.GeoDataFrame, *, name_col: str = "nam
     """Write commune names (white halo) at a point inside each polygon; return how many.
 
     With more than ``max_labels`` communes, only the ``max_labels // 2`` largest by
-    ``rank_col`` are named (when the column exists; else none).
+    ``rank_col`` are named (when the column exists; else none). Names are written
+    largest first (by ``rank_col``, else by area): :func:`declutter_labels` keeps the
+    first ones when two would overlap.
     """
     from matplotlib import patheffects
 
     if name_col not in communes or len(communes) == 0:
         return 0
     com = communes
+    if rank_col in com:
+        order = pd.to_numeric(com[rank_col], errors="coerce").fillna(-1)
+    else:
+        order = pd.Series(com.geometry.area.to_numpy(), index=com.index)
     if len(com) > max_labels:
         if rank_col not in com:
             return 0
-        order = pd.to_numeric(com[rank_col], errors="coerce").fillna(-1)
         com = com.loc[order.sort_values(ascending=False).index[: max_labels // 2]]
+    else:
+        com = com.loc[order.sort_values(ascending=False, kind="stable").index]
     size = 5.5 if len(com) <= 15 else 4.8
     halo = [patheffects.withStroke(linewidth=1.6, foreground="white")]
     pts = com.geometry.representative_point()
     for p, name in zip(pts, com[name_col], strict=True):
         ax.text(p.x, p.y, str(name), ha="center", va="center", fontsize=size, zorder=8,
-                color="#1A1A1A", parse_math=False, path_effects=halo)
+                color="#1A1A1A", parse_math=False, path_effects=halo, gid=COMMUNE_LABEL_GID)
     return len(com)
+
+
+#: Where a commune name may go around its point, in label heights (just above or below:
+#: further, it would name the neighbour).
+_COMMUNE_MOVES: tuple[tuple[float, float], ...] = ((0, 0), (0, 1.1), (0, -1.1))
+#: Where a point's name may go around it (offset points, alignment).
+_POINT_MOVES: tuple[tuple[float, float, str, str], ...] = tuple(
+    (dx, dy + (step if dy > 0 else -step), ha, va)
+    for step in (0, 12, 24, 36)
+    for dx, dy, ha, va in ((5, 5, "left", "bottom"), (5, -5, "left", "top"),
+                           (-5, 5, "right", "bottom"), (-5, -5, "right", "top")))
+
+
+def _box(artist: Any, renderer: Any, gap: float = LABEL_GAP_PX) -> Any:
+    """Rendered extent of an artist (of a label's letters only: not its leader line)."""
+    from matplotlib.text import Annotation, Text
+
+    if isinstance(artist, Annotation):
+        artist.update_positions(renderer)  # its text follows the offset given
+    if isinstance(artist, Text):
+        return Text.get_window_extent(artist, renderer).padded(gap)
+    return artist.get_window_extent(renderer).padded(gap)
+
+
+def _centre(box: Any) -> np.ndarray:
+    return np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
+
+
+def declutter_labels(ax: Axes) -> int:
+    """Move or leave out map labels so that none overlaps another or the map furniture.
+
+    Labels are the texts tagged :data:`POINT_LABEL_GID` (names of sites, placed first)
+    and :data:`COMMUNE_LABEL_GID` (commune names, in the order written: largest first).
+    Each is tried at its place, then around it (:data:`_COMMUNE_MOVES`,
+    :data:`_POINT_MOVES`); one that fits nowhere inside the map without touching a
+    label already kept, the scale bar or the north arrow is hidden.
+
+    Returns
+    -------
+    int
+        How many labels were hidden (the map says so in its note).
+    """
+    from matplotlib.text import Annotation
+
+    fig = cast(Figure, ax.figure)
+    renderer = cast(Any, fig.canvas).get_renderer()
+    frame = ax.get_window_extent(renderer)
+    kept = [_box(a, renderer, 0.0) for a in [*ax.texts, *ax.patches]
+            if a.get_gid() == FURNITURE_GID and a.get_visible()]
+    labels = [t for gid in (POINT_LABEL_GID, COMMUNE_LABEL_GID) for t in ax.texts
+              if t.get_gid() == gid and t.get_visible()]
+    hidden = 0
+    for t in labels:
+        if isinstance(t, Annotation):
+            moves: list[Any] = list(_POINT_MOVES)
+        else:
+            box = _box(t, renderer, 0.0)
+            anchor = _centre(box)
+            moves = [(dx * box.width / 2, dy * box.height) for dx, dy in _COMMUNE_MOVES]
+        for move in moves:
+            if isinstance(t, Annotation):
+                t.xyann = (move[0], move[1])
+                t.set_horizontalalignment(move[2])
+                t.set_verticalalignment(move[3])
+            else:
+                box = _box(t, renderer, 0.0)
+                shift = np.asarray(anchor, dtype=float) + np.asarray(move) - _centre(box)
+                box = box.translated(*shift)
+                # a name that overflows the frame slides back inside it (no further)
+                shift[0] += max(frame.x0 - box.x0, 0.0) - max(box.x1 - frame.x1, 0.0)
+                shift[1] += max(frame.y0 - box.y0, 0.0) - max(box.y1 - frame.y1, 0.0)
+                x, y = ax.transData.inverted().transform(
+                    ax.transData.transform(t.get_position()) + shift)
+                t.set_position((float(x), float(y)))
+            box = _box(t, renderer)
+            inside = frame.padded(2 * LABEL_GAP_PX)
+            if inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1) \
+                    and not any(box.overlaps(k) for k in kept):
+                kept.append(box)
+                break
+        else:
+            t.set_visible(False)
+            hidden += 1
+    return hidden
+
+
+def layout_problems(fig: Figure) -> list[str]:
+    """What overlaps on a map figure: labels with labels, labels or the map with the legend.
+
+    Checks the visible texts of every axes (labels, scale bar, north arrow), each legend
+    of the figure and the figure's own texts (notes, attribution) with their rendered
+    extents. Used by the tests of every map of the report.
+
+    Returns
+    -------
+    list of str
+        One line per overlap (empty when the layout is clean).
+    """
+    renderer = cast(Any, fig.canvas).get_renderer()
+    out: list[str] = []
+    legends = [*fig.legends, *(lg for a in fig.axes if (lg := a.get_legend()) is not None)]
+    legend_boxes = [(f"légende « {lg.get_title().get_text()} »", lg.get_window_extent(renderer))
+                    for lg in legends]
+    fig_texts = [(f"texte « {t.get_text()[:30]} »", t.get_window_extent(renderer))
+                 for t in fig.texts if t.get_visible() and t.get_text()]
+    for ax in fig.axes:
+        frame = ax.get_window_extent(renderer)
+        texts = [t for t in ax.texts if t.get_visible() and t.get_text()
+                 and t.get_gid() != FURNITURE_GID]
+        boxes = [(t.get_text(), _box(t, renderer, 0.0)) for t in texts]
+        for i, (a, ba) in enumerate(boxes):
+            for b, bb in boxes[i + 1:]:
+                if ba.overlaps(bb):
+                    out.append(f"« {a} » chevauche « {b} »")
+            for name, lb in legend_boxes:
+                if ba.overlaps(lb):
+                    out.append(f"« {a} » chevauche la {name}")
+        for name, lb in legend_boxes:
+            if ax.get_legend() is None and lb.overlaps(frame):
+                out.append(f"la {name} couvre la carte")
+    for i, (a, ba) in enumerate([*legend_boxes, *fig_texts]):
+        for b, bb in [*legend_boxes, *fig_texts][i + 1:]:
+            if ba.overlaps(bb):
+                out.append(f"{a} chevauche {b}")
+    return out
 
 
 def _bounds(gdf: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
@@ -654,6 +799,9 @@ def render_points_map(
         for x, y, text in zip(pts.geometry.x, pts.geometry.y, pts[label_col], strict=True):
             ax.annotate(str(text), (x, y), xytext=(5, 5), textcoords="offset points",
                         fontsize=7, fontweight="bold", zorder=7, parse_math=False,
+                        gid=POINT_LABEL_GID,
+                        arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.5,
+                                    "shrinkA": 0, "shrinkB": 5},
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                               "alpha": 0.8})
     handles: list[Any] = [

@@ -10,7 +10,6 @@ import pytest
 
 from data_sources.insee_files import (
     decode_text,
-    load_insee_files,
     parse_comparateur,
     parse_dossier_complet,
 )
@@ -56,18 +55,14 @@ def test_cp1252_file_is_decoded():
     assert "é" in decode_text(raw, file="f.csv")
 
 
-def test_load_files_checks_same_communes(tmp_path):
-    (tmp_path / "c.csv").write_text(COMP, encoding="utf-8")
-    (tmp_path / "d.csv").write_text(DOSS, encoding="utf-8")
-    with pytest.raises(InputError, match="different communes"):
-        load_insee_files(tmp_path / "c.csv", tmp_path / "d.csv")
-    with pytest.raises(InputError, match="file not found"):
-        load_insee_files(tmp_path / "nope.csv", tmp_path / "d.csv")
-
-
 def test_real_loire_atlantique_files():
     la = require_shared("ship/loire-atlantique")
-    df = load_insee_files(la / "insee_comparateur_44.csv", la / "insee_dossier_complet_44.csv")
+    comp = parse_comparateur(decode_text((la / "insee_comparateur_44.csv").read_bytes(),
+                                         file="comparateur"))
+    doss = parse_dossier_complet(decode_text(
+        (la / "insee_dossier_complet_44.csv").read_bytes(), file="dossier"))
+    assert set(comp["code_insee"]) == set(doss["code_insee"])  # as the demo build joins them
+    df = comp.merge(doss, on="code_insee", validate="one_to_one")
     assert len(df) == 207
     assert df["births_2024"].sum() == 14582
     assert df["population_2022"].sum() == 1473156
@@ -241,7 +236,8 @@ def test_real_loire_atlantique_files_through_read_insee_files():
     assert df["single_parent_families_2022"].notna().all()
     whole = read_insee_files([la / "insee_comparateur_44.csv"],
                              territory_codes=resolve("44").communes).communes
-    old = load_insee_files(la / "insee_comparateur_44.csv", la / "insee_dossier_complet_44.csv")
+    old = parse_comparateur(decode_text((la / "insee_comparateur_44.csv").read_bytes(),
+                                        file="comparateur"))
     merged = whole.merge(old, on="code_insee", suffixes=("", "_old"))
     assert len(merged) == 207
     pd.testing.assert_series_equal(merged["births_2024"], merged["births_2024_old"],

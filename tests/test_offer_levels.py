@@ -153,8 +153,13 @@ def test_demo_diagnosis_carries_the_table_and_the_pdf_prints_it():
     assert lv.children["territoire"] == pytest.approx(3 * 353)
     assert math.isfinite(lv.children["departement"] or math.nan)
     html = render_diagnosis_html(d)
-    assert "Places pour 100 enfants de moins de 3 ans, par type de structure" in html
-    assert "Taux de couverture de l&#39;accueil du jeune enfant (Cnaf)" in html
     section = html.split('id="offre"', 1)[1].split("</section>", 1)[0]
-    assert "non connu" in section and "txcouv_pe_dep" in section
+    # nothing is known: one sentence each, not two tables of « non connu »
+    assert ("Places pour 100 enfants de moins de 3 ans, par type de structure : non "
+            "connues pour chaque type") in section
+    assert "Taux de couverture CAF du territoire, du département et de la France : non " \
+        "connus (voir la partie 2)" in section
+    assert "offre connue en partie" in section and "toute la France" in section
+    assert "Places pour 100 enfants de moins de 3 ans, par type de structure</p>" \
+        not in section
     assert "0,0" not in section

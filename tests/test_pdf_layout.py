@@ -38,8 +38,9 @@ SIDE_MARGIN_PT = 15 / 25.4 * 72 - 1.0
 MIN_OVERLAP_X_PT = 0.6
 MIN_OVERLAP_Y_SHARE = 0.3
 #: Most pages of the EPCI report (the issue asks about 12; issue 24 adds the context part
-#: — births over ten years, CAF coverage, QPV — and the sites' reasons in full).
-MAX_EPCI_PAGES = 14
+#: — births over ten years, CAF coverage, QPV —, the sites' reasons in full, and the offer
+#: by type against the département and France; the annex directory runs onto page 15).
+MAX_EPCI_PAGES = 15
 _NS = "{http://www.w3.org/1999/xhtml}"
 
 

@@ -13,6 +13,7 @@ from data_sources.user_file.columns import COLUMN_ALIASES, _fold, _map_unique
 from data_sources.user_file.communes import (
     _codes_from_cog,
     _codes_from_polygons,
+    _Cog,
     _cog_index,
     _parse_codes,
     _parse_postcodes,
@@ -119,13 +120,7 @@ def parse_facilities(
     types, subtypes = _parse_types(col("type"), col("subtype"), log, columns=columns,
                                    default_type=default_type, file_name=file_name,
                                    file_columns=list(frame.columns))
-    unnamed = names.eq("") & types.ne("")
-    if unnamed.any():  # keep the facility: a missing name does not make it disappear
-        names = names.where(~unnamed, types.map(
-            lambda t: f"{facility_label(t)} sans nom" if t else ""))
-        log.warnings.append(f"nom absent, remplacé par « <type> sans nom » : "
-                            f"{_rows_text(names.index[unnamed.to_numpy()])}")
-        log.note(names.index[unnamed.to_numpy()], "nom absent dans le fichier")
+    names = _name_unnamed(names, types, log)
 
     # --- coordinates
     lon, lat, precise, crs_used = _parse_positions(raw, columns, col, log)
@@ -134,13 +129,12 @@ def parse_facilities(
     cog_index = _cog_index(cog) if cog is not None else None
     postcodes = _parse_postcodes(col("postcode"), col("address"), log)
     codes = _parse_codes(frame, columns, insee_fallbacks, log)
-    missing_code = codes.eq("").to_numpy()
-    if communes is not None and (missing_code & precise).any():
-        codes = _codes_from_polygons(codes, lon, lat, missing_code & precise, communes, log)
-        missing_code = codes.eq("").to_numpy()
+    if communes is not None and (codes.eq("").to_numpy() & precise).any():
+        codes = _codes_from_polygons(codes, lon, lat, codes.eq("").to_numpy() & precise,
+                                     communes, log)
     if cog_index is not None:
         codes = _codes_from_cog(codes, postcodes, col("commune"), col("address"), cog_index, log)
-        missing_code = codes.eq("").to_numpy()
+    missing_code = codes.eq("").to_numpy()
 
     # --- positions checked against the declared commune (a lost minus sign, a swap…)
     declared = precise & ~missing_code & ~np.isin(rows, list(log.outside))
@@ -153,14 +147,106 @@ def parse_facilities(
     # --- placement at the town hall for rows without coordinates
     precision = _parse_precision(col("precision")) if "precision" in columns else \
         pd.Series(["address"] * n, index=frame.index, dtype=object)
-    at_hall = ~precise
-    placed_hall = np.zeros(n, dtype=bool)
+    placed_hall = _place_at_town_halls(rows, codes, postcodes, lon, lat, todo=~precise,
+                                       town_halls=town_halls, cog_index=cog_index, log=log)
+    precision = precision.where(~placed_hall, "commune")
+    log.reject(rows[precise & missing_code],
+               "code commune absent ou invalide : ajoutez une colonne code_insee (ou code "
+               "postal), ou fournissez les contours des communes")
+
+    # --- other fields
+    capacity = _parse_capacity(col("capacity"), log)
+    ids = col("id")
+    source_ids = ids.where(ids.ne(""), pd.Series([str(r) for r in rows], index=frame.index))
+    keep = np.asarray([int(r) not in log.reasons for r in rows])
+    fields = {"type": types, "subtype": subtypes, "name": names, "address": col("address"),
+              "postcode": postcodes, "code_insee": codes, "operator": col("operator"),
+              "phone": col("phone"), "email": col("email"), "website": col("website"),
+              "source_id": source_ids, "position_precision": precision}
+    facilities = _kept_facilities(fields, capacity, lon, lat, rows, keep, stem=stem,
+                                  file_name=file_name, source_date=source_date)
+    kept_rows = rows[keep]
+    duplicates = find_duplicates(facilities, rows=kept_rows,
+                                 file_ids=ids[keep].tolist(), distance_m=distance_m)
+    position = {int(r): i for i, r in enumerate(kept_rows)}
+    facility_ids_kept = facilities["facility_id"].to_numpy()  # one array, not a lookup per row
+    duplicate_ids = tuple(str(facility_ids_kept[position[int(r)]])
+                          for r in duplicates["row"].tolist())
+    rejected, notes = _log_tables(names, log)
+    crs_text = _crs_summary(crs_used[precise], raw.crs)
+    report = ImportReport(
+        file=file_name, rows_read=n, accepted=len(facilities), rejected=rejected,
+        duplicates=duplicates, warnings=tuple(log.warnings), column_mapping=dict(columns),
+        crs_detected=crs_text, encoding=raw.encoding, notes=notes,
+        duplicate_ids=duplicate_ids,
+    )
+    return facilities, report
+
+
+def _name_unnamed(names: pd.Series, types: pd.Series, log: _Log) -> pd.Series:
+    """Name « <type> sans nom » the typed rows without a name (they are kept, and noted)."""
+    unnamed = names.eq("") & types.ne("")
+    if unnamed.any():  # keep the facility: a missing name does not make it disappear
+        names = names.where(~unnamed, types.map(
+            lambda t: f"{facility_label(t)} sans nom" if t else ""))
+        log.warnings.append(f"nom absent, remplacé par « <type> sans nom » : "
+                            f"{_rows_text(names.index[unnamed.to_numpy()])}")
+        log.note(names.index[unnamed.to_numpy()], "nom absent dans le fichier")
+    return names
+
+
+def _kept_facilities(
+    fields: Mapping[str, pd.Series], capacity: np.ndarray, lon: np.ndarray, lat: np.ndarray,
+    rows: np.ndarray, keep: np.ndarray, *, stem: str, file_name: str, source_date: str,
+) -> gpd.GeoDataFrame:
+    """The accepted rows as validated schema facilities (ids ``user:<stem>:<id or row>``)."""
+    facility_ids = _unique_ids([f"user:{stem}:{s}" for s in fields["source_id"][keep]],
+                               rows[keep].tolist())
+
+    def kept(key: str) -> np.ndarray:
+        return fields[key][keep].to_numpy()
+
+    table = pd.DataFrame({
+        "facility_id": facility_ids,
+        "type": kept("type"),
+        "subtype": kept("subtype"),
+        "name": kept("name"),
+        "address": kept("address"),
+        "postcode": kept("postcode"),
+        "code_insee": kept("code_insee"),
+        "capacity": capacity[keep],
+        "operator": kept("operator"),
+        "phone": kept("phone"),
+        "email": kept("email"),
+        "website": kept("website"),
+        "source": f"user:{file_name}",
+        "source_id": kept("source_id"),
+        "source_date": source_date,
+        "position_precision": kept("position_precision"),
+    })
+    if not keep.any():
+        return empty_facilities()
+    gdf = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(lon[keep], lat[keep]), crs=WGS84)
+    return validate_facilities(gdf, source=f"user:{file_name}")
+
+
+def _place_at_town_halls(
+    rows: np.ndarray, codes: pd.Series, postcodes: pd.Series, lon: np.ndarray,
+    lat: np.ndarray, *, todo: np.ndarray, town_halls: gpd.GeoDataFrame | None,
+    cog_index: _Cog | None, log: _Log,
+) -> np.ndarray:
+    """Place the ``todo`` rows (no usable coordinates) at their commune's town hall.
+
+    Fills ``lon``/``lat`` in place, rejects the rows that cannot be placed (saying why)
+    and notes the placed ones; returns the mask of the rows placed.
+    """
+    placed_hall = np.zeros(len(rows), dtype=bool)
     halls = _point_table(town_halls, arg="town_halls", points=True) if town_halls is not None \
         else None
     hall_xy = ({c: (p.x, p.y) for c, p in zip(halls["code_insee"], halls.geometry, strict=True)}
                if halls is not None else {})
     outside = np.isin(rows, list(log.outside))
-    for i in np.flatnonzero(at_hall & ~outside):
+    for i in np.flatnonzero(todo & ~outside):
         row, code, postcode = int(rows[i]), codes.iloc[i], postcodes.iloc[i]
         if not code and postcode:
             log.reject([row], f"ni coordonnées ni code commune, et le code postal {postcode} ne "
@@ -180,7 +266,6 @@ def parse_facilities(
         else:
             lon[i], lat[i] = hall_xy[code]
             placed_hall[i] = True
-    precision = precision.where(~placed_hall, "commune")
     accepted_rows = set(rows.tolist()) - set(log.reasons)
     hall_ok = [int(r) for r, p in zip(rows, placed_hall, strict=True)
                if p and int(r) in accepted_rows]
@@ -188,48 +273,11 @@ def parse_facilities(
         log.note(hall_ok, "placée à la mairie de sa commune (position approximative)")
         where = "ligne placée à la mairie de sa", "lignes placées à la mairie de leur"
         log.warnings.append(f"{_plural(len(hall_ok), *where)} commune (position approximative)")
-    log.reject(rows[precise & missing_code],
-               "code commune absent ou invalide : ajoutez une colonne code_insee (ou code "
-               "postal), ou fournissez les contours des communes")
+    return placed_hall
 
-    # --- other fields
-    capacity = _parse_capacity(col("capacity"), log)
-    ids = col("id")
-    source_ids = ids.where(ids.ne(""), pd.Series([str(r) for r in rows], index=frame.index))
-    keep = np.asarray([int(r) not in log.reasons for r in rows])
-    facility_ids = _unique_ids([f"user:{stem}:{s}" for s in source_ids[keep]],
-                               rows[keep].tolist())
-    table = pd.DataFrame({
-        "facility_id": facility_ids,
-        "type": types[keep].to_numpy(),
-        "subtype": subtypes[keep].to_numpy(),
-        "name": names[keep].to_numpy(),
-        "address": col("address")[keep].to_numpy(),
-        "postcode": postcodes[keep].to_numpy(),
-        "code_insee": codes[keep].to_numpy(),
-        "capacity": capacity[keep],
-        "operator": col("operator")[keep].to_numpy(),
-        "phone": col("phone")[keep].to_numpy(),
-        "email": col("email")[keep].to_numpy(),
-        "website": col("website")[keep].to_numpy(),
-        "source": f"user:{file_name}",
-        "source_id": source_ids[keep].to_numpy(),
-        "source_date": source_date,
-        "position_precision": precision[keep].to_numpy(),
-    })
-    if keep.any():
-        gdf = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(lon[keep], lat[keep]), crs=WGS84)
-        facilities = validate_facilities(gdf, source=f"user:{file_name}")
-    else:
-        facilities = empty_facilities()
-    kept_rows = rows[keep]
-    duplicates = find_duplicates(facilities, rows=kept_rows,
-                                 file_ids=ids[keep].tolist(), distance_m=distance_m)
-    position = {int(r): i for i, r in enumerate(kept_rows)}
-    facility_ids_kept = facilities["facility_id"].to_numpy()  # one array, not a lookup per row
-    duplicate_ids = tuple(str(facility_ids_kept[position[int(r)]])
-                          for r in duplicates["row"].tolist())
 
+def _log_tables(names: pd.Series, log: _Log) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rejected rows and the noted (accepted) rows of the import, with their names."""
     rej_rows = sorted(log.reasons)
     rejected = pd.DataFrame({
         "row": pd.Series(rej_rows, dtype="int64"),
@@ -242,14 +290,7 @@ def parse_facilities(
         "name": pd.Series(names.reindex(note_rows).to_numpy(), dtype=object),
         "note": pd.Series([" ; ".join(log.notes[r]) for r in note_rows], dtype=object),
     })
-    crs_text = _crs_summary(crs_used[precise], raw.crs)
-    report = ImportReport(
-        file=file_name, rows_read=n, accepted=len(facilities), rejected=rejected,
-        duplicates=duplicates, warnings=tuple(log.warnings), column_mapping=dict(columns),
-        crs_detected=crs_text, encoding=raw.encoding, notes=notes,
-        duplicate_ids=duplicate_ids,
-    )
-    return facilities, report
+    return rejected, notes
 
 
 def _unique_ids(ids: list[str], rows: list[int]) -> list[str]:

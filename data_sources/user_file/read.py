@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from data_sources._budget import check_size, read_file_capped, read_stream_capped
-from data_sources.user_file._decode import _about, _decode
+from data_sources.user_file._decode import Decoded, _about, _decode
 from data_sources.user_file.report import _plural, _rows_text
 from diagnosis.errors import InputError
 
@@ -228,6 +228,54 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
                             "ligne d'en-tête (nom, type, adresse, code_insee ou lat/lon…) et "
                             "ses lignes")
     lines = text.splitlines(keepends=True)
+    sep, width, skip_first = _csv_layout(lines, file_name=file_name)
+    read = _read_records(lines, sep=sep, width=width, skip_first=skip_first,
+                         file_name=file_name, max_rows=max_rows, header=header)
+    head = read.head
+    if head is None:
+        raise InputError(f"{file_name!r}: no header line with at least two column names; "
+                         "the first line must name the columns (nom, type, adresse…)",
+                         **_about(file_name),
+                         fr=f"« {file_name} » : aucune ligne d'en-tête d'au moins deux noms de "
+                            "colonnes ; la première ligne doit nommer les colonnes (nom, type, "
+                            "adresse…)")
+    warnings: list[str] = []
+    if read.titles:
+        warnings.append(f"{_rows_text(read.titles)} avant l'en-tête ignorée(s) (titre)")
+    names = _unique_headers(head, warnings)
+    width = len(names)
+    rows: list[list[str]] = []
+    for number, cells in zip(read.row_numbers, read.records, strict=True):
+        if len(cells) > width and any(cells[width:]):
+            read.malformed[number] = (
+                f"{len(cells)} valeurs pour {width} colonnes : un séparateur « {_sep_label(sep)} » "
+                "dans une valeur sans guillemets ?")
+        cells = (cells + [""] * width)[:width]
+        rows.append(cells)
+    if not rows:
+        raise InputError(f"{file_name!r} has a header ({', '.join(names[:8])}) but no data rows; "
+                         "add one row per facility", **_about(file_name),
+                         fr=f"« {file_name} » a un en-tête ({', '.join(names[:8])}) mais aucune "
+                            "ligne de données : ajoutez une ligne par structure")
+    frame = pd.DataFrame(rows, columns=names, index=pd.Index(read.row_numbers, name="row"),
+                         dtype=object)
+    # drop unnamed trailing columns that hold nothing (spreadsheet leftovers)
+    empty_unnamed = [c for c, h in zip(names, head, strict=True)
+                     if not h and not frame[c].astype(bool).any()]
+    frame = frame.drop(columns=empty_unnamed)
+    if read.blank_rows:
+        warnings.append(
+            f"{_plural(read.blank_rows, 'ligne vide ignorée', 'lignes vides ignorées')}")
+    if read.stray:
+        warnings.append(f"guillemet isolé : {_rows_text(read.stray)} lue(s) une par une (elles "
+                        "se lisaient comme une seule ligne)")
+    _note_decoding(decoded, read, warnings)
+    return RawTable(frame=frame, encoding=encoding, separator=sep, malformed=read.malformed,
+                    warnings=tuple(warnings), notes=read.notes)
+
+
+def _csv_layout(lines: Sequence[str], *, file_name: str) -> tuple[str, int, int]:
+    """``(separator, header width, lines to skip)`` of a CSV; refuse a one-column file."""
     skip_first = 0
     forced = re.fullmatch(r"\s*sep=(.)\s*", lines[0]) if lines else None
     if forced:  # Excel's "sep=;" hint line
@@ -250,21 +298,43 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
                "le fichier en CSV avec l'un d'eux (et au moins une colonne de nom et une de "
                "position)"
         )
+    return sep, width, skip_first
+
+
+@dataclass
+class _Records:
+    """What the CSV reader gave, row by row, before the header names the columns.
+
+    ``row_numbers`` and ``spans`` (first and last physical line) run beside ``records``;
+    ``malformed`` and ``notes`` are keyed by row number.
+    """
+
+    head: list[str] | None
+    records: list[list[str]] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    malformed: dict[int, str] = field(default_factory=dict)
+    notes: dict[int, str] = field(default_factory=dict)
+    blank_rows: int = 0
+    titles: list[int] = field(default_factory=list)
+    stray: list[int] = field(default_factory=list)
+
+    def add(self, cells: list[str], first: int, last: int) -> None:
+        self.records.append(cells)
+        self.row_numbers.append(first)
+        self.spans.append((first, last))
+
+
+def _read_records(lines: Sequence[str], *, sep: str, width: int, skip_first: int,
+                  file_name: str, max_rows: int, header: bool) -> _Records:
+    """Read the records of a CSV, keeping unreadable rows (flagged) and their line numbers."""
     body = "".join(lines[skip_first:])
     phys = io.StringIO(body, newline="").readlines()  # the lines as the csv reader counts them
     reader = csv.reader(io.StringIO(body, newline=""), delimiter=sep)
-    head: list[str] | None = None if header else [""] * width
-    records: list[list[str]] = []
-    row_numbers: list[int] = []
-    spans: list[tuple[int, int]] = []
-    malformed: dict[int, str] = {}
-    notes: dict[int, str] = {}
-    blank_rows = 0
-    titles: list[int] = []
-    stray: list[int] = []
+    out = _Records(head=None if header else [""] * width)
     prev_line = skip_first
     while True:
-        if len(records) > max_rows:
+        if len(out.records) > max_rows:
             raise _too_many_rows(file_name, max_rows)
         try:
             record = next(reader)
@@ -272,7 +342,7 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
             break
         except csv.Error as exc:
             start_line, prev_line = prev_line + 1, reader.line_num + skip_first
-            if head is None:
+            if out.head is None:
                 raise InputError(f"{file_name!r}: CSV syntax error near line {start_line}: "
                                  f"{exc}; check the quotes around values", **_about(file_name),
                                  fr=f"« {file_name} » : erreur de syntaxe CSV vers la ligne "
@@ -284,100 +354,72 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
                           "guillemet non fermé ?) : ligne ignorée")
             else:
                 reason = f"ligne CSV illisible ({exc}) : vérifiez les guillemets"
-            records.append([])
-            row_numbers.append(start_line)
-            spans.append((start_line, prev_line))
-            malformed[start_line] = reason
+            out.add([], start_line, prev_line)
+            out.malformed[start_line] = reason
             continue
         start_line, prev_line = prev_line + 1, reader.line_num + skip_first
         cells = [c.replace("\u00a0", " ").strip() for c in record]
         if not any(cells):
-            if record and head is not None:
-                blank_rows += 1  # a row of separators only (spreadsheet leftovers)
+            if record and out.head is not None:
+                out.blank_rows += 1  # a row of separators only (spreadsheet leftovers)
             continue
-        if head is None:
-            if sum(bool(c) for c in cells) < 2 and len(titles) < 5:
-                titles.append(start_line)  # a title above the header ("Liste des…;;;")
+        if out.head is None:
+            if sum(bool(c) for c in cells) < 2 and len(out.titles) < 5:
+                out.titles.append(start_line)  # a title above the header ("Liste des…;;;")
                 continue
-            head = cells
+            out.head = cells
             continue
         if prev_line > start_line:  # one record over several lines: a stray quote?
             span = phys[start_line - skip_first - 1:prev_line - skip_first]
-            split = _split_lines(span, sep, width=len(head))
-            if split is not None:
-                for k, line_cells in enumerate(split):
-                    if not any(line_cells):
-                        continue
-                    number = start_line + k
-                    records.append(line_cells)
-                    row_numbers.append(number)
-                    spans.append((number, number))
-                    if '"' in span[k]:
-                        stray.append(number)
-                        notes[number] = (
-                            f"guillemet isolé : les lignes {start_line} à {prev_line} se "
-                            "lisaient comme une seule, elles sont lues une par une ; vérifiez "
-                            "cette valeur")
+            if _add_split_lines(out, span, sep=sep, first=start_line, last=prev_line):
                 continue
-            notes[start_line] = (f"valeur sur plusieurs lignes (lignes {start_line} à "
-                                 f"{prev_line}) : vérifiez les guillemets")
-        records.append(cells)
-        row_numbers.append(start_line)
-        spans.append((start_line, prev_line))
-    if head is None:
-        raise InputError(f"{file_name!r}: no header line with at least two column names; "
-                         "the first line must name the columns (nom, type, adresse…)",
-                         **_about(file_name),
-                         fr=f"« {file_name} » : aucune ligne d'en-tête d'au moins deux noms de "
-                            "colonnes ; la première ligne doit nommer les colonnes (nom, type, "
-                            "adresse…)")
-    warnings: list[str] = []
-    if titles:
-        warnings.append(f"{_rows_text(titles)} avant l'en-tête ignorée(s) (titre)")
-    names = _unique_headers(head, warnings)
-    width = len(names)
-    rows: list[list[str]] = []
-    for number, cells in zip(row_numbers, records, strict=True):
-        if len(cells) > width and any(cells[width:]):
-            malformed[number] = (
-                f"{len(cells)} valeurs pour {width} colonnes : un séparateur « {_sep_label(sep)} » "
-                "dans une valeur sans guillemets ?")
-        cells = (cells + [""] * width)[:width]
-        rows.append(cells)
-    if not rows:
-        raise InputError(f"{file_name!r} has a header ({', '.join(names[:8])}) but no data rows; "
-                         "add one row per facility", **_about(file_name),
-                         fr=f"« {file_name} » a un en-tête ({', '.join(names[:8])}) mais aucune "
-                            "ligne de données : ajoutez une ligne par structure")
-    frame = pd.DataFrame(rows, columns=names, index=pd.Index(row_numbers, name="row"), dtype=object)
-    # drop unnamed trailing columns that hold nothing (spreadsheet leftovers)
-    empty_unnamed = [c for c, h in zip(names, head, strict=True)
-                     if not h and not frame[c].astype(bool).any()]
-    frame = frame.drop(columns=empty_unnamed)
-    if blank_rows:
-        warnings.append(f"{_plural(blank_rows, 'ligne vide ignorée', 'lignes vides ignorées')}")
-    if stray:
-        warnings.append(f"guillemet isolé : {_rows_text(stray)} lue(s) une par une (elles se "
-                        "lisaient comme une seule ligne)")
+            out.notes[start_line] = (f"valeur sur plusieurs lignes (lignes {start_line} à "
+                                     f"{prev_line}) : vérifiez les guillemets")
+        out.add(cells, start_line, prev_line)
+    return out
+
+
+def _add_split_lines(out: _Records, span: Sequence[str], *, sep: str, first: int,
+                     last: int) -> bool:
+    """Add the lines of a record joined by a stray quote one by one; False if not one."""
+    assert out.head is not None
+    split = _split_lines(span, sep, width=len(out.head))
+    if split is None:
+        return False
+    for k, line_cells in enumerate(split):
+        if not any(line_cells):
+            continue
+        number = first + k
+        out.add(line_cells, number, number)
+        if '"' in span[k]:
+            out.stray.append(number)
+            out.notes[number] = (
+                f"guillemet isolé : les lignes {first} à {last} se lisaient comme une seule, "
+                "elles sont lues une par une ; vérifiez cette valeur")
+    return True
+
+
+def _note_decoding(decoded: Decoded, read: _Records, warnings: list[str]) -> None:
+    """Flag the rows whose lines lost a NUL byte or were decoded as Windows-1252."""
     if decoded.nul_lines:
-        bad = set(decoded.nul_lines)
-        flagged = [row for row, (a, b) in zip(row_numbers, spans, strict=True)
-                   if any(line in bad for line in range(a, b + 1))]
-        for row in flagged:
-            notes[row] = "octet nul (caractère invisible) supprimé dans cette ligne : vérifiez-la"
+        for row in _rows_on_lines(read, set(decoded.nul_lines)):
+            read.notes[row] = ("octet nul (caractère invisible) supprimé dans cette ligne : "
+                               "vérifiez-la")
         warnings.append(f"octets nuls supprimés : {_rows_text(decoded.nul_lines)} du fichier "
                         "(les autres caractères sont gardés)")
     if decoded.cp1252_lines:
-        bad = set(decoded.cp1252_lines)
-        flagged = [row for row, (a, b) in zip(row_numbers, spans, strict=True)
-                   if any(line in bad for line in range(a, b + 1))]
+        flagged = _rows_on_lines(read, set(decoded.cp1252_lines))
         for row in flagged:
-            notes[row] = "ligne en Windows-1252 dans un fichier UTF-8 : vérifiez les accents"
+            read.notes[row] = "ligne en Windows-1252 dans un fichier UTF-8 : vérifiez les accents"
         if flagged:
             warnings.append(f"{_rows_text(flagged)} en Windows-1252 dans un fichier UTF-8 "
                             "(décodée(s) à part, accents à vérifier)")
-    return RawTable(frame=frame, encoding=encoding, separator=sep, malformed=malformed,
-                    warnings=tuple(warnings), notes=notes)
+
+
+def _rows_on_lines(read: _Records, lines: set[int]) -> list[int]:
+    """Row numbers of the records spanning one of ``lines``."""
+    return [row for row, (a, b) in zip(read.row_numbers, read.spans, strict=True)
+            if any(line in lines for line in range(a, b + 1))]
 
 
 def _split_lines(lines: Sequence[str], sep: str, *, width: int) -> list[list[str]] | None:

@@ -69,7 +69,8 @@ def context_section(context: Any) -> dict[str, Any]:
     caf = getattr(context, "caf_coverage", None)
     if caf is None or caf.year is None:
         paragraphs.append(f"Taux de couverture CAF : non connu ; {TO_LOAD['caf']}. Taux du "
-                          "département et de la France : non connus.")
+                          "département et de la France : non connus (data.caf.fr les "
+                          "publie, Maillage ne les lit pas encore).")
     else:
         epci = (f"{fr_number(caf.epci_rate, decimals=1)} places pour 100 enfants de moins "
                 "de 3 ans" if _known(caf.epci_rate) else "non connu")
@@ -79,6 +80,8 @@ def context_section(context: Any) -> dict[str, Any]:
             f"Taux de couverture CAF ({caf.year}) : intercommunalité {epci} ; département "
             + (fr_number(dep, decimals=1) if _known(dep) else "non connu") + " ; France "
             + (fr_number(fr_rate, decimals=1) if _known(fr_rate) else "non connu")
+            + ("" if _known(dep) and _known(fr_rate) else
+               " (data.caf.fr les publie, Maillage ne les lit pas encore)")
             + ". La CNAF ne publie le taux par commune que pour les communes de 10 000 "
               "habitants et plus.")
         rows = [[str(r["name"]), fr_number(r["rate"], decimals=1) if _known(r["rate"])

@@ -46,13 +46,14 @@ def offer_levels_part(levels: OfferLevels | None) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``paragraphs`` (list of str: only when not computed) and ``tables`` (template
-        tables; the children counted are stated in the first table's note).
+        ``tables`` (template tables; the children counted are stated in the first
+        table's note) and ``after`` (paragraphs printed after the tables: a table whose
+        every figure is unknown is one sentence instead).
     """
     if levels is None:
-        return {"paragraphs": ["Offre par type rapportée aux enfants de moins de 3 ans "
-                               "(territoire, département, France) : non calculée pour ce "
-                               "rapport."], "tables": []}
+        return {"after": ["Offre par type rapportée aux enfants de moins de 3 ans "
+                          "(territoire, département, France) : non calculée pour ce "
+                          "rapport."], "tables": []}
     labels = levels.level_labels
     rows: list[list[str]] = []
     reasons: dict[str, list[str]] = {}
@@ -75,14 +76,30 @@ def offer_levels_part(levels: OfferLevels | None) -> dict[str, Any]:
     paragraphs = ["Enfants de moins de 3 ans (dénominateur des taux) : " + ", ".join(counts)
                   + (f" ; {levels.children_label}" if levels.children_label else "") + "."]
     unknown_note = " ".join(f"{_join(lvs)} : {reason}." for reason, lvs in reasons.items())
-    table = _table(
-        ["Type de structure", "Structures du territoire", "Places connues",
-         "Territoire", str(labels["departement"]), "France"], rows,
-        numeric=[False, True, True, True, True, True], widths=[25, 12, 17, 14, 18, 14],
-        title="Places pour 100 enfants de moins de 3 ans, par type de structure",
-        note=(paragraphs[0] + " « ≥ » : minimum, calculé avec les seules places connues. "
-              "« non connu » : jamais 0. " + unknown_note + " "
-              + " ".join(levels.notes)).strip())
+    after: list[str] = []
+    tables: list[dict[str, Any]] = []
+    rates = levels.table[[f"rate_{lv}" for lv in LEVELS]]
+    if rates.isna().all().all():
+        after.append("Places pour 100 enfants de moins de 3 ans, par type de structure : "
+                     "non connues pour chaque type (jamais 0) ; " + _short(reasons))
+    else:
+        tables.append(_table(
+            ["Type de structure", "Structures du territoire", "Places connues",
+             "Territoire", str(labels["departement"]), "France"], rows,
+            numeric=[False, True, True, True, True, True], widths=[25, 12, 17, 14, 18, 14],
+            title="Places pour 100 enfants de moins de 3 ans, par type de structure",
+            note=(paragraphs[0] + " « ≥ » : minimum, calculé avec les seules places "
+                  "connues. « non connu » : jamais 0. " + unknown_note + " "
+                  + " ".join(levels.notes)).strip()))
+    after.extend(levels.notes if not tables else ())
+    definition = ("places d'accueil formel (accueil collectif, assistantes maternelles, garde "
+                  "à domicile, école avant 3 ans) pour 100 enfants de moins de 3 ans, "
+                  "calculé par la Cnaf")
+    if all(levels.caf[lv].value is None for lv in LEVELS):
+        # chapter 2 (« couverture CAF ») already says it and what to load: not twice
+        after.append("Taux de couverture CAF du territoire, du département et de la "
+                     "France : non connus (voir la partie 2).")
+        return {"after": after, "tables": tables}
     caf_rows = []
     for level in LEVELS:
         rate = levels.caf[level]
@@ -94,10 +111,20 @@ def offer_levels_part(levels: OfferLevels | None) -> dict[str, Any]:
                  numeric=[False, True, False], widths=[26, 18, 56],
                  title="Taux de couverture de l'accueil du jeune enfant (Cnaf)"
                        + (f", {levels.caf_year}" if levels.caf_year else ""),
-                 note="Places d'accueil formel (accueil collectif, assistantes "
-                      "maternelles, garde à domicile, école avant 3 ans) pour 100 enfants "
-                      "de moins de 3 ans, calculé par la Cnaf.")
-    return {"paragraphs": [], "tables": [table, caf]}
+                 note=_cap(definition) + ".")
+    return {"after": after, "tables": [*tables, caf]}
+
+
+def _short(reasons: dict[str, list[str]]) -> str:
+    """« A et B : offre connue en partie ; France : non chargé. À charger : x ; y. »."""
+    what: dict[str, None] = {}
+    parts = []
+    for reason, lvs in reasons.items():
+        head, _, load = reason.partition(" : ")
+        parts.append(f"{_join(lvs)} : {head}")
+        if load:
+            what.setdefault(load, None)
+    return " ; ".join(parts) + "." + (f" À charger : {' ; '.join(what)}." if what else "")
 
 
 def _join(labels: list[str]) -> str:

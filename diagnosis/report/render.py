@@ -129,8 +129,8 @@ def render_report_html(
     step("cartes de l'offre")
     offer = _offer_part(overview, context, attribution, threshold_label)
     by_level = offer_levels_part(offer_levels)
-    offer = {**offer, "paragraphs": [*offer["paragraphs"], *by_level["paragraphs"]],
-             "tables": [*offer["tables"], *by_level["tables"]]}
+    offer = {**offer, "tables": [*offer["tables"], *by_level["tables"]],
+             "after": by_level["after"]}
     step("accessibilité, implantation, partenaires")
     origin_labels = {"demo": "données de démonstration embarquées (Loire-Atlantique)",
                      "store": "données téléchargées des sources publiques"}
