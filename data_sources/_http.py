@@ -75,7 +75,7 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from data_sources._http_adapter import CappedRetry, HostRateLimiter, build_retry
+from data_sources._http_adapter import CappedRetry, HostRateLimiter, build_retry, timed_out
 from data_sources._http_cache import CacheWriteError, _explicit_write
 from data_sources._http_config import (
     DEFAULT_BODY_DEADLINE_S,
@@ -115,6 +115,7 @@ from data_sources._http_notes import (
     refresh_requested,
     refreshing,
     source_deadline,
+    timeout_fr,
     update_notes,
 )
 from data_sources._http_session import (
@@ -222,12 +223,14 @@ def _read_body(resp: requests.Response, *, source: str, full: str, max_bytes: in
                 resp.close()
                 raise SourceError(
                     f"{source}: {full} sent its answer too slowly ({size} bytes in "
-                    f"{deadline_s:g} s, timeout); retry later."
+                    f"{deadline_s:g} s, timeout); retry later.",
+                    fr=timeout_fr(source, full, deadline_s, what="le délai de lecture")
                 )
     except (ReadTimeoutError, TimeoutError) as exc:
         raise SourceError(
             f"{source}: no answer from {full} within the read timeout (timeout while "
-            f"reading, {size} bytes received); retry later."
+            f"reading, {size} bytes received); retry later.",
+            fr=timeout_fr(source, full, get_config().timeout_s)
         ) from exc
     except (ProtocolError, Urllib3Error, requests.exceptions.ChunkedEncodingError) as exc:
         raise TruncatedError(
@@ -309,17 +312,18 @@ def _request(
             force_refresh=force_refresh and not offline,
             stream=stream,
         )
-    except requests.Timeout as exc:
-        raise SourceError(
-            f"{source}: no answer from {full} within {cfg.timeout_s} s (timeout: {exc}); "
-            "retry later, or work offline from the cache or the demo territory."
-        ) from exc
-    except requests.exceptions.RetryError as exc:
-        raise SourceError(
-            f"{source}: {full} kept failing after {cfg.max_retries} retries ({exc}); "
-            "retry later, or work offline from the cache or the demo territory."
-        ) from exc
     except requests.RequestException as exc:
+        if timed_out(exc):
+            raise SourceError(
+                f"{source}: no answer from {full} within {cfg.timeout_s} s (timeout: {exc}); "
+                "retry later, or work offline from the cache or the demo territory.",
+                fr=timeout_fr(source, full, cfg.timeout_s)
+            ) from exc
+        if isinstance(exc, requests.exceptions.RetryError):
+            raise SourceError(
+                f"{source}: {full} kept failing after {cfg.max_retries} retries ({exc}); "
+                "retry later, or work offline from the cache or the demo territory."
+            ) from exc
         raise SourceError(
             f"{source}: cannot reach {full} ({type(exc).__name__}: {exc}); check the internet "
             "connection, or work offline from the cache or the demo territory."
@@ -437,7 +441,7 @@ def _fetch(
             check(value)
         return value
 
-    def fall_back(exc: Exception, message: str) -> Any:
+    def fall_back(exc: Exception, message: str, fr: str | None = None) -> Any:
         """Serve the copy held before, if still good; else raise ``message``."""
         if kept is not None:
             try:
@@ -450,7 +454,7 @@ def _fetch(
                 note_data_date(kept.created_at)
                 note_fallback(full, kept.created_at, message)
                 return value
-        raise SourceError(message) from exc
+        raise SourceError(message, fr=fr) from exc
 
     for attempt in (1, 2):
         try:
@@ -461,7 +465,7 @@ def _fetch(
         except SourceError as exc:  # no answer, an HTTP error: the copy held, said so
             if off or isinstance(exc, BlockedURLError):
                 raise  # a refused address is never answered from a copy either
-            return fall_back(exc, str(exc))
+            return fall_back(exc, str(exc), exc.fr_message)
         from_cache = bool(getattr(resp, "from_cache", False))
         left = _check_deadline(source, full)
         try:

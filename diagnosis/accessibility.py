@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import geopandas as gpd
 import numpy as np
@@ -604,6 +604,57 @@ def compute_access_indicators(
                          "facility_types is not given")
     births = pd.to_numeric(communes_gdf[births_col], errors="coerce").to_numpy(dtype=float)
     n = births.shape[0]
+    _check_matrices(types, facilities_gdf, travel_times_by_type, n_communes=n, max_minutes=top)
+    births_known = ~np.isnan(births)
+    demand = np.where(births_known, births, 0.0)
+
+    table = pd.DataFrame({
+        "code_insee": communes_gdf["code_insee"].astype(str).to_numpy(),
+    })
+    if "name" in communes_gdf.columns:
+        table["name"] = communes_gdf["name"].to_numpy()
+    table["births"] = births
+    first = next((travel_times_by_type[t] for t in types if t in travel_times_by_type), None)
+    table["origin_snap_m"] = first.origin_snap_m if first is not None else np.nan
+    table["origin_flagged"] = first.origin_flagged if first is not None else False
+
+    summary_rows = []
+    for ftype in types:
+        sub = facilities_gdf[facilities_gdf["type"] == ftype]
+        capacity = pd.to_numeric(sub["capacity"], errors="coerce").to_numpy(dtype=float)
+        got = _type_indicators(travel_times_by_type.get(ftype), capacity, demand,
+                               n_communes=n, max_minutes=top, decay=weight)
+        nearest = got.nearest
+        table[f"minutes_nearest_{ftype}"] = nearest
+        table[f"reachable_{ftype}"] = got.reachable
+        table[f"e2sfca_{ftype}"] = got.e2sfca
+        within = births_known & (nearest <= top)
+        summary_rows.append({
+            "type": ftype,
+            "label": facility_label(ftype, plural=True),
+            **got.counts,
+            "n_facilities": int(len(sub)),
+            "n_facilities_without_capacity": got.without_capacity,
+            "n_facilities_without_demand": got.without_demand,
+            "births_total": float(births[births_known].sum()),
+            "births_within": float(births[within].sum()),
+            "share_births_within": births_within_share(nearest, births, max_minutes=top),
+            "n_communes_beyond": int((nearest > top).sum()),
+            "n_communes_births_missing": int((~births_known).sum()),
+        })
+    return AccessIndicators(
+        table=table,
+        summary=pd.DataFrame(summary_rows),
+        params={"max_minutes": top, "births_col": births_col, "decay": weight.label,
+                "facility_types": tuple(types)},
+    )
+
+
+def _check_matrices(types: Sequence[str], facilities_gdf: gpd.GeoDataFrame,
+                    travel_times_by_type: Mapping[str, TravelTimes], *, n_communes: int,
+                    max_minutes: float) -> None:
+    """Raise unless each type is known and its matrix fits the communes and facilities."""
+    n, top = n_communes, max_minutes
     for ftype in types:
         if ftype not in FACILITY_TYPES:
             raise InputError(f"facility type {ftype!r} is unknown; use one of "
@@ -627,71 +678,45 @@ def compute_access_indicators(
                 f"{tt.max_minutes!r} min, below max_minutes={top!r}; recompute it with "
                 "a cutoff >= max_minutes"
             )
-    births_known = ~np.isnan(births)
-    demand = np.where(births_known, births, 0.0)
 
-    table = pd.DataFrame({
-        "code_insee": communes_gdf["code_insee"].astype(str).to_numpy(),
-    })
-    if "name" in communes_gdf.columns:
-        table["name"] = communes_gdf["name"].to_numpy()
-    table["births"] = births
-    first = next((travel_times_by_type[t] for t in types if t in travel_times_by_type), None)
-    table["origin_snap_m"] = first.origin_snap_m if first is not None else np.nan
-    table["origin_flagged"] = first.origin_flagged if first is not None else False
 
-    summary_rows = []
-    for ftype in types:
-        sub = facilities_gdf[facilities_gdf["type"] == ftype]
-        capacity = pd.to_numeric(sub["capacity"], errors="coerce").to_numpy(dtype=float)
-        tt = travel_times_by_type.get(ftype)
-        if tt is None:
-            nearest = np.full(n, np.inf)
-            reach = np.zeros(n, dtype=np.int64)
-            e2 = np.full(n, np.nan)
-            counts: dict[str, Any] = {"engine": "", "mode": "", "n_facilities_flagged": 0,
-                                      "n_pairs_beyond_cutoff": 0, "n_pairs_disconnected": 0,
-                                      "n_pairs_flagged": 0}
-            n_no_cap, n_no_dem = 0, 0
-        else:
-            nearest = minutes_to_nearest(tt)
-            reach = count_reachable(tt, max_minutes=top)
-            if len(sub) and (~np.isnan(capacity)).any():
-                res = compute_e2sfca(tt, demand, capacity, max_minutes=top, decay=weight)
-                e2 = res.access
-                n_no_cap, n_no_dem = res.n_facilities_without_capacity, \
-                    res.n_facilities_without_demand
-            else:
-                e2 = np.full(n, np.nan)
-                n_no_cap, n_no_dem = int(np.isnan(capacity).sum()), 0
-            counts = {"engine": tt.engine, "mode": tt.mode,
-                      "n_facilities_flagged": int(tt.destination_flagged.sum()),
-                      "n_pairs_beyond_cutoff": tt.n_beyond_cutoff,
-                      "n_pairs_disconnected": tt.n_disconnected,
-                      "n_pairs_flagged": tt.n_flagged_pairs}
-        table[f"minutes_nearest_{ftype}"] = nearest
-        table[f"reachable_{ftype}"] = reach
-        table[f"e2sfca_{ftype}"] = e2
-        within = births_known & (nearest <= top)
-        summary_rows.append({
-            "type": ftype,
-            "label": facility_label(ftype, plural=True),
-            **counts,
-            "n_facilities": int(len(sub)),
-            "n_facilities_without_capacity": n_no_cap,
-            "n_facilities_without_demand": n_no_dem,
-            "births_total": float(births[births_known].sum()),
-            "births_within": float(births[within].sum()),
-            "share_births_within": births_within_share(nearest, births, max_minutes=top),
-            "n_communes_beyond": int((nearest > top).sum()),
-            "n_communes_births_missing": int((~births_known).sum()),
-        })
-    return AccessIndicators(
-        table=table,
-        summary=pd.DataFrame(summary_rows),
-        params={"max_minutes": top, "births_col": births_col, "decay": weight.label,
-                "facility_types": tuple(types)},
-    )
+class _TypeAccess(NamedTuple):
+    """Access to one facility type, per commune (arrays) and counted."""
+
+    nearest: np.ndarray
+    reachable: np.ndarray
+    e2sfca: np.ndarray
+    counts: dict[str, Any]  # engine, mode, flagged facilities and pairs
+    without_capacity: int
+    without_demand: int
+
+
+def _type_indicators(
+    tt: TravelTimes | None, capacity: np.ndarray, demand: np.ndarray, *, n_communes: int,
+    max_minutes: float, decay: Decay,
+) -> _TypeAccess:
+    """Nearest minutes, facilities within reach and E2SFCA for one type.
+
+    No matrix (no facility of the type): ``inf`` / 0 / NaN, a gap.
+    """
+    n, top = n_communes, max_minutes
+    if tt is None:
+        return _TypeAccess(np.full(n, np.inf), np.zeros(n, dtype=np.int64), np.full(n, np.nan), {
+            "engine": "", "mode": "", "n_facilities_flagged": 0, "n_pairs_beyond_cutoff": 0,
+            "n_pairs_disconnected": 0, "n_pairs_flagged": 0}, 0, 0)
+    if len(capacity) and (~np.isnan(capacity)).any():
+        res = compute_e2sfca(tt, demand, capacity, max_minutes=top, decay=decay)
+        e2 = res.access
+        n_no_cap, n_no_dem = res.n_facilities_without_capacity, res.n_facilities_without_demand
+    else:
+        e2 = np.full(n, np.nan)
+        n_no_cap, n_no_dem = int(np.isnan(capacity).sum()), 0
+    return _TypeAccess(minutes_to_nearest(tt), count_reachable(tt, max_minutes=top), e2, {
+        "engine": tt.engine, "mode": tt.mode,
+        "n_facilities_flagged": int(tt.destination_flagged.sum()),
+        "n_pairs_beyond_cutoff": tt.n_beyond_cutoff,
+        "n_pairs_disconnected": tt.n_disconnected,
+        "n_pairs_flagged": tt.n_flagged_pairs}, n_no_cap, n_no_dem)
 
 
 # --------------------------------------------------------------------------------------

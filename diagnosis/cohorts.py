@@ -276,6 +276,78 @@ def compute_cohorts(
     guides/implantation.md : cohort arithmetic and its assumptions.
     """
     births, n_years = _mean_births(births_per_year)
+    prenatal = _check_options(
+        uptake_rate=uptake_rate, group_size=group_size,
+        facilitators_per_session=facilitators_per_session, facilitators=facilitators,
+        groups_per_facilitator=groups_per_facilitator, birth_window_months=birth_window_months,
+        sessions_per_month=sessions_per_month, session_hours=session_hours,
+        programme_months=programme_months,
+        facilitator_prep_hours_per_session=facilitator_prep_hours_per_session,
+        prenatal_start_month=prenatal_start_month)
+
+    uptake = float(uptake_rate)
+    per_month = births / 12.0
+    fam_month = per_month * uptake
+    fam_year = 12.0 * fam_month
+    fam_window = fam_month * birth_window_months
+    to_fill = group_size / fam_month if fam_month > 0 else math.inf
+    groups_year = fam_year / group_size
+    duration = prenatal + float(programme_months)
+    concurrent = groups_year * duration / 12.0
+    hours = concurrent * sessions_per_month * (
+        session_hours + facilitator_prep_hours_per_session) * facilitators_per_session
+    fills = to_fill <= birth_window_months
+    # Each group takes facilitators_per_session of the Maison's facilitator slots.
+    cap_now = float(facilitators * groups_per_facilitator) / facilitators_per_session
+    cap_year = cap_now * 12.0 / duration
+    binding = BINDING_CAPACITY if cap_year < groups_year else BINDING_POTENTIAL
+    maison_year = min(groups_year, cap_year)
+    maison_now = min(concurrent, cap_now)
+    maison_hours = maison_now * sessions_per_month * (
+        session_hours + facilitator_prep_hours_per_session) * facilitators_per_session
+    binding_text = _binding_sentence(
+        binding, groups_year=groups_year, cap_year=cap_year, cap_now=cap_now,
+        facilitators=int(facilitators), to_fill=to_fill,
+    )
+
+    warnings = _warnings(fam_month=fam_month, fills=fills, group_size=group_size,
+                         to_fill=to_fill, birth_window_months=birth_window_months,
+                         fam_window=fam_window, groups_year=groups_year)
+    return CohortPlan(
+        births_per_year=births, n_years=n_years, births_per_month=per_month,
+        families_per_month=fam_month, families_per_year=fam_year,
+        families_per_window=fam_window, months_to_fill_group=to_fill,
+        groups_per_year=groups_year, fills_within_window=bool(fills),
+        group_size_within_window=float(min(group_size, fam_window)),
+        prenatal_months=prenatal, group_duration_months=duration,
+        concurrent_groups=concurrent, facilitator_hours_per_month=hours,
+        capacity_concurrent_groups=cap_now, capacity_groups_per_year=cap_year,
+        maison_groups_per_year=maison_year, maison_concurrent_groups=maison_now,
+        maison_families_per_year=maison_year * group_size,
+        maison_facilitator_hours_per_month=maison_hours,
+        binding=binding, binding_text=binding_text,
+        warnings=tuple(warnings),
+        params={
+            "uptake_rate": uptake, "group_size": int(group_size),
+            "birth_window_months": float(birth_window_months),
+            "prenatal_start_month": prenatal_start_month,
+            "sessions_per_month": float(sessions_per_month),
+            "session_hours": float(session_hours), "programme_months": float(programme_months),
+            "facilitator_prep_hours_per_session": float(facilitator_prep_hours_per_session),
+            "facilitators_per_session": int(facilitators_per_session),
+            "facilitators": int(facilitators),
+            "groups_per_facilitator": int(groups_per_facilitator),
+        },
+    )
+
+
+def _check_options(
+    *, uptake_rate: float, group_size: int, facilitators_per_session: int, facilitators: int,
+    groups_per_facilitator: int, birth_window_months: float, sessions_per_month: float,
+    session_hours: float, programme_months: float, facilitator_prep_hours_per_session: float,
+    prenatal_start_month: int | None,
+) -> int:
+    """Raise on a bad option of :func:`compute_cohorts`; return the prenatal months."""
     if isinstance(uptake_rate, bool) or not isinstance(uptake_rate, (int, float)) or \
             not (0.0 < float(uptake_rate) <= 1.0):
         raise InputError(
@@ -308,32 +380,12 @@ def compute_cohorts(
         )
     else:
         prenatal = PREGNANCY_MONTHS - int(prenatal_start_month) + 1
+    return prenatal
 
-    uptake = float(uptake_rate)
-    per_month = births / 12.0
-    fam_month = per_month * uptake
-    fam_year = 12.0 * fam_month
-    fam_window = fam_month * birth_window_months
-    to_fill = group_size / fam_month if fam_month > 0 else math.inf
-    groups_year = fam_year / group_size
-    duration = prenatal + float(programme_months)
-    concurrent = groups_year * duration / 12.0
-    hours = concurrent * sessions_per_month * (
-        session_hours + facilitator_prep_hours_per_session) * facilitators_per_session
-    fills = to_fill <= birth_window_months
-    # Each group takes facilitators_per_session of the Maison's facilitator slots.
-    cap_now = float(facilitators * groups_per_facilitator) / facilitators_per_session
-    cap_year = cap_now * 12.0 / duration
-    binding = BINDING_CAPACITY if cap_year < groups_year else BINDING_POTENTIAL
-    maison_year = min(groups_year, cap_year)
-    maison_now = min(concurrent, cap_now)
-    maison_hours = maison_now * sessions_per_month * (
-        session_hours + facilitator_prep_hours_per_session) * facilitators_per_session
-    binding_text = _binding_sentence(
-        binding, groups_year=groups_year, cap_year=cap_year, cap_now=cap_now,
-        facilitators=int(facilitators), to_fill=to_fill,
-    )
 
+def _warnings(*, fam_month: float, fills: bool, group_size: int, to_fill: float,
+              birth_window_months: float, fam_window: float, groups_year: float) -> list[str]:
+    """French warnings: no births, a group that does not fill in its window, < 1 a year."""
     warnings: list[str] = []
     if fam_month <= 0:
         warnings.append(
@@ -355,32 +407,7 @@ def compute_cohorts(
             f"Moins d'un groupe complet par an ({_fr(groups_year)}) : le rythme d'ouverture "
             "des groupes sera irrégulier."
         )
-    return CohortPlan(
-        births_per_year=births, n_years=n_years, births_per_month=per_month,
-        families_per_month=fam_month, families_per_year=fam_year,
-        families_per_window=fam_window, months_to_fill_group=to_fill,
-        groups_per_year=groups_year, fills_within_window=bool(fills),
-        group_size_within_window=float(min(group_size, fam_window)),
-        prenatal_months=prenatal, group_duration_months=duration,
-        concurrent_groups=concurrent, facilitator_hours_per_month=hours,
-        capacity_concurrent_groups=cap_now, capacity_groups_per_year=cap_year,
-        maison_groups_per_year=maison_year, maison_concurrent_groups=maison_now,
-        maison_families_per_year=maison_year * group_size,
-        maison_facilitator_hours_per_month=maison_hours,
-        binding=binding, binding_text=binding_text,
-        warnings=tuple(warnings),
-        params={
-            "uptake_rate": uptake, "group_size": int(group_size),
-            "birth_window_months": float(birth_window_months),
-            "prenatal_start_month": prenatal_start_month,
-            "sessions_per_month": float(sessions_per_month),
-            "session_hours": float(session_hours), "programme_months": float(programme_months),
-            "facilitator_prep_hours_per_session": float(facilitator_prep_hours_per_session),
-            "facilitators_per_session": int(facilitators_per_session),
-            "facilitators": int(facilitators),
-            "groups_per_facilitator": int(groups_per_facilitator),
-        },
-    )
+    return warnings
 
 
 def _binding_sentence(binding: str, *, groups_year: float, cap_year: float, cap_now: float,

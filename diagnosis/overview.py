@@ -19,6 +19,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
@@ -74,18 +75,21 @@ def origin_points(communes: gpd.GeoDataFrame) -> gpd.GeoSeries:
     la commune »), else a point inside the polygon. Returned in EPSG:4326, indexed like
     ``communes``.
     """
-    fallback = communes.geometry.to_crs(METRIC_CRS).representative_point().to_crs(WGS84)
-    if {"point_lon", "point_lat"} <= set(communes.columns):
-        plon = pd.to_numeric(communes["point_lon"], errors="coerce")
-        plat = pd.to_numeric(communes["point_lat"], errors="coerce")
-        inside = gpd.GeoSeries(gpd.points_from_xy(plon, plat), index=communes.index, crs=WGS84)
-        fallback = inside.where(plon.notna() & plat.notna(), fallback)
-    if {"townhall_lon", "townhall_lat"} <= set(communes.columns):
-        lon = pd.to_numeric(communes["townhall_lon"], errors="coerce")
-        lat = pd.to_numeric(communes["townhall_lat"], errors="coerce")
-        th = gpd.GeoSeries(gpd.points_from_xy(lon, lat), index=communes.index, crs=WGS84)
-        return th.where(lon.notna() & lat.notna(), fallback)
-    return fallback
+    pts = np.full(len(communes), None, dtype=object)
+    need = np.ones(len(communes), dtype=bool)
+    for lon_col, lat_col in (("townhall_lon", "townhall_lat"), ("point_lon", "point_lat")):
+        if {lon_col, lat_col} <= set(communes.columns):
+            lon = pd.to_numeric(communes[lon_col], errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan)
+            lat = pd.to_numeric(communes[lat_col], errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan)
+            ok = need & ~np.isnan(lon) & ~np.isnan(lat)
+            pts[ok] = shapely.points(lon[ok], lat[ok])
+            need &= ~ok
+    if need.any():  # the polygons are reprojected only where no point is given
+        inside = communes.geometry[need].to_crs(METRIC_CRS).representative_point()
+        pts[need] = inside.to_crs(WGS84).to_numpy()
+    return gpd.GeoSeries(pts, index=communes.index, crs=WGS84)
 
 
 def nearest_distances(origins_xy: np.ndarray, targets_xy: np.ndarray) -> tuple[np.ndarray,
@@ -173,6 +177,68 @@ def compute_overview(
     InputError
         Bad parameters or columns.
     """
+    found = compute_overviews([territory], communes, facilities, threshold_m=threshold_m,
+                              types=types, sources=sources, births_col=births_col)[0]
+    if found is None:
+        raise MissingDataError(
+            f"{territory.label}: aucune commune du territoire n'a de données chargées "
+            f"(contours, INSEE). Données manquantes pour les départements "
+            f"{', '.join(territory.departements)}."
+        )
+    return found
+
+
+def compute_overviews(
+    territories: Sequence[Territory],
+    communes: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    *,
+    threshold_m: float = DEFAULT_THRESHOLD_M,
+    types: Iterable[str] = ANALYSED_TYPES,
+    sources: Sequence[Mapping[str, str]] = (),
+    births_col: str = "births_2024",
+) -> list[Overview | None]:
+    """:func:`compute_overview` of each territory, the shared work done once.
+
+    The facilities are reprojected, sorted by type and indexed once, and each commune's
+    offer (distance to the nearest facility of each type, facilities and places in the
+    commune) is computed once for all the territories' communes; each territory then
+    only selects its communes and sums them. Every result equals the territory's own
+    :func:`compute_overview` (a comparison row equals the territory's diagnosis).
+
+    Parameters
+    ----------
+    territories
+        The territories (e.g. the 101 départements of France).
+    communes, facilities, threshold_m, types, sources, births_col
+        As in :func:`compute_overview`.
+
+    Returns
+    -------
+    list of Overview or None
+        One per territory, in order; ``None`` for a territory none of whose communes is
+        in ``communes`` (:func:`compute_overview` raises :class:`MissingDataError`).
+
+    Raises
+    ------
+    InputError
+        Bad parameters or columns.
+    """
+    types = _check_inputs(communes, facilities, threshold_m=threshold_m, types=types,
+                          births_col=births_col)
+    if not territories:
+        return []
+    union: set[str] = set().union(*(t.communes for t in territories))
+    table = _CommuneOffer.build(communes, facilities, union, types=types)
+    coverage = facility_coverage(sources, table.fac, list(types))
+    return [_territory_overview(t, table, coverage, threshold_m=threshold_m, types=types,
+                                sources=sources, births_col=births_col)
+            for t in territories]
+
+
+def _check_inputs(communes: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
+                  threshold_m: float, types: Iterable[str], births_col: str) -> tuple[str, ...]:
+    """Raise on a bad parameter or a missing column of :func:`compute_overview`."""
     if not np.isfinite(threshold_m) or threshold_m <= 0:
         raise InputError(f"threshold_m={threshold_m!r} must be a positive number of metres")
     types = tuple(types)
@@ -185,61 +251,11 @@ def compute_overview(
     missing_cols = [c for c in FACILITY_COLUMNS if c not in facilities.columns]
     if missing_cols:
         raise InputError(f"facilities lacks schema columns {missing_cols}")
+    return types
 
-    wanted = set(territory.communes)
-    com = communes.loc[communes["code_insee"].isin(wanted)].copy()
-    missing = sorted(wanted - set(com["code_insee"]))
-    if com.empty:
-        raise MissingDataError(
-            f"{territory.label}: aucune commune du territoire n'a de données chargées "
-            f"(contours, INSEE). Données manquantes pour les départements "
-            f"{', '.join(territory.departements)}."
-        )
-    com = com.to_crs(WGS84).sort_values("code_insee").reset_index(drop=True)
-    fac = facilities.to_crs(WGS84).reset_index(drop=True)
-    origins = origin_points(com).to_crs(METRIC_CRS)
-    oxy = np.column_stack([origins.x.to_numpy(), origins.y.to_numpy()])
-    fac_m = fac.geometry.to_crs(METRIC_CRS)
-    fxy = np.column_stack([fac_m.x.to_numpy(), fac_m.y.to_numpy()])
-    in_territory = fac["code_insee"].isin(wanted).to_numpy()
-    births_raw = pd.to_numeric(com[births_col], errors="coerce")
-    births_unknown = com.loc[births_raw.isna().to_numpy(), "code_insee"].tolist()
-    births = births_raw.fillna(0.0).to_numpy()
-    total_births = float(births.sum())
-    coverage = facility_coverage(sources, fac, list(types))
 
-    nearby_idx: set[int] = set()
-    per_type: dict[str, Any] = {}
-    within: dict[str, Any] = {}
-    without: dict[str, list[str]] = {}
-    new_cols: dict[str, Any] = {}
-    for t in types:
-        mask = fac["type"].eq(t).to_numpy()
-        sel = np.flatnonzero(mask)
-        dist, idx = nearest_distances(oxy, fxy[sel])
-        if len(sel):
-            nearby_idx.update(int(sel[i]) for i in idx if not in_territory[sel[i]])
-        local = fac.loc[mask & in_territory]
-        counts = local.groupby("code_insee").size()
-        places = local.groupby("code_insee")["capacity"].sum(min_count=1)
-        new_cols[f"n_{t}"] = com["code_insee"].map(counts).fillna(0).astype(int)
-        new_cols[f"places_{t}"] = com["code_insee"].map(places).astype("float64")
-        new_cols[f"dist_m_{t}"] = dist
-        ok = dist <= threshold_m
-        new_cols[f"within_{t}"] = ok
-        per_type[t] = {
-            "count": int(len(local)),
-            "places_known": float(local["capacity"].sum(min_count=1))
-            if local["capacity"].notna().any() else None,
-            "with_capacity": int(local["capacity"].notna().sum()),
-            "at_commune_precision": int(local["position_precision"].eq("commune").sum()),
-        }
-        within[t] = births_within(float(births[ok].sum()), total_births,
-                                  status=coverage[t]["status"])
-        per_type[t]["status"] = coverage[t]["status"]
-        without[t] = com.loc[new_cols[f"n_{t}"].eq(0).to_numpy(), "code_insee"].tolist()
-    com = pd.concat([com, pd.DataFrame(new_cols, index=com.index)], axis=1)
-    com = gpd.GeoDataFrame(com, geometry="geometry", crs=WGS84)
+def _need_totals(com: pd.DataFrame, *, births_col: str) -> dict[str, Any]:
+    """The territory's need totals (``None`` when unknown), their years, partial communes."""
 
     def _sum(col: str) -> float | None:
         if col not in com:
@@ -248,14 +264,7 @@ def compute_overview(
         return float(v.sum()) if v.notna().any() else None
 
     years = data_years(com)
-    summary = {
-        "territory": {"kind": territory.kind, "code": territory.code, "name": territory.name},
-        "n_communes": int(len(com)),
-        "n_communes_missing": len(missing),
-        "communes_missing": missing,
-        "n_communes_total": len(wanted),
-        "n_communes_births_known": int(len(com) - len(births_unknown)),
-        "communes_births_unknown": births_unknown,
+    return {
         "births_2024": _sum(births_col),
         "population_2022": _sum("population_2022"),
         "births_mean_2016_2021": _sum("births_mean_2016_2021"),
@@ -271,6 +280,120 @@ def compute_overview(
         "communes_partial": {str(c): str(p) for c, p in zip(
             com["code_insee"], com["insee_partial"], strict=True) if str(p or "")}
         if "insee_partial" in com else {},
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class _CommuneOffer:
+    """Each commune's offer, computed once for the communes of many territories.
+
+    ``communes`` (EPSG:4326, positional index) are the loaded communes of the
+    territories; per type ``t``, ``columns`` holds their ``n_t``, ``places_t`` and
+    ``dist_m_t`` and ``nearest[t]`` the position in ``fac`` of each commune's nearest
+    facility of the type (-1 when there is none); ``masks[t]`` selects the type in
+    ``fac`` (the facilities in EPSG:4326, positional index).
+    """
+
+    communes: gpd.GeoDataFrame
+    columns: dict[str, np.ndarray]
+    nearest: dict[str, np.ndarray]
+    fac: gpd.GeoDataFrame
+    masks: dict[str, np.ndarray]
+
+    @classmethod
+    def build(cls, communes: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
+              wanted: set[str], *, types: tuple[str, ...]) -> _CommuneOffer:
+        com = communes.loc[communes["code_insee"].isin(wanted)]
+        com = com.to_crs(WGS84).reset_index(drop=True)
+        fac = facilities.to_crs(WGS84).reset_index(drop=True)
+        origins = origin_points(com).to_crs(METRIC_CRS)
+        oxy = np.column_stack([origins.x.to_numpy(), origins.y.to_numpy()])
+        fac_m = fac.geometry.to_crs(METRIC_CRS)
+        fxy = np.column_stack([fac_m.x.to_numpy(), fac_m.y.to_numpy()])
+        columns: dict[str, np.ndarray] = {}
+        nearest: dict[str, np.ndarray] = {}
+        masks: dict[str, np.ndarray] = {}
+        in_communes = fac["code_insee"].isin(wanted).to_numpy()
+        kinds, uniques = pd.factorize(fac["type"])  # one pass over the types' strings
+        names = pd.Index(uniques)
+        for t in types:
+            mask = masks[t] = kinds == (names.get_loc(t) if t in names else -2)
+            sel = np.flatnonzero(mask)
+            dist, idx = nearest_distances(oxy, fxy[sel])
+            nearest[t] = sel[idx] if len(sel) else idx
+            # a commune's facilities are those with its code: the same in any territory
+            of_type = fac.loc[mask & in_communes]
+            counts = of_type.groupby("code_insee").size()
+            places = of_type.groupby("code_insee")["capacity"].sum(min_count=1)
+            columns[f"n_{t}"] = com["code_insee"].map(counts).fillna(0).astype(int).to_numpy()
+            columns[f"places_{t}"] = com["code_insee"].map(places).astype("float64").to_numpy()
+            columns[f"dist_m_{t}"] = dist
+        return cls(com, columns, nearest, fac, masks)
+
+
+def _territory_overview(territory: Territory, table: _CommuneOffer,
+                        coverage: Mapping[str, Mapping[str, Any]], *, threshold_m: float,
+                        types: tuple[str, ...], sources: Sequence[Mapping[str, str]],
+                        births_col: str) -> Overview | None:
+    """One territory's :class:`Overview` from the communes' offer (None: no commune)."""
+    wanted = set(territory.communes)
+    com = table.communes.loc[table.communes["code_insee"].isin(wanted)]
+    if com.empty:
+        return None
+    com = com.sort_values("code_insee")
+    rows = com.index.to_numpy()
+    com = com.reset_index(drop=True)
+    missing = sorted(wanted - set(com["code_insee"]))
+    fac = table.fac
+    in_territory = fac["code_insee"].isin(wanted).to_numpy()
+    births_raw = pd.to_numeric(com[births_col], errors="coerce")
+    births_unknown = com.loc[births_raw.isna().to_numpy(), "code_insee"].tolist()
+    births = births_raw.fillna(0.0).to_numpy()
+    total_births = float(births.sum())
+    coverage = {t: {**c, "sources": list(c["sources"])} for t, c in coverage.items()}
+    capacity = fac["capacity"]
+    by_commune = fac["position_precision"].eq("commune").to_numpy()
+
+    nearby_idx: set[int] = set()
+    per_type: dict[str, Any] = {}
+    within: dict[str, Any] = {}
+    without: dict[str, list[str]] = {}
+    new_cols: dict[str, Any] = {}
+    for t in types:
+        near = table.nearest[t][rows]
+        if len(near) and near[0] >= 0:
+            nearby_idx.update(near[~in_territory[near]].tolist())
+        local = table.masks[t] & in_territory
+        cap = capacity.loc[local]
+        n = table.columns[f"n_{t}"][rows]
+        new_cols[f"n_{t}"] = n
+        new_cols[f"places_{t}"] = table.columns[f"places_{t}"][rows]
+        dist = table.columns[f"dist_m_{t}"][rows]
+        new_cols[f"dist_m_{t}"] = dist
+        ok = dist <= threshold_m
+        new_cols[f"within_{t}"] = ok
+        per_type[t] = {
+            "count": int(local.sum()),
+            "places_known": float(cap.sum(min_count=1)) if cap.notna().any() else None,
+            "with_capacity": int(cap.notna().sum()),
+            "at_commune_precision": int(by_commune[local].sum()),
+        }
+        within[t] = births_within(float(births[ok].sum()), total_births,
+                                  status=coverage[t]["status"])
+        per_type[t]["status"] = coverage[t]["status"]
+        without[t] = com.loc[n == 0, "code_insee"].tolist()
+    com = pd.concat([com, pd.DataFrame(new_cols, index=com.index)], axis=1)
+    com = gpd.GeoDataFrame(com, geometry="geometry", crs=WGS84)
+
+    summary = {
+        "territory": {"kind": territory.kind, "code": territory.code, "name": territory.name},
+        "n_communes": int(len(com)),
+        "n_communes_missing": len(missing),
+        "communes_missing": missing,
+        "n_communes_total": len(wanted),
+        "n_communes_births_known": int(len(com) - len(births_unknown)),
+        "communes_births_unknown": births_unknown,
+        **_need_totals(com, births_col=births_col),
         "facilities": per_type,
         "births_within_threshold": within,
         "communes_without": without,
@@ -359,7 +482,7 @@ def facility_coverage(sources: Sequence[Mapping[str, str]], facilities: pd.DataF
     >>> {t: v["status"] for t, v in c.items()}
     {'pmi': 'complete', 'eaje': 'partial', 'laep': 'unknown'}
     """
-    present = set(facilities["type"].astype(str)) if "type" in facilities else set()
+    present = set(facilities["type"].astype(str).unique()) if "type" in facilities else set()
     out: dict[str, dict[str, Any]] = {}
     for t in types:
         titles = [str(s.get("title", s.get("key", ""))) for s in sources

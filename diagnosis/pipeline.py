@@ -57,10 +57,10 @@ from diagnosis.cohorts import CohortPlan, compute_cohorts
 from diagnosis.comparison import compare_territories
 from diagnosis.context import TerritoryContext, compute_context
 from diagnosis.demand import DemandPoints, compute_demand_points
-from diagnosis.errors import InputError, MissingDataError, check_positive
+from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_percent
 from diagnosis.offer_levels import OfferLevels, compute_offer_levels
-from diagnosis.overview import Overview, compute_overview
+from diagnosis.overview import Overview, compute_overview, compute_overviews
 from diagnosis.schema import FACILITY_TYPES, Territory
 from diagnosis.settings import (
     DEFAULT_BIRTH_WINDOW_MONTHS,
@@ -645,11 +645,11 @@ def compare_overviews(territories: Sequence[Territory], inputs: DiagnosisInputs,
     with made-up or empty figures; a partly covered one is kept and says so.
     """
     overviews, skipped = [], []
-    for t in territories:
-        try:
-            ov = compute_overview(t, inputs.communes, inputs.facilities,
-                                  threshold_m=threshold_m, sources=list(inputs.sources))
-        except MissingDataError:
+    # the facilities and each commune's offer are prepared once for all territories
+    found = compute_overviews(territories, inputs.communes, inputs.facilities,
+                              threshold_m=threshold_m, sources=list(inputs.sources))
+    for t, ov in zip(territories, found, strict=True):
+        if ov is None:
             skipped.append(f"{t.label} : aucune donnée chargée, territoire écarté")
             continue
         if ov.summary.get("n_communes_births_known", 1) == 0:  # only what is known is shown

@@ -261,12 +261,7 @@ def compute_national_plan(
     travel = travel or Travel(mode="drive")
     new = _whole(new, "new", "--new")
     per_departement = _whole(per_departement, "per_departement", "--per-departement")
-    if not (isinstance(max_minutes, int | float) and math.isfinite(max_minutes)
-            and max_minutes > 0):
-        raise InputError(f"max_minutes={max_minutes!r} must be a positive number of minutes",
-                         argument="--max-minutes", value=max_minutes,
-                         fr=f"--max-minutes {max_minutes!r} : donnez un nombre de minutes "
-                            "strictement positif, par exemple 30")
+    _check_minutes(max_minutes)
     min_families = float(DEFAULT_GROUP_SIZE / DEFAULT_UPTAKE_RATE if min_families is None
                          else min_families)
     dep_names = dict(dep_names or {})
@@ -295,23 +290,11 @@ def compute_national_plan(
     useless = int((gains <= 0).sum())  # nothing left to reach: such a site is no answer
     order, gains, newly = order[gains > 0], gains[gains > 0], newly[:int((gains > 0).sum())]
     curve_max = max(2 * new, new + 20) if curve_max is None else max(int(curve_max), new)
-    after = before.copy()
-    for rows in newly:
-        after[rows] = True
-    free = np.ones(a.shape[1], dtype=bool)
-    free[fixed] = False
-    free[order] = False
-    more, more_gains, _ = _greedy_sequence(a, w, after, free, curve_max - new)
-    all_gains = np.concatenate([gains, more_gains])
+    after, more_gains = _beyond_plan(a, w, before, newly, taken=(fixed, order),
+                                     count=curve_max - new)
     known = float(w.sum())
-    curve = pd.DataFrame({
-        "k": np.arange(1, all_gains.size + 1),
-        "marginal_families": all_gains,
-        "cumulative_families": np.cumsum(all_gains),
-        "share_served": (w[before].sum() + np.cumsum(all_gains)) / known if known else np.nan,
-        "part": ["plan"] * gains.size + ["au-delà"] * more_gains.size,
-    })
-    below = np.flatnonzero(all_gains < min_families)
+    curve = _curve(gains, more_gains, served_before=float(w[before].sum()), known=known)
+    below = np.flatnonzero(curve["marginal_families"].to_numpy() < min_families)
     stop_at = int(below[0]) + 1 if below.size else None
 
     site_xy = _points_metric(sites)
@@ -326,17 +309,9 @@ def compute_national_plan(
     existing["families_within"] = np.asarray(a[:, fixed].T @ w).ravel() if fixed.size else []
     existing = existing.drop(columns=["kind"]).reset_index(drop=True)
 
-    notes = []
-    if useless:
-        notes.append(f"{order.size} nouvelle(s) Maison(s) seulement : au-delà, aucune famille "
-                     "de plus ne serait à portée (toutes les naissances connues le sont déjà).")
     unknown = int((~np.isfinite(com["births"])).sum())
-    if unknown:
-        notes.append(f"{unknown} commune(s) sans naissances connues : leurs familles ne sont "
-                     "pas comptées (inconnues, pas zéro).")
-    if not n_existing:
-        notes.append("Aucune Maison existante chargée : toutes les naissances sont comptées "
-                     "comme sans Maison à portée.")
+    notes = _notes(n_new=int(order.size), useless=useless, unknown=unknown,
+                   n_existing=n_existing)
     summary = {
         "n_communes": int(len(com)), "n_communes_unknown": unknown,
         "births_total": known,
@@ -358,14 +333,71 @@ def compute_national_plan(
               "engine": travel.engine, "births_col": births_col,
               "per_departement": per_departement, "curve_max": curve_max, "method": method,
               "time_limit_s": time_limit_s}
-    communes_out = pd.DataFrame({
+    layers = {"sites": table, "existing": existing, "departements": dep_table,
+              "departement_sites": dep_sites, "curve": curve,
+              "communes": _communes_served(com, before, after)}
+    return NationalPlan(layers, summary, params)
+
+
+def _beyond_plan(a: sparse.csc_matrix, w: np.ndarray, before: np.ndarray,
+                 newly: Sequence[np.ndarray], *, taken: Sequence[np.ndarray],
+                 count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Communes reached once the plan is open, and the gains of ``count`` more sites."""
+    after = before.copy()
+    for rows in newly:
+        after[rows] = True
+    free = np.ones(a.shape[1], dtype=bool)
+    for columns in taken:  # the existing Maisons, the plan's sites
+        free[columns] = False
+    _more, more_gains, _ = _greedy_sequence(a, w, after, free, count)
+    return after, more_gains
+
+
+def _communes_served(com: gpd.GeoDataFrame, before: np.ndarray,
+                     after: np.ndarray) -> pd.DataFrame:
+    """Each commune, its births and whether a Maison reaches it before and after the plan."""
+    return pd.DataFrame({
         "code_insee": com["code_insee"].to_numpy(), "name": com["name"].to_numpy(),
         "dep_code": com["dep_code"].to_numpy(), "births": com["births"].to_numpy(),
         "lon": com.geometry.x.to_numpy(), "lat": com.geometry.y.to_numpy(),
         "served_before": before, "served_after": after})
-    layers = {"sites": table, "existing": existing, "departements": dep_table,
-              "departement_sites": dep_sites, "curve": curve, "communes": communes_out}
-    return NationalPlan(layers, summary, params)
+
+
+def _check_minutes(max_minutes: object) -> None:
+    if not (isinstance(max_minutes, int | float) and math.isfinite(max_minutes)
+            and max_minutes > 0):
+        raise InputError(f"max_minutes={max_minutes!r} must be a positive number of minutes",
+                         argument="--max-minutes", value=max_minutes,
+                         fr=f"--max-minutes {max_minutes!r} : donnez un nombre de minutes "
+                            "strictement positif, par exemple 30")
+
+
+def _curve(gains: np.ndarray, more_gains: np.ndarray, *, served_before: float,
+           known: float) -> pd.DataFrame:
+    """Families reached by each more Maison: the plan's, then those beyond it."""
+    all_gains = np.concatenate([gains, more_gains])
+    return pd.DataFrame({
+        "k": np.arange(1, all_gains.size + 1),
+        "marginal_families": all_gains,
+        "cumulative_families": np.cumsum(all_gains),
+        "share_served": (served_before + np.cumsum(all_gains)) / known if known else np.nan,
+        "part": ["plan"] * gains.size + ["au-delà"] * more_gains.size,
+    })
+
+
+def _notes(*, n_new: int, useless: int, unknown: int, n_existing: int) -> list[str]:
+    """French notes of the plan: fewer sites than asked, unknown births, no Maison loaded."""
+    notes = []
+    if useless:
+        notes.append(f"{n_new} nouvelle(s) Maison(s) seulement : au-delà, aucune famille "
+                     "de plus ne serait à portée (toutes les naissances connues le sont déjà).")
+    if unknown:
+        notes.append(f"{unknown} commune(s) sans naissances connues : leurs familles ne sont "
+                     "pas comptées (inconnues, pas zéro).")
+    if not n_existing:
+        notes.append("Aucune Maison existante chargée : toutes les naissances sont comptées "
+                     "comme sans Maison à portée.")
+    return notes
 
 
 # --------------------------------------------------------------------------------------

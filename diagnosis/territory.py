@@ -23,7 +23,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import pandas as pd
@@ -77,6 +77,9 @@ class CogTables:
     epci: pd.DataFrame
     departements: pd.DataFrame
     regions: pd.DataFrame | None = None
+    #: Lookups built from the tables on first use (see :func:`_code_index`).
+    _cache: dict[str, object] = field(default_factory=dict, init=False, repr=False,
+                                      compare=False)
 
 
 def normalize_name(text: str) -> str:
@@ -202,25 +205,50 @@ def _region(code: str, cog: CogTables) -> Territory:
                      tuple(sorted(members["code"])), deps)
 
 
+def _code_index(cog: CogTables) -> tuple[dict[str, list[int]], dict[str, int], set[str]]:
+    """Row positions of each code, the row of each former code, the current codes.
+
+    Built once per :class:`CogTables` (a dict lookup instead of a scan of the 38,845
+    rows for every code): ``by_code[code]`` lists the rows holding ``code`` in table
+    order; ``former[code]`` is the first current commune listing ``code`` among its
+    ``former_codes``; ``current`` holds the codes of current communes.
+    """
+    hit = cog._cache.get("codes")
+    if hit is None:
+        com = cog.communes
+        codes, kinds = com["code"].tolist(), com["kind"].tolist()
+        by_code: dict[str, list[int]] = {}
+        for i, c in enumerate(codes):
+            by_code.setdefault(c, []).append(i)
+        former: dict[str, int] = {}
+        for i, (kind, cs) in enumerate(zip(kinds, com["former_codes"].tolist(), strict=True)):
+            if kind == "commune" and isinstance(cs, str):
+                for c in cs.split(" "):
+                    former.setdefault(c, i)
+        current = {c for c, k in zip(codes, kinds, strict=True) if k == "commune"}
+        hit = cog._cache["codes"] = (by_code, former, current)
+    return hit  # type: ignore[return-value]
+
+
 def _commune(code: str, cog: CogTables) -> Territory:
     com = cog.communes
-    row = com.loc[com["code"] == code]
+    by_code, former, _ = _code_index(cog)
+    row = com.iloc[by_code.get(code, [])]
     note = ""
     if row.empty:
-        former = com.loc[(com["kind"] == "commune")
-                         & com["former_codes"].str.split(" ").map(lambda cs: code in cs)]
-        if former.empty:
+        if code not in former:
             raise InputError(
                 f"territoire {code!r} : aucune commune n'a ce code INSEE dans le COG "
                 "2026 ; vérifiez le code (code INSEE, pas le code postal)"
             )
-        row = former.iloc[[0]]
+        row = com.iloc[[former[code]]]
         note = f"Le code {code} est un ancien code : commune actuelle {row['name'].iloc[0]}."
     current = row.loc[row["kind"] == "commune"]
     if current.empty:
         # commune déléguée / associée / arrondissement: the diagnosis runs on its parent.
         child = row.iloc[0]
-        parent = com.loc[(com["code"] == child["parent_code"]) & (com["kind"] == "commune")]
+        parent = com.iloc[by_code.get(child["parent_code"], [])]
+        parent = parent.loc[parent["kind"] == "commune"]
         if parent.empty:
             raise InputError(f"territoire {code!r} : {child['name']} n'a pas de commune "
                              "actuelle de rattachement dans le COG 2026")
@@ -437,6 +465,8 @@ def current_commune(code: str, cog: CogTables) -> tuple[str, str] | None:
     True
     """
     code = str(code).strip().upper()
+    if code in _code_index(cog)[2]:  # a current commune: one set lookup
+        return code, ""
     try:
         t = _commune(code, cog)
     except InputError:

@@ -540,3 +540,126 @@ def test_concurrent_browser_sessions_keep_their_own_territory(server, tmp_path):
     seen = asyncio.run(run())
     assert [(c, n) for c, n, _ in seen] == [(c, resolve(c).name) for c in SESSION_TERRITORIES]
     assert all(n in h1 for _, n, h1 in seen), seen
+
+
+def test_one_study_set_on_the_pages_reaches_the_pdf_and_geopackage(server, tmp_path):
+    """Issue 19, in a real browser: travel time, k = 2 and a proposed point set on
+    « Implantation », priority weights set on « Besoins et lacunes »; « Rapport et
+    exports » states them, and the downloaded PDF and GeoPackage carry the same
+    recommended sites (the names the page showed) and the same weights."""
+    import pyogrio
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    def offline(r: Route) -> None:
+        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            r.abort("internetdisconnected")
+
+    def slide_to(page, label: str, target: float) -> None:
+        """Move a slider with the keyboard, as a person would (react-aria's range input)."""
+        thumb = page.locator(f"input[type='range'][aria-label='{label}']").first
+        thumb.focus()
+        for _ in range(60):
+            now = float(thumb.input_value())
+            if abs(now - target) < 1e-9:
+                break
+            thumb.press("ArrowRight" if now < target else "ArrowLeft")
+            page.wait_for_timeout(100)
+        _idle(page)
+        thumb = page.locator(f"input[type='range'][aria-label='{label}']").first
+        assert abs(float(thumb.input_value()) - target) < 1e-9, thumb.input_value()
+
+    def number(page, label: str, value: str) -> None:
+        box = page.get_by_label(label, exact=True).first
+        box.fill(value)
+        box.press("Enter")
+        _idle(page)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1800},
+                                          locale="fr-FR", accept_downloads=True)
+            context.route("**/*", offline)
+            page = context.new_page()
+            page.goto(server, wait_until="domcontentloaded", timeout=60_000)
+            main = page.locator("[data-testid='stMain']").first
+            nav = page.locator("[data-testid='stSidebarNav'] a")
+            expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
+                timeout=90_000)
+            _idle(page)
+
+            nav.filter(has_text="Besoins et lacunes").first.click()
+            expect(main.get_by_role("heading", name="Besoins et lacunes").first).to_be_visible(
+                timeout=120_000)
+            _idle(page)
+            main.get_by_text("Poids du score de priorité").first.click()
+            slide_to(page, "Naissances", 0.6)
+            slide_to(page, "Éloignement des services", 0.1)
+
+            nav.filter(has_text="Implantation").first.click()
+            expect(main.get_by_role("heading", name="Implantation de la Maison")).to_be_visible(
+                timeout=120_000)
+            _idle(page)
+            slide_to(page, "Temps de trajet maximal T (minutes)", 10)
+            main.get_by_text("Sites proposés (0)").first.click()
+            number(page, "Longitude", "-2.12")
+            number(page, "Latitude", "47.44")
+            main.get_by_role("button", name="Ajouter", exact=True).click()
+            _idle(page)
+            number(page, "Nombre de nouveaux sites (k)", "2")
+            expect(main.get_by_role("heading", name="Sites recommandés")).to_be_visible(
+                timeout=120_000)
+            shown = page.evaluate("() => document.body.innerText")
+
+            nav.filter(has_text="Rapport et exports").first.click()
+            expect(main.get_by_role("heading", name="Rapport et exports").first).to_be_visible(
+                timeout=120_000)
+            _idle(page)
+            # the report page states the pages' choices in its own widgets
+            assert page.get_by_label("Nombre de nouveaux sites (k)", exact=True).first \
+                .input_value() == "2"
+            assert page.locator("input[type='range'][aria-label='Temps de trajet maximal T "
+                                "(minutes)']").first.input_value() == "10"
+            main.get_by_role("button", name="Générer le rapport PDF").click()
+            pdf_button = main.get_by_role("button", name="Télécharger le rapport PDF")
+            expect(pdf_button).to_be_visible(timeout=240_000)
+            with page.expect_download(timeout=60_000) as dl:
+                pdf_button.click()
+            pdf = tmp_path / "rapport.pdf"
+            dl.value.save_as(pdf)
+            main.get_by_role("button", name="Préparer les fichiers de données").click()
+            gpkg_button = main.get_by_role("button", name="GeoPackage (QGIS)")
+            expect(gpkg_button).to_be_visible(timeout=240_000)
+            with page.expect_download(timeout=60_000) as dl:
+                gpkg_button.click()
+            gpkg = tmp_path / "etude.gpkg"
+            dl.value.save_as(gpkg)
+            page.screenshot(path=str(tmp_path / "rapport.png"), full_page=True)
+        finally:
+            browser.close()
+
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    layers = {name for name, _ in pyogrio.list_layers(gpkg)}
+    sites_layer = "sites_recommandes"
+    assert sites_layer in layers and "metadonnees" in layers, layers
+    sites = pyogrio.read_dataframe(gpkg, layer=sites_layer)
+    recommended = sites.loc[sites["Statut"] == "recommandé"].sort_values("Rang")["Nom"].tolist()
+    assert len(recommended) == 2, sites
+    for site in recommended:
+        assert site in shown, site          # the names the page showed
+        assert " ".join(site.split()) in " ".join(text.split()), site  # and the PDF prints
+    from diagnosis.formatting import fr_number, fr_percent
+    from diagnosis.gaps import priority_weights
+
+    weights = priority_weights({"births": 0.6, "poverty": 0.2, "single_parent": 0.15,
+                                "access": 0.1})  # normalised to 100 %
+    meta = pyogrio.read_dataframe(gpkg, layer="metadonnees").set_index("Paramètre")["Valeur"]
+    assert meta["Nouveaux sites (k)"] == "2"
+    assert meta["Sites proposés"] == "n°1 (-2.12000, 47.44000)"
+    for key, label in (("births", "naissances"), ("access", "éloignement des services")):
+        assert f"{label} {fr_percent(weights[key])}" in meta["Poids du score de priorité"]
+        assert f"{label} {fr_number(100 * weights[key])} %" in " ".join(text.split())

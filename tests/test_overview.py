@@ -7,10 +7,11 @@ import math
 import geopandas as gpd
 import numpy as np
 import pytest
+from geopandas.testing import assert_geodataframe_equal
 from shapely.geometry import Point, box
 
 from diagnosis.errors import InputError, MissingDataError
-from diagnosis.overview import compute_overview, nearest_distances
+from diagnosis.overview import compute_overview, compute_overviews, nearest_distances
 from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import METRIC_CRS
 
@@ -106,3 +107,39 @@ def test_bad_parameters():
         compute_overview(terr, _communes(), empty_facilities(), threshold_m=-1)
     with pytest.raises(InputError, match="creche"):
         compute_overview(terr, _communes(), empty_facilities(), types=("creche",))
+
+
+def test_many_territories_at_once_equal_each_on_its_own():
+    """compute_overviews (the comparison's path) gives each territory's own overview."""
+    com = _communes()
+    fac = _facilities([
+        ("pmi", "44001", X0 + 5_000, Y0 + 5_000, np.nan),
+        ("eaje", "44001", X0 + 5_000, Y0 + 8_000, 20.0),
+        ("eaje", "44002", X0 + 15_000, Y0 + 2_000, np.nan),
+        ("eaje", "44003", X0 + 25_000, Y0 + 5_000, 12.0),
+        ("eaje", "44004", X0 + 35_000, Y0 + 5_000, 7.0),        # outside every territory
+        ("laep", "44003", X0 + 24_000, Y0 + 5_000, np.nan),
+    ])
+    terrs = [Territory("commune", "44001", "A", ("44001",), ("44",)),
+             Territory("custom", "c1", "B et C", ("44003", "44002", "44999"), ("44",)),
+             Territory("custom", "c2", "Ailleurs", ("85001",), ("85",)),
+             Territory("epci", "200000000", "T", ("44001", "44002", "44003"), ("44",))]
+    many = compute_overviews(terrs, com, fac, threshold_m=4_000)
+    assert many[2] is None  # no commune loaded: the single call raises
+    with pytest.raises(MissingDataError):
+        compute_overview(terrs[2], com, fac, threshold_m=4_000)
+    for t, ov in zip(terrs, many, strict=True):
+        if ov is None:
+            continue
+        one = compute_overview(t, com, fac, threshold_m=4_000)
+        assert dict(ov.summary) == dict(one.summary)
+        assert dict(ov.params) == dict(one.params)
+        for name, layer in one.layers.items():
+            assert_geodataframe_equal(ov.layers[name], layer)
+    b_and_c = many[1].summary
+    assert b_and_c["facilities"]["eaje"]["count"] == 2
+    assert b_and_c["facilities"]["eaje"]["places_known"] == 12.0
+    assert b_and_c["communes_missing"] == ["44999"]
+    # A's nearest crèche of B and C's own is theirs; A's pmi is the nearest outside
+    assert many[1].layers["facilities_nearby"]["code_insee"].tolist() == ["44001"]
+    assert compute_overviews([], com, fac) == []

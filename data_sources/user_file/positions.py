@@ -299,11 +299,13 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     polys = dict(zip(geo["code_insee"], geo.to_crs(METRIC_CRS).geometry, strict=True))
 
     def metres(x: np.ndarray, y: np.ndarray, code_list: list[str]) -> np.ndarray:
+        # one vectorised distance over all rows (0 for a commune without a polygon)
         pts = gpd.GeoSeries(shp_points(x, y), crs="EPSG:4326").to_crs(METRIC_CRS)
-        return np.array([shp_distance(p, polys[c]) if c in polys else 0.0
-                         for p, c in zip(pts, code_list, strict=True)])
+        shapes = np.array([polys.get(c) for c in code_list] + [None], dtype=object)[:-1]
+        d = shp_distance(pts.to_numpy(), shapes)
+        return np.where([c in polys for c in code_list], d, 0.0).astype(float)
 
-    declared = [str(codes.iloc[i]) for i in idx]
+    declared = [str(c) for c in codes.iloc[idx].tolist()]
     code_list = [current[c] for c in declared]
     dist = metres(lon[idx], lat[idx], code_list)
     near = (dist > DECLARED_COMMUNE_FLAG_M) & (dist <= DECLARED_COMMUNE_TOLERANCE_M)

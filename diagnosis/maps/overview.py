@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import folium
 import geopandas as gpd
@@ -35,6 +34,7 @@ from diagnosis.maps._layers import (
     drawn_count_note,
 )
 from diagnosis.needs import data_years, dated_label
+from diagnosis.overview import Overview
 from diagnosis.schema import (
     FACILITY_TYPES,
     NEEDS_COLUMNS,
@@ -45,7 +45,7 @@ from diagnosis.settings import METRIC_CRS, WGS84
 
 @_map_builder
 def build_overview_map(
-    overview: Any,
+    overview: Overview,
     *,
     facility_types: Iterable[str] | None = None,
     show_town_halls: bool = False,
@@ -91,15 +91,7 @@ def build_overview_map(
         )
     facilities = overview.layers["facilities"]
     nearby = overview.layers.get("facilities_nearby", facilities.iloc[0:0])
-    if facility_types is None:
-        present = set(facilities["type"]) | set(nearby["type"])
-        types = [t for t in FACILITY_TYPES if t in present and t != "mairie"]
-    else:
-        types = [t for t in dict.fromkeys(facility_types) if t != "mairie"]
-        unknown = [t for t in types if t not in FACILITY_TYPES]
-        if unknown:
-            raise InputError(f"facility_types={unknown!r} are not facility types; use "
-                             f"{sorted(FACILITY_TYPES)}")
+    types = _drawn_types(facility_types, facilities, nearby)
     sources = list(overview.summary.get("sources", []))
     if attribution is None:
         attribution = default_attribution(sources)
@@ -113,6 +105,56 @@ def build_overview_map(
         folium.TileLayer(tiles, name="Fond OpenStreetMap", attr=_OSM_ATTRIBUTION,
                          control=False).add_to(m)
 
+    value_label, labels, colors, has_missing = _add_choropleth(m, communes, value_col)
+
+    outline_geom = communes.to_crs(METRIC_CRS).union_all().buffer(0).boundary
+    outline = gpd.GeoSeries([outline_geom], crs=METRIC_CRS).to_crs(WGS84).iloc[0]
+    outline_group = folium.FeatureGroup(name="Contour du territoire", show=True)
+    folium.GeoJson(mapping(outline), style_function=_outline_style, control=False,
+                   interactive=False).add_to(outline_group)
+    outline_group.add_to(m)
+
+    type_counts = _add_facilities(m, facilities, nearby, types, source_titles=source_titles)
+
+    halls = facilities.loc[facilities["type"].eq("mairie")]
+    hall_group = folium.FeatureGroup(name=f"Mairies ({len(halls)})", show=show_town_halls)
+    if not halls.empty:
+        _point_layer(halls, "mairie", source_titles=source_titles, outside=False).add_to(
+            hall_group)
+    hall_group.add_to(m)
+
+    folium.LayerControl(collapsed=True, position="topright").add_to(m)
+    _Legend(_legend_html(
+        value_label=value_label, class_labels=labels, colors=colors,
+        has_missing=has_missing, type_counts=type_counts,
+        show_town_halls=show_town_halls, n_town_halls=int(len(halls)),
+        attribution=attribution,
+    )).add_to(m)
+    if attribution:
+        _Attribution(attribution).add_to(m)
+    # Leave room on the left for the legend.
+    m.fit_bounds([[south, west], [north, east]], padding_top_left=(310, 20),
+                 padding_bottom_right=(20, 20))
+    return m
+
+
+def _drawn_types(facility_types: Iterable[str] | None, facilities: gpd.GeoDataFrame,
+                 nearby: gpd.GeoDataFrame) -> list[str]:
+    """Facility types drawn (town halls apart): those asked, else every type present."""
+    if facility_types is None:
+        present = set(facilities["type"]) | set(nearby["type"])
+        return [t for t in FACILITY_TYPES if t in present and t != "mairie"]
+    types = [t for t in dict.fromkeys(facility_types) if t != "mairie"]
+    unknown = [t for t in types if t not in FACILITY_TYPES]
+    if unknown:
+        raise InputError(f"facility_types={unknown!r} are not facility types; use "
+                         f"{sorted(FACILITY_TYPES)}")
+    return types
+
+
+def _add_choropleth(m: folium.Map, communes: gpd.GeoDataFrame,
+                    value_col: str) -> tuple[str, list[str], list[str], bool]:
+    """Add the communes coloured by ``value_col``; return its label, classes, colours, gaps."""
     value_label = dated_label(value_col, NEEDS_COLUMNS.get(value_col, value_col),
                               data_years(communes))
     values = pd.to_numeric(communes[value_col], errors="coerce")
@@ -131,14 +173,13 @@ def build_overview_map(
         control=False,
     ).add_to(choro)
     choro.add_to(m)
+    return value_label, labels, colors, bool(values.isna().any())
 
-    outline_geom = communes.to_crs(METRIC_CRS).union_all().buffer(0).boundary
-    outline = gpd.GeoSeries([outline_geom], crs=METRIC_CRS).to_crs(WGS84).iloc[0]
-    outline_group = folium.FeatureGroup(name="Contour du territoire", show=True)
-    folium.GeoJson(mapping(outline), style_function=_outline_style, control=False,
-                   interactive=False).add_to(outline_group)
-    outline_group.add_to(m)
 
+def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, nearby: gpd.GeoDataFrame,
+                    types: Sequence[str], *,
+                    source_titles: Mapping[str, str]) -> dict[str, tuple[int, int]]:
+    """Add one layer per type (inside, then outside the territory); return their counts."""
     # Facilities above the communes and the town halls, in their own (canvas) pane.
     folium.map.CustomPane(_FACILITY_PANE, z_index=450).add_to(m)
     drawn = pd.concat([facilities.loc[facilities["type"].isin(types)].assign(_outside=False),
@@ -162,25 +203,4 @@ def build_overview_map(
                 _point_layer(part, t, source_titles=source_titles, outside=is_out,
                              pane=_FACILITY_PANE).add_to(group)
         group.add_to(m)
-
-    halls = facilities.loc[facilities["type"].eq("mairie")]
-    hall_group = folium.FeatureGroup(name=f"Mairies ({len(halls)})", show=show_town_halls)
-    if not halls.empty:
-        _point_layer(halls, "mairie", source_titles=source_titles, outside=False).add_to(
-            hall_group)
-    hall_group.add_to(m)
-
-    folium.LayerControl(collapsed=True, position="topright").add_to(m)
-    _Legend(_legend_html(
-        value_label=value_label, class_labels=labels, colors=colors,
-        has_missing=bool(values.isna().any()), type_counts=type_counts,
-        show_town_halls=show_town_halls, n_town_halls=int(len(halls)),
-        attribution=attribution,
-    )).add_to(m)
-    if attribution:
-        _Attribution(attribution).add_to(m)
-    # Leave room on the left for the legend.
-    m.fit_bounds([[south, west], [north, east]], padding_top_left=(310, 20),
-                 padding_bottom_right=(20, 20))
-    return m
-
+    return type_counts

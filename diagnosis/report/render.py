@@ -114,7 +114,6 @@ def render_report_html(
     attribution = attribution_text(sources) or "Sources : voir la partie « Sources »"
     threshold_label = format_length_fr(float(overview.params["threshold_m"])) \
         .replace(" ", "\u00a0")
-    t = overview.territory
     created = meta.created or dt.date.today()
     com = overview.layers["communes"]
 
@@ -132,25 +131,9 @@ def render_report_html(
     offer = {**offer, "tables": [*offer["tables"], *by_level["tables"]],
              "after": by_level["after"]}
     step("accessibilité, implantation, partenaires")
-    origin_labels = {"demo": "données de démonstration embarquées (Loire-Atlantique)",
-                     "store": "données téléchargées des sources publiques"}
     ctx = {
-        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
-        "title": meta.title,
-        "territory": {"label": t.label, "name": t.name, "code": t.code,
-                      "kind_label": _KIND_LABELS.get(t.kind, "Territoire"),
-                      # a custom territory's code is an internal hash: never printed
-                      "show_code": t.kind != "custom",
-                      "n_communes": s["n_communes"], "note": t.note},
-        "meta": {"author": meta.author, "date": created.strftime("%d/%m/%Y"),
-                 "date_iso": created.isoformat(),
-                 "origin_label": origin_labels.get(meta.origin, meta.origin or "non précisé")},
-        "params": {"threshold": threshold_label},
-        # repeated on every page: cut like a table cell (sources and labels are data)
-        "header": f"Maillage — {meta.title} — {_cell_text(t.label)} — "
-                  f"{created.strftime('%d/%m/%Y')}",
-        "footer": _cell_text(attribution),
-        "notices": list(meta.notices),
+        **_front_matter(overview, meta, created=created, threshold_label=threshold_label,
+                        attribution=attribution),
         "synthesis": synthesis,
         "needs": needs,
         "trends": trends,
@@ -186,6 +169,35 @@ def render_report_html(
     }
     step("mise en page HTML")
     return french_spacing(str(_template().render(**ctx)))
+
+
+#: Where the data of a report came from (``ReportMeta.origin``), in French.
+_ORIGIN_LABELS = {"demo": "données de démonstration embarquées (Loire-Atlantique)",
+                  "store": "données téléchargées des sources publiques"}
+
+
+def _front_matter(overview: Overview, meta: ReportMeta, *, created: dt.date,
+                  threshold_label: str, attribution: str) -> dict[str, Any]:
+    """The cover, the running header and footer and the notices of the report."""
+    t = overview.territory
+    return {
+        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
+        "title": meta.title,
+        "territory": {"label": t.label, "name": t.name, "code": t.code,
+                      "kind_label": _KIND_LABELS.get(t.kind, "Territoire"),
+                      # a custom territory's code is an internal hash: never printed
+                      "show_code": t.kind != "custom",
+                      "n_communes": overview.summary["n_communes"], "note": t.note},
+        "meta": {"author": meta.author, "date": created.strftime("%d/%m/%Y"),
+                 "date_iso": created.isoformat(),
+                 "origin_label": _ORIGIN_LABELS.get(meta.origin, meta.origin or "non précisé")},
+        "params": {"threshold": threshold_label},
+        # repeated on every page: cut like a table cell (sources and labels are data)
+        "header": f"Maillage — {meta.title} — {_cell_text(t.label)} — "
+                  f"{created.strftime('%d/%m/%Y')}",
+        "footer": _cell_text(attribution),
+        "notices": list(meta.notices),
+    }
 
 
 #: French typography: a no-break space inside guillemets (a line never starts with »).

@@ -6,7 +6,7 @@ Part of :mod:`diagnosis.siting` (see its docstring for the models).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -193,38 +193,9 @@ def find_host_sites(
     compute_need_weights, build_candidates, compare_scenarios
     guides/implantation.md : how to read the explanations.
     """
-    if objective not in OBJECTIVES:
-        raise InputError(f"objective={objective!r} is not an objective; use one of "
-                         f"{list(OBJECTIVES)}")
-    _check_method(method)
-    if isinstance(max_minutes, bool) or not isinstance(
-            max_minutes, (int, float, np.integer, np.floating)) or not (
-            math.isfinite(max_minutes) and max_minutes > 0):
-        raise InputError(f"max_minutes={max_minutes!r} must be a number of minutes > 0")
-    if not isinstance(demand, gpd.GeoDataFrame) or not isinstance(candidates, gpd.GeoDataFrame):
-        raise InputError("demand and candidates must be GeoDataFrames")
-    if len(demand) == 0:
-        raise InputError("demand is empty; give at least one commune")
-    if births_col is None:
-        births_col = "births_used" if "births_used" in demand.columns else "births_2024"
-    for col in (weight_col, births_col):
-        if col not in demand.columns:
-            raise InputError(
-                f"demand lacks column {col!r}; found {list(demand.columns)}. Compute need "
-                "weights with compute_need_weights or name the columns"
-            )
-    w = pd.to_numeric(demand[weight_col], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        raise InputError(
-            f"demand[{weight_col!r}] must be finite and >= 0; rows "
-            f"{_ids(demand, demand_id_col, bad)} hold {w[bad][:5].tolist()!r}"
-        )
-    births = pd.to_numeric(demand[births_col], errors="coerce").fillna(0.0).to_numpy(float)
-    for col in ("facility_id", "type", "name"):
-        if col not in candidates.columns:
-            raise InputError(f"candidates lacks column {col!r}; build them with "
-                             "build_candidates")
+    births_col, w, births = _check_inputs(
+        demand, candidates, objective=objective, method=method, max_minutes=max_minutes,
+        weight_col=weight_col, births_col=births_col, demand_id_col=demand_id_col)
     within: Any = getattr(travel_minutes, "within", None)
     sparse_path = (objective == "max_covering" and sparse.issparse(within)
                    and not isinstance(travel_minutes, pd.DataFrame))
@@ -235,28 +206,8 @@ def find_host_sites(
     minutes = None if sparse_path else _align_minutes(travel_minutes, demand, candidates,
                                                       demand_id_col)
 
-    ids = candidates["facility_id"].astype(str).to_numpy()
-    types = candidates["type"].astype(str).to_numpy()
-    if fixed_ids is None:
-        fixed_set = set(ids[types == EXISTING_TYPE])
-    else:
-        fixed_set = {str(i) for i in fixed_ids}
-        unknown = sorted(fixed_set - set(ids))
-        if unknown:
-            raise InputError(f"fixed_ids {unknown!r} are not facility_id values of candidates")
-    allowed = list(HOST_TYPES if host_types is None else host_types)
-    bad_types = [t for t in allowed if t not in FACILITY_TYPES]
-    if bad_types:
-        raise InputError(f"host_types holds unknown types {bad_types!r}; use some of "
-                         f"{list(HOST_TYPES)}")
-    is_fixed = np.isin(ids, list(fixed_set))
-    pool_mask = is_fixed | np.isin(types, allowed + [USER_SITE_TYPE])
-    if not (pool_mask & ~is_fixed).any():
-        raise InputError(
-            f"no candidate site of the chosen types: host_types={allowed!r}, candidate "
-            f"types found: {sorted(set(types))}; widen host_types or add user points"
-        )
-    pool = np.flatnonzero(pool_mask)
+    fixed_set, allowed, is_fixed, pool = _candidate_pool(candidates, fixed_ids=fixed_ids,
+                                                         host_types=host_types)
     fixed_local = np.flatnonzero(is_fixed[pool])
     k_checked, _ = _check_k_fixed(k, fixed_local, pool.size)
     d: Any
@@ -299,6 +250,132 @@ def find_host_sites(
         sol = solve_p_median(d, w, k_checked, fixed=fixed_local, method=method,
                              time_limit_s=time_limit_s)
     return _explained_result(demand, candidates, pool, d, cov, births, w, before, sol, params)
+
+
+def _check_inputs(
+    demand: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, *, objective: str, method: str,
+    max_minutes: float, weight_col: str, births_col: str | None, demand_id_col: str,
+) -> tuple[str, np.ndarray, np.ndarray]:
+    """Check the inputs of :func:`find_host_sites`; return the births column, weights, births.
+
+    Births not known count 0 in the explanations; weights must be finite and >= 0.
+    """
+    if objective not in OBJECTIVES:
+        raise InputError(f"objective={objective!r} is not an objective; use one of "
+                         f"{list(OBJECTIVES)}")
+    _check_method(method)
+    if isinstance(max_minutes, bool) or not isinstance(
+            max_minutes, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(max_minutes) and max_minutes > 0):
+        raise InputError(f"max_minutes={max_minutes!r} must be a number of minutes > 0")
+    if not isinstance(demand, gpd.GeoDataFrame) or not isinstance(candidates, gpd.GeoDataFrame):
+        raise InputError("demand and candidates must be GeoDataFrames")
+    if len(demand) == 0:
+        raise InputError("demand is empty; give at least one commune")
+    if births_col is None:
+        births_col = "births_used" if "births_used" in demand.columns else "births_2024"
+    for col in (weight_col, births_col):
+        if col not in demand.columns:
+            raise InputError(
+                f"demand lacks column {col!r}; found {list(demand.columns)}. Compute need "
+                "weights with compute_need_weights or name the columns"
+            )
+    w = pd.to_numeric(demand[weight_col], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise InputError(
+            f"demand[{weight_col!r}] must be finite and >= 0; rows "
+            f"{_ids(demand, demand_id_col, bad)} hold {w[bad][:5].tolist()!r}"
+        )
+    births = pd.to_numeric(demand[births_col], errors="coerce").fillna(0.0).to_numpy(float)
+    for col in ("facility_id", "type", "name"):
+        if col not in candidates.columns:
+            raise InputError(f"candidates lacks column {col!r}; build them with "
+                             "build_candidates")
+    return births_col, w, births
+
+
+def _candidate_pool(
+    candidates: gpd.GeoDataFrame, *, fixed_ids: Sequence[str] | None,
+    host_types: Sequence[str] | None,
+) -> tuple[set[str], list[str], np.ndarray, np.ndarray]:
+    """The fixed sites, the allowed types, the fixed mask and the candidates of the solve.
+
+    Fixed sites (default: the existing Maisons) and candidates of an allowed host type
+    or a user point form the pool.
+    """
+    ids = candidates["facility_id"].astype(str).to_numpy()
+    types = candidates["type"].astype(str).to_numpy()
+    if fixed_ids is None:
+        fixed_set = set(ids[types == EXISTING_TYPE])
+    else:
+        fixed_set = {str(i) for i in fixed_ids}
+        unknown = sorted(fixed_set - set(ids))
+        if unknown:
+            raise InputError(f"fixed_ids {unknown!r} are not facility_id values of candidates")
+    allowed = list(HOST_TYPES if host_types is None else host_types)
+    bad_types = [t for t in allowed if t not in FACILITY_TYPES]
+    if bad_types:
+        raise InputError(f"host_types holds unknown types {bad_types!r}; use some of "
+                         f"{list(HOST_TYPES)}")
+    is_fixed = np.isin(ids, list(fixed_set))
+    pool_mask = is_fixed | np.isin(types, allowed + [USER_SITE_TYPE])
+    if not (pool_mask & ~is_fixed).any():
+        raise InputError(
+            f"no candidate site of the chosen types: host_types={allowed!r}, candidate "
+            f"types found: {sorted(set(types))}; widen host_types or add user points"
+        )
+    pool = np.flatnonzero(pool_mask)
+    return fixed_set, allowed, is_fixed, pool
+
+
+def _runner_ups(a: sparse.csc_matrix, d: Any, w: np.ndarray, sel: np.ndarray,
+                fixed: np.ndarray, open_local: np.ndarray, *,
+                problem: str) -> tuple[np.ndarray, np.ndarray]:
+    """Best single replacement of each new site (others kept) and what swapping it costs.
+
+    Covering: need covered lost; p-median: weighted minutes gained. Differences below
+    the rounding noise of the sums are ties (0).
+    """
+    if problem == "max_covering":
+        delta = _covering_swap_deltas(a, w, sel, fixed) if sel.size else np.zeros((0, 0))
+        best_c = np.argmax(delta, axis=1) if delta.size else np.zeros(0, dtype=np.int64)
+        adv = -delta[np.arange(sel.size), best_c] if delta.size else np.zeros(0)
+    else:
+        rows = np.flatnonzero(w > 0)
+        pen = _p_median_penalty(d)
+        dc = np.minimum(d[rows], pen)
+        costs = _p_median_swap_costs(dc, w[rows], sel, fixed, pen)
+        cur = float(w[rows] @ np.minimum(dc[:, open_local].min(axis=1), pen))
+        best_c = np.argmin(costs, axis=1)
+        adv = costs[np.arange(sel.size), best_c] - cur
+    return best_c, np.where(np.abs(adv) <= 1e-9 * max(float(np.abs(w).sum()), 1.0), 0.0, adv)
+
+
+def _message(summary: Mapping[str, Any], sol: SolverResult, *, status_label: str,
+             n_useful: int, n_without_gain: int, max_minutes: float,
+             marginal_births: Sequence[float]) -> str:
+    """The French message of a solved scenario: what it covers, each site's gain, caveats."""
+    t, newly = max_minutes, summary["births_newly_covered"]
+    message = (
+        f"{n_useful} site(s) recommandé(s) ({status_label}) : "
+        f"{_fr(summary['births_covered_after'])} naissances par an à moins de {_fr(t)} min "
+        f"d'une Maison ({_fr(summary['share_covered_after'], 1)} %), dont {_fr(newly)} "
+        "nouvellement couvertes."
+    )
+    if len(marginal_births) > 1:
+        message += " Apport de chaque site, dans l'ordre : " + ", ".join(
+            f"+{_fr(b)}" for b in marginal_births) + " naissances à portée."
+    if n_without_gain:
+        message += (
+            f" {n_without_gain} site(s) de plus n'ajouteraient aucune naissance à "
+            f"{_fr(t)} min ou moins : {n_useful} site(s) suffisent à ce seuil, les autres ne "
+            "sont pas recommandés. Pour départager des sites proches, essayez un temps plus "
+            "court (ou, en voiture dans un territoire dense, la marche : 15 min à pied).")
+    if sol.status in ("time_limit", "stopped"):
+        message += (f" Le solveur s'est arrêté avant de prouver l'optimum : la solution est "
+                    f"au plus à {_fr(100 * sol.gap, 2)} % de l'optimum.")
+    return message
 
 
 def _ids(df: pd.DataFrame, id_col: str, mask: np.ndarray) -> list[str]:
@@ -534,21 +611,7 @@ def _explained_result(demand: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, po
     pov = _poverty_births(demand, births)
     names = candidates["name"].astype(str).to_numpy()[pool]
     ids = candidates["facility_id"].astype(str).to_numpy()[pool]
-    # runner-up of each new site: best single replacement, others kept
-    if sol.problem == "max_covering":
-        delta = _covering_swap_deltas(a, w, sel, fixed) if sel.size else np.zeros((0, 0))
-        best_c = np.argmax(delta, axis=1) if delta.size else np.zeros(0, dtype=np.int64)
-        adv = -delta[np.arange(sel.size), best_c] if delta.size else np.zeros(0)
-    else:
-        rows = np.flatnonzero(w > 0)
-        pen = _p_median_penalty(d)
-        dc = np.minimum(d[rows], pen)
-        costs = _p_median_swap_costs(dc, w[rows], sel, fixed, pen)
-        cur = float(w[rows] @ np.minimum(dc[:, open_local].min(axis=1), pen))
-        best_c = np.argmin(costs, axis=1)
-        adv = costs[np.arange(sel.size), best_c] - cur
-    # differences below the rounding noise of the sums are ties
-    adv = np.where(np.abs(adv) <= 1e-9 * max(float(np.abs(w).sum()), 1.0), 0.0, adv)
+    best_c, adv = _runner_ups(a, d, w, sel, fixed, open_local, problem=sol.problem)
     order, need_gain, births_gain = _marginal_gains(a, w, births, sel, fixed)
     records = []
     t = params["max_minutes"]
@@ -603,28 +666,12 @@ def _explained_result(demand: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame, po
     dem = _demand_layer(demand, candidates, pool, d, open_local, w, before, t)
     summary = _summary(dem, births, w, sites)
     status_label = STATUS_LABELS.get(sol.status, sol.status)
-    newly = summary["births_newly_covered"]
     n_useful = int(len(sel) - useless.sum())
     summary["marginal_births"] = [float(x) for x in rec_rows["births_marginal"]]
     summary["n_without_gain"] = int(useless.sum())
-    message = (
-        f"{n_useful} site(s) recommandé(s) ({status_label}) : "
-        f"{_fr(summary['births_covered_after'])} naissances par an à moins de {_fr(t)} min "
-        f"d'une Maison ({_fr(summary['share_covered_after'], 1)} %), dont {_fr(newly)} "
-        "nouvellement couvertes."
-    )
-    if len(sel) > 1:
-        message += " Apport de chaque site, dans l'ordre : " + ", ".join(
-            f"+{_fr(b)}" for b in rec_rows["births_marginal"]) + " naissances à portée."
-    if useless.any():
-        message += (
-            f" {int(useless.sum())} site(s) de plus n'ajouteraient aucune naissance à "
-            f"{_fr(t)} min ou moins : {n_useful} site(s) suffisent à ce seuil, les autres ne "
-            "sont pas recommandés. Pour départager des sites proches, essayez un temps plus "
-            "court (ou, en voiture dans un territoire dense, la marche : 15 min à pied).")
-    if sol.status in ("time_limit", "stopped"):
-        message += (f" Le solveur s'est arrêté avant de prouver l'optimum : la solution est "
-                    f"au plus à {_fr(100 * sol.gap, 2)} % de l'optimum.")
+    message = _message(summary, sol, status_label=status_label, n_useful=n_useful,
+                       n_without_gain=int(useless.sum()), max_minutes=t,
+                       marginal_births=summary["marginal_births"])
     summary.update({"status": sol.status, "status_label": status_label, "message": message,
                     "method": sol.method, "gap": sol.gap, "runtime_s": sol.runtime_s,
                     "objective": sol.objective})
