@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import folium
 import geopandas as gpd
@@ -251,13 +251,22 @@ def study_site(code: str, files_key: FilesKey, study: DiagnosisParams, site_id: 
                         user_sites=study.user_sites)
 
 
+_R = TypeVar("_R")
+
+
+def _run_step(part: Callable[..., StepResult[_R]], code: str, files_key: FilesKey,
+              params: DiagnosisParams, files: FileList) -> StepResult[_R]:
+    """Run one step of the pipeline on the loaded territory, its travel engine and demand."""
+    ws, ov = _loaded(code, files_key, files)
+    return part(ws, params, overview=ov, travel=travel(code, files_key, params.mode, files,
+                                                       transit_key(params)),
+                demand=diagnose_demand(ws, ov))
+
+
 @st.cache_resource(show_spinner="Calcul des temps d'accès et des manques…", max_entries=32)
 def _access_step(code: str, files_key: FilesKey, params: DiagnosisParams,
                  _files: FileList) -> StepResult[AccessResult]:
-    ws, ov = _loaded(code, files_key, _files)
-    return access_part(ws, params, overview=ov, travel=travel(code, files_key, params.mode,
-                                                              _files, transit_key(params)),
-                       demand=diagnose_demand(ws, ov))
+    return _run_step(access_part, code, files_key, params, _files)
 
 
 def access(code: str, files_key: FilesKey, study: DiagnosisParams,
@@ -269,10 +278,7 @@ def access(code: str, files_key: FilesKey, study: DiagnosisParams,
 @st.cache_resource(show_spinner="Recherche des meilleurs sites…", max_entries=32)
 def _siting_step(code: str, files_key: FilesKey, params: DiagnosisParams,
                  _files: FileList) -> StepResult[SitingScenarios]:
-    ws, ov = _loaded(code, files_key, _files)
-    return siting_part(ws, params, overview=ov, travel=travel(code, files_key, params.mode,
-                                                              _files, transit_key(params)),
-                       demand=diagnose_demand(ws, ov))
+    return _run_step(siting_part, code, files_key, params, _files)
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ from diagnosis.settings import DEFAULT_UPTAKE_RATE, USER_SITE_ID, USER_SITE_LABE
 REPORT_KEY = "rapport_pdf"
 EXPORTS_KEY = "rapport_exports"
 SPLITS = {"epci": "ses intercommunalités (EPCI)", "commune": "ses communes"}
-#: Steps the report announces (see diagnosis.report.render_report), for the progress bar.
+#: Steps the report announces (see diagnosis.report.build_diagnosis_pdf), for the progress bar.
 REPORT_STEPS = 8
 
 sel = current_selection()

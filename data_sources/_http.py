@@ -75,7 +75,7 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from data_sources._http_adapter import CappedRetry, HostRateLimiter, build_retry
+from data_sources._http_adapter import CappedRetry, HostRateLimiter, build_retry, timed_out
 from data_sources._http_cache import CacheWriteError, _explicit_write
 from data_sources._http_config import (
     DEFAULT_BODY_DEADLINE_S,
@@ -115,6 +115,7 @@ from data_sources._http_notes import (
     refresh_requested,
     refreshing,
     source_deadline,
+    timeout_fr,
     update_notes,
 )
 from data_sources._http_session import (
@@ -233,12 +234,14 @@ def _read_body(resp: requests.Response, *, source: str, full: str, max_bytes: in
                 raise SourceError(
                     f"{source}: {full} sent its answer too slowly ({size} bytes in "
                     f"{deadline_s:g} s, timeout); retry later.",
-                    kind="timeout", source=source, url=full)
+                    kind="timeout", source=source, url=full,
+                    fr=timeout_fr(source, full, deadline_s, what="le délai de lecture"))
     except (ReadTimeoutError, TimeoutError) as exc:
         raise SourceError(
             f"{source}: no answer from {full} within the read timeout (timeout while "
             f"reading, {size} bytes received); retry later.",
-            kind="timeout", source=source, url=full) from exc
+            kind="timeout", source=source, url=full,
+            fr=timeout_fr(source, full, get_config().timeout_s)) from exc
     except (ProtocolError, Urllib3Error, requests.exceptions.ChunkedEncodingError) as exc:
         raise TruncatedError(
             f"truncated transfer: the connection broke after {size} bytes ({exc})"
@@ -321,17 +324,18 @@ def _request(
             force_refresh=force_refresh and not offline,
             stream=stream,
         )
-    except requests.Timeout as exc:
-        raise SourceError(
-            f"{source}: no answer from {full} within {cfg.timeout_s} s (timeout: {exc}); "
-            "retry later, or work offline from the cache or the demo territory.",
-            kind=_past_deadline("timeout"), source=source, url=full) from exc
-    except requests.exceptions.RetryError as exc:
-        raise SourceError(
-            f"{source}: {full} kept failing after {cfg.max_retries} retries ({exc}); "
-            "retry later, or work offline from the cache or the demo territory.",
-            kind=_past_deadline("retries"), source=source, url=full) from exc
     except requests.RequestException as exc:
+        if timed_out(exc):
+            raise SourceError(
+                f"{source}: no answer from {full} within {cfg.timeout_s} s (timeout: {exc}); "
+                "retry later, or work offline from the cache or the demo territory.",
+                kind=_past_deadline("timeout"), source=source, url=full,
+                fr=timeout_fr(source, full, cfg.timeout_s)) from exc
+        if isinstance(exc, requests.exceptions.RetryError):
+            raise SourceError(
+                f"{source}: {full} kept failing after {cfg.max_retries} retries ({exc}); "
+                "retry later, or work offline from the cache or the demo territory.",
+                kind=_past_deadline("retries"), source=source, url=full) from exc
         raise SourceError(
             f"{source}: cannot reach {full} ({type(exc).__name__}: {exc}); check the internet "
             "connection, or work offline from the cache or the demo territory.",

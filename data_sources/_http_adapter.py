@@ -13,6 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 from data_sources._http_config import DEFAULT_MAX_RETRY_AFTER_S, RETRY_STATUSES, HttpConfig
@@ -140,6 +141,18 @@ class CappedRetry(Retry):
             raise MaxRetryError(kwargs.get("_pool"), url or "",  # type: ignore[arg-type]
                                 error or Urllib3Error("overall deadline exceeded")) from error
         return out
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether a failed request ran out of time (connect or read timeout).
+
+    requests reports a read timeout met on the last retry as a ``ConnectionError``
+    wrapping urllib3's ``MaxRetryError``: its ``reason`` says it was a timeout.
+    """
+    if isinstance(exc, requests.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, Urllib3Timeout)
 
 
 def _within_deadline(wait_s: float) -> float:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
+from data_sources._http_adapter import timed_out
 from data_sources._http_cache import _DISK_REASONS_FR, _cache_off, _turn_cache_off
 from data_sources._http_notes import (
     _check_deadline,
@@ -28,6 +29,7 @@ from data_sources._http_notes import (
     note_fallback,
     note_partial,
     refresh_requested,
+    timeout_fr,
 )
 from data_sources._http_session import PendingWrites, get_config, get_session
 from data_sources._outbound import (
@@ -218,7 +220,9 @@ def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
                         raise SourceError(
                             f"{source}: {url} sends too slowly ({size} bytes in "
                             f"{deadline_s:g} s, timeout); retry later.",
-                            kind="timeout", source=source, url=url)
+                            kind="timeout", source=source, url=url,
+                            fr=timeout_fr(source, url, deadline_s,
+                                          what="le délai de téléchargement"))
             if declared.isdigit() and not resp.headers.get("Content-Encoding") and (
                 int(declared) != size
             ):
@@ -235,20 +239,22 @@ def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
                 "expected; the service may be down, retry later.",
                 kind="html", source=source, url=url)
         os.replace(tmp, path)
-    except requests.Timeout as exc:
-        raise SourceError(
-            f"{source}: no answer from {url} within {cfg.timeout_s} s (timeout); retry later.",
-            kind="timeout", source=source, url=url) from exc
     except (ReadTimeoutError, TimeoutError) as exc:
         raise SourceError(
             f"{source}: no answer from {url} within {cfg.timeout_s} s while downloading "
             "(timeout); retry later.",
-            kind="timeout", source=source, url=url) from exc
+            kind="timeout", source=source, url=url,
+            fr=timeout_fr(source, url, cfg.timeout_s)) from exc
     except (requests.exceptions.ChunkedEncodingError, ProtocolError) as exc:
         raise SourceError(
             f"{source}: truncated download of {url}: the transfer was cut ({exc}); retry later.",
             kind="truncated", source=source, url=url) from exc
     except requests.RequestException as exc:
+        if timed_out(exc):
+            raise SourceError(
+                f"{source}: no answer from {url} within {cfg.timeout_s} s (timeout); retry "
+                "later.", kind="timeout", source=source, url=url,
+                fr=timeout_fr(source, url, cfg.timeout_s)) from exc
         raise SourceError(
             f"{source}: download of {url} failed ({type(exc).__name__}: {exc}); retry later, "
             "or work offline from the cache or the demo territory.",

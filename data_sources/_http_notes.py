@@ -76,7 +76,8 @@ def _check_deadline(source: str, full: str) -> float | None:
         raise SourceError(
             f"{source}: overall deadline of {dl[1]:g} s for {dl[2]} exceeded before {full} "
             "answered; the service is too slow, retry later.",
-            kind="deadline", source=source, url=full)
+            kind="deadline", source=source, url=full,
+            fr=timeout_fr(source, full, dl[1], what="le délai global de la source"))
     return cast("float | None", left)
 
 
@@ -119,6 +120,21 @@ def _iso(when: dt.datetime | str | None) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def timeout_fr(source: str, url: str, seconds: float | tuple[float, float], *,
+               what: str = "le délai d'attente") -> str:
+    """French message of a call cut by a timeout (the user's words for what happened).
+
+    Examples
+    --------
+    >>> timeout_fr("caf", "https://x/a", (10.0, 120.0))
+    "caf : https://x/a n'a pas répondu dans le délai d'attente (120 s) : délai dépassé ; \
+réessayez plus tard, ou travaillez hors ligne sur le cache ou la démonstration"
+    """
+    limit = seconds[-1] if isinstance(seconds, tuple) else seconds
+    return (f"{source} : {url} n'a pas répondu dans {what} ({limit:g} s) : délai dépassé ; "
+            "réessayez plus tard, ou travaillez hors ligne sur le cache ou la démonstration")
 
 
 def motive_fr(exc: BaseException) -> str:

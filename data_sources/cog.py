@@ -23,6 +23,7 @@ from diagnosis.territory import (
     CogTables,
     custom_territory,
     normalize_name,
+    normalize_names,
     resolve_territory,
     spread_notices,
 )
@@ -60,8 +61,8 @@ def load_cog() -> CogTables:
     epci = pd.concat([epci, pd.DataFrame({
         "code": ept["code"], "name": ept["name"], "kind": "EPT",
         "population": ept["code"].map(pop).astype("float64")})], ignore_index=True)
-    com["key"] = com["name"].map(normalize_name)
-    epci["key"] = epci["name"].map(normalize_name)
+    com["key"] = pd.Series(normalize_names(com["name"]), index=com.index)
+    epci["key"] = pd.Series(normalize_names(epci["name"]), index=epci.index)
     return CogTables(communes=com, epci=epci, departements=dep, regions=reg)
 
 

@@ -32,7 +32,6 @@ import pandas as pd
 import shapely
 from shapely.geometry import shape
 
-from data_sources import _http
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import SourceError
 from diagnosis.schema import Territory
@@ -69,6 +68,8 @@ QPV = register(SourceInfo(
 def fetch_qpv(*, url: str = QPV_URL, offline: bool | None = None,
               refresh: bool = False) -> Path:
     """Download the national GeoJSON to the cache (once) and return its path."""
+    from data_sources import _http  # the HTTP layer only when a file is fetched
+
     return _http.download_file(url, source=QPV.key, offline=offline, refresh=refresh)
 
 
@@ -169,6 +170,8 @@ def load_qpv(area: Territory, *, fallback: bool = True, offline: bool | None = N
         national file was read). ``attrs["basis"]`` is ``"contours"`` or ``"liste
         communale"``, ``attrs["notes"]`` French remarks (why the list was used).
     """
+    from data_sources import _http
+
     notes: list[str] = []
     try:
         path = fetch_qpv(offline=offline, refresh=refresh)

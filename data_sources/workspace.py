@@ -19,7 +19,6 @@ import geopandas as gpd
 import pandas as pd
 
 from data_sources import demo
-from data_sources.caf import CAF
 from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
@@ -28,7 +27,9 @@ from diagnosis.schema import Territory, empty_facilities, validate_facilities
 from diagnosis.settings import WGS84
 from diagnosis.travel import Travel
 
-CAF_KEY = CAF.key
+#: Key of the CAF coverage source (:data:`data_sources.caf.CAF`; written out so that
+#: loading a workspace does not import the HTTP layer).
+CAF_KEY = "caf_txcouv"
 
 
 @dataclass(frozen=True)

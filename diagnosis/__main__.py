@@ -629,12 +629,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from diagnosis.errors import InputError
-    from diagnosis.exports import check_writable
 
     for dest in ("out", "diagnosis_file"):
         value = getattr(args, dest, None)
         if not value:
             continue
+        from diagnosis.exports import check_writable  # only when a file is written
+
         option = "--" + dest.replace("_", "-")
         check_writable(value, option=option)
         suffix = _OUT_SUFFIXES.get((args.command, dest))

@@ -19,6 +19,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
@@ -74,18 +75,21 @@ def origin_points(communes: gpd.GeoDataFrame) -> gpd.GeoSeries:
     la commune »), else a point inside the polygon. Returned in EPSG:4326, indexed like
     ``communes``.
     """
-    fallback = communes.geometry.to_crs(METRIC_CRS).representative_point().to_crs(WGS84)
-    if {"point_lon", "point_lat"} <= set(communes.columns):
-        plon = pd.to_numeric(communes["point_lon"], errors="coerce")
-        plat = pd.to_numeric(communes["point_lat"], errors="coerce")
-        inside = gpd.GeoSeries(gpd.points_from_xy(plon, plat), index=communes.index, crs=WGS84)
-        fallback = inside.where(plon.notna() & plat.notna(), fallback)
-    if {"townhall_lon", "townhall_lat"} <= set(communes.columns):
-        lon = pd.to_numeric(communes["townhall_lon"], errors="coerce")
-        lat = pd.to_numeric(communes["townhall_lat"], errors="coerce")
-        th = gpd.GeoSeries(gpd.points_from_xy(lon, lat), index=communes.index, crs=WGS84)
-        return th.where(lon.notna() & lat.notna(), fallback)
-    return fallback
+    pts = np.full(len(communes), None, dtype=object)
+    need = np.ones(len(communes), dtype=bool)
+    for lon_col, lat_col in (("townhall_lon", "townhall_lat"), ("point_lon", "point_lat")):
+        if {lon_col, lat_col} <= set(communes.columns):
+            lon = pd.to_numeric(communes[lon_col], errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan)
+            lat = pd.to_numeric(communes[lat_col], errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan)
+            ok = need & ~np.isnan(lon) & ~np.isnan(lat)
+            pts[ok] = shapely.points(lon[ok], lat[ok])
+            need &= ~ok
+    if need.any():  # the polygons are reprojected only where no point is given
+        inside = communes.geometry[need].to_crs(METRIC_CRS).representative_point()
+        pts[need] = inside.to_crs(WGS84).to_numpy()
+    return gpd.GeoSeries(pts, index=communes.index, crs=WGS84)
 
 
 def nearest_distances(origins_xy: np.ndarray, targets_xy: np.ndarray) -> tuple[np.ndarray,
@@ -309,13 +313,16 @@ class _CommuneOffer:
         columns: dict[str, np.ndarray] = {}
         nearest: dict[str, np.ndarray] = {}
         masks: dict[str, np.ndarray] = {}
+        in_communes = fac["code_insee"].isin(wanted).to_numpy()
+        kinds, uniques = pd.factorize(fac["type"])  # one pass over the types' strings
+        names = pd.Index(uniques)
         for t in types:
-            mask = masks[t] = fac["type"].eq(t).to_numpy()
+            mask = masks[t] = kinds == (names.get_loc(t) if t in names else -2)
             sel = np.flatnonzero(mask)
             dist, idx = nearest_distances(oxy, fxy[sel])
             nearest[t] = sel[idx] if len(sel) else idx
             # a commune's facilities are those with its code: the same in any territory
-            of_type = fac.loc[mask]
+            of_type = fac.loc[mask & in_communes]
             counts = of_type.groupby("code_insee").size()
             places = of_type.groupby("code_insee")["capacity"].sum(min_count=1)
             columns[f"n_{t}"] = com["code_insee"].map(counts).fillna(0).astype(int).to_numpy()
@@ -475,7 +482,7 @@ def facility_coverage(sources: Sequence[Mapping[str, str]], facilities: pd.DataF
     >>> {t: v["status"] for t, v in c.items()}
     {'pmi': 'complete', 'eaje': 'partial', 'laep': 'unknown'}
     """
-    present = set(facilities["type"].astype(str)) if "type" in facilities else set()
+    present = set(facilities["type"].astype(str).unique()) if "type" in facilities else set()
     out: dict[str, dict[str, Any]] = {}
     for t in types:
         titles = [str(s.get("title", s.get("key", ""))) for s in sources

@@ -102,6 +102,32 @@ def normalize_name(text: str) -> str:
     return text
 
 
+_NOT_ALNUM_RE = re.compile(r"[^0-9a-z\x00]+")
+_STE_RE = re.compile(r"\bste\b")
+_ST_RE = re.compile(r"\bst\b")
+
+
+def normalize_names(texts: Iterable[object]) -> list[str]:
+    """:func:`normalize_name` of many names at once (same result, a few C passes).
+
+    The names are joined with NUL (a character none of the steps changes or moves
+    across), folded in one pass and split again; a name holding a NUL is folded alone.
+
+    Examples
+    --------
+    >>> normalize_names(["Saint-Gildas-des-Bois", "  L'Île-d'Yeu ", "Ste-Luce", None])
+    ['saint gildas des bois', 'l ile d yeu', 'sainte luce', 'none']
+    """
+    items = [str(t) for t in texts]
+    if any("\x00" in t for t in items):
+        return [normalize_name(t) for t in items]
+    joined = unicodedata.normalize("NFKD", "\x00".join(items))
+    marks = {ord(ch): None for ch in set(joined) if unicodedata.combining(ch)}
+    joined = _NOT_ALNUM_RE.sub(" ", joined.translate(marks).casefold())
+    joined = _ST_RE.sub("saint", _STE_RE.sub("sainte", joined))
+    return [part.strip() for part in joined.split("\x00")] if items else []
+
+
 def resolve_territory(query: str, cog: CogTables) -> Territory:
     """Resolve a commune, an EPCI, a département, a région or a custom list.
 
@@ -340,11 +366,11 @@ def _name_index(cog: CogTables, communes: pd.DataFrame) -> pd.DataFrame:
     com = pd.DataFrame({
         "code": communes["code"], "kind": communes["kind"],
         "label": communes["name"] + " (" + communes["dep_code"] + ")",
-        "key": communes["key"] if "key" in communes else communes["name"].map(normalize_name),
+        "key": communes["key"] if "key" in communes else normalize_names(communes["name"]),
     })
     epci = pd.DataFrame({
         "code": cog.epci["code"], "kind": "epci", "label": cog.epci["name"],
-        "key": cog.epci["key"] if "key" in cog.epci else cog.epci["name"].map(normalize_name),
+        "key": cog.epci["key"] if "key" in cog.epci else normalize_names(cog.epci["name"]),
     })
     dep = pd.DataFrame({
         "code": cog.departements["code"], "kind": "departement",

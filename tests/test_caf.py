@@ -209,3 +209,11 @@ def test_paris_gets_a_rate_weighted_by_the_census_children_of_its_arrondissement
     assert paris["rate"].tolist() == [pytest.approx(
         (70.2 * 100 + 65.0 * 100 + 58.4 * 200 + 61.3 * 600) / 1000)]
     assert df.attrs["notes"] == []
+
+
+def test_workspace_names_the_caf_source_by_its_key():
+    """The workspace writes the CAF key out (it does not import the HTTP layer): same key."""
+    from data_sources.caf import CAF
+    from data_sources.workspace import CAF_KEY
+
+    assert CAF_KEY == CAF.key

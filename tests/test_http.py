@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import doctest
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 import responses
 
 from data_sources import _http
-from diagnosis.errors import SourceError
+from diagnosis.errors import SourceError, render_error
 
 URL = "https://example.test/data.json"
 
@@ -106,11 +108,64 @@ def test_persistent_500_raises_after_retries():
     assert len(responses.calls) == 3  # 1 + max_retries=2
 
 
-@responses.activate
-def test_timeout_is_a_source_error():
-    responses.get(URL, body=requests.exceptions.ReadTimeout("slow"))
-    with pytest.raises(SourceError, match=r"demo: no answer from .*timeout"):
-        _http.fetch_json(URL, source="demo")
+class _StallingHandler(BaseHTTPRequestHandler):
+    """Answers nothing (``/silent``) or headers then no body (``/no-body``) until released."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        with self.server.lock:
+            self.server.hits[self.path] = self.server.hits.get(self.path, 0) + 1
+        if self.path == "/no-body":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.flush()
+        self.server.release.wait(30)  # stalls far beyond the client's read timeout
+
+
+@pytest.fixture
+def stalling_server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _StallingHandler)
+    srv.hits, srv.lock, srv.release = {}, threading.Lock(), threading.Event()
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _http.configure(allow_hosts=("127.0.0.1",), timeout_s=(1.0, 0.5))
+    yield f"http://127.0.0.1:{srv.server_address[1]}", srv
+    srv.release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.timeout(20)  # the bound: a timeout that never fires fails here, not hangs
+@pytest.mark.parametrize("path, attempts", [("/silent", 2), ("/no-body", 1)])
+def test_a_stalled_server_ends_in_a_timeout_said_in_french(stalling_server, path, attempts):
+    """A server that stalls (no answer, or a body that never comes) is cut by the timeout.
+
+    A server that never answers is asked twice (a hung read is retried once, not
+    1 + max_retries times); a body that stops coming is not asked again. The user reads
+    a French message naming the source, the address and the limit.
+    """
+    base, srv = stalling_server
+    with pytest.raises(SourceError) as info:
+        _http.fetch_json(base + path, source="demo")
+    assert "timeout" in str(info.value)
+    text = render_error(info.value)
+    assert text == info.value.fr and text.startswith(f"demo : {base}{path} n'a pas répondu")
+    assert "(0.5 s) : délai dépassé" in text and "réessayez plus tard" in text
+    assert srv.hits[path] == attempts
+    assert not srv.release.is_set()  # cut by the client, not freed by the server
+
+
+@pytest.mark.timeout(20)
+def test_a_download_from_a_stalled_server_ends_in_a_timeout_said_in_french(stalling_server):
+    base, srv = stalling_server
+    with pytest.raises(SourceError) as info:
+        _http.download_file(base + "/silent", source="demo")
+    assert "timeout" in str(info.value) and "délai dépassé" in render_error(info.value)
+    assert not _http.download_path(base + "/silent").exists()
 
 
 @responses.activate

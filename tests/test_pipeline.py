@@ -66,7 +66,11 @@ def test_params_are_validated_once_with_structured_errors():
     hash(p)  # the app caches on it
 
 
-COUNTED = ("diagnose_overview", "diagnose_access", "diagnose_siting", "diagnose_partners",
+#: The pipeline's steps and the analyses they call, as the pipeline module looks them up.
+COUNTED = ("diagnose_overview", "diagnose_demand", "diagnose_context", "diagnose_offer_levels",
+           "diagnose_access", "diagnose_siting", "diagnose_partners",
+           "compute_overview", "compute_demand_points", "compute_context",
+           "compute_offer_levels", "compute_access", "compute_siting", "compute_partners",
            "compute_site_catchment", "compute_site_cohorts")
 
 
@@ -92,10 +96,12 @@ def test_run_diagnosis_computes_each_part_once(ws, monkeypatch):
     d = run_diagnosis(ws, DiagnosisParams(territory=EPCI, mode="crow", k=2), travel=Travel())
     n = len(d.recommended)
     assert n == 2 and d.site is not None and d.site.site_id == d.recommended[0].site.site_id
-    # one catchment (and one cohort plan) per recommended site, the studied one included
-    assert calls == {"diagnose_overview": 1, "diagnose_access": 1, "diagnose_siting": 1,
-                     "diagnose_partners": 1, "compute_site_catchment": n,
-                     "compute_site_cohorts": n}
+    # every step and every analysis once; one catchment (and one cohort plan) per
+    # recommended site, the studied one included
+    finer = getattr(ws, "iris", None) is not None or getattr(ws, "grid", None) is not None
+    once = {name: 1 for name in COUNTED}
+    assert calls == {**once, "compute_site_catchment": n, "compute_site_cohorts": n,
+                     "compute_demand_points": int(finer)}  # only below the commune
 
 
 def test_steps_given_by_the_app_are_not_computed_again(ws, diag, monkeypatch):

@@ -51,9 +51,10 @@ def overview(ws):
 @pytest.fixture(scope="module")
 def bare_pdf(ws, overview):
     """The report with no optional result: every optional part must say so."""
-    return rp.build_report_pdf(overview, sources=ws.sources, notices=ws.notices,
-                               author=AUTHOR, origin=ws.origin, context=ws.communes,
-                               created=dt.date(2026, 1, 15))
+    meta = rp.ReportMeta(author=AUTHOR, created=dt.date(2026, 1, 15),
+                         sources=tuple(ws.sources), notices=tuple(ws.notices),
+                         origin=ws.origin)
+    return rp.html_to_pdf(rp.render_report_html(overview, meta=meta, context=ws.communes))
 
 
 @pytest.fixture(scope="module")

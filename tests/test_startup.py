@@ -40,3 +40,24 @@ def test_help_imports_no_heavy_library(argv):
     modules = set(json.loads(out.stderr.strip().splitlines()[-1]))
     assert "diagnosis" in modules
     assert not HEAVY & modules, sorted(HEAVY & modules)
+
+
+#: What ``summary`` on the embedded demo territory needs no part of: the network layer, the
+#: model fitting, road networks, plotting, PDF, distributed computing, the app.
+NOT_FOR_SUMMARY = {"requests", "requests_cache", "boto3", "osmnx", "networkx", "matplotlib",
+                   "weasyprint", "dask", "distributed", "streamlit", "folium", "branca",
+                   "highspy", "sklearn", "scipy.optimize", "data_sources._http",
+                   "diagnosis.exports"}
+
+_PROBE_FULL = _PROBE.replace("m.split(\".\")[0] for m in sys.modules", "m for m in sys.modules")
+
+
+def test_summary_imports_only_what_it_uses(monkeypatch):
+    """``summary --territory 44`` (offline, demo) never imports the network or PDF layers."""
+    monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
+    out = subprocess.run([sys.executable, "-c", _PROBE_FULL,
+                          json.dumps(["summary", "--territory", "44"])], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    modules = set(json.loads(out.stderr.strip().splitlines()[-1]))
+    assert "diagnosis.overview" in modules  # the command ran
+    assert not NOT_FOR_SUMMARY & modules, sorted(NOT_FOR_SUMMARY & modules)

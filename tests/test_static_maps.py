@@ -8,8 +8,10 @@ import math
 import geopandas as gpd
 import numpy as np
 import pytest
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
@@ -124,13 +126,52 @@ def _image(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
+def _pixels(data: bytes) -> np.ndarray:
+    """The image as an (height, width, 3) array of 0-255 integers."""
+    return np.asarray(_image(data).convert("RGB")).astype(int)
+
+
+def _near(pixels: np.ndarray, color, *, tol: int) -> np.ndarray:
+    """Mask of the pixels within ``tol`` (per channel, 0-255) of ``color``."""
+    rgb = np.round(np.asarray(to_rgb(color)) * 255)
+    return np.abs(pixels - rgb).max(axis=2) <= tol
+
+
+def _region(mask: np.ndarray, *, min_run: int = 30) -> tuple[int, int, int, int]:
+    """Box (x0, x1, y0, y1) of the rows and columns holding ``min_run`` masked pixels.
+
+    A commune filled with a colour spans many pixels of a column; the same colour in a
+    legend patch spans a few, so the legend is left out.
+    """
+    cols = np.flatnonzero(mask.sum(axis=0) >= min_run)
+    rows = np.flatnonzero(mask.sum(axis=1) >= min_run)
+    assert cols.size and rows.size, "the colour fills no area of the map"
+    return int(cols.min()), int(cols.max()), int(rows.min()), int(rows.max())
+
+
 def test_choropleth_with_missing_values_is_a_png_of_the_map_size():
+    """The PNG is drawn: each commune in its class colour, the missing one in grey, west to east.
+
+    Communes A (12 %), B (missing) and C (8 %) sit side by side from west to east; the
+    highest class takes the dark end of the palette, the lowest its light end.
+    """
     png = sm.render_choropleth_map(_communes(), "poverty_rate_2021", title="Pauvreté",
                                    legend_title="Taux (%)", attribution="Source : Insee")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     img = _image(png)
     w_in, h_in = sm.MAP_SIZE_IN
     assert img.size == (round(w_in * sm.MAP_DPI), round(h_in * sm.MAP_DPI))
+    pixels = _pixels(png)
+    assert (pixels < 250).any(axis=2).mean() > 0.05  # not a blank page
+    blues = colormaps["Blues"]
+    high = _region(_near(pixels, blues(0.9), tol=4))  # A, 12 %
+    missing = _region(_near(pixels, sm._MISSING_COLOR, tol=4))  # B, not published
+    low = _region(_near(pixels, blues(0.2), tol=4))  # C, 8 %
+    assert high[1] < missing[0] + 5 and missing[1] < low[0] + 5  # A, then B, then C
+    for box_ in (high, missing, low):  # each a commune-sized square, on one row
+        width, height = box_[1] - box_[0], box_[3] - box_[2]
+        assert width > 0.1 * img.size[0] and abs(width - height) <= 0.1 * width
+        assert abs(box_[2] - high[2]) <= 3
 
 
 def test_renderers_can_return_jpeg_and_refuse_other_formats():
@@ -145,10 +186,28 @@ def test_facility_map_draws_the_type_and_its_nearby_facilities():
     com = _communes()
     fac = _facilities()
     nearby = fac.iloc[[2]].assign(type="eaje")
-    png = sm.render_facility_map(com, fac, facility_type="eaje", threshold_m=5_000,
-                                 title="Crèches", attribution="IGN", nearby=nearby,
-                                 context=com, town_halls=com.geometry.representative_point())
-    assert _image(png).format == "PNG"
+
+    def draw(near):
+        png = sm.render_facility_map(com, fac, facility_type="eaje", threshold_m=5_000,
+                                     title="Crèches", attribution="IGN", nearby=near,
+                                     context=com,
+                                     town_halls=com.geometry.representative_point())
+        assert _image(png).format == "PNG"
+        return _pixels(png)
+
+    with_nearby, without = draw(nearby), draw(None)
+    for pixels in (with_nearby, without):
+        assert not _near(pixels, sm.TYPE_COLORS["pmi"], tol=40).any()  # only the type drawn
+    # A is within 5 km of a crèche (green), B and C beyond (orange)
+    a0, a1, ay0, ay1 = _region(_near(with_nearby, sm._WITHIN_COLOR, tol=3))
+    b0, b1, by0, by1 = _region(_near(with_nearby, sm._BEYOND_COLOR, tol=3))
+    assert a1 < b0 + 5
+    eaje = sm.TYPE_COLORS["eaje"]
+    for pixels in (with_nearby, without):  # the territory's two crèches, in A
+        assert _near(pixels, eaje, tol=40)[ay0:ay1 + 1, a0:a1 + 1].sum() > 20
+    # the nearby crèche (in B) is drawn only when given
+    assert _near(with_nearby, eaje, tol=40)[by0:by1 + 1, b0:b1 + 1].sum() > 5
+    assert _near(without, eaje, tol=40)[by0:by1 + 1, b0:b1 + 1].sum() == 0
 
 
 def test_facility_map_rejects_unknown_type_and_missing_crs():

@@ -507,10 +507,10 @@ def test_report_html_escapes_contacts_directory_and_sources(hostile_report_input
 
 
 def test_report_pdf_prints_contacts_and_sources_as_text(hostile_report_inputs):
-    from diagnosis.report import render_report
+    from diagnosis.report import html_to_pdf, render_report_html
 
     ov, site, partners = hostile_report_inputs
-    text, _ = _pdf_text(render_report(ov, partners=partners, site=site))
+    text, _ = _pdf_text(html_to_pdf(render_report_html(ov, partners=partners, site=site)))
     flat = _no_space(text)
     for s in BRIEF_HOSTILE:
         if s is not LONG_NAME:
@@ -540,7 +540,7 @@ def _hostile_context():
 
 
 def test_report_context_part_escapes_commune_and_qpv_names():
-    from diagnosis.report import MAX_CELL_CHARS, render_report, render_report_html
+    from diagnosis.report import MAX_CELL_CHARS, html_to_pdf, render_report_html
 
     ctx = _hostile_context()
     ov = compute_overview(TERRITORY, _communes("Alpha"), _facilities(("Crèche",)),
@@ -548,7 +548,7 @@ def test_report_context_part_escapes_commune_and_qpv_names():
     page = render_report_html(ov, territory_context=ctx)
     _assert_html_escaped(page)
     assert "x" * (MAX_CELL_CHARS + 10) not in page
-    text, _ = _pdf_text(render_report(ov, territory_context=ctx))
+    text, _ = _pdf_text(html_to_pdf(render_report_html(ov, territory_context=ctx)))
     flat = _no_space(text)
     for s in BRIEF_HOSTILE:
         if s is not LONG_NAME:

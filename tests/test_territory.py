@@ -6,7 +6,13 @@ import pytest
 
 from data_sources.cog import load_cog, resolve
 from diagnosis.errors import InputError
-from diagnosis.territory import CogTables, normalize_name, resolve_territory
+from diagnosis.territory import (
+    CogTables,
+    current_commune,
+    normalize_name,
+    normalize_names,
+    resolve_territory,
+)
 
 
 @pytest.fixture()
@@ -285,3 +291,31 @@ def test_a_drawn_area_across_the_whole_mainland_is_warned():
     com = load_national_communes(departements=["29", "56", "22"])
     t = territory_from_polygon(shapely.box(-4.6, 47.6, -2.0, 48.7), com)
     assert any("s'étend sur" in n for n in t.notices)
+
+
+def test_names_folded_at_once_equal_one_by_one():
+    """normalize_names (the COG's keys) folds every name as normalize_name does."""
+    cog = load_cog()
+    names = [*cog.communes["name"], *cog.epci["name"], *cog.departements["name"]]
+    tricky = ["\u0301Abc", "A\u0301", "Ste-Luce", "St-Nazaire", " st-ste ", "", "Œuvre",
+              "Straße", "ﬁnal ΣΑΣ", "x\x00y", "Saint\tHerblain\n", None, 44, "L'Haÿ-les-Roses"]
+    for batch in (names, tricky, []):
+        assert normalize_names(batch) == [normalize_name(n) for n in batch]
+    assert cog.communes["key"].tolist() == [normalize_name(n) for n in cog.communes["name"]]
+
+
+def test_current_commune_through_the_code_index():
+    """Current, former, delegated and unknown codes, each found through the index."""
+    cog = load_cog()
+    com = cog.communes
+    assert current_commune("44129", cog) == ("44129", "")
+    former = com.loc[com["kind"].eq("commune") & com["former_codes"].ne("")].iloc[0]
+    code = former["former_codes"].split(" ")[0]
+    if code not in set(com["code"]):
+        got, note = current_commune(code, cog)
+        assert got == former["code"] and "ancien code" in note
+    child = com.loc[com["kind"].eq("deleguee") & ~com["code"].isin(
+        com.loc[com["kind"].eq("commune"), "code"])].iloc[0]
+    got, note = current_commune(child["code"], cog)
+    assert got == child["parent_code"] and "déléguée" in note
+    assert current_commune("44000", cog) is None

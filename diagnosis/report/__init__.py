@@ -1,11 +1,12 @@
 """The diagnosis report: HTML through Jinja2 (autoescape on), PDF through WeasyPrint.
 
-The report is a pure function of results: :func:`render_report_html` and
-:func:`render_report` take an :class:`~diagnosis.overview.Overview` and, optionally, the
-results of the other analyses (accessibility, gaps, siting, partners, cohorts,
-comparison). A part whose result is missing is printed as « Non calculé » with the
-reason: the PDF never pretends to be complete. :func:`build_report_pdf` is the single
-entry point of the command line and of the app.
+The report is a pure function of results: :func:`render_report_html` takes an
+:class:`~diagnosis.overview.Overview` and, optionally, the results of the other analyses
+(accessibility, gaps, siting, partners, cohorts, comparison); :func:`html_to_pdf` lays
+it out as PDF. A part whose result is missing is printed as « Non calculé » with the
+reason: the PDF never pretends to be complete. :func:`build_diagnosis_pdf` (the report
+of a :class:`~diagnosis.pipeline.Diagnosis`) is the single entry point of the command
+line and of the app.
 
 Parts (about a dozen pages for an EPCI): 1. a one-page synthesis (the territory in five
 figures, three to five findings, the recommended sites and why, the first partners to
@@ -50,12 +51,11 @@ from diagnosis.report._base import (
 )
 from diagnosis.report.render import (
     build_diagnosis_pdf,
-    build_report_pdf,
     count_pdf_pages,
     diagnosis_report_kwargs,
     french_spacing,
+    html_to_pdf,
     render_diagnosis_html,
-    render_report,
     render_report_html,
 )
 from diagnosis.report.synthesis import (
@@ -72,7 +72,6 @@ __all__ = [
     "ReportMeta",
     "TEMPLATES_DIR",
     "build_diagnosis_pdf",
-    "build_report_pdf",
     "count_pdf_pages",
     "diagnosis_report_kwargs",
     "fr_number",
@@ -80,6 +79,6 @@ __all__ = [
     "fr_short",
     "french_spacing",
     "render_diagnosis_html",
-    "render_report",
+    "html_to_pdf",
     "render_report_html",
 ]

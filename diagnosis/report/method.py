@@ -22,14 +22,6 @@ def _method_part(threshold_label: str, *, access: Any = None, gaps: Any = None,
     ``years`` (:func:`diagnosis.needs.data_years`): the years of the INSEE figures, in
     the labels and the column names quoted (``NAISD22`` for a 2024-edition file).
     """
-    y = dict(years or {})
-    yb, yp = year_of(y, "births_2024"), year_of(y, "population_2022")
-    yi, yr = year_of(y, "median_income_2021"), year_of(y, "poverty_rate_2021")
-    yf = year_of(y, "single_parent_families_2022")
-    start, end = period_label(y).split("-")
-    nais = f"NAIS{start[2:]}{end[2:]}"
-    pop, fam, cpl = f"P{yp % 100:02d}_POP", f"C{yf % 100:02d}_FAMMONO", \
-        f"C{yf % 100:02d}_COUPAENF"
     ap = getattr(access, "params", {}) or {}
     minutes = ap.get("max_minutes")
     t_label = f"{fr_number(minutes)} minutes" if minutes is not None else "T minutes"
@@ -40,30 +32,7 @@ def _method_part(threshold_label: str, *, access: Any = None, gaps: Any = None,
                         for k, v in weights.items()) if weights else
               "naissances 35 %, pauvreté 20 %, familles monoparentales 15 %, éloignement 30 %")
     return [
-        {"title": "La démarche", "paragraphs": [
-            "Ce diagnostic suit la première phase de l'accompagnement des Maisons des 1000 "
-            "premiers jours proposé par la fédération Ensemble pour la Petite Enfance : "
-            "diagnostic territorial de la petite enfance et de la parentalité, et "
-            "construction du maillage territorial (le réseau des partenaires). Il repère où "
-            "naissent les enfants et où vivent les familles, recense l'offre, mesure qui en "
-            "est proche, repère les communes qui en manquent, puis propose un lieu "
-            "d'accueil, les partenaires à rencontrer et le nombre de groupes de pairs "
-            "possibles."]},
-        {"title": "Les besoins (indicateurs Insee par commune)", "paragraphs": [
-            f"Naissances domiciliées {yb} (état civil, NAISD{yb % 100:02d}) ; moyenne "
-            f"annuelle {start}-{end} ({nais} / 6) ; population municipale {yp} ({pop}) ; "
-            f"superficie (SUPERF) et densité ({pop} / SUPERF) ; revenu disponible médian "
-            f"par unité de consommation {yi} (MED{yi % 100:02d}) ; taux de pauvreté au "
-            f"seuil de 60 % {yr} (TP60{yr % 100:02d}), non publié pour les petites communes "
-            "(secret statistique : laissé vide, jamais 0) ; familles monoparentales "
-            f"{yf} ({fam}) et leur part parmi les familles avec enfant(s) ({fam} / ({cpl} "
-            f"+ {fam})).",
-            "Enfants de moins de 3 ans : aucune source communale ne les compte ; ils sont "
-            f"estimés à 3 × NAISD{yb % 100:02d}, et toujours présentés comme une "
-            "estimation.",
-            "Totaux du territoire : les effectifs s'additionnent ; la densité et les parts "
-            "sont recalculées sur les totaux ; revenus et taux de pauvreté ne sont ni "
-            "additionnés ni moyennés."]},
+        *_needs_sections(dict(years or {})),
         {"title": "L'offre et la proximité", "paragraphs": [
             "Les structures viennent des sources listées plus bas ; chacune garde sa source, "
             "sa date et la précision de sa position (adresse, rue, ou mairie de la commune "
@@ -127,6 +96,46 @@ def _method_part(threshold_label: str, *, access: Any = None, gaps: Any = None,
             "une donnée manquante ou secrète, jamais comptée 0."]},
     ]
 
+
+def _needs_sections(y: dict[str, int]) -> list[dict[str, Any]]:
+    """The annex's first sections: the approach, and the INSEE indicators of the needs.
+
+    The column names quoted follow the years of the figures read (``NAISD22`` for a
+    2024-edition file).
+    """
+    yb, yp = year_of(y, "births_2024"), year_of(y, "population_2022")
+    yi, yr = year_of(y, "median_income_2021"), year_of(y, "poverty_rate_2021")
+    yf = year_of(y, "single_parent_families_2022")
+    start, end = period_label(y).split("-")
+    nais = f"NAIS{start[2:]}{end[2:]}"
+    pop, fam, cpl = f"P{yp % 100:02d}_POP", f"C{yf % 100:02d}_FAMMONO", \
+        f"C{yf % 100:02d}_COUPAENF"
+    return [
+        {"title": "La démarche", "paragraphs": [
+            "Ce diagnostic suit la première phase de l'accompagnement des Maisons des 1000 "
+            "premiers jours proposé par la fédération Ensemble pour la Petite Enfance : "
+            "diagnostic territorial de la petite enfance et de la parentalité, et "
+            "construction du maillage territorial (le réseau des partenaires). Il repère où "
+            "naissent les enfants et où vivent les familles, recense l'offre, mesure qui en "
+            "est proche, repère les communes qui en manquent, puis propose un lieu "
+            "d'accueil, les partenaires à rencontrer et le nombre de groupes de pairs "
+            "possibles."]},
+        {"title": "Les besoins (indicateurs Insee par commune)", "paragraphs": [
+            f"Naissances domiciliées {yb} (état civil, NAISD{yb % 100:02d}) ; moyenne "
+            f"annuelle {start}-{end} ({nais} / 6) ; population municipale {yp} ({pop}) ; "
+            f"superficie (SUPERF) et densité ({pop} / SUPERF) ; revenu disponible médian "
+            f"par unité de consommation {yi} (MED{yi % 100:02d}) ; taux de pauvreté au "
+            f"seuil de 60 % {yr} (TP60{yr % 100:02d}), non publié pour les petites communes "
+            "(secret statistique : laissé vide, jamais 0) ; familles monoparentales "
+            f"{yf} ({fam}) et leur part parmi les familles avec enfant(s) ({fam} / ({cpl} "
+            f"+ {fam})).",
+            "Enfants de moins de 3 ans : aucune source communale ne les compte ; ils sont "
+            f"estimés à 3 × NAISD{yb % 100:02d}, et toujours présentés comme une "
+            "estimation.",
+            "Totaux du territoire : les effectifs s'additionnent ; la densité et les parts "
+            "sont recalculées sur les totaux ; revenus et taux de pauvreté ne sont ni "
+            "additionnés ni moyennés."]},
+    ]
 
 
 def _limits_part(overview: Overview, notices: Sequence[str]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -114,7 +113,6 @@ def render_report_html(
     attribution = attribution_text(sources) or "Sources : voir la partie « Sources »"
     threshold_label = format_length_fr(float(overview.params["threshold_m"])) \
         .replace(" ", "\u00a0")
-    t = overview.territory
     created = meta.created or dt.date.today()
     com = overview.layers["communes"]
 
@@ -132,25 +130,9 @@ def render_report_html(
     offer = {**offer, "tables": [*offer["tables"], *by_level["tables"]],
              "after": by_level["after"]}
     step("accessibilité, implantation, partenaires")
-    origin_labels = {"demo": "données de démonstration embarquées (Loire-Atlantique)",
-                     "store": "données téléchargées des sources publiques"}
     ctx = {
-        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
-        "title": meta.title,
-        "territory": {"label": t.label, "name": t.name, "code": t.code,
-                      "kind_label": _KIND_LABELS.get(t.kind, "Territoire"),
-                      # a custom territory's code is an internal hash: never printed
-                      "show_code": t.kind != "custom",
-                      "n_communes": s["n_communes"], "note": t.note},
-        "meta": {"author": meta.author, "date": created.strftime("%d/%m/%Y"),
-                 "date_iso": created.isoformat(),
-                 "origin_label": origin_labels.get(meta.origin, meta.origin or "non précisé")},
-        "params": {"threshold": threshold_label},
-        # repeated on every page: cut like a table cell (sources and labels are data)
-        "header": f"Maillage — {meta.title} — {_cell_text(t.label)} — "
-                  f"{created.strftime('%d/%m/%Y')}",
-        "footer": _cell_text(attribution),
-        "notices": list(meta.notices),
+        **_front_matter(overview, meta, created=created, threshold_label=threshold_label,
+                        attribution=attribution),
         "synthesis": synthesis,
         "needs": needs,
         "trends": trends,
@@ -188,6 +170,35 @@ def render_report_html(
     return french_spacing(str(_template().render(**ctx)))
 
 
+#: Where the data of a report came from (``ReportMeta.origin``), in French.
+_ORIGIN_LABELS = {"demo": "données de démonstration embarquées (Loire-Atlantique)",
+                  "store": "données téléchargées des sources publiques"}
+
+
+def _front_matter(overview: Overview, meta: ReportMeta, *, created: dt.date,
+                  threshold_label: str, attribution: str) -> dict[str, Any]:
+    """The cover, the running header and footer and the notices of the report."""
+    t = overview.territory
+    return {
+        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
+        "title": meta.title,
+        "territory": {"label": t.label, "name": t.name, "code": t.code,
+                      "kind_label": _KIND_LABELS.get(t.kind, "Territoire"),
+                      # a custom territory's code is an internal hash: never printed
+                      "show_code": t.kind != "custom",
+                      "n_communes": overview.summary["n_communes"], "note": t.note},
+        "meta": {"author": meta.author, "date": created.strftime("%d/%m/%Y"),
+                 "date_iso": created.isoformat(),
+                 "origin_label": _ORIGIN_LABELS.get(meta.origin, meta.origin or "non précisé")},
+        "params": {"threshold": threshold_label},
+        # repeated on every page: cut like a table cell (sources and labels are data)
+        "header": f"Maillage — {meta.title} — {_cell_text(t.label)} — "
+                  f"{created.strftime('%d/%m/%Y')}",
+        "footer": _cell_text(attribution),
+        "notices": list(meta.notices),
+    }
+
+
 #: French typography: a no-break space inside guillemets (a line never starts with »).
 _FRENCH_SPACES = (("« ", "«\u00a0"), (" »", "\u00a0»"))
 
@@ -211,104 +222,14 @@ def french_spacing(html: str) -> str:
     return head + sep + body
 
 
-def _pdf_from_html(html: str) -> bytes:
+def html_to_pdf(html: str) -> bytes:
+    """Lay out a report's HTML (:func:`render_report_html`) as PDF bytes (WeasyPrint)."""
     try:
         import weasyprint
     except ImportError as exc:  # pragma: no cover - weasyprint is in requirements.txt
         raise ImportError("The PDF report needs WeasyPrint: pip install weasyprint "
                           "(and a font, e.g. Debian's fonts-dejavu-core)") from exc
     return bytes(weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf())
-
-
-def render_report(
-    overview: Overview,
-    *,
-    access: Any = None,
-    gaps: Any = None,
-    siting: Any = None,
-    scenarios: pd.DataFrame | None = None,
-    partners: Any = None,
-    cohorts: Any = None,
-    comparison: pd.DataFrame | None = None,
-    site: Site | None = None,
-    context: gpd.GeoDataFrame | None = None,
-    meta: ReportMeta | None = None,
-    progress: Progress | None = None,
-    catchment: Catchment | None = None,
-    modes: Any = None,
-    territory_context: Any = None,
-    offer_levels: Any = None,
-) -> bytes:
-    """Render the diagnosis report as PDF bytes (see :func:`render_report_html`)."""
-    html = render_report_html(overview, access=access, gaps=gaps, siting=siting,
-                              scenarios=scenarios, partners=partners, cohorts=cohorts,
-                              comparison=comparison, site=site, context=context, meta=meta,
-                              progress=progress, catchment=catchment, modes=modes,
-                              territory_context=territory_context,
-                              offer_levels=offer_levels)
-    if progress:
-        progress("mise en page PDF")
-    return _pdf_from_html(html)
-
-
-def build_report_pdf(
-    overview: Overview,
-    *,
-    sources: Sequence[Mapping[str, Any]],
-    notices: Sequence[str] = (),
-    author: str = "",
-    imports: Sequence[str] = (),
-    origin: str = "",
-    created: dt.date | None = None,
-    context: gpd.GeoDataFrame | None = None,
-    access: Any = None,
-    gaps: Any = None,
-    siting: Any = None,
-    scenarios: pd.DataFrame | None = None,
-    partners: Any = None,
-    cohorts: Any = None,
-    comparison: pd.DataFrame | None = None,
-    site: Site | None = None,
-    progress: Progress | None = None,
-) -> bytes:
-    """The one call the app and the command line make to get the PDF report.
-
-    Parameters
-    ----------
-    overview
-        The diagnosis.
-    sources, notices, imports, origin
-        From the workspace (``Workspace.sources``, ``Workspace.notices``, one French line
-        per import report, ``Workspace.origin``).
-    author, created
-        Printed on the cover.
-    context
-        Communes drawn around the territory (``Workspace.communes``).
-    access, gaps, siting, scenarios, partners, cohorts, comparison, site
-        Optional results (see :func:`render_report_html`, and
-        :func:`compute_report_analyses` to compute those that exist).
-    progress
-        Called with each step's name.
-
-    Returns
-    -------
-    bytes
-        The PDF.
-
-    Examples
-    --------
-    In the app::
-
-        pdf = build_report_pdf(ov, sources=ws.sources, notices=ws.notices,
-                               context=ws.communes, author=name)
-        st.download_button("Rapport PDF", pdf, file_name="diagnostic.pdf")
-    """
-    meta = ReportMeta(author=author, created=created, sources=tuple(sources),
-                      notices=tuple(notices), imports=tuple(imports), origin=origin)
-    return render_report(overview, access=access, gaps=gaps, siting=siting,
-                         scenarios=scenarios, partners=partners,
-                         cohorts=cohorts, comparison=comparison, site=site, context=context,
-                         meta=meta, progress=progress)
 
 
 def count_pdf_pages(pdf: bytes) -> int:
@@ -362,5 +283,7 @@ def build_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
     progress
         Called with each step's name.
     """
-    return render_report(diagnosis.overview, progress=progress,
-                         **diagnosis_report_kwargs(diagnosis, author=author, created=created))
+    html = render_diagnosis_html(diagnosis, author=author, created=created, progress=progress)
+    if progress:
+        progress("mise en page PDF")
+    return html_to_pdf(html)

@@ -164,8 +164,18 @@ def fr_short(value: Any) -> str:
 def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partners: Any,
                cohorts: Any, threshold_label: str) -> dict[str, Any]:
     """Page 1: the territory in five figures, findings, sites, partners, next steps, limits."""
+    findings, unknown = _findings(overview, access=access, gaps=gaps, cohorts=cohorts)
+    sites = _recommended_sites(siting, _names(overview.layers["communes"]))
+    return {"cards": _cards(overview), "findings": findings, "sites": sites,
+            "contacts": _contacts(partners), "next_steps": _next_steps(bool(sites)),
+            "cannot": _cannot(access, cohorts=cohorts, offer_unknown=bool(unknown)),
+            "siting_computed": siting is not None, "partners_computed": partners is not None}
+
+
+def _cards(overview: Overview) -> list[dict[str, str]]:
+    """The territory in five figures (births, under-3s, population, communes, families)."""
     s = overview.summary
-    yb, yp, period = _years(s)
+    yb, yp, _period = _years(s)
     yf = year_of(s.get("data_years"), "single_parent_families_2022")
     com = overview.layers["communes"]
     n = int(s["n_communes"])
@@ -175,7 +185,7 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
         if "single_parent_families_2022" in com else pd.Series(dtype=float)
     mono_share = float(mono.sum() / fam.sum()) if fam.notna().any() and fam.sum() > 0 \
         and mono.notna().any() else None
-    cards = [
+    return [
         {"value": fr_number(s.get("births_2024")), "label": f"naissances domiciliées en {yb}"
          + fr_out_of(int(s.get("n_communes_births_known", n)),
                      int(s.get("n_communes_total", n)))},
@@ -188,6 +198,13 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
         {"value": fr_percent(mono_share, decimals=1),
          "label": f"de familles monoparentales parmi les familles avec enfant(s) ({yf})"},
     ]
+
+
+def _findings(overview: Overview, *, access: Any, gaps: Any,
+              cohorts: Any) -> tuple[list[str], list[str]]:
+    """At most five findings, and the types whose offer is not known (not an absence)."""
+    s = overview.summary
+    yb, _yp, period = _years(s)
     findings: list[str] = []
     b24, bmean = s.get("births_2024"), s.get("births_mean_2016_2021")
     if b24 is not None and bmean:
@@ -251,10 +268,14 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
                else "(les naissances limitent)."))
     if len(findings) > 5:
         findings = findings[:4] + findings[-1:]
+    return findings, unknown
+
+
+def _recommended_sites(siting: Any, commune_names: Mapping[str, str]) -> list[dict[str, str]]:
+    """The first three recommended sites: name, where, why."""
     sites: list[dict[str, str]] = []
     layers = getattr(siting, "layers", None)
     table = layers.get("sites") if isinstance(layers, Mapping) else None
-    commune_names = _names(com)
     if isinstance(table, pd.DataFrame) and len(table):
         rec = table.loc[table["status"].eq("recommandé")] if "status" in table else table
         for r in rec.head(3).to_dict("records"):
@@ -262,6 +283,11 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
             sites.append({"name": _shorten(str(r.get("name", "")), 90),
                           "where": f"{r.get('type_label', '')}, {commune_names.get(code, code)}",
                           "why": _shorten(str(r.get("explanation", "")), 230)})
+    return sites
+
+
+def _contacts(partners: Any) -> list[str]:
+    """Institutions to meet, then the structures nearest to the site and its town hall."""
     contacts = []
     p_layers = getattr(partners, "layers", None)
     if isinstance(p_layers, Mapping):
@@ -286,6 +312,11 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
                 contact = " · ".join(str(r[k]) for k in ("phone", "email") if r.get(k))
                 contacts.append(_shorten(str(r["name"]), 70)
                                 + (f" — {_shorten(contact, 120)}" if contact else ""))
+    return contacts
+
+
+def _next_steps(has_sites: bool) -> list[str]:
+    """What to do next: steering committee, partners, visits of the sites, next phase."""
     next_steps = [
         "Présenter ce diagnostic au comité de pilotage (CAF, Département et PMI, "
         "intercommunalité, communes) et fixer ensemble le seuil de temps et la part des "
@@ -293,11 +324,17 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
         "Rencontrer les partenaires de la fiche contacts (partie 6) ; compléter l'offre "
         "partielle ou non connue avec eux, puis relancer le diagnostic.",
     ]
-    if sites:
+    if has_sites:
         next_steps.append("Visiter le ou les sites recommandés : locaux, accès, horaires, "
                           "accord du gestionnaire.")
     next_steps.append("Phase suivante de l'accompagnement : cadrage du projet et formation "
                       "de l'animatrice ou de l'animateur des groupes.")
+    return next_steps
+
+
+def _cannot(access: Any, *, cohorts: Any, offer_unknown: bool) -> list[str]:
+    """What this diagnosis cannot say (estimated times, under-3s, unknown offer, uptake)."""
+    acc_summary = getattr(access, "summary", None)
     cannot = []
     engines = set(acc_summary.get("engine", pd.Series(dtype=str)).dropna()) \
         if isinstance(acc_summary, pd.DataFrame) else set()
@@ -309,12 +346,10 @@ def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partn
                       "réseau routier.")
     cannot.append("Le nombre exact d'enfants de moins de 3 ans (estimé) ni les places "
                   "réellement libres en crèche.")
-    if unknown:
+    if offer_unknown:
         cannot.append("L'absence d'un type dont l'offre est partielle ou non connue.")
     if cohorts is not None:
         cannot.append("La part des familles qui rejoindront un groupe : "
                       f"{fr_percent((getattr(cohorts, 'params', {}) or {}).get('uptake_rate'))}"
                       " est une hypothèse.")
-    return {"cards": cards, "findings": findings, "sites": sites, "contacts": contacts,
-            "next_steps": next_steps, "cannot": cannot,
-            "siting_computed": siting is not None, "partners_computed": partners is not None}
+    return cannot

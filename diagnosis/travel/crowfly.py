@@ -29,7 +29,6 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
 from diagnosis import settings
@@ -504,6 +503,8 @@ def fit_crow_fly(distance_m: np.ndarray, routed_minutes: np.ndarray, *, mode: st
     >>> round(m.access_min, 3), round(m.speed_kmh, 2)
     (0.5, 78.0)
     """
+    from scipy.optimize import least_squares  # imported only when a model is fitted
+
     d, t = _pairs(distance_m, routed_minutes)
     if d.size < 2:
         raise InputError(f"fit_crow_fly needs at least 2 pairs with distance > 0; got {d.size}")
