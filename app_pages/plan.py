@@ -11,10 +11,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _cached, current_selection, files_key, md_escape
-from app_pages._widgets import french_table
+from app_pages._widgets import french_table, show_map
 from diagnosis.errors import MaillageError
 from diagnosis.formatting import fr_number, fr_percent
-from diagnosis.plan_exports import plan_tables, render_curve_png, render_sites_png, summary_lines
+from diagnosis.maps.plan import build_plan_map
+from diagnosis.plan_exports import plan_tables, render_curve_png, summary_lines
 
 MODES = {"crow": "À vol d'oiseau en voiture (estimation)",
          "drive": "Réseau routier en voiture"}
@@ -71,8 +72,10 @@ st.subheader("Familles en plus à chaque nouvelle Maison")
 st.image(render_curve_png(plan), caption="Chaque barre : les familles qu'une Maison de plus "
          "toucherait, dans l'ordre d'ouverture ; la ligne : un groupe de pairs par an.")
 st.subheader("Où ouvrir")
-st.image(render_sites_png(plan), caption="Nouvelles Maisons numérotées par rang ; carrés "
-         "bleus : Maisons existantes connues.", width=640)
+st.caption("Nouvelles Maisons numérotées par rang d'ouverture (orange), Maisons existantes "
+           "connues (bleu) ; survolez un point pour ses raisons. Le rapport PDF garde la "
+           "carte fixe.")
+show_map(("plan", *args[:7]), lambda: build_plan_map(plan), key="plan_map", height=560)
 tables = plan_tables(plan)
 st.subheader("Les nouvelles Maisons et leurs raisons")
 french_table(tables["plan_sites"], key="plan_sites_table")

@@ -44,7 +44,15 @@ def test_plan_page_draws_new_maisons_with_their_gains(app):
     assert set(sites["Département (code)"]) <= {"26", "07", "38", "84", "05", "04"}
     gains = sites["Familles en plus par an (naissances)"].tolist()
     assert gains == sorted(gains, reverse=True) and gains[0] > 0
-    assert len(app.get("imgs")) >= 2 or len(app.get("image")) >= 2  # curve and map
+    assert len(app.get("imgs")) >= 1 or len(app.get("image")) >= 1  # the curve
+    # the map is interactive (streamlit-folium's component), no longer a picture
+    assert any("survolez un point" in c.value for c in app.caption)
+    maps = app.get("component_instance")
+    assert len(maps) == 1
+    import json
+
+    script = json.loads(maps[0].proto.json_args)["script"]
+    assert "Nouvelles Maisons du plan" in script and "Nouvelle Maison n" in script
     labels = {b.label for b in app.get("download_button")}
     assert {"Tableaux (CSV pour Excel)", "Carte pour QGIS (GeoPackage)",
             "Rapport court (PDF)"} <= labels

@@ -15,7 +15,7 @@ copies vendored in ``static/vendor/`` instead (:func:`use_local_assets`), so the
 and markers draw with no internet; only the background tiles then stay blank.
 
 Layout: one module a builder (``overview``, ``priority``, ``access``, ``siting``,
-``partners``, ``draw``) over the shared machinery every builder uses: ``_common`` (styles,
+``partners``, ``draw``, ``plan``) over the shared machinery every builder uses: ``_common`` (styles,
 escaping so that no text becomes template source, classes, legends, attribution, offline
 assets), ``_layers`` (facility and commune layers) and ``_analysis`` (parts of the
 analysis maps). The helpers re-exported under a private name serve the builders outside
@@ -73,6 +73,9 @@ from diagnosis.maps.overview import (
 from diagnosis.maps.partners import (
     build_partner_network_map,
 )
+from diagnosis.maps.plan import (
+    build_plan_map,
+)
 from diagnosis.maps.priority import (
     build_priority_map,
 )
@@ -106,6 +109,7 @@ __all__ = [
     "build_draw_map",
     "build_overview_map",
     "build_partner_network_map",
+    "build_plan_map",
     "build_priority_map",
     "build_siting_map",
     "class_breaks",
