@@ -591,7 +591,7 @@ def fetch_aom_siren(code_insee: str, *, refresh: bool = False) -> str:
         data = _http.fetch_json(f"{API_URL}/aoms/{code_insee}", source="gtfs",
                                 refresh=refresh)
     except SourceError as exc:
-        if "404" in str(exc):
+        if exc.kind == "http" and exc.status == 404:
             return ""
         raise
     return str(data.get("siren") or "") if isinstance(data, dict) else ""
