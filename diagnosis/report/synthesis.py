@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -22,12 +22,20 @@ from diagnosis.schema import (
     facility_label,
 )
 
+if TYPE_CHECKING:
+    from diagnosis.accessibility import AccessIndicators
+    from diagnosis.analyses import PartnerTables
+    from diagnosis.cohorts import CohortPlan
+    from diagnosis.gaps import GapsResult
+    from diagnosis.siting import SitingResult
+
+
 # --------------------------------------------------------------------------------------
 # Parts of the report
 # --------------------------------------------------------------------------------------
 
 
-def _years(summary: Any) -> tuple[int, int, str]:
+def _years(summary: Mapping[str, Any]) -> tuple[int, int, str]:
     """Years of the births, the population and the births period, from the files read."""
     years = summary.get("data_years")
     return (year_of(years, "births_2024"), year_of(years, "population_2022"),
@@ -62,8 +70,9 @@ def fr_short(value: Any) -> str:
     return fr_number(v, decimals=0 if v.is_integer() else 1)
 
 
-def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partners: Any,
-               cohorts: Any, threshold_label: str) -> dict[str, Any]:
+def _synthesis(overview: Overview, *, access: AccessIndicators | None, gaps: GapsResult | None,
+               siting: SitingResult | None, partners: PartnerTables | None,
+               cohorts: CohortPlan | None, threshold_label: str) -> dict[str, Any]:
     """Page 1: the territory in five figures, findings, sites, partners, next steps, limits."""
     findings, unknown = _findings(overview, access=access, gaps=gaps, cohorts=cohorts)
     sites = _recommended_sites(siting, _names(overview.layers["communes"]))
@@ -101,8 +110,8 @@ def _cards(overview: Overview) -> list[dict[str, str]]:
     ]
 
 
-def _findings(overview: Overview, *, access: Any, gaps: Any,
-              cohorts: Any) -> tuple[list[str], list[str]]:
+def _findings(overview: Overview, *, access: AccessIndicators | None, gaps: GapsResult | None,
+              cohorts: CohortPlan | None) -> tuple[list[str], list[str]]:
     """At most five findings, and the types whose offer is not known (not an absence)."""
     s = overview.summary
     yb, _yp, period = _years(s)
@@ -172,7 +181,8 @@ def _findings(overview: Overview, *, access: Any, gaps: Any,
     return findings, unknown
 
 
-def _recommended_sites(siting: Any, commune_names: Mapping[str, str]) -> list[dict[str, str]]:
+def _recommended_sites(siting: SitingResult | None,
+                       commune_names: Mapping[str, str]) -> list[dict[str, str]]:
     """The first three recommended sites: name, where, why."""
     sites: list[dict[str, str]] = []
     layers = getattr(siting, "layers", None)
@@ -187,7 +197,7 @@ def _recommended_sites(siting: Any, commune_names: Mapping[str, str]) -> list[di
     return sites
 
 
-def _contacts(partners: Any) -> list[str]:
+def _contacts(partners: PartnerTables | None) -> list[str]:
     """Institutions to meet, then the structures nearest to the site and its town hall."""
     contacts = []
     p_layers = getattr(partners, "layers", None)
@@ -233,7 +243,8 @@ def _next_steps(has_sites: bool) -> list[str]:
     return next_steps
 
 
-def _cannot(access: Any, *, cohorts: Any, offer_unknown: bool) -> list[str]:
+def _cannot(access: AccessIndicators | None, *, cohorts: CohortPlan | None,
+            offer_unknown: bool) -> list[str]:
     """What this diagnosis cannot say (estimated times, under-3s, unknown offer, uptake)."""
     acc_summary = getattr(access, "summary", None)
     cannot = []
