@@ -196,6 +196,16 @@ class TruncatedError(ValueError):
     """A transfer ended before the whole body came (Content-Length, broken stream)."""
 
 
+class HtmlAnswerError(ValueError):
+    """An HTML page (a maintenance or error page) came where data was expected."""
+
+
+def _past_deadline(kind: str) -> str:
+    """``"deadline"`` when the source's overall deadline has passed, else ``kind``."""
+    left = deadline_left()
+    return "deadline" if left is not None and left <= 0 else kind
+
+
 def _read_body(resp: requests.Response, *, source: str, full: str, max_bytes: int,
                deadline_s: float) -> bytes:
     """Read a streamed body with a size cap and a wall-clock deadline."""
@@ -217,21 +227,21 @@ def _read_body(resp: requests.Response, *, source: str, full: str, max_bytes: in
                 resp.close()
                 raise SourceError(
                     f"{source}: the answer of {full} exceeds {max_bytes} bytes; refused (the "
-                    "service sent far more than expected, retry later or report it)."
-                )
+                    "service sent far more than expected, retry later or report it).",
+                    kind="too_large", source=source, url=full)
             if time.monotonic() > limit:
                 resp.close()
                 raise SourceError(
                     f"{source}: {full} sent its answer too slowly ({size} bytes in "
                     f"{deadline_s:g} s, timeout); retry later.",
-                    fr=timeout_fr(source, full, deadline_s, what="le délai de lecture")
-                )
+                    kind="timeout", source=source, url=full,
+                    fr=timeout_fr(source, full, deadline_s, what="le délai de lecture"))
     except (ReadTimeoutError, TimeoutError) as exc:
         raise SourceError(
             f"{source}: no answer from {full} within the read timeout (timeout while "
             f"reading, {size} bytes received); retry later.",
-            fr=timeout_fr(source, full, get_config().timeout_s)
-        ) from exc
+            kind="timeout", source=source, url=full,
+            fr=timeout_fr(source, full, get_config().timeout_s)) from exc
     except (ProtocolError, Urllib3Error, requests.exceptions.ChunkedEncodingError) as exc:
         raise TruncatedError(
             f"truncated transfer: the connection broke after {size} bytes ({exc})"
@@ -260,6 +270,7 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
     if get_config().offline:
         raise SourceError(f"{source}: Maillage is offline and {url} cannot be reached; "
                           "go online, or work from the cache or the demo territory",
+                          kind="offline", source=source, url=url,
                           fr=f"{source} : Maillage est hors ligne, {url} n'est pas joignable ; "
                              "connectez-vous, ou travaillez sur le cache ou la démonstration")
     check_url(url, policy=get_config().policy)
@@ -270,6 +281,7 @@ def probe(url: str, *, source: str, timeout_s: float = 10.0) -> None:
         raise SourceError(
             f"{source}: {url} does not answer ({type(exc).__name__}); check the internet "
             "connection and retry later, or work from the cache or the demo territory",
+            kind="unreachable", source=source, url=url,
             fr=f"{source} : {url} ne répond pas ; vérifiez la connexion à internet et "
                "réessayez plus tard, ou travaillez sur le cache ou la démonstration"
         ) from exc
@@ -317,23 +329,23 @@ def _request(
             raise SourceError(
                 f"{source}: no answer from {full} within {cfg.timeout_s} s (timeout: {exc}); "
                 "retry later, or work offline from the cache or the demo territory.",
-                fr=timeout_fr(source, full, cfg.timeout_s)
-            ) from exc
+                kind=_past_deadline("timeout"), source=source, url=full,
+                fr=timeout_fr(source, full, cfg.timeout_s)) from exc
         if isinstance(exc, requests.exceptions.RetryError):
             raise SourceError(
                 f"{source}: {full} kept failing after {cfg.max_retries} retries ({exc}); "
-                "retry later, or work offline from the cache or the demo territory."
-            ) from exc
+                "retry later, or work offline from the cache or the demo territory.",
+                kind=_past_deadline("retries"), source=source, url=full) from exc
         raise SourceError(
             f"{source}: cannot reach {full} ({type(exc).__name__}: {exc}); check the internet "
-            "connection, or work offline from the cache or the demo territory."
-        ) from exc
+            "connection, or work offline from the cache or the demo territory.",
+            kind=_past_deadline("unreachable"), source=source, url=full) from exc
     from_cache = bool(getattr(resp, "from_cache", False))
     if offline and (not from_cache or resp.status_code == 504):
         raise SourceError(
             f"{source}: offline mode and no cached copy of {full}; connect to the internet "
-            "once to fetch it, or use the demo territory."
-        )
+            "once to fetch it, or use the demo territory.",
+            kind="offline", source=source, url=full)
     if resp.status_code != 200:
         try:
             snippet = _read_body(resp, source=source, full=full, max_bytes=4096,
@@ -348,8 +360,8 @@ def _request(
             429: "too many requests: wait a minute and retry",
         }.get(resp.status_code, "retry later")
         raise SourceError(
-            f"{source}: HTTP {resp.status_code} from {full}: {snippet!r}; {hint}."
-        )
+            f"{source}: HTTP {resp.status_code} from {full}: {snippet!r}; {hint}.",
+            kind="http", status=int(resp.status_code), source=source, url=full)
     logger.debug("%s %s -> 200 (%s)", method, full, "cache" if from_cache else "network")
     return resp
 
@@ -429,7 +441,7 @@ def _fetch(
 
     def accept(resp: Any, body: bytes) -> Any:
         if kind in {"json", "csv"} and _looks_like_html(resp, body):
-            raise ValueError(
+            raise HtmlAnswerError(
                 f"an HTML page came back where {kind.upper()} was expected "
                 f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
                 f"starts with {body[:60]!r})"
@@ -441,20 +453,20 @@ def _fetch(
             check(value)
         return value
 
-    def fall_back(exc: Exception, message: str, fr: str | None = None) -> Any:
-        """Serve the copy held before, if still good; else raise ``message``."""
+    def fall_back(exc: Exception, error: SourceError) -> Any:
+        """Serve the copy held before, if still good; else raise ``error``."""
         if kept is not None:
             try:
                 value = accept(kept, kept.content or b"")
             except (ValueError, KeyError, TypeError):
                 pass
             else:
-                logger.warning("%s: %s; the copy cached on %s is used", source, message,
+                logger.warning("%s: %s; the copy cached on %s is used", source, error,
                                kept.created_at)
                 note_data_date(kept.created_at)
-                note_fallback(full, kept.created_at, message)
+                note_fallback(full, kept.created_at, error)
                 return value
-        raise SourceError(message, fr=fr) from exc
+        raise error from exc
 
     for attempt in (1, 2):
         try:
@@ -465,7 +477,7 @@ def _fetch(
         except SourceError as exc:  # no answer, an HTTP error: the copy held, said so
             if off or isinstance(exc, BlockedURLError):
                 raise  # a refused address is never answered from a copy either
-            return fall_back(exc, str(exc), exc.fr_message)
+            return fall_back(exc, exc)
         from_cache = bool(getattr(resp, "from_cache", False))
         left = _check_deadline(source, full)
         try:
@@ -481,16 +493,19 @@ def _fetch(
             if off:
                 raise SourceError(
                     f"{source}: the cached copy of {full} is unusable ({exc}) and offline mode "
-                    "forbids fetching it again; connect to the internet and retry."
-                ) from exc
+                    "forbids fetching it again; connect to the internet and retry.",
+                    kind="offline", source=source, url=full) from exc
             if attempt == 2:
                 if truncated:
-                    return fall_back(exc, (
+                    return fall_back(exc, SourceError(
                         f"{source}: {exc} from {full}, twice; the transfer was cut (the "
-                        "network or the service is unstable), retry later."))
-                return fall_back(exc, (
+                        "network or the service is unstable), retry later.",
+                        kind="truncated", source=source, url=full))
+                return fall_back(exc, SourceError(
                     f"{source}: unusable answer from {full} ({exc}), twice; the service may "
-                    "be down or its format changed; retry later or report it."))
+                    "be down or its format changed; retry later or report it.",
+                    kind="html" if isinstance(exc, HtmlAnswerError) else "unusable",
+                    source=source, url=full))
             logger.warning("%s: unusable answer from %s (%s); fetching it again", source, full, exc)
             continue
         if from_cache:

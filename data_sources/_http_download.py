@@ -85,8 +85,8 @@ def download_file(
     if off:
         raise SourceError(
             f"{source}: offline mode and no downloaded copy of {url}; connect to the "
-            "internet once to fetch it, or use the demo territory."
-        )
+            "internet once to fetch it, or use the demo territory.",
+            kind="offline", source=source, url=url)
     target = path
     if pending is not None:  # kept only once the whole source is judged
         target = _pending_path(path, os.getpid())  # same suffix: readers go by it
@@ -196,13 +196,15 @@ def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
         with session.cache_disabled():
             resp = session.get(url, timeout=timeout, stream=True)
             if resp.status_code != 200:
-                raise SourceError(f"{source}: HTTP {resp.status_code} from {url}; retry later.")
+                raise SourceError(f"{source}: HTTP {resp.status_code} from {url}; retry later.",
+                                  kind="http", status=int(resp.status_code), source=source,
+                                  url=url)
             declared = resp.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > cfg.max_download_bytes:
                 raise SourceError(
                     f"{source}: {url} announces {declared} bytes, more than the limit of "
-                    f"{cfg.max_download_bytes}; refused, report it."
-                )
+                    f"{cfg.max_download_bytes}; refused, report it.",
+                    kind="too_large", source=source, url=url)
             size = 0
             limit = time.monotonic() + deadline_s
             with tmp.open("wb") as fh:
@@ -212,56 +214,57 @@ def _download(url: str, path: Path, *, source: str, chunk_bytes: int) -> None:
                     if size > cfg.max_download_bytes:
                         raise SourceError(
                             f"{source}: download of {url} exceeds {cfg.max_download_bytes} "
-                            "bytes; refused, report it."
-                        )
+                            "bytes; refused, report it.",
+                            kind="too_large", source=source, url=url)
                     if time.monotonic() > limit:
                         raise SourceError(
                             f"{source}: {url} sends too slowly ({size} bytes in "
                             f"{deadline_s:g} s, timeout); retry later.",
+                            kind="timeout", source=source, url=url,
                             fr=timeout_fr(source, url, deadline_s,
-                                          what="le délai de téléchargement")
-                        )
+                                          what="le délai de téléchargement"))
             if declared.isdigit() and not resp.headers.get("Content-Encoding") and (
                 int(declared) != size
             ):
                 raise SourceError(
                     f"{source}: truncated download of {url}: {size} bytes received, "
-                    f"{declared} announced; retry later."
-                )
+                    f"{declared} announced; retry later.",
+                    kind="truncated", source=source, url=url)
         with tmp.open("rb") as fh:
             head = fh.read(512).lstrip().lower()
         if head.startswith((b"<!doctype html", b"<html")) and not url.lower().endswith(
                 (".html", ".htm")):
             raise SourceError(  # checked before the copy held is replaced
                 f"{source}: an HTML page came back from {url} where a data file was "
-                "expected; the service may be down, retry later."
-            )
+                "expected; the service may be down, retry later.",
+                kind="html", source=source, url=url)
         os.replace(tmp, path)
     except (ReadTimeoutError, TimeoutError) as exc:
         raise SourceError(
             f"{source}: no answer from {url} within {cfg.timeout_s} s while downloading "
             "(timeout); retry later.",
-            fr=timeout_fr(source, url, cfg.timeout_s)
-        ) from exc
+            kind="timeout", source=source, url=url,
+            fr=timeout_fr(source, url, cfg.timeout_s)) from exc
     except (requests.exceptions.ChunkedEncodingError, ProtocolError) as exc:
         raise SourceError(
-            f"{source}: truncated download of {url}: the transfer was cut ({exc}); retry later."
-        ) from exc
+            f"{source}: truncated download of {url}: the transfer was cut ({exc}); retry later.",
+            kind="truncated", source=source, url=url) from exc
     except requests.RequestException as exc:
         if timed_out(exc):
             raise SourceError(
                 f"{source}: no answer from {url} within {cfg.timeout_s} s (timeout); retry "
-                "later.", fr=timeout_fr(source, url, cfg.timeout_s)) from exc
+                "later.", kind="timeout", source=source, url=url,
+                fr=timeout_fr(source, url, cfg.timeout_s)) from exc
         raise SourceError(
             f"{source}: download of {url} failed ({type(exc).__name__}: {exc}); retry later, "
-            "or work offline from the cache or the demo territory."
-        ) from exc
+            "or work offline from the cache or the demo territory.",
+            kind="unreachable", source=source, url=url) from exc
     except OSError as exc:
         kind = DiskFullError if exc.errno in _DISK_REASONS_FR else SourceError
         raise kind(
             f"{source}: cannot write the download of {url} to {str(path.parent)!r} "
-            f"({exc.strerror or exc}); free some disk space and retry."
-        ) from exc
+            f"({exc.strerror or exc}); free some disk space and retry.",
+            kind="disk", source=source, url=url) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -342,5 +345,5 @@ def check_not_html(path: Path, *, url: str, source: str) -> None:
         forget_download(url)
         raise SourceError(
             f"{source}: an HTML page came back from {url} where a data file was expected; "
-            "the service may be down, retry later."
-        )
+            "the service may be down, retry later.",
+            kind="html", source=source, url=url)

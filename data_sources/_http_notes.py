@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from diagnosis.errors import SourceError
+from diagnosis.errors import SOURCE_FAILURES_FR, SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +76,8 @@ def _check_deadline(source: str, full: str) -> float | None:
         raise SourceError(
             f"{source}: overall deadline of {dl[1]:g} s for {dl[2]} exceeded before {full} "
             "answered; the service is too slow, retry later.",
-            fr=timeout_fr(source, full, dl[1], what="le délai global de la source")
-        )
+            kind="deadline", source=source, url=full,
+            fr=timeout_fr(source, full, dl[1], what="le délai global de la source"))
     return cast("float | None", left)
 
 
@@ -138,39 +137,24 @@ réessayez plus tard, ou travaillez hors ligne sur le cache ou la démonstration
             "réessayez plus tard, ou travaillez hors ligne sur le cache ou la démonstration")
 
 
-def motive_fr(exc: BaseException | str) -> str:
-    """Short French motive of a failed update, from the English message of the layer.
+def motive_fr(exc: BaseException) -> str:
+    """Short French motive of a failed update, from the error's kind (never its text).
 
     Examples
     --------
-    >>> motive_fr("demo: HTTP 503 from https://x: 'down'; retry later.")
+    >>> motive_fr(SourceError("demo: HTTP 503 from https://x", kind="http", status=503))
     'réponse HTTP 503'
-    >>> motive_fr("an HTML page came back where JSON was expected")
+    >>> motive_fr(SourceError("an HTML page came back", kind="html"))
     'page HTML reçue au lieu des données'
+    >>> motive_fr(KeyError("x"))
+    'réponse inutilisable'
     """
-    text = str(exc)
-    low = text.lower()
-    m = re.search(r"HTTP (\d{3})", text)
-    if "html page" in low:
-        return "page HTML reçue au lieu des données"
-    if "truncated" in low:
-        return "transfert interrompu"
-    if "overall deadline" in low:
-        return "délai global dépassé"
-    if m:
-        return f"réponse HTTP {m.group(1)}"
-    if "timeout" in low or "too slowly" in low:
-        return "délai de réponse dépassé"
-    if "kept failing" in low:
-        return "le service refuse les requêtes (nouvelles tentatives épuisées)"
-    if "cannot reach" in low or "does not answer" in low:
-        return "service injoignable"
-    if "exceeds" in low:
-        return "réponse trop volumineuse"
-    return "réponse inutilisable"
+    if isinstance(exc, SourceError):
+        return exc.motive_fr
+    return SOURCE_FAILURES_FR["unusable"]
 
 
-def note_fallback(url: str, when: dt.datetime | str | None, exc: BaseException | str) -> None:
+def note_fallback(url: str, when: dt.datetime | str | None, exc: BaseException) -> None:
     """Record that an update of ``url`` failed and the copy of ``when`` was served."""
     notes: UpdateNotes | None = getattr(_state, "notes", None)
     if notes is not None:

@@ -63,12 +63,10 @@ class BlockedURLError(SourceError):
     """
 
     def __init__(self, url: str, reason: str) -> None:
-        self.url = url
+        message = (f"Adresse refusée : {url} — {reason}. Maillage ne lit que des pages "
+                   "publiques d'internet (http ou https, ports 80 et 443).")
+        super().__init__(message, kind="blocked", url=url, fr=message)
         self.reason = reason
-        super().__init__(
-            f"Adresse refusée : {url} — {reason}. Maillage ne lit que des pages publiques "
-            "d'internet (http ou https, ports 80 et 443)."
-        )
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,7 @@ def fetch_annuaire(
         raise SourceError(f"{ANNUAIRE.key}: dep_code={dep_code!r} is not a département code")
     params = {"where": f'startswith(code_insee_commune,"{dep_code}")',
               "select": ",".join(SELECT)}
-    errors: list[str] = []
+    errors: list[SourceError] = []
     for host in host_order():
         url = host + EXPORT_PATH.format(dataset=DATASET)
         try:
@@ -230,11 +230,14 @@ def fetch_annuaire(
                                    refresh=refresh, check=_check_export)
         except SourceError as exc:
             logger.warning("annuaire: %s; trying the next host", exc)
-            errors.append(str(exc))
+            errors.append(exc)
             continue
         _answered[:] = [host]
         return list(doc)
-    raise SourceError(" ; ".join(errors))
+    kinds = {e.kind for e in errors}  # every host failed: the same way, or not
+    raise SourceError(" ; ".join(str(e) for e in errors),
+                      kind=kinds.pop() if len(kinds) == 1 else None, source=ANNUAIRE.key,
+                      url=errors[0].url if errors else None)
 
 
 def host_order() -> list[str]:

@@ -137,12 +137,6 @@ PROBE_URLS: tuple[str, ...] = (
 )
 PROBE_TIMEOUT_S = 4.0
 
-_URL_RE = re.compile(r"https?://[^\s;'\"]+")
-_OFFLINE_RE = re.compile(
-    r"offline mode and no (?:cached|downloaded) copy|Maillage is offline|offline mode "
-    r"forbids|and Maillage is offline|Maillage est hors ligne|mode hors ligne",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -320,33 +314,41 @@ class FetchResult:
 
 
 def _reason_fr(key: str, exc: BaseException) -> tuple[str, str]:
-    """Status and French message for a source that raised ``exc``."""
+    """Status and French message for a source that raised ``exc``.
+
+    Decided on the error's kind (:attr:`~diagnosis.errors.SourceError.kind`), never on
+    its text; the text is only shown as the detail.
+    """
     info = get_source(key)
-    text = str(exc)
-    m = _URL_RE.search(text)
-    url = m.group(0).rstrip(".,)") if m else info.url
     who = f"{info.title} [{key}]"
-    if _OFFLINE_RE.search(text):
+    kind = getattr(exc, "kind", None) if isinstance(exc, SourceError) else None
+    url = (exc.url if isinstance(exc, SourceError) else None) or info.url
+    text = str(exc)
+    if kind == "offline":
         return "missing-offline", (
             f"{who} : mode hors ligne et aucune copie locale de {url} ; connectez-vous à "
             "internet une fois pour la télécharger."
         )
-    if "truncated" in text:
+    if kind == "truncated":
         return "failed", (
             f"{who} : réponse tronquée depuis {url} (transfert interrompu, deux fois) ; la "
             "connexion ou le service est instable, réessayez plus tard. Ce n'est pas une "
             f"absence d'internet. Détail : {text}"
         )
-    if "overall deadline" in text:
+    if kind == "deadline":
         return "failed", (
             f"{who} : délai global dépassé pour {url} ; le service est trop lent, réessayez "
             f"plus tard. Détail : {text}"
         )
-    if "access token" in text:
+    if kind == "token" or (kind == "http" and isinstance(exc, SourceError)
+                           and exc.status == 401):
         return "failed", (
             f"{who} : {url} demande un jeton d'accès ; demandez-le sur data.gouv.fr "
             f"(« API data·inclusion ») puis définissez la variable {inclusion.TOKEN_ENV}."
         )
+    if isinstance(exc, SourceError) and kind is not None:
+        return "failed", f"{who} : échec de la récupération depuis {url} ({exc.fr}). " \
+                         f"Détail : {text}"
     if isinstance(exc, SourceError):
         return "failed", f"{who} : échec de la récupération depuis {url} ({text})."
     return "failed", (
@@ -728,7 +730,7 @@ def _fetch_locked(
                                   root=root, received_at=attempted_at)
             except Exception as exc:  # one source never blocks the others
                 status = _reason_fr(key, exc)
-                if bounded_by_overall and "overall deadline" in str(exc) or (
+                if bounded_by_overall and getattr(exc, "kind", None) == "deadline" or (
                         end is not None and time.monotonic() >= end
                         and status[0] == "failed"):
                     status = too_late(key, f"arrêtée avant la fin ({status[1]})")

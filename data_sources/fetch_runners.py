@@ -118,8 +118,11 @@ def _run_melodi(run: _Run) -> _Loaded:
     values = needs.drop(columns=["code_insee"])
     if len(failures) == len(insee_melodi.DEFAULT_SERIES) or not values.notna().any().any():
         first = next(iter(failures.values()), "no value for any commune")
+        kinds = set(dict(needs.attrs.get("failure_kinds", {})).values())
         raise SourceError(f"{first} ({len(failures)} series out of "
-                          f"{len(insee_melodi.DEFAULT_SERIES)} failed)")
+                          f"{len(insee_melodi.DEFAULT_SERIES)} failed)",
+                          kind=kinds.pop() if len(kinds) == 1 else None,
+                          source=insee_melodi.MELODI.key)
     note = ("séries en échec : " + " ; ".join(f"{k} ({v})" for k, v in sorted(failures.items()))
             if failures else "")
     return _Loaded(needs, vintage=_melodi_vintage(needs), note=note)

@@ -591,7 +591,7 @@ def fetch_aom_siren(code_insee: str, *, refresh: bool = False) -> str:
         data = _http.fetch_json(f"{API_URL}/aoms/{code_insee}", source="gtfs",
                                 refresh=refresh)
     except SourceError as exc:
-        if "404" in str(exc):
+        if exc.kind == "http" and exc.status == 404:
             return ""
         raise
     return str(data.get("siren") or "") if isinstance(data, dict) else ""
@@ -641,12 +641,6 @@ def feeds_for_territory(catalogue: Sequence[CatalogueFeed], communes: Iterable[s
     return keep
 
 
-def load_catalogue_feed(entry: CatalogueFeed, *, refresh: bool = False) -> GtfsFeed:
-    """Download one GTFS of the catalogue (cached) and parse it."""
-    data = _http.fetch_bytes(entry.url, source="gtfs", refresh=refresh)
-    return parse_gtfs_zip(data, name=entry.title, source=entry.url, licence=entry.licence)
-
-
 def _iso_date(value: Any) -> dt.date | None:
     if not value:
         return None
@@ -654,11 +648,6 @@ def _iso_date(value: Any) -> dt.date | None:
         return dt.date.fromisoformat(str(value)[:10])
     except ValueError:
         return None
-
-
-def study_feeds(paths: Sequence[str | Path], day: dt.date) -> list[PreparedFeed]:
-    """Read and prepare the user's GTFS files for ``day`` (each refused in French)."""
-    return [prepare_feed(read_gtfs(p), day) for p in paths]
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")

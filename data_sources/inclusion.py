@@ -210,8 +210,8 @@ def _token(token: str | None) -> str:
         raise SourceError(
             f"{INCLUSION.key}: the data·inclusion API needs an access token; ask for one on "
             "data.gouv.fr (« API data·inclusion ») and set the environment variable "
-            f"{TOKEN_ENV}, or skip this source."
-        )
+            f"{TOKEN_ENV}, or skip this source.",
+            kind="token", source=INCLUSION.key)
     return tok
 
 

@@ -312,19 +312,6 @@ class _FileTable:
     span: dict[str, int] = field(default_factory=dict)
 
 
-def _parse_number(cell: str) -> float | None:
-    """A number, NaN for a missing cell, or None when the cell is not a number."""
-    v = cell.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
-    if v.casefold() in MISSING_CELLS:
-        return float("nan")
-    if "," in v and "." not in v:
-        v = v.replace(",", ".")
-    try:
-        return float(v)
-    except ValueError:
-        return None
-
-
 def _read_user_file(name: str, raw: bytes) -> _FileTable:
     text = _decode_fr(raw, file=name)
     if not text.strip():
@@ -548,7 +535,6 @@ def _holds_merged_total(own: pd.Series, parts: pd.DataFrame, pop_col: str | None
         return False
     whole = float(own_pop) + float(part_pop.sum())
     return abs(float(own_pop) - reference) < abs(whole - reference)
-
 
 
 def source_fields(imp: InseeImport) -> dict[str, str]:

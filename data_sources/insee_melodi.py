@@ -464,6 +464,7 @@ def load_insee_needs(
     geo = geo_filter(area, vintage=geo_vintage)
     wide = pd.DataFrame({"code_insee": list(area.communes)})
     failures: dict[str, str] = {}
+    kinds: dict[str, str | None] = {}
     cache: dict[tuple[str, tuple[tuple[str, str], ...]], list[dict[str, Any]]] = {}
     for key in series:
         if key not in SERIES:
@@ -480,9 +481,11 @@ def load_insee_needs(
             if errors == "raise":
                 raise
             failures[key] = str(exc)
+            kinds[key] = exc.kind
             logger.warning("insee_melodi: %s", exc)
             continue
         wide = wide.merge(part, on="code_insee", how="left")
     out = validate_needs(finish_needs(wide))
     out.attrs["failures"] = failures
+    out.attrs["failure_kinds"] = kinds  # SourceError.kind of each failed series
     return out

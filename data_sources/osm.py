@@ -198,17 +198,17 @@ def _overpass_guard(response: Any, *args: Any, **kwargs: Any) -> Any:
         if left is not None and left < OVERPASS_RETRY_PAUSE_S:  # no 55 s pause past it
             with contextlib.suppress(Exception):
                 response.close()
-            raise SourceError(
-                f"osm : Overpass a répondu HTTP {response.status_code} (serveur occupé) à "
-                f"{getattr(response, 'url', '?')} and the overall deadline of the source "
-                "leaves no time for osmnx's pause before a retry; retry later."
-            )
+            url = str(getattr(response, "url", "?"))
+            message = (f"osm : Overpass a répondu HTTP {response.status_code} (serveur occupé) "
+                       f"à {url} et le délai global de la source ne laisse pas le temps de la "
+                       "pause d'osmnx avant un nouvel essai ; réessayez plus tard")
+            raise SourceError(message, kind="deadline", source="osm", url=url, fr=message)
         _guard.busy = getattr(_guard, "busy", 0) + 1
         if _guard.busy > OVERPASS_MAX_RETRIES:
-            raise SourceError(
-                f"osm : Overpass a répondu HTTP {response.status_code} (serveur occupé) "
-                f"{_guard.busy} fois à {getattr(response, 'url', '?')} ; réessayez plus tard"
-            )
+            url = str(getattr(response, "url", "?"))
+            message = (f"osm : Overpass a répondu HTTP {response.status_code} (serveur occupé) "
+                       f"{_guard.busy} fois à {url} ; réessayez plus tard")
+            raise SourceError(message, kind="retries", source="osm", url=url, fr=message)
     return response
 
 
@@ -408,7 +408,7 @@ def load_road_graph(
         raise SourceError(
             f"osm : pas de réseau routier ({mode}) en cache pour ce territoire ({path.name}) et "
             "Maillage est hors ligne ; connectez-vous une fois, ou utilisez les temps à vol "
-            "d'oiseau"
+            "d'oiseau", kind="offline", source="osm",
         )
     ox = _ox()
     _http.probe(f"{ox.settings.overpass_url}/status", source="osm")
@@ -420,7 +420,7 @@ def load_road_graph(
         raise SourceError(
             f"osm : le réseau routier ({mode}) n'a pas pu être téléchargé d'Overpass "
             f"({exc!r}) ; vérifiez la connexion et réessayez, ou utilisez les temps à vol "
-            "d'oiseau"
+            "d'oiseau", kind="offline", source="osm",
         ) from exc
     graph = road_graph_from_networkx(_add_travel_times(graph_nx, mode), mode=mode)
     save_road_graph(graph, path)
@@ -771,7 +771,8 @@ def load_osm_facilities(
         if cfg.offline:
             raise SourceError(
                 f"osm : pas de structures en cache pour ce territoire ({path.name}) et Maillage "
-                "est hors ligne ; connectez-vous une fois, ou importez les structures d'un fichier"
+                "est hors ligne ; connectez-vous une fois, ou importez les structures d'un fichier",
+                kind="offline", source="osm",
             )
         try:
             raw = _fetch_features(polygon, refresh=refresh or stale)

@@ -64,8 +64,97 @@ class InputError(MaillageError, ValueError):
     """Bad input from the user or the caller (argument, file, row, field)."""
 
 
+#: Short French motive of a failed source, by :attr:`SourceError.kind`.
+SOURCE_FAILURES_FR: dict[str, str] = {
+    "offline": "mode hors ligne et aucune copie locale",
+    "unreachable": "service injoignable",
+    "timeout": "délai de réponse dépassé",
+    "retries": "le service refuse les requêtes (nouvelles tentatives épuisées)",
+    "http": "réponse HTTP {status}",
+    "too_large": "réponse trop volumineuse",
+    "truncated": "transfert interrompu",
+    "html": "page HTML reçue au lieu des données",
+    "unusable": "réponse inutilisable",
+    "deadline": "délai global dépassé",
+    "disk": "disque plein ou quota atteint",
+    "blocked": "adresse refusée",
+    "token": "jeton d'accès manquant ou refusé",
+}
+
+#: What to do, by :attr:`SourceError.kind` (appended to the French message).
+_SOURCE_HINTS_FR: dict[str, str] = {
+    "offline": "connectez-vous à internet une fois pour la télécharger, ou travaillez sur "
+               "la démonstration",
+    "unreachable": "vérifiez la connexion à internet et réessayez plus tard",
+    "timeout": "le service est lent : réessayez plus tard",
+    "retries": "réessayez plus tard",
+    "too_large": "le service a envoyé bien plus que prévu : signalez-le",
+    "truncated": "la connexion ou le service est instable : réessayez plus tard",
+    "html": "le service est peut-être en maintenance : réessayez plus tard",
+    "unusable": "le service est peut-être en panne ou son format a changé : réessayez plus "
+                "tard ou signalez-le",
+    "deadline": "le service est trop lent : réessayez plus tard",
+    "disk": "libérez de la place sur le disque puis réessayez",
+    "token": "demandez un jeton d'accès au service et indiquez-le dans sa variable "
+             "d'environnement",
+}
+
+
 class SourceError(MaillageError, RuntimeError):
-    """A data source failed or returned something unusable."""
+    """A data source failed or returned something unusable.
+
+    Besides the fields of :class:`MaillageError`, a source error says what failed, so
+    that callers decide and render without reading the text:
+
+    Attributes
+    ----------
+    kind
+        A key of :data:`SOURCE_FAILURES_FR` (``"timeout"``, ``"http"``, ``"html"``…), or
+        ``None`` for an error of another sort.
+    source
+        The source's key (``"caf_txcouv"``).
+    url
+        The address that failed.
+    status
+        The HTTP status, for ``kind="http"``.
+
+    Examples
+    --------
+    >>> e = SourceError("caf: HTTP 503 from https://x", kind="http", status=503,
+    ...                 source="caf", url="https://x")
+    >>> e.motive_fr
+    'réponse HTTP 503'
+    >>> e.fr
+    'caf : réponse HTTP 503 (https://x) ; réessayez plus tard'
+    """
+
+    def __init__(self, message: str = "", *, kind: str | None = None,
+                 source: str | None = None, url: str | None = None,
+                 status: int | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        if kind is not None and kind not in SOURCE_FAILURES_FR:
+            raise ValueError(f"unknown source failure kind {kind!r}")
+        self.kind = kind
+        self.source = source
+        self.url = url
+        self.status = status
+
+    @property
+    def motive_fr(self) -> str:
+        """The short French motive (« réponse HTTP 503 »), « réponse inutilisable » if unknown."""
+        if self.kind is None:
+            return SOURCE_FAILURES_FR["unusable"]
+        return SOURCE_FAILURES_FR[self.kind].format(status=self.status)
+
+    @property
+    def fr(self) -> str:
+        """The French message: the raiser's own, else built from the kind."""
+        if self.fr_message or self.kind is None:
+            return super().fr
+        where = f" ({self.url})" if self.url else ""
+        who = f"{self.source} : " if self.source else ""
+        hint = _SOURCE_HINTS_FR.get(self.kind, "réessayez plus tard")
+        return f"{who}{self.motive_fr}{where} ; {hint}"
 
 
 class MissingDataError(MaillageError, LookupError):

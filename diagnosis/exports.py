@@ -125,22 +125,6 @@ _DICTIONARY_DOC: dict[str, tuple[str, str]] = {
 # --------------------------------------------------------------------------------------
 
 
-def describe_column(layer: str, column: str) -> tuple[str, str]:
-    """French description and unit of a column (by code) of an export layer.
-
-    Examples
-    --------
-    >>> describe_column("communes_indicateurs", "dist_m_pmi")[1]
-    'm'
-    >>> describe_column("structures_pmi", "capacity")[1]
-    'places'
-    """
-    if layer == "dictionnaire" and column in _DICTIONARY_DOC:
-        return _DICTIONARY_DOC[column]
-    spec = column_spec(layer, column)
-    return spec.description, spec.unit
-
-
 def layers_data_years(layers: Mapping[str, pd.DataFrame]) -> dict[str, int]:
     """Years of the INSEE figures of an export, from its communes layer's year columns."""
     com = layers.get("communes_indicateurs")
@@ -176,16 +160,6 @@ def column_dictionary(layers: Mapping[str, pd.DataFrame], *, year: str = "",
         rows.append({"couche": "dictionnaire", "colonne": col, "code": col,
                      "description": desc, "unite": unit, "source": "Maillage", "annee": ""})
     return pd.DataFrame(rows, columns=list(DICTIONARY_COLUMNS))
-
-
-def french_layers(layers: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The layers as written in the files: French labels, French values, rounded values.
-
-    The ``dictionnaire`` is already French and is kept as it is.
-    """
-    years = layers_data_years(layers)
-    return {name: df if name == "dictionnaire" else french_layer(name, df, data_years=years)
-            for name, df in layers.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -261,7 +235,6 @@ def result_frames(result: Any) -> dict[str, pd.DataFrame]:
         scalars = {k: x for k, x in result.items() if isinstance(x, str | int | float | bool)}
         frames[""] = pd.DataFrame({"indicateur": list(scalars), "valeur": list(scalars.values())})
     return frames
-
 
 
 def _with_commune_geometry(df: pd.DataFrame, communes: gpd.GeoDataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ guides/diagnostic.md : the steps of a diagnosis, the federation's view.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import folium
 import geopandas as gpd
@@ -26,7 +26,7 @@ from diagnosis.errors import InputError
 from diagnosis.formatting import fr_number, fr_percent
 from diagnosis.needs import data_years, year_of
 from diagnosis.overview import Overview
-from diagnosis.schema import FACILITY_TYPES, facility_label
+from diagnosis.schema import facility_label
 from diagnosis.settings import FRANCE_METRO_BBOX, WGS84
 
 MAISON = "maison_1000_jours"
@@ -237,6 +237,3 @@ def groups_of(communes: pd.DataFrame, by: str) -> dict[str, str]:
     return dict(zip(communes.loc[ok, "code_insee"].astype(str), codes[ok], strict=True))
 
 
-def facility_types_present(table: pd.DataFrame) -> Sequence[str]:
-    """Facility types with a count column in a national table (schema order)."""
-    return [t for t in FACILITY_TYPES if f"n_{t}" in table]

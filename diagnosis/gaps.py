@@ -144,39 +144,6 @@ def priority_weights(weights: Mapping[str, float] | None = None) -> dict[str, fl
     return {k: merged[k] / total for k in PRIORITY_FACTORS}
 
 
-def share_of_max(values: Any) -> np.ndarray:
-    """Values divided by their largest value (NaN kept; all zeros stay 0).
-
-    Examples
-    --------
-    >>> share_of_max([0, 50, 200, np.nan]).tolist()
-    [0.0, 0.25, 1.0, nan]
-    """
-    v = np.asarray(values, dtype=float)
-    known = ~np.isnan(v)
-    top = float(v[known].max()) if known.any() else 0.0
-    if top <= 0:
-        return np.where(known, 0.0, np.nan)
-    return v / top
-
-
-def percentile_rank(values: Any) -> np.ndarray:
-    """Rank scaled to [0, 1] among known values (ties averaged; one value -> 0.5).
-
-    Examples
-    --------
-    >>> percentile_rank([10.0, 30.0, 20.0, np.nan, 30.0]).tolist()
-    [0.0, 0.8333333333333334, 0.3333333333333333, nan, 0.8333333333333334]
-    >>> percentile_rank([7.0]).tolist()
-    [0.5]
-    """
-    s = pd.Series(np.asarray(values, dtype=float))
-    n = int(s.notna().sum())
-    if n <= 1:
-        return np.where(s.notna(), 0.5, np.nan)
-    return ((s.rank(method="average") - 1) / (n - 1)).to_numpy(dtype=float)
-
-
 def relative_to_mean(values: Any, births: Any, *, cap: float = MULTIPLIER_CAP) -> np.ndarray:
     """Values divided by their births-weighted mean, capped (NaN kept; mean 0 gives 1).
 

@@ -14,7 +14,7 @@ import pandas as pd
 from data_sources.registry import covered_types
 from data_sources.workspace import load_workspace
 from diagnosis.overview import compute_overview, facility_coverage, offer_table
-from diagnosis.report.synthesis import _key_findings
+from diagnosis.report.synthesis import _findings
 
 
 def test_demo_synthesis_names_no_type_absent_without_a_covering_source():
@@ -22,12 +22,13 @@ def test_demo_synthesis_names_no_type_absent_without_a_covering_source():
     ov = compute_overview(ws.territory, ws.communes, ws.facilities, sources=ws.sources)
     cov = ov.summary["coverage"]
     assert all(v["status"] != "complete" for t, v in cov.items() if t != "mairie")
-    _, _, findings = _key_findings(ov, "5 km")
+    findings, unknown = _findings(ov, access=None, gaps=None, cohorts=None)
     text = " ".join(findings)
     assert "Aucune structure dans le territoire" not in text
     missing = [t for t, f in ov.summary["facilities"].items() if f["count"] == 0]
     assert missing, "the demo EPCI lacks some types in the partial directory"
-    assert "Offre non connue dans le territoire" in text or "Offre inconnue" in text
+    assert "Offre non connue (aucune source complète chargée : ce n'est pas une absence)" in text
+    assert unknown  # the page's « cannot say » then names the unknown offer
     table = offer_table(ov).set_index("Type")
     assert set(table["Offre connue"]) <= {"partielle", "inconnue"}
 
@@ -38,9 +39,9 @@ def test_a_covering_source_makes_absence_a_finding():
     sources = [*ws.sources, {"key": "finess", "title": "FINESS", "covers": "pmi"}]
     ov = compute_overview(ws.territory, ws.communes, fac, sources=sources)
     assert ov.summary["coverage"]["pmi"]["status"] == "complete"
-    _, _, findings = _key_findings(ov, "5 km")
+    findings, _ = _findings(ov, access=None, gaps=None, cohorts=None)
     first = next(f for f in findings if f.startswith("Aucune structure dans le territoire"))
-    assert "Centres de PMI" in first
+    assert "centres de PMI" in first
 
 
 def test_coverage_registry_and_statuses():

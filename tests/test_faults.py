@@ -334,7 +334,7 @@ def test_osmnx_overpass_429_stops_at_the_source_deadline(server, monkeypatch):
     monkeypatch.setattr(ox._overpass.time, "sleep", pauses.append)
     with _http.source_deadline(30, source="osm"), pytest.raises(SourceError) as info:
         osm._fetch_features(box(-2.10, 47.43, -2.08, 47.44), refresh=True)
-    assert "overall deadline" in str(info.value)
+    assert info.value.kind == "deadline" and "délai global" in str(info.value)
     assert server.hits["/api/interpreter"] == 1 and not [p for p in pauses if p >= 50]
     status, message = fetch._reason_fr("osm", info.value)
     assert status == "failed" and "délai global dépassé" in message

@@ -126,7 +126,8 @@ def _fake_loaders(monkeypatch, *, fail=()):
                        ["code_insee", "name", "epci_code", "dep_code", "geometry"]]
 
     def boom(*a, **kw):
-        raise SourceError("finess: HTTP 503 from https://example.test/finess: ''")
+        raise SourceError("finess: HTTP 503 from https://example.test/finess: ''", kind="http",
+                          status=503, source="finess", url="https://example.test/finess")
 
     def table(source):
         rec = {"type": "pmi", "name": f"PMI {source}", "code_insee": "44129", "source": source,
@@ -279,7 +280,8 @@ def test_offline_is_detected_once_in_parallel_and_fast(monkeypatch):
     def dead(url, *, source, timeout_s):
         calls.append(url)
         time.sleep(0.3)  # a host that does not answer within its timeout
-        raise SourceError(f"{source}: {url} does not answer (ConnectTimeout)")
+        raise SourceError(f"{source}: {url} does not answer (ConnectTimeout)",
+                          kind="unreachable", source=source, url=url)
 
     monkeypatch.setattr(_http, "probe", dead)
     start = time.monotonic()

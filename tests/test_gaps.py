@@ -23,7 +23,6 @@ from diagnosis.gaps import (
     compute_gaps,
     compute_priority,
     find_white_zones,
-    percentile_rank,
     priority_weights,
 )
 from diagnosis.schema import NEEDS_COLUMNS
@@ -193,11 +192,6 @@ def test_bad_arguments(access, communes):
     dup = pd.concat([communes, communes.iloc[[0]]])
     with pytest.raises(InputError, match="duplicate code_insee"):
         compute_priority(dup, access)
-
-
-def test_percentile_rank_ignores_missing_values():
-    r = percentile_rank([3.0, np.nan, 1.0, 2.0])
-    assert r[0] == 1.0 and r[2] == 0.0 and r[3] == 0.5 and np.isnan(r[1])
 
 
 # --- national scale on the shipped communes ----------------------------------------------

@@ -288,3 +288,24 @@ def test_json_body_with_bom():
     responses.get(URL, body=b"\xef\xbb\xbf" + json.dumps({"x": 1}).encode(),
                   content_type="application/json")
     assert _http.fetch_json(URL, source="demo") == {"x": 1}
+
+
+def test_a_failure_is_told_from_its_kind_never_from_its_words():
+    """Issue 19.6: no message parsed back with a regex. The HTTP layer's errors carry
+    their kind, status, source and address; the motive and the ledger's status follow
+    them even when the English text says something else."""
+    from data_sources import fetch
+    from data_sources._http import motive_fr
+
+    misleading = SourceError("finess: HTTP 503 from https://x; offline mode and no cached copy",
+                             kind="timeout", source="finess", url="https://x")
+    assert motive_fr(misleading) == "délai de réponse dépassé"
+    status, message = fetch._reason_fr("finess", misleading)
+    assert status == "failed" and "délai de réponse dépassé (https://x)" in message
+    offline = SourceError("whatever words", kind="offline", source="finess", url="https://y")
+    assert fetch._reason_fr("finess", offline)[0] == "missing-offline"
+    http = SourceError("x", kind="http", status=404, source="gtfs", url="https://z")
+    assert http.fr == "gtfs : réponse HTTP 404 (https://z) ; réessayez plus tard"
+    assert motive_fr(ValueError("HTTP 500")) == "réponse inutilisable"
+    with pytest.raises(ValueError, match="unknown source failure kind"):
+        SourceError("x", kind="HTTP 503")

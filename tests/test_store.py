@@ -328,8 +328,9 @@ def test_fetch_writes_store_ledger_and_merges(area, loaders):
 
 def test_one_source_failing_does_not_block_the_others(area, loaders):
     loaders["finess"] = RuntimeError("boom")
-    loaders["data_inclusion"] = SourceError(
-        "data_inclusion: the data·inclusion API needs an access token; ask for one")
+    loaders["data_inclusion"] = SourceError(  # as data_sources.inclusion raises it
+        "data_inclusion: the data·inclusion API needs an access token; ask for one",
+        kind="token", source="data_inclusion")
     result = fetch.fetch_territory(area)
     out = by_key(result)
     assert out["finess"].status == "failed"
@@ -351,7 +352,9 @@ def test_one_source_failing_does_not_block_the_others(area, loaders):
 def test_failed_source_keeps_the_data_of_an_earlier_fetch(area, loaders):
     first = fetch.fetch_territory(area)
     before = store.read_store(area)
-    loaders["finess"] = SourceError(f"finess: HTTP 503 from {finess.DATASET_API_URL}: ''")
+    loaders["finess"] = SourceError(f"finess: HTTP 503 from {finess.DATASET_API_URL}: ''",
+                                    kind="http", status=503, source="finess",
+                                    url=finess.DATASET_API_URL)
     second = fetch.fetch_territory(area)
     out = by_key(second)
     assert out["finess"].status == "failed" and out["finess"].kept_previous
@@ -379,7 +382,9 @@ def test_only_selected_sources_run_and_others_keep_their_rows(area, loaders):
 
 
 def test_needs_failing_for_a_demo_territory_keeps_the_demo_communes(area, loaders):
-    loaders["insee_melodi"] = SourceError("insee_melodi: HTTP 500 from https://api.insee.fr/x")
+    loaders["insee_melodi"] = SourceError("insee_melodi: HTTP 500 from https://api.insee.fr/x",
+                                          kind="http", status=500, source="insee_melodi",
+                                          url="https://api.insee.fr/x")
     result = fetch.fetch_territory(area)
     assert not result.communes_stored and result.facilities_stored and result.usable
     got = store.read_store(area)
@@ -436,8 +441,9 @@ def test_outside_the_demo_nothing_usable_when_everything_fails():
 
 
 def test_workspace_uses_the_store_when_present(area, loaders):
-    loaders["data_inclusion"] = SourceError(
-        "data_inclusion: offline mode and no cached copy of https://api.data.inclusion.gouv.fr/x;")
+    loaders["data_inclusion"] = SourceError(  # as data_sources._http raises it
+        "data_inclusion: offline mode and no cached copy of https://api.data.inclusion.gouv.fr/x;",
+        kind="offline", source="data_inclusion", url="https://api.data.inclusion.gouv.fr/x")
     fetch.fetch_territory(area)
     ws = load_workspace(EPCI)
     assert ws.origin == "store"

@@ -176,7 +176,6 @@ def test_cutoff_is_inclusive_and_beyond_is_inf_and_counted():
     assert tt.minutes.tolist() == [[1.0, 2.0, np.inf]]
     assert tt.n_beyond_cutoff == 1
     assert tt.n_disconnected == 0 and tt.n_flagged_pairs == 0
-    assert tt.n_unreachable == 1
 
 
 def test_disconnected_pieces_give_inf_and_are_counted():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import folium
 import geopandas as gpd
@@ -36,6 +36,9 @@ from diagnosis.schema import (
 )
 from diagnosis.settings import WGS84
 
+if TYPE_CHECKING:
+    from diagnosis.accessibility import AccessIndicators
+
 
 def access_classes(max_minutes: float) -> list[tuple[float, str]]:
     """Upper bounds and French labels of the time classes for a threshold T.
@@ -55,7 +58,7 @@ def access_classes(max_minutes: float) -> list[tuple[float, str]]:
 
 @_map_builder
 def build_access_map(
-    access: Any,
+    access: AccessIndicators,
     communes: gpd.GeoDataFrame,
     facility_type: str,
     *,
@@ -148,7 +151,7 @@ def build_access_map(
     return _finish(m, bounds, legend, attribution)
 
 
-def _engine_note(access: Any) -> str:
+def _engine_note(access: AccessIndicators) -> str:
     engine = ""
     summary = getattr(access, "summary", None)
     if summary is not None and "engine" in summary and len(summary):

@@ -8,7 +8,7 @@ never as template source; the rank numbers are integers written by us.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import folium
 import geopandas as gpd
@@ -26,6 +26,10 @@ from diagnosis.maps._analysis import (
 from diagnosis.maps._common import _FACILITY_PANE, _esc, _map_builder
 from diagnosis.settings import FRANCE_METRO_BBOX, WGS84
 
+if TYPE_CHECKING:
+    from diagnosis.plan import NationalPlan
+
+
 #: Colours of the plan's map (the same as the PDF's static map).
 NEW_COLOR = "#d95f0e"
 EXISTING_COLOR = "#2c7fb8"
@@ -34,7 +38,7 @@ OWN_ANSWER_COLOR = "#fdae6b"
 MAX_RANK_LABELS = 100
 
 
-def _points(frame: Any) -> gpd.GeoDataFrame:
+def _points(frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
     if frame is None or not len(frame):
         return gpd.GeoDataFrame(geometry=[], crs=WGS84)
     out = frame.to_crs(WGS84) if frame.crs is not None else frame.set_crs(WGS84)
@@ -63,7 +67,7 @@ def _existing_tip(row: dict[str, Any]) -> str:
 
 
 @_map_builder
-def build_plan_map(plan: Any, *, tiles: str | None = "OpenStreetMap") -> folium.Map:
+def build_plan_map(plan: NationalPlan, *, tiles: str | None = "OpenStreetMap") -> folium.Map:
     """Map of a :class:`~diagnosis.plan.NationalPlan`: existing and new Maisons.
 
     Parameters

@@ -9,7 +9,7 @@ and the peer groups' pace. Nothing here is a new computation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -17,9 +17,17 @@ from diagnosis.formatting import fr_number
 from diagnosis.report._base import _section, _table, _types
 from diagnosis.schema import facility_label
 
+if TYPE_CHECKING:
+    from diagnosis.analyses import PartnerTables
+    from diagnosis.cohorts import CohortPlan
+    from diagnosis.context import TerritoryContext
+    from diagnosis.overview import Overview
+    from diagnosis.siting import SitingResult
 
-def action_section(overview: Any, *, partners: Any = None, siting: Any = None,
-                   cohorts: Any = None, territory_context: Any = None) -> dict[str, Any]:
+
+def action_section(overview: Overview, *, partners: PartnerTables | None = None,
+                   siting: SitingResult | None = None, cohorts: CohortPlan | None = None,
+                   territory_context: TerritoryContext | None = None) -> dict[str, Any]:
     """The action plan as a table: action, with whom, when, from which finding.
 
     Examples

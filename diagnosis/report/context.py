@@ -10,10 +10,14 @@ quartiers prioritaires and the families living in them. Every figure not loaded 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diagnosis.formatting import fr_number
 from diagnosis.report._base import _cell_text, _section, _table
+
+if TYPE_CHECKING:
+    from diagnosis.context import TerritoryContext
+
 
 #: What to load for each finding (French).
 TO_LOAD = {
@@ -32,7 +36,7 @@ def _known(value: Any) -> bool:
         return False
 
 
-def context_section(context: Any) -> dict[str, Any]:
+def context_section(context: TerritoryContext | None) -> dict[str, Any]:
     """The section (paragraphs and tables) of a :class:`~diagnosis.context.TerritoryContext`.
 
     ``context`` may be ``None`` (nothing computed): every finding then reads « non connu ».

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diagnosis.formatting import fr_number, fr_percent
 from diagnosis.needs import period_label, year_of
@@ -13,9 +13,16 @@ from diagnosis.schema import (
     facility_label,
 )
 
+if TYPE_CHECKING:
+    from diagnosis.accessibility import AccessIndicators
+    from diagnosis.cohorts import CohortPlan
+    from diagnosis.gaps import GapsResult
+    from diagnosis.siting import SitingResult
 
-def _method_part(threshold_label: str, *, access: Any = None, gaps: Any = None,
-                 siting: Any = None, cohorts: Any = None,
+
+def _method_part(threshold_label: str, *, access: AccessIndicators | None = None,
+                 gaps: GapsResult | None = None, siting: SitingResult | None = None,
+                 cohorts: CohortPlan | None = None,
                  years: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """The method annex: the substance of the method guides, with this report's values.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
@@ -40,6 +40,17 @@ from diagnosis.static_maps import (
     format_length_fr,
 )
 
+if TYPE_CHECKING:
+    from diagnosis.accessibility import AccessIndicators
+    from diagnosis.analyses import PartnerTables
+    from diagnosis.cohorts import CohortPlan
+    from diagnosis.context import TerritoryContext
+    from diagnosis.gaps import GapsResult
+    from diagnosis.offer_levels import OfferLevels
+    from diagnosis.siting import SitingResult
+    from diagnosis.travel.compare import ModeComparison
+
+
 # --------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------
@@ -56,21 +67,21 @@ def _template() -> Any:
 def render_report_html(
     overview: Overview,
     *,
-    access: Any = None,
-    gaps: Any = None,
-    siting: Any = None,
+    access: AccessIndicators | None = None,
+    gaps: GapsResult | None = None,
+    siting: SitingResult | None = None,
     scenarios: pd.DataFrame | None = None,
-    partners: Any = None,
-    cohorts: Any = None,
+    partners: PartnerTables | None = None,
+    cohorts: CohortPlan | None = None,
     comparison: pd.DataFrame | None = None,
     site: Site | None = None,
     context: gpd.GeoDataFrame | None = None,
     meta: ReportMeta | None = None,
     progress: Progress | None = None,
     catchment: Catchment | None = None,
-    modes: Any = None,
-    territory_context: Any = None,
-    offer_levels: Any = None,
+    modes: ModeComparison | None = None,
+    territory_context: TerritoryContext | None = None,
+    offer_levels: OfferLevels | None = None,
     base_layers: gpd.GeoDataFrame | None = None,
 ) -> str:
     """Render the diagnosis report as one self-contained HTML document (French).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -39,10 +39,19 @@ from diagnosis.static_maps import (
     render_points_map,
 )
 
+if TYPE_CHECKING:
+    from diagnosis.accessibility import AccessIndicators
+    from diagnosis.analyses import PartnerTables
+    from diagnosis.cohorts import CohortPlan
+    from diagnosis.gaps import GapsResult
+    from diagnosis.siting import SitingResult
+    from diagnosis.travel.compare import ModeComparison
 
-def _gaps_section(gaps: Any, *, communes: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None,
-                  attribution: str, reason_missing: str,
-                  base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
+
+def _gaps_section(gaps: GapsResult | None, *, communes: gpd.GeoDataFrame,
+                  context: gpd.GeoDataFrame | None, attribution: str,
+                  reason_missing: str, base: gpd.GeoDataFrame | None = None
+                  ) -> dict[str, Any]:
     layers = getattr(gaps, "layers", None)
     summary = getattr(gaps, "summary", None)
     priority = layers.get("priority") if isinstance(layers, Mapping) else None
@@ -109,7 +118,7 @@ _SCENARIO_ROWS_LEFT_OUT = ("Sites recommandés", "Temps de calcul (s)")
 MAX_REASON_CHARS = 2_000
 
 
-def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
+def _siting_section(siting: SitingResult | None, scenarios: pd.DataFrame | None, *,
                     communes: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None,
                     attribution: str, reason_missing: str,
                     base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
@@ -166,7 +175,7 @@ def _siting_section(siting: Any, scenarios: pd.DataFrame | None, *,
     return _section(computed=True, paragraphs=paras, tables=tables, figures=figures)
 
 
-def _partners_section(partners: Any, *, reason_missing: str) -> dict[str, Any]:
+def _partners_section(partners: PartnerTables | None, *, reason_missing: str) -> dict[str, Any]:
     layers = getattr(partners, "layers", None)
     if partners is None or not isinstance(layers, Mapping):
         return _section(computed=partners is not None, reason=reason_missing,
@@ -221,7 +230,7 @@ def _partners_section(partners: Any, *, reason_missing: str) -> dict[str, Any]:
     return _section(computed=True, tables=tables)
 
 
-def _cohorts_section(cohorts: Any, *, reason_missing: str) -> dict[str, Any]:
+def _cohorts_section(cohorts: CohortPlan | None, *, reason_missing: str) -> dict[str, Any]:
     if cohorts is None or not hasattr(cohorts, "to_frame"):
         return _generic_section(cohorts, reason_missing=reason_missing,
                                 communes=gpd.GeoDataFrame(), context=None, attribution="")
@@ -263,10 +272,10 @@ def _cohorts_section(cohorts: Any, *, reason_missing: str) -> dict[str, Any]:
     return _section(computed=True, paragraphs=paras, tables=[table])
 
 
-def _with_modes(section: dict[str, Any], modes: Any) -> dict[str, Any]:
+def _with_modes(section: dict[str, Any], modes: ModeComparison | None) -> dict[str, Any]:
     """Add the car / pushchair / transit comparison of the same sites to a section."""
     table = getattr(modes, "table", None)
-    if not isinstance(table, pd.DataFrame) or table.empty:
+    if modes is None or not isinstance(table, pd.DataFrame) or table.empty:
         return section
     rows = [[str(r["site"]), str(r["mode"]), fr_number(r["births_within"]),
              fr_percent(r["share_births_within"]), fr_number(r["communes_within"]),
@@ -288,7 +297,7 @@ def _with_modes(section: dict[str, Any], modes: Any) -> dict[str, Any]:
     return out
 
 
-def _access_section(access: Any, *, threshold_label: str) -> dict[str, Any]:
+def _access_section(access: AccessIndicators | None, *, threshold_label: str) -> dict[str, Any]:
     if access is None:
         return _section(computed=False, reason=(
             "Les temps de trajet par la route et l'indicateur d'accessibilité (E2SFCA) n'ont "

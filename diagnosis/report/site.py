@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
@@ -19,8 +19,11 @@ from diagnosis.schema import (
 )
 from diagnosis.settings import METRIC_CRS
 
+if TYPE_CHECKING:
+    from diagnosis.siting import SitingResult
 
-def _site_part(site: Site, overview: Overview, siting: Any, threshold_label: str,
+
+def _site_part(site: Site, overview: Overview, siting: SitingResult | None, threshold_label: str,
                catchment: Catchment | None = None) -> dict[str, Any]:
     com = overview.layers["communes"]
     births_col = str(overview.params.get("births_col", "births_2024"))

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from diagnosis.formatting import fr_known, fr_number, fr_out_of, fr_percent
+from diagnosis.formatting import fr_number, fr_out_of, fr_percent
 from diagnosis.needs import period_label, year_of
 from diagnosis.overview import Overview
 from diagnosis.report._base import (
     _NA,
-    _loaded_anywhere,
     _lower_first,
     _names,
     _shorten,
-    _table,
     _types,
 )
 from diagnosis.schema import (
@@ -24,113 +22,24 @@ from diagnosis.schema import (
     facility_label,
 )
 
+if TYPE_CHECKING:
+    from diagnosis.accessibility import AccessIndicators
+    from diagnosis.analyses import PartnerTables
+    from diagnosis.cohorts import CohortPlan
+    from diagnosis.gaps import GapsResult
+    from diagnosis.siting import SitingResult
+
+
 # --------------------------------------------------------------------------------------
 # Parts of the report
 # --------------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-def _years(summary: Any) -> tuple[int, int, str]:
+def _years(summary: Mapping[str, Any]) -> tuple[int, int, str]:
     """Years of the births, the population and the births period, from the files read."""
     years = summary.get("data_years")
     return (year_of(years, "births_2024"), year_of(years, "population_2022"),
             period_label(years))
-
-
-def _key_findings(overview: Overview, threshold_label: str) -> tuple[list[dict[str, str]],
-                                                                     dict[str, Any],
-                                                                     list[str]]:
-    s = overview.summary
-    yb, yp, period = _years(s)
-    n = int(s["n_communes"])
-    cards = [
-        {"value": fr_number(s.get("births_2024")), "label": f"naissances domiciliées en {yb}"
-         + fr_out_of(int(s.get("n_communes_births_known", n)),
-                     int(s.get("n_communes_total", n)))},
-        {"value": fr_number(s.get("births_mean_2016_2021")),
-         "label": f"naissances par an en moyenne {period}"},
-        {"value": "≈ " + fr_number(s.get("under3_estimate")),
-         "label": f"enfants de moins de 3 ans — ESTIMATION (3 × naissances {yb}), pas un "
-                  "comptage"},
-        {"value": fr_number(s.get("population_2022")), "label": f"habitants en {yp}"},
-        {"value": fr_number(n), "label": "communes" + (
-            f" (+ {s['n_communes_missing']} sans données)" if s.get("n_communes_missing")
-            else "")},
-        {"value": threshold_label, "label": "seuil de proximité (à vol d'oiseau depuis la "
-                                            "mairie)"},
-    ]
-    rows, findings = [], []
-    names = _names(overview.layers["communes"])
-    absent, unknown, partial, not_found = [], [], [], []
-    coverage = s.get("coverage", {})
-    for t in _types(overview):
-        f = s["facilities"][t]
-        w = s["births_within_threshold"][t]
-        without = s["communes_without"][t]
-        loaded = _loaded_anywhere(overview, t)
-        complete = coverage.get(t, {}).get("status") == "complete"
-        st = str(f.get("status", "unknown"))
-        rows.append([facility_label(t, plural=True), fr_known(f["count"], status=st,
-                                                              feminine=True),
-                     fr_number(f["places_known"]),
-                     f"{fr_known(len(without), status=st, bound='upper', total=n)} / {n}",
-                     fr_known(w["births"], status=st, feminine=True),
-                     fr_known(w["share"], status=st, percent=True, feminine=True)])
-        if not loaded and not complete:
-            unknown.append(facility_label(t, plural=True))
-        elif f["count"] == 0 and complete:
-            absent.append(f"{facility_label(t, plural=True)} ({fr_percent(w['share'])})")
-        elif f["count"] == 0:
-            not_found.append(facility_label(t, plural=True))
-        elif len(without) and n > 1:
-            listed = ", ".join(names.get(c, c) for c in without[:4])
-            more = f" et {len(without) - 4} autres" if len(without) > 4 else ""
-            partial.append(f"{facility_label(t, plural=True)} : {f['count']} dans le "
-                           f"territoire, {len(without)} commune(s) sur {n} sans ({listed}{more})"
-                           f", {fr_percent(w['share'])} des naissances à portée.")
-    if absent:
-        findings.append("Aucune structure dans le territoire (selon les sources qui les "
-                        "recensent toutes) : " + ", ".join(absent) +
-                        f" — entre parenthèses, la part des naissances {yb} à {threshold_label} "
-                        "ou moins d'une structure voisine.")
-    findings.extend(partial[:5])
-    if len(partial) > 5:
-        findings.append(f"… et {len(partial) - 5} autre(s) type(s) : voir la partie 3.")
-    if not_found:
-        findings.append("Offre non connue dans le territoire (aucune source chargée ne les "
-                        "recense toutes ; les données chargées n'en placent aucune ici, ce qui "
-                        "ne veut pas dire qu'il n'y en a pas) : " + ", ".join(not_found)
-                        + ". Importez un fichier de structures ou mettez à jour les sources "
-                        "(FINESS pour les PMI, BPE pour les crèches, relais, LAEP…).")
-    if unknown:
-        findings.append("Offre inconnue (aucune structure chargée, ni dans le territoire ni "
-                        "autour ; pas forcément absente) : " + ", ".join(unknown) + ".")
-    approx = sum(int(s["facilities"][t]["at_commune_precision"]) for t in _types(overview))
-    total = sum(int(s["facilities"][t]["count"]) for t in _types(overview))
-    if approx:
-        findings.append(f"{approx} structure(s) sur {total} sont placées à la mairie de leur "
-                        "commune (position approximative) : les distances sont indicatives.")
-    if s.get("n_communes_missing"):
-        findings.append(f"{s['n_communes_missing']} commune(s) du territoire n'ont pas de "
-                        "données chargées : les chiffres ne couvrent que les autres.")
-    table = _table(["Type de structure", "Dans le territoire", "Places connues",
-                    "Communes sans", f"Naissances à ≤ {threshold_label}", "Part des naissances"],
-                   rows, numeric=[False, True, True, True, True, True],
-                   title="Offre et proximité par type de structure",
-                   widths=[30, 13, 13, 13, 16, 15],
-                   note=("« Places connues » : somme des capacités publiées (— : aucune "
-                         "connue). « Communes sans » : communes sans structure du type sur "
-                         f"leur sol. Naissances à portée : naissances {yb} des communes dont "
-                         f"la mairie est à {threshold_label} ou moins (à vol d'oiseau) d'une "
-                         "structure du type, dans ou hors du territoire."))
-    return cards, table, findings
-
-
 
 
 def _share_of(summary: pd.DataFrame, typ: str) -> float | None:
@@ -161,8 +70,9 @@ def fr_short(value: Any) -> str:
     return fr_number(v, decimals=0 if v.is_integer() else 1)
 
 
-def _synthesis(overview: Overview, *, access: Any, gaps: Any, siting: Any, partners: Any,
-               cohorts: Any, threshold_label: str) -> dict[str, Any]:
+def _synthesis(overview: Overview, *, access: AccessIndicators | None, gaps: GapsResult | None,
+               siting: SitingResult | None, partners: PartnerTables | None,
+               cohorts: CohortPlan | None, threshold_label: str) -> dict[str, Any]:
     """Page 1: the territory in five figures, findings, sites, partners, next steps, limits."""
     findings, unknown = _findings(overview, access=access, gaps=gaps, cohorts=cohorts)
     sites = _recommended_sites(siting, _names(overview.layers["communes"]))
@@ -200,8 +110,8 @@ def _cards(overview: Overview) -> list[dict[str, str]]:
     ]
 
 
-def _findings(overview: Overview, *, access: Any, gaps: Any,
-              cohorts: Any) -> tuple[list[str], list[str]]:
+def _findings(overview: Overview, *, access: AccessIndicators | None, gaps: GapsResult | None,
+              cohorts: CohortPlan | None) -> tuple[list[str], list[str]]:
     """At most five findings, and the types whose offer is not known (not an absence)."""
     s = overview.summary
     yb, _yp, period = _years(s)
@@ -271,7 +181,8 @@ def _findings(overview: Overview, *, access: Any, gaps: Any,
     return findings, unknown
 
 
-def _recommended_sites(siting: Any, commune_names: Mapping[str, str]) -> list[dict[str, str]]:
+def _recommended_sites(siting: SitingResult | None,
+                       commune_names: Mapping[str, str]) -> list[dict[str, str]]:
     """The first three recommended sites: name, where, why."""
     sites: list[dict[str, str]] = []
     layers = getattr(siting, "layers", None)
@@ -286,7 +197,7 @@ def _recommended_sites(siting: Any, commune_names: Mapping[str, str]) -> list[di
     return sites
 
 
-def _contacts(partners: Any) -> list[str]:
+def _contacts(partners: PartnerTables | None) -> list[str]:
     """Institutions to meet, then the structures nearest to the site and its town hall."""
     contacts = []
     p_layers = getattr(partners, "layers", None)
@@ -332,7 +243,8 @@ def _next_steps(has_sites: bool) -> list[str]:
     return next_steps
 
 
-def _cannot(access: Any, *, cohorts: Any, offer_unknown: bool) -> list[str]:
+def _cannot(access: AccessIndicators | None, *, cohorts: CohortPlan | None,
+            offer_unknown: bool) -> list[str]:
     """What this diagnosis cannot say (estimated times, under-3s, unknown offer, uptake)."""
     acc_summary = getattr(access, "summary", None)
     cannot = []

@@ -104,16 +104,6 @@ class SolverResult:
     reduced_shape: tuple[int, int] = (0, 0)
     solver_status: str = ""
 
-    @property
-    def is_optimal(self) -> bool:
-        """Whether the solver proved this solution optimal."""
-        return self.status == "optimal"
-
-    @property
-    def open_sites(self) -> np.ndarray:
-        """Indices of every open site (fixed and new), ascending."""
-        return np.union1d(self.fixed, self.selected).astype(np.int64)
-
 
 def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)

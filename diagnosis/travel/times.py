@@ -122,10 +122,6 @@ class TravelTimes:
         """
         return sparse_to_dense_minutes(self.within)
 
-    @property
-    def n_unreachable(self) -> int:
-        """Pairs without a time: beyond the cutoff, disconnected or flagged."""
-        return self.n_beyond_cutoff + self.n_disconnected + self.n_flagged_pairs
 
     @property
     def label(self) -> str:
