@@ -275,7 +275,7 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFra
         if dtype == "float64":
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
         else:
-            out[col] = out[col].map(_as_text).astype(object)
+            out[col] = _texts(out[col])
 
     def _bad(mask: pd.Series, what: str, allowed: object) -> None:
         if mask.any():
@@ -304,6 +304,20 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFra
     cap = out["capacity"]
     _bad(cap.lt(0) | ~np.isfinite(cap.fillna(0)), "capacity", "a number of places >= 0 or empty")
     return out.reset_index(drop=True)
+
+
+def _texts(values: pd.Series) -> pd.Series:
+    """:func:`_as_text` of every cell (object dtype); a column of text only is stripped.
+
+    Examples
+    --------
+    >>> _texts(pd.Series([" a ", "b"])).tolist(), _texts(pd.Series([44.0, None, "c"])).tolist()
+    (['a', 'b'], ['44', '', 'c'])
+    """
+    if pd.api.types.infer_dtype(values, skipna=False) == "string" and not values.isna().any():
+        cells = values.to_numpy(dtype=object)  # iterating an arrow column is slow
+        return pd.Series([v.strip() for v in cells], index=values.index, dtype=object)
+    return values.map(_as_text).astype(object)
 
 
 def _as_text(value: object) -> str:

@@ -179,6 +179,32 @@ def test_duplicates_by_source_id_and_distance_threshold():
     assert "'x'" in by_id["reason"].item()
 
 
+def test_duplicates_of_many_groups_equal_a_pairwise_search():
+    """All (type, name) groups searched at once find what a pair-by-pair search finds."""
+    from data_sources.user_file.duplicates import _haversine_m
+
+    rng = np.random.default_rng(3)
+    n = 400
+    # points on a 0.001° grid (≈ 75-110 m steps): every pair is far from the 150 m bound
+    lon = -1.5 + 0.001 * rng.integers(0, 6, n)
+    lat = 47.2 + 0.001 * rng.integers(0, 6, n)
+    fac = gpd.GeoDataFrame({"type": rng.choice(["eaje", "pmi", "mam"], n),
+                            "name": rng.choice(["Les Lutins", "les lutins", "Bulle", "Éveil"], n)},
+                           geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+    got = find_duplicates(fac, distance_m=150)
+    key = fac["name"].str.lower().str.replace("é", "e").to_numpy()
+    typ = fac["type"].to_numpy()
+    lo, la = np.radians(lon), np.radians(lat)
+    want = {}
+    for j in range(n):
+        near = [i for i in range(j) if typ[i] == typ[j] and key[i] == key[j]
+                and _haversine_m(lo[i], la[i], lo[j], la[j]) <= 150]
+        if near:
+            want[j + 1] = min(near) + 1
+    assert len(want) > 50  # the instance holds many duplicates in many groups
+    assert dict(zip(got["row"], got["duplicate_of_row"], strict=True)) == want
+
+
 # --------------------------------------------------------------------------- encodings, separators
 
 

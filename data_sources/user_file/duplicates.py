@@ -9,7 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from data_sources.user_file.columns import _fold, _map_unique
+from data_sources.user_file.columns import _fold_all
 from data_sources.user_file.report import _empty_table
 from diagnosis.settings import (
     DUPLICATE_DISTANCE_M,
@@ -55,17 +55,14 @@ def find_duplicates(
     lon = np.radians(facilities.geometry.x.to_numpy(dtype=float))
     lat = np.radians(facilities.geometry.y.to_numpy(dtype=float))
     types = facilities["type"].astype(str).to_numpy()
-    keys = _map_unique(facilities["name"], lambda s: _fold(s, " ")).to_numpy()
+    keys = np.asarray(_fold_all(facilities["name"].tolist(), " "), dtype=object)
     found: dict[int, tuple[int, str]] = {}
     frame = pd.DataFrame({"type": types, "key": keys, "id": ids})
-    for _, group in frame.groupby(["type", "key"], sort=False).indices.items():
-        idx = np.asarray(group, dtype=np.int64)
-        if len(idx) < 2:
-            continue
-        for later, first in _earliest_near(lon[idx], lat[idx], distance_m):
-            i, j = int(idx[later]), int(idx[first])
-            d = float(_haversine_m(lon[i], lat[i], lon[j], lat[j]))
-            found[i] = (j, f"même type et même nom, à {d:.0f} m")
+    # one search over every row, each (type, name) group apart from the others
+    groups = frame.groupby(["type", "key"], sort=False).ngroup().to_numpy()
+    for i, j in _earliest_near(lon, lat, distance_m, groups=groups):
+        d = float(_haversine_m(lon[i], lat[i], lon[j], lat[j]))
+        found[i] = (j, f"même type et même nom, à {d:.0f} m")
     with_id = frame[frame["id"].ne("")]
     for _, id_group in with_id.groupby(["type", "id"], sort=False).indices.items():
         positions = with_id.index.to_numpy()[np.asarray(id_group)]
@@ -85,14 +82,18 @@ def find_duplicates(
 
 
 def _earliest_near(
-    lon: np.ndarray, lat: np.ndarray, distance_m: float
+    lon: np.ndarray, lat: np.ndarray, distance_m: float, *,
+    groups: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
-    """For each point, the first earlier point within ``distance_m`` (radians in).
+    """For each point, the first earlier point of its group within ``distance_m`` (radians in).
 
-    Near-linear: identical positions are grouped first (a shared placeholder position,
-    such as a town hall, costs nothing), then a k-d tree on the unit sphere finds the
-    neighbours of each distinct position. The earliest point near ``j`` is the smallest
-    index among the positions near ``j``'s position, when it is smaller than ``j``.
+    Near-linear: identical positions of a group are merged first (a shared placeholder
+    position, such as a town hall, costs nothing), then one k-d tree on the unit sphere
+    finds the pairs of distinct positions within reach. The groups (e.g. same type and
+    name) are searched together: each group sits on its own level of a fourth
+    coordinate, farther from the others than any two points of the sphere. The earliest
+    point near ``j`` is the smallest index among the positions near ``j``'s position,
+    when it is smaller than ``j``.
 
     Returns
     -------
@@ -102,25 +103,30 @@ def _earliest_near(
     Examples
     --------
     >>> import numpy as np
-    >>> lon = np.radians([-2.0, -2.0001, 5.0, -2.0])
-    >>> lat = np.radians([47.0, 47.0, 45.0, 47.0])
+    >>> lon = np.radians([-2.0, -2.0001, 5.0, -2.0, -2.0])
+    >>> lat = np.radians([47.0, 47.0, 45.0, 47.0, 47.0])
     >>> _earliest_near(lon, lat, 50.0)
-    [(1, 0), (3, 0)]
+    [(1, 0), (3, 0), (4, 0)]
+    >>> _earliest_near(lon, lat, 50.0, groups=np.array([0, 0, 0, 1, 1]))
+    [(1, 0), (4, 3)]
     """
     from scipy.spatial import cKDTree
 
+    n = len(lon)
     xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-    uniq, inverse = np.unique(np.round(xyz, 12), axis=0, return_inverse=True)
+    level = np.zeros(n) if groups is None else np.asarray(groups, dtype=float) * 8.0
+    uniq, inverse = np.unique(np.column_stack([np.round(xyz, 12), level]), axis=0,
+                              return_inverse=True)
     inverse = inverse.ravel()
-    first_of = np.full(len(uniq), len(lon), dtype=np.int64)
-    np.minimum.at(first_of, inverse, np.arange(len(lon)))
+    first_of = np.full(len(uniq), n, dtype=np.int64)
+    np.minimum.at(first_of, inverse, np.arange(n))
     radius = 2.0 * np.sin(min(distance_m / _EARTH_M, np.pi) / 2.0) * (1 + 1e-9)
-    tree = cKDTree(uniq)
-    earliest = np.empty(len(uniq), dtype=np.int64)
-    for u, near in enumerate(tree.query_ball_point(uniq, r=radius)):
-        earliest[u] = first_of[near].min()
+    pairs = cKDTree(uniq).query_pairs(r=radius, output_type="ndarray")
+    earliest = first_of.copy()
+    np.minimum.at(earliest, pairs[:, 0], first_of[pairs[:, 1]])
+    np.minimum.at(earliest, pairs[:, 1], first_of[pairs[:, 0]])
     cand = earliest[inverse]
-    later = np.flatnonzero(cand < np.arange(len(lon)))
+    later = np.flatnonzero(cand < np.arange(n))
     return [(int(k), int(cand[k])) for k in later]
 
 
