@@ -440,18 +440,7 @@ def _fetch(
         kept = None
 
     def accept(resp: Any, body: bytes) -> Any:
-        if kind in {"json", "csv"} and _looks_like_html(resp, body):
-            raise HtmlAnswerError(
-                f"an HTML page came back where {kind.upper()} was expected "
-                f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
-                f"starts with {body[:60]!r})"
-            )
-        if not getattr(resp, "from_cache", False):  # a 304 may merge "Content-Length: 0"
-            _check_length(resp, body)
-        value = convert(body)
-        if check is not None:
-            check(value)
-        return value
+        return _accept(resp, body, kind=kind, convert=convert, check=check)
 
     def fall_back(exc: Exception, error: SourceError) -> Any:
         """Serve the copy held before, if still good; else raise ``error``."""
@@ -489,23 +478,13 @@ def _fetch(
                 _forget(resp)
                 if getattr(resp, "created_at", 0) == getattr(kept, "created_at", None):
                     kept = None
-            truncated = isinstance(exc, TruncatedError)
             if off:
                 raise SourceError(
                     f"{source}: the cached copy of {full} is unusable ({exc}) and offline mode "
                     "forbids fetching it again; connect to the internet and retry.",
                     kind="offline", source=source, url=full) from exc
             if attempt == 2:
-                if truncated:
-                    return fall_back(exc, SourceError(
-                        f"{source}: {exc} from {full}, twice; the transfer was cut (the "
-                        "network or the service is unstable), retry later.",
-                        kind="truncated", source=source, url=full))
-                return fall_back(exc, SourceError(
-                    f"{source}: unusable answer from {full} ({exc}), twice; the service may "
-                    "be down or its format changed; retry later or report it.",
-                    kind="html" if isinstance(exc, HtmlAnswerError) else "unusable",
-                    source=source, url=full))
+                return fall_back(exc, _unusable_twice(exc, source=source, full=full))
             logger.warning("%s: unusable answer from %s (%s); fetching it again", source, full, exc)
             continue
         if from_cache:
@@ -517,6 +496,37 @@ def _fetch(
             note_data_date(None)
         return value
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _accept(resp: Any, body: bytes, *, kind: str, convert: Callable[[bytes], Any],
+            check: Callable[[Any], object] | None) -> Any:
+    """The value of a whole body, or ``ValueError``: an HTML page, a short body, ``check``."""
+    if kind in {"json", "csv"} and _looks_like_html(resp, body):
+        raise HtmlAnswerError(
+            f"an HTML page came back where {kind.upper()} was expected "
+            f"(Content-Type {resp.headers.get('Content-Type', '?')!r}, "
+            f"starts with {body[:60]!r})"
+        )
+    if not getattr(resp, "from_cache", False):  # a 304 may merge "Content-Length: 0"
+        _check_length(resp, body)
+    value = convert(body)
+    if check is not None:
+        check(value)
+    return value
+
+
+def _unusable_twice(exc: Exception, *, source: str, full: str) -> SourceError:
+    """The error of an answer refused twice: cut in transfer, an HTML page, or unusable."""
+    if isinstance(exc, TruncatedError):
+        return SourceError(
+            f"{source}: {exc} from {full}, twice; the transfer was cut (the "
+            "network or the service is unstable), retry later.",
+            kind="truncated", source=source, url=full)
+    return SourceError(
+        f"{source}: unusable answer from {full} ({exc}), twice; the service may "
+        "be down or its format changed; retry later or report it.",
+        kind="html" if isinstance(exc, HtmlAnswerError) else "unusable",
+        source=source, url=full)
 
 
 def fetch_json(
