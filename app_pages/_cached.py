@@ -408,13 +408,16 @@ def report_pdf(code: str, files_key: FilesKey, files: FileList, study: Diagnosis
 
     Not cached itself: it reports its steps to ``progress`` (a page's progress bar).
     """
+    from data_sources.osm_base import load_base_layers
     from diagnosis.report import build_diagnosis_pdf  # heavy (WeasyPrint): on demand
 
     step = progress or (lambda _name: None)
     step("accessibilité, manques, implantation")
     diag = diagnosis(code, files_key, study, files)
     step("comparaison avec les territoires voisins")
-    diag = replace(diag, comparison=neighbour_comparison(code, files_key, files))
+    diag = replace(diag, comparison=neighbour_comparison(code, files_key, files),
+                   base_layers=load_base_layers(diag.params.osm_pbf,
+                                                diag.overview.layers["communes"]))
     return build_diagnosis_pdf(diag, author=author, progress=step)
 
 

@@ -21,6 +21,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import time
     from dataclasses import replace
 
+    from data_sources.osm_base import load_base_layers
     from data_sources.workspace import peer_territories
     from diagnosis.exports import check_writable, write_bytes_atomic
     from diagnosis.pipeline import peer_comparison
@@ -37,6 +38,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             diag = replace(diag, comparison=peer_comparison(
                 diag.inputs, diag.overview, peer_territories(diag.territory),
                 threshold_m=diag.params.threshold_m))
+        # the study's OpenStreetMap extract, if any, draws roads and water on the maps
+        diag = replace(diag, base_layers=load_base_layers(
+            diag.params.osm_pbf, diag.overview.layers["communes"]))
         pdf = build_diagnosis_pdf(diag, author=args.author, progress=step)
         step("écriture du fichier")
         write_bytes_atomic(out, pdf, option="--out")

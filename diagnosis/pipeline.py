@@ -731,6 +731,10 @@ class Diagnosis:
     offer_levels
         The offer by type with its places per 100 children under 3 and the CAF coverage
         rate, for the territory, its département and France (:func:`diagnose_offer_levels`).
+    base_layers
+        Roads and water of the study's OpenStreetMap extract, drawn on the report's maps
+        (set by the composition root, which reads them:
+        :func:`data_sources.osm_base.load_base_layers`); ``None``: commune outlines only.
     demand
         Demand points below the commune (IRIS, 200 m cells) when loaded, else ``None``
         (one point per commune).
@@ -759,6 +763,7 @@ class Diagnosis:
     context: TerritoryContext | None = None
     modes: ModeComparison | None = None
     offer_levels: OfferLevels | None = None
+    base_layers: gpd.GeoDataFrame | None = None
 
     @property
     def territory(self) -> Territory:

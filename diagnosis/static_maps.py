@@ -6,6 +6,10 @@ carries a legend, a scale bar, a north arrow (rotated to true north: grid north 
 from it by the meridian convergence) and the data attribution. Renderers return PNG
 bytes; :func:`png_data_uri` embeds them in HTML.
 
+With ``base`` (:func:`data_sources.osm_base.read_base_layers`: roads, rivers and water of
+the study's OpenStreetMap extract), every renderer draws them, light, over the communes'
+fills and adds the ODbL attribution; no tile is ever fetched.
+
 Polygons are converted to matplotlib paths once per table (:func:`polygon_paths`) and
 drawn as one :class:`~matplotlib.collections.PathCollection`, which is several times
 faster than drawing each polygon.
@@ -30,7 +34,7 @@ import pandas as pd
 import shapely
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PathCollection
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -81,6 +85,17 @@ _MISSING_COLOR = "#E0E0E0"
 _CONTEXT_FACE = "#F4F4F4"
 _CONTEXT_EDGE = "#BBBBBB"
 _EDGE = "#4D4D4D"
+#: Style of the base layers (:func:`data_sources.osm_base.read_base_layers` kinds):
+#: colour, line width (points), z-order (above the communes' fills, under the points).
+BASE_STYLES: dict[str, tuple[str, float, float]] = {
+    "water": ("#B9D7EE", 0.0, 1.5),
+    "river": ("#7FB2DC", 0.8, 1.6),
+    "road": ("#9A9A9A", 0.45, 2.0),
+    "major_road": ("#6E6E6E", 0.9, 2.1),
+}
+#: Attribution added under a map drawn with base layers (OpenStreetMap, ODbL).
+OSM_BASE_ATTRIBUTION = "Fond : © les contributeurs d'OpenStreetMap (ODbL)"
+_WITH_OSM_BASE = "with-osm-base"
 
 
 # --------------------------------------------------------------------------------------
@@ -298,6 +313,42 @@ def _draw_context(ax: Axes, context: gpd.GeoDataFrame | None, bounds: Sequence[f
                        edgecolor=_CONTEXT_EDGE, linewidth=0.3, zorder=0)
 
 
+def _draw_base(ax: Axes, base: gpd.GeoDataFrame | None) -> list[Any]:
+    """Draw the base layers (roads, rivers, water) inside the frame; return legend handles.
+
+    ``base`` is :func:`data_sources.osm_base.read_base_layers`'s table (``kind``,
+    geometry, any CRS). Nothing is fetched: a map without base layers shows the
+    commune outlines only.
+    """
+    if base is None or len(base) == 0:
+        return []
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    layer = _metric(base, "base").cx[x0:x1, y0:y1]
+    handles: list[Any] = []
+    labels = {"water": "plan d'eau", "river": "cours d'eau", "road": "route",
+              "major_road": "route principale"}
+    for kind, (color, width, z) in BASE_STYLES.items():
+        sub = layer.loc[layer["kind"].eq(kind)]
+        if len(sub) == 0:
+            continue
+        if kind == "water":
+            _draw_polygons(ax, polygon_paths(sub.geometry), facecolors=color,
+                           edgecolor=color, linewidth=0.0, zorder=z)
+            handles.append(Patch(facecolor=color, edgecolor=color, label=labels[kind]))
+            continue
+        lines = [np.asarray(part.coords)[:, :2] for g in sub.geometry
+                 for part in (shapely.get_parts(g) if g.geom_type.startswith("Multi")
+                              else [g]) if part.geom_type == "LineString"]
+        ax.add_collection(LineCollection(lines, colors=color, linewidths=width, zorder=z,
+                                         capstyle="round"))
+        handles.append(Line2D([], [], color=color, linewidth=width + 0.4,
+                              label=labels[kind]))
+    if handles:
+        ax.set_gid(_WITH_OSM_BASE)  # :func:`_finish` adds the ODbL attribution
+    return handles
+
+
 def save_figure(fig: Figure, *, fmt: str = "png", dpi: int = MAP_DPI) -> bytes:
     """Encode a figure as PNG (default) or JPEG (``fmt="jpeg"``: faster to embed in a PDF)."""
     if fmt not in IMAGE_FORMATS:
@@ -331,6 +382,9 @@ def _finish(fig: Figure, ax: Axes, handles: list[Any], *, legend_title: str,
     if note:
         fig.text(0.67, 0.08, textwrap.fill(note, width=48), ha="left", va="bottom",
                  fontsize=6, color="#333333", parse_math=False)
+    if ax.get_gid() == _WITH_OSM_BASE:
+        attribution = f"{attribution} · {OSM_BASE_ATTRIBUTION}" if attribution \
+            else OSM_BASE_ATTRIBUTION
     add_attribution(fig, attribution)
     return save_figure(fig, fmt=fmt)
 
@@ -519,6 +573,7 @@ def render_territory_map(
     name_col: str = "name",
     max_labels: int = 40,
     fmt: str = "png",
+    base: gpd.GeoDataFrame | None = None,
 ) -> bytes:
     """Map of the territory's communes over their neighbours, names written when few.
 
@@ -549,11 +604,13 @@ def render_territory_map(
     if context is not None:
         _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
     _draw_polygons(ax, polygon_paths(com.geometry), facecolors="#DCE9F5", zorder=1)
+    base_handles = _draw_base(ax, base)
     label_communes(ax, com, name_col=name_col, max_labels=max_labels)
     handles = [Patch(facecolor="#DCE9F5", edgecolor=_EDGE, label="Communes du territoire")]
     if context is not None:
         handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
                              label="Communes voisines"))
+    handles += base_handles
     return _finish(fig, ax, handles, legend_title="Légende", attribution=attribution, fmt=fmt)
 
 
@@ -602,6 +659,7 @@ def render_choropleth_map(
     missing_label: str = "donnée manquante",
     note: str = "",
     fmt: str = "png",
+    base: gpd.GeoDataFrame | None = None,
 ) -> bytes:
     """Choropleth of one numeric commune column in quantile classes.
 
@@ -639,6 +697,7 @@ def render_choropleth_map(
         _draw_polygons(ax, [p for p, m in zip(paths, miss, strict=True) if m],
                        facecolors="none", edgecolor="#888888", linewidth=0.0, zorder=2,
                        hatch="////")
+    base_handles = _draw_base(ax, base)
     label_communes(ax, com)
     handles: list[Any] = []
     if n_cls == 1 and breaks[0] == breaks[-1]:
@@ -653,8 +712,8 @@ def render_choropleth_map(
     if context is not None:
         handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
                              label="hors territoire"))
-    return _finish(fig, ax, handles, legend_title=legend_title, attribution=attribution,
-                   note=note, fmt=fmt)
+    return _finish(fig, ax, handles + base_handles, legend_title=legend_title,
+                   attribution=attribution, note=note, fmt=fmt)
 
 
 def render_facility_map(
@@ -670,6 +729,7 @@ def render_facility_map(
     within_col: str | None = None,
     town_halls: gpd.GeoSeries | None = None,
     fmt: str = "png",
+    base: gpd.GeoDataFrame | None = None,
 ) -> bytes:
     """Offer of one facility type: facilities, and communes within the threshold.
 
@@ -721,6 +781,7 @@ def render_facility_map(
         np.zeros(len(com), dtype=bool)
     faces = [_WITHIN_COLOR if w else _BEYOND_COLOR for w in within]
     _draw_polygons(ax, polygon_paths(com.geometry), facecolors=faces, zorder=1)
+    base_handles = _draw_base(ax, base)
     label_communes(ax, com)
     km = format_length_fr(threshold_m)
     handles: list[Any] = [
@@ -760,8 +821,8 @@ def render_facility_map(
         handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
                              label="hors territoire"))
     note = "Distances à vol d'oiseau depuis la mairie de chaque commune."
-    return _finish(fig, ax, handles, legend_title=label, attribution=attribution, note=note,
-                   fmt=fmt)
+    return _finish(fig, ax, handles + base_handles, legend_title=label,
+                   attribution=attribution, note=note, fmt=fmt)
 
 
 def render_points_map(
@@ -775,6 +836,7 @@ def render_points_map(
     context: gpd.GeoDataFrame | None = None,
     color: str = "#AA0000",
     fmt: str = "png",
+    base: gpd.GeoDataFrame | None = None,
 ) -> bytes:
     """Points (e.g. recommended sites) over the territory's communes, optionally labelled.
 
@@ -792,6 +854,7 @@ def render_points_map(
     if context is not None:
         _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
     _draw_polygons(ax, polygon_paths(com.geometry), facecolors="#DCE9F5", zorder=1)
+    base_handles = _draw_base(ax, base)
     label_communes(ax, com)
     ax.scatter(pts.geometry.x, pts.geometry.y, s=180, color=color, edgecolors="white",
                linewidths=0.8, zorder=6, marker="*")
@@ -809,7 +872,8 @@ def render_points_map(
         Line2D([], [], marker="*", color=color, linestyle="none", markersize=8,
                label=f"{legend_label} ({len(pts)})"),
     ]
-    return _finish(fig, ax, handles, legend_title="Légende", attribution=attribution, fmt=fmt)
+    return _finish(fig, ax, handles + base_handles, legend_title="Légende",
+                   attribution=attribution, fmt=fmt)
 
 
 def render_offer_map(
@@ -821,6 +885,7 @@ def render_offer_map(
     attribution: str,
     context: gpd.GeoDataFrame | None = None,
     fmt: str = "png",
+    base: gpd.GeoDataFrame | None = None,
 ) -> bytes:
     """Every facility of ``types`` on one map, one colour per type, communes named.
 
@@ -845,6 +910,7 @@ def render_offer_map(
     if context is not None:
         _draw_context(ax, _metric(context, "context"), (x0, y0, x1, y1))
     _draw_polygons(ax, polygon_paths(com.geometry), facecolors="#F7F7F2", zorder=1)
+    base_handles = _draw_base(ax, base)
     label_communes(ax, com)
     handles: list[Any] = []
     for t in types:
@@ -860,7 +926,7 @@ def render_offer_map(
     if context is not None:
         handles.append(Patch(facecolor=_CONTEXT_FACE, edgecolor=_CONTEXT_EDGE,
                              label="hors territoire"))
-    return _finish(fig, ax, handles, legend_title="Structures du territoire",
+    return _finish(fig, ax, handles + base_handles, legend_title="Structures du territoire",
                    attribution=attribution, fmt=fmt)
 
 

@@ -199,7 +199,7 @@ def _params_paragraph(result: Any) -> list[str]:
 def _generic_section(result: Any, *, reason_missing: str, communes: gpd.GeoDataFrame,
                      context: gpd.GeoDataFrame | None, attribution: str,
                      map_title: str = "", titles: Mapping[str, str] | None = None,
-                     ) -> dict[str, Any]:
+                     base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
     if result is None:
         return _section(computed=False, reason=reason_missing)
     tables, figures = [], []
@@ -209,7 +209,8 @@ def _generic_section(result: Any, *, reason_missing: str, communes: gpd.GeoDataF
             label_col = "name" if "name" in frame else None
             figures.append(_figure(render_points_map(
                 communes, frame, title=map_title, attribution=attribution, label_col=label_col,
-                legend_label=map_title, context=context, fmt=IMAGE_FORMAT), map_title))
+                legend_label=map_title, context=context, fmt=IMAGE_FORMAT, base=base),
+                map_title))
         tables.append(_frame_table(frame, title=(titles or {}).get(key, "")))
     return _section(computed=True, paragraphs=_params_paragraph(result), tables=tables,
                     figures=figures)

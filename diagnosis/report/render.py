@@ -82,6 +82,7 @@ def render_report_html(
     modes: ModeComparison | None = None,
     territory_context: TerritoryContext | None = None,
     offer_levels: OfferLevels | None = None,
+    base_layers: gpd.GeoDataFrame | None = None,
 ) -> str:
     """Render the diagnosis report as one self-contained HTML document (French).
 
@@ -108,6 +109,12 @@ def render_report_html(
         The catchment of ``site`` (communes within T): the site section and the cohorts
         then speak of the same communes. Without it, the site section gives crow-fly
         distances only, and says so.
+    offer_levels
+        The offer by type against the département and France
+        (:class:`diagnosis.offer_levels.OfferLevels`).
+    base_layers
+        Roads and water drawn on the maps (:func:`data_sources.osm_base.read_base_layers`);
+        ``None``: the maps show the commune outlines only (never a tile fetched).
 
     Returns
     -------
@@ -131,12 +138,12 @@ def render_report_html(
     synthesis = _synthesis(overview, access=access, gaps=gaps, siting=siting,
                            partners=partners, cohorts=cohorts, threshold_label=threshold_label)
     step("cartes du territoire et des besoins")
-    needs = _needs_part(overview, context, attribution)
+    needs = _needs_part(overview, context, attribution, base=base_layers)
     trends = context_section(territory_context)
     actions = action_section(overview, partners=partners, siting=siting, cohorts=cohorts,
                              territory_context=territory_context)
     step("cartes de l'offre")
-    offer = _offer_part(overview, context, attribution, threshold_label)
+    offer = _offer_part(overview, context, attribution, threshold_label, base=base_layers)
     by_level = offer_levels_part(offer_levels)
     offer = {**offer, "tables": [*offer["tables"], *by_level["tables"]],
              "after": by_level["after"]}
@@ -155,11 +162,11 @@ def render_report_html(
             "Le score de priorité des communes (besoins rapportés à l'offre accessible) n'a "
             "pas été calculé pour ce rapport. Les parties 2 et 3 donnent les besoins et les "
             "communes sans structure."), communes=com, context=context,
-            attribution=attribution),
+            attribution=attribution, base=base_layers),
         "siting": _siting_section(siting, scenarios, reason_missing=(
             "Les sites recommandés et le tableau de scénarios (combien de naissances chaque "
             "choix de lieu met à portée) n'ont pas été calculés pour ce rapport."),
-            communes=com, context=context, attribution=attribution),
+            communes=com, context=context, attribution=attribution, base=base_layers),
         "site": (_site_part(site, overview, siting, threshold_label, catchment)
                  if site else None),
         "partners": _partners_section(partners, reason_missing=(
@@ -267,7 +274,8 @@ def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
             "site": d.site if d.params.site else None, "catchment": d.catchment,
             "context": d.inputs.communes, "meta": meta, "modes": d.modes,
             "territory_context": getattr(d, "context", None),
-            "offer_levels": getattr(d, "offer_levels", None)}
+            "offer_levels": getattr(d, "offer_levels", None),
+            "base_layers": getattr(d, "base_layers", None)}
 
 
 def render_diagnosis_html(diagnosis: Diagnosis, *, author: str = "",

@@ -50,13 +50,14 @@ if TYPE_CHECKING:
 
 def _gaps_section(gaps: GapsResult | None, *, communes: gpd.GeoDataFrame,
                   context: gpd.GeoDataFrame | None, attribution: str,
-                  reason_missing: str) -> dict[str, Any]:
+                  reason_missing: str, base: gpd.GeoDataFrame | None = None
+                  ) -> dict[str, Any]:
     layers = getattr(gaps, "layers", None)
     summary = getattr(gaps, "summary", None)
     priority = layers.get("priority") if isinstance(layers, Mapping) else None
     if gaps is None or not isinstance(priority, pd.DataFrame) or "score" not in priority:
         return _generic_section(gaps, reason_missing=reason_missing, communes=communes,
-                                context=context, attribution=attribution)
+                                context=context, attribution=attribution, base=base)
     params = getattr(gaps, "params", {}) or {}
     yb = year_of(data_years(communes), "births_2024")
     paras = []
@@ -82,7 +83,7 @@ def _gaps_section(gaps: GapsResult | None, *, communes: gpd.GeoDataFrame,
     figures.append(_figure(render_choropleth_map(
         geo, "score", title="Score de priorité des communes (naissances pondérées)",
         legend_title="Naissances pondérées", attribution=attribution, context=context,
-        cmap="Reds", fmt=IMAGE_FORMAT),
+        cmap="Reds", fmt=IMAGE_FORMAT, base=base),
         "Score de priorité : plus il est élevé, plus la commune compte de familles qui "
         "cumulent besoins et éloignement des services."))
     top = priority.sort_values("score", ascending=False, na_position="last").head(10)
@@ -119,13 +120,14 @@ MAX_REASON_CHARS = 2_000
 
 def _siting_section(siting: SitingResult | None, scenarios: pd.DataFrame | None, *,
                     communes: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None,
-                    attribution: str, reason_missing: str) -> dict[str, Any]:
+                    attribution: str, reason_missing: str,
+                    base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
     layers = getattr(siting, "layers", None)
     sites = layers.get("sites") if isinstance(layers, Mapping) else None
     if siting is None or not isinstance(sites, gpd.GeoDataFrame):
         return _generic_section(siting, reason_missing=reason_missing, communes=communes,
                                 context=context, attribution=attribution,
-                                map_title="Sites recommandés")
+                                map_title="Sites recommandés", base=base)
     summary = getattr(siting, "summary", {}) or {}
     paras = [str(summary["message"])] if summary.get("message") else []
     paras.append("Temps de trajet : voir la partie 4 ; méthode en partie 9. "
@@ -137,7 +139,8 @@ def _siting_section(siting: SitingResult | None, scenarios: pd.DataFrame | None,
         figures.append(_figure(render_points_map(
             communes, recommended, title="Sites recommandés", attribution=attribution,
             label_col="rank" if "rank" in recommended else None,
-            legend_label="Sites recommandés (rang)", context=context, fmt=IMAGE_FORMAT),
+            legend_label="Sites recommandés (rang)", context=context, fmt=IMAGE_FORMAT,
+            base=base),
             "Sites recommandés pour accueillir la Maison (scénario principal)."))
         rows = []
         for r in recommended.to_dict("records"):

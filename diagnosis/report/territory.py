@@ -99,7 +99,7 @@ def _needs_table(com: pd.DataFrame, *, limit: int | None = None,
 
 
 def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
-                attribution: str) -> dict[str, Any]:
+                attribution: str, *, base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
     """Territory and needs: figures, the births and poverty maps, the table per commune."""
     com = overview.layers["communes"]
     s = overview.summary
@@ -140,13 +140,14 @@ def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
     figures = [_figure(render_choropleth_map(
         com, "births_2024", title=f"Naissances domiciliées en {yb} par commune",
         legend_title=f"Naissances {yb}", attribution=attribution, context=context,
-        fmt=IMAGE_FORMAT),
+        fmt=IMAGE_FORMAT, base=base),
         f"Naissances {yb} par commune (classes par quantiles). Source : Insee, état civil.")]
     if pov.notna().any():
         figures.append(_figure(render_choropleth_map(
             com, "poverty_rate_2021", title=f"Taux de pauvreté {yr} (%)",
             legend_title="Taux de pauvreté (%)", attribution=attribution, context=context,
-            cmap="Oranges", missing_label="secret statistique", fmt=IMAGE_FORMAT),
+            cmap="Oranges", missing_label="secret statistique", fmt=IMAGE_FORMAT,
+            base=base),
             f"Taux de pauvreté au seuil de 60 % (Filosofi {yr}) ; hachures : secret "
             "statistique, jamais 0."))
     full = _needs_table(com, years=years)
@@ -167,7 +168,8 @@ def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
 
 
 def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attribution: str,
-                threshold_label: str) -> dict[str, Any]:
+                threshold_label: str, *, base: gpd.GeoDataFrame | None = None
+                ) -> dict[str, Any]:
     """The offer: one table of every type, one map of every structure of the territory."""
     com = overview.layers["communes"]
     fac = overview.layers["facilities"]
@@ -211,7 +213,7 @@ def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attributio
     if len(fac.loc[fac["type"].isin(types)]):
         figures.append(_figure(render_offer_map(
             com, fac, types=types, title="Les structures connues du territoire",
-            attribution=attribution, context=context, fmt=IMAGE_FORMAT),
+            attribution=attribution, context=context, fmt=IMAGE_FORMAT, base=base),
             "Structures chargées, par type (les mairies ne sont pas dessinées). Une "
             "structure placée à la mairie de sa commune a une position approximative."))
     paras = [f"Pour chaque type : les structures connues du territoire, et la proximité "
