@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -213,13 +212,27 @@ def _overpass_guard(response: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _area_key(polygon: BaseGeometry, *parts: object) -> str:
-    """Stable short key of a polygon and options (for cache file names)."""
-    import osmnx as ox
+    """Stable short key of a polygon and options (for cache file names).
 
+    The osmnx version is read from the installed package's metadata: importing osmnx
+    (seconds) only to name a cache file would cost every crow-fly run.
+    """
     h = hashlib.sha256(polygon.normalize().wkb)
-    for p in (*parts, ox.__version__):
+    for p in (*parts, _osmnx_version()):
         h.update(repr(p).encode())
     return h.hexdigest()[:20]
+
+
+def _osmnx_version() -> str:
+    """The installed osmnx version (as ``osmnx.__version__``), without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("osmnx")
+    except PackageNotFoundError:
+        import osmnx as ox
+
+        return str(ox.__version__)
 
 
 def _check_polygon(polygon_wgs84: Any, buffer_m: float) -> BaseGeometry:
@@ -473,6 +486,8 @@ def road_graph_from_osm_file(path: str | Path, *, mode: str = "drive") -> RoadGr
     drop = [(u, v, k) for u, v, k, d in graph_nx.edges(keys=True, data=True)
             if not _way_allowed(d, mode)]
     graph_nx.remove_edges_from(drop)
+    import networkx as nx  # imported only when an osmnx graph is converted
+
     graph_nx.remove_nodes_from(list(nx.isolates(graph_nx)))
     if graph_nx.number_of_edges() == 0:
         raise SourceError(f"{str(path)!r} holds no road usable for mode={mode!r}")

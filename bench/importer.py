@@ -1,0 +1,135 @@
+"""Benchmark: importing a 100,000-row facility file, whole command, against a plain read.
+
+Run from the repository root::
+
+    python bench/importer.py [--runs 3] [--rows 100000]
+
+Input (synthetic): a CSV of ``--rows`` facilities in Loire-Atlantique (the embedded demo
+territory, so the command runs offline): name, type (eight labels, one unknown), INSEE
+code, latitude, longitude, places. One row in 20 has no coordinates (placed at its town
+hall), one in 50 repeats the previous row a metre away (a probable duplicate); positions
+are drawn around the communes' reference points of the shipped national geography.
+
+What a user runs, timed as a whole process::
+
+    python -m diagnosis summary --territory 44 --facilities fac.csv
+
+against the yardstick on the same file in the same run: a plain read (``pandas.read_csv``
+then ``geopandas.points_from_xy``, in its own process, imports included), which checks
+nothing. The two alternate; the medians and the ratio are printed. The check: the
+command's import line says every row was read and ``read = accepted + rejected`` (nothing
+lost), with the plain read's row count.
+
+Prints ``RESULT ours_s=… plain_s=… ratio=… rows=… accepted=… rejected=… duplicates=…
+equal=… runs=… load=…``.
+
+Measured (2 cores shared with other jobs; whole command, medians):
+
+- before (commit 1c34b09): summary with the 100k file 15.2 s wall, 9.4 s CPU, load 3.0
+  (one run); same import report and facilities as now (compared field by field);
+- after: see the RESULT lines recorded below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+_PLAIN = """
+import sys
+import geopandas as gpd
+import pandas as pd
+df = pd.read_csv(sys.argv[1], sep=";", dtype={"code_insee": str})
+pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["longitude"], df["latitude"]),
+                       crs="EPSG:4326")
+print(len(pts))
+"""
+
+
+def build_file(path: Path, rows: int) -> None:
+    """Write the synthetic facility file (seeded: the same file every run)."""
+    sys.path.insert(0, str(REPO))
+    from data_sources.national import load_national_communes
+
+    nat = load_national_communes(departements=["44"])
+    nat = nat.loc[nat["point_lat"].notna()].reset_index(drop=True)
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, len(nat), rows)
+    lat = nat["point_lat"].to_numpy()[idx] + rng.normal(0, 0.01, rows)
+    lon = nat["point_lon"].to_numpy()[idx] + rng.normal(0, 0.01, rows)
+    kinds = np.array(["crèche", "pmi", "relais petite enfance", "LAEP", "centre social",
+                      "micro-crèche", "MAM", "truc inconnu"])
+    k = kinds[rng.choice(len(kinds), rows, p=[.4, .1, .1, .08, .1, .1, .1, .02])]
+    codes = nat["code_insee"].to_numpy()[idx]
+    names = [f"Structure {i % 60000}" for i in range(rows)]
+    for i in range(1, rows, 50):  # a duplicate every 50 rows: same name and type, 1 m away
+        names[i], k[i], codes[i] = names[i - 1], k[i - 1], codes[i - 1]
+        lat[i], lon[i] = lat[i - 1] + 1e-5, lon[i - 1]
+    out = ["nom;type;code_insee;latitude;longitude;places"]
+    for i in range(rows):
+        la = "" if i % 20 == 0 else f"{lat[i]:.6f}"
+        lo = "" if i % 20 == 0 else f"{lon[i]:.6f}"
+        out.append(f"{names[i]};{k[i]};{codes[i]};{la};{lo};{int(rng.integers(5, 60))}")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO,
+                          check=False)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"command failed (exit {proc.returncode}): {' '.join(args)}")
+    return seconds, proc.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=100_000)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench_importer_"))
+    path = root / "fac.csv"
+    build_file(path, args.rows)
+    env = dict(os.environ, PYTHONPATH=str(REPO), MAILLAGE_STORE_DIR=str(root / "store"),
+               MAILLAGE_CACHE_DIR=str(root / "cache"), MAILLAGE_OFFLINE="1")
+    ours_cmd = [sys.executable, "-m", "diagnosis", "summary", "--territory", "44",
+                "--facilities", str(path)]
+    plain_cmd = [sys.executable, "-c", _PLAIN, str(path)]
+    _run(ours_cmd, env)  # warm-up
+    ours, plain, text, n_plain = [], [], "", 0
+    for _ in range(args.runs):
+        s, text = _run(ours_cmd, env)
+        ours.append(s)
+        s, out = _run(plain_cmd, env)
+        plain.append(s)
+        n_plain = int(out.split()[-1])
+    m = re.search(r"Import \S+ : (\d+) lignes lues, (\d+) acceptées, (\d+) rejetées, "
+                  r"(\d+) doublons", text)
+    if m is None:
+        raise SystemExit("the command printed no import line")
+    read, accepted, rejected, dups = (int(g) for g in m.groups())
+    equal = read == n_plain == args.rows and read == accepted + rejected
+    load = Path("/proc/loadavg").read_text().split()[0]
+    a, b = statistics.median(ours), statistics.median(plain)
+    print(f"ours: {', '.join(f'{s:.2f}' for s in ours)} s; plain read: "
+          f"{', '.join(f'{s:.2f}' for s in plain)} s")
+    print(f"RESULT ours_s={a:.2f} plain_s={b:.2f} ratio={a / b:.2f} rows={read} "
+          f"accepted={accepted} rejected={rejected} duplicates={dups} equal={equal} "
+          f"runs={args.runs} load={load}")
+
+
+if __name__ == "__main__":
+    main()
