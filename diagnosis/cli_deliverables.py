@@ -13,7 +13,7 @@ from diagnosis.cli_common import _diagnosis, _Steps
 if TYPE_CHECKING:
     import pandas as pd
 
-    from diagnosis.pipeline import DiagnosisInputs
+    from diagnosis.inputs import DiagnosisInputs
 
 
 def cmd_report(args: argparse.Namespace) -> int:
