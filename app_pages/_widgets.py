@@ -16,6 +16,7 @@ from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
 from app_pages._bounded import map_fits
 from app_pages._study import bind, current_study
 from diagnosis.errors import MaillageError, MissingDataError, render_error
+from diagnosis.pipeline import DiagnosisParams
 from diagnosis.schema import TRAVEL_MODE_CHOICES
 from diagnosis.travel import Travel
 from diagnosis.travel.transit import french_date
@@ -52,7 +53,7 @@ def _split_paths(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in str(text).replace("\n", ";").split(";") if p.strip())
 
 
-def _transit_inputs(prefix: str, study: Any) -> None:
+def _transit_inputs(prefix: str, study: DiagnosisParams) -> None:
     """Files, date and hour of the pushchair and transit modes (options of the study)."""
     st.caption("Guide : « Parents sans voiture » (guides/transports.md) — horaires GTFS sur "
                "transport.data.gouv.fr, rues en extrait OpenStreetMap .osm.pbf.")

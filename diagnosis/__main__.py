@@ -36,7 +36,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from diagnosis.cli_common import (  # noqa: F401 (_clean: tests)
     _clean,
@@ -69,8 +69,20 @@ from diagnosis.cli_parser import MAX_MINUTES_LIMIT, build_parser  # noqa: F401 (
 from diagnosis.cli_plan import cmd_plan
 from diagnosis.errors import MaillageError
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
 
-def _summary_json(ws: Any, ov: Any) -> dict[str, Any]:
+    from data_sources.workspace import Workspace
+    from diagnosis.analyses import AccessResult, SitingScenarios
+    from diagnosis.gaps import GapsResult
+    from diagnosis.overview import Overview
+    from diagnosis.pipeline import DiagnosisParams
+    from diagnosis.siting import SitingResult
+    from diagnosis.travel import Travel
+
+
+def _summary_json(ws: Workspace, ov: Overview) -> dict[str, Any]:
     out = _clean(dict(ov.summary))
     out["notices"] = list(ws.notices)
     out["territory"]["note"] = ws.territory.note
@@ -260,7 +272,8 @@ def cmd_access(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_priority(con: Any, gaps: Any, *, top: int, births_year: int = 2024) -> None:
+def _print_priority(con: Console, gaps: GapsResult, *, top: int,
+                    births_year: int = 2024) -> None:
     """The priority ranking: births, each factor's multiplier, the score, what is estimated."""
     from rich.table import Table
 
@@ -295,7 +308,8 @@ def _print_priority(con: Any, gaps: Any, *, top: int, births_year: int = 2024) -
               "naissances), plafonné à 3. Une commune sans naissance a un score de 0.")
 
 
-def _distributed_access(args: argparse.Namespace, ws: Any, params: Any, ov: Any) -> Any:
+def _distributed_access(args: argparse.Namespace, ws: Workspace, params: DiagnosisParams,
+                        ov: Overview) -> AccessResult:
     """``access --distributed``: one Dask task per département, progress on stderr."""
     from data_sources.workspace import DepartementGraphLoader
     from diagnosis.errors import InputError
@@ -380,15 +394,16 @@ def cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scenario_records(table: Any) -> list[dict[str, Any]]:
+def _scenario_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     from diagnosis.exports import json_ready
 
     return [json_ready({"scenario": c, **{str(i): v for i, v in table[c].items()}})
             for c in table.columns]
 
 
-def _print_site_table(ws: Any, main: Any, sc: Any, cohorts: list[dict[str, Any]],
-                      travel: Any, args: argparse.Namespace, params: Any) -> None:
+def _print_site_table(ws: Workspace, main: SitingResult, sc: SitingScenarios,
+                      cohorts: list[dict[str, Any]], travel: Travel, args: argparse.Namespace,
+                      params: DiagnosisParams) -> None:
     from rich.table import Table
 
     con = _console()

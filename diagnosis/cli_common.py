@@ -10,10 +10,17 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from data_sources.workspace import Workspace
+    from diagnosis.pipeline import Diagnosis, DiagnosisParams, Progress
+    from diagnosis.schema import Territory
+    from diagnosis.travel import Travel
 
 
-def _travel_defaults(args: argparse.Namespace, params: Any, ws: Any) -> Any:
+def _travel_defaults(args: argparse.Namespace, params: DiagnosisParams,
+                     ws: Workspace) -> DiagnosisParams:
     """``params`` with the mode and threshold the user left out, by the density rule.
 
     The one rule of the app, the CLI and the report
@@ -155,7 +162,7 @@ class _Steps:
         self._progress.update(self._task, description=name, advance=1)
 
 
-def _params(args: argparse.Namespace) -> Any:
+def _params(args: argparse.Namespace) -> DiagnosisParams:
     """The :class:`~diagnosis.pipeline.DiagnosisParams` of a command's options."""
     from diagnosis.pipeline import DiagnosisParams
 
@@ -192,7 +199,7 @@ def _params(args: argparse.Namespace) -> Any:
     return DiagnosisParams(**kw)
 
 
-def _territory(args: argparse.Namespace) -> Any:
+def _territory(args: argparse.Namespace) -> Territory:
     """``--territory`` resolved, or the custom territory of ``--communes-file``."""
     from data_sources.cog import resolve, territory_from_communes_file
     from diagnosis.errors import InputError
@@ -206,7 +213,7 @@ def _territory(args: argparse.Namespace) -> Any:
     return resolve(args.territory)
 
 
-def _workspace(args: argparse.Namespace) -> Any:
+def _workspace(args: argparse.Namespace) -> Workspace:
     """The territory of ``--territory`` with its data and the ``--facilities`` files."""
     from data_sources.workspace import load_workspace
 
@@ -222,7 +229,7 @@ def _workspace(args: argparse.Namespace) -> Any:
     return ws
 
 
-def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
+def _travel(args: argparse.Namespace, ws: Workspace, params: DiagnosisParams) -> Travel:
     """How travel times are computed for ``--mode`` / ``--road-graph``."""
     from data_sources.workspace import load_travel
 
@@ -233,7 +240,7 @@ def _travel(args: argparse.Namespace, ws: Any, params: Any) -> Any:
                        max_transfers=getattr(args, "max_transfers", None))
 
 
-def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
+def _diagnosis(args: argparse.Namespace, step: Progress | None = None) -> Diagnosis:
     """The whole diagnosis of ``--territory`` (report and export)."""
     from diagnosis.pipeline import PARTS, run_diagnosis
     from diagnosis.travel import Travel
@@ -252,7 +259,8 @@ def _diagnosis(args: argparse.Namespace, step: Any = None) -> Any:
                          progress=step, compare=_compare_travels(args, ws, params))
 
 
-def _compare_travels(args: argparse.Namespace, ws: Any, params: Any) -> Any:
+def _compare_travels(args: argparse.Namespace, ws: Workspace,
+                     params: DiagnosisParams) -> dict[str, Travel] | None:
     """Car, pushchair and transit engines for ``report --compare-modes`` (else None)."""
     if not getattr(args, "compare_modes", False):
         return None

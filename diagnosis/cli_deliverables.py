@@ -6,24 +6,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from diagnosis.cli_common import (  # noqa: F401 (names the moved code may use)
-    _clean,
-    _console,
-    _diagnosis,
-    _emit,
-    _esc,
-    _fr,
-    _kind_fr,
-    _params,
-    _records,
-    _Steps,
-    _territory,
-    _travel,
-    _travel_defaults,
-    _workspace,
-)
+from diagnosis.cli_common import _diagnosis, _Steps
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from diagnosis.inputs import DiagnosisInputs
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -65,7 +55,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_files(ws: Any) -> dict[str, str]:
+def _data_files(ws: DiagnosisInputs) -> dict[str, str]:
     """SHA-256 of the base data files of the workspace (the embedded demo)."""
     from pathlib import Path
 
@@ -197,7 +187,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _comparison_table(df: Any, full: Any) -> str:
+def _comparison_table(df: pd.DataFrame, full: pd.DataFrame) -> str:
     """The printed comparison: columns of ``df``, statuses read from ``full``."""
     from rich.console import Console
     from rich.table import Table

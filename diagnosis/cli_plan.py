@@ -11,9 +11,14 @@ import argparse
 import json
 import re
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from diagnosis.settings import DEFAULT_PER_DEPARTEMENT
+
+if TYPE_CHECKING:
+    from data_sources.national_plan import PlanInputs
+    from diagnosis.plan import NationalPlan
 
 #: C0 and C1 control characters (ESC starts terminal sequences): never printed from data.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -110,7 +115,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(plan: Any, inputs: Any, out: Any) -> None:
+def _write(plan: NationalPlan, inputs: PlanInputs, out: Path) -> None:
     from diagnosis.exports import write_bytes_atomic
     from diagnosis.plan_exports import (
         export_plan_geopackage,
@@ -137,7 +142,7 @@ def _write(plan: Any, inputs: Any, out: Any) -> None:
           + (" — il remplace le fichier qui existait" if existed else ""))
 
 
-def _print_table(plan: Any, label: str) -> None:
+def _print_table(plan: NationalPlan, label: str) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import geopandas as gpd
 import pandas as pd
@@ -59,6 +59,7 @@ from diagnosis.context import TerritoryContext, compute_context
 from diagnosis.demand import DemandPoints, compute_demand_points
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_percent
+from diagnosis.inputs import DiagnosisInputs
 from diagnosis.offer_levels import OfferLevels, compute_offer_levels
 from diagnosis.overview import Overview, compute_overview, compute_overviews
 from diagnosis.schema import FACILITY_TYPES, Territory
@@ -87,42 +88,6 @@ PARTS: tuple[str, ...] = ("overview", "access", "siting", "partners", "cohorts")
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
-
-
-class DiagnosisInputs(Protocol):
-    """What a composition root loads for a territory (``Workspace`` has these fields)."""
-
-    @property
-    def territory(self) -> Territory:
-        """The territory diagnosed."""
-
-    @property
-    def communes(self) -> gpd.GeoDataFrame:
-        """The territory's communes and their neighbours, with needs and town halls."""
-
-    @property
-    def facilities(self) -> gpd.GeoDataFrame:
-        """Every loaded facility (across the border too)."""
-
-    @property
-    def sources(self) -> Sequence[Mapping[str, str]]:
-        """Source records (key, title, vintage, licence, attribution…)."""
-
-    @property
-    def notices(self) -> Sequence[str]:
-        """French notices a user must see (demo data, partial coverage…)."""
-
-    @property
-    def imports(self) -> Sequence[Any]:
-        """Import reports of the user's files (with ``summary_fr()``)."""
-
-    @property
-    def origin(self) -> str:
-        """``"demo"`` or ``"store"``."""
-
-    @property
-    def dep_name(self) -> str | None:
-        """Name of the territory's (first) département, for the institutions."""
 
 
 def _pairs(value: Mapping[str, float] | Sequence[tuple[str, float]] | None
