@@ -141,9 +141,11 @@ def qpv_from_list(communes: Iterable[str], *, path: str | Path = COMMUNE_LIST
     """QPV of ``communes`` from the shipped list (no outline, ``basis`` "liste communale")."""
     listed = read_commune_list(path)
     listed = listed[listed["code_insee"].isin(set(communes))]
-    rows = [{"code_qp": code, "lib_qp": g["lib_qp"].iloc[0],
-             "communes": ",".join(sorted(set(g["code_insee"]))), "basis": BASIS_LIST,
-             "geometry": None} for code, g in listed.groupby("code_qp")]
+    # one row per QPV (sorted by code): its first name, its communes
+    joined = listed.groupby("code_qp")["code_insee"].agg(lambda s: ",".join(sorted(set(s))))
+    first = listed.drop_duplicates("code_qp", keep="first").set_index("code_qp")["lib_qp"]
+    rows = [{"code_qp": code, "lib_qp": first[code], "communes": coms, "basis": BASIS_LIST,
+             "geometry": None} for code, coms in joined.items()]
     return gpd.GeoDataFrame(pd.DataFrame(rows, columns=list(QPV_COLUMNS)),
                             geometry="geometry", crs=WGS84)
 

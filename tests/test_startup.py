@@ -61,3 +61,15 @@ def test_summary_imports_only_what_it_uses(monkeypatch):
     modules = set(json.loads(out.stderr.strip().splitlines()[-1]))
     assert "diagnosis.overview" in modules  # the command ran
     assert not NOT_FOR_SUMMARY & modules, sorted(NOT_FOR_SUMMARY & modules)
+
+
+def test_crow_fly_access_imports_no_road_network_library(monkeypatch):
+    """A crow-fly run names its road-graph cache file without importing osmnx/networkx."""
+    monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
+    out = subprocess.run([sys.executable, "-c", _PROBE_FULL,
+                          json.dumps(["access", "--territory", "200000438", "--mode", "crow",
+                                      "--format", "json"])], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    modules = set(json.loads(out.stderr.strip().splitlines()[-1]))
+    assert "diagnosis.accessibility" in modules  # the command ran
+    assert not {"osmnx", "networkx"} & modules, sorted({"osmnx", "networkx"} & modules)
