@@ -20,9 +20,19 @@ reads these datasets):
   way in stored third-party code), same fields; ``annee`` may come as a number or a string
   (``2019``, ``"2019"``, ``2019.0``). A year present in both keeps the current dataset's row.
 
+- ``txcouv_pe_dep``: ``annee`` (int), ``numdep``, ``nomdep``, ``txcouv_dep`` (one row per
+  département and year; twin ``txcouv_pe_dep_hist``); ``txcouv_pe_nat``: ``annee`` (an
+  ISO *date*, ``"2023-01-01"``, where the others publish an int), ``national`` (the
+  perimeter, « FRANCE ENTIERE HORS MAYOTTE »), ``txcouv_nat``: two rows, read whole
+  (field names and the date-typed ``annee`` as documented in stored third-party code that
+  reads the seven data.caf.fr datasets). These two reference levels are optional
+  (:data:`REFERENCE_LEVELS`): a failure leaves them unknown with a note, never the
+  commune and EPCI rates.
+
 Output of :func:`load_coverage`: a tidy table ``level`` (``commune`` | ``arrondissement``
-| ``epci``), ``code`` (str), ``name``, ``year`` (int), ``rate`` (float, places per 100
-children under 3; NaN when not published, never 0).
+| ``epci`` | ``departement`` | ``france``), ``code`` (str; ``FR`` for France), ``name``,
+``year`` (int), ``rate`` (float, places per 100 children under 3; NaN when not
+published, never 0).
 
 Paris, Lyon and Marseille: the commune dataset lists their municipal arrondissements
 (``75101``…``75120``, ``69381``…``69389``, ``13201``…``13216``), which no commune filter
@@ -60,7 +70,14 @@ HIST_SUFFIX = "_hist"
 DATASETS: dict[str, tuple[str, str, str, str]] = {
     "commune": ("txcouv_pe_com", "numcom", "nomcom", "txcouv_com"),
     "epci": ("txcouv_pe_epci", "numepci", "nomepci", "txcouv_epci"),
+    "departement": ("txcouv_pe_dep", "numdep", "nomdep", "txcouv_dep"),
+    "france": ("txcouv_pe_nat", "national", "national", "txcouv_nat"),
 }
+#: Levels a diagnosis compares its territory with: loaded when asked, optional (a
+#: failure is a note, the territory's own rates are kept).
+REFERENCE_LEVELS: tuple[str, ...] = ("departement", "france")
+#: Every level, as the fetch of a territory loads them.
+ALL_LEVELS: tuple[str, ...] = ("commune", "epci", *REFERENCE_LEVELS)
 
 #: Communes with municipal arrondissements (Paris, Lyon, Marseille) and their codes.
 PLM_ARRONDISSEMENTS: dict[str, tuple[str, ...]] = {
@@ -74,12 +91,14 @@ COMMUNE_OF_ARRONDISSEMENT: dict[str, str] = {
 
 CAF = register(SourceInfo(
     key="caf_txcouv",
-    title="CNAF — taux de couverture de l'accueil du jeune enfant (commune, EPCI)",
+    title="CNAF — taux de couverture de l'accueil du jeune enfant (commune, EPCI, "
+          "département, France)",
     url="https://data.caf.fr/explore/dataset/txcouv_pe_com/",
     licence="Licence Ouverte 2.0",
     attribution="Cnaf, data.caf.fr — taux de couverture d'accueil du jeune enfant",
     vintage="dernière année publiée (champ annee)",
-    columns=("annee", "numcom", "nomcom", "txcouv_com", "numepci", "nomepci", "txcouv_epci"),
+    columns=("annee", "numcom", "nomcom", "txcouv_com", "numepci", "nomepci", "txcouv_epci",
+             "numdep", "nomdep", "txcouv_dep", "national", "txcouv_nat"),
     notes=(
         "Places pour 100 enfants de moins de 3 ans ; communes de plus de 10 000 habitants "
         "seulement ; un taux peut dépasser 100."
@@ -157,7 +176,8 @@ def parse_coverage(records: list[dict[str, Any]], *, level: str) -> pd.DataFrame
     if not records:
         return pd.DataFrame(columns=list(COVERAGE_COLUMNS))
     fields = set().union(*(r.keys() for r in records))
-    missing = [f for f in ("annee", code_f, rate_f) if f not in fields]
+    required = ("annee", rate_f) if level == "france" else ("annee", code_f, rate_f)
+    missing = [f for f in required if f not in fields]
     if missing:
         raise SourceError(
             f"{CAF.key}: dataset {dataset!r} lacks fields {missing}; found {sorted(fields)}. "
@@ -165,8 +185,8 @@ def parse_coverage(records: list[dict[str, Any]], *, level: str) -> pd.DataFrame
         )
     out = []
     for r in records:
-        code = str(r.get(code_f) or "").strip()
-        name = str(r.get(name_f) or "").strip()
+        code = "FR" if level == "france" else str(r.get(code_f) or "").strip()
+        name = str(r.get(name_f) or ("France" if level == "france" else "")).strip()
         if not code or re.fullmatch(r"X+", code.upper()) or re.fullmatch(r"X+", name.upper()):
             continue  # placeholder row for communes outside any EPCI
         year_m = re.match(r"\s*(\d{4})(?:\.0+)?\b", str(r.get("annee") or ""))
@@ -177,6 +197,8 @@ def parse_coverage(records: list[dict[str, Any]], *, level: str) -> pd.DataFrame
             value = np.nan
         if level == "commune" and code.isdigit():
             code = code.zfill(5)
+        if level == "departement" and code.isdigit():
+            code = code.zfill(2)
         out.append({"level": level, "code": code, "name": name,
                     "year": int(year_m.group(1)) if year_m else -1, "rate": value})
     df = pd.DataFrame(out, columns=list(COVERAGE_COLUMNS))
@@ -217,7 +239,9 @@ def load_coverage(
         Territory; its départements select the records (``refine=numdep:…``), its
         communes and ``epci_codes`` (or ``area.code`` for an EPCI) filter them.
     levels
-        ``"commune"`` and/or ``"epci"``.
+        Some of :data:`ALL_LEVELS` (``"commune"``, ``"epci"``, ``"departement"``:
+        the territory's départements, ``"france"``). A reference level that fails is
+        left out with a note in ``attrs["notes"]``.
     epci_codes
         SIREN of the EPCI to keep (default: the territory itself when it is an EPCI,
         else every EPCI of its départements).
@@ -236,35 +260,18 @@ def load_coverage(
     for level in levels:
         if level not in DATASETS:
             raise InputError(f"levels contains {level!r}; use {sorted(DATASETS)}")
-        dataset = DATASETS[level][0]
-        records: list[dict[str, Any]] = []
-        for dep in deps:
-            records += fetch_records(dataset, refine=[f'numdep:"{dep}"'], offline=offline,
-                                     refresh=refresh)
-        df = parse_coverage(records, level=level)
-        if with_history:
-            hist: list[dict[str, Any]] = []
-            try:
-                for dep in deps:
-                    hist += fetch_records(dataset + HIST_SUFFIX, refine=[f'numdep:"{dep}"'],
-                                          offline=offline, refresh=refresh)
-            except SourceError as exc:
-                logger.warning("%s", exc)
-                notes.append(f"années antérieures ({dataset}{HIST_SUFFIX}) indisponibles")
-            else:
-                old = parse_coverage(hist, level=level)
-                old = old[~old.set_index(["code", "year"]).index.isin(
-                    df.set_index(["code", "year"]).index)]
-                df = pd.concat([d for d in (df, old) if len(d)] or [df], ignore_index=True)
-        if level == "commune":
-            arm = df["code"].map(COMMUNE_OF_ARRONDISSEMENT)
-            df = df[df["code"].isin(set(area.communes)) | arm.isin(set(area.communes))]
-            df = df.assign(level=np.where(df["code"].isin(COMMUNE_OF_ARRONDISSEMENT),
-                                          "arrondissement", "commune"))
-        else:
-            wanted = set(epci_codes) or ({area.code} if area.kind == "epci" else set())
-            if wanted:
-                df = df[df["code"].isin(wanted)]
+        try:
+            df = _load_level(area, level, deps, epci_codes=epci_codes,
+                             with_history=with_history, notes=notes, offline=offline,
+                             refresh=refresh)
+        except SourceError as exc:
+            if level not in REFERENCE_LEVELS:
+                raise
+            logger.warning("%s", exc)
+            what = "du département" if level == "departement" else "de la France"
+            notes.append(f"taux de couverture {what} ({DATASETS[level][0]}) non chargé : "
+                         f"{getattr(exc, 'fr', '') or exc}")
+            continue
         frames.append(df)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=list(COVERAGE_COLUMNS))
@@ -272,6 +279,45 @@ def load_coverage(
                                                children_under3=children_under3)
     out.attrs["notes"] = notes + plm_notes
     return out
+
+
+def _load_level(area: Territory, level: str, deps: Iterable[str], *,
+                epci_codes: Iterable[str], with_history: bool, notes: list[str],
+                offline: bool | None, refresh: bool) -> pd.DataFrame:
+    """One level's rows for the territory (current years, and the ``_hist`` twin)."""
+    dataset = DATASETS[level][0]
+    by_dep = level != "france"  # the national dataset is two rows, read whole
+    records: list[dict[str, Any]] = []
+    for dep in (deps if by_dep else [""]):
+        records += fetch_records(dataset, refine=[f'numdep:"{dep}"'] if by_dep else [],
+                                 offline=offline, refresh=refresh)
+    df = parse_coverage(records, level=level)
+    if with_history and level != "france":
+        hist: list[dict[str, Any]] = []
+        try:
+            for dep in deps:
+                hist += fetch_records(dataset + HIST_SUFFIX, refine=[f'numdep:"{dep}"'],
+                                      offline=offline, refresh=refresh)
+        except SourceError as exc:
+            logger.warning("%s", exc)
+            notes.append(f"années antérieures ({dataset}{HIST_SUFFIX}) indisponibles")
+        else:
+            old = parse_coverage(hist, level=level)
+            old = old[~old.set_index(["code", "year"]).index.isin(
+                df.set_index(["code", "year"]).index)]
+            df = pd.concat([d for d in (df, old) if len(d)] or [df], ignore_index=True)
+    if level == "commune":
+        arm = df["code"].map(COMMUNE_OF_ARRONDISSEMENT)
+        df = df[df["code"].isin(set(area.communes)) | arm.isin(set(area.communes))]
+        df = df.assign(level=np.where(df["code"].isin(COMMUNE_OF_ARRONDISSEMENT),
+                                      "arrondissement", "commune"))
+    elif level == "epci":
+        wanted = set(epci_codes) or ({area.code} if area.kind == "epci" else set())
+        if wanted:
+            df = df[df["code"].isin(wanted)]
+    elif level == "departement":
+        df = df[df["code"].isin(set(deps))]
+    return df
 
 
 def aggregate_arrondissements(

@@ -168,7 +168,8 @@ def _run_osm(run: _Run) -> _Loaded:
 def _run_caf(run: _Run) -> _Loaded:
     census = run.layer(iris.IRIS_CENSUS.key)  # weights of the arrondissements' rates
     weights = iris.children_by_arrondissement(census) if census is not None else {}
-    cov = caf.load_coverage(run.area, children_under3=weights, offline=run.offline)
+    cov = caf.load_coverage(run.area, levels=caf.ALL_LEVELS, children_under3=weights,
+                            offline=run.offline)
     years = sorted(set(cov["year"].tolist()))
     return _Loaded(cov, vintage=str(years[-1]) if years else "",
                    note=" ; ".join(cov.attrs.get("notes", [])))

@@ -703,7 +703,9 @@ def with_caf_coverage(communes: gpd.GeoDataFrame, coverage: pd.DataFrame) -> gpd
 
     ``caf_coverage_rate`` is the commune's own rate (published for communes of more than
     10,000 inhabitants only: NaN elsewhere, never 0), ``caf_coverage_rate_epci`` the rate
-    of the commune's EPCI, ``caf_coverage_year`` the year of the rates used.
+    of the commune's EPCI, ``caf_coverage_rate_dep`` of its département and
+    ``caf_coverage_rate_france`` of France (when those levels were loaded),
+    ``caf_coverage_year`` the year of the rates used.
 
     Parameters
     ----------
@@ -715,7 +717,9 @@ def with_caf_coverage(communes: gpd.GeoDataFrame, coverage: pd.DataFrame) -> gpd
     """
     out = communes.copy()
     cov = coverage.dropna(subset=["rate"])
-    for col in ("caf_coverage_rate", "caf_coverage_rate_epci", "caf_coverage_year"):
+    cols = ("caf_coverage_rate", "caf_coverage_rate_epci", "caf_coverage_rate_dep",
+            "caf_coverage_rate_france", "caf_coverage_year")
+    for col in cols:
         out[col] = float("nan")
     if cov.empty:
         return out
@@ -728,7 +732,14 @@ def with_caf_coverage(communes: gpd.GeoDataFrame, coverage: pd.DataFrame) -> gpd
         epci = latest.loc[latest["level"] == "epci"].drop_duplicates("code", keep="last")
         out["caf_coverage_rate_epci"] = out["epci_code"].astype(str).map(
             epci.set_index("code")["rate"]).astype(float)
-    known = out[["caf_coverage_rate", "caf_coverage_rate_epci"]].notna().any(axis=1)
+    if "dep_code" in out.columns:
+        dep = latest.loc[latest["level"] == "departement"].drop_duplicates("code", keep="last")
+        out["caf_coverage_rate_dep"] = out["dep_code"].astype(str).map(
+            dep.set_index("code")["rate"]).astype(float)
+    france = latest.loc[latest["level"] == "france", "rate"]
+    if len(france):
+        out["caf_coverage_rate_france"] = float(france.iloc[-1])
+    known = out[list(cols[:-1])].notna().any(axis=1)
     out.loc[known, "caf_coverage_year"] = float(year)
     return out
 

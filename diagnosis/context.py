@@ -87,11 +87,15 @@ class CafCoverage:
         ``code_insee, name, rate`` (NaN: not published for that commune).
     epci_rate
         The rate of the territory's EPCI (first one of its communes), if known.
+    departement_rate, france_rate
+        The rates of the territory's (first) département and of France, if loaded.
     """
 
     year: int | None
     by_commune: pd.DataFrame
     epci_rate: float | None
+    departement_rate: float | None = None
+    france_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -230,16 +234,22 @@ def compute_caf_coverage(communes: pd.DataFrame) -> CafCoverage | None:
     """
     if "caf_coverage_rate" not in communes.columns:
         return None
+    communes = communes.sort_values("code_insee")  # « first »: the first département's
     nan = pd.Series(np.nan, index=communes.index)
     years = pd.to_numeric(communes.get("caf_coverage_year", nan), errors="coerce").dropna()
     rate = pd.to_numeric(communes["caf_coverage_rate"], errors="coerce")
     by_commune = pd.DataFrame({"code_insee": communes["code_insee"].astype(str).to_numpy(),
                                "name": communes.get("name", communes["code_insee"]).to_numpy(),
                                "rate": rate.to_numpy()})
-    epci = pd.to_numeric(communes.get("caf_coverage_rate_epci", nan), errors="coerce")
-    epci_rate = float(epci.dropna().iloc[0]) if epci.notna().any() else None
+    def first(col: str) -> float | None:
+        values = pd.to_numeric(communes.get(col, nan), errors="coerce")
+        return float(values.dropna().iloc[0]) if values.notna().any() else None
+
     return CafCoverage(int(years.max()) if len(years) else None,
-                       by_commune.sort_values("code_insee").reset_index(drop=True), epci_rate)
+                       by_commune.sort_values("code_insee").reset_index(drop=True),
+                       first("caf_coverage_rate_epci"),
+                       departement_rate=first("caf_coverage_rate_dep"),
+                       france_rate=first("caf_coverage_rate_france"))
 
 
 def _in_polygons(points: gpd.GeoSeries, polygons: gpd.GeoDataFrame) -> pd.Series:

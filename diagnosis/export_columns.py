@@ -131,6 +131,13 @@ _FIXED: dict[str, ColumnSpec] = {
     "caf_coverage_rate_epci": _c("Taux de couverture CAF de l'EPCI", "Places d'accueil du "
                                  "jeune enfant pour 100 enfants de moins de 3 ans (EPCI)",
                                  "places/100", "Cnaf", "", "decimal1"),
+    "caf_coverage_rate_dep": _c("Taux de couverture CAF du département", "Places d'accueil "
+                                "du jeune enfant pour 100 enfants de moins de 3 ans "
+                                "(département)", "places/100", "Cnaf", "", "decimal1"),
+    "caf_coverage_rate_france": _c("Taux de couverture CAF de la France", "Places d'accueil "
+                                   "du jeune enfant pour 100 enfants de moins de 3 ans "
+                                   "(France hors Mayotte)", "places/100", "Cnaf", "",
+                                   "decimal1"),
     "caf_coverage_year": _c("Année du taux de couverture CAF", source="Cnaf"),
     "geometry": _c("geometry", "Géométrie (GeoPackage seulement ; EPSG:4326)"),
     # facilities

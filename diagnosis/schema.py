@@ -145,6 +145,10 @@ OPTIONAL_COMMUNE_COLUMNS: dict[str, str] = {
                          "(CAF, places pour 100 enfants de moins de 3 ans)",
     "caf_coverage_rate_epci": "Taux de couverture d'accueil du jeune enfant de l'EPCI "
                               "(CAF, places pour 100 enfants de moins de 3 ans)",
+    "caf_coverage_rate_dep": "Taux de couverture d'accueil du jeune enfant du département "
+                             "(CAF, places pour 100 enfants de moins de 3 ans)",
+    "caf_coverage_rate_france": "Taux de couverture d'accueil du jeune enfant de la France "
+                                "(CAF, hors Mayotte, places pour 100 enfants de moins de 3 ans)",
     "caf_coverage_year": "Année du taux de couverture CAF",
 }
 #: Need columns that are numeric (float64, NaN when missing or secret).

@@ -217,3 +217,70 @@ def test_workspace_names_the_caf_source_by_its_key():
     from data_sources.workspace import CAF_KEY
 
     assert CAF_KEY == CAF.key
+
+
+# --------------------------------------------------------------------------------------
+# Reference levels: département and France (txcouv_pe_dep, txcouv_pe_nat)
+# txcouv_pe_dep.json and txcouv_pe_nat.json are hand-made in the fields documented by
+# stored third-party code reading the seven data.caf.fr datasets (numdep / nomdep /
+# txcouv_dep; national / txcouv_nat, ``annee`` a date on the national one); the
+# national 60,9 of 2023 is the figure that code cross-checks with the ONAPE report, the
+# départements' rates are invented.
+# --------------------------------------------------------------------------------------
+DEP_URL = f"{caf.BASE_URL}/txcouv_pe_dep/records"
+NAT_URL = f"{caf.BASE_URL}/txcouv_pe_nat/records"
+
+
+def test_national_year_is_a_date_and_its_code_is_fr():
+    df = caf.parse_coverage(load("txcouv_pe_nat.json")["results"], level="france")
+    assert df[["code", "year", "rate"]].values.tolist() == [["FR", 2022, 59.5],
+                                                           ["FR", 2023, 60.9]]
+    assert set(df["name"]) == {"FRANCE ENTIERE HORS MAYOTTE"}
+    dep = caf.parse_coverage([{"annee": 2023, "numdep": 1, "nomdep": "AIN",
+                               "txcouv_dep": 45.2}], level="departement")
+    assert dep["code"].tolist() == ["01"]
+
+
+@responses.activate
+def test_reference_levels_give_the_departement_and_france():
+    mock_ok()
+    responses.get(DEP_URL, json=load("txcouv_pe_dep.json"))
+    responses.get(NAT_URL, json=load("txcouv_pe_nat.json"))
+    df = caf.load_coverage(EPCI, levels=caf.ALL_LEVELS, with_history=False)
+    dep = df[df["level"] == "departement"]
+    assert dep[["code", "rate"]].values.tolist() == [["44", 66.2]]  # the Vendée left out
+    assert df.loc[df["level"] == "france", "rate"].tolist() == [59.5, 60.9]
+    nat_call = next(c for c in responses.calls if "txcouv_pe_nat" in c.request.url)
+    assert "refine" not in nat_call.request.url  # two rows, read whole
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from data_sources.workspace import with_caf_coverage
+
+    com = gpd.GeoDataFrame({"code_insee": ["44129", "44161"], "epci_code": ["200000438"] * 2,
+                            "dep_code": ["44", "44"]}, geometry=[Point(0, 0)] * 2,
+                           crs="EPSG:4326")
+    out = with_caf_coverage(com, df)
+    assert out["caf_coverage_rate_dep"].tolist() == [66.2, 66.2]
+    assert out["caf_coverage_rate_france"].tolist() == [60.9, 60.9]
+    assert out["caf_coverage_year"].tolist() == [2023.0, 2023.0]
+
+
+@responses.activate
+def test_a_failing_reference_level_is_a_note_not_a_failure():
+    mock_ok()
+    responses.get(DEP_URL, json=load("txcouv_pe_dep.json"))
+    responses.get(NAT_URL, status=500)
+    responses.get(NAT_URL, status=500)
+    responses.get(NAT_URL, status=500)
+    responses.get(NAT_URL, status=500)
+    df = caf.load_coverage(EPCI, levels=caf.ALL_LEVELS, with_history=False)
+    assert set(df["level"]) == {"commune", "epci", "departement"}
+    assert any("txcouv_pe_nat" in n and "non chargé" in n for n in df.attrs["notes"])
+
+
+@responses.activate
+def test_a_failing_commune_level_still_fails():
+    responses.get(COM_URL, status=500)
+    with pytest.raises(SourceError):
+        caf.load_coverage(EPCI, levels=caf.ALL_LEVELS, with_history=False)

@@ -163,3 +163,27 @@ def test_demo_diagnosis_carries_the_table_and_the_pdf_prints_it():
     assert "Places pour 100 enfants de moins de 3 ans, par type de structure</p>" \
         not in section
     assert "0,0" not in section
+
+
+def test_loaded_departement_and_france_caf_rates_are_printed():
+    caf = CafCoverage(year=2023, by_commune=pd.DataFrame(
+        {"code_insee": ["44001"], "name": ["A"], "rate": [float("nan")]}), epci_rate=58.25,
+        departement_rate=66.2, france_rate=60.9)
+    out = compute_offer_levels(TERRITORY, _communes(), _facilities(), types=TYPES,
+                               coverage=COVERAGE, caf=caf, departement_name="Loire-Atlantique")
+    assert [out.caf[lv].value for lv in ("territoire", "departement", "france")] == \
+        [58.25, 66.2, 60.9]
+    caf_table = offer_levels_part(out)["tables"][-1]
+    assert [r[1] for r in caf_table["rows"]] == ["58,2", "66,2", "60,9"]
+    assert caf_table["rows"][2][2] == "Cnaf, data.caf.fr (2023)"
+
+
+def test_context_reads_the_departement_and_france_columns():
+    from diagnosis.context import compute_caf_coverage
+
+    com = _communes().assign(caf_coverage_rate=float("nan"), caf_coverage_rate_epci=58.25,
+                             caf_coverage_rate_dep=66.2, caf_coverage_rate_france=60.9,
+                             caf_coverage_year=2023.0)
+    caf = compute_caf_coverage(com)
+    assert (caf.departement_rate, caf.france_rate, caf.year) == (66.2, 60.9, 2023)
+    assert compute_caf_coverage(_communes().assign(caf_coverage_rate=1.0)).france_rate is None
