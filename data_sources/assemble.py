@@ -17,6 +17,7 @@ from the shipped national geography and the INSEE files a user gives, without ne
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,9 @@ def assemble_territory(
     dep_of = _dep_map(territory)
     missing_deps = sorted({dep_of[c] for c in missing_codes})
     messages = list(problems)
+    missing_per_dep = Counter(dep_of[c] for c in missing_codes)
     for dep in missing_deps:
-        n = sum(dep_of[c] == dep for c in missing_codes)
+        n = missing_per_dep[dep]
         name = departement_name(dep) or dep
         messages.append(
             f"Département {dep} ({name}) : {n} commune(s) du territoire sans données chargées "
@@ -189,11 +191,12 @@ def _mtime(path: Path) -> int:
 
 def _dep_map(territory: Territory) -> dict[str, str]:
     """Commune code -> département code, for the territory's communes."""
-    deps = sorted(territory.departements, key=len, reverse=True)
+    deps = set(territory.departements)
+    lengths = sorted({len(d) for d in deps}, reverse=True)  # the longest code first
     out = {}
     for c in territory.communes:
-        out[c] = next((d for d in deps if c.startswith(d)), c[:3] if c.startswith("97")
-                      else c[:2])
+        out[c] = next((c[:n] for n in lengths if c[:n] in deps),
+                      c[:3] if c.startswith("97") else c[:2])
     return out
 
 

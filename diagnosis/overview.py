@@ -12,7 +12,7 @@ guides/indicateurs.md : definition, formula and source of every indicator.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -299,6 +299,10 @@ class _CommuneOffer:
     nearest: dict[str, np.ndarray]
     fac: gpd.GeoDataFrame
     masks: dict[str, np.ndarray]
+    #: Row of each commune code (``None`` when a code repeats), positions of each
+    #: facility code: a territory's rows without scanning every row.
+    positions: dict[str, int] | None = None
+    fac_positions: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def build(cls, communes: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
@@ -328,7 +332,12 @@ class _CommuneOffer:
             columns[f"n_{t}"] = com["code_insee"].map(counts).fillna(0).astype(int).to_numpy()
             columns[f"places_{t}"] = com["code_insee"].map(places).astype("float64").to_numpy()
             columns[f"dist_m_{t}"] = dist
-        return cls(com, columns, nearest, fac, masks)
+        codes = com["code_insee"].tolist()
+        positions = dict(zip(codes, range(len(codes)), strict=True))
+        by_code = pd.Series(np.arange(len(fac))).groupby(fac["code_insee"].to_numpy()).indices
+        return cls(com, columns, nearest, fac, masks,
+                   positions if len(positions) == len(codes) else None,
+                   {str(c): np.asarray(i) for c, i in by_code.items()})
 
 
 def _territory_overview(territory: Territory, table: _CommuneOffer,
@@ -337,15 +346,23 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
                         births_col: str) -> Overview | None:
     """One territory's :class:`Overview` from the communes' offer (None: no commune)."""
     wanted = set(territory.communes)
-    com = table.communes.loc[table.communes["code_insee"].isin(wanted)]
+    if table.positions is not None:  # codes are unique: the sorted codes give the rows
+        rows = np.array([table.positions[c] for c in sorted(wanted) if c in table.positions],
+                        dtype=np.int64)
+        com = table.communes.take(rows)
+    else:
+        com = table.communes.loc[table.communes["code_insee"].isin(wanted)]
+        com = com.sort_values("code_insee")
+        rows = com.index.to_numpy()
     if com.empty:
         return None
-    com = com.sort_values("code_insee")
-    rows = com.index.to_numpy()
     com = com.reset_index(drop=True)
     missing = sorted(wanted - set(com["code_insee"]))
     fac = table.fac
-    in_territory = fac["code_insee"].isin(wanted).to_numpy()
+    in_territory = np.zeros(len(fac), dtype=bool)
+    for c in wanted:
+        if c in table.fac_positions:
+            in_territory[table.fac_positions[c]] = True
     births_raw = pd.to_numeric(com[births_col], errors="coerce")
     births_unknown = com.loc[births_raw.isna().to_numpy(), "code_insee"].tolist()
     births = births_raw.fillna(0.0).to_numpy()
