@@ -61,6 +61,8 @@ POINT_LABEL_GID = "point-label"
 COMMUNE_LABEL_GID = "commune-label"
 #: ``gid`` of the map furniture (scale bar, north arrow): fixed, labels avoid it.
 FURNITURE_GID = "furniture"
+#: ``gid`` of the markers no label may cover (the sites of a points map).
+MARKER_GID = "site-marker"
 #: Pixels kept between two labels (the white halo around the letters).
 LABEL_GAP_PX = 1.5
 #: Image formats the renderers can return.
@@ -422,9 +424,10 @@ def label_communes(ax: Axes, communes: gpd.GeoDataFrame, *, name_col: str = "nam
     return len(com)
 
 
-#: Where a commune name may go around its point, in label heights (just above or below:
-#: further, it would name the neighbour).
-_COMMUNE_MOVES: tuple[tuple[float, float], ...] = ((0, 0), (0, 1.1), (0, -1.1))
+#: Where a commune name may go around its point, in label heights (above or below, two
+#: lines at most: further, it would name the neighbour).
+_COMMUNE_MOVES: tuple[tuple[float, float], ...] = ((0, 0), (0, 1.1), (0, -1.1), (0, 2.2),
+                                                   (0, -2.2))
 #: Where a point's name may go around it (offset points, alignment).
 _POINT_MOVES: tuple[tuple[float, float, str, str], ...] = tuple(
     (dx, dy + (step if dy > 0 else -step), ha, va)
@@ -444,6 +447,22 @@ def _box(artist: Any, renderer: Any, gap: float = LABEL_GAP_PX) -> Any:
     return artist.get_window_extent(renderer).padded(gap)
 
 
+def _marker_boxes(ax: Axes) -> list[Any]:
+    """Pixel boxes of the markers tagged :data:`MARKER_GID` (one per point)."""
+    from matplotlib.transforms import Bbox
+
+    fig = cast(Figure, ax.figure)
+    boxes = []
+    for coll in ax.collections:
+        if coll.get_gid() != MARKER_GID or not isinstance(coll, PathCollection):
+            continue
+        sizes = coll.get_sizes()
+        half = (math.sqrt(float(sizes[0])) if len(sizes) else 6.0) / 2 * fig.dpi / 72
+        for x, y in ax.transData.transform(np.asarray(coll.get_offsets())):
+            boxes.append(Bbox([[x - half, y - half], [x + half, y + half]]))
+    return boxes
+
+
 def _centre(box: Any) -> np.ndarray:
     return np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
 
@@ -455,7 +474,8 @@ def declutter_labels(ax: Axes) -> int:
     and :data:`COMMUNE_LABEL_GID` (commune names, in the order written: largest first).
     Each is tried at its place, then around it (:data:`_COMMUNE_MOVES`,
     :data:`_POINT_MOVES`); one that fits nowhere inside the map without touching a
-    label already kept, the scale bar or the north arrow is hidden.
+    label already kept, the scale bar, the north arrow or a site's marker
+    (:data:`MARKER_GID`) is hidden.
 
     Returns
     -------
@@ -468,7 +488,7 @@ def declutter_labels(ax: Axes) -> int:
     renderer = cast(Any, fig.canvas).get_renderer()
     frame = ax.get_window_extent(renderer)
     kept = [_box(a, renderer, 0.0) for a in [*ax.texts, *ax.patches]
-            if a.get_gid() == FURNITURE_GID and a.get_visible()]
+            if a.get_gid() == FURNITURE_GID and a.get_visible()] + _marker_boxes(ax)
     labels = [t for gid in (POINT_LABEL_GID, COMMUNE_LABEL_GID) for t in ax.texts
               if t.get_gid() == gid and t.get_visible()]
     hidden = 0
@@ -530,6 +550,9 @@ def layout_problems(fig: Figure) -> list[str]:
         texts = [t for t in ax.texts if t.get_visible() and t.get_text()
                  and t.get_gid() != FURNITURE_GID]
         boxes = [(t.get_text(), _box(t, renderer, 0.0)) for t in texts]
+        for a, ba in boxes:
+            if any(ba.overlaps(m) for m in _marker_boxes(ax)):
+                out.append(f"« {a} » couvre un site")
         for i, (a, ba) in enumerate(boxes):
             for b, bb in boxes[i + 1:]:
                 if ba.overlaps(bb):
@@ -857,7 +880,7 @@ def render_points_map(
     base_handles = _draw_base(ax, base)
     label_communes(ax, com)
     ax.scatter(pts.geometry.x, pts.geometry.y, s=180, color=color, edgecolors="white",
-               linewidths=0.8, zorder=6, marker="*")
+               linewidths=0.8, zorder=6, marker="*", gid=MARKER_GID)
     if label_col and label_col in pts:
         for x, y, text in zip(pts.geometry.x, pts.geometry.y, pts[label_col], strict=True):
             ax.annotate(str(text), (x, y), xytext=(5, 5), textcoords="offset points",
