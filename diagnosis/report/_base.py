@@ -188,7 +188,7 @@ def _frame_table(df: pd.DataFrame, *, title: str = "") -> dict[str, Any]:
                   numeric=numeric, note=note, small=True, widths=[100 / len(cols)] * len(cols))
 
 
-def _params_paragraph(result: Any) -> list[str]:
+def _params_paragraph(result: object) -> list[str]:
     params = getattr(result, "params", None)
     if not isinstance(params, Mapping) or not params:
         return []
@@ -196,7 +196,7 @@ def _params_paragraph(result: Any) -> list[str]:
     return [f"Paramètres : {', '.join(items)}."] if items else []
 
 
-def _generic_section(result: Any, *, reason_missing: str, communes: gpd.GeoDataFrame,
+def _generic_section(result: object | None, *, reason_missing: str, communes: gpd.GeoDataFrame,
                      context: gpd.GeoDataFrame | None, attribution: str,
                      map_title: str = "", titles: Mapping[str, str] | None = None,
                      base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
