@@ -20,14 +20,12 @@ from diagnosis.errors import InputError
 from diagnosis.exports import result_frames
 from diagnosis.formatting import UNKNOWN, fr_number
 from diagnosis.gaps import FACTOR_LABELS
+from diagnosis.map_furniture import image_data_uri
 from diagnosis.overview import Overview
 from diagnosis.schema import (
     NEEDS_COLUMNS,
 )
-from diagnosis.static_maps import (
-    image_data_uri,
-    render_points_map,
-)
+from diagnosis.static_maps import render_points_map
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: Format of the images embedded in the PDF (JPEG: WeasyPrint embeds it without re-encoding).
