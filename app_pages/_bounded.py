@@ -9,7 +9,7 @@ rows, the whole table in the CSV download), and every map through :func:`map_fit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -107,8 +107,8 @@ def french_number_columns(df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def show_table(df: pd.DataFrame | Any, *, key: str, page_rows: int = TABLE_PAGE_ROWS,
-               **kwargs: Any) -> None:
+def show_table(df: pd.DataFrame | Sequence[Mapping[str, Any]], *, key: str,
+               page_rows: int = TABLE_PAGE_ROWS, **kwargs: Any) -> None:
     """``st.dataframe`` of at most ``page_rows`` rows, with a page number when longer.
 
     Numbers are shown the French way in a French browser (:func:`french_number_columns`).

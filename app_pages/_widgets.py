@@ -10,6 +10,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import folium
+import pandas as pd
 import streamlit as st
 
 from app_pages import CHOOSE, Selection, _cached, current_selection, md_escape
@@ -186,7 +187,7 @@ def show_map(cache_key: Hashable, build: Callable[[], folium.Map], *, key: str, 
     return _cached.FOLIUM_COMPONENT(**args, on_change=_on_change)
 
 
-def french_table(df: Any, *, key: str, height: int | None = None) -> None:
+def french_table(df: pd.DataFrame, *, key: str, height: int | None = None) -> None:
     """A table whose numbers a French browser shows the French way (see ``show_table``)."""
     from app_pages._bounded import show_table
 

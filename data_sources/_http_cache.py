@@ -22,7 +22,7 @@ from requests_cache.backends.base import BaseCache
 from requests_cache.backends.sqlite import SQLiteCache, SQLiteDict
 
 from data_sources._http_config import DISK_PROBE_BYTES, HttpConfig
-from data_sources._http_notes import _state
+from data_sources._http_notes import _scoped, _state
 
 logger = logging.getLogger(__name__)
 
@@ -175,12 +175,8 @@ class _GuardedCache(SQLiteCache):
 
 @contextlib.contextmanager
 def _explicit_write() -> Iterator[None]:
-    before = getattr(_state, "explicit_write", False)
-    _state.explicit_write = True
-    try:
+    with _scoped("explicit_write", True, outside=False):
         yield
-    finally:
-        _state.explicit_write = before
 
 
 def _probe_disk(folder: Path) -> None:

@@ -15,13 +15,26 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 
 from diagnosis.errors import SOURCE_FAILURES_FR, SourceError
 
 logger = logging.getLogger(__name__)
 
 _state = threading.local()
+
+_T = TypeVar("_T")
+
+
+@contextlib.contextmanager
+def _scoped(name: str, value: _T, *, outside: object = None) -> Iterator[_T]:
+    """Set ``name`` of this thread's state to ``value`` for the block, then restore it."""
+    before = getattr(_state, name, outside)
+    setattr(_state, name, value)
+    try:
+        yield value
+    finally:
+        setattr(_state, name, before)
 
 
 @contextlib.contextmanager
@@ -31,12 +44,8 @@ def refreshing(active: bool = True) -> Iterator[None]:
     Used by ``python -m data_sources fetch --refresh``: each URL is fetched from the
     network the first time it is asked for in the block, then served as usual.
     """
-    before = getattr(_state, "refreshed", None)
-    _state.refreshed = set() if active else None
-    try:
+    with _scoped("refreshed", set() if active else None):
         yield
-    finally:
-        _state.refreshed = before
 
 
 def refresh_requested(key: str) -> bool:
@@ -58,12 +67,8 @@ def source_deadline(seconds: float, *, source: str) -> Iterator[None]:
     A call started after the deadline, or a body still streaming then, raises
     :class:`SourceError` naming the source.
     """
-    before = getattr(_state, "deadline", None)
-    _state.deadline = (time.monotonic() + float(seconds), float(seconds), source)
-    try:
+    with _scoped("deadline", (time.monotonic() + float(seconds), float(seconds), source)):
         yield
-    finally:
-        _state.deadline = before
 
 
 def _check_deadline(source: str, full: str) -> float | None:
@@ -104,13 +109,8 @@ class UpdateNotes:
 @contextlib.contextmanager
 def update_notes() -> Iterator[UpdateNotes]:
     """Collect, for the block, the fallbacks to held copies and the partial answers."""
-    before = getattr(_state, "notes", None)
-    notes = UpdateNotes()
-    _state.notes = notes
-    try:
+    with _scoped("notes", UpdateNotes()) as notes:
         yield notes
-    finally:
-        _state.notes = before
 
 
 def _iso(when: dt.datetime | str | None) -> str:
@@ -186,14 +186,12 @@ def data_dates() -> Iterator[list[str]]:
     A network answer is dated now, a cached one by its cache date, a downloaded file by
     its file date: :mod:`data_sources.fetch` writes the oldest to the ledger.
     """
-    before = getattr(_state, "dates", None)
     dates: list[str] = []
-    _state.dates = dates
     try:
-        yield dates
+        with _scoped("dates", dates):
+            yield dates
     finally:
         dates.sort()
-        _state.dates = before
 
 
 def note_data_date(when: dt.datetime | str | None) -> None:

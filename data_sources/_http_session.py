@@ -31,7 +31,7 @@ from data_sources._http_config import (
     _env_offline,
     default_cache_dir,
 )
-from data_sources._http_notes import _state
+from data_sources._http_notes import _scoped, _state
 from data_sources._outbound import OutboundPolicy, hosts_from_env
 
 logger = logging.getLogger(__name__)
@@ -335,11 +335,9 @@ def deferred_cache() -> Iterator[PendingWrites]:
     that answer from the cache. Files downloaded in the block wait beside their final path.
     The block's end discards what was neither committed nor discarded.
     """
-    before = getattr(_state, "pending", None)
     pending = PendingWrites()
-    _state.pending = pending
     try:
-        yield pending
+        with _scoped("pending", pending):
+            yield pending
     finally:
-        _state.pending = before
         pending.discard()  # no-op once committed

@@ -5,10 +5,8 @@ PR #213; BaseAdresseNationale/adresse.data.gouv.fr issues #2342, #2344): the sam
 now answers at ``https://data.geopf.fr/geocodage`` with the same fields and result columns.
 The source key stays ``ban`` (``python -m data_sources fetch --source ban``).
 
-- ``GET https://data.geopf.fr/geocodage/search?q=…&citycode=…&limit=1`` answers a
-  GeoJSON FeatureCollection; each feature has ``geometry.coordinates`` ``[lon, lat]``
-  and ``properties`` ``label``, ``score`` (0-1), ``type`` (``housenumber`` | ``street`` |
-  ``locality`` | ``municipality``), ``citycode``, ``postcode``, ``city``.
+Maillage geocodes in batches only (the source's address, ``/search``, names the service):
+
 - ``POST https://data.geopf.fr/geocodage/search/csv`` with a multipart form: ``data``
   (the CSV file), ``columns`` (repeated: columns joined into the query), ``citycode`` and
   ``postcode`` (names of filter columns). The answer is the CSV with added columns
@@ -16,8 +14,7 @@ The source key stays ``ban`` (``python -m data_sources fetch --source ban``).
   ``result_citycode``… (and ``result_status``).
 
 Limits of the Géoplateforme: 50 requests per second, and one CSV batch at a time per
-client: single searches are spaced by :data:`SEARCH_RATE_PER_S` and batches run one after
-the other (a process-wide lock).
+client: batches run one after the other (a process-wide lock).
 
 In Paris, Lyon and Marseille ``result_citycode`` is the *arrondissement* code (751xx,
 6938x, 132xx): :func:`commune_code` maps it to the commune (75056, 69123, 13055) before
@@ -35,7 +32,6 @@ import csv
 import io
 import logging
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -54,8 +50,6 @@ logger = logging.getLogger(__name__)
 GEOCODER_URL = "https://data.geopf.fr/geocodage"
 SEARCH_URL = f"{GEOCODER_URL}/search"
 CSV_URL = f"{GEOCODER_URL}/search/csv"
-#: Documented limit of the Géoplateforme geocoder.
-SEARCH_RATE_PER_S = 50.0
 #: Below this score the match is not trusted beyond the commune.
 DEFAULT_MIN_SCORE = 0.5
 RESULT_COLUMNS = ("latitude", "longitude", "result_score", "result_type", "result_citycode")
@@ -77,7 +71,6 @@ BAN = register(SourceInfo(
     columns=RESULT_COLUMNS,
 ))
 
-_search_limiter = _http.HostRateLimiter()
 _batch_lock = threading.Lock()
 #: Arrondissement code ranges of the three cities, and their commune code.
 _ARRONDISSEMENTS = (
@@ -126,77 +119,6 @@ def precision_from_result(result_type: str, score: float, *, min_score: float) -
     if score < min_score:
         return "commune"
     return _TYPE_PRECISION.get(result_type, "commune")
-
-
-# --- single --------------------------------------------------------------------------
-
-
-def fetch_search(
-    q: str,
-    *,
-    citycode: str | None = None,
-    postcode: str | None = None,
-    limit: int = 1,
-    offline: bool | None = None,
-) -> dict[str, Any]:
-    """GET ``/search`` for one address and return the FeatureCollection.
-
-    Calls are spaced to stay under :data:`SEARCH_RATE_PER_S`.
-    """
-    if len(q.strip()) < 3:
-        raise InputError(f"q={q!r}: the geocoder needs at least 3 characters to search")
-    params: dict[str, Any] = {"q": q.strip(), "limit": limit}
-    if citycode:
-        params["citycode"] = citycode
-    if postcode:
-        params["postcode"] = postcode
-    _search_limiter.wait("data.geopf.fr", SEARCH_RATE_PER_S)
-    doc: dict[str, Any] = _http.fetch_json(
-        SEARCH_URL, source=BAN.key, params=params, offline=offline,
-        check=lambda d: d["features"],
-    )
-    return doc
-
-
-def parse_search(doc: Mapping[str, Any], *, min_score: float = DEFAULT_MIN_SCORE) -> dict[str, Any]:
-    """Return the best feature as ``lon, lat, score, type, citycode, label, precision``.
-
-    ``citycode`` is the commune code (arrondissements mapped by :func:`commune_code`).
-    An empty result gives ``precision == ""`` and NaN coordinates.
-    """
-    feats = doc.get("features") or []
-    if not feats:
-        return {"lon": np.nan, "lat": np.nan, "score": np.nan, "type": "", "citycode": "",
-                "label": "", "precision": ""}
-    f = feats[0]
-    props = f.get("properties") or {}
-    lon, lat = (f.get("geometry") or {}).get("coordinates", [np.nan, np.nan])[:2]
-    score = float(props.get("score", np.nan))
-    rtype = str(props.get("type", ""))
-    return {
-        "lon": float(lon), "lat": float(lat), "score": score, "type": rtype,
-        "citycode": commune_code(str(props.get("citycode", ""))),
-        "label": str(props.get("label", "")),
-        "precision": precision_from_result(rtype, score, min_score=min_score),
-    }
-
-
-def geocode_one(
-    q: str,
-    *,
-    citycode: str | None = None,
-    postcode: str | None = None,
-    min_score: float = DEFAULT_MIN_SCORE,
-    offline: bool | None = None,
-) -> dict[str, Any]:
-    """Geocode one address (see :func:`parse_search` for the result)."""
-    result = parse_search(
-        fetch_search(q, citycode=citycode, postcode=postcode, offline=offline),
-        min_score=min_score,
-    )
-    if result["precision"] == "commune" and result["type"] != "municipality":
-        logger.warning("ban: low score %.2f for %r: placed to the commune only", result["score"], q)
-    return result
 
 
 # --- batch ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Commune (and IRIS) boundaries from geo.api.gouv.fr and the IGN Géoplateforme WFS.
+"""Commune boundaries from geo.api.gouv.fr; the paged reader of the IGN Géoplateforme WFS.
 
-Output of every ``load_*``: a GeoDataFrame with ``code_insee`` (str), ``name``,
+Output of :func:`load_communes`: a GeoDataFrame with ``code_insee`` (str), ``name``,
 ``epci_code`` (SIREN, str, may be empty), ``dep_code`` (str) and polygon ``geometry``
-in EPSG:4326, one row per commune, sorted by code.
+in EPSG:4326, one row per commune, sorted by code. :func:`fetch_wfs` pages a WFS layer
+(the IRIS contours of :mod:`data_sources.iris`).
 
 Verified shapes (stored public code, 2025-2026):
 
@@ -15,9 +16,7 @@ Verified shapes (stored public code, 2025-2026):
   The attribute names of ``ADMINEXPRESS-COG-CARTO.LATEST:commune`` differ between Admin
   Express editions (``insee_com``/``nom``/``insee_dep``/``siren_epci`` in 2.x,
   ``code_insee``/``nom_officiel``/``code_insee_du_departement``/``codes_siren_des_epci`` in
-  3.x): the parser accepts both. The ``LATEST`` layer serves the 3.x names, so the
-  département filter is ``CQL_FILTER=code_insee_du_departement='44'`` (``insee_dep`` matches
-  nothing there). Verify with a live check (``pytest -m network``).
+  3.x): :func:`parse_boundaries` accepts both, and answers given latitude first.
 """
 
 from __future__ import annotations
@@ -40,17 +39,10 @@ logger = logging.getLogger(__name__)
 
 GEO_API_URL = "https://geo.api.gouv.fr"
 WFS_URL = "https://data.geopf.fr/wfs/ows"
-WFS_COMMUNES = "ADMINEXPRESS-COG-CARTO.LATEST:commune"
 WFS_IRIS = "STATISTICALUNITS.IRIS:contours_iris"
-#: Attribute holding the département code in the WFS commune layer (Admin Express 3.x names,
-#: as served by ``ADMINEXPRESS-COG-CARTO.LATEST:commune`` today).
-WFS_DEP_FIELD = "code_insee_du_departement"
-#: Attribute holding the commune code in the WFS IRIS layer (verify with a live check).
-WFS_IRIS_COMMUNE_FIELD = "code_insee"
 GEO_API_FIELDS = "nom,code,codeEpci,codeDepartement"
 
 BOUNDARY_COLUMNS = ("code_insee", "name", "epci_code", "dep_code", "geometry")
-IRIS_COLUMNS = ("code_iris", "name", "code_insee", "geometry")
 
 #: Accepted property names for each output column, first match wins.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -58,11 +50,6 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("nom", "nom_officiel", "nom_m", "NOM"),
     "epci_code": ("codeEpci", "siren_epci", "codes_siren_des_epci", "SIREN_EPCI"),
     "dep_code": ("codeDepartement", "insee_dep", "code_insee_du_departement", "INSEE_DEP"),
-}
-_IRIS_ALIASES: dict[str, tuple[str, ...]] = {
-    "code_iris": ("code_iris", "CODE_IRIS", "iris"),
-    "name": ("nom_iris", "NOM_IRIS"),
-    "code_insee": ("code_insee", "insee_com", "INSEE_COM"),
 }
 
 GEO_API = register(SourceInfo(
@@ -235,23 +222,6 @@ def parse_boundaries(doc: Mapping[str, Any], *, source: str = GEO_API.key) -> gp
     return gdf.sort_values("code_insee").reset_index(drop=True)
 
 
-def parse_iris(doc: Mapping[str, Any]) -> gpd.GeoDataFrame:
-    """Turn an IRIS FeatureCollection into ``code_iris, name, code_insee, geometry``."""
-    rows = []
-    for feat in doc.get("features", []):
-        props = feat.get("properties") or {}
-        row: dict[str, Any] = {
-            col: _text(_pick(props, names)) for col, names in _IRIS_ALIASES.items()
-        }
-        geom = feat.get("geometry")
-        row["geometry"] = shape(geom) if geom else None
-        rows.append(row)
-    gdf = gpd.GeoDataFrame(
-        pd.DataFrame(rows, columns=list(IRIS_COLUMNS)), geometry="geometry", crs=WGS84
-    )
-    return _fix_axis_order(gdf).sort_values("code_iris").reset_index(drop=True)
-
-
 def _inside_france(bounds: tuple[float, float, float, float]) -> bool:
     minx, miny, maxx, maxy = bounds
     boxes = [FRANCE_METRO_BBOX, *FRANCE_OVERSEAS_BBOXES.values()]
@@ -341,39 +311,3 @@ def load_communes(
     gdf = parse_boundaries(doc, source=GEO_API.key)
     what = f"dep_code={dep_code!r}" if dep_code is not None else f"epci_siren={epci_siren!r}"
     return validate_boundaries(gdf, source=GEO_API.key, what=what)
-
-
-def load_communes_wfs(
-    dep_code: str, *, offline: bool | None = None, refresh: bool = False, page_size: int = 1000
-) -> gpd.GeoDataFrame:
-    """Load the communes of a département from the IGN WFS (Admin Express COG carto)."""
-    if "'" in dep_code:
-        raise InputError(f"dep_code={dep_code!r} is not a département code")
-    doc = fetch_wfs(
-        WFS_COMMUNES, cql_filter=f"{WFS_DEP_FIELD}='{dep_code}'", page_size=page_size,
-        offline=offline, refresh=refresh,
-    )
-    gdf = parse_boundaries(doc, source=IGN_WFS.key)
-    return validate_boundaries(gdf, source=IGN_WFS.key, what=f"dep_code={dep_code!r}")
-
-
-def load_iris(
-    dep_code: str, *, offline: bool | None = None, refresh: bool = False, page_size: int = 1000
-) -> gpd.GeoDataFrame:
-    """Load the IRIS contours of a département from the IGN WFS."""
-    if "'" in dep_code:
-        raise InputError(f"dep_code={dep_code!r} is not a département code")
-    doc = fetch_wfs(
-        WFS_IRIS, cql_filter=f"{WFS_IRIS_COMMUNE_FIELD} LIKE '{dep_code}%'",
-        page_size=page_size, offline=offline, refresh=refresh,
-    )
-    gdf = parse_iris(doc)
-    if gdf.empty:
-        raise SourceError(f"{IGN_WFS.key}: no IRIS returned for dep_code={dep_code!r}.")
-    empty_codes = gdf["code_iris"].eq("")
-    if empty_codes.any():
-        raise SourceError(
-            f"{IGN_WFS.key}: IRIS features lack a code (expected one of "
-            f"{list(_IRIS_ALIASES['code_iris'])}); the layer changed its format."
-        )
-    return gdf

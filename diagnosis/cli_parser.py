@@ -121,7 +121,8 @@ def _add_travel(p: argparse.ArgumentParser, *, default_mode: str) -> None:
                         "transport.data.gouv.fr) pour --mode transit")
     p.add_argument("--osm-pbf", metavar="FICHIER.osm.pbf",
                    help="extrait OpenStreetMap des rues (.osm.pbf) pour --mode poussette ou "
-                        "transit")
+                        "transit ; le rapport PDF en dessine aussi les routes principales "
+                        "et l'eau sur ses cartes")
     p.add_argument("--depart", default=DEFAULT_DEPART, metavar="HH:MM",
                    help="heure de départ en transports en commun (défaut %(default)s)")
     p.add_argument("--date", metavar="AAAA-MM-JJ", dest="study_date",

@@ -205,7 +205,7 @@ def _facility_layer(fac: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                             crs=fac.crs).to_crs(EXPORT_CRS)
 
 
-def result_frames(result: Any) -> dict[str, pd.DataFrame]:
+def result_frames(result: object) -> dict[str, pd.DataFrame]:
     """Tables held by an analysis result (``layers``, else ``table``/``summary``/…).
 
     A DataFrame is returned as itself (key ``""``); a plain mapping of scalars becomes a

@@ -8,11 +8,18 @@ never imports :mod:`data_sources`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import geopandas as gpd
 
 from diagnosis.schema import Territory
+
+
+class ImportSummary(Protocol):
+    """An import report of a user's file, as the pipeline and the report quote it."""
+
+    def summary_fr(self) -> str:
+        """One French sentence: rows read, accepted, flagged, rejected."""
 
 
 class DiagnosisInputs(Protocol):
@@ -39,7 +46,7 @@ class DiagnosisInputs(Protocol):
         """French notices a user must see (demo data, partial coverage…)."""
 
     @property
-    def imports(self) -> Sequence[Any]:
+    def imports(self) -> Sequence[ImportSummary]:
         """Import reports of the user's files (with ``summary_fr()``)."""
 
     @property

@@ -4,7 +4,8 @@ Every map is drawn on its own :class:`matplotlib.figure.Figure` (no pyplot, no g
 state, no tile download), in Lambert-93 metres so that the scale bar is exact, and
 carries a legend, a scale bar, a north arrow (rotated to true north: grid north differs
 from it by the meridian convergence) and the data attribution. Renderers return PNG
-bytes; :func:`png_data_uri` embeds them in HTML.
+bytes; :func:`diagnosis.map_furniture.image_data_uri` embeds them in HTML. The scale
+bar, the north arrow and the attribution are drawn by :mod:`diagnosis.map_furniture`.
 
 With ``base`` (:func:`data_sources.osm_base.read_base_layers`: roads, rivers and water of
 the study's OpenStreetMap extract), every renderer draws them, light, over the communes'
@@ -21,7 +22,6 @@ guides/lecture-des-cartes.md : how to read each map (in French).
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 import textwrap
@@ -38,14 +38,22 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrow, Patch, Rectangle
+from matplotlib.patches import Patch
 from matplotlib.path import Path as MplPath
-from pyproj import Transformer
-from shapely.geometry.polygon import orient
 
 from diagnosis.errors import InputError
+from diagnosis.map_furniture import (
+    FURNITURE_GID,
+    IMAGE_FORMATS,
+    add_attribution,
+    add_north_arrow,
+    add_scale_bar,
+    format_length_fr,
+    grid_convergence_deg,
+    polygon_paths,
+)
 from diagnosis.schema import FACILITY_TYPES, facility_agree, facility_label
-from diagnosis.settings import METRIC_CRS, WGS84
+from diagnosis.settings import METRIC_CRS
 
 #: Figure size (inches) of a full-width map in the A4 report.
 MAP_SIZE_IN: tuple[float, float] = (6.7, 5.0)
@@ -59,12 +67,10 @@ MAX_NAMES = 40
 #: last): names of points (sites) first, then commune names.
 POINT_LABEL_GID = "point-label"
 COMMUNE_LABEL_GID = "commune-label"
-#: ``gid`` of the map furniture (scale bar, north arrow): fixed, labels avoid it.
-FURNITURE_GID = "furniture"
+#: ``gid`` of the markers no label may cover (the sites of a points map).
+MARKER_GID = "site-marker"
 #: Pixels kept between two labels (the white halo around the letters).
 LABEL_GAP_PX = 1.5
-#: Image formats the renderers can return.
-IMAGE_FORMATS: tuple[str, ...] = ("png", "jpeg")
 #: Colour of each facility type on maps (colour-blind-safe palette, Okabe–Ito based).
 TYPE_COLORS: dict[str, str] = {
     "pmi": "#D55E00",
@@ -96,164 +102,6 @@ BASE_STYLES: dict[str, tuple[str, float, float]] = {
 #: Attribution added under a map drawn with base layers (OpenStreetMap, ODbL).
 OSM_BASE_ATTRIBUTION = "Fond : © les contributeurs d'OpenStreetMap (ODbL)"
 _WITH_OSM_BASE = "with-osm-base"
-
-
-# --------------------------------------------------------------------------------------
-# Small helpers (pure)
-# --------------------------------------------------------------------------------------
-
-
-def nice_scale_length(span_m: float, *, fraction: float = 0.25) -> float:
-    """Longest "round" length (1, 2 or 5 × 10^n metres) not above ``fraction × span_m``.
-
-    Parameters
-    ----------
-    span_m
-        Width of the map in metres.
-    fraction
-        Largest share of the width the scale bar may take.
-
-    Examples
-    --------
-    >>> nice_scale_length(40_000)
-    10000.0
-    >>> nice_scale_length(7_300)
-    1000.0
-    >>> nice_scale_length(130_000)
-    20000.0
-    """
-    if not math.isfinite(span_m) or span_m <= 0:
-        raise InputError(f"span_m={span_m!r} must be a positive number of metres")
-    target = span_m * fraction
-    power = 10.0 ** math.floor(math.log10(target))
-    for step in (5.0, 2.0, 1.0):
-        if step * power <= target:
-            return step * power
-    return power  # pragma: no cover - unreachable: 1 × power <= target by construction
-
-
-def format_length_fr(length_m: float) -> str:
-    """French label of a length: ``"500 m"``, ``"2 km"``, ``"2,5 km"``.
-
-    Examples
-    --------
-    >>> format_length_fr(500), format_length_fr(20_000), format_length_fr(2_500)
-    ('500 m', '20 km', '2,5 km')
-    """
-    if length_m < 1000:
-        return f"{length_m:g} m"
-    return f"{length_m / 1000:g} km".replace(".", ",")
-
-
-def grid_convergence_deg(x: float, y: float, *, crs: str = METRIC_CRS) -> float:
-    """Angle (degrees, counter-clockwise) from grid north to true north at ``(x, y)``.
-
-    Examples
-    --------
-    >>> abs(round(grid_convergence_deg(700_000, 6_600_000), 3))  # on the Lambert-93 meridian
-    0.0
-    >>> grid_convergence_deg(300_000, 6_700_000) < 0  # west of it: leans right (clockwise)
-    True
-    """
-    to_geo = Transformer.from_crs(crs, WGS84, always_xy=True)
-    to_map = Transformer.from_crs(WGS84, crs, always_xy=True)
-    lon, lat = to_geo.transform(x, y)
-    x2, y2 = to_map.transform(lon, min(lat + 0.05, 89.9))
-    return math.degrees(math.atan2(-(x2 - x), y2 - y))
-
-
-def png_data_uri(png: bytes) -> str:
-    """Return a ``data:image/png;base64,…`` URI for an ``<img src>``."""
-    return image_data_uri(png, fmt="png")
-
-
-def image_data_uri(data: bytes, *, fmt: str = "png") -> str:
-    """Return a ``data:image/<fmt>;base64,…`` URI for an ``<img src>``."""
-    if fmt not in IMAGE_FORMATS:
-        raise InputError(f"fmt={fmt!r} is not an image format; use one of {list(IMAGE_FORMATS)}")
-    return f"data:image/{fmt};base64," + base64.b64encode(data).decode("ascii")
-
-
-def polygon_paths(geoms: gpd.GeoSeries) -> list[MplPath]:
-    """Convert (multi)polygons to matplotlib compound paths (holes kept empty), in order.
-
-    Empty or missing geometries give an empty path.
-    """
-    paths: list[MplPath] = []
-    for geom in geoms:
-        if geom is None or geom.is_empty:
-            paths.append(MplPath(np.empty((0, 2))))
-            continue
-        parts = shapely.get_parts(geom) if geom.geom_type.startswith("Multi") else [geom]
-        ring_paths = []
-        for poly in parts:
-            if poly.geom_type != "Polygon":
-                continue
-            # Exterior counter-clockwise, holes clockwise: matplotlib fills with the
-            # non-zero winding rule, so holes stay empty only with opposite orientations.
-            poly = orient(poly, sign=1.0)
-            for ring in (poly.exterior, *poly.interiors):
-                xy = np.asarray(ring.coords)[:, :2]
-                codes = np.full(len(xy), MplPath.LINETO, dtype=np.uint8)
-                codes[0] = MplPath.MOVETO
-                codes[-1] = MplPath.CLOSEPOLY
-                ring_paths.append(MplPath(xy, codes))
-        paths.append(MplPath.make_compound_path(*ring_paths) if ring_paths
-                     else MplPath(np.empty((0, 2))))
-    return paths
-
-
-# --------------------------------------------------------------------------------------
-# Map furniture
-# --------------------------------------------------------------------------------------
-
-
-def add_scale_bar(ax: Axes, *, length_m: float | None = None) -> float:
-    """Draw a two-segment black/white scale bar in the lower left corner.
-
-    The axes must be in metres (EPSG:2154). Returns the length drawn (metres).
-    """
-    x0, x1 = ax.get_xlim()
-    y0, y1 = ax.get_ylim()
-    span = x1 - x0
-    length = nice_scale_length(span) if length_m is None else float(length_m)
-    height = (y1 - y0) * 0.012
-    left = x0 + span * 0.04
-    bottom = y0 + (y1 - y0) * 0.05
-    half = length / 2
-    ax.add_patch(Rectangle((left - span * 0.012, bottom - height * 1.6), length + span * 0.05,
-                           height * 5.2, facecolor="white", edgecolor="none", alpha=0.8,
-                           zorder=9, gid=FURNITURE_GID))
-    for i, color in enumerate(("black", "white")):
-        ax.add_patch(Rectangle((left + i * half, bottom), half, height, facecolor=color,
-                               edgecolor="black", linewidth=0.6, zorder=10))
-    for pos, text in ((left, "0"), (left + length, format_length_fr(length))):
-        ax.text(pos, bottom + height * 1.5, text, ha="center", va="bottom", fontsize=6.5,
-                zorder=10, gid=FURNITURE_GID)
-    return length
-
-
-def add_north_arrow(ax: Axes, *, rotation_deg: float = 0.0) -> None:
-    """Draw a north arrow in the upper right corner, rotated by ``rotation_deg``."""
-    x0, x1 = ax.get_xlim()
-    y0, y1 = ax.get_ylim()
-    w, h = x1 - x0, y1 - y0
-    size = min(w, h) * 0.07
-    cx, cy = x1 - w * 0.05, y1 - h * 0.14
-    theta = math.radians(rotation_deg)
-    dx, dy = -math.sin(theta) * size, math.cos(theta) * size
-    ax.add_patch(FancyArrow(cx - dx / 2, cy - dy / 2, dx, dy, width=size * 0.12,
-                            head_width=size * 0.45, head_length=size * 0.45,
-                            length_includes_head=True, color="black", zorder=10,
-                            gid=FURNITURE_GID))
-    ax.text(cx + dx * 0.75, cy + dy * 0.75, "N", ha="center", va="bottom", fontsize=8,
-            fontweight="bold", zorder=10, gid=FURNITURE_GID)
-
-
-def add_attribution(fig: Figure, text: str) -> None:
-    """Write the data attribution under the map, in small type."""
-    fig.text(0.01, 0.005, textwrap.fill(text, width=175), ha="left", va="bottom", fontsize=5.5,
-             color="#333333", parse_math=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -422,9 +270,10 @@ def label_communes(ax: Axes, communes: gpd.GeoDataFrame, *, name_col: str = "nam
     return len(com)
 
 
-#: Where a commune name may go around its point, in label heights (just above or below:
-#: further, it would name the neighbour).
-_COMMUNE_MOVES: tuple[tuple[float, float], ...] = ((0, 0), (0, 1.1), (0, -1.1))
+#: Where a commune name may go around its point, in label heights (above or below, two
+#: lines at most: further, it would name the neighbour).
+_COMMUNE_MOVES: tuple[tuple[float, float], ...] = ((0, 0), (0, 1.1), (0, -1.1), (0, 2.2),
+                                                   (0, -2.2))
 #: Where a point's name may go around it (offset points, alignment).
 _POINT_MOVES: tuple[tuple[float, float, str, str], ...] = tuple(
     (dx, dy + (step if dy > 0 else -step), ha, va)
@@ -444,6 +293,22 @@ def _box(artist: Any, renderer: Any, gap: float = LABEL_GAP_PX) -> Any:
     return artist.get_window_extent(renderer).padded(gap)
 
 
+def _marker_boxes(ax: Axes) -> list[Any]:
+    """Pixel boxes of the markers tagged :data:`MARKER_GID` (one per point)."""
+    from matplotlib.transforms import Bbox
+
+    fig = cast(Figure, ax.figure)
+    boxes = []
+    for coll in ax.collections:
+        if coll.get_gid() != MARKER_GID or not isinstance(coll, PathCollection):
+            continue
+        sizes = coll.get_sizes()
+        half = (math.sqrt(float(sizes[0])) if len(sizes) else 6.0) / 2 * fig.dpi / 72
+        for x, y in ax.transData.transform(np.asarray(coll.get_offsets())):
+            boxes.append(Bbox([[x - half, y - half], [x + half, y + half]]))
+    return boxes
+
+
 def _centre(box: Any) -> np.ndarray:
     return np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
 
@@ -455,7 +320,8 @@ def declutter_labels(ax: Axes) -> int:
     and :data:`COMMUNE_LABEL_GID` (commune names, in the order written: largest first).
     Each is tried at its place, then around it (:data:`_COMMUNE_MOVES`,
     :data:`_POINT_MOVES`); one that fits nowhere inside the map without touching a
-    label already kept, the scale bar or the north arrow is hidden.
+    label already kept, the scale bar, the north arrow or a site's marker
+    (:data:`MARKER_GID`) is hidden.
 
     Returns
     -------
@@ -468,7 +334,7 @@ def declutter_labels(ax: Axes) -> int:
     renderer = cast(Any, fig.canvas).get_renderer()
     frame = ax.get_window_extent(renderer)
     kept = [_box(a, renderer, 0.0) for a in [*ax.texts, *ax.patches]
-            if a.get_gid() == FURNITURE_GID and a.get_visible()]
+            if a.get_gid() == FURNITURE_GID and a.get_visible()] + _marker_boxes(ax)
     labels = [t for gid in (POINT_LABEL_GID, COMMUNE_LABEL_GID) for t in ax.texts
               if t.get_gid() == gid and t.get_visible()]
     hidden = 0
@@ -530,6 +396,9 @@ def layout_problems(fig: Figure) -> list[str]:
         texts = [t for t in ax.texts if t.get_visible() and t.get_text()
                  and t.get_gid() != FURNITURE_GID]
         boxes = [(t.get_text(), _box(t, renderer, 0.0)) for t in texts]
+        for a, ba in boxes:
+            if any(ba.overlaps(m) for m in _marker_boxes(ax)):
+                out.append(f"« {a} » couvre un site")
         for i, (a, ba) in enumerate(boxes):
             for b, bb in boxes[i + 1:]:
                 if ba.overlaps(bb):
@@ -857,7 +726,7 @@ def render_points_map(
     base_handles = _draw_base(ax, base)
     label_communes(ax, com)
     ax.scatter(pts.geometry.x, pts.geometry.y, s=180, color=color, edgecolors="white",
-               linewidths=0.8, zorder=6, marker="*")
+               linewidths=0.8, zorder=6, marker="*", gid=MARKER_GID)
     if label_col and label_col in pts:
         for x, y, text in zip(pts.geometry.x, pts.geometry.y, pts[label_col], strict=True):
             ax.annotate(str(text), (x, y), xytext=(5, 5), textcoords="offset points",

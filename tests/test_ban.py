@@ -4,8 +4,7 @@ The endpoints follow the retirement of api-adresse.data.gouv.fr (datagouv/
 explore.data.gouv.fr PR #213; BaseAdresseNationale/adresse.data.gouv.fr issues #2342,
 #2344): ``https://data.geopf.fr/geocodage/search`` and ``/search/csv``, same fields.
 Payloads (tests/data/ban/) are hand-made in the documented API Adresse shapes:
-``search_housenumber.json`` / ``search_empty.json`` (GeoJSON FeatureCollection with
-``properties.score``, ``type``, ``citycode``…) and ``search_csv_answer.csv`` (the input CSV
+``search_csv_answer.csv`` (the input CSV
 plus ``latitude``, ``longitude``, ``result_label``, ``result_score``, ``result_type``,
 ``result_citycode``… and ``result_status``), as listed in adresse.data.gouv.fr/api-doc.
 Scores and points are invented (Pontchâteau, Saint-Gildas-des-Bois, Herbignac).
@@ -16,7 +15,6 @@ Lyon, where ``result_citycode`` is the arrondissement code (75115, 69383).
 from __future__ import annotations
 
 import doctest
-import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -54,20 +52,6 @@ def rows() -> pd.DataFrame:
 
 def test_doctests():
     assert doctest.testmod(ban).failed == 0
-
-
-@responses.activate
-def test_geocode_one():
-    responses.get(SEARCH_URL, json=json.loads((DATA / "search_housenumber.json").read_text()))
-    r = ban.geocode_one("12 rue des Ecoles", citycode="44129")
-    assert (r["lon"], r["lat"], r["precision"]) == (-2.0586, 47.4386, "address")
-    assert "citycode=44129" in responses.calls[0].request.url
-
-
-@responses.activate
-def test_geocode_one_empty():
-    responses.get(SEARCH_URL, json=json.loads((DATA / "search_empty.json").read_text()))
-    assert ban.geocode_one("zzz zzz")["precision"] == ""
 
 
 def test_parse_batch():
@@ -162,24 +146,6 @@ def test_arrondissement_codes_count_as_the_commune():
     assert gdf.attrs["warnings"] == [] and gdf.attrs["rejected"].empty
 
 
-@responses.activate
-def test_single_search_maps_arrondissement():
-    doc = json.loads((DATA / "search_housenumber.json").read_text())
-    doc["features"][0]["properties"]["citycode"] = "13208"
-    responses.get(SEARCH_URL, json=doc)
-    assert ban.geocode_one("1 rue de Rome, Marseille")["citycode"] == "13055"
-
-
-def test_search_is_rate_limited(monkeypatch):
-    waits = []
-    monkeypatch.setattr(ban._search_limiter, "wait",
-                        lambda host, rate: waits.append((host, rate)) or 0.0)
-    with responses.RequestsMock() as rsps:
-        rsps.get(SEARCH_URL, json=json.loads((DATA / "search_empty.json").read_text()))
-        ban.geocode_one("zzz zzz")
-    assert waits == [("data.geopf.fr", 50.0)]
-
-
 def test_batches_run_one_at_a_time(monkeypatch):
     active, peak = [0], [0]
 
@@ -205,5 +171,6 @@ def test_batches_run_one_at_a_time(monkeypatch):
 @pytest.mark.network
 def test_live_ban():
     _http.reset()
-    r = ban.geocode_one("Place de l'Hôtel de Ville", citycode="44129")
-    assert r["citycode"] == "44129"
+    r = ban.geocode_batch(pd.DataFrame({"address": ["Place de l'Hôtel de Ville"],
+                                        "citycode": ["44129"]}))
+    assert r["citycode"].tolist() == ["44129"]

@@ -114,3 +114,39 @@ def test_demo_report_draws_the_study_base_on_every_map(figures):
         assert sm.OSM_BASE_ATTRIBUTION in " ".join(t.get_text() for t in fig.texts) \
             .replace("\n", " ")
         assert sm.layout_problems(fig) == []
+
+
+OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6" generator="hand-made for tests/test_base_map.py">
+  <node id="1" lat="47.43" lon="-2.25" version="1"/>
+  <node id="2" lat="47.44" lon="-2.10" version="1"/>
+  <node id="3" lat="47.45" lon="-1.98" version="1"/>
+  <node id="4" lat="47.40" lon="-2.20" version="1"/>
+  <node id="5" lat="47.40" lon="-2.18" version="1"/>
+  <node id="6" lat="47.41" lon="-2.18" version="1"/>
+  <way id="10" version="1"><nd ref="1"/><nd ref="2"/><nd ref="3"/>
+    <tag k="highway" v="primary"/><tag k="name" v="&lt;b&gt;RN 165&lt;/b&gt;"/></way>
+  <way id="11" version="1"><nd ref="4"/><nd ref="5"/><nd ref="6"/><nd ref="4"/>
+    <tag k="natural" v="water"/></way>
+  <way id="12" version="1"><nd ref="4"/><nd ref="2"/><tag k="highway" v="footway"/></way>
+</osm>
+"""
+
+
+def test_report_command_draws_the_extract_given_with_osm_pbf(tmp_path, figures):
+    """``report --osm-pbf`` (a hand-made OSM XML over Pontchâteau): every map of the PDF
+    draws the road and the pond, the footway is left out."""
+    from diagnosis.__main__ import main
+
+    extract = tmp_path / "pontchateau.osm"
+    extract.write_text(OSM_XML, encoding="utf-8")
+    base = read_base_layers(extract)
+    assert sorted(base["kind"]) == ["major_road", "water"]
+    out = tmp_path / "rapport.pdf"
+    assert main(["report", "--territory", "200000438", "--out", str(out), "--mode", "crow",
+                 "--no-comparison", "--osm-pbf", str(extract)]) == 0
+    assert out.read_bytes().startswith(b"%PDF")
+    assert len(figures) >= 4
+    for fig in figures:
+        assert [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+        assert sm.layout_problems(fig) == []

@@ -8,8 +8,7 @@ communes, with the property names of each service —
 - ``wfs_communes_page1.json`` / ``page2``: GeoServer WFS GeoJSON pages (``numberMatched``,
   ``numberReturned``) with Admin Express 3.x names (``code_insee``, ``nom_officiel``,
   ``code_insee_du_departement``, ``codes_siren_des_epci``) and **latitude-first**
-  coordinates, to test the axis-order guard;
-- ``wfs_iris.json``: IRIS layer page (``code_iris``, ``nom_iris``, ``code_insee``).
+  coordinates, to test the paging of :func:`fetch_wfs` and the axis-order guard.
 """
 
 from __future__ import annotations
@@ -76,21 +75,17 @@ def test_wfs_paging_and_axis_order():
     p2 = matchers.query_param_matcher({"STARTINDEX": "2", **dep}, strict_match=False)
     responses.get(boundaries.WFS_URL, json=load("wfs_communes_page1.json"), match=[p1])
     responses.get(boundaries.WFS_URL, json=load("wfs_communes_page2.json"), match=[p2])
-    gdf = boundaries.load_communes_wfs("44", page_size=2)
+    doc = boundaries.fetch_wfs("ADMINEXPRESS-COG-CARTO.LATEST:commune",
+                               cql_filter="code_insee_du_departement='44'", page_size=2)
+    gdf = boundaries.validate_boundaries(
+        boundaries.parse_boundaries(doc, source=boundaries.IGN_WFS.key),
+        source=boundaries.IGN_WFS.key, what="44")
     assert gdf["code_insee"].tolist() == ["44098", "44129", "44161"]
     assert set(gdf["epci_code"]) == {"200000438"}
     # latitude-first answer was swapped back to lon/lat
     assert gdf.geometry.iloc[1].bounds == pytest.approx((-2.07, 47.43, -2.05, 47.45))
     assert "CQL_FILTER=code_insee_du_departement%3D%2744%27" in responses.calls[0].request.url
     assert len(responses.calls) == 2
-
-
-@responses.activate
-def test_iris():
-    responses.get(boundaries.WFS_URL, json=load("wfs_iris.json"))
-    gdf = boundaries.load_iris("44")
-    assert gdf["code_iris"].tolist() == ["441290101", "441290102"]
-    assert gdf["code_insee"].tolist() == ["44129", "44129"]
 
 
 @responses.activate
@@ -147,5 +142,3 @@ def test_live_boundaries():
     _http.reset()
     gdf = boundaries.load_communes(epci_siren="200000438")
     assert len(gdf) == 9
-    wfs = boundaries.load_communes_wfs("44")
-    assert len(wfs) == 207

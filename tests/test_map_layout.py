@@ -151,3 +151,16 @@ def test_demo_pdf_maps_are_clean(demo, figures):
                       travel=Travel())
     render_diagnosis_html(d)
     _assert_clean(figures, min_maps=4)
+
+
+def test_a_site_marker_is_never_covered_and_its_commune_keeps_its_name(demo, figures):
+    """Bug: the star of the recommended site (Le FIL, Pontchâteau) sat on « Pontchâteau »."""
+    com = demo.communes.loc[demo.communes["code_insee"].isin(demo.territory.communes)]
+    fac = demo.facilities
+    site = fac.loc[fac["name"].str.contains("Le FIL", regex=False)].assign(rank=1)
+    assert len(site) == 1
+    sm.render_points_map(com, site, title="Sites", attribution="IGN", label_col="rank")
+    fig = figures[-1]
+    _assert_clean([fig])  # « couvre un site » would be listed
+    shown = {t.get_text() for t in fig.axes[0].texts if t.get_visible()}
+    assert {"Pontchâteau", "1"} <= shown

@@ -160,6 +160,8 @@ def test_demo_diagnosis_carries_the_table_and_the_pdf_prints_it():
     assert "Taux de couverture CAF du territoire, du département et de la France : non " \
         "connus (voir la partie 2)" in section
     assert "offre connue en partie" in section and "toute la France" in section
+    # which types are not loaded at all is said, not merged with the partial ones
+    assert "offre non chargée (Sages-femmes, Maisons des 1000 premiers jours)" in section
     assert "Places pour 100 enfants de moins de 3 ans, par type de structure</p>" \
         not in section
     assert "0,0" not in section

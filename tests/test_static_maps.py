@@ -17,6 +17,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 from shapely.geometry import Point, Polygon, box
 
+from diagnosis import map_furniture as mf
 from diagnosis import static_maps as sm
 from diagnosis.errors import InputError
 from diagnosis.schema import validate_facilities
@@ -50,13 +51,13 @@ def _facilities() -> gpd.GeoDataFrame:
 @pytest.mark.parametrize("span, expected", [(40_000, 10_000), (7_300, 1_000),
                                             (130_000, 20_000), (1_000, 200), (60, 10)])
 def test_nice_scale_length_is_round_and_at_most_a_quarter(span, expected):
-    length = sm.nice_scale_length(span)
+    length = mf.nice_scale_length(span)
     assert length == expected and length <= span / 4
 
 
 def test_nice_scale_length_rejects_bad_span():
     with pytest.raises(InputError, match="span_m"):
-        sm.nice_scale_length(0)
+        mf.nice_scale_length(0)
 
 
 def test_scale_bar_is_drawn_in_metres():
@@ -65,7 +66,7 @@ def test_scale_bar_is_drawn_in_metres():
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(X0, X0 + 40_000)
     ax.set_ylim(Y0, Y0 + 40_000)
-    length = sm.add_scale_bar(ax)
+    length = mf.add_scale_bar(ax)
     segments = [p for p in ax.patches if isinstance(p, Rectangle)
                 and tuple(p.get_edgecolor()) == (0.0, 0.0, 0.0, 1.0)]
     # two segments, black and white, each half of 10 km, side by side
@@ -83,14 +84,14 @@ def test_true_north_matches_the_lambert_93_convergence():
     lon, lat = -1.5536, 47.2184  # Nantes
     x, y = gpd.GeoSeries([Point(lon, lat)], crs=WGS84).to_crs(METRIC_CRS).iloc[0].coords[0]
     expected = 0.7256077650 * (lon - 3.0)
-    assert sm.grid_convergence_deg(x, y) == pytest.approx(expected, abs=0.02)
+    assert mf.grid_convergence_deg(x, y) == pytest.approx(expected, abs=0.02)
 
 
 def test_polygon_paths_keep_holes_and_empty_rows():
     outer = [(0, 0), (10, 0), (10, 10), (0, 10)]
     hole = [(4, 4), (6, 4), (6, 6), (4, 6)]
     geoms = gpd.GeoSeries([Polygon(outer, [hole]), None, box(20, 0, 30, 10)])
-    paths = sm.polygon_paths(geoms)
+    paths = mf.polygon_paths(geoms)
     assert len(paths) == 3
     assert len(paths[0].vertices) == 10  # 5 closed vertices per ring, two rings
     assert len(paths[1].vertices) == 0
@@ -177,7 +178,7 @@ def test_choropleth_with_missing_values_is_a_png_of_the_map_size():
 def test_renderers_can_return_jpeg_and_refuse_other_formats():
     jpg = sm.render_territory_map(_communes(), title="T", attribution="IGN", fmt="jpeg")
     assert jpg[:3] == b"\xff\xd8\xff"
-    assert sm.image_data_uri(jpg, fmt="jpeg").startswith("data:image/jpeg;base64,/9j/")
+    assert mf.image_data_uri(jpg, fmt="jpeg").startswith("data:image/jpeg;base64,/9j/")
     with pytest.raises(InputError, match="fmt='gif'"):
         sm.render_territory_map(_communes(), title="T", attribution="IGN", fmt="gif")
 
@@ -227,9 +228,9 @@ def test_choropleth_rejects_unknown_column():
 
 
 def test_format_length_fr():
-    assert sm.format_length_fr(500) == "500 m"
-    assert sm.format_length_fr(2_500) == "2,5 km"
-    assert not math.isnan(sm.nice_scale_length(123_456.0))
+    assert mf.format_length_fr(500) == "500 m"
+    assert mf.format_length_fr(2_500) == "2,5 km"
+    assert not math.isnan(mf.nice_scale_length(123_456.0))
 
 
 def test_long_legend_labels_wrap_and_nearby_labels_agree_in_gender(monkeypatch):

@@ -20,14 +20,12 @@ from diagnosis.errors import InputError
 from diagnosis.exports import result_frames
 from diagnosis.formatting import UNKNOWN, fr_number
 from diagnosis.gaps import FACTOR_LABELS
+from diagnosis.map_furniture import image_data_uri
 from diagnosis.overview import Overview
 from diagnosis.schema import (
     NEEDS_COLUMNS,
 )
-from diagnosis.static_maps import (
-    image_data_uri,
-    render_points_map,
-)
+from diagnosis.static_maps import render_points_map
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: Format of the images embedded in the PDF (JPEG: WeasyPrint embeds it without re-encoding).
@@ -188,7 +186,7 @@ def _frame_table(df: pd.DataFrame, *, title: str = "") -> dict[str, Any]:
                   numeric=numeric, note=note, small=True, widths=[100 / len(cols)] * len(cols))
 
 
-def _params_paragraph(result: Any) -> list[str]:
+def _params_paragraph(result: object) -> list[str]:
     params = getattr(result, "params", None)
     if not isinstance(params, Mapping) or not params:
         return []
@@ -196,7 +194,7 @@ def _params_paragraph(result: Any) -> list[str]:
     return [f"Paramètres : {', '.join(items)}."] if items else []
 
 
-def _generic_section(result: Any, *, reason_missing: str, communes: gpd.GeoDataFrame,
+def _generic_section(result: object | None, *, reason_missing: str, communes: gpd.GeoDataFrame,
                      context: gpd.GeoDataFrame | None, attribution: str,
                      map_title: str = "", titles: Mapping[str, str] | None = None,
                      base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:

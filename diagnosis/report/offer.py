@@ -57,6 +57,7 @@ def offer_levels_part(levels: OfferLevels | None) -> dict[str, Any]:
     labels = levels.level_labels
     rows: list[list[str]] = []
     reasons: dict[str, list[str]] = {}
+    reason_types: dict[str, list[str]] = {}
     for r in levels.table.to_dict("records"):
         cells = [facility_label(str(r["type"]), plural=True),
                  fr_known(r["facilities"], status=str(r["status"])),
@@ -66,6 +67,9 @@ def offer_levels_part(levels: OfferLevels | None) -> dict[str, Any]:
             cells.append(fr_rate(rate))
             if rate.reason and str(labels[level]) not in reasons.setdefault(rate.reason, []):
                 reasons[rate.reason].append(str(labels[level]))
+            kinds = reason_types.setdefault(rate.reason, [])
+            if rate.reason and cells[0] not in kinds:
+                kinds.append(cells[0])
         rows.append(cells)
     children = levels.children
     dep_note = (f" ({levels.departement_communes} communes chargées)"
@@ -81,7 +85,8 @@ def offer_levels_part(levels: OfferLevels | None) -> dict[str, Any]:
     rates = levels.table[[f"rate_{lv}" for lv in LEVELS]]
     if rates.isna().all().all():
         after.append("Places pour 100 enfants de moins de 3 ans, par type de structure : "
-                     "non connues pour chaque type (jamais 0) ; " + _short(reasons))
+                     "non connues pour chaque type (jamais 0) ; "
+                     + _short(reasons, reason_types, n_types=len(rows)))
     else:
         tables.append(_table(
             ["Type de structure", "Structures du territoire", "Places connues",
@@ -115,12 +120,20 @@ def offer_levels_part(levels: OfferLevels | None) -> dict[str, Any]:
     return {"after": after, "tables": [*tables, caf]}
 
 
-def _short(reasons: dict[str, list[str]]) -> str:
-    """« A et B : offre connue en partie ; France : non chargé. À charger : x ; y. »."""
+def _short(reasons: dict[str, list[str]], types: dict[str, list[str]], *,
+           n_types: int) -> str:
+    """« A et B : offre connue en partie ; France : non chargé. À charger : x ; y. ».
+
+    A reason that holds for some types only names them: « offre non chargée
+    (Sages-femmes) ».
+    """
     what: dict[str, None] = {}
     parts = []
     for reason, lvs in reasons.items():
         head, _, load = reason.partition(" : ")
+        some = types.get(reason, [])
+        if 0 < len(some) < n_types:
+            head += f" ({', '.join(some)})"
         parts.append(f"{_join(lvs)} : {head}")
         if load:
             what.setdefault(load, None)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from diagnosis.analyses import Catchment, Site
 from diagnosis.errors import InputError
+from diagnosis.map_furniture import format_length_fr
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
 from diagnosis.report._base import (
@@ -35,10 +36,7 @@ from diagnosis.report.results import (
 from diagnosis.report.site import _comparison_part, _site_part
 from diagnosis.report.synthesis import _synthesis
 from diagnosis.report.territory import _directory, _needs_part, _offer_part
-from diagnosis.static_maps import (
-    attribution_text,
-    format_length_fr,
-)
+from diagnosis.static_maps import attribution_text
 
 if TYPE_CHECKING:
     from diagnosis.accessibility import AccessIndicators
