@@ -1,0 +1,124 @@
+"""Benchmark: the PDF report of an EPCI and of a département, whole command.
+
+Run from the repository root::
+
+    python bench/report.py [--runs 3]
+
+What a user runs, timed as whole processes (offline, embedded demo data)::
+
+    python -m diagnosis report --territory 200000438 --out epci.pdf   # CC Pays de Pontchâteau
+    python -m diagnosis report --territory 44 --out dep.pdf           # Loire-Atlantique
+
+against the part no code of ours can shorten, in the same run: WeasyPrint laying out the
+very HTML the command rendered (captured once, then laid out alone in its own process,
+imports included). Medians and the ratio are printed. The check: the PDF of every run
+has the same number of pages, and its text names the territory.
+
+Prints ``RESULT epci_s=… epci_layout_s=… dep_s=… dep_layout_s=… pages=…/… equal=… runs=…
+load=…``.
+
+Measured (2 cores shared with other jobs; whole command, medians of 3 runs, load given):
+
+- before (commit 1c34b09) against now, alternating (the report gained content since:
+  offer by type, label placement, so the two PDFs differ): EPCI 6.77 s -> 5.57 s wall,
+  6.73 s -> 5.46 s CPU (load 2.0-2.4); département 10.11 s -> 8.68 s wall, 9.99 s ->
+  8.91 s CPU (load 1.8-2.1). What went: osmnx and networkx imported by every crow-fly
+  run to name a cache file (1.3-1.7 s), the peers' overviews each reprojecting every
+  facility.
+- this bench, 6 Dec 2026, load 3.1-6.1::
+
+    RESULT epci_s=6.85 epci_layout_s=3.47 dep_s=8.57 dep_layout_s=5.29 pages=15/25
+    equal=True runs=3 load=3.12   (one line)
+
+Not at the goal (EPCI < 4 s, département < 6 s): WeasyPrint alone takes ~4.2 s CPU
+for the département's 25 pages (490 table rows; text shaping and block layout, not
+flex boxes: the report has one), and the maps ~1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+_CAPTURE = """
+import sys
+from pathlib import Path
+from diagnosis.report import render
+real = render.html_to_pdf
+def keep(html):
+    Path(sys.argv[1]).write_text(html, encoding="utf-8")
+    return real(html)
+render.html_to_pdf = keep
+from diagnosis.__main__ import main
+raise SystemExit(main(["report", "--territory", sys.argv[2], "--out", sys.argv[3]]))
+"""
+
+_LAYOUT = """
+import sys
+from pathlib import Path
+import weasyprint
+from diagnosis.report.render import TEMPLATES_DIR
+html = Path(sys.argv[1]).read_text(encoding="utf-8")
+weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
+"""
+
+
+def _run(args: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO,
+                          check=False)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"command failed (exit {proc.returncode}): {' '.join(args)}")
+    return seconds
+
+
+def _pdf_facts(path: Path) -> tuple[int, str]:
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(path))
+    return len(reader.pages), reader.pages[0].extract_text() or ""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_report_"))
+    env = dict(os.environ, PYTHONPATH=str(REPO), MAILLAGE_OFFLINE="1")
+    cases = {"epci": ("200000438", "Pontchâteau"), "dep": ("44", "Loire-Atlantique")}
+    med: dict[str, float] = {}
+    pages: dict[str, int] = {}
+    equal = True
+    for key, (code, word) in cases.items():
+        html, pdf = tmp / f"{key}.html", tmp / f"{key}.pdf"
+        _run([sys.executable, "-c", _CAPTURE, str(html), code, str(pdf)], env)  # warm-up
+        pages[key], text = _pdf_facts(pdf)
+        equal &= word in text
+        ours, layout = [], []
+        for _ in range(args.runs):
+            ours.append(_run([sys.executable, "-m", "diagnosis", "report", "--territory",
+                              code, "--out", str(pdf)], env))
+            equal &= _pdf_facts(pdf)[0] == pages[key]
+            layout.append(_run([sys.executable, "-c", _LAYOUT, str(html)], env))
+        med[key], med[f"{key}_layout"] = statistics.median(ours), statistics.median(layout)
+        print(f"{key}: {', '.join(f'{s:.2f}' for s in ours)} s; layout alone: "
+              f"{', '.join(f'{s:.2f}' for s in layout)} s")
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(f"RESULT epci_s={med['epci']:.2f} epci_layout_s={med['epci_layout']:.2f} "
+          f"dep_s={med['dep']:.2f} dep_layout_s={med['dep_layout']:.2f} "
+          f"pages={pages['epci']}/{pages['dep']} equal={equal} runs={args.runs} load={load}")
+
+
+if __name__ == "__main__":
+    main()
