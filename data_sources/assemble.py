@@ -249,14 +249,16 @@ def communes_from_insee(territory: Territory, insee: InseeImport, *,
         )
     base = insee.communes.loc[insee.communes["code_insee"].isin(territory.communes)]
     merged = geo.merge(base, on="code_insee", how="left", validate="one_to_one")
-    area = pd.Series(np.nan, index=merged.index)
-    for dep, idx in merged.groupby("dep_code").groups.items():
-        part = merged.loc[idx]
-        area.loc[idx] = part.geometry.to_crs(metric_crs(str(dep))).area / 1e6
-    if "area_km2" not in merged or merged["area_km2"].isna().all():
-        merged["area_km2"] = area
-    else:
-        merged["area_km2"] = merged["area_km2"].fillna(area)
+    if "area_km2" not in merged or merged["area_km2"].isna().any():
+        # the polygons are measured only when a file lacks some commune's area
+        area = pd.Series(np.nan, index=merged.index)
+        for dep, idx in merged.groupby("dep_code").groups.items():
+            part = merged.loc[idx]
+            area.loc[idx] = part.geometry.to_crs(metric_crs(str(dep))).area / 1e6
+        if "area_km2" not in merged or merged["area_km2"].isna().all():
+            merged["area_km2"] = area
+        else:
+            merged["area_km2"] = merged["area_km2"].fillna(area)
     needs = compute_needs(pd.DataFrame(merged.drop(columns="geometry")))
     out = gpd.GeoDataFrame(needs, geometry=merged.geometry.to_numpy(), crs=WGS84)
     first = [c for c in NEEDS_COLUMNS if c in out.columns]

@@ -143,7 +143,7 @@ def qpv_from_list(communes: Iterable[str], *, path: str | Path = COMMUNE_LIST
     listed = listed[listed["code_insee"].isin(set(communes))]
     # one row per QPV (sorted by code): its first name, its communes
     joined = listed.groupby("code_qp")["code_insee"].agg(lambda s: ",".join(sorted(set(s))))
-    first = listed.drop_duplicates("code_qp", keep="first").set_index("code_qp")["lib_qp"]
+    first = listed.drop_duplicates("code_qp", keep="first").set_index("code_qp")["lib_qp"].to_dict()
     rows = [{"code_qp": code, "lib_qp": first[code], "communes": coms, "basis": BASIS_LIST,
              "geometry": None} for code, coms in joined.items()]
     return gpd.GeoDataFrame(pd.DataFrame(rows, columns=list(QPV_COLUMNS)),

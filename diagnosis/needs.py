@@ -249,10 +249,12 @@ def data_years(communes: pd.DataFrame) -> dict[str, int]:
         ycol = f"{col}_year"
         if ycol not in communes.columns:
             continue
-        vals = pd.to_numeric(communes[ycol], errors="coerce").dropna().astype(int)
+        vals = pd.to_numeric(communes[ycol], errors="coerce").to_numpy(dtype=float,
+                                                                      na_value=np.nan)
+        vals = vals[~np.isnan(vals)].astype(int)
         if len(vals):
-            counts = vals.value_counts()
-            years[col] = int(max(counts[counts == counts.max()].index))
+            found, counts = np.unique(vals, return_counts=True)
+            years[col] = int(found[counts == counts.max()].max())
     for col, src in DERIVED_FROM.items():
         years[col] = years[src]
     return years

@@ -287,3 +287,19 @@ def test_an_old_merger_does_not_take_a_hole_a_recent_one_borders():
         recent=pd.Series({"01003": "01002"}), min_gap_m2=0.1, touch_m=0.01)
     assert left == [] and [g["code_insee"] for g in given] == ["01003"]
     assert given[0]["clue"] == "ancien code retiré de la source"
+
+
+def test_departements_read_alone_or_from_france_held_are_the_same_rows():
+    """Once France is read, a département's communes come from it: the same table."""
+    from geopandas.testing import assert_geodataframe_equal
+
+    import data_sources.national as national
+
+    national._all_communes.cache_clear()
+    alone = national.load_national_communes(departements=["26", "2A"])
+    france = national.load_national_communes()
+    france["dep_code"] = "changed by a caller"  # callers get copies
+    again = national.load_national_communes(departements=["2A", "26"])
+    assert national._all_communes.cache_info().currsize == 1
+    assert_geodataframe_equal(alone, again)
+    assert sorted(set(again["dep_code"])) == ["26", "2A"]

@@ -105,20 +105,33 @@ def load_national_communes(*, departements: Sequence[str] | None = None) -> gpd.
         A code is not a département code of the COG 2026 (the message names it).
     """
     _check_file(COMMUNES_FILE)
-    filters = None
-    if departements is not None:
-        wanted = sorted({str(d).strip().upper() for d in departements})
-        known = set(_departement_codes())
-        unknown = [d for d in wanted if d not in known]
-        if unknown:
-            raise InputError(
-                f"departements={unknown!r}: not département codes of the COG 2026; use "
-                "codes such as '26', '2A' or '974'"
-            )
-        if not wanted:
-            return gpd.read_parquet(COMMUNES_FILE).iloc[0:0]
-        filters = [("dep_code", "in", wanted)]
-    gdf = gpd.read_parquet(COMMUNES_FILE, filters=filters).reset_index(drop=True)
+    if departements is None:
+        return _all_communes(COMMUNES_FILE).copy()
+    wanted = sorted({str(d).strip().upper() for d in departements})
+    known = set(_departement_codes())
+    unknown = [d for d in wanted if d not in known]
+    if unknown:
+        raise InputError(
+            f"departements={unknown!r}: not département codes of the COG 2026; use "
+            "codes such as '26', '2A' or '974'"
+        )
+    if not wanted:
+        return gpd.read_parquet(COMMUNES_FILE).iloc[0:0]
+    if _all_communes.cache_info().currsize:  # France already read in this process
+        every = _all_communes(COMMUNES_FILE)  # the same rows, in the file's order
+        return every.loc[every["dep_code"].isin(wanted)].reset_index(drop=True)
+    filters = [("dep_code", "in", wanted)]
+    return _with_points(gpd.read_parquet(COMMUNES_FILE, filters=filters).reset_index(drop=True))
+
+
+@lru_cache(maxsize=1)
+def _all_communes(path: Path) -> gpd.GeoDataFrame:
+    """Every commune of France, read once per process (callers get copies or subsets)."""
+    return _with_points(gpd.read_parquet(path).reset_index(drop=True))
+
+
+def _with_points(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The town-hall coordinates and the EPT columns of the communes read."""
     hall = gdf["point_kind"].eq(POINT_MAIRIE)
     gdf["townhall_lon"] = gdf["point_lon"].where(hall).astype("float64")
     gdf["townhall_lat"] = gdf["point_lat"].where(hall).astype("float64")
