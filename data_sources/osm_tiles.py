@@ -232,6 +232,10 @@ def load_base_tiles(communes: gpd.GeoDataFrame, *, enabled: bool,
     except SourceError as exc:
         logger.warning("OpenStreetMap tiles not loaded: %s", exc)
         return BaseTiles(None, reason_fr=_reason_fr(exc))
+    except OSError as exc:  # the HTTP cache could not be written (full disk, rights)
+        logger.warning("OpenStreetMap tiles not loaded: %s", exc)
+        return BaseTiles(None, reason_fr="cache des téléchargements inutilisable (disque "
+                                         "plein ou droits d'écriture)")
 
 
 def _reason_fr(exc: SourceError) -> str:

@@ -261,6 +261,17 @@ def test_unreachable_server_falls_back():
         "service injoignable", "délai de réponse dépassé"}
 
 
+def test_a_cache_that_cannot_be_written_falls_back(monkeypatch):
+    from data_sources._http_cache import CacheWriteError
+
+    def full_disk(*args, **kwargs):
+        raise CacheWriteError("No space left on device")
+
+    monkeypatch.setattr(_http, "fetch_bytes", full_disk)
+    got = load_base_tiles(COMMUNES, enabled=True)
+    assert got.mosaic is None and got.reason_fr.startswith("cache des téléchargements")
+
+
 def test_mosaic_is_validated():
     with pytest.raises(ValueError, match="uint8"):
         TileMosaic(image=np.zeros((4, 4), dtype=np.uint8), bounds=(0, 0, 1, 1), zoom=1)
@@ -309,6 +320,35 @@ def test_demo_report_draws_the_tiles_on_every_map_or_says_why_not(tile_server,
     assert "fond de carte OpenStreetMap" not in plain and "Fond des cartes" not in plain
 
 
+def test_report_command_draws_the_tiles_asked_for(tile_server, tmp_path, monkeypatch):
+    """``report --fond-de-carte osm``: the tiles of the default address (here the local
+    server) under every map of the PDF, the OSM attribution, the limits' sentence."""
+    from pypdf import PdfReader
+
+    from diagnosis.__main__ import main
+
+    caught = []
+    real = sm.save_figure
+    monkeypatch.setattr(sm, "save_figure", lambda fig, **kw: caught.append(fig) or real(fig, **kw))
+    monkeypatch.setattr(osm_tiles, "TILE_URL", tile_server.url)
+    out = tmp_path / "rapport.pdf"
+    assert main(["report", "--territory", "200000438", "--out", str(out), "--mode", "crow",
+                 "--no-comparison", "--fond-de-carte", "osm"]) == 0
+    assert 0 < len(set(tile_server.hits)) <= MAX_TILES
+    assert len(caught) >= 4
+    for fig in caught:
+        assert [a for a in fig.axes[0].get_children() if isinstance(a, AxesImage)]
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in PdfReader(out).pages))
+    assert "Fond des cartes : tuiles OpenStreetMap" in text
+    caught.clear()
+    asked = len(tile_server.hits)
+    assert main(["report", "--territory", "200000438", "--out", str(out), "--mode", "crow",
+                 "--no-comparison"]) == 0  # default: no tile, none asked
+    assert len(tile_server.hits) == asked
+    assert caught and not [a for fig in caught for a in fig.axes[0].get_children()
+                           if isinstance(a, AxesImage)]
+
+
 def test_report_command_offline_writes_the_pdf_and_says_the_base_is_missing(
         tmp_path, monkeypatch, capsys):
     from pypdf import PdfReader
@@ -327,3 +367,29 @@ def test_report_command_offline_writes_the_pdf_and_says_the_base_is_missing(
     text = " ".join(p.extract_text() for p in PdfReader(out).pages)
     text = re.sub(r"\s+", " ", text)
     assert "fond de carte OpenStreetMap demandé n'a pas pu être chargé" in text
+
+
+def test_app_checkbox_asks_for_the_tiles(tile_server, monkeypatch):
+    """Page Rapport: « Fond de carte OpenStreetMap (en ligne) », off by default; checked,
+    the PDF's maps are drawn on the tiles (served here by the local server)."""
+    from pathlib import Path
+
+    from pypdf import PdfReader
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(osm_tiles, "TILE_URL", tile_server.url)
+    app_file = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app_file, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/rapport.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    box = at.checkbox(key="rapport_osm_tiles")
+    assert box.label == "Fond de carte OpenStreetMap (en ligne)" and box.value is False
+    box.check().run()
+    at.button(key="rapport_generate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    pdf = at.session_state["rapport_pdf"]["pdf"]
+    assert 0 < len(set(tile_server.hits)) <= MAX_TILES
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text()
+                                        for p in PdfReader(io.BytesIO(pdf)).pages))
+    assert "Fond des cartes : tuiles OpenStreetMap" in text
