@@ -393,3 +393,19 @@ def test_app_checkbox_asks_for_the_tiles(tile_server, monkeypatch):
     text = re.sub(r"\s+", " ", " ".join(p.extract_text()
                                         for p in PdfReader(io.BytesIO(pdf)).pages))
     assert "Fond des cartes : tuiles OpenStreetMap" in text
+
+
+@pytest.mark.network
+def test_live_tiles_of_the_demo_territory(tmp_path):
+    """Live: the OSM Foundation's tile server answers PNG tiles of 256 px (run with
+    ``-m network``); at most MAX_TILES tiles for the demo EPCI."""
+    from data_sources.workspace import load_workspace
+
+    _http.configure(cache_dir=tmp_path / "cache", offline=False)
+    try:
+        communes = load_workspace("200000438").communes
+        mosaic = load_osm_tiles(communes)
+    finally:
+        _http.reset()
+    rows, cols, _ = mosaic.image.shape
+    assert rows * cols <= MAX_TILES * 256 * 256 and mosaic.image.std() > 0
