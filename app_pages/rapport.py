@@ -71,7 +71,12 @@ show_table(study_table(study, site_name=diag.site.name if diag.site else None),
 
 st.subheader("Rapport PDF")
 author = st.text_input("Auteur (imprimé en couverture)", key="rapport_author")
-params = (sel.code, sel.files_key, study, author)
+osm_tiles = st.checkbox(
+    "Fond de carte OpenStreetMap (en ligne)", key="rapport_osm_tiles", value=False,
+    help="Télécharge quelques tuiles OpenStreetMap (mises en cache) et les dessine, "
+         "éclaircies, sous les cartes du rapport. Hors ligne, les cartes restent sans fond "
+         "et le rapport le signale.")
+params = (sel.code, sel.files_key, study, author, osm_tiles)
 if st.button("Générer le rapport PDF", key="rapport_generate", type="primary",
              icon=":material/picture_as_pdf:"):
     bar = st.progress(0.0, text="Préparation du rapport…")
@@ -83,7 +88,7 @@ if st.button("Générer le rapport PDF", key="rapport_generate", type="primary",
 
     try:
         pdf = _cached.report_pdf(sel.code, sel.files_key, sel.files, study, author=author,
-                                 progress=_step)
+                                 progress=_step, osm_tiles=osm_tiles)
     except MaillageError as exc:
         bar.empty()
         error_box("Le rapport n'a pas pu être produit.", exc)

@@ -58,6 +58,7 @@ PROVIDER_MODULES: tuple[str, ...] = (
     "data_sources.bpe", "data_sources.osm", "data_sources.caf", "data_sources.inclusion",
     "data_sources.ban", "data_sources.annuaire", "data_sources.scrape", "data_sources.iris",
     "data_sources.filosofi", "data_sources.qpv", "data_sources.gtfs", "data_sources.maisons",
+    "data_sources.osm_tiles",
 )
 
 

@@ -22,6 +22,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from data_sources.osm_base import load_base_layers
+    from data_sources.osm_tiles import load_base_tiles
     from data_sources.workspace import peer_territories
     from diagnosis.exports import check_writable, write_bytes_atomic
     from diagnosis.pipeline import peer_comparison
@@ -38,9 +39,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             diag = replace(diag, comparison=peer_comparison(
                 diag.inputs, diag.overview, peer_territories(diag.territory),
                 threshold_m=diag.params.threshold_m))
-        # the study's OpenStreetMap extract, if any, draws roads and water on the maps
-        diag = replace(diag, base_layers=load_base_layers(
-            diag.params.osm_pbf, diag.overview.layers["communes"]))
+        # the study's OpenStreetMap extract, if any, draws roads and water on the maps;
+        # OpenStreetMap tiles only when asked for (--fond-de-carte osm)
+        communes = diag.overview.layers["communes"]
+        diag = replace(diag, base_layers=load_base_layers(diag.params.osm_pbf, communes),
+                       base_tiles=load_base_tiles(
+                           communes, enabled=getattr(args, "fond_de_carte", "aucun") == "osm"))
         pdf = build_diagnosis_pdf(diag, author=args.author, progress=step)
         step("écriture du fichier")
         write_bytes_atomic(out, pdf, option="--out")
@@ -49,6 +53,8 @@ def cmd_report(args: argparse.Namespace) -> int:
           + (" — il remplace le fichier qui existait" if existed else ""))
     for note in diag.notes:
         print(f"  {note}", file=sys.stderr)
+    if diag.base_tiles is not None and diag.base_tiles.mosaic is None:
+        print(f"  {diag.base_tiles.note_fr()}", file=sys.stderr)
     if args.site and diag.siting is None:
         print(f"  Site {args.site} : analyse d'implantation non calculée (distances à vol "
               "d'oiseau seulement).", file=sys.stderr)

@@ -209,6 +209,11 @@ def _add_deliverable_parsers(sub: Any) -> None:
     r.add_argument("--compare-modes", action="store_true",
                    help="comparer l'accès aux mêmes sites en voiture, à pied avec une "
                         "poussette et en transports en commun (avec --gtfs et --osm-pbf)")
+    r.add_argument("--fond-de-carte", choices=("aucun", "osm"), default="aucun",
+                   dest="fond_de_carte",
+                   help="fond des cartes du rapport : « osm » télécharge quelques tuiles "
+                        "OpenStreetMap (en ligne, mises en cache) ; défaut « aucun » (le "
+                        "rapport reste reproductible hors ligne)")
 
     e = sub.add_parser("export", help="GeoPackage (QGIS), CSV (Excel) et fichier de diagnostic")
     _add_common(e)

@@ -60,6 +60,7 @@ from diagnosis.demand import DemandPoints, compute_demand_points
 from diagnosis.errors import InputError, check_positive
 from diagnosis.formatting import fr_percent
 from diagnosis.inputs import DiagnosisInputs
+from diagnosis.map_tiles import BaseTiles
 from diagnosis.offer_levels import OfferLevels, compute_offer_levels
 from diagnosis.overview import Overview, compute_overview, compute_overviews
 from diagnosis.schema import FACILITY_TYPES, Territory
@@ -700,6 +701,9 @@ class Diagnosis:
         Roads and water of the study's OpenStreetMap extract, drawn on the report's maps
         (set by the composition root, which reads them:
         :func:`data_sources.osm_base.load_base_layers`); ``None``: commune outlines only.
+    base_tiles
+        OpenStreetMap tiles drawn pale under the report's maps, or why they are missing
+        (:func:`data_sources.osm_tiles.load_base_tiles`); ``None``: not asked for.
     demand
         Demand points below the commune (IRIS, 200 m cells) when loaded, else ``None``
         (one point per commune).
@@ -729,6 +733,7 @@ class Diagnosis:
     modes: ModeComparison | None = None
     offer_levels: OfferLevels | None = None
     base_layers: gpd.GeoDataFrame | None = None
+    base_tiles: BaseTiles | None = None
 
     @property
     def territory(self) -> Territory:

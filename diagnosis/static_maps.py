@@ -26,7 +26,7 @@ import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import geopandas as gpd
 import numpy as np
@@ -52,6 +52,7 @@ from diagnosis.map_furniture import (
     grid_convergence_deg,
     polygon_paths,
 )
+from diagnosis.map_tiles import TILES_GID, MapBase, draw_tiles, fade_patches
 from diagnosis.schema import FACILITY_TYPES, facility_agree, facility_label
 from diagnosis.settings import METRIC_CRS
 
@@ -102,6 +103,10 @@ BASE_STYLES: dict[str, tuple[str, float, float]] = {
 #: Attribution added under a map drawn with base layers (OpenStreetMap, ODbL).
 OSM_BASE_ATTRIBUTION = "Fond : © les contributeurs d'OpenStreetMap (ODbL)"
 _WITH_OSM_BASE = "with-osm-base"
+#: ``gid`` of the legend entries of the base layers (drawn opaque, even over tiles).
+BASE_HANDLE_GID = "base-layer"
+#: What a map may draw under its data: an extract's layers, or those and OSM tiles.
+Base: TypeAlias = gpd.GeoDataFrame | MapBase | None
 
 
 # --------------------------------------------------------------------------------------
@@ -161,13 +166,19 @@ def _draw_context(ax: Axes, context: gpd.GeoDataFrame | None, bounds: Sequence[f
                        edgecolor=_CONTEXT_EDGE, linewidth=0.3, zorder=0)
 
 
-def _draw_base(ax: Axes, base: gpd.GeoDataFrame | None) -> list[Any]:
+def _draw_base(ax: Axes, base: Base) -> list[Any]:
     """Draw the base layers (roads, rivers, water) inside the frame; return legend handles.
 
     ``base`` is :func:`data_sources.osm_base.read_base_layers`'s table (``kind``,
-    geometry, any CRS). Nothing is fetched: a map without base layers shows the
-    commune outlines only.
+    geometry, any CRS), or a :class:`~diagnosis.map_tiles.MapBase` that may add an
+    OpenStreetMap tile mosaic (drawn pale under everything). Nothing is fetched here: a
+    map without base shows the commune outlines only.
     """
+    if isinstance(base, MapBase):
+        if base.tiles is not None:
+            draw_tiles(ax, base.tiles)
+            ax.set_gid(_WITH_OSM_BASE)  # :func:`_finish` adds the OSM attribution
+        base = base.layers
     if base is None or len(base) == 0:
         return []
     x0, x1 = ax.get_xlim()
@@ -183,7 +194,8 @@ def _draw_base(ax: Axes, base: gpd.GeoDataFrame | None) -> list[Any]:
         if kind == "water":
             _draw_polygons(ax, polygon_paths(sub.geometry), facecolors=color,
                            edgecolor=color, linewidth=0.0, zorder=z)
-            handles.append(Patch(facecolor=color, edgecolor=color, label=labels[kind]))
+            handles.append(Patch(facecolor=color, edgecolor=color, label=labels[kind],
+                                 gid=BASE_HANDLE_GID))
             continue
         lines = [np.asarray(part.coords)[:, :2] for g in sub.geometry
                  for part in (shapely.get_parts(g) if g.geom_type.startswith("Multi")
@@ -222,6 +234,8 @@ def _finish(fig: Figure, ax: Axes, handles: list[Any], *, legend_title: str,
             f"{hidden} libellé(s) masqué(s) pour éviter les chevauchements.")
     for h in handles:
         h.set_label(textwrap.fill(str(h.get_label()), width=LEGEND_WRAP))
+    if any(im.get_gid() == TILES_GID for im in ax.images):
+        fade_patches([h for h in handles if h.get_gid() != BASE_HANDLE_GID])
     if handles:
         leg = fig.legend(handles=handles, title=legend_title, loc="upper left",
                          bbox_to_anchor=(0.67, 0.92), fontsize=6.5, title_fontsize=7,
@@ -442,7 +456,7 @@ def render_territory_map(
     name_col: str = "name",
     max_labels: int = 40,
     fmt: str = "png",
-    base: gpd.GeoDataFrame | None = None,
+    base: Base = None,
 ) -> bytes:
     """Map of the territory's communes over their neighbours, names written when few.
 
@@ -528,7 +542,7 @@ def render_choropleth_map(
     missing_label: str = "donnée manquante",
     note: str = "",
     fmt: str = "png",
-    base: gpd.GeoDataFrame | None = None,
+    base: Base = None,
 ) -> bytes:
     """Choropleth of one numeric commune column in quantile classes.
 
@@ -598,7 +612,7 @@ def render_facility_map(
     within_col: str | None = None,
     town_halls: gpd.GeoSeries | None = None,
     fmt: str = "png",
-    base: gpd.GeoDataFrame | None = None,
+    base: Base = None,
 ) -> bytes:
     """Offer of one facility type: facilities, and communes within the threshold.
 
@@ -705,7 +719,7 @@ def render_points_map(
     context: gpd.GeoDataFrame | None = None,
     color: str = "#AA0000",
     fmt: str = "png",
-    base: gpd.GeoDataFrame | None = None,
+    base: Base = None,
 ) -> bytes:
     """Points (e.g. recommended sites) over the territory's communes, optionally labelled.
 
@@ -754,7 +768,7 @@ def render_offer_map(
     attribution: str,
     context: gpd.GeoDataFrame | None = None,
     fmt: str = "png",
-    base: gpd.GeoDataFrame | None = None,
+    base: Base = None,
 ) -> bytes:
     """Every facility of ``types`` on one map, one colour per type, communes named.
 

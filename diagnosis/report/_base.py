@@ -25,7 +25,7 @@ from diagnosis.overview import Overview
 from diagnosis.schema import (
     NEEDS_COLUMNS,
 )
-from diagnosis.static_maps import render_points_map
+from diagnosis.static_maps import Base, render_points_map
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: Format of the images embedded in the PDF (JPEG: WeasyPrint embeds it without re-encoding).
@@ -197,7 +197,7 @@ def _params_paragraph(result: object) -> list[str]:
 def _generic_section(result: object | None, *, reason_missing: str, communes: gpd.GeoDataFrame,
                      context: gpd.GeoDataFrame | None, attribution: str,
                      map_title: str = "", titles: Mapping[str, str] | None = None,
-                     base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
+                     base: Base = None) -> dict[str, Any]:
     if result is None:
         return _section(computed=False, reason=reason_missing)
     tables, figures = [], []

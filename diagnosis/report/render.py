@@ -12,6 +12,7 @@ import pandas as pd
 from diagnosis.analyses import Catchment, Site
 from diagnosis.errors import InputError
 from diagnosis.map_furniture import format_length_fr
+from diagnosis.map_tiles import BaseTiles, MapBase
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
 from diagnosis.report._base import (
@@ -36,7 +37,7 @@ from diagnosis.report.results import (
 from diagnosis.report.site import _comparison_part, _site_part
 from diagnosis.report.synthesis import _synthesis
 from diagnosis.report.territory import _directory, _needs_part, _offer_part
-from diagnosis.static_maps import attribution_text
+from diagnosis.static_maps import Base, attribution_text
 
 if TYPE_CHECKING:
     from diagnosis.accessibility import AccessIndicators
@@ -81,6 +82,7 @@ def render_report_html(
     territory_context: TerritoryContext | None = None,
     offer_levels: OfferLevels | None = None,
     base_layers: gpd.GeoDataFrame | None = None,
+    base_tiles: BaseTiles | None = None,
 ) -> str:
     """Render the diagnosis report as one self-contained HTML document (French).
 
@@ -113,6 +115,10 @@ def render_report_html(
     base_layers
         Roads and water drawn on the maps (:func:`data_sources.osm_base.read_base_layers`);
         ``None``: the maps show the commune outlines only (never a tile fetched).
+    base_tiles
+        The OpenStreetMap tiles asked for (:class:`diagnosis.map_tiles.BaseTiles`), drawn
+        pale under every map; the limits say when they could not be loaded. ``None``:
+        not asked for.
 
     Returns
     -------
@@ -131,17 +137,20 @@ def render_report_html(
         .replace(" ", "\u00a0")
     created = meta.created or dt.date.today()
     com = overview.layers["communes"]
+    base: Base = base_layers
+    if base_tiles is not None and base_tiles.mosaic is not None:
+        base = MapBase(layers=base_layers, tiles=base_tiles.mosaic)
 
     step("synthèse")
     synthesis = _synthesis(overview, access=access, gaps=gaps, siting=siting,
                            partners=partners, cohorts=cohorts, threshold_label=threshold_label)
     step("cartes du territoire et des besoins")
-    needs = _needs_part(overview, context, attribution, base=base_layers)
+    needs = _needs_part(overview, context, attribution, base=base)
     trends = context_section(territory_context)
     actions = action_section(overview, partners=partners, siting=siting, cohorts=cohorts,
                              territory_context=territory_context)
     step("cartes de l'offre")
-    offer = _offer_part(overview, context, attribution, threshold_label, base=base_layers)
+    offer = _offer_part(overview, context, attribution, threshold_label, base=base)
     by_level = offer_levels_part(offer_levels)
     offer = {**offer, "tables": [*offer["tables"], *by_level["tables"]],
              "after": by_level["after"]}
@@ -160,11 +169,11 @@ def render_report_html(
             "Le score de priorité des communes (besoins rapportés à l'offre accessible) n'a "
             "pas été calculé pour ce rapport. Les parties 2 et 3 donnent les besoins et les "
             "communes sans structure."), communes=com, context=context,
-            attribution=attribution, base=base_layers),
+            attribution=attribution, base=base),
         "siting": _siting_section(siting, scenarios, reason_missing=(
             "Les sites recommandés et le tableau de scénarios (combien de naissances chaque "
             "choix de lieu met à portée) n'ont pas été calculés pour ce rapport."),
-            communes=com, context=context, attribution=attribution, base=base_layers),
+            communes=com, context=context, attribution=attribution, base=base),
         "site": (_site_part(site, overview, siting, threshold_label, catchment)
                  if site else None),
         "partners": _partners_section(partners, reason_missing=(
@@ -180,7 +189,8 @@ def render_report_html(
                                cohorts=cohorts, years=overview.summary.get("data_years")),
         "sources_table": _sources_table(sources),
         "imports": list(meta.imports),
-        "limits": _limits_part(overview, meta.notices),
+        "limits": _limits_part(overview, [*meta.notices, *(
+            [base_tiles.note_fr()] if base_tiles is not None else [])]),
     }
     step("mise en page HTML")
     return french_spacing(str(_template().render(**ctx)))
@@ -273,7 +283,8 @@ def diagnosis_report_kwargs(diagnosis: Diagnosis, *, author: str = "",
             "context": d.inputs.communes, "meta": meta, "modes": d.modes,
             "territory_context": getattr(d, "context", None),
             "offer_levels": getattr(d, "offer_levels", None),
-            "base_layers": getattr(d, "base_layers", None)}
+            "base_layers": getattr(d, "base_layers", None),
+            "base_tiles": getattr(d, "base_tiles", None)}
 
 
 def render_diagnosis_html(diagnosis: Diagnosis, *, author: str = "",

@@ -35,6 +35,7 @@ from diagnosis.schema import (
     facility_label,
 )
 from diagnosis.static_maps import (
+    Base,
     render_choropleth_map,
     render_points_map,
 )
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 def _gaps_section(gaps: GapsResult | None, *, communes: gpd.GeoDataFrame,
                   context: gpd.GeoDataFrame | None, attribution: str,
-                  reason_missing: str, base: gpd.GeoDataFrame | None = None
+                  reason_missing: str, base: Base = None
                   ) -> dict[str, Any]:
     layers = getattr(gaps, "layers", None)
     summary = getattr(gaps, "summary", None)
@@ -121,7 +122,7 @@ MAX_REASON_CHARS = 2_000
 def _siting_section(siting: SitingResult | None, scenarios: pd.DataFrame | None, *,
                     communes: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None,
                     attribution: str, reason_missing: str,
-                    base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
+                    base: Base = None) -> dict[str, Any]:
     layers = getattr(siting, "layers", None)
     sites = layers.get("sites") if isinstance(layers, Mapping) else None
     if siting is None or not isinstance(sites, gpd.GeoDataFrame):

@@ -31,6 +31,7 @@ from diagnosis.schema import (
     facility_label,
 )
 from diagnosis.static_maps import (
+    Base,
     render_choropleth_map,
     render_offer_map,
 )
@@ -99,7 +100,7 @@ def _needs_table(com: pd.DataFrame, *, limit: int | None = None,
 
 
 def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
-                attribution: str, *, base: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
+                attribution: str, *, base: Base = None) -> dict[str, Any]:
     """Territory and needs: figures, the births and poverty maps, the table per commune."""
     com = overview.layers["communes"]
     s = overview.summary
@@ -168,7 +169,7 @@ def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
 
 
 def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attribution: str,
-                threshold_label: str, *, base: gpd.GeoDataFrame | None = None
+                threshold_label: str, *, base: Base = None
                 ) -> dict[str, Any]:
     """The offer: one table of every type, one map of every structure of the territory."""
     com = overview.layers["communes"]
