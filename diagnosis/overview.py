@@ -368,8 +368,9 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
     births = births_raw.fillna(0.0).to_numpy()
     total_births = float(births.sum())
     coverage = {t: {**c, "sources": list(c["sources"])} for t, c in coverage.items()}
-    capacity = fac["capacity"]
+    capacity = fac["capacity"].to_numpy(dtype="float64", na_value=np.nan)
     by_commune = fac["position_precision"].eq("commune").to_numpy()
+    codes = com["code_insee"].to_numpy(dtype=object)
 
     nearby_idx: set[int] = set()
     per_type: dict[str, Any] = {}
@@ -381,7 +382,8 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
         if len(near) and near[0] >= 0:
             nearby_idx.update(near[~in_territory[near]].tolist())
         local = table.masks[t] & in_territory
-        cap = capacity.loc[local]
+        cap = capacity[local]
+        known = ~np.isnan(cap)
         n = table.columns[f"n_{t}"][rows]
         new_cols[f"n_{t}"] = n
         new_cols[f"places_{t}"] = table.columns[f"places_{t}"][rows]
@@ -391,14 +393,15 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
         new_cols[f"within_{t}"] = ok
         per_type[t] = {
             "count": int(local.sum()),
-            "places_known": float(cap.sum(min_count=1)) if cap.notna().any() else None,
-            "with_capacity": int(cap.notna().sum()),
+            # as pandas sums: unknown places count 0, the same pairwise sum
+            "places_known": float(np.where(known, cap, 0.0).sum()) if known.any() else None,
+            "with_capacity": int(known.sum()),
             "at_commune_precision": int(by_commune[local].sum()),
         }
         within[t] = births_within(float(births[ok].sum()), total_births,
                                   status=coverage[t]["status"])
         per_type[t]["status"] = coverage[t]["status"]
-        without[t] = com.loc[n == 0, "code_insee"].tolist()
+        without[t] = codes[n == 0].tolist()
     com = pd.concat([com, pd.DataFrame(new_cols, index=com.index)], axis=1)
     com = gpd.GeoDataFrame(com, geometry="geometry", crs=WGS84)
 
