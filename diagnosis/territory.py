@@ -209,10 +209,9 @@ def _departement(code: str, cog: CogTables) -> Territory:
             f"les codes connus vont de {cog.departements['code'].min()} à "
             f"{cog.departements['code'].max()}"
         )
-    com = cog.communes
-    members = com.loc[(com["kind"] == "commune") & (com["dep_code"] == code), "code"]
+    members = _members(cog, "dep_code").get(code, [])
     return Territory("departement", code, str(row["name"].iloc[0]),
-                     tuple(sorted(members)), (code,))
+                     tuple(sorted(cog.communes["code"].iloc[members])), (code,))
 
 
 def _region(code: str, cog: CogTables) -> Territory:
@@ -256,6 +255,20 @@ def _code_index(cog: CogTables) -> tuple[dict[str, list[int]], dict[str, int], s
     return hit  # type: ignore[return-value]
 
 
+def _members(cog: CogTables, column: str) -> dict[str, list[int]]:
+    """Rows of the current communes per value of ``column`` (built once per table)."""
+    key = f"members:{column}"
+    if key not in cog._cache:
+        com = cog.communes
+        current = com["kind"].eq("commune").to_numpy()
+        rows: dict[str, list[int]] = {}
+        for i, value in enumerate(com[column].tolist()):
+            if current[i]:
+                rows.setdefault(value, []).append(i)
+        cog._cache[key] = rows
+    return cog._cache[key]  # type: ignore[return-value]
+
+
 def _commune(code: str, cog: CogTables) -> Territory:
     com = cog.communes
     by_code, former, _ = _code_index(cog)
@@ -297,10 +310,10 @@ def _epci(siren: str, cog: CogTables) -> Territory:
             "(9 chiffres) ou cherchez par le nom"
         )
     com = cog.communes
-    member = com["epci_code"] == siren
+    rows = set(_members(cog, "epci_code").get(siren, []))
     if "ept_code" in com:
-        member |= com["ept_code"] == siren
-    members = com.loc[(com["kind"] == "commune") & member]
+        rows |= set(_members(cog, "ept_code").get(siren, []))
+    members = com.iloc[sorted(rows)]
     deps = tuple(sorted(members["dep_code"].unique()))
     return Territory("epci", siren, str(row["name"].iloc[0]),
                      tuple(sorted(members["code"])), deps)

@@ -319,3 +319,18 @@ def test_current_commune_through_the_code_index():
     got, note = current_commune(child["code"], cog)
     assert got == child["parent_code"] and "déléguée" in note
     assert current_commune("44000", cog) is None
+
+
+def test_epci_and_departement_members_through_the_index_equal_a_scan():
+    """Members found through the per-column index are those a scan of the table finds."""
+    cog = load_cog()
+    com = cog.communes
+    current = com.loc[com["kind"].eq("commune")]
+    for siren in ("200000438", "200057867", "200046977", "243500139"):
+        t = resolve_territory(siren, cog)
+        scan = current.loc[current["epci_code"].eq(siren) | current["ept_code"].eq(siren)]
+        assert t.communes == tuple(sorted(scan["code"]))
+        assert t.departements == tuple(sorted(scan["dep_code"].unique()))
+    for dep in ("44", "2A", "976"):
+        t = resolve_territory(dep, cog)
+        assert t.communes == tuple(sorted(current.loc[current["dep_code"].eq(dep), "code"]))
