@@ -32,7 +32,7 @@ from data_sources.national import load_national_communes, metric_crs
 from data_sources.store import LedgerEntry, StoredTerritory, read_store
 from diagnosis.errors import InputError, SourceError
 from diagnosis.needs import compute_needs
-from diagnosis.schema import NEEDS_COLUMNS, Territory
+from diagnosis.schema import NEEDS_COLUMNS, Territory, isin_codes
 from diagnosis.settings import WGS84
 
 
@@ -240,14 +240,14 @@ def communes_from_insee(territory: Territory, insee: InseeImport, *,
     """
     geo = geography if geography is not None else load_national_communes(
         departements=territory.departements)
-    geo = geo.loc[geo["code_insee"].isin(territory.communes)]
+    geo = geo.loc[isin_codes(geo["code_insee"], territory.communes)]
     absent = sorted(set(territory.communes) - set(geo["code_insee"]))
     if absent:
         raise InputError(
             f"{territory.label} : communes {absent[:10]} absentes de la géographie nationale "
             "livrée ; reconstruisez-la (python -m data_sources.national.build_national)"
         )
-    base = insee.communes.loc[insee.communes["code_insee"].isin(territory.communes)]
+    base = insee.communes.loc[isin_codes(insee.communes["code_insee"], territory.communes)]
     merged = geo.merge(base, on="code_insee", how="left", validate="one_to_one")
     if "area_km2" not in merged or merged["area_km2"].isna().any():
         # the polygons are measured only when a file lacks some commune's area

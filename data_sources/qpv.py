@@ -34,7 +34,7 @@ from shapely.geometry import shape
 
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import SourceError
-from diagnosis.schema import Territory
+from diagnosis.schema import Territory, isin_codes
 from diagnosis.settings import WGS84
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def qpv_from_list(communes: Iterable[str], *, path: str | Path = COMMUNE_LIST
                   ) -> gpd.GeoDataFrame:
     """QPV of ``communes`` from the shipped list (no outline, ``basis`` "liste communale")."""
     listed = read_commune_list(path)
-    listed = listed[listed["code_insee"].isin(set(communes))]
+    listed = listed[isin_codes(listed["code_insee"], set(communes))]
     # one row per QPV (sorted by code): its first name, its communes
     joined = listed.groupby("code_qp")["code_insee"].agg(lambda s: ",".join(sorted(set(s))))
     first = listed.drop_duplicates("code_qp", keep="first").set_index("code_qp")["lib_qp"].to_dict()

@@ -23,7 +23,7 @@ from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
 from diagnosis.errors import InputError, MissingDataError, SourceError
-from diagnosis.schema import Territory, empty_facilities, validate_facilities
+from diagnosis.schema import Territory, empty_facilities, isin_codes, validate_facilities
 from diagnosis.settings import WGS84
 from diagnosis.travel import Travel
 
@@ -186,7 +186,7 @@ def import_town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """
     own = town_halls(communes)
     national = _national_town_halls()
-    rest = national.loc[~national["code_insee"].isin(own["code_insee"])]
+    rest = national.loc[~isin_codes(national["code_insee"], own["code_insee"].tolist())]
     return gpd.GeoDataFrame(pd.concat([own, rest], ignore_index=True), crs=WGS84)
 
 
@@ -464,7 +464,7 @@ def _from_insee_files(
         unplaced &= communes["point_lon"].isna()
     lost = communes.loc[unplaced, "code_insee"].tolist()
     communes = communes.loc[~unplaced].reset_index(drop=True)
-    known = communes.loc[communes["code_insee"].isin(territory.communes)]
+    known = communes.loc[isin_codes(communes["code_insee"], territory.communes)]
     if "births_2024" not in known or known["births_2024"].isna().all():
         raise MissingDataError(
             f"{territory.label} : les fichiers INSEE donnés n'ont les naissances d'aucune "

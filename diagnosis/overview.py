@@ -32,6 +32,7 @@ from diagnosis.schema import (
     OPTIONAL_COMMUNE_COLUMNS,
     Territory,
     facility_label,
+    isin_codes,
 )
 from diagnosis.settings import DEFAULT_THRESHOLD_M, METRIC_CRS, WGS84
 
@@ -307,7 +308,7 @@ class _CommuneOffer:
     @classmethod
     def build(cls, communes: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
               wanted: set[str], *, types: tuple[str, ...]) -> _CommuneOffer:
-        com = communes.loc[communes["code_insee"].isin(wanted)]
+        com = communes.loc[isin_codes(communes["code_insee"], wanted)]
         com = com.to_crs(WGS84).reset_index(drop=True)
         fac = facilities.to_crs(WGS84).reset_index(drop=True)
         origins = origin_points(com).to_crs(METRIC_CRS)
@@ -317,7 +318,7 @@ class _CommuneOffer:
         columns: dict[str, np.ndarray] = {}
         nearest: dict[str, np.ndarray] = {}
         masks: dict[str, np.ndarray] = {}
-        in_communes = fac["code_insee"].isin(wanted).to_numpy()
+        in_communes = isin_codes(fac["code_insee"], wanted).to_numpy()
         kinds, uniques = pd.factorize(fac["type"])  # one pass over the types' strings
         names = pd.Index(uniques)
         for t in types:

@@ -36,6 +36,7 @@ Missing values (statistical secret, not published) are NaN, never 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -237,6 +238,24 @@ def empty_facilities() -> gpd.GeoDataFrame:
     data = {c: pd.Series([], dtype="float64" if d == "float64" else object)
             for c, d in FACILITY_DTYPES.items()}
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
+
+
+def isin_codes(column: pd.Series, codes: Iterable[object]) -> pd.Series:
+    """``column.isin(codes)`` for text codes, without pandas' per-code cost on arrow text.
+
+    On an arrow-backed text column pandas turns every code into an arrow scalar (0.05 s
+    for the 35,000 communes of France); the same test on Python objects is a hash lookup.
+    Codes that are not all text take pandas' own path (missing values match there).
+
+    Examples
+    --------
+    >>> isin_codes(pd.Series(["44129", "44001", None], dtype="str"), {"44001"}).tolist()
+    [False, True, False]
+    """
+    values = codes if isinstance(codes, set | frozenset) else set(codes)
+    if not all(isinstance(v, str) for v in values):
+        return column.isin(values)
+    return column.astype(object).isin(values)
 
 
 def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFrame:

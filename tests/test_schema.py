@@ -79,3 +79,17 @@ def test_labels_are_french_and_unknown_type_is_named():
     assert facility_label("rpe") == "Relais petite enfance (RPE)"
     with pytest.raises(InputError, match="'crèche'"):
         facility_label("crèche")
+
+
+def test_isin_codes_equals_pandas_isin():
+    """The fast membership test answers as pandas' own, missing values included."""
+    import pandas as pd
+
+    from diagnosis.schema import isin_codes
+
+    for dtype in ("str", object, "string"):
+        col = pd.Series(["44129", None, "2A004", "44001", "44129"], dtype=dtype,
+                        index=[5, 1, 7, 3, 9])
+        for codes in ({"44129", "2A004"}, ["44001"], (), {"44129", None}, pd.Series(["2A004"])):
+            got, want = isin_codes(col, codes), col.isin(codes)
+            assert got.tolist() == want.tolist() and got.index.equals(want.index)
