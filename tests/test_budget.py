@@ -281,3 +281,16 @@ def test_a_genuine_inner_7z_grid_is_extracted_and_read(tmp_path):
     out = extract_filosofi_gpkg(archive)
     assert out.name.endswith("carreaux_200m_met.gpkg")
     assert len(read_filosofi_file(out)) == 20
+
+
+def test_a_parquet_read_under_a_memory_cap_ends():
+    """Under ``RLIMIT_AS`` pyarrow's jemalloc threads cannot start and a Parquet read
+    waited for ever (the CLI hung before refusing ``/dev/zero``); importing Maillage
+    switches pyarrow to the system allocator when the address space is capped."""
+    code = ("import diagnosis, pandas as pd, pyarrow as pa; "
+            "print(len(pd.read_parquet('data_sources/demo/cog2026_communes.parquet')), "
+            "pa.default_memory_pool().backend_name)")
+    proc = run_limited("-c", code, timeout_s=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows, backend = proc.stdout.split()
+    assert int(rows) > 30_000 and backend == "system"
