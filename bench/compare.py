@@ -30,18 +30,19 @@ Measured (2 cores shared with other jobs; whole command, medians of 3 runs, the
 
 - before this work (commit 1c34b09: every commune code of the imported file resolved
   by a scan of the COG table, one overview per département, each reprojecting all the
-  facilities) against now, alternating, 3 runs: 47.0 s -> 6.77 s wall, 45.8 s -> 6.65 s
-  CPU (load 1.4-2.5), 6.9x; the three outputs (table, CSV, JSON) and the warnings are
-  byte for byte those of 1c34b09;
+  facilities) against now, alternating, 3 runs: 47.1 s -> 5.44 s wall, 47.4 s -> 5.68 s
+  CPU (load 0.9-1.1), 8.7x (earlier the same day: 44.9 s -> 6.0 s, 53.0 s -> 8.9 s on
+  the way); the three outputs (table, CSV, JSON) and the warnings are byte for byte
+  those of 1c34b09;
 - this bench, 6 Dec 2026 (ours against the same command with one overview per
   territory)::
 
-    RESULT ours_s=7.43 peer_s=20.46 ratio=2.75 equal=True runs=3 load=1.59
-    RESULT ours_s=8.22 peer_s=22.93 ratio=2.79 equal=True runs=3 load=4.43
+    RESULT ours_s=5.49 peer_s=18.98 ratio=3.45 equal=True runs=3 load=2.48
+    RESULT ours_s=8.22 peer_s=22.93 ratio=2.79 equal=True runs=3 load=4.43  (earlier)
 
-Not yet at the goal (< 5 s): what is left is spread over loading France (INSEE file,
-national geography, the facility file's checks: ~60 %), imports (~1 s) and the 101
-territories' sums (~1 s).
+Not yet at the goal (< 5 s) on a loaded machine: what is left is spread over loading
+France (INSEE file, national geography, the facility file's checks: ~55 %), imports
+(~1 s) and the 101 territories' sums (~0.8 s).
 """
 
 from __future__ import annotations

@@ -26,9 +26,10 @@ equal=… runs=… load=…``.
 Measured (2 cores shared with other jobs; whole command, medians of 3 runs, the
 1-minute load average given):
 
-- before (commit 1c34b09) against now, alternating: 8.71 s -> 4.96 s wall, 8.93 s ->
-  5.15 s CPU (load 1.4-1.7); the import report (counts, rejected rows and reasons,
-  duplicates, notes, warnings) and the facilities are equal field by field;
+- before (commit 1c34b09) against now, alternating: 9.45 s -> 5.34 s wall, 9.24 s ->
+  5.41 s CPU (load 1.1-1.5; earlier 8.71 s -> 4.96 s at load 1.4-1.7); the import
+  report (counts, rejected rows and reasons, duplicates, notes, warnings) and the
+  facilities are equal field by field;
 - this bench, 6 Dec 2026::
 
     RESULT ours_s=4.99 plain_s=0.51 ratio=9.71 rows=100000 accepted=97908

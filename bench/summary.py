@@ -20,7 +20,8 @@ Prints ``RESULT summary_s=… help_s=… floor_s=… ratio=… equal=… runs=�
 Measured (2 cores shared with other jobs; whole command, medians, load given):
 
 - ``summary --territory 44``, before (commit 1c34b09) against now, alternating, 7 runs:
-  2.36 s -> 1.50 s wall, 1.75 s -> 1.34 s CPU (load 2.0-2.4); same output byte for byte.
+  2.36 s -> 1.50 s wall, 1.75 s -> 1.34 s CPU (load 2.0-2.4); again later 1.58 s ->
+  1.23 s wall, 1.75 s -> 1.43 s CPU (load 1.3-1.5); same output byte for byte.
   What went: the export module, the HTTP layer (requests-cache, boto3), scipy.optimize
   imported for nothing, and the COG's 38,965 names folded one by one.
 - this bench, 6 Dec 2026, load 5.9-6.1 (a busy machine: the floor itself ran 0.8-2.5 s)::
