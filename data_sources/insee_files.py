@@ -844,10 +844,13 @@ def _combine_indicator(
                     f"{win.name} l'emporte : {why}.")
         fill = value.isna() & v.notna()
         value[fill] = v[fill]
-        for code in fill[fill].index:  # the value used is the sum of known parts only
-            lacking = partial_by_file[k].get(str(code), {}).get(ind.column)
-            if lacking:
-                partial.setdefault(str(code), {})[ind.column] = lacking
+        parts = partial_by_file[k]
+        if parts:  # the value used is the sum of known parts only (few communes have parts)
+            filled = {str(c) for c in fill.index[fill.to_numpy(dtype=bool)].to_numpy(dtype=object)}
+            for code, lacks in parts.items():
+                lacking = lacks.get(ind.column)
+                if lacking and code in filled:
+                    partial.setdefault(code, {})[ind.column] = lacking
         if y:
             year[fill] = y
     return value, year

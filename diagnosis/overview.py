@@ -11,6 +11,7 @@ guides/indicateurs.md : definition, formula and source of every indicator.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -305,6 +306,16 @@ class _CommuneOffer:
     positions: dict[str, int] | None = None
     fac_positions: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @functools.cached_property
+    def capacity(self) -> np.ndarray:
+        """Places of every facility (NaN: unknown), once for all the territories."""
+        return np.asarray(self.fac["capacity"].to_numpy(dtype="float64", na_value=np.nan))
+
+    @functools.cached_property
+    def by_commune(self) -> np.ndarray:
+        """Whether each facility is placed at its commune only (town hall)."""
+        return np.asarray(self.fac["position_precision"].eq("commune").to_numpy(dtype=bool))
+
     @classmethod
     def build(cls, communes: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame,
               wanted: set[str], *, types: tuple[str, ...]) -> _CommuneOffer:
@@ -321,6 +332,9 @@ class _CommuneOffer:
         in_communes = isin_codes(fac["code_insee"], wanted).to_numpy()
         kinds, uniques = pd.factorize(fac["type"])  # one pass over the types' strings
         names = pd.Index(uniques)
+        # the communes' codes as one index: counts and places are looked up by reindexing
+        # (a hash lookup per code) rather than mapped element by element
+        keys = pd.Index(com["code_insee"].to_numpy(dtype=object))
         for t in types:
             mask = masks[t] = kinds == (names.get_loc(t) if t in names else -2)
             sel = np.flatnonzero(mask)
@@ -330,8 +344,8 @@ class _CommuneOffer:
             of_type = fac.loc[mask & in_communes]
             counts = of_type.groupby("code_insee").size()
             places = of_type.groupby("code_insee")["capacity"].sum(min_count=1)
-            columns[f"n_{t}"] = com["code_insee"].map(counts).fillna(0).astype(int).to_numpy()
-            columns[f"places_{t}"] = com["code_insee"].map(places).astype("float64").to_numpy()
+            columns[f"n_{t}"] = counts.reindex(keys).fillna(0).astype(int).to_numpy()
+            columns[f"places_{t}"] = places.reindex(keys).astype("float64").to_numpy()
             columns[f"dist_m_{t}"] = dist
         codes = com["code_insee"].tolist()
         positions = dict(zip(codes, range(len(codes)), strict=True))
@@ -358,7 +372,7 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
     if com.empty:
         return None
     com = com.reset_index(drop=True)
-    missing = sorted(wanted - set(com["code_insee"]))
+    missing = sorted(wanted - set(com["code_insee"].to_numpy(dtype=object)))
     fac = table.fac
     in_territory = np.zeros(len(fac), dtype=bool)
     for c in wanted:
@@ -369,8 +383,7 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
     births = births_raw.fillna(0.0).to_numpy()
     total_births = float(births.sum())
     coverage = {t: {**c, "sources": list(c["sources"])} for t, c in coverage.items()}
-    capacity = fac["capacity"].to_numpy(dtype="float64", na_value=np.nan)
-    by_commune = fac["position_precision"].eq("commune").to_numpy()
+    capacity, by_commune = table.capacity, table.by_commune
     codes = com["code_insee"].to_numpy(dtype=object)
 
     nearby_idx: set[int] = set()

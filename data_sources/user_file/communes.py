@@ -71,7 +71,8 @@ def _build_cog_index(cog: pd.DataFrame) -> _Cog:
     if missing:
         raise InputError(f"cog lacks columns {sorted(missing)}; pass the communes table of "
                          "data_sources.cog.load_cog()")
-    table = {c: ["" if pd.isna(v) else str(v) for v in cog[c].tolist()] for c in need}
+    table = {c: cog[c].astype(object).where(cog[c].notna(), "").astype(str).tolist()
+             for c in need}
     records = list(zip(table["code"], table["name"], table["kind"], table["parent_code"],
                        table["former_codes"], table["postcodes"], strict=True))
     current = {code: name for code, name, kind, *_ in records if kind == "commune"}
@@ -125,8 +126,11 @@ def _point_table(gdf: gpd.GeoDataFrame, *, arg: str, points: bool) -> gpd.GeoDat
     if gdf.crs is None:
         raise InputError(f"{arg} has no CRS; set one (e.g. gdf.set_crs('EPSG:4326'))")
     out = gdf.to_crs(WGS84)
-    out = gpd.GeoDataFrame({"code_insee": out[code_col].map(_insee)}, geometry=out.geometry.values,
-                           crs=WGS84)
+    codes = out[code_col].astype(str).to_numpy(dtype=object)
+    clean = pd.Series(codes).str.fullmatch(_INSEE_RE.pattern.strip("^$")).to_numpy(dtype=bool)
+    if not clean.all():  # only the codes not already clean go through the normaliser
+        codes[~clean] = [_insee(c) for c in codes[~clean]]
+    out = gpd.GeoDataFrame({"code_insee": codes}, geometry=out.geometry.values, crs=WGS84)
     out = out[out["code_insee"].ne("") & out.geometry.notna() & ~out.geometry.is_empty]
     if points:
         out = out.copy()

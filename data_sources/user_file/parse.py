@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from data_sources.user_file.columns import COLUMN_ALIASES, _fold, _map_unique
 from data_sources.user_file.communes import (
@@ -243,8 +244,11 @@ def _place_at_town_halls(
     placed_hall = np.zeros(len(rows), dtype=bool)
     halls = _point_table(town_halls, arg="town_halls", points=True) if town_halls is not None \
         else None
-    hall_xy = ({c: (p.x, p.y) for c, p in zip(halls["code_insee"], halls.geometry, strict=True)}
-               if halls is not None else {})
+    hall_xy: dict[str, tuple[float, float]] = {}
+    if halls is not None:  # coordinates read in one call, not point by point
+        xs = shapely.get_x(halls.geometry.to_numpy()).tolist()
+        ys = shapely.get_y(halls.geometry.to_numpy()).tolist()
+        hall_xy = dict(zip(halls["code_insee"].tolist(), zip(xs, ys, strict=True), strict=True))
     outside = np.isin(rows, list(log.outside))
     for i in np.flatnonzero(todo & ~outside):
         row, code, postcode = int(rows[i]), codes.iloc[i], postcodes.iloc[i]
