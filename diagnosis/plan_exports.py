@@ -278,39 +278,8 @@ def render_sites_png(plan: NationalPlan, communes_xy: np.ndarray | None = None, 
     return buf.getvalue()
 
 
-_PDF_TEMPLATE = """<!doctype html><html lang="fr"><head><meta charset="utf-8">
-<style>
-@page { size: A4; margin: 15mm 14mm 16mm 14mm;
-  @bottom-center { content: "Maillage — plan national — page " counter(page); font-size: 8pt;
-    font-family: "DejaVu Sans", sans-serif; }}
-body { font-family: "DejaVu Sans", sans-serif; font-size: 9pt; color: #222; }
-h1 { font-size: 16pt; margin: 0 0 4mm 0; } h2 { font-size: 12pt; margin: 5mm 0 2mm 0; }
-table { border-collapse: collapse; width: 100%; font-size: 7.5pt; }
-th, td { border-bottom: 0.3pt solid #bbb; padding: 1mm; vertical-align: top; text-align: left; }
-td.n { text-align: right; white-space: nowrap; }
-img { width: 100%; } .small { font-size: 7.5pt; color: #555; }
-</style></head><body>
-<h1>Plan national des Maisons des 1000 premiers jours — {{ territory }}</h1>
-{% for line in lines %}<p>{{ line }}</p>{% endfor %}
-<h2>Familles en plus à chaque nouvelle Maison</h2>
-<img src="{{ curve }}" alt="Courbe des familles en plus par Maison">
-<h2>Où ouvrir</h2>
-<img src="{{ map }}" alt="Carte des nouvelles Maisons" style="width: 80%;">
-<h2>Les nouvelles Maisons et leurs raisons</h2>
-<table><tr><th>Rang</th><th>Lieu</th><th>Département</th><th>Familles en plus par an</th>
-<th>Pourquoi</th></tr>
-{% for s in sites %}<tr><td class="n">{{ s.rank }}</td><td>{{ s.name }}</td>
-<td>{{ s.dep }}</td><td class="n">{{ s.gain }}</td><td>{{ s.why }}</td></tr>{% endfor %}
-</table>
-<h2>Par département</h2>
-<table><tr><th>Département</th><th>Naissances par an</th><th>À portée d'une Maison existante</th>
-<th>Maisons du plan France</th><th>Réponse propre au département</th></tr>
-{% for d in deps %}<tr><td>{{ d.name }}</td><td class="n">{{ d.births }}</td>
-<td class="n">{{ d.share }}</td><td class="n">{{ d.n_new }}</td><td>{{ d.own }}</td></tr>
-{% endfor %}</table>
-<h2>Limites et sources</h2>
-{% for n in notices %}<p class="small">{{ n }}</p>{% endfor %}
-</body></html>"""
+#: The short report's template (a file beside the report's, never built from data).
+PLAN_TEMPLATE = "plan.html.j2"
 
 
 #: Longest text a cell or note of the short PDF shows (names come from files and sources:
@@ -335,8 +304,11 @@ def plan_html(plan: NationalPlan, *, territory: str, notices: Sequence[str] = ()
     """The short report as HTML (every value escaped by Jinja2's autoescape)."""
     import jinja2
 
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    tpl = env.from_string(_PDF_TEMPLATE)
+    from diagnosis.report._base import TEMPLATES_DIR
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    tpl = env.get_template(PLAN_TEMPLATE)
 
     def uri(png: bytes) -> str:
         return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
