@@ -8,7 +8,7 @@ from app_pages import _cached, current_selection, md_escape
 from app_pages._bounded import show_table
 from app_pages._widgets import missing_data_screen, show_map
 from diagnosis.errors import MaillageError, MissingDataError, render_error
-from diagnosis.formatting import fr_out_of
+from diagnosis.formatting import fr_known, fr_out_of
 from diagnosis.maps import build_overview_map
 from diagnosis.schema import facility_label
 from diagnosis.settings import DEFAULT_THRESHOLD_M
@@ -91,7 +91,9 @@ for start in range(0, len(types), 5):
     for col, ftype in zip(row, types[start:start + 5], strict=False):
         fac = s["facilities"][ftype]
         known = s.get("coverage", {}).get(ftype, {}).get("label", "inconnue")
-        col.metric(facility_label(ftype, plural=True), fac["count"],
+        status = s.get("coverage", {}).get(ftype, {}).get("status", "unknown")
+        col.metric(facility_label(ftype, plural=True),  # never 0 for « none known »
+                   fr_known(fac["count"], status=status, feminine=True),
                    help=(f"Offre connue : {known}. Places connues : "
                          f"{_number(fac['places_known'])} ; placées à la mairie (position "
                          f"approximative) : {fac['at_commune_precision']}."))

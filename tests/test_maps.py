@@ -140,8 +140,9 @@ def test_legend_in_french_with_types_and_classes(rendered):
     html = rendered[1].replace("<\\/", "</")  # the legend sits in a JS string
     assert "Légende" in html
     assert "Naissances 2024 (domiciliées)</b> par commune" in html
-    assert "Centres de PMI : 1 (+1 hors territoire)" in html
-    assert "Crèches (EAJE) : 2" in html
+    # the fixture's sources list PMI and crèches partially: counts are lower bounds
+    assert "Centres de PMI : ≥\u00a01 (+1 hors territoire)" in html
+    assert "Crèches (EAJE) : ≥\u00a02" in html
     assert "non connu ou non diffusé (secret statistique)" in html  # Béta's births are NaN
     assert "Mairies (2) : masquées" in html
     assert "symbole pâle : hors du territoire" in html
@@ -562,3 +563,19 @@ def test_priority_map_says_the_year_of_the_births_read(access_result):
     tips = " ".join(_geojson_strings(m))
     assert "Naissances 2022 :" in tips and "Naissances 2024" not in tips
     assert "naissances 2022 × besoins" in _text(m)
+
+
+def test_legend_never_prints_0_for_a_type_none_known(overview):
+    """Unknown is not none: a type with no structure known inside the territory reads
+    « aucune connue » unless a complete source was loaded; then it is a true 0."""
+    from diagnosis.maps._layers import _legend_html
+
+    def legend(status: str) -> str:
+        return _legend_html(value_label="Naissances", class_labels=["1 à 2"],
+                            colors=["#eee"], has_missing=False, type_counts={"pmi": (0, 1)},
+                            show_town_halls=False, n_town_halls=0, attribution="",
+                            statuses={"pmi": status})
+
+    assert "Centres de PMI : aucune connue (+1 hors territoire)" in legend("partial")
+    assert "Centres de PMI : aucune connue (+1 hors territoire)" in legend("unknown")
+    assert "Centres de PMI : 0 (+1 hors territoire)" in legend("complete")

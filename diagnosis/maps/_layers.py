@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from shapely.geometry import mapping
 
+from diagnosis.formatting import NOT_KNOWN_F, fr_known
 from diagnosis.maps._common import (
     _FONT,
     FACILITY_STYLES,
@@ -214,8 +215,14 @@ def _outline_style(feature: Mapping[str, Any]) -> dict[str, Any]:
 
 def _legend_html(*, value_label: str, class_labels: Sequence[str], colors: Sequence[str],
                  has_missing: bool, type_counts: Mapping[str, tuple[int, int]],
-                 show_town_halls: bool, n_town_halls: int, attribution: str) -> str:
-    """The French HTML legend (static text from us, data values escaped)."""
+                 show_town_halls: bool, n_town_halls: int, attribution: str,
+                 statuses: Mapping[str, str] | None = None) -> str:
+    """The French HTML legend (static text from us, data values escaped).
+
+    A type's count inside the territory follows :func:`~diagnosis.formatting.fr_known`
+    with its coverage in ``statuses``: « 0 » only when a complete source was loaded,
+    « ≥ n » from a partial one, « aucune connue » otherwise (unknown is not none).
+    """
     def swatch(color: str) -> str:
         return (f'<span style="display:inline-block;width:14px;height:10px;background:{color};'
                 'border:1px solid #6a6a6a;margin-right:6px;vertical-align:middle"></span>')
@@ -248,8 +255,11 @@ def _legend_html(*, value_label: str, class_labels: Sequence[str], colors: Seque
         color = FACILITY_STYLES.get(ftype, {"color": "#444444"})["color"]
         extra = f" (+{n_out} hors territoire)" if n_out else ""
         any_outside = any_outside or n_out > 0
+        shown = fr_known(n_in, status=(statuses or {}).get(ftype, "complete"),
+                         feminine=True)
+        shown = "aucune connue" if shown == NOT_KNOWN_F else shown
         parts.append(f"<div>{dot(color)}{_esc(facility_label(ftype, plural=True))} : "
-                     f"{n_in}{extra}</div>")
+                     f"{_esc(shown)}{extra}</div>")
     if any_outside:
         parts.append(f"<div>{dot('#7f7f7f', pale=True)}symbole pâle : hors du territoire, "
                      "la plus proche pour au moins une commune</div>")

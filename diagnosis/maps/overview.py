@@ -127,6 +127,8 @@ def build_overview_map(
     _Legend(_legend_html(
         value_label=value_label, class_labels=labels, colors=colors,
         has_missing=has_missing, type_counts=type_counts,
+        statuses={t: str(c.get("status", "unknown"))
+                  for t, c in overview.summary.get("coverage", {}).items()},
         show_town_halls=show_town_halls, n_town_halls=int(len(halls)),
         attribution=attribution,
     )).add_to(m)
