@@ -54,13 +54,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _whole import run_timed  # bench/ is the script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 N_FACILITIES = 30_000
@@ -121,14 +120,7 @@ def peer_main() -> None:
     raise SystemExit(main(sys.argv[2:]))
 
 
-def _run(args: list[str], env: dict[str, str]) -> tuple[float, bytes]:
-    start = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, env=env, cwd=REPO, check=False)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr.decode("utf-8", "replace")[-3000:])
-        raise SystemExit(f"command failed (exit {proc.returncode}): {' '.join(args)}")
-    return seconds, proc.stdout
+_run = run_timed
 
 
 def main() -> None:

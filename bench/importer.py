@@ -45,13 +45,12 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _whole import run_timed  # bench/ is the script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,14 +93,8 @@ def build_file(path: Path, rows: int) -> None:
 
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO,
-                          check=False)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit(f"command failed (exit {proc.returncode}): {' '.join(args)}")
-    return seconds, proc.stdout
+    seconds, out = run_timed(args, env)
+    return seconds, out.decode("utf-8", "replace")
 
 
 def main() -> None:

@@ -40,11 +40,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _whole import run_timed  # bench/ is the script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,14 +72,7 @@ weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
 
 
 def _run(args: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO,
-                          check=False)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit(f"command failed (exit {proc.returncode}): {' '.join(args)}")
-    return seconds
+    return run_timed(args, env)[0]
 
 
 def _pdf_facts(path: Path) -> tuple[int, str]:
