@@ -410,18 +410,15 @@ def report_pdf(code: str, files_key: FilesKey, files: FileList, study: Diagnosis
     Not cached itself: it reports its steps to ``progress`` (a page's progress bar).
     ``osm_tiles``: draw an OpenStreetMap tile base under the maps (online, cached tiles).
     """
-    from data_sources.osm_base import load_base_layers
-    from data_sources.osm_tiles import load_base_tiles
+    from data_sources.osm_base import with_map_bases
     from diagnosis.report import build_diagnosis_pdf  # heavy (WeasyPrint): on demand
 
     step = progress or (lambda _name: None)
     step("accessibilité, manques, implantation")
     diag = diagnosis(code, files_key, study, files)
     step("comparaison avec les territoires voisins")
-    communes = diag.overview.layers["communes"]
-    diag = replace(diag, comparison=neighbour_comparison(code, files_key, files),
-                   base_layers=load_base_layers(diag.params.osm_pbf, communes),
-                   base_tiles=load_base_tiles(communes, enabled=osm_tiles))
+    diag = with_map_bases(replace(diag, comparison=neighbour_comparison(code, files_key, files)),
+                          osm_tiles=osm_tiles)
     return build_diagnosis_pdf(diag, author=author, progress=step)
 
 

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 from shapely.geometry import LineString, Polygon, box
 
 from data_sources.walknet import _check, _osmium
 from diagnosis.settings import WGS84
+
+if TYPE_CHECKING:
+    from diagnosis.pipeline import Diagnosis
 
 #: Road classes drawn (OSM ``highway``): the network a reader finds their way with.
 MAJOR_ROADS = frozenset({"motorway", "trunk", "primary", "motorway_link", "trunk_link",
@@ -106,3 +109,19 @@ def load_base_layers(osm_pbf: str | Path | None, communes: gpd.GeoDataFrame, *,
     west, south, east, north = (float(v) for v in communes.to_crs(WGS84).total_bounds)
     return read_base_layers(osm_pbf, bounds=(west - margin_deg, south - margin_deg,
                                              east + margin_deg, north + margin_deg))
+
+
+def with_map_bases(diag: Diagnosis, *, osm_tiles: bool) -> Diagnosis:
+    """``diag`` with the bases of its report's maps (extract, then tiles if asked for).
+
+    The study's OpenStreetMap extract gives roads and water; ``osm_tiles`` adds the
+    OpenStreetMap tiles. The one wiring of the report's map bases, for the app and
+    ``python -m diagnosis report`` alike.
+    """
+    from dataclasses import replace
+
+    from data_sources.osm_tiles import load_base_tiles
+
+    communes = diag.overview.layers["communes"]
+    return replace(diag, base_layers=load_base_layers(diag.params.osm_pbf, communes),
+                   base_tiles=load_base_tiles(communes, enabled=osm_tiles))

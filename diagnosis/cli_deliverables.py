@@ -21,8 +21,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import time
     from dataclasses import replace
 
-    from data_sources.osm_base import load_base_layers
-    from data_sources.osm_tiles import load_base_tiles
+    from data_sources.osm_base import with_map_bases
     from data_sources.workspace import peer_territories
     from diagnosis.exports import check_writable, write_bytes_atomic
     from diagnosis.pipeline import peer_comparison
@@ -41,10 +40,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                 threshold_m=diag.params.threshold_m))
         # the study's OpenStreetMap extract, if any, draws roads and water on the maps;
         # OpenStreetMap tiles only when asked for (--fond-de-carte osm)
-        communes = diag.overview.layers["communes"]
-        diag = replace(diag, base_layers=load_base_layers(diag.params.osm_pbf, communes),
-                       base_tiles=load_base_tiles(
-                           communes, enabled=getattr(args, "fond_de_carte", "aucun") == "osm"))
+        diag = with_map_bases(diag,
+                              osm_tiles=getattr(args, "fond_de_carte", "aucun") == "osm")
         pdf = build_diagnosis_pdf(diag, author=args.author, progress=step)
         step("écriture du fichier")
         write_bytes_atomic(out, pdf, option="--out")
