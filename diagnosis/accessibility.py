@@ -101,7 +101,7 @@ class Decay:
             for bound in self.bounds[1:]:
                 np.less_equal(t, bound, out=buf)
                 above += buf.view(np.uint8)
-            return np.take(self._table, above)
+            return cast("np.ndarray", np.take(self._table, above))
         w = np.exp(-t * t / (2.0 * self.sigma_minutes**2))
         return np.where(t <= self.max_minutes, w, 0.0)
 
