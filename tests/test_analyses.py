@@ -18,6 +18,7 @@ from diagnosis.analyses import (
     compute_catchment,
     compute_partners,
     compute_site_catchment,
+    compute_site_catchments,
     compute_site_cohorts,
     compute_siting,
     find_site,
@@ -116,6 +117,25 @@ def test_siting_bad_input(grid):
     outside = gpd.GeoDataFrame(geometry=[Point(2.35, 48.85)], crs="EPSG:4326")
     with pytest.raises(InputError, match="inside"):
         compute_siting(ov, fac, user_points=outside)
+
+
+def test_catchments_of_several_sites_from_one_matrix(grid):
+    # town halls 10 km apart in a row: 0 min at its own hall, 20.5 min to the next one,
+    # 40 min to the far one (beyond 21 min); ties keep the communes' order
+    com, fac, ov = grid
+    assert _minutes(10) < 21 < _minutes(20)
+    sites = [find_site(fac, name) for name in ("F2", "F4", "F3")]  # halls of A, C, B
+    got = compute_site_catchments(ov, com, sites, max_minutes=21)
+    assert [c.communes["code_insee"].tolist() for c in got] == [
+        ["44001", "44002"], ["44003", "44002"], ["44002", "44001", "44003"]]
+    assert [c.births_per_year for c in got] == [150.0, 60.0, 160.0]
+    assert got[2].communes["minutes"].tolist() == pytest.approx([0, _minutes(10),
+                                                                 _minutes(10)])
+    assert [c.site_name for c in got] == ["F2", "F4", "F3"]
+    for site, batch in zip(sites, got, strict=True):  # one site alone: the same catchment
+        one = compute_site_catchment(ov, com, site, max_minutes=21)
+        assert one.communes.equals(batch.communes) and one.years == batch.years
+    assert compute_site_catchments(ov, com, [], max_minutes=21) == ()
 
 
 def test_partners_and_cohorts_of_a_site(grid):
