@@ -527,11 +527,11 @@ def compute_siting(
     tt = travel.times(commune_points_xy(need), facility_points_xy(cand), max_minutes=cutoff)
     results = []
     for top in tops:
-        for k in ks:
-            res = sit.find_host_sites(need, cand, tt, k=k, max_minutes=top,
-                                      objective=objective, host_types=host_types,
-                                      label=f"{k} site{'s' if k > 1 else ''}, {top:g} min")
-            results.append(_with_neighbours(res, facilities, travel, top))
+        found = [sit.find_host_sites(need, cand, tt, k=k, max_minutes=top,
+                                     objective=objective, host_types=host_types,
+                                     label=f"{k} site{'s' if k > 1 else ''}, {top:g} min")
+                 for k in ks]
+        results.extend(_with_neighbours(found, facilities, travel, top))
     notes = [f"Temps de trajet : {travel.label}.", *need.attrs.get("need_notices", ())]
     if unknown_births:
         notes.append(f"{len(unknown_births)} commune(s) sans naissances connues "
@@ -545,30 +545,48 @@ def compute_siting(
                            travel=travel, notes=tuple(notes))
 
 
-def _with_neighbours(res: sit.SitingResult, facilities: gpd.GeoDataFrame, travel: Travel,
-                     max_minutes: float) -> sit.SitingResult:
-    """Add time to the nearest PMI and maternité and partners within reach to the sites."""
-    sites = res.sites.copy()
-    if len(sites) == 0:
-        return res
-    xy = facility_points_xy(sites)
+def _with_neighbours(results: Sequence[sit.SitingResult], facilities: gpd.GeoDataFrame,
+                     travel: Travel, max_minutes: float) -> list[sit.SitingResult]:
+    """Add time to the nearest PMI and maternité and partners within reach to the sites.
+
+    The scenarios of one service standard share their sites (the site of 1 site is often
+    one of 2 and 3 sites): each distinct site is timed once, in one matrix per type.
+    """
+    frames = [r.sites for r in results if len(r.sites)]
+    if not frames:
+        return list(results)
+    union = pd.concat(frames, ignore_index=True).drop_duplicates("facility_id")
+    union = gpd.GeoDataFrame(union, geometry=union.geometry.name, crs=frames[0].crs)
+    xy = facility_points_xy(union)
+    ids = union["facility_id"].astype(str).to_numpy()
+    cols: dict[str, np.ndarray] = {}
     for typ in SITE_NEIGHBOUR_TYPES:
         sub = facilities.loc[facilities["type"] == typ]
-        col = f"minutes_nearest_{typ}"
         if len(sub) == 0:
-            sites[col] = np.nan
+            cols[f"minutes_nearest_{typ}"] = np.full(len(union), np.nan)
             continue
         near = travel.times(xy, facility_points_xy(sub),
                             max_minutes=FAR_CUTOFF_FACTOR * max_minutes).nearest_minutes
-        sites[col] = np.where(np.isfinite(near), near, np.nan)
+        cols[f"minutes_nearest_{typ}"] = np.where(np.isfinite(near), near, np.nan)
     partners = facilities.loc[facilities["type"] != "mairie"]
     t = travel.times(xy, facility_points_xy(partners), max_minutes=max_minutes).minutes
-    ids = partners["facility_id"].astype(str).to_numpy()
-    own = sites["facility_id"].astype(str).to_numpy()[:, None]
-    sites["partners_within"] = ((t <= max_minutes) & (ids[None, :] != own)).sum(axis=1)
-    layers = dict(res.layers)
-    layers["sites"] = sites
-    return replace(res, layers=layers)
+    partner_ids = partners["facility_id"].astype(str).to_numpy()
+    cols["partners_within"] = ((t <= max_minutes)
+                               & (partner_ids[None, :] != ids[:, None])).sum(axis=1)
+    position = pd.Index(ids)
+    out = []
+    for res in results:
+        if len(res.sites) == 0:
+            out.append(res)
+            continue
+        sites = res.sites.copy()
+        at = position.get_indexer(sites["facility_id"].astype(str))
+        for col, values in cols.items():
+            sites[col] = values[at]
+        layers = dict(res.layers)
+        layers["sites"] = sites
+        out.append(replace(res, layers=layers))
+    return out
 
 
 # --------------------------------------------------------------------------------------

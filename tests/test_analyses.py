@@ -108,6 +108,26 @@ def test_siting_explains_and_adds_neighbours(grid):
     assert "-0" not in rec["explanation"]
 
 
+def test_neighbours_of_sites_shared_by_scenarios(grid):
+    # each distinct site is timed once per service standard and its row keeps its own
+    # values in every scenario, whatever its rank: F3 (B's hall) has the PMI and the EAJE
+    # 10 km away (20.5 min: partners at 21 min, not at 15), F0 is the PMI at A's hall
+    # (not its own partner), F1 the EAJE 20 km from the PMI
+    _, fac, ov = grid
+    sc = compute_siting(ov, fac, k_values=(1, 2, 3), max_minutes=21, other_minutes=(15,))
+    expected = {21.0: {"t:3": (_minutes(10), 2), "t:0": (0.0, 0), "t:1": (_minutes(20), 0)},
+                15.0: {"t:3": (_minutes(10), 0), "t:0": (0.0, 0), "t:1": (_minutes(20), 0)}}
+    seen = set()
+    for res in sc.results:
+        want = expected[res.params["max_minutes"]]
+        for row in res.sites.itertuples():
+            assert row.minutes_nearest_pmi == pytest.approx(want[row.facility_id][0])
+            assert row.partners_within == want[row.facility_id][1]
+            assert np.isnan(row.minutes_nearest_maternite)  # none loaded: unknown
+            seen.add((res.params["max_minutes"], row.facility_id))
+    assert len(seen) == 6 and len(sc.results) == 6
+
+
 def test_siting_bad_input(grid):
     _, fac, ov = grid
     with pytest.raises(InputError, match="larger than the 5 candidate"):
