@@ -435,7 +435,7 @@ def _assembled_store(territory: Territory) -> tuple[StoredTerritory | None, list
 
 def _in_demo(territory: Territory) -> bool:
     """Whether every commune of the territory is in the embedded demo (Loire-Atlantique)."""
-    codes = set(demo.load_demo_communes()["code_insee"])
+    codes = demo.demo_commune_codes()
     return all(c in codes for c in territory.communes)
 
 
@@ -646,7 +646,7 @@ def _from_store(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes, facilities, source records, notices and origin from the local store."""
     failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline", "timeout"}]
-    in_demo = set(demo.load_demo_communes()["code_insee"])
+    in_demo = demo.demo_commune_codes()
     covered = any(c in in_demo for c in territory.communes)
     keys: list[str] = ["cog2026"]
     used: list[str] = []

@@ -117,6 +117,8 @@ def load_national_communes(*, departements: Sequence[str] | None = None) -> gpd.
         )
     if not wanted:
         return gpd.read_parquet(COMMUNES_FILE).iloc[0:0]
+    if len(wanted) == len(known):  # all of France: read once per process, like None
+        return _all_communes(COMMUNES_FILE).copy()
     if _all_communes.cache_info().currsize:  # France already read in this process
         every = _all_communes(COMMUNES_FILE)  # the same rows, in the file's order
         return every.loc[every["dep_code"].isin(wanted)].reset_index(drop=True)
