@@ -826,7 +826,7 @@ def _per_row(ufunc: np.ufunc, values: np.ndarray, indptr: np.ndarray, *, empty: 
     padded = np.append(values, np.array(empty, dtype=values.dtype))
     out = ufunc.reduceat(padded, indptr[:-1], dtype=out_type)
     out[indptr[1:] == indptr[:-1]] = empty
-    return cast("np.ndarray", out)
+    return out
 
 
 def _pairs_within(
