@@ -178,3 +178,17 @@ def test_padded_cell_finds_exactly_the_cells_strip_would_change(sep):
         cells = [c for line in io.StringIO(text, newline="").readlines()
                  for c in line.rstrip("\r\n").split(sep)]
         assert _padded_cell(text, sep) == any(c != c.strip() for c in cells), repr(text)
+
+
+def test_distinct_rows_are_numpy_unique_rows():
+    import numpy as np
+
+    from data_sources.user_file.duplicates import _distinct_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        values = rng.integers(0, 3, (int(rng.integers(1, 40)), 4)) * rng.choice([1.0, 0.25])
+        uniq, inverse = np.unique(values, axis=0, return_inverse=True)
+        mine, mine_inverse = _distinct_rows(values)
+        assert mine.tolist() == uniq.tolist()
+        assert mine_inverse.tolist() == inverse.ravel().tolist()
