@@ -330,11 +330,11 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFra
 
 
 def _matches(texts: pd.Series, pattern: str) -> pd.Series:
-    """``texts.str.match(pattern)`` tested once per distinct text (codes repeat a lot).
+    r"""``texts.str.match(pattern)`` tested once per distinct text (codes repeat a lot).
 
     Examples
     --------
-    >>> _matches(pd.Series(["44129", "4412", "44129"], dtype=object), r"^\\d{5}$").tolist()
+    >>> _matches(pd.Series(["44129", "4412", "44129"], dtype=object), r"^\d{5}$").tolist()
     [True, False, True]
     """
     codes, distinct = pd.factorize(texts.to_numpy(dtype=object))

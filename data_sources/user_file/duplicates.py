@@ -19,7 +19,7 @@ from diagnosis.settings import (
 def find_duplicates(
     facilities: gpd.GeoDataFrame,
     *,
-    rows: Sequence[int] | None = None,
+    rows: Sequence[int] | np.ndarray | None = None,
     file_ids: Sequence[str] | None = None,
     distance_m: float = DUPLICATE_DISTANCE_M,
 ) -> pd.DataFrame:

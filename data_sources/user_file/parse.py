@@ -180,7 +180,7 @@ def parse_facilities(
                                  file_ids=ids.to_numpy(dtype=object)[keep].tolist(),
                                  distance_m=distance_m)
     # each duplicate's position among the kept rows, found in one hashed lookup
-    position = pd.Index(kept_rows).get_indexer(duplicates["row"].to_numpy(dtype=np.int64))
+    position = pd.Index(kept_rows).get_indexer(pd.Index(duplicates["row"], dtype=np.int64))
     facility_ids_kept = facilities["facility_id"].to_numpy(dtype=object)
     duplicate_ids = tuple(str(f) for f in facility_ids_kept[position].tolist())
     rejected, notes = _log_tables(names, log)
