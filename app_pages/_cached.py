@@ -51,6 +51,8 @@ from diagnosis.comparison import split_territory
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
+from diagnosis.context import TerritoryContext
+from diagnosis.offer_levels import OfferLevels
 from diagnosis.overview import Overview, commune_table, offer_table
 from diagnosis.partners import export_partners_csv
 from diagnosis.pipeline import (
@@ -58,7 +60,9 @@ from diagnosis.pipeline import (
     DiagnosisParams,
     StepResult,
     access_part,
+    diagnose_context,
     diagnose_demand,
+    diagnose_offer_levels,
     diagnose_overview,
     peer_comparison,
     resolve_site,
@@ -362,6 +366,18 @@ def siting_problems(code: str, files_key: FilesKey, k_values: tuple[int, ...],
                      user_points=points)
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def territory_context(code: str, files_key: FilesKey,
+                      _files: FileList) -> tuple[TerritoryContext, OfferLevels]:
+    """The territory's context and offer levels: no study option changes them."""
+    ws, ov = _loaded(code, files_key, _files)
+
+    def compute() -> tuple[TerritoryContext, OfferLevels]:
+        context = diagnose_context(ws)
+        return context, diagnose_offer_levels(ws, ov, context)
+    return on_worker(compute)
+
+
 @st.cache_resource(show_spinner="Calcul du diagnostic de l'étude…", max_entries=16)
 def diagnosis(code: str, files_key: FilesKey, study: DiagnosisParams,
               _files: FileList) -> Diagnosis:
@@ -371,6 +387,7 @@ def diagnosis(code: str, files_key: FilesKey, study: DiagnosisParams,
     (the very objects); the rest is computed by :func:`run_diagnosis`.
     """
     ws, ov = _loaded(code, files_key, _files)
+    context, offer_levels = territory_context(code, files_key, _files)
     compare = None
     if study.mode == "transit":  # who loses access without a car, for the same sites
         pushchair = replace(study, mode="poussette")
@@ -383,7 +400,8 @@ def diagnosis(code: str, files_key: FilesKey, study: DiagnosisParams,
         run_diagnosis, ws, study,
         travel=travel(code, files_key, study.mode, _files, transit_key(study)),
         overview=ov, compare=compare, access_step=access(code, files_key, study, _files),
-        siting_step=_siting_step(code, files_key, step_params(study, "siting"), _files))
+        siting_step=_siting_step(code, files_key, step_params(study, "siting"), _files),
+        context=context, offer_levels=offer_levels)
 
 
 @dataclass(frozen=True, eq=False)
