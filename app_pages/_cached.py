@@ -48,10 +48,10 @@ from diagnosis.analyses import (
     SitingScenarios,
 )
 from diagnosis.comparison import split_territory
+from diagnosis.context import TerritoryContext
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
-from diagnosis.context import TerritoryContext
 from diagnosis.offer_levels import OfferLevels
 from diagnosis.overview import Overview, commune_table, offer_table
 from diagnosis.partners import export_partners_csv
@@ -88,7 +88,6 @@ from diagnosis.schema import Territory
 from diagnosis.settings import DEFAULT_MAX_MINUTES, DEFAULT_THRESHOLD_M
 from diagnosis.travel import Travel
 from diagnosis.travel.transit import parse_depart
-
 
 #: Name prefix of the compute threads (two: the cores of a small server; sessions that
 #: compute at the same time share them).
