@@ -74,6 +74,8 @@ from diagnosis.pipeline import (
 )
 from diagnosis.presentation import (
     access_summary_table,
+    comparison_metrics,
+    comparison_table,
     facility_options,
     french_partners_table,
     host_options,
@@ -434,15 +436,29 @@ def _partner_view(diag: Diagnosis) -> PartnerView | None:
                             for r in diag.inputs.sources})))
 
 
+@dataclass(frozen=True, eq=False)
+class ComparisonView:
+    """The territory's parts compared, and what the page shows of them (built once)."""
+
+    table: pd.DataFrame | None
+    skipped: tuple[str, ...]
+    metrics: dict[str, str]
+    shown: pd.DataFrame | None
+
+
 @st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)
-def comparison(code: str, files_key: FilesKey, by: str,
-               _files: FileList) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
+def comparison(code: str, files_key: FilesKey, by: str, _files: FileList) -> ComparisonView:
     """The territory's EPCIs or communes compared (as ``python -m diagnosis compare --by``)."""
     ws = workspace(code, files_key, _files)
     children = split_territory(ws.territory, load_cog(), by=by)
-    table, skipped = on_worker(territory_comparison, children, ws,
-                               threshold_m=DEFAULT_THRESHOLD_M)
-    return table, tuple(skipped)
+
+    def compute() -> ComparisonView:
+        table, skipped = territory_comparison(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
+        if table is None:
+            return ComparisonView(None, tuple(skipped), {}, None)
+        return ComparisonView(table, tuple(skipped), comparison_metrics(table),
+                              comparison_table(table))
+    return on_worker(compute)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
