@@ -47,7 +47,7 @@ from diagnosis.analyses import (
     compute_access,
     compute_catchment,
     compute_partners,
-    compute_site_catchment,
+    compute_site_catchments,
     compute_site_cohorts,
     compute_siting,
     demand_points,
@@ -530,11 +530,15 @@ class SiteCatchment:
 
 def site_catchments(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
                     travel: Travel, sites: Sequence[Site]) -> tuple[SiteCatchment, ...]:
-    """Catchment and cohorts of each site (the one loop over sites of the code base)."""
+    """Catchment and cohorts of each site (the one loop over sites of the code base).
+
+    The catchments come from one matrix, every commune to every site
+    (:func:`~diagnosis.analyses.compute_site_catchments`).
+    """
     out = []
-    for site in sites:
-        catch = compute_site_catchment(overview, inputs.communes, site, travel=travel,
-                                       max_minutes=params.max_minutes)
+    catchments = compute_site_catchments(overview, inputs.communes, sites, travel=travel,
+                                         max_minutes=params.max_minutes)
+    for site, catch in zip(sites, catchments, strict=True):
         plan = (compute_site_cohorts(catch, uptake_rate=params.uptake_rate,
                                      **_cohort_options(params))
                 if params.uptake_rate is not None else None)

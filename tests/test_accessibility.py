@@ -189,6 +189,7 @@ def test_small_and_large_instances_take_the_same_answer(monkeypatch):
 
     minutes, demand, supply = random_instance(9, n=500, m=40)
     supply[3] = np.nan
+    monkeypatch.setattr(acc, "_SMALL_PAIRS", minutes.size)
     small = compute_e2sfca(minutes, demand, supply, max_minutes=30)
     monkeypatch.setattr(acc, "_SMALL_PAIRS", 0)
     large = compute_e2sfca(minutes, demand, supply, max_minutes=30)

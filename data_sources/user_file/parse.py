@@ -104,13 +104,22 @@ def parse_facilities(
     n = len(rows)
     stem = Path(file_name).stem
 
+    texts: dict[str, pd.Series] = {}
+
     def col(key: str) -> pd.Series:
-        if key in columns:
+        if key not in columns:
+            return pd.Series([""] * n, index=frame.index, dtype=object)
+        if key not in texts:  # each column read once, however many steps use it
+            values = frame[columns[key]].astype(str).str.strip()
             # "'=1+1": the apostrophe our CSV writers (and spreadsheets) put before a
             # formula-like text is not part of the value; every export adds it back
-            return frame[columns[key]].astype(str).str.strip().str.replace(
-                _FORMULA_GUARD, "", n=1, regex=True)
-        return pd.Series([""] * n, index=frame.index, dtype=object)
+            guarded = values.str.startswith("'").to_numpy(dtype=bool)
+            if guarded.any():  # the pattern only on the cells it can change
+                values = values.copy()
+                values[guarded] = values[guarded].str.replace(_FORMULA_GUARD, "", n=1,
+                                                              regex=True)
+            texts[key] = values
+        return texts[key].copy()
 
     names = col("name")
     log = _Log()
