@@ -443,7 +443,7 @@ class ComparisonView:
     table: pd.DataFrame | None
     skipped: tuple[str, ...]
     metrics: dict[str, str]
-    shown: pd.DataFrame | None
+    shown: pd.DataFrame
 
 
 @st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)
@@ -455,7 +455,7 @@ def comparison(code: str, files_key: FilesKey, by: str, _files: FileList) -> Com
     def compute() -> ComparisonView:
         table, skipped = territory_comparison(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
         if table is None:
-            return ComparisonView(None, tuple(skipped), {}, None)
+            return ComparisonView(None, tuple(skipped), {}, pd.DataFrame())
         return ComparisonView(table, tuple(skipped), comparison_metrics(table),
                               comparison_table(table))
     return on_worker(compute)
