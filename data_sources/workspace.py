@@ -83,7 +83,12 @@ class Workspace:
     @property
     def own_communes(self) -> gpd.GeoDataFrame:
         """The territory's own communes (without the neighbours loaded for context)."""
-        return self.communes.loc[self.communes["code_insee"].isin(self.territory.communes)]
+        return self.communes.loc[self._own_rows]
+
+    @functools.cached_property
+    def _own_rows(self) -> pd.Series:
+        """Which rows of ``communes`` are the territory's (tested once per workspace)."""
+        return isin_codes(self.communes["code_insee"], self.territory.communes)
 
 
 def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None = None,
