@@ -192,3 +192,21 @@ def test_distinct_rows_are_numpy_unique_rows():
         mine, mine_inverse = _distinct_rows(values)
         assert mine.tolist() == uniq.tolist()
         assert mine_inverse.tolist() == inverse.ravel().tolist()
+
+
+def test_capacity_unit_is_dropped_only_where_written(tmp_path):
+    import math
+
+    f = tmp_path / "structures.csv"
+    values = ["12 places", "1 PLACE", "20", " 8 Places ", "places", "0", "15,5", "environ 12"]
+    f.write_text("nom;type;code_insee;latitude;longitude;capacite\n" + "".join(
+        f"S{i};crèche;44129;47.43{i};-2.087;{v}\n" for i, v in enumerate(values)),
+        encoding="utf-8")
+    res = load_facility_file(f, town_halls=HALLS)
+    cap = res.facilities.set_index("name")["capacity"]
+    assert [cap[f"S{i}"] for i in (0, 1, 2, 3, 6)] == [12.0, 1.0, 20.0, 8.0, 15.5]
+    assert all(math.isnan(cap[f"S{i}"]) for i in (4, 5, 7))  # no number, zero: unknown
+    notes = res.report.notes.set_index("name")["note"]
+    assert "S4" not in notes.index  # the unit alone: an empty cell
+    assert "capacité illisible ('environ 12')" in notes["S7"]
+    assert "capacité '0' considérée comme inconnue" in notes["S5"]

@@ -407,8 +407,15 @@ def _parse_precision(values: pd.Series) -> pd.Series:
 
 
 def _parse_capacity(values: pd.Series, log: _Log) -> np.ndarray:
-    num, unreadable = _to_float(values.str.replace(r"\s*places?\s*$", "", regex=True,
-                                                   case=False))
+    # « 12 places »: the unit is dropped, the pattern run only on the cells naming it
+    unit = values.str.contains("[pP][lL][aA][cC][eE]", regex=True).to_numpy(dtype=bool)
+    if unit.any():
+        values_read = values.copy()
+        values_read[unit] = values[unit].str.replace(r"\s*places?\s*$", "", regex=True,
+                                                     case=False)
+    else:
+        values_read = values
+    num, unreadable = _to_float(values_read)
     rows = values.index
     if unreadable.any():
         log.warnings.append(f"capacité illisible laissée vide : {_rows_text(rows[unreadable])}")
