@@ -358,12 +358,14 @@ def _parse_types(
         assert default is not None
         log.warnings.append(f"pas de colonne de type : toutes les lignes reçoivent le type "
                             f"« {_type_text(*default)} »")
-    uniques = {v: map_type(v) for v in pd.unique(values)}
+    # each distinct label mapped once; its rows found by number, not by comparing text
+    label_of_row, labels = pd.factorize(values.to_numpy(dtype=object))
     type_out = pd.Series("", index=values.index, dtype=object)
     sub_out = pd.Series("", index=values.index, dtype=object)
-    for value, mapped in uniques.items():
-        mask = values.eq(value)
-        rows = values.index[mask.to_numpy()]
+    for k, value in enumerate(labels.tolist()):
+        mapped = map_type(value)
+        mask = label_of_row == k
+        rows = values.index[mask]
         if mapped is not None:
             type_out[mask], sub_out[mask] = mapped[0], mapped[1]
             if mapped[2]:
