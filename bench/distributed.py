@@ -13,8 +13,10 @@ département, 2.3 million in all. The graphs are written once to a temporary fol
 the ``.npz`` files of the OSM cache (``data_sources.osm.save_road_graph``), not timed;
 every task then reads its own département's graph from disk
 (``data_sources.osm.read_road_graph``): no graph is ever sent to a worker. Communes (one
-per 16 km²) and facilities (crèches one per 25 km², PMI one per 250 km², RPE one per
-150 km²) are spread over each département; routing cutoff 30 minutes.
+per 16 km², each with its mairie) and the facilities of nine other types at about their
+national densities (crèches one per 32 km², sages-femmes one per 70 km², MAM one per
+120 km², ..., maternités one per 1,200 km²) are spread over each département; routing
+cutoff 30 minutes.
 
 Both sides do the same tasks and give the same sparse travel-time pairs:
 
@@ -71,7 +73,11 @@ X0, Y0 = 200_000.0, 6_400_000.0
 #: Département square sides (km): Territoire-de-Belfort-like to Gironde-like.
 CORE_KM = (108, 42, 93, 64, 101, 33, 80, 72)
 QUICK_CORE_KM = (40, 25, 35, 30)
-KM2_PER = {"commune": 16.0, "eaje": 25.0, "pmi": 250.0, "rpe": 150.0}
+#: One commune, or one facility of a type, per so many km² (about the national counts
+#: over metropolitan France: 34,900 communes, 17,000 crèches, 4,500 MAM, ...); the
+#: mairies are the communes' own points.
+KM2_PER = {"commune": 16.0, "eaje": 32.0, "mam": 120.0, "pmi": 150.0, "rpe": 175.0,
+           "laep": 340.0, "centre_social": 240.0, "sage_femme": 70.0, "maternite": 1200.0}
 
 
 def layout(core_km: tuple[int, ...]) -> dict[str, tuple[float, float, float]]:
@@ -110,11 +116,12 @@ def make_inputs(deps: dict[str, tuple[float, float, float]], *, seed: int = 15):
     for dep, (x0, y0, side) in deps.items():
         km2 = (side / 1000.0) ** 2
         for i in range(int(km2 / KM2_PER["commune"])):
-            rows.append((f"{dep}{i + 1:03d}", x0 + rng.uniform(0, side),
-                         y0 + rng.uniform(0, side), float(rng.integers(0, 80))))
-        for ftype in ("eaje", "pmi", "rpe"):
-            for _ in range(int(km2 / KM2_PER[ftype])):
-                cap = float(rng.integers(10, 60)) if ftype == "eaje" else np.nan
+            x, y = x0 + rng.uniform(0, side), y0 + rng.uniform(0, side)
+            rows.append((f"{dep}{i + 1:03d}", x, y, float(rng.integers(0, 80))))
+            facs.append(("mairie", np.nan, x, y))
+        for ftype, per in KM2_PER.items():
+            for _ in range(int(km2 / per) if ftype != "commune" else 0):
+                cap = float(rng.integers(10, 60)) if ftype in ("eaje", "mam") else np.nan
                 facs.append((ftype, cap, x0 + rng.uniform(0, side), y0 + rng.uniform(0, side)))
     c = pd.DataFrame(rows, columns=["code_insee", "x", "y", "births_2024"])
     communes = gpd.GeoDataFrame(c[["code_insee", "births_2024"]],
