@@ -234,8 +234,30 @@ def _neutralise_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _neutralise_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if _braceless(value):  # e.g. a geometry's coordinates: nothing to encode
+            return value
         return [_neutralise_value(v) for v in value]
     return value
+
+
+def _braceless(values: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether a list holds no mapping and no brace in any text, read at C speed.
+
+    Its JSON text then has no brace at all (a list's own brackets are ``[``/``]``).
+    Anything JSON cannot encode is walked instead.
+
+    Examples
+    --------
+    >>> _braceless([[-1.5, 47.2], [-1.4, 47.3]]), _braceless(["a", "{{ x }}"])
+    (True, False)
+    """
+    if any(isinstance(v, dict) for v in values):
+        return False
+    try:
+        text = json.dumps(values)
+    except (TypeError, ValueError):
+        return False
+    return "{" not in text and "}" not in text
 
 
 def neutralise_template_syntax(m: Element) -> Element:
