@@ -23,6 +23,7 @@ from data_sources.national import load_national_communes
 from data_sources.user_file import load_facility_file
 from data_sources.user_file.read import (
     _SPACES,
+    _padded_cell,
     _read_any_records,
     _read_plain_records,
     _read_records,
@@ -163,3 +164,31 @@ def test_garbage_collection_resumes_after_an_import(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_padded_cell_finds_exactly_the_cells_strip_would_change(sep):
+    import io
+    import random
+
+    rng = random.Random(7)
+    alphabet = ["a", "b", " ", "\u3000", "\x1c", "\x0b", "\t", ";", "\n", "\r", "\r\n"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        cells = [c for line in io.StringIO(text, newline="").readlines()
+                 for c in line.rstrip("\r\n").split(sep)]
+        assert _padded_cell(text, sep) == any(c != c.strip() for c in cells), repr(text)
+
+
+def test_distinct_rows_are_numpy_unique_rows():
+    import numpy as np
+
+    from data_sources.user_file.duplicates import _distinct_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        values = rng.integers(0, 3, (int(rng.integers(1, 40)), 4)) * rng.choice([1.0, 0.25])
+        uniq, inverse = np.unique(values, axis=0, return_inverse=True)
+        mine, mine_inverse = _distinct_rows(values)
+        assert mine.tolist() == uniq.tolist()
+        assert mine_inverse.tolist() == inverse.ravel().tolist()
