@@ -210,3 +210,19 @@ def test_capacity_unit_is_dropped_only_where_written(tmp_path):
     assert "S4" not in notes.index  # the unit alone: an empty cell
     assert "capacité illisible ('environ 12')" in notes["S7"]
     assert "capacité '0' considérée comme inconnue" in notes["S5"]
+
+
+def test_a_commune_without_polygon_is_not_checked_beside_one_with(tmp_path):
+    """15031 has neither polygon nor point in the shipped geography: its row is kept as
+    placed, while a Paris row of the same file is still measured against Paris."""
+    cantal = load_national_communes(departements=["15"]).set_index("code_insee")
+    assert cantal.geometry["15031"] is None
+    f = tmp_path / "structures.csv"
+    f.write_text("nom;type;code_insee;latitude;longitude\n"
+                 "Cantal;crèche;15031;45.03;2.44\n"
+                 "Pantin;crèche;75056;48.8946;2.4092\n", encoding="utf-8")
+    res = load_facility_file(f, town_halls=HALLS)
+    notes = res.report.notes.set_index("name")["note"]
+    assert res.report.accepted == 2
+    assert "Cantal" not in notes.index
+    assert "hors de la commune déclarée 75056" in notes["Pantin"]

@@ -301,6 +301,7 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     shapely.prepare(list(polys.values()))  # many points tested against each polygon
     # per distinct code, its current commune's polygon (None: no polygon, not checked)
     shape_of = np.array([polys.get(c) for c in current_of] + [None], dtype=object)[:-1]
+    has_shape = np.array([c in polys for c in current_of], dtype=bool)
     to_metric = pyproj.Transformer.from_crs(WGS84, METRIC_CRS, always_xy=True)
 
     def metres(x: np.ndarray, y: np.ndarray, which: np.ndarray) -> np.ndarray:
@@ -310,9 +311,8 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
         mx, my = to_metric.transform(x, y, errcheck=False)
         mx, my = np.asarray(mx, dtype=float), np.asarray(my, dtype=float)
         shapes = shape_of[which]
-        has = shapes != None  # noqa: E711 (elementwise test on an object array)
         d = np.zeros(len(which), dtype=float)
-        out = np.flatnonzero(has)
+        out = np.flatnonzero(has_shape[which])
         out = out[~shapely.intersects_xy(shapes[out], mx[out], my[out])]
         d[out] = shapely.distance(shapely.points(mx[out], my[out]), shapes[out])
         return d
