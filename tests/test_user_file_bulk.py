@@ -226,3 +226,34 @@ def test_a_commune_without_polygon_is_not_checked_beside_one_with(tmp_path):
     assert res.report.accepted == 2
     assert "Cantal" not in notes.index
     assert "hors de la commune déclarée 75056" in notes["Pantin"]
+
+
+def test_plain_numbers_are_read_as_pandas_reads_them():
+    import numpy as np
+    import pandas as pd
+
+    from data_sources.user_file.positions import _plain_numbers
+
+    rng = np.random.default_rng(11)
+    cells = [f"{v:.{d}f}" for d in range(0, 20) for v in rng.uniform(-1e6, 1e6, 500)]
+    cells += ["", "-0", "007", "123456789012345", "0.1000000000000000055511151231257827"]
+    for dtype in ("str", object):
+        values = pd.Series(cells, dtype=dtype)
+        expected = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+        got = _plain_numbers(values)
+        assert got is not None
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))  # -0 stays -0
+
+
+@pytest.mark.parametrize("cell", ["+1", "1e5", ".5", "5.", "1,5", "inf", "nan", "1_000",
+                                  "1234567890123456", " 1", "٣"])
+def test_other_numbers_go_to_the_general_reader(cell):
+    import pandas as pd
+
+    from data_sources.user_file.positions import _plain_numbers, _to_float
+
+    values = pd.Series(["1.5", cell], dtype="str")
+    assert _plain_numbers(values) is None
+    number, unreadable = _to_float(values)  # still read, by pandas
+    assert number[0] == 1.5 and len(unreadable) == 2
