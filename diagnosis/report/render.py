@@ -262,9 +262,15 @@ def _report_document(
             n += 1
             draws[fig["uri"]] = fig["draw"]
     html = french_spacing(str(_template().render(**ctx)))
-    # in the order of the document: WeasyPrint asks for them in that order
-    order = re.findall(rf'src="({re.escape(FIGURE_SCHEME)}\d+)"', html)
-    return _Document(html=html, figures={key: draws[key] for key in order})
+    return _Document(html=html, figures={key: draws[key] for key in _report_figure_keys(html)})
+
+
+def _report_figure_keys(html: str) -> list[str]:
+    """The figure placeholders of a report's HTML, in the order of the document.
+
+    WeasyPrint asks for the images in that order.
+    """
+    return re.findall(rf'src="({re.escape(FIGURE_SCHEME)}\d+)"', html)
 
 
 #: Where the data of a report came from (``ReportMeta.origin``), in French.
