@@ -18,7 +18,7 @@ import pandas as pd
 
 from data_sources.national import ept_of_communes, load_ept
 from diagnosis.errors import InputError
-from diagnosis.schema import Territory
+from diagnosis.schema import Territory, isin_codes
 from diagnosis.territory import (
     CogTables,
     custom_territory,
@@ -89,7 +89,7 @@ def with_width_notice(territory: Territory) -> Territory:
     from data_sources.national import load_national_communes
 
     geo = load_national_communes(departements=list(territory.departements))
-    geo = geo.loc[geo["code_insee"].isin(territory.communes)]
+    geo = geo.loc[isin_codes(geo["code_insee"], territory.communes)]
     if len(geo) < 2:
         return territory
     import geopandas as gpd

@@ -76,7 +76,7 @@ def _demo_communes(area: Territory) -> gpd.GeoDataFrame:
 
 def demo_covers(area: Territory) -> bool:
     """Whether the embedded demo holds every commune of ``area``."""
-    codes = set(demo.load_demo_communes()["code_insee"])
+    codes = demo.demo_commune_codes()
     return bool(area.communes) and all(c in codes for c in area.communes)
 
 

@@ -372,8 +372,11 @@ def cached_road_graph(communes: gpd.GeoDataFrame, *, mode: str,
     """The road graph of the communes already in the cache, or None (never downloads)."""
     if mode not in MODES:
         return None
+    folder = cache_dir() / "road_graphs"
+    if not any(folder.glob(f"{mode}-*.npz")):  # no graph of the mode: no outline to key
+        return None
     polygon = _check_polygon(communes.to_crs(WGS84).union_all(), buffer_m)
-    path = cache_dir() / "road_graphs" / f"{mode}-{_area_key(polygon, mode)}.npz"
+    path = folder / f"{mode}-{_area_key(polygon, mode)}.npz"
     return read_road_graph(path) if path.exists() else None
 
 

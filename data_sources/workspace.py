@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 from data_sources import demo
 from data_sources.cog import departement_name, resolve
@@ -81,7 +83,12 @@ class Workspace:
     @property
     def own_communes(self) -> gpd.GeoDataFrame:
         """The territory's own communes (without the neighbours loaded for context)."""
-        return self.communes.loc[self.communes["code_insee"].isin(self.territory.communes)]
+        return self.communes.loc[self._own_rows]
+
+    @functools.cached_property
+    def _own_rows(self) -> pd.Series:
+        """Which rows of ``communes`` are the territory's (tested once per workspace)."""
+        return isin_codes(self.communes["code_insee"], self.territory.communes)
 
 
 def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None = None,
@@ -192,9 +199,29 @@ def import_town_halls(communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 @functools.lru_cache(maxsize=1)
 def _national_town_halls() -> gpd.GeoDataFrame:
-    from data_sources.national import load_national_communes
+    """:func:`town_halls` of every commune of France, without reading every polygon.
 
-    return town_halls(load_national_communes())
+    The shipped geography gives a reference point for almost every commune: only its
+    point columns are read, and the polygons only of the few communes without a point
+    (the same points as ``town_halls(load_national_communes())``, in the same order).
+    """
+    from data_sources.national import COMMUNES_FILE, load_national_communes
+
+    table = pd.read_parquet(COMMUNES_FILE, columns=["code_insee", "point_lon", "point_lat"])
+    lon = table["point_lon"].to_numpy(dtype=float, na_value=np.nan)
+    lat = table["point_lat"].to_numpy(dtype=float, na_value=np.nan)
+    located = ~np.isnan(lon) & ~np.isnan(lat)
+    points = np.full(len(table), None, dtype=object)
+    points[located] = shapely.points(lon[located], lat[located])
+    codes = table["code_insee"].to_numpy(dtype=object)
+    if not located.all():  # a point inside the polygon, as town_halls gives it
+        missing = codes[~located].tolist()
+        deps = sorted({c[:3] if c.startswith("97") else c[:2] for c in missing})
+        rest = load_national_communes(departements=deps)
+        rest = rest.loc[isin_codes(rest["code_insee"], missing)]
+        inside = dict(zip(rest["code_insee"], town_halls(rest).geometry, strict=True))
+        points[~located] = [inside.get(c) for c in codes[~located]]
+    return gpd.GeoDataFrame({"code_insee": codes}, geometry=points, crs=WGS84)
 
 
 def _source_record(key: str) -> dict[str, str]:
@@ -413,7 +440,7 @@ def _assembled_store(territory: Territory) -> tuple[StoredTerritory | None, list
 
 def _in_demo(territory: Territory) -> bool:
     """Whether every commune of the territory is in the embedded demo (Loire-Atlantique)."""
-    codes = set(demo.load_demo_communes()["code_insee"])
+    codes = demo.demo_commune_codes()
     return all(c in codes for c in territory.communes)
 
 
@@ -624,7 +651,7 @@ def _from_store(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[dict[str, str]], list[str], str]:
     """Communes, facilities, source records, notices and origin from the local store."""
     failed = [e for e in stored.ledger if e.status in {"failed", "missing-offline", "timeout"}]
-    in_demo = set(demo.load_demo_communes()["code_insee"])
+    in_demo = demo.demo_commune_codes()
     covered = any(c in in_demo for c in territory.communes)
     keys: list[str] = ["cog2026"]
     used: list[str] = []

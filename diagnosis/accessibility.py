@@ -49,8 +49,9 @@ from diagnosis.travel import (
     crow_fly_travel_times,
 )
 
-#: Below this many stored pairs, E2SFCA sums with bincounts rather than sparse products.
-_SMALL_PAIRS = 50_000
+#: Below this many stored pairs, E2SFCA sums with bincounts rather than sparse products
+#: (scipy's set-up, ~30 µs, costs more than the sums; measured crossover ~5,000 pairs).
+_SMALL_PAIRS = 5_000
 
 #: Weights of the original E2SFCA (Luo & Qi 2009) for three equal time bands.
 LUO_QI_WEIGHTS: tuple[float, float, float] = (1.0, 0.68, 0.22)
@@ -90,19 +91,24 @@ class Decay:
         """Weights of ``minutes`` (array-like)."""
         t = np.asarray(minutes, dtype=float)
         if self.kind == "step":
-            # Count the bounds at or above t (one comparison pass per band into a reused
-            # bool buffer, summed as bytes: faster than a search for a few bands), then
-            # one table lookup; past the last bound, or NaN, the count is 0 and so is the
-            # weight.
-            above = np.zeros(t.shape, dtype=np.uint8)
+            # Count the bounds at or above t (the first comparison written straight into
+            # the count, the others added as bytes: faster than a search for a few
+            # bands), then one table lookup with the byte counts as indices; past the
+            # last bound, or NaN, the count is 0 and so is the weight.
             buf = np.empty(t.shape, dtype=bool)
-            for bound in self.bounds:
+            above = np.less_equal(t, self.bounds[0], out=np.empty(t.shape, dtype=bool)
+                                  ).view(np.uint8)
+            for bound in self.bounds[1:]:
                 np.less_equal(t, bound, out=buf)
                 above += buf.view(np.uint8)
-            table = np.append(0.0, np.asarray(self.weights, dtype=float)[::-1])
-            return np.take(table, above.astype(np.intp))  # faster than table[above]
+            return cast("np.ndarray", np.take(self._table, above))
         w = np.exp(-t * t / (2.0 * self.sigma_minutes**2))
         return np.where(t <= self.max_minutes, w, 0.0)
+
+    @functools.cached_property
+    def _table(self) -> np.ndarray:
+        """Step weights by count of bounds at or above a time: ``[0, w_last, ..., w_first]``."""
+        return np.append(0.0, np.asarray(self.weights, dtype=float)[::-1])
 
     @functools.cached_property
     def label(self) -> str:
@@ -359,10 +365,8 @@ def minutes_to_nearest(travel_minutes: Any) -> np.ndarray:
     if isinstance(travel_minutes, TravelTimes):
         return np.asarray(travel_minutes.nearest_minutes, dtype=float).copy()
     if sp.issparse(travel_minutes):
-        (n, _), rows, _, values = _sparse_pairs(travel_minutes, allow_empty_columns=True)
-        nearest = np.full(n, np.inf)
-        np.minimum.at(nearest, rows, values)
-        return nearest
+        csr = _pairs_csr(travel_minutes, np.inf, allow_empty_columns=True)
+        return _per_row(np.minimum, csr.data, csr.indptr, empty=np.inf)
     minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     if minutes.shape[1] == 0:
         return np.full(minutes.shape[0], np.inf)
@@ -383,8 +387,10 @@ def count_reachable(travel_minutes: Any, *, max_minutes: float) -> np.ndarray:
     """
     top = check_positive(max_minutes, "max_minutes")
     if isinstance(travel_minutes, TravelTimes) or sp.issparse(travel_minutes):
-        (n, _), rows, _, _ = _pairs_within(travel_minutes, top, allow_empty_columns=True)
-        return np.bincount(rows, minlength=n).astype(np.int64)
+        # on the stored pairs in place: no row index, no copy of the pairs
+        csr = _pairs_csr(travel_minutes, top, allow_empty_columns=True)
+        within = np.less_equal(csr.data, top).view(np.uint8)
+        return _per_row(np.add, within, csr.indptr, empty=0, dtype=np.int64)
     minutes = _as_minutes(travel_minutes, allow_empty_columns=True)
     return cast("np.ndarray", (minutes <= top).sum(axis=1).astype(np.int64))
 
@@ -775,7 +781,8 @@ def _sparse_pairs(
         values
 
 
-def _pairs_csr(travel_minutes: Any, top: float) -> sp.csr_array:
+def _pairs_csr(travel_minutes: Any, top: float, *,
+               allow_empty_columns: bool = False) -> sp.csr_array:
     """Travel-time pairs as a canonical CSR array of minutes, checked in one pass.
 
     A sparse input (or a :class:`~diagnosis.travel.TravelTimes`) keeps its stored
@@ -785,10 +792,11 @@ def _pairs_csr(travel_minutes: Any, top: float) -> sp.csr_array:
     source = travel_minutes.within if isinstance(travel_minutes, TravelTimes) \
         else travel_minutes
     if not sp.issparse(source):
-        shape, rows, cols, values = _pairs_within(source, top)
+        shape, rows, cols, values = _pairs_within(source, top,
+                                                  allow_empty_columns=allow_empty_columns)
         return sp.csr_array((values, (rows, cols)), shape=shape)
     csr = source if isinstance(source, sp.csr_array) else sp.csr_array(source)
-    _check_shape((int(csr.shape[0]), int(csr.shape[1])), False)
+    _check_shape((int(csr.shape[0]), int(csr.shape[1])), allow_empty_columns)
     if not csr.has_canonical_format:
         csr = csr.copy()
         csr.sum_duplicates()
@@ -797,6 +805,28 @@ def _pairs_csr(travel_minutes: Any, top: float) -> sp.csr_array:
     if csr.nnz and not csr.data.min() >= 0:  # one pass: NaN or negative times
         _check_minutes(csr.data)
     return csr
+
+
+def _per_row(ufunc: np.ufunc, values: np.ndarray, indptr: np.ndarray, *, empty: float,
+             dtype: Any = None) -> np.ndarray:
+    """``ufunc`` reduced over each CSR row's ``values`` (``empty`` for a row without any).
+
+    One ``reduceat`` pass over the stored values; a padding value past the end lets
+    trailing empty rows index it.
+
+    Examples
+    --------
+    >>> _per_row(np.add, np.array([1, 2, 3]), np.array([0, 0, 2, 2, 3]), empty=0).tolist()
+    [0, 3, 0, 3]
+    """
+    n = indptr.shape[0] - 1
+    out_type = np.dtype(values.dtype if dtype is None else dtype)
+    if values.shape[0] == 0:
+        return np.full(n, empty, dtype=out_type)
+    padded = np.append(values, np.array(empty, dtype=values.dtype))
+    out = ufunc.reduceat(padded, indptr[:-1], dtype=out_type)
+    out[indptr[1:] == indptr[:-1]] = empty
+    return out
 
 
 def _pairs_within(

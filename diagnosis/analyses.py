@@ -527,11 +527,11 @@ def compute_siting(
     tt = travel.times(commune_points_xy(need), facility_points_xy(cand), max_minutes=cutoff)
     results = []
     for top in tops:
-        for k in ks:
-            res = sit.find_host_sites(need, cand, tt, k=k, max_minutes=top,
-                                      objective=objective, host_types=host_types,
-                                      label=f"{k} site{'s' if k > 1 else ''}, {top:g} min")
-            results.append(_with_neighbours(res, facilities, travel, top))
+        found = [sit.find_host_sites(need, cand, tt, k=k, max_minutes=top,
+                                     objective=objective, host_types=host_types,
+                                     label=f"{k} site{'s' if k > 1 else ''}, {top:g} min")
+                 for k in ks]
+        results.extend(_with_neighbours(found, facilities, travel, top))
     notes = [f"Temps de trajet : {travel.label}.", *need.attrs.get("need_notices", ())]
     if unknown_births:
         notes.append(f"{len(unknown_births)} commune(s) sans naissances connues "
@@ -545,30 +545,48 @@ def compute_siting(
                            travel=travel, notes=tuple(notes))
 
 
-def _with_neighbours(res: sit.SitingResult, facilities: gpd.GeoDataFrame, travel: Travel,
-                     max_minutes: float) -> sit.SitingResult:
-    """Add time to the nearest PMI and maternité and partners within reach to the sites."""
-    sites = res.sites.copy()
-    if len(sites) == 0:
-        return res
-    xy = facility_points_xy(sites)
+def _with_neighbours(results: Sequence[sit.SitingResult], facilities: gpd.GeoDataFrame,
+                     travel: Travel, max_minutes: float) -> list[sit.SitingResult]:
+    """Add time to the nearest PMI and maternité and partners within reach to the sites.
+
+    The scenarios of one service standard share their sites (the site of 1 site is often
+    one of 2 and 3 sites): each distinct site is timed once, in one matrix per type.
+    """
+    frames = [r.sites for r in results if len(r.sites)]
+    if not frames:
+        return list(results)
+    union = pd.concat(frames, ignore_index=True).drop_duplicates("facility_id")
+    union = gpd.GeoDataFrame(union, geometry=union.geometry.name, crs=frames[0].crs)
+    xy = facility_points_xy(union)
+    ids = union["facility_id"].astype(str).to_numpy()
+    cols: dict[str, np.ndarray] = {}
     for typ in SITE_NEIGHBOUR_TYPES:
         sub = facilities.loc[facilities["type"] == typ]
-        col = f"minutes_nearest_{typ}"
         if len(sub) == 0:
-            sites[col] = np.nan
+            cols[f"minutes_nearest_{typ}"] = np.full(len(union), np.nan)
             continue
         near = travel.times(xy, facility_points_xy(sub),
                             max_minutes=FAR_CUTOFF_FACTOR * max_minutes).nearest_minutes
-        sites[col] = np.where(np.isfinite(near), near, np.nan)
+        cols[f"minutes_nearest_{typ}"] = np.where(np.isfinite(near), near, np.nan)
     partners = facilities.loc[facilities["type"] != "mairie"]
     t = travel.times(xy, facility_points_xy(partners), max_minutes=max_minutes).minutes
-    ids = partners["facility_id"].astype(str).to_numpy()
-    own = sites["facility_id"].astype(str).to_numpy()[:, None]
-    sites["partners_within"] = ((t <= max_minutes) & (ids[None, :] != own)).sum(axis=1)
-    layers = dict(res.layers)
-    layers["sites"] = sites
-    return replace(res, layers=layers)
+    partner_ids = partners["facility_id"].astype(str).to_numpy()
+    cols["partners_within"] = ((t <= max_minutes)
+                               & (partner_ids[None, :] != ids[:, None])).sum(axis=1)
+    position = pd.Index(ids)
+    out = []
+    for res in results:
+        if len(res.sites) == 0:
+            out.append(res)
+            continue
+        sites = res.sites.copy()
+        at = position.get_indexer(sites["facility_id"].astype(str))
+        for col, values in cols.items():
+            sites[col] = values[at]
+        layers = dict(res.layers)
+        layers["sites"] = sites
+        out.append(replace(res, layers=layers))
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -676,6 +694,8 @@ def compute_site_catchment(
 ) -> Catchment:
     """Communes (of the territory or next door) within ``max_minutes`` of the site.
 
+    One site of :func:`compute_site_catchments` (the same computation).
+
     Parameters
     ----------
     overview
@@ -685,31 +705,79 @@ def compute_site_catchment(
     site, travel, max_minutes
         The site, how times are computed and the reach T.
     """
+    return compute_site_catchments(overview, context, [site], travel=travel,
+                                   max_minutes=max_minutes)[0]
+
+
+def compute_site_catchments(
+    overview: Overview,
+    context: gpd.GeoDataFrame,
+    sites: Sequence[Site],
+    *,
+    travel: Travel | None = None,
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+) -> tuple[Catchment, ...]:
+    """Catchment of each site: communes within ``max_minutes``, births, isochrone.
+
+    The study's catchment matrix is computed once: one travel-time matrix from every
+    commune of ``context`` (its town hall) to every site, within ``max_minutes``; each
+    site's catchment is its column (the communes are snapped once, not once per site).
+
+    Parameters
+    ----------
+    overview
+        The diagnosis (its births column).
+    context
+        Every loaded commune (a catchment may cross the territory's border).
+    sites, travel, max_minutes
+        The sites, how times are computed and the reach T.
+
+    Returns
+    -------
+    tuple of Catchment
+        In the order of ``sites``.
+    """
     travel = travel or Travel()
+    max_minutes = check_positive(max_minutes, "max_minutes")
+    if not sites:
+        return ()
     births_col = str(overview.params.get("births_col", "births_2024"))
-    pts = gpd.GeoDataFrame(pd.DataFrame(context.drop(columns=context.geometry.name)),
-                           geometry=origin_points(context).to_numpy(), crs=WGS84)
-    xy_site = facility_points_xy(gpd.GeoDataFrame(geometry=[site.geometry], crs=WGS84))
-    minutes = travel.times(commune_points_xy(pts), xy_site, max_minutes=max_minutes).minutes[:, 0]
-    inside = minutes <= max_minutes
-    cols = [c for c in ("code_insee", "name", births_col, "births_mean_2016_2021")
-            if c in pts.columns]
-    sel = pd.DataFrame(pts.loc[inside, cols]).assign(minutes=minutes[inside])
-    sel = sel.sort_values("minutes", kind="stable").reset_index(drop=True)
-    if births_col not in sel.columns:
+    if births_col not in context.columns:
         raise InputError(f"context lacks the births column {births_col!r}; load the needs of "
                          "the communes")
-    births = pd.to_numeric(sel[births_col], errors="coerce")
-    years = {births_col: float(births.sum(min_count=1)) if len(sel) else 0.0}
-    if "births_mean_2016_2021" in sel:
-        years["births_mean_2016_2021"] = float(
-            pd.to_numeric(sel["births_mean_2016_2021"], errors="coerce").sum(min_count=1)
-            if len(sel) else 0.0)
-    total = years[births_col]
-    area = compute_catchment(site.geometry, travel=travel, max_minutes=max_minutes)
-    return Catchment(communes=sel, births_per_year=0.0 if np.isnan(total) else total,
-                     years=years, area=area, site_name=site.name,
-                     births_year=year_of(overview.summary.get("data_years"), "births_2024"))
+    pts = gpd.GeoDataFrame(pd.DataFrame(context.drop(columns=context.geometry.name)),
+                           geometry=origin_points(context).to_numpy(), crs=WGS84)
+    xy_sites = facility_points_xy(gpd.GeoDataFrame(geometry=[s.geometry for s in sites],
+                                                   crs=WGS84))
+    within = travel.times(commune_points_xy(pts), xy_sites,
+                          max_minutes=max_minutes).within.tocsc()
+    cols = [c for c in ("code_insee", "name", births_col, "births_mean_2016_2021")
+            if c in pts.columns]
+    table = pd.DataFrame(pts[cols])
+    year = year_of(overview.summary.get("data_years"), "births_2024")
+    out = []
+    for j, site in enumerate(sites):
+        # the stored pairs of column j: communes within the routing cutoff, 0 min included
+        rows = within.indices[within.indptr[j]:within.indptr[j + 1]]
+        minutes = within.data[within.indptr[j]:within.indptr[j + 1]]
+        keep = minutes <= max_minutes
+        rows, minutes = rows[keep], minutes[keep]
+        order = np.argsort(rows, kind="stable")  # the communes' order, then by minutes
+        rows, minutes = rows[order], minutes[order]
+        sel = table.iloc[rows].assign(minutes=minutes)
+        sel = sel.sort_values("minutes", kind="stable").reset_index(drop=True)
+        births = pd.to_numeric(sel[births_col], errors="coerce")
+        years = {births_col: float(births.sum(min_count=1)) if len(sel) else 0.0}
+        if "births_mean_2016_2021" in sel:
+            years["births_mean_2016_2021"] = float(
+                pd.to_numeric(sel["births_mean_2016_2021"], errors="coerce").sum(min_count=1)
+                if len(sel) else 0.0)
+        total = years[births_col]
+        area = compute_catchment(site.geometry, travel=travel, max_minutes=max_minutes)
+        out.append(Catchment(communes=sel, births_per_year=0.0 if np.isnan(total) else total,
+                             years=years, area=area, site_name=site.name,
+                             births_year=year))
+    return tuple(out)
 
 
 def compute_site_cohorts(catchment: Catchment, *,

@@ -11,6 +11,8 @@ guides/indicateurs.md : definition, formula and source of every indicator.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -244,14 +246,24 @@ def data_years(communes: pd.DataFrame) -> dict[str, int]:
     >>> y["births_2024"], y["population_2022"], y["density_per_km2"], y["median_income_2021"]
     (2022, 2021, 2021, 2021)
     """
+    return years_of({col: year_values(communes, col) for col in DEFAULT_YEARS
+                     if f"{col}_year" in communes.columns})
+
+
+def year_values(communes: pd.DataFrame, column: str) -> np.ndarray:
+    """The ``<column>_year`` of each commune as floats (NaN: unknown)."""
+    return np.asarray(pd.to_numeric(communes[f"{column}_year"], errors="coerce")
+                      .to_numpy(dtype=float, na_value=np.nan))
+
+
+def years_of(values: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """:func:`data_years` from each column's per-commune years (:func:`year_values`).
+
+    Lets many territories cut from one table share the conversion of its year columns.
+    """
     years = dict(DEFAULT_YEARS)
-    for col in DEFAULT_YEARS:
-        ycol = f"{col}_year"
-        if ycol not in communes.columns:
-            continue
-        vals = pd.to_numeric(communes[ycol], errors="coerce").to_numpy(dtype=float,
-                                                                      na_value=np.nan)
-        vals = vals[~np.isnan(vals)].astype(int)
+    for col, found_years in values.items():
+        vals = found_years[~np.isnan(found_years)].astype(int)
         if len(vals):
             found, counts = np.unique(vals, return_counts=True)
             years[col] = int(found[counts == counts.max()].max())

@@ -12,7 +12,8 @@ guides/indicateurs.md : definition, formula and source of every indicator.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -24,7 +25,14 @@ import shapely
 from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
-from diagnosis.needs import data_years, dated_label, under3_label
+from diagnosis.needs import (
+    DEFAULT_YEARS,
+    data_years,
+    dated_label,
+    under3_label,
+    year_values,
+    years_of,
+)
 from diagnosis.schema import (
     FACILITY_COLUMNS,
     FACILITY_TYPES,
@@ -256,32 +264,40 @@ def _check_inputs(communes: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
     return types
 
 
-def _need_totals(com: pd.DataFrame, *, births_col: str) -> dict[str, Any]:
-    """The territory's need totals (``None`` when unknown), their years, partial communes."""
+def _need_totals(table: _CommuneOffer, rows: np.ndarray, codes: list[str], *,
+                 births_col: str) -> dict[str, Any]:
+    """The need totals of the communes at ``rows`` (``None``: unknown), years, partials.
+
+    Sums are made as pandas makes them (NaN skipped, the same pairwise sum).
+    """
 
     def _sum(col: str) -> float | None:
-        if col not in com:
+        values = table.numeric(col)
+        if values is None:
             return None
-        v = pd.to_numeric(com[col], errors="coerce")
-        return float(v.sum()) if v.notna().any() else None
+        v = values[rows]
+        known = ~np.isnan(v)
+        return float(np.where(known, v, 0.0).sum()) if known.any() else None
 
-    years = data_years(com)
+    years = years_of({c: v[rows] for c, v in table.year_columns.items()})
+    basis = table.text("under3_basis")
+    partial = table.text("insee_partial")
     return {
         "births_2024": _sum(births_col),
         "population_2022": _sum("population_2022"),
         "births_mean_2016_2021": _sum("births_mean_2016_2021"),
         "under3_estimate": _sum("under3_estimate"),
-        "under3_estimate_label": under3_label(com["under3_basis"],
+        "under3_estimate_label": under3_label(pd.Series(basis[rows], dtype=object),
                                               births_year=years["births_2024"])
-        if "under3_basis" in com
+        if basis is not None
         else f"estimation : 3 × naissances {years['births_2024']} (pas un comptage)",
         # the year of each INSEE figure, from the files read (labels print these)
         "data_years": years,
         # merged communes whose INSEE figures are the sum of the known parts only
         # (a former commune missing from the file), with what they lack, in French
-        "communes_partial": {str(c): str(p) for c, p in zip(
-            com["code_insee"], com["insee_partial"], strict=True) if str(p or "")}
-        if "insee_partial" in com else {},
+        "communes_partial": {c: str(p) for c, p in zip(codes, partial[rows], strict=True)
+                             if str(p or "")}
+        if partial is not None else {},
     }
 
 
@@ -305,6 +321,37 @@ class _CommuneOffer:
     #: facility code: a territory's rows without scanning every row.
     positions: dict[str, int] | None = None
     fac_positions: dict[str, np.ndarray] = field(default_factory=dict)
+
+    #: Per-commune columns converted once for all the territories (see :meth:`numeric`).
+    converted: dict[str, np.ndarray | None] = field(default_factory=dict)
+
+    def numeric(self, column: str) -> np.ndarray | None:
+        """``column`` of every commune as floats (NaN: unknown); None when absent."""
+        if column not in self.converted:
+            self.converted[column] = (
+                np.asarray(pd.to_numeric(self.communes[column], errors="coerce")
+                           .to_numpy(dtype="float64", na_value=np.nan))
+                if column in self.communes.columns else None)
+        return self.converted[column]
+
+    def text(self, column: str) -> np.ndarray | None:
+        """``column`` of every commune as objects; None when absent."""
+        key = f"text:{column}"
+        if key not in self.converted:
+            self.converted[key] = (self.communes[column].to_numpy(dtype=object)
+                                   if column in self.communes.columns else None)
+        return self.converted[key]
+
+    @functools.cached_property
+    def codes(self) -> np.ndarray:
+        """Every commune's code (objects), in the table's order."""
+        return np.asarray(self.communes["code_insee"].to_numpy(dtype=object))
+
+    @functools.cached_property
+    def year_columns(self) -> dict[str, np.ndarray]:
+        """The year of each INSEE figure of every commune (:func:`~diagnosis.needs.year_values`)."""
+        return {c: year_values(self.communes, c) for c in DEFAULT_YEARS
+                if f"{c}_year" in self.communes.columns}
 
     @functools.cached_property
     def capacity(self) -> np.ndarray:
@@ -359,32 +406,37 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
                         coverage: Mapping[str, Mapping[str, Any]], *, threshold_m: float,
                         types: tuple[str, ...], sources: Sequence[Mapping[str, str]],
                         births_col: str) -> Overview | None:
-    """One territory's :class:`Overview` from the communes' offer (None: no commune)."""
+    """One territory's :class:`Overview` from the communes' offer (None: no commune).
+
+    The summary is computed on the table's arrays; the layers (GeoDataFrames) are cut
+    from the table when first read (:class:`_Layers`), so comparing 101 territories,
+    which reads their summaries only, does not build 101 sets of layers.
+    """
     wanted = set(territory.communes)
     if table.positions is not None:  # codes are unique: the sorted codes give the rows
         rows = np.array([table.positions[c] for c in sorted(wanted) if c in table.positions],
                         dtype=np.int64)
-        com = table.communes.take(rows)
     else:
-        com = table.communes.loc[table.communes["code_insee"].isin(wanted)]
-        com = com.sort_values("code_insee")
-        rows = com.index.to_numpy()
-    if com.empty:
+        found = table.communes.loc[table.communes["code_insee"].isin(wanted)]
+        rows = found.sort_values("code_insee").index.to_numpy()
+    if not len(rows):
         return None
-    com = com.reset_index(drop=True)
-    missing = sorted(wanted - set(com["code_insee"].to_numpy(dtype=object)))
+    codes = table.codes[rows].tolist()
+    missing = sorted(wanted - set(codes))
     fac = table.fac
     in_territory = np.zeros(len(fac), dtype=bool)
     for c in wanted:
         if c in table.fac_positions:
             in_territory[table.fac_positions[c]] = True
-    births_raw = pd.to_numeric(com[births_col], errors="coerce")
-    births_unknown = com.loc[births_raw.isna().to_numpy(), "code_insee"].tolist()
-    births = births_raw.fillna(0.0).to_numpy()
+    births_raw = table.numeric(births_col)
+    assert births_raw is not None  # checked by _check_inputs
+    births_raw = births_raw[rows]
+    births_unknown = [c for c, b in zip(codes, np.isnan(births_raw), strict=True) if b]
+    births = np.where(np.isnan(births_raw), 0.0, births_raw)
     total_births = float(births.sum())
     coverage = {t: {**c, "sources": list(c["sources"])} for t, c in coverage.items()}
     capacity, by_commune = table.capacity, table.by_commune
-    codes = com["code_insee"].to_numpy(dtype=object)
+    code_array = table.codes[rows]
 
     nearby_idx: set[int] = set()
     per_type: dict[str, Any] = {}
@@ -415,19 +467,17 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
         within[t] = births_within(float(births[ok].sum()), total_births,
                                   status=coverage[t]["status"])
         per_type[t]["status"] = coverage[t]["status"]
-        without[t] = codes[n == 0].tolist()
-    com = pd.concat([com, pd.DataFrame(new_cols, index=com.index)], axis=1)
-    com = gpd.GeoDataFrame(com, geometry="geometry", crs=WGS84)
+        without[t] = code_array[n == 0].tolist()
 
     summary = {
         "territory": {"kind": territory.kind, "code": territory.code, "name": territory.name},
-        "n_communes": int(len(com)),
+        "n_communes": len(rows),
         "n_communes_missing": len(missing),
         "communes_missing": missing,
         "n_communes_total": len(wanted),
-        "n_communes_births_known": int(len(com) - len(births_unknown)),
+        "n_communes_births_known": len(rows) - len(births_unknown),
         "communes_births_unknown": births_unknown,
-        **_need_totals(com, births_col=births_col),
+        **_need_totals(table, rows, codes, births_col=births_col),
         "facilities": per_type,
         "births_within_threshold": within,
         "communes_without": without,
@@ -437,15 +487,55 @@ def _territory_overview(territory: Territory, table: _CommuneOffer,
         "sources": [dict(s) for s in sources],
         "coverage": coverage,
     }
-    layers = {
-        "communes": com,
-        "facilities": fac.loc[in_territory].reset_index(drop=True),
-        "facilities_nearby": fac.loc[sorted(nearby_idx)].reset_index(drop=True),
-    }
+    layers = _Layers(table, rows, new_cols, in_territory, sorted(nearby_idx))
     params = {"threshold_m": float(threshold_m), "types": types, "births_col": births_col,
-              "need_columns": [c for c in NEEDS_NUMERIC if c in com]}
-    return Overview(territory, MappingProxyType(layers), MappingProxyType(summary),
-                    MappingProxyType(params))
+              "need_columns": [c for c in NEEDS_NUMERIC if c in table.communes.columns]}
+    return Overview(territory, layers, MappingProxyType(summary), MappingProxyType(params))
+
+
+_LAYER_NAMES = ("communes", "facilities", "facilities_nearby")
+
+
+class _Layers(Mapping[str, gpd.GeoDataFrame]):
+    """An overview's layers, cut from the shared communes' offer when first read.
+
+    Read-only like the rest of :class:`Overview`; built once, under a lock (the app
+    shares a diagnosis between sessions).
+    """
+
+    def __init__(self, table: _CommuneOffer, rows: np.ndarray, new_cols: dict[str, Any],
+                 in_territory: np.ndarray, nearby: list[int]) -> None:
+        self._args: tuple[Any, ...] | None = (table, rows, new_cols, in_territory, nearby)
+        self._built: dict[str, gpd.GeoDataFrame] | None = None
+        self._lock = threading.Lock()
+
+    def _layers(self) -> dict[str, gpd.GeoDataFrame]:
+        with self._lock:
+            if self._built is None:
+                assert self._args is not None
+                table, rows, new_cols, in_territory, nearby = self._args
+                com = table.communes.take(rows).reset_index(drop=True)
+                com = pd.concat([com, pd.DataFrame(new_cols, index=com.index)], axis=1)
+                fac = table.fac
+                self._built = {
+                    "communes": gpd.GeoDataFrame(com, geometry="geometry", crs=WGS84),
+                    "facilities": fac.loc[in_territory].reset_index(drop=True),
+                    "facilities_nearby": fac.loc[nearby].reset_index(drop=True),
+                }
+                self._args = None  # the shared table is no longer held
+            return self._built
+
+    def __getitem__(self, key: str) -> gpd.GeoDataFrame:
+        return self._layers()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_LAYER_NAMES)
+
+    def __len__(self) -> int:
+        return len(_LAYER_NAMES)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _LAYER_NAMES
 
 
 #: Commune columns left out of :func:`commune_table` (constant within most territories).

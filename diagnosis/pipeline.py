@@ -47,7 +47,7 @@ from diagnosis.analyses import (
     compute_access,
     compute_catchment,
     compute_partners,
-    compute_site_catchment,
+    compute_site_catchments,
     compute_site_cohorts,
     compute_siting,
     demand_points,
@@ -530,11 +530,15 @@ class SiteCatchment:
 
 def site_catchments(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
                     travel: Travel, sites: Sequence[Site]) -> tuple[SiteCatchment, ...]:
-    """Catchment and cohorts of each site (the one loop over sites of the code base)."""
+    """Catchment and cohorts of each site (the one loop over sites of the code base).
+
+    The catchments come from one matrix, every commune to every site
+    (:func:`~diagnosis.analyses.compute_site_catchments`).
+    """
     out = []
-    for site in sites:
-        catch = compute_site_catchment(overview, inputs.communes, site, travel=travel,
-                                       max_minutes=params.max_minutes)
+    catchments = compute_site_catchments(overview, inputs.communes, sites, travel=travel,
+                                         max_minutes=params.max_minutes)
+    for site, catch in zip(sites, catchments, strict=True):
         plan = (compute_site_cohorts(catch, uptake_rate=params.uptake_rate,
                                      **_cohort_options(params))
                 if params.uptake_rate is not None else None)
@@ -751,7 +755,9 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                   overview: Overview | None = None,
                   access_step: StepResult[AccessResult] | None = None,
                   siting_step: StepResult[SitingScenarios] | None = None,
-                  compare: Mapping[str, Travel] | None = None) -> Diagnosis:
+                  compare: Mapping[str, Travel] | None = None,
+                  context: TerritoryContext | None = None,
+                  offer_levels: OfferLevels | None = None) -> Diagnosis:
     """Compute the diagnosis of a territory: overview, access, siting, partners, cohorts.
 
     A part that cannot be computed (no facility of any type, no candidate host, no
@@ -775,6 +781,10 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
         The access and siting steps already computed with the same inputs and
         parameters (:func:`access_part`, :func:`siting_part`: the app's cache), so the
         diagnosis holds the very results the pages showed.
+    context, offer_levels
+        :func:`diagnose_context` and :func:`diagnose_offer_levels` of the same inputs and
+        overview, already computed (they read no option of ``params``: the app computes
+        them once per territory).
     compare
         Mode label -> travel engine (car first): the studied and recommended sites are
         also timed in each mode (:attr:`Diagnosis.modes`, « qui perd l'accès sans
@@ -793,8 +803,10 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
     step("besoins et offre")
     ov = overview if overview is not None else diagnose_overview(inputs, params)
     demand = diagnose_demand(inputs, ov)
-    context = diagnose_context(inputs)
-    offer_levels = diagnose_offer_levels(inputs, ov, context)
+    if context is None:
+        context = diagnose_context(inputs)
+    if offer_levels is None:
+        offer_levels = diagnose_offer_levels(inputs, ov, context)
     access = siting = None
     if "access" in parts:
         step("temps d'accès et manques")

@@ -189,12 +189,34 @@ def test_small_and_large_instances_take_the_same_answer(monkeypatch):
 
     minutes, demand, supply = random_instance(9, n=500, m=40)
     supply[3] = np.nan
+    monkeypatch.setattr(acc, "_SMALL_PAIRS", minutes.size)
     small = compute_e2sfca(minutes, demand, supply, max_minutes=30)
     monkeypatch.setattr(acc, "_SMALL_PAIRS", 0)
     large = compute_e2sfca(minutes, demand, supply, max_minutes=30)
     np.testing.assert_allclose(large.access, small.access, rtol=1e-12, atol=0)
     np.testing.assert_allclose(large.catchment_demand, small.catchment_demand, rtol=1e-12)
     np.testing.assert_array_equal(np.isnan(large.facility_ratio), np.isnan(small.facility_ratio))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_per_origin_counts_on_sparse_pairs_equal_dense(seed):
+    # counted in place on the CSR pairs (one reduceat per row): leading, middle and
+    # trailing origins without any pair, 0-minute pairs, no facility at all
+    rng = np.random.default_rng(seed)
+    for n, m in ((1, 1), (7, 0), (12, 5), (40, 9)):
+        dense = np.where(rng.random((n, m)) < 0.4, rng.uniform(0, 60, (n, m)), np.inf)
+        if n > 3:
+            dense[[0, n // 2, n - 1]] = np.inf
+        if m:
+            dense[rng.integers(0, n), rng.integers(0, m)] = 0.0
+        pairs = _as_sparse(dense)
+        for top in (0.0, 20.0, 30.0):
+            assert count_reachable(pairs, max_minutes=top or 1e-9).tolist() == \
+                count_reachable(dense, max_minutes=top or 1e-9).tolist()
+        assert minutes_to_nearest(pairs).tolist() == minutes_to_nearest(dense).tolist()
+    late = sp.csr_array((np.array([4.0, 50.0]), ([2, 2], [0, 1])), shape=(4, 2))
+    assert count_reachable(late, max_minutes=30).tolist() == [0, 0, 1, 0]
+    assert minutes_to_nearest(late).tolist() == [np.inf, np.inf, 4.0, np.inf]
 
 
 def test_sparse_inputs_are_checked():

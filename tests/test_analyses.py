@@ -18,6 +18,7 @@ from diagnosis.analyses import (
     compute_catchment,
     compute_partners,
     compute_site_catchment,
+    compute_site_catchments,
     compute_site_cohorts,
     compute_siting,
     find_site,
@@ -107,6 +108,26 @@ def test_siting_explains_and_adds_neighbours(grid):
     assert "-0" not in rec["explanation"]
 
 
+def test_neighbours_of_sites_shared_by_scenarios(grid):
+    # each distinct site is timed once per service standard and its row keeps its own
+    # values in every scenario, whatever its rank: F3 (B's hall) has the PMI and the EAJE
+    # 10 km away (20.5 min: partners at 21 min, not at 15), F0 is the PMI at A's hall
+    # (not its own partner), F1 the EAJE 20 km from the PMI
+    _, fac, ov = grid
+    sc = compute_siting(ov, fac, k_values=(1, 2, 3), max_minutes=21, other_minutes=(15,))
+    expected = {21.0: {"t:3": (_minutes(10), 2), "t:0": (0.0, 0), "t:1": (_minutes(20), 0)},
+                15.0: {"t:3": (_minutes(10), 0), "t:0": (0.0, 0), "t:1": (_minutes(20), 0)}}
+    seen = set()
+    for res in sc.results:
+        want = expected[res.params["max_minutes"]]
+        for row in res.sites.itertuples():
+            assert row.minutes_nearest_pmi == pytest.approx(want[row.facility_id][0])
+            assert row.partners_within == want[row.facility_id][1]
+            assert np.isnan(row.minutes_nearest_maternite)  # none loaded: unknown
+            seen.add((res.params["max_minutes"], row.facility_id))
+    assert len(seen) == 6 and len(sc.results) == 6
+
+
 def test_siting_bad_input(grid):
     _, fac, ov = grid
     with pytest.raises(InputError, match="larger than the 5 candidate"):
@@ -116,6 +137,25 @@ def test_siting_bad_input(grid):
     outside = gpd.GeoDataFrame(geometry=[Point(2.35, 48.85)], crs="EPSG:4326")
     with pytest.raises(InputError, match="inside"):
         compute_siting(ov, fac, user_points=outside)
+
+
+def test_catchments_of_several_sites_from_one_matrix(grid):
+    # town halls 10 km apart in a row: 0 min at its own hall, 20.5 min to the next one,
+    # 40 min to the far one (beyond 21 min); ties keep the communes' order
+    com, fac, ov = grid
+    assert _minutes(10) < 21 < _minutes(20)
+    sites = [find_site(fac, name) for name in ("F2", "F4", "F3")]  # halls of A, C, B
+    got = compute_site_catchments(ov, com, sites, max_minutes=21)
+    assert [c.communes["code_insee"].tolist() for c in got] == [
+        ["44001", "44002"], ["44003", "44002"], ["44002", "44001", "44003"]]
+    assert [c.births_per_year for c in got] == [150.0, 60.0, 160.0]
+    assert got[2].communes["minutes"].tolist() == pytest.approx([0, _minutes(10),
+                                                                 _minutes(10)])
+    assert [c.site_name for c in got] == ["F2", "F4", "F3"]
+    for site, batch in zip(sites, got, strict=True):  # one site alone: the same catchment
+        one = compute_site_catchment(ov, com, site, max_minutes=21)
+        assert one.communes.equals(batch.communes) and one.years == batch.years
+    assert compute_site_catchments(ov, com, [], max_minutes=21) == ()
 
 
 def test_partners_and_cohorts_of_a_site(grid):

@@ -180,6 +180,28 @@ def test_load_road_graph_caches_the_converted_graph(monkeypatch, tmp_path):
     assert "Maillage" in ox.settings.http_user_agent
 
 
+def test_cached_road_graph_reads_the_cache_and_skips_the_outline_without_one(monkeypatch):
+    """A crow-fly run asks for the territory's cached graph: found when there is one; with
+    no graph of the mode cached, no outline of the communes is even computed (10,000
+    communes' union cost seconds)."""
+    def fake_graph_from_polygon(polygon, **kwargs):
+        return ox.simplify_graph(ox.graph_from_xml(TINY, simplify=False, retain_all=True))
+
+    communes = gpd.GeoDataFrame({"code_insee": ["00001"]}, geometry=[tiny_polygon()],
+                                crs="EPSG:4326")
+    assert osm.cached_road_graph(communes, mode="drive") is None  # empty cache
+    monkeypatch.setattr(ox, "graph_from_polygon", fake_graph_from_polygon)
+    stored = osm.load_road_graph(tiny_polygon(), mode="drive", buffer_m=5_000.0)
+    found = osm.cached_road_graph(communes, mode="drive")
+    assert found is not None and np.array_equal(found.osm_ids, stored.osm_ids)
+    outlines = []
+    monkeypatch.setattr(gpd.GeoDataFrame, "union_all",
+                        lambda self, *a, **k: outlines.append(1) or tiny_polygon())
+    assert osm.cached_road_graph(communes, mode="walk") is None
+    assert outlines == []  # no walk graph cached: the outline was not computed
+    assert osm.cached_road_graph(communes, mode="drive") is not None and outlines == [1]
+
+
 def test_load_road_graph_failures(monkeypatch):
     def boom(polygon, **kwargs):
         raise ConnectionError("Overpass unreachable")

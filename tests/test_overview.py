@@ -143,3 +143,26 @@ def test_many_territories_at_once_equal_each_on_its_own():
     # A's nearest crèche of B and C's own is theirs; A's pmi is the nearest outside
     assert many[1].layers["facilities_nearby"]["code_insee"].tolist() == ["44001"]
     assert compute_overviews([], com, fac) == []
+
+
+def test_layers_are_cut_when_read():
+    """An overview's layers, built lazily from the shared table, are the territory's own
+    rows, read-only and built once."""
+    com = _communes()
+    fac = _facilities([("eaje", "44002", X0 + 15_000, Y0 + 2_000, 9.0),
+                       ("eaje", "44003", X0 + 25_000, Y0 + 5_000, 12.0)])
+    terr = Territory("custom", "c1", "B et C", ("44003", "44002"), ("44",))
+    ov = compute_overviews([terr], com, fac, threshold_m=4_000)[0]
+    assert ov is not None
+    assert set(ov.layers) == {"communes", "facilities", "facilities_nearby"}
+    assert "communes" in ov.layers and "autre" not in ov.layers
+    layer = ov.layers["communes"]
+    assert layer["code_insee"].tolist() == ["44002", "44003"]
+    assert layer["births_2024"].tolist() == [50.0, 10.0]
+    assert layer["n_eaje"].tolist() == [1, 1]
+    assert layer.crs.to_epsg() == 4326
+    assert ov.layers["facilities"]["name"].tolist() == ["F0", "F1"]
+    assert ov.layers["communes"] is layer
+    with pytest.raises(TypeError):
+        ov.layers["communes"] = layer  # type: ignore[index]
+    assert ov.summary["births_2024"] == 60.0 and ov.summary["population_2022"] == 2500.0

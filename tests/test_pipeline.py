@@ -71,7 +71,7 @@ COUNTED = ("diagnose_overview", "diagnose_demand", "diagnose_context", "diagnose
            "diagnose_access", "diagnose_siting", "diagnose_partners",
            "compute_overview", "compute_demand_points", "compute_context",
            "compute_offer_levels", "compute_access", "compute_siting", "compute_partners",
-           "compute_site_catchment", "compute_site_cohorts")
+           "compute_site_catchments", "compute_site_cohorts")
 
 
 def _count_steps(monkeypatch) -> dict[str, int]:
@@ -96,11 +96,11 @@ def test_run_diagnosis_computes_each_part_once(ws, monkeypatch):
     d = run_diagnosis(ws, DiagnosisParams(territory=EPCI, mode="crow", k=2), travel=Travel())
     n = len(d.recommended)
     assert n == 2 and d.site is not None and d.site.site_id == d.recommended[0].site.site_id
-    # every step and every analysis once; one catchment (and one cohort plan) per
-    # recommended site, the studied one included
+    # every step and every analysis once (the catchments of all sites from one matrix);
+    # one cohort plan per recommended site, the studied one included
     finer = getattr(ws, "iris", None) is not None or getattr(ws, "grid", None) is not None
     once = {name: 1 for name in COUNTED}
-    assert calls == {**once, "compute_site_catchment": n, "compute_site_cohorts": n,
+    assert calls == {**once, "compute_site_cohorts": n,
                      "compute_demand_points": int(finer)}  # only below the commune
 
 

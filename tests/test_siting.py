@@ -169,6 +169,21 @@ def test_exact_matches_brute_force(seed, k):
     assert r.objective == pytest.approx(float(w[cov[:, r.selected].any(axis=1)].sum()))
 
 
+@pytest.mark.parametrize(("seed", "k", "radius"),
+                         [(3, 5, 22.0), (9, 3, 22.0), (13, 5, 18.0), (24, 3, 25.0),
+                          (27, 5, 25.0)])
+def test_exact_with_a_fractional_relaxation_matches_brute_force(seed, k, radius):
+    # instances whose LP relaxation is fractional: the path through the MIP restricted to
+    # the LP's sites, reduced-cost fixing and the branch-and-bound must stay exact
+    dist, w, _ = _random_instance(seed, n=80, m=16, radius=radius)
+    cov = dist <= radius
+    r = solve_max_covering(cov, w, k, method="exact")
+    assert "integral LP" not in r.solver_status  # the path under test was taken
+    assert r.status == "optimal" and r.gap == 0.0
+    assert r.objective == pytest.approx(_brute_force_covering(cov, w, k), abs=1e-9)
+    assert r.bound == pytest.approx(r.objective, abs=1e-6)
+
+
 @PULP_V4
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("k", [2, 4])

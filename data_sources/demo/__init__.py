@@ -34,6 +34,15 @@ def _facilities() -> gpd.GeoDataFrame:
                                source="demo facilities_44.parquet")
 
 
+@lru_cache(maxsize=1)
+def demo_commune_codes() -> frozenset[str]:
+    """The codes of the demo's communes (only that column is read)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(DEMO_DIR / "communes_44.parquet", columns=["code_insee"])
+    return frozenset(str(c) for c in table.column("code_insee").to_pylist())
+
+
 def load_demo_communes() -> gpd.GeoDataFrame:
     """Communes of the demo with geometry, town hall position and needs (a copy)."""
     return _communes().copy()

@@ -84,6 +84,11 @@ def _check_file(path: Path) -> None:
         )
 
 
+#: From this many départements on, France is read whole once and the rows selected: a
+#: filtered read costs about as much, and a run reads the geography several times.
+_READ_ALL_FROM = 10
+
+
 def load_national_communes(*, departements: Sequence[str] | None = None) -> gpd.GeoDataFrame:
     """Current communes of France (COG 2026) with polygon and reference point.
 
@@ -117,7 +122,11 @@ def load_national_communes(*, departements: Sequence[str] | None = None) -> gpd.
         )
     if not wanted:
         return gpd.read_parquet(COMMUNES_FILE).iloc[0:0]
-    if _all_communes.cache_info().currsize:  # France already read in this process
+    if len(wanted) == len(known):  # all of France: read once per process, like None
+        return _all_communes(COMMUNES_FILE).copy()
+    if _all_communes.cache_info().currsize or len(wanted) >= _READ_ALL_FROM:
+        # France already read in this process, or as cheap to read whole (and kept for the
+        # next reads: the territory, its context, the town halls of a facility file)
         every = _all_communes(COMMUNES_FILE)  # the same rows, in the file's order
         return every.loc[every["dep_code"].isin(wanted)].reset_index(drop=True)
     filters = [("dep_code", "in", wanted)]

@@ -24,7 +24,9 @@ line 1, so the first data row is line 2); for GeoJSON and GeoPackage, the featur
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,43 @@ def load_facility_file(
         The message names the file and lists the columns found.
 
     """
+    with _without_gc_pauses():
+        return _load_facility_file(source, name=name, mapping=mapping,
+                                   default_type=default_type, town_halls=town_halls,
+                                   communes=communes, cog=cog, source_date=source_date,
+                                   header=header)
+
+
+@contextmanager
+def _without_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a file is imported.
+
+    An import builds hundreds of thousands of small objects (cells, rows), none of them
+    in a reference cycle that would need collecting; each automatic collection would
+    then scan every object of the process (pandas, geopandas, the loaded tables) again,
+    which cost more than the import's own work. Collection resumes afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_facility_file(
+    source: str | Path | bytes | bytearray | memoryview | Any,
+    *,
+    name: str | None,
+    mapping: Mapping[str, str] | None,
+    default_type: str | None,
+    town_halls: gpd.GeoDataFrame | None,
+    communes: gpd.GeoDataFrame | None,
+    cog: pd.DataFrame | None,
+    source_date: str,
+    header: bool,
+) -> ImportResult:
     data, file_name = _read_source(source, name=name)
     raw = read_table(data, file_name=file_name, header=header)
     if not header and mapping:

@@ -271,9 +271,7 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
         The longitudes and latitudes, fixed where a slip was found, and the rows still
         misplaced (far from their commune, no fix).
     """
-    import geopandas as gpd
-    from shapely import distance as shp_distance
-    from shapely import points as shp_points
+    import shapely
 
     from data_sources.cog import load_cog
     from data_sources.national import load_national_communes
@@ -285,11 +283,14 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     # an arrondissement (Paris 75101…, Lyon, Marseille), a commune déléguée or a former
     # code is checked against its current commune's polygon, never skipped
     cog = load_cog()
-    current: dict[str, str] = {}
-    for c in set(codes.iloc[idx].astype(str)):
+    # each distinct code looked up once; rows point to their code by number
+    code_of_row, distinct = pd.factorize(codes.iloc[idx].astype(str), sort=False)
+    distinct_codes = [str(c) for c in distinct]
+    current_of = []
+    for c in distinct_codes:
         hit = current_commune(c, cog)
-        current[c] = hit[0] if hit else c
-    wanted = sorted(set(current.values()))
+        current_of.append(hit[0] if hit else c)
+    wanted = sorted(set(current_of))
     deps = sorted({c[:3] if c.startswith("97") else c[:2] for c in wanted})
     geo = load_national_communes(departements=deps)
     geo = geo.loc[geo["code_insee"].isin(wanted) & geo.geometry.notna()]
@@ -297,17 +298,28 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     if geo.empty:
         return lon, lat, none
     polys = dict(zip(geo["code_insee"], geo.to_crs(METRIC_CRS).geometry, strict=True))
+    shapely.prepare(list(polys.values()))  # many points tested against each polygon
+    # per distinct code, its current commune's polygon (None: no polygon, not checked)
+    shape_of = np.array([polys.get(c) for c in current_of] + [None], dtype=object)[:-1]
+    to_metric = pyproj.Transformer.from_crs(WGS84, METRIC_CRS, always_xy=True)
 
-    def metres(x: np.ndarray, y: np.ndarray, code_list: list[str]) -> np.ndarray:
-        # one vectorised distance over all rows (0 for a commune without a polygon)
-        pts = gpd.GeoSeries(shp_points(x, y), crs="EPSG:4326").to_crs(METRIC_CRS)
-        shapes = np.array([polys.get(c) for c in code_list] + [None], dtype=object)[:-1]
-        d = shp_distance(pts.to_numpy(), shapes)
-        return np.where([c in polys for c in code_list], d, 0.0).astype(float)
+    def metres(x: np.ndarray, y: np.ndarray, which: np.ndarray) -> np.ndarray:
+        # distance of each point to the polygon of its code (number ``which`` into
+        # the distinct codes): 0 inside, computed only for the points outside, and 0
+        # for a commune without a polygon
+        mx, my = to_metric.transform(x, y, errcheck=False)
+        mx, my = np.asarray(mx, dtype=float), np.asarray(my, dtype=float)
+        shapes = shape_of[which]
+        has = shapes != None  # noqa: E711 (elementwise test on an object array)
+        d = np.zeros(len(which), dtype=float)
+        out = np.flatnonzero(has)
+        out = out[~shapely.intersects_xy(shapes[out], mx[out], my[out])]
+        d[out] = shapely.distance(shapely.points(mx[out], my[out]), shapes[out])
+        return d
 
-    declared = [str(c) for c in codes.iloc[idx].tolist()]
-    code_list = [current[c] for c in declared]
-    dist = metres(lon[idx], lat[idx], code_list)
+    declared = [distinct_codes[k] for k in code_of_row.tolist()]
+    code_list = [current_of[k] for k in code_of_row.tolist()]
+    dist = metres(lon[idx], lat[idx], code_of_row)
     near = (dist > DECLARED_COMMUNE_FLAG_M) & (dist <= DECLARED_COMMUNE_TOLERANCE_M)
     for j in np.flatnonzero(near):
         shown = declared[j] if declared[j] == code_list[j] else \
@@ -333,7 +345,7 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
         if not ok.any():
             continue
         d2 = np.full(bad.size, np.inf)
-        d2[ok] = metres(x[ok], y[ok], [c for c, k in zip(bad_codes, ok, strict=True) if k])
+        d2[ok] = metres(x[ok], y[ok], code_of_row[far][ok])
         good = ok & (d2 <= DECLARED_COMMUNE_TOLERANCE_M)
         for j in np.flatnonzero(good):
             i = bad[j]

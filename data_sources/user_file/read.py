@@ -245,13 +245,15 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
     names = _unique_headers(head, warnings)
     width = len(names)
     rows: list[list[str]] = []
-    for number, cells in zip(read.row_numbers, read.records, strict=True):
-        if len(cells) > width and any(cells[width:]):
-            read.malformed[number] = (
-                f"{len(cells)} valeurs pour {width} colonnes : un séparateur « {_sep_label(sep)} » "
-                "dans une valeur sans guillemets ?")
-        cells = (cells + [""] * width)[:width]
-        rows.append(cells)
+    if set(map(len, read.records)) == {width}:  # every row as wide as the header
+        rows = read.records
+    else:
+        for number, cells in zip(read.row_numbers, read.records, strict=True):
+            if len(cells) > width and any(cells[width:]):
+                read.malformed[number] = (
+                    f"{len(cells)} valeurs pour {width} colonnes : un séparateur "
+                    f"« {_sep_label(sep)} » dans une valeur sans guillemets ?")
+            rows.append((cells + [""] * width)[:width])
     if not rows:
         raise InputError(f"{file_name!r} has a header ({', '.join(names[:8])}) but no data rows; "
                          "add one row per facility", **_about(file_name),
@@ -325,9 +327,98 @@ class _Records:
         self.spans.append((first, last))
 
 
+#: The characters ``str.strip()`` removes (``str.isspace``), less the line breaks of the
+#: csv reader: a cell is stripped of them (test: ``test_spaces_are_str_isspace``).
+_SPACES = ("\t\x0b\x0c\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+           "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
+def _padded_cell(text: str, sep: str) -> bool:
+    r"""Whether a cell of ``text`` (no quotes) starts or ends with a space to strip.
+
+    Examples
+    --------
+    >>> _padded_cell("a;b\nc;d\n", ";"), _padded_cell("a; b\n", ";"), _padded_cell("a;b \r\n", ";")
+    (False, True, True)
+    >>> _padded_cell("a b;c\n", ";"), _padded_cell("a\tb\n", "\t"), _padded_cell(" a;b", ";")
+    (False, False, True)
+    """
+    if not text:
+        return False
+    edges = (sep, "\r", "\n")
+    for space in _SPACES:  # one scan per kind of space, two-letter scans for those present
+        if space == sep or space not in text:
+            continue
+        if text[0] == space or text[-1] == space:
+            return True
+        if any(space + edge in text or edge + space in text for edge in edges):
+            return True
+    return False
+
+
+def _read_plain_records(lines: Sequence[str], *, sep: str, width: int, skip_first: int,
+                        file_name: str, max_rows: int, header: bool) -> _Records | None:
+    """:func:`_read_records` of a CSV without quotes, in bulk; ``None`` for any other CSV.
+
+    Without a quote (and without a NUL or an over-long line) every physical line is one
+    record and nothing is unreadable: the records are read in one pass, their cells
+    stripped only when some cell has spaces at an edge, and the line numbers follow.
+    """
+    body = "".join(lines[skip_first:])
+    if '"' in body or "\x00" in body:
+        return None
+    body = body.replace("\u00a0", " ")  # as each cell's, the csv reader splits the same
+    phys = io.StringIO(body, newline="").readlines()
+    if not phys or max(map(len, phys)) >= csv.field_size_limit():
+        return None
+    reader = csv.reader(phys, delimiter=sep)
+    try:
+        records = list(reader)
+    except csv.Error:
+        return None
+    if reader.line_num != len(phys) or len(records) != len(phys):
+        return None  # not one record per line: the general reader decides
+    if _padded_cell(body, sep):
+        records = [[c.strip() for c in r] for r in records]
+    out = _Records(head=None if header else [""] * width)
+    filled = [k for k, cells in enumerate(records) if any(cells)]
+    first = skip_first + 1  # line number of records[0]
+    data_from = 0  # index into ``filled`` of the first data row
+    if out.head is None:
+        for position, k in enumerate(filled):
+            cells = records[k]
+            if sum(bool(c) for c in cells) < 2 and len(out.titles) < 5:
+                out.titles.append(k + first)  # a title above the header ("Liste des…;;;")
+                continue
+            out.head, data_from = cells, position + 1
+            break
+        if out.head is None:
+            return out
+    data = filled[data_from:]
+    if len(data) > max_rows:
+        raise _too_many_rows(file_name, max_rows)
+    after_head = filled[data_from - 1] + 1 if data_from else 0
+    out.blank_rows = sum(1 for r in records[after_head:] if r and not any(r))
+    out.records = [records[k] for k in data]
+    out.row_numbers = [k + first for k in data]
+    out.spans = [(r, r) for r in out.row_numbers]
+    return out
+
+
 def _read_records(lines: Sequence[str], *, sep: str, width: int, skip_first: int,
                   file_name: str, max_rows: int, header: bool) -> _Records:
     """Read the records of a CSV, keeping unreadable rows (flagged) and their line numbers."""
+    plain = _read_plain_records(lines, sep=sep, width=width, skip_first=skip_first,
+                                file_name=file_name, max_rows=max_rows, header=header)
+    if plain is not None:
+        return plain
+    return _read_any_records(lines, sep=sep, width=width, skip_first=skip_first,
+                             file_name=file_name, max_rows=max_rows, header=header)
+
+
+def _read_any_records(lines: Sequence[str], *, sep: str, width: int, skip_first: int,
+                      file_name: str, max_rows: int, header: bool) -> _Records:
+    """:func:`_read_records` of any CSV, record by record (quotes, errors, long values)."""
     body = "".join(lines[skip_first:])
     phys = io.StringIO(body, newline="").readlines()  # the lines as the csv reader counts them
     reader = csv.reader(io.StringIO(body, newline=""), delimiter=sep)

@@ -1,0 +1,194 @@
+"""The importer's bulk paths give what the row-by-row ones give (issue 23, item 7).
+
+A 100,000-row facility file is read, checked and placed in bulk: a CSV without quotes in
+one pass of the csv reader, each file column once, the declared communes by
+point-in-polygon with a distance only for the points outside, the town halls of France
+from the point columns of the shipped geography. Each test compares a bulk path with the
+general one (or with an independent computation) on inputs written to make them differ:
+padded cells, non-breaking spaces, blank rows, titles, ragged rows, other separators.
+Payloads are written inline; real places: the town halls of Paris 18e, Saint-Ouen-sur-
+Seine and Pantin (as in tests/test_positions.py), polygons of the shipped national
+geography.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import geopandas as gpd
+import pytest
+from shapely.geometry import Point
+
+from data_sources.national import load_national_communes
+from data_sources.user_file import load_facility_file
+from data_sources.user_file.read import (
+    _SPACES,
+    _padded_cell,
+    _read_any_records,
+    _read_plain_records,
+    _read_records,
+)
+from data_sources.workspace import _national_town_halls, town_halls
+from diagnosis.errors import InputError
+from diagnosis.settings import METRIC_CRS
+from tests.test_user_file import HALLS
+
+
+def test_spaces_are_the_ones_str_strip_removes():
+    every = {chr(c) for c in range(0x110000) if chr(c).isspace()}
+    assert set(_SPACES) == every - {"\r", "\n"}
+
+
+#: CSV texts without quotes, each exercising one way the bulk reader could differ.
+_PLAIN_TEXTS = {
+    "tidy": "nom;type;code_insee\nA;crèche;44109\nB;pmi;44129\n",
+    "padded cells": "nom ; type;code_insee\n A ;crèche ;44109\t\nB;\u3000pmi\u2003;44129 \n",
+    "non-breaking spaces": "nom;type\n\u00a0A\u00a0;crèche\u00a0\nB\u00a0C;pmi\n",
+    "inner spaces kept": "nom;type\nCrèche  des\u000bBois;crèche\nB\x1cC;pmi\n",
+    "blank rows": "nom;type\n\nA;crèche\n;;\n   ;\nB;pmi\n\n",
+    "blank rows above the header": ";\n \n\nnom;type\nA;crèche\n;\n",
+    "titles above the header": "Liste des crèches;;\nMise à jour : mars;;\n\nnom;type;cp\n"
+                               "A;crèche;44000\n",
+    "ragged rows": "nom;type;cp\nA;crèche\nB;pmi;44000;;\nC;laep;44000;extra\n",
+    "windows line ends": "nom;type\r\nA;crèche\r\n\r\nB;pmi\r\n",
+    "old mac line ends": "nom;type\rA;crèche\rB;pmi\r",
+    "tab separator": "nom\ttype\n A \t crèche\n\t\nB\tpmi\n",
+    "pipe separator": "nom|type\nA | crèche\nB|pmi|\n",
+    "comma separator": "nom,type\nA,crèche\n,\nB , pmi\n",
+    "no final line break": "nom;type\nA;crèche\nB;pmi",
+    "one title only": "Liste;\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PLAIN_TEXTS))
+@pytest.mark.parametrize("header", [True, False])
+def test_plain_reader_equals_the_general_reader(name, header):
+    text = _PLAIN_TEXTS[name]
+    lines = text.splitlines(keepends=True)
+    sep = next(s for s in ("\t", "|", ",", ";") if s in text)
+    width = len(lines[0].split(sep))
+    args = {"sep": sep, "width": width, "skip_first": 0, "file_name": "f.csv",
+            "max_rows": 1000, "header": header}
+    plain = _read_plain_records(lines, **args)
+    assert plain is not None  # the bulk path was taken
+    assert plain == _read_any_records(lines, **args)
+
+
+def test_plain_reader_counts_lines_after_a_separator_hint():
+    lines = "sep=;\nnom;type\n\nA ; crèche\nB;pmi\n".splitlines(keepends=True)
+    args = {"sep": ";", "width": 2, "skip_first": 1, "file_name": "f.csv", "max_rows": 10,
+            "header": True}
+    plain = _read_plain_records(lines, **args)
+    assert plain == _read_any_records(lines, **args)
+    assert plain is not None and plain.row_numbers == [4, 5]
+
+
+@pytest.mark.parametrize("text", [
+    'nom;type\n"A";crèche\n',                     # a quote: the general reader decides
+    "nom;type\nA\x00;crèche\n",                   # a NUL byte
+    "nom;type\nA;" + "x" * 200_000 + "\n",        # a value over the csv field limit
+])
+def test_plain_reader_leaves_other_files_to_the_general_reader(text):
+    lines = text.splitlines(keepends=True)
+    assert _read_plain_records(lines, sep=";", width=2, skip_first=0, file_name="f.csv",
+                               max_rows=10, header=True) is None
+    assert _read_records(lines, sep=";", width=2, skip_first=0, file_name="f.csv",
+                         max_rows=10, header=True).records  # still read
+
+
+def test_plain_reader_refuses_too_many_rows_like_the_general_one():
+    lines = ("nom;type\n" + "A;crèche\n" * 4).splitlines(keepends=True)
+    args = {"sep": ";", "width": 2, "skip_first": 0, "file_name": "f.csv", "max_rows": 3,
+            "header": True}
+    with pytest.raises(InputError) as plain:
+        _read_plain_records(lines, **args)
+    with pytest.raises(InputError) as general:
+        _read_any_records(lines, **args)
+    assert str(plain.value) == str(general.value)
+    assert _read_plain_records(lines, **{**args, "max_rows": 4}) is not None
+
+
+def test_formula_guard_is_dropped_only_before_a_formula(tmp_path):
+    f = tmp_path / "structures.csv"
+    f.write_text("nom;type;code_insee;latitude;longitude;telephone\n"
+                 "'=1+1;crèche;44129;47.4376;-2.0876;'+33 2 40\n"
+                 "'Les P'tits;crèche;44129;47.4377;-2.0875;02 40\n"
+                 "  '@x ;crèche;44129;47.4378;-2.0874;'-3\n", encoding="utf-8")
+    fac = load_facility_file(f, town_halls=HALLS).facilities
+    assert fac["name"].tolist() == ["=1+1", "'Les P'tits", "@x"]
+    assert fac["phone"].tolist() == ["+33 2 40", "02 40", "-3"]
+
+
+def test_distance_to_the_declared_commune_is_the_polygon_distance(tmp_path):
+    """The « N m hors de la commune » of a note is the Lambert-93 distance to the polygon."""
+    points = {"Saint-Ouen": (48.9118, 2.3340), "Pantin": (48.8946, 2.4092)}
+    f = tmp_path / "structures.csv"
+    f.write_text("nom;type;code_insee;latitude;longitude\n"
+                 + "".join(f"{n};crèche;75056;{la};{lo}\n" for n, (la, lo) in points.items())
+                 + "Paris 18e;crèche;75118;48.8925;2.3444\n", encoding="utf-8")
+    notes = load_facility_file(f, town_halls=HALLS).report.notes.set_index("name")["note"]
+    paris = load_national_communes(departements=["75"]).set_index("code_insee")
+    polygon = gpd.GeoSeries([paris.geometry["75056"]], crs="EPSG:4326").to_crs(METRIC_CRS)
+    for name, (la, lo) in points.items():
+        pt = gpd.GeoSeries([Point(lo, la)], crs="EPSG:4326").to_crs(METRIC_CRS)
+        expected = float(pt.distance(polygon.iloc[0]).iloc[0])
+        assert expected > 500  # flagged (kept), with its distance
+        assert f"position à {expected:.0f} m hors de la commune déclarée 75056" in notes[name]
+    assert "Paris 18e" not in notes.index
+
+
+def test_national_town_halls_equal_the_points_of_the_full_geography():
+    from geopandas.testing import assert_geodataframe_equal
+
+    _national_town_halls.cache_clear()
+    fast = _national_town_halls()
+    assert_geodataframe_equal(fast, town_halls(load_national_communes()))
+    assert fast.geometry.isna().sum() < 10  # the few communes without polygon nor point
+
+
+def test_garbage_collection_resumes_after_an_import(tmp_path):
+    good = tmp_path / "structures.csv"
+    good.write_text("nom;type;code_insee;latitude;longitude\n"
+                    "A;crèche;44129;47.4376;-2.0876\n", encoding="utf-8")
+    bad = tmp_path / "vide.csv"
+    bad.write_text("", encoding="utf-8")
+    assert gc.isenabled()
+    assert load_facility_file(good, town_halls=HALLS).report.accepted == 1
+    assert gc.isenabled()
+    with pytest.raises(InputError):
+        load_facility_file(bad)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that holds the collector keeps it held
+        load_facility_file(good, town_halls=HALLS)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_padded_cell_finds_exactly_the_cells_strip_would_change(sep):
+    import io
+    import random
+
+    rng = random.Random(7)
+    alphabet = ["a", "b", " ", "\u3000", "\x1c", "\x0b", "\t", ";", "\n", "\r", "\r\n"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        cells = [c for line in io.StringIO(text, newline="").readlines()
+                 for c in line.rstrip("\r\n").split(sep)]
+        assert _padded_cell(text, sep) == any(c != c.strip() for c in cells), repr(text)
+
+
+def test_distinct_rows_are_numpy_unique_rows():
+    import numpy as np
+
+    from data_sources.user_file.duplicates import _distinct_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        values = rng.integers(0, 3, (int(rng.integers(1, 40)), 4)) * rng.choice([1.0, 0.25])
+        uniq, inverse = np.unique(values, axis=0, return_inverse=True)
+        mine, mine_inverse = _distinct_rows(values)
+        assert mine.tolist() == uniq.tolist()
+        assert mine_inverse.tolist() == inverse.ravel().tolist()
