@@ -416,11 +416,23 @@ class PartnerView:
     csv: bytes
 
 
-@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def partner_key(study: DiagnosisParams) -> tuple[DiagnosisParams, str | None]:
+    """What a study's partners depend on: its siting options (travel, T, proposed points,
+    the recommended sites) and its studied site; not its peer-group assumptions."""
+    return step_params(study, "siting"), study.site
+
+
 def partner_view(code: str, files_key: FilesKey, study: DiagnosisParams,
-                 _files: FileList) -> PartnerView | None:
+                 files: FileList) -> PartnerView | None:
     """The tables and the CSV file of the study's partners (``None`` without a site)."""
-    return on_worker(_partner_view, diagnosis(code, files_key, study, _files))
+    return _partner_view_of(code, files_key, partner_key(study), study, files)
+
+
+@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def _partner_view_of(code: str, files_key: FilesKey,
+                     key: tuple[DiagnosisParams, str | None], _study: DiagnosisParams,
+                     _files: FileList) -> PartnerView | None:
+    return on_worker(_partner_view, diagnosis(code, files_key, _study, _files))
 
 
 def _partner_view(diag: Diagnosis) -> PartnerView | None:
