@@ -4,6 +4,12 @@ Workspaces and overviews are keyed by the territory code and the uploaded files'
 hashes (the bytes themselves are passed as ``_files``, which Streamlit does not hash).
 They are cached as shared resources (not copied on each read): pages must not mutate
 them.
+
+The computations (the pipeline's steps, tables, maps) run on long-lived compute threads
+(:func:`on_worker`), never on the script run's own thread: Streamlit runs each rerun on a
+new thread, and pyproj keeps each CRS's PROJ object per thread, so every reprojection on
+a fresh thread parses its CRS definitions again (0.1-0.3 s of each rerun on the demo
+département, measured with ``bench/app_interactions.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,9 +48,11 @@ from diagnosis.analyses import (
     SitingScenarios,
 )
 from diagnosis.comparison import split_territory
+from diagnosis.context import TerritoryContext
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
+from diagnosis.offer_levels import OfferLevels
 from diagnosis.overview import Overview, commune_table, offer_table
 from diagnosis.partners import export_partners_csv
 from diagnosis.pipeline import (
@@ -51,7 +60,9 @@ from diagnosis.pipeline import (
     DiagnosisParams,
     StepResult,
     access_part,
+    diagnose_context,
     diagnose_demand,
+    diagnose_offer_levels,
     diagnose_overview,
     peer_comparison,
     resolve_site,
@@ -63,6 +74,8 @@ from diagnosis.pipeline import (
 )
 from diagnosis.presentation import (
     access_summary_table,
+    comparison_metrics,
+    comparison_table,
     facility_options,
     french_partners_table,
     host_options,
@@ -77,6 +90,24 @@ from diagnosis.schema import Territory
 from diagnosis.settings import DEFAULT_MAX_MINUTES, DEFAULT_THRESHOLD_M
 from diagnosis.travel import Travel
 from diagnosis.travel.transit import parse_depart
+
+#: Name prefix of the compute threads (two: the cores of a small server; sessions that
+#: compute at the same time share them).
+WORKER_PREFIX = "maillage-compute"
+_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix=WORKER_PREFIX)
+_T = TypeVar("_T")
+
+
+def on_worker(fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+    """``fn(*args, **kwargs)`` computed on a long-lived compute thread; its result or error.
+
+    ``fn`` is pure computation (no ``st.*`` call, no cached wrapper): the script thread
+    gathers the inputs through the cached wrappers, the compute thread does the work.
+    Called from a compute thread, ``fn`` runs in place (a thread never waits for itself).
+    """
+    if threading.current_thread().name.startswith(WORKER_PREFIX):
+        return fn(*args, **kwargs)
+    return _WORKERS.submit(fn, *args, **kwargs).result()
 
 
 @st.cache_data(show_spinner=False)
@@ -159,7 +190,8 @@ def split_insee_files(files: FileList) -> tuple[list[tuple[str, bytes]],
 def overview(code: str, files_key: FilesKey, threshold_m: float, _files: FileList) -> Overview:
     """The diagnosis overview of the territory (the pipeline's :func:`diagnose_overview`)."""
     ws = workspace(code, files_key, _files)
-    return diagnose_overview(ws, DiagnosisParams(territory=code, threshold_m=threshold_m))
+    return on_worker(diagnose_overview, ws,
+                     DiagnosisParams(territory=code, threshold_m=threshold_m))
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,6 +208,10 @@ def overview_tables(code: str, files_key: FilesKey, threshold_m: float,
                     _files: FileList) -> OverviewTables:
     """Offer and commune tables of :func:`overview` (built once, not on each rerun)."""
     ov = overview(code, files_key, threshold_m, _files)
+    return on_worker(_overview_tables, ov)
+
+
+def _overview_tables(ov: Overview) -> OverviewTables:
     table = commune_table(ov)
     return OverviewTables(offer=offer_table(ov), communes=table,
                           communes_csv=french_csv_bytes(table))
@@ -258,9 +294,9 @@ def _run_step(part: Callable[..., StepResult[_R]], code: str, files_key: FilesKe
               params: DiagnosisParams, files: FileList) -> StepResult[_R]:
     """Run one step of the pipeline on the loaded territory, its travel engine and demand."""
     ws, ov = _loaded(code, files_key, files)
-    return part(ws, params, overview=ov, travel=travel(code, files_key, params.mode, files,
-                                                       transit_key(params)),
-                demand=diagnose_demand(ws, ov))
+    how = travel(code, files_key, params.mode, files, transit_key(params))
+    return on_worker(lambda: part(ws, params, overview=ov, travel=how,
+                                  demand=diagnose_demand(ws, ov)))
 
 
 @st.cache_resource(show_spinner="Calcul des temps d'accès et des manques…", max_entries=32)
@@ -300,16 +336,19 @@ def access_tables(code: str, files_key: FilesKey, params: DiagnosisParams,
 
     births_year = year_of(data_years(workspace(code, files_key, _files).communes),
                           "births_2024")
-    return AccessTables(priority=priority_table(res.gaps, births_year=births_year),
-                        access=access_summary_table(res.access),
-                        white_zones=white_zone_table(res.gaps))
+    return on_worker(lambda: AccessTables(
+        priority=priority_table(res.gaps, births_year=births_year),
+        access=access_summary_table(res.access), white_zones=white_zone_table(res.gaps)))
 
 
 @st.cache_resource(show_spinner="Calcul de la zone desservie…", max_entries=64)
 def _catchment(code: str, files_key: FilesKey, params: DiagnosisParams, site_id: str,
                _files: FileList) -> gpd.GeoDataFrame:
-    return site_area(study_site(code, files_key, params, site_id, _files), params,
-                     travel(code, files_key, params.mode, _files, transit_key(params)))
+    facilities = workspace(code, files_key, _files).facilities
+    how = travel(code, files_key, params.mode, _files, transit_key(params))
+    return on_worker(lambda: site_area(resolve_site(facilities, site_id,
+                                                    user_sites=params.user_sites),
+                                       params, how))
 
 
 def catchment(code: str, files_key: FilesKey, study: DiagnosisParams, site_id: str,
@@ -324,8 +363,20 @@ def siting_problems(code: str, files_key: FilesKey, k_values: tuple[int, ...],
                     _files: FileList) -> list[str]:
     """French messages for siting inputs that cannot work (see :func:`siting_input_problems`)."""
     _, ov = _loaded(code, files_key, _files)
-    return siting_input_problems(ov, k_values=k_values, host_types=host_types,
-                                 user_points=points)
+    return on_worker(siting_input_problems, ov, k_values=k_values, host_types=host_types,
+                     user_points=points)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def territory_context(code: str, files_key: FilesKey,
+                      _files: FileList) -> tuple[TerritoryContext, OfferLevels]:
+    """The territory's context and offer levels: no study option changes them."""
+    ws, ov = _loaded(code, files_key, _files)
+
+    def compute() -> tuple[TerritoryContext, OfferLevels]:
+        context = diagnose_context(ws)
+        return context, diagnose_offer_levels(ws, ov, context)
+    return on_worker(compute)
 
 
 @st.cache_resource(show_spinner="Calcul du diagnostic de l'étude…", max_entries=16)
@@ -337,6 +388,7 @@ def diagnosis(code: str, files_key: FilesKey, study: DiagnosisParams,
     (the very objects); the rest is computed by :func:`run_diagnosis`.
     """
     ws, ov = _loaded(code, files_key, _files)
+    context, offer_levels = territory_context(code, files_key, _files)
     compare = None
     if study.mode == "transit":  # who loses access without a car, for the same sites
         pushchair = replace(study, mode="poussette")
@@ -345,11 +397,12 @@ def diagnosis(code: str, files_key: FilesKey, study: DiagnosisParams,
                                        transit_key(pushchair)),
                    "transports en commun": travel(code, files_key, "transit", _files,
                                                   transit_key(study))}
-    return run_diagnosis(
-        ws, study, travel=travel(code, files_key, study.mode, _files, transit_key(study)),
-        overview=ov, compare=compare,
-        access_step=access(code, files_key, study, _files),
-        siting_step=_siting_step(code, files_key, step_params(study, "siting"), _files))
+    return on_worker(
+        run_diagnosis, ws, study,
+        travel=travel(code, files_key, study.mode, _files, transit_key(study)),
+        overview=ov, compare=compare, access_step=access(code, files_key, study, _files),
+        siting_step=_siting_step(code, files_key, step_params(study, "siting"), _files),
+        context=context, offer_levels=offer_levels)
 
 
 @dataclass(frozen=True, eq=False)
@@ -363,11 +416,26 @@ class PartnerView:
     csv: bytes
 
 
-@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def partner_key(study: DiagnosisParams) -> tuple[DiagnosisParams, str | None]:
+    """What a study's partners depend on: its siting options (travel, T, proposed points,
+    the recommended sites) and its studied site; not its peer-group assumptions."""
+    return step_params(study, "siting"), study.site
+
+
 def partner_view(code: str, files_key: FilesKey, study: DiagnosisParams,
-                 _files: FileList) -> PartnerView | None:
+                 files: FileList) -> PartnerView | None:
     """The tables and the CSV file of the study's partners (``None`` without a site)."""
-    diag = diagnosis(code, files_key, study, _files)
+    return _partner_view_of(code, files_key, partner_key(study), study, files)
+
+
+@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def _partner_view_of(code: str, files_key: FilesKey,
+                     key: tuple[DiagnosisParams, str | None], _study: DiagnosisParams,
+                     _files: FileList) -> PartnerView | None:
+    return on_worker(_partner_view, diagnosis(code, files_key, _study, _files))
+
+
+def _partner_view(diag: Diagnosis) -> PartnerView | None:
     if diag.partners is None or diag.site is None:
         return None
     near = diag.partners.layers["near_site"]
@@ -380,14 +448,29 @@ def partner_view(code: str, files_key: FilesKey, study: DiagnosisParams,
                             for r in diag.inputs.sources})))
 
 
+@dataclass(frozen=True, eq=False)
+class ComparisonView:
+    """The territory's parts compared, and what the page shows of them (built once)."""
+
+    table: pd.DataFrame | None
+    skipped: tuple[str, ...]
+    metrics: dict[str, str]
+    shown: pd.DataFrame
+
+
 @st.cache_resource(show_spinner="Comparaison des territoires…", max_entries=16)
-def comparison(code: str, files_key: FilesKey, by: str,
-               _files: FileList) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
+def comparison(code: str, files_key: FilesKey, by: str, _files: FileList) -> ComparisonView:
     """The territory's EPCIs or communes compared (as ``python -m diagnosis compare --by``)."""
     ws = workspace(code, files_key, _files)
     children = split_territory(ws.territory, load_cog(), by=by)
-    table, skipped = territory_comparison(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
-    return table, tuple(skipped)
+
+    def compute() -> ComparisonView:
+        table, skipped = territory_comparison(children, ws, threshold_m=DEFAULT_THRESHOLD_M)
+        if table is None:
+            return ComparisonView(None, tuple(skipped), {}, pd.DataFrame())
+        return ComparisonView(table, tuple(skipped), comparison_metrics(table),
+                              comparison_table(table))
+    return on_worker(compute)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -398,8 +481,8 @@ def neighbour_comparison(code: str, files_key: FilesKey, _files: FileList) -> pd
     EPCI, a département through its EPCIs; None when there is no peer with data.
     """
     ws, ov = _loaded(code, files_key, _files)
-    return peer_comparison(ws, ov, peer_territories(ws.territory),
-                           threshold_m=DEFAULT_THRESHOLD_M)
+    return on_worker(peer_comparison, ws, ov, peer_territories(ws.territory),
+                     threshold_m=DEFAULT_THRESHOLD_M)
 
 
 def report_pdf(code: str, files_key: FilesKey, files: FileList, study: DiagnosisParams, *,
@@ -426,15 +509,19 @@ def report_pdf(code: str, files_key: FilesKey, files: FileList, study: Diagnosis
 def geopackage(code: str, files_key: FilesKey, study: DiagnosisParams,
                _files: FileList) -> bytes:
     """The study's export layers as GeoPackage bytes (written in a temporary folder)."""
-    layers = diagnosis_export_layers(diagnosis(code, files_key, study, _files))
-    with tempfile.TemporaryDirectory(prefix="maillage_") as tmp:
-        return export_geopackage(layers, Path(tmp) / "diagnostic.gpkg").read_bytes()
+    diag = diagnosis(code, files_key, study, _files)
+
+    def write() -> bytes:
+        layers = diagnosis_export_layers(diag)
+        with tempfile.TemporaryDirectory(prefix="maillage_") as tmp:
+            return export_geopackage(layers, Path(tmp) / "diagnostic.gpkg").read_bytes()
+    return on_worker(write)
 
 
 @st.cache_data(show_spinner="Préparation des tableaux CSV…", max_entries=8)
 def csv_zip(code: str, files_key: FilesKey, study: DiagnosisParams, _files: FileList) -> bytes:
     """The study's export layers as one CSV per layer (French Excel), zipped in memory."""
-    layers = diagnosis_export_layers(diagnosis(code, files_key, study, _files))
+    layers = on_worker(diagnosis_export_layers, diagnosis(code, files_key, study, _files))
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="maillage_") as tmp, \
             zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -457,9 +544,21 @@ def map_component_args(cache_key: Hashable, key: str, height: int,
     Building a département's map and turning it into Leaflet script costs ~0.7 s; the
     component's arguments are a pure function of the map, so they are kept. They are
     obtained from ``st_folium`` itself (its component is swapped for a recorder under a
-    lock; only :func:`show_map` calls ``st_folium``), not re-implemented.
+    lock; only :func:`show_map` calls ``st_folium``), not re-implemented. ``_build`` runs
+    on a compute thread (:func:`on_worker`): it must not call the cached wrappers.
     """
-    fmap = _build()
+    return on_worker(lambda: component_args(_build(), key=key, height=height,
+                                            returned_objects=returned_objects))
+
+
+def component_args(fmap: folium.Map, *, key: str, height: int,
+                   returned_objects: tuple[str, ...]) -> dict[str, Any]:
+    """What ``st_folium(fmap, ...)`` gives its component (the app's map arguments).
+
+    ``render=False``: streamlit-folium renders the map itself once more in any case
+    (``Map.render``), so the whole page's render it also does by default is skipped; the
+    arguments are the same (``tests/test_app.py``), for 40 % less time.
+    """
     recorded: dict[str, Any] = {}
 
     def record(**kwargs: Any) -> None:
@@ -469,7 +568,7 @@ def map_component_args(cache_key: Hashable, key: str, height: int,
         streamlit_folium._component_func = record
         try:
             streamlit_folium.st_folium(fmap, key=key, height=height, use_container_width=True,
-                                       returned_objects=list(returned_objects))
+                                       returned_objects=list(returned_objects), render=False)
         finally:
             streamlit_folium._component_func = FOLIUM_COMPONENT
     recorded.pop("on_change", None)
@@ -606,7 +705,7 @@ def default_travel(code: str, files_key: FilesKey, _files: FileList) -> tuple[st
         ws = workspace(code, files_key, _files)
     except MaillageError:
         return "crow", int(DEFAULT_MAX_MINUTES), "faute de données, voiture et 20 minutes."
-    mode, minutes, reason = default_travel_for(ws.own_communes, car_mode="crow")
+    mode, minutes, reason = on_worker(default_travel_for, ws.own_communes, car_mode="crow")
     return mode, int(minutes), reason
 
 

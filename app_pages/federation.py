@@ -38,8 +38,9 @@ except MaillageError as exc:
     st.stop()
 metric = st.selectbox("Indicateur de la carte", options=list(RANK_METRIC),
                       format_func=RANK_METRIC.__getitem__, key="national_metric")
+outlines = _cached.national_outlines(by)
 show_map(("national", sel.files_key, by, metric),
-         lambda: build_federation_map(table, _cached.national_outlines(by), metric=metric),
+         lambda: build_federation_map(table, outlines, metric=metric),
          key="national_map", height=560)
 st.subheader("Où une nouvelle Maison toucherait le plus de naissances non servies")
 ranked = rank_territories(table)

@@ -11,7 +11,7 @@ from app_pages._widgets import error_box, load_travel, require_data, travel_inpu
 from diagnosis.comparison import build_comparison_chart
 from diagnosis.errors import MaillageError
 from diagnosis.gaps import FACTOR_LABELS, PRIORITY_FACTORS
-from diagnosis.presentation import comparison_metrics, comparison_table, study_table
+from diagnosis.presentation import study_table
 from diagnosis.settings import DEFAULT_UPTAKE_RATE, USER_SITE_ID, USER_SITE_LABEL
 
 REPORT_KEY = "rapport_pdf"
@@ -135,19 +135,20 @@ st.subheader("Comparer des territoires")
 by = st.radio(f"Comparer les parties de « {md_escape(ws.territory.name)} » :",
               options=list(SPLITS), format_func=SPLITS.__getitem__, horizontal=True,
               index=0 if ws.territory.kind == "departement" else 1, key="rapport_compare_by")
-table, skipped = _cached.comparison(sel.code, sel.files_key, by, sel.files)
+compared = _cached.comparison(sel.code, sel.files_key, by, sel.files)
+table, skipped = compared.table, compared.skipped
 if skipped:
     st.warning(f"{len(skipped)} territoire(s) sans données chargées, écartés : "
                + md_escape(" ; ".join(skipped[:10])) + (" …" if len(skipped) > 10 else ""))
 if table is None:
     st.info("Aucun territoire à comparer n'a de données chargées.")
     st.stop()
-metrics = comparison_metrics(table)
+metrics = compared.metrics
 metric = st.selectbox("Indicateur", options=list(metrics), format_func=metrics.__getitem__,
                       placeholder=CHOOSE, key="rapport_compare_metric")
 st.altair_chart(build_comparison_chart(table, metric=metric, highlight=sel.code),
                 width="stretch", key="rapport_compare_chart")
-show_table(comparison_table(table), hide_index=True, key="rapport_compare_table",
+show_table(compared.shown, hide_index=True, key="rapport_compare_table",
              placeholder="—")
 st.caption("Chaque ligne est le diagnostic du territoire seul (distances à vol d'oiseau depuis "
            "la mairie). Couverture partielle : certaines communes n'ont pas de données "

@@ -75,9 +75,8 @@ cols[3].metric(f"Population {yp}", _number(s["population_2022"]))
 
 # The map does not depend on the « à portée » distance: drawn from the default overview, so
 # moving the slider does not rebuild it.
-show_map(("overview", sel.code, sel.files_key),
-         lambda: build_overview_map(_cached.overview(sel.code, sel.files_key,
-                                                     DEFAULT_THRESHOLD_M, sel.files)),
+base = _cached.overview(sel.code, sel.files_key, DEFAULT_THRESHOLD_M, sel.files)
+show_map(("overview", sel.code, sel.files_key), lambda: build_overview_map(base),
          key="territory_map", height=620)
 st.caption("Sources : " + " ; ".join(
     f"{md_escape(src['title'])} ({md_escape(src['vintage'])}, {md_escape(src['licence'])})"

@@ -2,7 +2,7 @@
 
 Run from the repository root (Debian's chromium and Playwright installed)::
 
-    python bench/app_interactions.py [--territory 44] [--port 0] [--only NAME]
+    python bench/app_interactions.py [--territory 44] [--port 0] [--only NAME] [--app-dir DIR]
 
 Starts ``streamlit run app.py`` on a free local port (every request to another host is
 refused, as offline), picks the territory (default: the demo département, 44) by the
@@ -16,13 +16,23 @@ for the element to be actionable. Interactions: page changes, a territory change
 EPCI, then back to the whole département), the sliders, a map type change, a click on the
 Implantation map and adding the clicked point as a proposed site.
 
-Prints one line per interaction (``<name> <seconds>``) and a last line
-``RESULT max_s=<slowest> median_s=<median> n=<count>``. Not part of pytest.
+Each interaction is either ``new`` (it asks for something this session never computed: a
+slider moved to a value never seen, another map, a clicked point, a proposed site, a page
+showing a study changed elsewhere) or ``cached`` (back to a value already computed, or a
+page whose study is unchanged). A person meets both; the app must answer both fast.
+
+Prints one line per interaction (``<name> <seconds> [new|cached]``) and a last line
+``RESULT max_s=<slowest> median_s=<median> n=<count> slowest=<name> new_max_s=...
+new_median_s=... n_new=... slowest_new=... cached_max_s=... cached_median_s=... n_cached=...
+n_over_0_5=...`` (``n_over_0_5``: interactions slower than 0.5 s). ``--app-dir`` runs the
+app of another checkout (e.g. main's, to measure old and new back to back on the same
+load). Not part of pytest.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -61,12 +71,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server(port: int) -> subprocess.Popen[bytes]:
+def _start_server(port: int, app_dir: Path = REPO) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(app_dir)}  # that checkout's packages, not main's
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -182,7 +193,13 @@ class Driver:
         return act
 
 
-def run(territory: str, port: int, only: str | None) -> list[tuple[str, float]]:
+#: What an interaction asks of the app: a value never computed in this session, or one
+#: already computed (see the module docstring).
+NEW, CACHED = "new", "cached"
+Result = tuple[str, float, str]
+
+
+def run(territory: str, port: int, only: str | None) -> list[Result]:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import Route, sync_playwright
 
@@ -193,7 +210,7 @@ def run(territory: str, port: int, only: str | None) -> list[tuple[str, float]]:
             r.abort("internetdisconnected")
 
     url = f"http://127.0.0.1:{port}"
-    results: list[tuple[str, float]] = []
+    results: list[Result] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=CHROMIUM_ARGS)
@@ -210,16 +227,19 @@ def run(territory: str, port: int, only: str | None) -> list[tuple[str, float]]:
             page.wait_for_selector("[data-testid='stMetric']")
             page.set_default_timeout(20_000)  # to find a widget; script runs wait longer
 
-            def timed(name: str, action: Callable[[], None], *, warm: bool = False) -> None:
+            def timed(name: str, action: Callable[[], None], kind: str = CACHED, *,
+                      warm: bool = False) -> None:
                 try:
                     run_s, seconds = d.idle_after(action)
                 except (PlaywrightError, TimeoutError) as exc:  # e.g. a widget absent here
                     print(f"{name} skipped: {str(exc).splitlines()[0]}", flush=True)
                     return
-                label = f"first:{name}" if warm else name
-                print(f"{label} {seconds:.3f} (script run over at {run_s:.3f})", flush=True)
+                label = f"first:{name}" if warm else f"{name} {seconds:.3f} [{kind}]"
+                if warm:
+                    label += f" {seconds:.3f}"
+                print(f"{label} (script run over at {run_s:.3f})", flush=True)
                 if not warm and (only is None or only in name):
-                    results.append((name, seconds))
+                    results.append((name, seconds, kind))
 
             timed("territoire", d.search(territory), warm=True)
             pages = ["Besoins et lacunes", "Implantation", "Partenaires", "Rapport et exports",
@@ -229,33 +249,42 @@ def run(territory: str, port: int, only: str | None) -> list[tuple[str, float]]:
             for title in pages:
                 timed(f"page:{title}", d.nav(title))
 
-            # Territoire: the « à portée » distance slider, twice (a new value, then back).
-            timed("slider:distance+", d.slider_key("Distance jugée", "ArrowRight"))
+            # Territoire: the « à portée » distance slider: two new values, then back.
+            timed("slider:distance+", d.slider_key("Distance jugée", "ArrowRight"), NEW)
+            timed("slider:distance++", d.slider_key("Distance jugée", "ArrowRight"), NEW)
             timed("slider:distance-", d.slider_key("Distance jugée", "ArrowLeft"))
 
-            # Territory change: an EPCI of the département, then the whole département.
+            # Territory change: an EPCI of the département (the one the app opened on), then
+            # the whole département: both computed before.
             sidebar = page.locator("[data-testid='stSidebar']")
             timed("territory:epci", d.select("Intercommunalité", "Pontchâteau", scope=sidebar))
             timed("territory:departement", d.select("Intercommunalité", "tout le département",
                                                     scope=sidebar))
 
             timed("page:Besoins et lacunes", d.nav("Besoins et lacunes"))
-            timed("slider:T+", d.slider_key("Temps de trajet maximal", "ArrowRight"))
+            timed("slider:T+", d.slider_key("Temps de trajet maximal", "ArrowRight"), NEW)
+            timed("slider:T++", d.slider_key("Temps de trajet maximal", "ArrowRight"), NEW)
             timed("slider:T-", d.slider_key("Temps de trajet maximal", "ArrowLeft"))
+            timed("slider:T--", d.slider_key("Temps de trajet maximal", "ArrowLeft"))
             radios = d.main().locator("[data-testid='stRadio'] label")
             timed("radio:access-map", lambda: radios.filter(
-                has_text="Temps jusqu'au service le plus proche").first.click())
+                has_text="Temps jusqu'au service le plus proche").first.click(), NEW)
             timed("radio:priority-map", lambda: radios.filter(
                 has_text="Score de priorité").first.click())
 
             timed("page:Implantation", d.nav("Implantation"))
             page.frame_locator("iframe[title*='streamlit_folium']").first \
                 .locator(".leaflet-container").first.wait_for()
-            timed("slider:uptake", d.slider_key("Participation des familles", "ArrowRight"))
-            timed("map:click", d.map_click(0.45, 0.55))
-            timed("site:add", d.button("Ajouter ce point comme site proposé"))
-            timed("map:click2", d.map_click(0.6, 0.4))
-            timed("page:Partenaires", d.nav("Partenaires"))
+            timed("slider:uptake", d.slider_key("Participation des familles", "ArrowRight"),
+                  NEW)
+            timed("slider:uptake+", d.slider_key("Participation des familles", "ArrowRight"),
+                  NEW)
+            timed("slider:uptake-", d.slider_key("Participation des familles", "ArrowLeft"))
+            timed("map:click", d.map_click(0.45, 0.55), NEW)
+            timed("site:add", d.button("Ajouter ce point comme site proposé"), NEW)
+            timed("map:click2", d.map_click(0.6, 0.4), NEW)
+            # the study changed on Implantation (participation, a proposed site): new here
+            timed("page:Partenaires", d.nav("Partenaires"), NEW)
             timed("page:Territoire", d.nav("Territoire"))
         finally:
             browser.close()
@@ -267,9 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--territory", default="44", help="code searched in the sidebar")
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--only", default=None, help="count only interactions with this text")
+    parser.add_argument("--app-dir", type=Path, default=REPO,
+                        help="checkout whose app.py is run (default: this one)")
     args = parser.parse_args(argv)
     port = args.port or _free_port()
-    proc = _start_server(port)
+    proc = _start_server(port, args.app_dir.resolve())
     try:
         results = run(args.territory, port, args.only)
     finally:
@@ -278,11 +309,28 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    times = [s for _, s in results]
-    slowest = max(results, key=lambda r: r[1])
-    print(f"RESULT max_s={max(times):.3f} median_s={statistics.median(times):.3f} "
-          f"n={len(times)} slowest={slowest[0]}")
+    print("RESULT " + summary(results))
     return 0
+
+
+def _stats(results: list[Result], prefix: str) -> str:
+    if not results:
+        return f"{prefix}max_s=nan {prefix}median_s=nan n_{prefix.rstrip('_')}=0"
+    times = [s for _, s, _ in results]
+    return (f"{prefix}max_s={max(times):.3f} {prefix}median_s={statistics.median(times):.3f}"
+            f" n_{prefix.rstrip('_')}={len(times)} "
+            f"slowest_{prefix.rstrip('_')}={max(results, key=lambda r: r[1])[0]}")
+
+
+def summary(results: list[Result], *, limit_s: float = 0.5) -> str:
+    """The RESULT fields: all interactions, then new values and cached ones apart."""
+    times = [s for _, s, _ in results]
+    slowest = max(results, key=lambda r: r[1])
+    return (f"max_s={max(times):.3f} median_s={statistics.median(times):.3f} "
+            f"n={len(times)} slowest={slowest[0]} "
+            + _stats([r for r in results if r[2] == NEW], "new_") + " "
+            + _stats([r for r in results if r[2] == CACHED], "cached_")
+            + f" n_over_0_5={sum(s > limit_s for s in times)}")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,40 @@
-"""Benchmark: road accessibility of many départements on Dask, 1 worker vs 2 workers.
+"""Benchmark: road travel times of many départements, serially vs on Dask (2 workers).
 
-Run ``python bench/distributed.py`` (8 départements) or ``--quick`` (4 départements).
+Run ``python bench/distributed.py`` (8 départements, about 3 minutes on 2 free cores) or
+``--quick`` (4 smaller départements). What a user runs: ``python -m diagnosis access
+--territory "région 52" --mode drive --distributed [--workers 2]``; without
+``--distributed`` the same travel times come from one process.
 
-Input (synthetic): départements of 40 km × 40 km side by side on a 4 × 2 layout, one
-grid road network over all of them (a node every 250 m, 18 s per edge, i.e. 50 km/h,
-two-way). Each task loads its département's part of the grid plus a border buffer on
-the worker (``road_graph_from_arrays``, as a real loader would read a buffered OSM
-graph), with 300 communes per département and 60 facilities of each of three types
-(crèches with capacities, PMI, RPE). Routing cutoff 20 minutes, E2SFCA at 20 minutes.
+Input (synthetic, seeded): 8 départements side by side, squares of 33 to 108 km (1,100 to
+11,700 km²), each with its own road-like graph (``bench/_roads.py``: a node about every
+200 m, local streets at 30-50 km/h, arterials at 80 km/h, one-way streets, gaps) over the
+département widened by the 15 km border buffer: 100,000 to 480,000 nodes per
+département, 2.3 million in all. The graphs are written once to a temporary folder as
+the ``.npz`` files of the OSM cache (``data_sources.osm.save_road_graph``), not timed;
+every task then reads its own département's graph from disk
+(``data_sources.osm.read_road_graph``): no graph is ever sent to a worker. Communes (one
+per 16 km², each with its mairie) and the facilities of nine other types at about their
+national densities (crèches one per 32 km², sages-femmes one per 70 km², MAM one per
+120 km², ..., maternités one per 1,200 km²) are spread over each département; routing
+cutoff 30 minutes.
 
-The same run goes through :func:`diagnosis.distributed.compute_access_by_departement`
-on a ``LocalCluster`` of 1 worker, then of 2 worker processes (one thread each); the
-cluster start and the workers' imports are timed apart. The two tables are checked to be identical.
+Both sides do the same tasks and give the same sparse travel-time pairs:
 
-Each cluster size runs ``--repeat`` times (default 2) and keeps its best time: the
-machine is shared, so the one-minute load average is printed with the result; on a
-2-core machine with other work running, the speedup is bounded by the free cores.
+* serial: one process reads each département's graph in turn and routes its communes to
+  the facilities within the border buffer (:func:`diagnosis.travel.compute_travel_times`),
+  then assembles one sparse matrix per type;
+* Dask: :func:`diagnosis.distributed.compute_travel_times_by_departement` on a
+  ``LocalCluster`` of 2 worker processes (one thread each). ``start_s`` is the cluster
+  start plus the workers' imports; ``dask_s`` is the whole (start, tasks, shutdown);
+  ``tasks_s`` the tasks alone.
 
-Prints ``RESULT workers1_s=… workers2_s=… speedup=… departements=… start_s=… load1=…``.
+``ratio = serial_s / dask_s`` (the whole, start included); ``equal=True`` when every
+pair, every time to the nearest facility and every snap flag are identical. The
+one-minute load average is printed: on a shared 2-core machine the speed-up is bounded by
+the free cores.
+
+Prints ``RESULT serial_s=… dask_s=… start_s=… tasks_s=… ratio=… ratio_tasks=… equal=…
+departements=… nodes=… load1=…``.
 """
 
 from __future__ import annotations
@@ -27,72 +44,85 @@ import functools
 import importlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 # This script is named like the ``distributed`` package: drop its folder from the path so
 # that ``import distributed`` finds dask's, here and in the spawned workers.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 sys.path.insert(0, str(REPO))
 
-from diagnosis.distributed import compute_access_by_departement, dask_client  # noqa: E402
-from diagnosis.travel import road_graph_from_arrays  # noqa: E402
+from data_sources.osm import read_road_graph, save_road_graph  # noqa: E402
+from diagnosis.distributed import compute_travel_times_by_departement, dask_client  # noqa: E402
+from diagnosis.travel import compute_travel_times, pairs_to_csr, road_graph_from_arrays  # noqa: E402
 
-SIDE_M = 40_000.0
-STEP_M = 250.0
-EDGE_S = 18.0
-CUTOFF_MIN = 20.0
-BUFFER_M = CUTOFF_MIN * 60.0 / EDGE_S * STEP_M + STEP_M  # farthest a 20-min trip goes
-X0, Y0 = 200_000.0, 6_500_000.0
+sys.path.insert(0, str(BENCH))
+from _roads import road_like_arrays  # noqa: E402
 
+sys.path.remove(str(BENCH))
 
-def layout(n_departements: int) -> dict[str, tuple[float, float]]:
-    """Département code -> lower-left corner (metres)."""
-    cols = max(1, n_departements // 2)
-    return {f"{10 + i:02d}": (X0 + (i % cols) * SIDE_M, Y0 + (i // cols) * SIDE_M)
-            for i in range(n_departements)}
-
-
-def grid_loader(departement: str, *, corners: dict[str, tuple[float, float]],
-                buffer_m: float):
-    """The grid over the département's square plus ``buffer_m``, clipped to the layout."""
-    x0, y0 = corners[departement]
-    xs_all = [c[0] for c in corners.values()]
-    ys_all = [c[1] for c in corners.values()]
-    lo_x, hi_x = max(min(xs_all), x0 - buffer_m), min(max(xs_all) + SIDE_M, x0 + SIDE_M + buffer_m)
-    lo_y, hi_y = max(min(ys_all), y0 - buffer_m), min(max(ys_all) + SIDE_M, y0 + SIDE_M + buffer_m)
-    gx = np.arange(np.ceil((lo_x - X0) / STEP_M), np.floor((hi_x - X0) / STEP_M) + 1)
-    gy = np.arange(np.ceil((lo_y - Y0) / STEP_M), np.floor((hi_y - Y0) / STEP_M) + 1)
-    nx, ny = gx.size, gy.size
-    node = np.arange(nx * ny).reshape(nx, ny)
-    tails = [node[:-1, :].ravel(), node[1:, :].ravel(), node[:, :-1].ravel(),
-             node[:, 1:].ravel()]
-    heads = [node[1:, :].ravel(), node[:-1, :].ravel(), node[:, 1:].ravel(),
-             node[:, :-1].ravel()]
-    t, h = np.concatenate(tails), np.concatenate(heads)
-    ix, iy = np.meshgrid(gx, gy, indexing="ij")
-    return road_graph_from_arrays(t, h, np.full(t.size, EDGE_S), X0 + ix.ravel() * STEP_M,
-                                  Y0 + iy.ravel() * STEP_M, mode="drive")
+SPACING_M = 200.0
+BUFFER_M = 15_000.0
+CUTOFF_MIN = 30.0
+X0, Y0 = 200_000.0, 6_400_000.0
+#: Département square sides (km): Territoire-de-Belfort-like to Gironde-like.
+CORE_KM = (108, 42, 93, 64, 101, 33, 80, 72)
+QUICK_CORE_KM = (40, 25, 35, 30)
+#: One commune, or one facility of a type, per so many km² (about the national counts
+#: over metropolitan France: 34,900 communes, 17,000 crèches, 4,500 MAM, ...); the
+#: mairies are the communes' own points.
+KM2_PER = {"commune": 16.0, "eaje": 32.0, "mam": 120.0, "pmi": 150.0, "rpe": 175.0,
+           "laep": 340.0, "centre_social": 240.0, "sage_femme": 70.0, "maternite": 1200.0}
 
 
-def make_inputs(corners: dict[str, tuple[float, float]], *, seed: int = 15):
+def layout(core_km: tuple[int, ...]) -> dict[str, tuple[float, float, float]]:
+    """Département code -> (x, y of its lower-left corner, side), in metres, in a row."""
+    out, x = {}, X0
+    for i, side_km in enumerate(core_km):
+        out[f"{10 + i:02d}"] = (x, Y0, side_km * 1000.0)
+        x += side_km * 1000.0
+    return out
+
+
+def write_graphs(deps: dict[str, tuple[float, float, float]], folder: Path) -> int:
+    """Each département's graph (square + buffer) as an OSM-cache ``.npz``; total nodes."""
+    total = 0
+    for i, (dep, (x0, y0, side)) in enumerate(deps.items()):
+        n_side = int(round((side + 2 * BUFFER_M) / SPACING_M)) + 1
+        a = road_like_arrays(n_side, seed=100 + i, spacing_m=SPACING_M,
+                             x0_m=x0 - BUFFER_M, y0_m=y0 - BUFFER_M)
+        g = road_graph_from_arrays(a.tail, a.head, a.travel_time_s, a.x, a.y, mode="drive")
+        save_road_graph(g, folder / f"drive-{dep}.npz")
+        total += g.n_nodes
+    return total
+
+
+def load_departement_graph(departement: str, *, folder: str):
+    """The loader a task calls on its worker: its département's graph, read from disk."""
+    return read_road_graph(Path(folder) / f"drive-{departement}.npz")
+
+
+def make_inputs(deps: dict[str, tuple[float, float, float]], *, seed: int = 15):
     import geopandas as gpd
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     rows, facs = [], []
-    for dep, (x0, y0) in corners.items():
-        for i in range(300):
-            rows.append((f"{dep}{i + 1:03d}", x0 + rng.uniform(0, SIDE_M),
-                         y0 + rng.uniform(0, SIDE_M), float(rng.integers(0, 80))))
-        for ftype in ("eaje", "pmi", "rpe"):
-            for _ in range(60):
-                cap = float(rng.integers(10, 60)) if ftype == "eaje" else np.nan
-                facs.append((ftype, cap, x0 + rng.uniform(0, SIDE_M),
-                             y0 + rng.uniform(0, SIDE_M)))
+    for dep, (x0, y0, side) in deps.items():
+        km2 = (side / 1000.0) ** 2
+        for i in range(int(km2 / KM2_PER["commune"])):
+            x, y = x0 + rng.uniform(0, side), y0 + rng.uniform(0, side)
+            rows.append((f"{dep}{i + 1:03d}", x, y, float(rng.integers(0, 80))))
+            facs.append(("mairie", np.nan, x, y))
+        for ftype, per in KM2_PER.items():
+            for _ in range(int(km2 / per) if ftype != "commune" else 0):
+                cap = float(rng.integers(10, 60)) if ftype in ("eaje", "mam") else np.nan
+                facs.append((ftype, cap, x0 + rng.uniform(0, side), y0 + rng.uniform(0, side)))
     c = pd.DataFrame(rows, columns=["code_insee", "x", "y", "births_2024"])
     communes = gpd.GeoDataFrame(c[["code_insee", "births_2024"]],
                                 geometry=gpd.points_from_xy(c["x"], c["y"]), crs="EPSG:2154")
@@ -102,49 +132,125 @@ def make_inputs(corners: dict[str, tuple[float, float]], *, seed: int = 15):
     return communes, facilities
 
 
-def run(n_workers: int, communes, facilities, loader, n_deps: int, repeat: int):
+def run_serial(communes, facilities, loader) -> dict[str, dict[str, np.ndarray]]:
+    """What one would write without Dask: a loop over départements in this process.
+
+    Each département's communes are routed, on its own graph, to the facilities within
+    the border buffer of one of its communes; the pairs are assembled into one sparse
+    matrix per type, rows in table order.
+    """
+    from scipy.spatial import cKDTree
+
+    origins = np.column_stack([communes.geometry.x, communes.geometry.y])
+    deps = communes["code_insee"].str[:2].to_numpy()
+    types = sorted(facilities["type"].unique())
+    fac_xy = {t: np.column_stack([facilities.geometry.x[facilities["type"] == t],
+                                  facilities.geometry.y[facilities["type"] == t]])
+              for t in types}
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {t: [] for t in types}
+    nearest = {t: np.full(len(communes), np.inf) for t in types}
+    flagged = np.zeros(len(communes), bool)
+    for dep in sorted(set(deps.tolist())):
+        rows = np.flatnonzero(deps == dep)
+        graph = loader(dep)
+        tree = cKDTree(origins[rows])
+        for t in types:
+            dist, _ = tree.query(fac_xy[t], k=1, distance_upper_bound=BUFFER_M)
+            cols = np.flatnonzero(np.isfinite(dist))
+            tt = compute_travel_times(graph, origins[rows], fac_xy[t][cols],
+                                      max_minutes=CUTOFF_MIN)
+            coo = tt.within.tocoo()
+            parts[t].append((rows[coo.row], cols[coo.col], coo.data))
+            nearest[t][rows] = tt.nearest_minutes
+            flagged[rows] = tt.origin_flagged
+    out = {}
+    for t in types:
+        r, c, m = (np.concatenate(x) for x in zip(*parts[t], strict=True))
+        out[t] = {"within": pairs_to_csr(r, c, m, (len(communes), fac_xy[t].shape[0])),
+                  "nearest": nearest[t], "flagged": flagged}
+    return out
+
+
+def run_dask(communes, facilities, loader, n_workers: int):
+    """The same tasks on a new LocalCluster.
+
+    Returns the result, the whole, start and tasks wall seconds, and each worker's CPU
+    seconds during the tasks (largest first).
+    """
     t0 = time.perf_counter()
     with dask_client(n_workers=n_workers, processes=True) as client:
-        # Warm the workers (imports of numpy, scipy, geopandas, diagnosis) before timing.
+        # The workers' imports (numpy, scipy, geopandas, diagnosis, the loader's module)
+        # are part of the start: every new cluster pays them.
         client.run(importlib.import_module, "diagnosis.distributed")
+        client.run(importlib.import_module, "data_sources.osm")
         start_s = time.perf_counter() - t0
-        best = np.inf
-        for _ in range(repeat):
-            done: list[str] = []
-            t1 = time.perf_counter()
-            res = compute_access_by_departement(
-                communes, facilities, loader, max_minutes=CUTOFF_MIN,
-                border_buffer_m=BUFFER_M, client=client,
-                progress=lambda dep, i, n, done=done: done.append(dep))
-            best = min(best, time.perf_counter() - t1)
-            assert len(done) == n_deps
-    return res, best, start_s
+        cpu0 = client.run(time.process_time)
+        t1 = time.perf_counter()
+        res = compute_travel_times_by_departement(
+            communes, facilities, loader, max_minutes=CUTOFF_MIN, border_buffer_m=BUFFER_M,
+            client=client)
+        tasks_s = time.perf_counter() - t1
+        cpu1 = client.run(time.process_time)
+    cpu = sorted((cpu1[w] - cpu0[w] for w in cpu0), reverse=True)
+    return res, time.perf_counter() - t0, start_s, tasks_s, cpu
+
+
+def same(serial: dict[str, dict[str, np.ndarray]], dask: dict) -> bool:
+    """Identical pairs (sparsity and values), nearest times and snap flags for every type."""
+    if set(serial) != set(dask):
+        return False
+    for t, s in serial.items():
+        d = dask[t]
+        a, b = s["within"].tocsr(), d.within.tocsr()
+        a.sort_indices()
+        b.sort_indices()
+        if not (np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+                and np.array_equal(a.data, b.data)):
+            return False
+        if not (np.array_equal(s["nearest"], d.nearest_minutes)
+                and np.array_equal(s["flagged"], d.origin_flagged)):
+            return False
+    return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 départements instead of 8")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="runs per cluster size; the best is kept (the machine is shared)")
+    parser.add_argument("--quick", action="store_true",
+                        help="4 small départements (about 40,000-100,000 nodes each)")
+    parser.add_argument("--workers", type=int, default=2, help="Dask workers (default 2)")
     args = parser.parse_args()
-    n_deps = 4 if args.quick else 8
-    corners = layout(n_deps)
-    communes, facilities = make_inputs(corners)
-    loader = functools.partial(grid_loader, corners=corners, buffer_m=BUFFER_M)
-    g = loader(next(iter(corners)))
-    print(f"{n_deps} départements, {len(communes)} communes, {len(facilities)} facilities; "
-          f"a task's graph: {g.n_nodes:,} nodes, {g.n_edges:,} edges")
-    res1, s1, start1 = run(1, communes, facilities, loader, n_deps, args.repeat)
-    print(f"1 worker : {s1:.2f} s (cluster start {start1:.2f} s)")
-    res2, s2, start2 = run(2, communes, facilities, loader, n_deps, args.repeat)
-    print(f"2 workers: {s2:.2f} s (cluster start {start2:.2f} s)")
-    import pandas as pd
-
-    pd.testing.assert_frame_equal(res1.table, res2.table)
-    print("tables identical with 1 and 2 workers")
-    print(f"RESULT workers1_s={s1:.2f} workers2_s={s2:.2f} speedup={s1 / s2:.2f} "
-          f"departements={n_deps} start_s={max(start1, start2):.2f} "
-          f"load1={os.getloadavg()[0]:.2f}")
+    deps = layout(QUICK_CORE_KM if args.quick else CORE_KM)
+    communes, facilities = make_inputs(deps)
+    with tempfile.TemporaryDirectory(prefix="maillage-bench-graphs-") as folder:
+        t0 = time.perf_counter()
+        n_nodes = write_graphs(deps, Path(folder))
+        loader = functools.partial(load_departement_graph, folder=folder)
+        counts = facilities["type"].value_counts().to_dict()
+        print(f"{len(deps)} départements, {len(communes):,} communes, facilities {counts}; "
+              f"graphs {n_nodes:,} nodes in all, written in {time.perf_counter() - t0:.1f} s "
+              "(not timed)", flush=True)
+        c0, t0 = time.process_time(), time.perf_counter()
+        serial = run_serial(communes, facilities, loader)
+        serial_s, serial_cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"serial   : {serial_s:.2f} s ({serial_cpu:.2f} s CPU; load1 "
+              f"{os.getloadavg()[0]:.2f})", flush=True)
+        dask, dask_s, start_s, tasks_s, cpu = run_dask(communes, facilities, loader,
+                                                       args.workers)
+        print(f"Dask {args.workers} workers: {dask_s:.2f} s in all = cluster start "
+              f"{start_s:.2f} s + tasks {tasks_s:.2f} s + shutdown "
+              f"{dask_s - start_s - tasks_s:.2f} s; workers' CPU during the tasks "
+              f"{' + '.join(f'{c:.2f}' for c in cpu)} s (load1 {os.getloadavg()[0]:.2f})",
+              flush=True)
+    equal = same(serial, dask)
+    pairs = sum(s["within"].nnz for s in serial.values())
+    print(f"{pairs:,} pairs within {CUTOFF_MIN:g} min; results identical: {equal}")
+    print(f"RESULT serial_s={serial_s:.2f} dask_s={dask_s:.2f} start_s={start_s:.2f} "
+          f"tasks_s={tasks_s:.2f} ratio={serial_s / dask_s:.2f} "
+          f"ratio_tasks={serial_s / tasks_s:.2f} equal={equal} departements={len(deps)} "
+          f"workers={args.workers} nodes={n_nodes} serial_cpu_s={serial_cpu:.2f} "
+          f"worker_cpu_max_s={cpu[0]:.2f} load1={os.getloadavg()[0]:.2f}")
+    if not equal:
+        raise SystemExit("the serial and Dask results differ")
 
 
 if __name__ == "__main__":

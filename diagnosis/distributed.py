@@ -392,10 +392,17 @@ def _run_tasks(
                 processes=processes))
         run = uuid.uuid4().hex[:8]
         futures: dict[Any, str] = {}
-        for dep, rows, xy, dests in tasks:
+        # Largest départements first (submitted first, and Dask runs higher priorities
+        # first): the small ones then fill the gaps, and no worker is left alone with a
+        # big one at the end. A task runs one Dijkstra per point of the smaller side of
+        # each type.
+        work = [sum(min(rows.size, cols.size) for cols, _ in dests.values())
+                for _, rows, _, dests in tasks]
+        for i in sorted(range(len(tasks)), key=lambda i: -work[i]):
+            dep, rows, xy, dests = tasks[i]
             fut = client.submit(_departement_task, dep, graph_loader, rows, xy, dests,
                                 cutoff, max_snap_m, key=f"maillage-departement-{dep}-{run}",
-                                pure=False)
+                                pure=False, priority=work[i])
             futures[fut] = dep
         out = []
         for i, fut in enumerate(distributed.as_completed(list(futures)), start=1):

@@ -162,14 +162,16 @@ def _children(communes: pd.DataFrame) -> tuple[float | None, pd.Series]:
     return float(value.sum()), basis
 
 
-def _level_places(facilities: pd.DataFrame, codes: set[str], typ: str
+def _level_places(capacity: np.ndarray, selected: np.ndarray
                   ) -> tuple[int, int, float | None]:
-    """Structures, structures with a capacity and known places of ``typ`` in ``codes``."""
-    sel = facilities.loc[facilities["type"].astype(str).eq(typ)
-                         & facilities["code_insee"].astype(str).isin(codes)]
-    cap = pd.to_numeric(sel["capacity"], errors="coerce")
-    places = float(cap.sum()) if cap.notna().any() else None
-    return len(sel), int(cap.notna().sum()), places
+    """Structures, structures with a capacity and known places among ``selected`` rows.
+
+    ``capacity``: every facility's capacity as floats (NaN unknown); ``selected``: a mask.
+    """
+    cap = capacity[selected]
+    known = ~np.isnan(cap)
+    places = float(cap[known].sum()) if known.any() else None
+    return int(selected.sum()), int(known.sum()), places
 
 
 def _caf_rates(territory: Territory, caf: Any) -> tuple[dict[str, LevelRate], int | None]:
@@ -261,10 +263,18 @@ def compute_offer_levels(
     labels = {"territoire": "Territoire", "departement": dep_label, "france": "France"}
     rows: list[dict[str, Any]] = []
     dep_codes = {str(c) for c in dep_rows["code_insee"]} if len(dep_rows) else set()
+    # each facility's type, commune and capacity read once (not once per type and level)
+    fac_types = facilities["type"].astype(str).to_numpy(dtype=object)
+    fac_codes = facilities["code_insee"].astype(str)
+    in_territory = fac_codes.isin(set(territory.communes)).to_numpy(dtype=bool)
+    in_dep = fac_codes.isin(dep_codes).to_numpy(dtype=bool)
+    capacity = pd.to_numeric(facilities["capacity"], errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan)
     for t in types:
         status = str(coverage.get(t, {}).get("status", "unknown"))
         complete = status == "complete"
-        n, n_cap, places = _level_places(facilities, set(territory.communes), t)
+        of_type = fac_types == t
+        n, n_cap, places = _level_places(capacity, of_type & in_territory)
         row: dict[str, Any] = {"type": t, "facilities": n, "with_capacity": n_cap,
                                "places_known": np.nan if places is None else places,
                                "status": status}
@@ -277,7 +287,7 @@ def compute_offer_levels(
             rates["france"] = rates["territoire"]
         else:
             if dep_codes:
-                dn, dcap, dplaces = _level_places(facilities, dep_codes, t)
+                dn, dcap, dplaces = _level_places(capacity, of_type & in_dep)
                 rates["departement"] = places_rate(dplaces, children_d,
                                                    complete_offer=complete,
                                                    all_capacities=dcap == dn,

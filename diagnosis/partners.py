@@ -358,21 +358,25 @@ def with_directory_contacts(institutions: pd.DataFrame,
     """
     if not len(institutions) or not {"type", "name"} <= set(facilities.columns):
         return institutions
+    if "role" not in institutions.columns:
+        return institutions
     halls = facilities.loc[facilities["type"].eq("mairie")]
     halls = halls.loc[~halls["name"].duplicated(keep=False)].set_index("name")
     out = institutions.copy()
-    for i, r in out.iterrows():
-        name = str(r["organisation"])
-        if r.get("role") != "Commune" or name not in halls.index:
+    communes = out["role"].eq("Commune").fillna(False).to_numpy(dtype=bool)
+    names = out["organisation"].astype(str)
+    found = np.zeros(len(out), dtype=bool)
+    for col in ("phone", "email", "website"):
+        if col not in halls.columns:
             continue
-        found = False
-        for col in ("phone", "email", "website"):
-            value = halls.at[name, col] if col in halls.columns else ""
-            if isinstance(value, str) and value.strip():
-                out.at[i, col] = value.strip()
-                found = True
-        if found:
-            out.at[i, "contact_status"] = FROM_DIRECTORY
+        values = [v.strip() if isinstance(v, str) else ""
+                  for v in names.map(halls[col].to_dict()).tolist()]
+        given = communes & np.array([bool(v) for v in values], dtype=bool)
+        if given.any():
+            out.loc[given, col] = [v for v, g in zip(values, given, strict=True) if g]
+            found |= given
+    if found.any():
+        out.loc[found, "contact_status"] = FROM_DIRECTORY
     return out
 
 

@@ -755,7 +755,9 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
                   overview: Overview | None = None,
                   access_step: StepResult[AccessResult] | None = None,
                   siting_step: StepResult[SitingScenarios] | None = None,
-                  compare: Mapping[str, Travel] | None = None) -> Diagnosis:
+                  compare: Mapping[str, Travel] | None = None,
+                  context: TerritoryContext | None = None,
+                  offer_levels: OfferLevels | None = None) -> Diagnosis:
     """Compute the diagnosis of a territory: overview, access, siting, partners, cohorts.
 
     A part that cannot be computed (no facility of any type, no candidate host, no
@@ -779,6 +781,10 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
         The access and siting steps already computed with the same inputs and
         parameters (:func:`access_part`, :func:`siting_part`: the app's cache), so the
         diagnosis holds the very results the pages showed.
+    context, offer_levels
+        :func:`diagnose_context` and :func:`diagnose_offer_levels` of the same inputs and
+        overview, already computed (they read no option of ``params``: the app computes
+        them once per territory).
     compare
         Mode label -> travel engine (car first): the studied and recommended sites are
         also timed in each mode (:attr:`Diagnosis.modes`, « qui perd l'accès sans
@@ -797,8 +803,10 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
     step("besoins et offre")
     ov = overview if overview is not None else diagnose_overview(inputs, params)
     demand = diagnose_demand(inputs, ov)
-    context = diagnose_context(inputs)
-    offer_levels = diagnose_offer_levels(inputs, ov, context)
+    if context is None:
+        context = diagnose_context(inputs)
+    if offer_levels is None:
+        offer_levels = diagnose_offer_levels(inputs, ov, context)
     access = siting = None
     if "access" in parts:
         step("temps d'accès et manques")

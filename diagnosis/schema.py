@@ -312,7 +312,7 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFra
     _bad(~out["type"].isin(FACILITY_TYPES), "type", sorted(FACILITY_TYPES))
     eaje = out["type"].eq("eaje") & out["subtype"].ne("")
     _bad(eaje & ~out["subtype"].isin(EAJE_SUBTYPES), "subtype", sorted(EAJE_SUBTYPES))
-    _bad(~out["code_insee"].str.match(_INSEE_RE), "code_insee",
+    _bad(~_matches(out["code_insee"], _INSEE_RE), "code_insee",
          "a 5-character INSEE code as text, e.g. '44129' or '2A004'")
     _bad(~out["position_precision"].isin(PRECISIONS), "position_precision", list(PRECISIONS))
     _bad(out["facility_id"].eq(""), "facility_id", "a non-empty id")
@@ -329,6 +329,19 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFra
     return out.reset_index(drop=True)
 
 
+def _matches(texts: pd.Series, pattern: str) -> pd.Series:
+    r"""``texts.str.match(pattern)`` tested once per distinct text (codes repeat a lot).
+
+    Examples
+    --------
+    >>> _matches(pd.Series(["44129", "4412", "44129"], dtype=object), r"^\d{5}$").tolist()
+    [True, False, True]
+    """
+    codes, distinct = pd.factorize(texts.to_numpy(dtype=object))
+    found = pd.Series(distinct, dtype=object).str.match(pattern).to_numpy(dtype=bool)
+    return pd.Series(found[codes], index=texts.index)
+
+
 def _texts(values: pd.Series) -> pd.Series:
     """:func:`_as_text` of every cell (object dtype); a column of text only is stripped.
 
@@ -336,10 +349,27 @@ def _texts(values: pd.Series) -> pd.Series:
     --------
     >>> _texts(pd.Series([" a ", "b"])).tolist(), _texts(pd.Series([44.0, None, "c"])).tolist()
     (['a', 'b'], ['44', '', 'c'])
+    >>> _texts(pd.Series([" a", None, np.nan, pd.NA, "b "], dtype=object)).tolist()
+    ['a', '', '', '', 'b']
     """
-    if pd.api.types.infer_dtype(values, skipna=False) == "string" and not values.isna().any():
+    if values.dtype == object:
+        cells = values.to_numpy()
+        text_only = pd.api.types.infer_dtype(cells, skipna=False) == "string"  # no None/NaN
+    else:  # an arrow text column says "string" by its dtype: its missing cells are counted
         cells = values.to_numpy(dtype=object)  # iterating an arrow column is slow
-        return pd.Series([v.strip() for v in cells], index=values.index, dtype=object)
+        text_only = (pd.api.types.infer_dtype(values, skipna=False) == "string"
+                     and not values.isna().any())
+    if text_only:
+        stripped = np.empty(len(cells), dtype=object)
+        stripped[:] = [v.strip() for v in cells]
+        return pd.Series(stripped, index=values.index, dtype=object, copy=False)
+    if values.dtype == object and pd.api.types.infer_dtype(cells, skipna=True) == "string":
+        # text with missing cells (an optional column absent from one of the merged
+        # tables): the missing cells become "", the others are stripped
+        present = np.flatnonzero(~pd.isna(cells))
+        filled = np.full(len(cells), "", dtype=object)
+        filled[present] = [v.strip() for v in cells[present]]
+        return pd.Series(filled, index=values.index, dtype=object, copy=False)
     return values.map(_as_text).astype(object)
 
 

@@ -546,6 +546,77 @@ def test_maps_are_built_once_per_inputs(app, monkeypatch):
     assert len(calls) == first + 1
 
 
+def test_partners_kept_when_only_peer_group_assumptions_change(app, monkeypatch):
+    """The participation rate changes the peer groups only: the partners' map is not
+    rebuilt for it; a new travel time T rebuilds it."""
+    from diagnosis import maps
+
+    calls: list[int] = []
+    original = maps.build_partner_network_map
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("diagnosis.maps.build_partner_network_map", counting)
+    app.switch_page("app_pages/partenaires.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    first = len(calls)
+    app.switch_page("app_pages/implantation.py").run(timeout=TIMEOUT)
+    uptake = app.slider(key="implantation_uptake")
+    uptake.set_value(int(uptake.value) + 7).run(timeout=TIMEOUT)
+    _no_exception(app)
+    app.switch_page("app_pages/partenaires.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert len(calls) == first
+    minutes = app.slider(key="partenaires_minutes")
+    minutes.set_value(int(minutes.value) + 3).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert len(calls) == first + 1
+
+
+def _without_ids(args: dict) -> dict:
+    """A map's component arguments with folium's random element ids made equal."""
+    import re
+
+    return {k: re.sub(r"_[0-9a-f]{32}", "_ID", v) if isinstance(v, str) else v
+            for k, v in args.items() if k != "on_change"}
+
+
+@pytest.mark.parametrize("kind", ["overview", "priority", "access", "siting"])
+def test_map_arguments_are_those_st_folium_gives(demo_analyses, kind):
+    """The app's cheaper recording of a map (no whole-page render) sends what st_folium's
+    default does: same Leaflet script, header, links and component key."""
+    import streamlit_folium
+
+    from app_pages._cached import FOLIUM_COMPONENT, component_args
+    from diagnosis import maps
+
+    d = demo_analyses
+
+    def build():
+        if kind == "overview":
+            return maps.build_overview_map(d["ov"])
+        if kind == "priority":
+            return maps.build_priority_map(d["access"].gaps)
+        if kind == "access":
+            return maps.build_access_map(d["access"].access, d["access"].gaps.layers["priority"],
+                                         "pmi", facilities=d["ws"].facilities)
+        return maps.build_siting_map(d["siting"].main, communes=d["ov"].layers["communes"])
+
+    recorded: dict = {}
+    streamlit_folium._component_func = lambda **kw: recorded.update(kw)
+    try:
+        streamlit_folium.st_folium(build(), key="m", height=500, use_container_width=True,
+                                   returned_objects=["last_clicked"])
+    finally:
+        streamlit_folium._component_func = FOLIUM_COMPONENT
+    ours = component_args(build(), key="m", height=500, returned_objects=("last_clicked",))
+    assert "L.map" in ours["script"] and "L.geoJson" in ours["script"]
+    assert _without_ids(ours) == _without_ids(recorded)
+    assert ours["key"] == recorded["key"]
+
+
 def test_road_graph_unavailable_warning_is_french(app, monkeypatch, tmp_path):
     """Offline with no cached graph: the warning is French, osm's English detail folded."""
     from data_sources import _http

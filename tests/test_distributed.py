@@ -138,6 +138,20 @@ def test_dask_path_equals_single_machine_on_two_departements(territory, client):
     assert merged.table.loc[0, "reachable_pmi"] >= 1
 
 
+def test_largest_departement_runs_first(territory, client):
+    # 85 keeps its 30 communes, 44 only 4: 85 has more routing to do, so with one worker
+    # it is done first although 44 comes first in code order.
+    communes, facilities = territory
+    part = communes[communes["code_insee"].str.startswith("85")
+                    | communes["code_insee"].isin(["44001", "44002", "44003", "44004"])]
+    order: list[str] = []
+    compute_travel_times_by_departement(
+        part, facilities, functools.partial(departement_graph, buffer_m=13_000.0),
+        max_minutes=12, border_buffer_m=12_500.0, client=client,
+        progress=lambda dep, done, total: order.append(dep))
+    assert order == ["85", "44"]
+
+
 def test_without_a_border_buffer_the_next_departement_is_out_of_reach(territory, client):
     communes, facilities = territory
     loader = functools.partial(departement_graph, buffer_m=0.0)

@@ -23,6 +23,7 @@ from data_sources.national import load_national_communes
 from data_sources.user_file import load_facility_file
 from data_sources.user_file.read import (
     _SPACES,
+    _padded_cell,
     _read_any_records,
     _read_plain_records,
     _read_records,
@@ -163,3 +164,96 @@ def test_garbage_collection_resumes_after_an_import(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_padded_cell_finds_exactly_the_cells_strip_would_change(sep):
+    import io
+    import random
+
+    rng = random.Random(7)
+    alphabet = ["a", "b", " ", "\u3000", "\x1c", "\x0b", "\t", ";", "\n", "\r", "\r\n"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        cells = [c for line in io.StringIO(text, newline="").readlines()
+                 for c in line.rstrip("\r\n").split(sep)]
+        assert _padded_cell(text, sep) == any(c != c.strip() for c in cells), repr(text)
+
+
+def test_distinct_rows_are_numpy_unique_rows():
+    import numpy as np
+
+    from data_sources.user_file.duplicates import _distinct_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        values = rng.integers(0, 3, (int(rng.integers(1, 40)), 4)) * rng.choice([1.0, 0.25])
+        uniq, inverse = np.unique(values, axis=0, return_inverse=True)
+        mine, mine_inverse = _distinct_rows(values)
+        assert mine.tolist() == uniq.tolist()
+        assert mine_inverse.tolist() == inverse.ravel().tolist()
+
+
+def test_capacity_unit_is_dropped_only_where_written(tmp_path):
+    import math
+
+    f = tmp_path / "structures.csv"
+    values = ["12 places", "1 PLACE", "20", " 8 Places ", "places", "0", "15,5", "environ 12"]
+    f.write_text("nom;type;code_insee;latitude;longitude;capacite\n" + "".join(
+        f"S{i};crèche;44129;47.43{i};-2.087;{v}\n" for i, v in enumerate(values)),
+        encoding="utf-8")
+    res = load_facility_file(f, town_halls=HALLS)
+    cap = res.facilities.set_index("name")["capacity"]
+    assert [cap[f"S{i}"] for i in (0, 1, 2, 3, 6)] == [12.0, 1.0, 20.0, 8.0, 15.5]
+    assert all(math.isnan(cap[f"S{i}"]) for i in (4, 5, 7))  # no number, zero: unknown
+    notes = res.report.notes.set_index("name")["note"]
+    assert "S4" not in notes.index  # the unit alone: an empty cell
+    assert "capacité illisible ('environ 12')" in notes["S7"]
+    assert "capacité '0' considérée comme inconnue" in notes["S5"]
+
+
+def test_a_commune_without_polygon_is_not_checked_beside_one_with(tmp_path):
+    """15031 has neither polygon nor point in the shipped geography: its row is kept as
+    placed, while a Paris row of the same file is still measured against Paris."""
+    cantal = load_national_communes(departements=["15"]).set_index("code_insee")
+    assert cantal.geometry["15031"] is None
+    f = tmp_path / "structures.csv"
+    f.write_text("nom;type;code_insee;latitude;longitude\n"
+                 "Cantal;crèche;15031;45.03;2.44\n"
+                 "Pantin;crèche;75056;48.8946;2.4092\n", encoding="utf-8")
+    res = load_facility_file(f, town_halls=HALLS)
+    notes = res.report.notes.set_index("name")["note"]
+    assert res.report.accepted == 2
+    assert "Cantal" not in notes.index
+    assert "hors de la commune déclarée 75056" in notes["Pantin"]
+
+
+def test_plain_numbers_are_read_as_pandas_reads_them():
+    import numpy as np
+    import pandas as pd
+
+    from data_sources.user_file.positions import _plain_numbers
+
+    rng = np.random.default_rng(11)
+    cells = [f"{v:.{d}f}" for d in range(0, 20) for v in rng.uniform(-1e6, 1e6, 500)]
+    cells += ["", "-0", "007", "123456789012345", "0.1000000000000000055511151231257827"]
+    for dtype in ("str", object):
+        values = pd.Series(cells, dtype=dtype)
+        expected = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+        got = _plain_numbers(values)
+        assert got is not None
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))  # -0 stays -0
+
+
+@pytest.mark.parametrize("cell", ["+1", "1e5", ".5", "5.", "1,5", "inf", "nan", "1_000",
+                                  "1234567890123456", " 1", "٣"])
+def test_other_numbers_go_to_the_general_reader(cell):
+    import pandas as pd
+
+    from data_sources.user_file.positions import _plain_numbers, _to_float
+
+    values = pd.Series(["1.5", cell], dtype="str")
+    assert _plain_numbers(values) is None
+    number, unreadable = _to_float(values)  # still read, by pandas
+    assert number[0] == 1.5 and len(unreadable) == 2

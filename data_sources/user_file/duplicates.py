@@ -19,7 +19,7 @@ from diagnosis.settings import (
 def find_duplicates(
     facilities: gpd.GeoDataFrame,
     *,
-    rows: Sequence[int] | None = None,
+    rows: Sequence[int] | np.ndarray | None = None,
     file_ids: Sequence[str] | None = None,
     distance_m: float = DUPLICATE_DISTANCE_M,
 ) -> pd.DataFrame:
@@ -55,13 +55,19 @@ def find_duplicates(
     lon = np.radians(facilities.geometry.x.to_numpy(dtype=float))
     lat = np.radians(facilities.geometry.y.to_numpy(dtype=float))
     types = facilities["type"].astype(str).to_numpy()
-    keys = np.asarray(_fold_all(facilities["name"].tolist(), " "), dtype=object)
+    # names folded once per distinct name (files repeat names: « Crèche municipale »)
+    name_of_row, distinct_names = pd.factorize(facilities["name"].to_numpy(dtype=object))
+    keys = np.asarray(_fold_all(list(distinct_names), " "), dtype=object)[name_of_row]
     found: dict[int, tuple[int, str]] = {}
     frame = pd.DataFrame({"type": types, "key": keys, "id": ids})
-    # one search over every row, each (type, name) group apart from the others
-    groups = frame.groupby(["type", "key"], sort=False).ngroup().to_numpy()
-    for i, j in _earliest_near(lon, lat, distance_m, groups=groups):
-        d = float(_haversine_m(lon[i], lat[i], lon[j], lat[j]))
+    # one search over every row, each (type, name) group apart from the others; groups
+    # numbered in order of first appearance (as a groupby's ngroup without sorting)
+    groups, _ = pd.factorize(types.astype(object) + "\x00" + keys)
+    pairs = _earliest_near(lon, lat, distance_m, groups=groups)
+    later = np.array([i for i, _ in pairs], dtype=np.int64)
+    first = np.array([j for _, j in pairs], dtype=np.int64)
+    metres = _haversine_m(lon[later], lat[later], lon[first], lat[first])
+    for i, j, d in zip(later.tolist(), first.tolist(), metres.tolist(), strict=True):
         found[i] = (j, f"même type et même nom, à {d:.0f} m")
     with_id = frame[frame["id"].ne("")]
     for _, id_group in with_id.groupby(["type", "id"], sort=False).indices.items():
@@ -115,9 +121,7 @@ def _earliest_near(
     n = len(lon)
     xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
     level = np.zeros(n) if groups is None else np.asarray(groups, dtype=float) * 8.0
-    uniq, inverse = np.unique(np.column_stack([np.round(xyz, 12), level]), axis=0,
-                              return_inverse=True)
-    inverse = inverse.ravel()
+    uniq, inverse = _distinct_rows(np.column_stack([np.round(xyz, 12), level]))
     first_of = np.full(len(uniq), n, dtype=np.int64)
     np.minimum.at(first_of, inverse, np.arange(n))
     radius = 2.0 * np.sin(min(distance_m / _EARTH_M, np.pi) / 2.0) * (1 + 1e-9)
@@ -128,6 +132,30 @@ def _earliest_near(
     cand = earliest[inverse]
     later = np.flatnonzero(cand < np.arange(n))
     return [(int(k), int(cand[k])) for k in later]
+
+
+def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 2-D float array and the number of each row among them.
+
+    As ``np.unique(values, axis=0, return_inverse=True)`` (the same rows, in the same
+    order), by one lexicographic sort of the columns rather than a sort of row records.
+
+    Examples
+    --------
+    >>> uniq, inverse = _distinct_rows(np.array([[1.0, 2.0], [0.0, 5.0], [1.0, 2.0]]))
+    >>> uniq.tolist(), inverse.tolist()
+    ([[0.0, 5.0], [1.0, 2.0]], [1, 0, 1])
+    """
+    n = len(values)
+    if n == 0:
+        return values[:0], np.zeros(0, dtype=np.int64)
+    order = np.lexsort(values.T[::-1])
+    ordered = values[order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return ordered[starts], inverse
 
 
 _EARTH_M = 6_371_008.8

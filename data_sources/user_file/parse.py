@@ -168,7 +168,7 @@ def parse_facilities(
     capacity = _parse_capacity(col("capacity"), log)
     ids = col("id")
     source_ids = ids.where(ids.ne(""), pd.Series([str(r) for r in rows], index=frame.index))
-    keep = np.asarray([int(r) not in log.reasons for r in rows])
+    keep = ~np.isin(rows, np.fromiter(log.reasons, dtype=np.int64, count=len(log.reasons)))
     fields = {"type": types, "subtype": subtypes, "name": names, "address": col("address"),
               "postcode": postcodes, "code_insee": codes, "operator": col("operator"),
               "phone": col("phone"), "email": col("email"), "website": col("website"),
@@ -177,11 +177,12 @@ def parse_facilities(
                                   file_name=file_name, source_date=source_date)
     kept_rows = rows[keep]
     duplicates = find_duplicates(facilities, rows=kept_rows,
-                                 file_ids=ids[keep].tolist(), distance_m=distance_m)
-    position = {int(r): i for i, r in enumerate(kept_rows)}
-    facility_ids_kept = facilities["facility_id"].to_numpy()  # one array, not a lookup per row
-    duplicate_ids = tuple(str(facility_ids_kept[position[int(r)]])
-                          for r in duplicates["row"].tolist())
+                                 file_ids=ids.to_numpy(dtype=object)[keep].tolist(),
+                                 distance_m=distance_m)
+    # each duplicate's position among the kept rows, found in one hashed lookup
+    position = pd.Index(kept_rows).get_indexer(pd.Index(duplicates["row"], dtype=np.int64))
+    facility_ids_kept = facilities["facility_id"].to_numpy(dtype=object)
+    duplicate_ids = tuple(str(f) for f in facility_ids_kept[position].tolist())
     rejected, notes = _log_tables(names, log)
     crs_text = _crs_summary(crs_used[precise], raw.crs)
     report = ImportReport(
@@ -210,14 +211,22 @@ def _kept_facilities(
     rows: np.ndarray, keep: np.ndarray, *, stem: str, file_name: str, source_date: str,
 ) -> gpd.GeoDataFrame:
     """The accepted rows as validated schema facilities (ids ``user:<stem>:<id or row>``)."""
-    facility_ids = _unique_ids([f"user:{stem}:{s}" for s in fields["source_id"][keep]],
-                               rows[keep].tolist())
+    facility_ids = _unique_ids(
+        [f"user:{stem}:{s}" for s in fields["source_id"].to_numpy(dtype=object)[keep].tolist()],
+        rows[keep].tolist())
 
-    def kept(key: str) -> np.ndarray:
-        return fields[key][keep].to_numpy()
+    count = int(keep.sum())
+
+    # text columns handed over as Python text (object dtype): the schema keeps them so,
+    # and pandas would otherwise convert each to arrow text first
+    def kept(key: str) -> pd.Series:
+        return pd.Series(fields[key].to_numpy(dtype=object)[keep], dtype=object, copy=False)
+
+    def same(text: str) -> pd.Series:
+        return pd.Series(np.full(count, text, dtype=object), dtype=object, copy=False)
 
     table = pd.DataFrame({
-        "facility_id": facility_ids,
+        "facility_id": pd.Series(facility_ids, dtype=object),
         "type": kept("type"),
         "subtype": kept("subtype"),
         "name": kept("name"),
@@ -229,9 +238,9 @@ def _kept_facilities(
         "phone": kept("phone"),
         "email": kept("email"),
         "website": kept("website"),
-        "source": f"user:{file_name}",
+        "source": same(f"user:{file_name}"),
         "source_id": kept("source_id"),
-        "source_date": source_date,
+        "source_date": same(source_date),
         "position_precision": kept("position_precision"),
     })
     if not keep.any():
@@ -259,8 +268,10 @@ def _place_at_town_halls(
         ys = shapely.get_y(halls.geometry.to_numpy()).tolist()
         hall_xy = dict(zip(halls["code_insee"].tolist(), zip(xs, ys, strict=True), strict=True))
     outside = np.isin(rows, list(log.outside))
+    code_at = codes.to_numpy(dtype=object)  # read once, not cell by cell
+    postcode_at = postcodes.to_numpy(dtype=object)
     for i in np.flatnonzero(todo & ~outside):
-        row, code, postcode = int(rows[i]), codes.iloc[i], postcodes.iloc[i]
+        row, code, postcode = int(rows[i]), code_at[i], postcode_at[i]
         if not code and postcode:
             log.reject([row], f"ni coordonnées ni code commune, et le code postal {postcode} ne "
                               "désigne pas une seule commune : ajoutez lat/lon ou le code INSEE")
@@ -279,9 +290,7 @@ def _place_at_town_halls(
         else:
             lon[i], lat[i] = hall_xy[code]
             placed_hall[i] = True
-    accepted_rows = set(rows.tolist()) - set(log.reasons)
-    hall_ok = [int(r) for r, p in zip(rows, placed_hall, strict=True)
-               if p and int(r) in accepted_rows]
+    hall_ok = [r for r in rows[placed_hall].tolist() if r not in log.reasons]
     if hall_ok:
         log.note(hall_ok, "placée à la mairie de sa commune (position approximative)")
         where = "ligne placée à la mairie de sa", "lignes placées à la mairie de leur"
@@ -307,6 +316,8 @@ def _log_tables(names: pd.Series, log: _Log) -> tuple[pd.DataFrame, pd.DataFrame
 
 
 def _unique_ids(ids: list[str], rows: list[int]) -> list[str]:
+    if len(set(ids)) == len(ids):  # the usual case: nothing to rename
+        return ids
     seen: set[str] = set()
     out: list[str] = []
     for fid, row in zip(ids, rows, strict=True):
@@ -347,12 +358,14 @@ def _parse_types(
         assert default is not None
         log.warnings.append(f"pas de colonne de type : toutes les lignes reçoivent le type "
                             f"« {_type_text(*default)} »")
-    uniques = {v: map_type(v) for v in pd.unique(values)}
+    # each distinct label mapped once; its rows found by number, not by comparing text
+    label_of_row, labels = pd.factorize(values.to_numpy(dtype=object))
     type_out = pd.Series("", index=values.index, dtype=object)
     sub_out = pd.Series("", index=values.index, dtype=object)
-    for value, mapped in uniques.items():
-        mask = values.eq(value)
-        rows = values.index[mask.to_numpy()]
+    for k, value in enumerate(labels.tolist()):
+        mapped = map_type(value)
+        mask = label_of_row == k
+        rows = values.index[mask]
         if mapped is not None:
             type_out[mask], sub_out[mask] = mapped[0], mapped[1]
             if mapped[2]:
@@ -396,8 +409,15 @@ def _parse_precision(values: pd.Series) -> pd.Series:
 
 
 def _parse_capacity(values: pd.Series, log: _Log) -> np.ndarray:
-    num, unreadable = _to_float(values.str.replace(r"\s*places?\s*$", "", regex=True,
-                                                   case=False))
+    # « 12 places »: the unit is dropped, the pattern run only on the cells naming it
+    unit = values.str.contains("[pP][lL][aA][cC][eE]", regex=True).to_numpy(dtype=bool)
+    if unit.any():
+        values_read = values.copy()
+        values_read[unit] = values[unit].str.replace(r"\s*places?\s*$", "", regex=True,
+                                                     case=False)
+    else:
+        values_read = values
+    num, unreadable = _to_float(values_read)
     rows = values.index
     if unreadable.any():
         log.warnings.append(f"capacité illisible laissée vide : {_rows_text(rows[unreadable])}")

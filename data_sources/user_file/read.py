@@ -343,9 +343,17 @@ def _padded_cell(text: str, sep: str) -> bool:
     >>> _padded_cell("a b;c\n", ";"), _padded_cell("a\tb\n", "\t"), _padded_cell(" a;b", ";")
     (False, False, True)
     """
-    spaces = re.escape("".join(c for c in _SPACES if c != sep))
-    edge = re.escape(sep) + "\r\n"
-    return re.search(f"(?<![^{edge}])[{spaces}]|[{spaces}](?![^{edge}])", text) is not None
+    if not text:
+        return False
+    edges = (sep, "\r", "\n")
+    for space in _SPACES:  # one scan per kind of space, two-letter scans for those present
+        if space == sep or space not in text:
+            continue
+        if text[0] == space or text[-1] == space:
+            return True
+        if any(space + edge in text or edge + space in text for edge in edges):
+            return True
+    return False
 
 
 def _read_plain_records(lines: Sequence[str], *, sep: str, width: int, skip_first: int,
