@@ -54,6 +54,23 @@ from _whole import run_timed  # bench/ is the script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: The import alone (``load_facility_file`` with the town halls the command uses), timed
+#: in its own process after one warm-up import: best wall and CPU seconds, and the counts.
+_IMPORT_ONLY = """
+import sys, time
+from data_sources.user_file import load_facility_file
+from data_sources.workspace import import_town_halls, load_workspace
+halls = import_town_halls(load_workspace("44").communes)
+load_facility_file(sys.argv[1], town_halls=halls)
+wall, cpu = [], []
+for _ in range(int(sys.argv[2])):
+    w, c = time.perf_counter(), time.process_time()
+    rep = load_facility_file(sys.argv[1], town_halls=halls).report
+    wall.append(time.perf_counter() - w)
+    cpu.append(time.process_time() - c)
+print(min(wall), min(cpu), rep.rows_read, rep.accepted, len(rep.rejected), len(rep.duplicates))
+"""
+
 _PLAIN = """
 import sys
 import geopandas as gpd
@@ -123,14 +140,18 @@ def main() -> None:
     if m is None:
         raise SystemExit("the command printed no import line")
     read, accepted, rejected, dups = (int(g) for g in m.groups())
-    equal = read == n_plain == args.rows and read == accepted + rejected
+    _, out = _run([sys.executable, "-c", _IMPORT_ONLY, str(path), str(args.runs)], env)
+    import_s, import_cpu_s, *alone = out.split()
+    equal = (read == n_plain == args.rows and read == accepted + rejected
+             and [int(v) for v in alone] == [read, accepted, rejected, dups])
     load = Path("/proc/loadavg").read_text().split()[0]
     a, b = statistics.median(ours), statistics.median(plain)
     print(f"ours: {', '.join(f'{s:.2f}' for s in ours)} s; plain read: "
           f"{', '.join(f'{s:.2f}' for s in plain)} s")
     print(f"RESULT ours_s={a:.2f} plain_s={b:.2f} ratio={a / b:.2f} rows={read} "
           f"accepted={accepted} rejected={rejected} duplicates={dups} equal={equal} "
-          f"runs={args.runs} load={load}")
+          f"runs={args.runs} load={load} import_s={float(import_s):.2f} "
+          f"import_cpu_s={float(import_cpu_s):.2f}")
 
 
 if __name__ == "__main__":
