@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -52,11 +53,14 @@ _CAPTURE = """
 import sys
 from pathlib import Path
 from diagnosis.report import render
-real = render.html_to_pdf
-def keep(html):
-    Path(sys.argv[1]).write_text(html, encoding="utf-8")
-    return real(html)
-render.html_to_pdf = keep
+real = render._write_pdf
+def keep(html, figures):
+    out = real(html, figures)  # the figures are drawn by now: embedded as data URIs
+    doc = render._Document(html=html, figures={k: (lambda k=k: figures(k))
+                                               for k in render._report_figure_keys(html)})
+    Path(sys.argv[1]).write_text(render._inline_figures(doc), encoding="utf-8")
+    return out
+render._write_pdf = keep
 from diagnosis.__main__ import main
 raise SystemExit(main(["report", "--territory", sys.argv[2], "--out", sys.argv[3]]))
 """
@@ -73,6 +77,14 @@ weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
 
 def _run(args: list[str], env: dict[str, str]) -> float:
     return run_timed(args, env)[0]
+
+
+def _run_cpu(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the forked figure process included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = run_timed(args, env)[0]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _pdf_facts(path: Path) -> tuple[int, str]:
@@ -98,19 +110,24 @@ def main() -> None:
         _run([sys.executable, "-c", _CAPTURE, str(html), code, str(pdf)], env)  # warm-up
         pages[key], text = _pdf_facts(pdf)
         equal &= word in text
-        ours, layout = [], []
+        ours, cpu, layout = [], [], []
         for _ in range(args.runs):
-            ours.append(_run([sys.executable, "-m", "diagnosis", "report", "--territory",
-                              code, "--out", str(pdf)], env))
+            wall, used = _run_cpu([sys.executable, "-m", "diagnosis", "report",
+                                   "--territory", code, "--out", str(pdf)], env)
+            ours.append(wall)
+            cpu.append(used)
             equal &= _pdf_facts(pdf)[0] == pages[key]
             layout.append(_run([sys.executable, "-c", _LAYOUT, str(html)], env))
         med[key], med[f"{key}_layout"] = statistics.median(ours), statistics.median(layout)
-        print(f"{key}: {', '.join(f'{s:.2f}' for s in ours)} s; layout alone: "
+        med[f"{key}_cpu"] = statistics.median(cpu)
+        print(f"{key}: {', '.join(f'{s:.2f}' for s in ours)} s (CPU "
+              f"{', '.join(f'{s:.2f}' for s in cpu)} s); layout alone: "
               f"{', '.join(f'{s:.2f}' for s in layout)} s")
     load = Path("/proc/loadavg").read_text().split()[0]
     print(f"RESULT epci_s={med['epci']:.2f} epci_layout_s={med['epci_layout']:.2f} "
           f"dep_s={med['dep']:.2f} dep_layout_s={med['dep_layout']:.2f} "
-          f"pages={pages['epci']}/{pages['dep']} equal={equal} runs={args.runs} load={load}")
+          f"pages={pages['epci']}/{pages['dep']} equal={equal} runs={args.runs} load={load} "
+          f"epci_cpu_s={med['epci_cpu']:.2f} dep_cpu_s={med['dep_cpu']:.2f}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from data_sources.workspace import peer_territories
     from diagnosis.exports import check_writable, write_bytes_atomic
     from diagnosis.pipeline import peer_comparison
-    from diagnosis.report import build_diagnosis_pdf, count_pdf_pages
+    from diagnosis.report import render_diagnosis_pdf
 
     start = time.perf_counter()
     out = check_writable(args.out, option="--out")
@@ -42,10 +42,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         # OpenStreetMap tiles only when asked for (--fond-de-carte osm)
         diag = with_map_bases(diag,
                               osm_tiles=getattr(args, "fond_de_carte", "aucun") == "osm")
-        pdf = build_diagnosis_pdf(diag, author=args.author, progress=step)
+        # the maps are drawn in a forked process while WeasyPrint reads the document; the
+        # only other thread (the progress bar's refresh) holds no lock the drawing needs
+        report = render_diagnosis_pdf(diag, author=args.author, progress=step,
+                                      parallel_figures=True)
         step("écriture du fichier")
-        write_bytes_atomic(out, pdf, option="--out")
-    pages = count_pdf_pages(pdf)
+        write_bytes_atomic(out, report.pdf, option="--out")
+    pages = report.pages
     print(f"Rapport écrit : {out} ({pages} pages, {time.perf_counter() - start:.1f} s)"
           + (" — il remplace le fichier qui existait" if existed else ""))
     for note in diag.notes:

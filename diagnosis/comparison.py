@@ -408,12 +408,13 @@ def render_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from diagnosis.static_maps import save_figure
+    from diagnosis.static_maps import MAP_DPI, save_figure
 
     _check_metric(df, metric)
     data = df.sort_values(metric, ascending=True, na_position="first")
     n = len(data)
-    fig = Figure(figsize=(6.7, max(2.0, 0.8 + 0.22 * n)), dpi=150)
+    # the maps' resolution: the chart is printed as wide as a map
+    fig = Figure(figsize=(6.7, max(2.0, 0.8 + 0.22 * n)), dpi=MAP_DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.42, 0.12 if n > 6 else 0.2, 0.54, 0.78 if n > 6 else 0.65))
     values = pd.to_numeric(data[metric], errors="coerce").to_numpy(dtype=float)
@@ -446,7 +447,7 @@ def render_comparison_chart(df: pd.DataFrame, *, metric: str = "births_2024",
                  fontweight="bold")
     if attribution:
         fig.text(0.01, 0.005, attribution[:200], fontsize=5, color="#333333")
-    return save_figure(fig, fmt=fmt, dpi=150)
+    return save_figure(fig, fmt=fmt, dpi=MAP_DPI)
 
 
 def comparison_records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -579,3 +579,23 @@ def test_legend_never_prints_0_for_a_type_none_known(overview):
     assert "Centres de PMI : aucune connue (+1 hors territoire)" in legend("partial")
     assert "Centres de PMI : aucune connue (+1 hors territoire)" in legend("unknown")
     assert "Centres de PMI : 0 (+1 hors territoire)" in legend("complete")
+
+
+def test_layer_bounds_are_folium_own(overview):
+    """Every GeoJSON layer of a map (communes, outline, facilities) reports the bounds
+    folium computes itself: read by GEOS instead of a Python loop, the same numbers."""
+    from data_sources.workspace import load_workspace
+    from diagnosis.maps._common import _GeoJson
+
+    demo = load_workspace("200000438")
+    maps_built = [build_overview_map(overview),
+                  build_overview_map(compute_overview(demo.territory, demo.communes,
+                                                      demo.facilities, sources=demo.sources))]
+    layers = [el for m in maps_built for el in m._children.values()
+              if isinstance(el, folium.FeatureGroup) for el in el._children.values()
+              if isinstance(el, folium.GeoJson)]
+    assert len(layers) >= 4 and all(isinstance(el, _GeoJson) for el in layers)
+    for el in layers:
+        assert el._get_self_bounds() == folium.GeoJson._get_self_bounds(el)
+    empty = _GeoJson({"type": "FeatureCollection", "features": []})
+    assert empty._get_self_bounds() == [[None, None], [None, None]]

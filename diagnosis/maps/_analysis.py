@@ -18,6 +18,7 @@ from diagnosis.maps._common import (
     _Attribution,
     _esc,
     _fmt_number,
+    _GeoJson,
     _leaflet_map,
     _Legend,
 )
@@ -72,7 +73,7 @@ def _fill_layer(communes: gpd.GeoDataFrame, fills: Sequence[str], tooltips: Sequ
                 for geom, fill, tip in zip(communes.to_crs(WGS84).geometry, fills, tooltips,
                                            strict=True) if geom is not None]
     group = folium.FeatureGroup(name=name, show=True)
-    folium.GeoJson({"type": "FeatureCollection", "features": features},
+    _GeoJson({"type": "FeatureCollection", "features": features},
                    style_function=_commune_style,
                    tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
                    control=False).add_to(group)
@@ -103,7 +104,7 @@ def _add_catchments(m: folium.Map, catchments: gpd.GeoDataFrame | None, *,
         features.append({"type": "Feature", "geometry": mapping(row["geometry"]),
                           "properties": {"tooltip": tip}})
     group = folium.FeatureGroup(name="Zone desservie (isochrone)", show=True)
-    folium.GeoJson({"type": "FeatureCollection", "features": features},
+    _GeoJson({"type": "FeatureCollection", "features": features},
                    style_function=_catchment_style,
                    tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
                    control=False).add_to(group)
@@ -121,7 +122,7 @@ def _site_markers(points: Sequence[tuple[float, float, str]], *, color: str, rad
                                  fill_color=color, fill_opacity=0.95)
     marker.options["pane"] = _FACILITY_PANE
     group = folium.FeatureGroup(name=name, show=True)
-    folium.GeoJson({"type": "FeatureCollection", "features": features}, marker=marker,
+    _GeoJson({"type": "FeatureCollection", "features": features}, marker=marker,
                    tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
                    control=False).add_to(group)
     return group

@@ -19,6 +19,7 @@ from diagnosis.maps._common import (
     _class_of,
     _esc,
     _fmt_number,
+    _GeoJson,
 )
 from diagnosis.needs import data_years, year_of
 from diagnosis.schema import (
@@ -169,7 +170,7 @@ def _point_layer(facilities: gpd.GeoDataFrame, ftype: str, *,
         dash_array="3" if outside else None,
     )
     marker.options["pane"] = pane  # folium's path options drop it
-    return folium.GeoJson(
+    return _GeoJson(
         _points_geojson(facilities, source_titles=source_titles, outside=outside),
         marker=marker,
         tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),

@@ -17,6 +17,7 @@ from diagnosis.maps._common import (
     MISSING_COLOR,
     _Attribution,
     _class_labels,
+    _GeoJson,
     _leaflet_map,
     _Legend,
     _map_builder,
@@ -110,7 +111,7 @@ def build_overview_map(
     outline_geom = communes.to_crs(METRIC_CRS).union_all().buffer(0).boundary
     outline = gpd.GeoSeries([outline_geom], crs=METRIC_CRS).to_crs(WGS84).iloc[0]
     outline_group = folium.FeatureGroup(name="Contour du territoire", show=True)
-    folium.GeoJson(mapping(outline), style_function=_outline_style, control=False,
+    _GeoJson(mapping(outline), style_function=_outline_style, control=False,
                    interactive=False).add_to(outline_group)
     outline_group.add_to(m)
 
@@ -168,7 +169,7 @@ def _add_choropleth(m: folium.Map, communes: gpd.GeoDataFrame,
               if len(finite) else [])
     colors = colors[:len(labels)]
     choro = folium.FeatureGroup(name=f"{value_label} par commune", show=True)
-    folium.GeoJson(
+    _GeoJson(
         _communes_geojson(communes, value_col, colors or [MISSING_COLOR], breaks, value_label),
         style_function=_commune_style,
         tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),

@@ -26,6 +26,7 @@ from diagnosis.maps._common import (
     MISSING_COLOR,
     _esc,
     _fmt_number,
+    _GeoJson,
     _map_builder,
 )
 from diagnosis.maps._layers import _point_layer
@@ -105,7 +106,7 @@ def build_partner_network_map(
     folium.map.CustomPane(_FACILITY_PANE, z_index=450).add_to(m)
     group = folium.FeatureGroup(name=f"Partenaires à portée ({len(features)})", show=True)
     if features:
-        folium.GeoJson({"type": "FeatureCollection", "features": features},
+        _GeoJson({"type": "FeatureCollection", "features": features},
                        style_function=_line_style,
                        tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
                        control=False).add_to(group)

@@ -50,12 +50,14 @@ from diagnosis.report._base import (
     ReportMeta,
 )
 from diagnosis.report.render import (
+    PdfReport,
     build_diagnosis_pdf,
     count_pdf_pages,
     diagnosis_report_kwargs,
     french_spacing,
     html_to_pdf,
     render_diagnosis_html,
+    render_diagnosis_pdf,
     render_report_html,
 )
 from diagnosis.report.synthesis import (
@@ -69,6 +71,7 @@ __all__ = [
     "MAX_DIRECTORY_TOWN_HALLS",
     "MAX_GENERIC_ROWS",
     "MAX_INLINE_COMMUNES",
+    "PdfReport",
     "ReportMeta",
     "TEMPLATES_DIR",
     "build_diagnosis_pdf",
@@ -79,6 +82,7 @@ __all__ = [
     "fr_short",
     "french_spacing",
     "render_diagnosis_html",
+    "render_diagnosis_pdf",
     "html_to_pdf",
     "render_report_html",
 ]

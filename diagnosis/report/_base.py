@@ -9,6 +9,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from diagnosis.errors import InputError
 from diagnosis.exports import result_frames
 from diagnosis.formatting import UNKNOWN, fr_number
 from diagnosis.gaps import FACTOR_LABELS
-from diagnosis.map_furniture import image_data_uri
 from diagnosis.overview import Overview
 from diagnosis.schema import (
     NEEDS_COLUMNS,
@@ -137,8 +137,19 @@ def _section(*, computed: bool, reason: str = "", paragraphs: Sequence[str] = ()
             "tables": list(tables), "figures": list(figures), **extra}
 
 
-def _figure(image: bytes, caption: str) -> dict[str, str]:
-    return {"uri": image_data_uri(image, fmt=IMAGE_FORMAT), "caption": caption}
+#: Scheme of the placeholder ``src`` of a figure not drawn yet (see :func:`_figure`).
+FIGURE_SCHEME = "maillage-figure:"
+
+
+def _figure(draw: Callable[[], bytes], caption: str) -> dict[str, Any]:
+    """A figure of the report, drawn later by ``draw`` (an :data:`IMAGE_FORMAT` image).
+
+    Sections only describe their figures: the renderer draws each one once, either
+    inline (:func:`diagnosis.report.render_report_html`) or while WeasyPrint reads the
+    document (:func:`diagnosis.report.build_diagnosis_pdf`). ``uri`` is set by the
+    renderer.
+    """
+    return {"draw": draw, "caption": caption, "uri": ""}
 
 
 _COLUMN_LABELS: dict[str, str] = {
@@ -205,10 +216,10 @@ def _generic_section(result: object | None, *, reason_missing: str, communes: gp
         if isinstance(frame, gpd.GeoDataFrame) and len(frame) and frame.crs is not None and \
                 set(frame.geom_type.dropna()) == {"Point"} and map_title:
             label_col = "name" if "name" in frame else None
-            figures.append(_figure(render_points_map(
-                communes, frame, title=map_title, attribution=attribution, label_col=label_col,
-                legend_label=map_title, context=context, fmt=IMAGE_FORMAT, base=base),
-                map_title))
+            figures.append(_figure(partial(
+                render_points_map, communes, frame, title=map_title, attribution=attribution,
+                label_col=label_col, legend_label=map_title, context=context,
+                fmt=IMAGE_FORMAT, base=base), map_title))
         tables.append(_frame_table(frame, title=(titles or {}).get(key, "")))
     return _section(computed=True, paragraphs=_params_paragraph(result), tables=tables,
                     figures=figures)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from typing import TYPE_CHECKING, Any
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import geopandas as gpd
 import pandas as pd
 
 from diagnosis.analyses import Catchment, Site
 from diagnosis.errors import InputError
-from diagnosis.map_furniture import format_length_fr
+from diagnosis.map_furniture import format_length_fr, image_data_uri
 from diagnosis.map_tiles import BaseTiles, MapBase
 from diagnosis.overview import Overview
 from diagnosis.pipeline import Diagnosis
 from diagnosis.report._base import (
     _KIND_LABELS,
+    FIGURE_SCHEME,
+    IMAGE_FORMAT,
     TEMPLATES_DIR,
     Progress,
     ReportMeta,
@@ -125,6 +131,61 @@ def render_report_html(
     str
         HTML with the CSS and the maps (PNG data URIs) inlined.
     """
+    return _inline_figures(_report_document(
+        overview,
+        access=access, gaps=gaps, siting=siting, scenarios=scenarios,
+        partners=partners, cohorts=cohorts, comparison=comparison, site=site,
+        context=context, meta=meta, progress=progress, catchment=catchment,
+        modes=modes, territory_context=territory_context, offer_levels=offer_levels,
+        base_layers=base_layers, base_tiles=base_tiles))
+
+
+@dataclass(frozen=True)
+class _Document:
+    """A report's HTML whose images are :data:`FIGURE_SCHEME` placeholders.
+
+    ``figures`` maps each placeholder to the function drawing its image
+    (:data:`IMAGE_FORMAT`), in the order of the document.
+    """
+
+    html: str
+    figures: dict[str, Callable[[], bytes]]
+
+
+def _inline_figures(doc: _Document) -> str:
+    """The document with every figure drawn and embedded as a data URI."""
+    html = doc.html
+    for key, draw in doc.figures.items():
+        html = html.replace(f'src="{key}"', f'src="{image_data_uri(draw(), fmt=IMAGE_FORMAT)}"',
+                            1)
+    return html
+
+
+def _report_document(
+    overview: Overview,
+    *,
+    access: AccessIndicators | None = None,
+    gaps: GapsResult | None = None,
+    siting: SitingResult | None = None,
+    scenarios: pd.DataFrame | None = None,
+    partners: PartnerTables | None = None,
+    cohorts: CohortPlan | None = None,
+    comparison: pd.DataFrame | None = None,
+    site: Site | None = None,
+    context: gpd.GeoDataFrame | None = None,
+    meta: ReportMeta | None = None,
+    progress: Progress | None = None,
+    catchment: Catchment | None = None,
+    modes: ModeComparison | None = None,
+    territory_context: TerritoryContext | None = None,
+    offer_levels: OfferLevels | None = None,
+    base_layers: gpd.GeoDataFrame | None = None,
+    base_tiles: BaseTiles | None = None,
+) -> _Document:
+    """The report's HTML with figure placeholders, and how to draw each figure.
+
+    See :func:`render_report_html` for the parameters.
+    """
     if not isinstance(overview, Overview):
         raise InputError(f"overview must be an Overview (from compute_overview), got "
                          f"{type(overview).__name__!r}")
@@ -141,6 +202,7 @@ def render_report_html(
     if base_tiles is not None and base_tiles.mosaic is not None:
         base = MapBase(layers=base_layers, tiles=base_tiles.mosaic)
 
+    draws: dict[str, Callable[[], bytes]] = {}
     step("synthèse")
     synthesis = _synthesis(overview, access=access, gaps=gaps, siting=siting,
                            partners=partners, cohorts=cohorts, threshold_label=threshold_label)
@@ -193,7 +255,22 @@ def render_report_html(
             [base_tiles.note_fr()] if base_tiles is not None else [])]),
     }
     step("mise en page HTML")
-    return french_spacing(str(_template().render(**ctx)))
+    n = 0
+    for section in ctx.values():
+        for fig in section.get("figures", ()) if isinstance(section, dict) else ():
+            fig["uri"] = f"{FIGURE_SCHEME}{n}"
+            n += 1
+            draws[fig["uri"]] = fig["draw"]
+    html = french_spacing(str(_template().render(**ctx)))
+    return _Document(html=html, figures={key: draws[key] for key in _report_figure_keys(html)})
+
+
+def _report_figure_keys(html: str) -> list[str]:
+    """The figure placeholders of a report's HTML, in the order of the document.
+
+    WeasyPrint asks for the images in that order.
+    """
+    return re.findall(rf'src="({re.escape(FIGURE_SCHEME)}\d+)"', html)
 
 
 #: Where the data of a report came from (``ReportMeta.origin``), in French.
@@ -250,12 +327,124 @@ def french_spacing(html: str) -> str:
 
 def html_to_pdf(html: str) -> bytes:
     """Lay out a report's HTML (:func:`render_report_html`) as PDF bytes (WeasyPrint)."""
+    return _write_pdf(html, _FigureSource({}))[0]
+
+
+def _write_pdf(html: str, figures: _FigureSource) -> tuple[bytes, int]:
+    """Lay out HTML as a PDF; WeasyPrint asks ``figures`` for each placeholder image.
+
+    Returns the PDF and its number of pages. A figure that fails to draw raises its
+    error here (WeasyPrint alone would print a broken image).
+    """
     try:
         import weasyprint
+        from weasyprint.urls import URLFetcher, URLFetcherResponse
     except ImportError as exc:  # pragma: no cover - weasyprint is in requirements.txt
         raise ImportError("The PDF report needs WeasyPrint: pip install weasyprint "
                           "(and a font, e.g. Debian's fonts-dejavu-core)") from exc
-    return bytes(weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf())
+    failed: list[Exception] = []
+
+    class _Fetcher(URLFetcher):  # type: ignore[misc]  # WeasyPrint has no type hints
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            if not url.startswith(FIGURE_SCHEME):
+                return super().fetch(url, headers)
+            try:
+                image = figures(url)
+            except Exception as exc:
+                failed.append(exc)
+                raise
+            return URLFetcherResponse(url, body=image,
+                                      headers={"Content-Type": f"image/{IMAGE_FORMAT}"})
+
+    try:
+        doc = weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR),
+                              url_fetcher=_Fetcher()).render()
+    finally:
+        figures.close()
+    if failed:
+        raise failed[0]
+    return bytes(doc.write_pdf()), len(doc.pages)
+
+
+class _FigureSource:
+    """The images of a report's figures, drawn once each, on demand, in this process."""
+
+    def __init__(self, figures: Mapping[str, Callable[[], bytes]]) -> None:
+        self._draws = dict(figures)
+        self._images: dict[str, bytes | None] = {}
+
+    def __call__(self, key: str) -> bytes:
+        image = self._images.get(key)
+        if image is None:
+            image = self._images[key] = self._draws[key]()
+        return image
+
+    def close(self) -> None:
+        """Release what the source holds (nothing here)."""
+
+
+#: Longest wait for one figure from the drawing process before drawing it here (s).
+_FIGURE_WAIT_S = 120.0
+
+
+class _ForkedFigureSource(_FigureSource):
+    """Figures drawn in a forked process, in document order, while WeasyPrint works here.
+
+    WeasyPrint spends its first second importing itself, parsing the document and
+    computing styles, none of which needs an image; the maps (matplotlib, ~0.1-0.2 s
+    each) are drawn meanwhile on the machine's other core. A figure the process could
+    not draw (error, process gone, no answer in :data:`_FIGURE_WAIT_S`) is drawn here, so
+    its error, if any, is raised as without the process.
+    """
+
+    def __init__(self, figures: Mapping[str, Callable[[], bytes]]) -> None:
+        import multiprocessing
+
+        super().__init__(figures)
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child_end = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_draw_figures, args=(list(self._draws.items()),
+                                                             child_end), daemon=True)
+        self._proc.start()
+        child_end.close()
+
+    def __call__(self, key: str) -> bytes:
+        while key not in self._images and not self._conn.closed:
+            try:
+                if not self._conn.poll(_FIGURE_WAIT_S):
+                    raise EOFError
+                done, image = self._conn.recv()
+            except (EOFError, OSError):
+                self.close()
+                break
+            self._images[done] = image
+        return super().__call__(key)
+
+    def close(self) -> None:
+        """Close the pipe and stop the drawing process (it may still be drawing)."""
+        self._conn.close()
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join()
+
+
+def _draw_figures(figures: list[tuple[str, Callable[[], bytes]]], conn: Any) -> None:
+    """In the drawing process: draw each figure, send ``(key, image or None)``."""
+    for key, draw in figures:
+        try:
+            image: bytes | None = draw()
+        except Exception:  # drawn again by the parent, which raises the error
+            image = None
+        conn.send((key, image))
+    conn.close()
+
+
+def _figure_source(figures: Mapping[str, Callable[[], bytes]], *,
+                   parallel: bool) -> _FigureSource:
+    """Where the PDF's figures come from: a forked process (Linux only) or this one."""
+    if parallel and len(figures) and sys.platform.startswith("linux"):
+        return _ForkedFigureSource(figures)
+    return _FigureSource(figures)
 
 
 def count_pdf_pages(pdf: bytes) -> int:
@@ -296,6 +485,47 @@ def render_diagnosis_html(diagnosis: Diagnosis, *, author: str = "",
                                                         created=created))
 
 
+class PdfReport(NamedTuple):
+    """A laid-out report: the PDF and its number of pages."""
+
+    pdf: bytes
+    pages: int
+
+
+def render_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
+                         created: dt.date | None = None,
+                         progress: Progress | None = None,
+                         parallel_figures: bool = False) -> PdfReport:
+    """The PDF report of a diagnosis and its number of pages.
+
+    Parameters
+    ----------
+    diagnosis
+        :func:`diagnosis.pipeline.run_diagnosis`'s result (with its ``comparison`` set by
+        the caller when peers are compared).
+    author, created
+        Printed on the cover.
+    progress
+        Called with each step's name.
+    parallel_figures
+        Draw the maps and charts in a forked process while WeasyPrint reads the document
+        (Linux; the same images, sooner on a machine with a free core). For a
+        single-threaded caller such as the command line: forking a process that runs
+        other threads (a web server) is unsafe. ``False``: drawn here, on demand.
+
+    See Also
+    --------
+    build_diagnosis_pdf : the PDF bytes only.
+    """
+    doc = _report_document(diagnosis.overview, progress=progress,
+                           **diagnosis_report_kwargs(diagnosis, author=author,
+                                                     created=created))
+    if progress:
+        progress("mise en page PDF")
+    return PdfReport(*_write_pdf(doc.html, _figure_source(doc.figures,
+                                                          parallel=parallel_figures)))
+
+
 def build_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
                         created: dt.date | None = None,
                         progress: Progress | None = None) -> bytes:
@@ -311,7 +541,5 @@ def build_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
     progress
         Called with each step's name.
     """
-    html = render_diagnosis_html(diagnosis, author=author, created=created, progress=progress)
-    if progress:
-        progress("mise en page PDF")
-    return html_to_pdf(html)
+    return render_diagnosis_pdf(diagnosis, author=author, created=created,
+                                progress=progress).pdf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -81,8 +82,9 @@ def _gaps_section(gaps: GapsResult | None, *, communes: gpd.GeoDataFrame,
                      "au-delà du seuil) : colonne « Communes hors de portée » du tableau "
                      "d'accessibilité ; le détail par commune est dans l'export.")
     geo = communes.merge(priority[["code_insee", "score"]], on="code_insee", how="left")
-    figures.append(_figure(render_choropleth_map(
-        geo, "score", title="Score de priorité des communes (naissances pondérées)",
+    figures.append(_figure(partial(
+        render_choropleth_map, geo, "score",
+        title="Score de priorité des communes (naissances pondérées)",
         legend_title="Naissances pondérées", attribution=attribution, context=context,
         cmap="Reds", fmt=IMAGE_FORMAT, base=base),
         "Score de priorité : plus il est élevé, plus la commune compte de familles qui "
@@ -137,8 +139,9 @@ def _siting_section(siting: SitingResult | None, scenarios: pd.DataFrame | None,
     figures, tables = [], []
     recommended = sites.loc[sites["status"].eq("recommandé")] if "status" in sites else sites
     if len(recommended):
-        figures.append(_figure(render_points_map(
-            communes, recommended, title="Sites recommandés", attribution=attribution,
+        figures.append(_figure(partial(
+            render_points_map, communes, recommended, title="Sites recommandés",
+            attribution=attribution,
             label_col="rank" if "rank" in recommended else None,
             legend_label="Sites recommandés (rang)", context=context, fmt=IMAGE_FORMAT,
             base=base),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -109,8 +110,8 @@ def _comparison_part(comparison: pd.DataFrame | None, overview: Overview,
     key_type = next((t for t in ("eaje", "pmi", "laep") if f"share_within_{t}" in comparison
                      and comparison[f"n_{t}"].sum() > 0), None)
     if key_type:
-        figures.append(_figure(render_comparison_chart(
-            comparison, metric=f"share_within_{key_type}", highlight=code,
+        figures.append(_figure(partial(
+            render_comparison_chart, comparison, metric=f"share_within_{key_type}", highlight=code,
             attribution=attribution, fmt=IMAGE_FORMAT),
             f"Part des naissances {yb} à portée : {facility_label(key_type, plural=True)}."))
     types = [t for t in ("pmi", "eaje", "laep", "rpe") if f"share_within_{t}" in comparison]

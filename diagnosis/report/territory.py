@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import geopandas as gpd
@@ -138,14 +139,15 @@ def _needs_part(overview: Overview, context: gpd.GeoDataFrame | None,
         paras.append(_capitalize(" ; ".join(social)) + ".")
     paras.append(f"Les enfants de moins de 3 ans sont estimés à 3 × naissances {yb} : une "
                  "estimation, pas un comptage.")
-    figures = [_figure(render_choropleth_map(
-        com, "births_2024", title=f"Naissances domiciliées en {yb} par commune",
+    figures = [_figure(partial(
+        render_choropleth_map, com, "births_2024",
+        title=f"Naissances domiciliées en {yb} par commune",
         legend_title=f"Naissances {yb}", attribution=attribution, context=context,
         fmt=IMAGE_FORMAT, base=base),
         f"Naissances {yb} par commune (classes par quantiles). Source : Insee, état civil.")]
     if pov.notna().any():
-        figures.append(_figure(render_choropleth_map(
-            com, "poverty_rate_2021", title=f"Taux de pauvreté {yr} (%)",
+        figures.append(_figure(partial(
+            render_choropleth_map, com, "poverty_rate_2021", title=f"Taux de pauvreté {yr} (%)",
             legend_title="Taux de pauvreté (%)", attribution=attribution, context=context,
             cmap="Oranges", missing_label="secret statistique", fmt=IMAGE_FORMAT,
             base=base),
@@ -212,8 +214,8 @@ def _offer_part(overview: Overview, context: gpd.GeoDataFrame | None, attributio
     types = [t for t in _types(overview) if t != "mairie"]
     figures = []
     if len(fac.loc[fac["type"].isin(types)]):
-        figures.append(_figure(render_offer_map(
-            com, fac, types=types, title="Les structures connues du territoire",
+        figures.append(_figure(partial(
+            render_offer_map, com, fac, types=types, title="Les structures connues du territoire",
             attribution=attribution, context=context, fmt=IMAGE_FORMAT, base=base),
             "Structures chargées, par type (les mairies ne sont pas dessinées). Une "
             "structure placée à la mairie de sa commune a une position approximative."))
