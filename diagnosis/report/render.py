@@ -430,6 +430,10 @@ class _ForkedFigureSource(_FigureSource):
 
 def _draw_figures(figures: list[tuple[str, Callable[[], bytes]]], conn: Any) -> None:
     """In the drawing process: draw each figure, send ``(key, image or None)``."""
+    import signal
+
+    # Ctrl-C stops the command, which stops this process: no second traceback from here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for key, draw in figures:
         try:
             image: bytes | None = draw()
