@@ -15,6 +15,7 @@ département, measured with ``bench/app_interactions.py``).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import io
 import tempfile
 import threading
@@ -167,7 +168,22 @@ def workspace(code: str, files_key: FilesKey, _files: FileList) -> Workspace:
     facility files.
     """
     insee, facilities = split_insee_files(_files)
-    return load_workspace(code, facility_files=facilities, insee_files=insee)
+    loaded = load_workspace(code, facility_files=facilities, insee_files=insee)
+    settle_heap()
+    return loaded
+
+
+def settle_heap() -> None:
+    """Collect the garbage, then exempt what is left from Python's full collections.
+
+    With a département loaded, the heap holds ~170,000 objects that live as long as the
+    caches, and each full collection walks them all: 0.3-0.4 s, on whichever interaction
+    it happens to fall. Frozen after loading (:func:`gc.freeze`), they are skipped; they
+    are still freed when the cache lets them go (reference counting), only a reference
+    cycle among them would stay. Called where a territory is loaded, already a slow step.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def split_insee_files(files: FileList) -> tuple[list[tuple[str, bytes]],
@@ -416,11 +432,23 @@ class PartnerView:
     csv: bytes
 
 
-@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def partner_key(study: DiagnosisParams) -> tuple[DiagnosisParams, str | None]:
+    """What a study's partners depend on: its siting options (travel, T, proposed points,
+    the recommended sites) and its studied site; not its peer-group assumptions."""
+    return step_params(study, "siting"), study.site
+
+
 def partner_view(code: str, files_key: FilesKey, study: DiagnosisParams,
-                 _files: FileList) -> PartnerView | None:
+                 files: FileList) -> PartnerView | None:
     """The tables and the CSV file of the study's partners (``None`` without a site)."""
-    return on_worker(_partner_view, diagnosis(code, files_key, study, _files))
+    return _partner_view_of(code, files_key, partner_key(study), study, files)
+
+
+@st.cache_resource(show_spinner="Recherche des partenaires…", max_entries=32)
+def _partner_view_of(code: str, files_key: FilesKey,
+                     key: tuple[DiagnosisParams, str | None], _study: DiagnosisParams,
+                     _files: FileList) -> PartnerView | None:
+    return on_worker(_partner_view, diagnosis(code, files_key, _study, _files))
 
 
 def _partner_view(diag: Diagnosis) -> PartnerView | None:

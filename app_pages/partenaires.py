@@ -63,14 +63,14 @@ ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 shown: PartnerView = view
 near = view.near
 
-show_map(("partenaires", sel.code, sel.files_key, study),
+show_map(("partenaires", sel.code, sel.files_key, _cached.partner_key(study)),
          lambda: build_partner_network_map(shown.site, near, ws.facilities, catchment=area,
                                            attribution=default_attribution(ws.sources)),
          key="partenaires_map", height=520)
 
 if diag.modes is not None and diag.site is not None:
     st.subheader("Sans voiture : minutes en transports en commun depuis le site")
-    show_map(("partenaires_modes", sel.code, sel.files_key, study),
+    show_map(("partenaires_modes", sel.code, sel.files_key, _cached.partner_key(study)),
              lambda: build_mode_minutes_map(ws.own_communes, diag.modes, diag.site,
                                             attribution=default_attribution(ws.sources)),
              key="partenaires_modes_map", height=460)

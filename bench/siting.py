@@ -43,7 +43,8 @@ difference to spopt> greedy_ratio=<greedy objective / optimum>`` followed by the
 keys ``worst_ratio`` (over shapes and p), ``worst_ratio_p``, ``worst_ratio_shape``,
 ``worst_ratio_by_shape`` (shape:ratio@p,...), ``runs_ge_10x`` (of the sweep's runs),
 ``sweep_max_objective_gap``, ``objectives_equal``, ``greedy_worst_share``,
-``greedy_worst_shape``, ``greedy_worst_p``, ``spopt_solver``, ``big_worst_s``,
+``greedy_worst_shape``, ``greedy_worst_p``, ``spopt_solver``, ``worst_cpu_ratio`` (the
+same ratio in CPU seconds, steadier on a loaded machine), ``big_worst_s``,
 ``big_worst_p``, ``big_statuses``, ``pmedian_worst_s``, ``pmedian_worst_gap_bound``,
 ``pmedian_worst_gap_best_known``, ``siting_pmedian_worst_s``,
 ``siting_pmedian_worst_gap_best_known``, ``bench_s`` (wall time of the whole bench).
@@ -77,6 +78,8 @@ SHAPES: dict[str, tuple[int, int, float, int]] = {
 }
 #: spopt's HiGHS stops at HiGHS's default relative MIP gap: objectives equal within it.
 PEER_REL_GAP = 1e-4
+#: CPU seconds of the last run (process time: steadier than wall time on a loaded machine).
+LAST_CPU_S = [0.0]
 
 
 def make_instance(seed: int, n_demand: int = N_DEMAND, n_candidates: int = N_CANDIDATES,
@@ -103,20 +106,22 @@ def make_instance(seed: int, n_demand: int = N_DEMAND, n_candidates: int = N_CAN
 
 
 def run_ours(minutes: np.ndarray, births: np.ndarray, k: int, t: float, method: str):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     coverage = sparse.csc_matrix(minutes <= t)
     res = solve_max_covering(coverage, births, k, method=method)
+    LAST_CPU_S[0] = time.process_time() - c0
     return time.perf_counter() - t0, res
 
 
 def run_spopt(minutes: np.ndarray, births: np.ndarray, k: int, t: float,
               time_limit_s: float | None = None):
     """spopt as its users run it: ``from_cost_matrix`` then ``solve(pulp.HiGHS())``."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = MCLP.from_cost_matrix(minutes, births, service_radius=t, p_facilities=k)
     t_build = time.perf_counter() - t0
     model = model.solve(pulp.HiGHS(msg=False, timeLimit=time_limit_s), results=False)
     elapsed = time.perf_counter() - t0
+    LAST_CPU_S[0] = time.process_time() - c0
     chosen = np.array([j for j, v in enumerate(model.fac_vars) if v.value() > 0.5])
     return elapsed, t_build, float(pulp.value(model.problem.objective)), chosen, \
         pulp.LpStatus[model.problem.status]
@@ -193,6 +198,7 @@ def sweep(args, minutes: np.ndarray, births: np.ndarray, t: float) -> str:
     """Shapes x p = 1..10, 10,000 x 1,000, and the p-median; returns RESULT keys."""
     ps = range(1, 11)
     ratios: dict[tuple[str, int], float] = {}
+    cpu_ratios: dict[tuple[str, int], float] = {}
     gaps: list[float] = []
     shares: dict[tuple[str, int], float] = {}
     equal = True
@@ -205,10 +211,14 @@ def sweep(args, minutes: np.ndarray, births: np.ndarray, t: float) -> str:
         print(f"shape {shape}: {n_d} demand x {n_c} candidates, {side / 1000:.0f} km square, "
               f"{coverage.sum(axis=1).mean():.1f} candidates within reach per demand point")
         for p in ps:
-            runs = [run_ours(mins, w, p, t, "exact") for _ in range(args.repeats)]
-            ours_s = statistics.median(r[0] for r in runs)
+            runs, cpus = [], []
+            for _ in range(args.repeats):
+                runs.append(run_ours(mins, w, p, t, "exact"))
+                cpus.append(LAST_CPU_S[0])
+            ours_s, ours_cpu = statistics.median(r[0] for r in runs), statistics.median(cpus)
             ours = runs[0][1]
             sp_s, sp_build, _, sp_sel, _ = run_spopt(mins, w, p, t, args.peer_time_limit)
+            cpu_ratios[shape, p] = LAST_CPU_S[0] / ours_cpu
             sp_check = float(w[coverage[:, sp_sel].any(axis=1)].sum())
             capped = args.peer_time_limit is not None and sp_s >= args.peer_time_limit
             gr_s, greedy = run_ours(mins, w, p, t, "greedy")
@@ -222,6 +232,7 @@ def sweep(args, minutes: np.ndarray, births: np.ndarray, t: float) -> str:
             print(f"{shape} p={p:2d}: ours {ours_s:.3f} s ({ours.status}, gap {ours.gap:.1e}) "
                   f"| spopt {sp_s:.2f} s (PuLP build {sp_build:.2f} s)"
                   f"{' (time limit reached)' if capped else ''} | ratio {ratios[shape, p]:.1f} "
+                  f"(CPU {cpu_ratios[shape, p]:.1f}) "
                   f"| objectives {ours.objective:.0f} / {sp_check:.0f} | greedy "
                   f"{gr_s:.3f} s, {shares[shape, p]:.4%} of the optimum", flush=True)
     by_shape = []
@@ -240,7 +251,8 @@ def sweep(args, minutes: np.ndarray, births: np.ndarray, t: float) -> str:
                   f"runs_ge_10x={n_ge}/{len(ratios)} sweep_max_objective_gap={max(gaps):.3g} "
                   f"objectives_equal={'yes' if equal else 'NO'} "
                   f"greedy_worst_share={shares[g_shape, g_p]:.5f} greedy_worst_shape={g_shape} "
-                  f"greedy_worst_p={g_p} spopt_solver=highs")
+                  f"greedy_worst_p={g_p} spopt_solver=highs "
+                  f"worst_cpu_ratio={min(cpu_ratios.values()):.2f}")
 
     big_m, big_b = make_instance(args.seed + 1, 10_000, 1_000, 90_000.0)
     big_times, statuses = {}, []

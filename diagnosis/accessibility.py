@@ -53,6 +53,14 @@ from diagnosis.travel import (
 #: (scipy's set-up, ~30 µs, costs more than the sums; measured crossover ~5,000 pairs).
 _SMALL_PAIRS = 5_000
 
+#: Above this many stored pairs, E2SFCA works by blocks of rows of about
+#: ``_PAIRS_PER_BLOCK`` pairs (weights computed per block and per stage, never all held).
+_BLOCKED_PAIRS = 12_000_000
+_PAIRS_PER_BLOCK = 1 << 20
+
+#: Times per block when step weights are looked up (2 MB of minutes: stays in cache).
+_STEP_BLOCK = 1 << 18
+
 #: Weights of the original E2SFCA (Luo & Qi 2009) for three equal time bands.
 LUO_QI_WEIGHTS: tuple[float, float, float] = (1.0, 0.68, 0.22)
 
@@ -91,17 +99,28 @@ class Decay:
         """Weights of ``minutes`` (array-like)."""
         t = np.asarray(minutes, dtype=float)
         if self.kind == "step":
-            # Count the bounds at or above t (the first comparison written straight into
-            # the count, the others added as bytes: faster than a search for a few
-            # bands), then one table lookup with the byte counts as indices; past the
-            # last bound, or NaN, the count is 0 and so is the weight.
-            buf = np.empty(t.shape, dtype=bool)
-            above = np.less_equal(t, self.bounds[0], out=np.empty(t.shape, dtype=bool)
-                                  ).view(np.uint8)
-            for bound in self.bounds[1:]:
-                np.less_equal(t, bound, out=buf)
-                above += buf.view(np.uint8)
-            return cast("np.ndarray", np.take(self._table, above))
+            # By blocks of _STEP_BLOCK times (they stay in cache, and no temporary grows
+            # with the input: at tens of millions of pairs, fresh pages cost more than
+            # the comparisons). In each block, count the bounds at or above t (the first
+            # comparison written straight into the count, the others added as bytes:
+            # faster than a search for a few bands), then look the weight up with the
+            # counts as indices; past the last bound, or NaN, the count is 0 and so is
+            # the weight.
+            flat = t.reshape(-1)
+            out = np.empty(flat.shape)
+            size = min(flat.size, _STEP_BLOCK)
+            counts, buf = np.empty(size, dtype=np.uint8), np.empty(size, dtype=bool)
+            for start in range(0, flat.size, _STEP_BLOCK):
+                part = flat[start:start + _STEP_BLOCK]
+                above, mask = counts[:part.size], buf[:part.size]
+                np.less_equal(part, self.bounds[0], out=above.view(bool))
+                for bound in self.bounds[1:]:
+                    np.less_equal(part, bound, out=mask)
+                    above += mask.view(np.uint8)
+                # counts are 0..len(bounds): "clip" never clips, and unlike "raise" it
+                # writes straight into ``out`` (numpy buffers ``out`` under "raise")
+                np.take(self._table, above, out=out[start:start + part.size], mode="clip")
+            return out.reshape(t.shape)
         w = np.exp(-t * t / (2.0 * self.sigma_minutes**2))
         return np.where(t <= self.max_minutes, w, 0.0)
 
@@ -318,15 +337,24 @@ def compute_e2sfca(
     # products: catchment demand per facility, access per origin. Sparse matrix-vector
     # products for large instances; for small ones (a département's communes and one
     # type) scipy's object set-up costs more than the sums, so plain bincounts serve.
-    w = weight(pairs.data)
     has_cap = ~np.isnan(sup)
     small = pairs.nnz <= _SMALL_PAIRS
+    blocks = _row_blocks(pairs.indptr) if pairs.nnz > _BLOCKED_PAIRS else None
     if small:
+        w = weight(pairs.data)
         rows = np.repeat(np.arange(n), np.diff(pairs.indptr))
         catchment = np.bincount(pairs.indices, weights=w * dem[rows], minlength=m)
-    else:
-        weights = sp.csr_array((w, pairs.indices, pairs.indptr), shape=pairs.shape)
+    elif blocks is None:
+        weights = sp.csr_array((weight(pairs.data), pairs.indices, pairs.indptr),
+                               shape=pairs.shape)
         catchment = np.asarray(weights.T @ dem, dtype=float)
+    else:
+        # tens of millions of pairs: by blocks of rows, each block's weights computed
+        # in cache and used at once (twice: once per stage), never a weight per pair
+        # held at once (its fresh pages would cost more than the arithmetic)
+        catchment = np.zeros(m)
+        for r0, r1 in blocks:
+            catchment += _block_weights(pairs, r0, r1, weight).T @ dem[r0:r1]
     catchment[~has_cap] = 0.0
     served = has_cap & (catchment > 0)
     ratio = np.full(m, np.nan)
@@ -334,8 +362,12 @@ def compute_e2sfca(
     ratio_or_zero = np.where(served, ratio, 0.0)
     if small:
         access = np.bincount(rows, weights=w * ratio_or_zero[pairs.indices], minlength=n)
-    else:
+    elif blocks is None:
         access = np.asarray(weights @ ratio_or_zero, dtype=float)
+    else:
+        access = np.empty(n)
+        for r0, r1 in blocks:
+            access[r0:r1] = _block_weights(pairs, r0, r1, weight) @ ratio_or_zero
     return E2SFCAResult(
         access=access,
         facility_ratio=ratio,
@@ -345,6 +377,24 @@ def compute_e2sfca(
         n_origins_without_access=int((access == 0).sum()),
         params={"max_minutes": top, "decay": weight.label},
     )
+
+
+def _row_blocks(indptr: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive row ranges of about ``_PAIRS_PER_BLOCK`` stored pairs each."""
+    n = indptr.shape[0] - 1
+    cuts = np.searchsorted(indptr, np.arange(0, int(indptr[-1]), _PAIRS_PER_BLOCK),
+                           side="right") - 1
+    edges = np.unique(np.concatenate([np.clip(cuts, 0, n), [n]])).tolist()
+    if edges[0] != 0:
+        edges.insert(0, 0)
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _block_weights(pairs: sp.csr_array, r0: int, r1: int, weight: Decay) -> sp.csr_array:
+    """Weights of the pairs of rows ``r0:r1`` as a CSR array (those rows only)."""
+    s, e = int(pairs.indptr[r0]), int(pairs.indptr[r1])
+    return sp.csr_array((weight(pairs.data[s:e]), pairs.indices[s:e],
+                         pairs.indptr[r0:r1 + 1] - s), shape=(r1 - r0, pairs.shape[1]))
 
 
 def minutes_to_nearest(travel_minutes: Any) -> np.ndarray:

@@ -349,6 +349,8 @@ def _texts(values: pd.Series) -> pd.Series:
     --------
     >>> _texts(pd.Series([" a ", "b"])).tolist(), _texts(pd.Series([44.0, None, "c"])).tolist()
     (['a', 'b'], ['44', '', 'c'])
+    >>> _texts(pd.Series([" a", None, np.nan, pd.NA, "b "], dtype=object)).tolist()
+    ['a', '', '', '', 'b']
     """
     if values.dtype == object:
         cells = values.to_numpy()
@@ -361,6 +363,13 @@ def _texts(values: pd.Series) -> pd.Series:
         stripped = np.empty(len(cells), dtype=object)
         stripped[:] = [v.strip() for v in cells]
         return pd.Series(stripped, index=values.index, dtype=object, copy=False)
+    if values.dtype == object and pd.api.types.infer_dtype(cells, skipna=True) == "string":
+        # text with missing cells (an optional column absent from one of the merged
+        # tables): the missing cells become "", the others are stripped
+        present = np.flatnonzero(~pd.isna(cells))
+        filled = np.full(len(cells), "", dtype=object)
+        filled[present] = [v.strip() for v in cells[present]]
+        return pd.Series(filled, index=values.index, dtype=object, copy=False)
     return values.map(_as_text).astype(object)
 
 

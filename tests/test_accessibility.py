@@ -71,6 +71,24 @@ def test_default_step_decay_is_access_default_for_30_minutes():
     np.testing.assert_array_equal(step_decay(30)(t), [ref(v) for v in t])
 
 
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_step_weights_by_blocks_equal_access_step_function(block, monkeypatch):
+    # step weights are looked up by blocks of _STEP_BLOCK times: blocks of 1, 7 and 64
+    # (and a last partial block) give access's weight for every time, bounds included
+    from access import weights
+
+    import diagnosis.accessibility as acc
+
+    monkeypatch.setattr(acc, "_STEP_BLOCK", block)
+    steps = {4.0: 1.0, 9.5: 0.5, 15.0: 0.25, 20.0: 0.1}
+    ref = weights.step_fn(steps)
+    rng = np.random.default_rng(block)
+    t = np.concatenate([rng.uniform(0, 25, 149), list(steps), [0.0, np.inf, 20.000001]])
+    got = step_decay(20, steps=steps)(t.reshape(3, -1) if block == 7 else t)
+    np.testing.assert_array_equal(got.ravel(), [ref(v) for v in t])
+    assert float(step_decay(20, steps=steps)(np.float64(np.nan))) == 0.0  # NaN: no weight
+
+
 def test_gaussian_decay_is_access_formula_cut_at_max():
     from access import weights
 
@@ -217,6 +235,30 @@ def test_per_origin_counts_on_sparse_pairs_equal_dense(seed):
     late = sp.csr_array((np.array([4.0, 50.0]), ([2, 2], [0, 1])), shape=(4, 2))
     assert count_reachable(late, max_minutes=30).tolist() == [0, 0, 1, 0]
     assert minutes_to_nearest(late).tolist() == [np.inf, np.inf, 4.0, np.inf]
+
+
+@pytest.mark.parametrize("per_block", [1, 37, 500])
+def test_blocked_e2sfca_equals_whole_products(per_block, monkeypatch):
+    # above _BLOCKED_PAIRS the two stages run by blocks of rows (weights per block):
+    # blocks of one pair, of 37 (rows cut anywhere) and of 500 give the same scores,
+    # with origins without any pair first, in the middle and last, and pairs past T
+    import diagnosis.accessibility as acc
+
+    minutes, demand, supply = random_instance(11, n=300, m=25)
+    minutes[[0, 1, 150, 299]] = np.inf
+    supply[4] = np.nan
+    pairs = _as_sparse(minutes)
+    assert (pairs.data > 30).any()
+    whole = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    monkeypatch.setattr(acc, "_BLOCKED_PAIRS", 0)
+    monkeypatch.setattr(acc, "_PAIRS_PER_BLOCK", per_block)
+    assert len(acc._row_blocks(pairs.indptr)) > 1
+    got = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    np.testing.assert_allclose(got.access, whole.access, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got.catchment_demand, whole.catchment_demand, rtol=1e-12)
+    np.testing.assert_array_equal(np.isnan(got.facility_ratio), np.isnan(whole.facility_ratio))
+    assert got.access[[0, 1, 150, 299]].tolist() == [0.0] * 4
+    assert got.n_origins_without_access == whole.n_origins_without_access
 
 
 def test_sparse_inputs_are_checked():

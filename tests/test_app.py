@@ -546,6 +546,35 @@ def test_maps_are_built_once_per_inputs(app, monkeypatch):
     assert len(calls) == first + 1
 
 
+def test_partners_kept_when_only_peer_group_assumptions_change(app, monkeypatch):
+    """The participation rate changes the peer groups only: the partners' map is not
+    rebuilt for it; a new travel time T rebuilds it."""
+    from diagnosis import maps
+
+    calls: list[int] = []
+    original = maps.build_partner_network_map
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("diagnosis.maps.build_partner_network_map", counting)
+    app.switch_page("app_pages/partenaires.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    first = len(calls)
+    app.switch_page("app_pages/implantation.py").run(timeout=TIMEOUT)
+    uptake = app.slider(key="implantation_uptake")
+    uptake.set_value(int(uptake.value) + 7).run(timeout=TIMEOUT)
+    _no_exception(app)
+    app.switch_page("app_pages/partenaires.py").run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert len(calls) == first
+    minutes = app.slider(key="partenaires_minutes")
+    minutes.set_value(int(minutes.value) + 3).run(timeout=TIMEOUT)
+    _no_exception(app)
+    assert len(calls) == first + 1
+
+
 def _without_ids(args: dict) -> dict:
     """A map's component arguments with folium's random element ids made equal."""
     import re

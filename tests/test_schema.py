@@ -93,3 +93,20 @@ def test_isin_codes_equals_pandas_isin():
         for codes in ({"44129", "2A004"}, ["44001"], (), {"44129", None}, pd.Series(["2A004"])):
             got, want = isin_codes(col, codes), col.isin(codes)
             assert got.tolist() == want.tolist() and got.index.equals(want.index)
+
+
+def test_text_columns_are_normalised_cell_by_cell_whatever_the_path():
+    """The bulk paths of the schema's text normalisation give ``_as_text`` of each cell
+    (text only, text with missing cells as in a merged table, mixed values)."""
+    import pandas as pd
+
+    from diagnosis.schema import _as_text, _texts
+
+    rng = np.random.default_rng(1)
+    pool = [" a", "b ", "", "  ", None, np.nan, pd.NA, "\u3000x\u00a0", "é", pd.NaT, 44.0, 3,
+            "44129"]
+    for _ in range(2000):
+        cells = [pool[i] for i in rng.integers(0, len(pool), int(rng.integers(1, 8)))]
+        assert _texts(pd.Series(cells, dtype=object)).tolist() == [_as_text(v) for v in cells]
+    text = pd.Series([" a", "b", None], dtype="str")  # arrow text with a missing cell
+    assert _texts(text).tolist() == ["a", "b", ""]

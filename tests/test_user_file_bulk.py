@@ -192,3 +192,68 @@ def test_distinct_rows_are_numpy_unique_rows():
         mine, mine_inverse = _distinct_rows(values)
         assert mine.tolist() == uniq.tolist()
         assert mine_inverse.tolist() == inverse.ravel().tolist()
+
+
+def test_capacity_unit_is_dropped_only_where_written(tmp_path):
+    import math
+
+    f = tmp_path / "structures.csv"
+    values = ["12 places", "1 PLACE", "20", " 8 Places ", "places", "0", "15,5", "environ 12"]
+    f.write_text("nom;type;code_insee;latitude;longitude;capacite\n" + "".join(
+        f"S{i};crèche;44129;47.43{i};-2.087;{v}\n" for i, v in enumerate(values)),
+        encoding="utf-8")
+    res = load_facility_file(f, town_halls=HALLS)
+    cap = res.facilities.set_index("name")["capacity"]
+    assert [cap[f"S{i}"] for i in (0, 1, 2, 3, 6)] == [12.0, 1.0, 20.0, 8.0, 15.5]
+    assert all(math.isnan(cap[f"S{i}"]) for i in (4, 5, 7))  # no number, zero: unknown
+    notes = res.report.notes.set_index("name")["note"]
+    assert "S4" not in notes.index  # the unit alone: an empty cell
+    assert "capacité illisible ('environ 12')" in notes["S7"]
+    assert "capacité '0' considérée comme inconnue" in notes["S5"]
+
+
+def test_a_commune_without_polygon_is_not_checked_beside_one_with(tmp_path):
+    """15031 has neither polygon nor point in the shipped geography: its row is kept as
+    placed, while a Paris row of the same file is still measured against Paris."""
+    cantal = load_national_communes(departements=["15"]).set_index("code_insee")
+    assert cantal.geometry["15031"] is None
+    f = tmp_path / "structures.csv"
+    f.write_text("nom;type;code_insee;latitude;longitude\n"
+                 "Cantal;crèche;15031;45.03;2.44\n"
+                 "Pantin;crèche;75056;48.8946;2.4092\n", encoding="utf-8")
+    res = load_facility_file(f, town_halls=HALLS)
+    notes = res.report.notes.set_index("name")["note"]
+    assert res.report.accepted == 2
+    assert "Cantal" not in notes.index
+    assert "hors de la commune déclarée 75056" in notes["Pantin"]
+
+
+def test_plain_numbers_are_read_as_pandas_reads_them():
+    import numpy as np
+    import pandas as pd
+
+    from data_sources.user_file.positions import _plain_numbers
+
+    rng = np.random.default_rng(11)
+    cells = [f"{v:.{d}f}" for d in range(0, 20) for v in rng.uniform(-1e6, 1e6, 500)]
+    cells += ["", "-0", "007", "123456789012345", "0.1000000000000000055511151231257827"]
+    for dtype in ("str", object):
+        values = pd.Series(cells, dtype=dtype)
+        expected = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+        got = _plain_numbers(values)
+        assert got is not None
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))  # -0 stays -0
+
+
+@pytest.mark.parametrize("cell", ["+1", "1e5", ".5", "5.", "1,5", "inf", "nan", "1_000",
+                                  "1234567890123456", " 1", "٣"])
+def test_other_numbers_go_to_the_general_reader(cell):
+    import pandas as pd
+
+    from data_sources.user_file.positions import _plain_numbers, _to_float
+
+    values = pd.Series(["1.5", cell], dtype="str")
+    assert _plain_numbers(values) is None
+    number, unreadable = _to_float(values)  # still read, by pandas
+    assert number[0] == 1.5 and len(unreadable) == 2

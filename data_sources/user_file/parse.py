@@ -358,12 +358,14 @@ def _parse_types(
         assert default is not None
         log.warnings.append(f"pas de colonne de type : toutes les lignes reçoivent le type "
                             f"« {_type_text(*default)} »")
-    uniques = {v: map_type(v) for v in pd.unique(values)}
+    # each distinct label mapped once; its rows found by number, not by comparing text
+    label_of_row, labels = pd.factorize(values.to_numpy(dtype=object))
     type_out = pd.Series("", index=values.index, dtype=object)
     sub_out = pd.Series("", index=values.index, dtype=object)
-    for value, mapped in uniques.items():
-        mask = values.eq(value)
-        rows = values.index[mask.to_numpy()]
+    for k, value in enumerate(labels.tolist()):
+        mapped = map_type(value)
+        mask = label_of_row == k
+        rows = values.index[mask]
         if mapped is not None:
             type_out[mask], sub_out[mask] = mapped[0], mapped[1]
             if mapped[2]:
@@ -407,8 +409,15 @@ def _parse_precision(values: pd.Series) -> pd.Series:
 
 
 def _parse_capacity(values: pd.Series, log: _Log) -> np.ndarray:
-    num, unreadable = _to_float(values.str.replace(r"\s*places?\s*$", "", regex=True,
-                                                   case=False))
+    # « 12 places »: the unit is dropped, the pattern run only on the cells naming it
+    unit = values.str.contains("[pP][lL][aA][cC][eE]", regex=True).to_numpy(dtype=bool)
+    if unit.any():
+        values_read = values.copy()
+        values_read[unit] = values[unit].str.replace(r"\s*places?\s*$", "", regex=True,
+                                                     case=False)
+    else:
+        values_read = values
+    num, unreadable = _to_float(values_read)
     rows = values.index
     if unreadable.any():
         log.warnings.append(f"capacité illisible laissée vide : {_rows_text(rows[unreadable])}")
