@@ -49,8 +49,6 @@ MIP_OPTIONS: dict[str, object] = {
     "presolve": "off", "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
     "mip_heuristic_run_feasibility_jump": False,
 }
-#: Sites added to the LP's support in the restricted MIP: those of largest reduced cost.
-RESTRICTED_EXTRA_SITES = 20
 #: HiGHS options of the MIP restricted to the LP's sites (small: presolve pays there).
 SUB_MIP_OPTIONS: dict[str, object] = {}
 #: A kicked optimum this close to the best (share) becomes the next starting point.
@@ -535,9 +533,6 @@ def _exact_covering(red: _Reduced, k: int, start: Callable[[], np.ndarray], *,
         # a better incumbent from the sites the LP uses: the same MIP restricted to them
         # (and the incumbent's) is small, and its optimum is often the global one
         support = (y_lp > 1e-9) | (y0 > 0)
-        # and the sites whose LP reduced cost is closest to zero (the next to enter)
-        rest = np.flatnonzero(~support)
-        support[rest[np.argsort(-rc[rest], kind="stable")[:RESTRICTED_EXTRA_SITES]]] = True
         if support.sum() < nc:
             found = _covering_mip(
                 highspy, b, red.weights, k, np.flatnonzero(support), y0,
