@@ -21,7 +21,10 @@ command's import line says every row was read and ``read = accepted + rejected``
 lost), with the plain read's row count.
 
 Prints ``RESULT ours_s=… plain_s=… ratio=… rows=… accepted=… rejected=… duplicates=…
-equal=… runs=… load=…``.
+equal=… runs=… load=… import_s=… import_cpu_s=…``: ``import_s``/``import_cpu_s`` are the
+best wall and CPU seconds of the import alone (``load_facility_file`` with the town halls
+the command uses, in its own process after a warm-up), and ``equal`` also requires its
+counts to be the command's.
 
 Measured (2 cores shared with other jobs; whole command, medians of 3 runs, the
 1-minute load average given):
@@ -35,8 +38,22 @@ Measured (2 cores shared with other jobs; whole command, medians of 3 runs, the
     RESULT ours_s=4.99 plain_s=0.51 ratio=9.71 rows=100000 accepted=97908
     rejected=2092 duplicates=985 equal=True runs=3 load=1.39   (one line)
 
-The whole command includes start-up and the demo diagnosis (~1.5 s); the import itself
-(``load_facility_file``) takes ~2.5 s. Not yet at the goal (< 2 s).
+- the importer in bulk (issue 23 item 7: CSV without quotes read in one pass, each column
+  once, declared communes by point-in-polygon, duplicates by one lexicographic sort and a
+  k-d tree, plain numbers by arrow's parser, the garbage collector held during the
+  import), commit 53d11d3 against now, alternating, 3 rounds at load 8.6-12.4 (so CPU
+  seconds; wall figures were 2-4 times these): the import alone 2.72-3.00 s -> 1.25-1.41
+  s CPU, the whole command 5.15-5.36 s -> 3.36-3.84 s CPU (user + sys); the import report
+  (counts, rejected rows and reasons, duplicates, notes, warnings, duplicate ids) and the
+  facilities, imported and in the workspace, equal field by field. This bench then, at
+  load 7.1 (wall figures not comparable with the quiet ones above)::
+
+    RESULT ours_s=14.39 plain_s=2.58 ratio=5.59 rows=100000 accepted=97908
+    rejected=2092 duplicates=985 equal=True runs=2 load=7.10 import_s=3.82
+    import_cpu_s=1.31   (one line; 53d11d3 in the same minutes: ratio=7.04, load 6.70)
+
+The whole command also pays start-up (~1 s of imports) and the demo diagnosis; at a
+quiet machine's ratio of wall to CPU (~1.0) it is ~3.3 s: not yet at the goal (< 2 s).
 """
 
 from __future__ import annotations

@@ -25,12 +25,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from data_sources.workspace import peer_territories
     from diagnosis.exports import check_writable, write_bytes_atomic
     from diagnosis.pipeline import peer_comparison
-    from diagnosis.report import render_diagnosis_pdf
+    from diagnosis.report import PdfProcess, render_diagnosis_pdf
 
     start = time.perf_counter()
     out = check_writable(args.out, option="--out")
     existed = out.exists()
-    with _Steps("Rapport", total=14) as step:
+    # WeasyPrint is imported in a forked process while the diagnosis is computed here; it
+    # then lays the report out while the maps are drawn here (forked before the progress
+    # bar's thread starts)
+    with PdfProcess() as pdf_process, _Steps("Rapport", total=14) as step:
         step("chargement des données")
         diag = _diagnosis(args, step)
         step("comparaison avec les territoires voisins")
@@ -42,10 +45,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         # OpenStreetMap tiles only when asked for (--fond-de-carte osm)
         diag = with_map_bases(diag,
                               osm_tiles=getattr(args, "fond_de_carte", "aucun") == "osm")
-        # the maps are drawn in a forked process while WeasyPrint reads the document; the
-        # only other thread (the progress bar's refresh) holds no lock the drawing needs
         report = render_diagnosis_pdf(diag, author=args.author, progress=step,
-                                      parallel_figures=True)
+                                      pdf_process=pdf_process)
         step("écriture du fichier")
         write_bytes_atomic(out, report.pdf, option="--out")
     pages = report.pages

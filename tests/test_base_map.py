@@ -35,12 +35,6 @@ def figures(monkeypatch):
         return real(fig, **kw)
 
     monkeypatch.setattr(sm, "save_figure", spy)
-    # the report command draws its maps in a forked process: here, in this one, where
-    # they are seen
-    from diagnosis.report import render as report_render
-
-    monkeypatch.setattr(report_render, "_figure_source",
-                        lambda figures, *, parallel: report_render._FigureSource(figures))
     return caught
 
 

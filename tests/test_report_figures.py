@@ -1,5 +1,7 @@
-"""The report's figures: each drawn once, the same images whether drawn in a forked process
-or here, and a figure that cannot be drawn stops the report with its own error.
+"""The report's figures and its PDF process: each figure drawn once, the same report
+whether WeasyPrint works in a forked process (the command line) or here, a figure that
+cannot be drawn stops the report with its own error, a failing process leaves the
+layout to the caller.
 
 Data: the embedded demo (EPCI 200000438, CC du Pays de Pontchâteau Saint-Gildas-des-Bois)
 with its full diagnosis and its neighbours compared, so that every kind of figure is drawn
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import replace
 
 import pytest
@@ -18,7 +21,14 @@ from pypdf import PdfReader
 
 from diagnosis import comparison as comparison_module
 from diagnosis.errors import InputError
-from diagnosis.report import _base, render_diagnosis_html, render_diagnosis_pdf, results, territory
+from diagnosis.report import (
+    PdfProcess,
+    _base,
+    render_diagnosis_html,
+    render_diagnosis_pdf,
+    results,
+    territory,
+)
 
 CREATED = dt.date(2026, 1, 15)
 #: Where the report's sections find their figure renderers (module, function name).
@@ -63,7 +73,7 @@ def drawn(diag):
 
         mp.setattr(module, name, counted)
     try:
-        report = render_diagnosis_pdf(diag, created=CREATED, parallel_figures=False)
+        report = render_diagnosis_pdf(diag, created=CREATED, pdf_process=None)
     finally:
         mp.undo()
     return report, calls
@@ -82,9 +92,11 @@ def test_every_figure_is_drawn_once_and_embedded(drawn):
     assert report.pages == len(PdfReader(io.BytesIO(report.pdf)).pages)
 
 
-def test_forked_drawing_gives_the_same_report(diag, drawn):
+def test_pdf_process_gives_the_same_report(diag, drawn):
     here, _ = drawn
-    forked = render_diagnosis_pdf(diag, created=CREATED, parallel_figures=True)
+    with PdfProcess() as process:
+        forked = render_diagnosis_pdf(diag, created=CREATED, pdf_process=process)
+        assert process._proc is None  # laid out there, and stopped
     assert forked.pages == here.pages
     assert _texts(forked.pdf) == _texts(here.pdf)
     assert _images(forked.pdf) == _images(here.pdf)
@@ -97,11 +109,31 @@ def test_html_report_embeds_every_figure(diag, drawn):
     assert html.count('src="data:image/jpeg;base64,') == len(calls)
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-def test_a_figure_that_cannot_be_drawn_stops_the_report(diag, monkeypatch, parallel):
+@pytest.mark.parametrize("in_process", [False, True])
+def test_a_figure_that_cannot_be_drawn_stops_the_report(diag, monkeypatch, in_process):
     def broken(*args, **kwargs):
         raise InputError("carte des structures impossible à dessiner")
 
     monkeypatch.setattr(territory, "render_offer_map", broken)
-    with pytest.raises(InputError, match="carte des structures impossible"):
-        render_diagnosis_pdf(diag, created=CREATED, parallel_figures=parallel)
+    with PdfProcess() if in_process else nullcontext() as process:
+        with pytest.raises(InputError, match="carte des structures impossible"):
+            render_diagnosis_pdf(diag, created=CREATED, pdf_process=process)
+        assert process is None or process._proc is None  # stopped
+
+
+def test_a_pdf_process_that_fails_leaves_the_layout_here(diag, drawn, monkeypatch):
+    """WeasyPrint failing in the process (here: its layout replaced by an error): the
+    command lays the report out itself and gets the same PDF."""
+    from diagnosis.report import render
+
+    here, _ = drawn
+    real = render._write_pdf
+
+    def broken(html, figures):
+        raise RuntimeError("mise en page impossible")
+
+    monkeypatch.setattr(render, "_write_pdf", broken)
+    with PdfProcess() as process:  # forked with the broken layout
+        monkeypatch.setattr(render, "_write_pdf", real)  # here: the real one
+        report = render_diagnosis_pdf(diag, created=CREATED, pdf_process=process)
+    assert report.pages == here.pages and _texts(report.pdf) == _texts(here.pdf)

@@ -50,6 +50,7 @@ from diagnosis.report._base import (
     ReportMeta,
 )
 from diagnosis.report.render import (
+    PdfProcess,
     PdfReport,
     build_diagnosis_pdf,
     count_pdf_pages,
@@ -71,6 +72,7 @@ __all__ = [
     "MAX_DIRECTORY_TOWN_HALLS",
     "MAX_GENERIC_ROWS",
     "MAX_INLINE_COMMUNES",
+    "PdfProcess",
     "PdfReport",
     "ReportMeta",
     "TEMPLATES_DIR",

@@ -383,68 +383,125 @@ class _FigureSource:
         """Release what the source holds (nothing here)."""
 
 
-#: Longest wait for one figure from the drawing process before drawing it here (s).
-_FIGURE_WAIT_S = 120.0
+class PdfProcess:
+    """WeasyPrint in a forked process, ready before the report is written.
 
+    Started before the diagnosis is computed, the process imports WeasyPrint (about
+    half a second) meanwhile; given a report, it parses the document and computes its
+    styles while this process draws the maps and sends them one by one, then lays the
+    document out. On a machine with a free core, both waits vanish from the command's
+    time. Anything that goes wrong in the process (it failed, or is gone) makes
+    :meth:`write_pdf` lay the document out here, raising the error as without it.
 
-class _ForkedFigureSource(_FigureSource):
-    """Figures drawn in a forked process, in document order, while WeasyPrint works here.
-
-    WeasyPrint spends its first second importing itself, parsing the document and
-    computing styles, none of which needs an image; the maps (matplotlib, ~0.1-0.2 s
-    each) are drawn meanwhile on the machine's other core. A figure the process could
-    not draw (error, process gone, no answer in :data:`_FIGURE_WAIT_S`) is drawn here, so
-    its error, if any, is raised as without the process.
+    For a single caller that runs no other threads of its own (the command line):
+    forking a process that runs other threads (a web server) is unsafe. Linux only
+    (elsewhere the layout is made here). Use as a context manager: the process is
+    stopped on exit.
     """
 
-    def __init__(self, figures: Mapping[str, Callable[[], bytes]]) -> None:
-        import multiprocessing
+    def __init__(self) -> None:
+        self._proc: Any = None
+        if sys.platform.startswith("linux"):
+            import multiprocessing
 
-        super().__init__(figures)
-        ctx = multiprocessing.get_context("fork")
-        self._conn, child_end = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_draw_figures, args=(list(self._draws.items()),
-                                                             child_end), daemon=True)
-        self._proc.start()
-        child_end.close()
+            ctx = multiprocessing.get_context("fork")
+            self._conn, child_end = ctx.Pipe()
+            self._proc = ctx.Process(target=_pdf_server, args=(child_end,), daemon=True)
+            self._proc.start()
+            child_end.close()
 
-    def __call__(self, key: str) -> bytes:
-        while key not in self._images and not self._conn.closed:
+    def __enter__(self) -> PdfProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write_pdf(self, doc: _Document) -> tuple[bytes, int]:
+        """The PDF of a report document and its number of pages."""
+        figures = _FigureSource(doc.figures)
+        reply: Any = None
+        if self._proc is not None:
             try:
-                if not self._conn.poll(_FIGURE_WAIT_S):
-                    raise EOFError
-                done, image = self._conn.recv()
+                self._conn.send(doc.html)
+                for key in doc.figures:  # in the order WeasyPrint asks for them
+                    self._conn.send((key, figures(key)))
+                reply = self._conn.recv()
             except (EOFError, OSError):
+                reply = None
+            finally:
                 self.close()
-                break
-            self._images[done] = image
-        return super().__call__(key)
+        if isinstance(reply, tuple) and len(reply) == 2:
+            return bytes(reply[0]), int(reply[1])
+        return _write_pdf(doc.html, figures)  # here: its error, if any, is raised
 
     def close(self) -> None:
-        """Close the pipe and stop the drawing process (it may still be drawing)."""
+        """Stop the process (it may still be importing or laying out)."""
+        if self._proc is None:
+            return
         self._conn.close()
         if self._proc.is_alive():
             self._proc.terminate()
         self._proc.join()
+        self._proc = None
 
 
-def _draw_figures(figures: list[tuple[str, Callable[[], bytes]]], conn: Any) -> None:
-    """In the drawing process: draw each figure, send ``(key, image or None)``."""
-    for key, draw in figures:
+class _ReceivedFigures(_FigureSource):
+    """In the PDF process: the figures sent by the command, as they come.
+
+    A thread reads them at once: the sender never waits for WeasyPrint to ask.
+    """
+
+    def __init__(self, conn: Any, keys: list[str]) -> None:
+        import threading
+
+        super().__init__({})
+        self._ready = threading.Condition()
+        self._gone = False
+        self._thread = threading.Thread(target=self._read, args=(conn, len(keys)),
+                                        daemon=True)
+        self._thread.start()
+
+    def _read(self, conn: Any, n: int) -> None:
         try:
-            image: bytes | None = draw()
-        except Exception:  # drawn again by the parent, which raises the error
-            image = None
-        conn.send((key, image))
-    conn.close()
+            for _ in range(n):
+                key, image = conn.recv()
+                with self._ready:
+                    self._images[key] = image
+                    self._ready.notify_all()
+        except (EOFError, OSError):
+            pass
+        with self._ready:
+            self._gone = True
+            self._ready.notify_all()
+
+    def __call__(self, key: str) -> bytes:
+        with self._ready:
+            self._ready.wait_for(lambda: key in self._images or self._gone)
+            image = self._images.get(key)
+        if image is None:
+            raise InputError(f"figure {key!r} was not received from the command")
+        return image
 
 
-def _figure_source(figures: Mapping[str, Callable[[], bytes]], *,
-                   parallel: bool) -> _FigureSource:
-    """Where the PDF's figures come from: a forked process (Linux only) or this one."""
-    if parallel and len(figures) and sys.platform.startswith("linux"):
-        return _ForkedFigureSource(figures)
-    return _FigureSource(figures)
+def _pdf_server(conn: Any) -> None:
+    """The PDF process: import WeasyPrint, receive a report, send ``(pdf, pages)``.
+
+    On any error it sends nothing and ends: the command then lays the report out itself.
+    """
+    import signal
+
+    # Ctrl-C stops the command, which stops this process: no second traceback from here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import weasyprint  # noqa: F401  # the import is the work done in advance
+
+        html = conn.recv()
+        figures = _ReceivedFigures(conn, _report_figure_keys(html))
+        conn.send(_write_pdf(html, figures))
+    except Exception:  # the command lays the report out itself, and raises the error
+        pass
+    finally:
+        conn.close()
 
 
 def count_pdf_pages(pdf: bytes) -> int:
@@ -495,7 +552,7 @@ class PdfReport(NamedTuple):
 def render_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
                          created: dt.date | None = None,
                          progress: Progress | None = None,
-                         parallel_figures: bool = False) -> PdfReport:
+                         pdf_process: PdfProcess | None = None) -> PdfReport:
     """The PDF report of a diagnosis and its number of pages.
 
     Parameters
@@ -507,11 +564,9 @@ def render_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
         Printed on the cover.
     progress
         Called with each step's name.
-    parallel_figures
-        Draw the maps and charts in a forked process while WeasyPrint reads the document
-        (Linux; the same images, sooner on a machine with a free core). For a
-        single-threaded caller such as the command line: forking a process that runs
-        other threads (a web server) is unsafe. ``False``: drawn here, on demand.
+    pdf_process
+        A :class:`PdfProcess` started early (the command line): WeasyPrint lays the
+        report out there while the maps are drawn here. ``None``: all is done here.
 
     See Also
     --------
@@ -522,8 +577,9 @@ def render_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
                                                      created=created))
     if progress:
         progress("mise en page PDF")
-    return PdfReport(*_write_pdf(doc.html, _figure_source(doc.figures,
-                                                          parallel=parallel_figures)))
+    if pdf_process is not None:
+        return PdfReport(*pdf_process.write_pdf(doc))
+    return PdfReport(*_write_pdf(doc.html, _FigureSource(doc.figures)))
 
 
 def build_diagnosis_pdf(diagnosis: Diagnosis, *, author: str = "",
