@@ -15,7 +15,16 @@ imports included). Medians and the ratio are printed. The check: the PDF of ever
 has the same number of pages, and its text names the territory.
 
 Prints ``RESULT epci_s=… epci_layout_s=… dep_s=… dep_layout_s=… pages=…/… equal=… runs=…
-load=…``.
+load=… epci_cpu_s=… dep_cpu_s=…`` (``*_cpu_s``: user + system seconds of the command and
+of the process it forks, medians).
+
+How the command spends its two cores (:class:`diagnosis.report.PdfProcess`): a process
+forked at its start imports WeasyPrint while the diagnosis is computed, receives the
+report's HTML, parses it and computes its styles while the command draws the maps
+(matplotlib, once each) and sends them, then lays the report out. On a quiet machine the
+command's time is about: its own work up to the last map, then WeasyPrint's layout and
+PDF writing. On a loaded machine both processes share the cores with others and the
+wall time says little: read ``*_cpu_s`` too.
 
 Measured (2 cores shared with other jobs; whole command, medians of 3 runs, load given):
 
@@ -30,9 +39,31 @@ Measured (2 cores shared with other jobs; whole command, medians of 3 runs, load
     RESULT epci_s=6.85 epci_layout_s=3.47 dep_s=8.57 dep_layout_s=5.29 pages=15/25
     equal=True runs=3 load=3.12   (one line)
 
-Not at the goal (EPCI < 4 s, département < 6 s): WeasyPrint alone takes ~4.2 s CPU
+Not at the goal (EPCI < 4 s, département < 6 s) then: WeasyPrint alone takes ~4.2 s CPU
 for the département's 25 pages (490 table rows; text shaping and block layout, not
 flex boxes: the report has one), and the maps ~1 s.
+
+- 6 Dec 2026, second pass (PdfProcess, maps drawn once on demand, comparison chart at
+  the maps' 110 dpi, page count from the layout instead of re-reading the PDF with
+  pypdf). Only loaded runs were possible (load 6-10 on 2 cores): wall times there are
+  noise (13-34 s for either version). CPU of the whole command, old (53d11d3) against
+  new, alternating: see the pass's report; this bench::
+
+    RESULT epci_s=15.70 epci_layout_s=7.88 dep_s=20.03 dep_layout_s=15.24 pages=15/25
+    equal=True runs=2 load=6.88 epci_cpu_s=5.08 dep_cpu_s=8.04   (one line)
+
+  Split of that CPU (loaded): EPCI, command 3.0 s (2.2 s up to the report's HTML, 0.8 s
+  of maps) and PDF process 2.0 s (0.5 s of import); département, command 3.7 s (2.4 s +
+  1.3 s of maps) and PDF process 4.3 s. Critical path on a quiet machine, estimated from
+  it: EPCI ~ command up to its last map + layout and writing (~1.0 s) ~ 4 s; département
+  ~ 3.7 s + ~2.4 s ~ 6 s. The quiet run decides.
+
+What was tried and did not move WeasyPrint (3 interleaved runs each, layout alone on the
+département's HTML, CPU within noise of 2.5-2.9 s): ``table-layout: fixed`` everywhere
+(the big tables already are), no ``hyphens``, no ``tr { break-inside: avoid }``, one font
+family instead of three, no flex (``.duo``, ``.cards``), no repeated ``thead``, separate
+borders instead of collapsed. WeasyPrint lays each page out once (no repagination pass);
+its cost is per box: ~3,450 table cells and their text lines.
 """
 
 from __future__ import annotations
