@@ -131,9 +131,21 @@ def test_from_networkx_without_travel_time_says_what_to_do():
     g = nx.MultiDiGraph(crs="EPSG:2154")
     g.add_node(1, x=0.0, y=0.0)
     g.add_node(2, x=10.0, y=0.0)
+    g.add_edge(2, 1, travel_time=2.0)
     g.add_edge(1, 2, length=10.0)
-    with pytest.raises(InputError, match="add_edge_travel_times"):
+    with pytest.raises(InputError, match="edge 1->2 has no 'travel_time'.*add_edge_travel_times"):
         road_graph_from_networkx(g, mode="drive")
+
+
+def test_from_plain_digraph():
+    g = nx.DiGraph(crs="EPSG:2154")
+    g.add_node(7, x=0.0, y=0.0)
+    g.add_node(3, x=100.0, y=0.0)
+    g.add_edge(7, 3, travel_time=12.0)
+    rg = road_graph_from_networkx(g, mode="walk")
+    a, b = list(rg.osm_ids).index(7), list(rg.osm_ids).index(3)
+    m = rg.travel_time_s.toarray()
+    assert (m[a, b], m[b, a], rg.n_edges) == (12.0, 0.0, 1)
 
 
 # --- travel times -----------------------------------------------------------------------

