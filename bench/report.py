@@ -43,20 +43,23 @@ Not at the goal (EPCI < 4 s, département < 6 s) then: WeasyPrint alone takes ~4
 for the département's 25 pages (490 table rows; text shaping and block layout, not
 flex boxes: the report has one), and the maps ~1 s.
 
-- 6 Dec 2026, second pass (PdfProcess, maps drawn once on demand, comparison chart at
-  the maps' 110 dpi, page count from the layout instead of re-reading the PDF with
-  pypdf). Only loaded runs were possible (load 6-10 on 2 cores): wall times there are
-  noise (13-34 s for either version). CPU of the whole command, old (53d11d3) against
-  new, alternating: see the pass's report; this bench::
+- 6 Dec 2026, second pass (PdfProcess with a helper drawing every other map, maps drawn
+  once on demand, comparison chart at the maps' 110 dpi, page count from the layout
+  instead of re-reading the PDF with pypdf). No quiet machine: load 4-10 on 2 cores.
+  Old (53d11d3) against new, alternating, whole command, load 4.2-4.8: EPCI 11.58 / 9.38 s
+  -> 8.91 / 7.67 s wall, CPU (all processes) 5.66 / 5.43 s -> 5.14 / 4.92 s;
+  département 19.60 / 15.87 s -> 16.23 / 13.56 s wall, CPU 9.73 / 8.79 s -> 8.10 / 7.88 s.
+  This bench, load 5.1::
 
-    RESULT epci_s=15.70 epci_layout_s=7.88 dep_s=20.03 dep_layout_s=15.24 pages=15/25
-    equal=True runs=2 load=6.88 epci_cpu_s=5.08 dep_cpu_s=8.04   (one line)
+    RESULT epci_s=8.65 epci_layout_s=5.05 dep_s=10.45 dep_layout_s=8.63 pages=15/25
+    equal=True runs=2 load=5.14 epci_cpu_s=4.97 dep_cpu_s=8.03   (one line)
 
-  Split of that CPU (loaded): EPCI, command 3.0 s (2.2 s up to the report's HTML, 0.8 s
-  of maps) and PDF process 2.0 s (0.5 s of import); département, command 3.7 s (2.4 s +
-  1.3 s of maps) and PDF process 4.3 s. Critical path on a quiet machine, estimated from
-  it: EPCI ~ command up to its last map + layout and writing (~1.0 s) ~ 4 s; département
-  ~ 3.7 s + ~2.4 s ~ 6 s. The quiet run decides.
+  Split of the CPU (load 4.5): EPCI, command 2.4 s (2.0 s up to the report's HTML, 0.4 s
+  of maps) and its two processes 2.45 s (WeasyPrint: 0.3-0.5 s of import, the rest
+  parsing, layout, writing; the helper: half the maps); département, command 2.7 s and
+  processes 4.7 s. On a quiet machine the time is about the command's own work up to its
+  last map plus WeasyPrint's layout and writing (~1 s EPCI, ~2.4 s département): both
+  near the goal by that estimate; the quiet run decides.
 
 What was tried and did not move WeasyPrint (3 interleaved runs each, layout alone on the
 département's HTML, CPU within noise of 2.5-2.9 s): ``table-layout: fixed`` everywhere
