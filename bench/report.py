@@ -49,6 +49,9 @@ flex boxes: the report has one), and the maps ~1 s.
   Old (53d11d3) against new, alternating, whole command, load 4.2-4.8: EPCI 11.58 / 9.38 s
   -> 8.91 / 7.67 s wall, CPU (all processes) 5.66 / 5.43 s -> 5.14 / 4.92 s;
   département 19.60 / 15.87 s -> 16.23 / 13.56 s wall, CPU 9.73 / 8.79 s -> 8.10 / 7.88 s.
+  Same at load 1.9-2.6: EPCI 4.99 / 5.17 s -> 3.59 / 3.61 s wall (CPU 5.20 / 5.39 s ->
+  4.72 / 4.75 s); département 8.27 / 8.20 s -> 5.88 / 6.10 s wall (CPU 8.50 / 8.42 s ->
+  7.33 / 7.77 s).
   This bench, load 5.1::
 
     RESULT epci_s=8.65 epci_layout_s=5.05 dep_s=10.45 dep_layout_s=8.63 pages=15/25
