@@ -15,7 +15,16 @@ imports included). Medians and the ratio are printed. The check: the PDF of ever
 has the same number of pages, and its text names the territory.
 
 Prints ``RESULT epci_s=… epci_layout_s=… dep_s=… dep_layout_s=… pages=…/… equal=… runs=…
-load=…``.
+load=… epci_cpu_s=… dep_cpu_s=…`` (``*_cpu_s``: user + system seconds of the command and
+of the process it forks, medians).
+
+How the command spends its two cores (:class:`diagnosis.report.PdfProcess`): a process
+forked at its start imports WeasyPrint while the diagnosis is computed, receives the
+report's HTML, parses it and computes its styles while the command draws the maps
+(matplotlib, once each) and sends them, then lays the report out. On a quiet machine the
+command's time is about: its own work up to the last map, then WeasyPrint's layout and
+PDF writing. On a loaded machine both processes share the cores with others and the
+wall time says little: read ``*_cpu_s`` too.
 
 Measured (2 cores shared with other jobs; whole command, medians of 3 runs, load given):
 
@@ -30,9 +39,37 @@ Measured (2 cores shared with other jobs; whole command, medians of 3 runs, load
     RESULT epci_s=6.85 epci_layout_s=3.47 dep_s=8.57 dep_layout_s=5.29 pages=15/25
     equal=True runs=3 load=3.12   (one line)
 
-Not at the goal (EPCI < 4 s, département < 6 s): WeasyPrint alone takes ~4.2 s CPU
+Not at the goal (EPCI < 4 s, département < 6 s) then: WeasyPrint alone takes ~4.2 s CPU
 for the département's 25 pages (490 table rows; text shaping and block layout, not
 flex boxes: the report has one), and the maps ~1 s.
+
+- 6 Dec 2026, second pass (PdfProcess with a helper drawing every other map, maps drawn
+  once on demand, comparison chart at the maps' 110 dpi, page count from the layout
+  instead of re-reading the PDF with pypdf). No quiet machine: load 4-10 on 2 cores.
+  Old (53d11d3) against new, alternating, whole command, load 4.2-4.8: EPCI 11.58 / 9.38 s
+  -> 8.91 / 7.67 s wall, CPU (all processes) 5.66 / 5.43 s -> 5.14 / 4.92 s;
+  département 19.60 / 15.87 s -> 16.23 / 13.56 s wall, CPU 9.73 / 8.79 s -> 8.10 / 7.88 s.
+  Same at load 1.9-2.6: EPCI 4.99 / 5.17 s -> 3.59 / 3.61 s wall (CPU 5.20 / 5.39 s ->
+  4.72 / 4.75 s); département 8.27 / 8.20 s -> 5.88 / 6.10 s wall (CPU 8.50 / 8.42 s ->
+  7.33 / 7.77 s).
+  This bench, load 5.1::
+
+    RESULT epci_s=8.65 epci_layout_s=5.05 dep_s=10.45 dep_layout_s=8.63 pages=15/25
+    equal=True runs=2 load=5.14 epci_cpu_s=4.97 dep_cpu_s=8.03   (one line)
+
+  Split of the CPU (load 4.5): EPCI, command 2.4 s (2.0 s up to the report's HTML, 0.4 s
+  of maps) and its two processes 2.45 s (WeasyPrint: 0.3-0.5 s of import, the rest
+  parsing, layout, writing; the helper: half the maps); département, command 2.7 s and
+  processes 4.7 s. On a quiet machine the time is about the command's own work up to its
+  last map plus WeasyPrint's layout and writing (~1 s EPCI, ~2.4 s département): both
+  near the goal by that estimate; the quiet run decides.
+
+What was tried and did not move WeasyPrint (3 interleaved runs each, layout alone on the
+département's HTML, CPU within noise of 2.5-2.9 s): ``table-layout: fixed`` everywhere
+(the big tables already are), no ``hyphens``, no ``tr { break-inside: avoid }``, one font
+family instead of three, no flex (``.duo``, ``.cards``), no repeated ``thead``, separate
+borders instead of collapsed. WeasyPrint lays each page out once (no repagination pass);
+its cost is per box: ~3,450 table cells and their text lines.
 """
 
 from __future__ import annotations

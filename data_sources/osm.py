@@ -43,6 +43,7 @@ from shapely.geometry.base import BaseGeometry
 
 from data_sources import _http
 from data_sources._budget import not_a_file_fr
+from data_sources._cache_paths import osm_cache_dir
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import FACILITY_DTYPES, validate_facilities
@@ -153,7 +154,7 @@ _MATERNITE = re.compile(r"maternite")
 
 def cache_dir() -> Path:
     """Folder of Maillage's OSM caches (inside the HTTP layer's cache folder)."""
-    return _http.get_config().cache_dir / "osm"
+    return osm_cache_dir()
 
 
 def _ox() -> Any:

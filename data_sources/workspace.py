@@ -21,6 +21,7 @@ import pandas as pd
 import shapely
 
 from data_sources import demo
+from data_sources._cache_paths import has_cached_road_graph
 from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
@@ -120,11 +121,17 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
         return Travel(mode="poussette", note=(
             "Sans extrait OpenStreetMap (--osm-pbf), temps à pied avec une poussette "
             "estimés à vol d'oiseau."))
-    from data_sources.osm import cached_road_graph, road_graph_for
     from diagnosis.travel import crow_model_for
 
-    graph, note = road_graph_for(ws.own_communes, mode=mode, road_graph_file=road_graph_file)
     engine_mode = "drive" if mode == "crow" else mode
+    if mode == "crow" and road_graph_file is None and not has_cached_road_graph(engine_mode):
+        # crow-fly with no road graph to calibrate on: the HTTP and OSM layers (requests,
+        # requests-cache: 0.3-0.4 s) are not even imported
+        model, why = crow_model_for(ws.own_communes, engine_mode, graph=None)
+        return Travel(mode=engine_mode, note=why, crow_model=model)
+    from data_sources.osm import cached_road_graph, road_graph_for
+
+    graph, note = road_graph_for(ws.own_communes, mode=mode, road_graph_file=road_graph_file)
     if graph is not None:
         return Travel(graph=graph, mode=engine_mode, note=note)
     # crow-fly: calibrated on a road graph where one exists (the file named, or the

@@ -546,6 +546,29 @@ def test_maps_are_built_once_per_inputs(app, monkeypatch):
     assert len(calls) == first + 1
 
 
+def test_computations_run_on_long_lived_compute_threads():
+    """pyproj keeps each CRS per thread: the app computes on the same few threads (not on
+    each rerun's new one); a computation that asks for a worker from a worker runs in place;
+    an error reaches the caller."""
+    import threading
+
+    from app_pages._cached import WORKER_PREFIX, on_worker
+    from diagnosis.errors import InputError
+
+    first = on_worker(threading.current_thread)
+    assert first is not threading.current_thread()
+    assert first.name.startswith(WORKER_PREFIX)
+    seen = {on_worker(threading.current_thread) for _ in range(20)}
+    assert len(seen) <= 2 and all(t.is_alive() for t in seen)
+    assert on_worker(on_worker, threading.current_thread) in seen
+
+    def refuse() -> None:
+        raise InputError("no", fr="non")
+
+    with pytest.raises(InputError):
+        on_worker(refuse)
+
+
 def test_partners_kept_when_only_peer_group_assumptions_change(app, monkeypatch):
     """The participation rate changes the peer groups only: the partners' map is not
     rebuilt for it; a new travel time T rebuilds it."""

@@ -35,6 +35,12 @@ def figures(monkeypatch):
         return real(fig, **kw)
 
     monkeypatch.setattr(sm, "save_figure", spy)
+    from diagnosis.report import render as report_render
+
+    # the report command draws half its maps in a helper process: here, all in this one,
+    # where they are seen
+    monkeypatch.setattr(report_render, "_HelperFigures",
+                        lambda figures, theirs: report_render._FigureSource(figures))
     return caught
 
 

@@ -14,6 +14,7 @@ n_workers, threads_per_worker, processes, dashboard_address)``; ``distributed/cl
 from __future__ import annotations
 
 import functools
+import os
 
 import geopandas as gpd
 import numpy as np
@@ -150,6 +151,14 @@ def test_largest_departement_runs_first(territory, client):
         max_minutes=12, border_buffer_m=12_500.0, client=client,
         progress=lambda dep, done, total: order.append(dep))
     assert order == ["85", "44"]
+
+
+def test_local_worker_processes_keep_glibc_default_trimming(monkeypatch):
+    # Dask's default sets MALLOC_TRIM_THRESHOLD_ in its worker processes; ours do not.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with dask_client(n_workers=1, processes=True) as c:
+        env = c.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert list(env.values()) == [None]
 
 
 def test_without_a_border_buffer_the_next_departement_is_out_of_reach(territory, client):

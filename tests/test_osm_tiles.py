@@ -326,10 +326,15 @@ def test_report_command_draws_the_tiles_asked_for(tile_server, tmp_path, monkeyp
     from pypdf import PdfReader
 
     from diagnosis.__main__ import main
+    from diagnosis.report import render as report_render
 
     caught = []
     real = sm.save_figure
     monkeypatch.setattr(sm, "save_figure", lambda fig, **kw: caught.append(fig) or real(fig, **kw))
+    # the report command draws half its maps in a helper process: here, all in this one,
+    # where they are seen
+    monkeypatch.setattr(report_render, "_HelperFigures",
+                        lambda figures, theirs: report_render._FigureSource(figures))
     monkeypatch.setattr(osm_tiles, "TILE_URL", tile_server.url)
     out = tmp_path / "rapport.pdf"
     assert main(["report", "--territory", "200000438", "--out", str(out), "--mode", "crow",

@@ -110,11 +110,15 @@ def test_html_report_embeds_every_figure(diag, drawn):
 
 
 @pytest.mark.parametrize("in_process", [False, True])
-def test_a_figure_that_cannot_be_drawn_stops_the_report(diag, monkeypatch, in_process):
+@pytest.mark.parametrize(("module", "name"), [(territory, "render_offer_map"),
+                                              (results, "render_choropleth_map")])
+def test_a_figure_that_cannot_be_drawn_stops_the_report(diag, monkeypatch, in_process,
+                                                        module, name):
+    """The offer map is drawn by the command, the priority map (4th) by its helper."""
     def broken(*args, **kwargs):
         raise InputError("carte des structures impossible à dessiner")
 
-    monkeypatch.setattr(territory, "render_offer_map", broken)
+    monkeypatch.setattr(module, name, broken)
     with PdfProcess() if in_process else nullcontext() as process:
         with pytest.raises(InputError, match="carte des structures impossible"):
             render_diagnosis_pdf(diag, created=CREATED, pdf_process=process)

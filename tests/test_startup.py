@@ -63,9 +63,11 @@ def test_summary_imports_only_what_it_uses(monkeypatch):
     assert not NOT_FOR_SUMMARY & modules, sorted(NOT_FOR_SUMMARY & modules)
 
 
-def test_crow_fly_access_imports_no_road_network_library(monkeypatch):
-    """A crow-fly run names its road-graph cache file without importing osmnx/networkx."""
+def test_crow_fly_access_imports_no_road_network_library(monkeypatch, tmp_path):
+    """A crow-fly run with no road graph cached imports neither osmnx/networkx nor the
+    HTTP layer (requests, requests-cache: 0.3-0.4 s) to look for one."""
     monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
+    monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
     out = subprocess.run([sys.executable, "-c", _PROBE_FULL,
                           json.dumps(["access", "--territory", "200000438", "--mode", "crow",
                                       "--format", "json"])], cwd=REPO,
@@ -73,3 +75,20 @@ def test_crow_fly_access_imports_no_road_network_library(monkeypatch):
     modules = set(json.loads(out.stderr.strip().splitlines()[-1]))
     assert "diagnosis.accessibility" in modules  # the command ran
     assert not {"osmnx", "networkx"} & modules, sorted({"osmnx", "networkx"} & modules)
+    network = {"requests", "requests_cache", "data_sources._http", "data_sources.osm"}
+    assert not network & modules, sorted(network & modules)
+
+
+@pytest.mark.usefixtures("http_sandbox")
+def test_cache_paths_follow_the_http_layer_setting(tmp_path):
+    """The light look-up of cached road graphs uses the folder the HTTP layer is set to."""
+    from data_sources import _cache_paths, osm
+
+    graphs = tmp_path / "cache" / "osm" / "road_graphs"
+    assert _cache_paths.road_graphs_dir() == graphs
+    assert osm.cache_dir() == tmp_path / "cache" / "osm"
+    assert not _cache_paths.has_cached_road_graph("drive")
+    graphs.mkdir(parents=True)
+    (graphs / "walk-0123456789abcdef0123.npz").write_bytes(b"")
+    assert not _cache_paths.has_cached_road_graph("drive")
+    assert _cache_paths.has_cached_road_graph("walk")

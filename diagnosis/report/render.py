@@ -421,6 +421,9 @@ class PdfProcess:
         figures = _FigureSource(doc.figures)
         reply: Any = None
         if self._proc is not None:
+            # every other map is drawn by a helper process meanwhile: the PDF process
+            # only parses and styles until the maps come, a core would idle
+            figures = _HelperFigures(doc.figures, list(doc.figures)[1::2])
             try:
                 self._conn.send(doc.html)
                 for key in doc.figures:  # in the order WeasyPrint asks for them
@@ -429,6 +432,7 @@ class PdfProcess:
             except (EOFError, OSError):
                 reply = None
             finally:
+                figures.close()
                 self.close()
         if isinstance(reply, tuple) and len(reply) == 2:
             return bytes(reply[0]), int(reply[1])
@@ -443,6 +447,65 @@ class PdfProcess:
             self._proc.terminate()
         self._proc.join()
         self._proc = None
+
+
+#: Longest wait for one map from the helper process before drawing it here (s).
+_HELPER_WAIT_S = 60.0
+
+
+class _HelperFigures(_FigureSource):
+    """Figures drawn here, except ``theirs``, drawn in order by a forked helper process.
+
+    A figure the helper could not give (error, process gone, no answer within
+    :data:`_HELPER_WAIT_S`) is drawn here, raising its error as without the helper.
+    """
+
+    def __init__(self, figures: Mapping[str, Callable[[], bytes]], theirs: list[str]) -> None:
+        import multiprocessing
+
+        super().__init__(figures)
+        self._theirs = set(theirs)
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child_end = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_draw_figures,
+                                 args=([(k, self._draws[k]) for k in theirs], child_end),
+                                 daemon=True)
+        self._proc.start()
+        child_end.close()
+
+    def __call__(self, key: str) -> bytes:
+        while key in self._theirs and key not in self._images and not self._conn.closed:
+            try:
+                if not self._conn.poll(_HELPER_WAIT_S):
+                    raise EOFError
+                done, image = self._conn.recv()
+            except (EOFError, OSError):
+                self.close()
+                break
+            self._images[done] = image
+        return super().__call__(key)
+
+    def close(self) -> None:
+        """Close the pipe and stop the helper (it may still be drawing)."""
+        self._conn.close()
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join()
+
+
+def _draw_figures(figures: list[tuple[str, Callable[[], bytes]]], conn: Any) -> None:
+    """In the helper process: draw each figure, send ``(key, image or None)``."""
+    import signal
+
+    # Ctrl-C stops the command, which stops this process: no second traceback from here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for key, draw in figures:
+        try:
+            image: bytes | None = draw()
+        except Exception:  # drawn again by the command, which raises the error
+            image = None
+        conn.send((key, image))
+    conn.close()
 
 
 class _ReceivedFigures(_FigureSource):
