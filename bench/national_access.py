@@ -21,7 +21,8 @@ the facility file, the access and gaps run, the printed tables)::
 on the inputs of ``bench/compare.py`` (an INSEE file of every current commune of the
 shipped geography and 30,000 facilities), with its peak resident memory. Then the
 project's own path alone, as the pipeline calls it, in a second process on the inputs
-described first (drawn in the process): :func:`diagnosis.accessibility.compute_travel_times_by_type` (crow-fly, routing
+described first (drawn in the process):
+:func:`diagnosis.accessibility.compute_travel_times_by_type` (crow-fly, routing
 cutoff 2 × T = 40 min), :func:`~diagnosis.accessibility.compute_access_indicators`
 (T = 20 min) and :func:`diagnosis.gaps.compute_gaps`. Peak resident memory is read with
 ``resource.getrusage(RUSAGE_CHILDREN)`` (Linux: kB) after each process, so the figure is
