@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -55,6 +55,29 @@ _PRECISION_VALUES: dict[str, str] = {
 _FORMULA_GUARD = r"^'(?=[=+\-@])"
 
 
+def _column_reader(frame: pd.DataFrame,
+                   columns: Mapping[str, str]) -> Callable[[str], pd.Series]:
+    """The cleaned text of a column key (empty when the file has none), each read once."""
+    texts: dict[str, pd.Series] = {}
+
+    def col(key: str) -> pd.Series:
+        if key not in columns:
+            return pd.Series([""] * len(frame), index=frame.index, dtype=object)
+        if key not in texts:  # each column read once, however many steps use it
+            values = frame[columns[key]].astype(str).str.strip()
+            # "'=1+1": the apostrophe our CSV writers (and spreadsheets) put before a
+            # formula-like text is not part of the value; every export adds it back
+            guarded = values.str.startswith("'").to_numpy(dtype=bool)
+            if guarded.any():  # the pattern only on the cells it can change
+                values = values.copy()
+                values[guarded] = values[guarded].str.replace(_FORMULA_GUARD, "", n=1,
+                                                              regex=True)
+            texts[key] = values
+        return texts[key].copy()
+
+    return col
+
+
 def parse_facilities(
     raw: RawTable,
     columns: Mapping[str, str],
@@ -104,23 +127,7 @@ def parse_facilities(
     n = len(rows)
     stem = Path(file_name).stem
 
-    texts: dict[str, pd.Series] = {}
-
-    def col(key: str) -> pd.Series:
-        if key not in columns:
-            return pd.Series([""] * n, index=frame.index, dtype=object)
-        if key not in texts:  # each column read once, however many steps use it
-            values = frame[columns[key]].astype(str).str.strip()
-            # "'=1+1": the apostrophe our CSV writers (and spreadsheets) put before a
-            # formula-like text is not part of the value; every export adds it back
-            guarded = values.str.startswith("'").to_numpy(dtype=bool)
-            if guarded.any():  # the pattern only on the cells it can change
-                values = values.copy()
-                values[guarded] = values[guarded].str.replace(_FORMULA_GUARD, "", n=1,
-                                                              regex=True)
-            texts[key] = values
-        return texts[key].copy()
-
+    col = _column_reader(frame, columns)
     names = col("name")
     log = _Log()
     log.warnings.extend(raw.warnings)

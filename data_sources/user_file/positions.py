@@ -278,6 +278,22 @@ DECLARED_COMMUNE_TOLERANCE_M = 2_000.0
 DECLARED_COMMUNE_FLAG_M = 500.0
 
 
+def _flag_near(dist: np.ndarray, rows: np.ndarray, declared: list[str],
+               current: list[str], log: Any) -> None:
+    """Flag the points kept although a little outside their declared commune."""
+    near = (dist > DECLARED_COMMUNE_FLAG_M) & (dist <= DECLARED_COMMUNE_TOLERANCE_M)
+    for j in np.flatnonzero(near):
+        shown = declared[j] if declared[j] == current[j] else \
+            f"{declared[j]} (commune {current[j]})"
+        log.note([int(rows[j])],
+                 f"position à {dist[j]:.0f} m hors de la commune déclarée {shown} : gardée "
+                 "telle quelle ; à vérifier (code ou coordonnées)")
+    if near.any():
+        log.warnings.append(f"{int(near.sum())} position(s) à plus de "
+                            f"{DECLARED_COMMUNE_FLAG_M:.0f} m hors de leur commune déclarée : "
+                            "gardée(s), à vérifier")
+
+
 def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
                             mask: np.ndarray, rows: np.ndarray, log: Any
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -357,17 +373,7 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     declared = [distinct_codes[k] for k in code_of_row.tolist()]
     code_list = [current_of[k] for k in code_of_row.tolist()]
     dist = metres(lon[idx], lat[idx], code_of_row)
-    near = (dist > DECLARED_COMMUNE_FLAG_M) & (dist <= DECLARED_COMMUNE_TOLERANCE_M)
-    for j in np.flatnonzero(near):
-        shown = declared[j] if declared[j] == code_list[j] else \
-            f"{declared[j]} (commune {code_list[j]})"
-        log.note([int(rows[idx[j]])],
-                 f"position à {dist[j]:.0f} m hors de la commune déclarée {shown} : gardée "
-                 "telle quelle ; à vérifier (code ou coordonnées)")
-    if near.any():
-        log.warnings.append(f"{int(near.sum())} position(s) à plus de "
-                            f"{DECLARED_COMMUNE_FLAG_M:.0f} m hors de leur commune déclarée : "
-                            "gardée(s), à vérifier")
+    _flag_near(dist, rows[idx], declared, code_list, log)
     far = dist > DECLARED_COMMUNE_TOLERANCE_M
     if not far.any():
         return lon, lat, none
