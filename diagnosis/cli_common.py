@@ -134,7 +134,7 @@ def _console() -> Any:
 
 
 def _fr(value: Any, decimals: int = 0) -> str:
-    from diagnosis.report import fr_number
+    from diagnosis.formatting import fr_number  # not through diagnosis.report (matplotlib)
 
     return fr_number(value, decimals=decimals)
 

@@ -65,18 +65,22 @@ def test_summary_imports_only_what_it_uses(monkeypatch):
 
 def test_crow_fly_access_imports_no_road_network_library(monkeypatch, tmp_path):
     """A crow-fly run with no road graph cached imports neither osmnx/networkx nor the
-    HTTP layer (requests, requests-cache: 0.3-0.4 s) to look for one."""
+    HTTP layer (requests, requests-cache: 0.3-0.4 s) to look for one, nor the report's
+    plotting modules to print its tables (matplotlib: 0.5 s)."""
     monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
     monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
     out = subprocess.run([sys.executable, "-c", _PROBE_FULL,
-                          json.dumps(["access", "--territory", "200000438", "--mode", "crow",
-                                      "--format", "json"])], cwd=REPO,
+                          json.dumps(["access", "--territory", "200000438", "--mode", "crow"])],
+                         cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     modules = set(json.loads(out.stderr.strip().splitlines()[-1]))
     assert "diagnosis.accessibility" in modules  # the command ran
     assert not {"osmnx", "networkx"} & modules, sorted({"osmnx", "networkx"} & modules)
     network = {"requests", "requests_cache", "data_sources._http", "data_sources.osm"}
     assert not network & modules, sorted(network & modules)
+    # the printed tables format numbers without the report's plotting and PDF modules
+    report = {"matplotlib", "weasyprint", "diagnosis.report", "diagnosis.static_maps"}
+    assert not report & modules, sorted(report & modules)
 
 
 @pytest.mark.usefixtures("http_sandbox")
