@@ -41,9 +41,8 @@ import pandas as pd
 import scipy.sparse as sp
 from shapely.geometry.base import BaseGeometry
 
-from data_sources import _http
 from data_sources._budget import not_a_file_fr
-from data_sources._cache_paths import osm_cache_dir
+from data_sources._cache_paths import is_offline, osm_cache_dir
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
 from diagnosis.schema import FACILITY_DTYPES, validate_facilities
@@ -161,6 +160,8 @@ def _ox() -> Any:
     """Import osmnx and point it at Maillage's cache folder and user agent."""
     import osmnx as ox
 
+    from data_sources import _http
+
     ox.settings.cache_folder = str(cache_dir() / "osmnx")
     ox.settings.use_cache = True
     ox.settings.http_user_agent = _http.USER_AGENT
@@ -194,6 +195,8 @@ def _overpass_budget() -> Iterator[None]:
 def _overpass_guard(response: Any, *args: Any, **kwargs: Any) -> Any:
     """Requests hook: stop osmnx after :data:`OVERPASS_MAX_RETRIES` 429/504 answers."""
     if getattr(response, "status_code", 200) in {429, 504}:
+        from data_sources import _http
+
         left = _http.deadline_left()
         if left is not None and left < OVERPASS_RETRY_PAUSE_S:  # no 55 s pause past it
             with contextlib.suppress(Exception):
@@ -421,12 +424,14 @@ def load_road_graph(
     if path.exists() and not refresh:
         logger.debug("road graph from cache %s", path)
         return read_road_graph(path)
-    if _http.get_config().offline:
+    if is_offline():  # told without loading the HTTP layer (requests, requests-cache)
         raise SourceError(
             f"osm : pas de réseau routier ({mode}) en cache pour ce territoire ({path.name}) et "
             "Maillage est hors ligne ; connectez-vous une fois, ou utilisez les temps à vol "
             "d'oiseau", kind="offline", source="osm",
         )
+    from data_sources import _http
+
     ox = _ox()
     _http.probe(f"{ox.settings.overpass_url}/status", source="osm")
     try:
@@ -781,6 +786,8 @@ def load_osm_facilities(
     """
     polygon = _check_polygon(polygon_wgs84, buffer_m)
     path = cache_dir() / "features" / f"{_area_key(polygon, OSM_FACILITY_TAGS)}.parquet"
+    from data_sources import _http
+
     cfg = _http.get_config()
     refresh = _http.refresh_requested(f"OSM {path}") or refresh
     stale = path.exists() and time.time() - path.stat().st_mtime > cfg.expire_after_s
@@ -816,6 +823,8 @@ def _fetch_features(polygon: BaseGeometry, *, refresh: bool = False) -> gpd.GeoD
 
     ``refresh`` bypasses osmnx's own response cache for this query.
     """
+    from data_sources import _http
+
     ox = _ox()
     _http.probe(f"{ox.settings.overpass_url}/status", source="osm")
     use_cache = ox.settings.use_cache

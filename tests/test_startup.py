@@ -63,20 +63,23 @@ def test_summary_imports_only_what_it_uses(monkeypatch):
     assert not NOT_FOR_SUMMARY & modules, sorted(NOT_FOR_SUMMARY & modules)
 
 
-def test_crow_fly_access_imports_no_road_network_library(monkeypatch, tmp_path):
-    """A crow-fly run with no road graph cached imports neither osmnx/networkx nor the
-    HTTP layer (requests, requests-cache: 0.3-0.4 s) to look for one, nor the report's
-    plotting modules to print its tables (matplotlib: 0.5 s)."""
+@pytest.mark.parametrize("mode", ["crow", "drive"])
+def test_crow_fly_access_imports_no_road_network_library(monkeypatch, tmp_path, mode):
+    """A crow-fly run (asked for, or offline with no road graph cached) imports neither
+    osmnx/networkx nor the HTTP layer (requests, requests-cache: 0.3-0.4 s) to look for a
+    graph, nor the report's plotting modules to print its tables (matplotlib: 0.5 s)."""
     monkeypatch.setenv("MAILLAGE_OFFLINE", "1")
     monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path / "cache"))
     out = subprocess.run([sys.executable, "-c", _PROBE_FULL,
-                          json.dumps(["access", "--territory", "200000438", "--mode", "crow"])],
+                          json.dumps(["access", "--territory", "200000438", "--mode", mode])],
                          cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     modules = set(json.loads(out.stderr.strip().splitlines()[-1]))
     assert "diagnosis.accessibility" in modules  # the command ran
     assert not {"osmnx", "networkx"} & modules, sorted({"osmnx", "networkx"} & modules)
-    network = {"requests", "requests_cache", "data_sources._http", "data_sources.osm"}
+    network = {"requests", "requests_cache", "data_sources._http"}
+    if mode == "crow":  # nor the OSM layer (a drive run looks for the territory's graph)
+        network.add("data_sources.osm")
     assert not network & modules, sorted(network & modules)
     # the printed tables format numbers without the report's plotting and PDF modules
     report = {"matplotlib", "weasyprint", "diagnosis.report", "diagnosis.static_maps"}
@@ -96,3 +99,8 @@ def test_cache_paths_follow_the_http_layer_setting(tmp_path):
     (graphs / "walk-0123456789abcdef0123.npz").write_bytes(b"")
     assert not _cache_paths.has_cached_road_graph("drive")
     assert _cache_paths.has_cached_road_graph("walk")
+    from data_sources import _http
+
+    assert not _cache_paths.is_offline()  # the sandbox is online, whatever the environment
+    _http.configure(offline=True)
+    assert _cache_paths.is_offline()
