@@ -16,7 +16,7 @@ can change it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -86,6 +86,18 @@ def bind(key: str, option: str, value: Any, convert: Callable[[Any], Any] = lamb
     """
     st.session_state[key] = value
     return {"key": key, "on_change": _from_widget, "args": (key, option, convert)}
+
+
+def site_choice(options: Iterable[str]) -> Callable[[Any], str | None]:
+    """The study's ``site`` from a site selectbox's value (a site id, else None).
+
+    A value that is not one of ``options`` (site ids) means the first recommended site.
+    The box's first entry, "", reads « le premier site recommandé : … »; a rerun racing a
+    change of the recommended sites can hand back that label instead of an id, which must
+    mean what it says, not a site named like it (the diagnosis then found no such site).
+    """
+    known = {str(o) for o in options if o}
+    return lambda v: str(v) if v and str(v) in known else None
 
 
 def study_weights(study: DiagnosisParams) -> dict[str, float]:

@@ -13,6 +13,7 @@ from app_pages._study import (
     current_study,
     remove_point,
     show_study_error,
+    site_choice,
 )
 from app_pages._widgets import (
     error_box,
@@ -132,7 +133,7 @@ st.selectbox("Site étudié (aussi pour les partenaires et le rapport)",
              format_func=lambda i: names.get(i, i) if i else
              f"— le premier site recommandé : {first} —",
              **bind("implantation_cohort_site", "site",
-                    study.site if study.site in names else "", lambda v: v or None))
+                    study.site if study.site in names else "", site_choice(names)))
 row = st.columns(3)
 row[0].slider("Participation des familles (hypothèse, %)", min_value=1, max_value=100,
               help="Part des familles de la zone qui rejoindraient un groupe : une hypothèse "

@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages import CHOOSE, _cached, current_selection, md_escape
 from app_pages._bounded import show_table
 from app_pages._cached import PartnerView
-from app_pages._study import bind, current_study
+from app_pages._study import bind, current_study, site_choice
 from app_pages._widgets import (
     error_box,
     load_travel,
@@ -57,7 +57,7 @@ st.selectbox(
     help="Le site étudié vaut pour tout le diagnostic : groupes de pairs, rapport et "
          "exports. Par défaut, le premier site recommandé (page « Implantation »).",
     **bind("partenaires_site", "site", study.site if study.site in options else "",
-           lambda v: v or None))
+           site_choice(options)))
 area = diag.catchment.area if diag.catchment is not None else None
 ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 shown: PartnerView = view

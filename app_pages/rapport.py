@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages import CHOOSE, _cached, current_selection, md_escape
 from app_pages._bounded import show_table
-from app_pages._study import bind, bind_weight, current_study, show_study_error
+from app_pages._study import bind, bind_weight, current_study, show_study_error, site_choice
 from app_pages._widgets import error_box, load_travel, require_data, travel_inputs
 from diagnosis.comparison import build_comparison_chart
 from diagnosis.errors import MaillageError
@@ -65,7 +65,7 @@ st.selectbox(
                            f"{recommended[i]} — site recommandé" if i in recommended
                            else hosts.get(i) or proposed.get(i, i)),
     **bind("rapport_site", "site", study.site if study.site in options else "",
-           lambda v: v or None))
+           site_choice(options)))
 show_table(study_table(study, site_name=diag.site.name if diag.site else None),
              hide_index=True, key="rapport_study_table")
 

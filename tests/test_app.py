@@ -811,3 +811,17 @@ def test_import_page_reports_a_file_on_a_territory_from_insee_files(app):
     assert "structures_26.csv" in [s.value.replace("\\", "") for s in app.subheader]
     assert "comparateur_26.csv" not in [s.value for s in app.subheader]  # not an import
     assert any("1 fichier(s) utilisé(s)" in s.value for s in app.success)
+
+
+def test_a_site_box_value_that_is_no_site_id_means_the_first_recommended_site():
+    """A rerun racing a change of the recommended sites can hand back the label of the
+    box's first entry (« — le premier site recommandé : … — ») instead of an id: it means
+    that site, never a site looked up by that name (the diagnosis found none and the page
+    showed « Les sites n'ont pas pu être calculés »)."""
+    from app_pages._study import site_choice
+
+    choose = site_choice(["", "eaje:1", "user:1"])
+    assert choose("eaje:1") == "eaje:1" and choose("user:1") == "user:1"
+    assert choose("") is None and choose(None) is None
+    assert choose("— le premier site recommandé : Le FIL – Espace de vie sociale —") is None
+    assert choose("eaje:2") is None  # a site no longer offered
