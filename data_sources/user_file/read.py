@@ -11,6 +11,7 @@ import warnings as warnings_module
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,8 @@ def _check_width(lines: Sequence[str], seps: str, *, file_name: str,
     ...
     diagnosis.errors.InputError: 'f.csv': line 1 has more than 3 columns
     """
+    if not lines or max(map(len, lines)) <= max_columns:  # no line long enough: one pass
+        return
     for number, line in enumerate(lines, start=1):
         if len(line) > max_columns and max(line.count(s) for s in seps) >= max_columns:
             raise InputError(
@@ -244,8 +247,10 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
         warnings.append(f"{_rows_text(read.titles)} avant l'en-tête ignorée(s) (titre)")
     names = _unique_headers(head, warnings)
     width = len(names)
-    rows: list[list[str]] = []
-    if set(map(len, read.records)) == {width}:  # every row as wide as the header
+    rows: list[list[str]] | np.ndarray = []
+    if read.grid is not None and read.grid.shape[1] == width:  # one array, one step
+        rows = read.grid
+    elif set(map(len, read.records)) == {width}:  # every row as wide as the header
         rows = read.records
     else:
         for number, cells in zip(read.row_numbers, read.records, strict=True):
@@ -254,7 +259,7 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
                     f"{len(cells)} valeurs pour {width} colonnes : un séparateur "
                     f"« {_sep_label(sep)} » dans une valeur sans guillemets ?")
             rows.append((cells + [""] * width)[:width])
-    if not rows:
+    if not len(rows):
         raise InputError(f"{file_name!r} has a header ({', '.join(names[:8])}) but no data rows; "
                          "add one row per facility", **_about(file_name),
                          fr=f"« {file_name} » a un en-tête ({', '.join(names[:8])}) mais aucune "
@@ -320,6 +325,9 @@ class _Records:
     blank_rows: int = 0
     titles: list[int] = field(default_factory=list)
     stray: list[int] = field(default_factory=list)
+    #: ``records`` as one (rows, columns) array of text when every row is as wide as the
+    #: header (the table is built from it in one step); ``None`` otherwise.
+    grid: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def add(self, cells: list[str], first: int, last: int) -> None:
         self.records.append(cells)
@@ -368,6 +376,12 @@ def _read_plain_records(lines: Sequence[str], *, sep: str, width: int, skip_firs
     if '"' in body or "\x00" in body:
         return None
     body = body.replace("\u00a0", " ")  # as each cell's, the csv reader splits the same
+    padded = _padded_cell(body, sep)
+    if not padded and "\r" not in body:
+        grid = _grid_records(body, sep=sep, first=skip_first + 1, file_name=file_name,
+                             max_rows=max_rows, header=header, width=width)
+        if grid is not None:
+            return grid
     phys = io.StringIO(body, newline="").readlines()
     if not phys or max(map(len, phys)) >= csv.field_size_limit():
         return None
@@ -378,7 +392,7 @@ def _read_plain_records(lines: Sequence[str], *, sep: str, width: int, skip_firs
         return None
     if reader.line_num != len(phys) or len(records) != len(phys):
         return None  # not one record per line: the general reader decides
-    if _padded_cell(body, sep):
+    if padded:
         records = [[c.strip() for c in r] for r in records]
     out = _Records(head=None if header else [""] * width)
     filled = [k for k, cells in enumerate(records) if any(cells)]
@@ -403,6 +417,50 @@ def _read_plain_records(lines: Sequence[str], *, sep: str, width: int, skip_firs
     out.row_numbers = [k + first for k in data]
     out.spans = [(r, r) for r in out.row_numbers]
     return out
+
+
+def _grid_records(body: str, *, sep: str, first: int, file_name: str, max_rows: int,
+                  header: bool, width: int) -> _Records | None:
+    r""":func:`_read_plain_records` of the usual CSV, as one array; ``None`` for any other.
+
+    The usual CSV: lines ending in ``\n`` only, no cell to strip (the caller checked
+    both), every line as wide as the first, which is the header (two names or more) when
+    ``header``, and no line without a value. Its cells are split in one pass over the
+    text and shaped into an array of ``(lines, columns)``: no list per line, no test per
+    line; the records are the same as the csv reader's (test:
+    ``test_grid_reader_equals_the_general_reader``).
+
+    Examples
+    --------
+    >>> out = _grid_records("nom;type\nA;crèche\nB;pmi\n", sep=";", first=1,
+    ...                     file_name="f.csv", max_rows=10, header=True, width=2)
+    >>> out.head, out.records, out.row_numbers, out.grid.shape
+    (['nom', 'type'], [['A', 'crèche'], ['B', 'pmi']], [2, 3], (2, 2))
+    >>> _grid_records("nom;type\n\nA;crèche\n", sep=";", first=1, file_name="f.csv",
+    ...               max_rows=10, header=True, width=2) is None  # a blank line
+    True
+    """
+    text = body[:-1] if body.endswith("\n") else body
+    phys = text.split("\n")
+    if not text or max(map(len, phys)) >= csv.field_size_limit():
+        return None
+    seps = np.fromiter(map(str.count, phys, repeat(sep)), dtype=np.int64, count=len(phys))
+    lengths = np.fromiter(map(len, phys), dtype=np.int64, count=len(phys))
+    wide = int(seps[0]) + 1
+    if (seps != seps[0]).any() or (lengths <= seps).any():  # ragged, or a line of seps only
+        return None
+    head = phys[0].split(sep) if header else [""] * width
+    if header and sum(bool(c) for c in head) < 2:  # a title line: the general path
+        return None
+    rows = len(phys) - 1 if header else len(phys)
+    if rows > max_rows:
+        raise _too_many_rows(file_name, max_rows)
+    cells = np.empty(len(phys) * wide, dtype=object)
+    cells[:] = text.replace("\n", sep).split(sep)
+    grid = cells.reshape(len(phys), wide)[1 if header else 0:]
+    numbers = list(range(first + (1 if header else 0), first + len(phys)))
+    return _Records(head=head, records=grid.tolist(), row_numbers=numbers,
+                    spans=[(r, r) for r in numbers], grid=grid)
 
 
 def _read_records(lines: Sequence[str], *, sep: str, width: int, skip_first: int,
