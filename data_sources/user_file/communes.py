@@ -216,7 +216,9 @@ def _codes_from_cog(
     replaced = {c: cog.former[c] for c in pd.unique(codes[old])}
     replaced_rows = [int(str(r)) for r in codes.index[old.to_numpy()]]
     before = codes.copy()
-    codes = codes.where(~old, codes.map(lambda c: cog.former.get(c, c))).astype(object)
+    codes = codes.astype(object)  # a copy; the former codes replaced where they stand
+    if old.any():
+        codes[old] = [cog.former.get(c, c) for c in codes[old]]
     log.note(replaced_rows, lambda r: (
         f"code commune {before.loc[r]} (ancienne commune) remplacé par {codes.loc[r]} "
         f"({cog.current.get(codes.loc[r], '')})"))
