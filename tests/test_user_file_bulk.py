@@ -384,3 +384,43 @@ def test_a_table_read_as_one_array_equals_one_read_line_by_line(tmp_path):
 
     pdt.assert_frame_equal(grid.frame, by_line.frame)
     assert list(grid.frame.index[:2]) == [2, 3] and grid.frame.dtypes.eq(object).all()
+
+
+def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, monkeypatch):
+    """The points kept in the cache folder read back as the computed ones, to the bit; a
+    damaged file is computed again, and the points of an older geography are removed."""
+    from geopandas.testing import assert_geodataframe_equal
+
+    from data_sources import _halls_cache
+    from data_sources.national import COMMUNES_FILE
+
+    monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path))
+    folder = tmp_path / "geography"
+    folder.mkdir()
+    (folder / "town_halls-v1-1-2.npz").write_bytes(b"an older geography")
+    computed = []
+    real = _halls_cache.read_points
+
+    def counting_read(source):
+        found = real(source)
+        computed.append(found is None)
+        return found
+
+    monkeypatch.setattr(_halls_cache, "read_points", counting_read)
+    expected = town_halls(load_national_communes())
+    _national_town_halls.cache_clear()
+    try:
+        first = _national_town_halls()
+        (stored,) = folder.glob("town_halls-*.npz")  # written; the older one removed
+        assert stored.name != "town_halls-v1-1-2.npz"
+        _national_town_halls.cache_clear()
+        second = _national_town_halls()
+        stored.write_bytes(b"damaged")
+        _national_town_halls.cache_clear()
+        third = _national_town_halls()
+    finally:
+        _national_town_halls.cache_clear()
+    assert computed == [True, False, True]
+    for found in (first, second, third):
+        assert_geodataframe_equal(found, expected)
+    assert _halls_cache.read_points(COMMUNES_FILE) is not None  # rewritten after the damage
