@@ -394,7 +394,7 @@ def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, mo
     from data_sources import _halls_cache
     from data_sources.national import COMMUNES_FILE
 
-    monkeypatch.setenv("MAILLAGE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_halls_cache, "cache_root", lambda: tmp_path)  # the cache folder
     folder = tmp_path / "geography"
     folder.mkdir()
     (folder / "town_halls-v1-1-2.npz").write_bytes(b"an older geography")
