@@ -253,12 +253,14 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
     elif set(map(len, read.records)) == {width}:  # every row as wide as the header
         rows = read.records
     else:
+        padded: list[list[str]] = []
         for number, cells in zip(read.row_numbers, read.records, strict=True):
             if len(cells) > width and any(cells[width:]):
                 read.malformed[number] = (
                     f"{len(cells)} valeurs pour {width} colonnes : un séparateur "
                     f"« {_sep_label(sep)} » dans une valeur sans guillemets ?")
-            rows.append((cells + [""] * width)[:width])
+            padded.append((cells + [""] * width)[:width])
+        rows = padded
     if not len(rows):
         raise InputError(f"{file_name!r} has a header ({', '.join(names[:8])}) but no data rows; "
                          "add one row per facility", **_about(file_name),
