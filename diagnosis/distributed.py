@@ -320,6 +320,14 @@ def _import_distributed() -> Any:
     return distributed
 
 
+#: Dask settings of a local cluster that only runs tasks (see :func:`dask_client`).
+_QUIET_HOUSEKEEPING = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "500ms",
+}
+
 #: Modules every local worker process needs for a task; the fork server imports them once.
 WORKER_MODULES = ("distributed", "diagnosis.distributed")
 
@@ -333,13 +341,26 @@ def dask_client(
     """A ``distributed.Client`` on ``scheduler_address`` or on a new local cluster.
 
     The local cluster has ``n_workers`` workers of one thread each (default: one per
-    core) and no dashboard; it is closed on exit. Its worker processes are forked from
-    a ``multiprocessing`` fork server (Dask's ``distributed.worker.multiprocessing-method``
-    set to ``"forkserver"``) that imports :data:`WORKER_MODULES` and ``preload_modules``
-    once, while the scheduler starts in this process: the workers start with everything
-    imported, and on close they exit without tearing an interpreter down. The fork
-    server lives as long as this process, so a second cluster starts in a fraction of
-    a second.
+    core) and no dashboard; it is closed on exit. Its scheduler gives a worker one
+    task at a time, so that tasks queued with priorities run in that order on
+    whichever worker frees up first. Its worker processes are forked from a
+    ``multiprocessing`` fork server (Dask's ``distributed.worker.multiprocessing-method``
+    set to ``"forkserver"``; spawned where there is none, as on Windows) that imports
+    :data:`WORKER_MODULES` and ``preload_modules`` once, while the scheduler starts in
+    this process: the workers start with everything imported, and on close they exit
+    without tearing an interpreter down. The fork server lives as long as this process,
+    so a second cluster starts in a fraction of a second.
+
+    Parameters
+    ----------
+    scheduler_address
+        ``"tcp://HOST:PORT"`` of a running scheduler; then the other options are unused.
+    n_workers, processes
+        Size and kind of the local cluster (``processes=False``: threads of this process).
+    connect_timeout_s
+        How long to wait for the scheduler at ``scheduler_address``.
+    preload_modules
+        More modules for the fork server to import (the graph loader's), when it starts.
 
     Raises
     ------
@@ -374,6 +395,8 @@ def dask_client(
         return
     if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
         raise InputError(f"n_workers={n_workers!r} must be a whole number >= 1")
+    import multiprocessing
+
     import dask
 
     # No dashboard; its HTTP server (health routes) still starts: on a free port, so
@@ -386,15 +409,22 @@ def dask_client(
     # worker forks it from the same server). A worker is given one task at a time
     # (worker-saturation 1.0; Dask's 1.1 rounds up to two per one-thread worker): the
     # others wait at the scheduler in priority order, so each worker that frees up takes
-    # the largest département left (longest-first) rather than the one queued on it
-    # with the first tasks (1.5 s of a 2-worker tail in bench/distributed.py).
+    # the largest département left (longest-first) rather than one bound to it with the
+    # first tasks, which only Dask's work stealing could then move.
+    # Housekeeping for the dashboard no one opens, every 10-500 ms in each worker and
+    # in this process (statistical profiler, event-loop health ticks, system monitor,
+    # memory monitor), costs 5-10 % of a core while both cores route: sampled less often
+    # (1 % of a core, measured idle), the memory limits still checked twice a second.
+    # (no fork server on Windows: Dask's spawn there)
+    fork_server = processes and "forkserver" in multiprocessing.get_all_start_methods()
     with dask.config.set(
             {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
              "distributed.scheduler.worker-saturation": 1.0,
              "distributed.worker.multiprocessing-method":
-                 "forkserver" if processes else "spawn"}), \
+                 "forkserver" if fork_server else "spawn",
+             **_QUIET_HOUSEKEEPING}), \
             contextlib.ExitStack() as stack:
-        if processes:
+        if fork_server:
             # "__main__": a script's top level runs once in the server rather than
             # again in every worker (as spawn does); a ``python -m`` module never does.
             _start_fork_server(distributed, ["__main__", *WORKER_MODULES, *preload_modules])

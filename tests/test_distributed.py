@@ -188,6 +188,21 @@ def test_local_workers_fork_from_a_server_that_imported_the_routing():
     assert seen[0] == seen[1]
 
 
+def test_local_cluster_housekeeping_wakes_no_more_than_twice_a_second():
+    # Dask's defaults woke each worker's event loop every 10 ms (statistical profiler)
+    # and 20 ms (health tick), and each server of this process every 20 ms: 10 % of a
+    # core, idle, taken from the routing on a machine whose cores all route.
+    def intervals_ms(dask_worker=None, dask_scheduler=None):
+        server = dask_worker or dask_scheduler
+        return {k: pc.callback_time for k, pc in server.periodic_callbacks.items()}
+
+    with dask_client(n_workers=1, processes=True) as c:
+        (worker,) = c.run(intervals_ms).values()
+        scheduler = c.run_on_scheduler(intervals_ms)
+    assert "profile" not in worker and min(worker.values()) >= 500
+    assert scheduler["tick"] >= 500 and scheduler["monitor"] >= 500
+
+
 def _scheduler_view(dask_scheduler):
     """Tasks per state, and tasks processing per worker, as the scheduler sees them."""
     states = pd.Series([ts.state for ts in dask_scheduler.tasks.values()]).value_counts()
