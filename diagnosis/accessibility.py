@@ -72,6 +72,9 @@ _STEP_BLOCK = 1 << 18
 #: pairs, the whole call takes 15-20 % less; the break-even is near half).
 _DROP_SHARE = 0.5
 
+#: From this many stored pairs on (measured crossover ~300,000), E2SFCA may drop them.
+_DROP_MIN_PAIRS = 300_000
+
 #: Stored pairs per block of rows when the pairs past the reach are dropped (2 MB of
 #: minutes: the block stays in cache between its comparison and its two takes).
 _DROP_BLOCK = 1 << 18
@@ -113,6 +116,12 @@ class Decay:
     def __call__(self, minutes: Any) -> np.ndarray:
         """Weights of ``minutes`` (array-like)."""
         t = np.asarray(minutes, dtype=float)
+        out = np.empty(t.shape)
+        self._weigh(t.reshape(-1), out.reshape(-1))
+        return out
+
+    def _weigh(self, minutes: np.ndarray, out: np.ndarray) -> None:
+        """Weights of the 1-D float ``minutes`` written into ``out`` (same length)."""
         if self.kind == "step":
             # By blocks of _STEP_BLOCK times (they stay in cache, and no temporary grows
             # with the input: at tens of millions of pairs, fresh pages cost more than
@@ -121,12 +130,10 @@ class Decay:
             # faster than a search for a few bands), then look the weight up with the
             # counts as indices; past the last bound, or NaN, the count is 0 and so is
             # the weight.
-            flat = t.reshape(-1)
-            out = np.empty(flat.shape)
-            size = min(flat.size, _STEP_BLOCK)
+            size = min(minutes.size, _STEP_BLOCK)
             counts, buf = np.empty(size, dtype=np.uint8), np.empty(size, dtype=bool)
-            for start in range(0, flat.size, _STEP_BLOCK):
-                part = flat[start:start + _STEP_BLOCK]
+            for start in range(0, minutes.size, _STEP_BLOCK):
+                part = minutes[start:start + _STEP_BLOCK]
                 above, mask = counts[:part.size], buf[:part.size]
                 np.less_equal(part, self.bounds[0], out=above.view(bool))
                 for bound in self.bounds[1:]:
@@ -135,9 +142,9 @@ class Decay:
                 # counts are 0..len(bounds): "clip" never clips, and unlike "raise" it
                 # writes straight into ``out`` (numpy buffers ``out`` under "raise")
                 np.take(self._table, above, out=out[start:start + part.size], mode="clip")
-            return out.reshape(t.shape)
-        w = np.exp(-t * t / (2.0 * self.sigma_minutes**2))
-        return np.where(t <= self.max_minutes, w, 0.0)
+            return
+        w = np.exp(-minutes * minutes / (2.0 * self.sigma_minutes**2))
+        np.copyto(out, np.where(minutes <= self.max_minutes, w, 0.0))
 
     @property
     def reach_minutes(self) -> float:
@@ -364,9 +371,10 @@ def compute_e2sfca(
     # routes to twice the catchment), drop them first. A TravelTimes whose cutoff is
     # within the reach holds none, so its pairs are not even compared.
     cutoff = travel_minutes.max_minutes if isinstance(travel_minutes, TravelTimes) else None
-    if _SMALL_PAIRS < pairs.nnz <= _BLOCKED_PAIRS and (
+    weights = None
+    if _DROP_MIN_PAIRS < pairs.nnz <= _BLOCKED_PAIRS and (
             cutoff is None or cutoff > weight.reach_minutes):
-        pairs = _within_reach(pairs, weight.reach_minutes)
+        weights = _weights_within_reach(pairs, weight)
 
     # Weights once (0 beyond the catchment, so pairs past ``top`` add nothing), then two
     # products: catchment demand per facility, access per origin. Sparse matrix-vector
@@ -380,8 +388,9 @@ def compute_e2sfca(
         rows = np.repeat(np.arange(n), np.diff(pairs.indptr))
         catchment = np.bincount(pairs.indices, weights=w * dem[rows], minlength=m)
     elif blocks is None:
-        weights = sp.csr_array((weight(pairs.data), pairs.indices, pairs.indptr),
-                               shape=pairs.shape)
+        if weights is None:
+            weights = sp.csr_array((weight(pairs.data), pairs.indices, pairs.indptr),
+                                   shape=pairs.shape)
         catchment = np.asarray(weights.T @ dem, dtype=float)
     else:
         # tens of millions of pairs: by blocks of rows, each block's weights computed
@@ -414,48 +423,57 @@ def compute_e2sfca(
     )
 
 
-def _within_reach(pairs: sp.csr_array, reach_minutes: float) -> sp.csr_array:
-    """The pairs with ``t <= reach_minutes`` if the others are the majority, else ``pairs``.
+def _weights_within_reach(pairs: sp.csr_array, weight: Decay) -> sp.csr_array | None:
+    """Weights of the pairs within the decay's reach, if the others are the majority.
 
-    The share is estimated on every 64th pair (a strided sample); when most pairs are
-    past the reach they are dropped by blocks of rows of about ``_DROP_BLOCK`` pairs
-    (minutes and columns stay in cache: one comparison, one ``flatnonzero`` and two
-    ``take`` per block, the new rows' ends by a ``searchsorted`` of the old ones), which
-    reads the pairs once. The result is still canonical (a subset of sorted rows).
+    Returns ``None`` (weigh every pair) when the share within reach, estimated on 16
+    runs of 256 pairs spread over the pairs, is above ``_DROP_SHARE``. Otherwise, by blocks of rows
+    of about ``_DROP_BLOCK`` pairs, read once and kept in cache: one comparison, one
+    ``flatnonzero``, the kept columns and minutes taken, the minutes weighed at once,
+    the new rows' ends by a ``searchsorted`` of the old ones. The result is a canonical
+    CSR (a subset of sorted rows) of the weights, 0-minute pairs kept.
 
     Examples
     --------
-    A stored 0-minute pair stays a pair:
-
     >>> pairs = sp.csr_array((np.array([40.0, 5.0, 50.0, 45.0, 0.0, 55.0]),
     ...                       np.array([0, 1, 2, 0, 1, 2]), np.array([0, 3, 6])), shape=(2, 3))
-    >>> kept = _within_reach(pairs, 30.0)
+    >>> kept = _weights_within_reach(pairs, step_decay(30))
     >>> kept.indptr.tolist(), kept.indices.tolist(), kept.data.tolist()
-    ([0, 1, 2], [1, 1], [5.0, 0.0])
-    >>> _within_reach(pairs, 50.0) is pairs  # most pairs within: kept as they are
+    ([0, 1, 2], [1, 1], [1.0, 1.0])
+    >>> _weights_within_reach(pairs, step_decay(50)) is None  # most pairs within reach
     True
     """
+    reach = weight.reach_minutes
     data, cols, ptr = pairs.data, pairs.indices, pairs.indptr
-    sample = data[::64]
-    if np.count_nonzero(sample <= reach_minutes) > _DROP_SHARE * sample.size:
-        return pairs
+    # 16 runs of 256 pairs spread over the pairs (a strided sample would read them all)
+    step = max(data.size // 16, 1)
+    sample = data[np.add.outer(np.arange(0, data.size, step), np.arange(256)) % data.size]
+    if np.count_nonzero(sample <= reach) > _DROP_SHARE * sample.size:
+        return None
     blocks = _row_blocks(ptr, _DROP_BLOCK)
     starts = ptr[[r0 for r0, _ in blocks] + [blocks[-1][1]]].astype(np.int64)
-    mask = np.empty(int(np.diff(starts).max()), dtype=bool)
-    minutes, kept_cols = np.empty(data.size), np.empty(data.size, dtype=cols.dtype)
+    largest = int(np.diff(starts).max())
+    mask, minutes = np.empty(largest, dtype=bool), np.empty(largest)
+    weights, kept_cols = np.empty(data.size), np.empty(data.size, dtype=cols.dtype)
     new_ptr = np.zeros_like(ptr)  # same index dtype as the columns: no copy by scipy
     kept = 0
     for (r0, r1), s, e in zip(blocks, starts[:-1].tolist(), starts[1:].tolist(), strict=True):
         within = mask[:e - s]
-        np.less_equal(data[s:e], reach_minutes, out=within)
+        np.less_equal(data[s:e], reach, out=within)
         pos = np.flatnonzero(within)
+        k = pos.size
         # positions are in range: "wrap" never wraps, and unlike "raise" it writes
         # straight into ``out`` (numpy buffers ``out`` under "raise")
-        np.take(data[s:e], pos, out=minutes[kept:kept + pos.size], mode="wrap")
-        np.take(cols[s:e], pos, out=kept_cols[kept:kept + pos.size], mode="wrap")
+        np.take(cols[s:e], pos, out=kept_cols[kept:kept + k], mode="wrap")
+        np.take(data[s:e], pos, out=minutes[:k], mode="wrap")
+        weight._weigh(minutes[:k], weights[kept:kept + k])
         new_ptr[r0 + 1:r1 + 1] = np.searchsorted(pos, ptr[r0 + 1:r1 + 1] - s) + kept
-        kept += pos.size
-    return sp.csr_array((minutes[:kept], kept_cols[:kept], new_ptr), shape=pairs.shape)
+        kept += k
+    # shrunk in place (no view of them is left): scipy copies a slice of a much larger
+    # array, 12 bytes per kept pair
+    weights.resize(kept, refcheck=False)
+    kept_cols.resize(kept, refcheck=False)
+    return sp.csr_array((weights, kept_cols, new_ptr), shape=pairs.shape)
 
 
 def _row_blocks(indptr: np.ndarray, pairs_per_block: int | None = None

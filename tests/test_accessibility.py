@@ -327,12 +327,13 @@ def test_pairs_past_the_reach_dropped_first_give_the_same_scores(per_block, deca
     monkeypatch.setattr(acc, "_DROP_SHARE", -1.0)  # never drop: products on every pair
     every = compute_e2sfca(pairs, demand, supply, max_minutes=30, decay=f)
     monkeypatch.setattr(acc, "_DROP_SHARE", 1.0)  # always drop
+    monkeypatch.setattr(acc, "_DROP_MIN_PAIRS", 0)
     monkeypatch.setattr(acc, "_DROP_BLOCK", per_block)
-    kept = acc._within_reach(pairs, f.reach_minutes)
+    kept = acc._weights_within_reach(pairs, f)
+    assert kept is not None
     assert kept.nnz == int((pairs.data <= f.reach_minutes).sum()) < pairs.nnz
     assert kept.has_canonical_format
-    np.testing.assert_array_equal(kept.toarray(),
-                                  np.where(minutes <= f.reach_minutes, minutes, 0.0))
+    np.testing.assert_array_equal(kept.toarray(), f(minutes))
     assert kept[[5], :4].nnz == 4 and kept[[6], :3].nnz == 3  # 0 minutes, on the bound
     got = compute_e2sfca(pairs, demand, supply, max_minutes=30, decay=f)
     np.testing.assert_allclose(got.access, every.access, rtol=1e-13, atol=0)
@@ -353,18 +354,24 @@ def test_travel_times_within_the_reach_are_not_compared_again(monkeypatch):
     # routed to twice the catchment, the pairs past it are dropped (same scores)
     import diagnosis.accessibility as acc
 
-    monkeypatch.setattr(acc, "_SMALL_PAIRS", 0)
+    monkeypatch.setattr(acc, "_DROP_MIN_PAIRS", 0)
     rng = np.random.default_rng(14)
     origins, fac = rng.uniform(0, 60_000, (800, 2)), rng.uniform(0, 60_000, (60, 2))
     demand, supply = rng.integers(0, 50, 800).astype(float), rng.integers(5, 40, 60) * 1.0
     near, far = (crow_fly_travel_times(origins, fac, max_minutes=c) for c in (30, 60))
     calls = []
-    real = acc._within_reach
-    monkeypatch.setattr(acc, "_within_reach", lambda p, r: calls.append(r) or real(p, r))
+    real = acc._weights_within_reach
+
+    def spy(pairs, weight):
+        got = real(pairs, weight)
+        calls.append(got is not None and got.nnz < pairs.nnz)
+        return got
+
+    monkeypatch.setattr(acc, "_weights_within_reach", spy)
     a = compute_e2sfca(near, demand, supply, max_minutes=30)
     assert calls == []
     b = compute_e2sfca(far, demand, supply, max_minutes=30)
-    assert calls == [30.0]
+    assert calls == [True]  # most pairs past 30 min: dropped
     np.testing.assert_allclose(b.access, a.access, rtol=1e-13, atol=0)
     np.testing.assert_allclose(b.catchment_demand, a.catchment_demand, rtol=1e-13)
 
