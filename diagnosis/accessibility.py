@@ -141,7 +141,7 @@ class Decay:
                     above += mask.view(np.uint8)
                 # counts are 0..len(bounds): "clip" never clips, and unlike "raise" it
                 # writes straight into ``out`` (numpy buffers ``out`` under "raise")
-                np.take(self._table, above, out=out[start:start + part.size], mode="clip")
+                self._table.take(above, out=out[start:start + part.size], mode="clip")
             return
         w = np.exp(-minutes * minutes / (2.0 * self.sigma_minutes**2))
         np.copyto(out, np.where(minutes <= self.max_minutes, w, 0.0))
@@ -355,7 +355,7 @@ def compute_e2sfca(
     pairs = _pairs_csr(travel_minutes, top)
     n, m = pairs.shape
     dem = _as_vector(demand, "demand", n)
-    if np.isnan(dem).any() or (dem < 0).any():
+    if not (dem >= 0).all():  # one pass: NaN or negative
         bad = np.flatnonzero(np.isnan(dem) | (dem < 0))[:5].tolist()
         raise InputError(
             f"demand must be >= 0 and known; rows {bad} hold {dem[bad].tolist()!r}. "
@@ -372,21 +372,22 @@ def compute_e2sfca(
     # within the reach holds none, so its pairs are not even compared.
     cutoff = travel_minutes.max_minutes if isinstance(travel_minutes, TravelTimes) else None
     weights = None
-    if _DROP_MIN_PAIRS < pairs.nnz <= _BLOCKED_PAIRS and (
+    nnz = int(pairs.indptr[-1])  # canonical: the stored pairs (scipy's nnz checks more)
+    if _DROP_MIN_PAIRS < nnz <= _BLOCKED_PAIRS and (
             cutoff is None or cutoff > weight.reach_minutes):
         weights = _weights_within_reach(pairs, weight)
 
     # Weights once (0 beyond the catchment, so pairs past ``top`` add nothing), then two
     # products: catchment demand per facility, access per origin. Sparse matrix-vector
     # products for large instances; for small ones (a département's communes and one
-    # type) scipy's object set-up costs more than the sums, so plain bincounts serve.
+    # type) scipy's object set-up costs more than the sums: a bincount and per-row sums.
     has_cap = ~np.isnan(sup)
-    small = pairs.nnz <= _SMALL_PAIRS
-    blocks = _row_blocks(pairs.indptr) if pairs.nnz > _BLOCKED_PAIRS else None
+    small = nnz <= _SMALL_PAIRS
+    blocks = _row_blocks(pairs.indptr) if nnz > _BLOCKED_PAIRS else None
     if small:
         w = weight(pairs.data)
-        rows = np.repeat(np.arange(n), np.diff(pairs.indptr))
-        catchment = np.bincount(pairs.indices, weights=w * dem[rows], minlength=m)
+        per_row = pairs.indptr[1:] - pairs.indptr[:-1]
+        catchment = np.bincount(pairs.indices, weights=w * np.repeat(dem, per_row), minlength=m)
     elif blocks is None:
         if weights is None:
             weights = sp.csr_array((weight(pairs.data), pairs.indices, pairs.indptr),
@@ -402,10 +403,10 @@ def compute_e2sfca(
     catchment[~has_cap] = 0.0
     served = has_cap & (catchment > 0)
     ratio = np.full(m, np.nan)
-    ratio[served] = sup[served] / catchment[served]
+    np.divide(sup, catchment, out=ratio, where=served)
     ratio_or_zero = np.where(served, ratio, 0.0)
     if small:
-        access = np.bincount(rows, weights=w * ratio_or_zero[pairs.indices], minlength=n)
+        access = _per_row(np.add, w * ratio_or_zero[pairs.indices], pairs.indptr, empty=0.0)
     elif blocks is None:
         access = np.asarray(weights @ ratio_or_zero, dtype=float)
     else:
@@ -416,9 +417,9 @@ def compute_e2sfca(
         access=access,
         facility_ratio=ratio,
         catchment_demand=catchment,
-        n_facilities_without_capacity=int((~has_cap).sum()),
-        n_facilities_without_demand=int((has_cap & ~served).sum()),
-        n_origins_without_access=int((access == 0).sum()),
+        n_facilities_without_capacity=m - int(np.count_nonzero(has_cap)),
+        n_facilities_without_demand=int(np.count_nonzero(has_cap) - np.count_nonzero(served)),
+        n_origins_without_access=n - int(np.count_nonzero(access)),
         params={"max_minutes": top, "decay": weight.label},
     )
 
