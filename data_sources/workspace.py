@@ -26,7 +26,13 @@ from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
 from diagnosis.errors import InputError, MissingDataError, SourceError
-from diagnosis.schema import Territory, empty_facilities, isin_codes, validate_facilities
+from diagnosis.schema import (
+    Territory,
+    concat_validated,
+    empty_facilities,
+    isin_codes,
+    validate_facilities,
+)
 from diagnosis.settings import WGS84
 from diagnosis.travel import Travel
 
@@ -325,7 +331,7 @@ def load_workspace(
         from data_sources.user_file import load_facility_file
 
         halls = import_town_halls(communes)
-        seen: set[str] = set(facilities["facility_id"].astype(str))
+        seen: set[str] = set(facilities["facility_id"].to_numpy(dtype=object).tolist())
         for i, f in enumerate(facility_files, start=1):
             if isinstance(f, tuple):
                 result = load_facility_file(f[1], name=f[0], town_halls=halls)
@@ -333,17 +339,18 @@ def load_workspace(
                 result = load_facility_file(f, town_halls=halls)
             reports.append(result.report)
             # a flagged duplicate is reported, and counted once everywhere
-            kept = result.facilities.loc[~result.facilities["facility_id"].astype(str).isin(
-                result.report.duplicate_ids)]
+            kept = result.facilities.loc[~isin_codes(result.facilities["facility_id"],
+                                                     set(result.report.duplicate_ids))]
             tables.append(_distinct_ids(kept, seen, i))
             keys.extend(sorted(set(result.facilities["source"])))
-    tables.extend(extra_facilities)
+    # the loaders and the importer validated their tables (each row checked once); a table
+    # handed in from outside may have been built or edited since: it is checked here
+    tables.extend(validate_facilities(t, source=f"extra_facilities[{k}]")
+                  for k, t in enumerate(extra_facilities))
     for t in extra_facilities:
         keys.extend(sorted(set(t["source"])))
     if len(tables) > 1:
-        merged = pd.concat([t for t in tables if len(t)], ignore_index=True)
-        facilities = validate_facilities(gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84),
-                                         source="workspace")
+        facilities = concat_validated(tables, source="workspace")
     iris = grid = qpv = None
     if stored is not None and stored.has_data and origin == "store":
         iris, grid, qpv, more_records = _context_from_store(stored, communes)
@@ -565,11 +572,12 @@ def _distinct_ids(fac: gpd.GeoDataFrame, seen: set[str], nth: int) -> gpd.GeoDat
     A file whose ids collide with ids already loaded gets them suffixed with its rank
     among the imported files (``user:structures:3`` -> ``user:structures#2:3``).
     """
-    ids = fac["facility_id"].astype(str)
-    if len(fac) and ids.isin(seen).any():
-        ids = ids.str.replace(r"^(user:[^:]*)", rf"\g<1>#{nth}", regex=True)
-        fac = fac.assign(facility_id=ids.to_numpy())
-    seen.update(ids)
+    ids = fac["facility_id"].to_numpy(dtype=object)  # validated: text, read as Python text
+    if len(fac) and not seen.isdisjoint(ids.tolist()):
+        ids = pd.Series(ids, dtype=object).str.replace(r"^(user:[^:]*)", rf"\g<1>#{nth}",
+                                                       regex=True).to_numpy(dtype=object)
+        fac = fac.assign(facility_id=ids)
+    seen.update(ids.tolist())
     return fac
 
 

@@ -36,7 +36,7 @@ Missing values (statistical secret, not published) are NaN, never 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -327,6 +327,60 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFra
     cap = out["capacity"]
     _bad(cap.lt(0) | ~np.isfinite(cap.fillna(0)), "capacity", "a number of places >= 0 or empty")
     return out.reset_index(drop=True)
+
+
+def concat_validated(tables: Sequence[gpd.GeoDataFrame], *, source: str) -> gpd.GeoDataFrame:
+    """Concatenate facility tables that each came out of :func:`validate_facilities`.
+
+    The result equals ``validate_facilities(pd.concat(tables))``: each row was checked
+    with its table, so only what spans the tables is checked here (ids unique across
+    them), and the optional columns one table lacks are filled with ``""`` as the
+    validation would. A table a caller built or edited must go through
+    :func:`validate_facilities` first: this function trusts its rows.
+
+    Parameters
+    ----------
+    tables
+        Validated facility tables (empty ones are skipped).
+    source
+        Where the tables come from, named in error messages.
+
+    Raises
+    ------
+    InputError
+        A ``facility_id`` found in two tables (or no table at all is given a CRS of
+        EPSG:4326).
+
+    Examples
+    --------
+    >>> a = validate_facilities(empty_facilities(), source="a")
+    >>> list(concat_validated([a, a], source="a").columns) == list(FACILITY_COLUMNS)
+    True
+    """
+    parts = [t for t in tables if len(t)]
+    for t in parts:
+        if t.crs is None or not t.crs.equals(WGS84):
+            raise InputError(f"{source}: a validated facility table is in EPSG:4326, got "
+                             f"{t.crs!r}; pass it through validate_facilities first")
+    if not parts:
+        return validate_facilities(tables[0] if tables else empty_facilities(), source=source)
+    extra = [c for c in FACILITY_OPTIONAL_COLUMNS if any(c in t.columns for t in parts)]
+    merged = pd.concat([t.loc[:, [*FACILITY_COLUMNS, *(c for c in extra if c in t.columns)]]
+                        for t in parts], ignore_index=True)
+    out = gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84)
+    out = out.loc[:, [*FACILITY_COLUMNS, *extra]]
+    for col in extra:  # absent from some tables: "" there, as validate_facilities makes it
+        if out[col].isna().any():
+            out[col] = out[col].fillna("").astype(object)
+    ids = out["facility_id"]
+    twice = ids.duplicated(keep=False).to_numpy()
+    if twice.any():
+        rows = out.index[twice][:5].tolist()
+        raise InputError(
+            f"{source}: column 'facility_id' has invalid values {ids[twice].head(5).tolist()!r} "
+            f"at rows {rows}; allowed: unique ids"
+        )
+    return out
 
 
 def _matches(texts: pd.Series, pattern: str) -> pd.Series:

@@ -166,3 +166,50 @@ def test_layers_are_cut_when_read():
     with pytest.raises(TypeError):
         ov.layers["communes"] = layer  # type: ignore[index]
     assert ov.summary["births_2024"] == 60.0 and ov.summary["population_2022"] == 2500.0
+
+
+def test_metric_xy_equals_the_reprojected_points():
+    """The facilities' metric coordinates are those of ``to_crs`` to the last bit."""
+    from diagnosis.overview import metric_xy
+
+    rng = np.random.default_rng(3)
+    pts = gpd.GeoSeries.from_xy(rng.uniform(-5, 8, 5000), rng.uniform(42, 51, 5000),
+                                crs="EPSG:4326")
+    ref = pts.to_crs(METRIC_CRS)
+    xy = metric_xy(pts)
+    assert np.array_equal(xy[:, 0], ref.x.to_numpy()) and np.array_equal(xy[:, 1],
+                                                                          ref.y.to_numpy())
+    gap = gpd.GeoSeries([Point(-1.5, 47.2), None], crs="EPSG:4326")  # the reprojection's
+    ref = gap.to_crs(METRIC_CRS)  # own answer for a missing point: NaN
+    np.testing.assert_array_equal(metric_xy(gap), np.column_stack([ref.x, ref.y]))
+    with pytest.raises(ValueError):  # not points: refused as the reprojection refuses
+        metric_xy(gpd.GeoSeries([Point(-1.5, 47.2), box(-1.6, 47.1, -1.5, 47.2)],
+                                crs="EPSG:4326"))
+    assert metric_xy(gpd.GeoSeries([], crs="EPSG:4326")).shape == (0, 2)
+
+
+def test_offer_per_commune_equals_a_grouping_of_whole_rows():
+    """Counts and places per commune and type equal a plain pandas grouping of the
+    facility rows (capacities with gaps and fractions, codes outside the communes)."""
+    from diagnosis.overview import _CommuneOffer
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    types = np.array(["eaje", "pmi", "rpe", "mam"])[rng.integers(0, 4, n)]
+    codes = np.array(["44001", "44002", "44003", "44999"])[rng.integers(0, 4, n)]
+    cap = np.where(rng.random(n) < 0.3, np.nan, rng.integers(1, 60, n) / rng.choice([1, 2, 3], n))
+    rows = [(t, c, X0 + rng.uniform(0, 30_000), Y0 + rng.uniform(0, 10_000), v)
+            for t, c, v in zip(types, codes, cap, strict=True)]
+    fac = _facilities(rows)
+    com = _communes()
+    table = _CommuneOffer.build(com, fac, {"44001", "44002", "44003"},
+                                types=("eaje", "pmi", "rpe", "mam", "laep"))
+    keys = table.communes["code_insee"].tolist()
+    for t in ("eaje", "pmi", "rpe", "mam", "laep"):
+        of_type = fac.loc[fac["type"].eq(t) & fac["code_insee"].isin(keys)]
+        counts = of_type.groupby("code_insee").size().reindex(keys).fillna(0).astype(int)
+        places = of_type.groupby("code_insee")["capacity"].sum(min_count=1).reindex(keys)
+        assert table.columns[f"n_{t}"].tolist() == counts.tolist()
+        np.testing.assert_array_equal(table.columns[f"places_{t}"],
+                                      places.astype("float64").to_numpy())
+    assert table.columns["n_laep"].sum() == 0 and np.isnan(table.columns["places_laep"]).all()

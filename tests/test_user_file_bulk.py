@@ -257,3 +257,59 @@ def test_other_numbers_go_to_the_general_reader(cell):
     assert _plain_numbers(values) is None
     number, unreadable = _to_float(values)  # still read, by pandas
     assert number[0] == 1.5 and len(unreadable) == 2
+
+
+def test_duplicates_equal_a_search_of_every_pair():
+    """Only the groups (type, folded name) of two rows or more are searched: the flagged
+    rows equal a search of every pair of rows, singletons and repeated places included."""
+    import math
+
+    import numpy as np
+
+    from data_sources.user_file.columns import _fold
+    from data_sources.user_file.duplicates import find_duplicates
+    from diagnosis.schema import empty_facilities
+
+    rng = np.random.default_rng(11)
+    n = 400
+    names = [f"Crèche {k}" for k in rng.integers(0, 150, n)]
+    names[5] = "CRECHE  0"  # folds as « Crèche 0 »
+    types = rng.choice(["eaje", "pmi"], n).tolist()
+    lon = -1.55 + rng.normal(0, 0.0004, n).round(5)
+    lat = 47.21 + rng.normal(0, 0.0004, n).round(5)
+    lon[10:20], lat[10:20] = lon[9], lat[9]  # a shared place (a town hall)
+    fac = empty_facilities().reindex(range(n))
+    fac["name"], fac["type"] = names, types
+    fac = fac.set_geometry(gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+    got = find_duplicates(fac, rows=np.arange(2, n + 2), distance_m=50.0)
+
+    def metres(i, j):
+        p1, p2, dl = math.radians(lat[i]), math.radians(lat[j]), math.radians(lon[j] - lon[i])
+        a = (math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2)
+             * math.sin(dl / 2) ** 2)
+        return 2 * 6_371_008.8 * math.asin(math.sqrt(min(1.0, a)))
+
+    key = [(t, " ".join(_fold(nm).split())) for t, nm in zip(types, names, strict=True)]
+    expected = {}
+    for i in range(n):
+        near = [j for j in range(n) if key[j] == key[i] and metres(i, j) <= 50.0]
+        if min(near) < i:
+            expected[i + 2] = min(near) + 2
+    assert dict(zip(got["row"], got["duplicate_of_row"], strict=True)) == expected
+    assert len(expected) > 20 and len({k for k in key if key.count(k) == 1}) > 20
+
+
+def test_a_code_of_no_departement_is_flagged_like_an_unknown_commune(tmp_path):
+    """« 99999 » (no département) with coordinates stopped the whole import (the
+    geography of département « 99 » was asked for); it is now what « 44999 » (an
+    unknown commune of a real département) is: kept, the code flagged to check."""
+    f = tmp_path / "structures.csv"
+    rows = {"99999": "Crèche A", "44999": "Crèche B"}
+    f.write_text("nom;type;code_insee;latitude;longitude\n"
+                 + "".join(f"{name};crèche;{code};47.4376;-2.0876\n"
+                           for code, name in rows.items())
+                 + "Crèche C;crèche;44129;47.4376;-2.0876\n", encoding="utf-8")
+    report = load_facility_file(f, town_halls=HALLS).report
+    assert (report.rows_read, report.accepted, len(report.rejected)) == (3, 3, 0)
+    (flag,) = [w for w in report.warnings if w.startswith("code commune inconnu")]
+    assert "99999" in flag and "44999" in flag and "lignes 2, 3 " in flag

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from data_sources.user_file.columns import _fold, _map_unique
 from data_sources.user_file.report import _Log, _plural, _rows_text
@@ -126,15 +127,22 @@ def _point_table(gdf: gpd.GeoDataFrame, *, arg: str, points: bool) -> gpd.GeoDat
     if gdf.crs is None:
         raise InputError(f"{arg} has no CRS; set one (e.g. gdf.set_crs('EPSG:4326'))")
     out = gdf.to_crs(WGS84)
-    codes = out[code_col].astype(str).to_numpy(dtype=object)
-    clean = pd.Series(codes).str.fullmatch(_INSEE_RE.pattern.strip("^$")).to_numpy(dtype=bool)
-    if not clean.all():  # only the codes not already clean go through the normaliser
+    codes = out[code_col].to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(codes, skipna=False) != "string":  # numbers, gaps…
+        codes = out[code_col].astype(str).to_numpy(dtype=object)
+    # each code tested as Python text (an arrow regex over the 35,000 communes of France
+    # cost 0.04-0.2 s per import); a code that is not clean goes through the normaliser
+    clean = np.fromiter((isinstance(c, str) and _INSEE_RE.fullmatch(c) is not None
+                         for c in codes), dtype=bool, count=len(codes))
+    if not clean.all():
         codes[~clean] = [_insee(c) for c in codes[~clean]]
     out = gpd.GeoDataFrame({"code_insee": codes}, geometry=out.geometry.values, crs=WGS84)
     out = out[out["code_insee"].ne("") & out.geometry.notna() & ~out.geometry.is_empty]
     if points:
         out = out.copy()
-        out["geometry"] = out.geometry.representative_point()
+        values = out.geometry.to_numpy()
+        if not (shapely.get_type_id(values) == 0).all():  # a point is its own
+            out["geometry"] = out.geometry.representative_point()
         out = out.drop_duplicates("code_insee")
     return out
 

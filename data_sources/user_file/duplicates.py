@@ -54,7 +54,9 @@ def find_duplicates(
     ids = list(file_ids) if file_ids is not None else [""] * n
     lon = np.radians(facilities.geometry.x.to_numpy(dtype=float))
     lat = np.radians(facilities.geometry.y.to_numpy(dtype=float))
-    types = facilities["type"].astype(str).to_numpy()
+    types = facilities["type"].to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(types, skipna=False) != "string":  # not schema text
+        types = facilities["type"].astype(str).to_numpy(dtype=object)
     # names folded once per distinct name (files repeat names: « Crèche municipale »)
     name_of_row, distinct_names = pd.factorize(facilities["name"].to_numpy(dtype=object))
     key_of_name, distinct_keys = pd.factorize(
@@ -66,9 +68,12 @@ def find_duplicates(
     # numbered in order of first appearance (as a groupby's ngroup without sorting)
     groups, _ = pd.factorize(type_of_row.astype(np.int64) * max(len(distinct_keys), 1)
                              + key_of_row)
-    pairs = _earliest_near(lon, lat, distance_m, groups=groups)
-    later = np.array([i for i, _ in pairs], dtype=np.int64)
-    first = np.array([j for _, j in pairs], dtype=np.int64)
+    # a row alone in its group has no earlier row to repeat: only the groups of two rows
+    # or more are searched (a file of distinct names costs nothing here)
+    shared = np.flatnonzero(np.bincount(groups)[groups] > 1)
+    pairs = _earliest_near(lon[shared], lat[shared], distance_m, groups=groups[shared])
+    later = shared[np.array([i for i, _ in pairs], dtype=np.int64)]
+    first = shared[np.array([j for _, j in pairs], dtype=np.int64)]
     metres = _haversine_m(lon[later], lat[later], lon[first], lat[first])
     for i, j, d in zip(later.tolist(), first.tolist(), metres.tolist(), strict=True):
         found[i] = (j, f"même type et même nom, à {d:.0f} m")

@@ -174,7 +174,10 @@ def parse_facilities(
     # --- other fields
     capacity = _parse_capacity(col("capacity"), log)
     ids = col("id")
-    source_ids = ids.where(ids.ne(""), pd.Series([str(r) for r in rows], index=frame.index))
+    id_texts = ids.to_numpy(dtype=object)
+    # the row number where the file gives no id (numbers written by numpy, not one by one)
+    source_ids = pd.Series(np.where(id_texts == "", rows.astype(str).astype(object), id_texts),
+                           index=frame.index, dtype=object)
     keep = ~np.isin(rows, np.fromiter(log.reasons, dtype=np.int64, count=len(log.reasons)))
     fields = {"type": types, "subtype": subtypes, "name": names, "address": col("address"),
               "postcode": postcodes, "code_insee": codes, "operator": col("operator"),
@@ -184,7 +187,7 @@ def parse_facilities(
                                   file_name=file_name, source_date=source_date)
     kept_rows = rows[keep]
     duplicates = find_duplicates(facilities, rows=kept_rows,
-                                 file_ids=ids.to_numpy(dtype=object)[keep].tolist(),
+                                 file_ids=id_texts[keep].tolist(),
                                  distance_m=distance_m)
     # each duplicate's position among the kept rows, found in one hashed lookup
     position = pd.Index(kept_rows).get_indexer(pd.Index(duplicates["row"], dtype=np.int64))

@@ -278,8 +278,8 @@ DECLARED_COMMUNE_TOLERANCE_M = 2_000.0
 DECLARED_COMMUNE_FLAG_M = 500.0
 
 
-def _flag_near(dist: np.ndarray, rows: np.ndarray, declared: list[str],
-               current: list[str], log: Any) -> None:
+def _flag_near(dist: np.ndarray, rows: np.ndarray, declared: np.ndarray,
+               current: np.ndarray, log: Any) -> None:
     """Flag the points kept although a little outside their declared commune."""
     near = (dist > DECLARED_COMMUNE_FLAG_M) & (dist <= DECLARED_COMMUNE_TOLERANCE_M)
     for j in np.flatnonzero(near):
@@ -339,15 +339,21 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     # each distinct code looked up once; rows point to their code by number
     code_of_row, distinct = pd.factorize(codes.iloc[idx].astype(str), sort=False)
     distinct_codes = [str(c) for c in distinct]
-    current_of = []
+    current_of, known = [], set()
     for c in distinct_codes:
         hit = current_commune(c, cog)
         current_of.append(hit[0] if hit else c)
-    wanted = sorted(set(current_of))
+        if hit:
+            known.add(hit[0])
+    none = np.zeros(lon.shape[0], dtype=bool)
+    # a code the COG does not know has no polygon (flagged with the codes): not checked,
+    # whatever its département (« 99999 » named no département to read)
+    wanted = sorted(known)
+    if not wanted:
+        return lon, lat, none
     deps = sorted({c[:3] if c.startswith("97") else c[:2] for c in wanted})
     geo = load_national_communes(departements=deps)
     geo = geo.loc[geo["code_insee"].isin(wanted) & geo.geometry.notna()]
-    none = np.zeros(lon.shape[0], dtype=bool)
     if geo.empty:
         return lon, lat, none
     polys = dict(zip(geo["code_insee"], geo.to_crs(METRIC_CRS).geometry, strict=True))
@@ -370,8 +376,9 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
         d[out] = shapely.distance(shapely.points(mx[out], my[out]), shapes[out])
         return d
 
-    declared = [distinct_codes[k] for k in code_of_row.tolist()]
-    code_list = [current_of[k] for k in code_of_row.tolist()]
+    # each row's declared and current code, looked up by number (no list built per row)
+    declared = np.array(distinct_codes, dtype=object)[code_of_row]
+    code_list = np.array(current_of, dtype=object)[code_of_row]
     dist = metres(lon[idx], lat[idx], code_of_row)
     _flag_near(dist, rows[idx], declared, code_list, log)
     far = dist > DECLARED_COMMUNE_TOLERANCE_M
