@@ -349,6 +349,20 @@ def test_pairs_past_the_reach_dropped_first_give_the_same_scores(per_block, deca
     assert (got.access[~found] == 0).all()
 
 
+def test_every_pair_past_the_reach_dropped_leaves_no_access(monkeypatch):
+    # a catchment shorter than every stored time: all pairs dropped, no score, no ratio
+    import diagnosis.accessibility as acc
+
+    monkeypatch.setattr(acc, "_DROP_MIN_PAIRS", 0)
+    minutes, demand, supply = random_instance(15, n=200, m=30)
+    pairs = _as_sparse(minutes + 40.0)
+    assert acc._weights_within_reach(pairs, step_decay(30)).nnz == 0
+    got = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    assert (got.access == 0).all() and got.n_origins_without_access == 200
+    assert np.isnan(got.facility_ratio).all() and (got.catchment_demand == 0).all()
+    assert got.n_facilities_without_demand == 30
+
+
 def test_travel_times_within_the_reach_are_not_compared_again(monkeypatch):
     # a TravelTimes routed to the catchment holds no pair past it: no drop pass at all;
     # routed to twice the catchment, the pairs past it are dropped (same scores)
