@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +12,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
@@ -18,13 +21,44 @@ from urllib3.util.retry import Retry
 
 from data_sources._http_config import DEFAULT_MAX_RETRY_AFTER_S, RETRY_STATUSES, HttpConfig
 from data_sources._http_notes import deadline_left
-from data_sources._outbound import (
-    OutboundPolicy,
-    check_url,
-    guarded_pool_classes,
-)
+from data_sources._outbound import OutboundPolicy, check_peer, check_url
 
 logger = logging.getLogger(__name__)
+
+
+class GuardedHTTPConnection(HTTPConnection):
+    """urllib3 connection that refuses a non-public peer address once connected."""
+
+    allow_hosts: frozenset[str] = frozenset()
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        check_peer(self, sock, self.allow_hosts)
+        return sock
+
+
+class GuardedHTTPSConnection(HTTPSConnection):
+    """urllib3 TLS connection that refuses a non-public peer address once connected."""
+
+    allow_hosts: frozenset[str] = frozenset()
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        check_peer(self, sock, self.allow_hosts)
+        return sock
+
+
+def guarded_pool_classes(allow_hosts: frozenset[str]) -> dict[str, Any]:
+    """urllib3 pool classes by scheme whose connections check their peer address."""
+    http_conn = type("GuardedHTTPConnection", (GuardedHTTPConnection,),
+                     {"allow_hosts": allow_hosts})
+    https_conn = type("GuardedHTTPSConnection", (GuardedHTTPSConnection,),
+                      {"allow_hosts": allow_hosts})
+    http_pool = type("GuardedHTTPConnectionPool", (HTTPConnectionPool,),
+                     {"ConnectionCls": http_conn})
+    https_pool = type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,),
+                      {"ConnectionCls": https_conn})
+    return {"http": http_pool, "https": https_pool}
 
 class HostRateLimiter:
     """Space the requests to each host by ``1 / rate`` seconds (``time.monotonic``).

@@ -43,9 +43,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
 from diagnosis.errors import SourceError
 
 #: Ports an outbound request may use unless the host is allow-listed.
@@ -181,10 +178,15 @@ def check_url(url: str, *, policy: OutboundPolicy) -> None:
 
 
 # --- connections that check the address they reached --------------------------------
+# (the urllib3 connection classes live in data_sources._http_adapter: importing this
+# module, as every command does through the HTTP settings, loads no urllib3)
 
 
-def _check_peer(conn: HTTPConnection, sock: socket.socket,
-                allow_hosts: Iterable[str]) -> None:
+def check_peer(conn: Any, sock: socket.socket, allow_hosts: Iterable[str]) -> None:
+    """Refuse the non-public address a connection reached (unless its host is allowed).
+
+    ``conn``: a urllib3 connection (its ``host`` and ``port``), once connected.
+    """
     if conn.host.lower().strip("[]") in allow_hosts:
         return
     try:
@@ -196,38 +198,3 @@ def _check_peer(conn: HTTPConnection, sock: socket.socket,
     if reason is not None:
         sock.close()
         raise BlockedURLError(f"{conn.host}:{conn.port}", reason)
-
-
-class GuardedHTTPConnection(HTTPConnection):
-    """urllib3 connection that refuses a non-public peer address once connected."""
-
-    allow_hosts: frozenset[str] = frozenset()
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _check_peer(self, sock, self.allow_hosts)
-        return sock
-
-
-class GuardedHTTPSConnection(HTTPSConnection):
-    """urllib3 TLS connection that refuses a non-public peer address once connected."""
-
-    allow_hosts: frozenset[str] = frozenset()
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _check_peer(self, sock, self.allow_hosts)
-        return sock
-
-
-def guarded_pool_classes(allow_hosts: frozenset[str]) -> dict[str, Any]:
-    """urllib3 pool classes by scheme whose connections check their peer address."""
-    http_conn = type("GuardedHTTPConnection", (GuardedHTTPConnection,),
-                     {"allow_hosts": allow_hosts})
-    https_conn = type("GuardedHTTPSConnection", (GuardedHTTPSConnection,),
-                      {"allow_hosts": allow_hosts})
-    http_pool = type("GuardedHTTPConnectionPool", (HTTPConnectionPool,),
-                     {"ConnectionCls": http_conn})
-    https_pool = type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,),
-                      {"ConnectionCls": https_conn})
-    return {"http": http_pool, "https": https_pool}

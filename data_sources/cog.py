@@ -61,8 +61,11 @@ def load_cog() -> CogTables:
     epci = pd.concat([epci, pd.DataFrame({
         "code": ept["code"], "name": ept["name"], "kind": "EPT",
         "population": ept["code"].map(pop).astype("float64")})], ignore_index=True)
-    com["key"] = pd.Series(normalize_names(com["name"]), index=com.index)
-    epci["key"] = pd.Series(normalize_names(epci["name"]), index=epci.index)
+    # the shipped tables hold their names' keys (folded when built); the EPT's are folded
+    for df in (com, epci):
+        todo = df["key"].isna() if "key" in df else pd.Series(True, index=df.index)
+        if todo.any():
+            df.loc[todo, "key"] = normalize_names(df.loc[todo, "name"])
     return CogTables(communes=com, epci=epci, departements=dep, regions=reg)
 
 

@@ -62,10 +62,12 @@ def _pairs_csr(travel_minutes: Any, top: float, *,
 
     A sparse input (or a :class:`~diagnosis.travel.TravelTimes`) keeps its stored
     pairs, those past ``top`` included (every decay weighs them 0); a dense one keeps the
-    cells with ``t <= top``.
+    cells with ``t <= top``. The minutes of a TravelTimes were checked when it was built
+    (no NaN, none negative: :class:`~diagnosis.travel.TravelTimes` raises otherwise), so
+    only foreign inputs are checked here.
     """
-    source = travel_minutes.within if isinstance(travel_minutes, TravelTimes) \
-        else travel_minutes
+    checked = isinstance(travel_minutes, TravelTimes)
+    source = travel_minutes.within if checked else travel_minutes
     if not sp.issparse(source):
         shape, rows, cols, values = _pairs_within(source, top,
                                                   allow_empty_columns=allow_empty_columns)
@@ -77,7 +79,7 @@ def _pairs_csr(travel_minutes: Any, top: float, *,
         csr.sum_duplicates()
     if csr.dtype != np.float64:
         csr = csr.astype(float)
-    if csr.nnz and not csr.data.min() >= 0:  # one pass: NaN or negative times
+    if not checked and csr.nnz and not csr.data.min() >= 0:  # one pass: NaN or < 0
         _check_minutes(csr.data)
     return csr
 

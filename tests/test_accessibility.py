@@ -14,6 +14,8 @@ already indexed (``demand_index=True, supply_index=True``), which skips that cal
 
 from __future__ import annotations
 
+import dataclasses
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -269,6 +271,123 @@ def test_sparse_inputs_are_checked():
         compute_e2sfca(sp.csr_array(np.array([[2.0, 1.0]])), [1.0], [1.0], max_minutes=30)
     with pytest.raises(InputError, match="negative"):
         count_reachable(sp.csr_array(np.array([[-2.0, 1.0]])), max_minutes=30)
+
+
+def test_foreign_sparse_minutes_are_still_checked_travel_times_at_construction():
+    # the access functions trust a TravelTimes (checked when built) and check the rest
+    bad_nan = sp.csr_array((np.array([np.nan, 1.0]), ([0, 0], [0, 1])), shape=(1, 2))
+    bad_neg = sp.csr_array((np.array([-0.5, 1.0]), ([0, 0], [0, 1])), shape=(1, 2))
+    for bad, match in ((bad_nan, "NaN"), (bad_neg, "negative")):
+        with pytest.raises(InputError, match=match):
+            compute_e2sfca(bad, [1.0], [1.0, 1.0], max_minutes=30)
+        with pytest.raises(InputError, match=match):
+            count_reachable(bad, max_minutes=30)
+        with pytest.raises(InputError, match=match):
+            minutes_to_nearest(bad)
+    # a large foreign matrix (the product path) with one NaN among pairs past the reach
+    minutes, demand, supply = random_instance(12, n=400, m=35)
+    pairs = _as_sparse(minutes)
+    pairs.data[np.flatnonzero(pairs.data > 30)[-1]] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    tt = crow_fly_travel_times(np.array([[0.0, 0.0]]), np.array([[500.0, 0.0], [0.0, 900.0]]),
+                               max_minutes=30)
+    for value, match in ((np.nan, "NaN"), (-1.0, "negative")):
+        data = tt.within.data.copy()
+        data[0] = value
+        bad = sp.csr_array((data, tt.within.indices, tt.within.indptr), shape=tt.shape)
+        with pytest.raises(InputError, match=match):
+            dataclasses.replace(tt, within=bad)
+    with pytest.raises(InputError, match="scipy.sparse"):
+        dataclasses.replace(tt, within=tt.minutes)
+
+
+@pytest.mark.parametrize("per_block", [1, 37, 1 << 18])
+@pytest.mark.parametrize("decay", ["default", "steps_short", "gaussian"])
+def test_pairs_past_the_reach_dropped_first_give_the_same_scores(per_block, decay, monkeypatch):
+    # stored pairs up to 60 min, catchment 30 (as the pipeline routes to twice it): the
+    # pairs past the decay's reach are dropped by blocks of rows before the products;
+    # rows without pairs first, in the middle and last, 0-minute pairs, an unknown supply;
+    # each block size gives what the products on every pair give, and access's answer
+    from access import weights
+
+    import diagnosis.accessibility as acc
+
+    monkeypatch.setattr(acc, "_SMALL_PAIRS", 0)  # the product path even at this size
+    minutes, demand, supply = random_instance(13, n=500, m=40)
+    minutes = minutes * 1.5  # up to 75 minutes
+    minutes[[0, 1, 250, 499]] = np.inf
+    f = {"default": step_decay(30), "steps_short": step_decay(30, steps={8: 1.0, 17: 0.4}),
+         "gaussian": gaussian_decay(30, sigma_minutes=12)}[decay]
+    minutes[5, :4] = 0.0
+    minutes[6, :3] = f.reach_minutes  # on the last bound: within reach, weighed
+    supply[7] = np.nan
+    pairs = _as_sparse(minutes)
+    assert (pairs.data > f.reach_minutes).mean() > 0.5
+    monkeypatch.setattr(acc, "_DROP_SHARE", -1.0)  # never drop: products on every pair
+    every = compute_e2sfca(pairs, demand, supply, max_minutes=30, decay=f)
+    monkeypatch.setattr(acc, "_DROP_SHARE", 1.0)  # always drop
+    monkeypatch.setattr(acc, "_DROP_MIN_PAIRS", 0)
+    monkeypatch.setattr(acc, "_DROP_BLOCK", per_block)
+    kept = acc._weights_within_reach(pairs, f)
+    assert kept is not None
+    assert kept.nnz == int((pairs.data <= f.reach_minutes).sum()) < pairs.nnz
+    assert kept.has_canonical_format
+    np.testing.assert_array_equal(kept.toarray(), f(minutes))
+    assert kept[[5], :4].nnz == 4 and kept[[6], :3].nnz == 3  # 0 minutes, on the bound
+    got = compute_e2sfca(pairs, demand, supply, max_minutes=30, decay=f)
+    np.testing.assert_allclose(got.access, every.access, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(got.catchment_demand, every.catchment_demand, rtol=1e-13)
+    np.testing.assert_array_equal(np.isnan(got.facility_ratio), np.isnan(every.facility_ratio))
+    assert got.n_origins_without_access == every.n_origins_without_access >= 4
+    keep = ~np.isnan(supply)
+    fn = weights.step_fn(dict(zip(f.bounds, f.weights, strict=True))) if f.kind == "step" \
+        else weights.gaussian(12.0)
+    ref = access_e2sfca(minutes[:, keep], demand, supply[keep], 30, fn)
+    found = ~np.isnan(ref)
+    np.testing.assert_allclose(got.access[found], ref[found], rtol=0, atol=1e-12)
+    assert (got.access[~found] == 0).all()
+
+
+def test_every_pair_past_the_reach_dropped_leaves_no_access(monkeypatch):
+    # a catchment shorter than every stored time: all pairs dropped, no score, no ratio
+    import diagnosis.accessibility as acc
+
+    monkeypatch.setattr(acc, "_DROP_MIN_PAIRS", 0)
+    minutes, demand, supply = random_instance(15, n=200, m=30)
+    pairs = _as_sparse(minutes + 40.0)
+    assert acc._weights_within_reach(pairs, step_decay(30)).nnz == 0
+    got = compute_e2sfca(pairs, demand, supply, max_minutes=30)
+    assert (got.access == 0).all() and got.n_origins_without_access == 200
+    assert np.isnan(got.facility_ratio).all() and (got.catchment_demand == 0).all()
+    assert got.n_facilities_without_demand == 30
+
+
+def test_travel_times_within_the_reach_are_not_compared_again(monkeypatch):
+    # a TravelTimes routed to the catchment holds no pair past it: no drop pass at all;
+    # routed to twice the catchment, the pairs past it are dropped (same scores)
+    import diagnosis.accessibility as acc
+
+    monkeypatch.setattr(acc, "_DROP_MIN_PAIRS", 0)
+    rng = np.random.default_rng(14)
+    origins, fac = rng.uniform(0, 60_000, (800, 2)), rng.uniform(0, 60_000, (60, 2))
+    demand, supply = rng.integers(0, 50, 800).astype(float), rng.integers(5, 40, 60) * 1.0
+    near, far = (crow_fly_travel_times(origins, fac, max_minutes=c) for c in (30, 60))
+    calls = []
+    real = acc._weights_within_reach
+
+    def spy(pairs, weight):
+        got = real(pairs, weight)
+        calls.append(got is not None and got.nnz < pairs.nnz)
+        return got
+
+    monkeypatch.setattr(acc, "_weights_within_reach", spy)
+    a = compute_e2sfca(near, demand, supply, max_minutes=30)
+    assert calls == []
+    b = compute_e2sfca(far, demand, supply, max_minutes=30)
+    assert calls == [True]  # most pairs past 30 min: dropped
+    np.testing.assert_allclose(b.access, a.access, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(b.catchment_demand, a.catchment_demand, rtol=1e-13)
 
 
 def test_travel_times_front_uses_the_sparse_pairs_and_the_nearest_vector():

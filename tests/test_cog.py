@@ -27,6 +27,25 @@ def test_cog_has_the_18_regions_and_their_communes():
     assert sum(len(resolve(f"région {c}").communes) for c in cog.regions["code"]) == 34875
 
 
+def test_shipped_name_keys_are_the_names_folded_today():
+    """The COG files hold each name's look-up key (folded when built, not on every
+    start): they must be what :func:`normalize_names` gives now, EPT names included."""
+    import pandas as pd
+
+    from data_sources.cog import DEMO_DIR
+    from diagnosis.territory import normalize_names
+
+    for table in ("communes", "epci"):
+        shipped = pd.read_parquet(DEMO_DIR / f"cog2026_{table}.parquet")
+        assert list(shipped["key"]) == normalize_names(shipped["name"]), table
+    cog = load_cog()
+    for df in (cog.communes, cog.epci):
+        assert df["key"].notna().all()
+        assert list(df["key"]) == normalize_names(df["name"])
+    assert "plaine commune" in set(cog.epci.loc[cog.epci["kind"] == "EPT", "key"])
+    assert resolve("Plaine Commune").kind == "epci"
+
+
 def test_communes_file_one_code_per_line_and_csv(tmp_path):
     p = tmp_path / "plaine.txt"
     p.write_text("# Plaine Commune\n93066\n93001\n\n", encoding="utf-8")

@@ -131,13 +131,13 @@ def test_a_pdf_process_that_fails_leaves_the_layout_here(diag, drawn, monkeypatc
     from diagnosis.report import render
 
     here, _ = drawn
-    real = render._write_pdf
+    real = render._render_document
 
     def broken(html, figures):
         raise RuntimeError("mise en page impossible")
 
-    monkeypatch.setattr(render, "_write_pdf", broken)
+    monkeypatch.setattr(render, "_render_document", broken)
     with PdfProcess() as process:  # forked with the broken layout
-        monkeypatch.setattr(render, "_write_pdf", real)  # here: the real one
+        monkeypatch.setattr(render, "_render_document", real)  # here: the real one
         report = render_diagnosis_pdf(diag, created=CREATED, pdf_process=process)
     assert report.pages == here.pages and _texts(report.pdf) == _texts(here.pdf)

@@ -44,7 +44,7 @@ def test_help_imports_no_heavy_library(argv):
 
 #: What ``summary`` on the embedded demo territory needs no part of: the network layer, the
 #: model fitting, road networks, plotting, PDF, distributed computing, the app.
-NOT_FOR_SUMMARY = {"requests", "requests_cache", "boto3", "osmnx", "networkx", "matplotlib",
+NOT_FOR_SUMMARY = {"requests", "requests_cache", "urllib3", "boto3", "osmnx", "networkx", "matplotlib",
                    "weasyprint", "dask", "distributed", "streamlit", "folium", "branca",
                    "highspy", "sklearn", "scipy.optimize", "data_sources._http",
                    "diagnosis.exports"}

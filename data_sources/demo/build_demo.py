@@ -7,7 +7,8 @@ Run from the repository root::
 Writes, next to this script:
 
 - ``cog2026_communes.parquet``, ``cog2026_epci.parquet``, ``cog2026_departements.parquet``:
-  the Code officiel géographique 2026 for all of France (names, codes, memberships);
+  the Code officiel géographique 2026 for all of France (names, codes, memberships, and
+  the names' look-up keys of :func:`diagnosis.territory.normalize_names`);
 - ``communes_44.parquet`` (GeoParquet, EPSG:4326): the 207 communes of 44 with their
   town hall position and INSEE needs;
 - ``facilities_44.parquet`` (GeoParquet, EPSG:4326): the rows of the two sourced
@@ -37,7 +38,7 @@ from data_sources.insee_files import decode_text, parse_comparateur, parse_dossi
 from diagnosis.needs import compute_needs
 from diagnosis.schema import EAJE_SUBTYPES, FACILITY_COLUMNS, validate_facilities
 from diagnosis.settings import WGS84
-from diagnosis.territory import normalize_name
+from diagnosis.territory import normalize_name, normalize_names
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SHIP = HERE.parents[2] / "shared" / "data" / "ship"
@@ -75,6 +76,9 @@ def build_cog(ship: Path) -> dict[str, pd.DataFrame]:
                          for e in epcis])
     dep = pd.DataFrame([{"code": d["code"], "name": d["nom"], "region_code": d["region"]}
                         for d in deps])
+    # the names' look-up keys, folded once here rather than on every command's start
+    for df in (com, epci):
+        df["key"] = normalize_names(df["name"])
     return {"communes": com, "epci": epci, "departements": dep}
 
 

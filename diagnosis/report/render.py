@@ -336,6 +336,16 @@ def _write_pdf(html: str, figures: _FigureSource) -> tuple[bytes, int]:
     Returns the PDF and its number of pages. A figure that fails to draw raises its
     error here (WeasyPrint alone would print a broken image).
     """
+    doc = _render_document(html, figures)
+    return bytes(doc.write_pdf()), len(doc.pages)
+
+
+def _render_document(html: str, figures: _FigureSource | None) -> Any:
+    """HTML laid out by WeasyPrint (its ``Document``); see :func:`_write_pdf`.
+
+    ``figures=None``: a document without figure placeholders.
+    """
+    source = figures if figures is not None else _FigureSource({})
     try:
         import weasyprint
         from weasyprint.urls import URLFetcher, URLFetcherResponse
@@ -349,7 +359,7 @@ def _write_pdf(html: str, figures: _FigureSource) -> tuple[bytes, int]:
             if not url.startswith(FIGURE_SCHEME):
                 return super().fetch(url, headers)
             try:
-                image = figures(url)
+                image = source(url)
             except Exception as exc:
                 failed.append(exc)
                 raise
@@ -360,10 +370,10 @@ def _write_pdf(html: str, figures: _FigureSource) -> tuple[bytes, int]:
         doc = weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR),
                               url_fetcher=_Fetcher()).render()
     finally:
-        figures.close()
+        source.close()
     if failed:
         raise failed[0]
-    return bytes(doc.write_pdf()), len(doc.pages)
+    return doc
 
 
 class _FigureSource:
@@ -556,11 +566,15 @@ def _pdf_server(conn: Any) -> None:
     # Ctrl-C stops the command, which stops this process: no second traceback from here
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        import weasyprint  # noqa: F401  # the import is the work done in advance
+        import pypdf  # noqa: F401  # the imports are the work done in advance
+        import weasyprint  # noqa: F401
+
+        from diagnosis.report._parallel import write_pdf_on_two_cores
 
         html = conn.recv()
-        figures = _ReceivedFigures(conn, _report_figure_keys(html))
-        conn.send(_write_pdf(html, figures))
+        conn.send(write_pdf_on_two_cores(
+            html, lambda: _ReceivedFigures(conn, _report_figure_keys(html)),
+            render=_render_document, figure_scheme=FIGURE_SCHEME, inherited=(conn,)))
     except Exception:  # the command lays the report out itself, and raises the error
         pass
     finally:

@@ -52,7 +52,9 @@ class TravelTimes:
         ``(n_origins, n_destinations)`` CSR matrix of minutes. A stored entry is a pair
         within reach, **including stored zeros** (a destination at the origin's own
         point takes 0 minutes); an absent entry is out of reach: beyond the cutoff,
-        unreachable, or either point flagged as too far from the network.
+        unreachable, or either point flagged as too far from the network. Checked
+        when built (NaN or negative minutes raise :class:`~diagnosis.errors.InputError`),
+        so the access computations do not check it again: do not modify it in place.
     nearest_minutes
         ``(n_origins,)`` minutes to the nearest destination (``np.inf`` when none is
         within reach), from a k-d tree query (crow-fly) or a multi-source Dijkstra
@@ -95,6 +97,16 @@ class TravelTimes:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # The minutes are checked once, here, where the pairs are built: the access
+        # computations trust a TravelTimes and check only foreign matrices.
+        if not sp.issparse(self.within):
+            raise InputError(f"within must be a scipy.sparse matrix of minutes; got "
+                             f"{type(self.within).__name__}")
+        data = self.within.data
+        if data.size and not data.min() >= 0:  # one pass: NaN or negative minutes
+            bad = "NaN" if np.isnan(data).any() else f"negative minutes (min {data.min()!r})"
+            raise InputError(f"within holds {bad}; stored pairs are times >= 0 within "
+                             "reach (leave pairs out of reach unstored)")
         n_o, n_d = self.within.shape
         if self.nearest_minutes.shape != (n_o,):
             raise InputError(
