@@ -59,7 +59,12 @@ sys.path.insert(0, str(REPO))
 
 from data_sources.osm import read_road_graph, save_road_graph  # noqa: E402
 from diagnosis.distributed import compute_travel_times_by_departement, dask_client  # noqa: E402
-from diagnosis.travel import compute_travel_times, pairs_to_csr, road_graph_from_arrays  # noqa: E402
+from diagnosis.travel import (  # noqa: E402
+    compute_travel_times,
+    pairs_to_csr,
+    road_graph_from_arrays,
+    snap_points,
+)
 
 sys.path.insert(0, str(BENCH))
 from _roads import road_like_arrays  # noqa: E402
@@ -157,6 +162,9 @@ def run_serial(communes, facilities, loader) -> dict[str, dict[str, np.ndarray]]
         for t in types:
             dist, _ = tree.query(fac_xy[t], k=1, distance_upper_bound=BUFFER_M)
             cols = np.flatnonzero(np.isfinite(dist))
+            if cols.size == 0:  # no facility of this type within reach of the département
+                flagged[rows] = snap_points(graph, origins[rows]).flagged
+                continue
             tt = compute_travel_times(graph, origins[rows], fac_xy[t][cols],
                                       max_minutes=CUTOFF_MIN)
             coo = tt.within.tocoo()
@@ -165,7 +173,8 @@ def run_serial(communes, facilities, loader) -> dict[str, dict[str, np.ndarray]]
             flagged[rows] = tt.origin_flagged
     out = {}
     for t in types:
-        r, c, m = (np.concatenate(x) for x in zip(*parts[t], strict=True))
+        r, c, m = ((np.concatenate(x) for x in zip(*parts[t], strict=True)) if parts[t]
+                   else (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)))
         out[t] = {"within": pairs_to_csr(r, c, m, (len(communes), fac_xy[t].shape[0])),
                   "nearest": nearest[t], "flagged": flagged}
     return out

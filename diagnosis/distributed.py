@@ -27,6 +27,7 @@ guides/accessibilite.md : the method guide (in French).
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -319,15 +320,47 @@ def _import_distributed() -> Any:
     return distributed
 
 
+#: Dask settings of a local cluster that only runs tasks (see :func:`dask_client`).
+_QUIET_HOUSEKEEPING = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "500ms",
+}
+
+#: Modules every local worker process needs for a task; the fork server imports them once.
+WORKER_MODULES = ("distributed", "diagnosis.distributed")
+
+
 @contextlib.contextmanager
 def dask_client(
     *, scheduler_address: str | None = None, n_workers: int | None = None,
     processes: bool = True, connect_timeout_s: float = 5.0,
+    preload_modules: Sequence[str] = (),
 ) -> Iterator[Any]:
     """A ``distributed.Client`` on ``scheduler_address`` or on a new local cluster.
 
     The local cluster has ``n_workers`` workers of one thread each (default: one per
-    core) and no dashboard; it is closed on exit.
+    core) and no dashboard; it is closed on exit. Its scheduler gives a worker one
+    task at a time, so that tasks queued with priorities run in that order on
+    whichever worker frees up first. Its worker processes are forked from a
+    ``multiprocessing`` fork server (Dask's ``distributed.worker.multiprocessing-method``
+    set to ``"forkserver"``; spawned where there is none, as on Windows) that imports
+    :data:`WORKER_MODULES` and ``preload_modules`` once, while the scheduler starts in
+    this process: the workers start with everything imported, and on close they exit
+    without tearing an interpreter down. The fork server lives as long as this process,
+    so a second cluster starts in a fraction of a second.
+
+    Parameters
+    ----------
+    scheduler_address
+        ``"tcp://HOST:PORT"`` of a running scheduler; then the other options are unused.
+    n_workers, processes
+        Size and kind of the local cluster (``processes=False``: threads of this process).
+    connect_timeout_s
+        How long to wait for the scheduler at ``scheduler_address``.
+    preload_modules
+        More modules for the fork server to import (the graph loader's), when it starts.
 
     Raises
     ------
@@ -362,6 +395,8 @@ def dask_client(
         return
     if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
         raise InputError(f"n_workers={n_workers!r} must be a whole number >= 1")
+    import multiprocessing
+
     import dask
 
     # No dashboard; its HTTP server (health routes) still starts: on a free port, so
@@ -370,13 +405,74 @@ def dask_client(
     # temporary array of the routing back to the system and page-fault it in again on
     # the next Dijkstra (3-10x the system time, about 6 % of a 480k-node task in
     # bench/distributed.py); these workers live for one run, so they keep glibc's default.
+    # The start method is set for the cluster's whole life (a nanny restarting a dead
+    # worker forks it from the same server). A worker is given one task at a time
+    # (worker-saturation 1.0; Dask's 1.1 rounds up to two per one-thread worker): the
+    # others wait at the scheduler in priority order, so each worker that frees up takes
+    # the largest département left (longest-first) rather than one bound to it with the
+    # first tasks, which only Dask's work stealing could then move.
+    # Housekeeping for the dashboard no one opens, every 10-500 ms in each worker and
+    # in this process (statistical profiler, event-loop health ticks, system monitor,
+    # memory monitor), costs 5-10 % of a core while both cores route: sampled less often
+    # (1 % of a core, measured idle), the memory limits still checked twice a second.
+    # (no fork server on Windows: Dask's spawn there)
+    fork_server = processes and "forkserver" in multiprocessing.get_all_start_methods()
     with dask.config.set(
-            {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
-            distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                  processes=processes, dashboard_address=None,
-                                  scheduler_kwargs={"dashboard_address": ":0"}) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
+            {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+             "distributed.scheduler.worker-saturation": 1.0,
+             "distributed.worker.multiprocessing-method":
+                 "forkserver" if fork_server else "spawn",
+             **_QUIET_HOUSEKEEPING}), \
+            contextlib.ExitStack() as stack:
+        if fork_server:
+            # "__main__": a script's top level runs once in the server rather than
+            # again in every worker (as spawn does); a ``python -m`` module never does.
+            _start_fork_server(distributed, ["__main__", *WORKER_MODULES, *preload_modules])
+        cluster = stack.enter_context(distributed.LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=processes,
+            dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"}))
+        yield stack.enter_context(distributed.Client(cluster))
+
+
+def _start_fork_server(distributed: Any, modules: Sequence[str]) -> None:
+    """Start the fork server of Dask's worker processes, importing ``modules`` there.
+
+    The server imports in the background (its own process) while the caller goes on
+    to start the scheduler. The environment Dask gives its workers before they import
+    numpy (``distributed.nanny.pre-spawn-environ``: one BLAS/OpenMP thread) is set here
+    first, as the nanny would before a spawn, since the server's imports are the
+    workers'. Once the server runs (a previous cluster of this process), it is reused
+    as is.
+    """
+    import multiprocessing.forkserver
+    import os
+
+    import dask
+
+    # Dask sets its own preload list on the first call; ours, set after, replaces it.
+    ctx = distributed.utils.get_mp_context()
+    ctx.set_forkserver_preload(list(dict.fromkeys(modules)))
+    env = dask.config.get("distributed.nanny.pre-spawn-environ")
+    # (the nanny does the same in this process before each spawn; a variable already
+    # set in the environment wins, as there)
+    for key, value in {**env, "PYTHONHASHSEED": "6640"}.items():
+        if value is not None:
+            os.environ.setdefault(key, str(value))
+    multiprocessing.forkserver.ensure_running()
+
+
+def _module_of(graph_loader: GraphLoader) -> tuple[str, ...]:
+    """The module a worker imports to unpickle ``graph_loader`` (none for ``__main__``).
+
+    >>> import functools, os.path
+    >>> _module_of(functools.partial(os.path.join, "a"))
+    ('posixpath',)
+    """
+    func = graph_loader
+    while isinstance(func, functools.partial):
+        func = func.func
+    module = getattr(func, "__module__", None) or type(func).__module__
+    return () if not module or module in ("__main__", "builtins") else (module,)
 
 
 def _run_tasks(
@@ -397,21 +493,25 @@ def _run_tasks(
         if client is None:
             client = stack.enter_context(dask_client(
                 scheduler_address=scheduler_address, n_workers=n_workers,
-                processes=processes))
+                processes=processes, preload_modules=_module_of(graph_loader)))
+        from dask.base import annotate
+        from dask.delayed import delayed
+
         run = uuid.uuid4().hex[:8]
-        futures: dict[Any, str] = {}
-        # Largest départements first (submitted first, and Dask runs higher priorities
-        # first): the small ones then fill the gaps, and no worker is left alone with a
-        # big one at the end. A task runs one Dijkstra per point of the smaller side of
-        # each type.
+        # Largest départements first (Dask runs higher priorities first): the small ones
+        # then fill the gaps, and no worker is left alone with a big one at the end. A
+        # task runs one Dijkstra per point of the smaller side of each type. The tasks go
+        # to the scheduler as one graph, each with its priority: one at a time, the first
+        # ones would be placed on the workers before the scheduler saw the others.
         work = [sum(min(rows.size, cols.size) for cols, _ in dests.values())
                 for _, rows, _, dests in tasks]
-        for i in sorted(range(len(tasks)), key=lambda i: -work[i]):
-            dep, rows, xy, dests = tasks[i]
-            fut = client.submit(_departement_task, dep, graph_loader, rows, xy, dests,
-                                cutoff, max_snap_m, key=f"maillage-departement-{dep}-{run}",
-                                pure=False, priority=work[i])
-            futures[fut] = dep
+        graph = []
+        for (dep, rows, xy, dests), priority in zip(tasks, work, strict=True):
+            with annotate(priority=priority):
+                graph.append(delayed(_departement_task, pure=False)(
+                    dep, graph_loader, rows, xy, dests, cutoff, max_snap_m,
+                    dask_key_name=f"maillage-departement-{dep}-{run}"))
+        futures = dict(zip(client.compute(graph), (t[0] for t in tasks), strict=True))
         out = []
         for i, fut in enumerate(distributed.as_completed(list(futures)), start=1):
             dep = futures[fut]

@@ -13,8 +13,13 @@ n_workers, threads_per_worker, processes, dashboard_address)``; ``distributed/cl
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import functools
 import os
+import sys
+import threading
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -159,6 +164,86 @@ def test_local_worker_processes_keep_glibc_default_trimming(monkeypatch):
     with dask_client(n_workers=1, processes=True) as c:
         env = c.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
     assert list(env.values()) == [None]
+
+
+def test_local_workers_fork_from_a_server_that_imported_the_routing():
+    # Workers forked from one fork server (not spawned by this process, which re-imported
+    # everything in every worker), with the task's modules already imported there; the
+    # server outlives the cluster, so a second cluster forks from it again; no worker
+    # process outlives its cluster.
+    psutil = pytest.importorskip("psutil")
+    seen = []
+    for _ in range(2):
+        with dask_client(n_workers=2, processes=True) as c:
+            pids = c.run(os.getpid)
+            parents = set(c.run(os.getppid).values())
+            loaded = c.run(lambda: [m in sys.modules
+                                    for m in ("diagnosis.distributed", "scipy.spatial")])
+        assert len(pids) == 2 and len(parents) == 1 and os.getpid() not in parents
+        assert all(flags == [True, True] for flags in loaded.values())
+        for pid in pids.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        seen.append(parents)
+    assert seen[0] == seen[1]
+
+
+def test_local_cluster_housekeeping_wakes_no_more_than_twice_a_second():
+    # Dask's defaults woke each worker's event loop every 10 ms (statistical profiler)
+    # and 20 ms (health tick), and each server of this process every 20 ms: 10 % of a
+    # core, idle, taken from the routing on a machine whose cores all route.
+    def intervals_ms(dask_worker=None, dask_scheduler=None):
+        server = dask_worker or dask_scheduler
+        return {k: pc.callback_time for k, pc in server.periodic_callbacks.items()}
+
+    with dask_client(n_workers=1, processes=True) as c:
+        (worker,) = c.run(intervals_ms).values()
+        scheduler = c.run_on_scheduler(intervals_ms)
+    assert "profile" not in worker and min(worker.values()) >= 500
+    assert scheduler["tick"] >= 500 and scheduler["monitor"] >= 500
+
+
+def _scheduler_view(dask_scheduler):
+    """Tasks per state, and tasks processing per worker, as the scheduler sees them."""
+    states = pd.Series([ts.state for ts in dask_scheduler.tasks.values()]).value_counts()
+    return states.to_dict(), sorted(len(ws.processing)
+                                    for ws in dask_scheduler.workers.values())
+
+
+RELEASE_HELD_TASKS = threading.Event()
+
+
+def held_grid_graph(departement: str):
+    """Loader (on thread workers): the whole grid, once the test releases the tasks."""
+    RELEASE_HELD_TASKS.wait()
+    return grid_graph()
+
+
+def test_local_cluster_hands_each_worker_one_task_at_a_time(territory):
+    # Six départements on two one-thread workers: one task runs on each, four wait at
+    # the scheduler in priority order. Before, the tasks were submitted one by one and
+    # the first four were placed two per worker at once (Dask queues a group only once
+    # it is larger than twice the threads; its worker-saturation 1.1 rounds up to two
+    # tasks per one-thread worker): a big département then waited on a busy worker
+    # while the other took the small ones, and the longest-first order was lost.
+    communes, facilities = territory
+    six = communes.assign(dep=[f"{c[:2]}{i % 3}" for i, c in
+                               enumerate(communes["code_insee"])])
+    with dask_client(n_workers=2, processes=False) as c, \
+            concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(compute_travel_times_by_departement, six, facilities,
+                              held_grid_graph, max_minutes=12, departement_col="dep",
+                              border_buffer_m=12_500.0, client=c)
+        view = None
+        for _ in range(1000):  # until the scheduler has placed all six
+            view = c.run_on_scheduler(_scheduler_view)
+            if (sum(view[0].values()) == 6 and "released" not in view[0]) or running.done():
+                break
+            time.sleep(0.01)
+        RELEASE_HELD_TASKS.set()
+        tt = running.result()
+    assert view == ({"processing": 2, "queued": 4}, [1, 1])
+    assert tt["pmi"].params["n_departements"] == 6
 
 
 def test_without_a_border_buffer_the_next_departement_is_out_of_reach(territory, client):
