@@ -115,13 +115,15 @@ def metric_xy(points: gpd.GeoSeries) -> np.ndarray:
     >>> xy.round(0).tolist()
     [[355860.0, 6689885.0]]
     """
-    import pyproj
+    from geopandas.array import TransformerFromCRS  # geopandas' cache, as to_crs uses it
+    from pyproj import CRS
 
     values = points.to_numpy()
     if (points.crs is not None and len(values)
             and bool(np.all(shapely.get_type_id(values) == 0))
             and not bool(shapely.has_z(values).any())):
-        transformer = pyproj.Transformer.from_crs(points.crs, METRIC_CRS, always_xy=True)
+        transformer = TransformerFromCRS(points.crs, CRS.from_user_input(METRIC_CRS),
+                                         always_xy=True)
         x, y = transformer.transform(shapely.get_x(values), shapely.get_y(values))
         return np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
     metric = points.to_crs(METRIC_CRS)
