@@ -40,7 +40,7 @@ which pandas 3.1 deprecates with a ``Pandas4Warning``; we pass frames already in
 (``demand_index=True, supply_index=True``), which skips that call. Nothing else is needed.
 The ratio uses CPU time (``time.process_time``: the machine is shared); wall times are
 printed too. Both sides are timed around the whole call a user makes, best of the same
-number of runs (3; 5 on the first instance, 20 on the département; 1 for ``access`` on
+number of runs (3; 10 on the first instance, 20 on the département; 1 for ``access`` on
 the rural and big instances, whose single run takes 10 s and more; ours once on the big
 one, as a user's first call): ours from the
 :class:`~diagnosis.travel.TravelTimes` to the scores (checks, weights, both stages),
@@ -190,7 +190,7 @@ def main() -> None:
 
     cases = {}
     tt, births, places = make_instance(n, m, seed=2024)
-    cases["sparse"] = compare("e2sfca", tt, births, places, decay, max_minutes, repeats=5)
+    cases["sparse"] = compare("e2sfca", tt, births, places, decay, max_minutes, repeats=10)
 
     tt, births, places = make_instance(n, m, seed=2025, side_m=20_000.0,
                                        cutoff_minutes=max_minutes)
