@@ -216,25 +216,48 @@ def _national_town_halls() -> gpd.GeoDataFrame:
 
     The shipped geography gives a reference point for almost every commune: only its
     point columns are read, and the polygons only of the few communes without a point
-    (the same points as ``town_halls(load_national_communes())``, in the same order).
+    (the same points as ``town_halls(load_national_communes())``, in the same order);
+    the points are computed once per geography and kept in the cache folder
+    (:mod:`data_sources._halls_cache`).
     """
-    from data_sources.national import COMMUNES_FILE, load_national_communes
+    from data_sources._halls_cache import read_points, write_points
+    from data_sources.national import COMMUNES_FILE
 
-    table = pd.read_parquet(COMMUNES_FILE, columns=["code_insee", "point_lon", "point_lat"])
+    stored = read_points(COMMUNES_FILE)  # computed once per geography (cache folder)
+    if stored is None:
+        stored = _national_points(COMMUNES_FILE)
+        write_points(COMMUNES_FILE, *stored)
+    codes, lon, lat = stored
+    located = ~np.isnan(lon) & ~np.isnan(lat)
+    points = np.full(len(codes), None, dtype=object)
+    points[located] = shapely.points(lon[located], lat[located])
+    return gpd.GeoDataFrame({"code_insee": codes}, geometry=points, crs=WGS84)
+
+
+def _national_points(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Code, longitude and latitude of the town hall of every commune of ``path`` (NaN: none).
+
+    The point columns of the geography; for a commune without them, the point inside its
+    polygon that :func:`town_halls` gives.
+    """
+    from data_sources.national import load_national_communes
+
+    table = pd.read_parquet(path, columns=["code_insee", "point_lon", "point_lat"])
     lon = table["point_lon"].to_numpy(dtype=float, na_value=np.nan)
     lat = table["point_lat"].to_numpy(dtype=float, na_value=np.nan)
-    located = ~np.isnan(lon) & ~np.isnan(lat)
-    points = np.full(len(table), None, dtype=object)
-    points[located] = shapely.points(lon[located], lat[located])
     codes = table["code_insee"].to_numpy(dtype=object)
+    located = ~np.isnan(lon) & ~np.isnan(lat)
     if not located.all():  # a point inside the polygon, as town_halls gives it
         missing = codes[~located].tolist()
         deps = sorted({c[:3] if c.startswith("97") else c[:2] for c in missing})
         rest = load_national_communes(departements=deps)
         rest = rest.loc[isin_codes(rest["code_insee"], missing)]
         inside = dict(zip(rest["code_insee"], town_halls(rest).geometry, strict=True))
-        points[~located] = [inside.get(c) for c in codes[~located]]
-    return gpd.GeoDataFrame({"code_insee": codes}, geometry=points, crs=WGS84)
+        for i in np.flatnonzero(~located):
+            point = inside.get(codes[i])
+            if point is not None and not point.is_empty:
+                lon[i], lat[i] = point.x, point.y
+    return codes, lon, lat
 
 
 def _source_record(key: str) -> dict[str, str]:

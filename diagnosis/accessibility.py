@@ -55,8 +55,9 @@ from diagnosis.travel import (
     crow_fly_travel_times,
 )
 
-#: Below this many stored pairs, E2SFCA sums with bincounts rather than sparse products
-#: (scipy's set-up, ~30 µs, costs more than the sums; measured crossover ~5,000 pairs).
+#: Below this many stored pairs, E2SFCA sums with a bincount and per-row sums rather
+#: than sparse products (scipy's set-up, ~30 µs, costs more than the sums; measured
+#: crossover 5,000-7,000 pairs).
 _SMALL_PAIRS = 5_000
 
 #: Above this many stored pairs, E2SFCA works by blocks of rows of about
@@ -68,9 +69,9 @@ _PAIRS_PER_BLOCK = 1 << 20
 _STEP_BLOCK = 1 << 18
 
 #: E2SFCA drops the stored pairs past the decay's reach (weight 0) before weighting them
-#: when they are more than this share of the pairs (measured: at 71 % dropped, 2.3 M
-#: pairs, the whole call takes 15-20 % less; the break-even is near half).
-_DROP_SHARE = 0.5
+#: when at most this share of the pairs is within reach (measured at 2.2 M pairs: 29 %
+#: within, the whole call takes 15 % less, 38 % within 7 % less; break-even near 42 %).
+_DROP_SHARE = 0.4
 
 #: From this many stored pairs on (measured crossover ~300,000), E2SFCA may drop them.
 _DROP_MIN_PAIRS = 300_000
@@ -428,11 +429,12 @@ def _weights_within_reach(pairs: sp.csr_array, weight: Decay) -> sp.csr_array | 
     """Weights of the pairs within the decay's reach, if the others are the majority.
 
     Returns ``None`` (weigh every pair) when the share within reach, estimated on 16
-    runs of 256 pairs spread over the pairs, is above ``_DROP_SHARE``. Otherwise, by blocks of rows
-    of about ``_DROP_BLOCK`` pairs, read once and kept in cache: one comparison, one
-    ``flatnonzero``, the kept columns and minutes taken, the minutes weighed at once,
-    the new rows' ends by a ``searchsorted`` of the old ones. The result is a canonical
-    CSR (a subset of sorted rows) of the weights, 0-minute pairs kept.
+    runs of 256 pairs spread over the pairs, is above ``_DROP_SHARE``. Otherwise, by
+    blocks of rows of about ``_DROP_BLOCK`` pairs, read once and kept in cache: one
+    comparison, one ``flatnonzero``, the kept columns and minutes taken, the minutes
+    weighed at once, the new rows' ends by a ``searchsorted`` of the old ones. The
+    result is a canonical CSR (a subset of sorted rows) of the weights, 0-minute pairs
+    kept.
 
     Examples
     --------

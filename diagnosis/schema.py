@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from diagnosis.errors import InputError
 from diagnosis.settings import WGS84
@@ -317,9 +318,10 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFra
     _bad(~out["position_precision"].isin(PRECISIONS), "position_precision", list(PRECISIONS))
     _bad(out["facility_id"].eq(""), "facility_id", "a non-empty id")
     _bad(out["facility_id"].duplicated(keep=False), "facility_id", "unique ids")
-    geom_bad = out.geometry.isna() | out.geometry.is_empty | (out.geom_type != "Point")
+    shapes = out.geometry.to_numpy()  # a point is type 0; a missing geometry -1
+    geom_bad = shapely.is_empty(shapes) | (shapely.get_type_id(shapes) != 0)
     if geom_bad.any():
-        rows = out.index[geom_bad.to_numpy()][:5].tolist()
+        rows = out.index[geom_bad][:5].tolist()
         raise InputError(
             f"{source}: rows {rows} have no point geometry; place them (geocode or town hall) "
             "or report them as rejected before validation."
@@ -413,9 +415,9 @@ def _texts(values: pd.Series) -> pd.Series:
         cells = values.to_numpy(dtype=object)  # iterating an arrow column is slow
         text_only = (pd.api.types.infer_dtype(values, skipna=False) == "string"
                      and not values.isna().any())
-    if text_only:
+    if text_only:  # (str.strip mapped over a list: half the cost of a comprehension)
         stripped = np.empty(len(cells), dtype=object)
-        stripped[:] = [v.strip() for v in cells]
+        stripped[:] = list(map(str.strip, cells.tolist()))
         return pd.Series(stripped, index=values.index, dtype=object, copy=False)
     if values.dtype == object and pd.api.types.infer_dtype(cells, skipna=True) == "string":
         # text with missing cells (an optional column absent from one of the merged

@@ -71,7 +71,7 @@ def test_plain_reader_equals_the_general_reader(name, header):
             "max_rows": 1000, "header": header}
     plain = _read_plain_records(lines, **args)
     assert plain is not None  # the bulk path was taken
-    assert plain == _read_any_records(lines, **args)
+    assert _as_lists(plain) == _read_any_records(lines, **args)
 
 
 def test_plain_reader_counts_lines_after_a_separator_hint():
@@ -79,7 +79,7 @@ def test_plain_reader_counts_lines_after_a_separator_hint():
     args = {"sep": ";", "width": 2, "skip_first": 1, "file_name": "f.csv", "max_rows": 10,
             "header": True}
     plain = _read_plain_records(lines, **args)
-    assert plain == _read_any_records(lines, **args)
+    assert _as_lists(plain) == _read_any_records(lines, **args)
     assert plain is not None and plain.row_numbers == [4, 5]
 
 
@@ -313,3 +313,118 @@ def test_a_code_of_no_departement_is_flagged_like_an_unknown_commune(tmp_path):
     assert (report.rows_read, report.accepted, len(report.rejected)) == (3, 3, 0)
     (flag,) = [w for w in report.warnings if w.startswith("code commune inconnu")]
     assert "99999" in flag and "44999" in flag and "lignes 2, 3 " in flag
+
+
+_ARROW_TEXTS = {  # every line as wide as the header, nothing to strip, "\n" line ends
+    "tidy": "nom;type;code_insee\nA;crèche;44109\nB;pmi;44129\n",
+    "inner spaces and breaks kept": "nom;type\nCrèche  des\u000bBois;crèche\nB\x1cC;p\u2028mi\n",
+    "empty cells": "nom;type;cp\nA;;\n;pmi;44000\n",
+    "tab separator": "nom\ttype\nA\tcrèche\nB\tpmi\n",
+    "no final line break": "nom;type\nA;crèche\nB;pmi",
+    "an unnamed column": "nom;type;\nA;crèche;x\nB;pmi;\n",
+}
+
+
+def _as_lists(read):
+    """A reader's records with arrow's table written out as lists (to compare readers)."""
+    from dataclasses import replace
+
+    return None if read is None else replace(read, records=read.rows(), table=None)
+
+
+@pytest.mark.parametrize("name", sorted(_ARROW_TEXTS))
+def test_arrow_reader_equals_the_general_reader(name):
+    """The usual CSV is split by arrow's reader: the same records, numbers and lines."""
+    from data_sources.user_file.read import _arrow_records
+
+    text = _ARROW_TEXTS[name]
+    lines = text.splitlines(keepends=True)
+    sep = "\t" if "\t" in text else ";"
+    args = {"sep": sep, "width": len(lines[0].split(sep)), "skip_first": 0,
+            "file_name": "f.csv", "max_rows": 1000, "header": True}
+    read = _arrow_records(text, sep=sep, first=1, file_name="f.csv", max_rows=1000)
+    assert read is not None and read.table is not None  # arrow's path was taken
+    plain = _read_plain_records(lines, **args)
+    assert plain is not None and plain.table is not None
+    assert _as_lists(read) == _as_lists(plain) == _read_any_records(lines, **args)
+
+
+def test_arrow_reader_leaves_every_other_csv_to_the_line_reader():
+    """Random texts (separators, blank and ragged lines, spaces, other line breaks, long
+    lines): whichever path reads them, the records equal the general reader's."""
+    import csv
+    import random
+
+    rng = random.Random(23)
+    alphabet = ["a", "b", "é", ";", ";", "\n", "\n", " ", "\x0b", "\u2028", "\x1c",
+                "\u3000", "\r\n"]
+    taken = 0
+    for k in range(3000):
+        text = "a;b\n" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        if k % 500 == 0:  # a line as long as the csv reader's field limit
+            text += "x;" + "y" * (csv.field_size_limit() - 3) + "\n"
+        lines = text.splitlines(keepends=True)
+        for header in (True, False):
+            args = {"sep": ";", "width": 2, "skip_first": 0, "file_name": "f.csv",
+                    "max_rows": 1000, "header": header}
+            plain = _read_plain_records(lines, **args)
+            if plain is None:  # a line too long: the general reader flags it
+                assert k % 500 == 0, repr(text[:200])
+                continue
+            taken += plain.table is not None
+            assert _as_lists(plain) == _read_any_records(lines, **args), repr(text[:200])
+    assert taken > 10  # (most random texts have a blank or ragged line)
+
+
+def test_a_table_read_by_arrow_equals_one_read_line_by_line(tmp_path):
+    import pandas.testing as pdt
+
+    from data_sources.user_file.read import read_table
+
+    text = ("nom;type;code_insee;\n"
+            + "".join(f"S{i};crèche;44{i:03d};\n" for i in range(50)))  # an empty column
+    arrow = read_table(text.encode(), file_name="a.csv")
+    by_line = read_table(text.replace("\n", "\r\n").encode(), file_name="a.csv")
+    pdt.assert_frame_equal(arrow.frame.astype(object), by_line.frame)
+    assert list(arrow.frame.columns) == ["nom", "type", "code_insee"]  # the empty one dropped
+    assert list(arrow.frame.index[:2]) == [2, 3] and arrow.warnings == by_line.warnings
+
+
+def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, monkeypatch):
+    """The points kept in the cache folder read back as the computed ones, to the bit; a
+    damaged file is computed again, and the points of an older geography are removed."""
+    from geopandas.testing import assert_geodataframe_equal
+
+    from data_sources import _halls_cache
+    from data_sources.national import COMMUNES_FILE
+
+    monkeypatch.setattr(_halls_cache, "cache_root", lambda: tmp_path)  # the cache folder
+    folder = tmp_path / "geography"
+    folder.mkdir()
+    (folder / "town_halls-v1-1-2.npz").write_bytes(b"an older geography")
+    computed = []
+    real = _halls_cache.read_points
+
+    def counting_read(source):
+        found = real(source)
+        computed.append(found is None)
+        return found
+
+    monkeypatch.setattr(_halls_cache, "read_points", counting_read)
+    expected = town_halls(load_national_communes())
+    _national_town_halls.cache_clear()
+    try:
+        first = _national_town_halls()
+        (stored,) = folder.glob("town_halls-*.npz")  # written; the older one removed
+        assert stored.name != "town_halls-v1-1-2.npz"
+        _national_town_halls.cache_clear()
+        second = _national_town_halls()
+        stored.write_bytes(b"damaged")
+        _national_town_halls.cache_clear()
+        third = _national_town_halls()
+    finally:
+        _national_town_halls.cache_clear()
+    assert computed == [True, False, True]
+    for found in (first, second, third):
+        assert_geodataframe_equal(found, expected)
+    assert _halls_cache.read_points(COMMUNES_FILE) is not None  # rewritten after the damage

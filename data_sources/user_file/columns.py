@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from diagnosis.errors import InputError
@@ -301,5 +302,8 @@ def insee_fallback_columns(columns: Sequence[str], found: Mapping[str, str]) -> 
 
 def _map_unique(values: pd.Series, func: Callable[[str], str]) -> pd.Series:
     """Apply ``func`` once per distinct value (files repeat codes and labels a lot)."""
-    table = {v: func(v) for v in pd.unique(values)}
-    return pd.Series([table[v] for v in values], index=values.index, dtype=object)
+    # each row points to its distinct value by number: no dictionary lookup per row
+    of_row, distinct = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=False)
+    mapped = np.empty(len(distinct), dtype=object)
+    mapped[:] = [func(v) for v in distinct]
+    return pd.Series(mapped[of_row], index=values.index, dtype=object)

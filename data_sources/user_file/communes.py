@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -72,8 +73,7 @@ def _build_cog_index(cog: pd.DataFrame) -> _Cog:
     if missing:
         raise InputError(f"cog lacks columns {sorted(missing)}; pass the communes table of "
                          "data_sources.cog.load_cog()")
-    table = {c: cog[c].astype(object).where(cog[c].notna(), "").astype(str).tolist()
-             for c in need}
+    table = {c: _text_list(cog[c]) for c in need}
     records = list(zip(table["code"], table["name"], table["kind"], table["parent_code"],
                        table["former_codes"], table["postcodes"], strict=True))
     current = {code: name for code, name, kind, *_ in records if kind == "commune"}
@@ -90,6 +90,21 @@ def _build_cog_index(cog: pd.DataFrame) -> _Cog:
             former.setdefault(code, parent)
     known = frozenset(table["code"]) | frozenset(former)
     return _Cog(current, former, {k: tuple(v) for k, v in by_postcode.items()}, known)
+
+
+def _text_list(column: pd.Series) -> list[str]:
+    """The cells of a column as text, ``""`` where missing (as ``astype(str)`` writes them).
+
+    Examples
+    --------
+    >>> _text_list(pd.Series(["44109", None, float("nan"), 44.5], dtype=object))
+    ['44109', '', '', '44.5']
+    """
+    cells = column.to_numpy(dtype=object)
+    cells = np.where(pd.isna(cells), "", cells)
+    if pd.api.types.infer_dtype(cells, skipna=False) == "string":  # text already: as is
+        return cast("list[str]", cells.tolist())
+    return [str(v) for v in cells.tolist()]
 
 
 def _shipped_cog() -> pd.DataFrame | None:
@@ -216,7 +231,9 @@ def _codes_from_cog(
     replaced = {c: cog.former[c] for c in pd.unique(codes[old])}
     replaced_rows = [int(str(r)) for r in codes.index[old.to_numpy()]]
     before = codes.copy()
-    codes = codes.where(~old, codes.map(lambda c: cog.former.get(c, c))).astype(object)
+    codes = codes.astype(object)  # a copy; the former codes replaced where they stand
+    if old.any():
+        codes[old] = [cog.former.get(c, c) for c in codes[old]]
     log.note(replaced_rows, lambda r: (
         f"code commune {before.loc[r]} (ancienne commune) remplacé par {codes.loc[r]} "
         f"({cog.current.get(codes.loc[r], '')})"))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec
 
 import geopandas as gpd
 import pandas as pd
@@ -45,6 +46,8 @@ from diagnosis.report.synthesis import _synthesis
 from diagnosis.report.territory import _directory, _needs_part, _offer_part
 from diagnosis.static_maps import Base, attribution_text
 
+_P = ParamSpec("_P")
+
 if TYPE_CHECKING:
     from diagnosis.accessibility import AccessIndicators
     from diagnosis.analyses import PartnerTables
@@ -69,75 +72,6 @@ def _template() -> Any:
     return env.get_template("report.html.j2")
 
 
-def render_report_html(
-    overview: Overview,
-    *,
-    access: AccessIndicators | None = None,
-    gaps: GapsResult | None = None,
-    siting: SitingResult | None = None,
-    scenarios: pd.DataFrame | None = None,
-    partners: PartnerTables | None = None,
-    cohorts: CohortPlan | None = None,
-    comparison: pd.DataFrame | None = None,
-    site: Site | None = None,
-    context: gpd.GeoDataFrame | None = None,
-    meta: ReportMeta | None = None,
-    progress: Progress | None = None,
-    catchment: Catchment | None = None,
-    modes: ModeComparison | None = None,
-    territory_context: TerritoryContext | None = None,
-    offer_levels: OfferLevels | None = None,
-    base_layers: gpd.GeoDataFrame | None = None,
-    base_tiles: BaseTiles | None = None,
-) -> str:
-    """Render the diagnosis report as one self-contained HTML document (French).
-
-    Parameters
-    ----------
-    overview
-        The diagnosis (:func:`diagnosis.overview.compute_overview`).
-    access, gaps, siting, partners, cohorts
-        Results of the other analyses, or ``None`` (the part says « Non calculé »).
-    scenarios
-        Siting scenarios side by side (:func:`diagnosis.siting.compare_scenarios`).
-    comparison
-        A comparison table (:func:`diagnosis.comparison.compare_territories`) including
-        the territory, or ``None``.
-    site
-        A site studied for the Maison (``--site``), or ``None``.
-    context
-        Communes drawn in grey around the territory on the maps (e.g. all loaded ones).
-    meta
-        Author, date, sources, notices, imports.
-    progress
-        Called with the name of each step (for a progress bar).
-    catchment
-        The catchment of ``site`` (communes within T): the site section and the cohorts
-        then speak of the same communes. Without it, the site section gives crow-fly
-        distances only, and says so.
-    offer_levels
-        The offer by type against the département and France
-        (:class:`diagnosis.offer_levels.OfferLevels`).
-    base_layers
-        Roads and water drawn on the maps (:func:`data_sources.osm_base.read_base_layers`);
-        ``None``: the maps show the commune outlines only (never a tile fetched).
-    base_tiles
-        The OpenStreetMap tiles asked for (:class:`diagnosis.map_tiles.BaseTiles`), drawn
-        pale under every map; the limits say when they could not be loaded. ``None``:
-        not asked for.
-
-    Returns
-    -------
-    str
-        HTML with the CSS and the maps (PNG data URIs) inlined.
-    """
-    return _inline_figures(_report_document(
-        overview,
-        access=access, gaps=gaps, siting=siting, scenarios=scenarios,
-        partners=partners, cohorts=cohorts, comparison=comparison, site=site,
-        context=context, meta=meta, progress=progress, catchment=catchment,
-        modes=modes, territory_context=territory_context, offer_levels=offer_levels,
-        base_layers=base_layers, base_tiles=base_tiles))
 
 
 @dataclass(frozen=True)
@@ -182,9 +116,50 @@ def _report_document(
     base_layers: gpd.GeoDataFrame | None = None,
     base_tiles: BaseTiles | None = None,
 ) -> _Document:
-    """The report's HTML with figure placeholders, and how to draw each figure.
+    """Render the diagnosis report as one self-contained HTML document (French).
 
-    See :func:`render_report_html` for the parameters.
+    :func:`render_report_html` is this function with every figure drawn and inlined.
+
+    Parameters
+    ----------
+    overview
+        The diagnosis (:func:`diagnosis.overview.compute_overview`).
+    access, gaps, siting, partners, cohorts
+        Results of the other analyses, or ``None`` (the part says « Non calculé »).
+    scenarios
+        Siting scenarios side by side (:func:`diagnosis.siting.compare_scenarios`).
+    comparison
+        A comparison table (:func:`diagnosis.comparison.compare_territories`) including
+        the territory, or ``None``.
+    site
+        A site studied for the Maison (``--site``), or ``None``.
+    context
+        Communes drawn in grey around the territory on the maps (e.g. all loaded ones).
+    meta
+        Author, date, sources, notices, imports.
+    progress
+        Called with the name of each step (for a progress bar).
+    catchment
+        The catchment of ``site`` (communes within T): the site section and the cohorts
+        then speak of the same communes. Without it, the site section gives crow-fly
+        distances only, and says so.
+    offer_levels
+        The offer by type against the département and France
+        (:class:`diagnosis.offer_levels.OfferLevels`).
+    base_layers
+        Roads and water drawn on the maps (:func:`data_sources.osm_base.read_base_layers`);
+        ``None``: the maps show the commune outlines only (never a tile fetched).
+    base_tiles
+        The OpenStreetMap tiles asked for (:class:`diagnosis.map_tiles.BaseTiles`), drawn
+        pale under every map; the limits say when they could not be loaded. ``None``:
+        not asked for.
+
+    Returns
+    -------
+    str (``render_report_html``) or _Document (``_report_document``)
+        ``render_report_html``: the HTML with the CSS and the figures (data URIs)
+        inlined. ``_report_document``: the HTML with a :data:`FIGURE_SCHEME` placeholder
+        per figure and the function drawing each (the PDF draws them while laying out).
     """
     if not isinstance(overview, Overview):
         raise InputError(f"overview must be an Overview (from compute_overview), got "
@@ -263,6 +238,22 @@ def _report_document(
             draws[fig["uri"]] = fig["draw"]
     html = french_spacing(str(_template().render(**ctx)))
     return _Document(html=html, figures={key: draws[key] for key in _report_figure_keys(html)})
+
+
+
+def _figures_inlined(build: Callable[_P, _Document]) -> Callable[_P, str]:
+    """``build``'s report with every figure drawn and inlined (same parameters)."""
+    @functools.wraps(build)
+    def render(*args: _P.args, **kwargs: _P.kwargs) -> str:
+        return _inline_figures(build(*args, **kwargs))
+
+    return render
+
+
+#: The diagnosis report as one self-contained HTML document (French): the CSS and the
+#: figures (data URIs) inlined; the parameters and documentation of _report_document.
+render_report_html = _figures_inlined(_report_document)
+render_report_html.__name__ = render_report_html.__qualname__ = "render_report_html"
 
 
 def _report_figure_keys(html: str) -> list[str]:
