@@ -11,7 +11,6 @@ import warnings as warnings_module
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +221,7 @@ def _too_many_rows(file_name: str, max_rows: int, *, unit: str = "lignes") -> In
 def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
               header: bool = True) -> RawTable:
     decoded = _decode(data, file_name=file_name)
-    text, encoding = decoded.text, decoded.encoding
+    text = decoded.text
     if not text.strip():
         raise InputError(f"{file_name!r} is empty; export the facility list again with a "
                          "header line (nom, type, adresse, code_insee or lat/lon…) and its rows",
@@ -247,10 +246,12 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
         warnings.append(f"{_rows_text(read.titles)} avant l'en-tête ignorée(s) (titre)")
     names = _unique_headers(head, warnings)
     width = len(names)
-    rows: list[list[str]] | np.ndarray = []
-    if read.grid is not None and read.grid.shape[1] == width:  # one array, one step
-        rows = read.grid
-    elif set(map(len, read.records)) == {width}:  # every row as wide as the header
+    rows: list[list[str]] = []
+    if read.table is not None:  # arrow's text, one column per name: the table at once
+        frame = read.table.rename_columns(names).to_pandas()
+        frame.index = pd.Index(read.row_numbers, name="row")
+        return _csv_table(frame, head, names, read, decoded, sep, warnings)
+    if set(map(len, read.records)) == {width}:  # every row as wide as the header
         rows = read.records
     else:
         padded: list[list[str]] = []
@@ -268,6 +269,12 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
                             "ligne de données : ajoutez une ligne par structure")
     frame = pd.DataFrame(rows, columns=names, index=pd.Index(read.row_numbers, name="row"),
                          dtype=object)
+    return _csv_table(frame, head, names, read, decoded, sep, warnings)
+
+
+def _csv_table(frame: pd.DataFrame, head: list[str], names: list[str], read: _Records,
+               decoded: Decoded, sep: str, warnings: list[str]) -> RawTable:
+    """The :class:`RawTable` of a CSV's cells: empty unnamed columns dropped, notes."""
     # drop unnamed trailing columns that hold nothing (spreadsheet leftovers)
     empty_unnamed = [c for c, h in zip(names, head, strict=True)
                      if not h and not frame[c].astype(bool).any()]
@@ -279,7 +286,7 @@ def _read_csv(data: bytes, *, file_name: str, max_rows: int = MAX_IMPORT_ROWS,
         warnings.append(f"guillemet isolé : {_rows_text(read.stray)} lue(s) une par une (elles "
                         "se lisaient comme une seule ligne)")
     _note_decoding(decoded, read, warnings)
-    return RawTable(frame=frame, encoding=encoding, separator=sep, malformed=read.malformed,
+    return RawTable(frame=frame, encoding=decoded.encoding, separator=sep, malformed=read.malformed,
                     warnings=tuple(warnings), notes=read.notes)
 
 
@@ -327,9 +334,15 @@ class _Records:
     blank_rows: int = 0
     titles: list[int] = field(default_factory=list)
     stray: list[int] = field(default_factory=list)
-    #: ``records`` as one (rows, columns) array of text when every row is as wide as the
-    #: header (the table is built from it in one step); ``None`` otherwise.
-    grid: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: The records as one arrow table of text (one column per header name) when arrow's
+    #: CSV reader read them (then ``records`` is left empty: :meth:`rows` gives them).
+    table: Any = field(default=None, compare=False, repr=False)
+
+    def rows(self) -> list[list[str]]:
+        """The records as lists of cells, whichever reader read them."""
+        if self.table is None:
+            return self.records
+        return [list(r) for r in zip(*(c.to_pylist() for c in self.table.columns), strict=True)]
 
     def add(self, cells: list[str], first: int, last: int) -> None:
         self.records.append(cells)
@@ -378,12 +391,12 @@ def _read_plain_records(lines: Sequence[str], *, sep: str, width: int, skip_firs
     if '"' in body or "\x00" in body:
         return None
     body = body.replace("\u00a0", " ")  # as each cell's, the csv reader splits the same
+    if header and "\r" not in body:
+        read = _arrow_records(body, sep=sep, first=skip_first + 1, file_name=file_name,
+                              max_rows=max_rows)
+        if read is not None:
+            return read
     padded = _padded_cell(body, sep)
-    if not padded and "\r" not in body:
-        grid = _grid_records(body, sep=sep, first=skip_first + 1, file_name=file_name,
-                             max_rows=max_rows, header=header, width=width)
-        if grid is not None:
-            return grid
     phys = io.StringIO(body, newline="").readlines()
     if not phys or max(map(len, phys)) >= csv.field_size_limit():
         return None
@@ -421,48 +434,76 @@ def _read_plain_records(lines: Sequence[str], *, sep: str, width: int, skip_firs
     return out
 
 
-def _grid_records(body: str, *, sep: str, first: int, file_name: str, max_rows: int,
-                  header: bool, width: int) -> _Records | None:
-    r""":func:`_read_plain_records` of the usual CSV, as one array; ``None`` for any other.
+#: A cell that starts or ends with a space ``str.strip`` removes (arrow's regular
+#: expressions, with Python's spaces written out: arrow's ``\s`` and trimming know fewer).
+_EDGE_SPACE = "^[{0}]|[{0}]$".format("".join(f"\\x{{{ord(c):04x}}}" for c in _SPACES))
 
-    The usual CSV: lines ending in ``\n`` only, no cell to strip (the caller checked
-    both), every line as wide as the first, which is the header (two names or more) when
-    ``header``, and no line without a value. Its cells are split in one pass over the
-    text and shaped into an array of ``(lines, columns)``: no list per line, no test per
-    line; the records are the same as the csv reader's (test:
-    ``test_grid_reader_equals_the_general_reader``).
+
+def _arrow_records(body: str, *, sep: str, first: int, file_name: str,
+                   max_rows: int) -> _Records | None:
+    r""":func:`_read_plain_records` of the usual CSV, by arrow's reader; ``None`` for any other.
+
+    The usual CSV (with a header; the caller checked that it has no quote, NUL or
+    ``\r``): a first line of two names or more, then lines of as many cells, none blank,
+    none to strip, none too long for the csv reader. Arrow splits its cells in C on both
+    cores and hands them over as one table of arrow text, with no Python object per cell;
+    any other file is left to the line reader (``None``). The records are those of the
+    csv reader (test: ``test_arrow_reader_equals_the_general_reader``).
 
     Examples
     --------
-    >>> out = _grid_records("nom;type\nA;crèche\nB;pmi\n", sep=";", first=1,
-    ...                     file_name="f.csv", max_rows=10, header=True, width=2)
-    >>> out.head, out.records, out.row_numbers, out.grid.shape
-    (['nom', 'type'], [['A', 'crèche'], ['B', 'pmi']], [2, 3], (2, 2))
-    >>> _grid_records("nom;type\n\nA;crèche\n", sep=";", first=1, file_name="f.csv",
-    ...               max_rows=10, header=True, width=2) is None  # a blank line
+    >>> out = _arrow_records("nom;type\nA;crèche\nB;pmi\n", sep=";", first=1,
+    ...                      file_name="f.csv", max_rows=10)
+    >>> out.head, out.rows(), out.row_numbers
+    (['nom', 'type'], [['A', 'crèche'], ['B', 'pmi']], [2, 3])
+    >>> _arrow_records("nom;type\n\nA;crèche\n", sep=";", first=1, file_name="f.csv",
+    ...                max_rows=10) is None  # a blank line: the line reader counts it
     True
     """
-    text = body[:-1] if body.endswith("\n") else body
-    phys = text.split("\n")
-    if not text or max(map(len, phys)) >= csv.field_size_limit():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    end = body.find("\n")
+    head = body[:end].split(sep) if end > 0 else []
+    rest = body[end + 1:] if end > 0 else ""
+    if sum(bool(c) for c in head) < 2 or not rest or rest.startswith("\n"):
+        return None  # titles, a blank line or no row: the line reader words it
+    try:
+        data = rest.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate left by the decoding
         return None
-    seps = np.fromiter(map(str.count, phys, repeat(sep)), dtype=np.int64, count=len(phys))
-    lengths = np.fromiter(map(len, phys), dtype=np.int64, count=len(phys))
-    wide = int(seps[0]) + 1
-    if (seps != seps[0]).any() or (lengths <= seps).any():  # ragged, or a line of seps only
+    names = [f"c{k}" for k in range(len(head))]
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=True),
+            parse_options=pcsv.ParseOptions(delimiter=sep, quote_char=False,
+                                            escape_char=False, double_quote=False,
+                                            newlines_in_values=False,
+                                            ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), null_values=[],
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a line of another width
         return None
-    head = phys[0].split(sep) if header else [""] * width
-    if header and sum(bool(c) for c in head) < 2:  # a title line: the general path
+    lines = rest.count("\n") + (not rest.endswith("\n"))
+    if table.num_rows != lines or table.num_columns != len(head):
         return None
-    rows = len(phys) - 1 if header else len(phys)
-    if rows > max_rows:
+    if table.num_rows > max_rows:
         raise _too_many_rows(file_name, max_rows)
-    cells = np.empty(len(phys) * wide, dtype=object)
-    cells[:] = text.replace("\n", sep).split(sep)
-    grid = cells.reshape(len(phys), wide)[1 if header else 0:]
-    numbers = list(range(first + (1 if header else 0), first + len(phys)))
-    return _Records(head=head, records=grid.tolist(), row_numbers=numbers,
-                    spans=[(r, r) for r in numbers], grid=grid)
+    lengths = [pc.utf8_length(c) for c in table.columns]
+    line_length = lengths[0]
+    for more in lengths[1:]:
+        line_length = pc.add(line_length, more)
+    if (pc.min(line_length).as_py() == 0  # a line of separators only: blank
+            or pc.max(line_length).as_py() + len(head) >= csv.field_size_limit()
+            or any(pc.any(pc.match_substring_regex(c, _EDGE_SPACE)).as_py()
+                   for c in table.columns)):
+        return None
+    numbers = list(range(first + 1, first + 1 + table.num_rows))
+    return _Records(head=head, row_numbers=numbers, spans=[(r, r) for r in numbers],
+                    table=table)
 
 
 def _read_records(lines: Sequence[str], *, sep: str, width: int, skip_first: int,
