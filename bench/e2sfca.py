@@ -40,7 +40,7 @@ which pandas 3.1 deprecates with a ``Pandas4Warning``; we pass frames already in
 (``demand_index=True, supply_index=True``), which skips that call. Nothing else is needed.
 The ratio uses CPU time (``time.process_time``: the machine is shared); wall times are
 printed too. Both sides are timed around the whole call a user makes, best of the same
-number of runs (3; 5 on the first instance, 20 on the département; 1 for ``access`` on
+number of runs (3; 10 on the first instance, 20 on the département; 1 for ``access`` on
 the rural and big instances, whose single run takes 10 s and more; ours once on the big
 one, as a user's first call): ours from the
 :class:`~diagnosis.travel.TravelTimes` to the scores (checks, weights, both stages),
@@ -49,25 +49,34 @@ The TravelTimes's minutes are checked (no NaN, none negative) once, when it is b
 every engine, outside the timed call; a foreign sparse matrix is still checked in the call.
 The 1-minute load is printed at the start and the end (``load_1min_start/end``).
 
-Figures (CPU ratios, full run; old = main at 4885482, new = the weights path below; run
-back to back, 1-minute load 2.43-4.56 for old, 4.56-3.92 for new):
+Figures (CPU ratios, full runs; old = main at 4885482, before the weights path below,
+new = this version; each pair of runs back to back on the shared 2-core machine):
 
-======  ======  ======  ======  ======  ======  =================
-commit  sparse  rural   dept    urban   grid    sparse ours (ms)
-======  ======  ======  ======  ======  ======  =================
-old     88.4    283     119     255     311     7.53
-new     116.2   397     141     299     317     5.73
-======  ======  ======  ======  ======  ======  =================
+=====================  ======  ======  ======  ======  ======  ================
+run (1-minute load)    sparse  rural   dept    urban   grid    sparse ours (ms)
+=====================  ======  ======  ======  ======  ======  ================
+A old (2.43-4.56)      88.4    283     119     255     311     7.53
+A new (4.56-3.92)      116.2   397     141     299     317     5.73
+B old (2.67-3.19)      91.7    371     124     272     302     7.25
+B new (3.19-5.94)      104.8   379     163     290     312     6.35
+=====================  ======  ======  ======  ======  ======  ================
 
-(access: 0.666 s sparse, 9.1-9.3 s rural, 10 ms dept, 2.7 s urban and grid; every
-``max_abs_diff`` <= 9.7e-17.) What the new path does: the TravelTimes is not re-checked
-(rural 32 -> 23.5 ms); in the sparse case (71 % of the stored pairs past the 30-minute
-reach, as when the pipeline routes to twice the catchment) the pairs past the reach are
-dropped first by blocks of rows read once (comparison, ``flatnonzero``, two ``take``,
-the kept minutes weighed in cache), so both products see 0.66 M pairs, not 2.27 M; the
-département (small) path sums per row without building a row index. Measured floor
-with numpy/scipy on this 2.27 M-pair case, per step: comparison 0.6 ms, ``flatnonzero``
-1.0, two takes 1.4, weights of the kept 1.0, rows' ends 0.5, two products 0.9 ms.
+Run A: sparse best of 5 (the bench before); run B: sparse best of 10 on both sides, the
+same bench script for both versions. From run to run on this machine the sparse ratio
+moves by about 10 % (access: 0.665 s sparse, 9.1-9.4 s rural, 10 ms dept, 2.6-2.9 s
+urban and grid; every ``max_abs_diff`` <= 9.7e-17).
+
+What the new path does: the TravelTimes is not re-checked in the call (one pass over the
+minutes less); in the sparse case (71 % of the stored pairs past the 30-minute reach, as
+when the pipeline routes to twice the catchment) the pairs past the reach are dropped
+first by blocks of rows read once (comparison, ``flatnonzero``, two ``take``, the kept
+minutes weighed in cache), so both products see 0.66 M pairs, not 2.27 M (the whole
+call 15 % less at 29 % within reach, break-even near 42 %); the département (small)
+path sums per row without building a row index. Per step on this 2.27 M-pair case
+(timed inside the call, medians of 50 calls): comparison 0.6 ms, ``flatnonzero`` 1.0, two takes 1.4,
+weights of the kept 1.0, rows' ends 0.5, two products 0.9: each is one numpy/scipy
+pass at its per-element cost; what is left to gain needs fused loops (a compiled
+kernel), not fewer passes.
 Origins that reach no facility are absent from ``access``'s result (NaN after reindex);
 ours gives them 0: they are compared as 0.
 """
@@ -190,7 +199,7 @@ def main() -> None:
 
     cases = {}
     tt, births, places = make_instance(n, m, seed=2024)
-    cases["sparse"] = compare("e2sfca", tt, births, places, decay, max_minutes, repeats=5)
+    cases["sparse"] = compare("e2sfca", tt, births, places, decay, max_minutes, repeats=10)
 
     tt, births, places = make_instance(n, m, seed=2025, side_m=20_000.0,
                                        cutoff_minutes=max_minutes)

@@ -196,6 +196,11 @@ def cmd_access(args: argparse.Namespace) -> int:
     from diagnosis.pipeline import diagnose_access, diagnose_demand, diagnose_overview
 
     params = _params(args)
+    if args.distributed and args.scheduler is None:
+        # the local Dask workers' imports run in the background while the data loads
+        from diagnosis.distributed import start_worker_server
+
+        start_worker_server(preload_modules=["data_sources.workspace"])
     with _Steps("Accessibilité", total=3) as step:
         step("chargement des données")
         ws = _workspace(args)

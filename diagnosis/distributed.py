@@ -395,8 +395,6 @@ def dask_client(
         return
     if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
         raise InputError(f"n_workers={n_workers!r} must be a whole number >= 1")
-    import multiprocessing
-
     import dask
 
     # No dashboard; its HTTP server (health routes) still starts: on a free port, so
@@ -416,49 +414,63 @@ def dask_client(
     # memory monitor), costs 5-10 % of a core while both cores route: sampled less often
     # (1 % of a core, measured idle), the memory limits still checked twice a second.
     # (no fork server on Windows: Dask's spawn there)
-    fork_server = processes and "forkserver" in multiprocessing.get_all_start_methods()
+    fork_server = processes and start_worker_server(preload_modules=preload_modules)
     with dask.config.set(
             {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
              "distributed.scheduler.worker-saturation": 1.0,
              "distributed.worker.multiprocessing-method":
                  "forkserver" if fork_server else "spawn",
              **_QUIET_HOUSEKEEPING}), \
-            contextlib.ExitStack() as stack:
-        if fork_server:
-            # "__main__": a script's top level runs once in the server rather than
-            # again in every worker (as spawn does); a ``python -m`` module never does.
-            _start_fork_server(distributed, ["__main__", *WORKER_MODULES, *preload_modules])
-        cluster = stack.enter_context(distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=processes,
-            dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"}))
-        yield stack.enter_context(distributed.Client(cluster))
+            distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                     processes=processes, dashboard_address=None,
+                                     scheduler_kwargs={"dashboard_address": ":0"}) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
 
 
-def _start_fork_server(distributed: Any, modules: Sequence[str]) -> None:
-    """Start the fork server of Dask's worker processes, importing ``modules`` there.
+def start_worker_server(*, preload_modules: Sequence[str] = ()) -> bool:
+    """Start the fork server of local Dask workers now; it imports in the background.
 
-    The server imports in the background (its own process) while the caller goes on
-    to start the scheduler. The environment Dask gives its workers before they import
-    numpy (``distributed.nanny.pre-spawn-environ``: one BLAS/OpenMP thread) is set here
-    first, as the nanny would before a spawn, since the server's imports are the
-    workers'. Once the server runs (a previous cluster of this process), it is reused
-    as is.
+    :func:`dask_client` starts it (if not yet running) when it starts a local cluster
+    of processes; a command that will start one may call this first, so that the
+    workers' imports (:data:`WORKER_MODULES`, ``preload_modules``, the main script) run
+    in their own process while the command loads its data. The server lives as long as
+    this process; once it runs, later calls change nothing.
+
+    The server gets the environment Dask gives its workers before they import numpy
+    (``distributed.nanny.pre-spawn-environ``: one BLAS/OpenMP thread, Dask's hash
+    seed), except ``MALLOC_TRIM_THRESHOLD_`` (see :func:`dask_client`); this process's
+    own environment is left as it was.
+
+    Returns
+    -------
+    bool
+        False where there is no fork server (Windows): the workers are then spawned.
     """
+    import multiprocessing
     import multiprocessing.forkserver
     import os
 
     import dask
 
-    # Dask sets its own preload list on the first call; ours, set after, replaces it.
-    ctx = distributed.utils.get_mp_context()
-    ctx.set_forkserver_preload(list(dict.fromkeys(modules)))
-    env = dask.config.get("distributed.nanny.pre-spawn-environ")
-    # (the nanny does the same in this process before each spawn; a variable already
-    # set in the environment wins, as there)
-    for key, value in {**env, "PYTHONHASHSEED": "6640"}.items():
-        if value is not None:
-            os.environ.setdefault(key, str(value))
-    multiprocessing.forkserver.ensure_running()
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    _import_distributed()  # (its configuration defaults, read below)
+    # "__main__": a script's top level runs once in the server rather than again in
+    # every worker (as spawn does); a ``python -m`` module never runs there.
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        list(dict.fromkeys(["__main__", *WORKER_MODULES, *preload_modules])))
+    env = {**dask.config.get("distributed.nanny.pre-spawn-environ"), "PYTHONHASHSEED": "6640",
+           "MALLOC_TRIM_THRESHOLD_": None}
+    # as the nanny does before a spawn, a variable already set in the environment wins
+    added = {k: str(v) for k, v in env.items() if v is not None and k not in os.environ}
+    os.environ.update(added)
+    try:
+        multiprocessing.forkserver.ensure_running()  # spawns the server, does not wait
+    finally:
+        for key in added:
+            del os.environ[key]
+    return True
 
 
 def _module_of(graph_loader: GraphLoader) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from diagnosis.distributed import (
     compute_travel_times_by_departement,
     dask_client,
     departement_of,
+    start_worker_server,
 )
 from diagnosis.errors import InputError
 from diagnosis.travel import road_graph_from_arrays
@@ -172,6 +173,9 @@ def test_local_workers_fork_from_a_server_that_imported_the_routing():
     # server outlives the cluster, so a second cluster forks from it again; no worker
     # process outlives its cluster.
     psutil = pytest.importorskip("psutil")
+    before = dict(os.environ)
+    assert start_worker_server() is True  # Linux has a fork server
+    assert dict(os.environ) == before  # the workers' environment is the server's only
     seen = []
     for _ in range(2):
         with dask_client(n_workers=2, processes=True) as c:
