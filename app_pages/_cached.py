@@ -89,8 +89,8 @@ from diagnosis.presentation import (
 )
 from diagnosis.schema import Territory
 from diagnosis.settings import DEFAULT_MAX_MINUTES, DEFAULT_THRESHOLD_M
+from diagnosis.study_calendar import parse_depart
 from diagnosis.travel import Travel
-from diagnosis.travel.transit import parse_depart
 
 #: Name prefix of the compute threads (two: the cores of a small server; sessions that
 #: compute at the same time share them).

@@ -19,8 +19,8 @@ from app_pages._study import bind, current_study
 from diagnosis.errors import MaillageError, MissingDataError, render_error
 from diagnosis.pipeline import DiagnosisParams
 from diagnosis.schema import TRAVEL_MODE_CHOICES
+from diagnosis.study_calendar import french_date
 from diagnosis.travel import Travel
-from diagnosis.travel.transit import french_date
 
 #: Travel modes offered, with their French label.
 MODES: dict[str, str] = TRAVEL_MODE_CHOICES

@@ -73,7 +73,7 @@ first by blocks of rows read once (comparison, ``flatnonzero``, two ``take``, th
 minutes weighed in cache), so both products see 0.66 M pairs, not 2.27 M (the whole
 call 15 % less at 29 % within reach, break-even near 42 %); the département (small)
 path sums per row without building a row index. Per step on this 2.27 M-pair case
-(CPU, medians of 50 calls): comparison 0.6 ms, ``flatnonzero`` 1.0, two takes 1.4,
+(timed inside the call, medians of 50 calls): comparison 0.6 ms, ``flatnonzero`` 1.0, two takes 1.4,
 weights of the kept 1.0, rows' ends 0.5, two products 0.9: each is one numpy/scipy
 pass at its per-element cost; what is left to gain needs fused loops (a compiled
 kernel), not fewer passes.

@@ -50,7 +50,7 @@ import pandas as pd
 from data_sources import _http
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import InputError, SourceError
-from diagnosis.travel.transit import french_date
+from diagnosis.study_calendar import french_date
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -34,7 +34,9 @@ from diagnosis.schema import (
     validate_facilities,
 )
 from diagnosis.settings import WGS84
-from diagnosis.travel import Travel
+
+if TYPE_CHECKING:
+    from diagnosis.travel import Travel
 
 #: Key of the CAF coverage source (:data:`data_sources.caf.CAF`; written out so that
 #: loading a workspace does not import the HTTP layer).
@@ -115,6 +117,8 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
     pushchair's speed without one); ``transit`` needs the GTFS zips ``gtfs_files``, the
     extract ``osm_pbf`` and the study date ``day``.
     """
+    from diagnosis.travel import Travel, crow_model_for  # scipy: only to travel
+
     if mode == "transit":
         return _transit_travel(gtfs_files, osm_pbf, day=day, depart_s=depart_s,
                                max_walk_min=max_walk_min, max_transfers=max_transfers)
@@ -127,8 +131,6 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
         return Travel(mode="poussette", note=(
             "Sans extrait OpenStreetMap (--osm-pbf), temps à pied avec une poussette "
             "estimés à vol d'oiseau."))
-    from diagnosis.travel import crow_model_for
-
     engine_mode = "drive" if mode == "crow" else mode
     if mode == "crow" and road_graph_file is None and not has_cached_road_graph(engine_mode):
         # crow-fly with no road graph to calibrate on: the HTTP and OSM layers (requests,
@@ -156,13 +158,9 @@ def _transit_travel(gtfs_files: Sequence[str | Path], osm_pbf: str | Path | None
                     max_transfers: int | None) -> Travel:
     """The transit engine of the user's GTFS zips and street extract."""
     from data_sources.transit import prepare_transit
-    from diagnosis.travel.transit import (
-        DEFAULT_MAX_TRANSFERS,
-        DEFAULT_MAX_WALK_MIN,
-        french_date,
-        french_hour,
-        next_school_tuesday,
-    )
+    from diagnosis.study_calendar import french_date, french_hour, next_school_tuesday
+    from diagnosis.travel import Travel
+    from diagnosis.travel.transit import DEFAULT_MAX_TRANSFERS, DEFAULT_MAX_WALK_MIN
 
     if not gtfs_files or not osm_pbf:
         raise InputError(

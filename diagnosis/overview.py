@@ -22,7 +22,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.spatial import cKDTree
 
 from diagnosis.errors import InputError, MissingDataError
 from diagnosis.needs import (
@@ -115,13 +114,15 @@ def metric_xy(points: gpd.GeoSeries) -> np.ndarray:
     >>> xy.round(0).tolist()
     [[355860.0, 6689885.0]]
     """
-    import pyproj
+    from geopandas.array import TransformerFromCRS  # geopandas' cache, as to_crs uses it
+    from pyproj import CRS
 
     values = points.to_numpy()
     if (points.crs is not None and len(values)
             and bool(np.all(shapely.get_type_id(values) == 0))
             and not bool(shapely.has_z(values).any())):
-        transformer = pyproj.Transformer.from_crs(points.crs, METRIC_CRS, always_xy=True)
+        transformer = TransformerFromCRS(points.crs, CRS.from_user_input(METRIC_CRS),
+                                         always_xy=True)
         x, y = transformer.transform(shapely.get_x(values), shapely.get_y(values))
         return np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
     metric = points.to_crs(METRIC_CRS)
@@ -153,8 +154,44 @@ def nearest_distances(origins_xy: np.ndarray, targets_xy: np.ndarray) -> tuple[n
     targets_xy = np.asarray(targets_xy, dtype=float).reshape(-1, 2)
     if len(targets_xy) == 0:
         return np.full(len(origins_xy), np.inf), np.full(len(origins_xy), -1)
-    dist, idx = cKDTree(targets_xy).query(origins_xy, k=1)
-    return np.asarray(dist, dtype=float), np.asarray(idx, dtype=int)
+    if len(origins_xy) * len(targets_xy) <= _ALL_PAIRS_MAX:
+        return _nearest_of_all_pairs(origins_xy, targets_xy)
+    from scipy.spatial import cKDTree  # 0.2 s of imports: only for large instances
+
+    # targets at one place (a directory's structures at their town hall) count once, as
+    # the first of them: the rule of the all-pairs search
+    places, first = np.unique(targets_xy, axis=0, return_index=True)
+    dist, idx = cKDTree(places).query(origins_xy, k=1)
+    return np.asarray(dist, dtype=float), first[np.asarray(idx, dtype=int)].astype(int)
+
+
+#: Largest origins × targets searched pair by pair (numpy, by blocks of origins); beyond,
+#: a k-d tree (scipy). A département's communes against one type: well below; against a
+#: 100,000-row facility file, 20 M pairs in 0.03 s, where scipy's import alone costs
+#: 0.2-0.3 s (60 M pairs: about 0.1 s).
+_ALL_PAIRS_MAX = 60_000_000
+_PAIRS_PER_BLOCK = 250_000
+
+
+def _nearest_of_all_pairs(origins_xy: np.ndarray, targets_xy: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_distances` over every pair: the first of equally near targets.
+
+    The distance is computed as the k-d tree computes it (``sqrt(dx² + dy²)``): the two
+    searches give the same floats.
+    """
+    n = len(origins_xy)
+    dist, idx = np.empty(n), np.empty(n, dtype=int)
+    step = max(1, _PAIRS_PER_BLOCK // len(targets_xy))
+    tx, ty = targets_xy[:, 0], targets_xy[:, 1]
+    for r0 in range(0, n, step):
+        ox, oy = origins_xy[r0:r0 + step, :1], origins_xy[r0:r0 + step, 1:]
+        dx, dy = ox - tx, oy - ty
+        d2 = dx * dx + dy * dy
+        best = np.argmin(d2, axis=1)
+        idx[r0:r0 + step] = best
+        dist[r0:r0 + step] = np.sqrt(d2[np.arange(len(best)), best])
+    return dist, idx
 
 
 def compute_overview(

@@ -31,28 +31,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import geopandas as gpd
 import pandas as pd
 from shapely.geometry import Point
 
-from diagnosis import siting as sit
-from diagnosis.analyses import (
-    AccessResult,
-    Catchment,
-    PartnerTables,
-    Site,
-    SitingScenarios,
-    compute_access,
-    compute_catchment,
-    compute_partners,
-    compute_site_catchments,
-    compute_site_cohorts,
-    compute_siting,
-    demand_points,
-    find_site,
-)
 from diagnosis.cohorts import CohortPlan, compute_cohorts
 from diagnosis.comparison import compare_territories
 from diagnosis.context import TerritoryContext, compute_context
@@ -76,13 +60,25 @@ from diagnosis.settings import (
     DEFAULT_OBJECTIVE,
     DEFAULT_THRESHOLD_M,
     DEFAULT_UPTAKE_RATE,
+    HOST_TYPES,
+    OBJECTIVES,
     TRAVEL_MODES,
     USER_SITE_ID,
     USER_SITE_LABEL,
+    USER_SITE_TYPE,
     WGS84,
 )
-from diagnosis.travel import Travel
-from diagnosis.travel.compare import ModeComparison, compare_modes
+
+if TYPE_CHECKING:  # the analyses import scipy (0.2 s): only where a diagnosis needs them
+    from diagnosis.analyses import (
+        AccessResult,
+        Catchment,
+        PartnerTables,
+        Site,
+        SitingScenarios,
+    )
+    from diagnosis.travel import Travel
+    from diagnosis.travel.compare import ModeComparison
 
 #: Parts of a diagnosis, in the order :func:`run_diagnosis` computes them.
 PARTS: tuple[str, ...] = ("overview", "access", "siting", "partners", "cohorts")
@@ -170,7 +166,7 @@ class DiagnosisParams:
     weights: tuple[tuple[str, float], ...] | None = None
     need_weights: tuple[tuple[str, float], ...] | None = None
     uptake_rate: float | None = DEFAULT_UPTAKE_RATE
-    host_types: tuple[str, ...] = sit.HOST_TYPES
+    host_types: tuple[str, ...] = HOST_TYPES
     k: int = DEFAULT_K
     scenarios: tuple[int, ...] = ()
     scenario_minutes: tuple[float, ...] = ()
@@ -190,7 +186,7 @@ class DiagnosisParams:
 
     def __post_init__(self) -> None:
         """Validate every option once (the messages name the option)."""
-        from diagnosis.travel.transit import parse_depart, parse_study_date
+        from diagnosis.study_calendar import parse_depart, parse_study_date
 
         parse_depart(self.depart)
         if self.study_date:
@@ -218,11 +214,11 @@ class DiagnosisParams:
             if int(k) != k or k < 1:
                 raise InputError(f"k={k!r} must be a whole number of sites >= 1",
                                  argument="k", value=k)
-        if self.objective not in sit.OBJECTIVES:
-            raise InputError(f"objective={self.objective!r} is not one of {sit.OBJECTIVES}",
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"objective={self.objective!r} is not one of {OBJECTIVES}",
                              argument="objective", value=self.objective,
-                             candidates=sit.OBJECTIVES)
-        known = (*FACILITY_TYPES, sit.USER_SITE_TYPE)
+                             candidates=OBJECTIVES)
+        known = (*FACILITY_TYPES, USER_SITE_TYPE)
         bad = [t for t in (*self.host_types, *(self.types or ())) if t not in known]
         if bad:
             raise InputError(f"{bad!r} are not facility types; use some of "
@@ -246,13 +242,13 @@ class DiagnosisParams:
     @property
     def depart_s(self) -> int:
         """Transit departure, seconds since midnight."""
-        from diagnosis.travel.transit import parse_depart
+        from diagnosis.study_calendar import parse_depart
 
         return parse_depart(self.depart)
 
     def transit_day(self, today: dt.date | None = None) -> dt.date:
         """Transit study date: :attr:`study_date`, else the next school-term Tuesday."""
-        from diagnosis.travel.transit import next_school_tuesday, parse_study_date
+        from diagnosis.study_calendar import next_school_tuesday, parse_study_date
 
         if self.study_date:
             return parse_study_date(self.study_date)
@@ -326,6 +322,8 @@ def resolve_site(facilities: gpd.GeoDataFrame, query: str, *,
     InputError
         Neither a loaded facility nor a proposed point.
     """
+    from diagnosis.analyses import Site, find_site
+
     query = str(query)
     try:
         return find_site(facilities, query, option=option)
@@ -333,7 +331,7 @@ def resolve_site(facilities: gpd.GeoDataFrame, query: str, *,
         for n, (lon, lat) in enumerate(user_sites, start=1):
             if query == USER_SITE_ID.format(n=n):
                 return Site(site_id=query, name=USER_SITE_LABEL.format(n=n),
-                            facility_type=sit.USER_SITE_TYPE, code_insee="",
+                            facility_type=USER_SITE_TYPE, code_insee="",
                             geometry=Point(lon, lat))
         raise
 
@@ -341,10 +339,12 @@ def resolve_site(facilities: gpd.GeoDataFrame, query: str, *,
 def site_of(row: Mapping[str, Any], facilities: gpd.GeoDataFrame,
             user_sites: Sequence[tuple[float, float]] = ()) -> Site:
     """The :class:`Site` of a sites-layer row (see :func:`resolve_site`)."""
-    if str(row.get("type")) == sit.USER_SITE_TYPE:
+    from diagnosis.analyses import Site
+
+    if str(row.get("type")) == USER_SITE_TYPE:
         geom = row["geometry"]
         return Site(site_id=str(row["facility_id"]), name=str(row["name"]),
-                    facility_type=sit.USER_SITE_TYPE, code_insee=str(row.get("code_insee", "")
+                    facility_type=USER_SITE_TYPE, code_insee=str(row.get("code_insee", "")
                                                                     or ""),
                     geometry=geom)
     return resolve_site(facilities, str(row["facility_id"]), user_sites=user_sites)
@@ -414,6 +414,8 @@ def diagnose_demand(inputs: DiagnosisInputs, overview: Overview) -> DemandPoints
 def diagnose_access(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
                     travel: Travel, demand: DemandPoints | None = None) -> AccessResult:
     """Travel times, E2SFCA, zones blanches and priority (:func:`compute_access`)."""
+    from diagnosis.analyses import compute_access
+
     types = list(params.types) if params.types else [t for t in FACILITY_TYPES
                                                      if t != "mairie"]
     return compute_access(overview, inputs.facilities, travel=travel,
@@ -435,8 +437,9 @@ def diagnose_access_distributed(inputs: DiagnosisInputs, params: DiagnosisParams
     travel-time matrices are computed by département (:mod:`diagnosis.distributed`), on
     a ``LocalCluster`` or the cluster at ``scheduler_address`` (``tcp://HOST:PORT``).
     """
+    from diagnosis.analyses import compute_access
     from diagnosis.distributed import compute_travel_times_by_departement
-    from diagnosis.travel import ENGINE_LABELS, MODE_LABELS
+    from diagnosis.travel import ENGINE_LABELS, MODE_LABELS, Travel
 
     def by_departement(origins: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *,
                        max_minutes: float, facility_types: Sequence[str]
@@ -463,6 +466,8 @@ def diagnose_access_distributed(inputs: DiagnosisInputs, params: DiagnosisParams
 def diagnose_siting(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
                     travel: Travel, demand: DemandPoints | None = None) -> SitingScenarios:
     """Siting scenarios of the territory (:func:`compute_siting`), the main one first."""
+    from diagnosis.analyses import compute_siting
+
     return compute_siting(overview, inputs.facilities, k_values=params.k_values, travel=travel,
                           max_minutes=params.max_minutes,
                           other_minutes=params.scenario_minutes,
@@ -535,6 +540,8 @@ def site_catchments(inputs: DiagnosisInputs, params: DiagnosisParams, *, overvie
     The catchments come from one matrix, every commune to every site
     (:func:`~diagnosis.analyses.compute_site_catchments`).
     """
+    from diagnosis.analyses import compute_site_catchments, compute_site_cohorts
+
     out = []
     catchments = compute_site_catchments(overview, inputs.communes, sites, travel=travel,
                                          max_minutes=params.max_minutes)
@@ -563,6 +570,8 @@ def studied_site(inputs: DiagnosisInputs, params: DiagnosisParams,
 def diagnose_partners(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
                       travel: Travel, site: Site | None) -> PartnerTables:
     """Partners within T of the site and the institutions to meet."""
+    from diagnosis.analyses import compute_partners
+
     return compute_partners(overview, inputs.facilities, site, travel=travel,
                             max_minutes=params.max_minutes, dep_name=inputs.dep_name)
 
@@ -596,6 +605,8 @@ def catchments_layer(catchments: Sequence[SiteCatchment]) -> gpd.GeoDataFrame:
 
 def site_area(site: Site, params: DiagnosisParams, travel: Travel) -> gpd.GeoDataFrame:
     """The isochrone of one site (for a map), with its ``site_id`` and ``name``."""
+    from diagnosis.analyses import compute_catchment
+
     return compute_catchment(site.geometry, travel=travel, max_minutes=params.max_minutes
                              ).assign(site_id=site.site_id, name=site.name)
 
@@ -868,6 +879,9 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
 def diagnose_modes(overview: Overview, sites: Sequence[Site], travels: Mapping[str, Travel],
                    *, params: DiagnosisParams, notes: list[str]) -> ModeComparison | None:
     """The sites timed in each mode from every commune (:func:`compare_modes`)."""
+    from diagnosis.analyses import demand_points
+    from diagnosis.travel.compare import compare_modes
+
     unique = list({s.site_id: s for s in sites}.values())
     if not unique:
         notes.append("Comparaison des modes non calculée : aucun site étudié ni recommandé.")

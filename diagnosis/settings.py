@@ -79,6 +79,8 @@ DEFAULT_K = 1
 #: Siting objective: maximal covering (births within T) or p-median (mean time).
 DEFAULT_OBJECTIVE = "max_covering"
 #: Name given to the i-th point a user proposes as a site.
+#: ``type`` given to candidate points proposed by the user (not a facility type).
+USER_SITE_TYPE = "user_site"
 USER_SITE_LABEL = "Site proposé n°{n}"
 #: Id of the i-th point a user proposes as a site (an imported facility is
 #: ``user:<file>:<id>``: the site resolver looks for loaded facilities first).

@@ -428,3 +428,29 @@ def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, mo
     for found in (first, second, third):
         assert_geodataframe_equal(found, expected)
     assert _halls_cache.read_points(COMMUNES_FILE) is not None  # rewritten after the damage
+
+
+def test_pairs_within_reach_equal_a_k_d_tree():
+    """The pairs of positions within reach, searched group by group with numpy (a large
+    group by a k-d tree), are a k-d tree's over all the points (scipy as the oracle)."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    from data_sources.user_file import duplicates
+    from data_sources.user_file.duplicates import _pairs_within
+
+    rng = np.random.default_rng(17)
+    for trial in range(40):
+        n = int(rng.integers(1, 400))
+        groups = rng.integers(0, int(rng.integers(1, 60)), n) * 8.0
+        if trial % 4 == 0:
+            groups[: n // 2] = 8.0  # one large group: the k-d tree path
+        xyz = rng.normal(0, 1, (n, 3)) * 1e-5
+        xyz[rng.random(n) < 0.2] = 0.0  # a shared place
+        points = np.column_stack([xyz, groups])
+        radius = float(rng.choice([5e-6, 1e-5, 3e-5]))
+        mine = _pairs_within(points, radius)
+        oracle = cKDTree(points).query_pairs(r=radius, output_type="ndarray")
+        assert sorted(map(tuple, mine.tolist())) == sorted(map(tuple, oracle.tolist()))
+        assert (mine[:, 0] < mine[:, 1]).all() if len(mine) else True
+    assert duplicates._PAIRWISE_MAX < 200  # (the large groups above took the other path)

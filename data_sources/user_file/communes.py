@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -223,13 +223,27 @@ def _codes_from_polygons(
     return codes
 
 
+def _in_keys(values: pd.Series, keys: Container[str]) -> np.ndarray:
+    """Whether each value is among ``keys``, each distinct value looked up once.
+
+    Examples
+    --------
+    >>> _in_keys(pd.Series(["44109", "", "44109", "99999"], dtype=object), {"44109": 1})
+    array([ True, False,  True, False])
+    """
+    of_row, distinct = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=False)
+    found = np.fromiter((v in keys for v in distinct), dtype=bool, count=len(distinct))
+    return found[of_row]
+
+
 def _codes_from_cog(
     codes: pd.Series, postcodes: pd.Series, commune_names: pd.Series, addresses: pd.Series,
     cog: _Cog, log: _Log,
 ) -> pd.Series:
-    old = codes.ne("") & ~codes.isin(list(cog.current)) & codes.isin(list(cog.former))
+    filled = codes.to_numpy(dtype=object) != ""
+    old = filled & ~_in_keys(codes, cog.current) & _in_keys(codes, cog.former)
     replaced = {c: cog.former[c] for c in pd.unique(codes[old])}
-    replaced_rows = [int(str(r)) for r in codes.index[old.to_numpy()]]
+    replaced_rows = [int(str(r)) for r in codes.index[old]]
     before = codes.copy()
     codes = codes.astype(object)  # a copy; the former codes replaced where they stand
     if old.any():
@@ -242,9 +256,9 @@ def _codes_from_cog(
         log.warnings.append(
             f"code d'une ancienne commune remplacé par celui de la commune actuelle pour "
             f"{_plural(len(replaced_rows), 'ligne', 'lignes')} ({pairs})")
-    unknown = codes.ne("") & ~codes.isin(list(cog.known))
+    unknown = (codes.to_numpy(dtype=object) != "") & ~_in_keys(codes, cog.known)
     if unknown.any():
-        unknown_rows = [int(str(r)) for r in codes.index[unknown.to_numpy()]]
+        unknown_rows = [int(str(r)) for r in codes.index[unknown]]
         log.note(unknown_rows, lambda r: (
             f"code commune {codes.loc[r]} inconnu du code officiel géographique (ni commune "
             "actuelle ni ancienne) : vérifiez-le"))
@@ -252,7 +266,8 @@ def _codes_from_cog(
         log.warnings.append(
             f"code commune inconnu ({shown}) : {_rows_text(unknown_rows)} ; vérifiez ces codes")
     deduced: list[int] = []
-    for row in codes.index[codes.eq("") & postcodes.ne("")]:
+    for row in codes.index[(codes.to_numpy(dtype=object) == "")
+                           & (postcodes.to_numpy(dtype=object) != "")]:
         pc = postcodes[row]
         place = commune_names[row] or addresses[row].split(pc, 1)[-1]
         code = _commune_from_postcode(pc, place, cog)

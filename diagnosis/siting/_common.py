@@ -15,9 +15,8 @@ from diagnosis.errors import InputError
 from diagnosis.schema import USER_SITE_TYPE_LABEL
 from diagnosis.settings import HOST_TYPES as HOST_TYPES  # re-exported
 from diagnosis.settings import OBJECTIVES as OBJECTIVES  # re-exported
+from diagnosis.settings import USER_SITE_TYPE as USER_SITE_TYPE  # re-exported
 
-#: ``type`` given to candidate points proposed by the user (not a facility type).
-USER_SITE_TYPE = "user_site"
 #: Facility type of the existing Maisons (candidates that are usually ``fixed``).
 EXISTING_TYPE = "maison_1000_jours"
 #: Solver methods accepted by :func:`solve_max_covering` and :func:`solve_p_median`.
