@@ -476,9 +476,9 @@ def start_worker_server(*, preload_modules: Sequence[str] = ()) -> bool:
 def _module_of(graph_loader: GraphLoader) -> tuple[str, ...]:
     """The module a worker imports to unpickle ``graph_loader`` (none for ``__main__``).
 
-    >>> import functools, os.path
-    >>> _module_of(functools.partial(os.path.join, "a"))
-    ('posixpath',)
+    >>> import functools, json
+    >>> _module_of(functools.partial(json.dumps, indent=1))
+    ('json',)
     """
     func = graph_loader
     while isinstance(func, functools.partial):
