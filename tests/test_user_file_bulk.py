@@ -401,7 +401,7 @@ def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, mo
     monkeypatch.setattr(_halls_cache, "cache_root", lambda: tmp_path)  # the cache folder
     folder = tmp_path / "geography"
     folder.mkdir()
-    (folder / "town_halls-v1-1-2.npz").write_bytes(b"an older geography")
+    (folder / "town_halls-v1-0123.npz").write_bytes(b"an older geography")
     computed = []
     real = _halls_cache.read_points
 
@@ -416,7 +416,7 @@ def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, mo
     try:
         first = _national_town_halls()
         (stored,) = folder.glob("town_halls-*.npz")  # written; the older one removed
-        assert stored.name != "town_halls-v1-1-2.npz"
+        assert stored.name != "town_halls-v1-0123.npz"
         _national_town_halls.cache_clear()
         second = _national_town_halls()
         stored.write_bytes(b"damaged")
