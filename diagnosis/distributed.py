@@ -229,6 +229,9 @@ def compute_travel_times_by_departement(
     if departement_col is not None and departement_col not in communes_gdf.columns:
         raise InputError(f"departement_col={departement_col!r} is not a column of "
                          f"communes_gdf; found {list(communes_gdf.columns)}")
+    if client is None and scheduler_address is None and processes:
+        # the local workers' imports start now, while the tasks are prepared here
+        start_worker_server(preload_modules=_module_of(graph_loader))
     origins = commune_points_xy(communes_gdf)
     deps = (communes_gdf[departement_col].astype(str).to_numpy() if departement_col
             else np.array([departement_of(c) for c in communes_gdf["code_insee"]]))
