@@ -340,9 +340,14 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     # each distinct code looked up once; rows point to their code by number
     code_of_row, distinct = pd.factorize(codes.iloc[idx].astype(str), sort=False)
     distinct_codes = [str(c) for c in distinct]
+    # a current commune is itself (one set lookup; the COG's index of every code, former
+    # and delegated, is built only when another code is met)
+    com = cog.communes
+    current = set(com["code"].to_numpy(dtype=object)[(com["kind"] == "commune").to_numpy()])
     current_of, known = [], set()
     for c in distinct_codes:
-        hit = current_commune(c, cog)
+        own = c.strip().upper()
+        hit = (own, "") if own in current else current_commune(c, cog)
         current_of.append(hit[0] if hit else c)
         if hit:
             known.add(hit[0])
