@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,8 +50,19 @@ def _postcode(value: str) -> str:
 class _Cog:
     current: dict[str, str]               # code -> name of current communes
     former: dict[str, str]                # former (merged) code -> current code
-    by_postcode: dict[str, tuple[str, ...]]
     known: frozenset[str] = frozenset()   # every code of the table (arrondissements too)
+    #: (code, postcodes) of each current commune, in table order: indexed by postcode
+    #: (:attr:`by_postcode`) only when a row needs it
+    postcodes_of: tuple[tuple[str, str], ...] = ()
+
+    @functools.cached_property
+    def by_postcode(self) -> dict[str, tuple[str, ...]]:
+        """The current communes of each postcode, in table order."""
+        found: dict[str, list[str]] = {}
+        for code, postcodes in self.postcodes_of:
+            for pc in postcodes.split():
+                found.setdefault(pc, []).append(code)
+        return {k: tuple(v) for k, v in found.items()}
 
 
 _COG_CACHE: dict[int, tuple[pd.DataFrame, _Cog]] = {}
@@ -78,18 +90,18 @@ def _build_cog_index(cog: pd.DataFrame) -> _Cog:
                        table["former_codes"], table["postcodes"], strict=True))
     current = {code: name for code, name, kind, *_ in records if kind == "commune"}
     former: dict[str, str] = {}
-    by_postcode: dict[str, list[str]] = {}
-    for code, _name, kind, parent, formers, postcodes in records:
+    for code, _name, kind, parent, formers, _postcodes in records:
         if kind == "commune":
-            for f in formers.split():
-                if f not in current:
-                    former.setdefault(f, code)
-            for pc in postcodes.split():
-                by_postcode.setdefault(pc, []).append(code)
+            if formers:
+                for f in formers.split():
+                    if f not in current:
+                        former.setdefault(f, code)
         elif kind in ("deleguee", "associee") and parent and code not in current:
             former.setdefault(code, parent)
     known = frozenset(table["code"]) | frozenset(former)
-    return _Cog(current, former, {k: tuple(v) for k, v in by_postcode.items()}, known)
+    postcodes_of = tuple((code, postcodes) for code, _n, kind, _p, _f, postcodes in records
+                         if kind == "commune")
+    return _Cog(current, former, known, postcodes_of)
 
 
 def _text_list(column: pd.Series) -> list[str]:
