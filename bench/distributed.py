@@ -23,18 +23,54 @@ Both sides do the same tasks and give the same sparse travel-time pairs:
 * serial: one process reads each département's graph in turn and routes its communes to
   the facilities within the border buffer (:func:`diagnosis.travel.compute_travel_times`),
   then assembles one sparse matrix per type;
-* Dask: :func:`diagnosis.distributed.compute_travel_times_by_departement` on a
-  ``LocalCluster`` of 2 worker processes (one thread each). ``start_s`` is the cluster
-  start plus the workers' imports; ``dask_s`` is the whole (start, tasks, shutdown);
+* Dask: :func:`diagnosis.distributed.compute_travel_times_by_departement` on the
+  ``LocalCluster`` of :func:`diagnosis.distributed.dask_client` (what ``access
+  --distributed`` gets): 2 worker processes of one thread, forked from a fork server that
+  imports the task's modules once, one task per worker at a time, largest département
+  first, Dask's housekeeping sampled sparsely. ``start_s`` is the cluster start plus the
+  workers' imports (the fork server's: ``access --distributed`` starts it before loading
+  its data, this bench does not); ``dask_s`` is the whole (start, tasks, shutdown);
   ``tasks_s`` the tasks alone.
 
 ``ratio = serial_s / dask_s`` (the whole, start included); ``equal=True`` when every
 pair, every time to the nearest facility and every snap flag are identical. The
 one-minute load average is printed: on a shared 2-core machine the speed-up is bounded by
-the free cores.
+the free cores, so the CPU seconds are printed too: ``ratio_cpu = serial_cpu_s /
+worker_cpu_max_s`` is the task ratio a free core per worker would give (Dask's own
+work in the workers included), ``parent_cpu_s`` this process's CPU during the tasks
+(their preparation and merge, the scheduler, client and nannies).
 
 Prints ``RESULT serial_s=… dask_s=… start_s=… tasks_s=… ratio=… ratio_tasks=… equal=…
-departements=… nodes=… load1=…``.
+departements=… workers=… nodes=… serial_cpu_s=… worker_cpu_max_s=… load1=…
+worker_cpu_sum_s=… parent_cpu_s=… ratio_cpu=…``.
+
+Measured
+--------
+6 Dec 2026, 2-core AMD EPYC VM shared with three other agents' jobs: every run below
+was loaded (load1 2.7-5.2), so its wall ratio says how busy the machine was, not what
+Dask gives; the CPU seconds and the start and shutdown compare. "Before" is the code
+before the fork server, one-task-at-a-time queueing and sparse housekeeping, run right
+after "now" in the same minutes (full runs, 8 départements, 2.3 M nodes, equal=True):
+
+* now, load1 1.9-2.7: serial 76.05 s (72.31 s CPU); Dask 58.59 s = start 1.78 + tasks
+  56.77 + shutdown 0.04; workers' CPU 39.21 + 38.04 s: ratio_cpu 1.84;
+  before, load1 2.7-3.4: serial 99.48 s (74.05 s CPU); Dask 74.49 s = start 3.03 + tasks
+  70.94 + shutdown 0.52; workers' CPU 41.40 + 40.27 s: ratio_cpu 1.79.
+* now, load1 3.4-5.1: serial 98.95 s (78.73 s CPU); Dask 103.94 s = start 1.39 + tasks
+  102.49 + shutdown 0.06; workers' CPU 41.86 + 40.60 s: ratio_cpu 1.88;
+  before, load1 2.8-5.2: serial 75.75 s (73.68 s CPU); Dask 107.19 s = start 2.12 +
+  tasks 104.44 + shutdown 0.63; workers' CPU 42.85 + 41.91 s: ratio_cpu 1.72.
+* now, load1 2.4-3.6: serial 112.70 s (76.69 s CPU); Dask 93.69 s = start 1.15 + tasks 92.50 +
+  shutdown 0.04; workers' CPU 41.80 + 40.65 s: ratio_cpu 1.83.
+
+The workers spent 5-8 % more CPU than the serial run now, 10-15 % before. Cluster start
+and shutdown alone, 4 alternations at load1 2.4-2.5: now 1.19-1.71 s (shutdown
+0.03-0.05 s), before 1.34-3.69 s (shutdown 0.23-0.54 s). Dask's housekeeping, idle
+cluster: 0.08 s of CPU per 5 s in the workers and this process now, 0.48-0.49 s before
+(10 % of a core). The last quiet run, before: ``RESULT serial_s=72.08 dask_s=43.63
+start_s=1.36 ratio=1.65 ratio_tasks=1.72 nodes=2304013 equal=True load1=1.59``; at
+ratio_cpu 1.83-1.88 a quiet run now should give about 72 / (1 + 39 + 0.05) = 1.8, not
+measured quiet here.
 """
 
 from __future__ import annotations
@@ -183,8 +219,9 @@ def run_serial(communes, facilities, loader) -> dict[str, dict[str, np.ndarray]]
 def run_dask(communes, facilities, loader, n_workers: int):
     """The same tasks on a new LocalCluster.
 
-    Returns the result, the whole, start and tasks wall seconds, and each worker's CPU
-    seconds during the tasks (largest first).
+    Returns the result, the whole, start and tasks wall seconds, each worker's CPU
+    seconds during the tasks (largest first), and this process's CPU seconds during the
+    tasks (preparing and merging them, and the scheduler, client and nannies it runs).
     """
     t0 = time.perf_counter()
     with dask_client(n_workers=n_workers, processes=True) as client:
@@ -194,14 +231,14 @@ def run_dask(communes, facilities, loader, n_workers: int):
         client.run(importlib.import_module, "data_sources.osm")
         start_s = time.perf_counter() - t0
         cpu0 = client.run(time.process_time)
-        t1 = time.perf_counter()
+        t1, parent0 = time.perf_counter(), time.process_time()
         res = compute_travel_times_by_departement(
             communes, facilities, loader, max_minutes=CUTOFF_MIN, border_buffer_m=BUFFER_M,
             client=client)
-        tasks_s = time.perf_counter() - t1
+        tasks_s, parent_s = time.perf_counter() - t1, time.process_time() - parent0
         cpu1 = client.run(time.process_time)
     cpu = sorted((cpu1[w] - cpu0[w] for w in cpu0), reverse=True)
-    return res, time.perf_counter() - t0, start_s, tasks_s, cpu
+    return res, time.perf_counter() - t0, start_s, tasks_s, cpu, parent_s
 
 
 def same(serial: dict[str, dict[str, np.ndarray]], dask: dict) -> bool:
@@ -243,13 +280,13 @@ def main() -> None:
         serial_s, serial_cpu = time.perf_counter() - t0, time.process_time() - c0
         print(f"serial   : {serial_s:.2f} s ({serial_cpu:.2f} s CPU; load1 "
               f"{os.getloadavg()[0]:.2f})", flush=True)
-        dask, dask_s, start_s, tasks_s, cpu = run_dask(communes, facilities, loader,
-                                                       args.workers)
+        dask, dask_s, start_s, tasks_s, cpu, parent_cpu = run_dask(
+            communes, facilities, loader, args.workers)
         print(f"Dask {args.workers} workers: {dask_s:.2f} s in all = cluster start "
               f"{start_s:.2f} s + tasks {tasks_s:.2f} s + shutdown "
               f"{dask_s - start_s - tasks_s:.2f} s; workers' CPU during the tasks "
-              f"{' + '.join(f'{c:.2f}' for c in cpu)} s (load1 {os.getloadavg()[0]:.2f})",
-              flush=True)
+              f"{' + '.join(f'{c:.2f}' for c in cpu)} s, this process's {parent_cpu:.2f} s "
+              f"(load1 {os.getloadavg()[0]:.2f})", flush=True)
     equal = same(serial, dask)
     pairs = sum(s["within"].nnz for s in serial.values())
     print(f"{pairs:,} pairs within {CUTOFF_MIN:g} min; results identical: {equal}")
@@ -257,7 +294,9 @@ def main() -> None:
           f"tasks_s={tasks_s:.2f} ratio={serial_s / dask_s:.2f} "
           f"ratio_tasks={serial_s / tasks_s:.2f} equal={equal} departements={len(deps)} "
           f"workers={args.workers} nodes={n_nodes} serial_cpu_s={serial_cpu:.2f} "
-          f"worker_cpu_max_s={cpu[0]:.2f} load1={os.getloadavg()[0]:.2f}")
+          f"worker_cpu_max_s={cpu[0]:.2f} load1={os.getloadavg()[0]:.2f} "
+          f"worker_cpu_sum_s={sum(cpu):.2f} parent_cpu_s={parent_cpu:.2f} "
+          f"ratio_cpu={serial_cpu / cpu[0]:.2f}")
     if not equal:
         raise SystemExit("the serial and Dask results differ")
 

@@ -229,6 +229,9 @@ def compute_travel_times_by_departement(
     if departement_col is not None and departement_col not in communes_gdf.columns:
         raise InputError(f"departement_col={departement_col!r} is not a column of "
                          f"communes_gdf; found {list(communes_gdf.columns)}")
+    if client is None and scheduler_address is None and processes:
+        # the local workers' imports start now, while the tasks are prepared here
+        start_worker_server(preload_modules=_module_of(graph_loader))
     origins = commune_points_xy(communes_gdf)
     deps = (communes_gdf[departement_col].astype(str).to_numpy() if departement_col
             else np.array([departement_of(c) for c in communes_gdf["code_insee"]]))
@@ -343,7 +346,9 @@ def dask_client(
     The local cluster has ``n_workers`` workers of one thread each (default: one per
     core) and no dashboard; it is closed on exit. Its scheduler gives a worker one
     task at a time, so that tasks queued with priorities run in that order on
-    whichever worker frees up first. Its worker processes are forked from a
+    whichever worker frees up first (Dask queues a group of tasks sent together when it
+    has more than twice as many tasks as threads; a smaller one is placed at once, two
+    per worker at most). Its worker processes are forked from a
     ``multiprocessing`` fork server (Dask's ``distributed.worker.multiprocessing-method``
     set to ``"forkserver"``; spawned where there is none, as on Windows) that imports
     :data:`WORKER_MODULES` and ``preload_modules`` once, while the scheduler starts in
@@ -408,7 +413,8 @@ def dask_client(
     # (worker-saturation 1.0; Dask's 1.1 rounds up to two per one-thread worker): the
     # others wait at the scheduler in priority order, so each worker that frees up takes
     # the largest département left (longest-first) rather than one bound to it with the
-    # first tasks, which only Dask's work stealing could then move.
+    # first tasks, which only Dask's work stealing could then move (Dask queues a group
+    # only when it has more than twice as many tasks as threads: fewer are placed at once).
     # Housekeeping for the dashboard no one opens, every 10-500 ms in each worker and
     # in this process (statistical profiler, event-loop health ticks, system monitor,
     # memory monitor), costs 5-10 % of a core while both cores route: sampled less often
@@ -476,9 +482,9 @@ def start_worker_server(*, preload_modules: Sequence[str] = ()) -> bool:
 def _module_of(graph_loader: GraphLoader) -> tuple[str, ...]:
     """The module a worker imports to unpickle ``graph_loader`` (none for ``__main__``).
 
-    >>> import functools, os.path
-    >>> _module_of(functools.partial(os.path.join, "a"))
-    ('posixpath',)
+    >>> import functools, json
+    >>> _module_of(functools.partial(json.dumps, indent=1))
+    ('json',)
     """
     func = graph_loader
     while isinstance(func, functools.partial):

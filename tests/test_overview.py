@@ -213,3 +213,22 @@ def test_offer_per_commune_equals_a_grouping_of_whole_rows():
         np.testing.assert_array_equal(table.columns[f"places_{t}"],
                                       places.astype("float64").to_numpy())
     assert table.columns["n_laep"].sum() == 0 and np.isnan(table.columns["places_laep"]).all()
+
+
+def test_nearest_pair_by_pair_equals_the_k_d_tree(monkeypatch):
+    """Up to 60 M pairs the nearest facility is searched pair by pair (no scipy import for
+    a 100,000-row facility file): the same distances and the same first of equally near
+    targets (co-located ones included) as the k-d tree beyond."""
+    import diagnosis.overview as overview
+
+    rng = np.random.default_rng(8)
+    origins = rng.uniform(0, 50_000, (300, 2)).round(0)
+    targets = rng.uniform(0, 50_000, (5_000, 2)).round(0)
+    targets[100:140] = targets[99]  # a town hall's structures
+    targets[4_000:4_010] = origins[:10]  # at an origin itself
+    pairs = nearest_distances(origins, targets)
+    monkeypatch.setattr(overview, "_ALL_PAIRS_MAX", 0)
+    tree = nearest_distances(origins, targets)
+    assert np.array_equal(pairs[0], tree[0]) and np.array_equal(pairs[1], tree[1])
+    monkeypatch.undo()  # Loire-Atlantique's 207 communes against a 100,000-row file
+    assert overview._ALL_PAIRS_MAX >= 207 * 100_000

@@ -315,13 +315,16 @@ def test_a_code_of_no_departement_is_flagged_like_an_unknown_commune(tmp_path):
     assert "99999" in flag and "44999" in flag and "lignes 2, 3 " in flag
 
 
-_ARROW_TEXTS = {  # every line as wide as the header, nothing to strip, "\n" line ends
+_ARROW_TEXTS = {  # every line as wide as the header, nothing to strip
     "tidy": "nom;type;code_insee\nA;crèche;44109\nB;pmi;44129\n",
     "inner spaces and breaks kept": "nom;type\nCrèche  des\u000bBois;crèche\nB\x1cC;p\u2028mi\n",
     "empty cells": "nom;type;cp\nA;;\n;pmi;44000\n",
     "tab separator": "nom\ttype\nA\tcrèche\nB\tpmi\n",
     "no final line break": "nom;type\nA;crèche\nB;pmi",
     "an unnamed column": "nom;type;\nA;crèche;x\nB;pmi;\n",
+    "windows line ends": "nom;type\r\nA;crèche\r\nB;pmi\r\n",
+    "old mac line ends": "nom;type\rA;crèche\rB;pmi\r",
+    "mixed line ends": "nom;type\r\nA;crèche\nB;pmi\rC;laep",
 }
 
 
@@ -357,7 +360,7 @@ def test_arrow_reader_leaves_every_other_csv_to_the_line_reader():
 
     rng = random.Random(23)
     alphabet = ["a", "b", "é", ";", ";", "\n", "\n", " ", "\x0b", "\u2028", "\x1c",
-                "\u3000", "\r\n"]
+                "\u3000", "\r\n", "\r"]
     taken = 0
     for k in range(3000):
         text = "a;b\n" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
@@ -384,8 +387,10 @@ def test_a_table_read_by_arrow_equals_one_read_line_by_line(tmp_path):
     text = ("nom;type;code_insee;\n"
             + "".join(f"S{i};crèche;44{i:03d};\n" for i in range(50)))  # an empty column
     arrow = read_table(text.encode(), file_name="a.csv")
-    by_line = read_table(text.replace("\n", "\r\n").encode(), file_name="a.csv")
+    by_line = read_table(text.replace("S0;", '"S0";').encode(), file_name="a.csv")  # quoted
     pdt.assert_frame_equal(arrow.frame.astype(object), by_line.frame)
+    assert by_line.frame.dtypes.eq("object").all()  # the line reader's table
+    assert not arrow.frame.dtypes.eq("object").any()  # arrow's text
     assert list(arrow.frame.columns) == ["nom", "type", "code_insee"]  # the empty one dropped
     assert list(arrow.frame.index[:2]) == [2, 3] and arrow.warnings == by_line.warnings
 
@@ -401,7 +406,7 @@ def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, mo
     monkeypatch.setattr(_halls_cache, "cache_root", lambda: tmp_path)  # the cache folder
     folder = tmp_path / "geography"
     folder.mkdir()
-    (folder / "town_halls-v1-1-2.npz").write_bytes(b"an older geography")
+    (folder / "town_halls-v1-0123.npz").write_bytes(b"an older geography")
     computed = []
     real = _halls_cache.read_points
 
@@ -416,7 +421,7 @@ def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, mo
     try:
         first = _national_town_halls()
         (stored,) = folder.glob("town_halls-*.npz")  # written; the older one removed
-        assert stored.name != "town_halls-v1-1-2.npz"
+        assert stored.name != "town_halls-v1-0123.npz"
         _national_town_halls.cache_clear()
         second = _national_town_halls()
         stored.write_bytes(b"damaged")
@@ -428,3 +433,62 @@ def test_national_town_halls_are_computed_once_then_read_back_equal(tmp_path, mo
     for found in (first, second, third):
         assert_geodataframe_equal(found, expected)
     assert _halls_cache.read_points(COMMUNES_FILE) is not None  # rewritten after the damage
+
+
+def test_pairs_within_reach_equal_a_k_d_tree():
+    """The pairs of positions within reach, searched group by group with numpy (a large
+    group by a k-d tree), are a k-d tree's over all the points (scipy as the oracle)."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    from data_sources.user_file import duplicates
+    from data_sources.user_file.duplicates import _pairs_within
+
+    rng = np.random.default_rng(17)
+    for trial in range(40):
+        n = int(rng.integers(1, 400))
+        groups = rng.integers(0, int(rng.integers(1, 60)), n) * 8.0
+        if trial % 4 == 0:
+            groups[: n // 2] = 8.0  # one large group: the k-d tree path
+        xyz = rng.normal(0, 1, (n, 3)) * 1e-5
+        xyz[rng.random(n) < 0.2] = 0.0  # a shared place
+        points = np.column_stack([xyz, groups])
+        radius = float(rng.choice([5e-6, 1e-5, 3e-5]))
+        mine = _pairs_within(points, radius)
+        oracle = cKDTree(points).query_pairs(r=radius, output_type="ndarray")
+        assert sorted(map(tuple, mine.tolist())) == sorted(map(tuple, oracle.tolist()))
+        assert (mine[:, 0] < mine[:, 1]).all() if len(mine) else True
+    assert duplicates._PAIRWISE_MAX < 200  # (the large groups above took the other path)
+
+
+def test_an_import_read_by_arrow_equals_one_read_by_the_csv_reader():
+    """A whole import (facilities, rejected rows, notes, warnings, duplicates) is the same
+    whether arrow's reader splits the file or the csv reader does (one quoted cell sends
+    the same file to the line reader)."""
+    import numpy as np
+    import pandas.testing as pdt
+
+    rng = np.random.default_rng(4)
+    kinds = ["crèche", "pmi", "RPE", "truc", "micro-crèche", ""]
+    rows = ["nom;type;code_insee;latitude;longitude;places"]
+    for i in range(3000):
+        lat, lon = 47.2 + rng.normal(0, 0.2), -1.6 + rng.normal(0, 0.3)
+        if i % 13 == 0:
+            lat, lon = lon, lat  # swapped
+        code = str(rng.choice(["44109", "44129", "44999", "", "44184"]))
+        la, lo = ("", "") if i % 11 == 0 else (f"{lat:.5f}", f"{lon:.5f}")
+        rows.append(f"Structure {i % 900};{rng.choice(kinds)};{code};{la};{lo};"
+                    f"{rng.choice(['12', '', '0', '3 places', 'x'])}")
+    text = "\n".join(rows) + "\n"
+    arrow = load_facility_file(text.encode(), name="s.csv", town_halls=HALLS)
+    by_line = load_facility_file(text.replace("Structure 5;", '"Structure 5";', 1).encode(),
+                                 name="s.csv", town_halls=HALLS)
+    pdt.assert_frame_equal(arrow.facilities.to_wkt(), by_line.facilities.to_wkt())
+    for table in ("rejected", "notes", "duplicates"):
+        pdt.assert_frame_equal(getattr(arrow.report, table), getattr(by_line.report, table))
+    assert arrow.report.warnings == by_line.report.warnings
+    assert arrow.report.rows_read == 3000 == arrow.report.accepted + len(arrow.report.rejected)
+    assert len(arrow.report.rejected) > 100 and len(arrow.report.notes) > 100
+    from data_sources.user_file.read import read_table
+
+    assert not read_table(text.encode(), file_name="s.csv").frame.dtypes.eq("object").any()

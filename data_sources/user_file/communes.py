@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -49,8 +50,19 @@ def _postcode(value: str) -> str:
 class _Cog:
     current: dict[str, str]               # code -> name of current communes
     former: dict[str, str]                # former (merged) code -> current code
-    by_postcode: dict[str, tuple[str, ...]]
     known: frozenset[str] = frozenset()   # every code of the table (arrondissements too)
+    #: (code, postcodes) of each current commune, in table order: indexed by postcode
+    #: (:attr:`by_postcode`) only when a row needs it
+    postcodes_of: tuple[tuple[str, str], ...] = ()
+
+    @functools.cached_property
+    def by_postcode(self) -> dict[str, tuple[str, ...]]:
+        """The current communes of each postcode, in table order."""
+        found: dict[str, list[str]] = {}
+        for code, postcodes in self.postcodes_of:
+            for pc in postcodes.split():
+                found.setdefault(pc, []).append(code)
+        return {k: tuple(v) for k, v in found.items()}
 
 
 _COG_CACHE: dict[int, tuple[pd.DataFrame, _Cog]] = {}
@@ -78,18 +90,18 @@ def _build_cog_index(cog: pd.DataFrame) -> _Cog:
                        table["former_codes"], table["postcodes"], strict=True))
     current = {code: name for code, name, kind, *_ in records if kind == "commune"}
     former: dict[str, str] = {}
-    by_postcode: dict[str, list[str]] = {}
-    for code, _name, kind, parent, formers, postcodes in records:
+    for code, _name, kind, parent, formers, _postcodes in records:
         if kind == "commune":
-            for f in formers.split():
-                if f not in current:
-                    former.setdefault(f, code)
-            for pc in postcodes.split():
-                by_postcode.setdefault(pc, []).append(code)
+            if formers:
+                for f in formers.split():
+                    if f not in current:
+                        former.setdefault(f, code)
         elif kind in ("deleguee", "associee") and parent and code not in current:
             former.setdefault(code, parent)
     known = frozenset(table["code"]) | frozenset(former)
-    return _Cog(current, former, {k: tuple(v) for k, v in by_postcode.items()}, known)
+    postcodes_of = tuple((code, postcodes) for code, _n, kind, _p, _f, postcodes in records
+                         if kind == "commune")
+    return _Cog(current, former, known, postcodes_of)
 
 
 def _text_list(column: pd.Series) -> list[str]:
@@ -143,12 +155,15 @@ def _point_table(gdf: gpd.GeoDataFrame, *, arg: str, points: bool) -> gpd.GeoDat
         raise InputError(f"{arg} has no CRS; set one (e.g. gdf.set_crs('EPSG:4326'))")
     out = gdf.to_crs(WGS84)
     codes = out[code_col].to_numpy(dtype=object)
-    if pd.api.types.infer_dtype(codes, skipna=False) != "string":  # numbers, gaps…
-        codes = out[code_col].astype(str).to_numpy(dtype=object)
     # each code tested as Python text (an arrow regex over the 35,000 communes of France
     # cost 0.04-0.2 s per import); a code that is not clean goes through the normaliser
-    clean = np.fromiter((isinstance(c, str) and _INSEE_RE.fullmatch(c) is not None
-                         for c in codes), dtype=bool, count=len(codes))
+    if pd.api.types.infer_dtype(codes, skipna=False) == "string":  # text: one pass
+        clean = np.fromiter(map(bool, map(_INSEE_RE.fullmatch, codes)), dtype=bool,
+                            count=len(codes))
+    else:  # numbers, gaps…
+        codes = out[code_col].astype(str).to_numpy(dtype=object)
+        clean = np.fromiter((isinstance(c, str) and _INSEE_RE.fullmatch(c) is not None
+                             for c in codes), dtype=bool, count=len(codes))
     if not clean.all():
         codes[~clean] = [_insee(c) for c in codes[~clean]]
     out = gpd.GeoDataFrame({"code_insee": codes}, geometry=out.geometry.values, crs=WGS84)
@@ -223,13 +238,27 @@ def _codes_from_polygons(
     return codes
 
 
+def _in_keys(values: pd.Series, keys: Container[str]) -> np.ndarray:
+    """Whether each value is among ``keys``, each distinct value looked up once.
+
+    Examples
+    --------
+    >>> _in_keys(pd.Series(["44109", "", "44109", "99999"], dtype=object), {"44109": 1})
+    array([ True, False,  True, False])
+    """
+    of_row, distinct = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=False)
+    found = np.fromiter((v in keys for v in distinct), dtype=bool, count=len(distinct))
+    return found[of_row]
+
+
 def _codes_from_cog(
     codes: pd.Series, postcodes: pd.Series, commune_names: pd.Series, addresses: pd.Series,
     cog: _Cog, log: _Log,
 ) -> pd.Series:
-    old = codes.ne("") & ~codes.isin(list(cog.current)) & codes.isin(list(cog.former))
+    filled = codes.to_numpy(dtype=object) != ""
+    old = filled & ~_in_keys(codes, cog.current) & _in_keys(codes, cog.former)
     replaced = {c: cog.former[c] for c in pd.unique(codes[old])}
-    replaced_rows = [int(str(r)) for r in codes.index[old.to_numpy()]]
+    replaced_rows = [int(str(r)) for r in codes.index[old]]
     before = codes.copy()
     codes = codes.astype(object)  # a copy; the former codes replaced where they stand
     if old.any():
@@ -242,9 +271,9 @@ def _codes_from_cog(
         log.warnings.append(
             f"code d'une ancienne commune remplacé par celui de la commune actuelle pour "
             f"{_plural(len(replaced_rows), 'ligne', 'lignes')} ({pairs})")
-    unknown = codes.ne("") & ~codes.isin(list(cog.known))
+    unknown = (codes.to_numpy(dtype=object) != "") & ~_in_keys(codes, cog.known)
     if unknown.any():
-        unknown_rows = [int(str(r)) for r in codes.index[unknown.to_numpy()]]
+        unknown_rows = [int(str(r)) for r in codes.index[unknown]]
         log.note(unknown_rows, lambda r: (
             f"code commune {codes.loc[r]} inconnu du code officiel géographique (ni commune "
             "actuelle ni ancienne) : vérifiez-le"))
@@ -252,7 +281,8 @@ def _codes_from_cog(
         log.warnings.append(
             f"code commune inconnu ({shown}) : {_rows_text(unknown_rows)} ; vérifiez ces codes")
     deduced: list[int] = []
-    for row in codes.index[codes.eq("") & postcodes.ne("")]:
+    for row in codes.index[(codes.to_numpy(dtype=object) == "")
+                           & (postcodes.to_numpy(dtype=object) != "")]:
         pc = postcodes[row]
         place = commune_names[row] or addresses[row].split(pc, 1)[-1]
         code = _commune_from_postcode(pc, place, cog)

@@ -146,12 +146,13 @@ def parse_facilities(
     cog_index = _cog_index(cog) if cog is not None else None
     postcodes = _parse_postcodes(col("postcode"), col("address"), log)
     codes = _parse_codes(frame, columns, insee_fallbacks, log)
-    if communes is not None and (codes.eq("").to_numpy() & precise).any():
-        codes = _codes_from_polygons(codes, lon, lat, codes.eq("").to_numpy() & precise,
+    if communes is not None and ((codes.to_numpy(dtype=object) == "") & precise).any():
+        codes = _codes_from_polygons(codes, lon, lat,
+                                     (codes.to_numpy(dtype=object) == "") & precise,
                                      communes, log)
     if cog_index is not None:
         codes = _codes_from_cog(codes, postcodes, col("commune"), col("address"), cog_index, log)
-    missing_code = codes.eq("").to_numpy()
+    missing_code = codes.to_numpy(dtype=object) == ""
 
     # --- positions checked against the declared commune (a lost minus sign, a swap…)
     declared = precise & ~missing_code & ~np.isin(rows, list(log.outside))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyproj
+from geopandas.array import TransformerFromCRS
 
 from data_sources.user_file.read import RawTable
 from data_sources.user_file.report import _Log, _plural, _rows_text
@@ -339,9 +340,14 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     # each distinct code looked up once; rows point to their code by number
     code_of_row, distinct = pd.factorize(codes.iloc[idx].astype(str), sort=False)
     distinct_codes = [str(c) for c in distinct]
+    # a current commune is itself (one set lookup; the COG's index of every code, former
+    # and delegated, is built only when another code is met)
+    com = cog.communes
+    current = set(com["code"].to_numpy(dtype=object)[(com["kind"] == "commune").to_numpy()])
     current_of, known = [], set()
     for c in distinct_codes:
-        hit = current_commune(c, cog)
+        own = c.strip().upper()
+        hit = (own, "") if own in current else current_commune(c, cog)
         current_of.append(hit[0] if hit else c)
         if hit:
             known.add(hit[0])
@@ -361,7 +367,9 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     # per distinct code, its current commune's polygon (None: no polygon, not checked)
     shape_of = np.array([polys.get(c) for c in current_of] + [None], dtype=object)[:-1]
     has_shape = np.array([c in polys for c in current_of], dtype=bool)
-    to_metric = pyproj.Transformer.from_crs(WGS84, METRIC_CRS, always_xy=True)
+    # geopandas' cached transformer: the one its reprojections to Lambert-93 use
+    to_metric = TransformerFromCRS(pyproj.CRS.from_user_input(WGS84),
+                                   pyproj.CRS.from_user_input(METRIC_CRS), always_xy=True)
 
     def metres(x: np.ndarray, y: np.ndarray, which: np.ndarray) -> np.ndarray:
         # distance of each point to the polygon of its code (number ``which`` into

@@ -391,7 +391,7 @@ def _read_plain_records(lines: Sequence[str], *, sep: str, width: int, skip_firs
     if '"' in body or "\x00" in body:
         return None
     body = body.replace("\u00a0", " ")  # as each cell's, the csv reader splits the same
-    if header and "\r" not in body:
+    if header:
         read = _arrow_records(body, sep=sep, first=skip_first + 1, file_name=file_name,
                               max_rows=max_rows)
         if read is not None:
@@ -443,11 +443,12 @@ def _arrow_records(body: str, *, sep: str, first: int, file_name: str,
                    max_rows: int) -> _Records | None:
     r""":func:`_read_plain_records` of the usual CSV, by arrow's reader; ``None`` for any other.
 
-    The usual CSV (with a header; the caller checked that it has no quote, NUL or
-    ``\r``): a first line of two names or more, then lines of as many cells, none blank,
-    none to strip, none too long for the csv reader. Arrow splits its cells in C on both
-    cores and hands them over as one table of arrow text, with no Python object per cell;
-    any other file is left to the line reader (``None``). The records are those of the
+    The usual CSV (with a header; the caller checked that it has no quote or NUL; lines
+    ending in ``\n``, ``\r\n`` or ``\r``): a first line of two names or more, then lines
+    of as many cells, none blank, none to strip, none too long for the csv reader. Arrow
+    splits its cells in C on both cores and hands them over as one table of arrow text,
+    with no Python object per cell; any other file is left to the line reader
+    (``None``). The records are those of the
     csv reader (test: ``test_arrow_reader_equals_the_general_reader``).
 
     Examples
@@ -464,10 +465,10 @@ def _arrow_records(body: str, *, sep: str, first: int, file_name: str,
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    end = body.find("\n")
-    head = body[:end].split(sep) if end > 0 else []
-    rest = body[end + 1:] if end > 0 else ""
-    if sum(bool(c) for c in head) < 2 or not rest or rest.startswith("\n"):
+    first_line = io.StringIO(body, newline="").readline()  # its end: \n, \r\n or \r
+    head = first_line.rstrip("\r\n").split(sep)
+    rest = body[len(first_line):]
+    if sum(bool(c) for c in head) < 2 or not rest or rest.startswith(("\n", "\r")):
         return None  # titles, a blank line or no row: the line reader words it
     try:
         data = rest.encode("utf-8")
@@ -487,7 +488,9 @@ def _arrow_records(body: str, *, sep: str, first: int, file_name: str,
                 strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a line of another width
         return None
-    lines = rest.count("\n") + (not rest.endswith("\n"))
+    # lines as the csv reader counts them (\n, \r\n or \r ends one; arrow's reader too)
+    lines = (rest.count("\n") + rest.count("\r") - rest.count("\r\n")
+             + (not rest.endswith(("\n", "\r"))))
     if table.num_rows != lines or table.num_columns != len(head):
         return None
     if table.num_rows > max_rows:
