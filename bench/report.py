@@ -20,11 +20,17 @@ of the process it forks, medians).
 
 How the command spends its two cores (:class:`diagnosis.report.PdfProcess`): a process
 forked at its start imports WeasyPrint while the diagnosis is computed, receives the
-report's HTML, parses it and computes its styles while the command draws the maps
-(matplotlib, once each) and sends them, then lays the report out. On a quiet machine the
-command's time is about: its own work up to the last map, then WeasyPrint's layout and
-PDF writing. On a loaded machine both processes share the cores with others and the
-wall time says little: read ``*_cpu_s`` too.
+report's HTML, and lays it out in two parts (:mod:`diagnosis.report._parallel`): the
+report is cut before the chapter that evens the work (a chapter starts a page, so both
+parts lay out as the whole would: for a département, the annexes, about 60 % of the
+layout), the second part is laid out in a process forked from it, the first part there
+while the command draws the maps (matplotlib, once each, half of them in a helper
+process) and sends them; pypdf then joins the two PDFs (page numbers drawn over the
+joined pages, WeasyPrint's own bookmark tree). ``*_layout_s`` is WeasyPrint laying out
+the whole HTML in one process, as before: the command can now beat it. On a loaded
+machine the processes share the cores with others and the wall time says little (the
+two-part layout costs about 0.4 s more CPU: the page numbers' document and the join):
+read ``*_cpu_s`` too.
 
 Measured (2 cores shared with other jobs; whole command, medians of 3 runs, load given):
 
