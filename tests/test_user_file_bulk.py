@@ -357,6 +357,7 @@ def test_arrow_reader_equals_the_general_reader(name):
     "nom;type\nA;crèche\u3000\nB;pmi\n",      # a cell to strip
     "nom;type\nA;crèche\n;\nB;pmi\n",         # a blank row
     "Liste;\nnom;type\nA;crèche\n",           # a title above the header
+    "nom;type\n\ufeffA;crèche\n",              # a byte-order mark opening a row
 ])
 def test_arrow_reader_leaves_names_and_cells_to_strip_to_the_line_reader(text):
     from data_sources.user_file.read import _arrow_records

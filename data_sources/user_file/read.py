@@ -470,8 +470,9 @@ def _arrow_records(body: str, *, sep: str, first: int, file_name: str,
     rest = body[len(first_line):]
     if sum(bool(c) for c in head) < 2 or not rest or rest.startswith(("\n", "\r")):
         return None  # titles, a blank line or no row: the line reader words it
-    if any(c != c.strip() for c in head):
-        return None  # a name to strip: the line reader strips every cell
+    if any(c != c.strip() for c in head) or rest.startswith("\ufeff"):
+        return None  # a name to strip (the line reader strips every cell), or a byte-order
+        # mark that arrow's reader would drop from the first row
     try:
         data = rest.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate left by the decoding
