@@ -79,7 +79,7 @@ def test_step_weights_by_blocks_equal_access_step_function(block, monkeypatch):
     # (and a last partial block) give access's weight for every time, bounds included
     from access import weights
 
-    import diagnosis.accessibility as acc
+    import diagnosis.e2sfca as acc
 
     monkeypatch.setattr(acc, "_STEP_BLOCK", block)
     steps = {4.0: 1.0, 9.5: 0.5, 15.0: 0.25, 20.0: 0.1}
@@ -205,7 +205,7 @@ def test_sparse_e2sfca_with_pairs_past_the_catchment_equals_dense():
 
 def test_small_and_large_instances_take_the_same_answer(monkeypatch):
     # below _SMALL_PAIRS the sums are bincounts, above sparse products: same numbers
-    import diagnosis.accessibility as acc
+    import diagnosis.e2sfca as acc
 
     minutes, demand, supply = random_instance(9, n=500, m=40)
     supply[3] = np.nan
@@ -244,7 +244,7 @@ def test_blocked_e2sfca_equals_whole_products(per_block, monkeypatch):
     # above _BLOCKED_PAIRS the two stages run by blocks of rows (weights per block):
     # blocks of one pair, of 37 (rows cut anywhere) and of 500 give the same scores,
     # with origins without any pair first, in the middle and last, and pairs past T
-    import diagnosis.accessibility as acc
+    import diagnosis.e2sfca as acc
 
     minutes, demand, supply = random_instance(11, n=300, m=25)
     minutes[[0, 1, 150, 299]] = np.inf
@@ -311,7 +311,7 @@ def test_pairs_past_the_reach_dropped_first_give_the_same_scores(per_block, deca
     # each block size gives what the products on every pair give, and access's answer
     from access import weights
 
-    import diagnosis.accessibility as acc
+    import diagnosis.e2sfca as acc
 
     monkeypatch.setattr(acc, "_SMALL_PAIRS", 0)  # the product path even at this size
     minutes, demand, supply = random_instance(13, n=500, m=40)
@@ -351,7 +351,7 @@ def test_pairs_past_the_reach_dropped_first_give_the_same_scores(per_block, deca
 
 def test_every_pair_past_the_reach_dropped_leaves_no_access(monkeypatch):
     # a catchment shorter than every stored time: all pairs dropped, no score, no ratio
-    import diagnosis.accessibility as acc
+    import diagnosis.e2sfca as acc
 
     monkeypatch.setattr(acc, "_DROP_MIN_PAIRS", 0)
     minutes, demand, supply = random_instance(15, n=200, m=30)
@@ -366,7 +366,7 @@ def test_every_pair_past_the_reach_dropped_leaves_no_access(monkeypatch):
 def test_travel_times_within_the_reach_are_not_compared_again(monkeypatch):
     # a TravelTimes routed to the catchment holds no pair past it: no drop pass at all;
     # routed to twice the catchment, the pairs past it are dropped (same scores)
-    import diagnosis.accessibility as acc
+    import diagnosis.e2sfca as acc
 
     monkeypatch.setattr(acc, "_DROP_MIN_PAIRS", 0)
     rng = np.random.default_rng(14)

@@ -295,6 +295,26 @@ def _flag_near(dist: np.ndarray, rows: np.ndarray, declared: np.ndarray,
                             "gardée(s), à vérifier")
 
 
+def _current_codes(codes: list[str], cog: Any) -> tuple[list[str], set[str]]:
+    """Each code's current commune (itself if unknown) and the set of those known.
+
+    A current commune is itself (one set lookup); the COG's index of every code, former
+    and delegated, is built only when another code is met.
+    """
+    from diagnosis.territory import current_commune
+
+    com = cog.communes
+    current = set(com["code"].to_numpy(dtype=object)[(com["kind"] == "commune").to_numpy()])
+    current_of, known = [], set()
+    for c in codes:
+        own = c.strip().upper()
+        hit = (own, "") if own in current else current_commune(c, cog)
+        current_of.append(hit[0] if hit else c)
+        if hit:
+            known.add(hit[0])
+    return current_of, known
+
+
 def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
                             mask: np.ndarray, rows: np.ndarray, log: Any
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -330,7 +350,6 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     from data_sources.cog import load_cog
     from data_sources.national import load_national_communes
     from diagnosis.settings import METRIC_CRS
-    from diagnosis.territory import current_commune
 
     lon, lat = lon.copy(), lat.copy()
     idx = np.flatnonzero(mask)
@@ -340,17 +359,7 @@ def check_declared_communes(lon: np.ndarray, lat: np.ndarray, codes: pd.Series,
     # each distinct code looked up once; rows point to their code by number
     code_of_row, distinct = pd.factorize(codes.iloc[idx].astype(str), sort=False)
     distinct_codes = [str(c) for c in distinct]
-    # a current commune is itself (one set lookup; the COG's index of every code, former
-    # and delegated, is built only when another code is met)
-    com = cog.communes
-    current = set(com["code"].to_numpy(dtype=object)[(com["kind"] == "commune").to_numpy()])
-    current_of, known = [], set()
-    for c in distinct_codes:
-        own = c.strip().upper()
-        hit = (own, "") if own in current else current_commune(c, cog)
-        current_of.append(hit[0] if hit else c)
-        if hit:
-            known.add(hit[0])
+    current_of, known = _current_codes(distinct_codes, cog)
     none = np.zeros(lon.shape[0], dtype=bool)
     # a code the COG does not know has no polygon (flagged with the codes): not checked,
     # whatever its département (« 99999 » named no département to read)
