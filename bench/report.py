@@ -96,14 +96,12 @@ _CAPTURE = """
 import sys
 from pathlib import Path
 from diagnosis.report import render
-real = render._write_pdf
-def keep(html, figures):
-    out = real(html, figures)  # the figures are drawn by now: embedded as data URIs
-    doc = render._Document(html=html, figures={k: (lambda k=k: figures(k))
-                                               for k in render._report_figure_keys(html)})
+real = render._report_document
+def keep(*args, **kwargs):
+    doc = real(*args, **kwargs)  # the report's HTML, its figures drawn here as data URIs
     Path(sys.argv[1]).write_text(render._inline_figures(doc), encoding="utf-8")
-    return out
-render._write_pdf = keep
+    return doc
+render._report_document = keep
 from diagnosis.__main__ import main
 raise SystemExit(main(["report", "--territory", sys.argv[2], "--out", sys.argv[3]]))
 """
