@@ -70,6 +70,21 @@ flex boxes: the report has one), and the maps ~1 s.
   last map plus WeasyPrint's layout and writing (~1 s EPCI, ~2.4 s département): both
   near the goal by that estimate; the quiet run decides.
 
+- 6 Dec 2026, third pass: the département's report laid out on two cores (see above; an
+  EPCI's annexes are too small to be worth it and stay with the rest). Quiet machine
+  (load 1.2-1.6, nothing else running), commit 60de45e then the size threshold:
+
+    RESULT epci_s=3.98 epci_layout_s=2.90 dep_s=4.73 dep_layout_s=5.29 pages=15/25
+    equal=True runs=3 load=1.55 epci_cpu_s=5.25 dep_cpu_s=7.70   (one line)
+
+  Cut against not cut (same commit, the cut disabled), ``farm-bench -n 7``, alternating,
+  load 1.2-1.4: département 6.29 s -> 5.11 s wall (median of the pairs' ratios 0.81),
+  CPU 7.98 s -> 8.25 s (+3 %); the PDFs have the same pages, text, page numbers,
+  bookmarks and named destinations (``tests/test_report_parallel.py``). The EPCI report
+  against the session's start (8b9c98b), 11 runs: 3.82 s -> 3.78 s (the same). On this
+  machine the runs move by up to 15 % from one minute to the next (the same command took
+  4.7 to 6.4 s in one bad minute): compare in the same minutes.
+
 What was tried and did not move WeasyPrint (3 interleaved runs each, layout alone on the
 département's HTML, CPU within noise of 2.5-2.9 s): ``table-layout: fixed`` everywhere
 (the big tables already are), no ``hyphens``, no ``tr { break-inside: avoid }``, one font
