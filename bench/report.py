@@ -72,7 +72,7 @@ flex boxes: the report has one), and the maps ~1 s.
 
 - 6 Dec 2026, third pass: the département's report laid out on two cores (see above; an
   EPCI's annexes are too small to be worth it and stay with the rest). Quiet machine
-  (load 1.2-1.6, nothing else running), commit 60de45e then the size threshold:
+  (load 1.2-1.6, nothing else running), commit 60de45e then the size threshold::
 
     RESULT epci_s=3.98 epci_layout_s=2.90 dep_s=4.73 dep_layout_s=5.29 pages=15/25
     equal=True runs=3 load=1.55 epci_cpu_s=5.25 dep_cpu_s=7.70   (one line)
