@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import geopandas as gpd
 
+from data_sources._geoparquet import read_geoparquet
 from diagnosis.schema import validate_facilities
 
 DEMO_DIR = Path(__file__).resolve().parent
@@ -25,12 +26,12 @@ DEMO_SOURCES = ("cog2026", "ign_admin_express", "insee_comparateur", "insee_doss
 
 @lru_cache(maxsize=1)
 def _communes() -> gpd.GeoDataFrame:
-    return gpd.read_parquet(DEMO_DIR / "communes_44.parquet")
+    return read_geoparquet(DEMO_DIR / "communes_44.parquet")
 
 
 @lru_cache(maxsize=1)
 def _facilities() -> gpd.GeoDataFrame:
-    return validate_facilities(gpd.read_parquet(DEMO_DIR / "facilities_44.parquet"),
+    return validate_facilities(read_geoparquet(DEMO_DIR / "facilities_44.parquet"),
                                source="demo facilities_44.parquet")
 
 

@@ -35,6 +35,7 @@ from typing import Any, cast
 import geopandas as gpd
 import pandas as pd
 
+from data_sources._geoparquet import read_geoparquet
 from diagnosis.errors import InputError
 from diagnosis.settings import METRIC_CRS
 
@@ -130,13 +131,13 @@ def load_national_communes(*, departements: Sequence[str] | None = None) -> gpd.
         every = _all_communes(COMMUNES_FILE)  # the same rows, in the file's order
         return every.loc[every["dep_code"].isin(wanted)].reset_index(drop=True)
     filters = [("dep_code", "in", wanted)]
-    return _with_points(gpd.read_parquet(COMMUNES_FILE, filters=filters).reset_index(drop=True))
+    return _with_points(read_geoparquet(COMMUNES_FILE, filters=filters).reset_index(drop=True))
 
 
 @lru_cache(maxsize=1)
 def _all_communes(path: Path) -> gpd.GeoDataFrame:
     """Every commune of France, read once per process (callers get copies or subsets)."""
-    return _with_points(gpd.read_parquet(path).reset_index(drop=True))
+    return _with_points(read_geoparquet(path).reset_index(drop=True))
 
 
 def _with_points(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
