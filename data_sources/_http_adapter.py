@@ -26,26 +26,23 @@ from data_sources._outbound import OutboundPolicy, check_peer, check_url
 logger = logging.getLogger(__name__)
 
 
-class GuardedHTTPConnection(HTTPConnection):
+class _PeerChecked:
+    """Mixin of a urllib3 connection: refuse a non-public peer address once connected."""
+
+    allow_hosts: frozenset[str] = frozenset()
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        check_peer(self, sock, self.allow_hosts)
+        return sock
+
+
+class GuardedHTTPConnection(_PeerChecked, HTTPConnection):
     """urllib3 connection that refuses a non-public peer address once connected."""
 
-    allow_hosts: frozenset[str] = frozenset()
 
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        check_peer(self, sock, self.allow_hosts)
-        return sock
-
-
-class GuardedHTTPSConnection(HTTPSConnection):
+class GuardedHTTPSConnection(_PeerChecked, HTTPSConnection):
     """urllib3 TLS connection that refuses a non-public peer address once connected."""
-
-    allow_hosts: frozenset[str] = frozenset()
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        check_peer(self, sock, self.allow_hosts)
-        return sock
 
 
 def guarded_pool_classes(allow_hosts: frozenset[str]) -> dict[str, Any]:

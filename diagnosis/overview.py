@@ -432,9 +432,7 @@ class _CommuneOffer:
         com = communes.loc[isin_codes(communes["code_insee"], wanted)]
         com = com.to_crs(WGS84).reset_index(drop=True)
         fac = facilities.to_crs(WGS84).reset_index(drop=True)
-        origins = origin_points(com).to_crs(METRIC_CRS)
-        oxy = np.column_stack([origins.x.to_numpy(), origins.y.to_numpy()])
-        fxy = metric_xy(fac.geometry)
+        oxy, fxy = metric_xy(origin_points(com)), metric_xy(fac.geometry)
         columns: dict[str, np.ndarray] = {}
         nearest: dict[str, np.ndarray] = {}
         masks: dict[str, np.ndarray] = {}
