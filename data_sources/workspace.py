@@ -22,6 +22,7 @@ import shapely
 
 from data_sources import demo
 from data_sources._cache_paths import has_cached_road_graph
+from data_sources._geoparquet import read_parquet_frame
 from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
 from data_sources.store import LedgerEntry, StoredTerritory, read_source_layer, read_store
@@ -240,7 +241,7 @@ def _national_points(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     from data_sources.national import load_national_communes
 
-    table = pd.read_parquet(path, columns=["code_insee", "point_lon", "point_lat"])
+    table = read_parquet_frame(path, columns=["code_insee", "point_lon", "point_lat"])
     lon = table["point_lon"].to_numpy(dtype=float, na_value=np.nan)
     lat = table["point_lat"].to_numpy(dtype=float, na_value=np.nan)
     codes = table["code_insee"].to_numpy(dtype=object)

@@ -1,7 +1,8 @@
-"""Our GeoParquet reader (data_sources._geoparquet): the frame geopandas reads, the same
+"""Our (Geo)Parquet readers (data_sources._geoparquet): the frame geopandas reads, the same
 columns, values, index and coordinate system, on every GeoParquet file the package ships
 and on files written by geopandas (an index kept, a filter, a CRS without EPSG code, two
-geometry columns), which the reader hands back to geopandas when it cannot take them.
+geometry columns), which the reader hands back to geopandas when it cannot take them; and
+the frame pandas reads from every Parquet file the package ships, whole or by columns.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
 from shapely.geometry import Point
 
-from data_sources._geoparquet import read_geoparquet
+from data_sources._geoparquet import read_geoparquet, read_parquet_frame
 
 PACKAGE = Path(__file__).resolve().parents[1] / "data_sources"
+
+
 def _geo_files() -> list[Path]:
     import pyarrow.parquet as pq
 
@@ -54,3 +58,24 @@ def test_filters_index_and_other_crs_as_geopandas(tmp_path):
     two = tmp_path / "two.parquet"  # two geometry columns: geopandas reads it
     gdf.assign(centre=gdf.geometry).to_parquet(two)
     assert_geodataframe_equal(read_geoparquet(two), gpd.read_parquet(two))
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.parquet")), ids=lambda p: p.name)
+def test_shipped_files_read_as_pandas_reads_them(path):
+    import pyarrow.parquet as pq
+
+    pd.testing.assert_frame_equal(read_parquet_frame(path), pd.read_parquet(path))
+    first = [pq.read_schema(path).names[0]]
+    pd.testing.assert_frame_equal(read_parquet_frame(path, columns=first),
+                                  pd.read_parquet(path, columns=first))
+
+
+def test_frame_keeps_the_index_pandas_wrote(tmp_path):
+    df = pd.DataFrame({"code": ["44109", "2A004", None], "n": [1.5, None, 3.0]},
+                      index=pd.Index(["a", "b", "c"], name="key"))
+    path = tmp_path / "indexed.parquet"
+    df.to_parquet(path)
+    pd.testing.assert_frame_equal(read_parquet_frame(path), pd.read_parquet(path))
+    pd.testing.assert_frame_equal(read_parquet_frame(path), df)
+    pd.testing.assert_frame_equal(read_parquet_frame(path, columns=["n"]),
+                                  pd.read_parquet(path, columns=["n"]))

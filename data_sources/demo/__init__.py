@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import geopandas as gpd
 
-from data_sources._geoparquet import read_geoparquet
+from data_sources._geoparquet import read_geoparquet, read_parquet_frame
 from diagnosis.schema import validate_facilities
 
 DEMO_DIR = Path(__file__).resolve().parent
@@ -38,10 +38,8 @@ def _facilities() -> gpd.GeoDataFrame:
 @lru_cache(maxsize=1)
 def demo_commune_codes() -> frozenset[str]:
     """The codes of the demo's communes (only that column is read)."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(DEMO_DIR / "communes_44.parquet", columns=["code_insee"])
-    return frozenset(str(c) for c in table.column("code_insee").to_pylist())
+    column = read_parquet_frame(DEMO_DIR / "communes_44.parquet", columns=["code_insee"])
+    return frozenset(str(c) for c in column["code_insee"].tolist())
 
 
 def load_demo_communes() -> gpd.GeoDataFrame:

@@ -35,7 +35,7 @@ from typing import Any, cast
 import geopandas as gpd
 import pandas as pd
 
-from data_sources._geoparquet import read_geoparquet
+from data_sources._geoparquet import read_geoparquet, read_parquet_frame
 from diagnosis.errors import InputError
 from diagnosis.settings import METRIC_CRS
 
@@ -188,17 +188,15 @@ def ept_of_communes() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def _departement_codes() -> tuple[str, ...]:
-    import pyarrow.parquet as pq
-
-    col = pq.read_table(COMMUNES_FILE, columns=["dep_code"]).column("dep_code")
-    return tuple(sorted(set(col.to_pylist())))
+    col = read_parquet_frame(COMMUNES_FILE, columns=["dep_code"])["dep_code"]
+    return tuple(sorted(set(col.tolist())))
 
 
 @lru_cache(maxsize=1)
 def load_regions() -> pd.DataFrame:
     """The 18 régions of the COG 2026 (``code``, ``name``; codes as text)."""
     _check_file(REGIONS_FILE)
-    df = pd.read_parquet(REGIONS_FILE)
+    df = read_parquet_frame(REGIONS_FILE)
     return df.astype({"code": object, "name": object})
 
 
