@@ -34,7 +34,7 @@ from shapely.geometry import shape
 
 from data_sources.registry import SourceInfo, register
 from diagnosis.errors import SourceError
-from diagnosis.schema import Territory, isin_codes
+from diagnosis.schema import Territory
 from diagnosis.settings import WGS84
 
 logger = logging.getLogger(__name__)
@@ -139,13 +139,18 @@ def read_commune_list(path: str | Path = COMMUNE_LIST) -> pd.DataFrame:
 def qpv_from_list(communes: Iterable[str], *, path: str | Path = COMMUNE_LIST
                   ) -> gpd.GeoDataFrame:
     """QPV of ``communes`` from the shipped list (no outline, ``basis`` "liste communale")."""
-    listed = read_commune_list(path)
-    listed = listed[isin_codes(listed["code_insee"], set(communes))]
-    # one row per QPV (sorted by code): its first name, its communes
-    joined = listed.groupby("code_qp")["code_insee"].agg(lambda s: ",".join(sorted(set(s))))
-    first = listed.drop_duplicates("code_qp", keep="first").set_index("code_qp")["lib_qp"].to_dict()
-    rows = [{"code_qp": code, "lib_qp": first[code], "communes": coms, "basis": BASIS_LIST,
-             "geometry": None} for code, coms in joined.items()]
+    wanted = {str(c) for c in communes}
+    # one row per QPV (sorted by code): its first name in the list, its communes (read
+    # row by row: the list is 1,700 rows, and every command on a territory reads it)
+    found: dict[str, tuple[str, set[str]]] = {}
+    with Path(path).open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh, delimiter=";"):
+            code = r["insee_com"].zfill(5)
+            if code in wanted:
+                found.setdefault(r["code_qp"], (r["lib_qp"], set()))[1].add(code)
+    rows = [{"code_qp": qp, "lib_qp": name, "communes": ",".join(sorted(coms)),
+             "basis": BASIS_LIST, "geometry": None}
+            for qp, (name, coms) in sorted(found.items())]
     return gpd.GeoDataFrame(pd.DataFrame(rows, columns=list(QPV_COLUMNS)),
                             geometry="geometry", crs=WGS84)
 
