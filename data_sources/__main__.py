@@ -148,7 +148,7 @@ class _Bars:
     def __init__(self) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, emoji=False)
         self.live = self.console.is_terminal
         self.tasks: dict[str, Any] = {}
         self.progress: Any = None
@@ -192,17 +192,18 @@ class _Bars:
 def print_summary(result: FetchResult) -> None:
     """The table of sources, the reasons of failures and what stays usable (stdout)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = Console(emoji=False)
     if not console.is_terminal:
-        console = Console(width=110)
-    table = Table(title=f"Sources de {result.territory.label}")
+        console = Console(width=110, emoji=False)
+    table = Table(title=f"Sources de {escape(result.territory.label)}")
     for col in ("Source", "État", "Lignes gardées", "Rejetées", "Millésime"):
         table.add_column(col, overflow="fold")
     for o in result.outcomes:
         table.add_row(o.key, STATUSES[o.status], str(o.rows_kept), str(o.rows_rejected),
-                      o.vintage or "—")
+                      escape(o.vintage or "—"))
     console.print(table)
     failed = result.failed
     if failed:

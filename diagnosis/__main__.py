@@ -107,11 +107,11 @@ def _print_table(data: dict[str, Any]) -> None:
     from diagnosis.overview import COVERAGE_LABELS
     from diagnosis.schema import facility_label
 
-    con = Console(width=110)
+    con = Console(width=110, emoji=False, highlight=False)
     t = data["territory"]
     con.print(f"[bold]{_esc(t['name'])}[/bold] ({_kind_fr(t['kind'])} {t['code']})")
     if t.get("note"):
-        con.print(t["note"])
+        con.print(_esc(t["note"]))
     births = data["births_2024"]
     n_total = int(data.get("n_communes_total", data["n_communes"]))
     known = fr_out_of(int(data.get("n_communes_births_known", data["n_communes"])), n_total)
@@ -148,12 +148,13 @@ def _print_table(data: dict[str, Any]) -> None:
                   "structures connues ; « ≤ » : au plus. Importez un fichier de structures ou "
                   "mettez à jour les sources pour les connaître.")
     for imp in data.get("imports", []):
-        con.print(f"Import {imp['file']} : {imp['summary']}")
+        con.print(f"Import {_esc(imp['file'])} : {_esc(imp['summary'])}")
     con.print("[bold]Sources[/bold]")
     for s in data["sources"]:
-        con.print(f"- {s['title']} — {s['vintage']} — {s['licence']} — {s['attribution']}")
+        con.print(_esc(f"- {s['title']} — {s['vintage']} — {s['licence']} — "
+                       f"{s['attribution']}"))
     for n in data["notices"]:
-        con.print(f"[yellow]! {n}[/yellow]")
+        con.print(f"[yellow]! {_esc(n)}[/yellow]")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -252,9 +253,9 @@ def cmd_access(args: argparse.Namespace) -> int:
     con = _console()
     t = ws.territory
     con.print(f"[bold]{_esc(t.name)}[/bold] ({_kind_fr(t.kind)} {t.code}) — seuil "
-              f"{_fr(params.max_minutes)} min — {travel.label}")
+              f"{_fr(params.max_minutes)} min — {_esc(travel.label)}")
     if params.travel_reason:
-        con.print(params.travel_reason)
+        con.print(_esc(params.travel_reason))
     tab = Table(title="Accès aux services, par type")
     for col in ("Type", "Structures chargées", "Sans capacité", "Naissances à portée", "Part",
                 "Communes hors de portée"):
@@ -262,7 +263,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     coverage = ov.summary.get("coverage", {})
     for r in res.access.summary.to_dict("records"):
         status = str(coverage.get(r["type"], {}).get("status", "unknown"))
-        tab.add_row(str(r["label"]), str(r["n_facilities"]),
+        tab.add_row(_esc(r["label"]), str(r["n_facilities"]),
                     str(r["n_facilities_without_capacity"]),
                     fr_known(r["births_within"], status=status, feminine=True),
                     fr_known(r["share_births_within"], status=status, percent=True,
@@ -273,7 +274,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     _print_priority(con, res.gaps, top=args.top,
                     births_year=ov.summary.get("data_years", {}).get("births_2024", 2024))
     for n in (*res.notes, *ws.notices):
-        con.print(f"[yellow]! {n}[/yellow]")
+        con.print(f"[yellow]! {_esc(n)}[/yellow]")
     return 0
 
 
@@ -300,7 +301,7 @@ def _print_priority(con: Console, gaps: GapsResult, *, top: int,
         missing = [FACTOR_LABELS[k].lower() + " inconnue" if k != "births"
                    else "naissances inconnues"
                    for k in str(r.get("missing_factors") or "").split(",") if k]
-        tab.add_row(_fr(r["rank"]), str(r["name"]), _fr(r["births"]),
+        tab.add_row(_fr(r["rank"]), _esc(r["name"]), _fr(r["births"]),
                     *[_fr(r[f"factor_{k}"], 2) for k in PRIORITY_FACTORS[1:]],
                     _fr(r["score"], 1),
                     " ; ".join([s for s in (str(r.get("estimated_factors") or ""),) if s]
@@ -416,10 +417,10 @@ def _print_site_table(ws: Workspace, main: SitingResult, sc: SitingScenarios,
     s = main.summary
     con.print(f"[bold]{_esc(t.name)}[/bold] ({_kind_fr(t.kind)} {t.code}) — {args.k} "
               "nouveau(x) site(s), "
-              f"seuil {_fr(params.max_minutes)} min — {travel.label}")
+              f"seuil {_fr(params.max_minutes)} min — {_esc(travel.label)}")
     if params.travel_reason:
-        con.print(params.travel_reason)
-    con.print(str(s.get("message", "")))
+        con.print(_esc(params.travel_reason))
+    con.print(_esc(s.get("message", "")))
     tab = Table(title="Sites recommandés")
     for col in ("Rang", "Site (identifiant)", "Type", "Naissances à portée", "dont nouvelles",
                 "Apport du site", "PMI (min)", "Maternité (min)", "Partenaires à portée"):
@@ -429,7 +430,7 @@ def _print_site_table(ws: Workspace, main: SitingResult, sc: SitingScenarios,
         if r["status"] != "recommandé":
             label += f" — {r['status']}"
         gain = r.get("births_marginal")
-        tab.add_row(_fr(r.get("rank")), label, str(r.get("type_label", "")),
+        tab.add_row(_fr(r.get("rank")), _esc(label), _esc(r.get("type_label", "")),
                     _fr(r.get("births_covered")), _fr(r.get("births_new")),
                     "—" if gain is None or gain != gain else f"+{_fr(gain)}",
                     _fr(r.get("minutes_nearest_pmi")), _fr(r.get("minutes_nearest_maternite")),
@@ -438,31 +439,31 @@ def _print_site_table(ws: Workspace, main: SitingResult, sc: SitingScenarios,
     con.print("« Apport du site » : naissances à portée que le site ajoute aux sites mieux "
               "classés (et aux Maisons existantes).")
     for r in main.sites.loc[main.sites["status"] == "recommandé"].to_dict("records"):
-        con.print(f"[bold]{r['name']}[/bold] : {r['explanation']}")
+        con.print(f"[bold]{_esc(r['name'])}[/bold] : {_esc(r['explanation'])}")
     for c in cohorts:
         if not c.get("params"):
             continue
-        con.print(f"[bold]Groupes de pairs autour de {c['site_name']}[/bold] "
-                  f"({c['params'].get('scope', '')}, participation supposée "
+        con.print(f"[bold]Groupes de pairs autour de {_esc(c['site_name'])}[/bold] "
+                  f"({_esc(c['params'].get('scope', ''))}, participation supposée "
                   f"{_fr(100 * c['params']['uptake_rate'])} %) : la Maison anime "
                   f"{_fr(c['maison_groups_per_year'], 1)} groupe(s) de "
                   f"{c['params']['group_size']} familles par an "
                   f"({_fr(c['maison_families_per_year'])} familles), "
                   f"{_fr(c['maison_facilitator_hours_per_month'], 1)} h d'animation par mois."
-                  f" {c.get('binding_text', '')}")
+                  f" {_esc(c.get('binding_text', ''))}")
         for w in c["warnings"]:
-            con.print(f"[yellow]! {w}[/yellow]")
+            con.print(f"[yellow]! {_esc(w)}[/yellow]")
     if len(sc.results) > 1:
         tab = Table(title="Scénarios comparés")
         tab.add_column("Indicateur")
         for col in sc.table.columns:
             tab.add_column(str(col), justify="right")
         for idx, row in sc.table.iterrows():
-            tab.add_row(str(idx), *[_fr(v, 1) if isinstance(v, float) else str(v)
-                                    for v in row])
+            tab.add_row(_esc(idx), *[_fr(v, 1) if isinstance(v, float) else _esc(v)
+                                     for v in row])
         con.print(tab)
     for n in (*sc.notes, *ws.notices):
-        con.print(f"[yellow]! {n}[/yellow]")
+        con.print(f"[yellow]! {_esc(n)}[/yellow]")
 
 
 def cmd_partners(args: argparse.Namespace) -> int:
@@ -512,24 +513,24 @@ def cmd_partners(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     con = _console()
-    con.print(f"[bold]Partenaires de {site.name}[/bold] ({site.site_id}) à "
-              f"{_fr(params.max_minutes)} min ou moins — {travel.label}")
+    con.print(f"[bold]Partenaires de {_esc(site.name)}[/bold] ({_esc(site.site_id)}) à "
+              f"{_fr(params.max_minutes)} min ou moins — {_esc(travel.label)}")
     tab = Table()
     for col in ("Type", "Structure", "Adresse", "Temps (min)", "Distance (km)", "Contact"):
         tab.add_column(col, justify="right" if "(" in col else "left")
     for r in near.to_dict("records"):
         contact = " · ".join(str(r[k]) for k in ("phone", "email", "website") if r.get(k))
-        tab.add_row(str(r["type_label"]), str(r["name"]), str(r["address"]),
-                    _fr(r["minutes"]), _fr(r["distance_m"] / 1000, 1), contact or "—")
+        tab.add_row(_esc(r["type_label"]), _esc(r["name"]), _esc(r["address"]),
+                    _fr(r["minutes"]), _fr(r["distance_m"] / 1000, 1), _esc(contact or "—"))
     con.print(tab)
     tab = Table(title="Institutions à rencontrer (coordonnées à vérifier)")
     for col in ("Rôle", "Organisation", "Pourquoi"):
         tab.add_column(col)
     for r in inst.to_dict("records"):
-        tab.add_row(str(r["role"]), str(r["organisation"]), str(r["description"]))
+        tab.add_row(_esc(r["role"]), _esc(r["organisation"]), _esc(r["description"]))
     con.print(tab)
     if travel.note:
-        con.print(f"[yellow]! {travel.note}[/yellow]")
+        con.print(f"[yellow]! {_esc(travel.note)}[/yellow]")
     return 0
 
 
@@ -603,12 +604,11 @@ def cmd_reseaux(args: argparse.Namespace) -> int:
         _emit(args, json.dumps({"territory": ws.territory.code, "feeds": rows},
                                ensure_ascii=False, indent=2) + "\n")
         return 0
-    from rich.markup import escape
     from rich.table import Table
 
     con = _console()
     t = ws.territory
-    con.print(f"[bold]{escape(t.name)}[/bold] ({_kind_fr(t.kind)} {t.code}) — horaires GTFS à "
+    con.print(f"[bold]{_esc(t.name)}[/bold] ({_kind_fr(t.kind)} {t.code}) — horaires GTFS à "
               "télécharger (point d'accès national transport.data.gouv.fr)")
     if len(codes) > 60:
         con.print(f"[yellow]! Autorités organisatrices cherchées pour 60 communes sur "
@@ -623,8 +623,8 @@ def cmd_reseaux(args: argparse.Namespace) -> int:
     for r in rows:
         dates = (f"du {r['debut']} au {r['fin']}" if r["debut"] and r["fin"]
                  else "non indiquées")
-        tab.add_row(escape(str(r["reseau"])), escape(str(r["couverture"])), dates,
-                    escape(str(r["licence"] or "non indiquée")), escape(str(r["url"])))
+        tab.add_row(_esc(r["reseau"]), _esc(r["couverture"]), _esc(dates),
+                    _esc(r["licence"] or "non indiquée"), _esc(r["url"]))
     con.print(tab)
     con.print("Puis : --mode transit --gtfs FICHIER.zip (répétable) --osm-pbf RUES.osm.pbf "
               "(guide guides/transports.md).")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -55,11 +56,36 @@ def _kind_fr(kind: str) -> str:
     return KIND_LABELS.get(str(kind), str(kind))
 
 
+#: C0 and C1 control characters (ESC starts terminal sequences): never printed from data.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_text(value: object) -> str:
+    r"""``value`` as text a terminal prints as is: control characters become ``?``.
+
+    Names come from files and sources; an ESC in one would start a terminal sequence.
+
+    Examples
+    --------
+    >>> terminal_text("Crèche \x1b[2J")
+    'Crèche ?[2J'
+    """
+    return _CONTROL.sub("?", str(value))
+
+
 def _esc(text: Any) -> str:
-    """A data value printed through rich: its markup brackets shown as text."""
+    r"""A data value printed through rich: markup shown as text, no control character.
+
+    (Our consoles read no emoji code either: ``emoji=False``.)
+
+    Examples
+    --------
+    >>> _esc("Crèche [/bold] \x1b[2J")
+    'Crèche \\[/bold] ?[2J'
+    """
     from rich.markup import escape
 
-    return escape(str(text))
+    return escape(terminal_text(text))
 
 
 def _parse_weights(text: str | None, *, option: str = "--weights"
@@ -130,7 +156,7 @@ def _records(df: Any, columns: Sequence[str] | None = None) -> list[dict[str, An
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(width=130)
+    return Console(width=130, emoji=False)
 
 
 def _fr(value: Any, decimals: int = 0) -> str:
@@ -147,7 +173,7 @@ class _Steps:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  TimeElapsedColumn(), console=Console(stderr=True),
+                                  TimeElapsedColumn(), console=Console(stderr=True, emoji=False),
                                   transient=True)
         self._task = self._progress.add_task(title, total=total)
 
@@ -222,10 +248,10 @@ def _workspace(args: argparse.Namespace) -> Workspace:
                         iris_files=tuple(args.iris) if getattr(args, "iris", None) else None,
                         grid_file=getattr(args, "grid", None))
     for notice in ws.territory.notices:  # an old commune code resolved, never silently
-        print(f"  {notice}", file=sys.stderr)
+        print(f"  {terminal_text(notice)}", file=sys.stderr)
     for report in ws.imports:  # what was accepted, flagged, rejected, and why: briefly
         for line in report.cli_lines():
-            print(f"  {line}", file=sys.stderr)
+            print(f"  {terminal_text(line)}", file=sys.stderr)
     return ws
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from diagnosis.cli_common import _diagnosis, _Steps
+from diagnosis.cli_common import _diagnosis, _esc, _Steps, terminal_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"Rapport écrit : {out} ({pages} pages, {time.perf_counter() - start:.1f} s)"
           + (" — il remplace le fichier qui existait" if existed else ""))
     for note in diag.notes:
-        print(f"  {note}", file=sys.stderr)
+        print(f"  {terminal_text(note)}", file=sys.stderr)
     if diag.base_tiles is not None and diag.base_tiles.mosaic is None:
         print(f"  {diag.base_tiles.note_fr()}", file=sys.stderr)
     if args.site and diag.siting is None:
@@ -134,7 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         write_diagnosis_file(record, args.diagnosis_file)
         print(f"Fichier de diagnostic écrit : {args.diagnosis_file}")
     for note in diag.notes:
-        print(f"  {note}", file=sys.stderr)
+        print(f"  {terminal_text(note)}", file=sys.stderr)
     return 0
 
 
@@ -175,7 +175,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                + " ; ".join(skipped))
     df = compare_territories(overviews)
     for s in skipped:
-        print(f"attention : {s}", file=sys.stderr)
+        print(f"attention : {terminal_text(s)}", file=sys.stderr)
     if args.format == "json":
         text = json.dumps(comparison_records(df), ensure_ascii=False, indent=2) + "\n"
     elif args.format == "csv":
@@ -223,9 +223,9 @@ def _comparison_table(df: pd.DataFrame, full: pd.DataFrame) -> str:
             elif isinstance(v, float | int) and not isinstance(v, bool):
                 cells.append(fr_number(v))
             else:
-                cells.append(str(v))
+                cells.append(_esc(v))
         tab.add_row(*cells)
-    con = Console(width=160, record=True, file=__import__("io").StringIO())
+    con = Console(width=160, record=True, file=__import__("io").StringIO(), emoji=False)
     con.print(tab)
     return con.export_text()
 
@@ -266,18 +266,18 @@ def cmd_rerun(args: argparse.Namespace) -> int:
                                  imports=_imports_ledger(files, ws.imports), origin=ws.origin)
     data_changes = compare_ledgers(rec["ledger"], new["ledger"])
     result_changes = compare_summaries(rec["summary"], new["summary"])
-    print(f"Diagnostic du {rec.get('created', '?')} : {t.get('name')} ({t.get('code')}), "
-          f"seuil {float(p['threshold_m']):g} m")
+    print(terminal_text(f"Diagnostic du {rec.get('created', '?')} : {t.get('name')} "
+                        f"({t.get('code')}), seuil {float(p['threshold_m']):g} m"))
     if data_changes:
         print("ATTENTION : les données ont changé depuis ce diagnostic :", file=sys.stderr)
         for m in data_changes:
-            print(f"  - {m}", file=sys.stderr)
+            print(f"  - {terminal_text(m)}", file=sys.stderr)
     else:
         print("Données : identiques (mêmes empreintes SHA-256, mêmes millésimes).")
     if result_changes:
         print(f"Résultats : {len(result_changes)} différence(s) :")
         for m in result_changes[:50]:
-            print(f"  - {m}")
+            print(f"  - {terminal_text(m)}")
     else:
         print("Résultats : identiques.")
     return 1 if args.strict and (data_changes or result_changes) else 0

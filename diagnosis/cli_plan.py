@@ -9,33 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diagnosis.cli_common import terminal_text
 from diagnosis.settings import DEFAULT_PER_DEPARTEMENT
 
 if TYPE_CHECKING:
     from data_sources.national_plan import PlanInputs
     from diagnosis.plan import NationalPlan
-
-#: C0 and C1 control characters (ESC starts terminal sequences): never printed from data.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def terminal_text(value: object) -> str:
-    r"""``value`` as text a terminal prints as is: control characters become ``?``.
-
-    Names come from files and sources; an ESC in one would start a terminal sequence.
-
-    Examples
-    --------
-    >>> terminal_text("Crèche \x1b[2J")
-    'Crèche ?[2J'
-    """
-    return _CONTROL.sub("?", str(value))
-
 
 def add_plan_parser(sub: Any) -> None:
     """The ``plan`` sub-command."""
@@ -150,7 +133,7 @@ def _print_table(plan: NationalPlan, label: str) -> None:
     from diagnosis.formatting import fr_number
     from diagnosis.plan_exports import summary_lines
 
-    con = Console(width=150)
+    con = Console(width=150, emoji=False)
     con.print(Text(terminal_text(f"Plan national — {label}"), style="bold"))
     for line in summary_lines(plan):
         con.print(Text(terminal_text(line)))

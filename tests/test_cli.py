@@ -259,3 +259,44 @@ def test_a_missing_territory_is_said_in_french(capsys):
     assert main(["summary"]) == 2
     err = capsys.readouterr().err
     assert "indiquez le territoire : --territory CODE_OU_NOM" in err
+
+
+# --- the command line's tables: rich markup, emoji codes, terminal sequences ----------
+#: Markup rich would read ([/bold] alone stops the print), an emoji code, an ESC.
+TERMINAL_HOSTILE = ("[/bold]", "[red]rouge[/red]", ":smile:", "\x1b[2J")
+
+
+@pytest.fixture
+def hostile_facility_file(tmp_path):
+    """Structures of Pontchâteau whose names and addresses hold markup; so does the name."""
+    bad = " ".join(TERMINAL_HOSTILE)
+    path = tmp_path / "structures [red]x :smile:.csv"  # no « / » in a file name
+    path.write_text(
+        "nom;type;adresse;code_insee;latitude;longitude;places\n"
+        f"Crèche {bad};multi-accueil;1 rue {bad};44129;47.4376;-2.0876;24\n"
+        f"MAM {bad};mam;2 rue {bad};44129;47.4390;-2.0900;8\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("argv", [
+    ["summary"],
+    ["access", "--mode", "crow"],
+    ["site", "--mode", "crow", "--k", "1", "--host-types", "eaje"],
+    ["partners", "--site", "Mairie de Pontchateau", "--max-minutes", "15"],
+], ids=lambda a: a[0])
+def test_command_line_tables_print_data_as_text(argv, hostile_facility_file, capsys, offline):
+    """Names from a user's file reach the tables, headings and notices as plain text (site
+    and partners print the structures' names; every command names the file)."""
+    code = main([argv[0], "--territory", "200000438", "--facilities",
+                 str(hostile_facility_file), *argv[1:]])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "\x1b" not in out + err and "😄" not in out + err
+    flat = "".join(out.split())
+    if argv[0] in ("site", "partners"):
+        assert "Crèche" in out
+        for s in ("[/bold]", "[red]rouge[/red]", ":smile:", "?[2J"):
+            assert s in flat, s
+    assert "structures[red]x:smile:.csv" in "".join((out + err).split())
+    if argv[0] == "summary":  # its « Import … » line
+        assert "structures[red]x:smile:.csv" in flat
