@@ -21,19 +21,22 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from data_sources.cog import departement_name
-from data_sources.insee_files import InseeImport
 from data_sources.national import load_national_communes, metric_crs
 from data_sources.store import LedgerEntry, StoredTerritory, read_store
 from diagnosis.errors import InputError, SourceError
 from diagnosis.needs import compute_needs
 from diagnosis.schema import NEEDS_COLUMNS, Territory, isin_codes
 from diagnosis.settings import WGS84
+
+if TYPE_CHECKING:  # the INSEE files' reader: only for a user's files (4 ms of import)
+    from data_sources.insee_files import InseeImport
 
 
 def fetch_command(code: str) -> str:

@@ -101,6 +101,40 @@ def origin_points(communes: gpd.GeoDataFrame) -> gpd.GeoSeries:
     return gpd.GeoSeries(pts, index=communes.index, crs=WGS84)
 
 
+#: The operation PROJ chooses from WGS 84 to Lambert-93, ``Transformer.from_crs("EPSG:4326",
+#: "EPSG:2154", always_xy=True).definition`` (RGF93 and WGS 84 coincide: a projection alone;
+#: ``tests/test_overview.py`` checks it is still PROJ's choice and gives the same numbers).
+#: Built from it in 0.1 ms: PROJ's database look-ups take 7-9 ms at a process's first
+#: reprojection, which every command on a territory makes.
+WGS84_TO_LAMBERT93 = ("proj=pipeline step proj=unitconvert xy_in=deg xy_out=rad step "
+                      "proj=lcc lat_0=46.5 lon_0=3 lat_1=49 lat_2=44 x_0=700000 y_0=6600000 "
+                      "ellps=GRS80")
+
+
+def _metric_transformer(crs: Any) -> Any:
+    """The transformer of ``crs`` to :data:`METRIC_CRS` (geopandas' cache, as ``to_crs``)."""
+    from geopandas.array import TransformerFromCRS
+    from pyproj import CRS
+
+    if METRIC_CRS == "EPSG:2154" and crs == _wgs84_crs():
+        return _wgs84_to_lambert93()
+    return TransformerFromCRS(crs, CRS.from_user_input(METRIC_CRS), always_xy=True)
+
+
+@functools.cache
+def _wgs84_crs() -> Any:
+    from pyproj import CRS
+
+    return CRS.from_user_input(WGS84)
+
+
+@functools.cache
+def _wgs84_to_lambert93() -> Any:
+    from pyproj import Transformer
+
+    return Transformer.from_pipeline(WGS84_TO_LAMBERT93)
+
+
 def metric_xy(points: gpd.GeoSeries) -> np.ndarray:
     """Coordinates (n, 2) of points in :data:`~diagnosis.settings.METRIC_CRS`.
 
@@ -114,15 +148,11 @@ def metric_xy(points: gpd.GeoSeries) -> np.ndarray:
     >>> xy.round(0).tolist()
     [[355860.0, 6689885.0]]
     """
-    from geopandas.array import TransformerFromCRS  # geopandas' cache, as to_crs uses it
-    from pyproj import CRS
-
     values = points.to_numpy()
     if (points.crs is not None and len(values)
             and bool(np.all(shapely.get_type_id(values) == 0))
             and not bool(shapely.has_z(values).any())):
-        transformer = TransformerFromCRS(points.crs, CRS.from_user_input(METRIC_CRS),
-                                         always_xy=True)
+        transformer = _metric_transformer(points.crs)
         x, y = transformer.transform(shapely.get_x(values), shapely.get_y(values))
         return np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
     metric = points.to_crs(METRIC_CRS)

@@ -37,15 +37,8 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import Point
 
-from diagnosis.cohorts import CohortPlan, compute_cohorts
-from diagnosis.comparison import compare_territories
-from diagnosis.context import TerritoryContext, compute_context
-from diagnosis.demand import DemandPoints, compute_demand_points
 from diagnosis.errors import InputError, check_positive
-from diagnosis.formatting import fr_percent
 from diagnosis.inputs import DiagnosisInputs
-from diagnosis.map_tiles import BaseTiles
-from diagnosis.offer_levels import OfferLevels, compute_offer_levels
 from diagnosis.overview import Overview, compute_overview, compute_overviews
 from diagnosis.schema import FACILITY_TYPES, Territory
 from diagnosis.settings import (
@@ -69,7 +62,7 @@ from diagnosis.settings import (
     WGS84,
 )
 
-if TYPE_CHECKING:  # the analyses import scipy (0.2 s): only where a diagnosis needs them
+if TYPE_CHECKING:  # each step imports its modules (scipy: 0.2 s; summary: the overview alone)
     from diagnosis.analyses import (
         AccessResult,
         Catchment,
@@ -77,6 +70,11 @@ if TYPE_CHECKING:  # the analyses import scipy (0.2 s): only where a diagnosis n
         Site,
         SitingScenarios,
     )
+    from diagnosis.cohorts import CohortPlan
+    from diagnosis.context import TerritoryContext
+    from diagnosis.demand import DemandPoints
+    from diagnosis.map_tiles import BaseTiles
+    from diagnosis.offer_levels import OfferLevels
     from diagnosis.travel import Travel
     from diagnosis.travel.compare import ModeComparison
 
@@ -379,6 +377,7 @@ def diagnose_context(inputs: DiagnosisInputs) -> TerritoryContext:
 
     Reads the optional ``qpv``, ``grid`` and ``iris`` layers of the inputs when loaded.
     """
+    from diagnosis.context import compute_context
     return compute_context(inputs.territory, inputs.communes,
                            qpv=getattr(inputs, "qpv", None), grid=getattr(inputs, "grid", None),
                            iris=getattr(inputs, "iris", None))
@@ -390,6 +389,7 @@ def diagnose_offer_levels(inputs: DiagnosisInputs, overview: Overview,
 
     See :func:`diagnosis.offer_levels.compute_offer_levels`.
     """
+    from diagnosis.offer_levels import compute_offer_levels
     types = [t for t in overview.summary["facilities"] if t != "mairie"]
     return compute_offer_levels(inputs.territory, inputs.communes, inputs.facilities,
                                 types=types, coverage=overview.summary.get("coverage", {}),
@@ -403,12 +403,11 @@ def diagnose_demand(inputs: DiagnosisInputs, overview: Overview) -> DemandPoints
     The finest level loaded wins (cells, then IRIS); communes the finer layer does not
     cover keep their commune point (:func:`diagnosis.demand.compute_demand_points`).
     """
-    iris = getattr(inputs, "iris", None)
-    grid = getattr(inputs, "grid", None)
+    from diagnosis.demand import compute_demand_points
+    iris, grid = getattr(inputs, "iris", None), getattr(inputs, "grid", None)
     if iris is None and grid is None:
         return None
-    com = overview.layers["communes"]
-    return compute_demand_points(com, iris=iris, grid=grid)
+    return compute_demand_points(overview.layers["communes"], iris=iris, grid=grid)
 
 
 def diagnose_access(inputs: DiagnosisInputs, params: DiagnosisParams, *, overview: Overview,
@@ -587,6 +586,7 @@ def territory_cohorts(overview: Overview, params: DiagnosisParams) -> CohortPlan
     births = overview.summary.get("births_2024")
     if params.uptake_rate is None or births is None:
         return None
+    from diagnosis.cohorts import compute_cohorts
     plan = compute_cohorts(float(births), uptake_rate=params.uptake_rate,
                            **_cohort_options(params))
     year = (overview.summary.get("data_years") or {}).get("births_2024", 2024)
@@ -648,6 +648,7 @@ def territory_comparison(territories: Sequence[Territory], inputs: DiagnosisInpu
     One row per territory (see :func:`compare_overviews`); the table is None when no
     territory has data.
     """
+    from diagnosis.comparison import compare_territories
     overviews, skipped = compare_overviews(territories, inputs, threshold_m=threshold_m)
     return (compare_territories(overviews) if overviews else None), skipped
 
@@ -660,6 +661,7 @@ def peer_comparison(inputs: DiagnosisInputs, overview: Overview, peers: Sequence
     :func:`data_sources.workspace.peer_territories`); a département is compared through
     its parts only, the others with themselves first.
     """
+    from diagnosis.comparison import compare_territories
     overviews, _ = compare_overviews(peers, inputs, threshold_m=threshold_m)
     if not overviews:
         return None
@@ -805,6 +807,7 @@ def run_diagnosis(inputs: DiagnosisInputs, params: DiagnosisParams, *, travel: T
     -------
     Diagnosis
     """
+    from diagnosis.formatting import fr_percent
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise InputError(f"parts={unknown!r} are not parts of a diagnosis; use some of "

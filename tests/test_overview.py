@@ -186,6 +186,23 @@ def test_metric_xy_equals_the_reprojected_points():
         metric_xy(gpd.GeoSeries([Point(-1.5, 47.2), box(-1.6, 47.1, -1.5, 47.2)],
                                 crs="EPSG:4326"))
     assert metric_xy(gpd.GeoSeries([], crs="EPSG:4326")).shape == (0, 2)
+    web = pts.head(50).to_crs("EPSG:3857")  # another CRS: PROJ's own transformation
+    ref = web.to_crs(METRIC_CRS)
+    np.testing.assert_array_equal(metric_xy(web), np.column_stack([ref.x, ref.y]))
+
+
+def test_wgs84_to_lambert93_is_still_projs_choice():
+    """The pipeline written down is the one PROJ's database gives for EPSG:4326 -> 2154."""
+    from pyproj import Transformer
+
+    from diagnosis.overview import WGS84_TO_LAMBERT93
+
+    chosen = Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
+    assert chosen.definition == WGS84_TO_LAMBERT93
+    lon = np.array([-4.5, 2.35, 8.5, 55.45, -61.0])  # Brest, Paris, Corse, La Réunion…
+    lat = np.array([48.4, 48.85, 42.0, -21.1, 14.6])
+    ours = Transformer.from_pipeline(WGS84_TO_LAMBERT93).transform(lon, lat)
+    assert np.array_equal(ours, chosen.transform(lon, lat))
 
 
 def test_offer_per_commune_equals_a_grouping_of_whole_rows():

@@ -77,10 +77,14 @@ COUNTED = ("diagnose_overview", "diagnose_demand", "diagnose_context", "diagnose
 def _count_steps(monkeypatch) -> dict[str, int]:
     """Wrap the pipeline's step functions with call counters (same results).
 
-    The analyses' functions are counted in :mod:`diagnosis.analyses`, where the pipeline
-    imports them when a step runs.
+    The analyses' functions are counted in :mod:`diagnosis.analyses`, the demand's,
+    context's and offer levels' in their modules: the pipeline imports them from there
+    when a step runs.
     """
     import diagnosis.analyses as an
+    import diagnosis.context as cx
+    import diagnosis.demand as dm
+    import diagnosis.offer_levels as ol
     import diagnosis.pipeline as pl
 
     calls = dict.fromkeys(COUNTED, 0)
@@ -92,7 +96,7 @@ def _count_steps(monkeypatch) -> dict[str, int]:
         return counted
 
     for name in COUNTED:
-        module = pl if hasattr(pl, name) else an
+        module = next(m for m in (pl, an, dm, cx, ol) if hasattr(m, name))
         monkeypatch.setattr(module, name, counter(name, getattr(module, name)))
     return calls
 
