@@ -112,9 +112,14 @@ def with_width_notice(territory: Territory) -> Territory:
 
 def departement_name(code: str) -> str | None:
     """Name of a département from its code (``"44"`` -> ``"Loire-Atlantique"``), or None."""
-    dep = load_cog().departements
-    hit = dep.loc[dep["code"].astype(str).eq(str(code)), "name"]
-    return str(hit.iloc[0]) if len(hit) else None
+    cog = load_cog()
+    names = cog._cache.get("departement_names")
+    if not isinstance(names, dict):  # built once per table (compare asks 200 times)
+        dep = cog.departements
+        names = cog._cache["departement_names"] = dict(zip(
+            dep["code"].astype(str).tolist(), dep["name"].astype(str).tolist(), strict=True))
+    found = names.get(str(code))
+    return None if found is None else str(found)
 
 
 def read_communes_file(source: str | Path | bytes, *, file: str | None = None) -> list[str]:

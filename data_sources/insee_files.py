@@ -725,7 +725,7 @@ def _communes_context(cog: object | None) -> _CommunesContext:
                              errors="coerce")
                if "population" in com else pd.Series(dtype="float64"))
     return _CommunesContext(
-        cog=cog, current_codes=frozenset(com.loc[com["kind"] == "commune", "code"]),
+        cog=cog, current_codes=frozenset(com.loc[com["kind"] == "commune", "code"].tolist()),
         names=names, any_names=any_names[~any_names.index.duplicated()],
         arrondissements=frozenset(com.loc[com["kind"] == "arrondissement", "code"]),
         reference_population=ref_pop)

@@ -43,7 +43,7 @@ import pandas as pd
 from diagnosis.errors import InputError
 from diagnosis.needs import dated_label, year_of
 from diagnosis.overview import ANALYSED_TYPES, Overview
-from diagnosis.schema import FACILITY_TYPES, Territory, facility_label
+from diagnosis.schema import FACILITY_TYPES, Territory, facility_label, isin_codes
 from diagnosis.settings import SPLITS
 from diagnosis.territory import CogTables, resolve_territory
 
@@ -345,13 +345,15 @@ def split_territory(territory: Territory, cog: CogTables, *, by: str) -> list[Te
     if by == "commune":
         return [resolve_territory(c, cog) for c in sorted(territory.communes)]
     com = cog.communes
-    rows = com.loc[com["kind"].eq("commune") & com["code"].isin(territory.communes)]
+    rows = com.loc[com["kind"].eq("commune") & isin_codes(com["code"], territory.communes)]
     if by == "departement":
-        return [resolve_territory(d, cog) for d in sorted(set(rows["dep_code"].astype(str)))]
+        return [resolve_territory(d, cog) for d in sorted(set(rows["dep_code"].astype(str)
+                                                                  .tolist()))]
     if by == "region":
-        codes = sorted(c for c in set(rows["region_code"].astype(str)) if c and c != "nan")
+        codes = sorted(c for c in set(rows["region_code"].astype(str).tolist())
+                       if c and c != "nan")
         return [resolve_territory(f"région {c}", cog) for c in codes]
-    codes = sorted(c for c in set(rows["epci_code"].astype(str)) if c and c != "nan")
+    codes = sorted(c for c in set(rows["epci_code"].astype(str).tolist()) if c and c != "nan")
     return [resolve_territory(c, cog) for c in codes]
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
 from diagnosis.errors import InputError
-from diagnosis.schema import Territory
+from diagnosis.schema import Territory, isin_codes
 
 
 class UnknownTerritoryError(InputError):
@@ -200,7 +200,7 @@ def france(cog: CogTables) -> Territory:
     in_deps = (dep.str.len() == 2) | dep.isin(("971", "972", "973", "974", "976"))
     members = com.loc[com["kind"].eq("commune") & in_deps]
     deps = tuple(sorted(members["dep_code"].astype(str).unique()))
-    return Territory("pays", "FR", "France", tuple(sorted(members["code"])), deps)
+    return Territory("pays", "FR", "France", tuple(sorted(members["code"].tolist())), deps)
 
 
 def _departement(code: str, cog: CogTables) -> Territory:
@@ -213,7 +213,7 @@ def _departement(code: str, cog: CogTables) -> Territory:
         )
     members = _members(cog, "dep_code", code)
     return Territory("departement", code, str(row["name"].iloc[0]),
-                     tuple(sorted(cog.communes["code"].iloc[members])), (code,))
+                     tuple(sorted(cog.communes["code"].iloc[members].tolist())), (code,))
 
 
 def _region(code: str, cog: CogTables) -> Territory:
@@ -229,7 +229,7 @@ def _region(code: str, cog: CogTables) -> Territory:
     members = com.loc[(com["kind"] == "commune") & (com["region_code"] == code)]
     deps = tuple(sorted(members["dep_code"].unique()))
     return Territory("region", code, str(row["name"].iloc[0]),
-                     tuple(sorted(members["code"])), deps)
+                     tuple(sorted(members["code"].tolist())), deps)
 
 
 def _code_index(cog: CogTables) -> tuple[dict[str, list[int]], dict[str, int], set[str]]:
@@ -328,7 +328,7 @@ def _epci(siren: str, cog: CogTables) -> Territory:
     members = com.iloc[sorted(rows)]
     deps = tuple(sorted(members["dep_code"].unique()))
     return Territory("epci", siren, str(row["name"].iloc[0]),
-                     tuple(sorted(members["code"])), deps)
+                     tuple(sorted(members["code"].tolist())), deps)
 
 
 def _by_name(query: str, cog: CogTables) -> Territory:
@@ -605,8 +605,8 @@ def custom_territory(name: str, codes: Iterable[str], cog: CogTables) -> Territo
             "pas le code postal)."
         )
     ordered = tuple(sorted(members))
-    deps = tuple(sorted(set(com.loc[(com["kind"] == "commune") & com["code"].isin(ordered),
-                                    "dep_code"])))
+    listed = com.loc[(com["kind"] == "commune") & isin_codes(com["code"], ordered)]
+    deps = tuple(sorted(set(listed["dep_code"].tolist())))
     notices += spread_notices(deps)
     return Territory("custom", custom_code(ordered), label, ordered, deps,
                      note="\n".join(notices))
