@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,12 +43,50 @@ _CODE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$", re.IGNORECASE)
 
 @lru_cache(maxsize=1)
 def load_cog() -> CogTables:
-    """Load the shipped COG 2026 tables (communes, EPCI, départements, régions), once."""
+    """The shipped COG 2026 tables (communes, EPCI, départements, régions), once.
+
+    The départements and régions are read at once; the communes and EPCI when first
+    used (see :class:`_ShippedCog`).
+    """
+    return _ShippedCog()
+
+
+class _ShippedCog(CogTables):
+    """The shipped tables, the communes and EPCI read on first use.
+
+    A département resolves from its row, which lists its current communes (built with
+    the tables, checked against them by ``tests/test_cog.py``), so ``summary --territory
+    44`` never reads the 37,600 communes (30-40 ms); any other use of ``communes`` or
+    ``epci`` reads both, once, under a lock (the app's threads).
+    """
+
+    def __init__(self) -> None:
+        reg_file = NATIONAL_DIR / "cog2026_regions.parquet"
+        object.__setattr__(self, "departements",
+                           read_parquet_frame(DEMO_DIR / "cog2026_departements.parquet"))
+        object.__setattr__(self, "regions",
+                           read_parquet_frame(reg_file) if reg_file.is_file() else None)
+        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_lock", threading.Lock())
+
+    def __getattr__(self, name: str) -> Any:  # only for what is not read yet
+        if name not in ("communes", "epci"):
+            raise AttributeError(name)
+        with self.__dict__["_lock"]:
+            if name not in self.__dict__:
+                communes, epci = _communes_and_epci()
+                object.__setattr__(self, "communes", communes)
+                object.__setattr__(self, "epci", epci)
+        return self.__dict__[name]
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a lock does not pickle: read again there
+        return (load_cog, ())
+
+
+def _communes_and_epci() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The communes (with their EPT) and the EPCI (with the 11 EPT) of the shipped COG."""
     com = read_parquet_frame(DEMO_DIR / "cog2026_communes.parquet")
     epci = read_parquet_frame(DEMO_DIR / "cog2026_epci.parquet")
-    dep = read_parquet_frame(DEMO_DIR / "cog2026_departements.parquet")
-    reg_file = NATIONAL_DIR / "cog2026_regions.parquet"
-    reg = read_parquet_frame(reg_file) if reg_file.is_file() else None
     # The 11 EPT of the Métropole du Grand Paris resolve like EPCIs (by name and SIREN)
     # and are their communes' intercommunalité; the COG's EPCI list does not hold them.
     # (131 member communes: set by position, summed in Python; a map and a group-by over
@@ -69,7 +109,7 @@ def load_cog() -> CogTables:
         todo = df["key"].isna() if "key" in df else pd.Series(True, index=df.index)
         if todo.any():
             df.loc[todo, "key"] = normalize_names(df.loc[todo, "name"])
-    return CogTables(communes=com, epci=epci, departements=dep, regions=reg)
+    return com, epci
 
 
 def resolve(query: str) -> Territory:

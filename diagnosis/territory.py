@@ -70,7 +70,8 @@ class CogTables:
         Columns ``code, name, kind, population``; ``kind`` ``EPT`` for the 11
         établissements publics territoriaux, which resolve like EPCIs.
     departements
-        Columns ``code, name, region_code``.
+        Columns ``code, name, region_code`` (and ``communes``, the codes of its current
+        communes separated by spaces, when the table lists them: the shipped one does).
     regions
         Columns ``code, name`` (``None``: régions do not resolve).
     """
@@ -211,9 +212,12 @@ def _departement(code: str, cog: CogTables) -> Territory:
             f"les codes connus vont de {cog.departements['code'].min()} à "
             f"{cog.departements['code'].max()}"
         )
-    members = _members(cog, "dep_code", code)
-    return Territory("departement", code, str(row["name"].iloc[0]),
-                     tuple(sorted(cog.communes["code"].iloc[members].tolist())), (code,))
+    if "communes" in row:  # the shipped table lists them: the communes table is not read
+        codes = tuple(sorted(str(row["communes"].iloc[0]).split()))
+    else:
+        codes = tuple(sorted(cog.communes["code"].iloc[_members(cog, "dep_code", code)]
+                             .tolist()))
+    return Territory("departement", code, str(row["name"].iloc[0]), codes, (code,))
 
 
 def _region(code: str, cog: CogTables) -> Territory:

@@ -46,6 +46,34 @@ def test_shipped_name_keys_are_the_names_folded_today():
     assert resolve("Plaine Commune").kind == "epci"
 
 
+def test_each_departement_lists_its_current_communes():
+    """The départements table lists each one's current communes (built with the tables):
+    the list is the communes table's, and a département resolves the same from either."""
+    import pickle
+
+    from data_sources.cog import _ShippedCog
+    from diagnosis.territory import CogTables, resolve_territory
+
+    fresh = _ShippedCog()
+    assert resolve_territory("44", fresh).communes[:2] == ("44001", "44002")
+    assert "communes" not in vars(fresh)  # resolved without reading the communes
+    com = fresh.communes  # read on first use
+    current = com.loc[com["kind"] == "commune"]
+    plain = CogTables(communes=com, epci=fresh.epci,
+                      departements=fresh.departements.drop(columns="communes"),
+                      regions=fresh.regions)
+    assert len(fresh.departements) > 100
+    for code, listed in zip(fresh.departements["code"], fresh.departements["communes"],
+                            strict=True):
+        assert listed.split() == sorted(current.loc[current["dep_code"] == code, "code"])
+        if code.startswith("98"):  # the TAAF and Pacific collectivités: no département code
+            continue
+        assert resolve_territory(code, fresh) == resolve_territory(code, plain)
+    assert sum(len(s.split()) for s in fresh.departements["communes"]) == len(current)
+    again = pickle.loads(pickle.dumps(fresh))  # e.g. sent to a worker process
+    assert resolve_territory("2A", again) == resolve_territory("2A", plain)
+
+
 def test_communes_file_one_code_per_line_and_csv(tmp_path):
     p = tmp_path / "plaine.txt"
     p.write_text("# Plaine Commune\n93066\n93001\n\n", encoding="utf-8")

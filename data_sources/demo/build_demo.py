@@ -7,8 +7,9 @@ Run from the repository root::
 Writes, next to this script:
 
 - ``cog2026_communes.parquet``, ``cog2026_epci.parquet``, ``cog2026_departements.parquet``:
-  the Code officiel géographique 2026 for all of France (names, codes, memberships, and
-  the names' look-up keys of :func:`diagnosis.territory.normalize_names`);
+  the Code officiel géographique 2026 for all of France (names, codes, memberships, the
+  names' look-up keys of :func:`diagnosis.territory.normalize_names`, and each
+  département's current communes);
 - ``communes_44.parquet`` (GeoParquet, EPSG:4326): the 207 communes of 44 with their
   town hall position and INSEE needs;
 - ``facilities_44.parquet`` (GeoParquet, EPSG:4326): the rows of the two sourced
@@ -79,7 +80,22 @@ def build_cog(ship: Path) -> dict[str, pd.DataFrame]:
     # the names' look-up keys, folded once here rather than on every command's start
     for df in (com, epci):
         df["key"] = normalize_names(df["name"])
+    dep["communes"] = departement_members(com, dep["code"])
     return {"communes": com, "epci": epci, "departements": dep}
+
+
+def departement_members(communes: pd.DataFrame, codes: pd.Series) -> list[str]:
+    """Each département's current communes, sorted codes joined by spaces.
+
+    Shipped with the départements so that a département resolves without reading the
+    37,600 communes (:func:`diagnosis.territory.resolve_territory`);
+    ``tests/test_cog.py`` checks the list against the communes table.
+    """
+    current = communes.loc[communes["kind"] == "commune"]
+    by_dep: dict[str, list[str]] = {}
+    for code, dep in zip(current["code"].tolist(), current["dep_code"].tolist(), strict=True):
+        by_dep.setdefault(str(dep), []).append(str(code))
+    return [" ".join(sorted(by_dep.get(str(c), []))) for c in codes.tolist()]
 
 
 def build_communes(ship: Path, cog: dict[str, pd.DataFrame]) -> gpd.GeoDataFrame:
