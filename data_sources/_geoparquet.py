@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+#: Files larger than this are decoded by Arrow's thread pool (the national geography).
+_THREADS_FROM_BYTES = 2_000_000
+
+
 def _read_table(path: str | Path, *, filters: Any = None,
                 columns: list[str] | None = None) -> pa.Table:
     """The file's table (with the pandas index columns its metadata names), as pandas reads it."""
@@ -34,7 +38,11 @@ def _read_table(path: str | Path, *, filters: Any = None,
 
     if filters is not None:
         return pq.read_table(path, filters=filters, columns=columns)
-    return pq.ParquetFile(path).read(columns=columns, use_pandas_metadata=True)
+    # Arrow's thread pool pays off on large files only: its start at a process's first
+    # read costs more than decoding one of the demo's tables on one thread
+    threads = Path(path).stat().st_size > _THREADS_FROM_BYTES
+    return pq.ParquetFile(path).read(columns=columns, use_pandas_metadata=True,
+                                     use_threads=threads)
 
 
 def read_parquet_frame(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
