@@ -144,10 +144,20 @@ def qpv_from_list(communes: Iterable[str], *, path: str | Path = COMMUNE_LIST
     # row by row: the list is 1,700 rows, and every command on a territory reads it)
     found: dict[str, tuple[str, set[str]]] = {}
     with Path(path).open(encoding="utf-8", newline="") as fh:
-        for r in csv.DictReader(fh, delimiter=";"):
-            code = r["insee_com"].zfill(5)
+        rows = csv.reader(fh, delimiter=";")
+        header = next(rows, [])
+        missing = [c for c in ("insee_com", "code_qp", "lib_qp") if c not in header]
+        if missing:
+            raise SourceError(f"{path}: QPV list lacks columns {missing}; found {header}")
+        i_com, i_qp, i_name = (header.index(c) for c in ("insee_com", "code_qp", "lib_qp"))
+        width = max(i_com, i_qp, i_name) + 1
+        for r in rows:
+            if len(r) < width:
+                raise SourceError(f"{path}: line {rows.line_num} has {len(r)} fields, "
+                                  f"{len(header)} expected")
+            code = r[i_com].zfill(5)
             if code in wanted:
-                found.setdefault(r["code_qp"], (r["lib_qp"], set()))[1].add(code)
+                found.setdefault(r[i_qp], (r[i_name], set()))[1].add(code)
     rows = [{"code_qp": qp, "lib_qp": name, "communes": ",".join(sorted(coms)),
              "basis": BASIS_LIST, "geometry": None}
             for qp, (name, coms) in sorted(found.items())]

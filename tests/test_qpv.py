@@ -90,3 +90,20 @@ def test_offline_without_copy_uses_the_list():
     _http.configure(offline=True)
     got = qpv.load_qpv(EPCI)
     assert got.empty and got.attrs["basis"] == "liste communale"
+
+
+def test_the_commune_list_reads_one_qpv_per_row_and_names_a_short_line(tmp_path):
+    from data_sources.qpv import qpv_from_list
+
+    listed = tmp_path / "qpv.csv"
+    listed.write_text("insee_com;lib_com;code_qp;lib_qp\n44109;Nantes;QN04401M;Bellevue\n"
+                      "44162;Saint-Herblain;QN04401M;Bellevue bis\n1053;Bourg;QN00101A;Croix\n",
+                      encoding="utf-8")
+    got = qpv_from_list(["44109", "44162", "01053"], path=listed)
+    assert got["code_qp"].tolist() == ["QN00101A", "QN04401M"]
+    assert got["communes"].tolist() == ["01053", "44109,44162"]  # the zero a sheet dropped
+    assert got["lib_qp"].tolist() == ["Croix", "Bellevue"]  # the first name listed
+    assert qpv_from_list(["35238"], path=listed).empty
+    listed.write_text("insee_com;lib_com;code_qp;lib_qp\n44109;Nantes\n", encoding="utf-8")
+    with pytest.raises(SourceError, match="line 2 has 2 fields"):
+        qpv_from_list(["44109"], path=listed)
