@@ -474,18 +474,25 @@ class _CommuneOffer:
         # the communes' codes as one index: counts and places are looked up by reindexing
         # (a hash lookup per code) rather than mapped element by element
         keys = pd.Index(com["code_insee"].to_numpy(dtype=object))
+        # a commune's facilities are those with its code: the same in any territory. One
+        # grouping by (commune, type) serves every type (the two columns grouped alone:
+        # selecting whole rows copied every column; one grouping a type cost 1.5 ms each)
+        groups = pd.Series(fac_places[in_communes]).groupby(
+            [fac_codes[in_communes], kinds[in_communes]])
+        counts = groups.size().unstack(fill_value=0).reindex(keys)
+        places = groups.sum(min_count=1).unstack().reindex(keys)
         for t in types:
-            mask = masks[t] = kinds == (names.get_loc(t) if t in names else -2)
+            kind = names.get_loc(t) if t in names else -2
+            mask = masks[t] = kinds == kind
             sel = np.flatnonzero(mask)
             dist, idx = nearest_distances(oxy, fxy[sel])
             nearest[t] = sel[idx] if len(sel) else idx
-            # a commune's facilities are those with its code: the same in any territory
-            # (the two columns grouped alone: selecting whole rows copied every column)
-            mine = mask & in_communes
-            groups = pd.Series(fac_places[mine]).groupby(fac_codes[mine])
-            counts, places = groups.size(), groups.sum(min_count=1)
-            columns[f"n_{t}"] = counts.reindex(keys).fillna(0).astype(int).to_numpy()
-            columns[f"places_{t}"] = places.reindex(keys).astype("float64").to_numpy()
+            if kind in counts.columns:
+                columns[f"n_{t}"] = counts[kind].fillna(0).astype(int).to_numpy()
+                columns[f"places_{t}"] = places[kind].astype("float64").to_numpy()
+            else:
+                columns[f"n_{t}"] = np.zeros(len(keys), dtype=int)
+                columns[f"places_{t}"] = np.full(len(keys), np.nan)
             columns[f"dist_m_{t}"] = dist
         codes = com["code_insee"].tolist()
         positions = dict(zip(codes, range(len(codes)), strict=True))
