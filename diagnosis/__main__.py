@@ -95,10 +95,6 @@ def _summary_json(ws: Workspace, ov: Overview) -> dict[str, Any]:
     return cast("dict[str, Any]", out)
 
 
-
-
-
-
 def _print_table(data: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -176,18 +172,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
 # ======================================================================================
 # Analyses: access (accessibility and gaps), site (where to open), partners (maillage)
 # ======================================================================================
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def cmd_access(args: argparse.Namespace) -> int:
@@ -538,38 +522,6 @@ def cmd_partners(args: argparse.Namespace) -> int:
 # Consultant and federation deliverables: report (PDF), export (GeoPackage, CSV and a
 # diagnosis file), compare (territories side by side), rerun (a diagnosis file).
 # ======================================================================================
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 COMMANDS = {"summary": cmd_summary, "access": cmd_access, "site": cmd_site,
