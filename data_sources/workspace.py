@@ -21,7 +21,6 @@ import pandas as pd
 import shapely
 
 from data_sources import demo
-from data_sources._cache_paths import has_cached_road_graph
 from data_sources._geoparquet import read_parquet_frame
 from data_sources.cog import departement_name, resolve
 from data_sources.registry import covered_types, get_source
@@ -118,6 +117,7 @@ def load_travel(ws: Workspace, mode: str, *, road_graph_file: str | Path | None 
     pushchair's speed without one); ``transit`` needs the GTFS zips ``gtfs_files``, the
     extract ``osm_pbf`` and the study date ``day``.
     """
+    from data_sources._cache_paths import has_cached_road_graph
     from diagnosis.travel import Travel, crow_model_for  # scipy: only to travel
 
     if mode == "transit":
