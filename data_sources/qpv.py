@@ -144,16 +144,16 @@ def qpv_from_list(communes: Iterable[str], *, path: str | Path = COMMUNE_LIST
     # row by row: the list is 1,700 rows, and every command on a territory reads it)
     found: dict[str, tuple[str, set[str]]] = {}
     with Path(path).open(encoding="utf-8", newline="") as fh:
-        rows = csv.reader(fh, delimiter=";")
-        header = next(rows, [])
+        reader = csv.reader(fh, delimiter=";")
+        header = next(reader, [])
         missing = [c for c in ("insee_com", "code_qp", "lib_qp") if c not in header]
         if missing:
             raise SourceError(f"{path}: QPV list lacks columns {missing}; found {header}")
         i_com, i_qp, i_name = (header.index(c) for c in ("insee_com", "code_qp", "lib_qp"))
         width = max(i_com, i_qp, i_name) + 1
-        for r in rows:
+        for r in reader:
             if len(r) < width:
-                raise SourceError(f"{path}: line {rows.line_num} has {len(r)} fields, "
+                raise SourceError(f"{path}: line {reader.line_num} has {len(r)} fields, "
                                   f"{len(header)} expected")
             code = r[i_com].zfill(5)
             if code in wanted:

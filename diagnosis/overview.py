@@ -482,7 +482,8 @@ class _CommuneOffer:
         counts = groups.size().unstack(fill_value=0).reindex(keys)
         places = groups.sum(min_count=1).unstack().reindex(keys)
         for t in types:
-            kind = names.get_loc(t) if t in names else -2
+            kind = int(names.get_indexer(pd.Index([t]))[0])
+            kind = kind if kind >= 0 else -2  # no facility of this type (-1: a missing type)
             mask = masks[t] = kinds == kind
             sel = np.flatnonzero(mask)
             dist, idx = nearest_distances(oxy, fxy[sel])
