@@ -657,5 +657,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+#: Commands that print their answer and write their files (``--out``) before returning:
+#: their process may end without the interpreter's teardown (:func:`run`).
+FAST_EXIT = frozenset({"summary", "compare", "access", "site", "partners"})
+
+
+def run() -> None:
+    """``python -m diagnosis`` and the ``maillage`` command: :func:`main`, then the exit.
+
+    Python's own exit frees every module and object one by one: 90-110 ms once pandas,
+    geopandas and pyarrow are imported, a sixth of ``summary --territory 44``. After a
+    command of :data:`FAST_EXIT`, when nothing else runs (no other thread, no child
+    process), the output streams are flushed, the exit handlers run (``atexit``: logging,
+    temporary files, multiprocessing) and the process ends there (``os._exit``), with
+    the command's status. Otherwise, or if a stream cannot be flushed (a closed pipe),
+    Python exits as usual.
+    """
+    import atexit
+    import os
+    import threading
+
+    code = main()
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    children = sys.modules.get("multiprocessing")
+    run_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if (command in FAST_EXIT and run_handlers is not None
+            and threading.active_count() == 1
+            and not (children is not None and children.active_children())):
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            raise SystemExit(code) from None
+        run_handlers()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -62,6 +62,42 @@ def test_python_m_diagnosis_runs():
     assert json.loads(out)["n_communes"] == 1
 
 
+#: ``run()`` in a child process, after an exit handler and (``thread``) a thread that is
+#: still working when the command ends; the handler and the thread each write a line.
+_RUN_PROBE = """
+import atexit, sys, threading, time
+atexit.register(lambda: print("handler ran", file=sys.stderr, flush=True))
+if sys.argv[1] == "thread":
+    def late():
+        time.sleep(0.5)
+        print("thread finished", file=sys.stderr, flush=True)
+    threading.Thread(target=late).start()
+sys.argv = ["maillage", *sys.argv[2:]]
+from diagnosis.__main__ import run
+run()
+"""
+
+
+@pytest.mark.parametrize("thread", ["none", "thread"])
+def test_run_ends_after_the_answer_with_its_status_and_exit_handlers(thread, capsys):
+    """The command's whole output (a pipe, large enough to be buffered) and its status;
+    the exit handlers run; a thread still working is waited for (the usual exit)."""
+    assert main(["summary", "--territory", "44", "--format", "json"]) == 0
+    expected = capsys.readouterr().out
+    env = {**__import__("os").environ, "MAILLAGE_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", _RUN_PROBE, thread, "summary", "--territory",
+                           "44", "--format", "json"], cwd=REPO, capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == expected and len(expected) > 20_000
+    assert "handler ran" in done.stderr
+    assert ("thread finished" in done.stderr) == (thread == "thread")
+    bad = subprocess.run([sys.executable, "-c", _RUN_PROBE, thread, "summary", "--territory",
+                          "99999"], cwd=REPO, capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert bad.returncode == 2 and "99999" in bad.stderr and "handler ran" in bad.stderr
+
+
 # --- access, site, partners ---------------------------------------------------------------
 
 
