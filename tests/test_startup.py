@@ -21,14 +21,17 @@ HEAVY = {"numpy", "pandas", "geopandas", "scipy", "shapely", "pyproj", "pyogrio"
          "folium", "branca", "requests", "requests_cache", "highspy", "rich", "sklearn",
          "data_sources"}
 
+# (the modules are listed by an exit handler: a printing command's process ends right
+# after the exit handlers, see diagnosis.__main__.run)
 _PROBE = """
-import json, runpy, sys
+import atexit, json, runpy, sys
+atexit.register(lambda: print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})),
+                              file=sys.stderr, flush=True))
 sys.argv = ["diagnosis", *json.loads(sys.argv[1])]
 try:
     runpy.run_module("diagnosis", run_name="__main__")
 except SystemExit:
     pass
-print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)
 """
 
 
