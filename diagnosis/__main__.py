@@ -659,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: Commands that print their answer and write their files (``--out``) before returning:
 #: their process may end without the interpreter's teardown (:func:`run`).
-FAST_EXIT = frozenset({"summary", "compare", "access", "site", "partners"})
+FAST_EXIT = frozenset({"summary", "compare", "access", "site", "partners", "report", "export"})
 
 
 def run() -> None:
