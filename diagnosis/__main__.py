@@ -668,9 +668,10 @@ def run() -> None:
     Python's own exit frees every module and object one by one: 90-110 ms once pandas,
     geopandas and pyarrow are imported, a sixth of ``summary --territory 44``. After a
     command of :data:`FAST_EXIT`, when nothing else runs (no other thread, no child
-    process), the output streams are flushed, the exit handlers run (``atexit``: logging,
-    temporary files, multiprocessing) and the process ends there (``os._exit``), with
-    the command's status. Otherwise, or if a stream cannot be flushed (a closed pipe),
+    process, no profiler or tracer waiting to write its report), the output streams are
+    flushed, the exit handlers run (``atexit``: logging, temporary files,
+    multiprocessing) and the process ends there (``os._exit``), with the command's
+    status. Otherwise, or if a stream cannot be flushed (a closed pipe),
     Python exits as usual.
     """
     import atexit
@@ -682,6 +683,7 @@ def run() -> None:
     children = sys.modules.get("multiprocessing")
     run_handlers = getattr(atexit, "_run_exitfuncs", None)
     if (command in FAST_EXIT and run_handlers is not None
+            and sys.getprofile() is None and sys.gettrace() is None  # a profiler's report
             and threading.active_count() == 1
             and not (children is not None and children.active_children())):
         try:

@@ -98,6 +98,17 @@ def test_run_ends_after_the_answer_with_its_status_and_exit_handlers(thread, cap
     assert bad.returncode == 2 and "99999" in bad.stderr and "handler ran" in bad.stderr
 
 
+def test_a_profiled_command_still_writes_its_profile(tmp_path):
+    """Under a profiler (or a tracer: coverage) the command exits as usual, so the
+    profiler writes its report."""
+    out = tmp_path / "summary.prof"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "diagnosis",
+                           "summary", "--territory", "44129"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Pontchâteau" in done.stdout and out.stat().st_size > 10_000
+
+
 # --- access, site, partners ---------------------------------------------------------------
 
 
