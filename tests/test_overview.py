@@ -243,8 +243,11 @@ def test_nearest_pair_by_pair_equals_the_k_d_tree(monkeypatch):
     targets = rng.uniform(0, 50_000, (5_000, 2)).round(0)
     targets[100:140] = targets[99]  # a town hall's structures
     targets[4_000:4_010] = origins[:10]  # at an origin itself
+    for bound in ("_ALL_PAIRS_MAX", "_TREE_FROM_PAIRS"):  # pair by pair, scipy loaded or not
+        monkeypatch.setattr(overview, bound, 10**12)
     pairs = nearest_distances(origins, targets)
-    monkeypatch.setattr(overview, "_ALL_PAIRS_MAX", 0)
+    for bound in ("_ALL_PAIRS_MAX", "_TREE_FROM_PAIRS"):
+        monkeypatch.setattr(overview, bound, 0)
     tree = nearest_distances(origins, targets)
     assert np.array_equal(pairs[0], tree[0]) and np.array_equal(pairs[1], tree[1])
     monkeypatch.undo()  # Loire-Atlantique's 207 communes against a 100,000-row file
