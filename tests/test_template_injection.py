@@ -686,4 +686,3 @@ def test_plan_table_on_the_command_line_prints_no_terminal_sequence(hostile_plan
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert "?[2J" in _no_space(out) and "France?[5m" in _no_space(out)
-
