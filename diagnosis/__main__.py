@@ -650,9 +650,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     no traceback): 2 for a project error (bad input, missing data, failed source), 1 for
     an operating-system error or a lack of memory.
     """
+    return _dispatch(build_parser().parse_args(argv))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; every error as :func:`main` says."""
     from diagnosis.errors import render_error
 
-    args = build_parser().parse_args(argv)
     try:
         _check_outputs(args)
         return COMMANDS[args.command](args)
@@ -688,11 +692,11 @@ def run() -> None:
     import os
     import threading
 
-    code = main()
-    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    args = build_parser().parse_args()
+    code = _dispatch(args)
     children = sys.modules.get("multiprocessing")
     run_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if (command in FAST_EXIT and run_handlers is not None
+    if (args.command in FAST_EXIT and run_handlers is not None
             and sys.getprofile() is None and sys.gettrace() is None  # a profiler's report
             and threading.active_count() == 1
             and not (children is not None and children.active_children())):

@@ -265,8 +265,9 @@ def _members(cog: CogTables, column: str, value: str) -> list[int]:
     """Rows (in table order) of the current communes whose ``column`` is ``value``.
 
     The first question on a column scans it once (1 ms); a second one builds the index
-    of all its values (15-20 ms), which the next ones read (``compare`` asks for each
-    département; ``summary`` for one).
+    of all its values (15-20 ms), which the next ones read: ``compare --by epci`` asks
+    for each EPCI, ``summary`` for one (a shipped département lists its communes in its
+    row and asks nothing).
     """
     key = f"members:{column}"
     index = cog._cache.get(key)
