@@ -403,10 +403,10 @@ def diagnose_demand(inputs: DiagnosisInputs, overview: Overview) -> DemandPoints
     The finest level loaded wins (cells, then IRIS); communes the finer layer does not
     cover keep their commune point (:func:`diagnosis.demand.compute_demand_points`).
     """
-    from diagnosis.demand import compute_demand_points
     iris, grid = getattr(inputs, "iris", None), getattr(inputs, "grid", None)
     if iris is None and grid is None:
         return None
+    from diagnosis.demand import compute_demand_points
     return compute_demand_points(overview.layers["communes"], iris=iris, grid=grid)
 
 
