@@ -599,3 +599,61 @@ def test_layer_bounds_are_folium_own(overview):
         assert el._get_self_bounds() == folium.GeoJson._get_self_bounds(el)
     empty = _GeoJson({"type": "FeatureCollection", "features": []})
     assert empty._get_self_bounds() == [[None, None], [None, None]]
+
+
+def test_layers_render_as_branca_would_without_compiling_their_script(
+        analysis_overview, access_result, monkeypatch):
+    """A layer's rendered script goes on the page as text, not compiled again as a Jinja
+    template: each analysis map (hostile names, catchments, proposed points, partners)
+    renders to the very page branca's own ``MacroElement.render`` gives, and each layer's
+    bounds are folium's."""
+    from branca.element import Element, MacroElement
+
+    from diagnosis.analyses import compute_catchment, compute_partners, compute_siting, find_site
+    from diagnosis.maps import (
+        build_access_map,
+        build_partner_network_map,
+        build_priority_map,
+        build_siting_map,
+    )
+    from diagnosis.maps._common import _GeoJson, _RenderedOnce
+
+    counter = iter(range(10**9))
+    monkeypatch.setattr(Element, "_generate_id", lambda self: f"{next(counter):032x}")
+    fac = _analysis_facilities()
+    sc = compute_siting(analysis_overview, fac, k_values=[1], max_minutes=10,
+                        host_types=["rpe"], need_weights={"poverty": 0, "single_parent": 0})
+    area = compute_catchment(sc.main.sites.geometry.iloc[0], max_minutes=10).assign(
+        name="{{ 7*7 }} " + SCRIPT)
+    site = find_site(fac, "f2")
+    near = compute_partners(analysis_overview, fac, site, max_minutes=10).layers["near_site"]
+    builders = [
+        lambda: build_priority_map(access_result.gaps, catchment=area, catchment_label=SCRIPT),
+        lambda: build_access_map(access_result.access, access_result.gaps.layers["priority"], "pmi",
+                         facilities=fac, catchment=area),
+        lambda: build_siting_map(sc.main, communes=analysis_overview.layers["communes"],
+                         catchments=area, user_points=[(-1.55, 47.2)]),
+        lambda: build_partner_network_map(site, near, fac, catchment=area),
+        lambda: build_overview_map(analysis_overview),
+    ]
+    for build in builders:
+        counter = iter(range(10**9))
+        m = build()
+        layers = [el for el in _walk(m) if isinstance(el, folium.GeoJson)]
+        assert layers and all(isinstance(el, _GeoJson) for el in layers)
+        for el in layers:
+            assert el._get_self_bounds() == folium.GeoJson._get_self_bounds(el)
+        ours = m.get_root().render()
+        counter = iter(range(10**9))
+        with monkeypatch.context() as patch:
+            patch.setattr(_RenderedOnce, "render", MacroElement.render)
+            theirs = build().get_root().render()
+        assert "L.geoJson" in ours and ours == theirs
+        if "7*7" in ours:  # the catchment's name: braces as entities, never computed
+            assert "{{ 7*7 }}" not in ours and "7*7 \\u0026#125;" in ours
+
+
+def _walk(element):
+    yield element
+    for child in element._children.values():
+        yield from _walk(child)

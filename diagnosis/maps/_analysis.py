@@ -68,15 +68,15 @@ def _fit(m: folium.Map, bounds: Sequence[float]) -> None:
 def _fill_layer(communes: gpd.GeoDataFrame, fills: Sequence[str], tooltips: Sequence[str],
                 name: str) -> folium.FeatureGroup:
     """Communes filled with ``fills`` (one colour each), an HTML tooltip each (escaped)."""
+    drawn = [(geom, fill, tip) for geom, fill, tip in zip(
+        communes.to_crs(WGS84).geometry, fills, tooltips, strict=True) if geom is not None]
     features = [{"type": "Feature", "geometry": mapping(geom),
-                 "properties": {"fill": fill, "tooltip": tip}}
-                for geom, fill, tip in zip(communes.to_crs(WGS84).geometry, fills, tooltips,
-                                           strict=True) if geom is not None]
+                 "properties": {"fill": fill, "tooltip": tip}} for geom, fill, tip in drawn]
     group = folium.FeatureGroup(name=name, show=True)
     _GeoJson({"type": "FeatureCollection", "features": features},
-                   style_function=_commune_style,
-                   tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
-                   control=False).add_to(group)
+             style_function=_commune_style,
+             tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
+             control=False, shapes=[geom for geom, _, _ in drawn]).add_to(group)
     return group
 
 

@@ -164,13 +164,57 @@ def find_external_assets(m: folium.Map) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-class _GeoJson(folium.GeoJson):
-    """``folium.GeoJson`` whose bounds GEOS reads, instead of a Python loop over points.
+class _RenderedText(Element):
+    """Text an element's template already rendered, put on the page as it is.
+
+    branca adds each element's rendered script to the page as a new ``Element(text)``,
+    whose constructor compiles ``text`` as a Jinja template, to be rendered a second
+    time. For a layer, that text holds its whole GeoJSON (hundreds of kilobytes for the
+    communes of a département): Jinja lexed it for nothing. This element keeps the text.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self._text
+
+
+class _RenderedOnce(MacroElement):
+    """A ``MacroElement`` whose rendered header, html and script are never compiled again.
+
+    Does what ``MacroElement.render`` does (each part of the element's template added
+    to the page's header, html and script, then the children rendered), with
+    :class:`_RenderedText` instead of ``Element`` around each rendered part. The page is
+    the same text: a test renders each of our maps both ways.
+    """
+
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # as MacroElement
+        figure = self.get_root()
+        if not isinstance(figure, branca_element.Figure):
+            raise TypeError("You cannot render this Element if it is not in a Figure.")
+        parts = self._template.module.__dict__
+        for part in ("header", "html", "script"):
+            macro = parts.get(part)
+            if macro is not None:
+                getattr(figure, part).add_child(_RenderedText(macro(self, kwargs)),
+                                                name=self.get_name())
+        for element in self._children.values():
+            element.render(**kwargs)
+
+
+class _GeoJson(folium.GeoJson, _RenderedOnce):
+    """``folium.GeoJson`` with fast bounds, whose script is not compiled again as Jinja.
 
     folium walks every coordinate in Python for a layer's bounds, and streamlit-folium
     asks for them each time it turns a map into Leaflet script: a third of that time for
-    the communes of a département. The bounds are the same numbers (the coordinates'
-    JSON text is read back exactly).
+    the communes of a département. Here the bounds come from the ``shapes`` the features
+    were made of (``shapely.geometry.mapping`` writes their very coordinates), from the
+    coordinates of point features, or else from GEOS reading the features' JSON. They
+    are the same numbers as folium's (the coordinates' JSON text is read back exactly).
+
+    Its rendered script goes on the page as text (:class:`_RenderedOnce`).
 
     Examples
     --------
@@ -179,22 +223,54 @@ class _GeoJson(folium.GeoJson):
     ...                                    "coordinates": [[-1.5, 47.2], [-1.4, 47.3]]}}]}
     >>> _GeoJson(data)._get_self_bounds() == folium.GeoJson(data)._get_self_bounds()
     True
+    >>> line = shapely.LineString([(-1.5, 47.2), (-1.4, 47.3)])
+    >>> _GeoJson(data, shapes=[line])._get_self_bounds()
+    [[47.2, -1.5], [47.3, -1.4]]
     """
 
+    def __init__(self, data: Any, *args: Any,
+                 shapes: Sequence[shapely.Geometry] | None = None, **kwargs: Any) -> None:
+        super().__init__(data, *args, **kwargs)
+        self._shapes = None if shapes is None else list(shapes)
+
     def _get_self_bounds(self) -> list[list[float | None]]:
+        if self._shapes is not None:
+            return _bounds_of(self._shapes)
         data = self.data
         if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
             return super()._get_self_bounds()
         shapes = [f.get("geometry") for f in data.get("features", ())]
+        points = _point_coordinates(shapes)
+        if points is not None:
+            if not len(points):
+                return [[None, None], [None, None]]
+            (west, south), (east, north) = points.min(axis=0), points.max(axis=0)
+            return [[float(south), float(west)], [float(north), float(east)]]
         try:
             found = shapely.from_geojson(json.dumps(
                 {"type": "GeometryCollection", "geometries": [g for g in shapes if g]}))
         except (TypeError, ValueError, shapely.errors.GEOSException):
             return super()._get_self_bounds()
-        if found.is_empty:
-            return [[None, None], [None, None]]
-        west, south, east, north = found.bounds
-        return [[south, west], [north, east]]
+        return _bounds_of([found])
+
+
+def _bounds_of(shapes: Sequence[shapely.Geometry | None]) -> list[list[float | None]]:
+    """``[[south, west], [north, east]]`` of shapely geometries (``None`` when all empty)."""
+    kept = [g for g in shapes if g is not None and not g.is_empty]
+    if not kept:
+        return [[None, None], [None, None]]
+    west, south, east, north = (float(v) for v in shapely.total_bounds(kept))
+    return [[south, west], [north, east]]
+
+
+def _point_coordinates(shapes: Sequence[Any]) -> np.ndarray | None:
+    """``(n, 2)`` coordinates when every GeoJSON geometry is a 2-D point, else ``None``."""
+    try:
+        if not all(g["type"] == "Point" and len(g["coordinates"]) == 2 for g in shapes):
+            return None
+        return np.array([g["coordinates"] for g in shapes], dtype=float).reshape(-1, 2)
+    except (TypeError, KeyError, ValueError):
+        return None
 
 
 def _leaflet_map(**kwargs: Any) -> folium.Map:

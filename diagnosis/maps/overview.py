@@ -173,7 +173,7 @@ def _add_choropleth(m: folium.Map, communes: gpd.GeoDataFrame,
         _communes_geojson(communes, value_col, colors or [MISSING_COLOR], breaks, value_label),
         style_function=_commune_style,
         tooltip=folium.GeoJsonTooltip(fields=["tooltip"], labels=False),
-        control=False,
+        control=False, shapes=list(communes.geometry),
     ).add_to(choro)
     choro.add_to(m)
     return value_label, labels, colors, bool(values.isna().any())
