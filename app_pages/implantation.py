@@ -81,19 +81,32 @@ run = diag.siting if diag is not None else None
 
 ws = _cached.workspace(sel.code, sel.files_key, sel.files)
 ov = _cached.overview(sel.code, sel.files_key, DEFAULT_THRESHOLD_M, sel.files)
-clicked = (show_map(
-    ("implantation", sel.code, sel.files_key, step_params(study, "siting"), run is None),
-    lambda: build_siting_map(run.main if run else None, communes=ov.layers["communes"],
-                             catchments=diag.catchments if run and diag else None,
-                             user_points=points, attribution=default_attribution(ws.sources)),
-    key="implantation_map", height=520, returned_objects=("last_clicked",)) or {}
-).get("last_clicked")
-if clicked:
+
+
+@st.fragment
+def _map_and_clicked_point() -> None:
+    """The map and its clicked point: a click reruns this part only, not the whole page.
+
+    Adding the point changes the study: then the whole page runs again.
+    """
+    clicked = (show_map(
+        ("implantation", sel.code, sel.files_key, step_params(study, "siting"), run is None),
+        lambda: build_siting_map(run.main if run else None, communes=ov.layers["communes"],
+                                 catchments=diag.catchments if run and diag else None,
+                                 user_points=points, attribution=default_attribution(ws.sources)),
+        key="implantation_map", height=520, returned_objects=("last_clicked",)) or {}
+    ).get("last_clicked")
+    if not clicked:
+        return
     lon, lat = float(clicked["lng"]), float(clicked["lat"])
     st.caption(f"Point cliqué : longitude {lon:.5f}, latitude {lat:.5f}")
-    st.button("Ajouter ce point comme site proposé", key="implantation_add_click",
-              on_click=add_point, args=(lon, lat), icon=":material/add_location:",
-              disabled=(round(lon, POINT_DIGITS), round(lat, POINT_DIGITS)) in points)
+    if st.button("Ajouter ce point comme site proposé", key="implantation_add_click",
+                 on_click=add_point, args=(lon, lat), icon=":material/add_location:",
+                 disabled=(round(lon, POINT_DIGITS), round(lat, POINT_DIGITS)) in points):
+        st.rerun()  # the study changed: sites, scenarios and groups are the whole page's
+
+
+_map_and_clicked_point()
 with st.expander(f"Sites proposés ({len(points)})", expanded=bool(points)):
     for i, (lon, lat) in enumerate(points):
         line = st.columns([4, 1])

@@ -23,6 +23,7 @@ Skipped when ``/usr/bin/chromium`` is absent, except on CI (env ``CI`` set): the
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -231,6 +232,23 @@ def test_implantation_page_shows_a_recommended_site(server, tmp_path):
             expect(legend).to_contain_text("Site recommandé (1)", timeout=60_000)
             expect(legend).to_contain_text("Zone desservie par un site recommandé")
             page.screenshot(path=str(tmp_path / "implantation.png"), full_page=True)
+
+            # A click on the map reruns the map's part of the page only (a fragment); the
+            # point it adds changes the study, and the whole page then shows it.
+            _idle(page)
+            container = frame.locator(".leaflet-container").first
+            box = container.bounding_box()
+            assert box is not None
+            container.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.5})
+            caption = main_area.get_by_text("Point cliqué : longitude")
+            expect(caption).to_be_visible(timeout=60_000)
+            lon, lat = re.findall(r"-?\d+\.\d{5}", caption.inner_text())
+            expect(main_area.get_by_text("Sites proposés (0)")).to_be_visible()
+            main_area.get_by_role("button", name="Ajouter ce point comme site proposé").click()
+            expect(main_area.get_by_text("Sites proposés (1)")).to_be_visible(timeout=60_000)
+            expect(main_area.get_by_text(f"Site proposé n°1 : longitude {lon}, latitude {lat}")
+                   ).to_be_visible()
+            expect(legend).to_contain_text("Site proposé (1)", timeout=60_000)
             assert not errors, errors
         finally:
             browser.close()
