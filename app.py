@@ -244,4 +244,8 @@ pages = [
     st.Page("app_pages/sources.py", title="Sources et limites", icon=":material/info:",
             url_path="sources"),
 ]
-st.navigation(pages, position="sidebar").run()
+page = st.navigation(pages, position="sidebar")
+try:
+    page.run()
+finally:  # also when the page stops early (st.stop) or asks for a rerun
+    _cached.settle_after_first_visit(page.url_path)

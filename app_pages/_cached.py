@@ -53,6 +53,7 @@ from diagnosis.context import TerritoryContext
 from diagnosis.csvfile import french_csv_bytes
 from diagnosis.errors import MaillageError
 from diagnosis.exports import diagnosis_export_layers, export_csv_tables, export_geopackage
+from diagnosis.maps import split_layers
 from diagnosis.offer_levels import OfferLevels
 from diagnosis.overview import Overview, commune_table, offer_table
 from diagnosis.partners import export_partners_csv
@@ -184,6 +185,25 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+_SETTLED_PAGES: set[str] = set()
+_SETTLED_LOCK = threading.Lock()
+
+
+def settle_after_first_visit(page: str) -> None:
+    """:func:`settle_heap` once per page and process, after the page's first run.
+
+    A page's first visit imports its modules (maps, analyses, solver…) and fills its
+    caches: ~50,000 objects that live as long as the process, which every later full
+    collection walked again (20-40 ms, on whichever interaction it fell). Frozen after
+    that first run, which is already the slow one.
+    """
+    with _SETTLED_LOCK:
+        if page in _SETTLED_PAGES:
+            return
+        _SETTLED_PAGES.add(page)
+    settle_heap()
 
 
 def split_insee_files(files: FileList) -> tuple[list[tuple[str, bytes]],
@@ -569,7 +589,14 @@ def map_component_args(cache_key: Hashable, key: str, height: int,
 
 def component_args(fmap: folium.Map, *, key: str, height: int,
                    returned_objects: tuple[str, ...]) -> dict[str, Any]:
-    """What ``st_folium(fmap, ...)`` gives its component (the app's map arguments).
+    """What ``st_folium`` gives its component for ``fmap`` (the app's map arguments).
+
+    The map goes as its frame and its data layers (:func:`diagnosis.maps.split_layers`,
+    ``st_folium``'s ``feature_group_to_add`` and ``layer_control``): the component's key
+    is a hash of the frame alone, so a new threshold or new weights swap the layers in
+    the map already drawn (the view the person chose is kept) instead of loading a new
+    one. The layers' script first empties streamlit-folium's list of added groups
+    (``window.feature_group``), which otherwise keeps every replaced group alive.
 
     ``render=False``: streamlit-folium renders the map itself once more in any case
     (``Map.render``), so the whole page's render it also does by default is skipped; the
@@ -580,15 +607,25 @@ def component_args(fmap: folium.Map, *, key: str, height: int,
     def record(**kwargs: Any) -> None:
         recorded.update(kwargs)
 
+    layers = split_layers(fmap)
+    apart: dict[str, Any] = {} if layers is None else {
+        "feature_group_to_add": layers[0] or None, "layer_control": layers[1]}
     with _CAPTURE_LOCK:
         streamlit_folium._component_func = record
         try:
             streamlit_folium.st_folium(fmap, key=key, height=height, use_container_width=True,
-                                       returned_objects=list(returned_objects), render=False)
+                                       returned_objects=list(returned_objects), render=False,
+                                       **apart)
         finally:
             streamlit_folium._component_func = FOLIUM_COMPONENT
     recorded.pop("on_change", None)
+    if recorded.get("feature_group"):
+        recorded["feature_group"] = f"{FRESH_GROUPS_JS}\n{recorded['feature_group']}"
     return recorded
+
+
+#: Run before the layers' script: the groups just removed are forgotten.
+FRESH_GROUPS_JS = "window.feature_group = [];"
 
 
 @st.cache_data(show_spinner=False)

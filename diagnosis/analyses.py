@@ -267,6 +267,8 @@ def stop_reach_notes(overview: Overview, travel: Travel) -> list[str]:
 
     Checked from each commune's town hall; an empty list for engines without stops.
     """
+    if not travel.has_stops:
+        return []
     pts = demand_points(overview)
     reach = travel.stop_access(commune_points_xy(pts))
     if reach is None:

@@ -608,11 +608,13 @@ def _without_ids(args: dict) -> dict:
 
 @pytest.mark.parametrize("kind", ["overview", "priority", "access", "siting"])
 def test_map_arguments_are_those_st_folium_gives(demo_analyses, kind):
-    """The app's cheaper recording of a map (no whole-page render) sends what st_folium's
-    default does: same Leaflet script, header, links and component key."""
+    """The app's cheaper recording of a map (no whole-page render) sends what st_folium
+    gives for the map's frame and its data layers (``feature_group_to_add``): same
+    Leaflet script, layers, header, links and component key. A map with a layer hidden
+    at first (the overview's town halls) goes whole, as st_folium's default sends it."""
     import streamlit_folium
 
-    from app_pages._cached import FOLIUM_COMPONENT, component_args
+    from app_pages._cached import FOLIUM_COMPONENT, FRESH_GROUPS_JS, component_args
     from diagnosis import maps
 
     d = demo_analyses
@@ -628,16 +630,45 @@ def test_map_arguments_are_those_st_folium_gives(demo_analyses, kind):
         return maps.build_siting_map(d["siting"].main, communes=d["ov"].layers["communes"])
 
     recorded: dict = {}
+    fmap = build()
+    layers = maps.split_layers(fmap)
+    assert (layers is None) == (kind == "overview")
+    apart = {} if layers is None else {"feature_group_to_add": layers[0],
+                                       "layer_control": layers[1]}
     streamlit_folium._component_func = lambda **kw: recorded.update(kw)
     try:
-        streamlit_folium.st_folium(build(), key="m", height=500, use_container_width=True,
-                                   returned_objects=["last_clicked"])
+        streamlit_folium.st_folium(fmap, key="m", height=500, use_container_width=True,
+                                   returned_objects=["last_clicked"], **apart)
     finally:
         streamlit_folium._component_func = FOLIUM_COMPONENT
     ours = component_args(build(), key="m", height=500, returned_objects=("last_clicked",))
-    assert "L.map" in ours["script"] and "L.geoJson" in ours["script"]
+    assert "L.map" in ours["script"]
+    if layers is None:
+        assert "L.geoJson" in ours["script"] and ours["feature_group"] is None
+    else:  # the data are in the layers; the frame has none
+        assert "L.geoJson" not in ours["script"] and "L.geoJson" in ours["feature_group"]
+        assert "maillage-legend" in ours["feature_group"] and "L.control.layers" in \
+            ours["layer_control"]
+        assert ours["feature_group"].startswith(FRESH_GROUPS_JS)
+        recorded["feature_group"] = f"{FRESH_GROUPS_JS}\n{recorded['feature_group']}"
     assert _without_ids(ours) == _without_ids(recorded)
     assert ours["key"] == recorded["key"]
+
+
+def test_new_values_keep_the_map_frame_and_swap_its_layers(demo_analyses):
+    """A new threshold gives the same frame (the component key: the browser keeps the map
+    drawn and the view chosen) and new layers."""
+    from app_pages._cached import component_args
+    from diagnosis.analyses import compute_access
+    from diagnosis.maps import build_priority_map
+
+    d = demo_analyses
+    other = compute_access(d["ov"], d["ws"].facilities, max_minutes=35, travel=d["travel"])
+    first, second = (component_args(build_priority_map(a.gaps), key="m", height=500,
+                                     returned_objects=()) for a in (d["access"], other))
+    assert first["key"] == second["key"]
+    assert _without_ids(first)["script"] == _without_ids(second)["script"]
+    assert first["feature_group"] != second["feature_group"]
 
 
 def test_road_graph_unavailable_warning_is_french(app, monkeypatch, tmp_path):
@@ -825,3 +856,25 @@ def test_a_site_box_value_that_is_no_site_id_means_the_first_recommended_site():
     assert choose("") is None and choose(None) is None
     assert choose("— le premier site recommandé : Le FIL – Espace de vie sociale —") is None
     assert choose("eaje:2") is None  # a site no longer offered
+
+
+def test_a_page_settles_the_heap_after_its_first_run_only(monkeypatch):
+    """Each page's first run in the process freezes what it left for good (gc.freeze),
+    once: later runs of the page leave Python's collections alone."""
+    from app_pages import _cached
+
+    calls: list[int] = []
+    monkeypatch.setattr(_cached, "settle_heap", lambda: calls.append(1))
+    monkeypatch.setattr(_cached, "_SETTLED_PAGES", set())
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run(timeout=TIMEOUT)
+    _no_exception(at)
+    assert calls and _cached._SETTLED_PAGES == {""}  # the default page (and its data)
+    first = len(calls)
+    at.run(timeout=TIMEOUT)
+    at.switch_page("app_pages/territoire.py").run(timeout=TIMEOUT)
+    assert len(calls) == first
+    at.switch_page("app_pages/sources.py").run(timeout=TIMEOUT)
+    at.run(timeout=TIMEOUT)
+    _no_exception(at)
+    assert len(calls) == first + 1 and _cached._SETTLED_PAGES == {"", "sources"}

@@ -254,6 +254,65 @@ def test_implantation_page_shows_a_recommended_site(server, tmp_path):
             browser.close()
 
 
+def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
+    """A new T on « Besoins et lacunes » keeps the map drawn (same frame: the view a person
+    chose stays) and swaps its layers: the old communes leave, the new ones are drawn,
+    one legend and one layer control, and no replaced group is kept in memory."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    def offline(r: Route) -> None:
+        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            r.abort("internetdisconnected")
+
+    state_js = """() => { let polys = 0; window.map.eachLayer((l) => {
+        if (l instanceof L.Polygon) { polys += 1; } });
+        return {kept: window.__kept || null, groups: (window.feature_group || []).length,
+                legends: document.querySelectorAll(".maillage-legend").length,
+                controls: document.querySelectorAll(".leaflet-control-layers").length,
+                polys: polys, oldGone: window.__old ? !window.map.hasLayer(window.__old) : null};
+    }"""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1800},
+                                          locale="fr-FR")
+            context.route("**/*", offline)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server}/besoins", wait_until="domcontentloaded", timeout=60_000)
+            main = page.locator("[data-testid='stMain']").first
+            expect(main.get_by_role("heading", name="Besoins et lacunes").first).to_be_visible(
+                timeout=120_000)
+            frame = page.frame_locator("iframe[title*='streamlit_folium']").first
+            expect(frame.locator(".maillage-legend")).to_contain_text("Score de priorité",
+                                                                      timeout=60_000)
+            _idle(page)
+            map_frame = next(f for f in page.frames if "streamlit_folium" in f.url)
+            map_frame.wait_for_function("() => window.map && window.feature_group")
+            map_frame.evaluate("""() => { window.__kept = "this map";
+                window.map.eachLayer((l) => { if (l instanceof L.Polygon) { window.__old = l; } });
+            }""")
+            before = map_frame.evaluate(state_js)
+            thumb = main.get_by_role("slider", name="Temps de trajet maximal T (minutes)").first
+            for _ in range(3):
+                thumb.focus()
+                thumb.press("ArrowRight")
+                _idle(page)
+            map_frame.wait_for_function("() => window.__old && !window.map.hasLayer(window.__old)")
+            after = map_frame.evaluate(state_js)
+            assert before["oldGone"] is False and before["polys"] == 9, before
+            assert after == {"kept": "this map", "groups": before["groups"], "legends": 1,
+                             "controls": 1, "polys": 9, "oldGone": True}, after
+            assert float(thumb.input_value()) == 23
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
 # --- French everywhere: no English string of Streamlit, Leaflet or Vega on any page ----
 # What Streamlit 1.67 renders was read from its bundle (static/js/FileUploader.*.js:
 # "Upload", "<size> per file", "Drag and drop files here" while dragging; utils.*.js:

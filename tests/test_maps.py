@@ -657,3 +657,25 @@ def _walk(element):
     yield element
     for child in element._children.values():
         yield from _walk(child)
+
+
+def test_split_layers_takes_the_data_out_of_the_frame(overview):
+    """The shown groups, the legend (as a layer of its own group) and the layer control
+    leave the map; a map with a group hidden at first stays whole."""
+    from diagnosis.maps import split_layers
+    from diagnosis.maps._common import _Legend, _LegendLayer, _LegendStyle
+
+    hidden = build_overview_map(overview)  # town halls hidden at first
+    before = list(hidden._children)
+    assert split_layers(hidden) is None and list(hidden._children) == before
+
+    m = build_overview_map(overview, show_town_halls=True)
+    n_groups = len(_groups(m))
+    groups, control = split_layers(m)
+    assert isinstance(control, folium.LayerControl) and len(groups) == n_groups + 1
+    assert not any(isinstance(c, folium.FeatureGroup | folium.LayerControl | _Legend)
+                   for c in m._children.values())
+    assert any(isinstance(c, _LegendStyle) for c in m._children.values())
+    legend = groups[-1]
+    assert not legend.control and isinstance(next(iter(legend._children.values())),
+                                             _LegendLayer)

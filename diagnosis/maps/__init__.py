@@ -54,6 +54,7 @@ from diagnosis.maps._common import (
     find_external_assets,
     neutralise_template_syntax,
     set_asset_base_url,
+    split_layers,
     use_local_assets,
 )
 from diagnosis.maps.access import (
@@ -84,6 +85,7 @@ from diagnosis.maps.siting import (
 )
 
 __all__ = [
+    "split_layers",
     "build_mode_minutes_map",
     "ACCESS_COLORS",
     "CATCHMENT_COLOR",

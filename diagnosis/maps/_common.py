@@ -504,17 +504,16 @@ def _palette(n: int) -> list[str]:
     return [CHOROPLETH_COLORS[i] for i in idx]
 
 
-class _Legend(MacroElement):
-    """A Leaflet control holding a French HTML legend (bottom left of the map)."""
-
-    _template = Template(
-        """
+#: The page style of a legend (a narrower attribution beside it).
+_LEGEND_HEADER = """
         {% macro header(this, kwargs) %}
         <style>
         .leaflet-control-attribution { max-width: 55%; font-size: 10px; }
         </style>
         {% endmacro %}
-        {% macro script(this, kwargs) %}
+"""
+#: A legend's Leaflet control, in the variable named after the element.
+_LEGEND_CONTROL = """
         var {{ this.get_name() }} = L.control({position: "bottomleft"});
         {{ this.get_name() }}.onAdd = function () {
             var div = L.DomUtil.create("div", "maillage-legend");
@@ -523,16 +522,86 @@ class _Legend(MacroElement):
             L.DomEvent.disableScrollPropagation(div);
             return div;
         };
-        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
-        {% endmacro %}
-        """
-    )
+"""
+
+
+class _Legend(MacroElement):
+    """A Leaflet control holding a French HTML legend (bottom left of the map)."""
+
+    _template = Template(_LEGEND_HEADER + "{% macro script(this, kwargs) %}" + _LEGEND_CONTROL
+                         + "{{ this.get_name() }}.addTo({{ this._parent.get_name() }});"
+                         "{% endmacro %}")
 
     def __init__(self, legend_html: str) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._name = "MaillageLegend"
         self.legend_html = legend_html
         self.html_js = _js_string(legend_html)
+
+
+class _LegendStyle(MacroElement):
+    """The page style a :class:`_Legend` brings (its ``header``), on its own."""
+
+    _template = Template(_LEGEND_HEADER)
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._name = "MaillageLegendStyle"
+
+
+class _LegendLayer(MacroElement):
+    """A :class:`_Legend` as a layer of a group: shown while the group is on the map.
+
+    The legend's control is added when the layer is added to the map and removed with
+    it, so a group that replaces another (:func:`split_layers`) replaces its legend too.
+    """
+
+    _template = Template("{% macro script(this, kwargs) %}" + _LEGEND_CONTROL + """
+        new (L.Layer.extend({
+            onAdd: function (map) { {{ this.get_name() }}.addTo(map); },
+            onRemove: function (map) { {{ this.get_name() }}.remove(); }
+        }))().addTo({{ this._parent.get_name() }});
+        {% endmacro %}""")
+
+    def __init__(self, legend: _Legend) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._name = "MaillageLegend"
+        self.legend_html = legend.legend_html
+        self.html_js = legend.html_js
+
+
+def split_layers(m: folium.Map) -> tuple[list[folium.FeatureGroup],
+                                         folium.LayerControl | None] | None:
+    """Take a map's data layers out of it, to be sent apart from the map (in place).
+
+    The app sends a map to the browser as its frame (view, scale, panes, tiles,
+    attribution) and its data layers (the shown feature groups, the legend and the layer
+    control): when only the data change (a new threshold T, new weights), streamlit-folium
+    keeps the frame and swaps the layers, instead of loading a new map. The legend becomes
+    a layer of its own group (:class:`_LegendLayer`).
+
+    Returns ``(groups, layer_control)``, ``m`` keeping the rest; ``None`` (and ``m``
+    untouched) when a group is hidden at first (a layer control would name a layer left
+    in the frame): such a map is sent whole.
+    """
+    children = list(m._children.items())
+    groups = [c for _, c in children if isinstance(c, folium.FeatureGroup)]
+    if any(not g.show for g in groups):
+        return None
+    control = None
+    for name, child in children:
+        if isinstance(child, folium.FeatureGroup):
+            del m._children[name]
+        elif isinstance(child, folium.LayerControl):
+            control = child
+            del m._children[name]
+        elif isinstance(child, _Legend):
+            del m._children[name]
+            _LegendStyle().add_to(m)
+            legend = folium.FeatureGroup(name="Légende", control=False)
+            _LegendLayer(child).add_to(legend)
+            groups.append(legend)
+    return groups, control
 
 
 class _MetricScale(MacroElement):

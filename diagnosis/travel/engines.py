@@ -236,6 +236,11 @@ class Travel:
         """Travel minutes from origins to destinations (x/y in EPSG:2154), with a cutoff."""
         return self.engine_impl.times(origins_xy, destinations_xy, max_minutes=max_minutes)
 
+    @property
+    def has_stops(self) -> bool:
+        """Whether the engine knows public transport stops (:meth:`stop_access`)."""
+        return getattr(self.engine_impl, "stops_within_walk", None) is not None
+
     def stop_access(self, xy: np.ndarray) -> np.ndarray | None:
         """Whether each point has a public transport stop within walking reach.
 
