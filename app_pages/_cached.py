@@ -591,11 +591,11 @@ def component_args(fmap: folium.Map, *, key: str, height: int,
                    returned_objects: tuple[str, ...]) -> dict[str, Any]:
     """What ``st_folium`` gives its component for ``fmap`` (the app's map arguments).
 
-    The map goes as its frame and its data layers (:func:`diagnosis.maps.split_layers`,
+    The map goes as its frame and its layers (:func:`diagnosis.maps.split_layers`,
     ``st_folium``'s ``feature_group_to_add`` and ``layer_control``): the component's key
-    is a hash of the frame alone, so a new threshold or new weights swap the layers in
-    the map already drawn (the view the person chose is kept) instead of loading a new
-    one. The layers' script first empties streamlit-folium's list of added groups
+    is a hash of the frame alone (the same for every territory and option), so new
+    values swap the layers in the map already drawn instead of loading a new one. The
+    layers' script first empties streamlit-folium's list of added groups
     (``window.feature_group``), which otherwise keeps every replaced group alive.
 
     ``render=False``: streamlit-folium renders the map itself once more in any case
@@ -607,15 +607,14 @@ def component_args(fmap: folium.Map, *, key: str, height: int,
     def record(**kwargs: Any) -> None:
         recorded.update(kwargs)
 
-    layers = split_layers(fmap)
-    apart: dict[str, Any] = {} if layers is None else {
-        "feature_group_to_add": layers[0] or None, "layer_control": layers[1]}
+    groups, control = split_layers(fmap)
     with _CAPTURE_LOCK:
         streamlit_folium._component_func = record
         try:
             streamlit_folium.st_folium(fmap, key=key, height=height, use_container_width=True,
                                        returned_objects=list(returned_objects), render=False,
-                                       **apart)
+                                       feature_group_to_add=groups or None,
+                                       layer_control=control)
         finally:
             streamlit_folium._component_func = FOLIUM_COMPONENT
     recorded.pop("on_change", None)

@@ -94,7 +94,9 @@ def _map_and_clicked_point() -> None:
         lambda: build_siting_map(run.main if run else None, communes=ov.layers["communes"],
                                  catchments=diag.catchments if run and diag else None,
                                  user_points=points, attribution=default_attribution(ws.sources)),
-        key="implantation_map", height=520, returned_objects=("last_clicked",)) or {}
+        # a clicked point belongs to its territory: another territory, another map
+        key=f"implantation_map_{sel.code}", height=520,
+        returned_objects=("last_clicked",)) or {}
     ).get("last_clicked")
     if not clicked:
         return

@@ -43,8 +43,9 @@ dep = st.selectbox("Département où dessiner", options=list(_cached.departement
                    format_func=_cached.departement_options().__getitem__, key="zone_dep",
                    index=list(_cached.departement_options()).index("44"))
 communes = _cached.departement_geometry(dep)
-drawn = show_map(("zone", dep), lambda: build_draw_map(communes), key="zone_map", height=520,
-                 returned_objects=("last_active_drawing",))
+# a drawing belongs to its département: another département, another map
+drawn = show_map(("zone", dep), lambda: build_draw_map(communes), key=f"zone_map_{dep}",
+                 height=520, returned_objects=("last_active_drawing",))
 polygon = (drawn or {}).get("last_active_drawing")
 if polygon and polygon.get("geometry"):
     try:

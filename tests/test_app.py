@@ -426,6 +426,12 @@ def test_hostile_names_uploaded_render_as_text_on_every_map_page(app):
         shown = " ".join(str(e.value) for e in app.markdown) + " ".join(
             str(e.value) for e in app.error)
         assert "MAILLAGEPWNED" not in shown and "uid=" not in shown
+        import json
+
+        for instance in app.get("component_instance"):  # the maps: frame and layers
+            sent = json.loads(instance.proto.json_args)
+            text = f"{sent.get('script')}{sent.get('feature_group')}{sent.get('layer_control')}"
+            assert "L.map" in text and "MAILLAGEPWNED" not in text and "uid=" not in text
 
 
 def _drome_files():
@@ -609,9 +615,8 @@ def _without_ids(args: dict) -> dict:
 @pytest.mark.parametrize("kind", ["overview", "priority", "access", "siting"])
 def test_map_arguments_are_those_st_folium_gives(demo_analyses, kind):
     """The app's cheaper recording of a map (no whole-page render) sends what st_folium
-    gives for the map's frame and its data layers (``feature_group_to_add``): same
-    Leaflet script, layers, header, links and component key. A map with a layer hidden
-    at first (the overview's town halls) goes whole, as st_folium's default sends it."""
+    gives for the map's frame and its layers (``feature_group_to_add``): same Leaflet
+    script, layers, header, links and component key."""
     import streamlit_folium
 
     from app_pages._cached import FOLIUM_COMPONENT, FRESH_GROUPS_JS, component_args
@@ -631,33 +636,32 @@ def test_map_arguments_are_those_st_folium_gives(demo_analyses, kind):
 
     recorded: dict = {}
     fmap = build()
-    layers = maps.split_layers(fmap)
-    assert (layers is None) == (kind == "overview")
-    apart = {} if layers is None else {"feature_group_to_add": layers[0],
-                                       "layer_control": layers[1]}
+    groups, control = maps.split_layers(fmap)
     streamlit_folium._component_func = lambda **kw: recorded.update(kw)
     try:
         streamlit_folium.st_folium(fmap, key="m", height=500, use_container_width=True,
-                                   returned_objects=["last_clicked"], **apart)
+                                   returned_objects=["last_clicked"],
+                                   feature_group_to_add=groups, layer_control=control)
     finally:
         streamlit_folium._component_func = FOLIUM_COMPONENT
     ours = component_args(build(), key="m", height=500, returned_objects=("last_clicked",))
-    assert "L.map" in ours["script"]
-    if layers is None:
-        assert "L.geoJson" in ours["script"] and ours["feature_group"] is None
-    else:  # the data are in the layers; the frame has none
-        assert "L.geoJson" not in ours["script"] and "L.geoJson" in ours["feature_group"]
-        assert "maillage-legend" in ours["feature_group"] and "L.control.layers" in \
-            ours["layer_control"]
-        assert ours["feature_group"].startswith(FRESH_GROUPS_JS)
-        recorded["feature_group"] = f"{FRESH_GROUPS_JS}\n{recorded['feature_group']}"
+    # the data, the legend and the fit are in the layers; the frame has none
+    assert "L.map" in ours["script"] and "L.geoJson" not in ours["script"]
+    assert "fitBounds" not in ours["script"] and "maillage-legend" not in ours["script"]
+    assert all(s in ours["feature_group"] for s in ("L.geoJson", "maillage-legend",
+                                                    "fitBounds"))
+    assert "L.control.layers" in ours["layer_control"]
+    assert ours["feature_group"].startswith(FRESH_GROUPS_JS)
+    recorded["feature_group"] = f"{FRESH_GROUPS_JS}\n{recorded['feature_group']}"
     assert _without_ids(ours) == _without_ids(recorded)
     assert ours["key"] == recorded["key"]
 
 
 def test_new_values_keep_the_map_frame_and_swap_its_layers(demo_analyses):
-    """A new threshold gives the same frame (the component key: the browser keeps the map
-    drawn and the view chosen) and new layers."""
+    """A new threshold, or another territory, gives the same frame (the component key: the
+    browser keeps the map drawn) and new layers, fitted to the territory."""
+    import re
+
     from app_pages._cached import component_args
     from diagnosis.analyses import compute_access
     from diagnosis.maps import build_priority_map
@@ -669,6 +673,19 @@ def test_new_values_keep_the_map_frame_and_swap_its_layers(demo_analyses):
     assert first["key"] == second["key"]
     assert _without_ids(first)["script"] == _without_ids(second)["script"]
     assert first["feature_group"] != second["feature_group"]
+    # another territory (the whole département): the same frame, its own fit
+    from data_sources.workspace import load_workspace
+    from diagnosis.overview import compute_overview
+
+    ws = load_workspace("44")
+    dep = compute_access(compute_overview(ws.territory, ws.communes, ws.facilities,
+                                          sources=ws.sources), ws.facilities, travel=d["travel"])
+    third = component_args(build_priority_map(dep.gaps), key="m", height=500,
+                           returned_objects=())
+    assert third["key"] == first["key"]
+    fits = [re.search(r"var bounds = (\[\[.*?\]\]);", a["feature_group"]).group(1)
+            for a in (first, third)]
+    assert fits[0] != fits[1]
 
 
 def test_road_graph_unavailable_warning_is_french(app, monkeypatch, tmp_path):

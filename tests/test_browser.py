@@ -257,8 +257,11 @@ def test_implantation_page_shows_a_recommended_site(server, tmp_path):
 def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
     """A new T on « Besoins et lacunes » keeps the map drawn (same frame: the view a person
     chose stays) and swaps its layers: the old communes leave, the new ones are drawn,
-    one legend and one layer control, and no replaced group is kept in memory."""
+    one legend and one layer control, and no replaced group is kept in memory. Another
+    territory keeps the map too, fitted to its communes."""
     from playwright.sync_api import Route, expect, sync_playwright
+
+    from data_sources.cog import resolve
 
     def offline(r: Route) -> None:
         if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
@@ -297,6 +300,9 @@ def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
                 window.map.eachLayer((l) => { if (l instanceof L.Polygon) { window.__old = l; } });
             }""")
             before = map_frame.evaluate(state_js)
+            # the view is fitted to the EPCI (the frame opens on France, zoom 5)
+            assert map_frame.evaluate("""() => window.map.getZoom() >= 9 && window.map
+                .getBounds().contains(L.latLng(47.437, -2.090))""")  # Pontchâteau
             thumb = main.get_by_role("slider", name="Temps de trajet maximal T (minutes)").first
             for _ in range(3):
                 thumb.focus()
@@ -308,6 +314,20 @@ def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
             assert after == {"kept": "this map", "groups": before["groups"], "legends": 1,
                              "controls": 1, "polys": 9, "oldGone": True}, after
             assert float(thumb.input_value()) == 23
+
+            # another territory: the same map, its layers, fitted to the whole département
+            search = page.locator("[data-testid='stSidebar'] [data-testid='stTextInput'] input")
+            search.fill("44")
+            search.press("Enter")
+            _idle(page)
+            map_frame.wait_for_function(
+                f"() => ({state_js})().polys === {len(resolve('44').communes)}",
+                timeout=60_000)
+            assert map_frame.evaluate(state_js)["kept"] == "this map"
+            seen = map_frame.evaluate("""() => [[47.218, -1.553], [47.717, -1.376],
+                [47.115, -2.103], [47.087, -1.282]].map((p) => window.map.getBounds()
+                .contains(L.latLng(p[0], p[1])))""")  # Nantes, Châteaubriant, Pornic, Clisson
+            assert seen == [True] * 4, seen
             assert not errors, errors
         finally:
             browser.close()

@@ -660,22 +660,31 @@ def _walk(element):
 
 
 def test_split_layers_takes_the_data_out_of_the_frame(overview):
-    """The shown groups, the legend (as a layer of its own group) and the layer control
-    leave the map; a map with a group hidden at first stays whole."""
+    """The groups, the legend and the fit (in a group of their own) and the layer control
+    leave the map, whose frame opens on France; a group hidden at first is taken off
+    the map when added (town halls)."""
     from diagnosis.maps import split_layers
-    from diagnosis.maps._common import _Legend, _LegendLayer, _LegendStyle
+    from diagnosis.maps._common import (
+        FRAME_CENTER,
+        _FitOnce,
+        _HiddenAtFirst,
+        _Legend,
+        _LegendLayer,
+        _LegendStyle,
+    )
 
-    hidden = build_overview_map(overview)  # town halls hidden at first
-    before = list(hidden._children)
-    assert split_layers(hidden) is None and list(hidden._children) == before
-
-    m = build_overview_map(overview, show_town_halls=True)
-    n_groups = len(_groups(m))
+    m = build_overview_map(overview)  # town halls hidden at first
+    named = _groups(m)
     groups, control = split_layers(m)
-    assert isinstance(control, folium.LayerControl) and len(groups) == n_groups + 1
-    assert not any(isinstance(c, folium.FeatureGroup | folium.LayerControl | _Legend)
-                   for c in m._children.values())
+    assert isinstance(control, folium.LayerControl) and len(groups) == len(named) + 1
+    assert not any(isinstance(c, folium.FeatureGroup | folium.LayerControl | _Legend
+                              | folium.FitBounds) for c in m._children.values())
     assert any(isinstance(c, _LegendStyle) for c in m._children.values())
-    legend = groups[-1]
-    assert not legend.control and isinstance(next(iter(legend._children.values())),
-                                             _LegendLayer)
+    assert m.location == list(FRAME_CENTER)
+    halls = next(g for name, g in named.items() if name.startswith("Mairies"))
+    assert [type(c) for c in halls._children.values()][-1] is _HiddenAtFirst
+    assert not any(isinstance(c, _HiddenAtFirst) for g in groups if g is not halls
+                   for c in g._children.values())
+    frame = groups[-1]
+    assert not frame.control and {type(c) for c in frame._children.values()} == {
+        _LegendLayer, _FitOnce}

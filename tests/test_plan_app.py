@@ -51,7 +51,8 @@ def test_plan_page_draws_new_maisons_with_their_gains(app):
     assert len(maps) == 1
     import json
 
-    script = json.loads(maps[0].proto.json_args)["script"]
+    args = json.loads(maps[0].proto.json_args)  # the map's frame, then its layers
+    script = args["script"] + args["feature_group"] + args["layer_control"]
     assert "Nouvelles Maisons du plan" in script and "Nouvelle Maison n" in script
     labels = {b.label for b in app.get("download_button")}
     assert {"Tableaux (CSV pour Excel)", "Carte pour QGIS (GeoPackage)",

@@ -570,37 +570,97 @@ class _LegendLayer(MacroElement):
         self.html_js = legend.html_js
 
 
-def split_layers(m: folium.Map) -> tuple[list[folium.FeatureGroup],
-                                         folium.LayerControl | None] | None:
-    """Take a map's data layers out of it, to be sent apart from the map (in place).
+class _FitOnce(MacroElement):
+    """A map's ``FitBounds`` as a layer: the view is fitted when these bounds are new.
 
-    The app sends a map to the browser as its frame (view, scale, panes, tiles,
-    attribution) and its data layers (the shown feature groups, the legend and the layer
-    control): when only the data change (a new threshold T, new weights), streamlit-folium
-    keeps the frame and swaps the layers, instead of loading a new map. The legend becomes
-    a layer of its own group (:class:`_LegendLayer`).
-
-    Returns ``(groups, layer_control)``, ``m`` keeping the rest; ``None`` (and ``m``
-    untouched) when a group is hidden at first (a layer control would name a layer left
-    in the frame): such a map is sent whole.
+    Layers swapped for new values of the same territory keep the view the person chose;
+    another territory's layers fit the map to it. A map whose frame is still being laid
+    out (narrower than the fit's padding) fits when it is resized.
     """
-    children = list(m._children.items())
-    groups = [c for _, c in children if isinstance(c, folium.FeatureGroup)]
-    if any(not g.show for g in groups):
-        return None
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        new (L.Layer.extend({
+            onAdd: function (map) {
+                var bounds = {{ this.bounds|tojson }};
+                var options = {{ this.options|tojson }};
+                var key = JSON.stringify(bounds);
+                if (map.maillageFitted === key) { return; }
+                map.maillageFitted = key;
+                var fit = function () { map.fitBounds(bounds, options); };
+                var pad = L.point(options.paddingTopLeft || [0, 0])
+                    .add(L.point(options.paddingBottomRight || [0, 0]));
+                var size = map.getSize();
+                if (size.x > pad.x && size.y > pad.y) { fit(); } else { map.once("resize", fit); }
+            },
+            onRemove: function (map) {}
+        }))().addTo({{ this._parent.get_name() }});
+        {% endmacro %}""")
+
+    def __init__(self, fit: folium.FitBounds) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._name = "MaillageFit"
+        self.bounds = fit.bounds
+        self.options = fit.options
+
+
+class _HiddenAtFirst(MacroElement):
+    """Takes its group off the map as soon as it is added: shown from the layer control."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.once("add", function (e) { e.target.remove(); });
+        {% endmacro %}""")
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._name = "MaillageHidden"
+
+
+#: Where every map frame opens before its layers fit it to the territory (France).
+FRAME_CENTER: tuple[float, float] = (46.6, 2.4)
+FRAME_ZOOM = 5
+
+
+def split_layers(m: folium.Map) -> tuple[list[folium.FeatureGroup],
+                                         folium.LayerControl | None]:
+    """Take a map's data out of it, to be sent apart from its frame (in place).
+
+    The app sends a map to the browser as its frame (scale, panes, tiles, attribution)
+    and its layers (the feature groups, the legend, the fit to the territory and the
+    layer control). The frame is the same for every territory and every value of the
+    study's options: streamlit-folium keeps the map drawn and swaps its layers (the view
+    the person chose is kept while the territory is the same) instead of loading a new
+    map. The legend and the fit go in a group of their own (:class:`_LegendLayer`,
+    :class:`_FitOnce`); a group hidden at first is taken off the map when added
+    (:class:`_HiddenAtFirst`), and stays in the layer control.
+
+    Returns
+    -------
+    tuple
+        ``(groups, layer_control)``; ``m`` keeps the frame.
+    """
+    groups: list[folium.FeatureGroup] = []
     control = None
-    for name, child in children:
+    frame = folium.FeatureGroup(name="Cadre", control=False)
+    for name, child in list(m._children.items()):
         if isinstance(child, folium.FeatureGroup):
-            del m._children[name]
+            if not child.show:
+                _HiddenAtFirst().add_to(child)
+            groups.append(child)
         elif isinstance(child, folium.LayerControl):
             control = child
-            del m._children[name]
         elif isinstance(child, _Legend):
-            del m._children[name]
             _LegendStyle().add_to(m)
-            legend = folium.FeatureGroup(name="Légende", control=False)
-            _LegendLayer(child).add_to(legend)
-            groups.append(legend)
+            _LegendLayer(child).add_to(frame)
+        elif isinstance(child, folium.FitBounds):
+            _FitOnce(child).add_to(frame)
+            m.location, m.options["zoom"] = list(FRAME_CENTER), FRAME_ZOOM
+        else:
+            continue
+        del m._children[name]
+    if frame._children:
+        groups.append(frame)
     return groups, control
 
 
