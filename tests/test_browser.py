@@ -57,6 +57,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _offline(route) -> None:
+    """Let requests reach the local server only, as on a machine without internet."""
+    if urllib.parse.urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
+        route.continue_()
+    else:
+        route.abort("internetdisconnected")
+
+
+def _offline_page(browser, errors: list[str]):
+    """A French page, 1440 × 1800, offline (:func:`_offline`); its script errors go to
+    ``errors``."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1800}, locale="fr-FR")
+    context.route("**/*", _offline)
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _require_chromium()
@@ -192,7 +210,7 @@ def test_default_page_draws_map_offline_with_legend_and_figures(server, tmp_path
 
 
 def test_implantation_page_shows_a_recommended_site(server, tmp_path):
-    from playwright.sync_api import Route, expect, sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from data_sources.workspace import load_workspace
     from diagnosis.analyses import compute_siting
@@ -203,23 +221,12 @@ def test_implantation_page_shows_a_recommended_site(server, tmp_path):
     main = compute_siting(ov, ws.facilities, k_values=[1], max_minutes=20).main
     name = str(main.sites.loc[main.sites["status"] == "recommandé", "name"].iloc[0])
 
-    def offline(r: Route) -> None:
-        host = urllib.parse.urlsplit(r.request.url).hostname
-        if host in ("127.0.0.1", "localhost"):
-            r.continue_()
-        else:
-            r.abort("internetdisconnected")
-
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                     args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1440, "height": 1800},
-                                          locale="fr-FR")
-            context.route("**/*", offline)
-            page = context.new_page()
             errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = _offline_page(browser, errors)
             page.goto(f"{server}/implantation", wait_until="domcontentloaded", timeout=60_000)
             main_area = page.locator("section.stMain, [data-testid='stMain']").first
             expect(main_area.get_by_role("heading", name="Implantation de la Maison")) \
@@ -259,15 +266,9 @@ def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
     chose stays) and swaps its layers: the old communes leave, the new ones are drawn,
     one legend and one layer control, and no replaced group is kept in memory. Another
     territory keeps the map too, fitted to its communes."""
-    from playwright.sync_api import Route, expect, sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from data_sources.cog import resolve
-
-    def offline(r: Route) -> None:
-        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
-            r.continue_()
-        else:
-            r.abort("internetdisconnected")
 
     state_js = """() => { let polys = 0; window.map.eachLayer((l) => {
         if (l instanceof L.Polygon) { polys += 1; } });
@@ -280,12 +281,8 @@ def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                     args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1440, "height": 1800},
-                                          locale="fr-FR")
-            context.route("**/*", offline)
-            page = context.new_page()
             errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = _offline_page(browser, errors)
             page.goto(f"{server}/besoins", wait_until="domcontentloaded", timeout=60_000)
             main = page.locator("[data-testid='stMain']").first
             expect(main.get_by_role("heading", name="Besoins et lacunes").first).to_be_visible(
