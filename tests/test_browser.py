@@ -22,6 +22,7 @@ Skipped when ``/usr/bin/chromium`` is absent, except on CI (env ``CI`` set): the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -65,14 +66,28 @@ def _offline(route) -> None:
         route.abort("internetdisconnected")
 
 
-def _offline_page(browser, errors: list[str]):
-    """A French page, 1440 × 1800, offline (:func:`_offline`); its script errors go to
-    ``errors``."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1800}, locale="fr-FR")
-    context.route("**/*", _offline)
-    page = context.new_page()
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page
+@contextlib.contextmanager
+def _offline_session(**options: object):
+    """Headless Chromium with a French page, 1440 × 1800, offline (:func:`_offline`);
+    ``options`` go to the browser context (e.g. ``accept_downloads=True``).
+
+    Yields ``(page, errors)``: the page and the script errors it raised.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1800},
+                                          locale="fr-FR", **options)
+            context.route("**/*", _offline)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            yield page, errors
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +225,7 @@ def test_default_page_draws_map_offline_with_legend_and_figures(server, tmp_path
 
 
 def test_implantation_page_shows_a_recommended_site(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from data_sources.workspace import load_workspace
     from diagnosis.analyses import compute_siting
@@ -221,44 +236,37 @@ def test_implantation_page_shows_a_recommended_site(server, tmp_path):
     main = compute_siting(ov, ws.facilities, k_values=[1], max_minutes=20).main
     name = str(main.sites.loc[main.sites["status"] == "recommandé", "name"].iloc[0])
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=CHROMIUM_ARGS)
-        try:
-            errors: list[str] = []
-            page = _offline_page(browser, errors)
-            page.goto(f"{server}/implantation", wait_until="domcontentloaded", timeout=60_000)
-            main_area = page.locator("section.stMain, [data-testid='stMain']").first
-            expect(main_area.get_by_role("heading", name="Implantation de la Maison")) \
-                .to_be_visible(timeout=90_000)
-            expect(main_area.get_by_role("heading", name="Sites recommandés")).to_be_visible(
-                timeout=60_000)
-            expect(main_area.get_by_text(name, exact=False).first).to_be_visible()
-            frame = page.frame_locator("iframe[title*='streamlit_folium']").first
-            legend = frame.locator(".maillage-legend")
-            expect(legend).to_contain_text("Site recommandé (1)", timeout=60_000)
-            expect(legend).to_contain_text("Zone desservie par un site recommandé")
-            page.screenshot(path=str(tmp_path / "implantation.png"), full_page=True)
+    with _offline_session() as (page, errors):
+        page.goto(f"{server}/implantation", wait_until="domcontentloaded", timeout=60_000)
+        main_area = page.locator("section.stMain, [data-testid='stMain']").first
+        expect(main_area.get_by_role("heading", name="Implantation de la Maison")) \
+            .to_be_visible(timeout=90_000)
+        expect(main_area.get_by_role("heading", name="Sites recommandés")).to_be_visible(
+            timeout=60_000)
+        expect(main_area.get_by_text(name, exact=False).first).to_be_visible()
+        frame = page.frame_locator("iframe[title*='streamlit_folium']").first
+        legend = frame.locator(".maillage-legend")
+        expect(legend).to_contain_text("Site recommandé (1)", timeout=60_000)
+        expect(legend).to_contain_text("Zone desservie par un site recommandé")
+        page.screenshot(path=str(tmp_path / "implantation.png"), full_page=True)
 
-            # A click on the map reruns the map's part of the page only (a fragment); the
-            # point it adds changes the study, and the whole page then shows it.
-            _idle(page)
-            container = frame.locator(".leaflet-container").first
-            box = container.bounding_box()
-            assert box is not None
-            container.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.5})
-            caption = main_area.get_by_text("Point cliqué : longitude")
-            expect(caption).to_be_visible(timeout=60_000)
-            lon, lat = re.findall(r"-?\d+\.\d{5}", caption.inner_text())
-            expect(main_area.get_by_text("Sites proposés (0)")).to_be_visible()
-            main_area.get_by_role("button", name="Ajouter ce point comme site proposé").click()
-            expect(main_area.get_by_text("Sites proposés (1)")).to_be_visible(timeout=60_000)
-            expect(main_area.get_by_text(f"Site proposé n°1 : longitude {lon}, latitude {lat}")
-                   ).to_be_visible()
-            expect(legend).to_contain_text("Site proposé (1)", timeout=60_000)
-            assert not errors, errors
-        finally:
-            browser.close()
+        # A click on the map reruns the map's part of the page only (a fragment); the
+        # point it adds changes the study, and the whole page then shows it.
+        _idle(page)
+        container = frame.locator(".leaflet-container").first
+        box = container.bounding_box()
+        assert box is not None
+        container.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.5})
+        caption = main_area.get_by_text("Point cliqué : longitude")
+        expect(caption).to_be_visible(timeout=60_000)
+        lon, lat = re.findall(r"-?\d+\.\d{5}", caption.inner_text())
+        expect(main_area.get_by_text("Sites proposés (0)")).to_be_visible()
+        main_area.get_by_role("button", name="Ajouter ce point comme site proposé").click()
+        expect(main_area.get_by_text("Sites proposés (1)")).to_be_visible(timeout=60_000)
+        expect(main_area.get_by_text(f"Site proposé n°1 : longitude {lon}, latitude {lat}")
+               ).to_be_visible()
+        expect(legend).to_contain_text("Site proposé (1)", timeout=60_000)
+        assert not errors, errors
 
 
 def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
@@ -266,7 +274,7 @@ def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
     chose stays) and swaps its layers: the old communes leave, the new ones are drawn,
     one legend and one layer control, and no replaced group is kept in memory. Another
     territory keeps the map too, fitted to its communes."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from data_sources.cog import resolve
 
@@ -277,57 +285,50 @@ def test_a_new_threshold_swaps_the_map_layers_in_the_same_map(server, tmp_path):
                 controls: document.querySelectorAll(".leaflet-control-layers").length,
                 polys: polys, oldGone: window.__old ? !window.map.hasLayer(window.__old) : null};
     }"""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=CHROMIUM_ARGS)
-        try:
-            errors: list[str] = []
-            page = _offline_page(browser, errors)
-            page.goto(f"{server}/besoins", wait_until="domcontentloaded", timeout=60_000)
-            main = page.locator("[data-testid='stMain']").first
-            expect(main.get_by_role("heading", name="Besoins et lacunes").first).to_be_visible(
-                timeout=120_000)
-            frame = page.frame_locator("iframe[title*='streamlit_folium']").first
-            expect(frame.locator(".maillage-legend")).to_contain_text("Score de priorité",
-                                                                      timeout=60_000)
+    with _offline_session() as (page, errors):
+        page.goto(f"{server}/besoins", wait_until="domcontentloaded", timeout=60_000)
+        main = page.locator("[data-testid='stMain']").first
+        expect(main.get_by_role("heading", name="Besoins et lacunes").first).to_be_visible(
+            timeout=120_000)
+        frame = page.frame_locator("iframe[title*='streamlit_folium']").first
+        expect(frame.locator(".maillage-legend")).to_contain_text("Score de priorité",
+                                                                  timeout=60_000)
+        _idle(page)
+        map_frame = next(f for f in page.frames if "streamlit_folium" in f.url)
+        map_frame.wait_for_function("() => window.map && window.feature_group")
+        map_frame.evaluate("""() => { window.__kept = "this map";
+            window.map.eachLayer((l) => { if (l instanceof L.Polygon) { window.__old = l; } });
+        }""")
+        before = map_frame.evaluate(state_js)
+        # the view is fitted to the EPCI (the frame opens on France, zoom 5)
+        assert map_frame.evaluate("""() => window.map.getZoom() >= 9 && window.map
+            .getBounds().contains(L.latLng(47.437, -2.090))""")  # Pontchâteau
+        thumb = main.get_by_role("slider", name="Temps de trajet maximal T (minutes)").first
+        for _ in range(3):
+            thumb.focus()
+            thumb.press("ArrowRight")
             _idle(page)
-            map_frame = next(f for f in page.frames if "streamlit_folium" in f.url)
-            map_frame.wait_for_function("() => window.map && window.feature_group")
-            map_frame.evaluate("""() => { window.__kept = "this map";
-                window.map.eachLayer((l) => { if (l instanceof L.Polygon) { window.__old = l; } });
-            }""")
-            before = map_frame.evaluate(state_js)
-            # the view is fitted to the EPCI (the frame opens on France, zoom 5)
-            assert map_frame.evaluate("""() => window.map.getZoom() >= 9 && window.map
-                .getBounds().contains(L.latLng(47.437, -2.090))""")  # Pontchâteau
-            thumb = main.get_by_role("slider", name="Temps de trajet maximal T (minutes)").first
-            for _ in range(3):
-                thumb.focus()
-                thumb.press("ArrowRight")
-                _idle(page)
-            map_frame.wait_for_function("() => window.__old && !window.map.hasLayer(window.__old)")
-            after = map_frame.evaluate(state_js)
-            assert before["oldGone"] is False and before["polys"] == 9, before
-            assert after == {"kept": "this map", "groups": before["groups"], "legends": 1,
-                             "controls": 1, "polys": 9, "oldGone": True}, after
-            assert float(thumb.input_value()) == 23
+        map_frame.wait_for_function("() => window.__old && !window.map.hasLayer(window.__old)")
+        after = map_frame.evaluate(state_js)
+        assert before["oldGone"] is False and before["polys"] == 9, before
+        assert after == {"kept": "this map", "groups": before["groups"], "legends": 1,
+                         "controls": 1, "polys": 9, "oldGone": True}, after
+        assert float(thumb.input_value()) == 23
 
-            # another territory: the same map, its layers, fitted to the whole département
-            search = page.locator("[data-testid='stSidebar'] [data-testid='stTextInput'] input")
-            search.fill("44")
-            search.press("Enter")
-            _idle(page)
-            map_frame.wait_for_function(
-                f"() => ({state_js})().polys === {len(resolve('44').communes)}",
-                timeout=60_000)
-            assert map_frame.evaluate(state_js)["kept"] == "this map"
-            seen = map_frame.evaluate("""() => [[47.218, -1.553], [47.717, -1.376],
-                [47.115, -2.103], [47.087, -1.282]].map((p) => window.map.getBounds()
-                .contains(L.latLng(p[0], p[1])))""")  # Nantes, Châteaubriant, Pornic, Clisson
-            assert seen == [True] * 4, seen
-            assert not errors, errors
-        finally:
-            browser.close()
+        # another territory: the same map, its layers, fitted to the whole département
+        search = page.locator("[data-testid='stSidebar'] [data-testid='stTextInput'] input")
+        search.fill("44")
+        search.press("Enter")
+        _idle(page)
+        map_frame.wait_for_function(
+            f"() => ({state_js})().polys === {len(resolve('44').communes)}",
+            timeout=60_000)
+        assert map_frame.evaluate(state_js)["kept"] == "this map"
+        seen = map_frame.evaluate("""() => [[47.218, -1.553], [47.717, -1.376],
+            [47.115, -2.103], [47.087, -1.282]].map((p) => window.map.getBounds()
+            .contains(L.latLng(p[0], p[1])))""")  # Nantes, Châteaubriant, Pornic, Clisson
+        assert seen == [True] * 4, seen
+        assert not errors, errors
 
 
 # --- French everywhere: no English string of Streamlit, Leaflet or Vega on any page ----
@@ -376,117 +377,102 @@ def _idle(page) -> None:
 
 
 def test_every_page_is_french(server, tmp_path):
-    from playwright.sync_api import Route, expect, sync_playwright
+    from playwright.sync_api import expect
 
-    def offline(r: Route) -> None:
-        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
-            r.continue_()
-        else:
-            r.abort("internetdisconnected")
+    with _offline_session() as (page, _):
+        page.goto(server, wait_until="domcontentloaded", timeout=60_000)
+        main = page.locator("[data-testid='stMain']").first
+        expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
+            timeout=90_000)
+        english: dict[str, list[str]] = {}
+        scales: list[str] = []
+        for title, heading in PAGES:
+            page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title) \
+                .first.click()
+            expect(main.get_by_role("heading", name=heading).first).to_be_visible(
+                timeout=120_000)
+            _idle(page)
+            if title == "Rapport et exports":  # the chart's axes are SVG text, read
+                axis = page.locator("[data-testid='stVegaLiteChart'] svg text")
+                expect(axis.first).to_be_attached(timeout=120_000)
+                assert axis.count() > 5
+            texts = [page.evaluate(VISIBLE_TEXT_JS)]
+            for frame in page.frames[1:]:
+                if frame.is_detached():
+                    continue
+                texts.append(frame.evaluate(VISIBLE_TEXT_JS))
+                scales += frame.evaluate(
+                    "() => [...document.querySelectorAll('.leaflet-control-scale-line')]"
+                    ".map((e) => e.innerText)")
+            if title == "Territoire sur mesure":  # the drawing map really draws
+                assert any("Dessiner un polygone" in t for t in texts), texts
+            found = _english_in("\n".join(texts))
+            if found:
+                english[title] = found
+            page.screenshot(path=str(tmp_path / f"{title}.png"), full_page=True)
+        assert not english, english
+        # Typing in a text box: Streamlit's "Press Enter to apply" reads in French.
+        search = page.get_by_placeholder("ex. Pontchâteau", exact=False).first
+        search.click()
+        search.press_sequentially("Nan")
+        hint = page.locator("[data-testid='InputInstructions']").first
+        expect(hint).to_be_attached(timeout=10_000)
+        shown = hint.evaluate("""(h) => h.innerText + getComputedStyle(h, "::after")
+            .content""")
+        assert "Entrée pour valider" in shown and not _english_in(
+            hint.evaluate("(h) => h.innerText")), shown
+        search.fill("")
+        # Tables: no English toolbar (download, search, fullscreen) on any table.
+        assert page.locator("[data-testid='stElementToolbar']:visible").count() == 0
+        # Map pages show one metric scale bar each (m or km, never miles or feet).
+        assert len(scales) >= 4, scales
+        assert all(s.strip().endswith((" m", " km")) for s in scales), scales
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1440, "height": 1800},
-                                          locale="fr-FR")
-            context.route("**/*", offline)
-            page = context.new_page()
-            page.goto(server, wait_until="domcontentloaded", timeout=60_000)
-            main = page.locator("[data-testid='stMain']").first
-            expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
-                timeout=90_000)
-            english: dict[str, list[str]] = {}
-            scales: list[str] = []
-            for title, heading in PAGES:
-                page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title) \
-                    .first.click()
-                expect(main.get_by_role("heading", name=heading).first).to_be_visible(
-                    timeout=120_000)
-                _idle(page)
-                if title == "Rapport et exports":  # the chart's axes are SVG text, read
-                    axis = page.locator("[data-testid='stVegaLiteChart'] svg text")
-                    expect(axis.first).to_be_attached(timeout=120_000)
-                    assert axis.count() > 5
-                texts = [page.evaluate(VISIBLE_TEXT_JS)]
-                for frame in page.frames[1:]:
-                    if frame.is_detached():
-                        continue
-                    texts.append(frame.evaluate(VISIBLE_TEXT_JS))
-                    scales += frame.evaluate(
-                        "() => [...document.querySelectorAll('.leaflet-control-scale-line')]"
-                        ".map((e) => e.innerText)")
-                if title == "Territoire sur mesure":  # the drawing map really draws
-                    assert any("Dessiner un polygone" in t for t in texts), texts
-                found = _english_in("\n".join(texts))
-                if found:
-                    english[title] = found
-                page.screenshot(path=str(tmp_path / f"{title}.png"), full_page=True)
-            assert not english, english
-            # Typing in a text box: Streamlit's "Press Enter to apply" reads in French.
-            search = page.get_by_placeholder("ex. Pontchâteau", exact=False).first
-            search.click()
-            search.press_sequentially("Nan")
-            hint = page.locator("[data-testid='InputInstructions']").first
-            expect(hint).to_be_attached(timeout=10_000)
-            shown = hint.evaluate("""(h) => h.innerText + getComputedStyle(h, "::after")
-                .content""")
-            assert "Entrée pour valider" in shown and not _english_in(
-                hint.evaluate("(h) => h.innerText")), shown
-            search.fill("")
-            # Tables: no English toolbar (download, search, fullscreen) on any table.
-            assert page.locator("[data-testid='stElementToolbar']:visible").count() == 0
-            # Map pages show one metric scale bar each (m or km, never miles or feet).
-            assert len(scales) >= 4, scales
-            assert all(s.strip().endswith((" m", " km")) for s in scales), scales
-
-            # The uploader (last pages visited: « Importer des structures »): French text in
-            # place of Streamlit's, also while a file is dragged over it.
-            page.locator("[data-testid='stSidebarNav'] a").filter(
-                has_text="Importer des structures").first.click()
-            zone = page.locator("[data-testid='stFileUploaderDropzone']").first
-            expect(zone).to_be_visible(timeout=60_000)
-            after = zone.evaluate("""(z) => [...z.querySelectorAll("*")].map(
-                (e) => getComputedStyle(e, "::after").content).filter((c) => c !== "none")""")
-            assert '"Parcourir les fichiers"' in after, after
-            assert '"Déposez les fichiers ici"' not in after, after  # only while dragging
-            assert any("Glissez-déposez vos fichiers ici" in c for c in after), after
-            expect(zone.locator("button").first).to_be_visible()
-            zone.evaluate("""(z) => {
-                const dt = new DataTransfer();
-                dt.items.add(new File(["nom;type"], "a.csv", {type: "text/csv"}));
-                z.dispatchEvent(new DragEvent("dragenter", {dataTransfer: dt, bubbles: true}));
-                z.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true}));
-            }""")
-            page.wait_for_timeout(500)
-            dragging = zone.evaluate("""(z) => [...z.querySelectorAll("*")].map(
-                (e) => getComputedStyle(e, "::after").content).filter((c) => c !== "none")""")
-            assert '"Déposez les fichiers ici"' in dragging, dragging
-            assert not _english_in(zone.inner_text()), zone.inner_text()
-            zone.evaluate("""(z) => z.dispatchEvent(new DragEvent("dragleave",
-                {dataTransfer: new DataTransfer(), bubbles: true}))""")
-            # A file over the server's 50 MB limit is refused by the browser: its chip stays
-            # visible with a French reason, and Streamlit's English tooltip never shows.
-            big = tmp_path / "tres_gros.csv"
-            with big.open("wb") as f:
-                f.write(b"nom;type\n")
-                f.truncate(51 * 2**20)
-            page.locator("input[type='file']").first.set_input_files(str(big))
-            chip = zone.locator("[data-testid='stFileChip'][aria-invalid='true']").first
-            expect(chip).to_be_visible(timeout=30_000)
-            reason = chip.locator("[data-testid='stFileChipName']").evaluate(
-                "(n) => n.innerText + getComputedStyle(n, '::after').content")
-            assert "tres_gros.csv" in reason and "refusé : plus de 50 Mo" in reason, reason
-            assert "Déposez les fichiers ici" not in zone.evaluate(
-                """(z) => [...z.querySelectorAll("*")].map(
-                (e) => getComputedStyle(e, "::after").content).join(" ")""")
-            box = chip.bounding_box()
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.wait_for_timeout(1_000)
-            tips = page.locator("[data-testid^='stTooltip'][data-testid$='Content']:visible")
-            assert not any(_english_in(t) or "File must" in t for t in tips.all_inner_texts())
-        finally:
-            browser.close()
+        # The uploader (last pages visited: « Importer des structures »): French text in
+        # place of Streamlit's, also while a file is dragged over it.
+        page.locator("[data-testid='stSidebarNav'] a").filter(
+            has_text="Importer des structures").first.click()
+        zone = page.locator("[data-testid='stFileUploaderDropzone']").first
+        expect(zone).to_be_visible(timeout=60_000)
+        after = zone.evaluate("""(z) => [...z.querySelectorAll("*")].map(
+            (e) => getComputedStyle(e, "::after").content).filter((c) => c !== "none")""")
+        assert '"Parcourir les fichiers"' in after, after
+        assert '"Déposez les fichiers ici"' not in after, after  # only while dragging
+        assert any("Glissez-déposez vos fichiers ici" in c for c in after), after
+        expect(zone.locator("button").first).to_be_visible()
+        zone.evaluate("""(z) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["nom;type"], "a.csv", {type: "text/csv"}));
+            z.dispatchEvent(new DragEvent("dragenter", {dataTransfer: dt, bubbles: true}));
+            z.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true}));
+        }""")
+        page.wait_for_timeout(500)
+        dragging = zone.evaluate("""(z) => [...z.querySelectorAll("*")].map(
+            (e) => getComputedStyle(e, "::after").content).filter((c) => c !== "none")""")
+        assert '"Déposez les fichiers ici"' in dragging, dragging
+        assert not _english_in(zone.inner_text()), zone.inner_text()
+        zone.evaluate("""(z) => z.dispatchEvent(new DragEvent("dragleave",
+            {dataTransfer: new DataTransfer(), bubbles: true}))""")
+        # A file over the server's 50 MB limit is refused by the browser: its chip stays
+        # visible with a French reason, and Streamlit's English tooltip never shows.
+        big = tmp_path / "tres_gros.csv"
+        with big.open("wb") as f:
+            f.write(b"nom;type\n")
+            f.truncate(51 * 2**20)
+        page.locator("input[type='file']").first.set_input_files(str(big))
+        chip = zone.locator("[data-testid='stFileChip'][aria-invalid='true']").first
+        expect(chip).to_be_visible(timeout=30_000)
+        reason = chip.locator("[data-testid='stFileChipName']").evaluate(
+            "(n) => n.innerText + getComputedStyle(n, '::after').content")
+        assert "tres_gros.csv" in reason and "refusé : plus de 50 Mo" in reason, reason
+        assert "Déposez les fichiers ici" not in zone.evaluate(
+            """(z) => [...z.querySelectorAll("*")].map(
+            (e) => getComputedStyle(e, "::after").content).join(" ")""")
+        box = chip.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(1_000)
+        tips = page.locator("[data-testid^='stTooltip'][data-testid$='Content']:visible")
+        assert not any(_english_in(t) or "File must" in t for t in tips.all_inner_texts())
 
 
 def test_a_non_44_territory_from_uploaded_files_in_the_browser(server, tmp_path):
@@ -642,13 +628,7 @@ def test_one_study_set_on_the_pages_reaches_the_pdf_and_geopackage(server, tmp_p
     exports » states them, and the downloaded PDF and GeoPackage carry the same
     recommended sites (the names the page showed) and the same weights."""
     import pyogrio
-    from playwright.sync_api import Route, expect, sync_playwright
-
-    def offline(r: Route) -> None:
-        if urllib.parse.urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
-            r.continue_()
-        else:
-            r.abort("internetdisconnected")
+    from playwright.sync_api import expect
 
     def slide_to(page, label: str, target: float) -> None:
         """Move a slider with the keyboard, as a person would (react-aria's range input)."""
@@ -670,70 +650,61 @@ def test_one_study_set_on_the_pages_reaches_the_pdf_and_geopackage(server, tmp_p
         box.press("Enter")
         _idle(page)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1440, "height": 1800},
-                                          locale="fr-FR", accept_downloads=True)
-            context.route("**/*", offline)
-            page = context.new_page()
-            page.goto(server, wait_until="domcontentloaded", timeout=60_000)
-            main = page.locator("[data-testid='stMain']").first
-            nav = page.locator("[data-testid='stSidebarNav'] a")
-            expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
-                timeout=90_000)
-            _idle(page)
+    with _offline_session(accept_downloads=True) as (page, _):
+        page.goto(server, wait_until="domcontentloaded", timeout=60_000)
+        main = page.locator("[data-testid='stMain']").first
+        nav = page.locator("[data-testid='stSidebarNav'] a")
+        expect(main.get_by_role("heading", name="CC du Pays de Pontchâteau")).to_be_visible(
+            timeout=90_000)
+        _idle(page)
 
-            nav.filter(has_text="Besoins et lacunes").first.click()
-            expect(main.get_by_role("heading", name="Besoins et lacunes").first).to_be_visible(
-                timeout=120_000)
-            _idle(page)
-            main.get_by_text("Poids du score de priorité").first.click()
-            slide_to(page, "Naissances", 0.6)
-            slide_to(page, "Éloignement des services", 0.1)
+        nav.filter(has_text="Besoins et lacunes").first.click()
+        expect(main.get_by_role("heading", name="Besoins et lacunes").first).to_be_visible(
+            timeout=120_000)
+        _idle(page)
+        main.get_by_text("Poids du score de priorité").first.click()
+        slide_to(page, "Naissances", 0.6)
+        slide_to(page, "Éloignement des services", 0.1)
 
-            nav.filter(has_text="Implantation").first.click()
-            expect(main.get_by_role("heading", name="Implantation de la Maison")).to_be_visible(
-                timeout=120_000)
-            _idle(page)
-            slide_to(page, "Temps de trajet maximal T (minutes)", 10)
-            main.get_by_text("Sites proposés (0)").first.click()
-            number(page, "Longitude", "-2.12")
-            number(page, "Latitude", "47.44")
-            main.get_by_role("button", name="Ajouter", exact=True).click()
-            _idle(page)
-            number(page, "Nombre de nouveaux sites (k)", "2")
-            expect(main.get_by_role("heading", name="Sites recommandés")).to_be_visible(
-                timeout=120_000)
-            shown = page.evaluate("() => document.body.innerText")
+        nav.filter(has_text="Implantation").first.click()
+        expect(main.get_by_role("heading", name="Implantation de la Maison")).to_be_visible(
+            timeout=120_000)
+        _idle(page)
+        slide_to(page, "Temps de trajet maximal T (minutes)", 10)
+        main.get_by_text("Sites proposés (0)").first.click()
+        number(page, "Longitude", "-2.12")
+        number(page, "Latitude", "47.44")
+        main.get_by_role("button", name="Ajouter", exact=True).click()
+        _idle(page)
+        number(page, "Nombre de nouveaux sites (k)", "2")
+        expect(main.get_by_role("heading", name="Sites recommandés")).to_be_visible(
+            timeout=120_000)
+        shown = page.evaluate("() => document.body.innerText")
 
-            nav.filter(has_text="Rapport et exports").first.click()
-            expect(main.get_by_role("heading", name="Rapport et exports").first).to_be_visible(
-                timeout=120_000)
-            _idle(page)
-            # the report page states the pages' choices in its own widgets
-            assert page.get_by_label("Nombre de nouveaux sites (k)", exact=True).first \
-                .input_value() == "2"
-            assert page.locator("input[type='range'][aria-label='Temps de trajet maximal T "
-                                "(minutes)']").first.input_value() == "10"
-            main.get_by_role("button", name="Générer le rapport PDF").click()
-            pdf_button = main.get_by_role("button", name="Télécharger le rapport PDF")
-            expect(pdf_button).to_be_visible(timeout=240_000)
-            with page.expect_download(timeout=60_000) as dl:
-                pdf_button.click()
-            pdf = tmp_path / "rapport.pdf"
-            dl.value.save_as(pdf)
-            main.get_by_role("button", name="Préparer les fichiers de données").click()
-            gpkg_button = main.get_by_role("button", name="GeoPackage (QGIS)")
-            expect(gpkg_button).to_be_visible(timeout=240_000)
-            with page.expect_download(timeout=60_000) as dl:
-                gpkg_button.click()
-            gpkg = tmp_path / "etude.gpkg"
-            dl.value.save_as(gpkg)
-            page.screenshot(path=str(tmp_path / "rapport.png"), full_page=True)
-        finally:
-            browser.close()
+        nav.filter(has_text="Rapport et exports").first.click()
+        expect(main.get_by_role("heading", name="Rapport et exports").first).to_be_visible(
+            timeout=120_000)
+        _idle(page)
+        # the report page states the pages' choices in its own widgets
+        assert page.get_by_label("Nombre de nouveaux sites (k)", exact=True).first \
+            .input_value() == "2"
+        assert page.locator("input[type='range'][aria-label='Temps de trajet maximal T "
+                            "(minutes)']").first.input_value() == "10"
+        main.get_by_role("button", name="Générer le rapport PDF").click()
+        pdf_button = main.get_by_role("button", name="Télécharger le rapport PDF")
+        expect(pdf_button).to_be_visible(timeout=240_000)
+        with page.expect_download(timeout=60_000) as dl:
+            pdf_button.click()
+        pdf = tmp_path / "rapport.pdf"
+        dl.value.save_as(pdf)
+        main.get_by_role("button", name="Préparer les fichiers de données").click()
+        gpkg_button = main.get_by_role("button", name="GeoPackage (QGIS)")
+        expect(gpkg_button).to_be_visible(timeout=240_000)
+        with page.expect_download(timeout=60_000) as dl:
+            gpkg_button.click()
+        gpkg = tmp_path / "etude.gpkg"
+        dl.value.save_as(gpkg)
+        page.screenshot(path=str(tmp_path / "rapport.png"), full_page=True)
 
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
                           text=True, check=True).stdout
